@@ -1,0 +1,240 @@
+/* config.h: momentd's configuration, loaded from one JSON file.
+ *
+ * Every key is declared once, in the tables of config.c (name, type, default,
+ * bounds, description); the loader walks those tables, rejects unknown keys,
+ * and `momentd config-doc` prints the same tables as the reference in
+ * docs/CONFIG.md, so the two cannot drift. After the structural pass the
+ * rules (signals, windows, tags, models, campaigns) are compiled and
+ * cross-checked (see rules.h); a configuration that loads is one the engine
+ * can run.
+ *
+ * A loaded md_config is immutable plain data; it is freed with
+ * md_config_destroy and nothing in it may be freed separately. */
+#ifndef MOMENTD_CONFIG_H
+#define MOMENTD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "momentd/error.h"
+
+typedef struct md_kv {
+    char *key;
+    char *value;
+} md_kv;
+
+typedef struct md_knum {
+    char *key;
+    double value;
+} md_knum;
+
+typedef struct md_cfg_kafka {
+    char *brokers;
+    char *group_id;
+    char *topic_payments;
+    char *topic_calls;
+    char *topic_app_logins;
+    char *topic_profiles;
+    char *topic_outcomes;
+    char *topic_dead_letter;
+    char *topic_holdout;
+    int64_t poll_timeout_ms;
+    int64_t create_partitions;
+    int64_t delivery_timeout_ms;
+    md_kv *consumer;   /* passed to librdkafka unchanged */
+    size_t n_consumer;
+    md_kv *producer;
+    size_t n_producer;
+} md_cfg_kafka;
+
+typedef struct md_cfg_redis {
+    char *url;         /* redis://host:port[/db] */
+    char *key_prefix;
+    int64_t timeout_ms;
+    int64_t retry_backoff_ms;
+} md_cfg_redis;
+
+typedef struct md_cfg_limits {
+    int64_t max_message_bytes;
+    int64_t max_future_skew_s;
+    int64_t max_pages;
+    int64_t max_depth;
+    int64_t batch_size;
+    int64_t max_lateness_ms;
+    int64_t max_profile_attrs;
+} md_cfg_limits;
+
+typedef struct md_cfg_dedupe {
+    int64_t event_id_horizon_ms;
+} md_cfg_dedupe;
+
+typedef struct md_cfg_log {
+    char *level;
+} md_cfg_log;
+
+typedef struct md_cfg_signal {
+    char *name;
+    char *type;  /* payment | call | app_login | any */
+    char *where; /* expression over the event's fields; "" = every event of type */
+} md_cfg_signal;
+
+typedef struct md_cfg_window {
+    char *name;
+    char *signal;
+    int64_t span_ms;
+    int64_t granularity_ms;
+    char *sum;   /* "" counts events; "amount" | "duration_s" | "session_s" sums */
+} md_cfg_window;
+
+typedef struct md_cfg_tag {
+    char *name;
+    char *class_;     /* statistical | rule | mined */
+    char *category;
+    char *label;
+    char *expr;       /* rule, mined */
+    char *attribute;  /* statistical: the profile attribute copied */
+} md_cfg_tag;
+
+typedef struct md_cfg_static {
+    char *attribute;
+    md_knum *offsets;
+    size_t n_offsets;
+} md_cfg_static;
+
+typedef struct md_cfg_feature {
+    char *name;
+    char *expr;
+    char *transform; /* none | log1p */
+    double cap;
+    double weight;
+    char *note;
+} md_cfg_feature;
+
+typedef struct md_cfg_model {
+    char *version;
+    double intercept;
+    md_cfg_static *statics;
+    size_t n_statics;
+    md_cfg_feature *features;
+    size_t n_features;
+    int64_t top_reasons;
+} md_cfg_model;
+
+typedef struct md_cfg_cooldown {
+    char *mode; /* adaptive | fixed */
+    double fixed_days;
+    double min_days;
+    double max_days;
+    double trough;
+    double peak;
+    double fatigue_step;
+    double fatigue_max;
+} md_cfg_cooldown;
+
+typedef struct md_cfg_route {
+    char *channel;
+    char *when; /* "" = always */
+} md_cfg_route;
+
+typedef struct md_cfg_campaign {
+    char *name;
+    char *eligible;
+    char *fire_on;
+    double threshold;
+    double rearm_below;
+    double holdout_pct;
+    md_cfg_route *routes;
+    size_t n_routes;
+    md_cfg_cooldown cooldown;
+    md_cfg_model model;
+    char *note;
+} md_cfg_campaign;
+
+typedef struct md_cfg_cap {
+    int64_t max;
+    int64_t per_ms;
+    char *scope; /* customer | contact_point (contact policy); channel caps are per customer */
+} md_cfg_cap;
+
+typedef struct md_cfg_channel {
+    char *name;
+    char *topic;
+    char *quiet_start; /* "HH:MM" local; equal start and end = no quiet hours */
+    char *quiet_end;
+    int64_t fresh_for_ms;
+    md_cfg_cap *caps;
+    size_t n_caps;
+} md_cfg_channel;
+
+typedef struct md_cfg_contact {
+    md_cfg_cap *caps;
+    size_t n_caps;
+    int64_t complaint_block_ms;
+    char *blackout_after;
+    int64_t blackout_ms;
+    char *default_utc_offset;
+} md_cfg_contact;
+
+typedef struct md_cfg_http {
+    char *listen;
+} md_cfg_http;
+
+struct md_rules; /* compiled rules, rules.h */
+
+typedef struct md_config {
+    char *path; /* the file it came from */
+    md_cfg_kafka kafka;
+    md_cfg_redis redis;
+    md_cfg_limits limits;
+    md_cfg_dedupe dedupe;
+    md_cfg_log log;
+    md_cfg_http http;
+    md_cfg_signal *signals;
+    size_t n_signals;
+    md_cfg_window *windows;
+    size_t n_windows;
+    md_cfg_tag *tags;
+    size_t n_tags;
+    md_cfg_channel *channels;
+    size_t n_channels;
+    md_cfg_contact contact;
+    md_cfg_campaign *campaigns;
+    size_t n_campaigns;
+    struct md_rules *rules; /* owned */
+} md_config;
+
+/* Loads and validates path. Environment overrides applied after the file:
+ * MOMENTD_KAFKA_BROKERS and MOMENTD_REDIS_URL. On error returns NULL and
+ * writes "<file>: <json path>: <what was expected>" into errstr. The result is
+ * owned by the caller (md_config_destroy). */
+md_config *md_config_load(const char *path, char *errstr, size_t errstr_size);
+
+/* Same, from a NUL-terminated JSON text; name stands for the file in errors. */
+md_config *md_config_load_string(const char *json, const char *name, char *errstr, size_t errstr_size);
+
+void md_config_destroy(md_config *cfg); /* accepts NULL */
+
+/* One-screen summary of a loaded configuration (momentd check). */
+void md_config_print_summary(const md_config *cfg, FILE *out);
+
+/* The configuration reference in Markdown, generated from the loader's own
+ * tables (momentd config-doc > docs/CONFIG.md). */
+void md_config_print_reference(FILE *out);
+
+/* Calls fn for every key path the loader accepts ("kafka.brokers",
+ * "campaigns[].model.features[].weight"), for the drift test. */
+void md_config_foreach_key(void (*fn)(void *ctx, const char *path), void *ctx);
+
+/* Parses "90d", "12h", "30m", "45s", "250ms" (or a bare number of
+ * milliseconds) into milliseconds. */
+bool md_parse_duration(const char *s, int64_t *out_ms);
+
+/* "+08:00" / "-05:30" / "Z" to minutes east of UTC. */
+bool md_parse_utc_offset(const char *s, int *out_min);
+
+/* "21:00" to minutes after midnight. */
+bool md_parse_time_of_day(const char *s, int *out_min);
+
+#endif

@@ -1,0 +1,235 @@
+/* engine.h: the pure core of momentd: customer state, windows, tags, demand
+ * model, contact policy and trigger decisions.
+ *
+ * Nothing here does I/O or reads a clock: every function takes the time it
+ * decides at as a parameter. The daemon reads a customer's state from Redis
+ * into an md_cstate, lets the engine process events against it, and writes
+ * back the list of field operations (md_ops) the engine recorded, together
+ * with the triggers it produced. Unit tests drive the same code with no
+ * services at all. */
+#ifndef MOMENTD_ENGINE_H
+#define MOMENTD_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "momentd/config.h"
+#include "momentd/event.h"
+
+#define MD_DAY_MS INT64_C(86400000)
+#define MD_TRIGGER_ID_LEN 34 /* "m" + 32 hex digits + NUL */
+
+/* ------------------------------------------------------------------------- */
+/* Field operations on one customer's Redis hash                              */
+
+typedef enum md_op_kind { MD_OP_SET = 'S', MD_OP_INCR = 'I', MD_OP_DEL = 'D' } md_op_kind;
+
+typedef struct md_op {
+    char kind;       /* md_op_kind */
+    size_t field;    /* offset of the NUL-terminated field name in md_ops.arena */
+    size_t value;    /* offset of the value text */
+} md_op;
+
+/* A growable list of operations; strings live in one arena. Caller-allocated:
+ * md_ops_init / md_ops_fini. */
+typedef struct md_ops {
+    md_op *ops;
+    size_t n, cap;
+    char *arena;
+    size_t used, arena_cap;
+    bool oom;
+} md_ops;
+
+void md_ops_init(md_ops *o);
+void md_ops_fini(md_ops *o);
+void md_ops_clear(md_ops *o);
+/* Field and value text of op i; valid until the next add or clear. */
+const char *md_ops_field(const md_ops *o, size_t i);
+const char *md_ops_value(const md_ops *o, size_t i);
+
+/* ------------------------------------------------------------------------- */
+/* Customer state                                                             */
+
+typedef struct md_cstate md_cstate;
+
+/* Creates an empty state for cfg's rules; cfg must outlive it. NULL on OOM. */
+md_cstate *md_cstate_new(const md_config *cfg);
+void md_cstate_destroy(md_cstate *cs); /* accepts NULL */
+/* Forgets everything (reuse for another customer). */
+void md_cstate_reset(md_cstate *cs);
+/* The customer this state belongs to (copied; used by the holdout hash). */
+void md_cstate_set_customer(md_cstate *cs, const char *customer_id);
+const char *md_cstate_customer(const md_cstate *cs);
+/* Offset watermarks as loaded (for the apply script's concurrency check). */
+size_t md_cstate_watermark_count(const md_cstate *cs);
+void md_cstate_watermark(const md_cstate *cs, size_t i, const char **topic, int32_t *partition, int64_t *offset);
+
+/* Loads one hash field as read from Redis (HGETALL pairs). Unknown fields are
+ * ignored; a field that does not parse is ignored and counted. */
+void md_cstate_load_field(md_cstate *cs, const char *field, size_t flen, const char *value, size_t vlen);
+/* True when at least one field was loaded. */
+bool md_cstate_exists(const md_cstate *cs);
+
+/* Pending outbox entries (triggers written but not yet acknowledged by Kafka). */
+size_t md_cstate_pending_count(const md_cstate *cs);
+/* Entry i: its trigger id, the channel topic (or holdout topic) and payload.
+ * Pointers are valid until the state changes. */
+void md_cstate_pending(const md_cstate *cs, size_t i, const char **trigger_id, const char **topic, const char **payload);
+
+/* Profile: replaces the stored attributes (json object text, NUL-terminated)
+ * and records the operations. A NULL json deletes the profile. Returns
+ * MD_ERR_BAD_EVENT with a reason in errstr when the value is not an object of
+ * scalars. */
+md_err md_cstate_set_profile(md_cstate *cs, const char *json, md_ops *ops, char *errstr, size_t errstr_size);
+/* Validates a profile without applying it (same rules as set_profile). */
+md_err md_profile_check(const char *json, int64_t max_attrs, char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------------------------- */
+/* Processing                                                                 */
+
+/* Where a message came from, for offset-watermark de-duplication. topic NULL
+ * means no watermark (file input, simulations). */
+typedef struct md_source {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+} md_source;
+
+typedef enum md_applied {
+    MD_APPLIED = 0,       /* counted, decisions made */
+    MD_DUP_OFFSET,        /* this partition offset was already applied: redelivery */
+    MD_DUP_EVENT_ID,      /* the event_id was seen within the dedupe horizon: re-publication */
+    MD_TOO_LATE           /* older than limits.max_lateness behind the customer's newest event */
+} md_applied;
+
+const char *md_applied_name(md_applied a);
+
+/* Why a campaign did not fire on an event; also the label of the
+ * suppression metric. */
+#define MD_SUPPRESS_MAP(X)                                      \
+    X(NONE, "none")                                             \
+    X(BELOW_THRESHOLD, "below_threshold")                       \
+    X(NOT_REARMED, "not_rearmed")                               \
+    X(OPT_OUT, "opt_out")                                       \
+    X(COMPLAINT, "complaint")                                   \
+    X(BLACKOUT, "blackout")                                     \
+    X(EVENT_NOT_ALLOWED, "event_not_allowed")                   \
+    X(NOT_ELIGIBLE, "not_eligible")                             \
+    X(COOLDOWN, "cooldown")                                     \
+    X(NO_ROUTE, "no_route")                                     \
+    X(CAP_CUSTOMER, "cap_customer")                             \
+    X(CAP_CHANNEL, "cap_channel")                               \
+    X(CAP_CONTACT_POINT, "cap_contact_point")                   \
+    X(QUIET_HOURS, "quiet_hours")
+
+typedef enum md_suppress {
+#define MD_SUPPRESS_ENUM(name, text) MD_SUPPRESS_##name,
+    MD_SUPPRESS_MAP(MD_SUPPRESS_ENUM)
+#undef MD_SUPPRESS_ENUM
+        MD_SUPPRESS_COUNT
+} md_suppress;
+
+const char *md_suppress_name(md_suppress s);
+
+typedef struct md_contribution {
+    int feature; /* index into the campaign's features, or -1 for the static tier */
+    double value;
+    double contribution;
+} md_contribution;
+
+#define MD_MAX_FEATURES 64
+
+/* One campaign's evaluation on one event (or at one instant for explain). */
+typedef struct md_campaign_eval {
+    double score;
+    double logit;
+    double static_part;
+    size_t n_contrib;
+    md_contribution contrib[MD_MAX_FEATURES]; /* sorted, largest contribution first */
+    md_suppress suppressed;                   /* NONE when fired */
+    bool fired;
+    bool holdout;
+    int channel;                  /* chosen channel when routed, else -1 */
+    double required_gap_days;     /* cooldown now */
+    double days_since_last_contact; /* -1 when never contacted by this campaign */
+    int64_t eligible_again_ms;    /* earliest time cooldown/blocks allow a contact; 0 = now */
+    const char *deciding_rule;    /* what eligible_again_ms is due to */
+} md_campaign_eval;
+
+/* A trigger to produce. payload is owned by the md_engine_out. */
+typedef struct md_trigger {
+    char id[MD_TRIGGER_ID_LEN];
+    int campaign;
+    int channel;
+    bool holdout;
+    const char *topic;
+    char *payload;
+} md_trigger;
+
+#define MD_MAX_CAMPAIGNS 32
+
+typedef struct md_engine_out {
+    md_applied applied;
+    size_t n_campaigns;
+    md_campaign_eval eval[MD_MAX_CAMPAIGNS];
+    size_t n_triggers;
+    md_trigger triggers[MD_MAX_CAMPAIGNS];
+    /* Contact records for the contact-point key (one per real contact). */
+    size_t n_contact_point_records;
+} md_engine_out;
+
+void md_engine_out_init(md_engine_out *out);
+void md_engine_out_fini(md_engine_out *out); /* frees payloads */
+
+/* Contact history of one contact point (a phone number shared by several
+ * accounts), kept under its own key. Plain counts over time. */
+typedef struct md_cpstate md_cpstate;
+md_cpstate *md_cpstate_new(void);
+void md_cpstate_destroy(md_cpstate *cp);
+void md_cpstate_reset(md_cpstate *cp);
+void md_cpstate_load_field(md_cpstate *cp, const char *field, const char *value);
+
+/* Processes one parsed event against the customer's state at the event's own
+ * time. cp may be NULL (customer without a contact point). Records hash
+ * operations in ops (customer key) and cp_ops (contact-point key), updates cs
+ * and cp in memory to match, and fills out. emitted_at_ms is the wall clock
+ * written into triggers. Pure: no I/O, no clock. */
+md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_event *ev, const md_source *src,
+                         int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out);
+
+/* Evaluates every campaign at time now_ms without an event and without
+ * changing anything (explain). fire_on rules are skipped. */
+void md_engine_evaluate(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, int64_t now_ms, md_engine_out *out);
+
+/* ------------------------------------------------------------------------- */
+/* The pure pieces, exposed for tests and tools                               */
+
+/* Sum of a series' buckets in the span_ms window ending at t_ms. */
+int64_t md_cstate_window_raw(const md_cstate *cs, int window, int64_t t_ms);
+/* Window value as features see it (fen converted to yuan for amount sums). */
+double md_cstate_window(const md_config *cfg, const md_cstate *cs, int window, int64_t t_ms);
+bool md_cstate_balance(const md_cstate *cs, double *balance);
+int md_cstate_fatigue(const md_cstate *cs, int campaign);
+
+/* The adaptive cooldown curve (SPEC section 6): max_days at or below trough,
+ * min_days at or above peak, linear between, times the fatigue multiplier
+ * min(1 + fatigue_step * unanswered, fatigue_max). fixed mode: fixed_days. */
+double md_cooldown_required_days(const md_cfg_cooldown *cd, double score, int unanswered);
+
+/* Whether local minute-of-day falls in [start, end) (wrapping past midnight);
+ * start == end means no quiet hours. */
+bool md_quiet_hours_active(int start_min, int end_min, int64_t t_ms, int utc_offset_min);
+
+/* Stable membership in [0, 10000): hash of customer and campaign. */
+unsigned md_holdout_bucket(const char *customer_id, const char *campaign);
+
+/* Deterministic trigger id from campaign, customer and causing event. */
+void md_trigger_id(const char *campaign, const char *customer_id, const char *event_id, char out[MD_TRIGGER_ID_LEN]);
+
+/* Evaluated tags of the last md_engine_process / md_engine_evaluate call on cs:
+ * writes a JSON array of the true tags (statistical ones as "name:value"). */
+struct md_jsonw;
+void md_engine_write_tags(const md_config *cfg, const md_cstate *cs, struct md_jsonw *w);
+
+#endif

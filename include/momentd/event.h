@@ -1,0 +1,125 @@
+/* event.h: the input events of SPEC section 2, parsed and validated.
+ *
+ * A parsed event is plain data: fixed-size buffers, no heap pointers, so the
+ * consumer can keep a batch of them in one array and nothing needs freeing.
+ * Parsing never changes any state; a message is either a complete, typed
+ * event or a rejection with one machine-readable reason. */
+#ifndef MOMENTD_EVENT_H
+#define MOMENTD_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "momentd/error.h"
+
+#define MD_EVENT_ID_MAX 128  /* bytes, SPEC section 2 */
+#define MD_CUSTOMER_ID_MAX 64 /* bytes, SPEC section 2 */
+#define MD_TOKEN_MAX 64      /* channel, kind, reason, page id */
+#define MD_PAGES_MAX 64      /* hard ceiling; limits.max_pages may lower it */
+
+typedef enum md_event_type {
+    MD_EVENT_PAYMENT = 0,
+    MD_EVENT_CALL = 1,
+    MD_EVENT_APP_LOGIN = 2,
+    MD_EVENT_TYPE_COUNT
+} md_event_type;
+
+/* "payment", "call", "app_login". */
+const char *md_event_type_name(md_event_type type);
+
+typedef struct md_event {
+    md_event_type type;
+    char event_id[MD_EVENT_ID_MAX + 1];
+    char customer_id[MD_CUSTOMER_ID_MAX + 1];
+    int64_t ts_ms; /* event time, epoch milliseconds UTC */
+
+    /* payment */
+    double amount;
+    char channel[MD_TOKEN_MAX + 1]; /* "" when absent */
+    char kind[MD_TOKEN_MAX + 1];
+    bool late;
+    bool has_balance_after;
+    double balance_after;
+
+    /* call */
+    char reason[MD_TOKEN_MAX + 1];
+    int64_t duration_s;
+    bool inbound;
+
+    /* app_login */
+    size_t n_pages;
+    char pages[MD_PAGES_MAX][MD_TOKEN_MAX + 1];
+    int64_t session_s;
+} md_event;
+
+/* Why a message was rejected: the code travels in the dead letter and labels
+ * the metric, so these strings are an interface; add, never rename. */
+#define MD_REJECT_MAP(X)                                                        \
+    X(NONE, "none", "accepted")                                                 \
+    X(TOO_LARGE, "too_large", "message larger than limits.max_message_bytes")   \
+    X(NOT_JSON, "not_json", "not valid JSON (or not valid UTF-8)")              \
+    X(NOT_OBJECT, "not_object", "the top-level JSON value is not an object")    \
+    X(TOO_DEEP, "too_deep", "nesting deeper than limits.max_depth")             \
+    X(MISSING_FIELD, "missing_field", "a required field is absent")             \
+    X(WRONG_TYPE, "wrong_type", "a field has the wrong JSON type")              \
+    X(DUPLICATE_FIELD, "duplicate_field", "a known field appears twice")        \
+    X(UNKNOWN_TYPE, "unknown_type", "type is not payment, call or app_login")   \
+    X(BAD_VALUE, "bad_value", "a field has a value outside its allowed set")    \
+    X(BAD_NUMBER, "bad_number", "a number is not finite or out of range")       \
+    X(STRING_TOO_LONG, "string_too_long", "a string exceeds its length limit")  \
+    X(EMPTY_STRING, "empty_string", "a required string is empty")               \
+    X(TOO_MANY_ITEMS, "too_many_items", "an array exceeds limits.max_pages")    \
+    X(BAD_TIMESTAMP, "bad_timestamp", "ts is not RFC 3339 nor epoch millis, or before 2000") \
+    X(FUTURE_TIMESTAMP, "future_timestamp", "ts is further ahead than limits.max_future_skew_s") \
+    X(KEY_MISMATCH, "key_mismatch", "the Kafka message key is not the customer_id")
+
+typedef enum md_reject {
+#define MD_REJECT_ENUM(name, code, text) MD_REJECT_##name,
+    MD_REJECT_MAP(MD_REJECT_ENUM)
+#undef MD_REJECT_ENUM
+        MD_REJECT_COUNT
+} md_reject;
+
+/* The stable machine-readable code ("not_json"), and a one-line description. */
+const char *md_reject_code(md_reject r);
+const char *md_reject_text(md_reject r);
+
+typedef struct md_event_limits {
+    size_t max_message_bytes;
+    int64_t max_future_skew_ms;
+    size_t max_pages;
+    int max_depth;
+} md_event_limits;
+
+/* Outcome of a parse: reason is MD_REJECT_NONE on success; detail names the
+ * field and what was wrong, for logs and the dead letter. */
+typedef struct md_parse_result {
+    md_reject reason;
+    char detail[192];
+} md_parse_result;
+
+typedef struct md_event_parser md_event_parser;
+
+/* Creates a parser with the given limits (copied). Returns NULL on allocation
+ * failure. The parser is reused for every message and is not thread-safe. */
+md_event_parser *md_event_parser_new(const md_event_limits *limits);
+void md_event_parser_destroy(md_event_parser *p); /* accepts NULL */
+
+/* Parses one message of len bytes (not NUL-terminated). key/keylen is the
+ * Kafka message key; key == NULL skips the key check (file input). now_ms is
+ * the wall clock, used only for the future-skew check. On success fills *out
+ * and returns MD_ERR_OK; otherwise returns MD_ERR_BAD_EVENT with res->reason
+ * set and *out unspecified. */
+md_err md_event_parse(md_event_parser *p, const char *buf, size_t len, const char *key, size_t keylen,
+                      int64_t now_ms, md_event *out, md_parse_result *res);
+
+/* Parses an RFC 3339 timestamp ("2026-11-24T08:00:00+08:00", fraction and
+ * lower-case separators allowed) of len bytes into epoch milliseconds.
+ * Returns false when it is not one. */
+bool md_parse_rfc3339(const char *s, size_t len, int64_t *out_ms);
+
+/* Earliest accepted event time: 2000-01-01T00:00:00Z. */
+#define MD_MIN_EVENT_TIME_MS INT64_C(946684800000)
+
+#endif

@@ -1,0 +1,662 @@
+/* cstate.c: a customer's state in memory, loaded from its Redis hash, and the
+ * list of hash operations that bring Redis to the same state.
+ *
+ * Every mutation goes through a helper that changes the struct and records the
+ * matching operation, so the in-memory state (which later events of the same
+ * batch read) and what the apply script writes cannot disagree. */
+#include "cstate_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+/* ------------------------------------------------------------------------- */
+/* md_ops                                                                     */
+
+void md_ops_init(md_ops *o) { memset(o, 0, sizeof(*o)); }
+
+void md_ops_fini(md_ops *o) {
+    free(o->ops);
+    free(o->arena);
+    memset(o, 0, sizeof(*o));
+}
+
+void md_ops_clear(md_ops *o) {
+    o->n = 0;
+    o->used = 0;
+    o->oom = false;
+}
+
+static size_t arena_put(md_ops *o, const char *s) {
+    size_t len = strlen(s) + 1;
+    if (o->used + len > o->arena_cap) {
+        size_t cap = o->arena_cap ? o->arena_cap : 1024;
+        while (cap < o->used + len) cap *= 2;
+        char *na = realloc(o->arena, cap);
+        if (!na) {
+            o->oom = true;
+            return 0;
+        }
+        o->arena = na;
+        o->arena_cap = cap;
+    }
+    memcpy(o->arena + o->used, s, len);
+    size_t at = o->used;
+    o->used += len;
+    return at;
+}
+
+void md_ops_add(md_ops *o, char kind, const char *field, const char *value) {
+    if (!o || o->oom) return;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 32;
+        md_op *no = realloc(o->ops, cap * sizeof(md_op));
+        if (!no) {
+            o->oom = true;
+            return;
+        }
+        o->ops = no;
+        o->cap = cap;
+    }
+    size_t f = arena_put(o, field);
+    size_t v = arena_put(o, value ? value : "");
+    if (o->oom) return;
+    o->ops[o->n].kind = kind;
+    o->ops[o->n].field = f;
+    o->ops[o->n].value = v;
+    o->n++;
+}
+
+const char *md_ops_field(const md_ops *o, size_t i) { return o->arena + o->ops[i].field; }
+const char *md_ops_value(const md_ops *o, size_t i) { return o->arena + o->ops[i].value; }
+
+void md_cs_set_int(md_ops *ops, const char *field, int64_t v) {
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%" PRId64, v);
+    md_ops_add(ops, MD_OP_SET, field, buf);
+}
+
+/* FNV-1a with a seed folded in, then a final avalanche (splitmix64), so
+ * similar ids land far apart. Stable across versions: ids depend on it. */
+uint64_t md_hash64(const void *data, size_t len, uint64_t seed) {
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Lifecycle                                                                  */
+
+md_cstate *md_cstate_new(const md_config *cfg) {
+    md_cstate *cs = calloc(1, sizeof(*cs));
+    if (!cs) return NULL;
+    const md_rules *r = cfg->rules;
+    cs->cfg = cfg;
+    cs->r = r;
+    cs->series = calloc(r->n_series + 1, sizeof(md_series_st));
+    cs->camps = calloc(cfg->n_campaigns + 1, sizeof(md_camp_st));
+    cs->attr_of = calloc(r->n_profile_attrs + 1, sizeof(int));
+    cs->win_vals = calloc(cfg->n_windows + 1, sizeof(double));
+    cs->tag_num = calloc(cfg->n_tags + 1, sizeof(double));
+    cs->scores = calloc(cfg->n_campaigns + 1, sizeof(double));
+    if (!cs->series || !cs->camps || !cs->attr_of || !cs->win_vals || !cs->tag_num || !cs->scores) {
+        md_cstate_destroy(cs);
+        return NULL;
+    }
+    md_cstate_reset(cs);
+    return cs;
+}
+
+static void clear_dynamic(md_cstate *cs) {
+    for (size_t i = 0; i < cs->n_wm; i++) free(cs->wm[i].topic);
+    for (size_t i = 0; i < cs->n_attrs; i++) {
+        free(cs->attrs[i].key);
+        free(cs->attrs[i].value);
+    }
+    for (size_t i = 0; i < cs->n_pending; i++) {
+        free(cs->pending[i].topic);
+        free(cs->pending[i].payload);
+    }
+    cs->n_wm = cs->n_attrs = cs->n_pending = cs->n_seen = cs->n_contacts = 0;
+}
+
+void md_cstate_reset(md_cstate *cs) {
+    clear_dynamic(cs);
+    for (size_t s = 0; s < cs->r->n_series; s++) cs->series[s].n = 0;
+    for (size_t c = 0; c < cs->cfg->n_campaigns; c++) memset(&cs->camps[c], 0, sizeof(md_camp_st));
+    for (size_t a = 0; a < cs->r->n_profile_attrs; a++) cs->attr_of[a] = -1;
+    cs->exists = false;
+    cs->customer_id[0] = '\0';
+    cs->has_balance = false;
+    cs->balance = 0;
+    cs->balance_ts = 0;
+    memset(cs->last_ts, 0, sizeof(cs->last_ts));
+    cs->newest_ts = 0;
+    cs->complaint_until = cs->blackout_until = 0;
+    cs->opted_out = false;
+    cs->bad_fields = 0;
+    cs->eval_event = NULL;
+    cs->eval_t = 0;
+}
+
+void md_cstate_destroy(md_cstate *cs) {
+    if (!cs) return;
+    if (cs->r) clear_dynamic(cs);
+    if (cs->series)
+        for (size_t s = 0; s < cs->r->n_series; s++) free(cs->series[s].b);
+    free(cs->series);
+    free(cs->wm);
+    free(cs->seen);
+    free(cs->attrs);
+    free(cs->attr_of);
+    free(cs->contacts);
+    free(cs->camps);
+    free(cs->pending);
+    free(cs->win_vals);
+    free(cs->tag_num);
+    free(cs->scores);
+    free(cs);
+}
+
+bool md_cstate_exists(const md_cstate *cs) { return cs->exists; }
+
+void md_cstate_set_customer(md_cstate *cs, const char *customer_id) {
+    snprintf(cs->customer_id, sizeof(cs->customer_id), "%s", customer_id);
+}
+
+const char *md_cstate_customer(const md_cstate *cs) { return cs->customer_id; }
+
+size_t md_cstate_watermark_count(const md_cstate *cs) { return cs->n_wm; }
+
+void md_cstate_watermark(const md_cstate *cs, size_t i, const char **topic, int32_t *partition, int64_t *offset) {
+    *topic = cs->wm[i].topic;
+    *partition = cs->wm[i].partition;
+    *offset = cs->wm[i].offset;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Growable arrays                                                            */
+
+static bool grow(void **arr, size_t *cap, size_t need, size_t esz) {
+    if (need <= *cap) return true;
+    size_t nc = *cap ? *cap * 2 : 8;
+    while (nc < need) nc *= 2;
+    void *na = realloc(*arr, nc * esz);
+    if (!na) return false;
+    *arr = na;
+    *cap = nc;
+    return true;
+}
+
+static md_bucket *series_find(md_series_st *s, int64_t id, size_t *pos) {
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->b[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    *pos = lo;
+    return lo < s->n && s->b[lo].id == id ? &s->b[lo] : NULL;
+}
+
+static bool series_set(md_series_st *s, int64_t id, int64_t v) {
+    size_t pos;
+    md_bucket *b = series_find(s, id, &pos);
+    if (b) {
+        b->v = v;
+        return true;
+    }
+    if (!grow((void **)&s->b, &s->cap, s->n + 1, sizeof(md_bucket))) return false;
+    memmove(&s->b[pos + 1], &s->b[pos], (s->n - pos) * sizeof(md_bucket));
+    s->b[pos].id = id;
+    s->b[pos].v = v;
+    s->n++;
+    return true;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Loading                                                                    */
+
+static bool parse_i64(const char *s, size_t len, int64_t *out) {
+    char buf[32];
+    if (len == 0 || len >= sizeof(buf)) return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (*end || errno) return false;
+    *out = v;
+    return true;
+}
+
+static char *dupn(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+static int campaign_by_name(const md_config *cfg, const char *s, size_t n) {
+    for (size_t i = 0; i < cfg->n_campaigns; i++)
+        if (strlen(cfg->campaigns[i].name) == n && memcmp(cfg->campaigns[i].name, s, n) == 0) return (int)i;
+    return -1;
+}
+
+static int channel_by_name(const md_config *cfg, const char *s, size_t n) {
+    for (size_t i = 0; i < cfg->n_channels; i++)
+        if (strlen(cfg->channels[i].name) == n && memcmp(cfg->channels[i].name, s, n) == 0) return (int)i;
+    return -1;
+}
+
+static void reindex_attrs(md_cstate *cs) {
+    for (size_t a = 0; a < cs->r->n_profile_attrs; a++) {
+        cs->attr_of[a] = -1;
+        for (size_t k = 0; k < cs->n_attrs; k++)
+            if (strcmp(cs->attrs[k].key, cs->r->profile_attrs[a]) == 0) cs->attr_of[a] = (int)k;
+    }
+}
+
+static bool add_attr(md_cstate *cs, const char *k, size_t kl, const char *v, size_t vl) {
+    if (cs->n_attrs >= (size_t)cs->cfg->limits.max_profile_attrs) return false;
+    if (!grow((void **)&cs->attrs, &cs->cap_attrs, cs->n_attrs + 1, sizeof(md_attr))) return false;
+    md_attr *a = &cs->attrs[cs->n_attrs];
+    a->key = dupn(k, kl);
+    a->value = dupn(v, vl);
+    if (!a->key || !a->value) {
+        free(a->key);
+        free(a->value);
+        return false;
+    }
+    cs->n_attrs++;
+    return true;
+}
+
+void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
+    int64_t x, y;
+    const md_config *cfg = cs->cfg;
+    cs->exists = true;
+    if (fl == 0) goto bad;
+    if (f[0] == 'b') { /* b<series>:<bucket> */
+        const char *colon = memchr(f, ':', fl);
+        if (!colon || !parse_i64(f + 1, (size_t)(colon - f - 1), &x) || !parse_i64(colon + 1, fl - (size_t)(colon - f) - 1, &y) ||
+            !parse_i64(v, vl, &(int64_t){0}))
+            goto bad;
+        int64_t val;
+        parse_i64(v, vl, &val);
+        if (x < 0 || (size_t)x >= cs->r->n_series) return; /* a series of an older configuration */
+        if (!series_set(&cs->series[x], y, val)) goto bad;
+        return;
+    }
+    if (fl == 3 && memcmp(f, "bal", 3) == 0) {
+        char buf[64];
+        if (vl >= sizeof(buf)) goto bad;
+        memcpy(buf, v, vl);
+        buf[vl] = '\0';
+        char *comma = strchr(buf, ',');
+        if (!comma) goto bad;
+        *comma = '\0';
+        char *end;
+        double b = strtod(buf, &end);
+        if (*end || !parse_i64(comma + 1, strlen(comma + 1), &y)) goto bad;
+        cs->has_balance = true;
+        cs->balance = b;
+        cs->balance_ts = y;
+        return;
+    }
+    if (fl == 2 && f[0] == 't' && f[1] >= '0' && f[1] < '0' + MD_EVENT_TYPE_COUNT) {
+        if (!parse_i64(v, vl, &x)) goto bad;
+        cs->last_ts[f[1] - '0'] = x;
+        return;
+    }
+    if (fl == 1 && f[0] == 'n') {
+        if (!parse_i64(v, vl, &x)) goto bad;
+        cs->newest_ts = x;
+        return;
+    }
+    if (fl > 2 && f[0] == 'w' && f[1] == ':') { /* w:<topic>:<partition> */
+        const char *last = NULL;
+        for (size_t i = fl; i-- > 2;)
+            if (f[i] == ':') {
+                last = f + i;
+                break;
+            }
+        if (!last || last == f + 2 || !parse_i64(last + 1, fl - (size_t)(last - f) - 1, &x) || !parse_i64(v, vl, &y)) goto bad;
+        if (!grow((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark))) goto bad;
+        if (!(cs->wm[cs->n_wm].topic = dupn(f + 2, (size_t)(last - f - 2)))) goto bad;
+        cs->wm[cs->n_wm].partition = (int32_t)x;
+        cs->wm[cs->n_wm].offset = y;
+        cs->n_wm++;
+        return;
+    }
+    if (fl == 17 && f[0] == 'e') {
+        char hex[17];
+        memcpy(hex, f + 1, 16);
+        hex[16] = '\0';
+        char *end;
+        uint64_t h = strtoull(hex, &end, 16);
+        if (*end || !parse_i64(v, vl, &x)) goto bad;
+        if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) goto bad;
+        cs->seen[cs->n_seen].hash = h;
+        cs->seen[cs->n_seen].ts = x;
+        cs->n_seen++;
+        return;
+    }
+    if (fl > 2 && f[0] == 'p' && f[1] == ':') {
+        if (!add_attr(cs, f + 2, fl - 2, v, vl)) goto bad;
+        reindex_attrs(cs);
+        return;
+    }
+    if (fl > 2 && f[1] == ':' && (f[0] == 'a' || f[0] == 'f' || f[0] == 'l')) {
+        int c = campaign_by_name(cfg, f + 2, fl - 2);
+        if (c < 0) return; /* a campaign no longer configured */
+        if (!parse_i64(v, vl, &x)) goto bad;
+        if (f[0] == 'a') cs->camps[c].disarmed = x == 0;
+        else if (f[0] == 'f') cs->camps[c].fatigue = (int)(x < 0 ? 0 : x > 1000 ? 1000 : x);
+        else cs->camps[c].last_contact = x;
+        return;
+    }
+    if (fl > 2 && f[0] == 'k' && f[1] == ':') { /* k:<time>:<campaign> */
+        const char *colon = memchr(f + 2, ':', fl - 2);
+        if (!colon || !parse_i64(f + 2, (size_t)(colon - f - 2), &x)) goto bad;
+        if (!grow((void **)&cs->contacts, &cs->cap_contacts, cs->n_contacts + 1, sizeof(md_contact))) goto bad;
+        md_contact *k = &cs->contacts[cs->n_contacts++];
+        k->ts = x;
+        k->campaign = campaign_by_name(cfg, colon + 1, fl - (size_t)(colon - f) - 1);
+        k->channel = channel_by_name(cfg, v, vl);
+        return;
+    }
+    if (fl == 2 && (memcmp(f, "cb", 2) == 0 || memcmp(f, "bo", 2) == 0 || memcmp(f, "oo", 2) == 0)) {
+        if (!parse_i64(v, vl, &x)) goto bad;
+        if (f[0] == 'c') cs->complaint_until = x;
+        else if (f[0] == 'b') cs->blackout_until = x;
+        else cs->opted_out = x != 0;
+        return;
+    }
+    if (fl > 2 && f[0] == 'x' && f[1] == ':') {
+        const char *nl = memchr(v, '\n', vl);
+        if (!nl || fl - 2 >= MD_TRIGGER_ID_LEN) goto bad;
+        if (!grow((void **)&cs->pending, &cs->cap_pending, cs->n_pending + 1, sizeof(md_pending))) goto bad;
+        md_pending *p = &cs->pending[cs->n_pending];
+        memcpy(p->id, f + 2, fl - 2);
+        p->id[fl - 2] = '\0';
+        p->topic = dupn(v, (size_t)(nl - v));
+        p->payload = dupn(nl + 1, vl - (size_t)(nl - v) - 1);
+        if (!p->topic || !p->payload) {
+            free(p->topic);
+            free(p->payload);
+            goto bad;
+        }
+        cs->n_pending++;
+        return;
+    }
+    return; /* unknown field: written by a newer version, left alone */
+bad:
+    cs->bad_fields++;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Recording helpers                                                          */
+
+void md_cs_bucket_add(md_cstate *cs, md_ops *ops, int series, int64_t bucket, int64_t delta) {
+    md_series_st *s = &cs->series[series];
+    size_t pos;
+    md_bucket *b = series_find(s, bucket, &pos);
+    series_set(s, bucket, (b ? b->v : 0) + delta);
+    char field[48], val[32];
+    snprintf(field, sizeof(field), "b%d:%" PRId64, series, bucket);
+    snprintf(val, sizeof(val), "%" PRId64, delta);
+    md_ops_add(ops, MD_OP_INCR, field, val);
+}
+
+/* Drops buckets, dedupe entries and contact records that no rule can read
+ * any more. Bounded by what expired, so amortised constant per event. */
+void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
+    char field[64];
+    for (size_t si = 0; si < cs->r->n_series; si++) {
+        const md_rseries *rs = &cs->r->series[si];
+        md_series_st *s = &cs->series[si];
+        int64_t oldest_kept = (now_ms - rs->retention_ms) / rs->granularity_ms;
+        size_t drop = 0;
+        while (drop < s->n && s->b[drop].id < oldest_kept) {
+            snprintf(field, sizeof(field), "b%zu:%" PRId64, si, s->b[drop].id);
+            md_ops_add(ops, MD_OP_DEL, field, NULL);
+            drop++;
+        }
+        if (drop) {
+            memmove(s->b, s->b + drop, (s->n - drop) * sizeof(md_bucket));
+            s->n -= drop;
+        }
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < cs->n_contacts; i++) {
+        md_contact *k = &cs->contacts[i];
+        if (k->ts < now_ms - cs->r->max_cap_span_ms) {
+            snprintf(field, sizeof(field), "k:%" PRId64 ":%s", k->ts,
+                     k->campaign >= 0 ? cs->cfg->campaigns[k->campaign].name : "?");
+            /* Contacts of unconfigured campaigns have an unknown name; they expire with the key. */
+            if (k->campaign >= 0) md_ops_add(ops, MD_OP_DEL, field, NULL);
+            if (k->campaign >= 0) continue;
+        }
+        cs->contacts[keep++] = *k;
+    }
+    cs->n_contacts = keep;
+}
+
+int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partition) {
+    for (size_t i = 0; i < cs->n_wm; i++)
+        if (cs->wm[i].partition == partition && strcmp(cs->wm[i].topic, topic) == 0) return cs->wm[i].offset;
+    return -1;
+}
+
+void md_cs_set_watermark(md_cstate *cs, const char *topic, int32_t partition, int64_t offset) {
+    for (size_t i = 0; i < cs->n_wm; i++)
+        if (cs->wm[i].partition == partition && strcmp(cs->wm[i].topic, topic) == 0) {
+            cs->wm[i].offset = offset;
+            return;
+        }
+    if (!grow((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark))) return;
+    if (!(cs->wm[cs->n_wm].topic = strdup(topic))) return;
+    cs->wm[cs->n_wm].partition = partition;
+    cs->wm[cs->n_wm].offset = offset;
+    cs->n_wm++;
+}
+
+bool md_cs_seen(const md_cstate *cs, uint64_t hash) {
+    for (size_t i = 0; i < cs->n_seen; i++)
+        if (cs->seen[i].hash == hash) return true;
+    return false;
+}
+
+void md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int64_t horizon_ms) {
+    char field[24];
+    size_t keep = 0;
+    int64_t newest = cs->newest_ts > ts ? cs->newest_ts : ts;
+    for (size_t i = 0; i < cs->n_seen; i++) {
+        if (cs->seen[i].ts < newest - horizon_ms) {
+            snprintf(field, sizeof(field), "e%016" PRIx64, cs->seen[i].hash);
+            md_ops_add(ops, MD_OP_DEL, field, NULL);
+            continue;
+        }
+        cs->seen[keep++] = cs->seen[i];
+    }
+    cs->n_seen = keep;
+    if (ts < newest - horizon_ms) return; /* older than the horizon: nothing to remember */
+    if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) return;
+    cs->seen[cs->n_seen].hash = hash;
+    cs->seen[cs->n_seen].ts = ts;
+    cs->n_seen++;
+    snprintf(field, sizeof(field), "e%016" PRIx64, hash);
+    md_cs_set_int(ops, field, ts);
+}
+
+void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int channel) {
+    char field[160];
+    if (!grow((void **)&cs->contacts, &cs->cap_contacts, cs->n_contacts + 1, sizeof(md_contact))) return;
+    cs->contacts[cs->n_contacts].ts = ts;
+    cs->contacts[cs->n_contacts].campaign = campaign;
+    cs->contacts[cs->n_contacts].channel = channel;
+    cs->n_contacts++;
+    snprintf(field, sizeof(field), "k:%" PRId64 ":%s", ts, cs->cfg->campaigns[campaign].name);
+    md_ops_add(ops, MD_OP_SET, field, cs->cfg->channels[channel].name);
+}
+
+bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *topic, const char *payload) {
+    if (!grow((void **)&cs->pending, &cs->cap_pending, cs->n_pending + 1, sizeof(md_pending))) return false;
+    md_pending *p = &cs->pending[cs->n_pending];
+    snprintf(p->id, sizeof(p->id), "%s", id);
+    p->topic = strdup(topic);
+    p->payload = strdup(payload);
+    if (!p->topic || !p->payload) {
+        free(p->topic);
+        free(p->payload);
+        return false;
+    }
+    cs->n_pending++;
+    size_t tl = strlen(topic), pl = strlen(payload);
+    char *val = malloc(tl + pl + 2);
+    if (!val) return false;
+    memcpy(val, topic, tl);
+    val[tl] = '\n';
+    memcpy(val + tl + 1, payload, pl + 1);
+    char field[MD_TRIGGER_ID_LEN + 4];
+    snprintf(field, sizeof(field), "x:%s", id);
+    md_ops_add(ops, MD_OP_SET, field, val);
+    free(val);
+    return true;
+}
+
+size_t md_cstate_pending_count(const md_cstate *cs) { return cs->n_pending; }
+
+void md_cstate_pending(const md_cstate *cs, size_t i, const char **trigger_id, const char **topic, const char **payload) {
+    *trigger_id = cs->pending[i].id;
+    *topic = cs->pending[i].topic;
+    *payload = cs->pending[i].payload;
+}
+
+const char *md_cs_profile(const md_cstate *cs, int attr) {
+    if (attr < 0 || (size_t)attr >= cs->r->n_profile_attrs) return NULL;
+    int k = cs->attr_of[attr];
+    return k < 0 ? NULL : cs->attrs[k].value;
+}
+
+static md_err profile_parse(const char *json, int64_t max_attrs, yajl_val *out, char *errstr, size_t errstr_size) {
+    char perr[256];
+    yajl_val root = yajl_tree_parse(json, perr, sizeof(perr));
+    *out = NULL;
+    if (!root) {
+        snprintf(errstr, errstr_size, "profile is not valid JSON");
+        return MD_ERR_BAD_EVENT;
+    }
+    if (!YAJL_IS_OBJECT(root)) {
+        yajl_tree_free(root);
+        snprintf(errstr, errstr_size, "profile is not a JSON object");
+        return MD_ERR_BAD_EVENT;
+    }
+    if (root->u.object.len > (size_t)max_attrs) {
+        snprintf(errstr, errstr_size, "profile has %zu attributes, limit %lld", root->u.object.len, (long long)max_attrs);
+        yajl_tree_free(root);
+        return MD_ERR_BAD_EVENT;
+    }
+    for (size_t i = 0; i < root->u.object.len; i++) {
+        yajl_val v = root->u.object.values[i];
+        const char *k = root->u.object.keys[i];
+        if (!(YAJL_IS_STRING(v) || YAJL_IS_NUMBER(v) || YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v) || YAJL_IS_NULL(v)) ||
+            strlen(k) == 0 || strlen(k) > 64 || (YAJL_IS_STRING(v) && strlen(v->u.string) > 256)) {
+            snprintf(errstr, errstr_size,
+                     "profile attribute \"%.64s\" must be a string (<= 256 bytes), number or boolean with a name of 1-64 bytes", k);
+            yajl_tree_free(root);
+            return MD_ERR_BAD_EVENT;
+        }
+    }
+    *out = root;
+    return MD_ERR_OK;
+}
+
+md_err md_profile_check(const char *json, int64_t max_attrs, char *errstr, size_t errstr_size) {
+    yajl_val root;
+    md_err err = profile_parse(json, max_attrs, &root, errstr, errstr_size);
+    yajl_tree_free(root);
+    return err;
+}
+
+md_err md_cstate_set_profile(md_cstate *cs, const char *json, md_ops *ops, char *errstr, size_t errstr_size) {
+    yajl_val root = NULL;
+    char field[300];
+    if (json) {
+        md_err err = profile_parse(json, cs->cfg->limits.max_profile_attrs, &root, errstr, errstr_size);
+        if (err) return err;
+    }
+    /* Valid: replace. */
+    for (size_t i = 0; i < cs->n_attrs; i++) {
+        snprintf(field, sizeof(field), "p:%s", cs->attrs[i].key);
+        md_ops_add(ops, MD_OP_DEL, field, NULL);
+        free(cs->attrs[i].key);
+        free(cs->attrs[i].value);
+    }
+    cs->n_attrs = 0;
+    if (root) {
+        for (size_t i = 0; i < root->u.object.len; i++) {
+            yajl_val v = root->u.object.values[i];
+            const char *k = root->u.object.keys[i];
+            const char *s = YAJL_IS_STRING(v) ? v->u.string : YAJL_IS_NUMBER(v) ? v->u.number.r
+                          : YAJL_IS_TRUE(v)   ? "true"
+                          : YAJL_IS_FALSE(v)  ? "false"
+                                              : NULL;
+            if (!s) continue;
+            add_attr(cs, k, strlen(k), s, strlen(s));
+            snprintf(field, sizeof(field), "p:%s", k);
+            md_ops_add(ops, MD_OP_SET, field, s);
+        }
+        yajl_tree_free(root);
+    }
+    reindex_attrs(cs);
+    cs->exists = true;
+    return MD_ERR_OK;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Contact points                                                             */
+
+md_cpstate *md_cpstate_new(void) { return calloc(1, sizeof(md_cpstate)); }
+
+void md_cpstate_reset(md_cpstate *cp) {
+    for (size_t i = 0; i < cp->n; i++) free(cp->channel[i]);
+    cp->n = 0;
+}
+
+void md_cpstate_destroy(md_cpstate *cp) {
+    if (!cp) return;
+    md_cpstate_reset(cp);
+    free(cp->ts);
+    free(cp->channel);
+    free(cp);
+}
+
+void md_cpstate_load_field(md_cpstate *cp, const char *field, const char *value) {
+    /* k:<time>:<customer>:<campaign> = channel */
+    int64_t ts;
+    if (strncmp(field, "k:", 2) != 0) return;
+    const char *colon = strchr(field + 2, ':');
+    if (!colon || !parse_i64(field + 2, (size_t)(colon - field - 2), &ts)) return;
+    size_t cap = cp->cap;
+    if (!grow((void **)&cp->ts, &cap, cp->n + 1, sizeof(int64_t))) return;
+    cap = cp->cap;
+    if (!grow((void **)&cp->channel, &cap, cp->n + 1, sizeof(char *))) return;
+    cp->cap = cap;
+    if (!(cp->channel[cp->n] = strdup(value))) return;
+    cp->ts[cp->n++] = ts;
+}

@@ -1,0 +1,126 @@
+/* cstate_internal.h (private): the layout of a customer's state, shared by
+ * cstate.c (loading and recording operations) and engine.c (deciding).
+ *
+ * Redis layout: one hash per customer, key "<prefix>:{<customer_id>}", so a
+ * Redis Cluster hash tag keeps everything one apply script touches in one slot.
+ * Fields:
+ *   b<series>:<bucket>      count or sum of one bucket of a series (integer)
+ *   bal                     "<balance>,<event time ms>" newest balance_after
+ *   t<type>                 time of the newest event of that type (0 payment, 1 call, 2 app_login)
+ *   n                       time of the customer's newest event
+ *   w:<topic>:<partition>   highest applied Kafka offset (redelivery guard)
+ *   e<16 hex>               event time of a recently seen event_id hash (re-publication guard)
+ *   p:<attribute>           profile attribute
+ *   a:<campaign>            "0" while the campaign is disarmed (hysteresis)
+ *   f:<campaign>            unanswered or declined contacts since the last positive response
+ *   l:<campaign>            time of the campaign's last contact
+ *   k:<time>:<campaign>     contact log entry, value = channel (caps)
+ *   cb / bo / oo            complaint block until, blackout until, opted out
+ *   x:<trigger id>          outbox: "<topic>\n<payload>" until Kafka acknowledged it */
+#ifndef MOMENTD_CSTATE_INTERNAL_H
+#define MOMENTD_CSTATE_INTERNAL_H
+
+#include "momentd/engine.h"
+#include "momentd/expr.h"
+#include "rules.h"
+
+typedef struct md_bucket {
+    int64_t id;
+    int64_t v;
+} md_bucket;
+
+typedef struct md_series_st {
+    md_bucket *b; /* sorted by id */
+    size_t n, cap;
+} md_series_st;
+
+typedef struct md_wmark {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+} md_wmark;
+
+typedef struct md_seen {
+    uint64_t hash;
+    int64_t ts;
+} md_seen;
+
+typedef struct md_contact {
+    int64_t ts;
+    int campaign; /* -1: a campaign no longer configured (still counts for caps) */
+    int channel;
+} md_contact;
+
+typedef struct md_pending {
+    char id[MD_TRIGGER_ID_LEN];
+    char *topic;
+    char *payload;
+} md_pending;
+
+typedef struct md_camp_st {
+    bool disarmed;
+    int fatigue;
+    int64_t last_contact;
+} md_camp_st;
+
+typedef struct md_attr {
+    char *key;
+    char *value;
+} md_attr;
+
+struct md_cstate {
+    const md_config *cfg;
+    const md_rules *r;
+    char customer_id[MD_CUSTOMER_ID_MAX + 1];
+    bool exists;
+    md_series_st *series;
+    bool has_balance;
+    double balance;
+    int64_t balance_ts;
+    int64_t last_ts[MD_EVENT_TYPE_COUNT];
+    int64_t newest_ts;
+    md_wmark *wm;
+    size_t n_wm, cap_wm;
+    md_seen *seen;
+    size_t n_seen, cap_seen;
+    md_attr *attrs;
+    size_t n_attrs, cap_attrs;
+    int *attr_of; /* rules' profile attribute index -> attrs index or -1 */
+    md_contact *contacts;
+    size_t n_contacts, cap_contacts;
+    md_camp_st *camps;
+    int64_t complaint_until, blackout_until;
+    bool opted_out;
+    md_pending *pending;
+    size_t n_pending, cap_pending;
+    unsigned bad_fields;
+
+    /* Scratch of the last evaluation, read by tags/explain. */
+    int64_t eval_t;
+    const md_event *eval_event;
+    double *win_vals;
+    double *tag_num;   /* rule/mined: 0/1 */
+    double *scores;
+};
+
+struct md_cpstate {
+    int64_t *ts;
+    char **channel;
+    size_t n, cap;
+};
+
+/* Recording helpers: change the in-memory state and record the operation. */
+void md_cs_bucket_add(md_cstate *cs, md_ops *ops, int series, int64_t bucket, int64_t delta);
+void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms);
+void md_cs_set_int(md_ops *ops, const char *field, int64_t v);
+void md_ops_add(md_ops *o, char kind, const char *field, const char *value);
+uint64_t md_hash64(const void *data, size_t len, uint64_t seed);
+int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partition);
+void md_cs_set_watermark(md_cstate *cs, const char *topic, int32_t partition, int64_t offset);
+bool md_cs_seen(const md_cstate *cs, uint64_t hash);
+void md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int64_t horizon_ms);
+void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int channel);
+bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *topic, const char *payload);
+const char *md_cs_profile(const md_cstate *cs, int attr); /* NULL when absent */
+
+#endif

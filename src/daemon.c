@@ -1,0 +1,737 @@
+/* daemon.c: the consume-decide-produce loop of `momentd run`.
+ *
+ * One batch at a time, in this order, which is what SPEC section 9 rests on:
+ *   1. poll up to limits.batch_size messages;
+ *   2. parse; bad input goes to the dead-letter topic (original bytes, reason
+ *      and source in headers);
+ *   3. read every customer of the batch from Redis (one pipelined HGETALL
+ *      each), decide in the pure engine, and apply each customer's changes
+ *      with one EVALSHA that checks the offset watermarks it read (optimistic
+ *      concurrency) and writes triggers into the customer's outbox in the same
+ *      atomic step;
+ *   4. produce every outbox entry of the batch's customers with the
+ *      idempotent producer and wait for Kafka's acknowledgements;
+ *   5. delete acknowledged outbox entries, then commit the batch's offsets.
+ * A crash anywhere before 5 redelivers the batch: watermarks turn the
+ * re-applied events into no-ops and the outbox entries are produced again
+ * under the same trigger_id. Redis or Kafka down: steps 3-4 wait and retry;
+ * nothing is skipped. */
+#include "daemon.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cstate_internal.h"
+#include "log.h"
+#include "momentd/engine.h"
+#include "momentd/event.h"
+#include "store.h"
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)((ms % 1000) * 1000000)};
+    nanosleep(&ts, NULL);
+}
+
+typedef enum item_kind { ITEM_EVENT, ITEM_PROFILE, ITEM_SKIP } item_kind;
+
+typedef struct item {
+    rd_kafka_message_t *msg;
+    item_kind kind;
+    md_event ev;
+    char *profile_json;  /* ITEM_PROFILE: NUL-terminated copy, NULL = tombstone */
+    int customer;        /* index into the batch's customers */
+} item;
+
+typedef struct delivery {
+    int status; /* 0 pending, 1 delivered, -1 failed */
+} delivery;
+
+typedef struct counters {
+    uint64_t consumed, accepted, dead_lettered, duplicates, too_late, profiles, triggers, holdouts, batches,
+        redis_retries, conflicts;
+    uint64_t rejects[MD_REJECT_COUNT];
+} counters;
+
+typedef struct daemon {
+    const md_config *cfg;
+    volatile sig_atomic_t *stop;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    md_store *store;
+    md_event_parser *parser;
+    size_t cap;
+    item *items;
+    md_cstate **states;
+    md_cpstate **cps;
+    md_ops *ops;
+    md_ops *cp_ops;
+    char **cp_ids;
+    int *cust_cp; /* customer -> contact point index or -1 */
+    const char **cust_ids;
+    size_t n_cust, n_cp;
+    md_engine_out out;
+    counters n;
+    int64_t last_stats_ms;
+} daemon;
+
+/* ------------------------------------------------------------------------- */
+/* Kafka set-up                                                               */
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    delivery *d = m->_private;
+    if (d) d->status = m->err ? -1 : 1;
+    if (m->err) md_log(MD_LOG_WARN, "kafka", "delivery failed", "topic", rd_kafka_topic_name(m->rkt), "error", rd_kafka_err2str(m->err), NULL);
+}
+
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    md_log(level <= 3 ? MD_LOG_ERROR : level <= 4 ? MD_LOG_WARN : level <= 6 ? MD_LOG_INFO : MD_LOG_DEBUG, "librdkafka", buf,
+           "facility", fac, NULL);
+}
+
+static bool conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, const char *where) {
+    char err[512];
+    if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        md_log(MD_LOG_ERROR, "kafka", "rejected property", "where", where, "property", k, "error", err, NULL);
+        return false;
+    }
+    return true;
+}
+
+static rd_kafka_t *make_client(const md_config *cfg, rd_kafka_type_t type) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char err[512];
+    bool ok = conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, "kafka.brokers");
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    if (type == RD_KAFKA_CONSUMER) {
+        ok = ok && conf_set(conf, "group.id", cfg->kafka.group_id, "kafka.group_id") &&
+             conf_set(conf, "enable.auto.commit", "false", "momentd") &&
+             conf_set(conf, "enable.auto.offset.store", "false", "momentd") &&
+             conf_set(conf, "auto.offset.reset", "earliest", "momentd");
+        for (size_t i = 0; ok && i < cfg->kafka.n_consumer; i++)
+            ok = conf_set(conf, cfg->kafka.consumer[i].key, cfg->kafka.consumer[i].value, "kafka.consumer");
+    } else {
+        /* Idempotent: retries never duplicate or reorder a trigger. */
+        ok = ok && conf_set(conf, "enable.idempotence", "true", "momentd") && conf_set(conf, "acks", "all", "momentd");
+        for (size_t i = 0; ok && i < cfg->kafka.n_producer; i++)
+            ok = conf_set(conf, cfg->kafka.producer[i].key, cfg->kafka.producer[i].value, "kafka.producer");
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    }
+    if (!ok) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
+    if (!rk) {
+        md_log(MD_LOG_ERROR, "kafka", "cannot create client", "error", err, NULL);
+        rd_kafka_conf_destroy(conf); /* not owned by librdkafka on failure */
+        return NULL;
+    }
+    return rk;
+}
+
+/* Creates missing topics so that a fresh cluster works out of the box.
+ * Best effort: an error other than "already exists" is logged, not fatal. */
+static void create_topics(daemon *d) {
+    const md_config *cfg = d->cfg;
+    if (cfg->kafka.create_partitions <= 0) return;
+    const char *names[64];
+    size_t n = 0;
+    names[n++] = cfg->kafka.topic_payments;
+    names[n++] = cfg->kafka.topic_calls;
+    names[n++] = cfg->kafka.topic_app_logins;
+    names[n++] = cfg->kafka.topic_profiles;
+    names[n++] = cfg->kafka.topic_outcomes;
+    names[n++] = cfg->kafka.topic_dead_letter;
+    names[n++] = cfg->kafka.topic_holdout;
+    for (size_t i = 0; i < cfg->n_channels && n < 64; i++) names[n++] = cfg->channels[i].topic;
+    rd_kafka_NewTopic_t *topics[64];
+    char err[256];
+    for (size_t i = 0; i < n; i++) {
+        topics[i] = rd_kafka_NewTopic_new(names[i], (int)cfg->kafka.create_partitions, 1, err, sizeof(err));
+        if (topics[i] && strcmp(names[i], cfg->kafka.topic_profiles) == 0)
+            rd_kafka_NewTopic_set_config(topics[i], "cleanup.policy", "compact");
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(d->producer);
+    rd_kafka_CreateTopics(d->producer, topics, n, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+    if (!ev) {
+        md_log(MD_LOG_WARN, "kafka", "topic creation timed out; continuing", NULL);
+    } else {
+        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+        size_t cnt = 0;
+        const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
+        for (size_t i = 0; i < cnt; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+                md_log(MD_LOG_INFO, "kafka", "created topic", "topic", rd_kafka_topic_result_name(tr[i]), NULL);
+            else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                md_log(MD_LOG_WARN, "kafka", "cannot create topic", "topic", rd_kafka_topic_result_name(tr[i]), "error",
+                       rd_kafka_topic_result_error_string(tr[i]), NULL);
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(q);
+    for (size_t i = 0; i < n; i++) rd_kafka_NewTopic_destroy(topics[i]);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Producing with acknowledgement                                             */
+
+typedef struct outmsg {
+    const char *topic;
+    const void *key;
+    size_t keylen;
+    const void *value;
+    size_t len;
+    rd_kafka_headers_t *headers; /* owned until produced */
+    delivery dr;
+} outmsg;
+
+/* Produces every message and waits until Kafka acknowledged all of them,
+ * re-producing failures; returns false only when asked to stop before that. */
+static bool produce_all(daemon *d, outmsg *m, size_t n) {
+    size_t remaining = n;
+    for (size_t i = 0; i < n; i++) m[i].dr.status = -1;
+    int64_t stop_deadline = 0;
+    while (remaining > 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (m[i].dr.status != -1) continue;
+            m[i].dr.status = 0;
+            rd_kafka_headers_t *h = m[i].headers ? rd_kafka_headers_copy(m[i].headers) : NULL;
+            rd_kafka_resp_err_t err;
+            for (;;) {
+                err = rd_kafka_producev(d->producer, RD_KAFKA_V_TOPIC(m[i].topic), RD_KAFKA_V_KEY(m[i].key, m[i].keylen),
+                                        RD_KAFKA_V_VALUE((void *)m[i].value, m[i].len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(&m[i].dr), RD_KAFKA_V_END);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+                rd_kafka_poll(d->producer, 100); /* back-pressure: let deliveries drain */
+            }
+            if (err) {
+                if (h) rd_kafka_headers_destroy(h);
+                md_log(MD_LOG_WARN, "kafka", "produce failed; retrying", "topic", m[i].topic, "error", rd_kafka_err2str(err), NULL);
+                m[i].dr.status = -1;
+            }
+        }
+        rd_kafka_poll(d->producer, 50);
+        remaining = 0;
+        bool failed = false;
+        for (size_t i = 0; i < n; i++) {
+            if (m[i].dr.status != 1) remaining++;
+            if (m[i].dr.status == -1) failed = true;
+        }
+        if (failed) sleep_ms(200);
+        if (remaining && *d->stop) {
+            if (!stop_deadline) stop_deadline = wall_ms() + 10000;
+            if (wall_ms() > stop_deadline) return false;
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Batch                                                                      */
+
+static int find_customer(daemon *d, const char *id) {
+    for (size_t i = 0; i < d->n_cust; i++)
+        if (strcmp(d->cust_ids[i], id) == 0) return (int)i;
+    d->cust_ids[d->n_cust] = id;
+    return (int)d->n_cust++;
+}
+
+static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *m, const char *reason, const char *detail) {
+    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+    char num[32];
+    rd_kafka_header_add(h, "momentd.reason", -1, reason, -1);
+    rd_kafka_header_add(h, "momentd.detail", -1, detail, -1);
+    rd_kafka_header_add(h, "momentd.source_topic", -1, rd_kafka_topic_name(m->rkt), -1);
+    snprintf(num, sizeof(num), "%" PRId32, m->partition);
+    rd_kafka_header_add(h, "momentd.source_partition", -1, num, -1);
+    snprintf(num, sizeof(num), "%" PRId64, m->offset);
+    rd_kafka_header_add(h, "momentd.source_offset", -1, num, -1);
+    return h;
+}
+
+/* Parses the batch; bad messages become dead letters in dl[]. */
+static size_t classify(daemon *d, rd_kafka_message_t **msgs, size_t n, outmsg *dl) {
+    const md_config *cfg = d->cfg;
+    size_t ndl = 0;
+    int64_t now = wall_ms();
+    d->n_cust = 0;
+    for (size_t i = 0; i < n; i++) {
+        item *it = &d->items[i];
+        rd_kafka_message_t *m = msgs[i];
+        it->msg = m;
+        it->kind = ITEM_SKIP;
+        it->profile_json = NULL;
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        const char *reason = NULL;
+        char detail[256] = "";
+        d->n.consumed++;
+        if (strcmp(topic, cfg->kafka.topic_profiles) == 0) {
+            char cid[MD_CUSTOMER_ID_MAX + 1];
+            if (!m->key || m->key_len == 0 || m->key_len > MD_CUSTOMER_ID_MAX) {
+                reason = "key_mismatch";
+                snprintf(detail, sizeof(detail), "a profile's key must be its customer_id (1-%d bytes)", MD_CUSTOMER_ID_MAX);
+            } else if (m->len > (size_t)cfg->limits.max_message_bytes) {
+                reason = "too_large";
+                snprintf(detail, sizeof(detail), "%zu bytes, limit %lld", m->len, (long long)cfg->limits.max_message_bytes);
+            } else {
+                memcpy(cid, m->key, m->key_len);
+                cid[m->key_len] = '\0';
+                if (m->payload) {
+                    it->profile_json = malloc(m->len + 1);
+                    if (!it->profile_json) {
+                        reason = "too_large";
+                        snprintf(detail, sizeof(detail), "out of memory");
+                    } else {
+                        memcpy(it->profile_json, m->payload, m->len);
+                        it->profile_json[m->len] = '\0';
+                        if (strlen(it->profile_json) != m->len) {
+                            reason = "not_json";
+                            snprintf(detail, sizeof(detail), "profile contains a NUL byte");
+                        } else if (md_profile_check(it->profile_json, cfg->limits.max_profile_attrs, detail, sizeof(detail))) {
+                            reason = "bad_profile";
+                        }
+                    }
+                }
+                if (!reason) {
+                    it->kind = ITEM_PROFILE;
+                    snprintf(it->ev.customer_id, sizeof(it->ev.customer_id), "%s", cid);
+                    d->n.profiles++;
+                }
+            }
+        } else {
+            md_parse_result res;
+            if (md_event_parse(d->parser, m->payload ? m->payload : "", m->payload ? m->len : 0, m->key ? m->key : "",
+                               m->key ? m->key_len : 0, now, &it->ev, &res) == MD_ERR_OK) {
+                it->kind = ITEM_EVENT;
+                d->n.accepted++;
+            } else {
+                reason = md_reject_code(res.reason);
+                snprintf(detail, sizeof(detail), "%s", res.detail);
+                d->n.rejects[res.reason]++;
+            }
+        }
+        if (reason) {
+            free(it->profile_json);
+            it->profile_json = NULL;
+            d->n.dead_lettered++;
+            outmsg *o = &dl[ndl++];
+            memset(o, 0, sizeof(*o));
+            o->topic = cfg->kafka.topic_dead_letter;
+            o->key = m->key;
+            o->keylen = m->key_len;
+            o->value = m->payload;
+            o->len = m->len;
+            o->headers = dead_letter_headers(m, reason, detail);
+            if (md_log_enabled(MD_LOG_DEBUG))
+                md_log(MD_LOG_DEBUG, "daemon", "dead letter", "reason", reason, "detail", detail, "topic", topic, NULL);
+            continue;
+        }
+        it->customer = find_customer(d, it->ev.customer_id);
+    }
+    return ndl;
+}
+
+/* Growable list of watermark records. */
+typedef struct wm_list {
+    md_wm_change *v;
+    size_t n, cap;
+} wm_list;
+
+static bool wm_push(wm_list *l, const char *topic, int32_t partition, int64_t old_off, int64_t new_off) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        md_wm_change *nv = realloc(l->v, cap * sizeof(*nv));
+        if (!nv) return false;
+        l->v = nv;
+        l->cap = cap;
+    }
+    md_wm_change *w = &l->v[l->n++];
+    snprintf(w->field, sizeof(w->field), "w:%s:%" PRId32, topic, partition);
+    w->old_offset = old_off;
+    w->new_offset = new_off;
+    return true;
+}
+
+/* Reads, decides and applies the whole batch; loops until Redis accepted it
+ * or a stop was requested (then returns false and nothing is committed). */
+static bool decide_and_apply(daemon *d, size_t n) {
+    const md_config *cfg = d->cfg;
+    char err[512];
+    md_apply_req *reqs = calloc(d->n_cust * 2 + 1, sizeof(md_apply_req));
+    int *results = calloc(d->n_cust * 2 + 1, sizeof(int));
+    size_t *snap_first = calloc(d->n_cust + 1, sizeof(size_t));
+    size_t *chg_first = calloc(d->n_cust + 1, sizeof(size_t));
+    wm_list snap = {0}, chg = {0};
+    bool ok = false;
+    if (!reqs || !results || !snap_first || !chg_first) goto done;
+    while (!*d->stop) {
+        md_err e = md_store_read_customers(d->store, d->n_cust, d->cust_ids, d->states, err, sizeof(err));
+        /* Contact points named by the profiles just read. */
+        d->n_cp = 0;
+        for (size_t c = 0; !e && c < d->n_cust; c++) {
+            d->cust_cp[c] = -1;
+            const char *cp = md_cs_profile(d->states[c], cfg->rules->attr_contact_point);
+            if (!cp || !*cp) continue;
+            size_t k;
+            for (k = 0; k < d->n_cp; k++)
+                if (strcmp(d->cp_ids[k], cp) == 0) break;
+            if (k == d->n_cp) {
+                snprintf(d->cp_ids[k], 300, "%s", cp);
+                d->n_cp++;
+            }
+            d->cust_cp[c] = (int)k;
+        }
+        if (!e && d->n_cp)
+            e = md_store_read_contact_points(d->store, d->n_cp, (const char *const *)d->cp_ids, d->cps, err, sizeof(err));
+        if (e) {
+            d->n.redis_retries++;
+            md_log(MD_LOG_WARN, "redis", "read failed; retrying", "error", err, NULL);
+            sleep_ms(cfg->redis.retry_backoff_ms);
+            continue;
+        }
+        /* The watermarks as read: the apply script checks they are unchanged. */
+        snap.n = 0;
+        for (size_t c = 0; c < d->n_cust; c++) {
+            snap_first[c] = snap.n;
+            md_ops_clear(&d->ops[c]);
+            md_ops_clear(&d->cp_ops[c]);
+            for (size_t w = 0; w < md_cstate_watermark_count(d->states[c]); w++) {
+                const char *topic;
+                int32_t part;
+                int64_t off;
+                md_cstate_watermark(d->states[c], w, &topic, &part, &off);
+                if (!wm_push(&snap, topic, part, off, off)) goto done;
+            }
+        }
+        snap_first[d->n_cust] = snap.n;
+        /* Decide, in message order (per-customer order is partition order). */
+        int64_t now = wall_ms();
+        counters before = d->n;
+        for (size_t i = 0; i < n; i++) {
+            item *it = &d->items[i];
+            if (it->kind == ITEM_SKIP) continue;
+            md_cstate *cs = d->states[it->customer];
+            md_source src = {rd_kafka_topic_name(it->msg->rkt), it->msg->partition, it->msg->offset};
+            if (it->kind == ITEM_PROFILE) {
+                if (src.offset <= md_cs_watermark(cs, src.topic, src.partition)) continue;
+                md_cs_set_watermark(cs, src.topic, src.partition, src.offset);
+                md_cstate_set_profile(cs, it->profile_json, &d->ops[it->customer], err, sizeof(err));
+                continue;
+            }
+            int cpi = d->cust_cp[it->customer];
+            if (md_engine_process(cfg, cs, cpi >= 0 ? d->cps[cpi] : NULL, &it->ev, &src, now, &d->ops[it->customer],
+                                  &d->cp_ops[it->customer], &d->out) != MD_ERR_OK) {
+                md_log(MD_LOG_ERROR, "daemon", "out of memory while deciding; retrying the batch", NULL);
+                md_engine_out_fini(&d->out);
+                sleep_ms(1000);
+                goto retry;
+            }
+            if (d->out.applied == MD_DUP_OFFSET || d->out.applied == MD_DUP_EVENT_ID) d->n.duplicates++;
+            else if (d->out.applied == MD_TOO_LATE) d->n.too_late++;
+            for (size_t t = 0; t < d->out.n_triggers; t++) {
+                if (d->out.triggers[t].holdout) d->n.holdouts++;
+                else d->n.triggers++;
+            }
+            md_engine_out_fini(&d->out);
+        }
+        /* One apply per customer: its operations plus every watermark that moved. */
+        chg.n = 0;
+        size_t nreq = 0;
+        for (size_t c = 0; c < d->n_cust; c++) {
+            md_cstate *cs = d->states[c];
+            chg_first[c] = chg.n;
+            for (size_t w = 0; w < md_cstate_watermark_count(cs); w++) {
+                const char *topic;
+                int32_t part;
+                int64_t off, old = -1;
+                md_cstate_watermark(cs, w, &topic, &part, &off);
+                char field[300];
+                snprintf(field, sizeof(field), "w:%s:%" PRId32, topic, part);
+                for (size_t k = snap_first[c]; k < snap_first[c + 1]; k++)
+                    if (strcmp(snap.v[k].field, field) == 0) old = snap.v[k].old_offset;
+                if (old != off && !wm_push(&chg, topic, part, old, off)) goto done;
+            }
+        }
+        for (size_t c = 0; c < d->n_cust; c++) {
+            size_t nwm = (c + 1 < d->n_cust ? chg_first[c + 1] : chg.n) - chg_first[c];
+            if (nwm == 0 && d->ops[c].n == 0) continue;
+            md_store_customer_key(d->store, d->cust_ids[c], reqs[nreq].key, sizeof(reqs[nreq].key));
+            reqs[nreq].ops = &d->ops[c];
+            reqs[nreq].wm = nwm ? &chg.v[chg_first[c]] : NULL;
+            reqs[nreq].n_wm = nwm;
+            reqs[nreq].ttl_ms = cfg->rules->state_ttl_ms;
+            nreq++;
+            if (d->cp_ops[c].n && d->cust_cp[c] >= 0) {
+                md_store_contact_point_key(d->store, d->cp_ids[d->cust_cp[c]], reqs[nreq].key, sizeof(reqs[nreq].key));
+                reqs[nreq].ops = &d->cp_ops[c];
+                reqs[nreq].wm = NULL;
+                reqs[nreq].n_wm = 0;
+                reqs[nreq].ttl_ms = cfg->rules->max_cap_span_ms + MD_DAY_MS;
+                nreq++;
+            }
+        }
+        e = md_store_apply(d->store, nreq, reqs, results, err, sizeof(err));
+        if (e) {
+            d->n = before; /* the redo counts again */
+            d->n.redis_retries++;
+            md_log(MD_LOG_WARN, "redis", "apply failed; redoing the batch", "error", err, NULL);
+            sleep_ms(cfg->redis.retry_backoff_ms);
+            continue;
+        }
+        bool conflict = false;
+        for (size_t q = 0; q < nreq; q++)
+            if (results[q] == 0) conflict = true;
+        if (conflict) {
+            /* Another consumer applied some of these offsets (a rebalance in
+             * flight). Re-read and decide again; what was applied now reads as
+             * duplicates, and its outbox entries are produced below. */
+            d->n = before;
+            d->n.conflicts++;
+            md_log(MD_LOG_WARN, "daemon", "watermark conflict; re-reading the batch", NULL);
+            continue;
+        }
+        ok = true;
+        break;
+    retry:;
+    }
+done:
+    free(reqs);
+    free(results);
+    free(snap_first);
+    free(chg_first);
+    free(snap.v);
+    free(chg.v);
+    return ok;
+}
+
+/* Produces the outbox of every customer of the batch, then forgets the
+ * entries Kafka acknowledged. */
+static bool flush_outbox(daemon *d, outmsg *dl, size_t ndl) {
+    size_t total = ndl;
+    for (size_t c = 0; c < d->n_cust; c++) total += md_cstate_pending_count(d->states[c]);
+    if (total == 0) return true;
+    outmsg *m = calloc(total, sizeof(outmsg));
+    const char **keys = calloc(total, sizeof(char *));
+    const char **fields = calloc(total, sizeof(char *));
+    char (*keybuf)[400] = calloc(total, 400);
+    char (*fieldbuf)[MD_TRIGGER_ID_LEN + 4] = calloc(total, MD_TRIGGER_ID_LEN + 4);
+    bool ok = false;
+    if (!m || !keys || !fields || !keybuf || !fieldbuf) goto out;
+    size_t k = 0, nx = 0;
+    for (size_t i = 0; i < ndl; i++) m[k++] = dl[i];
+    for (size_t c = 0; c < d->n_cust; c++) {
+        md_cstate *cs = d->states[c];
+        for (size_t p = 0; p < md_cstate_pending_count(cs); p++) {
+            const char *id, *topic, *payload;
+            md_cstate_pending(cs, p, &id, &topic, &payload);
+            m[k].topic = topic;
+            m[k].key = d->cust_ids[c];
+            m[k].keylen = strlen(d->cust_ids[c]);
+            m[k].value = payload;
+            m[k].len = strlen(payload);
+            k++;
+            md_store_customer_key(d->store, d->cust_ids[c], keybuf[nx], 400);
+            snprintf(fieldbuf[nx], MD_TRIGGER_ID_LEN + 4, "x:%s", id);
+            keys[nx] = keybuf[nx];
+            fields[nx] = fieldbuf[nx];
+            nx++;
+        }
+    }
+    if (!produce_all(d, m, k)) goto out;
+    char err[512];
+    /* Forgetting acknowledged entries may fail (Redis went down just now):
+     * then they are produced again later under the same trigger_id, which
+     * subscribers drop. Never worth blocking the pipeline for. */
+    if (nx && md_store_hdel(d->store, nx, keys, fields, err, sizeof(err)))
+        md_log(MD_LOG_WARN, "redis", "could not clear acknowledged outbox entries; they will be re-sent", "error", err, NULL);
+    ok = true;
+out:
+    free(m);
+    free(keys);
+    free(fields);
+    free(keybuf);
+    free(fieldbuf);
+    return ok;
+}
+
+static void commit_batch(daemon *d, rd_kafka_message_t **msgs, size_t n) {
+    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = msgs[i];
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(offs, rd_kafka_topic_name(m->rkt), m->partition);
+        if (!tp) tp = rd_kafka_topic_partition_list_add(offs, rd_kafka_topic_name(m->rkt), m->partition);
+        if (m->offset + 1 > tp->offset) tp->offset = m->offset + 1;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_commit(d->consumer, offs, 0);
+    if (err)
+        /* E.g. a rebalance took the partitions: the new owner re-reads these
+         * messages, and the watermarks make them no-ops. */
+        md_log(MD_LOG_WARN, "kafka", "offset commit failed; the batch will be redelivered", "error", rd_kafka_err2str(err), NULL);
+    rd_kafka_topic_partition_list_destroy(offs);
+}
+
+static void log_stats(daemon *d, const char *msg) {
+    char b[12][24];
+    snprintf(b[0], 24, "%" PRIu64, d->n.consumed);
+    snprintf(b[1], 24, "%" PRIu64, d->n.accepted);
+    snprintf(b[2], 24, "%" PRIu64, d->n.dead_lettered);
+    snprintf(b[3], 24, "%" PRIu64, d->n.duplicates);
+    snprintf(b[4], 24, "%" PRIu64, d->n.too_late);
+    snprintf(b[5], 24, "%" PRIu64, d->n.profiles);
+    snprintf(b[6], 24, "%" PRIu64, d->n.triggers);
+    snprintf(b[7], 24, "%" PRIu64, d->n.holdouts);
+    snprintf(b[8], 24, "%" PRIu64, d->n.batches);
+    snprintf(b[9], 24, "%" PRIu64, d->n.redis_retries);
+    snprintf(b[10], 24, "%" PRIu64, d->n.conflicts);
+    md_log(MD_LOG_INFO, "daemon", msg, "consumed", b[0], "accepted", b[1], "dead_lettered", b[2], "duplicates", b[3],
+           "too_late", b[4], "profiles", b[5], "triggers", b[6], "holdouts", b[7], "batches", b[8], "redis_retries", b[9],
+           "conflicts", b[10], NULL);
+}
+
+static bool alloc_batch(daemon *d) {
+    size_t cap = (size_t)d->cfg->limits.batch_size;
+    d->cap = cap;
+    d->items = calloc(cap, sizeof(item));
+    d->states = calloc(cap, sizeof(md_cstate *));
+    d->cps = calloc(cap, sizeof(md_cpstate *));
+    d->ops = calloc(cap, sizeof(md_ops));
+    d->cp_ops = calloc(cap, sizeof(md_ops));
+    d->cp_ids = calloc(cap, sizeof(char *));
+    d->cust_cp = calloc(cap, sizeof(int));
+    d->cust_ids = calloc(cap, sizeof(char *));
+    if (!d->items || !d->states || !d->cps || !d->ops || !d->cp_ops || !d->cp_ids || !d->cust_cp || !d->cust_ids) return false;
+    for (size_t i = 0; i < cap; i++) {
+        d->states[i] = md_cstate_new(d->cfg);
+        d->cps[i] = md_cpstate_new();
+        d->cp_ids[i] = malloc(300);
+        if (!d->states[i] || !d->cps[i] || !d->cp_ids[i]) return false;
+        md_ops_init(&d->ops[i]);
+        md_ops_init(&d->cp_ops[i]);
+    }
+    return true;
+}
+
+static void free_batch(daemon *d) {
+    for (size_t i = 0; i < d->cap; i++) {
+        if (d->states) md_cstate_destroy(d->states[i]);
+        if (d->cps) md_cpstate_destroy(d->cps[i]);
+        if (d->cp_ids) free(d->cp_ids[i]);
+        if (d->ops) md_ops_fini(&d->ops[i]);
+        if (d->cp_ops) md_ops_fini(&d->cp_ops[i]);
+    }
+    free(d->items);
+    free(d->states);
+    free(d->cps);
+    free(d->ops);
+    free(d->cp_ops);
+    free(d->cp_ids);
+    free(d->cust_cp);
+    free(d->cust_ids);
+}
+
+int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
+    daemon d;
+    memset(&d, 0, sizeof(d));
+    d.cfg = cfg;
+    d.stop = stop;
+    int rc = 1;
+    char err[512];
+    md_event_limits lim = {(size_t)cfg->limits.max_message_bytes, cfg->limits.max_future_skew_s * 1000,
+                           (size_t)cfg->limits.max_pages, (int)cfg->limits.max_depth};
+    rd_kafka_message_t **msgs = calloc((size_t)cfg->limits.batch_size, sizeof(*msgs));
+    outmsg *dl = calloc((size_t)cfg->limits.batch_size, sizeof(outmsg));
+    md_engine_out_init(&d.out);
+    if (!msgs || !dl || !alloc_batch(&d) || !(d.parser = md_event_parser_new(&lim))) {
+        md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
+        goto out;
+    }
+    if (!(d.store = md_store_new(&cfg->redis, err, sizeof(err)))) {
+        md_log(MD_LOG_ERROR, "redis", err, NULL);
+        goto out;
+    }
+    if (!(d.producer = make_client(cfg, RD_KAFKA_PRODUCER)) || !(d.consumer = make_client(cfg, RD_KAFKA_CONSUMER))) goto out;
+    rd_kafka_poll_set_consumer(d.consumer);
+    create_topics(&d);
+    const char *topics[] = {cfg->kafka.topic_payments, cfg->kafka.topic_calls, cfg->kafka.topic_app_logins, cfg->kafka.topic_profiles};
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(4);
+    for (int i = 0; i < 4; i++) rd_kafka_topic_partition_list_add(sub, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(d.consumer, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (kerr) {
+        md_log(MD_LOG_ERROR, "kafka", "subscribe failed", "error", rd_kafka_err2str(kerr), NULL);
+        goto out;
+    }
+    while (!*stop && md_store_connect(d.store, err, sizeof(err)) != MD_ERR_OK) {
+        md_log(MD_LOG_WARN, "redis", "waiting for redis", "error", err, NULL);
+        sleep_ms(cfg->redis.retry_backoff_ms);
+    }
+    md_log(MD_LOG_INFO, "daemon", "started", "brokers", cfg->kafka.brokers, "group", cfg->kafka.group_id, "config", cfg->path, NULL);
+    d.last_stats_ms = wall_ms();
+    while (!*stop) {
+        size_t n = 0;
+        while (n < (size_t)cfg->limits.batch_size) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(d.consumer, n == 0 ? (int)cfg->kafka.poll_timeout_ms : 0);
+            if (!m) break;
+            if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    md_log(m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? MD_LOG_DEBUG : MD_LOG_WARN, "kafka", "consumer error",
+                           "error", rd_kafka_message_errstr(m), NULL);
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            msgs[n++] = m;
+        }
+        rd_kafka_poll(d.producer, 0);
+        if (n > 0) {
+            size_t ndl = classify(&d, msgs, n, dl);
+            bool done = decide_and_apply(&d, n) && flush_outbox(&d, dl, ndl);
+            if (done) {
+                commit_batch(&d, msgs, n);
+                d.n.batches++;
+            }
+            for (size_t i = 0; i < ndl; i++) rd_kafka_headers_destroy(dl[i].headers);
+            for (size_t i = 0; i < n; i++) {
+                free(d.items[i].profile_json);
+                d.items[i].profile_json = NULL;
+                rd_kafka_message_destroy(msgs[i]);
+            }
+            if (!done) break; /* stop requested mid-batch: leave it uncommitted */
+        }
+        if (wall_ms() - d.last_stats_ms >= 10000) {
+            log_stats(&d, "stats");
+            d.last_stats_ms = wall_ms();
+        }
+    }
+    rc = 0;
+out:
+    if (d.consumer) {
+        rd_kafka_consumer_close(d.consumer);
+        rd_kafka_destroy(d.consumer);
+    }
+    if (d.producer) {
+        rd_kafka_flush(d.producer, 10000);
+        rd_kafka_destroy(d.producer);
+    }
+    if (rc == 0) log_stats(&d, "stopped");
+    md_store_destroy(d.store);
+    md_event_parser_destroy(d.parser);
+    free_batch(&d);
+    free(msgs);
+    free(dl);
+    return rc;
+}

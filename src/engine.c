@@ -1,0 +1,603 @@
+/* engine.c: from one event to decisions: windows, tags, demand model, contact
+ * policy, triggers. Pure: the time is the event's own (or explain's "now"),
+ * and every state change goes through cstate's recording helpers.
+ *
+ * Order of one event (md_engine_process):
+ *   1. redelivery guard (offset watermark), re-publication guard (event_id),
+ *      lateness guard; each stops here with only the watermark recorded;
+ *   2. counters: matching signals add to their series' buckets; balance and
+ *      last-event times; expired buckets dropped; service-recovery blackout;
+ *   3. features at the event's time: windows, recency, tags (statistical,
+ *      rule), each campaign's score, then mined tags (they may read scores);
+ *   4. per campaign, the checks of SPEC sections 5-6 in a fixed order (the
+ *      first that fails is the recorded suppression reason), then channel,
+ *      caps, quiet hours, holdout; a trigger is written to the outbox in the
+ *      same atomic apply as the counters, so none can be lost. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cstate_internal.h"
+#include "momentd/jsonw.h"
+
+static const char *const applied_names[] = {"applied", "duplicate_offset", "duplicate_event_id", "too_late"};
+const char *md_applied_name(md_applied a) { return (unsigned)a < 4 ? applied_names[a] : "?"; }
+
+static const char *const suppress_names[] = {
+#define MD_SUPPRESS_NAME(name, text) text,
+    MD_SUPPRESS_MAP(MD_SUPPRESS_NAME)
+#undef MD_SUPPRESS_NAME
+};
+const char *md_suppress_name(md_suppress s) { return (unsigned)s < MD_SUPPRESS_COUNT ? suppress_names[s] : "?"; }
+
+void md_engine_out_init(md_engine_out *out) { memset(out, 0, sizeof(*out)); }
+
+void md_engine_out_fini(md_engine_out *out) {
+    for (size_t i = 0; i < out->n_triggers; i++) free(out->triggers[i].payload);
+    out->n_triggers = 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Pure pieces                                                                */
+
+double md_cooldown_required_days(const md_cfg_cooldown *cd, double score, int unanswered) {
+    if (strcmp(cd->mode, "fixed") == 0) return cd->fixed_days;
+    double gap;
+    if (score <= cd->trough) gap = cd->max_days;
+    else if (score >= cd->peak) gap = cd->min_days;
+    else gap = cd->max_days - (score - cd->trough) / (cd->peak - cd->trough) * (cd->max_days - cd->min_days);
+    double fatigue = 1.0 + cd->fatigue_step * (unanswered > 0 ? unanswered : 0);
+    if (fatigue > cd->fatigue_max) fatigue = cd->fatigue_max;
+    return gap * fatigue;
+}
+
+bool md_quiet_hours_active(int start_min, int end_min, int64_t t_ms, int utc_offset_min) {
+    if (start_min == end_min) return false;
+    int64_t local_min = t_ms / 60000 + utc_offset_min;
+    int m = (int)(((local_min % 1440) + 1440) % 1440);
+    if (start_min < end_min) return m >= start_min && m < end_min;
+    return m >= start_min || m < end_min; /* wraps past midnight, e.g. 21:00-09:00 */
+}
+
+unsigned md_holdout_bucket(const char *customer_id, const char *campaign) {
+    uint64_t h = md_hash64(customer_id, strlen(customer_id), md_hash64(campaign, strlen(campaign), 0x686f6c64));
+    return (unsigned)(h % 10000);
+}
+
+void md_trigger_id(const char *campaign, const char *customer_id, const char *event_id, char out[MD_TRIGGER_ID_LEN]) {
+    char buf[MD_EVENT_ID_MAX + MD_CUSTOMER_ID_MAX + 300];
+    int n = snprintf(buf, sizeof(buf), "%s%c%s%c%s", campaign, 0, customer_id, 0, event_id);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1;
+    uint64_t a = md_hash64(buf, len, 0x6d6f6d656e74ULL);
+    uint64_t b = md_hash64(buf, len, a ^ 0x7472696767ULL);
+    snprintf(out, MD_TRIGGER_ID_LEN, "m%016" PRIx64 "%016" PRIx64, a, b);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Windows and features                                                       */
+
+int64_t md_cstate_window_raw(const md_cstate *cs, int window, int64_t t_ms) {
+    const md_rwindow *w = &cs->r->windows[window];
+    const md_rseries *rs = &cs->r->series[w->series];
+    const md_series_st *s = &cs->series[w->series];
+    int64_t last = t_ms / rs->granularity_ms;
+    int64_t first = last - w->span_ms / rs->granularity_ms + 1;
+    /* Binary search for the first bucket in range, then sum the (few, sparse)
+     * non-empty buckets of the span. */
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->b[mid].id < first) lo = mid + 1;
+        else hi = mid;
+    }
+    int64_t sum = 0;
+    for (size_t i = lo; i < s->n && s->b[i].id <= last; i++) sum += s->b[i].v;
+    return sum;
+}
+
+double md_cstate_window(const md_config *cfg, const md_cstate *cs, int window, int64_t t_ms) {
+    (void)cfg;
+    return (double)md_cstate_window_raw(cs, window, t_ms) * cs->r->windows[window].scale;
+}
+
+bool md_cstate_balance(const md_cstate *cs, double *balance) {
+    if (cs->has_balance) *balance = cs->balance;
+    return cs->has_balance;
+}
+
+int md_cstate_fatigue(const md_cstate *cs, int campaign) { return cs->camps[campaign].fatigue; }
+
+static int64_t last_contact_any(const md_cstate *cs) {
+    int64_t last = 0;
+    for (size_t i = 0; i < cs->n_contacts; i++)
+        if (cs->contacts[i].ts > last) last = cs->contacts[i].ts;
+    for (size_t c = 0; c < cs->cfg->n_campaigns; c++)
+        if (cs->camps[c].last_contact > last) last = cs->camps[c].last_contact;
+    return last;
+}
+
+static md_value v_num(double x) {
+    md_value v = {.kind = MD_VAL_NUM, .num = x};
+    return v;
+}
+static md_value v_str(const char *s) {
+    md_value v = {.kind = s ? MD_VAL_STR : MD_VAL_MISSING, .str = s};
+    return v;
+}
+static const md_value v_missing = {.kind = MD_VAL_MISSING};
+
+static md_value event_value(const md_event *ev, int f) {
+    if (!ev) return v_missing;
+    bool pay = ev->type == MD_EVENT_PAYMENT, call = ev->type == MD_EVENT_CALL, app = ev->type == MD_EVENT_APP_LOGIN;
+    switch (f) {
+    case MD_EF_TYPE: return v_str(md_event_type_name(ev->type));
+    case MD_EF_AMOUNT: return pay ? v_num(ev->amount) : v_missing;
+    case MD_EF_CHANNEL: return pay && ev->channel[0] ? v_str(ev->channel) : v_missing;
+    case MD_EF_KIND: return pay ? v_str(ev->kind) : v_missing;
+    case MD_EF_LATE: return pay ? v_num(ev->late) : v_missing;
+    case MD_EF_BALANCE_AFTER: return pay && ev->has_balance_after ? v_num(ev->balance_after) : v_missing;
+    case MD_EF_REASON: return call ? v_str(ev->reason) : v_missing;
+    case MD_EF_DURATION_S: return call ? v_num((double)ev->duration_s) : v_missing;
+    case MD_EF_DIRECTION: return call ? v_str(ev->inbound ? "inbound" : "outbound") : v_missing;
+    case MD_EF_INBOUND: return call ? v_num(ev->inbound) : v_missing;
+    case MD_EF_PAGES: {
+        if (!app) return v_missing;
+        md_value v = {.kind = MD_VAL_LIST, .list = ev->pages[0], .n = ev->n_pages, .stride = sizeof(ev->pages[0])};
+        return v;
+    }
+    case MD_EF_SESSION_S: return app ? v_num((double)ev->session_s) : v_missing;
+    default: return v_missing;
+    }
+}
+
+/* Profile values that are whole numbers in text ("50000") read as numbers,
+ * so `profile.credit_limit >= 10000` works; anything else is a string. */
+static md_value profile_value(const char *s) {
+    if (!s) return v_missing;
+    char *end;
+    double d = strtod(s, &end);
+    if (*s && !*end && end != s && isfinite(d)) return v_num(d);
+    return v_str(s);
+}
+
+static md_value get_slot(void *ctx, int slot) {
+    const md_cstate *cs = ctx;
+    int idx = MD_SLOT_INDEX(slot);
+    int64_t t = cs->eval_t;
+    switch (MD_SLOT_CLASS(slot)) {
+    case MD_SLOT_EVENT: return event_value(cs->eval_event, idx);
+    case MD_SLOT_WINDOW: return v_num(cs->win_vals[idx]);
+    case MD_SLOT_BUILTIN: {
+        int64_t last = 0;
+        switch (idx) {
+        case MD_BI_BALANCE: return cs->has_balance ? v_num(cs->balance) : v_missing;
+        case MD_BI_DAYS_SINCE_PAYMENT: last = cs->last_ts[MD_EVENT_PAYMENT]; break;
+        case MD_BI_DAYS_SINCE_CALL: last = cs->last_ts[MD_EVENT_CALL]; break;
+        case MD_BI_DAYS_SINCE_APP_LOGIN: last = cs->last_ts[MD_EVENT_APP_LOGIN]; break;
+        case MD_BI_DAYS_SINCE_CONTACT: last = last_contact_any(cs); break;
+        default: return v_missing;
+        }
+        if (last <= 0) return v_missing;
+        double d = (double)(t - last) / (double)MD_DAY_MS;
+        return v_num(d < 0 ? 0 : d);
+    }
+    case MD_SLOT_TAG:
+        if (cs->r->tags[idx].cls == MD_TAG_STATISTICAL) return v_str(md_cs_profile(cs, cs->r->tags[idx].profile_attr));
+        return v_num(cs->tag_num[idx]);
+    case MD_SLOT_PROFILE: return profile_value(md_cs_profile(cs, idx));
+    case MD_SLOT_SCORE: return v_num(cs->scores[idx]);
+    default: return v_missing;
+    }
+}
+
+static bool eval_bool(md_cstate *cs, const md_expr *e) {
+    return e == NULL || md_value_truthy(md_expr_eval(e, get_slot, cs));
+}
+
+static int cmp_contrib(const void *a, const void *b) {
+    double x = ((const md_contribution *)a)->contribution, y = ((const md_contribution *)b)->contribution;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void score_campaign(const md_config *cfg, md_cstate *cs, int c, md_campaign_eval *ev) {
+    const md_cfg_campaign *cc = &cfg->campaigns[c];
+    const md_rcampaign *rc = &cs->r->campaigns[c];
+    double logit = cc->model.intercept;
+    ev->n_contrib = 0;
+    ev->static_part = 0;
+    for (size_t s = 0; s < rc->n_statics; s++) {
+        const char *val = md_cs_profile(cs, rc->statics[s].profile_attr);
+        const md_cfg_static *st = &cc->model.statics[s];
+        double off = 0;
+        for (size_t k = 0; val && k < st->n_offsets; k++)
+            if (strcmp(st->offsets[k].key, val) == 0) off = st->offsets[k].value;
+        ev->static_part += off;
+        if (ev->n_contrib < MD_MAX_FEATURES)
+            ev->contrib[ev->n_contrib++] = (md_contribution){.feature = -(int)s - 1, .value = 0, .contribution = off};
+    }
+    logit += ev->static_part;
+    for (size_t f = 0; f < rc->n_features; f++) {
+        const md_rfeature *rf = &rc->features[f];
+        md_value v = md_expr_eval(rf->expr, get_slot, cs);
+        double x = v.kind == MD_VAL_NUM ? v.num : 0; /* no value contributes nothing */
+        if (x > rf->cap) x = rf->cap;
+        if (rf->log1p) x = x > -1 ? log1p(x) : 0;
+        double contribution = rf->weight * x;
+        logit += contribution;
+        if (ev->n_contrib < MD_MAX_FEATURES)
+            ev->contrib[ev->n_contrib++] = (md_contribution){.feature = (int)f, .value = v.kind == MD_VAL_NUM ? v.num : 0, .contribution = contribution};
+    }
+    qsort(ev->contrib, ev->n_contrib, sizeof(md_contribution), cmp_contrib);
+    ev->logit = logit;
+    ev->score = 1.0 / (1.0 + exp(-logit));
+    cs->scores[c] = ev->score;
+}
+
+/* Windows, tags and scores at time t, into cs's scratch and out->eval. */
+static void compute_features(const md_config *cfg, md_cstate *cs, const md_event *ev, int64_t t, md_engine_out *out) {
+    cs->eval_t = t;
+    cs->eval_event = ev;
+    for (size_t w = 0; w < cfg->n_windows; w++) cs->win_vals[w] = md_cstate_window(cfg, cs, (int)w, t);
+    for (size_t g = 0; g < cfg->n_tags; g++) {
+        const md_rtag *rt = &cs->r->tags[g];
+        cs->tag_num[g] = 0;
+        if (rt->cls == MD_TAG_RULE) cs->tag_num[g] = md_value_truthy(md_expr_eval(rt->expr, get_slot, cs));
+    }
+    out->n_campaigns = cfg->n_campaigns;
+    for (size_t c = 0; c < cfg->n_campaigns; c++) {
+        memset(&out->eval[c], 0, sizeof(out->eval[c]));
+        out->eval[c].channel = -1;
+        score_campaign(cfg, cs, (int)c, &out->eval[c]);
+    }
+    for (size_t g = 0; g < cfg->n_tags; g++)
+        if (cs->r->tags[g].cls == MD_TAG_MINED) cs->tag_num[g] = md_value_truthy(md_expr_eval(cs->r->tags[g].expr, get_slot, cs));
+}
+
+void md_engine_write_tags(const md_config *cfg, const md_cstate *cs, md_jsonw *w) {
+    md_jsonw_arr_open(w);
+    for (size_t g = 0; g < cfg->n_tags; g++) {
+        const md_rtag *rt = &cs->r->tags[g];
+        if (rt->cls == MD_TAG_STATISTICAL) {
+            const char *v = md_cs_profile(cs, rt->profile_attr);
+            if (!v) continue;
+            char buf[400];
+            snprintf(buf, sizeof(buf), "%s:%s", cfg->tags[g].name, v);
+            md_jsonw_str(w, buf);
+        } else if (cs->tag_num[g] != 0) {
+            md_jsonw_str(w, cfg->tags[g].name);
+        }
+    }
+    md_jsonw_arr_close(w);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Contact policy                                                             */
+
+static int utc_offset_of(const md_cstate *cs) {
+    int off;
+    const char *s = md_cs_profile(cs, cs->r->attr_utc_offset);
+    if (s && md_parse_utc_offset(s, &off)) return off;
+    return cs->r->default_utc_offset_min;
+}
+
+/* Counts contacts in (t - per, t]; when count >= max, *free_at is the time the
+ * oldest counted contact leaves the span far enough for one more. */
+static bool cap_blocks(const int64_t *ts, size_t n, int64_t max, int64_t per, int64_t t, int64_t *free_at) {
+    int64_t in_span[64];
+    size_t k = 0, count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ts[i] > t - per && ts[i] <= t) {
+            count++;
+            if (k < 64) in_span[k++] = ts[i];
+        }
+    if ((int64_t)count < max) return false;
+    /* The (count - max + 1)-th oldest must leave the span. */
+    for (size_t i = 1; i < k; i++)
+        for (size_t j = i; j > 0 && in_span[j - 1] > in_span[j]; j--) {
+            int64_t tmp = in_span[j];
+            in_span[j] = in_span[j - 1];
+            in_span[j - 1] = tmp;
+        }
+    size_t idx = (size_t)(count - (size_t)max);
+    *free_at = (idx < k ? in_span[idx] : t) + per;
+    return true;
+}
+
+typedef struct policy_check {
+    md_suppress reason;
+    int64_t until; /* when the block lifts; INT64_MAX = never */
+} policy_check;
+
+static void note_block(md_campaign_eval *e, md_suppress why, int64_t until) {
+    if (e->suppressed == MD_SUPPRESS_NONE) e->suppressed = why;
+    if (until > e->eligible_again_ms) {
+        e->eligible_again_ms = until;
+        e->deciding_rule = md_suppress_name(why);
+    }
+}
+
+/* Applies every policy rule of campaign c at time t; fills e. Only reads state.
+ * check_event: whether fire_on applies (an event is present). */
+static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, int c, int64_t t, bool check_event,
+                   md_campaign_eval *e) {
+    const md_cfg_campaign *cc = &cfg->campaigns[c];
+    const md_rcampaign *rc = &cs->r->campaigns[c];
+    const md_camp_st *st = &cs->camps[c];
+    e->suppressed = MD_SUPPRESS_NONE;
+    e->eligible_again_ms = 0;
+    e->deciding_rule = NULL;
+    e->required_gap_days = md_cooldown_required_days(&cc->cooldown, e->score, st->fatigue);
+    e->days_since_last_contact = st->last_contact > 0 ? (double)(t - st->last_contact) / (double)MD_DAY_MS : -1;
+
+    if (cs->opted_out) note_block(e, MD_SUPPRESS_OPT_OUT, INT64_MAX);
+    if (cs->complaint_until > t) note_block(e, MD_SUPPRESS_COMPLAINT, cs->complaint_until);
+    if (cs->blackout_until > t) note_block(e, MD_SUPPRESS_BLACKOUT, cs->blackout_until);
+    if (check_event && !eval_bool(cs, rc->fire_on)) note_block(e, MD_SUPPRESS_EVENT_NOT_ALLOWED, 0);
+    if (!eval_bool(cs, rc->eligible)) note_block(e, MD_SUPPRESS_NOT_ELIGIBLE, 0);
+    if (e->score < cc->threshold) note_block(e, MD_SUPPRESS_BELOW_THRESHOLD, 0);
+    else if (st->disarmed) note_block(e, MD_SUPPRESS_NOT_REARMED, 0);
+    if (st->last_contact > 0) {
+        int64_t until = st->last_contact + (int64_t)llround(e->required_gap_days * (double)MD_DAY_MS);
+        if (until > t) note_block(e, MD_SUPPRESS_COOLDOWN, until);
+    }
+    for (size_t k = 0; k < rc->n_routes; k++)
+        if (eval_bool(cs, rc->routes[k].when)) {
+            e->channel = rc->routes[k].channel;
+            break;
+        }
+    if (e->channel < 0) {
+        note_block(e, MD_SUPPRESS_NO_ROUTE, 0);
+        return;
+    }
+    /* Caps over rolling spans: customer-wide, this channel, the contact point. */
+    int64_t ts_all[256], ts_chan[256];
+    size_t n_all = 0, n_chan = 0;
+    for (size_t i = 0; i < cs->n_contacts && n_all < 256; i++) {
+        ts_all[n_all++] = cs->contacts[i].ts;
+        if (cs->contacts[i].channel == e->channel) ts_chan[n_chan++] = cs->contacts[i].ts;
+    }
+    int64_t free_at;
+    for (size_t k = 0; k < cfg->contact.n_caps; k++) {
+        const md_cfg_cap *cap = &cfg->contact.caps[k];
+        if (strcmp(cap->scope, "customer") == 0) {
+            if (cap_blocks(ts_all, n_all, cap->max, cap->per_ms, t, &free_at)) note_block(e, MD_SUPPRESS_CAP_CUSTOMER, free_at);
+        } else if (cp && cap_blocks(cp->ts, cp->n, cap->max, cap->per_ms, t, &free_at)) {
+            note_block(e, MD_SUPPRESS_CAP_CONTACT_POINT, free_at);
+        }
+    }
+    const md_cfg_channel *ch = &cfg->channels[e->channel];
+    for (size_t k = 0; k < ch->n_caps; k++)
+        if (cap_blocks(ts_chan, n_chan, ch->caps[k].max, ch->caps[k].per_ms, t, &free_at))
+            note_block(e, MD_SUPPRESS_CAP_CHANNEL, free_at);
+    const md_rchannel *rch = &cs->r->channels[e->channel];
+    int off = utc_offset_of(cs);
+    if (md_quiet_hours_active(rch->quiet_start_min, rch->quiet_end_min, t, off)) {
+        /* Quiet hours end at quiet_end local time. */
+        int64_t local_min = t / 60000 + off;
+        int m = (int)(((local_min % 1440) + 1440) % 1440);
+        int wait = (rch->quiet_end_min - m + 1440) % 1440;
+        note_block(e, MD_SUPPRESS_QUIET_HOURS, t + (int64_t)wait * 60000 - (t % 60000));
+    }
+    e->holdout = md_holdout_bucket(cs->customer_id, cc->name) <
+                 (unsigned)llround(cc->holdout_pct * 100);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Triggers                                                                   */
+
+static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_event *ev, int c, const md_campaign_eval *e,
+                           const char *id, int64_t emitted_at_ms) {
+    const md_cfg_campaign *cc = &cfg->campaigns[c];
+    char tbuf[32];
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_jsonw_obj_open(&w);
+    md_jsonw_kstr(&w, "trigger_id", id);
+    md_jsonw_kstr(&w, "customer_id", ev->customer_id);
+    md_jsonw_kstr(&w, "campaign", cc->name);
+    md_jsonw_kstr(&w, "channel", cfg->channels[e->channel].name);
+    md_jsonw_knum(&w, "score", e->score);
+    md_jsonw_knum(&w, "threshold", cc->threshold);
+    md_jsonw_key(&w, "reasons");
+    md_jsonw_arr_open(&w);
+    int64_t shown = 0;
+    for (size_t i = 0; i < e->n_contrib && shown < cc->model.top_reasons; i++) {
+        const md_contribution *k = &e->contrib[i];
+        if (k->contribution <= 0) break;
+        md_jsonw_obj_open(&w);
+        if (k->feature >= 0) {
+            md_jsonw_kstr(&w, "feature", cc->model.features[k->feature].name);
+            md_jsonw_knum(&w, "value", k->value);
+        } else {
+            const md_cfg_static *st = &cc->model.statics[-k->feature - 1];
+            char name[160];
+            snprintf(name, sizeof(name), "profile.%s", st->attribute);
+            md_jsonw_kstr(&w, "feature", name);
+            const char *v = md_cs_profile(cs, cs->r->campaigns[c].statics[-k->feature - 1].profile_attr);
+            md_jsonw_kstr(&w, "value", v ? v : "");
+        }
+        md_jsonw_knum(&w, "contribution", k->contribution);
+        md_jsonw_obj_close(&w);
+        shown++;
+    }
+    md_jsonw_arr_close(&w);
+    md_jsonw_key(&w, "tags");
+    md_engine_write_tags(cfg, cs, &w);
+    md_jsonw_key(&w, "cooldown");
+    md_jsonw_obj_open(&w);
+    md_jsonw_kstr(&w, "mode", cc->cooldown.mode);
+    md_jsonw_knum(&w, "required_gap_days", round(e->required_gap_days * 100) / 100);
+    md_jsonw_key(&w, "days_since_last_contact");
+    if (e->days_since_last_contact < 0) md_jsonw_null(&w);
+    else md_jsonw_num(&w, round(e->days_since_last_contact * 100) / 100);
+    md_jsonw_kint(&w, "fatigue", cs->camps[c].fatigue);
+    md_jsonw_obj_close(&w);
+    md_jsonw_key(&w, "caused_by");
+    md_jsonw_obj_open(&w);
+    md_jsonw_kstr(&w, "event_id", ev->event_id);
+    md_jsonw_kstr(&w, "type", md_event_type_name(ev->type));
+    md_format_time(ev->ts_ms, tbuf);
+    md_jsonw_kstr(&w, "ts", tbuf);
+    md_jsonw_obj_close(&w);
+    md_jsonw_kstr(&w, "event_time", tbuf);
+    md_format_time(emitted_at_ms, tbuf);
+    md_jsonw_kstr(&w, "emitted_at", tbuf);
+    md_format_time(ev->ts_ms + cfg->channels[e->channel].fresh_for_ms, tbuf);
+    md_jsonw_kstr(&w, "expires_at", tbuf);
+    md_jsonw_kstr(&w, "model_version", cc->model.version);
+    md_jsonw_kbool(&w, "holdout", e->holdout);
+    md_jsonw_obj_close(&w);
+    if (w.oom) {
+        md_jsonw_fini(&w);
+        return NULL;
+    }
+    return w.buf; /* ownership moves to the caller */
+}
+
+/* ------------------------------------------------------------------------- */
+/* Processing                                                                 */
+
+static void set_field_int(md_ops *ops, const char *prefix, const char *name, int64_t v) {
+    char field[200];
+    snprintf(field, sizeof(field), "%s%s", prefix, name);
+    md_cs_set_int(ops, field, v);
+}
+
+md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_event *ev, const md_source *src,
+                         int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
+    const md_rules *r = cfg->rules;
+    const int64_t t = ev->ts_ms;
+    char field[300];
+    md_engine_out_fini(out);
+    out->applied = MD_APPLIED;
+    out->n_campaigns = 0;
+    out->n_contact_point_records = 0;
+    if (!cs->customer_id[0]) md_cstate_set_customer(cs, ev->customer_id);
+
+    /* 1. Guards. */
+    if (src && src->topic) {
+        if (src->offset <= md_cs_watermark(cs, src->topic, src->partition)) {
+            out->applied = MD_DUP_OFFSET;
+            return MD_ERR_OK;
+        }
+        md_cs_set_watermark(cs, src->topic, src->partition, src->offset);
+        /* The apply script itself writes the watermark field, atomically with
+         * its check; nothing to record here. */
+    }
+    uint64_t idh = md_hash64(ev->event_id, strlen(ev->event_id), 0x65766964);
+    if (md_cs_seen(cs, idh)) {
+        out->applied = MD_DUP_EVENT_ID;
+        return MD_ERR_OK;
+    }
+    if (cs->newest_ts > 0 && t < cs->newest_ts - cfg->limits.max_lateness_ms) {
+        out->applied = MD_TOO_LATE;
+        return MD_ERR_OK;
+    }
+    cs->exists = true;
+
+    /* 2. Counters. */
+    md_cs_add_seen(cs, ops, idh, t, cfg->dedupe.event_id_horizon_ms);
+    if (t > cs->newest_ts) {
+        cs->newest_ts = t;
+        md_cs_set_int(ops, "n", t);
+    }
+    if (t > cs->last_ts[ev->type]) {
+        cs->last_ts[ev->type] = t;
+        snprintf(field, sizeof(field), "t%d", (int)ev->type);
+        md_cs_set_int(ops, field, t);
+    }
+    if (ev->type == MD_EVENT_PAYMENT && ev->has_balance_after && t >= cs->balance_ts) {
+        char val[64];
+        cs->has_balance = true;
+        cs->balance = ev->balance_after;
+        cs->balance_ts = t;
+        snprintf(val, sizeof(val), "%.17g,%" PRId64, ev->balance_after, t);
+        md_ops_add(ops, MD_OP_SET, "bal", val);
+    }
+    cs->eval_event = ev;
+    cs->eval_t = t;
+    for (size_t s = 0; s < r->n_signals; s++) {
+        const md_rsignal *sig = &r->signals[s];
+        if (sig->type >= 0 && sig->type != (int)ev->type) continue;
+        if (sig->where && !md_value_truthy(md_expr_eval(sig->where, get_slot, cs))) continue;
+        for (size_t si = 0; si < r->n_series; si++) {
+            const md_rseries *rs = &r->series[si];
+            if (rs->signal != (int)s) continue;
+            int64_t delta = 1;
+            if (rs->sum == MD_SUM_AMOUNT) delta = (int64_t)llround(ev->amount * 100);
+            else if (rs->sum == MD_SUM_DURATION) delta = ev->type == MD_EVENT_CALL ? ev->duration_s : 0;
+            else if (rs->sum == MD_SUM_SESSION) delta = ev->type == MD_EVENT_APP_LOGIN ? ev->session_s : 0;
+            if (delta != 0) md_cs_bucket_add(cs, ops, (int)si, t / rs->granularity_ms, delta);
+        }
+    }
+    md_cs_evict(cs, ops, cs->newest_ts);
+    if (r->blackout_after && md_value_truthy(md_expr_eval(r->blackout_after, get_slot, cs))) {
+        int64_t until = t + cfg->contact.blackout_ms;
+        if (until > cs->blackout_until) {
+            cs->blackout_until = until;
+            md_cs_set_int(ops, "bo", until);
+        }
+    }
+
+    /* 3. Features, tags, scores. */
+    compute_features(cfg, cs, ev, t, out);
+
+    /* 4. Decisions, campaign by campaign; a contact made by one is seen by
+     * the caps of the next. */
+    for (size_t c = 0; c < cfg->n_campaigns; c++) {
+        md_campaign_eval *e = &out->eval[c];
+        md_camp_st *st = &cs->camps[c];
+        const md_cfg_campaign *cc = &cfg->campaigns[c];
+        if (st->disarmed && e->score < cc->rearm_below) {
+            st->disarmed = false;
+            snprintf(field, sizeof(field), "a:%s", cc->name);
+            md_ops_add(ops, MD_OP_DEL, field, NULL);
+        }
+        decide(cfg, cs, cp, (int)c, t, true, e);
+        if (e->suppressed != MD_SUPPRESS_NONE) continue;
+        md_trigger *tr = &out->triggers[out->n_triggers];
+        md_trigger_id(cc->name, ev->customer_id, ev->event_id, tr->id);
+        tr->payload = build_trigger(cfg, cs, ev, (int)c, e, tr->id, emitted_at_ms);
+        if (!tr->payload) return MD_ERR_NOMEM;
+        tr->campaign = (int)c;
+        tr->channel = e->channel;
+        tr->holdout = e->holdout;
+        tr->topic = e->holdout ? cfg->kafka.topic_holdout : cfg->channels[e->channel].topic;
+        out->n_triggers++;
+        e->fired = true;
+        if (!md_cs_add_pending(cs, ops, tr->id, tr->topic, tr->payload)) return MD_ERR_NOMEM;
+        st->disarmed = true;
+        set_field_int(ops, "a:", cc->name, 0);
+        st->last_contact = t;
+        set_field_int(ops, "l:", cc->name, t);
+        if (!e->holdout) {
+            /* A holdout decision is recorded, never delivered: it counts for
+             * the campaign's own cooldown (so both groups see the same
+             * timeline) but not for caps, which limit real contacts. */
+            md_cs_add_contact(cs, ops, t, (int)c, e->channel);
+            if (cp && cp_ops) {
+                snprintf(field, sizeof(field), "k:%" PRId64 ":%s:%s", t, ev->customer_id, cc->name);
+                md_ops_add(cp_ops, MD_OP_SET, field, cfg->channels[e->channel].name);
+                md_cpstate_load_field(cp, field, cfg->channels[e->channel].name);
+                out->n_contact_point_records++;
+            }
+        }
+    }
+    return ops->oom || (cp_ops && cp_ops->oom) ? MD_ERR_NOMEM : MD_ERR_OK;
+}
+
+void md_engine_evaluate(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, int64_t now_ms, md_engine_out *out) {
+    md_engine_out_fini(out);
+    out->applied = MD_APPLIED;
+    compute_features(cfg, cs, NULL, now_ms, out);
+    for (size_t c = 0; c < cfg->n_campaigns; c++) {
+        md_campaign_eval *e = &out->eval[c];
+        /* Hysteresis as the next event would see it. */
+        bool disarmed = cs->camps[c].disarmed;
+        if (disarmed && e->score < cfg->campaigns[c].rearm_below) cs->camps[c].disarmed = false;
+        decide(cfg, cs, cp, (int)c, now_ms, false, e);
+        cs->camps[c].disarmed = disarmed;
+    }
+}

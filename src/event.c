@@ -1,0 +1,520 @@
+/* event.c: SPEC section 2 event parsing with yajl's callback parser.
+ *
+ * Kafka payloads are not NUL-terminated, so the tree parser (which calls
+ * strlen) is out; the callback parser reads (ptr, len) directly. Every known
+ * field's raw value is captured into a fixed slot while parsing, and only after
+ * the whole message parsed cleanly are the slots checked against the rules of
+ * the event's type. That order matters: `type` may come last, and a message
+ * that is broken JSON must be reported as such even if its first fields looked
+ * fine. Nothing is allocated per message except yajl's own handle. */
+#include "momentd/event.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+static const char *const type_names[MD_EVENT_TYPE_COUNT] = {"payment", "call", "app_login"};
+
+const char *md_event_type_name(md_event_type type) {
+    return (unsigned)type < MD_EVENT_TYPE_COUNT ? type_names[type] : "?";
+}
+
+static const char *const reject_codes[] = {
+#define MD_REJECT_CODE(name, code, text) code,
+    MD_REJECT_MAP(MD_REJECT_CODE)
+#undef MD_REJECT_CODE
+};
+static const char *const reject_texts[] = {
+#define MD_REJECT_TEXT(name, code, text) text,
+    MD_REJECT_MAP(MD_REJECT_TEXT)
+#undef MD_REJECT_TEXT
+};
+
+const char *md_reject_code(md_reject r) { return (unsigned)r < MD_REJECT_COUNT ? reject_codes[r] : "unknown"; }
+const char *md_reject_text(md_reject r) { return (unsigned)r < MD_REJECT_COUNT ? reject_texts[r] : "unknown"; }
+
+/* ------------------------------------------------------------------------- */
+/* Known fields                                                               */
+
+typedef enum field_id {
+    F_EVENT_ID,
+    F_TYPE,
+    F_CUSTOMER_ID,
+    F_TS,
+    F_AMOUNT,
+    F_CHANNEL,
+    F_KIND,
+    F_LATE,
+    F_BALANCE_AFTER,
+    F_REASON,
+    F_DURATION_S,
+    F_DIRECTION,
+    F_PAGES,
+    F_SESSION_S,
+    F_COUNT,
+    F_UNKNOWN = -1
+} field_id;
+
+static const char *const field_names[F_COUNT] = {
+    "event_id", "type",   "customer_id", "ts",     "amount",    "channel",   "kind",
+    "late",     "balance_after", "reason", "duration_s", "direction", "pages", "session_s"};
+
+typedef enum jtype { J_NONE, J_STRING, J_NUMBER, J_BOOL, J_NULL, J_ARRAY, J_OBJECT } jtype;
+
+static const char *jtype_name(jtype t) {
+    static const char *const n[] = {"nothing", "a string", "a number", "a boolean", "null", "an array", "an object"};
+    return n[t];
+}
+
+/* Longest raw text kept for a string or number slot; longer values are caught
+ * by the per-field length rules before they could matter. */
+#define SLOT_TEXT_MAX 160
+
+typedef struct slot {
+    jtype jt;
+    size_t len; /* full length as seen, even if truncated in text */
+    char text[SLOT_TEXT_MAX + 1];
+    bool boolean;
+} slot;
+
+struct md_event_parser {
+    md_event_limits limits;
+    /* per-message state */
+    int depth;
+    field_id cur;       /* field whose value is expected at depth 1 */
+    bool in_pages;      /* inside the top-level "pages" array */
+    bool seen_top;      /* the top-level value started */
+    slot slots[F_COUNT];
+    md_event *ev;
+    md_parse_result *res;
+};
+
+static int fail(md_event_parser *p, md_reject r, const char *fmt, ...) {
+    if (p->res->reason == MD_REJECT_NONE) {
+        va_list ap;
+        p->res->reason = r;
+        va_start(ap, fmt);
+        vsnprintf(p->res->detail, sizeof(p->res->detail), fmt, ap);
+        va_end(ap);
+    }
+    return 0; /* cancels the yajl parse */
+}
+
+static field_id lookup_field(const unsigned char *key, size_t len) {
+    for (int i = 0; i < F_COUNT; i++) {
+        if (strlen(field_names[i]) == len && memcmp(field_names[i], key, len) == 0) return (field_id)i;
+    }
+    return F_UNKNOWN;
+}
+
+/* A scalar or container begins. Returns the slot to fill, or NULL when the
+ * value is not one we keep (inside an unknown field or deeper). */
+static slot *value_slot(md_event_parser *p, jtype jt, int *ok) {
+    *ok = 1;
+    if (!p->seen_top) {
+        p->seen_top = true;
+        if (jt != J_OBJECT) *ok = fail(p, MD_REJECT_NOT_OBJECT, "top-level value is %s", jtype_name(jt));
+        return NULL;
+    }
+    if (p->depth != 1 || p->cur == F_UNKNOWN) return NULL;
+    slot *s = &p->slots[p->cur];
+    if (s->jt != J_NONE) {
+        *ok = fail(p, MD_REJECT_DUPLICATE_FIELD, "field '%s' appears more than once", field_names[p->cur]);
+        return NULL;
+    }
+    s->jt = jt;
+    return s;
+}
+
+static int cb_null(void *ctx) {
+    md_event_parser *p = ctx;
+    int ok;
+    if (p->in_pages && p->depth == 2) return fail(p, MD_REJECT_WRONG_TYPE, "pages: elements must be strings, got null");
+    value_slot(p, J_NULL, &ok);
+    return ok;
+}
+
+static int cb_boolean(void *ctx, int v) {
+    md_event_parser *p = ctx;
+    int ok;
+    if (p->in_pages && p->depth == 2) return fail(p, MD_REJECT_WRONG_TYPE, "pages: elements must be strings, got a boolean");
+    slot *s = value_slot(p, J_BOOL, &ok);
+    if (s) s->boolean = v != 0;
+    return ok;
+}
+
+static void keep_text(slot *s, const char *v, size_t len) {
+    size_t n = len < SLOT_TEXT_MAX ? len : SLOT_TEXT_MAX;
+    memcpy(s->text, v, n);
+    s->text[n] = '\0';
+    s->len = len;
+}
+
+static int cb_number(void *ctx, const char *v, size_t len) {
+    md_event_parser *p = ctx;
+    int ok;
+    if (p->in_pages && p->depth == 2) return fail(p, MD_REJECT_WRONG_TYPE, "pages: elements must be strings, got a number");
+    slot *s = value_slot(p, J_NUMBER, &ok);
+    if (s) keep_text(s, v, len);
+    return ok;
+}
+
+static int cb_string(void *ctx, const unsigned char *v, size_t len) {
+    md_event_parser *p = ctx;
+    int ok;
+    if (p->in_pages && p->depth == 2) {
+        if (p->ev->n_pages >= p->limits.max_pages)
+            return fail(p, MD_REJECT_TOO_MANY_ITEMS, "pages: more than %zu entries", p->limits.max_pages);
+        if (len > MD_TOKEN_MAX)
+            return fail(p, MD_REJECT_STRING_TOO_LONG, "pages[%zu]: %zu bytes, at most %d", p->ev->n_pages, len, MD_TOKEN_MAX);
+        memcpy(p->ev->pages[p->ev->n_pages], v, len);
+        p->ev->pages[p->ev->n_pages][len] = '\0';
+        p->ev->n_pages++;
+        return 1;
+    }
+    slot *s = value_slot(p, J_STRING, &ok);
+    if (s) keep_text(s, (const char *)v, len);
+    return ok;
+}
+
+static int open_container(md_event_parser *p, jtype jt) {
+    int ok;
+    if (p->in_pages && p->depth == 2)
+        return fail(p, MD_REJECT_WRONG_TYPE, "pages: elements must be strings, got %s", jtype_name(jt));
+    bool top = !p->seen_top;
+    value_slot(p, jt, &ok);
+    if (!ok) return 0;
+    if (!top && p->depth == 1 && p->cur == F_PAGES && jt == J_ARRAY) p->in_pages = true;
+    p->depth++;
+    if (p->depth > p->limits.max_depth)
+        return fail(p, MD_REJECT_TOO_DEEP, "nesting deeper than %d levels", p->limits.max_depth);
+    return 1;
+}
+
+static int close_container(md_event_parser *p) {
+    p->depth--;
+    if (p->depth == 1) p->in_pages = false;
+    return 1;
+}
+
+static int cb_start_map(void *ctx) { return open_container(ctx, J_OBJECT); }
+static int cb_end_map(void *ctx) { return close_container(ctx); }
+static int cb_start_array(void *ctx) { return open_container(ctx, J_ARRAY); }
+static int cb_end_array(void *ctx) { return close_container(ctx); }
+
+static int cb_map_key(void *ctx, const unsigned char *key, size_t len) {
+    md_event_parser *p = ctx;
+    if (p->depth == 1) p->cur = lookup_field(key, len);
+    return 1;
+}
+
+static const yajl_callbacks callbacks = {
+    cb_null, cb_boolean, NULL, NULL, cb_number, cb_string, cb_start_map, cb_map_key, cb_end_map,
+    cb_start_array, cb_end_array};
+
+/* ------------------------------------------------------------------------- */
+/* Timestamps                                                                 */
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    /* Howard Hinnant's algorithm: days since 1970-01-01 in the proleptic
+     * Gregorian calendar, exact for every year we accept. */
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool digits(const char *s, size_t n, int *out) {
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+bool md_parse_rfc3339(const char *s, size_t len, int64_t *out_ms) {
+    int Y, M, D, h, m, sec, oh = 0, om = 0;
+    if (len < 20) return false;
+    if (!digits(s, 4, &Y) || s[4] != '-' || !digits(s + 5, 2, &M) || s[7] != '-' || !digits(s + 8, 2, &D))
+        return false;
+    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return false;
+    if (!digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &m) || s[16] != ':' || !digits(s + 17, 2, &sec))
+        return false;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 || m > 59 || sec > 60) return false;
+    bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+    if (M == 2 && D == 29 && !leap) return false;
+    if (sec == 60) sec = 59; /* a leap second is folded into the second before it */
+    size_t i = 19;
+    int ms = 0;
+    if (i < len && s[i] == '.') {
+        size_t start = ++i;
+        int scale = 100;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            ms += (s[i] - '0') * scale;
+            scale /= 10;
+            i++;
+        }
+        if (i == start) return false;
+    }
+    if (i >= len) return false;
+    int sign = 0;
+    if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == len) {
+        sign = 0;
+    } else if ((s[i] == '+' || s[i] == '-') && i + 6 == len) {
+        sign = s[i] == '+' ? 1 : -1;
+        if (!digits(s + i + 1, 2, &oh) || s[i + 3] != ':' || !digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+            return false;
+    } else {
+        return false;
+    }
+    int64_t days = days_from_civil(Y, (unsigned)M, (unsigned)D);
+    int64_t secs = days * 86400 + h * 3600 + m * 60 + sec - sign * (oh * 3600 + om * 60);
+    *out_ms = secs * 1000 + ms;
+    return true;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Field rules                                                                */
+
+static bool require(md_event_parser *p, field_id f, jtype jt) {
+    slot *s = &p->slots[f];
+    if (s->jt == J_NONE) {
+        fail(p, MD_REJECT_MISSING_FIELD, "'%s' is required", field_names[f]);
+        return false;
+    }
+    if (s->jt != jt) {
+        fail(p, MD_REJECT_WRONG_TYPE, "'%s' must be %s, got %s", field_names[f], jtype_name(jt), jtype_name(s->jt));
+        return false;
+    }
+    return true;
+}
+
+/* An optional field that, when present, must have JSON type jt (null counts
+ * as absent). Returns true when the field is present and well-typed. */
+static bool optional(md_event_parser *p, field_id f, jtype jt, bool *bad) {
+    slot *s = &p->slots[f];
+    if (s->jt == J_NONE || s->jt == J_NULL) return false;
+    if (s->jt != jt) {
+        fail(p, MD_REJECT_WRONG_TYPE, "'%s' must be %s, got %s", field_names[f], jtype_name(jt), jtype_name(s->jt));
+        *bad = true;
+        return false;
+    }
+    return true;
+}
+
+static bool copy_string(md_event_parser *p, field_id f, char *dst, size_t max, bool allow_empty) {
+    slot *s = &p->slots[f];
+    if (s->len > max) {
+        fail(p, MD_REJECT_STRING_TOO_LONG, "'%s' is %zu bytes, at most %zu", field_names[f], s->len, max);
+        return false;
+    }
+    if (!allow_empty && s->len == 0) {
+        fail(p, MD_REJECT_EMPTY_STRING, "'%s' must not be empty", field_names[f]);
+        return false;
+    }
+    memcpy(dst, s->text, s->len);
+    dst[s->len] = '\0';
+    return true;
+}
+
+static bool number_in(md_event_parser *p, field_id f, double lo, double hi, double *out) {
+    slot *s = &p->slots[f];
+    char *end;
+    errno = 0;
+    double v = strtod(s->text, &end);
+    if (s->len > SLOT_TEXT_MAX || *end != '\0' || errno == ERANGE || !isfinite(v) || v < lo || v > hi) {
+        fail(p, MD_REJECT_BAD_NUMBER, "'%s' = %.40s is not a finite number in [%g, %g]", field_names[f], s->text, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool integer_in(md_event_parser *p, field_id f, int64_t lo, int64_t hi, int64_t *out) {
+    slot *s = &p->slots[f];
+    if (strpbrk(s->text, ".eE")) {
+        fail(p, MD_REJECT_WRONG_TYPE, "'%s' must be an integer, got %.40s", field_names[f], s->text);
+        return false;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(s->text, &end, 10);
+    if (s->len > SLOT_TEXT_MAX || *end != '\0' || errno == ERANGE || v < lo || v > hi) {
+        fail(p, MD_REJECT_BAD_NUMBER, "'%s' = %.40s is out of range [%lld, %lld]", field_names[f], s->text,
+             (long long)lo, (long long)hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool check_timestamp(md_event_parser *p, int64_t now_ms) {
+    slot *s = &p->slots[F_TS];
+    int64_t ts;
+    if (s->jt == J_NONE) return fail(p, MD_REJECT_MISSING_FIELD, "'ts' is required"), false;
+    if (s->jt == J_STRING) {
+        if (s->len > 40 || !md_parse_rfc3339(s->text, s->len, &ts))
+            return fail(p, MD_REJECT_BAD_TIMESTAMP, "'ts' = \"%.40s\" is not an RFC 3339 timestamp", s->text), false;
+    } else if (s->jt == J_NUMBER) {
+        if (!integer_in(p, F_TS, INT64_MIN / 2, INT64_MAX / 2, &ts)) {
+            p->res->reason = MD_REJECT_BAD_TIMESTAMP;
+            return false;
+        }
+    } else {
+        return fail(p, MD_REJECT_WRONG_TYPE, "'ts' must be a string or an integer, got %s", jtype_name(s->jt)), false;
+    }
+    if (ts < MD_MIN_EVENT_TIME_MS)
+        return fail(p, MD_REJECT_BAD_TIMESTAMP, "'ts' is before 2000-01-01T00:00:00Z"), false;
+    if (ts > now_ms + p->limits.max_future_skew_ms)
+        return fail(p, MD_REJECT_FUTURE_TIMESTAMP, "'ts' is %lld s ahead of the clock (limit %lld s)",
+                    (long long)((ts - now_ms) / 1000), (long long)(p->limits.max_future_skew_ms / 1000)),
+               false;
+    p->ev->ts_ms = ts;
+    return true;
+}
+
+#define AMOUNT_MAX 1e9       /* yuan; larger is a unit error upstream */
+#define DURATION_MAX 86400   /* one day, for calls and sessions */
+
+static bool check_payment(md_event_parser *p) {
+    md_event *ev = p->ev;
+    bool bad = false;
+    if (!require(p, F_AMOUNT, J_NUMBER) || !number_in(p, F_AMOUNT, 0, AMOUNT_MAX, &ev->amount)) return false;
+    if (!require(p, F_KIND, J_STRING) || !copy_string(p, F_KIND, ev->kind, MD_TOKEN_MAX, false)) return false;
+    if (optional(p, F_CHANNEL, J_STRING, &bad) && !copy_string(p, F_CHANNEL, ev->channel, MD_TOKEN_MAX, false))
+        return false;
+    if (bad) return false;
+    if (optional(p, F_LATE, J_BOOL, &bad)) ev->late = p->slots[F_LATE].boolean;
+    if (bad) return false;
+    if (optional(p, F_BALANCE_AFTER, J_NUMBER, &bad)) {
+        if (!number_in(p, F_BALANCE_AFTER, -AMOUNT_MAX, AMOUNT_MAX, &ev->balance_after)) return false;
+        ev->has_balance_after = true;
+    }
+    return !bad;
+}
+
+static bool check_call(md_event_parser *p) {
+    md_event *ev = p->ev;
+    bool bad = false;
+    char direction[16];
+    if (!require(p, F_REASON, J_STRING) || !copy_string(p, F_REASON, ev->reason, MD_TOKEN_MAX, false)) return false;
+    if (!require(p, F_DIRECTION, J_STRING) || !copy_string(p, F_DIRECTION, direction, 15, false)) {
+        if (p->res->reason == MD_REJECT_STRING_TOO_LONG) {
+            p->res->reason = MD_REJECT_BAD_VALUE;
+            snprintf(p->res->detail, sizeof(p->res->detail), "'direction' must be \"inbound\" or \"outbound\"");
+        }
+        return false;
+    }
+    if (strcmp(direction, "inbound") == 0) ev->inbound = true;
+    else if (strcmp(direction, "outbound") == 0) ev->inbound = false;
+    else return fail(p, MD_REJECT_BAD_VALUE, "'direction' must be \"inbound\" or \"outbound\", got \"%s\"", direction), false;
+    if (optional(p, F_DURATION_S, J_NUMBER, &bad) && !integer_in(p, F_DURATION_S, 0, DURATION_MAX, &ev->duration_s))
+        return false;
+    return !bad;
+}
+
+static bool check_app_login(md_event_parser *p) {
+    bool bad = false;
+    /* pages: its elements were validated while parsing; only its own type is left. */
+    optional(p, F_PAGES, J_ARRAY, &bad);
+    if (bad) return false;
+    if (optional(p, F_SESSION_S, J_NUMBER, &bad) && !integer_in(p, F_SESSION_S, 0, DURATION_MAX, &p->ev->session_s))
+        return false;
+    return !bad;
+}
+
+static bool check_event(md_event_parser *p, const char *key, size_t keylen, int64_t now_ms) {
+    md_event *ev = p->ev;
+    char type[16];
+    if (!require(p, F_EVENT_ID, J_STRING) || !copy_string(p, F_EVENT_ID, ev->event_id, MD_EVENT_ID_MAX, false))
+        return false;
+    if (!require(p, F_TYPE, J_STRING)) return false;
+    if (p->slots[F_TYPE].len >= sizeof(type))
+        return fail(p, MD_REJECT_UNKNOWN_TYPE, "'type' = \"%.20s...\" is not payment, call or app_login",
+                    p->slots[F_TYPE].text), false;
+    copy_string(p, F_TYPE, type, sizeof(type) - 1, true);
+    int t;
+    for (t = 0; t < MD_EVENT_TYPE_COUNT; t++)
+        if (strcmp(type, type_names[t]) == 0) break;
+    if (t == MD_EVENT_TYPE_COUNT)
+        return fail(p, MD_REJECT_UNKNOWN_TYPE, "'type' = \"%s\" is not payment, call or app_login", type), false;
+    ev->type = (md_event_type)t;
+    if (!require(p, F_CUSTOMER_ID, J_STRING) ||
+        !copy_string(p, F_CUSTOMER_ID, ev->customer_id, MD_CUSTOMER_ID_MAX, false))
+        return false;
+    if (!check_timestamp(p, now_ms)) return false;
+    bool ok = ev->type == MD_EVENT_PAYMENT ? check_payment(p)
+              : ev->type == MD_EVENT_CALL  ? check_call(p)
+                                           : check_app_login(p);
+    if (!ok) return false;
+    if (key) {
+        size_t cl = strlen(ev->customer_id);
+        if (keylen != cl || memcmp(key, ev->customer_id, cl) != 0)
+            return fail(p, MD_REJECT_KEY_MISMATCH, "message key \"%.*s\" differs from customer_id \"%s\"",
+                        (int)(keylen < 64 ? keylen : 64), key, ev->customer_id),
+                   false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------- */
+
+md_event_parser *md_event_parser_new(const md_event_limits *limits) {
+    md_event_parser *p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    p->limits = *limits;
+    if (p->limits.max_pages > MD_PAGES_MAX) p->limits.max_pages = MD_PAGES_MAX;
+    if (p->limits.max_depth < 1) p->limits.max_depth = 1;
+    return p;
+}
+
+void md_event_parser_destroy(md_event_parser *p) { free(p); }
+
+md_err md_event_parse(md_event_parser *p, const char *buf, size_t len, const char *key, size_t keylen,
+                      int64_t now_ms, md_event *out, md_parse_result *res) {
+    res->reason = MD_REJECT_NONE;
+    res->detail[0] = '\0';
+    p->res = res;
+    if (len > p->limits.max_message_bytes) {
+        fail(p, MD_REJECT_TOO_LARGE, "%zu bytes, limit %zu", len, p->limits.max_message_bytes);
+        return MD_ERR_BAD_EVENT;
+    }
+    memset(out, 0, offsetof(md_event, pages));
+    out->n_pages = 0;
+    out->session_s = 0;
+    for (int i = 0; i < F_COUNT; i++) {
+        p->slots[i].jt = J_NONE;
+        p->slots[i].len = 0;
+        p->slots[i].text[0] = '\0';
+    }
+    p->depth = 0;
+    p->cur = F_UNKNOWN;
+    p->in_pages = false;
+    p->seen_top = false;
+    p->ev = out;
+    p->res = res;
+
+    yajl_handle h = yajl_alloc(&callbacks, NULL, p);
+    if (!h) return MD_ERR_NOMEM;
+    yajl_status st = yajl_parse(h, (const unsigned char *)buf, len);
+    if (st == yajl_status_ok) st = yajl_complete_parse(h);
+    if (st != yajl_status_ok && res->reason == MD_REJECT_NONE) {
+        unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
+        fail(p, MD_REJECT_NOT_JSON, "%s", msg ? (const char *)msg : "parse error");
+        if (msg) yajl_free_error(h, msg);
+    }
+    yajl_free(h);
+    if (res->reason == MD_REJECT_NONE && !p->seen_top) fail(p, MD_REJECT_NOT_JSON, "empty message");
+    if (res->reason != MD_REJECT_NONE) return MD_ERR_BAD_EVENT;
+    if (!check_event(p, key, keylen, now_ms)) return MD_ERR_BAD_EVENT;
+    return MD_ERR_OK;
+}

@@ -1,0 +1,317 @@
+/* main.c: the momentd command line: one binary, subcommands. */
+#include <getopt.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cstate_internal.h"
+#include "daemon.h"
+#include "log.h"
+#include "momentd/config.h"
+#include "momentd/engine.h"
+#include "momentd/jsonw.h"
+#include "store.h"
+
+#define MOMENTD_VERSION "0.1.0"
+
+static const char usage[] =
+    "usage: momentd COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  run -c FILE                     consume events, emit marketing moments (stop with SIGTERM/SIGINT)\n"
+    "  check -c FILE                   validate a configuration; exit 0 and print a summary, or exit 2\n"
+    "  explain -c FILE CUSTOMER [--json] [--at TIME]\n"
+    "                                  one customer's windows, tags, scores, cooldown and what an event now would do\n"
+    "  config-doc                      print the configuration reference (Markdown)\n"
+    "  version                         print the version\n"
+    "\n"
+    "environment: MOMENTD_KAFKA_BROKERS and MOMENTD_REDIS_URL override the configured addresses.\n"
+    "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.\n";
+
+static volatile sig_atomic_t stop_requested = 0;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static md_config *load_or_die(const char *path) {
+    char err[1024];
+    if (!path) {
+        fprintf(stderr, "momentd: -c FILE is required\n");
+        exit(2);
+    }
+    md_config *cfg = md_config_load(path, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "momentd: %s\n", err);
+        exit(2);
+    }
+    return cfg;
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cmd_run(const char *path) {
+    md_config *cfg = load_or_die(path);
+    md_log_level lvl = MD_LOG_INFO;
+    md_log_parse_level(cfg->log.level, &lvl);
+    md_log_set_level(lvl);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = md_daemon_run(cfg, &stop_requested);
+    md_config_destroy(cfg);
+    return rc;
+}
+
+static int cmd_check(const char *path) {
+    md_config *cfg = load_or_die(path);
+    md_config_print_summary(cfg, stdout);
+    md_config_destroy(cfg);
+    return 0;
+}
+
+/* ---- explain ---- */
+
+static const char *fmt_time(int64_t ms, char buf[32]) {
+    if (ms == INT64_MAX) return "never";
+    if (ms <= 0) return "now";
+    md_format_time(ms, buf);
+    return buf;
+}
+
+static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_out *out, int64_t at) {
+    char tb[32];
+    printf("customer %s at %s\n", cs->customer_id, fmt_time(at, tb));
+    if (!cs->exists) {
+        printf("  no state in Redis (never seen, or expired)\n");
+    }
+    printf("\nprofile:\n");
+    if (cs->n_attrs == 0) printf("  (none)\n");
+    for (size_t i = 0; i < cs->n_attrs; i++) printf("  %-20s %s\n", cs->attrs[i].key, cs->attrs[i].value);
+    printf("\nwindows (at %s):\n", fmt_time(at, tb));
+    for (size_t w = 0; w < cfg->n_windows; w++) printf("  %-24s %g\n", cfg->windows[w].name, cs->win_vals[w]);
+    double bal;
+    if (md_cstate_balance(cs, &bal)) printf("  %-24s %g\n", "balance", bal);
+    else printf("  %-24s (unknown)\n", "balance");
+    static const char *const kinds[] = {"payment", "call", "app_login"};
+    for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++)
+        printf("  last %-19s %s\n", kinds[k], cs->last_ts[k] ? fmt_time(cs->last_ts[k], tb) : "never");
+    printf("\ntags:\n  ");
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_engine_write_tags(cfg, cs, &w);
+    printf("%s\n", w.buf ? w.buf : "[]");
+    md_jsonw_fini(&w);
+    printf("\nblocks: opted_out=%s complaint_until=%s blackout_until=%s\n", cs->opted_out ? "yes" : "no",
+           cs->complaint_until ? fmt_time(cs->complaint_until, tb) : "-", "");
+    if (cs->blackout_until) printf("        blackout until %s\n", fmt_time(cs->blackout_until, tb));
+    printf("contacts in the log: %zu; pending outbox entries: %zu\n", cs->n_contacts, cs->n_pending);
+    for (size_t c = 0; c < out->n_campaigns; c++) {
+        const md_campaign_eval *e = &out->eval[c];
+        const md_cfg_campaign *cc = &cfg->campaigns[c];
+        printf("\ncampaign %s (model %s)\n", cc->name, cc->model.version);
+        printf("  score %.3f (threshold %.2f, re-arm below %.2f, %s)\n", e->score, cc->threshold, cc->rearm_below,
+               cs->camps[c].disarmed ? "disarmed" : "armed");
+        printf("  contributions (log-odds; intercept %.2f):\n", cc->model.intercept);
+        for (size_t k = 0; k < e->n_contrib; k++) {
+            const md_contribution *ct = &e->contrib[k];
+            if (ct->feature >= 0)
+                printf("    %+7.3f  %-24s value %g\n", ct->contribution, cc->model.features[ct->feature].name, ct->value);
+            else
+                printf("    %+7.3f  profile.%s\n", ct->contribution, cc->model.statics[-ct->feature - 1].attribute);
+        }
+        printf("  cooldown: mode %s, required gap now %.1f days, fatigue %d, last contact %s\n", cc->cooldown.mode,
+               e->required_gap_days, cs->camps[c].fatigue,
+               cs->camps[c].last_contact ? fmt_time(cs->camps[c].last_contact, tb) : "never");
+        printf("  channel now: %s\n", e->channel >= 0 ? cfg->channels[e->channel].name : "(no route matches)");
+        if (e->suppressed == MD_SUPPRESS_NONE) {
+            printf("  an event now: WOULD FIRE%s (if the campaign's fire_on accepts the event)\n", e->holdout ? " (holdout: recorded, not sent)" : "");
+        } else {
+            printf("  an event now: would not fire: %s\n", md_suppress_name(e->suppressed));
+            if (e->deciding_rule) printf("  eligible again: %s (decided by %s)\n", fmt_time(e->eligible_again_ms, tb), e->deciding_rule);
+        }
+    }
+}
+
+static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_out *out, int64_t at) {
+    char tb[32];
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_jsonw_obj_open(&w);
+    md_jsonw_kstr(&w, "customer_id", cs->customer_id);
+    md_jsonw_kstr(&w, "at", fmt_time(at, tb));
+    md_jsonw_kbool(&w, "exists", cs->exists);
+    md_jsonw_key(&w, "profile");
+    md_jsonw_obj_open(&w);
+    for (size_t i = 0; i < cs->n_attrs; i++) md_jsonw_kstr(&w, cs->attrs[i].key, cs->attrs[i].value);
+    md_jsonw_obj_close(&w);
+    md_jsonw_key(&w, "windows");
+    md_jsonw_obj_open(&w);
+    for (size_t i = 0; i < cfg->n_windows; i++) md_jsonw_knum(&w, cfg->windows[i].name, cs->win_vals[i]);
+    md_jsonw_obj_close(&w);
+    md_jsonw_key(&w, "balance");
+    double bal;
+    if (md_cstate_balance(cs, &bal)) md_jsonw_num(&w, bal);
+    else md_jsonw_null(&w);
+    md_jsonw_key(&w, "tags");
+    md_engine_write_tags(cfg, cs, &w);
+    md_jsonw_kbool(&w, "opted_out", cs->opted_out);
+    md_jsonw_kstr(&w, "complaint_until", cs->complaint_until ? fmt_time(cs->complaint_until, tb) : "");
+    md_jsonw_kstr(&w, "blackout_until", cs->blackout_until ? fmt_time(cs->blackout_until, tb) : "");
+    md_jsonw_kint(&w, "pending_outbox", (int64_t)cs->n_pending);
+    md_jsonw_key(&w, "campaigns");
+    md_jsonw_arr_open(&w);
+    for (size_t c = 0; c < out->n_campaigns; c++) {
+        const md_campaign_eval *e = &out->eval[c];
+        const md_cfg_campaign *cc = &cfg->campaigns[c];
+        md_jsonw_obj_open(&w);
+        md_jsonw_kstr(&w, "campaign", cc->name);
+        md_jsonw_kstr(&w, "model_version", cc->model.version);
+        md_jsonw_knum(&w, "score", e->score);
+        md_jsonw_knum(&w, "threshold", cc->threshold);
+        md_jsonw_kbool(&w, "armed", !cs->camps[c].disarmed);
+        md_jsonw_key(&w, "contributions");
+        md_jsonw_arr_open(&w);
+        for (size_t k = 0; k < e->n_contrib; k++) {
+            const md_contribution *ct = &e->contrib[k];
+            md_jsonw_obj_open(&w);
+            if (ct->feature >= 0) {
+                md_jsonw_kstr(&w, "feature", cc->model.features[ct->feature].name);
+                md_jsonw_knum(&w, "value", ct->value);
+            } else {
+                char name[160];
+                snprintf(name, sizeof(name), "profile.%s", cc->model.statics[-ct->feature - 1].attribute);
+                md_jsonw_kstr(&w, "feature", name);
+            }
+            md_jsonw_knum(&w, "contribution", ct->contribution);
+            md_jsonw_obj_close(&w);
+        }
+        md_jsonw_arr_close(&w);
+        md_jsonw_key(&w, "cooldown");
+        md_jsonw_obj_open(&w);
+        md_jsonw_kstr(&w, "mode", cc->cooldown.mode);
+        md_jsonw_knum(&w, "required_gap_days", e->required_gap_days);
+        md_jsonw_kint(&w, "fatigue", cs->camps[c].fatigue);
+        md_jsonw_kstr(&w, "last_contact", cs->camps[c].last_contact ? fmt_time(cs->camps[c].last_contact, tb) : "");
+        md_jsonw_obj_close(&w);
+        md_jsonw_kstr(&w, "channel", e->channel >= 0 ? cfg->channels[e->channel].name : "");
+        md_jsonw_kbool(&w, "would_fire", e->suppressed == MD_SUPPRESS_NONE);
+        md_jsonw_kstr(&w, "blocked_by", e->suppressed == MD_SUPPRESS_NONE ? "" : md_suppress_name(e->suppressed));
+        md_jsonw_kstr(&w, "eligible_again", e->deciding_rule ? fmt_time(e->eligible_again_ms, tb) : "now");
+        md_jsonw_kstr(&w, "decided_by", e->deciding_rule ? e->deciding_rule : "");
+        md_jsonw_kbool(&w, "holdout", e->holdout);
+        md_jsonw_obj_close(&w);
+    }
+    md_jsonw_arr_close(&w);
+    md_jsonw_obj_close(&w);
+    printf("%s\n", w.buf);
+    md_jsonw_fini(&w);
+}
+
+static int cmd_explain(const char *path, const char *customer, bool json, const char *at_text) {
+    md_config *cfg = load_or_die(path);
+    char err[512];
+    int rc = 1;
+    int64_t at = now_ms();
+    if (at_text && !md_parse_rfc3339(at_text, strlen(at_text), &at)) {
+        fprintf(stderr, "momentd: --at expects an RFC 3339 time, got \"%s\"\n", at_text);
+        md_config_destroy(cfg);
+        return 2;
+    }
+    if (strlen(customer) == 0 || strlen(customer) > MD_CUSTOMER_ID_MAX) {
+        fprintf(stderr, "momentd: customer id must be 1-%d bytes\n", MD_CUSTOMER_ID_MAX);
+        md_config_destroy(cfg);
+        return 2;
+    }
+    md_store *store = md_store_new(&cfg->redis, err, sizeof(err));
+    md_cstate *cs = md_cstate_new(cfg);
+    md_cpstate *cp = md_cpstate_new();
+    md_engine_out out;
+    md_engine_out_init(&out);
+    if (!store || !cs || !cp) {
+        fprintf(stderr, "momentd: %s\n", store ? "out of memory" : err);
+        goto done;
+    }
+    const char *ids[] = {customer};
+    if (md_store_read_customers(store, 1, ids, &cs, err, sizeof(err))) {
+        fprintf(stderr, "momentd: %s\n", err);
+        goto done;
+    }
+    const char *cpid = md_cs_profile(cs, cfg->rules->attr_contact_point);
+    if (cpid && *cpid) {
+        const char *cps[] = {cpid};
+        if (md_store_read_contact_points(store, 1, cps, &cp, err, sizeof(err))) {
+            fprintf(stderr, "momentd: %s\n", err);
+            goto done;
+        }
+    }
+    md_engine_evaluate(cfg, cs, cp, at, &out);
+    if (json) explain_json(cfg, cs, &out, at);
+    else explain_text(cfg, cs, &out, at);
+    rc = 0;
+done:
+    md_engine_out_fini(&out);
+    md_cpstate_destroy(cp);
+    md_cstate_destroy(cs);
+    md_store_destroy(store);
+    md_config_destroy(cfg);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("momentd %s\n", MOMENTD_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "config-doc") == 0) {
+        md_config_print_reference(stdout);
+        return 0;
+    }
+    const char *config = NULL, *at = NULL;
+    bool json = false;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
+                                         {"at", required_argument, NULL, 'a'},     {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    optind = 2;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': config = optarg; break;
+        case 'j': json = true; break;
+        case 'a': at = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (strcmp(cmd, "run") == 0) return cmd_run(config);
+    if (strcmp(cmd, "check") == 0) return cmd_check(config);
+    if (strcmp(cmd, "explain") == 0) {
+        if (optind != argc - 1) {
+            fprintf(stderr, "momentd: explain takes exactly one CUSTOMER\n");
+            return 2;
+        }
+        return cmd_explain(config, argv[optind], json, at);
+    }
+    fprintf(stderr, "momentd: unknown command \"%s\"\n\n%s", cmd, usage);
+    return 2;
+}

@@ -1,0 +1,381 @@
+/* rules.c: compiles and cross-checks the configuration's rules (rules.h).
+ *
+ * Names are checked here, once: a window naming a missing signal, a tag
+ * reading a later tag, a rule tag reading a model score, a campaign routing to
+ * a channel that has no contact policy: each is an error with the JSON path of
+ * the offending key, never a silent default at run time. */
+#include "rules.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const md_event_field_names[MD_EF_COUNT] = {"type",   "amount",     "channel",   "kind",    "late",  "balance_after",
+                                                       "reason", "duration_s", "direction", "inbound", "pages", "session_s"};
+const char *const md_builtin_names[MD_BI_COUNT] = {"balance", "days_since_last_payment", "days_since_last_call",
+                                                   "days_since_last_app_login", "days_since_last_contact"};
+
+#define MAX_PROFILE_ATTRS 256
+
+typedef struct compiler {
+    const md_config *cfg;
+    md_rules *r;
+    char *err;
+    size_t errsz;
+    bool failed;
+    /* what the expression being compiled may read */
+    unsigned allow;      /* bit per md_slot_class */
+    bool bare_event;     /* event fields without the "event." prefix (signals, blackout) */
+    size_t tag_limit;    /* tags [0, tag_limit) are visible */
+    bool mined_visible;  /* mined tags among them are visible */
+} compiler;
+
+static bool cerr(compiler *c, const char *fmt, ...) {
+    if (c->failed) return false;
+    c->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, c->errsz, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static int profile_attr(md_rules *r, const char *name) {
+    for (size_t i = 0; i < r->n_profile_attrs; i++)
+        if (strcmp(r->profile_attrs[i], name) == 0) return (int)i;
+    if (r->n_profile_attrs >= MAX_PROFILE_ATTRS) return -1;
+    char **na = realloc(r->profile_attrs, (r->n_profile_attrs + 1) * sizeof(char *));
+    if (!na) return -1;
+    r->profile_attrs = na;
+    if (!(na[r->n_profile_attrs] = strdup(name))) return -1;
+    return (int)r->n_profile_attrs++;
+}
+
+static int resolve(void *ctx, const char *name) {
+    compiler *c = ctx;
+    const md_config *cfg = c->cfg;
+    const char *ev = NULL;
+    if (c->bare_event) ev = name;
+    else if (strncmp(name, "event.", 6) == 0 && (c->allow & (1u << MD_SLOT_EVENT))) ev = name + 6;
+    if (ev) {
+        for (int i = 0; i < MD_EF_COUNT; i++)
+            if (strcmp(md_event_field_names[i], ev) == 0) return MD_SLOT(MD_SLOT_EVENT, i);
+        return -1;
+    }
+    if ((c->allow & (1u << MD_SLOT_PROFILE)) && strncmp(name, "profile.", 8) == 0 && name[8]) {
+        int a = profile_attr(c->r, name + 8);
+        return a < 0 ? -1 : MD_SLOT(MD_SLOT_PROFILE, a);
+    }
+    if ((c->allow & (1u << MD_SLOT_SCORE)) && strncmp(name, "score.", 6) == 0) {
+        int k = md_rules_campaign_index(cfg, name + 6);
+        return k < 0 ? -1 : MD_SLOT(MD_SLOT_SCORE, k);
+    }
+    if (c->allow & (1u << MD_SLOT_WINDOW))
+        for (size_t i = 0; i < cfg->n_windows; i++)
+            if (strcmp(cfg->windows[i].name, name) == 0) return MD_SLOT(MD_SLOT_WINDOW, (int)i);
+    if (c->allow & (1u << MD_SLOT_BUILTIN))
+        for (int i = 0; i < MD_BI_COUNT; i++)
+            if (strcmp(md_builtin_names[i], name) == 0) return MD_SLOT(MD_SLOT_BUILTIN, i);
+    if (c->allow & (1u << MD_SLOT_TAG))
+        for (size_t i = 0; i < c->tag_limit; i++)
+            if (strcmp(cfg->tags[i].name, name) == 0 &&
+                (c->mined_visible || strcmp(cfg->tags[i].class_, "mined") != 0))
+                return MD_SLOT(MD_SLOT_TAG, (int)i);
+    return -1;
+}
+
+/* Compiles text at path; "" compiles to NULL (meaning "always"). */
+static bool compile(compiler *c, const char *text, const char *path, md_expr **out) {
+    *out = NULL;
+    if (!text || !*text) return true;
+    char msg[512];
+    *out = md_expr_compile(text, resolve, c, msg, sizeof(msg));
+    if (!*out) return cerr(c, "%s: %s", path, msg);
+    return true;
+}
+
+#define ALLOW(...) allow_mask((int[]){__VA_ARGS__, 0})
+static unsigned allow_mask(const int *cls) {
+    unsigned m = 0;
+    for (; *cls; cls++) m |= 1u << *cls;
+    return m;
+}
+
+static bool unique_names(compiler *c, const char *what, size_t n, const char *(*name_of)(const md_config *, size_t)) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(name_of(c->cfg, i), name_of(c->cfg, j)) == 0)
+                return cerr(c, "$.%s[%zu].name: \"%s\" is already the name of $.%s[%zu]", what, i, name_of(c->cfg, i), what, j);
+    return true;
+}
+static const char *signal_name(const md_config *cfg, size_t i) { return cfg->signals[i].name; }
+static const char *window_name(const md_config *cfg, size_t i) { return cfg->windows[i].name; }
+static const char *tag_name(const md_config *cfg, size_t i) { return cfg->tags[i].name; }
+static const char *channel_name(const md_config *cfg, size_t i) { return cfg->channels[i].name; }
+static const char *campaign_name(const md_config *cfg, size_t i) { return cfg->campaigns[i].name; }
+
+int md_rules_channel_index(const md_config *cfg, const char *name) {
+    for (size_t i = 0; i < cfg->n_channels; i++)
+        if (strcmp(cfg->channels[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+int md_rules_campaign_index(const md_config *cfg, const char *name) {
+    for (size_t i = 0; i < cfg->n_campaigns; i++)
+        if (strcmp(cfg->campaigns[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+static bool compile_signals_windows(compiler *c) {
+    const md_config *cfg = c->cfg;
+    md_rules *r = c->r;
+    char path[128];
+    c->bare_event = true;
+    c->allow = 0;
+    for (size_t i = 0; i < cfg->n_signals; i++) {
+        const char *t = cfg->signals[i].type;
+        r->signals[i].type = strcmp(t, "any") == 0 ? -1 : strcmp(t, "payment") == 0 ? MD_EVENT_PAYMENT
+                                                      : strcmp(t, "call") == 0      ? MD_EVENT_CALL
+                                                                                    : MD_EVENT_APP_LOGIN;
+        snprintf(path, sizeof(path), "$.signals[%zu].where", i);
+        if (!compile(c, cfg->signals[i].where, path, &r->signals[i].where)) return false;
+    }
+    c->bare_event = false;
+    r->series = calloc(cfg->n_windows ? cfg->n_windows : 1, sizeof(md_rseries));
+    if (!r->series) return cerr(c, "out of memory");
+    for (size_t i = 0; i < cfg->n_windows; i++) {
+        const md_cfg_window *w = &cfg->windows[i];
+        int sig = -1;
+        for (size_t s = 0; s < cfg->n_signals; s++)
+            if (strcmp(cfg->signals[s].name, w->signal) == 0) sig = (int)s;
+        if (sig < 0) return cerr(c, "$.windows[%zu].signal: no signal named \"%s\"", i, w->signal);
+        if (w->span_ms % w->granularity_ms != 0)
+            return cerr(c, "$.windows[%zu]: span must be a whole number of granularity buckets", i);
+        if (w->span_ms / w->granularity_ms > 10000)
+            return cerr(c, "$.windows[%zu]: more than 10000 buckets per span; use a coarser granularity", i);
+        int sum = !*w->sum ? MD_SUM_NONE : strcmp(w->sum, "amount") == 0 ? MD_SUM_AMOUNT
+                                         : strcmp(w->sum, "duration_s") == 0 ? MD_SUM_DURATION
+                                                                             : MD_SUM_SESSION;
+        size_t s;
+        for (s = 0; s < r->n_series; s++)
+            if (r->series[s].signal == sig && r->series[s].granularity_ms == w->granularity_ms && r->series[s].sum == sum)
+                break;
+        if (s == r->n_series) {
+            r->series[s].signal = sig;
+            r->series[s].granularity_ms = w->granularity_ms;
+            r->series[s].sum = sum;
+            r->n_series++;
+        }
+        int64_t keep = w->span_ms + cfg->limits.max_lateness_ms;
+        if (keep > r->series[s].retention_ms) r->series[s].retention_ms = keep;
+        r->windows[i].series = (int)s;
+        r->windows[i].span_ms = w->span_ms;
+        r->windows[i].scale = sum == MD_SUM_AMOUNT ? 0.01 : 1.0;
+    }
+    return true;
+}
+
+static bool compile_tags(compiler *c) {
+    const md_config *cfg = c->cfg;
+    char path[128];
+    for (size_t i = 0; i < cfg->n_tags; i++) {
+        const md_cfg_tag *t = &cfg->tags[i];
+        md_rtag *rt = &c->r->tags[i];
+        snprintf(path, sizeof(path), "$.tags[%zu]", i);
+        if (strcmp(t->class_, "statistical") == 0) {
+            rt->cls = MD_TAG_STATISTICAL;
+            if (!*t->attribute) return cerr(c, "%s.attribute: required for a statistical tag", path);
+            if (*t->expr) return cerr(c, "%s.expr: a statistical tag copies its attribute and has no expr", path);
+            if ((rt->profile_attr = profile_attr(c->r, t->attribute)) < 0) return cerr(c, "%s: too many profile attributes", path);
+            continue;
+        }
+        rt->cls = strcmp(t->class_, "mined") == 0 ? MD_TAG_MINED : MD_TAG_RULE;
+        if (!*t->expr) return cerr(c, "%s.expr: required for a %s tag", path, t->class_);
+        if (*t->attribute) return cerr(c, "%s.attribute: only statistical tags have one", path);
+        /* A tag sees the tags before it; a rule tag sees no model score (scores
+         * are computed from rule tags), a mined tag sees both. */
+        c->allow = ALLOW(MD_SLOT_WINDOW, MD_SLOT_BUILTIN, MD_SLOT_TAG, MD_SLOT_PROFILE);
+        if (rt->cls == MD_TAG_MINED) c->allow |= 1u << MD_SLOT_SCORE;
+        c->tag_limit = i;
+        c->mined_visible = rt->cls == MD_TAG_MINED;
+        strncat(path, ".expr", sizeof(path) - strlen(path) - 1);
+        if (!compile(c, t->expr, path, &rt->expr)) return false;
+    }
+    return true;
+}
+
+static bool compile_caps(compiler *c, const md_cfg_cap *caps, size_t n, const char *path, bool channel_level) {
+    for (size_t i = 0; i < n; i++) {
+        if (channel_level && strcmp(caps[i].scope, "customer") != 0)
+            return cerr(c, "%s[%zu].scope: channel caps count per customer; put contact_point caps in contact_policy.caps", path, i);
+        if (caps[i].per_ms > c->r->max_cap_span_ms) c->r->max_cap_span_ms = caps[i].per_ms;
+    }
+    return true;
+}
+
+static bool compile_channels(compiler *c) {
+    const md_config *cfg = c->cfg;
+    char path[128];
+    if (cfg->n_channels == 0) return cerr(c, "$.channels: at least one channel is required");
+    for (size_t i = 0; i < cfg->n_channels; i++) {
+        const md_cfg_channel *ch = &cfg->channels[i];
+        md_parse_time_of_day(ch->quiet_start, &c->r->channels[i].quiet_start_min);
+        md_parse_time_of_day(ch->quiet_end, &c->r->channels[i].quiet_end_min);
+        snprintf(path, sizeof(path), "$.channels[%zu].caps", i);
+        if (!compile_caps(c, ch->caps, ch->n_caps, path, true)) return false;
+    }
+    if (!compile_caps(c, cfg->contact.caps, cfg->contact.n_caps, "$.contact_policy.caps", false)) return false;
+    c->bare_event = true;
+    c->allow = 0;
+    bool ok = compile(c, cfg->contact.blackout_after, "$.contact_policy.blackout_after", &c->r->blackout_after);
+    c->bare_event = false;
+    md_parse_utc_offset(cfg->contact.default_utc_offset, &c->r->default_utc_offset_min);
+    return ok;
+}
+
+static bool compile_campaigns(compiler *c) {
+    const md_config *cfg = c->cfg;
+    md_rules *r = c->r;
+    char path[160];
+    if (cfg->n_campaigns == 0) return cerr(c, "$.campaigns: at least one campaign is required");
+    for (size_t i = 0; i < cfg->n_campaigns; i++) {
+        const md_cfg_campaign *cc = &cfg->campaigns[i];
+        md_rcampaign *rc = &r->campaigns[i];
+        const md_cfg_cooldown *cd = &cc->cooldown;
+        if (cc->rearm_below > cc->threshold)
+            return cerr(c, "$.campaigns[%zu].rearm_below: %g is above the threshold %g (hysteresis needs rearm_below <= threshold)", i,
+                        cc->rearm_below, cc->threshold);
+        if (cd->min_days > cd->max_days)
+            return cerr(c, "$.campaigns[%zu].cooldown.min_days: %g is above max_days %g", i, cd->min_days, cd->max_days);
+        if (cd->trough >= cd->peak)
+            return cerr(c, "$.campaigns[%zu].cooldown.trough: %g must be below peak %g", i, cd->trough, cd->peak);
+        rc->fixed_cooldown = strcmp(cd->mode, "fixed") == 0;
+        if (cc->model.n_features == 0) return cerr(c, "$.campaigns[%zu].model.features: at least one feature is required", i);
+        if (cc->n_routes == 0) return cerr(c, "$.campaigns[%zu].routes: at least one route is required", i);
+
+        /* Model: features see windows, recency, profile, the event and every
+         * statistical and rule tag. */
+        c->allow = ALLOW(MD_SLOT_WINDOW, MD_SLOT_BUILTIN, MD_SLOT_TAG, MD_SLOT_PROFILE, MD_SLOT_EVENT);
+        c->tag_limit = cfg->n_tags;
+        c->mined_visible = false;
+        rc->n_features = cc->model.n_features;
+        rc->features = calloc(rc->n_features, sizeof(md_rfeature));
+        rc->n_statics = cc->model.n_statics;
+        rc->statics = calloc(rc->n_statics ? rc->n_statics : 1, sizeof(md_rstatic));
+        rc->n_routes = cc->n_routes;
+        rc->routes = calloc(rc->n_routes, sizeof(md_rroute));
+        if (!rc->features || !rc->statics || !rc->routes) return cerr(c, "out of memory");
+        for (size_t f = 0; f < rc->n_features; f++) {
+            const md_cfg_feature *cf = &cc->model.features[f];
+            snprintf(path, sizeof(path), "$.campaigns[%zu].model.features[%zu].expr", i, f);
+            if (!compile(c, cf->expr, path, &rc->features[f].expr)) return false;
+            rc->features[f].log1p = strcmp(cf->transform, "log1p") == 0;
+            rc->features[f].cap = cf->cap;
+            rc->features[f].weight = cf->weight;
+        }
+        for (size_t s = 0; s < rc->n_statics; s++)
+            if ((rc->statics[s].profile_attr = profile_attr(r, cc->model.statics[s].attribute)) < 0)
+                return cerr(c, "$.campaigns[%zu].model.static[%zu]: too many profile attributes", i, s);
+
+        /* Eligibility and routes see every tag, mined ones included. */
+        c->mined_visible = true;
+        c->allow |= 1u << MD_SLOT_SCORE;
+        snprintf(path, sizeof(path), "$.campaigns[%zu].eligible", i);
+        if (!compile(c, cc->eligible, path, &rc->eligible)) return false;
+        snprintf(path, sizeof(path), "$.campaigns[%zu].fire_on", i);
+        if (!compile(c, cc->fire_on, path, &rc->fire_on)) return false;
+        for (size_t k = 0; k < rc->n_routes; k++) {
+            int ch = md_rules_channel_index(cfg, cc->routes[k].channel);
+            if (ch < 0)
+                return cerr(c, "$.campaigns[%zu].routes[%zu].channel: \"%s\" has no entry in $.channels, so it has no contact policy", i, k,
+                            cc->routes[k].channel);
+            rc->routes[k].channel = ch;
+            snprintf(path, sizeof(path), "$.campaigns[%zu].routes[%zu].when", i, k);
+            if (!compile(c, cc->routes[k].when, path, &rc->routes[k].when)) return false;
+        }
+    }
+    return true;
+}
+
+md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_size) {
+    md_rules *r = calloc(1, sizeof(*r));
+    compiler c = {.cfg = cfg, .r = r, .err = errstr, .errsz = errstr_size};
+    if (!r) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    r->n_signals = cfg->n_signals;
+    r->n_windows = cfg->n_windows;
+    r->n_tags = cfg->n_tags;
+    r->n_campaigns = cfg->n_campaigns;
+    r->n_channels = cfg->n_channels;
+    r->signals = calloc(cfg->n_signals + 1, sizeof(md_rsignal));
+    r->windows = calloc(cfg->n_windows + 1, sizeof(md_rwindow));
+    r->tags = calloc(cfg->n_tags + 1, sizeof(md_rtag));
+    r->campaigns = calloc(cfg->n_campaigns + 1, sizeof(md_rcampaign));
+    r->channels = calloc(cfg->n_channels + 1, sizeof(md_rchannel));
+    if (!r->signals || !r->windows || !r->tags || !r->campaigns || !r->channels) cerr(&c, "out of memory");
+    /* The two attributes the contact rules read are always known. */
+    r->attr_contact_point = profile_attr(r, "contact_point");
+    r->attr_utc_offset = profile_attr(r, "utc_offset");
+    if (!c.failed && unique_names(&c, "signals", cfg->n_signals, signal_name) &&
+        unique_names(&c, "windows", cfg->n_windows, window_name) && unique_names(&c, "tags", cfg->n_tags, tag_name) &&
+        unique_names(&c, "channels", cfg->n_channels, channel_name) &&
+        unique_names(&c, "campaigns", cfg->n_campaigns, campaign_name) && compile_signals_windows(&c) &&
+        compile_tags(&c) && compile_channels(&c) && compile_campaigns(&c)) {
+        /* Names shared between windows, tags and builtins would be ambiguous. */
+        for (size_t i = 0; i < cfg->n_tags && !c.failed; i++) {
+            for (size_t w = 0; w < cfg->n_windows; w++)
+                if (strcmp(cfg->tags[i].name, cfg->windows[w].name) == 0)
+                    cerr(&c, "$.tags[%zu].name: \"%s\" is also a window name", i, cfg->tags[i].name);
+            for (int b = 0; b < MD_BI_COUNT; b++)
+                if (strcmp(cfg->tags[i].name, md_builtin_names[b]) == 0)
+                    cerr(&c, "$.tags[%zu].name: \"%s\" is a built-in feature name", i, cfg->tags[i].name);
+        }
+        int64_t longest = 0;
+        for (size_t s = 0; s < r->n_series; s++)
+            if (r->series[s].retention_ms > longest) longest = r->series[s].retention_ms;
+        if (r->max_cap_span_ms > longest) longest = r->max_cap_span_ms;
+        if (cfg->contact.complaint_block_ms > longest) longest = cfg->contact.complaint_block_ms;
+        /* State outlives the longest thing it must remember by a day, and at
+         * least the longest cooldown. */
+        for (size_t k = 0; k < cfg->n_campaigns; k++) {
+            double d = cfg->campaigns[k].cooldown.max_days * 86400000.0 * cfg->campaigns[k].cooldown.fatigue_max;
+            if (cfg->campaigns[k].cooldown.fixed_days * 86400000.0 > d) d = cfg->campaigns[k].cooldown.fixed_days * 86400000.0;
+            if ((int64_t)d > longest) longest = (int64_t)d;
+        }
+        r->state_ttl_ms = longest + 86400000;
+    }
+    if (c.failed) {
+        md_rules_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+void md_rules_destroy(md_rules *r) {
+    if (!r) return;
+    for (size_t i = 0; i < r->n_signals && r->signals; i++) md_expr_destroy(r->signals[i].where);
+    for (size_t i = 0; i < r->n_tags && r->tags; i++) md_expr_destroy(r->tags[i].expr);
+    for (size_t i = 0; i < r->n_campaigns && r->campaigns; i++) {
+        md_rcampaign *c = &r->campaigns[i];
+        md_expr_destroy(c->eligible);
+        md_expr_destroy(c->fire_on);
+        for (size_t f = 0; f < c->n_features && c->features; f++) md_expr_destroy(c->features[f].expr);
+        for (size_t k = 0; k < c->n_routes && c->routes; k++) md_expr_destroy(c->routes[k].when);
+        free(c->features);
+        free(c->statics);
+        free(c->routes);
+    }
+    md_expr_destroy(r->blackout_after);
+    for (size_t i = 0; i < r->n_profile_attrs; i++) free(r->profile_attrs[i]);
+    free(r->profile_attrs);
+    free(r->signals);
+    free(r->series);
+    free(r->windows);
+    free(r->tags);
+    free(r->campaigns);
+    free(r->channels);
+    free(r);
+}

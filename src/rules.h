@@ -1,0 +1,125 @@
+/* rules.h (private): the configuration compiled for the engine.
+ *
+ * The loader's structs hold text; this holds what the engine runs: compiled
+ * expressions with names resolved to slots, windows grouped into shared bucket
+ * series, channels and campaigns by index. It is built once per configuration
+ * (md_rules_compile, called by the loader) and read-only afterwards. */
+#ifndef MOMENTD_RULES_H
+#define MOMENTD_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "momentd/config.h"
+#include "momentd/event.h"
+#include "momentd/expr.h"
+
+/* A slot is class << 16 | index. */
+enum md_slot_class { MD_SLOT_EVENT = 1, MD_SLOT_WINDOW, MD_SLOT_BUILTIN, MD_SLOT_TAG, MD_SLOT_PROFILE, MD_SLOT_SCORE };
+#define MD_SLOT(cls, idx) ((int)(((cls) << 16) | (idx)))
+#define MD_SLOT_CLASS(s) ((s) >> 16)
+#define MD_SLOT_INDEX(s) ((s) & 0xFFFF)
+
+enum md_event_field {
+    MD_EF_TYPE, MD_EF_AMOUNT, MD_EF_CHANNEL, MD_EF_KIND, MD_EF_LATE, MD_EF_BALANCE_AFTER, MD_EF_REASON,
+    MD_EF_DURATION_S, MD_EF_DIRECTION, MD_EF_INBOUND, MD_EF_PAGES, MD_EF_SESSION_S, MD_EF_COUNT
+};
+extern const char *const md_event_field_names[MD_EF_COUNT];
+
+enum md_builtin {
+    MD_BI_BALANCE, MD_BI_DAYS_SINCE_PAYMENT, MD_BI_DAYS_SINCE_CALL, MD_BI_DAYS_SINCE_APP_LOGIN,
+    MD_BI_DAYS_SINCE_CONTACT, MD_BI_COUNT
+};
+extern const char *const md_builtin_names[MD_BI_COUNT];
+
+typedef struct md_rsignal {
+    int type; /* md_event_type, or -1 for any */
+    md_expr *where; /* NULL = every event of the type */
+} md_rsignal;
+
+/* Windows over the same signal, granularity and summed field share one bucket
+ * series in Redis, so a second window over the same signal costs no memory. */
+enum md_sum_field { MD_SUM_NONE, MD_SUM_AMOUNT, MD_SUM_DURATION, MD_SUM_SESSION };
+typedef struct md_rseries {
+    int signal;
+    int64_t granularity_ms;
+    int sum; /* md_sum_field; sums of amount are stored in fen (1/100 yuan) to stay integers */
+    int64_t retention_ms; /* longest span of its windows + limits.max_lateness */
+} md_rseries;
+
+typedef struct md_rwindow {
+    int series;
+    int64_t span_ms;
+    double scale; /* 0.01 for amounts (fen to yuan), else 1 */
+} md_rwindow;
+
+enum md_tag_class { MD_TAG_STATISTICAL, MD_TAG_RULE, MD_TAG_MINED };
+typedef struct md_rtag {
+    int cls;
+    md_expr *expr;     /* rule, mined */
+    int profile_attr;  /* statistical */
+} md_rtag;
+
+typedef struct md_rfeature {
+    md_expr *expr;
+    bool log1p;
+    double cap;
+    double weight;
+} md_rfeature;
+
+typedef struct md_rstatic {
+    int profile_attr;
+} md_rstatic;
+
+typedef struct md_rroute {
+    int channel;
+    md_expr *when; /* NULL = always */
+} md_rroute;
+
+typedef struct md_rcampaign {
+    md_expr *eligible; /* NULL = everyone */
+    md_expr *fire_on;  /* NULL = any event */
+    md_rfeature *features;
+    size_t n_features;
+    md_rstatic *statics;
+    size_t n_statics;
+    md_rroute *routes;
+    size_t n_routes;
+    bool fixed_cooldown;
+} md_rcampaign;
+
+typedef struct md_rchannel {
+    int quiet_start_min, quiet_end_min;
+} md_rchannel;
+
+typedef struct md_rules {
+    size_t n_signals, n_windows, n_tags, n_campaigns, n_channels;
+    md_rsignal *signals;
+    md_rseries *series;
+    size_t n_series;
+    md_rwindow *windows;
+    md_rtag *tags;
+    md_rcampaign *campaigns;
+    md_rchannel *channels;
+    md_expr *blackout_after;
+    int default_utc_offset_min;
+    int64_t max_cap_span_ms;     /* longest cap span: how long contact records are kept */
+    int64_t state_ttl_ms;        /* a customer's state expires after this much inactivity */
+    /* Profile attributes the rules read, by index. */
+    char **profile_attrs;
+    size_t n_profile_attrs;
+    int attr_contact_point;      /* index of "contact_point" */
+    int attr_utc_offset;         /* index of "utc_offset" */
+} md_rules;
+
+/* Compiles cfg's rules; on error returns NULL with "<json path>: message" in
+ * errstr. The result is owned by cfg (md_config_destroy frees it). */
+md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_size);
+void md_rules_destroy(md_rules *r); /* accepts NULL; needs no cfg */
+
+/* Index of the named item, or -1. */
+int md_rules_channel_index(const md_config *cfg, const char *name);
+int md_rules_campaign_index(const md_config *cfg, const char *name);
+
+#endif

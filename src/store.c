@@ -1,0 +1,386 @@
+/* store.c: the Redis edge (store.h), on hiredis 0.14's synchronous API.
+ *
+ * Binary-safe throughout: every command goes through redisAppendCommandArgv
+ * with explicit lengths; user data never meets a format string. */
+#include "store.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "cstate_internal.h"
+
+extern const char md_lua_apply[];
+
+struct md_store {
+    char host[256];
+    int port;
+    int db;
+    char password[256];
+    char prefix[64];
+    int64_t timeout_ms;
+    redisContext *c;
+    char apply_sha[41];
+};
+
+static bool parse_url(md_store *s, const char *url, char *errstr, size_t n) {
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) != 0) {
+        snprintf(errstr, n, "redis url \"%s\" must start with redis://", url);
+        return false;
+    }
+    p += 8;
+    const char *at = strchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        size_t len = (size_t)(at - pw);
+        if (len >= sizeof(s->password)) {
+            snprintf(errstr, n, "redis url: password too long");
+            return false;
+        }
+        memcpy(s->password, pw, len);
+        s->password[len] = '\0';
+        p = at + 1;
+    }
+    const char *end = p + strcspn(p, ":/");
+    size_t hl = (size_t)(end - p);
+    if (hl == 0 || hl >= sizeof(s->host)) {
+        snprintf(errstr, n, "redis url \"%s\": missing or too long host", url);
+        return false;
+    }
+    memcpy(s->host, p, hl);
+    s->host[hl] = '\0';
+    s->port = 6379;
+    p = end;
+    if (*p == ':') {
+        char *e;
+        long port = strtol(p + 1, &e, 10);
+        if (e == p + 1 || port < 1 || port > 65535 || (*e && *e != '/')) {
+            snprintf(errstr, n, "redis url \"%s\": bad port", url);
+            return false;
+        }
+        s->port = (int)port;
+        p = e;
+    }
+    s->db = 0;
+    if (*p == '/' && p[1]) {
+        char *e;
+        long db = strtol(p + 1, &e, 10);
+        if (*e || db < 0 || db > 1000) {
+            snprintf(errstr, n, "redis url \"%s\": bad database number", url);
+            return false;
+        }
+        s->db = (int)db;
+    }
+    return true;
+}
+
+md_store *md_store_new(const md_cfg_redis *cfg, char *errstr, size_t errstr_size) {
+    md_store *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    if (!parse_url(s, cfg->url, errstr, errstr_size)) {
+        free(s);
+        return NULL;
+    }
+    snprintf(s->prefix, sizeof(s->prefix), "%s", cfg->key_prefix);
+    s->timeout_ms = cfg->timeout_ms;
+    return s;
+}
+
+void md_store_disconnect(md_store *s) {
+    if (s->c) redisFree(s->c);
+    s->c = NULL;
+}
+
+void md_store_destroy(md_store *s) {
+    if (!s) return;
+    md_store_disconnect(s);
+    free(s);
+}
+
+bool md_store_connected(const md_store *s) { return s->c != NULL; }
+
+static redisReply *command(md_store *s, int argc, const char **argv, const size_t *lens) {
+    return redisCommandArgv(s->c, argc, argv, lens);
+}
+
+md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
+    if (s->c) return MD_ERR_OK;
+    struct timeval tv = {(time_t)(s->timeout_ms / 1000), (suseconds_t)((s->timeout_ms % 1000) * 1000)};
+    s->c = redisConnectWithTimeout(s->host, s->port, tv);
+    if (!s->c || s->c->err) {
+        snprintf(errstr, errstr_size, "cannot connect to redis at %s:%d: %s", s->host, s->port,
+                 s->c ? s->c->errstr : "out of memory");
+        md_store_disconnect(s);
+        return MD_ERR_REDIS_DOWN;
+    }
+    redisSetTimeout(s->c, tv);
+    redisReply *r;
+    if (s->password[0]) {
+        const char *argv[] = {"AUTH", s->password};
+        size_t lens[] = {4, strlen(s->password)};
+        r = command(s, 2, argv, lens);
+        /* The reply may echo nothing secret, but never print the password. */
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(errstr, errstr_size, "redis AUTH failed: %s", r ? r->str : s->c->errstr);
+            if (r) freeReplyObject(r);
+            md_store_disconnect(s);
+            return MD_ERR_REDIS_DOWN;
+        }
+        freeReplyObject(r);
+    }
+    if (s->db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", s->db);
+        const char *argv[] = {"SELECT", db};
+        size_t lens[] = {6, strlen(db)};
+        r = command(s, 2, argv, lens);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(errstr, errstr_size, "redis SELECT %d failed: %s", s->db, r ? r->str : s->c->errstr);
+            if (r) freeReplyObject(r);
+            md_store_disconnect(s);
+            return MD_ERR_REDIS_DOWN;
+        }
+        freeReplyObject(r);
+    }
+    const char *argv[] = {"SCRIPT", "LOAD", md_lua_apply};
+    size_t lens[] = {6, 4, strlen(md_lua_apply)};
+    r = command(s, 3, argv, lens);
+    if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+        snprintf(errstr, errstr_size, "redis SCRIPT LOAD failed: %s", r && r->str ? r->str : s->c->errstr);
+        if (r) freeReplyObject(r);
+        md_store_disconnect(s);
+        return MD_ERR_REDIS_DOWN;
+    }
+    memcpy(s->apply_sha, r->str, 40);
+    s->apply_sha[40] = '\0';
+    freeReplyObject(r);
+    return MD_ERR_OK;
+}
+
+void md_store_customer_key(const md_store *s, const char *customer_id, char *out, size_t n) {
+    snprintf(out, n, "%s:{%s}", s->prefix, customer_id);
+}
+
+void md_store_contact_point_key(const md_store *s, const char *contact_point, char *out, size_t n) {
+    snprintf(out, n, "%s:{cp:%s}", s->prefix, contact_point);
+}
+
+/* Reads one pipelined reply; a transport error drops the connection. */
+static md_err get_reply(md_store *s, redisReply **out, char *errstr, size_t errstr_size) {
+    void *r = NULL;
+    if (redisGetReply(s->c, &r) != REDIS_OK || !r) {
+        snprintf(errstr, errstr_size, "redis connection lost: %s", s->c->errstr[0] ? s->c->errstr : "no reply");
+        md_store_disconnect(s);
+        return MD_ERR_REDIS_DOWN;
+    }
+    *out = r;
+    return MD_ERR_OK;
+}
+
+static md_err ensure(md_store *s, char *errstr, size_t errstr_size) {
+    return s->c ? MD_ERR_OK : md_store_connect(s, errstr, errstr_size);
+}
+
+/* Sends n HGETALLs and hands each reply to load(i, reply). */
+static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (*load)(void *, size_t, redisReply *),
+                          void *ctx, char *errstr, size_t errstr_size) {
+    md_err err = ensure(s, errstr, errstr_size);
+    if (err) return err;
+    for (size_t i = 0; i < n; i++) {
+        const char *argv[] = {"HGETALL", keys[i]};
+        size_t lens[] = {7, strlen(keys[i])};
+        if (redisAppendCommandArgv(s->c, 2, argv, lens) != REDIS_OK) {
+            snprintf(errstr, errstr_size, "redis: cannot queue command");
+            md_store_disconnect(s);
+            return MD_ERR_REDIS_DOWN;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r;
+        if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
+        if (r->type != REDIS_REPLY_ARRAY) {
+            snprintf(errstr, errstr_size, "redis HGETALL %s: %s", keys[i], r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
+            freeReplyObject(r);
+            /* Drain the rest so the connection stays in step. */
+            for (size_t k = i + 1; k < n; k++)
+                if (get_reply(s, &r, errstr, errstr_size) == MD_ERR_OK) freeReplyObject(r);
+            return MD_ERR_REDIS_REPLY;
+        }
+        load(ctx, i, r);
+        freeReplyObject(r);
+    }
+    return MD_ERR_OK;
+}
+
+typedef struct cust_load {
+    md_cstate *const *states;
+    const char *const *ids;
+} cust_load;
+
+static void load_customer(void *ctx, size_t i, redisReply *r) {
+    cust_load *cl = ctx;
+    md_cstate_reset(cl->states[i]);
+    md_cstate_set_customer(cl->states[i], cl->ids[i]);
+    for (size_t k = 0; k + 1 < r->elements; k += 2)
+        md_cstate_load_field(cl->states[i], r->element[k]->str, r->element[k]->len, r->element[k + 1]->str,
+                             r->element[k + 1]->len);
+}
+
+md_err md_store_read_customers(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
+                               char *errstr, size_t errstr_size) {
+    char **keys = calloc(n ? n : 1, sizeof(char *));
+    if (!keys) return MD_ERR_NOMEM;
+    md_err err = MD_ERR_OK;
+    for (size_t i = 0; i < n && !err; i++) {
+        keys[i] = malloc(400);
+        if (!keys[i]) err = MD_ERR_NOMEM;
+        else md_store_customer_key(s, customer_ids[i], keys[i], 400);
+    }
+    cust_load cl = {states, customer_ids};
+    if (!err) err = read_hashes(s, n, (const char *const *)keys, load_customer, &cl, errstr, errstr_size);
+    for (size_t i = 0; i < n; i++) free(keys[i]);
+    free(keys);
+    return err;
+}
+
+static void load_cp(void *ctx, size_t i, redisReply *r) {
+    md_cpstate *const *cps = ctx;
+    md_cpstate_reset(cps[i]);
+    for (size_t k = 0; k + 1 < r->elements; k += 2) md_cpstate_load_field(cps[i], r->element[k]->str, r->element[k + 1]->str);
+}
+
+md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *contact_points, md_cpstate *const *cps,
+                                    char *errstr, size_t errstr_size) {
+    char **keys = calloc(n ? n : 1, sizeof(char *));
+    if (!keys) return MD_ERR_NOMEM;
+    md_err err = MD_ERR_OK;
+    for (size_t i = 0; i < n && !err; i++) {
+        keys[i] = malloc(400);
+        if (!keys[i]) err = MD_ERR_NOMEM;
+        else md_store_contact_point_key(s, contact_points[i], keys[i], 400);
+    }
+    if (!err) err = read_hashes(s, n, (const char *const *)keys, load_cp, (void *)cps, errstr, errstr_size);
+    for (size_t i = 0; i < n; i++) free(keys[i]);
+    free(keys);
+    return err;
+}
+
+md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size) {
+    md_err err = ensure(s, errstr, errstr_size);
+    if (err) return err;
+    size_t cap = 0;
+    const char **argv = NULL;
+    size_t *lens = NULL;
+    char (*nums)[24] = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const md_apply_req *q = &reqs[i];
+        size_t argc = 6 + 3 * q->n_wm + 3 * q->ops->n;
+        if (argc > cap) {
+            cap = argc * 2;
+            const char **na = realloc(argv, cap * sizeof(*argv));
+            if (na) argv = na;
+            size_t *nl = realloc(lens, cap * sizeof(*lens));
+            if (nl) lens = nl;
+            char (*nn)[24] = realloc(nums, cap * sizeof(*nums));
+            if (nn) nums = nn;
+            if (!na || !nl || !nn) {
+                err = MD_ERR_NOMEM;
+                break;
+            }
+        }
+        size_t a = 0, k = 0;
+        argv[a++] = "EVALSHA";
+        argv[a++] = s->apply_sha;
+        argv[a++] = "1";
+        argv[a++] = q->key;
+        snprintf(nums[k], 24, "%lld", (long long)q->ttl_ms);
+        argv[a++] = nums[k++];
+        snprintf(nums[k], 24, "%zu", q->n_wm);
+        argv[a++] = nums[k++];
+        for (size_t w = 0; w < q->n_wm; w++) {
+            argv[a++] = q->wm[w].field;
+            snprintf(nums[k], 24, "%lld", (long long)q->wm[w].old_offset);
+            argv[a++] = nums[k++];
+            snprintf(nums[k], 24, "%lld", (long long)q->wm[w].new_offset);
+            argv[a++] = nums[k++];
+        }
+        for (size_t o = 0; o < q->ops->n; o++) {
+            char *kind = nums[k++];
+            kind[0] = q->ops->ops[o].kind;
+            kind[1] = '\0';
+            argv[a++] = kind;
+            argv[a++] = md_ops_field(q->ops, o);
+            argv[a++] = md_ops_value(q->ops, o);
+        }
+        for (size_t x = 0; x < a; x++) lens[x] = strlen(argv[x]);
+        if (redisAppendCommandArgv(s->c, (int)a, argv, lens) != REDIS_OK) {
+            snprintf(errstr, errstr_size, "redis: cannot queue command");
+            md_store_disconnect(s);
+            err = MD_ERR_REDIS_DOWN;
+            break;
+        }
+    }
+    free(argv);
+    free(lens);
+    free(nums);
+    if (err) {
+        md_store_disconnect(s); /* half a pipeline was queued: start clean */
+        return err;
+    }
+    md_err first = MD_ERR_OK;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r;
+        if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
+        if (r->type == REDIS_REPLY_INTEGER) {
+            results[i] = (int)r->integer;
+        } else {
+            results[i] = -1;
+            if (!first) {
+                bool noscript = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+                snprintf(errstr, errstr_size, "redis apply on %s: %s", reqs[i].key, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                /* NOSCRIPT: the script cache was flushed. Reconnecting loads it
+                 * again, and the caller's retry redoes the batch safely. */
+                first = noscript ? MD_ERR_REDIS_DOWN : MD_ERR_REDIS_REPLY;
+            }
+        }
+        freeReplyObject(r);
+    }
+    if (first == MD_ERR_REDIS_DOWN) md_store_disconnect(s);
+    return first;
+}
+
+md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char *const *fields, char *errstr,
+                     size_t errstr_size) {
+    md_err err = ensure(s, errstr, errstr_size);
+    if (err) return err;
+    for (size_t i = 0; i < n; i++) {
+        const char *argv[] = {"HDEL", keys[i], fields[i]};
+        size_t lens[] = {4, strlen(keys[i]), strlen(fields[i])};
+        if (redisAppendCommandArgv(s->c, 3, argv, lens) != REDIS_OK) {
+            md_store_disconnect(s);
+            return MD_ERR_REDIS_DOWN;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r;
+        if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
+        freeReplyObject(r);
+    }
+    return MD_ERR_OK;
+}
+
+void *md_store_command_argv(md_store *s, int argc, const char **argv, const size_t *argvlen) {
+    char err[256];
+    if (ensure(s, err, sizeof(err))) return NULL;
+    redisReply *r = redisCommandArgv(s->c, argc, argv, argvlen);
+    if (!r) md_store_disconnect(s);
+    return r;
+}

@@ -1,0 +1,64 @@
+/* store.h (private): momentd's Redis edge.
+ *
+ * Thin on purpose: it turns engine state into Redis commands and replies back
+ * into state. Every call is pipelined over the batch (one round trip for all
+ * reads, one for all writes). Failures are classified: MD_ERR_REDIS_DOWN is
+ * retriable (the caller waits retry_backoff and redoes the whole batch, which
+ * the watermarks make safe); MD_ERR_REDIS_REPLY is a bug or a foreign write. */
+#ifndef MOMENTD_STORE_H
+#define MOMENTD_STORE_H
+
+#include "momentd/config.h"
+#include "momentd/engine.h"
+
+typedef struct md_store md_store;
+
+/* Validates cfg->url; does not connect. NULL with errstr on a bad URL. The
+ * handle copies what it needs from cfg. */
+md_store *md_store_new(const md_cfg_redis *cfg, char *errstr, size_t errstr_size);
+void md_store_destroy(md_store *s); /* accepts NULL */
+
+/* Connects if not connected: AUTH, SELECT, SCRIPT LOAD. MD_ERR_REDIS_DOWN
+ * (retriable) with a reason in errstr on failure. */
+md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size);
+bool md_store_connected(const md_store *s);
+/* Drops the connection (after an error, so the next call reconnects). */
+void md_store_disconnect(md_store *s);
+
+/* "<prefix>:{<customer_id>}" and "<prefix>:{cp:<contact point>}". */
+void md_store_customer_key(const md_store *s, const char *customer_id, char *out, size_t n);
+void md_store_contact_point_key(const md_store *s, const char *contact_point, char *out, size_t n);
+
+/* Pipelined HGETALL of n customers into states[i] (reset first). */
+md_err md_store_read_customers(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
+                               char *errstr, size_t errstr_size);
+md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *contact_points, md_cpstate *const *cps,
+                                    char *errstr, size_t errstr_size);
+
+typedef struct md_wm_change {
+    char field[300]; /* "w:<topic>:<partition>" */
+    int64_t old_offset; /* -1 when absent */
+    int64_t new_offset;
+} md_wm_change;
+
+typedef struct md_apply_req {
+    char key[400];
+    const md_ops *ops;
+    const md_wm_change *wm;
+    size_t n_wm;
+    int64_t ttl_ms;
+} md_apply_req;
+
+/* Pipelined EVALSHA apply.lua for every request; results[i] = 1 applied, 0
+ * watermark conflict. */
+md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size);
+
+/* Pipelined HDEL key field, for n pairs (outbox entries Kafka acknowledged). */
+md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char *const *fields, char *errstr,
+                     size_t errstr_size);
+
+/* Runs one command and returns its reply (the caller frees it with
+ * freeReplyObject), for tools such as explain. NULL on failure. */
+void *md_store_command_argv(md_store *s, int argc, const char **argv, const size_t *argvlen);
+
+#endif

@@ -1,0 +1,58 @@
+/* helpers.c: shared fixtures of the unit suites. */
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *read_default(void) {
+    FILE *f = fopen(MOMENTD_SOURCE_DIR "/config/momentd.json", "rb");
+    cr_assert(f, "cannot open the default config");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+md_config *th_default_config(void) {
+    char err[1024];
+    char *text = read_default();
+    md_config *cfg = md_config_load_string(text, "momentd.json", err, sizeof(err));
+    free(text);
+    cr_assert(cfg, "default config failed to load: %s", err);
+    return cfg;
+}
+
+md_config *th_config_with(const char *from, const char *to, char *err, size_t errsz) {
+    char *text = read_default();
+    char *at = strstr(text, from);
+    cr_assert(at, "fixture text '%s' not found in the default config", from);
+    size_t n = strlen(text) - strlen(from) + strlen(to) + 1;
+    char *out = malloc(n);
+    cr_assert(out);
+    size_t pre = (size_t)(at - text);
+    memcpy(out, text, pre);
+    strcpy(out + pre, to);
+    strcat(out, at + strlen(from));
+    md_config *cfg = md_config_load_string(out, "test.json", err, errsz);
+    free(out);
+    free(text);
+    return cfg;
+}
+
+md_event th_event(const char *json) {
+    md_event_limits lim = {65536, 300000, 64, 16};
+    md_event_parser *p = md_event_parser_new(&lim);
+    md_event ev;
+    md_parse_result res;
+    md_err err = md_event_parse(p, json, strlen(json), NULL, 0, INT64_C(4102444800000), &ev, &res);
+    md_event_parser_destroy(p);
+    cr_assert_eq(err, MD_ERR_OK, "fixture event rejected (%s: %s): %s", md_reject_code(res.reason), res.detail, json);
+    return ev;
+}

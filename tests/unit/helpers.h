@@ -1,0 +1,22 @@
+/* helpers.h: shared fixtures of the unit suites. */
+#ifndef MOMENTD_TEST_HELPERS_H
+#define MOMENTD_TEST_HELPERS_H
+
+#include <stdint.h>
+
+#include "momentd/config.h"
+#include "momentd/engine.h"
+#include "momentd/event.h"
+
+/* The repository's default configuration; aborts the test on failure. */
+md_config *th_default_config(void);
+/* The default configuration with `from` replaced by `to` once in its text. */
+md_config *th_config_with(const char *from, const char *to, char *err, size_t errsz);
+/* Parses a JSON event (no key check) at a fixed "now"; aborts on rejection. */
+md_event th_event(const char *json);
+/* 2026-03-02T10:00:00+08:00 (a Monday morning in Beijing): mid-morning, so quiet hours don't interfere. */
+#define TH_T0 INT64_C(1772416800000)
+#define TH_DAY INT64_C(86400000)
+#define TH_HOUR INT64_C(3600000)
+
+#endif

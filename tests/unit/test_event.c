@@ -1,0 +1,186 @@
+/* test_event.c: SPEC section 2 parsing: every accepted form, every rejection reason. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "momentd/event.h"
+
+static md_event_parser *P;
+static const int64_t NOW = INT64_C(1772416800000); /* 2026-03-02T02:00:00Z */
+
+static void setup(void) {
+    md_event_limits lim = {1024, 300000, 4, 5};
+    P = md_event_parser_new(&lim);
+}
+static void teardown(void) { md_event_parser_destroy(P); }
+
+TestSuite(event, .init = setup, .fini = teardown);
+
+static md_reject parse(const char *json, md_event *ev) {
+    md_parse_result res;
+    md_event_parse(P, json, strlen(json), NULL, 0, NOW, ev, &res);
+    return res.reason;
+}
+
+static md_reject parse_key(const char *json, const char *key, md_event *ev) {
+    md_parse_result res;
+    md_event_parse(P, json, strlen(json), key, strlen(key), NOW, ev, &res);
+    return res.reason;
+}
+
+#define PAY "\"event_id\":\"e1\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":\"2026-03-01T08:00:00Z\""
+
+Test(event, payment_all_fields) {
+    md_event ev;
+    cr_assert_eq(parse("{" PAY ",\"amount\":120.5,\"channel\":\"app\",\"kind\":\"bill\",\"late\":true,\"balance_after\":-12.25}", &ev),
+                 MD_REJECT_NONE);
+    cr_assert_eq(ev.type, MD_EVENT_PAYMENT);
+    cr_assert_str_eq(ev.event_id, "e1");
+    cr_assert_str_eq(ev.customer_id, "c1");
+    cr_assert_eq(ev.ts_ms, INT64_C(1772352000000));
+    cr_assert_float_eq(ev.amount, 120.5, 1e-9);
+    cr_assert_str_eq(ev.channel, "app");
+    cr_assert_str_eq(ev.kind, "bill");
+    cr_assert(ev.late);
+    cr_assert(ev.has_balance_after);
+    cr_assert_float_eq(ev.balance_after, -12.25, 1e-9);
+}
+
+Test(event, payment_optional_fields_absent_or_null) {
+    md_event ev;
+    cr_assert_eq(parse("{" PAY ",\"amount\":0,\"kind\":\"prepay\",\"balance_after\":null}", &ev), MD_REJECT_NONE);
+    cr_assert_not(ev.late);
+    cr_assert_not(ev.has_balance_after);
+    cr_assert_str_eq(ev.channel, "");
+}
+
+Test(event, call_and_app_login) {
+    md_event ev;
+    cr_assert_eq(parse("{\"event_id\":\"e2\",\"type\":\"call\",\"customer_id\":\"c1\",\"ts\":1772352000000,"
+                       "\"reason\":\"bill_inquiry\",\"duration_s\":95,\"direction\":\"inbound\"}", &ev),
+                 MD_REJECT_NONE);
+    cr_assert_eq(ev.type, MD_EVENT_CALL);
+    cr_assert(ev.inbound);
+    cr_assert_eq(ev.duration_s, 95);
+    cr_assert_eq(ev.ts_ms, INT64_C(1772352000000));
+    cr_assert_eq(parse("{\"event_id\":\"e3\",\"type\":\"app_login\",\"customer_id\":\"c1\",\"ts\":1772352000000,"
+                       "\"pages\":[\"home\",\"prepay_product\"],\"session_s\":40}", &ev),
+                 MD_REJECT_NONE);
+    cr_assert_eq(ev.type, MD_EVENT_APP_LOGIN);
+    cr_assert_eq(ev.n_pages, 2);
+    cr_assert_str_eq(ev.pages[1], "prepay_product");
+    cr_assert_eq(ev.session_s, 40);
+    cr_assert_eq(parse("{\"event_id\":\"e4\",\"type\":\"app_login\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"pages\":[]}", &ev),
+                 MD_REJECT_NONE);
+    cr_assert_eq(ev.n_pages, 0);
+}
+
+Test(event, rfc3339_forms) {
+    int64_t t;
+    cr_assert(md_parse_rfc3339("2026-03-01T08:00:00Z", 20, &t));
+    cr_assert_eq(t, INT64_C(1772352000000));
+    cr_assert(md_parse_rfc3339("2026-03-01T16:00:00+08:00", 25, &t));
+    cr_assert_eq(t, INT64_C(1772352000000), "offsets are subtracted");
+    cr_assert(md_parse_rfc3339("2026-03-01T03:30:00-04:30", 25, &t));
+    cr_assert_eq(t, INT64_C(1772352000000));
+    cr_assert(md_parse_rfc3339("2026-03-01t08:00:00.125z", 24, &t));
+    cr_assert_eq(t, INT64_C(1772352000125), "fraction and lower-case separators");
+    cr_assert(md_parse_rfc3339("2024-02-29T00:00:00Z", 20, &t), "leap day");
+    cr_assert_not(md_parse_rfc3339("2026-02-29T00:00:00Z", 20, &t), "not a leap year");
+    cr_assert_not(md_parse_rfc3339("2026-13-01T00:00:00Z", 20, &t));
+    cr_assert_not(md_parse_rfc3339("2026-03-01T24:00:00Z", 20, &t));
+    cr_assert_not(md_parse_rfc3339("2026-03-01T08:00:00", 19, &t), "zone required");
+    cr_assert_not(md_parse_rfc3339("2026-03-01 08:00:00+0800", 24, &t));
+}
+
+Test(event, rejections_each_reason) {
+    md_event ev;
+    struct {
+        const char *json;
+        md_reject want;
+    } cases[] = {
+        {"{\"event_id\":", MD_REJECT_NOT_JSON},
+        {"", MD_REJECT_NOT_JSON},
+        {"{" PAY ",\"amount\":1,\"kind\":\"bill\"} trailing", MD_REJECT_NOT_JSON},
+        {"{" PAY ",\"amount\":NaN,\"kind\":\"bill\"}", MD_REJECT_NOT_JSON},
+        {"{\"event_id\":\"e\xff\",\"type\":\"payment\"}", MD_REJECT_NOT_JSON},
+        {"[1,2]", MD_REJECT_NOT_OBJECT},
+        {"\"payment\"", MD_REJECT_NOT_OBJECT},
+        {"{" PAY ",\"amount\":1,\"kind\":\"bill\",\"x\":[[[[[1]]]]]}", MD_REJECT_TOO_DEEP},
+        {"{\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"amount\":1,\"kind\":\"bill\"}", MD_REJECT_MISSING_FIELD},
+        {"{" PAY ",\"kind\":\"bill\"}", MD_REJECT_MISSING_FIELD},
+        {"{" PAY ",\"amount\":\"12\",\"kind\":\"bill\"}", MD_REJECT_WRONG_TYPE},
+        {"{" PAY ",\"amount\":1,\"kind\":\"bill\",\"late\":\"yes\"}", MD_REJECT_WRONG_TYPE},
+        {"{\"event_id\":7,\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"amount\":1,\"kind\":\"bill\"}", MD_REJECT_WRONG_TYPE},
+        {"{\"event_id\":\"e\",\"type\":\"call\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"reason\":\"other\",\"direction\":\"inbound\",\"duration_s\":1.5}", MD_REJECT_WRONG_TYPE},
+        {"{" PAY ",\"amount\":1,\"amount\":2,\"kind\":\"bill\"}", MD_REJECT_DUPLICATE_FIELD},
+        {"{\"event_id\":\"e\",\"type\":\"refund\",\"customer_id\":\"c1\",\"ts\":1772352000000}", MD_REJECT_UNKNOWN_TYPE},
+        {"{\"event_id\":\"e\",\"type\":\"call\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"reason\":\"other\",\"direction\":\"sideways\"}", MD_REJECT_BAD_VALUE},
+        {"{" PAY ",\"amount\":1e999,\"kind\":\"bill\"}", MD_REJECT_BAD_NUMBER},
+        {"{" PAY ",\"amount\":-5,\"kind\":\"bill\"}", MD_REJECT_BAD_NUMBER},
+        {"{" PAY ",\"amount\":1,\"kind\":\"bill\",\"balance_after\":-1e12}", MD_REJECT_BAD_NUMBER},
+        {"{\"event_id\":\"e\",\"type\":\"call\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"reason\":\"other\",\"direction\":\"inbound\",\"duration_s\":99999999999999999999}", MD_REJECT_BAD_NUMBER},
+        {"{" PAY ",\"amount\":1,\"kind\":\"" "0123456789012345678901234567890123456789012345678901234567890123456789" "\"}", MD_REJECT_STRING_TOO_LONG},
+        {"{\"event_id\":\"\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"amount\":1,\"kind\":\"bill\"}", MD_REJECT_EMPTY_STRING},
+        {"{\"event_id\":\"e\",\"type\":\"app_login\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"pages\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", MD_REJECT_TOO_MANY_ITEMS},
+        {"{\"event_id\":\"e\",\"type\":\"app_login\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"pages\":[\"a\",3]}", MD_REJECT_WRONG_TYPE},
+        {"{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":\"yesterday\",\"amount\":1,\"kind\":\"bill\"}", MD_REJECT_BAD_TIMESTAMP},
+        {"{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":\"1970-01-01T00:00:00Z\",\"amount\":1,\"kind\":\"bill\"}", MD_REJECT_BAD_TIMESTAMP},
+        {"{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":\"2100-01-01T00:00:00Z\",\"amount\":1,\"kind\":\"bill\"}", MD_REJECT_FUTURE_TIMESTAMP},
+        {"{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":true,\"amount\":1,\"kind\":\"bill\"}", MD_REJECT_WRONG_TYPE},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        md_reject got = parse(cases[i].json, &ev);
+        cr_expect_eq(got, cases[i].want, "case %zu: want %s, got %s for %s", i, md_reject_code(cases[i].want),
+                     md_reject_code(got), cases[i].json);
+    }
+}
+
+Test(event, future_skew_is_configurable) {
+    md_event ev;
+    /* 4 minutes ahead is inside the 300 s limit, 6 minutes is not. */
+    cr_assert_eq(parse("{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":1772417040000,\"amount\":1,\"kind\":\"bill\"}", &ev),
+                 MD_REJECT_NONE);
+    cr_assert_eq(parse("{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":1772417160000,\"amount\":1,\"kind\":\"bill\"}", &ev),
+                 MD_REJECT_FUTURE_TIMESTAMP);
+}
+
+Test(event, too_large) {
+    char big[2048];
+    memset(big, ' ', sizeof(big));
+    memcpy(big, "{}", 2);
+    md_event ev;
+    md_parse_result res;
+    md_event_parse(P, big, sizeof(big), NULL, 0, NOW, &ev, &res);
+    cr_assert_eq(res.reason, MD_REJECT_TOO_LARGE);
+    cr_assert(strstr(res.detail, "2048") != NULL, "detail names the size: %s", res.detail);
+}
+
+Test(event, key_must_match_customer_id) {
+    md_event ev;
+    const char *json = "{" PAY ",\"amount\":1,\"kind\":\"bill\"}";
+    cr_assert_eq(parse_key(json, "c1", &ev), MD_REJECT_NONE);
+    cr_assert_eq(parse_key(json, "c2", &ev), MD_REJECT_KEY_MISMATCH);
+    cr_assert_eq(parse_key(json, "", &ev), MD_REJECT_KEY_MISMATCH);
+}
+
+Test(event, unknown_fields_ignored_even_nested) {
+    md_event ev;
+    cr_assert_eq(parse("{\"extra\":{\"a\":[1,{\"b\":null}]}," PAY ",\"amount\":1,\"kind\":\"bill\",\"more\":\"x\"}", &ev), MD_REJECT_NONE);
+    cr_assert_str_eq(ev.kind, "bill");
+}
+
+Test(event, not_nul_terminated_input) {
+    /* Kafka payloads end without a NUL: parse exactly len bytes. */
+    const char *json = "{" PAY ",\"amount\":1,\"kind\":\"bill\"}GARBAGE";
+    size_t len = strlen(json) - strlen("GARBAGE");
+    md_event ev;
+    md_parse_result res;
+    cr_assert_eq(md_event_parse(P, json, len, NULL, 0, NOW, &ev, &res), MD_ERR_OK, "%s", res.detail);
+}
+
+Test(event, reason_codes_are_stable) {
+    cr_assert_str_eq(md_reject_code(MD_REJECT_NOT_JSON), "not_json");
+    cr_assert_str_eq(md_reject_code(MD_REJECT_FUTURE_TIMESTAMP), "future_timestamp");
+    for (int r = 0; r < MD_REJECT_COUNT; r++) cr_assert(strlen(md_reject_text((md_reject)r)) > 0);
+}
