@@ -1,0 +1,171 @@
+/* test_config.c: loading, validation errors with file + JSON path, env
+ * overrides, the seed tag library, and the docs that cannot drift. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "momentd/config.h"
+#include "rules.h"
+
+Test(config, default_loads_with_both_seed_campaigns) {
+    md_config *cfg = th_default_config();
+    cr_assert_eq(cfg->n_campaigns, 2);
+    cr_assert_str_eq(cfg->campaigns[0].name, "prepay_wallet");
+    cr_assert_str_eq(cfg->campaigns[1].name, "bill_instalment");
+    cr_assert_str_eq(cfg->campaigns[1].routes[0].channel, "outbound_call");
+    cr_assert_eq(cfg->kafka.poll_timeout_ms, 100, "defaults fill what the file leaves out");
+    cr_assert_str_eq(cfg->kafka.topic_dead_letter, "momentd.dead-letter");
+    md_config_destroy(cfg);
+}
+
+Test(config, ships_the_utility_seed_tag_library_exactly) {
+    md_config *cfg = th_default_config();
+    struct {
+        const char *name, *expr, *label;
+    } want[] = {{"high_balance", "balance >= 200", "余额较高"},
+                {"frequent_payer", "payments_180d >= 5", "频繁缴费"},
+                {"low_balance", "balance < 200", "余额不足"},
+                {"frequent_arrears", "arrears_restores_180d >= 3", "频繁欠费"},
+                {"late_payer", "late_payments_180d >= 3", "逾期缴费"}};
+    for (size_t w = 0; w < 5; w++) {
+        size_t i;
+        for (i = 0; i < cfg->n_tags; i++)
+            if (strcmp(cfg->tags[i].name, want[w].name) == 0) break;
+        cr_assert_lt(i, cfg->n_tags, "tag %s missing", want[w].name);
+        cr_assert_str_eq(cfg->tags[i].class_, "rule");
+        cr_assert_str_eq(cfg->tags[i].expr, want[w].expr);
+        cr_assert_str_eq(cfg->tags[i].label, want[w].label);
+    }
+    /* "6 months" is 180 days of event time. */
+    for (size_t i = 0; i < cfg->n_windows; i++)
+        if (strstr(cfg->windows[i].name, "_180d")) cr_assert_eq(cfg->windows[i].span_ms, 180 * TH_DAY);
+    md_config_destroy(cfg);
+}
+
+static void expect_rejected(const char *from, const char *to, const char *want) {
+    char err[1024];
+    md_config *cfg = th_config_with(from, to, err, sizeof(err));
+    cr_assert_null(cfg, "replacing %s with %s should be rejected", from, to);
+    cr_assert(strstr(err, want), "error should contain \"%s\", got: %s", want, err);
+    cr_assert(strncmp(err, "test.json: ", 11) == 0, "error names the file: %s", err);
+}
+
+Test(config, errors_name_file_path_and_expectation) {
+    expect_rejected("\"group_id\": \"momentd\"", "\"groupid\": \"momentd\"", "$.kafka.groupid: unknown key in kafka");
+    expect_rejected("\"threshold\": 0.6,", "\"threshold\": 1.5,", "$.campaigns[0].threshold: expected a number in [0, 1], got 1.5");
+    expect_rejected("\"threshold\": 0.6,", "\"threshold\": \"high\",", "$.campaigns[0].threshold: expected a number, got \"high\"");
+    expect_rejected("\"threshold\": 0.6,", "", "$.campaigns[0].threshold: required");
+    expect_rejected("\"span\": \"7d\", \"granularity\": \"1h\"}", "\"span\": \"7 days\", \"granularity\": \"1h\"}", "$.windows[8].span: expected a duration");
+    expect_rejected("\"mode\": \"adaptive\", \"min_days\": 7", "\"mode\": \"smart\", \"min_days\": 7", "$.campaigns[0].cooldown.mode: expected one of adaptive|fixed");
+    expect_rejected("\"quiet_start\": \"21:00\", \"quiet_end\": \"09:00\"", "\"quiet_start\": \"25:00\", \"quiet_end\": \"09:00\"", "$.channels[0].quiet_start: expected a local time");
+    expect_rejected("\"default_utc_offset\": \"+08:00\"", "\"default_utc_offset\": \"Asia/Shanghai\"", "expected a UTC offset");
+    expect_rejected("\"max\": 2, \"per\": \"30d\"}]},\n    {\"name\": \"in_app\"", "\"max\": 2, \"per\": \"30d\", \"max\": 3}]},\n    {\"name\": \"in_app\"", "key appears more than once");
+    expect_rejected("{\n  \"kafka\"", "[", "not valid JSON");
+}
+
+Test(config, rules_are_cross_checked) {
+    /* A campaign routed to a channel with no contact policy is an error, not a bypass. */
+    expect_rejected("\"routes\": [{\"channel\": \"outbound_call\"}]", "\"routes\": [{\"channel\": \"fax\"}]",
+                    "$.campaigns[1].routes[0].channel: \"fax\" has no entry in $.channels, so it has no contact policy");
+    expect_rejected("\"signal\": \"late_payment\"", "\"signal\": \"late_pay\"", "$.windows[1].signal: no signal named \"late_pay\"");
+    expect_rejected("\"expr\": \"balance < 200\"", "\"expr\": \"balance < 200 && late_payer\"", "$.tags[5].expr: unknown name 'late_payer'");
+    expect_rejected("\"expr\": \"balance < 200\"", "\"expr\": \"score.prepay_wallet > 0.5\"", "$.tags[5].expr: unknown name 'score.prepay_wallet'");
+    expect_rejected("\"rearm_below\": 0.4", "\"rearm_below\": 0.7", "rearm_below: 0.7 is above the threshold");
+    expect_rejected("\"trough\": 0.6, \"peak\": 0.9", "\"trough\": 0.9, \"peak\": 0.6", "must be below peak");
+    expect_rejected("{\"name\": \"late_payment\", \"type\": \"payment\", \"where\": \"late\"}",
+                    "{\"name\": \"late_payment\", \"type\": \"payment\", \"where\": \"late == \"}", "$.signals[1].where: unexpected end");
+    expect_rejected("\"name\": \"bill_instalment\"", "\"name\": \"prepay_wallet\"", "is already the name of $.campaigns[0]");
+    expect_rejected("\"granularity\": \"1h\"}", "\"granularity\": \"5h\"}", "whole number of granularity buckets");
+}
+
+Test(config, windows_over_one_signal_share_a_series) {
+    md_config *cfg = th_default_config();
+    int pay = -1, amount = -1;
+    for (size_t i = 0; i < cfg->n_windows; i++) {
+        if (strcmp(cfg->windows[i].name, "payments_180d") == 0) pay = cfg->rules->windows[i].series;
+        if (strcmp(cfg->windows[i].name, "payment_amount_30d") == 0) amount = cfg->rules->windows[i].series;
+    }
+    cr_assert_neq(pay, amount, "a count and a sum cannot share buckets");
+    cr_assert_lt(cfg->rules->n_series, cfg->n_windows + 1);
+    md_config_destroy(cfg);
+}
+
+Test(config, environment_overrides_addresses) {
+    setenv("MOMENTD_KAFKA_BROKERS", "127.0.0.1:39092", 1);
+    setenv("MOMENTD_REDIS_URL", "redis://127.0.0.1:36379/2", 1);
+    md_config *cfg = th_default_config();
+    cr_assert_str_eq(cfg->kafka.brokers, "127.0.0.1:39092");
+    cr_assert_str_eq(cfg->redis.url, "redis://127.0.0.1:36379/2");
+    md_config_destroy(cfg);
+    unsetenv("MOMENTD_KAFKA_BROKERS");
+    unsetenv("MOMENTD_REDIS_URL");
+}
+
+Test(config, durations_offsets_times) {
+    int64_t ms;
+    int m;
+    cr_assert(md_parse_duration("90d", &ms) && ms == 90 * TH_DAY);
+    cr_assert(md_parse_duration("1.5h", &ms) && ms == 5400000);
+    cr_assert(md_parse_duration("250ms", &ms) && ms == 250);
+    cr_assert(md_parse_duration("250", &ms) && ms == 250);
+    cr_assert_not(md_parse_duration("-1d", &ms));
+    cr_assert_not(md_parse_duration("3 weeks", &ms));
+    cr_assert(md_parse_utc_offset("+08:00", &m) && m == 480);
+    cr_assert(md_parse_utc_offset("-05:30", &m) && m == -330);
+    cr_assert_not(md_parse_utc_offset("+15:00", &m));
+    cr_assert(md_parse_time_of_day("21:30", &m) && m == 1290);
+    cr_assert_not(md_parse_time_of_day("9:30", &m));
+}
+
+/* The reference in docs/CONFIG.md is generated from the loader's tables:
+ * committed text and generated text must be identical, and every key the
+ * loader accepts appears in it. */
+static char *generated_reference(void) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert(f);
+    md_config_print_reference(f);
+    fclose(f);
+    return buf;
+}
+
+static char *committed_reference(void) {
+    FILE *f = fopen(MOMENTD_SOURCE_DIR "/docs/CONFIG.md", "rb");
+    cr_assert(f, "docs/CONFIG.md is missing");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static char *doc_for_keys;
+static int keys_seen;
+static void check_key(void *ctx, const char *path) {
+    (void)ctx;
+    char cell[300];
+    snprintf(cell, sizeof(cell), "| `%s` |", path);
+    cr_expect(strstr(doc_for_keys, cell), "key %s is accepted by the loader but missing from docs/CONFIG.md", path);
+    keys_seen++;
+}
+
+Test(config, reference_cannot_drift) {
+    char *gen = generated_reference();
+    char *doc = committed_reference();
+    cr_assert_str_eq(doc, gen, "docs/CONFIG.md is stale: regenerate with `momentd config-doc > docs/CONFIG.md`");
+    doc_for_keys = doc;
+    md_config_foreach_key(check_key, NULL);
+    cr_assert_gt(keys_seen, 80);
+    /* And the other way: every documented row is a key the loader walks. */
+    int rows = 0;
+    for (const char *p = strstr(doc, "\n| `"); p; p = strstr(p + 1, "\n| `")) rows++;
+    cr_assert_eq(rows, keys_seen, "documented rows and loader keys differ in number");
+    free(gen);
+    free(doc);
+}

@@ -1,0 +1,397 @@
+/* test_engine.c: the demand model, the cooldown curve and every contact rule
+ * the configuration can express, each shown to actually block. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "momentd/engine.h"
+#include "momentd/jsonw.h"
+
+static md_config *cfg;
+static md_cstate *cs;
+static md_ops ops, cp_ops;
+static md_engine_out out;
+static char cust[32];
+static int seq;
+
+enum { PREPAY = 0, INSTALMENT = 1 };
+
+/* A customer outside both campaigns' holdout groups (5% and 10%). */
+static void pick_customer(bool holdout_prepay) {
+    for (int i = 0;; i++) {
+        snprintf(cust, sizeof(cust), "cust-%d", i);
+        unsigned b = md_holdout_bucket(cust, "prepay_wallet");
+        if ((holdout_prepay ? b < 500 : b >= 500) && md_holdout_bucket(cust, "bill_instalment") >= 1000) break;
+    }
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, cust);
+}
+
+static void start(md_config *c) {
+    cfg = c;
+    cs = md_cstate_new(cfg);
+    md_ops_init(&ops);
+    md_ops_init(&cp_ops);
+    md_engine_out_init(&out);
+    seq = 0;
+    pick_customer(false);
+}
+static void setup(void) { start(th_default_config()); }
+static void teardown(void) {
+    md_engine_out_fini(&out);
+    md_ops_fini(&ops);
+    md_ops_fini(&cp_ops);
+    md_cstate_destroy(cs);
+    md_config_destroy(cfg);
+}
+TestSuite(engine, .init = setup, .fini = teardown);
+
+static void process_json(const char *json, md_cpstate *cp) {
+    md_event ev = th_event(json);
+    cr_assert_eq(md_engine_process(cfg, cs, cp, &ev, NULL, ev.ts_ms, &ops, &cp_ops, &out), MD_ERR_OK);
+}
+
+static void late_payment(int64_t ts, double balance) {
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e%d\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":100,\"kind\":\"bill\","
+             "\"late\":true,\"balance_after\":%g}",
+             seq++, cust, (long long)ts, balance);
+    process_json(json, NULL);
+}
+
+static void prepay_view(int64_t ts) {
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e%d\",\"type\":\"app_login\",\"customer_id\":\"%s\",\"ts\":%lld,\"pages\":[\"prepay_product\"]}", seq++,
+             cust, (long long)ts);
+    process_json(json, NULL);
+}
+
+static void call(int64_t ts, const char *reason) {
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e%d\",\"type\":\"call\",\"customer_id\":\"%s\",\"ts\":%lld,\"reason\":\"%s\",\"direction\":\"inbound\",\"duration_s\":120}",
+             seq++, cust, (long long)ts, reason);
+    process_json(json, NULL);
+}
+
+static void field(const char *f, const char *v) { md_cstate_load_field(cs, f, strlen(f), v, strlen(v)); }
+static void field_time(const char *f, int64_t t) {
+    char v[32];
+    snprintf(v, sizeof(v), "%lld", (long long)t);
+    field(f, v);
+}
+
+/* Three late payments leaving a low balance: low_balance and late_payer become
+ * true on the third, and prepay_wallet's score crosses 0.6 exactly then. */
+static void make_late_low_balance(int64_t t_last) {
+    late_payment(t_last - 60 * TH_DAY, 80);
+    cr_assert_eq(out.n_triggers, 0);
+    late_payment(t_last - 30 * TH_DAY, 60);
+    cr_assert_eq(out.n_triggers, 0, "two late payments are not enough (score %.3f)", out.eval[PREPAY].score);
+    late_payment(t_last, 50);
+}
+
+Test(engine, late_payer_with_low_balance_fires_once_with_reasons) {
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 1);
+    md_trigger *t = &out.triggers[0];
+    cr_assert_eq(t->campaign, PREPAY);
+    cr_assert_str_eq(t->topic, "moments.outbound_call", "no app use, not a call: the dialer");
+    cr_assert_not(t->holdout);
+    cr_assert(strstr(t->payload, "\"reasons\":[{\"feature\":\"late_payments_180d\",\"value\":3,"), "%s", t->payload);
+    cr_assert(strstr(t->payload, "\"low_balance\""), "%s", t->payload);
+    cr_assert(strstr(t->payload, "\"tags\":[\"low_balance\",\"late_payer\"]"), "%s", t->payload);
+    cr_assert(strstr(t->payload, "\"model_version\":\"prepay_wallet-2026.11.1\""));
+    cr_assert(strstr(t->payload, "\"expires_at\":\"2026-03-02T06:00:00.000Z\""), "4h freshness: %s", t->payload);
+    cr_assert(strstr(t->payload, "\"days_since_last_contact\":null"));
+    /* Contributions add up to the logit. */
+    double sum = cfg->campaigns[PREPAY].model.intercept;
+    for (size_t k = 0; k < out.eval[PREPAY].n_contrib; k++) sum += out.eval[PREPAY].contrib[k].contribution;
+    cr_assert_float_eq(sum, out.eval[PREPAY].logit, 1e-9);
+    cr_assert_float_eq(out.eval[PREPAY].score, 1 / (1 + exp(-out.eval[PREPAY].logit)), 1e-12);
+    /* The trigger was written to the outbox in the same operations. */
+    char want[64];
+    snprintf(want, sizeof(want), "x:%s", t->id);
+    bool in_outbox = false;
+    for (size_t i = 0; i < ops.n; i++)
+        if (strcmp(md_ops_field(&ops, i), want) == 0) in_outbox = true;
+    cr_assert(in_outbox);
+    cr_assert_eq(md_cstate_pending_count(cs), 1);
+}
+
+Test(engine, hysteresis_no_refire_until_score_falls_below_rearm) {
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 1);
+    late_payment(TH_T0 + 70 * TH_DAY, 40); /* after any cooldown, still high */
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_NOT_REARMED);
+}
+
+Test(engine, trigger_ids_are_deterministic) {
+    char a[MD_TRIGGER_ID_LEN], b[MD_TRIGGER_ID_LEN], c[MD_TRIGGER_ID_LEN];
+    md_trigger_id("prepay_wallet", "c1", "e1", a);
+    md_trigger_id("prepay_wallet", "c1", "e1", b);
+    md_trigger_id("prepay_wallet", "c1", "e2", c);
+    cr_assert_str_eq(a, b);
+    cr_assert_str_neq(a, c);
+    cr_assert_eq(strlen(a), 33);
+}
+
+Test(engine, cooldown_curve) {
+    md_cfg_cooldown cd = {.mode = "adaptive", .fixed_days = 45, .min_days = 7, .max_days = 60, .trough = 0.6, .peak = 0.9,
+                          .fatigue_step = 0.5, .fatigue_max = 4};
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.3, 0), 60, 1e-9, "trough: max_days");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.6, 0), 60, 1e-9);
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.75, 0), 33.5, 1e-9, "halfway: halfway");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.9, 0), 7, 1e-9, "peak: min_days");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.99, 0), 7, 1e-9);
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.9, 2), 14, 1e-9, "two unanswered contacts double it");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.9, 100), 28, 1e-9, "capped at fatigue_max");
+    cd.mode = "fixed";
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.99, 3), 45, 1e-9, "fixed ignores score and fatigue");
+}
+
+Test(engine, peak_customer_contacted_before_45_days_trough_not_after_45) {
+    /* Peak: late payer with low balance who keeps looking at the product. */
+    field_time("l:prepay_wallet", TH_T0 - 10 * TH_DAY);
+    late_payment(TH_T0 - 60 * TH_DAY, 80);
+    late_payment(TH_T0 - 30 * TH_DAY, 60);
+    prepay_view(TH_T0 - 2 * TH_HOUR);
+    prepay_view(TH_T0 - TH_HOUR);
+    prepay_view(TH_T0 - TH_HOUR / 2);
+    late_payment(TH_T0, 50);
+    cr_assert_geq(out.eval[PREPAY].score, 0.9, "score %.3f", out.eval[PREPAY].score);
+    cr_assert_eq(out.n_triggers, 1, "10 days after the last contact, at peak: %s", md_suppress_name(out.eval[PREPAY].suppressed));
+    cr_assert_float_eq(out.eval[PREPAY].required_gap_days, 7, 1e-9);
+    cr_assert_str_eq(out.triggers[0].topic, "moments.in_app", "used the app this week: in-app message");
+
+    /* Trough: same history without product views and with no customer type:
+     * the score is just over the threshold, the gap is long. */
+    pick_customer(false);
+    field_time("l:prepay_wallet", TH_T0 - 46 * TH_DAY);
+    make_late_low_balance(TH_T0);
+    cr_assert_geq(out.eval[PREPAY].score, 0.6);
+    cr_assert_lt(out.eval[PREPAY].score, 0.7);
+    cr_assert_gt(out.eval[PREPAY].required_gap_days, 45, "gap %.1f", out.eval[PREPAY].required_gap_days);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_COOLDOWN);
+}
+
+Test(engine, fixed_mode_is_45_days) {
+    md_cstate_destroy(cs); /* a state must not outlive its configuration */
+    md_config_destroy(cfg);
+    char err[512];
+    cfg = th_config_with("\"mode\": \"adaptive\", \"min_days\": 7", "\"mode\": \"fixed\", \"min_days\": 7", err, sizeof(err));
+    cr_assert(cfg, "%s", err);
+    cs = md_cstate_new(cfg);
+    pick_customer(false);
+    field_time("l:prepay_wallet", TH_T0 - 44 * TH_DAY);
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_COOLDOWN);
+    cr_assert_float_eq(out.eval[PREPAY].required_gap_days, 45, 1e-9);
+    pick_customer(false);
+    field_time("l:prepay_wallet", TH_T0 - 46 * TH_DAY);
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 1);
+}
+
+Test(engine, fatigue_lengthens_the_gap) {
+    field_time("l:prepay_wallet", TH_T0 - 50 * TH_DAY);
+    field("f:prepay_wallet", "2");
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_COOLDOWN, "gap %.1f", out.eval[PREPAY].required_gap_days);
+    cr_assert_gt(out.eval[PREPAY].required_gap_days, 80);
+}
+
+Test(engine, complaint_blocks_until_its_end) {
+    field_time("cb", TH_T0 + 30 * TH_DAY);
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_COMPLAINT);
+    cr_assert_eq(out.eval[PREPAY].eligible_again_ms, TH_T0 + 30 * TH_DAY);
+}
+
+Test(engine, opt_out_blocks_forever) {
+    field("oo", "1");
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_OPT_OUT);
+    cr_assert_eq(out.eval[PREPAY].eligible_again_ms, INT64_MAX);
+}
+
+Test(engine, customer_cap_over_a_rolling_day_not_a_calendar_day) {
+    /* A contact at 23:59 local yesterday and now 00:01-ish: same rolling 24h. */
+    field("k:1772380740000:bill_instalment", "sms"); /* 2026-03-01T23:59:00+08:00 */
+    late_payment(TH_T0 - 60 * TH_DAY, 80);
+    late_payment(TH_T0 - 30 * TH_DAY, 60);
+    late_payment(INT64_C(1772380860000) + 9 * TH_HOUR, 50); /* 09:01 next morning, outside quiet hours */
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_CAP_CUSTOMER);
+}
+
+Test(engine, channel_cap_blocks) {
+    field("k:1771000000000:bill_instalment", "outbound_call");
+    field("k:1771500000000:bill_instalment", "outbound_call");
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_CAP_CHANNEL);
+    cr_assert_eq(out.eval[PREPAY].eligible_again_ms, INT64_C(1771000000000) + 30 * TH_DAY);
+}
+
+Test(engine, contact_point_cap_spans_accounts) {
+    char err[128];
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"contact_point\":\"+8613800000000\"}", &ops, err, sizeof(err)), MD_ERR_OK);
+    md_cpstate *cp = md_cpstate_new();
+    for (int i = 0; i < 6; i++) {
+        char f[64];
+        snprintf(f, sizeof(f), "k:%lld:other-account:prepay_wallet", (long long)(TH_T0 - (i + 2) * TH_DAY));
+        md_cpstate_load_field(cp, f, "sms");
+    }
+    late_payment(TH_T0 - 60 * TH_DAY, 80);
+    late_payment(TH_T0 - 30 * TH_DAY, 60);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"last\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":100,\"kind\":\"bill\",\"late\":true,\"balance_after\":50}",
+             cust, (long long)TH_T0);
+    process_json(json, cp);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_CAP_CONTACT_POINT);
+    md_cpstate_destroy(cp);
+}
+
+Test(engine, quiet_hours_in_the_customers_time_zone) {
+    cr_assert(md_quiet_hours_active(21 * 60, 9 * 60, TH_T0 + 12 * TH_HOUR + 30 * 60000, 480), "22:30 in Beijing");
+    cr_assert_not(md_quiet_hours_active(21 * 60, 9 * 60, TH_T0, 480), "10:00 in Beijing");
+    cr_assert(md_quiet_hours_active(21 * 60, 9 * 60, TH_T0, 0), "02:00 UTC");
+    cr_assert_not(md_quiet_hours_active(0, 0, TH_T0, 0), "equal start and end: none");
+    cr_assert(md_quiet_hours_active(13 * 60, 14 * 60, TH_T0 + 3 * TH_HOUR + 60000, 480), "non-wrapping 13:00-14:00");
+
+    make_late_low_balance(TH_T0 + 12 * TH_HOUR + 30 * 60000); /* 22:30 local */
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_QUIET_HOURS);
+    cr_assert_eq(out.eval[PREPAY].eligible_again_ms, TH_T0 + 23 * TH_HOUR, "until 09:00 local");
+    /* The same instant for a customer in UTC is 14:30: allowed. */
+    pick_customer(false);
+    char err[128];
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"utc_offset\":\"+00:00\"}", &ops, err, sizeof(err)), MD_ERR_OK);
+    make_late_low_balance(TH_T0 + 12 * TH_HOUR + 30 * 60000);
+    cr_assert_eq(out.n_triggers, 1);
+}
+
+Test(engine, service_recovery_blackout) {
+    late_payment(TH_T0 - 60 * TH_DAY, 80);
+    late_payment(TH_T0 - 30 * TH_DAY, 60);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"restore\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":300,\"kind\":\"arrears_restore\",\"late\":true,\"balance_after\":10}",
+             cust, (long long)TH_T0);
+    process_json(json, NULL);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_BLACKOUT, "no marketing right after a power cut");
+    late_payment(TH_T0 + 2 * TH_DAY, 20);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_BLACKOUT, "still inside the 72h");
+    late_payment(TH_T0 + 4 * TH_DAY, 20);
+    cr_assert_eq(out.n_triggers, 1, "after the blackout: %s", md_suppress_name(out.eval[PREPAY].suppressed));
+}
+
+Test(engine, complaint_call_starts_a_blackout) {
+    late_payment(TH_T0 - 60 * TH_DAY, 80);
+    late_payment(TH_T0 - 30 * TH_DAY, 60);
+    call(TH_T0 - TH_HOUR, "complaint");
+    late_payment(TH_T0, 50);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_BLACKOUT);
+}
+
+Test(engine, sms_right_after_a_service_call) {
+    /* Two late payments and a low balance leave the score just under 0.6; an
+     * inbound bill inquiry adds bill_calls_30d and crosses it on the call,
+     * so the route is the SMS after the call (the utility seed's channel). */
+    char err[128];
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"customer_type\":\"resident\"}", &ops, err, sizeof(err)), MD_ERR_OK);
+    late_payment(TH_T0 - 60 * TH_DAY, 80);
+    late_payment(TH_T0 - 30 * TH_DAY, 60);
+    cr_assert_lt(out.eval[PREPAY].score, 0.6);
+    call(TH_T0, "bill_inquiry");
+    cr_assert_eq(out.n_triggers, 1, "%s", md_suppress_name(out.eval[PREPAY].suppressed));
+    cr_assert_str_eq(out.triggers[0].topic, "moments.sms");
+    cr_assert(strstr(out.triggers[0].payload, "\"caused_by\":{\"event_id\":\"e2\",\"type\":\"call\""), "%s", out.triggers[0].payload);
+    /* An outbound call with the same reason is not a service call ending: no SMS route. */
+    pick_customer(false);
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"customer_type\":\"resident\"}", &ops, err, sizeof(err)), MD_ERR_OK);
+    late_payment(TH_T0 - 60 * TH_DAY, 80);
+    late_payment(TH_T0 - 30 * TH_DAY, 60);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"out1\",\"type\":\"call\",\"customer_id\":\"%s\",\"ts\":%lld,\"reason\":\"bill_inquiry\",\"direction\":\"outbound\"}",
+             cust, (long long)TH_T0);
+    process_json(json, NULL);
+    cr_assert_eq(out.n_triggers, 0, "bill_call counts inbound calls only, so the score stays below");
+}
+
+Test(engine, fire_on_restricts_the_events_that_fire) {
+    md_cstate_destroy(cs); /* a state must not outlive its configuration */
+    md_config_destroy(cfg);
+    char err[512];
+    cfg = th_config_with("\"threshold\": 0.6,", "\"fire_on\": \"event.type == \\\"call\\\"\", \"threshold\": 0.6,", err, sizeof(err));
+    cr_assert(cfg, "%s", err);
+    cs = md_cstate_new(cfg);
+    pick_customer(false);
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_EVENT_NOT_ALLOWED);
+    call(TH_T0 + TH_HOUR, "bill_inquiry");
+    cr_assert_eq(out.n_triggers, 1, "%s", md_suppress_name(out.eval[PREPAY].suppressed));
+    cr_assert_str_eq(out.triggers[0].topic, "moments.sms", "right after an inbound bill inquiry: SMS");
+}
+
+Test(engine, eligibility_blocks) {
+    md_cstate_destroy(cs); /* a state must not outlive its configuration */
+    md_config_destroy(cfg);
+    char err[512];
+    cfg = th_config_with("\"eligible\": \"low_balance ||", "\"eligible\": \"frequent_arrears && (low_balance ||", err, sizeof(err));
+    cr_assert_null(cfg, "unbalanced parentheses are caught");
+    cfg = th_config_with("\"eligible\": \"low_balance ||", "\"eligible\": \"frequent_arrears && low_balance ||", err, sizeof(err));
+    cr_assert(cfg, "%s", err);
+    /* "a && b || c ..." still lets late_payer through; use a strict rule instead. */
+    md_config_destroy(cfg);
+    cfg = th_config_with("\"eligible\": \"low_balance || frequent_arrears || late_payer || frequent_payer || prepay_views_7d >= 1\"",
+                         "\"eligible\": \"frequent_arrears\"", err, sizeof(err));
+    cr_assert(cfg, "%s", err);
+    cs = md_cstate_new(cfg);
+    pick_customer(false);
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_NOT_ELIGIBLE);
+}
+
+Test(engine, holdout_records_but_never_contacts) {
+    pick_customer(true);
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 1);
+    cr_assert(out.triggers[0].holdout);
+    cr_assert_str_eq(out.triggers[0].topic, "moments.holdout");
+    cr_assert(strstr(out.triggers[0].payload, "\"holdout\":true"));
+    /* No contact was made, so no cap is consumed. */
+    for (size_t i = 0; i < ops.n; i++) cr_assert_neq(md_ops_field(&ops, i)[0], 'k', "no contact-log entry for a holdout");
+}
+
+Test(engine, holdout_membership_is_stable_and_near_its_share) {
+    int in = 0;
+    for (int i = 0; i < 20000; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "c%d", i);
+        unsigned b = md_holdout_bucket(id, "prepay_wallet");
+        cr_assert_eq(b, md_holdout_bucket(id, "prepay_wallet"));
+        if (b < 500) in++;
+    }
+    cr_assert(in > 800 && in < 1200, "5%% of 20000 is 1000, got %d", in);
+}
+
+Test(engine, evaluate_changes_nothing_and_explains_the_blocking_rule) {
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 1);
+    md_engine_evaluate(cfg, cs, NULL, TH_T0 + TH_DAY, &out);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_neq(out.eval[PREPAY].suppressed, MD_SUPPRESS_NONE);
+    cr_assert_str_eq(out.eval[PREPAY].deciding_rule, "cooldown");
+    cr_assert_gt(out.eval[PREPAY].eligible_again_ms, TH_T0 + 7 * TH_DAY);
+}

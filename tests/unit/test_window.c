@@ -1,0 +1,177 @@
+/* test_window.c: sliding windows over event time: span edges, granularity,
+ * late and out-of-order events, sums, eviction, and de-duplication. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "momentd/engine.h"
+
+static md_config *cfg;
+static md_cstate *cs;
+static md_ops ops;
+static md_engine_out out;
+
+static void setup(void) {
+    cfg = th_default_config();
+    cs = md_cstate_new(cfg);
+    md_ops_init(&ops);
+    md_engine_out_init(&out);
+}
+static void teardown(void) {
+    md_engine_out_fini(&out);
+    md_ops_fini(&ops);
+    md_cstate_destroy(cs);
+    md_config_destroy(cfg);
+}
+TestSuite(window, .init = setup, .fini = teardown);
+
+static int win(const char *name) {
+    for (size_t i = 0; i < cfg->n_windows; i++)
+        if (strcmp(cfg->windows[i].name, name) == 0) return (int)i;
+    cr_assert_fail("no window %s", name);
+    return -1;
+}
+
+static md_applied pay(const char *id, int64_t ts, double amount, bool late, const md_source *src) {
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"%s\",\"type\":\"payment\",\"customer_id\":\"w1\",\"ts\":%lld,\"amount\":%g,\"kind\":\"bill\","
+             "\"late\":%s,\"balance_after\":500}",
+             id, (long long)ts, amount, late ? "true" : "false");
+    md_event ev = th_event(json);
+    cr_assert_eq(md_engine_process(cfg, cs, NULL, &ev, src, ts, &ops, NULL, &out), MD_ERR_OK);
+    return out.applied;
+}
+
+static md_applied view(const char *id, int64_t ts) {
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"%s\",\"type\":\"app_login\",\"customer_id\":\"w1\",\"ts\":%lld,\"pages\":[\"prepay_product\"]}", id,
+             (long long)ts);
+    md_event ev = th_event(json);
+    cr_assert_eq(md_engine_process(cfg, cs, NULL, &ev, NULL, ts, &ops, NULL, &out), MD_ERR_OK);
+    return out.applied;
+}
+
+Test(window, span_edges_at_day_granularity) {
+    int w = win("payments_180d");
+    pay("p1", TH_T0, 10, false, NULL);
+    cr_assert_eq(md_cstate_window(cfg, cs, w, TH_T0), 1);
+    /* Exact to the granularity: a read anywhere in the event's (UTC) day
+     * bucket sees it, a read in the bucket before does not. TH_T0 is 02:00Z. */
+    cr_assert_eq(md_cstate_window(cfg, cs, w, TH_T0 - 1), 1, "same day bucket");
+    cr_assert_eq(md_cstate_window(cfg, cs, w, TH_T0 - 2 * TH_HOUR - 1), 0, "the bucket before");
+    cr_assert_eq(md_cstate_window(cfg, cs, w, TH_T0 + 179 * TH_DAY), 1, "still inside on the 180th day");
+    cr_assert_eq(md_cstate_window(cfg, cs, w, TH_T0 + 180 * TH_DAY), 0, "out on the 181st day");
+}
+
+Test(window, span_edges_at_hour_granularity) {
+    int w = win("prepay_views_7d");
+    view("v1", TH_T0);
+    view("v2", TH_T0 + 3 * TH_HOUR);
+    cr_assert_eq(md_cstate_window(cfg, cs, w, TH_T0 + 3 * TH_HOUR), 2);
+    cr_assert_eq(md_cstate_window(cfg, cs, w, TH_T0 + 167 * TH_HOUR), 2);
+    cr_assert_eq(md_cstate_window(cfg, cs, w, TH_T0 + 168 * TH_HOUR), 1, "the first hour bucket left the span");
+    cr_assert_eq(md_cstate_window(cfg, cs, w, TH_T0 + 171 * TH_HOUR), 0);
+}
+
+Test(window, late_and_out_of_order_events_are_read_at_their_own_time) {
+    int w = win("late_payments_180d");
+    pay("a", TH_T0 + 10 * TH_DAY, 1, true, NULL);
+    pay("b", TH_T0 + 2 * TH_DAY, 1, true, NULL); /* 8 days late, inside max_lateness? no: 7d */
+    cr_assert_eq(out.applied, MD_TOO_LATE, "8 days behind the newest event is beyond limits.max_lateness (7d)");
+    pay("c", TH_T0 + 5 * TH_DAY, 1, true, NULL); /* 5 days late: counted */
+    cr_assert_eq(out.applied, MD_APPLIED);
+    cr_assert_eq(md_cstate_window(cfg, cs, w, TH_T0 + 5 * TH_DAY), 1, "at its own time only itself");
+    cr_assert_eq(md_cstate_window(cfg, cs, w, TH_T0 + 10 * TH_DAY), 2, "and it counts for later reads");
+    /* The decision made for c saw the window at c's time. */
+    size_t k;
+    for (k = 0; k < out.eval[0].n_contrib; k++)
+        if (out.eval[0].contrib[k].feature == 0) break; /* feature 0 = late_payments_180d */
+    cr_assert_lt(k, out.eval[0].n_contrib);
+    cr_assert_eq(out.eval[0].contrib[k].value, 1);
+}
+
+Test(window, sums_are_exact_in_fen) {
+    int w = win("payment_amount_30d");
+    pay("p1", TH_T0, 120.5, false, NULL);
+    pay("p2", TH_T0 + TH_DAY, 79.49, false, NULL);
+    pay("p3", TH_T0 + TH_DAY, 0.01, false, NULL);
+    cr_assert_float_eq(md_cstate_window(cfg, cs, w, TH_T0 + TH_DAY), 200.0, 1e-9);
+    cr_assert_float_eq(md_cstate_window(cfg, cs, w, TH_T0 + 30 * TH_DAY), 79.5, 1e-9);
+}
+
+Test(window, redelivered_offsets_count_once) {
+    md_source src = {"payments", 3, 41};
+    cr_assert_eq(pay("p1", TH_T0, 10, false, &src), MD_APPLIED);
+    md_ops_clear(&ops);
+    cr_assert_eq(pay("p1", TH_T0, 10, false, &src), MD_DUP_OFFSET);
+    cr_assert_eq(ops.n, 0, "a redelivery records nothing");
+    src.offset = 40;
+    cr_assert_eq(pay("p0", TH_T0, 10, false, &src), MD_DUP_OFFSET, "anything at or below the watermark");
+    src.partition = 2; /* another partition has its own watermark */
+    cr_assert_eq(pay("p9", TH_T0, 10, false, &src), MD_APPLIED);
+    cr_assert_eq(md_cstate_window(cfg, cs, win("payments_180d"), TH_T0), 2);
+}
+
+Test(window, republished_event_ids_count_once_within_the_horizon) {
+    md_source src = {"payments", 0, 1};
+    pay("same", TH_T0, 10, false, &src);
+    src.offset = 2;
+    cr_assert_eq(pay("same", TH_T0, 10, false, &src), MD_DUP_EVENT_ID);
+    cr_assert_eq(md_cstate_window(cfg, cs, win("payments_180d"), TH_T0), 1);
+    /* After the horizon (72h of event time) the id is forgotten. */
+    src.offset = 3;
+    pay("later", TH_T0 + 4 * TH_DAY, 10, false, &src);
+    src.offset = 4;
+    cr_assert_eq(pay("same", TH_T0 + 4 * TH_DAY, 10, false, &src), MD_APPLIED);
+}
+
+Test(window, state_round_trips_through_the_recorded_ops) {
+    /* Replaying the recorded operations into a fresh state (as Redis would
+     * hold them) gives the same windows: the recording cannot drift. */
+    pay("p1", TH_T0, 10, true, NULL);
+    pay("p2", TH_T0 + 20 * TH_DAY, 15, true, NULL);
+    view("v1", TH_T0 + 20 * TH_DAY);
+    md_cstate *fresh = md_cstate_new(cfg);
+    /* Fold the ops as the apply script does (HSET/HINCRBY/HDEL on a map). */
+    char fields[256][64];
+    long long vals[256];
+    char strs[256][160];
+    size_t n = 0;
+    for (size_t i = 0; i < ops.n; i++) {
+        const char *f = md_ops_field(&ops, i);
+        size_t k;
+        for (k = 0; k < n; k++)
+            if (strcmp(fields[k], f) == 0) break;
+        if (k == n) {
+            snprintf(fields[n], 64, "%s", f);
+            vals[n] = 0;
+            strs[n][0] = '\0';
+            n++;
+        }
+        char kind = ops.ops[i].kind;
+        if (kind == 'I') vals[k] += atoll(md_ops_value(&ops, i)), snprintf(strs[k], 160, "%lld", vals[k]);
+        else if (kind == 'S') snprintf(strs[k], 160, "%s", md_ops_value(&ops, i)), vals[k] = atoll(strs[k]);
+        else strs[k][0] = '\0', fields[k][0] = '\0';
+    }
+    for (size_t k = 0; k < n; k++)
+        if (fields[k][0] && fields[k][0] != 'x') md_cstate_load_field(fresh, fields[k], strlen(fields[k]), strs[k], strlen(strs[k]));
+    for (size_t w = 0; w < cfg->n_windows; w++)
+        cr_assert_eq(md_cstate_window(cfg, fresh, (int)w, TH_T0 + 20 * TH_DAY), md_cstate_window(cfg, cs, (int)w, TH_T0 + 20 * TH_DAY),
+                     "window %s", cfg->windows[w].name);
+    md_cstate_destroy(fresh);
+}
+
+Test(window, old_buckets_are_evicted) {
+    pay("p1", TH_T0, 10, false, NULL);
+    md_ops_clear(&ops);
+    pay("p2", TH_T0 + 200 * TH_DAY, 10, false, NULL);
+    bool deleted = false;
+    for (size_t i = 0; i < ops.n; i++)
+        if (ops.ops[i].kind == 'D' && md_ops_field(&ops, i)[0] == 'b') deleted = true;
+    cr_assert(deleted, "buckets older than span + max_lateness are deleted");
+    cr_assert_eq(md_cstate_window(cfg, cs, win("payments_180d"), TH_T0 + 200 * TH_DAY), 1);
+}
