@@ -290,17 +290,6 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
     const md_config *cfg = cs->cfg;
     cs->exists = true;
     if (fl == 0) goto bad;
-    if (f[0] == 'b') { /* b<series>:<bucket> */
-        const char *colon = memchr(f, ':', fl);
-        if (!colon || !parse_i64(f + 1, (size_t)(colon - f - 1), &x) || !parse_i64(colon + 1, fl - (size_t)(colon - f) - 1, &y) ||
-            !parse_i64(v, vl, &(int64_t){0}))
-            goto bad;
-        int64_t val;
-        parse_i64(v, vl, &val);
-        if (x < 0 || (size_t)x >= cs->r->n_series) return; /* a series of an older configuration */
-        if (!series_set(&cs->series[x], y, val)) goto bad;
-        return;
-    }
     if (fl == 3 && memcmp(f, "bal", 3) == 0) {
         char buf[64];
         if (vl >= sizeof(buf)) goto bad;
@@ -315,6 +304,17 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         cs->has_balance = true;
         cs->balance = b;
         cs->balance_ts = y;
+        return;
+    }
+    if (f[0] == 'b') { /* b<series>:<bucket> */
+        const char *colon = memchr(f, ':', fl);
+        if (!colon || !parse_i64(f + 1, (size_t)(colon - f - 1), &x) || !parse_i64(colon + 1, fl - (size_t)(colon - f) - 1, &y) ||
+            !parse_i64(v, vl, &(int64_t){0}))
+            goto bad;
+        int64_t val;
+        parse_i64(v, vl, &val);
+        if (x < 0 || (size_t)x >= cs->r->n_series) return; /* a series of an older configuration */
+        if (!series_set(&cs->series[x], y, val)) goto bad;
         return;
     }
     if (fl == 2 && f[0] == 't' && f[1] >= '0' && f[1] < '0' + MD_EVENT_TYPE_COUNT) {
@@ -386,13 +386,20 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         else cs->opted_out = x != 0;
         return;
     }
-    if (fl > 2 && f[0] == 'x' && f[1] == ':') {
+    return; /* unknown field: written by a newer version, left alone */
+bad:
+    cs->bad_fields++;
+}
+
+void md_cstate_load_outbox(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
+    cs->exists = true;
+    {
         const char *nl = memchr(v, '\n', vl);
-        if (!nl || fl - 2 >= MD_TRIGGER_ID_LEN) goto bad;
+        if (!nl || fl == 0 || fl >= MD_TRIGGER_ID_LEN) goto bad;
         if (!grow((void **)&cs->pending, &cs->cap_pending, cs->n_pending + 1, sizeof(md_pending))) goto bad;
         md_pending *p = &cs->pending[cs->n_pending];
-        memcpy(p->id, f + 2, fl - 2);
-        p->id[fl - 2] = '\0';
+        memcpy(p->id, f, fl);
+        p->id[fl] = '\0';
         p->topic = dupn(v, (size_t)(nl - v));
         p->payload = dupn(nl + 1, vl - (size_t)(nl - v) - 1);
         if (!p->topic || !p->payload) {
@@ -532,9 +539,9 @@ bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *t
     memcpy(val, topic, tl);
     val[tl] = '\n';
     memcpy(val + tl + 1, payload, pl + 1);
-    char field[MD_TRIGGER_ID_LEN + 4];
-    snprintf(field, sizeof(field), "x:%s", id);
-    md_ops_add(ops, MD_OP_SET, field, val);
+    /* The outbox lives in its own hash ("<key>:x", same slot): its values are
+     * large and would turn the customer hash out of its compact encoding. */
+    md_ops_add(ops, MD_OP_OUTBOX_SET, id, val);
     free(val);
     return true;
 }

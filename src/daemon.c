@@ -546,7 +546,8 @@ static bool flush_outbox(daemon *d, outmsg *dl, size_t ndl) {
             m[k].len = strlen(payload);
             k++;
             md_store_customer_key(d->store, d->cust_ids[c], keybuf[nx], 400);
-            snprintf(fieldbuf[nx], MD_TRIGGER_ID_LEN + 4, "x:%s", id);
+            strncat(keybuf[nx], ":x", 3); /* the outbox hash */
+            snprintf(fieldbuf[nx], MD_TRIGGER_ID_LEN + 4, "%s", id);
             keys[nx] = keybuf[nx];
             fields[nx] = fieldbuf[nx];
             nx++;

@@ -509,6 +509,9 @@ md_err md_event_parse(md_event_parser *p, const char *buf, size_t len, const cha
     if (st == yajl_status_ok) st = yajl_complete_parse(h);
     if (st != yajl_status_ok && res->reason == MD_REJECT_NONE) {
         unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
+        /* yajl's message ends in a newline; keep one line for logs and headers. */
+        char *nl = msg ? strchr((char *)msg, '\n') : NULL;
+        if (nl) *nl = '\0';
         fail(p, MD_REJECT_NOT_JSON, "%s", msg ? (const char *)msg : "parse error");
         if (msg) yajl_free_error(h, msg);
     }

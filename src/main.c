@@ -113,9 +113,9 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
     md_engine_write_tags(cfg, cs, &w);
     printf("%s\n", w.buf ? w.buf : "[]");
     md_jsonw_fini(&w);
-    printf("\nblocks: opted_out=%s complaint_until=%s blackout_until=%s\n", cs->opted_out ? "yes" : "no",
-           cs->complaint_until ? fmt_time(cs->complaint_until, tb) : "-", "");
-    if (cs->blackout_until) printf("        blackout until %s\n", fmt_time(cs->blackout_until, tb));
+    printf("\nblocks:\n  opted out          %s\n", cs->opted_out ? "yes" : "no");
+    printf("  complaint block    %s\n", cs->complaint_until > at ? fmt_time(cs->complaint_until, tb) : "none");
+    printf("  blackout           %s\n", cs->blackout_until > at ? fmt_time(cs->blackout_until, tb) : "none");
     printf("contacts in the log: %zu; pending outbox entries: %zu\n", cs->n_contacts, cs->n_pending);
     for (size_t c = 0; c < out->n_campaigns; c++) {
         const md_campaign_eval *e = &out->eval[c];

@@ -225,28 +225,42 @@ typedef struct cust_load {
     const char *const *ids;
 } cust_load;
 
-static void load_customer(void *ctx, size_t i, redisReply *r) {
+/* Keys alternate: 2i is the customer's hash, 2i+1 its outbox. */
+static void load_customer(void *ctx, size_t j, redisReply *r) {
     cust_load *cl = ctx;
-    md_cstate_reset(cl->states[i]);
-    md_cstate_set_customer(cl->states[i], cl->ids[i]);
-    for (size_t k = 0; k + 1 < r->elements; k += 2)
-        md_cstate_load_field(cl->states[i], r->element[k]->str, r->element[k]->len, r->element[k + 1]->str,
-                             r->element[k + 1]->len);
+    size_t i = j / 2;
+    if (j % 2 == 0) {
+        md_cstate_reset(cl->states[i]);
+        md_cstate_set_customer(cl->states[i], cl->ids[i]);
+    }
+    for (size_t k = 0; k + 1 < r->elements; k += 2) {
+        if (j % 2 == 0)
+            md_cstate_load_field(cl->states[i], r->element[k]->str, r->element[k]->len, r->element[k + 1]->str,
+                                 r->element[k + 1]->len);
+        else
+            md_cstate_load_outbox(cl->states[i], r->element[k]->str, r->element[k]->len, r->element[k + 1]->str,
+                                  r->element[k + 1]->len);
+    }
 }
 
 md_err md_store_read_customers(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
                                char *errstr, size_t errstr_size) {
-    char **keys = calloc(n ? n : 1, sizeof(char *));
+    char **keys = calloc(2 * n + 1, sizeof(char *));
     if (!keys) return MD_ERR_NOMEM;
     md_err err = MD_ERR_OK;
     for (size_t i = 0; i < n && !err; i++) {
-        keys[i] = malloc(400);
-        if (!keys[i]) err = MD_ERR_NOMEM;
-        else md_store_customer_key(s, customer_ids[i], keys[i], 400);
+        keys[2 * i] = malloc(400);
+        keys[2 * i + 1] = malloc(420);
+        if (!keys[2 * i] || !keys[2 * i + 1]) {
+            err = MD_ERR_NOMEM;
+            break;
+        }
+        md_store_customer_key(s, customer_ids[i], keys[2 * i], 400);
+        snprintf(keys[2 * i + 1], 420, "%s:x", keys[2 * i]);
     }
     cust_load cl = {states, customer_ids};
-    if (!err) err = read_hashes(s, n, (const char *const *)keys, load_customer, &cl, errstr, errstr_size);
-    for (size_t i = 0; i < n; i++) free(keys[i]);
+    if (!err) err = read_hashes(s, 2 * n, (const char *const *)keys, load_customer, &cl, errstr, errstr_size);
+    for (size_t i = 0; i < 2 * n; i++) free(keys[i]);
     free(keys);
     return err;
 }
@@ -280,9 +294,10 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
     const char **argv = NULL;
     size_t *lens = NULL;
     char (*nums)[24] = NULL;
+    char outbox_keys[2][420]; /* argv is copied by redisAppendCommandArgv */
     for (size_t i = 0; i < n; i++) {
         const md_apply_req *q = &reqs[i];
-        size_t argc = 6 + 3 * q->n_wm + 3 * q->ops->n;
+        size_t argc = 7 + 3 * q->n_wm + 3 * q->ops->n;
         if (argc > cap) {
             cap = argc * 2;
             const char **na = realloc(argv, cap * sizeof(*argv));
@@ -299,8 +314,10 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
         size_t a = 0, k = 0;
         argv[a++] = "EVALSHA";
         argv[a++] = s->apply_sha;
-        argv[a++] = "1";
+        argv[a++] = "2";
         argv[a++] = q->key;
+        snprintf(outbox_keys[i % 2], sizeof(outbox_keys[0]), "%s:x", q->key);
+        argv[a++] = outbox_keys[i % 2];
         snprintf(nums[k], 24, "%lld", (long long)q->ttl_ms);
         argv[a++] = nums[k++];
         snprintf(nums[k], 24, "%zu", q->n_wm);

@@ -23,7 +23,9 @@
 /* ------------------------------------------------------------------------- */
 /* Field operations on one customer's Redis hash                              */
 
-typedef enum md_op_kind { MD_OP_SET = 'S', MD_OP_INCR = 'I', MD_OP_DEL = 'D' } md_op_kind;
+/* SET, INCR and DEL act on the customer's hash; OUTBOX_SET on its outbox
+ * hash (field = trigger id). */
+typedef enum md_op_kind { MD_OP_SET = 'S', MD_OP_INCR = 'I', MD_OP_DEL = 'D', MD_OP_OUTBOX_SET = 'X' } md_op_kind;
 
 typedef struct md_op {
     char kind;       /* md_op_kind */
@@ -68,6 +70,8 @@ void md_cstate_watermark(const md_cstate *cs, size_t i, const char **topic, int3
 /* Loads one hash field as read from Redis (HGETALL pairs). Unknown fields are
  * ignored; a field that does not parse is ignored and counted. */
 void md_cstate_load_field(md_cstate *cs, const char *field, size_t flen, const char *value, size_t vlen);
+/* Loads one field of the customer's outbox hash (trigger id -> "<topic>\n<payload>"). */
+void md_cstate_load_outbox(md_cstate *cs, const char *field, size_t flen, const char *value, size_t vlen);
 /* True when at least one field was loaded. */
 bool md_cstate_exists(const md_cstate *cs);
 

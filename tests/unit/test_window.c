@@ -142,6 +142,7 @@ Test(window, state_round_trips_through_the_recorded_ops) {
     char strs[256][160];
     size_t n = 0;
     for (size_t i = 0; i < ops.n; i++) {
+        if (ops.ops[i].kind == MD_OP_OUTBOX_SET) continue; /* another key */
         const char *f = md_ops_field(&ops, i);
         size_t k;
         for (k = 0; k < n; k++)
@@ -158,10 +159,14 @@ Test(window, state_round_trips_through_the_recorded_ops) {
         else strs[k][0] = '\0', fields[k][0] = '\0';
     }
     for (size_t k = 0; k < n; k++)
-        if (fields[k][0] && fields[k][0] != 'x') md_cstate_load_field(fresh, fields[k], strlen(fields[k]), strs[k], strlen(strs[k]));
+        if (fields[k][0]) md_cstate_load_field(fresh, fields[k], strlen(fields[k]), strs[k], strlen(strs[k]));
     for (size_t w = 0; w < cfg->n_windows; w++)
         cr_assert_eq(md_cstate_window(cfg, fresh, (int)w, TH_T0 + 20 * TH_DAY), md_cstate_window(cfg, cs, (int)w, TH_T0 + 20 * TH_DAY),
                      "window %s", cfg->windows[w].name);
+    double b1, b2;
+    cr_assert(md_cstate_balance(cs, &b1));
+    cr_assert(md_cstate_balance(fresh, &b2), "regression: the balance field was read as a bucket and lost on reload");
+    cr_assert_float_eq(b1, b2, 1e-9);
     md_cstate_destroy(fresh);
 }
 

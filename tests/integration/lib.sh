@@ -1,0 +1,164 @@
+# lib.sh: helpers for the integration tests, sourced by each test_*.sh.
+#
+# Every test gets its own topics ("<name>.payments", ...), consumer group and
+# Redis key prefix, derived from the default configuration, so tests share
+# one broker and one Redis without seeing each other's data. kcat plays the
+# upstream systems and the channel subscribers; redis-cli reads state.
+set -euo pipefail
+
+: "${MOMENTD_BIN:?}" "${MOMENTD_SOURCE_DIR:?}" "${MOMENTD_IT_DIR:?}" "${MOMENTD_IT_KAFKA_PORT:?}" "${MOMENTD_IT_REDIS_PORT:?}"
+BROKER=127.0.0.1:$MOMENTD_IT_KAFKA_PORT
+REDIS_PORT=$MOMENTD_IT_REDIS_PORT
+export MOMENTD_KAFKA_BROKERS=$BROKER
+export MOMENTD_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+GEN=$(dirname "$MOMENTD_BIN")/gen_events
+
+T_NAME=$(basename "$0" .sh)
+T_DIR=$MOMENTD_IT_DIR/$T_NAME
+rm -rf "$T_DIR"
+mkdir -p "$T_DIR"
+FAILS=0
+CHECKS=0
+
+log() { echo "[$T_NAME] $*"; }
+
+fail() {
+    echo "[$T_NAME] FAIL: $*" >&2
+    FAILS=$((FAILS + 1))
+}
+
+check() { # check DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    CHECKS=$((CHECKS + 1))
+    if "$@"; then log "ok: $what"; else fail "$what"; fi
+}
+
+eq() { [ "$1" = "$2" ] || { echo "    expected '$2', got '$1'" >&2; return 1; }; }
+ge() { [ "$1" -ge "$2" ] || { echo "    expected >= $2, got $1" >&2; return 1; }; }
+
+# make_config NAME [sed expressions...]: a config for NAME with its own topics,
+# group and Redis prefix; extra sed expressions adjust it further.
+make_config() {
+    local name=$1
+    shift
+    local out=$T_DIR/$name.json
+    sed -e "s/\"group_id\": \"momentd\"/\"group_id\": \"$name\", \"topic_payments\": \"$name.payments\", \"topic_calls\": \"$name.calls\", \"topic_app_logins\": \"$name.app-logins\", \"topic_profiles\": \"$name.customer-profiles\", \"topic_outcomes\": \"$name.moment-outcomes\", \"topic_dead_letter\": \"$name.dead-letter\", \"topic_holdout\": \"$name.moments.holdout\", \"poll_timeout\": \"50ms\"/" \
+        -e "s/\"key_prefix\": \"md\"/\"key_prefix\": \"$name\"/" \
+        -e "s/\"topic\": \"moments\\./\"topic\": \"$name.moments./g" \
+        -e 's/"level": "info"/"level": "info"/' \
+        "$@" "$MOMENTD_SOURCE_DIR/config/momentd.json" >"$out"
+    "$MOMENTD_BIN" check -c "$out" >/dev/null || { fail "config $name does not load"; exit 1; }
+    echo "$out"
+}
+
+# start_momentd CONFIG INSTANCE: runs momentd in the background, waits until
+# it has joined its group and subscribed.
+start_momentd() {
+    local cfg=$1 inst=${2:-main}
+    mkdir -p "$T_DIR/$inst"
+    "$MOMENTD_BIN" run -c "$cfg" 2>>"$T_DIR/$inst/momentd.log" &
+    echo $! >"$T_DIR/$inst/momentd.pid"
+    local i
+    for i in $(seq 1 100); do
+        grep -q '"msg":"started"' "$T_DIR/$inst/momentd.log" 2>/dev/null && return 0
+        kill -0 "$(cat "$T_DIR/$inst/momentd.pid")" 2>/dev/null || { fail "momentd exited at start: $(tail -5 "$T_DIR/$inst/momentd.log")"; exit 1; }
+        sleep 0.1
+    done
+    fail "momentd did not start"
+    exit 1
+}
+
+# stop_momentd INSTANCE [SIGNAL]: TERM by default (clean shutdown), waits.
+stop_momentd() {
+    local inst=${1:-main} sig=${2:-TERM}
+    local pidf=$T_DIR/$inst/momentd.pid
+    [ -f "$pidf" ] || return 0
+    local pid
+    pid=$(cat "$pidf")
+    kill "-$sig" "$pid" 2>/dev/null || true
+    local i
+    for i in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        fail "momentd $inst ignored SIG$sig for 30 s"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    rm -f "$pidf"
+}
+
+# produce TOPIC: "key|value" lines on stdin to TOPIC.
+produce() { kcat -b "$BROKER" -P -t "$1" -K'|' -X topic.partitioner=murmur2_random; }
+
+# consume TOPIC [FORMAT]: everything in TOPIC now, one message per line.
+consume() { kcat -b "$BROKER" -C -t "$1" -o beginning -e -q -f "${2:-%s\\n}" 2>/dev/null || true; }
+
+count() { consume "$1" | grep -c . || true; }
+
+# wait_for_count TOPIC N [SECONDS]: until TOPIC holds at least N messages.
+wait_for_count() {
+    local topic=$1 n=$2 secs=${3:-60} i c
+    for i in $(seq 1 $((secs * 4))); do
+        c=$(count "$topic")
+        [ "$c" -ge "$n" ] && return 0
+        sleep 0.25
+    done
+    echo "    $topic holds $(count "$topic") messages, waited for $n" >&2
+    return 1
+}
+
+# wait_committed GROUP TOPIC N: until the group's committed offsets on TOPIC sum to N.
+wait_consumed() {
+    local inst=$1 n=$2 secs=${3:-90} i got
+    for i in $(seq 1 $((secs * 4))); do
+        got=$(grep -o '"consumed":"[0-9]*"' "$T_DIR/$inst/momentd.log" | tail -1 | tr -dc 0-9)
+        [ -n "$got" ] && [ "$got" -ge "$n" ] && return 0
+        sleep 0.25
+    done
+    return 1
+}
+
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# Beijing daytime instants: day D after 2026-03-01 at HH:00 +08:00, in epoch ms.
+bj() { echo $((1772294400000 + $1 * 86400000 + $2 * 3600000)); } # 1772294400000 = 2026-03-01T00:00:00+08:00
+
+pay_json() { # pay_json CUSTOMER EVENT_ID TS LATE BALANCE [KIND]
+    echo "$1|{\"event_id\":\"$2\",\"type\":\"payment\",\"customer_id\":\"$1\",\"ts\":$3,\"amount\":100,\"channel\":\"bank\",\"kind\":\"${6:-bill}\",\"late\":$4,\"balance_after\":$5}"
+}
+view_json() { # view_json CUSTOMER EVENT_ID TS PAGE
+    echo "$1|{\"event_id\":\"$2\",\"type\":\"app_login\",\"customer_id\":\"$1\",\"ts\":$3,\"pages\":[\"$4\"],\"session_s\":60}"
+}
+
+finish() {
+    if [ "$CHECKS" -eq 0 ]; then
+        echo "[$T_NAME] FAIL: no check ran" >&2
+        exit 1
+    fi
+    log "$CHECKS checks, $FAILS failed"
+    [ "$FAILS" -eq 0 ]
+}
+
+# not_holdout CONFIG ID: true when ID is outside every campaign's holdout group.
+not_holdout() {
+    ! "$MOMENTD_BIN" explain -c "$1" "$2" --json | grep -q '"holdout":true'
+}
+
+# pick_customer CONFIG PREFIX: the first PREFIX-N outside every holdout group.
+pick_customer() {
+    local i
+    for i in $(seq 0 200); do
+        if not_holdout "$1" "$2-$i"; then echo "$2-$i"; return 0; fi
+    done
+    return 1
+}
+
+# explain_at CONFIG CUSTOMER TIME_MS: explain --json at that instant.
+explain_at() {
+    local iso
+    iso=$(date -u -d "@$(($3 / 1000))" +%Y-%m-%dT%H:%M:%SZ)
+    "$MOMENTD_BIN" explain -c "$1" "$2" --json --at "$iso"
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# services.sh start|stop: the real Kafka broker and Redis shared by the
+# integration tests (a ctest fixture: started once before them, stopped after).
+set -euo pipefail
+root=${MOMENTD_SOURCE_DIR:?}
+dir=${MOMENTD_IT_DIR:?}
+case "${1:-}" in
+    start)
+        mkdir -p "$dir"
+        # A stale broker or Redis from an interrupted run would hold the ports.
+        "$root/scripts/kafka-local" stop "$dir/kafka" || true
+        "$root/scripts/redis-local" stop "$dir/redis" || true
+        rm -rf "$dir/kafka" "$dir/redis"
+        "$root/scripts/kafka-local" start "${MOMENTD_IT_KAFKA_PORT:?}" "$dir/kafka"
+        "$root/scripts/redis-local" start "${MOMENTD_IT_REDIS_PORT:?}" "$dir/redis"
+        ;;
+    stop)
+        # Any momentd a failed test left behind goes first.
+        if compgen -G "$dir/*/momentd.pid" >/dev/null; then
+            for f in "$dir"/*/momentd.pid; do kill -KILL "$(cat "$f")" 2>/dev/null || true; done
+        fi
+        "$root/scripts/kafka-local" stop "$dir/kafka"
+        "$root/scripts/redis-local" stop "$dir/redis"
+        ;;
+    *) echo "usage: services.sh start|stop" >&2; exit 2 ;;
+esac
