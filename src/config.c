@@ -105,6 +105,7 @@ static const table dedupe_table = {"dedupe", dedupe_fields, NF(dedupe_fields)};
 
 static const field log_fields[] = {
     ENUM(md_cfg_log, "level", level, "info", "debug|info|warn|error", "Least severe level written to stderr."),
+    DUR(md_cfg_log, "stats_interval", stats_interval_ms, "10s", 100, 3600000, "How often the running totals are logged (one line)."),
 };
 static const table log_table = {"log", log_fields, NF(log_fields)};
 
@@ -383,6 +384,18 @@ static bool set_from_text(loader *L, const field *f, void *base, const char *tex
     }
 }
 
+/* Builds the JSON path of a member ("campaigns[2].model") for error messages.
+ * Paths longer than the buffer are cut with "..." rather than overflowing. */
+static void path_key(char *out, size_t n, const char *path, const char *key) {
+    int r = snprintf(out, n, "%s.%s", path, key);
+    if (r < 0 || (size_t)r >= n) snprintf(out + n - 4, 4, "...");
+}
+
+static void path_index(char *out, size_t n, const char *path, size_t i) {
+    int r = snprintf(out, n, "%s[%zu]", path, i);
+    if (r < 0 || (size_t)r >= n) snprintf(out + n - 4, 4, "...");
+}
+
 static bool set_from_json(loader *L, const field *f, void *base, yajl_val v, const char *path) {
     char got[96];
     describe(v, got, sizeof(got));
@@ -407,7 +420,7 @@ static bool set_from_json(loader *L, const field *f, void *base, yajl_val v, con
         *(size_t *)((char *)base + f->count_off) = 0;
         for (size_t i = 0; i < n; i++) {
             char sub[512];
-            snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+            path_index(sub, sizeof(sub), path, i);
             yajl_val el = v->u.array.values[i];
             if (!YAJL_IS_OBJECT(el)) {
                 describe(el, got, sizeof(got));
@@ -431,7 +444,7 @@ static bool set_from_json(loader *L, const field *f, void *base, yajl_val v, con
             char sub[512];
             const char *k = v->u.object.keys[i];
             yajl_val val = v->u.object.values[i];
-            snprintf(sub, sizeof(sub), "%s.%s", path, k);
+            path_key(sub, sizeof(sub), path, k);
             *(size_t *)((char *)base + f->count_off) = i + 1;
             if (f->type == T_PASS) {
                 md_kv *kv = (md_kv *)arr + i;
@@ -480,13 +493,13 @@ static bool load_object(loader *L, const table *t, yajl_val obj, void *base, con
                 if (j + 1 < t->n) strncat(known, ", ", sizeof(known) - strlen(known) - 1);
             }
             char sub[512];
-            snprintf(sub, sizeof(sub), "%s.%s", path, key);
+            path_key(sub, sizeof(sub), path, key);
             return lerr(L, sub, "unknown key in %s (known keys: %s)", t->name, known);
         }
         for (size_t j = 0; j < k; j++)
             if (strcmp(obj->u.object.keys[j], key) == 0) {
                 char sub[512];
-                snprintf(sub, sizeof(sub), "%s.%s", path, key);
+                path_key(sub, sizeof(sub), path, key);
                 return lerr(L, sub, "key appears more than once");
             }
     }
@@ -496,7 +509,7 @@ static bool load_object(loader *L, const table *t, yajl_val obj, void *base, con
         for (size_t k = 0; k < nkeys; k++)
             if (strcmp(obj->u.object.keys[k], f->key) == 0) v = obj->u.object.values[k];
         char sub[512];
-        snprintf(sub, sizeof(sub), "%s.%s", path, f->key);
+        path_key(sub, sizeof(sub), path, f->key);
         if (v && !YAJL_IS_NULL(v)) {
             if (!set_from_json(L, f, base, v, sub)) return false;
         } else if (f->type == T_OBJ) {

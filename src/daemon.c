@@ -713,7 +713,7 @@ int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
             }
             if (!done) break; /* stop requested mid-batch: leave it uncommitted */
         }
-        if (wall_ms() - d.last_stats_ms >= 10000) {
+        if (wall_ms() - d.last_stats_ms >= cfg->log.stats_interval_ms) {
             log_stats(&d, "stats");
             d.last_stats_ms = wall_ms();
         }

@@ -72,6 +72,7 @@ typedef struct md_cfg_dedupe {
 
 typedef struct md_cfg_log {
     char *level;
+    int64_t stats_interval_ms;
 } md_cfg_log;
 
 typedef struct md_cfg_signal {

@@ -19,6 +19,10 @@ rm -rf "$T_DIR"
 mkdir -p "$T_DIR"
 FAILS=0
 CHECKS=0
+# Topics and Redis keys outlive a test on the shared broker and Redis; a
+# suffix unique to this run keeps a re-run from reading an earlier run's data.
+RUN=$(date +%s%N | tail -c 9)
+uname_() { echo "$1-$RUN"; }
 
 log() { echo "[$T_NAME] $*"; }
 
@@ -46,7 +50,8 @@ make_config() {
     sed -e "s/\"group_id\": \"momentd\"/\"group_id\": \"$name\", \"topic_payments\": \"$name.payments\", \"topic_calls\": \"$name.calls\", \"topic_app_logins\": \"$name.app-logins\", \"topic_profiles\": \"$name.customer-profiles\", \"topic_outcomes\": \"$name.moment-outcomes\", \"topic_dead_letter\": \"$name.dead-letter\", \"topic_holdout\": \"$name.moments.holdout\", \"poll_timeout\": \"50ms\"/" \
         -e "s/\"key_prefix\": \"md\"/\"key_prefix\": \"$name\"/" \
         -e "s/\"topic\": \"moments\\./\"topic\": \"$name.moments./g" \
-        -e 's/"level": "info"/"level": "info"/' \
+        -e 's/"level": "info"/"level": "info", "stats_interval": "100ms"/' \
+        -e 's/"consumer": {"fetch.wait.max.ms": "50"}/"consumer": {"fetch.wait.max.ms": "50", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}/' \
         "$@" "$MOMENTD_SOURCE_DIR/config/momentd.json" >"$out"
     "$MOMENTD_BIN" check -c "$out" >/dev/null || { fail "config $name does not load"; exit 1; }
     echo "$out"
@@ -110,11 +115,18 @@ wait_for_count() {
     return 1
 }
 
-# wait_committed GROUP TOPIC N: until the group's committed offsets on TOPIC sum to N.
+# last_consumed INSTANCE: messages consumed so far by momentd INSTANCE, from
+# its latest stats line ("" before the first one).
+last_consumed() {
+    { grep -o '"consumed":"[0-9]*"' "$T_DIR/$1/momentd.log" 2>/dev/null || true; } | tail -1 | tr -dc 0-9
+}
+
+# wait_consumed INSTANCE N [SECONDS]: until momentd INSTANCE has consumed at
+# least N messages.
 wait_consumed() {
     local inst=$1 n=$2 secs=${3:-90} i got
     for i in $(seq 1 $((secs * 4))); do
-        got=$(grep -o '"consumed":"[0-9]*"' "$T_DIR/$inst/momentd.log" | tail -1 | tr -dc 0-9)
+        got=$(last_consumed "$inst")
         [ -n "$got" ] && [ "$got" -ge "$n" ] && return 0
         sleep 0.25
     done
@@ -162,3 +174,24 @@ explain_at() {
     iso=$(date -u -d "@$(($3 / 1000))" +%Y-%m-%dT%H:%M:%SZ)
     "$MOMENTD_BIN" explain -c "$1" "$2" --json --at "$iso"
 }
+
+# dump_state PREFIX: every customer hash under PREFIX, fields sorted, without
+# the offset watermarks (the one thing a different consumer group may move).
+dump_state() {
+    # One redis-cli session for all keys; "@@key" lines delimit the replies.
+    rcli --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
+        rcli | awk '/^@@/ {key = substr($0, 3); n = 0; next} {if (n % 2 == 0) f = $0; else print key " " f "\t" $0; n++}' |
+        grep -v ' w:' | sort
+}
+
+# feed TOPIC_PREFIX FILE: produce a gen_events file ("topic|key|json" lines)
+# to TOPIC_PREFIX.<topic>.
+feed() {
+    local t
+    for t in customer-profiles payments calls app-logins; do
+        grep "^$t|" "$2" | cut -d'|' -f2- | produce "$1.$t" || true
+    done
+}
+
+# trigger_ids TOPIC: the trigger ids in TOPIC, one per line, in topic order.
+trigger_ids() { consume "$1" | { grep -o '"trigger_id":"[^"]*"' || true; } | cut -d'"' -f4; }

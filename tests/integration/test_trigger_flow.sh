@@ -4,7 +4,7 @@
 # events land in the dead-letter topic and the rest of the stream is processed.
 source "$(dirname "$0")/lib.sh"
 
-N=flow
+N=$(uname_ flow)
 CFG=$(make_config $N)
 start_momentd "$CFG"
 
