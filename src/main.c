@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cstate_internal.h"
 #include "daemon.h"
@@ -32,10 +33,26 @@ static const char usage[] =
     "environment: MOMENTD_KAFKA_BROKERS and MOMENTD_REDIS_URL override the configured addresses.\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.\n";
 
+/* Shutdown: the first SIGTERM/SIGINT asks the loop to finish its batch,
+ * commit and close. librdkafka's consumer close can block while the group
+ * coordinator is unreachable, so a watchdog bounds the clean stop: after
+ * MOMENTD_SHUTDOWN_GRACE_S seconds, or at a second signal, the process exits
+ * at once. That loses nothing: offsets are committed only after a batch's
+ * effects are durable, so whatever was unfinished is redelivered. */
+#define MOMENTD_SHUTDOWN_GRACE_S 30
 static volatile sig_atomic_t stop_requested = 0;
-static void on_signal(int sig) {
+static void on_force_exit(int sig) {
+    static const char msg[] = "{\"level\":\"error\",\"component\":\"main\",\"msg\":\"clean shutdown did not finish in time; "
+                              "exiting now (uncommitted input will be redelivered)\"}\n";
     (void)sig;
+    ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    (void)w;
+    _exit(1);
+}
+static void on_signal(int sig) {
+    if (stop_requested) on_force_exit(sig);
     stop_requested = 1;
+    alarm(MOMENTD_SHUTDOWN_GRACE_S);
 }
 
 static md_config *load_or_die(const char *path) {
@@ -68,6 +85,8 @@ static int cmd_run(const char *path) {
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_force_exit;
+    sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     int rc = md_daemon_run(cfg, &stop_requested);
     md_config_destroy(cfg);

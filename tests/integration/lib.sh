@@ -26,6 +26,18 @@ uname_() { echo "$1-$RUN"; }
 
 log() { echo "[$T_NAME] $*"; }
 
+# A test that stops half-way (a failed command under set -e) must not leave
+# its momentd instances or background feeders running.
+cleanup_test() {
+    local f
+    for f in "$T_DIR"/*/momentd.pid; do
+        [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true
+    done
+    local j
+    for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
+}
+trap cleanup_test EXIT
+
 fail() {
     echo "[$T_NAME] FAIL: $*" >&2
     FAILS=$((FAILS + 1))
@@ -145,7 +157,21 @@ view_json() { # view_json CUSTOMER EVENT_ID TS PAGE
     echo "$1|{\"event_id\":\"$2\",\"type\":\"app_login\",\"customer_id\":\"$1\",\"ts\":$3,\"pages\":[\"$4\"],\"session_s\":60}"
 }
 
+# momentd's stderr goes to per-instance logs, which ctest never sees: a
+# sanitizer report there must fail the test all the same.
+check_sanitizer_reports() {
+    local f
+    for f in "$T_DIR"/*/momentd.log; do
+        [ -f "$f" ] || continue
+        if grep -Eq 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$f"; then
+            fail "sanitizer report in $f:"
+            grep -E -A30 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$f" | head -60 >&2
+        fi
+    done
+}
+
 finish() {
+    check_sanitizer_reports
     if [ "$CHECKS" -eq 0 ]; then
         echo "[$T_NAME] FAIL: no check ran" >&2
         exit 1

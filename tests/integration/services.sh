@@ -16,9 +16,10 @@ case "${1:-}" in
         ;;
     stop)
         # Any momentd a failed test left behind goes first.
-        if compgen -G "$dir/*/momentd.pid" >/dev/null; then
-            for f in "$dir"/*/momentd.pid; do kill -KILL "$(cat "$f")" 2>/dev/null || true; done
-        fi
+        # (pid files are <dir>/<test>/<instance>/momentd.pid)
+        for f in "$dir"/*/*/momentd.pid; do
+            [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true
+        done
         "$root/scripts/kafka-local" stop "$dir/kafka"
         "$root/scripts/redis-local" stop "$dir/redis"
         ;;
