@@ -66,7 +66,7 @@ static const field kafka_fields[] = {
     STRK(md_cfg_kafka, "topic_calls", topic_calls, "calls", "Call-centre events."),
     STRK(md_cfg_kafka, "topic_app_logins", topic_app_logins, "app-logins", "App-login events."),
     STRK(md_cfg_kafka, "topic_profiles", topic_profiles, "customer-profiles", "Compacted topic of static customer profiles."),
-    STRK(md_cfg_kafka, "topic_outcomes", topic_outcomes, "moment-outcomes", "Outcomes reported by the channels."),
+    STRK(md_cfg_kafka, "topic_outcomes", topic_outcomes, "moment-outcomes", "Outcomes reported by the channels (reserved: not consumed yet, see README)."),
     STRK(md_cfg_kafka, "topic_dead_letter", topic_dead_letter, "momentd.dead-letter", "Rejected input: original bytes and reason."),
     STRK(md_cfg_kafka, "topic_holdout", topic_holdout, "moments.holdout", "Decisions for holdout customers (never contacted)."),
     INT(md_cfg_kafka, create_partitions, "4", 0, 1024, "At start, create missing topics with this many partitions (0: never create)."),
@@ -747,8 +747,9 @@ void md_config_foreach_key(void (*fn)(void *ctx, const char *path), void *ctx) {
 void md_config_print_summary(const md_config *cfg, FILE *out) {
     fprintf(out, "%s: OK\n", cfg->path);
     fprintf(out, "  kafka     %s  group %s\n", cfg->kafka.brokers, cfg->kafka.group_id);
-    fprintf(out, "  inputs    %s, %s, %s, %s, %s\n", cfg->kafka.topic_payments, cfg->kafka.topic_calls,
-            cfg->kafka.topic_app_logins, cfg->kafka.topic_profiles, cfg->kafka.topic_outcomes);
+    fprintf(out, "  inputs    %s, %s, %s, %s\n", cfg->kafka.topic_payments, cfg->kafka.topic_calls,
+            cfg->kafka.topic_app_logins, cfg->kafka.topic_profiles);
+    fprintf(out, "  outputs   dead letters %s, holdout %s\n", cfg->kafka.topic_dead_letter, cfg->kafka.topic_holdout);
     fprintf(out, "  redis     %s  prefix %s\n", cfg->redis.url, cfg->redis.key_prefix);
     fprintf(out, "  signals   %zu   windows %zu   tags %zu\n", cfg->n_signals, cfg->n_windows, cfg->n_tags);
     fprintf(out, "  channels ");

@@ -1,0 +1,27 @@
+# momentd image: built on Debian 12 with the same packages the project is
+# developed and tested against (librdkafka 2.0.2, hiredis 0.14, yajl 2.1).
+FROM debian:12-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        gcc libc6-dev cmake ninja-build pkg-config librdkafka-dev libhiredis-dev libyajl-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY CMakeLists.txt ./
+COPY cmake cmake
+COPY include include
+COPY src src
+COPY config config
+COPY tools tools
+RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOMENTD_BUILD_TESTS=OFF \
+    && cmake --build /build --target momentd gen_events \
+    && DESTDIR=/install cmake --install /build --prefix /usr
+
+FROM debian:12-slim
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        librdkafka1 libhiredis0.14 libyajl2 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --no-create-home momentd
+COPY --from=build /install/ /
+COPY --from=build /build/gen_events /usr/local/bin/gen_events
+USER momentd
+ENTRYPOINT ["/usr/bin/momentd"]
+CMD ["run", "-c", "/etc/momentd/momentd.json"]
