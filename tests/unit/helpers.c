@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *read_default(void) {
-    FILE *f = fopen(MOMENTD_SOURCE_DIR "/config/momentd.json", "rb");
-    cr_assert(f, "cannot open the default config");
+char *th_read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -22,7 +22,7 @@ static char *read_default(void) {
 
 md_config *th_default_config(void) {
     char err[1024];
-    char *text = read_default();
+    char *text = th_read_file(MOMENTD_SOURCE_DIR "/config/momentd.json");
     md_config *cfg = md_config_load_string(text, "momentd.json", err, sizeof(err));
     free(text);
     cr_assert(cfg, "default config failed to load: %s", err);
@@ -30,7 +30,7 @@ md_config *th_default_config(void) {
 }
 
 md_config *th_config_with(const char *from, const char *to, char *err, size_t errsz) {
-    char *text = read_default();
+    char *text = th_read_file(MOMENTD_SOURCE_DIR "/config/momentd.json");
     char *at = strstr(text, from);
     cr_assert(at, "fixture text '%s' not found in the default config", from);
     size_t n = strlen(text) - strlen(from) + strlen(to) + 1;

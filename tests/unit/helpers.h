@@ -8,6 +8,9 @@
 #include "momentd/engine.h"
 #include "momentd/event.h"
 
+/* The whole file at path, NUL-terminated; the caller frees it. Aborts the
+ * test when the file cannot be read. */
+char *th_read_file(const char *path);
 /* The repository's default configuration; aborts the test on failure. */
 md_config *th_default_config(void);
 /* The default configuration with `from` replaced by `to` once in its text. */

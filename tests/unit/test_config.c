@@ -132,19 +132,6 @@ static char *generated_reference(void) {
     return buf;
 }
 
-static char *committed_reference(void) {
-    FILE *f = fopen(MOMENTD_SOURCE_DIR "/docs/CONFIG.md", "rb");
-    cr_assert(f, "docs/CONFIG.md is missing");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static char *doc_for_keys;
 static int keys_seen;
 static void check_key(void *ctx, const char *path) {
@@ -157,7 +144,7 @@ static void check_key(void *ctx, const char *path) {
 
 Test(config, reference_cannot_drift) {
     char *gen = generated_reference();
-    char *doc = committed_reference();
+    char *doc = th_read_file(MOMENTD_SOURCE_DIR "/docs/CONFIG.md");
     cr_assert_str_eq(doc, gen, "docs/CONFIG.md is stale: regenerate with `momentd config-doc > docs/CONFIG.md`");
     doc_for_keys = doc;
     md_config_foreach_key(check_key, NULL);

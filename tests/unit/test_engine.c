@@ -96,6 +96,18 @@ static void make_late_low_balance(int64_t t_last) {
     late_payment(t_last, 50);
 }
 
+/* Swaps the suite's configuration for the default with `from` replaced by
+ * `to`, and gives it a fresh customer state (a state must not outlive its
+ * configuration). */
+static void reconfigure(const char *from, const char *to) {
+    char err[512];
+    md_cstate_destroy(cs);
+    md_config_destroy(cfg);
+    cfg = th_config_with(from, to, err, sizeof(err));
+    cr_assert(cfg, "%s", err);
+    cs = md_cstate_new(cfg);
+}
+
 Test(engine, late_payer_with_low_balance_fires_once_with_reasons) {
     make_late_low_balance(TH_T0);
     cr_assert_eq(out.n_triggers, 1);
@@ -181,12 +193,7 @@ Test(engine, peak_customer_contacted_before_45_days_trough_not_after_45) {
 }
 
 Test(engine, fixed_mode_is_45_days) {
-    md_cstate_destroy(cs); /* a state must not outlive its configuration */
-    md_config_destroy(cfg);
-    char err[512];
-    cfg = th_config_with("\"mode\": \"adaptive\", \"min_days\": 7", "\"mode\": \"fixed\", \"min_days\": 7", err, sizeof(err));
-    cr_assert(cfg, "%s", err);
-    cs = md_cstate_new(cfg);
+    reconfigure("\"mode\": \"adaptive\", \"min_days\": 7", "\"mode\": \"fixed\", \"min_days\": 7");
     pick_customer(false);
     field_time("l:prepay_wallet", TH_T0 - 44 * TH_DAY);
     make_late_low_balance(TH_T0);
@@ -328,12 +335,7 @@ Test(engine, sms_right_after_a_service_call) {
 }
 
 Test(engine, fire_on_restricts_the_events_that_fire) {
-    md_cstate_destroy(cs); /* a state must not outlive its configuration */
-    md_config_destroy(cfg);
-    char err[512];
-    cfg = th_config_with("\"threshold\": 0.6,", "\"fire_on\": \"event.type == \\\"call\\\"\", \"threshold\": 0.6,", err, sizeof(err));
-    cr_assert(cfg, "%s", err);
-    cs = md_cstate_new(cfg);
+    reconfigure("\"threshold\": 0.6,", "\"fire_on\": \"event.type == \\\"call\\\"\", \"threshold\": 0.6,");
     pick_customer(false);
     make_late_low_balance(TH_T0);
     cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_EVENT_NOT_ALLOWED);
