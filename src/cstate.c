@@ -134,7 +134,11 @@ static void clear_dynamic(md_cstate *cs) {
 
 void md_cstate_reset(md_cstate *cs) {
     clear_dynamic(cs);
-    for (size_t s = 0; s < cs->r->n_series; s++) cs->series[s].n = 0;
+    for (size_t s = 0; s < cs->r->n_series; s++) {
+        cs->series[s].n = 0;
+        cs->series[s].dirty = false;
+    }
+    cs->version = 0;
     for (size_t c = 0; c < cs->cfg->n_campaigns; c++) memset(&cs->camps[c], 0, sizeof(md_camp_st));
     for (size_t a = 0; a < cs->r->n_profile_attrs; a++) cs->attr_of[a] = -1;
     cs->exists = false;
@@ -178,13 +182,7 @@ void md_cstate_set_customer(md_cstate *cs, const char *customer_id) {
 
 const char *md_cstate_customer(const md_cstate *cs) { return cs->customer_id; }
 
-size_t md_cstate_watermark_count(const md_cstate *cs) { return cs->n_wm; }
-
-void md_cstate_watermark(const md_cstate *cs, size_t i, const char **topic, int32_t *partition, int64_t *offset) {
-    *topic = cs->wm[i].topic;
-    *partition = cs->wm[i].partition;
-    *offset = cs->wm[i].offset;
-}
+int64_t md_cstate_version(const md_cstate *cs) { return cs->version; }
 
 /* ------------------------------------------------------------------------- */
 /* Growable arrays                                                            */
@@ -250,6 +248,58 @@ static char *dupn(const char *s, size_t n) {
     return d;
 }
 
+/* Packed series: "<id>:<v>" for the first bucket, then ",<gap>:<v>", ids
+ * ascending. Text rather than binary so that redis-cli shows it readably;
+ * a few bytes a bucket either way. Decoding replaces the series. */
+static bool series_decode_into(md_series_st *s, const char *v, size_t vl);
+static bool series_decode(md_series_st *s, const char *v, size_t vl) {
+    if (series_decode_into(s, v, vl)) return true;
+    s->n = 0; /* all or nothing: never count half a series */
+    return false;
+}
+
+static bool series_decode_into(md_series_st *s, const char *v, size_t vl) {
+    s->n = 0;
+    int64_t id = 0;
+    size_t i = 0;
+    while (i < vl) {
+        int64_t num[2];
+        for (int k = 0; k < 2; k++) {
+            size_t start = i;
+            while (i < vl && v[i] != (k == 0 ? ':' : ',')) i++;
+            if (!parse_i64(v + start, i - start, &num[k])) return false;
+            if (k == 0 && i == vl) return false; /* an id without ":value" */
+            i++;                                 /* the separator */
+        }
+        if (s->n > 0 && num[0] <= 0) return false; /* gaps are positive */
+        id = s->n == 0 ? num[0] : id + num[0];
+        if (!grow((void **)&s->b, &s->cap, s->n + 1, sizeof(md_bucket))) return false;
+        s->b[s->n].id = id;
+        s->b[s->n].v = num[1];
+        s->n++;
+    }
+    return true;
+}
+
+/* The packed text of s (caller frees), or NULL on allocation failure. */
+static char *series_encode(const md_series_st *s) {
+    size_t cap = s->n * 44 + 1; /* two int64 in decimal, two separators */
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < s->n; i++) {
+        int64_t id = i == 0 ? s->b[0].id : s->b[i].id - s->b[i - 1].id;
+        int w = snprintf(buf + len, cap - len, "%s%" PRId64 ":%" PRId64, i ? "," : "", id, s->b[i].v);
+        if (w < 0 || (size_t)w >= cap - len) {
+            free(buf);
+            return NULL;
+        }
+        len += (size_t)w;
+    }
+    return buf;
+}
+
 static int campaign_by_name(const md_config *cfg, const char *s, size_t n) {
     for (size_t i = 0; i < cfg->n_campaigns; i++)
         if (strlen(cfg->campaigns[i].name) == n && memcmp(cfg->campaigns[i].name, s, n) == 0) return (int)i;
@@ -306,15 +356,15 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         cs->balance_ts = y;
         return;
     }
-    if (f[0] == 'b') { /* b<series>:<bucket> */
-        const char *colon = memchr(f, ':', fl);
-        if (!colon || !parse_i64(f + 1, (size_t)(colon - f - 1), &x) || !parse_i64(colon + 1, fl - (size_t)(colon - f) - 1, &y) ||
-            !parse_i64(v, vl, &(int64_t){0}))
-            goto bad;
-        int64_t val;
-        parse_i64(v, vl, &val);
+    if (f[0] == 's') { /* s<series> = packed buckets */
+        if (!parse_i64(f + 1, fl - 1, &x)) goto bad;
         if (x < 0 || (size_t)x >= cs->r->n_series) return; /* a series of an older configuration */
-        if (!series_set(&cs->series[x], y, val)) goto bad;
+        if (!series_decode(&cs->series[x], v, vl)) goto bad;
+        return;
+    }
+    if (fl == 1 && f[0] == 'v') {
+        if (!parse_i64(v, vl, &x)) goto bad;
+        cs->version = x;
         return;
     }
     if (fl == 2 && f[0] == 't' && f[1] >= '0' && f[1] < '0' + MD_EVENT_TYPE_COUNT) {
@@ -422,11 +472,11 @@ void md_cs_bucket_add(md_cstate *cs, md_ops *ops, int series, int64_t bucket, in
     md_series_st *s = &cs->series[series];
     size_t pos;
     md_bucket *b = series_find(s, bucket, &pos);
-    series_set(s, bucket, (b ? b->v : 0) + delta);
-    char field[48], val[32];
-    snprintf(field, sizeof(field), "b%d:%" PRId64, series, bucket);
-    snprintf(val, sizeof(val), "%" PRId64, delta);
-    md_ops_add(ops, MD_OP_INCR, field, val);
+    if (!series_set(s, bucket, (b ? b->v : 0) + delta)) {
+        ops->oom = true; /* the batch is retried; nothing half-recorded is applied */
+        return;
+    }
+    s->dirty = true;
 }
 
 /* Drops buckets, dedupe entries and contact records that no rule can read
@@ -438,14 +488,11 @@ void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
         md_series_st *s = &cs->series[si];
         int64_t oldest_kept = (now_ms - rs->retention_ms) / rs->granularity_ms;
         size_t drop = 0;
-        while (drop < s->n && s->b[drop].id < oldest_kept) {
-            snprintf(field, sizeof(field), "b%zu:%" PRId64, si, s->b[drop].id);
-            md_ops_add(ops, MD_OP_DEL, field, NULL);
-            drop++;
-        }
+        while (drop < s->n && s->b[drop].id < oldest_kept) drop++;
         if (drop) {
             memmove(s->b, s->b + drop, (s->n - drop) * sizeof(md_bucket));
             s->n -= drop;
+            s->dirty = true;
         }
     }
     size_t keep = 0;
@@ -463,20 +510,46 @@ void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
     cs->n_contacts = keep;
 }
 
+void md_cstate_flush(md_cstate *cs, md_ops *ops) {
+    char field[32];
+    for (size_t si = 0; si < cs->r->n_series; si++) {
+        md_series_st *s = &cs->series[si];
+        if (!s->dirty) continue;
+        snprintf(field, sizeof(field), "s%zu", si);
+        if (s->n == 0) {
+            md_ops_add(ops, MD_OP_DEL, field, NULL);
+        } else {
+            char *packed = series_encode(s);
+            if (!packed) {
+                ops->oom = true;
+                return;
+            }
+            md_ops_add(ops, MD_OP_SET, field, packed);
+            free(packed);
+        }
+        s->dirty = false;
+    }
+}
+
 int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partition) {
     for (size_t i = 0; i < cs->n_wm; i++)
         if (cs->wm[i].partition == partition && strcmp(cs->wm[i].topic, topic) == 0) return cs->wm[i].offset;
     return -1;
 }
 
-void md_cs_set_watermark(md_cstate *cs, const char *topic, int32_t partition, int64_t offset) {
+void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset) {
+    char field[300];
+    snprintf(field, sizeof(field), "w:%s:%" PRId32, topic, partition);
+    md_cs_set_int(ops, field, offset);
     for (size_t i = 0; i < cs->n_wm; i++)
         if (cs->wm[i].partition == partition && strcmp(cs->wm[i].topic, topic) == 0) {
             cs->wm[i].offset = offset;
             return;
         }
-    if (!grow((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark))) return;
-    if (!(cs->wm[cs->n_wm].topic = strdup(topic))) return;
+    if (!grow((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark)) || !(cs->wm[cs->n_wm].topic = strdup(topic))) {
+        ops->oom = true;
+        return;
+    }
     cs->wm[cs->n_wm].partition = partition;
     cs->wm[cs->n_wm].offset = offset;
     cs->n_wm++;

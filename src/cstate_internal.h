@@ -4,7 +4,13 @@
  * Redis layout: one hash per customer, key "<prefix>:{<customer_id>}", so a
  * Redis Cluster hash tag keeps everything one apply script touches in one slot.
  * Fields:
- *   b<series>:<bucket>      count or sum of one bucket of a series (integer)
+ *   v                       version: +1 on every apply; the apply script
+ *                           writes only if it is still the version read
+ *   s<series>               one bucket series, packed: "<bucket>:<value>" for
+ *                           the oldest non-empty bucket, then ",<gap>:<value>"
+ *                           for each next one (gap = bucket id difference).
+ *                           One field per series keeps what a batch reads
+ *                           bounded by the configuration, not by history.
  *   bal                     "<balance>,<event time ms>" newest balance_after
  *   t<type>                 time of the newest event of that type (0 payment, 1 call, 2 app_login)
  *   n                       time of the customer's newest event
@@ -16,7 +22,8 @@
  *   l:<campaign>            time of the campaign's last contact
  *   k:<time>:<campaign>     contact log entry, value = channel (caps)
  *   cb / bo / oo            complaint block until, blackout until, opted out
- *   x:<trigger id>          outbox: "<topic>\n<payload>" until Kafka acknowledged it */
+ * and the outbox, in its own hash "<key>:x" (same slot):
+ *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it */
 #ifndef MOMENTD_CSTATE_INTERNAL_H
 #define MOMENTD_CSTATE_INTERNAL_H
 
@@ -32,6 +39,7 @@ typedef struct md_bucket {
 typedef struct md_series_st {
     md_bucket *b; /* sorted by id */
     size_t n, cap;
+    bool dirty;   /* changed since loaded: md_cstate_flush writes it back */
 } md_series_st;
 
 typedef struct md_wmark {
@@ -73,6 +81,7 @@ struct md_cstate {
     const md_rules *r;
     char customer_id[MD_CUSTOMER_ID_MAX + 1];
     bool exists;
+    int64_t version; /* the "v" field as loaded; 0 when absent */
     md_series_st *series;
     bool has_balance;
     double balance;
@@ -116,7 +125,8 @@ void md_cs_set_int(md_ops *ops, const char *field, int64_t v);
 void md_ops_add(md_ops *o, char kind, const char *field, const char *value);
 uint64_t md_hash64(const void *data, size_t len, uint64_t seed);
 int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partition);
-void md_cs_set_watermark(md_cstate *cs, const char *topic, int32_t partition, int64_t offset);
+/* Moves the watermark and records the field write. */
+void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset);
 bool md_cs_seen(const md_cstate *cs, uint64_t hash);
 void md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int64_t horizon_ms);
 void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int channel);

@@ -6,9 +6,9 @@
  *      and source in headers);
  *   3. read every customer of the batch from Redis (one pipelined HGETALL
  *      each), decide in the pure engine, and apply each customer's changes
- *      with one EVALSHA that checks the offset watermarks it read (optimistic
- *      concurrency) and writes triggers into the customer's outbox in the same
- *      atomic step;
+ *      with one EVALSHA that writes only if the customer's version is still
+ *      the one read (optimistic concurrency) and puts triggers into the
+ *      customer's outbox in the same atomic step;
  *   4. produce every outbox entry of the batch's customers with the
  *      idempotent producer and wait for Kafka's acknowledgements;
  *   5. delete acknowledged outbox entries, then commit the batch's offsets.
@@ -346,27 +346,6 @@ static size_t classify(daemon *d, rd_kafka_message_t **msgs, size_t n, outmsg *d
     return ndl;
 }
 
-/* Growable list of watermark records. */
-typedef struct wm_list {
-    md_wm_change *v;
-    size_t n, cap;
-} wm_list;
-
-static bool wm_push(wm_list *l, const char *topic, int32_t partition, int64_t old_off, int64_t new_off) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        md_wm_change *nv = realloc(l->v, cap * sizeof(*nv));
-        if (!nv) return false;
-        l->v = nv;
-        l->cap = cap;
-    }
-    md_wm_change *w = &l->v[l->n++];
-    snprintf(w->field, sizeof(w->field), "w:%s:%" PRId32, topic, partition);
-    w->old_offset = old_off;
-    w->new_offset = new_off;
-    return true;
-}
-
 /* Reads, decides and applies the whole batch; loops until Redis accepted it
  * or a stop was requested (then returns false and nothing is committed). */
 static bool decide_and_apply(daemon *d, size_t n) {
@@ -374,11 +353,8 @@ static bool decide_and_apply(daemon *d, size_t n) {
     char err[512];
     md_apply_req *reqs = calloc(d->n_cust * 2 + 1, sizeof(md_apply_req));
     int *results = calloc(d->n_cust * 2 + 1, sizeof(int));
-    size_t *snap_first = calloc(d->n_cust + 1, sizeof(size_t));
-    size_t *chg_first = calloc(d->n_cust + 1, sizeof(size_t));
-    wm_list snap = {0}, chg = {0};
     bool ok = false;
-    if (!reqs || !results || !snap_first || !chg_first) goto done;
+    if (!reqs || !results) goto done;
     while (!*d->stop) {
         md_err e = md_store_read_customers(d->store, d->n_cust, d->cust_ids, d->states, err, sizeof(err));
         /* Contact points named by the profiles just read. */
@@ -404,21 +380,10 @@ static bool decide_and_apply(daemon *d, size_t n) {
             sleep_ms(cfg->redis.retry_backoff_ms);
             continue;
         }
-        /* The watermarks as read: the apply script checks they are unchanged. */
-        snap.n = 0;
         for (size_t c = 0; c < d->n_cust; c++) {
-            snap_first[c] = snap.n;
             md_ops_clear(&d->ops[c]);
             md_ops_clear(&d->cp_ops[c]);
-            for (size_t w = 0; w < md_cstate_watermark_count(d->states[c]); w++) {
-                const char *topic;
-                int32_t part;
-                int64_t off;
-                md_cstate_watermark(d->states[c], w, &topic, &part, &off);
-                if (!wm_push(&snap, topic, part, off, off)) goto done;
-            }
         }
-        snap_first[d->n_cust] = snap.n;
         /* Decide, in message order (per-customer order is partition order). */
         int64_t now = wall_ms();
         counters before = d->n;
@@ -429,7 +394,7 @@ static bool decide_and_apply(daemon *d, size_t n) {
             md_source src = {rd_kafka_topic_name(it->msg->rkt), it->msg->partition, it->msg->offset};
             if (it->kind == ITEM_PROFILE) {
                 if (src.offset <= md_cs_watermark(cs, src.topic, src.partition)) continue;
-                md_cs_set_watermark(cs, src.topic, src.partition, src.offset);
+                md_cs_set_watermark(cs, &d->ops[it->customer], src.topic, src.partition, src.offset);
                 md_cstate_set_profile(cs, it->profile_json, &d->ops[it->customer], err, sizeof(err));
                 continue;
             }
@@ -449,41 +414,31 @@ static bool decide_and_apply(daemon *d, size_t n) {
             }
             md_engine_out_fini(&d->out);
         }
-        /* One apply per customer: its operations plus every watermark that moved. */
-        chg.n = 0;
+        /* One apply per customer, conditional on the version read. */
         size_t nreq = 0;
+        bool oom = false;
         for (size_t c = 0; c < d->n_cust; c++) {
-            md_cstate *cs = d->states[c];
-            chg_first[c] = chg.n;
-            for (size_t w = 0; w < md_cstate_watermark_count(cs); w++) {
-                const char *topic;
-                int32_t part;
-                int64_t off, old = -1;
-                md_cstate_watermark(cs, w, &topic, &part, &off);
-                char field[300];
-                snprintf(field, sizeof(field), "w:%s:%" PRId32, topic, part);
-                for (size_t k = snap_first[c]; k < snap_first[c + 1]; k++)
-                    if (strcmp(snap.v[k].field, field) == 0) old = snap.v[k].old_offset;
-                if (old != off && !wm_push(&chg, topic, part, old, off)) goto done;
-            }
-        }
-        for (size_t c = 0; c < d->n_cust; c++) {
-            size_t nwm = (c + 1 < d->n_cust ? chg_first[c + 1] : chg.n) - chg_first[c];
-            if (nwm == 0 && d->ops[c].n == 0) continue;
+            md_cstate_flush(d->states[c], &d->ops[c]);
+            if (d->ops[c].oom || d->cp_ops[c].oom) oom = true;
+            if (d->ops[c].n == 0) continue; /* only duplicates: nothing to write */
             md_store_customer_key(d->store, d->cust_ids[c], reqs[nreq].key, sizeof(reqs[nreq].key));
             reqs[nreq].ops = &d->ops[c];
-            reqs[nreq].wm = nwm ? &chg.v[chg_first[c]] : NULL;
-            reqs[nreq].n_wm = nwm;
+            reqs[nreq].expect_version = md_cstate_version(d->states[c]);
             reqs[nreq].ttl_ms = cfg->rules->state_ttl_ms;
             nreq++;
             if (d->cp_ops[c].n && d->cust_cp[c] >= 0) {
                 md_store_contact_point_key(d->store, d->cp_ids[d->cust_cp[c]], reqs[nreq].key, sizeof(reqs[nreq].key));
                 reqs[nreq].ops = &d->cp_ops[c];
-                reqs[nreq].wm = NULL;
-                reqs[nreq].n_wm = 0;
+                reqs[nreq].expect_version = -1;
                 reqs[nreq].ttl_ms = cfg->rules->max_cap_span_ms + MD_DAY_MS;
                 nreq++;
             }
+        }
+        if (oom) {
+            md_log(MD_LOG_ERROR, "daemon", "out of memory while recording; retrying the batch", NULL);
+            d->n = before;
+            sleep_ms(1000);
+            continue;
         }
         e = md_store_apply(d->store, nreq, reqs, results, err, sizeof(err));
         if (e) {
@@ -497,12 +452,15 @@ static bool decide_and_apply(daemon *d, size_t n) {
         for (size_t q = 0; q < nreq; q++)
             if (results[q] == 0) conflict = true;
         if (conflict) {
-            /* Another consumer applied some of these offsets (a rebalance in
-             * flight). Re-read and decide again; what was applied now reads as
-             * duplicates, and its outbox entries are produced below. */
+            /* Another consumer changed one of these customers since we read
+             * it (a rebalance in flight, or another consumer owning another
+             * topic's partition of the same customer). Re-read and decide
+             * again: what the others applied is then part of the state, what
+             * we applied reads as duplicates, and every outbox entry is
+             * produced below. */
             d->n = before;
             d->n.conflicts++;
-            md_log(MD_LOG_WARN, "daemon", "watermark conflict; re-reading the batch", NULL);
+            md_log(MD_LOG_INFO, "daemon", "customer changed concurrently; re-reading the batch", NULL);
             continue;
         }
         ok = true;
@@ -512,10 +470,6 @@ static bool decide_and_apply(daemon *d, size_t n) {
 done:
     free(reqs);
     free(results);
-    free(snap_first);
-    free(chg_first);
-    free(snap.v);
-    free(chg.v);
     return ok;
 }
 

@@ -482,9 +482,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
             out->applied = MD_DUP_OFFSET;
             return MD_ERR_OK;
         }
-        md_cs_set_watermark(cs, src->topic, src->partition, src->offset);
-        /* The apply script itself writes the watermark field, atomically with
-         * its check; nothing to record here. */
+        md_cs_set_watermark(cs, ops, src->topic, src->partition, src->offset);
     }
     uint64_t idh = md_hash64(ev->event_id, strlen(ev->event_id), 0x65766964);
     if (md_cs_seen(cs, idh)) {
@@ -513,7 +511,14 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         cs->has_balance = true;
         cs->balance = ev->balance_after;
         cs->balance_ts = t;
-        snprintf(val, sizeof(val), "%.17g,%" PRId64, ev->balance_after, t);
+        /* The shortest text that reads back as the same double ("92.85",
+         * not "92.849999999999994"): it is stored for every customer. */
+        int prec = 15;
+        for (; prec < 17; prec++) {
+            snprintf(val, sizeof(val), "%.*g", prec, ev->balance_after);
+            if (strtod(val, NULL) == ev->balance_after) break;
+        }
+        snprintf(val, sizeof(val), "%.*g,%" PRId64, prec, ev->balance_after, t);
         md_ops_add(ops, MD_OP_SET, "bal", val);
     }
     cs->eval_event = ev;

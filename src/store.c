@@ -297,7 +297,7 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
     char outbox_keys[2][420]; /* argv is copied by redisAppendCommandArgv */
     for (size_t i = 0; i < n; i++) {
         const md_apply_req *q = &reqs[i];
-        size_t argc = 7 + 3 * q->n_wm + 3 * q->ops->n;
+        size_t argc = 6 + 3 * q->ops->n;
         if (argc > cap) {
             cap = argc * 2;
             const char **na = realloc(argv, cap * sizeof(*argv));
@@ -320,15 +320,9 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
         argv[a++] = outbox_keys[i % 2];
         snprintf(nums[k], 24, "%lld", (long long)q->ttl_ms);
         argv[a++] = nums[k++];
-        snprintf(nums[k], 24, "%zu", q->n_wm);
+        if (q->expect_version < 0) snprintf(nums[k], 24, "-");
+        else snprintf(nums[k], 24, "%lld", (long long)q->expect_version);
         argv[a++] = nums[k++];
-        for (size_t w = 0; w < q->n_wm; w++) {
-            argv[a++] = q->wm[w].field;
-            snprintf(nums[k], 24, "%lld", (long long)q->wm[w].old_offset);
-            argv[a++] = nums[k++];
-            snprintf(nums[k], 24, "%lld", (long long)q->wm[w].new_offset);
-            argv[a++] = nums[k++];
-        }
         for (size_t o = 0; o < q->ops->n; o++) {
             char *kind = nums[k++];
             kind[0] = q->ops->ops[o].kind;

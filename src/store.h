@@ -35,22 +35,15 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
 md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *contact_points, md_cpstate *const *cps,
                                     char *errstr, size_t errstr_size);
 
-typedef struct md_wm_change {
-    char field[300]; /* "w:<topic>:<partition>" */
-    int64_t old_offset; /* -1 when absent */
-    int64_t new_offset;
-} md_wm_change;
-
 typedef struct md_apply_req {
     char key[400];
     const md_ops *ops;
-    const md_wm_change *wm;
-    size_t n_wm;
+    int64_t expect_version; /* the "v" read before deciding; -1 = no check */
     int64_t ttl_ms;
 } md_apply_req;
 
 /* Pipelined EVALSHA apply.lua for every request; results[i] = 1 applied, 0
- * watermark conflict. */
+ * version conflict (nothing written for that request). */
 md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size);
 
 /* Pipelined HDEL key field, for n pairs (outbox entries Kafka acknowledged). */

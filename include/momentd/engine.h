@@ -63,9 +63,11 @@ void md_cstate_reset(md_cstate *cs);
 /* The customer this state belongs to (copied; used by the holdout hash). */
 void md_cstate_set_customer(md_cstate *cs, const char *customer_id);
 const char *md_cstate_customer(const md_cstate *cs);
-/* Offset watermarks as loaded (for the apply script's concurrency check). */
-size_t md_cstate_watermark_count(const md_cstate *cs);
-void md_cstate_watermark(const md_cstate *cs, size_t i, const char **topic, int32_t *partition, int64_t *offset);
+/* The state's version as loaded (the hash's "v" field, 0 when absent). The
+ * apply script writes only while Redis still holds this version, so two
+ * consumers deciding for one customer at once cannot both act on the same
+ * state: the later one re-reads and decides again. */
+int64_t md_cstate_version(const md_cstate *cs);
 
 /* Loads one hash field as read from Redis (HGETALL pairs). Unknown fields are
  * ignored; a field that does not parse is ignored and counted. */
@@ -201,6 +203,12 @@ void md_cpstate_load_field(md_cpstate *cp, const char *field, const char *value)
  * written into triggers. Pure: no I/O, no clock. */
 md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_event *ev, const md_source *src,
                          int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out);
+
+/* Records what only the end of a batch knows: each bucket series changed
+ * since the state was loaded, written back whole (one field per series, so a
+ * series touched by many events of the batch is written once). Call after
+ * the customer's last md_engine_process of the batch, before applying ops. */
+void md_cstate_flush(md_cstate *cs, md_ops *ops);
 
 /* Evaluates every campaign at time now_ms without an event and without
  * changing anything (explain). fire_on rules are skipped. */

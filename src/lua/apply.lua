@@ -1,35 +1,40 @@
 -- apply.lua: applies one batch of one customer's state changes atomically.
 --
--- KEYS[1]  the customer's hash, "<prefix>:{<customer_id>}"
--- KEYS[2]  its outbox hash, "<prefix>:{<customer_id>}:x" (same slot)
+-- KEYS[1]  the customer's hash, "<prefix>:{<customer_id>}" (or a contact
+--          point's, "<prefix>:{cp:<id>}")
+-- KEYS[2]  its outbox hash, "<KEYS[1]>:x" (same slot)
 -- ARGV[1]  TTL of the hash in milliseconds (refreshed on every apply)
--- ARGV[2]  number W of offset watermarks that follow
--- ARGV[3 .. 3+3W-1]  W triples: field ("w:<topic>:<partition>"), the value the
---          caller read before deciding ("-1" when absent), the new value
+-- ARGV[2]  the version ("v" field) the caller read before deciding, "0" when
+--          absent; "-" skips the check (contact-point keys)
 -- then     triples: op ("S" HSET, "I" HINCRBY, "D" HDEL on KEYS[1]; "X" HSET on
 --          KEYS[2]), field, value
 --
--- Returns 1 when applied, 0 when a watermark no longer has the value the
--- caller read (another consumer applied these offsets meanwhile, e.g. during
--- a rebalance): then nothing is written and the caller re-reads and decides
--- again. Cost is constant per operation; the script never scans the hash.
+-- Returns 1 when applied, 0 when the version is no longer the one the caller
+-- read: another consumer changed this customer meanwhile (a rebalance in
+-- flight, or two consumers owning different topics' partitions of one
+-- customer). Then nothing is written and the caller re-reads and decides
+-- again, so no decision is ever made on stale state. Cost is constant per
+-- operation; the script never scans the hash.
 local key = KEYS[1]
-local nwm = tonumber(ARGV[2])
-local i = 3
-for _ = 1, nwm do
-  local cur = redis.call('HGET', key, ARGV[i])
-  if (cur or '-1') ~= ARGV[i + 1] then
+-- Validate every op before the first write: Redis does not roll back what a
+-- script wrote before an error.
+local known = {S = true, I = true, D = true, X = true}
+if (#ARGV - 2) % 3 ~= 0 then
+  return redis.error_reply('apply.lua: operations must come in triples')
+end
+for j = 3, #ARGV, 3 do
+  if not known[ARGV[j]] then
+    return redis.error_reply('apply.lua: unknown op ' .. tostring(ARGV[j]))
+  end
+end
+if ARGV[2] ~= '-' then
+  local cur = redis.call('HGET', key, 'v') or '0'
+  if cur ~= ARGV[2] then
     return 0
   end
-  i = i + 3
+  redis.call('HINCRBY', key, 'v', 1)
 end
-local first_op = i
-i = 3
-for _ = 1, nwm do
-  redis.call('HSET', key, ARGV[i], ARGV[i + 2])
-  i = i + 3
-end
-i = first_op
+local i = 3
 while i + 2 <= #ARGV do
   local op, field, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if op == 'S' then
@@ -38,10 +43,8 @@ while i + 2 <= #ARGV do
     redis.call('HINCRBY', key, field, value)
   elseif op == 'D' then
     redis.call('HDEL', key, field)
-  elseif op == 'X' then
+  else -- 'X'
     redis.call('HSET', KEYS[2], field, value)
-  else
-    return redis.error_reply('apply.lua: unknown op ' .. tostring(op))
   end
   i = i + 3
 end
