@@ -297,7 +297,9 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
     char outbox_keys[2][420]; /* argv is copied by redisAppendCommandArgv */
     for (size_t i = 0; i < n; i++) {
         const md_apply_req *q = &reqs[i];
-        size_t argc = 6 + 3 * q->ops->n;
+        /* EVALSHA sha numkeys key outbox ttl version, then op field value per op. */
+        enum { FIXED_ARGS = 7 };
+        size_t argc = FIXED_ARGS + 3 * q->ops->n;
         if (argc > cap) {
             cap = argc * 2;
             const char **na = realloc(argv, cap * sizeof(*argv));
@@ -331,6 +333,7 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
             argv[a++] = md_ops_field(q->ops, o);
             argv[a++] = md_ops_value(q->ops, o);
         }
+        /* a == argc by construction; argv/lens/nums hold cap >= argc. */
         for (size_t x = 0; x < a; x++) lens[x] = strlen(argv[x]);
         if (redisAppendCommandArgv(s->c, (int)a, argv, lens) != REDIS_OK) {
             snprintf(errstr, errstr_size, "redis: cannot queue command");

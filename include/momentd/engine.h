@@ -46,6 +46,10 @@ typedef struct md_ops {
 void md_ops_init(md_ops *o);
 void md_ops_fini(md_ops *o);
 void md_ops_clear(md_ops *o);
+/* Appends one operation; field and value (NULL = "") are copied. On
+ * allocation failure sets o->oom and drops the operation: callers check oom
+ * once before applying, and never apply a list that lost an operation. */
+void md_ops_add(md_ops *o, char kind, const char *field, const char *value);
 /* Field and value text of op i; valid until the next add or clear. */
 const char *md_ops_field(const md_ops *o, size_t i);
 const char *md_ops_value(const md_ops *o, size_t i);

@@ -1,0 +1,162 @@
+/* test_store.c: the Redis edge (store.c) against the real Redis of the
+ * integration fixture (MOMENTD_IT_REDIS_PORT): applies with every number of
+ * operations, the version check end to end, and engine state written and
+ * read back. */
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "helpers.h"
+#include "momentd/engine.h"
+#include "store.h"
+
+static md_store *store;
+static md_config *cfg;
+static char prefix[64];
+static char errbuf[512];
+
+static void setup(void) {
+    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
+    cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
+    char url[128];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%s/0", port);
+    /* A prefix of this run's own, so that reruns never see old keys. */
+    snprintf(prefix, sizeof(prefix), "store-%ld-%ld", (long)time(NULL), (long)clock());
+    md_cfg_redis rc = {.url = url, .key_prefix = prefix, .timeout_ms = 2000, .retry_backoff_ms = 100};
+    store = md_store_new(&rc, errbuf, sizeof(errbuf));
+    cr_assert(store, "%s", errbuf);
+    cr_assert_eq(md_store_connect(store, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cfg = th_default_config();
+}
+
+static void teardown(void) {
+    md_store_destroy(store);
+    md_config_destroy(cfg);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+static long long hlen(const char *key) {
+    const char *argv[] = {"HLEN", key};
+    size_t lens[] = {4, strlen(key)};
+    redisReply *r = md_store_command_argv(store, 2, argv, lens);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* Regression: the apply command's fixed arguments were miscounted by one,
+ * so an apply whose size landed exactly on the argv capacity wrote past it
+ * (found by AddressSanitizer in the SIGKILL test). Every op count from 0 to
+ * 60 goes through one pipeline here, crossing every capacity boundary. */
+Test(store, regression_apply_argv_capacity_every_op_count) {
+    enum { N = 61 };
+    md_ops ops[N];
+    md_apply_req reqs[N];
+    int results[N];
+    char field[32], value[32];
+    for (int i = 0; i < N; i++) {
+        md_ops_init(&ops[i]);
+        for (int k = 0; k < i; k++) {
+            snprintf(field, sizeof(field), "f%d", k);
+            snprintf(value, sizeof(value), "%d", k);
+            md_ops_add(&ops[i], MD_OP_SET, field, value);
+        }
+        char cid[32];
+        snprintf(cid, sizeof(cid), "argc%d", i);
+        md_store_customer_key(store, cid, reqs[i].key, sizeof(reqs[i].key));
+        reqs[i].ops = &ops[i];
+        reqs[i].expect_version = 0;
+        reqs[i].ttl_ms = 60000;
+    }
+    cr_assert_eq(md_store_apply(store, N, reqs, results, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(results[i], 1, "apply with %d ops", i);
+        cr_assert_eq(hlen(reqs[i].key), i + 1, "%d fields plus the version", i);
+        md_ops_fini(&ops[i]);
+    }
+}
+
+Test(store, a_stale_version_is_a_conflict_and_writes_nothing) {
+    md_ops ops;
+    md_ops_init(&ops);
+    md_ops_add(&ops, MD_OP_SET, "n", "1");
+    md_apply_req req = {.ops = &ops, .expect_version = 0, .ttl_ms = 60000};
+    md_store_customer_key(store, "ver", req.key, sizeof(req.key));
+    int res = -1;
+    cr_assert_eq(md_store_apply(store, 1, &req, &res, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(res, 1);
+    md_ops_clear(&ops);
+    md_ops_add(&ops, MD_OP_SET, "n", "2");
+    md_ops_add(&ops, MD_OP_SET, "other", "x");
+    cr_assert_eq(md_store_apply(store, 1, &req, &res, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(res, 0, "version 0 is stale after the first apply");
+    cr_assert_eq(hlen(req.key), 2, "still only n and v");
+    md_ops_fini(&ops);
+}
+
+/* Engine state written through the store and read back into a fresh state
+ * decides exactly as the state in memory: the layout cannot drift between
+ * what cstate records and what it loads. */
+Test(store, engine_state_round_trips_through_redis) {
+    md_cstate *cs = md_cstate_new(cfg), *back = md_cstate_new(cfg);
+    md_ops ops, cp_ops;
+    md_ops_init(&ops);
+    md_ops_init(&cp_ops);
+    md_engine_out out;
+    md_engine_out_init(&out);
+    const char *cid = "rt1";
+    size_t fired = 0;
+    md_cstate_set_customer(cs, cid);
+    static const char *const events[] = {
+        "{\"event_id\":\"e1\",\"type\":\"payment\",\"customer_id\":\"rt1\",\"ts\":%lld,\"amount\":80.5,\"kind\":\"bill\",\"late\":true,\"balance_after\":60}",
+        "{\"event_id\":\"e2\",\"type\":\"payment\",\"customer_id\":\"rt1\",\"ts\":%lld,\"amount\":20,\"kind\":\"bill\",\"late\":true,\"balance_after\":40}",
+        "{\"event_id\":\"e3\",\"type\":\"app_login\",\"customer_id\":\"rt1\",\"ts\":%lld,\"pages\":[\"prepay_product\"],\"session_s\":30}",
+        "{\"event_id\":\"e4\",\"type\":\"payment\",\"customer_id\":\"rt1\",\"ts\":%lld,\"amount\":20,\"kind\":\"bill\",\"late\":true,\"balance_after\":30}",
+    };
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+        char json[512];
+        snprintf(json, sizeof(json), events[i], (long long)(TH_T0 + (int64_t)i * 20 * TH_DAY));
+        md_event ev = th_event(json);
+        md_source src = {"payments", 0, (int64_t)i};
+        cr_assert_eq(md_engine_process(cfg, cs, NULL, &ev, &src, TH_T0, &ops, &cp_ops, &out), MD_ERR_OK);
+        fired += out.n_triggers;
+    }
+    cr_assert_gt(fired, 0, "the story fires (so outbox, contact log and hysteresis are in the state)");
+    md_cstate_flush(cs, &ops);
+    md_apply_req req = {.ops = &ops, .expect_version = 0, .ttl_ms = 60000};
+    md_store_customer_key(store, cid, req.key, sizeof(req.key));
+    int res = -1;
+    cr_assert_eq(md_store_apply(store, 1, &req, &res, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(res, 1);
+
+    const char *ids[] = {cid};
+    cr_assert_eq(md_store_read_customers(store, 1, ids, &back, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(md_cstate_version(back), 1);
+    cr_assert_eq(md_cstate_pending_count(back), fired, "the outbox came back");
+    int64_t at = TH_T0 + 61 * TH_DAY;
+    for (size_t w = 0; w < cfg->n_windows; w++)
+        cr_assert_float_eq(md_cstate_window(cfg, back, (int)w, at), md_cstate_window(cfg, cs, (int)w, at), 1e-9, "window %s",
+                           cfg->windows[w].name);
+    md_engine_out a, b;
+    md_engine_out_init(&a);
+    md_engine_out_init(&b);
+    md_engine_evaluate(cfg, cs, NULL, at, &a);
+    md_engine_evaluate(cfg, back, NULL, at, &b);
+    for (size_t c = 0; c < a.n_campaigns; c++) {
+        cr_assert_float_eq(a.eval[c].score, b.eval[c].score, 1e-12, "campaign %zu score", c);
+        cr_assert_eq(a.eval[c].suppressed, b.eval[c].suppressed, "campaign %zu decision", c);
+        cr_assert_eq(a.eval[c].eligible_again_ms, b.eval[c].eligible_again_ms, "campaign %zu eligible again", c);
+    }
+    md_engine_out_fini(&a);
+    md_engine_out_fini(&b);
+    md_engine_out_fini(&out);
+    md_ops_fini(&ops);
+    md_ops_fini(&cp_ops);
+    md_cstate_destroy(cs);
+    md_cstate_destroy(back);
+}
