@@ -66,7 +66,7 @@ static const field kafka_fields[] = {
     STRK(md_cfg_kafka, "topic_calls", topic_calls, "calls", "Call-centre events."),
     STRK(md_cfg_kafka, "topic_app_logins", topic_app_logins, "app-logins", "App-login events."),
     STRK(md_cfg_kafka, "topic_profiles", topic_profiles, "customer-profiles", "Compacted topic of static customer profiles."),
-    STRK(md_cfg_kafka, "topic_outcomes", topic_outcomes, "moment-outcomes", "Outcomes reported by the channels (reserved: not consumed yet, see README)."),
+    STRK(md_cfg_kafka, "topic_outcomes", topic_outcomes, "moment-outcomes", "Outcomes reported by the channels' subscribers."),
     STRK(md_cfg_kafka, "topic_dead_letter", topic_dead_letter, "momentd.dead-letter", "Rejected input: original bytes and reason."),
     STRK(md_cfg_kafka, "topic_holdout", topic_holdout, "moments.holdout", "Decisions for holdout customers (never contacted)."),
     INT(md_cfg_kafka, create_partitions, "4", 0, 1024, "At start, create missing topics with this many partitions (0: never create)."),
@@ -192,6 +192,8 @@ static const field campaign_fields[] = {
     NUM(md_cfg_campaign, threshold, NULL, 0, 1, "Score that fires on an upward crossing."),
     NUM(md_cfg_campaign, rearm_below, NULL, 0, 1, "After firing, the campaign re-arms only when the score falls below this."),
     NUM(md_cfg_campaign, holdout_pct, "0", 0, 100, "Share of customers (stable hash) recorded on the holdout topic instead of contacted."),
+    EXPR(md_cfg_campaign, conversion, "", "Events that count as a conversion of this campaign (over event fields, e.g. kind == \"prepay\"); empty = none observed."),
+    DUR(md_cfg_campaign, "attribution", attribution_ms, "30d", MS_DAY / 24, 365 * MS_DAY, "A conversion counts for the campaign's trigger (treated or holdout) at most this long before it."),
     ARR(md_cfg_campaign, "routes", routes, n_routes, route_table, md_cfg_route, NULL, "Channel selection, first match wins."),
     OBJ(md_cfg_campaign, "cooldown", cooldown, cooldown_table, "Adaptive or fixed gap between two contacts of this campaign."),
     OBJ(md_cfg_campaign, "model", model, model_table, "The demand model."),
@@ -226,6 +228,12 @@ static const field contact_fields[] = {
 };
 static const table contact_table = {"contact_policy", contact_fields, NF(contact_fields)};
 
+static const field outcome_fields[] = {
+    DUR(md_cfg_outcomes, "horizon", horizon_ms, "30d", MS_DAY, 365 * MS_DAY, "How long after a trigger its outcomes are accepted; later ones, and ones for unknown triggers, are counted and ignored."),
+    DUR(md_cfg_outcomes, "hangup_within", hangup_within_ms, "5s", 0, 600000, "A reached call shorter than this (outcome duration_s) counts as a hang-up: fatigue grows as for no_answer."),
+};
+static const table outcome_table = {"outcomes", outcome_fields, NF(outcome_fields)};
+
 static const field root_fields[] = {
     OBJ(md_config, "kafka", kafka, kafka_table, "Kafka connection and topics."),
     OBJ(md_config, "redis", redis, redis_table, "Redis connection."),
@@ -238,6 +246,7 @@ static const field root_fields[] = {
     ARR(md_config, "tags", tags, n_tags, tag_table, md_cfg_tag, "", "The tag library."),
     ARR(md_config, "channels", channels, n_channels, channel_table, md_cfg_channel, NULL, "Contact channels and their policies."),
     OBJ(md_config, "contact_policy", contact, contact_table, "Rules across channels and campaigns."),
+    OBJ(md_config, "outcomes", outcomes, outcome_table, "Outcomes reported by the channels (topic kafka.topic_outcomes)."),
     ARR(md_config, "campaigns", campaigns, n_campaigns, campaign_table, md_cfg_campaign, NULL, "Campaigns."),
 };
 static const table root_table = {"configuration", root_fields, NF(root_fields)};

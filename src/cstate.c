@@ -129,7 +129,7 @@ static void clear_dynamic(md_cstate *cs) {
         free(cs->pending[i].topic);
         free(cs->pending[i].payload);
     }
-    cs->n_wm = cs->n_attrs = cs->n_pending = cs->n_seen = cs->n_contacts = 0;
+    cs->n_wm = cs->n_attrs = cs->n_pending = cs->n_seen = cs->n_contacts = cs->n_trecs = cs->n_incrs = 0;
 }
 
 void md_cstate_reset(md_cstate *cs) {
@@ -168,6 +168,8 @@ void md_cstate_destroy(md_cstate *cs) {
     free(cs->contacts);
     free(cs->camps);
     free(cs->pending);
+    free(cs->trecs);
+    free(cs->incrs);
     free(cs->win_vals);
     free(cs->tag_num);
     free(cs->scores);
@@ -419,6 +421,29 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         else cs->camps[c].last_contact = x;
         return;
     }
+    if (fl > 2 && f[0] == 'g' && f[1] == ':') { /* g:<trigger id> = fired,holdout,bits,channel,campaign */
+        char buf[200];
+        if (fl - 2 >= MD_TRIGGER_ID_LEN || vl >= sizeof(buf)) goto bad;
+        memcpy(buf, v, vl);
+        buf[vl] = '\0';
+        char *part[5], *save = NULL;
+        int np = 0;
+        for (char *tok = strtok_r(buf, ",", &save); tok && np < 5; tok = strtok_r(NULL, ",", &save)) part[np++] = tok;
+        int64_t fired, hold, bits;
+        if (np != 5 || !parse_i64(part[0], strlen(part[0]), &fired) || !parse_i64(part[1], strlen(part[1]), &hold) ||
+            !parse_i64(part[2], strlen(part[2]), &bits) || bits < 0 || bits > 0xFFFFFFFF)
+            goto bad;
+        if (!grow((void **)&cs->trecs, &cs->cap_trecs, cs->n_trecs + 1, sizeof(md_trec))) goto bad;
+        md_trec *t = &cs->trecs[cs->n_trecs++];
+        memcpy(t->id, f + 2, fl - 2);
+        t->id[fl - 2] = '\0';
+        t->fired_ms = fired;
+        t->holdout = hold != 0;
+        t->bits = (unsigned)bits;
+        t->channel = channel_by_name(cfg, part[3], strlen(part[3]));
+        t->campaign = campaign_by_name(cfg, part[4], strlen(part[4]));
+        return;
+    }
     if (fl > 2 && f[0] == 'k' && f[1] == ':') { /* k:<time>:<campaign> */
         const char *colon = memchr(f + 2, ':', fl - 2);
         if (!colon || !parse_i64(f + 2, (size_t)(colon - f - 2), &x)) goto bad;
@@ -443,6 +468,27 @@ bad:
 
 void md_cstate_load_outbox(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
     cs->exists = true;
+    if (fl > 1 && f[0] == '+') { /* a funnel increment: campaign \t day \t field \t delta */
+        md_incr in;
+        char buf[256];
+        if (fl >= sizeof(in.name) || vl >= sizeof(buf)) goto bad;
+        memcpy(buf, v, vl);
+        buf[vl] = '\0';
+        char *part[4], *save = NULL;
+        int np = 0;
+        for (char *tok = strtok_r(buf, "\t", &save); tok && np < 4; tok = strtok_r(NULL, "\t", &save)) part[np++] = tok;
+        if (np != 4 || strlen(part[0]) >= sizeof(in.campaign) || strlen(part[1]) >= sizeof(in.day) ||
+            strlen(part[2]) >= sizeof(in.field) || !parse_i64(part[3], strlen(part[3]), &in.delta))
+            goto bad;
+        memcpy(in.name, f, fl);
+        in.name[fl] = '\0';
+        snprintf(in.campaign, sizeof(in.campaign), "%s", part[0]);
+        snprintf(in.day, sizeof(in.day), "%s", part[1]);
+        snprintf(in.field, sizeof(in.field), "%s", part[2]);
+        if (!grow((void **)&cs->incrs, &cs->cap_incrs, cs->n_incrs + 1, sizeof(md_incr))) goto bad;
+        cs->incrs[cs->n_incrs++] = in;
+        return;
+    }
     {
         const char *nl = memchr(v, '\n', vl);
         if (!nl || fl == 0 || fl >= MD_TRIGGER_ID_LEN) goto bad;
@@ -508,6 +554,17 @@ void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
         cs->contacts[keep++] = *k;
     }
     cs->n_contacts = keep;
+    keep = 0;
+    for (size_t i = 0; i < cs->n_trecs; i++) {
+        md_trec *t = &cs->trecs[i];
+        if (t->fired_ms < now_ms - cs->r->trigger_record_ms) {
+            snprintf(field, sizeof(field), "g:%s", t->id);
+            md_ops_add(ops, MD_OP_DEL, field, NULL);
+            continue;
+        }
+        cs->trecs[keep++] = *t;
+    }
+    cs->n_trecs = keep;
 }
 
 void md_cstate_flush(md_cstate *cs, md_ops *ops) {
@@ -617,6 +674,94 @@ bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *t
     md_ops_add(ops, MD_OP_OUTBOX_SET, id, val);
     free(val);
     return true;
+}
+
+void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t) {
+    char field[MD_TRIGGER_ID_LEN + 4], val[200];
+    snprintf(field, sizeof(field), "g:%s", t->id);
+    snprintf(val, sizeof(val), "%" PRId64 ",%d,%u,%s,%s", t->fired_ms, t->holdout ? 1 : 0, t->bits,
+             t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?",
+             t->campaign >= 0 ? cs->cfg->campaigns[t->campaign].name : "?");
+    md_ops_add(ops, MD_OP_SET, field, val);
+}
+
+md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign, int channel, int64_t fired_ms, bool holdout) {
+    if (!grow((void **)&cs->trecs, &cs->cap_trecs, cs->n_trecs + 1, sizeof(md_trec))) {
+        ops->oom = true;
+        return NULL;
+    }
+    md_trec *t = &cs->trecs[cs->n_trecs++];
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    t->campaign = campaign;
+    t->channel = channel;
+    t->fired_ms = fired_ms;
+    t->holdout = holdout;
+    t->bits = 0;
+    md_cs_save_trec(cs, ops, t);
+    return t;
+}
+
+md_trec *md_cs_find_trec(md_cstate *cs, const char *id) {
+    for (size_t i = 0; i < cs->n_trecs; i++)
+        if (strcmp(cs->trecs[i].id, id) == 0) return &cs->trecs[i];
+    return NULL;
+}
+
+/* YYYY-MM-DD of t at the configured default UTC offset: funnel days follow
+ * the operators' calendar, not UTC. */
+static void local_day(int64_t t_ms, int utc_offset_min, char out[16]) {
+    int64_t days = (t_ms / 1000 + (int64_t)utc_offset_min * 60) / 86400;
+    if ((t_ms / 1000 + (int64_t)utc_offset_min * 60) % 86400 < 0) days--;
+    /* civil_from_days (Howard Hinnant), the inverse of event.c's days_from_civil. */
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    unsigned doe = (unsigned)(days - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned d = doy - (153 * mp + 2) / 5 + 1;
+    unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    if (snprintf(out, 16, "%04d-%02u-%02u", (int)y, m % 13, d % 32) >= 16) out[0] = '\0'; /* cannot happen: y < 10^4 */
+}
+
+void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta) {
+    if (t->campaign < 0) return; /* a campaign no longer configured has no funnel */
+    md_incr in;
+    snprintf(in.name, sizeof(in.name), "+%s:%s", t->id, stage);
+    snprintf(in.campaign, sizeof(in.campaign), "%s", cs->cfg->campaigns[t->campaign].name);
+    local_day(t->fired_ms, cs->r->default_utc_offset_min, in.day);
+    snprintf(in.field, sizeof(in.field), "%s:%s",
+             t->holdout ? "holdout" : t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?", stage);
+    in.delta = delta;
+    /* The same increment twice in one batch (re-decided) replaces, never adds. */
+    for (size_t i = 0; i < cs->n_incrs; i++)
+        if (strcmp(cs->incrs[i].name, in.name) == 0) {
+            cs->incrs[i] = in;
+            goto record;
+        }
+    if (!grow((void **)&cs->incrs, &cs->cap_incrs, cs->n_incrs + 1, sizeof(md_incr))) {
+        ops->oom = true;
+        return;
+    }
+    cs->incrs[cs->n_incrs++] = in;
+record:;
+    char val[256];
+    snprintf(val, sizeof(val), "%s\t%s\t%s\t%" PRId64, in.campaign, in.day, in.field, in.delta);
+    md_ops_add(ops, MD_OP_OUTBOX_SET, in.name, val);
+}
+
+size_t md_cstate_incr_count(const md_cstate *cs) { return cs->n_incrs; }
+
+void md_cstate_incr(const md_cstate *cs, size_t i, const char **outbox_field, const char **campaign, const char **day,
+                    const char **field, int64_t *delta) {
+    const md_incr *in = &cs->incrs[i];
+    *outbox_field = in->name;
+    *campaign = in->campaign;
+    *day = in->day;
+    *field = in->field;
+    *delta = in->delta;
 }
 
 size_t md_cstate_pending_count(const md_cstate *cs) { return cs->n_pending; }

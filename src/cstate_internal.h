@@ -22,8 +22,17 @@
  *   l:<campaign>            time of the campaign's last contact
  *   k:<time>:<campaign>     contact log entry, value = channel (caps)
  *   cb / bo / oo            complaint block until, blackout until, opted out
+ *   g:<trigger id>          trigger record, "<fired ms>,<holdout 0/1>,<bits>,<channel>,<campaign>";
+ *                           bits: outcome statuses received (1 << status), and
+ *                           MD_REC_CONVERTED for a conversion observed in the
+ *                           event stream. Kept for outcomes.horizon (and the
+ *                           longest attribution window).
  * and the outbox, in its own hash "<key>:x" (same slot):
- *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it */
+ *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it
+ *   +<trigger id>:<stage>   a funnel increment, "<campaign>\t<day>\t<field>\t<delta>",
+ *                           until it was added to the campaign's funnel key;
+ *                           the name is deterministic, so a re-decided batch
+ *                           writes the same entry, never a second one */
 #ifndef MOMENTD_CSTATE_INTERNAL_H
 #define MOMENTD_CSTATE_INTERNAL_H
 
@@ -65,6 +74,27 @@ typedef struct md_pending {
     char *payload;
 } md_pending;
 
+/* Bit of md_trec.bits after the outcome statuses: converted, as observed in
+ * the event stream (the campaign's conversion expression). */
+#define MD_REC_CONVERTED (1u << 16)
+
+typedef struct md_trec {
+    char id[MD_TRIGGER_ID_LEN];
+    int campaign; /* -1: a campaign no longer configured */
+    int channel;  /* -1: a channel no longer configured */
+    int64_t fired_ms;
+    bool holdout;
+    unsigned bits;
+} md_trec;
+
+typedef struct md_incr {
+    char name[MD_TRIGGER_ID_LEN + 24]; /* the outbox field, "+<trigger id>:<stage>" */
+    char campaign[72];
+    char day[16];    /* YYYY-MM-DD, the trigger's day */
+    char field[80];  /* "<channel or holdout>:<stage>" */
+    int64_t delta;
+} md_incr;
+
 typedef struct md_camp_st {
     bool disarmed;
     int fatigue;
@@ -102,6 +132,10 @@ struct md_cstate {
     bool opted_out;
     md_pending *pending;
     size_t n_pending, cap_pending;
+    md_trec *trecs;
+    size_t n_trecs, cap_trecs;
+    md_incr *incrs;
+    size_t n_incrs, cap_incrs;
     unsigned bad_fields;
 
     /* Scratch of the last evaluation, read by tags/explain. */
@@ -131,5 +165,12 @@ void md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int64
 void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int channel);
 bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *topic, const char *payload);
 const char *md_cs_profile(const md_cstate *cs, int attr); /* NULL when absent */
+/* Trigger records: add one, find one by id (NULL), rewrite one after its bits changed. */
+md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign, int channel, int64_t fired_ms, bool holdout);
+md_trec *md_cs_find_trec(md_cstate *cs, const char *id);
+void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t);
+/* A funnel increment for trigger t's campaign and day: field "<channel or
+ * holdout>:<stage>", recorded in the outbox hash under "+<id>:<stage>". */
+void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta);
 
 #endif

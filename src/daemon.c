@@ -42,12 +42,13 @@ static void sleep_ms(int64_t ms) {
     nanosleep(&ts, NULL);
 }
 
-typedef enum item_kind { ITEM_EVENT, ITEM_PROFILE, ITEM_SKIP } item_kind;
+typedef enum item_kind { ITEM_EVENT, ITEM_PROFILE, ITEM_OUTCOME, ITEM_SKIP } item_kind;
 
 typedef struct item {
     rd_kafka_message_t *msg;
     item_kind kind;
-    md_event ev;
+    md_event ev;         /* ITEM_EVENT; for the others only customer_id is set */
+    md_outcome oc;       /* ITEM_OUTCOME */
     char *profile_json;  /* ITEM_PROFILE: NUL-terminated copy, NULL = tombstone */
     int customer;        /* index into the batch's customers */
 } item;
@@ -58,7 +59,7 @@ typedef struct delivery {
 
 typedef struct counters {
     uint64_t consumed, accepted, dead_lettered, duplicates, too_late, profiles, triggers, holdouts, batches,
-        redis_retries, conflicts;
+        redis_retries, conflicts, outcomes, outcome_duplicates, outcomes_unknown, conversions;
     uint64_t rejects[MD_REJECT_COUNT];
 } counters;
 
@@ -313,6 +314,17 @@ static size_t classify(daemon *d, rd_kafka_message_t **msgs, size_t n, outmsg *d
                     d->n.profiles++;
                 }
             }
+        } else if (strcmp(topic, cfg->kafka.topic_outcomes) == 0) {
+            md_parse_result res;
+            if (md_outcome_parse(d->parser, m->payload ? m->payload : "", m->payload ? m->len : 0, m->key ? m->key : "",
+                                 m->key ? m->key_len : 0, now, &it->oc, &res) == MD_ERR_OK) {
+                it->kind = ITEM_OUTCOME;
+                snprintf(it->ev.customer_id, sizeof(it->ev.customer_id), "%s", it->oc.customer_id);
+            } else {
+                reason = md_reject_code(res.reason);
+                snprintf(detail, sizeof(detail), "%s", res.detail);
+                d->n.rejects[res.reason]++;
+            }
         } else {
             md_parse_result res;
             if (md_event_parse(d->parser, m->payload ? m->payload : "", m->payload ? m->len : 0, m->key ? m->key : "",
@@ -398,6 +410,18 @@ static bool decide_and_apply(daemon *d, size_t n) {
                 md_cstate_set_profile(cs, it->profile_json, &d->ops[it->customer], err, sizeof(err));
                 continue;
             }
+            if (it->kind == ITEM_OUTCOME) {
+                md_outcome_applied oa;
+                if (md_engine_outcome(cfg, cs, &it->oc, &src, &d->ops[it->customer], &oa) != MD_ERR_OK) {
+                    md_log(MD_LOG_ERROR, "daemon", "out of memory while applying an outcome; retrying the batch", NULL);
+                    sleep_ms(1000);
+                    goto retry;
+                }
+                if (oa == MD_OUTCOME_APPLIED) d->n.outcomes++;
+                else if (oa == MD_OUTCOME_UNKNOWN_TRIGGER) d->n.outcomes_unknown++;
+                else d->n.outcome_duplicates++;
+                continue;
+            }
             int cpi = d->cust_cp[it->customer];
             if (md_engine_process(cfg, cs, cpi >= 0 ? d->cps[cpi] : NULL, &it->ev, &src, now, &d->ops[it->customer],
                                   &d->cp_ops[it->customer], &d->out) != MD_ERR_OK) {
@@ -406,6 +430,7 @@ static bool decide_and_apply(daemon *d, size_t n) {
                 sleep_ms(1000);
                 goto retry;
             }
+            d->n.conversions += d->out.n_conversions;
             if (d->out.applied == MD_DUP_OFFSET || d->out.applied == MD_DUP_EVENT_ID) d->n.duplicates++;
             else if (d->out.applied == MD_TOO_LATE) d->n.too_late++;
             for (size_t t = 0; t < d->out.n_triggers; t++) {
@@ -424,7 +449,8 @@ static bool decide_and_apply(daemon *d, size_t n) {
             md_store_customer_key(d->store, d->cust_ids[c], reqs[nreq].key, sizeof(reqs[nreq].key));
             reqs[nreq].ops = &d->ops[c];
             reqs[nreq].expect_version = md_cstate_version(d->states[c]);
-            reqs[nreq].ttl_ms = cfg->rules->state_ttl_ms;
+            /* An opt-out is for good: that customer's state never expires. */
+            reqs[nreq].ttl_ms = d->states[c]->opted_out ? 0 : cfg->rules->state_ttl_ms;
             nreq++;
             if (d->cp_ops[c].n && d->cust_cp[c] >= 0) {
                 md_store_contact_point_key(d->store, d->cp_ids[d->cust_cp[c]], reqs[nreq].key, sizeof(reqs[nreq].key));
@@ -473,35 +499,51 @@ done:
     return ok;
 }
 
-/* Produces the outbox of every customer of the batch, then forgets the
- * entries Kafka acknowledged. */
+/* Produces the outbox of every customer of the batch, adds its pending
+ * funnel increments, then forgets both. Returns false only when a stop was
+ * requested before Kafka acknowledged everything (the batch stays
+ * uncommitted and is redelivered). */
 static bool flush_outbox(daemon *d, outmsg *dl, size_t ndl) {
-    size_t total = ndl;
-    for (size_t c = 0; c < d->n_cust; c++) total += md_cstate_pending_count(d->states[c]);
+    size_t total = ndl, n_in = 0;
+    for (size_t c = 0; c < d->n_cust; c++) {
+        total += md_cstate_pending_count(d->states[c]) + md_cstate_incr_count(d->states[c]);
+        n_in += md_cstate_incr_count(d->states[c]);
+    }
     if (total == 0) return true;
+    enum { FIELD_MAX = MD_TRIGGER_ID_LEN + 32 };
     outmsg *m = calloc(total, sizeof(outmsg));
     const char **keys = calloc(total, sizeof(char *));
     const char **fields = calloc(total, sizeof(char *));
     char (*keybuf)[400] = calloc(total, 400);
-    char (*fieldbuf)[MD_TRIGGER_ID_LEN + 4] = calloc(total, MD_TRIGGER_ID_LEN + 4);
+    char (*fieldbuf)[FIELD_MAX] = calloc(total, FIELD_MAX);
+    const char **in_camp = calloc(n_in + 1, sizeof(char *)), **in_day = calloc(n_in + 1, sizeof(char *)),
+               **in_field = calloc(n_in + 1, sizeof(char *));
+    int64_t *in_delta = calloc(n_in + 1, sizeof(int64_t));
     bool ok = false;
-    if (!m || !keys || !fields || !keybuf || !fieldbuf) goto out;
-    size_t k = 0, nx = 0;
+    if (!m || !keys || !fields || !keybuf || !fieldbuf || !in_camp || !in_day || !in_field || !in_delta) goto out;
+    size_t k = 0, nx = 0, ni = 0;
     for (size_t i = 0; i < ndl; i++) m[k++] = dl[i];
     for (size_t c = 0; c < d->n_cust; c++) {
         md_cstate *cs = d->states[c];
-        for (size_t p = 0; p < md_cstate_pending_count(cs); p++) {
-            const char *id, *topic, *payload;
-            md_cstate_pending(cs, p, &id, &topic, &payload);
-            m[k].topic = topic;
-            m[k].key = d->cust_ids[c];
-            m[k].keylen = strlen(d->cust_ids[c]);
-            m[k].value = payload;
-            m[k].len = strlen(payload);
-            k++;
+        size_t np = md_cstate_pending_count(cs), nc = md_cstate_incr_count(cs);
+        for (size_t p = 0; p < np + nc; p++) {
+            const char *name;
+            if (p < np) {
+                const char *topic, *payload;
+                md_cstate_pending(cs, p, &name, &topic, &payload);
+                m[k].topic = topic;
+                m[k].key = d->cust_ids[c];
+                m[k].keylen = strlen(d->cust_ids[c]);
+                m[k].value = payload;
+                m[k].len = strlen(payload);
+                k++;
+            } else {
+                md_cstate_incr(cs, p - np, &name, &in_camp[ni], &in_day[ni], &in_field[ni], &in_delta[ni]);
+                ni++;
+            }
             md_store_customer_key(d->store, d->cust_ids[c], keybuf[nx], 400);
             strncat(keybuf[nx], ":x", 3); /* the outbox hash */
-            snprintf(fieldbuf[nx], MD_TRIGGER_ID_LEN + 4, "%s", id);
+            snprintf(fieldbuf[nx], FIELD_MAX, "%s", name);
             keys[nx] = keybuf[nx];
             fields[nx] = fieldbuf[nx];
             nx++;
@@ -509,11 +551,27 @@ static bool flush_outbox(daemon *d, outmsg *dl, size_t ndl) {
     }
     if (!produce_all(d, m, k)) goto out;
     char err[512];
-    /* Forgetting acknowledged entries may fail (Redis went down just now):
-     * then they are produced again later under the same trigger_id, which
-     * subscribers drop. Never worth blocking the pipeline for. */
-    if (nx && md_store_hdel(d->store, nx, keys, fields, err, sizeof(err)))
-        md_log(MD_LOG_WARN, "redis", "could not clear acknowledged outbox entries; they will be re-sent", "error", err, NULL);
+    /* Funnel counts must not be lost: retried until Redis takes them. A
+     * crash between this and the HDEL below counts them twice: the one
+     * window where a funnel count (never a trigger) may be off by one. */
+    while (ni && md_store_funnel_add(d->store, ni, in_camp, in_day, in_field, in_delta, err, sizeof(err)) != MD_ERR_OK) {
+        if (*d->stop) goto out;
+        d->n.redis_retries++;
+        md_log(MD_LOG_WARN, "redis", "funnel update failed; retrying", "error", err, NULL);
+        sleep_ms(d->cfg->redis.retry_backoff_ms);
+    }
+    /* Forgetting acknowledged triggers may fail (Redis went down just now):
+     * they are produced again later under the same trigger_id, which
+     * subscribers drop, so that alone is not worth waiting for. Funnel
+     * increments already added would be added again: those are retried. */
+    while (nx && md_store_hdel(d->store, nx, keys, fields, err, sizeof(err)) != MD_ERR_OK) {
+        if (!ni || *d->stop) {
+            md_log(MD_LOG_WARN, "redis", "could not clear acknowledged outbox entries; they will be re-sent", "error", err, NULL);
+            break;
+        }
+        d->n.redis_retries++;
+        sleep_ms(d->cfg->redis.retry_backoff_ms);
+    }
     ok = true;
 out:
     free(m);
@@ -521,6 +579,10 @@ out:
     free(fields);
     free(keybuf);
     free(fieldbuf);
+    free(in_camp);
+    free(in_day);
+    free(in_field);
+    free(in_delta);
     return ok;
 }
 
@@ -541,7 +603,7 @@ static void commit_batch(daemon *d, rd_kafka_message_t **msgs, size_t n) {
 }
 
 static void log_stats(daemon *d, const char *msg) {
-    char b[12][24];
+    char b[16][24];
     snprintf(b[0], 24, "%" PRIu64, d->n.consumed);
     snprintf(b[1], 24, "%" PRIu64, d->n.accepted);
     snprintf(b[2], 24, "%" PRIu64, d->n.dead_lettered);
@@ -553,9 +615,14 @@ static void log_stats(daemon *d, const char *msg) {
     snprintf(b[8], 24, "%" PRIu64, d->n.batches);
     snprintf(b[9], 24, "%" PRIu64, d->n.redis_retries);
     snprintf(b[10], 24, "%" PRIu64, d->n.conflicts);
+    snprintf(b[11], 24, "%" PRIu64, d->n.outcomes);
+    snprintf(b[12], 24, "%" PRIu64, d->n.outcome_duplicates);
+    snprintf(b[13], 24, "%" PRIu64, d->n.outcomes_unknown);
+    snprintf(b[14], 24, "%" PRIu64, d->n.conversions);
     md_log(MD_LOG_INFO, "daemon", msg, "consumed", b[0], "accepted", b[1], "dead_lettered", b[2], "duplicates", b[3],
            "too_late", b[4], "profiles", b[5], "triggers", b[6], "holdouts", b[7], "batches", b[8], "redis_retries", b[9],
-           "conflicts", b[10], NULL);
+           "conflicts", b[10], "outcomes", b[11], "outcome_duplicates", b[12], "outcomes_unknown_trigger", b[13],
+           "conversions", b[14], NULL);
 }
 
 static bool alloc_batch(daemon *d) {
@@ -622,9 +689,11 @@ int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
     if (!(d.producer = make_client(cfg, RD_KAFKA_PRODUCER)) || !(d.consumer = make_client(cfg, RD_KAFKA_CONSUMER))) goto out;
     rd_kafka_poll_set_consumer(d.consumer);
     create_topics(&d);
-    const char *topics[] = {cfg->kafka.topic_payments, cfg->kafka.topic_calls, cfg->kafka.topic_app_logins, cfg->kafka.topic_profiles};
-    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(4);
-    for (int i = 0; i < 4; i++) rd_kafka_topic_partition_list_add(sub, topics[i], RD_KAFKA_PARTITION_UA);
+    const char *topics[] = {cfg->kafka.topic_payments, cfg->kafka.topic_calls, cfg->kafka.topic_app_logins, cfg->kafka.topic_profiles,
+                            cfg->kafka.topic_outcomes};
+    const int n_topics = (int)(sizeof(topics) / sizeof(topics[0]));
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(n_topics);
+    for (int i = 0; i < n_topics; i++) rd_kafka_topic_partition_list_add(sub, topics[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t kerr = rd_kafka_subscribe(d.consumer, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     if (kerr) {

@@ -465,6 +465,117 @@ static void set_field_int(md_ops *ops, const char *prefix, const char *name, int
     md_cs_set_int(ops, field, v);
 }
 
+/* ------------------------------------------------------------------------- */
+/* Feedback: fatigue, conversions, outcomes                                   */
+
+static void add_fatigue(md_cstate *cs, md_ops *ops, int c, int delta) {
+    char field[200];
+    int f = delta == 0 ? 0 : cs->camps[c].fatigue + delta;
+    if (f > 1000) f = 1000;
+    if (f == cs->camps[c].fatigue && delta != 0) return;
+    cs->camps[c].fatigue = f;
+    snprintf(field, sizeof(field), "f:%s", cs->cfg->campaigns[c].name);
+    if (f == 0) md_ops_add(ops, MD_OP_DEL, field, NULL);
+    else md_cs_set_int(ops, field, f);
+}
+
+/* Whether campaign c really contacted the customer (not holdout) in (t - span, t]. */
+static bool contacted_within(const md_cstate *cs, int c, int64_t t, int64_t span) {
+    for (size_t i = 0; i < cs->n_trecs; i++) {
+        const md_trec *r = &cs->trecs[i];
+        if (r->campaign == c && !r->holdout && r->fired_ms <= t && r->fired_ms > t - span) return true;
+    }
+    return false;
+}
+
+/* A conversion seen in the event stream counts for the campaign's latest
+ * trigger within its attribution window, treated or holdout alike (that
+ * symmetry is what makes the uplift honest), and at most once per trigger. */
+static void attribute_conversions(const md_config *cfg, md_cstate *cs, const md_event *ev, md_ops *ops, md_engine_out *out) {
+    for (size_t c = 0; c < cfg->n_campaigns; c++) {
+        const md_expr *conv = cs->r->campaigns[c].conversion;
+        if (!conv || !md_value_truthy(md_expr_eval(conv, get_slot, cs))) continue;
+        md_trec *best = NULL;
+        for (size_t i = 0; i < cs->n_trecs; i++) {
+            md_trec *r = &cs->trecs[i];
+            if (r->campaign != (int)c || r->fired_ms > ev->ts_ms || ev->ts_ms - r->fired_ms > cfg->campaigns[c].attribution_ms)
+                continue;
+            if (!best || r->fired_ms > best->fired_ms) best = r;
+        }
+        if (!best || (best->bits & MD_REC_CONVERTED)) continue;
+        best->bits |= MD_REC_CONVERTED;
+        md_cs_save_trec(cs, ops, best);
+        md_cs_add_incr(cs, ops, best, "conversions", 1);
+        if (ev->type == MD_EVENT_PAYMENT) md_cs_add_incr(cs, ops, best, "amount_fen", llround(ev->amount * 100));
+        out->n_conversions++;
+    }
+}
+
+static const char *const outcome_applied_names[] = {"applied", "duplicate_offset", "duplicate", "unknown_trigger"};
+const char *md_outcome_applied_name(md_outcome_applied a) { return (unsigned)a < 4 ? outcome_applied_names[a] : "?"; }
+
+md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, const md_outcome *o, const md_source *src, md_ops *ops,
+                         md_outcome_applied *applied) {
+    *applied = MD_OUTCOME_APPLIED;
+    if (!cs->customer_id[0]) md_cstate_set_customer(cs, o->customer_id);
+    if (src && src->topic) {
+        if (src->offset <= md_cs_watermark(cs, src->topic, src->partition)) {
+            *applied = MD_OUTCOME_DUP_OFFSET;
+            return MD_ERR_OK;
+        }
+        md_cs_set_watermark(cs, ops, src->topic, src->partition, src->offset);
+    }
+    /* Trust nothing the subscriber says that momentd did not emit: the
+     * trigger must be one of this customer's, for the same campaign and
+     * channel, and really sent (holdout decisions never are). */
+    md_trec *r = md_cs_find_trec(cs, o->trigger_id);
+    if (!r || r->holdout || r->campaign < 0 || strcmp(cfg->campaigns[r->campaign].name, o->campaign) != 0 || r->channel < 0 ||
+        strcmp(cfg->channels[r->channel].name, o->channel) != 0) {
+        *applied = MD_OUTCOME_UNKNOWN_TRIGGER;
+        return ops->oom ? MD_ERR_NOMEM : MD_ERR_OK;
+    }
+    unsigned bit = 1u << o->status;
+    if (r->bits & bit) {
+        *applied = MD_OUTCOME_DUPLICATE;
+        return ops->oom ? MD_ERR_NOMEM : MD_ERR_OK;
+    }
+    r->bits |= bit;
+    md_cs_save_trec(cs, ops, r);
+    md_cs_add_incr(cs, ops, r, md_outcome_status_name(o->status), 1);
+    int c = r->campaign;
+    switch (o->status) {
+    case MD_OUTCOME_NO_ANSWER:
+    case MD_OUTCOME_DECLINED: add_fatigue(cs, ops, c, 1); break;
+    case MD_OUTCOME_REACHED:
+        /* Answered and hung up within seconds: a "no" in voice. */
+        if (o->has_duration && o->duration_s * 1000 < cfg->outcomes.hangup_within_ms) {
+            add_fatigue(cs, ops, c, 1);
+            md_cs_add_incr(cs, ops, r, "hangup", 1);
+        }
+        break;
+    case MD_OUTCOME_OPENED:
+    case MD_OUTCOME_CONVERTED: add_fatigue(cs, ops, c, 0); break; /* a positive response resets */
+    case MD_OUTCOME_COMPLAINT: {
+        add_fatigue(cs, ops, c, 1);
+        int64_t until = o->ts_ms + cfg->contact.complaint_block_ms;
+        if (until > cs->complaint_until) {
+            cs->complaint_until = until;
+            md_cs_set_int(ops, "cb", until);
+        }
+        break;
+    }
+    case MD_OUTCOME_OPT_OUT:
+        if (!cs->opted_out) {
+            cs->opted_out = true;
+            md_cs_set_int(ops, "oo", 1);
+        }
+        break;
+    default: break; /* sent, delivered: funnel only */
+    }
+    cs->exists = true;
+    return ops->oom ? MD_ERR_NOMEM : MD_ERR_OK;
+}
+
 md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_event *ev, const md_source *src,
                          int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
     const md_rules *r = cfg->rules;
@@ -474,6 +585,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     out->applied = MD_APPLIED;
     out->n_campaigns = 0;
     out->n_contact_point_records = 0;
+    out->n_conversions = 0;
     if (!cs->customer_id[0]) md_cstate_set_customer(cs, ev->customer_id);
 
     /* 1. Guards. */
@@ -546,6 +658,14 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         }
     }
 
+    attribute_conversions(cfg, cs, ev, ops, out);
+    if (ev->type == MD_EVENT_CALL && ev->inbound && strcmp(ev->reason, "complaint") == 0) {
+        /* A complaint call is the loudest "no" a customer gives: every
+         * campaign that contacted them recently becomes more cautious. */
+        for (size_t c = 0; c < cfg->n_campaigns; c++)
+            if (contacted_within(cs, (int)c, t, cfg->outcomes.horizon_ms)) add_fatigue(cs, ops, (int)c, 1);
+    }
+
     /* 3. Features, tags, scores. */
     compute_features(cfg, cs, ev, t, out);
 
@@ -573,6 +693,11 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         out->n_triggers++;
         e->fired = true;
         if (!md_cs_add_pending(cs, ops, tr->id, tr->topic, tr->payload)) return MD_ERR_NOMEM;
+        /* The record outcomes and conversions are checked against, and the
+         * first stage of the funnel. */
+        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout);
+        if (!rec) return MD_ERR_NOMEM;
+        md_cs_add_incr(cs, ops, rec, "triggered", 1);
         st->disarmed = true;
         set_field_int(ops, "a:", cc->name, 0);
         st->last_contact = t;

@@ -55,13 +55,27 @@ typedef enum field_id {
     F_DIRECTION,
     F_PAGES,
     F_SESSION_S,
+    F_TRIGGER_ID, /* outcomes */
+    F_CAMPAIGN,
+    F_STATUS,
     F_COUNT,
     F_UNKNOWN = -1
 } field_id;
 
 static const char *const field_names[F_COUNT] = {
     "event_id", "type",   "customer_id", "ts",     "amount",    "channel",   "kind",
-    "late",     "balance_after", "reason", "duration_s", "direction", "pages", "session_s"};
+    "late",     "balance_after", "reason", "duration_s", "direction", "pages", "session_s",
+    "trigger_id", "campaign", "status"};
+
+static const char *const status_names[MD_OUTCOME_STATUS_COUNT] = {
+#define MD_OUTCOME_NAME(name, text) text,
+    MD_OUTCOME_STATUS_MAP(MD_OUTCOME_NAME)
+#undef MD_OUTCOME_NAME
+};
+
+const char *md_outcome_status_name(md_outcome_status s) {
+    return (unsigned)s < MD_OUTCOME_STATUS_COUNT ? status_names[s] : "?";
+}
 
 typedef enum jtype { J_NONE, J_STRING, J_NUMBER, J_BOOL, J_NULL, J_ARRAY, J_OBJECT } jtype;
 
@@ -91,6 +105,7 @@ struct md_event_parser {
     slot slots[F_COUNT];
     md_event *ev;
     md_parse_result *res;
+    md_event scratch; /* the event an outcome parse fills (outcomes have no pages) */
 };
 
 static int fail(md_event_parser *p, md_reject r, const char *fmt, ...) {
@@ -432,6 +447,15 @@ static bool check_app_login(md_event_parser *p) {
     return !bad;
 }
 
+static bool check_key(md_event_parser *p, const char *key, size_t keylen, const char *customer_id) {
+    size_t cl = strlen(customer_id);
+    if (key && (keylen != cl || memcmp(key, customer_id, cl) != 0))
+        return fail(p, MD_REJECT_KEY_MISMATCH, "message key \"%.*s\" differs from customer_id \"%s\"",
+                    (int)(keylen < 64 ? keylen : 64), key, customer_id),
+               false;
+    return true;
+}
+
 static bool check_event(md_event_parser *p, const char *key, size_t keylen, int64_t now_ms) {
     md_event *ev = p->ev;
     char type[16];
@@ -456,14 +480,7 @@ static bool check_event(md_event_parser *p, const char *key, size_t keylen, int6
               : ev->type == MD_EVENT_CALL  ? check_call(p)
                                            : check_app_login(p);
     if (!ok) return false;
-    if (key) {
-        size_t cl = strlen(ev->customer_id);
-        if (keylen != cl || memcmp(key, ev->customer_id, cl) != 0)
-            return fail(p, MD_REJECT_KEY_MISMATCH, "message key \"%.*s\" differs from customer_id \"%s\"",
-                        (int)(keylen < 64 ? keylen : 64), key, ev->customer_id),
-                   false;
-    }
-    return true;
+    return check_key(p, key, keylen, ev->customer_id);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -479,14 +496,16 @@ md_event_parser *md_event_parser_new(const md_event_limits *limits) {
 
 void md_event_parser_destroy(md_event_parser *p) { free(p); }
 
-md_err md_event_parse(md_event_parser *p, const char *buf, size_t len, const char *key, size_t keylen,
-                      int64_t now_ms, md_event *out, md_parse_result *res) {
+/* Runs yajl over the message into the slots (and out's pages). Returns false
+ * with res filled when the bytes are not one well-formed JSON object within
+ * the limits; the field rules are checked afterwards by the caller. */
+static bool run_parse(md_event_parser *p, const char *buf, size_t len, md_event *out, md_parse_result *res) {
     res->reason = MD_REJECT_NONE;
     res->detail[0] = '\0';
     p->res = res;
     if (len > p->limits.max_message_bytes) {
         fail(p, MD_REJECT_TOO_LARGE, "%zu bytes, limit %zu", len, p->limits.max_message_bytes);
-        return MD_ERR_BAD_EVENT;
+        return false;
     }
     memset(out, 0, offsetof(md_event, pages));
     out->n_pages = 0;
@@ -504,7 +523,10 @@ md_err md_event_parse(md_event_parser *p, const char *buf, size_t len, const cha
     p->res = res;
 
     yajl_handle h = yajl_alloc(&callbacks, NULL, p);
-    if (!h) return MD_ERR_NOMEM;
+    if (!h) {
+        fail(p, MD_REJECT_TOO_LARGE, "out of memory");
+        return false;
+    }
     yajl_status st = yajl_parse(h, (const unsigned char *)buf, len);
     if (st == yajl_status_ok) st = yajl_complete_parse(h);
     if (st != yajl_status_ok && res->reason == MD_REJECT_NONE) {
@@ -517,7 +539,50 @@ md_err md_event_parse(md_event_parser *p, const char *buf, size_t len, const cha
     }
     yajl_free(h);
     if (res->reason == MD_REJECT_NONE && !p->seen_top) fail(p, MD_REJECT_NOT_JSON, "empty message");
-    if (res->reason != MD_REJECT_NONE) return MD_ERR_BAD_EVENT;
+    return res->reason == MD_REJECT_NONE;
+}
+
+md_err md_event_parse(md_event_parser *p, const char *buf, size_t len, const char *key, size_t keylen,
+                      int64_t now_ms, md_event *out, md_parse_result *res) {
+    if (!run_parse(p, buf, len, out, res)) return MD_ERR_BAD_EVENT;
     if (!check_event(p, key, keylen, now_ms)) return MD_ERR_BAD_EVENT;
+    return MD_ERR_OK;
+}
+
+md_err md_outcome_parse(md_event_parser *p, const char *buf, size_t len, const char *key, size_t keylen,
+                        int64_t now_ms, md_outcome *out, md_parse_result *res) {
+    memset(out, 0, sizeof(*out));
+    if (!run_parse(p, buf, len, &p->scratch, res)) return MD_ERR_BAD_EVENT;
+    char status[16];
+    bool bad = false;
+    if (!require(p, F_TRIGGER_ID, J_STRING) || !copy_string(p, F_TRIGGER_ID, out->trigger_id, MD_EVENT_ID_MAX, false) ||
+        !require(p, F_CUSTOMER_ID, J_STRING) ||
+        !copy_string(p, F_CUSTOMER_ID, out->customer_id, MD_CUSTOMER_ID_MAX, false) ||
+        !require(p, F_CAMPAIGN, J_STRING) || !copy_string(p, F_CAMPAIGN, out->campaign, MD_TOKEN_MAX, false) ||
+        !require(p, F_CHANNEL, J_STRING) || !copy_string(p, F_CHANNEL, out->channel, MD_TOKEN_MAX, false) ||
+        !require(p, F_STATUS, J_STRING))
+        return MD_ERR_BAD_EVENT;
+    if (p->slots[F_STATUS].len >= sizeof(status))
+        return fail(p, MD_REJECT_UNKNOWN_STATUS, "'status' = \"%.20s...\" is not a known status", p->slots[F_STATUS].text),
+               MD_ERR_BAD_EVENT;
+    copy_string(p, F_STATUS, status, sizeof(status) - 1, true);
+    int st;
+    for (st = 0; st < MD_OUTCOME_STATUS_COUNT; st++)
+        if (strcmp(status, status_names[st]) == 0) break;
+    if (st == MD_OUTCOME_STATUS_COUNT)
+        return fail(p, MD_REJECT_UNKNOWN_STATUS,
+                    "'status' = \"%s\" is not sent, delivered, reached, opened, converted, declined, no_answer, complaint or opt_out",
+                    status),
+               MD_ERR_BAD_EVENT;
+    out->status = (md_outcome_status)st;
+    p->ev = &p->scratch; /* check_timestamp writes the time here */
+    if (!check_timestamp(p, now_ms)) return MD_ERR_BAD_EVENT;
+    out->ts_ms = p->scratch.ts_ms;
+    if (optional(p, F_DURATION_S, J_NUMBER, &bad)) {
+        if (!integer_in(p, F_DURATION_S, 0, DURATION_MAX, &out->duration_s)) return MD_ERR_BAD_EVENT;
+        out->has_duration = true;
+    }
+    if (bad) return MD_ERR_BAD_EVENT;
+    if (!check_key(p, key, keylen, out->customer_id)) return MD_ERR_BAD_EVENT;
     return MD_ERR_OK;
 }

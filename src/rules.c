@@ -7,6 +7,7 @@
 #include "rules.h"
 
 #include <stdarg.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,21 @@ static unsigned allow_mask(const int *cls) {
     return m;
 }
 
+/* Names become expression identifiers, Redis field names and metric labels:
+ * an identifier of at most 64 bytes fits all three without quoting. */
+static bool is_identifier(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 64 || !(isalpha((unsigned char)s[0]) || s[0] == '_')) return false;
+    for (size_t i = 1; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) return false;
+    return true;
+}
+
 static bool unique_names(compiler *c, const char *what, size_t n, const char *(*name_of)(const md_config *, size_t)) {
+    for (size_t i = 0; i < n; i++)
+        if (!is_identifier(name_of(c->cfg, i)))
+            return cerr(c, "$.%s[%zu].name: \"%s\" must be an identifier (letters, digits, _; not starting with a digit; at most 64 bytes)",
+                        what, i, name_of(c->cfg, i));
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(name_of(c->cfg, i), name_of(c->cfg, j)) == 0)
@@ -294,6 +309,16 @@ static bool compile_campaigns(compiler *c) {
             snprintf(path, sizeof(path), "$.campaigns[%zu].routes[%zu].when", i, k);
             if (!compile(c, cc->routes[k].when, path, &rc->routes[k].when)) return false;
         }
+        /* The conversion is a fact about the event alone, like a signal. */
+        bool bare = c->bare_event;
+        unsigned allow = c->allow;
+        c->bare_event = true;
+        c->allow = 0;
+        snprintf(path, sizeof(path), "$.campaigns[%zu].conversion", i);
+        bool ok = compile(c, cc->conversion, path, &rc->conversion);
+        c->bare_event = bare;
+        c->allow = allow;
+        if (!ok) return false;
     }
     return true;
 }
@@ -346,6 +371,9 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
             if ((int64_t)d > longest) longest = (int64_t)d;
         }
         r->state_ttl_ms = longest + 86400000;
+        r->trigger_record_ms = cfg->outcomes.horizon_ms;
+        for (size_t k = 0; k < cfg->n_campaigns; k++)
+            if (cfg->campaigns[k].attribution_ms > r->trigger_record_ms) r->trigger_record_ms = cfg->campaigns[k].attribution_ms;
     }
     if (c.failed) {
         md_rules_destroy(r);
@@ -362,6 +390,7 @@ void md_rules_destroy(md_rules *r) {
         md_rcampaign *c = &r->campaigns[i];
         md_expr_destroy(c->eligible);
         md_expr_destroy(c->fire_on);
+        md_expr_destroy(c->conversion);
         for (size_t f = 0; f < c->n_features && c->features; f++) md_expr_destroy(c->features[f].expr);
         for (size_t k = 0; k < c->n_routes && c->routes; k++) md_expr_destroy(c->routes[k].when);
         free(c->features);

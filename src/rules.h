@@ -80,6 +80,7 @@ typedef struct md_rroute {
 typedef struct md_rcampaign {
     md_expr *eligible; /* NULL = everyone */
     md_expr *fire_on;  /* NULL = any event */
+    md_expr *conversion; /* NULL = conversions are not observed */
     md_rfeature *features;
     size_t n_features;
     md_rstatic *statics;
@@ -106,6 +107,7 @@ typedef struct md_rules {
     int default_utc_offset_min;
     int64_t max_cap_span_ms;     /* longest cap span: how long contact records are kept */
     int64_t state_ttl_ms;        /* a customer's state expires after this much inactivity */
+    int64_t trigger_record_ms;   /* how long trigger records are kept: outcomes.horizon and every attribution */
     /* Profile attributes the rules read, by index. */
     char **profile_attrs;
     size_t n_profile_attrs;

@@ -371,6 +371,73 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
     return first;
 }
 
+void md_store_funnel_key(const md_store *s, const char *campaign, const char *day, char *out, size_t n) {
+    snprintf(out, n, "%s:funnel:%s:%s", s->prefix, campaign, day);
+}
+
+/* Sends n commands built by build(i, argv, lens) (at most 4 arguments) and
+ * reads every reply; an error reply is reported after the pipeline drained. */
+static md_err pipeline(md_store *s, size_t n, int (*build)(void *, size_t, const char **, size_t *, char (*)[64]), void *ctx,
+                       char *errstr, size_t errstr_size) {
+    md_err err = ensure(s, errstr, errstr_size);
+    if (err) return err;
+    for (size_t i = 0; i < n; i++) {
+        const char *argv[4];
+        size_t lens[4];
+        char bufs[4][64];
+        int argc = build(ctx, i, argv, lens, bufs);
+        if (redisAppendCommandArgv(s->c, argc, argv, lens) != REDIS_OK) {
+            snprintf(errstr, errstr_size, "redis: cannot queue command");
+            md_store_disconnect(s);
+            return MD_ERR_REDIS_DOWN;
+        }
+    }
+    md_err first = MD_ERR_OK;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r;
+        if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
+        if (r->type == REDIS_REPLY_ERROR && !first) {
+            snprintf(errstr, errstr_size, "redis: %s", r->str);
+            first = MD_ERR_REDIS_REPLY;
+        }
+        freeReplyObject(r);
+    }
+    return first;
+}
+
+typedef struct funnel_ctx {
+    md_store *s;
+    const char *const *campaigns, *const *days, *const *fields;
+    const int64_t *deltas;
+    char key[256];
+} funnel_ctx;
+
+/* Command 2i is the HINCRBY, 2i+1 the PEXPIRE of the same key. */
+static int build_funnel(void *ctx, size_t j, const char **argv, size_t *lens, char (*bufs)[64]) {
+    funnel_ctx *f = ctx;
+    size_t i = j / 2;
+    md_store_funnel_key(f->s, f->campaigns[i], f->days[i], f->key, sizeof(f->key));
+    argv[1] = f->key;
+    if (j % 2 == 0) {
+        argv[0] = "HINCRBY";
+        argv[2] = f->fields[i];
+        snprintf(bufs[3], 64, "%lld", (long long)f->deltas[i]);
+        argv[3] = bufs[3];
+    } else {
+        argv[0] = "PEXPIRE";
+        argv[2] = "34560000000"; /* 400 days: a year of reports and some */
+    }
+    int argc = j % 2 == 0 ? 4 : 3;
+    for (int k = 0; k < argc; k++) lens[k] = strlen(argv[k]);
+    return argc;
+}
+
+md_err md_store_funnel_add(md_store *s, size_t n, const char *const *campaigns, const char *const *days,
+                           const char *const *fields, const int64_t *deltas, char *errstr, size_t errstr_size) {
+    funnel_ctx f = {s, campaigns, days, fields, deltas, ""};
+    return pipeline(s, 2 * n, build_funnel, &f, errstr, errstr_size);
+}
+
 md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char *const *fields, char *errstr,
                      size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);

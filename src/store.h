@@ -46,6 +46,14 @@ typedef struct md_apply_req {
  * version conflict (nothing written for that request). */
 md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size);
 
+/* Adds n pending funnel increments: HINCRBY "<prefix>:funnel:<campaign>:<day>"
+ * field delta, each key kept 400 days. One round trip. */
+md_err md_store_funnel_add(md_store *s, size_t n, const char *const *campaigns, const char *const *days,
+                           const char *const *fields, const int64_t *deltas, char *errstr, size_t errstr_size);
+
+/* "<prefix>:funnel:<campaign>:<day>". */
+void md_store_funnel_key(const md_store *s, const char *campaign, const char *day, char *out, size_t n);
+
 /* Pipelined HDEL key field, for n pairs (outbox entries Kafka acknowledged). */
 md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char *const *fields, char *errstr,
                      size_t errstr_size);

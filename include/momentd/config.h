@@ -146,6 +146,8 @@ typedef struct md_cfg_campaign {
     double threshold;
     double rearm_below;
     double holdout_pct;
+    char *conversion;       /* expression over event fields; "" = none */
+    int64_t attribution_ms;
     md_cfg_route *routes;
     size_t n_routes;
     md_cfg_cooldown cooldown;
@@ -178,6 +180,11 @@ typedef struct md_cfg_contact {
     char *default_utc_offset;
 } md_cfg_contact;
 
+typedef struct md_cfg_outcomes {
+    int64_t horizon_ms;
+    int64_t hangup_within_ms;
+} md_cfg_outcomes;
+
 typedef struct md_cfg_http {
     char *listen;
 } md_cfg_http;
@@ -201,6 +208,7 @@ typedef struct md_config {
     md_cfg_channel *channels;
     size_t n_channels;
     md_cfg_contact contact;
+    md_cfg_outcomes outcomes;
     md_cfg_campaign *campaigns;
     size_t n_campaigns;
     struct md_rules *rules; /* owned */

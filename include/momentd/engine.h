@@ -87,6 +87,14 @@ size_t md_cstate_pending_count(const md_cstate *cs);
  * Pointers are valid until the state changes. */
 void md_cstate_pending(const md_cstate *cs, size_t i, const char **trigger_id, const char **topic, const char **payload);
 
+/* Pending funnel increments (written with the decisions, not yet added to
+ * the campaign's funnel key). Entry i: its outbox field (to delete once
+ * added), campaign, day (YYYY-MM-DD), funnel field ("in_app:opened") and
+ * delta. Pointers are valid until the state changes. */
+size_t md_cstate_incr_count(const md_cstate *cs);
+void md_cstate_incr(const md_cstate *cs, size_t i, const char **outbox_field, const char **campaign, const char **day,
+                    const char **field, int64_t *delta);
+
 /* Profile: replaces the stored attributes (json object text, NUL-terminated)
  * and records the operations. A NULL json deletes the profile. Returns
  * MD_ERR_BAD_EVENT with a reason in errstr when the value is not an object of
@@ -187,6 +195,8 @@ typedef struct md_engine_out {
     md_trigger triggers[MD_MAX_CAMPAIGNS];
     /* Contact records for the contact-point key (one per real contact). */
     size_t n_contact_point_records;
+    /* Conversions this event was attributed as (one per campaign at most). */
+    size_t n_conversions;
 } md_engine_out;
 
 void md_engine_out_init(md_engine_out *out);
@@ -213,6 +223,24 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
  * series touched by many events of the batch is written once). Call after
  * the customer's last md_engine_process of the batch, before applying ops. */
 void md_cstate_flush(md_cstate *cs, md_ops *ops);
+
+/* What became of an outcome. */
+typedef enum md_outcome_applied {
+    MD_OUTCOME_APPLIED = 0,      /* funnel, fatigue and blocks updated */
+    MD_OUTCOME_DUP_OFFSET,       /* this partition offset was already applied: redelivery */
+    MD_OUTCOME_DUPLICATE,        /* this status was already reported for this trigger */
+    MD_OUTCOME_UNKNOWN_TRIGGER   /* no such trigger for this customer, campaign and channel (or a holdout one): ignored */
+} md_outcome_applied;
+
+const char *md_outcome_applied_name(md_outcome_applied a);
+
+/* Applies one outcome (SPEC section 8) to the customer's state: the
+ * trigger's funnel stage once per status; fatigue +1 on no_answer, declined,
+ * complaint and a reached call shorter than outcomes.hangup_within; fatigue
+ * reset on opened and converted; complaint starts the complaint block;
+ * opt_out blocks every campaign for good. Pure, like md_engine_process. */
+md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, const md_outcome *o, const md_source *src, md_ops *ops,
+                         md_outcome_applied *applied);
 
 /* Evaluates every campaign at time now_ms without an event and without
  * changing anything (explain). fire_on rules are skipped. */

@@ -72,7 +72,8 @@ typedef struct md_event {
     X(TOO_MANY_ITEMS, "too_many_items", "an array exceeds limits.max_pages")    \
     X(BAD_TIMESTAMP, "bad_timestamp", "ts is not RFC 3339 nor epoch millis, or before 2000") \
     X(FUTURE_TIMESTAMP, "future_timestamp", "ts is further ahead than limits.max_future_skew_s") \
-    X(KEY_MISMATCH, "key_mismatch", "the Kafka message key is not the customer_id")
+    X(KEY_MISMATCH, "key_mismatch", "the Kafka message key is not the customer_id") \
+    X(UNKNOWN_STATUS, "unknown_status", "an outcome's status is not one of SPEC section 8")
 
 typedef enum md_reject {
 #define MD_REJECT_ENUM(name, code, text) MD_REJECT_##name,
@@ -113,6 +114,46 @@ void md_event_parser_destroy(md_event_parser *p); /* accepts NULL */
  * set and *out unspecified. */
 md_err md_event_parse(md_event_parser *p, const char *buf, size_t len, const char *key, size_t keylen,
                       int64_t now_ms, md_event *out, md_parse_result *res);
+
+/* ------------------------------------------------------------------------- */
+/* Outcomes (SPEC section 8): what a channel's subscriber reports back.       */
+
+#define MD_OUTCOME_STATUS_MAP(X)                                               \
+    X(SENT, "sent")                                                            \
+    X(DELIVERED, "delivered")                                                  \
+    X(REACHED, "reached")                                                      \
+    X(OPENED, "opened")                                                        \
+    X(CONVERTED, "converted")                                                  \
+    X(DECLINED, "declined")                                                    \
+    X(NO_ANSWER, "no_answer")                                                  \
+    X(COMPLAINT, "complaint")                                                  \
+    X(OPT_OUT, "opt_out")
+
+typedef enum md_outcome_status {
+#define MD_OUTCOME_ENUM(name, text) MD_OUTCOME_##name,
+    MD_OUTCOME_STATUS_MAP(MD_OUTCOME_ENUM)
+#undef MD_OUTCOME_ENUM
+        MD_OUTCOME_STATUS_COUNT
+} md_outcome_status;
+
+/* "sent", "no_answer", ...: stable, they label funnel counters. */
+const char *md_outcome_status_name(md_outcome_status s);
+
+typedef struct md_outcome {
+    char trigger_id[MD_EVENT_ID_MAX + 1];
+    char customer_id[MD_CUSTOMER_ID_MAX + 1];
+    char campaign[MD_TOKEN_MAX + 1];
+    char channel[MD_TOKEN_MAX + 1];
+    md_outcome_status status;
+    int64_t ts_ms;
+    bool has_duration;
+    int64_t duration_s; /* optional: length of a connected call */
+} md_outcome;
+
+/* Parses one outcome message, with the same limits, key check and reasons as
+ * md_event_parse (and MD_REJECT_UNKNOWN_STATUS). Unknown fields are ignored. */
+md_err md_outcome_parse(md_event_parser *p, const char *buf, size_t len, const char *key, size_t keylen,
+                        int64_t now_ms, md_outcome *out, md_parse_result *res);
 
 /* Parses an RFC 3339 timestamp ("2026-11-24T08:00:00+08:00", fraction and
  * lower-case separators allowed) of len bytes into epoch milliseconds.

@@ -3,7 +3,8 @@
 -- KEYS[1]  the customer's hash, "<prefix>:{<customer_id>}" (or a contact
 --          point's, "<prefix>:{cp:<id>}")
 -- KEYS[2]  its outbox hash, "<KEYS[1]>:x" (same slot)
--- ARGV[1]  TTL of the hash in milliseconds (refreshed on every apply)
+-- ARGV[1]  TTL of the hash in milliseconds (refreshed on every apply); "0"
+--          keeps it forever (an opted-out customer must stay opted out)
 -- ARGV[2]  the version ("v" field) the caller read before deciding, "0" when
 --          absent; "-" skips the check (contact-point keys)
 -- then     triples: op ("S" HSET, "I" HINCRBY, "D" HDEL on KEYS[1]; "X" HSET on
@@ -48,8 +49,12 @@ while i + 2 <= #ARGV do
   end
   i = i + 3
 end
-redis.call('PEXPIRE', key, ARGV[1])
+if ARGV[1] == '0' then
+  redis.call('PERSIST', key)
+else
+  redis.call('PEXPIRE', key, ARGV[1])
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[1] == '0' and 31536000000 or ARGV[1])
 end
 return 1

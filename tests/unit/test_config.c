@@ -78,6 +78,9 @@ Test(config, rules_are_cross_checked) {
                     "{\"name\": \"late_payment\", \"type\": \"payment\", \"where\": \"late == \"}", "$.signals[1].where: unexpected end");
     expect_rejected("\"name\": \"bill_instalment\"", "\"name\": \"prepay_wallet\"", "is already the name of $.campaigns[0]");
     expect_rejected("\"granularity\": \"1h\"}", "\"granularity\": \"5h\"}", "whole number of granularity buckets");
+    expect_rejected("\"name\": \"bill_instalment\"", "\"name\": \"bill,instalment\"", "$.campaigns[1].name: \"bill,instalment\" must be an identifier");
+    expect_rejected("{\"name\": \"sms\"", "{\"name\": \"9sms\"", "$.channels[2].name: \"9sms\" must be an identifier");
+    expect_rejected("\"conversion\": \"kind == \\\"prepay\\\"\"", "\"conversion\": \"kind == \"", "$.campaigns[0].conversion: unexpected end");
 }
 
 Test(config, windows_over_one_signal_share_a_series) {

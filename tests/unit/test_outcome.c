@@ -1,0 +1,304 @@
+/* test_outcome.c: outcomes reported by the channels (SPEC section 8): parsing
+ * and validation, and what each status does to fatigue, blocks, the funnel
+ * and the cooldown; plus conversions observed in the event stream. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "momentd/engine.h"
+
+static md_config *cfg;
+static md_cstate *cs;
+static md_ops ops, cp_ops;
+static md_engine_out out;
+static md_event_parser *parser;
+static char cust[32];
+static int seq;
+static char trigger[MD_TRIGGER_ID_LEN];
+static int64_t fired_at;
+
+/* A customer outside both holdout groups, or inside prepay_wallet's. */
+static void pick_customer(bool holdout) {
+    for (int i = 0;; i++) {
+        snprintf(cust, sizeof(cust), "oc-%d", i);
+        unsigned b = md_holdout_bucket(cust, "prepay_wallet");
+        if ((holdout ? b < 500 : b >= 500) && md_holdout_bucket(cust, "bill_instalment") >= 1000) break;
+    }
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, cust);
+}
+
+static void setup(void) {
+    cfg = th_default_config();
+    cs = md_cstate_new(cfg);
+    md_ops_init(&ops);
+    md_ops_init(&cp_ops);
+    md_engine_out_init(&out);
+    md_event_limits lim = {65536, 300000, 64, 16};
+    parser = md_event_parser_new(&lim);
+    seq = 0;
+    pick_customer(false);
+}
+static void teardown(void) {
+    md_event_parser_destroy(parser);
+    md_engine_out_fini(&out);
+    md_ops_fini(&ops);
+    md_ops_fini(&cp_ops);
+    md_cstate_destroy(cs);
+    md_config_destroy(cfg);
+}
+TestSuite(outcome, .init = setup, .fini = teardown);
+
+static void event(const char *fmt, int64_t ts, double x) {
+    char json[512];
+    int n = snprintf(json, sizeof(json), fmt, seq++, cust, (long long)ts, x);
+    cr_assert(n > 0 && (size_t)n < sizeof(json));
+    md_event ev = th_event(json);
+    cr_assert_eq(md_engine_process(cfg, cs, NULL, &ev, NULL, ev.ts_ms, &ops, &cp_ops, &out), MD_ERR_OK);
+}
+#define LATE_PAYMENT                                                                                                         \
+    "{\"event_id\":\"e%d\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":100,\"kind\":\"bill\",\"late\":true," \
+    "\"balance_after\":%g}"
+#define PREPAY_PAYMENT                                                                                                       \
+    "{\"event_id\":\"e%d\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":%g,\"kind\":\"prepay\",\"balance_after\":900}"
+#define COMPLAINT_CALL                                                                                                        \
+    "{\"event_id\":\"e%d\",\"type\":\"call\",\"customer_id\":\"%s\",\"ts\":%lld,\"reason\":\"complaint\",\"direction\":\"inbound\"," \
+    "\"duration_s\":%g}"
+
+/* Three late payments with a low balance fire prepay_wallet by outbound call
+ * on the third (see test_engine.c); remembers the trigger. */
+static void fire(int64_t t) {
+    event(LATE_PAYMENT, t - 60 * TH_DAY, 80);
+    event(LATE_PAYMENT, t - 30 * TH_DAY, 60);
+    event(LATE_PAYMENT, t, 50);
+    cr_assert_eq(out.n_triggers, 1, "the story fires once");
+    snprintf(trigger, sizeof(trigger), "%s", out.triggers[0].id);
+    fired_at = t;
+}
+
+static md_outcome_applied report(const char *status, int64_t ts, const char *extra) {
+    char json[512], key[64];
+    snprintf(json, sizeof(json),
+             "{\"trigger_id\":\"%s\",\"customer_id\":\"%s\",\"campaign\":\"prepay_wallet\",\"channel\":\"outbound_call\","
+             "\"status\":\"%s\",\"ts\":%lld%s}",
+             trigger, cust, status, (long long)ts, extra ? extra : "");
+    snprintf(key, sizeof(key), "%s", cust);
+    md_outcome o;
+    md_parse_result res;
+    cr_assert_eq(md_outcome_parse(parser, json, strlen(json), key, strlen(key), ts, &o, &res), MD_ERR_OK, "%s: %s", json,
+                 res.detail);
+    md_outcome_applied a;
+    cr_assert_eq(md_engine_outcome(cfg, cs, &o, NULL, &ops, &a), MD_ERR_OK);
+    return a;
+}
+
+/* Sum of the pending funnel increments for field ("outbound_call:no_answer"). */
+static int64_t funnel(const char *field) {
+    int64_t sum = 0;
+    for (size_t i = 0; i < md_cstate_incr_count(cs); i++) {
+        const char *name, *camp, *day, *f;
+        int64_t d;
+        md_cstate_incr(cs, i, &name, &camp, &day, &f, &d);
+        if (strcmp(f, field) == 0) sum += d;
+    }
+    return sum;
+}
+
+/* ---- parsing ---- */
+
+static md_reject parse_reason(const char *json, const char *key) {
+    md_outcome o;
+    md_parse_result res;
+    md_outcome_parse(parser, json, strlen(json), key, key ? strlen(key) : 0, TH_T0, &o, &res);
+    return res.reason;
+}
+
+Test(outcome, parses_every_status_and_the_optional_duration) {
+    static const char *const statuses[] = {"sent", "delivered", "reached", "opened", "converted", "declined", "no_answer", "complaint", "opt_out"};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        char json[400];
+        snprintf(json, sizeof(json),
+                 "{\"trigger_id\":\"m1\",\"customer_id\":\"c1\",\"campaign\":\"p\",\"channel\":\"sms\",\"status\":\"%s\","
+                 "\"ts\":\"2026-03-02T10:00:00+08:00\",\"extra\":{\"ignored\":[1]}}",
+                 statuses[i]);
+        md_outcome o;
+        md_parse_result res;
+        cr_assert_eq(md_outcome_parse(parser, json, strlen(json), "c1", 2, TH_T0, &o, &res), MD_ERR_OK, "%s", res.detail);
+        cr_assert_str_eq(md_outcome_status_name(o.status), statuses[i]);
+        cr_assert_eq(o.ts_ms, TH_T0);
+        cr_assert_not(o.has_duration);
+    }
+    const char *with = "{\"trigger_id\":\"m1\",\"customer_id\":\"c1\",\"campaign\":\"p\",\"channel\":\"outbound_call\","
+                       "\"status\":\"reached\",\"ts\":1772416800000,\"duration_s\":3}";
+    md_outcome o;
+    md_parse_result res;
+    cr_assert_eq(md_outcome_parse(parser, with, strlen(with), "c1", 2, TH_T0, &o, &res), MD_ERR_OK, "%s", res.detail);
+    cr_assert(o.has_duration);
+    cr_assert_eq(o.duration_s, 3);
+}
+
+Test(outcome, rejections_each_reason) {
+#define BASE(status, extra)                                                                                                    \
+    "{\"trigger_id\":\"m1\",\"customer_id\":\"c1\",\"campaign\":\"p\",\"channel\":\"sms\",\"status\":\"" status "\",\"ts\":1772416800000" extra "}"
+    cr_assert_eq(parse_reason(BASE("answered", ""), "c1"), MD_REJECT_UNKNOWN_STATUS);
+    cr_assert_eq(parse_reason(BASE("a-very-long-status-indeed", ""), "c1"), MD_REJECT_UNKNOWN_STATUS);
+    cr_assert_eq(parse_reason(BASE("sent", ""), "someone-else"), MD_REJECT_KEY_MISMATCH);
+    cr_assert_eq(parse_reason(BASE("sent", ",\"duration_s\":-1"), "c1"), MD_REJECT_BAD_NUMBER);
+    cr_assert_eq(parse_reason(BASE("sent", ",\"duration_s\":\"3\""), "c1"), MD_REJECT_WRONG_TYPE);
+    cr_assert_eq(parse_reason("{\"customer_id\":\"c1\",\"campaign\":\"p\",\"channel\":\"sms\",\"status\":\"sent\",\"ts\":1772416800000}", "c1"),
+                 MD_REJECT_MISSING_FIELD);
+    cr_assert_eq(parse_reason("{\"trigger_id\":\"\",\"customer_id\":\"c1\",\"campaign\":\"p\",\"channel\":\"sms\",\"status\":\"sent\",\"ts\":1772416800000}", "c1"),
+                 MD_REJECT_EMPTY_STRING);
+    cr_assert_eq(parse_reason("{\"trigger_id\":\"m1\",\"customer_id\":\"c1\",\"campaign\":\"p\",\"channel\":\"sms\",\"status\":\"sent\",\"ts\":4102444800000}", "c1"),
+                 MD_REJECT_FUTURE_TIMESTAMP);
+    cr_assert_eq(parse_reason("[\"sent\"]", "c1"), MD_REJECT_NOT_OBJECT);
+    cr_assert_eq(parse_reason("{\"trigger_id\":", "c1"), MD_REJECT_NOT_JSON);
+    cr_assert_str_eq(md_reject_code(MD_REJECT_UNKNOWN_STATUS), "unknown_status");
+#undef BASE
+}
+
+/* ---- effects ---- */
+
+Test(outcome, two_no_answers_lengthen_the_next_gap_and_converted_resets_it) {
+    fire(TH_T0);
+    cr_assert_eq(md_cstate_fatigue(cs, 0), 0);
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(report("declined", TH_T0 + 2 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(md_cstate_fatigue(cs, 0), 2);
+    md_engine_evaluate(cfg, cs, NULL, TH_T0 + TH_DAY, &out);
+    double tired = out.eval[0].required_gap_days;
+    cr_assert_float_eq(tired, md_cooldown_required_days(&cfg->campaigns[0].cooldown, out.eval[0].score, 2), 1e-9);
+    cr_assert_float_eq(tired, 2.0 * md_cooldown_required_days(&cfg->campaigns[0].cooldown, out.eval[0].score, 0), 1e-9,
+                       "fatigue step 0.5 twice doubles the gap");
+    cr_assert_eq(report("converted", TH_T0 + 3 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(md_cstate_fatigue(cs, 0), 0, "a positive response resets fatigue");
+    md_engine_evaluate(cfg, cs, NULL, TH_T0 + TH_DAY, &out);
+    cr_assert_float_eq(out.eval[0].required_gap_days, tired / 2, 1e-9);
+}
+
+Test(outcome, a_short_reached_call_is_a_hang_up) {
+    fire(TH_T0);
+    cr_assert_eq(report("reached", TH_T0 + TH_HOUR, ",\"duration_s\":3"), MD_OUTCOME_APPLIED);
+    cr_assert_eq(md_cstate_fatigue(cs, 0), 1, "3 s is under outcomes.hangup_within (5 s)");
+    cr_assert_eq(funnel("outbound_call:hangup"), 1);
+    pick_customer(false);
+    fire(TH_T0);
+    cr_assert_eq(report("reached", TH_T0 + TH_HOUR, ",\"duration_s\":95"), MD_OUTCOME_APPLIED);
+    cr_assert_eq(md_cstate_fatigue(cs, 0), 0, "a real conversation is no hang-up");
+}
+
+Test(outcome, complaint_blocks_for_the_configured_period) {
+    fire(TH_T0);
+    cr_assert_eq(report("complaint", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    md_engine_evaluate(cfg, cs, NULL, TH_T0 + 100 * TH_DAY, &out);
+    cr_assert_eq(out.eval[1].suppressed, MD_SUPPRESS_COMPLAINT, "every campaign, not only the one complained about");
+    cr_assert_eq(out.eval[1].eligible_again_ms, TH_T0 + TH_HOUR + cfg->contact.complaint_block_ms);
+}
+
+Test(outcome, opt_out_blocks_every_campaign_for_good) {
+    fire(TH_T0);
+    cr_assert_eq(report("opt_out", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    md_engine_evaluate(cfg, cs, NULL, TH_T0 + 3000 * TH_DAY, &out);
+    for (size_t c = 0; c < out.n_campaigns; c++) {
+        cr_assert_eq(out.eval[c].suppressed, MD_SUPPRESS_OPT_OUT);
+        cr_assert_eq(out.eval[c].eligible_again_ms, INT64_MAX);
+    }
+}
+
+Test(outcome, the_same_outcome_twice_counts_once) {
+    fire(TH_T0);
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(report("no_answer", TH_T0 + 2 * TH_HOUR, NULL), MD_OUTCOME_DUPLICATE);
+    cr_assert_eq(md_cstate_fatigue(cs, 0), 1);
+    cr_assert_eq(funnel("outbound_call:no_answer"), 1);
+    cr_assert_eq(funnel("outbound_call:triggered"), 1);
+}
+
+Test(outcome, unknown_or_mismatched_triggers_are_ignored) {
+    fire(TH_T0);
+    char real[MD_TRIGGER_ID_LEN];
+    snprintf(real, sizeof(real), "%s", trigger);
+    snprintf(trigger, sizeof(trigger), "m0000000000000000000000000000dead");
+    cr_assert_eq(report("complaint", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_UNKNOWN_TRIGGER);
+    cr_assert_eq(md_cstate_fatigue(cs, 0), 0);
+    md_engine_evaluate(cfg, cs, NULL, TH_T0 + TH_DAY, &out);
+    cr_assert_neq(out.eval[1].suppressed, MD_SUPPRESS_COMPLAINT, "an unknown trigger's complaint is not trusted");
+    /* The real id, reported for another channel than it was sent on. */
+    snprintf(trigger, sizeof(trigger), "%s", real);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"trigger_id\":\"%s\",\"customer_id\":\"%s\",\"campaign\":\"prepay_wallet\",\"channel\":\"sms\",\"status\":\"opt_out\",\"ts\":%lld}",
+             trigger, cust, (long long)(TH_T0 + TH_HOUR));
+    md_outcome o;
+    md_parse_result res;
+    cr_assert_eq(md_outcome_parse(parser, json, strlen(json), cust, strlen(cust), TH_T0 + TH_HOUR, &o, &res), MD_ERR_OK);
+    md_outcome_applied a;
+    cr_assert_eq(md_engine_outcome(cfg, cs, &o, NULL, &ops, &a), MD_ERR_OK);
+    cr_assert_eq(a, MD_OUTCOME_UNKNOWN_TRIGGER);
+    md_engine_evaluate(cfg, cs, NULL, TH_T0 + TH_DAY, &out);
+    cr_assert_neq(out.eval[1].suppressed, MD_SUPPRESS_OPT_OUT);
+}
+
+Test(outcome, outcomes_for_a_holdout_decision_are_not_trusted) {
+    pick_customer(true);
+    fire(TH_T0);
+    cr_assert(out.triggers[0].holdout);
+    cr_assert_eq(funnel("holdout:triggered"), 1);
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_UNKNOWN_TRIGGER, "a holdout customer is never contacted");
+}
+
+Test(outcome, conversions_in_the_stream_count_once_for_treated_and_holdout_alike) {
+    for (int holdout = 0; holdout <= 1; holdout++) {
+        pick_customer(holdout);
+        fire(TH_T0);
+        const char *group = holdout ? "holdout" : "outbound_call";
+        char conv[64], amount[64];
+        snprintf(conv, sizeof(conv), "%s:conversions", group);
+        snprintf(amount, sizeof(amount), "%s:amount_fen", group);
+        event(PREPAY_PAYMENT, TH_T0 + 5 * TH_DAY, 500);
+        cr_assert_eq(out.n_conversions, 1);
+        event(PREPAY_PAYMENT, TH_T0 + 6 * TH_DAY, 300);
+        cr_assert_eq(out.n_conversions, 0, "one conversion per trigger");
+        cr_assert_eq(funnel(conv), 1, "%s", group);
+        cr_assert_eq(funnel(amount), 50000, "500 yuan in fen");
+    }
+    /* Outside the 30-day attribution window nothing is attributed. */
+    pick_customer(false);
+    fire(TH_T0);
+    event(PREPAY_PAYMENT, TH_T0 + 31 * TH_DAY, 500);
+    cr_assert_eq(out.n_conversions, 0);
+}
+
+Test(outcome, a_complaint_call_tires_the_campaigns_that_called) {
+    fire(TH_T0);
+    event(COMPLAINT_CALL, TH_T0 + TH_DAY, 300);
+    cr_assert_eq(md_cstate_fatigue(cs, 0), 1, "prepay_wallet called two days ago");
+    cr_assert_eq(md_cstate_fatigue(cs, 1), 0, "bill_instalment never called");
+}
+
+Test(outcome, trigger_records_and_increments_survive_a_reload) {
+    fire(TH_T0);
+    report("no_answer", TH_T0 + TH_HOUR, NULL);
+    /* Fold the ops into a fresh state as Redis would hold them: the last
+     * write of each field wins, a delete removes it. */
+    md_cstate *fresh = md_cstate_new(cfg);
+    md_cstate_set_customer(fresh, cust);
+    for (size_t i = 0; i < ops.n; i++) {
+        const char *f = md_ops_field(&ops, i), *v = md_ops_value(&ops, i);
+        bool later = false;
+        for (size_t j = i + 1; j < ops.n && !later; j++)
+            later = strcmp(md_ops_field(&ops, j), f) == 0 && (ops.ops[j].kind == MD_OP_OUTBOX_SET) == (ops.ops[i].kind == MD_OP_OUTBOX_SET);
+        if (later) continue;
+        if (ops.ops[i].kind == MD_OP_SET) md_cstate_load_field(fresh, f, strlen(f), v, strlen(v));
+        else if (ops.ops[i].kind == MD_OP_OUTBOX_SET && f[0] == '+') md_cstate_load_outbox(fresh, f, strlen(f), v, strlen(v));
+    }
+    cr_assert_eq(md_cstate_incr_count(fresh), md_cstate_incr_count(cs));
+    md_cstate *keep = cs;
+    cs = fresh;
+    cr_assert_eq(report("no_answer", TH_T0 + 2 * TH_HOUR, NULL), MD_OUTCOME_DUPLICATE, "the status bits came back");
+    cr_assert_eq(report("opened", TH_T0 + 2 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cs = keep;
+    md_cstate_destroy(fresh);
+}
