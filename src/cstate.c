@@ -707,9 +707,7 @@ md_trec *md_cs_find_trec(md_cstate *cs, const char *id) {
     return NULL;
 }
 
-/* YYYY-MM-DD of t at the configured default UTC offset: funnel days follow
- * the operators' calendar, not UTC. */
-static void local_day(int64_t t_ms, int utc_offset_min, char out[16]) {
+void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]) {
     int64_t days = (t_ms / 1000 + (int64_t)utc_offset_min * 60) / 86400;
     if ((t_ms / 1000 + (int64_t)utc_offset_min * 60) % 86400 < 0) days--;
     /* civil_from_days (Howard Hinnant), the inverse of event.c's days_from_civil. */
@@ -731,7 +729,8 @@ void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *st
     md_incr in;
     snprintf(in.name, sizeof(in.name), "+%s:%s", t->id, stage);
     snprintf(in.campaign, sizeof(in.campaign), "%s", cs->cfg->campaigns[t->campaign].name);
-    local_day(t->fired_ms, cs->r->default_utc_offset_min, in.day);
+    /* Funnel days follow the operators' calendar (the default UTC offset), not UTC. */
+    md_format_day(t->fired_ms, cs->r->default_utc_offset_min, in.day);
     snprintf(in.field, sizeof(in.field), "%s:%s",
              t->holdout ? "holdout" : t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?", stage);
     in.delta = delta;

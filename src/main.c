@@ -15,6 +15,7 @@
 #include "momentd/config.h"
 #include "momentd/engine.h"
 #include "momentd/jsonw.h"
+#include "report.h"
 #include "store.h"
 
 #define MOMENTD_VERSION "0.1.0"
@@ -27,6 +28,10 @@ static const char usage[] =
     "  check -c FILE                   validate a configuration; exit 0 and print a summary, or exit 2\n"
     "  explain -c FILE CUSTOMER [--json] [--at TIME]\n"
     "                                  one customer's windows, tags, scores, cooldown and what an event now would do\n"
+    "  report -c FILE [--from DAY] [--to DAY] [--json]\n"
+    "                                  funnel per campaign and channel, and the uplift over the holdout group, for\n"
+    "                                  the triggers of days DAY (YYYY-MM-DD, the default UTC offset's calendar;\n"
+    "                                  default: the last 30 days)\n"
     "  config-doc                      print the configuration reference (Markdown)\n"
     "  version                         print the version\n"
     "\n"
@@ -288,6 +293,80 @@ done:
     return rc;
 }
 
+/* ---- report ---- */
+
+/* "YYYY-MM-DD" to days since the epoch; false when it is not a date. */
+static bool parse_day(const char *s, int64_t *days) {
+    char buf[32];
+    int64_t ms;
+    if (strlen(s) != 10) return false;
+    snprintf(buf, sizeof(buf), "%sT00:00:00Z", s);
+    if (!md_parse_rfc3339(buf, strlen(buf), &ms)) return false;
+    *days = ms / MD_DAY_MS;
+    return true;
+}
+
+static int cmd_report(const char *path, const char *from, const char *to, bool json) {
+    md_config *cfg = load_or_die(path);
+    char err[512], from_s[16], to_s[16];
+    int rc = 1;
+    int64_t d_from, d_to;
+    int off = cfg->rules->default_utc_offset_min;
+    if (to && !parse_day(to, &d_to)) {
+        fprintf(stderr, "momentd: --to expects a day as YYYY-MM-DD, got \"%s\"\n", to);
+        md_config_destroy(cfg);
+        return 2;
+    }
+    if (!to) { /* today in the operators' calendar */
+        md_format_day(now_ms(), off, to_s);
+        parse_day(to_s, &d_to);
+    }
+    if (from && !parse_day(from, &d_from)) {
+        fprintf(stderr, "momentd: --from expects a day as YYYY-MM-DD, got \"%s\"\n", from);
+        md_config_destroy(cfg);
+        return 2;
+    }
+    if (!from) d_from = d_to - 29;
+    if (d_from > d_to || d_to - d_from > 3660) {
+        fprintf(stderr, "momentd: --from must not be after --to, and the range at most ten years\n");
+        md_config_destroy(cfg);
+        return 2;
+    }
+    md_format_day(d_from * MD_DAY_MS, 0, from_s);
+    md_format_day(d_to * MD_DAY_MS, 0, to_s);
+    md_store *store = md_store_new(&cfg->redis, err, sizeof(err));
+    md_report *rep = md_report_new(cfg, from_s, to_s);
+    if (!store || !rep) {
+        fprintf(stderr, "momentd: %s\n", store ? "out of memory" : err);
+        goto done;
+    }
+    for (int64_t d = d_from; d <= d_to; d++) {
+        char day[16], key[256];
+        md_format_day(d * MD_DAY_MS, 0, day);
+        for (size_t c = 0; c < cfg->n_campaigns; c++) {
+            md_store_funnel_key(store, cfg->campaigns[c].name, day, key, sizeof(key));
+            const char *argv[] = {"HGETALL", key};
+            size_t lens[] = {7, strlen(key)};
+            redisReply *r = md_store_command_argv(store, 2, argv, lens);
+            if (!r || r->type != REDIS_REPLY_ARRAY) {
+                fprintf(stderr, "momentd: cannot read %s from redis: %s\n", key, r && r->str ? r->str : "no connection");
+                if (r) freeReplyObject(r);
+                goto done;
+            }
+            for (size_t k = 0; k + 1 < r->elements; k += 2) md_report_add(rep, (int)c, r->element[k]->str, r->element[k + 1]->str);
+            freeReplyObject(r);
+        }
+    }
+    if (json) md_report_print_json(rep, stdout);
+    else md_report_print_text(rep, stdout);
+    rc = 0;
+done:
+    md_report_destroy(rep);
+    md_store_destroy(store);
+    md_config_destroy(cfg);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fputs(usage, stderr);
@@ -306,10 +385,11 @@ int main(int argc, char **argv) {
         md_config_print_reference(stdout);
         return 0;
     }
-    const char *config = NULL, *at = NULL;
+    const char *config = NULL, *at = NULL, *from = NULL, *to = NULL;
     bool json = false;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
                                          {"at", required_argument, NULL, 'a'},     {"help", no_argument, NULL, 'h'},
+                                         {"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
                                          {NULL, 0, NULL, 0}};
     optind = 2;
     int ch;
@@ -318,12 +398,15 @@ int main(int argc, char **argv) {
         case 'c': config = optarg; break;
         case 'j': json = true; break;
         case 'a': at = optarg; break;
+        case 'f': from = optarg; break;
+        case 't': to = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }
     if (strcmp(cmd, "run") == 0) return cmd_run(config);
     if (strcmp(cmd, "check") == 0) return cmd_check(config);
+    if (strcmp(cmd, "report") == 0) return cmd_report(config, from, to, json);
     if (strcmp(cmd, "explain") == 0) {
         if (optind != argc - 1) {
             fprintf(stderr, "momentd: explain takes exactly one CUSTOMER\n");

@@ -265,6 +265,9 @@ double md_cooldown_required_days(const md_cfg_cooldown *cd, double score, int un
  * start == end means no quiet hours. */
 bool md_quiet_hours_active(int start_min, int end_min, int64_t t_ms, int utc_offset_min);
 
+/* "YYYY-MM-DD" of t_ms at utc_offset_min minutes east of UTC. */
+void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]);
+
 /* Stable membership in [0, 10000): hash of customer and campaign. */
 unsigned md_holdout_bucket(const char *customer_id, const char *campaign);
 

@@ -1,0 +1,227 @@
+/* report.c: the funnel and uplift report (report.h). Counts in, every rate
+ * derived here, text for people and JSON for machines from the same numbers. */
+#include "report.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "momentd/jsonw.h"
+
+static const char *const stage_names[MD_STAGE_COUNT] = {
+#define MD_STAGE_NAME(name, text) text,
+    MD_STAGE_MAP(MD_STAGE_NAME)
+#undef MD_STAGE_NAME
+};
+
+const char *md_stage_name(md_stage s) { return (unsigned)s < MD_STAGE_COUNT ? stage_names[s] : "?"; }
+
+struct md_report {
+    const md_config *cfg;
+    char from[16], to[16];
+    size_t n_groups; /* channels + the holdout group */
+    int64_t *counts; /* [campaign][group][stage] */
+    uint64_t ignored;
+};
+
+md_report *md_report_new(const md_config *cfg, const char *from, const char *to) {
+    md_report *r = calloc(1, sizeof(*r));
+    if (!r) return NULL;
+    r->cfg = cfg;
+    snprintf(r->from, sizeof(r->from), "%s", from);
+    snprintf(r->to, sizeof(r->to), "%s", to);
+    r->n_groups = cfg->n_channels + 1;
+    r->counts = calloc(cfg->n_campaigns * r->n_groups * MD_STAGE_COUNT + 1, sizeof(int64_t));
+    if (!r->counts) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void md_report_destroy(md_report *r) {
+    if (!r) return;
+    free(r->counts);
+    free(r);
+}
+
+static int64_t *cell(const md_report *r, int campaign, int group, md_stage stage) {
+    return &r->counts[((size_t)campaign * r->n_groups + (size_t)group) * MD_STAGE_COUNT + stage];
+}
+
+void md_report_add(md_report *r, int campaign, const char *field, const char *value) {
+    const char *colon = strchr(field, ':');
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (!colon || *end || errno || campaign < 0 || (size_t)campaign >= r->cfg->n_campaigns) {
+        r->ignored++;
+        return;
+    }
+    size_t gl = (size_t)(colon - field);
+    int group = -1;
+    if (gl == 7 && memcmp(field, "holdout", 7) == 0) group = (int)r->cfg->n_channels;
+    for (size_t c = 0; group < 0 && c < r->cfg->n_channels; c++)
+        if (strlen(r->cfg->channels[c].name) == gl && memcmp(r->cfg->channels[c].name, field, gl) == 0) group = (int)c;
+    int stage = -1;
+    for (int s = 0; s < MD_STAGE_COUNT; s++)
+        if (strcmp(colon + 1, stage_names[s]) == 0) stage = s;
+    if (group < 0 || stage < 0) {
+        r->ignored++;
+        return;
+    }
+    *cell(r, campaign, group, (md_stage)stage) += v;
+}
+
+uint64_t md_report_ignored(const md_report *r) { return r->ignored; }
+
+int64_t md_report_count(const md_report *r, int campaign, int channel, md_stage stage) {
+    return *cell(r, campaign, channel, stage);
+}
+
+void md_report_uplift(const md_report *r, int campaign, md_uplift *u) {
+    memset(u, 0, sizeof(*u));
+    for (size_t g = 0; g < r->cfg->n_channels; g++) {
+        u->treated_triggers += *cell(r, campaign, (int)g, MD_STAGE_TRIGGERED);
+        u->treated_conversions += *cell(r, campaign, (int)g, MD_STAGE_CONVERSIONS);
+    }
+    u->holdout_triggers = *cell(r, campaign, (int)r->cfg->n_channels, MD_STAGE_TRIGGERED);
+    u->holdout_conversions = *cell(r, campaign, (int)r->cfg->n_channels, MD_STAGE_CONVERSIONS);
+    double n1 = (double)u->treated_triggers, n2 = (double)u->holdout_triggers;
+    u->treated_rate = n1 > 0 ? (double)u->treated_conversions / n1 : 0;
+    u->holdout_rate = n2 > 0 ? (double)u->holdout_conversions / n2 : 0;
+    u->has_uplift = n1 > 0 && n2 > 0;
+    if (!u->has_uplift) return;
+    double p1 = u->treated_rate, p2 = u->holdout_rate;
+    double se = sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2);
+    u->uplift_pp = (p1 - p2) * 100;
+    u->ci_low_pp = (p1 - p2 - 1.96 * se) * 100;
+    u->ci_high_pp = (p1 - p2 + 1.96 * se) * 100;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Output                                                                     */
+
+static const char *group_name(const md_report *r, size_t g) {
+    return g < r->cfg->n_channels ? r->cfg->channels[g].name : "holdout";
+}
+
+static bool group_empty(const md_report *r, int c, size_t g) {
+    for (int s = 0; s < MD_STAGE_COUNT; s++)
+        if (*cell(r, c, (int)g, (md_stage)s)) return false;
+    return true;
+}
+
+/* The stages shown as a funnel row (conversions and amount go to the uplift part). */
+static const md_stage funnel_stages[] = {MD_STAGE_TRIGGERED, MD_STAGE_SENT,     MD_STAGE_DELIVERED, MD_STAGE_REACHED,
+                                         MD_STAGE_OPENED,    MD_STAGE_CONVERTED, MD_STAGE_DECLINED, MD_STAGE_NO_ANSWER,
+                                         MD_STAGE_HANGUP,    MD_STAGE_COMPLAINT, MD_STAGE_OPT_OUT};
+#define N_FUNNEL (sizeof(funnel_stages) / sizeof(funnel_stages[0]))
+
+void md_report_print_text(const md_report *r, FILE *out) {
+    fprintf(out, "momentd report, trigger days %s .. %s (%s)\n", r->from, r->to, r->cfg->contact.default_utc_offset);
+    fprintf(out, "rates are shares of the triggers sent on that channel\n");
+    for (size_t c = 0; c < r->cfg->n_campaigns; c++) {
+        fprintf(out, "\ncampaign %s\n  %-14s", r->cfg->campaigns[c].name, "channel");
+        for (size_t k = 0; k < N_FUNNEL; k++) fprintf(out, " %10s", stage_names[funnel_stages[k]]);
+        fprintf(out, "\n");
+        bool any = false;
+        for (size_t g = 0; g < r->cfg->n_channels; g++) {
+            if (group_empty(r, (int)c, g)) continue;
+            any = true;
+            int64_t trig = *cell(r, (int)c, (int)g, MD_STAGE_TRIGGERED);
+            fprintf(out, "  %-14s", group_name(r, g));
+            for (size_t k = 0; k < N_FUNNEL; k++) fprintf(out, " %10lld", (long long)*cell(r, (int)c, (int)g, funnel_stages[k]));
+            fprintf(out, "\n  %-14s", "");
+            for (size_t k = 0; k < N_FUNNEL; k++) {
+                if (trig > 0) fprintf(out, " %9.1f%%", 100.0 * (double)*cell(r, (int)c, (int)g, funnel_stages[k]) / (double)trig);
+                else fprintf(out, " %10s", "-");
+            }
+            fprintf(out, "\n");
+        }
+        if (!any) fprintf(out, "  (no triggers in these days)\n");
+        md_uplift u;
+        md_report_uplift(r, (int)c, &u);
+        int64_t amount_t = 0;
+        for (size_t g = 0; g < r->cfg->n_channels; g++) amount_t += *cell(r, (int)c, (int)g, MD_STAGE_AMOUNT_FEN);
+        int64_t amount_h = *cell(r, (int)c, (int)r->cfg->n_channels, MD_STAGE_AMOUNT_FEN);
+        fprintf(out, "  conversions observed in the event stream within %lld days of a trigger:\n",
+                (long long)(r->cfg->campaigns[c].attribution_ms / 86400000));
+        fprintf(out, "    treated  %8lld triggers %8lld conversions %7.2f%%  amount %.2f\n", (long long)u.treated_triggers,
+                (long long)u.treated_conversions, u.treated_rate * 100, (double)amount_t / 100);
+        fprintf(out, "    holdout  %8lld triggers %8lld conversions %7.2f%%  amount %.2f\n", (long long)u.holdout_triggers,
+                (long long)u.holdout_conversions, u.holdout_rate * 100, (double)amount_h / 100);
+        if (u.has_uplift)
+            fprintf(out, "    uplift   %+.2f percentage points (95%% CI %+.2f .. %+.2f)\n", u.uplift_pp, u.ci_low_pp, u.ci_high_pp);
+        else
+            fprintf(out, "    uplift   not measurable yet (no triggers in %s)\n", u.treated_triggers ? "the holdout group" : "the treated group");
+    }
+    if (r->ignored) fprintf(out, "\n%llu funnel fields of unknown channels or stages were left out\n", (unsigned long long)r->ignored);
+}
+
+void md_report_print_json(const md_report *r, FILE *out) {
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_jsonw_obj_open(&w);
+    md_jsonw_kstr(&w, "from", r->from);
+    md_jsonw_kstr(&w, "to", r->to);
+    md_jsonw_kstr(&w, "utc_offset", r->cfg->contact.default_utc_offset);
+    md_jsonw_key(&w, "campaigns");
+    md_jsonw_arr_open(&w);
+    for (size_t c = 0; c < r->cfg->n_campaigns; c++) {
+        md_jsonw_obj_open(&w);
+        md_jsonw_kstr(&w, "campaign", r->cfg->campaigns[c].name);
+        md_jsonw_key(&w, "channels");
+        md_jsonw_arr_open(&w);
+        for (size_t g = 0; g < r->n_groups; g++) {
+            int64_t trig = *cell(r, (int)c, (int)g, MD_STAGE_TRIGGERED);
+            md_jsonw_obj_open(&w);
+            md_jsonw_kstr(&w, "channel", group_name(r, g));
+            md_jsonw_key(&w, "counts");
+            md_jsonw_obj_open(&w);
+            for (int s = 0; s < MD_STAGE_COUNT; s++) md_jsonw_kint(&w, stage_names[s], *cell(r, (int)c, (int)g, (md_stage)s));
+            md_jsonw_obj_close(&w);
+            md_jsonw_key(&w, "rates");
+            md_jsonw_obj_open(&w);
+            for (int s = 1; s < MD_STAGE_COUNT; s++) {
+                if (s == MD_STAGE_AMOUNT_FEN) continue;
+                md_jsonw_key(&w, stage_names[s]);
+                if (trig > 0) md_jsonw_num(&w, (double)*cell(r, (int)c, (int)g, (md_stage)s) / (double)trig);
+                else md_jsonw_null(&w);
+            }
+            md_jsonw_obj_close(&w);
+            md_jsonw_obj_close(&w);
+        }
+        md_jsonw_arr_close(&w);
+        md_uplift u;
+        md_report_uplift(r, (int)c, &u);
+        md_jsonw_key(&w, "uplift");
+        md_jsonw_obj_open(&w);
+        md_jsonw_kint(&w, "treated_triggers", u.treated_triggers);
+        md_jsonw_kint(&w, "treated_conversions", u.treated_conversions);
+        md_jsonw_knum(&w, "treated_rate", u.treated_rate);
+        md_jsonw_kint(&w, "holdout_triggers", u.holdout_triggers);
+        md_jsonw_kint(&w, "holdout_conversions", u.holdout_conversions);
+        md_jsonw_knum(&w, "holdout_rate", u.holdout_rate);
+        md_jsonw_key(&w, "uplift_pp");
+        if (u.has_uplift) md_jsonw_num(&w, u.uplift_pp);
+        else md_jsonw_null(&w);
+        md_jsonw_key(&w, "ci95_pp");
+        if (u.has_uplift) {
+            md_jsonw_arr_open(&w);
+            md_jsonw_num(&w, u.ci_low_pp);
+            md_jsonw_num(&w, u.ci_high_pp);
+            md_jsonw_arr_close(&w);
+        } else {
+            md_jsonw_null(&w);
+        }
+        md_jsonw_obj_close(&w);
+        md_jsonw_obj_close(&w);
+    }
+    md_jsonw_arr_close(&w);
+    md_jsonw_kint(&w, "ignored_fields", (int64_t)r->ignored);
+    md_jsonw_obj_close(&w);
+    fprintf(out, "%s\n", w.oom ? "{\"error\":\"out of memory\"}" : w.buf);
+    md_jsonw_fini(&w);
+}

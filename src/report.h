@@ -1,0 +1,73 @@
+/* report.h (private): the funnel and uplift report of `momentd report`.
+ *
+ * Pure: the caller feeds the funnel hashes it read from Redis (one per
+ * campaign and day, fields "<channel or holdout>:<stage>" = count), and the
+ * report adds them up and derives every rate. Rates are never stored, so
+ * they can never disagree with the counts they come from. */
+#ifndef MOMENTD_REPORT_H
+#define MOMENTD_REPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "momentd/config.h"
+
+/* The funnel stages, in funnel order; the names are the field suffixes. */
+#define MD_STAGE_MAP(X)                 \
+    X(TRIGGERED, "triggered")           \
+    X(SENT, "sent")                     \
+    X(DELIVERED, "delivered")           \
+    X(REACHED, "reached")               \
+    X(OPENED, "opened")                 \
+    X(CONVERTED, "converted")           \
+    X(DECLINED, "declined")             \
+    X(NO_ANSWER, "no_answer")           \
+    X(HANGUP, "hangup")                 \
+    X(COMPLAINT, "complaint")           \
+    X(OPT_OUT, "opt_out")               \
+    X(CONVERSIONS, "conversions")       \
+    X(AMOUNT_FEN, "amount_fen")
+
+typedef enum md_stage {
+#define MD_STAGE_ENUM(name, text) MD_STAGE_##name,
+    MD_STAGE_MAP(MD_STAGE_ENUM)
+#undef MD_STAGE_ENUM
+        MD_STAGE_COUNT
+} md_stage;
+
+const char *md_stage_name(md_stage s);
+
+typedef struct md_report md_report;
+
+/* A report over cfg's campaigns and channels (plus the holdout group) for
+ * the days [from, to] (YYYY-MM-DD, copied). cfg must outlive it. NULL on OOM. */
+md_report *md_report_new(const md_config *cfg, const char *from, const char *to);
+void md_report_destroy(md_report *r); /* accepts NULL */
+
+/* Adds one field of campaign's funnel hash. Fields of unknown channels or
+ * stages are counted in md_report_ignored (a newer or older configuration
+ * wrote them) rather than guessed at. */
+void md_report_add(md_report *r, int campaign, const char *field, const char *value);
+uint64_t md_report_ignored(const md_report *r);
+
+/* The count of a stage for a campaign and a channel (cfg's index, or
+ * n_channels for the holdout group). */
+int64_t md_report_count(const md_report *r, int campaign, int channel, md_stage stage);
+
+/* Treated (every channel) against holdout: conversions observed in the
+ * event stream per trigger, their difference in percentage points and its
+ * 95% confidence interval (normal approximation). has_uplift is false while
+ * either group has no trigger. */
+typedef struct md_uplift {
+    int64_t treated_triggers, treated_conversions, holdout_triggers, holdout_conversions;
+    double treated_rate, holdout_rate;
+    bool has_uplift;
+    double uplift_pp, ci_low_pp, ci_high_pp;
+} md_uplift;
+void md_report_uplift(const md_report *r, int campaign, md_uplift *out);
+
+void md_report_print_text(const md_report *r, FILE *out);
+void md_report_print_json(const md_report *r, FILE *out);
+
+#endif

@@ -1,0 +1,79 @@
+/* test_report.c: funnel counts add up, rates and uplift are derived exactly,
+ * and fields the configuration does not know are left out, not guessed. */
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "helpers.h"
+#include "report.h"
+
+static md_config *cfg;
+static md_report *rep;
+
+static void setup(void) {
+    cfg = th_default_config();
+    rep = md_report_new(cfg, "2026-11-01", "2026-11-30");
+    cr_assert(rep);
+}
+static void teardown(void) {
+    md_report_destroy(rep);
+    md_config_destroy(cfg);
+}
+TestSuite(report, .init = setup, .fini = teardown);
+
+enum { PREPAY = 0, OUTBOUND = 0, IN_APP = 1 };
+
+Test(report, days_add_up_per_campaign_channel_and_stage) {
+    /* Two days of prepay_wallet's funnel hash. */
+    md_report_add(rep, PREPAY, "outbound_call:triggered", "10");
+    md_report_add(rep, PREPAY, "outbound_call:no_answer", "4");
+    md_report_add(rep, PREPAY, "in_app:triggered", "7");
+    md_report_add(rep, PREPAY, "outbound_call:triggered", "5");
+    md_report_add(rep, PREPAY, "outbound_call:reached", "6");
+    cr_assert_eq(md_report_count(rep, PREPAY, OUTBOUND, MD_STAGE_TRIGGERED), 15);
+    cr_assert_eq(md_report_count(rep, PREPAY, OUTBOUND, MD_STAGE_NO_ANSWER), 4);
+    cr_assert_eq(md_report_count(rep, PREPAY, IN_APP, MD_STAGE_TRIGGERED), 7);
+    cr_assert_eq(md_report_count(rep, 1, OUTBOUND, MD_STAGE_TRIGGERED), 0, "the other campaign is untouched");
+    cr_assert_eq(md_report_ignored(rep), 0);
+}
+
+Test(report, unknown_channels_stages_and_values_are_left_out) {
+    md_report_add(rep, PREPAY, "fax:triggered", "3");
+    md_report_add(rep, PREPAY, "outbound_call:teleported", "3");
+    md_report_add(rep, PREPAY, "outbound_call:triggered", "3x");
+    md_report_add(rep, PREPAY, "no-colon", "3");
+    md_report_add(rep, 7, "outbound_call:triggered", "3");
+    cr_assert_eq(md_report_ignored(rep), 5);
+    cr_assert_eq(md_report_count(rep, PREPAY, OUTBOUND, MD_STAGE_TRIGGERED), 0);
+}
+
+Test(report, uplift_and_its_interval_by_hand) {
+    /* Treated: 200 triggers over two channels, 30 conversions (15%).
+     * Holdout: 100 triggers, 5 conversions (5%). */
+    md_report_add(rep, PREPAY, "outbound_call:triggered", "120");
+    md_report_add(rep, PREPAY, "in_app:triggered", "80");
+    md_report_add(rep, PREPAY, "outbound_call:conversions", "20");
+    md_report_add(rep, PREPAY, "in_app:conversions", "10");
+    md_report_add(rep, PREPAY, "holdout:triggered", "100");
+    md_report_add(rep, PREPAY, "holdout:conversions", "5");
+    md_uplift u;
+    md_report_uplift(rep, PREPAY, &u);
+    cr_assert_eq(u.treated_triggers, 200);
+    cr_assert_eq(u.treated_conversions, 30);
+    cr_assert_eq(u.holdout_triggers, 100);
+    cr_assert_eq(u.holdout_conversions, 5);
+    cr_assert(u.has_uplift);
+    cr_assert_float_eq(u.uplift_pp, 10.0, 1e-9);
+    /* se = sqrt(.15*.85/200 + .05*.95/100) = sqrt(0.0006375 + 0.000475) = 0.033354 */
+    double se = sqrt(0.15 * 0.85 / 200 + 0.05 * 0.95 / 100);
+    cr_assert_float_eq(se, 0.0333542, 1e-6);
+    cr_assert_float_eq(u.ci_low_pp, 10.0 - 196 * se, 1e-9);
+    cr_assert_float_eq(u.ci_high_pp, 10.0 + 196 * se, 1e-9);
+}
+
+Test(report, no_uplift_without_both_groups) {
+    md_report_add(rep, PREPAY, "outbound_call:triggered", "10");
+    md_uplift u;
+    md_report_uplift(rep, PREPAY, &u);
+    cr_assert_not(u.has_uplift, "a holdout group with no trigger measures nothing");
+    cr_assert_float_eq(u.holdout_rate, 0, 1e-12);
+}
