@@ -113,10 +113,11 @@ int main(int argc, char **argv) {
             payment(cust, daytime(start, d), 60 + unif() * 240, "bill", late, balance, unif() < 0.5 ? "app" : "bank");
             if (story == 0 && unif() < 0.3) call(cust, daytime(start, d) + HOUR, "bill_inquiry");
         }
-        if (story == 1) { /* looks at the prepaid product in bursts */
+        if (story == 1) { /* looks at the prepaid product in bursts; a third buy it soon after one */
             for (int b = 0; b < 3; b++) {
-                int d0 = (int)range(0, days - 7);
+                int d0 = (int)range(0, days - 14);
                 for (int k = 0; k < (int)range(2, 6); k++) login(cust, daytime(start, d0 + k), "prepay_product");
+                if (unif() < 0.12) payment(cust, daytime(start, d0 + 8), 500, "prepay", false, balance + 500, "app");
             }
         } else if (story == 2) { /* instalment shopper */
             int d0 = (int)range(0, days - 10);
