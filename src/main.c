@@ -15,7 +15,7 @@
 #include "momentd/config.h"
 #include "momentd/engine.h"
 #include "momentd/jsonw.h"
-#include "report.h"
+#include "report_store.h"
 #include "store.h"
 
 #define MOMENTD_VERSION "0.1.0"
@@ -308,7 +308,7 @@ static bool parse_day(const char *s, int64_t *days) {
 
 static int cmd_report(const char *path, const char *from, const char *to, bool json) {
     md_config *cfg = load_or_die(path);
-    char err[512], from_s[16], to_s[16];
+    char err[512] = "", to_s[16];
     int rc = 1;
     int64_t d_from, d_to;
     int off = cfg->rules->default_utc_offset_min;
@@ -332,30 +332,11 @@ static int cmd_report(const char *path, const char *from, const char *to, bool j
         md_config_destroy(cfg);
         return 2;
     }
-    md_format_day(d_from * MD_DAY_MS, 0, from_s);
-    md_format_day(d_to * MD_DAY_MS, 0, to_s);
     md_store *store = md_store_new(&cfg->redis, err, sizeof(err));
-    md_report *rep = md_report_new(cfg, from_s, to_s);
-    if (!store || !rep) {
-        fprintf(stderr, "momentd: %s\n", store ? "out of memory" : err);
+    md_report *rep = store ? md_report_read(store, cfg, d_from, d_to, err, sizeof(err)) : NULL;
+    if (!rep) {
+        fprintf(stderr, "momentd: cannot read the report: %s\n", err);
         goto done;
-    }
-    for (int64_t d = d_from; d <= d_to; d++) {
-        char day[16], key[256];
-        md_format_day(d * MD_DAY_MS, 0, day);
-        for (size_t c = 0; c < cfg->n_campaigns; c++) {
-            md_store_funnel_key(store, cfg->campaigns[c].name, day, key, sizeof(key));
-            const char *argv[] = {"HGETALL", key};
-            size_t lens[] = {7, strlen(key)};
-            redisReply *r = md_store_command_argv(store, 2, argv, lens);
-            if (!r || r->type != REDIS_REPLY_ARRAY) {
-                fprintf(stderr, "momentd: cannot read %s from redis: %s\n", key, r && r->str ? r->str : "no connection");
-                if (r) freeReplyObject(r);
-                goto done;
-            }
-            for (size_t k = 0; k + 1 < r->elements; k += 2) md_report_add(rep, (int)c, r->element[k]->str, r->element[k + 1]->str);
-            freeReplyObject(r);
-        }
     }
     if (json) md_report_print_json(rep, stdout);
     else md_report_print_text(rep, stdout);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "momentd/engine.h"
 #include "momentd/jsonw.h"
 
 static const char *const stage_names[MD_STAGE_COUNT] = {
@@ -17,45 +18,71 @@ static const char *const stage_names[MD_STAGE_COUNT] = {
 
 const char *md_stage_name(md_stage s) { return (unsigned)s < MD_STAGE_COUNT ? stage_names[s] : "?"; }
 
+/* Per-day series kept for the page: triggers and conversions, treated and holdout. */
+enum { DS_TRIG, DS_CONV, DS_HOLD_TRIG, DS_HOLD_CONV, DS_COUNT };
+
 struct md_report {
     const md_config *cfg;
     char from[16], to[16];
+    int n_days;
+    char (*day_names)[16];
     size_t n_groups; /* channels + the holdout group */
     int64_t *counts; /* [campaign][group][stage] */
+    int64_t *daily;  /* [campaign][day][DS_*] */
     uint64_t ignored;
 };
 
-md_report *md_report_new(const md_config *cfg, const char *from, const char *to) {
+md_report *md_report_new(const md_config *cfg, int64_t from_day, int64_t to_day) {
+    if (to_day < from_day || to_day - from_day > 3660) return NULL;
     md_report *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
     r->cfg = cfg;
-    snprintf(r->from, sizeof(r->from), "%s", from);
-    snprintf(r->to, sizeof(r->to), "%s", to);
+    r->n_days = (int)(to_day - from_day + 1);
     r->n_groups = cfg->n_channels + 1;
     r->counts = calloc(cfg->n_campaigns * r->n_groups * MD_STAGE_COUNT + 1, sizeof(int64_t));
-    if (!r->counts) {
-        free(r);
+    r->daily = calloc(cfg->n_campaigns * (size_t)r->n_days * DS_COUNT + 1, sizeof(int64_t));
+    r->day_names = calloc((size_t)r->n_days, sizeof(*r->day_names));
+    if (!r->counts || !r->daily || !r->day_names) {
+        md_report_destroy(r);
         return NULL;
     }
+    for (int d = 0; d < r->n_days; d++) md_format_day((from_day + d) * MD_DAY_MS, 0, r->day_names[d]);
+    snprintf(r->from, sizeof(r->from), "%s", r->day_names[0]);
+    snprintf(r->to, sizeof(r->to), "%s", r->day_names[r->n_days - 1]);
     return r;
 }
 
 void md_report_destroy(md_report *r) {
     if (!r) return;
     free(r->counts);
+    free(r->daily);
+    free(r->day_names);
     free(r);
+}
+
+int md_report_days(const md_report *r) { return r->n_days; }
+const char *md_report_day(const md_report *r, int day) { return r->day_names[day]; }
+
+static int64_t *daily_cell(const md_report *r, int campaign, int day, int series) {
+    return &r->daily[((size_t)campaign * (size_t)r->n_days + (size_t)day) * DS_COUNT + (size_t)series];
+}
+
+int64_t md_report_day_count(const md_report *r, int campaign, int day, bool holdout, md_stage stage) {
+    if (stage == MD_STAGE_TRIGGERED) return *daily_cell(r, campaign, day, holdout ? DS_HOLD_TRIG : DS_TRIG);
+    if (stage == MD_STAGE_CONVERSIONS) return *daily_cell(r, campaign, day, holdout ? DS_HOLD_CONV : DS_CONV);
+    return 0;
 }
 
 static int64_t *cell(const md_report *r, int campaign, int group, md_stage stage) {
     return &r->counts[((size_t)campaign * r->n_groups + (size_t)group) * MD_STAGE_COUNT + stage];
 }
 
-void md_report_add(md_report *r, int campaign, const char *field, const char *value) {
+void md_report_add(md_report *r, int campaign, int day, const char *field, const char *value) {
     const char *colon = strchr(field, ':');
     char *end;
     errno = 0;
     long long v = strtoll(value, &end, 10);
-    if (!colon || *end || errno || campaign < 0 || (size_t)campaign >= r->cfg->n_campaigns) {
+    if (!colon || *end || errno || campaign < 0 || (size_t)campaign >= r->cfg->n_campaigns || day < 0 || day >= r->n_days) {
         r->ignored++;
         return;
     }
@@ -72,6 +99,9 @@ void md_report_add(md_report *r, int campaign, const char *field, const char *va
         return;
     }
     *cell(r, campaign, group, (md_stage)stage) += v;
+    bool holdout = group == (int)r->cfg->n_channels;
+    if (stage == MD_STAGE_TRIGGERED) *daily_cell(r, campaign, day, holdout ? DS_HOLD_TRIG : DS_TRIG) += v;
+    if (stage == MD_STAGE_CONVERSIONS) *daily_cell(r, campaign, day, holdout ? DS_HOLD_CONV : DS_CONV) += v;
 }
 
 uint64_t md_report_ignored(const md_report *r) { return r->ignored; }
@@ -217,6 +247,18 @@ void md_report_print_json(const md_report *r, FILE *out) {
             md_jsonw_null(&w);
         }
         md_jsonw_obj_close(&w);
+        md_jsonw_key(&w, "days");
+        md_jsonw_arr_open(&w);
+        for (int d = 0; d < r->n_days; d++) {
+            md_jsonw_obj_open(&w);
+            md_jsonw_kstr(&w, "day", r->day_names[d]);
+            md_jsonw_kint(&w, "triggered", *daily_cell(r, (int)c, d, DS_TRIG));
+            md_jsonw_kint(&w, "conversions", *daily_cell(r, (int)c, d, DS_CONV));
+            md_jsonw_kint(&w, "holdout_triggered", *daily_cell(r, (int)c, d, DS_HOLD_TRIG));
+            md_jsonw_kint(&w, "holdout_conversions", *daily_cell(r, (int)c, d, DS_HOLD_CONV));
+            md_jsonw_obj_close(&w);
+        }
+        md_jsonw_arr_close(&w);
         md_jsonw_obj_close(&w);
     }
     md_jsonw_arr_close(&w);

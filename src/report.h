@@ -41,14 +41,21 @@ const char *md_stage_name(md_stage s);
 typedef struct md_report md_report;
 
 /* A report over cfg's campaigns and channels (plus the holdout group) for
- * the days [from, to] (YYYY-MM-DD, copied). cfg must outlive it. NULL on OOM. */
-md_report *md_report_new(const md_config *cfg, const char *from, const char *to);
+ * the days from_day .. to_day (days since 1970-01-01, at most 3661 of them).
+ * cfg must outlive it. NULL on OOM or a bad range. */
+md_report *md_report_new(const md_config *cfg, int64_t from_day, int64_t to_day);
 void md_report_destroy(md_report *r); /* accepts NULL */
 
-/* Adds one field of campaign's funnel hash. Fields of unknown channels or
- * stages are counted in md_report_ignored (a newer or older configuration
- * wrote them) rather than guessed at. */
-void md_report_add(md_report *r, int campaign, const char *field, const char *value);
+/* Adds one field of campaign's funnel hash of day (0 = from, up to the
+ * number of days - 1). Fields of unknown channels or stages are counted in
+ * md_report_ignored (a newer or older configuration wrote them) rather than
+ * guessed at. */
+void md_report_add(md_report *r, int campaign, int day, const char *field, const char *value);
+/* Days in the report; "YYYY-MM-DD" of day i. */
+int md_report_days(const md_report *r);
+const char *md_report_day(const md_report *r, int day);
+/* Per day and campaign: treated (every channel) or holdout triggers and conversions. */
+int64_t md_report_day_count(const md_report *r, int campaign, int day, bool holdout, md_stage stage);
 uint64_t md_report_ignored(const md_report *r);
 
 /* The count of a stage for a campaign and a channel (cfg's index, or

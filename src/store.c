@@ -220,6 +220,23 @@ static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (
     return MD_ERR_OK;
 }
 
+typedef struct each_ctx {
+    md_store_field_fn fn;
+    void *ctx;
+} each_ctx;
+
+static void each_field(void *ctx, size_t i, redisReply *r) {
+    each_ctx *e = ctx;
+    for (size_t k = 0; k + 1 < r->elements; k += 2)
+        e->fn(e->ctx, i, r->element[k]->str, r->element[k]->len, r->element[k + 1]->str, r->element[k + 1]->len);
+}
+
+md_err md_store_hgetall_each(md_store *s, size_t n, const char *const *keys, md_store_field_fn fn, void *ctx, char *errstr,
+                             size_t errstr_size) {
+    each_ctx e = {fn, ctx};
+    return read_hashes(s, n, keys, each_field, &e, errstr, errstr_size);
+}
+
 typedef struct cust_load {
     md_cstate *const *states;
     const char *const *ids;

@@ -58,6 +58,12 @@ void md_store_funnel_key(const md_store *s, const char *campaign, const char *da
 md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char *const *fields, char *errstr,
                      size_t errstr_size);
 
+/* Pipelined HGETALL of n keys (one round trip); calls fn for every field of
+ * key i. Field and value are binary-safe and valid only during the call. */
+typedef void (*md_store_field_fn)(void *ctx, size_t i, const char *field, size_t flen, const char *value, size_t vlen);
+md_err md_store_hgetall_each(md_store *s, size_t n, const char *const *keys, md_store_field_fn fn, void *ctx, char *errstr,
+                             size_t errstr_size);
+
 /* Runs one command and returns its reply (the caller frees it with
  * freeReplyObject), for tools such as explain. NULL on failure. */
 void *md_store_command_argv(md_store *s, int argc, const char **argv, const size_t *argvlen);

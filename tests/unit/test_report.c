@@ -11,7 +11,7 @@ static md_report *rep;
 
 static void setup(void) {
     cfg = th_default_config();
-    rep = md_report_new(cfg, "2026-11-01", "2026-11-30");
+    rep = md_report_new(cfg, 20758, 20787); /* 2026-11-01 .. 2026-11-30 */
     cr_assert(rep);
 }
 static void teardown(void) {
@@ -24,11 +24,11 @@ enum { PREPAY = 0, OUTBOUND = 0, IN_APP = 1 };
 
 Test(report, days_add_up_per_campaign_channel_and_stage) {
     /* Two days of prepay_wallet's funnel hash. */
-    md_report_add(rep, PREPAY, "outbound_call:triggered", "10");
-    md_report_add(rep, PREPAY, "outbound_call:no_answer", "4");
-    md_report_add(rep, PREPAY, "in_app:triggered", "7");
-    md_report_add(rep, PREPAY, "outbound_call:triggered", "5");
-    md_report_add(rep, PREPAY, "outbound_call:reached", "6");
+    md_report_add(rep, PREPAY, 0, "outbound_call:triggered", "10");
+    md_report_add(rep, PREPAY, 0, "outbound_call:no_answer", "4");
+    md_report_add(rep, PREPAY, 0, "in_app:triggered", "7");
+    md_report_add(rep, PREPAY, 0, "outbound_call:triggered", "5");
+    md_report_add(rep, PREPAY, 0, "outbound_call:reached", "6");
     cr_assert_eq(md_report_count(rep, PREPAY, OUTBOUND, MD_STAGE_TRIGGERED), 15);
     cr_assert_eq(md_report_count(rep, PREPAY, OUTBOUND, MD_STAGE_NO_ANSWER), 4);
     cr_assert_eq(md_report_count(rep, PREPAY, IN_APP, MD_STAGE_TRIGGERED), 7);
@@ -37,11 +37,11 @@ Test(report, days_add_up_per_campaign_channel_and_stage) {
 }
 
 Test(report, unknown_channels_stages_and_values_are_left_out) {
-    md_report_add(rep, PREPAY, "fax:triggered", "3");
-    md_report_add(rep, PREPAY, "outbound_call:teleported", "3");
-    md_report_add(rep, PREPAY, "outbound_call:triggered", "3x");
-    md_report_add(rep, PREPAY, "no-colon", "3");
-    md_report_add(rep, 7, "outbound_call:triggered", "3");
+    md_report_add(rep, PREPAY, 0, "fax:triggered", "3");
+    md_report_add(rep, PREPAY, 0, "outbound_call:teleported", "3");
+    md_report_add(rep, PREPAY, 0, "outbound_call:triggered", "3x");
+    md_report_add(rep, PREPAY, 0, "no-colon", "3");
+    md_report_add(rep, 7, 0, "outbound_call:triggered", "3");
     cr_assert_eq(md_report_ignored(rep), 5);
     cr_assert_eq(md_report_count(rep, PREPAY, OUTBOUND, MD_STAGE_TRIGGERED), 0);
 }
@@ -49,12 +49,12 @@ Test(report, unknown_channels_stages_and_values_are_left_out) {
 Test(report, uplift_and_its_interval_by_hand) {
     /* Treated: 200 triggers over two channels, 30 conversions (15%).
      * Holdout: 100 triggers, 5 conversions (5%). */
-    md_report_add(rep, PREPAY, "outbound_call:triggered", "120");
-    md_report_add(rep, PREPAY, "in_app:triggered", "80");
-    md_report_add(rep, PREPAY, "outbound_call:conversions", "20");
-    md_report_add(rep, PREPAY, "in_app:conversions", "10");
-    md_report_add(rep, PREPAY, "holdout:triggered", "100");
-    md_report_add(rep, PREPAY, "holdout:conversions", "5");
+    md_report_add(rep, PREPAY, 0, "outbound_call:triggered", "120");
+    md_report_add(rep, PREPAY, 0, "in_app:triggered", "80");
+    md_report_add(rep, PREPAY, 0, "outbound_call:conversions", "20");
+    md_report_add(rep, PREPAY, 0, "in_app:conversions", "10");
+    md_report_add(rep, PREPAY, 0, "holdout:triggered", "100");
+    md_report_add(rep, PREPAY, 0, "holdout:conversions", "5");
     md_uplift u;
     md_report_uplift(rep, PREPAY, &u);
     cr_assert_eq(u.treated_triggers, 200);
@@ -70,8 +70,22 @@ Test(report, uplift_and_its_interval_by_hand) {
     cr_assert_float_eq(u.ci_high_pp, 10.0 + 196 * se, 1e-9);
 }
 
+Test(report, days_are_named_and_series_kept_per_day) {
+    cr_assert_eq(md_report_days(rep), 30);
+    cr_assert_str_eq(md_report_day(rep, 0), "2026-11-01");
+    cr_assert_str_eq(md_report_day(rep, 29), "2026-11-30");
+    md_report_add(rep, PREPAY, 3, "in_app:triggered", "4");
+    md_report_add(rep, PREPAY, 3, "holdout:conversions", "1");
+    md_report_add(rep, PREPAY, 30, "in_app:triggered", "4");
+    cr_assert_eq(md_report_day_count(rep, PREPAY, 3, false, MD_STAGE_TRIGGERED), 4);
+    cr_assert_eq(md_report_day_count(rep, PREPAY, 3, true, MD_STAGE_CONVERSIONS), 1);
+    cr_assert_eq(md_report_day_count(rep, PREPAY, 4, false, MD_STAGE_TRIGGERED), 0);
+    cr_assert_eq(md_report_ignored(rep), 1, "a day outside the range is left out");
+    cr_assert_null(md_report_new(cfg, 20787, 20758), "to before from");
+}
+
 Test(report, no_uplift_without_both_groups) {
-    md_report_add(rep, PREPAY, "outbound_call:triggered", "10");
+    md_report_add(rep, PREPAY, 0, "outbound_call:triggered", "10");
     md_uplift u;
     md_report_uplift(rep, PREPAY, &u);
     cr_assert_not(u.has_uplift, "a holdout group with no trigger measures nothing");
