@@ -2,7 +2,7 @@
 # developed and tested against (librdkafka 2.0.2, hiredis 0.14, yajl 2.1).
 FROM debian:12-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        gcc libc6-dev cmake ninja-build pkg-config librdkafka-dev libhiredis-dev libyajl-dev \
+        gcc libc6-dev cmake ninja-build pkg-config librdkafka-dev libhiredis-dev libyajl-dev libmicrohttpd-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -11,13 +11,14 @@ COPY include include
 COPY src src
 COPY config config
 COPY tools tools
+COPY web web
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOMENTD_BUILD_TESTS=OFF \
     && cmake --build /build --target momentd gen_events \
     && DESTDIR=/install cmake --install /build --prefix /usr
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        librdkafka1 libhiredis0.14 libyajl2 \
+        librdkafka1 libhiredis0.14 libyajl2 libmicrohttpd12 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --no-create-home momentd
 COPY --from=build /install/ /

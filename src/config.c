@@ -110,7 +110,7 @@ static const field log_fields[] = {
 static const table log_table = {"log", log_fields, NF(log_fields)};
 
 static const field http_fields[] = {
-    STR(md_cfg_http, listen, "127.0.0.1:9464", "Address of the metrics and health endpoint (reserved; see README)."),
+    STR(md_cfg_http, listen, "127.0.0.1:9464", "IPv4-ADDRESS:PORT of the HTTP endpoint (/metrics, /healthz, /readyz, /api/report, the report page); empty disables it."),
 };
 static const table http_table = {"http", http_fields, NF(http_fields)};
 

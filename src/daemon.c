@@ -29,6 +29,8 @@
 #include "log.h"
 #include "momentd/engine.h"
 #include "momentd/event.h"
+#include "http.h"
+#include "status.h"
 #include "store.h"
 
 static int64_t wall_ms(void) {
@@ -57,11 +59,7 @@ typedef struct delivery {
     int status; /* 0 pending, 1 delivered, -1 failed */
 } delivery;
 
-typedef struct counters {
-    uint64_t consumed, accepted, dead_lettered, duplicates, too_late, profiles, triggers, holdouts, batches,
-        redis_retries, conflicts, outcomes, outcome_duplicates, outcomes_unknown, conversions;
-    uint64_t rejects[MD_REJECT_COUNT];
-} counters;
+typedef md_counters counters;
 
 typedef struct daemon {
     const md_config *cfg;
@@ -83,6 +81,10 @@ typedef struct daemon {
     md_engine_out out;
     counters n;
     int64_t last_stats_ms;
+    md_status *status;      /* what /metrics and /readyz read */
+    md_status_snapshot snap; /* the daemon's own copy, published once per batch */
+    int64_t last_publish_ms;
+    int64_t last_ping_ms;
 } daemon;
 
 /* ------------------------------------------------------------------------- */
@@ -341,6 +343,7 @@ static size_t classify(daemon *d, rd_kafka_message_t **msgs, size_t n, outmsg *d
             free(it->profile_json);
             it->profile_json = NULL;
             d->n.dead_lettered++;
+            if (strcmp(topic, cfg->kafka.topic_profiles) == 0) d->n.profile_rejects++;
             outmsg *o = &dl[ndl++];
             memset(o, 0, sizeof(*o));
             o->topic = cfg->kafka.topic_dead_letter;
@@ -356,6 +359,21 @@ static size_t classify(daemon *d, rd_kafka_message_t **msgs, size_t n, outmsg *d
         it->customer = find_customer(d, it->ev.customer_id);
     }
     return ndl;
+}
+
+/* Copies the counters and health into the shared status for the HTTP
+ * thread; at most every 200 ms unless forced (a state change). */
+static void publish(daemon *d, bool force) {
+    int64_t now = wall_ms();
+    if (!d->status || (!force && now - d->last_publish_ms < 200)) return;
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    if (rd_kafka_assignment(d->consumer, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR && assigned) {
+        d->snap.assigned_partitions = assigned->cnt;
+        rd_kafka_topic_partition_list_destroy(assigned);
+    }
+    d->snap.n = d->n;
+    md_status_publish(d->status, &d->snap);
+    d->last_publish_ms = now;
 }
 
 /* Reads, decides and applies the whole batch; loops until Redis accepted it
@@ -387,6 +405,8 @@ static bool decide_and_apply(daemon *d, size_t n) {
         if (!e && d->n_cp)
             e = md_store_read_contact_points(d->store, d->n_cp, (const char *const *)d->cp_ids, d->cps, err, sizeof(err));
         if (e) {
+            d->snap.redis_ok = false;
+            publish(d, true);
             d->n.redis_retries++;
             md_log(MD_LOG_WARN, "redis", "read failed; retrying", "error", err, NULL);
             sleep_ms(cfg->redis.retry_backoff_ms);
@@ -434,9 +454,17 @@ static bool decide_and_apply(daemon *d, size_t n) {
             if (d->out.applied == MD_DUP_OFFSET || d->out.applied == MD_DUP_EVENT_ID) d->n.duplicates++;
             else if (d->out.applied == MD_TOO_LATE) d->n.too_late++;
             for (size_t t = 0; t < d->out.n_triggers; t++) {
-                if (d->out.triggers[t].holdout) d->n.holdouts++;
-                else d->n.triggers++;
+                const md_trigger *tr = &d->out.triggers[t];
+                if (tr->holdout) {
+                    d->n.holdouts++;
+                } else {
+                    d->n.triggers++;
+                    if (tr->campaign < MD_MAX_CAMPAIGNS && tr->channel < MD_STATUS_MAX_CHANNELS) d->n.fired[tr->campaign][tr->channel]++;
+                }
             }
+            if (d->out.applied == MD_APPLIED)
+                for (size_t c = 0; c < d->out.n_campaigns; c++)
+                    if (d->out.eval[c].suppressed != MD_SUPPRESS_NONE) d->n.suppressed[d->out.eval[c].suppressed]++;
             md_engine_out_fini(&d->out);
         }
         /* One apply per customer, conditional on the version read. */
@@ -467,6 +495,7 @@ static bool decide_and_apply(daemon *d, size_t n) {
             continue;
         }
         e = md_store_apply(d->store, nreq, reqs, results, err, sizeof(err));
+        d->snap.redis_ok = e == MD_ERR_OK;
         if (e) {
             d->n = before; /* the redo counts again */
             d->n.redis_retries++;
@@ -668,6 +697,7 @@ static void free_batch(daemon *d) {
 
 int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
     daemon d;
+    md_http *http = NULL;
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
     d.stop = stop;
@@ -700,10 +730,23 @@ int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
         md_log(MD_LOG_ERROR, "kafka", "subscribe failed", "error", rd_kafka_err2str(kerr), NULL);
         goto out;
     }
+    d.status = md_status_new();
+    if (!d.status) {
+        md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
+        goto out;
+    }
+    d.snap.started_ms = wall_ms();
+    http = md_http_start(cfg, d.status, err, sizeof(err));
+    if (!http && err[0]) {
+        md_log(MD_LOG_ERROR, "http", err, "listen", cfg->http.listen, NULL);
+        goto out;
+    }
     while (!*stop && md_store_connect(d.store, err, sizeof(err)) != MD_ERR_OK) {
         md_log(MD_LOG_WARN, "redis", "waiting for redis", "error", err, NULL);
+        publish(&d, true);
         sleep_ms(cfg->redis.retry_backoff_ms);
     }
+    d.snap.redis_ok = md_store_connected(d.store);
     md_log(MD_LOG_INFO, "daemon", "started", "brokers", cfg->kafka.brokers, "group", cfg->kafka.group_id, "config", cfg->path, NULL);
     d.last_stats_ms = wall_ms();
     while (!*stop) {
@@ -727,6 +770,7 @@ int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
             if (done) {
                 commit_batch(&d, msgs, n);
                 d.n.batches++;
+                d.snap.last_batch_ms = wall_ms();
             }
             for (size_t i = 0; i < ndl; i++) rd_kafka_headers_destroy(dl[i].headers);
             for (size_t i = 0; i < n; i++) {
@@ -736,6 +780,19 @@ int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
             }
             if (!done) break; /* stop requested mid-batch: leave it uncommitted */
         }
+        /* Idle: nothing tells us whether Redis is still there, so ask once
+         * a second (for /readyz; batches find out by themselves). */
+        if (n == 0 && wall_ms() - d.last_ping_ms >= 1000) {
+            bool was = d.snap.redis_ok;
+            d.snap.redis_ok = md_store_ping(d.store, err, sizeof(err)) == MD_ERR_OK;
+            d.last_ping_ms = wall_ms();
+            if (was != d.snap.redis_ok) {
+                md_log(d.snap.redis_ok ? MD_LOG_INFO : MD_LOG_WARN, "redis", d.snap.redis_ok ? "redis is back" : "redis is not answering",
+                       "error", d.snap.redis_ok ? "" : err, NULL);
+                publish(&d, true);
+            }
+        }
+        publish(&d, false);
         if (wall_ms() - d.last_stats_ms >= cfg->log.stats_interval_ms) {
             log_stats(&d, "stats");
             d.last_stats_ms = wall_ms();
@@ -743,6 +800,7 @@ int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
     }
     rc = 0;
 out:
+    md_http_stop(http); /* first: it reads d.status */
     if (d.consumer) {
         rd_kafka_consumer_close(d.consumer);
         rd_kafka_destroy(d.consumer);
@@ -753,6 +811,7 @@ out:
     }
     if (rc == 0) log_stats(&d, "stopped");
     md_store_destroy(d.store);
+    md_status_destroy(d.status);
     md_event_parser_destroy(d.parser);
     free_batch(&d);
     free(msgs);

@@ -295,40 +295,13 @@ done:
 
 /* ---- report ---- */
 
-/* "YYYY-MM-DD" to days since the epoch; false when it is not a date. */
-static bool parse_day(const char *s, int64_t *days) {
-    char buf[32];
-    int64_t ms;
-    if (strlen(s) != 10) return false;
-    snprintf(buf, sizeof(buf), "%sT00:00:00Z", s);
-    if (!md_parse_rfc3339(buf, strlen(buf), &ms)) return false;
-    *days = ms / MD_DAY_MS;
-    return true;
-}
-
 static int cmd_report(const char *path, const char *from, const char *to, bool json) {
     md_config *cfg = load_or_die(path);
-    char err[512] = "", to_s[16];
+    char err[512] = "";
     int rc = 1;
     int64_t d_from, d_to;
-    int off = cfg->rules->default_utc_offset_min;
-    if (to && !parse_day(to, &d_to)) {
-        fprintf(stderr, "momentd: --to expects a day as YYYY-MM-DD, got \"%s\"\n", to);
-        md_config_destroy(cfg);
-        return 2;
-    }
-    if (!to) { /* today in the operators' calendar */
-        md_format_day(now_ms(), off, to_s);
-        parse_day(to_s, &d_to);
-    }
-    if (from && !parse_day(from, &d_from)) {
-        fprintf(stderr, "momentd: --from expects a day as YYYY-MM-DD, got \"%s\"\n", from);
-        md_config_destroy(cfg);
-        return 2;
-    }
-    if (!from) d_from = d_to - 29;
-    if (d_from > d_to || d_to - d_from > 3660) {
-        fprintf(stderr, "momentd: --from must not be after --to, and the range at most ten years\n");
+    if (!md_report_range(from, to, cfg->rules->default_utc_offset_min, now_ms(), &d_from, &d_to, err, sizeof(err))) {
+        fprintf(stderr, "momentd: report: %s\n", err);
         md_config_destroy(cfg);
         return 2;
     }

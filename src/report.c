@@ -21,6 +21,43 @@ const char *md_stage_name(md_stage s) { return (unsigned)s < MD_STAGE_COUNT ? st
 /* Per-day series kept for the page: triggers and conversions, treated and holdout. */
 enum { DS_TRIG, DS_CONV, DS_HOLD_TRIG, DS_HOLD_CONV, DS_COUNT };
 
+static bool parse_day(const char *s, int64_t *days) {
+    char buf[32];
+    int64_t ms;
+    if (strlen(s) != 10) return false;
+    snprintf(buf, sizeof(buf), "%sT00:00:00Z", s);
+    if (!md_parse_rfc3339(buf, strlen(buf), &ms)) return false;
+    *days = ms / MD_DAY_MS;
+    return true;
+}
+
+bool md_report_range(const char *from, const char *to, int utc_offset_min, int64_t now_ms, int64_t *from_day, int64_t *to_day,
+                     char *errstr, size_t errstr_size) {
+    if (to) {
+        if (!parse_day(to, to_day)) {
+            snprintf(errstr, errstr_size, "to: expected a day as YYYY-MM-DD, got \"%.32s\"", to);
+            return false;
+        }
+    } else {
+        char today[16];
+        md_format_day(now_ms, utc_offset_min, today);
+        parse_day(today, to_day);
+    }
+    if (from) {
+        if (!parse_day(from, from_day)) {
+            snprintf(errstr, errstr_size, "from: expected a day as YYYY-MM-DD, got \"%.32s\"", from);
+            return false;
+        }
+    } else {
+        *from_day = *to_day - 29;
+    }
+    if (*from_day > *to_day || *to_day - *from_day > 3660) {
+        snprintf(errstr, errstr_size, "from must not be after to, and the range at most ten years");
+        return false;
+    }
+    return true;
+}
+
 struct md_report {
     const md_config *cfg;
     char from[16], to[16];

@@ -38,6 +38,13 @@ typedef enum md_stage {
 
 const char *md_stage_name(md_stage s);
 
+/* The day range of a report from optional "YYYY-MM-DD" bounds (NULL = default):
+ * to defaults to today in the operators' calendar (utc_offset_min, at
+ * now_ms), from to 29 days before to. False with errstr when a bound is not
+ * a date, from is after to, or the range exceeds ten years. */
+bool md_report_range(const char *from, const char *to, int utc_offset_min, int64_t now_ms, int64_t *from_day, int64_t *to_day,
+                     char *errstr, size_t errstr_size);
+
 typedef struct md_report md_report;
 
 /* A report over cfg's campaigns and channels (plus the holdout group) for

@@ -189,6 +189,22 @@ static md_err ensure(md_store *s, char *errstr, size_t errstr_size) {
     return s->c ? MD_ERR_OK : md_store_connect(s, errstr, errstr_size);
 }
 
+md_err md_store_ping(md_store *s, char *errstr, size_t errstr_size) {
+    md_err err = ensure(s, errstr, errstr_size);
+    if (err) return err;
+    const char *argv[] = {"PING"};
+    size_t lens[] = {4};
+    redisReply *r = redisCommandArgv(s->c, 1, argv, lens);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        snprintf(errstr, errstr_size, "redis PING failed: %s", r && r->str ? r->str : s->c->errstr);
+        if (r) freeReplyObject(r);
+        md_store_disconnect(s);
+        return MD_ERR_REDIS_DOWN;
+    }
+    freeReplyObject(r);
+    return MD_ERR_OK;
+}
+
 /* Sends n HGETALLs and hands each reply to load(i, reply). */
 static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (*load)(void *, size_t, redisReply *),
                           void *ctx, char *errstr, size_t errstr_size) {

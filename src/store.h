@@ -25,6 +25,10 @@ bool md_store_connected(const md_store *s);
 /* Drops the connection (after an error, so the next call reconnects). */
 void md_store_disconnect(md_store *s);
 
+/* Connects if needed and sends PING: MD_ERR_OK when Redis answers. For
+ * readiness while no batch is flowing. */
+md_err md_store_ping(md_store *s, char *errstr, size_t errstr_size);
+
 /* "<prefix>:{<customer_id>}" and "<prefix>:{cp:<contact point>}". */
 void md_store_customer_key(const md_store *s, const char *customer_id, char *out, size_t n);
 void md_store_contact_point_key(const md_store *s, const char *contact_point, char *out, size_t n);

@@ -63,6 +63,7 @@ make_config() {
         -e "s/\"key_prefix\": \"md\"/\"key_prefix\": \"$name\"/" \
         -e "s/\"topic\": \"moments\\./\"topic\": \"$name.moments./g" \
         -e 's/"level": "info"/"level": "info", "stats_interval": "100ms"/' \
+        -e 's/"listen": "127.0.0.1:9464"/"listen": ""/' \
         -e 's/"consumer": {"fetch.wait.max.ms": "50"}/"consumer": {"fetch.wait.max.ms": "50", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}/' \
         "$@" "$MOMENTD_SOURCE_DIR/config/momentd.json" >"$out"
     "$MOMENTD_BIN" check -c "$out" >/dev/null || { fail "config $name does not load"; exit 1; }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# momentd's HTTP endpoint against the real broker and Redis: /healthz,
+# /readyz (unready while Redis is down, ready again after), /metrics moving
+# with the traffic, /api/report, and the report page rendered from live data
+# by a real headless Chromium, with a screenshot kept in the test folder.
+source "$(dirname "$0")/lib.sh"
+
+N=$(uname_ web)
+PORT=39464
+URL=http://127.0.0.1:$PORT
+CFG=$(make_config "$N" -e "s/\"listen\": \"\"/\"listen\": \"127.0.0.1:$PORT\"/")
+start_momentd "$CFG"
+metric() { curl -s "$URL/metrics" | grep -v '^#' | { grep -F "$1 " || echo "$1 missing"; } | awk '{print $NF}'; }
+code() { curl -s -o /dev/null -w '%{http_code}' "$URL$1"; }
+wait_code() { # PATH CODE [SECONDS]
+    local i
+    for i in $(seq 1 $((${3:-30} * 4))); do
+        [ "$(code "$1")" = "$2" ] && return 0
+        sleep 0.25
+    done
+    echo "    $1 answers $(code "$1"), waited for $2" >&2
+    return 1
+}
+
+check "/healthz answers 200" eq "$(code /healthz)" 200
+check "/readyz turns ready (Redis answers, partitions assigned)" wait_code /readyz 200 30
+check "unknown paths are 404" eq "$(code /nope)" 404
+check "only GET" eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/metrics")" 405
+
+BEFORE=$(metric momentd_messages_consumed_total)
+C1=$(pick_customer "$CFG" w1)
+C2=$(pick_customer "$CFG" w2)
+for who in "$C1" "$C2"; do
+    {
+        pay_json "$who" "${who}-1" "$(bj 0 10)" true 80
+        pay_json "$who" "${who}-2" "$(bj 30 10)" true 60
+        pay_json "$who" "${who}-3" "$(bj 60 10)" true 50
+    } | produce "$N.payments"
+done
+echo "$C1|not json" | produce "$N.payments"
+check "both moments reach the dialer" wait_for_count "$N.moments.outbound_call" 2 60
+T1=$(consume "$N.moments.outbound_call" | grep "\"customer_id\":\"$C1\"" | grep -o '"trigger_id":"[^"]*"' | cut -d'"' -f4)
+echo "$C1|{\"trigger_id\":\"$T1\",\"customer_id\":\"$C1\",\"campaign\":\"prepay_wallet\",\"channel\":\"outbound_call\",\"status\":\"sent\",\"ts\":$(bj 60 11)}" |
+    produce "$N.moment-outcomes"
+check "the dead letter arrives" wait_for_count "$N.dead-letter" 1 60
+sleep 1.5 # one publish period and more
+check "consumed moved by the 8 messages sent (6 payments, 1 malformed, 1 outcome)" eq "$(($(metric momentd_messages_consumed_total) - BEFORE))" 8
+check "triggers by campaign and channel" eq "$(metric 'momentd_triggers_total{campaign="prepay_wallet",channel="outbound_call"}')" 2
+check "dead letters by reason" eq "$(metric 'momentd_dead_letters_total{reason="not_json"}')" 1
+check "outcomes by result" eq "$(metric 'momentd_outcomes_total{result="applied"}')" 1
+check "suppressions by reason are exported" grep -q 'momentd_suppressions_total{reason="below_threshold"} [1-9]' <<<"$(curl -s "$URL/metrics")"
+check "metrics are Prometheus text with HELP and TYPE" grep -q '^# TYPE momentd_triggers_total counter' <<<"$(curl -s "$URL/metrics")"
+check "redis_up is 1" eq "$(metric momentd_redis_up)" 1
+
+# Readiness follows Redis.
+"$MOMENTD_SOURCE_DIR/scripts/redis-local" stop "$MOMENTD_IT_DIR/redis"
+check "/readyz turns 503 while Redis is down" wait_code /readyz 503 15
+check "and says why" grep -q "redis" <<<"$(curl -s "$URL/readyz")"
+check "/healthz stays 200" eq "$(code /healthz)" 200
+"$MOMENTD_SOURCE_DIR/scripts/redis-local" start "$MOMENTD_IT_REDIS_PORT" "$MOMENTD_IT_DIR/redis"
+check "/readyz is ready again once Redis is back" wait_code /readyz 200 15
+
+# The report as JSON and as a page, from the same live data.
+RANGE="from=2026-03-01&to=2026-05-31"
+API=$(curl -s "$URL/api/report?$RANGE")
+check "/api/report counts the 2 triggers of the range" grep -q '"channel":"outbound_call","counts":{"triggered":2,"sent":1' <<<"$API"
+check "a bad range is a 400 with a reason" grep -q '"error":"from: expected a day' <<<"$(curl -s "$URL/api/report?from=yesterday")"
+command -v chromium >/dev/null || { fail "chromium is not installed (scripts/install-deps installs it)"; finish; }
+BROWSER=(chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars
+         --user-data-dir="$T_DIR/chromium" --virtual-time-budget=15000 --window-size=1400,1800)
+DOM=$("${BROWSER[@]}" --dump-dom "$URL/?$RANGE" 2>"$T_DIR/chromium.log")
+echo "$DOM" >"$T_DIR/page.html"
+check "the page rendered 6 charts (3 per campaign)" grep -q 'data-rendered="6"' <<<"$DOM"
+FUNNEL=$(grep -o '<canvas[^>]*id="funnel-0"[^>]*>' <<<"$DOM")
+check "the funnel chart plots outbound_call" grep -q 'data-channels="outbound_call"' <<<"$FUNNEL"
+check "with the 2 triggers the API reports" grep -q 'data-triggered="2"' <<<"$FUNNEL"
+DAILY=$(grep -o '<canvas[^>]*id="daily-0"[^>]*>' <<<"$DOM")
+check "the daily chart covers the 92 days of the range" grep -q 'data-days="92"' <<<"$DAILY"
+check "and plots the same 2 triggers" grep -q 'data-triggered="2"' <<<"$DAILY"
+check "the uplift chart is drawn" grep -q 'id="uplift-0"[^>]*data-kind="uplift"\|data-kind="uplift"[^>]*id="uplift-0"' <<<"$DOM"
+"${BROWSER[@]}" --screenshot="$T_DIR/report.png" "$URL/?$RANGE" 2>>"$T_DIR/chromium.log" >/dev/null
+check "a screenshot of the page was taken" test -s "$T_DIR/report.png"
+log "screenshot: $T_DIR/report.png"
+stop_momentd main
+finish

@@ -1,0 +1,118 @@
+// app.js: draws the report page from /api/report (the same numbers as
+// `momentd report --json`). Each chart's canvas also carries what it plotted
+// as data-* attributes, so a headless browser test can check that the page
+// shows the live data and not just an empty frame.
+"use strict";
+
+const STAGES = ["triggered", "sent", "delivered", "reached", "opened", "converted",
+                "declined", "no_answer", "hangup", "complaint", "opt_out"];
+const COLORS = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477"];
+
+function el(tag, attrs, children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const c of children || []) e.append(c);
+  return e;
+}
+
+function card(title, canvasId) {
+  const canvas = el("canvas", {id: canvasId});
+  return {node: el("div", {class: "card"}, [el("h3", {}, [title]), canvas]), canvas};
+}
+
+function sum(a) { return a.reduce((x, y) => x + y, 0); }
+
+function funnelChart(c, canvas) {
+  const channels = c.channels.filter(ch => ch.channel !== "holdout" && ch.counts.triggered > 0);
+  const datasets = channels.map((ch, i) => ({
+    label: ch.channel, backgroundColor: COLORS[i % COLORS.length],
+    data: STAGES.map(s => ch.counts[s]),
+  }));
+  canvas.dataset.kind = "funnel";
+  canvas.dataset.channels = channels.map(ch => ch.channel).join(",");
+  canvas.dataset.triggered = String(sum(channels.map(ch => ch.counts.triggered)));
+  new Chart(canvas, {type: "bar", data: {labels: STAGES, datasets},
+    options: {animation: false, responsive: true, plugins: {legend: {position: "bottom"},
+      subtitle: {display: channels.length === 0, text: "no triggers in these days"}}}});
+}
+
+function dailyChart(c, canvas) {
+  const labels = c.days.map(d => d.day);
+  const series = [["triggers (treated)", "triggered", "#3366cc"], ["conversions (treated)", "conversions", "#109618"],
+                  ["triggers (holdout)", "holdout_triggered", "#999999"], ["conversions (holdout)", "holdout_conversions", "#dc3912"]];
+  canvas.dataset.kind = "daily";
+  canvas.dataset.days = String(labels.length);
+  canvas.dataset.triggered = String(sum(c.days.map(d => d.triggered)));
+  canvas.dataset.conversions = String(sum(c.days.map(d => d.conversions)));
+  new Chart(canvas, {type: "line", data: {labels, datasets: series.map(([label, key, color]) => ({
+      label, data: c.days.map(d => d[key]), borderColor: color, backgroundColor: color, tension: 0.2, pointRadius: 1}))},
+    options: {animation: false, responsive: true, plugins: {legend: {position: "bottom"}}}});
+}
+
+function upliftChart(c, canvas) {
+  const u = c.uplift;
+  canvas.dataset.kind = "uplift";
+  canvas.dataset.treatedRate = String(u.treated_rate);
+  canvas.dataset.holdoutRate = String(u.holdout_rate);
+  canvas.dataset.upliftPp = u.uplift_pp === null ? "" : String(u.uplift_pp);
+  const labels = ["treated conversion %", "holdout conversion %", "uplift (points, 95% CI)"];
+  const bars = [100 * u.treated_rate, 100 * u.holdout_rate, u.uplift_pp === null ? 0 : u.uplift_pp];
+  const ci = u.ci95_pp ? [null, null, u.ci95_pp] : [null, null, null];
+  new Chart(canvas, {type: "bar", data: {labels, datasets: [
+      {label: "value", data: bars, backgroundColor: ["#3366cc", "#999999", "#109618"]},
+      {label: "95% interval", data: ci, backgroundColor: "rgba(16,150,24,0.25)", borderColor: "#109618", borderWidth: 1}]},
+    options: {animation: false, responsive: true, plugins: {legend: {position: "bottom"},
+      subtitle: {display: true, text: `treated ${u.treated_conversions}/${u.treated_triggers}, ` +
+                                      `holdout ${u.holdout_conversions}/${u.holdout_triggers}`}}}});
+}
+
+function table(c) {
+  const head = el("tr", {}, [el("th", {}, ["channel"]), ...STAGES.map(s => el("th", {}, [s]))]);
+  const rows = c.channels.filter(ch => ch.counts.triggered > 0).map(ch => el("tr", {}, [
+    el("td", {}, [ch.channel]),
+    ...STAGES.map(s => el("td", {}, [String(ch.counts[s]) +
+      (s !== "triggered" && ch.rates[s] !== null ? ` (${(100 * ch.rates[s]).toFixed(1)}%)` : "")]))]));
+  return el("table", {}, [head, ...rows]);
+}
+
+async function load(from, to) {
+  const status = document.getElementById("status");
+  const q = new URLSearchParams();
+  if (from) q.set("from", from);
+  if (to) q.set("to", to);
+  const res = await fetch("/api/report?" + q.toString());
+  const r = await res.json();
+  if (!res.ok) throw new Error(r.error || res.statusText);
+  document.getElementById("from").value = r.from;
+  document.getElementById("to").value = r.to;
+  const root = document.getElementById("campaigns");
+  root.replaceChildren();
+  let charts = 0;
+  for (const [i, c] of r.campaigns.entries()) {
+    const f = card("funnel per channel", `funnel-${i}`), d = card("triggers and conversions per day", `daily-${i}`),
+          u = card("conversion: treated vs holdout", `uplift-${i}`);
+    root.append(el("h2", {}, [`campaign ${c.campaign}`]), el("div", {class: "grid"}, [f.node, d.node, u.node]), table(c));
+    funnelChart(c, f.canvas);
+    dailyChart(c, d.canvas);
+    upliftChart(c, u.canvas);
+    charts += 3;
+  }
+  status.className = "";
+  status.textContent = `${r.campaigns.length} campaigns, ${charts} charts, days ${r.from} to ${r.to}`;
+  document.body.dataset.rendered = String(charts);
+}
+
+document.getElementById("range").addEventListener("submit", ev => {
+  ev.preventDefault();
+  load(document.getElementById("from").value, document.getElementById("to").value).catch(fail);
+});
+
+function fail(e) {
+  const status = document.getElementById("status");
+  status.className = "error";
+  status.textContent = "cannot load the report: " + e.message;
+  document.body.dataset.rendered = "error";
+}
+
+const params = new URLSearchParams(location.search);
+load(params.get("from"), params.get("to")).catch(fail);
