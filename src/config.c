@@ -179,6 +179,13 @@ static const field cooldown_fields[] = {
 };
 static const table cooldown_table = {"cooldown", cooldown_fields, NF(cooldown_fields)};
 
+static const field arm_fields[] = {
+    STR(md_cfg_arm, name, NULL, "Arm name, carried by triggers and the report."),
+    NUM(md_cfg_arm, share_pct, NULL, 0, 100, "Share of the campaign's customers (stable hash) in this arm; the arms' shares sum to 100."),
+    OBJ(md_cfg_arm, "cooldown", cooldown, cooldown_table, "The contact policy of this arm, in place of the campaign's cooldown."),
+};
+static const table arm_table = {"arm", arm_fields, NF(arm_fields)};
+
 static const field route_fields[] = {
     STR(md_cfg_route, channel, NULL, "A channel of the channels section."),
     EXPR(md_cfg_route, when, "", "Condition (features, tags, event.*); first matching route wins; empty always matches."),
@@ -196,6 +203,7 @@ static const field campaign_fields[] = {
     DUR(md_cfg_campaign, "attribution", attribution_ms, "30d", MS_DAY / 24, 365 * MS_DAY, "A conversion counts for the campaign's trigger (treated or holdout) at most this long before it."),
     ARR(md_cfg_campaign, "routes", routes, n_routes, route_table, md_cfg_route, NULL, "Channel selection, first match wins."),
     OBJ(md_cfg_campaign, "cooldown", cooldown, cooldown_table, "Adaptive or fixed gap between two contacts of this campaign."),
+    ARR(md_cfg_campaign, "arms", arms, n_arms, arm_table, md_cfg_arm, "", "Policy arms: customers split (stable hash) between contact policies, compared in the report."),
     OBJ(md_cfg_campaign, "model", model, model_table, "The demand model."),
     STR(md_cfg_campaign, note, "", "Free text for reviewers, ignored by the engine."),
 };
@@ -773,5 +781,11 @@ void md_config_print_summary(const md_config *cfg, FILE *out) {
         fprintf(out, ", holdout %.1f%%, routes:", c->holdout_pct);
         for (size_t r = 0; r < c->n_routes; r++) fprintf(out, " %s", c->routes[r].channel);
         fprintf(out, "\n");
+        for (size_t a = 0; a < c->n_arms; a++) {
+            const md_cfg_cooldown *cd = &c->arms[a].cooldown;
+            fprintf(out, "            arm %-12s %5.1f%% of customers, cooldown %s", c->arms[a].name, c->arms[a].share_pct, cd->mode);
+            if (strcmp(cd->mode, "fixed") == 0) fprintf(out, " %.0fd\n", cd->fixed_days);
+            else fprintf(out, " %.0f-%.0fd\n", cd->min_days, cd->max_days);
+        }
     }
 }

@@ -724,15 +724,14 @@ void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]) {
     if (snprintf(out, 16, "%04d-%02u-%02u", (int)y, m % 13, d % 32) >= 16) out[0] = '\0'; /* cannot happen: y < 10^4 */
 }
 
-void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta) {
+static void add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *group, bool arm, const char *stage, int64_t delta) {
     if (t->campaign < 0) return; /* a campaign no longer configured has no funnel */
     md_incr in;
-    snprintf(in.name, sizeof(in.name), "+%s:%s", t->id, stage);
+    snprintf(in.name, sizeof(in.name), "+%s:%s%s", t->id, arm ? "arm." : "", stage);
     snprintf(in.campaign, sizeof(in.campaign), "%s", cs->cfg->campaigns[t->campaign].name);
     /* Funnel days follow the operators' calendar (the default UTC offset), not UTC. */
     md_format_day(t->fired_ms, cs->r->default_utc_offset_min, in.day);
-    snprintf(in.field, sizeof(in.field), "%s:%s",
-             t->holdout ? "holdout" : t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?", stage);
+    snprintf(in.field, sizeof(in.field), "%s%s:%s", arm ? "arm." : "", group, stage);
     in.delta = delta;
     /* The same increment twice in one batch (re-decided) replaces, never adds. */
     for (size_t i = 0; i < cs->n_incrs; i++)
@@ -749,6 +748,14 @@ record:;
     char val[256];
     snprintf(val, sizeof(val), "%s\t%s\t%s\t%" PRId64, in.campaign, in.day, in.field, in.delta);
     md_ops_add(ops, MD_OP_OUTBOX_SET, in.name, val);
+}
+
+void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta) {
+    add_incr(cs, ops, t, t->holdout ? "holdout" : t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?", false, stage, delta);
+}
+
+void md_cs_add_arm_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *arm, const char *stage, int64_t delta) {
+    add_incr(cs, ops, t, arm, true, stage, delta);
 }
 
 size_t md_cstate_incr_count(const md_cstate *cs) { return cs->n_incrs; }

@@ -172,5 +172,7 @@ void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t);
 /* A funnel increment for trigger t's campaign and day: field "<channel or
  * holdout>:<stage>", recorded in the outbox hash under "+<id>:<stage>". */
 void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta);
+/* The same for a policy arm: field "arm.<arm>:<stage>", entry "+<id>:arm.<stage>". */
+void md_cs_add_arm_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *arm, const char *stage, int64_t delta);
 
 #endif

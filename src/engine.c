@@ -66,6 +66,25 @@ unsigned md_holdout_bucket(const char *customer_id, const char *campaign) {
     return (unsigned)(h % 10000);
 }
 
+int md_policy_arm(const md_config *cfg, int c, const char *customer_id) {
+    const md_cfg_campaign *cc = &cfg->campaigns[c];
+    if (cc->n_arms == 0) return -1;
+    /* A seed of its own, so that arm and holdout membership are independent. */
+    uint64_t h = md_hash64(customer_id, strlen(customer_id), md_hash64(cc->name, strlen(cc->name), 0x61726d73));
+    double x = (double)(h % 10000) / 100.0, edge = 0;
+    for (size_t a = 0; a < cc->n_arms; a++) {
+        edge += cc->arms[a].share_pct;
+        if (x < edge) return (int)a;
+    }
+    return (int)cc->n_arms - 1; /* rounding at 100 */
+}
+
+/* The contact policy customer cs is under for campaign c. */
+static const md_cfg_cooldown *cooldown_of(const md_config *cfg, const md_cstate *cs, int c, int *arm) {
+    *arm = md_policy_arm(cfg, c, cs->customer_id);
+    return *arm >= 0 ? &cfg->campaigns[c].arms[*arm].cooldown : &cfg->campaigns[c].cooldown;
+}
+
 void md_trigger_id(const char *campaign, const char *customer_id, const char *event_id, char out[MD_TRIGGER_ID_LEN]) {
     char buf[MD_EVENT_ID_MAX + MD_CUSTOMER_ID_MAX + 300];
     int n = snprintf(buf, sizeof(buf), "%s%c%s%c%s", campaign, 0, customer_id, 0, event_id);
@@ -328,7 +347,8 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
     e->suppressed = MD_SUPPRESS_NONE;
     e->eligible_again_ms = 0;
     e->deciding_rule = NULL;
-    e->required_gap_days = md_cooldown_required_days(&cc->cooldown, e->score, st->fatigue);
+    const md_cfg_cooldown *cd = cooldown_of(cfg, cs, c, &e->arm);
+    e->required_gap_days = md_cooldown_required_days(cd, e->score, st->fatigue);
     e->days_since_last_contact = st->last_contact > 0 ? (double)(t - st->last_contact) / (double)MD_DAY_MS : -1;
 
     if (cs->opted_out) note_block(e, MD_SUPPRESS_OPT_OUT, INT64_MAX);
@@ -427,7 +447,8 @@ static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_e
     md_engine_write_tags(cfg, cs, &w);
     md_jsonw_key(&w, "cooldown");
     md_jsonw_obj_open(&w);
-    md_jsonw_kstr(&w, "mode", cc->cooldown.mode);
+    md_jsonw_kstr(&w, "mode", e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode);
+    if (e->arm >= 0) md_jsonw_kstr(&w, "arm", cc->arms[e->arm].name);
     md_jsonw_knum(&w, "required_gap_days", round(e->required_gap_days * 100) / 100);
     md_jsonw_key(&w, "days_since_last_contact");
     if (e->days_since_last_contact < 0) md_jsonw_null(&w);
@@ -468,6 +489,17 @@ static void set_field_int(md_ops *ops, const char *prefix, const char *name, int
 /* ------------------------------------------------------------------------- */
 /* Feedback: fatigue, conversions, outcomes                                   */
 
+/* A funnel increment for trigger t, and for its policy arm when the
+ * campaign has arms and the trigger was a real contact (arms compare
+ * contact policies; holdout customers are never contacted). */
+static void funnel_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta) {
+    md_cs_add_incr(cs, ops, t, stage, delta);
+    if (t->holdout || t->campaign < 0) return;
+    int arm = md_policy_arm(cs->cfg, t->campaign, cs->customer_id);
+    if (arm < 0) return;
+    md_cs_add_arm_incr(cs, ops, t, cs->cfg->campaigns[t->campaign].arms[arm].name, stage, delta);
+}
+
 static void add_fatigue(md_cstate *cs, md_ops *ops, int c, int delta) {
     char field[200];
     int f = delta == 0 ? 0 : cs->camps[c].fatigue + delta;
@@ -505,8 +537,8 @@ static void attribute_conversions(const md_config *cfg, md_cstate *cs, const md_
         if (!best || (best->bits & MD_REC_CONVERTED)) continue;
         best->bits |= MD_REC_CONVERTED;
         md_cs_save_trec(cs, ops, best);
-        md_cs_add_incr(cs, ops, best, "conversions", 1);
-        if (ev->type == MD_EVENT_PAYMENT) md_cs_add_incr(cs, ops, best, "amount_fen", llround(ev->amount * 100));
+        funnel_add(cs, ops, best, "conversions", 1);
+        if (ev->type == MD_EVENT_PAYMENT) funnel_add(cs, ops, best, "amount_fen", llround(ev->amount * 100));
         out->n_conversions++;
     }
 }
@@ -541,7 +573,7 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, const md_outcome *
     }
     r->bits |= bit;
     md_cs_save_trec(cs, ops, r);
-    md_cs_add_incr(cs, ops, r, md_outcome_status_name(o->status), 1);
+    funnel_add(cs, ops, r, md_outcome_status_name(o->status), 1);
     int c = r->campaign;
     switch (o->status) {
     case MD_OUTCOME_NO_ANSWER:
@@ -550,7 +582,7 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, const md_outcome *
         /* Answered and hung up within seconds: a "no" in voice. */
         if (o->has_duration && o->duration_s * 1000 < cfg->outcomes.hangup_within_ms) {
             add_fatigue(cs, ops, c, 1);
-            md_cs_add_incr(cs, ops, r, "hangup", 1);
+            funnel_add(cs, ops, r, "hangup", 1);
         }
         break;
     case MD_OUTCOME_OPENED:
@@ -697,7 +729,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
          * first stage of the funnel. */
         md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout);
         if (!rec) return MD_ERR_NOMEM;
-        md_cs_add_incr(cs, ops, rec, "triggered", 1);
+        funnel_add(cs, ops, rec, "triggered", 1);
         st->disarmed = true;
         set_field_int(ops, "a:", cc->name, 0);
         st->last_contact = t;

@@ -155,7 +155,9 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
             else
                 printf("    %+7.3f  profile.%s\n", ct->contribution, cc->model.statics[-ct->feature - 1].attribute);
         }
-        printf("  cooldown: mode %s, required gap now %.1f days, fatigue %d, last contact %s\n", cc->cooldown.mode,
+        if (e->arm >= 0) printf("  policy arm: %s (%.0f%% of customers)\n", cc->arms[e->arm].name, cc->arms[e->arm].share_pct);
+        printf("  cooldown: mode %s, required gap now %.1f days, fatigue %d, last contact %s\n",
+               e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode,
                e->required_gap_days, cs->camps[c].fatigue,
                cs->camps[c].last_contact ? fmt_time(cs->camps[c].last_contact, tb) : "never");
         printf("  channel now: %s\n", e->channel >= 0 ? cfg->channels[e->channel].name : "(no route matches)");
@@ -224,7 +226,8 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
         md_jsonw_arr_close(&w);
         md_jsonw_key(&w, "cooldown");
         md_jsonw_obj_open(&w);
-        md_jsonw_kstr(&w, "mode", cc->cooldown.mode);
+        md_jsonw_kstr(&w, "mode", e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode);
+        if (e->arm >= 0) md_jsonw_kstr(&w, "arm", cc->arms[e->arm].name);
         md_jsonw_knum(&w, "required_gap_days", e->required_gap_days);
         md_jsonw_kint(&w, "fatigue", cs->camps[c].fatigue);
         md_jsonw_kstr(&w, "last_contact", cs->camps[c].last_contact ? fmt_time(cs->camps[c].last_contact, tb) : "");

@@ -66,6 +66,7 @@ struct md_report {
     size_t n_groups; /* channels + the holdout group */
     int64_t *counts; /* [campaign][group][stage] */
     int64_t *daily;  /* [campaign][day][DS_*] */
+    int64_t *arms;   /* [campaign][MD_MAX_ARMS][stage] */
     uint64_t ignored;
 };
 
@@ -79,7 +80,8 @@ md_report *md_report_new(const md_config *cfg, int64_t from_day, int64_t to_day)
     r->counts = calloc(cfg->n_campaigns * r->n_groups * MD_STAGE_COUNT + 1, sizeof(int64_t));
     r->daily = calloc(cfg->n_campaigns * (size_t)r->n_days * DS_COUNT + 1, sizeof(int64_t));
     r->day_names = calloc((size_t)r->n_days, sizeof(*r->day_names));
-    if (!r->counts || !r->daily || !r->day_names) {
+    r->arms = calloc(cfg->n_campaigns * MD_MAX_ARMS * MD_STAGE_COUNT + 1, sizeof(int64_t));
+    if (!r->counts || !r->daily || !r->day_names || !r->arms) {
         md_report_destroy(r);
         return NULL;
     }
@@ -94,6 +96,7 @@ void md_report_destroy(md_report *r) {
     free(r->counts);
     free(r->daily);
     free(r->day_names);
+    free(r->arms);
     free(r);
 }
 
@@ -102,6 +105,14 @@ const char *md_report_day(const md_report *r, int day) { return r->day_names[day
 
 static int64_t *daily_cell(const md_report *r, int campaign, int day, int series) {
     return &r->daily[((size_t)campaign * (size_t)r->n_days + (size_t)day) * DS_COUNT + (size_t)series];
+}
+
+static int64_t *arm_cell(const md_report *r, int campaign, int arm, md_stage stage) {
+    return &r->arms[((size_t)campaign * MD_MAX_ARMS + (size_t)arm) * MD_STAGE_COUNT + stage];
+}
+
+int64_t md_report_arm_count(const md_report *r, int campaign, int arm, md_stage stage) {
+    return *arm_cell(r, campaign, arm, stage);
 }
 
 int64_t md_report_day_count(const md_report *r, int campaign, int day, bool holdout, md_stage stage) {
@@ -124,13 +135,23 @@ void md_report_add(md_report *r, int campaign, int day, const char *field, const
         return;
     }
     size_t gl = (size_t)(colon - field);
+    int stage = -1;
+    for (int st = 0; st < MD_STAGE_COUNT; st++)
+        if (strcmp(colon + 1, stage_names[st]) == 0) stage = st;
+    if (strncmp(field, "arm.", 4) == 0) { /* a policy arm's counter */
+        const md_cfg_campaign *cc = &r->cfg->campaigns[campaign];
+        for (size_t a = 0; stage >= 0 && a < cc->n_arms; a++)
+            if (strlen(cc->arms[a].name) == gl - 4 && memcmp(cc->arms[a].name, field + 4, gl - 4) == 0) {
+                *arm_cell(r, campaign, (int)a, (md_stage)stage) += v;
+                return;
+            }
+        r->ignored++;
+        return;
+    }
     int group = -1;
     if (gl == 7 && memcmp(field, "holdout", 7) == 0) group = (int)r->cfg->n_channels;
     for (size_t c = 0; group < 0 && c < r->cfg->n_channels; c++)
         if (strlen(r->cfg->channels[c].name) == gl && memcmp(r->cfg->channels[c].name, field, gl) == 0) group = (int)c;
-    int stage = -1;
-    for (int s = 0; s < MD_STAGE_COUNT; s++)
-        if (strcmp(colon + 1, stage_names[s]) == 0) stage = s;
     if (group < 0 || stage < 0) {
         r->ignored++;
         return;
@@ -223,6 +244,22 @@ void md_report_print_text(const md_report *r, FILE *out) {
             fprintf(out, "    uplift   %+.2f percentage points (95%% CI %+.2f .. %+.2f)\n", u.uplift_pp, u.ci_low_pp, u.ci_high_pp);
         else
             fprintf(out, "    uplift   not measurable yet (no triggers in %s)\n", u.treated_triggers ? "the holdout group" : "the treated group");
+        const md_cfg_campaign *cc = &r->cfg->campaigns[c];
+        if (cc->n_arms) {
+            fprintf(out, "  policy arms (contacts made, and what followed):\n    %-14s %-9s %9s %11s %12s %11s %11s %11s\n", "arm", "policy",
+                    "contacts", "conversions", "amount", "complaints", "no answer", "conv/contact");
+            for (size_t a = 0; a < cc->n_arms; a++) {
+                int64_t k = *arm_cell(r, (int)c, (int)a, MD_STAGE_TRIGGERED), conv = *arm_cell(r, (int)c, (int)a, MD_STAGE_CONVERSIONS);
+                char policy[32];
+                if (strcmp(cc->arms[a].cooldown.mode, "fixed") == 0) snprintf(policy, sizeof(policy), "fixed %gd", cc->arms[a].cooldown.fixed_days);
+                else snprintf(policy, sizeof(policy), "adaptive");
+                fprintf(out, "    %-14s %-9s %9lld %11lld %12.2f %11lld %11lld ", cc->arms[a].name, policy, (long long)k, (long long)conv,
+                        (double)*arm_cell(r, (int)c, (int)a, MD_STAGE_AMOUNT_FEN) / 100, (long long)*arm_cell(r, (int)c, (int)a, MD_STAGE_COMPLAINT),
+                        (long long)*arm_cell(r, (int)c, (int)a, MD_STAGE_NO_ANSWER));
+                if (k > 0) fprintf(out, "%11.3f\n", (double)conv / (double)k);
+                else fprintf(out, "%11s\n", "-");
+            }
+        }
     }
     if (r->ignored) fprintf(out, "\n%llu funnel fields of unknown channels or stages were left out\n", (unsigned long long)r->ignored);
 }
@@ -284,6 +321,27 @@ void md_report_print_json(const md_report *r, FILE *out) {
             md_jsonw_null(&w);
         }
         md_jsonw_obj_close(&w);
+        const md_cfg_campaign *cc = &r->cfg->campaigns[c];
+        md_jsonw_key(&w, "arms");
+        md_jsonw_arr_open(&w);
+        for (size_t a = 0; a < cc->n_arms; a++) {
+            int64_t k = *arm_cell(r, (int)c, (int)a, MD_STAGE_TRIGGERED), conv = *arm_cell(r, (int)c, (int)a, MD_STAGE_CONVERSIONS);
+            md_jsonw_obj_open(&w);
+            md_jsonw_kstr(&w, "arm", cc->arms[a].name);
+            md_jsonw_kstr(&w, "mode", cc->arms[a].cooldown.mode);
+            md_jsonw_knum(&w, "share_pct", cc->arms[a].share_pct);
+            md_jsonw_kint(&w, "contacts", k);
+            md_jsonw_kint(&w, "conversions", conv);
+            md_jsonw_kint(&w, "amount_fen", *arm_cell(r, (int)c, (int)a, MD_STAGE_AMOUNT_FEN));
+            md_jsonw_kint(&w, "complaints", *arm_cell(r, (int)c, (int)a, MD_STAGE_COMPLAINT));
+            md_jsonw_kint(&w, "no_answer", *arm_cell(r, (int)c, (int)a, MD_STAGE_NO_ANSWER));
+            md_jsonw_kint(&w, "opt_out", *arm_cell(r, (int)c, (int)a, MD_STAGE_OPT_OUT));
+            md_jsonw_key(&w, "conversions_per_contact");
+            if (k > 0) md_jsonw_num(&w, (double)conv / (double)k);
+            else md_jsonw_null(&w);
+            md_jsonw_obj_close(&w);
+        }
+        md_jsonw_arr_close(&w);
         md_jsonw_key(&w, "days");
         md_jsonw_arr_open(&w);
         for (int d = 0; d < r->n_days; d++) {

@@ -81,6 +81,9 @@ typedef struct md_uplift {
 } md_uplift;
 void md_report_uplift(const md_report *r, int campaign, md_uplift *out);
 
+/* A policy arm's count of a stage (arm: index into the campaign's arms). */
+int64_t md_report_arm_count(const md_report *r, int campaign, int arm, md_stage stage);
+
 void md_report_print_text(const md_report *r, FILE *out);
 void md_report_print_json(const md_report *r, FILE *out);
 

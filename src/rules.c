@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,12 @@ static unsigned allow_mask(const int *cls) {
     unsigned m = 0;
     for (; *cls; cls++) m |= 1u << *cls;
     return m;
+}
+
+static bool check_cooldown(compiler *c, const md_cfg_cooldown *cd, const char *where) {
+    if (cd->min_days > cd->max_days) return cerr(c, "%s.min_days: %g is above max_days %g", where, cd->min_days, cd->max_days);
+    if (cd->trough >= cd->peak) return cerr(c, "%s.trough: %g must be below peak %g", where, cd->trough, cd->peak);
+    return true;
 }
 
 /* Names become expression identifiers, Redis field names and metric labels:
@@ -261,10 +268,23 @@ static bool compile_campaigns(compiler *c) {
         if (cc->rearm_below > cc->threshold)
             return cerr(c, "$.campaigns[%zu].rearm_below: %g is above the threshold %g (hysteresis needs rearm_below <= threshold)", i,
                         cc->rearm_below, cc->threshold);
-        if (cd->min_days > cd->max_days)
-            return cerr(c, "$.campaigns[%zu].cooldown.min_days: %g is above max_days %g", i, cd->min_days, cd->max_days);
-        if (cd->trough >= cd->peak)
-            return cerr(c, "$.campaigns[%zu].cooldown.trough: %g must be below peak %g", i, cd->trough, cd->peak);
+        char where[96];
+        snprintf(where, sizeof(where), "$.campaigns[%zu].cooldown", i);
+        if (!check_cooldown(c, cd, where)) return false;
+        if (cc->n_arms > MD_MAX_ARMS) return cerr(c, "$.campaigns[%zu].arms: at most %d arms", i, MD_MAX_ARMS);
+        double shares = 0;
+        for (size_t a = 0; a < cc->n_arms; a++) {
+            if (!is_identifier(cc->arms[a].name))
+                return cerr(c, "$.campaigns[%zu].arms[%zu].name: \"%s\" must be an identifier", i, a, cc->arms[a].name);
+            for (size_t b = 0; b < a; b++)
+                if (strcmp(cc->arms[a].name, cc->arms[b].name) == 0)
+                    return cerr(c, "$.campaigns[%zu].arms[%zu].name: \"%s\" is already the name of arms[%zu]", i, a, cc->arms[a].name, b);
+            snprintf(where, sizeof(where), "$.campaigns[%zu].arms[%zu].cooldown", i, a);
+            if (!check_cooldown(c, &cc->arms[a].cooldown, where)) return false;
+            shares += cc->arms[a].share_pct;
+        }
+        if (cc->n_arms && fabs(shares - 100) > 1e-6)
+            return cerr(c, "$.campaigns[%zu].arms: the shares sum to %g, not 100", i, shares);
         rc->fixed_cooldown = strcmp(cd->mode, "fixed") == 0;
         if (cc->model.n_features == 0) return cerr(c, "$.campaigns[%zu].model.features: at least one feature is required", i);
         if (cc->n_routes == 0) return cerr(c, "$.campaigns[%zu].routes: at least one route is required", i);
@@ -365,11 +385,13 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
         if (cfg->contact.complaint_block_ms > longest) longest = cfg->contact.complaint_block_ms;
         /* State outlives the longest thing it must remember by a day, and at
          * least the longest cooldown. */
-        for (size_t k = 0; k < cfg->n_campaigns; k++) {
-            double d = cfg->campaigns[k].cooldown.max_days * 86400000.0 * cfg->campaigns[k].cooldown.fatigue_max;
-            if (cfg->campaigns[k].cooldown.fixed_days * 86400000.0 > d) d = cfg->campaigns[k].cooldown.fixed_days * 86400000.0;
-            if ((int64_t)d > longest) longest = (int64_t)d;
-        }
+        for (size_t k = 0; k < cfg->n_campaigns; k++)
+            for (size_t a = 0; a <= cfg->campaigns[k].n_arms; a++) {
+                const md_cfg_cooldown *cd = a < cfg->campaigns[k].n_arms ? &cfg->campaigns[k].arms[a].cooldown : &cfg->campaigns[k].cooldown;
+                double d = cd->max_days * 86400000.0 * cd->fatigue_max;
+                if (cd->fixed_days * 86400000.0 > d) d = cd->fixed_days * 86400000.0;
+                if ((int64_t)d > longest) longest = (int64_t)d;
+            }
         r->state_ttl_ms = longest + 86400000;
         r->trigger_record_ms = cfg->outcomes.horizon_ms;
         for (size_t k = 0; k < cfg->n_campaigns; k++)

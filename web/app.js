@@ -66,6 +66,21 @@ function upliftChart(c, canvas) {
                                       `holdout ${u.holdout_conversions}/${u.holdout_triggers}`}}}});
 }
 
+function armsChart(c, canvas) {
+  canvas.dataset.kind = "arms";
+  canvas.dataset.arms = c.arms.map(a => a.arm).join(",");
+  canvas.dataset.contacts = String(sum(c.arms.map(a => a.contacts)));
+  const labels = c.arms.map(a => `${a.arm} (${a.mode})`);
+  new Chart(canvas, {type: "bar", data: {labels, datasets: [
+      {label: "contacts", data: c.arms.map(a => a.contacts), backgroundColor: "#3366cc"},
+      {label: "conversions", data: c.arms.map(a => a.conversions), backgroundColor: "#109618"},
+      {label: "complaints", data: c.arms.map(a => a.complaints), backgroundColor: "#dc3912"},
+      {label: "no answer", data: c.arms.map(a => a.no_answer), backgroundColor: "#999999"}]},
+    options: {animation: false, responsive: true, plugins: {legend: {position: "bottom"},
+      subtitle: {display: true, text: "conversions per contact: " + c.arms.map(a =>
+        `${a.arm} ${a.conversions_per_contact === null ? "-" : a.conversions_per_contact.toFixed(3)}`).join(", ")}}}});
+}
+
 function table(c) {
   const head = el("tr", {}, [el("th", {}, ["channel"]), ...STAGES.map(s => el("th", {}, [s]))]);
   const rows = c.channels.filter(ch => ch.counts.triggered > 0).map(ch => el("tr", {}, [
@@ -91,11 +106,18 @@ async function load(from, to) {
   for (const [i, c] of r.campaigns.entries()) {
     const f = card("funnel per channel", `funnel-${i}`), d = card("triggers and conversions per day", `daily-${i}`),
           u = card("conversion: treated vs holdout", `uplift-${i}`);
-    root.append(el("h2", {}, [`campaign ${c.campaign}`]), el("div", {class: "grid"}, [f.node, d.node, u.node]), table(c));
+    const cards = [f.node, d.node, u.node];
+    const a = c.arms.length ? card("policy arms: contact policy against contact policy", `arms-${i}`) : null;
+    if (a) cards.push(a.node);
+    root.append(el("h2", {}, [`campaign ${c.campaign}`]), el("div", {class: "grid"}, cards), table(c));
     funnelChart(c, f.canvas);
     dailyChart(c, d.canvas);
     upliftChart(c, u.canvas);
     charts += 3;
+    if (a) {
+      armsChart(c, a.canvas);
+      charts += 1;
+    }
   }
   status.className = "";
   status.textContent = `${r.campaigns.length} campaigns, ${charts} charts, days ${r.from} to ${r.to}`;

@@ -134,6 +134,14 @@ typedef struct md_cfg_cooldown {
     double fatigue_max;
 } md_cfg_cooldown;
 
+#define MD_MAX_ARMS 8 /* policy arms per campaign */
+
+typedef struct md_cfg_arm {
+    char *name;
+    double share_pct;
+    md_cfg_cooldown cooldown;
+} md_cfg_arm;
+
 typedef struct md_cfg_route {
     char *channel;
     char *when; /* "" = always */
@@ -151,6 +159,8 @@ typedef struct md_cfg_campaign {
     md_cfg_route *routes;
     size_t n_routes;
     md_cfg_cooldown cooldown;
+    md_cfg_arm *arms;   /* policy arms; none = everyone gets cooldown */
+    size_t n_arms;
     md_cfg_model model;
     char *note;
 } md_cfg_campaign;

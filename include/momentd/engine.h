@@ -169,6 +169,7 @@ typedef struct md_campaign_eval {
     bool fired;
     bool holdout;
     int channel;                  /* chosen channel when routed, else -1 */
+    int arm;                      /* the customer's policy arm, or -1 when the campaign has none */
     double required_gap_days;     /* cooldown now */
     double days_since_last_contact; /* -1 when never contacted by this campaign */
     int64_t eligible_again_ms;    /* earliest time cooldown/blocks allow a contact; 0 = now */
@@ -270,6 +271,11 @@ void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]);
 
 /* Stable membership in [0, 10000): hash of customer and campaign. */
 unsigned md_holdout_bucket(const char *customer_id, const char *campaign);
+
+/* The customer's policy arm in campaign c (a stable hash of customer and
+ * campaign, independent of the holdout one, walked through the arms'
+ * cumulative shares), or -1 when the campaign has no arms. */
+int md_policy_arm(const md_config *cfg, int c, const char *customer_id);
 
 /* Deterministic trigger id from campaign, customer and causing event. */
 void md_trigger_id(const char *campaign, const char *customer_id, const char *event_id, char out[MD_TRIGGER_ID_LEN]);

@@ -70,7 +70,9 @@ BROWSER=(chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-us
          --user-data-dir="$T_DIR/chromium" --virtual-time-budget=15000 --window-size=1400,1800)
 DOM=$("${BROWSER[@]}" --dump-dom "$URL/?$RANGE" 2>"$T_DIR/chromium.log")
 echo "$DOM" >"$T_DIR/page.html"
-check "the page rendered 6 charts (3 per campaign)" grep -q 'data-rendered="6"' <<<"$DOM"
+check "the page rendered 7 charts (3 per campaign, and bill_instalment's policy arms)" grep -q 'data-rendered="7"' <<<"$DOM"
+check "the arms chart names both arms" grep -q 'data-arms="adaptive,fixed45"' <<<"$(grep -o '<canvas[^>]*id="arms-1"[^>]*>' <<<"$DOM")"
+check "/api/report has the arms" grep -q '"arms":\[{"arm":"adaptive","mode":"adaptive","share_pct":50,"contacts":0' <<<"$API"
 FUNNEL=$(grep -o '<canvas[^>]*id="funnel-0"[^>]*>' <<<"$DOM")
 check "the funnel chart plots outbound_call" grep -q 'data-channels="outbound_call"' <<<"$FUNNEL"
 check "with the 2 triggers the API reports" grep -q 'data-triggered="2"' <<<"$FUNNEL"

@@ -91,3 +91,18 @@ Test(report, no_uplift_without_both_groups) {
     cr_assert_not(u.has_uplift, "a holdout group with no trigger measures nothing");
     cr_assert_float_eq(u.holdout_rate, 0, 1e-12);
 }
+
+Test(report, policy_arms_side_by_side) {
+    /* bill_instalment's default arms: adaptive, fixed45. */
+    md_report_add(rep, 1, 0, "arm.adaptive:triggered", "40");
+    md_report_add(rep, 1, 0, "arm.adaptive:conversions", "6");
+    md_report_add(rep, 1, 2, "arm.fixed45:triggered", "50");
+    md_report_add(rep, 1, 2, "arm.fixed45:complaint", "3");
+    md_report_add(rep, 1, 2, "arm.teleport:triggered", "9");
+    cr_assert_eq(md_report_arm_count(rep, 1, 0, MD_STAGE_TRIGGERED), 40);
+    cr_assert_eq(md_report_arm_count(rep, 1, 0, MD_STAGE_CONVERSIONS), 6);
+    cr_assert_eq(md_report_arm_count(rep, 1, 1, MD_STAGE_TRIGGERED), 50);
+    cr_assert_eq(md_report_arm_count(rep, 1, 1, MD_STAGE_COMPLAINT), 3);
+    cr_assert_eq(md_report_ignored(rep), 1, "an arm the configuration does not have");
+    cr_assert_eq(md_report_count(rep, 1, OUTBOUND, MD_STAGE_TRIGGERED), 0, "arm counters are not channel counters");
+}
