@@ -186,6 +186,15 @@ static const field arm_fields[] = {
 };
 static const table arm_table = {"arm", arm_fields, NF(arm_fields)};
 
+static const field follow_up_fields[] = {
+    ENUM(md_cfg_follow_up, "after", after, NULL, "sent|delivered|reached|opened|converted|declined|no_answer|complaint|opt_out",
+         "The outcome status that starts this follow-up."),
+    STRK(md_cfg_follow_up, "from_channel", from_channel, "", "Only after an outcome on this channel; empty = any."),
+    STRK(md_cfg_follow_up, "channel", channel, NULL, "The channel of the follow-up (its caps and quiet hours apply)."),
+    DUR(md_cfg_follow_up, "gap", gap_ms, "0", 0, 30 * MS_DAY, "How long after the outcome the follow-up may be delivered (its not_before)."),
+};
+static const table follow_up_table = {"follow_up", follow_up_fields, NF(follow_up_fields)};
+
 static const field route_fields[] = {
     STR(md_cfg_route, channel, NULL, "A channel of the channels section."),
     EXPR(md_cfg_route, when, "", "Condition (features, tags, event.*); first matching route wins; empty always matches."),
@@ -204,6 +213,7 @@ static const field campaign_fields[] = {
     ARR(md_cfg_campaign, "routes", routes, n_routes, route_table, md_cfg_route, NULL, "Channel selection, first match wins."),
     OBJ(md_cfg_campaign, "cooldown", cooldown, cooldown_table, "Adaptive or fixed gap between two contacts of this campaign."),
     ARR(md_cfg_campaign, "arms", arms, n_arms, arm_table, md_cfg_arm, "", "Policy arms: customers split (stable hash) between contact policies, compared in the report."),
+    ARR(md_cfg_campaign, "follow_ups", follow_ups, n_follow_ups, follow_up_table, md_cfg_follow_up, "", "Contacts chained on outcomes (an SMS after a connected call, an in-app message after an unanswered one)."),
     OBJ(md_cfg_campaign, "model", model, model_table, "The demand model."),
     STR(md_cfg_campaign, note, "", "Free text for reviewers, ignored by the engine."),
 };

@@ -432,7 +432,10 @@ static bool decide_and_apply(daemon *d, size_t n) {
             }
             if (it->kind == ITEM_OUTCOME) {
                 md_outcome_applied oa;
-                if (md_engine_outcome(cfg, cs, &it->oc, &src, &d->ops[it->customer], &oa) != MD_ERR_OK) {
+                int ocp = d->cust_cp[it->customer];
+                if (md_engine_outcome(cfg, cs, ocp >= 0 ? d->cps[ocp] : NULL, &it->oc, &src, now, &d->ops[it->customer],
+                                      &d->cp_ops[it->customer], &oa, &d->out) != MD_ERR_OK) {
+                    md_engine_out_fini(&d->out);
                     md_log(MD_LOG_ERROR, "daemon", "out of memory while applying an outcome; retrying the batch", NULL);
                     sleep_ms(1000);
                     goto retry;
@@ -440,6 +443,14 @@ static bool decide_and_apply(daemon *d, size_t n) {
                 if (oa == MD_OUTCOME_APPLIED) d->n.outcomes++;
                 else if (oa == MD_OUTCOME_UNKNOWN_TRIGGER) d->n.outcomes_unknown++;
                 else d->n.outcome_duplicates++;
+                for (size_t t = 0; t < d->out.n_triggers; t++) {
+                    const md_trigger *tr = &d->out.triggers[t];
+                    d->n.triggers++;
+                    d->n.follow_ups++;
+                    if (tr->campaign < MD_MAX_CAMPAIGNS && tr->channel < MD_STATUS_MAX_CHANNELS) d->n.fired[tr->campaign][tr->channel]++;
+                }
+                if (d->out.follow_up_suppressed != MD_SUPPRESS_NONE) d->n.suppressed[d->out.follow_up_suppressed]++;
+                md_engine_out_fini(&d->out);
                 continue;
             }
             int cpi = d->cust_cp[it->customer];

@@ -337,6 +337,50 @@ static void note_block(md_campaign_eval *e, md_suppress why, int64_t until) {
     }
 }
 
+/* Blocks that hold for every contact whatever its campaign: opt-out,
+ * complaint, service-recovery blackout. */
+static void check_blocks(const md_cstate *cs, int64_t t, md_campaign_eval *e) {
+    if (cs->opted_out) note_block(e, MD_SUPPRESS_OPT_OUT, INT64_MAX);
+    if (cs->complaint_until > t) note_block(e, MD_SUPPRESS_COMPLAINT, cs->complaint_until);
+    if (cs->blackout_until > t) note_block(e, MD_SUPPRESS_BLACKOUT, cs->blackout_until);
+}
+
+/* Caps over rolling spans for a contact on channel at t: customer-wide,
+ * this channel, the contact point (cp may be NULL). */
+static void check_caps(const md_config *cfg, const md_cstate *cs, const md_cpstate *cp, int channel, int64_t t, md_campaign_eval *e) {
+    int64_t ts_all[256], ts_chan[256];
+    size_t n_all = 0, n_chan = 0;
+    for (size_t i = 0; i < cs->n_contacts && n_all < 256; i++) {
+        ts_all[n_all++] = cs->contacts[i].ts;
+        if (cs->contacts[i].channel == channel) ts_chan[n_chan++] = cs->contacts[i].ts;
+    }
+    int64_t free_at;
+    for (size_t k = 0; k < cfg->contact.n_caps; k++) {
+        const md_cfg_cap *cap = &cfg->contact.caps[k];
+        if (strcmp(cap->scope, "customer") == 0) {
+            if (cap_blocks(ts_all, n_all, cap->max, cap->per_ms, t, &free_at)) note_block(e, MD_SUPPRESS_CAP_CUSTOMER, free_at);
+        } else if (cp && cap_blocks(cp->ts, cp->n, cap->max, cap->per_ms, t, &free_at)) {
+            note_block(e, MD_SUPPRESS_CAP_CONTACT_POINT, free_at);
+        }
+    }
+    const md_cfg_channel *ch = &cfg->channels[channel];
+    for (size_t k = 0; k < ch->n_caps; k++)
+        if (cap_blocks(ts_chan, n_chan, ch->caps[k].max, ch->caps[k].per_ms, t, &free_at))
+            note_block(e, MD_SUPPRESS_CAP_CHANNEL, free_at);
+}
+
+/* When channel's quiet hours (in the customer's time zone) that contain t
+ * end, or 0 when t is outside them. */
+static int64_t quiet_hours_end(const md_cstate *cs, int channel, int64_t t) {
+    const md_rchannel *rch = &cs->r->channels[channel];
+    int off = utc_offset_of(cs);
+    if (!md_quiet_hours_active(rch->quiet_start_min, rch->quiet_end_min, t, off)) return 0;
+    int64_t local_min = t / 60000 + off;
+    int m = (int)(((local_min % 1440) + 1440) % 1440);
+    int wait = (rch->quiet_end_min - m + 1440) % 1440;
+    return t + (int64_t)wait * 60000 - (t % 60000);
+}
+
 /* Applies every policy rule of campaign c at time t; fills e. Only reads state.
  * check_event: whether fire_on applies (an event is present). */
 static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, int c, int64_t t, bool check_event,
@@ -351,9 +395,7 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
     e->required_gap_days = md_cooldown_required_days(cd, e->score, st->fatigue);
     e->days_since_last_contact = st->last_contact > 0 ? (double)(t - st->last_contact) / (double)MD_DAY_MS : -1;
 
-    if (cs->opted_out) note_block(e, MD_SUPPRESS_OPT_OUT, INT64_MAX);
-    if (cs->complaint_until > t) note_block(e, MD_SUPPRESS_COMPLAINT, cs->complaint_until);
-    if (cs->blackout_until > t) note_block(e, MD_SUPPRESS_BLACKOUT, cs->blackout_until);
+    check_blocks(cs, t, e);
     if (check_event && !eval_bool(cs, rc->fire_on)) note_block(e, MD_SUPPRESS_EVENT_NOT_ALLOWED, 0);
     if (!eval_bool(cs, rc->eligible)) note_block(e, MD_SUPPRESS_NOT_ELIGIBLE, 0);
     if (e->score < cc->threshold) note_block(e, MD_SUPPRESS_BELOW_THRESHOLD, 0);
@@ -371,35 +413,9 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
         note_block(e, MD_SUPPRESS_NO_ROUTE, 0);
         return;
     }
-    /* Caps over rolling spans: customer-wide, this channel, the contact point. */
-    int64_t ts_all[256], ts_chan[256];
-    size_t n_all = 0, n_chan = 0;
-    for (size_t i = 0; i < cs->n_contacts && n_all < 256; i++) {
-        ts_all[n_all++] = cs->contacts[i].ts;
-        if (cs->contacts[i].channel == e->channel) ts_chan[n_chan++] = cs->contacts[i].ts;
-    }
-    int64_t free_at;
-    for (size_t k = 0; k < cfg->contact.n_caps; k++) {
-        const md_cfg_cap *cap = &cfg->contact.caps[k];
-        if (strcmp(cap->scope, "customer") == 0) {
-            if (cap_blocks(ts_all, n_all, cap->max, cap->per_ms, t, &free_at)) note_block(e, MD_SUPPRESS_CAP_CUSTOMER, free_at);
-        } else if (cp && cap_blocks(cp->ts, cp->n, cap->max, cap->per_ms, t, &free_at)) {
-            note_block(e, MD_SUPPRESS_CAP_CONTACT_POINT, free_at);
-        }
-    }
-    const md_cfg_channel *ch = &cfg->channels[e->channel];
-    for (size_t k = 0; k < ch->n_caps; k++)
-        if (cap_blocks(ts_chan, n_chan, ch->caps[k].max, ch->caps[k].per_ms, t, &free_at))
-            note_block(e, MD_SUPPRESS_CAP_CHANNEL, free_at);
-    const md_rchannel *rch = &cs->r->channels[e->channel];
-    int off = utc_offset_of(cs);
-    if (md_quiet_hours_active(rch->quiet_start_min, rch->quiet_end_min, t, off)) {
-        /* Quiet hours end at quiet_end local time. */
-        int64_t local_min = t / 60000 + off;
-        int m = (int)(((local_min % 1440) + 1440) % 1440);
-        int wait = (rch->quiet_end_min - m + 1440) % 1440;
-        note_block(e, MD_SUPPRESS_QUIET_HOURS, t + (int64_t)wait * 60000 - (t % 60000));
-    }
+    check_caps(cfg, cs, cp, e->channel, t, e);
+    int64_t quiet_end = quiet_hours_end(cs, e->channel, t);
+    if (quiet_end) note_block(e, MD_SUPPRESS_QUIET_HOURS, quiet_end);
     e->holdout = md_holdout_bucket(cs->customer_id, cc->name) <
                  (unsigned)llround(cc->holdout_pct * 100);
 }
@@ -546,8 +562,101 @@ static void attribute_conversions(const md_config *cfg, md_cstate *cs, const md_
 static const char *const outcome_applied_names[] = {"applied", "duplicate_offset", "duplicate", "unknown_trigger"};
 const char *md_outcome_applied_name(md_outcome_applied a) { return (unsigned)a < 4 ? outcome_applied_names[a] : "?"; }
 
-md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, const md_outcome *o, const md_source *src, md_ops *ops,
-                         md_outcome_applied *applied) {
+/* The follow-up's own message: the trigger schema of SPEC section 7 where
+ * it applies, with what it follows and when it may be delivered. */
+static char *build_follow_up(const md_config *cfg, const md_cstate *cs, const md_outcome *o, const md_trec *orig, int ch,
+                             const char *id, int64_t not_before, int64_t emitted_at_ms) {
+    const md_cfg_campaign *cc = &cfg->campaigns[orig->campaign];
+    char tbuf[32];
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_jsonw_obj_open(&w);
+    md_jsonw_kstr(&w, "trigger_id", id);
+    md_jsonw_kstr(&w, "customer_id", cs->customer_id);
+    md_jsonw_kstr(&w, "campaign", cc->name);
+    md_jsonw_kstr(&w, "channel", cfg->channels[ch].name);
+    md_jsonw_kstr(&w, "follow_up_of", orig->id);
+    md_jsonw_key(&w, "caused_by");
+    md_jsonw_obj_open(&w);
+    md_jsonw_kstr(&w, "outcome", md_outcome_status_name(o->status));
+    md_jsonw_kstr(&w, "channel", o->channel);
+    md_format_time(o->ts_ms, tbuf);
+    md_jsonw_kstr(&w, "ts", tbuf);
+    md_jsonw_obj_close(&w);
+    md_jsonw_kstr(&w, "event_time", tbuf);
+    md_format_time(not_before, tbuf);
+    md_jsonw_kstr(&w, "not_before", tbuf);
+    md_format_time(emitted_at_ms, tbuf);
+    md_jsonw_kstr(&w, "emitted_at", tbuf);
+    md_format_time(not_before + cfg->channels[ch].fresh_for_ms, tbuf);
+    md_jsonw_kstr(&w, "expires_at", tbuf);
+    md_jsonw_kstr(&w, "model_version", cc->model.version);
+    md_jsonw_kbool(&w, "holdout", false);
+    md_jsonw_obj_close(&w);
+    if (w.oom) {
+        md_jsonw_fini(&w);
+        return NULL;
+    }
+    return w.buf;
+}
+
+/* The campaign's follow-ups for outcome o of trigger orig. */
+static md_err follow_ups(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_outcome *o, const md_trec *orig,
+                         int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
+    const md_rcampaign *rc = &cs->r->campaigns[orig->campaign];
+    const md_cfg_campaign *cc = &cfg->campaigns[orig->campaign];
+    /* A call answered and hung up within seconds is a "no": nothing follows it. */
+    if (o->status == MD_OUTCOME_REACHED && o->has_duration && o->duration_s * 1000 < cfg->outcomes.hangup_within_ms)
+        return MD_ERR_OK;
+    for (size_t k = 0; k < rc->n_follow_ups && out->n_triggers < MD_MAX_CAMPAIGNS; k++) {
+        const md_rfollow_up *rf = &rc->follow_ups[k];
+        if (rf->after != (int)o->status || (rf->from_channel >= 0 && rf->from_channel != orig->channel)) continue;
+        int64_t not_before = o->ts_ms + cc->follow_ups[k].gap_ms;
+        int64_t quiet_end = quiet_hours_end(cs, rf->channel, not_before);
+        if (quiet_end) not_before = quiet_end;
+        md_campaign_eval *e = &out->eval[0];
+        memset(e, 0, sizeof(*e));
+        check_blocks(cs, not_before, e);
+        check_caps(cfg, cs, cp, rf->channel, not_before, e);
+        if (e->suppressed != MD_SUPPRESS_NONE) {
+            out->follow_up_suppressed = e->suppressed;
+            continue;
+        }
+        /* Deterministic: the same outcome re-decided gives the same id. */
+        char cause[MD_EVENT_ID_MAX + 16];
+        snprintf(cause, sizeof(cause), "%s#follow_up%zu", orig->id, k);
+        md_trigger *tr = &out->triggers[out->n_triggers];
+        md_trigger_id(cc->name, cs->customer_id, cause, tr->id);
+        tr->payload = build_follow_up(cfg, cs, o, orig, rf->channel, tr->id, not_before, emitted_at_ms);
+        if (!tr->payload) return MD_ERR_NOMEM;
+        tr->campaign = orig->campaign;
+        tr->channel = rf->channel;
+        tr->holdout = false;
+        tr->topic = cfg->channels[rf->channel].topic;
+        out->n_triggers++;
+        if (!md_cs_add_pending(cs, ops, tr->id, tr->topic, tr->payload)) return MD_ERR_NOMEM;
+        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, orig->campaign, rf->channel, not_before, false);
+        if (!rec) return MD_ERR_NOMEM;
+        funnel_add(cs, ops, rec, "triggered", 1);
+        funnel_add(cs, ops, rec, "follow_ups", 1);
+        md_cs_add_contact(cs, ops, not_before, orig->campaign, rf->channel);
+        cs->camps[orig->campaign].last_contact = not_before;
+        set_field_int(ops, "l:", cc->name, not_before);
+        if (cp && cp_ops) {
+            char field[300];
+            snprintf(field, sizeof(field), "k:%" PRId64 ":%s:%s", not_before, cs->customer_id, cc->name);
+            md_ops_add(cp_ops, MD_OP_SET, field, cfg->channels[rf->channel].name);
+            md_cpstate_load_field(cp, field, cfg->channels[rf->channel].name);
+        }
+    }
+    return MD_ERR_OK;
+}
+
+md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_outcome *o, const md_source *src,
+                         int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_outcome_applied *applied, md_engine_out *out) {
+    md_engine_out_fini(out);
+    out->n_campaigns = 0;
+    out->follow_up_suppressed = MD_SUPPRESS_NONE;
     *applied = MD_OUTCOME_APPLIED;
     if (!cs->customer_id[0]) md_cstate_set_customer(cs, o->customer_id);
     if (src && src->topic) {
@@ -605,6 +714,7 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, const md_outcome *
     default: break; /* sent, delivered: funnel only */
     }
     cs->exists = true;
+    if (follow_ups(cfg, cs, cp, o, r, emitted_at_ms, ops, cp_ops, out) != MD_ERR_OK) return MD_ERR_NOMEM;
     return ops->oom ? MD_ERR_NOMEM : MD_ERR_OK;
 }
 

@@ -94,6 +94,7 @@ static enum MHD_Result serve_metrics(md_http *h, struct MHD_Connection *conn) {
                "momentd_outcomes_total{result=\"duplicate\"} %" PRIu64 "\n"
                "momentd_outcomes_total{result=\"unknown_trigger\"} %" PRIu64 "\n",
             n->outcomes, n->outcome_duplicates, n->outcomes_unknown);
+    counter(f, "momentd_follow_ups_total", "Follow-up moments chained on outcomes (also in momentd_triggers_total).", n->follow_ups);
     counter(f, "momentd_conversions_total", "Conversions observed in the event stream and attributed to a trigger.", n->conversions);
     counter(f, "momentd_batches_total", "Batches committed.", n->batches);
     counter(f, "momentd_redis_retries_total", "Redis calls retried after a failure.", n->redis_retries);

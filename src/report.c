@@ -202,7 +202,7 @@ static bool group_empty(const md_report *r, int c, size_t g) {
 }
 
 /* The stages shown as a funnel row (conversions and amount go to the uplift part). */
-static const md_stage funnel_stages[] = {MD_STAGE_TRIGGERED, MD_STAGE_SENT,     MD_STAGE_DELIVERED, MD_STAGE_REACHED,
+static const md_stage funnel_stages[] = {MD_STAGE_TRIGGERED, MD_STAGE_FOLLOW_UPS, MD_STAGE_SENT,     MD_STAGE_DELIVERED, MD_STAGE_REACHED,
                                          MD_STAGE_OPENED,    MD_STAGE_CONVERTED, MD_STAGE_DECLINED, MD_STAGE_NO_ANSWER,
                                          MD_STAGE_HANGUP,    MD_STAGE_COMPLAINT, MD_STAGE_OPT_OUT};
 #define N_FUNNEL (sizeof(funnel_stages) / sizeof(funnel_stages[0]))

@@ -16,6 +16,7 @@
 /* The funnel stages, in funnel order; the names are the field suffixes. */
 #define MD_STAGE_MAP(X)                 \
     X(TRIGGERED, "triggered")           \
+    X(FOLLOW_UPS, "follow_ups")         \
     X(SENT, "sent")                     \
     X(DELIVERED, "delivered")           \
     X(REACHED, "reached")               \

@@ -329,6 +329,23 @@ static bool compile_campaigns(compiler *c) {
             snprintf(path, sizeof(path), "$.campaigns[%zu].routes[%zu].when", i, k);
             if (!compile(c, cc->routes[k].when, path, &rc->routes[k].when)) return false;
         }
+        rc->n_follow_ups = cc->n_follow_ups;
+        rc->follow_ups = calloc(cc->n_follow_ups + 1, sizeof(md_rfollow_up));
+        if (!rc->follow_ups) return cerr(c, "out of memory");
+        for (size_t k = 0; k < cc->n_follow_ups; k++) {
+            const md_cfg_follow_up *fu = &cc->follow_ups[k];
+            md_rfollow_up *rf = &rc->follow_ups[k];
+            rf->channel = md_rules_channel_index(cfg, fu->channel);
+            if (rf->channel < 0)
+                return cerr(c, "$.campaigns[%zu].follow_ups[%zu].channel: \"%s\" has no entry in $.channels, so it has no contact policy", i, k,
+                            fu->channel);
+            rf->from_channel = -1;
+            if (fu->from_channel[0] && (rf->from_channel = md_rules_channel_index(cfg, fu->from_channel)) < 0)
+                return cerr(c, "$.campaigns[%zu].follow_ups[%zu].from_channel: \"%s\" is not a channel", i, k, fu->from_channel);
+            rf->after = -1;
+            for (int st = 0; st < MD_OUTCOME_STATUS_COUNT; st++)
+                if (strcmp(md_outcome_status_name((md_outcome_status)st), fu->after) == 0) rf->after = st;
+        }
         /* The conversion is a fact about the event alone, like a signal. */
         bool bare = c->bare_event;
         unsigned allow = c->allow;
@@ -415,6 +432,7 @@ void md_rules_destroy(md_rules *r) {
         md_expr_destroy(c->conversion);
         for (size_t f = 0; f < c->n_features && c->features; f++) md_expr_destroy(c->features[f].expr);
         for (size_t k = 0; k < c->n_routes && c->routes; k++) md_expr_destroy(c->routes[k].when);
+        free(c->follow_ups);
         free(c->features);
         free(c->statics);
         free(c->routes);

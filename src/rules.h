@@ -77,6 +77,12 @@ typedef struct md_rroute {
     md_expr *when; /* NULL = always */
 } md_rroute;
 
+typedef struct md_rfollow_up {
+    int after;        /* md_outcome_status */
+    int from_channel; /* -1 = any */
+    int channel;
+} md_rfollow_up;
+
 typedef struct md_rcampaign {
     md_expr *eligible; /* NULL = everyone */
     md_expr *fire_on;  /* NULL = any event */
@@ -87,6 +93,8 @@ typedef struct md_rcampaign {
     size_t n_statics;
     md_rroute *routes;
     size_t n_routes;
+    md_rfollow_up *follow_ups;
+    size_t n_follow_ups;
     bool fixed_cooldown;
 } md_rcampaign;
 

@@ -4,7 +4,7 @@
 // shows the live data and not just an empty frame.
 "use strict";
 
-const STAGES = ["triggered", "sent", "delivered", "reached", "opened", "converted",
+const STAGES = ["triggered", "follow_ups", "sent", "delivered", "reached", "opened", "converted",
                 "declined", "no_answer", "hangup", "complaint", "opt_out"];
 const COLORS = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477"];
 

@@ -142,6 +142,13 @@ typedef struct md_cfg_arm {
     md_cfg_cooldown cooldown;
 } md_cfg_arm;
 
+typedef struct md_cfg_follow_up {
+    char *after;        /* the outcome status that starts it */
+    char *from_channel; /* the channel that outcome is about; "" = any */
+    char *channel;      /* where the follow-up goes */
+    int64_t gap_ms;     /* after the outcome */
+} md_cfg_follow_up;
+
 typedef struct md_cfg_route {
     char *channel;
     char *when; /* "" = always */
@@ -161,6 +168,8 @@ typedef struct md_cfg_campaign {
     md_cfg_cooldown cooldown;
     md_cfg_arm *arms;   /* policy arms; none = everyone gets cooldown */
     size_t n_arms;
+    md_cfg_follow_up *follow_ups;
+    size_t n_follow_ups;
     md_cfg_model model;
     char *note;
 } md_cfg_campaign;

@@ -198,6 +198,8 @@ typedef struct md_engine_out {
     size_t n_contact_point_records;
     /* Conversions this event was attributed as (one per campaign at most). */
     size_t n_conversions;
+    /* md_engine_outcome: why a follow-up was not sent, NONE when none was stopped. */
+    md_suppress follow_up_suppressed;
 } md_engine_out;
 
 void md_engine_out_init(md_engine_out *out);
@@ -239,9 +241,13 @@ const char *md_outcome_applied_name(md_outcome_applied a);
  * trigger's funnel stage once per status; fatigue +1 on no_answer, declined,
  * complaint and a reached call shorter than outcomes.hangup_within; fatigue
  * reset on opened and converted; complaint starts the complaint block;
- * opt_out blocks every campaign for good. Pure, like md_engine_process. */
-md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, const md_outcome *o, const md_source *src, md_ops *ops,
-                         md_outcome_applied *applied);
+ * opt_out blocks every campaign for good. Then the campaign's follow-ups
+ * whose `after` matches: each becomes a trigger in out (and the outbox) with
+ * not_before = the outcome's time + gap, moved past the channel's quiet
+ * hours, unless a block or a cap forbids a contact then. cp may be NULL.
+ * Pure, like md_engine_process. */
+md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_outcome *o, const md_source *src,
+                         int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_outcome_applied *applied, md_engine_out *out);
 
 /* Evaluates every campaign at time now_ms without an event and without
  * changing anything (explain). fire_on rules are skipped. */

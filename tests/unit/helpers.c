@@ -29,21 +29,31 @@ md_config *th_default_config(void) {
     return cfg;
 }
 
-md_config *th_config_with(const char *from, const char *to, char *err, size_t errsz) {
-    char *text = th_read_file(MOMENTD_SOURCE_DIR "/config/momentd.json");
+/* text with the first `from` replaced by `to` (caller frees). */
+static char *replace_once(char *text, const char *from, const char *to) {
     char *at = strstr(text, from);
     cr_assert(at, "fixture text '%s' not found in the default config", from);
-    size_t n = strlen(text) - strlen(from) + strlen(to) + 1;
-    char *out = malloc(n);
+    char *out = malloc(strlen(text) - strlen(from) + strlen(to) + 1);
     cr_assert(out);
     size_t pre = (size_t)(at - text);
     memcpy(out, text, pre);
     strcpy(out + pre, to);
     strcat(out, at + strlen(from));
-    md_config *cfg = md_config_load_string(out, "test.json", err, errsz);
-    free(out);
+    free(text);
+    return out;
+}
+
+md_config *th_config_with2(const char *from1, const char *to1, const char *from2, const char *to2, char *err, size_t errsz) {
+    char *text = th_read_file(MOMENTD_SOURCE_DIR "/config/momentd.json");
+    text = replace_once(text, from1, to1);
+    if (from2) text = replace_once(text, from2, to2);
+    md_config *cfg = md_config_load_string(text, "test.json", err, errsz);
     free(text);
     return cfg;
+}
+
+md_config *th_config_with(const char *from, const char *to, char *err, size_t errsz) {
+    return th_config_with2(from, to, NULL, NULL, err, errsz);
 }
 
 md_event th_event(const char *json) {

@@ -9,6 +9,7 @@
 
 #include "helpers.h"
 #include "momentd/engine.h"
+#include "momentd/jsonw.h"
 
 static md_config *cfg;
 static md_cstate *cs;
@@ -91,7 +92,7 @@ static md_outcome_applied report(const char *status, int64_t ts, const char *ext
     cr_assert_eq(md_outcome_parse(parser, json, strlen(json), key, strlen(key), ts, &o, &res), MD_ERR_OK, "%s: %s", json,
                  res.detail);
     md_outcome_applied a;
-    cr_assert_eq(md_engine_outcome(cfg, cs, &o, NULL, &ops, &a), MD_ERR_OK);
+    cr_assert_eq(md_engine_outcome(cfg, cs, NULL, &o, NULL, ts, &ops, &cp_ops, &a, &out), MD_ERR_OK);
     return a;
 }
 
@@ -236,7 +237,7 @@ Test(outcome, unknown_or_mismatched_triggers_are_ignored) {
     md_parse_result res;
     cr_assert_eq(md_outcome_parse(parser, json, strlen(json), cust, strlen(cust), TH_T0 + TH_HOUR, &o, &res), MD_ERR_OK);
     md_outcome_applied a;
-    cr_assert_eq(md_engine_outcome(cfg, cs, &o, NULL, &ops, &a), MD_ERR_OK);
+    cr_assert_eq(md_engine_outcome(cfg, cs, NULL, &o, NULL, TH_T0, &ops, &cp_ops, &a, &out), MD_ERR_OK);
     cr_assert_eq(a, MD_OUTCOME_UNKNOWN_TRIGGER);
     md_engine_evaluate(cfg, cs, NULL, TH_T0 + TH_DAY, &out);
     cr_assert_neq(out.eval[1].suppressed, MD_SUPPRESS_OPT_OUT);
@@ -360,4 +361,106 @@ Test(outcome, each_arm_contacts_under_its_own_policy_and_is_counted_apart) {
     cr_assert_float_eq(adaptive_gap, md_cooldown_required_days(&cfg->campaigns[INSTALMENT].arms[0].cooldown, out.eval[INSTALMENT].score, 0), 1e-9);
     cr_assert(fabs(adaptive_gap - fixed_gap) > 1, "the arms really use different cooldowns: %.1f vs %.1f", adaptive_gap, fixed_gap);
     cr_assert_eq(funnel("arm.adaptive:triggered"), 1);
+}
+
+/* ---- follow-ups ---- */
+
+/* prepay_wallet with the issue's two follow-ups: in-app 2 h after an
+ * unanswered call, SMS 10 minutes after a connected one; daily_cap is the
+ * customer's contacts per rolling 24 h (the default policy allows 1, which
+ * leaves no room for a follow-up the same day). */
+static void with_follow_ups_cap(int daily_cap) {
+    char err[512], cap[64];
+    md_cstate_destroy(cs);
+    md_config_destroy(cfg);
+    snprintf(cap, sizeof(cap), "{\"max\": %d, \"per\": \"24h\", \"scope\": \"customer\"}", daily_cap);
+    cfg = th_config_with2("{\"max\": 1, \"per\": \"24h\", \"scope\": \"customer\"}", cap, "\"holdout_pct\": 5,",
+                         "\"holdout_pct\": 5, \"follow_ups\": ["
+                         "{\"after\": \"no_answer\", \"from_channel\": \"outbound_call\", \"channel\": \"in_app\", \"gap\": \"2h\"},"
+                         "{\"after\": \"reached\", \"from_channel\": \"outbound_call\", \"channel\": \"sms\", \"gap\": \"10m\"}],",
+                         err, sizeof(err));
+    cr_assert(cfg, "%s", err);
+    cs = md_cstate_new(cfg);
+    pick_customer(false);
+}
+static void with_follow_ups(void) { with_follow_ups_cap(2); }
+
+Test(outcome, the_daily_contact_cap_still_holds_for_follow_ups) {
+    with_follow_ups_cap(1);
+    fire(TH_T0);
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(out.n_triggers, 0, "1 contact per rolling 24 h: the call was it");
+    cr_assert_eq(out.follow_up_suppressed, MD_SUPPRESS_CAP_CUSTOMER);
+}
+
+static bool has(const char *payload, const char *needle) { return strstr(payload, needle) != NULL; }
+
+Test(outcome, an_unanswered_call_is_followed_in_app_after_the_gap) {
+    with_follow_ups();
+    fire(TH_T0); /* 10:00 Beijing: daytime */
+    char orig[MD_TRIGGER_ID_LEN];
+    snprintf(orig, sizeof(orig), "%s", trigger);
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(out.n_triggers, 1, "one follow-up");
+    const md_trigger *t = &out.triggers[0];
+    cr_assert_str_eq(t->topic, "moments.in_app");
+    char want[128];
+    snprintf(want, sizeof(want), "\"follow_up_of\":\"%s\"", orig);
+    cr_assert(has(t->payload, want), "%s", t->payload);
+    char nb[32];
+    md_format_time(TH_T0 + 3 * TH_HOUR, nb);
+    snprintf(want, sizeof(want), "\"not_before\":\"%s\"", nb);
+    cr_assert(has(t->payload, want), "not_before is the outcome plus 2 h: %s", t->payload);
+    cr_assert_eq(funnel("in_app:follow_ups"), 1);
+    cr_assert_eq(funnel("in_app:triggered"), 1);
+    /* The same outcome again is a duplicate and follows up nothing more. */
+    cr_assert_eq(report("no_answer", TH_T0 + 2 * TH_HOUR, NULL), MD_OUTCOME_DUPLICATE);
+    cr_assert_eq(out.n_triggers, 0);
+}
+
+Test(outcome, a_connected_call_is_followed_by_sms_and_a_hang_up_by_nothing) {
+    with_follow_ups();
+    fire(TH_T0);
+    cr_assert_eq(report("reached", TH_T0 + TH_HOUR, ",\"duration_s\":2"), MD_OUTCOME_APPLIED);
+    cr_assert_eq(out.n_triggers, 0, "a hang-up is a no");
+    pick_customer(false);
+    fire(TH_T0);
+    cr_assert_eq(report("reached", TH_T0 + TH_HOUR, ",\"duration_s\":180"), MD_OUTCOME_APPLIED);
+    cr_assert_eq(out.n_triggers, 1);
+    cr_assert_str_eq(out.triggers[0].topic, "moments.sms");
+    cr_assert_eq(funnel("sms:follow_ups"), 1);
+}
+
+Test(outcome, a_follow_up_waits_out_the_quiet_hours) {
+    with_follow_ups();
+    fire(TH_T0);
+    /* Reached at 20:55 Beijing; +10 min = 21:05, inside SMS quiet hours (21:00-08:00). */
+    cr_assert_eq(report("reached", TH_T0 + 10 * TH_HOUR + 55 * 60000, ",\"duration_s\":180"), MD_OUTCOME_APPLIED);
+    cr_assert_eq(out.n_triggers, 1);
+    char nb[32], want[64];
+    md_format_time(TH_T0 + 22 * TH_HOUR, nb); /* 08:00 the next morning */
+    snprintf(want, sizeof(want), "\"not_before\":\"%s\"", nb);
+    cr_assert(has(out.triggers[0].payload, want), "%s", out.triggers[0].payload);
+}
+
+Test(outcome, caps_and_blocks_still_stop_a_follow_up) {
+    with_follow_ups();
+    fire(TH_T0);
+    /* Two SMS in the last month: the SMS cap (2 per 30 days) is full, while
+     * the customer-wide caps (4 per 30 days, 2 per 24 h here) still have room. */
+    for (int k = 1; k <= 2; k++) {
+        char f[64];
+        snprintf(f, sizeof(f), "k:%lld:prepay_wallet", (long long)(TH_T0 - 5 * k * TH_DAY));
+        md_cstate_load_field(cs, f, strlen(f), "sms", 3);
+    }
+    cr_assert_eq(report("reached", TH_T0 + TH_HOUR, ",\"duration_s\":180"), MD_OUTCOME_APPLIED);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.follow_up_suppressed, MD_SUPPRESS_CAP_CHANNEL);
+    /* An opt-out before the outcome blocks it too. */
+    pick_customer(false);
+    fire(TH_T0);
+    md_cstate_load_field(cs, "oo", 2, "1", 1);
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.follow_up_suppressed, MD_SUPPRESS_OPT_OUT);
 }
