@@ -659,10 +659,11 @@ static void log_stats(daemon *d, const char *msg) {
     snprintf(b[12], 24, "%" PRIu64, d->n.outcome_duplicates);
     snprintf(b[13], 24, "%" PRIu64, d->n.outcomes_unknown);
     snprintf(b[14], 24, "%" PRIu64, d->n.conversions);
+    snprintf(b[15], 24, "%" PRIu64, d->n.follow_ups);
     md_log(MD_LOG_INFO, "daemon", msg, "consumed", b[0], "accepted", b[1], "dead_lettered", b[2], "duplicates", b[3],
            "too_late", b[4], "profiles", b[5], "triggers", b[6], "holdouts", b[7], "batches", b[8], "redis_retries", b[9],
            "conflicts", b[10], "outcomes", b[11], "outcome_duplicates", b[12], "outcomes_unknown_trigger", b[13],
-           "conversions", b[14], NULL);
+           "conversions", b[14], "follow_ups", b[15], NULL);
 }
 
 static bool alloc_batch(daemon *d) {
