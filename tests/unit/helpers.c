@@ -43,17 +43,17 @@ static char *replace_once(char *text, const char *from, const char *to) {
     return out;
 }
 
-md_config *th_config_with2(const char *from1, const char *to1, const char *from2, const char *to2, char *err, size_t errsz) {
+md_config *th_config_edit(const char *const *pairs, size_t n_pairs, char *err, size_t errsz) {
     char *text = th_read_file(MOMENTD_SOURCE_DIR "/config/momentd.json");
-    text = replace_once(text, from1, to1);
-    if (from2) text = replace_once(text, from2, to2);
+    for (size_t i = 0; i < n_pairs; i++) text = replace_once(text, pairs[2 * i], pairs[2 * i + 1]);
     md_config *cfg = md_config_load_string(text, "test.json", err, errsz);
     free(text);
     return cfg;
 }
 
 md_config *th_config_with(const char *from, const char *to, char *err, size_t errsz) {
-    return th_config_with2(from, to, NULL, NULL, err, errsz);
+    const char *pairs[] = {from, to};
+    return th_config_edit(pairs, 1, err, errsz);
 }
 
 md_event th_event(const char *json) {

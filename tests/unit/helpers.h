@@ -15,8 +15,8 @@ char *th_read_file(const char *path);
 md_config *th_default_config(void);
 /* The default configuration with `from` replaced by `to` once in its text. */
 md_config *th_config_with(const char *from, const char *to, char *err, size_t errsz);
-/* The same with two replacements (from2 NULL: only the first). */
-md_config *th_config_with2(const char *from1, const char *to1, const char *from2, const char *to2, char *err, size_t errsz);
+/* The default configuration with n_pairs replacements: pairs[2i] becomes pairs[2i+1]. */
+md_config *th_config_edit(const char *const *pairs, size_t n_pairs, char *err, size_t errsz);
 /* Parses a JSON event (no key check) at a fixed "now"; aborts on rejection. */
 md_event th_event(const char *json);
 /* 2026-03-02T10:00:00+08:00 (a Monday morning in Beijing): mid-morning, so quiet hours don't interfere. */

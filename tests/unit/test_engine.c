@@ -103,6 +103,8 @@ static void reconfigure(const char *from, const char *to) {
     char err[512];
     md_cstate_destroy(cs);
     md_config_destroy(cfg);
+    cs = NULL; /* teardown must not free them again if the load fails */
+    cfg = NULL;
     cfg = th_config_with(from, to, err, sizeof(err));
     cr_assert(cfg, "%s", err);
     cs = md_cstate_new(cfg);
@@ -347,6 +349,8 @@ Test(engine, fire_on_restricts_the_events_that_fire) {
 Test(engine, eligibility_blocks) {
     md_cstate_destroy(cs); /* a state must not outlive its configuration */
     md_config_destroy(cfg);
+    cs = NULL; /* teardown must not free them again if an assertion stops the test */
+    cfg = NULL;
     char err[512];
     cfg = th_config_with("\"eligible\": \"low_balance ||", "\"eligible\": \"frequent_arrears && (low_balance ||", err, sizeof(err));
     cr_assert_null(cfg, "unbalanced parentheses are caught");

@@ -365,20 +365,21 @@ Test(outcome, each_arm_contacts_under_its_own_policy_and_is_counted_apart) {
 
 /* ---- follow-ups ---- */
 
-/* prepay_wallet with the issue's two follow-ups: in-app 2 h after an
- * unanswered call, SMS 10 minutes after a connected one; daily_cap is the
+/* prepay_wallet's two default follow-ups with shorter gaps: in-app 2 h after
+ * an unanswered call, SMS 10 minutes after a connected one; daily_cap is the
  * customer's contacts per rolling 24 h (the default policy allows 1, which
  * leaves no room for a follow-up the same day). */
 static void with_follow_ups_cap(int daily_cap) {
     char err[512], cap[64];
     md_cstate_destroy(cs);
     md_config_destroy(cfg);
+    cs = NULL; /* teardown must not free them again if the load fails */
+    cfg = NULL;
     snprintf(cap, sizeof(cap), "{\"max\": %d, \"per\": \"24h\", \"scope\": \"customer\"}", daily_cap);
-    cfg = th_config_with2("{\"max\": 1, \"per\": \"24h\", \"scope\": \"customer\"}", cap, "\"holdout_pct\": 5,",
-                         "\"holdout_pct\": 5, \"follow_ups\": ["
-                         "{\"after\": \"no_answer\", \"from_channel\": \"outbound_call\", \"channel\": \"in_app\", \"gap\": \"2h\"},"
-                         "{\"after\": \"reached\", \"from_channel\": \"outbound_call\", \"channel\": \"sms\", \"gap\": \"10m\"}],",
-                         err, sizeof(err));
+    const char *pairs[] = {"{\"max\": 1, \"per\": \"24h\", \"scope\": \"customer\"}", cap,
+                           "\"channel\": \"in_app\", \"gap\": \"24h\"}", "\"channel\": \"in_app\", \"gap\": \"2h\"}",
+                           "\"channel\": \"sms\", \"gap\": \"24h\"}", "\"channel\": \"sms\", \"gap\": \"10m\"}"};
+    cfg = th_config_edit(pairs, 3, err, sizeof(err));
     cr_assert(cfg, "%s", err);
     cs = md_cstate_new(cfg);
     pick_customer(false);
