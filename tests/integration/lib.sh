@@ -223,3 +223,31 @@ feed() {
 
 # trigger_ids TOPIC: the trigger ids in TOPIC, one per line, in topic order.
 trigger_ids() { consume "$1" | { grep -o '"trigger_id":"[^"]*"' || true; } | cut -d'"' -f4; }
+
+# compare_with_reference REF PREFIX INSTANCE: for a disturbed run (PREFIX,
+# still running as INSTANCE) against an undisturbed one (REF, finished) over
+# the same input: waits up to 2 minutes for PREFIX's state to equal REF's,
+# stops INSTANCE, checks that every counter is equal and that no trigger id
+# is missing or unexpected, and sets REF_TRIGGERS, MISSING, EXTRA and DUPS
+# (the same id delivered more than once: allowed, reported).
+compare_with_reference() {
+    local ref=$1 pre=$2 inst=$3 i t outs="moments.outbound_call moments.in_app moments.sms moments.holdout"
+    for t in $outs; do trigger_ids "$ref.$t"; done | sort >"$T_DIR/ids.ref"
+    dump_state "$ref" | sed "s/^$ref:/X:/" >"$T_DIR/state.ref"
+    for i in $(seq 1 240); do
+        dump_state "$pre" | sed "s/^$pre:/X:/" >"$T_DIR/state.run"
+        cmp -s "$T_DIR/state.ref" "$T_DIR/state.run" && break
+        sleep 0.5
+    done
+    sleep 2
+    stop_momentd "$inst"
+    check "every counter equals the undisturbed run's" cmp -s "$T_DIR/state.ref" "$T_DIR/state.run"
+    for t in $outs; do trigger_ids "$pre.$t"; done | sort >"$T_DIR/ids.run"
+    sort -u "$T_DIR/ids.run" >"$T_DIR/ids.run.unique"
+    REF_TRIGGERS=$(grep -c . "$T_DIR/ids.ref")
+    MISSING=$(comm -23 "$T_DIR/ids.ref" "$T_DIR/ids.run.unique" | grep -c . || true)
+    EXTRA=$(comm -13 "$T_DIR/ids.ref" "$T_DIR/ids.run.unique" | grep -c . || true)
+    DUPS=$(($(grep -c . "$T_DIR/ids.run") - $(grep -c . "$T_DIR/ids.run.unique")))
+    check "no trigger lost" eq "$MISSING" 0
+    check "no trigger that should not exist" eq "$EXTRA" 0
+}

@@ -44,27 +44,9 @@ start_momentd "$REF" ref
 check "undisturbed run consumed all $EVENTS events" wait_consumed ref "$EVENTS" 120
 sleep 1
 stop_momentd ref
-OUTS="moments.outbound_call moments.in_app moments.sms moments.holdout"
-for t in $OUTS; do trigger_ids "$REFN.$t"; done | sort >"$T_DIR/ids.ref"
-dump_state "$REFN" | sed "s/^$REFN:/X:/" >"$T_DIR/state.ref"
-for i in $(seq 1 240); do
-    dump_state "$DN" | sed "s/^$DN:/X:/" >"$T_DIR/state.dist"
-    cmp -s "$T_DIR/state.ref" "$T_DIR/state.dist" && break
-    sleep 0.5
-done
-sleep 2
-stop_momentd dist
-check "every counter equals the undisturbed run's" cmp -s "$T_DIR/state.ref" "$T_DIR/state.dist"
-for t in $OUTS; do trigger_ids "$DN.$t"; done | sort >"$T_DIR/ids.dist"
-sort -u "$T_DIR/ids.dist" >"$T_DIR/ids.dist.unique"
-REF_TRIGGERS=$(grep -c . "$T_DIR/ids.ref")
-MISSING=$(comm -23 "$T_DIR/ids.ref" "$T_DIR/ids.dist.unique" | grep -c . || true)
-EXTRA=$(comm -13 "$T_DIR/ids.ref" "$T_DIR/ids.dist.unique" | grep -c . || true)
-DUPS=$(($(grep -c . "$T_DIR/ids.dist") - $(grep -c . "$T_DIR/ids.dist.unique")))
+compare_with_reference "$REFN" "$DN" dist
 RETRIES=$({ grep -o '"redis_retries":"[0-9]*"' "$T_DIR/dist/momentd.log" || true; } | tail -1 | tr -dc 0-9)
 log "outages: $EVENTS events, $REF_TRIGGERS triggers, missing $MISSING, unexpected $EXTRA, duplicates $DUPS, redis retries ${RETRIES:-0}"
 check "the stream produced triggers" ge "$REF_TRIGGERS" 30
 check "the Redis outage was felt (retries logged)" ge "${RETRIES:-0}" 1
-check "no trigger lost" eq "$MISSING" 0
-check "no trigger that should not exist" eq "$EXTRA" 0
 finish
