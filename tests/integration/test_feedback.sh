@@ -76,7 +76,7 @@ sleep 1
 check "H appears on no channel topic" eq "$(for t in outbound_call in_app sms; do consume "$N.moments.$t"; done | grep -c "\"customer_id\":\"$H\"")" 0
 check "and on the holdout topic with holdout:true" grep -q '"holdout":true' <<<"$(consume "$N.moments.holdout" | grep "\"customer_id\":\"$H\"")"
 
-# --- B: no_answer twice (two triggers) lengthens the gap, opened resets it.
+# --- B: no_answer twice (two triggers) lengthens the gap, converted resets it.
 T1=$(trigger_of "$N.moments.in_app" "$B")
 AT=$(bj 3 10)
 check "rested, the gap follows the curve" gap_is "$B" "$AT" 0
@@ -96,8 +96,8 @@ check "it is a new trigger" test "$T2" != "$T1"
 outcome "$B" "$T2" in_app no_answer "$(bj 100 15)"
 check "B's second no_answer is applied (fatigue 2)" until_fatigue "$B" "$AT" 2
 check "two no_answers: the gap is twice the curve" gap_is "$B" "$AT" 2
-outcome "$B" "$T2" in_app opened "$(bj 100 16)"
-check "opened resets fatigue" until_fatigue "$B" "$AT" 0
+outcome "$B" "$T2" in_app converted "$(bj 100 16)"
+check "converted resets fatigue" until_fatigue "$B" "$AT" 0
 check "and the gap is the curve again" gap_is "$B" "$AT" 0
 # B takes the product: a prepay payment within the attribution window.
 pay_json "$B" b7 "$(bj 105 10)" false 900 prepay | produce "$N.payments"
@@ -134,7 +134,7 @@ sleep 1
 stop_momentd main
 STATS=$(grep '"msg":"stopped"' "$T_DIR/main/momentd.log")
 log "final: $(grep -o '"outcomes.*' <<<"$STATS")"
-# B: sent, no_answer, no_answer, opened; C: sent, complaint; D: opt_out.
+# B: sent, no_answer, no_answer, converted; C: sent, complaint; D: opt_out.
 check "7 outcomes applied" grep -q '"outcomes":"7"' <<<"$STATS"
 check "the duplicate counted as such" grep -q '"outcome_duplicates":"1"' <<<"$STATS"
 check "the unknown trigger counted as such" grep -q '"outcomes_unknown_trigger":"1"' <<<"$STATS"
@@ -149,7 +149,7 @@ field() { grep -o "\"$2\":[-0-9.]*" <<<"$1" | head -1 | cut -d: -f2; }
 IA=$(counts in_app)
 OC=$(counts outbound_call)
 HO=$(counts holdout)
-check "in_app: 2 triggered, 1 sent, 2 no_answer, 1 opened" eq "$(field "$IA" triggered),$(field "$IA" sent),$(field "$IA" no_answer),$(field "$IA" opened)" "2,1,2,1"
+check "in_app: 2 triggered, 1 sent, 2 no_answer, 1 converted (reported)" eq "$(field "$IA" triggered),$(field "$IA" sent),$(field "$IA" no_answer),$(field "$IA" converted)" "2,1,2,1"
 check "in_app: 1 conversion of 100 yuan (pay_json's amount)" eq "$(field "$IA" conversions),$(field "$IA" amount_fen)" "1,10000"
 check "outbound_call: 2 triggered, 1 sent (the duplicate counted once), 1 complaint, 1 opt-out" \
     eq "$(field "$OC" triggered),$(field "$OC" sent),$(field "$OC" complaint),$(field "$OC" opt_out)" "2,1,1,1"
@@ -157,7 +157,7 @@ check "holdout: 1 triggered, 1 conversion" eq "$(field "$HO" triggered),$(field 
 UP=$(camp | grep -o '"uplift":{[^}]*}')
 check "uplift: treated 1/4 = 25%, holdout 1/1 = 100%, -75 points" \
     eq "$(field "$UP" treated_rate),$(field "$UP" holdout_rate),$(field "$UP" uplift_pp)" "0.25,1,-75"
-check "in_app rates are derived from the counts (opened 1 of 2)" grep -q '"opened":0.5' <<<"$(camp | grep -o '{"channel":"in_app".*' | grep -o '"rates":{[^}]*}' | head -1)"
+check "in_app rates are derived from the counts (converted 1 of 2)" grep -q '"converted":0.5' <<<"$(camp | grep -o '{"channel":"in_app".*' | grep -o '"rates":{[^}]*}' | head -1)"
 TEXT=$("$MOMENTD_BIN" report -c "$CFG" --from 2026-03-01 --to 2026-07-01)
 check "the text report shows the uplift line" grep -q "uplift   -75.00 percentage points" <<<"$TEXT"
 check "a bad --from is a usage error" test "$("$MOMENTD_BIN" report -c "$CFG" --from 2026-13-01 >/dev/null 2>&1; echo $?)" = 2
