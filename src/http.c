@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "momentd/jsonw.h"
 #include "report_store.h"
 #include "rules.h"
 #include "store.h"
@@ -45,6 +46,19 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
 
 static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text) {
     return respond(conn, status, "text/plain; charset=utf-8", text, strlen(text), true);
+}
+
+/* {"error": text}, escaped by the JSON writer (the text may quote user input). */
+static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status, const char *text) {
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_jsonw_obj_open(&w);
+    md_jsonw_kstr(&w, "error", text);
+    md_jsonw_obj_close(&w);
+    enum MHD_Result ret = w.oom ? respond_text(conn, 500, "out of memory\n")
+                                : respond(conn, status, "application/json", w.buf, strlen(w.buf), true);
+    md_jsonw_fini(&w);
+    return ret;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -129,19 +143,12 @@ static enum MHD_Result serve_report(md_http *h, struct MHD_Connection *conn) {
     const char *to = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "to");
     int64_t d_from, d_to;
     char err[512] = "";
-    if (!md_report_range(from, to, h->cfg->rules->default_utc_offset_min, wall_ms(), &d_from, &d_to, err, sizeof(err))) {
-        char msg[600];
-        snprintf(msg, sizeof(msg), "{\"error\":\"%s\"}", err);
-        return respond(conn, 400, "application/json", msg, strlen(msg), true);
-    }
+    if (!md_report_range(from, to, h->cfg->rules->default_utc_offset_min, wall_ms(), &d_from, &d_to, err, sizeof(err)))
+        return respond_error(conn, 400, err);
     md_store *store = md_store_new(&h->cfg->redis, err, sizeof(err));
     md_report *rep = store ? md_report_read(store, h->cfg, d_from, d_to, err, sizeof(err)) : NULL;
     md_store_destroy(store);
-    if (!rep) {
-        char msg[600];
-        snprintf(msg, sizeof(msg), "{\"error\":\"report unavailable: redis\"}");
-        return respond(conn, 503, "application/json", msg, strlen(msg), true);
-    }
+    if (!rep) return respond_error(conn, 503, "report unavailable: redis is not answering");
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);

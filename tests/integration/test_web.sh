@@ -65,7 +65,9 @@ RANGE="from=2026-03-01&to=2026-05-31"
 API=$(curl -s "$URL/api/report?$RANGE")
 OC=$(grep -o '"channel":"outbound_call","counts":{[^}]*}' <<<"$API" | head -1)
 check "/api/report counts the 2 triggers of the range and the 1 sent" eq "$(grep -o '"triggered":[0-9]*' <<<"$OC"),$(grep -o '"sent":[0-9]*' <<<"$OC")" '"triggered":2,"sent":1'
-check "a bad range is a 400 with a reason" grep -q '"error":"from: expected a day' <<<"$(curl -s "$URL/api/report?from=yesterday")"
+BAD=$(curl -s -w '\n%{http_code}' "$URL/api/report?from=yesterday")
+check "a bad range is a 400" eq "$(tail -1 <<<"$BAD")" 400
+check "with the reason as valid JSON (the quoted input escaped)" eq "$(head -1 <<<"$BAD")" '{"error":"from: expected a day as YYYY-MM-DD, got \"yesterday\""}'
 command -v chromium >/dev/null || { fail "chromium is not installed (scripts/install-deps installs it)"; finish; }
 BROWSER=(chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars
          --user-data-dir="$T_DIR/chromium" --virtual-time-budget=15000 --window-size=1400,1800)
