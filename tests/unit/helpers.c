@@ -66,3 +66,11 @@ md_event th_event(const char *json) {
     cr_assert_eq(err, MD_ERR_OK, "fixture event rejected (%s: %s): %s", md_reject_code(res.reason), res.detail, json);
     return ev;
 }
+
+void th_pick_customer(char *id, size_t n, const char *prefix, bool in_prepay_holdout) {
+    for (int i = 0;; i++) {
+        snprintf(id, n, "%s-%d", prefix, i);
+        unsigned b = md_holdout_bucket(id, "prepay_wallet");
+        if ((in_prepay_holdout ? b < 500 : b >= 500) && md_holdout_bucket(id, "bill_instalment") >= 1000) return;
+    }
+}

@@ -2,6 +2,8 @@
 #ifndef MOMENTD_TEST_HELPERS_H
 #define MOMENTD_TEST_HELPERS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "momentd/config.h"
@@ -17,6 +19,10 @@ md_config *th_default_config(void);
 md_config *th_config_with(const char *from, const char *to, char *err, size_t errsz);
 /* The default configuration with n_pairs replacements: pairs[2i] becomes pairs[2i+1]. */
 md_config *th_config_edit(const char *const *pairs, size_t n_pairs, char *err, size_t errsz);
+/* Writes into id (n bytes) the first "<prefix>-<i>" outside bill_instalment's
+ * holdout group (10%) and inside (in_prepay_holdout) or outside
+ * prepay_wallet's (5%), as the default configuration assigns them. */
+void th_pick_customer(char *id, size_t n, const char *prefix, bool in_prepay_holdout);
 /* Parses a JSON event (no key check) at a fixed "now"; aborts on rejection. */
 md_event th_event(const char *json);
 /* 2026-03-02T10:00:00+08:00 (a Monday morning in Beijing): mid-morning, so quiet hours don't interfere. */

@@ -21,11 +21,7 @@ enum { PREPAY = 0, INSTALMENT = 1 };
 
 /* A customer outside both campaigns' holdout groups (5% and 10%). */
 static void pick_customer(bool holdout_prepay) {
-    for (int i = 0;; i++) {
-        snprintf(cust, sizeof(cust), "cust-%d", i);
-        unsigned b = md_holdout_bucket(cust, "prepay_wallet");
-        if ((holdout_prepay ? b < 500 : b >= 500) && md_holdout_bucket(cust, "bill_instalment") >= 1000) break;
-    }
+    th_pick_customer(cust, sizeof(cust), "cust", holdout_prepay);
     md_cstate_reset(cs);
     md_cstate_set_customer(cs, cust);
 }

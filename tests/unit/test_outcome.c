@@ -23,11 +23,7 @@ static int64_t fired_at;
 
 /* A customer outside both holdout groups, or inside prepay_wallet's. */
 static void pick_customer(bool holdout) {
-    for (int i = 0;; i++) {
-        snprintf(cust, sizeof(cust), "oc-%d", i);
-        unsigned b = md_holdout_bucket(cust, "prepay_wallet");
-        if ((holdout ? b < 500 : b >= 500) && md_holdout_bucket(cust, "bill_instalment") >= 1000) break;
-    }
+    th_pick_customer(cust, sizeof(cust), "oc", holdout);
     md_cstate_reset(cs);
     md_cstate_set_customer(cs, cust);
 }

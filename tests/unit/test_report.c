@@ -2,6 +2,7 @@
  * and fields the configuration does not know are left out, not guessed. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <string.h>
 
 #include "helpers.h"
 #include "report.h"
@@ -105,4 +106,15 @@ Test(report, policy_arms_side_by_side) {
     cr_assert_eq(md_report_arm_count(rep, 1, 1, MD_STAGE_COMPLAINT), 3);
     cr_assert_eq(md_report_ignored(rep), 1, "an arm the configuration does not have");
     cr_assert_eq(md_report_count(rep, 1, OUTBOUND, MD_STAGE_TRIGGERED), 0, "arm counters are not channel counters");
+}
+
+Test(report, every_outcome_status_is_a_funnel_stage) {
+    /* A status added to event.h but not to the report would be counted as
+     * an unknown field and left out of every funnel. */
+    for (int st = 0; st < MD_OUTCOME_STATUS_COUNT; st++) {
+        bool found = false;
+        for (int s = 0; s < MD_STAGE_COUNT; s++)
+            if (strcmp(md_stage_name((md_stage)s), md_outcome_status_name((md_outcome_status)st)) == 0) found = true;
+        cr_assert(found, "status %s has no funnel stage", md_outcome_status_name((md_outcome_status)st));
+    }
 }
