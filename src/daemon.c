@@ -361,6 +361,17 @@ static size_t classify(daemon *d, rd_kafka_message_t **msgs, size_t n, outmsg *d
     return ndl;
 }
 
+/* A trigger decided in this batch: a holdout decision, or a real contact by
+ * campaign and channel (for /metrics). */
+static void count_trigger(daemon *d, const md_trigger *tr) {
+    if (tr->holdout) {
+        d->n.holdouts++;
+        return;
+    }
+    d->n.triggers++;
+    if (tr->campaign < MD_MAX_CAMPAIGNS && tr->channel < MD_STATUS_MAX_CHANNELS) d->n.fired[tr->campaign][tr->channel]++;
+}
+
 /* Copies the counters and health into the shared status for the HTTP
  * thread; at most every 200 ms unless forced (a state change). */
 static void publish(daemon *d, bool force) {
@@ -444,10 +455,8 @@ static bool decide_and_apply(daemon *d, size_t n) {
                 else if (oa == MD_OUTCOME_UNKNOWN_TRIGGER) d->n.outcomes_unknown++;
                 else d->n.outcome_duplicates++;
                 for (size_t t = 0; t < d->out.n_triggers; t++) {
-                    const md_trigger *tr = &d->out.triggers[t];
-                    d->n.triggers++;
+                    count_trigger(d, &d->out.triggers[t]);
                     d->n.follow_ups++;
-                    if (tr->campaign < MD_MAX_CAMPAIGNS && tr->channel < MD_STATUS_MAX_CHANNELS) d->n.fired[tr->campaign][tr->channel]++;
                 }
                 if (d->out.follow_up_suppressed != MD_SUPPRESS_NONE) d->n.suppressed[d->out.follow_up_suppressed]++;
                 md_engine_out_fini(&d->out);
@@ -465,13 +474,7 @@ static bool decide_and_apply(daemon *d, size_t n) {
             if (d->out.applied == MD_DUP_OFFSET || d->out.applied == MD_DUP_EVENT_ID) d->n.duplicates++;
             else if (d->out.applied == MD_TOO_LATE) d->n.too_late++;
             for (size_t t = 0; t < d->out.n_triggers; t++) {
-                const md_trigger *tr = &d->out.triggers[t];
-                if (tr->holdout) {
-                    d->n.holdouts++;
-                } else {
-                    d->n.triggers++;
-                    if (tr->campaign < MD_MAX_CAMPAIGNS && tr->channel < MD_STATUS_MAX_CHANNELS) d->n.fired[tr->campaign][tr->channel]++;
-                }
+                count_trigger(d, &d->out.triggers[t]);
             }
             if (d->out.applied == MD_APPLIED)
                 for (size_t c = 0; c < d->out.n_campaigns; c++)

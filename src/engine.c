@@ -423,17 +423,43 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
 /* ------------------------------------------------------------------------- */
 /* Triggers                                                                   */
 
+/* The fields every moment opens with (SPEC section 7). */
+static void trigger_head(md_jsonw *w, const char *id, const char *customer_id, const char *campaign, const char *channel) {
+    md_jsonw_obj_open(w);
+    md_jsonw_kstr(w, "trigger_id", id);
+    md_jsonw_kstr(w, "customer_id", customer_id);
+    md_jsonw_kstr(w, "campaign", campaign);
+    md_jsonw_kstr(w, "channel", channel);
+}
+
+/* The fields every moment closes with, so that a trigger and a follow-up can
+ * never disagree on them: fresh until fresh_from + the channel's fresh_for.
+ * Returns the finished text (the caller owns it), or NULL on allocation
+ * failure (w is then freed). */
+static char *trigger_tail(md_jsonw *w, const md_config *cfg, const md_cfg_campaign *cc, int ch, int64_t fresh_from,
+                          int64_t emitted_at_ms, bool holdout) {
+    char tbuf[32];
+    md_format_time(emitted_at_ms, tbuf);
+    md_jsonw_kstr(w, "emitted_at", tbuf);
+    md_format_time(fresh_from + cfg->channels[ch].fresh_for_ms, tbuf);
+    md_jsonw_kstr(w, "expires_at", tbuf);
+    md_jsonw_kstr(w, "model_version", cc->model.version);
+    md_jsonw_kbool(w, "holdout", holdout);
+    md_jsonw_obj_close(w);
+    if (w->oom) {
+        md_jsonw_fini(w);
+        return NULL;
+    }
+    return w->buf; /* ownership moves to the caller */
+}
+
 static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_event *ev, int c, const md_campaign_eval *e,
                            const char *id, int64_t emitted_at_ms) {
     const md_cfg_campaign *cc = &cfg->campaigns[c];
     char tbuf[32];
     md_jsonw w;
     md_jsonw_init(&w);
-    md_jsonw_obj_open(&w);
-    md_jsonw_kstr(&w, "trigger_id", id);
-    md_jsonw_kstr(&w, "customer_id", ev->customer_id);
-    md_jsonw_kstr(&w, "campaign", cc->name);
-    md_jsonw_kstr(&w, "channel", cfg->channels[e->channel].name);
+    trigger_head(&w, id, ev->customer_id, cc->name, cfg->channels[e->channel].name);
     md_jsonw_knum(&w, "score", e->score);
     md_jsonw_knum(&w, "threshold", cc->threshold);
     md_jsonw_key(&w, "reasons");
@@ -479,18 +505,7 @@ static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_e
     md_jsonw_kstr(&w, "ts", tbuf);
     md_jsonw_obj_close(&w);
     md_jsonw_kstr(&w, "event_time", tbuf);
-    md_format_time(emitted_at_ms, tbuf);
-    md_jsonw_kstr(&w, "emitted_at", tbuf);
-    md_format_time(ev->ts_ms + cfg->channels[e->channel].fresh_for_ms, tbuf);
-    md_jsonw_kstr(&w, "expires_at", tbuf);
-    md_jsonw_kstr(&w, "model_version", cc->model.version);
-    md_jsonw_kbool(&w, "holdout", e->holdout);
-    md_jsonw_obj_close(&w);
-    if (w.oom) {
-        md_jsonw_fini(&w);
-        return NULL;
-    }
-    return w.buf; /* ownership moves to the caller */
+    return trigger_tail(&w, cfg, cc, e->channel, ev->ts_ms, emitted_at_ms, e->holdout);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -570,11 +585,7 @@ static char *build_follow_up(const md_config *cfg, const md_cstate *cs, const md
     char tbuf[32];
     md_jsonw w;
     md_jsonw_init(&w);
-    md_jsonw_obj_open(&w);
-    md_jsonw_kstr(&w, "trigger_id", id);
-    md_jsonw_kstr(&w, "customer_id", cs->customer_id);
-    md_jsonw_kstr(&w, "campaign", cc->name);
-    md_jsonw_kstr(&w, "channel", cfg->channels[ch].name);
+    trigger_head(&w, id, cs->customer_id, cc->name, cfg->channels[ch].name);
     md_jsonw_kstr(&w, "follow_up_of", orig->id);
     md_jsonw_key(&w, "caused_by");
     md_jsonw_obj_open(&w);
@@ -586,18 +597,7 @@ static char *build_follow_up(const md_config *cfg, const md_cstate *cs, const md
     md_jsonw_kstr(&w, "event_time", tbuf);
     md_format_time(not_before, tbuf);
     md_jsonw_kstr(&w, "not_before", tbuf);
-    md_format_time(emitted_at_ms, tbuf);
-    md_jsonw_kstr(&w, "emitted_at", tbuf);
-    md_format_time(not_before + cfg->channels[ch].fresh_for_ms, tbuf);
-    md_jsonw_kstr(&w, "expires_at", tbuf);
-    md_jsonw_kstr(&w, "model_version", cc->model.version);
-    md_jsonw_kbool(&w, "holdout", false);
-    md_jsonw_obj_close(&w);
-    if (w.oom) {
-        md_jsonw_fini(&w);
-        return NULL;
-    }
-    return w.buf;
+    return trigger_tail(&w, cfg, cc, ch, not_before, emitted_at_ms, false);
 }
 
 /* The campaign's follow-ups for outcome o of trigger orig. */

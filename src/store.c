@@ -409,9 +409,10 @@ void md_store_funnel_key(const md_store *s, const char *campaign, const char *da
 }
 
 /* Sends n commands built by build(i, argv, lens) (at most 4 arguments) and
- * reads every reply; an error reply is reported after the pipeline drained. */
+ * reads every reply. With check_replies, an error reply is reported after
+ * the pipeline drained; without, only the transport can fail. */
 static md_err pipeline(md_store *s, size_t n, int (*build)(void *, size_t, const char **, size_t *, char (*)[64]), void *ctx,
-                       char *errstr, size_t errstr_size) {
+                       bool check_replies, char *errstr, size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
     for (size_t i = 0; i < n; i++) {
@@ -429,7 +430,7 @@ static md_err pipeline(md_store *s, size_t n, int (*build)(void *, size_t, const
     for (size_t i = 0; i < n; i++) {
         redisReply *r;
         if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
-        if (r->type == REDIS_REPLY_ERROR && !first) {
+        if (check_replies && r->type == REDIS_REPLY_ERROR && !first) {
             snprintf(errstr, errstr_size, "redis: %s", r->str);
             first = MD_ERR_REDIS_REPLY;
         }
@@ -468,27 +469,29 @@ static int build_funnel(void *ctx, size_t j, const char **argv, size_t *lens, ch
 md_err md_store_funnel_add(md_store *s, size_t n, const char *const *campaigns, const char *const *days,
                            const char *const *fields, const int64_t *deltas, char *errstr, size_t errstr_size) {
     funnel_ctx f = {s, campaigns, days, fields, deltas, ""};
-    return pipeline(s, 2 * n, build_funnel, &f, errstr, errstr_size);
+    return pipeline(s, 2 * n, build_funnel, &f, true, errstr, errstr_size);
+}
+
+typedef struct hdel_ctx {
+    const char *const *keys, *const *fields;
+} hdel_ctx;
+
+static int build_hdel(void *ctx, size_t i, const char **argv, size_t *lens, char (*bufs)[64]) {
+    const hdel_ctx *h = ctx;
+    (void)bufs;
+    argv[0] = "HDEL";
+    argv[1] = h->keys[i];
+    argv[2] = h->fields[i];
+    for (int k = 0; k < 3; k++) lens[k] = strlen(argv[k]);
+    return 3;
 }
 
 md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char *const *fields, char *errstr,
                      size_t errstr_size) {
-    md_err err = ensure(s, errstr, errstr_size);
-    if (err) return err;
-    for (size_t i = 0; i < n; i++) {
-        const char *argv[] = {"HDEL", keys[i], fields[i]};
-        size_t lens[] = {4, strlen(keys[i]), strlen(fields[i])};
-        if (redisAppendCommandArgv(s->c, 3, argv, lens) != REDIS_OK) {
-            md_store_disconnect(s);
-            return MD_ERR_REDIS_DOWN;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        redisReply *r;
-        if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
-        freeReplyObject(r);
-    }
-    return MD_ERR_OK;
+    hdel_ctx h = {keys, fields};
+    /* A field already gone is no error, and a foreign value in the key is
+     * not worth retrying: only a lost connection fails this. */
+    return pipeline(s, n, build_hdel, &h, false, errstr, errstr_size);
 }
 
 void *md_store_command_argv(md_store *s, int argc, const char **argv, const size_t *argvlen) {
