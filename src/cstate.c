@@ -358,11 +358,13 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         cs->balance_ts = y;
         return;
     }
-    if (f[0] == 's') { /* s<series> = packed buckets */
-        if (!parse_i64(f + 1, fl - 1, &x)) goto bad;
-        if (x < 0 || (size_t)x >= cs->r->n_series) return; /* a series of an older configuration */
-        if (!series_decode(&cs->series[x], v, vl)) goto bad;
-        return;
+    if (f[0] == 's') { /* s<hash of signal, granularity, sum> = packed buckets */
+        for (size_t si = 0; si < cs->r->n_series; si++)
+            if (strlen(cs->r->series[si].field) == fl && memcmp(cs->r->series[si].field, f, fl) == 0) {
+                if (!series_decode(&cs->series[si], v, vl)) goto bad;
+                return;
+            }
+        return; /* a series no window of this configuration reads: left to expire */
     }
     if (fl == 1 && f[0] == 'v') {
         if (!parse_i64(v, vl, &x)) goto bad;
@@ -572,7 +574,7 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
     for (size_t si = 0; si < cs->r->n_series; si++) {
         md_series_st *s = &cs->series[si];
         if (!s->dirty) continue;
-        snprintf(field, sizeof(field), "s%zu", si);
+        snprintf(field, sizeof(field), "%s", cs->r->series[si].field);
         if (s->n == 0) {
             md_ops_add(ops, MD_OP_DEL, field, NULL);
         } else {

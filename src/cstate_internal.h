@@ -6,11 +6,14 @@
  * Fields:
  *   v                       version: +1 on every apply; the apply script
  *                           writes only if it is still the version read
- *   s<series>               one bucket series, packed: "<bucket>:<value>" for
+ *   s<hash>                 one bucket series, packed: "<bucket>:<value>" for
  *                           the oldest non-empty bucket, then ",<gap>:<value>"
  *                           for each next one (gap = bucket id difference).
  *                           One field per series keeps what a batch reads
- *                           bounded by the configuration, not by history.
+ *                           bounded by the configuration, not by history;
+ *                           <hash> is base 36 of FNV-1a("signal|granularity
+ *                           ms|sum"), so an edited configuration keeps
+ *                           reading the series it still has.
  *   bal                     "<balance>,<event time ms>" newest balance_after
  *   t<type>                 time of the newest event of that type (0 payment, 1 call, 2 app_login)
  *   n                       time of the customer's newest event

@@ -149,6 +149,26 @@ int md_rules_campaign_index(const md_config *cfg, const char *name) {
     return -1;
 }
 
+
+/* "s" + base-36 FNV-1a of "signal|granularity|sum": short (it is stored once
+ * per series per customer) and stable across configurations. */
+static void series_field(const char *signal, int64_t granularity_ms, int sum, char out[16]) {
+    char key[300];
+    snprintf(key, sizeof(key), "%s|%lld|%d", signal, (long long)granularity_ms, sum);
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 16777619u;
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    char tmp[8];
+    int n = 0;
+    do {
+        tmp[n++] = digits[h % 36];
+        h /= 36;
+    } while (h && n < 7);
+    out[0] = 's';
+    for (int i = 0; i < n; i++) out[1 + i] = tmp[n - 1 - i];
+    out[1 + n] = '\0';
+}
+
 static bool compile_signals_windows(compiler *c) {
     const md_config *cfg = c->cfg;
     md_rules *r = c->r;
@@ -187,6 +207,11 @@ static bool compile_signals_windows(compiler *c) {
             r->series[s].signal = sig;
             r->series[s].granularity_ms = w->granularity_ms;
             r->series[s].sum = sum;
+            series_field(w->signal, w->granularity_ms, sum, r->series[s].field);
+            for (size_t o = 0; o < s; o++)
+                if (strcmp(r->series[o].field, r->series[s].field) == 0)
+                    return cerr(c, "$.windows[%zu]: its series' Redis field collides with another's; rename signal \"%s\"", i,
+                                w->signal);
             r->n_series++;
         }
         int64_t keep = w->span_ms + cfg->limits.max_lateness_ms;

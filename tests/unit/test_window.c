@@ -7,6 +7,7 @@
 
 #include "helpers.h"
 #include "momentd/engine.h"
+#include "rules.h"
 
 static md_config *cfg;
 static md_cstate *cs;
@@ -32,6 +33,14 @@ static int win(const char *name) {
         if (strcmp(cfg->windows[i].name, name) == 0) return (int)i;
     cr_assert_fail("no window %s", name);
     return -1;
+}
+
+/* The Redis field of the series a window reads. */
+static const char *series_field_of(const md_config *c, const char *window) {
+    for (size_t i = 0; i < c->n_windows; i++)
+        if (strcmp(c->windows[i].name, window) == 0) return c->rules->series[c->rules->windows[i].series].field;
+    cr_assert_fail("no window %s", window);
+    return NULL;
 }
 
 static md_applied pay(const char *id, int64_t ts, double amount, bool late, const md_source *src) {
@@ -183,12 +192,12 @@ Test(window, old_buckets_are_evicted) {
     pay("p1", TH_T0, 10, false, NULL);
     pay("p2", TH_T0 + 3 * TH_DAY, 10, false, NULL);
     md_cstate_flush(cs, &ops);
-    const char *before = last_set("s0");
+    const char *before = last_set(series_field_of(cfg, "payments_180d"));
     cr_assert(before && strchr(before, ','), "two buckets packed in the payments series: %s", before ? before : "(none)");
     md_ops_clear(&ops);
     pay("p3", TH_T0 + 200 * TH_DAY, 10, false, NULL);
     md_cstate_flush(cs, &ops);
-    const char *after = last_set("s0");
+    const char *after = last_set(series_field_of(cfg, "payments_180d"));
     cr_assert(after, "the series is written back");
     cr_assert_null(strchr(after, ','), "buckets older than span + max_lateness are dropped: %s", after);
     cr_assert_eq(md_cstate_window(cfg, cs, win("payments_180d"), TH_T0 + 200 * TH_DAY), 1);
@@ -201,14 +210,15 @@ Test(window, packed_series_round_trip_and_reject_garbage) {
     int64_t d0 = TH_T0 / TH_DAY;
     char packed[64];
     snprintf(packed, sizeof(packed), "%lld:2,3:5", (long long)d0);
-    md_cstate_load_field(fresh, "s0", 2, packed, strlen(packed));
+    const char *sf = series_field_of(cfg, "payments_180d");
+    md_cstate_load_field(fresh, sf, strlen(sf), packed, strlen(packed));
     cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 3 * TH_DAY), 7);
     cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 200 * TH_DAY), 0);
     /* Each of these is refused as a whole (the series is left empty), never half-read. */
     const char *bad[] = {"12", "12:", "12:x", "12:1,0:1", "12:1,-3:1", "12:1,,", ":1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         md_cstate_reset(fresh);
-        md_cstate_load_field(fresh, "s0", 2, bad[i], strlen(bad[i]));
+        md_cstate_load_field(fresh, sf, strlen(sf), bad[i], strlen(bad[i]));
         cr_assert_eq(md_cstate_window(cfg, fresh, w, 12 * TH_DAY), 0, "\"%s\" must not load", bad[i]);
     }
     md_cstate_destroy(fresh);
@@ -223,7 +233,49 @@ Test(window, a_batch_writes_each_series_once) {
     md_cstate_flush(cs, &ops);
     size_t writes = 0;
     for (size_t i = 0; i < ops.n; i++)
-        if (strcmp(md_ops_field(&ops, i), "s0") == 0) writes++;
+        if (strcmp(md_ops_field(&ops, i), series_field_of(cfg, "payments_180d")) == 0) writes++;
     cr_assert_eq(writes, 1, "20 payments in one batch: the series is written once, got %zu", writes);
-    cr_assert_str_eq(last_set("s0"), "20514:20", "one day bucket holding 20");
+    cr_assert_str_eq(last_set(series_field_of(cfg, "payments_180d")), "20514:20", "one day bucket holding 20");
+}
+
+/* A configuration that reorders signals and adds a window (a reload, or a
+ * restart with an edited file) reads every series the old one wrote: series
+ * are stored under a name derived from what they count, not their position. */
+Test(window, history_survives_reordered_signals_and_a_new_window) {
+    pay("p1", TH_T0, 10, true, NULL);
+    pay("p2", TH_T0 + TH_DAY, 20, false, NULL);
+    view("v1", TH_T0 + TH_DAY);
+    md_cstate_flush(cs, &ops);
+    const char *pairs[] = {
+        "{\"name\": \"payment\", \"type\": \"payment\"},\n    {\"name\": \"late_payment\", \"type\": \"payment\", \"where\": \"late\"},",
+        "{\"name\": \"late_payment\", \"type\": \"payment\", \"where\": \"late\"},\n    {\"name\": \"payment\", \"type\": \"payment\"},",
+        "\"windows\": [",
+        "\"windows\": [\n    {\"name\": \"payments_7d_hourly\", \"signal\": \"payment\", \"span\": \"7d\", \"granularity\": \"1h\"},",
+    };
+    char err[512];
+    md_config *edited = th_config_edit(pairs, 2, err, sizeof(err));
+    cr_assert_not_null(edited, "%s", err);
+    cr_assert_str_eq(edited->signals[0].name, "late_payment", "the edit reordered the signals");
+    cr_assert_str_eq(edited->windows[0].name, "payments_7d_hourly", "the edit added a window first");
+    md_cstate *fresh = md_cstate_new(edited);
+    for (size_t i = 0; i < ops.n; i++)
+        if (ops.ops[i].kind == MD_OP_SET) {
+            const char *f = md_ops_field(&ops, i), *v = md_ops_value(&ops, i);
+            md_cstate_load_field(fresh, f, strlen(f), v, strlen(v));
+        }
+    const char *names[] = {"payments_180d", "late_payments_180d", "payment_amount_30d", "prepay_views_7d"};
+    double want[] = {2, 1, 30, 1};
+    for (size_t k = 0; k < 4; k++) {
+        int w_old = win(names[k]), w_new = -1;
+        for (size_t i = 0; i < edited->n_windows; i++)
+            if (strcmp(edited->windows[i].name, names[k]) == 0) w_new = (int)i;
+        cr_assert_geq(w_new, 0);
+        double before = md_cstate_window(cfg, cs, w_old, TH_T0 + TH_DAY);
+        cr_assert_float_eq(before, want[k], 1e-9, "%s before: %g", names[k], before);
+        cr_assert_float_eq(md_cstate_window(edited, fresh, w_new, TH_T0 + TH_DAY), before, 1e-9, "%s read back by the edited config",
+                           names[k]);
+    }
+    cr_assert_str_neq(series_field_of(cfg, "payments_180d"), series_field_of(cfg, "late_payments_180d"));
+    md_cstate_destroy(fresh);
+    md_config_destroy(edited);
 }
