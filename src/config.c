@@ -111,6 +111,7 @@ static const table log_table = {"log", log_fields, NF(log_fields)};
 
 static const field http_fields[] = {
     STR(md_cfg_http, listen, "127.0.0.1:9464", "IPv4-ADDRESS:PORT of the HTTP endpoint (/metrics, /healthz, /readyz, /api/report, the report page); empty disables it."),
+    INT(md_cfg_http, ready_max_lag, "100000", 0, 1e12, "/readyz answers 503 while any assigned partition lags by more than this many messages (0: lag is not checked)."),
 };
 static const table http_table = {"http", http_fields, NF(http_fields)};
 

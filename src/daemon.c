@@ -60,15 +60,21 @@ typedef struct delivery {
 } delivery;
 
 typedef md_counters counters;
+struct outmsg;
 
 typedef struct daemon {
-    const md_config *cfg;
+    md_config *cfg;                  /* owned: the running configuration, replaced on reload */
     volatile sig_atomic_t *stop;
+    volatile sig_atomic_t *reload;   /* set by SIGHUP: reload cfg->path between batches */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     md_store *store;
     md_event_parser *parser;
+    /* Per-batch buffers, sized by limits.batch_size and the configuration
+     * (alloc_batch / free_batch; a reload replaces them). */
     size_t cap;
+    rd_kafka_message_t **msgs;
+    struct outmsg *dl;
     item *items;
     md_cstate **states;
     md_cpstate **cps;
@@ -87,15 +93,51 @@ typedef struct daemon {
     int64_t last_ping_ms;
 } daemon;
 
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void mono_now(struct timespec *t) { clock_gettime(CLOCK_MONOTONIC, t); }
+
+static void publish(daemon *d, bool force);
+
 /* ------------------------------------------------------------------------- */
 /* Kafka set-up                                                               */
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
-    (void)opaque;
-    delivery *d = m->_private;
-    if (d) d->status = m->err ? -1 : 1;
-    if (m->err) md_log(MD_LOG_WARN, "kafka", "delivery failed", "topic", rd_kafka_topic_name(m->rkt), "error", rd_kafka_err2str(m->err), NULL);
+    delivery *dr = m->_private;
+    if (dr) dr->status = m->err ? -1 : 1;
+    if (m->err) {
+        ((daemon *)opaque)->n.delivery_errors++;
+        md_log(MD_LOG_WARN, "kafka", "delivery failed", "topic", rd_kafka_topic_name(m->rkt), "error", rd_kafka_err2str(m->err), NULL);
+    }
+}
+
+/* Counted for /metrics and logged; otherwise what librdkafka would do
+ * without a callback, for the eager and the cooperative protocols alike.
+ * Messages of revoked partitions still in hand are never committed by us
+ * (the commit fails) and the new owner re-reads them as no-ops. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    daemon *d = opaque;
+    d->n.rebalances++;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    char cnt[16];
+    snprintf(cnt, sizeof(cnt), "%d", parts ? parts->cnt : 0);
+    md_log(MD_LOG_INFO, "kafka", assign ? "partitions assigned" : "partitions revoked", "partitions", cnt, NULL);
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t ae = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (cooperative) e = assign ? rd_kafka_incremental_assign(rk, parts) : rd_kafka_incremental_unassign(rk, parts);
+    else ae = rd_kafka_assign(rk, assign ? parts : NULL);
+    if (e) {
+        md_log(MD_LOG_ERROR, "kafka", "rebalance failed", "error", rd_kafka_error_string(e), NULL);
+        rd_kafka_error_destroy(e);
+    } else if (ae) {
+        md_log(MD_LOG_ERROR, "kafka", "rebalance failed", "error", rd_kafka_err2str(ae), NULL);
+    }
 }
 
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -113,11 +155,13 @@ static bool conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, const 
     return true;
 }
 
-static rd_kafka_t *make_client(const md_config *cfg, rd_kafka_type_t type) {
+static rd_kafka_t *make_client(daemon *d, rd_kafka_type_t type) {
+    const md_config *cfg = d->cfg;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char err[512];
     bool ok = conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, "kafka.brokers");
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_opaque(conf, d);
     if (type == RD_KAFKA_CONSUMER) {
         ok = ok && conf_set(conf, "group.id", cfg->kafka.group_id, "kafka.group_id") &&
              conf_set(conf, "enable.auto.commit", "false", "momentd") &&
@@ -125,6 +169,7 @@ static rd_kafka_t *make_client(const md_config *cfg, rd_kafka_type_t type) {
              conf_set(conf, "auto.offset.reset", "earliest", "momentd");
         for (size_t i = 0; ok && i < cfg->kafka.n_consumer; i++)
             ok = conf_set(conf, cfg->kafka.consumer[i].key, cfg->kafka.consumer[i].value, "kafka.consumer");
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     } else {
         /* Idempotent: retries never duplicate or reorder a trigger. */
         ok = ok && conf_set(conf, "enable.idempotence", "true", "momentd") && conf_set(conf, "acks", "all", "momentd");
@@ -236,6 +281,7 @@ static bool produce_all(daemon *d, outmsg *m, size_t n) {
             if (m[i].dr.status == -1) failed = true;
         }
         if (failed) sleep_ms(200);
+        if (remaining) publish(d, false); /* a scrape during an outage sees the outbox waiting */
         if (remaining && *d->stop) {
             if (!stop_deadline) stop_deadline = wall_ms() + 10000;
             if (wall_ms() > stop_deadline) return false;
@@ -378,8 +424,27 @@ static void publish(daemon *d, bool force) {
     int64_t now = wall_ms();
     if (!d->status || (!force && now - d->last_publish_ms < 200)) return;
     rd_kafka_topic_partition_list_t *assigned = NULL;
-    if (rd_kafka_assignment(d->consumer, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR && assigned) {
+    d->snap.n_lag = 0;
+    d->snap.max_lag = -1;
+    if (d->consumer && rd_kafka_assignment(d->consumer, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR && assigned) {
         d->snap.assigned_partitions = assigned->cnt;
+        /* Lag from what the client already knows (its position and the
+         * high watermark of its last fetch response): no broker round trip. */
+        rd_kafka_position(d->consumer, assigned);
+        for (int i = 0; i < assigned->cnt && d->snap.n_lag < MD_STATUS_MAX_PARTITIONS; i++) {
+            const rd_kafka_topic_partition_t *tp = &assigned->elems[i];
+            int64_t lo = -1, hi = -1;
+            md_partition_lag *l = &d->snap.lag[d->snap.n_lag++];
+            snprintf(l->topic, sizeof(l->topic), "%s", tp->topic);
+            l->partition = tp->partition;
+            l->lag = -1;
+            if (rd_kafka_get_watermark_offsets(d->consumer, tp->topic, tp->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
+                continue;
+            /* No position yet: nothing consumed here since the assignment. */
+            l->lag = tp->offset >= 0 ? hi - tp->offset : -1;
+            if (l->lag < 0 && tp->offset >= 0) l->lag = 0;
+            if (l->lag > d->snap.max_lag) d->snap.max_lag = l->lag;
+        }
         rd_kafka_topic_partition_list_destroy(assigned);
     }
     d->snap.n = d->n;
@@ -397,6 +462,8 @@ static bool decide_and_apply(daemon *d, size_t n) {
     bool ok = false;
     if (!reqs || !results) goto done;
     while (!*d->stop) {
+        struct timespec t_read;
+        mono_now(&t_read);
         md_err e = md_store_read_customers(d->store, d->n_cust, d->cust_ids, d->states, err, sizeof(err));
         /* Contact points named by the profiles just read. */
         d->n_cp = 0;
@@ -415,6 +482,7 @@ static bool decide_and_apply(daemon *d, size_t n) {
         }
         if (!e && d->n_cp)
             e = md_store_read_contact_points(d->store, d->n_cp, (const char *const *)d->cp_ids, d->cps, err, sizeof(err));
+        if (!e) md_hist_observe(&d->snap.latency[MD_LAT_REDIS_READ], seconds_since(&t_read));
         if (e) {
             d->snap.redis_ok = false;
             publish(d, true);
@@ -508,8 +576,11 @@ static bool decide_and_apply(daemon *d, size_t n) {
             sleep_ms(1000);
             continue;
         }
+        struct timespec t_apply;
+        mono_now(&t_apply);
         e = md_store_apply(d->store, nreq, reqs, results, err, sizeof(err));
         d->snap.redis_ok = e == MD_ERR_OK;
+        if (!e && nreq) md_hist_observe(&d->snap.latency[MD_LAT_REDIS_APPLY], seconds_since(&t_apply));
         if (e) {
             d->n = before; /* the redo counts again */
             d->n.redis_retries++;
@@ -592,7 +663,11 @@ static bool flush_outbox(daemon *d, outmsg *dl, size_t ndl) {
             nx++;
         }
     }
+    d->snap.outbox_pending = (int64_t)total;
+    struct timespec t_ack;
+    mono_now(&t_ack);
     if (!produce_all(d, m, k)) goto out;
+    md_hist_observe(&d->snap.latency[MD_LAT_KAFKA_ACK], seconds_since(&t_ack));
     char err[512];
     /* Funnel counts must not be lost: retried until Redis takes them. A
      * crash between this and the HDEL below counts them twice: the one
@@ -616,6 +691,7 @@ static bool flush_outbox(daemon *d, outmsg *dl, size_t ndl) {
         sleep_ms(d->cfg->redis.retry_backoff_ms);
     }
     ok = true;
+    d->snap.outbox_pending = 0;
 out:
     free(m);
     free(keys);
@@ -669,9 +745,13 @@ static void log_stats(daemon *d, const char *msg) {
            "conversions", b[14], "follow_ups", b[15], NULL);
 }
 
+/* Allocates every per-batch buffer for d->cfg. On failure some may be set:
+ * free_batch frees whatever was. */
 static bool alloc_batch(daemon *d) {
     size_t cap = (size_t)d->cfg->limits.batch_size;
     d->cap = cap;
+    d->msgs = calloc(cap, sizeof(*d->msgs));
+    d->dl = calloc(cap, sizeof(outmsg));
     d->items = calloc(cap, sizeof(item));
     d->states = calloc(cap, sizeof(md_cstate *));
     d->cps = calloc(cap, sizeof(md_cpstate *));
@@ -680,7 +760,8 @@ static bool alloc_batch(daemon *d) {
     d->cp_ids = calloc(cap, sizeof(char *));
     d->cust_cp = calloc(cap, sizeof(int));
     d->cust_ids = calloc(cap, sizeof(char *));
-    if (!d->items || !d->states || !d->cps || !d->ops || !d->cp_ops || !d->cp_ids || !d->cust_cp || !d->cust_ids) return false;
+    if (!d->msgs || !d->dl || !d->items || !d->states || !d->cps || !d->ops || !d->cp_ops || !d->cp_ids || !d->cust_cp || !d->cust_ids)
+        return false;
     for (size_t i = 0; i < cap; i++) {
         d->states[i] = md_cstate_new(d->cfg);
         d->cps[i] = md_cpstate_new();
@@ -700,6 +781,8 @@ static void free_batch(daemon *d) {
         if (d->ops) md_ops_fini(&d->ops[i]);
         if (d->cp_ops) md_ops_fini(&d->cp_ops[i]);
     }
+    free(d->msgs);
+    free(d->dl);
     free(d->items);
     free(d->states);
     free(d->cps);
@@ -710,20 +793,127 @@ static void free_batch(daemon *d) {
     free(d->cust_ids);
 }
 
-int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
+static md_event_parser *parser_for(const md_config *cfg) {
+    md_event_limits lim = {(size_t)cfg->limits.max_message_bytes, cfg->limits.max_future_skew_s * 1000,
+                           (size_t)cfg->limits.max_pages, (int)cfg->limits.max_depth};
+    return md_event_parser_new(&lim);
+}
+
+static void apply_log_level(const md_config *cfg) {
+    md_log_level lvl = MD_LOG_INFO;
+    md_log_parse_level(cfg->log.level, &lvl); /* the loader accepted only known names */
+    md_log_set_level(lvl);
+}
+
+static bool same_str(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : "") == 0; }
+
+static bool same_kvs(const md_kv *a, size_t na, const md_kv *b, size_t nb) {
+    if (na != nb) return false;
+    for (size_t i = 0; i < na; i++)
+        if (!same_str(a[i].key, b[i].key) || !same_str(a[i].value, b[i].value)) return false;
+    return true;
+}
+
+/* The first setting a reload cannot change (the connections, the group and
+ * the subscription are made once), or NULL when they are all unchanged. */
+static const char *restart_only_change(const md_config *a, const md_config *b) {
+    if (!same_str(a->kafka.brokers, b->kafka.brokers)) return "kafka.brokers";
+    if (!same_str(a->kafka.group_id, b->kafka.group_id)) return "kafka.group_id";
+    if (!same_str(a->kafka.topic_payments, b->kafka.topic_payments)) return "kafka.topic_payments";
+    if (!same_str(a->kafka.topic_calls, b->kafka.topic_calls)) return "kafka.topic_calls";
+    if (!same_str(a->kafka.topic_app_logins, b->kafka.topic_app_logins)) return "kafka.topic_app_logins";
+    if (!same_str(a->kafka.topic_profiles, b->kafka.topic_profiles)) return "kafka.topic_profiles";
+    if (!same_str(a->kafka.topic_outcomes, b->kafka.topic_outcomes)) return "kafka.topic_outcomes";
+    if (!same_kvs(a->kafka.consumer, a->kafka.n_consumer, b->kafka.consumer, b->kafka.n_consumer)) return "kafka.consumer";
+    if (!same_kvs(a->kafka.producer, a->kafka.n_producer, b->kafka.producer, b->kafka.n_producer)) return "kafka.producer";
+    if (!same_str(a->redis.url, b->redis.url)) return "redis.url";
+    if (!same_str(a->redis.key_prefix, b->redis.key_prefix)) return "redis.key_prefix";
+    if (a->redis.timeout_ms != b->redis.timeout_ms) return "redis.timeout";
+    if (!same_str(a->http.listen, b->http.listen)) return "http.listen";
+    return NULL;
+}
+
+/* Trigger counts by campaign and channel are indexed by position; carry
+ * them over by name so that /metrics stays monotonic for the campaigns and
+ * channels both configurations have. */
+static void remap_fired(daemon *d, const md_config *old, const md_config *neu) {
+    uint64_t (*fired)[MD_STATUS_MAX_CHANNELS] = calloc(MD_MAX_CAMPAIGNS, sizeof(*fired));
+    if (!fired) return; /* the counts stay by position: a cosmetic error at worst */
+    for (size_t c = 0; c < neu->n_campaigns && c < MD_MAX_CAMPAIGNS; c++)
+        for (size_t oc = 0; oc < old->n_campaigns && oc < MD_MAX_CAMPAIGNS; oc++) {
+            if (strcmp(neu->campaigns[c].name, old->campaigns[oc].name) != 0) continue;
+            for (size_t ch = 0; ch < neu->n_channels && ch < MD_STATUS_MAX_CHANNELS; ch++)
+                for (size_t och = 0; och < old->n_channels && och < MD_STATUS_MAX_CHANNELS; och++)
+                    if (strcmp(neu->channels[ch].name, old->channels[och].name) == 0) fired[c][ch] = d->n.fired[oc][och];
+        }
+    memcpy(d->n.fired, fired, MD_MAX_CAMPAIGNS * sizeof(*fired));
+    free(fired);
+}
+
+/* SIGHUP: re-reads the configuration file. Runs between batches, with no
+ * message in hand, so the switch is atomic for the stream: every batch is
+ * decided wholly under one configuration. A file that does not load, or
+ * that changes a setting only a restart can apply, changes nothing. */
+static void reload(daemon *d) {
+    char err[1024];
+    const char *path = d->cfg->path;
+    md_config *neu = md_config_load(path, err, sizeof(err));
+    const char *fixed = neu ? restart_only_change(d->cfg, neu) : NULL;
+    if (fixed) snprintf(err, sizeof(err), "%s: %s changed; that takes a restart", path, fixed);
+    md_event_parser *parser = neu && !fixed ? parser_for(neu) : NULL;
+    daemon next = *d; /* the running buffers stay in d until the new ones exist */
+    bool buffers = false;
+    if (parser) {
+        next.cfg = neu;
+        buffers = alloc_batch(&next);
+        if (!buffers) {
+            free_batch(&next);
+            snprintf(err, sizeof(err), "out of memory allocating the batch buffers");
+        }
+    } else if (neu && !fixed) {
+        snprintf(err, sizeof(err), "out of memory creating the parser");
+    }
+    if (!buffers) {
+        md_event_parser_destroy(parser);
+        md_config_destroy(neu);
+        d->n.reload_failures++;
+        md_log(MD_LOG_ERROR, "config", "reload refused; the running configuration stays", "error", err, NULL);
+        publish(d, true);
+        return;
+    }
+    free_batch(d);
+    md_event_parser_destroy(d->parser);
+    md_config *old = d->cfg;
+    remap_fired(&next, old, neu);
+    next.parser = parser;
+    *d = next;
+    d->n.reloads++;
+    d->snap.config_loaded_ms = wall_ms();
+    if (d->status) md_status_config_swap(d->status, neu); /* waits out a scrape or report reading the old one */
+    md_config_destroy(old);
+    apply_log_level(neu);
+    /* Which model each campaign now runs, for the operator's log. */
+    char models[1024] = "";
+    size_t used = 0;
+    for (size_t c = 0; c < neu->n_campaigns && used < sizeof(models); c++)
+        used += (size_t)snprintf(models + used, sizeof(models) - used, "%s%s=%s", c ? "," : "", neu->campaigns[c].name,
+                                 neu->campaigns[c].model.version);
+    md_log(MD_LOG_INFO, "config", "configuration reloaded", "config", neu->path, "models", models, NULL);
+    publish(d, true);
+}
+
+int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload_requested) {
     daemon d;
     md_http *http = NULL;
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
     d.stop = stop;
+    d.reload = reload_requested;
     int rc = 1;
     char err[512];
-    md_event_limits lim = {(size_t)cfg->limits.max_message_bytes, cfg->limits.max_future_skew_s * 1000,
-                           (size_t)cfg->limits.max_pages, (int)cfg->limits.max_depth};
-    rd_kafka_message_t **msgs = calloc((size_t)cfg->limits.batch_size, sizeof(*msgs));
-    outmsg *dl = calloc((size_t)cfg->limits.batch_size, sizeof(outmsg));
+    apply_log_level(cfg);
     md_engine_out_init(&d.out);
-    if (!msgs || !dl || !alloc_batch(&d) || !(d.parser = md_event_parser_new(&lim))) {
+    if (!alloc_batch(&d) || !(d.parser = parser_for(cfg))) {
         md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
         goto out;
     }
@@ -731,7 +921,7 @@ int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
         md_log(MD_LOG_ERROR, "redis", err, NULL);
         goto out;
     }
-    if (!(d.producer = make_client(cfg, RD_KAFKA_PRODUCER)) || !(d.consumer = make_client(cfg, RD_KAFKA_CONSUMER))) goto out;
+    if (!(d.producer = make_client(&d, RD_KAFKA_PRODUCER)) || !(d.consumer = make_client(&d, RD_KAFKA_CONSUMER))) goto out;
     rd_kafka_poll_set_consumer(d.consumer);
     create_topics(&d);
     const char *topics[] = {cfg->kafka.topic_payments, cfg->kafka.topic_calls, cfg->kafka.topic_app_logins, cfg->kafka.topic_profiles,
@@ -745,13 +935,13 @@ int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
         md_log(MD_LOG_ERROR, "kafka", "subscribe failed", "error", rd_kafka_err2str(kerr), NULL);
         goto out;
     }
-    d.status = md_status_new();
+    d.status = md_status_new(cfg);
     if (!d.status) {
         md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
         goto out;
     }
-    d.snap.started_ms = wall_ms();
-    http = md_http_start(cfg, d.status, err, sizeof(err));
+    d.snap.started_ms = d.snap.config_loaded_ms = wall_ms();
+    http = md_http_start(cfg->http.listen, d.status, err, sizeof(err));
     if (!http && err[0]) {
         md_log(MD_LOG_ERROR, "http", err, "listen", cfg->http.listen, NULL);
         goto out;
@@ -765,9 +955,14 @@ int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
     md_log(MD_LOG_INFO, "daemon", "started", "brokers", cfg->kafka.brokers, "group", cfg->kafka.group_id, "config", cfg->path, NULL);
     d.last_stats_ms = wall_ms();
     while (!*stop) {
-        size_t n = 0;
-        while (n < (size_t)cfg->limits.batch_size) {
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(d.consumer, n == 0 ? (int)cfg->kafka.poll_timeout_ms : 0);
+        if (d.reload && *d.reload) {
+            *d.reload = 0;
+            reload(&d);
+        }
+        size_t n = 0, cap = (size_t)d.cfg->limits.batch_size;
+        struct timespec t_batch;
+        while (n < cap) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(d.consumer, n == 0 ? (int)d.cfg->kafka.poll_timeout_ms : 0);
             if (!m) break;
             if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -776,22 +971,32 @@ int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
                 rd_kafka_message_destroy(m);
                 continue;
             }
-            msgs[n++] = m;
+            if (n == 0) mono_now(&t_batch);
+            d.msgs[n++] = m;
         }
         rd_kafka_poll(d.producer, 0);
         if (n > 0) {
-            size_t ndl = classify(&d, msgs, n, dl);
-            bool done = decide_and_apply(&d, n) && flush_outbox(&d, dl, ndl);
+            size_t ndl = classify(&d, d.msgs, n, d.dl);
+            bool done = decide_and_apply(&d, n) && flush_outbox(&d, d.dl, ndl);
             if (done) {
-                commit_batch(&d, msgs, n);
+                commit_batch(&d, d.msgs, n);
                 d.n.batches++;
                 d.snap.last_batch_ms = wall_ms();
+                double took = seconds_since(&t_batch);
+                md_hist_observe(&d.snap.latency[MD_LAT_BATCH], took);
+                if (md_log_enabled(MD_LOG_DEBUG)) {
+                    char nm[24], nc[24], ms[24];
+                    snprintf(nm, sizeof(nm), "%zu", n);
+                    snprintf(nc, sizeof(nc), "%zu", d.n_cust);
+                    snprintf(ms, sizeof(ms), "%.3f", took * 1000);
+                    md_log(MD_LOG_DEBUG, "daemon", "batch committed", "messages", nm, "customers", nc, "ms", ms, NULL);
+                }
             }
-            for (size_t i = 0; i < ndl; i++) rd_kafka_headers_destroy(dl[i].headers);
+            for (size_t i = 0; i < ndl; i++) rd_kafka_headers_destroy(d.dl[i].headers);
             for (size_t i = 0; i < n; i++) {
                 free(d.items[i].profile_json);
                 d.items[i].profile_json = NULL;
-                rd_kafka_message_destroy(msgs[i]);
+                rd_kafka_message_destroy(d.msgs[i]);
             }
             if (!done) break; /* stop requested mid-batch: leave it uncommitted */
         }
@@ -808,7 +1013,7 @@ int md_daemon_run(const md_config *cfg, volatile sig_atomic_t *stop) {
             }
         }
         publish(&d, false);
-        if (wall_ms() - d.last_stats_ms >= cfg->log.stats_interval_ms) {
+        if (wall_ms() - d.last_stats_ms >= d.cfg->log.stats_interval_ms) {
             log_stats(&d, "stats");
             d.last_stats_ms = wall_ms();
         }
@@ -829,7 +1034,6 @@ out:
     md_status_destroy(d.status);
     md_event_parser_destroy(d.parser);
     free_batch(&d);
-    free(msgs);
-    free(dl);
+    md_config_destroy(d.cfg);
     return rc;
 }

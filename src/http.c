@@ -22,8 +22,7 @@ extern const char md_web_chart_js[];
 
 struct md_http {
     struct MHD_Daemon *mhd;
-    const md_config *cfg;
-    md_status *st;
+    md_status *st; /* also holds the running configuration (it changes on reload) */
 };
 
 static int64_t wall_ms(void) {
@@ -72,14 +71,39 @@ static void gauge(FILE *f, const char *name, const char *help, double v) {
     fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
 }
 
-static enum MHD_Result serve_metrics(md_http *h, struct MHD_Connection *conn) {
-    md_status_snapshot s;
-    md_status_read(h->st, &s);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) return respond_text(conn, 500, "out of memory\n");
-    const md_counters *n = &s.n;
+static void histogram(FILE *f, const char *name, const char *help, const md_hist *h) {
+    fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (int i = 0; i < MD_HIST_BOUNDS; i++) {
+        cum += h->counts[i];
+        fprintf(f, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, md_hist_bounds_s[i], cum);
+    }
+    fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.9g\n%s_count %" PRIu64 "\n", name, h->count, name, h->sum_s, name,
+            h->count);
+}
+
+static const char *const latency_names[] = {
+#define MD_LATENCY_NAME(id, name, help) name,
+    MD_LATENCY_MAP(MD_LATENCY_NAME)};
+static const char *const latency_helps[] = {
+#define MD_LATENCY_HELP(id, name, help) help,
+    MD_LATENCY_MAP(MD_LATENCY_HELP)};
+
+/* Prometheus label values escape backslash, quote and newline; topic names
+ * cannot hold them, but campaign names come from a file. */
+static void label(FILE *f, const char *v) {
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"') fputc('\\', f);
+        if (*v == '\n') {
+            fputs("\\n", f);
+            continue;
+        }
+        fputc(*v, f);
+    }
+}
+
+static void render_metrics(FILE *f, const md_status_snapshot *sp, const md_config *cfg) {
+    const md_counters *n = &sp->n;
     counter(f, "momentd_messages_consumed_total", "Kafka messages consumed (events, profiles, outcomes).", n->consumed);
     counter(f, "momentd_events_accepted_total", "Events that parsed and validated.", n->accepted);
     fprintf(f, "# HELP momentd_dead_letters_total Messages sent to the dead-letter topic, by reason.\n"
@@ -94,10 +118,14 @@ static enum MHD_Result serve_metrics(md_http *h, struct MHD_Connection *conn) {
     counter(f, "momentd_holdout_decisions_total", "Triggers recorded for holdout customers (never sent).", n->holdouts);
     fprintf(f, "# HELP momentd_triggers_total Marketing moments produced, by campaign and channel.\n"
                "# TYPE momentd_triggers_total counter\n");
-    for (size_t c = 0; c < h->cfg->n_campaigns && c < MD_MAX_CAMPAIGNS; c++)
-        for (size_t ch = 0; ch < h->cfg->n_channels && ch < MD_STATUS_MAX_CHANNELS; ch++)
-            fprintf(f, "momentd_triggers_total{campaign=\"%s\",channel=\"%s\"} %" PRIu64 "\n", h->cfg->campaigns[c].name,
-                    h->cfg->channels[ch].name, n->fired[c][ch]);
+    for (size_t c = 0; c < cfg->n_campaigns && c < MD_MAX_CAMPAIGNS; c++)
+        for (size_t ch = 0; ch < cfg->n_channels && ch < MD_STATUS_MAX_CHANNELS; ch++) {
+            fputs("momentd_triggers_total{campaign=\"", f);
+            label(f, cfg->campaigns[c].name);
+            fputs("\",channel=\"", f);
+            label(f, cfg->channels[ch].name);
+            fprintf(f, "\"} %" PRIu64 "\n", n->fired[c][ch]);
+        }
     fprintf(f, "# HELP momentd_suppressions_total Campaign evaluations that did not fire, by the first rule that blocked.\n"
                "# TYPE momentd_suppressions_total counter\n");
     for (int r = 1; r < MD_SUPPRESS_COUNT; r++)
@@ -113,11 +141,53 @@ static enum MHD_Result serve_metrics(md_http *h, struct MHD_Connection *conn) {
     counter(f, "momentd_batches_total", "Batches committed.", n->batches);
     counter(f, "momentd_redis_retries_total", "Redis calls retried after a failure.", n->redis_retries);
     counter(f, "momentd_conflicts_total", "Batches re-decided because another consumer changed a customer meanwhile.", n->conflicts);
-    gauge(f, "momentd_redis_up", "1 when the last Redis call succeeded.", s.redis_ok ? 1 : 0);
-    gauge(f, "momentd_assigned_partitions", "Partitions this consumer owns.", s.assigned_partitions);
+    gauge(f, "momentd_redis_up", "1 when the last Redis call succeeded.", sp->redis_ok ? 1 : 0);
+    gauge(f, "momentd_assigned_partitions", "Partitions this consumer owns.", sp->assigned_partitions);
     gauge(f, "momentd_last_batch_timestamp_seconds", "Wall clock of the last committed batch (0: none yet).",
-          (double)s.last_batch_ms / 1000.0);
-    gauge(f, "momentd_start_time_seconds", "When the daemon started.", (double)s.started_ms / 1000.0);
+          (double)sp->last_batch_ms / 1000.0);
+    gauge(f, "momentd_start_time_seconds", "When the daemon started.", (double)sp->started_ms / 1000.0);
+    counter(f, "momentd_delivery_errors_total", "Kafka delivery reports with an error (each is produced again).", n->delivery_errors);
+    counter(f, "momentd_rebalances_total", "Consumer group rebalances seen (assignments and revocations).", n->rebalances);
+    fprintf(f, "# HELP momentd_config_reloads_total Configuration reloads on SIGHUP, by result.\n"
+               "# TYPE momentd_config_reloads_total counter\n"
+               "momentd_config_reloads_total{result=\"applied\"} %" PRIu64 "\n"
+               "momentd_config_reloads_total{result=\"refused\"} %" PRIu64 "\n",
+            n->reloads, n->reload_failures);
+    gauge(f, "momentd_config_loaded_timestamp_seconds", "When the running configuration was loaded.", (double)sp->config_loaded_ms / 1000.0);
+    fprintf(f, "# HELP momentd_model_info The running model version of each campaign (value 1).\n# TYPE momentd_model_info gauge\n");
+    for (size_t c = 0; c < cfg->n_campaigns; c++) {
+        fputs("momentd_model_info{campaign=\"", f);
+        label(f, cfg->campaigns[c].name);
+        fputs("\",version=\"", f);
+        label(f, cfg->campaigns[c].model.version);
+        fputs("\"} 1\n", f);
+    }
+    gauge(f, "momentd_outbox_pending", "Triggers, dead letters and funnel counts of the batch in hand not yet acknowledged by Kafka.",
+          (double)sp->outbox_pending);
+    fprintf(f, "# HELP momentd_consumer_lag Messages between a partition's high watermark and this consumer's position.\n"
+               "# TYPE momentd_consumer_lag gauge\n");
+    for (int i = 0; i < sp->n_lag; i++)
+        if (sp->lag[i].lag >= 0)
+            fprintf(f, "momentd_consumer_lag{topic=\"%s\",partition=\"%" PRId32 "\"} %" PRId64 "\n", sp->lag[i].topic, sp->lag[i].partition,
+                    sp->lag[i].lag);
+    for (int k = 0; k < MD_LAT_COUNT; k++) histogram(f, latency_names[k], latency_helps[k], &sp->latency[k]);
+}
+
+static enum MHD_Result serve_metrics(md_http *h, struct MHD_Connection *conn) {
+    md_status_snapshot *s = malloc(sizeof(*s));
+    if (!s) return respond_text(conn, 500, "out of memory\n");
+    md_status_read(h->st, s);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        free(s);
+        return respond_text(conn, 500, "out of memory\n");
+    }
+    const md_config *cfg = md_status_config_acquire(h->st);
+    render_metrics(f, s, cfg);
+    md_status_config_release(h->st);
+    free(s);
     fclose(f);
     enum MHD_Result ret = respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len, true);
     free(buf);
@@ -128,11 +198,24 @@ static enum MHD_Result serve_metrics(md_http *h, struct MHD_Connection *conn) {
 /* /readyz                                                                    */
 
 static enum MHD_Result serve_ready(md_http *h, struct MHD_Connection *conn) {
-    md_status_snapshot s;
-    md_status_read(h->st, &s);
-    if (!s.redis_ok) return respond_text(conn, 503, "not ready: redis is not answering\n");
-    if (s.assigned_partitions <= 0) return respond_text(conn, 503, "not ready: no partitions assigned yet\n");
-    return respond_text(conn, 200, "ready\n");
+    md_status_snapshot *s = malloc(sizeof(*s));
+    if (!s) return respond_text(conn, 500, "out of memory\n");
+    md_status_read(h->st, s);
+    const md_config *cfg = md_status_config_acquire(h->st);
+    int64_t max_lag = cfg->http.ready_max_lag;
+    md_status_config_release(h->st);
+    /* Every reason at once: an operator fixing Redis should learn about the
+     * backlog waiting behind it too. */
+    char why[400] = "";
+    size_t w = 0;
+    if (!s->redis_ok) w += (size_t)snprintf(why + w, sizeof(why) - w, "not ready: redis is not answering\n");
+    if (s->assigned_partitions <= 0 && w < sizeof(why))
+        w += (size_t)snprintf(why + w, sizeof(why) - w, "not ready: no partitions assigned yet\n");
+    if (max_lag > 0 && s->max_lag > max_lag && w < sizeof(why))
+        snprintf(why + w, sizeof(why) - w, "not ready: consumer lag %" PRId64 " is above http.ready_max_lag %" PRId64 "\n", s->max_lag,
+                 max_lag);
+    free(s);
+    return why[0] ? respond_text(conn, 503, why) : respond_text(conn, 200, "ready\n");
 }
 
 /* ------------------------------------------------------------------------- */
@@ -143,11 +226,16 @@ static enum MHD_Result serve_report(md_http *h, struct MHD_Connection *conn) {
     const char *to = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "to");
     int64_t d_from, d_to;
     char err[512] = "";
-    if (!md_report_range(from, to, h->cfg->rules->default_utc_offset_min, wall_ms(), &d_from, &d_to, err, sizeof(err)))
-        return respond_error(conn, 400, err);
-    md_store *store = md_store_new(&h->cfg->redis, err, sizeof(err));
-    md_report *rep = store ? md_report_read(store, h->cfg, d_from, d_to, err, sizeof(err)) : NULL;
-    md_store_destroy(store);
+    const md_config *cfg = md_status_config_acquire(h->st);
+    md_report *rep = NULL;
+    bool range_ok = md_report_range(from, to, cfg->rules->default_utc_offset_min, wall_ms(), &d_from, &d_to, err, sizeof(err));
+    if (range_ok) {
+        md_store *store = md_store_new(&cfg->redis, err, sizeof(err));
+        rep = store ? md_report_read(store, cfg, d_from, d_to, err, sizeof(err)) : NULL;
+        md_store_destroy(store);
+    }
+    md_status_config_release(h->st);
+    if (!range_ok) return respond_error(conn, 400, err);
     if (!rep) return respond_error(conn, 503, "report unavailable: redis is not answering");
     char *buf = NULL;
     size_t len = 0;
@@ -188,9 +276,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     return respond_text(conn, 404, "not found\n");
 }
 
-md_http *md_http_start(const md_config *cfg, md_status *st, char *errstr, size_t errstr_size) {
+md_http *md_http_start(const char *listen, md_status *st, char *errstr, size_t errstr_size) {
     errstr[0] = '\0';
-    const char *listen = cfg->http.listen;
     if (!listen || !*listen) return NULL;
     const char *colon = strrchr(listen, ':');
     char host[64];
@@ -214,7 +301,6 @@ md_http *md_http_start(const md_config *cfg, md_status *st, char *errstr, size_t
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    h->cfg = cfg;
     h->st = st;
     h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
                               (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);

@@ -1,7 +1,8 @@
 /* http.h (private): momentd's HTTP endpoint, on libmicrohttpd.
  *
  *   GET /healthz         200 while the process runs
- *   GET /readyz          200 when Redis answers and partitions are assigned, else 503 and why
+ *   GET /readyz          200 when Redis answers, partitions are assigned and lag is under
+ *                        http.ready_max_lag; else 503 and why
  *   GET /metrics         Prometheus text format
  *   GET /api/report      the report as JSON (?from=YYYY-MM-DD&to=YYYY-MM-DD; default the last 30 days)
  *   GET /                the report page (charts drawn in the browser from /api/report)
@@ -20,11 +21,11 @@
 
 typedef struct md_http md_http;
 
-/* Starts serving on cfg->http.listen ("127.0.0.1:9464"). cfg and st are
- * borrowed and must outlive the server. Returns NULL with errstr set when
+/* Starts serving on listen ("127.0.0.1:9464", http.listen). st is borrowed
+ * and must outlive the server; the configuration is read through it. Returns NULL with errstr set when
  * the address is bad or cannot be bound; NULL with errstr "" when listen is
  * empty (the endpoint is disabled). */
-md_http *md_http_start(const md_config *cfg, md_status *st, char *errstr, size_t errstr_size);
+md_http *md_http_start(const char *listen, md_status *st, char *errstr, size_t errstr_size);
 void md_http_stop(md_http *h); /* accepts NULL; waits for requests in flight */
 
 #endif

@@ -24,7 +24,8 @@ static const char usage[] =
     "usage: momentd COMMAND [options]\n"
     "\n"
     "commands:\n"
-    "  run -c FILE                     consume events, emit marketing moments (stop with SIGTERM/SIGINT)\n"
+    "  run -c FILE                     consume events, emit marketing moments; SIGTERM/SIGINT stop it\n"
+    "                                  cleanly, SIGHUP reloads FILE (kept only if it loads)\n"
     "  check -c FILE                   validate a configuration; exit 0 and print a summary, or exit 2\n"
     "  explain -c FILE CUSTOMER [--json] [--at TIME]\n"
     "                                  one customer's windows, tags, scores, cooldown and what an event now would do\n"
@@ -60,6 +61,13 @@ static void on_signal(int sig) {
     alarm(MOMENTD_SHUTDOWN_GRACE_S);
 }
 
+/* SIGHUP: reload the configuration between two batches (daemon.h). */
+static volatile sig_atomic_t reload_requested = 0;
+static void on_hangup(int sig) {
+    (void)sig;
+    reload_requested = 1;
+}
+
 static md_config *load_or_die(const char *path) {
     char err[1024];
     if (!path) {
@@ -82,20 +90,17 @@ static int64_t now_ms(void) {
 
 static int cmd_run(const char *path) {
     md_config *cfg = load_or_die(path);
-    md_log_level lvl = MD_LOG_INFO;
-    md_log_parse_level(cfg->log.level, &lvl);
-    md_log_set_level(lvl);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hangup;
+    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = on_force_exit;
     sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int rc = md_daemon_run(cfg, &stop_requested);
-    md_config_destroy(cfg);
-    return rc;
+    return md_daemon_run(cfg, &stop_requested, &reload_requested); /* frees cfg */
 }
 
 static int cmd_check(const char *path) {

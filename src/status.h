@@ -14,10 +14,43 @@
 #include "momentd/event.h"
 
 #define MD_STATUS_MAX_CHANNELS 16
+#define MD_STATUS_MAX_PARTITIONS 256 /* lag is reported for at most this many assigned partitions */
+
+struct md_config;
+
+/* A latency histogram with Prometheus' cumulative-bucket semantics kept
+ * implicit: counts[i] is the number of observations in (bound[i-1],
+ * bound[i]], the last one above every bound (+Inf). */
+#define MD_HIST_BOUNDS 13
+extern const double md_hist_bounds_s[MD_HIST_BOUNDS];
+typedef struct md_hist {
+    uint64_t counts[MD_HIST_BOUNDS + 1];
+    uint64_t count;
+    double sum_s;
+} md_hist;
+void md_hist_observe(md_hist *h, double seconds);
+
+/* What is timed: Redis reads of a batch's customers, the conditional
+ * applies, waiting for Kafka to acknowledge a batch's outputs, and a whole
+ * batch from its first message in hand to its commit. */
+#define MD_LATENCY_MAP(X)                                                          \
+    X(REDIS_READ, "momentd_redis_read_seconds", "Pipelined reads of one batch's customers and contact points.") \
+    X(REDIS_APPLY, "momentd_redis_apply_seconds", "One batch's conditional apply scripts (EVALSHA, pipelined).") \
+    X(KAFKA_ACK, "momentd_kafka_ack_seconds", "Producing one batch's triggers and dead letters until Kafka acknowledged all.") \
+    X(BATCH, "momentd_batch_seconds", "One batch from its messages in hand to its offsets committed.")
+#define MD_LATENCY_ENUM(id, name, help) MD_LAT_##id,
+typedef enum md_latency { MD_LATENCY_MAP(MD_LATENCY_ENUM) MD_LAT_COUNT } md_latency;
+
+typedef struct md_partition_lag {
+    char topic[128];
+    int32_t partition;
+    int64_t lag; /* high watermark - this consumer's position; -1 = not known yet */
+} md_partition_lag;
 
 typedef struct md_counters {
     uint64_t consumed, accepted, dead_lettered, duplicates, too_late, profiles, triggers, holdouts, batches, redis_retries,
         conflicts, outcomes, outcome_duplicates, outcomes_unknown, conversions, profile_rejects, follow_ups;
+    uint64_t delivery_errors, rebalances, reloads, reload_failures;
     uint64_t rejects[MD_REJECT_COUNT];
     uint64_t suppressed[MD_SUPPRESS_COUNT];
     uint64_t fired[MD_MAX_CAMPAIGNS][MD_STATUS_MAX_CHANNELS]; /* by campaign and channel, holdout excluded */
@@ -29,13 +62,28 @@ typedef struct md_status_snapshot {
     int assigned_partitions; /* partitions this consumer owns now */
     int64_t started_ms;
     int64_t last_batch_ms;   /* wall clock of the last committed batch; 0 = none yet */
+    int64_t config_loaded_ms; /* when the running configuration was loaded */
+    int64_t outbox_pending;  /* outputs of the batch in hand not yet acknowledged by Kafka */
+    int64_t max_lag;         /* largest known lag over the assigned partitions; -1 = none known */
+    md_hist latency[MD_LAT_COUNT];
+    md_partition_lag lag[MD_STATUS_MAX_PARTITIONS];
+    int n_lag;
 } md_status_snapshot;
 
 typedef struct md_status md_status;
 
-md_status *md_status_new(void); /* NULL on OOM */
+/* cfg is borrowed: the running configuration, which the HTTP thread reads
+ * between md_status_config_acquire and _release (a read lock). */
+md_status *md_status_new(const struct md_config *cfg); /* NULL on OOM */
 void md_status_destroy(md_status *st); /* accepts NULL */
 void md_status_publish(md_status *st, const md_status_snapshot *snap);
 void md_status_read(md_status *st, md_status_snapshot *out);
+
+/* The running configuration for a reader; valid until the matching release. */
+const struct md_config *md_status_config_acquire(md_status *st);
+void md_status_config_release(md_status *st);
+/* Replaces the running configuration once no reader holds it (a reload);
+ * the caller may free the previous one when this returns. */
+void md_status_config_swap(md_status *st, const struct md_config *cfg);
 
 #endif

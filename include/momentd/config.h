@@ -206,6 +206,7 @@ typedef struct md_cfg_outcomes {
 
 typedef struct md_cfg_http {
     char *listen;
+    int64_t ready_max_lag; /* /readyz fails above this many messages of lag on a partition; 0 = not checked */
 } md_cfg_http;
 
 struct md_rules; /* compiled rules, rules.h */
