@@ -12,13 +12,17 @@ COPY src src
 COPY config config
 COPY tools tools
 COPY web web
-RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOMENTD_BUILD_TESTS=OFF \
+COPY docs/momentd.1 docs/momentd.1
+COPY packaging packaging
+# Prefix /usr at configure time: GNUInstallDirs then puts the configuration
+# in /etc and the unit names /usr/bin/momentd.
+RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOMENTD_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr \
     && cmake --build /build --target momentd gen_events \
-    && DESTDIR=/install cmake --install /build --prefix /usr
+    && DESTDIR=/install cmake --install /build
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        librdkafka1 libhiredis0.14 libyajl2 libmicrohttpd12 \
+        librdkafka1 libhiredis0.14 libyajl2 libmicrohttpd12 kcat \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --no-create-home momentd
 COPY --from=build /install/ /
