@@ -72,6 +72,7 @@ static const field kafka_fields[] = {
     INT(md_cfg_kafka, create_partitions, "4", 0, 1024, "At start, create missing topics with this many partitions (0: never create)."),
     DUR(md_cfg_kafka, "poll_timeout", poll_timeout_ms, "100ms", 1, 10000, "Longest wait of one consumer poll."),
     DUR(md_cfg_kafka, "delivery_timeout", delivery_timeout_ms, "30s", 1000, 3600000, "How long a batch waits for trigger acknowledgements before retrying."),
+    PASS(md_cfg_kafka, "common", common, n_common, "librdkafka properties for the consumer and the producer alike (security.protocol, sasl.*, ssl.*), passed through unchanged; values may be \"${env:NAME}\" or \"${file:PATH}\"."),
     PASS(md_cfg_kafka, "consumer", consumer, n_consumer, "librdkafka consumer properties, passed through unchanged (e.g. \"fetch.min.bytes\")."),
     PASS(md_cfg_kafka, "producer", producer, n_producer, "librdkafka producer properties, passed through unchanged (e.g. \"linger.ms\")."),
 };
@@ -79,7 +80,8 @@ static const table kafka_table = {"kafka", kafka_fields, NF(kafka_fields)};
 
 /* ---- redis ---- */
 static const field redis_fields[] = {
-    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://host:port[/db]. Overridden by MOMENTD_REDIS_URL."),
+    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://[:PASSWORD@]host:port[/db]. Overridden by MOMENTD_REDIS_URL."),
+    STR(md_cfg_redis, password, "", "Redis AUTH password (overrides one in the URL); write \"${env:NAME}\" or \"${file:PATH}\" to keep it out of the file. Overridden by MOMENTD_REDIS_PASSWORD. Never logged."),
     STR(md_cfg_redis, key_prefix, "md", "Prefix of every key momentd writes; backtests use another one."),
     DUR(md_cfg_redis, "timeout", timeout_ms, "5s", 10, 600000, "Connect and command timeout."),
     DUR(md_cfg_redis, "retry_backoff", retry_backoff_ms, "500ms", 10, 60000, "Wait between reconnection attempts while Redis is down."),
@@ -359,6 +361,51 @@ static bool choice_ok(const char *choices, const char *s) {
     }
 }
 
+/* A whole string value "${env:NAME}" or "${file:PATH}" stands for the
+ * variable's value or the file's contents without its trailing newline, so
+ * that secrets (SASL and key passwords, the Redis password) stay out of the
+ * file. Anything else is taken literally. On success *out is malloc'd. */
+#define MD_SECRET_FILE_MAX 65536
+static bool resolve_reference(loader *L, const char *path, const char *text, char **out) {
+    size_t n = strlen(text);
+    bool is_env = strncmp(text, "${env:", 6) == 0, is_file = strncmp(text, "${file:", 7) == 0;
+    if ((!is_env && !is_file) || n < 8 || text[n - 1] != '}') {
+        *out = strdup(text);
+        return *out ? true : lerr(L, path, "out of memory");
+    }
+    size_t skip = is_env ? 6 : 7;
+    char name[4096];
+    if (n - skip - 1 == 0 || n - skip - 1 >= sizeof(name)) return lerr(L, path, "an empty or too long %s reference", is_env ? "${env:}" : "${file:}");
+    memcpy(name, text + skip, n - skip - 1);
+    name[n - skip - 1] = '\0';
+    if (is_env) {
+        const char *v = getenv(name);
+        if (!v) return lerr(L, path, "environment variable %s is not set", name);
+        *out = strdup(v);
+        return *out ? true : lerr(L, path, "out of memory");
+    }
+    FILE *f = fopen(name, "rb");
+    if (!f) return lerr(L, path, "cannot read %s: %s", name, strerror(errno));
+    char *buf = malloc(MD_SECRET_FILE_MAX + 1);
+    size_t got = buf ? fread(buf, 1, MD_SECRET_FILE_MAX + 1, f) : 0;
+    bool too_big = got > MD_SECRET_FILE_MAX, read_err = ferror(f);
+    fclose(f);
+    if (!buf) return lerr(L, path, "out of memory");
+    if (too_big || read_err) {
+        free(buf);
+        return lerr(L, path, too_big ? "%s is larger than 64 KiB" : "cannot read %s", name);
+    }
+    if (got && buf[got - 1] == '\n') got--;
+    if (got && buf[got - 1] == '\r') got--;
+    buf[got] = '\0';
+    if (strlen(buf) != got) {
+        free(buf);
+        return lerr(L, path, "%s holds a NUL byte", name);
+    }
+    *out = buf;
+    return true;
+}
+
 /* Applies a text value (a default, or a string from the file) to a scalar field. */
 static bool set_from_text(loader *L, const field *f, void *base, const char *text, const char *path) {
     void *dst = (char *)base + f->off;
@@ -375,8 +422,12 @@ static bool set_from_text(loader *L, const field *f, void *base, const char *tex
             return lerr(L, path, "expected a local time \"HH:MM\", got \"%s\"", text);
         if (f->type == T_UTCOFF && !md_parse_utc_offset(text, &tmp))
             return lerr(L, path, "expected a UTC offset like \"+08:00\", got \"%s\"", text);
-        char *s = strdup(text);
-        if (!s) return lerr(L, path, "out of memory");
+        char *s;
+        if (f->type == T_STR) {
+            if (!resolve_reference(L, path, text, &s)) return false;
+        } else if (!(s = strdup(text))) {
+            return lerr(L, path, "out of memory");
+        }
         free(*(char **)dst);
         *(char **)dst = s;
         return true;
@@ -477,8 +528,9 @@ static bool set_from_json(loader *L, const field *f, void *base, yajl_val v, con
             if (f->type == T_PASS) {
                 md_kv *kv = (md_kv *)arr + i;
                 kv->key = strdup(k);
-                if (YAJL_IS_STRING(val)) kv->value = strdup(val->u.string);
-                else if (YAJL_IS_NUMBER(val)) kv->value = strdup(val->u.number.r);
+                if (YAJL_IS_STRING(val)) {
+                    if (!resolve_reference(L, sub, val->u.string, &kv->value)) return false;
+                } else if (YAJL_IS_NUMBER(val)) kv->value = strdup(val->u.number.r);
                 else if (YAJL_IS_TRUE(val) || YAJL_IS_FALSE(val)) kv->value = strdup(YAJL_IS_TRUE(val) ? "true" : "false");
                 else {
                     describe(val, got, sizeof(got));
@@ -604,6 +656,13 @@ void md_config_destroy(md_config *cfg) {
 static bool apply_env(loader *L, md_config *cfg) {
     const char *b = getenv("MOMENTD_KAFKA_BROKERS");
     const char *r = getenv("MOMENTD_REDIS_URL");
+    const char *pw = getenv("MOMENTD_REDIS_PASSWORD");
+    if (pw && *pw) {
+        char *s = strdup(pw);
+        if (!s) return lerr(L, "MOMENTD_REDIS_PASSWORD", "out of memory");
+        free(cfg->redis.password);
+        cfg->redis.password = s;
+    }
     if (b && *b) {
         char *s = strdup(b);
         if (!s) return lerr(L, "MOMENTD_KAFKA_BROKERS", "out of memory");
@@ -751,7 +810,10 @@ void md_config_print_reference(FILE *out) {
     fprintf(out, "# momentd configuration reference\n\n"
                  "Generated by `momentd config-doc` from the tables the loader itself uses; do not edit by hand.\n"
                  "Unknown keys are rejected. Durations are strings such as `\"90d\"`, `\"12h\"`, `\"30m\"`, `\"45s\"`, `\"250ms\"`.\n"
-                 "Environment: `MOMENTD_KAFKA_BROKERS` overrides `kafka.brokers`, `MOMENTD_REDIS_URL` overrides `redis.url`.\n\n"
+                 "Environment: `MOMENTD_KAFKA_BROKERS` overrides `kafka.brokers`, `MOMENTD_REDIS_URL` overrides `redis.url`, "
+                 "`MOMENTD_REDIS_PASSWORD` overrides `redis.password`. Any string value written as `\"${env:NAME}\"` or "
+                 "`\"${file:PATH}\"` (the whole value) is replaced by that environment variable, or by that file's contents "
+                 "without a trailing newline; a variable that is not set or a file that cannot be read is an error.\n\n"
                  "| key | type | default | bounds | meaning |\n|---|---|---|---|---|\n");
     walk(&root_table, "", print_row, out);
 }
@@ -778,7 +840,9 @@ void md_config_print_summary(const md_config *cfg, FILE *out) {
     fprintf(out, "  inputs    %s, %s, %s, %s\n", cfg->kafka.topic_payments, cfg->kafka.topic_calls,
             cfg->kafka.topic_app_logins, cfg->kafka.topic_profiles);
     fprintf(out, "  outputs   dead letters %s, holdout %s\n", cfg->kafka.topic_dead_letter, cfg->kafka.topic_holdout);
-    fprintf(out, "  redis     %s  prefix %s\n", cfg->redis.url, cfg->redis.key_prefix);
+    char url[512];
+    md_redact_url(cfg->redis.url, url, sizeof(url));
+    fprintf(out, "  redis     %s  prefix %s%s\n", url, cfg->redis.key_prefix, cfg->redis.password && *cfg->redis.password ? "  (password set)" : "");
     fprintf(out, "  signals   %zu   windows %zu   tags %zu\n", cfg->n_signals, cfg->n_windows, cfg->n_tags);
     fprintf(out, "  channels ");
     for (size_t i = 0; i < cfg->n_channels; i++) fprintf(out, " %s->%s", cfg->channels[i].name, cfg->channels[i].topic);
@@ -799,4 +863,23 @@ void md_config_print_summary(const md_config *cfg, FILE *out) {
             else fprintf(out, " %.0f-%.0fd\n", cd->min_days, cd->max_days);
         }
     }
+}
+
+void md_redact_url(const char *url, char *out, size_t n) {
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *at = strchr(host, '@');
+    const char *slash = strchr(host, '/');
+    if (!at || (slash && slash < at)) {
+        snprintf(out, n, "%s", url);
+        return;
+    }
+    snprintf(out, n, "%.*s***@%s", (int)(host - url), url, at + 1);
+}
+
+bool md_config_key_is_secret(const char *key) {
+    static const char *const words[] = {"password", "secret", "sasl.jaas", "sasl.oauthbearer.config", "ssl.key.pem", "private"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(key, words[i])) return true;
+    return false;
 }

@@ -149,7 +149,9 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
 static bool conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, const char *where) {
     char err[512];
     if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        md_log(MD_LOG_ERROR, "kafka", "rejected property", "where", where, "property", k, "error", err, NULL);
+        /* librdkafka's message quotes the value: not for a secret. */
+        md_log(MD_LOG_ERROR, "kafka", "rejected property", "where", where, "property", k, "error",
+               md_config_key_is_secret(k) ? "librdkafka rejected the value (not shown: it is a secret)" : err, NULL);
         return false;
     }
     return true;
@@ -162,6 +164,8 @@ static rd_kafka_t *make_client(daemon *d, rd_kafka_type_t type) {
     bool ok = conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, "kafka.brokers");
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     rd_kafka_conf_set_opaque(conf, d);
+    for (size_t i = 0; ok && i < cfg->kafka.n_common; i++)
+        ok = conf_set(conf, cfg->kafka.common[i].key, cfg->kafka.common[i].value, "kafka.common");
     if (type == RD_KAFKA_CONSUMER) {
         ok = ok && conf_set(conf, "group.id", cfg->kafka.group_id, "kafka.group_id") &&
              conf_set(conf, "enable.auto.commit", "false", "momentd") &&
@@ -824,9 +828,11 @@ static const char *restart_only_change(const md_config *a, const md_config *b) {
     if (!same_str(a->kafka.topic_app_logins, b->kafka.topic_app_logins)) return "kafka.topic_app_logins";
     if (!same_str(a->kafka.topic_profiles, b->kafka.topic_profiles)) return "kafka.topic_profiles";
     if (!same_str(a->kafka.topic_outcomes, b->kafka.topic_outcomes)) return "kafka.topic_outcomes";
+    if (!same_kvs(a->kafka.common, a->kafka.n_common, b->kafka.common, b->kafka.n_common)) return "kafka.common";
     if (!same_kvs(a->kafka.consumer, a->kafka.n_consumer, b->kafka.consumer, b->kafka.n_consumer)) return "kafka.consumer";
     if (!same_kvs(a->kafka.producer, a->kafka.n_producer, b->kafka.producer, b->kafka.n_producer)) return "kafka.producer";
     if (!same_str(a->redis.url, b->redis.url)) return "redis.url";
+    if (!same_str(a->redis.password, b->redis.password)) return "redis.password";
     if (!same_str(a->redis.key_prefix, b->redis.key_prefix)) return "redis.key_prefix";
     if (a->redis.timeout_ms != b->redis.timeout_ms) return "redis.timeout";
     if (!same_str(a->http.listen, b->http.listen)) return "http.listen";

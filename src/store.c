@@ -26,8 +26,10 @@ struct md_store {
     char apply_sha[41];
 };
 
-static bool parse_url(md_store *s, const char *url, char *errstr, size_t n) {
-    const char *p = url;
+static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) {
+    const char *p = raw_url;
+    char url[512]; /* errors quote it without its password */
+    md_redact_url(raw_url, url, sizeof(url));
     if (strncmp(p, "redis://", 8) != 0) {
         snprintf(errstr, n, "redis url \"%s\" must start with redis://", url);
         return false;
@@ -88,6 +90,14 @@ md_store *md_store_new(const md_cfg_redis *cfg, char *errstr, size_t errstr_size
     if (!parse_url(s, cfg->url, errstr, errstr_size)) {
         free(s);
         return NULL;
+    }
+    if (cfg->password && *cfg->password) {
+        if (strlen(cfg->password) >= sizeof(s->password)) {
+            snprintf(errstr, errstr_size, "redis.password is longer than %zu bytes", sizeof(s->password) - 1);
+            free(s);
+            return NULL;
+        }
+        snprintf(s->password, sizeof(s->password), "%s", cfg->password);
     }
     snprintf(s->prefix, sizeof(s->prefix), "%s", cfg->key_prefix);
     s->timeout_ms = cfg->timeout_ms;

@@ -43,6 +43,8 @@ typedef struct md_cfg_kafka {
     int64_t poll_timeout_ms;
     int64_t create_partitions;
     int64_t delivery_timeout_ms;
+    md_kv *common;     /* passed to librdkafka unchanged, consumer and producer alike */
+    size_t n_common;
     md_kv *consumer;   /* passed to librdkafka unchanged */
     size_t n_consumer;
     md_kv *producer;
@@ -50,7 +52,8 @@ typedef struct md_cfg_kafka {
 } md_cfg_kafka;
 
 typedef struct md_cfg_redis {
-    char *url;         /* redis://host:port[/db] */
+    char *url;         /* redis://[:password@]host:port[/db] */
+    char *password;    /* AUTH; "" = none (or the URL's) */
     char *key_prefix;
     int64_t timeout_ms;
     int64_t retry_backoff_ms;
@@ -255,6 +258,14 @@ void md_config_print_reference(FILE *out);
 /* Calls fn for every key path the loader accepts ("kafka.brokers",
  * "campaigns[].model.features[].weight"), for the drift test. */
 void md_config_foreach_key(void (*fn)(void *ctx, const char *path), void *ctx);
+
+/* url with any "user:password@" replaced by "***@", for logs and summaries. */
+void md_redact_url(const char *url, char *out, size_t n);
+
+/* Whether a librdkafka property's value is a secret (passwords, keys, JAAS
+ * and OAuth configuration): never logged, not even in librdkafka's own
+ * rejection message, which quotes the value. */
+bool md_config_key_is_secret(const char *key);
 
 /* Parses "90d", "12h", "30m", "45s", "250ms" (or a bare number of
  * milliseconds) into milliseconds. */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "momentd/config.h"
@@ -158,4 +159,71 @@ Test(config, reference_cannot_drift) {
     cr_assert_eq(rows, keys_seen, "documented rows and loader keys differ in number");
     free(gen);
     free(doc);
+}
+
+/* Secrets are referenced, not written: ${env:NAME} and ${file:PATH} as a
+ * whole string value, in scalar keys and in librdkafka pass-through. */
+Test(config, secrets_come_from_environment_and_files) {
+    char path[] = "/tmp/momentd-secret-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "file-s3cret\n", 12), 12);
+    close(fd);
+    setenv("MD_TEST_SASL", "env-s3cret", 1);
+    char edit[600];
+    snprintf(edit, sizeof(edit),
+             "\"redis\": {\"url\": \"redis://:url-s3cret@127.0.0.1:6379/0\", \"key_prefix\": \"md\", \"password\": \"${file:%s}\"}",
+             path);
+    const char *pairs[] = {
+        "\"redis\": {\"url\": \"redis://127.0.0.1:6379/0\", \"key_prefix\": \"md\"}", edit,
+        "\"consumer\": {", "\"common\": {\"sasl.password\": \"${env:MD_TEST_SASL}\", \"client.id\": \"${literal}\"}, \"consumer\": {",
+    };
+    char err[512];
+    md_config *cfg = th_config_edit(pairs, 2, err, sizeof(err));
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert_str_eq(cfg->redis.password, "file-s3cret", "the file's contents without the newline");
+    cr_assert_eq(cfg->kafka.n_common, 2);
+    cr_assert_str_eq(cfg->kafka.common[0].value, "env-s3cret");
+    cr_assert_str_eq(cfg->kafka.common[1].value, "${literal}", "anything else is literal");
+    /* The summary `momentd check` prints shows none of them. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    md_config_print_summary(cfg, f);
+    fclose(f);
+    cr_assert_null(strstr(buf, "s3cret"), "no secret in the summary:\n%s", buf);
+    cr_assert_not_null(strstr(buf, "redis://***@127.0.0.1:6379/0"), "the URL is shown redacted:\n%s", buf);
+    cr_assert_not_null(strstr(buf, "(password set)"));
+    free(buf);
+    md_config_destroy(cfg);
+
+    /* A reference that cannot be resolved is an error naming the path and the reference. */
+    unsetenv("MD_TEST_SASL");
+    cfg = th_config_edit(pairs, 2, err, sizeof(err));
+    cr_assert_null(cfg);
+    cr_assert_not_null(strstr(err, "$.kafka.common.sasl.password: environment variable MD_TEST_SASL is not set"), "%s", err);
+    unlink(path);
+    setenv("MD_TEST_SASL", "x", 1);
+    cfg = th_config_edit(pairs, 2, err, sizeof(err));
+    cr_assert_null(cfg);
+    cr_assert_not_null(strstr(err, "$.redis.password: cannot read /tmp/momentd-secret-"), "%s", err);
+    cr_assert_null(strstr(err, "s3cret"), "%s", err);
+    unsetenv("MD_TEST_SASL");
+}
+
+Test(config, urls_are_redacted_and_secret_keys_known) {
+    char out[128];
+    md_redact_url("redis://:pw@h:1/0", out, sizeof(out));
+    cr_assert_str_eq(out, "redis://***@h:1/0");
+    md_redact_url("redis://user:pw@h", out, sizeof(out));
+    cr_assert_str_eq(out, "redis://***@h");
+    md_redact_url("redis://h:1/0", out, sizeof(out));
+    cr_assert_str_eq(out, "redis://h:1/0");
+    cr_assert(md_config_key_is_secret("sasl.password"));
+    cr_assert(md_config_key_is_secret("ssl.key.password"));
+    cr_assert(md_config_key_is_secret("sasl.jaas.config"));
+    cr_assert(md_config_key_is_secret("ssl.key.pem"));
+    cr_assert(md_config_key_is_secret("sasl.oauthbearer.client.secret"));
+    cr_assert_not(md_config_key_is_secret("security.protocol"));
+    cr_assert_not(md_config_key_is_secret("sasl.username"));
 }

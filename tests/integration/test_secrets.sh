@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Secrets stay secret, against a real Redis that requires a password: the
+# password is read from a file (${file:PATH}), a Kafka SASL password from the
+# environment (${env:NAME}, passed through kafka.common), momentd works with
+# them, and neither appears in its log, in `momentd check` or in `explain`,
+# not even when Redis refuses a wrong password or librdkafka rejects a value.
+source "$(dirname "$0")/lib.sh"
+
+N=$(uname_ secrets)
+RPORT=$((MOMENTD_IT_REDIS_PORT + 17))
+RPASS=rp-$RANDOM-s3cret-$RUN
+KPASS=kp-$RANDOM-s3cret-$RUN
+trap '"$MOMENTD_SOURCE_DIR/scripts/redis-local" stop "$T_DIR/redis" >/dev/null 2>&1 || true; cleanup_test' EXIT
+"$MOMENTD_SOURCE_DIR/scripts/redis-local" start "$RPORT" "$T_DIR/redis" "requirepass $RPASS" 2>/dev/null
+printf '%s\n' "$RPASS" >"$T_DIR/redis.pass"
+chmod 600 "$T_DIR/redis.pass"
+export MOMENTD_REDIS_URL=redis://127.0.0.1:$RPORT/0
+export MD_TEST_SASL_PASSWORD=$KPASS
+CFG=$(make_config "$N" \
+    -e "s|\"key_prefix\": \"$N\"|\"key_prefix\": \"$N\", \"password\": \"\${file:$T_DIR/redis.pass}\"|" \
+    -e 's|"consumer": {|"common": {"sasl.username": "momentd", "sasl.password": "${env:MD_TEST_SASL_PASSWORD}"}, "consumer": {|')
+
+check "the password reaches Redis: momentd connects" start_momentd "$CFG"
+C=$(pick_customer "$CFG" sc)
+{
+    pay_json "$C" "$C-1" "$(bj 0 10)" true 80
+    pay_json "$C" "$C-2" "$(bj 30 10)" true 60
+    pay_json "$C" "$C-3" "$(bj 60 10)" true 50
+} | produce "$N.payments"
+check "and works: the moment reaches the dialer" wait_for_count "$N.moments.outbound_call" 1 60
+check "its state is in the password-protected Redis" eq "$(redis-cli -p "$RPORT" --no-auth-warning -a "$RPASS" EXISTS "$N:{$C}")" 1
+X=$("$MOMENTD_BIN" explain -c "$CFG" "$C" --json 2>&1)
+check "explain reads it too" grep -q '"customer_id"' <<<"$X"
+S=$("$MOMENTD_BIN" check -c "$CFG" 2>&1)
+check "check says a password is set" grep -q "(password set)" <<<"$S"
+stop_momentd main
+
+# A wrong password: refused by Redis, reported without the password.
+printf 'wrong-%s\n' "$RPASS" >"$T_DIR/redis.pass"
+mkdir -p "$T_DIR/wrong"
+"$MOMENTD_BIN" run -c "$CFG" 2>"$T_DIR/wrong/momentd.log" &
+echo $! >"$T_DIR/wrong/momentd.pid"
+for i in $(seq 1 100); do grep -q "AUTH failed" "$T_DIR/wrong/momentd.log" && break; sleep 0.1; done
+check "a wrong password is reported as an AUTH failure, and momentd waits" grep -q '"msg":"waiting for redis".*redis AUTH failed' "$T_DIR/wrong/momentd.log"
+stop_momentd wrong
+
+# A property librdkafka rejects stops momentd with librdkafka's own reason.
+BAD=$(make_config "$N-bad" -e 's|"consumer": {|"common": {"fetch.wait.max.msx": "1"}, "consumer": {|')
+"$MOMENTD_BIN" run -c "$BAD" 2>"$T_DIR/bad.log" && RC=0 || RC=$?
+check "a rejected property stops momentd (exit 1)" eq "$RC" 1
+check "with librdkafka's reason" grep -q '"msg":"rejected property","where":"kafka.common","property":"fetch.wait.max.msx","error":"No such configuration property' "$T_DIR/bad.log"
+
+LOGS=$(cat "$T_DIR"/*/momentd.log "$T_DIR/bad.log")
+for s in "$RPASS" "$KPASS"; do
+    check "no secret in any log (${s:0:3}...)" eq "$(grep -c -- "$s" <<<"$LOGS" || true)" 0
+    check "nor in check or explain (${s:0:3}...)" eq "$(grep -c -- "$s" <<<"$S$X" || true)" 0
+done
+finish
