@@ -186,6 +186,7 @@ static int cb_string(void *ctx, const unsigned char *v, size_t len) {
             return fail(p, MD_REJECT_TOO_MANY_ITEMS, "pages: more than %zu entries", p->limits.max_pages);
         if (len > MD_TOKEN_MAX)
             return fail(p, MD_REJECT_STRING_TOO_LONG, "pages[%zu]: %zu bytes, at most %d", p->ev->n_pages, len, MD_TOKEN_MAX);
+        if (memchr(v, '\0', len)) return fail(p, MD_REJECT_BAD_VALUE, "pages[%zu] contains a NUL character (\\u0000)", p->ev->n_pages);
         memcpy(p->ev->pages[p->ev->n_pages], v, len);
         p->ev->pages[p->ev->n_pages][len] = '\0';
         p->ev->n_pages++;
@@ -334,6 +335,12 @@ static bool copy_string(md_event_parser *p, field_id f, char *dst, size_t max, b
     }
     if (!allow_empty && s->len == 0) {
         fail(p, MD_REJECT_EMPTY_STRING, "'%s' must not be empty", field_names[f]);
+        return false;
+    }
+    /* JSON allows "\u0000"; a C string would end there, so "a\u0000b" would
+     * act as customer "a" (found by fuzz/fuzz_event.c). */
+    if (memchr(s->text, '\0', s->len)) {
+        fail(p, MD_REJECT_BAD_VALUE, "'%s' contains a NUL character (\\u0000)", field_names[f]);
         return false;
     }
     memcpy(dst, s->text, s->len);

@@ -184,3 +184,19 @@ Test(event, reason_codes_are_stable) {
     cr_assert_str_eq(md_reject_code(MD_REJECT_FUTURE_TIMESTAMP), "future_timestamp");
     for (int r = 0; r < MD_REJECT_COUNT; r++) cr_assert(strlen(md_reject_text((md_reject)r)) > 0);
 }
+
+/* "\u0000" is valid JSON but would cut a C string short: "c\u0000x" must not
+ * become customer "c" (a regression found by fuzz/fuzz_event.c). */
+Test(event, nul_characters_are_rejected) {
+    md_event ev;
+    const char *cases[] = {
+        "{\"event_id\":\"e1\",\"type\":\"payment\",\"customer_id\":\"c\\u0000x\",\"ts\":\"2026-03-01T08:00:00Z\",\"amount\":1,\"kind\":\"bill\"}",
+        "{\"event_id\":\"\\u0000\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":\"2026-03-01T08:00:00Z\",\"amount\":1,\"kind\":\"bill\"}",
+        "{\"event_id\":\"e1\",\"type\":\"app_login\",\"customer_id\":\"c1\",\"ts\":\"2026-03-01T08:00:00Z\",\"pages\":[\"a\\u0000\"]}",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        cr_assert_eq(parse(cases[i], &ev), MD_REJECT_BAD_VALUE, "case %zu", i);
+    md_parse_result res;
+    md_event_parse(P, cases[0], strlen(cases[0]), NULL, 0, NOW, &ev, &res);
+    cr_assert_not_null(strstr(res.detail, "'customer_id' contains a NUL character"), "%s", res.detail);
+}

@@ -461,3 +461,10 @@ Test(outcome, caps_and_blocks_still_stop_a_follow_up) {
     cr_assert_eq(out.n_triggers, 0);
     cr_assert_eq(out.follow_up_suppressed, MD_SUPPRESS_OPT_OUT);
 }
+
+Test(outcome, nul_characters_are_rejected) {
+    cr_assert_eq(parse_reason("{\"trigger_id\":\"\\u0000t\",\"customer_id\":\"c1\",\"campaign\":\"prepay_wallet\",\"channel\":\"sms\","
+                              "\"status\":\"sent\",\"ts\":1772416800000}",
+                              "c1"),
+                 MD_REJECT_BAD_VALUE);
+}
