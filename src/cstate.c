@@ -788,8 +788,15 @@ const char *md_cs_profile(const md_cstate *cs, int attr) {
 
 static md_err profile_parse(const char *json, int64_t max_attrs, yajl_val *out, char *errstr, size_t errstr_size) {
     char perr[256];
-    yajl_val root = yajl_tree_parse(json, perr, sizeof(perr));
     *out = NULL;
+    /* yajl's tree hands strings over NUL-terminated, without their length:
+     * an escaped NUL would silently cut a value short ("a\u0000b" as "a",
+     * merging contact points). Refused on the raw text, conservatively. */
+    if (strstr(json, "\\u0000")) {
+        snprintf(errstr, errstr_size, "profile contains a NUL character (\\u0000)");
+        return MD_ERR_BAD_EVENT;
+    }
+    yajl_val root = yajl_tree_parse(json, perr, sizeof(perr));
     if (!root) {
         snprintf(errstr, errstr_size, "profile is not valid JSON");
         return MD_ERR_BAD_EVENT;

@@ -9,6 +9,8 @@
 #include "helpers.h"
 #include "momentd/engine.h"
 #include "momentd/jsonw.h"
+#include "cstate_internal.h"
+#include "rules.h"
 
 static md_config *cfg;
 static md_cstate *cs;
@@ -394,4 +396,16 @@ Test(engine, evaluate_changes_nothing_and_explains_the_blocking_rule) {
     cr_assert_neq(out.eval[PREPAY].suppressed, MD_SUPPRESS_NONE);
     cr_assert_str_eq(out.eval[PREPAY].deciding_rule, "cooldown");
     cr_assert_gt(out.eval[PREPAY].eligible_again_ms, TH_T0 + 7 * TH_DAY);
+}
+
+/* A profile value with an escaped NUL would be cut short by yajl's tree
+ * ("a\u0000b" read as "a"): refused whole, the previous profile kept. */
+Test(engine, profile_with_a_nul_character_is_refused) {
+    char err[128];
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"contact_point\":\"+8613800000000\"}", &ops, err, sizeof(err)), MD_ERR_OK);
+    md_ops_clear(&ops);
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"contact_point\":\"+86\\u0000other\"}", &ops, err, sizeof(err)), MD_ERR_BAD_EVENT);
+    cr_assert_not_null(strstr(err, "NUL character"), "%s", err);
+    cr_assert_eq(ops.n, 0, "nothing written");
+    cr_assert_str_eq(md_cs_profile(cs, cfg->rules->attr_contact_point), "+8613800000000");
 }
