@@ -472,7 +472,7 @@ static bool check_event(md_event_parser *p, const char *key, size_t keylen, int6
     if (p->slots[F_TYPE].len >= sizeof(type))
         return fail(p, MD_REJECT_UNKNOWN_TYPE, "'type' = \"%.20s...\" is not payment, call or app_login",
                     p->slots[F_TYPE].text), false;
-    copy_string(p, F_TYPE, type, sizeof(type) - 1, true);
+    if (!copy_string(p, F_TYPE, type, sizeof(type) - 1, true)) return false;
     int t;
     for (t = 0; t < MD_EVENT_TYPE_COUNT; t++)
         if (strcmp(type, type_names[t]) == 0) break;
@@ -572,7 +572,7 @@ md_err md_outcome_parse(md_event_parser *p, const char *buf, size_t len, const c
     if (p->slots[F_STATUS].len >= sizeof(status))
         return fail(p, MD_REJECT_UNKNOWN_STATUS, "'status' = \"%.20s...\" is not a known status", p->slots[F_STATUS].text),
                MD_ERR_BAD_EVENT;
-    copy_string(p, F_STATUS, status, sizeof(status) - 1, true);
+    if (!copy_string(p, F_STATUS, status, sizeof(status) - 1, true)) return MD_ERR_BAD_EVENT;
     int st;
     for (st = 0; st < MD_OUTCOME_STATUS_COUNT; st++)
         if (strcmp(status, status_names[st]) == 0) break;

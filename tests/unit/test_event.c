@@ -200,3 +200,9 @@ Test(event, nul_characters_are_rejected) {
     md_event_parse(P, cases[0], strlen(cases[0]), NULL, 0, NOW, &ev, &res);
     cr_assert_not_null(strstr(res.detail, "'customer_id' contains a NUL character"), "%s", res.detail);
 }
+
+Test(event, nul_in_type_is_rejected_not_read_uninitialised) {
+    md_event ev;
+    cr_assert_eq(parse("{\"event_id\":\"e1\",\"type\":\"pay\\u0000ment\",\"customer_id\":\"c1\",\"ts\":\"2026-03-01T08:00:00Z\"}", &ev),
+                 MD_REJECT_BAD_VALUE);
+}

@@ -468,3 +468,10 @@ Test(outcome, nul_characters_are_rejected) {
                               "c1"),
                  MD_REJECT_BAD_VALUE);
 }
+
+Test(outcome, nul_in_status_is_rejected_not_read_uninitialised) {
+    cr_assert_eq(parse_reason("{\"trigger_id\":\"t\",\"customer_id\":\"c1\",\"campaign\":\"prepay_wallet\",\"channel\":\"sms\","
+                              "\"status\":\"se\\u0000nt\",\"ts\":1772416800000}",
+                              "c1"),
+                 MD_REJECT_BAD_VALUE);
+}
