@@ -91,6 +91,7 @@ typedef struct daemon {
     md_status_snapshot snap; /* the daemon's own copy, published once per batch */
     int64_t last_publish_ms;
     int64_t last_ping_ms;
+    size_t dead_letter_cap; /* most bytes of an original a dead letter carries */
 } daemon;
 
 static double seconds_since(const struct timespec *t0) {
@@ -304,9 +305,29 @@ static int find_customer(daemon *d, const char *id) {
     return (int)d->n_cust++;
 }
 
-static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *m, const char *reason, const char *detail) {
-    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+/* A dead letter carries the original bytes, but never more than the
+ * producer may send: a message the broker accepted can still be larger than
+ * our producer's message.max.bytes, and a dead letter that cannot be
+ * produced would stop the stream behind it for good. Longer values and keys
+ * are cut and say so in momentd.truncated_from (the original value size). */
+#define MD_DEAD_LETTER_KEY_MAX 1024
+#define MD_DEAD_LETTER_HEADROOM 8192 /* key, headers, record overhead */
+
+static size_t producer_message_max(rd_kafka_t *producer) {
+    char v[32];
+    size_t n = sizeof(v);
+    long long max = 1000000; /* librdkafka's default */
+    if (rd_kafka_conf_get(rd_kafka_conf(producer), "message.max.bytes", v, &n) == RD_KAFKA_CONF_OK) max = atoll(v);
+    return max > 2 * MD_DEAD_LETTER_HEADROOM ? (size_t)max - MD_DEAD_LETTER_HEADROOM : MD_DEAD_LETTER_HEADROOM;
+}
+
+static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *m, const char *reason, const char *detail, size_t cap) {
+    rd_kafka_headers_t *h = rd_kafka_headers_new(6);
     char num[32];
+    if (m->len > cap || m->key_len > MD_DEAD_LETTER_KEY_MAX) {
+        snprintf(num, sizeof(num), "%zu", m->len);
+        rd_kafka_header_add(h, "momentd.truncated_from", -1, num, -1);
+    }
     rd_kafka_header_add(h, "momentd.reason", -1, reason, -1);
     rd_kafka_header_add(h, "momentd.detail", -1, detail, -1);
     rd_kafka_header_add(h, "momentd.source_topic", -1, rd_kafka_topic_name(m->rkt), -1);
@@ -398,10 +419,10 @@ static size_t classify(daemon *d, rd_kafka_message_t **msgs, size_t n, outmsg *d
             memset(o, 0, sizeof(*o));
             o->topic = cfg->kafka.topic_dead_letter;
             o->key = m->key;
-            o->keylen = m->key_len;
+            o->keylen = m->key_len > MD_DEAD_LETTER_KEY_MAX ? MD_DEAD_LETTER_KEY_MAX : m->key_len;
             o->value = m->payload;
-            o->len = m->len;
-            o->headers = dead_letter_headers(m, reason, detail);
+            o->len = m->len > d->dead_letter_cap ? d->dead_letter_cap : m->len;
+            o->headers = dead_letter_headers(m, reason, detail, d->dead_letter_cap);
             if (md_log_enabled(MD_LOG_DEBUG))
                 md_log(MD_LOG_DEBUG, "daemon", "dead letter", "reason", reason, "detail", detail, "topic", topic, NULL);
             continue;
@@ -929,6 +950,7 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
     }
     if (!(d.producer = make_client(&d, RD_KAFKA_PRODUCER)) || !(d.consumer = make_client(&d, RD_KAFKA_CONSUMER))) goto out;
     rd_kafka_poll_set_consumer(d.consumer);
+    d.dead_letter_cap = producer_message_max(d.producer);
     create_topics(&d);
     const char *topics[] = {cfg->kafka.topic_payments, cfg->kafka.topic_calls, cfg->kafka.topic_app_logins, cfg->kafka.topic_profiles,
                             cfg->kafka.topic_outcomes};

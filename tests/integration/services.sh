@@ -11,7 +11,9 @@ case "${1:-}" in
         "$root/scripts/kafka-local" stop "$dir/kafka" || true
         "$root/scripts/redis-local" stop "$dir/redis" || true
         rm -rf "$dir/kafka" "$dir/redis"
-        "$root/scripts/kafka-local" start "${MOMENTD_IT_KAFKA_PORT:?}" "$dir/kafka"
+        # Messages up to 16 MB, so that test_hostile can send a 10 MB one
+        # that the broker accepts and momentd must dead-letter.
+        KAFKA_EXTRA_PROPS="message.max.bytes=16777216" "$root/scripts/kafka-local" start "${MOMENTD_IT_KAFKA_PORT:?}" "$dir/kafka"
         "$root/scripts/redis-local" start "${MOMENTD_IT_REDIS_PORT:?}" "$dir/redis"
         ;;
     stop)

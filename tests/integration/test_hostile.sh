@@ -71,11 +71,25 @@ check "the original bytes are kept (the truncated one)" grep -q '^{"event_id":"h
 sleep 1
 check "the good events around them were counted" grep -q '"payments_180d":2' <<<"$(explain_at "$CFG" "$C" "$(bj 3 10)")"
 
+# A 10 MB message the broker accepts (it allows 16 MB here) is larger than
+# momentd's producer may send: its dead letter carries the first bytes and
+# the original size, and the events behind it are still processed.
+head -c 10485760 /dev/zero | tr '\0' 'x' | sed "s/^/$C|/" |
+    kcat -b "$BROKER" -P -t "$N.payments" -K'|' -X message.max.bytes=16000000 -X topic.partitioner=murmur2_random
+{ pay_json "$C" "$C-after-big" "$(bj 2 10)" false 500; } | produce "$N.payments"
+check "the 10 MB message is dead-lettered" wait_for_count "$N.dead-letter" $((TOTAL + 1)) 60
+BIGDL=$(consume "$N.dead-letter" '%h %S\n' | tail -1)
+check "as too_large" grep -q 'momentd.reason=too_large' <<<"$BIGDL"
+check "cut to what the producer may send, saying the original size" grep -q 'momentd.truncated_from=10485760' <<<"$BIGDL"
+check "the dead letter holds the first 990,000 bytes or so" test "$(awk '{print $NF}' <<<"$BIGDL")" -ge 900000
+sleep 1
+check "the event behind it was counted" grep -q '"payments_180d":3' <<<"$(explain_at "$CFG" "$C" "$(bj 3 10)")"
+
 # Memory stays flat: the same corpus 30 times more.
 PID=$(cat "$T_DIR/main/momentd.pid")
 RSS0=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
 for i in $(seq 1 30); do produce_corpus "$T_DIR/corpus.tsv" "$N.payments"; done
-check "all $((31 * BAD_EVENTS + BAD_OUTCOMES)) bad messages dead-lettered" wait_for_count "$N.dead-letter" $((31 * BAD_EVENTS + BAD_OUTCOMES)) 120
+check "all $((31 * BAD_EVENTS + BAD_OUTCOMES + 1)) bad messages dead-lettered" wait_for_count "$N.dead-letter" $((31 * BAD_EVENTS + BAD_OUTCOMES + 1)) 120
 RSS1=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
 log "RSS before ${RSS0} kB, after 30 more rounds (${BAD_EVENTS} bad messages each, one of 200 KB) ${RSS1} kB"
 check "memory flat: RSS grew by less than 8 MB" test $((RSS1 - RSS0)) -lt 8192
