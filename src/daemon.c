@@ -404,6 +404,7 @@ static size_t classify(daemon *d, rd_kafka_message_t **msgs, size_t n, outmsg *d
                                m->key ? m->key_len : 0, now, &it->ev, &res) == MD_ERR_OK) {
                 it->kind = ITEM_EVENT;
                 d->n.accepted++;
+                if ((int)it->ev.type >= 0 && it->ev.type < MD_EVENT_TYPE_COUNT) d->n.accepted_by_type[it->ev.type]++;
             } else {
                 reason = md_reject_code(res.reason);
                 snprintf(detail, sizeof(detail), "%s", res.detail);

@@ -105,7 +105,10 @@ static void label(FILE *f, const char *v) {
 static void render_metrics(FILE *f, const md_status_snapshot *sp, const md_config *cfg) {
     const md_counters *n = &sp->n;
     counter(f, "momentd_messages_consumed_total", "Kafka messages consumed (events, profiles, outcomes).", n->consumed);
-    counter(f, "momentd_events_accepted_total", "Events that parsed and validated.", n->accepted);
+    fprintf(f, "# HELP momentd_events_accepted_total Events that parsed and validated, by type.\n"
+               "# TYPE momentd_events_accepted_total counter\n");
+    for (int t = 0; t < MD_EVENT_TYPE_COUNT; t++)
+        fprintf(f, "momentd_events_accepted_total{type=\"%s\"} %" PRIu64 "\n", md_event_type_name((md_event_type)t), n->accepted_by_type[t]);
     fprintf(f, "# HELP momentd_dead_letters_total Messages sent to the dead-letter topic, by reason.\n"
                "# TYPE momentd_dead_letters_total counter\n");
     for (int r = 1; r < MD_REJECT_COUNT; r++)

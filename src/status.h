@@ -51,6 +51,7 @@ typedef struct md_counters {
     uint64_t consumed, accepted, dead_lettered, duplicates, too_late, profiles, triggers, holdouts, batches, redis_retries,
         conflicts, outcomes, outcome_duplicates, outcomes_unknown, conversions, profile_rejects, follow_ups;
     uint64_t delivery_errors, rebalances, reloads, reload_failures;
+    uint64_t accepted_by_type[MD_EVENT_TYPE_COUNT];
     uint64_t rejects[MD_REJECT_COUNT];
     uint64_t suppressed[MD_SUPPRESS_COUNT];
     uint64_t fired[MD_MAX_CAMPAIGNS][MD_STATUS_MAX_CHANNELS]; /* by campaign and channel, holdout excluded */

@@ -45,6 +45,8 @@ echo "$C1|{\"trigger_id\":\"$T1\",\"customer_id\":\"$C1\",\"campaign\":\"prepay_
 check "the dead letter arrives" wait_for_count "$N.dead-letter" 1 60
 sleep 1.5 # one publish period and more
 check "consumed moved by the 8 messages sent (6 payments, 1 malformed, 1 outcome)" eq "$(($(metric momentd_messages_consumed_total) - BEFORE))" 8
+check "accepted events by type (the 6 payments)" eq "$(metric 'momentd_events_accepted_total{type="payment"}')" 6
+check "and none of the other types" eq "$(metric 'momentd_events_accepted_total{type="call"}'),$(metric 'momentd_events_accepted_total{type="app_login"}')" 0,0
 check "triggers by campaign and channel" eq "$(metric 'momentd_triggers_total{campaign="prepay_wallet",channel="outbound_call"}')" 2
 check "dead letters by reason" eq "$(metric 'momentd_dead_letters_total{reason="not_json"}')" 1
 check "outcomes by result" eq "$(metric 'momentd_outcomes_total{result="applied"}')" 1
