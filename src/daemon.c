@@ -92,6 +92,7 @@ typedef struct daemon {
     int64_t last_publish_ms;
     int64_t last_ping_ms;
     size_t dead_letter_cap; /* most bytes of an original a dead letter carries */
+    rd_kafka_topic_partition_list_t *last_commit; /* the last batch's offsets, committed again at a clean stop */
 } daemon;
 
 static double seconds_since(const struct timespec *t0) {
@@ -103,6 +104,7 @@ static double seconds_since(const struct timespec *t0) {
 static void mono_now(struct timespec *t) { clock_gettime(CLOCK_MONOTONIC, t); }
 
 static void publish(daemon *d, bool force);
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets, void *opaque);
 
 /* ------------------------------------------------------------------------- */
 /* Kafka set-up                                                               */
@@ -175,6 +177,7 @@ static rd_kafka_t *make_client(daemon *d, rd_kafka_type_t type) {
         for (size_t i = 0; ok && i < cfg->kafka.n_consumer; i++)
             ok = conf_set(conf, cfg->kafka.consumer[i].key, cfg->kafka.consumer[i].value, "kafka.consumer");
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+        rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
     } else {
         /* Idempotent: retries never duplicate or reorder a trigger. */
         ok = ok && conf_set(conf, "enable.idempotence", "true", "momentd") && conf_set(conf, "acks", "all", "momentd");
@@ -278,7 +281,10 @@ static bool produce_all(daemon *d, outmsg *m, size_t n) {
                 m[i].dr.status = -1;
             }
         }
-        rd_kafka_poll(d->producer, 50);
+        /* flush, not poll: it sends what is queued at once instead of
+         * waiting out linger.ms, which only adds latency here since the
+         * batch's outputs are all produced already. */
+        rd_kafka_flush(d->producer, 50);
         remaining = 0;
         bool failed = false;
         for (size_t i = 0; i < n; i++) {
@@ -739,12 +745,26 @@ static void commit_batch(daemon *d, rd_kafka_message_t **msgs, size_t n) {
         if (!tp) tp = rd_kafka_topic_partition_list_add(offs, rd_kafka_topic_name(m->rkt), m->partition);
         if (m->offset + 1 > tp->offset) tp->offset = m->offset + 1;
     }
-    rd_kafka_resp_err_t err = rd_kafka_commit(d->consumer, offs, 0);
+    /* Asynchronous: the batch's effects are durable already, so the next
+     * batch need not wait for the broker's answer; a commit that fails (or
+     * never happens: a crash) only makes its messages come again, as no-ops.
+     * commits are sent in order; the last one is repeated synchronously at
+     * a clean stop so that a restart starts where this one ended. */
+    rd_kafka_resp_err_t err = rd_kafka_commit(d->consumer, offs, 1);
     if (err)
+        md_log(MD_LOG_WARN, "kafka", "offset commit failed; the batch will be redelivered", "error", rd_kafka_err2str(err), NULL);
+    if (d->last_commit) rd_kafka_topic_partition_list_destroy(d->last_commit);
+    d->last_commit = offs;
+}
+
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+    (void)rk;
+    (void)offsets;
+    (void)opaque;
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         /* E.g. a rebalance took the partitions: the new owner re-reads these
          * messages, and the watermarks make them no-ops. */
         md_log(MD_LOG_WARN, "kafka", "offset commit failed; the batch will be redelivered", "error", rd_kafka_err2str(err), NULL);
-    rd_kafka_topic_partition_list_destroy(offs);
 }
 
 static void log_stats(daemon *d, const char *msg) {
@@ -1050,6 +1070,12 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
     rc = 0;
 out:
     md_http_stop(http); /* first: it reads d.status */
+    if (d.consumer && d.last_commit && rc == 0) {
+        rd_kafka_resp_err_t cerr = rd_kafka_commit(d.consumer, d.last_commit, 0);
+        if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            md_log(MD_LOG_WARN, "kafka", "final offset commit failed; the last batch will be redelivered", "error", rd_kafka_err2str(cerr), NULL);
+    }
+    if (d.last_commit) rd_kafka_topic_partition_list_destroy(d.last_commit);
     if (d.consumer) {
         rd_kafka_consumer_close(d.consumer);
         rd_kafka_destroy(d.consumer);
