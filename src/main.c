@@ -18,6 +18,9 @@
 #include "report_store.h"
 #include "store.h"
 
+#include "sim_world.h"
+#include "simulate.h"
+
 #define MOMENTD_VERSION "0.1.0"
 
 static const char usage[] =
@@ -33,7 +36,12 @@ static const char usage[] =
     "                                  funnel per campaign and channel, and the uplift over the holdout group, for\n"
     "                                  the triggers of days DAY (YYYY-MM-DD, the default UTC offset's calendar;\n"
     "                                  default: the last 30 days)\n"
+    "  simulate --scenario FILE [--seed N] [--json] [--plot DIR] [--trace FILE] [--redis URL]\n"
+    "                                  compare the old 45-day call list, momentd with a fixed 45-day cooldown\n"
+    "                                  and momentd with the adaptive cooldown on one simulated population\n"
+    "                                  (the engine policies through the real engine and Redis)\n"
     "  config-doc                      print the configuration reference (Markdown)\n"
+    "  scenario-doc                    print the simulator's scenario reference (Markdown)\n"
     "  version                         print the version\n"
     "\n"
     "environment: MOMENTD_KAFKA_BROKERS and MOMENTD_REDIS_URL override the configured addresses.\n"
@@ -347,12 +355,19 @@ int main(int argc, char **argv) {
         md_config_print_reference(stdout);
         return 0;
     }
-    const char *config = NULL, *at = NULL, *from = NULL, *to = NULL;
+    if (strcmp(cmd, "scenario-doc") == 0) {
+        md_sim_scenario_print_reference(stdout);
+        return 0;
+    }
+    const char *config = NULL, *at = NULL, *from = NULL, *to = NULL, *scenario = NULL, *plot = NULL, *trace = NULL, *redis = NULL;
+    const char *seed = "1";
     bool json = false;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
                                          {"at", required_argument, NULL, 'a'},     {"help", no_argument, NULL, 'h'},
                                          {"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
+                                         {"scenario", required_argument, NULL, 's'}, {"seed", required_argument, NULL, 'S'},
+                                         {"plot", required_argument, NULL, 'p'},   {"trace", required_argument, NULL, 'T'},
+                                         {"redis", required_argument, NULL, 'r'},  {NULL, 0, NULL, 0}};
     optind = 2;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
@@ -362,6 +377,11 @@ int main(int argc, char **argv) {
         case 'a': at = optarg; break;
         case 'f': from = optarg; break;
         case 't': to = optarg; break;
+        case 's': scenario = optarg; break;
+        case 'S': seed = optarg; break;
+        case 'p': plot = optarg; break;
+        case 'T': trace = optarg; break;
+        case 'r': redis = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -369,6 +389,18 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return cmd_run(config);
     if (strcmp(cmd, "check") == 0) return cmd_check(config);
     if (strcmp(cmd, "report") == 0) return cmd_report(config, from, to, json);
+    if (strcmp(cmd, "simulate") == 0) {
+        char *end;
+        unsigned long long sv = strtoull(seed, &end, 10);
+        if (!scenario || !*seed || *end || seed[0] == '-') {
+            fprintf(stderr, "momentd: simulate needs --scenario FILE and a non-negative integer --seed\n");
+            return 2;
+        }
+        const char *env = getenv("MOMENTD_REDIS_URL");
+        md_simulate_opts so = {scenario, (uint64_t)sv, json, plot, trace,
+                               redis ? redis : env && *env ? env : "redis://127.0.0.1:6379/0", true};
+        return md_simulate(&so);
+    }
     if (strcmp(cmd, "explain") == 0) {
         if (optind != argc - 1) {
             fprintf(stderr, "momentd: explain takes exactly one CUSTOMER\n");

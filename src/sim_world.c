@@ -1,0 +1,291 @@
+/* sim_world.c: the simulated customers and call centre (sim_world.h). */
+#include "sim_world.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+/* ---- scenario file: one flat table, like the configuration's ---- */
+
+typedef enum { S_STR, S_INT, S_NUM, S_TRIPLE } stype;
+typedef struct skey {
+    const char *key;
+    stype type;
+    size_t off;
+    const char *def;
+    double lo, hi;
+    const char *doc;
+} skey;
+
+#define SK(t, k, d, lo, hi, doc) {#k, t, offsetof(md_sim_scenario, k), d, lo, hi, doc}
+static const skey keys[] = {
+    SK(S_STR, name, "", 0, 0, "Name shown in the table."),
+    SK(S_STR, description, "", 0, 0, "What the scenario stands for."),
+    SK(S_STR, engine_fixed, "config/sim/fixed45.json", 0, 0, "momentd configuration of the fixed-cooldown policy (relative to the scenario file's folder or absolute)."),
+    SK(S_STR, engine_adaptive, "config/sim/adaptive.json", 0, 0, "momentd configuration of the adaptive policy; should differ from engine_fixed only in the cooldown."),
+    SK(S_INT, customers, "10000", 10, 2000000, "Population size."),
+    SK(S_INT, days, "240", 30, 3650, "Simulated days, warm-up included."),
+    SK(S_INT, warmup_days, "60", 0, 3000, "Days of events before any contact, so that windows fill."),
+    SK(S_INT, calls_per_day, "120", 1, 1000000, "Calls the call centre makes per day at most (its agents)."),
+    SK(S_INT, old_gap_days, "45", 1, 365, "The old rule: never call a customer again within this many days."),
+    SK(S_TRIPLE, tier_share, "0.5,0.35,0.15", 0, 1, "Share of customers in the low, mid and high need tiers (sums to 1)."),
+    SK(S_TRIPLE, tier_base, "0.05,0.15,0.3", 0, 1, "Baseline demand of each tier."),
+    SK(S_NUM, bill_cycle_amp, "0.1", 0, 1, "Swing of demand over the monthly bill cycle (highest just before the bill)."),
+    SK(S_NUM, season_amp, "0.05", 0, 1, "Yearly swing of demand."),
+    SK(S_NUM, episode_rate_per_month, "0.3", 0, 30, "Need episodes starting per customer per month (a large purchase, a cash squeeze)."),
+    SK(S_NUM, episode_days_min, "5", 1, 365, "Shortest episode, days."),
+    SK(S_NUM, episode_days_max, "30", 1, 365, "Longest episode, days."),
+    SK(S_NUM, episode_lift, "0.5", 0, 1, "Demand added during an episode."),
+    SK(S_NUM, satisfied_days, "60", 0, 365, "After a purchase, demand stays low this long."),
+    SK(S_NUM, satisfied_factor, "0.2", 0, 1, "... multiplied by this."),
+    SK(S_NUM, view_rate_full, "0.8", 0, 20, "Instalment-page views per day at demand 1 (Poisson)."),
+    SK(S_NUM, view_rate_noise, "0.03", 0, 20, "Views per day regardless of demand (curious, not in need)."),
+    SK(S_NUM, call_rate_full, "0.08", 0, 1, "Chance per day of an inbound instalment inquiry at demand 1."),
+    SK(S_NUM, call_rate_noise, "0.002", 0, 1, "... regardless of demand."),
+    SK(S_NUM, login_rate, "0.3", 0, 20, "Other app logins per day (noise)."),
+    SK(S_NUM, spend_base, "3000", 0, 1e7, "Monthly bill at demand 0, yuan."),
+    SK(S_NUM, spend_demand_mult, "2", 0, 100, "The bill grows by this factor times demand (spending swings)."),
+    SK(S_NUM, late_prob_base, "0.05", 0, 1, "Chance a bill is paid late at demand 0."),
+    SK(S_NUM, late_prob_full, "0.3", 0, 1, "... added at demand 1."),
+    SK(S_NUM, organic_buy_full, "0.01", 0, 1, "Chance per day of buying uncontacted, at demand 1."),
+    SK(S_NUM, answer_prob, "0.6", 0, 1, "Chance a call is answered by a rested customer."),
+    SK(S_NUM, fatigue_penalty, "0.25", 0, 1, "Each call in the last 30 days multiplies answering and buying by (1 - this)."),
+    SK(S_NUM, convert_full, "0.6", 0, 1, "Chance an answered customer buys, at demand 1 (scales with demand)."),
+    SK(S_NUM, trough_demand, "0.15", 0, 1, "A call at demand below this is unwanted."),
+    SK(S_NUM, complaint_unwanted, "0.04", 0, 1, "Chance an answered unwanted call ends in a complaint."),
+    SK(S_NUM, optout_unwanted, "0.02", 0, 1, "Chance an answered unwanted call ends in an opt-out."),
+    SK(S_NUM, amount_base, "8000", 0, 1e8, "Instalment amount at demand 0, yuan."),
+    SK(S_NUM, amount_demand_mult, "2", 0, 100, "... grows by this factor times demand."),
+    SK(S_NUM, segment_signal, "0.5", 0, 1, "How often the static segment follows the need tier (0: never, static data says nothing; 1: always)."),
+};
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static bool set_key(md_sim_scenario *s, const skey *k, const char *text, char *err, size_t errsz) {
+    void *dst = (char *)s + k->off;
+    if (k->type == S_STR) {
+        char *v = strdup(text);
+        if (!v) return snprintf(err, errsz, "out of memory"), false;
+        free(*(char **)dst);
+        *(char **)dst = v;
+        return true;
+    }
+    double v[MD_SIM_TIERS];
+    int n = 1;
+    char *end;
+    if (k->type == S_TRIPLE) {
+        n = sscanf(text, "%lf,%lf,%lf", &v[0], &v[1], &v[2]);
+        if (n != 3) return snprintf(err, errsz, "%s: expected three numbers", k->key), false;
+    } else {
+        v[0] = strtod(text, &end);
+        if (end == text || *end) return snprintf(err, errsz, "%s: expected a number, got \"%s\"", k->key, text), false;
+    }
+    for (int i = 0; i < n; i++)
+        if (!isfinite(v[i]) || v[i] < k->lo || v[i] > k->hi)
+            return snprintf(err, errsz, "%s: %g is outside [%g, %g]", k->key, v[i], k->lo, k->hi), false;
+    if (k->type == S_INT) {
+        if (v[0] != floor(v[0])) return snprintf(err, errsz, "%s: expected a whole number", k->key), false;
+        *(int64_t *)dst = (int64_t)v[0];
+    } else if (k->type == S_NUM) {
+        *(double *)dst = v[0];
+    } else {
+        memcpy(dst, v, sizeof(v));
+    }
+    return true;
+}
+
+void md_sim_scenario_destroy(md_sim_scenario *s) {
+    if (!s) return;
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (keys[i].type == S_STR) free(*(char **)((char *)s + keys[i].off));
+    free(s);
+}
+
+md_sim_scenario *md_sim_scenario_load(const char *path, char *errstr, size_t errstr_size) {
+    char err[400] = "";
+    md_sim_scenario *s = calloc(1, sizeof(*s));
+    FILE *f = fopen(path, "rb");
+    char *text = malloc(1 << 20);
+    yajl_val root = NULL;
+    if (!s || !text) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
+    if (!f) {
+        snprintf(err, sizeof(err), "cannot open it");
+        goto fail;
+    }
+    size_t len = fread(text, 1, (1 << 20) - 1, f);
+    text[len] = '\0';
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (!set_key(s, &keys[i], keys[i].def, err, sizeof(err))) goto fail;
+    char perr[256];
+    root = yajl_tree_parse(text, perr, sizeof(perr));
+    if (!root || !YAJL_IS_OBJECT(root)) {
+        snprintf(err, sizeof(err), "not a JSON object%s%s", root ? "" : ": ", root ? "" : perr);
+        goto fail;
+    }
+    for (size_t j = 0; j < root->u.object.len; j++) {
+        const char *k = root->u.object.keys[j];
+        yajl_val v = root->u.object.values[j];
+        const skey *sk = NULL;
+        for (size_t i = 0; i < N_KEYS; i++)
+            if (strcmp(keys[i].key, k) == 0) sk = &keys[i];
+        if (!sk) {
+            snprintf(err, sizeof(err), "unknown key \"%s\"", k);
+            goto fail;
+        }
+        char buf[512];
+        if (sk->type == S_STR && YAJL_IS_STRING(v)) {
+            snprintf(buf, sizeof(buf), "%s", v->u.string);
+        } else if ((sk->type == S_INT || sk->type == S_NUM) && YAJL_IS_NUMBER(v)) {
+            snprintf(buf, sizeof(buf), "%s", v->u.number.r);
+        } else if (sk->type == S_TRIPLE && YAJL_IS_ARRAY(v) && v->u.array.len == 3 && YAJL_IS_NUMBER(v->u.array.values[0]) &&
+                   YAJL_IS_NUMBER(v->u.array.values[1]) && YAJL_IS_NUMBER(v->u.array.values[2])) {
+            snprintf(buf, sizeof(buf), "%s,%s,%s", v->u.array.values[0]->u.number.r, v->u.array.values[1]->u.number.r,
+                     v->u.array.values[2]->u.number.r);
+        } else {
+            snprintf(err, sizeof(err), "%s: expected %s", k,
+                     sk->type == S_STR ? "a string" : sk->type == S_TRIPLE ? "an array of three numbers" : "a number");
+            goto fail;
+        }
+        if (!set_key(s, sk, buf, err, sizeof(err))) goto fail;
+    }
+    double share = s->tier_share[0] + s->tier_share[1] + s->tier_share[2];
+    if (fabs(share - 1) > 1e-6) {
+        snprintf(err, sizeof(err), "tier_share: sums to %g, not 1", share);
+        goto fail;
+    }
+    if (s->warmup_days >= s->days) {
+        snprintf(err, sizeof(err), "warmup_days (%lld) must be less than days (%lld)", (long long)s->warmup_days, (long long)s->days);
+        goto fail;
+    }
+    if (s->episode_days_min > s->episode_days_max) {
+        snprintf(err, sizeof(err), "episode_days_min is larger than episode_days_max");
+        goto fail;
+    }
+    yajl_tree_free(root);
+    fclose(f);
+    free(text);
+    return s;
+fail:
+    snprintf(errstr, errstr_size, "%s: %s", path, err);
+    if (root) yajl_tree_free(root);
+    if (f) fclose(f);
+    free(text);
+    md_sim_scenario_destroy(s);
+    return NULL;
+}
+
+void md_sim_scenario_print_reference(FILE *out) {
+    fprintf(out, "| key | default | bounds | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (keys[i].type == S_STR) fprintf(out, "| `%s` | `%s` | | %s |\n", keys[i].key, keys[i].def, keys[i].doc);
+        else fprintf(out, "| `%s` | `%s` | %g - %g | %s |\n", keys[i].key, keys[i].def, keys[i].lo, keys[i].hi, keys[i].doc);
+    }
+}
+
+/* ---- randomness: a hash per (seed, customer, day, purpose) ---- */
+
+static uint64_t mix(uint64_t x) {
+    /* splitmix64's finaliser */
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+double md_sim_uniform(uint64_t seed, int64_t customer, int64_t day, uint32_t purpose) {
+    uint64_t h = mix(seed ^ mix((uint64_t)customer * 0x100000001B3ULL ^ mix((uint64_t)day << 20 ^ purpose)));
+    return (double)(h >> 11) / 9007199254740992.0;
+}
+
+enum purpose {
+    P_TIER = 1, P_SEGMENT, P_SEGMENT2, P_AGE, P_CYCLE, P_SEASON, P_EPISODE, P_EPISODE_LEN, P_VIEWS, P_LOGINS, P_CALL, P_LATE,
+    P_SPEND, P_ORGANIC, P_ANSWER, P_CONVERT, P_COMPLAIN, P_OPTOUT, P_AMOUNT
+};
+
+static int poisson(double lambda, double u) {
+    /* Inversion: fine for the small rates used here. */
+    double p = exp(-lambda), c = p;
+    int k = 0;
+    while (u > c && k < 50) {
+        k++;
+        p *= lambda / k;
+        c += p;
+    }
+    return k;
+}
+
+/* ---- customers ---- */
+
+static const char *const segments_by_tier[MD_SIM_TIERS] = {"transactor", "other", "revolver"};
+static const char *const segments[] = {"transactor", "other", "revolver"};
+static const char *const age_bands[] = {"18-24", "25-34", "35-44", "45-64", "65+"};
+
+void md_sim_customer_init(const md_sim_scenario *sc, uint64_t seed, int64_t i, md_sim_customer *c) {
+    memset(c, 0, sizeof(*c));
+    double u = md_sim_uniform(seed, i, -1, P_TIER);
+    c->tier = u < sc->tier_share[0] ? 0 : u < sc->tier_share[0] + sc->tier_share[1] ? 1 : 2;
+    c->segment = md_sim_uniform(seed, i, -1, P_SEGMENT) < sc->segment_signal
+                     ? segments_by_tier[c->tier]
+                     : segments[(int)(md_sim_uniform(seed, i, -1, P_SEGMENT2) * 3) % 3];
+    c->age_band = age_bands[(int)(md_sim_uniform(seed, i, -1, P_AGE) * 5) % 5];
+    c->cycle_phase = md_sim_uniform(seed, i, -1, P_CYCLE) * 30;
+    c->season_phase = md_sim_uniform(seed, i, -1, P_SEASON) * 2 * M_PI;
+    c->satisfied_until = -1;
+    c->episode_end = -1;
+}
+
+double md_sim_demand(const md_sim_scenario *sc, uint64_t seed, int64_t i, md_sim_customer *c, int64_t day) {
+    /* A new episode may start on any day none is running. */
+    if (day > c->episode_end && md_sim_uniform(seed, i, day, P_EPISODE) < sc->episode_rate_per_month / 30.0) {
+        double len = sc->episode_days_min + md_sim_uniform(seed, i, day, P_EPISODE_LEN) * (sc->episode_days_max - sc->episode_days_min);
+        c->episode_end = day + (int64_t)len;
+    }
+    double d = sc->tier_base[c->tier];
+    /* Highest a few days before the bill: the statement shows the amount. */
+    d += sc->bill_cycle_amp * cos(2 * M_PI * (fmod((double)day - c->cycle_phase + 3, 30.0)) / 30.0);
+    d += sc->season_amp * sin(2 * M_PI * (double)day / 365.0 + c->season_phase);
+    if (day <= c->episode_end) d += sc->episode_lift;
+    if (day <= c->satisfied_until) d *= sc->satisfied_factor;
+    return d < 0 ? 0 : d > 1 ? 1 : d;
+}
+
+void md_sim_behave(const md_sim_scenario *sc, uint64_t seed, int64_t i, const md_sim_customer *c, int64_t day, double demand,
+                   md_sim_day *out) {
+    memset(out, 0, sizeof(*out));
+    out->views = poisson(sc->view_rate_full * demand + sc->view_rate_noise, md_sim_uniform(seed, i, day, P_VIEWS));
+    out->logins = poisson(sc->login_rate, md_sim_uniform(seed, i, day, P_LOGINS));
+    out->call = md_sim_uniform(seed, i, day, P_CALL) < sc->call_rate_full * demand + sc->call_rate_noise;
+    out->bill = (int64_t)c->cycle_phase == day % 30;
+    if (out->bill) {
+        double noise = 0.7 + 0.6 * md_sim_uniform(seed, i, day, P_SPEND);
+        out->bill_amount = round(sc->spend_base * (1 + sc->spend_demand_mult * demand) * noise);
+        out->late = md_sim_uniform(seed, i, day, P_LATE) < sc->late_prob_base + sc->late_prob_full * demand;
+    }
+    out->organic_buy = md_sim_uniform(seed, i, day, P_ORGANIC) < sc->organic_buy_full * demand;
+}
+
+const char *md_sim_result_name(md_sim_result r) {
+    static const char *const n[] = {"no_answer", "declined", "converted", "complaint", "opt_out"};
+    return r < MD_SIM_RESULT_COUNT ? n[r] : "?";
+}
+
+md_sim_result md_sim_call(const md_sim_scenario *sc, uint64_t seed, int64_t i, int64_t day, double demand, int recent_contacts,
+                          double *amount) {
+    double tired = pow(1 - sc->fatigue_penalty, recent_contacts);
+    *amount = 0;
+    if (md_sim_uniform(seed, i, day, P_ANSWER) >= sc->answer_prob * tired) return MD_SIM_NO_ANSWER;
+    if (demand < sc->trough_demand) {
+        double u = md_sim_uniform(seed, i, day, P_COMPLAIN);
+        if (u < sc->complaint_unwanted) return MD_SIM_COMPLAINT;
+        if (u < sc->complaint_unwanted + sc->optout_unwanted) return MD_SIM_OPT_OUT;
+    }
+    if (md_sim_uniform(seed, i, day, P_CONVERT) < sc->convert_full * demand * tired) {
+        *amount = round(sc->amount_base * (1 + sc->amount_demand_mult * demand) * (0.7 + 0.6 * md_sim_uniform(seed, i, day, P_AMOUNT)));
+        return MD_SIM_CONVERTED;
+    }
+    return MD_SIM_DECLINED;
+}

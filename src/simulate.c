@@ -1,0 +1,670 @@
+/* simulate.c: `momentd simulate` (simulate.h): three contact policies on one
+ * simulated population, the engine ones through the real engine and Redis.
+ *
+ * Day by day: the world (sim_world.c) gives each customer's hidden demand
+ * and the day's behaviour; for the engine policies that behaviour becomes
+ * events (instalment-page views, inbound instalment inquiries, monthly bill
+ * payments with their lateness, other logins, purchases) driven through the
+ * engine in event-time order; the day's triggers queue at the call centre,
+ * which calls the highest-scored first, up to its capacity; each call's
+ * result comes from the world and goes back to the engine as the dialer
+ * would report it (sent, then no_answer, declined, converted, complaint or
+ * opt_out). The old policy never looks at events: it calls down a list
+ * ranked by the campaign's static model (segment, age band), skipping anyone
+ * called in the last old_gap_days. */
+#include "simulate.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "drive.h"
+#include "log.h"
+#include "momentd/jsonw.h"
+#include "sim_world.h"
+#include "store.h"
+
+#define DAY_MS INT64_C(86400000)
+#define HOUR_MS INT64_C(3600000)
+/* Day 0 = 2026-01-05T00:00:00+08:00 (a Monday), in UTC epoch ms. */
+#define T0_MS INT64_C(1767542400000)
+#define RECENT 8 /* calls remembered per customer, for fatigue */
+
+enum { POL_OLD, POL_FIXED, POL_ADAPTIVE, POL_COUNT };
+static const char *const pol_names[POL_COUNT] = {"old", "fixed", "adaptive"};
+static const char *const pol_labels[POL_COUNT] = {"old list, 45 d", "momentd fixed 45 d", "momentd adaptive"};
+
+typedef struct stats {
+    int64_t contacts, answered, conversions, unwanted, complaints, optouts, organic, triggers, uncalled;
+    int64_t events, outcomes; /* driven through the engine */
+    double amount;
+    int64_t by_result[MD_SIM_RESULT_COUNT];
+    int64_t max_calls_in_a_day;
+    int64_t min_gap_days; /* shortest gap between two calls to one customer; -1 = none */
+} stats;
+
+typedef struct person {
+    md_sim_customer c;
+    double demand;
+    int64_t calls[RECENT]; /* days of the latest calls, newest first; -1 = none */
+    bool opted_out;
+    double static_score;
+    double tiebreak;
+} person;
+
+typedef struct queued {
+    int64_t customer;
+    double score;
+    int64_t ts_ms;
+    char trigger_id[MD_TRIGGER_ID_LEN];
+} queued;
+
+typedef struct sim {
+    const md_sim_scenario *sc;
+    uint64_t seed;
+    person *people;
+    stats st[POL_COUNT];
+    /* engine policies */
+    md_config *cfg;
+    queued *queue;
+    size_t nq, capq;
+    int64_t day;
+    FILE *trace;
+    /* sample customers' demand and calls, for the plot */
+    FILE *plot_demand[POL_COUNT];
+} sim;
+
+/* ------------------------------------------------------------------------- */
+
+static void customer_id(int64_t i, char out[24]) { snprintf(out, 24, "s%06" PRId64, i); }
+
+static int64_t parse_customer(const char *id) { return id[0] == 's' ? strtoll(id + 1, NULL, 10) : -1; }
+
+/* The campaign's static model on a customer's profile: intercept plus the
+ * offsets of the attributes it names. What a CRM list is ranked by. */
+static double static_model(const md_cfg_campaign *cc, const md_sim_customer *c) {
+    double s = cc->model.intercept;
+    for (size_t k = 0; k < cc->model.n_statics; k++) {
+        const md_cfg_static *st = &cc->model.statics[k];
+        const char *v = strcmp(st->attribute, "segment") == 0 ? c->segment : strcmp(st->attribute, "age_band") == 0 ? c->age_band : "";
+        for (size_t o = 0; o < st->n_offsets; o++)
+            if (strcmp(st->offsets[o].key, v) == 0) s += st->offsets[o].value;
+    }
+    return s;
+}
+
+static int recent_calls(const person *p, int64_t day) {
+    int n = 0;
+    for (int k = 0; k < RECENT; k++)
+        if (p->calls[k] >= 0 && day - p->calls[k] < 30) n++;
+    return n;
+}
+
+/* Calls customer i today under policy pol; records the result. Returns it. */
+static md_sim_result call(sim *s, int pol, int64_t i, double *amount) {
+    person *p = &s->people[i];
+    stats *st = &s->st[pol];
+    if (p->calls[0] >= 0) {
+        int64_t gap = s->day - p->calls[0];
+        if (st->min_gap_days < 0 || gap < st->min_gap_days) st->min_gap_days = gap;
+    }
+    md_sim_result r = md_sim_call(s->sc, s->seed, i, s->day, p->demand, recent_calls(p, s->day), amount);
+    memmove(&p->calls[1], &p->calls[0], (RECENT - 1) * sizeof(int64_t));
+    p->calls[0] = s->day;
+    st->contacts++;
+    st->by_result[r]++;
+    if (r != MD_SIM_NO_ANSWER) st->answered++;
+    if (p->demand < s->sc->trough_demand) st->unwanted++;
+    if (r == MD_SIM_CONVERTED) {
+        st->conversions++;
+        st->amount += *amount;
+        p->c.satisfied_until = s->day + (int64_t)s->sc->satisfied_days;
+        p->c.episode_end = s->day;
+    } else if (r == MD_SIM_COMPLAINT) {
+        st->complaints++;
+    } else if (r == MD_SIM_OPT_OUT) {
+        st->optouts++;
+        p->opted_out = true;
+    }
+    if (s->trace)
+        fprintf(s->trace, "%s\t%" PRId64 "\t%" PRId64 "\t%.4f\t%s\t%.0f\n", pol_names[pol], s->day, i, p->demand, md_sim_result_name(r),
+                *amount);
+    if (s->plot_demand[pol] && i < 3) fprintf(s->plot_demand[pol], "%" PRId64 "\t%" PRId64 "\t%.4f\tcall\n", i, s->day, p->demand);
+    return r;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Engine policies                                                            */
+
+static void on_trigger(void *ctx, const char *cid, const md_trigger *tr) {
+    sim *s = ctx;
+    if (tr->holdout || !tr->payload) return;
+    if (s->nq == s->capq) {
+        size_t cap = s->capq ? s->capq * 2 : 1024;
+        queued *q = realloc(s->queue, cap * sizeof(queued));
+        if (!q) return; /* counted as uncalled below: the totals would show it */
+        s->queue = q;
+        s->capq = cap;
+    }
+    queued *q = &s->queue[s->nq++];
+    q->customer = parse_customer(cid);
+    const char *sc = strstr(tr->payload, "\"score\":");
+    q->score = sc ? strtod(sc + 8, NULL) : 0;
+    /* Called half an hour after the moment (its event time). */
+    const char *et = strstr(tr->payload, "\"event_time\":\"");
+    const char *end = et ? strchr(et + 14, '"') : NULL;
+    if (!et || !end || !md_parse_rfc3339(et + 14, (size_t)(end - et - 14), &q->ts_ms)) q->ts_ms = T0_MS + s->day * DAY_MS + 12 * HOUR_MS;
+    q->ts_ms += HOUR_MS / 2;
+    snprintf(q->trigger_id, sizeof(q->trigger_id), "%s", tr->id);
+}
+
+static int by_score(const void *a, const void *b) {
+    const queued *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    return x->customer < y->customer ? -1 : x->customer > y->customer;
+}
+
+static void base_event(md_event *ev, int64_t i, int64_t day, int n, md_event_type type, int64_t ts) {
+    memset(ev, 0, offsetof(md_event, pages));
+    ev->n_pages = 0;
+    ev->type = type;
+    customer_id(i, ev->customer_id);
+    snprintf(ev->event_id, sizeof(ev->event_id), "%s-%" PRId64 "-%d", ev->customer_id, day, n);
+    ev->ts_ms = ts;
+}
+
+/* A daytime instant (09:00-20:00 at +08:00) for the n-th event of the day. */
+static int64_t daytime(const sim *s, int64_t i, int64_t day, int n) {
+    double u = md_sim_uniform(s->seed, i, day, 1000 + (uint32_t)n);
+    return T0_MS + day * DAY_MS + 9 * HOUR_MS + (int64_t)(u * 11 * HOUR_MS);
+}
+
+static md_err feed_day(sim *s, int pol, md_drive *dr, int64_t i, const md_sim_day *b, bool bought, double amount, char *err,
+                       size_t errsz) {
+    md_event ev;
+    int n = 0;
+    md_err e = MD_ERR_OK;
+    s->st[pol].events += b->views + b->logins + b->call + b->bill + bought;
+    for (int k = 0; k < b->views && !e; k++) {
+        base_event(&ev, i, s->day, n, MD_EVENT_APP_LOGIN, daytime(s, i, s->day, n));
+        n++;
+        ev.n_pages = 1;
+        snprintf(ev.pages[0], sizeof(ev.pages[0]), "instalment_product");
+        ev.session_s = 120;
+        e = md_drive_event(dr, &ev, err, errsz);
+    }
+    for (int k = 0; k < b->logins && !e; k++) {
+        base_event(&ev, i, s->day, n, MD_EVENT_APP_LOGIN, daytime(s, i, s->day, n));
+        n++;
+        ev.n_pages = 1;
+        snprintf(ev.pages[0], sizeof(ev.pages[0]), "home");
+        ev.session_s = 60;
+        e = md_drive_event(dr, &ev, err, errsz);
+    }
+    if (b->call && !e) {
+        base_event(&ev, i, s->day, n, MD_EVENT_CALL, daytime(s, i, s->day, n));
+        n++;
+        snprintf(ev.reason, sizeof(ev.reason), "instalment_inquiry");
+        ev.inbound = true;
+        ev.duration_s = 180;
+        e = md_drive_event(dr, &ev, err, errsz);
+    }
+    if (b->bill && !e) {
+        base_event(&ev, i, s->day, n, MD_EVENT_PAYMENT, daytime(s, i, s->day, n));
+        n++;
+        ev.amount = b->bill_amount;
+        ev.late = b->late;
+        snprintf(ev.kind, sizeof(ev.kind), "bill");
+        snprintf(ev.channel, sizeof(ev.channel), "app");
+        e = md_drive_event(dr, &ev, err, errsz);
+    }
+    if (bought && !e) { /* the purchase, in the event stream as the bank would see it */
+        base_event(&ev, i, s->day, n, MD_EVENT_PAYMENT, T0_MS + s->day * DAY_MS + 20 * HOUR_MS);
+        n++;
+        ev.amount = amount;
+        snprintf(ev.kind, sizeof(ev.kind), "instalment");
+        snprintf(ev.channel, sizeof(ev.channel), "app");
+        e = md_drive_event(dr, &ev, err, errsz);
+    }
+    return e;
+}
+
+static md_err report_outcome(md_drive *dr, const queued *q, const char *status, int64_t ts, bool with_duration, char *err,
+                             size_t errsz) {
+    md_outcome oc;
+    memset(&oc, 0, sizeof(oc));
+    snprintf(oc.trigger_id, sizeof(oc.trigger_id), "%s", q->trigger_id);
+    customer_id(q->customer, oc.customer_id);
+    snprintf(oc.campaign, sizeof(oc.campaign), "bill_instalment");
+    snprintf(oc.channel, sizeof(oc.channel), "outbound_call");
+    for (int st = 0; st < MD_OUTCOME_STATUS_COUNT; st++)
+        if (strcmp(md_outcome_status_name((md_outcome_status)st), status) == 0) oc.status = (md_outcome_status)st;
+    oc.ts_ms = ts;
+    oc.has_duration = with_duration;
+    oc.duration_s = with_duration ? 240 : 0;
+    return md_drive_outcome(dr, &oc, err, errsz);
+}
+
+static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_url, char *err, size_t errsz) {
+    const md_sim_scenario *sc = s->sc;
+    md_config *cfg = md_config_load(cfg_path, err, errsz);
+    if (!cfg) return 2;
+    int rc = 1;
+    md_store *store = NULL;
+    md_drive *dr = NULL;
+    int camp = -1;
+    for (size_t k = 0; k < cfg->n_campaigns; k++)
+        if (strcmp(cfg->campaigns[k].name, "bill_instalment") == 0) camp = (int)k;
+    if (camp < 0 || cfg->n_campaigns != 1) {
+        snprintf(err, errsz, "%.900s: the simulation needs exactly one campaign, named bill_instalment", cfg_path);
+        md_config_destroy(cfg);
+        return 2;
+    }
+    char prefix[96];
+    snprintf(prefix, sizeof(prefix), "momentd-sim:%d:%s", (int)getpid(), pol_names[pol]);
+    md_cfg_redis rc_cfg = cfg->redis;
+    rc_cfg.url = (char *)redis_url;
+    rc_cfg.key_prefix = prefix;
+    if (!(store = md_store_new(&rc_cfg, err, errsz))) goto out;
+    if (md_store_connect(store, err, errsz)) goto out;
+    if (md_drive_wipe(store, prefix, err, errsz)) goto out;
+    if (!(dr = md_drive_new(cfg, store, on_trigger, s))) {
+        snprintf(err, errsz, "out of memory");
+        goto out;
+    }
+    /* Nothing fires during the warm-up, while windows fill: the simulator's
+     * own copy of the configuration gets an unreachable threshold until
+     * calling starts. */
+    double threshold = cfg->campaigns[camp].threshold;
+    cfg->campaigns[camp].threshold = 2;
+    stats *st = &s->st[pol];
+    for (int64_t i = 0; i < sc->customers; i++) {
+        char cid[24], prof[160];
+        customer_id(i, cid);
+        snprintf(prof, sizeof(prof), "{\"customer_type\":\"resident\",\"segment\":\"%s\",\"age_band\":\"%s\"}", s->people[i].c.segment,
+                 s->people[i].c.age_band);
+        if (md_drive_profile(dr, cid, prof, err, errsz)) goto out;
+    }
+    for (s->day = 0; s->day < sc->days; s->day++) {
+        if (s->day == sc->warmup_days) cfg->campaigns[camp].threshold = threshold;
+        s->nq = 0;
+        for (int64_t i = 0; i < sc->customers; i++) {
+            person *p = &s->people[i];
+            p->demand = md_sim_demand(sc, s->seed, i, &p->c, s->day);
+            md_sim_day b;
+            md_sim_behave(sc, s->seed, i, &p->c, s->day, p->demand, &b);
+            double amount = 0;
+            if (b.organic_buy && s->day > p->c.satisfied_until) {
+                amount = round(sc->amount_base * (1 + sc->amount_demand_mult * p->demand));
+                p->c.satisfied_until = s->day + (int64_t)sc->satisfied_days;
+                p->c.episode_end = s->day;
+                if (s->day >= sc->warmup_days) st->organic++;
+            } else {
+                b.organic_buy = false;
+            }
+            if (s->plot_demand[pol] && i < 3) fprintf(s->plot_demand[pol], "%" PRId64 "\t%" PRId64 "\t%.4f\tday\n", i, s->day, p->demand);
+            if (feed_day(s, pol, dr, i, &b, b.organic_buy, amount, err, errsz)) goto out;
+        }
+        if (md_drive_flush(dr, err, errsz)) goto out;
+        /* The call centre: today's moments, best first, as far as the agents go. */
+        qsort(s->queue, s->nq, sizeof(queued), by_score);
+        st->triggers += (int64_t)s->nq;
+        int64_t calls = 0;
+        for (size_t k = 0; k < s->nq; k++) {
+            queued *q = &s->queue[k];
+            person *p = &s->people[q->customer];
+            if (calls >= sc->calls_per_day || p->opted_out) {
+                st->uncalled++;
+                continue;
+            }
+            double amount;
+            md_sim_result r = call(s, pol, q->customer, &amount);
+            calls++;
+            int64_t t = q->ts_ms + HOUR_MS;
+            st->outcomes += r == MD_SIM_CONVERTED || r == MD_SIM_DECLINED ? 3 : 2;
+            if (report_outcome(dr, q, "sent", t, false, err, errsz)) goto out;
+            static const char *const status[] = {"no_answer", "declined", "converted", "complaint", "opt_out"};
+            if (r == MD_SIM_CONVERTED || r == MD_SIM_DECLINED)
+                if (report_outcome(dr, q, "reached", t + 1, true, err, errsz)) goto out;
+            if (report_outcome(dr, q, status[r], t + 2, false, err, errsz)) goto out;
+            if (r == MD_SIM_CONVERTED) {
+                md_event ev;
+                base_event(&ev, q->customer, s->day, 90, MD_EVENT_PAYMENT, t + 3 * HOUR_MS);
+                ev.amount = amount;
+                snprintf(ev.kind, sizeof(ev.kind), "instalment");
+                snprintf(ev.channel, sizeof(ev.channel), "phone");
+                st->events++;
+                if (md_drive_event(dr, &ev, err, errsz)) goto out;
+            }
+        }
+        if (calls > st->max_calls_in_a_day) st->max_calls_in_a_day = calls;
+        if (md_drive_flush(dr, err, errsz)) goto out;
+    }
+    rc = 0;
+out:
+    if (store) {
+        char werr[256]; /* the first error is the one to report */
+        md_drive_wipe(store, prefix, werr, sizeof(werr));
+    }
+    md_drive_destroy(dr);
+    md_store_destroy(store);
+    md_config_destroy(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* The old way                                                                */
+
+typedef struct ranked {
+    int64_t i;
+    double score, tiebreak;
+} ranked;
+
+static int by_rank(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    if (x->tiebreak != y->tiebreak) return x->tiebreak < y->tiebreak ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static int run_old(sim *s, const md_cfg_campaign *cc) {
+    const md_sim_scenario *sc = s->sc;
+    ranked *list = calloc((size_t)sc->customers, sizeof(ranked));
+    if (!list) return 1;
+    /* The list is made once, from static data: a CRM ranking. Ties (many
+     * customers share a segment and age band) are broken by a fixed draw. */
+    for (int64_t i = 0; i < sc->customers; i++) {
+        list[i].i = i;
+        list[i].score = static_model(cc, &s->people[i].c);
+        list[i].tiebreak = md_sim_uniform(s->seed, i, -2, 77);
+    }
+    qsort(list, (size_t)sc->customers, sizeof(ranked), by_rank);
+    stats *st = &s->st[POL_OLD];
+    for (s->day = 0; s->day < sc->days; s->day++) {
+        for (int64_t i = 0; i < sc->customers; i++) {
+            person *p = &s->people[i];
+            p->demand = md_sim_demand(sc, s->seed, i, &p->c, s->day);
+            md_sim_day b;
+            md_sim_behave(sc, s->seed, i, &p->c, s->day, p->demand, &b);
+            if (b.organic_buy && s->day > p->c.satisfied_until) {
+                p->c.satisfied_until = s->day + (int64_t)sc->satisfied_days;
+                p->c.episode_end = s->day;
+                if (s->day >= sc->warmup_days) st->organic++;
+            }
+            if (s->plot_demand[POL_OLD] && i < 3) fprintf(s->plot_demand[POL_OLD], "%" PRId64 "\t%" PRId64 "\t%.4f\tday\n", i, s->day, p->demand);
+        }
+        if (s->day < sc->warmup_days) continue;
+        int64_t calls = 0;
+        for (int64_t k = 0; k < sc->customers && calls < sc->calls_per_day; k++) {
+            person *p = &s->people[list[k].i];
+            if (p->opted_out || (p->calls[0] >= 0 && s->day - p->calls[0] < sc->old_gap_days)) continue;
+            double amount;
+            call(s, POL_OLD, list[k].i, &amount);
+            calls++;
+        }
+        if (calls > st->max_calls_in_a_day) st->max_calls_in_a_day = calls;
+    }
+    free(list);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Output                                                                     */
+
+static double rel(double a, double b) { return b != 0 ? (a - b) / b * 100 : NAN; }
+
+typedef struct row {
+    const char *key, *label;
+    double v[POL_COUNT];
+    bool lower_is_better;
+} row;
+
+static size_t table_rows(const sim *s, row *rows) {
+    size_t n = 0;
+    const stats *st = s->st;
+    double months = (double)(s->sc->days - s->sc->warmup_days) / 30.0;
+#define ROW(k, l, expr, low)                                        \
+    do {                                                            \
+        rows[n].key = k;                                            \
+        rows[n].label = l;                                          \
+        rows[n].lower_is_better = low;                              \
+        for (int p = 0; p < POL_COUNT; p++) rows[n].v[p] = (expr); \
+        n++;                                                        \
+    } while (0)
+    ROW("contacts", "contacts (calls made)", (double)st[p].contacts, false);
+    ROW("answered", "answered calls (effective contacts)", (double)st[p].answered, false);
+    ROW("answered_per_month", "effective contacts per month", st[p].answered / months, false);
+    ROW("conversions", "conversions from calls", (double)st[p].conversions, false);
+    ROW("conversion_rate", "conversions per call, %", st[p].contacts ? 100.0 * st[p].conversions / st[p].contacts : 0, false);
+    ROW("amount", "transaction amount from calls, yuan", st[p].amount, false);
+    ROW("unwanted", "calls in demand troughs (unwanted)", (double)st[p].unwanted, true);
+    ROW("complaints", "complaints", (double)st[p].complaints, true);
+    ROW("opt_outs", "opt-outs", (double)st[p].optouts, true);
+    ROW("organic", "purchases without a call", (double)st[p].organic, false);
+#undef ROW
+    return n;
+}
+
+static void print_text(const sim *s, FILE *out) {
+    const md_sim_scenario *sc = s->sc;
+    row rows[16];
+    size_t n = table_rows(s, rows);
+    fprintf(out, "scenario %s: %" PRId64 " customers, %" PRId64 " days (%" PRId64 " warm-up), %" PRId64 " calls/day, seed %" PRIu64 "\n",
+            sc->name, sc->customers, sc->days, sc->warmup_days, sc->calls_per_day, s->seed);
+    if (sc->description[0]) fprintf(out, "  %s\n", sc->description);
+    fprintf(out, "\n%-38s %16s %18s %17s %12s %12s\n", "", pol_labels[0], pol_labels[1], pol_labels[2], "adapt/old", "adapt/fixed");
+    for (size_t r = 0; r < n; r++) {
+        const char *fmt = strcmp(rows[r].key, "conversion_rate") == 0 || strcmp(rows[r].key, "answered_per_month") == 0 ? "%16.1f %18.1f %17.1f" : "%16.0f %18.0f %17.0f";
+        fprintf(out, "%-38s ", rows[r].label);
+        fprintf(out, fmt, rows[r].v[0], rows[r].v[1], rows[r].v[2]);
+        fprintf(out, " %+11.1f%% %+11.1f%%\n", rel(rows[r].v[2], rows[r].v[0]), rel(rows[r].v[2], rows[r].v[1]));
+    }
+    fprintf(out, "\nevents through the engine and Redis: fixed %" PRId64 ", adaptive %" PRId64 " (plus %" PRId64 " and %" PRId64 " outcomes)\n",
+            s->st[POL_FIXED].events, s->st[POL_ADAPTIVE].events, s->st[POL_FIXED].outcomes, s->st[POL_ADAPTIVE].outcomes);
+    fprintf(out, "momentd triggers: fixed %" PRId64 " (%" PRId64 " not called: capacity or opt-out), adaptive %" PRId64 " (%" PRId64 " not called)\n",
+            s->st[POL_FIXED].triggers, s->st[POL_FIXED].uncalled, s->st[POL_ADAPTIVE].triggers, s->st[POL_ADAPTIVE].uncalled);
+    fprintf(out, "the bank seed reports for adaptive against the fixed 45-day rule: +27%% effective call lists per month, +39%% transaction amount\n");
+    fprintf(out, "here, adaptive against fixed: %+.1f%% effective contacts per month, %+.1f%% transaction amount; against the old list: %+.1f%%, %+.1f%%\n",
+            rel(rows[2].v[2], rows[2].v[1]), rel(rows[5].v[2], rows[5].v[1]), rel(rows[2].v[2], rows[2].v[0]), rel(rows[5].v[2], rows[5].v[0]));
+}
+
+static void print_json(const sim *s, FILE *out) {
+    const md_sim_scenario *sc = s->sc;
+    row rows[16];
+    size_t n = table_rows(s, rows);
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_jsonw_obj_open(&w);
+    md_jsonw_kstr(&w, "scenario", sc->name);
+    md_jsonw_knum(&w, "seed", (double)s->seed);
+    md_jsonw_knum(&w, "customers", (double)sc->customers);
+    md_jsonw_knum(&w, "days", (double)sc->days);
+    md_jsonw_knum(&w, "warmup_days", (double)sc->warmup_days);
+    md_jsonw_knum(&w, "calls_per_day", (double)sc->calls_per_day);
+    md_jsonw_key(&w, "policies");
+    md_jsonw_obj_open(&w);
+    for (int p = 0; p < POL_COUNT; p++) {
+        md_jsonw_key(&w, pol_names[p]);
+        md_jsonw_obj_open(&w);
+        for (size_t r = 0; r < n; r++) md_jsonw_knum(&w, rows[r].key, rows[r].v[p]);
+        md_jsonw_knum(&w, "max_calls_in_a_day", (double)s->st[p].max_calls_in_a_day);
+        md_jsonw_knum(&w, "min_gap_days", (double)s->st[p].min_gap_days);
+        if (p != POL_OLD) {
+            md_jsonw_knum(&w, "events", (double)s->st[p].events);
+            md_jsonw_knum(&w, "outcomes", (double)s->st[p].outcomes);
+            md_jsonw_knum(&w, "triggers", (double)s->st[p].triggers);
+            md_jsonw_knum(&w, "triggers_not_called", (double)s->st[p].uncalled);
+        }
+        md_jsonw_key(&w, "results");
+        md_jsonw_obj_open(&w);
+        for (int r = 0; r < MD_SIM_RESULT_COUNT; r++) md_jsonw_knum(&w, md_sim_result_name((md_sim_result)r), (double)s->st[p].by_result[r]);
+        md_jsonw_obj_close(&w);
+        md_jsonw_obj_close(&w);
+    }
+    md_jsonw_obj_close(&w);
+    for (int against = 0; against < 2; against++) {
+        md_jsonw_key(&w, against == 0 ? "adaptive_vs_old_pct" : "adaptive_vs_fixed_pct");
+        md_jsonw_obj_open(&w);
+        for (size_t r = 0; r < n; r++) {
+            double v = rel(rows[r].v[2], rows[r].v[against == 0 ? 0 : 1]);
+            if (isfinite(v)) md_jsonw_knum(&w, rows[r].key, round(v * 10) / 10);
+            else {
+                md_jsonw_key(&w, rows[r].key);
+                md_jsonw_null(&w);
+            }
+        }
+        md_jsonw_obj_close(&w);
+    }
+    md_jsonw_key(&w, "bank_seed_pct");
+    md_jsonw_obj_open(&w);
+    md_jsonw_knum(&w, "answered_per_month", 27);
+    md_jsonw_knum(&w, "amount", 39);
+    md_jsonw_obj_close(&w);
+    md_jsonw_obj_close(&w);
+    if (!w.oom) fprintf(out, "%s\n", w.buf);
+    md_jsonw_fini(&w);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Plots (gnuplot)                                                            */
+
+static int plot(const sim *s, const char *dir) {
+    char path[1024];
+    row rows[16];
+    size_t n = table_rows(s, rows);
+    snprintf(path, sizeof(path), "%s/policies.dat", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return 1;
+    const char *show[] = {"answered", "conversions", "amount", "unwanted", "complaints", "opt_outs"};
+    for (size_t k = 0; k < sizeof(show) / sizeof(show[0]); k++)
+        for (size_t r = 0; r < n; r++)
+            if (strcmp(rows[r].key, show[k]) == 0) {
+                /* Relative to the old list (= 100), so one axis fits all. */
+                double base = rows[r].v[0] ? rows[r].v[0] : 1;
+                fprintf(f, "\"%s\"\t%.2f\t%.2f\t%.2f\n", rows[r].key, 100 * rows[r].v[0] / base, 100 * rows[r].v[1] / base, 100 * rows[r].v[2] / base);
+            }
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/plot.gp", dir);
+    f = fopen(path, "w");
+    if (!f) return 1;
+    fprintf(f,
+            "set terminal png size 1000,560 font ',10'\n"
+            "set datafile separator '\\t'\n"
+            "set output '%s/policies.png'\n"
+            "set title 'Scenario %s, seed %" PRIu64 ": each policy relative to the old list (= 100)'\n"
+            "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
+            "set ylabel 'relative to the old list'\nset grid ytics\nset key top left\n"
+            "plot '%s/policies.dat' using 2:xtic(1) title 'old list, 45 d', '' using 3 title 'momentd fixed 45 d', '' using 4 title 'momentd adaptive'\n",
+            dir, s->sc->name, s->seed, dir);
+    for (int p = 0; p < POL_COUNT; p++) {
+        fprintf(f,
+                "set output '%s/demand-%s.png'\nunset style\nset style data lines\nset title 'Hidden demand of customers 0-2 and the calls made to them (%s)'\n"
+                "set ylabel 'hidden demand'\nset xlabel 'day'\nset yrange [0:1.05]\n"
+                "plot for [c=0:2] sprintf(\"< awk -F'\\t' '$1 == %%d && $4 == \\\"day\\\"' %s/demand-%s.dat\", c) using 2:3 with lines lw 2 lc c+1 title sprintf('customer %%d', c), "
+                "for [c=0:2] sprintf(\"< awk -F'\\t' '$1 == %%d && $4 == \\\"call\\\"' %s/demand-%s.dat\", c) using 2:3 with points pt 7 ps 1.5 lc c+1 title sprintf('call to %%d', c)\n"
+                "set yrange [*:*]\nunset xlabel\n",
+                dir, pol_names[p], pol_labels[p], dir, pol_names[p], dir, pol_names[p]);
+    }
+    fclose(f);
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "gnuplot '%s/plot.gp' 2>'%s/gnuplot.log'", dir, dir);
+    int rc = system(cmd);
+    if (rc != 0) {
+        fprintf(stderr, "momentd simulate: gnuplot failed (see %s/gnuplot.log; is gnuplot installed?)\n", dir);
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+
+/* A path in the scenario, relative to the scenario's folder. */
+static void resolve(const char *scenario_path, const char *p, char *out, size_t n) {
+    if (p[0] == '/' || access(p, R_OK) == 0) {
+        snprintf(out, n, "%s", p);
+        return;
+    }
+    const char *slash = strrchr(scenario_path, '/');
+    if (!slash) snprintf(out, n, "%s", p);
+    else snprintf(out, n, "%.*s/%s", (int)(slash - scenario_path), scenario_path, p);
+}
+
+int md_simulate(const md_simulate_opts *o) {
+    char err[1024] = "";
+    md_sim_scenario *sc = md_sim_scenario_load(o->scenario, err, sizeof(err));
+    if (!sc) {
+        fprintf(stderr, "momentd simulate: %s\n", err);
+        return 2;
+    }
+    int rc = 1;
+    sim s;
+    memset(&s, 0, sizeof(s));
+    s.sc = sc;
+    s.seed = o->seed;
+    s.people = calloc((size_t)sc->customers, sizeof(person));
+    char fixed_path[1024], adaptive_path[1024];
+    resolve(o->scenario, sc->engine_fixed, fixed_path, sizeof(fixed_path));
+    resolve(o->scenario, sc->engine_adaptive, adaptive_path, sizeof(adaptive_path));
+    md_config *ref = md_config_load(adaptive_path, err, sizeof(err));
+    if (!s.people || !ref) {
+        fprintf(stderr, "momentd simulate: %s\n", ref ? "out of memory" : err);
+        rc = 2;
+        goto out;
+    }
+    if (o->trace && !(s.trace = fopen(o->trace, "w"))) {
+        fprintf(stderr, "momentd simulate: cannot write %s\n", o->trace);
+        goto out;
+    }
+    if (s.trace) fprintf(s.trace, "policy\tday\tcustomer\tdemand\tresult\tamount\n");
+    if (o->plot_dir) {
+        mkdir(o->plot_dir, 0755);
+        for (int p = 0; p < POL_COUNT; p++) {
+            char path[1100];
+            snprintf(path, sizeof(path), "%s/demand-%s.dat", o->plot_dir, pol_names[p]);
+            if (!(s.plot_demand[p] = fopen(path, "w"))) {
+                fprintf(stderr, "momentd simulate: cannot write %s\n", path);
+                goto out;
+            }
+        }
+    }
+    for (int pol = 0; pol < POL_COUNT; pol++) {
+        /* The same population, needs and luck for every policy. */
+        for (int64_t i = 0; i < sc->customers; i++) {
+            md_sim_customer_init(sc, s.seed, i, &s.people[i].c);
+            for (int k = 0; k < RECENT; k++) s.people[i].calls[k] = -1;
+            s.people[i].opted_out = false;
+        }
+        s.st[pol].min_gap_days = -1;
+        int r;
+        if (pol == POL_OLD) r = run_old(&s, &ref->campaigns[0]);
+        else r = run_engine(&s, pol, pol == POL_FIXED ? fixed_path : adaptive_path, o->redis_url, err, sizeof(err));
+        if (r) {
+            fprintf(stderr, "momentd simulate: %s policy: %s\n", pol_names[pol], err[0] ? err : "out of memory");
+            rc = r;
+            goto out;
+        }
+        if (o->progress) fprintf(stderr, "momentd simulate: %s policy done\n", pol_names[pol]);
+    }
+    for (int p = 0; p < POL_COUNT; p++)
+        if (s.plot_demand[p]) {
+            fclose(s.plot_demand[p]);
+            s.plot_demand[p] = NULL;
+        }
+    if (o->json) print_json(&s, stdout);
+    else print_text(&s, stdout);
+    rc = 0;
+    if (o->plot_dir && plot(&s, o->plot_dir)) rc = 1;
+out:
+    for (int p = 0; p < POL_COUNT; p++)
+        if (s.plot_demand[p]) fclose(s.plot_demand[p]);
+    if (s.trace) fclose(s.trace);
+    free(s.queue);
+    free(s.people);
+    md_config_destroy(ref);
+    md_sim_scenario_destroy(sc);
+    return rc;
+}

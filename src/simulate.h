@@ -1,0 +1,22 @@
+/* simulate.h (private): `momentd simulate`, three contact policies compared
+ * on one simulated population (see simulate.c and sim_world.h). */
+#ifndef MOMENTD_SIMULATE_H
+#define MOMENTD_SIMULATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct md_simulate_opts {
+    const char *scenario;  /* scenario file */
+    uint64_t seed;
+    bool json;             /* the table as JSON on stdout */
+    const char *plot_dir;  /* NULL, or where to write PNG charts (gnuplot) */
+    const char *trace;     /* NULL, or a TSV of every call: policy, day, customer, demand, result, amount */
+    const char *redis_url; /* the Redis the engine policies use (their own key prefix, wiped after) */
+    bool progress;         /* a line on stderr per policy */
+} md_simulate_opts;
+
+/* Returns a process exit code: 0, 1 runtime failure, 2 bad scenario or configuration. */
+int md_simulate(const md_simulate_opts *o);
+
+#endif

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# momentd simulate against the real Redis: deterministic for a seed; the
+# contact world's accounting holds (every call has exactly one result, no day
+# exceeds the call centre's capacity, no customer is called twice within 45
+# days by the fixed policy or the old list, the JSON's totals are the trace's);
+# the old list ignores behaviour (events) entirely, while the engine policies
+# follow it; --plot makes PNG charts; a bad scenario is refused.
+source "$(dirname "$0")/lib.sh"
+
+SC=$MOMENTD_SOURCE_DIR/tests/integration/sim-small.json
+sim() { "$MOMENTD_BIN" simulate --scenario "$@" 2>>"$T_DIR/stderr.log"; }
+sim_quiet() { sim "$@" >/dev/null; }
+
+sim "$SC" --seed 7 --json --trace "$T_DIR/trace7.tsv" >"$T_DIR/a.json" && RC=0 || RC=$?
+check "a run with seed 7 succeeds" eq "$RC" 0
+sim "$SC" --seed 7 --json --trace "$T_DIR/trace7b.tsv" >"$T_DIR/b.json"
+sim "$SC" --seed 8 --json >"$T_DIR/c.json"
+check "the same seed gives the same table" cmp "$T_DIR/a.json" "$T_DIR/b.json"
+check "and the same calls, one by one" cmp "$T_DIR/trace7.tsv" "$T_DIR/trace7b.tsv"
+check "another seed gives another table" test "$(cat "$T_DIR/a.json")" != "$(cat "$T_DIR/c.json")"
+J=$(cat "$T_DIR/a.json")
+num() { grep -o "\"$1\":{[^}]*" <<<"$J" | grep -o "\"$2\":[-0-9.e+]*" | head -1 | cut -d: -f2; }
+check "the engine policies drove events through Redis" ge "$(num fixed events | cut -d. -f1)" 10000
+T=$T_DIR/trace7.tsv
+for p in old fixed adaptive; do
+    check "$p: every call has exactly one known result" \
+        eq "$(awk -F'\t' -v p=$p '$1 == p && $5 !~ /^(no_answer|declined|converted|complaint|opt_out)$/' "$T" | wc -l)" 0
+    check "$p: the JSON's contacts are the trace's calls" eq "$(awk -F'\t' -v p=$p '$1 == p' "$T" | wc -l)" "$(num "$p" contacts)"
+    check "$p: the results add up to the contacts" eq "$(grep -o "\"$p\":{.*" <<<"$J" | grep -o '"results":{[^}]*' | head -1 | grep -o ':[0-9][0-9]*' | tr -d : | awk '{s += $1} END {print s + 0}')" "$(num "$p" contacts)"
+    check "$p: conversions in the JSON are the trace's" eq "$(awk -F'\t' -v p=$p '$1 == p && $5 == "converted"' "$T" | wc -l)" "$(num "$p" conversions)"
+    check "$p: no day has more calls than the capacity (8)" eq "$(awk -F'\t' -v p=$p '$1 == p {n[$2]++} END {m = 0; for (d in n) if (n[d] > m) m = n[d]; print m}' "$T")" \
+        "$(awk -F'\t' -v p=$p '$1 == p {n[$2]++} END {m = 0; for (d in n) if (n[d] > m) m = n[d]; print (m <= 8) ? m : "over"}' "$T")"
+    check "$p: no call before the warm-up ends (day 30)" eq "$(awk -F'\t' -v p=$p '$1 == p && $2 < 30' "$T" | wc -l)" 0
+done
+mingap() { awk -F'\t' -v p=$1 '$1 == p { if ($3 in last) { g = $2 - last[$3]; if (m == "" || g < m) m = g } last[$3] = $2 } END { print m }' "$T"; }
+check "fixed: no customer called twice within 45 days (shortest gap $(mingap fixed))" test "$(mingap fixed)" -ge 45
+check "old: no customer called twice within 45 days (shortest gap $(mingap old))" test "$(mingap old)" -ge 45
+check "adaptive calls someone again sooner than 45 days at a peak (shortest gap $(mingap adaptive))" test "$(mingap adaptive)" -lt 45
+check "the capacity binds the old list every day it calls" eq "$(awk -F'\t' '$1 == "old" {n[$2]++} END {for (d in n) if (n[d] != 8) bad++; print bad + 0}' "$T")" 0
+
+# The old list ignores behaviour: different event rates, same hidden demand.
+sed -e 's/"calls_per_day": 8/"calls_per_day": 8, "view_rate_full": 3, "call_rate_full": 0.5, "late_prob_full": 0.9, "login_rate": 2/' \
+    -e "s|\"../../config|\"$MOMENTD_SOURCE_DIR/config|g" "$SC" >"$T_DIR/noisy.json"
+sim "$T_DIR/noisy.json" --seed 7 --json --trace "$T_DIR/trace-noisy.tsv" >/dev/null
+check "old: the very same calls whatever customers do" cmp <(grep '^old' "$T") <(grep '^old' "$T_DIR/trace-noisy.tsv")
+check "adaptive: other calls when behaviour changes" test "$(grep '^adaptive' "$T" | md5sum)" != "$(grep '^adaptive' "$T_DIR/trace-noisy.tsv" | md5sum)"
+
+# Charts.
+check "--plot writes charts" sim_quiet "$SC" --seed 7 --plot "$T_DIR/plots"
+for f in policies demand-old demand-fixed demand-adaptive; do
+    check "$f.png is a PNG" eq "$(head -c 8 "$T_DIR/plots/$f.png" | od -An -tx1 | tr -d ' \n')" 89504e470d0a1a0a
+done
+
+# Bad input.
+echo '{"customers": 5, "bogus": 1}' >"$T_DIR/bad.json"
+"$MOMENTD_BIN" simulate --scenario "$T_DIR/bad.json" >/dev/null 2>"$T_DIR/bad.err" && RC=0 || RC=$?
+check "a bad scenario exits 2" eq "$RC" 2
+check "naming what is wrong" grep -q 'bad.json: customers: 5 is outside \[10, 2e+06\]\|unknown key "bogus"' "$T_DIR/bad.err"
+check "no Redis keys left behind" eq "$(rcli --scan --pattern 'momentd-sim:*' | wc -l)" 0
+finish
