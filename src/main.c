@@ -20,6 +20,7 @@
 
 #include "sim_world.h"
 #include "simulate.h"
+#include "backtest.h"
 
 #define MOMENTD_VERSION "0.1.0"
 
@@ -40,6 +41,10 @@ static const char usage[] =
     "                                  compare the old 45-day call list, momentd with a fixed 45-day cooldown\n"
     "                                  and momentd with the adaptive cooldown on one simulated population\n"
     "                                  (the engine policies through the real engine and Redis)\n"
+    "  backtest -c CANDIDATE --live FILE (--from-file EVENTS | --from-topic T[,T...]) [--json]\n"
+    "                                  replay recorded events through the engine under both configurations, in\n"
+    "                                  Redis namespaces of their own, and compare the triggers per campaign,\n"
+    "                                  channel and day (EVENTS: JSON lines, or topic|key|json lines)\n"
     "  config-doc                      print the configuration reference (Markdown)\n"
     "  scenario-doc                    print the simulator's scenario reference (Markdown)\n"
     "  version                         print the version\n"
@@ -360,14 +365,16 @@ int main(int argc, char **argv) {
         return 0;
     }
     const char *config = NULL, *at = NULL, *from = NULL, *to = NULL, *scenario = NULL, *plot = NULL, *trace = NULL, *redis = NULL;
-    const char *seed = "1";
+    const char *seed = "1", *live = NULL, *from_file = NULL, *from_topic = NULL;
     bool json = false;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
                                          {"at", required_argument, NULL, 'a'},     {"help", no_argument, NULL, 'h'},
                                          {"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
                                          {"scenario", required_argument, NULL, 's'}, {"seed", required_argument, NULL, 'S'},
                                          {"plot", required_argument, NULL, 'p'},   {"trace", required_argument, NULL, 'T'},
-                                         {"redis", required_argument, NULL, 'r'},  {NULL, 0, NULL, 0}};
+                                         {"redis", required_argument, NULL, 'r'},  {"live", required_argument, NULL, 'L'},
+                                         {"from-file", required_argument, NULL, 'F'}, {"from-topic", required_argument, NULL, 'K'},
+                                         {NULL, 0, NULL, 0}};
     optind = 2;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
@@ -382,6 +389,9 @@ int main(int argc, char **argv) {
         case 'p': plot = optarg; break;
         case 'T': trace = optarg; break;
         case 'r': redis = optarg; break;
+        case 'L': live = optarg; break;
+        case 'F': from_file = optarg; break;
+        case 'K': from_topic = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -389,6 +399,14 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return cmd_run(config);
     if (strcmp(cmd, "check") == 0) return cmd_check(config);
     if (strcmp(cmd, "report") == 0) return cmd_report(config, from, to, json);
+    if (strcmp(cmd, "backtest") == 0) {
+        if (!config || !live || !from_file == !from_topic) {
+            fprintf(stderr, "momentd: backtest needs -c CANDIDATE, --live FILE and one of --from-file or --from-topic\n");
+            return 2;
+        }
+        md_backtest_opts bo = {config, live, from_file, from_topic, redis, json};
+        return md_backtest(&bo);
+    }
     if (strcmp(cmd, "simulate") == 0) {
         char *end;
         unsigned long long sv = strtoull(seed, &end, 10);

@@ -1,0 +1,352 @@
+/* backtest.c: `momentd backtest` (backtest.h). Replays recorded input
+ * through the engine twice, under the live and under a candidate
+ * configuration, each in a Redis namespace of its own (wiped before and
+ * after), and prints what each would have triggered per campaign, channel
+ * and day. The live state is never read or written. */
+#include "backtest.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drive.h"
+#include "momentd/jsonw.h"
+#include "rules.h"
+#include "store.h"
+
+#define MAX_ROWS 100000
+
+typedef struct brow {
+    char campaign[MD_TOKEN_MAX + 1];
+    char channel[MD_TOKEN_MAX + 1];
+    char day[11];
+    int64_t n[2]; /* live, candidate */
+} brow;
+
+typedef struct btally {
+    brow *rows;
+    size_t n;
+    int side;
+    const md_config *cfg;
+    int64_t holdouts[2], total[2];
+} btally;
+
+static void on_trigger(void *ctx, const char *cid, const md_trigger *tr) {
+    (void)cid;
+    btally *t = ctx;
+    if (tr->holdout) {
+        t->holdouts[t->side]++;
+        return;
+    }
+    t->total[t->side]++;
+    const char *camp = t->cfg->campaigns[tr->campaign].name, *chan = t->cfg->channels[tr->channel].name;
+    char day[11] = "?";
+    const char *et = tr->payload ? strstr(tr->payload, "\"event_time\":\"") : NULL;
+    if (et) snprintf(day, sizeof(day), "%.10s", et + 14);
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->rows[i].campaign, camp) == 0 && strcmp(t->rows[i].channel, chan) == 0 && strcmp(t->rows[i].day, day) == 0) {
+            t->rows[i].n[t->side]++;
+            return;
+        }
+    if (t->n == MAX_ROWS) return;
+    brow *r = &t->rows[t->n++];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->campaign, sizeof(r->campaign), "%s", camp);
+    snprintf(r->channel, sizeof(r->channel), "%s", chan);
+    snprintf(r->day, sizeof(r->day), "%s", day);
+    r->n[t->side] = 1;
+}
+
+/* One input record: an event, or a profile ("customer-profiles|KEY|JSON" in
+ * the generator's "topic|key|json" form). */
+typedef struct brec {
+    bool profile;
+    char customer[MD_CUSTOMER_ID_MAX + 1];
+    const char *json;
+    size_t len;
+} brec;
+
+typedef struct binput {
+    char **lines; /* owned copies, NUL-terminated */
+    size_t *lens;
+    size_t n, cap;
+} binput;
+
+static bool add_line(binput *in, const char *s, size_t len) {
+    if (in->n == in->cap) {
+        size_t cap = in->cap ? in->cap * 2 : 4096;
+        char **l = realloc(in->lines, cap * sizeof(char *));
+        if (!l) return false;
+        in->lines = l;
+        size_t *ls = realloc(in->lens, cap * sizeof(size_t));
+        if (!ls) return false;
+        in->lens = ls;
+        in->cap = cap;
+    }
+    char *c = malloc(len + 1);
+    if (!c) return false;
+    memcpy(c, s, len);
+    c[len] = '\0';
+    in->lines[in->n] = c;
+    in->lens[in->n++] = len;
+    return true;
+}
+
+static void free_input(binput *in) {
+    for (size_t i = 0; i < in->n; i++) free(in->lines[i]);
+    free(in->lines);
+    free(in->lens);
+}
+
+static void to_record(const char *line, size_t len, brec *r) {
+    memset(r, 0, sizeof(*r));
+    r->json = line;
+    r->len = len;
+    /* "topic|key|json" (the generator's and the demo's files) */
+    if (line[0] != '{') {
+        const char *a = memchr(line, '|', len), *b = a ? memchr(a + 1, '|', len - (size_t)(a + 1 - line)) : NULL;
+        if (a && b) {
+            r->profile = (size_t)(a - line) == strlen("customer-profiles") && memcmp(line, "customer-profiles", 17) == 0;
+            size_t kl = (size_t)(b - a - 1);
+            if (kl <= MD_CUSTOMER_ID_MAX) {
+                memcpy(r->customer, a + 1, kl);
+                r->customer[kl] = '\0';
+            }
+            r->json = b + 1;
+            r->len = len - (size_t)(b + 1 - line);
+        }
+    }
+}
+
+static int read_file(const char *path, binput *in) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "momentd backtest: cannot open %s\n", path);
+        return 2;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int rc = 0;
+    while ((got = getline(&line, &cap, f)) > 0) {
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) got--;
+        if (got == 0) continue;
+        if (!add_line(in, line, (size_t)got)) {
+            rc = 1;
+            break;
+        }
+    }
+    free(line);
+    if (f != stdin) fclose(f);
+    return rc;
+}
+
+/* Reads every partition of the topics from the beginning to their end now. */
+static int read_topics(const md_config *cfg, const char *topics, binput *in) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char group[64];
+    snprintf(group, sizeof(group), "momentd-backtest-%d", (int)getpid());
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err))) {
+        fprintf(stderr, "momentd backtest: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+        return 2;
+    }
+    for (size_t i = 0; i < cfg->kafka.n_common; i++)
+        if (rd_kafka_conf_set(conf, cfg->kafka.common[i].key, cfg->kafka.common[i].value, err, sizeof(err))) {
+            fprintf(stderr, "momentd backtest: kafka.common.%s: %s\n", cfg->kafka.common[i].key,
+                    md_config_key_is_secret(cfg->kafka.common[i].key) ? "rejected" : err);
+            rd_kafka_conf_destroy(conf);
+            return 2;
+        }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!rk) {
+        fprintf(stderr, "momentd backtest: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
+    char *list = strdup(topics), *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        const struct rd_kafka_metadata *md;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, t, NULL);
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 || md->topics[0].err) {
+            fprintf(stderr, "momentd backtest: topic %s: not found or broker unreachable (%s)\n", t, cfg->kafka.brokers);
+            if (md) rd_kafka_metadata_destroy(md);
+            rd_kafka_topic_destroy(rkt);
+            rc = 2;
+            break;
+        }
+        for (int p = 0; p < md->topics[0].partition_cnt; p++)
+            rd_kafka_topic_partition_list_add(parts, t, md->topics[0].partitions[p].id)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+    }
+    free(list);
+    int open = parts->cnt;
+    if (!rc && rd_kafka_assign(rk, parts)) rc = 1;
+    while (!rc && open > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 10000);
+        if (!m) {
+            fprintf(stderr, "momentd backtest: no message for 10 s before the end of the topics\n");
+            rc = 1;
+            break;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) open--;
+        else if (m->err) fprintf(stderr, "momentd backtest: %s\n", rd_kafka_message_errstr(m));
+        else {
+            /* As "topic|key|json", so that profiles are recognised by topic. */
+            const char *tn = rd_kafka_topic_name(m->rkt);
+            bool prof = strcmp(tn, cfg->kafka.topic_profiles) == 0;
+            size_t len = m->len + m->key_len + 32;
+            char *buf = malloc(len);
+            if (buf && m->payload) {
+                int k = snprintf(buf, len, "%s|%.*s|", prof ? "customer-profiles" : "events", (int)m->key_len, m->key ? (char *)m->key : "");
+                memcpy(buf + k, m->payload, m->len);
+                if (!add_line(in, buf, (size_t)k + m->len)) rc = 1;
+            }
+            free(buf);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+static int run_side(const md_config *cfg, const char *redis_url, int side, const binput *in, btally *t, int64_t *rejected,
+                    char *err, size_t errsz) {
+    char prefix[96];
+    snprintf(prefix, sizeof(prefix), "momentd-backtest:%d:%s", (int)getpid(), side ? "candidate" : "live");
+    md_cfg_redis rcfg = cfg->redis;
+    rcfg.url = (char *)redis_url;
+    rcfg.key_prefix = prefix;
+    md_store *store = md_store_new(&rcfg, err, errsz);
+    md_event_limits lim = {(size_t)cfg->limits.max_message_bytes, 0, (size_t)cfg->limits.max_pages, (int)cfg->limits.max_depth};
+    md_event_parser *parser = md_event_parser_new(&lim);
+    md_drive *dr = NULL;
+    int rc = 1;
+    t->side = side;
+    t->cfg = cfg;
+    if (!store || !parser || md_store_connect(store, err, errsz) || md_drive_wipe(store, prefix, err, errsz)) goto out;
+    if (!(dr = md_drive_new(cfg, store, on_trigger, t))) goto out;
+    *rejected = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        brec r;
+        to_record(in->lines[i], in->lens[i], &r);
+        if (r.profile) {
+            if (r.customer[0] && md_drive_profile(dr, r.customer, r.json, err, errsz)) goto out;
+            continue;
+        }
+        md_event ev;
+        md_parse_result res;
+        /* Future-skew is about the wall clock of a live stream: off here. */
+        if (md_event_parse(parser, r.json, r.len, NULL, 0, INT64_MAX / 2, &ev, &res) != MD_ERR_OK) {
+            (*rejected)++;
+            continue;
+        }
+        if (md_drive_event(dr, &ev, err, errsz)) goto out;
+    }
+    if (md_drive_flush(dr, err, errsz)) goto out;
+    rc = 0;
+out:
+    if (store && md_store_connected(store)) {
+        char werr[256];
+        md_drive_wipe(store, prefix, werr, sizeof(werr));
+    }
+    md_drive_destroy(dr);
+    md_event_parser_destroy(parser);
+    md_store_destroy(store);
+    return rc;
+}
+
+static int by_row(const void *a, const void *b) {
+    const brow *x = a, *y = b;
+    int c = strcmp(x->campaign, y->campaign);
+    if (!c) c = strcmp(x->channel, y->channel);
+    if (!c) c = strcmp(x->day, y->day);
+    return c;
+}
+
+int md_backtest(const md_backtest_opts *o) {
+    char err[1024];
+    md_config *cand = md_config_load(o->candidate, err, sizeof(err));
+    if (!cand) {
+        fprintf(stderr, "momentd backtest: %s\n", err);
+        return 2;
+    }
+    md_config *live = md_config_load(o->live, err, sizeof(err));
+    if (!live) {
+        fprintf(stderr, "momentd backtest: %s\n", err);
+        md_config_destroy(cand);
+        return 2;
+    }
+    binput in = {0};
+    btally t = {0};
+    int64_t rejected[2] = {0, 0};
+    int rc = o->from_file ? read_file(o->from_file, &in) : read_topics(live, o->from_topics, &in);
+    t.rows = calloc(MAX_ROWS, sizeof(brow));
+    if (!t.rows) rc = 1;
+    const char *url = o->redis_url ? o->redis_url : live->redis.url;
+    for (int side = 0; !rc && side < 2; side++)
+        if (run_side(side ? cand : live, url, side, &in, &t, &rejected[side], err, sizeof(err))) {
+            fprintf(stderr, "momentd backtest: %s configuration: %s\n", side ? "candidate" : "live", err);
+            rc = 1;
+        }
+    if (!rc) {
+        qsort(t.rows, t.n, sizeof(brow), by_row);
+        if (o->json) {
+            md_jsonw w;
+            md_jsonw_init(&w);
+            md_jsonw_obj_open(&w);
+            md_jsonw_kint(&w, "records", (int64_t)in.n);
+            md_jsonw_kint(&w, "rejected", rejected[0]);
+            md_jsonw_key(&w, "totals");
+            md_jsonw_obj_open(&w);
+            md_jsonw_kint(&w, "live", t.total[0]);
+            md_jsonw_kint(&w, "candidate", t.total[1]);
+            md_jsonw_kint(&w, "live_holdout", t.holdouts[0]);
+            md_jsonw_kint(&w, "candidate_holdout", t.holdouts[1]);
+            md_jsonw_obj_close(&w);
+            md_jsonw_key(&w, "days");
+            md_jsonw_arr_open(&w);
+            for (size_t i = 0; i < t.n; i++) {
+                md_jsonw_obj_open(&w);
+                md_jsonw_kstr(&w, "campaign", t.rows[i].campaign);
+                md_jsonw_kstr(&w, "channel", t.rows[i].channel);
+                md_jsonw_kstr(&w, "day", t.rows[i].day);
+                md_jsonw_kint(&w, "live", t.rows[i].n[0]);
+                md_jsonw_kint(&w, "candidate", t.rows[i].n[1]);
+                md_jsonw_obj_close(&w);
+            }
+            md_jsonw_arr_close(&w);
+            md_jsonw_obj_close(&w);
+            if (!w.oom) printf("%s\n", w.buf);
+            md_jsonw_fini(&w);
+        } else {
+            printf("backtest of %s against %s over %zu records (%" PRId64 " rejected as invalid events)\n", o->candidate, o->live, in.n,
+                   rejected[0]);
+            printf("\n%-18s %-14s %-10s %8s %10s %8s\n", "campaign", "channel", "day (UTC)", "live", "candidate", "change");
+            for (size_t i = 0; i < t.n; i++)
+                printf("%-18s %-14s %-10s %8" PRId64 " %10" PRId64 " %+8" PRId64 "\n", t.rows[i].campaign, t.rows[i].channel, t.rows[i].day,
+                       t.rows[i].n[0], t.rows[i].n[1], t.rows[i].n[1] - t.rows[i].n[0]);
+            printf("\n%-44s %8" PRId64 " %10" PRId64 " %+8" PRId64 "\n", "triggers (contacts)", t.total[0], t.total[1], t.total[1] - t.total[0]);
+            printf("%-44s %8" PRId64 " %10" PRId64 " %+8" PRId64 "\n", "holdout decisions (never contacted)", t.holdouts[0], t.holdouts[1],
+                   t.holdouts[1] - t.holdouts[0]);
+        }
+    }
+    free(t.rows);
+    free_input(&in);
+    md_config_destroy(cand);
+    md_config_destroy(live);
+    return rc;
+}
