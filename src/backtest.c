@@ -350,3 +350,68 @@ int md_backtest(const md_backtest_opts *o) {
     md_config_destroy(live);
     return rc;
 }
+
+/* ------------------------------------------------------------------------- */
+/* momentd load-profiles                                                      */
+
+int md_load_profiles(const char *config_path, const char *file, const char *redis_url) {
+    char err[1024];
+    md_config *cfg = md_config_load(config_path, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "momentd load-profiles: %s\n", err);
+        return 2;
+    }
+    FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    md_cfg_redis rcfg = cfg->redis;
+    if (redis_url) rcfg.url = (char *)redis_url;
+    md_store *store = md_store_new(&rcfg, err, sizeof(err));
+    md_drive *dr = NULL;
+    int rc = 1;
+    int64_t loaded = 0, bad = 0, lineno = 0;
+    if (!f) {
+        fprintf(stderr, "momentd load-profiles: cannot open %s\n", file);
+        rc = 2;
+        goto out;
+    }
+    if (!store || md_store_connect(store, err, sizeof(err)) || !(dr = md_drive_new(cfg, store, NULL, NULL))) {
+        fprintf(stderr, "momentd load-profiles: %s\n", store ? err : "out of memory");
+        goto out;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    while ((got = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
+        if (got == 0) continue;
+        char *bar = strchr(line, '|');
+        char detail[256] = "";
+        bool ok = bar && bar != line && (size_t)(bar - line) <= MD_CUSTOMER_ID_MAX;
+        if (!ok) snprintf(detail, sizeof(detail), "expected CUSTOMER_ID|{...} with an id of 1-%d bytes", MD_CUSTOMER_ID_MAX);
+        else ok = md_profile_check(bar + 1, cfg->limits.max_profile_attrs, detail, sizeof(detail)) == MD_ERR_OK;
+        if (!ok) {
+            if (bad++ < 10) fprintf(stderr, "momentd load-profiles: %s:%" PRId64 ": %s\n", file, lineno, detail);
+            continue;
+        }
+        *bar = '\0';
+        if (md_drive_profile(dr, line, bar + 1, err, sizeof(err))) {
+            fprintf(stderr, "momentd load-profiles: %s\n", err);
+            free(line);
+            goto out;
+        }
+        loaded++;
+    }
+    free(line);
+    if (md_drive_flush(dr, err, sizeof(err))) {
+        fprintf(stderr, "momentd load-profiles: %s\n", err);
+        goto out;
+    }
+    printf("loaded %" PRId64 " profiles, %" PRId64 " lines refused\n", loaded, bad);
+    rc = bad ? 2 : 0;
+out:
+    if (f && f != stdin) fclose(f);
+    md_drive_destroy(dr);
+    md_store_destroy(store);
+    md_config_destroy(cfg);
+    return rc;
+}

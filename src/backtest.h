@@ -17,4 +17,11 @@ typedef struct md_backtest_opts {
 /* Returns a process exit code: 0, 1 runtime failure, 2 bad input or configuration. */
 int md_backtest(const md_backtest_opts *o);
 
+/* `momentd load-profiles -c FILE PROFILES`: writes static profiles
+ * ("CUSTOMER_ID|{json}" lines, as on the compacted topic) straight into the
+ * customers' state through the versioned apply; invalid lines are reported
+ * with their line number and skipped. Exit 0, 1 runtime failure, 2 when a
+ * line was refused or the input is bad. */
+int md_load_profiles(const char *config_path, const char *file, const char *redis_url);
+
 #endif

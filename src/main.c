@@ -45,6 +45,7 @@ static const char usage[] =
     "                                  replay recorded events through the engine under both configurations, in\n"
     "                                  Redis namespaces of their own, and compare the triggers per campaign,\n"
     "                                  channel and day (EVENTS: JSON lines, or topic|key|json lines)\n"
+    "  load-profiles -c FILE PROFILES  write static profiles (CUSTOMER_ID|{json} lines, \"-\" = stdin) into Redis\n"
     "  config-doc                      print the configuration reference (Markdown)\n"
     "  scenario-doc                    print the simulator's scenario reference (Markdown)\n"
     "  version                         print the version\n"
@@ -399,6 +400,14 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return cmd_run(config);
     if (strcmp(cmd, "check") == 0) return cmd_check(config);
     if (strcmp(cmd, "report") == 0) return cmd_report(config, from, to, json);
+    if (strcmp(cmd, "load-profiles") == 0) {
+        if (!config || optind != argc - 1) {
+            fprintf(stderr, "momentd: load-profiles needs -c FILE and one PROFILES file\n");
+            return 2;
+        }
+        const char *env = getenv("MOMENTD_REDIS_URL");
+        return md_load_profiles(config, argv[optind], redis ? redis : env && *env ? env : NULL);
+    }
     if (strcmp(cmd, "backtest") == 0) {
         if (!config || !live || !from_file == !from_topic) {
             fprintf(stderr, "momentd: backtest needs -c CANDIDATE, --live FILE and one of --from-file or --from-topic\n");

@@ -56,5 +56,6 @@ echo '{"customers": 5, "bogus": 1}' >"$T_DIR/bad.json"
 "$MOMENTD_BIN" simulate --scenario "$T_DIR/bad.json" >/dev/null 2>"$T_DIR/bad.err" && RC=0 || RC=$?
 check "a bad scenario exits 2" eq "$RC" 2
 check "naming what is wrong" grep -q 'bad.json: customers: 5 is outside \[10, 2e+06\]\|unknown key "bogus"' "$T_DIR/bad.err"
+check "docs/SCENARIOS.md is the loader's own reference" diff <("$MOMENTD_BIN" scenario-doc) <(tail -n +5 "$MOMENTD_SOURCE_DIR/docs/SCENARIOS.md")
 check "no Redis keys left behind" eq "$(rcli --scan --pattern 'momentd-sim:*' | wc -l)" 0
 finish

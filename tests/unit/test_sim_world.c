@@ -1,0 +1,134 @@
+/* test_sim_world.c: the simulator's world (sim_world.c): scenario loading,
+ * reproducible draws, demand bounds and dynamics, and how calls turn out. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sim_world.h"
+
+static md_sim_scenario *load_text(const char *json, char *err, size_t errsz) {
+    char path[] = "/tmp/momentd-scenario-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+    md_sim_scenario *s = md_sim_scenario_load(path, err, errsz);
+    unlink(path);
+    return s;
+}
+
+Test(sim_world, scenario_defaults_and_errors) {
+    char err[512];
+    md_sim_scenario *s = load_text("{\"name\": \"t\", \"customers\": 50, \"tier_share\": [0.2, 0.3, 0.5]}", err, sizeof(err));
+    cr_assert_not_null(s, "%s", err);
+    cr_assert_eq(s->customers, 50);
+    cr_assert_eq(s->old_gap_days, 45, "the old rule defaults to 45 days");
+    cr_assert_float_eq(s->tier_share[2], 0.5, 1e-12);
+    md_sim_scenario_destroy(s);
+    struct {
+        const char *json, *want;
+    } bad[] = {
+        {"{\"bogus\": 1}", "unknown key \"bogus\""},
+        {"{\"customers\": 5}", "customers: 5 is outside"},
+        {"{\"customers\": 10.5}", "customers: expected a whole number"},
+        {"{\"tier_share\": [0.5, 0.5, 0.5]}", "tier_share: sums to 1.5, not 1"},
+        {"{\"tier_share\": [1, 0]}", "tier_share: expected an array of three numbers"},
+        {"{\"days\": 40, \"warmup_days\": 40}", "warmup_days (40) must be less than days (40)"},
+        {"{\"answer_prob\": \"high\"}", "answer_prob: expected a number"},
+        {"[1]", "not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_null(load_text(bad[i].json, err, sizeof(err)), "%s must not load", bad[i].json);
+        cr_assert_not_null(strstr(err, bad[i].want), "%s: got \"%s\"", bad[i].json, err);
+    }
+}
+
+static md_sim_scenario *defaults(void) {
+    char err[512];
+    md_sim_scenario *s = load_text("{}", err, sizeof(err));
+    cr_assert_not_null(s, "%s", err);
+    return s;
+}
+
+Test(sim_world, draws_are_reproducible_and_independent) {
+    cr_assert_eq(md_sim_uniform(7, 3, 10, 1), md_sim_uniform(7, 3, 10, 1));
+    cr_assert_neq(md_sim_uniform(7, 3, 10, 1), md_sim_uniform(8, 3, 10, 1), "another seed");
+    cr_assert_neq(md_sim_uniform(7, 3, 10, 1), md_sim_uniform(7, 4, 10, 1), "another customer");
+    cr_assert_neq(md_sim_uniform(7, 3, 10, 1), md_sim_uniform(7, 3, 11, 1), "another day");
+    cr_assert_neq(md_sim_uniform(7, 3, 10, 1), md_sim_uniform(7, 3, 10, 2), "another purpose");
+    double sum = 0;
+    for (int i = 0; i < 100000; i++) {
+        double u = md_sim_uniform(1, i, 0, 1);
+        cr_assert(u >= 0 && u < 1);
+        sum += u;
+    }
+    cr_assert_float_eq(sum / 100000, 0.5, 0.01, "uniform: mean %g", sum / 100000);
+}
+
+Test(sim_world, demand_is_bounded_and_drops_after_a_purchase) {
+    md_sim_scenario *s = defaults();
+    md_sim_customer c;
+    double hi = 0;
+    for (int64_t i = 0; i < 200; i++) {
+        md_sim_customer_init(s, 1, i, &c);
+        for (int64_t d = 0; d < 365; d++) {
+            double x = md_sim_demand(s, 1, i, &c, d);
+            cr_assert(x >= 0 && x <= 1, "demand %g out of [0, 1]", x);
+            if (x > hi) hi = x;
+        }
+    }
+    cr_assert_gt(hi, 0.6, "episodes lift demand high at times (%g)", hi);
+    md_sim_customer_init(s, 1, 5, &c);
+    c.episode_end = 100; /* in an episode */
+    double before = md_sim_demand(s, 1, 5, &c, 50);
+    c.satisfied_until = 80;
+    double after = md_sim_demand(s, 1, 5, &c, 50);
+    cr_assert_float_eq(after, before * s->satisfied_factor, 1e-9, "satisfied: %g -> %g", before, after);
+    md_sim_scenario_destroy(s);
+}
+
+Test(sim_world, behaviour_follows_demand_imperfectly) {
+    md_sim_scenario *s = defaults();
+    md_sim_customer c;
+    md_sim_customer_init(s, 1, 0, &c);
+    double views[2] = {0, 0};
+    int calls[2] = {0, 0};
+    for (int64_t d = 0; d < 20000; d++)
+        for (int k = 0; k < 2; k++) {
+            md_sim_day b;
+            md_sim_behave(s, 1, k, &c, d, k ? 0.9 : 0.0, &b);
+            views[k] += b.views;
+            calls[k] += b.call;
+        }
+    cr_assert_float_eq(views[0] / 20000, s->view_rate_noise, 0.01, "views at demand 0: noise only (%g)", views[0] / 20000);
+    cr_assert_float_eq(views[1] / 20000, 0.9 * s->view_rate_full + s->view_rate_noise, 0.05, "at demand 0.9 (%g)", views[1] / 20000);
+    cr_assert_lt(calls[0], calls[1], "inquiries rise with demand");
+    md_sim_scenario_destroy(s);
+}
+
+Test(sim_world, calls_convert_with_demand_and_tire) {
+    md_sim_scenario *s = defaults();
+    int conv[3] = {0, 0, 0}, answered[2] = {0, 0}, complaints = 0;
+    for (int64_t i = 0; i < 20000; i++) {
+        double amount;
+        md_sim_result r0 = md_sim_call(s, 1, i, 1, 0.0, 0, &amount);
+        md_sim_result r1 = md_sim_call(s, 1, i, 1, 0.5, 0, &amount);
+        md_sim_result r2 = md_sim_call(s, 1, i, 1, 0.9, 0, &amount);
+        if (r2 == MD_SIM_CONVERTED) cr_assert_gt(amount, 0);
+        conv[0] += r0 == MD_SIM_CONVERTED;
+        conv[1] += r1 == MD_SIM_CONVERTED;
+        conv[2] += r2 == MD_SIM_CONVERTED;
+        complaints += r0 == MD_SIM_COMPLAINT;
+        answered[0] += md_sim_call(s, 1, i, 2, 0.5, 0, &amount) != MD_SIM_NO_ANSWER;
+        answered[1] += md_sim_call(s, 1, i, 2, 0.5, 3, &amount) != MD_SIM_NO_ANSWER;
+    }
+    cr_assert_eq(conv[0], 0, "nobody buys at demand 0");
+    cr_assert(conv[1] < conv[2], "more buy at higher demand: %d < %d", conv[1], conv[2]);
+    cr_assert_gt(complaints, 0, "unwanted calls draw complaints");
+    cr_assert_float_eq((double)answered[1] / answered[0], pow(1 - s->fatigue_penalty, 3), 0.03, "three recent calls tire: %g",
+                       (double)answered[1] / answered[0]);
+    md_sim_scenario_destroy(s);
+}
