@@ -472,6 +472,13 @@ static void print_text(const sim *s, FILE *out) {
             rel(rows[2].v[2], rows[2].v[1]), rel(rows[5].v[2], rows[5].v[1]), rel(rows[2].v[2], rows[2].v[0]), rel(rows[5].v[2], rows[5].v[0]));
 }
 
+/* Counts and yuan amounts as exact integers (md_jsonw_knum keeps six
+ * significant digits, which would round an amount of 29,124,147 yuan). */
+static void knumber(md_jsonw *w, const char *key, double v) {
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) md_jsonw_kint(w, key, (int64_t)v);
+    else md_jsonw_knum(w, key, v);
+}
+
 static void print_json(const sim *s, FILE *out) {
     const md_sim_scenario *sc = s->sc;
     row rows[16];
@@ -480,28 +487,28 @@ static void print_json(const sim *s, FILE *out) {
     md_jsonw_init(&w);
     md_jsonw_obj_open(&w);
     md_jsonw_kstr(&w, "scenario", sc->name);
-    md_jsonw_knum(&w, "seed", (double)s->seed);
-    md_jsonw_knum(&w, "customers", (double)sc->customers);
-    md_jsonw_knum(&w, "days", (double)sc->days);
-    md_jsonw_knum(&w, "warmup_days", (double)sc->warmup_days);
-    md_jsonw_knum(&w, "calls_per_day", (double)sc->calls_per_day);
+    knumber(&w, "seed", (double)s->seed);
+    knumber(&w, "customers", (double)sc->customers);
+    knumber(&w, "days", (double)sc->days);
+    knumber(&w, "warmup_days", (double)sc->warmup_days);
+    knumber(&w, "calls_per_day", (double)sc->calls_per_day);
     md_jsonw_key(&w, "policies");
     md_jsonw_obj_open(&w);
     for (int p = 0; p < POL_COUNT; p++) {
         md_jsonw_key(&w, pol_names[p]);
         md_jsonw_obj_open(&w);
-        for (size_t r = 0; r < n; r++) md_jsonw_knum(&w, rows[r].key, rows[r].v[p]);
-        md_jsonw_knum(&w, "max_calls_in_a_day", (double)s->st[p].max_calls_in_a_day);
-        md_jsonw_knum(&w, "min_gap_days", (double)s->st[p].min_gap_days);
+        for (size_t r = 0; r < n; r++) knumber(&w, rows[r].key, rows[r].v[p]);
+        knumber(&w, "max_calls_in_a_day", (double)s->st[p].max_calls_in_a_day);
+        knumber(&w, "min_gap_days", (double)s->st[p].min_gap_days);
         if (p != POL_OLD) {
-            md_jsonw_knum(&w, "events", (double)s->st[p].events);
-            md_jsonw_knum(&w, "outcomes", (double)s->st[p].outcomes);
-            md_jsonw_knum(&w, "triggers", (double)s->st[p].triggers);
-            md_jsonw_knum(&w, "triggers_not_called", (double)s->st[p].uncalled);
+            knumber(&w, "events", (double)s->st[p].events);
+            knumber(&w, "outcomes", (double)s->st[p].outcomes);
+            knumber(&w, "triggers", (double)s->st[p].triggers);
+            knumber(&w, "triggers_not_called", (double)s->st[p].uncalled);
         }
         md_jsonw_key(&w, "results");
         md_jsonw_obj_open(&w);
-        for (int r = 0; r < MD_SIM_RESULT_COUNT; r++) md_jsonw_knum(&w, md_sim_result_name((md_sim_result)r), (double)s->st[p].by_result[r]);
+        for (int r = 0; r < MD_SIM_RESULT_COUNT; r++) knumber(&w, md_sim_result_name((md_sim_result)r), (double)s->st[p].by_result[r]);
         md_jsonw_obj_close(&w);
         md_jsonw_obj_close(&w);
     }
@@ -511,7 +518,7 @@ static void print_json(const sim *s, FILE *out) {
         md_jsonw_obj_open(&w);
         for (size_t r = 0; r < n; r++) {
             double v = rel(rows[r].v[2], rows[r].v[against == 0 ? 0 : 1]);
-            if (isfinite(v)) md_jsonw_knum(&w, rows[r].key, round(v * 10) / 10);
+            if (isfinite(v)) knumber(&w, rows[r].key, round(v * 10) / 10);
             else {
                 md_jsonw_key(&w, rows[r].key);
                 md_jsonw_null(&w);
@@ -521,8 +528,8 @@ static void print_json(const sim *s, FILE *out) {
     }
     md_jsonw_key(&w, "bank_seed_pct");
     md_jsonw_obj_open(&w);
-    md_jsonw_knum(&w, "answered_per_month", 27);
-    md_jsonw_knum(&w, "amount", 39);
+    knumber(&w, "answered_per_month", 27);
+    knumber(&w, "amount", 39);
     md_jsonw_obj_close(&w);
     md_jsonw_obj_close(&w);
     if (!w.oom) fprintf(out, "%s\n", w.buf);
