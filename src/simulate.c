@@ -559,7 +559,7 @@ static int plot(const sim *s, const char *dir) {
     f = fopen(path, "w");
     if (!f) return 1;
     fprintf(f,
-            "set terminal png size 1000,560 font ',10'\n"
+            "set terminal png size 1000,560 font ',10' noenhanced\n"
             "set datafile separator '\\t'\n"
             "set output '%s/policies.png'\n"
             "set title 'Scenario %s, seed %" PRIu64 ": each policy relative to the old list (= 100)'\n"
