@@ -94,7 +94,7 @@ static const field limits_fields[] = {
     INT(md_cfg_limits, max_future_skew_s, "300", 0, 86400, "Events further ahead of the clock are dead-lettered."),
     INT(md_cfg_limits, max_pages, "64", 0, 64, "Most page ids in one app_login."),
     INT(md_cfg_limits, max_depth, "16", 2, 64, "Deepest JSON nesting accepted in an event."),
-    INT(md_cfg_limits, batch_size, "500", 1, 10000, "Most messages processed per batch (one Redis round trip each way)."),
+    INT(md_cfg_limits, batch_size, "2000", 1, 10000, "Most messages processed per batch (one Redis round trip each way)."),
     DUR(md_cfg_limits, "max_lateness", max_lateness_ms, "7d", 0, 90 * MS_DAY, "How far behind a customer's newest event a late event may be and still be counted."),
     INT(md_cfg_limits, max_profile_attrs, "32", 1, 256, "Most attributes kept per profile."),
 };

@@ -66,14 +66,15 @@ for h in momentd_redis_read_seconds momentd_redis_apply_seconds momentd_kafka_ac
 done
 check "histogram buckets are cumulative" eq "$(grep '^momentd_batch_seconds_bucket' <<<"$M" | awk '{ if ($2 < prev) bad = 1; prev = $2 } END { print bad + 0 }')" 0
 
-# Readiness follows Redis, and the backlog that builds up behind it: 2,000
-# app logins (no trigger) arrive while Redis is down; with one batch (500)
-# in hand the rest is lag, above this test's http.ready_max_lag of 100.
+# Readiness follows Redis, and the backlog that builds up behind it: 5,000
+# app logins (no trigger) arrive while Redis is down; with one batch (at most
+# limits.batch_size, 2,000) in hand the rest is lag, above this test's
+# http.ready_max_lag of 100.
 "$MOMENTD_SOURCE_DIR/scripts/redis-local" stop "$MOMENTD_IT_DIR/redis"
 check "/readyz turns 503 while Redis is down" wait_code /readyz 503 15
 check "and says why" grep -q "redis" <<<"$(curl -s "$URL/readyz")"
 check "/healthz stays 200" eq "$(code /healthz)" 200
-for i in $(seq 1 2000); do view_json "wl-$((i % 200))" "wl-v$i" "$(bj 1 10)" home; done | produce "$N.app-logins"
+for i in $(seq 1 5000); do view_json "wl-$((i % 200))" "wl-v$i" "$(bj 1 10)" home; done | produce "$N.app-logins"
 lag_seen() {
     local i
     for i in $(seq 1 80); do
