@@ -80,9 +80,13 @@ static const table kafka_table = {"kafka", kafka_fields, NF(kafka_fields)};
 
 /* ---- redis ---- */
 static const field redis_fields[] = {
-    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://[:PASSWORD@]host:port[/db]. Overridden by MOMENTD_REDIS_URL."),
+    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://[:PASSWORD@]host:port[/db], or rediss:// for TLS. Overridden by MOMENTD_REDIS_URL."),
     STR(md_cfg_redis, password, "", "Redis AUTH password (overrides one in the URL); write \"${env:NAME}\" or \"${file:PATH}\" to keep it out of the file. Overridden by MOMENTD_REDIS_PASSWORD. Never logged."),
     STR(md_cfg_redis, key_prefix, "md", "Prefix of every key momentd writes; backtests use another one."),
+    STR(md_cfg_redis, tls_ca_file, "", "rediss://: PEM file of the CA that signs Redis's certificate; empty = the system's CAs."),
+    STR(md_cfg_redis, tls_cert_file, "", "rediss://: client certificate (PEM) for a Redis with tls-auth-clients; empty = none."),
+    STR(md_cfg_redis, tls_key_file, "", "rediss://: the client certificate's private key (PEM file); empty = in tls_cert_file."),
+    STR(md_cfg_redis, tls_server_name, "", "rediss://: the name (DNS or IP) Redis's certificate must carry; empty = the URL's host."),
     DUR(md_cfg_redis, "timeout", timeout_ms, "5s", 10, 600000, "Connect and command timeout."),
     DUR(md_cfg_redis, "retry_backoff", retry_backoff_ms, "500ms", 10, 60000, "Wait between reconnection attempts while Redis is down."),
 };

@@ -875,6 +875,9 @@ static const char *restart_only_change(const md_config *a, const md_config *b) {
     if (!same_kvs(a->kafka.producer, a->kafka.n_producer, b->kafka.producer, b->kafka.n_producer)) return "kafka.producer";
     if (!same_str(a->redis.url, b->redis.url)) return "redis.url";
     if (!same_str(a->redis.password, b->redis.password)) return "redis.password";
+    if (!same_str(a->redis.tls_ca_file, b->redis.tls_ca_file) || !same_str(a->redis.tls_cert_file, b->redis.tls_cert_file) ||
+        !same_str(a->redis.tls_key_file, b->redis.tls_key_file) || !same_str(a->redis.tls_server_name, b->redis.tls_server_name))
+        return "redis.tls_*";
     if (!same_str(a->redis.key_prefix, b->redis.key_prefix)) return "redis.key_prefix";
     if (a->redis.timeout_ms != b->redis.timeout_ms) return "redis.timeout";
     if (!same_str(a->http.listen, b->http.listen)) return "http.listen";

@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "cstate_internal.h"
+#include "tls_tunnel.h"
 
 extern const char md_lua_apply[];
 
@@ -24,17 +26,21 @@ struct md_store {
     int64_t timeout_ms;
     redisContext *c;
     char apply_sha[41];
+    bool tls;                /* rediss:// */
+    char tls_ca[512], tls_cert[512], tls_key[512], tls_name[256];
+    md_tls_tunnel *tunnel;   /* while connected with TLS */
 };
 
 static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) {
     const char *p = raw_url;
     char url[512]; /* errors quote it without its password */
     md_redact_url(raw_url, url, sizeof(url));
-    if (strncmp(p, "redis://", 8) != 0) {
-        snprintf(errstr, n, "redis url \"%s\" must start with redis://", url);
+    s->tls = strncmp(p, "rediss://", 9) == 0;
+    if (!s->tls && strncmp(p, "redis://", 8) != 0) {
+        snprintf(errstr, n, "redis url \"%s\" must start with redis:// (or rediss:// for TLS)", url);
         return false;
     }
-    p += 8;
+    p += s->tls ? 9 : 8;
     const char *at = strchr(p, '@');
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
@@ -100,13 +106,19 @@ md_store *md_store_new(const md_cfg_redis *cfg, char *errstr, size_t errstr_size
         snprintf(s->password, sizeof(s->password), "%s", cfg->password);
     }
     snprintf(s->prefix, sizeof(s->prefix), "%s", cfg->key_prefix);
+    snprintf(s->tls_ca, sizeof(s->tls_ca), "%s", cfg->tls_ca_file ? cfg->tls_ca_file : "");
+    snprintf(s->tls_cert, sizeof(s->tls_cert), "%s", cfg->tls_cert_file ? cfg->tls_cert_file : "");
+    snprintf(s->tls_key, sizeof(s->tls_key), "%s", cfg->tls_key_file ? cfg->tls_key_file : "");
+    snprintf(s->tls_name, sizeof(s->tls_name), "%s", cfg->tls_server_name ? cfg->tls_server_name : "");
     s->timeout_ms = cfg->timeout_ms;
     return s;
 }
 
 void md_store_disconnect(md_store *s) {
-    if (s->c) redisFree(s->c);
+    if (s->c) redisFree(s->c); /* closes hiredis's end of the tunnel too */
     s->c = NULL;
+    md_tls_tunnel_close(s->tunnel);
+    s->tunnel = NULL;
 }
 
 void md_store_destroy(md_store *s) {
@@ -124,7 +136,16 @@ static redisReply *command(md_store *s, int argc, const char **argv, const size_
 md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
     if (s->c) return MD_ERR_OK;
     struct timeval tv = {(time_t)(s->timeout_ms / 1000), (suseconds_t)((s->timeout_ms % 1000) * 1000)};
-    s->c = redisConnectWithTimeout(s->host, s->port, tv);
+    if (s->tls) {
+        md_tls_opts o = {s->tls_ca, s->tls_cert, s->tls_key, s->tls_name};
+        int fd = -1;
+        if (!(s->tunnel = md_tls_tunnel_open(s->host, s->port, s->timeout_ms, &o, &fd, errstr, errstr_size)))
+            return MD_ERR_REDIS_DOWN;
+        s->c = redisConnectFd(fd);
+        if (!s->c) close(fd);
+    } else {
+        s->c = redisConnectWithTimeout(s->host, s->port, tv);
+    }
     if (!s->c || s->c->err) {
         snprintf(errstr, errstr_size, "cannot connect to redis at %s:%d: %s", s->host, s->port,
                  s->c ? s->c->errstr : "out of memory");

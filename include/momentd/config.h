@@ -52,8 +52,12 @@ typedef struct md_cfg_kafka {
 } md_cfg_kafka;
 
 typedef struct md_cfg_redis {
-    char *url;         /* redis://[:password@]host:port[/db] */
+    char *url;         /* redis://[:password@]host:port[/db], rediss:// for TLS */
     char *password;    /* AUTH; "" = none (or the URL's) */
+    char *tls_ca_file;     /* rediss://: CA bundle; "" = the system's */
+    char *tls_cert_file;   /* client certificate; "" = none */
+    char *tls_key_file;
+    char *tls_server_name; /* name the server certificate must carry; "" = the URL's host */
     char *key_prefix;
     int64_t timeout_ms;
     int64_t retry_backoff_ms;
