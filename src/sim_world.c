@@ -49,6 +49,10 @@ static const skey keys[] = {
     SK(S_NUM, spend_demand_mult, "2", 0, 100, "The bill grows by this factor times demand (spending swings)."),
     SK(S_NUM, late_prob_base, "0.05", 0, 1, "Chance a bill is paid late at demand 0."),
     SK(S_NUM, late_prob_full, "0.3", 0, 1, "... added at demand 1."),
+    SK(S_NUM, bill_call_base, "0.03", 0, 1, "Chance of an inbound bill inquiry on a bill day, at demand 0."),
+    SK(S_NUM, bill_call_full, "0.15", 0, 1, "... added at demand 1."),
+    SK(S_NUM, balance_base, "2000", 0, 1e8, "Balance after paying the bill at demand 0, yuan."),
+    SK(S_NUM, balance_demand_drop, "0.9", 0, 1, "The balance shrinks by this fraction times demand (a cash squeeze shows as a low balance)."),
     SK(S_NUM, organic_buy_full, "0.01", 0, 1, "Chance per day of buying uncontacted, at demand 1."),
     SK(S_NUM, answer_prob, "0.6", 0, 1, "Chance a call is answered by a rested customer."),
     SK(S_NUM, fatigue_penalty, "0.25", 0, 1, "Each call in the last 30 days multiplies answering and buying by (1 - this)."),
@@ -203,7 +207,9 @@ double md_sim_uniform(uint64_t seed, int64_t customer, int64_t day, uint32_t pur
 
 enum purpose {
     P_TIER = 1, P_SEGMENT, P_SEGMENT2, P_AGE, P_CYCLE, P_SEASON, P_EPISODE, P_EPISODE_LEN, P_VIEWS, P_LOGINS, P_CALL, P_LATE,
-    P_SPEND, P_ORGANIC, P_ANSWER, P_CONVERT, P_COMPLAIN, P_OPTOUT, P_AMOUNT
+    P_SPEND, P_ORGANIC, P_ANSWER, P_CONVERT, P_COMPLAIN, P_OPTOUT, P_AMOUNT,
+    /* new purposes go last: the numbers above must not move, or every run changes */
+    P_BILL_CALL, P_BALANCE
 };
 
 static int poisson(double lambda, double u) {
@@ -264,6 +270,9 @@ void md_sim_behave(const md_sim_scenario *sc, uint64_t seed, int64_t i, const md
         double noise = 0.7 + 0.6 * md_sim_uniform(seed, i, day, P_SPEND);
         out->bill_amount = round(sc->spend_base * (1 + sc->spend_demand_mult * demand) * noise);
         out->late = md_sim_uniform(seed, i, day, P_LATE) < sc->late_prob_base + sc->late_prob_full * demand;
+        out->bill_call = md_sim_uniform(seed, i, day, P_BILL_CALL) < sc->bill_call_base + sc->bill_call_full * demand;
+        out->balance_after =
+            round(sc->balance_base * (1 - sc->balance_demand_drop * demand) * (0.5 + md_sim_uniform(seed, i, day, P_BALANCE)));
     }
     out->organic_buy = md_sim_uniform(seed, i, day, P_ORGANIC) < sc->organic_buy_full * demand;
 }

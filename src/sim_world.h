@@ -41,6 +41,7 @@ typedef struct md_sim_scenario {
     /* behaviour: what the events show of demand */
     double view_rate_full, view_rate_noise, call_rate_full, call_rate_noise, login_rate;
     double spend_base, spend_demand_mult, late_prob_base, late_prob_full, organic_buy_full;
+    double bill_call_base, bill_call_full, balance_base, balance_demand_drop;
     /* the contact world */
     double answer_prob, fatigue_penalty, convert_full, trough_demand, complaint_unwanted, optout_unwanted;
     double amount_base, amount_demand_mult;
@@ -81,6 +82,8 @@ typedef struct md_sim_day {
     int views;        /* app logins that view the instalment page */
     int logins;       /* other app logins */
     bool call;        /* an inbound instalment inquiry */
+    bool bill_call;   /* an inbound bill inquiry (on a bill day) */
+    double balance_after; /* the account balance after the bill payment */
     bool bill;        /* the monthly bill is paid today */
     double bill_amount;
     bool late;

@@ -188,7 +188,7 @@ static md_err feed_day(sim *s, int pol, md_drive *dr, int64_t i, const md_sim_da
     md_event ev;
     int n = 0;
     md_err e = MD_ERR_OK;
-    s->st[pol].events += b->views + b->logins + b->call + b->bill + bought;
+    s->st[pol].events += b->views + b->logins + b->call + b->bill + b->bill_call + bought;
     for (int k = 0; k < b->views && !e; k++) {
         base_event(&ev, i, s->day, n, MD_EVENT_APP_LOGIN, daytime(s, i, s->day, n));
         n++;
@@ -213,11 +213,21 @@ static md_err feed_day(sim *s, int pol, md_drive *dr, int64_t i, const md_sim_da
         ev.duration_s = 180;
         e = md_drive_event(dr, &ev, err, errsz);
     }
+    if (b->bill_call && !e) {
+        base_event(&ev, i, s->day, n, MD_EVENT_CALL, daytime(s, i, s->day, n));
+        n++;
+        snprintf(ev.reason, sizeof(ev.reason), "bill_inquiry");
+        ev.inbound = true;
+        ev.duration_s = 120;
+        e = md_drive_event(dr, &ev, err, errsz);
+    }
     if (b->bill && !e) {
         base_event(&ev, i, s->day, n, MD_EVENT_PAYMENT, daytime(s, i, s->day, n));
         n++;
         ev.amount = b->bill_amount;
         ev.late = b->late;
+        ev.has_balance_after = true;
+        ev.balance_after = b->balance_after;
         snprintf(ev.kind, sizeof(ev.kind), "bill");
         snprintf(ev.channel, sizeof(ev.channel), "app");
         e = md_drive_event(dr, &ev, err, errsz);
@@ -311,7 +321,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
         }
         if (md_drive_flush(dr, err, errsz)) goto out;
         /* The call centre: today's moments, best first, as far as the agents go. */
-        qsort(s->queue, s->nq, sizeof(queued), by_score);
+        if (s->nq) qsort(s->queue, s->nq, sizeof(queued), by_score); /* queue is NULL before the first trigger */
         st->triggers += (int64_t)s->nq;
         int64_t calls = 0;
         for (size_t k = 0; k < s->nq; k++) {

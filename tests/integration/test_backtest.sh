@@ -44,4 +44,5 @@ check "holdout decisions too" eq "$(grep -o '"live_holdout":[0-9]*' <<<"$TOPIC" 
 "$MOMENTD_BIN" backtest -c "$CFG" --live "$CFG" --from-topic "nope-$N" >/dev/null 2>"$T_DIR/nope.err" && RC=0 || RC=$?
 check "an unknown topic is an error (exit 2)" eq "$RC" 2
 check "naming it" grep -q "topic nope-$N: not found" "$T_DIR/nope.err"
+check "no sanitizer report from the command-line runs" eq "$(grep -cE 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$T_DIR/stderr.log" || true)" 0
 finish

@@ -58,4 +58,5 @@ check "a bad scenario exits 2" eq "$RC" 2
 check "naming what is wrong" grep -q 'bad.json: customers: 5 is outside \[10, 2e+06\]\|unknown key "bogus"' "$T_DIR/bad.err"
 check "docs/SCENARIOS.md is the loader's own reference" diff <("$MOMENTD_BIN" scenario-doc) <(tail -n +5 "$MOMENTD_SOURCE_DIR/docs/SCENARIOS.md")
 check "no Redis keys left behind" eq "$(rcli --scan --pattern 'momentd-sim:*' | wc -l)" 0
+check "no sanitizer report from the command-line runs" eq "$(grep -cE 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$T_DIR/stderr.log" || true)" 0
 finish

@@ -94,15 +94,25 @@ Test(sim_world, behaviour_follows_demand_imperfectly) {
     md_sim_scenario *s = defaults();
     md_sim_customer c;
     md_sim_customer_init(s, 1, 0, &c);
-    double views[2] = {0, 0};
-    int calls[2] = {0, 0};
+    double views[2] = {0, 0}, balance[2] = {0, 0};
+    int calls[2] = {0, 0}, bill_calls[2] = {0, 0}, bills[2] = {0, 0};
     for (int64_t d = 0; d < 20000; d++)
         for (int k = 0; k < 2; k++) {
             md_sim_day b;
             md_sim_behave(s, 1, k, &c, d, k ? 0.9 : 0.0, &b);
             views[k] += b.views;
             calls[k] += b.call;
+            if (b.bill) {
+                bills[k]++;
+                bill_calls[k] += b.bill_call;
+                balance[k] += b.balance_after;
+            } else {
+                cr_assert_not(b.bill_call, "bill inquiries come on bill days");
+            }
         }
+    cr_assert_gt(bills[0], 600, "a bill a month");
+    cr_assert_lt(balance[1] / bills[1], balance[0] / bills[0] / 3, "a cash squeeze shows as a low balance");
+    cr_assert_lt(bill_calls[0], bill_calls[1], "bill inquiries rise with demand");
     cr_assert_float_eq(views[0] / 20000, s->view_rate_noise, 0.01, "views at demand 0: noise only (%g)", views[0] / 20000);
     cr_assert_float_eq(views[1] / 20000, 0.9 * s->view_rate_full + s->view_rate_noise, 0.05, "at demand 0.9 (%g)", views[1] / 20000);
     cr_assert_lt(calls[0], calls[1], "inquiries rise with demand");
