@@ -19,4 +19,24 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+#include "momentd/event.h"
+
+/* The parser the event and outcome targets share, with the daemon's default
+ * limits; created once (libFuzzer calls the target millions of times). */
+static inline md_event_parser *fuzz_parser(void) {
+    static md_event_parser *p;
+    if (!p) {
+        md_event_limits lim = {65536, 300000, 64, 16};
+        p = md_event_parser_new(&lim);
+        FUZZ_ASSERT(p);
+    }
+    return p;
+}
+
+/* The first input byte picks the key check: none, the right key, a wrong one. */
+static inline const char *fuzz_key(const uint8_t *data) {
+    int mode = data[0] % 3;
+    return mode == 0 ? NULL : mode == 1 ? "c-1" : "someone-else";
+}
+
 #endif

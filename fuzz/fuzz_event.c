@@ -14,19 +14,13 @@
 #define NOW_MS INT64_C(1772416800000)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static md_event_parser *p;
-    if (!p) {
-        md_event_limits lim = {65536, 300000, 64, 16};
-        p = md_event_parser_new(&lim);
-        FUZZ_ASSERT(p);
-    }
+    md_event_parser *p = fuzz_parser();
     if (size < 1) return 0;
-    int key_mode = data[0] % 3;
     const char *buf = (const char *)data + 1;
     size_t len = size - 1;
     md_event ev;
     md_parse_result res;
-    const char *key = key_mode == 0 ? NULL : key_mode == 1 ? "c-1" : "someone-else";
+    const char *key = fuzz_key(data);
     md_err e = md_event_parse(p, buf, len, key, key ? strlen(key) : 0, NOW_MS, &ev, &res);
     if (e == MD_ERR_OK) {
         FUZZ_ASSERT(res.reason == MD_REJECT_NONE);
@@ -35,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(memchr(ev.event_id, '\0', sizeof(ev.event_id)) != NULL);
         FUZZ_ASSERT(ev.type == MD_EVENT_PAYMENT || ev.type == MD_EVENT_CALL || ev.type == MD_EVENT_APP_LOGIN);
         FUZZ_ASSERT(ev.ts_ms <= NOW_MS + 300000);
-        if (key_mode == 1) FUZZ_ASSERT(strcmp(ev.customer_id, "c-1") == 0);
+        if (key && key[0] == 'c') FUZZ_ASSERT(strcmp(ev.customer_id, "c-1") == 0);
     } else {
         FUZZ_ASSERT(e == MD_ERR_BAD_EVENT);
         FUZZ_ASSERT(res.reason != MD_REJECT_NONE && res.reason < MD_REJECT_COUNT);

@@ -9,15 +9,9 @@
 #define NOW_MS INT64_C(1772416800000)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static md_event_parser *p;
-    if (!p) {
-        md_event_limits lim = {65536, 300000, 64, 16};
-        p = md_event_parser_new(&lim);
-        FUZZ_ASSERT(p);
-    }
+    md_event_parser *p = fuzz_parser();
     if (size < 1) return 0;
-    int key_mode = data[0] % 3;
-    const char *key = key_mode == 0 ? NULL : key_mode == 1 ? "c-1" : "someone-else";
+    const char *key = fuzz_key(data);
     md_outcome oc;
     md_parse_result res;
     md_err e = md_outcome_parse(p, (const char *)data + 1, size - 1, key, key ? strlen(key) : 0, NOW_MS, &oc, &res);
@@ -29,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(memchr(oc.customer_id, '\0', sizeof(oc.customer_id)) && oc.customer_id[0]);
         FUZZ_ASSERT(memchr(oc.campaign, '\0', sizeof(oc.campaign)) && memchr(oc.channel, '\0', sizeof(oc.channel)));
         FUZZ_ASSERT(!oc.has_duration || oc.duration_s >= 0);
-        if (key_mode == 1) FUZZ_ASSERT(strcmp(oc.customer_id, "c-1") == 0);
+        if (key && key[0] == 'c') FUZZ_ASSERT(strcmp(oc.customer_id, "c-1") == 0);
     } else {
         FUZZ_ASSERT(e == MD_ERR_BAD_EVENT);
         FUZZ_ASSERT(res.reason != MD_REJECT_NONE && res.reason < MD_REJECT_COUNT);

@@ -68,7 +68,6 @@ typedef struct md_sim_customer {
     double season_phase;
     int64_t satisfied_until; /* day; demand is low until then (after a purchase) */
     int64_t episode_end;     /* day; a need episode lasts until then */
-    int64_t last_episode_check;
 } md_sim_customer;
 
 void md_sim_customer_init(const md_sim_scenario *sc, uint64_t seed, int64_t i, md_sim_customer *c);

@@ -154,6 +154,13 @@ bj() { echo $((1772294400000 + $1 * 86400000 + $2 * 3600000)); } # 1772294400000
 pay_json() { # pay_json CUSTOMER EVENT_ID TS LATE BALANCE [KIND]
     echo "$1|{\"event_id\":\"$2\",\"type\":\"payment\",\"customer_id\":\"$1\",\"ts\":$3,\"amount\":100,\"channel\":\"bank\",\"kind\":\"${6:-bill}\",\"late\":$4,\"balance_after\":$5}"
 }
+# late_payer CUSTOMER: three late payments 30 days apart with a falling
+# balance, the default prepay_wallet campaign's clearest moment (one call).
+late_payer() {
+    pay_json "$1" "$1-1" "$(bj 0 10)" true 80
+    pay_json "$1" "$1-2" "$(bj 30 10)" true 60
+    pay_json "$1" "$1-3" "$(bj 60 10)" true 50
+}
 view_json() { # view_json CUSTOMER EVENT_ID TS PAGE
     echo "$1|{\"event_id\":\"$2\",\"type\":\"app_login\",\"customer_id\":\"$1\",\"ts\":$3,\"pages\":[\"$4\"],\"session_s\":60}"
 }

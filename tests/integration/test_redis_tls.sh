@@ -31,11 +31,7 @@ export MOMENTD_REDIS_URL=rediss://127.0.0.1:$TPORT/0
 CFG=$(make_config "$N" -e "s|\"key_prefix\": \"$N\"|\"key_prefix\": \"$N\", \"tls_ca_file\": \"$C/ca.pem\"|")
 check "momentd connects through TLS" start_momentd "$CFG"
 P=$(pick_customer "$CFG" tc)
-{
-    pay_json "$P" "$P-1" "$(bj 0 10)" true 80
-    pay_json "$P" "$P-2" "$(bj 30 10)" true 60
-    pay_json "$P" "$P-3" "$(bj 60 10)" true 50
-} | produce "$N.payments"
+late_payer "$P" | produce "$N.payments"
 check "and works: the moment reaches the dialer" wait_for_count "$N.moments.outbound_call" 1 60
 check "its state is in the TLS Redis" eq "$(rtls EXISTS "$N:{$P}")" 1
 check "explain reads it over TLS too" grep -q '"late_payments_180d":3' <<<"$(explain_at "$CFG" "$P" "$(bj 61 10)")"
@@ -45,11 +41,7 @@ Q=$(pick_customer "$CFG" td)
 RPID=$(cat "$T_DIR/redis/redis.pid")
 kill "$RPID"
 for i in $(seq 1 100); do kill -0 "$RPID" 2>/dev/null || break; sleep 0.1; done
-{
-    pay_json "$Q" "$Q-1" "$(bj 0 10)" true 80
-    pay_json "$Q" "$Q-2" "$(bj 30 10)" true 60
-    pay_json "$Q" "$Q-3" "$(bj 60 10)" true 50
-} | produce "$N.payments"
+late_payer "$Q" | produce "$N.payments"
 sleep 2
 redis-server "$T_DIR/redis/redis.conf"
 for i in $(seq 1 50); do rtls PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done

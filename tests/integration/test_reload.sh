@@ -18,13 +18,7 @@ metric() { curl -s "$URL/metrics" | grep -v '^#' | { grep -F "$1 " || echo "$1 m
 
 OLD=prepay_wallet-2026.11.1
 NEW=prepay_wallet-2026.12.0
-fire() { # fire CUSTOMER: three late payments with a falling balance (a prepay_wallet call)
-    {
-        pay_json "$1" "$1-1" "$(bj 0 10)" true 80
-        pay_json "$1" "$1-2" "$(bj 30 10)" true 60
-        pay_json "$1" "$1-3" "$(bj 60 10)" true 50
-    } | produce "$N.payments"
-}
+fire() { late_payer "$1" | produce "$N.payments"; } # a prepay_wallet call
 version_of() { consume "$N.moments.outbound_call" | grep "\"customer_id\":\"$1\"" | grep -o '"model_version":"[^"]*"' | cut -d'"' -f4; }
 # hup_and_wait MESSAGE: SIGHUP, then until the log has one more MESSAGE line.
 hup_and_wait() {

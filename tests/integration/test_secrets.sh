@@ -22,11 +22,7 @@ CFG=$(make_config "$N" \
 
 check "the password reaches Redis: momentd connects" start_momentd "$CFG"
 C=$(pick_customer "$CFG" sc)
-{
-    pay_json "$C" "$C-1" "$(bj 0 10)" true 80
-    pay_json "$C" "$C-2" "$(bj 30 10)" true 60
-    pay_json "$C" "$C-3" "$(bj 60 10)" true 50
-} | produce "$N.payments"
+late_payer "$C" | produce "$N.payments"
 check "and works: the moment reaches the dialer" wait_for_count "$N.moments.outbound_call" 1 60
 check "its state is in the password-protected Redis" eq "$(redis-cli -p "$RPORT" --no-auth-warning -a "$RPASS" EXISTS "$N:{$C}")" 1
 X=$("$MOMENTD_BIN" explain -c "$CFG" "$C" --json 2>&1)
