@@ -60,6 +60,10 @@ static const skey keys[] = {
     SK(S_NUM, trough_demand, "0.15", 0, 1, "A call at demand below this is unwanted."),
     SK(S_NUM, complaint_unwanted, "0.04", 0, 1, "Chance an answered unwanted call ends in a complaint."),
     SK(S_NUM, optout_unwanted, "0.02", 0, 1, "Chance an answered unwanted call ends in an opt-out."),
+    SK(S_INT, app_per_day, "100000", 0, 100000000, "App messages the pusher sends per day at most (0: no app channel)."),
+    SK(S_NUM, app_open_prob, "0.35", 0, 1, "Chance a rested customer opens an app message."),
+    SK(S_NUM, app_convert_full, "0.25", 0, 1, "Chance an opened message leads to a purchase, at demand 1 (scales with demand)."),
+    SK(S_NUM, app_optout_unwanted, "0.005", 0, 1, "Chance an opened unwanted message ends in an opt-out."),
     SK(S_NUM, amount_base, "8000", 0, 1e8, "Instalment amount at demand 0, yuan."),
     SK(S_NUM, amount_demand_mult, "2", 0, 100, "... grows by this factor times demand."),
     SK(S_NUM, segment_signal, "0.5", 0, 1, "How often the static segment follows the need tier (0: never, static data says nothing; 1: always)."),
@@ -209,7 +213,7 @@ enum purpose {
     P_TIER = 1, P_SEGMENT, P_SEGMENT2, P_AGE, P_CYCLE, P_SEASON, P_EPISODE, P_EPISODE_LEN, P_VIEWS, P_LOGINS, P_CALL, P_LATE,
     P_SPEND, P_ORGANIC, P_ANSWER, P_CONVERT, P_COMPLAIN, P_OPTOUT, P_AMOUNT,
     /* new purposes go last: the numbers above must not move, or every run changes */
-    P_BILL_CALL, P_BALANCE
+    P_BILL_CALL, P_BALANCE, P_OPEN, P_APP_CONVERT, P_APP_OPTOUT, P_APP_AMOUNT
 };
 
 static int poisson(double lambda, double u) {
@@ -278,7 +282,7 @@ void md_sim_behave(const md_sim_scenario *sc, uint64_t seed, int64_t i, const md
 }
 
 const char *md_sim_result_name(md_sim_result r) {
-    static const char *const n[] = {"no_answer", "declined", "converted", "complaint", "opt_out"};
+    static const char *const n[] = {"no_answer", "declined", "converted", "complaint", "opt_out", "not_opened", "opened"};
     return r < MD_SIM_RESULT_COUNT ? n[r] : "?";
 }
 
@@ -297,4 +301,17 @@ md_sim_result md_sim_call(const md_sim_scenario *sc, uint64_t seed, int64_t i, i
         return MD_SIM_CONVERTED;
     }
     return MD_SIM_DECLINED;
+}
+
+md_sim_result md_sim_push(const md_sim_scenario *sc, uint64_t seed, int64_t i, int64_t day, double demand, int recent_contacts,
+                          double *amount) {
+    double tired = pow(1 - sc->fatigue_penalty, recent_contacts);
+    *amount = 0;
+    if (md_sim_uniform(seed, i, day, P_OPEN) >= sc->app_open_prob * tired) return MD_SIM_NOT_OPENED;
+    if (demand < sc->trough_demand && md_sim_uniform(seed, i, day, P_APP_OPTOUT) < sc->app_optout_unwanted) return MD_SIM_OPT_OUT;
+    if (md_sim_uniform(seed, i, day, P_APP_CONVERT) < sc->app_convert_full * demand * tired) {
+        *amount = round(sc->amount_base * (1 + sc->amount_demand_mult * demand) * (0.7 + 0.6 * md_sim_uniform(seed, i, day, P_APP_AMOUNT)));
+        return MD_SIM_CONVERTED;
+    }
+    return MD_SIM_OPENED;
 }

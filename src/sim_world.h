@@ -44,6 +44,9 @@ typedef struct md_sim_scenario {
     double bill_call_base, bill_call_full, balance_base, balance_demand_drop;
     /* the contact world */
     double answer_prob, fatigue_penalty, convert_full, trough_demand, complaint_unwanted, optout_unwanted;
+    /* the app-message channel */
+    int64_t app_per_day;
+    double app_open_prob, app_convert_full, app_optout_unwanted;
     double amount_base, amount_demand_mult;
     /* static attributes: how well a customer's segment predicts demand */
     double segment_signal;
@@ -91,13 +94,16 @@ typedef struct md_sim_day {
 void md_sim_behave(const md_sim_scenario *sc, uint64_t seed, int64_t i, const md_sim_customer *c, int64_t day, double demand,
                    md_sim_day *out);
 
-/* A call and what became of it. */
+/* A contact and what became of it: a call is answered or not; an app
+ * message is opened or not. */
 typedef enum md_sim_result {
     MD_SIM_NO_ANSWER,
     MD_SIM_DECLINED,
     MD_SIM_CONVERTED,
     MD_SIM_COMPLAINT,
     MD_SIM_OPT_OUT,
+    MD_SIM_NOT_OPENED, /* app messages only */
+    MD_SIM_OPENED,     /* opened, no purchase */
     MD_SIM_RESULT_COUNT
 } md_sim_result;
 const char *md_sim_result_name(md_sim_result r);
@@ -105,6 +111,12 @@ const char *md_sim_result_name(md_sim_result r);
 /* recent_contacts: calls in the 30 days before. Returns the result; the
  * amount (yuan) when converted. */
 md_sim_result md_sim_call(const md_sim_scenario *sc, uint64_t seed, int64_t i, int64_t day, double demand, int recent_contacts,
+                          double *amount);
+
+/* An app message (in-app push): NOT_OPENED, OPENED, CONVERTED or OPT_OUT.
+ * Cheaper and less intrusive than a call: no complaints, a smaller chance
+ * of buying. recent_contacts counts calls and messages alike. */
+md_sim_result md_sim_push(const md_sim_scenario *sc, uint64_t seed, int64_t i, int64_t day, double demand, int recent_contacts,
                           double *amount);
 
 #endif

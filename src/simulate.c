@@ -40,6 +40,7 @@ static const char *const pol_labels[POL_COUNT] = {"old list, 45 d", "momentd fix
 
 typedef struct stats {
     int64_t contacts, answered, conversions, unwanted, complaints, optouts, organic, triggers, uncalled;
+    int64_t app_messages, app_opened, app_conversions, max_app_in_a_day;
     int64_t events, outcomes; /* driven through the engine */
     double amount;
     int64_t by_result[MD_SIM_RESULT_COUNT];
@@ -56,8 +57,13 @@ typedef struct person {
     double tiebreak;
 } person;
 
+enum { CH_CALL, CH_APP };
+static const char *const ch_names[] = {"call", "app"};
+
 typedef struct queued {
     int64_t customer;
+    int channel; /* CH_CALL or CH_APP */
+    int64_t due_day; /* the first day it may be served (not_before) */
     double score;
     int64_t ts_ms;
     char trigger_id[MD_TRIGGER_ID_LEN];
@@ -70,9 +76,13 @@ typedef struct sim {
     stats st[POL_COUNT];
     /* engine policies */
     md_config *cfg;
-    queued *queue;
+    queued *queue;         /* today's moments */
     size_t nq, capq;
+    queued *later;         /* moments not due before a later day (follow-ups' not_before) */
+    size_t nlater, caplater;
     int64_t day;
+    bool serving;          /* the day's queue is being served */
+    int64_t lost;          /* moments dropped for want of memory (reported) */
     FILE *trace;
     /* sample customers' demand and calls, for the plot */
     FILE *plot_demand[POL_COUNT];
@@ -104,20 +114,28 @@ static int recent_calls(const person *p, int64_t day) {
     return n;
 }
 
-/* Calls customer i today under policy pol; records the result. Returns it. */
-static md_sim_result call(sim *s, int pol, int64_t i, double *amount) {
+/* Contacts customer i today under policy pol, by a call or an app message;
+ * records the result. Returns it. */
+static md_sim_result contact(sim *s, int pol, int64_t i, int channel, double *amount) {
     person *p = &s->people[i];
     stats *st = &s->st[pol];
     if (p->calls[0] >= 0) {
         int64_t gap = s->day - p->calls[0];
         if (st->min_gap_days < 0 || gap < st->min_gap_days) st->min_gap_days = gap;
     }
-    md_sim_result r = md_sim_call(s->sc, s->seed, i, s->day, p->demand, recent_calls(p, s->day), amount);
+    md_sim_result r = channel == CH_CALL ? md_sim_call(s->sc, s->seed, i, s->day, p->demand, recent_calls(p, s->day), amount)
+                                         : md_sim_push(s->sc, s->seed, i, s->day, p->demand, recent_calls(p, s->day), amount);
     memmove(&p->calls[1], &p->calls[0], (RECENT - 1) * sizeof(int64_t));
     p->calls[0] = s->day;
-    st->contacts++;
     st->by_result[r]++;
-    if (r != MD_SIM_NO_ANSWER) st->answered++;
+    if (channel == CH_CALL) {
+        st->contacts++;
+        if (r != MD_SIM_NO_ANSWER) st->answered++;
+    } else {
+        st->app_messages++;
+        if (r != MD_SIM_NOT_OPENED) st->app_opened++;
+        if (r == MD_SIM_CONVERTED) st->app_conversions++;
+    }
     if (p->demand < s->sc->trough_demand) st->unwanted++;
     if (r == MD_SIM_CONVERTED) {
         st->conversions++;
@@ -131,35 +149,60 @@ static md_sim_result call(sim *s, int pol, int64_t i, double *amount) {
         p->opted_out = true;
     }
     if (s->trace)
-        fprintf(s->trace, "%s\t%" PRId64 "\t%" PRId64 "\t%.4f\t%s\t%.0f\n", pol_names[pol], s->day, i, p->demand, md_sim_result_name(r),
-                *amount);
-    if (s->plot_demand[pol] && i < 3) fprintf(s->plot_demand[pol], "%" PRId64 "\t%" PRId64 "\t%.4f\tcall\n", i, s->day, p->demand);
+        fprintf(s->trace, "%s\t%" PRId64 "\t%" PRId64 "\t%.4f\t%s\t%s\t%.0f\n", pol_names[pol], s->day, i, p->demand, ch_names[channel],
+                md_sim_result_name(r), *amount);
+    if (s->plot_demand[pol] && i < 3)
+        fprintf(s->plot_demand[pol], "%" PRId64 "\t%" PRId64 "\t%.4f\t%s\n", i, s->day, p->demand, ch_names[channel]);
     return r;
 }
 
 /* ------------------------------------------------------------------------- */
 /* Engine policies                                                            */
 
+static bool push_queued(queued **arr, size_t *n, size_t *cap, const queued *q) {
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 1024;
+        queued *a = realloc(*arr, c * sizeof(queued));
+        if (!a) return false;
+        *arr = a;
+        *cap = c;
+    }
+    (*arr)[(*n)++] = *q;
+    return true;
+}
+
+static int64_t json_time(const char *payload, const char *key, int64_t fallback) {
+    char pat[40];
+    snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+    const char *v = strstr(payload, pat);
+    const char *end = v ? strchr(v + strlen(pat), '"') : NULL;
+    int64_t t;
+    if (!v || !end || !md_parse_rfc3339(v + strlen(pat), (size_t)(end - v - strlen(pat)), &t)) return fallback;
+    return t;
+}
+
+/* A moment goes to today's queue, or, when it may not be served before a
+ * later day (a follow-up's not_before), to the later list. */
 static void on_trigger(void *ctx, const char *cid, const md_trigger *tr) {
     sim *s = ctx;
     if (tr->holdout || !tr->payload) return;
-    if (s->nq == s->capq) {
-        size_t cap = s->capq ? s->capq * 2 : 1024;
-        queued *q = realloc(s->queue, cap * sizeof(queued));
-        if (!q) return; /* counted as uncalled below: the totals would show it */
-        s->queue = q;
-        s->capq = cap;
-    }
-    queued *q = &s->queue[s->nq++];
-    q->customer = parse_customer(cid);
+    queued q;
+    memset(&q, 0, sizeof(q));
+    q.customer = parse_customer(cid);
+    q.channel = strcmp(s->cfg->channels[tr->channel].name, "in_app") == 0 ? CH_APP : CH_CALL;
     const char *sc = strstr(tr->payload, "\"score\":");
-    q->score = sc ? strtod(sc + 8, NULL) : 0;
-    /* Called half an hour after the moment (its event time). */
-    const char *et = strstr(tr->payload, "\"event_time\":\"");
-    const char *end = et ? strchr(et + 14, '"') : NULL;
-    if (!et || !end || !md_parse_rfc3339(et + 14, (size_t)(end - et - 14), &q->ts_ms)) q->ts_ms = T0_MS + s->day * DAY_MS + 12 * HOUR_MS;
-    q->ts_ms += HOUR_MS / 2;
-    snprintf(q->trigger_id, sizeof(q->trigger_id), "%s", tr->id);
+    q.score = sc ? strtod(sc + 8, NULL) : 0;
+    /* Served half an hour after the moment (its event time), or at its not_before. */
+    q.ts_ms = json_time(tr->payload, "event_time", T0_MS + s->day * DAY_MS + 12 * HOUR_MS) + HOUR_MS / 2;
+    int64_t not_before = json_time(tr->payload, "not_before", 0);
+    if (not_before > q.ts_ms) q.ts_ms = not_before;
+    q.due_day = (q.ts_ms - T0_MS) / DAY_MS;
+    snprintf(q.trigger_id, sizeof(q.trigger_id), "%s", tr->id);
+    /* Nothing joins today's queue while it is being served (the pusher and
+     * the dialer report outcomes then, and follow-ups come of them). */
+    bool ok = q.due_day > s->day || s->serving ? push_queued(&s->later, &s->nlater, &s->caplater, &q)
+                                              : push_queued(&s->queue, &s->nq, &s->capq, &q);
+    if (!ok) s->lost++;
 }
 
 static int by_score(const void *a, const void *b) {
@@ -250,7 +293,7 @@ static md_err report_outcome(md_drive *dr, const queued *q, const char *status, 
     snprintf(oc.trigger_id, sizeof(oc.trigger_id), "%s", q->trigger_id);
     customer_id(q->customer, oc.customer_id);
     snprintf(oc.campaign, sizeof(oc.campaign), "bill_instalment");
-    snprintf(oc.channel, sizeof(oc.channel), "outbound_call");
+    snprintf(oc.channel, sizeof(oc.channel), "%s", q->channel == CH_APP ? "in_app" : "outbound_call");
     for (int st = 0; st < MD_OUTCOME_STATUS_COUNT; st++)
         if (strcmp(md_outcome_status_name((md_outcome_status)st), status) == 0) oc.status = (md_outcome_status)st;
     oc.ts_ms = ts;
@@ -263,6 +306,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
     const md_sim_scenario *sc = s->sc;
     md_config *cfg = md_config_load(cfg_path, err, errsz);
     if (!cfg) return 2;
+    s->cfg = cfg;
     int rc = 1;
     md_store *store = NULL;
     md_drive *dr = NULL;
@@ -289,6 +333,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
     /* Nothing fires during the warm-up, while windows fill: the simulator's
      * own copy of the configuration gets an unreachable threshold until
      * calling starts. */
+    s->nq = s->nlater = 0; /* nothing carried over from another policy */
     double threshold = cfg->campaigns[camp].threshold;
     cfg->campaigns[camp].threshold = 2;
     stats *st = &s->st[pol];
@@ -302,6 +347,16 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
     for (s->day = 0; s->day < sc->days; s->day++) {
         if (s->day == sc->warmup_days) cfg->campaigns[camp].threshold = threshold;
         s->nq = 0;
+        /* Moments due today that were decided earlier (follow-ups). */
+        size_t keep = 0;
+        for (size_t k = 0; k < s->nlater; k++) {
+            if (s->later[k].due_day <= s->day) {
+                if (!push_queued(&s->queue, &s->nq, &s->capq, &s->later[k])) s->lost++;
+            } else {
+                s->later[keep++] = s->later[k];
+            }
+        }
+        s->nlater = keep;
         for (int64_t i = 0; i < sc->customers; i++) {
             person *p = &s->people[i];
             p->demand = md_sim_demand(sc, s->seed, i, &p->c, s->day);
@@ -320,37 +375,52 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
             if (feed_day(s, pol, dr, i, &b, b.organic_buy, amount, err, errsz)) goto out;
         }
         if (md_drive_flush(dr, err, errsz)) goto out;
-        /* The call centre: today's moments, best first, as far as the agents go. */
+        /* The call centre and the pusher: today's moments, best first, as
+         * far as the agents (and the pusher's daily volume) go. */
         if (s->nq) qsort(s->queue, s->nq, sizeof(queued), by_score); /* queue is NULL before the first trigger */
         st->triggers += (int64_t)s->nq;
-        int64_t calls = 0;
+        int64_t calls = 0, pushes = 0;
+        s->serving = true;
         for (size_t k = 0; k < s->nq; k++) {
             queued *q = &s->queue[k];
             person *p = &s->people[q->customer];
-            if (calls >= sc->calls_per_day || p->opted_out) {
+            bool app = q->channel == CH_APP;
+            if ((app ? pushes >= sc->app_per_day : calls >= sc->calls_per_day) || p->opted_out) {
                 st->uncalled++;
                 continue;
             }
             double amount;
-            md_sim_result r = call(s, pol, q->customer, &amount);
-            calls++;
+            md_sim_result r = contact(s, pol, q->customer, q->channel, &amount);
+            if (app) pushes++;
+            else calls++;
             int64_t t = q->ts_ms + HOUR_MS;
-            st->outcomes += r == MD_SIM_CONVERTED || r == MD_SIM_DECLINED ? 3 : 2;
-            if (report_outcome(dr, q, "sent", t, false, err, errsz)) goto out;
-            static const char *const status[] = {"no_answer", "declined", "converted", "complaint", "opt_out"};
-            if (r == MD_SIM_CONVERTED || r == MD_SIM_DECLINED)
-                if (report_outcome(dr, q, "reached", t + 1, true, err, errsz)) goto out;
-            if (report_outcome(dr, q, status[r], t + 2, false, err, errsz)) goto out;
+            /* As the dialer and the pusher would report it. */
+            const char *steps[4];
+            int n = 0;
+            steps[n++] = "sent";
+            if (app) {
+                steps[n++] = "delivered";
+                if (r != MD_SIM_NOT_OPENED) steps[n++] = "opened";
+                if (r == MD_SIM_CONVERTED || r == MD_SIM_OPT_OUT) steps[n++] = md_sim_result_name(r);
+            } else {
+                if (r == MD_SIM_CONVERTED || r == MD_SIM_DECLINED) steps[n++] = "reached";
+                steps[n++] = md_sim_result_name(r);
+            }
+            st->outcomes += n;
+            for (int k2 = 0; k2 < n; k2++)
+                if (report_outcome(dr, q, steps[k2], t + k2, strcmp(steps[k2], "reached") == 0, err, errsz)) goto out;
             if (r == MD_SIM_CONVERTED) {
                 md_event ev;
                 base_event(&ev, q->customer, s->day, 90, MD_EVENT_PAYMENT, t + 3 * HOUR_MS);
                 ev.amount = amount;
                 snprintf(ev.kind, sizeof(ev.kind), "instalment");
-                snprintf(ev.channel, sizeof(ev.channel), "phone");
+                snprintf(ev.channel, sizeof(ev.channel), app ? "app" : "phone");
                 st->events++;
                 if (md_drive_event(dr, &ev, err, errsz)) goto out;
             }
         }
+        if (pushes > st->max_app_in_a_day) st->max_app_in_a_day = pushes;
+        s->serving = false;
         if (calls > st->max_calls_in_a_day) st->max_calls_in_a_day = calls;
         if (md_drive_flush(dr, err, errsz)) goto out;
     }
@@ -413,7 +483,7 @@ static int run_old(sim *s, const md_cfg_campaign *cc) {
             person *p = &s->people[list[k].i];
             if (p->opted_out || (p->calls[0] >= 0 && s->day - p->calls[0] < sc->old_gap_days)) continue;
             double amount;
-            call(s, POL_OLD, list[k].i, &amount);
+            contact(s, POL_OLD, list[k].i, CH_CALL, &amount);
             calls++;
         }
         if (calls > st->max_calls_in_a_day) st->max_calls_in_a_day = calls;
@@ -445,23 +515,26 @@ static size_t table_rows(const sim *s, row *rows) {
         for (int p = 0; p < POL_COUNT; p++) rows[n].v[p] = (expr); \
         n++;                                                        \
     } while (0)
-    ROW("contacts", "contacts (calls made)", (double)st[p].contacts, false);
+    ROW("contacts", "calls made", (double)st[p].contacts, false);
     ROW("answered", "answered calls (effective contacts)", (double)st[p].answered, false);
     ROW("answered_per_month", "effective contacts per month", st[p].answered / months, false);
-    ROW("conversions", "conversions from calls", (double)st[p].conversions, false);
-    ROW("conversion_rate", "conversions per call, %", st[p].contacts ? 100.0 * st[p].conversions / st[p].contacts : 0, false);
-    ROW("amount", "transaction amount from calls, yuan", st[p].amount, false);
-    ROW("unwanted", "calls in demand troughs (unwanted)", (double)st[p].unwanted, true);
+    ROW("app_messages", "app messages sent", (double)st[p].app_messages, false);
+    ROW("app_opened", "app messages opened", (double)st[p].app_opened, false);
+    ROW("conversions", "conversions from contacts (calls and app)", (double)st[p].conversions, false);
+    ROW("conversion_rate", "conversions per contact, %",
+        st[p].contacts + st[p].app_messages ? 100.0 * st[p].conversions / (double)(st[p].contacts + st[p].app_messages) : 0, false);
+    ROW("amount", "transaction amount from contacts, yuan", st[p].amount, false);
+    ROW("unwanted", "contacts in demand troughs (unwanted)", (double)st[p].unwanted, true);
     ROW("complaints", "complaints", (double)st[p].complaints, true);
     ROW("opt_outs", "opt-outs", (double)st[p].optouts, true);
-    ROW("organic", "purchases without a call", (double)st[p].organic, false);
+    ROW("organic", "purchases without a contact", (double)st[p].organic, false);
 #undef ROW
     return n;
 }
 
 static void print_text(const sim *s, FILE *out) {
     const md_sim_scenario *sc = s->sc;
-    row rows[16];
+    row rows[20];
     size_t n = table_rows(s, rows);
     fprintf(out, "scenario %s: %" PRId64 " customers, %" PRId64 " days (%" PRId64 " warm-up), %" PRId64 " calls/day, seed %" PRIu64 "\n",
             sc->name, sc->customers, sc->days, sc->warmup_days, sc->calls_per_day, s->seed);
@@ -471,7 +544,12 @@ static void print_text(const sim *s, FILE *out) {
         const char *fmt = strcmp(rows[r].key, "conversion_rate") == 0 || strcmp(rows[r].key, "answered_per_month") == 0 ? "%16.1f %18.1f %17.1f" : "%16.0f %18.0f %17.0f";
         fprintf(out, "%-38s ", rows[r].label);
         fprintf(out, fmt, rows[r].v[0], rows[r].v[1], rows[r].v[2]);
-        fprintf(out, " %+11.1f%% %+11.1f%%\n", rel(rows[r].v[2], rows[r].v[0]), rel(rows[r].v[2], rows[r].v[1]));
+        for (int against = 0; against < 2; against++) {
+            double v = rel(rows[r].v[2], rows[r].v[against]);
+            if (isfinite(v)) fprintf(out, " %+11.1f%%", v);
+            else fprintf(out, " %12s", "n/a");
+        }
+        fputc('\n', out);
     }
     fprintf(out, "\nevents through the engine and Redis: fixed %" PRId64 ", adaptive %" PRId64 " (plus %" PRId64 " and %" PRId64 " outcomes)\n",
             s->st[POL_FIXED].events, s->st[POL_ADAPTIVE].events, s->st[POL_FIXED].outcomes, s->st[POL_ADAPTIVE].outcomes);
@@ -479,7 +557,7 @@ static void print_text(const sim *s, FILE *out) {
             s->st[POL_FIXED].triggers, s->st[POL_FIXED].uncalled, s->st[POL_ADAPTIVE].triggers, s->st[POL_ADAPTIVE].uncalled);
     fprintf(out, "the bank seed reports for adaptive against the fixed 45-day rule: +27%% effective call lists per month, +39%% transaction amount\n");
     fprintf(out, "here, adaptive against fixed: %+.1f%% effective contacts per month, %+.1f%% transaction amount; against the old list: %+.1f%%, %+.1f%%\n",
-            rel(rows[2].v[2], rows[2].v[1]), rel(rows[5].v[2], rows[5].v[1]), rel(rows[2].v[2], rows[2].v[0]), rel(rows[5].v[2], rows[5].v[0]));
+            rel(rows[2].v[2], rows[2].v[1]), rel(rows[7].v[2], rows[7].v[1]), rel(rows[2].v[2], rows[2].v[0]), rel(rows[7].v[2], rows[7].v[0]));
 }
 
 /* Counts and yuan amounts as exact integers (md_jsonw_knum keeps six
@@ -491,7 +569,7 @@ static void knumber(md_jsonw *w, const char *key, double v) {
 
 static void print_json(const sim *s, FILE *out) {
     const md_sim_scenario *sc = s->sc;
-    row rows[16];
+    row rows[20];
     size_t n = table_rows(s, rows);
     md_jsonw w;
     md_jsonw_init(&w);
@@ -509,6 +587,8 @@ static void print_json(const sim *s, FILE *out) {
         md_jsonw_obj_open(&w);
         for (size_t r = 0; r < n; r++) knumber(&w, rows[r].key, rows[r].v[p]);
         knumber(&w, "max_calls_in_a_day", (double)s->st[p].max_calls_in_a_day);
+        knumber(&w, "max_app_messages_in_a_day", (double)s->st[p].max_app_in_a_day);
+        knumber(&w, "app_conversions", (double)s->st[p].app_conversions);
         knumber(&w, "min_gap_days", (double)s->st[p].min_gap_days);
         if (p != POL_OLD) {
             knumber(&w, "events", (double)s->st[p].events);
@@ -551,7 +631,7 @@ static void print_json(const sim *s, FILE *out) {
 
 static int plot(const sim *s, const char *dir) {
     char path[1024];
-    row rows[16];
+    row rows[20];
     size_t n = table_rows(s, rows);
     snprintf(path, sizeof(path), "%s/policies.dat", dir);
     FILE *f = fopen(path, "w");
@@ -582,9 +662,10 @@ static int plot(const sim *s, const char *dir) {
                 "set output '%s/demand-%s.png'\nunset style\nset style data lines\nset title 'Hidden demand of customers 0-2 and the calls made to them (%s)'\n"
                 "set ylabel 'hidden demand'\nset xlabel 'day'\nset yrange [0:1.05]\n"
                 "plot for [c=0:2] sprintf(\"< awk -F'\\t' '$1 == %%d && $4 == \\\"day\\\"' %s/demand-%s.dat\", c) using 2:3 with lines lw 2 lc c+1 title sprintf('customer %%d', c), "
-                "for [c=0:2] sprintf(\"< awk -F'\\t' '$1 == %%d && $4 == \\\"call\\\"' %s/demand-%s.dat\", c) using 2:3 with points pt 7 ps 1.5 lc c+1 title sprintf('call to %%d', c)\n"
+                "for [c=0:2] sprintf(\"< awk -F'\\t' '$1 == %%d && $4 == \\\"call\\\"' %s/demand-%s.dat\", c) using 2:3 with points pt 7 ps 1.5 lc c+1 title sprintf('call to %%d', c), "
+                "for [c=0:2] sprintf(\"< awk -F'\\t' '$1 == %%d && $4 == \\\"app\\\"' %s/demand-%s.dat\", c) using 2:3 with points pt 9 ps 1.5 lc c+1 title sprintf('app message to %%d', c)\n"
                 "set yrange [*:*]\nunset xlabel\n",
-                dir, pol_names[p], pol_labels[p], dir, pol_names[p], dir, pol_names[p]);
+                dir, pol_names[p], pol_labels[p], dir, pol_names[p], dir, pol_names[p], dir, pol_names[p]);
     }
     fclose(f);
     char cmd[1200];
@@ -671,6 +752,7 @@ int md_simulate(const md_simulate_opts *o) {
             fclose(s.plot_demand[p]);
             s.plot_demand[p] = NULL;
         }
+    if (s.lost) fprintf(stderr, "momentd simulate: %" PRId64 " moments dropped for want of memory\n", s.lost);
     if (o->json) print_json(&s, stdout);
     else print_text(&s, stdout);
     rc = 0;
@@ -680,6 +762,7 @@ out:
         if (s.plot_demand[p]) fclose(s.plot_demand[p]);
     if (s.trace) fclose(s.trace);
     free(s.queue);
+    free(s.later);
     free(s.people);
     md_config_destroy(ref);
     md_sim_scenario_destroy(sc);

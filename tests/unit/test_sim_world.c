@@ -142,3 +142,26 @@ Test(sim_world, calls_convert_with_demand_and_tire) {
                        (double)answered[1] / answered[0]);
     md_sim_scenario_destroy(s);
 }
+
+Test(sim_world, app_messages_open_less_with_fatigue_and_never_complain) {
+    md_sim_scenario *s = defaults();
+    int opened[2] = {0, 0}, conv[2] = {0, 0}, complaints = 0;
+    for (int64_t i = 0; i < 20000; i++) {
+        double amount;
+        md_sim_result r = md_sim_push(s, 1, i, 1, 0.8, 0, &amount);
+        md_sim_result t = md_sim_push(s, 1, i, 1, 0.8, 2, &amount);
+        md_sim_result low = md_sim_push(s, 1, i, 2, 0.0, 0, &amount);
+        opened[0] += r != MD_SIM_NOT_OPENED;
+        opened[1] += t != MD_SIM_NOT_OPENED;
+        conv[0] += r == MD_SIM_CONVERTED;
+        conv[1] += low == MD_SIM_CONVERTED;
+        complaints += r == MD_SIM_COMPLAINT || low == MD_SIM_COMPLAINT;
+        cr_assert(r == MD_SIM_NOT_OPENED || r == MD_SIM_OPENED || r == MD_SIM_CONVERTED || r == MD_SIM_OPT_OUT);
+    }
+    cr_assert_float_eq(opened[0] / 20000.0, s->app_open_prob, 0.02, "opened: %g", opened[0] / 20000.0);
+    cr_assert_float_eq((double)opened[1] / opened[0], pow(1 - s->fatigue_penalty, 2), 0.04, "two recent contacts tire");
+    cr_assert_gt(conv[0], 0);
+    cr_assert_eq(conv[1], 0, "nobody buys at demand 0");
+    cr_assert_eq(complaints, 0, "an app message draws no complaint");
+    md_sim_scenario_destroy(s);
+}
