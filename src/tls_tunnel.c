@@ -111,6 +111,12 @@ md_tls_tunnel *md_tls_tunnel_open(const char *host, int port, int64_t timeout_ms
         goto fail;
     }
     SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+    /* Without this, SSL_read on our blocking socket goes on waiting after it
+     * processed records that carry no data (TLS 1.3 session tickets arrive
+     * just after the handshake), while hiredis's request waits on the other
+     * side of the pair: a stall until the socket timeout. With it, SSL_read
+     * returns WANT_READ and the loop polls both sides again. */
+    SSL_CTX_clear_mode(t->ctx, SSL_MODE_AUTO_RETRY);
     SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
     if (o->ca_file && *o->ca_file ? SSL_CTX_load_verify_locations(t->ctx, o->ca_file, NULL) != 1
                                   : SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
