@@ -774,6 +774,9 @@ void md_cstate_incr(const md_cstate *cs, size_t i, const char **outbox_field, co
 
 size_t md_cstate_pending_count(const md_cstate *cs) { return cs->n_pending; }
 
+/* An opt-out is for good: that customer's state never expires. */
+int64_t md_cstate_ttl_ms(const md_cstate *cs) { return cs->opted_out ? 0 : cs->r->state_ttl_ms; }
+
 void md_cstate_pending(const md_cstate *cs, size_t i, const char **trigger_id, const char **topic, const char **payload) {
     *trigger_id = cs->pending[i].id;
     *topic = cs->pending[i].topic;

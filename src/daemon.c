@@ -591,8 +591,7 @@ static bool decide_and_apply(daemon *d, size_t n) {
             md_store_customer_key(d->store, d->cust_ids[c], reqs[nreq].key, sizeof(reqs[nreq].key));
             reqs[nreq].ops = &d->ops[c];
             reqs[nreq].expect_version = md_cstate_version(d->states[c]);
-            /* An opt-out is for good: that customer's state never expires. */
-            reqs[nreq].ttl_ms = d->states[c]->opted_out ? 0 : cfg->rules->state_ttl_ms;
+            reqs[nreq].ttl_ms = md_cstate_ttl_ms(d->states[c]);
             nreq++;
             if (d->cp_ops[c].n && d->cust_cp[c] >= 0) {
                 md_store_contact_point_key(d->store, d->cp_ids[d->cust_cp[c]], reqs[nreq].key, sizeof(reqs[nreq].key));
@@ -656,18 +655,13 @@ static bool flush_outbox(daemon *d, outmsg *dl, size_t ndl) {
         n_in += md_cstate_incr_count(d->states[c]);
     }
     if (total == 0) return true;
-    enum { FIELD_MAX = MD_TRIGGER_ID_LEN + 32 };
     outmsg *m = calloc(total, sizeof(outmsg));
-    const char **keys = calloc(total, sizeof(char *));
-    const char **fields = calloc(total, sizeof(char *));
-    char (*keybuf)[400] = calloc(total, 400);
-    char (*fieldbuf)[FIELD_MAX] = calloc(total, FIELD_MAX);
     const char **in_camp = calloc(n_in + 1, sizeof(char *)), **in_day = calloc(n_in + 1, sizeof(char *)),
                **in_field = calloc(n_in + 1, sizeof(char *));
     int64_t *in_delta = calloc(n_in + 1, sizeof(int64_t));
     bool ok = false;
-    if (!m || !keys || !fields || !keybuf || !fieldbuf || !in_camp || !in_day || !in_field || !in_delta) goto out;
-    size_t k = 0, nx = 0, ni = 0;
+    if (!m || !in_camp || !in_day || !in_field || !in_delta) goto out;
+    size_t k = 0, ni = 0;
     for (size_t i = 0; i < ndl; i++) m[k++] = dl[i];
     for (size_t c = 0; c < d->n_cust; c++) {
         md_cstate *cs = d->states[c];
@@ -687,12 +681,6 @@ static bool flush_outbox(daemon *d, outmsg *dl, size_t ndl) {
                 md_cstate_incr(cs, p - np, &name, &in_camp[ni], &in_day[ni], &in_field[ni], &in_delta[ni]);
                 ni++;
             }
-            md_store_customer_key(d->store, d->cust_ids[c], keybuf[nx], 400);
-            strncat(keybuf[nx], ":x", 3); /* the outbox hash */
-            snprintf(fieldbuf[nx], FIELD_MAX, "%s", name);
-            keys[nx] = keybuf[nx];
-            fields[nx] = fieldbuf[nx];
-            nx++;
         }
     }
     d->snap.outbox_pending = (int64_t)total;
@@ -714,7 +702,7 @@ static bool flush_outbox(daemon *d, outmsg *dl, size_t ndl) {
      * they are produced again later under the same trigger_id, which
      * subscribers drop, so that alone is not worth waiting for. Funnel
      * increments already added would be added again: those are retried. */
-    while (nx && md_store_hdel(d->store, nx, keys, fields, err, sizeof(err)) != MD_ERR_OK) {
+    while (md_store_forget_outbox(d->store, d->n_cust, d->cust_ids, d->states, err, sizeof(err)) != MD_ERR_OK) {
         if (!ni || *d->stop) {
             md_log(MD_LOG_WARN, "redis", "could not clear acknowledged outbox entries; they will be re-sent", "error", err, NULL);
             break;
@@ -726,10 +714,6 @@ static bool flush_outbox(daemon *d, outmsg *dl, size_t ndl) {
     d->snap.outbox_pending = 0;
 out:
     free(m);
-    free(keys);
-    free(fields);
-    free(keybuf);
-    free(fieldbuf);
     free(in_camp);
     free(in_day);
     free(in_field);

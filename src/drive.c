@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cstate_internal.h"
-#include "rules.h"
 
 #define CHUNK 500
 
@@ -126,7 +124,7 @@ md_err md_drive_flush(md_drive *d, char *errstr, size_t errstr_size) {
             md_engine_out_fini(&d->out);
         }
     }
-    size_t nreq = 0, nx = 0;
+    size_t nreq = 0;
     for (size_t c = 0; c < d->n_cust; c++) {
         md_cstate_flush(d->states[c], &d->ops[c]);
         if (d->ops[c].oom) {
@@ -138,9 +136,8 @@ md_err md_drive_flush(md_drive *d, char *errstr, size_t errstr_size) {
         md_store_customer_key(d->store, d->ids[c], d->reqs[nreq].key, sizeof(d->reqs[nreq].key));
         d->reqs[nreq].ops = &d->ops[c];
         d->reqs[nreq].expect_version = md_cstate_version(d->states[c]);
-        d->reqs[nreq].ttl_ms = d->states[c]->opted_out ? 0 : d->cfg->rules->state_ttl_ms;
+        d->reqs[nreq].ttl_ms = md_cstate_ttl_ms(d->states[c]);
         nreq++;
-        nx += md_cstate_pending_count(d->states[c]) + md_cstate_incr_count(d->states[c]);
     }
     if ((e = md_store_apply(d->store, nreq, d->reqs, d->results, errstr, errstr_size))) goto out;
     for (size_t q = 0; q < nreq; q++)
@@ -151,37 +148,7 @@ md_err md_drive_flush(md_drive *d, char *errstr, size_t errstr_size) {
             goto out;
         }
     /* The outbox as Kafka would have acknowledged it: forget it. */
-    if (nx) {
-        const char **keys = calloc(nx, sizeof(char *)), **fields = calloc(nx, sizeof(char *));
-        char (*kb)[400] = calloc(nx, 400);
-        size_t k = 0;
-        if (!keys || !fields || !kb) {
-            free(keys);
-            free(fields);
-            free(kb);
-            snprintf(errstr, errstr_size, "out of memory");
-            e = MD_ERR_NOMEM;
-            goto out;
-        }
-        for (size_t c = 0; c < d->n_cust; c++) {
-            size_t np = md_cstate_pending_count(d->states[c]), ni = md_cstate_incr_count(d->states[c]);
-            for (size_t p = 0; p < np + ni; p++) {
-                const char *name, *a, *b, *f;
-                int64_t delta;
-                if (p < np) md_cstate_pending(d->states[c], p, &name, &a, &b);
-                else md_cstate_incr(d->states[c], p - np, &name, &a, &b, &f, &delta);
-                md_store_customer_key(d->store, d->ids[c], kb[k], 400);
-                strncat(kb[k], ":x", 3);
-                keys[k] = kb[k];
-                fields[k] = name;
-                k++;
-            }
-        }
-        e = md_store_hdel(d->store, k, keys, fields, errstr, errstr_size);
-        free(keys);
-        free(fields);
-        free(kb);
-    }
+    e = md_store_forget_outbox(d->store, d->n_cust, d->ids, d->states, errstr, errstr_size);
 out:
     for (size_t i = 0; i < d->n; i++) {
         free(d->items[i].profile);

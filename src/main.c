@@ -405,8 +405,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "momentd: load-profiles needs -c FILE and one PROFILES file\n");
             return 2;
         }
-        const char *env = getenv("MOMENTD_REDIS_URL");
-        return md_load_profiles(config, argv[optind], redis ? redis : env && *env ? env : NULL);
+        return md_load_profiles(config, argv[optind], redis); /* the loader already applied MOMENTD_REDIS_URL */
     }
     if (strcmp(cmd, "backtest") == 0) {
         if (!config || !live || !from_file == !from_topic) {

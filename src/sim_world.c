@@ -278,7 +278,11 @@ void md_sim_behave(const md_sim_scenario *sc, uint64_t seed, int64_t i, const md
         out->balance_after =
             round(sc->balance_base * (1 - sc->balance_demand_drop * demand) * (0.5 + md_sim_uniform(seed, i, day, P_BALANCE)));
     }
-    out->organic_buy = md_sim_uniform(seed, i, day, P_ORGANIC) < sc->organic_buy_full * demand;
+    out->organic_buy = md_sim_organic_buy(sc, seed, i, day, demand);
+}
+
+bool md_sim_organic_buy(const md_sim_scenario *sc, uint64_t seed, int64_t i, int64_t day, double demand) {
+    return md_sim_uniform(seed, i, day, P_ORGANIC) < sc->organic_buy_full * demand;
 }
 
 const char *md_sim_result_name(md_sim_result r) {

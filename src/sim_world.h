@@ -94,6 +94,9 @@ typedef struct md_sim_day {
 void md_sim_behave(const md_sim_scenario *sc, uint64_t seed, int64_t i, const md_sim_customer *c, int64_t day, double demand,
                    md_sim_day *out);
 
+/* Whether customer i buys by itself today (uncontacted). */
+bool md_sim_organic_buy(const md_sim_scenario *sc, uint64_t seed, int64_t i, int64_t day, double demand);
+
 /* A contact and what became of it: a call is answered or not; an app
  * message is opened or not. */
 typedef enum md_sim_result {

@@ -532,3 +532,37 @@ void *md_store_command_argv(md_store *s, int argc, const char **argv, const size
     if (!r) md_store_disconnect(s);
     return r;
 }
+
+md_err md_store_forget_outbox(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states, char *errstr,
+                              size_t errstr_size) {
+    size_t total = 0;
+    for (size_t c = 0; c < n; c++) total += md_cstate_pending_count(states[c]) + md_cstate_incr_count(states[c]);
+    if (total == 0) return MD_ERR_OK;
+    const char **keys = calloc(total, sizeof(char *)), **fields = calloc(total, sizeof(char *));
+    char(*keybuf)[420] = calloc(n, 420); /* one outbox key per customer */
+    md_err e = MD_ERR_NOMEM;
+    if (!keys || !fields || !keybuf) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t c = 0; c < n; c++) {
+        size_t np = md_cstate_pending_count(states[c]), ni = md_cstate_incr_count(states[c]);
+        if (np + ni == 0) continue;
+        snprintf(keybuf[c], 420, "%s:{%s}:x", s->prefix, customer_ids[c]);
+        for (size_t p = 0; p < np + ni; p++) {
+            const char *name, *a, *b, *f;
+            int64_t delta;
+            if (p < np) md_cstate_pending(states[c], p, &name, &a, &b);
+            else md_cstate_incr(states[c], p - np, &name, &a, &b, &f, &delta);
+            keys[k] = keybuf[c];
+            fields[k++] = name;
+        }
+    }
+    e = md_store_hdel(s, k, keys, fields, errstr, errstr_size);
+out:
+    free(keys);
+    free(fields);
+    free(keybuf);
+    return e;
+}

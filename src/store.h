@@ -58,6 +58,12 @@ md_err md_store_funnel_add(md_store *s, size_t n, const char *const *campaigns, 
 /* "<prefix>:funnel:<campaign>:<day>". */
 void md_store_funnel_key(const md_store *s, const char *campaign, const char *day, char *out, size_t n);
 
+/* Deletes every outbox entry (pending triggers and funnel increments) of the
+ * n customers, as read into states[i]: once Kafka acknowledged the triggers
+ * and the funnel took the increments. One round trip; OK when there are none. */
+md_err md_store_forget_outbox(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states, char *errstr,
+                              size_t errstr_size);
+
 /* Pipelined HDEL key field, for n pairs (outbox entries Kafka acknowledged). */
 md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char *const *fields, char *errstr,
                      size_t errstr_size);

@@ -81,6 +81,10 @@ void md_cstate_load_outbox(md_cstate *cs, const char *field, size_t flen, const 
 /* True when at least one field was loaded. */
 bool md_cstate_exists(const md_cstate *cs);
 
+/* How long the customer's hash is kept after an apply: the rules' state
+ * TTL, or 0 (for good) once the customer opted out. */
+int64_t md_cstate_ttl_ms(const md_cstate *cs);
+
 /* Pending outbox entries (triggers written but not yet acknowledged by Kafka). */
 size_t md_cstate_pending_count(const md_cstate *cs);
 /* Entry i: its trigger id, the channel topic (or holdout topic) and payload.

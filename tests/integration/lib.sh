@@ -70,20 +70,21 @@ make_config() {
     echo "$out"
 }
 
-# start_momentd CONFIG INSTANCE: runs momentd in the background, waits until
-# it has joined its group and subscribed.
+# start_momentd CONFIG [INSTANCE [PATTERN]]: runs momentd in the background
+# and waits until its log matches PATTERN (default: it has joined its group
+# and subscribed; a test of a refused start passes the refusal it expects).
 start_momentd() {
-    local cfg=$1 inst=${2:-main}
+    local cfg=$1 inst=${2:-main} pattern=${3:-'"msg":"started"'}
     mkdir -p "$T_DIR/$inst"
     "$MOMENTD_BIN" run -c "$cfg" 2>>"$T_DIR/$inst/momentd.log" &
     echo $! >"$T_DIR/$inst/momentd.pid"
     local i
     for i in $(seq 1 100); do
-        grep -q '"msg":"started"' "$T_DIR/$inst/momentd.log" 2>/dev/null && return 0
+        grep -q "$pattern" "$T_DIR/$inst/momentd.log" 2>/dev/null && return 0
         kill -0 "$(cat "$T_DIR/$inst/momentd.pid")" 2>/dev/null || { fail "momentd exited at start: $(tail -5 "$T_DIR/$inst/momentd.log")"; exit 1; }
         sleep 0.1
     done
-    fail "momentd did not start"
+    fail "momentd's log never showed $pattern: $(tail -3 "$T_DIR/$inst/momentd.log")"
     exit 1
 }
 

@@ -51,10 +51,7 @@ check "it said it was retrying meanwhile" grep -q '"component":"redis".*retrying
 
 # The wrong CA: verification fails, momentd says why and waits.
 BAD=$(make_config "$N-b" -e "s|\"key_prefix\": \"$N-b\"|\"key_prefix\": \"$N-b\", \"tls_ca_file\": \"$C/other-ca.pem\"|")
-mkdir -p "$T_DIR/badca"
-"$MOMENTD_BIN" run -c "$BAD" 2>"$T_DIR/badca/momentd.log" &
-echo $! >"$T_DIR/badca/momentd.pid"
-for i in $(seq 1 100); do grep -q "certificate verification" "$T_DIR/badca/momentd.log" && break; sleep 0.1; done
+start_momentd "$BAD" badca "certificate verification"
 check "a CA that did not sign the certificate is refused" grep -q '"msg":"waiting for redis".*TLS handshake with 127.0.0.1:[0-9]* failed: certificate verification: ' "$T_DIR/badca/momentd.log"
 stop_momentd badca
 

@@ -33,10 +33,7 @@ stop_momentd main
 
 # A wrong password: refused by Redis, reported without the password.
 printf 'wrong-%s\n' "$RPASS" >"$T_DIR/redis.pass"
-mkdir -p "$T_DIR/wrong"
-"$MOMENTD_BIN" run -c "$CFG" 2>"$T_DIR/wrong/momentd.log" &
-echo $! >"$T_DIR/wrong/momentd.pid"
-for i in $(seq 1 100); do grep -q "AUTH failed" "$T_DIR/wrong/momentd.log" && break; sleep 0.1; done
+start_momentd "$CFG" wrong "AUTH failed"
 check "a wrong password is reported as an AUTH failure, and momentd waits" grep -q '"msg":"waiting for redis".*redis AUTH failed' "$T_DIR/wrong/momentd.log"
 stop_momentd wrong
 
