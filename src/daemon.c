@@ -62,6 +62,37 @@ typedef struct delivery {
 typedef md_counters counters;
 struct outmsg;
 
+/* Which entry of a batch's list holds a given name. Customers and contact
+ * points are looked up once per event, and a linear scan made a batch
+ * quadratic: 2,000 distinct customers cost two million strcmp calls, 12% of
+ * the daemon's CPU. Open addressing over a power-of-two table at least twice
+ * the batch, each slot holding an entry's index + 1 (0: empty), cleared per
+ * batch. */
+typedef struct {
+    uint32_t *slots; /* owned */
+    size_t mask;
+} batch_index;
+
+static bool batch_index_init(batch_index *x, size_t cap) {
+    size_t n = 16;
+    while (n < cap * 2) n <<= 1;
+    x->mask = n - 1;
+    return (x->slots = calloc(n, sizeof(*x->slots))) != NULL;
+}
+
+static void batch_index_clear(batch_index *x) { memset(x->slots, 0, (x->mask + 1) * sizeof(*x->slots)); }
+
+/* The slot for id among names: holding the index + 1 of the equal name, or
+ * empty (0), where the caller stores the index + 1 of the name it adds. */
+static uint32_t *batch_index_slot(const batch_index *x, const char *const *names, const char *id) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+    for (size_t i = (size_t)h & x->mask;; i = (i + 1) & x->mask)
+        if (!x->slots[i] || strcmp(names[x->slots[i] - 1], id) == 0) return &x->slots[i];
+}
+
+#define MD_MAX_OUTPUT_TOPICS 64
+
 typedef struct daemon {
     md_config *cfg;                  /* owned: the running configuration, replaced on reload */
     volatile sig_atomic_t *stop;
@@ -84,6 +115,7 @@ typedef struct daemon {
     int *cust_cp; /* customer -> contact point index or -1 */
     const char **cust_ids;
     size_t n_cust, n_cp;
+    batch_index cust_index, cp_index; /* cust_ids, cp_ids by name */
     md_engine_out out;
     counters n;
     int64_t last_stats_ms;
@@ -93,6 +125,8 @@ typedef struct daemon {
     int64_t last_ping_ms;
     size_t dead_letter_cap; /* most bytes of an original a dead letter carries */
     rd_kafka_topic_partition_list_t *last_commit; /* the last batch's offsets, committed again at a clean stop */
+    rd_kafka_topic_t *outputs[MD_MAX_OUTPUT_TOPICS]; /* owned: topics the producer has looked up (learn_outputs) */
+    size_t n_outputs;
 } daemon;
 
 static double seconds_since(const struct timespec *t0) {
@@ -196,6 +230,35 @@ static rd_kafka_t *make_client(daemon *d, rd_kafka_type_t type) {
         return NULL;
     }
     return rk;
+}
+
+/* Looks up every topic momentd produces to, once, before the first batch
+ * needs it: librdkafka looks up a topic it has not seen at most once a
+ * second, so the first trigger on each channel after a start or a reload
+ * waited about a second for its acknowledgement, and the batch with it
+ * (librdkafka issue #3202; seen here as a p99 of 900 ms in the first seconds
+ * of bench/run's latency phase). The handles are kept, so the metadata stays
+ * cached. Best effort: a topic that cannot be looked up is looked up again
+ * when first used. */
+static void learn_outputs(daemon *d) {
+    const md_config *cfg = d->cfg;
+    const char *names[MD_MAX_OUTPUT_TOPICS];
+    size_t n = 0;
+    names[n++] = cfg->kafka.topic_dead_letter;
+    names[n++] = cfg->kafka.topic_holdout;
+    for (size_t i = 0; i < cfg->n_channels && n < MD_MAX_OUTPUT_TOPICS; i++) names[n++] = cfg->channels[i].topic;
+    for (size_t i = 0; i < n && d->n_outputs < MD_MAX_OUTPUT_TOPICS; i++) {
+        bool known = false;
+        for (size_t k = 0; k < d->n_outputs && !known; k++) known = strcmp(rd_kafka_topic_name(d->outputs[k]), names[i]) == 0;
+        if (known) continue;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(d->producer, names[i], NULL);
+        if (!rkt) continue;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(d->producer, 0, rkt, &md, 5000);
+        if (err) md_log(MD_LOG_WARN, "kafka", "cannot look up an output topic yet", "topic", names[i], "error", rd_kafka_err2str(err), NULL);
+        else rd_kafka_metadata_destroy(md);
+        d->outputs[d->n_outputs++] = rkt;
+    }
 }
 
 /* Creates missing topics so that a fresh cluster works out of the box.
@@ -305,10 +368,12 @@ static bool produce_all(daemon *d, outmsg *m, size_t n) {
 /* Batch                                                                      */
 
 static int find_customer(daemon *d, const char *id) {
-    for (size_t i = 0; i < d->n_cust; i++)
-        if (strcmp(d->cust_ids[i], id) == 0) return (int)i;
-    d->cust_ids[d->n_cust] = id;
-    return (int)d->n_cust++;
+    uint32_t *slot = batch_index_slot(&d->cust_index, d->cust_ids, id);
+    if (!*slot) {
+        d->cust_ids[d->n_cust] = id;
+        *slot = (uint32_t)++d->n_cust;
+    }
+    return (int)*slot - 1;
 }
 
 /* A dead letter carries the original bytes, but never more than the
@@ -350,6 +415,7 @@ static size_t classify(daemon *d, rd_kafka_message_t **msgs, size_t n, outmsg *d
     size_t ndl = 0;
     int64_t now = wall_ms();
     d->n_cust = 0;
+    batch_index_clear(&d->cust_index);
     for (size_t i = 0; i < n; i++) {
         item *it = &d->items[i];
         rd_kafka_message_t *m = msgs[i];
@@ -499,18 +565,17 @@ static bool decide_and_apply(daemon *d, size_t n) {
         md_err e = md_store_read_customers(d->store, d->n_cust, d->cust_ids, d->states, err, sizeof(err));
         /* Contact points named by the profiles just read. */
         d->n_cp = 0;
+        batch_index_clear(&d->cp_index);
         for (size_t c = 0; !e && c < d->n_cust; c++) {
             d->cust_cp[c] = -1;
             const char *cp = md_cs_profile(d->states[c], cfg->rules->attr_contact_point);
             if (!cp || !*cp) continue;
-            size_t k;
-            for (k = 0; k < d->n_cp; k++)
-                if (strcmp(d->cp_ids[k], cp) == 0) break;
-            if (k == d->n_cp) {
-                snprintf(d->cp_ids[k], 300, "%s", cp);
-                d->n_cp++;
+            uint32_t *slot = batch_index_slot(&d->cp_index, (const char *const *)d->cp_ids, cp);
+            if (!*slot) {
+                snprintf(d->cp_ids[d->n_cp], 300, "%s", cp);
+                *slot = (uint32_t)++d->n_cp;
             }
-            d->cust_cp[c] = (int)k;
+            d->cust_cp[c] = (int)*slot - 1;
         }
         if (!e && d->n_cp)
             e = md_store_read_contact_points(d->store, d->n_cp, (const char *const *)d->cp_ids, d->cps, err, sizeof(err));
@@ -790,7 +855,12 @@ static bool alloc_batch(daemon *d) {
     d->cp_ids = calloc(cap, sizeof(char *));
     d->cust_cp = calloc(cap, sizeof(int));
     d->cust_ids = calloc(cap, sizeof(char *));
-    if (!d->msgs || !d->dl || !d->items || !d->states || !d->cps || !d->ops || !d->cp_ops || !d->cp_ids || !d->cust_cp || !d->cust_ids)
+    /* Both run whatever the other returns: on failure free_batch frees each
+     * pointer, so none may still be the running buffers' (see reload). */
+    bool indexed = batch_index_init(&d->cust_index, cap);
+    indexed = batch_index_init(&d->cp_index, cap) && indexed;
+    if (!d->msgs || !d->dl || !d->items || !d->states || !d->cps || !d->ops || !d->cp_ops || !d->cp_ids || !d->cust_cp || !d->cust_ids ||
+        !indexed)
         return false;
     for (size_t i = 0; i < cap; i++) {
         d->states[i] = md_cstate_new(d->cfg);
@@ -821,6 +891,8 @@ static void free_batch(daemon *d) {
     free(d->cp_ids);
     free(d->cust_cp);
     free(d->cust_ids);
+    free(d->cust_index.slots);
+    free(d->cp_index.slots);
 }
 
 static md_event_parser *parser_for(const md_config *cfg) {
@@ -923,6 +995,7 @@ static void reload(daemon *d) {
     next.parser = parser;
     *d = next;
     d->n.reloads++;
+    learn_outputs(d); /* channels the new configuration added */
     d->snap.config_loaded_ms = wall_ms();
     if (d->status) md_status_config_swap(d->status, neu); /* waits out a scrape or report reading the old one */
     md_config_destroy(old);
@@ -960,6 +1033,7 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
     rd_kafka_poll_set_consumer(d.consumer);
     d.dead_letter_cap = producer_message_max(d.producer);
     create_topics(&d);
+    learn_outputs(&d);
     const char *topics[] = {cfg->kafka.topic_payments, cfg->kafka.topic_calls, cfg->kafka.topic_app_logins, cfg->kafka.topic_profiles,
                             cfg->kafka.topic_outcomes};
     const int n_topics = (int)(sizeof(topics) / sizeof(topics[0]));
@@ -1069,6 +1143,7 @@ out:
     }
     if (d.producer) {
         rd_kafka_flush(d.producer, 10000);
+        for (size_t i = 0; i < d.n_outputs; i++) rd_kafka_topic_destroy(d.outputs[i]);
         rd_kafka_destroy(d.producer);
     }
     if (rc == 0) log_stats(&d, "stopped");

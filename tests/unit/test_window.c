@@ -215,11 +215,27 @@ Test(window, packed_series_round_trip_and_reject_garbage) {
     cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 3 * TH_DAY), 7);
     cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 200 * TH_DAY), 0);
     /* Each of these is refused as a whole (the series is left empty), never half-read. */
-    const char *bad[] = {"12", "12:", "12:x", "12:1,0:1", "12:1,-3:1", "12:1,,", ":1"};
+    const char *bad[] = {"12", "12:", "12:x", "12:1,0:1", "12:1,-3:1", "12:1,,", ":1",
+                         /* numbers only as momentd writes them: no blank, no '+', no overflow */
+                         "12: 1", "12:+1", "12:1x", "12:-", "12:99999999999999999999", "12:9223372036854775808"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         md_cstate_reset(fresh);
         md_cstate_load_field(fresh, sf, strlen(sf), bad[i], strlen(bad[i]));
         cr_assert_eq(md_cstate_window(cfg, fresh, w, 12 * TH_DAY), 0, "\"%s\" must not load", bad[i]);
+    }
+    md_cstate_destroy(fresh);
+}
+
+Test(window, stored_integers_load_to_their_limits) {
+    md_cstate *fresh = md_cstate_new(cfg);
+    const char *good[][2] = {{"9223372036854775807", "9223372036854775807"}, {"-9223372036854775808", "-9223372036854775808"},
+                             {"0", "0"}, {"-17", "-17"}, {"007", "7"}};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        md_cstate_reset(fresh);
+        md_cstate_load_field(fresh, "v", 1, good[i][0], strlen(good[i][0]));
+        char got[32];
+        snprintf(got, sizeof(got), "%lld", (long long)md_cstate_version(fresh));
+        cr_assert_str_eq(got, good[i][1], "version \"%s\" loads as %s", good[i][0], got);
     }
     md_cstate_destroy(fresh);
 }

@@ -1,0 +1,503 @@
+/* loadgen.c: the benchmark's load generator. Writes realistic payment,
+ * call-centre and app-login streams for N customers straight to Kafka with
+ * librdkafka, either as a 180-day history (the pre-load) or as live traffic at
+ * a fixed rate or flat out.
+ *
+ *   loadgen history --brokers B [--customers N] [--days D] [--ending-days-ago A]
+ *                   [--seed S] [--slice-days K] [--wait-group G] [--topic-prefix P]
+ *   loadgen live    --brokers B [--customers N] [--seed S] [--tag T]
+ *                   (--events E | --seconds S) [--rate R] [--appends FILE]
+ *                   [--replay-days-ago A --replay-days D] [--topic-prefix P]
+ *
+ * Every customer has a story fixed by the seed and the customer's number
+ * (a late payer with a shrinking balance, a browser of the prepaid product, an
+ * instalment shopper, or a quiet payer), so history and live traffic agree on
+ * who the customer is and a minority of them cross a campaign's threshold.
+ *
+ * history: profiles first, then D days (default 180) ending A days before
+ * today (default 0: ending yesterday), day by day in event time. With
+ * --wait-group it lets that consumer group fall at most K days (default 2)
+ * behind: after every K days it waits until the group has committed what was
+ * produced K days earlier. momentd reads the three topics independently, and
+ * months of one topic ahead of another would put events beyond
+ * limits.max_lateness.
+ *
+ * live: event times follow the wall clock, shifted back into the most recent
+ * daytime hours in China (01:00-11:00 UTC) when it is night there, so that
+ * channels' quiet hours do not suppress every moment; the shift is printed.
+ * Without --rate it produces flat out. With --replay-days-ago A and
+ * --replay-days D (and --events E), event times instead run evenly from
+ * midnight UTC A days ago through D days, in production order: E events of a
+ * busy stretch replayed as fast as they can be written, with a customer's
+ * events spread over days rather than seconds. --appends writes "event_id append_ms"
+ * for every delivered message, the broker's log-append time (the broker must
+ * stamp it: log.message.timestamp.type=LogAppendTime), for latency.
+ *
+ * The last line on stdout is "produced N events E profiles P"; any delivery error makes the exit
+ * status 1. Exit status 2: bad arguments. */
+#include <errno.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DAY_MS INT64_C(86400000)
+#define HOUR_MS INT64_C(3600000)
+
+enum story { STORY_LATE_PAYER, STORY_PREPAY_BROWSER, STORY_INSTALMENT_SHOPPER, STORY_QUIET, STORY_COUNT };
+
+typedef struct {
+    const char *brokers;
+    long customers;
+    int days, slice_days, ending_days_ago;
+    int replay_days_ago, replay_days; /* live: 0 = wall clock */
+    uint64_t seed;
+    const char *wait_group; /* NULL: no pacing */
+    const char *tag;        /* event id infix, so that runs never collide */
+    long events;            /* live: stop after this many, or ... */
+    double seconds;         /* ... after this long */
+    long rate;              /* live: events/s, 0 = flat out */
+    const char *appends_path;
+    const char *topic_prefix;
+} options;
+
+typedef struct {
+    rd_kafka_t *rk;
+    char topic[4][128]; /* payments, calls, app-logins, customer-profiles */
+    long produced, delivered, failed, profiles; /* profiles: delivered to the profiles topic */
+    FILE *appends;        /* owned; NULL unless --appends */
+    bool append_time_ok;  /* every delivery carried a log-append time */
+    char first_error[256];
+} generator;
+
+enum { T_PAYMENTS, T_CALLS, T_APP_LOGINS, T_PROFILES };
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) { (void)sig; stop_requested = 1; }
+
+/* splitmix64: a customer's (or a customer-day's) own random stream, so that
+ * any customer's story and history can be drawn without the others. */
+static uint64_t mix(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+typedef struct { uint64_t s; } rng;
+static uint64_t next(rng *r) { return r->s = mix(r->s); }
+static double unif(rng *r) { return (double)(next(r) >> 11) / 9007199254740992.0; }
+static long below(rng *r, long n) { return (long)(next(r) % (uint64_t)n); }
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct {
+    char id[16];
+    enum story story;
+    int bill_day;                /* day of the 30-day bill cycle */
+    const char *customer_type, *source_channel, *segment, *age_band;
+} customer;
+
+static void customer_get(const options *o, long n, customer *c) {
+    static const char *const types[] = {"resident", "resident", "resident", "commercial"};
+    static const char *const sources[] = {"app", "counter", "wechat", "call_center"};
+    static const char *const segments[] = {"revolver", "transactor", "new"};
+    static const char *const ages[] = {"18-24", "25-34", "35-44", "45-54", "55-64", "65+"};
+    rng r = {mix(o->seed * 0x100000001B3ULL + (uint64_t)n)};
+    snprintf(c->id, sizeof(c->id), "c%07ld", n);
+    uint64_t s = next(&r) % 100;
+    c->story = s < 20 ? STORY_LATE_PAYER : s < 35 ? STORY_PREPAY_BROWSER : s < 50 ? STORY_INSTALMENT_SHOPPER : STORY_QUIET;
+    c->bill_day = (int)below(&r, 30);
+    c->customer_type = types[below(&r, 4)];
+    c->source_channel = sources[below(&r, 4)];
+    c->segment = segments[below(&r, 3)];
+    c->age_band = ages[below(&r, 6)];
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    generator *g = opaque;
+    if (m->err) {
+        if (!g->failed++)
+            snprintf(g->first_error, sizeof(g->first_error), "%s: %s", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        return;
+    }
+    g->delivered++;
+    if (!strcmp(rd_kafka_topic_name(m->rkt), g->topic[T_PROFILES])) g->profiles++;
+    if (!g->appends) return;
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(m, &type);
+    if (type != RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME) g->append_time_ok = false;
+    /* The event id is the payload's first field (see the printers below). */
+    const char *p = m->payload, *key = "{\"event_id\":\"";
+    size_t klen = strlen(key);
+    if (m->len <= klen || memcmp(p, key, klen)) return;
+    const char *id = p + klen, *end = memchr(id, '"', m->len - klen);
+    if (end) fprintf(g->appends, "%.*s %" PRId64 "\n", (int)(end - id), id, ts);
+}
+
+static int produce(generator *g, int topic, const char *key, const char *json, int len) {
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(g->rk, RD_KAFKA_V_TOPIC(g->topic[topic]), RD_KAFKA_V_KEY(key, strlen(key)),
+                                                    RD_KAFKA_V_VALUE((void *)json, (size_t)len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                                    RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            fprintf(stderr, "loadgen: produce to %s: %s\n", g->topic[topic], rd_kafka_err2str(err));
+            return -1;
+        }
+        rd_kafka_poll(g->rk, 10); /* the local queue is full: let deliveries drain it */
+    }
+    g->produced++;
+    rd_kafka_poll(g->rk, 0);
+    return 0;
+}
+
+static long seq;
+
+static int payment(generator *g, const options *o, const customer *c, int64_t ts, rng *r) {
+    bool risky = c->story == STORY_LATE_PAYER;
+    const char *kind = "bill";
+    double amount = 60 + unif(r) * 240, balance = risky ? 10 + unif(r) * 200 : 150 + unif(r) * 500;
+    bool late = unif(r) < (risky ? 0.6 : 0.06);
+    double k = unif(r);
+    if (k < 0.02) kind = "arrears_restore", late = true, balance = 10;
+    else if (k < 0.05) kind = "prepay", amount = 500, balance += 500;
+    else if (c->story == STORY_INSTALMENT_SHOPPER && k < 0.25) kind = "card", amount = 800 + unif(r) * 6000;
+    char json[512];
+    int len = snprintf(json, sizeof(json),
+                       "{\"event_id\":\"%s-%sp%ld\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%" PRId64
+                       ",\"amount\":%.2f,\"channel\":\"%s\",\"kind\":\"%s\",\"late\":%s,\"balance_after\":%.2f}",
+                       c->id, o->tag, seq++, c->id, ts, amount, unif(r) < 0.5 ? "app" : "bank", kind, late ? "true" : "false", balance);
+    return produce(g, T_PAYMENTS, c->id, json, len);
+}
+
+static int call(generator *g, const options *o, const customer *c, int64_t ts, rng *r) {
+    static const char *const routine[] = {"bill_inquiry", "outage_report", "address_change", "outlet_inquiry", "complaint"};
+    const char *reason = routine[below(r, 4)]; /* complaints are drawn below, rarely */
+    if (c->story == STORY_LATE_PAYER && unif(r) < 0.5) reason = "bill_inquiry";
+    else if (c->story == STORY_PREPAY_BROWSER && unif(r) < 0.4) reason = "prepay_inquiry";
+    else if (c->story == STORY_INSTALMENT_SHOPPER && unif(r) < 0.5) reason = "instalment_inquiry";
+    else if (unif(r) < 0.03) reason = routine[4];
+    char json[512];
+    int len = snprintf(json, sizeof(json),
+                       "{\"event_id\":\"%s-%sc%ld\",\"type\":\"call\",\"customer_id\":\"%s\",\"ts\":%" PRId64
+                       ",\"reason\":\"%s\",\"duration_s\":%ld,\"direction\":\"inbound\"}",
+                       c->id, o->tag, seq++, c->id, ts, reason, 30 + below(r, 570));
+    return produce(g, T_CALLS, c->id, json, len);
+}
+
+static int app_login(generator *g, const options *o, const customer *c, int64_t ts, rng *r) {
+    static const char *const browsing[] = {"bill", "usage", "payment_history", "notices"};
+    const char *page = browsing[below(r, 4)];
+    if (c->story == STORY_PREPAY_BROWSER && unif(r) < 0.35) page = "prepay_product";
+    else if (c->story == STORY_INSTALMENT_SHOPPER && unif(r) < 0.35) page = "instalment_product";
+    else if (unif(r) < 0.02) page = "prepay_product";
+    char json[512];
+    int len = snprintf(json, sizeof(json),
+                       "{\"event_id\":\"%s-%sa%ld\",\"type\":\"app_login\",\"customer_id\":\"%s\",\"ts\":%" PRId64
+                       ",\"pages\":[\"home\",\"%s\"],\"session_s\":%ld}",
+                       c->id, o->tag, seq++, c->id, ts, page, 10 + below(r, 890));
+    return produce(g, T_APP_LOGINS, c->id, json, len);
+}
+
+static int profile(generator *g, const customer *c) {
+    char json[512];
+    int len = snprintf(json, sizeof(json),
+                       "{\"customer_type\":\"%s\",\"source_channel\":\"%s\",\"segment\":\"%s\",\"age_band\":\"%s\",\"province\":\"Hebei\"}",
+                       c->customer_type, c->source_channel, c->segment, c->age_band);
+    return produce(g, T_PROFILES, c->id, json, len);
+}
+
+/* How often a customer of each story does each thing on an ordinary day:
+ * about 6 bills, 20-40 app logins and 2-4 calls in 180 days. */
+static const double logins_per_day[STORY_COUNT] = {0.12, 0.25, 0.2, 0.1};
+static const double calls_per_day[STORY_COUNT] = {0.02, 0.015, 0.015, 0.01};
+
+/* One customer's day d of history: the bill on their bill day, then logins
+ * and calls at random daytime instants (01:00-12:00 UTC, 09:00-20:00 in
+ * China), in time order. */
+static int history_day(generator *g, const options *o, const customer *c, long n, int d, int64_t day_start) {
+    rng r = {mix(o->seed ^ mix((uint64_t)n * 1000003u + (uint64_t)d))};
+    int64_t t = day_start + HOUR_MS + below(&r, 4 * HOUR_MS);
+    if (d % 30 == c->bill_day && payment(g, o, c, t, &r)) return -1;
+    for (double p = logins_per_day[c->story]; p > 0; p -= 1.0)
+        if (unif(&r) < p && app_login(g, o, c, t += below(&r, 2 * HOUR_MS), &r)) return -1;
+    if (unif(&r) < calls_per_day[c->story] && call(g, o, c, t += below(&r, HOUR_MS), &r)) return -1;
+    return 0;
+}
+
+/* The high watermark of every partition of the four input topics, as the
+ * offsets of a partition list (owned by the caller); NULL on error. */
+static rd_kafka_topic_partition_list_t *high_watermarks(generator *g) {
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
+    for (int t = T_PAYMENTS; t <= T_PROFILES; t++) {
+        const struct rd_kafka_metadata *md;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(g->rk, g->topic[t], NULL);
+        rd_kafka_resp_err_t err = rd_kafka_metadata(g->rk, 0, rkt, &md, 10000);
+        rd_kafka_topic_destroy(rkt);
+        if (err) {
+            fprintf(stderr, "loadgen: metadata of %s: %s\n", g->topic[t], rd_kafka_err2str(err));
+            rd_kafka_topic_partition_list_destroy(parts);
+            return NULL;
+        }
+        for (int p = 0; md->topic_cnt == 1 && p < md->topics[0].partition_cnt; p++)
+            rd_kafka_topic_partition_list_add(parts, g->topic[t], md->topics[0].partitions[p].id);
+        rd_kafka_metadata_destroy(md);
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t low;
+        if (rd_kafka_query_watermark_offsets(g->rk, parts->elems[i].topic, parts->elems[i].partition, &low, &parts->elems[i].offset,
+                                             10000))
+            parts->elems[i].offset = 0; /* a partition never written to */
+    }
+    return parts;
+}
+
+/* Waits until group has committed, on every partition in want, at least the
+ * offset there: momentd has processed all that was sent up to then. */
+static int wait_for_group(rd_kafka_t *group, const rd_kafka_topic_partition_list_t *want, double timeout_s) {
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_copy(want);
+    double deadline = mono_s() + timeout_s;
+    int rc = -1;
+    while (!stop_requested && mono_s() < deadline) {
+        rd_kafka_resp_err_t err = rd_kafka_committed(group, parts, 10000);
+        bool done = !err;
+        for (int i = 0; done && i < parts->cnt; i++)
+            if (want->elems[i].offset > 0 && parts->elems[i].offset < want->elems[i].offset) done = false;
+        if (done) {
+            rc = 0;
+            break;
+        }
+        struct timespec nap = {0, 50 * 1000000};
+        nanosleep(&nap, NULL);
+    }
+    if (rc) fprintf(stderr, "loadgen: group has not caught up within %.0f s (is momentd running with that group?)\n", timeout_s);
+    rd_kafka_topic_partition_list_destroy(parts);
+    return rc;
+}
+
+static int run_history(generator *g, const options *o) {
+    rd_kafka_t *group = NULL;
+    if (o->wait_group) {
+        char err[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, err, sizeof(err)) ||
+            rd_kafka_conf_set(conf, "group.id", o->wait_group, err, sizeof(err)) ||
+            !(group = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)))) {
+            fprintf(stderr, "loadgen: group watcher: %s\n", err);
+            return -1;
+        }
+    }
+    customer c;
+    int rc = 0;
+    for (long n = 0; n < o->customers && !rc; n++) {
+        customer_get(o, n, &c);
+        rc = profile(g, &c);
+    }
+    /* By default the days end yesterday, so that today's live traffic comes
+     * after them. */
+    int64_t first_day = wall_ms() / DAY_MS * DAY_MS - (int64_t)(o->days + o->ending_days_ago) * DAY_MS;
+    rd_kafka_topic_partition_list_t *behind = NULL; /* where the previous slice ended */
+    for (int d = 0; d < o->days && !rc && !stop_requested; d++) {
+        for (long n = 0; n < o->customers && !rc; n++) {
+            customer_get(o, n, &c);
+            rc = history_day(g, o, &c, n, d, first_day + d * DAY_MS);
+        }
+        bool last = d + 1 == o->days;
+        if (rc || !group || ((d + 1) % o->slice_days && !last)) continue;
+        /* Let momentd read this slice while the next is written, but no
+         * further ahead: wait for the slice before this one. */
+        if (rd_kafka_flush(g->rk, 60000)) {
+            fprintf(stderr, "loadgen: messages still unsent after 60 s\n");
+            rc = -1;
+            break;
+        }
+        rd_kafka_topic_partition_list_t *now = high_watermarks(g);
+        if (!now || (behind && wait_for_group(group, behind, 300)) || (last && wait_for_group(group, now, 300))) rc = -1;
+        if (behind) rd_kafka_topic_partition_list_destroy(behind);
+        behind = now;
+        fprintf(stderr, ".");
+    }
+    if (behind) rd_kafka_topic_partition_list_destroy(behind);
+    if (group) {
+        fprintf(stderr, "\n");
+        rd_kafka_destroy(group);
+    }
+    return rc;
+}
+
+/* The live event clock: now, or, at night in China, now shifted back to
+ * 10:00 UTC of the same day (18:00 there), moving on with the wall clock. */
+static int64_t daytime_shift_ms(int64_t now) {
+    int64_t in_day = now % DAY_MS;
+    if (in_day >= HOUR_MS && in_day < 11 * HOUR_MS) return 0;
+    int64_t target = now / DAY_MS * DAY_MS + 10 * HOUR_MS;
+    if (in_day < HOUR_MS) target -= DAY_MS;
+    return now - target;
+}
+
+static int run_live(generator *g, const options *o) {
+    int64_t shift = o->replay_days ? 0 : daytime_shift_ms(wall_ms());
+    int64_t replay_from = wall_ms() / DAY_MS * DAY_MS - (int64_t)o->replay_days_ago * DAY_MS;
+    double replay_step = o->replay_days ? (double)(o->replay_days * DAY_MS) / (double)o->events : 0;
+    if (shift) fprintf(stderr, "loadgen: event times are the wall clock minus %.2f h (night in China)\n", (double)shift / HOUR_MS);
+    rng r = {mix(o->seed ^ mix((uint64_t)wall_ms()))};
+    double t0 = mono_s();
+    long sent = 0;
+    customer c;
+    while (!stop_requested) {
+        double elapsed = mono_s() - t0;
+        if ((o->events && sent >= o->events) || (o->seconds > 0 && elapsed >= o->seconds)) break;
+        long due = o->rate ? (long)(elapsed * (double)o->rate) + 1 : sent + 1000;
+        if (o->events && due > o->events) due = o->events;
+        if (sent >= due) {
+            rd_kafka_poll(g->rk, 1); /* paced: wait a millisecond, serving deliveries */
+            continue;
+        }
+        int64_t ts = wall_ms() - shift;
+        for (; sent < due; sent++) {
+            if (o->replay_days) ts = replay_from + (int64_t)(replay_step * (double)sent);
+            customer_get(o, below(&r, o->customers), &c);
+            /* The mix of a utility's traffic: mostly app logins. */
+            double k = unif(&r);
+            int rc = k < 0.25 ? payment(g, o, &c, ts, &r) : k < 0.33 ? call(g, o, &c, ts, &r) : app_login(g, o, &c, ts, &r);
+            if (rc) return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "loadgen: %s wants an integer from %ld to %ld, got \"%s\"\n", flag, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: loadgen history --brokers B [--customers N] [--days D] [--ending-days-ago A] [--seed S] [--slice-days K]\n"
+            "                       [--wait-group G] [--topic-prefix P]\n"
+            "       loadgen live --brokers B [--customers N] [--seed S] [--tag T] (--events E | --seconds S) [--rate R]\n"
+            "                    [--appends FILE] [--replay-days-ago A --replay-days D] [--topic-prefix P]\n");
+}
+
+int main(int argc, char **argv) {
+    options o = {.customers = 100000, .days = 180, .slice_days = 2, .seed = 1, .tag = "", .topic_prefix = ""};
+    if (argc < 2 || (strcmp(argv[1], "history") && strcmp(argv[1], "live"))) {
+        usage();
+        return 2;
+    }
+    bool live = !strcmp(argv[1], "live");
+    for (int i = 2; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        if (!v) {
+            fprintf(stderr, "loadgen: %s needs a value\n", f);
+            return 2;
+        }
+        i++;
+        if (!strcmp(f, "--brokers")) o.brokers = v;
+        else if (!strcmp(f, "--customers") && !parse_long(f, v, 1, 100000000, &n)) o.customers = n;
+        else if (!strcmp(f, "--seed") && !parse_long(f, v, 1, 1L << 40, &n)) o.seed = (uint64_t)n;
+        else if (!strcmp(f, "--topic-prefix")) o.topic_prefix = v;
+        else if (!live && !strcmp(f, "--days") && !parse_long(f, v, 1, 3650, &n)) o.days = (int)n;
+        else if (!live && !strcmp(f, "--slice-days") && !parse_long(f, v, 1, 30, &n)) o.slice_days = (int)n;
+        else if (!live && !strcmp(f, "--ending-days-ago") && !parse_long(f, v, 0, 3650, &n)) o.ending_days_ago = (int)n;
+        else if (live && !strcmp(f, "--replay-days-ago") && !parse_long(f, v, 1, 3650, &n)) o.replay_days_ago = (int)n;
+        else if (live && !strcmp(f, "--replay-days") && !parse_long(f, v, 1, 3650, &n)) o.replay_days = (int)n;
+        else if (!live && !strcmp(f, "--wait-group")) o.wait_group = v;
+        else if (live && !strcmp(f, "--tag") && strlen(v) < 16 && !strchr(v, '"')) o.tag = v;
+        else if (live && !strcmp(f, "--events") && !parse_long(f, v, 1, 1000000000, &n)) o.events = n;
+        else if (live && !strcmp(f, "--seconds") && !parse_long(f, v, 1, 86400, &n)) o.seconds = (double)n;
+        else if (live && !strcmp(f, "--rate") && !parse_long(f, v, 1, 10000000, &n)) o.rate = n;
+        else if (live && !strcmp(f, "--appends")) o.appends_path = v;
+        else {
+            fprintf(stderr, "loadgen: %s %s: unknown option for %s, or a bad value\n", f, v, argv[1]);
+            usage();
+            return 2;
+        }
+    }
+    if (!o.brokers) {
+        fprintf(stderr, "loadgen: --brokers is required\n");
+        return 2;
+    }
+    if (live && !o.events && o.seconds <= 0) {
+        fprintf(stderr, "loadgen: live needs --events or --seconds\n");
+        return 2;
+    }
+    if (!o.replay_days != !o.replay_days_ago || (o.replay_days && (!o.events || o.rate || o.replay_days > o.replay_days_ago))) {
+        fprintf(stderr, "loadgen: a replay needs --replay-days-ago A, --replay-days D <= A and --events, without --rate\n");
+        return 2;
+    }
+    if (!live) o.tag = "h";
+    if (o.rate && o.seconds > 0 && !o.events) o.events = (long)((double)o.rate * o.seconds); /* exactly rate x seconds */
+
+    generator g = {.append_time_ok = true};
+    static const char *const names[] = {"payments", "calls", "app-logins", "customer-profiles"};
+    for (int t = 0; t < 4; t++) snprintf(g.topic[t], sizeof(g.topic[t]), "%s%s", o.topic_prefix, names[t]);
+    if (o.appends_path && !(g.appends = fopen(o.appends_path, "w"))) {
+        fprintf(stderr, "loadgen: %s: %s\n", o.appends_path, strerror(errno));
+        return 2;
+    }
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* Flat out: large batches. Paced: send each millisecond's events at once. */
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", o.brokers, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) || /* as the Java clients */
+        rd_kafka_conf_set(conf, "linger.ms", o.rate ? "1" : "20", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "batch.num.messages", "10000", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err))) {
+        fprintf(stderr, "loadgen: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+        return 2;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, &g);
+    if (!(g.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)))) {
+        fprintf(stderr, "loadgen: %s\n", err);
+        return 2;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+
+    double t0 = mono_s();
+    int rc = live ? run_live(&g, &o) : run_history(&g, &o);
+    if (rd_kafka_flush(g.rk, 60000)) fprintf(stderr, "loadgen: %d messages still unsent after 60 s\n", rd_kafka_outq_len(g.rk));
+    double took = mono_s() - t0;
+    long lost = g.produced - g.delivered - g.failed;
+    rd_kafka_destroy(g.rk);
+    if (g.appends && fclose(g.appends)) rc = -1;
+    if (g.failed || lost) {
+        fprintf(stderr, "loadgen: %ld of %ld messages not delivered (first error: %s)\n", g.failed + lost, g.produced,
+                g.failed ? g.first_error : "none reported");
+        rc = -1;
+    }
+    if (o.appends_path && !g.append_time_ok) {
+        fprintf(stderr, "loadgen: the broker did not stamp log-append times; %s holds create times\n", o.appends_path);
+        rc = -1;
+    }
+    fprintf(stderr, "loadgen: %ld messages in %.1f s (%.0f/s)\n", g.delivered, took, (double)g.delivered / (took > 0 ? took : 1));
+    printf("produced %ld events %ld profiles %ld\n", g.delivered, g.delivered - g.profiles, g.profiles);
+    return rc ? 1 : 0;
+}
