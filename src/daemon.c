@@ -552,13 +552,47 @@ static void publish(daemon *d, bool force) {
 
 /* Reads, decides and applies the whole batch; loops until Redis accepted it
  * or a stop was requested (then returns false and nothing is committed). */
+/* Adds customer c's requests (its state, and its contact point's if it
+ * touched one) to reqs after flushing its state into its ops; sets *oom when
+ * recording ran out of memory. */
+static void queue_customer(daemon *d, size_t c, md_apply_req *reqs, size_t *nreq, bool *oom) {
+    md_cstate_flush(d->states[c], &d->ops[c]);
+    if (d->ops[c].oom || d->cp_ops[c].oom) *oom = true;
+    if (d->ops[c].n == 0) return; /* only duplicates: nothing to write */
+    md_apply_req *q = &reqs[(*nreq)++];
+    md_store_customer_key(d->store, d->cust_ids[c], q->key, sizeof(q->key));
+    q->ops = &d->ops[c];
+    q->expect_version = md_cstate_version(d->states[c]);
+    q->ttl_ms = md_cstate_ttl_ms(d->states[c]);
+    if (d->cp_ops[c].n && d->cust_cp[c] >= 0) {
+        q = &reqs[(*nreq)++];
+        md_store_contact_point_key(d->store, d->cp_ids[d->cust_cp[c]], q->key, sizeof(q->key));
+        q->ops = &d->cp_ops[c];
+        q->expect_version = -1;
+        q->ttl_ms = d->cfg->rules->max_cap_span_ms + MD_DAY_MS;
+    }
+}
+
+/* Requests are handed to Redis in slices of this many while the rest of the
+ * batch is decided, so that Redis's work on applies overlaps the daemon's
+ * on decisions instead of following it (bench/run: see BENCHMARKS.md). */
+#define MD_APPLY_SLICE 64
+
 static bool decide_and_apply(daemon *d, size_t n) {
     const md_config *cfg = d->cfg;
     char err[512];
     md_apply_req *reqs = calloc(d->n_cust * 2 + 1, sizeof(md_apply_req));
     int *results = calloc(d->n_cust * 2 + 1, sizeof(int));
+    /* Customers in the order their last message of the batch comes: once
+     * the decisions have passed it, that customer's requests are final. */
+    size_t *last = calloc(d->n_cust + 1, sizeof(size_t)), *final_order = calloc(d->n_cust + 1, sizeof(size_t));
     bool ok = false;
-    if (!reqs || !results) goto done;
+    if (!reqs || !results || !last || !final_order) goto done;
+    for (size_t i = 0; i < n; i++)
+        if (d->items[i].kind != ITEM_SKIP) last[d->items[i].customer] = i;
+    size_t n_final = 0;
+    for (size_t i = 0; i < n; i++)
+        if (d->items[i].kind != ITEM_SKIP && last[d->items[i].customer] == i) final_order[n_final++] = (size_t)d->items[i].customer;
     while (!*d->stop) {
         struct timespec t_read;
         mono_now(&t_read);
@@ -592,11 +626,26 @@ static bool decide_and_apply(daemon *d, size_t n) {
             md_ops_clear(&d->ops[c]);
             md_ops_clear(&d->cp_ops[c]);
         }
-        /* Decide, in message order (per-customer order is partition order). */
+        /* Decide, in message order (per-customer order is partition order),
+         * handing each slice of final customers' requests to Redis. */
         int64_t now = wall_ms();
         counters before = d->n;
+        size_t nreq = 0, nsent = 0, next_final = 0;
+        bool oom = false;
         for (size_t i = 0; i < n; i++) {
             item *it = &d->items[i];
+            while (!oom && next_final < n_final && last[final_order[next_final]] < i)
+                queue_customer(d, final_order[next_final++], reqs, &nreq, &oom);
+            if (!oom && nreq - nsent >= MD_APPLY_SLICE) {
+                if (md_store_apply_send(d->store, nreq - nsent, reqs + nsent, err, sizeof(err)) != MD_ERR_OK) {
+                    d->n = before;
+                    d->n.redis_retries++;
+                    md_log(MD_LOG_WARN, "redis", "apply failed; redoing the batch", "error", err, NULL);
+                    sleep_ms(cfg->redis.retry_backoff_ms);
+                    goto retry;
+                }
+                nsent = nreq;
+            }
             if (it->kind == ITEM_SKIP) continue;
             md_cstate *cs = d->states[it->customer];
             md_source src = {rd_kafka_topic_name(it->msg->rkt), it->msg->partition, it->msg->offset};
@@ -646,35 +695,20 @@ static bool decide_and_apply(daemon *d, size_t n) {
                     if (d->out.eval[c].suppressed != MD_SUPPRESS_NONE) d->n.suppressed[d->out.eval[c].suppressed]++;
             md_engine_out_fini(&d->out);
         }
-        /* One apply per customer, conditional on the version read. */
-        size_t nreq = 0;
-        bool oom = false;
-        for (size_t c = 0; c < d->n_cust; c++) {
-            md_cstate_flush(d->states[c], &d->ops[c]);
-            if (d->ops[c].oom || d->cp_ops[c].oom) oom = true;
-            if (d->ops[c].n == 0) continue; /* only duplicates: nothing to write */
-            md_store_customer_key(d->store, d->cust_ids[c], reqs[nreq].key, sizeof(reqs[nreq].key));
-            reqs[nreq].ops = &d->ops[c];
-            reqs[nreq].expect_version = md_cstate_version(d->states[c]);
-            reqs[nreq].ttl_ms = md_cstate_ttl_ms(d->states[c]);
-            nreq++;
-            if (d->cp_ops[c].n && d->cust_cp[c] >= 0) {
-                md_store_contact_point_key(d->store, d->cp_ids[d->cust_cp[c]], reqs[nreq].key, sizeof(reqs[nreq].key));
-                reqs[nreq].ops = &d->cp_ops[c];
-                reqs[nreq].expect_version = -1;
-                reqs[nreq].ttl_ms = cfg->rules->max_cap_span_ms + MD_DAY_MS;
-                nreq++;
-            }
-        }
+        /* One apply per customer, conditional on the version read: the
+         * rest of them, then every reply. */
+        while (!oom && next_final < n_final) queue_customer(d, final_order[next_final++], reqs, &nreq, &oom);
         if (oom) {
             md_log(MD_LOG_ERROR, "daemon", "out of memory while recording; retrying the batch", NULL);
             d->n = before;
             sleep_ms(1000);
-            continue;
+            goto retry;
         }
         struct timespec t_apply;
         mono_now(&t_apply);
-        e = md_store_apply(d->store, nreq, reqs, results, err, sizeof(err));
+        e = md_store_apply_send(d->store, nreq - nsent, reqs + nsent, err, sizeof(err));
+        if (!e) e = md_store_apply_collect(d->store, nreq, reqs, results, err, sizeof(err));
+        nsent = 0; /* answered, or the connection is gone with them */
         d->snap.redis_ok = e == MD_ERR_OK;
         if (!e && nreq) md_hist_observe(&d->snap.latency[MD_LAT_REDIS_APPLY], seconds_since(&t_apply));
         if (e) {
@@ -701,11 +735,17 @@ static bool decide_and_apply(daemon *d, size_t n) {
         }
         ok = true;
         break;
-    retry:;
+    retry:
+        /* Requests sent but not answered: their replies would be taken for
+         * the next command's. Drop the connection with them; whether they
+         * were applied or not, the redo reads what is there. */
+        if (nsent) md_store_disconnect(d->store);
     }
 done:
     free(reqs);
     free(results);
+    free(last);
+    free(final_order);
     return ok;
 }
 

@@ -352,6 +352,11 @@ md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *co
 }
 
 md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size) {
+    md_err err = md_store_apply_send(s, n, reqs, errstr, errstr_size);
+    return err ? err : md_store_apply_collect(s, n, reqs, results, errstr, errstr_size);
+}
+
+md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char *errstr, size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
     size_t cap = 0;
@@ -412,6 +417,23 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
     if (err) {
         md_store_disconnect(s); /* half a pipeline was queued: start clean */
         return err;
+    }
+    /* Hand the commands to Redis now (the socket is blocking: this returns
+     * once the kernel holds them), not at the first read of a reply. */
+    for (int done = 0; !done;)
+        if (redisBufferWrite(s->c, &done) != REDIS_OK) {
+            snprintf(errstr, errstr_size, "redis connection lost: %s", s->c->errstr[0] ? s->c->errstr : "write failed");
+            md_store_disconnect(s);
+            return MD_ERR_REDIS_DOWN;
+        }
+    return MD_ERR_OK;
+}
+
+md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size) {
+    md_err err;
+    if (!s->c && n) { /* never reconnect here: the replies went with the old connection */
+        snprintf(errstr, errstr_size, "redis connection lost before the applies were answered");
+        return MD_ERR_REDIS_DOWN;
     }
     md_err first = MD_ERR_OK;
     for (size_t i = 0; i < n; i++) {

@@ -50,6 +50,17 @@ typedef struct md_apply_req {
  * version conflict (nothing written for that request). */
 md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size);
 
+/* md_store_apply in two halves, so that Redis applies one part of a batch
+ * while the caller decides the next: _send writes the n requests to the
+ * connection without reading a reply; _collect reads the replies of every
+ * request sent since the last collect (total, in order) into results. reqs
+ * must stay valid until _collect. After an error from either, the
+ * connection is closed and whatever was sent may or may not have been
+ * applied: the caller redoes the batch (applies are idempotent per offset
+ * and conditional on the version). */
+md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char *errstr, size_t errstr_size);
+md_err md_store_apply_collect(md_store *s, size_t total, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size);
+
 /* Adds n pending funnel increments: HINCRBY "<prefix>:funnel:<campaign>:<day>"
  * field delta, each key kept 400 days. One round trip. */
 md_err md_store_funnel_add(md_store *s, size_t n, const char *const *campaigns, const char *const *days,

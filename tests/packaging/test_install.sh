@@ -43,5 +43,10 @@ for s in SIGTERM SIGINT SIGHUP; do check "the man page documents $s" grep -q "$s
 for v in MOMENTD_KAFKA_BROKERS MOMENTD_REDIS_URL MOMENTD_REDIS_PASSWORD; do
     check "the man page documents $v" grep -q "$v" "$man"
 done
+# docker-compose.yml: valid for Compose, with the Redis settings the README
+# recommends (no Docker needed to check either).
+compose=$(cd "$src" && docker-compose config 2>&1)
+check "docker-compose.yml passes docker-compose config" test $? -eq 0
+check "its Redis persists with AOF everysec and rare rewrites" grep -q 'auto-aof-rewrite-percentage' <<<"$compose"
 echo "[test_install] $CHECKS checks, $FAILS failed"
 [ "$CHECKS" -gt 0 ] && [ "$FAILS" -eq 0 ]
