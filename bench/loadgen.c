@@ -7,7 +7,8 @@
  *                   [--seed S] [--slice-days K] [--wait-group G] [--topic-prefix P]
  *   loadgen live    --brokers B [--customers N] [--seed S] [--tag T]
  *                   (--events E | --seconds S) [--rate R] [--appends FILE]
- *                   [--replay-days-ago A --replay-days D] [--topic-prefix P]
+ *                   [--replay-days-ago A --replay-days D [--slice-days K]
+ *                   [--wait-group G]] [--topic-prefix P]
  *
  * Every customer has a story fixed by the seed and the customer's number
  * (a late payer with a shrinking balance, a browser of the prepaid product, an
@@ -27,9 +28,10 @@
  * channels' quiet hours do not suppress every moment; the shift is printed.
  * Without --rate it produces flat out. With --replay-days-ago A and
  * --replay-days D (and --events E), event times instead run evenly from
- * midnight UTC A days ago through D days, in production order: E events of a
- * busy stretch replayed as fast as they can be written, with a customer's
- * events spread over days rather than seconds. --appends writes "event_id append_ms"
+ * midnight UTC A days ago through D days, in production order: E events of
+ * D days replayed as fast as they can be written (and, with --wait-group,
+ * paced like a history), with a customer's events spread over days rather
+ * than seconds. --appends writes "event_id append_ms"
  * for every delivered message, the broker's log-append time (the broker must
  * stamp it: log.message.timestamp.type=LogAppendTime), for latency.
  *
@@ -44,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define DAY_MS INT64_C(86400000)
@@ -290,18 +293,58 @@ static int wait_for_group(rd_kafka_t *group, const rd_kafka_topic_partition_list
     return rc;
 }
 
-static int run_history(generator *g, const options *o) {
-    rd_kafka_t *group = NULL;
-    if (o->wait_group) {
-        char err[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, err, sizeof(err)) ||
-            rd_kafka_conf_set(conf, "group.id", o->wait_group, err, sizeof(err)) ||
-            !(group = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)))) {
-            fprintf(stderr, "loadgen: group watcher: %s\n", err);
-            return -1;
-        }
+/* Keeps the generator at most one slice of event time ahead of a consumer
+ * group (--wait-group): momentd reads the three topics independently, and a
+ * backlog of weeks would let one topic run weeks ahead of another in event
+ * time, beyond limits.max_lateness. The group still always has a slice to
+ * read, so its own speed is what is measured. */
+typedef struct pacer {
+    rd_kafka_t *group;                       /* owned; NULL: no pacing */
+    rd_kafka_topic_partition_list_t *behind; /* owned: where the previous slice ended */
+} pacer;
+
+static int pacer_init(pacer *p, const options *o) {
+    p->group = NULL;
+    p->behind = NULL;
+    if (!o->wait_group) return 0;
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "group.id", o->wait_group, err, sizeof(err)) ||
+        !(p->group = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)))) {
+        fprintf(stderr, "loadgen: group watcher: %s\n", err);
+        return -1;
     }
+    return 0;
+}
+
+/* A slice was written: wait until the group has read the one before it
+ * (with catch_up, this one too). */
+static int pacer_slice(pacer *p, generator *g, bool catch_up) {
+    if (!p->group) return 0;
+    if (rd_kafka_flush(g->rk, 60000)) {
+        fprintf(stderr, "loadgen: messages still unsent after 60 s\n");
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *now = high_watermarks(g);
+    int rc = !now || (p->behind && wait_for_group(p->group, p->behind, 300)) || (catch_up && wait_for_group(p->group, now, 300)) ? -1 : 0;
+    if (p->behind) rd_kafka_topic_partition_list_destroy(p->behind);
+    p->behind = now;
+    fprintf(stderr, ".");
+    return rc;
+}
+
+static void pacer_fini(pacer *p) {
+    if (p->behind) rd_kafka_topic_partition_list_destroy(p->behind);
+    if (p->group) {
+        fprintf(stderr, "\n");
+        rd_kafka_destroy(p->group);
+    }
+}
+
+static int run_history(generator *g, const options *o) {
+    pacer p;
+    if (pacer_init(&p, o)) return -1;
     customer c;
     int rc = 0;
     for (long n = 0; n < o->customers && !rc; n++) {
@@ -311,32 +354,15 @@ static int run_history(generator *g, const options *o) {
     /* By default the days end yesterday, so that today's live traffic comes
      * after them. */
     int64_t first_day = wall_ms() / DAY_MS * DAY_MS - (int64_t)(o->days + o->ending_days_ago) * DAY_MS;
-    rd_kafka_topic_partition_list_t *behind = NULL; /* where the previous slice ended */
     for (int d = 0; d < o->days && !rc && !stop_requested; d++) {
         for (long n = 0; n < o->customers && !rc; n++) {
             customer_get(o, n, &c);
             rc = history_day(g, o, &c, n, d, first_day + d * DAY_MS);
         }
         bool last = d + 1 == o->days;
-        if (rc || !group || ((d + 1) % o->slice_days && !last)) continue;
-        /* Let momentd read this slice while the next is written, but no
-         * further ahead: wait for the slice before this one. */
-        if (rd_kafka_flush(g->rk, 60000)) {
-            fprintf(stderr, "loadgen: messages still unsent after 60 s\n");
-            rc = -1;
-            break;
-        }
-        rd_kafka_topic_partition_list_t *now = high_watermarks(g);
-        if (!now || (behind && wait_for_group(group, behind, 300)) || (last && wait_for_group(group, now, 300))) rc = -1;
-        if (behind) rd_kafka_topic_partition_list_destroy(behind);
-        behind = now;
-        fprintf(stderr, ".");
+        if (!rc && ((d + 1) % o->slice_days == 0 || last)) rc = pacer_slice(&p, g, last);
     }
-    if (behind) rd_kafka_topic_partition_list_destroy(behind);
-    if (group) {
-        fprintf(stderr, "\n");
-        rd_kafka_destroy(group);
-    }
+    pacer_fini(&p);
     return rc;
 }
 
@@ -351,9 +377,13 @@ static int64_t daytime_shift_ms(int64_t now) {
 }
 
 static int run_live(generator *g, const options *o) {
+    pacer p;
+    if (pacer_init(&p, o)) return -1;
+    int rc = 0;
     int64_t shift = o->replay_days ? 0 : daytime_shift_ms(wall_ms());
     int64_t replay_from = wall_ms() / DAY_MS * DAY_MS - (int64_t)o->replay_days_ago * DAY_MS;
     double replay_step = o->replay_days ? (double)(o->replay_days * DAY_MS) / (double)o->events : 0;
+    int64_t next_slice = replay_from + o->slice_days * DAY_MS; /* replays: where pacing looks again */
     if (shift) fprintf(stderr, "loadgen: event times are the wall clock minus %.2f h (night in China)\n", (double)shift / HOUR_MS);
     rng r = {mix(o->seed ^ mix((uint64_t)wall_ms()))};
     double t0 = mono_s();
@@ -369,16 +399,21 @@ static int run_live(generator *g, const options *o) {
             continue;
         }
         int64_t ts = wall_ms() - shift;
-        for (; sent < due; sent++) {
+        for (; sent < due && !rc; sent++) {
             if (o->replay_days) ts = replay_from + (int64_t)(replay_step * (double)sent);
+            if (o->replay_days && ts >= next_slice) {
+                rc = pacer_slice(&p, g, false);
+                next_slice += o->slice_days * DAY_MS;
+            }
             customer_get(o, below(&r, o->customers), &c);
             /* The mix of a utility's traffic: mostly app logins. */
             double k = unif(&r);
-            int rc = k < 0.25 ? payment(g, o, &c, ts, &r) : k < 0.33 ? call(g, o, &c, ts, &r) : app_login(g, o, &c, ts, &r);
-            if (rc) return -1;
+            if (!rc) rc = k < 0.25 ? payment(g, o, &c, ts, &r) : k < 0.33 ? call(g, o, &c, ts, &r) : app_login(g, o, &c, ts, &r);
         }
+        if (rc) break;
     }
-    return 0;
+    pacer_fini(&p);
+    return rc;
 }
 
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
@@ -398,7 +433,8 @@ static void usage(void) {
             "usage: loadgen history --brokers B [--customers N] [--days D] [--ending-days-ago A] [--seed S] [--slice-days K]\n"
             "                       [--wait-group G] [--topic-prefix P]\n"
             "       loadgen live --brokers B [--customers N] [--seed S] [--tag T] (--events E | --seconds S) [--rate R]\n"
-            "                    [--appends FILE] [--replay-days-ago A --replay-days D] [--topic-prefix P]\n");
+            "                    [--appends FILE] [--replay-days-ago A --replay-days D [--slice-days K] [--wait-group G]]\n"
+            "                    [--topic-prefix P]\n");
 }
 
 int main(int argc, char **argv) {
@@ -421,11 +457,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(f, "--seed") && !parse_long(f, v, 1, 1L << 40, &n)) o.seed = (uint64_t)n;
         else if (!strcmp(f, "--topic-prefix")) o.topic_prefix = v;
         else if (!live && !strcmp(f, "--days") && !parse_long(f, v, 1, 3650, &n)) o.days = (int)n;
-        else if (!live && !strcmp(f, "--slice-days") && !parse_long(f, v, 1, 30, &n)) o.slice_days = (int)n;
+        else if (!strcmp(f, "--slice-days") && !parse_long(f, v, 1, 30, &n)) o.slice_days = (int)n;
+        else if (!strcmp(f, "--wait-group")) o.wait_group = v;
         else if (!live && !strcmp(f, "--ending-days-ago") && !parse_long(f, v, 0, 3650, &n)) o.ending_days_ago = (int)n;
         else if (live && !strcmp(f, "--replay-days-ago") && !parse_long(f, v, 1, 3650, &n)) o.replay_days_ago = (int)n;
         else if (live && !strcmp(f, "--replay-days") && !parse_long(f, v, 1, 3650, &n)) o.replay_days = (int)n;
-        else if (!live && !strcmp(f, "--wait-group")) o.wait_group = v;
         else if (live && !strcmp(f, "--tag") && strlen(v) < 16 && !strchr(v, '"')) o.tag = v;
         else if (live && !strcmp(f, "--events") && !parse_long(f, v, 1, 1000000000, &n)) o.events = n;
         else if (live && !strcmp(f, "--seconds") && !parse_long(f, v, 1, 86400, &n)) o.seconds = (double)n;
@@ -447,6 +483,10 @@ int main(int argc, char **argv) {
     }
     if (!o.replay_days != !o.replay_days_ago || (o.replay_days && (!o.events || o.rate || o.replay_days > o.replay_days_ago))) {
         fprintf(stderr, "loadgen: a replay needs --replay-days-ago A, --replay-days D <= A and --events, without --rate\n");
+        return 2;
+    }
+    if (live && o.wait_group && !o.replay_days) {
+        fprintf(stderr, "loadgen: --wait-group paces replays and histories, not live traffic\n");
         return 2;
     }
     if (!live) o.tag = "h";
@@ -497,7 +537,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loadgen: the broker did not stamp log-append times; %s holds create times\n", o.appends_path);
         rc = -1;
     }
-    fprintf(stderr, "loadgen: %ld messages in %.1f s (%.0f/s)\n", g.delivered, took, (double)g.delivered / (took > 0 ? took : 1));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru); /* librdkafka's threads included */
+    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    fprintf(stderr, "loadgen: %ld messages in %.1f s (%.0f/s), %.2f s of CPU\n", g.delivered, took, (double)g.delivered / (took > 0 ? took : 1),
+            cpu);
     printf("produced %ld events %ld profiles %ld\n", g.delivered, g.delivered - g.profiles, g.profiles);
     return rc ? 1 : 0;
 }

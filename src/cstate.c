@@ -142,6 +142,7 @@ void md_cstate_reset(md_cstate *cs) {
     for (size_t c = 0; c < cs->cfg->n_campaigns; c++) memset(&cs->camps[c], 0, sizeof(md_camp_st));
     for (size_t a = 0; a < cs->r->n_profile_attrs; a++) cs->attr_of[a] = -1;
     cs->exists = false;
+    cs->outbox_clear = false;
     cs->customer_id[0] = '\0';
     cs->has_balance = false;
     cs->balance = 0;
@@ -462,6 +463,10 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         k->channel = channel_by_name(cfg, v, vl);
         return;
     }
+    if (fl == 2 && f[0] == 'x' && f[1] == '0') {
+        cs->outbox_clear = true;
+        return;
+    }
     if (fl == 2 && (memcmp(f, "cb", 2) == 0 || memcmp(f, "bo", 2) == 0 || memcmp(f, "oo", 2) == 0)) {
         if (!parse_i64(v, vl, &x)) goto bad;
         if (f[0] == 'c') cs->complaint_until = x;
@@ -575,6 +580,15 @@ void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
     cs->n_trecs = keep;
 }
 
+/* An outbox write: from now on the outbox must be read again. */
+static void outbox_add(md_cstate *cs, md_ops *ops, const char *field, const char *value) {
+    md_ops_add(ops, MD_OP_OUTBOX_SET, field, value);
+    if (cs->outbox_clear) md_ops_add(ops, MD_OP_DEL, "x0", NULL);
+    cs->outbox_clear = false;
+}
+
+bool md_cstate_outbox_clear(const md_cstate *cs) { return cs->outbox_clear; }
+
 void md_cstate_flush(md_cstate *cs, md_ops *ops) {
     char field[32];
     for (size_t si = 0; si < cs->r->n_series; si++) {
@@ -593,6 +607,13 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
             free(packed);
         }
         s->dirty = false;
+    }
+    /* The outbox was read and is empty, and this batch adds nothing to it:
+     * say so, and the next reads skip it. Only along other writes: a
+     * customer with nothing to write gets no apply for this. */
+    if (!cs->outbox_clear && ops->n > 0 && cs->n_pending == 0 && cs->n_incrs == 0) {
+        md_ops_add(ops, MD_OP_SET, "x0", "1");
+        cs->outbox_clear = true;
     }
 }
 
@@ -679,7 +700,7 @@ bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *t
     memcpy(val + tl + 1, payload, pl + 1);
     /* The outbox lives in its own hash ("<key>:x", same slot): its values are
      * large and would turn the customer hash out of its compact encoding. */
-    md_ops_add(ops, MD_OP_OUTBOX_SET, id, val);
+    outbox_add(cs, ops, id, val);
     free(val);
     return true;
 }
@@ -755,7 +776,7 @@ static void add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *g
 record:;
     char val[256];
     snprintf(val, sizeof(val), "%s\t%s\t%s\t%" PRId64, in.campaign, in.day, in.field, in.delta);
-    md_ops_add(ops, MD_OP_OUTBOX_SET, in.name, val);
+    outbox_add(cs, ops, in.name, val);
 }
 
 void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta) {

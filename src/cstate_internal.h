@@ -114,6 +114,11 @@ struct md_cstate {
     const md_rules *r;
     char customer_id[MD_CUSTOMER_ID_MAX + 1];
     bool exists;
+    /* "x0": the outbox was empty at the last apply, so reads skip it. Set
+     * only by an apply that read it empty (conditional on the version, like
+     * every apply); removed by the apply that adds to it. States without it
+     * (older ones too) always have their outbox read. */
+    bool outbox_clear;
     int64_t version; /* the "v" field as loaded; 0 when absent */
     md_series_st *series;
     bool has_balance;

@@ -289,43 +289,53 @@ typedef struct cust_load {
     const char *const *ids;
 } cust_load;
 
-/* Keys alternate: 2i is the customer's hash, 2i+1 its outbox. */
-static void load_customer(void *ctx, size_t j, redisReply *r) {
+typedef struct outbox_load {
+    md_cstate *const *states;
+    const size_t *which; /* the k-th outbox read belongs to states[which[k]] */
+} outbox_load;
+
+static void load_customer(void *ctx, size_t i, redisReply *r) {
     cust_load *cl = ctx;
-    size_t i = j / 2;
-    if (j % 2 == 0) {
-        md_cstate_reset(cl->states[i]);
-        md_cstate_set_customer(cl->states[i], cl->ids[i]);
-    }
-    for (size_t k = 0; k + 1 < r->elements; k += 2) {
-        if (j % 2 == 0)
-            md_cstate_load_field(cl->states[i], r->element[k]->str, r->element[k]->len, r->element[k + 1]->str,
-                                 r->element[k + 1]->len);
-        else
-            md_cstate_load_outbox(cl->states[i], r->element[k]->str, r->element[k]->len, r->element[k + 1]->str,
-                                  r->element[k + 1]->len);
-    }
+    md_cstate_reset(cl->states[i]);
+    md_cstate_set_customer(cl->states[i], cl->ids[i]);
+    for (size_t k = 0; k + 1 < r->elements; k += 2)
+        md_cstate_load_field(cl->states[i], r->element[k]->str, r->element[k]->len, r->element[k + 1]->str, r->element[k + 1]->len);
+}
+
+static void load_outbox(void *ctx, size_t k, redisReply *r) {
+    outbox_load *ol = ctx;
+    md_cstate *cs = ol->states[ol->which[k]];
+    for (size_t e = 0; e + 1 < r->elements; e += 2)
+        md_cstate_load_outbox(cs, r->element[e]->str, r->element[e]->len, r->element[e + 1]->str, r->element[e + 1]->len);
 }
 
 md_err md_store_read_customers(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
                                char *errstr, size_t errstr_size) {
+    /* First every customer's hash; then, in a second round trip, the outbox
+     * of those whose hash does not say it was left empty (after a trigger,
+     * or a crash before one was produced): one HGETALL per customer instead
+     * of two. */
     char **keys = calloc(2 * n + 1, sizeof(char *));
-    if (!keys) return MD_ERR_NOMEM;
-    md_err err = MD_ERR_OK;
+    size_t *which = calloc(n + 1, sizeof(size_t));
+    md_err err = keys && which ? MD_ERR_OK : MD_ERR_NOMEM;
     for (size_t i = 0; i < n && !err; i++) {
-        keys[2 * i] = malloc(400);
-        keys[2 * i + 1] = malloc(420);
-        if (!keys[2 * i] || !keys[2 * i + 1]) {
-            err = MD_ERR_NOMEM;
-            break;
-        }
-        md_store_customer_key(s, customer_ids[i], keys[2 * i], 400);
-        snprintf(keys[2 * i + 1], 420, "%s:x", keys[2 * i]);
+        if (!(keys[i] = malloc(400))) err = MD_ERR_NOMEM;
+        else md_store_customer_key(s, customer_ids[i], keys[i], 400);
     }
     cust_load cl = {states, customer_ids};
-    if (!err) err = read_hashes(s, 2 * n, (const char *const *)keys, load_customer, &cl, errstr, errstr_size);
-    for (size_t i = 0; i < 2 * n; i++) free(keys[i]);
+    if (!err) err = read_hashes(s, n, (const char *const *)keys, load_customer, &cl, errstr, errstr_size);
+    size_t m = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        if (md_cstate_outbox_clear(states[i])) continue;
+        if (!(keys[n + m] = malloc(420))) err = MD_ERR_NOMEM;
+        else snprintf(keys[n + m], 420, "%s:x", keys[i]);
+        which[m++] = i;
+    }
+    outbox_load ol = {states, which};
+    if (!err && m) err = read_hashes(s, m, (const char *const *)keys + n, load_outbox, &ol, errstr, errstr_size);
+    for (size_t i = 0; keys && i < 2 * n; i++) free(keys[i]);
     free(keys);
+    free(which);
     return err;
 }
 

@@ -78,6 +78,9 @@ int64_t md_cstate_version(const md_cstate *cs);
 void md_cstate_load_field(md_cstate *cs, const char *field, size_t flen, const char *value, size_t vlen);
 /* Loads one field of the customer's outbox hash (trigger id -> "<topic>\n<payload>"). */
 void md_cstate_load_outbox(md_cstate *cs, const char *field, size_t flen, const char *value, size_t vlen);
+/* True when the loaded hash says its outbox was left empty ("x0"): the
+ * store then does not read the outbox. */
+bool md_cstate_outbox_clear(const md_cstate *cs);
 /* True when at least one field was loaded. */
 bool md_cstate_exists(const md_cstate *cs);
 

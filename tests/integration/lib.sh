@@ -211,13 +211,15 @@ explain_at() {
 }
 
 # dump_state PREFIX: every customer hash under PREFIX, fields sorted, without
-# the offset watermarks (per consumer group) and the version (it counts
-# applies, which depend on how messages happened to be batched).
+# the offset watermarks (per consumer group), the version (it counts
+# applies, which depend on how messages happened to be batched) and the
+# empty-outbox mark x0 (whether an apply came after the outbox emptied also
+# depends on the batching).
 dump_state() {
     # One redis-cli session for all keys; "@@key" lines delimit the replies.
     rcli --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
         rcli | awk '/^@@/ {key = substr($0, 3); n = 0; next} {if (n % 2 == 0) f = $0; else print key " " f "\t" $0; n++}' |
-        grep -v -e ' w:' -e $' v\t' | sort
+        grep -v -e ' w:' -e $' v\t' -e $' x0\t' | sort
 }
 
 # feed TOPIC_PREFIX FILE: produce a gen_events file ("topic|key|json" lines)

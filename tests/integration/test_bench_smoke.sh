@@ -23,4 +23,18 @@ check "momentd CPU per event" number "$(row 'momentd CPU per event')"
 check "momentd peak RSS" number "$(row 'momentd peak RSS')"
 check "every row says whether its target is met" test "$(grep -c '| \(yes\|\*\*no\*\*\) |$' <<<"$OUT")" -eq 7
 check "every message counted exactly once" grep -q 'every phase consumed each produced message once' <<<"$OUT"
+
+# The load generator refuses what it cannot do, with the reason, exit 2.
+LG=$MOMENTD_SOURCE_DIR/build-release/loadgen
+refused() { # refused PATTERN ARGS...: exit status 2 and PATTERN on stderr
+    local pattern=$1 out rc
+    shift
+    out=$("$LG" "$@" 2>&1 >/dev/null) && rc=0 || rc=$?
+    [ "$rc" = 2 ] && grep -q -- "$pattern" <<<"$out"
+}
+check "loadgen: a mode is required" refused "usage: loadgen history" --brokers x
+check "loadgen: live needs an amount" refused "live needs --events or --seconds" live --brokers x
+check "loadgen: bad numbers are named" refused "--customers wants an integer from 1" history --brokers x --customers 0
+check "loadgen: a replay needs both ends" refused "a replay needs" live --brokers x --events 5 --replay-days 5
+check "loadgen: options of the other mode are refused" refused "unknown option for history" history --brokers x --rate 5
 finish

@@ -409,3 +409,40 @@ Test(engine, profile_with_a_nul_character_is_refused) {
     cr_assert_eq(ops.n, 0, "nothing written");
     cr_assert_str_eq(md_cs_profile(cs, cfg->rules->attr_contact_point), "+8613800000000");
 }
+
+/* The kind of the last operation on field f in ops, 0 when there is none. */
+static int last_op_on(const char *f) {
+    int kind = 0;
+    for (size_t i = 0; i < ops.n; i++)
+        if (strcmp(md_ops_field(&ops, i), f) == 0) kind = ops.ops[i].kind;
+    return kind;
+}
+
+Test(engine, an_outbox_left_empty_is_marked_and_unmarked_by_the_next_write_to_it) {
+    /* Read empty, nothing added: the apply says so ("x0"), and the next
+     * batch reads only the customer's hash. */
+    late_payment(TH_T0 - 60 * TH_DAY, 80);
+    md_cstate_flush(cs, &ops);
+    cr_assert_eq(last_op_on("x0"), MD_OP_SET);
+    cr_assert(md_cstate_outbox_clear(cs));
+    /* With the mark loaded, a trigger writes the outbox and removes the mark
+     * in the same apply. */
+    md_ops_clear(&ops);
+    late_payment(TH_T0 - 30 * TH_DAY, 60);
+    late_payment(TH_T0, 50);
+    cr_assert_eq(out.n_triggers, 1);
+    md_cstate_flush(cs, &ops);
+    cr_assert_eq(last_op_on("x0"), MD_OP_DEL, "the mark goes with the first outbox write");
+    cr_assert_not(md_cstate_outbox_clear(cs));
+    /* An outbox still holding a trigger (a crash before Kafka acknowledged
+     * it) is never marked empty. */
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, cust);
+    const char *waiting = "moments.sms\n{}";
+    md_cstate_load_outbox(cs, "t1", 2, waiting, strlen(waiting));
+    md_ops_clear(&ops);
+    late_payment(TH_T0 + TH_DAY, 80);
+    md_cstate_flush(cs, &ops);
+    cr_assert_eq(last_op_on("x0"), 0);
+    cr_assert_not(md_cstate_outbox_clear(cs));
+}
