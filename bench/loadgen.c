@@ -171,6 +171,14 @@ static int produce(generator *g, int topic, const char *key, const char *json, i
 
 static long seq;
 
+/* Writes the fields every event has ("<customer>-<tag><letter><n>" as the
+ * id, unique across runs with distinct tags) into json; the caller appends
+ * its own and the closing brace. Returns the length written. */
+static int event_head(char *json, size_t size, const options *o, const customer *c, char letter, const char *type, int64_t ts) {
+    return snprintf(json, size, "{\"event_id\":\"%s-%s%c%ld\",\"type\":\"%s\",\"customer_id\":\"%s\",\"ts\":%" PRId64, c->id, o->tag,
+                    letter, seq++, type, c->id, ts);
+}
+
 static int payment(generator *g, const options *o, const customer *c, int64_t ts, rng *r) {
     bool risky = c->story == STORY_LATE_PAYER;
     const char *kind = "bill";
@@ -181,10 +189,9 @@ static int payment(generator *g, const options *o, const customer *c, int64_t ts
     else if (k < 0.05) kind = "prepay", amount = 500, balance += 500;
     else if (c->story == STORY_INSTALMENT_SHOPPER && k < 0.25) kind = "card", amount = 800 + unif(r) * 6000;
     char json[512];
-    int len = snprintf(json, sizeof(json),
-                       "{\"event_id\":\"%s-%sp%ld\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%" PRId64
-                       ",\"amount\":%.2f,\"channel\":\"%s\",\"kind\":\"%s\",\"late\":%s,\"balance_after\":%.2f}",
-                       c->id, o->tag, seq++, c->id, ts, amount, unif(r) < 0.5 ? "app" : "bank", kind, late ? "true" : "false", balance);
+    int len = event_head(json, sizeof(json), o, c, 'p', "payment", ts);
+    len += snprintf(json + len, sizeof(json) - (size_t)len, ",\"amount\":%.2f,\"channel\":\"%s\",\"kind\":\"%s\",\"late\":%s,\"balance_after\":%.2f}",
+                    amount, unif(r) < 0.5 ? "app" : "bank", kind, late ? "true" : "false", balance);
     return produce(g, T_PAYMENTS, c->id, json, len);
 }
 
@@ -196,10 +203,9 @@ static int call(generator *g, const options *o, const customer *c, int64_t ts, r
     else if (c->story == STORY_INSTALMENT_SHOPPER && unif(r) < 0.5) reason = "instalment_inquiry";
     else if (unif(r) < 0.03) reason = routine[4];
     char json[512];
-    int len = snprintf(json, sizeof(json),
-                       "{\"event_id\":\"%s-%sc%ld\",\"type\":\"call\",\"customer_id\":\"%s\",\"ts\":%" PRId64
-                       ",\"reason\":\"%s\",\"duration_s\":%ld,\"direction\":\"inbound\"}",
-                       c->id, o->tag, seq++, c->id, ts, reason, 30 + below(r, 570));
+    int len = event_head(json, sizeof(json), o, c, 'c', "call", ts);
+    len += snprintf(json + len, sizeof(json) - (size_t)len, ",\"reason\":\"%s\",\"duration_s\":%ld,\"direction\":\"inbound\"}", reason,
+                    30 + below(r, 570));
     return produce(g, T_CALLS, c->id, json, len);
 }
 
@@ -210,10 +216,8 @@ static int app_login(generator *g, const options *o, const customer *c, int64_t 
     else if (c->story == STORY_INSTALMENT_SHOPPER && unif(r) < 0.35) page = "instalment_product";
     else if (unif(r) < 0.02) page = "prepay_product";
     char json[512];
-    int len = snprintf(json, sizeof(json),
-                       "{\"event_id\":\"%s-%sa%ld\",\"type\":\"app_login\",\"customer_id\":\"%s\",\"ts\":%" PRId64
-                       ",\"pages\":[\"home\",\"%s\"],\"session_s\":%ld}",
-                       c->id, o->tag, seq++, c->id, ts, page, 10 + below(r, 890));
+    int len = event_head(json, sizeof(json), o, c, 'a', "app_login", ts);
+    len += snprintf(json + len, sizeof(json) - (size_t)len, ",\"pages\":[\"home\",\"%s\"],\"session_s\":%ld}", page, 10 + below(r, 890));
     return produce(g, T_APP_LOGINS, c->id, json, len);
 }
 

@@ -550,8 +550,6 @@ static void publish(daemon *d, bool force) {
     d->last_publish_ms = now;
 }
 
-/* Reads, decides and applies the whole batch; loops until Redis accepted it
- * or a stop was requested (then returns false and nothing is committed). */
 /* Adds customer c's requests (its state, and its contact point's if it
  * touched one) to reqs after flushing its state into its ops; sets *oom when
  * recording ran out of memory. */
@@ -578,6 +576,8 @@ static void queue_customer(daemon *d, size_t c, md_apply_req *reqs, size_t *nreq
  * on decisions instead of following it (bench/run: see BENCHMARKS.md). */
 #define MD_APPLY_SLICE 64
 
+/* Reads, decides and applies the whole batch; loops until Redis accepted it
+ * or a stop was requested (then returns false and nothing is committed). */
 static bool decide_and_apply(daemon *d, size_t n) {
     const md_config *cfg = d->cfg;
     char err[512];
