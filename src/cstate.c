@@ -381,11 +381,12 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
     if (fl == 2 && f[0] == 't' && f[1] >= '0' && f[1] < '0' + MD_EVENT_TYPE_COUNT) {
         if (!parse_i64(v, vl, &x)) goto bad;
         cs->last_ts[f[1] - '0'] = x;
+        if (x > cs->newest_ts) cs->newest_ts = x; /* the newest event is the newest of its type */
         return;
     }
-    if (fl == 1 && f[0] == 'n') {
+    if (fl == 1 && f[0] == 'n') { /* written by versions before 2026-12: the same as the largest t<k> */
         if (!parse_i64(v, vl, &x)) goto bad;
-        cs->newest_ts = x;
+        if (x > cs->newest_ts) cs->newest_ts = x;
         return;
     }
     if (fl > 2 && f[0] == 'w' && f[1] == ':') { /* w:<topic>:<partition> */

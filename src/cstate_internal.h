@@ -16,7 +16,9 @@
  *                           reading the series it still has.
  *   bal                     "<balance>,<event time ms>" newest balance_after
  *   t<type>                 time of the newest event of that type (0 payment, 1 call, 2 app_login)
- *   n                       time of the customer's newest event
+ *   n                       time of the customer's newest event: no longer written (the
+ *                           largest t<type> is the same), still read in older states
+ *   x0                      the outbox was empty at the last apply (reads skip it)
  *   w:<topic>:<partition>   highest applied Kafka offset (redelivery guard)
  *   e<16 hex>               event time of a recently seen event_id hash (re-publication guard)
  *   p:<attribute>           profile attribute

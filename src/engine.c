@@ -751,10 +751,9 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
 
     /* 2. Counters. */
     md_cs_add_seen(cs, ops, idh, t, cfg->dedupe.event_id_horizon_ms);
-    if (t > cs->newest_ts) {
-        cs->newest_ts = t;
-        md_cs_set_int(ops, "n", t);
-    }
+    /* Not stored: the newest event is the newest of its type, and loading
+     * the t<k> fields finds it again (one write per event less). */
+    if (t > cs->newest_ts) cs->newest_ts = t;
     if (t > cs->last_ts[ev->type]) {
         cs->last_ts[ev->type] = t;
         snprintf(field, sizeof(field), "t%d", (int)ev->type);

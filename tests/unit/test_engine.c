@@ -446,3 +446,23 @@ Test(engine, an_outbox_left_empty_is_marked_and_unmarked_by_the_next_write_to_it
     cr_assert_eq(last_op_on("x0"), 0);
     cr_assert_not(md_cstate_outbox_clear(cs));
 }
+
+Test(engine, the_newest_event_is_the_newest_of_its_type_and_not_stored_twice) {
+    /* Only a call time stored: a payment 8 days older is beyond the 7-day
+     * max_lateness behind the customer's newest event. */
+    field_time("t1", TH_T0);
+    late_payment(TH_T0 - 8 * TH_DAY, 80);
+    cr_assert_eq(out.applied, MD_TOO_LATE);
+    /* States written before carry it as "n": still read. */
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, cust);
+    field_time("n", TH_T0);
+    late_payment(TH_T0 - 8 * TH_DAY, 80);
+    cr_assert_eq(out.applied, MD_TOO_LATE);
+    /* An accepted event writes its type's time, not "n". */
+    md_ops_clear(&ops);
+    late_payment(TH_T0 + TH_DAY, 80);
+    cr_assert_eq(out.applied, MD_APPLIED);
+    cr_assert_eq(last_op_on("t0"), MD_OP_SET);
+    cr_assert_eq(last_op_on("n"), 0);
+}
