@@ -348,25 +348,31 @@ static void pacer_fini(pacer *p) {
 
 static int run_history(generator *g, const options *o) {
     pacer p;
-    if (pacer_init(&p, o)) return -1;
-    customer c;
+    /* Every customer drawn once, not once per day. */
+    customer *all = malloc((size_t)o->customers * sizeof(*all));
+    if (!all) {
+        fprintf(stderr, "loadgen: out of memory for %ld customers\n", o->customers);
+        return -1;
+    }
+    if (pacer_init(&p, o)) {
+        free(all);
+        return -1;
+    }
     int rc = 0;
     for (long n = 0; n < o->customers && !rc; n++) {
-        customer_get(o, n, &c);
-        rc = profile(g, &c);
+        customer_get(o, n, &all[n]);
+        rc = profile(g, &all[n]);
     }
     /* By default the days end yesterday, so that today's live traffic comes
      * after them. */
     int64_t first_day = wall_ms() / DAY_MS * DAY_MS - (int64_t)(o->days + o->ending_days_ago) * DAY_MS;
     for (int d = 0; d < o->days && !rc && !stop_requested; d++) {
-        for (long n = 0; n < o->customers && !rc; n++) {
-            customer_get(o, n, &c);
-            rc = history_day(g, o, &c, n, d, first_day + d * DAY_MS);
-        }
+        for (long n = 0; n < o->customers && !rc; n++) rc = history_day(g, o, &all[n], n, d, first_day + d * DAY_MS);
         bool last = d + 1 == o->days;
         if (!rc && ((d + 1) % o->slice_days == 0 || last)) rc = pacer_slice(&p, g, last);
     }
     pacer_fini(&p);
+    free(all);
     return rc;
 }
 

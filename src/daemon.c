@@ -85,8 +85,7 @@ static void batch_index_clear(batch_index *x) { memset(x->slots, 0, (x->mask + 1
 /* The slot for id among names: holding the index + 1 of the equal name, or
  * empty (0), where the caller stores the index + 1 of the name it adds. */
 static uint32_t *batch_index_slot(const batch_index *x, const char *const *names, const char *id) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+    uint64_t h = md_hash64(id, strlen(id), 0);
     for (size_t i = (size_t)h & x->mask;; i = (i + 1) & x->mask)
         if (!x->slots[i] || strcmp(names[x->slots[i] - 1], id) == 0) return &x->slots[i];
 }
@@ -232,6 +231,16 @@ static rd_kafka_t *make_client(daemon *d, rd_kafka_type_t type) {
     return rk;
 }
 
+/* Writes the names of the topics momentd produces to (dead letters,
+ * holdouts, each channel's) to names, at most max; returns how many. */
+static size_t output_topics(const md_config *cfg, const char **names, size_t max) {
+    size_t n = 0;
+    names[n++] = cfg->kafka.topic_dead_letter;
+    names[n++] = cfg->kafka.topic_holdout;
+    for (size_t i = 0; i < cfg->n_channels && n < max; i++) names[n++] = cfg->channels[i].topic;
+    return n;
+}
+
 /* Looks up every topic momentd produces to, once, before the first batch
  * needs it: librdkafka looks up a topic it has not seen at most once a
  * second, so the first trigger on each channel after a start or a reload
@@ -241,12 +250,8 @@ static rd_kafka_t *make_client(daemon *d, rd_kafka_type_t type) {
  * cached. Best effort: a topic that cannot be looked up is looked up again
  * when first used. */
 static void learn_outputs(daemon *d) {
-    const md_config *cfg = d->cfg;
     const char *names[MD_MAX_OUTPUT_TOPICS];
-    size_t n = 0;
-    names[n++] = cfg->kafka.topic_dead_letter;
-    names[n++] = cfg->kafka.topic_holdout;
-    for (size_t i = 0; i < cfg->n_channels && n < MD_MAX_OUTPUT_TOPICS; i++) names[n++] = cfg->channels[i].topic;
+    size_t n = output_topics(d->cfg, names, MD_MAX_OUTPUT_TOPICS);
     for (size_t i = 0; i < n && d->n_outputs < MD_MAX_OUTPUT_TOPICS; i++) {
         bool known = false;
         for (size_t k = 0; k < d->n_outputs && !known; k++) known = strcmp(rd_kafka_topic_name(d->outputs[k]), names[i]) == 0;
@@ -273,9 +278,7 @@ static void create_topics(daemon *d) {
     names[n++] = cfg->kafka.topic_app_logins;
     names[n++] = cfg->kafka.topic_profiles;
     names[n++] = cfg->kafka.topic_outcomes;
-    names[n++] = cfg->kafka.topic_dead_letter;
-    names[n++] = cfg->kafka.topic_holdout;
-    for (size_t i = 0; i < cfg->n_channels && n < 64; i++) names[n++] = cfg->channels[i].topic;
+    n += output_topics(cfg, names + n, 64 - n);
     rd_kafka_NewTopic_t *topics[64];
     char err[256];
     for (size_t i = 0; i < n; i++) {

@@ -29,6 +29,13 @@ struct md_store {
     bool tls;                /* rediss:// */
     char tls_ca[512], tls_cert[512], tls_key[512], tls_name[256];
     md_tls_tunnel *tunnel;   /* while connected with TLS */
+    /* Argument arrays of the apply commands, kept between calls: a batch's
+     * applies are sent in slices, and each slice reallocating them cost
+     * more than the requests. Grown as needed, freed by md_store_destroy. */
+    const char **argv;
+    size_t *lens;
+    char (*nums)[24];
+    size_t argv_cap;
 };
 
 static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) {
@@ -124,6 +131,9 @@ void md_store_disconnect(md_store *s) {
 void md_store_destroy(md_store *s) {
     if (!s) return;
     md_store_disconnect(s);
+    free(s->argv);
+    free(s->lens);
+    free(s->nums);
     free(s);
 }
 
@@ -315,26 +325,28 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
      * of those whose hash does not say it was left empty (after a trigger,
      * or a crash before one was produced): one HGETALL per customer instead
      * of two. */
-    char **keys = calloc(2 * n + 1, sizeof(char *));
+    enum { KEY_MAX = 420 }; /* md_store_customer_key's limit (400) plus ":x" */
+    const char **keys = calloc(2 * n + 1, sizeof(char *));
+    char (*buf)[KEY_MAX] = malloc((2 * n + 1) * KEY_MAX); /* one block for every key, not one each */
     size_t *which = calloc(n + 1, sizeof(size_t));
-    md_err err = keys && which ? MD_ERR_OK : MD_ERR_NOMEM;
+    md_err err = keys && buf && which ? MD_ERR_OK : MD_ERR_NOMEM;
     for (size_t i = 0; i < n && !err; i++) {
-        if (!(keys[i] = malloc(400))) err = MD_ERR_NOMEM;
-        else md_store_customer_key(s, customer_ids[i], keys[i], 400);
+        md_store_customer_key(s, customer_ids[i], buf[i], 400);
+        keys[i] = buf[i];
     }
     cust_load cl = {states, customer_ids};
-    if (!err) err = read_hashes(s, n, (const char *const *)keys, load_customer, &cl, errstr, errstr_size);
+    if (!err) err = read_hashes(s, n, keys, load_customer, &cl, errstr, errstr_size);
     size_t m = 0;
     for (size_t i = 0; i < n && !err; i++) {
         if (md_cstate_outbox_clear(states[i])) continue;
-        if (!(keys[n + m] = malloc(420))) err = MD_ERR_NOMEM;
-        else snprintf(keys[n + m], 420, "%s:x", keys[i]);
+        snprintf(buf[n + m], KEY_MAX, "%s:x", keys[i]);
+        keys[n + m] = buf[n + m];
         which[m++] = i;
     }
     outbox_load ol = {states, which};
-    if (!err && m) err = read_hashes(s, m, (const char *const *)keys + n, load_outbox, &ol, errstr, errstr_size);
-    for (size_t i = 0; keys && i < 2 * n; i++) free(keys[i]);
+    if (!err && m) err = read_hashes(s, m, keys + n, load_outbox, &ol, errstr, errstr_size);
     free(keys);
+    free(buf);
     free(which);
     return err;
 }
@@ -369,29 +381,29 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
 md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char *errstr, size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
-    size_t cap = 0;
-    const char **argv = NULL;
-    size_t *lens = NULL;
-    char (*nums)[24] = NULL;
     char outbox_keys[2][420]; /* argv is copied by redisAppendCommandArgv */
     for (size_t i = 0; i < n; i++) {
         const md_apply_req *q = &reqs[i];
         /* EVALSHA sha numkeys key outbox ttl version, then op field value per op. */
         enum { FIXED_ARGS = 7 };
         size_t argc = FIXED_ARGS + 3 * q->ops->n;
-        if (argc > cap) {
-            cap = argc * 2;
-            const char **na = realloc(argv, cap * sizeof(*argv));
-            if (na) argv = na;
-            size_t *nl = realloc(lens, cap * sizeof(*lens));
-            if (nl) lens = nl;
-            char (*nn)[24] = realloc(nums, cap * sizeof(*nums));
-            if (nn) nums = nn;
+        if (argc > s->argv_cap) {
+            size_t cap = argc * 2;
+            const char **na = realloc(s->argv, cap * sizeof(*na));
+            if (na) s->argv = na;
+            size_t *nl = realloc(s->lens, cap * sizeof(*nl));
+            if (nl) s->lens = nl;
+            char (*nn)[24] = realloc(s->nums, cap * sizeof(*nn));
+            if (nn) s->nums = nn;
             if (!na || !nl || !nn) {
                 err = MD_ERR_NOMEM;
                 break;
             }
+            s->argv_cap = cap;
         }
+        const char **argv = s->argv;
+        size_t *lens = s->lens;
+        char (*nums)[24] = s->nums;
         size_t a = 0, k = 0;
         argv[a++] = "EVALSHA";
         argv[a++] = s->apply_sha;
@@ -421,9 +433,6 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
             break;
         }
     }
-    free(argv);
-    free(lens);
-    free(nums);
     if (err) {
         md_store_disconnect(s); /* half a pipeline was queued: start clean */
         return err;
