@@ -1,6 +1,6 @@
-/* daemon.h (private): `momentd run`, the consume-decide-produce loop. */
-#ifndef MOMENTD_DAEMON_H
-#define MOMENTD_DAEMON_H
+/* run.h (private): `momentd run`, the consume-decide-produce loop. */
+#ifndef MOMENTD_RUN_H
+#define MOMENTD_RUN_H
 
 #include <signal.h>
 

@@ -16,7 +16,7 @@
  * re-applied events into no-ops and the outbox entries are produced again
  * under the same trigger_id. Redis or Kafka down: steps 3-4 wait and retry;
  * nothing is skipped. */
-#include "daemon.h"
+#include "run.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>

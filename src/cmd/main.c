@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cstate_internal.h"
-#include "daemon.h"
+#include "run.h"
 #include "log.h"
 #include "momentd/config.h"
 #include "momentd/engine.h"
