@@ -94,6 +94,11 @@ size_t md_cstate_pending_count(const md_cstate *cs);
  * Pointers are valid until the state changes. */
 void md_cstate_pending(const md_cstate *cs, size_t i, const char **trigger_id, const char **topic, const char **payload);
 
+/* What the trigger record of trigger_id says: its campaign and channel
+ * (indices into the configuration, -1 when unknown or no longer configured)
+ * and whether it was a holdout decision. */
+void md_cstate_trigger_info(md_cstate *cs, const char *trigger_id, int *campaign, int *channel, bool *holdout);
+
 /* Pending funnel increments (written with the decisions, not yet added to
  * the campaign's funnel key). Entry i: its outbox field (to delete once
  * added), campaign, day (YYYY-MM-DD), funnel field ("in_app:opened") and
@@ -256,6 +261,25 @@ const char *md_outcome_applied_name(md_outcome_applied a);
 md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_outcome *o, const md_source *src,
                          int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_outcome_applied *applied, md_engine_out *out);
 
+/* Applies one profile (json NULL: a tombstone, which deletes it) from src
+ * to the customer's state, once per offset: MD_APPLIED, MD_DUP_OFFSET for a
+ * redelivery (nothing recorded), or MD_TOO_LATE never. src may be NULL (no
+ * watermark: file or simulated input). A profile that is not an object of
+ * scalars returns MD_ERR_BAD_EVENT with the reason in errstr and changes
+ * nothing but the watermark; inputs are validated with md_profile_check
+ * before they are batched. */
+md_err md_engine_profile(md_cstate *cs, const char *json, const md_source *src, md_ops *ops, md_applied *applied, char *errstr,
+                         size_t errstr_size);
+
+/* The contact point the customer's profile names (the configured
+ * contact_point attribute), or NULL when it names none. Valid until the
+ * state changes. */
+const char *md_cstate_contact_point(const md_cstate *cs);
+
+/* How long a contact point's key is kept after an apply: the longest cap
+ * span plus a day, so no cap ever counts a contact that was forgotten. */
+int64_t md_cpstate_ttl_ms(const md_config *cfg);
+
 /* Evaluates every campaign at time now_ms without an event and without
  * changing anything (explain). fire_on rules are skipped. */
 void md_engine_evaluate(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, int64_t now_ms, md_engine_out *out);
@@ -281,6 +305,10 @@ bool md_quiet_hours_active(int start_min, int end_min, int64_t t_ms, int utc_off
 
 /* "YYYY-MM-DD" of t_ms at utc_offset_min minutes east of UTC. */
 void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]);
+
+/* 64-bit hash of data (FNV-1a with a final mix), stable across runs and
+ * machines: it names stored series and the event-id guard's entries. */
+uint64_t md_hash64(const void *data, size_t len, uint64_t seed);
 
 /* Stable membership in [0, 10000): hash of customer and campaign. */
 unsigned md_holdout_bucket(const char *customer_id, const char *campaign);

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "drive.h"
+#include "batch.h"
 #include "momentd/jsonw.h"
 #include "rules.h"
 #include "store.h"
@@ -34,17 +34,15 @@ typedef struct btally {
     int64_t holdouts[2], total[2];
 } btally;
 
-static void on_trigger(void *ctx, const char *cid, const md_trigger *tr) {
-    (void)cid;
-    btally *t = ctx;
-    if (tr->holdout) {
+static void tally_one(btally *t, const md_delivery *tr) {
+    if (tr->holdout || tr->campaign < 0 || tr->channel < 0) {
         t->holdouts[t->side]++;
         return;
     }
     t->total[t->side]++;
     const char *camp = t->cfg->campaigns[tr->campaign].name, *chan = t->cfg->channels[tr->channel].name;
     char day[11] = "?";
-    const char *et = tr->payload ? strstr(tr->payload, "\"event_time\":\"") : NULL;
+    const char *et = strstr(tr->payload, "\"event_time\":\"");
     if (et) snprintf(day, sizeof(day), "%.10s", et + 14);
     for (size_t i = 0; i < t->n; i++)
         if (strcmp(t->rows[i].campaign, camp) == 0 && strcmp(t->rows[i].channel, chan) == 0 && strcmp(t->rows[i].day, day) == 0) {
@@ -60,8 +58,31 @@ static void on_trigger(void *ctx, const char *cid, const md_trigger *tr) {
     r->n[t->side] = 1;
 }
 
+/* The sink of each side: the moments it would have emitted, tallied. */
+static md_err tally(void *ctx, const md_delivery *dv, size_t n, char *err, size_t errsz) {
+    (void)err;
+    (void)errsz;
+    btally *t = ctx;
+    for (size_t k = 0; k < n; k++) tally_one(t, &dv[k]);
+    return MD_ERR_OK;
+}
+
 /* One input record: an event, or a profile ("customer-profiles|KEY|JSON" in
  * the generator's "topic|key|json" form). */
+/* Inputs per batch (the daemon's default batch is larger; a replay gains
+ * nothing from more). */
+#define BACKTEST_BATCH 500
+
+/* load-profiles' sink: profiles emit nothing. */
+static md_err no_moments(void *ctx, const md_delivery *dv, size_t n, char *err, size_t errsz) {
+    (void)ctx;
+    (void)dv;
+    (void)n;
+    (void)err;
+    (void)errsz;
+    return MD_ERR_OK;
+}
+
 typedef struct brec {
     bool profile;
     char customer[MD_CUSTOMER_ID_MAX + 1];
@@ -231,40 +252,40 @@ static int run_side(const md_config *cfg, const char *redis_url, int side, const
     rcfg.url = (char *)redis_url;
     rcfg.key_prefix = prefix;
     md_store *store = md_store_new(&rcfg, err, errsz);
-    md_event_limits lim = {(size_t)cfg->limits.max_message_bytes, 0, (size_t)cfg->limits.max_pages, (int)cfg->limits.max_depth};
-    md_event_parser *parser = md_event_parser_new(&lim);
-    md_drive *dr = NULL;
+    md_batch *b = NULL;
     int rc = 1;
     t->side = side;
     t->cfg = cfg;
-    if (!store || !parser || md_store_connect(store, err, errsz) || md_drive_wipe(store, prefix, err, errsz)) goto out;
-    if (!(dr = md_drive_new(cfg, store, on_trigger, t))) goto out;
+    md_batch_hooks hooks = {tally, NULL, t};
+    if (!store || md_store_connect(store, err, errsz) || md_store_wipe(store, err, errsz)) goto out;
+    if (!(b = md_batch_new(cfg, store, BACKTEST_BATCH, MD_BATCH_CLOCK_INPUT, &hooks, NULL, NULL))) goto out;
     *rejected = 0;
     for (size_t i = 0; i < in->n; i++) {
         brec r;
         to_record(in->lines[i], in->lens[i], &r);
-        if (r.profile) {
-            if (r.customer[0] && md_drive_profile(dr, r.customer, r.json, err, errsz)) goto out;
-            continue;
+        if (r.profile && !r.customer[0]) continue;
+        /* As the daemon takes a message, without a watermark (a file has no
+         * offsets); an event's key is not checked (plain JSON lines have none). */
+        md_message m = {r.profile ? cfg->kafka.topic_profiles : cfg->kafka.topic_payments, 0, -1, r.profile ? r.customer : NULL,
+                        r.profile ? strlen(r.customer) : 0, r.json, r.len};
+        const char *reason;
+        char detail[256];
+        if (md_batch_make_room(b, err, errsz)) goto out;
+        md_err e = md_batch_add_message(b, &m, 0, &reason, detail, sizeof(detail));
+        if (e == MD_ERR_BAD_EVENT) (*rejected)++;
+        else if (e) {
+            snprintf(err, errsz, "%s", detail);
+            goto out;
         }
-        md_event ev;
-        md_parse_result res;
-        /* Future-skew is about the wall clock of a live stream: off here. */
-        if (md_event_parse(parser, r.json, r.len, NULL, 0, INT64_MAX / 2, &ev, &res) != MD_ERR_OK) {
-            (*rejected)++;
-            continue;
-        }
-        if (md_drive_event(dr, &ev, err, errsz)) goto out;
     }
-    if (md_drive_flush(dr, err, errsz)) goto out;
+    if (md_batch_run(b, 0, err, errsz)) goto out;
     rc = 0;
 out:
     if (store && md_store_connected(store)) {
         char werr[256];
-        md_drive_wipe(store, prefix, werr, sizeof(werr));
+        md_store_wipe(store, werr, sizeof(werr));
     }
-    md_drive_destroy(dr);
-    md_event_parser_destroy(parser);
+    md_batch_destroy(b);
     md_store_destroy(store);
     return rc;
 }
@@ -365,7 +386,8 @@ int md_load_profiles(const char *config_path, const char *file, const char *redi
     md_cfg_redis rcfg = cfg->redis;
     if (redis_url) rcfg.url = (char *)redis_url;
     md_store *store = md_store_new(&rcfg, err, sizeof(err));
-    md_drive *dr = NULL;
+    md_batch *b = NULL;
+    md_batch_hooks hooks = {no_moments, NULL, NULL};
     int rc = 1;
     int64_t loaded = 0, bad = 0, lineno = 0;
     if (!f) {
@@ -373,7 +395,7 @@ int md_load_profiles(const char *config_path, const char *file, const char *redi
         rc = 2;
         goto out;
     }
-    if (!store || md_store_connect(store, err, sizeof(err)) || !(dr = md_drive_new(cfg, store, NULL, NULL))) {
+    if (!store || md_store_connect(store, err, sizeof(err)) || !(b = md_batch_new(cfg, store, BACKTEST_BATCH, MD_BATCH_CLOCK_INPUT, &hooks, NULL, NULL))) {
         fprintf(stderr, "momentd load-profiles: %s\n", store ? err : "out of memory");
         goto out;
     }
@@ -388,21 +410,25 @@ int md_load_profiles(const char *config_path, const char *file, const char *redi
         char detail[256] = "";
         bool ok = bar && bar != line && (size_t)(bar - line) <= MD_CUSTOMER_ID_MAX;
         if (!ok) snprintf(detail, sizeof(detail), "expected CUSTOMER_ID|{...} with an id of 1-%d bytes", MD_CUSTOMER_ID_MAX);
-        else ok = md_profile_check(bar + 1, cfg->limits.max_profile_attrs, detail, sizeof(detail)) == MD_ERR_OK;
+        md_err e = MD_ERR_OK;
+        if (ok) {
+            *bar = '\0';
+            if (!(e = md_batch_make_room(b, err, sizeof(err)))) e = md_batch_add_profile(b, line, bar + 1, NULL, detail, sizeof(detail));
+            ok = e != MD_ERR_BAD_EVENT;
+        }
         if (!ok) {
             if (bad++ < 10) fprintf(stderr, "momentd load-profiles: %s:%" PRId64 ": %s\n", file, lineno, detail);
             continue;
         }
-        *bar = '\0';
-        if (md_drive_profile(dr, line, bar + 1, err, sizeof(err))) {
-            fprintf(stderr, "momentd load-profiles: %s\n", err);
+        if (e) {
+            fprintf(stderr, "momentd load-profiles: %s\n", err[0] ? err : detail);
             free(line);
             goto out;
         }
         loaded++;
     }
     free(line);
-    if (md_drive_flush(dr, err, sizeof(err))) {
+    if (md_batch_run(b, 0, err, sizeof(err))) {
         fprintf(stderr, "momentd load-profiles: %s\n", err);
         goto out;
     }
@@ -410,7 +436,7 @@ int md_load_profiles(const char *config_path, const char *file, const char *redi
     rc = bad ? 2 : 0;
 out:
     if (f && f != stdin) fclose(f);
-    md_drive_destroy(dr);
+    md_batch_destroy(b);
     md_store_destroy(store);
     md_config_destroy(cfg);
     return rc;

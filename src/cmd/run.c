@@ -1,21 +1,17 @@
-/* daemon.c: the consume-decide-produce loop of `momentd run`.
+/* run.c: `momentd run`, the daemon: Kafka in, the batch runner, Kafka out.
  *
- * One batch at a time, in this order, which is what SPEC section 9 rests on:
- *   1. poll up to limits.batch_size messages;
- *   2. parse; bad input goes to the dead-letter topic (original bytes, reason
- *      and source in headers);
- *   3. read every customer of the batch from Redis (one pipelined HGETALL
- *      each), decide in the pure engine, and apply each customer's changes
- *      with one EVALSHA that writes only if the customer's version is still
- *      the one read (optimistic concurrency) and puts triggers into the
- *      customer's outbox in the same atomic step;
- *   4. produce every outbox entry of the batch's customers with the
- *      idempotent producer and wait for Kafka's acknowledgements;
- *   5. delete acknowledged outbox entries, then commit the batch's offsets.
- * A crash anywhere before 5 redelivers the batch: watermarks turn the
- * re-applied events into no-ops and the outbox entries are produced again
- * under the same trigger_id. Redis or Kafka down: steps 3-4 wait and retry;
- * nothing is skipped. */
+ * Its own jobs are the Kafka edges of a batch and the process around it:
+ *   - poll up to limits.batch_size messages and hand each to the batch
+ *     (batch.h), which parses it; what it refuses becomes a dead letter
+ *     (the original bytes, cut to what the producer may send, with the
+ *     reason and the source in headers);
+ *   - run the batch (read, decide, apply with the version check) with a sink
+ *     that produces its outbox and the dead letters with the idempotent
+ *     producer and waits for every acknowledgement;
+ *   - commit the batch's offsets only then, so that a crash anywhere before
+ *     redelivers the batch, whose re-applied inputs are no-ops;
+ *   - wait and retry while Redis or Kafka is down, publish the counters for
+ *     /metrics, reload the configuration on SIGHUP between batches. */
 #include "run.h"
 
 #include <inttypes.h>
@@ -25,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cstate_internal.h"
+#include "batch.h"
 #include "log.h"
 #include "momentd/engine.h"
 #include "momentd/event.h"
@@ -44,51 +40,12 @@ static void sleep_ms(int64_t ms) {
     nanosleep(&ts, NULL);
 }
 
-typedef enum item_kind { ITEM_EVENT, ITEM_PROFILE, ITEM_OUTCOME, ITEM_SKIP } item_kind;
-
-typedef struct item {
-    rd_kafka_message_t *msg;
-    item_kind kind;
-    md_event ev;         /* ITEM_EVENT; for the others only customer_id is set */
-    md_outcome oc;       /* ITEM_OUTCOME */
-    char *profile_json;  /* ITEM_PROFILE: NUL-terminated copy, NULL = tombstone */
-    int customer;        /* index into the batch's customers */
-} item;
-
 typedef struct delivery {
     int status; /* 0 pending, 1 delivered, -1 failed */
 } delivery;
 
 typedef md_counters counters;
 struct outmsg;
-
-/* Which entry of a batch's list holds a given name. Customers and contact
- * points are looked up once per event, and a linear scan made a batch
- * quadratic: 2,000 distinct customers cost two million strcmp calls, 12% of
- * the daemon's CPU. Open addressing over a power-of-two table at least twice
- * the batch, each slot holding an entry's index + 1 (0: empty), cleared per
- * batch. */
-typedef struct {
-    uint32_t *slots; /* owned */
-    size_t mask;
-} batch_index;
-
-static bool batch_index_init(batch_index *x, size_t cap) {
-    size_t n = 16;
-    while (n < cap * 2) n <<= 1;
-    x->mask = n - 1;
-    return (x->slots = calloc(n, sizeof(*x->slots))) != NULL;
-}
-
-static void batch_index_clear(batch_index *x) { memset(x->slots, 0, (x->mask + 1) * sizeof(*x->slots)); }
-
-/* The slot for id among names: holding the index + 1 of the equal name, or
- * empty (0), where the caller stores the index + 1 of the name it adds. */
-static uint32_t *batch_index_slot(const batch_index *x, const char *const *names, const char *id) {
-    uint64_t h = md_hash64(id, strlen(id), 0);
-    for (size_t i = (size_t)h & x->mask;; i = (i + 1) & x->mask)
-        if (!x->slots[i] || strcmp(names[x->slots[i] - 1], id) == 0) return &x->slots[i];
-}
 
 #define MD_MAX_OUTPUT_TOPICS 64
 
@@ -99,23 +56,13 @@ typedef struct daemon {
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     md_store *store;
-    md_event_parser *parser;
-    /* Per-batch buffers, sized by limits.batch_size and the configuration
-     * (alloc_batch / free_batch; a reload replaces them). */
-    size_t cap;
-    rd_kafka_message_t **msgs;
-    struct outmsg *dl;
-    item *items;
-    md_cstate **states;
-    md_cpstate **cps;
-    md_ops *ops;
-    md_ops *cp_ops;
-    char **cp_ids;
-    int *cust_cp; /* customer -> contact point index or -1 */
-    const char **cust_ids;
-    size_t n_cust, n_cp;
-    batch_index cust_index, cp_index; /* cust_ids, cp_ids by name */
-    md_engine_out out;
+    struct daemon *self;             /* the one running daemon (reload works on a copy) */
+    md_batch *batch;                 /* owned: built for cfg, replaced on reload */
+    rd_kafka_message_t **msgs;       /* owned: the batch's messages, sized by limits.batch_size */
+    struct outmsg *dl;               /* the batch's dead letters */
+    size_t ndl, cap;
+    struct outmsg *out;              /* what the sink produces: dead letters and the outbox */
+    size_t cap_out;
     counters n;
     int64_t last_stats_ms;
     md_status *status;      /* what /metrics and /readyz read */
@@ -370,15 +317,6 @@ static bool produce_all(daemon *d, outmsg *m, size_t n) {
 /* ------------------------------------------------------------------------- */
 /* Batch                                                                      */
 
-static int find_customer(daemon *d, const char *id) {
-    uint32_t *slot = batch_index_slot(&d->cust_index, d->cust_ids, id);
-    if (!*slot) {
-        d->cust_ids[d->n_cust] = id;
-        *slot = (uint32_t)++d->n_cust;
-    }
-    return (int)*slot - 1;
-}
-
 /* A dead letter carries the original bytes, but never more than the
  * producer may send: a message the broker accepted can still be larger than
  * our producer's message.max.bytes, and a dead letter that cannot be
@@ -412,111 +350,23 @@ static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *m, cons
     return h;
 }
 
-/* Parses the batch; bad messages become dead letters in dl[]. */
-static size_t classify(daemon *d, rd_kafka_message_t **msgs, size_t n, outmsg *dl) {
-    const md_config *cfg = d->cfg;
-    size_t ndl = 0;
-    int64_t now = wall_ms();
-    d->n_cust = 0;
-    batch_index_clear(&d->cust_index);
-    for (size_t i = 0; i < n; i++) {
-        item *it = &d->items[i];
-        rd_kafka_message_t *m = msgs[i];
-        it->msg = m;
-        it->kind = ITEM_SKIP;
-        it->profile_json = NULL;
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        const char *reason = NULL;
-        char detail[256] = "";
-        d->n.consumed++;
-        if (strcmp(topic, cfg->kafka.topic_profiles) == 0) {
-            char cid[MD_CUSTOMER_ID_MAX + 1];
-            if (!m->key || m->key_len == 0 || m->key_len > MD_CUSTOMER_ID_MAX) {
-                reason = "key_mismatch";
-                snprintf(detail, sizeof(detail), "a profile's key must be its customer_id (1-%d bytes)", MD_CUSTOMER_ID_MAX);
-            } else if (m->len > (size_t)cfg->limits.max_message_bytes) {
-                reason = "too_large";
-                snprintf(detail, sizeof(detail), "%zu bytes, limit %lld", m->len, (long long)cfg->limits.max_message_bytes);
-            } else {
-                memcpy(cid, m->key, m->key_len);
-                cid[m->key_len] = '\0';
-                if (m->payload) {
-                    it->profile_json = malloc(m->len + 1);
-                    if (!it->profile_json) {
-                        reason = "too_large";
-                        snprintf(detail, sizeof(detail), "out of memory");
-                    } else {
-                        memcpy(it->profile_json, m->payload, m->len);
-                        it->profile_json[m->len] = '\0';
-                        if (strlen(it->profile_json) != m->len) {
-                            reason = "not_json";
-                            snprintf(detail, sizeof(detail), "profile contains a NUL byte");
-                        } else if (md_profile_check(it->profile_json, cfg->limits.max_profile_attrs, detail, sizeof(detail))) {
-                            reason = "bad_profile";
-                        }
-                    }
-                }
-                if (!reason) {
-                    it->kind = ITEM_PROFILE;
-                    snprintf(it->ev.customer_id, sizeof(it->ev.customer_id), "%s", cid);
-                    d->n.profiles++;
-                }
-            }
-        } else if (strcmp(topic, cfg->kafka.topic_outcomes) == 0) {
-            md_parse_result res;
-            if (md_outcome_parse(d->parser, m->payload ? m->payload : "", m->payload ? m->len : 0, m->key ? m->key : "",
-                                 m->key ? m->key_len : 0, now, &it->oc, &res) == MD_ERR_OK) {
-                it->kind = ITEM_OUTCOME;
-                snprintf(it->ev.customer_id, sizeof(it->ev.customer_id), "%s", it->oc.customer_id);
-            } else {
-                reason = md_reject_code(res.reason);
-                snprintf(detail, sizeof(detail), "%s", res.detail);
-                d->n.rejects[res.reason]++;
-            }
-        } else {
-            md_parse_result res;
-            if (md_event_parse(d->parser, m->payload ? m->payload : "", m->payload ? m->len : 0, m->key ? m->key : "",
-                               m->key ? m->key_len : 0, now, &it->ev, &res) == MD_ERR_OK) {
-                it->kind = ITEM_EVENT;
-                d->n.accepted++;
-                if ((int)it->ev.type >= 0 && it->ev.type < MD_EVENT_TYPE_COUNT) d->n.accepted_by_type[it->ev.type]++;
-            } else {
-                reason = md_reject_code(res.reason);
-                snprintf(detail, sizeof(detail), "%s", res.detail);
-                d->n.rejects[res.reason]++;
-            }
-        }
-        if (reason) {
-            free(it->profile_json);
-            it->profile_json = NULL;
-            d->n.dead_lettered++;
-            if (strcmp(topic, cfg->kafka.topic_profiles) == 0) d->n.profile_rejects++;
-            outmsg *o = &dl[ndl++];
-            memset(o, 0, sizeof(*o));
-            o->topic = cfg->kafka.topic_dead_letter;
-            o->key = m->key;
-            o->keylen = m->key_len > MD_DEAD_LETTER_KEY_MAX ? MD_DEAD_LETTER_KEY_MAX : m->key_len;
-            o->value = m->payload;
-            o->len = m->len > d->dead_letter_cap ? d->dead_letter_cap : m->len;
-            o->headers = dead_letter_headers(m, reason, detail, d->dead_letter_cap);
-            if (md_log_enabled(MD_LOG_DEBUG))
-                md_log(MD_LOG_DEBUG, "daemon", "dead letter", "reason", reason, "detail", detail, "topic", topic, NULL);
-            continue;
-        }
-        it->customer = find_customer(d, it->ev.customer_id);
-    }
-    return ndl;
-}
-
-/* A trigger decided in this batch: a holdout decision, or a real contact by
- * campaign and channel (for /metrics). */
-static void count_trigger(daemon *d, const md_trigger *tr) {
-    if (tr->holdout) {
-        d->n.holdouts++;
-        return;
-    }
-    d->n.triggers++;
-    if (tr->campaign < MD_MAX_CAMPAIGNS && tr->channel < MD_STATUS_MAX_CHANNELS) d->n.fired[tr->campaign][tr->channel]++;
+/* Hands one polled message to the batch; one it refuses becomes a dead
+ * letter of this batch. */
+static void take_message(daemon *d, rd_kafka_message_t *m, int64_t now) {
+    md_message msg = {rd_kafka_topic_name(m->rkt), m->partition, m->offset, m->key ? m->key : "", m->key_len, m->payload, m->len};
+    const char *reason = NULL;
+    char detail[256];
+    if (md_batch_add_message(d->batch, &msg, now, &reason, detail, sizeof(detail)) == MD_ERR_OK) return;
+    if (!reason) reason = "too_large"; /* out of memory for a copy: the message cannot be held */
+    outmsg *o = &d->dl[d->ndl++];
+    memset(o, 0, sizeof(*o));
+    o->topic = d->cfg->kafka.topic_dead_letter;
+    o->key = m->key;
+    o->keylen = m->key_len > MD_DEAD_LETTER_KEY_MAX ? MD_DEAD_LETTER_KEY_MAX : m->key_len;
+    o->value = m->payload;
+    o->len = m->len > d->dead_letter_cap ? d->dead_letter_cap : m->len;
+    o->headers = dead_letter_headers(m, reason, detail, d->dead_letter_cap);
+    if (md_log_enabled(MD_LOG_DEBUG)) md_log(MD_LOG_DEBUG, "daemon", "dead letter", "reason", reason, "detail", detail, "topic", msg.topic, NULL);
 }
 
 /* Copies the counters and health into the shared status for the HTTP
@@ -553,280 +403,64 @@ static void publish(daemon *d, bool force) {
     d->last_publish_ms = now;
 }
 
-/* Adds customer c's requests (its state, and its contact point's if it
- * touched one) to reqs after flushing its state into its ops; sets *oom when
- * recording ran out of memory. */
-static void queue_customer(daemon *d, size_t c, md_apply_req *reqs, size_t *nreq, bool *oom) {
-    md_cstate_flush(d->states[c], &d->ops[c]);
-    if (d->ops[c].oom || d->cp_ops[c].oom) *oom = true;
-    if (d->ops[c].n == 0) return; /* only duplicates: nothing to write */
-    md_apply_req *q = &reqs[(*nreq)++];
-    md_store_customer_key(d->store, d->cust_ids[c], q->key, sizeof(q->key));
-    q->ops = &d->ops[c];
-    q->expect_version = md_cstate_version(d->states[c]);
-    q->ttl_ms = md_cstate_ttl_ms(d->states[c]);
-    if (d->cp_ops[c].n && d->cust_cp[c] >= 0) {
-        q = &reqs[(*nreq)++];
-        md_store_contact_point_key(d->store, d->cp_ids[d->cust_cp[c]], q->key, sizeof(q->key));
-        q->ops = &d->cp_ops[c];
-        q->expect_version = -1;
-        q->ttl_ms = d->cfg->rules->max_cap_span_ms + MD_DAY_MS;
+/* The batch's sink: its dead letters and every outbox entry, produced
+ * until Kafka acknowledged all of them. */
+static md_err sink_deliver(void *ctx, const md_delivery *dv, size_t n, char *errstr, size_t errstr_size) {
+    daemon *d = ctx;
+    size_t total = d->ndl + n;
+    if (total == 0) return MD_ERR_OK;
+    if (total > d->cap_out) {
+        outmsg *o = realloc(d->out, total * sizeof(*o));
+        if (!o) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return MD_ERR_NOMEM;
+        }
+        d->out = o;
+        d->cap_out = total;
     }
-}
-
-/* Requests are handed to Redis in slices of this many while the rest of the
- * batch is decided, so that Redis's work on applies overlaps the daemon's
- * on decisions instead of following it (bench/run: see BENCHMARKS.md). */
-#define MD_APPLY_SLICE 64
-
-/* Reads, decides and applies the whole batch; loops until Redis accepted it
- * or a stop was requested (then returns false and nothing is committed). */
-static bool decide_and_apply(daemon *d, size_t n) {
-    const md_config *cfg = d->cfg;
-    char err[512];
-    md_apply_req *reqs = calloc(d->n_cust * 2 + 1, sizeof(md_apply_req));
-    int *results = calloc(d->n_cust * 2 + 1, sizeof(int));
-    /* Customers in the order their last message of the batch comes: once
-     * the decisions have passed it, that customer's requests are final. */
-    size_t *last = calloc(d->n_cust + 1, sizeof(size_t)), *final_order = calloc(d->n_cust + 1, sizeof(size_t));
-    bool ok = false;
-    if (!reqs || !results || !last || !final_order) goto done;
-    for (size_t i = 0; i < n; i++)
-        if (d->items[i].kind != ITEM_SKIP) last[d->items[i].customer] = i;
-    size_t n_final = 0;
-    for (size_t i = 0; i < n; i++)
-        if (d->items[i].kind != ITEM_SKIP && last[d->items[i].customer] == i) final_order[n_final++] = (size_t)d->items[i].customer;
-    while (!*d->stop) {
-        struct timespec t_read;
-        mono_now(&t_read);
-        md_err e = md_store_read_customers(d->store, d->n_cust, d->cust_ids, d->states, err, sizeof(err));
-        /* Contact points named by the profiles just read. */
-        d->n_cp = 0;
-        batch_index_clear(&d->cp_index);
-        for (size_t c = 0; !e && c < d->n_cust; c++) {
-            d->cust_cp[c] = -1;
-            const char *cp = md_cs_profile(d->states[c], cfg->rules->attr_contact_point);
-            if (!cp || !*cp) continue;
-            uint32_t *slot = batch_index_slot(&d->cp_index, (const char *const *)d->cp_ids, cp);
-            if (!*slot) {
-                snprintf(d->cp_ids[d->n_cp], 300, "%s", cp);
-                *slot = (uint32_t)++d->n_cp;
-            }
-            d->cust_cp[c] = (int)*slot - 1;
-        }
-        if (!e && d->n_cp)
-            e = md_store_read_contact_points(d->store, d->n_cp, (const char *const *)d->cp_ids, d->cps, err, sizeof(err));
-        if (!e) md_hist_observe(&d->snap.latency[MD_LAT_REDIS_READ], seconds_since(&t_read));
-        if (e) {
-            d->snap.redis_ok = false;
-            publish(d, true);
-            d->n.redis_retries++;
-            md_log(MD_LOG_WARN, "redis", "read failed; retrying", "error", err, NULL);
-            sleep_ms(cfg->redis.retry_backoff_ms);
-            continue;
-        }
-        for (size_t c = 0; c < d->n_cust; c++) {
-            md_ops_clear(&d->ops[c]);
-            md_ops_clear(&d->cp_ops[c]);
-        }
-        /* Decide, in message order (per-customer order is partition order),
-         * handing each slice of final customers' requests to Redis. */
-        int64_t now = wall_ms();
-        counters before = d->n;
-        size_t nreq = 0, nsent = 0, next_final = 0;
-        bool oom = false;
-        for (size_t i = 0; i < n; i++) {
-            item *it = &d->items[i];
-            while (!oom && next_final < n_final && last[final_order[next_final]] < i)
-                queue_customer(d, final_order[next_final++], reqs, &nreq, &oom);
-            if (!oom && nreq - nsent >= MD_APPLY_SLICE) {
-                if (md_store_apply_send(d->store, nreq - nsent, reqs + nsent, err, sizeof(err)) != MD_ERR_OK) {
-                    d->n = before;
-                    d->n.redis_retries++;
-                    md_log(MD_LOG_WARN, "redis", "apply failed; redoing the batch", "error", err, NULL);
-                    sleep_ms(cfg->redis.retry_backoff_ms);
-                    goto retry;
-                }
-                nsent = nreq;
-            }
-            if (it->kind == ITEM_SKIP) continue;
-            md_cstate *cs = d->states[it->customer];
-            md_source src = {rd_kafka_topic_name(it->msg->rkt), it->msg->partition, it->msg->offset};
-            if (it->kind == ITEM_PROFILE) {
-                if (src.offset <= md_cs_watermark(cs, src.topic, src.partition)) continue;
-                md_cs_set_watermark(cs, &d->ops[it->customer], src.topic, src.partition, src.offset);
-                md_cstate_set_profile(cs, it->profile_json, &d->ops[it->customer], err, sizeof(err));
-                continue;
-            }
-            if (it->kind == ITEM_OUTCOME) {
-                md_outcome_applied oa;
-                int ocp = d->cust_cp[it->customer];
-                if (md_engine_outcome(cfg, cs, ocp >= 0 ? d->cps[ocp] : NULL, &it->oc, &src, now, &d->ops[it->customer],
-                                      &d->cp_ops[it->customer], &oa, &d->out) != MD_ERR_OK) {
-                    md_engine_out_fini(&d->out);
-                    md_log(MD_LOG_ERROR, "daemon", "out of memory while applying an outcome; retrying the batch", NULL);
-                    sleep_ms(1000);
-                    goto retry;
-                }
-                if (oa == MD_OUTCOME_APPLIED) d->n.outcomes++;
-                else if (oa == MD_OUTCOME_UNKNOWN_TRIGGER) d->n.outcomes_unknown++;
-                else d->n.outcome_duplicates++;
-                for (size_t t = 0; t < d->out.n_triggers; t++) {
-                    count_trigger(d, &d->out.triggers[t]);
-                    d->n.follow_ups++;
-                }
-                if (d->out.follow_up_suppressed != MD_SUPPRESS_NONE) d->n.suppressed[d->out.follow_up_suppressed]++;
-                md_engine_out_fini(&d->out);
-                continue;
-            }
-            int cpi = d->cust_cp[it->customer];
-            if (md_engine_process(cfg, cs, cpi >= 0 ? d->cps[cpi] : NULL, &it->ev, &src, now, &d->ops[it->customer],
-                                  &d->cp_ops[it->customer], &d->out) != MD_ERR_OK) {
-                md_log(MD_LOG_ERROR, "daemon", "out of memory while deciding; retrying the batch", NULL);
-                md_engine_out_fini(&d->out);
-                sleep_ms(1000);
-                goto retry;
-            }
-            d->n.conversions += d->out.n_conversions;
-            if (d->out.applied == MD_DUP_OFFSET || d->out.applied == MD_DUP_EVENT_ID) d->n.duplicates++;
-            else if (d->out.applied == MD_TOO_LATE) d->n.too_late++;
-            for (size_t t = 0; t < d->out.n_triggers; t++) {
-                count_trigger(d, &d->out.triggers[t]);
-            }
-            if (d->out.applied == MD_APPLIED)
-                for (size_t c = 0; c < d->out.n_campaigns; c++)
-                    if (d->out.eval[c].suppressed != MD_SUPPRESS_NONE) d->n.suppressed[d->out.eval[c].suppressed]++;
-            md_engine_out_fini(&d->out);
-        }
-        /* One apply per customer, conditional on the version read: the
-         * rest of them, then every reply. */
-        while (!oom && next_final < n_final) queue_customer(d, final_order[next_final++], reqs, &nreq, &oom);
-        if (oom) {
-            md_log(MD_LOG_ERROR, "daemon", "out of memory while recording; retrying the batch", NULL);
-            d->n = before;
-            sleep_ms(1000);
-            goto retry;
-        }
-        struct timespec t_apply;
-        mono_now(&t_apply);
-        e = md_store_apply_send(d->store, nreq - nsent, reqs + nsent, err, sizeof(err));
-        if (!e) e = md_store_apply_collect(d->store, nreq, reqs, results, err, sizeof(err));
-        nsent = 0; /* answered, or the connection is gone with them */
-        d->snap.redis_ok = e == MD_ERR_OK;
-        if (!e && nreq) md_hist_observe(&d->snap.latency[MD_LAT_REDIS_APPLY], seconds_since(&t_apply));
-        if (e) {
-            d->n = before; /* the redo counts again */
-            d->n.redis_retries++;
-            md_log(MD_LOG_WARN, "redis", "apply failed; redoing the batch", "error", err, NULL);
-            sleep_ms(cfg->redis.retry_backoff_ms);
-            continue;
-        }
-        bool conflict = false;
-        for (size_t q = 0; q < nreq; q++)
-            if (results[q] == 0) conflict = true;
-        if (conflict) {
-            /* Another consumer changed one of these customers since we read
-             * it (a rebalance in flight, or another consumer owning another
-             * topic's partition of the same customer). Re-read and decide
-             * again: what the others applied is then part of the state, what
-             * we applied reads as duplicates, and every outbox entry is
-             * produced below. */
-            d->n = before;
-            d->n.conflicts++;
-            md_log(MD_LOG_INFO, "daemon", "customer changed concurrently; re-reading the batch", NULL);
-            continue;
-        }
-        ok = true;
-        break;
-    retry:
-        /* Requests sent but not answered: their replies would be taken for
-         * the next command's. Drop the connection with them; whether they
-         * were applied or not, the redo reads what is there. */
-        if (nsent) md_store_disconnect(d->store);
-    }
-done:
-    free(reqs);
-    free(results);
-    free(last);
-    free(final_order);
-    return ok;
-}
-
-/* Produces the outbox of every customer of the batch, adds its pending
- * funnel increments, then forgets both. Returns false only when a stop was
- * requested before Kafka acknowledged everything (the batch stays
- * uncommitted and is redelivered). */
-static bool flush_outbox(daemon *d, outmsg *dl, size_t ndl) {
-    size_t total = ndl, n_in = 0;
-    for (size_t c = 0; c < d->n_cust; c++) {
-        total += md_cstate_pending_count(d->states[c]) + md_cstate_incr_count(d->states[c]);
-        n_in += md_cstate_incr_count(d->states[c]);
-    }
-    if (total == 0) return true;
-    outmsg *m = calloc(total, sizeof(outmsg));
-    const char **in_camp = calloc(n_in + 1, sizeof(char *)), **in_day = calloc(n_in + 1, sizeof(char *)),
-               **in_field = calloc(n_in + 1, sizeof(char *));
-    int64_t *in_delta = calloc(n_in + 1, sizeof(int64_t));
-    bool ok = false;
-    if (!m || !in_camp || !in_day || !in_field || !in_delta) goto out;
-    size_t k = 0, ni = 0;
-    for (size_t i = 0; i < ndl; i++) m[k++] = dl[i];
-    for (size_t c = 0; c < d->n_cust; c++) {
-        md_cstate *cs = d->states[c];
-        size_t np = md_cstate_pending_count(cs), nc = md_cstate_incr_count(cs);
-        for (size_t p = 0; p < np + nc; p++) {
-            const char *name;
-            if (p < np) {
-                const char *topic, *payload;
-                md_cstate_pending(cs, p, &name, &topic, &payload);
-                m[k].topic = topic;
-                m[k].key = d->cust_ids[c];
-                m[k].keylen = strlen(d->cust_ids[c]);
-                m[k].value = payload;
-                m[k].len = strlen(payload);
-                k++;
-            } else {
-                md_cstate_incr(cs, p - np, &name, &in_camp[ni], &in_day[ni], &in_field[ni], &in_delta[ni]);
-                ni++;
-            }
-        }
+    memcpy(d->out, d->dl, d->ndl * sizeof(outmsg));
+    for (size_t i = 0; i < n; i++) {
+        outmsg *o = &d->out[d->ndl + i];
+        memset(o, 0, sizeof(*o));
+        o->topic = dv[i].topic;
+        o->key = dv[i].customer_id;
+        o->keylen = strlen(dv[i].customer_id);
+        o->value = dv[i].payload;
+        o->len = dv[i].len;
     }
     d->snap.outbox_pending = (int64_t)total;
     struct timespec t_ack;
     mono_now(&t_ack);
-    if (!produce_all(d, m, k)) goto out;
+    if (!produce_all(d, d->out, total)) {
+        snprintf(errstr, errstr_size, "stopped before Kafka acknowledged the batch's outputs");
+        return MD_ERR_KAFKA;
+    }
     md_hist_observe(&d->snap.latency[MD_LAT_KAFKA_ACK], seconds_since(&t_ack));
-    char err[512];
-    /* Funnel counts must not be lost: retried until Redis takes them. A
-     * crash between this and the HDEL below counts them twice: the one
-     * window where a funnel count (never a trigger) may be off by one. */
-    while (ni && md_store_funnel_add(d->store, ni, in_camp, in_day, in_field, in_delta, err, sizeof(err)) != MD_ERR_OK) {
-        if (*d->stop) goto out;
-        d->n.redis_retries++;
-        md_log(MD_LOG_WARN, "redis", "funnel update failed; retrying", "error", err, NULL);
-        sleep_ms(d->cfg->redis.retry_backoff_ms);
-    }
-    /* Forgetting acknowledged triggers may fail (Redis went down just now):
-     * they are produced again later under the same trigger_id, which
-     * subscribers drop, so that alone is not worth waiting for. Funnel
-     * increments already added would be added again: those are retried. */
-    while (md_store_forget_outbox(d->store, d->n_cust, d->cust_ids, d->states, err, sizeof(err)) != MD_ERR_OK) {
-        if (!ni || *d->stop) {
-            md_log(MD_LOG_WARN, "redis", "could not clear acknowledged outbox entries; they will be re-sent", "error", err, NULL);
-            break;
-        }
-        d->n.redis_retries++;
-        sleep_ms(d->cfg->redis.retry_backoff_ms);
-    }
-    ok = true;
     d->snap.outbox_pending = 0;
-out:
-    free(m);
-    free(in_camp);
-    free(in_day);
-    free(in_field);
-    free(in_delta);
-    return ok;
+    return MD_ERR_OK;
+}
+
+/* The batch's retry hook: a dependency that may come back (Redis) or memory
+ * that may be freed is waited for, as long as no stop was asked for. */
+static bool batch_retry(void *ctx, md_err e, const char *what, const char *errstr) {
+    daemon *d = ctx;
+    if (*d->stop) return false;
+    if (md_err_is_retriable(e)) {
+        d->snap.redis_ok = false;
+        d->n.redis_retries++;
+        md_log(MD_LOG_WARN, "redis", strcmp(what, "read") == 0 ? "read failed; retrying" : "write failed; redoing", "step", what, "error",
+               errstr, NULL);
+        publish(d, true);
+        sleep_ms(d->cfg->redis.retry_backoff_ms);
+        return !*d->stop;
+    }
+    if (e == MD_ERR_NOMEM) {
+        md_log(MD_LOG_ERROR, "daemon", "out of memory; retrying the batch", "step", what, NULL);
+        sleep_ms(1000);
+        return !*d->stop;
+    }
+    md_log(MD_LOG_ERROR, "daemon", "batch failed", "step", what, "error", errstr, NULL);
+    return false;
 }
 
 static void commit_batch(daemon *d, rd_kafka_message_t **msgs, size_t n) {
@@ -883,65 +517,28 @@ static void log_stats(daemon *d, const char *msg) {
            "conversions", b[14], "follow_ups", b[15], NULL);
 }
 
-/* Allocates every per-batch buffer for d->cfg. On failure some may be set:
- * free_batch frees whatever was. */
+/* Builds the batch and the buffers around it for d->cfg. On failure some
+ * may be set: free_batch frees whatever was. */
 static bool alloc_batch(daemon *d) {
     size_t cap = (size_t)d->cfg->limits.batch_size;
+    /* The hooks, counters and histograms are the running daemon's: a reload
+     * builds into a copy of d but hands the batch to d itself. */
+    md_batch_hooks hooks = {sink_deliver, batch_retry, d->self};
     d->cap = cap;
+    d->ndl = 0;
     d->msgs = calloc(cap, sizeof(*d->msgs));
     d->dl = calloc(cap, sizeof(outmsg));
-    d->items = calloc(cap, sizeof(item));
-    d->states = calloc(cap, sizeof(md_cstate *));
-    d->cps = calloc(cap, sizeof(md_cpstate *));
-    d->ops = calloc(cap, sizeof(md_ops));
-    d->cp_ops = calloc(cap, sizeof(md_ops));
-    d->cp_ids = calloc(cap, sizeof(char *));
-    d->cust_cp = calloc(cap, sizeof(int));
-    d->cust_ids = calloc(cap, sizeof(char *));
-    /* Both run whatever the other returns: on failure free_batch frees each
-     * pointer, so none may still be the running buffers' (see reload). */
-    bool indexed = batch_index_init(&d->cust_index, cap);
-    indexed = batch_index_init(&d->cp_index, cap) && indexed;
-    if (!d->msgs || !d->dl || !d->items || !d->states || !d->cps || !d->ops || !d->cp_ops || !d->cp_ids || !d->cust_cp || !d->cust_ids ||
-        !indexed)
-        return false;
-    for (size_t i = 0; i < cap; i++) {
-        d->states[i] = md_cstate_new(d->cfg);
-        d->cps[i] = md_cpstate_new();
-        d->cp_ids[i] = malloc(300);
-        if (!d->states[i] || !d->cps[i] || !d->cp_ids[i]) return false;
-        md_ops_init(&d->ops[i]);
-        md_ops_init(&d->cp_ops[i]);
-    }
-    return true;
+    d->batch = md_batch_new(d->cfg, d->store, cap, MD_BATCH_CLOCK_WALL, &hooks, &d->self->n, d->self->snap.latency);
+    return d->msgs && d->dl && d->batch;
 }
 
 static void free_batch(daemon *d) {
-    for (size_t i = 0; i < d->cap; i++) {
-        if (d->states) md_cstate_destroy(d->states[i]);
-        if (d->cps) md_cpstate_destroy(d->cps[i]);
-        if (d->cp_ids) free(d->cp_ids[i]);
-        if (d->ops) md_ops_fini(&d->ops[i]);
-        if (d->cp_ops) md_ops_fini(&d->cp_ops[i]);
-    }
+    md_batch_destroy(d->batch);
     free(d->msgs);
     free(d->dl);
-    free(d->items);
-    free(d->states);
-    free(d->cps);
-    free(d->ops);
-    free(d->cp_ops);
-    free(d->cp_ids);
-    free(d->cust_cp);
-    free(d->cust_ids);
-    free(d->cust_index.slots);
-    free(d->cp_index.slots);
-}
-
-static md_event_parser *parser_for(const md_config *cfg) {
-    md_event_limits lim = {(size_t)cfg->limits.max_message_bytes, cfg->limits.max_future_skew_s * 1000,
-                           (size_t)cfg->limits.max_pages, (int)cfg->limits.max_depth};
-    return md_event_parser_new(&lim);
+    d->batch = NULL;
+    d->msgs = NULL;
+    d->dl = NULL;
 }
 
 static void apply_log_level(const md_config *cfg) {
@@ -1010,21 +607,19 @@ static void reload(daemon *d) {
     md_config *neu = md_config_load(path, err, sizeof(err));
     const char *fixed = neu ? restart_only_change(d->cfg, neu) : NULL;
     if (fixed) snprintf(err, sizeof(err), "%s: %s changed; that takes a restart", path, fixed);
-    md_event_parser *parser = neu && !fixed ? parser_for(neu) : NULL;
-    daemon next = *d; /* the running buffers stay in d until the new ones exist */
+    /* The new batch is built before the running one goes, so a refusal
+     * leaves everything as it was. */
+    daemon next = *d;
     bool buffers = false;
-    if (parser) {
+    if (neu && !fixed) {
         next.cfg = neu;
         buffers = alloc_batch(&next);
         if (!buffers) {
             free_batch(&next);
             snprintf(err, sizeof(err), "out of memory allocating the batch buffers");
         }
-    } else if (neu && !fixed) {
-        snprintf(err, sizeof(err), "out of memory creating the parser");
     }
     if (!buffers) {
-        md_event_parser_destroy(parser);
         md_config_destroy(neu);
         d->n.reload_failures++;
         md_log(MD_LOG_ERROR, "config", "reload refused; the running configuration stays", "error", err, NULL);
@@ -1032,11 +627,13 @@ static void reload(daemon *d) {
         return;
     }
     free_batch(d);
-    md_event_parser_destroy(d->parser);
     md_config *old = d->cfg;
-    remap_fired(&next, old, neu);
-    next.parser = parser;
-    *d = next;
+    d->cfg = neu;
+    d->batch = next.batch;
+    d->msgs = next.msgs;
+    d->dl = next.dl;
+    d->cap = next.cap;
+    remap_fired(d, old, neu);
     d->n.reloads++;
     learn_outputs(d); /* channels the new configuration added */
     d->snap.config_loaded_ms = wall_ms();
@@ -1063,13 +660,13 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
     int rc = 1;
     char err[512];
     apply_log_level(cfg);
-    md_engine_out_init(&d.out);
-    if (!alloc_batch(&d) || !(d.parser = parser_for(cfg))) {
-        md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
-        goto out;
-    }
+    d.self = &d;
     if (!(d.store = md_store_new(&cfg->redis, err, sizeof(err)))) {
         md_log(MD_LOG_ERROR, "redis", err, NULL);
+        goto out;
+    }
+    if (!alloc_batch(&d)) {
+        md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
         goto out;
     }
     if (!(d.producer = make_client(&d, RD_KAFKA_PRODUCER)) || !(d.consumer = make_client(&d, RD_KAFKA_CONSUMER))) goto out;
@@ -1129,9 +726,13 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         }
         rd_kafka_poll(d.producer, 0);
         if (n > 0) {
-            size_t ndl = classify(&d, d.msgs, n, d.dl);
-            bool done = decide_and_apply(&d, n) && flush_outbox(&d, d.dl, ndl);
+            int64_t now = wall_ms();
+            d.ndl = 0;
+            for (size_t i = 0; i < n; i++) take_message(&d, d.msgs[i], now);
+            size_t customers = md_batch_customers(d.batch);
+            bool done = md_batch_run(d.batch, now, err, sizeof(err)) == MD_ERR_OK;
             if (done) {
+                d.snap.redis_ok = true;
                 commit_batch(&d, d.msgs, n);
                 d.n.batches++;
                 d.snap.last_batch_ms = wall_ms();
@@ -1140,17 +741,13 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
                 if (md_log_enabled(MD_LOG_DEBUG)) {
                     char nm[24], nc[24], ms[24];
                     snprintf(nm, sizeof(nm), "%zu", n);
-                    snprintf(nc, sizeof(nc), "%zu", d.n_cust);
+                    snprintf(nc, sizeof(nc), "%zu", customers);
                     snprintf(ms, sizeof(ms), "%.3f", took * 1000);
                     md_log(MD_LOG_DEBUG, "daemon", "batch committed", "messages", nm, "customers", nc, "ms", ms, NULL);
                 }
             }
-            for (size_t i = 0; i < ndl; i++) rd_kafka_headers_destroy(d.dl[i].headers);
-            for (size_t i = 0; i < n; i++) {
-                free(d.items[i].profile_json);
-                d.items[i].profile_json = NULL;
-                rd_kafka_message_destroy(d.msgs[i]);
-            }
+            for (size_t i = 0; i < d.ndl; i++) rd_kafka_headers_destroy(d.dl[i].headers);
+            for (size_t i = 0; i < n; i++) rd_kafka_message_destroy(d.msgs[i]);
             if (!done) break; /* stop requested mid-batch: leave it uncommitted */
         }
         /* Idle: nothing tells us whether Redis is still there, so ask once
@@ -1192,8 +789,8 @@ out:
     if (rc == 0) log_stats(&d, "stopped");
     md_store_destroy(d.store);
     md_status_destroy(d.status);
-    md_event_parser_destroy(d.parser);
     free_batch(&d);
+    free(d.out);
     md_config_destroy(d.cfg);
     return rc;
 }

@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "drive.h"
+#include "batch.h"
 #include "log.h"
 #include "momentd/jsonw.h"
 #include "sim_world.h"
@@ -33,6 +33,9 @@
 /* Day 0 = 2026-01-05T00:00:00+08:00 (a Monday), in UTC epoch ms. */
 #define T0_MS INT64_C(1767542400000)
 #define RECENT 8 /* calls remembered per customer, for fatigue */
+/* Inputs per batch: the size the simulator has always decided in, so its
+ * results stay comparable across versions. */
+#define SIM_BATCH 500
 
 enum { POL_OLD, POL_FIXED, POL_ADAPTIVE, POL_COUNT };
 static const char *const pol_names[POL_COUNT] = {"old", "fixed", "adaptive"};
@@ -181,28 +184,40 @@ static int64_t json_time(const char *payload, const char *key, int64_t fallback)
     return t;
 }
 
-/* A moment goes to today's queue, or, when it may not be served before a
- * later day (a follow-up's not_before), to the later list. */
-static void on_trigger(void *ctx, const char *cid, const md_trigger *tr) {
+/* The sink: each moment goes to today's queue, or, when it may not be
+ * served before a later day (a follow-up's not_before), to the later list. */
+static md_err on_moments(void *ctx, const md_delivery *dv, size_t n, char *err, size_t errsz) {
+    (void)err;
+    (void)errsz;
     sim *s = ctx;
-    if (tr->holdout || !tr->payload) return;
-    queued q;
-    memset(&q, 0, sizeof(q));
-    q.customer = parse_customer(cid);
-    q.channel = strcmp(s->cfg->channels[tr->channel].name, "in_app") == 0 ? CH_APP : CH_CALL;
-    const char *sc = strstr(tr->payload, "\"score\":");
-    q.score = sc ? strtod(sc + 8, NULL) : 0;
-    /* Served half an hour after the moment (its event time), or at its not_before. */
-    q.ts_ms = json_time(tr->payload, "event_time", T0_MS + s->day * DAY_MS + 12 * HOUR_MS) + HOUR_MS / 2;
-    int64_t not_before = json_time(tr->payload, "not_before", 0);
-    if (not_before > q.ts_ms) q.ts_ms = not_before;
-    q.due_day = (q.ts_ms - T0_MS) / DAY_MS;
-    snprintf(q.trigger_id, sizeof(q.trigger_id), "%s", tr->id);
-    /* Nothing joins today's queue while it is being served (the pusher and
-     * the dialer report outcomes then, and follow-ups come of them). */
-    bool ok = q.due_day > s->day || s->serving ? push_queued(&s->later, &s->nlater, &s->caplater, &q)
-                                              : push_queued(&s->queue, &s->nq, &s->capq, &q);
-    if (!ok) s->lost++;
+    for (size_t k = 0; k < n; k++) {
+        const md_delivery *d = &dv[k];
+        if (d->holdout || d->channel < 0) continue;
+        queued q;
+        memset(&q, 0, sizeof(q));
+        q.customer = parse_customer(d->customer_id);
+        q.channel = strcmp(s->cfg->channels[d->channel].name, "in_app") == 0 ? CH_APP : CH_CALL;
+        const char *sc = strstr(d->payload, "\"score\":");
+        q.score = sc ? strtod(sc + 8, NULL) : 0;
+        /* Served half an hour after the moment (its event time), or at its not_before. */
+        q.ts_ms = json_time(d->payload, "event_time", T0_MS + s->day * DAY_MS + 12 * HOUR_MS) + HOUR_MS / 2;
+        int64_t not_before = json_time(d->payload, "not_before", 0);
+        if (not_before > q.ts_ms) q.ts_ms = not_before;
+        q.due_day = (q.ts_ms - T0_MS) / DAY_MS;
+        snprintf(q.trigger_id, sizeof(q.trigger_id), "%s", d->trigger_id);
+        /* Nothing joins today's queue while it is being served (the pusher
+         * and the dialer report outcomes then, and follow-ups come of them). */
+        bool ok = q.due_day > s->day || s->serving ? push_queued(&s->later, &s->nlater, &s->caplater, &q)
+                                                  : push_queued(&s->queue, &s->nq, &s->capq, &q);
+        if (!ok) s->lost++;
+    }
+    return MD_ERR_OK;
+}
+
+/* Input for the engine, as the daemon would take it: the batch runs when full. */
+static md_err sim_event(md_batch *b, const md_event *ev, char *err, size_t errsz) {
+    md_err e = md_batch_make_room(b, err, errsz);
+    return e ? e : md_batch_add_event(b, ev, NULL);
 }
 
 static int by_score(const void *a, const void *b) {
@@ -226,7 +241,7 @@ static int64_t daytime(const sim *s, int64_t i, int64_t day, int n) {
     return T0_MS + day * DAY_MS + 9 * HOUR_MS + (int64_t)(u * 11 * HOUR_MS);
 }
 
-static md_err feed_day(sim *s, int pol, md_drive *dr, int64_t i, const md_sim_day *b, bool bought, double amount, char *err,
+static md_err feed_day(sim *s, int pol, md_batch *dr, int64_t i, const md_sim_day *b, bool bought, double amount, char *err,
                        size_t errsz) {
     md_event ev;
     int n = 0;
@@ -238,7 +253,7 @@ static md_err feed_day(sim *s, int pol, md_drive *dr, int64_t i, const md_sim_da
         ev.n_pages = 1;
         snprintf(ev.pages[0], sizeof(ev.pages[0]), "instalment_product");
         ev.session_s = 120;
-        e = md_drive_event(dr, &ev, err, errsz);
+        e = sim_event(dr, &ev, err, errsz);
     }
     for (int k = 0; k < b->logins && !e; k++) {
         base_event(&ev, i, s->day, n, MD_EVENT_APP_LOGIN, daytime(s, i, s->day, n));
@@ -246,7 +261,7 @@ static md_err feed_day(sim *s, int pol, md_drive *dr, int64_t i, const md_sim_da
         ev.n_pages = 1;
         snprintf(ev.pages[0], sizeof(ev.pages[0]), "home");
         ev.session_s = 60;
-        e = md_drive_event(dr, &ev, err, errsz);
+        e = sim_event(dr, &ev, err, errsz);
     }
     if (b->call && !e) {
         base_event(&ev, i, s->day, n, MD_EVENT_CALL, daytime(s, i, s->day, n));
@@ -254,7 +269,7 @@ static md_err feed_day(sim *s, int pol, md_drive *dr, int64_t i, const md_sim_da
         snprintf(ev.reason, sizeof(ev.reason), "instalment_inquiry");
         ev.inbound = true;
         ev.duration_s = 180;
-        e = md_drive_event(dr, &ev, err, errsz);
+        e = sim_event(dr, &ev, err, errsz);
     }
     if (b->bill_call && !e) {
         base_event(&ev, i, s->day, n, MD_EVENT_CALL, daytime(s, i, s->day, n));
@@ -262,7 +277,7 @@ static md_err feed_day(sim *s, int pol, md_drive *dr, int64_t i, const md_sim_da
         snprintf(ev.reason, sizeof(ev.reason), "bill_inquiry");
         ev.inbound = true;
         ev.duration_s = 120;
-        e = md_drive_event(dr, &ev, err, errsz);
+        e = sim_event(dr, &ev, err, errsz);
     }
     if (b->bill && !e) {
         base_event(&ev, i, s->day, n, MD_EVENT_PAYMENT, daytime(s, i, s->day, n));
@@ -273,7 +288,7 @@ static md_err feed_day(sim *s, int pol, md_drive *dr, int64_t i, const md_sim_da
         ev.balance_after = b->balance_after;
         snprintf(ev.kind, sizeof(ev.kind), "bill");
         snprintf(ev.channel, sizeof(ev.channel), "app");
-        e = md_drive_event(dr, &ev, err, errsz);
+        e = sim_event(dr, &ev, err, errsz);
     }
     if (bought && !e) { /* the purchase, in the event stream as the bank would see it */
         base_event(&ev, i, s->day, n, MD_EVENT_PAYMENT, T0_MS + s->day * DAY_MS + 20 * HOUR_MS);
@@ -281,12 +296,12 @@ static md_err feed_day(sim *s, int pol, md_drive *dr, int64_t i, const md_sim_da
         ev.amount = amount;
         snprintf(ev.kind, sizeof(ev.kind), "instalment");
         snprintf(ev.channel, sizeof(ev.channel), "app");
-        e = md_drive_event(dr, &ev, err, errsz);
+        e = sim_event(dr, &ev, err, errsz);
     }
     return e;
 }
 
-static md_err report_outcome(md_drive *dr, const queued *q, const char *status, int64_t ts, bool with_duration, char *err,
+static md_err report_outcome(md_batch *dr, const queued *q, const char *status, int64_t ts, bool with_duration, char *err,
                              size_t errsz) {
     md_outcome oc;
     memset(&oc, 0, sizeof(oc));
@@ -299,7 +314,8 @@ static md_err report_outcome(md_drive *dr, const queued *q, const char *status, 
     oc.ts_ms = ts;
     oc.has_duration = with_duration;
     oc.duration_s = with_duration ? 240 : 0;
-    return md_drive_outcome(dr, &oc, err, errsz);
+    md_err e = md_batch_make_room(dr, err, errsz);
+    return e ? e : md_batch_add_outcome(dr, &oc, NULL);
 }
 
 static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_url, char *err, size_t errsz) {
@@ -309,7 +325,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
     s->cfg = cfg;
     int rc = 1;
     md_store *store = NULL;
-    md_drive *dr = NULL;
+    md_batch *dr = NULL;
     int camp = -1;
     for (size_t k = 0; k < cfg->n_campaigns; k++)
         if (strcmp(cfg->campaigns[k].name, "bill_instalment") == 0) camp = (int)k;
@@ -325,8 +341,9 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
     rc_cfg.key_prefix = prefix;
     if (!(store = md_store_new(&rc_cfg, err, errsz))) goto out;
     if (md_store_connect(store, err, errsz)) goto out;
-    if (md_drive_wipe(store, prefix, err, errsz)) goto out;
-    if (!(dr = md_drive_new(cfg, store, on_trigger, s))) {
+    if (md_store_wipe(store, err, errsz)) goto out;
+    md_batch_hooks hooks = {on_moments, NULL, s};
+    if (!(dr = md_batch_new(cfg, store, SIM_BATCH, MD_BATCH_CLOCK_INPUT, &hooks, NULL, NULL))) {
         snprintf(err, errsz, "out of memory");
         goto out;
     }
@@ -342,7 +359,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
         customer_id(i, cid);
         snprintf(prof, sizeof(prof), "{\"customer_type\":\"resident\",\"segment\":\"%s\",\"age_band\":\"%s\"}", s->people[i].c.segment,
                  s->people[i].c.age_band);
-        if (md_drive_profile(dr, cid, prof, err, errsz)) goto out;
+        if (md_batch_make_room(dr, err, errsz) || md_batch_add_profile(dr, cid, prof, NULL, err, errsz)) goto out;
     }
     for (s->day = 0; s->day < sc->days; s->day++) {
         if (s->day == sc->warmup_days) cfg->campaigns[camp].threshold = threshold;
@@ -374,7 +391,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
             if (s->plot_demand[pol] && i < 3) fprintf(s->plot_demand[pol], "%" PRId64 "\t%" PRId64 "\t%.4f\tday\n", i, s->day, p->demand);
             if (feed_day(s, pol, dr, i, &b, b.organic_buy, amount, err, errsz)) goto out;
         }
-        if (md_drive_flush(dr, err, errsz)) goto out;
+        if (md_batch_run(dr, 0, err, errsz)) goto out;
         /* The call centre and the pusher: today's moments, best first, as
          * far as the agents (and the pusher's daily volume) go. */
         if (s->nq) qsort(s->queue, s->nq, sizeof(queued), by_score); /* queue is NULL before the first trigger */
@@ -416,21 +433,21 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
                 snprintf(ev.kind, sizeof(ev.kind), "instalment");
                 snprintf(ev.channel, sizeof(ev.channel), app ? "app" : "phone");
                 st->events++;
-                if (md_drive_event(dr, &ev, err, errsz)) goto out;
+                if (sim_event(dr, &ev, err, errsz)) goto out;
             }
         }
         if (pushes > st->max_app_in_a_day) st->max_app_in_a_day = pushes;
         s->serving = false;
         if (calls > st->max_calls_in_a_day) st->max_calls_in_a_day = calls;
-        if (md_drive_flush(dr, err, errsz)) goto out;
+        if (md_batch_run(dr, 0, err, errsz)) goto out;
     }
     rc = 0;
 out:
     if (store) {
         char werr[256]; /* the first error is the one to report */
-        md_drive_wipe(store, prefix, werr, sizeof(werr));
+        md_store_wipe(store, werr, sizeof(werr));
     }
-    md_drive_destroy(dr);
+    md_batch_destroy(dr);
     md_store_destroy(store);
     md_config_destroy(cfg);
     return rc;

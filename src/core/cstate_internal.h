@@ -166,7 +166,6 @@ struct md_cpstate {
 void md_cs_bucket_add(md_cstate *cs, md_ops *ops, int series, int64_t bucket, int64_t delta);
 void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms);
 void md_cs_set_int(md_ops *ops, const char *field, int64_t v);
-uint64_t md_hash64(const void *data, size_t len, uint64_t seed);
 int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partition);
 /* Moves the watermark and records the field write. */
 void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset);

@@ -652,6 +652,19 @@ static md_err follow_ups(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     return MD_ERR_OK;
 }
 
+md_err md_engine_profile(md_cstate *cs, const char *json, const md_source *src, md_ops *ops, md_applied *applied, char *errstr,
+                         size_t errstr_size) {
+    *applied = MD_APPLIED;
+    if (src && src->topic) {
+        if (src->offset <= md_cs_watermark(cs, src->topic, src->partition)) {
+            *applied = MD_DUP_OFFSET;
+            return MD_ERR_OK;
+        }
+        md_cs_set_watermark(cs, ops, src->topic, src->partition, src->offset);
+    }
+    return md_cstate_set_profile(cs, json, ops, errstr, errstr_size);
+}
+
 md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_outcome *o, const md_source *src,
                          int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_outcome_applied *applied, md_engine_out *out) {
     md_engine_out_fini(out);

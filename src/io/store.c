@@ -607,3 +607,39 @@ out:
     free(keybuf);
     return e;
 }
+
+md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size) {
+    char pattern[256], cursor[32] = "0";
+    snprintf(pattern, sizeof(pattern), "%s:*", s->prefix);
+    do {
+        const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+        size_t lens[6];
+        for (int i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
+        redisReply *r = md_store_command_argv(s, 6, argv, lens);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r) freeReplyObject(r);
+            snprintf(errstr, errstr_size, "SCAN failed while wiping %s", pattern);
+            return MD_ERR_REDIS_DOWN;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        if (keys->elements) {
+            const char **av = calloc(keys->elements + 1, sizeof(char *));
+            size_t *al = calloc(keys->elements + 1, sizeof(size_t));
+            if (av && al) {
+                av[0] = "UNLINK";
+                al[0] = 6;
+                for (size_t i = 0; i < keys->elements; i++) {
+                    av[i + 1] = keys->element[i]->str;
+                    al[i + 1] = keys->element[i]->len;
+                }
+                redisReply *u = md_store_command_argv(s, (int)keys->elements + 1, av, al);
+                if (u) freeReplyObject(u);
+            }
+            free(av);
+            free(al);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return MD_ERR_OK;
+}

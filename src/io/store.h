@@ -89,4 +89,8 @@ md_err md_store_hgetall_each(md_store *s, size_t n, const char *const *keys, md_
  * freeReplyObject), for tools such as explain. NULL on failure. */
 void *md_store_command_argv(md_store *s, int argc, const char **argv, const size_t *argvlen);
 
+/* Deletes every key under the store's prefix (SCAN + UNLINK): the private
+ * namespace of a simulation or a backtest, before and after its run. */
+md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size);
+
 #endif

@@ -1,0 +1,600 @@
+/* batch.c: the one batch runner (batch.h).
+ *
+ * Sized once for its capacity: every per-batch buffer is allocated by
+ * md_batch_new and reused, so a batch allocates nothing per input beyond
+ * what the engine's recording needs. A reload builds a new batch for the new
+ * configuration. */
+#include "batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+typedef enum item_kind { ITEM_EVENT, ITEM_OUTCOME, ITEM_PROFILE } item_kind;
+
+typedef struct item {
+    item_kind kind;
+    int customer;       /* index into the batch's customers */
+    bool has_src;
+    md_source src;      /* topic borrowed (batch.h) */
+    md_event ev;        /* ITEM_EVENT */
+    md_outcome oc;      /* ITEM_OUTCOME */
+    char *profile_json; /* ITEM_PROFILE: owned copy, NULL = tombstone */
+} item;
+
+/* Which entry of a batch's list holds a given name. Customers and contact
+ * points are looked up once per input, and a linear scan made a batch
+ * quadratic: 2,000 distinct customers cost two million strcmp calls, 12% of
+ * the daemon's CPU. Open addressing over a power-of-two table at least twice
+ * the batch, each slot holding an entry's index + 1 (0: empty), cleared per
+ * batch. */
+typedef struct name_index {
+    uint32_t *slots; /* owned */
+    size_t mask;
+} name_index;
+
+static bool name_index_init(name_index *x, size_t cap) {
+    size_t n = 16;
+    while (n < cap * 2) n <<= 1;
+    x->mask = n - 1;
+    return (x->slots = calloc(n, sizeof(*x->slots))) != NULL;
+}
+
+static void name_index_clear(name_index *x) { memset(x->slots, 0, (x->mask + 1) * sizeof(*x->slots)); }
+
+/* The slot for id among names: holding the index + 1 of the equal name, or
+ * empty (0), where the caller stores the index + 1 of the name it adds. */
+static uint32_t *name_index_slot(const name_index *x, const char *const *names, const char *id) {
+    uint64_t h = md_hash64(id, strlen(id), 0);
+    for (size_t i = (size_t)h & x->mask;; i = (i + 1) & x->mask)
+        if (!x->slots[i] || strcmp(names[x->slots[i] - 1], id) == 0) return &x->slots[i];
+}
+
+#define MD_CONTACT_POINT_MAX 300 /* bytes of a contact point kept, with its NUL */
+
+struct md_batch {
+    const md_config *cfg;
+    md_store *store;
+    md_batch_clock clock;
+    md_batch_hooks hooks;
+    md_counters *n;
+    md_counters own_counters; /* where counts go when the caller keeps none */
+    md_hist *latency;
+    md_event_parser *parser;
+    size_t cap;
+    item *items;
+    size_t n_items;
+    /* Customers of the batch, in order of first appearance. */
+    const char **cust_ids; /* borrowed from items */
+    md_cstate **states;
+    md_ops *ops, *cp_ops;
+    int *cust_cp; /* customer -> contact point index, or -1 */
+    size_t n_cust;
+    name_index cust_index;
+    /* Contact points the customers' profiles name. */
+    char **cp_ids;
+    md_cpstate **cps;
+    size_t n_cp;
+    name_index cp_index;
+    /* Apply requests (a customer's and its contact point's) and results. */
+    md_apply_req *reqs;
+    int *results;
+    size_t *last, *final_order;
+    md_delivery *deliveries;
+    size_t cap_deliveries;
+    md_engine_out out;
+};
+
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void observe(md_batch *b, md_latency which, const struct timespec *t0) {
+    if (b->latency) md_hist_observe(&b->latency[which], seconds_since(t0));
+}
+
+md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, md_batch_clock clock, const md_batch_hooks *hooks,
+                       md_counters *counters, md_hist *latency) {
+    md_batch *b = calloc(1, sizeof(*b));
+    if (!b) return NULL;
+    b->cfg = cfg;
+    b->store = store;
+    b->clock = clock;
+    b->hooks = *hooks;
+    b->n = counters ? counters : &b->own_counters;
+    b->latency = latency;
+    b->cap = capacity ? capacity : 1;
+    md_engine_out_init(&b->out);
+    md_event_limits lim = {(size_t)cfg->limits.max_message_bytes, cfg->limits.max_future_skew_s * 1000, (size_t)cfg->limits.max_pages,
+                           (int)cfg->limits.max_depth};
+    b->parser = md_event_parser_new(&lim);
+    size_t cap = b->cap;
+    b->items = calloc(cap, sizeof(*b->items));
+    b->cust_ids = calloc(cap, sizeof(*b->cust_ids));
+    b->states = calloc(cap, sizeof(*b->states));
+    b->ops = calloc(cap, sizeof(*b->ops));
+    b->cp_ops = calloc(cap, sizeof(*b->cp_ops));
+    b->cust_cp = calloc(cap, sizeof(*b->cust_cp));
+    b->cp_ids = calloc(cap, sizeof(*b->cp_ids));
+    b->cps = calloc(cap, sizeof(*b->cps));
+    b->reqs = calloc(cap * 2, sizeof(*b->reqs));
+    b->results = calloc(cap * 2, sizeof(*b->results));
+    b->last = calloc(cap, sizeof(*b->last));
+    b->final_order = calloc(cap, sizeof(*b->final_order));
+    /* Both run whatever the other returns: destroy frees each. */
+    bool indexed = name_index_init(&b->cust_index, cap);
+    indexed = name_index_init(&b->cp_index, cap) && indexed;
+    if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
+        !b->reqs || !b->results || !b->last || !b->final_order || !indexed) {
+        md_batch_destroy(b);
+        return NULL;
+    }
+    for (size_t i = 0; i < cap; i++) {
+        md_ops_init(&b->ops[i]);
+        md_ops_init(&b->cp_ops[i]);
+        b->states[i] = md_cstate_new(cfg);
+        b->cps[i] = md_cpstate_new();
+        b->cp_ids[i] = malloc(MD_CONTACT_POINT_MAX);
+        if (!b->states[i] || !b->cps[i] || !b->cp_ids[i]) {
+            md_batch_destroy(b);
+            return NULL;
+        }
+    }
+    return b;
+}
+
+void md_batch_destroy(md_batch *b) {
+    if (!b) return;
+    md_batch_clear(b);
+    for (size_t i = 0; i < b->cap; i++) {
+        if (b->states) md_cstate_destroy(b->states[i]);
+        if (b->cps) md_cpstate_destroy(b->cps[i]);
+        if (b->cp_ids) free(b->cp_ids[i]);
+        if (b->ops) md_ops_fini(&b->ops[i]);
+        if (b->cp_ops) md_ops_fini(&b->cp_ops[i]);
+    }
+    md_engine_out_fini(&b->out);
+    md_event_parser_destroy(b->parser);
+    free(b->items);
+    free(b->cust_ids);
+    free(b->states);
+    free(b->ops);
+    free(b->cp_ops);
+    free(b->cust_cp);
+    free(b->cp_ids);
+    free(b->cps);
+    free(b->reqs);
+    free(b->results);
+    free(b->last);
+    free(b->final_order);
+    free(b->deliveries);
+    free(b->cust_index.slots);
+    free(b->cp_index.slots);
+    free(b);
+}
+
+size_t md_batch_len(const md_batch *b) { return b->n_items; }
+size_t md_batch_customers(const md_batch *b) { return b->n_cust; }
+bool md_batch_full(const md_batch *b) { return b->n_items >= b->cap; }
+
+void md_batch_clear(md_batch *b) {
+    for (size_t i = 0; i < b->n_items; i++) {
+        free(b->items[i].profile_json);
+        b->items[i].profile_json = NULL;
+    }
+    b->n_items = 0;
+    b->n_cust = 0;
+    if (b->cust_index.slots) name_index_clear(&b->cust_index);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Input                                                                      */
+
+/* The next item for customer_id (which must live in the item: the batch's
+ * customer list borrows it), or NULL when full. */
+static item *next_item(md_batch *b, item_kind kind, const md_source *src) {
+    if (b->n_items >= b->cap) return NULL;
+    item *it = &b->items[b->n_items];
+    it->kind = kind;
+    it->profile_json = NULL;
+    it->has_src = src && src->topic;
+    if (it->has_src) it->src = *src;
+    return it;
+}
+
+/* Commits the item made by next_item for customer id (a string inside it). */
+static void push_item(md_batch *b, item *it, const char *id) {
+    uint32_t *slot = name_index_slot(&b->cust_index, b->cust_ids, id);
+    if (!*slot) {
+        b->cust_ids[b->n_cust] = id;
+        *slot = (uint32_t)++b->n_cust;
+    }
+    it->customer = (int)*slot - 1;
+    b->n_items++;
+}
+
+md_err md_batch_add_event(md_batch *b, const md_event *ev, const md_source *src) {
+    item *it = next_item(b, ITEM_EVENT, src);
+    if (!it) return MD_ERR_OVERFLOW;
+    it->ev = *ev;
+    b->n->accepted++;
+    if ((int)ev->type >= 0 && ev->type < MD_EVENT_TYPE_COUNT) b->n->accepted_by_type[ev->type]++;
+    push_item(b, it, it->ev.customer_id);
+    return MD_ERR_OK;
+}
+
+md_err md_batch_add_outcome(md_batch *b, const md_outcome *oc, const md_source *src) {
+    item *it = next_item(b, ITEM_OUTCOME, src);
+    if (!it) return MD_ERR_OVERFLOW;
+    it->oc = *oc;
+    push_item(b, it, it->oc.customer_id);
+    return MD_ERR_OK;
+}
+
+md_err md_batch_add_profile(md_batch *b, const char *customer_id, const char *json, const md_source *src, char *errstr,
+                            size_t errstr_size) {
+    size_t idlen = strlen(customer_id);
+    if (idlen == 0 || idlen > MD_CUSTOMER_ID_MAX) {
+        snprintf(errstr, errstr_size, "a profile's key must be its customer_id (1-%d bytes)", MD_CUSTOMER_ID_MAX);
+        return MD_ERR_BAD_EVENT;
+    }
+    if (json && md_profile_check(json, b->cfg->limits.max_profile_attrs, errstr, errstr_size)) return MD_ERR_BAD_EVENT;
+    item *it = next_item(b, ITEM_PROFILE, src);
+    if (!it) return MD_ERR_OVERFLOW;
+    if (json && !(it->profile_json = strdup(json))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return MD_ERR_NOMEM;
+    }
+    memcpy(it->ev.customer_id, customer_id, idlen + 1);
+    push_item(b, it, it->ev.customer_id);
+    b->n->profiles++;
+    return MD_ERR_OK;
+}
+
+md_err md_batch_add_message(md_batch *b, const md_message *m, int64_t now_ms, const char **reason, char *detail, size_t detail_size) {
+    const md_config *cfg = b->cfg;
+    const md_source src = {m->topic, m->partition, m->offset};
+    const md_source *srcp = m->offset >= 0 ? &src : NULL;
+    /* Replays judge nothing against the wall clock: every input is "now". */
+    int64_t parse_now = b->clock == MD_BATCH_CLOCK_INPUT ? INT64_MAX / 2 : now_ms;
+    const char *payload = m->payload ? m->payload : "";
+    const char *key = m->key; /* NULL: not checked (batch.h) */
+    *reason = NULL;
+    detail[0] = '\0';
+    b->n->consumed++;
+    if (b->n_items >= b->cap) {
+        snprintf(detail, detail_size, "the batch is full");
+        return MD_ERR_OVERFLOW;
+    }
+    md_err e = MD_ERR_OK;
+    if (strcmp(m->topic, cfg->kafka.topic_profiles) == 0) {
+        char cid[MD_CUSTOMER_ID_MAX + 1];
+        if (!m->key || m->key_len == 0 || m->key_len > MD_CUSTOMER_ID_MAX) {
+            *reason = "key_mismatch";
+            snprintf(detail, detail_size, "a profile's key must be its customer_id (1-%d bytes)", MD_CUSTOMER_ID_MAX);
+        } else if (m->len > (size_t)cfg->limits.max_message_bytes) {
+            *reason = "too_large";
+            snprintf(detail, detail_size, "%zu bytes, limit %lld", m->len, (long long)cfg->limits.max_message_bytes);
+        } else {
+            memcpy(cid, m->key, m->key_len);
+            cid[m->key_len] = '\0';
+            char *json = NULL;
+            if (m->payload && !(json = malloc(m->len + 1))) {
+                *reason = "too_large";
+                snprintf(detail, detail_size, "out of memory");
+            } else if (json) {
+                memcpy(json, m->payload, m->len);
+                json[m->len] = '\0';
+                if (strlen(json) != m->len) {
+                    *reason = "not_json";
+                    snprintf(detail, detail_size, "profile contains a NUL byte");
+                }
+            }
+            if (!*reason) {
+                e = md_batch_add_profile(b, cid, json, srcp, detail, detail_size);
+                if (e == MD_ERR_BAD_EVENT) *reason = "bad_profile";
+                else if (e) *reason = "too_large";
+            }
+            free(json);
+        }
+        if (*reason) b->n->profile_rejects++;
+    } else {
+        md_parse_result res;
+        bool outcome = strcmp(m->topic, cfg->kafka.topic_outcomes) == 0;
+        md_event ev;
+        md_outcome oc;
+        md_err pe = outcome ? md_outcome_parse(b->parser, payload, m->len, key, m->key_len, parse_now, &oc, &res)
+                            : md_event_parse(b->parser, payload, m->len, key, m->key_len, parse_now, &ev, &res);
+        if (pe == MD_ERR_OK) {
+            e = outcome ? md_batch_add_outcome(b, &oc, srcp) : md_batch_add_event(b, &ev, srcp);
+        } else {
+            *reason = md_reject_code(res.reason);
+            snprintf(detail, detail_size, "%s", res.detail);
+            b->n->rejects[res.reason]++;
+        }
+    }
+    if (*reason) {
+        b->n->dead_lettered++;
+        return MD_ERR_BAD_EVENT;
+    }
+    return e;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Running                                                                    */
+
+/* Whether the caller wants the step redone after e. */
+static bool retry(md_batch *b, md_err e, const char *what, const char *errstr) {
+    return b->hooks.retry && b->hooks.retry(b->hooks.ctx, e, what, errstr);
+}
+
+/* Reads the batch's customers and the contact points their profiles name. */
+static md_err read_states(md_batch *b, char *err, size_t errsz) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    md_err e = md_store_read_customers(b->store, b->n_cust, b->cust_ids, b->states, err, errsz);
+    if (e) return e;
+    b->n_cp = 0;
+    name_index_clear(&b->cp_index);
+    for (size_t c = 0; c < b->n_cust; c++) {
+        b->cust_cp[c] = -1;
+        const char *cp = md_cstate_contact_point(b->states[c]);
+        if (!cp) continue;
+        uint32_t *slot = name_index_slot(&b->cp_index, (const char *const *)b->cp_ids, cp);
+        if (!*slot) {
+            snprintf(b->cp_ids[b->n_cp], MD_CONTACT_POINT_MAX, "%s", cp);
+            *slot = (uint32_t)++b->n_cp;
+        }
+        b->cust_cp[c] = (int)*slot - 1;
+    }
+    if (b->n_cp) e = md_store_read_contact_points(b->store, b->n_cp, (const char *const *)b->cp_ids, b->cps, err, errsz);
+    if (!e) observe(b, MD_LAT_REDIS_READ, &t0);
+    return e;
+}
+
+/* A trigger decided: a holdout decision, or a real contact by campaign and
+ * channel (for /metrics). */
+static void count_trigger(md_batch *b, const md_trigger *tr) {
+    if (tr->holdout) {
+        b->n->holdouts++;
+        return;
+    }
+    b->n->triggers++;
+    if (tr->campaign < MD_MAX_CAMPAIGNS && tr->channel >= 0 && tr->channel < MD_STATUS_MAX_CHANNELS)
+        b->n->fired[tr->campaign][tr->channel]++;
+}
+
+/* Decides one input against its customer's state. MD_ERR_NOMEM only. */
+static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t errsz) {
+    md_cstate *cs = b->states[it->customer];
+    md_ops *ops = &b->ops[it->customer], *cp_ops = &b->cp_ops[it->customer];
+    int cpi = b->cust_cp[it->customer];
+    md_cpstate *cp = cpi >= 0 ? b->cps[cpi] : NULL;
+    const md_source *src = it->has_src ? &it->src : NULL;
+    md_err e = MD_ERR_OK;
+    if (it->kind == ITEM_PROFILE) {
+        md_applied applied;
+        /* Validated when added: only memory can fail here. */
+        if (md_engine_profile(cs, it->profile_json, src, ops, &applied, err, errsz) == MD_ERR_NOMEM) return MD_ERR_NOMEM;
+        return MD_ERR_OK;
+    }
+    if (it->kind == ITEM_OUTCOME) {
+        md_outcome_applied oa;
+        int64_t t = b->clock == MD_BATCH_CLOCK_INPUT ? it->oc.ts_ms : now_ms;
+        e = md_engine_outcome(b->cfg, cs, cp, &it->oc, src, t, ops, cp_ops, &oa, &b->out);
+        if (!e) {
+            if (oa == MD_OUTCOME_APPLIED) b->n->outcomes++;
+            else if (oa == MD_OUTCOME_UNKNOWN_TRIGGER) b->n->outcomes_unknown++;
+            else b->n->outcome_duplicates++;
+            for (size_t t2 = 0; t2 < b->out.n_triggers; t2++) {
+                count_trigger(b, &b->out.triggers[t2]);
+                b->n->follow_ups++;
+            }
+            if (b->out.follow_up_suppressed != MD_SUPPRESS_NONE) b->n->suppressed[b->out.follow_up_suppressed]++;
+        }
+    } else {
+        int64_t t = b->clock == MD_BATCH_CLOCK_INPUT ? it->ev.ts_ms : now_ms;
+        e = md_engine_process(b->cfg, cs, cp, &it->ev, src, t, ops, cp_ops, &b->out);
+        if (!e) {
+            b->n->conversions += b->out.n_conversions;
+            if (b->out.applied == MD_DUP_OFFSET || b->out.applied == MD_DUP_EVENT_ID) b->n->duplicates++;
+            else if (b->out.applied == MD_TOO_LATE) b->n->too_late++;
+            for (size_t t2 = 0; t2 < b->out.n_triggers; t2++) count_trigger(b, &b->out.triggers[t2]);
+            if (b->out.applied == MD_APPLIED)
+                for (size_t c = 0; c < b->out.n_campaigns; c++)
+                    if (b->out.eval[c].suppressed != MD_SUPPRESS_NONE) b->n->suppressed[b->out.eval[c].suppressed]++;
+        }
+    }
+    md_engine_out_fini(&b->out);
+    if (e) snprintf(err, errsz, "out of memory while deciding");
+    return e ? MD_ERR_NOMEM : MD_ERR_OK;
+}
+
+/* Adds customer c's requests (its state, and its contact point's if it
+ * touched one) after flushing its state into its ops. MD_ERR_NOMEM when
+ * recording lost an operation: such a list is never applied. */
+static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, size_t errsz) {
+    md_cstate_flush(b->states[c], &b->ops[c]);
+    if (b->ops[c].oom || b->cp_ops[c].oom) {
+        snprintf(err, errsz, "out of memory while recording");
+        return MD_ERR_NOMEM;
+    }
+    if (b->ops[c].n == 0) return MD_ERR_OK; /* only duplicates: nothing to write */
+    md_apply_req *q = &b->reqs[(*nreq)++];
+    md_store_customer_key(b->store, b->cust_ids[c], q->key, sizeof(q->key));
+    q->ops = &b->ops[c];
+    q->expect_version = md_cstate_version(b->states[c]);
+    q->ttl_ms = md_cstate_ttl_ms(b->states[c]);
+    if (b->cp_ops[c].n && b->cust_cp[c] >= 0) {
+        q = &b->reqs[(*nreq)++];
+        md_store_contact_point_key(b->store, b->cp_ids[b->cust_cp[c]], q->key, sizeof(q->key));
+        q->ops = &b->cp_ops[c];
+        q->expect_version = -1;
+        q->ttl_ms = md_cpstate_ttl_ms(b->cfg);
+    }
+    return MD_ERR_OK;
+}
+
+/* Requests are handed to Redis in slices of this many while the rest of the
+ * batch is decided, so that Redis's work on applies overlaps the decisions
+ * instead of following them (bench/run: see BENCHMARKS.md). */
+#define MD_APPLY_SLICE 64
+
+typedef enum attempt { ATTEMPT_DONE, ATTEMPT_CONFLICT, ATTEMPT_FAILED } attempt;
+
+/* One attempt at steps 1-3: read, decide in input order, apply. On
+ * ATTEMPT_FAILED *what names the step and *e says why. */
+static attempt decide_and_apply(md_batch *b, int64_t now_ms, md_err *e, const char **what, char *err, size_t errsz) {
+    size_t nreq = 0, nsent = 0, next_final = 0, n_final = 0;
+    *what = "read";
+    if ((*e = read_states(b, err, errsz))) return ATTEMPT_FAILED;
+    for (size_t c = 0; c < b->n_cust; c++) {
+        md_ops_clear(&b->ops[c]);
+        md_ops_clear(&b->cp_ops[c]);
+    }
+    /* Customers in the order their last input of the batch comes: once the
+     * decisions have passed it, that customer's requests are final. */
+    for (size_t i = 0; i < b->n_items; i++) b->last[b->items[i].customer] = i;
+    for (size_t i = 0; i < b->n_items; i++)
+        if (b->last[b->items[i].customer] == i) b->final_order[n_final++] = (size_t)b->items[i].customer;
+    *what = "apply";
+    for (size_t i = 0; i < b->n_items; i++) {
+        while (next_final < n_final && b->last[b->final_order[next_final]] < i)
+            if ((*e = queue_customer(b, b->final_order[next_final++], &nreq, err, errsz))) goto failed;
+        if (nreq - nsent >= MD_APPLY_SLICE) {
+            if ((*e = md_store_apply_send(b->store, nreq - nsent, b->reqs + nsent, err, errsz))) goto failed;
+            nsent = nreq;
+        }
+        if ((*e = decide(b, &b->items[i], now_ms, err, errsz))) goto failed;
+    }
+    while (next_final < n_final)
+        if ((*e = queue_customer(b, b->final_order[next_final++], &nreq, err, errsz))) goto failed;
+    /* One apply per customer, conditional on the version read: the rest of
+     * them, then every reply. */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    *e = md_store_apply_send(b->store, nreq - nsent, b->reqs + nsent, err, errsz);
+    if (!*e) *e = md_store_apply_collect(b->store, nreq, b->reqs, b->results, err, errsz);
+    if (*e) return ATTEMPT_FAILED; /* the store dropped the connection */
+    if (nreq) observe(b, MD_LAT_REDIS_APPLY, &t0);
+    for (size_t q = 0; q < nreq; q++)
+        if (b->results[q] == 0) return ATTEMPT_CONFLICT;
+    return ATTEMPT_DONE;
+failed:
+    /* Requests sent but not answered: their replies would be taken for the
+     * next command's. Drop the connection with them; whether they were
+     * applied or not, the redo reads what is there. */
+    if (nsent) md_store_disconnect(b->store);
+    return ATTEMPT_FAILED;
+}
+
+/* Step 4: every outbox entry of the batch's customers to the sink. */
+static md_err deliver(md_batch *b, char *err, size_t errsz) {
+    size_t total = 0;
+    for (size_t c = 0; c < b->n_cust; c++) total += md_cstate_pending_count(b->states[c]);
+    if (total > b->cap_deliveries) {
+        md_delivery *d = realloc(b->deliveries, total * sizeof(*d));
+        if (!d) {
+            snprintf(err, errsz, "out of memory");
+            return MD_ERR_NOMEM;
+        }
+        b->deliveries = d;
+        b->cap_deliveries = total;
+    }
+    size_t k = 0;
+    for (size_t c = 0; c < b->n_cust; c++) {
+        md_cstate *cs = b->states[c];
+        for (size_t p = 0; p < md_cstate_pending_count(cs); p++) {
+            md_delivery *d = &b->deliveries[k++];
+            md_cstate_pending(cs, p, &d->trigger_id, &d->topic, &d->payload);
+            d->customer_id = b->cust_ids[c];
+            d->len = strlen(d->payload);
+            md_cstate_trigger_info(cs, d->trigger_id, &d->campaign, &d->channel, &d->holdout);
+        }
+    }
+    return b->hooks.deliver(b->hooks.ctx, b->deliveries, k, err, errsz);
+}
+
+/* Step 5: funnel increments, then forgetting the outbox. */
+static md_err settle(md_batch *b, char *err, size_t errsz) {
+    size_t n_in = 0;
+    for (size_t c = 0; c < b->n_cust; c++) n_in += md_cstate_incr_count(b->states[c]);
+    md_err e = MD_ERR_OK;
+    if (n_in) {
+        const char **camp = calloc(n_in, sizeof(char *)), **day = calloc(n_in, sizeof(char *)), **field = calloc(n_in, sizeof(char *));
+        int64_t *delta = calloc(n_in, sizeof(int64_t));
+        if (!camp || !day || !field || !delta) {
+            snprintf(err, errsz, "out of memory");
+            e = MD_ERR_NOMEM;
+        } else {
+            size_t k = 0;
+            for (size_t c = 0; c < b->n_cust; c++)
+                for (size_t i = 0; i < md_cstate_incr_count(b->states[c]); i++, k++) {
+                    const char *name;
+                    md_cstate_incr(b->states[c], i, &name, &camp[k], &day[k], &field[k], &delta[k]);
+                }
+            /* Funnel counts must not be lost: retried until Redis takes
+             * them. A crash between this and forgetting them below counts
+             * them twice: the one window where a funnel count (never a
+             * trigger) may be off by one. */
+            while ((e = md_store_funnel_add(b->store, n_in, camp, day, field, delta, err, errsz)) && retry(b, e, "funnel", err)) {
+            }
+        }
+        free(camp);
+        free(day);
+        free(field);
+        free(delta);
+        if (e) return e;
+    }
+    /* Forgetting delivered triggers may fail (Redis went down just now):
+     * they are delivered again later under the same trigger id, which
+     * subscribers drop, so that alone is not worth waiting for. Funnel
+     * increments already added would be added again: those are retried. */
+    while ((e = md_store_forget_outbox(b->store, b->n_cust, b->cust_ids, b->states, err, errsz))) {
+        if (!n_in) {
+            md_log(MD_LOG_WARN, "redis", "could not clear delivered outbox entries; they will be delivered again", "error", err, NULL);
+            return MD_ERR_OK;
+        }
+        if (!retry(b, e, "forget", err)) return e;
+    }
+    return MD_ERR_OK;
+}
+
+md_err md_batch_run(md_batch *b, int64_t now_ms, char *errstr, size_t errstr_size) {
+    md_err e = MD_ERR_OK;
+    const char *what = "";
+    md_counters before = *b->n;
+    for (;;) {
+        attempt a = decide_and_apply(b, now_ms, &e, &what, errstr, errstr_size);
+        if (a == ATTEMPT_DONE) break;
+        *b->n = before; /* the redo counts again */
+        if (a == ATTEMPT_CONFLICT) {
+            /* Another writer changed one of these customers since we read it
+             * (a rebalance in flight, or another consumer owning another
+             * topic's partition of the same customer). Re-read and decide
+             * again: what the other applied is then part of the state, what
+             * we applied reads as duplicates, and every outbox entry is
+             * delivered below. */
+            b->n->conflicts++;
+            before = *b->n;
+            md_log(MD_LOG_INFO, "batch", "customer changed concurrently; re-reading the batch", NULL);
+            continue;
+        }
+        if (!retry(b, e, what, errstr)) goto out;
+        before = *b->n; /* what the hook counted stays */
+    }
+    if ((e = deliver(b, errstr, errstr_size))) goto out;
+    e = settle(b, errstr, errstr_size);
+out:
+    md_batch_clear(b);
+    return e;
+}
+
+md_err md_batch_make_room(md_batch *b, char *errstr, size_t errstr_size) {
+    return md_batch_full(b) ? md_batch_run(b, 0, errstr, errstr_size) : MD_ERR_OK;
+}

@@ -1,0 +1,290 @@
+/* test_batch.c: the daemon's door and the simulator's door into the one
+ * batch runner make byte-identical decisions and Redis writes, against the
+ * real Redis of the integration fixture (MOMENTD_IT_REDIS_PORT).
+ *
+ * The same input (profiles naming one shared contact point, late payments
+ * that fire the default configuration's prepay_wallet campaign for every
+ * customer, a re-published event and a redelivered offset) goes through
+ *   A: the daemon's path: raw messages by topic, parsed by the batch
+ *      (md_batch_add_message), decided at the wall clock it is given;
+ *   B: the driver's path of simulate and backtest: events parsed by the
+ *      test and profiles handed over as structures, decided at each input's
+ *      own time;
+ * each in a namespace of its own, in batches smaller than the input. The
+ * delivered moments must be equal field by field (the payload's
+ * emitted_at, the only thing the clock writes, masked) and every key of the
+ * two namespaces equal byte for byte. The default configuration caps a
+ * contact point at 6 contacts in 30 days: 8 customers sharing one number
+ * must give 6 contacts, and every other one not in the holdout group a
+ * cap_contact_point suppression, on both paths,
+ * which the old driver (it never read contact points) did not. */
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch.h"
+#include "helpers.h"
+
+#define T0 INT64_C(1772294400000) /* 2026-03-01T00:00:00+08:00 */
+#define DAY INT64_C(86400000)
+#define HOUR INT64_C(3600000)
+#define N_CUST 8
+#define MAX_MSGS 64
+#define MAX_MOMENTS 64
+
+typedef struct msg {
+    const char *topic;
+    char key[64];
+    char json[1024];
+} msg;
+
+typedef struct moment {
+    char customer[64], trigger[64], topic[64];
+    char payload[2048];
+    int campaign, channel;
+    bool holdout;
+} moment;
+
+typedef struct capture {
+    moment m[MAX_MOMENTS];
+    size_t n;
+} capture;
+
+static md_config *cfg;
+static msg msgs[MAX_MSGS];
+static size_t n_msgs;
+static char url[128];
+
+static md_err capture_deliver(void *ctx, const md_delivery *d, size_t n, char *err, size_t errsz) {
+    (void)err;
+    (void)errsz;
+    capture *c = ctx;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_lt(c->n, MAX_MOMENTS);
+        moment *m = &c->m[c->n++];
+        snprintf(m->customer, sizeof(m->customer), "%s", d[i].customer_id);
+        snprintf(m->trigger, sizeof(m->trigger), "%s", d[i].trigger_id);
+        snprintf(m->topic, sizeof(m->topic), "%s", d[i].topic);
+        cr_assert_lt(d[i].len, sizeof(m->payload));
+        snprintf(m->payload, sizeof(m->payload), "%.*s", (int)d[i].len, d[i].payload);
+        /* The clock's one trace: emitted_at. */
+        char *e = strstr(m->payload, "\"emitted_at\":\"");
+        cr_assert(e, "no emitted_at in %s", m->payload);
+        for (e += 14; *e && *e != '"'; e++) *e = '#';
+        m->campaign = d[i].campaign;
+        m->channel = d[i].channel;
+        m->holdout = d[i].holdout;
+    }
+    return MD_ERR_OK;
+}
+
+static void add(const char *topic, const char *key, const char *json) {
+    cr_assert_lt(n_msgs, MAX_MSGS);
+    msgs[n_msgs].topic = topic;
+    snprintf(msgs[n_msgs].key, sizeof(msgs[n_msgs].key), "%s", key);
+    snprintf(msgs[n_msgs].json, sizeof(msgs[n_msgs].json), "%s", json);
+    n_msgs++;
+}
+
+static void payment(const char *cid, const char *eid, int64_t ts, int balance) {
+    char j[1024];
+    snprintf(j, sizeof(j),
+             "{\"event_id\":\"%s\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%" PRId64
+             ",\"amount\":100,\"channel\":\"bank\",\"kind\":\"bill\",\"late\":true,\"balance_after\":%d}",
+             eid, cid, ts, balance);
+    add(cfg->kafka.topic_payments, cid, j);
+}
+
+/* The input, in the order a partition would deliver it. */
+static void build_input(void) {
+    n_msgs = 0;
+    char cid[N_CUST][32], eid[64];
+    for (int c = 0; c < N_CUST; c++) {
+        snprintf(cid[c], sizeof(cid[c]), "batch-c%d", c);
+        add(cfg->kafka.topic_profiles, cid[c], "{\"customer_type\":\"resident\",\"contact_point\":\"13900000001\"}");
+    }
+    static const int balance[] = {80, 60, 50};
+    for (int k = 0; k < 3; k++)
+        for (int c = 0; c < N_CUST; c++) {
+            snprintf(eid, sizeof(eid), "%.32s-%d", cid[c], k);
+            payment(cid[c], eid, T0 + k * 30 * DAY + (10 + c % 8) * HOUR, balance[k]);
+        }
+    /* The same event re-published under a new offset: counted once. */
+    snprintf(eid, sizeof(eid), "%.32s-%d", cid[0], 2);
+    payment(cid[0], eid, T0 + 60 * DAY + 10 * HOUR, 50);
+}
+
+static md_store *store_for(const char *prefix) {
+    char err[512];
+    md_cfg_redis rc = {.url = url, .key_prefix = (char *)prefix, .timeout_ms = 2000, .retry_backoff_ms = 100};
+    md_store *s = md_store_new(&rc, err, sizeof(err));
+    cr_assert(s, "%s", err);
+    cr_assert_eq(md_store_connect(s, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    cr_assert_eq(md_store_wipe(s, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    return s;
+}
+
+/* Path A: what `momentd run` does with each polled message. */
+static void run_daemon_path(md_store *s, capture *out, md_counters *n) {
+    char err[512], detail[64];
+    md_batch_hooks hooks = {capture_deliver, NULL, out};
+    md_batch *b = md_batch_new(cfg, s, 7, MD_BATCH_CLOCK_WALL, &hooks, n, NULL);
+    cr_assert(b);
+    const int64_t wall = T0 + 200 * DAY;
+    for (size_t i = 0; i < n_msgs; i++) {
+        if (md_batch_full(b)) cr_assert_eq(md_batch_run(b, wall, err, sizeof(err)), MD_ERR_OK, "%s", err);
+        md_message m = {msgs[i].topic, 0, (int64_t)i, msgs[i].key, strlen(msgs[i].key), msgs[i].json, strlen(msgs[i].json)};
+        const char *reason = NULL;
+        cr_assert_eq(md_batch_add_message(b, &m, wall, &reason, detail, sizeof(detail)), MD_ERR_OK, "%s %s", reason, detail);
+    }
+    cr_assert_eq(md_batch_run(b, wall, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    md_batch_destroy(b);
+}
+
+/* Path B: what simulate and backtest do: structures in, input time. */
+static void run_driver_path(md_store *s, capture *out, md_counters *n) {
+    char err[512];
+    md_batch_hooks hooks = {capture_deliver, NULL, out};
+    md_batch *b = md_batch_new(cfg, s, 7, MD_BATCH_CLOCK_INPUT, &hooks, n, NULL);
+    md_event_limits lim = {1 << 20, 0, 64, 16};
+    md_event_parser *p = md_event_parser_new(&lim);
+    cr_assert(b && p);
+    for (size_t i = 0; i < n_msgs; i++) {
+        cr_assert_eq(md_batch_make_room(b, err, sizeof(err)), MD_ERR_OK, "%s", err);
+        md_source src = {msgs[i].topic, 0, (int64_t)i};
+        if (msgs[i].topic == cfg->kafka.topic_profiles) {
+            cr_assert_eq(md_batch_add_profile(b, msgs[i].key, msgs[i].json, &src, err, sizeof(err)), MD_ERR_OK, "%s", err);
+            continue;
+        }
+        md_event ev;
+        md_parse_result res;
+        cr_assert_eq(md_event_parse(p, msgs[i].json, strlen(msgs[i].json), NULL, 0, INT64_MAX / 2, &ev, &res), MD_ERR_OK, "%s",
+                     res.detail);
+        cr_assert_eq(md_batch_add_event(b, &ev, &src), MD_ERR_OK);
+    }
+    cr_assert_eq(md_batch_run(b, 0, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    md_batch_destroy(b);
+    md_event_parser_destroy(p);
+}
+
+static redisReply *cmd(md_store *s, int argc, const char **argv) {
+    size_t lens[8];
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    redisReply *r = md_store_command_argv(s, argc, argv, lens);
+    cr_assert(r, "redis command %s failed", argv[0]);
+    return r;
+}
+
+static int by_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Every key of the namespace, each as "name-without-prefix\n" followed by
+ * its sorted "field=value" lines, sorted: one string to compare. */
+static char *dump_namespace(md_store *s, const char *prefix) {
+    char pattern[128];
+    snprintf(pattern, sizeof(pattern), "%s:*", prefix);
+    const char *scan[] = {"KEYS", pattern};
+    redisReply *keys = cmd(s, 2, scan);
+    cr_assert_eq(keys->type, REDIS_REPLY_ARRAY);
+    size_t nk = keys->elements;
+    char **parts = calloc(nk + 1, sizeof(char *));
+    size_t total = 1;
+    for (size_t k = 0; k < nk; k++) {
+        const char *hgetall[] = {"HGETALL", keys->element[k]->str};
+        redisReply *h = cmd(s, 2, hgetall);
+        cr_assert_eq(h->type, REDIS_REPLY_ARRAY, "%s is not a hash", keys->element[k]->str);
+        size_t nf = h->elements / 2;
+        char **lines = calloc(nf + 1, sizeof(char *));
+        size_t len = strlen(keys->element[k]->str) + 2;
+        for (size_t f = 0; f < nf; f++) {
+            size_t l = h->element[2 * f]->len + h->element[2 * f + 1]->len + 3;
+            lines[f] = malloc(l);
+            snprintf(lines[f], l, "%s=%s\n", h->element[2 * f]->str, h->element[2 * f + 1]->str);
+            len += l;
+        }
+        qsort(lines, nf, sizeof(char *), by_str);
+        parts[k] = calloc(len, 1);
+        strcat(parts[k], keys->element[k]->str + strlen(prefix));
+        strcat(parts[k], "\n");
+        for (size_t f = 0; f < nf; f++) {
+            strcat(parts[k], lines[f]);
+            free(lines[f]);
+        }
+        free(lines);
+        total += strlen(parts[k]);
+        freeReplyObject(h);
+    }
+    qsort(parts, nk, sizeof(char *), by_str);
+    char *all = calloc(total, 1);
+    for (size_t k = 0; k < nk; k++) {
+        strcat(all, parts[k]);
+        free(parts[k]);
+    }
+    free(parts);
+    freeReplyObject(keys);
+    return all;
+}
+
+Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
+    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
+    cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%s/0", port);
+    cfg = th_default_config();
+    build_input();
+    char pa[64], pb[64];
+    snprintf(pa, sizeof(pa), "batch-a-%ld", (long)time(NULL));
+    snprintf(pb, sizeof(pb), "batch-b-%ld", (long)time(NULL));
+    md_store *sa = store_for(pa), *sb = store_for(pb);
+    capture *ca = calloc(1, sizeof(*ca)), *cb = calloc(1, sizeof(*cb));
+    md_counters na, nb;
+    memset(&na, 0, sizeof(na));
+    memset(&nb, 0, sizeof(nb));
+    run_daemon_path(sa, ca, &na);
+    run_driver_path(sb, cb, &nb);
+
+    /* What the configuration promises, so that equality is not two empty runs. */
+    cr_assert_eq(na.triggers, 6, "daemon path: %" PRIu64 " moments, expected 6 (8 customers, a contact point capped at 6)", na.triggers);
+    /* Holdout decisions contact nobody and use no cap: everyone else past
+     * the sixth contact is capped. */
+    cr_assert_lt(na.holdouts, N_CUST - 6, "too many holdouts for the cap to bite: choose other customer ids");
+    cr_assert_eq(na.suppressed[MD_SUPPRESS_CAP_CONTACT_POINT], N_CUST - 6 - na.holdouts,
+                 "daemon path: %" PRIu64 " cap_contact_point suppressions with %" PRIu64 " holdouts",
+                 na.suppressed[MD_SUPPRESS_CAP_CONTACT_POINT], na.holdouts);
+    cr_assert_eq(na.duplicates, 1, "the re-published event counted as new");
+    /* The driver path decided the same. */
+    cr_assert_eq(nb.triggers, na.triggers);
+    cr_assert_eq(nb.holdouts, na.holdouts);
+    cr_assert_eq(nb.duplicates, na.duplicates);
+    for (int r = 0; r < MD_SUPPRESS_COUNT; r++)
+        cr_assert_eq(nb.suppressed[r], na.suppressed[r], "suppressed %s: driver %" PRIu64 ", daemon %" PRIu64, md_suppress_name(r),
+                     nb.suppressed[r], na.suppressed[r]);
+    cr_assert_eq(ca->n, na.triggers + na.holdouts);
+    cr_assert_eq(cb->n, ca->n);
+    for (size_t i = 0; i < ca->n; i++) {
+        const moment *a = &ca->m[i], *b = &cb->m[i];
+        cr_assert_str_eq(b->customer, a->customer);
+        cr_assert_str_eq(b->trigger, a->trigger);
+        cr_assert_str_eq(b->topic, a->topic);
+        cr_assert_str_eq(b->payload, a->payload);
+        cr_assert_eq(b->campaign, a->campaign);
+        cr_assert_eq(b->channel, a->channel);
+        cr_assert_eq(b->holdout, a->holdout);
+        cr_assert_geq(a->campaign, 0, "a delivered moment without its trigger record");
+    }
+    char *da = dump_namespace(sa, pa), *db = dump_namespace(sb, pb);
+    cr_assert(strstr(da, ":{cp:13900000001}\n"), "no contact-point key written:\n%s", da);
+    cr_assert_str_eq(db, da);
+    free(da);
+    free(db);
+    char err[256];
+    md_store_wipe(sa, err, sizeof(err));
+    md_store_wipe(sb, err, sizeof(err));
+    md_store_destroy(sa);
+    md_store_destroy(sb);
+    free(ca);
+    free(cb);
+    md_config_destroy(cfg);
+}
