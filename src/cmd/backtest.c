@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "kafka.h"
 #include "momentd/jsonw.h"
 #include "rules.h"
 #include "store.h"
@@ -168,24 +169,14 @@ static int read_file(const char *path, binput *in) {
 /* Reads every partition of the topics from the beginning to their end now. */
 static int read_topics(const md_config *cfg, const char *topics, binput *in) {
     char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char group[64];
     snprintf(group, sizeof(group), "momentd-backtest-%d", (int)getpid());
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err))) {
-        fprintf(stderr, "momentd backtest: %s\n", err);
-        rd_kafka_conf_destroy(conf);
+    md_kafka_refusal why;
+    rd_kafka_conf_t *conf = md_kafka_conf_new(cfg, MD_KAFKA_READER, group, &why);
+    if (!conf) {
+        fprintf(stderr, "momentd backtest: %s: property %s: %s\n", why.where, why.property, why.error);
         return 2;
     }
-    for (size_t i = 0; i < cfg->kafka.n_common; i++)
-        if (rd_kafka_conf_set(conf, cfg->kafka.common[i].key, cfg->kafka.common[i].value, err, sizeof(err))) {
-            fprintf(stderr, "momentd backtest: kafka.common.%s: %s\n", cfg->kafka.common[i].key,
-                    md_config_key_is_secret(cfg->kafka.common[i].key) ? "rejected" : err);
-            rd_kafka_conf_destroy(conf);
-            return 2;
-        }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (!rk) {
         fprintf(stderr, "momentd backtest: %s\n", err);

@@ -26,6 +26,7 @@
 #include "momentd/engine.h"
 #include "momentd/event.h"
 #include "http.h"
+#include "kafka.h"
 #include "status.h"
 #include "store.h"
 
@@ -129,45 +130,21 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
            "facility", fac, NULL);
 }
 
-static bool conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, const char *where) {
-    char err[512];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        /* librdkafka's message quotes the value: not for a secret. */
-        md_log(MD_LOG_ERROR, "kafka", "rejected property", "where", where, "property", k, "error",
-               md_config_key_is_secret(k) ? "librdkafka rejected the value (not shown: it is a secret)" : err, NULL);
-        return false;
-    }
-    return true;
-}
-
 static rd_kafka_t *make_client(daemon *d, rd_kafka_type_t type) {
-    const md_config *cfg = d->cfg;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char err[512];
-    bool ok = conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, "kafka.brokers");
+    md_kafka_refusal why;
+    rd_kafka_conf_t *conf = md_kafka_conf_new(d->cfg, type == RD_KAFKA_CONSUMER ? MD_KAFKA_CONSUMER : MD_KAFKA_PRODUCER, NULL, &why);
+    if (!conf) {
+        md_log(MD_LOG_ERROR, "kafka", "rejected property", "where", why.where, "property", why.property, "error", why.error, NULL);
+        return NULL;
+    }
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     rd_kafka_conf_set_opaque(conf, d);
-    for (size_t i = 0; ok && i < cfg->kafka.n_common; i++)
-        ok = conf_set(conf, cfg->kafka.common[i].key, cfg->kafka.common[i].value, "kafka.common");
     if (type == RD_KAFKA_CONSUMER) {
-        ok = ok && conf_set(conf, "group.id", cfg->kafka.group_id, "kafka.group_id") &&
-             conf_set(conf, "enable.auto.commit", "false", "momentd") &&
-             conf_set(conf, "enable.auto.offset.store", "false", "momentd") &&
-             conf_set(conf, "auto.offset.reset", "earliest", "momentd");
-        for (size_t i = 0; ok && i < cfg->kafka.n_consumer; i++)
-            ok = conf_set(conf, cfg->kafka.consumer[i].key, cfg->kafka.consumer[i].value, "kafka.consumer");
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
         rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
     } else {
-        /* Idempotent: retries never duplicate or reorder a trigger. */
-        ok = ok && conf_set(conf, "enable.idempotence", "true", "momentd") && conf_set(conf, "acks", "all", "momentd");
-        for (size_t i = 0; ok && i < cfg->kafka.n_producer; i++)
-            ok = conf_set(conf, cfg->kafka.producer[i].key, cfg->kafka.producer[i].value, "kafka.producer");
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    }
-    if (!ok) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
     }
     rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
     if (!rk) {

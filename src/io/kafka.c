@@ -1,0 +1,52 @@
+/* kafka.c: librdkafka's configuration for every client (kafka.h). */
+#include "kafka.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool set(rd_kafka_conf_t *conf, const char *where, const char *k, const char *v, md_kafka_refusal *why) {
+    if (rd_kafka_conf_set(conf, k, v, why->error, sizeof(why->error)) == RD_KAFKA_CONF_OK) return true;
+    why->where = where;
+    snprintf(why->property, sizeof(why->property), "%s", k);
+    /* librdkafka's message quotes the value: not for a secret. */
+    if (md_config_key_is_secret(k)) snprintf(why->error, sizeof(why->error), "librdkafka rejected the value (not shown: it is a secret)");
+    return false;
+}
+
+static bool set_all(rd_kafka_conf_t *conf, const char *where, const md_kv *kv, size_t n, md_kafka_refusal *why) {
+    for (size_t i = 0; i < n; i++)
+        if (!set(conf, where, kv[i].key, kv[i].value, why)) return false;
+    return true;
+}
+
+rd_kafka_conf_t *md_kafka_conf_new(const md_config *cfg, md_kafka_role role, const char *group, md_kafka_refusal *why) {
+    const md_cfg_kafka *k = &cfg->kafka;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    bool ok = set(conf, "kafka.brokers", "bootstrap.servers", k->brokers, why) &&
+              set_all(conf, "kafka.common", k->common, k->n_common, why);
+    switch (role) {
+    case MD_KAFKA_CONSUMER:
+        ok = ok && set_all(conf, "kafka.consumer", k->consumer, k->n_consumer, why) &&
+             set(conf, "kafka.group_id", "group.id", group ? group : k->group_id, why) &&
+             set(conf, "momentd", "enable.auto.commit", "false", why) &&
+             set(conf, "momentd", "enable.auto.offset.store", "false", why) &&
+             set(conf, "momentd", "auto.offset.reset", "earliest", why);
+        break;
+    case MD_KAFKA_PRODUCER:
+        ok = ok && set_all(conf, "kafka.producer", k->producer, k->n_producer, why) &&
+             set(conf, "momentd", "enable.idempotence", "true", why) &&
+             set(conf, "momentd", "acks", "all", why);
+        break;
+    case MD_KAFKA_READER:
+        ok = ok && set(conf, "momentd", "group.id", group ? group : k->group_id, why) &&
+             set(conf, "momentd", "enable.partition.eof", "true", why) &&
+             set(conf, "momentd", "enable.auto.commit", "false", why);
+        break;
+    }
+    if (!ok) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
