@@ -94,10 +94,11 @@ size_t md_cstate_pending_count(const md_cstate *cs);
  * Pointers are valid until the state changes. */
 void md_cstate_pending(const md_cstate *cs, size_t i, const char **trigger_id, const char **topic, const char **payload);
 
-/* What the trigger record of trigger_id says: its campaign and channel
- * (indices into the configuration, -1 when unknown or no longer configured)
- * and whether it was a holdout decision. */
-void md_cstate_trigger_info(md_cstate *cs, const char *trigger_id, int *campaign, int *channel, bool *holdout);
+/* Who a moment is for, read back from its head as the engine wrote it:
+ * campaign and channel indices into cfg (-1 when not configured, and the
+ * channel always -1 for a holdout decision), and whether it went to the
+ * holdout topic. */
+void md_moment_route(const md_config *cfg, const char *topic, const char *payload, int *campaign, int *channel, bool *holdout);
 
 /* Pending funnel increments (written with the decisions, not yet added to
  * the campaign's funnel key). Entry i: its outbox field (to delete once

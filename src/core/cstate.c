@@ -805,13 +805,6 @@ size_t md_cstate_pending_count(const md_cstate *cs) { return cs->n_pending; }
 /* An opt-out is for good: that customer's state never expires. */
 int64_t md_cstate_ttl_ms(const md_cstate *cs) { return cs->opted_out ? 0 : cs->r->state_ttl_ms; }
 
-void md_cstate_trigger_info(md_cstate *cs, const char *trigger_id, int *campaign, int *channel, bool *holdout) {
-    const md_trec *t = md_cs_find_trec(cs, trigger_id);
-    *campaign = t ? t->campaign : -1;
-    *channel = t && !t->holdout ? t->channel : -1;
-    *holdout = t && t->holdout;
-}
-
 int64_t md_cpstate_ttl_ms(const md_config *cfg) { return cfg->rules->max_cap_span_ms + MD_DAY_MS; }
 
 const char *md_cstate_contact_point(const md_cstate *cs) {

@@ -432,6 +432,33 @@ static void trigger_head(md_jsonw *w, const char *id, const char *customer_id, c
     md_jsonw_kstr(w, "channel", channel);
 }
 
+/* The string value of "key":"..." in a moment's head, as trigger_head wrote
+ * it (names are configuration identifiers: never escaped), into out. */
+static bool head_field(const char *payload, const char *key, char *out, size_t n) {
+    char pat[32];
+    snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+    const char *v = strstr(payload, pat);
+    if (!v) return false;
+    v += strlen(pat);
+    const char *end = strchr(v, '"');
+    if (!end || (size_t)(end - v) >= n) return false;
+    memcpy(out, v, (size_t)(end - v));
+    out[end - v] = '\0';
+    return true;
+}
+
+void md_moment_route(const md_config *cfg, const char *topic, const char *payload, int *campaign, int *channel, bool *holdout) {
+    char name[128];
+    *campaign = *channel = -1;
+    *holdout = strcmp(topic, cfg->kafka.topic_holdout) == 0;
+    if (head_field(payload, "campaign", name, sizeof(name)))
+        for (size_t c = 0; c < cfg->n_campaigns; c++)
+            if (strcmp(cfg->campaigns[c].name, name) == 0) *campaign = (int)c;
+    if (!*holdout && head_field(payload, "channel", name, sizeof(name)))
+        for (size_t c = 0; c < cfg->n_channels; c++)
+            if (strcmp(cfg->channels[c].name, name) == 0) *channel = (int)c;
+}
+
 /* The fields every moment closes with, so that a trigger and a follow-up can
  * never disagree on them: fresh until fresh_from + the channel's fresh_for.
  * Returns the finished text (the caller owns it), or NULL on allocation

@@ -514,7 +514,7 @@ static md_err deliver(md_batch *b, char *err, size_t errsz) {
             md_cstate_pending(cs, p, &d->trigger_id, &d->topic, &d->payload);
             d->customer_id = b->cust_ids[c];
             d->len = strlen(d->payload);
-            md_cstate_trigger_info(cs, d->trigger_id, &d->campaign, &d->channel, &d->holdout);
+            md_moment_route(b->cfg, d->topic, d->payload, &d->campaign, &d->channel, &d->holdout);
         }
     }
     return b->hooks.deliver(b->hooks.ctx, b->deliveries, k, err, errsz);

@@ -53,8 +53,8 @@ typedef enum md_batch_clock {
 } md_batch_clock;
 
 /* One outbox entry handed to the sink. Every pointer is valid only during
- * the deliver call. campaign and channel come from the trigger's record
- * (indices into the configuration; -1 when unknown). */
+ * the deliver call. campaign and channel are read from the moment itself
+ * (md_moment_route: indices into the configuration, -1 when unknown). */
 typedef struct md_delivery {
     const char *customer_id;
     const char *trigger_id;

@@ -272,7 +272,7 @@ Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
         cr_assert_eq(b->campaign, a->campaign);
         cr_assert_eq(b->channel, a->channel);
         cr_assert_eq(b->holdout, a->holdout);
-        cr_assert_geq(a->campaign, 0, "a delivered moment without its trigger record");
+        cr_assert_geq(a->campaign, 0, "a delivered moment names no configured campaign");
     }
     char *da = dump_namespace(sa, pa), *db = dump_namespace(sb, pb);
     cr_assert(strstr(da, ":{cp:13900000001}\n"), "no contact-point key written:\n%s", da);
