@@ -241,8 +241,8 @@ typedef struct md_config {
     struct md_rules *rules; /* owned */
 } md_config;
 
-/* Loads and validates path. Environment overrides applied after the file:
- * MOMENTD_KAFKA_BROKERS and MOMENTD_REDIS_URL. On error returns NULL and
+/* Loads and validates path, then applies the environment overrides the
+ * configuration table names (md_config_foreach_env). On error returns NULL and
  * writes "<file>: <json path>: <what was expected>" into errstr. The result is
  * owned by the caller (md_config_destroy). */
 md_config *md_config_load(const char *path, char *errstr, size_t errstr_size);
@@ -280,5 +280,15 @@ bool md_parse_utc_offset(const char *s, int *out_min);
 
 /* "21:00" to minutes after midnight. */
 bool md_parse_time_of_day(const char *s, int *out_min);
+
+/* The first setting a reload cannot change (marked restart-only in the
+ * configuration table: the connections, the group and the subscription are
+ * made once) that differs between a and b, as its dotted key in key; false
+ * when none does. */
+bool md_config_restart_change(const md_config *a, const md_config *b, char *key, size_t key_size);
+
+/* Calls fn for every environment variable that overrides a setting, with
+ * the dotted key it overrides, in table order. */
+void md_config_foreach_env(void (*fn)(void *ctx, const char *name, const char *key), void *ctx);
 
 #endif

@@ -50,8 +50,17 @@ static const char usage[] =
     "  scenario-doc                    print the simulator's scenario reference (Markdown)\n"
     "  version                         print the version\n"
     "\n"
-    "environment: MOMENTD_KAFKA_BROKERS and MOMENTD_REDIS_URL override the configured addresses.\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.\n";
+
+static void print_env_line(void *ctx, const char *name, const char *key) { fprintf(ctx, "  %-30s overrides %s\n", name, key); }
+
+/* The usage, then the environment overrides as the configuration table
+ * names them (so --help cannot drift from the loader). */
+static void print_usage(FILE *out) {
+    fputs(usage, out);
+    fputs("environment (when set and not empty):\n", out);
+    md_config_foreach_env(print_env_line, out);
+}
 
 /* Shutdown: the first SIGTERM/SIGINT asks the loop to finish its batch,
  * commit and close. librdkafka's consumer close can block while the group
@@ -345,12 +354,12 @@ done:
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fputs(usage, stderr);
+        print_usage(stderr);
         return 2;
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        fputs(usage, stdout);
+        print_usage(stdout);
         return 0;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
@@ -393,8 +402,8 @@ int main(int argc, char **argv) {
         case 'L': live = optarg; break;
         case 'F': from_file = optarg; break;
         case 'K': from_topic = optarg; break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'h': print_usage(stdout); return 0;
+        default: print_usage(stderr); return 2;
         }
     }
     if (strcmp(cmd, "run") == 0) return cmd_run(config);

@@ -524,39 +524,6 @@ static void apply_log_level(const md_config *cfg) {
     md_log_set_level(lvl);
 }
 
-static bool same_str(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : "") == 0; }
-
-static bool same_kvs(const md_kv *a, size_t na, const md_kv *b, size_t nb) {
-    if (na != nb) return false;
-    for (size_t i = 0; i < na; i++)
-        if (!same_str(a[i].key, b[i].key) || !same_str(a[i].value, b[i].value)) return false;
-    return true;
-}
-
-/* The first setting a reload cannot change (the connections, the group and
- * the subscription are made once), or NULL when they are all unchanged. */
-static const char *restart_only_change(const md_config *a, const md_config *b) {
-    if (!same_str(a->kafka.brokers, b->kafka.brokers)) return "kafka.brokers";
-    if (!same_str(a->kafka.group_id, b->kafka.group_id)) return "kafka.group_id";
-    if (!same_str(a->kafka.topic_payments, b->kafka.topic_payments)) return "kafka.topic_payments";
-    if (!same_str(a->kafka.topic_calls, b->kafka.topic_calls)) return "kafka.topic_calls";
-    if (!same_str(a->kafka.topic_app_logins, b->kafka.topic_app_logins)) return "kafka.topic_app_logins";
-    if (!same_str(a->kafka.topic_profiles, b->kafka.topic_profiles)) return "kafka.topic_profiles";
-    if (!same_str(a->kafka.topic_outcomes, b->kafka.topic_outcomes)) return "kafka.topic_outcomes";
-    if (!same_kvs(a->kafka.common, a->kafka.n_common, b->kafka.common, b->kafka.n_common)) return "kafka.common";
-    if (!same_kvs(a->kafka.consumer, a->kafka.n_consumer, b->kafka.consumer, b->kafka.n_consumer)) return "kafka.consumer";
-    if (!same_kvs(a->kafka.producer, a->kafka.n_producer, b->kafka.producer, b->kafka.n_producer)) return "kafka.producer";
-    if (!same_str(a->redis.url, b->redis.url)) return "redis.url";
-    if (!same_str(a->redis.password, b->redis.password)) return "redis.password";
-    if (!same_str(a->redis.tls_ca_file, b->redis.tls_ca_file) || !same_str(a->redis.tls_cert_file, b->redis.tls_cert_file) ||
-        !same_str(a->redis.tls_key_file, b->redis.tls_key_file) || !same_str(a->redis.tls_server_name, b->redis.tls_server_name))
-        return "redis.tls_*";
-    if (!same_str(a->redis.key_prefix, b->redis.key_prefix)) return "redis.key_prefix";
-    if (a->redis.timeout_ms != b->redis.timeout_ms) return "redis.timeout";
-    if (!same_str(a->http.listen, b->http.listen)) return "http.listen";
-    return NULL;
-}
-
 /* Trigger counts by campaign and channel are indexed by position; carry
  * them over by name so that /metrics stays monotonic for the campaigns and
  * channels both configurations have. */
@@ -582,8 +549,9 @@ static void reload(daemon *d) {
     char err[1024];
     const char *path = d->cfg->path;
     md_config *neu = md_config_load(path, err, sizeof(err));
-    const char *fixed = neu ? restart_only_change(d->cfg, neu) : NULL;
-    if (fixed) snprintf(err, sizeof(err), "%s: %s changed; that takes a restart", path, fixed);
+    char key[256];
+    bool fixed = neu && md_config_restart_change(d->cfg, neu, key, sizeof(key));
+    if (fixed) snprintf(err, sizeof(err), "%s: %s changed; that takes a restart", path, key);
     /* The new batch is built before the running one goes, so a refusal
      * leaves everything as it was. */
     daemon next = *d;

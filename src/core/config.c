@@ -33,7 +33,17 @@ typedef struct field {
     size_t elem_size;        /* T_ARR */
     size_t count_off;        /* T_ARR, T_PASS, T_NUMMAP */
     const char *choices;     /* T_ENUM: "a|b|c" */
+    /* The columns that drive more than the loader: */
+    unsigned flags;          /* F_RESTART: a reload that changes it is refused (the connections, the group
+                              * and the subscription are made once) */
+    const char *env;         /* T_STR: the environment variable that overrides it, or NULL */
 } field;
+
+#define F_RESTART 1u
+
+/* The table's last columns (flags, env) are optional: a row that leaves them
+ * out gets 0 and NULL, which is what an initializer does anyway. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 typedef struct table {
     const char *name;
@@ -42,52 +52,52 @@ typedef struct table {
 } table;
 
 #define NF(arr) (sizeof(arr) / sizeof((arr)[0]))
-#define STR(s, k, d, doc_) {#k, T_STR, offsetof(s, k), d, 0, 0, doc_, NULL, 0, 0, NULL}
-#define STRK(s, k, m, d, doc_) {k, T_STR, offsetof(s, m), d, 0, 0, doc_, NULL, 0, 0, NULL}
-#define EXPR(s, k, d, doc_) {#k, T_EXPR, offsetof(s, k), d, 0, 0, doc_, NULL, 0, 0, NULL}
-#define INT(s, k, d, lo, hi, doc_) {#k, T_INT, offsetof(s, k), d, lo, hi, doc_, NULL, 0, 0, NULL}
-#define NUM(s, k, d, lo, hi, doc_) {#k, T_NUM, offsetof(s, k), d, lo, hi, doc_, NULL, 0, 0, NULL}
-#define DUR(s, k, m, d, lo, hi, doc_) {k, T_DUR, offsetof(s, m), d, lo, hi, doc_, NULL, 0, 0, NULL}
-#define ENUM(s, k, m, d, ch, doc_) {k, T_ENUM, offsetof(s, m), d, 0, 0, doc_, NULL, 0, 0, ch}
-#define TOD(s, k, d, doc_) {#k, T_TOD, offsetof(s, k), d, 0, 0, doc_, NULL, 0, 0, NULL}
-#define OBJ(s, k, m, t, doc_) {k, T_OBJ, offsetof(s, m), "", 0, 0, doc_, &t, 0, 0, NULL}
-#define ARR(s, k, m, cnt, t, et, req, doc_) {k, T_ARR, offsetof(s, m), req, 0, 0, doc_, &t, sizeof(et), offsetof(s, cnt), NULL}
-#define PASS(s, k, m, cnt, doc_) {k, T_PASS, offsetof(s, m), "", 0, 0, doc_, NULL, 0, offsetof(s, cnt), NULL}
-#define NUMMAP(s, k, m, cnt, doc_) {k, T_NUMMAP, offsetof(s, m), "", 0, 0, doc_, NULL, 0, offsetof(s, cnt), NULL}
+#define STR(s, k, d, doc_, ...) {#k, T_STR, offsetof(s, k), d, 0, 0, doc_, NULL, 0, 0, NULL, __VA_ARGS__}
+#define STRK(s, k, m, d, doc_, ...) {k, T_STR, offsetof(s, m), d, 0, 0, doc_, NULL, 0, 0, NULL, __VA_ARGS__}
+#define EXPR(s, k, d, doc_, ...) {#k, T_EXPR, offsetof(s, k), d, 0, 0, doc_, NULL, 0, 0, NULL, __VA_ARGS__}
+#define INT(s, k, d, lo, hi, doc_, ...) {#k, T_INT, offsetof(s, k), d, lo, hi, doc_, NULL, 0, 0, NULL, __VA_ARGS__}
+#define NUM(s, k, d, lo, hi, doc_, ...) {#k, T_NUM, offsetof(s, k), d, lo, hi, doc_, NULL, 0, 0, NULL, __VA_ARGS__}
+#define DUR(s, k, m, d, lo, hi, doc_, ...) {k, T_DUR, offsetof(s, m), d, lo, hi, doc_, NULL, 0, 0, NULL, __VA_ARGS__}
+#define ENUM(s, k, m, d, ch, doc_, ...) {k, T_ENUM, offsetof(s, m), d, 0, 0, doc_, NULL, 0, 0, ch, __VA_ARGS__}
+#define TOD(s, k, d, doc_, ...) {#k, T_TOD, offsetof(s, k), d, 0, 0, doc_, NULL, 0, 0, NULL, __VA_ARGS__}
+#define OBJ(s, k, m, t, doc_, ...) {k, T_OBJ, offsetof(s, m), "", 0, 0, doc_, &t, 0, 0, NULL, __VA_ARGS__}
+#define ARR(s, k, m, cnt, t, et, req, doc_, ...) {k, T_ARR, offsetof(s, m), req, 0, 0, doc_, &t, sizeof(et), offsetof(s, cnt), NULL, __VA_ARGS__}
+#define PASS(s, k, m, cnt, doc_, ...) {k, T_PASS, offsetof(s, m), "", 0, 0, doc_, NULL, 0, offsetof(s, cnt), NULL, __VA_ARGS__}
+#define NUMMAP(s, k, m, cnt, doc_, ...) {k, T_NUMMAP, offsetof(s, m), "", 0, 0, doc_, NULL, 0, offsetof(s, cnt), NULL, __VA_ARGS__}
 
 #define MS_DAY 86400000.0
 #define MS_HOUR 3600000.0
 
 /* ---- kafka ---- */
 static const field kafka_fields[] = {
-    STR(md_cfg_kafka, brokers, "127.0.0.1:9092", "Bootstrap brokers. Overridden by MOMENTD_KAFKA_BROKERS."),
-    STR(md_cfg_kafka, group_id, "momentd", "Consumer group of the daemon."),
-    STRK(md_cfg_kafka, "topic_payments", topic_payments, "payments", "Payment events."),
-    STRK(md_cfg_kafka, "topic_calls", topic_calls, "calls", "Call-centre events."),
-    STRK(md_cfg_kafka, "topic_app_logins", topic_app_logins, "app-logins", "App-login events."),
-    STRK(md_cfg_kafka, "topic_profiles", topic_profiles, "customer-profiles", "Compacted topic of static customer profiles."),
-    STRK(md_cfg_kafka, "topic_outcomes", topic_outcomes, "moment-outcomes", "Outcomes reported by the channels' subscribers."),
+    STR(md_cfg_kafka, brokers, "127.0.0.1:9092", "Bootstrap brokers.", F_RESTART, "MOMENTD_KAFKA_BROKERS"),
+    STR(md_cfg_kafka, group_id, "momentd", "Consumer group of the daemon.", F_RESTART),
+    STRK(md_cfg_kafka, "topic_payments", topic_payments, "payments", "Payment events.", F_RESTART),
+    STRK(md_cfg_kafka, "topic_calls", topic_calls, "calls", "Call-centre events.", F_RESTART),
+    STRK(md_cfg_kafka, "topic_app_logins", topic_app_logins, "app-logins", "App-login events.", F_RESTART),
+    STRK(md_cfg_kafka, "topic_profiles", topic_profiles, "customer-profiles", "Compacted topic of static customer profiles.", F_RESTART),
+    STRK(md_cfg_kafka, "topic_outcomes", topic_outcomes, "moment-outcomes", "Outcomes reported by the channels' subscribers.", F_RESTART),
     STRK(md_cfg_kafka, "topic_dead_letter", topic_dead_letter, "momentd.dead-letter", "Rejected input: original bytes and reason."),
     STRK(md_cfg_kafka, "topic_holdout", topic_holdout, "moments.holdout", "Decisions for holdout customers (never contacted)."),
     INT(md_cfg_kafka, create_partitions, "4", 0, 1024, "At start, create missing topics with this many partitions (0: never create)."),
     DUR(md_cfg_kafka, "poll_timeout", poll_timeout_ms, "100ms", 1, 10000, "Longest wait of one consumer poll."),
     DUR(md_cfg_kafka, "delivery_timeout", delivery_timeout_ms, "30s", 1000, 3600000, "How long a batch waits for trigger acknowledgements before retrying."),
-    PASS(md_cfg_kafka, "common", common, n_common, "librdkafka properties for the consumer and the producer alike (security.protocol, sasl.*, ssl.*), passed through unchanged; values may be \"${env:NAME}\" or \"${file:PATH}\"."),
-    PASS(md_cfg_kafka, "consumer", consumer, n_consumer, "librdkafka consumer properties, passed through unchanged (e.g. \"fetch.min.bytes\")."),
-    PASS(md_cfg_kafka, "producer", producer, n_producer, "librdkafka producer properties, passed through unchanged (e.g. \"linger.ms\")."),
+    PASS(md_cfg_kafka, "common", common, n_common, "librdkafka properties for the consumer and the producer alike (security.protocol, sasl.*, ssl.*), passed through unchanged; values may be \"${env:NAME}\" or \"${file:PATH}\".", F_RESTART),
+    PASS(md_cfg_kafka, "consumer", consumer, n_consumer, "librdkafka consumer properties, passed through unchanged (e.g. \"fetch.min.bytes\").", F_RESTART),
+    PASS(md_cfg_kafka, "producer", producer, n_producer, "librdkafka producer properties, passed through unchanged (e.g. \"linger.ms\").", F_RESTART),
 };
 static const table kafka_table = {"kafka", kafka_fields, NF(kafka_fields)};
 
 /* ---- redis ---- */
 static const field redis_fields[] = {
-    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://[:PASSWORD@]host:port[/db], or rediss:// for TLS. Overridden by MOMENTD_REDIS_URL."),
-    STR(md_cfg_redis, password, "", "Redis AUTH password (overrides one in the URL); write \"${env:NAME}\" or \"${file:PATH}\" to keep it out of the file. Overridden by MOMENTD_REDIS_PASSWORD. Never logged."),
-    STR(md_cfg_redis, key_prefix, "md", "Prefix of every key momentd writes; backtests use another one."),
-    STR(md_cfg_redis, tls_ca_file, "", "rediss://: PEM file of the CA that signs Redis's certificate; empty = the system's CAs."),
-    STR(md_cfg_redis, tls_cert_file, "", "rediss://: client certificate (PEM) for a Redis with tls-auth-clients; empty = none."),
-    STR(md_cfg_redis, tls_key_file, "", "rediss://: the client certificate's private key (PEM file); empty = in tls_cert_file."),
-    STR(md_cfg_redis, tls_server_name, "", "rediss://: the name (DNS or IP) Redis's certificate must carry; empty = the URL's host."),
-    DUR(md_cfg_redis, "timeout", timeout_ms, "5s", 10, 600000, "Connect and command timeout."),
+    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://[:PASSWORD@]host:port[/db], or rediss:// for TLS.", F_RESTART, "MOMENTD_REDIS_URL"),
+    STR(md_cfg_redis, password, "", "Redis AUTH password (overrides one in the URL); write \"${env:NAME}\" or \"${file:PATH}\" to keep it out of the file. Never logged.", F_RESTART, "MOMENTD_REDIS_PASSWORD"),
+    STR(md_cfg_redis, key_prefix, "md", "Prefix of every key momentd writes; backtests use another one.", F_RESTART),
+    STR(md_cfg_redis, tls_ca_file, "", "rediss://: PEM file of the CA that signs Redis's certificate; empty = the system's CAs.", F_RESTART),
+    STR(md_cfg_redis, tls_cert_file, "", "rediss://: client certificate (PEM) for a Redis with tls-auth-clients; empty = none.", F_RESTART),
+    STR(md_cfg_redis, tls_key_file, "", "rediss://: the client certificate's private key (PEM file); empty = in tls_cert_file.", F_RESTART),
+    STR(md_cfg_redis, tls_server_name, "", "rediss://: the name (DNS or IP) Redis's certificate must carry; empty = the URL's host.", F_RESTART),
+    DUR(md_cfg_redis, "timeout", timeout_ms, "5s", 10, 600000, "Connect and command timeout.", F_RESTART),
     DUR(md_cfg_redis, "retry_backoff", retry_backoff_ms, "500ms", 10, 60000, "Wait between reconnection attempts while Redis is down."),
 };
 static const table redis_table = {"redis", redis_fields, NF(redis_fields)};
@@ -116,7 +126,7 @@ static const field log_fields[] = {
 static const table log_table = {"log", log_fields, NF(log_fields)};
 
 static const field http_fields[] = {
-    STR(md_cfg_http, listen, "127.0.0.1:9464", "IPv4-ADDRESS:PORT of the HTTP endpoint (/metrics, /healthz, /readyz, /api/report, the report page); empty disables it."),
+    STR(md_cfg_http, listen, "127.0.0.1:9464", "IPv4-ADDRESS:PORT of the HTTP endpoint (/metrics, /healthz, /readyz, /api/report, the report page); empty disables it.", F_RESTART),
     INT(md_cfg_http, ready_max_lag, "100000", 0, 1e12, "/readyz answers 503 while any assigned partition lags by more than this many messages (0: lag is not checked)."),
 };
 static const table http_table = {"http", http_fields, NF(http_fields)};
@@ -657,29 +667,87 @@ void md_config_destroy(md_config *cfg) {
     free(cfg);
 }
 
-static bool apply_env(loader *L, md_config *cfg) {
-    const char *b = getenv("MOMENTD_KAFKA_BROKERS");
-    const char *r = getenv("MOMENTD_REDIS_URL");
-    const char *pw = getenv("MOMENTD_REDIS_PASSWORD");
-    if (pw && *pw) {
-        char *s = strdup(pw);
-        if (!s) return lerr(L, "MOMENTD_REDIS_PASSWORD", "out of memory");
-        free(cfg->redis.password);
-        cfg->redis.password = s;
-    }
-    if (b && *b) {
-        char *s = strdup(b);
-        if (!s) return lerr(L, "MOMENTD_KAFKA_BROKERS", "out of memory");
-        free(cfg->kafka.brokers);
-        cfg->kafka.brokers = s;
-    }
-    if (r && *r) {
-        char *s = strdup(r);
-        if (!s) return lerr(L, "MOMENTD_REDIS_URL", "out of memory");
-        free(cfg->redis.url);
-        cfg->redis.url = s;
+/* The environment overrides the table names (field.env), applied over
+ * what the file said. An empty variable is taken as unset. */
+static bool apply_env_table(loader *L, const table *t, void *obj) {
+    for (size_t i = 0; i < t->n; i++) {
+        const field *f = &t->fields[i];
+        void *p = (char *)obj + f->off;
+        if (f->type == T_OBJ && !apply_env_table(L, f->sub, p)) return false;
+        const char *v = f->env ? getenv(f->env) : NULL;
+        if (!v || !*v) continue;
+        char *copy = strdup(v);
+        if (!copy) return lerr(L, f->env, "out of memory");
+        free(*(char **)p);
+        *(char **)p = copy;
     }
     return true;
+}
+
+static bool apply_env(loader *L, md_config *cfg) { return apply_env_table(L, &root_table, cfg); }
+
+static bool same_text(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : "") == 0; }
+
+/* Whether field f holds the same value in objects a and b. */
+static bool same_value(const field *f, const void *a, const void *b) {
+    const void *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
+    switch (f->type) {
+    case T_STR:
+    case T_EXPR:
+    case T_ENUM:
+    case T_TOD:
+    case T_UTCOFF: return same_text(*(char *const *)pa, *(char *const *)pb);
+    case T_INT:
+    case T_DUR: return *(const int64_t *)pa == *(const int64_t *)pb;
+    case T_NUM: return *(const double *)pa == *(const double *)pb;
+    case T_PASS: {
+        size_t na = *(const size_t *)((const char *)a + f->count_off), nb = *(const size_t *)((const char *)b + f->count_off);
+        const md_kv *ka = *(md_kv *const *)pa, *kb = *(md_kv *const *)pb;
+        if (na != nb) return false;
+        for (size_t k = 0; k < na; k++)
+            if (!same_text(ka[k].key, kb[k].key) || !same_text(ka[k].value, kb[k].value)) return false;
+        return true;
+    }
+    case T_OBJ:
+    case T_ARR:
+    case T_NUMMAP: return true; /* objects are compared field by field; no restart-only arrays or maps */
+    }
+    return true;
+}
+
+static bool restart_change(const table *t, const char *prefix, const void *a, const void *b, char *key, size_t n) {
+    for (size_t i = 0; i < t->n; i++) {
+        const field *f = &t->fields[i];
+        char path[256];
+        snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", f->key);
+        if (f->type == T_OBJ && restart_change(f->sub, path, (const char *)a + f->off, (const char *)b + f->off, key, n)) return true;
+        if ((f->flags & F_RESTART) && !same_value(f, a, b)) {
+            snprintf(key, n, "%s", path);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool md_config_restart_change(const md_config *a, const md_config *b, char *key, size_t key_size) {
+    return restart_change(&root_table, "", a, b, key, key_size);
+}
+
+typedef struct env_visit {
+    void (*fn)(void *ctx, const char *name, const char *key);
+    void *ctx;
+} env_visit;
+
+static void visit_env(void *ctx, const char *path, const field *f) {
+    env_visit *ev = ctx;
+    if (f->env) ev->fn(ev->ctx, f->env, path);
+}
+
+static void walk(const table *t, const char *prefix, void (*fn)(void *ctx, const char *path, const field *f), void *ctx);
+
+void md_config_foreach_env(void (*fn)(void *ctx, const char *name, const char *key), void *ctx) {
+    env_visit ev = {fn, ctx};
+    walk(&root_table, "", visit_env, &ev);
 }
 
 md_config *md_config_load_string(const char *json, const char *name, char *errstr, size_t errstr_size) {
@@ -806,19 +874,23 @@ static void print_row(void *ctx, const char *path, const field *f) {
     char tb[128], bb[64];
     const char *def = f->def == NULL ? "*required*" : (f->type == T_OBJ || f->type == T_ARR || f->type == T_PASS || f->type == T_NUMMAP) ? "" : f->def;
     fmt_bound(f, bb, sizeof(bb));
-    fprintf(out, "| `%s` | %s | %s%s%s | %s | %s |\n", path, type_text(f, tb, sizeof(tb)), *def && f->def ? "`" : "",
-            *def && f->def ? (*def ? def : "\"\"") : def, *def && f->def ? "`" : "", bb, f->doc);
+    char envb[80] = "";
+    if (f->env) snprintf(envb, sizeof(envb), "`%s`", f->env);
+    fprintf(out, "| `%s` | %s | %s%s%s | %s | %s | %s | %s |\n", path, type_text(f, tb, sizeof(tb)), *def && f->def ? "`" : "",
+            *def && f->def ? (*def ? def : "\"\"") : def, *def && f->def ? "`" : "", bb, (f->flags & F_RESTART) ? "restart" : "yes",
+            envb, f->doc);
 }
 
 void md_config_print_reference(FILE *out) {
     fprintf(out, "# momentd configuration reference\n\n"
                  "Generated by `momentd config-doc` from the tables the loader itself uses; do not edit by hand.\n"
                  "Unknown keys are rejected. Durations are strings such as `\"90d\"`, `\"12h\"`, `\"30m\"`, `\"45s\"`, `\"250ms\"`.\n"
-                 "Environment: `MOMENTD_KAFKA_BROKERS` overrides `kafka.brokers`, `MOMENTD_REDIS_URL` overrides `redis.url`, "
-                 "`MOMENTD_REDIS_PASSWORD` overrides `redis.password`. Any string value written as `\"${env:NAME}\"` or "
+                 "*Reload*: `yes` takes effect at the next batch after SIGHUP; `restart` needs a restart (a reload that "
+                 "changes it is refused and names the key). *Environment*: the variable that, when set and not empty, "
+                 "overrides the file's value. Any string value written as `\"${env:NAME}\"` or "
                  "`\"${file:PATH}\"` (the whole value) is replaced by that environment variable, or by that file's contents "
                  "without a trailing newline; a variable that is not set or a file that cannot be read is an error.\n\n"
-                 "| key | type | default | bounds | meaning |\n|---|---|---|---|---|\n");
+                 "| key | type | default | bounds | reload | environment | meaning |\n|---|---|---|---|---|---|---|\n");
     walk(&root_table, "", print_row, out);
 }
 

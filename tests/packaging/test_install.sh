@@ -40,7 +40,10 @@ for c in $("$stage$bin" --help | sed -n 's/^  \([a-z-]*\) .*/\1/p'); do
     check "the man page's COMMANDS has an entry for '$c'" grep -qE "^ +$c( |$)" <<<"$commands"
 done
 for s in SIGTERM SIGINT SIGHUP; do check "the man page documents $s" grep -q "$s" "$man"; done
-for v in MOMENTD_KAFKA_BROKERS MOMENTD_REDIS_URL MOMENTD_REDIS_PASSWORD; do
+# The environment overrides as --help lists them from the configuration table.
+envs=$("$stage$bin" --help | sed -n 's/^  \(MOMENTD_[A-Z_]*\) .*/\1/p')
+check "--help lists the environment overrides" test "$(wc -w <<<"$envs")" -ge 3
+for v in $envs; do
     check "the man page documents $v" grep -q "$v" "$man"
 done
 # docker-compose.yml: valid for Compose, with the Redis settings the README

@@ -107,6 +107,59 @@ Test(config, environment_overrides_addresses) {
     unsetenv("MOMENTD_REDIS_URL");
 }
 
+/* An override that is set but empty is taken as unset, and the password
+ * has one too (it was missing from --help before the table named them). */
+Test(config, environment_overrides_come_from_the_table) {
+    setenv("MOMENTD_REDIS_PASSWORD", "s3cret", 1);
+    setenv("MOMENTD_REDIS_URL", "", 1);
+    md_config *cfg = th_default_config();
+    cr_assert_str_eq(cfg->redis.password, "s3cret");
+    cr_assert_str_eq(cfg->redis.url, "redis://127.0.0.1:6379/0");
+    md_config_destroy(cfg);
+    unsetenv("MOMENTD_REDIS_PASSWORD");
+    unsetenv("MOMENTD_REDIS_URL");
+}
+
+static void collect_env(void *ctx, const char *name, const char *key) {
+    char *buf = ctx;
+    size_t used = strlen(buf);
+    snprintf(buf + used, 512 - used, "%s=%s;", name, key);
+}
+
+Test(config, environment_overrides_are_listed_for_help) {
+    char buf[512] = "";
+    md_config_foreach_env(collect_env, buf);
+    cr_assert_str_eq(buf, "MOMENTD_KAFKA_BROKERS=kafka.brokers;MOMENTD_REDIS_URL=redis.url;MOMENTD_REDIS_PASSWORD=redis.password;");
+}
+
+/* The reload rule comes from the table's restart column: connection
+ * settings need a restart and are named, rules and limits do not. */
+Test(config, restart_only_settings_are_named) {
+    char err[512], key[256];
+    md_config *base = th_default_config();
+    static const struct {
+        const char *from, *to, *key;
+    } cases[] = {
+        {"\"group_id\": \"momentd\"", "\"group_id\": \"other\"", "kafka.group_id"},
+        {"\"url\": \"redis://127.0.0.1:6379/0\"", "\"url\": \"redis://127.0.0.1:6380/0\"", "redis.url"},
+        {"\"key_prefix\": \"md\"", "\"key_prefix\": \"md2\"", "redis.key_prefix"},
+        {"\"url\": \"redis://127.0.0.1:6379/0\"", "\"url\": \"redis://127.0.0.1:6379/0\", \"timeout\": \"9s\"", "redis.timeout"},
+        {"\"threshold\": 0.6,", "\"threshold\": 0.5,", NULL},
+        {"\"url\": \"redis://127.0.0.1:6379/0\"", "\"url\": \"redis://127.0.0.1:6379/0\", \"retry_backoff\": \"2s\"", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        md_config *neu = th_config_with(cases[i].from, cases[i].to, err, sizeof(err));
+        cr_assert(neu, "case %zu: %s", i, err);
+        key[0] = '\0';
+        bool changed = md_config_restart_change(base, neu, key, sizeof(key));
+        if (cases[i].key) cr_expect(changed && strcmp(key, cases[i].key) == 0, "case %zu: expected %s, got %s", i, cases[i].key, key);
+        else cr_expect(!changed, "case %zu: %s is not restart-only", i, key);
+        md_config_destroy(neu);
+    }
+    cr_assert(!md_config_restart_change(base, base, key, sizeof(key)));
+    md_config_destroy(base);
+}
+
 Test(config, durations_offsets_times) {
     int64_t ms;
     int m;
