@@ -470,28 +470,26 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_pa
         md_log(MD_LOG_WARN, "kafka", "offset commit failed; the batch will be redelivered", "error", rd_kafka_err2str(err), NULL);
 }
 
+/* One line with every counter, by the names the counter list gives. */
 static void log_stats(daemon *d, const char *msg) {
-    char b[16][24];
-    snprintf(b[0], 24, "%" PRIu64, d->n.consumed);
-    snprintf(b[1], 24, "%" PRIu64, d->n.accepted);
-    snprintf(b[2], 24, "%" PRIu64, d->n.dead_lettered);
-    snprintf(b[3], 24, "%" PRIu64, d->n.duplicates);
-    snprintf(b[4], 24, "%" PRIu64, d->n.too_late);
-    snprintf(b[5], 24, "%" PRIu64, d->n.profiles);
-    snprintf(b[6], 24, "%" PRIu64, d->n.triggers);
-    snprintf(b[7], 24, "%" PRIu64, d->n.holdouts);
-    snprintf(b[8], 24, "%" PRIu64, d->n.batches);
-    snprintf(b[9], 24, "%" PRIu64, d->n.redis_retries);
-    snprintf(b[10], 24, "%" PRIu64, d->n.conflicts);
-    snprintf(b[11], 24, "%" PRIu64, d->n.outcomes);
-    snprintf(b[12], 24, "%" PRIu64, d->n.outcome_duplicates);
-    snprintf(b[13], 24, "%" PRIu64, d->n.outcomes_unknown);
-    snprintf(b[14], 24, "%" PRIu64, d->n.conversions);
-    snprintf(b[15], 24, "%" PRIu64, d->n.follow_ups);
-    md_log(MD_LOG_INFO, "daemon", msg, "consumed", b[0], "accepted", b[1], "dead_lettered", b[2], "duplicates", b[3],
-           "too_late", b[4], "profiles", b[5], "triggers", b[6], "holdouts", b[7], "batches", b[8], "redis_retries", b[9],
-           "conflicts", b[10], "outcomes", b[11], "outcome_duplicates", b[12], "outcomes_unknown_trigger", b[13],
-           "conversions", b[14], "follow_ups", b[15], NULL);
+    static const char *const keys[] = {
+#define MD_COUNTER_STAT(field, stat, metric, help) stat,
+        MD_COUNTER_MAP(MD_COUNTER_STAT)
+#undef MD_COUNTER_STAT
+    };
+    enum { N = sizeof(keys) / sizeof(keys[0]) };
+    const uint64_t v[N] = {
+#define MD_COUNTER_VALUE(field, stat, metric, help) d->n.field,
+        MD_COUNTER_MAP(MD_COUNTER_VALUE)
+#undef MD_COUNTER_VALUE
+    };
+    char buf[N][24];
+    const char *values[N];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(buf[i], sizeof(buf[i]), "%" PRIu64, v[i]);
+        values[i] = buf[i];
+    }
+    md_log_pairs(MD_LOG_INFO, "daemon", msg, keys, values, N);
 }
 
 /* Builds the batch and the buffers around it for d->cfg. On failure some

@@ -104,7 +104,10 @@ static void label(FILE *f, const char *v) {
 
 static void render_metrics(FILE *f, const md_status_snapshot *sp, const md_config *cfg) {
     const md_counters *n = &sp->n;
-    counter(f, "momentd_messages_consumed_total", "Kafka messages consumed (events, profiles, outcomes).", n->consumed);
+#define MD_COUNTER_METRIC(field, stat, metric, help) \
+    if (metric) counter(f, metric, help, n->field);
+    MD_COUNTER_MAP(MD_COUNTER_METRIC)
+#undef MD_COUNTER_METRIC
     fprintf(f, "# HELP momentd_events_accepted_total Events that parsed and validated, by type.\n"
                "# TYPE momentd_events_accepted_total counter\n");
     for (int t = 0; t < MD_EVENT_TYPE_COUNT; t++)
@@ -113,12 +116,6 @@ static void render_metrics(FILE *f, const md_status_snapshot *sp, const md_confi
                "# TYPE momentd_dead_letters_total counter\n");
     for (int r = 1; r < MD_REJECT_COUNT; r++)
         fprintf(f, "momentd_dead_letters_total{reason=\"%s\"} %" PRIu64 "\n", md_reject_code((md_reject)r), n->rejects[r]);
-    counter(f, "momentd_profile_dead_letters_total", "Profile messages sent to the dead-letter topic (bad key, size or JSON).",
-            n->profile_rejects);
-    counter(f, "momentd_duplicates_total", "Events recognised as redeliveries or re-publications.", n->duplicates);
-    counter(f, "momentd_too_late_total", "Events older than limits.max_lateness behind the customer's newest.", n->too_late);
-    counter(f, "momentd_profiles_total", "Profile updates applied.", n->profiles);
-    counter(f, "momentd_holdout_decisions_total", "Triggers recorded for holdout customers (never sent).", n->holdouts);
     fprintf(f, "# HELP momentd_triggers_total Marketing moments produced, by campaign and channel.\n"
                "# TYPE momentd_triggers_total counter\n");
     for (size_t c = 0; c < cfg->n_campaigns && c < MD_MAX_CAMPAIGNS; c++)
@@ -139,18 +136,11 @@ static void render_metrics(FILE *f, const md_status_snapshot *sp, const md_confi
                "momentd_outcomes_total{result=\"duplicate\"} %" PRIu64 "\n"
                "momentd_outcomes_total{result=\"unknown_trigger\"} %" PRIu64 "\n",
             n->outcomes, n->outcome_duplicates, n->outcomes_unknown);
-    counter(f, "momentd_follow_ups_total", "Follow-up moments chained on outcomes (also in momentd_triggers_total).", n->follow_ups);
-    counter(f, "momentd_conversions_total", "Conversions observed in the event stream and attributed to a trigger.", n->conversions);
-    counter(f, "momentd_batches_total", "Batches committed.", n->batches);
-    counter(f, "momentd_redis_retries_total", "Redis calls retried after a failure.", n->redis_retries);
-    counter(f, "momentd_conflicts_total", "Batches re-decided because another consumer changed a customer meanwhile.", n->conflicts);
     gauge(f, "momentd_redis_up", "1 when the last Redis call succeeded.", sp->redis_ok ? 1 : 0);
     gauge(f, "momentd_assigned_partitions", "Partitions this consumer owns.", sp->assigned_partitions);
     gauge(f, "momentd_last_batch_timestamp_seconds", "Wall clock of the last committed batch (0: none yet).",
           (double)sp->last_batch_ms / 1000.0);
     gauge(f, "momentd_start_time_seconds", "When the daemon started.", (double)sp->started_ms / 1000.0);
-    counter(f, "momentd_delivery_errors_total", "Kafka delivery reports with an error (each is produced again).", n->delivery_errors);
-    counter(f, "momentd_rebalances_total", "Consumer group rebalances seen (assignments and revocations).", n->rebalances);
     fprintf(f, "# HELP momentd_config_reloads_total Configuration reloads on SIGHUP, by result.\n"
                "# TYPE momentd_config_reloads_total counter\n"
                "momentd_config_reloads_total{result=\"applied\"} %" PRIu64 "\n"

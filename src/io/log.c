@@ -23,19 +23,29 @@ bool md_log_parse_level(const char *name, md_log_level *out) {
     return false;
 }
 
-void md_log(md_log_level level, const char *component, const char *msg, ...) {
-    if (level < min_level) return;
+static void line_open(md_jsonw *w, md_log_level level, const char *component, const char *msg) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     char ts[32];
     md_format_time((int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, ts);
+    md_jsonw_init(w);
+    md_jsonw_obj_open(w);
+    md_jsonw_kstr(w, "time", ts);
+    md_jsonw_kstr(w, "level", level_names[level]);
+    md_jsonw_kstr(w, "component", component);
+    md_jsonw_kstr(w, "msg", msg);
+}
+
+static void line_close(md_jsonw *w) {
+    md_jsonw_obj_close(w);
+    if (!w->oom) fprintf(stderr, "%s\n", w->buf);
+    md_jsonw_fini(w);
+}
+
+void md_log(md_log_level level, const char *component, const char *msg, ...) {
+    if (level < min_level) return;
     md_jsonw w;
-    md_jsonw_init(&w);
-    md_jsonw_obj_open(&w);
-    md_jsonw_kstr(&w, "time", ts);
-    md_jsonw_kstr(&w, "level", level_names[level]);
-    md_jsonw_kstr(&w, "component", component);
-    md_jsonw_kstr(&w, "msg", msg);
+    line_open(&w, level, component, msg);
     va_list ap;
     va_start(ap, msg);
     for (;;) {
@@ -45,7 +55,14 @@ void md_log(md_log_level level, const char *component, const char *msg, ...) {
         md_jsonw_kstr(&w, k, v ? v : "");
     }
     va_end(ap);
-    md_jsonw_obj_close(&w);
-    if (!w.oom) fprintf(stderr, "%s\n", w.buf);
-    md_jsonw_fini(&w);
+    line_close(&w);
+}
+
+void md_log_pairs(md_log_level level, const char *component, const char *msg, const char *const *keys, const char *const *values,
+                  size_t n) {
+    if (level < min_level) return;
+    md_jsonw w;
+    line_open(&w, level, component, msg);
+    for (size_t i = 0; i < n; i++) md_jsonw_kstr(&w, keys[i], values[i] ? values[i] : "");
+    line_close(&w);
 }

@@ -47,10 +47,38 @@ typedef struct md_partition_lag {
     int64_t lag; /* high watermark - this consumer's position; -1 = not known yet */
 } md_partition_lag;
 
+/* Every scalar counter, once: its field, its name in the stats log line, its
+ * Prometheus metric (NULL: /metrics shows it in a labelled family of its
+ * own, written in http.c), and the metric's help. This list makes the
+ * struct, the plain counters of /metrics and the stats line. */
+#define MD_COUNTER_MAP(X)                                                                                                        \
+    X(consumed, "consumed", "momentd_messages_consumed_total", "Kafka messages consumed (events, profiles, outcomes).")          \
+    X(accepted, "accepted", NULL, "Events that parsed and validated.")                                                          \
+    X(dead_lettered, "dead_lettered", NULL, "Messages sent to the dead-letter topic.")                                           \
+    X(profile_rejects, "profile_rejects", "momentd_profile_dead_letters_total",                                                 \
+      "Profile messages sent to the dead-letter topic (bad key, size or JSON).")                                                \
+    X(duplicates, "duplicates", "momentd_duplicates_total", "Events recognised as redeliveries or re-publications.")             \
+    X(too_late, "too_late", "momentd_too_late_total", "Events older than limits.max_lateness behind the customer's newest.")     \
+    X(profiles, "profiles", "momentd_profiles_total", "Profile updates applied.")                                                 \
+    X(triggers, "triggers", NULL, "Marketing moments produced.")                                                                \
+    X(holdouts, "holdouts", "momentd_holdout_decisions_total", "Triggers recorded for holdout customers (never sent).")          \
+    X(outcomes, "outcomes", NULL, "Outcomes applied.")                                                                          \
+    X(outcome_duplicates, "outcome_duplicates", NULL, "Outcomes already reported.")                                             \
+    X(outcomes_unknown, "outcomes_unknown_trigger", NULL, "Outcomes for a trigger momentd did not emit.")                       \
+    X(follow_ups, "follow_ups", "momentd_follow_ups_total", "Follow-up moments chained on outcomes (also in momentd_triggers_total).") \
+    X(conversions, "conversions", "momentd_conversions_total", "Conversions observed in the event stream and attributed to a trigger.") \
+    X(batches, "batches", "momentd_batches_total", "Batches committed.")                                                        \
+    X(redis_retries, "redis_retries", "momentd_redis_retries_total", "Redis calls retried after a failure.")                     \
+    X(conflicts, "conflicts", "momentd_conflicts_total", "Batches re-decided because another consumer changed a customer meanwhile.") \
+    X(delivery_errors, "delivery_errors", "momentd_delivery_errors_total", "Kafka delivery reports with an error (each is produced again).") \
+    X(rebalances, "rebalances", "momentd_rebalances_total", "Consumer group rebalances seen (assignments and revocations).")    \
+    X(reloads, "reloads", NULL, "Configuration reloads applied.")                                                              \
+    X(reload_failures, "reload_failures", NULL, "Configuration reloads refused.")
+
 typedef struct md_counters {
-    uint64_t consumed, accepted, dead_lettered, duplicates, too_late, profiles, triggers, holdouts, batches, redis_retries,
-        conflicts, outcomes, outcome_duplicates, outcomes_unknown, conversions, profile_rejects, follow_ups;
-    uint64_t delivery_errors, rebalances, reloads, reload_failures;
+#define MD_COUNTER_FIELD(field, stat, metric, help) uint64_t field;
+    MD_COUNTER_MAP(MD_COUNTER_FIELD)
+#undef MD_COUNTER_FIELD
     uint64_t accepted_by_type[MD_EVENT_TYPE_COUNT];
     uint64_t rejects[MD_REJECT_COUNT];
     uint64_t suppressed[MD_SUPPRESS_COUNT];
