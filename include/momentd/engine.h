@@ -88,6 +88,26 @@ bool md_cstate_exists(const md_cstate *cs);
  * TTL, or 0 (for good) once the customer opted out. */
 int64_t md_cstate_ttl_ms(const md_cstate *cs);
 
+/* What explain shows of a state, as plain data; valid until the state
+ * changes. windows are the values of the last md_engine_evaluate (or
+ * md_engine_process) on it. */
+typedef struct md_cstate_view {
+    const char *customer_id;
+    bool exists;
+    size_t n_attrs;
+    const double *windows; /* cfg->n_windows values */
+    int64_t last_ts[MD_EVENT_TYPE_COUNT]; /* newest event time by type, 0 = none */
+    bool opted_out;
+    int64_t complaint_until, blackout_until; /* 0 = never */
+    size_t n_contacts, n_pending;
+} md_cstate_view;
+
+void md_cstate_view_of(const md_cstate *cs, md_cstate_view *v);
+/* Profile attribute i < n_attrs. */
+void md_cstate_attr(const md_cstate *cs, size_t i, const char **key, const char **value);
+/* Campaign c's own state: armed (hysteresis), fatigue, last contact (0 = never). */
+void md_cstate_campaign(const md_cstate *cs, int c, bool *armed, int *fatigue, int64_t *last_contact);
+
 /* Pending outbox entries (triggers written but not yet acknowledged by Kafka). */
 size_t md_cstate_pending_count(const md_cstate *cs);
 /* Entry i: its trigger id, the channel topic (or holdout topic) and payload.

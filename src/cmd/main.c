@@ -9,13 +9,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cstate_internal.h"
 #include "run.h"
 #include "log.h"
 #include "momentd/config.h"
 #include "momentd/engine.h"
 #include "momentd/jsonw.h"
 #include "report_store.h"
+#include "rules.h"
 #include "store.h"
 
 #include "sim_world.h"
@@ -144,37 +144,47 @@ static const char *fmt_time(int64_t ms, char buf[32]) {
 
 static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_out *out, int64_t at) {
     char tb[32];
-    printf("customer %s at %s\n", cs->customer_id, fmt_time(at, tb));
-    if (!cs->exists) {
+    md_cstate_view v;
+    md_cstate_view_of(cs, &v);
+    printf("customer %s at %s\n", v.customer_id, fmt_time(at, tb));
+    if (!v.exists) {
         printf("  no state in Redis (never seen, or expired)\n");
     }
     printf("\nprofile:\n");
-    if (cs->n_attrs == 0) printf("  (none)\n");
-    for (size_t i = 0; i < cs->n_attrs; i++) printf("  %-20s %s\n", cs->attrs[i].key, cs->attrs[i].value);
+    if (v.n_attrs == 0) printf("  (none)\n");
+    for (size_t i = 0; i < v.n_attrs; i++) {
+        const char *ak, *av;
+        md_cstate_attr(cs, i, &ak, &av);
+        printf("  %-20s %s\n", ak, av);
+    }
     printf("\nwindows (at %s):\n", fmt_time(at, tb));
-    for (size_t w = 0; w < cfg->n_windows; w++) printf("  %-24s %g\n", cfg->windows[w].name, cs->win_vals[w]);
+    for (size_t w = 0; w < cfg->n_windows; w++) printf("  %-24s %g\n", cfg->windows[w].name, v.windows[w]);
     double bal;
     if (md_cstate_balance(cs, &bal)) printf("  %-24s %g\n", "balance", bal);
     else printf("  %-24s (unknown)\n", "balance");
     static const char *const kinds[] = {"payment", "call", "app_login"};
     for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++)
-        printf("  last %-19s %s\n", kinds[k], cs->last_ts[k] ? fmt_time(cs->last_ts[k], tb) : "never");
+        printf("  last %-19s %s\n", kinds[k], v.last_ts[k] ? fmt_time(v.last_ts[k], tb) : "never");
     printf("\ntags:\n  ");
     md_jsonw w;
     md_jsonw_init(&w);
     md_engine_write_tags(cfg, cs, &w);
     printf("%s\n", w.buf ? w.buf : "[]");
     md_jsonw_fini(&w);
-    printf("\nblocks:\n  opted out          %s\n", cs->opted_out ? "yes" : "no");
-    printf("  complaint block    %s\n", cs->complaint_until > at ? fmt_time(cs->complaint_until, tb) : "none");
-    printf("  blackout           %s\n", cs->blackout_until > at ? fmt_time(cs->blackout_until, tb) : "none");
-    printf("contacts in the log: %zu; pending outbox entries: %zu\n", cs->n_contacts, cs->n_pending);
+    printf("\nblocks:\n  opted out          %s\n", v.opted_out ? "yes" : "no");
+    printf("  complaint block    %s\n", v.complaint_until > at ? fmt_time(v.complaint_until, tb) : "none");
+    printf("  blackout           %s\n", v.blackout_until > at ? fmt_time(v.blackout_until, tb) : "none");
+    printf("contacts in the log: %zu; pending outbox entries: %zu\n", v.n_contacts, v.n_pending);
     for (size_t c = 0; c < out->n_campaigns; c++) {
         const md_campaign_eval *e = &out->eval[c];
         const md_cfg_campaign *cc = &cfg->campaigns[c];
+        bool armed;
+        int fatigue;
+        int64_t last_contact;
+        md_cstate_campaign(cs, (int)c, &armed, &fatigue, &last_contact);
         printf("\ncampaign %s (model %s)\n", cc->name, cc->model.version);
         printf("  score %.3f (threshold %.2f, re-arm below %.2f, %s)\n", e->score, cc->threshold, cc->rearm_below,
-               cs->camps[c].disarmed ? "disarmed" : "armed");
+               armed ? "armed" : "disarmed");
         printf("  contributions (log-odds; intercept %.2f):\n", cc->model.intercept);
         for (size_t k = 0; k < e->n_contrib; k++) {
             const md_contribution *ct = &e->contrib[k];
@@ -186,8 +196,8 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
         if (e->arm >= 0) printf("  policy arm: %s (%.0f%% of customers)\n", cc->arms[e->arm].name, cc->arms[e->arm].share_pct);
         printf("  cooldown: mode %s, required gap now %.1f days, fatigue %d, last contact %s\n",
                e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode,
-               e->required_gap_days, cs->camps[c].fatigue,
-               cs->camps[c].last_contact ? fmt_time(cs->camps[c].last_contact, tb) : "never");
+               e->required_gap_days, fatigue,
+               last_contact ? fmt_time(last_contact, tb) : "never");
         printf("  channel now: %s\n", e->channel >= 0 ? cfg->channels[e->channel].name : "(no route matches)");
         if (e->suppressed == MD_SUPPRESS_NONE) {
             printf("  an event now: WOULD FIRE%s (if the campaign's fire_on accepts the event)\n", e->holdout ? " (holdout: recorded, not sent)" : "");
@@ -200,19 +210,25 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
 
 static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_out *out, int64_t at) {
     char tb[32];
+    md_cstate_view v;
+    md_cstate_view_of(cs, &v);
     md_jsonw w;
     md_jsonw_init(&w);
     md_jsonw_obj_open(&w);
-    md_jsonw_kstr(&w, "customer_id", cs->customer_id);
+    md_jsonw_kstr(&w, "customer_id", v.customer_id);
     md_jsonw_kstr(&w, "at", fmt_time(at, tb));
-    md_jsonw_kbool(&w, "exists", cs->exists);
+    md_jsonw_kbool(&w, "exists", v.exists);
     md_jsonw_key(&w, "profile");
     md_jsonw_obj_open(&w);
-    for (size_t i = 0; i < cs->n_attrs; i++) md_jsonw_kstr(&w, cs->attrs[i].key, cs->attrs[i].value);
+    for (size_t i = 0; i < v.n_attrs; i++) {
+        const char *ak, *av;
+        md_cstate_attr(cs, i, &ak, &av);
+        md_jsonw_kstr(&w, ak, av);
+    }
     md_jsonw_obj_close(&w);
     md_jsonw_key(&w, "windows");
     md_jsonw_obj_open(&w);
-    for (size_t i = 0; i < cfg->n_windows; i++) md_jsonw_knum(&w, cfg->windows[i].name, cs->win_vals[i]);
+    for (size_t i = 0; i < cfg->n_windows; i++) md_jsonw_knum(&w, cfg->windows[i].name, v.windows[i]);
     md_jsonw_obj_close(&w);
     md_jsonw_key(&w, "balance");
     double bal;
@@ -220,21 +236,25 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
     else md_jsonw_null(&w);
     md_jsonw_key(&w, "tags");
     md_engine_write_tags(cfg, cs, &w);
-    md_jsonw_kbool(&w, "opted_out", cs->opted_out);
-    md_jsonw_kstr(&w, "complaint_until", cs->complaint_until ? fmt_time(cs->complaint_until, tb) : "");
-    md_jsonw_kstr(&w, "blackout_until", cs->blackout_until ? fmt_time(cs->blackout_until, tb) : "");
-    md_jsonw_kint(&w, "pending_outbox", (int64_t)cs->n_pending);
+    md_jsonw_kbool(&w, "opted_out", v.opted_out);
+    md_jsonw_kstr(&w, "complaint_until", v.complaint_until ? fmt_time(v.complaint_until, tb) : "");
+    md_jsonw_kstr(&w, "blackout_until", v.blackout_until ? fmt_time(v.blackout_until, tb) : "");
+    md_jsonw_kint(&w, "pending_outbox", (int64_t)v.n_pending);
     md_jsonw_key(&w, "campaigns");
     md_jsonw_arr_open(&w);
     for (size_t c = 0; c < out->n_campaigns; c++) {
         const md_campaign_eval *e = &out->eval[c];
         const md_cfg_campaign *cc = &cfg->campaigns[c];
+        bool armed;
+        int fatigue;
+        int64_t last_contact;
+        md_cstate_campaign(cs, (int)c, &armed, &fatigue, &last_contact);
         md_jsonw_obj_open(&w);
         md_jsonw_kstr(&w, "campaign", cc->name);
         md_jsonw_kstr(&w, "model_version", cc->model.version);
         md_jsonw_knum(&w, "score", e->score);
         md_jsonw_knum(&w, "threshold", cc->threshold);
-        md_jsonw_kbool(&w, "armed", !cs->camps[c].disarmed);
+        md_jsonw_kbool(&w, "armed", armed);
         md_jsonw_key(&w, "contributions");
         md_jsonw_arr_open(&w);
         for (size_t k = 0; k < e->n_contrib; k++) {
@@ -257,8 +277,8 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
         md_jsonw_kstr(&w, "mode", e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode);
         if (e->arm >= 0) md_jsonw_kstr(&w, "arm", cc->arms[e->arm].name);
         md_jsonw_knum(&w, "required_gap_days", e->required_gap_days);
-        md_jsonw_kint(&w, "fatigue", cs->camps[c].fatigue);
-        md_jsonw_kstr(&w, "last_contact", cs->camps[c].last_contact ? fmt_time(cs->camps[c].last_contact, tb) : "");
+        md_jsonw_kint(&w, "fatigue", fatigue);
+        md_jsonw_kstr(&w, "last_contact", last_contact ? fmt_time(last_contact, tb) : "");
         md_jsonw_obj_close(&w);
         md_jsonw_kstr(&w, "channel", e->channel >= 0 ? cfg->channels[e->channel].name : "");
         md_jsonw_kbool(&w, "would_fire", e->suppressed == MD_SUPPRESS_NONE);
@@ -303,8 +323,8 @@ static int cmd_explain(const char *path, const char *customer, bool json, const 
         fprintf(stderr, "momentd: %s\n", err);
         goto done;
     }
-    const char *cpid = md_cs_profile(cs, cfg->rules->attr_contact_point);
-    if (cpid && *cpid) {
+    const char *cpid = md_cstate_contact_point(cs);
+    if (cpid) {
         const char *cps[] = {cpid};
         if (md_store_read_contact_points(store, 1, cps, &cp, err, sizeof(err))) {
             fprintf(stderr, "momentd: %s\n", err);

@@ -3,7 +3,49 @@
  *
  * Every mutation goes through a helper that changes the struct and records the
  * matching operation, so the in-memory state (which later events of the same
- * batch read) and what the apply script writes cannot disagree. */
+ * batch read) and what the apply script writes cannot disagree. This file
+ * is the one owner of the Redis layout: no other file names a field.
+ *
+ * Redis layout: one hash per customer, key "<prefix>:{<customer_id>}", so a
+ * Redis Cluster hash tag keeps everything one apply script touches in one slot.
+ * Fields:
+ *   v                       version: +1 on every apply; the apply script
+ *                           writes only if it is still the version read
+ *   s<hash>                 one bucket series, packed: "<bucket>:<value>" for
+ *                           the oldest non-empty bucket, then ",<gap>:<value>"
+ *                           for each next one (gap = bucket id difference).
+ *                           One field per series keeps what a batch reads
+ *                           bounded by the configuration, not by history;
+ *                           <hash> is base 36 of FNV-1a("signal|granularity
+ *                           ms|sum"), so an edited configuration keeps
+ *                           reading the series it still has.
+ *   bal                     "<balance>,<event time ms>" newest balance_after
+ *   t<type>                 time of the newest event of that type (0 payment, 1 call, 2 app_login)
+ *   n                       time of the customer's newest event: no longer written (the
+ *                           largest t<type> is the same), still read in older states
+ *   x0                      the outbox was empty at the last apply (reads skip it)
+ *   w:<topic>:<partition>   highest applied Kafka offset (redelivery guard)
+ *   e<16 hex>               event time of a recently seen event_id hash (re-publication guard)
+ *   p:<attribute>           profile attribute
+ *   a:<campaign>            "0" while the campaign is disarmed (hysteresis)
+ *   f:<campaign>            unanswered or declined contacts since the last positive response
+ *   l:<campaign>            time of the campaign's last contact
+ *   k:<time>:<campaign>     contact log entry, value = channel (caps)
+ *   cb / bo / oo            complaint block until, blackout until, opted out
+ *   g:<trigger id>          trigger record, "<fired ms>,<holdout 0/1>,<bits>,<channel>,<campaign>";
+ *                           bits: outcome statuses received (1 << status), and
+ *                           MD_REC_CONVERTED for a conversion observed in the
+ *                           event stream. Kept for outcomes.horizon (and the
+ *                           longest attribution window).
+ * and the outbox, in its own hash "<key>:x" (same slot):
+ *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it
+ *   +<trigger id>:<stage>   a funnel increment, "<campaign>\t<day>\t<field>\t<delta>",
+ *                           until it was added to the campaign's funnel key;
+ *                           the name is deterministic, so a re-decided batch
+ *                           writes the same entry, never a second one
+ *
+ * Why 1,100 lines in one file: the loader and the writers of every field
+ * stay side by side, so a field's name and format change in one place. */
 #include "cstate_internal.h"
 
 #include <errno.h>
@@ -681,6 +723,82 @@ void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int
     md_ops_add(ops, MD_OP_SET, field, cs->cfg->channels[channel].name);
 }
 
+/* ---- Writers of the scalar fields: each changes the state in memory and
+ * records the field write that brings Redis to the same, under the names
+ * the loader above reads. ---- */
+
+static void set_named_int(md_ops *ops, const char *prefix, const char *name, int64_t v) {
+    char field[200];
+    snprintf(field, sizeof(field), "%s%s", prefix, name);
+    md_cs_set_int(ops, field, v);
+}
+
+void md_cs_set_fatigue(md_cstate *cs, md_ops *ops, int c, int fatigue) {
+    char field[200];
+    cs->camps[c].fatigue = fatigue;
+    snprintf(field, sizeof(field), "f:%s", cs->cfg->campaigns[c].name);
+    if (fatigue == 0) md_ops_add(ops, MD_OP_DEL, field, NULL);
+    else md_cs_set_int(ops, field, fatigue);
+}
+
+void md_cs_set_armed(md_cstate *cs, md_ops *ops, int c, bool armed) {
+    char field[200];
+    cs->camps[c].disarmed = !armed;
+    snprintf(field, sizeof(field), "a:%s", cs->cfg->campaigns[c].name);
+    if (armed) md_ops_add(ops, MD_OP_DEL, field, NULL);
+    else md_cs_set_int(ops, field, 0);
+}
+
+void md_cs_set_last_contact(md_cstate *cs, md_ops *ops, int c, int64_t t) {
+    cs->camps[c].last_contact = t;
+    set_named_int(ops, "l:", cs->cfg->campaigns[c].name, t);
+}
+
+void md_cs_set_complaint_until(md_cstate *cs, md_ops *ops, int64_t until) {
+    cs->complaint_until = until;
+    md_cs_set_int(ops, "cb", until);
+}
+
+void md_cs_set_blackout_until(md_cstate *cs, md_ops *ops, int64_t until) {
+    cs->blackout_until = until;
+    md_cs_set_int(ops, "bo", until);
+}
+
+void md_cs_set_opted_out(md_cstate *cs, md_ops *ops) {
+    cs->opted_out = true;
+    md_cs_set_int(ops, "oo", 1);
+}
+
+void md_cs_set_last_ts(md_cstate *cs, md_ops *ops, int type, int64_t t) {
+    char field[8];
+    cs->last_ts[type] = t;
+    snprintf(field, sizeof(field), "t%d", type);
+    md_cs_set_int(ops, field, t);
+}
+
+void md_cs_set_balance(md_cstate *cs, md_ops *ops, double balance, int64_t t) {
+    char val[64];
+    cs->has_balance = true;
+    cs->balance = balance;
+    cs->balance_ts = t;
+    /* The shortest text that reads back as the same double ("92.85", not
+     * "92.849999999999994"): it is stored for every customer. */
+    int prec = 15;
+    for (; prec < 17; prec++) {
+        snprintf(val, sizeof(val), "%.*g", prec, balance);
+        if (strtod(val, NULL) == balance) break;
+    }
+    snprintf(val, sizeof(val), "%.*g,%" PRId64, prec, balance, t);
+    md_ops_add(ops, MD_OP_SET, "bal", val);
+}
+
+void md_cp_add_contact(md_cpstate *cp, md_ops *cp_ops, int64_t t, const char *customer_id, const char *campaign, const char *channel) {
+    char field[300];
+    snprintf(field, sizeof(field), "k:%" PRId64 ":%s:%s", t, customer_id, campaign);
+    md_ops_add(cp_ops, MD_OP_SET, field, channel);
+    md_cpstate_load_field(cp, field, channel);
+}
+
 bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *topic, const char *payload) {
     if (!grow((void **)&cs->pending, &cs->cap_pending, cs->n_pending + 1, sizeof(md_pending))) return false;
     md_pending *p = &cs->pending[cs->n_pending];
@@ -804,6 +922,63 @@ size_t md_cstate_pending_count(const md_cstate *cs) { return cs->n_pending; }
 
 /* An opt-out is for good: that customer's state never expires. */
 int64_t md_cstate_ttl_ms(const md_cstate *cs) { return cs->opted_out ? 0 : cs->r->state_ttl_ms; }
+
+/* ---- Reading the state: windows, balance, fatigue ---- */
+
+int64_t md_cstate_window_raw(const md_cstate *cs, int window, int64_t t_ms) {
+    const md_rwindow *w = &cs->r->windows[window];
+    const md_rseries *rs = &cs->r->series[w->series];
+    const md_series_st *s = &cs->series[w->series];
+    int64_t last = t_ms / rs->granularity_ms;
+    int64_t first = last - w->span_ms / rs->granularity_ms + 1;
+    /* Binary search for the first bucket in range, then sum the (few, sparse)
+     * non-empty buckets of the span. */
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->b[mid].id < first) lo = mid + 1;
+        else hi = mid;
+    }
+    int64_t sum = 0;
+    for (size_t i = lo; i < s->n && s->b[i].id <= last; i++) sum += s->b[i].v;
+    return sum;
+}
+
+double md_cstate_window(const md_config *cfg, const md_cstate *cs, int window, int64_t t_ms) {
+    (void)cfg;
+    return (double)md_cstate_window_raw(cs, window, t_ms) * cs->r->windows[window].scale;
+}
+
+bool md_cstate_balance(const md_cstate *cs, double *balance) {
+    if (cs->has_balance) *balance = cs->balance;
+    return cs->has_balance;
+}
+
+int md_cstate_fatigue(const md_cstate *cs, int campaign) { return cs->camps[campaign].fatigue; }
+
+void md_cstate_view_of(const md_cstate *cs, md_cstate_view *v) {
+    v->customer_id = cs->customer_id;
+    v->exists = cs->exists;
+    v->n_attrs = cs->n_attrs;
+    v->windows = cs->win_vals;
+    memcpy(v->last_ts, cs->last_ts, sizeof(v->last_ts));
+    v->opted_out = cs->opted_out;
+    v->complaint_until = cs->complaint_until;
+    v->blackout_until = cs->blackout_until;
+    v->n_contacts = cs->n_contacts;
+    v->n_pending = cs->n_pending;
+}
+
+void md_cstate_attr(const md_cstate *cs, size_t i, const char **key, const char **value) {
+    *key = cs->attrs[i].key;
+    *value = cs->attrs[i].value;
+}
+
+void md_cstate_campaign(const md_cstate *cs, int c, bool *armed, int *fatigue, int64_t *last_contact) {
+    *armed = !cs->camps[c].disarmed;
+    *fatigue = cs->camps[c].fatigue;
+    *last_contact = cs->camps[c].last_contact;
+}
 
 int64_t md_cpstate_ttl_ms(const md_config *cfg) { return cfg->rules->max_cap_span_ms + MD_DAY_MS; }
 

@@ -1,43 +1,9 @@
-/* cstate_internal.h (private): the layout of a customer's state, shared by
- * cstate.c (loading and recording operations) and engine.c (deciding).
+/* cstate_internal.h (private to the core): a customer's state in memory,
+ * shared by cstate.c (loading and recording) and engine.c (deciding).
  *
- * Redis layout: one hash per customer, key "<prefix>:{<customer_id>}", so a
- * Redis Cluster hash tag keeps everything one apply script touches in one slot.
- * Fields:
- *   v                       version: +1 on every apply; the apply script
- *                           writes only if it is still the version read
- *   s<hash>                 one bucket series, packed: "<bucket>:<value>" for
- *                           the oldest non-empty bucket, then ",<gap>:<value>"
- *                           for each next one (gap = bucket id difference).
- *                           One field per series keeps what a batch reads
- *                           bounded by the configuration, not by history;
- *                           <hash> is base 36 of FNV-1a("signal|granularity
- *                           ms|sum"), so an edited configuration keeps
- *                           reading the series it still has.
- *   bal                     "<balance>,<event time ms>" newest balance_after
- *   t<type>                 time of the newest event of that type (0 payment, 1 call, 2 app_login)
- *   n                       time of the customer's newest event: no longer written (the
- *                           largest t<type> is the same), still read in older states
- *   x0                      the outbox was empty at the last apply (reads skip it)
- *   w:<topic>:<partition>   highest applied Kafka offset (redelivery guard)
- *   e<16 hex>               event time of a recently seen event_id hash (re-publication guard)
- *   p:<attribute>           profile attribute
- *   a:<campaign>            "0" while the campaign is disarmed (hysteresis)
- *   f:<campaign>            unanswered or declined contacts since the last positive response
- *   l:<campaign>            time of the campaign's last contact
- *   k:<time>:<campaign>     contact log entry, value = channel (caps)
- *   cb / bo / oo            complaint block until, blackout until, opted out
- *   g:<trigger id>          trigger record, "<fired ms>,<holdout 0/1>,<bits>,<channel>,<campaign>";
- *                           bits: outcome statuses received (1 << status), and
- *                           MD_REC_CONVERTED for a conversion observed in the
- *                           event stream. Kept for outcomes.horizon (and the
- *                           longest attribution window).
- * and the outbox, in its own hash "<key>:x" (same slot):
- *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it
- *   +<trigger id>:<stage>   a funnel increment, "<campaign>\t<day>\t<field>\t<delta>",
- *                           until it was added to the campaign's funnel key;
- *                           the name is deterministic, so a re-decided batch
- *                           writes the same entry, never a second one */
+ * The structures here are only ever changed through cstate.c's helpers,
+ * which record the matching Redis write; the Redis layout they map to is
+ * drawn, and only named, in cstate.c. */
 #ifndef MOMENTD_CSTATE_INTERNAL_H
 #define MOMENTD_CSTATE_INTERNAL_H
 
@@ -174,6 +140,17 @@ void md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int64
 void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int channel);
 bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *topic, const char *payload);
 const char *md_cs_profile(const md_cstate *cs, int attr); /* NULL when absent */
+/* Scalar fields: each sets the state in memory and records its write. */
+void md_cs_set_fatigue(md_cstate *cs, md_ops *ops, int c, int fatigue); /* 0 deletes the field */
+void md_cs_set_armed(md_cstate *cs, md_ops *ops, int c, bool armed);
+void md_cs_set_last_contact(md_cstate *cs, md_ops *ops, int c, int64_t t);
+void md_cs_set_complaint_until(md_cstate *cs, md_ops *ops, int64_t until);
+void md_cs_set_blackout_until(md_cstate *cs, md_ops *ops, int64_t until);
+void md_cs_set_opted_out(md_cstate *cs, md_ops *ops);
+void md_cs_set_last_ts(md_cstate *cs, md_ops *ops, int type, int64_t t);
+void md_cs_set_balance(md_cstate *cs, md_ops *ops, double balance, int64_t t);
+/* A contact record on a contact point's key (its caps), written and loaded. */
+void md_cp_add_contact(md_cpstate *cp, md_ops *cp_ops, int64_t t, const char *customer_id, const char *campaign, const char *channel);
 /* Trigger records: add one, find one by id (NULL), rewrite one after its bits changed. */
 md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign, int channel, int64_t fired_ms, bool holdout);
 md_trec *md_cs_find_trec(md_cstate *cs, const char *id);

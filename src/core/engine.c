@@ -97,36 +97,6 @@ void md_trigger_id(const char *campaign, const char *customer_id, const char *ev
 /* ------------------------------------------------------------------------- */
 /* Windows and features                                                       */
 
-int64_t md_cstate_window_raw(const md_cstate *cs, int window, int64_t t_ms) {
-    const md_rwindow *w = &cs->r->windows[window];
-    const md_rseries *rs = &cs->r->series[w->series];
-    const md_series_st *s = &cs->series[w->series];
-    int64_t last = t_ms / rs->granularity_ms;
-    int64_t first = last - w->span_ms / rs->granularity_ms + 1;
-    /* Binary search for the first bucket in range, then sum the (few, sparse)
-     * non-empty buckets of the span. */
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->b[mid].id < first) lo = mid + 1;
-        else hi = mid;
-    }
-    int64_t sum = 0;
-    for (size_t i = lo; i < s->n && s->b[i].id <= last; i++) sum += s->b[i].v;
-    return sum;
-}
-
-double md_cstate_window(const md_config *cfg, const md_cstate *cs, int window, int64_t t_ms) {
-    (void)cfg;
-    return (double)md_cstate_window_raw(cs, window, t_ms) * cs->r->windows[window].scale;
-}
-
-bool md_cstate_balance(const md_cstate *cs, double *balance) {
-    if (cs->has_balance) *balance = cs->balance;
-    return cs->has_balance;
-}
-
-int md_cstate_fatigue(const md_cstate *cs, int campaign) { return cs->camps[campaign].fatigue; }
 
 static int64_t last_contact_any(const md_cstate *cs) {
     int64_t last = 0;
@@ -538,11 +508,6 @@ static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_e
 /* ------------------------------------------------------------------------- */
 /* Processing                                                                 */
 
-static void set_field_int(md_ops *ops, const char *prefix, const char *name, int64_t v) {
-    char field[200];
-    snprintf(field, sizeof(field), "%s%s", prefix, name);
-    md_cs_set_int(ops, field, v);
-}
 
 /* ------------------------------------------------------------------------- */
 /* Feedback: fatigue, conversions, outcomes                                   */
@@ -559,14 +524,10 @@ static void funnel_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char 
 }
 
 static void add_fatigue(md_cstate *cs, md_ops *ops, int c, int delta) {
-    char field[200];
     int f = delta == 0 ? 0 : cs->camps[c].fatigue + delta;
     if (f > 1000) f = 1000;
     if (f == cs->camps[c].fatigue && delta != 0) return;
-    cs->camps[c].fatigue = f;
-    snprintf(field, sizeof(field), "f:%s", cs->cfg->campaigns[c].name);
-    if (f == 0) md_ops_add(ops, MD_OP_DEL, field, NULL);
-    else md_cs_set_int(ops, field, f);
+    md_cs_set_fatigue(cs, ops, c, f);
 }
 
 /* Whether campaign c really contacted the customer (not holdout) in (t - span, t]. */
@@ -667,14 +628,8 @@ static md_err follow_ups(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         funnel_add(cs, ops, rec, "triggered", 1);
         funnel_add(cs, ops, rec, "follow_ups", 1);
         md_cs_add_contact(cs, ops, not_before, orig->campaign, rf->channel);
-        cs->camps[orig->campaign].last_contact = not_before;
-        set_field_int(ops, "l:", cc->name, not_before);
-        if (cp && cp_ops) {
-            char field[300];
-            snprintf(field, sizeof(field), "k:%" PRId64 ":%s:%s", not_before, cs->customer_id, cc->name);
-            md_ops_add(cp_ops, MD_OP_SET, field, cfg->channels[rf->channel].name);
-            md_cpstate_load_field(cp, field, cfg->channels[rf->channel].name);
-        }
+        md_cs_set_last_contact(cs, ops, orig->campaign, not_before);
+        if (cp && cp_ops) md_cp_add_contact(cp, cp_ops, not_before, cs->customer_id, cc->name, cfg->channels[rf->channel].name);
     }
     return MD_ERR_OK;
 }
@@ -739,17 +694,11 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     case MD_OUTCOME_COMPLAINT: {
         add_fatigue(cs, ops, c, 1);
         int64_t until = o->ts_ms + cfg->contact.complaint_block_ms;
-        if (until > cs->complaint_until) {
-            cs->complaint_until = until;
-            md_cs_set_int(ops, "cb", until);
-        }
+        if (until > cs->complaint_until) md_cs_set_complaint_until(cs, ops, until);
         break;
     }
     case MD_OUTCOME_OPT_OUT:
-        if (!cs->opted_out) {
-            cs->opted_out = true;
-            md_cs_set_int(ops, "oo", 1);
-        }
+        if (!cs->opted_out) md_cs_set_opted_out(cs, ops);
         break;
     default: break; /* sent, delivered: funnel only */
     }
@@ -762,7 +711,6 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
                          int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
     const md_rules *r = cfg->rules;
     const int64_t t = ev->ts_ms;
-    char field[300];
     md_engine_out_fini(out);
     out->applied = MD_APPLIED;
     out->n_campaigns = 0;
@@ -794,26 +742,8 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     /* Not stored: the newest event is the newest of its type, and loading
      * the t<k> fields finds it again (one write per event less). */
     if (t > cs->newest_ts) cs->newest_ts = t;
-    if (t > cs->last_ts[ev->type]) {
-        cs->last_ts[ev->type] = t;
-        snprintf(field, sizeof(field), "t%d", (int)ev->type);
-        md_cs_set_int(ops, field, t);
-    }
-    if (ev->type == MD_EVENT_PAYMENT && ev->has_balance_after && t >= cs->balance_ts) {
-        char val[64];
-        cs->has_balance = true;
-        cs->balance = ev->balance_after;
-        cs->balance_ts = t;
-        /* The shortest text that reads back as the same double ("92.85",
-         * not "92.849999999999994"): it is stored for every customer. */
-        int prec = 15;
-        for (; prec < 17; prec++) {
-            snprintf(val, sizeof(val), "%.*g", prec, ev->balance_after);
-            if (strtod(val, NULL) == ev->balance_after) break;
-        }
-        snprintf(val, sizeof(val), "%.*g,%" PRId64, prec, ev->balance_after, t);
-        md_ops_add(ops, MD_OP_SET, "bal", val);
-    }
+    if (t > cs->last_ts[ev->type]) md_cs_set_last_ts(cs, ops, (int)ev->type, t);
+    if (ev->type == MD_EVENT_PAYMENT && ev->has_balance_after && t >= cs->balance_ts) md_cs_set_balance(cs, ops, ev->balance_after, t);
     cs->eval_event = ev;
     cs->eval_t = t;
     for (size_t s = 0; s < r->n_signals; s++) {
@@ -833,10 +763,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     md_cs_evict(cs, ops, cs->newest_ts);
     if (r->blackout_after && md_value_truthy(md_expr_eval(r->blackout_after, get_slot, cs))) {
         int64_t until = t + cfg->contact.blackout_ms;
-        if (until > cs->blackout_until) {
-            cs->blackout_until = until;
-            md_cs_set_int(ops, "bo", until);
-        }
+        if (until > cs->blackout_until) md_cs_set_blackout_until(cs, ops, until);
     }
 
     attribute_conversions(cfg, cs, ev, ops, out);
@@ -856,11 +783,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         md_campaign_eval *e = &out->eval[c];
         md_camp_st *st = &cs->camps[c];
         const md_cfg_campaign *cc = &cfg->campaigns[c];
-        if (st->disarmed && e->score < cc->rearm_below) {
-            st->disarmed = false;
-            snprintf(field, sizeof(field), "a:%s", cc->name);
-            md_ops_add(ops, MD_OP_DEL, field, NULL);
-        }
+        if (st->disarmed && e->score < cc->rearm_below) md_cs_set_armed(cs, ops, (int)c, true);
         decide(cfg, cs, cp, (int)c, t, true, e);
         if (e->suppressed != MD_SUPPRESS_NONE) continue;
         md_trigger *tr = &out->triggers[out->n_triggers];
@@ -879,19 +802,15 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout);
         if (!rec) return MD_ERR_NOMEM;
         funnel_add(cs, ops, rec, "triggered", 1);
-        st->disarmed = true;
-        set_field_int(ops, "a:", cc->name, 0);
-        st->last_contact = t;
-        set_field_int(ops, "l:", cc->name, t);
+        md_cs_set_armed(cs, ops, (int)c, false);
+        md_cs_set_last_contact(cs, ops, (int)c, t);
         if (!e->holdout) {
             /* A holdout decision is recorded, never delivered: it counts for
              * the campaign's own cooldown (so both groups see the same
              * timeline) but not for caps, which limit real contacts. */
             md_cs_add_contact(cs, ops, t, (int)c, e->channel);
             if (cp && cp_ops) {
-                snprintf(field, sizeof(field), "k:%" PRId64 ":%s:%s", t, ev->customer_id, cc->name);
-                md_ops_add(cp_ops, MD_OP_SET, field, cfg->channels[e->channel].name);
-                md_cpstate_load_field(cp, field, cfg->channels[e->channel].name);
+                md_cp_add_contact(cp, cp_ops, t, ev->customer_id, cc->name, cfg->channels[e->channel].name);
                 out->n_contact_point_records++;
             }
         }

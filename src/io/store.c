@@ -12,7 +12,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "cstate_internal.h"
 #include "tls_tunnel.h"
 
 extern const char md_lua_apply[];
