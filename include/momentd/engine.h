@@ -270,7 +270,7 @@ typedef enum md_outcome_applied {
 
 const char *md_outcome_applied_name(md_outcome_applied a);
 
-/* Applies one outcome (SPEC section 8) to the customer's state: the
+/* Applies one outcome (docs/SPEC.md section 8) to the customer's state: the
  * trigger's funnel stage once per status; fatigue +1 on no_answer, declined,
  * complaint and a reached call shorter than outcomes.hangup_within; fatigue
  * reset on opened and converted; complaint starts the complaint block;
@@ -315,7 +315,7 @@ double md_cstate_window(const md_config *cfg, const md_cstate *cs, int window, i
 bool md_cstate_balance(const md_cstate *cs, double *balance);
 int md_cstate_fatigue(const md_cstate *cs, int campaign);
 
-/* The adaptive cooldown curve (SPEC section 6): max_days at or below trough,
+/* The adaptive cooldown curve (docs/SPEC.md section 6): max_days at or below trough,
  * min_days at or above peak, linear between, times the fatigue multiplier
  * min(1 + fatigue_step * unanswered, fatigue_max). fixed mode: fixed_days. */
 double md_cooldown_required_days(const md_cfg_cooldown *cd, double score, int unanswered);

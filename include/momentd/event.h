@@ -1,4 +1,4 @@
-/* event.h: the input events of SPEC section 2, parsed and validated.
+/* event.h: the input events of docs/SPEC.md section 2, parsed and validated.
  *
  * A parsed event is plain data: fixed-size buffers, no heap pointers, so the
  * consumer can keep a batch of them in one array and nothing needs freeing.
@@ -13,8 +13,8 @@
 
 #include "momentd/error.h"
 
-#define MD_EVENT_ID_MAX 128  /* bytes, SPEC section 2 */
-#define MD_CUSTOMER_ID_MAX 64 /* bytes, SPEC section 2 */
+#define MD_EVENT_ID_MAX 128  /* bytes, docs/SPEC.md section 2 */
+#define MD_CUSTOMER_ID_MAX 64 /* bytes, docs/SPEC.md section 2 */
 #define MD_TOKEN_MAX 64      /* channel, kind, reason, page id */
 #define MD_PAGES_MAX 64      /* hard ceiling; limits.max_pages may lower it */
 
@@ -73,7 +73,7 @@ typedef struct md_event {
     X(BAD_TIMESTAMP, "bad_timestamp", "ts is not RFC 3339 nor epoch millis, or before 2000") \
     X(FUTURE_TIMESTAMP, "future_timestamp", "ts is further ahead than limits.max_future_skew_s") \
     X(KEY_MISMATCH, "key_mismatch", "the Kafka message key is not the customer_id") \
-    X(UNKNOWN_STATUS, "unknown_status", "an outcome's status is not one of SPEC section 8")
+    X(UNKNOWN_STATUS, "unknown_status", "an outcome's status is not one of docs/SPEC.md section 8")
 
 typedef enum md_reject {
 #define MD_REJECT_ENUM(name, code, text) MD_REJECT_##name,
@@ -116,7 +116,7 @@ md_err md_event_parse(md_event_parser *p, const char *buf, size_t len, const cha
                       int64_t now_ms, md_event *out, md_parse_result *res);
 
 /* ------------------------------------------------------------------------- */
-/* Outcomes (SPEC section 8): what a channel's subscriber reports back.       */
+/* Outcomes (docs/SPEC.md section 8): what a channel's subscriber reports back.       */
 
 #define MD_OUTCOME_STATUS_MAP(X)                                               \
     X(SENT, "sent")                                                            \

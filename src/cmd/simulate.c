@@ -577,7 +577,7 @@ static void print_text(const sim *s, FILE *out) {
             s->st[POL_FIXED].events, s->st[POL_ADAPTIVE].events, s->st[POL_FIXED].outcomes, s->st[POL_ADAPTIVE].outcomes);
     fprintf(out, "momentd triggers: fixed %" PRId64 " (%" PRId64 " not called: capacity or opt-out), adaptive %" PRId64 " (%" PRId64 " not called)\n",
             s->st[POL_FIXED].triggers, s->st[POL_FIXED].uncalled, s->st[POL_ADAPTIVE].triggers, s->st[POL_ADAPTIVE].uncalled);
-    fprintf(out, "the bank seed reports for adaptive against the fixed 45-day rule: +27%% effective call lists per month, +39%% transaction amount\n");
+    fprintf(out, "the card issuer's pilot reported for adaptive against the fixed 45-day rule: +27%% effective call lists per month, +39%% transaction amount\n");
     const row *per_month = find_row(rows, n, "answered_per_month"), *amount = find_row(rows, n, "amount");
     fprintf(out, "here, adaptive against fixed: %+.1f%% effective contacts per month, %+.1f%% transaction amount; against the old list: %+.1f%%, %+.1f%%\n",
             rel(per_month->v[2], per_month->v[1]), rel(amount->v[2], amount->v[1]), rel(per_month->v[2], per_month->v[0]),

@@ -9,7 +9,7 @@
  *      last-event times; expired buckets dropped; service-recovery blackout;
  *   3. features at the event's time: windows, recency, tags (statistical,
  *      rule), each campaign's score, then mined tags (they may read scores);
- *   4. per campaign, the checks of SPEC sections 5-6 in a fixed order (the
+ *   4. per campaign, the checks of docs/SPEC.md sections 5-6 in a fixed order (the
  *      first that fails is the recorded suppression reason), then channel,
  *      caps, quiet hours, holdout; a trigger is written to the outbox in the
  *      same atomic apply as the counters, so none can be lost. */
@@ -393,7 +393,7 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
 /* ------------------------------------------------------------------------- */
 /* Triggers                                                                   */
 
-/* The fields every moment opens with (SPEC section 7). */
+/* The fields every moment opens with (docs/SPEC.md section 7). */
 static void trigger_head(md_jsonw *w, const char *id, const char *customer_id, const char *campaign, const char *channel) {
     md_jsonw_obj_open(w);
     md_jsonw_kstr(w, "trigger_id", id);
@@ -565,7 +565,7 @@ static void attribute_conversions(const md_config *cfg, md_cstate *cs, const md_
 static const char *const outcome_applied_names[] = {"applied", "duplicate_offset", "duplicate", "unknown_trigger"};
 const char *md_outcome_applied_name(md_outcome_applied a) { return (unsigned)a < 4 ? outcome_applied_names[a] : "?"; }
 
-/* The follow-up's own message: the trigger schema of SPEC section 7 where
+/* The follow-up's own message: the trigger schema of docs/SPEC.md section 7 where
  * it applies, with what it follows and when it may be delivered. */
 static char *build_follow_up(const md_config *cfg, const md_cstate *cs, const md_outcome *o, const md_trec *orig, int ch,
                              const char *id, int64_t not_before, int64_t emitted_at_ms) {

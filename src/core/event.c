@@ -1,4 +1,4 @@
-/* event.c: SPEC section 2 event parsing with yajl's callback parser.
+/* event.c: docs/SPEC.md section 2 event parsing with yajl's callback parser.
  *
  * Kafka payloads are not NUL-terminated, so the tree parser (which calls
  * strlen) is out; the callback parser reads (ptr, len) directly. Every known

@@ -2,7 +2,7 @@
 # Killing momentd with SIGKILL in the middle of a stream, three times, and
 # restarting it loses no trigger: the set of trigger ids and every counter
 # equal those of an undisturbed run over the same input. Duplicates (the same
-# id delivered twice) are allowed by SPEC section 9 and reported.
+# id delivered twice) are allowed by docs/SPEC.md section 9 and reported.
 source "$(dirname "$0")/lib.sh"
 
 IN=$(uname_ kill)

@@ -1,5 +1,5 @@
 /* test_config.c: loading, validation errors with file + JSON path, env
- * overrides, the seed tag library, and the docs that cannot drift. */
+ * overrides, the shipped tag library, and the docs that cannot drift. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include "momentd/config.h"
 #include "rules.h"
 
-Test(config, default_loads_with_both_seed_campaigns) {
+Test(config, default_loads_with_both_shipped_campaigns) {
     md_config *cfg = th_default_config();
     cr_assert_eq(cfg->n_campaigns, 2);
     cr_assert_str_eq(cfg->campaigns[0].name, "prepay_wallet");
@@ -21,7 +21,7 @@ Test(config, default_loads_with_both_seed_campaigns) {
     md_config_destroy(cfg);
 }
 
-Test(config, ships_the_utility_seed_tag_library_exactly) {
+Test(config, ships_the_utility_tag_library_exactly) {
     md_config *cfg = th_default_config();
     struct {
         const char *name, *expr, *label;

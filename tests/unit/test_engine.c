@@ -311,7 +311,7 @@ Test(engine, complaint_call_starts_a_blackout) {
 Test(engine, sms_right_after_a_service_call) {
     /* Two late payments and a low balance leave the score just under 0.6; an
      * inbound bill inquiry adds bill_calls_30d and crosses it on the call,
-     * so the route is the SMS after the call (the utility seed's channel). */
+     * so the route is the SMS after the call (the utility's channel). */
     char err[128];
     cr_assert_eq(md_cstate_set_profile(cs, "{\"customer_type\":\"resident\"}", &ops, err, sizeof(err)), MD_ERR_OK);
     late_payment(TH_T0 - 60 * TH_DAY, 80);

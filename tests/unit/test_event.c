@@ -1,4 +1,4 @@
-/* test_event.c: SPEC section 2 parsing: every accepted form, every rejection reason. */
+/* test_event.c: docs/SPEC.md section 2 parsing: every accepted form, every rejection reason. */
 #include <criterion/criterion.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* test_outcome.c: outcomes reported by the channels (SPEC section 8): parsing
+/* test_outcome.c: outcomes reported by the channels (docs/SPEC.md section 8): parsing
  * and validation, and what each status does to fatigue, blocks, the funnel
  * and the cooldown; plus conversions observed in the event stream. */
 #include <criterion/criterion.h>
