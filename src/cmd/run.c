@@ -45,7 +45,6 @@ typedef struct delivery {
     int status; /* 0 pending, 1 delivered, -1 failed */
 } delivery;
 
-typedef md_counters counters;
 struct outmsg;
 
 #define MD_MAX_OUTPUT_TOPICS 64
@@ -61,10 +60,10 @@ typedef struct daemon {
     md_batch *batch;                 /* owned: built for cfg, replaced on reload */
     rd_kafka_message_t **msgs;       /* owned: the batch's messages, sized by limits.batch_size */
     struct outmsg *dl;               /* the batch's dead letters */
-    size_t ndl, cap;
+    size_t ndl;
     struct outmsg *out;              /* what the sink produces: dead letters and the outbox */
     size_t cap_out;
-    counters n;
+    md_counters n;
     int64_t last_stats_ms;
     md_status *status;      /* what /metrics and /readyz read */
     md_status_snapshot snap; /* the daemon's own copy, published once per batch */
@@ -499,7 +498,6 @@ static bool alloc_batch(daemon *d) {
     /* The hooks, counters and histograms are the running daemon's: a reload
      * builds into a copy of d but hands the batch to d itself. */
     md_batch_hooks hooks = {sink_deliver, batch_retry, d->self};
-    d->cap = cap;
     d->ndl = 0;
     d->msgs = calloc(cap, sizeof(*d->msgs));
     d->dl = calloc(cap, sizeof(outmsg));
@@ -575,7 +573,6 @@ static void reload(daemon *d) {
     d->batch = next.batch;
     d->msgs = next.msgs;
     d->dl = next.dl;
-    d->cap = next.cap;
     remap_fired(d, old, neu);
     d->n.reloads++;
     learn_outputs(d); /* channels the new configuration added */

@@ -218,13 +218,18 @@ static void push_item(md_batch *b, item *it, const char *id) {
     b->n_items++;
 }
 
+/* Counts an event item made by next_item and adds it. */
+static void push_event(md_batch *b, item *it) {
+    b->n->accepted++;
+    if ((int)it->ev.type >= 0 && it->ev.type < MD_EVENT_TYPE_COUNT) b->n->accepted_by_type[it->ev.type]++;
+    push_item(b, it, it->ev.customer_id);
+}
+
 md_err md_batch_add_event(md_batch *b, const md_event *ev, const md_source *src) {
     item *it = next_item(b, ITEM_EVENT, src);
     if (!it) return MD_ERR_OVERFLOW;
     it->ev = *ev;
-    b->n->accepted++;
-    if ((int)ev->type >= 0 && ev->type < MD_EVENT_TYPE_COUNT) b->n->accepted_by_type[ev->type]++;
-    push_item(b, it, it->ev.customer_id);
+    push_event(b, it);
     return MD_ERR_OK;
 }
 
@@ -304,14 +309,16 @@ md_err md_batch_add_message(md_batch *b, const md_message *m, int64_t now_ms, co
         }
         if (*reason) b->n->profile_rejects++;
     } else {
+        /* Parsed straight into the batch's next slot (an event is 4.6 KB):
+         * it joins the batch only if it parses. */
         md_parse_result res;
         bool outcome = strcmp(m->topic, cfg->kafka.topic_outcomes) == 0;
-        md_event ev;
-        md_outcome oc;
-        md_err pe = outcome ? md_outcome_parse(b->parser, payload, m->len, key, m->key_len, parse_now, &oc, &res)
-                            : md_event_parse(b->parser, payload, m->len, key, m->key_len, parse_now, &ev, &res);
+        item *it = next_item(b, outcome ? ITEM_OUTCOME : ITEM_EVENT, srcp);
+        md_err pe = outcome ? md_outcome_parse(b->parser, payload, m->len, key, m->key_len, parse_now, &it->oc, &res)
+                            : md_event_parse(b->parser, payload, m->len, key, m->key_len, parse_now, &it->ev, &res);
         if (pe == MD_ERR_OK) {
-            e = outcome ? md_batch_add_outcome(b, &oc, srcp) : md_batch_add_event(b, &ev, srcp);
+            if (outcome) push_item(b, it, it->oc.customer_id);
+            else push_event(b, it);
         } else {
             *reason = md_reject_code(res.reason);
             snprintf(detail, detail_size, "%s", res.detail);
