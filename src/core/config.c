@@ -115,7 +115,7 @@ static const field limits_fields[] = {
 static const table limits_table = {"limits", limits_fields, NF(limits_fields)};
 
 static const field dedupe_fields[] = {
-    DUR(md_cfg_dedupe, "event_id_horizon", event_id_horizon_ms, "72h", MS_HOUR, 30 * MS_DAY, "A re-published event_id is recognised while it is this close (in event time) to the customer's newest event."),
+    DUR(md_cfg_dedupe, "event_id_horizon", event_id_horizon_ms, "72h", MS_HOUR, 30 * MS_DAY, "A re-published event_id is recognised while it is this close (in event time) to the customer's newest event; never less than limits.max_lateness, so that an event that can still be counted is always recognised."),
 };
 static const table dedupe_table = {"dedupe", dedupe_fields, NF(dedupe_fields)};
 

@@ -435,6 +435,11 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
                 if ((int64_t)d > longest) longest = (int64_t)d;
             }
         r->state_ttl_ms = longest + 86400000;
+        /* Every event that can still be counted (up to limits.max_lateness
+         * behind the newest) must be recognised when it comes again: a
+         * shorter guard counted a re-published event twice. */
+        r->dedupe_horizon_ms = cfg->dedupe.event_id_horizon_ms > cfg->limits.max_lateness_ms ? cfg->dedupe.event_id_horizon_ms
+                                                                                              : cfg->limits.max_lateness_ms;
         r->trigger_record_ms = cfg->outcomes.horizon_ms;
         for (size_t k = 0; k < cfg->n_campaigns; k++)
             if (cfg->campaigns[k].attribution_ms > r->trigger_record_ms) r->trigger_record_ms = cfg->campaigns[k].attribution_ms;

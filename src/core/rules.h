@@ -119,6 +119,8 @@ typedef struct md_rules {
     md_expr *blackout_after;
     int default_utc_offset_min;
     int64_t max_cap_span_ms;     /* longest cap span: how long contact records are kept */
+    int64_t dedupe_horizon_ms;   /* how long event ids are remembered: dedupe.event_id_horizon,
+                                  * but never less than limits.max_lateness */
     int64_t state_ttl_ms;        /* a customer's state expires after this much inactivity */
     int64_t trigger_record_ms;   /* how long trigger records are kept: outcomes.horizon and every attribution */
     /* Profile attributes the rules read, by index. */

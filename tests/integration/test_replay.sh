@@ -9,13 +9,7 @@ CFG=$(make_config $N)
 EVENTS=$(grep -c . "$T_DIR/events.txt")
 feed $N "$T_DIR/events.txt"
 start_momentd "$CFG" first
-# Wait until every event was consumed and the outputs are quiet.
-for i in $(seq 1 240); do
-    got=$(rcli --scan --pattern "$N:{*}" | grep -vc ':x$' || true)
-    [ "$got" -ge 400 ] && break
-    sleep 0.25
-done
-sleep 3
+check "the first run consumes every event" wait_consumed first "$EVENTS" 60
 stop_momentd first
 check "first run consumed all $EVENTS events" grep -q "\"consumed\":\"$EVENTS\"" "$T_DIR/first/momentd.log"
 ALL_TOPICS="$N.moments.outbound_call $N.moments.in_app $N.moments.sms $N.moments.holdout"
@@ -33,7 +27,10 @@ start_momentd "$CFG2" second
 for i in $(seq 1 240); do
     grep -q "\"consumed\":\"$EVENTS\"" "$T_DIR/second/momentd.log" 2>/dev/null && break
     sleep 0.25
-    [ $((i % 40)) -eq 0 ] && kill -0 "$(cat "$T_DIR/second/momentd.pid")" || true
+    if [ $((i % 40)) -eq 0 ] && ! kill -0 "$(cat "$T_DIR/second/momentd.pid")" 2>/dev/null; then
+        fail "the replaying momentd died"
+        break
+    fi
 done
 stop_momentd second
 check "the replay consumed all $EVENTS events again" grep -q "\"consumed\":\"$EVENTS\"" "$T_DIR/second/momentd.log"
@@ -42,4 +39,20 @@ for t in $ALL_TOPICS; do trigger_ids "$t"; done | sort >"$T_DIR/ids.after"
 check "no new trigger produced" eq "$(grep -c . "$T_DIR/ids.after")" "$TRIGGERS"
 dump_state $N >"$T_DIR/state.after"
 check "no counter changed" cmp -s "$T_DIR/state.before" "$T_DIR/state.after"
+
+# Regression: an event re-published (same event_id, a new offset) while 3-7
+# days behind the customer's newest event passed the lateness check (7 d)
+# but had left the event-id guard (72 h), and counted twice.
+R=replay-republished
+start_momentd "$CFG" third
+{
+    pay_json "$R" r1 "$(bj 0 10)" false 100
+    pay_json "$R" r2 "$(bj 4 10)" false 100
+} | produce "$N.payments"
+check "the two events are read" wait_consumed third 2 60
+pay_json "$R" r1 "$(bj 0 10)" false 100 | produce "$N.payments"
+check "and the re-published one" wait_consumed third 3 60
+stop_momentd third
+check "a re-publication 4 days behind is recognised" grep -q '"duplicates":"1"' <<<"$(grep '"msg":"stopped"' "$T_DIR/third/momentd.log")"
+check "and counted once" grep -q '"payments_180d":2' <<<"$(explain_at "$CFG" "$R" "$(bj 4 12)")"
 finish

@@ -131,11 +131,29 @@ Test(window, republished_event_ids_count_once_within_the_horizon) {
     src.offset = 2;
     cr_assert_eq(pay("same", TH_T0, 10, false, &src), MD_DUP_EVENT_ID);
     cr_assert_eq(md_cstate_window(cfg, cs, win("payments_180d"), TH_T0), 1);
-    /* After the horizon (72h of event time) the id is forgotten. */
-    src.offset = 3;
+}
+
+/* Regression: the event-id guard (72 h) was shorter than the lateness window
+ * (7 d), so an event re-published while 3-7 days behind the customer's newest
+ * event passed the lateness check, was no longer recognised, and counted
+ * twice. The guard now covers every event that can still be counted, up to
+ * the lateness edge exactly; past it the event is too late to count at all. */
+Test(window, republished_event_ids_are_recognised_up_to_the_lateness_window) {
+    md_source src = {"payments", 0, 1};
+    pay("same", TH_T0, 10, false, &src);
+    src.offset = 2;
     pay("later", TH_T0 + 4 * TH_DAY, 10, false, &src);
+    src.offset = 3;
+    cr_assert_eq(pay("same", TH_T0, 10, false, &src), MD_DUP_EVENT_ID, "4 days behind: still recognised");
     src.offset = 4;
-    cr_assert_eq(pay("same", TH_T0 + 4 * TH_DAY, 10, false, &src), MD_APPLIED);
+    pay("edge", TH_T0 + 7 * TH_DAY, 10, false, &src); /* exactly max_lateness ahead of "same" */
+    src.offset = 5;
+    cr_assert_eq(pay("same", TH_T0, 10, false, &src), MD_DUP_EVENT_ID, "at the lateness edge: still recognised");
+    src.offset = 6;
+    pay("past", TH_T0 + 7 * TH_DAY + 1, 10, false, &src);
+    src.offset = 7;
+    cr_assert_eq(pay("same", TH_T0, 10, false, &src), MD_TOO_LATE, "past the edge: too late, never counted");
+    cr_assert_eq(md_cstate_window(cfg, cs, win("payments_180d"), TH_T0 + 8 * TH_DAY), 4, "same, later, edge, past: each once");
 }
 
 Test(window, state_round_trips_through_the_recorded_ops) {
