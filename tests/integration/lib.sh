@@ -110,10 +110,33 @@ stop_momentd() {
 }
 
 # produce TOPIC: "key|value" lines on stdin to TOPIC.
-produce() { kcat -b "$BROKER" -P -t "$1" -K'|' -X topic.partitioner=murmur2_random; }
+# produce TOPIC: stdin's KEY|VALUE lines into TOPIC; the number produced is
+# added to the suite's tally, which wait_settled waits for.
+produce() {
+    local f rc=0
+    f=$(mktemp)
+    tee "$f" | kcat -b "$BROKER" -P -t "$1" -K'|' -X topic.partitioner=murmur2_random || rc=$?
+    [ "$rc" -eq 0 ] && grep -c . "$f" >>"$T_DIR/produced"
+    rm -f "$f"
+    return "$rc"
+}
 
-# consume TOPIC [FORMAT]: everything in TOPIC now, one message per line.
-consume() { kcat -b "$BROKER" -C -t "$1" -o beginning -e -q -f "${2:-%s\\n}" 2>/dev/null || true; }
+# produced: how many messages this suite has produced so far.
+produced() { awk '{ n += $1 } END { print n + 0 }' "$T_DIR/produced" 2>/dev/null || echo 0; }
+
+# consume TOPIC [FORMAT]: every message of TOPIC. A topic kcat cannot read is
+# not an empty one: the failure is recorded (it runs in $(...), where a check
+# cannot count) and fails the suite in finish, so that "count == 0" never
+# passes on an unreadable topic.
+consume() {
+    local err rc=0
+    err=$(mktemp)
+    kcat -b "$BROKER" -C -t "$1" -o beginning -e -q -f "${2:-%s\\n}" 2>"$err" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "kcat could not read $1 (exit $rc): $(head -c 300 "$err")" >>"$T_DIR/kcat-failures"
+    fi
+    rm -f "$err"
+}
 
 count() { consume "$1" | grep -c . || true; }
 
@@ -133,6 +156,20 @@ wait_for_count() {
 # its latest stats line ("" before the first one).
 last_consumed() {
     { grep -o '"consumed":"[0-9]*"' "$T_DIR/$1/momentd.log" 2>/dev/null || true; } | tail -1 | tr -dc 0-9
+}
+
+# wait_settled [INSTANCE] [SECONDS]: until momentd INSTANCE (default main)
+# has consumed everything this suite produced. Its stats line is written
+# after a batch is done, so the moments of that input are out by then: the
+# condition to assert "nothing more fired" or to order input across topics
+# on, where a sleep would pass before momentd even read the input.
+wait_settled() {
+    local want
+    want=$(produced)
+    wait_consumed "${1:-main}" "$want" "${2:-90}" || {
+        echo "    momentd ${1:-main} consumed $(last_consumed "${1:-main}") of $want messages" >&2
+        return 1
+    }
 }
 
 # wait_consumed INSTANCE N [SECONDS]: until momentd INSTANCE has consumed at
@@ -181,6 +218,10 @@ check_sanitizer_reports() {
 
 finish() {
     check_sanitizer_reports
+    if [ -s "$T_DIR/kcat-failures" ]; then
+        fail "a topic could not be read:"
+        sed 's/^/    /' "$T_DIR/kcat-failures" >&2
+    fi
     if [ "$CHECKS" -eq 0 ]; then
         echo "[$T_NAME] FAIL: no check ran" >&2
         exit 1

@@ -13,7 +13,7 @@ E=$(pick_customer "$CFG" fe)
 F=$(pick_customer "$CFG" ff)
 G=$(pick_customer "$CFG" fg)
 printf '%s|{"customer_type":"resident"}\n' "$E" "$F" "$G" | produce "$N.customer-profiles"
-sleep 1
+wait_settled # the profiles are in place before any event
 for who in "$E" "$F" "$G"; do
     {
         pay_json "$who" "${who}-1" "$(bj 0 10)" true 80
@@ -32,7 +32,7 @@ outcome "$F" reached "$(bj 60 11)" ',"duration_s":240'
 outcome "$G" reached "$(bj 60 11)" ',"duration_s":2'
 check "E's unanswered call is followed in-app" wait_for_count "$N.moments.in_app" 1 60
 check "F's connected call is followed by an SMS" wait_for_count "$N.moments.sms" 1 60
-sleep 2
+check "momentd read every outcome" wait_settled
 FE=$(consume "$N.moments.in_app")
 FF=$(consume "$N.moments.sms")
 check "the in-app follow-up is E's" grep -q "\"customer_id\":\"$E\"" <<<"$FE"

@@ -11,7 +11,7 @@ P=$(pick_customer "$CFG" peak)
 T=$(pick_customer "$CFG" trough)
 log "peak customer $P, trough customer $T"
 printf '%s|{"customer_type":"resident"}\n%s|{"customer_type":"resident"}\n' "$P" "$T" | produce $N.customer-profiles
-sleep 1
+wait_settled
 
 call_json() { echo "$1|{\"event_id\":\"$2\",\"type\":\"call\",\"customer_id\":\"$1\",\"ts\":$3,\"reason\":\"bill_inquiry\",\"direction\":\"inbound\",\"duration_s\":120}"; }
 
@@ -26,15 +26,15 @@ call_json() { echo "$1|{\"event_id\":\"$2\",\"type\":\"call\",\"customer_id\":\"
     pay_json "$T" t1 "$(bj 0 10)" true 50
     pay_json "$T" t2 "$(bj 1 10)" true 50
 } | produce $N.payments
-# Calls are their own topic; produced after the payments so the order per
-# customer is the story's order.
-sleep 1
+# Calls are their own topic; each is produced once momentd has read what
+# comes before it, so the order per customer is the story's order.
+wait_settled
 call_json "$T" t3 "$(bj 2 10)" | produce $N.calls
-sleep 1
+wait_settled
 pay_json "$T" t4 "$(bj 10 10)" false 800 | produce $N.payments
 check "both first contacts made" wait_for_count $N.moments.in_app 1 60
 check "trough's first contact by SMS after the call" wait_for_count $N.moments.sms 1 60
-sleep 1
+wait_settled
 
 # Peak: 12 days after day 2, low balance again and five product views.
 {
@@ -43,11 +43,11 @@ sleep 1
 } | produce $N.payments
 # Trough: 45 days after day 2, low balance again and another bill call.
 pay_json "$T" t5 "$(bj 47 10)" false 50 | produce $N.payments
-sleep 1
+wait_settled
 call_json "$T" t6 "$(bj 47 11)" | produce $N.calls
 
 check "peak customer contacted again 10 days after the last contact" wait_for_count $N.moments.in_app 2 60
-sleep 4
+check "momentd read everything" wait_settled
 PT=$(consume $N.moments.in_app | grep "\"customer_id\":\"$P\"" | tail -1)
 check "second peak trigger caused by a day-12 view" grep -q '"event_id":"p7v' <<<"$PT"
 check "its required gap was the minimum, 7 days" grep -q '"required_gap_days":7,' <<<"$PT"

@@ -13,7 +13,7 @@ log "customer A = $A"
 {
     echo "$A|{\"customer_type\":\"resident\"}"
 } | produce $N.customer-profiles
-sleep 1
+wait_settled # the profile is in place before any event
 {
     pay_json "$A" a1 "$(bj 0 10)" true 80
     pay_json "$A" a2 "$(bj 30 10)" true 60
@@ -21,7 +21,7 @@ sleep 1
 } | produce $N.payments
 
 check "one trigger reaches the dialer topic" wait_for_count $N.moments.outbound_call 1 60
-sleep 2
+check "momentd read everything" wait_settled
 T=$(consume $N.moments.outbound_call)
 check "exactly one trigger" eq "$(echo "$T" | grep -c .)" 1
 check "for customer A" eq "$(echo "$T" | grep -o '"customer_id":"[^"]*"')" "\"customer_id\":\"$A\""
@@ -41,7 +41,7 @@ check "outbox emptied after Kafka acknowledged" eq "$(rcli exists "$N:{$A}:x")" 
 B=$(pick_customer "$CFG" burst)
 log "customer B = $B"
 echo "$B|{\"customer_type\":\"resident\"}" | produce $N.customer-profiles
-sleep 1
+wait_settled
 {
     pay_json "$B" b1 "$(bj 0 10)" true 50
     pay_json "$B" b2 "$(bj 1 10)" true 50
@@ -55,7 +55,7 @@ check "the first burst reaches the app" wait_for_count $N.moments.in_app 1 60
     pay_json "$B" b7 "$(bj 14 10)" false 50
     view_json "$B" b8 "$(bj 14 11)" prepay_product
 } | produce $N.payments
-sleep 4
+check "momentd read the second burst" wait_settled
 check "the second burst fires nothing" eq "$(count $N.moments.in_app)" 1
 X=$(explain_at "$CFG" "$B" "$(bj 14 11)")
 check "the campaign was re-armed in between" eq "$(grep -o '"armed":[a-z]*' <<<"$X" | head -1)" '"armed":true'
@@ -82,7 +82,7 @@ for r in not_json not_object unknown_type bad_number future_timestamp key_mismat
 done
 check "dead letters carry the source topic" eq "$(grep -c "momentd.source_topic=$N.payments" <<<"$DL")" 6
 check "dead letters keep the original bytes" grep -qx "not json at all" <<<"$(consume $N.dead-letter)"
-sleep 2
+wait_settled
 check "the good events around them were counted" grep -q '"payments_180d":3' <<<"$(explain_at "$CFG" "$C" "$(bj 2 12)")"
 
 stop_momentd main

@@ -43,7 +43,12 @@ T1=$(consume "$N.moments.outbound_call" | grep "\"customer_id\":\"$C1\"" | grep 
 echo "$C1|{\"trigger_id\":\"$T1\",\"customer_id\":\"$C1\",\"campaign\":\"prepay_wallet\",\"channel\":\"outbound_call\",\"status\":\"sent\",\"ts\":$(bj 60 11)}" |
     produce "$N.moment-outcomes"
 check "the dead letter arrives" wait_for_count "$N.dead-letter" 1 60
-sleep 1.5 # one publish period and more
+# The counters are published as one snapshot per batch: once the scrape
+# shows the 8 messages consumed, the rest of that batch's counts are in it.
+for i in $(seq 1 120); do
+    [ $(($(metric momentd_messages_consumed_total) - BEFORE)) -ge 8 ] && break
+    sleep 0.25
+done
 check "consumed moved by the 8 messages sent (6 payments, 1 malformed, 1 outcome)" eq "$(($(metric momentd_messages_consumed_total) - BEFORE))" 8
 check "accepted events by type (the 6 payments)" eq "$(metric 'momentd_events_accepted_total{type="payment"}')" 6
 check "and none of the other types" eq "$(metric 'momentd_events_accepted_total{type="call"}'),$(metric 'momentd_events_accepted_total{type="app_login"}')" 0,0

@@ -376,16 +376,41 @@ Test(engine, holdout_records_but_never_contacts) {
     for (size_t i = 0; i < ops.n; i++) cr_assert_neq(md_ops_field(&ops, i)[0], 'k', "no contact-log entry for a holdout");
 }
 
+/* Holdout and arm membership by statistics, not by the hash that computes
+ * them: each share is near its configured value, the two campaigns' holdout
+ * groups overlap as independent draws would, and a campaign's arms split its
+ * holdout group as they split everyone. Bounds are about four standard
+ * deviations. */
 Test(engine, holdout_membership_is_stable_and_near_its_share) {
-    int in = 0;
-    for (int i = 0; i < 20000; i++) {
+    enum { N = 20000 };
+    int in_wallet = 0, in_instal = 0, both = 0, arm0 = 0, hold_instal_arm0 = 0;
+    int instal = -1;
+    for (size_t c = 0; c < cfg->n_campaigns; c++)
+        if (strcmp(cfg->campaigns[c].name, "bill_instalment") == 0) instal = (int)c;
+    cr_assert_geq(instal, 0);
+    for (int i = 0; i < N; i++) {
         char id[32];
         snprintf(id, sizeof(id), "c%d", i);
-        unsigned b = md_holdout_bucket(id, "prepay_wallet");
-        cr_assert_eq(b, md_holdout_bucket(id, "prepay_wallet"));
-        if (b < 500) in++;
+        bool w = md_holdout_bucket(id, "prepay_wallet") < 500;  /* 5% */
+        bool b = md_holdout_bucket(id, "bill_instalment") < 1000; /* 10% */
+        int arm = md_policy_arm(cfg, instal, id);
+        cr_assert(arm == 0 || arm == 1);
+        in_wallet += w;
+        in_instal += b;
+        both += w && b;
+        arm0 += arm == 0;
+        hold_instal_arm0 += b && arm == 0;
     }
-    cr_assert(in > 800 && in < 1200, "5%% of 20000 is 1000, got %d", in);
+    cr_assert(in_wallet > 880 && in_wallet < 1120, "5%% of %d is 1000, got %d", N, in_wallet);
+    cr_assert(in_instal > 1830 && in_instal < 2170, "10%% of %d is 2000, got %d", N, in_instal);
+    cr_assert(both > 60 && both < 140, "independent 5%% and 10%% overlap in about 100 of %d, got %d", N, both);
+    cr_assert(arm0 > 9720 && arm0 < 10280, "half of %d in the first arm, got %d", N, arm0);
+    cr_assert(hold_instal_arm0 > 0.40 * in_instal && hold_instal_arm0 < 0.60 * in_instal,
+              "the arms split the holdout group as everyone: %d of %d", hold_instal_arm0, in_instal);
+    /* Stable across processes and versions: membership is stored nowhere, so
+     * a changed hash would silently move customers between groups. */
+    cr_assert_eq(md_holdout_bucket("c1", "prepay_wallet"), 165);
+    cr_assert_eq(md_holdout_bucket("c2", "bill_instalment"), 1733);
 }
 
 Test(engine, evaluate_changes_nothing_and_explains_the_blocking_rule) {

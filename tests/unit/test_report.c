@@ -64,11 +64,10 @@ Test(report, uplift_and_its_interval_by_hand) {
     cr_assert_eq(u.holdout_conversions, 5);
     cr_assert(u.has_uplift);
     cr_assert_float_eq(u.uplift_pp, 10.0, 1e-9);
-    /* se = sqrt(.15*.85/200 + .05*.95/100) = sqrt(0.0006375 + 0.000475) = 0.033354 */
-    double se = sqrt(0.15 * 0.85 / 200 + 0.05 * 0.95 / 100);
-    cr_assert_float_eq(se, 0.0333542, 1e-6);
-    cr_assert_float_eq(u.ci_low_pp, 10.0 - 196 * se, 1e-9);
-    cr_assert_float_eq(u.ci_high_pp, 10.0 + 196 * se, 1e-9);
+    /* Worked by hand: se = sqrt(.15*.85/200 + .05*.95/100) = 0.0333542 (3.33542
+     * points), 1.96 se = 6.53742 points. */
+    cr_assert_float_eq(u.ci_low_pp, 3.46258, 1e-4);
+    cr_assert_float_eq(u.ci_high_pp, 16.53742, 1e-4);
 }
 
 Test(report, days_are_named_and_series_kept_per_day) {
