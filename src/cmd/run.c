@@ -11,7 +11,13 @@
  *   - commit the batch's offsets only then, so that a crash anywhere before
  *     redelivers the batch, whose re-applied inputs are no-ops;
  *   - wait and retry while Redis or Kafka is down, publish the counters for
- *     /metrics, reload the configuration on SIGHUP between batches. */
+ *     /metrics, reload the configuration on SIGHUP between batches.
+ *
+ * Why 700 lines: these are the Kafka edges of one process (rebalances,
+ * topic creation and look-up, dead letters cut to what the producer may
+ * send, produce-until-acknowledged, commits, lag for /readyz) around a loop
+ * whose batch logic lives in batch.c; each part is short and they share
+ * the daemon's handle. */
 #include "run.h"
 
 #include <inttypes.h>

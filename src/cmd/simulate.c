@@ -325,6 +325,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
     s->cfg = cfg;
     int rc = 1;
     md_store *store = NULL;
+    md_config *warm = NULL; /* the warm-up's copy (see below) */
     md_batch *dr = NULL;
     int camp = -1;
     for (size_t k = 0; k < cfg->n_campaigns; k++)
@@ -342,17 +343,19 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
     if (!(store = md_store_new(&rc_cfg, err, errsz))) goto out;
     if (md_store_connect(store, err, errsz)) goto out;
     if (md_store_wipe(store, err, errsz)) goto out;
+    /* Nothing fires during the warm-up, while windows fill: the warm-up runs
+     * on a second copy of the configuration whose threshold cannot be
+     * reached, and the batch moves to the real one when calling starts (the
+     * state is all in Redis, so nothing else changes). No configuration is
+     * changed while a batch decides on it. */
+    if (!(warm = md_config_load(cfg_path, err, errsz))) goto out;
+    warm->campaigns[camp].threshold = 2;
     md_batch_hooks hooks = {on_moments, NULL, s};
-    if (!(dr = md_batch_new(cfg, store, SIM_BATCH, MD_BATCH_CLOCK_INPUT, &hooks, NULL, NULL))) {
+    if (!(dr = md_batch_new(warm, store, SIM_BATCH, MD_BATCH_CLOCK_INPUT, &hooks, NULL, NULL))) {
         snprintf(err, errsz, "out of memory");
         goto out;
     }
-    /* Nothing fires during the warm-up, while windows fill: the simulator's
-     * own copy of the configuration gets an unreachable threshold until
-     * calling starts. */
     s->nq = s->nlater = 0; /* nothing carried over from another policy */
-    double threshold = cfg->campaigns[camp].threshold;
-    cfg->campaigns[camp].threshold = 2;
     stats *st = &s->st[pol];
     for (int64_t i = 0; i < sc->customers; i++) {
         char cid[24], prof[160];
@@ -362,7 +365,13 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
         if (md_batch_make_room(dr, err, errsz) || md_batch_add_profile(dr, cid, prof, NULL, err, errsz)) goto out;
     }
     for (s->day = 0; s->day < sc->days; s->day++) {
-        if (s->day == sc->warmup_days) cfg->campaigns[camp].threshold = threshold;
+        if (s->day == sc->warmup_days) { /* each day ends with its batch run: this one is empty */
+            md_batch_destroy(dr);
+            if (!(dr = md_batch_new(cfg, store, SIM_BATCH, MD_BATCH_CLOCK_INPUT, &hooks, NULL, NULL))) {
+                snprintf(err, errsz, "out of memory");
+                goto out;
+            }
+        }
         s->nq = 0;
         /* Moments due today that were decided earlier (follow-ups). */
         size_t keep = 0;
@@ -449,6 +458,7 @@ out:
     }
     md_batch_destroy(dr);
     md_store_destroy(store);
+    md_config_destroy(warm);
     md_config_destroy(cfg);
     return rc;
 }

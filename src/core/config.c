@@ -6,7 +6,12 @@
  * generic walk of its table (fill defaults, then apply the file's keys, reject
  * the ones the table does not know); freeing is the same walk. Keeping the
  * tables the single source of truth is what lets docs/CONFIG.md be generated
- * and tested against the loader. */
+ * and tested against the loader.
+ *
+ * Why one file of 950 lines: the tables and the machinery that walks them
+ * (loading, defaults, bounds, environment overrides, the reload rule and the
+ * generated reference) must stay together, so that nothing reads a key the
+ * table does not declare. */
 #include "momentd/config.h"
 
 #include <errno.h>
