@@ -10,10 +10,10 @@
  *                   [--replay-days-ago A --replay-days D [--slice-days K]
  *                   [--wait-group G]] [--topic-prefix P]
  *
- * Every customer has a story fixed by the seed and the customer's number
- * (a late payer with a shrinking balance, a browser of the prepaid product, an
- * instalment shopper, or a quiet payer), so history and live traffic agree on
- * who the customer is and a minority of them cross a campaign's threshold.
+ * The customers and their stories are tools/stories.c's, the same the
+ * demo's gen_events prints: every customer has a story fixed by the seed and
+ * the customer's number, so history and live traffic agree on who the
+ * customer is and a minority of them cross a campaign's threshold.
  *
  * history: profiles first, then D days (default 180) ending A days before
  * today (default 0: ending yesterday), day by day in event time. With
@@ -49,10 +49,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "stories.h"
+
 #define DAY_MS INT64_C(86400000)
 #define HOUR_MS INT64_C(3600000)
-
-enum story { STORY_LATE_PAYER, STORY_PREPAY_BROWSER, STORY_INSTALMENT_SHOPPER, STORY_QUIET, STORY_COUNT };
 
 typedef struct {
     const char *brokers;
@@ -78,23 +78,11 @@ typedef struct {
     char first_error[256];
 } generator;
 
-enum { T_PAYMENTS, T_CALLS, T_APP_LOGINS, T_PROFILES };
+/* Topic indices are the stories' (payments, calls, app-logins, profiles). */
+enum { T_PAYMENTS = STORY_PAYMENTS, T_CALLS = STORY_CALLS, T_APP_LOGINS = STORY_APP_LOGINS, T_PROFILES = STORY_PROFILES };
 
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
-
-/* splitmix64: a customer's (or a customer-day's) own random stream, so that
- * any customer's story and history can be drawn without the others. */
-static uint64_t mix(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
-typedef struct { uint64_t s; } rng;
-static uint64_t next(rng *r) { return r->s = mix(r->s); }
-static double unif(rng *r) { return (double)(next(r) >> 11) / 9007199254740992.0; }
-static long below(rng *r, long n) { return (long)(next(r) % (uint64_t)n); }
 
 static int64_t wall_ms(void) {
     struct timespec ts;
@@ -105,29 +93,6 @@ static double mono_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-typedef struct {
-    char id[16];
-    enum story story;
-    int bill_day;                /* day of the 30-day bill cycle */
-    const char *customer_type, *source_channel, *segment, *age_band;
-} customer;
-
-static void customer_get(const options *o, long n, customer *c) {
-    static const char *const types[] = {"resident", "resident", "resident", "commercial"};
-    static const char *const sources[] = {"app", "counter", "wechat", "call_center"};
-    static const char *const segments[] = {"revolver", "transactor", "new"};
-    static const char *const ages[] = {"18-24", "25-34", "35-44", "45-54", "55-64", "65+"};
-    rng r = {mix(o->seed * 0x100000001B3ULL + (uint64_t)n)};
-    snprintf(c->id, sizeof(c->id), "c%07ld", n);
-    uint64_t s = next(&r) % 100;
-    c->story = s < 20 ? STORY_LATE_PAYER : s < 35 ? STORY_PREPAY_BROWSER : s < 50 ? STORY_INSTALMENT_SHOPPER : STORY_QUIET;
-    c->bill_day = (int)below(&r, 30);
-    c->customer_type = types[below(&r, 4)];
-    c->source_channel = sources[below(&r, 4)];
-    c->segment = segments[below(&r, 3)];
-    c->age_band = ages[below(&r, 6)];
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -169,83 +134,8 @@ static int produce(generator *g, int topic, const char *key, const char *json, i
     return 0;
 }
 
-static long seq;
-
-/* Writes the fields every event has ("<customer>-<tag><letter><n>" as the
- * id, unique across runs with distinct tags) into json; the caller appends
- * its own and the closing brace. Returns the length written. */
-static int event_head(char *json, size_t size, const options *o, const customer *c, char letter, const char *type, int64_t ts) {
-    return snprintf(json, size, "{\"event_id\":\"%s-%s%c%ld\",\"type\":\"%s\",\"customer_id\":\"%s\",\"ts\":%" PRId64, c->id, o->tag,
-                    letter, seq++, type, c->id, ts);
-}
-
-static int payment(generator *g, const options *o, const customer *c, int64_t ts, rng *r) {
-    bool risky = c->story == STORY_LATE_PAYER;
-    const char *kind = "bill";
-    double amount = 60 + unif(r) * 240, balance = risky ? 10 + unif(r) * 200 : 150 + unif(r) * 500;
-    bool late = unif(r) < (risky ? 0.6 : 0.06);
-    double k = unif(r);
-    if (k < 0.02) kind = "arrears_restore", late = true, balance = 10;
-    else if (k < 0.05) kind = "prepay", amount = 500, balance += 500;
-    else if (c->story == STORY_INSTALMENT_SHOPPER && k < 0.25) kind = "card", amount = 800 + unif(r) * 6000;
-    char json[512];
-    int len = event_head(json, sizeof(json), o, c, 'p', "payment", ts);
-    len += snprintf(json + len, sizeof(json) - (size_t)len, ",\"amount\":%.2f,\"channel\":\"%s\",\"kind\":\"%s\",\"late\":%s,\"balance_after\":%.2f}",
-                    amount, unif(r) < 0.5 ? "app" : "bank", kind, late ? "true" : "false", balance);
-    return produce(g, T_PAYMENTS, c->id, json, len);
-}
-
-static int call(generator *g, const options *o, const customer *c, int64_t ts, rng *r) {
-    static const char *const routine[] = {"bill_inquiry", "outage_report", "address_change", "outlet_inquiry", "complaint"};
-    const char *reason = routine[below(r, 4)]; /* complaints are drawn below, rarely */
-    if (c->story == STORY_LATE_PAYER && unif(r) < 0.5) reason = "bill_inquiry";
-    else if (c->story == STORY_PREPAY_BROWSER && unif(r) < 0.4) reason = "prepay_inquiry";
-    else if (c->story == STORY_INSTALMENT_SHOPPER && unif(r) < 0.5) reason = "instalment_inquiry";
-    else if (unif(r) < 0.03) reason = routine[4];
-    char json[512];
-    int len = event_head(json, sizeof(json), o, c, 'c', "call", ts);
-    len += snprintf(json + len, sizeof(json) - (size_t)len, ",\"reason\":\"%s\",\"duration_s\":%ld,\"direction\":\"inbound\"}", reason,
-                    30 + below(r, 570));
-    return produce(g, T_CALLS, c->id, json, len);
-}
-
-static int app_login(generator *g, const options *o, const customer *c, int64_t ts, rng *r) {
-    static const char *const browsing[] = {"bill", "usage", "payment_history", "notices"};
-    const char *page = browsing[below(r, 4)];
-    if (c->story == STORY_PREPAY_BROWSER && unif(r) < 0.35) page = "prepay_product";
-    else if (c->story == STORY_INSTALMENT_SHOPPER && unif(r) < 0.35) page = "instalment_product";
-    else if (unif(r) < 0.02) page = "prepay_product";
-    char json[512];
-    int len = event_head(json, sizeof(json), o, c, 'a', "app_login", ts);
-    len += snprintf(json + len, sizeof(json) - (size_t)len, ",\"pages\":[\"home\",\"%s\"],\"session_s\":%ld}", page, 10 + below(r, 890));
-    return produce(g, T_APP_LOGINS, c->id, json, len);
-}
-
-static int profile(generator *g, const customer *c) {
-    char json[512];
-    int len = snprintf(json, sizeof(json),
-                       "{\"customer_type\":\"%s\",\"source_channel\":\"%s\",\"segment\":\"%s\",\"age_band\":\"%s\",\"province\":\"Hebei\"}",
-                       c->customer_type, c->source_channel, c->segment, c->age_band);
-    return produce(g, T_PROFILES, c->id, json, len);
-}
-
-/* How often a customer of each story does each thing on an ordinary day:
- * about 6 bills, 20-40 app logins and 2-4 calls in 180 days. */
-static const double logins_per_day[STORY_COUNT] = {0.12, 0.25, 0.2, 0.1};
-static const double calls_per_day[STORY_COUNT] = {0.02, 0.015, 0.015, 0.01};
-
-/* One customer's day d of history: the bill on their bill day, then logins
- * and calls at random daytime instants (01:00-12:00 UTC, 09:00-20:00 in
- * China), in time order. */
-static int history_day(generator *g, const options *o, const customer *c, long n, int d, int64_t day_start) {
-    rng r = {mix(o->seed ^ mix((uint64_t)n * 1000003u + (uint64_t)d))};
-    int64_t t = day_start + HOUR_MS + below(&r, 4 * HOUR_MS);
-    if (d % 30 == c->bill_day && payment(g, o, c, t, &r)) return -1;
-    for (double p = logins_per_day[c->story]; p > 0; p -= 1.0)
-        if (unif(&r) < p && app_login(g, o, c, t += below(&r, 2 * HOUR_MS), &r)) return -1;
-    if (unif(&r) < calls_per_day[c->story] && call(g, o, c, t += below(&r, HOUR_MS), &r)) return -1;
-    return 0;
-}
+/* The stories' sink: each message straight to its topic. */
+static int emit(void *ctx, story_topic t, const char *key, const char *json, int len) { return produce(ctx, (int)t, key, json, len); }
 
 /* The high watermark of every partition of the four input topics, as the
  * offsets of a partition list (owned by the caller); NULL on error. */
@@ -349,7 +239,8 @@ static void pacer_fini(pacer *p) {
 static int run_history(generator *g, const options *o) {
     pacer p;
     /* Every customer drawn once, not once per day. */
-    customer *all = malloc((size_t)o->customers * sizeof(*all));
+    story_customer *all = malloc((size_t)o->customers * sizeof(*all));
+    story_gen sg = {o->seed, o->tag, 0, emit, g};
     if (!all) {
         fprintf(stderr, "loadgen: out of memory for %ld customers\n", o->customers);
         return -1;
@@ -360,14 +251,14 @@ static int run_history(generator *g, const options *o) {
     }
     int rc = 0;
     for (long n = 0; n < o->customers && !rc; n++) {
-        customer_get(o, n, &all[n]);
-        rc = profile(g, &all[n]);
+        story_customer_get(o->seed, n, &all[n]);
+        rc = story_profile(&sg, &all[n]);
     }
     /* By default the days end yesterday, so that today's live traffic comes
      * after them. */
     int64_t first_day = wall_ms() / DAY_MS * DAY_MS - (int64_t)(o->days + o->ending_days_ago) * DAY_MS;
     for (int d = 0; d < o->days && !rc && !stop_requested; d++) {
-        for (long n = 0; n < o->customers && !rc; n++) rc = history_day(g, o, &all[n], n, d, first_day + d * DAY_MS);
+        for (long n = 0; n < o->customers && !rc; n++) rc = story_history_day(&sg, &all[n], n, d, first_day + d * DAY_MS);
         bool last = d + 1 == o->days;
         if (!rc && ((d + 1) % o->slice_days == 0 || last)) rc = pacer_slice(&p, g, last);
     }
@@ -395,10 +286,11 @@ static int run_live(generator *g, const options *o) {
     double replay_step = o->replay_days ? (double)(o->replay_days * DAY_MS) / (double)o->events : 0;
     int64_t next_slice = replay_from + o->slice_days * DAY_MS; /* replays: where pacing looks again */
     if (shift) fprintf(stderr, "loadgen: event times are the wall clock minus %.2f h (night in China)\n", (double)shift / HOUR_MS);
-    rng r = {mix(o->seed ^ mix((uint64_t)wall_ms()))};
+    story_rng r = {story_mix(o->seed ^ story_mix((uint64_t)wall_ms()))};
+    story_gen sg = {o->seed, o->tag, 0, emit, g};
     double t0 = mono_s();
     long sent = 0;
-    customer c;
+    story_customer c;
     while (!stop_requested) {
         double elapsed = mono_s() - t0;
         if ((o->events && sent >= o->events) || (o->seconds > 0 && elapsed >= o->seconds)) break;
@@ -415,10 +307,8 @@ static int run_live(generator *g, const options *o) {
                 rc = pacer_slice(&p, g, false);
                 next_slice += o->slice_days * DAY_MS;
             }
-            customer_get(o, below(&r, o->customers), &c);
-            /* The mix of a utility's traffic: mostly app logins. */
-            double k = unif(&r);
-            if (!rc) rc = k < 0.25 ? payment(g, o, &c, ts, &r) : k < 0.33 ? call(g, o, &c, ts, &r) : app_login(g, o, &c, ts, &r);
+            story_customer_get(o->seed, story_below(&r, o->customers), &c);
+            if (!rc) rc = story_live_event(&sg, &c, ts, &r);
         }
         if (rc) break;
     }
