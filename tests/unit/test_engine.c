@@ -205,6 +205,23 @@ Test(engine, fixed_mode_is_45_days) {
     cr_assert_eq(out.n_triggers, 1);
 }
 
+/* A gap of 30.5 days: 30.4 days after the last contact is too soon, 30.6
+ * days is not. Truncating either the gap or the time since the last
+ * contact to whole days fails one side. */
+Test(engine, a_fractional_cooldown_holds_just_below_and_releases_just_above) {
+    reconfigure("\"mode\": \"adaptive\", \"min_days\": 7", "\"mode\": \"fixed\", \"fixed_days\": 30.5, \"min_days\": 7");
+    pick_customer(false);
+    field_time("l:prepay_wallet", TH_T0 - 30 * TH_DAY - 10 * TH_HOUR); /* 30.42 days before */
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_COOLDOWN, "30.42 days after a contact, with a 30.5-day gap");
+    cr_assert_float_eq(out.eval[PREPAY].required_gap_days, 30.5, 1e-9);
+    pick_customer(false);
+    field_time("l:prepay_wallet", TH_T0 - 30 * TH_DAY - 14 * TH_HOUR); /* 30.58 days before */
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 1, "30.58 days after a contact, with a 30.5-day gap: %s",
+                 md_suppress_name(out.eval[PREPAY].suppressed));
+}
+
 Test(engine, fatigue_lengthens_the_gap) {
     field_time("l:prepay_wallet", TH_T0 - 50 * TH_DAY);
     field("f:prepay_wallet", "2");
@@ -283,6 +300,22 @@ Test(engine, quiet_hours_in_the_customers_time_zone) {
     cr_assert_eq(md_cstate_set_profile(cs, "{\"utc_offset\":\"+00:00\"}", &ops, err, sizeof(err)), MD_ERR_OK);
     make_late_low_balance(TH_T0 + 12 * TH_HOUR + 30 * 60000);
     cr_assert_eq(out.n_triggers, 1);
+}
+
+/* Quiet hours are [start, end): 21:00 itself is quiet, 20:59:59.999 is not;
+ * 09:00 itself is not, 08:59:59.999 is (TH_T0 is 10:00 in Beijing). */
+Test(engine, quiet_hours_at_exactly_their_start_and_end_minute) {
+    const int64_t b2100 = TH_T0 + 11 * TH_HOUR, b0900 = TH_T0 + 23 * TH_HOUR;
+    cr_assert(md_quiet_hours_active(21 * 60, 9 * 60, b2100, 480), "21:00:00.000");
+    cr_assert_not(md_quiet_hours_active(21 * 60, 9 * 60, b2100 - 1, 480), "20:59:59.999");
+    cr_assert_not(md_quiet_hours_active(21 * 60, 9 * 60, b0900, 480), "09:00:00.000");
+    cr_assert(md_quiet_hours_active(21 * 60, 9 * 60, b0900 - 1, 480), "08:59:59.999");
+    /* And through the engine: a moment due at 21:00 is held, at 20:59 sent. */
+    make_late_low_balance(b2100);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_QUIET_HOURS, "%s", md_suppress_name(out.eval[PREPAY].suppressed));
+    pick_customer(false);
+    make_late_low_balance(b2100 - 60000);
+    cr_assert_eq(out.n_triggers, 1, "%s", md_suppress_name(out.eval[PREPAY].suppressed));
 }
 
 Test(engine, service_recovery_blackout) {
