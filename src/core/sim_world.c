@@ -1,112 +1,71 @@
 /* sim_world.c: the simulated customers and call centre (sim_world.h). */
 #include "sim_world.h"
 
+#include "table.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
-/* ---- scenario file: one flat table, like the configuration's ---- */
+/* ---- scenario file: one flat table, walked by the configuration's
+ * machinery (table.c) ---- */
 
-typedef enum { S_STR, S_INT, S_NUM, S_TRIPLE } stype;
-typedef struct skey {
-    const char *key;
-    stype type;
-    size_t off;
-    const char *def;
-    double lo, hi;
-    const char *doc;
-} skey;
-
-#define SK(t, k, d, lo, hi, doc) {#k, t, offsetof(md_sim_scenario, k), d, lo, hi, doc}
-static const skey keys[] = {
-    SK(S_STR, name, "", 0, 0, "Name shown in the table."),
-    SK(S_STR, description, "", 0, 0, "What the scenario stands for."),
-    SK(S_STR, engine_fixed, "config/sim/fixed45.json", 0, 0, "momentd configuration of the fixed-cooldown policy (relative to the scenario file's folder or absolute)."),
-    SK(S_STR, engine_adaptive, "config/sim/adaptive.json", 0, 0, "momentd configuration of the adaptive policy; should differ from engine_fixed only in the cooldown."),
-    SK(S_INT, customers, "10000", 10, 2000000, "Population size."),
-    SK(S_INT, days, "240", 30, 3650, "Simulated days, warm-up included."),
-    SK(S_INT, warmup_days, "60", 0, 3000, "Days of events before any contact, so that windows fill."),
-    SK(S_INT, calls_per_day, "120", 1, 1000000, "Calls the call centre makes per day at most (its agents)."),
-    SK(S_INT, old_gap_days, "45", 1, 365, "The old rule: never call a customer again within this many days."),
-    SK(S_TRIPLE, tier_share, "0.5,0.35,0.15", 0, 1, "Share of customers in the low, mid and high need tiers (sums to 1)."),
-    SK(S_TRIPLE, tier_base, "0.05,0.15,0.3", 0, 1, "Baseline demand of each tier."),
-    SK(S_NUM, bill_cycle_amp, "0.1", 0, 1, "Swing of demand over the monthly bill cycle (highest just before the bill)."),
-    SK(S_NUM, season_amp, "0.05", 0, 1, "Yearly swing of demand."),
-    SK(S_NUM, episode_rate_per_month, "0.3", 0, 30, "Need episodes starting per customer per month (a large purchase, a cash squeeze)."),
-    SK(S_NUM, episode_days_min, "5", 1, 365, "Shortest episode, days."),
-    SK(S_NUM, episode_days_max, "30", 1, 365, "Longest episode, days."),
-    SK(S_NUM, episode_lift, "0.5", 0, 1, "Demand added during an episode."),
-    SK(S_NUM, satisfied_days, "60", 0, 365, "After a purchase, demand stays low this long."),
-    SK(S_NUM, satisfied_factor, "0.2", 0, 1, "... multiplied by this."),
-    SK(S_NUM, view_rate_full, "0.8", 0, 20, "Instalment-page views per day at demand 1 (Poisson)."),
-    SK(S_NUM, view_rate_noise, "0.03", 0, 20, "Views per day regardless of demand (curious, not in need)."),
-    SK(S_NUM, call_rate_full, "0.08", 0, 1, "Chance per day of an inbound instalment inquiry at demand 1."),
-    SK(S_NUM, call_rate_noise, "0.002", 0, 1, "... regardless of demand."),
-    SK(S_NUM, login_rate, "0.3", 0, 20, "Other app logins per day (noise)."),
-    SK(S_NUM, spend_base, "3000", 0, 1e7, "Monthly bill at demand 0, yuan."),
-    SK(S_NUM, spend_demand_mult, "2", 0, 100, "The bill grows by this factor times demand (spending swings)."),
-    SK(S_NUM, late_prob_base, "0.05", 0, 1, "Chance a bill is paid late at demand 0."),
-    SK(S_NUM, late_prob_full, "0.3", 0, 1, "... added at demand 1."),
-    SK(S_NUM, bill_call_base, "0.03", 0, 1, "Chance of an inbound bill inquiry on a bill day, at demand 0."),
-    SK(S_NUM, bill_call_full, "0.15", 0, 1, "... added at demand 1."),
-    SK(S_NUM, balance_base, "2000", 0, 1e8, "Balance after paying the bill at demand 0, yuan."),
-    SK(S_NUM, balance_demand_drop, "0.9", 0, 1, "The balance shrinks by this fraction times demand (a cash squeeze shows as a low balance)."),
-    SK(S_NUM, organic_buy_full, "0.01", 0, 1, "Chance per day of buying uncontacted, at demand 1."),
-    SK(S_NUM, answer_prob, "0.6", 0, 1, "Chance a call is answered by a rested customer."),
-    SK(S_NUM, fatigue_penalty, "0.25", 0, 1, "Each call in the last 30 days multiplies answering and buying by (1 - this)."),
-    SK(S_NUM, convert_full, "0.6", 0, 1, "Chance an answered customer buys, at demand 1 (scales with demand)."),
-    SK(S_NUM, trough_demand, "0.15", 0, 1, "A call at demand below this is unwanted."),
-    SK(S_NUM, complaint_unwanted, "0.04", 0, 1, "Chance an answered unwanted call ends in a complaint."),
-    SK(S_NUM, optout_unwanted, "0.02", 0, 1, "Chance an answered unwanted call ends in an opt-out."),
-    SK(S_INT, app_per_day, "100000", 0, 100000000, "App messages the pusher sends per day at most (0: no app channel)."),
-    SK(S_NUM, app_open_prob, "0.35", 0, 1, "Chance a rested customer opens an app message."),
-    SK(S_NUM, app_convert_full, "0.25", 0, 1, "Chance an opened message leads to a purchase, at demand 1 (scales with demand)."),
-    SK(S_NUM, app_optout_unwanted, "0.005", 0, 1, "Chance an opened unwanted message ends in an opt-out."),
-    SK(S_NUM, amount_base, "8000", 0, 1e8, "Instalment amount at demand 0, yuan."),
-    SK(S_NUM, amount_demand_mult, "2", 0, 100, "... grows by this factor times demand."),
-    SK(S_NUM, segment_signal, "0.5", 0, 1, "How often the static segment follows the need tier (0: never, static data says nothing; 1: always)."),
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers" /* the table's optional columns */
+static const md_field scenario_fields[] = {
+    STR(md_sim_scenario, name, "", "Name shown in the table."),
+    STR(md_sim_scenario, description, "", "What the scenario stands for."),
+    STR(md_sim_scenario, engine_fixed, "config/sim/fixed45.json", "momentd configuration of the fixed-cooldown policy (relative to the scenario file's folder or absolute)."),
+    STR(md_sim_scenario, engine_adaptive, "config/sim/adaptive.json", "momentd configuration of the adaptive policy; should differ from engine_fixed only in the cooldown."),
+    INT(md_sim_scenario, customers, "10000", 10, 2000000, "Population size."),
+    INT(md_sim_scenario, days, "240", 30, 3650, "Simulated days, warm-up included."),
+    INT(md_sim_scenario, warmup_days, "60", 0, 3000, "Days of events before any contact, so that windows fill."),
+    INT(md_sim_scenario, calls_per_day, "120", 1, 1000000, "Calls the call centre makes per day at most (its agents)."),
+    INT(md_sim_scenario, old_gap_days, "45", 1, 365, "The old rule: never call a customer again within this many days."),
+    NUMS(md_sim_scenario, tier_share, MD_SIM_TIERS, "0.5,0.35,0.15", 0, 1, "Share of customers in the low, mid and high need tiers (sums to 1)."),
+    NUMS(md_sim_scenario, tier_base, MD_SIM_TIERS, "0.05,0.15,0.3", 0, 1, "Baseline demand of each tier."),
+    NUM(md_sim_scenario, bill_cycle_amp, "0.1", 0, 1, "Swing of demand over the monthly bill cycle (highest just before the bill)."),
+    NUM(md_sim_scenario, season_amp, "0.05", 0, 1, "Yearly swing of demand."),
+    NUM(md_sim_scenario, episode_rate_per_month, "0.3", 0, 30, "Need episodes starting per customer per month (a large purchase, a cash squeeze)."),
+    NUM(md_sim_scenario, episode_days_min, "5", 1, 365, "Shortest episode, days."),
+    NUM(md_sim_scenario, episode_days_max, "30", 1, 365, "Longest episode, days."),
+    NUM(md_sim_scenario, episode_lift, "0.5", 0, 1, "Demand added during an episode."),
+    NUM(md_sim_scenario, satisfied_days, "60", 0, 365, "After a purchase, demand stays low this long."),
+    NUM(md_sim_scenario, satisfied_factor, "0.2", 0, 1, "... multiplied by this."),
+    NUM(md_sim_scenario, view_rate_full, "0.8", 0, 20, "Instalment-page views per day at demand 1 (Poisson)."),
+    NUM(md_sim_scenario, view_rate_noise, "0.03", 0, 20, "Views per day regardless of demand (curious, not in need)."),
+    NUM(md_sim_scenario, call_rate_full, "0.08", 0, 1, "Chance per day of an inbound instalment inquiry at demand 1."),
+    NUM(md_sim_scenario, call_rate_noise, "0.002", 0, 1, "... regardless of demand."),
+    NUM(md_sim_scenario, login_rate, "0.3", 0, 20, "Other app logins per day (noise)."),
+    NUM(md_sim_scenario, spend_base, "3000", 0, 1e7, "Monthly bill at demand 0, yuan."),
+    NUM(md_sim_scenario, spend_demand_mult, "2", 0, 100, "The bill grows by this factor times demand (spending swings)."),
+    NUM(md_sim_scenario, late_prob_base, "0.05", 0, 1, "Chance a bill is paid late at demand 0."),
+    NUM(md_sim_scenario, late_prob_full, "0.3", 0, 1, "... added at demand 1."),
+    NUM(md_sim_scenario, bill_call_base, "0.03", 0, 1, "Chance of an inbound bill inquiry on a bill day, at demand 0."),
+    NUM(md_sim_scenario, bill_call_full, "0.15", 0, 1, "... added at demand 1."),
+    NUM(md_sim_scenario, balance_base, "2000", 0, 1e8, "Balance after paying the bill at demand 0, yuan."),
+    NUM(md_sim_scenario, balance_demand_drop, "0.9", 0, 1, "The balance shrinks by this fraction times demand (a cash squeeze shows as a low balance)."),
+    NUM(md_sim_scenario, organic_buy_full, "0.01", 0, 1, "Chance per day of buying uncontacted, at demand 1."),
+    NUM(md_sim_scenario, answer_prob, "0.6", 0, 1, "Chance a call is answered by a rested customer."),
+    NUM(md_sim_scenario, fatigue_penalty, "0.25", 0, 1, "Each call in the last 30 days multiplies answering and buying by (1 - this)."),
+    NUM(md_sim_scenario, convert_full, "0.6", 0, 1, "Chance an answered customer buys, at demand 1 (scales with demand)."),
+    NUM(md_sim_scenario, trough_demand, "0.15", 0, 1, "A call at demand below this is unwanted."),
+    NUM(md_sim_scenario, complaint_unwanted, "0.04", 0, 1, "Chance an answered unwanted call ends in a complaint."),
+    NUM(md_sim_scenario, optout_unwanted, "0.02", 0, 1, "Chance an answered unwanted call ends in an opt-out."),
+    INT(md_sim_scenario, app_per_day, "100000", 0, 100000000, "App messages the pusher sends per day at most (0: no app channel)."),
+    NUM(md_sim_scenario, app_open_prob, "0.35", 0, 1, "Chance a rested customer opens an app message."),
+    NUM(md_sim_scenario, app_convert_full, "0.25", 0, 1, "Chance an opened message leads to a purchase, at demand 1 (scales with demand)."),
+    NUM(md_sim_scenario, app_optout_unwanted, "0.005", 0, 1, "Chance an opened unwanted message ends in an opt-out."),
+    NUM(md_sim_scenario, amount_base, "8000", 0, 1e8, "Instalment amount at demand 0, yuan."),
+    NUM(md_sim_scenario, amount_demand_mult, "2", 0, 100, "... grows by this factor times demand."),
+    NUM(md_sim_scenario, segment_signal, "0.5", 0, 1, "How often the static segment follows the need tier (0: never, static data says nothing; 1: always)."),
 };
-#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
-
-static bool set_key(md_sim_scenario *s, const skey *k, const char *text, char *err, size_t errsz) {
-    void *dst = (char *)s + k->off;
-    if (k->type == S_STR) {
-        char *v = strdup(text);
-        if (!v) return snprintf(err, errsz, "out of memory"), false;
-        free(*(char **)dst);
-        *(char **)dst = v;
-        return true;
-    }
-    double v[MD_SIM_TIERS];
-    int n = 1;
-    char *end;
-    if (k->type == S_TRIPLE) {
-        n = sscanf(text, "%lf,%lf,%lf", &v[0], &v[1], &v[2]);
-        if (n != 3) return snprintf(err, errsz, "%s: expected three numbers", k->key), false;
-    } else {
-        v[0] = strtod(text, &end);
-        if (end == text || *end) return snprintf(err, errsz, "%s: expected a number, got \"%s\"", k->key, text), false;
-    }
-    for (int i = 0; i < n; i++)
-        if (!isfinite(v[i]) || v[i] < k->lo || v[i] > k->hi)
-            return snprintf(err, errsz, "%s: %g is outside [%g, %g]", k->key, v[i], k->lo, k->hi), false;
-    if (k->type == S_INT) {
-        if (v[0] != floor(v[0])) return snprintf(err, errsz, "%s: expected a whole number", k->key), false;
-        *(int64_t *)dst = (int64_t)v[0];
-    } else if (k->type == S_NUM) {
-        *(double *)dst = v[0];
-    } else {
-        memcpy(dst, v, sizeof(v));
-    }
-    return true;
-}
+static const md_table scenario_table = {"scenario", scenario_fields, NF(scenario_fields)};
 
 void md_sim_scenario_destroy(md_sim_scenario *s) {
     if (!s) return;
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (keys[i].type == S_STR) free(*(char **)((char *)s + keys[i].off));
+    md_table_free(&scenario_table, s);
     free(s);
 }
 
@@ -126,40 +85,14 @@ md_sim_scenario *md_sim_scenario_load(const char *path, char *errstr, size_t err
     }
     size_t len = fread(text, 1, (1 << 20) - 1, f);
     text[len] = '\0';
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (!set_key(s, &keys[i], keys[i].def, err, sizeof(err))) goto fail;
     char perr[256];
     root = yajl_tree_parse(text, perr, sizeof(perr));
     if (!root || !YAJL_IS_OBJECT(root)) {
         snprintf(err, sizeof(err), "not a JSON object%s%s", root ? "" : ": ", root ? "" : perr);
         goto fail;
     }
-    for (size_t j = 0; j < root->u.object.len; j++) {
-        const char *k = root->u.object.keys[j];
-        yajl_val v = root->u.object.values[j];
-        const skey *sk = NULL;
-        for (size_t i = 0; i < N_KEYS; i++)
-            if (strcmp(keys[i].key, k) == 0) sk = &keys[i];
-        if (!sk) {
-            snprintf(err, sizeof(err), "unknown key \"%s\"", k);
-            goto fail;
-        }
-        char buf[512];
-        if (sk->type == S_STR && YAJL_IS_STRING(v)) {
-            snprintf(buf, sizeof(buf), "%s", v->u.string);
-        } else if ((sk->type == S_INT || sk->type == S_NUM) && YAJL_IS_NUMBER(v)) {
-            snprintf(buf, sizeof(buf), "%s", v->u.number.r);
-        } else if (sk->type == S_TRIPLE && YAJL_IS_ARRAY(v) && v->u.array.len == 3 && YAJL_IS_NUMBER(v->u.array.values[0]) &&
-                   YAJL_IS_NUMBER(v->u.array.values[1]) && YAJL_IS_NUMBER(v->u.array.values[2])) {
-            snprintf(buf, sizeof(buf), "%s,%s,%s", v->u.array.values[0]->u.number.r, v->u.array.values[1]->u.number.r,
-                     v->u.array.values[2]->u.number.r);
-        } else {
-            snprintf(err, sizeof(err), "%s: expected %s", k,
-                     sk->type == S_STR ? "a string" : sk->type == S_TRIPLE ? "an array of three numbers" : "a number");
-            goto fail;
-        }
-        if (!set_key(s, sk, buf, err, sizeof(err))) goto fail;
-    }
+    md_table_loader L = {path, errstr, errstr_size, false};
+    if (!md_table_load(&L, &scenario_table, root, s, "$")) goto loaded_badly;
     double share = s->tier_share[0] + s->tier_share[1] + s->tier_share[2];
     if (fabs(share - 1) > 1e-6) {
         snprintf(err, sizeof(err), "tier_share: sums to %g, not 1", share);
@@ -179,6 +112,7 @@ md_sim_scenario *md_sim_scenario_load(const char *path, char *errstr, size_t err
     return s;
 fail:
     snprintf(errstr, errstr_size, "%s: %s", path, err);
+loaded_badly: /* the loader wrote errstr */
     if (root) yajl_tree_free(root);
     if (f) fclose(f);
     free(text);
@@ -187,11 +121,8 @@ fail:
 }
 
 void md_sim_scenario_print_reference(FILE *out) {
-    fprintf(out, "| key | default | bounds | meaning |\n|---|---|---|---|\n");
-    for (size_t i = 0; i < N_KEYS; i++) {
-        if (keys[i].type == S_STR) fprintf(out, "| `%s` | `%s` | | %s |\n", keys[i].key, keys[i].def, keys[i].doc);
-        else fprintf(out, "| `%s` | `%s` | %g - %g | %s |\n", keys[i].key, keys[i].def, keys[i].lo, keys[i].hi, keys[i].doc);
-    }
+    fprintf(out, "| key | type | default | bounds | meaning |\n|---|---|---|---|---|\n");
+    md_table_print_rows(&scenario_table, out, false);
 }
 
 /* ---- randomness: a hash per (seed, customer, day, purpose) ---- */

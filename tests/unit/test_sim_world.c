@@ -31,13 +31,15 @@ Test(sim_world, scenario_defaults_and_errors) {
     struct {
         const char *json, *want;
     } bad[] = {
-        {"{\"bogus\": 1}", "unknown key \"bogus\""},
-        {"{\"customers\": 5}", "customers: 5 is outside"},
-        {"{\"customers\": 10.5}", "customers: expected a whole number"},
+        /* The configuration's loader and its messages (table.c). */
+        {"{\"bogus\": 1}", "$.bogus: unknown key in scenario (known keys: name,"},
+        {"{\"customers\": 5}", "$.customers: expected an integer in [10, 2000000], got 5"},
+        {"{\"customers\": 10.5}", "$.customers: expected an integer, got 10.5"},
         {"{\"tier_share\": [0.5, 0.5, 0.5]}", "tier_share: sums to 1.5, not 1"},
-        {"{\"tier_share\": [1, 0]}", "tier_share: expected an array of three numbers"},
+        {"{\"tier_share\": [1, 0]}", "$.tier_share: expected an array of 3 numbers, got an array"},
+        {"{\"tier_share\": [1.5, 0, 0]}", "$.tier_share: 1.5 is outside [0, 1]"},
         {"{\"days\": 40, \"warmup_days\": 40}", "warmup_days (40) must be less than days (40)"},
-        {"{\"answer_prob\": \"high\"}", "answer_prob: expected a number"},
+        {"{\"answer_prob\": \"high\"}", "$.answer_prob: expected a number, got \"high\""},
         {"[1]", "not a JSON object"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
