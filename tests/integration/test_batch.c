@@ -288,3 +288,42 @@ Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
     free(cb);
     md_config_destroy(cfg);
 }
+
+/* A profile redelivered after a newer one (a rebalance hands the partition
+ * to a consumer that re-reads it) must not bring the old attributes back:
+ * profiles carry an offset watermark like events. */
+Test(batch, a_redelivered_older_profile_changes_nothing) {
+    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
+    cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%s/0", port);
+    cfg = th_default_config();
+    char prefix[64], err[512], detail[64];
+    snprintf(prefix, sizeof(prefix), "batch-p-%ld", (long)time(NULL));
+    md_store *s = store_for(prefix);
+    capture *cap = calloc(1, sizeof(*cap));
+    md_batch_hooks hooks = {capture_deliver, NULL, cap};
+    md_batch *b = md_batch_new(cfg, s, 8, MD_BATCH_CLOCK_WALL, &hooks, NULL, NULL);
+    cr_assert(b);
+    static const struct {
+        int64_t offset;
+        const char *json;
+    } seq[] = {{5, "{\"segment\":\"old\"}"}, {6, "{\"segment\":\"new\"}"}, {5, "{\"segment\":\"old\"}"}};
+    for (size_t i = 0; i < 3; i++) {
+        md_message m = {cfg->kafka.topic_profiles, 0, seq[i].offset, "batch-p1", 8, seq[i].json, strlen(seq[i].json)};
+        const char *reason = NULL;
+        cr_assert_eq(md_batch_add_message(b, &m, T0, &reason, detail, sizeof(detail)), MD_ERR_OK, "%s", detail);
+        cr_assert_eq(md_batch_run(b, T0, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    }
+    char key[128];
+    snprintf(key, sizeof(key), "%s:{batch-p1}", prefix);
+    const char *hget[] = {"HGET", key, "p:segment"};
+    redisReply *r = cmd(s, 3, hget);
+    cr_assert_eq(r->type, REDIS_REPLY_STRING);
+    cr_assert_str_eq(r->str, "new", "the redelivered older profile came back");
+    freeReplyObject(r);
+    md_batch_destroy(b);
+    md_store_wipe(s, err, sizeof(err));
+    md_store_destroy(s);
+    free(cap);
+    md_config_destroy(cfg);
+}

@@ -206,3 +206,56 @@ Test(event, nul_in_type_is_rejected_not_read_uninitialised) {
     cr_assert_eq(parse("{\"event_id\":\"e1\",\"type\":\"pay\\u0000ment\",\"customer_id\":\"c1\",\"ts\":\"2026-03-01T08:00:00Z\"}", &ev),
                  MD_REJECT_BAD_VALUE);
 }
+
+/* Every input limit is exact: the limit itself is accepted, one more is
+ * refused with its reason (this suite's parser: 1024 bytes, 4 pages, depth
+ * 5; the compiled-in string limits). */
+static md_reject parse_with_string(const char *field, size_t n, md_event *ev) {
+    char s[300], json[1024];
+    memset(s, 'x', n);
+    s[n] = '\0';
+    if (strcmp(field, "event_id") == 0)
+        snprintf(json, sizeof(json), "{\"event_id\":\"%s\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"amount\":1,\"kind\":\"bill\"}", s);
+    else if (strcmp(field, "customer_id") == 0)
+        snprintf(json, sizeof(json), "{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":1772352000000,\"amount\":1,\"kind\":\"bill\"}", s);
+    else
+        snprintf(json, sizeof(json), "{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"amount\":1,\"kind\":\"%s\"}", s);
+    return parse(json, ev);
+}
+
+Test(event, limits_are_exact_at_their_edges) {
+    md_event ev;
+    cr_assert_eq(parse_with_string("event_id", MD_EVENT_ID_MAX, &ev), MD_REJECT_NONE, "event_id of %d bytes", MD_EVENT_ID_MAX);
+    cr_assert_eq(parse_with_string("event_id", MD_EVENT_ID_MAX + 1, &ev), MD_REJECT_STRING_TOO_LONG);
+    cr_assert_eq(parse_with_string("customer_id", MD_CUSTOMER_ID_MAX, &ev), MD_REJECT_NONE, "customer_id of %d bytes", MD_CUSTOMER_ID_MAX);
+    cr_assert_eq(parse_with_string("customer_id", MD_CUSTOMER_ID_MAX + 1, &ev), MD_REJECT_STRING_TOO_LONG);
+    cr_assert_eq(parse_with_string("kind", 64, &ev), MD_REJECT_NONE, "kind of 64 bytes");
+    cr_assert_eq(parse_with_string("kind", 65, &ev), MD_REJECT_STRING_TOO_LONG);
+    /* 4 pages, then 5. */
+    cr_assert_eq(parse("{\"event_id\":\"e\",\"type\":\"app_login\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"pages\":[\"a\",\"b\",\"c\",\"d\"]}", &ev),
+                 MD_REJECT_NONE);
+    cr_assert_eq(parse("{\"event_id\":\"e\",\"type\":\"app_login\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"pages\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", &ev),
+                 MD_REJECT_TOO_MANY_ITEMS);
+    /* Depth 5 (the object and four arrays), then 6. */
+    cr_assert_eq(parse("{" PAY ",\"amount\":1,\"kind\":\"bill\",\"x\":[[[[1]]]]}", &ev), MD_REJECT_NONE);
+    cr_assert_eq(parse("{" PAY ",\"amount\":1,\"kind\":\"bill\",\"x\":[[[[[1]]]]]}", &ev), MD_REJECT_TOO_DEEP);
+    /* 1024 bytes, then 1025: a valid event padded with spaces. */
+    char buf[1100];
+    const char *base = "{" PAY ",\"amount\":1,\"kind\":\"bill\"}";
+    size_t bl = strlen(base);
+    memcpy(buf, base, bl);
+    memset(buf + bl, ' ', sizeof(buf) - bl);
+    md_parse_result res;
+    md_event_parse(P, buf, 1024, NULL, 0, NOW, &ev, &res);
+    cr_assert_eq(res.reason, MD_REJECT_NONE, "1024 bytes: %s", res.detail);
+    md_event_parse(P, buf, 1025, NULL, 0, NOW, &ev, &res);
+    cr_assert_eq(res.reason, MD_REJECT_TOO_LARGE);
+    /* 300 s ahead of the clock, then a millisecond more. */
+    char json[256];
+    snprintf(json, sizeof(json), "{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":%lld,\"amount\":1,\"kind\":\"bill\"}",
+             (long long)(NOW + 300000));
+    cr_assert_eq(parse(json, &ev), MD_REJECT_NONE);
+    snprintf(json, sizeof(json), "{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":%lld,\"amount\":1,\"kind\":\"bill\"}",
+             (long long)(NOW + 300001));
+    cr_assert_eq(parse(json, &ev), MD_REJECT_FUTURE_TIMESTAMP);
+}
