@@ -346,5 +346,9 @@ void md_trigger_id(const char *campaign, const char *customer_id, const char *ev
  * writes a JSON array of the true tags (statistical ones as "name:value"). */
 struct md_jsonw;
 void md_engine_write_tags(const md_config *cfg, const md_cstate *cs, struct md_jsonw *w);
+/* The same tags grouped by their configured category (tags[].category): an
+ * object of category -> array of the true rule and mined tags in it; tags
+ * without a category and categories with no true tag are left out. */
+void md_engine_write_tag_categories(const md_config *cfg, const md_cstate *cs, struct md_jsonw *w);
 
 #endif

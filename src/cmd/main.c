@@ -171,6 +171,10 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
     md_engine_write_tags(cfg, cs, &w);
     printf("%s\n", w.buf ? w.buf : "[]");
     md_jsonw_fini(&w);
+    md_jsonw_init(&w);
+    md_engine_write_tag_categories(cfg, cs, &w);
+    printf("  by category: %s\n", w.buf ? w.buf : "{}");
+    md_jsonw_fini(&w);
     printf("\nblocks:\n  opted out          %s\n", v.opted_out ? "yes" : "no");
     printf("  complaint block    %s\n", v.complaint_until > at ? fmt_time(v.complaint_until, tb) : "none");
     printf("  blackout           %s\n", v.blackout_until > at ? fmt_time(v.blackout_until, tb) : "none");
@@ -236,6 +240,8 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
     else md_jsonw_null(&w);
     md_jsonw_key(&w, "tags");
     md_engine_write_tags(cfg, cs, &w);
+    md_jsonw_key(&w, "tag_categories");
+    md_engine_write_tag_categories(cfg, cs, &w);
     md_jsonw_kbool(&w, "opted_out", v.opted_out);
     md_jsonw_kstr(&w, "complaint_until", v.complaint_until ? fmt_time(v.complaint_until, tb) : "");
     md_jsonw_kstr(&w, "blackout_until", v.blackout_until ? fmt_time(v.blackout_until, tb) : "");

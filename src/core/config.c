@@ -43,7 +43,7 @@ static const md_field kafka_fields[] = {
     STRK(md_cfg_kafka, "topic_holdout", topic_holdout, "moments.holdout", "Decisions for holdout customers (never contacted)."),
     INT(md_cfg_kafka, create_partitions, "4", 0, 1024, "At start, create missing topics with this many partitions (0: never create)."),
     DUR(md_cfg_kafka, "poll_timeout", poll_timeout_ms, "100ms", 1, 10000, "Longest wait of one consumer poll."),
-    DUR(md_cfg_kafka, "delivery_timeout", delivery_timeout_ms, "30s", 1000, 3600000, "How long a batch waits for trigger acknowledgements before retrying."),
+    DUR(md_cfg_kafka, "delivery_timeout", delivery_timeout_ms, "30s", 1000, 3600000, "How long a moment (or dead letter) waits for Kafka's acknowledgement before it is reported failed and produced again (librdkafka's message.timeout.ms, which kafka.producer may still set).", F_RESTART),
     PASS(md_cfg_kafka, "common", common, n_common, "librdkafka properties for the consumer and the producer alike (security.protocol, sasl.*, ssl.*), passed through unchanged; values may be \"${env:NAME}\" or \"${file:PATH}\".", F_RESTART),
     PASS(md_cfg_kafka, "consumer", consumer, n_consumer, "librdkafka consumer properties, passed through unchanged (e.g. \"fetch.min.bytes\").", F_RESTART),
     PASS(md_cfg_kafka, "producer", producer, n_producer, "librdkafka producer properties, passed through unchanged (e.g. \"linger.ms\").", F_RESTART),
@@ -113,7 +113,7 @@ static const md_table window_table = {"window", window_fields, NF(window_fields)
 static const md_field tag_fields[] = {
     STR(md_cfg_tag, name, NULL, "Tag name, usable in later expressions as 0/1."),
     ENUM(md_cfg_tag, "class", class_, "rule", "statistical|rule|mined", "statistical copies a profile attribute; rule and mined evaluate expr."),
-    STR(md_cfg_tag, category, "", "Grouping shown in explain and reports."),
+    STR(md_cfg_tag, category, "", "Grouping shown by explain (tag_categories)."),
     STR(md_cfg_tag, label, "", "Human label (any language)."),
     EXPR(md_cfg_tag, expr, "", "rule: over windows, balance, recency, profile.*, earlier tags; mined: may also read score.<campaign>."),
     STR(md_cfg_tag, attribute, "", "statistical: the profile attribute; the tag is attribute:value."),

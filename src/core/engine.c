@@ -265,6 +265,30 @@ void md_engine_write_tags(const md_config *cfg, const md_cstate *cs, md_jsonw *w
     md_jsonw_arr_close(w);
 }
 
+void md_engine_write_tag_categories(const md_config *cfg, const md_cstate *cs, md_jsonw *w) {
+    md_jsonw_obj_open(w);
+    for (size_t g = 0; g < cfg->n_tags; g++) {
+        const char *cat = cfg->tags[g].category;
+        if (!cat || !*cat) continue;
+        bool first = true; /* the category's first tag: it is written here, with all of its tags */
+        for (size_t k = 0; k < g && first; k++) first = !cfg->tags[k].category || strcmp(cfg->tags[k].category, cat) != 0;
+        if (!first) continue;
+        bool opened = false;
+        for (size_t k = g; k < cfg->n_tags; k++) {
+            if (!cfg->tags[k].category || strcmp(cfg->tags[k].category, cat) != 0) continue;
+            if (cs->r->tags[k].cls == MD_TAG_STATISTICAL || cs->tag_num[k] == 0) continue;
+            if (!opened) {
+                md_jsonw_key(w, cat);
+                md_jsonw_arr_open(w);
+                opened = true;
+            }
+            md_jsonw_str(w, cfg->tags[k].name);
+        }
+        if (opened) md_jsonw_arr_close(w);
+    }
+    md_jsonw_obj_close(w);
+}
+
 /* ------------------------------------------------------------------------- */
 /* Contact policy                                                             */
 

@@ -33,11 +33,19 @@ rd_kafka_conf_t *md_kafka_conf_new(const md_config *cfg, md_kafka_role role, con
              set(conf, "momentd", "enable.auto.offset.store", "false", why) &&
              set(conf, "momentd", "auto.offset.reset", "earliest", why);
         break;
-    case MD_KAFKA_PRODUCER:
-        ok = ok && set_all(conf, "kafka.producer", k->producer, k->n_producer, why) &&
+    case MD_KAFKA_PRODUCER: {
+        /* kafka.delivery_timeout is librdkafka's message timeout: a moment
+         * not acknowledged by then is reported failed, and the daemon's sink
+         * produces it again (same trigger id). The pass-through may still
+         * set message.timeout.ms itself. */
+        char ms[32];
+        snprintf(ms, sizeof(ms), "%lld", (long long)k->delivery_timeout_ms);
+        ok = ok && set(conf, "kafka.delivery_timeout", "message.timeout.ms", ms, why) &&
+             set_all(conf, "kafka.producer", k->producer, k->n_producer, why) &&
              set(conf, "momentd", "enable.idempotence", "true", why) &&
              set(conf, "momentd", "acks", "all", why);
         break;
+    }
     case MD_KAFKA_READER:
         ok = ok && set(conf, "momentd", "group.id", group ? group : k->group_id, why) &&
              set(conf, "momentd", "enable.partition.eof", "true", why) &&

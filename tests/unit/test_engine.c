@@ -134,6 +134,17 @@ Test(engine, late_payer_with_low_balance_fires_once_with_reasons) {
     cr_assert_eq(md_cstate_pending_count(cs), 1);
 }
 
+/* tags[].category groups the true rule tags for explain; false tags and
+ * categories with nothing true are left out. */
+Test(engine, tags_are_grouped_by_category) {
+    make_late_low_balance(TH_T0);
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_engine_write_tag_categories(cfg, cs, &w);
+    cr_assert_str_eq(w.buf, "{\"outage_risk 停电风险客户\":[\"low_balance\",\"late_payer\"]}");
+    md_jsonw_fini(&w);
+}
+
 Test(engine, hysteresis_no_refire_until_score_falls_below_rearm) {
     make_late_low_balance(TH_T0);
     cr_assert_eq(out.n_triggers, 1);
