@@ -97,6 +97,8 @@ typedef struct md_cstate_view {
     size_t n_attrs;
     const double *windows; /* cfg->n_windows values */
     int64_t last_ts[MD_EVENT_TYPE_COUNT]; /* newest event time by type, 0 = none */
+    int64_t newest_ts;                    /* the newest of them */
+    int64_t balance_ts;                   /* event time of the balance, 0 = none */
     bool opted_out;
     int64_t complaint_until, blackout_until; /* 0 = never */
     size_t n_contacts, n_pending;

@@ -157,14 +157,22 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
         md_cstate_attr(cs, i, &ak, &av);
         printf("  %-20s %s\n", ak, av);
     }
+    /* Windows are read at the time explained, from the buckets kept; the
+     * rest is the state as it is now, which may hold later events: said
+     * where it does, so that an explanation of a past moment never passes
+     * off today's balance as that day's. */
+    bool later = v.newest_ts > at;
     printf("\nwindows (at %s):\n", fmt_time(at, tb));
     for (size_t w = 0; w < cfg->n_windows; w++) printf("  %-24s %g\n", cfg->windows[w].name, v.windows[w]);
+    if (later) printf("\ncurrent state (it holds events after %s):\n", fmt_time(at, tb));
     double bal;
-    if (md_cstate_balance(cs, &bal)) printf("  %-24s %g\n", "balance", bal);
+    if (md_cstate_balance(cs, &bal))
+        printf("  %-24s %g%s\n", "balance", bal, v.balance_ts > at ? "  (set by a later event)" : "");
     else printf("  %-24s (unknown)\n", "balance");
     static const char *const kinds[] = {"payment", "call", "app_login"};
     for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++)
-        printf("  last %-19s %s\n", kinds[k], v.last_ts[k] ? fmt_time(v.last_ts[k], tb) : "never");
+        printf("  last %-19s %s%s\n", kinds[k], v.last_ts[k] ? fmt_time(v.last_ts[k], tb) : "never",
+               v.last_ts[k] > at ? "  (later than the time explained)" : "");
     printf("\ntags:\n  ");
     md_jsonw w;
     md_jsonw_init(&w);
@@ -234,10 +242,14 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
     md_jsonw_obj_open(&w);
     for (size_t i = 0; i < cfg->n_windows; i++) md_jsonw_knum(&w, cfg->windows[i].name, v.windows[i]);
     md_jsonw_obj_close(&w);
+    /* Windows are as of "at"; the balance, blocks, tags and contact state
+     * are the current state, which holds later events when this is true. */
+    md_jsonw_kbool(&w, "state_after_at", v.newest_ts > at);
     md_jsonw_key(&w, "balance");
     double bal;
     if (md_cstate_balance(cs, &bal)) md_jsonw_num(&w, bal);
     else md_jsonw_null(&w);
+    md_jsonw_kstr(&w, "balance_at", v.balance_ts ? fmt_time(v.balance_ts, tb) : "");
     md_jsonw_key(&w, "tags");
     md_engine_write_tags(cfg, cs, &w);
     md_jsonw_key(&w, "tag_categories");

@@ -962,6 +962,10 @@ void md_cstate_view_of(const md_cstate *cs, md_cstate_view *v) {
     v->n_attrs = cs->n_attrs;
     v->windows = cs->win_vals;
     memcpy(v->last_ts, cs->last_ts, sizeof(v->last_ts));
+    v->newest_ts = 0;
+    for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++)
+        if (cs->last_ts[k] > v->newest_ts) v->newest_ts = cs->last_ts[k];
+    v->balance_ts = cs->has_balance ? cs->balance_ts : 0;
     v->opted_out = cs->opted_out;
     v->complaint_until = cs->complaint_until;
     v->blackout_until = cs->blackout_until;

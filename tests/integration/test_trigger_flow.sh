@@ -60,6 +60,12 @@ check "the second burst fires nothing" eq "$(count $N.moments.in_app)" 1
 X=$(explain_at "$CFG" "$B" "$(bj 14 11)")
 check "the campaign was re-armed in between" eq "$(grep -o '"armed":[a-z]*' <<<"$X" | head -1)" '"armed":true'
 check "explain: blocked by the cooldown" grep -q '"would_fire":false,"blocked_by":"cooldown"' <<<"$X"
+check "explain at B's last event: no later state" grep -q '"state_after_at":false' <<<"$X"
+# Regression: explaining an earlier moment showed today's balance and last
+# events as if they were that moment's, unlabelled.
+XE=$(explain_at "$CFG" "$B" "$(bj 2 12)")
+check "explain at an earlier time says the state holds later events" grep -q '"state_after_at":true' <<<"$XE"
+check "and when the balance it shows was set" grep -q "\"balance_at\":\"$(date -u -d "@$(($(bj 14 10) / 1000))" +%Y-%m-%dT%H:%M:%S)" <<<"$XE"
 check "explain: eligible again after the gap" grep -q '"decided_by":"cooldown"' <<<"$X"
 
 # Malformed events in the middle of good traffic.

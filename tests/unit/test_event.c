@@ -250,6 +250,11 @@ Test(event, limits_are_exact_at_their_edges) {
     cr_assert_eq(res.reason, MD_REJECT_NONE, "1024 bytes: %s", res.detail);
     md_event_parse(P, buf, 1025, NULL, 0, NOW, &ev, &res);
     cr_assert_eq(res.reason, MD_REJECT_TOO_LARGE);
+    /* A call of a day, then a second more. */
+    cr_assert_eq(parse("{\"event_id\":\"e\",\"type\":\"call\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"reason\":\"other\",\"direction\":\"inbound\",\"duration_s\":86400}", &ev),
+                 MD_REJECT_NONE);
+    cr_assert_eq(parse("{\"event_id\":\"e\",\"type\":\"call\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"reason\":\"other\",\"direction\":\"inbound\",\"duration_s\":86401}", &ev),
+                 MD_REJECT_BAD_NUMBER);
     /* 300 s ahead of the clock, then a millisecond more. */
     char json[256];
     snprintf(json, sizeof(json), "{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":%lld,\"amount\":1,\"kind\":\"bill\"}",
