@@ -11,6 +11,7 @@ COPY include include
 COPY src src
 COPY config config
 COPY tools tools
+COPY bench bench
 COPY web web
 COPY docs/momentd.1 docs/momentd.1
 COPY packaging packaging

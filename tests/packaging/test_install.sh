@@ -72,6 +72,14 @@ check "--help lists the environment overrides" test "$(wc -w <<<"$envs")" -ge 3
 for v in $envs; do
     check "the man page documents $v" grep -q "$v" "$man"
 done
+# The Dockerfile's build stage sees only what it COPYs: CMake must
+# configure from exactly that (a source it lacks broke the image once).
+ctx=$(mktemp -d)
+for d in $(sed -n 's/^COPY \([^ -][^ ]*\) .*/\1/p' "$src/Dockerfile"); do
+    mkdir -p "$ctx/$(dirname "$d")" && cp -r "$src/$d" "$ctx/$d"
+done
+check "the Dockerfile's build context configures" cmake -S "$ctx" -B "$ctx/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOMENTD_BUILD_TESTS=OFF
+rm -rf "$ctx"
 # docker-compose.yml: valid for Compose, with the Redis settings the README
 # recommends (no Docker needed to check either).
 compose=$(cd "$src" && docker-compose config 2>&1)
