@@ -44,7 +44,7 @@ static const md_field kafka_fields[] = {
     INT(md_cfg_kafka, create_partitions, "4", 0, 1024, "At start, create missing topics with this many partitions (0: never create)."),
     DUR(md_cfg_kafka, "poll_timeout", poll_timeout_ms, "100ms", 1, 10000, "Longest wait of one consumer poll."),
     DUR(md_cfg_kafka, "delivery_timeout", delivery_timeout_ms, "30s", 1000, 3600000, "How long a moment (or dead letter) waits for Kafka's acknowledgement before it is reported failed and produced again (librdkafka's message.timeout.ms, which kafka.producer may still set).", F_RESTART),
-    PASS(md_cfg_kafka, "common", common, n_common, "librdkafka properties for the consumer and the producer alike (security.protocol, sasl.*, ssl.*), passed through unchanged; values may be \"${env:NAME}\" or \"${file:PATH}\".", F_RESTART),
+    PASS(md_cfg_kafka, "common", common, n_common, "librdkafka properties for the consumer and the producer alike (security.protocol, sasl.*, ssl.*), passed through unchanged; the value of a secret property (*password*, *secret*, sasl.jaas.*, ssl.key.pem, ...) may be \"${env:NAME}\" or \"${file:PATH}\".", F_RESTART),
     PASS(md_cfg_kafka, "consumer", consumer, n_consumer, "librdkafka consumer properties, passed through unchanged (e.g. \"fetch.min.bytes\").", F_RESTART),
     PASS(md_cfg_kafka, "producer", producer, n_producer, "librdkafka producer properties, passed through unchanged (e.g. \"linger.ms\").", F_RESTART),
 };
@@ -52,8 +52,8 @@ static const md_table kafka_table = {"kafka", kafka_fields, NF(kafka_fields)};
 
 /* ---- redis ---- */
 static const md_field redis_fields[] = {
-    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://[:PASSWORD@]host:port[/db], or rediss:// for TLS.", F_RESTART, "MOMENTD_REDIS_URL"),
-    STR(md_cfg_redis, password, "", "Redis AUTH password (overrides one in the URL); write \"${env:NAME}\" or \"${file:PATH}\" to keep it out of the file. Never logged.", F_RESTART, "MOMENTD_REDIS_PASSWORD"),
+    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://[[USER]:PASSWORD@]host:port[/db], or rediss:// for TLS; USER is a Redis ACL user (AUTH USER PASSWORD). Secret: may be \"${env:NAME}\" or \"${file:PATH}\".", F_RESTART | F_SECRET, "MOMENTD_REDIS_URL"),
+    STR(md_cfg_redis, password, "", "Redis AUTH password (overrides one in the URL); write \"${env:NAME}\" or \"${file:PATH}\" to keep it out of the file. Never logged.", F_RESTART | F_SECRET, "MOMENTD_REDIS_PASSWORD"),
     STR(md_cfg_redis, key_prefix, "md", "Prefix of every key momentd writes; backtests use another one.", F_RESTART),
     STR(md_cfg_redis, tls_ca_file, "", "rediss://: PEM file of the CA that signs Redis's certificate; empty = the system's CAs.", F_RESTART),
     STR(md_cfg_redis, tls_cert_file, "", "rediss://: client certificate (PEM) for a Redis with tls-auth-clients; empty = none.", F_RESTART),
@@ -407,9 +407,11 @@ void md_config_print_reference(FILE *out) {
                  "Unknown keys are rejected. Durations are strings such as `\"90d\"`, `\"12h\"`, `\"30m\"`, `\"45s\"`, `\"250ms\"`.\n"
                  "*Reload*: `yes` takes effect at the next batch after SIGHUP; `restart` needs a restart (a reload that "
                  "changes it is refused and names the key). *Environment*: the variable that, when set and not empty, "
-                 "overrides the file's value. Any string value written as `\"${env:NAME}\"` or "
+                 "overrides the file's value. A secret setting written as `\"${env:NAME}\"` or "
                  "`\"${file:PATH}\"` (the whole value) is replaced by that environment variable, or by that file's contents "
-                 "without a trailing newline; a variable that is not set or a file that cannot be read is an error.\n\n"
+                 "without a trailing newline; a variable that is not set or a file that cannot be read is an error. Secret settings "
+                 "are `redis.url`, `redis.password` and librdkafka properties whose names mark them secret; a reference "
+                 "anywhere else is refused.\n\n"
                  "| key | type | default | bounds | reload | environment | meaning |\n|---|---|---|---|---|---|---|\n");
     md_table_print_rows(&root_table, out, true);
 }
@@ -461,12 +463,14 @@ void md_config_print_summary(const md_config *cfg, FILE *out) {
     }
 }
 
+/* The credentials end at the last '@': a host or a database number never
+ * holds one, a password may hold '@' and '/' both (cutting at the first '@',
+ * or stopping at a '/', printed part or all of it). */
 void md_redact_url(const char *url, char *out, size_t n) {
     const char *scheme = strstr(url, "://");
     const char *host = scheme ? scheme + 3 : url;
-    const char *at = strchr(host, '@');
-    const char *slash = strchr(host, '/');
-    if (!at || (slash && slash < at)) {
+    const char *at = strrchr(host, '@');
+    if (!at) {
         snprintf(out, n, "%s", url);
         return;
     }

@@ -682,21 +682,24 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     out->follow_up_suppressed = MD_SUPPRESS_NONE;
     *applied = MD_OUTCOME_APPLIED;
     if (!cs->customer_id[0]) md_cstate_set_customer(cs, o->customer_id);
+    /* Trust nothing the subscriber says that momentd did not emit: the
+     * trigger must be one of this customer's, for the same campaign and
+     * channel, and really sent (holdout decisions never are). Checked before
+     * anything is recorded, the watermark included: an outcome for an
+     * unknown trigger writes nothing, so a flood of them cannot create state
+     * for customers momentd never saw. */
+    md_trec *r = md_cs_find_trec(cs, o->trigger_id);
+    if (!r || r->holdout || r->campaign < 0 || strcmp(cfg->campaigns[r->campaign].name, o->campaign) != 0 || r->channel < 0 ||
+        strcmp(cfg->channels[r->channel].name, o->channel) != 0) {
+        *applied = MD_OUTCOME_UNKNOWN_TRIGGER;
+        return MD_ERR_OK;
+    }
     if (src && src->topic) {
         if (src->offset <= md_cs_watermark(cs, src->topic, src->partition)) {
             *applied = MD_OUTCOME_DUP_OFFSET;
             return MD_ERR_OK;
         }
         md_cs_set_watermark(cs, ops, src->topic, src->partition, src->offset);
-    }
-    /* Trust nothing the subscriber says that momentd did not emit: the
-     * trigger must be one of this customer's, for the same campaign and
-     * channel, and really sent (holdout decisions never are). */
-    md_trec *r = md_cs_find_trec(cs, o->trigger_id);
-    if (!r || r->holdout || r->campaign < 0 || strcmp(cfg->campaigns[r->campaign].name, o->campaign) != 0 || r->channel < 0 ||
-        strcmp(cfg->channels[r->channel].name, o->channel) != 0) {
-        *applied = MD_OUTCOME_UNKNOWN_TRIGGER;
-        return ops->oom ? MD_ERR_NOMEM : MD_ERR_OK;
     }
     unsigned bit = 1u << o->status;
     if (r->bits & bit) {

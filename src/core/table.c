@@ -47,6 +47,12 @@ static bool choice_ok(const char *choices, const char *s) {
     }
 }
 
+/* Whether text is a whole "${env:NAME}" or "${file:PATH}" reference. */
+static bool is_reference(const char *text) {
+    size_t n = strlen(text);
+    return (strncmp(text, "${env:", 6) == 0 || strncmp(text, "${file:", 7) == 0) && n >= 8 && text[n - 1] == '}';
+}
+
 /* A whole string value "${env:NAME}" or "${file:PATH}" stands for the
  * variable's value or the file's contents without its trailing newline, so
  * that secrets (SASL and key passwords, the Redis password) stay out of the
@@ -109,8 +115,11 @@ static bool set_from_text(md_table_loader *L, const md_field *f, void *base, con
         if (f->type == T_UTCOFF && !md_parse_utc_offset(text, &tmp))
             return md_table_fail(L, path, "expected a UTC offset like \"+08:00\", got \"%s\"", text);
         char *s;
-        if (f->type == T_STR) {
+        if (f->type == T_STR && (f->flags & F_SECRET)) {
             if (!resolve_reference(L, path, text, &s)) return false;
+        } else if (f->type == T_STR && is_reference(text)) {
+            return md_table_fail(L, path, "${env:} and ${file:} references are allowed only in secret settings (redis.url, "
+                                          "redis.password, secret librdkafka properties)");
         } else if (!(s = strdup(text))) {
             return md_table_fail(L, path, "out of memory");
         }
@@ -243,8 +252,12 @@ static bool set_from_json(md_table_loader *L, const md_field *f, void *base, yaj
             if (f->type == T_PASS) {
                 md_kv *kv = (md_kv *)arr + i;
                 kv->key = strdup(k);
-                if (YAJL_IS_STRING(val)) {
+                if (YAJL_IS_STRING(val) && md_config_key_is_secret(k)) {
                     if (!resolve_reference(L, sub, val->u.string, &kv->value)) return false;
+                } else if (YAJL_IS_STRING(val) && is_reference(val->u.string)) {
+                    return md_table_fail(L, sub, "${env:} and ${file:} references are allowed only in secret properties");
+                } else if (YAJL_IS_STRING(val)) {
+                    kv->value = strdup(val->u.string);
                 } else if (YAJL_IS_NUMBER(val)) kv->value = strdup(val->u.number.r);
                 else if (YAJL_IS_TRUE(val) || YAJL_IS_FALSE(val)) kv->value = strdup(YAJL_IS_TRUE(val) ? "true" : "false");
                 else {
@@ -282,10 +295,17 @@ bool md_table_load(md_table_loader *L, const md_table *t, yajl_val obj, void *ba
         for (i = 0; i < t->n; i++)
             if (strcmp(t->fields[i].key, key) == 0) break;
         if (i == t->n) {
+            /* As many key names as fit, then "...": a long table (the
+             * scenario's) must not overflow the message. */
             char known[512] = "";
+            size_t used = 0;
             for (size_t j = 0; j < t->n; j++) {
-                strncat(known, t->fields[j].key, sizeof(known) - strlen(known) - 3);
-                if (j + 1 < t->n) strncat(known, ", ", sizeof(known) - strlen(known) - 1);
+                int w = snprintf(known + used, sizeof(known) - used, "%s%s", j ? ", " : "", t->fields[j].key);
+                if (w < 0 || (size_t)w >= sizeof(known) - used - 4) {
+                    snprintf(known + used, sizeof(known) - used, ", ...");
+                    break;
+                }
+                used += (size_t)w;
             }
             char sub[512];
             path_key(sub, sizeof(sub), path, key);

@@ -39,6 +39,10 @@ typedef struct md_field {
 } md_field;
 
 #define F_RESTART 1u
+/* F_SECRET: the value may be a reference, "${env:NAME}" or "${file:PATH}"
+ * (in no other field: a reference in kafka.brokers would print a file in
+ * check and in connection errors); it is never printed. */
+#define F_SECRET 2u
 
 typedef struct md_table {
     const char *name;

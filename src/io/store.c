@@ -23,6 +23,7 @@ struct md_store {
     char host[256];
     int port;
     int db;
+    char username[256]; /* a Redis ACL user, or "" for AUTH with the password alone */
     char password[256];
     char prefix[64];
     int64_t timeout_ms;
@@ -50,17 +51,20 @@ static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) 
         return false;
     }
     p += s->tls ? 9 : 8;
-    const char *at = strchr(p, '@');
+    /* The credentials end at the last '@': a password may hold '@' and '/'. */
+    const char *at = strrchr(p, '@');
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p;
-        size_t len = (size_t)(at - pw);
-        if (len >= sizeof(s->password)) {
-            snprintf(errstr, n, "redis url: password too long");
+        size_t len = (size_t)(at - pw), ulen = colon ? (size_t)(colon - p) : 0;
+        if (len >= sizeof(s->password) || ulen >= sizeof(s->username)) {
+            snprintf(errstr, n, "redis url: user or password too long");
             return false;
         }
         memcpy(s->password, pw, len);
         s->password[len] = '\0';
+        memcpy(s->username, p, ulen);
+        s->username[ulen] = '\0';
         p = at + 1;
     }
     const char *end = p + strcspn(p, ":/");
@@ -167,9 +171,12 @@ md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
     redisSetTimeout(s->c, tv);
     redisReply *r;
     if (s->password[0]) {
-        const char *argv[] = {"AUTH", s->password};
-        size_t lens[] = {4, strlen(s->password)};
-        r = command(s, 2, argv, lens);
+        /* AUTH USER PASSWORD with a Redis ACL user, so that momentd can run
+         * as a least-privilege user; AUTH PASSWORD otherwise. */
+        bool user = s->username[0] != '\0';
+        const char *argv[] = {"AUTH", user ? s->username : s->password, s->password};
+        size_t lens[] = {4, strlen(argv[1]), strlen(s->password)};
+        r = command(s, user ? 3 : 2, argv, lens);
         /* The reply may echo nothing secret, but never print the password. */
         if (!r || r->type == REDIS_REPLY_ERROR) {
             snprintf(errstr, errstr_size, "redis AUTH failed: %s", r ? r->str : s->c->errstr);

@@ -84,5 +84,14 @@ check "at 20:59 the call is made" eq "$(moments_for "$D")" 1
 check "at 21:00 it is held" eq "$(moments_for "$Q")" 0
 check "and explain says why" grep -q '"blocked_by":"quiet_hours"' <<<"$(explain_at "$CFG" "$Q" "$(bj 60 21)")"
 
+# --- Outcomes for triggers momentd never emitted change nothing and create
+# no state (before: each created a state hash that lived about a year).
+for i in $(seq 1 50); do
+    echo "ghost-$i|{\"trigger_id\":\"m00000000000000000000000000000$((i + 10))\",\"customer_id\":\"ghost-$i\",\"campaign\":\"prepay_wallet\",\"channel\":\"outbound_call\",\"status\":\"complaint\",\"ts\":$(bj 60 12)}"
+done | produce "$N.moment-outcomes"
+check "momentd read the bogus outcomes" wait_settled
+check "and wrote no state for them" eq "$(rcli --scan --pattern "$N:{ghost-*" | grep -c . || true)" 0
+
 stop_momentd main
+check "the bogus outcomes were counted as unknown" grep -q '"outcomes_unknown_trigger":"50"' <<<"$(grep '"msg":"stopped"' "$T_DIR/main/momentd.log")"
 finish

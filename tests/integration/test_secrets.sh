@@ -43,6 +43,29 @@ BAD=$(make_config "$N-bad" -e 's|"consumer": {|"common": {"fetch.wait.max.msx": 
 check "a rejected property stops momentd (exit 1)" eq "$RC" 1
 check "with librdkafka's reason" grep -q '"msg":"rejected property","where":"kafka.common","property":"fetch.wait.max.msx","error":"No such configuration property' "$T_DIR/bad.log"
 
+# A Redis ACL user: AUTH USER PASSWORD (the user was dropped before, which
+# ruled out least-privilege users). Its password holds '@' and '/', which
+# the URL parser and the redaction must take whole (they cut at the first
+# '@', or stopped at a '/').
+APASS="ap/$RANDOM@s3cret"
+redis-cli -p "$RPORT" --no-auth-warning -a "$RPASS" ACL SETUSER "md-$N" on ">$APASS" '~*' '+@all' >/dev/null
+ACFG=$(make_config "$N-acl")
+X2=$(MOMENTD_REDIS_URL="redis://md-$N:$APASS@127.0.0.1:$RPORT/0" "$MOMENTD_BIN" explain -c "$ACFG" "$C" --json 2>&1)
+check "an ACL user with '@' and '/' in its password authenticates" grep -q '"customer_id"' <<<"$X2"
+X3=$(MOMENTD_REDIS_URL="redis://nobody-$N:$APASS@127.0.0.1:$RPORT/0" "$MOMENTD_BIN" explain -c "$ACFG" "$C" --json 2>&1 || true)
+check "another user with that password is refused" grep -q "AUTH failed" <<<"$X3"
+S2=$(MOMENTD_REDIS_URL="redis://md-$N:$APASS@127.0.0.1:$RPORT/0" "$MOMENTD_BIN" check -c "$ACFG" 2>&1)
+check "check shows the URL redacted whole" grep -q "redis://\*\*\*@127.0.0.1:$RPORT/0" <<<"$S2"
+check "and no part of that password" eq "$(grep -c -e "s3cret" -e "ap/" <<<"$S2$X2$X3" || true)" 0
+
+# A reference outside a secret setting is refused, not resolved: a brokers
+# list read from /etc/shadow would be printed by check and by errors.
+REF=$(make_config "$N-ref" -e "s|\"brokers\": \"[^\"]*\"|\"brokers\": \"\${file:$T_DIR/redis.pass}\"|")
+"$MOMENTD_BIN" check -c "$REF" >"$T_DIR/ref.out" 2>&1 && RC=0 || RC=$?
+check "a \${file:} reference in kafka.brokers is refused (exit 2)" eq "$RC" 2
+check "saying where references are allowed" grep -q 'kafka.brokers: .*allowed only in secret settings' "$T_DIR/ref.out"
+check "without reading the file" eq "$(grep -c -- "$RPASS" "$T_DIR/ref.out" || true)" 0
+
 LOGS=$(cat "$T_DIR"/*/momentd.log "$T_DIR/bad.log")
 for s in "$RPASS" "$KPASS"; do
     check "no secret in any log (${s:0:3}...)" eq "$(grep -c -- "$s" <<<"$LOGS" || true)" 0

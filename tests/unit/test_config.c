@@ -238,6 +238,7 @@ Test(config, secrets_come_from_environment_and_files) {
     cr_assert_eq(cfg->kafka.n_common, 2);
     cr_assert_str_eq(cfg->kafka.common[0].value, "env-s3cret");
     cr_assert_str_eq(cfg->kafka.common[1].value, "${literal}", "anything else is literal");
+    cr_assert_str_eq(cfg->redis.url, "redis://:url-s3cret@127.0.0.1:6379/0");
     /* The summary `momentd check` prints shows none of them. */
     char *buf = NULL;
     size_t len = 0;
@@ -264,6 +265,24 @@ Test(config, secrets_come_from_environment_and_files) {
     unsetenv("MD_TEST_SASL");
 }
 
+/* Regression: a reference resolved in any string field, so that
+ * kafka.brokers = "${file:/etc/shadow}" put the file into check's output
+ * and connection errors. References are for secret settings only. */
+Test(config, references_are_refused_outside_secret_settings) {
+    char err[512];
+    static const char *const bad[][2] = {
+        {"\"brokers\": \"127.0.0.1:9092\"", "\"brokers\": \"${file:/etc/hostname}\""},
+        {"\"key_prefix\": \"md\"", "\"key_prefix\": \"${env:HOME}\""},
+        {"\"consumer\": {", "\"common\": {\"client.id\": \"${env:HOME}\"}, \"consumer\": {"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        md_config *cfg = th_config_with(bad[i][0], bad[i][1], err, sizeof(err));
+        cr_expect_null(cfg, "case %zu loaded", i);
+        md_config_destroy(cfg);
+        cr_expect_not_null(strstr(err, "allowed only in secret"), "case %zu: %s", i, err);
+    }
+}
+
 Test(config, urls_are_redacted_and_secret_keys_known) {
     char out[128];
     md_redact_url("redis://:pw@h:1/0", out, sizeof(out));
@@ -272,6 +291,11 @@ Test(config, urls_are_redacted_and_secret_keys_known) {
     cr_assert_str_eq(out, "redis://***@h");
     md_redact_url("redis://h:1/0", out, sizeof(out));
     cr_assert_str_eq(out, "redis://h:1/0");
+    /* Regression: a '/' or an '@' in the password printed it, or part of it. */
+    md_redact_url("redis://:pa/ss@h:1/0", out, sizeof(out));
+    cr_assert_str_eq(out, "redis://***@h:1/0");
+    md_redact_url("rediss://user:p@ss@h:1/0", out, sizeof(out));
+    cr_assert_str_eq(out, "rediss://***@h:1/0");
     cr_assert(md_config_key_is_secret("sasl.password"));
     cr_assert(md_config_key_is_secret("ssl.key.password"));
     cr_assert(md_config_key_is_secret("sasl.jaas.config"));

@@ -239,6 +239,29 @@ Test(outcome, unknown_or_mismatched_triggers_are_ignored) {
     cr_assert_neq(out.eval[1].suppressed, MD_SUPPRESS_OPT_OUT);
 }
 
+/* Regression: an outcome for a trigger momentd never emitted recorded its
+ * offset watermark before the trigger was checked, so 1,000 bogus outcomes
+ * made 1,000 state hashes living a year. Now it records nothing at all. */
+Test(outcome, an_unknown_trigger_records_nothing_not_even_a_watermark) {
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, "never-seen");
+    md_ops_clear(&ops);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"trigger_id\":\"m0000000000000000000000000000dead\",\"customer_id\":\"never-seen\",\"campaign\":\"prepay_wallet\","
+             "\"channel\":\"outbound_call\",\"status\":\"complaint\",\"ts\":%lld}",
+             (long long)TH_T0);
+    md_outcome o;
+    md_parse_result res;
+    cr_assert_eq(md_outcome_parse(parser, json, strlen(json), "never-seen", 10, TH_T0, &o, &res), MD_ERR_OK, "%s", res.detail);
+    md_source src = {"moment-outcomes", 0, 41};
+    md_outcome_applied a;
+    cr_assert_eq(md_engine_outcome(cfg, cs, NULL, &o, &src, TH_T0, &ops, &cp_ops, &a, &out), MD_ERR_OK);
+    cr_assert_eq(a, MD_OUTCOME_UNKNOWN_TRIGGER);
+    cr_assert_eq(ops.n, 0, "%zu field writes for an outcome that must change nothing (first: %s)", ops.n,
+                 ops.n ? md_ops_field(&ops, 0) : "");
+}
+
 Test(outcome, outcomes_for_a_holdout_decision_are_not_trusted) {
     pick_customer(true);
     fire(TH_T0);
