@@ -155,6 +155,14 @@ typedef struct md_outcome {
 md_err md_outcome_parse(md_event_parser *p, const char *buf, size_t len, const char *key, size_t keylen,
                         int64_t now_ms, md_outcome *out, md_parse_result *res);
 
+/* Whether id (len bytes) may name Redis keys: customer ids and contact
+ * points become hash tags ("<prefix>:{<id>}", "<prefix>:{cp:<id>}"), so
+ * '{' or '}' would move a customer's keys to other cluster slots, '*' and
+ * '?' are glob characters in SCAN patterns, control characters have no
+ * place in an id, and a customer id beginning "cp:" would write into a
+ * contact point's key. false with the reason in detail. */
+bool md_id_check(const char *id, size_t len, char *detail, size_t detail_size);
+
 /* Parses an RFC 3339 timestamp ("2026-11-24T08:00:00+08:00", fraction and
  * lower-case separators allowed) of len bytes into epoch milliseconds.
  * Returns false when it is not one. */

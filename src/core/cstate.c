@@ -1032,10 +1032,18 @@ static md_err profile_parse(const char *json, int64_t max_attrs, yajl_val *out, 
     for (size_t i = 0; i < root->u.object.len; i++) {
         yajl_val v = root->u.object.values[i];
         const char *k = root->u.object.keys[i];
+        const char *text = YAJL_IS_STRING(v) ? v->u.string : YAJL_IS_NUMBER(v) ? v->u.number.r : "";
         if (!(YAJL_IS_STRING(v) || YAJL_IS_NUMBER(v) || YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v) || YAJL_IS_NULL(v)) ||
-            strlen(k) == 0 || strlen(k) > 64 || (YAJL_IS_STRING(v) && strlen(v->u.string) > 256)) {
+            strlen(k) == 0 || strlen(k) > 64 || strlen(text) > 256) {
             snprintf(errstr, errstr_size,
-                     "profile attribute \"%.64s\" must be a string (<= 256 bytes), number or boolean with a name of 1-64 bytes", k);
+                     "profile attribute \"%.64s\" must be a string or number (<= 256 bytes) or a boolean, with a name of 1-64 bytes", k);
+            yajl_tree_free(root);
+            return MD_ERR_BAD_EVENT;
+        }
+        /* The contact point names a Redis key, "<prefix>:{cp:<value>}". */
+        char why[160];
+        if (strcmp(k, "contact_point") == 0 && !md_id_check(text, strlen(text), why, sizeof(why))) {
+            snprintf(errstr, errstr_size, "profile attribute \"contact_point\" %s", why);
             yajl_tree_free(root);
             return MD_ERR_BAD_EVENT;
         }

@@ -348,6 +348,31 @@ static bool copy_string(md_event_parser *p, field_id f, char *dst, size_t max, b
     return true;
 }
 
+bool md_id_check(const char *id, size_t len, char *detail, size_t detail_size) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c < 0x20 || c == 0x7f || c == '{' || c == '}' || c == '*' || c == '?') {
+            snprintf(detail, detail_size, "contains %s%c%s at byte %zu (ids may not hold { } * ? or control characters)",
+                     c < 0x20 || c == 0x7f ? "a control character" : "'", c < 0x20 || c == 0x7f ? ' ' : (char)c,
+                     c < 0x20 || c == 0x7f ? "" : "'", i);
+            return false;
+        }
+    }
+    if (len >= 3 && memcmp(id, "cp:", 3) == 0) {
+        snprintf(detail, detail_size, "begins with \"cp:\", the contact points' namespace");
+        return false;
+    }
+    return true;
+}
+
+/* A customer id names Redis keys ("<prefix>:{<id>}"): md_id_check's rule. */
+static bool customer_id_ok(md_event_parser *p, const char *id) {
+    char why[160];
+    if (md_id_check(id, strlen(id), why, sizeof(why))) return true;
+    fail(p, MD_REJECT_BAD_VALUE, "'customer_id' %s", why);
+    return false;
+}
+
 static bool number_in(md_event_parser *p, field_id f, double lo, double hi, double *out) {
     slot *s = &p->slots[f];
     char *end;
@@ -480,7 +505,7 @@ static bool check_event(md_event_parser *p, const char *key, size_t keylen, int6
         return fail(p, MD_REJECT_UNKNOWN_TYPE, "'type' = \"%s\" is not payment, call or app_login", type), false;
     ev->type = (md_event_type)t;
     if (!require(p, F_CUSTOMER_ID, J_STRING) ||
-        !copy_string(p, F_CUSTOMER_ID, ev->customer_id, MD_CUSTOMER_ID_MAX, false))
+        !copy_string(p, F_CUSTOMER_ID, ev->customer_id, MD_CUSTOMER_ID_MAX, false) || !customer_id_ok(p, ev->customer_id))
         return false;
     if (!check_timestamp(p, now_ms)) return false;
     bool ok = ev->type == MD_EVENT_PAYMENT ? check_payment(p)
@@ -564,7 +589,7 @@ md_err md_outcome_parse(md_event_parser *p, const char *buf, size_t len, const c
     bool bad = false;
     if (!require(p, F_TRIGGER_ID, J_STRING) || !copy_string(p, F_TRIGGER_ID, out->trigger_id, MD_EVENT_ID_MAX, false) ||
         !require(p, F_CUSTOMER_ID, J_STRING) ||
-        !copy_string(p, F_CUSTOMER_ID, out->customer_id, MD_CUSTOMER_ID_MAX, false) ||
+        !copy_string(p, F_CUSTOMER_ID, out->customer_id, MD_CUSTOMER_ID_MAX, false) || !customer_id_ok(p, out->customer_id) ||
         !require(p, F_CAMPAIGN, J_STRING) || !copy_string(p, F_CAMPAIGN, out->campaign, MD_TOKEN_MAX, false) ||
         !require(p, F_CHANNEL, J_STRING) || !copy_string(p, F_CHANNEL, out->channel, MD_TOKEN_MAX, false) ||
         !require(p, F_STATUS, J_STRING))

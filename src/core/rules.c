@@ -420,6 +420,15 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
                 if (strcmp(cfg->tags[i].name, md_builtin_names[b]) == 0)
                     cerr(&c, "$.tags[%zu].name: \"%s\" is a built-in feature name", i, cfg->tags[i].name);
         }
+        /* Every key is "<key_prefix>:..." and the store keeps at most 63
+         * bytes of it: a longer prefix was cut silently, and two prefixes
+         * alike in their first 63 bytes shared their keys. */
+        const char *kp = cfg->redis.key_prefix;
+        size_t kpl = strlen(kp);
+        if (kpl == 0 || kpl > 63 || strpbrk(kp, "{}*?"))
+            cerr(&c, "$.redis.key_prefix: must be 1-63 bytes without { } * or ? (got %zu bytes)", kpl);
+        for (size_t i = 0; i < kpl; i++)
+            if ((unsigned char)kp[i] < 0x20 || kp[i] == 0x7f) cerr(&c, "$.redis.key_prefix: contains a control character");
         int64_t longest = 0;
         for (size_t s = 0; s < r->n_series; s++)
             if (r->series[s].retention_ms > longest) longest = r->series[s].retention_ms;

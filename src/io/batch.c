@@ -53,7 +53,7 @@ static uint32_t *name_index_slot(const name_index *x, const char *const *names, 
         if (!x->slots[i] || strcmp(names[x->slots[i] - 1], id) == 0) return &x->slots[i];
 }
 
-#define MD_CONTACT_POINT_MAX 300 /* bytes of a contact point kept, with its NUL */
+#define MD_CONTACT_POINT_MAX 300 /* a contact point is at most 256 bytes (md_profile_check), with room and its NUL */
 
 struct md_batch {
     const md_config *cfg;
@@ -244,8 +244,13 @@ md_err md_batch_add_outcome(md_batch *b, const md_outcome *oc, const md_source *
 md_err md_batch_add_profile(md_batch *b, const char *customer_id, const char *json, const md_source *src, char *errstr,
                             size_t errstr_size) {
     size_t idlen = strlen(customer_id);
+    char why[160];
     if (idlen == 0 || idlen > MD_CUSTOMER_ID_MAX) {
         snprintf(errstr, errstr_size, "a profile's key must be its customer_id (1-%d bytes)", MD_CUSTOMER_ID_MAX);
+        return MD_ERR_BAD_EVENT;
+    }
+    if (!md_id_check(customer_id, idlen, why, sizeof(why))) {
+        snprintf(errstr, errstr_size, "the profile's key (its customer_id) %s", why);
         return MD_ERR_BAD_EVENT;
     }
     if (json && md_profile_check(json, b->cfg->limits.max_profile_attrs, errstr, errstr_size)) return MD_ERR_BAD_EVENT;

@@ -84,6 +84,16 @@ check "at 20:59 the call is made" eq "$(moments_for "$D")" 1
 check "at 21:00 it is held" eq "$(moments_for "$Q")" 0
 check "and explain says why" grep -q '"blocked_by":"quiet_hours"' <<<"$(explain_at "$CFG" "$Q" "$(bj 60 21)")"
 
+# --- Ids that would break keys: a customer in the contact points' namespace,
+# a contact point with a brace (it names "<prefix>:{cp:<value>}").
+pay_json "cp:13900000042" x1 "$(bj 60 10)" true 50 | produce "$N.payments"
+echo "pr-brace|{\"contact_point\":\"139}00\"}" | produce "$N.customer-profiles"
+check "momentd read them" wait_settled
+DL=$(consume "$N.dead-letter" '%k %h\n')
+check "a customer id in the contact points' namespace is dead-lettered (bad_value)" grep -q '^cp:13900000042 .*momentd.reason=bad_value' <<<"$DL"
+check "a contact point with a brace is refused (bad_profile)" grep -q '^pr-brace .*momentd.reason=bad_profile' <<<"$DL"
+check "and the shared number's contact-point key still holds only its 6 contacts" eq "$(rcli HLEN "$N:{cp:13900000042}")" 6
+
 # --- Outcomes for triggers momentd never emitted change nothing and create
 # no state (before: each created a state hash that lived about a year).
 for i in $(seq 1 50); do

@@ -283,6 +283,18 @@ Test(config, references_are_refused_outside_secret_settings) {
     }
 }
 
+/* Regression: key_prefix was cut at 63 bytes without a word. */
+Test(config, key_prefix_is_checked_not_cut) {
+    char err[512], to[200];
+    snprintf(to, sizeof(to), "\"key_prefix\": \"%s\"", "p123456789012345678901234567890123456789012345678901234567890123");
+    md_config *cfg = th_config_with("\"key_prefix\": \"md\"", to, err, sizeof(err));
+    cr_assert_null(cfg, "a 64-byte prefix loaded");
+    cr_assert_not_null(strstr(err, "$.redis.key_prefix: must be 1-63 bytes"), "%s", err);
+    cfg = th_config_with("\"key_prefix\": \"md\"", "\"key_prefix\": \"m{d}\"", err, sizeof(err));
+    cr_assert_null(cfg, "a prefix with braces loaded");
+    md_config_destroy(cfg);
+}
+
 Test(config, urls_are_redacted_and_secret_keys_known) {
     char out[128];
     md_redact_url("redis://:pw@h:1/0", out, sizeof(out));

@@ -264,3 +264,22 @@ Test(event, limits_are_exact_at_their_edges) {
              (long long)(NOW + 300001));
     cr_assert_eq(parse(json, &ev), MD_REJECT_FUTURE_TIMESTAMP);
 }
+
+/* Regression: ids were checked for length and NUL only, and name Redis keys:
+ * customer "cp:13800000000" wrote into that phone's contact-point hash, and
+ * an id with a brace would move a customer's keys to other cluster slots. */
+Test(event, ids_that_would_break_keys_are_refused) {
+    md_event ev;
+    static const char *const bad[] = {"c{1", "c}1", "}c", "c*", "c?", "c\\u0001", "c\\u007f", "cp:13800000000"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char json[256];
+        snprintf(json, sizeof(json), "{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":1772352000000,\"amount\":1,\"kind\":\"bill\"}",
+                 bad[i]);
+        cr_expect_eq(parse(json, &ev), MD_REJECT_BAD_VALUE, "customer_id %s", bad[i]);
+    }
+    cr_assert_eq(parse("{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"acct:cp-1.2_x@y\",\"ts\":1772352000000,\"amount\":1,\"kind\":\"bill\"}", &ev),
+                 MD_REJECT_NONE, "other punctuation is fine");
+    char why[160];
+    cr_assert_not(md_id_check("a}b", 3, why, sizeof(why)));
+    cr_assert(strstr(why, "'}'") != NULL, "%s", why);
+}
