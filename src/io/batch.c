@@ -34,12 +34,28 @@ typedef struct item {
 typedef struct name_index {
     uint32_t *slots; /* owned */
     size_t mask;
+    uint64_t seed;   /* random per index: ids are chosen by whoever produces
+                      * input, and a fixed, public seed would let them make
+                      * every id collide and every lookup a scan */
 } name_index;
+
+static uint64_t random_seed(void) {
+    uint64_t seed = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&seed, sizeof(seed), 1, f) != 1) {
+        struct timespec ts; /* no /dev/urandom: weaker, still not public */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&seed;
+    }
+    if (f) fclose(f);
+    return seed;
+}
 
 static bool name_index_init(name_index *x, size_t cap) {
     size_t n = 16;
     while (n < cap * 2) n <<= 1;
     x->mask = n - 1;
+    x->seed = random_seed();
     return (x->slots = calloc(n, sizeof(*x->slots))) != NULL;
 }
 
@@ -48,7 +64,7 @@ static void name_index_clear(name_index *x) { memset(x->slots, 0, (x->mask + 1) 
 /* The slot for id among names: holding the index + 1 of the equal name, or
  * empty (0), where the caller stores the index + 1 of the name it adds. */
 static uint32_t *name_index_slot(const name_index *x, const char *const *names, const char *id) {
-    uint64_t h = md_hash64(id, strlen(id), 0);
+    uint64_t h = md_hash64(id, strlen(id), x->seed);
     for (size_t i = (size_t)h & x->mask;; i = (i + 1) & x->mask)
         if (!x->slots[i] || strcmp(names[x->slots[i] - 1], id) == 0) return &x->slots[i];
 }
