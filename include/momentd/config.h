@@ -214,6 +214,7 @@ typedef struct md_cfg_outcomes {
 typedef struct md_cfg_http {
     char *listen;
     int64_t ready_max_lag; /* /readyz fails above this many messages of lag on a partition; 0 = not checked */
+    double ready_max_redis_memory; /* share of maxmemory above which /readyz fails; 0 = off */
 } md_cfg_http;
 
 struct md_rules; /* compiled rules, rules.h */

@@ -75,6 +75,7 @@ typedef struct daemon {
     md_status_snapshot snap; /* the daemon's own copy, published once per batch */
     int64_t last_publish_ms;
     int64_t last_ping_ms;
+    int64_t last_memory_ms;  /* when Redis's memory was last read */
     size_t dead_letter_cap; /* most bytes of an original a dead letter carries */
     rd_kafka_topic_partition_list_t *last_commit; /* the last batch's offsets, committed again at a clean stop */
     rd_kafka_topic_t *outputs[MD_MAX_OUTPUT_TOPICS]; /* owned: topics the producer has looked up (learn_outputs) */
@@ -637,6 +638,7 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         goto out;
     }
     d.snap.started_ms = d.snap.config_loaded_ms = wall_ms();
+    d.snap.redis_used_memory = d.snap.redis_maxmemory = -1;
     http = md_http_start(cfg->http.listen, d.status, err, sizeof(err));
     if (!http && err[0]) {
         md_log(MD_LOG_ERROR, "http", err, "listen", cfg->http.listen, NULL);
@@ -707,6 +709,16 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
                        "error", d.snap.redis_ok ? "" : err, NULL);
                 publish(&d, true);
             }
+        }
+        /* Redis's memory, for /metrics and /readyz, every 5 s: under
+         * noeviction a full Redis refuses every write, so warn first. */
+        if (wall_ms() - d.last_memory_ms >= 5000) {
+            int64_t used, max;
+            if (md_store_memory(d.store, &used, &max, err, sizeof(err)) == MD_ERR_OK) {
+                d.snap.redis_used_memory = used;
+                d.snap.redis_maxmemory = max;
+            }
+            d.last_memory_ms = wall_ms();
         }
         publish(&d, false);
         if (wall_ms() - d.last_stats_ms >= d.cfg->log.stats_interval_ms) {

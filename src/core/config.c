@@ -90,6 +90,7 @@ static const md_table log_table = {"log", log_fields, NF(log_fields)};
 static const md_field http_fields[] = {
     STR(md_cfg_http, listen, "127.0.0.1:9464", "IPv4-ADDRESS:PORT of the HTTP endpoint (/metrics, /healthz, /readyz, /api/report, the report page); empty disables it.", F_RESTART),
     INT(md_cfg_http, ready_max_lag, "100000", 0, 1e12, "/readyz answers 503 while any assigned partition lags by more than this many messages (0: lag is not checked)."),
+    NUM(md_cfg_http, ready_max_redis_memory, "0.9", 0, 1, "/readyz answers 503 while Redis uses more than this share of its maxmemory (read every 5 s; 0: not checked, nor when Redis has no maxmemory). Under noeviction a full Redis refuses every write: this warns first."),
 };
 static const md_table http_table = {"http", http_fields, NF(http_fields)};
 

@@ -137,6 +137,9 @@ static void render_metrics(FILE *f, const md_status_snapshot *sp, const md_confi
                "momentd_outcomes_total{result=\"unknown_trigger\"} %" PRIu64 "\n",
             n->outcomes, n->outcome_duplicates, n->outcomes_unknown);
     gauge(f, "momentd_redis_up", "1 when the last Redis call succeeded.", sp->redis_ok ? 1 : 0);
+    gauge(f, "momentd_redis_used_memory_bytes", "Redis's used_memory (INFO memory, every 5 s; -1 not known yet).",
+          (double)sp->redis_used_memory);
+    gauge(f, "momentd_redis_maxmemory_bytes", "Redis's maxmemory (0: no limit; -1 not known yet).", (double)sp->redis_maxmemory);
     gauge(f, "momentd_assigned_partitions", "Partitions this consumer owns.", sp->assigned_partitions);
     gauge(f, "momentd_last_batch_timestamp_seconds", "Wall clock of the last committed batch (0: none yet).",
           (double)sp->last_batch_ms / 1000.0);
@@ -196,17 +199,22 @@ static enum MHD_Result serve_ready(md_http *h, struct MHD_Connection *conn) {
     md_status_read(h->st, s);
     const md_config *cfg = md_status_config_acquire(h->st);
     int64_t max_lag = cfg->http.ready_max_lag;
+    double max_mem = cfg->http.ready_max_redis_memory;
     md_status_config_release(h->st);
     /* Every reason at once: an operator fixing Redis should learn about the
      * backlog waiting behind it too. */
-    char why[400] = "";
+    char why[600] = "";
     size_t w = 0;
     if (!s->redis_ok) w += (size_t)snprintf(why + w, sizeof(why) - w, "not ready: redis is not answering\n");
     if (s->assigned_partitions <= 0 && w < sizeof(why))
         w += (size_t)snprintf(why + w, sizeof(why) - w, "not ready: no partitions assigned yet\n");
     if (max_lag > 0 && s->max_lag > max_lag && w < sizeof(why))
-        snprintf(why + w, sizeof(why) - w, "not ready: consumer lag %" PRId64 " is above http.ready_max_lag %" PRId64 "\n", s->max_lag,
-                 max_lag);
+        w += (size_t)snprintf(why + w, sizeof(why) - w, "not ready: consumer lag %" PRId64 " is above http.ready_max_lag %" PRId64 "\n",
+                              s->max_lag, max_lag);
+    if (max_mem > 0 && s->redis_maxmemory > 0 && (double)s->redis_used_memory > max_mem * (double)s->redis_maxmemory && w < sizeof(why))
+        snprintf(why + w, sizeof(why) - w,
+                 "not ready: redis uses %" PRId64 " of its maxmemory %" PRId64 " bytes, above http.ready_max_redis_memory %g\n",
+                 s->redis_used_memory, s->redis_maxmemory, max_mem);
     free(s);
     return why[0] ? respond_text(conn, 503, why) : respond_text(conn, 200, "ready\n");
 }

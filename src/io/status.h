@@ -94,6 +94,7 @@ typedef struct md_status_snapshot {
     int64_t config_loaded_ms; /* when the running configuration was loaded */
     int64_t outbox_pending;  /* outputs of the batch in hand not yet acknowledged by Kafka */
     int64_t max_lag;         /* largest known lag over the assigned partitions; -1 = none known */
+    int64_t redis_used_memory, redis_maxmemory; /* INFO memory, read every few seconds; -1 = not known yet */
     md_hist latency[MD_LAT_COUNT];
     md_partition_lag lag[MD_STATUS_MAX_PARTITIONS];
     int n_lag;

@@ -255,6 +255,25 @@ md_err md_store_ping(md_store *s, char *errstr, size_t errstr_size) {
     return MD_ERR_OK;
 }
 
+md_err md_store_memory(md_store *s, int64_t *used, int64_t *max, char *errstr, size_t errstr_size) {
+    md_err err = ensure(s, errstr, errstr_size);
+    if (err) return err;
+    const char *argv[] = {"INFO", "memory"};
+    size_t lens[] = {4, 6};
+    redisReply *r = redisCommandArgv(s->c, 2, argv, lens);
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        snprintf(errstr, errstr_size, "redis INFO memory failed: %s", r && r->str ? r->str : s->c->errstr);
+        if (r) freeReplyObject(r);
+        md_store_disconnect(s);
+        return MD_ERR_REDIS_DOWN;
+    }
+    const char *u = strstr(r->str, "\nused_memory:"), *m = strstr(r->str, "\nmaxmemory:");
+    *used = u ? strtoll(u + 13, NULL, 10) : -1;
+    *max = m ? strtoll(m + 11, NULL, 10) : -1;
+    freeReplyObject(r);
+    return MD_ERR_OK;
+}
+
 /* Sends n HGETALLs and hands each reply to load(i, reply). */
 static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (*load)(void *, size_t, redisReply *),
                           void *ctx, char *errstr, size_t errstr_size) {

@@ -29,6 +29,11 @@ void md_store_disconnect(md_store *s);
  * readiness while no batch is flowing. */
 md_err md_store_ping(md_store *s, char *errstr, size_t errstr_size);
 
+/* Redis's used_memory and maxmemory (0: no limit), from INFO memory; -1
+ * for a field Redis did not report. For /metrics and /readyz: under
+ * noeviction a full Redis refuses every write and consumption stops. */
+md_err md_store_memory(md_store *s, int64_t *used, int64_t *max, char *errstr, size_t errstr_size);
+
 /* "<prefix>:{<customer_id>}" and "<prefix>:{cp:<contact point>}". */
 void md_store_customer_key(const md_store *s, const char *customer_id, char *out, size_t n);
 void md_store_contact_point_key(const md_store *s, const char *contact_point, char *out, size_t n);

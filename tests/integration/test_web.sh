@@ -94,6 +94,17 @@ check "and the lag metric shows it" ge "$(curl -s "$URL/metrics" | grep "^moment
 "$MOMENTD_SOURCE_DIR/scripts/redis-local" start "$MOMENTD_IT_REDIS_PORT" "$MOMENTD_IT_DIR/redis"
 check "/readyz is ready again once Redis is back and the backlog is processed" wait_code /readyz 200 30
 
+# Redis filling up: with maxmemory just above what Redis uses (and
+# noeviction, momentd's required policy), /readyz warns before writes fail.
+USED=$(rcli INFO memory | tr -d '\r' | sed -n 's/^used_memory://p')
+trap 'rcli CONFIG SET maxmemory 0 >/dev/null 2>&1 || true; cleanup_test' EXIT
+rcli CONFIG SET maxmemory $((USED * 105 / 100)) >/dev/null
+check "/readyz turns 503 when Redis nears its maxmemory" wait_code /readyz 503 15
+check "and says so" grep -q "redis uses [0-9]* of its maxmemory [0-9]* bytes, above http.ready_max_redis_memory 0.9" <<<"$(curl -s "$URL/readyz")"
+check "/metrics shows Redis's memory and its limit" eq "$(metric momentd_redis_maxmemory_bytes)" "$((USED * 105 / 100))"
+rcli CONFIG SET maxmemory 0 >/dev/null
+check "/readyz is ready again without the limit" wait_code /readyz 200 15
+
 # The report as JSON and as a page, from the same live data.
 RANGE="from=2026-03-01&to=2026-05-31"
 API=$(curl -s "$URL/api/report?$RANGE")
