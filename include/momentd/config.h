@@ -71,6 +71,8 @@ typedef struct md_cfg_limits {
     int64_t batch_size;
     int64_t max_lateness_ms;
     int64_t max_profile_attrs;
+    int64_t dead_letter_max_bytes;   /* most bytes of an original a dead letter carries */
+    int64_t dead_letters_per_second; /* 0 = no limit */
 } md_cfg_limits;
 
 typedef struct md_cfg_dedupe {

@@ -22,6 +22,7 @@
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,9 @@ typedef struct daemon {
     int64_t last_publish_ms;
     int64_t last_ping_ms;
     int64_t last_memory_ms;  /* when Redis's memory was last read */
-    size_t dead_letter_cap; /* most bytes of an original a dead letter carries */
+    size_t dead_letter_cap; /* most bytes of an original the producer can send in a dead letter */
+    double dl_tokens;       /* dead letters that may still be produced now (limits.dead_letters_per_second) */
+    int64_t dl_refill_ms;
     rd_kafka_topic_partition_list_t *last_commit; /* the last batch's offsets, committed again at a clean stop */
     rd_kafka_topic_t *outputs[MD_MAX_OUTPUT_TOPICS]; /* owned: topics the producer has looked up (learn_outputs) */
     size_t n_outputs;
@@ -300,11 +303,14 @@ static bool produce_all(daemon *d, outmsg *m, size_t n) {
 /* ------------------------------------------------------------------------- */
 /* Batch                                                                      */
 
-/* A dead letter carries the original bytes, but never more than the
- * producer may send: a message the broker accepted can still be larger than
- * our producer's message.max.bytes, and a dead letter that cannot be
- * produced would stop the stream behind it for good. Longer values and keys
- * are cut and say so in momentd.truncated_from (the original value size). */
+/* A dead letter carries the original bytes, but at most
+ * limits.dead_letter_max_bytes of them and never more than the producer may
+ * send: a message the broker accepted can still be larger than our
+ * producer's message.max.bytes, and a dead letter that cannot be produced
+ * would stop the stream behind it for good; and a flood of large bad
+ * messages must not become a flood of large dead letters. A cut one says so
+ * in momentd.truncated_from (the original value size) and identifies the
+ * original by momentd.sha256. */
 #define MD_DEAD_LETTER_KEY_MAX 1024
 #define MD_DEAD_LETTER_HEADROOM 8192 /* key, headers, record overhead */
 
@@ -317,11 +323,16 @@ static size_t producer_message_max(rd_kafka_t *producer) {
 }
 
 static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *m, const char *reason, const char *detail, size_t cap) {
-    rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(7);
     char num[32];
     if (m->len > cap || m->key_len > MD_DEAD_LETTER_KEY_MAX) {
         snprintf(num, sizeof(num), "%zu", m->len);
         rd_kafka_header_add(h, "momentd.truncated_from", -1, num, -1);
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        char hex[2 * SHA256_DIGEST_LENGTH + 1];
+        SHA256(m->payload ? m->payload : (const void *)"", m->len, md);
+        for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        rd_kafka_header_add(h, "momentd.sha256", -1, hex, -1);
     }
     rd_kafka_header_add(h, "momentd.reason", -1, reason, -1);
     rd_kafka_header_add(h, "momentd.detail", -1, detail, -1);
@@ -341,14 +352,33 @@ static void take_message(daemon *d, rd_kafka_message_t *m, int64_t now) {
     char detail[256];
     if (md_batch_add_message(d->batch, &msg, now, &reason, detail, sizeof(detail)) == MD_ERR_OK) return;
     if (!reason) reason = "too_large"; /* out of memory for a copy: the message cannot be held */
+    /* At most limits.dead_letters_per_second (a token bucket of a second's
+     * worth): a producer gone wrong must not flood the dead-letter topic.
+     * Beyond it the message is skipped all the same, and counted. */
+    double rate = (double)d->cfg->limits.dead_letters_per_second;
+    if (rate > 0) {
+        int64_t t = wall_ms();
+        d->dl_tokens += rate * (double)(t - d->dl_refill_ms) / 1000.0;
+        if (d->dl_tokens > rate) d->dl_tokens = rate;
+        d->dl_refill_ms = t;
+        if (d->dl_tokens < 1) {
+            if (d->n.dead_letters_dropped++ % 1000 == 0)
+                md_log(MD_LOG_WARN, "daemon", "dead letters over limits.dead_letters_per_second are dropped (counted)", "reason", reason,
+                       "topic", msg.topic, NULL);
+            return;
+        }
+        d->dl_tokens -= 1;
+    }
+    size_t cap = d->dead_letter_cap < (size_t)d->cfg->limits.dead_letter_max_bytes ? d->dead_letter_cap
+                                                                                   : (size_t)d->cfg->limits.dead_letter_max_bytes;
     outmsg *o = &d->dl[d->ndl++];
     memset(o, 0, sizeof(*o));
     o->topic = d->cfg->kafka.topic_dead_letter;
     o->key = m->key;
     o->keylen = m->key_len > MD_DEAD_LETTER_KEY_MAX ? MD_DEAD_LETTER_KEY_MAX : m->key_len;
     o->value = m->payload;
-    o->len = m->len > d->dead_letter_cap ? d->dead_letter_cap : m->len;
-    o->headers = dead_letter_headers(m, reason, detail, d->dead_letter_cap);
+    o->len = m->len > cap ? cap : m->len;
+    o->headers = dead_letter_headers(m, reason, detail, cap);
     if (md_log_enabled(MD_LOG_DEBUG)) md_log(MD_LOG_DEBUG, "daemon", "dead letter", "reason", reason, "detail", detail, "topic", msg.topic, NULL);
 }
 
@@ -619,6 +649,8 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
     if (!(d.producer = make_client(&d, RD_KAFKA_PRODUCER)) || !(d.consumer = make_client(&d, RD_KAFKA_CONSUMER))) goto out;
     rd_kafka_poll_set_consumer(d.consumer);
     d.dead_letter_cap = producer_message_max(d.producer);
+    d.dl_tokens = (double)cfg->limits.dead_letters_per_second; /* a full second's worth */
+    d.dl_refill_ms = wall_ms();
     create_topics(&d);
     learn_outputs(&d);
     const char *topics[] = {cfg->kafka.topic_payments, cfg->kafka.topic_calls, cfg->kafka.topic_app_logins, cfg->kafka.topic_profiles,

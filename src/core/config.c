@@ -73,6 +73,8 @@ static const md_field limits_fields[] = {
     INT(md_cfg_limits, batch_size, "2000", 1, 10000, "Most messages processed per batch (one Redis round trip each way)."),
     DUR(md_cfg_limits, "max_lateness", max_lateness_ms, "7d", 0, 90 * MS_DAY, "How far behind a customer's newest event a late event may be and still be counted."),
     INT(md_cfg_limits, max_profile_attrs, "32", 1, 256, "Most attributes kept per profile."),
+    INT(md_cfg_limits, dead_letter_max_bytes, "65536", 256, 16777216, "Most bytes of a rejected message its dead letter carries; a longer one is cut and carries momentd.truncated_from and momentd.sha256 of the original."),
+    INT(md_cfg_limits, dead_letters_per_second, "1000", 0, 1000000, "Most dead letters produced per second (bursts of a second's worth); beyond it bad messages are skipped without one and counted in momentd_dead_letters_dropped_total (0: no limit)."),
 };
 static const md_table limits_table = {"limits", limits_fields, NF(limits_fields)};
 

@@ -55,6 +55,8 @@ typedef struct md_partition_lag {
     X(consumed, "consumed", "momentd_messages_consumed_total", "Kafka messages consumed (events, profiles, outcomes).")          \
     X(accepted, "accepted", NULL, "Events that parsed and validated.")                                                          \
     X(dead_lettered, "dead_lettered", NULL, "Messages sent to the dead-letter topic.")                                           \
+    X(dead_letters_dropped, "dead_letters_dropped", "momentd_dead_letters_dropped_total",                                     \
+      "Bad messages skipped without a dead letter: limits.dead_letters_per_second was exceeded.")                              \
     X(profile_rejects, "profile_rejects", "momentd_profile_dead_letters_total",                                                 \
       "Profile messages sent to the dead-letter topic (bad key, size or JSON).")                                                \
     X(duplicates, "duplicates", "momentd_duplicates_total", "Events recognised as redeliveries or re-publications.")             \

@@ -80,8 +80,9 @@ head -c 10485760 /dev/zero | tr '\0' 'x' | sed "s/^/$C|/" |
 check "the 10 MB message is dead-lettered" wait_for_count "$N.dead-letter" $((TOTAL + 1)) 60
 BIGDL=$(consume "$N.dead-letter" '%h %S\n' | tail -1)
 check "as too_large" grep -q 'momentd.reason=too_large' <<<"$BIGDL"
-check "cut to what the producer may send, saying the original size" grep -q 'momentd.truncated_from=10485760' <<<"$BIGDL"
-check "the dead letter holds the first 990,000 bytes or so" test "$(awk '{print $NF}' <<<"$BIGDL")" -ge 900000
+check "cut, saying the original size" grep -q 'momentd.truncated_from=10485760' <<<"$BIGDL"
+check "and the original's SHA-256" grep -q "momentd.sha256=$(head -c 10485760 /dev/zero | tr '\0' 'x' | sha256sum | cut -d' ' -f1)" <<<"$BIGDL"
+check "the dead letter holds the first limits.dead_letter_max_bytes (65,536)" eq "$(awk '{print $NF}' <<<"$BIGDL")" 65536
 sleep 1
 check "the event behind it was counted" grep -q '"payments_180d":3' <<<"$(explain_at "$CFG" "$C" "$(bj 3 10)")"
 
@@ -96,4 +97,20 @@ check "memory flat: RSS grew by less than 8 MB" test $((RSS1 - RSS0)) -lt 8192
 check "momentd is still running" kill -0 "$PID"
 stop_momentd main
 check "and stops cleanly" grep -q '"msg":"stopped"' "$T_DIR/main/momentd.log"
+
+# A flood of bad messages is bounded by limits.dead_letters_per_second: 400
+# bad messages at once, 20 dead letters a second allowed; every message is
+# still consumed, and what was not dead-lettered is counted.
+RCFG=$(make_config "$N-rate" -e 's/"batch_size": 2000/"batch_size": 2000, "dead_letters_per_second": 20/')
+grep -q '"dead_letters_per_second": 20' "$RCFG" || fail "the rate config was not made"
+start_momentd "$RCFG" rate
+for i in $(seq 1 400); do echo "flood-$i|not json $i"; done | produce "$N-rate.payments"
+check "momentd consumed the flood" wait_consumed rate 400 60
+stop_momentd rate
+STATS=$(grep '"msg":"stopped"' "$T_DIR/rate/momentd.log")
+DROPPED=$(grep -o '"dead_letters_dropped":"[0-9]*"' <<<"$STATS" | tr -dc 0-9)
+PRODUCED_DL=$(count "$N-rate.dead-letter")
+log "flood: $PRODUCED_DL dead letters, ${DROPPED:-?} dropped"
+check "far fewer dead letters than bad messages" test "$PRODUCED_DL" -lt 200
+check "and every one either dead-lettered or counted as dropped" eq "$((PRODUCED_DL + ${DROPPED:-0}))" 400
 finish
