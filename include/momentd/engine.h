@@ -233,6 +233,9 @@ typedef struct md_engine_out {
     size_t n_contact_point_records;
     /* Conversions this event was attributed as (one per campaign at most). */
     size_t n_conversions;
+    /* Event ids the guard forgot to make room while still within the
+     * horizon (a customer with more than its capacity of events in it). */
+    size_t dedupe_evicted;
     /* md_engine_outcome: why a follow-up was not sent, NONE when none was stopped. */
     md_suppress follow_up_suppressed;
 } md_engine_out;

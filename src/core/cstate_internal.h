@@ -33,6 +33,12 @@ typedef struct md_seen {
     int64_t ts;
 } md_seen;
 
+/* How many event ids a customer's guard remembers at most (within the
+ * horizon): a fixed cost per event and a fixed size per customer, whatever
+ * a producer sends. A customer with more events in the horizon has the
+ * oldest ids forgotten, and counted. */
+#define MD_SEEN_MAX 256
+
 typedef struct md_contact {
     int64_t ts;
     int campaign; /* -1: a campaign no longer configured (still counts for caps) */
@@ -96,8 +102,11 @@ struct md_cstate {
     int64_t newest_ts;
     md_wmark *wm;
     size_t n_wm, cap_wm;
-    md_seen *seen;
+    md_seen *seen;          /* the event-id guard, oldest first; field "E" */
     size_t n_seen, cap_seen;
+    bool seen_dirty;        /* changed since loaded: md_cstate_flush writes "E" */
+    uint64_t *legacy_e;     /* ids loaded from the older one-field-per-id layout ("e<hash>"): deleted at the next flush */
+    size_t n_legacy_e, cap_legacy_e;
     md_attr *attrs;
     size_t n_attrs, cap_attrs;
     int *attr_of; /* rules' profile attribute index -> attrs index or -1 */
@@ -136,7 +145,11 @@ int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partitio
 /* Moves the watermark and records the field write. */
 void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset);
 bool md_cs_seen(const md_cstate *cs, uint64_t hash);
-void md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int64_t horizon_ms);
+/* Remembers hash (an event at ts), forgetting ids older than the newest
+ * event less horizon_ms, and the oldest beyond MD_SEEN_MAX; returns how many
+ * were forgotten for room while still within the horizon. The guard is
+ * written back by md_cstate_flush. */
+size_t md_cs_add_seen(md_cstate *cs, uint64_t hash, int64_t ts, int64_t horizon_ms);
 void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int channel);
 bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *topic, const char *payload);
 const char *md_cs_profile(const md_cstate *cs, int attr); /* NULL when absent */

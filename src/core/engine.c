@@ -747,6 +747,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     out->n_campaigns = 0;
     out->n_contact_point_records = 0;
     out->n_conversions = 0;
+    out->dedupe_evicted = 0;
     if (!cs->customer_id[0]) md_cstate_set_customer(cs, ev->customer_id);
 
     /* 1. Guards. */
@@ -769,7 +770,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     cs->exists = true;
 
     /* 2. Counters. */
-    md_cs_add_seen(cs, ops, idh, t, r->dedupe_horizon_ms);
+    out->dedupe_evicted = md_cs_add_seen(cs, idh, t, r->dedupe_horizon_ms);
     /* Not stored: the newest event is the newest of its type, and loading
      * the t<k> fields finds it again (one write per event less). */
     if (t > cs->newest_ts) cs->newest_ts = t;

@@ -60,6 +60,8 @@ typedef struct md_partition_lag {
     X(profile_rejects, "profile_rejects", "momentd_profile_dead_letters_total",                                                 \
       "Profile messages sent to the dead-letter topic (bad key, size or JSON).")                                                \
     X(duplicates, "duplicates", "momentd_duplicates_total", "Events recognised as redeliveries or re-publications.")             \
+    X(dedupe_evictions, "dedupe_evictions", "momentd_dedupe_evictions_total",                                                 \
+      "Event ids the re-publication guard forgot for room (a customer with over 256 events in the horizon).")                 \
     X(too_late, "too_late", "momentd_too_late_total", "Events older than limits.max_lateness behind the customer's newest.")     \
     X(profiles, "profiles", "momentd_profiles_total", "Profile updates applied.")                                                 \
     X(triggers, "triggers", NULL, "Marketing moments produced.")                                                                \
