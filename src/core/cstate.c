@@ -25,11 +25,11 @@
  *                           largest t<type> is the same), still read in older states
  *   x0                      the outbox was empty at the last apply (reads skip it)
  *   w:<topic>:<partition>   highest applied Kafka offset (redelivery guard)
- *   E                       the event-id guard (re-publication): the customer's most recent
- *                           event-id hashes within the horizon, at most MD_SEEN_MAX, oldest
- *                           first, "<16 hex>:<event time ms>" joined by ','; rewritten once per
- *                           batch. Older states hold one field per id, "e<16 hex>" = event
- *                           time: read, then deleted by the customer's next write
+ *   e<16 hex>               event time of a recently seen event_id hash (re-publication guard):
+ *                           one small field per id, so that a customer's hash stays in Redis's
+ *                           compact listpack encoding (a packed field of them passed its
+ *                           64-byte value limit and tripled memory), and at most MD_SEEN_MAX
+ *                           of them within the horizon, so that it stays bounded
  *   p:<attribute>           profile attribute
  *   a:<campaign>            "0" while the campaign is disarmed (hysteresis)
  *   f:<campaign>            unanswered or declined contacts since the last positive response
@@ -176,8 +176,6 @@ static void clear_dynamic(md_cstate *cs) {
         free(cs->pending[i].payload);
     }
     cs->n_wm = cs->n_attrs = cs->n_pending = cs->n_seen = cs->n_contacts = cs->n_trecs = cs->n_incrs = 0;
-    cs->n_legacy_e = 0;
-    cs->seen_dirty = false;
 }
 
 void md_cstate_reset(md_cstate *cs) {
@@ -212,7 +210,6 @@ void md_cstate_destroy(md_cstate *cs) {
     free(cs->series);
     free(cs->wm);
     free(cs->seen);
-    free(cs->legacy_e);
     free(cs->attrs);
     free(cs->attr_of);
     free(cs->contacts);
@@ -393,40 +390,6 @@ static bool add_attr(md_cstate *cs, const char *k, size_t kl, const char *v, siz
     return true;
 }
 
-/* The guard's field "E": "<16 hex>:<ms>" entries joined by ','. */
-static bool seen_decode(md_cstate *cs, const char *v, size_t vl) {
-    size_t i = 0;
-    while (i < vl) {
-        size_t j = i;
-        while (j < vl && v[j] != ',') j++;
-        const char *colon = memchr(v + i, ':', j - i);
-        if (!colon || colon - (v + i) != 16) return false;
-        char hex[17];
-        memcpy(hex, v + i, 16);
-        hex[16] = '\0';
-        char *end;
-        uint64_t h = strtoull(hex, &end, 16);
-        int64_t ts;
-        if (*end || !parse_i64(colon + 1, (size_t)(v + j - colon - 1), &ts)) return false;
-        if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) return false;
-        cs->seen[cs->n_seen].hash = h;
-        cs->seen[cs->n_seen].ts = ts;
-        cs->n_seen++;
-        i = j + 1;
-    }
-    return true;
-}
-
-static char *seen_encode(const md_cstate *cs) {
-    char *out = malloc(cs->n_seen * 42 + 1);
-    if (!out) return NULL;
-    size_t w = 0;
-    for (size_t i = 0; i < cs->n_seen; i++)
-        w += (size_t)snprintf(out + w, 42, "%s%016" PRIx64 ":%" PRId64, i ? "," : "", cs->seen[i].hash, cs->seen[i].ts);
-    out[w] = '\0';
-    return out;
-}
-
 void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
     int64_t x, y;
     const md_config *cfg = cs->cfg;
@@ -487,11 +450,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         cs->n_wm++;
         return;
     }
-    if (fl == 1 && f[0] == 'E') {
-        if (!seen_decode(cs, v, vl)) goto bad;
-        return;
-    }
-    if (fl == 17 && f[0] == 'e') { /* the older layout: one field per id */
+    if (fl == 17 && f[0] == 'e') {
         char hex[17];
         memcpy(hex, f + 1, 16);
         hex[16] = '\0';
@@ -499,12 +458,9 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         uint64_t h = strtoull(hex, &end, 16);
         if (*end || !parse_i64(v, vl, &x)) goto bad;
         if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) goto bad;
-        if (!grow((void **)&cs->legacy_e, &cs->cap_legacy_e, cs->n_legacy_e + 1, sizeof(uint64_t))) goto bad;
         cs->seen[cs->n_seen].hash = h;
         cs->seen[cs->n_seen].ts = x;
         cs->n_seen++;
-        cs->legacy_e[cs->n_legacy_e++] = h;
-        cs->seen_dirty = true;
         return;
     }
     if (fl > 2 && f[0] == 'p' && f[1] == ':') {
@@ -699,25 +655,6 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
         }
         s->dirty = false;
     }
-    if (cs->seen_dirty) {
-        if (cs->n_seen == 0) {
-            md_ops_add(ops, MD_OP_DEL, "E", NULL);
-        } else {
-            char *packed = seen_encode(cs);
-            if (!packed) {
-                ops->oom = true;
-                return;
-            }
-            md_ops_add(ops, MD_OP_SET, "E", packed);
-            free(packed);
-        }
-        for (size_t i = 0; i < cs->n_legacy_e; i++) {
-            snprintf(field, sizeof(field), "e%016" PRIx64, cs->legacy_e[i]);
-            md_ops_add(ops, MD_OP_DEL, field, NULL);
-        }
-        cs->n_legacy_e = 0;
-        cs->seen_dirty = false;
-    }
     /* The outbox was read and is empty, and this batch adds nothing to it:
      * say so, and the next reads skip it. Only along other writes: a
      * customer with nothing to write gets no apply for this. */
@@ -757,29 +694,45 @@ bool md_cs_seen(const md_cstate *cs, uint64_t hash) {
     return false;
 }
 
-size_t md_cs_add_seen(md_cstate *cs, uint64_t hash, int64_t ts, int64_t horizon_ms) {
+static void forget_seen(md_ops *ops, uint64_t hash) {
+    char field[24];
+    snprintf(field, sizeof(field), "e%016" PRIx64, hash);
+    md_ops_add(ops, MD_OP_DEL, field, NULL);
+}
+
+size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int64_t horizon_ms) {
     size_t keep = 0, evicted = 0;
     int64_t newest = cs->newest_ts > ts ? cs->newest_ts : ts;
-    for (size_t i = 0; i < cs->n_seen; i++)
-        if (cs->seen[i].ts >= newest - horizon_ms) cs->seen[keep++] = cs->seen[i];
-    if (keep != cs->n_seen) cs->seen_dirty = true;
+    for (size_t i = 0; i < cs->n_seen; i++) {
+        if (cs->seen[i].ts < newest - horizon_ms) {
+            forget_seen(ops, cs->seen[i].hash);
+            continue;
+        }
+        cs->seen[keep++] = cs->seen[i];
+    }
     cs->n_seen = keep;
     if (ts < newest - horizon_ms) return 0; /* older than the horizon: nothing to remember */
     if (cs->n_seen >= MD_SEEN_MAX) {
-        /* Full: forget the oldest (entries are kept oldest first only
-         * roughly, as late events arrive; find it). */
+        /* Full: forget the oldest (kept roughly oldest first, as late
+         * events arrive; find it). */
         size_t oldest = 0;
         for (size_t i = 1; i < cs->n_seen; i++)
             if (cs->seen[i].ts < cs->seen[oldest].ts) oldest = i;
+        forget_seen(ops, cs->seen[oldest].hash);
         memmove(&cs->seen[oldest], &cs->seen[oldest + 1], (cs->n_seen - oldest - 1) * sizeof(md_seen));
         cs->n_seen--;
         evicted = 1;
     }
-    if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) return evicted;
+    if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) {
+        ops->oom = true;
+        return evicted;
+    }
     cs->seen[cs->n_seen].hash = hash;
     cs->seen[cs->n_seen].ts = ts;
     cs->n_seen++;
-    cs->seen_dirty = true;
+    char field[24];
+    snprintf(field, sizeof(field), "e%016" PRIx64, hash);
+    md_cs_set_int(ops, field, ts);
     return evicted;
 }
 

@@ -102,11 +102,8 @@ struct md_cstate {
     int64_t newest_ts;
     md_wmark *wm;
     size_t n_wm, cap_wm;
-    md_seen *seen;          /* the event-id guard, oldest first; field "E" */
+    md_seen *seen;          /* the event-id guard, roughly oldest first: fields "e<hash>" */
     size_t n_seen, cap_seen;
-    bool seen_dirty;        /* changed since loaded: md_cstate_flush writes "E" */
-    uint64_t *legacy_e;     /* ids loaded from the older one-field-per-id layout ("e<hash>"): deleted at the next flush */
-    size_t n_legacy_e, cap_legacy_e;
     md_attr *attrs;
     size_t n_attrs, cap_attrs;
     int *attr_of; /* rules' profile attribute index -> attrs index or -1 */
@@ -146,10 +143,10 @@ int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partitio
 void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset);
 bool md_cs_seen(const md_cstate *cs, uint64_t hash);
 /* Remembers hash (an event at ts), forgetting ids older than the newest
- * event less horizon_ms, and the oldest beyond MD_SEEN_MAX; returns how many
- * were forgotten for room while still within the horizon. The guard is
- * written back by md_cstate_flush. */
-size_t md_cs_add_seen(md_cstate *cs, uint64_t hash, int64_t ts, int64_t horizon_ms);
+ * event less horizon_ms, and the oldest beyond MD_SEEN_MAX, recording each
+ * field write; returns how many were forgotten for room while still within
+ * the horizon. */
+size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int64_t horizon_ms);
 void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int channel);
 bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *topic, const char *payload);
 const char *md_cs_profile(const md_cstate *cs, int attr); /* NULL when absent */

@@ -770,7 +770,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     cs->exists = true;
 
     /* 2. Counters. */
-    out->dedupe_evicted = md_cs_add_seen(cs, idh, t, r->dedupe_horizon_ms);
+    out->dedupe_evicted = md_cs_add_seen(cs, ops, idh, t, r->dedupe_horizon_ms);
     /* Not stored: the newest event is the newest of its type, and loading
      * the t<k> fields finds it again (one write per event less). */
     if (t > cs->newest_ts) cs->newest_ts = t;
