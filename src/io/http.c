@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,22 @@ extern const char md_web_chart_js[];
 struct md_http {
     struct MHD_Daemon *mhd;
     md_status *st; /* also holds the running configuration (it changes on reload) */
+    /* One Redis connection for every report, made at the first and kept
+     * (each report opened one, with AUTH and SCRIPT LOAD, before); reports
+     * take turns on it. Remade when the configuration's Redis changes
+     * (a reload cannot change it: restart-only; kept simple all the same). */
+    pthread_mutex_t store_lock;
+    md_store *store;
 };
+
+/* Threads answering requests: a report that waits on Redis holds one, and
+ * /healthz and /readyz are answered by the others. */
+#define MD_HTTP_THREADS 4
+#define MD_HTTP_MAX_CONNECTIONS 64
+#define MD_HTTP_MAX_CONNECTIONS_PER_IP 16
+/* The longest report the API serves: a report reads days x campaigns
+ * hashes, and a ten-year range was 7,322 reads and 712 KB of JSON. */
+#define MD_HTTP_REPORT_MAX_DAYS 366
 
 static int64_t wall_ms(void) {
     struct timespec ts;
@@ -38,6 +54,13 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    /* The page loads only its own script and chart library; nothing may
+     * frame it, sniff a type or leak a referrer. */
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -230,10 +253,15 @@ static enum MHD_Result serve_report(md_http *h, struct MHD_Connection *conn) {
     const md_config *cfg = md_status_config_acquire(h->st);
     md_report *rep = NULL;
     bool range_ok = md_report_range(from, to, cfg->rules->default_utc_offset_min, wall_ms(), &d_from, &d_to, err, sizeof(err));
+    if (range_ok && d_to - d_from + 1 > MD_HTTP_REPORT_MAX_DAYS) {
+        snprintf(err, sizeof(err), "a report covers at most %d days (asked for %lld)", MD_HTTP_REPORT_MAX_DAYS, (long long)(d_to - d_from + 1));
+        range_ok = false;
+    }
     if (range_ok) {
-        md_store *store = md_store_new(&cfg->redis, err, sizeof(err));
-        rep = store ? md_report_read(store, cfg, d_from, d_to, err, sizeof(err)) : NULL;
-        md_store_destroy(store);
+        pthread_mutex_lock(&h->store_lock);
+        if (!h->store) h->store = md_store_new(&cfg->redis, err, sizeof(err));
+        rep = h->store ? md_report_read(h->store, cfg, d_from, d_to, err, sizeof(err)) : NULL;
+        pthread_mutex_unlock(&h->store_lock);
     }
     md_status_config_release(h->st);
     if (!range_ok) return respond_error(conn, 400, err);
@@ -303,10 +331,14 @@ md_http *md_http_start(const char *listen, md_status *st, char *errstr, size_t e
         return NULL;
     }
     h->st = st;
+    pthread_mutex_init(&h->store_lock, NULL);
     h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
-                              (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+                              (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_THREAD_POOL_SIZE,
+                              (unsigned)MD_HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MD_HTTP_MAX_CONNECTIONS,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)MD_HTTP_MAX_CONNECTIONS_PER_IP, MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(errstr, errstr_size, "cannot listen on %s (address in use?)", listen);
+        pthread_mutex_destroy(&h->store_lock);
         free(h);
         return NULL;
     }
@@ -316,5 +348,7 @@ md_http *md_http_start(const char *listen, md_status *st, char *errstr, size_t e
 void md_http_stop(md_http *h) {
     if (!h) return;
     MHD_stop_daemon(h->mhd);
+    md_store_destroy(h->store);
+    pthread_mutex_destroy(&h->store_lock);
     free(h);
 }

@@ -110,6 +110,27 @@ RANGE="from=2026-03-01&to=2026-05-31"
 API=$(curl -s "$URL/api/report?$RANGE")
 OC=$(grep -o '"channel":"outbound_call","counts":{[^}]*}' <<<"$API" | head -1)
 check "/api/report counts the 2 triggers of the range and the 1 sent" eq "$(grep -o '"triggered":[0-9]*' <<<"$OC"),$(grep -o '"sent":[0-9]*' <<<"$OC")" '"triggered":2,"sent":1'
+# Hardening of the endpoint: every response forbids sniffing and framing
+# and allows the page nothing but its own script; a report covers at most
+# 366 days; reports share one Redis connection; health checks are answered
+# while reports run.
+HDR=$(curl -sI "$URL/")
+check "responses say nosniff" grep -qi '^X-Content-Type-Options: nosniff' <<<"$HDR"
+check "and carry a Content-Security-Policy that forbids framing" grep -qi "^Content-Security-Policy: default-src 'self';.*frame-ancestors 'none'" <<<"$HDR"
+LONG=$(curl -s -w '\n%{http_code}' "$URL/api/report?from=2016-01-01&to=2026-01-01")
+check "a ten-year report is refused (400)" eq "$(tail -1 <<<"$LONG")" 400
+check "saying the limit" grep -q 'a report covers at most 366 days' <<<"$LONG"
+C0=$(rcli INFO stats | tr -d '\r' | sed -n 's/^total_connections_received://p')
+for i in $(seq 1 10); do curl -s -o /dev/null "$URL/api/report?$RANGE"; done
+C1=$(rcli INFO stats | tr -d '\r' | sed -n 's/^total_connections_received://p')
+check "ten reports open at most one Redis connection (they opened one each)" test $((C1 - C0)) -le 2
+REPORTS=()
+for i in $(seq 1 8); do
+    curl -s -o /dev/null --max-time 30 "$URL/api/report?$RANGE" &
+    REPORTS+=($!)
+done
+check "/healthz answers while reports run" eq "$(code /healthz)" 200
+wait "${REPORTS[@]}" # only these: momentd runs in the background too
 BAD=$(curl -s -w '\n%{http_code}' "$URL/api/report?from=yesterday")
 check "a bad range is a 400" eq "$(tail -1 <<<"$BAD")" 400
 check "with the reason as valid JSON (the quoted input escaped)" eq "$(head -1 <<<"$BAD")" '{"error":"from: expected a day as YYYY-MM-DD, got \"yesterday\""}'
