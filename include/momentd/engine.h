@@ -107,8 +107,13 @@ typedef struct md_cstate_view {
 void md_cstate_view_of(const md_cstate *cs, md_cstate_view *v);
 /* Profile attribute i < n_attrs. */
 void md_cstate_attr(const md_cstate *cs, size_t i, const char **key, const char **value);
-/* Campaign c's own state: armed (hysteresis), fatigue, last contact (0 = never). */
-void md_cstate_campaign(const md_cstate *cs, int c, bool *armed, int *fatigue, int64_t *last_contact);
+/* Campaign c's own state. */
+typedef struct md_campaign_state {
+    bool armed;           /* hysteresis: false after a trigger, until the score falls below rearm_below */
+    int fatigue;          /* unanswered or declined contacts since the last positive response */
+    int64_t last_contact; /* 0 = never */
+} md_campaign_state;
+md_campaign_state md_cstate_campaign(const md_cstate *cs, int c);
 
 /* Pending outbox entries (triggers written but not yet acknowledged by Kafka). */
 size_t md_cstate_pending_count(const md_cstate *cs);

@@ -190,13 +190,10 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
     for (size_t c = 0; c < out->n_campaigns; c++) {
         const md_campaign_eval *e = &out->eval[c];
         const md_cfg_campaign *cc = &cfg->campaigns[c];
-        bool armed;
-        int fatigue;
-        int64_t last_contact;
-        md_cstate_campaign(cs, (int)c, &armed, &fatigue, &last_contact);
+        const md_campaign_state st = md_cstate_campaign(cs, (int)c);
         printf("\ncampaign %s (model %s)\n", cc->name, cc->model.version);
         printf("  score %.3f (threshold %.2f, re-arm below %.2f, %s)\n", e->score, cc->threshold, cc->rearm_below,
-               armed ? "armed" : "disarmed");
+               st.armed ? "armed" : "disarmed");
         printf("  contributions (log-odds; intercept %.2f):\n", cc->model.intercept);
         for (size_t k = 0; k < e->n_contrib; k++) {
             const md_contribution *ct = &e->contrib[k];
@@ -208,8 +205,8 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
         if (e->arm >= 0) printf("  policy arm: %s (%.0f%% of customers)\n", cc->arms[e->arm].name, cc->arms[e->arm].share_pct);
         printf("  cooldown: mode %s, required gap now %.1f days, fatigue %d, last contact %s\n",
                e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode,
-               e->required_gap_days, fatigue,
-               last_contact ? fmt_time(last_contact, tb) : "never");
+               e->required_gap_days, st.fatigue,
+               st.last_contact ? fmt_time(st.last_contact, tb) : "never");
         printf("  channel now: %s\n", e->channel >= 0 ? cfg->channels[e->channel].name : "(no route matches)");
         if (e->suppressed == MD_SUPPRESS_NONE) {
             printf("  an event now: WOULD FIRE%s (if the campaign's fire_on accepts the event)\n", e->holdout ? " (holdout: recorded, not sent)" : "");
@@ -263,16 +260,13 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
     for (size_t c = 0; c < out->n_campaigns; c++) {
         const md_campaign_eval *e = &out->eval[c];
         const md_cfg_campaign *cc = &cfg->campaigns[c];
-        bool armed;
-        int fatigue;
-        int64_t last_contact;
-        md_cstate_campaign(cs, (int)c, &armed, &fatigue, &last_contact);
+        const md_campaign_state st = md_cstate_campaign(cs, (int)c);
         md_jsonw_obj_open(&w);
         md_jsonw_kstr(&w, "campaign", cc->name);
         md_jsonw_kstr(&w, "model_version", cc->model.version);
         md_jsonw_knum(&w, "score", e->score);
         md_jsonw_knum(&w, "threshold", cc->threshold);
-        md_jsonw_kbool(&w, "armed", armed);
+        md_jsonw_kbool(&w, "armed", st.armed);
         md_jsonw_key(&w, "contributions");
         md_jsonw_arr_open(&w);
         for (size_t k = 0; k < e->n_contrib; k++) {
@@ -295,8 +289,8 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
         md_jsonw_kstr(&w, "mode", e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode);
         if (e->arm >= 0) md_jsonw_kstr(&w, "arm", cc->arms[e->arm].name);
         md_jsonw_knum(&w, "required_gap_days", e->required_gap_days);
-        md_jsonw_kint(&w, "fatigue", fatigue);
-        md_jsonw_kstr(&w, "last_contact", last_contact ? fmt_time(last_contact, tb) : "");
+        md_jsonw_kint(&w, "fatigue", st.fatigue);
+        md_jsonw_kstr(&w, "last_contact", st.last_contact ? fmt_time(st.last_contact, tb) : "");
         md_jsonw_obj_close(&w);
         md_jsonw_kstr(&w, "channel", e->channel >= 0 ? cfg->channels[e->channel].name : "");
         md_jsonw_kbool(&w, "would_fire", e->suppressed == MD_SUPPRESS_NONE);

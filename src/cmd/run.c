@@ -63,10 +63,9 @@ typedef struct daemon {
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     md_store *store;
-    struct daemon *self;             /* the one running daemon (reload works on a copy) */
-    md_batch *batch;                 /* owned: built for cfg, replaced on reload */
+    md_batch *batch;                 /* owned: built for cfg, replaced on reload (batch_bufs) */
     rd_kafka_message_t **msgs;       /* owned: the batch's messages, sized by limits.batch_size */
-    struct outmsg *dl;               /* the batch's dead letters */
+    struct outmsg *dl;               /* owned: the batch's dead letters */
     size_t ndl;
     struct outmsg *out;              /* what the sink produces: dead letters and the outbox */
     size_t cap_out;
@@ -528,27 +527,38 @@ static void log_stats(daemon *d, const char *msg) {
     md_log_pairs(MD_LOG_INFO, "daemon", msg, keys, values, N);
 }
 
-/* Builds the batch and the buffers around it for d->cfg. On failure some
- * may be set: free_batch frees whatever was. */
-static bool alloc_batch(daemon *d) {
-    size_t cap = (size_t)d->cfg->limits.batch_size;
-    /* The hooks, counters and histograms are the running daemon's: a reload
-     * builds into a copy of d but hands the batch to d itself. */
-    md_batch_hooks hooks = {sink_deliver, batch_retry, d->self};
-    d->ndl = 0;
-    d->msgs = calloc(cap, sizeof(*d->msgs));
-    d->dl = calloc(cap, sizeof(outmsg));
-    d->batch = md_batch_new(d->cfg, d->store, cap, MD_BATCH_CLOCK_WALL, &hooks, &d->self->n, d->self->snap.latency);
-    return d->msgs && d->dl && d->batch;
+/* A batch and the buffers around it, all sized by one configuration. */
+typedef struct batch_bufs {
+    md_batch *batch;
+    rd_kafka_message_t **msgs;
+    outmsg *dl;
+} batch_bufs;
+
+/* Builds them for cfg; the batch's hooks, counters and histograms are d's.
+ * false when memory ran out: *b is then freed and zeroed. */
+static bool batch_bufs_new(daemon *d, const md_config *cfg, batch_bufs *b) {
+    size_t cap = (size_t)cfg->limits.batch_size;
+    md_batch_hooks hooks = {sink_deliver, batch_retry, d};
+    b->msgs = calloc(cap, sizeof(*b->msgs));
+    b->dl = calloc(cap, sizeof(outmsg));
+    b->batch = md_batch_new(cfg, d->store, cap, MD_BATCH_CLOCK_WALL, &hooks, &d->n, d->snap.latency);
+    if (b->msgs && b->dl && b->batch) return true;
+    md_batch_destroy(b->batch);
+    free(b->msgs);
+    free(b->dl);
+    memset(b, 0, sizeof(*b));
+    return false;
 }
 
-static void free_batch(daemon *d) {
+/* Hands b to d, freeing what d had. */
+static void batch_bufs_install(daemon *d, batch_bufs *b) {
     md_batch_destroy(d->batch);
     free(d->msgs);
     free(d->dl);
-    d->batch = NULL;
-    d->msgs = NULL;
-    d->dl = NULL;
+    d->batch = b->batch;
+    d->msgs = b->msgs;
+    d->dl = b->dl;
+    d->ndl = 0;
 }
 
 static void apply_log_level(const md_config *cfg) {
@@ -587,16 +597,9 @@ static void reload(daemon *d) {
     if (fixed) snprintf(err, sizeof(err), "%s: %s changed; that takes a restart", path, key);
     /* The new batch is built before the running one goes, so a refusal
      * leaves everything as it was. */
-    daemon next = *d;
-    bool buffers = false;
-    if (neu && !fixed) {
-        next.cfg = neu;
-        buffers = alloc_batch(&next);
-        if (!buffers) {
-            free_batch(&next);
-            snprintf(err, sizeof(err), "out of memory allocating the batch buffers");
-        }
-    }
+    batch_bufs next;
+    bool buffers = neu && !fixed && batch_bufs_new(d, neu, &next);
+    if (neu && !fixed && !buffers) snprintf(err, sizeof(err), "out of memory allocating the batch buffers");
     if (!buffers) {
         md_config_destroy(neu);
         d->n.reload_failures++;
@@ -604,12 +607,9 @@ static void reload(daemon *d) {
         publish(d, true);
         return;
     }
-    free_batch(d);
+    batch_bufs_install(d, &next);
     md_config *old = d->cfg;
     d->cfg = neu;
-    d->batch = next.batch;
-    d->msgs = next.msgs;
-    d->dl = next.dl;
     remap_fired(d, old, neu);
     d->n.reloads++;
     learn_outputs(d); /* channels the new configuration added */
@@ -637,12 +637,13 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
     int rc = 1;
     char err[512];
     apply_log_level(cfg);
-    d.self = &d;
     if (!(d.store = md_store_new(&cfg->redis, err, sizeof(err)))) {
         md_log(MD_LOG_ERROR, "redis", err, NULL);
         goto out;
     }
-    if (!alloc_batch(&d)) {
+    batch_bufs first;
+    if (batch_bufs_new(&d, cfg, &first)) batch_bufs_install(&d, &first);
+    else {
         md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
         goto out;
     }
@@ -779,7 +780,8 @@ out:
     if (rc == 0) log_stats(&d, "stopped");
     md_store_destroy(d.store);
     md_status_destroy(d.status);
-    free_batch(&d);
+    batch_bufs none = {0};
+    batch_bufs_install(&d, &none); /* frees the running ones */
     free(d.out);
     md_config_destroy(d.cfg);
     return rc;

@@ -1002,10 +1002,9 @@ void md_cstate_attr(const md_cstate *cs, size_t i, const char **key, const char 
     *value = cs->attrs[i].value;
 }
 
-void md_cstate_campaign(const md_cstate *cs, int c, bool *armed, int *fatigue, int64_t *last_contact) {
-    *armed = !cs->camps[c].disarmed;
-    *fatigue = cs->camps[c].fatigue;
-    *last_contact = cs->camps[c].last_contact;
+md_campaign_state md_cstate_campaign(const md_cstate *cs, int c) {
+    md_campaign_state st = {!cs->camps[c].disarmed, cs->camps[c].fatigue, cs->camps[c].last_contact};
+    return st;
 }
 
 int64_t md_cpstate_ttl_ms(const md_config *cfg) { return cfg->rules->max_cap_span_ms + MD_DAY_MS; }

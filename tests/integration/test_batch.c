@@ -131,39 +131,24 @@ static md_store *store_for(const char *prefix) {
     return s;
 }
 
-/* Path A: what `momentd run` does with each polled message. */
-static void run_daemon_path(md_store *s, capture *out, md_counters *n) {
-    char err[512], detail[64];
-    md_batch_hooks hooks = {capture_deliver, NULL, out};
-    md_batch *b = md_batch_new(cfg, s, 7, MD_BATCH_CLOCK_WALL, &hooks, n, NULL);
-    cr_assert(b);
-    const int64_t wall = T0 + 200 * DAY;
-    for (size_t i = 0; i < n_msgs; i++) {
-        if (md_batch_full(b)) cr_assert_eq(md_batch_run(b, wall, err, sizeof(err)), MD_ERR_OK, "%s", err);
-        md_message m = {msgs[i].topic, 0, (int64_t)i, msgs[i].key, strlen(msgs[i].key), msgs[i].json, strlen(msgs[i].json)};
-        const char *reason = NULL;
-        cr_assert_eq(md_batch_add_message(b, &m, wall, &reason, detail, sizeof(detail)), MD_ERR_OK, "%s %s", reason, detail);
-    }
-    cr_assert_eq(md_batch_run(b, wall, err, sizeof(err)), MD_ERR_OK, "%s", err);
-    md_batch_destroy(b);
-}
-
-/* Path A again, with a new batch for every run, as after a restart between
+/* Path A: what `momentd run` does with each polled message. With
+ * restarting, a new batch is made for every run, as after a restart between
  * two batches: whatever a batch keeps in memory (the contact points' state
  * among it) must come from Redis, not from the run before. */
-static void run_daemon_path_restarting(md_store *s, capture *out, md_counters *n) {
+static void run_daemon_path(md_store *s, capture *out, md_counters *n, bool restarting) {
     char err[512], detail[64];
     md_batch_hooks hooks = {capture_deliver, NULL, out};
     const int64_t wall = T0 + 200 * DAY;
     md_batch *b = NULL;
     for (size_t i = 0; i < n_msgs; i++) {
-        if (!b || md_batch_full(b)) {
-            if (b) {
-                cr_assert_eq(md_batch_run(b, wall, err, sizeof(err)), MD_ERR_OK, "%s", err);
+        if (b && md_batch_full(b)) {
+            cr_assert_eq(md_batch_run(b, wall, err, sizeof(err)), MD_ERR_OK, "%s", err);
+            if (restarting) {
                 md_batch_destroy(b);
+                b = NULL;
             }
-            cr_assert(b = md_batch_new(cfg, s, 7, MD_BATCH_CLOCK_WALL, &hooks, n, NULL));
         }
+        if (!b) cr_assert(b = md_batch_new(cfg, s, 7, MD_BATCH_CLOCK_WALL, &hooks, n, NULL));
         md_message m = {msgs[i].topic, 0, (int64_t)i, msgs[i].key, strlen(msgs[i].key), msgs[i].json, strlen(msgs[i].json)};
         const char *reason = NULL;
         cr_assert_eq(md_batch_add_message(b, &m, wall, &reason, detail, sizeof(detail)), MD_ERR_OK, "%s %s", reason, detail);
@@ -270,7 +255,7 @@ Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
     md_counters na, nb;
     memset(&na, 0, sizeof(na));
     memset(&nb, 0, sizeof(nb));
-    run_daemon_path(sa, ca, &na);
+    run_daemon_path(sa, ca, &na, false);
     run_driver_path(sb, cb, &nb);
 
     /* What the configuration promises, so that equality is not two empty runs. */
@@ -312,7 +297,7 @@ Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
     capture *cc = calloc(1, sizeof(*cc));
     md_counters nc;
     memset(&nc, 0, sizeof(nc));
-    run_daemon_path_restarting(sc, cc, &nc);
+    run_daemon_path(sc, cc, &nc, true);
     cr_assert_eq(nc.triggers, na.triggers, "restarting between batches: %" PRIu64 " moments, %" PRIu64 " without", nc.triggers, na.triggers);
     cr_assert_eq(nc.suppressed[MD_SUPPRESS_CAP_CONTACT_POINT], na.suppressed[MD_SUPPRESS_CAP_CONTACT_POINT]);
     char *dc = dump_namespace(sc, pc);
