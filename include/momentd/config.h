@@ -137,10 +137,8 @@ typedef struct md_cfg_cooldown {
     double fixed_days;
     double min_days;
     double max_days;
-    double trough;
-    double peak;
-    double fatigue_step;
-    double fatigue_max;
+    double recovery_days;
+    double repeat_penalty;
 } md_cfg_cooldown;
 
 #define MD_MAX_ARMS 8 /* policy arms per campaign */
@@ -169,6 +167,9 @@ typedef struct md_cfg_campaign {
     char *fire_on;
     double threshold;
     double rearm_below;
+    double conversion_value;
+    double unwanted_cost;
+    int64_t skip_after_conversion_ms;
     double holdout_pct;
     char *conversion;       /* expression over event fields; "" = none */
     int64_t attribution_ms;
@@ -195,6 +196,7 @@ typedef struct md_cfg_channel {
     char *quiet_start; /* "HH:MM" local; equal start and end = no quiet hours */
     char *quiet_end;
     int64_t fresh_for_ms;
+    double contact_cost;
     md_cfg_cap *caps;
     size_t n_caps;
 } md_cfg_channel;
@@ -211,6 +213,9 @@ typedef struct md_cfg_contact {
 typedef struct md_cfg_outcomes {
     int64_t horizon_ms;
     int64_t hangup_within_ms;
+    int64_t fatigue_half_life_ms;
+    double fatigue_no_answer, fatigue_declined, fatigue_hangup, fatigue_complaint;
+    double fatigue_penalty;
 } md_cfg_outcomes;
 
 typedef struct md_cfg_http {

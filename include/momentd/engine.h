@@ -110,8 +110,10 @@ void md_cstate_attr(const md_cstate *cs, size_t i, const char **key, const char 
 /* Campaign c's own state. */
 typedef struct md_campaign_state {
     bool armed;           /* hysteresis: false after a trigger, until the score falls below rearm_below */
-    int fatigue;          /* unanswered or declined contacts since the last positive response */
+    double fatigue;       /* as stored, at fatigue_ts (md_cstate_fatigue decays it to a time) */
+    int64_t fatigue_ts;
     int64_t last_contact; /* 0 = never */
+    int64_t last_conversion; /* 0 = none seen */
 } md_campaign_state;
 md_campaign_state md_cstate_campaign(const md_cstate *cs, int c);
 
@@ -179,7 +181,10 @@ const char *md_applied_name(md_applied a);
     X(CAP_CUSTOMER, "cap_customer")                             \
     X(CAP_CHANNEL, "cap_channel")                               \
     X(CAP_CONTACT_POINT, "cap_contact_point")                   \
-    X(QUIET_HOURS, "quiet_hours")
+    X(QUIET_HOURS, "quiet_hours")                               \
+    X(RECENT_CONVERSION, "recent_conversion")                   \
+    X(LOW_VALUE, "low_value")                                   \
+    X(STALE, "stale")
 
 typedef enum md_suppress {
 #define MD_SUPPRESS_ENUM(name, text) MD_SUPPRESS_##name,
@@ -210,6 +215,9 @@ typedef struct md_campaign_eval {
     bool holdout;
     int channel;                  /* chosen channel when routed, else -1 */
     int arm;                      /* the customer's policy arm, or -1 when the campaign has none */
+    double fatigue;               /* the campaign's fatigue now, decayed */
+    double p_contact;             /* score x (1 - fatigue_penalty)^fatigue: what both policy modes compare with the threshold */
+    double value;                 /* expected value of contacting now on channel, yuan (the moment's priority) */
     double required_gap_days;     /* cooldown now */
     double days_since_last_contact; /* -1 when never contacted by this campaign */
     int64_t eligible_again_ms;    /* earliest time cooldown/blocks allow a contact; 0 = now */
@@ -241,6 +249,9 @@ typedef struct md_engine_out {
     /* Event ids the guard forgot to make room while still within the
      * horizon (a customer with more than its capacity of events in it). */
     size_t dedupe_evicted;
+    /* Decisions to contact that came too late: the moment had expired
+     * before it could be emitted (docs/SPEC.md section 6). */
+    size_t n_stale;
     /* md_engine_outcome: why a follow-up was not sent, NONE when none was stopped. */
     md_suppress follow_up_suppressed;
 } md_engine_out;
@@ -323,12 +334,28 @@ int64_t md_cstate_window_raw(const md_cstate *cs, int window, int64_t t_ms);
 /* Window value as features see it (fen converted to yuan for amount sums). */
 double md_cstate_window(const md_config *cfg, const md_cstate *cs, int window, int64_t t_ms);
 bool md_cstate_balance(const md_cstate *cs, double *balance);
-int md_cstate_fatigue(const md_cstate *cs, int campaign);
+double md_cstate_fatigue(const md_cstate *cs, int campaign, int64_t t); /* decayed to t */
 
-/* The adaptive cooldown curve (docs/SPEC.md section 6): max_days at or below trough,
- * min_days at or above peak, linear between, times the fatigue multiplier
- * min(1 + fatigue_step * unanswered, fatigue_max). fixed mode: fixed_days. */
-double md_cooldown_required_days(const md_cfg_cooldown *cd, double score, int unanswered);
+/* The contact policy (docs/SPEC.md section 6).
+ *
+ * md_fatigue_at: fatigue stored as amount at since_ms, halved every
+ * half_life_ms after it (since_ms 0: an older state, not decayed).
+ *
+ * md_contact_value: what contacting now is expected to be worth, yuan:
+ *   p x conversion_value x (1 - repeat_penalty x exp(-d / recovery_days))
+ *     - contact_cost - unwanted_cost x (1 - p)
+ * where d is the days since the campaign's last contact (< 0: never, no
+ * repeat penalty); fixed mode has no repeat term (d = never).
+ *
+ * md_cooldown_required_days: the gap after which a contact at probability p
+ * is worth as much as one at the threshold made with no contact before it:
+ * fixed: fixed_days; adaptive: recovery_days x ln(repeat_penalty x p x V /
+ * ((p - threshold) x (V + unwanted_cost))), within [min_days, max_days]
+ * (max_days at or below the threshold). */
+double md_fatigue_at(double amount, int64_t since_ms, int64_t t_ms, int64_t half_life_ms);
+double md_contact_value(const md_cfg_cooldown *cd, double p, double days_since_contact, double conversion_value, double contact_cost,
+                        double unwanted_cost);
+double md_cooldown_required_days(const md_cfg_cooldown *cd, double p, double threshold, double conversion_value, double unwanted_cost);
 
 /* Whether local minute-of-day falls in [start, end) (wrapping past midnight);
  * start == end means no quiet hours. */

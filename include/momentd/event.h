@@ -127,7 +127,9 @@ md_err md_event_parse(md_event_parser *p, const char *buf, size_t len, const cha
     X(DECLINED, "declined")                                                    \
     X(NO_ANSWER, "no_answer")                                                  \
     X(COMPLAINT, "complaint")                                                  \
-    X(OPT_OUT, "opt_out")
+    X(OPT_OUT, "opt_out")                                                      \
+    X(NOT_CALLED, "not_called")                                                \
+    X(EXPIRED, "expired")
 
 typedef enum md_outcome_status {
 #define MD_OUTCOME_ENUM(name, text) MD_OUTCOME_##name,

@@ -203,10 +203,12 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
                 printf("    %+7.3f  profile.%s\n", ct->contribution, cc->model.statics[-ct->feature - 1].attribute);
         }
         if (e->arm >= 0) printf("  policy arm: %s (%.0f%% of customers)\n", cc->arms[e->arm].name, cc->arms[e->arm].share_pct);
-        printf("  cooldown: mode %s, required gap now %.1f days, fatigue %d, last contact %s\n",
-               e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode,
-               e->required_gap_days, st.fatigue,
+        printf("  contact: p %.3f (score x (1 - %.2f)^fatigue %.2f), value now %.2f yuan (the moment's priority)\n", e->p_contact,
+               cfg->outcomes.fatigue_penalty, e->fatigue, e->value);
+        printf("  cooldown: mode %s, required gap now %.1f days, last contact %s\n",
+               e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode, e->required_gap_days,
                st.last_contact ? fmt_time(st.last_contact, tb) : "never");
+        if (st.last_conversion) printf("  last conversion: %s\n", fmt_time(st.last_conversion, tb));
         printf("  channel now: %s\n", e->channel >= 0 ? cfg->channels[e->channel].name : "(no route matches)");
         if (e->suppressed == MD_SUPPRESS_NONE) {
             printf("  an event now: WOULD FIRE%s (if the campaign's fire_on accepts the event)\n", e->holdout ? " (holdout: recorded, not sent)" : "");
@@ -289,7 +291,10 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
         md_jsonw_kstr(&w, "mode", e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode);
         if (e->arm >= 0) md_jsonw_kstr(&w, "arm", cc->arms[e->arm].name);
         md_jsonw_knum(&w, "required_gap_days", e->required_gap_days);
-        md_jsonw_kint(&w, "fatigue", st.fatigue);
+        md_jsonw_knum(&w, "fatigue", e->fatigue);
+        md_jsonw_knum(&w, "p_contact", e->p_contact);
+        md_jsonw_knum(&w, "value", e->value);
+        md_jsonw_kstr(&w, "last_conversion", st.last_conversion ? fmt_time(st.last_conversion, tb) : "");
         md_jsonw_kstr(&w, "last_contact", st.last_contact ? fmt_time(st.last_contact, tb) : "");
         md_jsonw_obj_close(&w);
         md_jsonw_kstr(&w, "channel", e->channel >= 0 ? cfg->channels[e->channel].name : "");

@@ -197,8 +197,9 @@ static md_err on_moments(void *ctx, const md_delivery *dv, size_t n, char *err, 
         memset(&q, 0, sizeof(q));
         q.customer = parse_customer(d->customer_id);
         q.channel = strcmp(s->cfg->channels[d->channel].name, "in_app") == 0 ? CH_APP : CH_CALL;
-        const char *sc = strstr(d->payload, "\"score\":");
-        q.score = sc ? strtod(sc + 8, NULL) : 0;
+        /* The dialer sorts by the moment's priority (its expected value). */
+        const char *pr = strstr(d->payload, "\"priority\":");
+        q.score = pr ? strtod(pr + 11, NULL) : 0;
         /* Served half an hour after the moment (its event time), or at its not_before. */
         q.ts_ms = json_time(d->payload, "event_time", T0_MS + s->day * DAY_MS + 12 * HOUR_MS) + HOUR_MS / 2;
         int64_t not_before = json_time(d->payload, "not_before", 0);
@@ -412,7 +413,10 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
             person *p = &s->people[q->customer];
             bool app = q->channel == CH_APP;
             if ((app ? pushes >= sc->app_per_day : calls >= sc->calls_per_day) || p->opted_out) {
+                /* The dialer says so: a contact never made starts no cooldown. */
                 st->uncalled++;
+                st->outcomes++;
+                if (report_outcome(dr, q, "not_called", q->ts_ms + HOUR_MS, false, err, errsz)) goto out;
                 continue;
             }
             double amount;

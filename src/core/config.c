@@ -150,14 +150,13 @@ static const md_field model_fields[] = {
 static const md_table model_table = {"model", model_fields, NF(model_fields)};
 
 static const md_field cooldown_fields[] = {
-    ENUM(md_cfg_cooldown, "mode", mode, "adaptive", "adaptive|fixed", "fixed: always fixed_days; adaptive: by score and fatigue."),
+    ENUM(md_cfg_cooldown, "mode", mode, "adaptive", "adaptive|fixed",
+         "fixed: the old rule, never again within fixed_days; adaptive: the gap falls out of the contact's expected value (docs/SPEC.md section 6)."),
     NUM(md_cfg_cooldown, fixed_days, "45", 0, 3650, "Gap of the fixed mode."),
-    NUM(md_cfg_cooldown, min_days, "3", 0, 3650, "Gap at or above the peak score."),
-    NUM(md_cfg_cooldown, max_days, "90", 0, 3650, "Gap at or below the trough score."),
-    NUM(md_cfg_cooldown, trough, "0.5", 0, 1, "Score at or below which the gap is max_days."),
-    NUM(md_cfg_cooldown, peak, "0.9", 0, 1, "Score at or above which the gap is min_days."),
-    NUM(md_cfg_cooldown, fatigue_step, "0.5", 0, 10, "Each unanswered or declined contact multiplies the gap by (1 + step * n)."),
-    NUM(md_cfg_cooldown, fatigue_max, "4", 1, 100, "Largest fatigue multiplier."),
+    NUM(md_cfg_cooldown, min_days, "3", 0, 3650, "adaptive: shortest gap, reached at demand peaks."),
+    NUM(md_cfg_cooldown, max_days, "45", 0, 3650, "adaptive: the gap at the threshold; never longer (the baseline rule it replaces)."),
+    NUM(md_cfg_cooldown, recovery_days, "6", 0.01, 365, "adaptive: how fast response recovers after a contact: a contact d days ago leaves 1 - repeat_penalty * exp(-d / recovery_days) of it."),
+    NUM(md_cfg_cooldown, repeat_penalty, "0.9", 0, 1, "adaptive: the share of response a contact made just now takes away."),
 };
 static const md_table cooldown_table = {"cooldown", cooldown_fields, NF(cooldown_fields)};
 
@@ -188,7 +187,10 @@ static const md_field campaign_fields[] = {
     EXPR(md_cfg_campaign, eligible, "", "Who may be contacted at all (tags); empty = everyone."),
     EXPR(md_cfg_campaign, fire_on, "", "Which events may fire the campaign (event.type, event.reason, ...); empty = any."),
     NUM(md_cfg_campaign, threshold, NULL, 0, 1, "Score that fires on an upward crossing."),
-    NUM(md_cfg_campaign, rearm_below, NULL, 0, 1, "After firing, the campaign re-arms only when the score falls below this."),
+    NUM(md_cfg_campaign, rearm_below, NULL, 0, 1, "After firing, the campaign re-arms only when the score falls below this (or at once after no_answer, not_called or expired)."),
+    NUM(md_cfg_campaign, conversion_value, "1000", 0, 1e9, "What one conversion is worth, yuan: the contact's expected value is p x this, less costs."),
+    NUM(md_cfg_campaign, unwanted_cost, "0", 0, 1e9, "What a contact the customer did not want costs (complaint and opt-out risk), yuan, weighed by 1 - p."),
+    DUR(md_cfg_campaign, "skip_after_conversion", skip_after_conversion_ms, "0", 0, 3650 * MS_DAY, "No contact for this long after a conversion of this campaign (its own purchase); 0 = off."),
     NUM(md_cfg_campaign, holdout_pct, "0", 0, 100, "Share of customers (stable hash) recorded on the holdout topic instead of contacted."),
     EXPR(md_cfg_campaign, conversion, "", "Events that count as a conversion of this campaign (over event fields, e.g. kind == \"prepay\"); empty = none observed."),
     DUR(md_cfg_campaign, "attribution", attribution_ms, "30d", MS_DAY / 24, 365 * MS_DAY, "A conversion counts for the campaign's trigger (treated or holdout) at most this long before it."),
@@ -213,7 +215,8 @@ static const md_field channel_fields[] = {
     STR(md_cfg_channel, topic, NULL, "Topic the channel's subscriber reads."),
     TOD(md_cfg_channel, quiet_start, "00:00", "Start of quiet hours, customer's local time."),
     TOD(md_cfg_channel, quiet_end, "00:00", "End of quiet hours; equal to start means none."),
-    DUR(md_cfg_channel, "fresh_for", fresh_for_ms, NULL, 60000, 30 * MS_DAY, "A moment expires this long after its event (expires_at)."),
+    DUR(md_cfg_channel, "fresh_for", fresh_for_ms, NULL, 60000, 30 * MS_DAY, "A moment expires this long after its event (expires_at); one that would be emitted after that is not emitted (stale)."),
+    NUM(md_cfg_channel, contact_cost, "0", 0, 1e9, "What one contact on this channel costs, yuan (an agent's call, an SMS); subtracted from its expected value."),
     ARR(md_cfg_channel, "caps", caps, n_caps, cap_table, md_cfg_cap, NULL, "Per-customer caps on this channel."),
 };
 static const md_table channel_table = {"channel", channel_fields, NF(channel_fields)};
@@ -230,7 +233,13 @@ static const md_table contact_table = {"contact_policy", contact_fields, NF(cont
 
 static const md_field outcome_fields[] = {
     DUR(md_cfg_outcomes, "horizon", horizon_ms, "30d", MS_DAY, 365 * MS_DAY, "How long after a trigger its outcomes are accepted; later ones, and ones for unknown triggers, are counted and ignored."),
-    DUR(md_cfg_outcomes, "hangup_within", hangup_within_ms, "5s", 0, 600000, "A reached call shorter than this (outcome duration_s) counts as a hang-up: fatigue grows as for no_answer."),
+    DUR(md_cfg_outcomes, "hangup_within", hangup_within_ms, "5s", 0, 600000, "A reached call shorter than this (outcome duration_s) counts as a hang-up (fatigue_hangup)."),
+    DUR(md_cfg_outcomes, "fatigue_half_life", fatigue_half_life_ms, "30d", MS_DAY / 24, 3650 * MS_DAY, "Fatigue halves this long after it last grew: people forget."),
+    NUM(md_cfg_outcomes, fatigue_no_answer, "0.5", 0, 100, "Fatigue added by an unanswered call (the customer may simply have been busy)."),
+    NUM(md_cfg_outcomes, fatigue_declined, "1", 0, 100, "Fatigue added by a declined offer."),
+    NUM(md_cfg_outcomes, fatigue_hangup, "1.5", 0, 100, "Fatigue added by a call hung up within hangup_within."),
+    NUM(md_cfg_outcomes, fatigue_complaint, "3", 0, 100, "Fatigue added by a complaint (an outcome, or an inbound complaint call after a recent contact)."),
+    NUM(md_cfg_outcomes, fatigue_penalty, "0.15", 0, 1, "Each unit of fatigue multiplies the probability of a response by (1 - this); both policy modes compare that probability with the threshold."),
 };
 static const md_table outcome_table = {"outcomes", outcome_fields, NF(outcome_fields)};
 

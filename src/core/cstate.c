@@ -32,8 +32,11 @@
  *                           of them within the horizon, so that it stays bounded
  *   p:<attribute>           profile attribute
  *   a:<campaign>            "0" while the campaign is disarmed (hysteresis)
- *   f:<campaign>            unanswered or declined contacts since the last positive response
+ *   f:<campaign>            fatigue, "<thousandths>,<time ms it was set>" (it decays from then;
+ *                           older states wrote a plain count, read as that many units, undecayed)
  *   l:<campaign>            time of the campaign's last contact
+ *   lp:<campaign>           the contact before it (restored when the last is released)
+ *   c:<campaign>            time of the campaign's last conversion (skip_after_conversion)
  *   k:<time>:<campaign>     contact log entry, value = channel (caps)
  *   cb / bo / oo            complaint block until, blackout until, opted out
  *   g:<trigger id>          trigger record, "<fired ms>,<holdout 0/1>,<bits>,<channel>,<campaign>";
@@ -54,6 +57,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,12 +472,34 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         reindex_attrs(cs);
         return;
     }
-    if (fl > 2 && f[1] == ':' && (f[0] == 'a' || f[0] == 'f' || f[0] == 'l')) {
+    if (fl > 3 && f[0] == 'l' && f[1] == 'p' && f[2] == ':') {
+        int c = campaign_by_name(cfg, f + 3, fl - 3);
+        if (c < 0) return;
+        if (!parse_i64(v, vl, &x)) goto bad;
+        cs->camps[c].prev_contact = x;
+        return;
+    }
+    if (fl > 2 && f[1] == ':' && f[0] == 'f') {
+        int c = campaign_by_name(cfg, f + 2, fl - 2);
+        if (c < 0) return;
+        const char *comma = memchr(v, ',', vl);
+        if (!comma) { /* an older state: a count of units, never decayed */
+            if (!parse_i64(v, vl, &x)) goto bad;
+            cs->camps[c].fatigue = (double)(x < 0 ? 0 : x > 1000 ? 1000 : x);
+            cs->camps[c].fatigue_ts = 0;
+            return;
+        }
+        if (!parse_i64(v, (size_t)(comma - v), &x) || !parse_i64(comma + 1, vl - (size_t)(comma - v) - 1, &y) || x < 0) goto bad;
+        cs->camps[c].fatigue = (double)(x > 1000000 ? 1000000 : x) / 1000.0;
+        cs->camps[c].fatigue_ts = y;
+        return;
+    }
+    if (fl > 2 && f[1] == ':' && (f[0] == 'a' || f[0] == 'l' || f[0] == 'c')) {
         int c = campaign_by_name(cfg, f + 2, fl - 2);
         if (c < 0) return; /* a campaign no longer configured */
         if (!parse_i64(v, vl, &x)) goto bad;
         if (f[0] == 'a') cs->camps[c].disarmed = x == 0;
-        else if (f[0] == 'f') cs->camps[c].fatigue = (int)(x < 0 ? 0 : x > 1000 ? 1000 : x);
+        else if (f[0] == 'c') cs->camps[c].last_conversion = x;
         else cs->camps[c].last_contact = x;
         return;
     }
@@ -757,12 +783,19 @@ static void set_named_int(md_ops *ops, const char *prefix, const char *name, int
     md_cs_set_int(ops, field, v);
 }
 
-void md_cs_set_fatigue(md_cstate *cs, md_ops *ops, int c, int fatigue) {
-    char field[200];
+void md_cs_set_fatigue(md_cstate *cs, md_ops *ops, int c, double fatigue, int64_t t) {
+    char field[200], val[48];
+    if (fatigue < 0.0005) fatigue = 0;
+    if (fatigue > 1000) fatigue = 1000;
     cs->camps[c].fatigue = fatigue;
+    cs->camps[c].fatigue_ts = t;
     snprintf(field, sizeof(field), "f:%s", cs->cfg->campaigns[c].name);
-    if (fatigue == 0) md_ops_add(ops, MD_OP_DEL, field, NULL);
-    else md_cs_set_int(ops, field, fatigue);
+    if (fatigue == 0) {
+        md_ops_add(ops, MD_OP_DEL, field, NULL);
+        return;
+    }
+    snprintf(val, sizeof(val), "%lld,%" PRId64, (long long)llround(fatigue * 1000), t);
+    md_ops_add(ops, MD_OP_SET, field, val);
 }
 
 void md_cs_set_armed(md_cstate *cs, md_ops *ops, int c, bool armed) {
@@ -774,8 +807,44 @@ void md_cs_set_armed(md_cstate *cs, md_ops *ops, int c, bool armed) {
 }
 
 void md_cs_set_last_contact(md_cstate *cs, md_ops *ops, int c, int64_t t) {
-    cs->camps[c].last_contact = t;
+    md_camp_st *st = &cs->camps[c];
+    if (st->last_contact > 0 && st->last_contact != t) {
+        st->prev_contact = st->last_contact;
+        set_named_int(ops, "lp:", cs->cfg->campaigns[c].name, st->prev_contact);
+    }
+    st->last_contact = t;
     set_named_int(ops, "l:", cs->cfg->campaigns[c].name, t);
+}
+
+void md_cs_set_last_conversion(md_cstate *cs, md_ops *ops, int c, int64_t t) {
+    cs->camps[c].last_conversion = t;
+    set_named_int(ops, "c:", cs->cfg->campaigns[c].name, t);
+}
+
+void md_cs_release_contact(md_cstate *cs, md_ops *ops, const md_trec *t) {
+    if (t->campaign < 0) return;
+    const char *name = cs->cfg->campaigns[t->campaign].name;
+    char field[160];
+    size_t keep = 0;
+    for (size_t i = 0; i < cs->n_contacts; i++) {
+        const md_contact *k = &cs->contacts[i];
+        if (k->ts == t->fired_ms && k->campaign == t->campaign) {
+            snprintf(field, sizeof(field), "k:%" PRId64 ":%s", k->ts, name);
+            md_ops_add(ops, MD_OP_DEL, field, NULL);
+            continue;
+        }
+        cs->contacts[keep++] = *k;
+    }
+    cs->n_contacts = keep;
+    md_camp_st *st = &cs->camps[t->campaign];
+    if (st->last_contact != t->fired_ms) return; /* a later contact stands */
+    st->last_contact = st->prev_contact;
+    st->prev_contact = 0;
+    snprintf(field, sizeof(field), "lp:%s", name);
+    md_ops_add(ops, MD_OP_DEL, field, NULL);
+    snprintf(field, sizeof(field), "l:%s", name);
+    if (st->last_contact > 0) set_named_int(ops, "l:", name, st->last_contact);
+    else md_ops_add(ops, MD_OP_DEL, field, NULL);
 }
 
 void md_cs_set_complaint_until(md_cstate *cs, md_ops *ops, int64_t until) {
@@ -978,7 +1047,9 @@ bool md_cstate_balance(const md_cstate *cs, double *balance) {
     return cs->has_balance;
 }
 
-int md_cstate_fatigue(const md_cstate *cs, int campaign) { return cs->camps[campaign].fatigue; }
+double md_cstate_fatigue(const md_cstate *cs, int campaign, int64_t t) {
+    return md_fatigue_at(cs->camps[campaign].fatigue, cs->camps[campaign].fatigue_ts, t, cs->cfg->outcomes.fatigue_half_life_ms);
+}
 
 void md_cstate_view_of(const md_cstate *cs, md_cstate_view *v) {
     v->customer_id = cs->customer_id;
@@ -1003,7 +1074,8 @@ void md_cstate_attr(const md_cstate *cs, size_t i, const char **key, const char 
 }
 
 md_campaign_state md_cstate_campaign(const md_cstate *cs, int c) {
-    md_campaign_state st = {!cs->camps[c].disarmed, cs->camps[c].fatigue, cs->camps[c].last_contact};
+    const md_camp_st *k = &cs->camps[c];
+    md_campaign_state st = {!k->disarmed, k->fatigue, k->fatigue_ts, k->last_contact, k->last_conversion};
     return st;
 }
 

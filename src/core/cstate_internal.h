@@ -74,8 +74,11 @@ typedef struct md_incr {
 
 typedef struct md_camp_st {
     bool disarmed;
-    int fatigue;
+    double fatigue;          /* as of fatigue_ts; md_fatigue_at decays it */
+    int64_t fatigue_ts;      /* 0: a state written before fatigue decayed (not decayed) */
     int64_t last_contact;
+    int64_t prev_contact;    /* the last contact before it: restored when it is released */
+    int64_t last_conversion; /* of this campaign's conversion expression; 0 = none seen */
 } md_camp_st;
 
 typedef struct md_attr {
@@ -151,9 +154,14 @@ void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int
 bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *topic, const char *payload);
 const char *md_cs_profile(const md_cstate *cs, int attr); /* NULL when absent */
 /* Scalar fields: each sets the state in memory and records its write. */
-void md_cs_set_fatigue(md_cstate *cs, md_ops *ops, int c, int fatigue); /* 0 deletes the field */
+void md_cs_set_fatigue(md_cstate *cs, md_ops *ops, int c, double fatigue, int64_t t); /* 0 deletes the field */
 void md_cs_set_armed(md_cstate *cs, md_ops *ops, int c, bool armed);
-void md_cs_set_last_contact(md_cstate *cs, md_ops *ops, int c, int64_t t);
+void md_cs_set_last_contact(md_cstate *cs, md_ops *ops, int c, int64_t t); /* keeps the one before for a release */
+void md_cs_set_last_conversion(md_cstate *cs, md_ops *ops, int c, int64_t t);
+/* Takes back the contact trigger t made (its channel said it never
+ * happened: not_called, expired): its contact-log entry goes, and the
+ * campaign's last contact is the one before it again when t's was the last. */
+void md_cs_release_contact(md_cstate *cs, md_ops *ops, const md_trec *t);
 void md_cs_set_complaint_until(md_cstate *cs, md_ops *ops, int64_t until);
 void md_cs_set_blackout_until(md_cstate *cs, md_ops *ops, int64_t until);
 void md_cs_set_opted_out(md_cstate *cs, md_ops *ops);

@@ -46,15 +46,35 @@ void md_engine_out_fini(md_engine_out *out) {
 /* ------------------------------------------------------------------------- */
 /* Pure pieces                                                                */
 
-double md_cooldown_required_days(const md_cfg_cooldown *cd, double score, int unanswered) {
-    if (strcmp(cd->mode, "fixed") == 0) return cd->fixed_days;
-    double gap;
-    if (score <= cd->trough) gap = cd->max_days;
-    else if (score >= cd->peak) gap = cd->min_days;
-    else gap = cd->max_days - (score - cd->trough) / (cd->peak - cd->trough) * (cd->max_days - cd->min_days);
-    double fatigue = 1.0 + cd->fatigue_step * (unanswered > 0 ? unanswered : 0);
-    if (fatigue > cd->fatigue_max) fatigue = cd->fatigue_max;
-    return gap * fatigue;
+double md_fatigue_at(double amount, int64_t since_ms, int64_t t_ms, int64_t half_life_ms) {
+    if (amount <= 0) return 0;
+    if (since_ms <= 0 || t_ms <= since_ms || half_life_ms <= 0) return amount;
+    return amount * exp2(-(double)(t_ms - since_ms) / (double)half_life_ms);
+}
+
+static bool is_fixed(const md_cfg_cooldown *cd) { return strcmp(cd->mode, "fixed") == 0; }
+
+double md_contact_value(const md_cfg_cooldown *cd, double p, double days_since_contact, double conversion_value, double contact_cost,
+                        double unwanted_cost) {
+    double recovered = 1;
+    if (!is_fixed(cd) && days_since_contact >= 0) recovered = 1 - cd->repeat_penalty * exp(-days_since_contact / cd->recovery_days);
+    return p * conversion_value * recovered - contact_cost - unwanted_cost * (1 - p);
+}
+
+double md_cooldown_required_days(const md_cfg_cooldown *cd, double p, double threshold, double conversion_value, double unwanted_cost) {
+    if (is_fixed(cd)) return cd->fixed_days;
+    /* Contacting at p after d days is worth what a threshold contact with
+     * no contact before it is worth when
+     *   p V (1 - rho e^(-d/tau)) - U (1 - p) = theta V - U (1 - theta)
+     * (the contact cost is on both sides), so
+     *   d = tau ln(rho p V / ((p - theta)(V + U))):
+     * long just above the threshold, short at peaks. */
+    if (p <= threshold || conversion_value <= 0) return cd->max_days;
+    double ratio = cd->repeat_penalty * p * conversion_value / ((p - threshold) * (conversion_value + unwanted_cost));
+    double d = ratio > 0 ? cd->recovery_days * log(ratio) : 0;
+    if (!(d < cd->max_days)) d = cd->max_days; /* also NaN */
+    if (d < cd->min_days) d = cd->min_days;
+    return d;
 }
 
 bool md_quiet_hours_active(int start_min, int end_min, int64_t t_ms, int utc_offset_min) {
@@ -390,14 +410,19 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
     e->eligible_again_ms = 0;
     e->deciding_rule = NULL;
     const md_cfg_cooldown *cd = cooldown_of(cfg, cs, c, &e->arm);
-    e->required_gap_days = md_cooldown_required_days(cd, e->score, st->fatigue);
+    /* Fatigue lowers the chance of a response the same way in both modes. */
+    e->fatigue = md_fatigue_at(st->fatigue, st->fatigue_ts, t, cfg->outcomes.fatigue_half_life_ms);
+    e->p_contact = e->score * pow(1 - cfg->outcomes.fatigue_penalty, e->fatigue);
+    e->required_gap_days = md_cooldown_required_days(cd, e->p_contact, cc->threshold, cc->conversion_value, cc->unwanted_cost);
     e->days_since_last_contact = st->last_contact > 0 ? (double)(t - st->last_contact) / (double)MD_DAY_MS : -1;
 
     check_blocks(cs, t, e);
     if (check_event && !eval_bool(cs, rc->fire_on)) note_block(e, MD_SUPPRESS_EVENT_NOT_ALLOWED, 0);
     if (!eval_bool(cs, rc->eligible)) note_block(e, MD_SUPPRESS_NOT_ELIGIBLE, 0);
-    if (e->score < cc->threshold) note_block(e, MD_SUPPRESS_BELOW_THRESHOLD, 0);
+    if (e->p_contact < cc->threshold) note_block(e, MD_SUPPRESS_BELOW_THRESHOLD, 0);
     else if (st->disarmed) note_block(e, MD_SUPPRESS_NOT_REARMED, 0);
+    if (cc->skip_after_conversion_ms > 0 && st->last_conversion > 0 && t < st->last_conversion + cc->skip_after_conversion_ms)
+        note_block(e, MD_SUPPRESS_RECENT_CONVERSION, st->last_conversion + cc->skip_after_conversion_ms);
     if (st->last_contact > 0) {
         int64_t until = st->last_contact + (int64_t)llround(e->required_gap_days * (double)MD_DAY_MS);
         if (until > t) note_block(e, MD_SUPPRESS_COOLDOWN, until);
@@ -411,6 +436,9 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
         note_block(e, MD_SUPPRESS_NO_ROUTE, 0);
         return;
     }
+    e->value = md_contact_value(cd, e->p_contact, e->days_since_last_contact, cc->conversion_value, cfg->channels[e->channel].contact_cost,
+                                cc->unwanted_cost);
+    if (e->value <= 0) note_block(e, MD_SUPPRESS_LOW_VALUE, 0);
     check_caps(cfg, cs, cp, e->channel, t, e);
     int64_t quiet_end = quiet_hours_end(cs, e->channel, t);
     if (quiet_end) note_block(e, MD_SUPPRESS_QUIET_HOURS, quiet_end);
@@ -485,7 +513,9 @@ static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_e
     md_jsonw w;
     md_jsonw_init(&w);
     trigger_head(&w, id, ev->customer_id, cc->name, cfg->channels[e->channel].name);
+    md_jsonw_knum(&w, "priority", round(e->value * 100) / 100);
     md_jsonw_knum(&w, "score", e->score);
+    md_jsonw_knum(&w, "p_contact", e->p_contact);
     md_jsonw_knum(&w, "threshold", cc->threshold);
     md_jsonw_key(&w, "reasons");
     md_jsonw_arr_open(&w);
@@ -520,7 +550,7 @@ static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_e
     md_jsonw_key(&w, "days_since_last_contact");
     if (e->days_since_last_contact < 0) md_jsonw_null(&w);
     else md_jsonw_num(&w, round(e->days_since_last_contact * 100) / 100);
-    md_jsonw_kint(&w, "fatigue", cs->camps[c].fatigue);
+    md_jsonw_knum(&w, "fatigue", round(e->fatigue * 100) / 100);
     md_jsonw_obj_close(&w);
     md_jsonw_key(&w, "caused_by");
     md_jsonw_obj_open(&w);
@@ -551,11 +581,15 @@ static void funnel_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char 
     md_cs_add_arm_incr(cs, ops, t, cs->cfg->campaigns[t->campaign].arms[arm].name, stage, delta);
 }
 
-static void add_fatigue(md_cstate *cs, md_ops *ops, int c, int delta) {
-    int f = delta == 0 ? 0 : cs->camps[c].fatigue + delta;
-    if (f > 1000) f = 1000;
-    if (f == cs->camps[c].fatigue && delta != 0) return;
-    md_cs_set_fatigue(cs, ops, c, f);
+/* Fatigue of campaign c grows by weight at t (on what is left of it after
+ * decay); weight 0 resets it (a positive response). */
+static void add_fatigue(md_cstate *cs, md_ops *ops, int c, double weight, int64_t t) {
+    const md_camp_st *st = &cs->camps[c];
+    if (weight == 0) {
+        if (st->fatigue != 0) md_cs_set_fatigue(cs, ops, c, 0, t);
+        return;
+    }
+    md_cs_set_fatigue(cs, ops, c, md_fatigue_at(st->fatigue, st->fatigue_ts, t, cs->cfg->outcomes.fatigue_half_life_ms) + weight, t);
 }
 
 /* Whether campaign c really contacted the customer (not holdout) in (t - span, t]. */
@@ -574,6 +608,8 @@ static void attribute_conversions(const md_config *cfg, md_cstate *cs, const md_
     for (size_t c = 0; c < cfg->n_campaigns; c++) {
         const md_expr *conv = cs->r->campaigns[c].conversion;
         if (!conv || !md_value_truthy(md_expr_eval(conv, get_slot, cs))) continue;
+        /* The campaign's own purchase, contacted or not: skip_after_conversion. */
+        if (ev->ts_ms > cs->camps[c].last_conversion) md_cs_set_last_conversion(cs, ops, (int)c, ev->ts_ms);
         md_trec *best = NULL;
         for (size_t i = 0; i < cs->n_trecs; i++) {
             md_trec *r = &cs->trecs[i];
@@ -710,20 +746,36 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     md_cs_save_trec(cs, ops, r);
     funnel_add(cs, ops, r, md_outcome_status_name(o->status), 1);
     int c = r->campaign;
+    const md_cfg_outcomes *oc = &cfg->outcomes;
     switch (o->status) {
     case MD_OUTCOME_NO_ANSWER:
-    case MD_OUTCOME_DECLINED: add_fatigue(cs, ops, c, 1); break;
+        add_fatigue(cs, ops, c, oc->fatigue_no_answer, o->ts_ms);
+        /* Not reached: the peak may still be there, so the campaign need
+         * not wait for the score to fall first (the gap still applies). */
+        if (cs->camps[c].disarmed) md_cs_set_armed(cs, ops, c, true);
+        break;
+    case MD_OUTCOME_NOT_CALLED:
+    case MD_OUTCOME_EXPIRED:
+        /* The channel never made the contact: it counts for no cooldown
+         * and no cap, and the campaign may fire again. */
+        md_cs_release_contact(cs, ops, r);
+        if (cs->camps[c].disarmed) md_cs_set_armed(cs, ops, c, true);
+        break;
+    case MD_OUTCOME_DECLINED: add_fatigue(cs, ops, c, oc->fatigue_declined, o->ts_ms); break;
     case MD_OUTCOME_REACHED:
         /* Answered and hung up within seconds: a "no" in voice. */
-        if (o->has_duration && o->duration_s * 1000 < cfg->outcomes.hangup_within_ms) {
-            add_fatigue(cs, ops, c, 1);
+        if (o->has_duration && o->duration_s * 1000 < oc->hangup_within_ms) {
+            add_fatigue(cs, ops, c, oc->fatigue_hangup, o->ts_ms);
             funnel_add(cs, ops, r, "hangup", 1);
         }
         break;
-    case MD_OUTCOME_OPENED:
-    case MD_OUTCOME_CONVERTED: add_fatigue(cs, ops, c, 0); break; /* a positive response resets */
+    case MD_OUTCOME_OPENED: add_fatigue(cs, ops, c, 0, o->ts_ms); break; /* a positive response resets */
+    case MD_OUTCOME_CONVERTED:
+        add_fatigue(cs, ops, c, 0, o->ts_ms);
+        if (o->ts_ms > cs->camps[c].last_conversion) md_cs_set_last_conversion(cs, ops, c, o->ts_ms);
+        break;
     case MD_OUTCOME_COMPLAINT: {
-        add_fatigue(cs, ops, c, 1);
+        add_fatigue(cs, ops, c, oc->fatigue_complaint, o->ts_ms);
         int64_t until = o->ts_ms + cfg->contact.complaint_block_ms;
         if (until > cs->complaint_until) md_cs_set_complaint_until(cs, ops, until);
         break;
@@ -748,6 +800,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     out->n_contact_point_records = 0;
     out->n_conversions = 0;
     out->dedupe_evicted = 0;
+    out->n_stale = 0;
     if (!cs->customer_id[0]) md_cstate_set_customer(cs, ev->customer_id);
 
     /* 1. Guards. */
@@ -803,7 +856,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         /* A complaint call is the loudest "no" a customer gives: every
          * campaign that contacted them recently becomes more cautious. */
         for (size_t c = 0; c < cfg->n_campaigns; c++)
-            if (contacted_within(cs, (int)c, t, cfg->outcomes.horizon_ms)) add_fatigue(cs, ops, (int)c, 1);
+            if (contacted_within(cs, (int)c, t, cfg->outcomes.horizon_ms)) add_fatigue(cs, ops, (int)c, cfg->outcomes.fatigue_complaint, t);
     }
 
     /* 3. Features, tags, scores. */
@@ -818,6 +871,14 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         if (st->disarmed && e->score < cc->rearm_below) md_cs_set_armed(cs, ops, (int)c, true);
         decide(cfg, cs, cp, (int)c, t, true, e);
         if (e->suppressed != MD_SUPPRESS_NONE) continue;
+        /* Never emit a moment that has already expired (a replayed history,
+         * a backfill, consumer lag): the state above is updated, no contact
+         * is made or recorded. */
+        if (emitted_at_ms > t + cfg->channels[e->channel].fresh_for_ms) {
+            e->suppressed = MD_SUPPRESS_STALE;
+            out->n_stale++;
+            continue;
+        }
         md_trigger *tr = &out->triggers[out->n_triggers];
         md_trigger_id(cc->name, ev->customer_id, ev->event_id, tr->id);
         tr->payload = build_trigger(cfg, cs, ev, (int)c, e, tr->id, emitted_at_ms);

@@ -106,7 +106,6 @@ static unsigned allow_mask(const int *cls) {
 
 static bool check_cooldown(compiler *c, const md_cfg_cooldown *cd, const char *where) {
     if (cd->min_days > cd->max_days) return cerr(c, "%s.min_days: %g is above max_days %g", where, cd->min_days, cd->max_days);
-    if (cd->trough >= cd->peak) return cerr(c, "%s.trough: %g must be below peak %g", where, cd->trough, cd->peak);
     return true;
 }
 
@@ -439,9 +438,10 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
         for (size_t k = 0; k < cfg->n_campaigns; k++)
             for (size_t a = 0; a <= cfg->campaigns[k].n_arms; a++) {
                 const md_cfg_cooldown *cd = a < cfg->campaigns[k].n_arms ? &cfg->campaigns[k].arms[a].cooldown : &cfg->campaigns[k].cooldown;
-                double d = cd->max_days * 86400000.0 * cd->fatigue_max;
+                double d = cd->max_days * 86400000.0;
                 if (cd->fixed_days * 86400000.0 > d) d = cd->fixed_days * 86400000.0;
                 if ((int64_t)d > longest) longest = (int64_t)d;
+                if (cfg->campaigns[k].skip_after_conversion_ms > longest) longest = cfg->campaigns[k].skip_after_conversion_ms;
             }
         r->state_ttl_ms = longest + 86400000;
         /* Every event that can still be counted (up to limits.max_lateness

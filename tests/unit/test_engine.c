@@ -27,6 +27,7 @@ static void pick_customer(bool holdout_prepay) {
     md_cstate_reset(cs);
     md_cstate_set_customer(cs, cust);
 }
+static int64_t emit_delay; /* how long after its event a decision is emitted (lag, replay) */
 
 static void start(md_config *c) {
     cfg = c;
@@ -35,6 +36,7 @@ static void start(md_config *c) {
     md_ops_init(&cp_ops);
     md_engine_out_init(&out);
     seq = 0;
+    emit_delay = 0;
     pick_customer(false);
 }
 static void setup(void) { start(th_default_config()); }
@@ -49,7 +51,7 @@ TestSuite(engine, .init = setup, .fini = teardown);
 
 static void process_json(const char *json, md_cpstate *cp) {
     md_event ev = th_event(json);
-    cr_assert_eq(md_engine_process(cfg, cs, cp, &ev, NULL, ev.ts_ms, &ops, &cp_ops, &out), MD_ERR_OK);
+    cr_assert_eq(md_engine_process(cfg, cs, cp, &ev, NULL, ev.ts_ms + emit_delay, &ops, &cp_ops, &out), MD_ERR_OK);
 }
 
 static void late_payment(int64_t ts, double balance) {
@@ -163,44 +165,78 @@ Test(engine, trigger_ids_are_deterministic) {
     cr_assert_eq(strlen(a), 33);
 }
 
-Test(engine, cooldown_curve) {
-    md_cfg_cooldown cd = {.mode = "adaptive", .fixed_days = 45, .min_days = 7, .max_days = 60, .trough = 0.6, .peak = 0.9,
-                          .fatigue_step = 0.5, .fatigue_max = 4};
-    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.3, 0), 60, 1e-9, "trough: max_days");
-    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.6, 0), 60, 1e-9);
-    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.75, 0), 33.5, 1e-9, "halfway: halfway");
-    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.9, 0), 7, 1e-9, "peak: min_days");
-    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.99, 0), 7, 1e-9);
-    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.9, 2), 14, 1e-9, "two unanswered contacts double it");
-    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.9, 100), 28, 1e-9, "capped at fatigue_max");
+/* The gap at which a contact at p is worth a threshold contact with no
+ * contact before it: tau ln(rho p V / ((p - theta)(V + U))), in
+ * [min_days, max_days]; computed here by hand for tau 6, rho 0.9, theta 0.65. */
+Test(engine, the_gap_falls_out_of_the_value) {
+    md_cfg_cooldown cd = {.mode = "adaptive", .fixed_days = 45, .min_days = 3, .max_days = 45, .recovery_days = 6, .repeat_penalty = 0.9};
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.3, 0.65, 1000, 0), 45, 1e-9, "below the threshold: max_days");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.65, 0.65, 1000, 0), 45, 1e-9, "at the threshold: never longer than max_days");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.66, 0.65, 1000, 0), 6 * log(0.9 * 0.66 / 0.01), 1e-9, "just above: long");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.8, 0.65, 1000, 0), 6 * log(0.9 * 0.8 / 0.15), 1e-9);
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.95, 0.65, 1000, 0), 6 * log(0.9 * 0.95 / 0.3), 1e-9);
+    cr_assert_lt(md_cooldown_required_days(&cd, 0.95, 0.65, 1000, 0), md_cooldown_required_days(&cd, 0.8, 0.65, 1000, 0),
+                 "the higher p, the shorter the gap");
+    /* A contact the customer did not want costs: the gap grows with it. */
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.8, 0.65, 1000, 500), 6 * log(0.9 * 0.8 * 1000 / (0.15 * 1500)), 1e-9);
+    cd.recovery_days = 1;
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.99, 0.65, 1000, 0), 3, 1e-9, "at peaks: min_days");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.99, 0.65, 0, 0), 45, 1e-9, "a conversion worth nothing: max_days");
     cd.mode = "fixed";
-    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.99, 3), 45, 1e-9, "fixed ignores score and fatigue");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.99, 0.65, 1000, 0), 45, 1e-9, "fixed: fixed_days whatever p");
+}
+
+Test(engine, the_value_of_a_contact) {
+    md_cfg_cooldown cd = {.mode = "adaptive", .min_days = 3, .max_days = 45, .recovery_days = 6, .repeat_penalty = 0.9};
+    cr_assert_float_eq(md_contact_value(&cd, 0.8, -1, 1000, 10, 0), 790, 1e-9, "never contacted: p V - cost");
+    cr_assert_float_eq(md_contact_value(&cd, 0.8, 6, 1000, 10, 100), 0.8 * 1000 * (1 - 0.9 * exp(-1)) - 10 - 100 * 0.2, 1e-9);
+    cr_assert_float_eq(md_contact_value(&cd, 0.8, 0, 1000, 0, 0), 80, 1e-9, "just contacted: a tenth of it left");
+    cd.mode = "fixed";
+    cr_assert_float_eq(md_contact_value(&cd, 0.8, 0, 1000, 10, 0), 790, 1e-9, "fixed: no repeat term");
+    cr_assert_lt(md_contact_value(&cd, 0.01, -1, 1000, 50, 0), 0, "a trough: worth less than it costs");
+}
+
+Test(engine, fatigue_halves_every_half_life) {
+    cr_assert_float_eq(md_fatigue_at(2, 1000, 1000, 30 * TH_DAY), 2, 1e-12);
+    cr_assert_float_eq(md_fatigue_at(2, 1000, 1000 + 30 * TH_DAY, 30 * TH_DAY), 1, 1e-12);
+    cr_assert_float_eq(md_fatigue_at(2, 1000, 1000 + 60 * TH_DAY, 30 * TH_DAY), 0.5, 1e-12);
+    cr_assert_float_eq(md_fatigue_at(2, 0, 1000 + 60 * TH_DAY, 30 * TH_DAY), 2, 1e-12, "an older state: not decayed");
+    cr_assert_float_eq(md_fatigue_at(0, 1000, 5000, 30 * TH_DAY), 0, 1e-12);
 }
 
 Test(engine, peak_customer_contacted_before_45_days_trough_not_after_45) {
     /* Peak: late payer with low balance who keeps looking at the product. */
-    field_time("l:prepay_wallet", TH_T0 - 10 * TH_DAY);
+    field_time("l:prepay_wallet", TH_T0 - 8 * TH_DAY);
     late_payment(TH_T0 - 60 * TH_DAY, 80);
     late_payment(TH_T0 - 30 * TH_DAY, 60);
+    field_time("l:prepay_wallet", TH_T0 - 2 * TH_HOUR); /* the views alone must not fire: this test is about T0 */
     prepay_view(TH_T0 - 2 * TH_HOUR);
     prepay_view(TH_T0 - TH_HOUR);
     prepay_view(TH_T0 - TH_HOUR / 2);
+    field_time("l:prepay_wallet", TH_T0 - 8 * TH_DAY);
     late_payment(TH_T0, 50);
     cr_assert_geq(out.eval[PREPAY].score, 0.9, "score %.3f", out.eval[PREPAY].score);
-    cr_assert_eq(out.n_triggers, 1, "10 days after the last contact, at peak: %s", md_suppress_name(out.eval[PREPAY].suppressed));
+    cr_assert_eq(out.n_triggers, 1, "8 days after the last contact, at peak: %s", md_suppress_name(out.eval[PREPAY].suppressed));
     cr_assert_float_eq(out.eval[PREPAY].required_gap_days, 7, 1e-9);
     cr_assert_str_eq(out.triggers[0].topic, "moments.in_app", "used the app this week: in-app message");
 
-    /* Trough: same history without product views and with no customer type:
-     * the score is just over the threshold, the gap is long. */
+    /* Near the threshold: same history without product views and with no
+     * customer type: the score is just over the threshold, the gap is long,
+     * so 10 days are too soon... */
     pick_customer(false);
-    field_time("l:prepay_wallet", TH_T0 - 46 * TH_DAY);
+    field_time("l:prepay_wallet", TH_T0 - 10 * TH_DAY);
     make_late_low_balance(TH_T0);
     cr_assert_geq(out.eval[PREPAY].score, 0.6);
     cr_assert_lt(out.eval[PREPAY].score, 0.7);
-    cr_assert_gt(out.eval[PREPAY].required_gap_days, 45, "gap %.1f", out.eval[PREPAY].required_gap_days);
+    cr_assert_gt(out.eval[PREPAY].required_gap_days, 10, "gap %.1f", out.eval[PREPAY].required_gap_days);
     cr_assert_eq(out.n_triggers, 0);
     cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_COOLDOWN);
+    /* ... but never longer than the 45 days it replaces. */
+    pick_customer(false);
+    field_time("l:prepay_wallet", TH_T0 - 45 * TH_DAY - TH_HOUR);
+    make_late_low_balance(TH_T0);
+    cr_assert_leq(out.eval[PREPAY].required_gap_days, 45);
+    cr_assert_eq(out.n_triggers, 1, "45 days after the last contact, above the threshold: %s", md_suppress_name(out.eval[PREPAY].suppressed));
 }
 
 Test(engine, fixed_mode_is_45_days) {
@@ -233,12 +269,90 @@ Test(engine, a_fractional_cooldown_holds_just_below_and_releases_just_above) {
                  md_suppress_name(out.eval[PREPAY].suppressed));
 }
 
-Test(engine, fatigue_lengthens_the_gap) {
+/* Fatigue lowers p (score x (1 - fatigue_penalty)^fatigue), so the same
+ * customer needs a longer gap, or falls below the threshold. */
+Test(engine, fatigue_lowers_p_and_lengthens_the_gap) {
     field_time("l:prepay_wallet", TH_T0 - 50 * TH_DAY);
-    field("f:prepay_wallet", "2");
     make_late_low_balance(TH_T0);
-    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_COOLDOWN, "gap %.1f", out.eval[PREPAY].required_gap_days);
-    cr_assert_gt(out.eval[PREPAY].required_gap_days, 80);
+    double rested_gap = out.eval[PREPAY].required_gap_days, score = out.eval[PREPAY].score;
+    cr_assert_float_eq(out.eval[PREPAY].p_contact, score, 1e-12);
+    pick_customer(false);
+    field_time("l:prepay_wallet", TH_T0 - 50 * TH_DAY);
+    char v[64];
+    snprintf(v, sizeof(v), "1000,%lld", (long long)(TH_T0 - 60 * TH_DAY)); /* 1 unit, two half-lives ago: 0.25 now */
+    field("f:prepay_wallet", v);
+    make_late_low_balance(TH_T0);
+    cr_assert_float_eq(out.eval[PREPAY].fatigue, 0.25, 1e-9);
+    cr_assert_float_eq(out.eval[PREPAY].p_contact, score * pow(1 - 0.15, 0.25), 1e-9);
+    cr_assert_gt(out.eval[PREPAY].required_gap_days, rested_gap, "tired %.1f, rested %.1f", out.eval[PREPAY].required_gap_days, rested_gap);
+    pick_customer(false);
+    field_time("l:prepay_wallet", TH_T0 - 50 * TH_DAY);
+    snprintf(v, sizeof(v), "3000,%lld", (long long)TH_T0); /* three units just now */
+    field("f:prepay_wallet", v);
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_BELOW_THRESHOLD, "p %.3f", out.eval[PREPAY].p_contact);
+    cr_assert_eq(out.n_triggers, 0);
+}
+
+/* A decision emitted after its moment expired (a replayed history, consumer
+ * lag) is not emitted: counted stale, no contact recorded, the counters
+ * still updated. Just before expiry it is emitted. */
+Test(engine, a_stale_moment_is_never_emitted) {
+    int64_t fresh_for = cfg->channels[md_rules_channel_index(cfg, "outbound_call")].fresh_for_ms;
+    emit_delay = fresh_for + 1;
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_STALE);
+    cr_assert_eq(out.n_stale, 1);
+    cr_assert_eq(md_cstate_campaign(cs, PREPAY).last_contact, 0, "no contact recorded");
+    cr_assert(md_cstate_campaign(cs, PREPAY).armed, "not disarmed");
+    cr_assert_eq(md_cstate_pending_count(cs), 0);
+    cr_assert_float_eq(md_cstate_window(cfg, cs, 1, TH_T0), 3, 1e-9, "late_payments_180d still counted all three");
+    pick_customer(false);
+    emit_delay = fresh_for;
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 1, "emitted at its expiry: still fresh");
+    cr_assert_eq(out.n_stale, 0);
+}
+
+/* skip_after_conversion: the campaign's own purchase, contacted or not,
+ * stops it for that long; and a contact worth less than it costs is not made. */
+Test(engine, a_recent_conversion_and_a_low_value_stop_a_contact) {
+    char err[512];
+    md_config *c = th_config_with("\"conversion\": \"kind == \\\"prepay\\\"\"",
+                                  "\"conversion\": \"kind == \\\"prepay\\\"\", \"skip_after_conversion\": \"60d\"", err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    teardown();
+    start(c);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"buy\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":500,\"kind\":\"prepay\"}", cust,
+             (long long)(TH_T0 - 90 * TH_DAY));
+    process_json(json, NULL);
+    cr_assert_eq(md_cstate_campaign(cs, PREPAY).last_conversion, TH_T0 - 90 * TH_DAY, "an uncontacted purchase counts too");
+    make_late_low_balance(TH_T0); /* its first late payment is 60 days before T0: 30 after the purchase */
+    cr_assert_eq(out.n_triggers, 1, "90 days after the purchase: %s", md_suppress_name(out.eval[PREPAY].suppressed));
+    pick_customer(false);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"buy\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":500,\"kind\":\"prepay\"}", cust,
+             (long long)(TH_T0 - 59 * TH_DAY));
+    process_json(json, NULL);
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_RECENT_CONVERSION);
+    cr_assert_eq(out.eval[PREPAY].eligible_again_ms, TH_T0 + TH_DAY);
+}
+
+Test(engine, a_contact_worth_less_than_it_costs_is_not_made) {
+    char err[512];
+    md_config *c = th_config_with("\"fresh_for\": \"4h\"", "\"fresh_for\": \"4h\", \"contact_cost\": 100000", err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    teardown();
+    start(c);
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_LOW_VALUE, "%s", md_suppress_name(out.eval[PREPAY].suppressed));
+    cr_assert_lt(out.eval[PREPAY].value, 0);
 }
 
 Test(engine, complaint_blocks_until_its_end) {

@@ -104,6 +104,23 @@ static int64_t funnel(const char *field) {
     return sum;
 }
 
+/* The state as Redis would hold it after the ops recorded so far: the
+ * last write of each field wins, a delete removes it. */
+static md_cstate *folded_state(void) {
+    md_cstate *fresh = md_cstate_new(cfg);
+    md_cstate_set_customer(fresh, cust);
+    for (size_t i = 0; i < ops.n; i++) {
+        const char *f = md_ops_field(&ops, i), *v = md_ops_value(&ops, i);
+        bool later = false;
+        for (size_t j = i + 1; j < ops.n && !later; j++)
+            later = strcmp(md_ops_field(&ops, j), f) == 0 && (ops.ops[j].kind == MD_OP_OUTBOX_SET) == (ops.ops[i].kind == MD_OP_OUTBOX_SET);
+        if (later) continue;
+        if (ops.ops[i].kind == MD_OP_SET) md_cstate_load_field(fresh, f, strlen(f), v, strlen(v));
+        else if (ops.ops[i].kind == MD_OP_OUTBOX_SET && f[0] == '+') md_cstate_load_outbox(fresh, f, strlen(f), v, strlen(v));
+    }
+    return fresh;
+}
+
 /* ---- parsing ---- */
 
 static md_reject parse_reason(const char *json, const char *key) {
@@ -159,32 +176,99 @@ Test(outcome, rejections_each_reason) {
 
 /* ---- effects ---- */
 
-Test(outcome, two_no_answers_lengthen_the_next_gap_and_converted_resets_it) {
+/* Fatigue: weighed by outcome, decaying, lowering p in both modes. */
+Test(outcome, unanswered_and_declined_add_fatigue_that_decays_and_converted_resets_it) {
     fire(TH_T0);
-    cr_assert_eq(md_cstate_fatigue(cs, 0), 0);
+    cr_assert_eq(md_cstate_fatigue(cs, 0, TH_T0), 0);
+    double fresh_p = out.eval[0].p_contact;
+    cr_assert_float_eq(fresh_p, out.eval[0].score, 1e-12, "no fatigue: p is the score");
     cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
     cr_assert_eq(report("declined", TH_T0 + 2 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
-    cr_assert_eq(md_cstate_fatigue(cs, 0), 2);
+    const md_cfg_outcomes *oc = &cfg->outcomes;
+    double half = (double)oc->fatigue_half_life_ms;
+    double expect = oc->fatigue_no_answer * exp2(-(double)TH_HOUR / half) + oc->fatigue_declined;
+    cr_assert_float_eq(md_cstate_fatigue(cs, 0, TH_T0 + 2 * TH_HOUR), expect, 1e-9, "no_answer 0.5, decayed an hour, then declined 1");
+    cr_assert_float_eq(md_cstate_fatigue(cs, 0, TH_T0 + 2 * TH_HOUR + oc->fatigue_half_life_ms), expect / 2, 1e-9, "halved a half-life later");
     md_engine_evaluate(cfg, cs, NULL, TH_T0 + TH_DAY, &out);
-    double tired = out.eval[0].required_gap_days;
-    cr_assert_float_eq(tired, md_cooldown_required_days(&cfg->campaigns[0].cooldown, out.eval[0].score, 2), 1e-9);
-    cr_assert_float_eq(tired, 2.0 * md_cooldown_required_days(&cfg->campaigns[0].cooldown, out.eval[0].score, 0), 1e-9,
-                       "fatigue step 0.5 twice doubles the gap");
+    double f = md_cstate_fatigue(cs, 0, TH_T0 + TH_DAY);
+    cr_assert_float_eq(out.eval[0].fatigue, f, 1e-12);
+    cr_assert_float_eq(out.eval[0].p_contact, out.eval[0].score * pow(1 - oc->fatigue_penalty, f), 1e-12, "fatigue lowers p");
+    const md_cfg_campaign *cc = &cfg->campaigns[0];
+    cr_assert_float_eq(out.eval[0].required_gap_days,
+                       md_cooldown_required_days(&cc->cooldown, out.eval[0].p_contact, cc->threshold, cc->conversion_value, cc->unwanted_cost), 1e-9);
     cr_assert_eq(report("converted", TH_T0 + 3 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
-    cr_assert_eq(md_cstate_fatigue(cs, 0), 0, "a positive response resets fatigue");
-    md_engine_evaluate(cfg, cs, NULL, TH_T0 + TH_DAY, &out);
-    cr_assert_float_eq(out.eval[0].required_gap_days, tired / 2, 1e-9);
+    cr_assert_eq(md_cstate_fatigue(cs, 0, TH_T0 + 3 * TH_HOUR), 0, "a positive response resets fatigue");
+    md_cstate *fresh = folded_state();
+    cr_assert_eq(md_cstate_fatigue(fresh, 0, TH_T0 + 3 * TH_HOUR), 0, "the reset is stored");
+    md_cstate_destroy(fresh);
+}
+
+Test(outcome, fatigue_is_stored_with_its_time_and_older_counts_still_read) {
+    fire(TH_T0);
+    cr_assert_eq(report("declined", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    int64_t later = TH_T0 + TH_HOUR + cfg->outcomes.fatigue_half_life_ms;
+    md_cstate *fresh = folded_state();
+    cr_assert_float_eq(md_cstate_fatigue(fresh, 0, later), md_cstate_fatigue(cs, 0, later), 1e-9);
+    cr_assert_float_eq(md_cstate_fatigue(fresh, 0, later), cfg->outcomes.fatigue_declined / 2, 1e-9);
+    md_cstate_destroy(fresh);
+    /* A state written before fatigue decayed: a plain count, read as units. */
+    md_cstate_load_field(cs, "f:prepay_wallet", 15, "2", 1);
+    cr_assert_float_eq(md_cstate_fatigue(cs, 0, later), 2, 1e-12);
+}
+
+/* After no_answer the campaign need not wait for its score to fall below
+ * rearm_below: it may fire again once the gap has passed. */
+Test(outcome, no_answer_rearms_the_campaign) {
+    fire(TH_T0);
+    cr_assert(!md_cstate_campaign(cs, 0).armed, "disarmed by its trigger");
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert(md_cstate_campaign(cs, 0).armed, "re-armed by no_answer");
+    pick_customer(false);
+    fire(TH_T0);
+    cr_assert_eq(report("declined", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert(!md_cstate_campaign(cs, 0).armed, "a declined offer does not re-arm");
+}
+
+/* not_called and expired: the channel never made the contact; it counts for
+ * neither the cooldown nor the caps, and the contact before it stands again. */
+Test(outcome, not_called_and_expired_release_the_contact) {
+    const char *statuses[] = {"not_called", "expired"};
+    for (int k = 0; k < 2; k++) {
+        pick_customer(false);
+        int64_t before = TH_T0 - 50 * TH_DAY;
+        char v[32];
+        snprintf(v, sizeof(v), "%lld", (long long)before);
+        md_cstate_load_field(cs, "l:prepay_wallet", 15, v, strlen(v));
+        fire(TH_T0);
+        cr_assert_eq(md_cstate_campaign(cs, 0).last_contact, TH_T0);
+        size_t contacts = 0;
+        md_cstate_view view;
+        md_cstate_view_of(cs, &view);
+        contacts = view.n_contacts;
+        cr_assert_eq(report(statuses[k], TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+        cr_assert_eq(md_cstate_campaign(cs, 0).last_contact, before, "%s: the contact before it is the last again", statuses[k]);
+        cr_assert(md_cstate_campaign(cs, 0).armed, "%s: re-armed", statuses[k]);
+        md_cstate_view_of(cs, &view);
+        cr_assert_eq(view.n_contacts, contacts - 1, "%s: its cap entry is gone", statuses[k]);
+        cr_assert_eq(funnel(k == 0 ? "outbound_call:not_called" : "outbound_call:expired"), 1);
+        md_cstate *fresh = folded_state();
+        cr_assert_eq(md_cstate_campaign(fresh, 0).last_contact, before, "%s: stored", statuses[k]);
+        md_cstate_view_of(fresh, &view);
+        cr_assert_eq(view.n_contacts, contacts - 1);
+        md_cstate_destroy(fresh);
+        md_ops_clear(&ops);
+    }
 }
 
 Test(outcome, a_short_reached_call_is_a_hang_up) {
     fire(TH_T0);
     cr_assert_eq(report("reached", TH_T0 + TH_HOUR, ",\"duration_s\":3"), MD_OUTCOME_APPLIED);
-    cr_assert_eq(md_cstate_fatigue(cs, 0), 1, "3 s is under outcomes.hangup_within (5 s)");
+    cr_assert_float_eq(md_cstate_fatigue(cs, 0, TH_T0 + TH_HOUR), cfg->outcomes.fatigue_hangup, 1e-9, "3 s is under outcomes.hangup_within (5 s)");
     cr_assert_eq(funnel("outbound_call:hangup"), 1);
     pick_customer(false);
     fire(TH_T0);
     cr_assert_eq(report("reached", TH_T0 + TH_HOUR, ",\"duration_s\":95"), MD_OUTCOME_APPLIED);
-    cr_assert_eq(md_cstate_fatigue(cs, 0), 0, "a real conversation is no hang-up");
+    cr_assert_eq(md_cstate_fatigue(cs, 0, TH_T0 + TH_HOUR), 0, "a real conversation is no hang-up");
 }
 
 Test(outcome, complaint_blocks_for_the_configured_period) {
@@ -209,7 +293,7 @@ Test(outcome, the_same_outcome_twice_counts_once) {
     fire(TH_T0);
     cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
     cr_assert_eq(report("no_answer", TH_T0 + 2 * TH_HOUR, NULL), MD_OUTCOME_DUPLICATE);
-    cr_assert_eq(md_cstate_fatigue(cs, 0), 1);
+    cr_assert_float_eq(md_cstate_fatigue(cs, 0, TH_T0 + TH_HOUR), cfg->outcomes.fatigue_no_answer, 1e-9);
     cr_assert_eq(funnel("outbound_call:no_answer"), 1);
     cr_assert_eq(funnel("outbound_call:triggered"), 1);
 }
@@ -220,7 +304,7 @@ Test(outcome, unknown_or_mismatched_triggers_are_ignored) {
     snprintf(real, sizeof(real), "%s", trigger);
     snprintf(trigger, sizeof(trigger), "m0000000000000000000000000000dead");
     cr_assert_eq(report("complaint", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_UNKNOWN_TRIGGER);
-    cr_assert_eq(md_cstate_fatigue(cs, 0), 0);
+    cr_assert_eq(md_cstate_fatigue(cs, 0, TH_T0 + TH_HOUR), 0);
     md_engine_evaluate(cfg, cs, NULL, TH_T0 + TH_DAY, &out);
     cr_assert_neq(out.eval[1].suppressed, MD_SUPPRESS_COMPLAINT, "an unknown trigger's complaint is not trusted");
     /* The real id, reported for another channel than it was sent on. */
@@ -295,26 +379,14 @@ Test(outcome, conversions_in_the_stream_count_once_for_treated_and_holdout_alike
 Test(outcome, a_complaint_call_tires_the_campaigns_that_called) {
     fire(TH_T0);
     event(COMPLAINT_CALL, TH_T0 + TH_DAY, 300);
-    cr_assert_eq(md_cstate_fatigue(cs, 0), 1, "prepay_wallet called two days ago");
-    cr_assert_eq(md_cstate_fatigue(cs, 1), 0, "bill_instalment never called");
+    cr_assert_float_eq(md_cstate_fatigue(cs, 0, TH_T0 + TH_DAY), cfg->outcomes.fatigue_complaint, 1e-9, "prepay_wallet called a day before");
+    cr_assert_eq(md_cstate_fatigue(cs, 1, TH_T0 + TH_DAY), 0, "bill_instalment never called");
 }
 
 Test(outcome, trigger_records_and_increments_survive_a_reload) {
     fire(TH_T0);
     report("no_answer", TH_T0 + TH_HOUR, NULL);
-    /* Fold the ops into a fresh state as Redis would hold them: the last
-     * write of each field wins, a delete removes it. */
-    md_cstate *fresh = md_cstate_new(cfg);
-    md_cstate_set_customer(fresh, cust);
-    for (size_t i = 0; i < ops.n; i++) {
-        const char *f = md_ops_field(&ops, i), *v = md_ops_value(&ops, i);
-        bool later = false;
-        for (size_t j = i + 1; j < ops.n && !later; j++)
-            later = strcmp(md_ops_field(&ops, j), f) == 0 && (ops.ops[j].kind == MD_OP_OUTBOX_SET) == (ops.ops[i].kind == MD_OP_OUTBOX_SET);
-        if (later) continue;
-        if (ops.ops[i].kind == MD_OP_SET) md_cstate_load_field(fresh, f, strlen(f), v, strlen(v));
-        else if (ops.ops[i].kind == MD_OP_OUTBOX_SET && f[0] == '+') md_cstate_load_outbox(fresh, f, strlen(f), v, strlen(v));
-    }
+    md_cstate *fresh = folded_state();
     cr_assert_eq(md_cstate_incr_count(fresh), md_cstate_incr_count(cs));
     md_cstate *keep = cs;
     cs = fresh;
@@ -377,7 +449,9 @@ Test(outcome, each_arm_contacts_under_its_own_policy_and_is_counted_apart) {
     p = fire_instalment(0);
     cr_assert(strstr(p, "\"mode\":\"adaptive\",\"arm\":\"adaptive\""), "%s", p);
     double adaptive_gap = out.eval[INSTALMENT].required_gap_days;
-    cr_assert_float_eq(adaptive_gap, md_cooldown_required_days(&cfg->campaigns[INSTALMENT].arms[0].cooldown, out.eval[INSTALMENT].score, 0), 1e-9);
+    const md_cfg_campaign *cc = &cfg->campaigns[INSTALMENT];
+    cr_assert_float_eq(adaptive_gap, md_cooldown_required_days(&cc->arms[0].cooldown, out.eval[INSTALMENT].p_contact, cc->threshold,
+                                                               cc->conversion_value, cc->unwanted_cost), 1e-9);
     cr_assert(fabs(adaptive_gap - fixed_gap) > 1, "the arms really use different cooldowns: %.1f vs %.1f", adaptive_gap, fixed_gap);
     cr_assert_eq(funnel("arm.adaptive:triggered"), 1);
 }
