@@ -5,7 +5,7 @@
 "use strict";
 
 const STAGES = ["triggered", "follow_ups", "sent", "delivered", "reached", "opened", "converted",
-                "declined", "no_answer", "hangup", "complaint", "opt_out"];
+                "declined", "no_answer", "hangup", "complaint", "opt_out", "not_called", "expired"];
 const COLORS = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477"];
 
 function el(tag, attrs, children) {

@@ -114,6 +114,7 @@ typedef struct md_campaign_state {
     int64_t fatigue_ts;
     int64_t last_contact; /* 0 = never */
     int64_t last_conversion; /* 0 = none seen */
+    int64_t last_stale;      /* event time of the last decision to contact that was stale (not emitted); 0 = none */
 } md_campaign_state;
 md_campaign_state md_cstate_campaign(const md_cstate *cs, int c);
 

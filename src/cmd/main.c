@@ -209,6 +209,7 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
                e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode, e->required_gap_days,
                st.last_contact ? fmt_time(st.last_contact, tb) : "never");
         if (st.last_conversion) printf("  last conversion: %s\n", fmt_time(st.last_conversion, tb));
+        if (st.last_stale) printf("  last stale decision: the event of %s would have fired, but its moment had expired before it could be emitted\n", fmt_time(st.last_stale, tb));
         printf("  channel now: %s\n", e->channel >= 0 ? cfg->channels[e->channel].name : "(no route matches)");
         if (e->suppressed == MD_SUPPRESS_NONE) {
             printf("  an event now: WOULD FIRE%s (if the campaign's fire_on accepts the event)\n", e->holdout ? " (holdout: recorded, not sent)" : "");
@@ -295,6 +296,7 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
         md_jsonw_knum(&w, "p_contact", e->p_contact);
         md_jsonw_knum(&w, "value", e->value);
         md_jsonw_kstr(&w, "last_conversion", st.last_conversion ? fmt_time(st.last_conversion, tb) : "");
+        md_jsonw_kstr(&w, "last_stale_decision", st.last_stale ? fmt_time(st.last_stale, tb) : "");
         md_jsonw_kstr(&w, "last_contact", st.last_contact ? fmt_time(st.last_contact, tb) : "");
         md_jsonw_obj_close(&w);
         md_jsonw_kstr(&w, "channel", e->channel >= 0 ? cfg->channels[e->channel].name : "");

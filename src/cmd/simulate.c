@@ -119,7 +119,7 @@ static int recent_calls(const person *p, int64_t day) {
 
 /* Contacts customer i today under policy pol, by a call or an app message;
  * records the result. Returns it. */
-static md_sim_result contact(sim *s, int pol, int64_t i, int channel, double *amount) {
+static md_sim_result contact(sim *s, int pol, int64_t i, int channel, double priority, double *amount) {
     person *p = &s->people[i];
     stats *st = &s->st[pol];
     if (p->calls[0] >= 0) {
@@ -152,8 +152,8 @@ static md_sim_result contact(sim *s, int pol, int64_t i, int channel, double *am
         p->opted_out = true;
     }
     if (s->trace)
-        fprintf(s->trace, "%s\t%" PRId64 "\t%" PRId64 "\t%.4f\t%s\t%s\t%.0f\n", pol_names[pol], s->day, i, p->demand, ch_names[channel],
-                md_sim_result_name(r), *amount);
+        fprintf(s->trace, "%s\t%" PRId64 "\t%" PRId64 "\t%.4f\t%s\t%s\t%.0f\t%.2f\n", pol_names[pol], s->day, i, p->demand, ch_names[channel],
+                md_sim_result_name(r), *amount, priority);
     if (s->plot_demand[pol] && i < 3)
         fprintf(s->plot_demand[pol], "%" PRId64 "\t%" PRId64 "\t%.4f\t%s\n", i, s->day, p->demand, ch_names[channel]);
     return r;
@@ -420,7 +420,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
                 continue;
             }
             double amount;
-            md_sim_result r = contact(s, pol, q->customer, q->channel, &amount);
+            md_sim_result r = contact(s, pol, q->customer, q->channel, q->score, &amount);
             if (app) pushes++;
             else calls++;
             int64_t t = q->ts_ms + HOUR_MS;
@@ -513,7 +513,7 @@ static int run_old(sim *s, const md_cfg_campaign *cc) {
             person *p = &s->people[list[k].i];
             if (p->opted_out || (p->calls[0] >= 0 && s->day - p->calls[0] < sc->old_gap_days)) continue;
             double amount;
-            contact(s, POL_OLD, list[k].i, CH_CALL, &amount);
+            contact(s, POL_OLD, list[k].i, CH_CALL, list[k].score, &amount);
             calls++;
         }
         if (calls > st->max_calls_in_a_day) st->max_calls_in_a_day = calls;
@@ -755,7 +755,7 @@ int md_simulate(const md_simulate_opts *o) {
         fprintf(stderr, "momentd simulate: cannot write %s\n", o->trace);
         goto out;
     }
-    if (s.trace) fprintf(s.trace, "policy\tday\tcustomer\tdemand\tresult\tamount\n");
+    if (s.trace) fprintf(s.trace, "policy\tday\tcustomer\tdemand\tchannel\tresult\tamount\tpriority\n");
     if (o->plot_dir) {
         mkdir(o->plot_dir, 0755);
         for (int p = 0; p < POL_COUNT; p++) {

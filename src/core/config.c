@@ -215,7 +215,7 @@ static const md_field channel_fields[] = {
     STR(md_cfg_channel, topic, NULL, "Topic the channel's subscriber reads."),
     TOD(md_cfg_channel, quiet_start, "00:00", "Start of quiet hours, customer's local time."),
     TOD(md_cfg_channel, quiet_end, "00:00", "End of quiet hours; equal to start means none."),
-    DUR(md_cfg_channel, "fresh_for", fresh_for_ms, NULL, 60000, 30 * MS_DAY, "A moment expires this long after its event (expires_at); one that would be emitted after that is not emitted (stale)."),
+    DUR(md_cfg_channel, "fresh_for", fresh_for_ms, NULL, 60000, 3650 * MS_DAY, "A moment expires this long after its event (expires_at); one that would be emitted after that is not emitted (stale): a replayed history or a lagging consumer never reaches the dialer with last summer's needs."),
     NUM(md_cfg_channel, contact_cost, "0", 0, 1e9, "What one contact on this channel costs, yuan (an agent's call, an SMS); subtracted from its expected value."),
     ARR(md_cfg_channel, "caps", caps, n_caps, cap_table, md_cfg_cap, NULL, "Per-customer caps on this channel."),
 };

@@ -37,6 +37,7 @@
  *   l:<campaign>            time of the campaign's last contact
  *   lp:<campaign>           the contact before it (restored when the last is released)
  *   c:<campaign>            time of the campaign's last conversion (skip_after_conversion)
+ *   z:<campaign>            event time of its last decision to contact that was stale (not emitted; explain)
  *   k:<time>:<campaign>     contact log entry, value = channel (caps)
  *   cb / bo / oo            complaint block until, blackout until, opted out
  *   g:<trigger id>          trigger record, "<fired ms>,<holdout 0/1>,<bits>,<channel>,<campaign>";
@@ -494,12 +495,13 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         cs->camps[c].fatigue_ts = y;
         return;
     }
-    if (fl > 2 && f[1] == ':' && (f[0] == 'a' || f[0] == 'l' || f[0] == 'c')) {
+    if (fl > 2 && f[1] == ':' && (f[0] == 'a' || f[0] == 'l' || f[0] == 'c' || f[0] == 'z')) {
         int c = campaign_by_name(cfg, f + 2, fl - 2);
         if (c < 0) return; /* a campaign no longer configured */
         if (!parse_i64(v, vl, &x)) goto bad;
         if (f[0] == 'a') cs->camps[c].disarmed = x == 0;
         else if (f[0] == 'c') cs->camps[c].last_conversion = x;
+        else if (f[0] == 'z') cs->camps[c].last_stale = x;
         else cs->camps[c].last_contact = x;
         return;
     }
@@ -821,6 +823,11 @@ void md_cs_set_last_conversion(md_cstate *cs, md_ops *ops, int c, int64_t t) {
     set_named_int(ops, "c:", cs->cfg->campaigns[c].name, t);
 }
 
+void md_cs_set_last_stale(md_cstate *cs, md_ops *ops, int c, int64_t t) {
+    cs->camps[c].last_stale = t;
+    set_named_int(ops, "z:", cs->cfg->campaigns[c].name, t);
+}
+
 void md_cs_release_contact(md_cstate *cs, md_ops *ops, const md_trec *t) {
     if (t->campaign < 0) return;
     const char *name = cs->cfg->campaigns[t->campaign].name;
@@ -1075,7 +1082,7 @@ void md_cstate_attr(const md_cstate *cs, size_t i, const char **key, const char 
 
 md_campaign_state md_cstate_campaign(const md_cstate *cs, int c) {
     const md_camp_st *k = &cs->camps[c];
-    md_campaign_state st = {!k->disarmed, k->fatigue, k->fatigue_ts, k->last_contact, k->last_conversion};
+    md_campaign_state st = {!k->disarmed, k->fatigue, k->fatigue_ts, k->last_contact, k->last_conversion, k->last_stale};
     return st;
 }
 

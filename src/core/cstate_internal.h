@@ -79,6 +79,7 @@ typedef struct md_camp_st {
     int64_t last_contact;
     int64_t prev_contact;    /* the last contact before it: restored when it is released */
     int64_t last_conversion; /* of this campaign's conversion expression; 0 = none seen */
+    int64_t last_stale;      /* event time of the last decision to contact that came too late; 0 = none */
 } md_camp_st;
 
 typedef struct md_attr {
@@ -158,6 +159,7 @@ void md_cs_set_fatigue(md_cstate *cs, md_ops *ops, int c, double fatigue, int64_
 void md_cs_set_armed(md_cstate *cs, md_ops *ops, int c, bool armed);
 void md_cs_set_last_contact(md_cstate *cs, md_ops *ops, int c, int64_t t); /* keeps the one before for a release */
 void md_cs_set_last_conversion(md_cstate *cs, md_ops *ops, int c, int64_t t);
+void md_cs_set_last_stale(md_cstate *cs, md_ops *ops, int c, int64_t t);
 /* Takes back the contact trigger t made (its channel said it never
  * happened: not_called, expired): its contact-log entry goes, and the
  * campaign's last contact is the one before it again when t's was the last. */

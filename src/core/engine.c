@@ -751,7 +751,8 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     case MD_OUTCOME_NO_ANSWER:
         add_fatigue(cs, ops, c, oc->fatigue_no_answer, o->ts_ms);
         /* Not reached: the peak may still be there, so the campaign need
-         * not wait for the score to fall first (the gap still applies). */
+         * not wait for its score to fall first (the gap its value gives
+         * still applies). */
         if (cs->camps[c].disarmed) md_cs_set_armed(cs, ops, c, true);
         break;
     case MD_OUTCOME_NOT_CALLED:
@@ -877,6 +878,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         if (emitted_at_ms > t + cfg->channels[e->channel].fresh_for_ms) {
             e->suppressed = MD_SUPPRESS_STALE;
             out->n_stale++;
+            if (t > st->last_stale) md_cs_set_last_stale(cs, ops, (int)c, t);
             continue;
         }
         md_trigger *tr = &out->triggers[out->n_triggers];

@@ -27,6 +27,8 @@
     X(HANGUP, "hangup")                 \
     X(COMPLAINT, "complaint")           \
     X(OPT_OUT, "opt_out")               \
+    X(NOT_CALLED, "not_called")         \
+    X(EXPIRED, "expired")               \
     X(CONVERSIONS, "conversions")       \
     X(AMOUNT_FEN, "amount_fen")
 

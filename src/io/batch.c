@@ -431,6 +431,7 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
         if (!e) {
             b->n->conversions += b->out.n_conversions;
             b->n->dedupe_evictions += b->out.dedupe_evicted;
+            b->n->stale += b->out.n_stale;
             if (b->out.applied == MD_DUP_OFFSET || b->out.applied == MD_DUP_EVENT_ID) b->n->duplicates++;
             else if (b->out.applied == MD_TOO_LATE) b->n->too_late++;
             for (size_t t2 = 0; t2 < b->out.n_triggers; t2++) count_trigger(b, &b->out.triggers[t2]);

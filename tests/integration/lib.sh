@@ -55,6 +55,10 @@ ge() { [ "$1" -ge "$2" ] || { echo "    expected >= $2, got $1" >&2; return 1; }
 
 # make_config NAME [sed expressions...]: a config for NAME with its own topics,
 # group and Redis prefix; extra sed expressions adjust it further.
+# The suites replay fixed dates of 2026 (bj, gen_events): their moments
+# would be stale when emitted today, so their channels keep moments fresh
+# for ten years. test_stale.sh runs with the shipped freshness
+# (MD_FRESH_FOR='\1' keeps each channel's own) and checks the guard itself.
 make_config() {
     local name=$1
     shift
@@ -65,6 +69,7 @@ make_config() {
         -e 's/"level": "info"/"level": "info", "stats_interval": "100ms"/' \
         -e 's/"listen": "127.0.0.1:9464"/"listen": ""/' \
         -e 's/"consumer": {"fetch.wait.max.ms": "50"}/"consumer": {"fetch.wait.max.ms": "50", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}/' \
+        -e "s/\"fresh_for\": \"\([0-9]*[hd]\)\"/\"fresh_for\": \"${MD_FRESH_FOR:-3650d}\"/g" \
         "$@" "$MOMENTD_SOURCE_DIR/config/momentd.json" >"$out"
     "$MOMENTD_BIN" check -c "$out" >/dev/null || { fail "config $name does not load"; exit 1; }
     echo "$out"

@@ -58,6 +58,18 @@ typedef struct capture {
 } capture;
 
 static md_config *cfg;
+
+/* The default configuration with moments fresh for ten years: the daemon
+ * path decides at a wall clock 200 days after these fixed dates, and a
+ * stale moment is never emitted (test_engine.c checks that guard). */
+static md_config *long_fresh_config(void) {
+    const char *pairs[] = {"\"fresh_for\": \"4h\"", "\"fresh_for\": \"3650d\"", "\"fresh_for\": \"24h\"", "\"fresh_for\": \"3650d\"",
+                           "\"fresh_for\": \"2h\"", "\"fresh_for\": \"3650d\""};
+    char err[512];
+    md_config *c = th_config_edit(pairs, 3, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    return c;
+}
 static msg msgs[MAX_MSGS];
 static size_t n_msgs;
 static char url[128];
@@ -244,7 +256,7 @@ Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
     const char *port = getenv("MOMENTD_IT_REDIS_PORT");
     cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
     snprintf(url, sizeof(url), "redis://127.0.0.1:%s/0", port);
-    cfg = th_default_config();
+    cfg = long_fresh_config();
     build_input();
     char pa[64], pb[64];
     snprintf(pa, sizeof(pa), "batch-a-%ld", (long)time(NULL));
@@ -324,7 +336,7 @@ Test(batch, a_redelivered_older_profile_changes_nothing) {
     const char *port = getenv("MOMENTD_IT_REDIS_PORT");
     cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
     snprintf(url, sizeof(url), "redis://127.0.0.1:%s/0", port);
-    cfg = th_default_config();
+    cfg = long_fresh_config();
     char prefix[64], err[512], detail[64];
     snprintf(prefix, sizeof(prefix), "batch-p-%ld", (long)time(NULL));
     md_store *s = store_for(prefix);
@@ -383,7 +395,7 @@ Test(batch, a_concurrent_writer_makes_the_batch_decide_again) {
     const char *port = getenv("MOMENTD_IT_REDIS_PORT");
     cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
     snprintf(url, sizeof(url), "redis://127.0.0.1:%s", port);
-    cfg = th_default_config();
+    cfg = long_fresh_config();
     char prefix[64], err[512], key[128];
     snprintf(prefix, sizeof(prefix), "batch-v-%ld", (long)time(NULL));
     md_store *s = store_for(prefix);

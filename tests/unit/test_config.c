@@ -74,7 +74,7 @@ Test(config, rules_are_cross_checked) {
     expect_rejected("\"expr\": \"balance < 200\"", "\"expr\": \"balance < 200 && late_payer\"", "$.tags[5].expr: unknown name 'late_payer'");
     expect_rejected("\"expr\": \"balance < 200\"", "\"expr\": \"score.prepay_wallet > 0.5\"", "$.tags[5].expr: unknown name 'score.prepay_wallet'");
     expect_rejected("\"rearm_below\": 0.4", "\"rearm_below\": 0.7", "rearm_below: 0.7 is above the threshold");
-    expect_rejected("\"trough\": 0.6, \"peak\": 0.9", "\"trough\": 0.9, \"peak\": 0.6", "must be below peak");
+    expect_rejected("\"min_days\": 7, \"max_days\": 45", "\"min_days\": 50, \"max_days\": 45", "min_days: 50 is above max_days 45");
     expect_rejected("{\"name\": \"late_payment\", \"type\": \"payment\", \"where\": \"late\"}",
                     "{\"name\": \"late_payment\", \"type\": \"payment\", \"where\": \"late == \"}", "$.signals[1].where: unexpected end");
     expect_rejected("\"name\": \"bill_instalment\"", "\"name\": \"prepay_wallet\"", "is already the name of $.campaigns[0]");

@@ -307,6 +307,7 @@ Test(engine, a_stale_moment_is_never_emitted) {
     cr_assert_eq(md_cstate_campaign(cs, PREPAY).last_contact, 0, "no contact recorded");
     cr_assert(md_cstate_campaign(cs, PREPAY).armed, "not disarmed");
     cr_assert_eq(md_cstate_pending_count(cs), 0);
+    cr_assert_eq(md_cstate_campaign(cs, PREPAY).last_stale, TH_T0, "explain shows it");
     cr_assert_float_eq(md_cstate_window(cfg, cs, 1, TH_T0), 3, 1e-9, "late_payments_180d still counted all three");
     pick_customer(false);
     emit_delay = fresh_for;
