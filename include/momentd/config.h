@@ -73,6 +73,7 @@ typedef struct md_cfg_limits {
     int64_t max_profile_attrs;
     int64_t dead_letter_max_bytes;   /* most bytes of an original a dead letter carries */
     int64_t dead_letters_per_second; /* 0 = no limit */
+    int64_t schedule_every_ms;       /* 0 = this instance runs no schedule */
 } md_cfg_limits;
 
 typedef struct md_cfg_dedupe {

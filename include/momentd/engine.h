@@ -87,6 +87,11 @@ bool md_cstate_exists(const md_cstate *cs);
 /* How long the customer's hash is kept after an apply: the rules' state
  * TTL, or 0 (for good) once the customer opted out. */
 int64_t md_cstate_ttl_ms(const md_cstate *cs);
+/* The schedule (docs/SPEC.md section 6): when the customer is to be
+ * re-evaluated without an event (0: not scheduled); whether that changed
+ * since the state was loaded (the store then syncs its due set). */
+int64_t md_cstate_due(const md_cstate *cs);
+bool md_cstate_due_changed(const md_cstate *cs, int64_t *due);
 
 /* What explain shows of a state, as plain data; valid until the state
  * changes. windows are the values of the last md_engine_evaluate (or
@@ -212,6 +217,7 @@ typedef struct md_campaign_eval {
     size_t n_contrib;
     md_contribution contrib[MD_MAX_FEATURES]; /* sorted, largest contribution first */
     md_suppress suppressed;                   /* NONE when fired */
+    bool untimed;                             /* a block time alone will not lift (below threshold, opt-out, ...) */
     bool fired;
     bool holdout;
     int channel;                  /* chosen channel when routed, else -1 */
@@ -275,6 +281,15 @@ void md_cpstate_load_field(md_cpstate *cp, const char *field, const char *value)
  * written into triggers. Pure: no I/O, no clock. */
 md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_event *ev, const md_source *src,
                          int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out);
+
+/* The schedule (docs/SPEC.md section 6): a decision made at t without an
+ * event, for a customer whose due time (md_cstate_due) has come: when a
+ * cooldown, quiet hours, a blackout or a cap that alone held a campaign back
+ * ends, and the campaign still clears its bar, it fires then. Does nothing
+ * when the customer is not due by t (an event re-decided it meanwhile).
+ * Every decision, by event or schedule, re-schedules the customer. */
+md_err md_engine_due(const md_config *cfg, md_cstate *cs, md_cpstate *cp, int64_t t, int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops,
+                     md_engine_out *out);
 
 /* Records what only the end of a batch knows: each bucket series changed
  * since the state was loaded, written back whole (one field per series, so a

@@ -75,6 +75,7 @@ typedef struct daemon {
     md_status_snapshot snap; /* the daemon's own copy, published once per batch */
     int64_t last_publish_ms;
     int64_t last_ping_ms;
+    int64_t last_due_ms; /* the schedule's last pass */
     int64_t last_memory_ms;  /* when Redis's memory was last read */
     size_t dead_letter_cap; /* most bytes of an original the producer can send in a dead letter */
     double dl_tokens;       /* dead letters that may still be produced now (limits.dead_letters_per_second) */
@@ -730,6 +731,20 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
             for (size_t i = 0; i < d.ndl; i++) rd_kafka_headers_destroy(d.dl[i].headers);
             for (size_t i = 0; i < n; i++) rd_kafka_message_destroy(d.msgs[i]);
             if (!done) break; /* stop requested mid-batch: leave it uncommitted */
+        }
+        /* The schedule, every limits.schedule_every: customers whose cooldown, quiet
+         * hours, blackout or cap ended are decided again now, without an
+         * event (no offsets to commit: the due set is in Redis). */
+        if (d.cfg->limits.schedule_every_ms > 0 && wall_ms() - d.last_due_ms >= d.cfg->limits.schedule_every_ms && !*stop) {
+            int64_t now = wall_ms();
+            size_t due = 0;
+            d.last_due_ms = now;
+            if (md_batch_add_due(d.batch, now, &due, err, sizeof(err)) != MD_ERR_OK) {
+                md_log(MD_LOG_WARN, "redis", "could not read the schedule; trying again in a second", "error", err, NULL);
+                md_batch_clear(d.batch);
+            } else if (due > 0 && md_batch_run(d.batch, now, err, sizeof(err)) != MD_ERR_OK) {
+                break; /* stop requested mid-batch: the due set still holds them */
+            }
         }
         /* Idle: nothing tells us whether Redis is still there, so ask once
          * a second (for /readyz; batches find out by themselves). */

@@ -374,6 +374,15 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
             }
         }
         s->nq = 0;
+        /* The schedule: customers whose cooldown (or a cap, or quiet hours)
+         * ended since yesterday's decisions are decided again at their due
+         * time, before the call centre opens at 09:00. */
+        for (;;) {
+            size_t due = 0;
+            if (md_batch_make_room(dr, err, errsz) || md_batch_add_due(dr, T0_MS + s->day * DAY_MS + 9 * HOUR_MS, &due, err, errsz)) goto out;
+            if (md_batch_run(dr, 0, err, errsz)) goto out;
+            if (due == 0) break;
+        }
         /* Moments due today that were decided earlier (follow-ups). */
         size_t keep = 0;
         for (size_t k = 0; k < s->nlater; k++) {
@@ -413,10 +422,11 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
             person *p = &s->people[q->customer];
             bool app = q->channel == CH_APP;
             if ((app ? pushes >= sc->app_per_day : calls >= sc->calls_per_day) || p->opted_out) {
-                /* The dialer says so: a contact never made starts no cooldown. */
+                /* The dialer says so when its day ends: a contact never made
+                 * starts no cooldown. */
                 st->uncalled++;
                 st->outcomes++;
-                if (report_outcome(dr, q, "not_called", q->ts_ms + HOUR_MS, false, err, errsz)) goto out;
+                if (report_outcome(dr, q, "not_called", T0_MS + s->day * DAY_MS + 21 * HOUR_MS, false, err, errsz)) goto out;
                 continue;
             }
             double amount;

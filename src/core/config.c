@@ -74,6 +74,7 @@ static const md_field limits_fields[] = {
     DUR(md_cfg_limits, "max_lateness", max_lateness_ms, "7d", 0, 90 * MS_DAY, "How far behind a customer's newest event a late event may be and still be counted."),
     INT(md_cfg_limits, max_profile_attrs, "32", 1, 256, "Most attributes kept per profile."),
     INT(md_cfg_limits, dead_letter_max_bytes, "65536", 256, 16777216, "Most bytes of a rejected message its dead letter carries; a longer one is cut and carries momentd.truncated_from and momentd.sha256 of the original."),
+    DUR(md_cfg_limits, "schedule_every", schedule_every_ms, "1s", 0, 3600000, "How often this instance decides the customers the schedule holds due (a cooldown, quiet hours, a blackout or a cap that ended); 0: this instance runs no schedule (its customers are still decided at their next event)."),
     INT(md_cfg_limits, dead_letters_per_second, "1000", 0, 1000000, "Most dead letters produced per second (bursts of a second's worth); beyond it bad messages are skipped without one and counted in momentd_dead_letters_dropped_total (0: no limit)."),
 };
 static const md_table limits_table = {"limits", limits_fields, NF(limits_fields)};
@@ -155,8 +156,8 @@ static const md_field cooldown_fields[] = {
     NUM(md_cfg_cooldown, fixed_days, "45", 0, 3650, "Gap of the fixed mode."),
     NUM(md_cfg_cooldown, min_days, "3", 0, 3650, "adaptive: shortest gap, reached at demand peaks."),
     NUM(md_cfg_cooldown, max_days, "45", 0, 3650, "adaptive: the gap at the threshold; never longer (the baseline rule it replaces)."),
-    NUM(md_cfg_cooldown, recovery_days, "6", 0.01, 365, "adaptive: how fast response recovers after a contact: a contact d days ago leaves 1 - repeat_penalty * exp(-d / recovery_days) of it."),
-    NUM(md_cfg_cooldown, repeat_penalty, "0.9", 0, 1, "adaptive: the share of response a contact made just now takes away."),
+    NUM(md_cfg_cooldown, recovery_days, "30", 0.01, 365, "adaptive: how fast response recovers after a contact: a contact d days ago leaves 1 - repeat_penalty * exp(-d / recovery_days) of it."),
+    NUM(md_cfg_cooldown, repeat_penalty, "0.5", 0, 1, "adaptive: the share of response a contact made just now takes away."),
 };
 static const md_table cooldown_table = {"cooldown", cooldown_fields, NF(cooldown_fields)};
 

@@ -40,6 +40,8 @@
  *   z:<campaign>            event time of its last decision to contact that was stale (not emitted; explain)
  *   k:<time>:<campaign>     contact log entry, value = channel (caps)
  *   cb / bo / oo            complaint block until, blackout until, opted out
+ *   d                       when the schedule re-evaluates the customer (its member in the
+ *                           "<prefix>:due" sorted set has the same score; store.c syncs it)
  *   g:<trigger id>          trigger record, "<fired ms>,<holdout 0/1>,<bits>,<channel>,<campaign>";
  *                           bits: outcome statuses received (1 << status), and
  *                           MD_REC_CONVERTED for a conversion observed in the
@@ -201,6 +203,7 @@ void md_cstate_reset(md_cstate *cs) {
     memset(cs->last_ts, 0, sizeof(cs->last_ts));
     cs->newest_ts = 0;
     cs->complaint_until = cs->blackout_until = 0;
+    cs->due = cs->due_loaded = 0;
     cs->opted_out = false;
     cs->bad_fields = 0;
     cs->eval_event = NULL;
@@ -423,6 +426,11 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
                 return;
             }
         return; /* a series no window of this configuration reads: left to expire */
+    }
+    if (fl == 1 && f[0] == 'd') {
+        if (!parse_i64(v, vl, &x)) goto bad;
+        cs->due = cs->due_loaded = x;
+        return;
     }
     if (fl == 1 && f[0] == 'v') {
         if (!parse_i64(v, vl, &x)) goto bad;
@@ -827,6 +835,21 @@ void md_cs_set_last_stale(md_cstate *cs, md_ops *ops, int c, int64_t t) {
     cs->camps[c].last_stale = t;
     set_named_int(ops, "z:", cs->cfg->campaigns[c].name, t);
 }
+
+void md_cs_set_due(md_cstate *cs, md_ops *ops, int64_t t) {
+    if (t < 0) t = 0;
+    if (t == cs->due) return;
+    cs->due = t;
+    if (t) md_cs_set_int(ops, "d", t);
+    else md_ops_add(ops, MD_OP_DEL, "d", NULL);
+}
+
+bool md_cstate_due_changed(const md_cstate *cs, int64_t *due) {
+    *due = cs->due;
+    return cs->due != cs->due_loaded;
+}
+
+int64_t md_cstate_due(const md_cstate *cs) { return cs->due; }
 
 void md_cs_release_contact(md_cstate *cs, md_ops *ops, const md_trec *t) {
     if (t->campaign < 0) return;

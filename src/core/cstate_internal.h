@@ -115,6 +115,7 @@ struct md_cstate {
     size_t n_contacts, cap_contacts;
     md_camp_st *camps;
     int64_t complaint_until, blackout_until;
+    int64_t due, due_loaded; /* when the schedule re-evaluates this customer (0: not scheduled), now and as loaded */
     bool opted_out;
     md_pending *pending;
     size_t n_pending, cap_pending;
@@ -160,6 +161,7 @@ void md_cs_set_armed(md_cstate *cs, md_ops *ops, int c, bool armed);
 void md_cs_set_last_contact(md_cstate *cs, md_ops *ops, int c, int64_t t); /* keeps the one before for a release */
 void md_cs_set_last_conversion(md_cstate *cs, md_ops *ops, int c, int64_t t);
 void md_cs_set_last_stale(md_cstate *cs, md_ops *ops, int c, int64_t t);
+void md_cs_set_due(md_cstate *cs, md_ops *ops, int64_t t); /* 0: not scheduled */
 /* Takes back the contact trigger t made (its channel said it never
  * happened: not_called, expired): its contact-log entry goes, and the
  * campaign's last contact is the one before it again when t's was the last. */

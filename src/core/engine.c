@@ -349,6 +349,7 @@ typedef struct policy_check {
 
 static void note_block(md_campaign_eval *e, md_suppress why, int64_t until) {
     if (e->suppressed == MD_SUPPRESS_NONE) e->suppressed = why;
+    if (until == 0 || until == INT64_MAX) e->untimed = true; /* time alone will not lift it */
     if (until > e->eligible_again_ms) {
         e->eligible_again_ms = until;
         e->deciding_rule = md_suppress_name(why);
@@ -407,6 +408,7 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
     const md_rcampaign *rc = &cs->r->campaigns[c];
     const md_camp_st *st = &cs->camps[c];
     e->suppressed = MD_SUPPRESS_NONE;
+    e->untimed = false;
     e->eligible_again_ms = 0;
     e->deciding_rule = NULL;
     const md_cfg_cooldown *cd = cooldown_of(cfg, cs, c, &e->arm);
@@ -506,13 +508,15 @@ static char *trigger_tail(md_jsonw *w, const md_config *cfg, const md_cfg_campai
     return w->buf; /* ownership moves to the caller */
 }
 
-static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_event *ev, int c, const md_campaign_eval *e,
-                           const char *id, int64_t emitted_at_ms) {
+/* ev NULL: fired by the schedule at t (docs/SPEC.md section 6). Fresh from
+ * fresh_from: the event's time, or the schedule's decision. */
+static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_event *ev, int64_t t, int64_t fresh_from, int c,
+                           const md_campaign_eval *e, const char *id, int64_t emitted_at_ms) {
     const md_cfg_campaign *cc = &cfg->campaigns[c];
     char tbuf[32];
     md_jsonw w;
     md_jsonw_init(&w);
-    trigger_head(&w, id, ev->customer_id, cc->name, cfg->channels[e->channel].name);
+    trigger_head(&w, id, cs->customer_id, cc->name, cfg->channels[e->channel].name);
     md_jsonw_knum(&w, "priority", round(e->value * 100) / 100);
     md_jsonw_knum(&w, "score", e->score);
     md_jsonw_knum(&w, "p_contact", e->p_contact);
@@ -554,18 +558,121 @@ static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_e
     md_jsonw_obj_close(&w);
     md_jsonw_key(&w, "caused_by");
     md_jsonw_obj_open(&w);
-    md_jsonw_kstr(&w, "event_id", ev->event_id);
-    md_jsonw_kstr(&w, "type", md_event_type_name(ev->type));
-    md_format_time(ev->ts_ms, tbuf);
+    if (ev) md_jsonw_kstr(&w, "event_id", ev->event_id);
+    md_jsonw_kstr(&w, "type", ev ? md_event_type_name(ev->type) : "schedule");
+    md_format_time(t, tbuf);
     md_jsonw_kstr(&w, "ts", tbuf);
     md_jsonw_obj_close(&w);
     md_jsonw_kstr(&w, "event_time", tbuf);
-    return trigger_tail(&w, cfg, cc, e->channel, ev->ts_ms, emitted_at_ms, e->holdout);
+    return trigger_tail(&w, cfg, cc, e->channel, fresh_from, emitted_at_ms, e->holdout);
 }
 
 /* ------------------------------------------------------------------------- */
 /* Processing                                                                 */
 
+
+/* ------------------------------------------------------------------------- */
+/* Deciding and firing                                                        */
+
+static void funnel_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta);
+
+#define MD_SCHEDULE_STEP_MS (15 * 60000)
+
+/* Decides every campaign at t (features already computed into out->eval)
+ * and fires those that pass; a contact made by one is seen by the caps of
+ * the next. ev is the event deciding (NULL: the schedule); cause names the
+ * decision in the trigger ids (the event id, or "due@<ms>"), so a replay
+ * makes the same ids. Then schedules the customer for the earliest time a
+ * campaign held back only by time (a cooldown, quiet hours, a blackout, a
+ * cap) could fire. */
+static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_event *ev, int64_t t, int64_t fresh_from,
+                             const char *cause, int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
+    int64_t due = 0;
+    for (size_t c = 0; c < cfg->n_campaigns; c++) {
+        md_campaign_eval *e = &out->eval[c];
+        md_camp_st *st = &cs->camps[c];
+        const md_cfg_campaign *cc = &cfg->campaigns[c];
+        if (st->disarmed && e->score < cc->rearm_below) md_cs_set_armed(cs, ops, (int)c, true);
+        decide(cfg, cs, cp, (int)c, t, ev != NULL, e);
+        if (e->suppressed != MD_SUPPRESS_NONE) {
+            if (!e->untimed && e->eligible_again_ms > t && (due == 0 || e->eligible_again_ms < due)) due = e->eligible_again_ms;
+            continue;
+        }
+        /* Never emit a moment that has already expired (a replayed history,
+         * a backfill, consumer lag, a schedule that ran late): the state
+         * above is updated, no contact is made or recorded. */
+        if (emitted_at_ms > fresh_from + cfg->channels[e->channel].fresh_for_ms) {
+            e->suppressed = MD_SUPPRESS_STALE;
+            out->n_stale++;
+            if (t > st->last_stale) md_cs_set_last_stale(cs, ops, (int)c, t);
+            continue;
+        }
+        if (out->n_triggers >= MD_MAX_CAMPAIGNS) break; /* a schedule and an event in one call: at most one each per campaign */
+        md_trigger *tr = &out->triggers[out->n_triggers];
+        md_trigger_id(cc->name, cs->customer_id, cause, tr->id);
+        tr->payload = build_trigger(cfg, cs, ev, t, fresh_from, (int)c, e, tr->id, emitted_at_ms);
+        if (!tr->payload) return MD_ERR_NOMEM;
+        tr->campaign = (int)c;
+        tr->channel = e->channel;
+        tr->holdout = e->holdout;
+        tr->topic = e->holdout ? cfg->kafka.topic_holdout : cfg->channels[e->channel].topic;
+        out->n_triggers++;
+        e->fired = true;
+        if (!md_cs_add_pending(cs, ops, tr->id, tr->topic, tr->payload)) return MD_ERR_NOMEM;
+        /* The record outcomes and conversions are checked against, and the
+         * first stage of the funnel. */
+        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout);
+        if (!rec) return MD_ERR_NOMEM;
+        funnel_add(cs, ops, rec, "triggered", 1);
+        md_cs_set_armed(cs, ops, (int)c, false);
+        md_cs_set_last_contact(cs, ops, (int)c, t);
+        if (!e->holdout) {
+            /* A holdout decision is recorded, never delivered: it counts for
+             * the campaign's own cooldown (so both groups see the same
+             * timeline) but not for caps, which limit real contacts. */
+            md_cs_add_contact(cs, ops, t, (int)c, e->channel);
+            if (cp && cp_ops) {
+                md_cp_add_contact(cp, cp_ops, t, cs->customer_id, cc->name, cfg->channels[e->channel].name);
+                out->n_contact_point_records++;
+            }
+        }
+    }
+    /* A decision of the schedule itself that is held back again (its
+     * features moved while it waited: a longer gap) comes back no sooner
+     * than MD_SCHEDULE_STEP_MS: a gap that creeps along with a decaying
+     * feature is followed in a few steps, not one pass per second. */
+    if (due && !ev && due < t + MD_SCHEDULE_STEP_MS) due = t + MD_SCHEDULE_STEP_MS;
+    md_cs_set_due(cs, ops, due);
+    return MD_ERR_OK;
+}
+
+/* The schedule's decision at t: features at t without an event, then every
+ * campaign; fresh from t (a decision on the state at t, whenever the timer
+ * ran). The trigger ids name the due time, not t, so that a replay (or a
+ * timer that ran late) makes the same ids. When an event comes before the
+ * timer ran, md_engine_process decides the due time first, at that time. */
+static md_err fire_due(const md_config *cfg, md_cstate *cs, md_cpstate *cp, int64_t t, int64_t emitted_at_ms, md_ops *ops,
+                       md_ops *cp_ops, md_engine_out *out) {
+    char cause[40];
+    snprintf(cause, sizeof(cause), "due@%" PRId64, cs->due);
+    compute_features(cfg, cs, NULL, t, out);
+    return fire_campaigns(cfg, cs, cp, NULL, t, t, cause, emitted_at_ms, ops, cp_ops, out);
+}
+
+md_err md_engine_due(const md_config *cfg, md_cstate *cs, md_cpstate *cp, int64_t t, int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops,
+                     md_engine_out *out) {
+    md_engine_out_fini(out);
+    out->applied = MD_APPLIED;
+    out->n_campaigns = 0;
+    out->n_contact_point_records = 0;
+    out->n_conversions = 0;
+    out->dedupe_evicted = 0;
+    out->n_stale = 0;
+    /* Not due (any more): an event since re-decided it, or it never was. */
+    if (!cs->exists || cs->due == 0 || cs->due > t) return MD_ERR_OK;
+    if (fire_due(cfg, cs, cp, t, emitted_at_ms, ops, cp_ops, out) != MD_ERR_OK) return MD_ERR_NOMEM;
+    return ops->oom || (cp_ops && cp_ops->oom) ? MD_ERR_NOMEM : MD_ERR_OK;
+}
 
 /* ------------------------------------------------------------------------- */
 /* Feedback: fatigue, conversions, outcomes                                   */
@@ -761,6 +868,8 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
          * and no cap, and the campaign may fire again. */
         md_cs_release_contact(cs, ops, r);
         if (cs->camps[c].disarmed) md_cs_set_armed(cs, ops, c, true);
+        /* The moment may still be there: the schedule decides again now. */
+        if (cs->due == 0 || cs->due > o->ts_ms) md_cs_set_due(cs, ops, o->ts_ms);
         break;
     case MD_OUTCOME_DECLINED: add_fatigue(cs, ops, c, oc->fatigue_declined, o->ts_ms); break;
     case MD_OUTCOME_REACHED:
@@ -822,6 +931,9 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         return MD_ERR_OK;
     }
     cs->exists = true;
+    /* A schedule due before this event (the timer had not run yet: lag, a
+     * replay) is decided first, at its own time. */
+    if (cs->due > 0 && cs->due <= t && fire_due(cfg, cs, cp, cs->due, emitted_at_ms, ops, cp_ops, out) != MD_ERR_OK) return MD_ERR_NOMEM;
 
     /* 2. Counters. */
     out->dedupe_evicted = md_cs_add_seen(cs, ops, idh, t, r->dedupe_horizon_ms);
@@ -863,53 +975,8 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     /* 3. Features, tags, scores. */
     compute_features(cfg, cs, ev, t, out);
 
-    /* 4. Decisions, campaign by campaign; a contact made by one is seen by
-     * the caps of the next. */
-    for (size_t c = 0; c < cfg->n_campaigns; c++) {
-        md_campaign_eval *e = &out->eval[c];
-        md_camp_st *st = &cs->camps[c];
-        const md_cfg_campaign *cc = &cfg->campaigns[c];
-        if (st->disarmed && e->score < cc->rearm_below) md_cs_set_armed(cs, ops, (int)c, true);
-        decide(cfg, cs, cp, (int)c, t, true, e);
-        if (e->suppressed != MD_SUPPRESS_NONE) continue;
-        /* Never emit a moment that has already expired (a replayed history,
-         * a backfill, consumer lag): the state above is updated, no contact
-         * is made or recorded. */
-        if (emitted_at_ms > t + cfg->channels[e->channel].fresh_for_ms) {
-            e->suppressed = MD_SUPPRESS_STALE;
-            out->n_stale++;
-            if (t > st->last_stale) md_cs_set_last_stale(cs, ops, (int)c, t);
-            continue;
-        }
-        md_trigger *tr = &out->triggers[out->n_triggers];
-        md_trigger_id(cc->name, ev->customer_id, ev->event_id, tr->id);
-        tr->payload = build_trigger(cfg, cs, ev, (int)c, e, tr->id, emitted_at_ms);
-        if (!tr->payload) return MD_ERR_NOMEM;
-        tr->campaign = (int)c;
-        tr->channel = e->channel;
-        tr->holdout = e->holdout;
-        tr->topic = e->holdout ? cfg->kafka.topic_holdout : cfg->channels[e->channel].topic;
-        out->n_triggers++;
-        e->fired = true;
-        if (!md_cs_add_pending(cs, ops, tr->id, tr->topic, tr->payload)) return MD_ERR_NOMEM;
-        /* The record outcomes and conversions are checked against, and the
-         * first stage of the funnel. */
-        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout);
-        if (!rec) return MD_ERR_NOMEM;
-        funnel_add(cs, ops, rec, "triggered", 1);
-        md_cs_set_armed(cs, ops, (int)c, false);
-        md_cs_set_last_contact(cs, ops, (int)c, t);
-        if (!e->holdout) {
-            /* A holdout decision is recorded, never delivered: it counts for
-             * the campaign's own cooldown (so both groups see the same
-             * timeline) but not for caps, which limit real contacts. */
-            md_cs_add_contact(cs, ops, t, (int)c, e->channel);
-            if (cp && cp_ops) {
-                md_cp_add_contact(cp, cp_ops, t, ev->customer_id, cc->name, cfg->channels[e->channel].name);
-                out->n_contact_point_records++;
-            }
-        }
-    }
+    /* 4. Decisions. */
+    if (fire_campaigns(cfg, cs, cp, ev, t, t, ev->event_id, emitted_at_ms, ops, cp_ops, out) != MD_ERR_OK) return MD_ERR_NOMEM;
     return ops->oom || (cp_ops && cp_ops->oom) ? MD_ERR_NOMEM : MD_ERR_OK;
 }
 

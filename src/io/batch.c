@@ -13,14 +13,14 @@
 
 #include "log.h"
 
-typedef enum item_kind { ITEM_EVENT, ITEM_OUTCOME, ITEM_PROFILE } item_kind;
+typedef enum item_kind { ITEM_EVENT, ITEM_OUTCOME, ITEM_PROFILE, ITEM_DUE } item_kind;
 
 typedef struct item {
     item_kind kind;
     int customer;       /* index into the batch's customers */
     bool has_src;
     md_source src;      /* topic borrowed (batch.h) */
-    md_event ev;        /* ITEM_EVENT */
+    md_event ev;        /* ITEM_EVENT; ITEM_PROFILE and ITEM_DUE keep their customer id in it */
     md_outcome oc;      /* ITEM_OUTCOME */
     char *profile_json; /* ITEM_PROFILE: owned copy, NULL = tombstone */
 } item;
@@ -102,6 +102,8 @@ struct md_batch {
     md_delivery *deliveries;
     size_t cap_deliveries;
     md_engine_out out;
+    const char **due_ids; /* customers whose due time changed, and it */
+    int64_t *due_at;
 };
 
 static double seconds_since(const struct timespec *t0) {
@@ -138,6 +140,8 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     b->cust_cp = calloc(cap, sizeof(*b->cust_cp));
     b->cp_ids = calloc(cap, sizeof(*b->cp_ids));
     b->cps = calloc(cap, sizeof(*b->cps));
+    b->due_ids = calloc(cap, sizeof(*b->due_ids));
+    b->due_at = calloc(cap, sizeof(*b->due_at));
     b->reqs = calloc(cap * 2, sizeof(*b->reqs));
     b->results = calloc(cap * 2, sizeof(*b->results));
     b->last = calloc(cap, sizeof(*b->last));
@@ -146,7 +150,7 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     bool indexed = name_index_init(&b->cust_index, cap);
     indexed = name_index_init(&b->cp_index, cap) && indexed;
     if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
-        !b->reqs || !b->results || !b->last || !b->final_order || !indexed) {
+        !b->due_ids || !b->due_at || !b->reqs || !b->results || !b->last || !b->final_order || !indexed) {
         md_batch_destroy(b);
         return NULL;
     }
@@ -184,6 +188,8 @@ void md_batch_destroy(md_batch *b) {
     free(b->cust_cp);
     free(b->cp_ids);
     free(b->cps);
+    free(b->due_ids);
+    free(b->due_at);
     free(b->reqs);
     free(b->results);
     free(b->last);
@@ -280,6 +286,33 @@ md_err md_batch_add_profile(md_batch *b, const char *customer_id, const char *js
     push_item(b, it, it->ev.customer_id);
     b->n->profiles++;
     return MD_ERR_OK;
+}
+
+typedef struct due_take {
+    md_batch *b;
+    int64_t until;
+    size_t added;
+} due_take;
+
+static void add_due(void *ctx, const char *id, size_t len) {
+    due_take *d = ctx;
+    if (len == 0 || len > MD_CUSTOMER_ID_MAX) return; /* not a member momentd wrote */
+    item *it = next_item(d->b, ITEM_DUE, NULL);
+    if (!it) return;
+    memcpy(it->ev.customer_id, id, len);
+    it->ev.customer_id[len] = '\0';
+    it->ev.ts_ms = d->until; /* when the schedule ran: the input clock's time for it */
+    push_item(d->b, it, it->ev.customer_id);
+    d->added++;
+}
+
+md_err md_batch_add_due(md_batch *b, int64_t until_ms, size_t *added, char *errstr, size_t errstr_size) {
+    due_take d = {b, until_ms, 0};
+    *added = 0;
+    if (b->n_items >= b->cap) return MD_ERR_OK;
+    md_err e = md_store_due_take(b->store, until_ms, b->cap - b->n_items, add_due, &d, errstr, errstr_size);
+    *added = d.added;
+    return e;
 }
 
 md_err md_batch_add_message(md_batch *b, const md_message *m, int64_t now_ms, const char **reason, char *detail, size_t detail_size) {
@@ -410,6 +443,21 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
         /* Validated when added: only memory can fail here. */
         if (md_engine_profile(cs, it->profile_json, src, ops, &applied, err, errsz) == MD_ERR_NOMEM) return MD_ERR_NOMEM;
         return MD_ERR_OK;
+    }
+    if (it->kind == ITEM_DUE) {
+        /* With the input clock the schedule decides when it ran (the time
+         * md_batch_add_due was given), never before the due time. */
+        int64_t due = md_cstate_due(cs);
+        int64_t t = b->clock == MD_BATCH_CLOCK_INPUT ? (it->ev.ts_ms > due ? it->ev.ts_ms : due) : now_ms;
+        e = md_engine_due(b->cfg, cs, cp, t, t, ops, cp_ops, &b->out);
+        if (!e) {
+            b->n->scheduled += b->out.n_triggers > 0;
+            b->n->stale += b->out.n_stale;
+            for (size_t t2 = 0; t2 < b->out.n_triggers; t2++) count_trigger(b, &b->out.triggers[t2]);
+        }
+        md_engine_out_fini(&b->out);
+        if (e) snprintf(err, errsz, "out of memory while deciding");
+        return e ? MD_ERR_NOMEM : MD_ERR_OK;
     }
     if (it->kind == ITEM_OUTCOME) {
         md_outcome_applied oa;
@@ -550,6 +598,23 @@ static md_err deliver(md_batch *b, char *err, size_t errsz) {
     return b->hooks.deliver(b->hooks.ctx, b->deliveries, k, err, errsz);
 }
 
+/* The due set follows the customers' "d" fields. After the apply, so a
+ * crash in between leaves a field without its member: the customer's next
+ * event re-decides and re-schedules it (the window the schedule may miss). */
+static md_err sync_due(md_batch *b, char *err, size_t errsz) {
+    size_t k = 0;
+    for (size_t c = 0; c < b->n_cust; c++) {
+        int64_t due;
+        if (!md_cstate_due_changed(b->states[c], &due)) continue;
+        b->due_ids[k] = b->cust_ids[c];
+        b->due_at[k++] = due;
+    }
+    md_err e;
+    while ((e = md_store_due_sync(b->store, k, b->due_ids, b->due_at, err, errsz)) && retry(b, e, "schedule", err)) {
+    }
+    return e;
+}
+
 /* Step 5: funnel increments, then forgetting the outbox. */
 static md_err settle(md_batch *b, char *err, size_t errsz) {
     size_t n_in = 0;
@@ -619,6 +684,7 @@ md_err md_batch_run(md_batch *b, int64_t now_ms, char *errstr, size_t errstr_siz
         before = *b->n; /* what the hook counted stays */
     }
     if ((e = deliver(b, errstr, errstr_size))) goto out;
+    if ((e = sync_due(b, errstr, errstr_size))) goto out;
     e = settle(b, errstr, errstr_size);
 out:
     md_batch_clear(b);

@@ -104,6 +104,11 @@ md_err md_batch_add_outcome(md_batch *b, const md_outcome *oc, const md_source *
 md_err md_batch_add_profile(md_batch *b, const char *customer_id, const char *json, const md_source *src, char *errstr,
                             size_t errstr_size);
 
+/* The schedule: adds the customers due by until_ms (at most as many as the
+ * batch has room for), each decided at md_batch_run without an event
+ * (md_engine_due); *added says how many. */
+md_err md_batch_add_due(md_batch *b, int64_t until_ms, size_t *added, char *errstr, size_t errstr_size);
+
 /* One raw message of an input topic, as a source received it. */
 typedef struct md_message {
     const char *topic; /* borrowed as src->topic above */

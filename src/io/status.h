@@ -66,6 +66,8 @@ typedef struct md_partition_lag {
     X(profiles, "profiles", "momentd_profiles_total", "Profile updates applied.")                                                 \
     X(triggers, "triggers", NULL, "Marketing moments produced.")                                                                \
     X(holdouts, "holdouts", "momentd_holdout_decisions_total", "Triggers recorded for holdout customers (never sent).")          \
+    X(scheduled, "scheduled", "momentd_scheduled_moments_total",                                                                \
+      "Customers the schedule fired a moment for when a cooldown, quiet hours, a blackout or a cap ended (also in momentd_triggers_total).") \
     X(stale, "stale", "momentd_stale_decisions_total",                                                                          \
       "Decisions to contact whose moment had expired before it could be emitted (a replay, a backfill, lag): not emitted, no contact recorded.") \
     X(outcomes, "outcomes", NULL, "Outcomes applied.")                                                                          \

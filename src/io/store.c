@@ -572,6 +572,64 @@ md_err md_store_funnel_add(md_store *s, size_t n, const char *const *campaigns, 
     return pipeline(s, 2 * n, build_funnel, &f, true, errstr, errstr_size);
 }
 
+typedef struct due_ctx {
+    const char *const *ids;
+    const int64_t *due;
+    char key[256];
+} due_ctx;
+
+static int build_due(void *ctx, size_t i, const char **argv, size_t *lens, char (*bufs)[64]) {
+    due_ctx *d = ctx;
+    argv[1] = d->key;
+    if (d->due[i] > 0) {
+        argv[0] = "ZADD";
+        snprintf(bufs[2], 64, "%lld", (long long)d->due[i]);
+        argv[2] = bufs[2];
+        argv[3] = d->ids[i];
+    } else {
+        argv[0] = "ZREM";
+        argv[2] = d->ids[i];
+    }
+    int argc = d->due[i] > 0 ? 4 : 3;
+    for (int k = 0; k < argc; k++) lens[k] = strlen(argv[k]);
+    return argc;
+}
+
+md_err md_store_due_sync(md_store *s, size_t n, const char *const *customer_ids, const int64_t *due, char *errstr, size_t errstr_size) {
+    if (n == 0) return MD_ERR_OK;
+    due_ctx d = {customer_ids, due, ""};
+    snprintf(d.key, sizeof(d.key), "%s:due", s->prefix);
+    return pipeline(s, n, build_due, &d, true, errstr, errstr_size);
+}
+
+md_err md_store_due_take(md_store *s, int64_t until_ms, size_t max, void (*fn)(void *ctx, const char *customer_id, size_t len),
+                         void *ctx, char *errstr, size_t errstr_size) {
+    md_err e = ensure(s, errstr, errstr_size);
+    if (e) return e;
+    char key[256], until[32], limit[32];
+    snprintf(key, sizeof(key), "%s:due", s->prefix);
+    snprintf(until, sizeof(until), "%lld", (long long)until_ms);
+    snprintf(limit, sizeof(limit), "%zu", max);
+    const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", until, "LIMIT", "0", limit};
+    size_t lens[7];
+    for (int i = 0; i < 7; i++) lens[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(s->c, 7, argv, lens);
+    if (!r) {
+        snprintf(errstr, errstr_size, "redis: %s", s->c->errstr[0] ? s->c->errstr : "connection lost");
+        md_store_disconnect(s);
+        return MD_ERR_REDIS_DOWN;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        snprintf(errstr, errstr_size, "redis: ZRANGEBYSCORE %s: %s", key, r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
+        freeReplyObject(r);
+        return MD_ERR_REDIS_REPLY;
+    }
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING) fn(ctx, r->element[i]->str, r->element[i]->len);
+    freeReplyObject(r);
+    return MD_ERR_OK;
+}
+
 typedef struct hdel_ctx {
     const char *const *keys, *const *fields;
 } hdel_ctx;

@@ -74,6 +74,15 @@ md_err md_store_funnel_add(md_store *s, size_t n, const char *const *campaigns, 
 /* "<prefix>:funnel:<campaign>:<day>". */
 void md_store_funnel_key(const md_store *s, const char *campaign, const char *day, char *out, size_t n);
 
+/* The schedule's due set, "<prefix>:due": a sorted set of customer ids by
+ * due time (ms), mirroring each customer's "d" field. md_store_due_sync
+ * writes the n customers' due times (0 removes them); md_store_due_take
+ * calls fn for at most max customers due by until_ms, earliest first (they
+ * stay in the set until a decision re-schedules or clears them). */
+md_err md_store_due_sync(md_store *s, size_t n, const char *const *customer_ids, const int64_t *due, char *errstr, size_t errstr_size);
+md_err md_store_due_take(md_store *s, int64_t until_ms, size_t max, void (*fn)(void *ctx, const char *customer_id, size_t len),
+                         void *ctx, char *errstr, size_t errstr_size);
+
 /* Deletes every outbox entry (pending triggers and funnel increments) of the
  * n customers, as read into states[i]: once Kafka acknowledged the triggers
  * and the funnel took the increments. One round trip; OK when there are none. */

@@ -57,8 +57,10 @@ ge() { [ "$1" -ge "$2" ] || { echo "    expected >= $2, got $1" >&2; return 1; }
 # group and Redis prefix; extra sed expressions adjust it further.
 # The suites replay fixed dates of 2026 (bj, gen_events): their moments
 # would be stale when emitted today, so their channels keep moments fresh
-# for ten years. test_stale.sh runs with the shipped freshness
-# (MD_FRESH_FOR='\1' keeps each channel's own) and checks the guard itself.
+# for ten years, and the schedule, which decides at today's wall clock,
+# is off (a cooldown that ended months ago would fire today). test_stale.sh
+# runs with the shipped freshness (MD_FRESH_FOR='\1' keeps each channel's
+# own) and the schedule on (MD_SCHEDULE_EVERY=1s), and checks both.
 make_config() {
     local name=$1
     shift
@@ -70,6 +72,7 @@ make_config() {
         -e 's/"listen": "127.0.0.1:9464"/"listen": ""/' \
         -e 's/"consumer": {"fetch.wait.max.ms": "50"}/"consumer": {"fetch.wait.max.ms": "50", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}/' \
         -e "s/\"fresh_for\": \"\([0-9]*[hd]\)\"/\"fresh_for\": \"${MD_FRESH_FOR:-3650d}\"/g" \
+        -e "s/\"limits\": {/\"limits\": {\"schedule_every\": \"${MD_SCHEDULE_EVERY:-0}\", /" \
         "$@" "$MOMENTD_SOURCE_DIR/config/momentd.json" >"$out"
     "$MOMENTD_BIN" check -c "$out" >/dev/null || { fail "config $name does not load"; exit 1; }
     echo "$out"

@@ -19,29 +19,36 @@ outcome() {
 }
 # trigger_of TOPIC CUSTOMER [N]: the N-th (default last) trigger id for CUSTOMER on TOPIC.
 trigger_of() { consume "$1" | grep "\"customer_id\":\"$2\"" | sed -n "${3:-\$}p" | grep -o '"trigger_id":"[^"]*"' | cut -d'"' -f4; }
-fatigue_of() { explain_at "$CFG" "$1" "$2" | grep -o '"fatigue":[0-9]*' | head -1 | cut -d: -f2; }
-# until_fatigue CUSTOMER TIME_MS N: wait until momentd applied outcomes up to fatigue N.
+fatigue_of() { explain_at "$CFG" "$1" "$2" | jq -r '.campaigns[] | select(.campaign == "prepay_wallet") | .cooldown.fatigue'; }
+# until_fatigue CUSTOMER TIME_MS WANT: wait until momentd applied outcomes up
+# to prepay_wallet fatigue WANT (as explain sees it at TIME_MS, decayed).
 until_fatigue() {
     local i
     for i in $(seq 1 120); do
-        [ "$(fatigue_of "$1" "$2")" = "$3" ] && return 0
+        awk -v f="$(fatigue_of "$1" "$2")" -v w="$3" 'BEGIN { exit !(f != "" && f - w < 0.001 && w - f < 0.001) }' && return 0
         sleep 0.25
     done
     echo "    fatigue of $1 is $(fatigue_of "$1" "$2"), waited for $3" >&2
     return 1
 }
-# gap_is CUSTOMER TIME_MS FATIGUE: explain's required gap equals prepay_wallet's
-# curve, computed here from explain's own score and the configuration (7-60
-# days between trough 0.6 and peak 0.9), times 1 + 0.5 per unanswered contact.
+# decayed AMOUNT SINCE_MS AT_MS: fatigue halves every 30 days (outcomes.fatigue_half_life).
+decayed() { awk -v a="$1" -v s="$2" -v t="$3" 'BEGIN { printf "%.6f", a * 2 ^ (-(t - s) / (30 * 86400000)) }'; }
+# gap_is CUSTOMER TIME_MS: explain's required gap is what docs/SPEC.md section 6
+# gives for prepay_wallet (threshold 0.6, 7-45 days, recovery 30 days,
+# repeat penalty 0.5), computed here from explain's own score and fatigue:
+# p = score x 0.85^fatigue, gap = 30 ln(0.5 p / (p - 0.6)) within [7, 45].
 gap_is() {
-    local x s g
-    x=$(explain_at "$CFG" "$1" "$2")
-    s=$(grep -o '"score":[0-9.e-]*' <<<"$x" | head -1 | cut -d: -f2)
-    g=$(grep -o '"required_gap_days":[0-9.]*' <<<"$x" | head -1 | cut -d: -f2)
-    awk -v s="$s" -v g="$g" -v f="$3" 'BEGIN {
-        base = s <= 0.6 ? 60 : s >= 0.9 ? 7 : 60 - (s - 0.6) / 0.3 * 53
-        want = base * (1 + 0.5 * f)
-        if (g - want > 0.001 || want - g > 0.001) { printf "    score %s: gap %s, expected %.3f\n", s, g, want > "/dev/stderr"; exit 1 }
+    local x s f g
+    x=$(explain_at "$CFG" "$1" "$2" | jq -c '.campaigns[] | select(.campaign == "prepay_wallet")')
+    s=$(jq -r .score <<<"$x")
+    f=$(jq -r .cooldown.fatigue <<<"$x")
+    g=$(jq -r .cooldown.required_gap_days <<<"$x")
+    awk -v s="$s" -v g="$g" -v f="$f" 'BEGIN {
+        p = s * 0.85 ^ f
+        want = p <= 0.6 ? 45 : 30 * log(0.5 * p / (p - 0.6))
+        if (want > 45) want = 45
+        if (want < 7) want = 7
+        if (g - want > 0.001 || want - g > 0.001) { printf "    score %s, fatigue %s: gap %s, expected %.3f\n", s, f, g, want > "/dev/stderr"; exit 1 }
     }'
 }
 
@@ -79,11 +86,12 @@ check "and on the holdout topic with holdout:true" grep -q '"holdout":true' <<<"
 # --- B: no_answer twice (two triggers) lengthens the gap, converted resets it.
 T1=$(trigger_of "$N.moments.in_app" "$B")
 AT=$(bj 3 10)
-check "rested, the gap follows the curve" gap_is "$B" "$AT" 0
+check "rested, the gap follows the value rule" gap_is "$B" "$AT"
 outcome "$B" "$T1" in_app sent "$(bj 2 14)"
 outcome "$B" "$T1" in_app no_answer "$(bj 2 15)"
-check "B's first no_answer is applied (fatigue 1)" until_fatigue "$B" "$AT" 1
-check "one no_answer: the gap is 1.5 times the curve" gap_is "$B" "$AT" 1
+F1=$(decayed 0.5 "$(bj 2 15)" "$AT")
+check "B's first no_answer is applied (fatigue 0.5, decayed for 19 hours)" until_fatigue "$B" "$AT" "$F1"
+check "one no_answer: the gap follows the lower p" gap_is "$B" "$AT"
 # A payment restoring the balance re-arms; 98 days later a new burst fires again.
 {
     pay_json "$B" b4 "$(bj 10 10)" false 800
@@ -94,11 +102,13 @@ check "B's second moment reaches the app" wait_for_count "$N.moments.in_app" 2 6
 T2=$(trigger_of "$N.moments.in_app" "$B")
 check "it is a new trigger" test "$T2" != "$T1"
 outcome "$B" "$T2" in_app no_answer "$(bj 100 15)"
-check "B's second no_answer is applied (fatigue 2)" until_fatigue "$B" "$AT" 2
-check "two no_answers: the gap is twice the curve" gap_is "$B" "$AT" 2
+AT2=$(bj 101 10)
+F2=$(awk -v a="$(decayed 0.5 "$(bj 2 15)" "$(bj 100 15)")" -v t="$(bj 100 15)" -v at="$AT2" 'BEGIN { printf "%.6f", (a + 0.5) * 2 ^ (-(at - t) / (30 * 86400000)) }')
+check "B's second no_answer adds to what 98 days left of the first" until_fatigue "$B" "$AT2" "$F2"
+check "two no_answers: the gap follows the lower p" gap_is "$B" "$AT2"
 outcome "$B" "$T2" in_app converted "$(bj 100 16)"
-check "converted resets fatigue" until_fatigue "$B" "$AT" 0
-check "and the gap is the curve again" gap_is "$B" "$AT" 0
+check "converted resets fatigue" until_fatigue "$B" "$AT2" 0
+check "and the gap follows the score alone again" gap_is "$B" "$AT2"
 # B takes the product: a prepay payment within the attribution window.
 pay_json "$B" b7 "$(bj 105 10)" false 900 prepay | produce "$N.payments"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Adaptive cooldown through the real pipeline: a customer at peak demand is
-# contacted again 10 days after the last contact (before 45), while one in a
-# trough (score barely over the threshold) is not contacted 45 days after.
+# The value rule through the real pipeline: a customer at peak demand is
+# contacted again 14 days after the last contact (before 45), while one
+# barely over the threshold is not contacted 28 days after, but is again
+# after 45 days (the gap is never longer than the rule it replaces).
 source "$(dirname "$0")/lib.sh"
 
 N=$(uname_ peak)
@@ -36,28 +37,37 @@ check "both first contacts made" wait_for_count $N.moments.in_app 1 60
 check "trough's first contact by SMS after the call" wait_for_count $N.moments.sms 1 60
 wait_settled
 
-# Peak: 12 days after day 2, low balance again and five product views.
+# Peak: 14 days after day 2, low balance again and five product views.
 {
-    pay_json "$P" p7 "$(bj 12 10)" false 50
-    for k in 1 2 3 4 5; do view_json "$P" "p7v$k" "$(bj 12 $((10 + k)))" prepay_product; done
+    pay_json "$P" p7 "$(bj 16 10)" false 50
+    for k in 1 2 3 4 5; do view_json "$P" "p7v$k" "$(bj 16 $((10 + k)))" prepay_product; done
 } | produce $N.payments
-# Trough: 45 days after day 2, low balance again and another bill call.
-pay_json "$T" t5 "$(bj 47 10)" false 50 | produce $N.payments
+# Near the threshold: 28 days after day 2, low balance again and another bill call.
+pay_json "$T" t5 "$(bj 30 10)" false 50 | produce $N.payments
 wait_settled
-call_json "$T" t6 "$(bj 47 11)" | produce $N.calls
+call_json "$T" t6 "$(bj 30 11)" | produce $N.calls
 
-check "peak customer contacted again 10 days after the last contact" wait_for_count $N.moments.in_app 2 60
+check "peak customer contacted again 14 days after the last contact" wait_for_count $N.moments.in_app 2 20
 check "momentd read everything" wait_settled
 PT=$(consume $N.moments.in_app | grep "\"customer_id\":\"$P\"" | tail -1)
-check "second peak trigger caused by a day-12 view" grep -q '"event_id":"p7v' <<<"$PT"
-check "its required gap was the minimum, 7 days" grep -q '"required_gap_days":7,' <<<"$PT"
-check "its days since last contact was about 10" grep -Eq '"days_since_last_contact":10\.' <<<"$PT"
-check "trough customer not contacted again" eq "$(consume $N.moments.sms | grep -c "\"customer_id\":\"$T\"")" 1
+check "second peak trigger caused by a day-16 view" grep -q '"event_id":"p7v' <<<"$PT"
+GAP_P=$(jq -r .cooldown.required_gap_days <<<"$PT")
+check "its required gap was under 14 days ($GAP_P)" awk -v g="$GAP_P" 'BEGIN { exit !(g >= 7 && g < 14) }'
+check "its days since last contact was about 14" grep -Eq '"days_since_last_contact":14\.' <<<"$PT"
+check "the customer near the threshold is not contacted again" eq "$(consume $N.moments.sms | grep -c "\"customer_id\":\"$T\"")" 1
 check "and on no other channel" eq "$(consume $N.moments.outbound_call | grep -c "\"customer_id\":\"$T\"")" 0
-X=$(explain_at "$CFG" "$T" "$(bj 47 11)")
-log "trough explain: $(grep -o '"score":[0-9.]*' <<<"$X" | head -1) $(grep -o '"required_gap_days":[0-9.]*' <<<"$X" | head -1)"
-check "trough: blocked by the cooldown" grep -q '"blocked_by":"cooldown"' <<<"$X"
-GAP=$(grep -o '"required_gap_days":[0-9.]*' <<<"$X" | head -1 | cut -d: -f2)
-check "trough: required gap longer than 45 days" test "${GAP%%.*}" -gt 45
+X=$(explain_at "$CFG" "$T" "$(bj 30 11)" | jq -c '.campaigns[] | select(.campaign == "prepay_wallet")')
+log "near the threshold: $(jq -c '{score, cooldown}' <<<"$X")"
+check "near the threshold: blocked by the cooldown" eq "$(jq -r .blocked_by <<<"$X")" cooldown
+GAP=$(jq -r .cooldown.required_gap_days <<<"$X")
+check "near the threshold: a gap of more than 28 days, at most 45 ($GAP)" awk -v g="$GAP" 'BEGIN { exit !(g > 28 && g <= 45) }'
+# 46 days after day 2: the gap has passed whatever the score.
+pay_json "$T" t7 "$(bj 48 10)" false 50 | produce $N.payments
+wait_settled
+call_json "$T" t8 "$(bj 48 11)" | produce $N.calls
+t_moments() { for t in sms outbound_call in_app; do consume "$N.moments.$t"; done | grep -c "\"customer_id\":\"$T\"" || true; }
+wait_t2() { local i; for i in $(seq 1 40); do [ "$(t_moments)" -ge 2 ] && return 0; sleep 0.5; done; return 1; }
+check "momentd read the day-48 story" wait_settled
+check "after 46 days the customer near the threshold is contacted again" wait_t2 || log "explain: $(explain_at "$CFG" "$T" "$(bj 48 12)" | jq -c '.campaigns[] | select(.campaign == "prepay_wallet")')"
 stop_momentd main
 finish

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The stale guard against the real broker and Redis, with the shipped
-# freshness (calls 4 h, in-app 24 h, SMS 2 h): a 180-day backfill emits no
-# moment that had expired when it was emitted, and counts those decisions;
-# a live story of today fires; the dialer's not_called releases the contact,
-# so the next event fires again.
+# The stale guard and the schedule against the real broker and Redis, with
+# the shipped freshness (calls 4 h, in-app 24 h, SMS 2 h): a 180-day
+# backfill emits no moment that had expired when it was emitted, and counts
+# those decisions; a live story of today fires; the dialer's not_called
+# releases the contact and the schedule fires the moment again without a new
+# event; a moment held back by quiet hours fires when they end.
 source "$(dirname "$0")/lib.sh"
 
 N=$(uname_ stale)
-CFG=$(MD_FRESH_FOR='\1' make_config "$N")
+CFG=$(MD_FRESH_FOR='\1' MD_SCHEDULE_EVERY=1s make_config "$N")
 check "the shipped freshness is kept" grep -q '"fresh_for": "4h"' "$CFG"
 DAY=86400000
 NOW=$(($(date +%s) * 1000))
@@ -52,13 +53,46 @@ CAMP=$(jq -r .campaign <<<"$M")
 CH=$(jq -r .channel <<<"$M")
 
 # The dialer could not call it: not_called releases the contact, and the
-# next event (still a peak) fires again instead of waiting out a cooldown.
+# schedule decides the customer again at once (still a peak): a second
+# moment, caused by the schedule, without any new event.
 printf '%s|{"trigger_id":"%s","customer_id":"%s","campaign":"%s","channel":"%s","status":"not_called","ts":%s}\n' \
     "$C" "$TID" "$C" "$CAMP" "$CH" $((NOW - 1800000)) | produce "$N.moment-outcomes"
 check "the outcome is consumed" wait_settled main 60
-check "explain: no contact stands" eq "$("$MOMENTD_BIN" explain -c "$CFG" "$C" --json | jq -r ".campaigns[] | select(.campaign == \"$CAMP\") | .cooldown.last_contact")" ""
-pay_json "$C" "$C-4" $((NOW - 600000)) true 40 | produce "$N.payments"
-check "the next event is consumed" wait_settled main 60
-check "and fires again" eq "$(live_moments | grep -c . || true)" 2
+wait_live() { local i; for i in $(seq 1 120); do [ "$(live_moments | grep -c . || true)" -ge "$1" ] && return 0; sleep 0.25; done; return 1; }
+check "the schedule fires it again" wait_live 2
+M2=$(live_moments | sed -n 2p)
+check "caused by the schedule, not an event" eq "$(jq -r .caused_by.type <<<"$M2")" schedule
+check "a new trigger id" test "$(jq -r .trigger_id <<<"$M2")" != "$TID"
+check "fresh from the due time" eq "$(jq -r '.emitted_at <= .expires_at' <<<"$M2")" true
+check "explain: its contact stands now" test -n "$("$MOMENTD_BIN" explain -c "$CFG" "$C" --json | jq -r ".campaigns[] | select(.campaign == \"$CAMP\") | .cooldown.last_contact")"
+
+# Quiet hours: a customer whose local time is a minute before 09:00 when
+# the story's last event comes (calls are quiet from 21:00 to 09:00): no
+# moment then; the schedule fires it when the quiet hours end.
+Q=$(pick_customer "$CFG" quiet)
+NOWM=$(($(date +%s) / 60))
+OFFQ=$(( ((9 * 60 - 1 - NOWM % 1440) % 1440 + 1440 + 720) % 1440 - 720 )) # minutes: local = 08:59
+QZ=$(printf '%s%02d:%02d' "$([ "$OFFQ" -ge 0 ] && echo + || echo -)" $(( ${OFFQ#-} / 60 )) $(( ${OFFQ#-} % 60 )))
+log "quiet-hours customer $Q at utc_offset $QZ"
+echo "$Q|{\"utc_offset\":\"$QZ\"}" | produce "$N.customer-profiles"
+check "its profile is read first" wait_settled main 60
+NOWQ=$(($(date +%s) * 1000))
+{
+    pay_json "$Q" "$Q-1" $((NOWQ - 60 * DAY)) true 80
+    pay_json "$Q" "$Q-2" $((NOWQ - 30 * DAY)) true 60
+    pay_json "$Q" "$Q-3" $((NOWQ - 20000)) true 50
+} | produce "$N.payments"
+check "its story is consumed" wait_settled main 60
+quiet_moments() { for t in $OUTS; do consume "$t"; done | jq -c --arg c "$Q" 'select(.customer_id == $c and .holdout == false)'; }
+if [ "$(date +%s)" -lt $(( (NOWM + 1) * 60 - 2 )) ]; then
+    check "nothing during the quiet hours" eq "$(quiet_moments | grep -c . || true)" 0
+    X=$("$MOMENTD_BIN" explain -c "$CFG" "$Q" --json | jq -c '.campaigns[] | select(.would_fire == false and .blocked_by == "quiet_hours")')
+    check "explain: held back by quiet hours" test -n "$X"
+fi
+wait_quiet() { local i; for i in $(seq 1 360); do [ "$(quiet_moments | grep -c . || true)" -ge 1 ] && return 0; sleep 0.25; done; return 1; }
+check "the schedule fires it when they end" wait_quiet
+MQ=$(quiet_moments | head -1)
+check "caused by the schedule" eq "$(jq -r .caused_by.type <<<"$MQ")" schedule
+check "a metric counts the schedule's moments" grep -q '"scheduled":"[1-9]' <<<"$(tail -50 "$T_DIR/main/momentd.log")"
 stop_momentd
 finish

@@ -204,20 +204,31 @@ Test(engine, fatigue_halves_every_half_life) {
     cr_assert_float_eq(md_fatigue_at(0, 1000, 5000, 30 * TH_DAY), 0, 1e-12);
 }
 
-Test(engine, peak_customer_contacted_before_45_days_trough_not_after_45) {
-    /* Peak: late payer with low balance who keeps looking at the product. */
-    field_time("l:prepay_wallet", TH_T0 - 8 * TH_DAY);
+/* A late payer with a low balance who keeps looking at the product, last
+ * contacted days_ago days before T0 (the views alone must not fire: the
+ * story is about T0). */
+static void peak_story(double days_ago) {
+    int64_t last = TH_T0 - (int64_t)(days_ago * (double)TH_DAY);
+    field_time("l:prepay_wallet", last);
     late_payment(TH_T0 - 60 * TH_DAY, 80);
     late_payment(TH_T0 - 30 * TH_DAY, 60);
-    field_time("l:prepay_wallet", TH_T0 - 2 * TH_HOUR); /* the views alone must not fire: this test is about T0 */
+    field_time("l:prepay_wallet", TH_T0 - 2 * TH_HOUR);
     prepay_view(TH_T0 - 2 * TH_HOUR);
     prepay_view(TH_T0 - TH_HOUR);
     prepay_view(TH_T0 - TH_HOUR / 2);
-    field_time("l:prepay_wallet", TH_T0 - 8 * TH_DAY);
+    field_time("l:prepay_wallet", last);
     late_payment(TH_T0, 50);
+}
+
+Test(engine, peak_customer_contacted_before_45_days_trough_not_after_45) {
+    peak_story(15);
     cr_assert_geq(out.eval[PREPAY].score, 0.9, "score %.3f", out.eval[PREPAY].score);
-    cr_assert_eq(out.n_triggers, 1, "8 days after the last contact, at peak: %s", md_suppress_name(out.eval[PREPAY].suppressed));
-    cr_assert_float_eq(out.eval[PREPAY].required_gap_days, 7, 1e-9);
+    cr_assert_eq(out.n_triggers, 1, "15 days after the last contact, at peak: %s", md_suppress_name(out.eval[PREPAY].suppressed));
+    const md_cfg_campaign *cc = &cfg->campaigns[PREPAY];
+    cr_assert_float_eq(out.eval[PREPAY].required_gap_days,
+                       md_cooldown_required_days(&cc->cooldown, out.eval[PREPAY].p_contact, cc->threshold, cc->conversion_value, cc->unwanted_cost),
+                       1e-9);
+    cr_assert_lt(out.eval[PREPAY].required_gap_days, 15);
     cr_assert_str_eq(out.triggers[0].topic, "moments.in_app", "used the app this week: in-app message");
 
     /* Near the threshold: same history without product views and with no
@@ -272,18 +283,17 @@ Test(engine, a_fractional_cooldown_holds_just_below_and_releases_just_above) {
 /* Fatigue lowers p (score x (1 - fatigue_penalty)^fatigue), so the same
  * customer needs a longer gap, or falls below the threshold. */
 Test(engine, fatigue_lowers_p_and_lengthens_the_gap) {
-    field_time("l:prepay_wallet", TH_T0 - 50 * TH_DAY);
-    make_late_low_balance(TH_T0);
+    peak_story(50);
     double rested_gap = out.eval[PREPAY].required_gap_days, score = out.eval[PREPAY].score;
     cr_assert_float_eq(out.eval[PREPAY].p_contact, score, 1e-12);
+    cr_assert_lt(rested_gap, 45, "a peak: shorter than max_days");
     pick_customer(false);
-    field_time("l:prepay_wallet", TH_T0 - 50 * TH_DAY);
     char v[64];
     snprintf(v, sizeof(v), "1000,%lld", (long long)(TH_T0 - 60 * TH_DAY)); /* 1 unit, two half-lives ago: 0.25 now */
     field("f:prepay_wallet", v);
-    make_late_low_balance(TH_T0);
+    peak_story(50);
     cr_assert_float_eq(out.eval[PREPAY].fatigue, 0.25, 1e-9);
-    cr_assert_float_eq(out.eval[PREPAY].p_contact, score * pow(1 - 0.15, 0.25), 1e-9);
+    cr_assert_float_eq(out.eval[PREPAY].p_contact, out.eval[PREPAY].score * pow(1 - 0.15, 0.25), 1e-9);
     cr_assert_gt(out.eval[PREPAY].required_gap_days, rested_gap, "tired %.1f, rested %.1f", out.eval[PREPAY].required_gap_days, rested_gap);
     pick_customer(false);
     field_time("l:prepay_wallet", TH_T0 - 50 * TH_DAY);
@@ -294,9 +304,6 @@ Test(engine, fatigue_lowers_p_and_lengthens_the_gap) {
     cr_assert_eq(out.n_triggers, 0);
 }
 
-/* A decision emitted after its moment expired (a replayed history, consumer
- * lag) is not emitted: counted stale, no contact recorded, the counters
- * still updated. Just before expiry it is emitted. */
 Test(engine, a_stale_moment_is_never_emitted) {
     int64_t fresh_for = cfg->channels[md_rules_channel_index(cfg, "outbound_call")].fresh_for_ms;
     emit_delay = fresh_for + 1;
@@ -649,4 +656,108 @@ Test(engine, the_newest_event_is_the_newest_of_its_type_and_not_stored_twice) {
     cr_assert_eq(out.applied, MD_APPLIED);
     cr_assert_eq(last_op_on("t0"), MD_OP_SET);
     cr_assert_eq(last_op_on("n"), 0);
+}
+
+/* ---- the schedule ---- */
+
+static void due_at(int64_t t) {
+    md_engine_out_fini(&out);
+    cr_assert_eq(md_engine_due(cfg, cs, NULL, t, t + emit_delay, &ops, &cp_ops, &out), MD_ERR_OK);
+}
+
+/* Held back only by time (the cooldown), a campaign above its threshold is
+ * scheduled for when the gap ends, and fires then without an event; before
+ * that the schedule does nothing. */
+Test(engine, a_cooldown_that_ends_fires_by_the_schedule) {
+    peak_story(6); /* contacted 6 days ago: the gap (about 10 days at this p) holds */
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_COOLDOWN);
+    int64_t until = out.eval[PREPAY].eligible_again_ms;
+    cr_assert_gt(until, TH_T0);
+    cr_assert_lt(until, TH_T0 + 7 * TH_DAY, "within the views' 7-day window, so p holds");
+    cr_assert_eq(md_cstate_due(cs), until, "scheduled for the end of the gap");
+    due_at(until - 1);
+    cr_assert_eq(out.n_triggers, 0, "not due yet");
+    cr_assert_eq(md_cstate_due(cs), until);
+    /* recent_app_use fades day by day, so p is a little lower when the gap
+     * ends, and the gap a little longer: the schedule follows it, 15
+     * minutes at least per step, and fires within a few steps. */
+    int passes = 0;
+    int64_t due = 0;
+    for (; passes < 5 && out.n_triggers == 0; passes++) {
+        due = md_cstate_due(cs);
+        cr_assert_gt(due, 0, "still scheduled after %d passes", passes);
+        due_at(due);
+    }
+    cr_assert_eq(out.n_triggers, 1, "fired within %d passes: %s", passes, md_suppress_name(out.eval[PREPAY].suppressed));
+    cr_assert_lt(due, until + TH_DAY, "within a day of the first due time");
+    const char *p = out.triggers[0].payload;
+    cr_assert(strstr(p, "\"caused_by\":{\"type\":\"schedule\""), "%s", p);
+    char want[MD_TRIGGER_ID_LEN], cause[40];
+    snprintf(cause, sizeof(cause), "due@%lld", (long long)due);
+    md_trigger_id("prepay_wallet", cust, cause, want);
+    cr_assert_str_eq(out.triggers[0].id, want, "the id names the due time: a replay makes the same");
+    cr_assert_eq(md_cstate_campaign(cs, PREPAY).last_contact, due);
+    cr_assert_eq(md_cstate_due(cs), 0, "nothing held back any more");
+}
+
+/* When the gap ends later than the signals last (the views leave their
+ * 7-day window), the schedule decides on what is left: p has fallen, the
+ * gap is longer, and the customer is scheduled again for its end. */
+Test(engine, the_schedule_decides_on_the_state_when_it_runs) {
+    peak_story(3);
+    int64_t until = out.eval[PREPAY].eligible_again_ms;
+    cr_assert_gt(until, TH_T0 + 7 * TH_DAY, "after the views' window");
+    due_at(until);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_COOLDOWN, "%s", md_suppress_name(out.eval[PREPAY].suppressed));
+    cr_assert_gt(out.eval[PREPAY].required_gap_days, 20, "p fell: a long gap");
+    cr_assert_eq(md_cstate_due(cs), out.eval[PREPAY].eligible_again_ms, "scheduled again for the new gap's end");
+}
+
+/* Below the threshold nothing is scheduled: time alone will not lift it. */
+Test(engine, an_untimed_block_schedules_nothing) {
+    late_payment(TH_T0 - 60 * TH_DAY, 80);
+    late_payment(TH_T0 - 30 * TH_DAY, 60);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_BELOW_THRESHOLD);
+    cr_assert(out.eval[PREPAY].untimed);
+    cr_assert_eq(md_cstate_due(cs), 0);
+}
+
+/* A moment held back by quiet hours fires when they end (09:00 local for
+ * calls), by the schedule. */
+Test(engine, quiet_hours_that_end_fire_by_the_schedule) {
+    int64_t night = TH_T0 + 12 * TH_HOUR; /* 22:00 in Beijing */
+    late_payment(night - 60 * TH_DAY, 80);
+    late_payment(night - 30 * TH_DAY, 60);
+    late_payment(night, 50);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_QUIET_HOURS);
+    int64_t nine = TH_T0 + 23 * TH_HOUR; /* 09:00 the next morning */
+    cr_assert_eq(md_cstate_due(cs), nine);
+    due_at(nine);
+    cr_assert_eq(out.n_triggers, 1, "%s", md_suppress_name(out.eval[PREPAY].suppressed));
+}
+
+/* An event after the due time (the timer had not run: lag, a replay)
+ * decides the due time first, at that time; stale when emitted too late. */
+Test(engine, an_event_after_the_due_time_decides_it_first) {
+    int64_t night = TH_T0 + 12 * TH_HOUR;
+    late_payment(night - 60 * TH_DAY, 80);
+    late_payment(night - 30 * TH_DAY, 60);
+    late_payment(night, 50);
+    int64_t nine = TH_T0 + 23 * TH_HOUR;
+    cr_assert_eq(md_cstate_due(cs), nine);
+    prepay_view(nine + TH_HOUR);
+    cr_assert_eq(out.n_triggers, 1, "the 09:00 decision, made when the 10:00 event came");
+    cr_assert(strstr(out.triggers[0].payload, "\"type\":\"schedule\""), "%s", out.triggers[0].payload);
+    cr_assert_eq(md_cstate_campaign(cs, PREPAY).last_contact, nine);
+    /* The same, emitted two days later: stale. */
+    pick_customer(false);
+    late_payment(night - 60 * TH_DAY, 80);
+    late_payment(night - 30 * TH_DAY, 60);
+    late_payment(night, 50);
+    emit_delay = 2 * TH_DAY;
+    prepay_view(nine + TH_HOUR);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_geq(out.n_stale, 1);
 }
