@@ -36,10 +36,18 @@
 /* Inputs per batch: the size the simulator has always decided in, so its
  * results stay comparable across versions. */
 #define SIM_BATCH 500
+#define SIM_DAY_EVENTS 128 /* events of one customer's day at most (Poisson draws stop at 50 each) */
 
 enum { POL_OLD, POL_FIXED, POL_ADAPTIVE, POL_COUNT };
 static const char *const pol_names[POL_COUNT] = {"old", "fixed", "adaptive"};
 static const char *const pol_labels[POL_COUNT] = {"old list, 45 d", "momentd fixed 45 d", "momentd adaptive"};
+
+/* One call and whether it converted, for the third figure (the calls one
+ * policy added against the ones it dropped). */
+typedef struct call_rec {
+    int64_t customer, day;
+    bool converted;
+} call_rec;
 
 typedef struct stats {
     int64_t contacts, answered, conversions, unwanted, complaints, optouts, organic, triggers, uncalled;
@@ -49,6 +57,8 @@ typedef struct stats {
     int64_t by_result[MD_SIM_RESULT_COUNT];
     int64_t max_calls_in_a_day;
     int64_t min_gap_days; /* shortest gap between two calls to one customer; -1 = none */
+    call_rec *calls;      /* every call, in order */
+    size_t n_calls, cap_calls;
 } stats;
 
 typedef struct person {
@@ -56,9 +66,14 @@ typedef struct person {
     double demand;
     int64_t calls[RECENT]; /* days of the latest calls, newest first; -1 = none */
     bool opted_out;
+    int64_t complained;  /* day of the last complaint; -1 = none */
+    int64_t bought;      /* day of the last purchase, contacted or not; -1 = none */
+    int64_t last_call;   /* day of the last call (not app message); -1 = none */
+    int64_t follow_up;   /* the old list: day an app message follows an unanswered call; -1 = none */
     double static_score;
     double tiebreak;
 } person;
+
 
 enum { CH_CALL, CH_APP };
 static const char *const ch_names[] = {"call", "app"};
@@ -87,6 +102,7 @@ typedef struct sim {
     bool serving;          /* the day's queue is being served */
     int64_t lost;          /* moments dropped for want of memory (reported) */
     FILE *trace;
+    md_event *dayev;       /* one customer's day of events, sorted before it is fed */
     /* sample customers' demand and calls, for the plot */
     FILE *plot_demand[POL_COUNT];
 } sim;
@@ -140,12 +156,26 @@ static md_sim_result contact(sim *s, int pol, int64_t i, int channel, double pri
         if (r == MD_SIM_CONVERTED) st->app_conversions++;
     }
     if (p->demand < s->sc->trough_demand) st->unwanted++;
+    if (channel == CH_CALL) {
+        p->last_call = s->day;
+        if (st->n_calls == st->cap_calls) {
+            size_t c = st->cap_calls ? st->cap_calls * 2 : 4096;
+            call_rec *a = realloc(st->calls, c * sizeof(*a));
+            if (a) {
+                st->calls = a;
+                st->cap_calls = c;
+            }
+        }
+        if (st->n_calls < st->cap_calls) st->calls[st->n_calls++] = (call_rec){i, s->day, r == MD_SIM_CONVERTED};
+    }
     if (r == MD_SIM_CONVERTED) {
+        p->bought = s->day;
         st->conversions++;
         st->amount += *amount;
         p->c.satisfied_until = s->day + (int64_t)s->sc->satisfied_days;
         p->c.episode_end = s->day;
     } else if (r == MD_SIM_COMPLAINT) {
+        p->complained = s->day;
         st->complaints++;
     } else if (r == MD_SIM_OPT_OUT) {
         st->optouts++;
@@ -236,69 +266,78 @@ static void base_event(md_event *ev, int64_t i, int64_t day, int n, md_event_typ
     ev->ts_ms = ts;
 }
 
-/* A daytime instant (09:00-20:00 at +08:00) for the n-th event of the day. */
+/* An instant in waking hours (07:00-23:00 at +08:00) for the n-th event of
+ * the day: an eighth of them fall in the calls' quiet hours (21:00-09:00),
+ * where a moment must wait for the schedule. */
 static int64_t daytime(const sim *s, int64_t i, int64_t day, int n) {
     double u = md_sim_uniform(s->seed, i, day, 1000 + (uint32_t)n);
-    return T0_MS + day * DAY_MS + 9 * HOUR_MS + (int64_t)(u * 11 * HOUR_MS);
+    return T0_MS + day * DAY_MS + 7 * HOUR_MS + (int64_t)(u * 16 * HOUR_MS);
 }
 
+static int by_time(const void *a, const void *b) {
+    const md_event *x = a, *y = b;
+    return x->ts_ms < y->ts_ms ? -1 : x->ts_ms > y->ts_ms;
+}
+
+/* The customer's day as events, in event-time order (as the bank's systems
+ * would publish them), through the engine. */
 static md_err feed_day(sim *s, int pol, md_batch *dr, int64_t i, const md_sim_day *b, bool bought, double amount, char *err,
                        size_t errsz) {
-    md_event ev;
+    md_event *evs = s->dayev;
     int n = 0;
-    md_err e = MD_ERR_OK;
     s->st[pol].events += b->views + b->logins + b->call + b->bill + b->bill_call + bought;
-    for (int k = 0; k < b->views && !e; k++) {
-        base_event(&ev, i, s->day, n, MD_EVENT_APP_LOGIN, daytime(s, i, s->day, n));
-        n++;
-        ev.n_pages = 1;
-        snprintf(ev.pages[0], sizeof(ev.pages[0]), "instalment_product");
-        ev.session_s = 120;
-        e = sim_event(dr, &ev, err, errsz);
+    for (int k = 0; k < b->views && n < SIM_DAY_EVENTS; k++, n++) {
+        md_event *ev = &evs[n];
+        base_event(ev, i, s->day, n, MD_EVENT_APP_LOGIN, daytime(s, i, s->day, n));
+        ev->n_pages = 1;
+        snprintf(ev->pages[0], sizeof(ev->pages[0]), "instalment_product");
+        ev->session_s = 120;
     }
-    for (int k = 0; k < b->logins && !e; k++) {
-        base_event(&ev, i, s->day, n, MD_EVENT_APP_LOGIN, daytime(s, i, s->day, n));
-        n++;
-        ev.n_pages = 1;
-        snprintf(ev.pages[0], sizeof(ev.pages[0]), "home");
-        ev.session_s = 60;
-        e = sim_event(dr, &ev, err, errsz);
+    for (int k = 0; k < b->logins && n < SIM_DAY_EVENTS; k++, n++) {
+        md_event *ev = &evs[n];
+        base_event(ev, i, s->day, n, MD_EVENT_APP_LOGIN, daytime(s, i, s->day, n));
+        ev->n_pages = 1;
+        snprintf(ev->pages[0], sizeof(ev->pages[0]), "home");
+        ev->session_s = 60;
     }
-    if (b->call && !e) {
-        base_event(&ev, i, s->day, n, MD_EVENT_CALL, daytime(s, i, s->day, n));
+    if (b->call && n < SIM_DAY_EVENTS) {
+        md_event *ev = &evs[n];
+        base_event(ev, i, s->day, n, MD_EVENT_CALL, daytime(s, i, s->day, n));
         n++;
-        snprintf(ev.reason, sizeof(ev.reason), "instalment_inquiry");
-        ev.inbound = true;
-        ev.duration_s = 180;
-        e = sim_event(dr, &ev, err, errsz);
+        snprintf(ev->reason, sizeof(ev->reason), "instalment_inquiry");
+        ev->inbound = true;
+        ev->duration_s = 180;
     }
-    if (b->bill_call && !e) {
-        base_event(&ev, i, s->day, n, MD_EVENT_CALL, daytime(s, i, s->day, n));
+    if (b->bill_call && n < SIM_DAY_EVENTS) {
+        md_event *ev = &evs[n];
+        base_event(ev, i, s->day, n, MD_EVENT_CALL, daytime(s, i, s->day, n));
         n++;
-        snprintf(ev.reason, sizeof(ev.reason), "bill_inquiry");
-        ev.inbound = true;
-        ev.duration_s = 120;
-        e = sim_event(dr, &ev, err, errsz);
+        snprintf(ev->reason, sizeof(ev->reason), "bill_inquiry");
+        ev->inbound = true;
+        ev->duration_s = 120;
     }
-    if (b->bill && !e) {
-        base_event(&ev, i, s->day, n, MD_EVENT_PAYMENT, daytime(s, i, s->day, n));
+    if (b->bill && n < SIM_DAY_EVENTS) {
+        md_event *ev = &evs[n];
+        base_event(ev, i, s->day, n, MD_EVENT_PAYMENT, daytime(s, i, s->day, n));
         n++;
-        ev.amount = b->bill_amount;
-        ev.late = b->late;
-        ev.has_balance_after = true;
-        ev.balance_after = b->balance_after;
-        snprintf(ev.kind, sizeof(ev.kind), "bill");
-        snprintf(ev.channel, sizeof(ev.channel), "app");
-        e = sim_event(dr, &ev, err, errsz);
+        ev->amount = b->bill_amount;
+        ev->late = b->late;
+        ev->has_balance_after = true;
+        ev->balance_after = b->balance_after;
+        snprintf(ev->kind, sizeof(ev->kind), "bill");
+        snprintf(ev->channel, sizeof(ev->channel), "app");
     }
-    if (bought && !e) { /* the purchase, in the event stream as the bank would see it */
-        base_event(&ev, i, s->day, n, MD_EVENT_PAYMENT, T0_MS + s->day * DAY_MS + 20 * HOUR_MS);
+    if (bought && n < SIM_DAY_EVENTS) { /* the purchase, in the event stream as the bank would see it */
+        md_event *ev = &evs[n];
+        base_event(ev, i, s->day, n, MD_EVENT_PAYMENT, T0_MS + s->day * DAY_MS + 20 * HOUR_MS);
         n++;
-        ev.amount = amount;
-        snprintf(ev.kind, sizeof(ev.kind), "instalment");
-        snprintf(ev.channel, sizeof(ev.channel), "app");
-        e = sim_event(dr, &ev, err, errsz);
+        ev->amount = amount;
+        snprintf(ev->kind, sizeof(ev->kind), "instalment");
+        snprintf(ev->channel, sizeof(ev->channel), "app");
     }
+    qsort(evs, (size_t)n, sizeof(md_event), by_time);
+    md_err e = MD_ERR_OK;
+    for (int k = 0; k < n && !e; k++) e = sim_event(dr, &evs[k], err, errsz);
     return e;
 }
 
@@ -401,6 +440,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
             double amount = 0;
             if (b.organic_buy && s->day > p->c.satisfied_until) {
                 amount = round(sc->amount_base * (1 + sc->amount_demand_mult * p->demand));
+                p->bought = s->day;
                 p->c.satisfied_until = s->day + (int64_t)sc->satisfied_days;
                 p->c.episode_end = s->day;
                 if (s->day >= sc->warmup_days) st->organic++;
@@ -492,7 +532,15 @@ static int by_rank(const void *a, const void *b) {
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
-static int run_old(sim *s, const md_cfg_campaign *cc) {
+/* The old way, made as fair as the engine policies: the same suppressions
+ * a bank applies to any list (no one in a complaint block, no one who
+ * bought within the campaign's skip_after_conversion) and the same app
+ * follow-up of an unanswered call the next day; only the timing differs
+ * (a static ranking and the 45-day rule). */
+static int run_old(sim *s, const md_config *ref) {
+    const md_cfg_campaign *cc = &ref->campaigns[0];
+    const int64_t complaint_days = ref->contact.complaint_block_ms / DAY_MS;
+    const int64_t skip_days = cc->skip_after_conversion_ms / DAY_MS;
     const md_sim_scenario *sc = s->sc;
     ranked *list = calloc((size_t)sc->customers, sizeof(ranked));
     if (!list) return 1;
@@ -511,6 +559,7 @@ static int run_old(sim *s, const md_cfg_campaign *cc) {
             p->demand = md_sim_demand(sc, s->seed, i, &p->c, s->day);
             /* The old list never looks at behaviour: only purchases matter here. */
             if (md_sim_organic_buy(sc, s->seed, i, s->day, p->demand) && s->day > p->c.satisfied_until) {
+                p->bought = s->day;
                 p->c.satisfied_until = s->day + (int64_t)sc->satisfied_days;
                 p->c.episode_end = s->day;
                 if (s->day >= sc->warmup_days) st->organic++;
@@ -518,12 +567,27 @@ static int run_old(sim *s, const md_cfg_campaign *cc) {
             if (s->plot_demand[POL_OLD] && i < 3) fprintf(s->plot_demand[POL_OLD], "%" PRId64 "\t%" PRId64 "\t%.4f\tday\n", i, s->day, p->demand);
         }
         if (s->day < sc->warmup_days) continue;
+        /* Yesterday's unanswered calls: an app message today. */
+        int64_t pushes = 0;
+        for (int64_t i = 0; i < sc->customers && pushes < sc->app_per_day; i++) {
+            person *p = &s->people[i];
+            if (p->follow_up != s->day) continue;
+            p->follow_up = -1;
+            if (p->opted_out) continue;
+            double amount;
+            contact(s, POL_OLD, i, CH_APP, 0, &amount);
+            pushes++;
+        }
+        if (pushes > st->max_app_in_a_day) st->max_app_in_a_day = pushes;
         int64_t calls = 0;
         for (int64_t k = 0; k < sc->customers && calls < sc->calls_per_day; k++) {
             person *p = &s->people[list[k].i];
-            if (p->opted_out || (p->calls[0] >= 0 && s->day - p->calls[0] < sc->old_gap_days)) continue;
+            if (p->opted_out || (p->last_call >= 0 && s->day - p->last_call < sc->old_gap_days)) continue;
+            if (p->complained >= 0 && s->day - p->complained < complaint_days) continue;
+            if (p->bought >= 0 && s->day - p->bought < skip_days) continue;
             double amount;
-            contact(s, POL_OLD, list[k].i, CH_CALL, list[k].score, &amount);
+            if (contact(s, POL_OLD, list[k].i, CH_CALL, list[k].score, &amount) == MD_SIM_NO_ANSWER && sc->app_per_day > 0)
+                p->follow_up = s->day + 1;
             calls++;
         }
         if (calls > st->max_calls_in_a_day) st->max_calls_in_a_day = calls;
@@ -578,7 +642,44 @@ static const row *find_row(const row *rows, size_t n, const char *key) {
     abort(); /* the keys are this file's own */
 }
 
-static void print_text(const sim *s, FILE *out) {
+/* The source's third figure: conversions per call of the calls adaptive
+ * made that fixed did not (same customer, same day), against those of the
+ * calls fixed made that adaptive did not. Sorts both call lists. */
+typedef struct churn {
+    int64_t added, added_conv, dropped, dropped_conv;
+} churn;
+
+static int by_call(const void *a, const void *b) {
+    const call_rec *x = a, *y = b;
+    if (x->customer != y->customer) return x->customer < y->customer ? -1 : 1;
+    return x->day < y->day ? -1 : x->day > y->day;
+}
+
+static churn call_churn(sim *s) {
+    churn c = {0, 0, 0, 0};
+    stats *f = &s->st[POL_FIXED], *a = &s->st[POL_ADAPTIVE];
+    if (f->n_calls) qsort(f->calls, f->n_calls, sizeof(call_rec), by_call);
+    if (a->n_calls) qsort(a->calls, a->n_calls, sizeof(call_rec), by_call);
+    size_t i = 0, j = 0;
+    while (i < f->n_calls || j < a->n_calls) {
+        int cmp = i == f->n_calls ? 1 : j == a->n_calls ? -1 : by_call(&f->calls[i], &a->calls[j]);
+        if (cmp == 0) {
+            i++;
+            j++;
+        } else if (cmp < 0) {
+            c.dropped++;
+            c.dropped_conv += f->calls[i++].converted;
+        } else {
+            c.added++;
+            c.added_conv += a->calls[j++].converted;
+        }
+    }
+    return c;
+}
+
+static double per_call(int64_t conv, int64_t calls) { return calls ? 100.0 * (double)conv / (double)calls : 0; }
+
+static void print_text(const sim *s, const churn *ch, FILE *out) {
     const md_sim_scenario *sc = s->sc;
     row rows[20];
     size_t n = table_rows(s, rows);
@@ -606,6 +707,11 @@ static void print_text(const sim *s, FILE *out) {
     fprintf(out, "here, adaptive against fixed: %+.1f%% effective contacts per month, %+.1f%% transaction amount; against the old list: %+.1f%%, %+.1f%%\n",
             rel(per_month->v[2], per_month->v[1]), rel(amount->v[2], amount->v[1]), rel(per_month->v[2], per_month->v[0]),
             rel(amount->v[2], amount->v[0]));
+    fprintf(out, "calls adaptive added (not made by fixed the same day): %" PRId64 ", %.1f%% converted; calls it dropped: %" PRId64 ", %.1f%% converted",
+            ch->added, per_call(ch->added_conv, ch->added), ch->dropped, per_call(ch->dropped_conv, ch->dropped));
+    if (ch->dropped_conv > 0 && ch->added > 0)
+        fprintf(out, " (%.2f times as productive; the pilot reported 10.7)", per_call(ch->added_conv, ch->added) / per_call(ch->dropped_conv, ch->dropped));
+    fputc('\n', out);
 }
 
 /* Counts and yuan amounts as exact integers (md_jsonw_knum keeps six
@@ -615,7 +721,7 @@ static void knumber(md_jsonw *w, const char *key, double v) {
     else md_jsonw_knum(w, key, v);
 }
 
-static void print_json(const sim *s, FILE *out) {
+static void print_json(const sim *s, const churn *ch, FILE *out) {
     const md_sim_scenario *sc = s->sc;
     row rows[20];
     size_t n = table_rows(s, rows);
@@ -664,6 +770,17 @@ static void print_json(const sim *s, FILE *out) {
         }
         md_jsonw_obj_close(&w);
     }
+    md_jsonw_key(&w, "calls_added_dropped");
+    md_jsonw_obj_open(&w);
+    knumber(&w, "added", (double)ch->added);
+    knumber(&w, "added_conversions", (double)ch->added_conv);
+    knumber(&w, "dropped", (double)ch->dropped);
+    knumber(&w, "dropped_conversions", (double)ch->dropped_conv);
+    md_jsonw_key(&w, "productivity_ratio");
+    if (ch->dropped_conv > 0 && ch->added > 0)
+        md_jsonw_num(&w, round(per_call(ch->added_conv, ch->added) / per_call(ch->dropped_conv, ch->dropped) * 100) / 100);
+    else md_jsonw_null(&w);
+    md_jsonw_obj_close(&w);
     md_jsonw_key(&w, "bank_seed_pct");
     md_jsonw_obj_open(&w);
     knumber(&w, "answered_per_month", 27);
@@ -752,11 +869,12 @@ int md_simulate(const md_simulate_opts *o) {
     s.sc = sc;
     s.seed = o->seed;
     s.people = calloc((size_t)sc->customers, sizeof(person));
+    s.dayev = calloc(SIM_DAY_EVENTS, sizeof(md_event));
     char fixed_path[1024], adaptive_path[1024];
     resolve(o->scenario, sc->engine_fixed, fixed_path, sizeof(fixed_path));
     resolve(o->scenario, sc->engine_adaptive, adaptive_path, sizeof(adaptive_path));
     md_config *ref = md_config_load(adaptive_path, err, sizeof(err));
-    if (!s.people || !ref) {
+    if (!s.people || !s.dayev || !ref) {
         fprintf(stderr, "momentd simulate: %s\n", ref ? "out of memory" : err);
         rc = 2;
         goto out;
@@ -783,10 +901,11 @@ int md_simulate(const md_simulate_opts *o) {
             md_sim_customer_init(sc, s.seed, i, &s.people[i].c);
             for (int k = 0; k < RECENT; k++) s.people[i].calls[k] = -1;
             s.people[i].opted_out = false;
+            s.people[i].complained = s.people[i].bought = s.people[i].last_call = s.people[i].follow_up = -1;
         }
         s.st[pol].min_gap_days = -1;
         int r;
-        if (pol == POL_OLD) r = run_old(&s, &ref->campaigns[0]);
+        if (pol == POL_OLD) r = run_old(&s, ref);
         else r = run_engine(&s, pol, pol == POL_FIXED ? fixed_path : adaptive_path, o->redis_url, err, sizeof(err));
         if (r) {
             fprintf(stderr, "momentd simulate: %s policy: %s\n", pol_names[pol], err[0] ? err : "out of memory");
@@ -801,8 +920,9 @@ int md_simulate(const md_simulate_opts *o) {
             s.plot_demand[p] = NULL;
         }
     if (s.lost) fprintf(stderr, "momentd simulate: %" PRId64 " moments dropped for want of memory\n", s.lost);
-    if (o->json) print_json(&s, stdout);
-    else print_text(&s, stdout);
+    churn ch = call_churn(&s);
+    if (o->json) print_json(&s, &ch, stdout);
+    else print_text(&s, &ch, stdout);
     rc = 0;
     if (o->plot_dir && plot(&s, o->plot_dir)) rc = 1;
 out:
@@ -812,6 +932,8 @@ out:
     free(s.queue);
     free(s.later);
     free(s.people);
+    free(s.dayev);
+    for (int p = 0; p < POL_COUNT; p++) free(s.st[p].calls);
     md_config_destroy(ref);
     md_sim_scenario_destroy(sc);
     return rc;

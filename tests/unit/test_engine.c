@@ -353,7 +353,7 @@ Test(engine, a_recent_conversion_and_a_low_value_stop_a_contact) {
 
 Test(engine, a_contact_worth_less_than_it_costs_is_not_made) {
     char err[512];
-    md_config *c = th_config_with("\"fresh_for\": \"4h\"", "\"fresh_for\": \"4h\", \"contact_cost\": 100000", err, sizeof(err));
+    md_config *c = th_config_with("\"contact_cost\": 5", "\"contact_cost\": 100000", err, sizeof(err));
     cr_assert_not_null(c, "%s", err);
     teardown();
     start(c);
