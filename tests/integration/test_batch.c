@@ -217,9 +217,15 @@ static char *dump_namespace(md_store *s, const char *prefix) {
     char **parts = calloc(nk + 1, sizeof(char *));
     size_t total = 1;
     for (size_t k = 0; k < nk; k++) {
+        /* Hashes field by field; the schedule's due set member by score. */
+        const char *type[] = {"TYPE", keys->element[k]->str};
+        redisReply *t = cmd(s, 2, type);
+        bool zset = t->type == REDIS_REPLY_STATUS && strcmp(t->str, "zset") == 0;
+        freeReplyObject(t);
         const char *hgetall[] = {"HGETALL", keys->element[k]->str};
-        redisReply *h = cmd(s, 2, hgetall);
-        cr_assert_eq(h->type, REDIS_REPLY_ARRAY, "%s is not a hash", keys->element[k]->str);
+        const char *zrange[] = {"ZRANGE", keys->element[k]->str, "0", "-1", "WITHSCORES"};
+        redisReply *h = zset ? cmd(s, 5, zrange) : cmd(s, 2, hgetall);
+        cr_assert_eq(h->type, REDIS_REPLY_ARRAY, "%s is neither a hash nor the due set", keys->element[k]->str);
         size_t nf = h->elements / 2;
         char **lines = calloc(nf + 1, sizeof(char *));
         size_t len = strlen(keys->element[k]->str) + 2;
