@@ -3,7 +3,7 @@
 # contact world's accounting holds (every call has exactly one result, no day
 # exceeds the call centre's capacity, no customer is called twice within 45
 # days by the fixed policy or the old list, app messages only as the follow-up
-# of an unanswered call a day before, the JSON's totals are the trace's);
+# of an unanswered call, the JSON's totals are the trace's);
 # the old list ignores behaviour (events) entirely, while the engine policies
 # follow it; --plot makes PNG charts; a bad scenario is refused.
 source "$(dirname "$0")/lib.sh"
@@ -32,16 +32,17 @@ for p in old fixed adaptive; do
     check "$p: conversions in the JSON are the trace's" eq "$(awk -F'\t' -v p=$p '$1 == p && $6 == "converted"' "$T" | wc -l)" "$(num "$p" conversions)"
     check "$p: no day has more calls than the capacity (8)" eq "$(awk -F'\t' -v p=$p '$1 == p && $5 == "call" {n[$2]++} END {m = 0; for (d in n) if (n[d] > m) m = n[d]; print (m <= 8) ? "ok" : m}' "$T")" ok
     check "$p: no contact before the warm-up ends (day 30)" eq "$(awk -F'\t' -v p=$p '$1 == p && $2 < 30' "$T" | wc -l)" 0
-    check "$p: every app message follows an unanswered call the day before" \
-        eq "$(awk -F'\t' -v p=$p '$1 == p && $5 == "call" && $6 == "no_answer" {na[$3 " " $2 + 1] = 1} $1 == p && $5 == "app" && !(($3 " " $2) in na) {bad++} END {print bad + 0}' "$T")" 0
+    # A day later, or two when that falls in the app's quiet hours (22:00-08:00).
+    check "$p: every app message follows an unanswered call a day or two before" \
+        eq "$(awk -F'\t' -v p=$p '$1 == p && $5 == "call" && $6 == "no_answer" {na[$3 " " $2 + 1] = 1; na[$3 " " $2 + 2] = 1} $1 == p && $5 == "app" && !(($3 " " $2) in na) {bad++} END {print bad + 0}' "$T")" 0
 done
 check "the engine policies send app messages" ge "$(num adaptive app_messages)" 1
-check "the old list only calls" eq "$(num old app_messages)" 0
+check "the old list follows unanswered calls with app messages too" ge "$(num old app_messages)" 1
 mingap() { awk -F'\t' -v p=$1 '$1 == p && $5 == "call" { if ($3 in last) { g = $2 - last[$3]; if (m == "" || g < m) m = g } last[$3] = $2 } END { print m }' "$T"; }
 check "fixed: no customer called twice within 45 days (shortest gap $(mingap fixed))" test "$(mingap fixed)" -ge 45
 check "old: no customer called twice within 45 days (shortest gap $(mingap old))" test "$(mingap old)" -ge 45
 check "adaptive calls someone again sooner than 45 days at a peak (shortest gap $(mingap adaptive))" test "$(mingap adaptive)" -lt 45
-check "the capacity binds the old list every day it calls" eq "$(awk -F'\t' '$1 == "old" {n[$2]++} END {for (d in n) if (n[d] != 8) bad++; print bad + 0}' "$T")" 0
+check "the capacity binds the old list every day it calls" eq "$(awk -F'\t' '$1 == "old" && $5 == "call" {n[$2]++} END {for (d in n) if (n[d] != 8) bad++; print bad + 0}' "$T")" 0
 
 # The old list ignores behaviour: different event rates, same hidden demand.
 sed -e 's/"calls_per_day": 8/"calls_per_day": 8, "view_rate_full": 3, "call_rate_full": 0.5, "late_prob_full": 0.9, "login_rate": 2/' \
