@@ -190,7 +190,7 @@ static const md_field campaign_fields[] = {
     NUM(md_cfg_campaign, threshold, NULL, 0, 1, "Score that fires on an upward crossing."),
     NUM(md_cfg_campaign, rearm_below, NULL, 0, 1, "After firing, the campaign re-arms only when the score falls below this (or at once after no_answer, not_called or expired)."),
     NUM(md_cfg_campaign, conversion_value, "1000", 0, 1e9, "What one conversion is worth, yuan: the contact's expected value is p x this, less costs."),
-    NUM(md_cfg_campaign, unwanted_cost, "0", 0, 1e9, "What a contact the customer did not want costs (complaint and opt-out risk), yuan, weighed by 1 - p."),
+    NUM(md_cfg_campaign, unwanted_cost, "0", 0, 1e9, "What a contact the customer did not want costs (complaint and opt-out risk), yuan, weighed by 1 - p: low-p contacts become worth nothing (low_value), higher-p ones gain against the threshold."),
     DUR(md_cfg_campaign, "skip_after_conversion", skip_after_conversion_ms, "0", 0, 3650 * MS_DAY, "No contact for this long after a conversion of this campaign (its own purchase); 0 = off."),
     NUM(md_cfg_campaign, holdout_pct, "0", 0, 100, "Share of customers (stable hash) recorded on the holdout topic instead of contacted."),
     EXPR(md_cfg_campaign, conversion, "", "Events that count as a conversion of this campaign (over event fields, e.g. kind == \"prepay\"); empty = none observed."),

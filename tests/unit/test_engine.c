@@ -177,7 +177,8 @@ Test(engine, the_gap_falls_out_of_the_value) {
     cr_assert_float_eq(md_cooldown_required_days(&cd, 0.95, 0.65, 1000, 0), 6 * log(0.9 * 0.95 / 0.3), 1e-9);
     cr_assert_lt(md_cooldown_required_days(&cd, 0.95, 0.65, 1000, 0), md_cooldown_required_days(&cd, 0.8, 0.65, 1000, 0),
                  "the higher p, the shorter the gap");
-    /* A contact the customer did not want costs: the gap grows with it. */
+    /* unwanted_cost weighs on the threshold contact it is compared with
+     * (1 - threshold) more than on this one (1 - p): the gap shrinks. */
     cr_assert_float_eq(md_cooldown_required_days(&cd, 0.8, 0.65, 1000, 500), 6 * log(0.9 * 0.8 * 1000 / (0.15 * 1500)), 1e-9);
     cd.recovery_days = 1;
     cr_assert_float_eq(md_cooldown_required_days(&cd, 0.99, 0.65, 1000, 0), 3, 1e-9, "at peaks: min_days");
