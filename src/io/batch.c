@@ -104,6 +104,7 @@ struct md_batch {
     md_engine_out out;
     const char **due_ids; /* customers whose due time changed, and it */
     int64_t *due_at;
+    bool *due_check;      /* customers the due set named: their member is rewritten whatever the state says */
 };
 
 static double seconds_since(const struct timespec *t0) {
@@ -142,6 +143,7 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     b->cps = calloc(cap, sizeof(*b->cps));
     b->due_ids = calloc(cap, sizeof(*b->due_ids));
     b->due_at = calloc(cap, sizeof(*b->due_at));
+    b->due_check = calloc(cap, sizeof(*b->due_check));
     b->reqs = calloc(cap * 2, sizeof(*b->reqs));
     b->results = calloc(cap * 2, sizeof(*b->results));
     b->last = calloc(cap, sizeof(*b->last));
@@ -150,7 +152,7 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     bool indexed = name_index_init(&b->cust_index, cap);
     indexed = name_index_init(&b->cp_index, cap) && indexed;
     if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
-        !b->due_ids || !b->due_at || !b->reqs || !b->results || !b->last || !b->final_order || !indexed) {
+        !b->due_ids || !b->due_at || !b->due_check || !b->reqs || !b->results || !b->last || !b->final_order || !indexed) {
         md_batch_destroy(b);
         return NULL;
     }
@@ -190,6 +192,7 @@ void md_batch_destroy(md_batch *b) {
     free(b->cps);
     free(b->due_ids);
     free(b->due_at);
+    free(b->due_check);
     free(b->reqs);
     free(b->results);
     free(b->last);
@@ -210,6 +213,7 @@ void md_batch_clear(md_batch *b) {
         b->items[i].profile_json = NULL;
     }
     b->n_items = 0;
+    if (b->due_check) memset(b->due_check, 0, b->cap * sizeof(*b->due_check));
     b->n_cust = 0;
     if (b->cust_index.slots) name_index_clear(&b->cust_index);
 }
@@ -303,6 +307,7 @@ static void add_due(void *ctx, const char *id, size_t len) {
     it->ev.customer_id[len] = '\0';
     it->ev.ts_ms = d->until; /* when the schedule ran: the input clock's time for it */
     push_item(d->b, it, it->ev.customer_id);
+    d->b->due_check[it->customer] = true;
     d->added++;
 }
 
@@ -605,7 +610,10 @@ static md_err sync_due(md_batch *b, char *err, size_t errsz) {
     size_t k = 0;
     for (size_t c = 0; c < b->n_cust; c++) {
         int64_t due;
-        if (!md_cstate_due_changed(b->states[c], &due)) continue;
+        /* A member the set holds for a state that says otherwise (its key
+         * expired, or a crash between an apply and this) is corrected too,
+         * or the schedule would take it again at every pass. */
+        if (!md_cstate_due_changed(b->states[c], &due) && !b->due_check[c]) continue;
         b->due_ids[k] = b->cust_ids[c];
         b->due_at[k++] = due;
     }

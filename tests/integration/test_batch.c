@@ -374,6 +374,45 @@ Test(batch, a_redelivered_older_profile_changes_nothing) {
     md_config_destroy(cfg);
 }
 
+/* The due set against the states it mirrors: a member whose customer's key
+ * is gone (expired, or a crash between an apply and the set's update) is
+ * removed by the pass that takes it, instead of being taken again every
+ * second; a member not yet due stays. */
+Test(batch, the_schedule_drops_members_whose_state_is_gone) {
+    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
+    cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%s/0", port);
+    cfg = long_fresh_config();
+    char prefix[64], err[512], key[128];
+    snprintf(prefix, sizeof(prefix), "batch-d-%ld", (long)time(NULL));
+    snprintf(key, sizeof(key), "%s:due", prefix);
+    md_store *s = store_for(prefix);
+    const char *zadd[] = {"ZADD", key, "1000", "gone-1", "2000", "gone-2", "9000000000000", "later-1"};
+    freeReplyObject(cmd(s, 8, zadd));
+    capture *cap = calloc(1, sizeof(*cap));
+    md_batch_hooks hooks = {capture_deliver, NULL, cap};
+    md_batch *b = md_batch_new(cfg, s, 8, MD_BATCH_CLOCK_WALL, &hooks, NULL, NULL);
+    cr_assert(b);
+    size_t added = 0;
+    cr_assert_eq(md_batch_add_due(b, T0, &added, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    cr_assert_eq(added, 2, "the two members due by T0");
+    cr_assert_eq(md_batch_run(b, T0, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    cr_assert_eq(cap->n, 0, "no state, no moment");
+    const char *zrange[] = {"ZRANGE", key, "0", "-1"};
+    redisReply *r = cmd(s, 4, zrange);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+    cr_assert_eq(r->elements, 1, "the orphans are gone");
+    cr_assert_str_eq(r->element[0]->str, "later-1");
+    freeReplyObject(r);
+    cr_assert_eq(md_batch_add_due(b, T0, &added, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    cr_assert_eq(added, 0, "the next pass takes nothing");
+    md_batch_destroy(b);
+    md_store_wipe(s, err, sizeof(err));
+    md_store_destroy(s);
+    free(cap);
+    md_config_destroy(cfg);
+}
+
 /* Another writer changes a customer between the batch's read and its apply
  * (a rebalance in flight does this): the apply is refused for the stale
  * version, and the batch must read and decide again, not take the refusal
