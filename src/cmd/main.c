@@ -187,6 +187,8 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
     printf("  complaint block    %s\n", v.complaint_until > at ? fmt_time(v.complaint_until, tb) : "none");
     printf("  blackout           %s\n", v.blackout_until > at ? fmt_time(v.blackout_until, tb) : "none");
     printf("contacts in the log: %zu; pending outbox entries: %zu\n", v.n_contacts, v.n_pending);
+    int64_t due = md_cstate_due(cs);
+    printf("schedule: %s%s\n", due ? "decided again at " : "not scheduled", due ? fmt_time(due, tb) : "");
     for (size_t c = 0; c < out->n_campaigns; c++) {
         const md_campaign_eval *e = &out->eval[c];
         const md_cfg_campaign *cc = &cfg->campaigns[c];
@@ -258,6 +260,7 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
     md_jsonw_kstr(&w, "complaint_until", v.complaint_until ? fmt_time(v.complaint_until, tb) : "");
     md_jsonw_kstr(&w, "blackout_until", v.blackout_until ? fmt_time(v.blackout_until, tb) : "");
     md_jsonw_kint(&w, "pending_outbox", (int64_t)v.n_pending);
+    md_jsonw_kstr(&w, "scheduled_at", md_cstate_due(cs) ? fmt_time(md_cstate_due(cs), tb) : "");
     md_jsonw_key(&w, "campaigns");
     md_jsonw_arr_open(&w);
     for (size_t c = 0; c < out->n_campaigns; c++) {

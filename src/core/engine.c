@@ -43,6 +43,17 @@ void md_engine_out_fini(md_engine_out *out) {
     out->n_triggers = 0;
 }
 
+/* An empty result for the next decision (the evaluations are filled by it). */
+static void out_reset(md_engine_out *out) {
+    md_engine_out_fini(out);
+    out->applied = MD_APPLIED;
+    out->n_campaigns = 0;
+    out->n_contact_point_records = 0;
+    out->n_conversions = 0;
+    out->dedupe_evicted = 0;
+    out->n_stale = 0;
+}
+
 /* ------------------------------------------------------------------------- */
 /* Pure pieces                                                                */
 
@@ -661,13 +672,7 @@ static md_err fire_due(const md_config *cfg, md_cstate *cs, md_cpstate *cp, int6
 
 md_err md_engine_due(const md_config *cfg, md_cstate *cs, md_cpstate *cp, int64_t t, int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops,
                      md_engine_out *out) {
-    md_engine_out_fini(out);
-    out->applied = MD_APPLIED;
-    out->n_campaigns = 0;
-    out->n_contact_point_records = 0;
-    out->n_conversions = 0;
-    out->dedupe_evicted = 0;
-    out->n_stale = 0;
+    out_reset(out);
     /* Not due (any more): an event since re-decided it, or it never was. */
     if (!cs->exists || cs->due == 0 || cs->due > t) return MD_ERR_OK;
     if (fire_due(cfg, cs, cp, t, emitted_at_ms, ops, cp_ops, out) != MD_ERR_OK) return MD_ERR_NOMEM;
@@ -906,13 +911,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
                          int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
     const md_rules *r = cfg->rules;
     const int64_t t = ev->ts_ms;
-    md_engine_out_fini(out);
-    out->applied = MD_APPLIED;
-    out->n_campaigns = 0;
-    out->n_contact_point_records = 0;
-    out->n_conversions = 0;
-    out->dedupe_evicted = 0;
-    out->n_stale = 0;
+    out_reset(out);
     if (!cs->customer_id[0]) md_cstate_set_customer(cs, ev->customer_id);
 
     /* 1. Guards. */

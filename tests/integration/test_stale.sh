@@ -33,9 +33,8 @@ check "no moment of the backfill was expired when emitted" eq "$EXPIRED" 0
 STALE=$(grep -o '"stale":"[0-9]*"' "$T_DIR/main/momentd.log" | tail -1 | tr -dc 0-9)
 check "the backfill's late decisions are counted stale" ge "${STALE:-0}" 1
 
-# A story of today: three late payments a month apart with a falling
-# balance, the last one an hour ago; the customer's zone puts now at 13:00,
-# outside every channel's quiet hours.
+# A story of today, the last payment an hour ago; the customer's zone puts
+# now at 13:00, outside every channel's quiet hours.
 C=$(pick_customer "$CFG" live)
 UTC_H=$(date -u +%-H)
 OFF=$(( (13 - UTC_H + 36) % 24 - 12 ))
@@ -43,11 +42,16 @@ ZONE=$(printf '%+03d:00' "$OFF")
 [ "$OFF" -ge 0 ] && ZONE="+$(printf '%02d' "$OFF"):00"
 echo "$C|{\"utc_offset\":\"$ZONE\"}" | produce "$N.customer-profiles"
 check "the profile is read first" wait_settled main 60
-{
-    pay_json "$C" "$C-1" $((NOW - 60 * DAY)) true 80
-    pay_json "$C" "$C-2" $((NOW - 30 * DAY)) true 60
-    pay_json "$C" "$C-3" $((NOW - 3600000)) true 50
-} | produce "$N.payments"
+# late_story CUSTOMER LAST_MS: three late payments a month apart with a
+# falling balance, the last at LAST_MS (the wallet campaign's moment).
+late_story() {
+    {
+        pay_json "$1" "$1-1" $(($2 - 60 * DAY)) true 80
+        pay_json "$1" "$1-2" $(($2 - 30 * DAY)) true 60
+        pay_json "$1" "$1-3" "$2" true 50
+    } | produce "$N.payments"
+}
+late_story "$C" $((NOW - 3600000))
 check "the live story is consumed" wait_settled main 60
 live_moments() { for t in $OUTS; do consume "$t"; done | jq -c --arg c "$C" 'select(.customer_id == $c and .holdout == false)'; }
 check "today's story fires" eq "$(live_moments | grep -c . || true)" 1
@@ -82,18 +86,14 @@ QZ=$(printf '%s%02d:%02d' "$([ "$OFFQ" -ge 0 ] && echo + || echo -)" $(( ${OFFQ#
 log "quiet-hours customer $Q at utc_offset $QZ"
 echo "$Q|{\"utc_offset\":\"$QZ\"}" | produce "$N.customer-profiles"
 check "its profile is read first" wait_settled main 60
-NOWQ=$(($(date +%s) * 1000))
-{
-    pay_json "$Q" "$Q-1" $((NOWQ - 60 * DAY)) true 80
-    pay_json "$Q" "$Q-2" $((NOWQ - 30 * DAY)) true 60
-    pay_json "$Q" "$Q-3" $((NOWQ - 20000)) true 50
-} | produce "$N.payments"
+late_story "$Q" $(($(date +%s) * 1000 - 20000))
 check "its story is consumed" wait_settled main 60
 quiet_moments() { for t in $OUTS; do consume "$t"; done | jq -c --arg c "$Q" 'select(.customer_id == $c and .holdout == false)'; }
 if [ "$(date +%s)" -lt $(( (NOWM + 1) * 60 - 2 )) ]; then
     check "nothing during the quiet hours" eq "$(quiet_moments | grep -c . || true)" 0
     X=$("$MOMENTD_BIN" explain -c "$CFG" "$Q" --json | jq -c '.campaigns[] | select(.would_fire == false and .blocked_by == "quiet_hours")')
     check "explain: held back by quiet hours" test -n "$X"
+    check "explain: scheduled for when they end" test -n "$("$MOMENTD_BIN" explain -c "$CFG" "$Q" --json | jq -r .scheduled_at)"
 fi
 wait_quiet() { local i; for i in $(seq 1 360); do [ "$(quiet_moments | grep -c . || true)" -ge 1 ] && return 0; sleep 0.25; done; return 1; }
 check "the schedule fires it when they end" wait_quiet
