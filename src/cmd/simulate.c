@@ -279,62 +279,53 @@ static int by_time(const void *a, const void *b) {
     return x->ts_ms < y->ts_ms ? -1 : x->ts_ms > y->ts_ms;
 }
 
+/* The next event of customer i's day (its id and, ts 0, its time drawn
+ * from its place in the day), or NULL when the day is full. */
+static md_event *day_event(sim *s, int *n, int64_t i, md_event_type type, int64_t ts) {
+    if (*n >= SIM_DAY_EVENTS) return NULL;
+    md_event *ev = &s->dayev[*n];
+    base_event(ev, i, s->day, *n, type, ts ? ts : daytime(s, i, s->day, *n));
+    (*n)++;
+    return ev;
+}
+
+static void app_page(md_event *ev, const char *page, int64_t session_s) {
+    ev->n_pages = 1;
+    snprintf(ev->pages[0], sizeof(ev->pages[0]), "%s", page);
+    ev->session_s = session_s;
+}
+
+static void inbound_call(md_event *ev, const char *reason, int64_t duration_s) {
+    snprintf(ev->reason, sizeof(ev->reason), "%s", reason);
+    ev->inbound = true;
+    ev->duration_s = duration_s;
+}
+
+static void app_payment(md_event *ev, const char *kind, double amount) {
+    ev->amount = amount;
+    snprintf(ev->kind, sizeof(ev->kind), "%s", kind);
+    snprintf(ev->channel, sizeof(ev->channel), "app");
+}
+
 /* The customer's day as events, in event-time order (as the bank's systems
  * would publish them), through the engine. */
 static md_err feed_day(sim *s, int pol, md_batch *dr, int64_t i, const md_sim_day *b, bool bought, double amount, char *err,
                        size_t errsz) {
-    md_event *evs = s->dayev;
+    md_event *evs = s->dayev, *ev;
     int n = 0;
     s->st[pol].events += b->views + b->logins + b->call + b->bill + b->bill_call + bought;
-    for (int k = 0; k < b->views && n < SIM_DAY_EVENTS; k++, n++) {
-        md_event *ev = &evs[n];
-        base_event(ev, i, s->day, n, MD_EVENT_APP_LOGIN, daytime(s, i, s->day, n));
-        ev->n_pages = 1;
-        snprintf(ev->pages[0], sizeof(ev->pages[0]), "instalment_product");
-        ev->session_s = 120;
-    }
-    for (int k = 0; k < b->logins && n < SIM_DAY_EVENTS; k++, n++) {
-        md_event *ev = &evs[n];
-        base_event(ev, i, s->day, n, MD_EVENT_APP_LOGIN, daytime(s, i, s->day, n));
-        ev->n_pages = 1;
-        snprintf(ev->pages[0], sizeof(ev->pages[0]), "home");
-        ev->session_s = 60;
-    }
-    if (b->call && n < SIM_DAY_EVENTS) {
-        md_event *ev = &evs[n];
-        base_event(ev, i, s->day, n, MD_EVENT_CALL, daytime(s, i, s->day, n));
-        n++;
-        snprintf(ev->reason, sizeof(ev->reason), "instalment_inquiry");
-        ev->inbound = true;
-        ev->duration_s = 180;
-    }
-    if (b->bill_call && n < SIM_DAY_EVENTS) {
-        md_event *ev = &evs[n];
-        base_event(ev, i, s->day, n, MD_EVENT_CALL, daytime(s, i, s->day, n));
-        n++;
-        snprintf(ev->reason, sizeof(ev->reason), "bill_inquiry");
-        ev->inbound = true;
-        ev->duration_s = 120;
-    }
-    if (b->bill && n < SIM_DAY_EVENTS) {
-        md_event *ev = &evs[n];
-        base_event(ev, i, s->day, n, MD_EVENT_PAYMENT, daytime(s, i, s->day, n));
-        n++;
-        ev->amount = b->bill_amount;
+    for (int k = 0; k < b->views && (ev = day_event(s, &n, i, MD_EVENT_APP_LOGIN, 0)); k++) app_page(ev, "instalment_product", 120);
+    for (int k = 0; k < b->logins && (ev = day_event(s, &n, i, MD_EVENT_APP_LOGIN, 0)); k++) app_page(ev, "home", 60);
+    if (b->call && (ev = day_event(s, &n, i, MD_EVENT_CALL, 0))) inbound_call(ev, "instalment_inquiry", 180);
+    if (b->bill_call && (ev = day_event(s, &n, i, MD_EVENT_CALL, 0))) inbound_call(ev, "bill_inquiry", 120);
+    if (b->bill && (ev = day_event(s, &n, i, MD_EVENT_PAYMENT, 0))) {
+        app_payment(ev, "bill", b->bill_amount);
         ev->late = b->late;
         ev->has_balance_after = true;
         ev->balance_after = b->balance_after;
-        snprintf(ev->kind, sizeof(ev->kind), "bill");
-        snprintf(ev->channel, sizeof(ev->channel), "app");
     }
-    if (bought && n < SIM_DAY_EVENTS) { /* the purchase, in the event stream as the bank would see it */
-        md_event *ev = &evs[n];
-        base_event(ev, i, s->day, n, MD_EVENT_PAYMENT, T0_MS + s->day * DAY_MS + 20 * HOUR_MS);
-        n++;
-        ev->amount = amount;
-        snprintf(ev->kind, sizeof(ev->kind), "instalment");
-        snprintf(ev->channel, sizeof(ev->channel), "app");
-    }
+    /* The purchase, in the event stream as the bank would see it. */
+    if (bought && (ev = day_event(s, &n, i, MD_EVENT_PAYMENT, T0_MS + s->day * DAY_MS + 20 * HOUR_MS))) app_payment(ev, "instalment", amount);
     qsort(evs, (size_t)n, sizeof(md_event), by_time);
     md_err e = MD_ERR_OK;
     for (int k = 0; k < n && !e; k++) e = sim_event(dr, &evs[k], err, errsz);

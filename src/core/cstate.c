@@ -873,7 +873,7 @@ void md_cs_release_contact(md_cstate *cs, md_ops *ops, const md_trec *t) {
     snprintf(field, sizeof(field), "lp:%s", name);
     md_ops_add(ops, MD_OP_DEL, field, NULL);
     snprintf(field, sizeof(field), "l:%s", name);
-    if (st->last_contact > 0) set_named_int(ops, "l:", name, st->last_contact);
+    if (st->last_contact > 0) md_cs_set_int(ops, field, st->last_contact);
     else md_ops_add(ops, MD_OP_DEL, field, NULL);
 }
 

@@ -213,7 +213,7 @@ void md_batch_clear(md_batch *b) {
         b->items[i].profile_json = NULL;
     }
     b->n_items = 0;
-    if (b->due_check) memset(b->due_check, 0, b->cap * sizeof(*b->due_check));
+    if (b->n_cust) memset(b->due_check, 0, b->n_cust * sizeof(*b->due_check));
     b->n_cust = 0;
     if (b->cust_index.slots) name_index_clear(&b->cust_index);
 }

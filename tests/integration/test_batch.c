@@ -133,6 +133,14 @@ static void build_input(void) {
     payment(cid[0], eid, T0 + 60 * DAY + 10 * HOUR, 50);
 }
 
+/* The fixture's Redis (url) and the configuration every test here runs. */
+static void use_fixture(void) {
+    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
+    cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%s/0", port);
+    cfg = long_fresh_config();
+}
+
 static md_store *store_for(const char *prefix) {
     char err[512];
     md_cfg_redis rc = {.url = url, .key_prefix = (char *)prefix, .timeout_ms = 2000, .retry_backoff_ms = 100};
@@ -259,10 +267,7 @@ static char *dump_namespace(md_store *s, const char *prefix) {
 }
 
 Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
-    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
-    cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%s/0", port);
-    cfg = long_fresh_config();
+    use_fixture();
     build_input();
     char pa[64], pb[64];
     snprintf(pa, sizeof(pa), "batch-a-%ld", (long)time(NULL));
@@ -339,10 +344,7 @@ Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
  * to a consumer that re-reads it) must not bring the old attributes back:
  * profiles carry an offset watermark like events. */
 Test(batch, a_redelivered_older_profile_changes_nothing) {
-    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
-    cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%s/0", port);
-    cfg = long_fresh_config();
+    use_fixture();
     char prefix[64], err[512], detail[64];
     snprintf(prefix, sizeof(prefix), "batch-p-%ld", (long)time(NULL));
     md_store *s = store_for(prefix);
@@ -379,10 +381,7 @@ Test(batch, a_redelivered_older_profile_changes_nothing) {
  * removed by the pass that takes it, instead of being taken again every
  * second; a member not yet due stays. */
 Test(batch, the_schedule_drops_members_whose_state_is_gone) {
-    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
-    cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%s/0", port);
-    cfg = long_fresh_config();
+    use_fixture();
     char prefix[64], err[512], key[128];
     snprintf(prefix, sizeof(prefix), "batch-d-%ld", (long)time(NULL));
     snprintf(key, sizeof(key), "%s:due", prefix);
@@ -437,10 +436,7 @@ static void *bump(void *arg) {
 }
 
 Test(batch, a_concurrent_writer_makes_the_batch_decide_again) {
-    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
-    cr_assert(port, "MOMENTD_IT_REDIS_PORT is not set (run through ctest)");
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%s", port);
-    cfg = long_fresh_config();
+    use_fixture();
     char prefix[64], err[512], key[128];
     snprintf(prefix, sizeof(prefix), "batch-v-%ld", (long)time(NULL));
     md_store *s = store_for(prefix);

@@ -53,7 +53,9 @@ late_story() {
 }
 late_story "$C" $((NOW - 3600000))
 check "the live story is consumed" wait_settled main 60
-live_moments() { for t in $OUTS; do consume "$t"; done | jq -c --arg c "$C" 'select(.customer_id == $c and .holdout == false)'; }
+# moments_of CUSTOMER: the customer's moments on every channel topic.
+moments_of() { for t in $OUTS; do consume "$t"; done | jq -c --arg c "$1" 'select(.customer_id == $c and .holdout == false)'; }
+live_moments() { moments_of "$C"; }
 check "today's story fires" eq "$(live_moments | grep -c . || true)" 1
 M=$(live_moments | head -1)
 check "its moment is fresh" eq "$(jq -r '.emitted_at <= .expires_at' <<<"$M")" true
@@ -88,7 +90,7 @@ echo "$Q|{\"utc_offset\":\"$QZ\"}" | produce "$N.customer-profiles"
 check "its profile is read first" wait_settled main 60
 late_story "$Q" $(($(date +%s) * 1000 - 20000))
 check "its story is consumed" wait_settled main 60
-quiet_moments() { for t in $OUTS; do consume "$t"; done | jq -c --arg c "$Q" 'select(.customer_id == $c and .holdout == false)'; }
+quiet_moments() { moments_of "$Q"; }
 if [ "$(date +%s)" -lt $(( (NOWM + 1) * 60 - 2 )) ]; then
     check "nothing during the quiet hours" eq "$(quiet_moments | grep -c . || true)" 0
     X=$("$MOMENTD_BIN" explain -c "$CFG" "$Q" --json | jq -c '.campaigns[] | select(.would_fire == false and .blocked_by == "quiet_hours")')
