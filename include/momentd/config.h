@@ -219,6 +219,16 @@ typedef struct md_cfg_outcomes {
     double fatigue_penalty;
 } md_cfg_outcomes;
 
+/* What momentd keeps of its own decisions so that `momentd fit` can learn
+ * from them (docs/SPEC.md section 5). */
+typedef struct md_cfg_learning {
+    int64_t keep_ms;        /* how long a decision record is kept; 0 = none are recorded */
+    int64_t max_per_campaign; /* records per customer and campaign, the oldest dropped first */
+    double sample_pct;      /* share of customers (stable hash) whose not-contacted decisions are sampled */
+    int64_t sample_every_ms; /* at most one such sample per customer and campaign this often */
+    double calibration_bound; /* live calibration error (points) above which a model is reported as drifting; 0 = not checked */
+} md_cfg_learning;
+
 typedef struct md_cfg_http {
     char *listen;
     int64_t ready_max_lag; /* /readyz fails above this many messages of lag on a partition; 0 = not checked */
@@ -245,6 +255,7 @@ typedef struct md_config {
     size_t n_channels;
     md_cfg_contact contact;
     md_cfg_outcomes outcomes;
+    md_cfg_learning learning;
     md_cfg_campaign *campaigns;
     size_t n_campaigns;
     struct md_rules *rules; /* owned */

@@ -209,6 +209,36 @@ typedef struct md_contribution {
 
 #define MD_MAX_FEATURES 64
 
+/* A decision the model made, as recorded for `momentd fit` (the layout is
+ * cstate.c's: field "q:<campaign>:<time>"): the model's inputs then and
+ * whether a conversion followed within the campaign's attribution window. */
+#define MD_DECISION_MAX_VALUES 48
+typedef enum md_decision_kind {
+    MD_DECISION_CONTACTED = 't', /* a trigger sent to a channel */
+    MD_DECISION_HOLDOUT = 'h',   /* the same decision for a holdout customer: not contacted */
+    MD_DECISION_SAMPLED = 'n',   /* a sampled decision not to contact */
+    MD_DECISION_RELEASED = 'u',  /* a trigger the channel never made (not_called, expired) */
+} md_decision_kind;
+
+typedef struct md_decision {
+    char campaign[72];
+    int64_t ts_ms;
+    char kind; /* md_decision_kind */
+    bool converted;
+    uint32_t schema; /* the model's schema then (md_rcampaign.schema) */
+    /* The features' values before cap and transform, in the model's order,
+     * then for each static attribute the 1-based index of its level among
+     * the model's offsets (0: absent or another level). */
+    double values[MD_DECISION_MAX_VALUES];
+    size_t n_values;
+} md_decision;
+
+/* Parses one customer-hash field and its value as a decision record; false
+ * when the field is not one (or is malformed). */
+bool md_decision_parse(const char *field, size_t flen, const char *value, size_t vlen, md_decision *out);
+/* The field and value md_decision_parse reads back (a trace, a test). */
+void md_decision_format(const md_decision *d, char *field, size_t fsz, char *value, size_t vsz);
+
 /* One campaign's evaluation on one event (or at one instant for explain). */
 typedef struct md_campaign_eval {
     double score;

@@ -21,6 +21,7 @@
 #include "sim_world.h"
 #include "simulate.h"
 #include "backtest.h"
+#include "fit.h"
 
 #define MOMENTD_VERSION "0.1.0"
 
@@ -37,14 +38,20 @@ static const char usage[] =
     "                                  funnel per campaign and channel, and the uplift over the holdout group, for\n"
     "                                  the triggers of days DAY (YYYY-MM-DD, the default UTC offset's calendar;\n"
     "                                  default: the last 30 days)\n"
-    "  simulate --scenario FILE [--seed N] [--json] [--plot DIR] [--trace FILE] [--redis URL]\n"
+    "  simulate --scenario FILE [--seed N] [--json] [--plot DIR] [--trace FILE] [--redis URL] [--fit-after DAYS]\n"
     "                                  compare the old 45-day call list, momentd with a fixed 45-day cooldown\n"
     "                                  and momentd with the adaptive cooldown on one simulated population\n"
-    "                                  (the engine policies through the real engine and Redis)\n"
+    "                                  (the engine policies through the real engine and Redis); --fit-after: each\n"
+    "                                  engine policy fits its model on its first DAYS and runs the rest with it\n"
     "  backtest -c CANDIDATE --live FILE (--from-file EVENTS | --from-topic T[,T...]) [--json]\n"
     "                                  replay recorded events through the engine under both configurations, in\n"
     "                                  Redis namespaces of their own, and compare the triggers per campaign,\n"
     "                                  channel and day (EVENTS: JSON lines, or topic|key|json lines)\n"
+    "  fit -c FILE --campaign NAME (--from-redis | --from-trace FILE) [--since DAY] [--out CANDIDATE]\n"
+    "      [--trace-out FILE] [--l2 X] [--json]\n"
+    "                                  fit the campaign's model to the decisions momentd recorded and the conversions\n"
+    "                                  that followed; print hand against fitted weights, out-of-sample AUC, Brier,\n"
+    "                                  log loss, calibration by decile and uplift; write a candidate configuration\n"
     "  load-profiles -c FILE PROFILES  write static profiles (CUSTOMER_ID|{json} lines, \"-\" = stdin) into Redis\n"
     "  config-doc                      print the configuration reference (Markdown)\n"
     "  scenario-doc                    print the simulator's scenario reference (Markdown)\n"
@@ -418,7 +425,9 @@ int main(int argc, char **argv) {
     }
     const char *config = NULL, *at = NULL, *from = NULL, *to = NULL, *scenario = NULL, *plot = NULL, *trace = NULL, *redis = NULL;
     const char *seed = "1", *live = NULL, *from_file = NULL, *from_topic = NULL;
-    bool json = false;
+    const char *campaign = NULL, *from_trace = NULL, *trace_out = NULL, *out_path = NULL, *since = NULL, *l2 = "1";
+    const char *fit_after = NULL;
+    bool json = false, from_redis = false;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
                                          {"at", required_argument, NULL, 'a'},     {"help", no_argument, NULL, 'h'},
                                          {"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
@@ -426,6 +435,10 @@ int main(int argc, char **argv) {
                                          {"plot", required_argument, NULL, 'p'},   {"trace", required_argument, NULL, 'T'},
                                          {"redis", required_argument, NULL, 'r'},  {"live", required_argument, NULL, 'L'},
                                          {"from-file", required_argument, NULL, 'F'}, {"from-topic", required_argument, NULL, 'K'},
+                                         {"campaign", required_argument, NULL, 'C'}, {"from-redis", no_argument, NULL, 'R'},
+                                         {"from-trace", required_argument, NULL, 'I'}, {"trace-out", required_argument, NULL, 'O'},
+                                         {"out", required_argument, NULL, 'o'},    {"since", required_argument, NULL, 'n'},
+                                         {"l2", required_argument, NULL, 'l'},     {"fit-after", required_argument, NULL, 'A'},
                                          {NULL, 0, NULL, 0}};
     optind = 2;
     int ch;
@@ -444,6 +457,14 @@ int main(int argc, char **argv) {
         case 'L': live = optarg; break;
         case 'F': from_file = optarg; break;
         case 'K': from_topic = optarg; break;
+        case 'C': campaign = optarg; break;
+        case 'R': from_redis = true; break;
+        case 'I': from_trace = optarg; break;
+        case 'O': trace_out = optarg; break;
+        case 'o': out_path = optarg; break;
+        case 'n': since = optarg; break;
+        case 'l': l2 = optarg; break;
+        case 'A': fit_after = optarg; break;
         case 'h': print_usage(stdout); return 0;
         default: print_usage(stderr); return 2;
         }
@@ -466,6 +487,13 @@ int main(int argc, char **argv) {
         md_backtest_opts bo = {config, live, from_file, from_topic, redis, json};
         return md_backtest(&bo);
     }
+    if (strcmp(cmd, "fit") == 0) {
+        char *end;
+        double l2v = strtod(l2, &end);
+        if (*end || end == l2) l2v = -1; /* md_fit reports it */
+        md_fit_opts fo = {config, campaign, from_trace, trace_out, out_path, since, redis, from_redis, json, l2v};
+        return md_fit(&fo);
+    }
     if (strcmp(cmd, "simulate") == 0) {
         char *end;
         unsigned long long sv = strtoull(seed, &end, 10);
@@ -473,9 +501,17 @@ int main(int argc, char **argv) {
             fprintf(stderr, "momentd: simulate needs --scenario FILE and a non-negative integer --seed\n");
             return 2;
         }
+        long long fa = 0;
+        if (fit_after) {
+            fa = strtoll(fit_after, &end, 10);
+            if (!*fit_after || *end || fa <= 0) {
+                fprintf(stderr, "momentd: simulate --fit-after needs a positive number of days\n");
+                return 2;
+            }
+        }
         const char *env = getenv("MOMENTD_REDIS_URL");
         md_simulate_opts so = {scenario, (uint64_t)sv, json, plot, trace,
-                               redis ? redis : env && *env ? env : "redis://127.0.0.1:6379/0", true};
+                               redis ? redis : env && *env ? env : "redis://127.0.0.1:6379/0", true, (int64_t)fa};
         return md_simulate(&so);
     }
     if (strcmp(cmd, "explain") == 0) {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "fit.h"
 #include "log.h"
 #include "momentd/jsonw.h"
 #include "sim_world.h"
@@ -87,6 +88,15 @@ typedef struct queued {
     char trigger_id[MD_TRIGGER_ID_LEN];
 } queued;
 
+/* The --fit-after loop of one engine policy: the fit, and the hand and
+ * fitted models' quality on the contacted decisions made after it. */
+typedef struct fit_report {
+    bool done;
+    size_t trained_on;
+    double threshold_before, threshold_after;
+    md_model_quality hand, fitted;
+} fit_report;
+
 typedef struct sim {
     const md_sim_scenario *sc;
     uint64_t seed;
@@ -105,6 +115,8 @@ typedef struct sim {
     md_event *dayev;       /* one customer's day of events, sorted before it is fed */
     /* sample customers' demand and calls, for the plot */
     FILE *plot_demand[POL_COUNT];
+    int64_t fit_after_days;
+    fit_report fit[POL_COUNT];
 } sim;
 
 /* ------------------------------------------------------------------------- */
@@ -349,6 +361,58 @@ static md_err report_outcome(md_batch *dr, const queued *q, const char *status, 
     return e ? e : md_batch_add_outcome(dr, &oc, NULL);
 }
 
+/* The policy's decisions so far, from its Redis namespace. */
+static md_fit_set *collect_decisions(const md_config *cfg, md_store *store, char *err, size_t errsz) {
+    md_fit_set *fs = md_fit_set_new(cfg, 0);
+    if (!fs) {
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
+    if (md_fit_set_from_store(fs, store, err, errsz) != MD_ERR_OK) {
+        md_fit_set_destroy(fs);
+        return NULL;
+    }
+    return fs;
+}
+
+/* --fit-after: fits the campaign on the decisions recorded so far (labels
+ * final as of now) and writes the candidate next to nothing the user owns
+ * (a temporary file), then loads it. NULL on failure, err set. */
+static md_config *fit_now(sim *s, int pol, const md_config *cfg, const char *cfg_path, md_store *store, md_fit_outcome *fo, char *err,
+                          size_t errsz) {
+    md_fit_set *fs = collect_decisions(cfg, store, err, errsz);
+    if (!fs) return NULL;
+    md_fit_params pp = {0, T0_MS + s->day * DAY_MS, 1.0};
+    md_config *fitted = NULL;
+    char tmp[] = "/tmp/momentd-sim-fit-XXXXXX";
+    int fd = -1;
+    if (md_fit_run(fs, &pp, fo, err, errsz) && (fd = mkstemp(tmp)) >= 0) {
+        close(fd);
+        if (md_fit_write_candidate(cfg_path, cfg, 0, fo, tmp, err, errsz)) fitted = md_config_load(tmp, err, errsz);
+        unlink(tmp);
+    } else if (fd < 0 && !err[0]) {
+        snprintf(err, errsz, "cannot create %s", tmp);
+    }
+    s->fit[pol].done = fitted != NULL;
+    s->fit[pol].trained_on = fo->treated;
+    s->fit[pol].threshold_before = cfg->campaigns[0].threshold;
+    s->fit[pol].threshold_after = fo->threshold;
+    md_fit_set_destroy(fs);
+    return fitted;
+}
+
+/* At the end of a --fit-after run: both models on the contacted decisions
+ * made after the fit whose labels are final. */
+static int evaluate_fit(sim *s, int pol, const md_config *cfg, md_store *store, const md_fit_outcome *fo, char *err, size_t errsz) {
+    md_fit_set *fs = collect_decisions(cfg, store, err, errsz);
+    if (!fs) return 1;
+    int64_t from = T0_MS + s->fit_after_days * DAY_MS, as_of = T0_MS + s->sc->days * DAY_MS;
+    bool ok = md_fit_evaluate(fs, &fo->hand, from, as_of, &s->fit[pol].hand) && md_fit_evaluate(fs, &fo->fitted, from, as_of, &s->fit[pol].fitted);
+    md_fit_set_destroy(fs);
+    if (!ok) snprintf(err, errsz, "out of memory");
+    return ok ? 0 : 1;
+}
+
 static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_url, char *err, size_t errsz) {
     const md_sim_scenario *sc = s->sc;
     md_config *cfg = md_config_load(cfg_path, err, errsz);
@@ -357,6 +421,8 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
     int rc = 1;
     md_store *store = NULL;
     md_config *warm = NULL; /* the warm-up's copy (see below) */
+    md_config *fitted = NULL; /* --fit-after: the configuration with the fitted model */
+    md_fit_outcome *fo = NULL;
     md_batch *dr = NULL;
     int camp = -1;
     for (size_t k = 0; k < cfg->n_campaigns; k++)
@@ -399,6 +465,21 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
         if (s->day == sc->warmup_days) { /* each day ends with its batch run: this one is empty */
             md_batch_destroy(dr);
             if (!(dr = md_batch_new(cfg, store, SIM_BATCH, MD_BATCH_CLOCK_INPUT, &hooks, NULL, NULL))) {
+                snprintf(err, errsz, "out of memory");
+                goto out;
+            }
+        }
+        if (s->fit_after_days > 0 && s->day == s->fit_after_days) {
+            /* The model is fitted on what this policy recorded so far and
+             * the rest of the run uses it, as an operator would deploy it. */
+            if (!(fo = calloc(1, sizeof(*fo)))) {
+                snprintf(err, errsz, "out of memory");
+                goto out;
+            }
+            if (!(fitted = fit_now(s, pol, cfg, cfg_path, store, fo, err, errsz))) goto out;
+            md_batch_destroy(dr);
+            s->cfg = fitted;
+            if (!(dr = md_batch_new(fitted, store, SIM_BATCH, MD_BATCH_CLOCK_INPUT, &hooks, NULL, NULL))) {
                 snprintf(err, errsz, "out of memory");
                 goto out;
             }
@@ -495,6 +576,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
         if (calls > st->max_calls_in_a_day) st->max_calls_in_a_day = calls;
         if (md_batch_run(dr, 0, err, errsz)) goto out;
     }
+    if (fo && evaluate_fit(s, pol, cfg, store, fo, err, errsz)) goto out;
     rc = 0;
 out:
     if (store) {
@@ -504,7 +586,10 @@ out:
     md_batch_destroy(dr);
     md_store_destroy(store);
     md_config_destroy(warm);
+    md_config_destroy(fitted);
     md_config_destroy(cfg);
+    s->cfg = NULL;
+    free(fo);
     return rc;
 }
 
@@ -703,6 +788,57 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
     if (ch->dropped_conv > 0 && ch->added > 0)
         fprintf(out, " (%.2f times as productive; the pilot reported 10.7)", per_call(ch->added_conv, ch->added) / per_call(ch->dropped_conv, ch->dropped));
     fputc('\n', out);
+    for (int p = POL_FIXED; p < POL_COUNT; p++) {
+        const fit_report *f = &s->fit[p];
+        if (!f->done) continue;
+        fprintf(out,
+                "%s: model fitted on day %" PRId64 " on %zu contacted decisions, threshold %.3f -> %.3f; on the %zu contacted decisions after it: "
+                "AUC hand %.3f, fitted %.3f; calibration error hand %.1f pp, fitted %.1f pp (largest over %d deciles of 200 or more)\n",
+                pol_labels[p], s->fit_after_days, f->trained_on, f->threshold_before, f->threshold_after, f->fitted.n, f->hand.auc, f->fitted.auc,
+                f->hand.max_calibration_error * 100, f->fitted.max_calibration_error * 100, f->fitted.bins_counted);
+    }
+}
+
+static void json_fit(md_jsonw *w, const sim *s) {
+    md_jsonw_key(w, "fit");
+    md_jsonw_obj_open(w);
+    md_jsonw_kint(w, "after_day", s->fit_after_days);
+    for (int p = POL_FIXED; p < POL_COUNT; p++) {
+        const fit_report *f = &s->fit[p];
+        md_jsonw_key(w, pol_names[p]);
+        md_jsonw_obj_open(w);
+        md_jsonw_kint(w, "trained_on", (int64_t)f->trained_on);
+        md_jsonw_knum(w, "threshold_before", f->threshold_before);
+        md_jsonw_knum(w, "threshold_after", f->threshold_after);
+        md_jsonw_kint(w, "evaluated_on", (int64_t)f->fitted.n);
+        md_jsonw_kint(w, "conversions", (int64_t)f->fitted.positives);
+        const md_model_quality *q[2] = {&f->hand, &f->fitted};
+        const char *names[2] = {"hand", "fitted"};
+        for (int k = 0; k < 2; k++) {
+            md_jsonw_key(w, names[k]);
+            md_jsonw_obj_open(w);
+            if (isfinite(q[k]->auc)) md_jsonw_knum(w, "auc", q[k]->auc);
+            if (isfinite(q[k]->brier)) md_jsonw_knum(w, "brier", q[k]->brier);
+            if (isfinite(q[k]->log_loss)) md_jsonw_knum(w, "log_loss", q[k]->log_loss);
+            if (isfinite(q[k]->max_calibration_error)) md_jsonw_knum(w, "max_calibration_error", q[k]->max_calibration_error);
+            md_jsonw_kint(w, "deciles_judged", q[k]->bins_counted);
+            md_jsonw_key(w, "reliability");
+            md_jsonw_arr_open(w);
+            for (int b = 0; b < MD_QUALITY_BINS; b++) {
+                md_jsonw_obj_open(w);
+                md_jsonw_kint(w, "decisions", (int64_t)q[k]->bins[b].n);
+                if (q[k]->bins[b].n) {
+                    md_jsonw_knum(w, "predicted", q[k]->bins[b].mean_p);
+                    md_jsonw_knum(w, "observed", q[k]->bins[b].observed);
+                }
+                md_jsonw_obj_close(w);
+            }
+            md_jsonw_arr_close(w);
+            md_jsonw_obj_close(w);
+        }
+        md_jsonw_obj_close(w);
+    }
+    md_jsonw_obj_close(w);
 }
 
 /* Counts and yuan amounts as exact integers (md_jsonw_knum keeps six
@@ -777,6 +913,7 @@ static void print_json(const sim *s, const churn *ch, FILE *out) {
     knumber(&w, "answered_per_month", 27);
     knumber(&w, "amount", 39);
     md_jsonw_obj_close(&w);
+    if (s->fit_after_days > 0) json_fit(&w, s);
     md_jsonw_obj_close(&w);
     if (!w.oom) fprintf(out, "%s\n", w.buf);
     md_jsonw_fini(&w);
@@ -859,12 +996,19 @@ int md_simulate(const md_simulate_opts *o) {
     memset(&s, 0, sizeof(s));
     s.sc = sc;
     s.seed = o->seed;
+    s.fit_after_days = o->fit_after_days;
     s.people = calloc((size_t)sc->customers, sizeof(person));
     s.dayev = calloc(SIM_DAY_EVENTS, sizeof(md_event));
     char fixed_path[1024], adaptive_path[1024];
     resolve(o->scenario, sc->engine_fixed, fixed_path, sizeof(fixed_path));
     resolve(o->scenario, sc->engine_adaptive, adaptive_path, sizeof(adaptive_path));
     md_config *ref = md_config_load(adaptive_path, err, sizeof(err));
+    if (o->fit_after_days > 0 && (o->fit_after_days <= sc->warmup_days || o->fit_after_days >= sc->days)) {
+        fprintf(stderr, "momentd simulate: --fit-after %" PRId64 " must be after the warm-up (%" PRId64 " days) and before the end (%" PRId64 ")\n",
+                o->fit_after_days, sc->warmup_days, sc->days);
+        rc = 2;
+        goto out;
+    }
     if (!s.people || !s.dayev || !ref) {
         fprintf(stderr, "momentd simulate: %s\n", ref ? "out of memory" : err);
         rc = 2;

@@ -14,6 +14,8 @@ typedef struct md_simulate_opts {
     const char *trace;     /* NULL, or a TSV of every call: policy, day, customer, demand, result, amount */
     const char *redis_url; /* the Redis the engine policies use (their own key prefix, wiped after) */
     bool progress;         /* a line on stderr per policy */
+    int64_t fit_after_days; /* > 0: each engine policy fits its model on its own decisions of the days before
+                             * this one and runs the rest with the fitted model (momentd fit in-process) */
 } md_simulate_opts;
 
 /* Returns a process exit code: 0, 1 runtime failure, 2 bad scenario or configuration. */

@@ -244,6 +244,15 @@ static const md_field outcome_fields[] = {
 };
 static const md_table outcome_table = {"outcomes", outcome_fields, NF(outcome_fields)};
 
+static const md_field learning_fields[] = {
+    DUR(md_cfg_learning, "keep", keep_ms, "120d", 0, 400 * MS_DAY, "How long each decision record (the model's inputs at a trigger, a holdout decision or a sampled decision not to contact, and whether a conversion followed) is kept for momentd fit; never less than the longest attribution window; 0 = record nothing."),
+    INT(md_cfg_learning, max_per_campaign, "12", 1, 64, "At most this many decision records per customer and campaign (the oldest go first), so a customer's state stays bounded."),
+    NUM(md_cfg_learning, sample_pct, "5", 0, 100, "Share of customers (stable hash) whose decisions not to contact are sampled too: the model's view of customers it does not pick."),
+    DUR(md_cfg_learning, "sample_every", sample_every_ms, "7d", MS_DAY / 24, 365 * MS_DAY, "At most one sampled decision per customer and campaign this often."),
+    NUM(md_cfg_learning, calibration_bound, "0.05", 0, 1, "momentd report flags a model version whose live calibration error (largest gap between predicted and observed conversion over its deciles of 200 decisions or more) is above this; 0 = not checked."),
+};
+static const md_table learning_table = {"learning", learning_fields, NF(learning_fields)};
+
 static const md_field root_fields[] = {
     OBJ(md_config, "kafka", kafka, kafka_table, "Kafka connection and topics."),
     OBJ(md_config, "redis", redis, redis_table, "Redis connection."),
@@ -257,6 +266,7 @@ static const md_field root_fields[] = {
     ARR(md_config, "channels", channels, n_channels, channel_table, md_cfg_channel, NULL, "Contact channels and their policies."),
     OBJ(md_config, "contact_policy", contact, contact_table, "Rules across channels and campaigns."),
     OBJ(md_config, "outcomes", outcomes, outcome_table, "Outcomes reported by the channels (topic kafka.topic_outcomes)."),
+    OBJ(md_config, "learning", learning, learning_table, "Decision records for fitting the models (momentd fit)."),
     ARR(md_config, "campaigns", campaigns, n_campaigns, campaign_table, md_cfg_campaign, NULL, "Campaigns."),
 };
 static const md_table root_table = {"configuration", root_fields, NF(root_fields)};

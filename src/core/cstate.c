@@ -47,6 +47,10 @@
  *                           MD_REC_CONVERTED for a conversion observed in the
  *                           event stream. Kept for outcomes.horizon (and the
  *                           longest attribution window).
+ *   q:<campaign>:<time>     decision record for momentd fit, "<kind><converted 0/1>,<schema hex>,<values>":
+ *                           kind t contacted, h holdout, n sampled not contacted, u released;
+ *                           values as md_decision says. Kept for learning.keep, at most
+ *                           learning.max_per_campaign per campaign (oldest dropped)
  * and the outbox, in its own hash "<key>:x" (same slot):
  *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it
  *   +<trigger id>:<stage>   a funnel increment, "<campaign>\t<day>\t<field>\t<delta>",
@@ -182,7 +186,11 @@ static void clear_dynamic(md_cstate *cs) {
         free(cs->pending[i].topic);
         free(cs->pending[i].payload);
     }
-    cs->n_wm = cs->n_attrs = cs->n_pending = cs->n_seen = cs->n_contacts = cs->n_trecs = cs->n_incrs = 0;
+    for (size_t i = 0; i < cs->n_drecs; i++) {
+        free(cs->drecs[i].rest);
+        free(cs->drecs[i].field);
+    }
+    cs->n_wm = cs->n_attrs = cs->n_pending = cs->n_seen = cs->n_contacts = cs->n_trecs = cs->n_incrs = cs->n_drecs = 0;
 }
 
 void md_cstate_reset(md_cstate *cs) {
@@ -224,6 +232,7 @@ void md_cstate_destroy(md_cstate *cs) {
     free(cs->camps);
     free(cs->pending);
     free(cs->trecs);
+    free(cs->drecs);
     free(cs->incrs);
     free(cs->win_vals);
     free(cs->tag_num);
@@ -536,6 +545,32 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         t->campaign = campaign_by_name(cfg, part[4], strlen(part[4]));
         return;
     }
+    if (fl > 2 && f[0] == 'q' && f[1] == ':') { /* q:<campaign>:<time> = <kind><converted>,<schema>,<values> */
+        const char *colon = NULL;
+        for (size_t i = fl; i-- > 2;)
+            if (f[i] == ':') {
+                colon = f + i;
+                break;
+            }
+        if (!colon || vl < 3 || v[2] != ',' || (v[1] != '0' && v[1] != '1') ||
+            !parse_i64(colon + 1, fl - (size_t)(colon - f) - 1, &x))
+            goto bad;
+        if (!grow((void **)&cs->drecs, &cs->cap_drecs, cs->n_drecs + 1, sizeof(md_drec))) goto bad;
+        md_drec *d = &cs->drecs[cs->n_drecs];
+        d->campaign = campaign_by_name(cfg, f + 2, (size_t)(colon - f) - 2);
+        d->ts = x;
+        d->kind = v[0];
+        d->converted = v[1] == '1';
+        d->rest = strndup(v + 3, vl - 3);
+        d->field = strndup(f, fl);
+        if (!d->rest || !d->field) {
+            free(d->rest);
+            free(d->field);
+            goto bad;
+        }
+        cs->n_drecs++;
+        return;
+    }
     if (fl > 2 && f[0] == 'k' && f[1] == ':') { /* k:<time>:<campaign> */
         const char *colon = memchr(f + 2, ':', fl - 2);
         if (!colon || !parse_i64(f + 2, (size_t)(colon - f - 2), &x)) goto bad;
@@ -661,6 +696,18 @@ void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
         cs->trecs[keep++] = *t;
     }
     cs->n_trecs = keep;
+    keep = 0;
+    for (size_t i = 0; i < cs->n_drecs; i++) {
+        md_drec *d = &cs->drecs[i];
+        if (d->ts < now_ms - cs->r->decision_keep_ms) {
+            md_ops_add(ops, MD_OP_DEL, d->field, NULL);
+            free(d->rest);
+            free(d->field);
+            continue;
+        }
+        cs->drecs[keep++] = *d;
+    }
+    cs->n_drecs = keep;
 }
 
 /* An outbox write: from now on the outbox must be read again. */
@@ -970,6 +1017,141 @@ md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign
     t->bits = 0;
     md_cs_save_trec(cs, ops, t);
     return t;
+}
+
+static void save_drec(md_ops *ops, const md_drec *d) {
+    size_t n = strlen(d->rest);
+    char *val = malloc(n + 4);
+    if (!val) {
+        ops->oom = true;
+        return;
+    }
+    val[0] = d->kind;
+    val[1] = d->converted ? '1' : '0';
+    val[2] = ',';
+    memcpy(val + 3, d->rest, n + 1);
+    md_ops_add(ops, MD_OP_SET, d->field, val);
+    free(val);
+}
+
+static void drop_drec(md_cstate *cs, md_ops *ops, size_t i) {
+    md_ops_add(ops, MD_OP_DEL, cs->drecs[i].field, NULL);
+    free(cs->drecs[i].rest);
+    free(cs->drecs[i].field);
+    memmove(cs->drecs + i, cs->drecs + i + 1, (cs->n_drecs - i - 1) * sizeof(md_drec));
+    cs->n_drecs--;
+}
+
+void md_cs_add_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind, uint32_t schema, const double *values, size_t n) {
+    /* Room first: the oldest of this campaign go beyond the bound. */
+    for (;;) {
+        size_t count = 0, oldest = SIZE_MAX;
+        for (size_t i = 0; i < cs->n_drecs; i++)
+            if (cs->drecs[i].campaign == c) {
+                count++;
+                if (oldest == SIZE_MAX || cs->drecs[i].ts < cs->drecs[oldest].ts) oldest = i;
+            }
+        if (count < (size_t)cs->cfg->learning.max_per_campaign) break;
+        drop_drec(cs, ops, oldest);
+    }
+    char field[96];
+    snprintf(field, sizeof(field), "q:%s:%" PRId64, cs->cfg->campaigns[c].name, ts);
+    for (size_t i = 0; i < cs->n_drecs; i++) /* one decision per campaign and time: the later one stands */
+        if (strcmp(cs->drecs[i].field, field) == 0) {
+            drop_drec(cs, ops, i);
+            break;
+        }
+    char rest[MD_DECISION_MAX_VALUES * 16 + 16];
+    size_t len = (size_t)snprintf(rest, sizeof(rest), "%08x", (unsigned)schema);
+    for (size_t k = 0; k < n && k < MD_DECISION_MAX_VALUES; k++)
+        len += (size_t)snprintf(rest + len, sizeof(rest) - len, ",%.6g", isfinite(values[k]) ? values[k] : 0.0);
+    if (!grow((void **)&cs->drecs, &cs->cap_drecs, cs->n_drecs + 1, sizeof(md_drec))) {
+        ops->oom = true;
+        return;
+    }
+    md_drec *d = &cs->drecs[cs->n_drecs];
+    d->campaign = c;
+    d->ts = ts;
+    d->kind = kind;
+    d->converted = false;
+    d->rest = strdup(rest);
+    d->field = strdup(field);
+    if (!d->rest || !d->field) {
+        free(d->rest);
+        free(d->field);
+        ops->oom = true;
+        return;
+    }
+    cs->n_drecs++;
+    save_drec(ops, d);
+}
+
+int64_t md_cs_newest_drec(const md_cstate *cs, int c) {
+    int64_t newest = 0;
+    for (size_t i = 0; i < cs->n_drecs; i++)
+        if (cs->drecs[i].campaign == c && cs->drecs[i].ts > newest) newest = cs->drecs[i].ts;
+    return newest;
+}
+
+void md_cs_convert_drecs(md_cstate *cs, md_ops *ops, int c, int64_t t, int64_t window_ms) {
+    for (size_t i = 0; i < cs->n_drecs; i++) {
+        md_drec *d = &cs->drecs[i];
+        if (d->campaign != c || d->converted || d->ts > t || t - d->ts > window_ms) continue;
+        d->converted = true;
+        save_drec(ops, d);
+    }
+}
+
+void md_cs_release_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts) {
+    for (size_t i = 0; i < cs->n_drecs; i++) {
+        md_drec *d = &cs->drecs[i];
+        if (d->campaign != c || d->ts != ts || d->kind != MD_DECISION_CONTACTED) continue;
+        d->kind = MD_DECISION_RELEASED;
+        save_drec(ops, d);
+    }
+}
+
+bool md_decision_parse(const char *f, size_t fl, const char *v, size_t vl, md_decision *out) {
+    if (fl < 4 || f[0] != 'q' || f[1] != ':' || vl < 12 || v[2] != ',' || (v[1] != '0' && v[1] != '1')) return false;
+    const char *colon = NULL;
+    for (size_t i = fl; i-- > 2;)
+        if (f[i] == ':') {
+            colon = f + i;
+            break;
+        }
+    size_t cl = colon ? (size_t)(colon - f) - 2 : 0;
+    if (!colon || cl == 0 || cl >= sizeof(out->campaign) || !parse_i64(colon + 1, fl - (size_t)(colon - f) - 1, &out->ts_ms)) return false;
+    if (v[0] != MD_DECISION_CONTACTED && v[0] != MD_DECISION_HOLDOUT && v[0] != MD_DECISION_SAMPLED && v[0] != MD_DECISION_RELEASED)
+        return false;
+    memcpy(out->campaign, f + 2, cl);
+    out->campaign[cl] = '\0';
+    out->kind = v[0];
+    out->converted = v[1] == '1';
+    char buf[MD_DECISION_MAX_VALUES * 24 + 16];
+    if (vl - 3 >= sizeof(buf)) return false;
+    memcpy(buf, v + 3, vl - 3);
+    buf[vl - 3] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long schema = strtoul(buf, &end, 16);
+    if (end != buf + 8 || errno) return false;
+    out->schema = (uint32_t)schema;
+    out->n_values = 0;
+    const char *p = end;
+    while (*p == ',') {
+        if (out->n_values >= MD_DECISION_MAX_VALUES) return false;
+        double x = strtod(p + 1, &end);
+        if (end == p + 1 || !isfinite(x)) return false;
+        out->values[out->n_values++] = x;
+        p = end;
+    }
+    return *p == '\0';
+}
+
+void md_decision_format(const md_decision *d, char *field, size_t fsz, char *value, size_t vsz) {
+    snprintf(field, fsz, "q:%s:%" PRId64, d->campaign, d->ts_ms);
+    size_t len = (size_t)snprintf(value, vsz, "%c%c,%08x", d->kind, d->converted ? '1' : '0', (unsigned)d->schema);
+    for (size_t k = 0; k < d->n_values && len < vsz; k++) len += (size_t)snprintf(value + len, vsz - len, ",%.6g", d->values[k]);
 }
 
 md_trec *md_cs_find_trec(md_cstate *cs, const char *id) {

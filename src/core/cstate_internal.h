@@ -64,6 +64,16 @@ typedef struct md_trec {
     unsigned bits;
 } md_trec;
 
+/* A decision record (field "q:<campaign>:<ts>"), for momentd fit. */
+typedef struct md_drec {
+    int campaign;   /* -1: a campaign no longer configured (kept until it ages out) */
+    int64_t ts;
+    char kind;      /* md_decision_kind */
+    bool converted;
+    char *rest;     /* "<schema hex>,<values...>", as stored */
+    char *field;    /* its field name, as stored */
+} md_drec;
+
 typedef struct md_incr {
     char name[MD_TRIGGER_ID_LEN + 24]; /* the outbox field, "+<trigger id>:<stage>" */
     char campaign[72];
@@ -121,6 +131,8 @@ struct md_cstate {
     size_t n_pending, cap_pending;
     md_trec *trecs;
     size_t n_trecs, cap_trecs;
+    md_drec *drecs;
+    size_t n_drecs, cap_drecs;
     md_incr *incrs;
     size_t n_incrs, cap_incrs;
     unsigned bad_fields;
@@ -177,6 +189,14 @@ void md_cp_add_contact(md_cpstate *cp, md_ops *cp_ops, int64_t t, const char *cu
 md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign, int channel, int64_t fired_ms, bool holdout);
 md_trec *md_cs_find_trec(md_cstate *cs, const char *id);
 void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t);
+/* Decision records: add one for campaign c at ts (the oldest of c beyond
+ * learning.max_per_campaign go), the newest time one of c was made (0:
+ * none), mark those of c made within window before t as converted, and turn
+ * the contacted record of c made at ts into a released one. */
+void md_cs_add_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind, uint32_t schema, const double *values, size_t n);
+int64_t md_cs_newest_drec(const md_cstate *cs, int c);
+void md_cs_convert_drecs(md_cstate *cs, md_ops *ops, int c, int64_t t, int64_t window_ms);
+void md_cs_release_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts);
 /* A funnel increment for trigger t's campaign and day: field "<channel or
  * holdout>:<stage>", recorded in the outbox hash under "+<id>:<stage>". */
 void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta);

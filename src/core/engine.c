@@ -460,6 +460,50 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
 }
 
 /* ------------------------------------------------------------------------- */
+/* Decision records, for momentd fit                                          */
+
+/* The model's inputs at this decision, as md_decision describes them. */
+static size_t decision_values(md_cstate *cs, int c, double *vals) {
+    const md_rcampaign *rc = &cs->r->campaigns[c];
+    const md_cfg_model *m = &cs->cfg->campaigns[c].model;
+    size_t n = 0;
+    for (size_t f = 0; f < rc->n_features && n < MD_DECISION_MAX_VALUES; f++) {
+        md_value v = md_expr_eval(rc->features[f].expr, get_slot, cs);
+        vals[n++] = v.kind == MD_VAL_NUM ? v.num : 0;
+    }
+    for (size_t s = 0; s < rc->n_statics && n < MD_DECISION_MAX_VALUES; s++) {
+        const char *val = md_cs_profile(cs, rc->statics[s].profile_attr);
+        size_t level = 0;
+        for (size_t k = 0; val && k < m->statics[s].n_offsets && !level; k++)
+            if (strcmp(m->statics[s].offsets[k].key, val) == 0) level = k + 1;
+        vals[n++] = (double)level;
+    }
+    return n;
+}
+
+static void record_decision(md_cstate *cs, md_ops *ops, int c, int64_t t, char kind) {
+    if (cs->r->decision_keep_ms <= 0) return;
+    double vals[MD_DECISION_MAX_VALUES];
+    size_t n = decision_values(cs, c, vals);
+    md_cs_add_drec(cs, ops, c, t, kind, cs->r->campaigns[c].schema, vals, n);
+}
+
+/* A decision not to contact, recorded for the customers of the sample
+ * (learning.sample_pct, a stable hash of its own) at most once per
+ * sample_every: what the model saw of those it did not pick. Decisions that
+ * could never be a contact (not eligible, opted out) tell nothing. */
+static void sample_decision(const md_config *cfg, md_cstate *cs, md_ops *ops, int c, int64_t t, const md_campaign_eval *e) {
+    if (cs->r->decision_keep_ms <= 0 || cfg->learning.sample_pct <= 0) return;
+    if (e->suppressed == MD_SUPPRESS_NOT_ELIGIBLE || e->suppressed == MD_SUPPRESS_OPT_OUT || e->suppressed == MD_SUPPRESS_STALE) return;
+    char seeded[96];
+    snprintf(seeded, sizeof(seeded), "learning/%s", cfg->campaigns[c].name);
+    if (md_holdout_bucket(cs->customer_id, seeded) >= (unsigned)llround(cfg->learning.sample_pct * 100)) return;
+    int64_t newest = md_cs_newest_drec(cs, c);
+    if (newest > 0 && t - newest < cfg->learning.sample_every_ms) return;
+    record_decision(cs, ops, c, t, MD_DECISION_SAMPLED);
+}
+
+/* ------------------------------------------------------------------------- */
 /* Triggers                                                                   */
 
 /* The fields every moment opens with (docs/SPEC.md section 7). */
@@ -607,6 +651,7 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
         decide(cfg, cs, cp, (int)c, t, ev != NULL, e);
         if (e->suppressed != MD_SUPPRESS_NONE) {
             if (!e->untimed && e->eligible_again_ms > t && (due == 0 || e->eligible_again_ms < due)) due = e->eligible_again_ms;
+            sample_decision(cfg, cs, ops, (int)c, t, e);
             continue;
         }
         /* Never emit a moment that has already expired (a replayed history,
@@ -635,6 +680,7 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
         md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout);
         if (!rec) return MD_ERR_NOMEM;
         funnel_add(cs, ops, rec, "triggered", 1);
+        record_decision(cs, ops, (int)c, t, e->holdout ? MD_DECISION_HOLDOUT : MD_DECISION_CONTACTED);
         md_cs_set_armed(cs, ops, (int)c, false);
         md_cs_set_last_contact(cs, ops, (int)c, t);
         if (!e->holdout) {
@@ -722,6 +768,9 @@ static void attribute_conversions(const md_config *cfg, md_cstate *cs, const md_
         if (!conv || !md_value_truthy(md_expr_eval(conv, get_slot, cs))) continue;
         /* The campaign's own purchase, contacted or not: skip_after_conversion. */
         if (ev->ts_ms > cs->camps[c].last_conversion) md_cs_set_last_conversion(cs, ops, (int)c, ev->ts_ms);
+        /* Every decision of the campaign within the window before it is
+         * labelled converted, contacted or not: the label momentd fit learns. */
+        md_cs_convert_drecs(cs, ops, (int)c, ev->ts_ms, cfg->campaigns[c].attribution_ms);
         md_trec *best = NULL;
         for (size_t i = 0; i < cs->n_trecs; i++) {
             md_trec *r = &cs->trecs[i];
@@ -874,6 +923,7 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         /* The channel never made the contact: it counts for no cooldown
          * and no cap, and the campaign may fire again. */
         md_cs_release_contact(cs, ops, r);
+        md_cs_release_drec(cs, ops, r->campaign, r->fired_ms);
         if (cs->camps[c].disarmed) md_cs_set_armed(cs, ops, c, true);
         /* The moment may still be there: the schedule decides again now. */
         if (cs->due == 0 || cs->due > o->ts_ms) md_cs_set_due(cs, ops, o->ts_ms);

@@ -5,6 +5,7 @@
  * a channel that has no contact policy: each is an error with the JSON path of
  * the offending key, never a silent default at run time. */
 #include "rules.h"
+#include "momentd/engine.h"
 
 #include <stdarg.h>
 #include <ctype.h>
@@ -311,6 +312,9 @@ static bool compile_campaigns(compiler *c) {
             return cerr(c, "$.campaigns[%zu].arms: the shares sum to %g, not 100", i, shares);
         rc->fixed_cooldown = strcmp(cd->mode, "fixed") == 0;
         if (cc->model.n_features == 0) return cerr(c, "$.campaigns[%zu].model.features: at least one feature is required", i);
+        if (cc->model.n_features + cc->model.n_statics > MD_DECISION_MAX_VALUES)
+            return cerr(c, "$.campaigns[%zu].model: %zu features and %zu static attributes; at most %d together", i, cc->model.n_features,
+                        cc->model.n_statics, MD_DECISION_MAX_VALUES);
         if (cc->n_routes == 0) return cerr(c, "$.campaigns[%zu].routes: at least one route is required", i);
 
         /* Model: features see windows, recency, profile, the event and every
@@ -384,6 +388,22 @@ static bool compile_campaigns(compiler *c) {
     return true;
 }
 
+static uint32_t fnv_add(uint32_t h, const char *s) {
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return (h ^ 0x1f) * 16777619u; /* a separator, so "ab","c" differs from "a","bc" */
+}
+
+uint32_t md_model_schema(const md_cfg_model *m) {
+    uint32_t h = 2166136261u;
+    for (size_t f = 0; f < m->n_features; f++) h = fnv_add(h, m->features[f].expr);
+    h = fnv_add(h, "|");
+    for (size_t s = 0; s < m->n_statics; s++) {
+        h = fnv_add(h, m->statics[s].attribute);
+        for (size_t k = 0; k < m->statics[s].n_offsets; k++) h = fnv_add(h, m->statics[s].offsets[k].key);
+    }
+    return h;
+}
+
 md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_size) {
     md_rules *r = calloc(1, sizeof(*r));
     compiler c = {.cfg = cfg, .r = r, .err = errstr, .errsz = errstr_size};
@@ -452,6 +472,12 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
         r->trigger_record_ms = cfg->outcomes.horizon_ms;
         for (size_t k = 0; k < cfg->n_campaigns; k++)
             if (cfg->campaigns[k].attribution_ms > r->trigger_record_ms) r->trigger_record_ms = cfg->campaigns[k].attribution_ms;
+        r->decision_keep_ms = cfg->learning.keep_ms;
+        for (size_t k = 0; k < cfg->n_campaigns; k++) {
+            r->campaigns[k].schema = md_model_schema(&cfg->campaigns[k].model);
+            if (r->decision_keep_ms > 0 && cfg->campaigns[k].attribution_ms > r->decision_keep_ms)
+                r->decision_keep_ms = cfg->campaigns[k].attribution_ms;
+        }
     }
     if (c.failed) {
         md_rules_destroy(r);

@@ -101,6 +101,10 @@ typedef struct md_rcampaign {
     md_rfollow_up *follow_ups;
     size_t n_follow_ups;
     bool fixed_cooldown;
+    /* What a decision record of this campaign's model means: a hash of its
+     * features' expressions and its static attributes and their levels, in
+     * order. Records of another schema are not this model's inputs. */
+    uint32_t schema;
 } md_rcampaign;
 
 typedef struct md_rchannel {
@@ -123,6 +127,8 @@ typedef struct md_rules {
                                   * but never less than limits.max_lateness */
     int64_t state_ttl_ms;        /* a customer's state expires after this much inactivity */
     int64_t trigger_record_ms;   /* how long trigger records are kept: outcomes.horizon and every attribution */
+    int64_t decision_keep_ms;    /* how long decision records are kept: learning.keep, at least every
+                                  * attribution (a record must outlive its label); 0 = none recorded */
     /* Profile attributes the rules read, by index. */
     char **profile_attrs;
     size_t n_profile_attrs;
@@ -134,6 +140,9 @@ typedef struct md_rules {
  * errstr. The result is owned by cfg (md_config_destroy frees it). */
 md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_size);
 void md_rules_destroy(md_rules *r); /* accepts NULL; needs no cfg */
+
+/* The schema hash of a campaign's model (md_rcampaign.schema). */
+uint32_t md_model_schema(const md_cfg_model *m);
 
 /* Index of the named item, or -1. */
 int md_rules_channel_index(const md_config *cfg, const char *name);

@@ -694,9 +694,10 @@ out:
     return e;
 }
 
-md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size) {
-    char pattern[256], cursor[32] = "0";
-    snprintf(pattern, sizeof(pattern), "%s:*", s->prefix);
+/* Calls page(ctx, keys) for every page of SCAN MATCH pattern. */
+static md_err scan_pages(md_store *s, const char *pattern, md_err (*page)(md_store *s, redisReply *keys, void *ctx, char *errstr, size_t errstr_size),
+                         void *ctx, char *errstr, size_t errstr_size) {
+    char cursor[32] = "0";
     do {
         const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
         size_t lens[6];
@@ -704,28 +705,93 @@ md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size) {
         redisReply *r = md_store_command_argv(s, 6, argv, lens);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
             if (r) freeReplyObject(r);
-            snprintf(errstr, errstr_size, "SCAN failed while wiping %s", pattern);
+            snprintf(errstr, errstr_size, "SCAN failed on %s", pattern);
             return MD_ERR_REDIS_DOWN;
         }
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        redisReply *keys = r->element[1];
-        if (keys->elements) {
-            const char **av = calloc(keys->elements + 1, sizeof(char *));
-            size_t *al = calloc(keys->elements + 1, sizeof(size_t));
-            if (av && al) {
-                av[0] = "UNLINK";
-                al[0] = 6;
-                for (size_t i = 0; i < keys->elements; i++) {
-                    av[i + 1] = keys->element[i]->str;
-                    al[i + 1] = keys->element[i]->len;
-                }
-                redisReply *u = md_store_command_argv(s, (int)keys->elements + 1, av, al);
-                if (u) freeReplyObject(u);
-            }
-            free(av);
-            free(al);
-        }
+        md_err e = page(s, r->element[1], ctx, errstr, errstr_size);
         freeReplyObject(r);
+        if (e != MD_ERR_OK) return e;
     } while (strcmp(cursor, "0") != 0);
     return MD_ERR_OK;
+}
+
+typedef struct scan_page {
+    char (*ids)[MD_CUSTOMER_ID_MAX + 1];
+    md_store_customer_field_fn fn;
+    void *ctx;
+} scan_page;
+
+static void scan_field(void *ctx, size_t i, const char *field, size_t flen, const char *value, size_t vlen) {
+    scan_page *p = ctx;
+    p->fn(p->ctx, p->ids[i], field, flen, value, vlen);
+}
+
+typedef struct customers_scan {
+    md_store_customer_field_fn fn;
+    void *ctx;
+} customers_scan;
+
+static md_err customers_page(md_store *s, redisReply *keys, void *ctx, char *errstr, size_t errstr_size) {
+    customers_scan *cs = ctx;
+    size_t plen = strlen(s->prefix);
+    const char **kv = calloc(keys->elements + 1, sizeof(char *));
+    scan_page page = {calloc(keys->elements + 1, MD_CUSTOMER_ID_MAX + 1), cs->fn, cs->ctx};
+    md_err e = MD_ERR_OK;
+    if (!kv || !page.ids) {
+        snprintf(errstr, errstr_size, "out of memory");
+        e = MD_ERR_NOMEM;
+        goto out;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < keys->elements; i++) {
+        const char *k = keys->element[i]->str;
+        size_t kl = keys->element[i]->len;
+        /* "<prefix>:{<id>}" exactly: not "{cp:...}", not the outbox "...}:x" */
+        if (kl < plen + 4 || k[plen + 1] != '{' || k[kl - 1] != '}' || kl - plen - 3 > MD_CUSTOMER_ID_MAX) continue;
+        if (kl - plen - 3 >= 3 && memcmp(k + plen + 2, "cp:", 3) == 0) continue;
+        memcpy(page.ids[n], k + plen + 2, kl - plen - 3);
+        page.ids[n][kl - plen - 3] = '\0';
+        kv[n++] = k;
+    }
+    if (n) e = md_store_hgetall_each(s, n, kv, scan_field, &page, errstr, errstr_size);
+out:
+    free(kv);
+    free(page.ids);
+    return e;
+}
+
+md_err md_store_scan_customers(md_store *s, md_store_customer_field_fn fn, void *ctx, char *errstr, size_t errstr_size) {
+    char pattern[256];
+    snprintf(pattern, sizeof(pattern), "%s:{*}", s->prefix); /* a customer's hash; its outbox ends in ":x" */
+    customers_scan cs = {fn, ctx};
+    return scan_pages(s, pattern, customers_page, &cs, errstr, errstr_size);
+}
+
+static md_err unlink_page(md_store *s, redisReply *keys, void *ctx, char *errstr, size_t errstr_size) {
+    (void)ctx;
+    (void)errstr;
+    (void)errstr_size;
+    if (!keys->elements) return MD_ERR_OK;
+    const char **av = calloc(keys->elements + 1, sizeof(char *));
+    size_t *al = calloc(keys->elements + 1, sizeof(size_t));
+    if (av && al) {
+        av[0] = "UNLINK";
+        al[0] = 6;
+        for (size_t i = 0; i < keys->elements; i++) {
+            av[i + 1] = keys->element[i]->str;
+            al[i + 1] = keys->element[i]->len;
+        }
+        redisReply *u = md_store_command_argv(s, (int)keys->elements + 1, av, al);
+        if (u) freeReplyObject(u);
+    }
+    free(av);
+    free(al);
+    return MD_ERR_OK;
+}
+
+md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size) {
+    char pattern[256];
+    snprintf(pattern, sizeof(pattern), "%s:*", s->prefix);
+    return scan_pages(s, pattern, unlink_page, NULL, errstr, errstr_size);
 }

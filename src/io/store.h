@@ -103,6 +103,14 @@ md_err md_store_hgetall_each(md_store *s, size_t n, const char *const *keys, md_
  * freeReplyObject), for tools such as explain. NULL on failure. */
 void *md_store_command_argv(md_store *s, int argc, const char **argv, const size_t *argvlen);
 
+/* Visits every customer hash under the store's prefix (SCAN, then
+ * pipelined HGETALL per page of keys): fn gets the customer id and each
+ * field, valid only during the call. Contact-point keys, outboxes and the
+ * shared keys are skipped. For whole-namespace tools (momentd fit). */
+typedef void (*md_store_customer_field_fn)(void *ctx, const char *customer_id, const char *field, size_t flen, const char *value,
+                                           size_t vlen);
+md_err md_store_scan_customers(md_store *s, md_store_customer_field_fn fn, void *ctx, char *errstr, size_t errstr_size);
+
 /* Deletes every key under the store's prefix (SCAN + UNLINK): the private
  * namespace of a simulation or a backtest, before and after its run. */
 md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size);

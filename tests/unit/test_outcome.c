@@ -10,6 +10,7 @@
 #include "helpers.h"
 #include "momentd/engine.h"
 #include "momentd/jsonw.h"
+#include "rules.h"
 
 static md_config *cfg;
 static md_cstate *cs;
@@ -585,4 +586,147 @@ Test(outcome, nul_in_status_is_rejected_not_read_uninitialised) {
                               "\"status\":\"se\\u0000nt\",\"ts\":1772416800000}",
                               "c1"),
                  MD_REJECT_BAD_VALUE);
+}
+
+/* ---- decision records: what momentd fit learns from ---- */
+
+/* The suite's configuration with a learning section, and a fresh customer. */
+static void with_learning(const char *learning) {
+    char err[256], to[256];
+    md_cstate_destroy(cs);
+    md_config_destroy(cfg);
+    cs = NULL;
+    cfg = NULL;
+    snprintf(to, sizeof(to), "\"learning\": %s, \"contact_policy\": {", learning);
+    const char *pairs[] = {"\"contact_policy\": {", to};
+    cfg = th_config_edit(pairs, 1, err, sizeof(err));
+    cr_assert(cfg, "%s", err);
+    cs = md_cstate_new(cfg);
+    md_ops_clear(&ops);
+    pick_customer(false);
+}
+
+/* The decision record of campaign `campaign` made at t, as the ops left it
+ * (the last write wins); false when there is none or it was deleted. */
+static bool decision_at(const char *campaign, int64_t t, md_decision *d) {
+    char f[96];
+    snprintf(f, sizeof(f), "q:%s:%lld", campaign, (long long)t);
+    const char *v = NULL;
+    for (size_t i = 0; i < ops.n; i++)
+        if (strcmp(md_ops_field(&ops, i), f) == 0) v = ops.ops[i].kind == MD_OP_SET ? md_ops_value(&ops, i) : NULL;
+    return v && md_decision_parse(f, strlen(f), v, strlen(v), d);
+}
+
+Test(outcome, a_trigger_records_the_models_inputs_and_a_conversion_labels_it) {
+    md_cstate_load_field(cs, "p:customer_type", 15, "resident", 8);
+    fire(TH_T0);
+    md_decision d;
+    cr_assert(decision_at("prepay_wallet", TH_T0, &d));
+    cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
+    cr_assert_not(d.converted);
+    cr_assert_str_eq(d.campaign, "prepay_wallet");
+    /* The model's 8 features before cap and transform, then its 2 static attributes as levels. */
+    const md_cfg_model *m = &cfg->campaigns[0].model;
+    cr_assert_eq(d.n_values, m->n_features + m->n_statics);
+    cr_assert_str_eq(m->features[0].name, "late_payments_180d");
+    cr_assert_float_eq(d.values[0], 3, 1e-9, "three late payments, raw");
+    cr_assert_str_eq(m->features[1].name, "low_balance");
+    cr_assert_float_eq(d.values[1], 1, 1e-9);
+    cr_assert_str_eq(m->statics[0].attribute, "customer_type");
+    cr_assert_str_eq(m->statics[0].offsets[0].key, "resident");
+    cr_assert_float_eq(d.values[m->n_features], 1, 1e-9, "resident is customer_type's first level");
+    cr_assert_float_eq(d.values[m->n_features + 1], 0, 1e-9, "no source_channel: no level");
+    cr_assert_eq(d.schema, md_model_schema(&cfg->campaigns[0].model));
+    /* A conversion 5 days later labels it, and the label is in Redis. */
+    event(PREPAY_PAYMENT, TH_T0 + 5 * TH_DAY, 500);
+    cr_assert(decision_at("prepay_wallet", TH_T0, &d));
+    cr_assert(d.converted);
+    /* Formatting gives back what was parsed. */
+    char f[96], v[1024];
+    md_decision back;
+    md_decision_format(&d, f, sizeof(f), v, sizeof(v));
+    cr_assert(md_decision_parse(f, strlen(f), v, strlen(v), &back));
+    cr_assert_eq(back.n_values, d.n_values);
+    cr_assert_eq(back.ts_ms, d.ts_ms);
+    cr_assert(back.converted);
+}
+
+Test(outcome, a_conversion_outside_the_window_labels_nothing_and_holdout_is_recorded_as_such) {
+    pick_customer(true); /* in prepay_wallet's holdout */
+    fire(TH_T0);
+    md_decision d;
+    cr_assert(decision_at("prepay_wallet", TH_T0, &d));
+    cr_assert_eq(d.kind, MD_DECISION_HOLDOUT);
+    event(PREPAY_PAYMENT, TH_T0 + 31 * TH_DAY, 500);
+    cr_assert(decision_at("prepay_wallet", TH_T0, &d));
+    cr_assert_not(d.converted, "31 days after: outside the 30-day attribution");
+}
+
+Test(outcome, a_contact_the_channel_never_made_is_recorded_as_released) {
+    fire(TH_T0);
+    cr_assert_eq(report("not_called", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    md_decision d;
+    cr_assert(decision_at("prepay_wallet", TH_T0, &d));
+    cr_assert_eq(d.kind, MD_DECISION_RELEASED);
+}
+
+Test(outcome, decision_records_are_bounded_per_campaign_and_age_out) {
+    with_learning("{\"max_per_campaign\": 2, \"keep\": \"60d\"}");
+    /* Three triggers (each after a release, so the campaign re-arms and no cooldown holds). */
+    for (int k = 0; k < 3; k++) {
+        int64_t t = TH_T0 + k * 2 * TH_DAY;
+        if (k == 0) fire(t);
+        else {
+            event(LATE_PAYMENT, t, 50);
+            cr_assert_eq(out.n_triggers, 1, "trigger %d", k);
+            snprintf(trigger, sizeof(trigger), "%s", out.triggers[0].id);
+        }
+        cr_assert_eq(report("not_called", t + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    }
+    md_decision d;
+    cr_assert_not(decision_at("prepay_wallet", TH_T0, &d), "the oldest went for the third");
+    cr_assert(decision_at("prepay_wallet", TH_T0 + 2 * TH_DAY, &d));
+    cr_assert(decision_at("prepay_wallet", TH_T0 + 4 * TH_DAY, &d));
+    /* 60 days on, an event evicts them. */
+    event(PREPAY_PAYMENT, TH_T0 + 65 * TH_DAY, 10);
+    cr_assert_not(decision_at("prepay_wallet", TH_T0 + 2 * TH_DAY, &d));
+    cr_assert_not(decision_at("prepay_wallet", TH_T0 + 4 * TH_DAY, &d));
+}
+
+/* An on-time bill paid leaving a low balance: eligible for the wallet, far below its threshold. */
+#define LOW_BALANCE_PAYMENT                                                                                                  \
+    "{\"event_id\":\"e%d\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":100,\"kind\":\"bill\",\"late\":false," \
+    "\"balance_after\":%g}"
+
+Test(outcome, only_the_sampled_customers_not_contacted_decisions_are_recorded_once_per_period) {
+    /* With everyone sampled, a late payment that does not fire is recorded
+     * as a sampled decision, and a second one within sample_every is not. */
+    with_learning("{\"sample_pct\": 100}");
+    event(LOW_BALANCE_PAYMENT, TH_T0, 50);
+    cr_assert_eq(out.n_triggers, 0);
+    md_decision d;
+    cr_assert(decision_at("prepay_wallet", TH_T0, &d));
+    cr_assert_eq(d.kind, MD_DECISION_SAMPLED);
+    event(LOW_BALANCE_PAYMENT, TH_T0 + 3 * TH_DAY, 50);
+    cr_assert_not(decision_at("prepay_wallet", TH_T0 + 3 * TH_DAY, &d), "within sample_every (7 d)");
+    event(LOW_BALANCE_PAYMENT, TH_T0 + 8 * TH_DAY, 50);
+    cr_assert(decision_at("prepay_wallet", TH_T0 + 8 * TH_DAY, &d));
+    /* With nobody sampled, nothing is recorded for a decision not to contact. */
+    with_learning("{\"sample_pct\": 0}");
+    event(LOW_BALANCE_PAYMENT, TH_T0, 50);
+    cr_assert_not(decision_at("prepay_wallet", TH_T0, &d));
+}
+
+Test(outcome, malformed_decision_records_are_refused) {
+    md_decision d;
+    const char *good_f = "q:prepay_wallet:1772416800000", *good_v = "t0,0a1b2c3d,3,1,0";
+    cr_assert(md_decision_parse(good_f, strlen(good_f), good_v, strlen(good_v), &d));
+    cr_assert_eq(d.n_values, 3);
+    cr_assert_eq(d.schema, 0x0a1b2c3du);
+    const char *bad[][2] = {{"q:prepay_wallet:x", "t0,0a1b2c3d,3"},   {"q::1", "t0,0a1b2c3d,3"},
+                            {good_f, "x0,0a1b2c3d,3"},                {good_f, "t2,0a1b2c3d,3"},
+                            {good_f, "t0,0a1b2c,3"},                  {good_f, "t0,0a1b2c3d,3,,1"},
+                            {good_f, "t0,0a1b2c3d,3,nan"},            {"g:prepay_wallet:1", "t0,0a1b2c3d,3"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_not(md_decision_parse(bad[i][0], strlen(bad[i][0]), bad[i][1], strlen(bad[i][1]), &d), "%s = %s", bad[i][0], bad[i][1]);
 }

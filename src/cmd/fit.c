@@ -1,0 +1,891 @@
+/* fit.c: `momentd fit`. A campaign's model fitted to what momentd recorded
+ * of its own decisions (the model's inputs at each decision, and whether a
+ * conversion followed within the attribution window), calibrated, compared
+ * with the hand-written weights on customers the fit did not see, and
+ * written out as a candidate configuration.
+ *
+ * Two models, not one (two-model uplift): the contacted decisions give the
+ * probability of a conversion after a contact, which is the p the value rule
+ * needs (docs/SPEC.md section 6); the decisions not contacted (holdout,
+ * sampled, released) give the probability without one. The second is
+ * reported beside the first, decile by decile, so that an operator sees
+ * where contact moves customers and where they would buy anyway. Two models
+ * because the contacted decisions are all above the threshold and the
+ * others mostly below it: one model with a treatment term would have to
+ * extrapolate its interaction where it has no contacted data at all. */
+#include "fit.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <yajl/yajl_tree.h>
+
+#include "momentd/engine.h"
+#include "momentd/event.h"
+#include "momentd/jsonw.h"
+#include "rules.h"
+
+/* One decision, compactly: its values live in the set's pool. */
+typedef struct drow {
+    const char *customer; /* interned in the set */
+    int64_t ts;
+    uint32_t schema;
+    uint32_t off; /* into values */
+    uint8_t n_values;
+    char kind;
+    bool converted;
+} drow;
+
+struct md_fit_set {
+    const md_config *cfg;
+    int campaign;
+    drow *rows;
+    size_t n, cap;
+    double *values;
+    size_t n_values, cap_values;
+    char **customers; /* interned ids, freed with the set */
+    size_t n_customers, cap_customers;
+    bool oom;
+};
+
+md_fit_set *md_fit_set_new(const md_config *cfg, int campaign) {
+    md_fit_set *fs = calloc(1, sizeof(*fs));
+    if (!fs) return NULL;
+    fs->cfg = cfg;
+    fs->campaign = campaign;
+    return fs;
+}
+
+void md_fit_set_destroy(md_fit_set *fs) {
+    if (!fs) return;
+    for (size_t i = 0; i < fs->n_customers; i++) free(fs->customers[i]);
+    free(fs->customers);
+    free(fs->rows);
+    free(fs->values);
+    free(fs);
+}
+
+static bool grow(void **p, size_t *cap, size_t need, size_t esz) {
+    if (need <= *cap) return true;
+    size_t nc = *cap ? *cap * 2 : 1024;
+    while (nc < need) nc *= 2;
+    void *q = realloc(*p, nc * esz);
+    if (!q) return false;
+    *p = q;
+    *cap = nc;
+    return true;
+}
+
+/* Adds one customer-hash field if it is a decision of the set's campaign. */
+static void add_field(void *ctx, const char *customer, const char *field, size_t flen, const char *value, size_t vlen) {
+    md_fit_set *fs = ctx;
+    md_decision d;
+    if (fs->oom || flen < 2 || field[0] != 'q' || !md_decision_parse(field, flen, value, vlen, &d)) return;
+    if (strcmp(d.campaign, fs->cfg->campaigns[fs->campaign].name) != 0) return;
+    /* Records arrive customer by customer: intern the id once per run of them. */
+    const char *cid = fs->n_customers ? fs->customers[fs->n_customers - 1] : NULL;
+    if (!cid || strcmp(cid, customer) != 0) {
+        char *copy = strdup(customer);
+        if (!copy || !grow((void **)&fs->customers, &fs->cap_customers, fs->n_customers + 1, sizeof(char *))) {
+            free(copy);
+            fs->oom = true;
+            return;
+        }
+        fs->customers[fs->n_customers++] = copy;
+        cid = copy;
+    }
+    if (!grow((void **)&fs->rows, &fs->cap, fs->n + 1, sizeof(drow)) ||
+        !grow((void **)&fs->values, &fs->cap_values, fs->n_values + d.n_values, sizeof(double))) {
+        fs->oom = true;
+        return;
+    }
+    memcpy(fs->values + fs->n_values, d.values, d.n_values * sizeof(double));
+    fs->rows[fs->n++] = (drow){cid, d.ts_ms, d.schema, (uint32_t)fs->n_values, (uint8_t)d.n_values, d.kind, d.converted};
+    fs->n_values += d.n_values;
+}
+
+md_err md_fit_set_from_store(md_fit_set *fs, md_store *store, char *err, size_t errsz) {
+    md_err e = md_store_scan_customers(store, add_field, fs, err, errsz);
+    if (e == MD_ERR_OK && fs->oom) {
+        snprintf(err, errsz, "out of memory");
+        return MD_ERR_NOMEM;
+    }
+    return e;
+}
+
+bool md_fit_set_from_trace(md_fit_set *fs, FILE *in, char *err, size_t errsz) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int64_t lineno = 0;
+    bool ok = true;
+    while ((len = getline(&line, &cap, in)) >= 0) {
+        lineno++;
+        if (len && line[len - 1] == '\n') line[--len] = '\0';
+        if (len == 0) continue;
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+        md_decision d;
+        if (!t1 || !t2 || t1 == line || (size_t)(t1 - line) > MD_CUSTOMER_ID_MAX ||
+            !md_decision_parse(t1 + 1, (size_t)(t2 - t1 - 1), t2 + 1, strlen(t2 + 1), &d)) {
+            snprintf(err, errsz, "line %" PRId64 ": not \"<customer_id>\\t<q: field>\\t<value>\" with a valid decision record", lineno);
+            ok = false;
+            break;
+        }
+        *t1 = '\0';
+        add_field(fs, line, t1 + 1, (size_t)(t2 - t1 - 1), t2 + 1, strlen(t2 + 1));
+    }
+    free(line);
+    if (ok && fs->oom) {
+        snprintf(err, errsz, "out of memory");
+        ok = false;
+    }
+    return ok;
+}
+
+static void row_decision(const md_fit_set *fs, const drow *r, md_decision *d) {
+    snprintf(d->campaign, sizeof(d->campaign), "%s", fs->cfg->campaigns[fs->campaign].name);
+    d->ts_ms = r->ts;
+    d->kind = r->kind;
+    d->converted = r->converted;
+    d->schema = r->schema;
+    d->n_values = r->n_values;
+    memcpy(d->values, fs->values + r->off, r->n_values * sizeof(double));
+}
+
+bool md_fit_set_write_trace(const md_fit_set *fs, FILE *out) {
+    char field[128], value[MD_DECISION_MAX_VALUES * 16 + 32];
+    md_decision d;
+    for (size_t i = 0; i < fs->n; i++) {
+        row_decision(fs, &fs->rows[i], &d);
+        md_decision_format(&d, field, sizeof(field), value, sizeof(value));
+        if (fprintf(out, "%s\t%s\t%s\n", fs->rows[i].customer, field, value) < 0) return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------- */
+/* The model's columns                                                        */
+
+/* Columns of the design matrix: each feature as the model transforms it,
+ * then one indicator per listed level of each static attribute. */
+static size_t n_columns(const md_cfg_model *m) {
+    size_t d = m->n_features;
+    for (size_t s = 0; s < m->n_statics; s++) d += m->statics[s].n_offsets;
+    return d;
+}
+
+static double transformed(const md_cfg_feature *f, double x) {
+    if (x > f->cap) x = f->cap;
+    if (strcmp(f->transform, "log1p") == 0) x = x > -1 ? log1p(x) : 0;
+    return x;
+}
+
+static void design_row(const md_cfg_model *m, const double *v, size_t nv, double *x) {
+    size_t j = 0;
+    for (size_t f = 0; f < m->n_features; f++) x[j++] = f < nv ? transformed(&m->features[f], v[f]) : 0;
+    for (size_t s = 0; s < m->n_statics; s++) {
+        double level = m->n_features + s < nv ? v[m->n_features + s] : 0;
+        for (size_t k = 0; k < m->statics[s].n_offsets; k++) x[j++] = level == (double)(k + 1) ? 1 : 0;
+    }
+}
+
+static double model_logit(const md_cfg_model *cm, const md_fit_model *m, const double *v, size_t nv) {
+    double z = m->intercept;
+    for (size_t f = 0; f < cm->n_features; f++) z += m->weights[f] * (f < nv ? transformed(&cm->features[f], v[f]) : 0);
+    for (size_t s = 0; s < cm->n_statics; s++) {
+        double level = cm->n_features + s < nv ? v[cm->n_features + s] : 0;
+        if (level >= 1 && level <= (double)cm->statics[s].n_offsets) z += m->offsets[s][(size_t)level - 1];
+    }
+    return z;
+}
+
+double md_fit_predict(const md_config *cfg, int campaign, const md_fit_model *m, const md_decision *d) {
+    return md_sigmoid(model_logit(&cfg->campaigns[campaign].model, m, d->values, d->n_values));
+}
+
+static double row_p(const md_fit_set *fs, const md_fit_model *m, const drow *r) {
+    return md_sigmoid(model_logit(&fs->cfg->campaigns[fs->campaign].model, m, fs->values + r->off, r->n_values));
+}
+
+static void hand_model(const md_cfg_model *cm, md_fit_model *m) {
+    memset(m, 0, sizeof(*m));
+    m->intercept = cm->intercept;
+    for (size_t f = 0; f < cm->n_features; f++) m->weights[f] = cm->features[f].weight;
+    for (size_t s = 0; s < cm->n_statics; s++)
+        for (size_t k = 0; k < cm->statics[s].n_offsets && k < MD_FIT_MAX_D; k++) m->offsets[s][k] = cm->statics[s].offsets[k].value;
+}
+
+static void model_from_beta(const md_cfg_model *cm, double b0, const double *beta, md_fit_model *m) {
+    memset(m, 0, sizeof(*m));
+    m->intercept = b0;
+    size_t j = 0;
+    for (size_t f = 0; f < cm->n_features; f++) m->weights[f] = beta[j++];
+    for (size_t s = 0; s < cm->n_statics; s++)
+        for (size_t k = 0; k < cm->statics[s].n_offsets; k++) m->offsets[s][k] = beta[j++];
+}
+
+/* ------------------------------------------------------------------------- */
+/* Fitting                                                                    */
+
+static int by_customer_time(const void *a, const void *b) {
+    const drow *x = a, *y = b;
+    int c = strcmp(x->customer, y->customer);
+    if (c) return c;
+    return x->ts < y->ts ? -1 : x->ts > y->ts;
+}
+
+/* Row i of the sorted rows was not contacted, and no contact of the campaign
+ * came within the attribution window before or after it: a clean control. */
+static bool contacted_near(const md_fit_set *fs, size_t i, int64_t window) {
+    const drow *r = &fs->rows[i];
+    for (size_t j = i; j-- > 0 && fs->rows[j].customer == r->customer && r->ts - fs->rows[j].ts <= window;)
+        if (fs->rows[j].kind == MD_DECISION_CONTACTED) return true;
+    for (size_t j = i + 1; j < fs->n && fs->rows[j].customer == r->customer && fs->rows[j].ts - r->ts <= window; j++)
+        if (fs->rows[j].kind == MD_DECISION_CONTACTED) return true;
+    return false;
+}
+
+typedef struct matrix {
+    double *x, *y;
+    size_t n, d, cap;
+} matrix;
+
+static bool matrix_add(matrix *m, const md_cfg_model *cm, const double *v, size_t nv, bool y) {
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 4096;
+        double *x = realloc(m->x, nc * m->d * sizeof(double));
+        if (!x) return false;
+        m->x = x;
+        double *yy = realloc(m->y, nc * sizeof(double));
+        if (!yy) return false;
+        m->y = yy;
+        m->cap = nc;
+    }
+    design_row(cm, v, nv, m->x + m->n * m->d);
+    m->y[m->n++] = y ? 1 : 0;
+    return true;
+}
+
+static void matrix_free(matrix *m) {
+    free(m->x);
+    free(m->y);
+}
+
+static bool fit_matrix(const md_cfg_model *cm, const matrix *m, double l2, md_fit_model *out, int *iterations) {
+    double beta[MD_FIT_MAX_D];
+    md_fit_result r = {.beta = beta};
+    md_fit_data data = {m->x, m->y, NULL, m->n, m->d};
+    if (!md_logit_fit(&data, l2, 100, &r)) return false;
+    model_from_beta(cm, r.intercept, beta, out);
+    if (iterations) *iterations = r.iterations;
+    return true;
+}
+
+/* A fifth of the customers (a stable hash) are kept out of the fit that is
+ * measured, so the quality reported is out of sample. */
+static bool in_test_fifth(const char *customer) { return md_holdout_bucket(customer, "momentd-fit/test") < 2000; }
+
+static bool in_learning_sample(const md_config *cfg, int c, const char *customer) {
+    char seeded[96];
+    snprintf(seeded, sizeof(seeded), "learning/%s", cfg->campaigns[c].name);
+    return md_holdout_bucket(customer, seeded) < (unsigned)llround(cfg->learning.sample_pct * 100);
+}
+
+static int by_desc(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x > y ? -1 : x < y;
+}
+
+static int by_asc(const void *a, const void *b) { return -by_desc(a, b); }
+
+/* The threshold on the fitted p that keeps the share of decisions above it
+ * the hand model had: the sampled customers' decisions are a picture of
+ * every decision the campaign makes (all of theirs are recorded, at most one
+ * per sample_every), so the share is taken there; with too few of them, over
+ * every decision read. */
+static void choose_threshold(md_fit_set *fs, const md_fit_params *pp, const md_fit_model *hand, md_fit_outcome *o) {
+    const md_cfg_campaign *cc = &fs->cfg->campaigns[fs->campaign];
+    uint32_t schema = fs->cfg->rules->campaigns[fs->campaign].schema;
+    o->threshold = cc->threshold;
+    o->rearm_below = cc->rearm_below;
+    o->threshold_basis = 0;
+    double *p = malloc((fs->n + 1) * sizeof(double));
+    if (!p) return;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t n = 0, above = 0;
+        for (size_t i = 0; i < fs->n; i++) {
+            const drow *r = &fs->rows[i];
+            if (r->schema != schema || r->ts < pp->since_ms || (pass == 0 && !in_learning_sample(fs->cfg, fs->campaign, r->customer))) continue;
+            if (row_p(fs, hand, r) >= cc->threshold) above++;
+            p[n++] = row_p(fs, &o->fitted, r);
+        }
+        if (n < 200 && pass == 0) continue;
+        if (n == 0 || above == 0) break;
+        qsort(p, n, sizeof(double), by_desc);
+        o->threshold = p[above - 1];
+        o->rearm_below = cc->threshold > 0 ? o->threshold * cc->rearm_below / cc->threshold : 0;
+        o->threshold_basis = n;
+        break;
+    }
+    free(p);
+}
+
+/* Out-of-sample quality on the test fifth's contacted decisions; the uplift
+ * table: treated and control rates by decile of the fitted p. */
+static bool measure(md_fit_set *fs, const md_fit_model *hand_train, const md_fit_model *fit_train, const bool *is_treated,
+                    const bool *is_control, md_fit_outcome *o) {
+    size_t n = 0;
+    double *ph = malloc((fs->n + 1) * sizeof(double)), *pf = malloc((fs->n + 1) * sizeof(double)), *y = malloc((fs->n + 1) * sizeof(double));
+    bool ok = ph && pf && y;
+    for (size_t i = 0; ok && i < fs->n; i++) {
+        if (!is_treated[i] || !in_test_fifth(fs->rows[i].customer)) continue;
+        ph[n] = row_p(fs, hand_train, &fs->rows[i]);
+        pf[n] = row_p(fs, fit_train, &fs->rows[i]);
+        y[n++] = fs->rows[i].converted;
+    }
+    ok = ok && md_model_quality_of(ph, y, n, 200, &o->hand_quality) && md_model_quality_of(pf, y, n, 200, &o->fitted_quality);
+    /* Uplift: decile edges of the final fitted p over the contacted decisions. */
+    size_t nt = 0;
+    for (size_t i = 0; ok && i < fs->n; i++)
+        if (is_treated[i]) pf[nt++] = row_p(fs, &o->fitted, &fs->rows[i]);
+    if (ok && nt >= MD_QUALITY_BINS) {
+        qsort(pf, nt, sizeof(double), by_asc);
+        double edges[MD_QUALITY_BINS - 1];
+        for (int b = 1; b < MD_QUALITY_BINS; b++) edges[b - 1] = pf[nt * (size_t)b / MD_QUALITY_BINS];
+        double conv_t[MD_QUALITY_BINS] = {0}, conv_c[MD_QUALITY_BINS] = {0};
+        for (size_t i = 0; i < fs->n; i++) {
+            if (!is_treated[i] && !is_control[i]) continue;
+            double p = row_p(fs, &o->fitted, &fs->rows[i]);
+            int b = 0;
+            while (b < MD_QUALITY_BINS - 1 && p >= edges[b]) b++;
+            if (is_treated[i]) {
+                o->uplift_n_treated[b]++;
+                conv_t[b] += fs->rows[i].converted;
+            } else {
+                o->uplift_n_control[b]++;
+                conv_c[b] += fs->rows[i].converted;
+            }
+        }
+        for (int b = 0; b < MD_QUALITY_BINS; b++) {
+            o->uplift_treated[b] = o->uplift_n_treated[b] ? conv_t[b] / (double)o->uplift_n_treated[b] : NAN;
+            o->uplift_control[b] = o->uplift_n_control[b] ? conv_c[b] / (double)o->uplift_n_control[b] : NAN;
+        }
+    }
+    free(ph);
+    free(pf);
+    free(y);
+    return ok;
+}
+
+bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char *err, size_t errsz) {
+    const md_cfg_campaign *cc = &fs->cfg->campaigns[fs->campaign];
+    const md_cfg_model *cm = &cc->model;
+    uint32_t schema = fs->cfg->rules->campaigns[fs->campaign].schema;
+    memset(o, 0, sizeof(*o));
+    size_t d = n_columns(cm);
+    if (d > MD_FIT_MAX_D) {
+        snprintf(err, errsz, "campaign %s: its model has %zu columns (features and static levels); the fitter takes at most %d", cc->name, d,
+                 MD_FIT_MAX_D);
+        return false;
+    }
+    hand_model(cm, &o->hand);
+    if (fs->n) qsort(fs->rows, fs->n, sizeof(drow), by_customer_time);
+    o->decisions = fs->n;
+    int64_t newest = 0;
+    for (size_t i = 0; i < fs->n; i++)
+        if (fs->rows[i].ts > newest) newest = fs->rows[i].ts;
+    o->as_of_ms = pp->as_of_ms ? pp->as_of_ms : newest;
+    int64_t window = cc->attribution_ms;
+    bool *is_treated = calloc(fs->n + 1, sizeof(bool)), *is_control = calloc(fs->n + 1, sizeof(bool));
+    matrix all_t = {.d = d}, train_t = {.d = d}, all_c = {.d = d};
+    bool ok = is_treated && is_control;
+    if (!ok) snprintf(err, errsz, "out of memory");
+    for (size_t i = 0; ok && i < fs->n; i++) {
+        const drow *r = &fs->rows[i];
+        if (r->schema != schema) {
+            o->other_schema++;
+            continue;
+        }
+        if (r->ts < pp->since_ms) {
+            o->too_old++;
+            continue;
+        }
+        if (r->ts > o->as_of_ms - window) { /* a conversion may still come: the label is not final */
+            o->unlabelled++;
+            continue;
+        }
+        const double *v = fs->values + r->off;
+        if (r->kind == MD_DECISION_CONTACTED) {
+            is_treated[i] = true;
+            o->treated++;
+            ok = matrix_add(&all_t, cm, v, r->n_values, r->converted) &&
+                 (in_test_fifth(r->customer) || matrix_add(&train_t, cm, v, r->n_values, r->converted));
+        } else if (contacted_near(fs, i, window)) {
+            o->contaminated++;
+        } else {
+            is_control[i] = true;
+            o->control++;
+            ok = matrix_add(&all_c, cm, v, r->n_values, r->converted);
+        }
+        if (!ok) snprintf(err, errsz, "out of memory");
+    }
+    if (ok && o->treated == 0) {
+        snprintf(err, errsz,
+                 "campaign %s: no contacted decision with a final label (%zu read, %zu of another model schema, %zu made within %" PRId64
+                 " days of the newest)",
+                 cc->name, o->decisions, o->other_schema, o->unlabelled, window / MD_DAY_MS);
+        ok = false;
+    }
+    if (ok) {
+        /* The measured fit: trained without the test fifth. */
+        md_fit_model fit_train;
+        ok = train_t.n > 0 ? fit_matrix(cm, &train_t, pp->l2, &fit_train, NULL) : fit_matrix(cm, &all_t, pp->l2, &fit_train, NULL);
+        /* The final fit: every contacted decision. */
+        ok = ok && fit_matrix(cm, &all_t, pp->l2, &o->fitted, &o->iterations);
+        o->fitted_ok = ok;
+        if (ok && all_c.n > 0) o->control_ok = fit_matrix(cm, &all_c, pp->l2, &o->control_model, NULL);
+        ok = ok && measure(fs, &o->hand, &fit_train, is_treated, is_control, o);
+        if (!ok) snprintf(err, errsz, "the fit failed (out of memory)");
+    }
+    if (ok) {
+        choose_threshold(fs, pp, &o->hand, o);
+        uint32_t h = 2166136261u;
+        const unsigned char *bytes = (const unsigned char *)&o->fitted;
+        for (size_t i = 0; i < sizeof(o->fitted); i++) h = (h ^ bytes[i]) * 16777619u;
+        char day[16];
+        md_format_day(o->as_of_ms, 0, day);
+        snprintf(o->version, sizeof(o->version), "%.40s-fit-%s-%04x", cc->name, day, (unsigned)(h & 0xffff));
+    }
+    free(is_treated);
+    free(is_control);
+    matrix_free(&all_t);
+    matrix_free(&train_t);
+    matrix_free(&all_c);
+    return ok;
+}
+
+bool md_fit_evaluate(md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int64_t as_of_ms, md_model_quality *q) {
+    uint32_t schema = fs->cfg->rules->campaigns[fs->campaign].schema;
+    int64_t window = fs->cfg->campaigns[fs->campaign].attribution_ms;
+    double *p = malloc((fs->n + 1) * sizeof(double)), *y = malloc((fs->n + 1) * sizeof(double));
+    size_t n = 0;
+    bool ok = p && y;
+    for (size_t i = 0; ok && i < fs->n; i++) {
+        const drow *r = &fs->rows[i];
+        if (r->schema != schema || r->kind != MD_DECISION_CONTACTED || r->ts < from_ms || r->ts > as_of_ms - window) continue;
+        p[n] = row_p(fs, m, r);
+        y[n++] = r->converted;
+    }
+    ok = ok && md_model_quality_of(p, y, n, 200, q);
+    free(p);
+    free(y);
+    return ok;
+}
+
+/* ------------------------------------------------------------------------- */
+/* The candidate configuration                                                */
+
+typedef struct emitter {
+    FILE *out;
+    const md_config *cfg;
+    int campaign;
+    const md_fit_outcome *o;
+} emitter;
+
+static void emit_string(FILE *out, const char *s) {
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_jsonw_str(&w, s);
+    fputs(w.oom ? "\"\"" : w.buf, out);
+    md_jsonw_fini(&w);
+}
+
+static void indent(FILE *out, int depth) {
+    fputc('\n', out);
+    for (int i = 0; i < depth; i++) fputs("  ", out);
+}
+
+/* The replacement for a value at path (a campaign's model and thresholds),
+ * or false to copy the original. path is relative to the campaign. */
+static bool replacement(const emitter *em, const char *path, size_t idx, const char *key, FILE *out) {
+    const md_fit_outcome *o = em->o;
+    const md_cfg_model *cm = &em->cfg->campaigns[em->campaign].model;
+    if (strcmp(path, "") == 0 && strcmp(key, "threshold") == 0) return fprintf(out, "%.4f", o->threshold), true;
+    if (strcmp(path, "") == 0 && strcmp(key, "rearm_below") == 0) return fprintf(out, "%.4f", o->rearm_below), true;
+    if (strcmp(path, "model") == 0 && strcmp(key, "version") == 0) return emit_string(out, o->version), true;
+    if (strcmp(path, "model") == 0 && strcmp(key, "intercept") == 0) return fprintf(out, "%.4f", o->fitted.intercept), true;
+    if (strcmp(path, "model.features[]") == 0 && strcmp(key, "weight") == 0 && idx < cm->n_features)
+        return fprintf(out, "%.4f", o->fitted.weights[idx]), true;
+    return false;
+}
+
+static void emit(emitter *em, yajl_val v, int depth, const char *path, size_t idx, bool in_campaign);
+
+static void emit_object(emitter *em, yajl_val v, int depth, const char *path, size_t idx, bool in_campaign) {
+    fputc('{', em->out);
+    for (size_t i = 0; i < v->u.object.len; i++) {
+        const char *k = v->u.object.keys[i];
+        indent(em->out, depth + 1);
+        emit_string(em->out, k);
+        fputs(": ", em->out);
+        if (in_campaign && replacement(em, path, idx, k, em->out)) {
+            /* written */
+        } else if (in_campaign && strcmp(path, "model.static[]") == 0 && strcmp(k, "offsets") == 0 && YAJL_IS_OBJECT(v->u.object.values[i])) {
+            /* The static levels keep their names; their offsets are refitted. */
+            yajl_val offs = v->u.object.values[i];
+            fputc('{', em->out);
+            for (size_t j = 0; j < offs->u.object.len; j++) {
+                indent(em->out, depth + 2);
+                emit_string(em->out, offs->u.object.keys[j]);
+                fprintf(em->out, ": %.4f%s", em->o->fitted.offsets[idx][j], j + 1 < offs->u.object.len ? "," : "");
+            }
+            indent(em->out, depth + 1);
+            fputc('}', em->out);
+        } else {
+            char sub[128];
+            snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k);
+            emit(em, v->u.object.values[i], depth + 1, sub, idx, in_campaign);
+        }
+        if (i + 1 < v->u.object.len) fputc(',', em->out);
+    }
+    indent(em->out, depth);
+    fputc('}', em->out);
+}
+
+static void emit(emitter *em, yajl_val v, int depth, const char *path, size_t idx, bool in_campaign) {
+    if (YAJL_IS_OBJECT(v)) {
+        emit_object(em, v, depth, path, idx, in_campaign);
+    } else if (YAJL_IS_ARRAY(v)) {
+        fputc('[', em->out);
+        for (size_t i = 0; i < v->u.array.len; i++) {
+            indent(em->out, depth + 1);
+            if (!in_campaign && strcmp(path, "campaigns") == 0) {
+                /* The campaign being fitted: paths inside it are relative to it. */
+                emit(em, v->u.array.values[i], depth + 1, "", i, (int)i == em->campaign);
+            } else {
+                char sub[128];
+                snprintf(sub, sizeof(sub), "%s[]", path);
+                emit(em, v->u.array.values[i], depth + 1, sub, i, in_campaign);
+            }
+            if (i + 1 < v->u.array.len) fputc(',', em->out);
+        }
+        indent(em->out, depth);
+        fputc(']', em->out);
+    } else if (YAJL_IS_STRING(v)) {
+        emit_string(em->out, v->u.string);
+    } else if (YAJL_IS_NUMBER(v)) {
+        fputs(v->u.number.r, em->out);
+    } else if (YAJL_IS_TRUE(v)) {
+        fputs("true", em->out);
+    } else if (YAJL_IS_FALSE(v)) {
+        fputs("false", em->out);
+    } else {
+        fputs("null", em->out);
+    }
+}
+
+bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int campaign, const md_fit_outcome *o, const char *out_path,
+                            char *err, size_t errsz) {
+    FILE *in = fopen(config_path, "rb");
+    if (!in) {
+        snprintf(err, errsz, "%.900s: %s", config_path, strerror(errno));
+        return false;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    char buf[65536];
+    size_t got;
+    bool ok = true;
+    while (ok && (got = fread(buf, 1, sizeof(buf), in)) > 0) {
+        if (len + got + 1 > cap) {
+            cap = (len + got + 1) * 2;
+            char *t = realloc(text, cap);
+            if (!t) ok = false;
+            else text = t;
+        }
+        if (ok) {
+            memcpy(text + len, buf, got);
+            len += got;
+        }
+    }
+    fclose(in);
+    if (!ok || !text) {
+        free(text);
+        snprintf(err, errsz, "%.900s: could not read it", config_path);
+        return false;
+    }
+    text[len] = '\0';
+    char perr[256];
+    yajl_val root = yajl_tree_parse(text, perr, sizeof(perr));
+    free(text);
+    if (!root) {
+        snprintf(err, errsz, "%.900s: %s", config_path, perr);
+        return false;
+    }
+    FILE *out = strcmp(out_path, "-") == 0 ? stdout : fopen(out_path, "w");
+    if (!out) {
+        snprintf(err, errsz, "%.900s: %s", out_path, strerror(errno));
+        yajl_tree_free(root);
+        return false;
+    }
+    emitter em = {out, cfg, campaign, o};
+    emit(&em, root, 0, "", 0, false);
+    fputc('\n', out);
+    ok = !ferror(out);
+    if (out != stdout) ok = fclose(out) == 0 && ok;
+    else fflush(out);
+    yajl_tree_free(root);
+    if (!ok) snprintf(err, errsz, "%.900s: write failed", out_path);
+    return ok;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Output                                                                     */
+
+static void print_quality_row(FILE *out, const char *name, const md_model_quality *q) {
+    fprintf(out, "  %-8s %6.3f %7.4f %9.4f %12.1f pp over %d deciles\n", name, q->auc, q->brier, q->log_loss, q->max_calibration_error * 100,
+            q->bins_counted);
+}
+
+static void json_quality(md_jsonw *w, const char *key, const md_model_quality *q) {
+    md_jsonw_key(w, key);
+    md_jsonw_obj_open(w);
+    md_jsonw_kint(w, "decisions", (int64_t)q->n);
+    md_jsonw_kint(w, "conversions", (int64_t)q->positives);
+    if (isfinite(q->auc)) md_jsonw_knum(w, "auc", q->auc);
+    if (isfinite(q->brier)) md_jsonw_knum(w, "brier", q->brier);
+    if (isfinite(q->log_loss)) md_jsonw_knum(w, "log_loss", q->log_loss);
+    if (isfinite(q->max_calibration_error)) md_jsonw_knum(w, "max_calibration_error", q->max_calibration_error);
+    md_jsonw_key(w, "reliability");
+    md_jsonw_arr_open(w);
+    for (int b = 0; b < MD_QUALITY_BINS; b++) {
+        md_jsonw_obj_open(w);
+        md_jsonw_kint(w, "decisions", (int64_t)q->bins[b].n);
+        if (q->bins[b].n) {
+            md_jsonw_knum(w, "predicted", q->bins[b].mean_p);
+            md_jsonw_knum(w, "observed", q->bins[b].observed);
+        }
+        md_jsonw_obj_close(w);
+    }
+    md_jsonw_arr_close(w);
+    md_jsonw_obj_close(w);
+}
+
+static void json_model(md_jsonw *w, const char *key, const md_cfg_model *cm, const md_fit_model *m) {
+    md_jsonw_key(w, key);
+    md_jsonw_obj_open(w);
+    md_jsonw_knum(w, "intercept", m->intercept);
+    md_jsonw_key(w, "weights");
+    md_jsonw_obj_open(w);
+    for (size_t f = 0; f < cm->n_features; f++) md_jsonw_knum(w, cm->features[f].name, m->weights[f]);
+    md_jsonw_obj_close(w);
+    md_jsonw_key(w, "static");
+    md_jsonw_obj_open(w);
+    for (size_t s = 0; s < cm->n_statics; s++) {
+        md_jsonw_key(w, cm->statics[s].attribute);
+        md_jsonw_obj_open(w);
+        for (size_t k = 0; k < cm->statics[s].n_offsets; k++) md_jsonw_knum(w, cm->statics[s].offsets[k].key, m->offsets[s][k]);
+        md_jsonw_obj_close(w);
+    }
+    md_jsonw_obj_close(w);
+    md_jsonw_obj_close(w);
+}
+
+void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, bool json, FILE *out) {
+    const md_cfg_campaign *cc = &cfg->campaigns[campaign];
+    const md_cfg_model *cm = &cc->model;
+    char asof[32];
+    md_format_time(o->as_of_ms, asof);
+    if (json) {
+        md_jsonw w;
+        md_jsonw_init(&w);
+        md_jsonw_obj_open(&w);
+        md_jsonw_kstr(&w, "campaign", cc->name);
+        md_jsonw_kstr(&w, "model_version", cm->version);
+        md_jsonw_kstr(&w, "candidate_version", o->version);
+        md_jsonw_kstr(&w, "as_of", asof);
+        md_jsonw_key(&w, "decisions");
+        md_jsonw_obj_open(&w);
+        md_jsonw_kint(&w, "read", (int64_t)o->decisions);
+        md_jsonw_kint(&w, "other_schema", (int64_t)o->other_schema);
+        md_jsonw_kint(&w, "label_not_final", (int64_t)o->unlabelled);
+        md_jsonw_kint(&w, "before_since", (int64_t)o->too_old);
+        md_jsonw_kint(&w, "contacted", (int64_t)o->treated);
+        md_jsonw_kint(&w, "not_contacted", (int64_t)o->control);
+        md_jsonw_kint(&w, "not_contacted_but_near_a_contact", (int64_t)o->contaminated);
+        md_jsonw_obj_close(&w);
+        json_model(&w, "hand", cm, &o->hand);
+        json_model(&w, "fitted", cm, &o->fitted);
+        if (o->control_ok) json_model(&w, "not_contacted_model", cm, &o->control_model);
+        md_jsonw_key(&w, "out_of_sample");
+        md_jsonw_obj_open(&w);
+        json_quality(&w, "hand", &o->hand_quality);
+        json_quality(&w, "fitted", &o->fitted_quality);
+        md_jsonw_obj_close(&w);
+        md_jsonw_key(&w, "uplift_by_decile");
+        md_jsonw_arr_open(&w);
+        for (int b = 0; b < MD_QUALITY_BINS; b++) {
+            md_jsonw_obj_open(&w);
+            md_jsonw_kint(&w, "contacted", (int64_t)o->uplift_n_treated[b]);
+            md_jsonw_kint(&w, "not_contacted", (int64_t)o->uplift_n_control[b]);
+            if (isfinite(o->uplift_treated[b])) md_jsonw_knum(&w, "contacted_rate", o->uplift_treated[b]);
+            if (isfinite(o->uplift_control[b])) md_jsonw_knum(&w, "not_contacted_rate", o->uplift_control[b]);
+            md_jsonw_obj_close(&w);
+        }
+        md_jsonw_arr_close(&w);
+        md_jsonw_knum(&w, "threshold", o->threshold);
+        md_jsonw_knum(&w, "rearm_below", o->rearm_below);
+        md_jsonw_kint(&w, "threshold_basis", (int64_t)o->threshold_basis);
+        md_jsonw_obj_close(&w);
+        fprintf(out, "%s\n", w.oom ? "{}" : w.buf);
+        md_jsonw_fini(&w);
+        return;
+    }
+    fprintf(out, "campaign %s: model %s -> candidate %s (labels final up to %" PRId64 " days before %s)\n", cc->name, cm->version,
+            o->version, cc->attribution_ms / MD_DAY_MS, asof);
+    fprintf(out,
+            "decisions read: %zu (another model schema %zu, label not final yet %zu, before --since %zu)\n"
+            "training sets: %zu contacted; %zu not contacted (holdout, sampled, released), %zu more left out for a contact within "
+            "the attribution window\n\n",
+            o->decisions, o->other_schema, o->unlabelled, o->too_old, o->treated, o->control, o->contaminated);
+    fprintf(out, "%-40s %10s %10s %14s\n", "weight", "hand", "fitted", "not contacted");
+    fprintf(out, "%-40s %10.4f %10.4f %14.4f\n", "intercept", o->hand.intercept, o->fitted.intercept, o->control_ok ? o->control_model.intercept : NAN);
+    for (size_t f = 0; f < cm->n_features; f++)
+        fprintf(out, "%-40.40s %10.4f %10.4f %14.4f\n", cm->features[f].name, o->hand.weights[f], o->fitted.weights[f],
+                o->control_ok ? o->control_model.weights[f] : NAN);
+    for (size_t s = 0; s < cm->n_statics; s++)
+        for (size_t k = 0; k < cm->statics[s].n_offsets; k++) {
+            char name[128];
+            snprintf(name, sizeof(name), "%s=%s", cm->statics[s].attribute, cm->statics[s].offsets[k].key);
+            fprintf(out, "%-40.40s %10.4f %10.4f %14.4f\n", name, o->hand.offsets[s][k], o->fitted.offsets[s][k],
+                    o->control_ok ? o->control_model.offsets[s][k] : NAN);
+        }
+    fprintf(out, "\nout of sample (contacted decisions of a fifth of the customers, fitted without them: %zu, %zu converted):\n",
+            o->fitted_quality.n, o->fitted_quality.positives);
+    fprintf(out, "  %-8s %6s %7s %9s %15s\n", "model", "AUC", "Brier", "log loss", "calibration");
+    print_quality_row(out, "hand", &o->hand_quality);
+    print_quality_row(out, "fitted", &o->fitted_quality);
+    fprintf(out, "reliability by decile of p (predicted -> observed, decisions):\n");
+    for (int b = 0; b < MD_QUALITY_BINS; b++)
+        fprintf(out, "  %2d  hand %5.1f%% -> %5.1f%%   fitted %5.1f%% -> %5.1f%%   (%zu)\n", b + 1, o->hand_quality.bins[b].mean_p * 100,
+                o->hand_quality.bins[b].observed * 100, o->fitted_quality.bins[b].mean_p * 100, o->fitted_quality.bins[b].observed * 100,
+                o->fitted_quality.bins[b].n);
+    fprintf(out, "uplift by decile of the fitted p (conversion within %" PRId64 " days: contacted, not contacted):\n", cc->attribution_ms / MD_DAY_MS);
+    for (int b = 0; b < MD_QUALITY_BINS; b++)
+        fprintf(out, "  %2d  %5.1f%% of %-7zu %5.1f%% of %-7zu uplift %+5.1f pp\n", b + 1, o->uplift_treated[b] * 100, o->uplift_n_treated[b],
+                o->uplift_control[b] * 100, o->uplift_n_control[b], (o->uplift_treated[b] - o->uplift_control[b]) * 100);
+    if (o->threshold_basis)
+        fprintf(out, "threshold %.4f -> %.4f, rearm_below %.4f -> %.4f (the same share of %zu decisions above it)\n", cc->threshold,
+                o->threshold, cc->rearm_below, o->rearm_below, o->threshold_basis);
+    else
+        fprintf(out, "threshold kept at %.4f: no recorded decision was above it\n", cc->threshold);
+}
+
+/* ------------------------------------------------------------------------- */
+
+static int64_t parse_since(const char *s, bool *ok) {
+    int64_t t = 0;
+    char buf[64];
+    *ok = true;
+    if (!s) return 0;
+    if (strlen(s) == 10) {
+        snprintf(buf, sizeof(buf), "%sT00:00:00Z", s);
+        s = buf;
+    }
+    *ok = md_parse_rfc3339(s, strlen(s), &t);
+    return t;
+}
+
+int md_fit(const md_fit_opts *o) {
+    char err[1024];
+    if (!o->config || !o->campaign || (o->from_redis == (o->trace_in != NULL))) {
+        fprintf(stderr, "momentd: fit needs -c FILE, --campaign NAME and one of --from-redis or --from-trace FILE\n");
+        return 2;
+    }
+    if (!(o->l2 > 0) || !isfinite(o->l2)) {
+        fprintf(stderr, "momentd: fit: --l2 must be a positive number\n");
+        return 2;
+    }
+    bool since_ok;
+    int64_t since = parse_since(o->since, &since_ok);
+    if (!since_ok) {
+        fprintf(stderr, "momentd: fit: --since \"%s\" is not a date (YYYY-MM-DD) or an RFC 3339 time\n", o->since);
+        return 2;
+    }
+    md_config *cfg = md_config_load(o->config, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "momentd: %s\n", err);
+        return 2;
+    }
+    int c = md_rules_campaign_index(cfg, o->campaign);
+    int rc = 1;
+    md_fit_set *fs = NULL;
+    md_store *store = NULL;
+    if (c < 0) {
+        fprintf(stderr, "momentd: fit: %s has no campaign \"%s\"\n", o->config, o->campaign);
+        rc = 2;
+        goto out;
+    }
+    if (!(fs = md_fit_set_new(cfg, c))) goto oom;
+    if (o->from_redis) {
+        md_cfg_redis rcfg = cfg->redis;
+        if (o->redis_url) rcfg.url = (char *)o->redis_url;
+        if (!(store = md_store_new(&rcfg, err, sizeof(err))) || md_store_connect(store, err, sizeof(err)) ||
+            md_fit_set_from_store(fs, store, err, sizeof(err))) {
+            fprintf(stderr, "momentd: fit: %s\n", err);
+            goto out;
+        }
+    } else {
+        FILE *in = strcmp(o->trace_in, "-") == 0 ? stdin : fopen(o->trace_in, "r");
+        if (!in) {
+            fprintf(stderr, "momentd: fit: %s: %s\n", o->trace_in, strerror(errno));
+            rc = 2;
+            goto out;
+        }
+        bool ok = md_fit_set_from_trace(fs, in, err, sizeof(err));
+        if (in != stdin) fclose(in);
+        if (!ok) {
+            fprintf(stderr, "momentd: fit: %s: %s\n", o->trace_in, err);
+            rc = 2;
+            goto out;
+        }
+    }
+    if (o->trace_out) {
+        FILE *t = fopen(o->trace_out, "w");
+        bool ok = t && md_fit_set_write_trace(fs, t);
+        if (t) ok = fclose(t) == 0 && ok;
+        if (!ok) {
+            fprintf(stderr, "momentd: fit: %s: could not write the trace\n", o->trace_out);
+            goto out;
+        }
+    }
+    md_fit_outcome *res = calloc(1, sizeof(*res));
+    if (!res) goto oom;
+    md_fit_params pp = {since, 0, o->l2};
+    if (!md_fit_run(fs, &pp, res, err, sizeof(err))) {
+        fprintf(stderr, "momentd: fit: %s\n", err);
+        free(res);
+        rc = 2;
+        goto out;
+    }
+    md_fit_print(cfg, c, res, o->json, stdout);
+    rc = 0;
+    if (o->out && !md_fit_write_candidate(o->config, cfg, c, res, o->out, err, sizeof(err))) {
+        fprintf(stderr, "momentd: fit: %s\n", err);
+        rc = 1;
+    } else if (o->out && !o->json) {
+        printf("candidate written to %s: try it with momentd backtest, then as a policy arm\n", o->out);
+    }
+    free(res);
+    goto out;
+oom:
+    fprintf(stderr, "momentd: fit: out of memory\n");
+out:
+    md_store_destroy(store);
+    md_fit_set_destroy(fs);
+    md_config_destroy(cfg);
+    return rc;
+}

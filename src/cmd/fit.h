@@ -1,0 +1,90 @@
+/* fit.h (private): `momentd fit`, a campaign's model fitted to the decisions
+ * momentd recorded and what followed them (fit.c), and the pieces the
+ * simulator's --fit-after loop uses in-process. */
+#ifndef MOMENTD_CMD_FIT_H
+#define MOMENTD_CMD_FIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "logit.h"
+#include "momentd/engine.h"
+#include "momentd/config.h"
+#include "store.h"
+
+/* The decisions of one campaign, gathered from Redis or a trace. */
+typedef struct md_fit_set md_fit_set;
+
+md_fit_set *md_fit_set_new(const md_config *cfg, int campaign);
+void md_fit_set_destroy(md_fit_set *fs);
+/* Every decision record of the campaign in the store's namespace. */
+md_err md_fit_set_from_store(md_fit_set *fs, md_store *store, char *err, size_t errsz);
+/* Trace lines "<customer_id>\t<field>\t<value>" (what --trace-out writes);
+ * false with the line number in err on a malformed line. */
+bool md_fit_set_from_trace(md_fit_set *fs, FILE *in, char *err, size_t errsz);
+bool md_fit_set_write_trace(const md_fit_set *fs, FILE *out);
+
+/* A model of the campaign's form (intercept, one weight per feature, one
+ * offset per listed level of each static attribute). */
+typedef struct md_fit_model {
+    double intercept;
+    double weights[MD_DECISION_MAX_VALUES];
+    double offsets[MD_DECISION_MAX_VALUES][MD_FIT_MAX_D]; /* [static][level - 1] */
+} md_fit_model;
+
+typedef struct md_fit_outcome {
+    /* what was read */
+    size_t decisions, other_schema, unlabelled, too_old, contaminated;
+    size_t treated, control; /* the training sets: contacted; holdout, sampled and released ones not contacted after */
+    int64_t as_of_ms;        /* labels are final for decisions made attribution before this */
+    /* the fits */
+    md_fit_model hand, fitted, control_model;
+    bool fitted_ok, control_ok;
+    int iterations;
+    /* out-of-sample quality on the treated decisions of a fifth of the customers (a stable hash), both models fitted
+     * on the rest */
+    md_model_quality hand_quality, fitted_quality;
+    /* uplift by decile of the fitted p: treated and control rates */
+    md_model_quality control_quality;
+    double uplift_treated[MD_QUALITY_BINS], uplift_control[MD_QUALITY_BINS];
+    size_t uplift_n_treated[MD_QUALITY_BINS], uplift_n_control[MD_QUALITY_BINS];
+    /* the threshold that keeps the share of decisions above it */
+    double threshold, rearm_below;
+    size_t threshold_basis; /* decisions of the sampled customers it was set on; 0 = kept */
+    char version[96];
+} md_fit_outcome;
+
+typedef struct md_fit_params {
+    int64_t since_ms; /* only decisions made at or after this; 0 = all */
+    int64_t as_of_ms; /* 0: the newest decision's time */
+    double l2;
+} md_fit_params;
+
+bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *out, char *err, size_t errsz);
+
+/* p of one recorded decision under model m. */
+double md_fit_predict(const md_config *cfg, int campaign, const md_fit_model *m, const md_decision *d);
+
+/* The quality of model m on the contacted decisions made at or after from_ms
+ * whose labels are final by as_of_ms (the simulator's evaluation). */
+bool md_fit_evaluate(md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int64_t as_of_ms, md_model_quality *q);
+
+/* Writes config_path's configuration with the campaign's model, threshold and
+ * re-arm level replaced by the fitted ones (everything else byte-for-byte
+ * the same values) to out_path ("-" = stdout). */
+bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int campaign, const md_fit_outcome *o, const char *out_path,
+                            char *err, size_t errsz);
+
+void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, bool json, FILE *out);
+
+typedef struct md_fit_opts {
+    const char *config, *campaign, *trace_in, *trace_out, *out, *since, *redis_url;
+    bool from_redis, json;
+    double l2;
+} md_fit_opts;
+
+/* `momentd fit`: exit 0, 1 runtime failure, 2 usage, configuration or data error. */
+int md_fit(const md_fit_opts *o);
+
+#endif

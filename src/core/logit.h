@@ -1,0 +1,67 @@
+/* logit.h (private to the core): fitting a logistic model to recorded
+ * decisions, and measuring how good a model's probabilities are.
+ *
+ * Pure arithmetic: rows in, weights and numbers out. What a row is (a
+ * decision's features, transformed as the campaign's model transforms them)
+ * is decided by the caller (src/cmd/fit.c); nothing here knows a campaign. */
+#ifndef MOMENTD_LOGIT_H
+#define MOMENTD_LOGIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* n rows of d columns, row-major; y in {0, 1}; w the rows' weights (NULL:
+ * all 1). The intercept is not a column: it is fitted apart, unpenalised. */
+typedef struct md_fit_data {
+    const double *x;
+    const double *y;
+    const double *w;
+    size_t n, d;
+} md_fit_data;
+
+typedef struct md_fit_result {
+    double intercept;
+    double *beta;      /* d weights, owned by the caller */
+    int iterations;
+    bool converged;
+    double loss;       /* the penalised negative log-likelihood at the result */
+} md_fit_result;
+
+/* L2-regularised logistic regression by Newton's method (iteratively
+ * reweighted least squares) with step halving:
+ *     minimise  sum_i w_i logloss(y_i, sigma(b0 + x_i . beta)) + l2 / 2 |beta|^2
+ * l2 > 0 keeps the weights finite on separable data and a column that is
+ * always 0 (a missing feature) at weight 0. res->beta must hold d doubles.
+ * Returns false (res untouched past beta) when n is 0 or d is over
+ * MD_FIT_MAX_D. */
+#define MD_FIT_MAX_D 64
+bool md_logit_fit(const md_fit_data *data, double l2, int max_iter, md_fit_result *res);
+
+double md_sigmoid(double z);
+
+/* How good probabilities are against what happened. */
+#define MD_QUALITY_BINS 10
+typedef struct md_quality_bin {
+    size_t n;
+    double mean_p;   /* mean predicted probability in the bin */
+    double observed; /* share of positives in the bin */
+} md_quality_bin;
+
+typedef struct md_model_quality {
+    size_t n;
+    size_t positives;
+    double auc;     /* NaN when only one class is present */
+    double brier;
+    double log_loss;
+    md_quality_bin bins[MD_QUALITY_BINS]; /* deciles of predicted p, lowest first */
+    /* Largest |observed - mean_p| over the bins holding at least min_bin
+     * decisions, and how many bins did; NaN when none did. */
+    double max_calibration_error;
+    int bins_counted;
+} md_model_quality;
+
+/* Fills q for n predictions p[i] of outcomes y[i] (0/1). The deciles hold
+ * equal counts in order of p. Returns false when out of memory. */
+bool md_model_quality_of(const double *p, const double *y, size_t n, size_t min_bin, md_model_quality *q);
+
+#endif

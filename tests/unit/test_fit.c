@@ -1,0 +1,162 @@
+/* test_fit.c: the logistic fitter against known answers, and the quality
+ * measures against numbers worked out by hand. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "logit.h"
+
+/* A small deterministic generator (no global rand state). */
+static uint64_t rng_state;
+static double uniform(void) {
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static double normal(void) {
+    double u = uniform(), v = uniform();
+    return sqrt(-2 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}
+
+Test(fit, recovers_known_weights) {
+    enum { N = 200000, D = 3 };
+    const double b0 = -1.0, truth[D] = {1.5, -2.0, 0.7};
+    double *x = malloc(sizeof(double) * N * D), *y = malloc(sizeof(double) * N);
+    cr_assert(x && y);
+    rng_state = 42;
+    for (size_t i = 0; i < N; i++) {
+        x[i * D] = normal();
+        x[i * D + 1] = uniform();
+        x[i * D + 2] = log1p(floor(uniform() * 6)); /* a count, log1p as the models take them */
+        double z = b0;
+        for (int j = 0; j < D; j++) z += truth[j] * x[i * D + j];
+        y[i] = uniform() < md_sigmoid(z) ? 1 : 0;
+    }
+    double beta[D];
+    md_fit_result r = {.beta = beta};
+    md_fit_data d = {x, y, NULL, N, D};
+    cr_assert(md_logit_fit(&d, 1.0, 50, &r));
+    cr_assert(r.converged);
+    cr_assert_float_eq(r.intercept, b0, 0.05, "intercept %f", r.intercept);
+    for (int j = 0; j < D; j++) cr_assert_float_eq(beta[j], truth[j], 0.05, "weight %d: %f against %f", j, beta[j], truth[j]);
+    /* The fitted probabilities are calibrated on data of the model's form. */
+    double *p = malloc(sizeof(double) * N);
+    cr_assert(p);
+    for (size_t i = 0; i < N; i++) {
+        double z = r.intercept;
+        for (int j = 0; j < D; j++) z += beta[j] * x[i * D + j];
+        p[i] = md_sigmoid(z);
+    }
+    md_model_quality q;
+    cr_assert(md_model_quality_of(p, y, N, 200, &q));
+    cr_assert_eq(q.bins_counted, 10);
+    cr_assert_lt(q.max_calibration_error, 0.01, "calibration error %f", q.max_calibration_error);
+    cr_assert_gt(q.auc, 0.75);
+    free(p);
+    free(x);
+    free(y);
+}
+
+Test(fit, row_weights_count_as_repeated_rows) {
+    /* Three rows with weight 2 fit like the same three rows twice. */
+    double x1[] = {0, 1, 2}, y1[] = {0, 1, 1}, w1[] = {2, 2, 2};
+    double x2[] = {0, 1, 2, 0, 1, 2}, y2[] = {0, 1, 1, 0, 1, 1};
+    double b1[1], b2[1];
+    md_fit_result r1 = {.beta = b1}, r2 = {.beta = b2};
+    md_fit_data d1 = {x1, y1, w1, 3, 1}, d2 = {x2, y2, NULL, 6, 1};
+    cr_assert(md_logit_fit(&d1, 0.5, 50, &r1));
+    cr_assert(md_logit_fit(&d2, 0.5, 50, &r2));
+    cr_assert_float_eq(b1[0], b2[0], 1e-6);
+    cr_assert_float_eq(r1.intercept, r2.intercept, 1e-6);
+}
+
+Test(fit, separable_data_stays_finite) {
+    enum { N = 1000 };
+    double x[N], y[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = (i - N / 2) / 100.0;
+        y[i] = x[i] > 0; /* perfectly separated at 0 */
+    }
+    double beta[1];
+    md_fit_result r = {.beta = beta};
+    md_fit_data d = {x, y, NULL, N, 1};
+    cr_assert(md_logit_fit(&d, 1.0, 100, &r));
+    cr_assert(r.converged);
+    cr_assert(isfinite(beta[0]) && isfinite(r.intercept));
+    cr_assert_gt(beta[0], 5, "the separating direction is still found: %f", beta[0]);
+    cr_assert_lt(beta[0], 1000);
+    /* A stronger penalty pulls the weight in. */
+    double beta2[1];
+    md_fit_result r2 = {.beta = beta2};
+    cr_assert(md_logit_fit(&d, 100.0, 100, &r2));
+    cr_assert_lt(beta2[0], beta[0]);
+}
+
+Test(fit, missing_feature_gets_zero_weight) {
+    /* Column 1 is never recorded (always 0): the penalty keeps it at 0 and
+     * the system solvable; column 0 is still fitted. */
+    enum { N = 5000 };
+    static double x[N * 2], y[N];
+    rng_state = 7;
+    for (int i = 0; i < N; i++) {
+        x[i * 2] = normal();
+        x[i * 2 + 1] = 0;
+        y[i] = uniform() < md_sigmoid(0.5 + 1.0 * x[i * 2]);
+    }
+    double beta[2];
+    md_fit_result r = {.beta = beta};
+    md_fit_data d = {x, y, NULL, N, 2};
+    cr_assert(md_logit_fit(&d, 1.0, 50, &r));
+    cr_assert(r.converged);
+    cr_assert_eq(beta[1], 0.0);
+    cr_assert_float_eq(beta[0], 1.0, 0.1);
+}
+
+Test(fit, one_class_only_and_empty) {
+    double x[] = {1, 2, 3}, y[] = {0, 0, 0}, beta[1];
+    md_fit_result r = {.beta = beta};
+    md_fit_data d = {x, y, NULL, 3, 1};
+    cr_assert(md_logit_fit(&d, 1.0, 50, &r));
+    cr_assert(isfinite(r.intercept) && r.intercept < -1);
+    md_fit_data empty = {x, y, NULL, 0, 1};
+    cr_assert_not(md_logit_fit(&empty, 1.0, 50, &r));
+}
+
+Test(quality, by_hand) {
+    /* p:  .1 .2 .3 .4 ; y: 0 1 0 1 -> pairs (pos, neg): (.2,.1) yes, (.2,.3) no,
+     * (.4,.1) yes, (.4,.3) yes: AUC 3/4. Brier: (.01+.64+.09+.36)/4 = .275. */
+    double p[] = {0.1, 0.2, 0.3, 0.4}, y[] = {0, 1, 0, 1};
+    md_model_quality q;
+    cr_assert(md_model_quality_of(p, y, 4, 1, &q));
+    cr_assert_float_eq(q.auc, 0.75, 1e-12);
+    cr_assert_float_eq(q.brier, 0.275, 1e-12);
+    double ll = -(log(0.9) + log(0.2) + log(0.7) + log(0.4)) / 4;
+    cr_assert_float_eq(q.log_loss, ll, 1e-12);
+    cr_assert_eq(q.positives, 2);
+}
+
+Test(quality, ties_share_rank_and_deciles_hold_equal_counts) {
+    enum { N = 1000 };
+    static double p[N], y[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = 0.5; /* one tie: no ranking at all */
+        y[i] = i % 2;
+    }
+    md_model_quality q;
+    cr_assert(md_model_quality_of(p, y, N, 100, &q));
+    cr_assert_float_eq(q.auc, 0.5, 1e-12);
+    for (int b = 0; b < MD_QUALITY_BINS; b++) cr_assert_eq(q.bins[b].n, N / 10);
+    /* Over-confident predictions: deciles show it. */
+    for (int i = 0; i < N; i++) {
+        p[i] = (double)i / N;
+        y[i] = i % 4 == 0; /* 25% everywhere */
+    }
+    cr_assert(md_model_quality_of(p, y, N, 100, &q));
+    cr_assert_float_eq(q.bins[9].mean_p, 0.9495, 1e-9);
+    cr_assert_float_eq(q.bins[9].observed, 0.25, 1e-9);
+    cr_assert_float_eq(q.max_calibration_error, 0.9495 - 0.25, 1e-9);
+    /* Bins under the minimum count are not judged. */
+    cr_assert(md_model_quality_of(p, y, N, 101, &q));
+    cr_assert_eq(q.bins_counted, 0);
+    cr_assert(isnan(q.max_calibration_error));
+}
