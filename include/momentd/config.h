@@ -267,6 +267,11 @@ typedef struct md_config {
  * owned by the caller (md_config_destroy). */
 md_config *md_config_load(const char *path, char *errstr, size_t errstr_size);
 
+/* The text of a configuration file, NUL-terminated (at most 16 MiB, no NUL
+ * byte inside), as md_config_load reads it; NULL with errstr set. The
+ * caller frees it. */
+char *md_config_read_text(const char *path, char *errstr, size_t errstr_size);
+
 /* Same, from a NUL-terminated JSON text; name stands for the file in errors. */
 md_config *md_config_load_string(const char *json, const char *name, char *errstr, size_t errstr_size);
 

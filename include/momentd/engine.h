@@ -416,6 +416,11 @@ uint64_t md_hash64(const void *data, size_t len, uint64_t seed);
 
 /* Stable membership in [0, 10000): hash of customer and campaign. */
 unsigned md_holdout_bucket(const char *customer_id, const char *campaign);
+/* Whether campaign c's decisions not to contact are sampled for this
+ * customer (learning.sample_pct; a stable hash of its own, independent of
+ * holdout and arms). md_learning_seed is the per-campaign part. */
+bool md_learning_sampled(const md_config *cfg, int c, const char *customer_id);
+uint64_t md_learning_seed(const char *campaign);
 
 /* The customer's policy arm in campaign c (a stable hash of customer and
  * campaign, independent of the holdout one, walked through the arms'

@@ -192,39 +192,29 @@ static void design_row(const md_cfg_model *m, const double *v, size_t nv, double
     }
 }
 
-static double model_logit(const md_cfg_model *cm, const md_fit_model *m, const double *v, size_t nv) {
-    double z = m->intercept;
-    for (size_t f = 0; f < cm->n_features; f++) z += m->weights[f] * (f < nv ? transformed(&cm->features[f], v[f]) : 0);
-    for (size_t s = 0; s < cm->n_statics; s++) {
-        double level = cm->n_features + s < nv ? v[cm->n_features + s] : 0;
-        if (level >= 1 && level <= (double)cm->statics[s].n_offsets) z += m->offsets[s][(size_t)level - 1];
-    }
-    return z;
-}
-
-double md_fit_predict(const md_config *cfg, int campaign, const md_fit_model *m, const md_decision *d) {
-    return md_sigmoid(model_logit(&cfg->campaigns[campaign].model, m, d->values, d->n_values));
-}
-
 static double row_p(const md_fit_set *fs, const md_fit_model *m, const drow *r) {
-    return md_sigmoid(model_logit(&fs->cfg->campaigns[fs->campaign].model, m, fs->values + r->off, r->n_values));
+    const md_cfg_model *cm = &fs->cfg->campaigns[fs->campaign].model;
+    double x[MD_FIT_MAX_D], z = m->intercept;
+    design_row(cm, fs->values + r->off, r->n_values, x);
+    for (size_t j = 0, d = n_columns(cm); j < d; j++) z += m->beta[j] * x[j];
+    return md_sigmoid(z);
 }
 
+/* The configuration's weights and offsets as a model, in column order. */
 static void hand_model(const md_cfg_model *cm, md_fit_model *m) {
     memset(m, 0, sizeof(*m));
     m->intercept = cm->intercept;
-    for (size_t f = 0; f < cm->n_features; f++) m->weights[f] = cm->features[f].weight;
+    size_t j = 0;
+    for (size_t f = 0; f < cm->n_features; f++) m->beta[j++] = cm->features[f].weight;
     for (size_t s = 0; s < cm->n_statics; s++)
-        for (size_t k = 0; k < cm->statics[s].n_offsets && k < MD_FIT_MAX_D; k++) m->offsets[s][k] = cm->statics[s].offsets[k].value;
+        for (size_t k = 0; k < cm->statics[s].n_offsets; k++) m->beta[j++] = cm->statics[s].offsets[k].value;
 }
 
-static void model_from_beta(const md_cfg_model *cm, double b0, const double *beta, md_fit_model *m) {
-    memset(m, 0, sizeof(*m));
-    m->intercept = b0;
-    size_t j = 0;
-    for (size_t f = 0; f < cm->n_features; f++) m->weights[f] = beta[j++];
-    for (size_t s = 0; s < cm->n_statics; s++)
-        for (size_t k = 0; k < cm->statics[s].n_offsets; k++) m->offsets[s][k] = beta[j++];
+/* The column of static attribute s's first level. */
+static size_t static_column(const md_cfg_model *cm, size_t s) {
+    size_t j = cm->n_features;
+    for (size_t t = 0; t < s; t++) j += cm->statics[t].n_offsets;
+    return j;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -274,25 +264,18 @@ static void matrix_free(matrix *m) {
     free(m->y);
 }
 
-static bool fit_matrix(const md_cfg_model *cm, const matrix *m, double l2, md_fit_model *out, int *iterations) {
-    double beta[MD_FIT_MAX_D];
-    md_fit_result r = {.beta = beta};
+static bool fit_matrix(const matrix *m, double l2, md_fit_model *out) {
+    memset(out, 0, sizeof(*out));
+    md_fit_result r = {.beta = out->beta};
     md_fit_data data = {m->x, m->y, NULL, m->n, m->d};
     if (!md_logit_fit(&data, l2, 100, &r)) return false;
-    model_from_beta(cm, r.intercept, beta, out);
-    if (iterations) *iterations = r.iterations;
+    out->intercept = r.intercept;
     return true;
 }
 
 /* A fifth of the customers (a stable hash) are kept out of the fit that is
  * measured, so the quality reported is out of sample. */
 static bool in_test_fifth(const char *customer) { return md_holdout_bucket(customer, "momentd-fit/test") < 2000; }
-
-static bool in_learning_sample(const md_config *cfg, int c, const char *customer) {
-    char seeded[96];
-    snprintf(seeded, sizeof(seeded), "learning/%s", cfg->campaigns[c].name);
-    return md_holdout_bucket(customer, seeded) < (unsigned)llround(cfg->learning.sample_pct * 100);
-}
 
 static int by_desc(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -318,7 +301,7 @@ static void choose_threshold(md_fit_set *fs, const md_fit_params *pp, const md_f
         size_t n = 0, above = 0;
         for (size_t i = 0; i < fs->n; i++) {
             const drow *r = &fs->rows[i];
-            if (r->schema != schema || r->ts < pp->since_ms || (pass == 0 && !in_learning_sample(fs->cfg, fs->campaign, r->customer))) continue;
+            if (r->schema != schema || r->ts < pp->since_ms || (pass == 0 && !md_learning_sampled(fs->cfg, fs->campaign, r->customer))) continue;
             if (row_p(fs, hand, r) >= cc->threshold) above++;
             p[n++] = row_p(fs, &o->fitted, r);
         }
@@ -442,19 +425,17 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char
     if (ok) {
         /* The measured fit: trained without the test fifth. */
         md_fit_model fit_train;
-        ok = train_t.n > 0 ? fit_matrix(cm, &train_t, pp->l2, &fit_train, NULL) : fit_matrix(cm, &all_t, pp->l2, &fit_train, NULL);
+        ok = fit_matrix(train_t.n > 0 ? &train_t : &all_t, pp->l2, &fit_train);
         /* The final fit: every contacted decision. */
-        ok = ok && fit_matrix(cm, &all_t, pp->l2, &o->fitted, &o->iterations);
-        o->fitted_ok = ok;
-        if (ok && all_c.n > 0) o->control_ok = fit_matrix(cm, &all_c, pp->l2, &o->control_model, NULL);
+        ok = ok && fit_matrix(&all_t, pp->l2, &o->fitted);
+        if (ok && all_c.n > 0) o->control_ok = fit_matrix(&all_c, pp->l2, &o->control_model);
         ok = ok && measure(fs, &o->hand, &fit_train, is_treated, is_control, o);
         if (!ok) snprintf(err, errsz, "the fit failed (out of memory)");
     }
     if (ok) {
         choose_threshold(fs, pp, &o->hand, o);
-        uint32_t h = 2166136261u;
-        const unsigned char *bytes = (const unsigned char *)&o->fitted;
-        for (size_t i = 0; i < sizeof(o->fitted); i++) h = (h ^ bytes[i]) * 16777619u;
+        /* The version names the fitted coefficients: the same fit, the same name. */
+        uint64_t h = md_hash64(&o->fitted.intercept, sizeof(double), md_hash64(o->fitted.beta, d * sizeof(double), 0));
         char day[16];
         md_format_day(o->as_of_ms, 0, day);
         snprintf(o->version, sizeof(o->version), "%.40s-fit-%s-%04x", cc->name, day, (unsigned)(h & 0xffff));
@@ -518,7 +499,7 @@ static bool replacement(const emitter *em, const char *path, size_t idx, const c
     if (strcmp(path, "model") == 0 && strcmp(key, "version") == 0) return emit_string(out, o->version), true;
     if (strcmp(path, "model") == 0 && strcmp(key, "intercept") == 0) return fprintf(out, "%.4f", o->fitted.intercept), true;
     if (strcmp(path, "model.features[]") == 0 && strcmp(key, "weight") == 0 && idx < cm->n_features)
-        return fprintf(out, "%.4f", o->fitted.weights[idx]), true;
+        return fprintf(out, "%.4f", o->fitted.beta[idx]), true;
     return false;
 }
 
@@ -536,11 +517,12 @@ static void emit_object(emitter *em, yajl_val v, int depth, const char *path, si
         } else if (in_campaign && strcmp(path, "model.static[]") == 0 && strcmp(k, "offsets") == 0 && YAJL_IS_OBJECT(v->u.object.values[i])) {
             /* The static levels keep their names; their offsets are refitted. */
             yajl_val offs = v->u.object.values[i];
+            size_t col = static_column(&em->cfg->campaigns[em->campaign].model, idx);
             fputc('{', em->out);
             for (size_t j = 0; j < offs->u.object.len; j++) {
                 indent(em->out, depth + 2);
                 emit_string(em->out, offs->u.object.keys[j]);
-                fprintf(em->out, ": %.4f%s", em->o->fitted.offsets[idx][j], j + 1 < offs->u.object.len ? "," : "");
+                fprintf(em->out, ": %.4f%s", em->o->fitted.beta[col + j], j + 1 < offs->u.object.len ? "," : "");
             }
             indent(em->out, depth + 1);
             fputc('}', em->out);
@@ -589,35 +571,8 @@ static void emit(emitter *em, yajl_val v, int depth, const char *path, size_t id
 
 bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int campaign, const md_fit_outcome *o, const char *out_path,
                             char *err, size_t errsz) {
-    FILE *in = fopen(config_path, "rb");
-    if (!in) {
-        snprintf(err, errsz, "%.900s: %s", config_path, strerror(errno));
-        return false;
-    }
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    char buf[65536];
-    size_t got;
-    bool ok = true;
-    while (ok && (got = fread(buf, 1, sizeof(buf), in)) > 0) {
-        if (len + got + 1 > cap) {
-            cap = (len + got + 1) * 2;
-            char *t = realloc(text, cap);
-            if (!t) ok = false;
-            else text = t;
-        }
-        if (ok) {
-            memcpy(text + len, buf, got);
-            len += got;
-        }
-    }
-    fclose(in);
-    if (!ok || !text) {
-        free(text);
-        snprintf(err, errsz, "%.900s: could not read it", config_path);
-        return false;
-    }
-    text[len] = '\0';
+    char *text = md_config_read_text(config_path, err, errsz);
+    if (!text) return false;
     char perr[256];
     yajl_val root = yajl_tree_parse(text, perr, sizeof(perr));
     free(text);
@@ -634,7 +589,7 @@ bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int c
     emitter em = {out, cfg, campaign, o};
     emit(&em, root, 0, "", 0, false);
     fputc('\n', out);
-    ok = !ferror(out);
+    bool ok = !ferror(out);
     if (out != stdout) ok = fclose(out) == 0 && ok;
     else fflush(out);
     yajl_tree_free(root);
@@ -650,7 +605,7 @@ static void print_quality_row(FILE *out, const char *name, const md_model_qualit
             q->bins_counted);
 }
 
-static void json_quality(md_jsonw *w, const char *key, const md_model_quality *q) {
+void md_fit_json_quality(md_jsonw *w, const char *key, const md_model_quality *q) {
     md_jsonw_key(w, key);
     md_jsonw_obj_open(w);
     md_jsonw_kint(w, "decisions", (int64_t)q->n);
@@ -659,6 +614,7 @@ static void json_quality(md_jsonw *w, const char *key, const md_model_quality *q
     if (isfinite(q->brier)) md_jsonw_knum(w, "brier", q->brier);
     if (isfinite(q->log_loss)) md_jsonw_knum(w, "log_loss", q->log_loss);
     if (isfinite(q->max_calibration_error)) md_jsonw_knum(w, "max_calibration_error", q->max_calibration_error);
+    md_jsonw_kint(w, "deciles_judged", q->bins_counted);
     md_jsonw_key(w, "reliability");
     md_jsonw_arr_open(w);
     for (int b = 0; b < MD_QUALITY_BINS; b++) {
@@ -680,14 +636,15 @@ static void json_model(md_jsonw *w, const char *key, const md_cfg_model *cm, con
     md_jsonw_knum(w, "intercept", m->intercept);
     md_jsonw_key(w, "weights");
     md_jsonw_obj_open(w);
-    for (size_t f = 0; f < cm->n_features; f++) md_jsonw_knum(w, cm->features[f].name, m->weights[f]);
+    size_t j = 0;
+    for (size_t f = 0; f < cm->n_features; f++) md_jsonw_knum(w, cm->features[f].name, m->beta[j++]);
     md_jsonw_obj_close(w);
     md_jsonw_key(w, "static");
     md_jsonw_obj_open(w);
     for (size_t s = 0; s < cm->n_statics; s++) {
         md_jsonw_key(w, cm->statics[s].attribute);
         md_jsonw_obj_open(w);
-        for (size_t k = 0; k < cm->statics[s].n_offsets; k++) md_jsonw_knum(w, cm->statics[s].offsets[k].key, m->offsets[s][k]);
+        for (size_t k = 0; k < cm->statics[s].n_offsets; k++) md_jsonw_knum(w, cm->statics[s].offsets[k].key, m->beta[j++]);
         md_jsonw_obj_close(w);
     }
     md_jsonw_obj_close(w);
@@ -722,8 +679,8 @@ void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, b
         if (o->control_ok) json_model(&w, "not_contacted_model", cm, &o->control_model);
         md_jsonw_key(&w, "out_of_sample");
         md_jsonw_obj_open(&w);
-        json_quality(&w, "hand", &o->hand_quality);
-        json_quality(&w, "fitted", &o->fitted_quality);
+        md_fit_json_quality(&w, "hand", &o->hand_quality);
+        md_fit_json_quality(&w, "fitted", &o->fitted_quality);
         md_jsonw_obj_close(&w);
         md_jsonw_key(&w, "uplift_by_decile");
         md_jsonw_arr_open(&w);
@@ -753,16 +710,16 @@ void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, b
             o->decisions, o->other_schema, o->unlabelled, o->too_old, o->treated, o->control, o->contaminated);
     fprintf(out, "%-40s %10s %10s %14s\n", "weight", "hand", "fitted", "not contacted");
     fprintf(out, "%-40s %10.4f %10.4f %14.4f\n", "intercept", o->hand.intercept, o->fitted.intercept, o->control_ok ? o->control_model.intercept : NAN);
-    for (size_t f = 0; f < cm->n_features; f++)
-        fprintf(out, "%-40.40s %10.4f %10.4f %14.4f\n", cm->features[f].name, o->hand.weights[f], o->fitted.weights[f],
-                o->control_ok ? o->control_model.weights[f] : NAN);
-    for (size_t s = 0; s < cm->n_statics; s++)
-        for (size_t k = 0; k < cm->statics[s].n_offsets; k++) {
-            char name[128];
-            snprintf(name, sizeof(name), "%s=%s", cm->statics[s].attribute, cm->statics[s].offsets[k].key);
-            fprintf(out, "%-40.40s %10.4f %10.4f %14.4f\n", name, o->hand.offsets[s][k], o->fitted.offsets[s][k],
-                    o->control_ok ? o->control_model.offsets[s][k] : NAN);
+    for (size_t j = 0, s = 0, k = 0; j < n_columns(cm); j++) {
+        char name[128];
+        if (j < cm->n_features) {
+            snprintf(name, sizeof(name), "%s", cm->features[j].name);
+        } else {
+            while (k == cm->statics[s].n_offsets) s++, k = 0; /* the next attribute with levels */
+            snprintf(name, sizeof(name), "%s=%s", cm->statics[s].attribute, cm->statics[s].offsets[k++].key);
         }
+        fprintf(out, "%-40.40s %10.4f %10.4f %14.4f\n", name, o->hand.beta[j], o->fitted.beta[j], o->control_ok ? o->control_model.beta[j] : NAN);
+    }
     fprintf(out, "\nout of sample (contacted decisions of a fifth of the customers, fitted without them: %zu, %zu converted):\n",
             o->fitted_quality.n, o->fitted_quality.positives);
     fprintf(out, "  %-8s %6s %7s %9s %15s\n", "model", "AUC", "Brier", "log loss", "calibration");

@@ -10,6 +10,7 @@
 
 #include "logit.h"
 #include "momentd/engine.h"
+#include "momentd/jsonw.h"
 #include "momentd/config.h"
 #include "store.h"
 
@@ -25,12 +26,13 @@ md_err md_fit_set_from_store(md_fit_set *fs, md_store *store, char *err, size_t 
 bool md_fit_set_from_trace(md_fit_set *fs, FILE *in, char *err, size_t errsz);
 bool md_fit_set_write_trace(const md_fit_set *fs, FILE *out);
 
-/* A model of the campaign's form (intercept, one weight per feature, one
- * offset per listed level of each static attribute). */
+/* A model of the campaign's form: an intercept and one coefficient per
+ * column, the columns being each feature (capped and transformed as the
+ * model says), then each listed level of each static attribute, in the
+ * configuration's order. */
 typedef struct md_fit_model {
     double intercept;
-    double weights[MD_DECISION_MAX_VALUES];
-    double offsets[MD_DECISION_MAX_VALUES][MD_FIT_MAX_D]; /* [static][level - 1] */
+    double beta[MD_FIT_MAX_D];
 } md_fit_model;
 
 typedef struct md_fit_outcome {
@@ -40,13 +42,11 @@ typedef struct md_fit_outcome {
     int64_t as_of_ms;        /* labels are final for decisions made attribution before this */
     /* the fits */
     md_fit_model hand, fitted, control_model;
-    bool fitted_ok, control_ok;
-    int iterations;
+    bool control_ok;
     /* out-of-sample quality on the treated decisions of a fifth of the customers (a stable hash), both models fitted
      * on the rest */
     md_model_quality hand_quality, fitted_quality;
     /* uplift by decile of the fitted p: treated and control rates */
-    md_model_quality control_quality;
     double uplift_treated[MD_QUALITY_BINS], uplift_control[MD_QUALITY_BINS];
     size_t uplift_n_treated[MD_QUALITY_BINS], uplift_n_control[MD_QUALITY_BINS];
     /* the threshold that keeps the share of decisions above it */
@@ -63,9 +63,6 @@ typedef struct md_fit_params {
 
 bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *out, char *err, size_t errsz);
 
-/* p of one recorded decision under model m. */
-double md_fit_predict(const md_config *cfg, int campaign, const md_fit_model *m, const md_decision *d);
-
 /* The quality of model m on the contacted decisions made at or after from_ms
  * whose labels are final by as_of_ms (the simulator's evaluation). */
 bool md_fit_evaluate(md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int64_t as_of_ms, md_model_quality *q);
@@ -77,6 +74,9 @@ bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int c
                             char *err, size_t errsz);
 
 void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, bool json, FILE *out);
+/* A model quality as JSON under key: counts, AUC, Brier, log loss, the
+ * largest calibration error, the deciles judged and the reliability curve. */
+void md_fit_json_quality(md_jsonw *w, const char *key, const md_model_quality *q);
 
 typedef struct md_fit_opts {
     const char *config, *campaign, *trace_in, *trace_out, *out, *since, *redis_url;

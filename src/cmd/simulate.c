@@ -812,30 +812,8 @@ static void json_fit(md_jsonw *w, const sim *s) {
         md_jsonw_knum(w, "threshold_after", f->threshold_after);
         md_jsonw_kint(w, "evaluated_on", (int64_t)f->fitted.n);
         md_jsonw_kint(w, "conversions", (int64_t)f->fitted.positives);
-        const md_model_quality *q[2] = {&f->hand, &f->fitted};
-        const char *names[2] = {"hand", "fitted"};
-        for (int k = 0; k < 2; k++) {
-            md_jsonw_key(w, names[k]);
-            md_jsonw_obj_open(w);
-            if (isfinite(q[k]->auc)) md_jsonw_knum(w, "auc", q[k]->auc);
-            if (isfinite(q[k]->brier)) md_jsonw_knum(w, "brier", q[k]->brier);
-            if (isfinite(q[k]->log_loss)) md_jsonw_knum(w, "log_loss", q[k]->log_loss);
-            if (isfinite(q[k]->max_calibration_error)) md_jsonw_knum(w, "max_calibration_error", q[k]->max_calibration_error);
-            md_jsonw_kint(w, "deciles_judged", q[k]->bins_counted);
-            md_jsonw_key(w, "reliability");
-            md_jsonw_arr_open(w);
-            for (int b = 0; b < MD_QUALITY_BINS; b++) {
-                md_jsonw_obj_open(w);
-                md_jsonw_kint(w, "decisions", (int64_t)q[k]->bins[b].n);
-                if (q[k]->bins[b].n) {
-                    md_jsonw_knum(w, "predicted", q[k]->bins[b].mean_p);
-                    md_jsonw_knum(w, "observed", q[k]->bins[b].observed);
-                }
-                md_jsonw_obj_close(w);
-            }
-            md_jsonw_arr_close(w);
-            md_jsonw_obj_close(w);
-        }
+        md_fit_json_quality(w, "hand", &f->hand);
+        md_fit_json_quality(w, "fitted", &f->fitted);
         md_jsonw_obj_close(w);
     }
     md_jsonw_obj_close(w);

@@ -373,7 +373,7 @@ md_config *md_config_load_string(const char *json, const char *name, char *errst
     return cfg;
 }
 
-md_config *md_config_load(const char *path, char *errstr, size_t errstr_size) {
+char *md_config_read_text(const char *path, char *errstr, size_t errstr_size) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(errstr, errstr_size, "%s: cannot open: %s", path, strerror(errno));
@@ -416,6 +416,12 @@ md_config *md_config_load(const char *path, char *errstr, size_t errstr_size) {
         free(buf);
         return NULL;
     }
+    return buf;
+}
+
+md_config *md_config_load(const char *path, char *errstr, size_t errstr_size) {
+    char *buf = md_config_read_text(path, errstr, errstr_size);
+    if (!buf) return NULL;
     md_config *cfg = md_config_load_string(buf, path, errstr, errstr_size);
     free(buf);
     return cfg;

@@ -50,7 +50,8 @@
  *   q:<campaign>:<time>     decision record for momentd fit, "<kind><converted 0/1>,<schema hex>,<values>":
  *                           kind t contacted, h holdout, n sampled not contacted, u released;
  *                           values as md_decision says. Kept for learning.keep, at most
- *                           learning.max_per_campaign per campaign (oldest dropped)
+ *                           learning.max_per_campaign per campaign (oldest dropped); those of a
+ *                           campaign no longer configured expire with the key
  * and the outbox, in its own hash "<key>:x" (same slot):
  *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it
  *   +<trigger id>:<stage>   a funnel increment, "<campaign>\t<day>\t<field>\t<delta>",
@@ -186,10 +187,7 @@ static void clear_dynamic(md_cstate *cs) {
         free(cs->pending[i].topic);
         free(cs->pending[i].payload);
     }
-    for (size_t i = 0; i < cs->n_drecs; i++) {
-        free(cs->drecs[i].rest);
-        free(cs->drecs[i].field);
-    }
+    for (size_t i = 0; i < cs->n_drecs; i++) free(cs->drecs[i].rest);
     cs->n_wm = cs->n_attrs = cs->n_pending = cs->n_seen = cs->n_contacts = cs->n_trecs = cs->n_incrs = cs->n_drecs = 0;
 }
 
@@ -407,6 +405,17 @@ static bool add_attr(md_cstate *cs, const char *k, size_t kl, const char *v, siz
     return true;
 }
 
+/* "q:<campaign>:<time>": the campaign's length and the time; the campaign
+ * is what lies between "q:" and the last ':' (names may hold ':'). */
+static bool decision_field(const char *f, size_t fl, size_t *campaign_len, int64_t *ts) {
+    if (fl < 4 || f[0] != 'q' || f[1] != ':') return false;
+    size_t colon = fl;
+    while (colon > 2 && f[colon - 1] != ':') colon--;
+    if (colon <= 3) return false; /* no ':' after "q:", or an empty name */
+    *campaign_len = colon - 3;
+    return parse_i64(f + colon, fl - colon, ts);
+}
+
 void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
     int64_t x, y;
     const md_config *cfg = cs->cfg;
@@ -546,28 +555,14 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         return;
     }
     if (fl > 2 && f[0] == 'q' && f[1] == ':') { /* q:<campaign>:<time> = <kind><converted>,<schema>,<values> */
-        const char *colon = NULL;
-        for (size_t i = fl; i-- > 2;)
-            if (f[i] == ':') {
-                colon = f + i;
-                break;
-            }
-        if (!colon || vl < 3 || v[2] != ',' || (v[1] != '0' && v[1] != '1') ||
-            !parse_i64(colon + 1, fl - (size_t)(colon - f) - 1, &x))
-            goto bad;
+        size_t cl;
+        if (!decision_field(f, fl, &cl, &x) || vl < 3 || v[2] != ',' || (v[1] != '0' && v[1] != '1')) goto bad;
+        int c = campaign_by_name(cfg, f + 2, cl);
+        if (c < 0) return; /* a campaign no longer configured: expires with the key */
         if (!grow((void **)&cs->drecs, &cs->cap_drecs, cs->n_drecs + 1, sizeof(md_drec))) goto bad;
         md_drec *d = &cs->drecs[cs->n_drecs];
-        d->campaign = campaign_by_name(cfg, f + 2, (size_t)(colon - f) - 2);
-        d->ts = x;
-        d->kind = v[0];
-        d->converted = v[1] == '1';
-        d->rest = strndup(v + 3, vl - 3);
-        d->field = strndup(f, fl);
-        if (!d->rest || !d->field) {
-            free(d->rest);
-            free(d->field);
-            goto bad;
-        }
+        *d = (md_drec){c, x, v[0], v[1] == '1', dupn(v + 3, vl - 3)};
+        if (!d->rest) goto bad;
         cs->n_drecs++;
         return;
     }
@@ -658,6 +653,11 @@ void md_cs_bucket_add(md_cstate *cs, md_ops *ops, int series, int64_t bucket, in
 
 /* Drops buckets, dedupe entries and contact records that no rule can read
  * any more. Bounded by what expired, so amortised constant per event. */
+/* A decision record's field, "q:<campaign>:<time>": derived, never stored. */
+static void drec_field(const md_cstate *cs, const md_drec *d, char *out, size_t n) {
+    snprintf(out, n, "q:%s:%" PRId64, cs->cfg->campaigns[d->campaign].name, d->ts);
+}
+
 void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
     char field[64];
     for (size_t si = 0; si < cs->r->n_series; si++) {
@@ -700,9 +700,10 @@ void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
     for (size_t i = 0; i < cs->n_drecs; i++) {
         md_drec *d = &cs->drecs[i];
         if (d->ts < now_ms - cs->r->decision_keep_ms) {
-            md_ops_add(ops, MD_OP_DEL, d->field, NULL);
+            char qfield[128];
+            drec_field(cs, d, qfield, sizeof(qfield));
+            md_ops_add(ops, MD_OP_DEL, qfield, NULL);
             free(d->rest);
-            free(d->field);
             continue;
         }
         cs->drecs[keep++] = *d;
@@ -1019,7 +1020,9 @@ md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign
     return t;
 }
 
-static void save_drec(md_ops *ops, const md_drec *d) {
+static void save_drec(md_cstate *cs, md_ops *ops, const md_drec *d) {
+    char field[128];
+    drec_field(cs, d, field, sizeof(field));
     size_t n = strlen(d->rest);
     char *val = malloc(n + 4);
     if (!val) {
@@ -1030,60 +1033,48 @@ static void save_drec(md_ops *ops, const md_drec *d) {
     val[1] = d->converted ? '1' : '0';
     val[2] = ',';
     memcpy(val + 3, d->rest, n + 1);
-    md_ops_add(ops, MD_OP_SET, d->field, val);
+    md_ops_add(ops, MD_OP_SET, field, val);
     free(val);
 }
 
 static void drop_drec(md_cstate *cs, md_ops *ops, size_t i) {
-    md_ops_add(ops, MD_OP_DEL, cs->drecs[i].field, NULL);
+    char field[128];
+    drec_field(cs, &cs->drecs[i], field, sizeof(field));
+    md_ops_add(ops, MD_OP_DEL, field, NULL);
     free(cs->drecs[i].rest);
-    free(cs->drecs[i].field);
     memmove(cs->drecs + i, cs->drecs + i + 1, (cs->n_drecs - i - 1) * sizeof(md_drec));
     cs->n_drecs--;
 }
 
 void md_cs_add_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind, uint32_t schema, const double *values, size_t n) {
-    /* Room first: the oldest of this campaign go beyond the bound. */
+    /* Room first: the oldest of this campaign go beyond the bound; one
+     * decision per campaign and time (the later one stands). */
     for (;;) {
-        size_t count = 0, oldest = SIZE_MAX;
+        size_t count = 0, oldest = SIZE_MAX, same = SIZE_MAX;
         for (size_t i = 0; i < cs->n_drecs; i++)
             if (cs->drecs[i].campaign == c) {
                 count++;
                 if (oldest == SIZE_MAX || cs->drecs[i].ts < cs->drecs[oldest].ts) oldest = i;
+                if (cs->drecs[i].ts == ts) same = i;
             }
-        if (count < (size_t)cs->cfg->learning.max_per_campaign) break;
-        drop_drec(cs, ops, oldest);
+        if (same != SIZE_MAX) drop_drec(cs, ops, same);
+        else if (count >= (size_t)cs->cfg->learning.max_per_campaign) drop_drec(cs, ops, oldest);
+        else break;
     }
-    char field[96];
-    snprintf(field, sizeof(field), "q:%s:%" PRId64, cs->cfg->campaigns[c].name, ts);
-    for (size_t i = 0; i < cs->n_drecs; i++) /* one decision per campaign and time: the later one stands */
-        if (strcmp(cs->drecs[i].field, field) == 0) {
-            drop_drec(cs, ops, i);
-            break;
-        }
     char rest[MD_DECISION_MAX_VALUES * 16 + 16];
     size_t len = (size_t)snprintf(rest, sizeof(rest), "%08x", (unsigned)schema);
     for (size_t k = 0; k < n && k < MD_DECISION_MAX_VALUES; k++)
         len += (size_t)snprintf(rest + len, sizeof(rest) - len, ",%.6g", isfinite(values[k]) ? values[k] : 0.0);
-    if (!grow((void **)&cs->drecs, &cs->cap_drecs, cs->n_drecs + 1, sizeof(md_drec))) {
+    if (!grow((void **)&cs->drecs, &cs->cap_drecs, cs->n_drecs + 1, sizeof(md_drec)) || !(cs->drecs[cs->n_drecs].rest = strdup(rest))) {
         ops->oom = true;
         return;
     }
-    md_drec *d = &cs->drecs[cs->n_drecs];
+    md_drec *d = &cs->drecs[cs->n_drecs++];
     d->campaign = c;
     d->ts = ts;
     d->kind = kind;
     d->converted = false;
-    d->rest = strdup(rest);
-    d->field = strdup(field);
-    if (!d->rest || !d->field) {
-        free(d->rest);
-        free(d->field);
-        ops->oom = true;
-        return;
-    }
-    cs->n_drecs++;
-    save_drec(ops, d);
+    save_drec(cs, ops, d);
 }
 
 int64_t md_cs_newest_drec(const md_cstate *cs, int c) {
@@ -1098,7 +1089,7 @@ void md_cs_convert_drecs(md_cstate *cs, md_ops *ops, int c, int64_t t, int64_t w
         md_drec *d = &cs->drecs[i];
         if (d->campaign != c || d->converted || d->ts > t || t - d->ts > window_ms) continue;
         d->converted = true;
-        save_drec(ops, d);
+        save_drec(cs, ops, d);
     }
 }
 
@@ -1107,20 +1098,14 @@ void md_cs_release_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts) {
         md_drec *d = &cs->drecs[i];
         if (d->campaign != c || d->ts != ts || d->kind != MD_DECISION_CONTACTED) continue;
         d->kind = MD_DECISION_RELEASED;
-        save_drec(ops, d);
+        save_drec(cs, ops, d);
     }
 }
 
 bool md_decision_parse(const char *f, size_t fl, const char *v, size_t vl, md_decision *out) {
-    if (fl < 4 || f[0] != 'q' || f[1] != ':' || vl < 12 || v[2] != ',' || (v[1] != '0' && v[1] != '1')) return false;
-    const char *colon = NULL;
-    for (size_t i = fl; i-- > 2;)
-        if (f[i] == ':') {
-            colon = f + i;
-            break;
-        }
-    size_t cl = colon ? (size_t)(colon - f) - 2 : 0;
-    if (!colon || cl == 0 || cl >= sizeof(out->campaign) || !parse_i64(colon + 1, fl - (size_t)(colon - f) - 1, &out->ts_ms)) return false;
+    size_t cl;
+    if (!decision_field(f, fl, &cl, &out->ts_ms) || cl >= sizeof(out->campaign) || vl < 12 || v[2] != ',' || (v[1] != '0' && v[1] != '1'))
+        return false;
     if (v[0] != MD_DECISION_CONTACTED && v[0] != MD_DECISION_HOLDOUT && v[0] != MD_DECISION_SAMPLED && v[0] != MD_DECISION_RELEASED)
         return false;
     memcpy(out->campaign, f + 2, cl);

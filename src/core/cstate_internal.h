@@ -66,12 +66,11 @@ typedef struct md_trec {
 
 /* A decision record (field "q:<campaign>:<ts>"), for momentd fit. */
 typedef struct md_drec {
-    int campaign;   /* -1: a campaign no longer configured (kept until it ages out) */
+    int campaign;   /* a configured campaign (records of others expire with the key) */
     int64_t ts;
     char kind;      /* md_decision_kind */
     bool converted;
     char *rest;     /* "<schema hex>,<values...>", as stored */
-    char *field;    /* its field name, as stored */
 } md_drec;
 
 typedef struct md_incr {

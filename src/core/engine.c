@@ -101,6 +101,19 @@ unsigned md_holdout_bucket(const char *customer_id, const char *campaign) {
     return (unsigned)(h % 10000);
 }
 
+/* The same hash as md_holdout_bucket over "learning/<campaign>", its
+ * campaign half computed once. */
+uint64_t md_learning_seed(const char *campaign) {
+    char seeded[96];
+    int n = snprintf(seeded, sizeof(seeded), "learning/%s", campaign);
+    return md_hash64(seeded, n < (int)sizeof(seeded) ? (size_t)n : sizeof(seeded) - 1, 0x686f6c64);
+}
+
+bool md_learning_sampled(const md_config *cfg, int c, const char *customer_id) {
+    uint64_t h = md_hash64(customer_id, strlen(customer_id), cfg->rules->campaigns[c].learning_seed);
+    return (unsigned)(h % 10000) < (unsigned)llround(cfg->learning.sample_pct * 100);
+}
+
 int md_policy_arm(const md_config *cfg, int c, const char *customer_id) {
     const md_cfg_campaign *cc = &cfg->campaigns[c];
     if (cc->n_arms == 0) return -1;
@@ -495,9 +508,7 @@ static void record_decision(md_cstate *cs, md_ops *ops, int c, int64_t t, char k
 static void sample_decision(const md_config *cfg, md_cstate *cs, md_ops *ops, int c, int64_t t, const md_campaign_eval *e) {
     if (cs->r->decision_keep_ms <= 0 || cfg->learning.sample_pct <= 0) return;
     if (e->suppressed == MD_SUPPRESS_NOT_ELIGIBLE || e->suppressed == MD_SUPPRESS_OPT_OUT || e->suppressed == MD_SUPPRESS_STALE) return;
-    char seeded[96];
-    snprintf(seeded, sizeof(seeded), "learning/%s", cfg->campaigns[c].name);
-    if (md_holdout_bucket(cs->customer_id, seeded) >= (unsigned)llround(cfg->learning.sample_pct * 100)) return;
+    if (!md_learning_sampled(cfg, c, cs->customer_id)) return;
     int64_t newest = md_cs_newest_drec(cs, c);
     if (newest > 0 && t - newest < cfg->learning.sample_every_ms) return;
     record_decision(cs, ops, c, t, MD_DECISION_SAMPLED);

@@ -105,6 +105,9 @@ typedef struct md_rcampaign {
      * features' expressions and its static attributes and their levels, in
      * order. Records of another schema are not this model's inputs. */
     uint32_t schema;
+    /* The seed of the learning sample's stable hash (md_learning_sampled),
+     * derived from the campaign's name once, not per decision. */
+    uint64_t learning_seed;
 } md_rcampaign;
 
 typedef struct md_rchannel {
