@@ -81,6 +81,36 @@ function armsChart(c, canvas) {
         `${a.arm} ${a.conversions_per_contact === null ? "-" : a.conversions_per_contact.toFixed(3)}`).join(", ")}}}});
 }
 
+// Reliability: predicted against observed conversion by decile of p, one
+// series per model version, over the decisions whose attribution window has
+// closed; the diagonal is a perfectly calibrated model.
+function reliabilityChart(c, canvas) {
+  const models = c.models || [];
+  canvas.dataset.kind = "reliability";
+  canvas.dataset.versions = models.map(m => m.version).join(",");
+  canvas.dataset.decisions = String(sum(models.map(m => m.decisions)));
+  canvas.dataset.drifting = models.filter(m => m.drifting).map(m => m.version).join(",");
+  const datasets = models.map((m, i) => ({
+    label: `${m.version}${m.running ? " (running)" : ""}`, showLine: true, pointRadius: 4, borderColor: COLORS[i % COLORS.length],
+    backgroundColor: COLORS[i % COLORS.length],
+    data: m.reliability.filter(d => d.decisions > 0).map(d => ({x: d.predicted, y: d.observed, n: d.decisions})),
+  }));
+  canvas.dataset.points = String(sum(datasets.map(d => d.data.length)));
+  datasets.push({label: "perfectly calibrated", data: [{x: 0, y: 0}, {x: 1, y: 1}], showLine: true, borderDash: [4, 4],
+                 borderColor: "#999999", pointRadius: 0});
+  const pct = v => v === null ? "-" : (100 * v).toFixed(1);
+  const text = models.length === 0 ? "no model decisions with closed attribution windows in these days" :
+    models.map(m => `${m.version}: ${m.decisions} decisions, AUC ${m.auc === null ? "-" : m.auc.toFixed(3)}, ` +
+      `calibration error ${pct(m.calibration_error)} points${m.drifting ? " (DRIFTING)" : ""}`).join("; ");
+  new Chart(canvas, {type: "scatter", data: {datasets},
+    options: {animation: false, responsive: true,
+      scales: {x: {min: 0, max: 1, title: {display: true, text: "predicted p (decile mean)"}},
+               y: {min: 0, max: 1, title: {display: true, text: "observed conversion"}}},
+      plugins: {legend: {position: "bottom"}, subtitle: {display: true, text},
+        tooltip: {callbacks: {label: ctx => ctx.raw.n === undefined ? "" :
+          `${pct(ctx.raw.x)}% predicted, ${pct(ctx.raw.y)}% observed, ${ctx.raw.n} decisions`}}}}});
+}
+
 function table(c) {
   const head = el("tr", {}, [el("th", {}, ["channel"]), ...STAGES.map(s => el("th", {}, [s]))]);
   const rows = c.channels.filter(ch => ch.counts.triggered > 0).map(ch => el("tr", {}, [
@@ -107,13 +137,16 @@ async function load(from, to) {
     const f = card("funnel per channel", `funnel-${i}`), d = card("triggers and conversions per day", `daily-${i}`),
           u = card("conversion: treated vs holdout", `uplift-${i}`);
     const cards = [f.node, d.node, u.node];
+    const m = card("model reliability: predicted against observed, by decile", `reliability-${i}`);
+    cards.push(m.node);
     const a = c.arms.length ? card("policy arms: contact policy against contact policy", `arms-${i}`) : null;
     if (a) cards.push(a.node);
     root.append(el("h2", {}, [`campaign ${c.campaign}`]), el("div", {class: "grid"}, cards), table(c));
     funnelChart(c, f.canvas);
     dailyChart(c, d.canvas);
     upliftChart(c, u.canvas);
-    charts += 3;
+    reliabilityChart(c, m.canvas);
+    charts += 4;
     if (a) {
       armsChart(c, a.canvas);
       charts += 1;

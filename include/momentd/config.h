@@ -123,6 +123,10 @@ typedef struct md_cfg_feature {
     char *note;
 } md_cfg_feature;
 
+/* A model version names the model in every moment, trigger record and
+ * model-quality counter: 1-96 bytes of letters, digits, '.', '_' and '-'. */
+#define MD_MODEL_VERSION_MAX 96
+
 typedef struct md_cfg_model {
     char *version;
     double intercept;
@@ -226,7 +230,9 @@ typedef struct md_cfg_learning {
     int64_t max_per_campaign; /* records per customer and campaign, the oldest dropped first */
     double sample_pct;      /* share of customers (stable hash) whose not-contacted decisions are sampled */
     int64_t sample_every_ms; /* at most one such sample per customer and campaign this often */
-    double calibration_bound; /* live calibration error (points) above which a model is reported as drifting; 0 = not checked */
+    double calibration_bound; /* live calibration error (a share, 0.05 = 5 points) above which a model is drifting; 0 = not checked */
+    int64_t calibration_min;  /* decisions a decile needs to count for calibration */
+    int64_t drift_check_every_ms; /* how often the daemon measures its running models; 0 = never */
 } md_cfg_learning;
 
 typedef struct md_cfg_http {

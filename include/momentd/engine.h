@@ -238,6 +238,10 @@ typedef struct md_decision {
 bool md_decision_parse(const char *field, size_t flen, const char *value, size_t vlen, md_decision *out);
 /* The field and value md_decision_parse reads back (a trace, a test). */
 void md_decision_format(const md_decision *d, char *field, size_t fsz, char *value, size_t vsz);
+/* The customer's decision records (explain): how many, and record i (false
+ * if it cannot be read back, which the loader already refused). */
+size_t md_cstate_decision_count(const md_cstate *cs);
+bool md_cstate_decision(const md_cstate *cs, size_t i, md_decision *out);
 
 /* One campaign's evaluation on one event (or at one instant for explain). */
 typedef struct md_campaign_eval {

@@ -35,7 +35,8 @@ static const char usage[] =
     "  explain -c FILE CUSTOMER [--json] [--at TIME]\n"
     "                                  one customer's windows, tags, scores, cooldown and what an event now would do\n"
     "  report -c FILE [--from DAY] [--to DAY] [--json]\n"
-    "                                  funnel per campaign and channel, and the uplift over the holdout group, for\n"
+    "                                  funnel per campaign and channel, the uplift over the holdout group and\n"
+    "                                  each model version's live quality (AUC, Brier, calibration by decile), for\n"
     "                                  the triggers of days DAY (YYYY-MM-DD, the default UTC offset's calendar;\n"
     "                                  default: the last 30 days)\n"
     "  simulate --scenario FILE [--seed N] [--json] [--plot DIR] [--trace FILE] [--redis URL] [--fit-after DAYS]\n"
@@ -149,6 +150,94 @@ static const char *fmt_time(int64_t ms, char buf[32]) {
     return buf;
 }
 
+static const char *decision_kind_name(char kind) {
+    switch (kind) {
+    case MD_DECISION_CONTACTED: return "contacted";
+    case MD_DECISION_HOLDOUT: return "holdout";
+    case MD_DECISION_SAMPLED: return "sampled, not contacted";
+    case MD_DECISION_RELEASED: return "released, never contacted";
+    default: return "?";
+    }
+}
+
+/* The level a decision record stored for static attribute s of model m
+ * (1-based among its offsets; 0 none). */
+static const char *decision_level(const md_cfg_model *m, size_t s, double level) {
+    size_t k = (size_t)level;
+    return level >= 1 && k <= m->statics[s].n_offsets ? m->statics[s].offsets[k - 1].key : NULL;
+}
+
+static int newest_first(const void *a, const void *b) {
+    int64_t x = ((const md_decision *)a)->ts_ms, y = ((const md_decision *)b)->ts_ms;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Campaign c's decision records (at most learning.max_per_campaign, 64),
+ * newest first: what the model saw at each trigger, holdout and sampled
+ * decision, and whether a conversion followed. */
+#define EXPLAIN_MAX_DECISIONS 64
+static size_t campaign_decisions(const md_config *cfg, const md_cstate *cs, size_t c, md_decision *out) {
+    size_t n = 0;
+    for (size_t i = 0; i < md_cstate_decision_count(cs) && n < EXPLAIN_MAX_DECISIONS; i++)
+        if (md_cstate_decision(cs, i, &out[n]) && strcmp(out[n].campaign, cfg->campaigns[c].name) == 0) n++;
+    qsort(out, n, sizeof(*out), newest_first);
+    return n;
+}
+
+static void explain_decisions_text(const md_config *cfg, const md_cstate *cs, size_t c) {
+    const md_cfg_model *m = &cfg->campaigns[c].model;
+    static md_decision ds[EXPLAIN_MAX_DECISIONS];
+    size_t n = campaign_decisions(cfg, cs, c, ds);
+    if (n) printf("  decisions recorded for momentd fit (newest first):\n");
+    for (size_t i = 0; i < n; i++) {
+        const md_decision d = ds[i];
+        char tb[32];
+        printf("    %s  %-26s %s\n      ", fmt_time(d.ts_ms, tb), decision_kind_name(d.kind), d.converted ? "converted after" : "no conversion (yet)");
+        if (d.schema != cfg->rules->campaigns[c].schema || d.n_values != m->n_features + m->n_statics) {
+            printf("(recorded by a model of another shape: %zu values)\n", d.n_values);
+            continue;
+        }
+        for (size_t k = 0; k < m->n_features; k++) printf("%s=%g ", m->features[k].name, d.values[k]);
+        for (size_t k = 0; k < m->n_statics; k++) {
+            const char *lv = decision_level(m, k, d.values[m->n_features + k]);
+            printf("profile.%s=%s ", m->statics[k].attribute, lv ? lv : "(other)");
+        }
+        printf("\n");
+    }
+}
+
+static void explain_decisions_json(const md_config *cfg, const md_cstate *cs, size_t c, md_jsonw *w) {
+    const md_cfg_model *m = &cfg->campaigns[c].model;
+    static md_decision ds[EXPLAIN_MAX_DECISIONS];
+    size_t n = campaign_decisions(cfg, cs, c, ds);
+    md_jsonw_key(w, "decisions");
+    md_jsonw_arr_open(w);
+    for (size_t i = 0; i < n; i++) {
+        const md_decision d = ds[i];
+        char tb[32];
+        bool same_shape = d.schema == cfg->rules->campaigns[c].schema && d.n_values == m->n_features + m->n_statics;
+        md_jsonw_obj_open(w);
+        md_jsonw_kstr(w, "at", fmt_time(d.ts_ms, tb));
+        md_jsonw_kstr(w, "kind", decision_kind_name(d.kind));
+        md_jsonw_kbool(w, "converted", d.converted);
+        md_jsonw_kbool(w, "current_model_shape", same_shape);
+        md_jsonw_key(w, "features");
+        md_jsonw_obj_open(w);
+        for (size_t k = 0; same_shape && k < m->n_features; k++) md_jsonw_knum(w, m->features[k].name, d.values[k]);
+        for (size_t k = 0; same_shape && k < m->n_statics; k++) {
+            char name[160];
+            snprintf(name, sizeof(name), "profile.%s", m->statics[k].attribute);
+            const char *lv = decision_level(m, k, d.values[m->n_features + k]);
+            md_jsonw_key(w, name);
+            if (lv) md_jsonw_str(w, lv);
+            else md_jsonw_null(w);
+        }
+        md_jsonw_obj_close(w);
+        md_jsonw_obj_close(w);
+    }
+    md_jsonw_arr_close(w);
+}
+
 static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_out *out, int64_t at) {
     char tb[32];
     md_cstate_view v;
@@ -226,6 +315,7 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
             printf("  an event now: would not fire: %s\n", md_suppress_name(e->suppressed));
             if (e->deciding_rule) printf("  eligible again: %s (decided by %s)\n", fmt_time(e->eligible_again_ms, tb), e->deciding_rule);
         }
+        explain_decisions_text(cfg, cs, c);
     }
 }
 
@@ -315,6 +405,7 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
         md_jsonw_kstr(&w, "eligible_again", e->deciding_rule ? fmt_time(e->eligible_again_ms, tb) : "now");
         md_jsonw_kstr(&w, "decided_by", e->deciding_rule ? e->deciding_rule : "");
         md_jsonw_kbool(&w, "holdout", e->holdout);
+        explain_decisions_json(cfg, cs, c, &w);
         md_jsonw_obj_close(&w);
     }
     md_jsonw_arr_close(&w);
@@ -386,7 +477,7 @@ static int cmd_report(const char *path, const char *from, const char *to, bool j
         return 2;
     }
     md_store *store = md_store_new(&cfg->redis, err, sizeof(err));
-    md_report *rep = store ? md_report_read(store, cfg, d_from, d_to, err, sizeof(err)) : NULL;
+    md_report *rep = store ? md_report_read(store, cfg, d_from, d_to, now_ms(), err, sizeof(err)) : NULL;
     if (!rep) {
         fprintf(stderr, "momentd: cannot read the report: %s\n", err);
         goto done;

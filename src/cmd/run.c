@@ -22,6 +22,7 @@
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <math.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #include "momentd/event.h"
 #include "http.h"
 #include "kafka.h"
+#include "report_store.h"
 #include "status.h"
 #include "store.h"
 
@@ -77,6 +79,7 @@ typedef struct daemon {
     int64_t last_ping_ms;
     int64_t last_due_ms; /* the schedule's last pass */
     int64_t last_memory_ms;  /* when Redis's memory was last read */
+    int64_t last_models_ms;  /* when the running models were last measured (learning.drift_check_every) */
     size_t dead_letter_cap; /* most bytes of an original the producer can send in a dead letter */
     double dl_tokens;       /* dead letters that may still be produced now (limits.dead_letters_per_second) */
     int64_t dl_refill_ms;
@@ -615,6 +618,9 @@ static void reload(daemon *d) {
     d->n.reloads++;
     learn_outputs(d); /* channels the new configuration added */
     d->snap.config_loaded_ms = wall_ms();
+    /* Campaigns and versions may have changed: measure the new ones soon. */
+    memset(d->snap.models, 0, sizeof(d->snap.models));
+    d->last_models_ms = 0;
     if (d->status) md_status_config_swap(d->status, neu); /* waits out a scrape or report reading the old one */
     md_config_destroy(old);
     apply_log_level(neu);
@@ -626,6 +632,46 @@ static void reload(daemon *d) {
                                  neu->campaigns[c].model.version);
     md_log(MD_LOG_INFO, "config", "configuration reloaded", "config", neu->path, "models", models, NULL);
     publish(d, true);
+}
+
+/* Each running model measured on live outcomes: its treated triggers of the
+ * last 30 days whose attribution window has closed (read from the funnel
+ * keys), for /metrics; a calibration error that crosses
+ * learning.calibration_bound is logged once each way. */
+static void check_models(daemon *d) {
+    const md_config *cfg = d->cfg;
+    int64_t now = wall_ms();
+    int offset_min = 0;
+    md_parse_utc_offset(cfg->contact.default_utc_offset, &offset_min);
+    int64_t local_ms = now + (int64_t)offset_min * 60000;
+    char err[512];
+    for (size_t c = 0; c < cfg->n_campaigns && c < MD_MAX_CAMPAIGNS; c++) {
+        const md_cfg_campaign *cc = &cfg->campaigns[c];
+        /* The last day whose triggers' windows have all closed (md_report's labels_final). */
+        int64_t to = (local_ms - cc->attribution_ms) / MD_DAY_MS - 1;
+        md_report *rep = md_report_read(d->store, cfg, to - 29, to, now, err, sizeof(err));
+        if (!rep) {
+            md_log(MD_LOG_WARN, "model", "could not measure the running model; trying again later", "campaign", cc->name, "error", err, NULL);
+            return;
+        }
+        md_model_report m;
+        md_model_status *st = &d->snap.models[c];
+        bool was = st->measured && st->drifting;
+        bool decided = md_report_model_of(rep, (int)c, cc->model.version, &m); /* false: no trigger in those days */
+        st->measured = true;
+        st->decisions = decided ? (int64_t)m.q.n : 0;
+        st->calibration_error = decided && m.q.bins_counted ? m.q.max_calibration_error : NAN;
+        st->drifting = decided && m.drifting;
+        md_report_destroy(rep);
+        if (st->drifting == was) continue;
+        char e[32], bound[32], n[32];
+        snprintf(e, sizeof(e), "%.1f", 100 * st->calibration_error);
+        snprintf(bound, sizeof(bound), "%.1f", 100 * cfg->learning.calibration_bound);
+        snprintf(n, sizeof(n), "%" PRId64, st->decisions);
+        md_log(st->drifting ? MD_LOG_WARN : MD_LOG_INFO, "model",
+               st->drifting ? "model calibration drifted beyond learning.calibration_bound" : "model calibration is back within learning.calibration_bound",
+               "campaign", cc->name, "version", cc->model.version, "error_points", e, "bound_points", bound, "decisions", n, NULL);
+    }
 }
 
 int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload_requested) {
@@ -767,6 +813,10 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
                 d.snap.redis_maxmemory = max;
             }
             d.last_memory_ms = wall_ms();
+        }
+        if (d.cfg->learning.drift_check_every_ms > 0 && wall_ms() - d.last_models_ms >= d.cfg->learning.drift_check_every_ms) {
+            check_models(&d);
+            d.last_models_ms = wall_ms();
         }
         publish(&d, false);
         if (wall_ms() - d.last_stats_ms >= d.cfg->log.stats_interval_ms) {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "report_store.h"
 #include "fit.h"
 #include "log.h"
 #include "momentd/jsonw.h"
@@ -117,6 +118,14 @@ typedef struct sim {
     FILE *plot_demand[POL_COUNT];
     int64_t fit_after_days;
     fit_report fit[POL_COUNT];
+    /* What momentd report measures from the funnel's model counters at the
+     * end of the run: each model version's live quality. */
+    struct {
+        char version[MD_MODEL_VERSION_MAX + 1];
+        md_model_quality q;
+        int64_t pending;
+    } live[POL_COUNT][2];
+    size_t n_live[POL_COUNT];
 } sim;
 
 /* ------------------------------------------------------------------------- */
@@ -403,6 +412,28 @@ static md_config *fit_now(sim *s, int pol, const md_config *cfg, const char *cfg
 
 /* At the end of a --fit-after run: both models on the contacted decisions
  * made after the fit whose labels are final. */
+/* The live model quality momentd report shows, read from this policy's
+ * funnel keys as of the end of the run (decisions whose attribution window
+ * closed by then). */
+static int read_live_quality(sim *s, int pol, const md_config *cfg, md_store *store, char *err, size_t errsz) {
+    int off = 0;
+    md_parse_utc_offset(cfg->contact.default_utc_offset, &off);
+    int64_t first = (T0_MS + (int64_t)off * 60000) / DAY_MS - 1, last = first + s->sc->days + 2;
+    md_report *rep = md_report_read(store, cfg, first, last, T0_MS + s->sc->days * DAY_MS, err, errsz);
+    if (!rep) return 1;
+    s->n_live[pol] = 0;
+    for (size_t i = 0; i < md_report_n_models(rep) && s->n_live[pol] < 2; i++) {
+        md_model_report m;
+        md_report_model(rep, i, &m);
+        snprintf(s->live[pol][s->n_live[pol]].version, sizeof(s->live[pol][0].version), "%s", m.version);
+        s->live[pol][s->n_live[pol]].q = m.q;
+        s->live[pol][s->n_live[pol]].pending = m.pending;
+        s->n_live[pol]++;
+    }
+    md_report_destroy(rep);
+    return 0;
+}
+
 static int evaluate_fit(sim *s, int pol, const md_config *cfg, md_store *store, const md_fit_outcome *fo, char *err, size_t errsz) {
     md_fit_set *fs = collect_decisions(cfg, store, err, errsz);
     if (!fs) return 1;
@@ -577,6 +608,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
         if (md_batch_run(dr, 0, err, errsz)) goto out;
     }
     if (fo && evaluate_fit(s, pol, cfg, store, fo, err, errsz)) goto out;
+    if (read_live_quality(s, pol, cfg, store, err, errsz)) goto out;
     rc = 0;
 out:
     if (store) {
@@ -797,6 +829,31 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
                 pol_labels[p], s->fit_after_days, f->trained_on, f->threshold_before, f->threshold_after, f->fitted.n, f->hand.auc, f->fitted.auc,
                 f->hand.max_calibration_error * 100, f->fitted.max_calibration_error * 100, f->fitted.bins_counted);
     }
+    for (int p = POL_FIXED; p < POL_COUNT; p++)
+        for (size_t i = 0; i < s->n_live[p]; i++) {
+            const md_model_quality *q = &s->live[p][i].q;
+            fprintf(out, "%s: live quality of model %s (momentd report, windows closed): %zu decisions, %zu conversions, AUC %.3f, Brier %.4f, "
+                         "calibration error %.1f pp over %d deciles of learning.calibration_min or more\n",
+                    pol_labels[p], s->live[p][i].version, q->n, q->positives, q->auc, q->brier, q->max_calibration_error * 100, q->bins_counted);
+        }
+}
+
+static void json_live(md_jsonw *w, const sim *s) {
+    md_jsonw_key(w, "live_models");
+    md_jsonw_obj_open(w);
+    for (int p = POL_FIXED; p < POL_COUNT; p++) {
+        md_jsonw_key(w, pol_names[p]);
+        md_jsonw_arr_open(w);
+        for (size_t i = 0; i < s->n_live[p]; i++) {
+            md_jsonw_obj_open(w);
+            md_jsonw_kstr(w, "version", s->live[p][i].version);
+            md_jsonw_kint(w, "pending", s->live[p][i].pending);
+            md_fit_json_quality(w, "quality", &s->live[p][i].q);
+            md_jsonw_obj_close(w);
+        }
+        md_jsonw_arr_close(w);
+    }
+    md_jsonw_obj_close(w);
 }
 
 static void json_fit(md_jsonw *w, const sim *s) {
@@ -892,6 +949,7 @@ static void print_json(const sim *s, const churn *ch, FILE *out) {
     knumber(&w, "amount", 39);
     md_jsonw_obj_close(&w);
     if (s->fit_after_days > 0) json_fit(&w, s);
+    json_live(&w, s);
     md_jsonw_obj_close(&w);
     if (!w.oom) fprintf(out, "%s\n", w.buf);
     md_jsonw_fini(&w);

@@ -249,7 +249,9 @@ static const md_field learning_fields[] = {
     INT(md_cfg_learning, max_per_campaign, "12", 1, 64, "At most this many decision records per customer and campaign (the oldest go first), so a customer's state stays bounded."),
     NUM(md_cfg_learning, sample_pct, "5", 0, 100, "Share of customers (stable hash) whose decisions not to contact are sampled too: the model's view of customers it does not pick."),
     DUR(md_cfg_learning, "sample_every", sample_every_ms, "7d", MS_DAY / 24, 365 * MS_DAY, "At most one sampled decision per customer and campaign this often."),
-    NUM(md_cfg_learning, calibration_bound, "0.05", 0, 1, "momentd report flags a model version whose live calibration error (largest gap between predicted and observed conversion over its deciles of 200 decisions or more) is above this; 0 = not checked."),
+    NUM(md_cfg_learning, calibration_bound, "0.05", 0, 1, "A model version whose live calibration error (the largest gap between predicted and observed conversion over its deciles of calibration_min decisions or more, as a share: 0.05 = 5 points) is above this is drifting: momentd report flags it, and the daemon sets momentd_model_drifting and logs a warning; 0 = not checked."),
+    INT(md_cfg_learning, calibration_min, "200", 1, 1000000000, "Decisions a decile of predicted p needs before its calibration counts."),
+    DUR(md_cfg_learning, "drift_check_every", drift_check_every_ms, "15m", 0, 30 * MS_DAY, "How often the daemon measures each running model on the last 30 days of triggers whose attribution window has closed (from the funnel keys, one pipelined read); 0 = never."),
 };
 static const md_table learning_table = {"learning", learning_fields, NF(learning_fields)};
 

@@ -42,11 +42,14 @@
  *   cb / bo / oo            complaint block until, blackout until, opted out
  *   d                       when the schedule re-evaluates the customer (its member in the
  *                           "<prefix>:due" sorted set has the same score; store.c syncs it)
- *   g:<trigger id>          trigger record, "<fired ms>,<holdout 0/1>,<bits>,<channel>,<campaign>";
- *                           bits: outcome statuses received (1 << status), and
+ *   g:<trigger id>          trigger record, "<fired ms>,<holdout 0/1>,<bits>,<channel>,<campaign>
+ *                           [,<p thousandths>,<model version>]" (the last two for a model's
+ *                           decision, not a follow-up; older records lack them);
+ *                           bits: outcome statuses received (1 << status),
  *                           MD_REC_CONVERTED for a conversion observed in the
- *                           event stream. Kept for outcomes.horizon (and the
- *                           longest attribution window).
+ *                           event stream, MD_REC_MODEL_CONVERTED when it was
+ *                           counted for model quality. Kept for outcomes.horizon
+ *                           (and the longest attribution window).
  *   q:<campaign>:<time>     decision record for momentd fit, "<kind><converted 0/1>,<schema hex>,<values>":
  *                           kind t contacted, h holdout, n sampled not contacted, u released;
  *                           values as md_decision says. Kept for learning.keep, at most
@@ -54,7 +57,9 @@
  *                           campaign no longer configured expire with the key
  * and the outbox, in its own hash "<key>:x" (same slot):
  *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it
- *   +<trigger id>:<stage>   a funnel increment, "<campaign>\t<day>\t<field>\t<delta>",
+ *   +<trigger id>:<stage>   a funnel increment, "<campaign>\t<day>\t<field>\t<delta>"
+ *                           (also "+<id>:arm.<stage>" for a policy arm and "+<id>:q.<stage>"
+ *                           for model quality, field "q.<treated|holdout>.<p bin>.<version>:<stage>"),
  *                           until it was added to the campaign's funnel key;
  *                           the name is deterministic, so a re-decided batch
  *                           writes the same entry, never a second one
@@ -536,12 +541,16 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (fl - 2 >= MD_TRIGGER_ID_LEN || vl >= sizeof(buf)) goto bad;
         memcpy(buf, v, vl);
         buf[vl] = '\0';
-        char *part[5], *save = NULL;
+        char *part[8], *save = NULL;
         int np = 0;
-        for (char *tok = strtok_r(buf, ",", &save); tok && np < 5; tok = strtok_r(NULL, ",", &save)) part[np++] = tok;
-        int64_t fired, hold, bits;
-        if (np != 5 || !parse_i64(part[0], strlen(part[0]), &fired) || !parse_i64(part[1], strlen(part[1]), &hold) ||
+        for (char *tok = strtok_r(buf, ",", &save); tok && np < 8; tok = strtok_r(NULL, ",", &save)) part[np++] = tok;
+        int64_t fired, hold, bits, p_milli = -1;
+        if ((np != 5 && np != 7) || !parse_i64(part[0], strlen(part[0]), &fired) || !parse_i64(part[1], strlen(part[1]), &hold) ||
             !parse_i64(part[2], strlen(part[2]), &bits) || bits < 0 || bits > 0xFFFFFFFF)
+            goto bad;
+        /* Older records have no model p and version (5 parts). */
+        if (np == 7 && (!parse_i64(part[5], strlen(part[5]), &p_milli) || p_milli < 0 || p_milli > 1000 || strlen(part[6]) == 0 ||
+                        strlen(part[6]) > MD_MODEL_VERSION_MAX))
             goto bad;
         if (!grow((void **)&cs->trecs, &cs->cap_trecs, cs->n_trecs + 1, sizeof(md_trec))) goto bad;
         md_trec *t = &cs->trecs[cs->n_trecs++];
@@ -552,6 +561,8 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         t->bits = (unsigned)bits;
         t->channel = channel_by_name(cfg, part[3], strlen(part[3]));
         t->campaign = campaign_by_name(cfg, part[4], strlen(part[4]));
+        t->p_milli = (int)p_milli;
+        snprintf(t->version, sizeof(t->version), "%s", np == 7 ? part[6] : "");
         return;
     }
     if (fl > 2 && f[0] == 'q' && f[1] == ':') { /* q:<campaign>:<time> = <kind><converted>,<schema>,<values> */
@@ -996,15 +1007,18 @@ bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *t
 }
 
 void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t) {
-    char field[MD_TRIGGER_ID_LEN + 4], val[200];
+    char field[MD_TRIGGER_ID_LEN + 4], val[200 + MD_MODEL_VERSION_MAX];
     snprintf(field, sizeof(field), "g:%s", t->id);
-    snprintf(val, sizeof(val), "%" PRId64 ",%d,%u,%s,%s", t->fired_ms, t->holdout ? 1 : 0, t->bits,
-             t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?",
-             t->campaign >= 0 ? cs->cfg->campaigns[t->campaign].name : "?");
+    int n = snprintf(val, sizeof(val), "%" PRId64 ",%d,%u,%s,%s", t->fired_ms, t->holdout ? 1 : 0, t->bits,
+                     t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?",
+                     t->campaign >= 0 ? cs->cfg->campaigns[t->campaign].name : "?");
+    if (t->p_milli >= 0 && n > 0 && (size_t)n < sizeof(val))
+        snprintf(val + n, sizeof(val) - (size_t)n, ",%d,%s", t->p_milli, t->version);
     md_ops_add(ops, MD_OP_SET, field, val);
 }
 
-md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign, int channel, int64_t fired_ms, bool holdout) {
+md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign, int channel, int64_t fired_ms, bool holdout, double p,
+                        const char *version) {
     if (!grow((void **)&cs->trecs, &cs->cap_trecs, cs->n_trecs + 1, sizeof(md_trec))) {
         ops->oom = true;
         return NULL;
@@ -1016,6 +1030,8 @@ md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign
     t->fired_ms = fired_ms;
     t->holdout = holdout;
     t->bits = 0;
+    t->p_milli = p >= 0 && version && *version ? (int)lround(p > 1 ? 1000 : p * 1000) : -1;
+    snprintf(t->version, sizeof(t->version), "%s", t->p_milli >= 0 ? version : "");
     md_cs_save_trec(cs, ops, t);
     return t;
 }
@@ -1139,6 +1155,17 @@ void md_decision_format(const md_decision *d, char *field, size_t fsz, char *val
     for (size_t k = 0; k < d->n_values && len < vsz; k++) len += (size_t)snprintf(value + len, vsz - len, ",%.6g", d->values[k]);
 }
 
+size_t md_cstate_decision_count(const md_cstate *cs) { return cs->n_drecs; }
+
+bool md_cstate_decision(const md_cstate *cs, size_t i, md_decision *out) {
+    if (i >= cs->n_drecs) return false;
+    const md_drec *d = &cs->drecs[i];
+    char field[128], value[MD_DECISION_MAX_VALUES * 24 + 16];
+    drec_field(cs, d, field, sizeof(field));
+    int n = snprintf(value, sizeof(value), "%c%c,%s", d->kind, d->converted ? '1' : '0', d->rest);
+    return n > 0 && (size_t)n < sizeof(value) && md_decision_parse(field, strlen(field), value, (size_t)n, out);
+}
+
 md_trec *md_cs_find_trec(md_cstate *cs, const char *id) {
     for (size_t i = 0; i < cs->n_trecs; i++)
         if (strcmp(cs->trecs[i].id, id) == 0) return &cs->trecs[i];
@@ -1162,14 +1189,16 @@ void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]) {
     if (snprintf(out, 16, "%04d-%02u-%02u", (int)y, m % 13, d % 32) >= 16) out[0] = '\0'; /* cannot happen: y < 10^4 */
 }
 
-static void add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *group, bool arm, const char *stage, int64_t delta) {
+/* One funnel increment of trigger t: entry "+<id>:<kind><stage>" (kind ""
+ * for the channel's funnel, "arm." or "q."), field as given. */
+static void add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *kind, const char *stage, const char *field, int64_t delta) {
     if (t->campaign < 0) return; /* a campaign no longer configured has no funnel */
     md_incr in;
-    snprintf(in.name, sizeof(in.name), "+%s:%s%s", t->id, arm ? "arm." : "", stage);
+    snprintf(in.name, sizeof(in.name), "+%s:%s%s", t->id, kind, stage);
     snprintf(in.campaign, sizeof(in.campaign), "%s", cs->cfg->campaigns[t->campaign].name);
     /* Funnel days follow the operators' calendar (the default UTC offset), not UTC. */
     md_format_day(t->fired_ms, cs->r->default_utc_offset_min, in.day);
-    snprintf(in.field, sizeof(in.field), "%s%s:%s", arm ? "arm." : "", group, stage);
+    snprintf(in.field, sizeof(in.field), "%s", field);
     in.delta = delta;
     /* The same increment twice in one batch (re-decided) replaces, never adds. */
     for (size_t i = 0; i < cs->n_incrs; i++)
@@ -1189,11 +1218,23 @@ record:;
 }
 
 void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta) {
-    add_incr(cs, ops, t, t->holdout ? "holdout" : t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?", false, stage, delta);
+    char field[128];
+    snprintf(field, sizeof(field), "%s:%s", t->holdout ? "holdout" : t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?", stage);
+    add_incr(cs, ops, t, "", stage, field, delta);
 }
 
 void md_cs_add_arm_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *arm, const char *stage, int64_t delta) {
-    add_incr(cs, ops, t, arm, true, stage, delta);
+    char field[128];
+    snprintf(field, sizeof(field), "arm.%s:%s", arm, stage);
+    add_incr(cs, ops, t, "arm.", stage, field, delta);
+}
+
+void md_cs_add_model_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta) {
+    if (t->p_milli < 0) return;
+    char field[128];
+    snprintf(field, sizeof(field), "q.%s.%02d.%s:%s", t->holdout ? "holdout" : "treated", t->p_milli >= 1000 ? 99 : t->p_milli / 10,
+             t->version, stage);
+    add_incr(cs, ops, t, "q.", entry, field, delta);
 }
 
 size_t md_cstate_incr_count(const md_cstate *cs) { return cs->n_incrs; }

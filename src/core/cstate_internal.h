@@ -54,6 +54,11 @@ typedef struct md_pending {
 /* Bit of md_trec.bits after the outcome statuses: converted, as observed in
  * the event stream (the campaign's conversion expression). */
 #define MD_REC_CONVERTED (1u << 16)
+/* ... and its model decision's conversion was counted for model quality
+ * (the funnel credits the latest trigger, which may be a follow-up). */
+#define MD_REC_MODEL_CONVERTED (1u << 17)
+/* Released: the channel reported not_called or expired (never contacted). */
+#define MD_REC_RELEASED ((1u << MD_OUTCOME_NOT_CALLED) | (1u << MD_OUTCOME_EXPIRED))
 
 typedef struct md_trec {
     char id[MD_TRIGGER_ID_LEN];
@@ -62,6 +67,8 @@ typedef struct md_trec {
     int64_t fired_ms;
     bool holdout;
     unsigned bits;
+    int p_milli; /* the model's p_contact at the decision, thousandths; -1: none (a follow-up, an older record) */
+    char version[MD_MODEL_VERSION_MAX + 1]; /* the model version that decided ("" with p_milli -1) */
 } md_trec;
 
 /* A decision record (field "q:<campaign>:<ts>"), for momentd fit. */
@@ -77,7 +84,7 @@ typedef struct md_incr {
     char name[MD_TRIGGER_ID_LEN + 24]; /* the outbox field, "+<trigger id>:<stage>" */
     char campaign[72];
     char day[16];    /* YYYY-MM-DD, the trigger's day */
-    char field[80];  /* "<channel or holdout>:<stage>" */
+    char field[128]; /* "<channel or holdout>:<stage>", "arm.<arm>:<stage>" or a model-quality field */
     int64_t delta;
 } md_incr;
 
@@ -185,7 +192,10 @@ void md_cs_set_balance(md_cstate *cs, md_ops *ops, double balance, int64_t t);
 /* A contact record on a contact point's key (its caps), written and loaded. */
 void md_cp_add_contact(md_cpstate *cp, md_ops *cp_ops, int64_t t, const char *customer_id, const char *campaign, const char *channel);
 /* Trigger records: add one, find one by id (NULL), rewrite one after its bits changed. */
-md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign, int channel, int64_t fired_ms, bool holdout);
+/* p is the model's p_contact at the decision, version the model's version
+ * (p < 0, version NULL: not a model's decision, e.g. a follow-up). */
+md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign, int channel, int64_t fired_ms, bool holdout, double p,
+                        const char *version);
 md_trec *md_cs_find_trec(md_cstate *cs, const char *id);
 void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t);
 /* Decision records: add one for campaign c at ts (the oldest of c beyond
@@ -201,5 +211,11 @@ void md_cs_release_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts);
 void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta);
 /* The same for a policy arm: field "arm.<arm>:<stage>", entry "+<id>:arm.<stage>". */
 void md_cs_add_arm_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *arm, const char *stage, int64_t delta);
+/* Model quality: a model decision's trigger (stage "triggered") or its
+ * conversion ("conversions"), counted by p in 1-point bins, field
+ * "q.<treated|holdout>.<bin 00-99>.<model version>:<stage>", entry
+ * "+<id>:q.<entry>" (entry names the increment: a release takes a trigger
+ * back with entry "released", delta -1). Nothing for a trigger with no model p. */
+void md_cs_add_model_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta);
 
 #endif

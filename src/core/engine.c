@@ -688,9 +688,10 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
         if (!md_cs_add_pending(cs, ops, tr->id, tr->topic, tr->payload)) return MD_ERR_NOMEM;
         /* The record outcomes and conversions are checked against, and the
          * first stage of the funnel. */
-        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout);
+        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout, e->p_contact, cc->model.version);
         if (!rec) return MD_ERR_NOMEM;
         funnel_add(cs, ops, rec, "triggered", 1);
+        md_cs_add_model_incr(cs, ops, rec, "triggered", "triggered", 1);
         record_decision(cs, ops, (int)c, t, e->holdout ? MD_DECISION_HOLDOUT : MD_DECISION_CONTACTED);
         md_cs_set_armed(cs, ops, (int)c, false);
         md_cs_set_last_contact(cs, ops, (int)c, t);
@@ -782,12 +783,20 @@ static void attribute_conversions(const md_config *cfg, md_cstate *cs, const md_
         /* Every decision of the campaign within the window before it is
          * labelled converted, contacted or not: the label momentd fit learns. */
         md_cs_convert_drecs(cs, ops, (int)c, ev->ts_ms, cfg->campaigns[c].attribution_ms);
-        md_trec *best = NULL;
+        /* The funnel credits the latest trigger (a follow-up included);
+         * model quality the latest model decision, whose p it measures. */
+        md_trec *best = NULL, *decided = NULL;
         for (size_t i = 0; i < cs->n_trecs; i++) {
             md_trec *r = &cs->trecs[i];
             if (r->campaign != (int)c || r->fired_ms > ev->ts_ms || ev->ts_ms - r->fired_ms > cfg->campaigns[c].attribution_ms)
                 continue;
             if (!best || r->fired_ms > best->fired_ms) best = r;
+            if (r->p_milli >= 0 && !(r->bits & MD_REC_RELEASED) && (!decided || r->fired_ms > decided->fired_ms)) decided = r;
+        }
+        if (decided && !(decided->bits & MD_REC_MODEL_CONVERTED)) {
+            decided->bits |= MD_REC_MODEL_CONVERTED;
+            md_cs_save_trec(cs, ops, decided);
+            md_cs_add_model_incr(cs, ops, decided, "conversions", "conversions", 1);
         }
         if (!best || (best->bits & MD_REC_CONVERTED)) continue;
         best->bits |= MD_REC_CONVERTED;
@@ -850,7 +859,7 @@ static md_err follow_ups(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         }
         /* Deterministic: the same outcome re-decided gives the same id. */
         char cause[MD_EVENT_ID_MAX + 16];
-        snprintf(cause, sizeof(cause), "%s#follow_up%zu", orig->id, k);
+        snprintf(cause, sizeof(cause), "%.*s#follow_up%zu", MD_TRIGGER_ID_LEN - 1, orig->id, k);
         md_trigger *tr = &out->triggers[out->n_triggers];
         md_trigger_id(cc->name, cs->customer_id, cause, tr->id);
         tr->payload = build_follow_up(cfg, cs, o, orig, rf->channel, tr->id, not_before, emitted_at_ms);
@@ -861,7 +870,7 @@ static md_err follow_ups(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         tr->topic = cfg->channels[rf->channel].topic;
         out->n_triggers++;
         if (!md_cs_add_pending(cs, ops, tr->id, tr->topic, tr->payload)) return MD_ERR_NOMEM;
-        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, orig->campaign, rf->channel, not_before, false);
+        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, orig->campaign, rf->channel, not_before, false, -1, NULL);
         if (!rec) return MD_ERR_NOMEM;
         funnel_add(cs, ops, rec, "triggered", 1);
         funnel_add(cs, ops, rec, "follow_ups", 1);
@@ -916,6 +925,7 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         *applied = MD_OUTCOME_DUPLICATE;
         return ops->oom ? MD_ERR_NOMEM : MD_ERR_OK;
     }
+    bool released_before = (r->bits & MD_REC_RELEASED) != 0; /* not_called, then expired too */
     r->bits |= bit;
     md_cs_save_trec(cs, ops, r);
     funnel_add(cs, ops, r, md_outcome_status_name(o->status), 1);
@@ -935,6 +945,12 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
          * and no cap, and the campaign may fire again. */
         md_cs_release_contact(cs, ops, r);
         md_cs_release_drec(cs, ops, r->campaign, r->fired_ms);
+        /* Model quality measures p of contacted customers: an uncontacted
+         * one is taken back (and a conversion already counted for it). */
+        if (!released_before) {
+            md_cs_add_model_incr(cs, ops, r, "triggered", "released", -1);
+            if (r->bits & MD_REC_MODEL_CONVERTED) md_cs_add_model_incr(cs, ops, r, "conversions", "unconverted", -1);
+        }
         if (cs->camps[c].disarmed) md_cs_set_armed(cs, ops, c, true);
         /* The moment may still be there: the schedule decides again now. */
         if (cs->due == 0 || cs->due > o->ts_ms) md_cs_set_due(cs, ops, o->ts_ms);

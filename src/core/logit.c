@@ -208,3 +208,60 @@ bool md_model_quality_of(const double *p, const double *y, size_t n, size_t min_
     free(s);
     return true;
 }
+
+void md_model_quality_binned(const double *p, const double *n, const double *pos, size_t nb, size_t min_bin, md_model_quality *q,
+                             int *decile_of) {
+    memset(q, 0, sizeof(*q));
+    q->auc = q->max_calibration_error = NAN;
+    double total = 0, positives = 0, brier = 0, ll = 0;
+    for (size_t b = 0; b < nb; b++) {
+        total += n[b];
+        positives += pos[b];
+        double pc = p[b] < 1e-15 ? 1e-15 : p[b] > 1 - 1e-15 ? 1 - 1e-15 : p[b];
+        /* sum over the group of (p - y)^2 and of the log loss, y = 1 pos[b] times */
+        brier += pos[b] * (1 - p[b]) * (1 - p[b]) + (n[b] - pos[b]) * p[b] * p[b];
+        ll -= pos[b] * log(pc) + (n[b] - pos[b]) * log(1 - pc);
+    }
+    q->n = (size_t)total;
+    q->positives = (size_t)positives;
+    if (total <= 0) {
+        q->brier = q->log_loss = NAN;
+        for (int k = 0; k < MD_QUALITY_BINS; k++) q->bins[k].mean_p = q->bins[k].observed = NAN;
+        for (size_t b = 0; decile_of && b < nb; b++) decile_of[b] = 0;
+        return;
+    }
+    q->brier = brier / total;
+    q->log_loss = ll / total;
+    double neg = total - positives;
+    if (positives > 0 && neg > 0) {
+        double rank_sum = 0, below = 0;
+        for (size_t b = 0; b < nb; b++) {
+            rank_sum += pos[b] * (below + (1 + n[b]) / 2.0); /* the group's ranks below+1 .. below+n[b], mean shared */
+            below += n[b];
+        }
+        q->auc = (rank_sum - positives * (positives + 1) / 2.0) / (positives * neg);
+    }
+    double sp[MD_QUALITY_BINS] = {0}, sy[MD_QUALITY_BINS] = {0}, sn[MD_QUALITY_BINS] = {0}, cum = 0;
+    for (size_t b = 0; b < nb; b++) {
+        int k = (int)floor(MD_QUALITY_BINS * (cum + n[b] / 2.0) / total);
+        if (k >= MD_QUALITY_BINS) k = MD_QUALITY_BINS - 1;
+        if (decile_of) decile_of[b] = k;
+        cum += n[b];
+        sn[k] += n[b];
+        sp[k] += n[b] * p[b];
+        sy[k] += pos[b];
+    }
+    double worst = -1;
+    for (int k = 0; k < MD_QUALITY_BINS; k++) {
+        md_quality_bin *bin = &q->bins[k];
+        bin->n = (size_t)sn[k];
+        bin->mean_p = sn[k] > 0 ? sp[k] / sn[k] : NAN;
+        bin->observed = sn[k] > 0 ? sy[k] / sn[k] : NAN;
+        if (sn[k] > 0 && bin->n >= min_bin) {
+            q->bins_counted++;
+            double e = fabs(bin->observed - bin->mean_p);
+            if (e > worst) worst = e;
+        }
+    }
+    if (worst >= 0) q->max_calibration_error = worst;
+}

@@ -64,4 +64,13 @@ typedef struct md_model_quality {
  * equal counts in order of p. Returns false when out of memory. */
 bool md_model_quality_of(const double *p, const double *y, size_t n, size_t min_bin, md_model_quality *q);
 
+/* The same from counts: nb groups of decisions that share one predicted
+ * p[b] (ascending), n[b] decisions of which pos[b] converted (the live
+ * report's 1-point bins of p). Ties share their rank as above; a decile
+ * takes whole groups, each where the middle of the group falls in the
+ * cumulative count, so deciles are only as even as the groups allow (some
+ * may stay empty). decile_of (NULL or nb ints) receives each group's decile. */
+void md_model_quality_binned(const double *p, const double *n, const double *pos, size_t nb, size_t min_bin, md_model_quality *q,
+                             int *decile_of);
+
 #endif

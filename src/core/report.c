@@ -58,8 +58,20 @@ bool md_report_range(const char *from, const char *to, int utc_offset_min, int64
     return true;
 }
 
+/* One model version's counts: [treated 0 / holdout 1][p bin]. */
+typedef struct model_tally {
+    int campaign;
+    char version[MD_MODEL_VERSION_MAX + 1];
+    double n[2][MD_REPORT_P_BINS], conv[2][MD_REPORT_P_BINS];
+    int64_t pending;
+} model_tally;
+
 struct md_report {
     const md_config *cfg;
+    int64_t from_day, now_ms;
+    int utc_offset_min;
+    model_tally *models;
+    size_t n_models;
     char from[16], to[16];
     int n_days;
     char (*day_names)[16];
@@ -70,11 +82,14 @@ struct md_report {
     uint64_t ignored;
 };
 
-md_report *md_report_new(const md_config *cfg, int64_t from_day, int64_t to_day) {
+md_report *md_report_new(const md_config *cfg, int64_t from_day, int64_t to_day, int64_t now_ms) {
     if (to_day < from_day || to_day - from_day > 3660) return NULL;
     md_report *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
     r->cfg = cfg;
+    r->from_day = from_day;
+    r->now_ms = now_ms;
+    md_parse_utc_offset(cfg->contact.default_utc_offset, &r->utc_offset_min);
     r->n_days = (int)(to_day - from_day + 1);
     r->n_groups = cfg->n_channels + 1;
     r->counts = calloc(cfg->n_campaigns * r->n_groups * MD_STAGE_COUNT + 1, sizeof(int64_t));
@@ -97,6 +112,7 @@ void md_report_destroy(md_report *r) {
     free(r->daily);
     free(r->day_names);
     free(r->arms);
+    free(r->models);
     free(r);
 }
 
@@ -125,6 +141,47 @@ static int64_t *cell(const md_report *r, int campaign, int group, md_stage stage
     return &r->counts[((size_t)campaign * r->n_groups + (size_t)group) * MD_STAGE_COUNT + stage];
 }
 
+/* Whether the conversions of campaign's triggers of day are all in: the
+ * day (in the operators' calendar) ended an attribution window ago. */
+static bool labels_final(const md_report *r, int campaign, int day) {
+    int64_t day_end_ms = (r->from_day + day + 1) * MD_DAY_MS - (int64_t)r->utc_offset_min * 60000;
+    return day_end_ms + r->cfg->campaigns[campaign].attribution_ms <= r->now_ms;
+}
+
+static model_tally *model_of(md_report *r, int campaign, const char *version, size_t len) {
+    for (size_t i = 0; i < r->n_models; i++)
+        if (r->models[i].campaign == campaign && strlen(r->models[i].version) == len && memcmp(r->models[i].version, version, len) == 0)
+            return &r->models[i];
+    if (r->n_models >= MD_REPORT_MAX_MODELS || len == 0 || len > MD_MODEL_VERSION_MAX) return NULL;
+    if (!r->models && !(r->models = calloc(MD_REPORT_MAX_MODELS, sizeof(model_tally)))) return NULL;
+    model_tally *m = &r->models[r->n_models++];
+    m->campaign = campaign;
+    memcpy(m->version, version, len);
+    m->version[len] = '\0';
+    return m;
+}
+
+/* A model-quality field, "q.<treated|holdout>.<bin>.<version>:<stage>". */
+static bool add_model_field(md_report *r, int campaign, int day, const char *field, long long v) {
+    const char *colon = strrchr(field, ':');
+    int group = strncmp(field, "q.treated.", 10) == 0 ? 0 : strncmp(field, "q.holdout.", 10) == 0 ? 1 : -1;
+    if (group < 0 || !colon) return false;
+    const char *b = field + 10;
+    if (!(b[0] >= '0' && b[0] <= '9' && b[1] >= '0' && b[1] <= '9' && b[2] == '.') || colon <= b + 3) return false;
+    int bin = (b[0] - '0') * 10 + (b[1] - '0');
+    bool trig = strcmp(colon + 1, "triggered") == 0;
+    if (!trig && strcmp(colon + 1, "conversions") != 0) return false;
+    model_tally *m = model_of(r, campaign, b + 3, (size_t)(colon - (b + 3)));
+    if (!m) return false;
+    if (!labels_final(r, campaign, day)) {
+        if (trig && group == 0) m->pending += v;
+        return true;
+    }
+    if (trig) m->n[group][bin] += (double)v;
+    else m->conv[group][bin] += (double)v;
+    return true;
+}
+
 void md_report_add(md_report *r, int campaign, int day, const char *field, const char *value) {
     const char *colon = strchr(field, ':');
     char *end;
@@ -132,6 +189,10 @@ void md_report_add(md_report *r, int campaign, int day, const char *field, const
     long long v = strtoll(value, &end, 10);
     if (!colon || *end || errno || campaign < 0 || (size_t)campaign >= r->cfg->n_campaigns || day < 0 || day >= r->n_days) {
         r->ignored++;
+        return;
+    }
+    if (strncmp(field, "q.", 2) == 0) {
+        if (!add_model_field(r, campaign, day, field, v)) r->ignored++;
         return;
     }
     size_t gl = (size_t)(colon - field);
@@ -188,8 +249,135 @@ void md_report_uplift(const md_report *r, int campaign, md_uplift *u) {
     u->ci_high_pp = (p1 - p2 + 1.96 * se) * 100;
 }
 
+size_t md_report_n_models(const md_report *r) { return r->n_models; }
+
+void md_report_model(const md_report *r, size_t i, md_model_report *out) {
+    const model_tally *m = &r->models[i];
+    const md_config *cfg = r->cfg;
+    memset(out, 0, sizeof(*out));
+    out->campaign = m->campaign;
+    out->version = m->version;
+    out->current = strcmp(cfg->campaigns[m->campaign].model.version, m->version) == 0;
+    out->pending = m->pending;
+    double p[MD_REPORT_P_BINS], n[MD_REPORT_P_BINS], conv[MD_REPORT_P_BINS];
+    int decile_of[MD_REPORT_P_BINS];
+    for (int b = 0; b < MD_REPORT_P_BINS; b++) {
+        p[b] = (b + 0.5) / MD_REPORT_P_BINS; /* a bin's middle stands for its p */
+        /* Releases subtract from counts the trigger added: never below 0
+         * even if an increment was lost to an operator's edit. */
+        n[b] = m->n[0][b] > 0 ? m->n[0][b] : 0;
+        conv[b] = m->conv[0][b] < 0 ? 0 : m->conv[0][b] > n[b] ? n[b] : m->conv[0][b];
+    }
+    md_model_quality_binned(p, n, conv, MD_REPORT_P_BINS, (size_t)cfg->learning.calibration_min, &out->q, decile_of);
+    /* The holdout group by the same p bins: what the same p gives uncontacted. */
+    for (int b = 0; b < MD_REPORT_P_BINS; b++) {
+        int k = out->q.n ? decile_of[b] : b * MD_QUALITY_BINS / MD_REPORT_P_BINS;
+        out->holdout_n[k] += (int64_t)m->n[1][b];
+        out->holdout_conv[k] += (int64_t)m->conv[1][b];
+        out->holdout_decisions += (int64_t)m->n[1][b];
+        out->holdout_conversions += (int64_t)m->conv[1][b];
+    }
+    for (int d = r->n_days - 1; d >= 0; d--)
+        if (labels_final(r, m->campaign, d)) {
+            snprintf(out->final_through, sizeof(out->final_through), "%s", r->day_names[d]);
+            break;
+        }
+    out->drifting = cfg->learning.calibration_bound > 0 && out->q.bins_counted > 0 &&
+                    out->q.max_calibration_error > cfg->learning.calibration_bound;
+}
+
+bool md_report_model_of(const md_report *r, int campaign, const char *version, md_model_report *out) {
+    for (size_t i = 0; i < r->n_models; i++)
+        if (r->models[i].campaign == campaign && strcmp(r->models[i].version, version) == 0) {
+            md_report_model(r, i, out);
+            return true;
+        }
+    return false;
+}
+
 /* ------------------------------------------------------------------------- */
 /* Output                                                                     */
+
+static void print_models_text(const md_report *r, int c, FILE *out) {
+    bool header = false;
+    for (size_t i = 0; i < r->n_models; i++) {
+        if (r->models[i].campaign != c) continue;
+        md_model_report m;
+        md_report_model(r, i, &m);
+        if (!header) {
+            fprintf(out, "  model quality (treated decisions whose %lld-day attribution window has closed; p in 1-point bins):\n",
+                    (long long)(r->cfg->campaigns[c].attribution_ms / 86400000));
+            header = true;
+        }
+        fprintf(out, "    %s%s: %zu decisions, %zu conversions, %lld still open", m.version, m.current ? " (running)" : "", m.q.n,
+                m.q.positives, (long long)m.pending);
+        if (m.q.n == 0) {
+            fprintf(out, "\n");
+            continue;
+        }
+        fprintf(out, "\n      AUC %.3f  Brier %.4f  log loss %.4f  calibration error ", m.q.auc, m.q.brier, m.q.log_loss);
+        if (m.q.bins_counted) fprintf(out, "%.1f points over %d deciles of >= %lld%s\n", 100 * m.q.max_calibration_error, m.q.bins_counted,
+                                     (long long)r->cfg->learning.calibration_min, m.drifting ? ", ABOVE learning.calibration_bound" : "");
+        else fprintf(out, "not measured (no decile of >= %lld decisions)\n", (long long)r->cfg->learning.calibration_min);
+        fprintf(out, "      %-7s %9s %10s %9s %9s %9s\n", "decile", "decisions", "predicted", "observed", "holdout", "observed");
+        for (int k = 0; k < MD_QUALITY_BINS; k++) {
+            const md_quality_bin *b = &m.q.bins[k];
+            if (b->n == 0 && m.holdout_n[k] == 0) continue;
+            fprintf(out, "      %-7d %9zu", k + 1, b->n);
+            if (b->n) fprintf(out, " %9.1f%% %8.1f%%", 100 * b->mean_p, 100 * b->observed);
+            else fprintf(out, " %10s %9s", "-", "-");
+            fprintf(out, " %9lld", (long long)m.holdout_n[k]);
+            if (m.holdout_n[k]) fprintf(out, " %8.1f%%\n", 100.0 * (double)m.holdout_conv[k] / (double)m.holdout_n[k]);
+            else fprintf(out, " %9s\n", "-");
+        }
+    }
+}
+
+static void num_or_null(md_jsonw *w, const char *key, double v) {
+    md_jsonw_key(w, key);
+    if (isnan(v)) md_jsonw_null(w);
+    else md_jsonw_num(w, v);
+}
+
+static void print_models_json(const md_report *r, int c, md_jsonw *w) {
+    md_jsonw_key(w, "models");
+    md_jsonw_arr_open(w);
+    for (size_t i = 0; i < r->n_models; i++) {
+        if (r->models[i].campaign != c) continue;
+        md_model_report m;
+        md_report_model(r, i, &m);
+        md_jsonw_obj_open(w);
+        md_jsonw_kstr(w, "version", m.version);
+        md_jsonw_kbool(w, "running", m.current);
+        md_jsonw_kstr(w, "labels_final_through", m.final_through);
+        md_jsonw_kint(w, "decisions", (int64_t)m.q.n);
+        md_jsonw_kint(w, "conversions", (int64_t)m.q.positives);
+        md_jsonw_kint(w, "pending", m.pending);
+        num_or_null(w, "auc", m.q.auc);
+        num_or_null(w, "brier", m.q.brier);
+        num_or_null(w, "log_loss", m.q.log_loss);
+        num_or_null(w, "calibration_error", m.q.max_calibration_error);
+        md_jsonw_kint(w, "deciles_counted", m.q.bins_counted);
+        md_jsonw_kint(w, "decile_min_decisions", r->cfg->learning.calibration_min);
+        md_jsonw_kbool(w, "drifting", m.drifting);
+        md_jsonw_kint(w, "holdout_decisions", m.holdout_decisions);
+        md_jsonw_kint(w, "holdout_conversions", m.holdout_conversions);
+        md_jsonw_key(w, "reliability");
+        md_jsonw_arr_open(w);
+        for (int k = 0; k < MD_QUALITY_BINS; k++) {
+            md_jsonw_obj_open(w);
+            md_jsonw_kint(w, "decisions", (int64_t)m.q.bins[k].n);
+            num_or_null(w, "predicted", m.q.bins[k].n ? m.q.bins[k].mean_p : NAN);
+            num_or_null(w, "observed", m.q.bins[k].n ? m.q.bins[k].observed : NAN);
+            md_jsonw_kint(w, "holdout_decisions", m.holdout_n[k]);
+            num_or_null(w, "holdout_observed", m.holdout_n[k] ? (double)m.holdout_conv[k] / (double)m.holdout_n[k] : NAN);
+            md_jsonw_obj_close(w);
+        }
+        md_jsonw_arr_close(w);
+        md_jsonw_obj_close(w);
+    }
+    md_jsonw_arr_close(w);
+}
 
 static const char *group_name(const md_report *r, size_t g) {
     return g < r->cfg->n_channels ? r->cfg->channels[g].name : "holdout";
@@ -260,6 +448,7 @@ void md_report_print_text(const md_report *r, FILE *out) {
                 else fprintf(out, "%11s\n", "-");
             }
         }
+        print_models_text(r, (int)c, out);
     }
     if (r->ignored) fprintf(out, "\n%llu funnel fields of unknown channels or stages were left out\n", (unsigned long long)r->ignored);
 }
@@ -342,6 +531,7 @@ void md_report_print_json(const md_report *r, FILE *out) {
             md_jsonw_obj_close(&w);
         }
         md_jsonw_arr_close(&w);
+        print_models_json(r, (int)c, &w);
         md_jsonw_key(&w, "days");
         md_jsonw_arr_open(&w);
         for (int d = 0; d < r->n_days; d++) {

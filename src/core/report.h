@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "logit.h"
 #include "momentd/config.h"
 
 /* The funnel stages, in funnel order; the names are the field suffixes. */
@@ -52,8 +53,10 @@ typedef struct md_report md_report;
 
 /* A report over cfg's campaigns and channels (plus the holdout group) for
  * the days from_day .. to_day (days since 1970-01-01, at most 3661 of them).
- * cfg must outlive it. NULL on OOM or a bad range. */
-md_report *md_report_new(const md_config *cfg, int64_t from_day, int64_t to_day);
+ * cfg must outlive it. now_ms decides which trigger days' conversion labels
+ * are final (the attribution window closed) for model quality. NULL on OOM
+ * or a bad range. */
+md_report *md_report_new(const md_config *cfg, int64_t from_day, int64_t to_day, int64_t now_ms);
 void md_report_destroy(md_report *r); /* accepts NULL */
 
 /* Adds one field of campaign's funnel hash of day (0 = from, up to the
@@ -86,6 +89,29 @@ void md_report_uplift(const md_report *r, int campaign, md_uplift *out);
 
 /* A policy arm's count of a stage (arm: index into the campaign's arms). */
 int64_t md_report_arm_count(const md_report *r, int campaign, int arm, md_stage stage);
+
+/* Model quality from live outcomes: every model version that decided in the
+ * range (fields "q.<treated|holdout>.<p bin>.<version>:<triggered|conversions>",
+ * one per 1-point bin of the moment's p_contact), measured on the decisions
+ * whose attribution window has closed by now_ms. Calibration counts deciles
+ * of at least learning.calibration_min decisions. */
+#define MD_REPORT_P_BINS 100
+#define MD_REPORT_MAX_MODELS 64 /* versions per report; fields of more are ignored */
+typedef struct md_model_report {
+    int campaign;
+    const char *version;   /* owned by the report */
+    bool current;          /* the running configuration's version of the campaign */
+    md_model_quality q;    /* the treated decisions with final labels */
+    int64_t pending;       /* treated decisions whose window is still open (not in q) */
+    int64_t holdout_decisions, holdout_conversions;
+    int64_t holdout_n[MD_QUALITY_BINS], holdout_conv[MD_QUALITY_BINS]; /* by the treated deciles' p bins */
+    char final_through[16]; /* the last trigger day of the range with final labels; "" none */
+    bool drifting;          /* calibration error above learning.calibration_bound */
+} md_model_report;
+size_t md_report_n_models(const md_report *r);
+void md_report_model(const md_report *r, size_t i, md_model_report *out);
+/* The model report of campaign's version; false when it decided nothing in the range. */
+bool md_report_model_of(const md_report *r, int campaign, const char *version, md_model_report *out);
 
 void md_report_print_text(const md_report *r, FILE *out);
 void md_report_print_json(const md_report *r, FILE *out);

@@ -120,6 +120,16 @@ static bool is_identifier(const char *s) {
     return true;
 }
 
+/* A model version is written into trigger records and model-quality field
+ * names (comma- and colon-separated): no separators, bounded. */
+static bool is_model_version(const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > MD_MODEL_VERSION_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '_' || s[i] == '-')) return false;
+    return true;
+}
+
 static bool unique_names(compiler *c, const char *what, size_t n, const char *(*name_of)(const md_config *, size_t)) {
     for (size_t i = 0; i < n; i++)
         if (!is_identifier(name_of(c->cfg, i)))
@@ -311,6 +321,9 @@ static bool compile_campaigns(compiler *c) {
         if (cc->n_arms && fabs(shares - 100) > 1e-6)
             return cerr(c, "$.campaigns[%zu].arms: the shares sum to %g, not 100", i, shares);
         rc->fixed_cooldown = strcmp(cd->mode, "fixed") == 0;
+        if (!is_model_version(cc->model.version))
+            return cerr(c, "$.campaigns[%zu].model.version: \"%.120s\" must be 1-%d bytes of letters, digits, '.', '_' and '-'", i,
+                        cc->model.version ? cc->model.version : "", MD_MODEL_VERSION_MAX);
         if (cc->model.n_features == 0) return cerr(c, "$.campaigns[%zu].model.features: at least one feature is required", i);
         if (cc->model.n_features + cc->model.n_statics > MD_DECISION_MAX_VALUES)
             return cerr(c, "$.campaigns[%zu].model: %zu features and %zu static attributes; at most %d together", i, cc->model.n_features,

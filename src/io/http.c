@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -181,6 +182,24 @@ static void render_metrics(FILE *f, const md_status_snapshot *sp, const md_confi
         label(f, cfg->campaigns[c].model.version);
         fputs("\"} 1\n", f);
     }
+    static const char *const model_metrics[3][2] = {
+        {"momentd_model_labelled_decisions", "Treated decisions of the running model in the last 30 days whose attribution window has closed."},
+        {"momentd_model_calibration_error", "Largest gap between predicted and observed conversion over the running model's deciles of learning.calibration_min decisions (a share; absent while none has that many)."},
+        {"momentd_model_drifting", "1 while the running model's calibration error is above learning.calibration_bound."}};
+    for (int k = 0; k < 3; k++) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", model_metrics[k][0], model_metrics[k][1], model_metrics[k][0]);
+        for (size_t c = 0; c < cfg->n_campaigns && c < MD_MAX_CAMPAIGNS; c++) {
+            const md_model_status *m = &sp->models[c];
+            if (!m->measured || (k == 1 && isnan(m->calibration_error))) continue;
+            fprintf(f, "%s{campaign=\"", model_metrics[k][0]);
+            label(f, cfg->campaigns[c].name);
+            fputs("\",version=\"", f);
+            label(f, cfg->campaigns[c].model.version);
+            if (k == 0) fprintf(f, "\"} %" PRId64 "\n", m->decisions);
+            else if (k == 1) fprintf(f, "\"} %.6f\n", m->calibration_error);
+            else fprintf(f, "\"} %d\n", m->drifting ? 1 : 0);
+        }
+    }
     gauge(f, "momentd_outbox_pending", "Triggers, dead letters and funnel counts of the batch in hand not yet acknowledged by Kafka.",
           (double)sp->outbox_pending);
     fprintf(f, "# HELP momentd_consumer_lag Messages between a partition's high watermark and this consumer's position.\n"
@@ -260,7 +279,7 @@ static enum MHD_Result serve_report(md_http *h, struct MHD_Connection *conn) {
     if (range_ok) {
         pthread_mutex_lock(&h->store_lock);
         if (!h->store) h->store = md_store_new(&cfg->redis, err, sizeof(err));
-        rep = h->store ? md_report_read(h->store, cfg, d_from, d_to, err, sizeof(err)) : NULL;
+        rep = h->store ? md_report_read(h->store, cfg, d_from, d_to, wall_ms(), err, sizeof(err)) : NULL;
         pthread_mutex_unlock(&h->store_lock);
     }
     md_status_config_release(h->st);

@@ -27,9 +27,9 @@ static void add_field(void *ctx, size_t i, const char *field, size_t flen, const
     md_report_add(l->rep, (int)(i % l->n_campaigns), (int)(i / l->n_campaigns), f, v);
 }
 
-md_report *md_report_read(md_store *s, const md_config *cfg, int64_t from_day, int64_t to_day, char *errstr,
+md_report *md_report_read(md_store *s, const md_config *cfg, int64_t from_day, int64_t to_day, int64_t now_ms, char *errstr,
                           size_t errstr_size) {
-    md_report *rep = md_report_new(cfg, from_day, to_day);
+    md_report *rep = md_report_new(cfg, from_day, to_day, now_ms);
     if (!rep) {
         snprintf(errstr, errstr_size, "bad day range or out of memory");
         return NULL;

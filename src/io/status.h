@@ -93,6 +93,14 @@ typedef struct md_counters {
     uint64_t fired[MD_MAX_CAMPAIGNS][MD_STATUS_MAX_CHANNELS]; /* by campaign and channel, holdout excluded */
 } md_counters;
 
+/* A running model measured on live outcomes (learning.drift_check_every). */
+typedef struct md_model_status {
+    bool measured;            /* false until the first check since the start or a reload */
+    int64_t decisions;        /* treated decisions of the last 30 days with final labels */
+    double calibration_error; /* NaN: no decile had learning.calibration_min decisions */
+    bool drifting;
+} md_model_status;
+
 typedef struct md_status_snapshot {
     md_counters n;
     bool redis_ok;           /* the last Redis call succeeded */
@@ -103,6 +111,7 @@ typedef struct md_status_snapshot {
     int64_t outbox_pending;  /* outputs of the batch in hand not yet acknowledged by Kafka */
     int64_t max_lag;         /* largest known lag over the assigned partitions; -1 = none known */
     int64_t redis_used_memory, redis_maxmemory; /* INFO memory, read every few seconds; -1 = not known yet */
+    md_model_status models[MD_MAX_CAMPAIGNS]; /* by the running configuration's campaign index */
     md_hist latency[MD_LAT_COUNT];
     md_partition_lag lag[MD_STATUS_MAX_PARTITIONS];
     int n_lag;

@@ -67,6 +67,13 @@ XE=$(explain_at "$CFG" "$B" "$(bj 2 12)")
 check "explain at an earlier time says the state holds later events" grep -q '"state_after_at":true' <<<"$XE"
 check "and when the balance it shows was set" grep -q "\"balance_at\":\"$(date -u -d "@$(($(bj 14 10) / 1000))" +%Y-%m-%dT%H:%M:%S)" <<<"$XE"
 check "explain: eligible again after the gap" grep -q '"decided_by":"cooldown"' <<<"$X"
+# The decision record of B's trigger: what the model saw then, by feature
+# name (2 late payments; the views were not a feature of this model).
+DEC=$(grep -o '"campaign":"prepay_wallet".*' <<<"$X" | grep -o '"decisions":\[{[^]]*' | head -1)
+check "explain shows the trigger's decision record with the model's inputs then" \
+    grep -q '"decisions":\[{"at":"[^"]*","kind":"contacted","converted":false,"current_model_shape":true,"features":{"late_payments_180d":2,' <<<"$DEC"
+check "and its static attribute by level" grep -q '"profile.customer_type":"resident"' <<<"$DEC"
+check "explain's text names it too" grep -q "contacted .*no conversion (yet)" <<<"$("$MOMENTD_BIN" explain -c "$CFG" "$B")"
 
 # Malformed events in the middle of good traffic.
 C=$(pick_customer "$CFG" good)

@@ -8,7 +8,10 @@ source "$(dirname "$0")/lib.sh"
 N=$(uname_ web)
 PORT=39464
 URL=http://127.0.0.1:$PORT
-CFG=$(make_config "$N" -e "s/\"listen\": \"\"/\"listen\": \"127.0.0.1:$PORT\"/" -e 's/"ready_max_lag": 100000/"ready_max_lag": 100/')
+# The running models are measured every second, and one decision makes a
+# decile, so that two triggers can show a drifting model.
+CFG=$(make_config "$N" -e "s/\"listen\": \"\"/\"listen\": \"127.0.0.1:$PORT\"/" -e 's/"ready_max_lag": 100000/"ready_max_lag": 100/' \
+    -e 's/"contact_policy": {/"learning": {"drift_check_every": "1s", "calibration_min": 1}, "contact_policy": {/')
 start_momentd "$CFG"
 metric() { curl -s "$URL/metrics" | grep -v '^#' | { grep -F "$1 " || echo "$1 missing"; } | awk '{print $NF}'; }
 code() { curl -s -o /dev/null -w '%{http_code}' "$URL$1"; }
@@ -139,7 +142,7 @@ BROWSER=(chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-us
          --user-data-dir="$T_DIR/chromium" --virtual-time-budget=15000 --window-size=1400,1800)
 DOM=$("${BROWSER[@]}" --dump-dom "$URL/?$RANGE" 2>"$T_DIR/chromium.log")
 echo "$DOM" >"$T_DIR/page.html"
-check "the page rendered 7 charts (3 per campaign, and bill_instalment's policy arms)" grep -q 'data-rendered="7"' <<<"$DOM"
+check "the page rendered 9 charts (4 per campaign, and bill_instalment's policy arms)" grep -q 'data-rendered="9"' <<<"$DOM"
 check "the arms chart names both arms" grep -q 'data-arms="adaptive,fixed45"' <<<"$(grep -o '<canvas[^>]*id="arms-1"[^>]*>' <<<"$DOM")"
 check "/api/report has the arms" grep -q '"arms":\[{"arm":"adaptive","mode":"adaptive","share_pct":50,"contacts":0' <<<"$API"
 FUNNEL=$(grep -o '<canvas[^>]*id="funnel-0"[^>]*>' <<<"$DOM")
@@ -149,8 +152,50 @@ DAILY=$(grep -o '<canvas[^>]*id="daily-0"[^>]*>' <<<"$DOM")
 check "the daily chart covers the 92 days of the range" grep -q 'data-days="92"' <<<"$DAILY"
 check "and plots the same 2 triggers" grep -q 'data-triggered="2"' <<<"$DAILY"
 check "the uplift chart is drawn" grep -q 'id="uplift-0"[^>]*data-kind="uplift"\|data-kind="uplift"[^>]*id="uplift-0"' <<<"$DOM"
+# Model quality from live outcomes: the 2 triggers' attribution windows have
+# closed (months ago), neither converted.
+MODELS=$(grep -o '"campaign":"prepay_wallet".*' <<<"$API" | grep -o '"models":\[[^]]*' | head -1)
+check "/api/report measures the running model on the 2 decisions" \
+    grep -q '"models":\[{"version":"prepay_wallet-2026.11.1","running":true,"labels_final_through":"2026-05-31","decisions":2,"conversions":0,"pending":0' <<<"$MODELS"
+RELIABILITY=$(grep -o '<canvas[^>]*id="reliability-0"[^>]*>' <<<"$DOM")
+check "the reliability chart plots the running model" grep -q 'data-versions="prepay_wallet-2026.11.1"' <<<"$RELIABILITY"
+check "over the same 2 decisions" grep -q 'data-decisions="2"' <<<"$RELIABILITY"
+check "as at least one decile point" grep -q 'data-points="[1-9]' <<<"$RELIABILITY"
+check "and flags it drifting (predicted about 0.7, observed 0)" grep -q 'data-drifting="prepay_wallet-2026.11.1"' <<<"$RELIABILITY"
+check "bill_instalment made no decision: an empty chart, not an error" \
+    grep -q 'data-decisions="0"' <<<"$(grep -o '<canvas[^>]*id="reliability-1"[^>]*>' <<<"$DOM")"
 "${BROWSER[@]}" --screenshot="$T_DIR/report.png" "$URL/?$RANGE" 2>>"$T_DIR/chromium.log" >/dev/null
 check "a screenshot of the page was taken" test -s "$T_DIR/report.png"
 log "screenshot: $T_DIR/report.png"
+
+# The daemon measures its running model on the last 30 days of triggers whose
+# window has closed: a trigger 45 days ago (10:00 Beijing), never converted,
+# is a model that promised about 0.7 and got 0.
+D45=$(( ($(date +%s) / 86400 - 45) * 86400000 + 2 * 3600000 ))
+C3=$(pick_customer "$CFG" w3)
+{
+    pay_json "$C3" "${C3}-1" $((D45 - 60 * 86400000)) true 80
+    pay_json "$C3" "${C3}-2" $((D45 - 30 * 86400000)) true 60
+    pay_json "$C3" "${C3}-3" "$D45" true 50
+} | produce "$N.payments"
+check "the third moment reaches the dialer" wait_for_count "$N.moments.outbound_call" 3 60
+VERSION='campaign="prepay_wallet",version="prepay_wallet-2026.11.1"'
+model_metric_is() { # NAME VALUE: waits for the next checks (every second)
+    local i
+    for i in $(seq 1 40); do
+        [ "$(metric "$1{$VERSION}")" = "$2" ] && return 0
+        sleep 0.25
+    done
+    echo "    $1 is $(metric "$1{$VERSION}"), waited for $2" >&2
+    return 1
+}
+check "momentd_model_labelled_decisions counts the 1 decision of the last 30 final days" model_metric_is momentd_model_labelled_decisions 1
+check "momentd_model_drifting is 1" model_metric_is momentd_model_drifting 1
+CAL=$(metric "momentd_model_calibration_error{$VERSION}")
+check "momentd_model_calibration_error is the whole promise (over 0.5, nothing converted)" awk -v e="$CAL" 'BEGIN { exit !(e > 0.5 && e <= 1) }'
+check "bill_instalment decided nothing: 0 decisions, not drifting, no error" \
+    eq "$(metric 'momentd_model_labelled_decisions{campaign="bill_instalment",version="bill_instalment-2026.11.1"}'),$(metric 'momentd_model_drifting{campaign="bill_instalment",version="bill_instalment-2026.11.1"}'),$(curl -s "$URL/metrics" | grep -c '^momentd_model_calibration_error{campaign="bill_instalment"')" 0,0,0
+check "the drift is logged once, with the version and the bound" \
+    eq "$(grep -c '"msg":"model calibration drifted beyond learning.calibration_bound".*"campaign":"prepay_wallet","version":"prepay_wallet-2026.11.1".*"bound_points":"5.0"' "$T_DIR/main/momentd.log")" 1
 stop_momentd main
 finish

@@ -82,6 +82,10 @@ Test(config, rules_are_cross_checked) {
     expect_rejected("\"name\": \"bill_instalment\"", "\"name\": \"bill,instalment\"", "$.campaigns[1].name: \"bill,instalment\" must be an identifier");
     expect_rejected("{\"name\": \"sms\"", "{\"name\": \"9sms\"", "$.channels[2].name: \"9sms\" must be an identifier");
     expect_rejected("\"conversion\": \"kind == \\\"prepay\\\"\"", "\"conversion\": \"kind == \"", "$.campaigns[0].conversion: unexpected end");
+    /* A model version is written into trigger records and model-quality field names. */
+    expect_rejected("\"version\": \"prepay_wallet-2026.11.1\"", "\"version\": \"prepay,wallet:1\"",
+                    "$.campaigns[0].model.version: \"prepay,wallet:1\" must be 1-96 bytes of letters, digits, '.', '_' and '-'");
+    expect_rejected("\"version\": \"prepay_wallet-2026.11.1\"", "\"version\": \"\"", "$.campaigns[0].model.version: \"\" must be 1-96 bytes");
 }
 
 Test(config, windows_over_one_signal_share_a_series) {

@@ -160,3 +160,54 @@ Test(quality, ties_share_rank_and_deciles_hold_equal_counts) {
     cr_assert_eq(q.bins_counted, 0);
     cr_assert(isnan(q.max_calibration_error));
 }
+
+Test(quality, counts_give_the_numbers_the_decisions_give) {
+    /* 3,000 decisions whose p takes 100 values (the live report's bins),
+     * measured once decision by decision and once from the counts. */
+    enum { N = 3000, B = 100 };
+    static double p[N], y[N];
+    double bp[B], bn[B] = {0}, bpos[B] = {0};
+    for (int b = 0; b < B; b++) bp[b] = (b + 0.5) / B;
+    rng_state = 7;
+    for (int i = 0; i < N; i++) {
+        int b = (int)(uniform() * uniform() * B); /* skewed towards low p, as real scores are */
+        p[i] = bp[b];
+        y[i] = uniform() < p[i] * 0.8;
+        bn[b]++;
+        bpos[b] += y[i];
+    }
+    md_model_quality a, c;
+    int decile_of[B];
+    cr_assert(md_model_quality_of(p, y, N, 1, &a));
+    md_model_quality_binned(bp, bn, bpos, B, 1, &c, decile_of);
+    cr_assert_eq(c.n, a.n);
+    cr_assert_eq(c.positives, a.positives);
+    cr_assert_float_eq(c.auc, a.auc, 1e-12, "ties within a value share their rank in both");
+    cr_assert_float_eq(c.brier, a.brier, 1e-12);
+    cr_assert_float_eq(c.log_loss, a.log_loss, 1e-12);
+    /* Deciles take whole groups: each holds about a tenth, in order of p. */
+    size_t total = 0;
+    for (int k = 0; k < MD_QUALITY_BINS; k++) {
+        total += c.bins[k].n;
+        cr_assert(c.bins[k].n > N / 10 - 150 && c.bins[k].n < N / 10 + 150, "decile %d holds %zu", k, c.bins[k].n);
+        if (k) cr_assert_gt(c.bins[k].mean_p, c.bins[k - 1].mean_p);
+    }
+    cr_assert_eq(total, N);
+    for (int b = 1; b < B; b++) cr_assert_geq(decile_of[b], decile_of[b - 1]);
+}
+
+Test(quality, one_large_group_fills_one_decile_and_no_counts_measure_nothing) {
+    double bp[3] = {0.1, 0.5, 0.9}, bn[3] = {10, 980, 10}, bpos[3] = {1, 490, 9};
+    md_model_quality q;
+    int decile_of[3];
+    md_model_quality_binned(bp, bn, bpos, 3, 200, &q, decile_of);
+    cr_assert_eq(decile_of[0], 0);
+    cr_assert_eq(decile_of[1], 5, "its middle, the 500th decision, is in the sixth tenth");
+    cr_assert_eq(decile_of[2], 9);
+    cr_assert_eq(q.bins_counted, 1, "only the large group has 200");
+    cr_assert_float_eq(q.max_calibration_error, 0.0, 1e-12);
+    double zero[3] = {0, 0, 0};
+    md_model_quality_binned(bp, zero, zero, 3, 1, &q, decile_of);
+    cr_assert_eq(q.n, 0);
+    cr_assert(isnan(q.auc) && isnan(q.brier) && isnan(q.max_calibration_error));
+}

@@ -21,6 +21,7 @@ static char cust[32];
 static int seq;
 static char trigger[MD_TRIGGER_ID_LEN];
 static int64_t fired_at;
+static double out_p; /* p_contact of the trigger a test fired */
 
 /* A customer outside both holdout groups, or inside prepay_wallet's. */
 static void pick_customer(bool holdout) {
@@ -729,4 +730,111 @@ Test(outcome, malformed_decision_records_are_refused) {
                             {good_f, "t0,0a1b2c3d,3,nan"},            {"g:prepay_wallet:1", "t0,0a1b2c3d,3"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_not(md_decision_parse(bad[i][0], strlen(bad[i][0]), bad[i][1], strlen(bad[i][1]), &d), "%s = %s", bad[i][0], bad[i][1]);
+}
+
+/* ---- model quality counters (momentd report's live calibration) ---- */
+
+/* The model-quality field of the trigger just fired: p_contact rounded to
+ * thousandths, in its 1-point bin. */
+static void quality_field(const char *group, const char *stage, char *out, size_t n) {
+    int milli = (int)lround(out_p * 1000);
+    snprintf(out, n, "q.%s.%02d.prepay_wallet-2026.11.1:%s", group, milli >= 1000 ? 99 : milli / 10, stage);
+}
+
+/* The value of the trigger record g:<trigger> as the ops left it. */
+static const char *trigger_record(void) {
+    char f[64];
+    snprintf(f, sizeof(f), "g:%s", trigger);
+    const char *v = NULL;
+    for (size_t i = 0; i < ops.n; i++)
+        if (strcmp(md_ops_field(&ops, i), f) == 0 && ops.ops[i].kind == MD_OP_SET) v = md_ops_value(&ops, i);
+    return v;
+}
+
+Test(outcome, a_trigger_counts_for_its_models_quality_by_p_and_version) {
+    fire(TH_T0);
+    out_p = out.eval[0].p_contact;
+    cr_assert(out_p > 0.5 && out_p < 1, "fired above the threshold: %g", out_p);
+    char trig[160], conv[160], want[64];
+    quality_field("treated", "triggered", trig, sizeof(trig));
+    quality_field("treated", "conversions", conv, sizeof(conv));
+    cr_assert_eq(funnel(trig), 1, "%s", trig);
+    /* The record keeps p and the version for the conversion to come. */
+    snprintf(want, sizeof(want), ",%ld,prepay_wallet-2026.11.1", lround(out_p * 1000));
+    const char *rec = trigger_record();
+    cr_assert(rec && strlen(rec) > strlen(want) && strcmp(rec + strlen(rec) - strlen(want), want) == 0, "%s", rec ? rec : "(none)");
+    cr_assert_eq(funnel(conv), 0);
+    event(PREPAY_PAYMENT, TH_T0 + 5 * TH_DAY, 500);
+    cr_assert_eq(funnel(conv), 1);
+    event(PREPAY_PAYMENT, TH_T0 + 6 * TH_DAY, 500);
+    cr_assert_eq(funnel(conv), 1, "one conversion per decision");
+    /* Reloaded from what Redis holds, the record still knows it counted. */
+    md_cstate *fresh = folded_state();
+    md_cstate_destroy(cs);
+    cs = fresh;
+    md_ops_clear(&ops);
+    event(PREPAY_PAYMENT, TH_T0 + 7 * TH_DAY, 500);
+    cr_assert_eq(funnel(conv), 1, "no second count after a reload");
+}
+
+Test(outcome, a_holdout_decision_counts_in_the_holdout_group) {
+    pick_customer(true);
+    fire(TH_T0);
+    out_p = out.eval[0].p_contact;
+    char trig[160], treated[160];
+    quality_field("holdout", "triggered", trig, sizeof(trig));
+    quality_field("treated", "triggered", treated, sizeof(treated));
+    cr_assert_eq(funnel(trig), 1);
+    cr_assert_eq(funnel(treated), 0);
+}
+
+Test(outcome, a_released_contact_is_taken_back_from_its_models_quality_once) {
+    fire(TH_T0);
+    out_p = out.eval[0].p_contact;
+    char trig[160], conv[160];
+    quality_field("treated", "triggered", trig, sizeof(trig));
+    quality_field("treated", "conversions", conv, sizeof(conv));
+    event(PREPAY_PAYMENT, TH_T0 + TH_HOUR, 500); /* bought before the dialer said it never called */
+    cr_assert_eq(funnel(conv), 1);
+    cr_assert_eq(report("not_called", TH_T0 + 2 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(funnel(trig), 0, "1 - 1: never contacted");
+    cr_assert_eq(funnel(conv), 0, "and its conversion goes with it");
+    cr_assert_eq(report("expired", TH_T0 + 3 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(funnel(trig), 0, "expired after not_called takes nothing more");
+    cr_assert_eq(funnel(conv), 0);
+}
+
+Test(outcome, a_conversion_after_a_follow_up_counts_for_the_models_decision) {
+    with_follow_ups();
+    fire(TH_T0);
+    out_p = out.eval[0].p_contact;
+    char conv[160];
+    quality_field("treated", "conversions", conv, sizeof(conv));
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(out.n_triggers, 1, "the follow-up");
+    event(PREPAY_PAYMENT, TH_T0 + 2 * TH_DAY, 500);
+    cr_assert_eq(funnel("in_app:conversions"), 1, "the funnel credits the latest trigger, the follow-up");
+    cr_assert_eq(funnel(conv), 1, "model quality credits the decision whose p it measures");
+}
+
+Test(outcome, an_older_trigger_record_without_p_loads_and_counts_no_quality) {
+    const char *older = "1767225600000,0,0,outbound_call,prepay_wallet";
+    md_cstate_load_field(cs, "g:mold", 6, older, strlen(older));
+    snprintf(trigger, sizeof(trigger), "mold");
+    cr_assert_eq(report("sent", 1767225600000 + TH_HOUR, NULL), MD_OUTCOME_APPLIED, "the older record is known");
+    event(PREPAY_PAYMENT, 1767225600000 + TH_DAY, 500);
+    cr_assert_eq(funnel("outbound_call:conversions"), 1);
+    for (size_t i = 0; i < md_cstate_incr_count(cs); i++) {
+        const char *name, *camp, *day, *f;
+        int64_t d;
+        md_cstate_incr(cs, i, &name, &camp, &day, &f, &d);
+        cr_assert(strncmp(f, "q.", 2) != 0, "no model quality without p: %s", f);
+    }
+    /* A p over 1, or six parts, is a malformed record: not loaded. */
+    const char *bad[] = {"1767225600000,0,0,outbound_call,prepay_wallet,1001,v1", "1767225600000,0,0,outbound_call,prepay_wallet,500"};
+    for (size_t i = 0; i < 2; i++) {
+        md_cstate_load_field(cs, "g:mbad", 6, bad[i], strlen(bad[i]));
+        snprintf(trigger, sizeof(trigger), "mbad");
+        cr_assert_eq(report("sent", 1767225600000 + TH_HOUR, NULL), MD_OUTCOME_UNKNOWN_TRIGGER, "%s", bad[i]);
+    }
 }

@@ -12,7 +12,7 @@ static md_report *rep;
 
 static void setup(void) {
     cfg = th_default_config();
-    rep = md_report_new(cfg, 20758, 20787); /* 2026-11-01 .. 2026-11-30 */
+    rep = md_report_new(cfg, 20758, 20787, INT64_MAX); /* 2026-11-01 .. 2026-11-30 */
     cr_assert(rep);
 }
 static void teardown(void) {
@@ -81,7 +81,7 @@ Test(report, days_are_named_and_series_kept_per_day) {
     cr_assert_eq(md_report_day_count(rep, PREPAY, 3, true, MD_STAGE_CONVERSIONS), 1);
     cr_assert_eq(md_report_day_count(rep, PREPAY, 4, false, MD_STAGE_TRIGGERED), 0);
     cr_assert_eq(md_report_ignored(rep), 1, "a day outside the range is left out");
-    cr_assert_null(md_report_new(cfg, 20787, 20758), "to before from");
+    cr_assert_null(md_report_new(cfg, 20787, 20758, INT64_MAX), "to before from");
 }
 
 Test(report, no_uplift_without_both_groups) {
@@ -116,4 +116,76 @@ Test(report, every_outcome_status_is_a_funnel_stage) {
             if (strcmp(md_stage_name((md_stage)s), md_outcome_status_name((md_outcome_status)st)) == 0) found = true;
         cr_assert(found, "status %s has no funnel stage", md_outcome_status_name((md_outcome_status)st));
     }
+}
+
+/* ---- model quality from the live counters ---- */
+
+#define V "prepay_wallet-2026.11.1"
+
+Test(report, model_quality_from_live_counts_by_version_with_final_labels_only) {
+    /* Days 0-19 (2026-11-01 .. 20) have final labels: prepay_wallet's
+     * 30-day window after each of them has closed at now; day 20 has not. */
+    md_report_destroy(rep);
+    int64_t day_ms = 86400000, now = (20758 + 20) * day_ms - 8 * 3600000 + 30 * day_ms;
+    rep = md_report_new(cfg, 20758, 20787, now);
+    md_report_add(rep, PREPAY, 0, "q.treated.70." V ":triggered", "300");
+    md_report_add(rep, PREPAY, 0, "q.treated.70." V ":conversions", "210");
+    md_report_add(rep, PREPAY, 19, "q.treated.20." V ":triggered", "300");
+    md_report_add(rep, PREPAY, 19, "q.treated.20." V ":conversions", "30");
+    md_report_add(rep, PREPAY, 20, "q.treated.50." V ":triggered", "10"); /* window still open */
+    md_report_add(rep, PREPAY, 0, "q.holdout.70." V ":triggered", "100");
+    md_report_add(rep, PREPAY, 0, "q.holdout.70." V ":conversions", "20");
+    md_report_add(rep, PREPAY, 2, "q.treated.40.prepay_wallet-old:triggered", "5");
+    const char *bad[] = {"q.treated.7." V ":triggered", "q.other.70." V ":triggered", "q.treated.70.:triggered", "q.treated.70." V ":sent",
+                         "q.treated.7x." V ":triggered"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) md_report_add(rep, PREPAY, 0, bad[i], "1");
+    cr_assert_eq(md_report_ignored(rep), 5);
+    cr_assert_eq(md_report_count(rep, PREPAY, OUTBOUND, MD_STAGE_TRIGGERED), 0, "model counters are not the funnel's");
+    cr_assert_eq(md_report_n_models(rep), 2);
+    md_model_report m;
+    cr_assert(md_report_model_of(rep, PREPAY, V, &m));
+    cr_assert(m.current);
+    cr_assert_eq(m.q.n, 600);
+    cr_assert_eq(m.q.positives, 240);
+    cr_assert_eq(m.pending, 10);
+    cr_assert_str_eq(m.final_through, "2026-11-20");
+    /* By hand: positives at .705 beat the 270 negatives at .205, tie with
+     * the 90 at .705; those at .205 tie with the 270: (56700 + 9450 + 4050) / 86400. */
+    cr_assert_float_eq(m.q.auc, 70200.0 / 86400.0, 1e-12);
+    cr_assert_float_eq(m.q.brier, (210 * 0.295 * 0.295 + 90 * 0.705 * 0.705 + 30 * 0.795 * 0.795 + 270 * 0.205 * 0.205) / 600, 1e-12);
+    cr_assert_eq(m.q.bins[2].n, 300);
+    cr_assert_float_eq(m.q.bins[2].mean_p, 0.205, 1e-12);
+    cr_assert_float_eq(m.q.bins[2].observed, 0.1, 1e-12);
+    cr_assert_eq(m.q.bins[7].n, 300);
+    cr_assert_eq(m.q.bins_counted, 2, "two deciles of 200 or more (learning.calibration_min)");
+    cr_assert_float_eq(m.q.max_calibration_error, 0.105, 1e-12);
+    cr_assert(m.drifting, "10.5 points is above learning.calibration_bound 0.05");
+    cr_assert_eq(m.holdout_decisions, 100);
+    cr_assert_eq(m.holdout_n[7], 100, "the holdout decisions of p .70 go with the treated decile of p .70");
+    cr_assert_eq(m.holdout_conv[7], 20);
+    cr_assert(md_report_model_of(rep, PREPAY, "prepay_wallet-old", &m));
+    cr_assert_not(m.current);
+    cr_assert_eq(m.q.n, 5);
+    cr_assert_not(m.drifting, "no decile of 200: not judged");
+    cr_assert_not(md_report_model_of(rep, 1, V, &m), "another campaign's");
+    /* The JSON carries the same. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    md_report_print_json(rep, f);
+    fclose(f);
+    cr_assert(strstr(buf, "\"models\":[{\"version\":\"" V "\",\"running\":true,\"labels_final_through\":\"2026-11-20\",\"decisions\":600,"
+                          "\"conversions\":240,\"pending\":10,"),
+              "%s", buf);
+    cr_assert(strstr(buf, "\"calibration_error\":0.105,\"deciles_counted\":2,\"decile_min_decisions\":200,\"drifting\":true"), "%s", buf);
+    free(buf);
+}
+
+Test(report, a_release_after_the_trigger_leaves_no_negative_count) {
+    md_report_add(rep, PREPAY, 0, "q.treated.70." V ":triggered", "-1"); /* the trigger's own +1 was lost */
+    md_report_add(rep, PREPAY, 0, "q.treated.70." V ":conversions", "1");
+    md_model_report m;
+    cr_assert(md_report_model_of(rep, PREPAY, V, &m));
+    cr_assert_eq(m.q.n, 0);
+    cr_assert_eq(m.q.positives, 0);
 }
