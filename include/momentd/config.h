@@ -152,6 +152,12 @@ typedef struct md_cfg_arm {
     char *name;
     double share_pct;
     md_cfg_cooldown cooldown;
+    /* A model of its own for the arm's customers (version NULL: the
+     * campaign's), with the threshold and re-arm level it needs (0: the
+     * campaign's): a fitted candidate tried live against the running model. */
+    md_cfg_model model;
+    double threshold;
+    double rearm_below;
 } md_cfg_arm;
 
 typedef struct md_cfg_follow_up {

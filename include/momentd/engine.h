@@ -430,6 +430,12 @@ uint64_t md_learning_seed(const char *campaign);
  * campaign, independent of the holdout one, walked through the arms'
  * cumulative shares), or -1 when the campaign has no arms. */
 int md_policy_arm(const md_config *cfg, int c, const char *customer_id);
+/* The model, threshold and re-arm level campaign c applies to a customer of
+ * policy arm `arm` (-1: none): the arm's when it has a model of its own
+ * (a candidate tried live), else the campaign's. */
+const md_cfg_model *md_campaign_model(const md_config *cfg, int c, int arm);
+double md_campaign_threshold(const md_config *cfg, int c, int arm);
+double md_campaign_rearm_below(const md_config *cfg, int c, int arm);
 
 /* Deterministic trigger id from campaign, customer and causing event. */
 void md_trigger_id(const char *campaign, const char *customer_id, const char *event_id, char out[MD_TRIGGER_ID_LEN]);

@@ -7,6 +7,7 @@
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "batch.h"
 #include "kafka.h"
 #include "momentd/jsonw.h"
+#include "report_store.h"
 #include "rules.h"
 #include "store.h"
 
@@ -27,13 +29,34 @@ typedef struct brow {
     int64_t n[2]; /* live, candidate */
 } brow;
 
+/* What one side's triggers of one campaign are worth: expected by the
+ * side's own model (its p_contact and the moment's priority, summed), and
+ * observed in the history that follows them (conversions within the
+ * attribution window, from the replay's funnel), with the model's quality
+ * on the triggers whose window closed before the history ends. */
+typedef struct bvalue {
+    int64_t triggers;
+    double expected_conversions, expected_value;
+    int64_t conversions, amount_fen;
+    bool measured;
+    md_model_report model;
+} bvalue;
+
 typedef struct btally {
     brow *rows;
     size_t n;
     int side;
     const md_config *cfg;
     int64_t holdouts[2], total[2];
+    int64_t first_ms, last_ms; /* event times of the first and last trigger, either side */
+    bvalue value[2][MD_MAX_CAMPAIGNS]; /* by the side's campaign index */
 } btally;
+
+/* A number the engine wrote into a moment ("key":value); 0 if absent. */
+static double payload_number(const char *payload, const char *key) {
+    const char *p = strstr(payload, key);
+    return p ? strtod(p + strlen(key), NULL) : 0;
+}
 
 static void tally_one(btally *t, const md_delivery *tr) {
     if (tr->holdout || tr->campaign < 0 || tr->channel < 0) {
@@ -41,10 +64,22 @@ static void tally_one(btally *t, const md_delivery *tr) {
         return;
     }
     t->total[t->side]++;
+    if (tr->campaign < MD_MAX_CAMPAIGNS) {
+        bvalue *v = &t->value[t->side][tr->campaign];
+        v->triggers++;
+        v->expected_conversions += payload_number(tr->payload, "\"p_contact\":");
+        v->expected_value += payload_number(tr->payload, "\"priority\":");
+    }
     const char *camp = t->cfg->campaigns[tr->campaign].name, *chan = t->cfg->channels[tr->channel].name;
     char day[11] = "?";
     const char *et = strstr(tr->payload, "\"event_time\":\"");
     if (et) snprintf(day, sizeof(day), "%.10s", et + 14);
+    const char *q = et ? strchr(et + 14, '"') : NULL;
+    int64_t ms;
+    if (q && md_parse_rfc3339(et + 14, (size_t)(q - (et + 14)), &ms)) {
+        if (!t->first_ms || ms < t->first_ms) t->first_ms = ms;
+        if (ms > t->last_ms) t->last_ms = ms;
+    }
     for (size_t i = 0; i < t->n; i++)
         if (strcmp(t->rows[i].campaign, camp) == 0 && strcmp(t->rows[i].channel, chan) == 0 && strcmp(t->rows[i].day, day) == 0) {
             t->rows[i].n[t->side]++;
@@ -235,6 +270,27 @@ static int read_topics(const md_config *cfg, const char *topics, binput *in) {
     return rc;
 }
 
+/* The side's funnel, read back from its namespace before it is wiped: what
+ * followed its triggers in the history, and its model's quality on those
+ * whose attribution window closed before the history's newest event. */
+static int measure_side(const md_config *cfg, md_store *store, btally *t, int64_t history_end_ms, char *err, size_t errsz) {
+    if (t->total[t->side] == 0) return 0;
+    int64_t from = t->first_ms / MD_DAY_MS - 1, to = t->last_ms / MD_DAY_MS + 1;
+    if (to - from > 3660) from = to - 3660;
+    md_report *rep = md_report_read(store, cfg, from, to, history_end_ms, err, errsz);
+    if (!rep) return 1;
+    for (size_t c = 0; c < cfg->n_campaigns && c < MD_MAX_CAMPAIGNS; c++) {
+        bvalue *v = &t->value[t->side][c];
+        md_uplift u;
+        md_report_uplift(rep, (int)c, &u);
+        v->conversions = u.treated_conversions;
+        for (size_t ch = 0; ch < cfg->n_channels; ch++) v->amount_fen += md_report_count(rep, (int)c, (int)ch, MD_STAGE_AMOUNT_FEN);
+        v->measured = md_report_model_of(rep, (int)c, cfg->campaigns[c].model.version, &v->model);
+    }
+    md_report_destroy(rep);
+    return 0;
+}
+
 static int run_side(const md_config *cfg, const char *redis_url, int side, const binput *in, btally *t, int64_t *rejected,
                     char *err, size_t errsz) {
     char prefix[96];
@@ -270,6 +326,7 @@ static int run_side(const md_config *cfg, const char *redis_url, int side, const
         }
     }
     if (md_batch_run(b, 0, err, errsz)) goto out;
+    if (measure_side(cfg, store, t, md_batch_newest_event(b), err, errsz)) goto out;
     rc = 0;
 out:
     if (store && md_store_connected(store)) {
@@ -287,6 +344,77 @@ static int by_row(const void *a, const void *b) {
     if (!c) c = strcmp(x->channel, y->channel);
     if (!c) c = strcmp(x->day, y->day);
     return c;
+}
+
+/* Campaign c of side's configuration, by the other side's name (-1: not in it). */
+static int campaign_named(const md_config *cfg, const char *name) {
+    for (size_t c = 0; c < cfg->n_campaigns && c < MD_MAX_CAMPAIGNS; c++)
+        if (strcmp(cfg->campaigns[c].name, name) == 0) return (int)c;
+    return -1;
+}
+
+static void print_value(const md_config *live, const md_config *cand, const btally *t) {
+    printf("\nvalue per campaign: expected by each side's own model (sum of p_contact; of the moments' priority, yuan),\n"
+           "observed in the history after its triggers (conversions within the attribution window, their amount),\n"
+           "and the model's calibration on the triggers whose window closed before the history ends\n");
+    printf("%-18s %-9s %-34s %8s %10s %12s %9s %12s %7s %11s\n", "campaign", "side", "model", "triggers", "expected", "exp. value", "observed",
+           "amount", "AUC", "calib. err");
+    for (size_t c = 0; c < live->n_campaigns && c < MD_MAX_CAMPAIGNS; c++) {
+        int k = campaign_named(cand, live->campaigns[c].name);
+        for (int side = 0; side < 2; side++) {
+            const md_config *cfg = side ? cand : live;
+            int idx = side ? k : (int)c;
+            if (idx < 0) {
+                printf("%-18s %-9s (not in this configuration)\n", live->campaigns[c].name, "candidate");
+                continue;
+            }
+            const bvalue *v = &t->value[side][idx];
+            printf("%-18s %-9s %-34.34s %8" PRId64 " %10.1f %12.0f %9" PRId64 " %12.2f", live->campaigns[c].name, side ? "candidate" : "live",
+                   cfg->campaigns[idx].model.version, v->triggers, v->expected_conversions, v->expected_value, v->conversions,
+                   (double)v->amount_fen / 100);
+            if (v->measured && v->model.q.n) printf(" %7.3f", v->model.q.auc);
+            else printf(" %7s", "-");
+            if (v->measured && v->model.q.bins_counted) printf(" %8.1f pp\n", 100 * v->model.q.max_calibration_error);
+            else printf(" %11s\n", "-");
+        }
+    }
+}
+
+static void json_side_value(md_jsonw *w, const char *key, const md_config *cfg, int idx, const bvalue *v) {
+    md_jsonw_key(w, key);
+    if (idx < 0) {
+        md_jsonw_null(w);
+        return;
+    }
+    md_jsonw_obj_open(w);
+    md_jsonw_kstr(w, "model_version", cfg->campaigns[idx].model.version);
+    md_jsonw_kint(w, "triggers", v->triggers);
+    md_jsonw_knum(w, "expected_conversions", v->expected_conversions);
+    md_jsonw_knum(w, "expected_value", v->expected_value);
+    md_jsonw_kint(w, "conversions_after", v->conversions);
+    md_jsonw_kint(w, "amount_fen_after", v->amount_fen);
+    md_jsonw_kint(w, "labelled_decisions", v->measured ? (int64_t)v->model.q.n : 0);
+    md_jsonw_key(w, "auc");
+    if (v->measured && v->model.q.n && !isnan(v->model.q.auc)) md_jsonw_num(w, v->model.q.auc);
+    else md_jsonw_null(w);
+    md_jsonw_key(w, "calibration_error");
+    if (v->measured && v->model.q.bins_counted) md_jsonw_num(w, v->model.q.max_calibration_error);
+    else md_jsonw_null(w);
+    md_jsonw_obj_close(w);
+}
+
+static void json_value(md_jsonw *w, const md_config *live, const md_config *cand, const btally *t) {
+    md_jsonw_key(w, "value");
+    md_jsonw_arr_open(w);
+    for (size_t c = 0; c < live->n_campaigns && c < MD_MAX_CAMPAIGNS; c++) {
+        int k = campaign_named(cand, live->campaigns[c].name);
+        md_jsonw_obj_open(w);
+        md_jsonw_kstr(w, "campaign", live->campaigns[c].name);
+        json_side_value(w, "live", live, (int)c, &t->value[0][c]);
+        json_side_value(w, "candidate", cand, k, k >= 0 ? &t->value[1][k] : NULL);
+        md_jsonw_obj_close(w);
+    }
+    md_jsonw_arr_close(w);
 }
 
 int md_backtest(const md_backtest_opts *o) {
@@ -329,6 +457,7 @@ int md_backtest(const md_backtest_opts *o) {
             md_jsonw_kint(&w, "live_holdout", t.holdouts[0]);
             md_jsonw_kint(&w, "candidate_holdout", t.holdouts[1]);
             md_jsonw_obj_close(&w);
+            json_value(&w, live, cand, &t);
             md_jsonw_key(&w, "days");
             md_jsonw_arr_open(&w);
             for (size_t i = 0; i < t.n; i++) {
@@ -354,6 +483,7 @@ int md_backtest(const md_backtest_opts *o) {
             printf("\n%-44s %8" PRId64 " %10" PRId64 " %+8" PRId64 "\n", "triggers (contacts)", t.total[0], t.total[1], t.total[1] - t.total[0]);
             printf("%-44s %8" PRId64 " %10" PRId64 " %+8" PRId64 "\n", "holdout decisions (never contacted)", t.holdouts[0], t.holdouts[1],
                    t.holdouts[1] - t.holdouts[0]);
+            print_value(live, cand, &t);
         }
     }
     free(t.rows);

@@ -422,6 +422,16 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char
                  cc->name, o->decisions, o->other_schema, o->unlabelled, window / MD_DAY_MS);
         ok = false;
     }
+    /* One class only: no weight can tell converters from the rest, and the
+     * intercept runs off towards p = 0 or 1 (a candidate whose threshold
+     * rounds to 0 would contact everyone). */
+    size_t converted = 0;
+    for (size_t i = 0; ok && i < fs->n; i++) converted += is_treated[i] && fs->rows[i].converted;
+    if (ok && (converted == 0 || converted == o->treated)) {
+        snprintf(err, errsz, "campaign %s: %s of the %zu contacted decisions with a final label converted: nothing to fit (wait for outcomes)",
+                 cc->name, converted ? "all" : "none", o->treated);
+        ok = false;
+    }
     if (ok) {
         /* The measured fit: trained without the test fifth. */
         md_fit_model fit_train;
@@ -494,8 +504,8 @@ static void indent(FILE *out, int depth) {
 static bool replacement(const emitter *em, const char *path, size_t idx, const char *key, FILE *out) {
     const md_fit_outcome *o = em->o;
     const md_cfg_model *cm = &em->cfg->campaigns[em->campaign].model;
-    if (strcmp(path, "") == 0 && strcmp(key, "threshold") == 0) return fprintf(out, "%.4f", o->threshold), true;
-    if (strcmp(path, "") == 0 && strcmp(key, "rearm_below") == 0) return fprintf(out, "%.4f", o->rearm_below), true;
+    if (strcmp(path, "") == 0 && strcmp(key, "threshold") == 0) return fprintf(out, "%.6g", o->threshold), true;
+    if (strcmp(path, "") == 0 && strcmp(key, "rearm_below") == 0) return fprintf(out, "%.6g", o->rearm_below), true;
     if (strcmp(path, "model") == 0 && strcmp(key, "version") == 0) return emit_string(out, o->version), true;
     if (strcmp(path, "model") == 0 && strcmp(key, "intercept") == 0) return fprintf(out, "%.4f", o->fitted.intercept), true;
     if (strcmp(path, "model.features[]") == 0 && strcmp(key, "weight") == 0 && idx < cm->n_features)

@@ -289,10 +289,12 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
         const md_campaign_eval *e = &out->eval[c];
         const md_cfg_campaign *cc = &cfg->campaigns[c];
         const md_campaign_state st = md_cstate_campaign(cs, (int)c);
-        printf("\ncampaign %s (model %s)\n", cc->name, cc->model.version);
-        printf("  score %.3f (threshold %.2f, re-arm below %.2f, %s)\n", e->score, cc->threshold, cc->rearm_below,
+        const md_cfg_model *model = md_campaign_model(cfg, (int)c, e->arm); /* the policy arm's, when it has one */
+        printf("\ncampaign %s (model %s)\n", cc->name, model->version);
+        printf("  score %.3f (threshold %.2f, re-arm below %.2f, %s)\n", e->score, md_campaign_threshold(cfg, (int)c, e->arm),
+               md_campaign_rearm_below(cfg, (int)c, e->arm),
                st.armed ? "armed" : "disarmed");
-        printf("  contributions (log-odds; intercept %.2f):\n", cc->model.intercept);
+        printf("  contributions (log-odds; intercept %.2f):\n", model->intercept);
         for (size_t k = 0; k < e->n_contrib; k++) {
             const md_contribution *ct = &e->contrib[k];
             if (ct->feature >= 0)
@@ -366,9 +368,9 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
         const md_campaign_state st = md_cstate_campaign(cs, (int)c);
         md_jsonw_obj_open(&w);
         md_jsonw_kstr(&w, "campaign", cc->name);
-        md_jsonw_kstr(&w, "model_version", cc->model.version);
+        md_jsonw_kstr(&w, "model_version", md_campaign_model(cfg, (int)c, e->arm)->version);
         md_jsonw_knum(&w, "score", e->score);
-        md_jsonw_knum(&w, "threshold", cc->threshold);
+        md_jsonw_knum(&w, "threshold", md_campaign_threshold(cfg, (int)c, e->arm));
         md_jsonw_kbool(&w, "armed", st.armed);
         md_jsonw_key(&w, "contributions");
         md_jsonw_arr_open(&w);

@@ -627,9 +627,15 @@ static void reload(daemon *d) {
     /* Which model each campaign now runs, for the operator's log. */
     char models[1024] = "";
     size_t used = 0;
-    for (size_t c = 0; c < neu->n_campaigns && used < sizeof(models); c++)
+    for (size_t c = 0; c < neu->n_campaigns && used < sizeof(models); c++) {
         used += (size_t)snprintf(models + used, sizeof(models) - used, "%s%s=%s", c ? "," : "", neu->campaigns[c].name,
                                  neu->campaigns[c].model.version);
+        /* and the models policy arms try live beside it */
+        for (size_t a = 0; a < neu->campaigns[c].n_arms && used < sizeof(models); a++)
+            if (neu->campaigns[c].arms[a].model.version)
+                used += (size_t)snprintf(models + used, sizeof(models) - used, "+%s:%s", neu->campaigns[c].arms[a].name,
+                                         neu->campaigns[c].arms[a].model.version);
+    }
     md_log(MD_LOG_INFO, "config", "configuration reloaded", "config", neu->path, "models", models, NULL);
     publish(d, true);
 }

@@ -165,6 +165,9 @@ static const md_field arm_fields[] = {
     STR(md_cfg_arm, name, NULL, "Arm name, carried by triggers and the report."),
     NUM(md_cfg_arm, share_pct, NULL, 0, 100, "Share of the campaign's customers (stable hash) in this arm; the arms' shares sum to 100."),
     OBJ(md_cfg_arm, "cooldown", cooldown, cooldown_table, "The contact policy of this arm, in place of the campaign's cooldown."),
+    OBJ(md_cfg_arm, "model", model, model_table, "A model for this arm's customers in place of the campaign's (a fitted candidate tried live against the running model): the campaign model's features (names, expressions, caps, transforms) and static attributes and levels, with its own version, intercept, weights and offsets.", F_OPTIONAL),
+    NUM(md_cfg_arm, threshold, "0", 0, 1, "The arm's threshold (a fitted model's p is on another scale); 0 = the campaign's."),
+    NUM(md_cfg_arm, rearm_below, "0", 0, 1, "The arm's re-arm level; 0 = the campaign's."),
 };
 static const md_table arm_table = {"arm", arm_fields, NF(arm_fields)};
 
@@ -478,7 +481,7 @@ void md_config_print_summary(const md_config *cfg, FILE *out) {
     fprintf(out, "\n");
     for (size_t i = 0; i < cfg->n_campaigns; i++) {
         const md_cfg_campaign *c = &cfg->campaigns[i];
-        fprintf(out, "  campaign  %-16s model %s, %zu features, threshold %.2f (re-arm < %.2f), cooldown %s", c->name,
+        fprintf(out, "  campaign  %-16s model %s, %zu features, threshold %g (re-arm < %g), cooldown %s", c->name,
                 c->model.version, c->model.n_features, c->threshold, c->rearm_below, c->cooldown.mode);
         if (strcmp(c->cooldown.mode, "fixed") == 0) fprintf(out, " %.0fd", c->cooldown.fixed_days);
         else fprintf(out, " %.0f-%.0fd", c->cooldown.min_days, c->cooldown.max_days);
@@ -488,8 +491,13 @@ void md_config_print_summary(const md_config *cfg, FILE *out) {
         for (size_t a = 0; a < c->n_arms; a++) {
             const md_cfg_cooldown *cd = &c->arms[a].cooldown;
             fprintf(out, "            arm %-12s %5.1f%% of customers, cooldown %s", c->arms[a].name, c->arms[a].share_pct, cd->mode);
-            if (strcmp(cd->mode, "fixed") == 0) fprintf(out, " %.0fd\n", cd->fixed_days);
-            else fprintf(out, " %.0f-%.0fd\n", cd->min_days, cd->max_days);
+            if (strcmp(cd->mode, "fixed") == 0) fprintf(out, " %.0fd", cd->fixed_days);
+            else fprintf(out, " %.0f-%.0fd", cd->min_days, cd->max_days);
+            const md_cfg_arm *arm = &c->arms[a];
+            if (arm->model.version)
+                fprintf(out, ", model %s, threshold %g (re-arm < %g)", arm->model.version, arm->threshold > 0 ? arm->threshold : c->threshold,
+                        arm->rearm_below > 0 ? arm->rearm_below : c->rearm_below);
+            fprintf(out, "\n");
         }
     }
 }

@@ -127,6 +127,21 @@ int md_policy_arm(const md_config *cfg, int c, const char *customer_id) {
     return (int)cc->n_arms - 1; /* rounding at 100 */
 }
 
+const md_cfg_model *md_campaign_model(const md_config *cfg, int c, int arm) {
+    const md_cfg_campaign *cc = &cfg->campaigns[c];
+    return arm >= 0 && (size_t)arm < cc->n_arms && cc->arms[arm].model.version ? &cc->arms[arm].model : &cc->model;
+}
+
+double md_campaign_threshold(const md_config *cfg, int c, int arm) {
+    const md_cfg_campaign *cc = &cfg->campaigns[c];
+    return arm >= 0 && (size_t)arm < cc->n_arms && cc->arms[arm].threshold > 0 ? cc->arms[arm].threshold : cc->threshold;
+}
+
+double md_campaign_rearm_below(const md_config *cfg, int c, int arm) {
+    const md_cfg_campaign *cc = &cfg->campaigns[c];
+    return arm >= 0 && (size_t)arm < cc->n_arms && cc->arms[arm].rearm_below > 0 ? cc->arms[arm].rearm_below : cc->rearm_below;
+}
+
 /* The contact policy customer cs is under for campaign c. */
 static const md_cfg_cooldown *cooldown_of(const md_config *cfg, const md_cstate *cs, int c, int *arm) {
     *arm = md_policy_arm(cfg, c, cs->customer_id);
@@ -238,15 +253,19 @@ static int cmp_contrib(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* The score of campaign c's model for the customer: the campaign's, or
+ * their policy arm's when it has a model of its own (same features, its
+ * own weights; rules.c checks the shape). */
 static void score_campaign(const md_config *cfg, md_cstate *cs, int c, md_campaign_eval *ev) {
-    const md_cfg_campaign *cc = &cfg->campaigns[c];
     const md_rcampaign *rc = &cs->r->campaigns[c];
-    double logit = cc->model.intercept;
+    ev->arm = md_policy_arm(cfg, c, cs->customer_id);
+    const md_cfg_model *m = md_campaign_model(cfg, c, ev->arm);
+    double logit = m->intercept;
     ev->n_contrib = 0;
     ev->static_part = 0;
     for (size_t s = 0; s < rc->n_statics; s++) {
         const char *val = md_cs_profile(cs, rc->statics[s].profile_attr);
-        const md_cfg_static *st = &cc->model.statics[s];
+        const md_cfg_static *st = &m->statics[s];
         double off = 0;
         for (size_t k = 0; val && k < st->n_offsets; k++)
             if (strcmp(st->offsets[k].key, val) == 0) off = st->offsets[k].value;
@@ -261,7 +280,7 @@ static void score_campaign(const md_config *cfg, md_cstate *cs, int c, md_campai
         double x = v.kind == MD_VAL_NUM ? v.num : 0; /* no value contributes nothing */
         if (x > rf->cap) x = rf->cap;
         if (rf->log1p) x = x > -1 ? log1p(x) : 0;
-        double contribution = rf->weight * x;
+        double contribution = m->features[f].weight * x;
         logit += contribution;
         if (ev->n_contrib < MD_MAX_FEATURES)
             ev->contrib[ev->n_contrib++] = (md_contribution){.feature = (int)f, .value = v.kind == MD_VAL_NUM ? v.num : 0, .contribution = contribution};
@@ -439,13 +458,14 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
     /* Fatigue lowers the chance of a response the same way in both modes. */
     e->fatigue = md_fatigue_at(st->fatigue, st->fatigue_ts, t, cfg->outcomes.fatigue_half_life_ms);
     e->p_contact = e->score * pow(1 - cfg->outcomes.fatigue_penalty, e->fatigue);
-    e->required_gap_days = md_cooldown_required_days(cd, e->p_contact, cc->threshold, cc->conversion_value, cc->unwanted_cost);
+    double threshold = md_campaign_threshold(cfg, c, e->arm);
+    e->required_gap_days = md_cooldown_required_days(cd, e->p_contact, threshold, cc->conversion_value, cc->unwanted_cost);
     e->days_since_last_contact = st->last_contact > 0 ? (double)(t - st->last_contact) / (double)MD_DAY_MS : -1;
 
     check_blocks(cs, t, e);
     if (check_event && !eval_bool(cs, rc->fire_on)) note_block(e, MD_SUPPRESS_EVENT_NOT_ALLOWED, 0);
     if (!eval_bool(cs, rc->eligible)) note_block(e, MD_SUPPRESS_NOT_ELIGIBLE, 0);
-    if (e->p_contact < cc->threshold) note_block(e, MD_SUPPRESS_BELOW_THRESHOLD, 0);
+    if (e->p_contact < threshold) note_block(e, MD_SUPPRESS_BELOW_THRESHOLD, 0);
     else if (st->disarmed) note_block(e, MD_SUPPRESS_NOT_REARMED, 0);
     if (cc->skip_after_conversion_ms > 0 && st->last_conversion > 0 && t < st->last_conversion + cc->skip_after_conversion_ms)
         note_block(e, MD_SUPPRESS_RECENT_CONVERSION, st->last_conversion + cc->skip_after_conversion_ms);
@@ -557,14 +577,14 @@ void md_moment_route(const md_config *cfg, const char *topic, const char *payloa
  * never disagree on them: fresh until fresh_from + the channel's fresh_for.
  * Returns the finished text (the caller owns it), or NULL on allocation
  * failure (w is then freed). */
-static char *trigger_tail(md_jsonw *w, const md_config *cfg, const md_cfg_campaign *cc, int ch, int64_t fresh_from,
+static char *trigger_tail(md_jsonw *w, const md_config *cfg, const char *model_version, int ch, int64_t fresh_from,
                           int64_t emitted_at_ms, bool holdout) {
     char tbuf[32];
     md_format_time(emitted_at_ms, tbuf);
     md_jsonw_kstr(w, "emitted_at", tbuf);
     md_format_time(fresh_from + cfg->channels[ch].fresh_for_ms, tbuf);
     md_jsonw_kstr(w, "expires_at", tbuf);
-    md_jsonw_kstr(w, "model_version", cc->model.version);
+    md_jsonw_kstr(w, "model_version", model_version);
     md_jsonw_kbool(w, "holdout", holdout);
     md_jsonw_obj_close(w);
     if (w->oom) {
@@ -579,6 +599,7 @@ static char *trigger_tail(md_jsonw *w, const md_config *cfg, const md_cfg_campai
 static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_event *ev, int64_t t, int64_t fresh_from, int c,
                            const md_campaign_eval *e, const char *id, int64_t emitted_at_ms) {
     const md_cfg_campaign *cc = &cfg->campaigns[c];
+    const md_cfg_model *m = md_campaign_model(cfg, c, e->arm); /* the arm's, when it has one */
     char tbuf[32];
     md_jsonw w;
     md_jsonw_init(&w);
@@ -586,11 +607,11 @@ static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_e
     md_jsonw_knum(&w, "priority", round(e->value * 100) / 100);
     md_jsonw_knum(&w, "score", e->score);
     md_jsonw_knum(&w, "p_contact", e->p_contact);
-    md_jsonw_knum(&w, "threshold", cc->threshold);
+    md_jsonw_knum(&w, "threshold", md_campaign_threshold(cfg, c, e->arm));
     md_jsonw_key(&w, "reasons");
     md_jsonw_arr_open(&w);
     int64_t shown = 0;
-    for (size_t i = 0; i < e->n_contrib && shown < cc->model.top_reasons; i++) {
+    for (size_t i = 0; i < e->n_contrib && shown < m->top_reasons; i++) {
         const md_contribution *k = &e->contrib[i];
         if (k->contribution <= 0) break;
         md_jsonw_obj_open(&w);
@@ -630,7 +651,7 @@ static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_e
     md_jsonw_kstr(&w, "ts", tbuf);
     md_jsonw_obj_close(&w);
     md_jsonw_kstr(&w, "event_time", tbuf);
-    return trigger_tail(&w, cfg, cc, e->channel, fresh_from, emitted_at_ms, e->holdout);
+    return trigger_tail(&w, cfg, m->version, e->channel, fresh_from, emitted_at_ms, e->holdout);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -658,7 +679,7 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
         md_campaign_eval *e = &out->eval[c];
         md_camp_st *st = &cs->camps[c];
         const md_cfg_campaign *cc = &cfg->campaigns[c];
-        if (st->disarmed && e->score < cc->rearm_below) md_cs_set_armed(cs, ops, (int)c, true);
+        if (st->disarmed && e->score < md_campaign_rearm_below(cfg, (int)c, e->arm)) md_cs_set_armed(cs, ops, (int)c, true);
         decide(cfg, cs, cp, (int)c, t, ev != NULL, e);
         if (e->suppressed != MD_SUPPRESS_NONE) {
             if (!e->untimed && e->eligible_again_ms > t && (due == 0 || e->eligible_again_ms < due)) due = e->eligible_again_ms;
@@ -688,7 +709,7 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
         if (!md_cs_add_pending(cs, ops, tr->id, tr->topic, tr->payload)) return MD_ERR_NOMEM;
         /* The record outcomes and conversions are checked against, and the
          * first stage of the funnel. */
-        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout, e->p_contact, cc->model.version);
+        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout, e->p_contact, md_campaign_model(cfg, (int)c, e->arm)->version);
         if (!rec) return MD_ERR_NOMEM;
         funnel_add(cs, ops, rec, "triggered", 1);
         md_cs_add_model_incr(cs, ops, rec, "triggered", "triggered", 1);
@@ -830,7 +851,7 @@ static char *build_follow_up(const md_config *cfg, const md_cstate *cs, const md
     md_jsonw_kstr(&w, "event_time", tbuf);
     md_format_time(not_before, tbuf);
     md_jsonw_kstr(&w, "not_before", tbuf);
-    return trigger_tail(&w, cfg, cc, ch, not_before, emitted_at_ms, false);
+    return trigger_tail(&w, cfg, cc->model.version, ch, not_before, emitted_at_ms, false);
 }
 
 /* The campaign's follow-ups for outcome o of trigger orig. */
@@ -1066,7 +1087,7 @@ void md_engine_evaluate(const md_config *cfg, md_cstate *cs, const md_cpstate *c
         md_campaign_eval *e = &out->eval[c];
         /* Hysteresis as the next event would see it. */
         bool disarmed = cs->camps[c].disarmed;
-        if (disarmed && e->score < cfg->campaigns[c].rearm_below) cs->camps[c].disarmed = false;
+        if (disarmed && e->score < md_campaign_rearm_below(cfg, (int)c, e->arm)) cs->camps[c].disarmed = false;
         decide(cfg, cs, cp, (int)c, now_ms, false, e);
         cs->camps[c].disarmed = disarmed;
     }

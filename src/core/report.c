@@ -229,6 +229,19 @@ int64_t md_report_count(const md_report *r, int campaign, int channel, md_stage 
     return *cell(r, campaign, channel, stage);
 }
 
+/* The difference of two conversion rates k1/n1 - k2/n2 in percentage
+ * points and its 95% interval (normal approximation); false while either
+ * group is empty. */
+static bool rate_difference(int64_t k1, int64_t n1, int64_t k2, int64_t n2, double *pp, double *low_pp, double *high_pp) {
+    if (n1 <= 0 || n2 <= 0) return false;
+    double p1 = (double)k1 / (double)n1, p2 = (double)k2 / (double)n2;
+    double se = sqrt(p1 * (1 - p1) / (double)n1 + p2 * (1 - p2) / (double)n2);
+    *pp = (p1 - p2) * 100;
+    *low_pp = (p1 - p2 - 1.96 * se) * 100;
+    *high_pp = (p1 - p2 + 1.96 * se) * 100;
+    return true;
+}
+
 void md_report_uplift(const md_report *r, int campaign, md_uplift *u) {
     memset(u, 0, sizeof(*u));
     for (size_t g = 0; g < r->cfg->n_channels; g++) {
@@ -240,13 +253,23 @@ void md_report_uplift(const md_report *r, int campaign, md_uplift *u) {
     double n1 = (double)u->treated_triggers, n2 = (double)u->holdout_triggers;
     u->treated_rate = n1 > 0 ? (double)u->treated_conversions / n1 : 0;
     u->holdout_rate = n2 > 0 ? (double)u->holdout_conversions / n2 : 0;
-    u->has_uplift = n1 > 0 && n2 > 0;
-    if (!u->has_uplift) return;
-    double p1 = u->treated_rate, p2 = u->holdout_rate;
-    double se = sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2);
-    u->uplift_pp = (p1 - p2) * 100;
-    u->ci_low_pp = (p1 - p2 - 1.96 * se) * 100;
-    u->ci_high_pp = (p1 - p2 + 1.96 * se) * 100;
+    u->has_uplift = rate_difference(u->treated_conversions, u->treated_triggers, u->holdout_conversions, u->holdout_triggers, &u->uplift_pp,
+                                    &u->ci_low_pp, &u->ci_high_pp);
+}
+
+void md_report_arm_vs_first(const md_report *r, int campaign, int arm, md_arm_comparison *out) {
+    memset(out, 0, sizeof(*out));
+    int64_t k = *arm_cell(r, campaign, arm, MD_STAGE_TRIGGERED), conv = *arm_cell(r, campaign, arm, MD_STAGE_CONVERSIONS);
+    out->has_rate = k > 0;
+    if (k > 0) {
+        double p = (double)conv / (double)k, se = sqrt(p * (1 - p) / (double)k);
+        out->rate = p;
+        out->rate_low = p - 1.96 * se;
+        out->rate_high = p + 1.96 * se;
+    }
+    if (arm == 0) return;
+    out->has_difference = rate_difference(conv, k, *arm_cell(r, campaign, 0, MD_STAGE_CONVERSIONS), *arm_cell(r, campaign, 0, MD_STAGE_TRIGGERED),
+                                          &out->difference_pp, &out->low_pp, &out->high_pp);
 }
 
 size_t md_report_n_models(const md_report *r) { return r->n_models; }
@@ -331,6 +354,25 @@ static void print_models_text(const md_report *r, int c, FILE *out) {
             else fprintf(out, " %9s\n", "-");
         }
     }
+}
+
+/* An estimate (key, unless NULL) and its interval ([low, high] under
+ * ci_key), or nulls when there is none. */
+static void estimate_json(md_jsonw *w, const char *key, const char *ci_key, bool has, double v, double low, double high) {
+    if (key) {
+        md_jsonw_key(w, key);
+        if (has) md_jsonw_num(w, v);
+        else md_jsonw_null(w);
+    }
+    md_jsonw_key(w, ci_key);
+    if (!has) {
+        md_jsonw_null(w);
+        return;
+    }
+    md_jsonw_arr_open(w);
+    md_jsonw_num(w, low);
+    md_jsonw_num(w, high);
+    md_jsonw_arr_close(w);
 }
 
 static void num_or_null(md_jsonw *w, const char *key, double v) {
@@ -447,6 +489,15 @@ void md_report_print_text(const md_report *r, FILE *out) {
                 if (k > 0) fprintf(out, "%11.3f\n", (double)conv / (double)k);
                 else fprintf(out, "%11s\n", "-");
             }
+            for (size_t a = 0; a < cc->n_arms; a++) {
+                md_arm_comparison cmp;
+                md_report_arm_vs_first(r, (int)c, (int)a, &cmp);
+                fprintf(out, "    %-14s model %s", cc->arms[a].name, md_campaign_model(r->cfg, (int)c, (int)a)->version);
+                if (cmp.has_rate) fprintf(out, "; conversions per contact %.3f (95%% CI %.3f .. %.3f)", cmp.rate, cmp.rate_low, cmp.rate_high);
+                if (cmp.has_difference)
+                    fprintf(out, "; against %s %+.2f points (95%% CI %+.2f .. %+.2f)", cc->arms[0].name, cmp.difference_pp, cmp.low_pp, cmp.high_pp);
+                fprintf(out, "\n");
+            }
         }
         print_models_text(r, (int)c, out);
     }
@@ -497,18 +548,7 @@ void md_report_print_json(const md_report *r, FILE *out) {
         md_jsonw_kint(&w, "holdout_triggers", u.holdout_triggers);
         md_jsonw_kint(&w, "holdout_conversions", u.holdout_conversions);
         md_jsonw_knum(&w, "holdout_rate", u.holdout_rate);
-        md_jsonw_key(&w, "uplift_pp");
-        if (u.has_uplift) md_jsonw_num(&w, u.uplift_pp);
-        else md_jsonw_null(&w);
-        md_jsonw_key(&w, "ci95_pp");
-        if (u.has_uplift) {
-            md_jsonw_arr_open(&w);
-            md_jsonw_num(&w, u.ci_low_pp);
-            md_jsonw_num(&w, u.ci_high_pp);
-            md_jsonw_arr_close(&w);
-        } else {
-            md_jsonw_null(&w);
-        }
+        estimate_json(&w, "uplift_pp", "ci95_pp", u.has_uplift, u.uplift_pp, u.ci_low_pp, u.ci_high_pp);
         md_jsonw_obj_close(&w);
         const md_cfg_campaign *cc = &r->cfg->campaigns[c];
         md_jsonw_key(&w, "arms");
@@ -528,6 +568,11 @@ void md_report_print_json(const md_report *r, FILE *out) {
             md_jsonw_key(&w, "conversions_per_contact");
             if (k > 0) md_jsonw_num(&w, (double)conv / (double)k);
             else md_jsonw_null(&w);
+            md_jsonw_kstr(&w, "model_version", md_campaign_model(r->cfg, (int)c, (int)a)->version);
+            md_arm_comparison cmp;
+            md_report_arm_vs_first(r, (int)c, (int)a, &cmp);
+            estimate_json(&w, NULL, "conversions_per_contact_ci95", cmp.has_rate, cmp.rate, cmp.rate_low, cmp.rate_high);
+            estimate_json(&w, "vs_first_arm_pp", "vs_first_arm_ci95_pp", cmp.has_difference, cmp.difference_pp, cmp.low_pp, cmp.high_pp);
             md_jsonw_obj_close(&w);
         }
         md_jsonw_arr_close(&w);

@@ -90,6 +90,18 @@ void md_report_uplift(const md_report *r, int campaign, md_uplift *out);
 /* A policy arm's count of a stage (arm: index into the campaign's arms). */
 int64_t md_report_arm_count(const md_report *r, int campaign, int arm, md_stage stage);
 
+/* A policy arm's conversions per contact with its 95% interval, and for
+ * every arm after the first its difference from the first (the arm in
+ * place, by convention the running policy) in percentage points with the
+ * interval (normal approximation). */
+typedef struct md_arm_comparison {
+    bool has_rate;
+    double rate, rate_low, rate_high;
+    bool has_difference;
+    double difference_pp, low_pp, high_pp;
+} md_arm_comparison;
+void md_report_arm_vs_first(const md_report *r, int campaign, int arm, md_arm_comparison *out);
+
 /* Model quality from live outcomes: every model version that decided in the
  * range (fields "q.<treated|holdout>.<p bin>.<version>:<triggered|conversions>",
  * one per 1-point bin of the moment's p_contact), measured on the decisions

@@ -291,6 +291,42 @@ static bool compile_channels(compiler *c) {
     return ok;
 }
 
+/* A policy arm's own model (a fitted candidate tried live) scores with the
+ * campaign's compiled features: it must have their shape, and a version of
+ * its own so that moments and the report tell the two apart. */
+static bool check_arm_model(compiler *c, size_t i, size_t a) {
+    const md_cfg_campaign *cc = &c->cfg->campaigns[i];
+    const md_cfg_arm *arm = &cc->arms[a];
+    const md_cfg_model *m = &arm->model, *base = &cc->model;
+    if (!m->version) {
+        if (arm->threshold > 0 || arm->rearm_below > 0)
+            return cerr(c, "$.campaigns[%zu].arms[%zu]: threshold and rearm_below go with a model of the arm's own", i, a);
+        return true;
+    }
+    if (!is_model_version(m->version))
+        return cerr(c, "$.campaigns[%zu].arms[%zu].model.version: \"%.120s\" must be 1-%d bytes of letters, digits, '.', '_' and '-'", i, a,
+                    m->version, MD_MODEL_VERSION_MAX);
+    if (base->version && strcmp(m->version, base->version) == 0)
+        return cerr(c, "$.campaigns[%zu].arms[%zu].model.version: \"%s\" is the campaign model's version; the arm's model needs one of its own",
+                    i, a, m->version);
+    for (size_t b = 0; b < a; b++)
+        if (cc->arms[b].model.version && strcmp(cc->arms[b].model.version, m->version) == 0)
+            return cerr(c, "$.campaigns[%zu].arms[%zu].model.version: \"%s\" is already arms[%zu]'s", i, a, m->version, b);
+    bool same = m->n_features == base->n_features && m->n_statics == base->n_statics && md_model_schema(m) == md_model_schema(base);
+    for (size_t f = 0; same && f < m->n_features; f++)
+        same = strcmp(m->features[f].name, base->features[f].name) == 0 && strcmp(m->features[f].transform, base->features[f].transform) == 0 &&
+               m->features[f].cap == base->features[f].cap;
+    if (!same)
+        return cerr(c, "$.campaigns[%zu].arms[%zu].model: must have the campaign model's features (names, expressions, caps, transforms, in order) "
+                       "and static attributes and levels, as a fitted candidate does; only the version, intercept, weights and offsets may differ",
+                    i, a);
+    double thr = arm->threshold > 0 ? arm->threshold : cc->threshold, rearm = arm->rearm_below > 0 ? arm->rearm_below : cc->rearm_below;
+    if (rearm > thr)
+        return cerr(c, "$.campaigns[%zu].arms[%zu]: rearm_below %g is above the threshold %g (hysteresis needs rearm_below <= threshold)", i, a,
+                    rearm, thr);
+    return true;
+}
+
 static bool compile_campaigns(compiler *c) {
     const md_config *cfg = c->cfg;
     md_rules *r = c->r;
@@ -316,6 +352,7 @@ static bool compile_campaigns(compiler *c) {
                     return cerr(c, "$.campaigns[%zu].arms[%zu].name: \"%s\" is already the name of arms[%zu]", i, a, cc->arms[a].name, b);
             snprintf(where, sizeof(where), "$.campaigns[%zu].arms[%zu].cooldown", i, a);
             if (!check_cooldown(c, &cc->arms[a].cooldown, where)) return false;
+            if (!check_arm_model(c, i, a)) return false;
             shares += cc->arms[a].share_pct;
         }
         if (cc->n_arms && fabs(shares - 100) > 1e-6)
@@ -348,7 +385,6 @@ static bool compile_campaigns(compiler *c) {
             if (!compile(c, cf->expr, path, &rc->features[f].expr)) return false;
             rc->features[f].log1p = strcmp(cf->transform, "log1p") == 0;
             rc->features[f].cap = cf->cap;
-            rc->features[f].weight = cf->weight;
         }
         for (size_t s = 0; s < rc->n_statics; s++)
             if ((rc->statics[s].profile_attr = profile_attr(r, cc->model.statics[s].attribute)) < 0)

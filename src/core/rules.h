@@ -69,8 +69,7 @@ typedef struct md_rtag {
 typedef struct md_rfeature {
     md_expr *expr;
     bool log1p;
-    double cap;
-    double weight;
+    double cap; /* the weight is the model's (the campaign's or its arm's: md_campaign_model) */
 } md_rfeature;
 
 typedef struct md_rstatic {

@@ -328,6 +328,7 @@ bool md_table_load(md_table_loader *L, const md_table *t, yajl_val obj, void *ba
         if (v && !YAJL_IS_NULL(v)) {
             if (!set_from_json(L, f, base, v, sub)) return false;
         } else if (f->type == T_OBJ) {
+            if (f->flags & F_OPTIONAL) continue;
             if (!md_table_load(L, f->sub, NULL, (char *)base + f->off, sub)) return false;
         } else if (f->type == T_ARR || f->type == T_PASS || f->type == T_NUMMAP) {
             if (!f->def) return md_table_fail(L, sub, "required (an array of %s objects)", f->sub->name);
@@ -484,10 +485,13 @@ typedef struct row_ctx {
 static void print_row(void *ctx, const char *path, const md_field *f) {
     const row_ctx *rc = ctx;
     char tb[128], bb[64];
-    const char *def = f->def == NULL ? "*required*" : (f->type == T_OBJ || f->type == T_ARR || f->type == T_PASS || f->type == T_NUMMAP) ? "" : f->def;
+    const char *def = f->def == NULL                ? "*required*"
+                      : (f->flags & F_OPTIONAL)     ? "optional"
+                      : (f->type == T_OBJ || f->type == T_ARR || f->type == T_PASS || f->type == T_NUMMAP) ? ""
+                                                    : f->def;
     fmt_bound(f, bb, sizeof(bb));
-    fprintf(rc->out, "| `%s` | %s | %s%s%s | %s |", path, type_text(f, tb, sizeof(tb)), *def && f->def ? "`" : "",
-            *def && f->def ? (*def ? def : "\"\"") : def, *def && f->def ? "`" : "", bb);
+    bool code = *def && f->def && !(f->flags & F_OPTIONAL); /* a value, in backticks; "optional" is a word */
+    fprintf(rc->out, "| `%s` | %s | %s%s%s | %s |", path, type_text(f, tb, sizeof(tb)), code ? "`" : "", def, code ? "`" : "", bb);
     if (rc->reload_columns) {
         char envb[80] = "";
         if (f->env) snprintf(envb, sizeof(envb), "`%s`", f->env);

@@ -43,6 +43,9 @@ typedef struct md_field {
  * (in no other field: a reference in kafka.brokers would print a file in
  * check and in connection errors); it is never printed. */
 #define F_SECRET 2u
+/* F_OPTIONAL (T_OBJ): absent, the object stays zeroed (no defaults, no
+ * required keys): the caller tests a required field for NULL. */
+#define F_OPTIONAL 4u
 
 typedef struct md_table {
     const char *name;

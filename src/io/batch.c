@@ -75,6 +75,7 @@ struct md_batch {
     const md_config *cfg;
     md_store *store;
     md_batch_clock clock;
+    int64_t newest_event_ms; /* the newest event time decided (md_batch_newest_event) */
     md_batch_hooks hooks;
     md_counters *n;
     md_counters own_counters; /* where counts go when the caller keeps none */
@@ -480,6 +481,7 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
         }
     } else {
         int64_t t = b->clock == MD_BATCH_CLOCK_INPUT ? it->ev.ts_ms : now_ms;
+        if (it->ev.ts_ms > b->newest_event_ms) b->newest_event_ms = it->ev.ts_ms;
         e = md_engine_process(b->cfg, cs, cp, &it->ev, src, t, ops, cp_ops, &b->out);
         if (!e) {
             b->n->conversions += b->out.n_conversions;
@@ -702,3 +704,5 @@ out:
 md_err md_batch_make_room(md_batch *b, char *errstr, size_t errstr_size) {
     return md_batch_full(b) ? md_batch_run(b, 0, errstr, errstr_size) : MD_ERR_OK;
 }
+
+int64_t md_batch_newest_event(const md_batch *b) { return b->newest_event_ms; }

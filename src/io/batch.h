@@ -143,4 +143,8 @@ md_err md_batch_make_room(md_batch *b, char *errstr, size_t errstr_size);
 /* Empties the batch without running it. */
 void md_batch_clear(md_batch *b);
 
+/* The newest event time any run of this batch decided (0: none): where a
+ * replay's history ends. */
+int64_t md_batch_newest_event(const md_batch *b);
+
 #endif

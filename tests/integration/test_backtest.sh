@@ -21,6 +21,13 @@ check "none rejected" eq "$(field rejected <<<"$SAME")" 0
 check "the file triggers something" ge "$(field live <<<"$SAME")" 10
 check "a candidate equal to the live configuration triggers the same" eq "$(field candidate <<<"$SAME")" "$(field live <<<"$SAME")"
 check "day by day" eq "$(grep -o '"live":[0-9]*,"candidate":[0-9]*' <<<"$SAME" | awk -F'[:,]' '$2 != $4' | wc -l)" 0
+# Value: what each side's triggers are worth, expected by its model and
+# observed in the history after them; equal sides, equal value.
+value_of() { grep -o "\"campaign\":\"$2\",\"live\":{[^}]*},\"candidate\":{[^}]*}" <<<"$1"; }
+PV=$(value_of "$SAME" prepay_wallet)
+check "the value of prepay_wallet's triggers is reported for both sides" grep -q '"live":{"model_version":"prepay_wallet-2026.11.1","triggers":[1-9]' <<<"$PV"
+check "and is the same for a candidate equal to the live configuration" \
+    eq "$(grep -o '"live":{[^}]*}' <<<"$PV" | cut -d'{' -f2)" "$(grep -o '"candidate":{[^}]*}' <<<"$PV" | cut -d'{' -f2)"
 LOWER=$(bt -c "$T_DIR/lower.json" --live "$CFG" --from-file "$T_DIR/events.txt" --json)
 check "a lower prepay_wallet threshold triggers more" test "$(field candidate <<<"$LOWER")" -gt "$(field live <<<"$LOWER")"
 TXT=$(bt -c "$T_DIR/lower.json" --live "$CFG" --from-file "$T_DIR/events.txt")
@@ -41,6 +48,17 @@ TOPIC=$(bt -c "$CFG" --live "$CFG" --from-topic "$N.payments" --json)
 check "the topic is read to its end" eq "$(field records <<<"$TOPIC")" "$EV"
 check "the live side triggers what the daemon triggered ($DAEMON)" eq "$(field live <<<"$TOPIC")" "$DAEMON"
 check "holdout decisions too" eq "$(grep -o '"live_holdout":[0-9]*' <<<"$TOPIC" | cut -d: -f2)" "$(count "$N.moments.holdout")"
+# The live side's expected conversions are the p_contact of the moments the
+# daemon produced, summed; what followed them is what momentd report counts
+# from the daemon's own funnel.
+SUMP=$(for t in outbound_call in_app sms; do consume "$N.moments.$t"; done | grep -o '"p_contact":[0-9.e-]*' | cut -d: -f2 | awk '{s += $1} END {printf "%.4f", s}')
+LIVE_EXP=$(for c in prepay_wallet bill_instalment; do value_of "$TOPIC" "$c" | grep -o '"live":{[^}]*}' | grep -o '"expected_conversions":[0-9.e+-]*' | cut -d: -f2; done | awk '{s += $1} END {printf "%.4f", s}')
+check "expected conversions of the live side = the daemon's moments' p_contact summed ($SUMP)" \
+    awk -v a="$LIVE_EXP" -v b="$SUMP" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d <= 0.001 * b + 0.01) }'
+REPORT=$("$MOMENTD_BIN" report -c "$CFG" --from 2025-06-01 --to 2027-06-01 --json)
+RCONV=$(grep -o '"campaign":"prepay_wallet".*' <<<"$REPORT" | grep -o '"treated_conversions":[0-9]*' | head -1 | cut -d: -f2)
+check "conversions after the live side's triggers = what the daemon's report counts ($RCONV)" \
+    eq "$(value_of "$TOPIC" prepay_wallet | grep -o '"live":{[^}]*}' | grep -o '"conversions_after":[0-9]*' | cut -d: -f2)" "$RCONV"
 "$MOMENTD_BIN" backtest -c "$CFG" --live "$CFG" --from-topic "nope-$N" >/dev/null 2>"$T_DIR/nope.err" && RC=0 || RC=$?
 check "an unknown topic is an error (exit 2)" eq "$RC" 2
 check "naming it" grep -q "topic nope-$N: not found" "$T_DIR/nope.err"

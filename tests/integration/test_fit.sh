@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # momentd fit against the real broker and Redis: after 120 days of history
-# through the daemon and an outcome from the dialer, every prepay_wallet
+# through the daemon, purchases after five moments and an outcome from the
+# dialer, every prepay_wallet
 # trigger has its decision record in Redis (holdout ones too, the one the
 # dialer did not call marked released), conversions in the stream labelled
 # them, and `momentd fit --from-redis` fits the model, measures it out of
@@ -13,14 +14,29 @@ N=$(uname_ fit)
 CFG=$(make_config "$N")
 DAY=86400000
 START=$(bj 0 0)
-"$GEN" --customers 400 --seed 11 --start "$START" --days 120 >"$T_DIR/events.txt"
+# 75 days, then purchases after some of their moments, then 45 more days:
+# the purchases' labels are final (an attribution window old) when fitting.
+"$GEN" --customers 400 --seed 11 --start "$START" --days 75 >"$T_DIR/events.txt"
+"$GEN" --customers 400 --seed 12 --start $((START + 75 * DAY)) --days 45 | grep -v '^customer-profiles|' >"$T_DIR/events-later.txt"
 start_momentd "$CFG"
 "$MOMENTD_SOURCE_DIR/scripts/feed-history" "$BROKER" "$T_DIR/main/momentd.log" "$T_DIR/events.txt" "$N." 10 >/dev/null
 grep -c . "$T_DIR/events.txt" >>"$T_DIR/produced"
-check "the history is consumed" wait_settled main 180
+check "the first 75 days are consumed" wait_settled main 180
 
 OUTS="$N.moments.outbound_call $N.moments.in_app $N.moments.sms $N.moments.holdout"
-for t in $OUTS; do consume "$t"; done | jq -c 'select(.campaign == "prepay_wallet" and .follow_up_of == null)' >"$T_DIR/moments.json"
+moments() { for t in $OUTS; do consume "$t"; done | jq -c 'select(.campaign == "prepay_wallet" and .follow_up_of == null)'; }
+# Five of the latest contacted customers buy the wallet an hour after their moment.
+moments | jq -r 'select(.holdout == false) | [.event_time, .customer_id] | @tsv' | sort | tail -5 >"$T_DIR/buyers.tsv"
+check "the first 75 days fire prepay_wallet" eq "$(grep -c . "$T_DIR/buyers.tsv")" 5
+while IFS=$'\t' read -r at who; do
+    ms=$(($(date -u -d "$at" +%s) * 1000 + 3600000))
+    pay_json "$who" "buy-$who" "$ms" false 600 prepay
+done <"$T_DIR/buyers.tsv" | produce "$N.payments"
+check "the purchases are consumed" wait_settled main 60
+"$MOMENTD_SOURCE_DIR/scripts/feed-history" "$BROKER" "$T_DIR/main/momentd.log" "$T_DIR/events-later.txt" "$N." 10 >/dev/null
+grep -c . "$T_DIR/events-later.txt" >>"$T_DIR/produced"
+check "the next 45 days are consumed" wait_settled main 180
+moments >"$T_DIR/moments.json"
 TRIGGERS=$(grep -c . "$T_DIR/moments.json")
 log "prepay_wallet triggers: $TRIGGERS"
 check "the history fires prepay_wallet" ge "$TRIGGERS" 20
@@ -31,13 +47,7 @@ TID=$(cut -f1 <<<"$FIRST")
 CUST=$(cut -f2 <<<"$FIRST")
 echo "$CUST|{\"trigger_id\":\"$TID\",\"customer_id\":\"$CUST\",\"campaign\":\"prepay_wallet\",\"channel\":\"outbound_call\",\"status\":\"not_called\",\"ts\":\"$(cut -f3 <<<"$FIRST")\"}" |
     produce "$N.moment-outcomes"
-# Three of the latest contacted customers buy the wallet an hour after their moment.
-jq -r 'select(.holdout == false) | [.event_time, .customer_id] | @tsv' "$T_DIR/moments.json" | sort | tail -3 >"$T_DIR/buyers.tsv"
-while IFS=$'\t' read -r at who; do
-    ms=$(($(date -u -d "$at" +%s) * 1000 + 3600000))
-    pay_json "$who" "buy-$who" "$ms" false 600 prepay
-done <"$T_DIR/buyers.tsv" | produce "$N.payments"
-check "the outcome and the purchases are consumed" wait_settled main 60
+check "the outcome is consumed" wait_settled main 60
 
 FIT="$MOMENTD_BIN fit -c $CFG --campaign prepay_wallet"
 RC=0
@@ -78,6 +88,57 @@ check "everything else is unchanged" eq "$(jq -S -c 'del(.campaigns)' "$T_DIR/ca
 check "the model's notes and features are kept" eq "$(jq -c '[.campaigns[0].model.features[] | [.name, .expr, .cap, .note]]' "$T_DIR/candidate.json")" \
     "$(jq -c '[.campaigns[0].model.features[] | [.name, .expr, .cap, .note]]' "$CFG")"
 
+# The candidate tried live in a policy arm: half of prepay_wallet's
+# customers are scored by the fitted model (its version, threshold and
+# re-arm level), half by the running one; a reload switches it on, and new
+# late payers in each arm get moments under their arm's model.
+CANDIDATE_VERSION=$(jq -r .candidate_version "$T_DIR/fit.json")
+jq --slurpfile c "$T_DIR/candidate.json" '.campaigns[0].arms = [
+    {name: "running", share_pct: 50, cooldown: .campaigns[0].cooldown},
+    {name: "candidate", share_pct: 50, cooldown: .campaigns[0].cooldown, model: $c[0].campaigns[0].model,
+     threshold: $c[0].campaigns[0].threshold, rearm_below: $c[0].campaigns[0].rearm_below}]' "$CFG" >"$T_DIR/arms.json"
+check "the configuration with the candidate in an arm loads" "$MOMENTD_BIN" check -c "$T_DIR/arms.json"
+cp "$T_DIR/arms.json" "$CFG"
+kill -HUP "$(cat "$T_DIR/main/momentd.pid")"
+reloaded() {
+    local i
+    for i in $(seq 1 120); do
+        grep -q '"msg":"configuration reloaded".*'"prepay_wallet=prepay_wallet-2026.11.1" "$T_DIR/main/momentd.log" && return 0
+        sleep 0.25
+    done
+    return 1
+}
+check "and the daemon reloads it" reloaded
+# Three new late payers in each arm (explain names a customer's arm).
+arm_of() { "$MOMENTD_BIN" explain -c "$CFG" "$1" --json | jq -r '.campaigns[] | select(.campaign == "prepay_wallet") | "\(.cooldown.arm) \(.holdout)"'; }
+for arm in running candidate; do
+    found=0
+    for i in $(seq 0 300); do
+        [ "$(arm_of "arm-$arm-$i")" = "$arm false" ] || continue
+        echo "arm-$arm-$i" >>"$T_DIR/arm-$arm.txt"
+        late_payer "arm-$arm-$i"
+        found=$((found + 1))
+        [ $found -eq 3 ] && break
+    done
+done | produce "$N.payments"
+check "their payments are consumed" wait_settled main 60
+for t in $OUTS; do consume "$t"; done |
+    jq -r 'select(.campaign == "prepay_wallet" and .follow_up_of == null and .cooldown.arm != null and .holdout == false) | [.cooldown.arm, .model_version] | @tsv' |
+    sort | uniq -c >"$T_DIR/arms.tsv"
+log "moments by arm and model: $(tr '\n' ';' <"$T_DIR/arms.tsv")"
+check "the running arm's late payers get moments under the running model" grep -qP "^ *3 running\tprepay_wallet-2026.11.1$" "$T_DIR/arms.tsv"
+check "no moment carries another arm's model" eq "$(grep -cvP "running\tprepay_wallet-2026.11.1$|candidate\t$CANDIDATE_VERSION$" "$T_DIR/arms.tsv" || true)" 0
+# Whether the fitted model calls a late payer is the fit's business; that it
+# is the one deciding for the candidate arm is checked here.
+CX=$("$MOMENTD_BIN" explain -c "$CFG" "$(head -1 "$T_DIR/arm-candidate.txt")" --json | jq -c '.campaigns[] | select(.campaign == "prepay_wallet")')
+check "a candidate-arm customer is scored by the candidate model, at its threshold" \
+    jq -e --arg v "$CANDIDATE_VERSION" --slurpfile c "$T_DIR/candidate.json" \
+    '.model_version == $v and ((.threshold - $c[0].campaigns[0].threshold) | fabs) <= 1e-6 * $c[0].campaigns[0].threshold' <<<"$CX"
+ARMS=$("$MOMENTD_BIN" report -c "$CFG" --from 2026-01-01 --to 2026-12-31 --json | jq -c '.campaigns[] | select(.campaign == "prepay_wallet")')
+check "the report puts the arms side by side with their models" \
+    jq -e --arg v "$CANDIDATE_VERSION" '.arms[0].model_version == "prepay_wallet-2026.11.1" and .arms[0].contacts == 3 and .arms[1].model_version == $v' <<<"$ARMS"
+check "and measures the running model on live outcomes" jq -e '[.models[].version] | index("prepay_wallet-2026.11.1") != null' <<<"$ARMS"
+
 # The trace fits to the same numbers.
 RC=0
 $FIT --from-trace "$T_DIR/trace.tsv" --json >"$T_DIR/fit2.json" || RC=$?
@@ -103,4 +164,11 @@ check "an unknown campaign: exit 2" eq "$RC2" 2
 check "naming it" grep -q 'no campaign "nope"' "$T_DIR/err2"
 check "two sources: exit 2" eq "$RC3" 2
 check "a bad --since: exit 2" eq "$RC4" 2
+# One class: nothing to fit, no candidate.
+sed -E 's/\t([thnu])1,/\t\10,/' "$T_DIR/trace.tsv" >"$T_DIR/none.tsv"
+RC5=0
+$FIT --from-trace "$T_DIR/none.tsv" --out "$T_DIR/never2.json" 2>"$T_DIR/err5" || RC5=$?
+check "no contacted decision converted: exit 2" eq "$RC5" 2
+check "saying there is nothing to fit" grep -q 'none of the [0-9]* contacted decisions with a final label converted: nothing to fit' "$T_DIR/err5"
+check "and no candidate written" test ! -e "$T_DIR/never2.json"
 finish

@@ -86,6 +86,18 @@ Test(config, rules_are_cross_checked) {
     expect_rejected("\"version\": \"prepay_wallet-2026.11.1\"", "\"version\": \"prepay,wallet:1\"",
                     "$.campaigns[0].model.version: \"prepay,wallet:1\" must be 1-96 bytes of letters, digits, '.', '_' and '-'");
     expect_rejected("\"version\": \"prepay_wallet-2026.11.1\"", "\"version\": \"\"", "$.campaigns[0].model.version: \"\" must be 1-96 bytes");
+    /* A policy arm's own model: a version of its own and the campaign model's shape. */
+    const char *fixed45 = "\"cooldown\": {\"mode\": \"fixed\", \"fixed_days\": 45}}";
+    expect_rejected(fixed45, "\"cooldown\": {\"mode\": \"fixed\", \"fixed_days\": 45}, \"threshold\": 0.5}",
+                    "$.campaigns[1].arms[1]: threshold and rearm_below go with a model of the arm's own");
+    expect_rejected(fixed45,
+                    "\"cooldown\": {\"mode\": \"fixed\", \"fixed_days\": 45}, \"model\": {\"version\": \"bill_instalment-2026.11.1\", "
+                    "\"features\": [{\"name\": \"x\", \"expr\": \"late_payments_180d\", \"weight\": 1}]}}",
+                    "$.campaigns[1].arms[1].model.version: \"bill_instalment-2026.11.1\" is the campaign model's version");
+    expect_rejected(fixed45,
+                    "\"cooldown\": {\"mode\": \"fixed\", \"fixed_days\": 45}, \"model\": {\"version\": \"v2\", "
+                    "\"features\": [{\"name\": \"x\", \"expr\": \"late_payments_180d\", \"weight\": 1}]}}",
+                    "$.campaigns[1].arms[1].model: must have the campaign model's features");
 }
 
 Test(config, windows_over_one_signal_share_a_series) {

@@ -838,3 +838,113 @@ Test(outcome, an_older_trigger_record_without_p_loads_and_counts_no_quality) {
         cr_assert_eq(report("sent", 1767225600000 + TH_HOUR, NULL), MD_OUTCOME_UNKNOWN_TRIGGER, "%s", bad[i]);
     }
 }
+
+/* ---- a fitted candidate tried live in a policy arm ---- */
+
+/* prepay_wallet split into arm "running" (the campaign's model) and arm
+ * "candidate" with a model of its own: the same features, intercept moved
+ * by `shift`, version prepay_wallet-fit-test, threshold `thr`. */
+static void with_candidate_arm(double shift, double thr) {
+    char err[512];
+    md_config *base = th_default_config();
+    const md_cfg_model *m = &base->campaigns[0].model;
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_jsonw_obj_open(&w);
+    md_jsonw_kstr(&w, "version", "prepay_wallet-fit-test");
+    md_jsonw_knum(&w, "intercept", m->intercept + shift);
+    md_jsonw_key(&w, "static");
+    md_jsonw_arr_open(&w);
+    for (size_t s = 0; s < m->n_statics; s++) {
+        md_jsonw_obj_open(&w);
+        md_jsonw_kstr(&w, "attribute", m->statics[s].attribute);
+        md_jsonw_key(&w, "offsets");
+        md_jsonw_obj_open(&w);
+        for (size_t k = 0; k < m->statics[s].n_offsets; k++) md_jsonw_knum(&w, m->statics[s].offsets[k].key, m->statics[s].offsets[k].value);
+        md_jsonw_obj_close(&w);
+        md_jsonw_obj_close(&w);
+    }
+    md_jsonw_arr_close(&w);
+    md_jsonw_key(&w, "features");
+    md_jsonw_arr_open(&w);
+    for (size_t f = 0; f < m->n_features; f++) {
+        md_jsonw_obj_open(&w);
+        md_jsonw_kstr(&w, "name", m->features[f].name);
+        md_jsonw_kstr(&w, "expr", m->features[f].expr);
+        md_jsonw_kstr(&w, "transform", m->features[f].transform);
+        md_jsonw_knum(&w, "cap", m->features[f].cap);
+        md_jsonw_knum(&w, "weight", m->features[f].weight);
+        md_jsonw_obj_close(&w);
+    }
+    md_jsonw_arr_close(&w);
+    md_jsonw_obj_close(&w);
+    cr_assert_not(w.oom);
+    md_config_destroy(base);
+    size_t n = strlen(w.buf) + 512;
+    char *to = malloc(n);
+    snprintf(to, n,
+             "\"name\": \"prepay_wallet\", \"arms\": [{\"name\": \"running\", \"share_pct\": 50, \"cooldown\": {\"mode\": \"adaptive\"}}, "
+             "{\"name\": \"candidate\", \"share_pct\": 50, \"cooldown\": {\"mode\": \"adaptive\"}, \"threshold\": %g, \"model\": %s}],",
+             thr, w.buf);
+    md_jsonw_fini(&w);
+    md_cstate_destroy(cs);
+    md_config_destroy(cfg);
+    cs = NULL;
+    cfg = NULL;
+    cfg = th_config_with("\"name\": \"prepay_wallet\",", to, err, sizeof(err));
+    free(to);
+    cr_assert(cfg, "%s", err);
+    cs = md_cstate_new(cfg);
+    md_ops_clear(&ops);
+}
+
+/* A customer outside prepay_wallet's holdout in arm `arm`. */
+static void pick_in_arm(int arm) {
+    for (int i = 0; i < 2000; i++) {
+        char prefix[32];
+        snprintf(prefix, sizeof(prefix), "arm%d-%d", arm, i);
+        th_pick_customer(cust, sizeof(cust), prefix, false);
+        if (md_policy_arm(cfg, 0, cust) == arm) {
+            md_cstate_reset(cs);
+            md_cstate_set_customer(cs, cust);
+            return;
+        }
+    }
+    cr_assert_fail("no customer in arm %d", arm);
+}
+
+Test(outcome, a_candidate_arm_scores_its_customers_with_its_own_model_threshold_and_version) {
+    with_candidate_arm(2.0, 0.9);
+    pick_in_arm(1);
+    fire(TH_T0);
+    double p_candidate = out.eval[0].p_contact;
+    const char *pl = out.triggers[0].payload;
+    cr_assert(strstr(pl, "\"model_version\":\"prepay_wallet-fit-test\""), "%s", pl);
+    cr_assert(strstr(pl, "\"threshold\":0.9,"), "%s", pl);
+    cr_assert(strstr(pl, "\"arm\":\"candidate\""), "%s", pl);
+    out_p = p_candidate;
+    char f[160];
+    snprintf(f, sizeof(f), "q.treated.%02d.prepay_wallet-fit-test:triggered", (int)lround(out_p * 1000) >= 1000 ? 99 : (int)lround(out_p * 1000) / 10);
+    cr_assert_eq(funnel(f), 1, "model quality counts the candidate's version: %s", f);
+    /* The same story in the other arm: the campaign's model, 2 log-odds lower. */
+    pick_in_arm(0);
+    fire(TH_T0);
+    pl = out.triggers[0].payload;
+    cr_assert(strstr(pl, "\"model_version\":\"prepay_wallet-2026.11.1\""), "%s", pl);
+    double p_running = out.eval[0].p_contact;
+    cr_assert_float_eq(log(p_candidate / (1 - p_candidate)) - log(p_running / (1 - p_running)), 2.0, 1e-9, "the intercept moved by 2");
+    cr_assert(strstr(pl, "\"arm\":\"running\""), "%s", pl);
+}
+
+Test(outcome, a_candidate_arms_threshold_holds_back_what_the_campaigns_would_fire) {
+    with_candidate_arm(0.0, 0.99); /* the same model, a threshold nobody reaches */
+    pick_in_arm(1);
+    event(LATE_PAYMENT, TH_T0 - 60 * TH_DAY, 80);
+    event(LATE_PAYMENT, TH_T0 - 30 * TH_DAY, 60);
+    event(LATE_PAYMENT, TH_T0, 50);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[0].suppressed, MD_SUPPRESS_BELOW_THRESHOLD);
+    cr_assert_float_eq(md_campaign_threshold(cfg, 0, 1), 0.99, 1e-12);
+    cr_assert_float_eq(md_campaign_threshold(cfg, 0, 0), cfg->campaigns[0].threshold, 1e-12, "the other arm keeps the campaign's");
+    cr_assert_float_eq(md_campaign_rearm_below(cfg, 0, 1), cfg->campaigns[0].rearm_below, 1e-12, "0: the campaign's re-arm level");
+}

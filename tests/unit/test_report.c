@@ -189,3 +189,31 @@ Test(report, a_release_after_the_trigger_leaves_no_negative_count) {
     cr_assert_eq(m.q.n, 0);
     cr_assert_eq(m.q.positives, 0);
 }
+
+Test(report, arms_are_compared_with_the_first_with_intervals_by_hand) {
+    /* bill_instalment's arms: adaptive 20 of 100 contacts converted, fixed45 10 of 100. */
+    md_report_add(rep, 1, 0, "arm.adaptive:triggered", "100");
+    md_report_add(rep, 1, 0, "arm.adaptive:conversions", "20");
+    md_report_add(rep, 1, 0, "arm.fixed45:triggered", "100");
+    md_report_add(rep, 1, 0, "arm.fixed45:conversions", "10");
+    md_arm_comparison a, b;
+    md_report_arm_vs_first(rep, 1, 0, &a);
+    md_report_arm_vs_first(rep, 1, 1, &b);
+    cr_assert(a.has_rate && !a.has_difference, "the first arm is what the others are compared with");
+    cr_assert_float_eq(a.rate, 0.2, 1e-12);
+    cr_assert_float_eq(a.rate_low, 0.2 - 1.96 * 0.04, 1e-12);
+    cr_assert(b.has_difference);
+    /* se = sqrt(.1 x .9 / 100 + .2 x .8 / 100) = 0.05 */
+    cr_assert_float_eq(b.difference_pp, -10, 1e-9);
+    cr_assert_float_eq(b.low_pp, -10 - 1.96 * 5, 1e-9);
+    cr_assert_float_eq(b.high_pp, -10 + 1.96 * 5, 1e-9);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    md_report_print_json(rep, f);
+    fclose(f);
+    cr_assert(strstr(buf, "\"model_version\":\"bill_instalment-2026.11.1\",\"conversions_per_contact_ci95\":[0.1216,0.2784],"
+                          "\"vs_first_arm_pp\":null"), "%s", buf);
+    cr_assert(strstr(buf, "\"vs_first_arm_pp\":-10,\"vs_first_arm_ci95_pp\":[-19.8,-0.2]"), "%s", buf);
+    free(buf);
+}
