@@ -228,7 +228,8 @@ typedef struct md_decision {
     uint32_t schema; /* the model's schema then (md_rcampaign.schema) */
     /* The features' values before cap and transform, in the model's order,
      * then for each static attribute the 1-based index of its level among
-     * the model's offsets (0: absent or another level). */
+     * the model's offsets (0: absent or another level), then the campaign's
+     * fatigue at the decision (records made before it was kept lack it). */
     double values[MD_DECISION_MAX_VALUES];
     size_t n_values;
 } md_decision;

@@ -192,12 +192,24 @@ static void design_row(const md_cfg_model *m, const double *v, size_t nv, double
     }
 }
 
+/* What the engine multiplies a model's score by at this decision:
+ * (1 - fatigue_penalty)^fatigue, the campaign's fatigue then being the
+ * record's value after the features and static levels (records made before
+ * it was recorded have none: 1). */
+static double record_factor(const md_fit_set *fs, const double *v, size_t nv) {
+    const md_cfg_model *cm = &fs->cfg->campaigns[fs->campaign].model;
+    size_t at = cm->n_features + cm->n_statics;
+    double fatigue = nv > at && v[at] > 0 ? v[at] : 0;
+    return pow(1 - fs->cfg->outcomes.fatigue_penalty, fatigue);
+}
+
+/* The decision's p_contact under model m: its score times the fatigue factor. */
 static double row_p(const md_fit_set *fs, const md_fit_model *m, const drow *r) {
     const md_cfg_model *cm = &fs->cfg->campaigns[fs->campaign].model;
     double x[MD_FIT_MAX_D], z = m->intercept;
     design_row(cm, fs->values + r->off, r->n_values, x);
     for (size_t j = 0, d = n_columns(cm); j < d; j++) z += m->beta[j] * x[j];
-    return md_sigmoid(z);
+    return md_sigmoid(z) * record_factor(fs, fs->values + r->off, r->n_values);
 }
 
 /* The configuration's weights and offsets as a model, in column order. */
@@ -239,11 +251,12 @@ static bool contacted_near(const md_fit_set *fs, size_t i, int64_t window) {
 }
 
 typedef struct matrix {
-    double *x, *y;
+    double *x, *y, *f; /* f: each row's fatigue factor (record_factor) */
     size_t n, d, cap;
 } matrix;
 
-static bool matrix_add(matrix *m, const md_cfg_model *cm, const double *v, size_t nv, bool y) {
+static bool matrix_add(matrix *m, const md_fit_set *fs, const double *v, size_t nv, bool y) {
+    const md_cfg_model *cm = &fs->cfg->campaigns[fs->campaign].model;
     if (m->n == m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 4096;
         double *x = realloc(m->x, nc * m->d * sizeof(double));
@@ -252,9 +265,13 @@ static bool matrix_add(matrix *m, const md_cfg_model *cm, const double *v, size_
         double *yy = realloc(m->y, nc * sizeof(double));
         if (!yy) return false;
         m->y = yy;
+        double *ff = realloc(m->f, nc * sizeof(double));
+        if (!ff) return false;
+        m->f = ff;
         m->cap = nc;
     }
     design_row(cm, v, nv, m->x + m->n * m->d);
+    m->f[m->n] = record_factor(fs, v, nv);
     m->y[m->n++] = y ? 1 : 0;
     return true;
 }
@@ -262,12 +279,15 @@ static bool matrix_add(matrix *m, const md_cfg_model *cm, const double *v, size_
 static void matrix_free(matrix *m) {
     free(m->x);
     free(m->y);
+    free(m->f);
 }
 
+/* The model's score is fitted through each row's fatigue factor, so that
+ * the engine's p_contact (score x factor) is what it was fitted to. */
 static bool fit_matrix(const matrix *m, double l2, md_fit_model *out) {
     memset(out, 0, sizeof(*out));
     md_fit_result r = {.beta = out->beta};
-    md_fit_data data = {m->x, m->y, NULL, m->n, m->d};
+    md_fit_data data = {m->x, m->y, NULL, m->n, m->d, m->f};
     if (!md_logit_fit(&data, l2, 100, &r)) return false;
     out->intercept = r.intercept;
     return true;
@@ -404,14 +424,14 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char
         if (r->kind == MD_DECISION_CONTACTED) {
             is_treated[i] = true;
             o->treated++;
-            ok = matrix_add(&all_t, cm, v, r->n_values, r->converted) &&
-                 (in_test_fifth(r->customer) || matrix_add(&train_t, cm, v, r->n_values, r->converted));
+            ok = matrix_add(&all_t, fs, v, r->n_values, r->converted) &&
+                 (in_test_fifth(r->customer) || matrix_add(&train_t, fs, v, r->n_values, r->converted));
         } else if (contacted_near(fs, i, window)) {
             o->contaminated++;
         } else {
             is_control[i] = true;
             o->control++;
-            ok = matrix_add(&all_c, cm, v, r->n_values, r->converted);
+            ok = matrix_add(&all_c, fs, v, r->n_values, r->converted);
         }
         if (!ok) snprintf(err, errsz, "out of memory");
     }

@@ -193,7 +193,8 @@ static void explain_decisions_text(const md_config *cfg, const md_cstate *cs, si
         const md_decision d = ds[i];
         char tb[32];
         printf("    %s  %-26s %s\n      ", fmt_time(d.ts_ms, tb), decision_kind_name(d.kind), d.converted ? "converted after" : "no conversion (yet)");
-        if (d.schema != cfg->rules->campaigns[c].schema || d.n_values != m->n_features + m->n_statics) {
+        size_t nv = m->n_features + m->n_statics; /* and the fatigue in newer records */
+        if (d.schema != cfg->rules->campaigns[c].schema || (d.n_values != nv && d.n_values != nv + 1)) {
             printf("(recorded by a model of another shape: %zu values)\n", d.n_values);
             continue;
         }
@@ -202,6 +203,7 @@ static void explain_decisions_text(const md_config *cfg, const md_cstate *cs, si
             const char *lv = decision_level(m, k, d.values[m->n_features + k]);
             printf("profile.%s=%s ", m->statics[k].attribute, lv ? lv : "(other)");
         }
+        if (d.n_values > nv) printf("fatigue=%g", d.values[nv]);
         printf("\n");
     }
 }
@@ -215,7 +217,8 @@ static void explain_decisions_json(const md_config *cfg, const md_cstate *cs, si
     for (size_t i = 0; i < n; i++) {
         const md_decision d = ds[i];
         char tb[32];
-        bool same_shape = d.schema == cfg->rules->campaigns[c].schema && d.n_values == m->n_features + m->n_statics;
+        size_t nv = m->n_features + m->n_statics; /* and the fatigue in newer records */
+        bool same_shape = d.schema == cfg->rules->campaigns[c].schema && (d.n_values == nv || d.n_values == nv + 1);
         md_jsonw_obj_open(w);
         md_jsonw_kstr(w, "at", fmt_time(d.ts_ms, tb));
         md_jsonw_kstr(w, "kind", decision_kind_name(d.kind));
@@ -233,6 +236,9 @@ static void explain_decisions_json(const md_config *cfg, const md_cstate *cs, si
             else md_jsonw_null(w);
         }
         md_jsonw_obj_close(w);
+        md_jsonw_key(w, "fatigue");
+        if (same_shape && d.n_values > nv) md_jsonw_num(w, d.values[nv]);
+        else md_jsonw_null(w);
         md_jsonw_obj_close(w);
     }
     md_jsonw_arr_close(w);

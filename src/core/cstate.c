@@ -59,7 +59,7 @@
  *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it
  *   +<trigger id>:<stage>   a funnel increment, "<campaign>\t<day>\t<field>\t<delta>"
  *                           (also "+<id>:arm.<stage>" for a policy arm and "+<id>:q.<stage>"
- *                           for model quality, field "q.<treated|holdout>.<p bin>.<version>:<stage>"),
+ *                           for model quality, field "q.<treated|holdout>.<p in thousandths>.<version>:<stage>"),
  *                           until it was added to the campaign's funnel key;
  *                           the name is deterministic, so a re-decided batch
  *                           writes the same entry, never a second one
@@ -1232,7 +1232,7 @@ void md_cs_add_arm_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char
 void md_cs_add_model_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta) {
     if (t->p_milli < 0) return;
     char field[128];
-    snprintf(field, sizeof(field), "q.%s.%02d.%s:%s", t->holdout ? "holdout" : "treated", t->p_milli >= 1000 ? 99 : t->p_milli / 10,
+    snprintf(field, sizeof(field), "q.%s.%03d.%s:%s", t->holdout ? "holdout" : "treated", t->p_milli >= 1000 ? 999 : t->p_milli,
              t->version, stage);
     add_incr(cs, ops, t, "q.", entry, field, delta);
 }

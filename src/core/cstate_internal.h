@@ -212,8 +212,8 @@ void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *st
 /* The same for a policy arm: field "arm.<arm>:<stage>", entry "+<id>:arm.<stage>". */
 void md_cs_add_arm_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *arm, const char *stage, int64_t delta);
 /* Model quality: a model decision's trigger (stage "triggered") or its
- * conversion ("conversions"), counted by p in 1-point bins, field
- * "q.<treated|holdout>.<bin 00-99>.<model version>:<stage>", entry
+ * conversion ("conversions"), counted by p in thousandths, field
+ * "q.<treated|holdout>.<000-999>.<model version>:<stage>", entry
  * "+<id>:q.<entry>" (entry names the increment: a release takes a trigger
  * back with entry "released", delta -1). Nothing for a trigger with no model p. */
 void md_cs_add_model_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta);

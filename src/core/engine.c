@@ -518,6 +518,11 @@ static void record_decision(md_cstate *cs, md_ops *ops, int c, int64_t t, char k
     if (cs->r->decision_keep_ms <= 0) return;
     double vals[MD_DECISION_MAX_VALUES];
     size_t n = decision_values(cs, c, vals);
+    /* Then the campaign's fatigue, which multiplies the score into
+     * p_contact: momentd fit fits the score through it. */
+    const md_camp_st *st = &cs->camps[c];
+    if (n < MD_DECISION_MAX_VALUES)
+        vals[n++] = round(md_fatigue_at(st->fatigue, st->fatigue_ts, t, cs->cfg->outcomes.fatigue_half_life_ms) * 1000) / 1000;
     md_cs_add_drec(cs, ops, c, t, kind, cs->r->campaigns[c].schema, vals, n);
 }
 

@@ -15,6 +15,15 @@ double md_sigmoid(double z) {
 static double softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
 
 static double row_weight(const md_fit_data *d, size_t i) { return d->w ? d->w[i] : 1.0; }
+static double row_factor(const md_fit_data *d, size_t i) { return d->m ? d->m[i] : 1.0; }
+
+/* A row's loss at z with factor f: -log(f s) if it converted, else
+ * -log(1 - f s), s = sigma(z); f = 1 is the plain logistic loss. */
+static double row_loss(double z, double y, double f) {
+    if (f >= 1) return softplus(z) - y * z;
+    if (y > 0.5) return softplus(-z) - log(f);
+    return -log1p(-f * md_sigmoid(z));
+}
 
 static double linear(const md_fit_data *d, size_t i, double b0, const double *beta) {
     double z = b0;
@@ -26,8 +35,7 @@ static double linear(const md_fit_data *d, size_t i, double b0, const double *be
 static double penalised_loss(const md_fit_data *d, double l2, double b0, const double *beta) {
     double loss = 0;
     for (size_t i = 0; i < d->n; i++) {
-        double z = linear(d, i, b0, beta);
-        loss += row_weight(d, i) * (softplus(z) - d->y[i] * z);
+        loss += row_weight(d, i) * row_loss(linear(d, i, b0, beta), d->y[i], row_factor(d, i));
     }
     for (size_t j = 0; j < d->d; j++) loss += 0.5 * l2 * beta[j] * beta[j];
     return loss;
@@ -88,8 +96,15 @@ bool md_logit_fit(const md_fit_data *d, double l2, int max_iter, md_fit_result *
         for (size_t i = 0; i < d->n; i++) {
             const double *xi = d->x + i * d->d;
             memcpy(row + 1, xi, d->d * sizeof(double));
-            double p = md_sigmoid(linear(d, i, b0, beta)), w = row_weight(d, i);
+            double p = md_sigmoid(linear(d, i, b0, beta)), w = row_weight(d, i), f = row_factor(d, i);
+            /* The loss's slope in z, and its expected curvature (Fisher
+             * scoring); both are the logistic ones at f = 1. */
             double r = w * (p - d->y[i]), c = w * p * (1 - p);
+            if (f < 1) {
+                double q = 1 - f * p;
+                r = w * (d->y[i] > 0.5 ? -(1 - p) : f * p * (1 - p) / q);
+                c = w * f * p * (1 - p) * (1 - p) / q;
+            }
             for (size_t a = 0; a < m; a++) {
                 g[a] += r * row[a];
                 double ca = c * row[a];

@@ -11,12 +11,17 @@
 #include <stddef.h>
 
 /* n rows of d columns, row-major; y in {0, 1}; w the rows' weights (NULL:
- * all 1). The intercept is not a column: it is fitted apart, unpenalised. */
+ * all 1). The intercept is not a column: it is fitted apart, unpenalised.
+ * m (NULL: all 1) is each row's known factor in (0, 1]: P(y = 1) =
+ * m sigma(z), as the engine's p_contact multiplies the model's score by
+ * (1 - fatigue_penalty)^fatigue; fitted this way the model's score is what
+ * the engine multiplies, not an average that already holds the fatigue. */
 typedef struct md_fit_data {
     const double *x;
     const double *y;
     const double *w;
     size_t n, d;
+    const double *m;
 } md_fit_data;
 
 typedef struct md_fit_result {
@@ -28,8 +33,9 @@ typedef struct md_fit_result {
 } md_fit_result;
 
 /* L2-regularised logistic regression by Newton's method (iteratively
- * reweighted least squares) with step halving:
- *     minimise  sum_i w_i logloss(y_i, sigma(b0 + x_i . beta)) + l2 / 2 |beta|^2
+ * reweighted least squares; Fisher scoring when rows have a factor m) with
+ * step halving:
+ *     minimise  sum_i w_i logloss(y_i, m_i sigma(b0 + x_i . beta)) + l2 / 2 |beta|^2
  * l2 > 0 keeps the weights finite on separable data and a column that is
  * always 0 (a missing feature) at weight 0. res->beta must hold d doubles.
  * Returns false (res untouched past beta) when n is 0 or d is over
@@ -66,7 +72,7 @@ bool md_model_quality_of(const double *p, const double *y, size_t n, size_t min_
 
 /* The same from counts: nb groups of decisions that share one predicted
  * p[b] (ascending), n[b] decisions of which pos[b] converted (the live
- * report's 1-point bins of p). Ties share their rank as above; a decile
+ * report's p in thousandths). Ties share their rank as above; a decile
  * takes whole groups, each where the middle of the group falls in the
  * cumulative count, so deciles are only as even as the groups allow (some
  * may stay empty). decile_of (NULL or nb ints) receives each group's decile. */

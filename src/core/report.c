@@ -58,7 +58,7 @@ bool md_report_range(const char *from, const char *to, int utc_offset_min, int64
     return true;
 }
 
-/* One model version's counts: [treated 0 / holdout 1][p bin]. */
+/* One model version's counts: [treated 0 / holdout 1][p in thousandths]. */
 typedef struct model_tally {
     int campaign;
     char version[MD_MODEL_VERSION_MAX + 1];
@@ -161,17 +161,18 @@ static model_tally *model_of(md_report *r, int campaign, const char *version, si
     return m;
 }
 
-/* A model-quality field, "q.<treated|holdout>.<bin>.<version>:<stage>". */
+/* A model-quality field, "q.<treated|holdout>.<p in thousandths>.<version>:<stage>". */
 static bool add_model_field(md_report *r, int campaign, int day, const char *field, long long v) {
     const char *colon = strrchr(field, ':');
     int group = strncmp(field, "q.treated.", 10) == 0 ? 0 : strncmp(field, "q.holdout.", 10) == 0 ? 1 : -1;
     if (group < 0 || !colon) return false;
     const char *b = field + 10;
-    if (!(b[0] >= '0' && b[0] <= '9' && b[1] >= '0' && b[1] <= '9' && b[2] == '.') || colon <= b + 3) return false;
-    int bin = (b[0] - '0') * 10 + (b[1] - '0');
+    if (!(b[0] >= '0' && b[0] <= '9' && b[1] >= '0' && b[1] <= '9' && b[2] >= '0' && b[2] <= '9' && b[3] == '.') || colon <= b + 4)
+        return false;
+    int bin = (b[0] - '0') * 100 + (b[1] - '0') * 10 + (b[2] - '0');
     bool trig = strcmp(colon + 1, "triggered") == 0;
     if (!trig && strcmp(colon + 1, "conversions") != 0) return false;
-    model_tally *m = model_of(r, campaign, b + 3, (size_t)(colon - (b + 3)));
+    model_tally *m = model_of(r, campaign, b + 4, (size_t)(colon - (b + 4)));
     if (!m) return false;
     if (!labels_final(r, campaign, day)) {
         if (trig && group == 0) m->pending += v;
@@ -285,14 +286,14 @@ void md_report_model(const md_report *r, size_t i, md_model_report *out) {
     double p[MD_REPORT_P_BINS], n[MD_REPORT_P_BINS], conv[MD_REPORT_P_BINS];
     int decile_of[MD_REPORT_P_BINS];
     for (int b = 0; b < MD_REPORT_P_BINS; b++) {
-        p[b] = (b + 0.5) / MD_REPORT_P_BINS; /* a bin's middle stands for its p */
+        p[b] = (double)b / MD_REPORT_P_BINS; /* the moments' p, to the thousandth */
         /* Releases subtract from counts the trigger added: never below 0
          * even if an increment was lost to an operator's edit. */
         n[b] = m->n[0][b] > 0 ? m->n[0][b] : 0;
         conv[b] = m->conv[0][b] < 0 ? 0 : m->conv[0][b] > n[b] ? n[b] : m->conv[0][b];
     }
     md_model_quality_binned(p, n, conv, MD_REPORT_P_BINS, (size_t)cfg->learning.calibration_min, &out->q, decile_of);
-    /* The holdout group by the same p bins: what the same p gives uncontacted. */
+    /* The holdout group by the same p: what the same p gives uncontacted. */
     for (int b = 0; b < MD_REPORT_P_BINS; b++) {
         int k = out->q.n ? decile_of[b] : b * MD_QUALITY_BINS / MD_REPORT_P_BINS;
         out->holdout_n[k] += (int64_t)m->n[1][b];
@@ -328,7 +329,7 @@ static void print_models_text(const md_report *r, int c, FILE *out) {
         md_model_report m;
         md_report_model(r, i, &m);
         if (!header) {
-            fprintf(out, "  model quality (treated decisions whose %lld-day attribution window has closed; p in 1-point bins):\n",
+            fprintf(out, "  model quality (treated decisions whose %lld-day attribution window has closed; p to the thousandth):\n",
                     (long long)(r->cfg->campaigns[c].attribution_ms / 86400000));
             header = true;
         }

@@ -103,12 +103,12 @@ typedef struct md_arm_comparison {
 void md_report_arm_vs_first(const md_report *r, int campaign, int arm, md_arm_comparison *out);
 
 /* Model quality from live outcomes: every model version that decided in the
- * range (fields "q.<treated|holdout>.<p bin>.<version>:<triggered|conversions>",
- * one per 1-point bin of the moment's p_contact), measured on the decisions
+ * range (fields "q.<treated|holdout>.<p>.<version>:<triggered|conversions>",
+ * p the moment's p_contact in thousandths, 000-999), measured on the decisions
  * whose attribution window has closed by now_ms. Calibration counts deciles
  * of at least learning.calibration_min decisions. */
-#define MD_REPORT_P_BINS 100
-#define MD_REPORT_MAX_MODELS 64 /* versions per report; fields of more are ignored */
+#define MD_REPORT_P_BINS 1000 /* p in thousandths (1.000 counts as 0.999) */
+#define MD_REPORT_MAX_MODELS 32 /* versions per report; fields of more are ignored */
 typedef struct md_model_report {
     int campaign;
     const char *version;   /* owned by the report */
@@ -116,7 +116,7 @@ typedef struct md_model_report {
     md_model_quality q;    /* the treated decisions with final labels */
     int64_t pending;       /* treated decisions whose window is still open (not in q) */
     int64_t holdout_decisions, holdout_conversions;
-    int64_t holdout_n[MD_QUALITY_BINS], holdout_conv[MD_QUALITY_BINS]; /* by the treated deciles' p bins */
+    int64_t holdout_n[MD_QUALITY_BINS], holdout_conv[MD_QUALITY_BINS]; /* by the treated deciles' p */
     char final_through[16]; /* the last trigger day of the range with final labels; "" none */
     bool drifting;          /* calibration error above learning.calibration_bound */
 } md_model_report;

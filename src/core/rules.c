@@ -362,9 +362,9 @@ static bool compile_campaigns(compiler *c) {
             return cerr(c, "$.campaigns[%zu].model.version: \"%.120s\" must be 1-%d bytes of letters, digits, '.', '_' and '-'", i,
                         cc->model.version ? cc->model.version : "", MD_MODEL_VERSION_MAX);
         if (cc->model.n_features == 0) return cerr(c, "$.campaigns[%zu].model.features: at least one feature is required", i);
-        if (cc->model.n_features + cc->model.n_statics > MD_DECISION_MAX_VALUES)
+        if (cc->model.n_features + cc->model.n_statics > MD_DECISION_MAX_VALUES - 1) /* and the fatigue, in a decision record */
             return cerr(c, "$.campaigns[%zu].model: %zu features and %zu static attributes; at most %d together", i, cc->model.n_features,
-                        cc->model.n_statics, MD_DECISION_MAX_VALUES);
+                        cc->model.n_statics, MD_DECISION_MAX_VALUES - 1);
         if (cc->n_routes == 0) return cerr(c, "$.campaigns[%zu].routes: at least one route is required", i);
 
         /* Model: features see windows, recency, profile, the event and every

@@ -34,7 +34,7 @@ Test(fit, recovers_known_weights) {
     }
     double beta[D];
     md_fit_result r = {.beta = beta};
-    md_fit_data d = {x, y, NULL, N, D};
+    md_fit_data d = {x, y, NULL, N, D, NULL};
     cr_assert(md_logit_fit(&d, 1.0, 50, &r));
     cr_assert(r.converged);
     cr_assert_float_eq(r.intercept, b0, 0.05, "intercept %f", r.intercept);
@@ -63,7 +63,7 @@ Test(fit, row_weights_count_as_repeated_rows) {
     double x2[] = {0, 1, 2, 0, 1, 2}, y2[] = {0, 1, 1, 0, 1, 1};
     double b1[1], b2[1];
     md_fit_result r1 = {.beta = b1}, r2 = {.beta = b2};
-    md_fit_data d1 = {x1, y1, w1, 3, 1}, d2 = {x2, y2, NULL, 6, 1};
+    md_fit_data d1 = {x1, y1, w1, 3, 1, NULL}, d2 = {x2, y2, NULL, 6, 1, NULL};
     cr_assert(md_logit_fit(&d1, 0.5, 50, &r1));
     cr_assert(md_logit_fit(&d2, 0.5, 50, &r2));
     cr_assert_float_eq(b1[0], b2[0], 1e-6);
@@ -79,7 +79,7 @@ Test(fit, separable_data_stays_finite) {
     }
     double beta[1];
     md_fit_result r = {.beta = beta};
-    md_fit_data d = {x, y, NULL, N, 1};
+    md_fit_data d = {x, y, NULL, N, 1, NULL};
     cr_assert(md_logit_fit(&d, 1.0, 100, &r));
     cr_assert(r.converged);
     cr_assert(isfinite(beta[0]) && isfinite(r.intercept));
@@ -105,7 +105,7 @@ Test(fit, missing_feature_gets_zero_weight) {
     }
     double beta[2];
     md_fit_result r = {.beta = beta};
-    md_fit_data d = {x, y, NULL, N, 2};
+    md_fit_data d = {x, y, NULL, N, 2, NULL};
     cr_assert(md_logit_fit(&d, 1.0, 50, &r));
     cr_assert(r.converged);
     cr_assert_eq(beta[1], 0.0);
@@ -115,10 +115,10 @@ Test(fit, missing_feature_gets_zero_weight) {
 Test(fit, one_class_only_and_empty) {
     double x[] = {1, 2, 3}, y[] = {0, 0, 0}, beta[1];
     md_fit_result r = {.beta = beta};
-    md_fit_data d = {x, y, NULL, 3, 1};
+    md_fit_data d = {x, y, NULL, 3, 1, NULL};
     cr_assert(md_logit_fit(&d, 1.0, 50, &r));
     cr_assert(isfinite(r.intercept) && r.intercept < -1);
-    md_fit_data empty = {x, y, NULL, 0, 1};
+    md_fit_data empty = {x, y, NULL, 0, 1, NULL};
     cr_assert_not(md_logit_fit(&empty, 1.0, 50, &r));
 }
 
@@ -210,4 +210,36 @@ Test(quality, one_large_group_fills_one_decile_and_no_counts_measure_nothing) {
     md_model_quality_binned(bp, zero, zero, 3, 1, &q, decile_of);
     cr_assert_eq(q.n, 0);
     cr_assert(isnan(q.auc) && isnan(q.brier) && isnan(q.max_calibration_error));
+}
+
+Test(fit, a_known_factor_per_row_is_fitted_through_not_averaged) {
+    /* P(y) = m sigma(b0 + b1 x) with m = 0.85^k, k the row's fatigue 0-3:
+     * fitted with the factors, the weights come back; fitted without, the
+     * intercept takes the average of the factors and the score is too low
+     * for fresh rows (the engine would then multiply by m again). */
+    enum { N = 200000 };
+    static double x[N], y[N], m[N];
+    const double b0 = -0.8, b1 = 0.9;
+    rng_state = 99;
+    for (int i = 0; i < N; i++) {
+        x[i] = normal();
+        m[i] = pow(0.85, (double)(int)(uniform() * 4));
+        y[i] = uniform() < m[i] * md_sigmoid(b0 + b1 * x[i]);
+    }
+    double beta[1], plain[1];
+    md_fit_result r = {.beta = beta}, rp = {.beta = plain};
+    md_fit_data d = {x, y, NULL, N, 1, m}, dp = {x, y, NULL, N, 1, NULL};
+    cr_assert(md_logit_fit(&d, 1e-6, 100, &r));
+    cr_assert(r.converged);
+    cr_assert_float_eq(r.intercept, b0, 0.05);
+    cr_assert_float_eq(beta[0], b1, 0.05);
+    cr_assert(md_logit_fit(&dp, 1e-6, 100, &rp));
+    cr_assert_lt(rp.intercept, b0 - 0.15, "without the factors the score averages them in: %g", rp.intercept);
+    /* All factors 1 is the plain fit. */
+    for (int i = 0; i < N; i++) m[i] = 1;
+    double ones[1];
+    md_fit_result r1 = {.beta = ones};
+    cr_assert(md_logit_fit(&d, 1e-6, 100, &r1));
+    cr_assert_float_eq(r1.intercept, rp.intercept, 1e-9);
+    cr_assert_float_eq(ones[0], plain[0], 1e-9);
 }

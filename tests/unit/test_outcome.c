@@ -626,9 +626,11 @@ Test(outcome, a_trigger_records_the_models_inputs_and_a_conversion_labels_it) {
     cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
     cr_assert_not(d.converted);
     cr_assert_str_eq(d.campaign, "prepay_wallet");
-    /* The model's 8 features before cap and transform, then its 2 static attributes as levels. */
+    /* The model's 8 features before cap and transform, then its 2 static
+     * attributes as levels, then the campaign's fatigue (none yet). */
     const md_cfg_model *m = &cfg->campaigns[0].model;
-    cr_assert_eq(d.n_values, m->n_features + m->n_statics);
+    cr_assert_eq(d.n_values, m->n_features + m->n_statics + 1);
+    cr_assert_float_eq(d.values[m->n_features + m->n_statics], 0, 1e-12);
     cr_assert_str_eq(m->features[0].name, "late_payments_180d");
     cr_assert_float_eq(d.values[0], 3, 1e-9, "three late payments, raw");
     cr_assert_str_eq(m->features[1].name, "low_balance");
@@ -734,11 +736,10 @@ Test(outcome, malformed_decision_records_are_refused) {
 
 /* ---- model quality counters (momentd report's live calibration) ---- */
 
-/* The model-quality field of the trigger just fired: p_contact rounded to
- * thousandths, in its 1-point bin. */
+/* The model-quality field of the trigger just fired: p_contact in thousandths. */
 static void quality_field(const char *group, const char *stage, char *out, size_t n) {
     int milli = (int)lround(out_p * 1000);
-    snprintf(out, n, "q.%s.%02d.prepay_wallet-2026.11.1:%s", group, milli >= 1000 ? 99 : milli / 10, stage);
+    snprintf(out, n, "q.%s.%03d.prepay_wallet-2026.11.1:%s", group, milli >= 1000 ? 999 : milli, stage);
 }
 
 /* The value of the trigger record g:<trigger> as the ops left it. */
@@ -924,7 +925,7 @@ Test(outcome, a_candidate_arm_scores_its_customers_with_its_own_model_threshold_
     cr_assert(strstr(pl, "\"arm\":\"candidate\""), "%s", pl);
     out_p = p_candidate;
     char f[160];
-    snprintf(f, sizeof(f), "q.treated.%02d.prepay_wallet-fit-test:triggered", (int)lround(out_p * 1000) >= 1000 ? 99 : (int)lround(out_p * 1000) / 10);
+    snprintf(f, sizeof(f), "q.treated.%03d.prepay_wallet-fit-test:triggered", (int)lround(out_p * 1000) >= 1000 ? 999 : (int)lround(out_p * 1000));
     cr_assert_eq(funnel(f), 1, "model quality counts the candidate's version: %s", f);
     /* The same story in the other arm: the campaign's model, 2 log-odds lower. */
     pick_in_arm(0);
@@ -947,4 +948,20 @@ Test(outcome, a_candidate_arms_threshold_holds_back_what_the_campaigns_would_fir
     cr_assert_float_eq(md_campaign_threshold(cfg, 0, 1), 0.99, 1e-12);
     cr_assert_float_eq(md_campaign_threshold(cfg, 0, 0), cfg->campaigns[0].threshold, 1e-12, "the other arm keeps the campaign's");
     cr_assert_float_eq(md_campaign_rearm_below(cfg, 0, 1), cfg->campaigns[0].rearm_below, 1e-12, "0: the campaign's re-arm level");
+}
+
+Test(outcome, a_decision_record_keeps_the_campaigns_fatigue_for_the_fit) {
+    fire(TH_T0);
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED); /* fatigue 0.5, and re-armed */
+    int64_t later = TH_T0 + 60 * TH_DAY;
+    event(LATE_PAYMENT, later - 30 * TH_DAY, 60);
+    event(LATE_PAYMENT, later, 50);
+    cr_assert_eq(out.n_triggers, 1, "fires again after the gap");
+    md_decision d;
+    cr_assert(decision_at("prepay_wallet", later, &d));
+    const md_cfg_model *m = &cfg->campaigns[0].model;
+    cr_assert_eq(d.n_values, m->n_features + m->n_statics + 1);
+    double want = 0.5 * pow(0.5, (double)(later - TH_T0 - TH_HOUR) / (30.0 * TH_DAY)); /* halved every 30 days */
+    cr_assert_float_eq(d.values[m->n_features + m->n_statics], want, 0.001, "fatigue %g, want %g", d.values[m->n_features + m->n_statics], want);
+    cr_assert_float_eq(out.eval[0].fatigue, want, 1e-9, "the same fatigue the engine multiplied the score by");
 }

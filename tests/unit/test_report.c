@@ -128,16 +128,16 @@ Test(report, model_quality_from_live_counts_by_version_with_final_labels_only) {
     md_report_destroy(rep);
     int64_t day_ms = 86400000, now = (20758 + 20) * day_ms - 8 * 3600000 + 30 * day_ms;
     rep = md_report_new(cfg, 20758, 20787, now);
-    md_report_add(rep, PREPAY, 0, "q.treated.70." V ":triggered", "300");
-    md_report_add(rep, PREPAY, 0, "q.treated.70." V ":conversions", "210");
-    md_report_add(rep, PREPAY, 19, "q.treated.20." V ":triggered", "300");
-    md_report_add(rep, PREPAY, 19, "q.treated.20." V ":conversions", "30");
-    md_report_add(rep, PREPAY, 20, "q.treated.50." V ":triggered", "10"); /* window still open */
-    md_report_add(rep, PREPAY, 0, "q.holdout.70." V ":triggered", "100");
-    md_report_add(rep, PREPAY, 0, "q.holdout.70." V ":conversions", "20");
-    md_report_add(rep, PREPAY, 2, "q.treated.40.prepay_wallet-old:triggered", "5");
-    const char *bad[] = {"q.treated.7." V ":triggered", "q.other.70." V ":triggered", "q.treated.70.:triggered", "q.treated.70." V ":sent",
-                         "q.treated.7x." V ":triggered"};
+    md_report_add(rep, PREPAY, 0, "q.treated.700." V ":triggered", "300");
+    md_report_add(rep, PREPAY, 0, "q.treated.700." V ":conversions", "210");
+    md_report_add(rep, PREPAY, 19, "q.treated.200." V ":triggered", "300");
+    md_report_add(rep, PREPAY, 19, "q.treated.200." V ":conversions", "30");
+    md_report_add(rep, PREPAY, 20, "q.treated.500." V ":triggered", "10"); /* window still open */
+    md_report_add(rep, PREPAY, 0, "q.holdout.700." V ":triggered", "100");
+    md_report_add(rep, PREPAY, 0, "q.holdout.700." V ":conversions", "20");
+    md_report_add(rep, PREPAY, 2, "q.treated.400.prepay_wallet-old:triggered", "5");
+    const char *bad[] = {"q.treated.70." V ":triggered", "q.other.700." V ":triggered", "q.treated.700.:triggered", "q.treated.700." V ":sent",
+                         "q.treated.7x0." V ":triggered"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) md_report_add(rep, PREPAY, 0, bad[i], "1");
     cr_assert_eq(md_report_ignored(rep), 5);
     cr_assert_eq(md_report_count(rep, PREPAY, OUTBOUND, MD_STAGE_TRIGGERED), 0, "model counters are not the funnel's");
@@ -149,19 +149,19 @@ Test(report, model_quality_from_live_counts_by_version_with_final_labels_only) {
     cr_assert_eq(m.q.positives, 240);
     cr_assert_eq(m.pending, 10);
     cr_assert_str_eq(m.final_through, "2026-11-20");
-    /* By hand: positives at .705 beat the 270 negatives at .205, tie with
-     * the 90 at .705; those at .205 tie with the 270: (56700 + 9450 + 4050) / 86400. */
+    /* By hand: positives at .7 beat the 270 negatives at .2, tie with
+     * the 90 at .7; those at .2 tie with the 270: (56700 + 9450 + 4050) / 86400. */
     cr_assert_float_eq(m.q.auc, 70200.0 / 86400.0, 1e-12);
-    cr_assert_float_eq(m.q.brier, (210 * 0.295 * 0.295 + 90 * 0.705 * 0.705 + 30 * 0.795 * 0.795 + 270 * 0.205 * 0.205) / 600, 1e-12);
+    cr_assert_float_eq(m.q.brier, (210 * 0.3 * 0.3 + 90 * 0.7 * 0.7 + 30 * 0.8 * 0.8 + 270 * 0.2 * 0.2) / 600, 1e-12);
     cr_assert_eq(m.q.bins[2].n, 300);
-    cr_assert_float_eq(m.q.bins[2].mean_p, 0.205, 1e-12);
+    cr_assert_float_eq(m.q.bins[2].mean_p, 0.2, 1e-12);
     cr_assert_float_eq(m.q.bins[2].observed, 0.1, 1e-12);
     cr_assert_eq(m.q.bins[7].n, 300);
     cr_assert_eq(m.q.bins_counted, 2, "two deciles of 200 or more (learning.calibration_min)");
-    cr_assert_float_eq(m.q.max_calibration_error, 0.105, 1e-12);
-    cr_assert(m.drifting, "10.5 points is above learning.calibration_bound 0.05");
+    cr_assert_float_eq(m.q.max_calibration_error, 0.1, 1e-12);
+    cr_assert(m.drifting, "10 points is above learning.calibration_bound 0.05");
     cr_assert_eq(m.holdout_decisions, 100);
-    cr_assert_eq(m.holdout_n[7], 100, "the holdout decisions of p .70 go with the treated decile of p .70");
+    cr_assert_eq(m.holdout_n[7], 100, "the holdout decisions of p .7 go with the treated decile of p .7");
     cr_assert_eq(m.holdout_conv[7], 20);
     cr_assert(md_report_model_of(rep, PREPAY, "prepay_wallet-old", &m));
     cr_assert_not(m.current);
@@ -177,13 +177,13 @@ Test(report, model_quality_from_live_counts_by_version_with_final_labels_only) {
     cr_assert(strstr(buf, "\"models\":[{\"version\":\"" V "\",\"running\":true,\"labels_final_through\":\"2026-11-20\",\"decisions\":600,"
                           "\"conversions\":240,\"pending\":10,"),
               "%s", buf);
-    cr_assert(strstr(buf, "\"calibration_error\":0.105,\"deciles_counted\":2,\"decile_min_decisions\":200,\"drifting\":true"), "%s", buf);
+    cr_assert(strstr(buf, "\"calibration_error\":0.1,\"deciles_counted\":2,\"decile_min_decisions\":200,\"drifting\":true"), "%s", buf);
     free(buf);
 }
 
 Test(report, a_release_after_the_trigger_leaves_no_negative_count) {
-    md_report_add(rep, PREPAY, 0, "q.treated.70." V ":triggered", "-1"); /* the trigger's own +1 was lost */
-    md_report_add(rep, PREPAY, 0, "q.treated.70." V ":conversions", "1");
+    md_report_add(rep, PREPAY, 0, "q.treated.700." V ":triggered", "-1"); /* the trigger's own +1 was lost */
+    md_report_add(rep, PREPAY, 0, "q.treated.700." V ":conversions", "1");
     md_model_report m;
     cr_assert(md_report_model_of(rep, PREPAY, V, &m));
     cr_assert_eq(m.q.n, 0);
