@@ -241,6 +241,10 @@ typedef struct md_cfg_learning {
     int64_t drift_check_every_ms; /* how often the daemon measures its running models; 0 = never */
 } md_cfg_learning;
 
+typedef struct md_cfg_privacy {
+    int64_t forget_tombstone_ms; /* how long momentd forget's tombstone keeps a replay from bringing a customer back */
+} md_cfg_privacy;
+
 typedef struct md_cfg_http {
     char *listen;
     int64_t ready_max_lag; /* /readyz fails above this many messages of lag on a partition; 0 = not checked */
@@ -268,6 +272,7 @@ typedef struct md_config {
     md_cfg_contact contact;
     md_cfg_outcomes outcomes;
     md_cfg_learning learning;
+    md_cfg_privacy privacy;
     md_cfg_campaign *campaigns;
     size_t n_campaigns;
     struct md_rules *rules; /* owned */

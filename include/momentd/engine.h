@@ -105,6 +105,7 @@ typedef struct md_cstate_view {
     int64_t newest_ts;                    /* the newest of them */
     int64_t balance_ts;                   /* event time of the balance, 0 = none */
     bool opted_out;
+    int64_t forgotten_at; /* erased by momentd forget at this time (the tombstone); 0 = never */
     int64_t complaint_until, blackout_until; /* 0 = never */
     size_t n_contacts, n_pending;
 } md_cstate_view;
@@ -166,7 +167,8 @@ typedef enum md_applied {
     MD_APPLIED = 0,       /* counted, decisions made */
     MD_DUP_OFFSET,        /* this partition offset was already applied: redelivery */
     MD_DUP_EVENT_ID,      /* the event_id was seen within the dedupe horizon: re-publication */
-    MD_TOO_LATE           /* older than limits.max_lateness behind the customer's newest event */
+    MD_TOO_LATE,          /* older than limits.max_lateness behind the customer's newest event */
+    MD_FORGOTTEN          /* the customer was erased (momentd forget) after this event, or a profile before they were active again */
 } md_applied;
 
 const char *md_applied_name(md_applied a);

@@ -22,6 +22,7 @@
 #include "simulate.h"
 #include "backtest.h"
 #include "fit.h"
+#include "forget.h"
 
 #define MOMENTD_VERSION "0.1.0"
 
@@ -54,6 +55,10 @@ static const char usage[] =
     "                                  that followed; print hand against fitted weights, out-of-sample AUC, Brier,\n"
     "                                  log loss, calibration by decile and uplift; write a candidate configuration\n"
     "  load-profiles -c FILE PROFILES  write static profiles (CUSTOMER_ID|{json} lines, \"-\" = stdin) into Redis\n"
+    "  forget -c FILE (CUSTOMER... | --from-file FILE) [--json]\n"
+    "                                  erase customers (GDPR / PIPL): state, profile, contact log, records and outbox,\n"
+    "                                  leaving a tombstone (privacy.forget_tombstone) so that a replay does not bring\n"
+    "                                  them back; an opted-out customer keeps only the opt-out flag (\"-\" = stdin)\n"
     "  config-doc                      print the configuration reference (Markdown)\n"
     "  scenario-doc                    print the simulator's scenario reference (Markdown)\n"
     "  version                         print the version\n"
@@ -285,6 +290,8 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
     md_engine_write_tag_categories(cfg, cs, &w);
     printf("  by category: %s\n", w.buf ? w.buf : "{}");
     md_jsonw_fini(&w);
+    if (v.forgotten_at)
+        printf("\nerased by momentd forget at %s: events up to then are not counted again\n", fmt_time(v.forgotten_at, tb));
     printf("\nblocks:\n  opted out          %s\n", v.opted_out ? "yes" : "no");
     printf("  complaint block    %s\n", v.complaint_until > at ? fmt_time(v.complaint_until, tb) : "none");
     printf("  blackout           %s\n", v.blackout_until > at ? fmt_time(v.blackout_until, tb) : "none");
@@ -362,6 +369,7 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
     md_jsonw_key(&w, "tag_categories");
     md_engine_write_tag_categories(cfg, cs, &w);
     md_jsonw_kbool(&w, "opted_out", v.opted_out);
+    md_jsonw_kstr(&w, "forgotten_at", v.forgotten_at ? fmt_time(v.forgotten_at, tb) : "");
     md_jsonw_kstr(&w, "complaint_until", v.complaint_until ? fmt_time(v.complaint_until, tb) : "");
     md_jsonw_kstr(&w, "blackout_until", v.blackout_until ? fmt_time(v.blackout_until, tb) : "");
     md_jsonw_kint(&w, "pending_outbox", (int64_t)v.n_pending);
@@ -577,6 +585,10 @@ int main(int argc, char **argv) {
             return 2;
         }
         return md_load_profiles(config, argv[optind], redis); /* the loader already applied MOMENTD_REDIS_URL */
+    }
+    if (strcmp(cmd, "forget") == 0) {
+        md_forget_opts fo = {config, (const char *const *)argv + optind, argc - optind, from_file, json};
+        return md_forget(&fo);
     }
     if (strcmp(cmd, "backtest") == 0) {
         if (!config || !live || !from_file == !from_topic) {

@@ -258,6 +258,11 @@ static const md_field learning_fields[] = {
 };
 static const md_table learning_table = {"learning", learning_fields, NF(learning_fields)};
 
+static const md_field privacy_fields[] = {
+    DUR(md_cfg_privacy, "forget_tombstone", forget_tombstone_ms, "30d", MS_DAY, 3650 * MS_DAY, "momentd forget leaves a tombstone this long (longer once the customer is active again: it lives as long as their state): their events up to the erasure are not counted again, and profile messages are ignored until an event after it (the compacted profiles topic still holds the old profile: delete it there). Keep it longer than any replay of the input topics."),
+};
+static const md_table privacy_table = {"privacy", privacy_fields, NF(privacy_fields)};
+
 static const md_field root_fields[] = {
     OBJ(md_config, "kafka", kafka, kafka_table, "Kafka connection and topics."),
     OBJ(md_config, "redis", redis, redis_table, "Redis connection."),
@@ -272,6 +277,7 @@ static const md_field root_fields[] = {
     OBJ(md_config, "contact_policy", contact, contact_table, "Rules across channels and campaigns."),
     OBJ(md_config, "outcomes", outcomes, outcome_table, "Outcomes reported by the channels (topic kafka.topic_outcomes)."),
     OBJ(md_config, "learning", learning, learning_table, "Decision records for fitting the models (momentd fit)."),
+    OBJ(md_config, "privacy", privacy, privacy_table, "Erasure (momentd forget)."),
     ARR(md_config, "campaigns", campaigns, n_campaigns, campaign_table, md_cfg_campaign, NULL, "Campaigns."),
 };
 static const md_table root_table = {"configuration", root_fields, NF(root_fields)};

@@ -40,6 +40,8 @@
  *   z:<campaign>            event time of its last decision to contact that was stale (not emitted; explain)
  *   k:<time>:<campaign>     contact log entry, value = channel (caps)
  *   cb / bo / oo            complaint block until, blackout until, opted out
+ *   fg                      erased (momentd forget, forget.lua) at this time: the tombstone;
+ *                           events up to it are ignored, and profiles until an event after it
  *   d                       when the schedule re-evaluates the customer (its member in the
  *                           "<prefix>:due" sorted set has the same score; store.c syncs it)
  *   g:<trigger id>          trigger record, "<fired ms>,<holdout 0/1>,<bits>,<channel>,<campaign>
@@ -216,6 +218,7 @@ void md_cstate_reset(md_cstate *cs) {
     cs->complaint_until = cs->blackout_until = 0;
     cs->due = cs->due_loaded = 0;
     cs->opted_out = false;
+    cs->forgotten_at = 0;
     cs->bad_fields = 0;
     cs->eval_event = NULL;
     cs->eval_t = 0;
@@ -589,6 +592,12 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
     }
     if (fl == 2 && f[0] == 'x' && f[1] == '0') {
         cs->outbox_clear = true;
+        return;
+    }
+    if (fl == 2 && f[0] == 'f' && f[1] == 'g') { /* the erasure's tombstone (forget.lua writes it) */
+        if (!parse_i64(v, vl, &x) || x <= 0) goto bad;
+        cs->forgotten_at = x;
+        cs->exists = true;
         return;
     }
     if (fl == 2 && (memcmp(f, "cb", 2) == 0 || memcmp(f, "bo", 2) == 0 || memcmp(f, "oo", 2) == 0)) {
@@ -1300,6 +1309,7 @@ void md_cstate_view_of(const md_cstate *cs, md_cstate_view *v) {
         if (cs->last_ts[k] > v->newest_ts) v->newest_ts = cs->last_ts[k];
     v->balance_ts = cs->has_balance ? cs->balance_ts : 0;
     v->opted_out = cs->opted_out;
+    v->forgotten_at = cs->forgotten_at;
     v->complaint_until = cs->complaint_until;
     v->blackout_until = cs->blackout_until;
     v->n_contacts = cs->n_contacts;

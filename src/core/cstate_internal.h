@@ -131,6 +131,7 @@ struct md_cstate {
     size_t n_contacts, cap_contacts;
     md_camp_st *camps;
     int64_t complaint_until, blackout_until;
+    int64_t forgotten_at; /* the erasure tombstone ("fg"); 0 = never */
     int64_t due, due_loaded; /* when the schedule re-evaluates this customer (0: not scheduled), now and as loaded */
     bool opted_out;
     md_pending *pending;

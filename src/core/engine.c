@@ -26,8 +26,8 @@
 #include "cstate_internal.h"
 #include "momentd/jsonw.h"
 
-static const char *const applied_names[] = {"applied", "duplicate_offset", "duplicate_event_id", "too_late"};
-const char *md_applied_name(md_applied a) { return (unsigned)a < 4 ? applied_names[a] : "?"; }
+static const char *const applied_names[] = {"applied", "duplicate_offset", "duplicate_event_id", "too_late", "forgotten"};
+const char *md_applied_name(md_applied a) { return (unsigned)a < sizeof(applied_names) / sizeof(applied_names[0]) ? applied_names[a] : "?"; }
 
 static const char *const suppress_names[] = {
 #define MD_SUPPRESS_NAME(name, text) text,
@@ -910,6 +910,14 @@ static md_err follow_ups(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
 md_err md_engine_profile(md_cstate *cs, const char *json, const md_source *src, md_ops *ops, md_applied *applied, char *errstr,
                          size_t errstr_size) {
     *applied = MD_APPLIED;
+    /* An erased customer's profile is not taken back until they are active
+     * again (an event after the erasure): the compacted profiles topic still
+     * holds the old one, and a replay would restore it (docs/SPEC.md
+     * section 9, erasure). */
+    if (cs->forgotten_at > 0 && cs->newest_ts <= cs->forgotten_at) {
+        *applied = MD_FORGOTTEN;
+        return MD_ERR_OK;
+    }
     if (src && src->topic) {
         if (src->offset <= md_cs_watermark(cs, src->topic, src->partition)) {
             *applied = MD_DUP_OFFSET;
@@ -1017,7 +1025,12 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     out_reset(out);
     if (!cs->customer_id[0]) md_cstate_set_customer(cs, ev->customer_id);
 
-    /* 1. Guards. */
+    /* 1. Guards. An erased customer's events up to the erasure are never
+     * counted again (a replay must not bring them back); later ones are. */
+    if (cs->forgotten_at > 0 && t <= cs->forgotten_at) {
+        out->applied = MD_FORGOTTEN;
+        return MD_ERR_OK;
+    }
     if (src && src->topic) {
         if (src->offset <= md_cs_watermark(cs, src->topic, src->partition)) {
             out->applied = MD_DUP_OFFSET;

@@ -448,6 +448,7 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
         md_applied applied;
         /* Validated when added: only memory can fail here. */
         if (md_engine_profile(cs, it->profile_json, src, ops, &applied, err, errsz) == MD_ERR_NOMEM) return MD_ERR_NOMEM;
+        if (applied == MD_FORGOTTEN) b->n->forgotten++;
         return MD_ERR_OK;
     }
     if (it->kind == ITEM_DUE) {
@@ -489,6 +490,7 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
             b->n->stale += b->out.n_stale;
             if (b->out.applied == MD_DUP_OFFSET || b->out.applied == MD_DUP_EVENT_ID) b->n->duplicates++;
             else if (b->out.applied == MD_TOO_LATE) b->n->too_late++;
+            else if (b->out.applied == MD_FORGOTTEN) b->n->forgotten++;
             for (size_t t2 = 0; t2 < b->out.n_triggers; t2++) count_trigger(b, &b->out.triggers[t2]);
             if (b->out.applied == MD_APPLIED)
                 for (size_t c = 0; c < b->out.n_campaigns; c++)

@@ -63,6 +63,8 @@ typedef struct md_partition_lag {
     X(dedupe_evictions, "dedupe_evictions", "momentd_dedupe_evictions_total",                                                 \
       "Event ids the re-publication guard forgot for room (a customer with over 256 events in the horizon).")                 \
     X(too_late, "too_late", "momentd_too_late_total", "Events older than limits.max_lateness behind the customer's newest.")     \
+    X(forgotten, "forgotten", "momentd_forgotten_total", \
+      "Events and profiles of customers erased by momentd forget, ignored (a replay must not bring them back).") \
     X(profiles, "profiles", "momentd_profiles_total", "Profile updates applied.")                                                 \
     X(triggers, "triggers", NULL, "Marketing moments produced.")                                                                \
     X(holdouts, "holdouts", "momentd_holdout_decisions_total", "Triggers recorded for holdout customers (never sent).")          \

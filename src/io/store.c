@@ -18,6 +18,7 @@
 #include "tls_tunnel.h"
 
 extern const char md_lua_apply[];
+extern const char md_lua_forget[];
 
 struct md_store {
     char host[256];
@@ -795,3 +796,93 @@ md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size) {
     snprintf(pattern, sizeof(pattern), "%s:*", s->prefix);
     return scan_pages(s, pattern, unlink_page, NULL, errstr, errstr_size);
 }
+
+/* ------------------------------------------------------------------------- */
+/* Erasure                                                                    */
+
+/* One command, its reply checked for a type; NULL (with errstr) otherwise. */
+static redisReply *command_checked(md_store *s, int argc, const char **argv, int want, char *errstr, size_t errstr_size) {
+    size_t lens[8];
+    for (int i = 0; i < argc && i < 8; i++) lens[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
+    if (!r) {
+        snprintf(errstr, errstr_size, "redis: %s", s->c->errstr[0] ? s->c->errstr : "connection lost");
+        md_store_disconnect(s);
+        return NULL;
+    }
+    if (r->type != want) {
+        snprintf(errstr, errstr_size, "redis %s: %s", argv[0], r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* The customer's part of a contact-point contact field, "k:<ts>:<customer>:<campaign>"
+ * (campaign names have no ':'): whether it is customer_id's. */
+static bool contact_of(const char *field, size_t len, const char *customer_id) {
+    if (len < 4 || field[0] != 'k' || field[1] != ':') return false;
+    const char *p = field + 2, *end = field + len;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    if (p == field + 2 || p == end || *p != ':') return false;
+    p++;
+    const char *last = end;
+    while (last > p && last[-1] != ':') last--;
+    if (last == p) return false;
+    size_t cl = (size_t)(last - 1 - p);
+    return cl == strlen(customer_id) && memcmp(p, customer_id, cl) == 0;
+}
+
+md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t now_ms, int64_t tombstone_ms, md_forget_result *out,
+                                char *errstr, size_t errstr_size) {
+    memset(out, 0, sizeof(*out));
+    md_err e = ensure(s, errstr, errstr_size);
+    if (e) return e;
+    char key[256], outbox[260], at[32], ttl[32];
+    md_store_customer_key(s, customer_id, key, sizeof(key));
+    snprintf(outbox, sizeof(outbox), "%s:x", key);
+    snprintf(at, sizeof(at), "%lld", (long long)now_ms);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)tombstone_ms);
+    const char *eval[] = {"EVAL", md_lua_forget, "2", key, outbox, at, ttl};
+    redisReply *r = command_checked(s, 7, eval, REDIS_REPLY_ARRAY, errstr, errstr_size);
+    if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    if (r->elements != 4 || r->element[3]->type != REDIS_REPLY_STRING) {
+        snprintf(errstr, errstr_size, "redis: forget.lua: unexpected reply");
+        freeReplyObject(r);
+        return MD_ERR_REDIS_REPLY;
+    }
+    out->fields = r->element[0]->integer;
+    out->outbox = r->element[1]->integer;
+    out->kept_opt_out = r->element[2]->integer != 0;
+    snprintf(out->contact_point, sizeof(out->contact_point), "%s", r->element[3]->str);
+    freeReplyObject(r);
+    /* Its contacts on the contact point's key (another slot: a second step;
+     * a crash between the two leaves records that age out with the caps). */
+    if (out->contact_point[0]) {
+        char cpkey[400];
+        md_store_contact_point_key(s, out->contact_point, cpkey, sizeof(cpkey));
+        const char *hgetall[] = {"HGETALL", cpkey};
+        if (!(r = command_checked(s, 2, hgetall, REDIS_REPLY_ARRAY, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const redisReply *f = r->element[i];
+            if (f->type != REDIS_REPLY_STRING || !contact_of(f->str, f->len, customer_id)) continue;
+            const char *hdel[] = {"HDEL", cpkey, f->str};
+            redisReply *d = command_checked(s, 3, hdel, REDIS_REPLY_INTEGER, errstr, errstr_size);
+            if (!d) {
+                freeReplyObject(r);
+                return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+            }
+            out->contact_point_records += d->integer;
+            freeReplyObject(d);
+        }
+        freeReplyObject(r);
+    }
+    char due[128];
+    snprintf(due, sizeof(due), "%s:due", s->prefix);
+    const char *zrem[] = {"ZREM", due, customer_id};
+    if (!(r = command_checked(s, 3, zrem, REDIS_REPLY_INTEGER, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    out->was_scheduled = r->integer > 0;
+    freeReplyObject(r);
+    return MD_ERR_OK;
+}
+

@@ -89,6 +89,22 @@ md_err md_store_due_take(md_store *s, int64_t until_ms, size_t max, void (*fn)(v
 md_err md_store_forget_outbox(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states, char *errstr,
                               size_t errstr_size);
 
+/* Erases a customer (momentd forget): state, profile, contact log, trigger
+ * and decision records and outbox in one script (forget.lua), leaving a
+ * tombstone "fg" = now_ms kept tombstone_ms (an opted-out customer keeps the
+ * opt-out flag, for good); then its contacts on its contact point's key and
+ * its place in the schedule. What was there is reported in out. */
+typedef struct md_forget_result {
+    int64_t fields;                /* fields of the customer's hash before (0: no state) */
+    int64_t outbox;                /* outbox entries */
+    int64_t contact_point_records; /* its contacts on the contact point's key */
+    bool was_scheduled;
+    bool kept_opt_out;
+    char contact_point[300];
+} md_forget_result;
+md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t now_ms, int64_t tombstone_ms, md_forget_result *out,
+                                char *errstr, size_t errstr_size);
+
 /* Pipelined HDEL key field, for n pairs (outbox entries Kafka acknowledged). */
 md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char *const *fields, char *errstr,
                      size_t errstr_size);

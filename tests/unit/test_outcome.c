@@ -965,3 +965,42 @@ Test(outcome, a_decision_record_keeps_the_campaigns_fatigue_for_the_fit) {
     cr_assert_float_eq(d.values[m->n_features + m->n_statics], want, 0.001, "fatigue %g, want %g", d.values[m->n_features + m->n_statics], want);
     cr_assert_float_eq(out.eval[0].fatigue, want, 1e-9, "the same fatigue the engine multiplied the score by");
 }
+
+/* ---- erasure: the tombstone momentd forget leaves ---- */
+
+Test(outcome, an_erased_customers_old_events_and_profiles_are_ignored_until_they_come_back) {
+    const int64_t erased = TH_T0;
+    char fg[32];
+    snprintf(fg, sizeof(fg), "%lld", (long long)erased);
+    md_cstate_load_field(cs, "fg", 2, fg, strlen(fg));
+    md_cstate_view v;
+    md_cstate_view_of(cs, &v);
+    cr_assert_eq(v.forgotten_at, erased);
+    /* A replayed event from before the erasure: nothing is written. */
+    md_ops_clear(&ops);
+    event(LATE_PAYMENT, erased - TH_DAY, 80);
+    cr_assert_eq(out.applied, MD_FORGOTTEN);
+    cr_assert_eq(ops.n, 0, "not a single write");
+    event(LATE_PAYMENT, erased, 80);
+    cr_assert_eq(out.applied, MD_FORGOTTEN, "the erasure's own instant too");
+    /* Its old profile, replayed from the compacted topic: ignored. */
+    md_applied a;
+    char err[128];
+    cr_assert_eq(md_engine_profile(cs, "{\"customer_type\":\"resident\"}", NULL, &ops, &a, err, sizeof(err)), MD_ERR_OK);
+    cr_assert_eq(a, MD_FORGOTTEN);
+    cr_assert_eq(ops.n, 0);
+    /* The customer comes back: a later event counts, and then a profile. */
+    event(LATE_PAYMENT, erased + TH_HOUR, 80);
+    cr_assert_eq(out.applied, MD_APPLIED);
+    cr_assert_eq(md_engine_profile(cs, "{\"customer_type\":\"resident\"}", NULL, &ops, &a, err, sizeof(err)), MD_ERR_OK);
+    cr_assert_eq(a, MD_APPLIED);
+    /* Still no event from before the erasure. */
+    event(LATE_PAYMENT, erased - TH_HOUR, 80);
+    cr_assert_eq(out.applied, MD_FORGOTTEN);
+    /* A malformed tombstone is not loaded (a bad field, left for the loader to count). */
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, cust);
+    md_cstate_load_field(cs, "fg", 2, "x", 1);
+    md_cstate_view_of(cs, &v);
+    cr_assert_eq(v.forgotten_at, 0);
+}
