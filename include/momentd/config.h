@@ -192,6 +192,9 @@ typedef struct md_cfg_campaign {
     md_cfg_follow_up *follow_ups;
     size_t n_follow_ups;
     md_cfg_model model;
+    char *starts;   /* RFC 3339; "" = always started */
+    char *ends;     /* RFC 3339; "" = never ends */
+    int64_t priority; /* higher decides first for a customer; ties in file order */
     char *note;
 } md_cfg_campaign;
 

@@ -111,6 +111,10 @@ typedef struct md_cstate_view {
 } md_cstate_view;
 
 void md_cstate_view_of(const md_cstate *cs, md_cstate_view *v);
+/* Campaigns paused by an operator (bit c for campaign c; momentd pause), as
+ * the caller read them: decisions of a paused campaign are suppressed as
+ * paused. Kept across md_cstate_reset. */
+void md_cstate_set_paused(md_cstate *cs, uint32_t paused_campaigns);
 /* Profile attribute i < n_attrs. */
 void md_cstate_attr(const md_cstate *cs, size_t i, const char **key, const char **value);
 /* Campaign c's own state. */
@@ -192,7 +196,10 @@ const char *md_applied_name(md_applied a);
     X(QUIET_HOURS, "quiet_hours")                               \
     X(RECENT_CONVERSION, "recent_conversion")                   \
     X(LOW_VALUE, "low_value")                                   \
-    X(STALE, "stale")
+    X(STALE, "stale")                                           \
+    X(NOT_STARTED, "not_started")                               \
+    X(ENDED, "ended")                                           \
+    X(PAUSED, "paused")
 
 typedef enum md_suppress {
 #define MD_SUPPRESS_ENUM(name, text) MD_SUPPRESS_##name,

@@ -55,6 +55,8 @@ static const char usage[] =
     "                                  that followed; print hand against fitted weights, out-of-sample AUC, Brier,\n"
     "                                  log loss, calibration by decile and uplift; write a candidate configuration\n"
     "  load-profiles -c FILE PROFILES  write static profiles (CUSTOMER_ID|{json} lines, \"-\" = stdin) into Redis\n"
+    "  pause -c FILE CAMPAIGN          stop a campaign firing on every instance, from its next batch (no restart)\n"
+    "  resume -c FILE CAMPAIGN         let it fire again\n"
     "  forget -c FILE (CUSTOMER... | --from-file FILE) [--json]\n"
     "                                  erase customers (GDPR / PIPL): state, profile, contact log, records and outbox,\n"
     "                                  leaving a tombstone (privacy.forget_tombstone) so that a replay does not bring\n"
@@ -467,6 +469,12 @@ static int cmd_explain(const char *path, const char *customer, bool json, const 
             goto done;
         }
     }
+    uint32_t paused; /* campaigns an operator paused (momentd pause) block like any rule */
+    if (md_store_paused(store, cfg, &paused, NULL, err, sizeof(err))) {
+        fprintf(stderr, "momentd: %s\n", err);
+        goto done;
+    }
+    md_cstate_set_paused(cs, paused);
     md_engine_evaluate(cfg, cs, cp, at, &out);
     if (json) explain_json(cfg, cs, &out, at);
     else explain_text(cfg, cs, &out, at);
@@ -503,6 +511,39 @@ static int cmd_report(const char *path, const char *from, const char *to, bool j
     rc = 0;
 done:
     md_report_destroy(rep);
+    md_store_destroy(store);
+    md_config_destroy(cfg);
+    return rc;
+}
+
+/* momentd pause / resume: the run-time control every instance reads once a
+ * second (md_store_paused). */
+static int cmd_pause(const char *path, const char *campaign, bool paused) {
+    const char *verb = paused ? "pause" : "resume";
+    if (!path || !campaign) {
+        fprintf(stderr, "momentd: %s needs -c FILE and one CAMPAIGN\n", verb);
+        return 2;
+    }
+    md_config *cfg = load_or_die(path);
+    char err[512];
+    bool known = false;
+    for (size_t c = 0; c < cfg->n_campaigns; c++) known = known || strcmp(cfg->campaigns[c].name, campaign) == 0;
+    if (!known) {
+        fprintf(stderr, "momentd: %s: no campaign \"%.64s\" in %s\n", verb, campaign, path);
+        md_config_destroy(cfg);
+        return 2;
+    }
+    int rc = 1;
+    md_store *store = md_store_new(&cfg->redis, err, sizeof(err));
+    int64_t now = now_ms();
+    if (store && md_store_set_paused(store, campaign, paused, now, err, sizeof(err)) == MD_ERR_OK) {
+        char tb[32];
+        printf("campaign %s %s at %s: every momentd instance on %s applies it from its next batch (within a second)\n", campaign,
+               paused ? "paused" : "resumed", fmt_time(now, tb), cfg->redis.key_prefix);
+        rc = 0;
+    } else {
+        fprintf(stderr, "momentd: %s: %s\n", verb, err);
+    }
     md_store_destroy(store);
     md_config_destroy(cfg);
     return rc;
@@ -586,6 +627,8 @@ int main(int argc, char **argv) {
         }
         return md_load_profiles(config, argv[optind], redis); /* the loader already applied MOMENTD_REDIS_URL */
     }
+    if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)
+        return cmd_pause(config, optind == argc - 1 ? argv[optind] : NULL, strcmp(cmd, "pause") == 0);
     if (strcmp(cmd, "forget") == 0) {
         md_forget_opts fo = {config, (const char *const *)argv + optind, argc - optind, from_file, json};
         return md_forget(&fo);

@@ -80,6 +80,8 @@ typedef struct daemon {
     int64_t last_due_ms; /* the schedule's last pass */
     int64_t last_memory_ms;  /* when Redis's memory was last read */
     int64_t last_models_ms;  /* when the running models were last measured (learning.drift_check_every) */
+    int64_t last_control_ms; /* when the run-time control (paused campaigns) was last read */
+    uint32_t paused;         /* campaigns paused by an operator, as last read */
     size_t dead_letter_cap; /* most bytes of an original the producer can send in a dead letter */
     double dl_tokens;       /* dead letters that may still be produced now (limits.dead_letters_per_second) */
     int64_t dl_refill_ms;
@@ -592,6 +594,8 @@ static void remap_fired(daemon *d, const md_config *old, const md_config *neu) {
  * message in hand, so the switch is atomic for the stream: every batch is
  * decided wholly under one configuration. A file that does not load, or
  * that changes a setting only a restart can apply, changes nothing. */
+static void read_control(daemon *d);
+
 static void reload(daemon *d) {
     char err[1024];
     const char *path = d->cfg->path;
@@ -618,9 +622,13 @@ static void reload(daemon *d) {
     d->n.reloads++;
     learn_outputs(d); /* channels the new configuration added */
     d->snap.config_loaded_ms = wall_ms();
-    /* Campaigns and versions may have changed: measure the new ones soon. */
+    /* Campaigns and versions may have changed: measure the new ones soon,
+     * and read the paused ones again by the new campaign indices. */
     memset(d->snap.models, 0, sizeof(d->snap.models));
     d->last_models_ms = 0;
+    d->paused = 0;
+    read_control(d); /* before the next batch, which is decided under the new configuration */
+    d->last_control_ms = wall_ms();
     if (d->status) md_status_config_swap(d->status, neu); /* waits out a scrape or report reading the old one */
     md_config_destroy(old);
     apply_log_level(neu);
@@ -644,6 +652,22 @@ static void reload(daemon *d) {
  * last 30 days whose attribution window has closed (read from the funnel
  * keys), for /metrics; a calibration error that crosses
  * learning.calibration_bound is logged once each way. */
+/* Campaigns paused or resumed by an operator (momentd pause / resume), read
+ * once a second from Redis: every instance applies them from its next
+ * batch; each change is logged. */
+static void read_control(daemon *d) {
+    char err[512];
+    uint32_t mask;
+    if (md_store_paused(d->store, d->cfg, &mask, NULL, err, sizeof(err)) != MD_ERR_OK) return; /* Redis down: the batches say so */
+    for (size_t c = 0; c < d->cfg->n_campaigns && c < 32; c++)
+        if ((mask ^ d->paused) & (1u << c))
+            md_log(MD_LOG_WARN, "control", mask & (1u << c) ? "campaign paused: it fires nothing until resumed" : "campaign resumed",
+                   "campaign", d->cfg->campaigns[c].name, NULL);
+    d->paused = mask;
+    d->snap.paused_campaigns = mask;
+    md_batch_set_paused(d->batch, mask);
+}
+
 static void check_models(daemon *d) {
     const md_config *cfg = d->cfg;
     int64_t now = wall_ms();
@@ -738,6 +762,8 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
     d.snap.redis_ok = md_store_connected(d.store);
     md_log(MD_LOG_INFO, "daemon", "started", "brokers", cfg->kafka.brokers, "group", cfg->kafka.group_id, "config", cfg->path, NULL);
     d.last_stats_ms = wall_ms();
+    read_control(&d); /* a campaign paused before the start stays paused from the first batch */
+    d.last_control_ms = wall_ms();
     while (!*stop) {
         if (d.reload && *d.reload) {
             *d.reload = 0;
@@ -819,6 +845,10 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
                 d.snap.redis_maxmemory = max;
             }
             d.last_memory_ms = wall_ms();
+        }
+        if (wall_ms() - d.last_control_ms >= 1000) {
+            read_control(&d);
+            d.last_control_ms = wall_ms();
         }
         if (d.cfg->learning.drift_check_every_ms > 0 && wall_ms() - d.last_models_ms >= d.cfg->learning.drift_check_every_ms) {
             check_models(&d);

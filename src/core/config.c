@@ -203,6 +203,9 @@ static const md_field campaign_fields[] = {
     ARR(md_cfg_campaign, "arms", arms, n_arms, arm_table, md_cfg_arm, "", "Policy arms: customers split (stable hash) between contact policies, compared in the report."),
     ARR(md_cfg_campaign, "follow_ups", follow_ups, n_follow_ups, follow_up_table, md_cfg_follow_up, "", "Contacts chained on outcomes (an SMS after a connected call, an in-app message after an unanswered one)."),
     OBJ(md_cfg_campaign, "model", model, model_table, "The demand model."),
+    STR(md_cfg_campaign, starts, "", "Event time (RFC 3339) from which the campaign may fire; \"\" = always. Before it, decisions are suppressed as not_started."),
+    STR(md_cfg_campaign, ends, "", "Event time (RFC 3339) from which it no longer fires (suppressed as ended); \"\" = never."),
+    INT(md_cfg_campaign, priority, "0", -1000, 1000, "Campaigns are decided for a customer highest priority first (file order among equals): a contact one makes counts for the caps of the next."),
     STR(md_cfg_campaign, note, "", "Free text for reviewers, ignored by the engine."),
 };
 static const md_table campaign_table = {"campaign", campaign_fields, NF(campaign_fields)};
@@ -493,7 +496,8 @@ void md_config_print_summary(const md_config *cfg, FILE *out) {
         else fprintf(out, " %.0f-%.0fd", c->cooldown.min_days, c->cooldown.max_days);
         fprintf(out, ", holdout %.1f%%, routes:", c->holdout_pct);
         for (size_t r = 0; r < c->n_routes; r++) fprintf(out, " %s", c->routes[r].channel);
-        fprintf(out, "\n");
+        fprintf(out, "\n            priority %lld, starts %s, ends %s\n", (long long)c->priority, *c->starts ? c->starts : "always",
+                *c->ends ? c->ends : "never");
         for (size_t a = 0; a < c->n_arms; a++) {
             const md_cfg_cooldown *cd = &c->arms[a].cooldown;
             fprintf(out, "            arm %-12s %5.1f%% of customers, cooldown %s", c->arms[a].name, c->arms[a].share_pct, cd->mode);

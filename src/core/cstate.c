@@ -1166,6 +1166,8 @@ void md_decision_format(const md_decision *d, char *field, size_t fsz, char *val
 
 size_t md_cstate_decision_count(const md_cstate *cs) { return cs->n_drecs; }
 
+void md_cstate_set_paused(md_cstate *cs, uint32_t paused_campaigns) { cs->paused_campaigns = paused_campaigns; }
+
 bool md_cstate_decision(const md_cstate *cs, size_t i, md_decision *out) {
     if (i >= cs->n_drecs) return false;
     const md_drec *d = &cs->drecs[i];

@@ -132,6 +132,7 @@ struct md_cstate {
     md_camp_st *camps;
     int64_t complaint_until, blackout_until;
     int64_t forgotten_at; /* the erasure tombstone ("fg"); 0 = never */
+    uint32_t paused_campaigns; /* bit c: campaign c is paused (md_cstate_set_paused; not stored in the customer's state) */
     int64_t due, due_loaded; /* when the schedule re-evaluates this customer (0: not scheduled), now and as loaded */
     bool opted_out;
     md_pending *pending;

@@ -454,6 +454,13 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
     e->untimed = false;
     e->eligible_again_ms = 0;
     e->deciding_rule = NULL;
+    /* The campaign's lifecycle first: paused by an operator (momentd pause),
+     * not started or ended by its dates (event time, so replays agree).
+     * Untimed: a campaign starting in three months must not put every
+     * customer it sees into the schedule. */
+    if (cs->paused_campaigns & (1u << c)) note_block(e, MD_SUPPRESS_PAUSED, 0);
+    if (rc->starts_ms && t < rc->starts_ms) note_block(e, MD_SUPPRESS_NOT_STARTED, 0);
+    if (rc->ends_ms && t >= rc->ends_ms) note_block(e, MD_SUPPRESS_ENDED, 0);
     const md_cfg_cooldown *cd = cooldown_of(cfg, cs, c, &e->arm);
     /* Fatigue lowers the chance of a response the same way in both modes. */
     e->fatigue = md_fatigue_at(st->fatigue, st->fatigue_ts, t, cfg->outcomes.fatigue_half_life_ms);
@@ -680,7 +687,9 @@ static void funnel_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char 
 static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_event *ev, int64_t t, int64_t fresh_from,
                              const char *cause, int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
     int64_t due = 0;
-    for (size_t c = 0; c < cfg->n_campaigns; c++) {
+    /* Highest priority first: its contact counts for the caps of the next. */
+    for (size_t k = 0; k < cfg->n_campaigns; k++) {
+        size_t c = cs->r->campaign_order[k];
         md_campaign_eval *e = &out->eval[c];
         md_camp_st *st = &cs->camps[c];
         const md_cfg_campaign *cc = &cfg->campaigns[c];

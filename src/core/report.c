@@ -72,6 +72,7 @@ struct md_report {
     int utc_offset_min;
     model_tally *models;
     size_t n_models;
+    int64_t paused_since[MD_MAX_CAMPAIGNS]; /* md_report_set_paused; 0 = running */
     char from[16], to[16];
     int n_days;
     char (*day_names)[16];
@@ -273,6 +274,10 @@ void md_report_arm_vs_first(const md_report *r, int campaign, int arm, md_arm_co
                                           &out->difference_pp, &out->low_pp, &out->high_pp);
 }
 
+void md_report_set_paused(md_report *r, const int64_t *since_ms) {
+    for (size_t c = 0; c < r->cfg->n_campaigns && c < MD_MAX_CAMPAIGNS; c++) r->paused_since[c] = since_ms[c];
+}
+
 size_t md_report_n_models(const md_report *r) { return r->n_models; }
 
 void md_report_model(const md_report *r, size_t i, md_model_report *out) {
@@ -442,7 +447,12 @@ void md_report_print_text(const md_report *r, FILE *out) {
     fprintf(out, "momentd report, trigger days %s .. %s (%s)\n", r->from, r->to, r->cfg->contact.default_utc_offset);
     fprintf(out, "rates are shares of the triggers sent on that channel\n");
     for (size_t c = 0; c < r->cfg->n_campaigns; c++) {
-        fprintf(out, "\ncampaign %s\n  %-14s", r->cfg->campaigns[c].name, "channel");
+        const md_cfg_campaign *lc = &r->cfg->campaigns[c];
+        char since[32];
+        fprintf(out, "\ncampaign %s (priority %lld; starts %s, ends %s; %s%s)\n  %-14s", lc->name, (long long)lc->priority,
+                *lc->starts ? lc->starts : "always", *lc->ends ? lc->ends : "never",
+                c < MD_MAX_CAMPAIGNS && r->paused_since[c] ? "PAUSED since " : "running",
+                c < MD_MAX_CAMPAIGNS && r->paused_since[c] ? (md_format_time(r->paused_since[c], since), since) : "", "channel");
         for (size_t k = 0; k < N_FUNNEL; k++) fprintf(out, " %10s", stage_names[funnel_stages[k]]);
         fprintf(out, "\n");
         bool any = false;
@@ -517,6 +527,17 @@ void md_report_print_json(const md_report *r, FILE *out) {
     for (size_t c = 0; c < r->cfg->n_campaigns; c++) {
         md_jsonw_obj_open(&w);
         md_jsonw_kstr(&w, "campaign", r->cfg->campaigns[c].name);
+        md_jsonw_key(&w, "lifecycle");
+        md_jsonw_obj_open(&w);
+        md_jsonw_kint(&w, "priority", r->cfg->campaigns[c].priority);
+        md_jsonw_kstr(&w, "starts", r->cfg->campaigns[c].starts);
+        md_jsonw_kstr(&w, "ends", r->cfg->campaigns[c].ends);
+        int64_t ps = c < MD_MAX_CAMPAIGNS ? r->paused_since[c] : 0;
+        md_jsonw_kbool(&w, "paused", ps != 0);
+        char pst[32] = "";
+        if (ps) md_format_time(ps, pst);
+        md_jsonw_kstr(&w, "paused_since", pst);
+        md_jsonw_obj_close(&w);
         md_jsonw_key(&w, "channels");
         md_jsonw_arr_open(&w);
         for (size_t g = 0; g < r->n_groups; g++) {

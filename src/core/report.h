@@ -125,6 +125,10 @@ void md_report_model(const md_report *r, size_t i, md_model_report *out);
 /* The model report of campaign's version; false when it decided nothing in the range. */
 bool md_report_model_of(const md_report *r, int campaign, const char *version, md_model_report *out);
 
+/* When each campaign was paused by an operator (since_ms[c], 0 = running;
+ * md_store_paused), shown with its priority and dates. */
+void md_report_set_paused(md_report *r, const int64_t *since_ms);
+
 void md_report_print_text(const md_report *r, FILE *out);
 void md_report_print_json(const md_report *r, FILE *out);
 

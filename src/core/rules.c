@@ -327,6 +327,27 @@ static bool check_arm_model(compiler *c, size_t i, size_t a) {
     return true;
 }
 
+/* A campaign's start or end: RFC 3339, or "" for none (0). */
+static bool campaign_time(compiler *c, const char *text, int64_t *out, size_t i, const char *key) {
+    *out = 0;
+    if (!text || !*text) return true;
+    if (!md_parse_rfc3339(text, strlen(text), out) || *out <= 0)
+        return cerr(c, "$.campaigns[%zu].%s: \"%.64s\" is not an RFC 3339 time (2026-12-01T00:00:00+08:00)", i, key, text);
+    return true;
+}
+
+/* Campaign indices by priority, highest first; stable, so file order among equals. */
+static void order_campaigns(const md_config *cfg, size_t *order) {
+    for (size_t i = 0; i < cfg->n_campaigns; i++) {
+        size_t j = i;
+        while (j > 0 && cfg->campaigns[order[j - 1]].priority < cfg->campaigns[i].priority) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+}
+
 static bool compile_campaigns(compiler *c) {
     const md_config *cfg = c->cfg;
     md_rules *r = c->r;
@@ -358,6 +379,9 @@ static bool compile_campaigns(compiler *c) {
         if (cc->n_arms && fabs(shares - 100) > 1e-6)
             return cerr(c, "$.campaigns[%zu].arms: the shares sum to %g, not 100", i, shares);
         rc->fixed_cooldown = strcmp(cd->mode, "fixed") == 0;
+        if (!campaign_time(c, cc->starts, &rc->starts_ms, i, "starts") || !campaign_time(c, cc->ends, &rc->ends_ms, i, "ends")) return false;
+        if (rc->starts_ms && rc->ends_ms && rc->ends_ms <= rc->starts_ms)
+            return cerr(c, "$.campaigns[%zu].ends: %s is not after starts %s", i, cc->ends, cc->starts);
         if (!is_model_version(cc->model.version))
             return cerr(c, "$.campaigns[%zu].model.version: \"%.120s\" must be 1-%d bytes of letters, digits, '.', '_' and '-'", i,
                         cc->model.version ? cc->model.version : "", MD_MODEL_VERSION_MAX);
@@ -470,7 +494,9 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
     r->tags = calloc(cfg->n_tags + 1, sizeof(md_rtag));
     r->campaigns = calloc(cfg->n_campaigns + 1, sizeof(md_rcampaign));
     r->channels = calloc(cfg->n_channels + 1, sizeof(md_rchannel));
-    if (!r->signals || !r->windows || !r->tags || !r->campaigns || !r->channels) cerr(&c, "out of memory");
+    r->campaign_order = calloc(cfg->n_campaigns + 1, sizeof(size_t));
+    if (!r->signals || !r->windows || !r->tags || !r->campaigns || !r->channels || !r->campaign_order) cerr(&c, "out of memory");
+    else order_campaigns(cfg, r->campaign_order);
     /* The two attributes the contact rules read are always known. */
     r->attr_contact_point = profile_attr(r, "contact_point");
     r->attr_utc_offset = profile_attr(r, "utc_offset");
@@ -560,6 +586,7 @@ void md_rules_destroy(md_rules *r) {
     free(r->windows);
     free(r->tags);
     free(r->campaigns);
+    free(r->campaign_order);
     free(r->channels);
     free(r);
 }

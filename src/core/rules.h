@@ -107,6 +107,7 @@ typedef struct md_rcampaign {
     /* The seed of the learning sample's stable hash (md_learning_sampled),
      * derived from the campaign's name once, not per decision. */
     uint64_t learning_seed;
+    int64_t starts_ms, ends_ms; /* campaigns[].starts / ends; 0 = none */
 } md_rcampaign;
 
 typedef struct md_rchannel {
@@ -121,6 +122,7 @@ typedef struct md_rules {
     md_rwindow *windows;
     md_rtag *tags;
     md_rcampaign *campaigns;
+    size_t *campaign_order; /* campaign indices, highest priority first (file order among equals) */
     md_rchannel *channels;
     md_expr *blackout_after;
     int default_utc_offset_min;

@@ -76,6 +76,7 @@ struct md_batch {
     md_store *store;
     md_batch_clock clock;
     int64_t newest_event_ms; /* the newest event time decided (md_batch_newest_event) */
+    uint32_t paused_campaigns; /* md_batch_set_paused */
     md_batch_hooks hooks;
     md_counters *n;
     md_counters own_counters; /* where counts go when the caller keeps none */
@@ -439,6 +440,7 @@ static void count_trigger(md_batch *b, const md_trigger *tr) {
 /* Decides one input against its customer's state. MD_ERR_NOMEM only. */
 static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t errsz) {
     md_cstate *cs = b->states[it->customer];
+    md_cstate_set_paused(cs, b->paused_campaigns);
     md_ops *ops = &b->ops[it->customer], *cp_ops = &b->cp_ops[it->customer];
     int cpi = b->cust_cp[it->customer];
     md_cpstate *cp = cpi >= 0 ? b->cps[cpi] : NULL;
@@ -708,3 +710,5 @@ md_err md_batch_make_room(md_batch *b, char *errstr, size_t errstr_size) {
 }
 
 int64_t md_batch_newest_event(const md_batch *b) { return b->newest_event_ms; }
+
+void md_batch_set_paused(md_batch *b, uint32_t paused_campaigns) { b->paused_campaigns = paused_campaigns; }

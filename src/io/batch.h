@@ -147,4 +147,8 @@ void md_batch_clear(md_batch *b);
  * replay's history ends. */
 int64_t md_batch_newest_event(const md_batch *b);
 
+/* Campaigns an operator paused (bit c: campaign c of the batch's
+ * configuration; md_store_paused), applied from the next run on. */
+void md_batch_set_paused(md_batch *b, uint32_t paused_campaigns);
+
 #endif

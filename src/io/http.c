@@ -182,6 +182,12 @@ static void render_metrics(FILE *f, const md_status_snapshot *sp, const md_confi
         label(f, cfg->campaigns[c].model.version);
         fputs("\"} 1\n", f);
     }
+    fprintf(f, "# HELP momentd_campaign_paused 1 while an operator has paused the campaign (momentd pause).\n# TYPE momentd_campaign_paused gauge\n");
+    for (size_t c = 0; c < cfg->n_campaigns && c < 32; c++) {
+        fputs("momentd_campaign_paused{campaign=\"", f);
+        label(f, cfg->campaigns[c].name);
+        fprintf(f, "\"} %d\n", (sp->paused_campaigns >> c) & 1u ? 1 : 0);
+    }
     static const char *const model_metrics[3][2] = {
         {"momentd_model_labelled_decisions", "Treated decisions of the running model in the last 30 days whose attribution window has closed."},
         {"momentd_model_calibration_error", "Largest gap between predicted and observed conversion over the running model's deciles of learning.calibration_min decisions (a share; absent while none has that many)."},

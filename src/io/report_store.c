@@ -49,6 +49,13 @@ md_report *md_report_read(md_store *s, const md_config *cfg, int64_t from_day, i
     load_ctx l = {rep, cfg->n_campaigns};
     if (!ok) snprintf(errstr, errstr_size, "out of memory");
     else if (md_store_hgetall_each(s, n, (const char *const *)keys, add_field, &l, errstr, errstr_size) != MD_ERR_OK) ok = false;
+    /* And which campaigns an operator paused (momentd pause). */
+    uint32_t mask;
+    int64_t since[MD_MAX_CAMPAIGNS + 1];
+    if (ok && cfg->n_campaigns <= MD_MAX_CAMPAIGNS) {
+        if (md_store_paused(s, cfg, &mask, since, errstr, errstr_size) != MD_ERR_OK) ok = false;
+        else md_report_set_paused(rep, since);
+    }
     for (size_t i = 0; keys && i < n; i++) free(keys[i]);
     free(keys);
     if (!ok) {

@@ -114,6 +114,7 @@ typedef struct md_status_snapshot {
     int64_t max_lag;         /* largest known lag over the assigned partitions; -1 = none known */
     int64_t redis_used_memory, redis_maxmemory; /* INFO memory, read every few seconds; -1 = not known yet */
     md_model_status models[MD_MAX_CAMPAIGNS]; /* by the running configuration's campaign index */
+    uint32_t paused_campaigns;                /* bit c: campaign c paused by an operator */
     md_hist latency[MD_LAT_COUNT];
     md_partition_lag lag[MD_STATUS_MAX_PARTITIONS];
     int n_lag;

@@ -886,3 +886,44 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
     return MD_ERR_OK;
 }
 
+/* ------------------------------------------------------------------------- */
+/* Run-time control                                                           */
+
+md_err md_store_paused(md_store *s, const md_config *cfg, uint32_t *mask, int64_t *since_ms, char *errstr, size_t errstr_size) {
+    *mask = 0;
+    if (since_ms) memset(since_ms, 0, cfg->n_campaigns * sizeof(int64_t));
+    md_err e = ensure(s, errstr, errstr_size);
+    if (e) return e;
+    char key[128];
+    snprintf(key, sizeof(key), "%s:control", s->prefix);
+    const char *argv[] = {"HGETALL", key};
+    redisReply *r = command_checked(s, 2, argv, REDIS_REPLY_ARRAY, errstr, errstr_size);
+    if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || f->len < 8 || memcmp(f->str, "paused:", 7) != 0) continue;
+        for (size_t c = 0; c < cfg->n_campaigns && c < 32; c++)
+            if (strcmp(cfg->campaigns[c].name, f->str + 7) == 0) {
+                *mask |= 1u << c;
+                if (since_ms) since_ms[c] = strtoll(v->str, NULL, 10);
+            }
+    }
+    freeReplyObject(r);
+    return MD_ERR_OK;
+}
+
+md_err md_store_set_paused(md_store *s, const char *campaign, bool paused, int64_t now_ms, char *errstr, size_t errstr_size) {
+    md_err e = ensure(s, errstr, errstr_size);
+    if (e) return e;
+    char key[128], field[160], at[32];
+    snprintf(key, sizeof(key), "%s:control", s->prefix);
+    snprintf(field, sizeof(field), "paused:%s", campaign);
+    snprintf(at, sizeof(at), "%lld", (long long)now_ms);
+    /* HSETNX: pausing again keeps the first pause's time. */
+    const char *set[] = {"HSETNX", key, field, at}, *del[] = {"HDEL", key, field};
+    redisReply *r = command_checked(s, paused ? 4 : 3, paused ? set : del, REDIS_REPLY_INTEGER, errstr, errstr_size);
+    if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    freeReplyObject(r);
+    return MD_ERR_OK;
+}
+

@@ -105,6 +105,13 @@ typedef struct md_forget_result {
 md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t now_ms, int64_t tombstone_ms, md_forget_result *out,
                                 char *errstr, size_t errstr_size);
 
+/* Run-time control shared by every instance, the hash "<prefix>:control":
+ * field "paused:<campaign>" = when an operator paused it (momentd pause).
+ * md_store_paused reads it as a mask over cfg's campaigns (bit c), with the
+ * pause times in since_ms[c] (0: not paused; NULL: not wanted). */
+md_err md_store_paused(md_store *s, const struct md_config *cfg, uint32_t *mask, int64_t *since_ms, char *errstr, size_t errstr_size);
+md_err md_store_set_paused(md_store *s, const char *campaign, bool paused, int64_t now_ms, char *errstr, size_t errstr_size);
+
 /* Pipelined HDEL key field, for n pairs (outbox entries Kafka acknowledged). */
 md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char *const *fields, char *errstr,
                      size_t errstr_size);

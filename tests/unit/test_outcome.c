@@ -1004,3 +1004,72 @@ Test(outcome, an_erased_customers_old_events_and_profiles_are_ignored_until_they
     md_cstate_view_of(cs, &v);
     cr_assert_eq(v.forgotten_at, 0);
 }
+
+/* ---- the campaign's lifecycle: dates, pause, priority ---- */
+
+static void with_campaign_keys(const char *keys) {
+    char err[512], to[512];
+    md_cstate_destroy(cs);
+    md_config_destroy(cfg);
+    cs = NULL;
+    cfg = NULL;
+    snprintf(to, sizeof(to), "\"name\": \"prepay_wallet\", %s,", keys);
+    cfg = th_config_with("\"name\": \"prepay_wallet\",", to, err, sizeof(err));
+    cr_assert(cfg, "%s", err);
+    cs = md_cstate_new(cfg);
+    md_ops_clear(&ops);
+    pick_customer(false);
+}
+
+static void late_story(int64_t t) {
+    event(LATE_PAYMENT, t - 60 * TH_DAY, 80);
+    event(LATE_PAYMENT, t - 30 * TH_DAY, 60);
+    event(LATE_PAYMENT, t, 50);
+}
+
+Test(outcome, a_campaign_fires_only_between_its_dates) {
+    char keys[200], s[32], e[32];
+    md_format_time(TH_T0, s);
+    md_format_time(TH_T0 + 100 * TH_DAY, e);
+    snprintf(keys, sizeof(keys), "\"starts\": \"%s\", \"ends\": \"%s\"", s, e);
+    with_campaign_keys(keys);
+    late_story(TH_T0 - TH_HOUR);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[0].suppressed, MD_SUPPRESS_NOT_STARTED);
+    cr_assert_eq(out.eval[0].eligible_again_ms, 0, "untimed: the start puts nobody into the schedule");
+    pick_customer(false);
+    late_story(TH_T0 + 50 * TH_DAY);
+    cr_assert_eq(out.n_triggers, 1, "fires between its dates");
+    pick_customer(false);
+    late_story(TH_T0 + 100 * TH_DAY);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[0].suppressed, MD_SUPPRESS_ENDED, "from its end on");
+}
+
+Test(outcome, a_paused_campaign_fires_nothing_and_resumes) {
+    md_cstate_set_paused(cs, 1u << 0);
+    late_story(TH_T0);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[0].suppressed, MD_SUPPRESS_PAUSED);
+    md_cstate_set_paused(cs, 0);
+    event(LATE_PAYMENT, TH_T0 + TH_HOUR, 40);
+    cr_assert_eq(out.n_triggers, 1, "resumed: the next event fires");
+}
+
+Test(outcome, campaigns_are_decided_highest_priority_first) {
+    cr_assert_eq(cfg->rules->campaign_order[0], 0, "equal priority: file order");
+    with_campaign_keys("\"priority\": -1");
+    cr_assert_eq(cfg->rules->campaign_order[0], 1, "bill_instalment (0) before prepay_wallet (-1)");
+    cr_assert_eq(cfg->rules->campaign_order[1], 0);
+}
+
+Test(outcome, bad_dates_are_refused_at_load) {
+    char err[512];
+    md_config *bad = th_config_with("\"name\": \"prepay_wallet\",", "\"name\": \"prepay_wallet\", \"starts\": \"tomorrow\",", err, sizeof(err));
+    cr_assert_null(bad);
+    cr_assert(strstr(err, "$.campaigns[0].starts: \"tomorrow\" is not an RFC 3339 time"), "%s", err);
+    bad = th_config_with("\"name\": \"prepay_wallet\",",
+                         "\"name\": \"prepay_wallet\", \"starts\": \"2026-06-01T00:00:00Z\", \"ends\": \"2026-05-01T00:00:00Z\",", err, sizeof(err));
+    cr_assert_null(bad);
+    cr_assert(strstr(err, "$.campaigns[0].ends: 2026-05-01T00:00:00Z is not after starts"), "%s", err);
+}
