@@ -478,20 +478,28 @@ Test(outcome, each_arm_contacts_under_its_own_policy_and_is_counted_apart) {
  * an unanswered call, SMS 10 minutes after a connected one; daily_cap is the
  * customer's contacts per rolling 24 h (the default policy allows 1, which
  * leaves no room for a follow-up the same day). */
-static void with_follow_ups_cap(int daily_cap) {
-    char err[512], cap[64];
+/* The suite's configuration with (from, to) text edits, a fresh state and
+ * a fresh customer outside the holdout groups. */
+static void use_config(const char *const *pairs, size_t n_pairs) {
+    char err[512];
     md_cstate_destroy(cs);
     md_config_destroy(cfg);
     cs = NULL; /* teardown must not free them again if the load fails */
     cfg = NULL;
+    cfg = th_config_edit(pairs, n_pairs, err, sizeof(err));
+    cr_assert(cfg, "%s", err);
+    cs = md_cstate_new(cfg);
+    md_ops_clear(&ops);
+    pick_customer(false);
+}
+
+static void with_follow_ups_cap(int daily_cap) {
+    char cap[64];
     snprintf(cap, sizeof(cap), "{\"max\": %d, \"per\": \"24h\", \"scope\": \"customer\"}", daily_cap);
     const char *pairs[] = {"{\"max\": 1, \"per\": \"24h\", \"scope\": \"customer\"}", cap,
                            "\"channel\": \"in_app\", \"gap\": \"24h\"}", "\"channel\": \"in_app\", \"gap\": \"2h\"}",
                            "\"channel\": \"sms\", \"gap\": \"24h\"}", "\"channel\": \"sms\", \"gap\": \"10m\"}"};
-    cfg = th_config_edit(pairs, 3, err, sizeof(err));
-    cr_assert(cfg, "%s", err);
-    cs = md_cstate_new(cfg);
-    pick_customer(false);
+    use_config(pairs, 3);
 }
 static void with_follow_ups(void) { with_follow_ups_cap(2); }
 
@@ -593,18 +601,10 @@ Test(outcome, nul_in_status_is_rejected_not_read_uninitialised) {
 
 /* The suite's configuration with a learning section, and a fresh customer. */
 static void with_learning(const char *learning) {
-    char err[256], to[256];
-    md_cstate_destroy(cs);
-    md_config_destroy(cfg);
-    cs = NULL;
-    cfg = NULL;
+    char to[256];
     snprintf(to, sizeof(to), "\"learning\": %s, \"contact_policy\": {", learning);
     const char *pairs[] = {"\"contact_policy\": {", to};
-    cfg = th_config_edit(pairs, 1, err, sizeof(err));
-    cr_assert(cfg, "%s", err);
-    cs = md_cstate_new(cfg);
-    md_ops_clear(&ops);
-    pick_customer(false);
+    use_config(pairs, 1);
 }
 
 /* The decision record of campaign `campaign` made at t, as the ops left it
@@ -846,7 +846,6 @@ Test(outcome, an_older_trigger_record_without_p_loads_and_counts_no_quality) {
  * "candidate" with a model of its own: the same features, intercept moved
  * by `shift`, version prepay_wallet-fit-test, threshold `thr`. */
 static void with_candidate_arm(double shift, double thr) {
-    char err[512];
     md_config *base = th_default_config();
     const md_cfg_model *m = &base->campaigns[0].model;
     md_jsonw w;
@@ -888,15 +887,9 @@ static void with_candidate_arm(double shift, double thr) {
              "{\"name\": \"candidate\", \"share_pct\": 50, \"cooldown\": {\"mode\": \"adaptive\"}, \"threshold\": %g, \"model\": %s}],",
              thr, w.buf);
     md_jsonw_fini(&w);
-    md_cstate_destroy(cs);
-    md_config_destroy(cfg);
-    cs = NULL;
-    cfg = NULL;
-    cfg = th_config_with("\"name\": \"prepay_wallet\",", to, err, sizeof(err));
+    const char *pairs[] = {"\"name\": \"prepay_wallet\",", to};
+    use_config(pairs, 1);
     free(to);
-    cr_assert(cfg, "%s", err);
-    cs = md_cstate_new(cfg);
-    md_ops_clear(&ops);
 }
 
 /* A customer outside prepay_wallet's holdout in arm `arm`. */
@@ -1008,17 +1001,10 @@ Test(outcome, an_erased_customers_old_events_and_profiles_are_ignored_until_they
 /* ---- the campaign's lifecycle: dates, pause, priority ---- */
 
 static void with_campaign_keys(const char *keys) {
-    char err[512], to[512];
-    md_cstate_destroy(cs);
-    md_config_destroy(cfg);
-    cs = NULL;
-    cfg = NULL;
+    char to[512];
     snprintf(to, sizeof(to), "\"name\": \"prepay_wallet\", %s,", keys);
-    cfg = th_config_with("\"name\": \"prepay_wallet\",", to, err, sizeof(err));
-    cr_assert(cfg, "%s", err);
-    cs = md_cstate_new(cfg);
-    md_ops_clear(&ops);
-    pick_customer(false);
+    const char *pairs[] = {"\"name\": \"prepay_wallet\",", to};
+    use_config(pairs, 1);
 }
 
 static void late_story(int64_t t) {
