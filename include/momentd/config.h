@@ -244,6 +244,11 @@ typedef struct md_cfg_learning {
     int64_t drift_check_every_ms; /* how often the daemon measures its running models; 0 = never */
 } md_cfg_learning;
 
+typedef struct md_cfg_audit {
+    int64_t keep_ms;          /* how long a customer's decision audit is kept; 0 = none kept */
+    int64_t max_per_campaign; /* audit entries per customer and campaign, the oldest dropped first */
+} md_cfg_audit;
+
 typedef struct md_cfg_privacy {
     int64_t forget_tombstone_ms; /* how long momentd forget's tombstone keeps a replay from bringing a customer back */
 } md_cfg_privacy;
@@ -276,6 +281,7 @@ typedef struct md_config {
     md_cfg_outcomes outcomes;
     md_cfg_learning learning;
     md_cfg_privacy privacy;
+    md_cfg_audit audit;
     md_cfg_campaign *campaigns;
     size_t n_campaigns;
     struct md_rules *rules; /* owned */

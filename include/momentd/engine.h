@@ -19,6 +19,7 @@
 
 #define MD_DAY_MS INT64_C(86400000)
 #define MD_TRIGGER_ID_LEN 34 /* "m" + 32 hex digits + NUL */
+#define MD_MOMENT_SCHEMA_VERSION 1 /* every moment's "schema_version" (docs/schemas/moment.schema.json) */
 
 /* ------------------------------------------------------------------------- */
 /* Field operations on one customer's Redis hash                              */
@@ -115,6 +116,18 @@ void md_cstate_view_of(const md_cstate *cs, md_cstate_view *v);
  * the caller read them: decisions of a paused campaign are suppressed as
  * paused. Kept across md_cstate_reset. */
 void md_cstate_set_paused(md_cstate *cs, uint32_t paused_campaigns);
+/* The decision audit (explain --history): runs of a campaign's decisions
+ * that ended the same way. outcome: "fired", "holdout" or the suppression
+ * reason; p: p_contact at the last decision of the run. */
+typedef struct md_audit_entry {
+    int campaign;
+    int64_t from_ms, last_ms;
+    const char *outcome;
+    double p;
+} md_audit_entry;
+size_t md_cstate_audit_count(const md_cstate *cs);
+void md_cstate_audit(const md_cstate *cs, size_t i, md_audit_entry *out);
+const char *md_audit_outcome_name(int outcome);
 /* Profile attribute i < n_attrs. */
 void md_cstate_attr(const md_cstate *cs, size_t i, const char **key, const char **value);
 /* Campaign c's own state. */

@@ -33,8 +33,9 @@ static const char usage[] =
     "  run -c FILE                     consume events, emit marketing moments; SIGTERM/SIGINT stop it\n"
     "                                  cleanly, SIGHUP reloads FILE (kept only if it loads)\n"
     "  check -c FILE                   validate a configuration; exit 0 and print a summary, or exit 2\n"
-    "  explain -c FILE CUSTOMER [--json] [--at TIME]\n"
-    "                                  one customer's windows, tags, scores, cooldown and what an event now would do\n"
+    "  explain -c FILE CUSTOMER [--json] [--at TIME] [--history] [--since DAY]\n"
+    "                                  one customer's windows, tags, scores, cooldown and what an event now would do;\n"
+    "                                  --history: why (not) contacted, campaign by campaign, since DAY (the audit)\n"
     "  report -c FILE [--from DAY] [--to DAY] [--json]\n"
     "                                  funnel per campaign and channel, the uplift over the holdout group and\n"
     "                                  each model version's live quality (AUC, Brier, calibration by decile), for\n"
@@ -251,6 +252,57 @@ static void explain_decisions_json(const md_config *cfg, const md_cstate *cs, si
     md_jsonw_arr_close(w);
 }
 
+static int newest_audit_first(const void *a, const void *b) {
+    const md_audit_entry *x = a, *y = b;
+    if (x->campaign != y->campaign) return x->campaign - y->campaign;
+    return x->from_ms < y->from_ms ? 1 : x->from_ms > y->from_ms ? -1 : 0;
+}
+
+/* The decision audit from since_ms on, by campaign, newest run first; the
+ * caller frees it. */
+static md_audit_entry *audit_since(const md_cstate *cs, int64_t since_ms, size_t *n) {
+    size_t total = md_cstate_audit_count(cs);
+    md_audit_entry *e = calloc(total + 1, sizeof(*e));
+    *n = 0;
+    for (size_t i = 0; e && i < total; i++) {
+        md_cstate_audit(cs, i, &e[*n]);
+        if (e[*n].last_ms >= since_ms) (*n)++;
+    }
+    if (e) qsort(e, *n, sizeof(*e), newest_audit_first);
+    return e;
+}
+
+static void explain_history_text(const md_config *cfg, const md_cstate *cs, int64_t since_ms) {
+    size_t n;
+    md_audit_entry *e = audit_since(cs, since_ms, &n);
+    char a[32], b[32];
+    printf("\nhistory (each campaign's decisions by how they ended, newest first; last = the first decision of the last day seen):\n");
+    if (n == 0) printf("  (no decision in the audit%s)\n", since_ms > 0 ? " since then" : "");
+    for (size_t i = 0; e && i < n; i++)
+        printf("  %-18s %s .. %s  %-18s p %.3f\n", cfg->campaigns[e[i].campaign].name, fmt_time(e[i].from_ms, a), fmt_time(e[i].last_ms, b),
+               e[i].outcome, e[i].p);
+    free(e);
+}
+
+static void explain_history_json(const md_config *cfg, const md_cstate *cs, int64_t since_ms, md_jsonw *w) {
+    size_t n;
+    md_audit_entry *e = audit_since(cs, since_ms, &n);
+    char tb[32];
+    md_jsonw_key(w, "history");
+    md_jsonw_arr_open(w);
+    for (size_t i = 0; e && i < n; i++) {
+        md_jsonw_obj_open(w);
+        md_jsonw_kstr(w, "campaign", cfg->campaigns[e[i].campaign].name);
+        md_jsonw_kstr(w, "from", fmt_time(e[i].from_ms, tb));
+        md_jsonw_kstr(w, "last", fmt_time(e[i].last_ms, tb));
+        md_jsonw_kstr(w, "outcome", e[i].outcome);
+        md_jsonw_knum(w, "p_contact", e[i].p);
+        md_jsonw_obj_close(w);
+    }
+    md_jsonw_arr_close(w);
+    free(e);
+}
+
 static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_out *out, int64_t at) {
     char tb[32];
     md_cstate_view v;
@@ -336,7 +388,7 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
     }
 }
 
-static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_out *out, int64_t at) {
+static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_out *out, int64_t at, int64_t history_since) {
     char tb[32];
     md_cstate_view v;
     md_cstate_view_of(cs, &v);
@@ -427,12 +479,14 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
         md_jsonw_obj_close(&w);
     }
     md_jsonw_arr_close(&w);
+    if (history_since >= 0) explain_history_json(cfg, cs, history_since, &w);
     md_jsonw_obj_close(&w);
     printf("%s\n", w.buf);
     md_jsonw_fini(&w);
 }
 
-static int cmd_explain(const char *path, const char *customer, bool json, const char *at_text) {
+/* history: also the decision audit, from since (a day; implies history) on. */
+static int cmd_explain(const char *path, const char *customer, bool json, const char *at_text, bool history, const char *since) {
     md_config *cfg = load_or_die(path);
     char err[512];
     int rc = 1;
@@ -446,6 +500,17 @@ static int cmd_explain(const char *path, const char *customer, bool json, const 
         fprintf(stderr, "momentd: customer id must be 1-%d bytes\n", MD_CUSTOMER_ID_MAX);
         md_config_destroy(cfg);
         return 2;
+    }
+    int64_t since_ms = 0;
+    if (since) { /* a day of the operators' calendar */
+        char t[64];
+        snprintf(t, sizeof(t), "%.10sT00:00:00%s", since, cfg->contact.default_utc_offset);
+        if (strlen(since) != 10 || !md_parse_rfc3339(t, strlen(t), &since_ms)) {
+            fprintf(stderr, "momentd: --since expects a day as YYYY-MM-DD, got \"%.32s\"\n", since);
+            md_config_destroy(cfg);
+            return 2;
+        }
+        history = true;
     }
     md_store *store = md_store_new(&cfg->redis, err, sizeof(err));
     md_cstate *cs = md_cstate_new(cfg);
@@ -476,8 +541,9 @@ static int cmd_explain(const char *path, const char *customer, bool json, const 
     }
     md_cstate_set_paused(cs, paused);
     md_engine_evaluate(cfg, cs, cp, at, &out);
-    if (json) explain_json(cfg, cs, &out, at);
+    if (json) explain_json(cfg, cs, &out, at, history ? since_ms : -1);
     else explain_text(cfg, cs, &out, at);
+    if (!json && history) explain_history_text(cfg, cs, since_ms);
     rc = 0;
 done:
     md_engine_out_fini(&out);
@@ -575,7 +641,7 @@ int main(int argc, char **argv) {
     const char *seed = "1", *live = NULL, *from_file = NULL, *from_topic = NULL;
     const char *campaign = NULL, *from_trace = NULL, *trace_out = NULL, *out_path = NULL, *since = NULL, *l2 = "1";
     const char *fit_after = NULL;
-    bool json = false, from_redis = false;
+    bool json = false, from_redis = false, history = false;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
                                          {"at", required_argument, NULL, 'a'},     {"help", no_argument, NULL, 'h'},
                                          {"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
@@ -586,6 +652,7 @@ int main(int argc, char **argv) {
                                          {"campaign", required_argument, NULL, 'C'}, {"from-redis", no_argument, NULL, 'R'},
                                          {"from-trace", required_argument, NULL, 'I'}, {"trace-out", required_argument, NULL, 'O'},
                                          {"out", required_argument, NULL, 'o'},    {"since", required_argument, NULL, 'n'},
+                                         {"history", no_argument, NULL, 'H'},
                                          {"l2", required_argument, NULL, 'l'},     {"fit-after", required_argument, NULL, 'A'},
                                          {NULL, 0, NULL, 0}};
     optind = 2;
@@ -613,6 +680,7 @@ int main(int argc, char **argv) {
         case 'n': since = optarg; break;
         case 'l': l2 = optarg; break;
         case 'A': fit_after = optarg; break;
+        case 'H': history = true; break;
         case 'h': print_usage(stdout); return 0;
         default: print_usage(stderr); return 2;
         }
@@ -673,7 +741,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "momentd: explain takes exactly one CUSTOMER\n");
             return 2;
         }
-        return cmd_explain(config, argv[optind], json, at);
+        return cmd_explain(config, argv[optind], json, at, history, since);
     }
     fprintf(stderr, "momentd: unknown command \"%s\"\n\n%s", cmd, usage);
     return 2;

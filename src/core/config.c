@@ -261,6 +261,12 @@ static const md_field learning_fields[] = {
 };
 static const md_table learning_table = {"learning", learning_fields, NF(learning_fields)};
 
+static const md_field audit_fields[] = {
+    DUR(md_cfg_audit, "keep", keep_ms, "35d", 0, 400 * MS_DAY, "How long each customer's decision audit is kept (momentd explain --history: why (not) contacted on a past day); 0 = none kept. One entry per campaign for each run of decisions that ended the same way (fired, holdout, or the rule that blocked), its last day updated at most once a day."),
+    INT(md_cfg_audit, max_per_campaign, "16", 1, 256, "At most this many audit entries per customer and campaign (the oldest go first)."),
+};
+static const md_table audit_table = {"audit", audit_fields, NF(audit_fields)};
+
 static const md_field privacy_fields[] = {
     DUR(md_cfg_privacy, "forget_tombstone", forget_tombstone_ms, "30d", MS_DAY, 3650 * MS_DAY, "momentd forget leaves a tombstone this long (longer once the customer is active again: it lives as long as their state): their events up to the erasure are not counted again, and profile messages are ignored until an event after it (the compacted profiles topic still holds the old profile: delete it there). Keep it longer than any replay of the input topics."),
 };
@@ -281,6 +287,7 @@ static const md_field root_fields[] = {
     OBJ(md_config, "outcomes", outcomes, outcome_table, "Outcomes reported by the channels (topic kafka.topic_outcomes)."),
     OBJ(md_config, "learning", learning, learning_table, "Decision records for fitting the models (momentd fit)."),
     OBJ(md_config, "privacy", privacy, privacy_table, "Erasure (momentd forget)."),
+    OBJ(md_config, "audit", audit, audit_table, "The decision audit (momentd explain --history)."),
     ARR(md_config, "campaigns", campaigns, n_campaigns, campaign_table, md_cfg_campaign, NULL, "Campaigns."),
 };
 static const md_table root_table = {"configuration", root_fields, NF(root_fields)};

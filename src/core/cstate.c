@@ -40,6 +40,11 @@
  *   z:<campaign>            event time of its last decision to contact that was stale (not emitted; explain)
  *   k:<time>:<campaign>     contact log entry, value = channel (caps)
  *   cb / bo / oo            complaint block until, blackout until, opted out
+ *   r:<campaign>:<from>     decision audit: "<outcome>,<last>,<p thousandths>", a run of the
+ *                           campaign's decisions from <from> that all ended the same way (fired,
+ *                           holdout or the rule that blocked); <last> is the first decision of the
+ *                           last day the run was seen (one write a day), p that decision's;
+ *                           kept audit.keep, at most audit.max_per_campaign
  *   fg                      erased (momentd forget, forget.lua) at this time: the tombstone;
  *                           events up to it are ignored, and profiles until an event after it
  *   d                       when the schedule re-evaluates the customer (its member in the
@@ -196,6 +201,7 @@ static void clear_dynamic(md_cstate *cs) {
     }
     for (size_t i = 0; i < cs->n_drecs; i++) free(cs->drecs[i].rest);
     cs->n_wm = cs->n_attrs = cs->n_pending = cs->n_seen = cs->n_contacts = cs->n_trecs = cs->n_incrs = cs->n_drecs = 0;
+    cs->n_audits = 0;
 }
 
 void md_cstate_reset(md_cstate *cs) {
@@ -239,6 +245,7 @@ void md_cstate_destroy(md_cstate *cs) {
     free(cs->pending);
     free(cs->trecs);
     free(cs->drecs);
+    free(cs->audits);
     free(cs->incrs);
     free(cs->win_vals);
     free(cs->tag_num);
@@ -568,6 +575,25 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         snprintf(t->version, sizeof(t->version), "%s", np == 7 ? part[6] : "");
         return;
     }
+    if (fl > 2 && f[0] == 'r' && f[1] == ':') { /* r:<campaign>:<from> = <outcome>,<last>,<p thousandths> */
+        size_t colon = fl;
+        while (colon > 2 && f[colon - 1] != ':') colon--;
+        int64_t from, last, p;
+        const char *c1 = memchr(v, ',', vl), *c2 = c1 ? memchr(c1 + 1, ',', (size_t)(v + vl - c1 - 1)) : NULL;
+        if (colon <= 3 || !c2 || !parse_i64(f + colon, fl - colon, &from) || !parse_i64(c1 + 1, (size_t)(c2 - c1 - 1), &last) ||
+            !parse_i64(c2 + 1, (size_t)(v + vl - c2 - 1), &p))
+            goto bad;
+        int outcome = -1;
+        for (int o = 0; o <= MD_AUDIT_HOLDOUT && outcome < 0; o++) {
+            const char *name = md_audit_outcome_name(o);
+            if (strlen(name) == (size_t)(c1 - v) && memcmp(name, v, (size_t)(c1 - v)) == 0) outcome = o;
+        }
+        int c = campaign_by_name(cfg, f + 2, colon - 3);
+        if (c < 0 || outcome < 0) return; /* a campaign or outcome this version does not know: expires with the key */
+        if (!grow((void **)&cs->audits, &cs->cap_audits, cs->n_audits + 1, sizeof(md_audit))) goto bad;
+        cs->audits[cs->n_audits++] = (md_audit){c, from, last, outcome, (int)p};
+        return;
+    }
     if (fl > 2 && f[0] == 'q' && f[1] == ':') { /* q:<campaign>:<time> = <kind><converted>,<schema>,<values> */
         size_t cl;
         if (!decision_field(f, fl, &cl, &x) || vl < 3 || v[2] != ',' || (v[1] != '0' && v[1] != '1')) goto bad;
@@ -729,6 +755,18 @@ void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
         cs->drecs[keep++] = *d;
     }
     cs->n_drecs = keep;
+    keep = 0;
+    for (size_t i = 0; i < cs->n_audits; i++) {
+        md_audit *a = &cs->audits[i];
+        if (a->last < now_ms - cs->r->audit_keep_ms) {
+            char rfield[128];
+            snprintf(rfield, sizeof(rfield), "r:%s:%" PRId64, cs->cfg->campaigns[a->campaign].name, a->from);
+            md_ops_add(ops, MD_OP_DEL, rfield, NULL);
+            continue;
+        }
+        cs->audits[keep++] = *a;
+    }
+    cs->n_audits = keep;
 }
 
 /* An outbox write: from now on the outbox must be read again. */
@@ -1165,6 +1203,68 @@ void md_decision_format(const md_decision *d, char *field, size_t fsz, char *val
 }
 
 size_t md_cstate_decision_count(const md_cstate *cs) { return cs->n_drecs; }
+
+/* ---- The decision audit ---- */
+
+const char *md_audit_outcome_name(int outcome) {
+    if (outcome == MD_SUPPRESS_NONE) return "fired";
+    if (outcome == MD_AUDIT_HOLDOUT) return "holdout";
+    return md_suppress_name((md_suppress)outcome);
+}
+
+static void save_audit(const md_cstate *cs, md_ops *ops, const md_audit *a) {
+    char field[128], val[96];
+    snprintf(field, sizeof(field), "r:%s:%" PRId64, cs->cfg->campaigns[a->campaign].name, a->from);
+    snprintf(val, sizeof(val), "%s,%" PRId64 ",%d", md_audit_outcome_name(a->outcome), a->last, a->p_milli);
+    md_ops_add(ops, MD_OP_SET, field, val);
+}
+
+void md_cs_audit(md_cstate *cs, md_ops *ops, int c, int64_t t, int outcome, double p) {
+    if (cs->r->audit_keep_ms <= 0) return;
+    int p_milli = (int)lround((p < 0 ? 0 : p > 1 ? 1 : p) * 1000);
+    md_audit *newest = NULL, *oldest = NULL;
+    size_t count = 0;
+    for (size_t i = 0; i < cs->n_audits; i++) {
+        md_audit *a = &cs->audits[i];
+        if (a->campaign != c) continue;
+        count++;
+        if (!newest || a->from > newest->from) newest = a;
+        if (!oldest || a->from < oldest->from) oldest = a;
+    }
+    /* Days, not instants, decide what is written: the state is the same
+     * however the events were cut into batches (the first decision of each
+     * day is the one written), and a customer seen all day costs one write
+     * a day, not one per event. */
+    if (newest && t / MD_DAY_MS < newest->last / MD_DAY_MS) return; /* a late event of an earlier day */
+    if (newest && newest->outcome == outcome) {
+        if (t / MD_DAY_MS != newest->last / MD_DAY_MS) {
+            newest->last = t;
+            newest->p_milli = p_milli;
+            save_audit(cs, ops, newest);
+        }
+        return;
+    }
+    if (count >= (size_t)cs->cfg->audit.max_per_campaign && oldest) {
+        char field[128];
+        snprintf(field, sizeof(field), "r:%s:%" PRId64, cs->cfg->campaigns[c].name, oldest->from);
+        md_ops_add(ops, MD_OP_DEL, field, NULL);
+        *oldest = cs->audits[--cs->n_audits];
+    }
+    if (!grow((void **)&cs->audits, &cs->cap_audits, cs->n_audits + 1, sizeof(md_audit))) {
+        ops->oom = true;
+        return;
+    }
+    md_audit *a = &cs->audits[cs->n_audits++];
+    *a = (md_audit){c, t, t, outcome, p_milli};
+    save_audit(cs, ops, a);
+}
+
+size_t md_cstate_audit_count(const md_cstate *cs) { return cs->n_audits; }
+
+void md_cstate_audit(const md_cstate *cs, size_t i, md_audit_entry *out) {
+    const md_audit *a = &cs->audits[i];
+    *out = (md_audit_entry){a->campaign, a->from, a->last, md_audit_outcome_name(a->outcome), a->p_milli / 1000.0};
+}
 
 void md_cstate_set_paused(md_cstate *cs, uint32_t paused_campaigns) { cs->paused_campaigns = paused_campaigns; }
 

@@ -80,6 +80,18 @@ typedef struct md_drec {
     char *rest;     /* "<schema hex>,<values...>", as stored */
 } md_drec;
 
+/* A run of one campaign's decisions for the customer that all ended the
+ * same way (field "r:<campaign>:<from ms>" = "<outcome>,<last ms>,<p
+ * thousandths>"): the decision audit. outcome is an md_suppress, NONE for
+ * fired, or MD_AUDIT_HOLDOUT. */
+#define MD_AUDIT_HOLDOUT MD_SUPPRESS_COUNT
+typedef struct md_audit {
+    int campaign;
+    int64_t from, last;
+    int outcome;
+    int p_milli;
+} md_audit;
+
 typedef struct md_incr {
     char name[MD_TRIGGER_ID_LEN + 24]; /* the outbox field, "+<trigger id>:<stage>" */
     char campaign[72];
@@ -141,6 +153,8 @@ struct md_cstate {
     size_t n_trecs, cap_trecs;
     md_drec *drecs;
     size_t n_drecs, cap_drecs;
+    md_audit *audits;
+    size_t n_audits, cap_audits;
     md_incr *incrs;
     size_t n_incrs, cap_incrs;
     unsigned bad_fields;
@@ -208,6 +222,11 @@ void md_cs_add_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind, ui
 int64_t md_cs_newest_drec(const md_cstate *cs, int c);
 void md_cs_convert_drecs(md_cstate *cs, md_ops *ops, int c, int64_t t, int64_t window_ms);
 void md_cs_release_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts);
+/* The decision audit: campaign c decided at t with this outcome (an
+ * md_suppress, NONE = fired, MD_AUDIT_HOLDOUT) and p: extends the newest
+ * entry of c when the outcome is the same (written at most once a day),
+ * else opens a new one (the oldest beyond audit.max_per_campaign go). */
+void md_cs_audit(md_cstate *cs, md_ops *ops, int c, int64_t t, int outcome, double p);
 /* A funnel increment for trigger t's campaign and day: field "<channel or
  * holdout>:<stage>", recorded in the outbox hash under "+<id>:<stage>". */
 void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta);

@@ -552,6 +552,9 @@ static void sample_decision(const md_config *cfg, md_cstate *cs, md_ops *ops, in
 /* The fields every moment opens with (docs/SPEC.md section 7). */
 static void trigger_head(md_jsonw *w, const char *id, const char *customer_id, const char *campaign, const char *channel) {
     md_jsonw_obj_open(w);
+    /* docs/schemas/moment.schema.json: fields are added within a version,
+     * never removed or changed; a change that breaks a reader bumps it. */
+    md_jsonw_kint(w, "schema_version", MD_MOMENT_SCHEMA_VERSION);
     md_jsonw_kstr(w, "trigger_id", id);
     md_jsonw_kstr(w, "customer_id", customer_id);
     md_jsonw_kstr(w, "campaign", campaign);
@@ -698,6 +701,7 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
         if (e->suppressed != MD_SUPPRESS_NONE) {
             if (!e->untimed && e->eligible_again_ms > t && (due == 0 || e->eligible_again_ms < due)) due = e->eligible_again_ms;
             sample_decision(cfg, cs, ops, (int)c, t, e);
+            md_cs_audit(cs, ops, (int)c, t, e->suppressed, e->p_contact);
             continue;
         }
         /* Never emit a moment that has already expired (a replayed history,
@@ -707,6 +711,7 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
             e->suppressed = MD_SUPPRESS_STALE;
             out->n_stale++;
             if (t > st->last_stale) md_cs_set_last_stale(cs, ops, (int)c, t);
+            md_cs_audit(cs, ops, (int)c, t, MD_SUPPRESS_STALE, e->p_contact);
             continue;
         }
         if (out->n_triggers >= MD_MAX_CAMPAIGNS) break; /* a schedule and an event in one call: at most one each per campaign */
@@ -727,6 +732,7 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
         if (!rec) return MD_ERR_NOMEM;
         funnel_add(cs, ops, rec, "triggered", 1);
         md_cs_add_model_incr(cs, ops, rec, "triggered", "triggered", 1);
+        md_cs_audit(cs, ops, (int)c, t, e->holdout ? MD_AUDIT_HOLDOUT : MD_SUPPRESS_NONE, e->p_contact);
         record_decision(cs, ops, (int)c, t, e->holdout ? MD_DECISION_HOLDOUT : MD_DECISION_CONTACTED);
         md_cs_set_armed(cs, ops, (int)c, false);
         md_cs_set_last_contact(cs, ops, (int)c, t);

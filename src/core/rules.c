@@ -548,6 +548,7 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
         for (size_t k = 0; k < cfg->n_campaigns; k++)
             if (cfg->campaigns[k].attribution_ms > r->trigger_record_ms) r->trigger_record_ms = cfg->campaigns[k].attribution_ms;
         r->decision_keep_ms = cfg->learning.keep_ms;
+        r->audit_keep_ms = cfg->audit.keep_ms;
         for (size_t k = 0; k < cfg->n_campaigns; k++) {
             r->campaigns[k].schema = md_model_schema(&cfg->campaigns[k].model);
             r->campaigns[k].learning_seed = md_learning_seed(cfg->campaigns[k].name);

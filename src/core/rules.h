@@ -131,6 +131,7 @@ typedef struct md_rules {
                                   * but never less than limits.max_lateness */
     int64_t state_ttl_ms;        /* a customer's state expires after this much inactivity */
     int64_t trigger_record_ms;   /* how long trigger records are kept: outcomes.horizon and every attribution */
+    int64_t audit_keep_ms;       /* audit.keep; 0 = no audit */
     int64_t decision_keep_ms;    /* how long decision records are kept: learning.keep, at least every
                                   * attribution (a record must outlive its label); 0 = none recorded */
     /* Profile attributes the rules read, by index. */

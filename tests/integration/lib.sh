@@ -310,3 +310,7 @@ compare_with_reference() {
     check "no trigger lost" eq "$MISSING" 0
     check "no trigger that should not exist" eq "$EXTRA" 0
 }
+
+# valid_moments: the moments on stdin (JSON lines) validate against
+# docs/schemas/moment.schema.json; prints how many and any that do not.
+valid_moments() { "$MOMENTD_SOURCE_DIR/tests/schemas/check" --validate moment; }

@@ -44,6 +44,8 @@ check "G hung up within seconds: nothing follows" eq "$(for t in in_app sms; do 
 # The follow-up counts as a contact: E's next contact waits for its cooldown from it.
 X=$(explain_at "$CFG" "$E" "$(bj 62 10)")
 check "explain: E's last contact is the follow-up's time" grep -q "\"last_contact\":\"$NB" <<<"$X"
+follow_ups_valid() { for t in in_app sms; do consume "$N.moments.$t"; done | grep '"follow_up_of"' | valid_moments; }
+check "the follow-ups validate against docs/schemas/moment.schema.json" follow_ups_valid
 stop_momentd main
 check "two follow-ups counted in the daemon's totals" grep -q '"follow_ups":"2"' <<<"$(grep '"msg":"stopped"' "$T_DIR/main/momentd.log")"
 finish

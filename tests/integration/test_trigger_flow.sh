@@ -74,6 +74,21 @@ check "explain shows the trigger's decision record with the model's inputs then"
     grep -q '"decisions":\[{"at":"[^"]*","kind":"contacted","converted":false,"current_model_shape":true,"features":{"late_payments_180d":2,' <<<"$DEC"
 check "and its static attribute by level" grep -q '"profile.customer_type":"resident"' <<<"$DEC"
 check "explain's text names it too" grep -q "contacted .*no conversion (yet)" <<<"$("$MOMENTD_BIN" explain -c "$CFG" "$B")"
+# Why (not) contacted, day by day: the decision audit.
+HIST=$("$MOMENTD_BIN" explain -c "$CFG" "$B" --history --json | jq -c '[.history[] | select(.campaign == "prepay_wallet")]')
+log "prepay_wallet history: $HIST"
+check "explain --history shows B's call, and what blocked the burst after it" \
+    jq -e 'any(.outcome == "fired" and (.from | startswith("2026-03-03T02:00"))) and any(.outcome == "cooldown")' <<<"$HIST"
+SINCE=$("$MOMENTD_BIN" explain -c "$CFG" "$B" --since 2026-03-10 --json | jq -c '[.history[] | select(.campaign == "prepay_wallet") | .outcome]')
+check "--since leaves out the runs that ended before that day" jq -e 'index("fired") == null and index("cooldown") != null' <<<"$SINCE"
+check "and in the text form" grep -q "prepay_wallet .* cooldown" <<<"$("$MOMENTD_BIN" explain -c "$CFG" "$B" --history)"
+set +e
+"$MOMENTD_BIN" explain -c "$CFG" "$B" --since yesterday >/dev/null 2>"$T_DIR/since.err"
+RC=$?
+set -e
+check "a bad --since: exit 2, saying so" eq "$RC,$(grep -c 'since expects a day as YYYY-MM-DD' "$T_DIR/since.err")" 2,1
+all_moments_valid() { for t in outbound_call in_app sms holdout; do consume "$N.moments.$t"; done | valid_moments; }
+check "every moment so far validates against docs/schemas/moment.schema.json" all_moments_valid
 
 # Malformed events in the middle of good traffic.
 C=$(pick_customer "$CFG" good)

@@ -1059,3 +1059,70 @@ Test(outcome, bad_dates_are_refused_at_load) {
     cr_assert_null(bad);
     cr_assert(strstr(err, "$.campaigns[0].ends: 2026-05-01T00:00:00Z is not after starts"), "%s", err);
 }
+
+/* ---- the decision audit (explain --history) ---- */
+
+/* The audit entries of campaign 0 as the ops left them, reloaded. */
+static size_t audit_of(md_audit_entry *out, size_t max) {
+    md_cstate *fresh = folded_state();
+    size_t n = 0;
+    for (size_t i = 0; i < md_cstate_audit_count(fresh) && n < max; i++) {
+        md_audit_entry e;
+        md_cstate_audit(fresh, i, &e);
+        if (e.campaign != 0) continue;
+        out[n] = e;
+        out[n].outcome = e.outcome; /* static names: valid after the state goes */
+        n++;
+    }
+    md_cstate_destroy(fresh);
+    for (size_t i = 1; i < n; i++) /* oldest first */
+        for (size_t j = i; j > 0 && out[j].from_ms < out[j - 1].from_ms; j--) {
+            md_audit_entry t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return n;
+}
+
+Test(outcome, the_audit_keeps_runs_of_decisions_that_ended_the_same_way) {
+    event(LATE_PAYMENT, TH_T0 - 60 * TH_DAY, 80); /* below the threshold */
+    event(LATE_PAYMENT, TH_T0 - 30 * TH_DAY, 60); /* still below */
+    event(LATE_PAYMENT, TH_T0, 50);               /* fires */
+    cr_assert_eq(out.n_triggers, 1);
+    event(LATE_PAYMENT, TH_T0 + TH_HOUR, 50);     /* blocked: not re-armed (the first rule that blocks) */
+    event(LATE_PAYMENT, TH_T0 + 2 * TH_HOUR, 50); /* the same day, the same way: no new entry */
+    event(LATE_PAYMENT, TH_T0 + 3 * TH_DAY, 50);  /* another day, the same way */
+    md_audit_entry a[8];
+    size_t n = audit_of(a, 8);
+    cr_assert_eq(n, 3, "below the threshold, fired, not re-armed (%zu entries)", n);
+    cr_assert_str_eq(a[0].outcome, "below_threshold");
+    cr_assert_eq(a[0].from_ms, TH_T0 - 60 * TH_DAY);
+    cr_assert_eq(a[0].last_ms, TH_T0 - 30 * TH_DAY, "its last day: the first decision of that day");
+    cr_assert_str_eq(a[1].outcome, "fired");
+    cr_assert_eq(a[1].from_ms, TH_T0);
+    cr_assert_str_eq(a[2].outcome, "not_rearmed");
+    cr_assert_eq(a[2].from_ms, TH_T0 + TH_HOUR);
+    cr_assert_eq(a[2].last_ms, TH_T0 + 3 * TH_DAY, "extended to the new day");
+    cr_assert(a[2].p > 0.5 && a[2].p < 1, "p at that decision: %g", a[2].p);
+}
+
+Test(outcome, the_audit_is_bounded_and_ages_out) {
+    pick_customer(false); /* a fresh state */
+    int64_t t = TH_T0;
+    /* Alternate two outcomes on 20 days: 20 runs, at most 16 kept. */
+    for (int d = 0; d < 20; d++) {
+        md_cstate_set_paused(cs, d % 2 ? 1u : 0u);
+        event(LATE_PAYMENT, t + d * TH_DAY, 5000); /* a high balance: below the threshold unless paused */
+    }
+    md_audit_entry a[32];
+    size_t n = audit_of(a, 32);
+    cr_assert_eq(n, 16, "audit.max_per_campaign: %zu", n);
+    cr_assert_eq(a[0].from_ms, t + 4 * TH_DAY, "the oldest went first");
+    /* Older than audit.keep (35 days) at the next write: gone. */
+    md_cstate_set_paused(cs, 0);
+    event(LATE_PAYMENT, t + 60 * TH_DAY, 5000);
+    md_cstate_flush(cs, &ops);
+    n = audit_of(a, 32);
+    cr_assert(n >= 1 && n <= 2, "only the recent runs stay: %zu", n);
+    for (size_t i = 0; i < n; i++) cr_assert_geq(a[i].last_ms, t + 60 * TH_DAY - 35 * TH_DAY);
+}
