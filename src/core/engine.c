@@ -142,10 +142,9 @@ double md_campaign_rearm_below(const md_config *cfg, int c, int arm) {
     return arm >= 0 && (size_t)arm < cc->n_arms && cc->arms[arm].rearm_below > 0 ? cc->arms[arm].rearm_below : cc->rearm_below;
 }
 
-/* The contact policy customer cs is under for campaign c. */
-static const md_cfg_cooldown *cooldown_of(const md_config *cfg, const md_cstate *cs, int c, int *arm) {
-    *arm = md_policy_arm(cfg, c, cs->customer_id);
-    return *arm >= 0 ? &cfg->campaigns[c].arms[*arm].cooldown : &cfg->campaigns[c].cooldown;
+/* The contact policy of campaign c for a customer of policy arm `arm` (-1: none). */
+static const md_cfg_cooldown *cooldown_of(const md_config *cfg, int c, int arm) {
+    return arm >= 0 ? &cfg->campaigns[c].arms[arm].cooldown : &cfg->campaigns[c].cooldown;
 }
 
 void md_trigger_id(const char *campaign, const char *customer_id, const char *event_id, char out[MD_TRIGGER_ID_LEN]) {
@@ -461,7 +460,8 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
     if (cs->paused_campaigns & (1u << c)) note_block(e, MD_SUPPRESS_PAUSED, 0);
     if (rc->starts_ms && t < rc->starts_ms) note_block(e, MD_SUPPRESS_NOT_STARTED, 0);
     if (rc->ends_ms && t >= rc->ends_ms) note_block(e, MD_SUPPRESS_ENDED, 0);
-    const md_cfg_cooldown *cd = cooldown_of(cfg, cs, c, &e->arm);
+    /* e->arm: score_campaign found the customer's arm (one hash per campaign and event). */
+    const md_cfg_cooldown *cd = cooldown_of(cfg, c, e->arm);
     /* Fatigue lowers the chance of a response the same way in both modes. */
     e->fatigue = md_fatigue_at(st->fatigue, st->fatigue_ts, t, cfg->outcomes.fatigue_half_life_ms);
     e->p_contact = e->score * pow(1 - cfg->outcomes.fatigue_penalty, e->fatigue);
