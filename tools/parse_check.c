@@ -19,7 +19,7 @@ int main(int argc, char **argv) {
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (argc == 2 && strcmp(argv[1], "--codes") == 0) { /* every reason a dead letter can carry */
         for (int r = 1; r < MD_REJECT_COUNT; r++) printf("%s\n", md_reject_code((md_reject)r));
-        printf("bad_profile\n");
+        printf("%s\n%s\n", MD_DEAD_LETTER_BAD_PROFILE, MD_DEAD_LETTER_REDIS_REFUSED);
         return 0;
     }
     if (argc == 3 && strcmp(argv[1], "--now") == 0) now = strtoll(argv[2], NULL, 10);
@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
             md_outcome_parse(p, json, jl, NULL, 0, now, &o, &res);
         } else if (strcmp(line, "profile") == 0) {
             char err[256];
-            printf("%s\n", md_profile_check(json, 32, err, sizeof(err)) == MD_ERR_OK ? "accept" : "reject bad_profile");
+            printf("%s\n", md_profile_check(json, 32, err, sizeof(err)) == MD_ERR_OK ? "accept" : "reject " MD_DEAD_LETTER_BAD_PROFILE);
             continue;
         } else {
             printf("reject unknown_kind\n");

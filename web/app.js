@@ -125,7 +125,7 @@ async function load(from, to) {
   const q = new URLSearchParams();
   if (from) q.set("from", from);
   if (to) q.set("to", to);
-  const res = await fetch("/api/report?" + q.toString());
+  const res = await fetch("/api/report?" + q.toString(), token ? {headers: {Authorization: "Bearer " + token}} : {});
   const r = await res.json();
   if (!res.ok) throw new Error(r.error || res.statusText);
   document.getElementById("from").value = r.from;
@@ -168,6 +168,18 @@ function fail(e) {
   status.textContent = "cannot load the report: " + e.message;
   document.body.dataset.rendered = "error";
 }
+
+// With http.token set the data needs it: the page is opened as
+// /#token=TOKEN (a fragment never reaches the server, its logs or a proxy's),
+// keeps it for this tab only and takes it out of the address bar.
+const token = (() => {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) {
+    sessionStorage.setItem("momentd-token", fromHash);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("momentd-token");
+})();
 
 const params = new URLSearchParams(location.search);
 load(params.get("from"), params.get("to")).catch(fail);

@@ -78,6 +78,11 @@ typedef struct md_cfg_limits {
 
 typedef struct md_cfg_dedupe {
     int64_t event_id_horizon_ms;
+    /* Not from the file: the deployment's secret key of the event-id guard
+     * (md_siphash24), which momentd run reads from Redis at start
+     * (md_store_dedupe_key) and every process on one namespace shares. All
+     * zero for tools whose namespace is private (simulate, backtest). */
+    uint64_t id_key[2];
 } md_cfg_dedupe;
 
 typedef struct md_cfg_log {
@@ -257,6 +262,7 @@ typedef struct md_cfg_http {
     char *listen;
     int64_t ready_max_lag; /* /readyz fails above this many messages of lag on a partition; 0 = not checked */
     double ready_max_redis_memory; /* share of maxmemory above which /readyz fails; 0 = off */
+    char *token; /* bearer token for the data endpoints; "" = none */
 } md_cfg_http;
 
 struct md_rules; /* compiled rules, rules.h */

@@ -438,8 +438,15 @@ bool md_quiet_hours_active(int start_min, int end_min, int64_t t_ms, int utc_off
 void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]);
 
 /* 64-bit hash of data (FNV-1a with a final mix), stable across runs and
- * machines: it names stored series and the event-id guard's entries. */
+ * machines: it names stored series, and named the event-id guard's entries
+ * before the guard was keyed. Not for strings an attacker chooses: its
+ * collisions can be computed. */
 uint64_t md_hash64(const void *data, size_t len, uint64_t seed);
+
+/* SipHash-2-4 of data under a 128-bit secret key (key[0] the first 8 key
+ * bytes, little-endian): collisions cannot be chosen without the key. For
+ * the event-id guard, whose ids come from producers (cfg->dedupe.id_key). */
+uint64_t md_siphash24(const uint64_t key[2], const void *data, size_t len);
 
 /* Stable membership in [0, 10000): hash of customer and campaign. */
 unsigned md_holdout_bucket(const char *customer_id, const char *campaign);

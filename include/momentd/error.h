@@ -3,7 +3,10 @@
  * Every fallible function returns an md_err (0 = ok) or NULL plus an errstr
  * filled by the callee. The codes are classified so that each I/O edge can
  * decide what to do without parsing text: retriable (wait and try again),
- * fatal (stop cleanly) or bad data (dead-letter, count, go on). */
+ * fatal (stop cleanly) or bad data (dead-letter, count, go on).
+ * MD_ERR_REDIS_REFUSED is bad data found by Redis: one key's command was
+ * refused (WRONGTYPE, CROSSSLOT, a script's error) while the rest of the
+ * pipeline went through; that key's input is set aside, the rest goes on. */
 #ifndef MOMENTD_ERROR_H
 #define MOMENTD_ERROR_H
 
@@ -19,6 +22,7 @@
     X(BAD_EVENT, "malformed event")                                         \
     X(REDIS_DOWN, "redis unavailable")                                      \
     X(REDIS_REPLY, "unexpected redis reply")                                \
+    X(REDIS_REFUSED, "redis refused a command for one key")                 \
     X(KAFKA, "kafka error")                                                 \
     X(NOT_FOUND, "not found")                                               \
     X(OVERFLOW, "value or buffer too large")

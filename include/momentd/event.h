@@ -82,6 +82,12 @@ typedef enum md_reject {
         MD_REJECT_COUNT
 } md_reject;
 
+/* The other dead-letter reasons (the same interface rules): a profile
+ * message md_profile_check refused, and an input whose customer's key Redis
+ * refused (WRONGTYPE, CROSSSLOT, a script's error; docs/SPEC.md section 7). */
+#define MD_DEAD_LETTER_BAD_PROFILE "bad_profile"
+#define MD_DEAD_LETTER_REDIS_REFUSED "redis_refused"
+
 /* The stable machine-readable code ("not_json"), and a one-line description. */
 const char *md_reject_code(md_reject r);
 const char *md_reject_text(md_reject r);

@@ -303,7 +303,7 @@ static int run_side(const md_config *cfg, const char *redis_url, int side, const
     int rc = 1;
     t->side = side;
     t->cfg = cfg;
-    md_batch_hooks hooks = {tally, NULL, t};
+    md_batch_hooks hooks = {.deliver = tally, .ctx = t};
     if (!store || md_store_connect(store, err, errsz) || md_store_wipe(store, err, errsz)) goto out;
     if (!(b = md_batch_new(cfg, store, BACKTEST_BATCH, MD_BATCH_CLOCK_INPUT, &hooks, NULL, NULL))) goto out;
     *rejected = 0;
@@ -508,7 +508,7 @@ int md_load_profiles(const char *config_path, const char *file, const char *redi
     if (redis_url) rcfg.url = (char *)redis_url;
     md_store *store = md_store_new(&rcfg, err, sizeof(err));
     md_batch *b = NULL;
-    md_batch_hooks hooks = {no_moments, NULL, NULL};
+    md_batch_hooks hooks = {.deliver = no_moments, .ctx = NULL};
     int rc = 1;
     int64_t loaded = 0, bad = 0, lineno = 0;
     if (!f) {

@@ -522,14 +522,14 @@ static int cmd_explain(const char *path, const char *customer, bool json, const 
         goto done;
     }
     const char *ids[] = {customer};
-    if (md_store_read_customers(store, 1, ids, &cs, err, sizeof(err))) {
+    if (md_store_read_customers(store, 1, ids, &cs, NULL, err, sizeof(err))) {
         fprintf(stderr, "momentd: %s\n", err);
         goto done;
     }
     const char *cpid = md_cstate_contact_point(cs);
     if (cpid) {
         const char *cps[] = {cpid};
-        if (md_store_read_contact_points(store, 1, cps, &cp, err, sizeof(err))) {
+        if (md_store_read_contact_points(store, 1, cps, &cp, NULL, err, sizeof(err))) {
             fprintf(stderr, "momentd: %s\n", err);
             goto done;
         }

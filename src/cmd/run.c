@@ -67,6 +67,7 @@ typedef struct daemon {
     md_store *store;
     md_batch *batch;                 /* owned: built for cfg, replaced on reload (batch_bufs) */
     rd_kafka_message_t **msgs;       /* owned: the batch's messages, sized by limits.batch_size */
+    size_t n_msgs;                   /* how many of them the running batch holds */
     struct outmsg *dl;               /* owned: the batch's dead letters */
     size_t ndl;
     struct outmsg *out;              /* what the sink produces: dead letters and the outbox */
@@ -349,17 +350,11 @@ static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *m, cons
     return h;
 }
 
-/* Hands one polled message to the batch; one it refuses becomes a dead
- * letter of this batch. */
-static void take_message(daemon *d, rd_kafka_message_t *m, int64_t now) {
-    md_message msg = {rd_kafka_topic_name(m->rkt), m->partition, m->offset, m->key ? m->key : "", m->key_len, m->payload, m->len};
-    const char *reason = NULL;
-    char detail[256];
-    if (md_batch_add_message(d->batch, &msg, now, &reason, detail, sizeof(detail)) == MD_ERR_OK) return;
-    if (!reason) reason = "too_large"; /* out of memory for a copy: the message cannot be held */
-    /* At most limits.dead_letters_per_second (a token bucket of a second's
-     * worth): a producer gone wrong must not flood the dead-letter topic.
-     * Beyond it the message is skipped all the same, and counted. */
+/* Makes m a dead letter of this batch: at most limits.dead_letters_per_second
+ * (a token bucket of a second's worth), so that a producer gone wrong cannot
+ * flood the dead-letter topic; beyond it the message is skipped all the
+ * same, and counted. */
+static void dead_letter(daemon *d, const rd_kafka_message_t *m, const char *reason, const char *detail) {
     double rate = (double)d->cfg->limits.dead_letters_per_second;
     if (rate > 0) {
         int64_t t = wall_ms();
@@ -369,7 +364,7 @@ static void take_message(daemon *d, rd_kafka_message_t *m, int64_t now) {
         if (d->dl_tokens < 1) {
             if (d->n.dead_letters_dropped++ % 1000 == 0)
                 md_log(MD_LOG_WARN, "daemon", "dead letters over limits.dead_letters_per_second are dropped (counted)", "reason", reason,
-                       "topic", msg.topic, NULL);
+                       "topic", rd_kafka_topic_name(m->rkt), NULL);
             return;
         }
         d->dl_tokens -= 1;
@@ -384,7 +379,35 @@ static void take_message(daemon *d, rd_kafka_message_t *m, int64_t now) {
     o->value = m->payload;
     o->len = m->len > cap ? cap : m->len;
     o->headers = dead_letter_headers(m, reason, detail, cap);
-    if (md_log_enabled(MD_LOG_DEBUG)) md_log(MD_LOG_DEBUG, "daemon", "dead letter", "reason", reason, "detail", detail, "topic", msg.topic, NULL);
+    if (md_log_enabled(MD_LOG_DEBUG))
+        md_log(MD_LOG_DEBUG, "daemon", "dead letter", "reason", reason, "detail", detail, "topic", rd_kafka_topic_name(m->rkt), NULL);
+}
+
+/* Hands one polled message to the batch; one it refuses becomes a dead
+ * letter of this batch. */
+static void take_message(daemon *d, rd_kafka_message_t *m, int64_t now) {
+    md_message msg = {rd_kafka_topic_name(m->rkt), m->partition, m->offset, m->key ? m->key : "", m->key_len, m->payload, m->len};
+    const char *reason = NULL;
+    char detail[256];
+    if (md_batch_add_message(d->batch, &msg, now, &reason, detail, sizeof(detail)) == MD_ERR_OK) return;
+    if (!reason) reason = "too_large"; /* out of memory for a copy: the message cannot be held */
+    dead_letter(d, m, reason, detail);
+}
+
+/* The batch's refuse hook: Redis refused the key of the customer this
+ * message was for, so it was not applied; it becomes a dead letter of this
+ * batch (the batch holds at most as many messages as d->dl has room for,
+ * and each is dead-lettered at most once). */
+static void refuse_message(void *ctx, const md_source *src, const char *customer_id, const char *why) {
+    daemon *d = ctx;
+    (void)customer_id;
+    for (size_t i = 0; i < d->n_msgs; i++) {
+        const rd_kafka_message_t *m = d->msgs[i];
+        if (m->offset == src->offset && m->partition == src->partition && strcmp(rd_kafka_topic_name(m->rkt), src->topic) == 0) {
+            dead_letter(d, m, MD_DEAD_LETTER_REDIS_REFUSED, why);
+            return;
+        }
+    }
 }
 
 /* Copies the counters and health into the shared status for the HTTP
@@ -544,7 +567,7 @@ typedef struct batch_bufs {
  * false when memory ran out: *b is then freed and zeroed. */
 static bool batch_bufs_new(daemon *d, const md_config *cfg, batch_bufs *b) {
     size_t cap = (size_t)cfg->limits.batch_size;
-    md_batch_hooks hooks = {sink_deliver, batch_retry, d};
+    md_batch_hooks hooks = {.deliver = sink_deliver, .retry = batch_retry, .refuse = refuse_message, .ctx = d};
     b->msgs = calloc(cap, sizeof(*b->msgs));
     b->dl = calloc(cap, sizeof(outmsg));
     b->batch = md_batch_new(cfg, d->store, cap, MD_BATCH_CLOCK_WALL, &hooks, &d->n, d->snap.latency);
@@ -600,6 +623,7 @@ static void reload(daemon *d) {
     char err[1024];
     const char *path = d->cfg->path;
     md_config *neu = md_config_load(path, err, sizeof(err));
+    if (neu) memcpy(neu->dedupe.id_key, d->cfg->dedupe.id_key, sizeof(neu->dedupe.id_key)); /* not in the file */
     char key[256];
     bool fixed = neu && md_config_restart_change(d->cfg, neu, key, sizeof(key));
     if (fixed) snprintf(err, sizeof(err), "%s: %s changed; that takes a restart", path, key);
@@ -759,6 +783,13 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         publish(&d, true);
         sleep_ms(cfg->redis.retry_backoff_ms);
     }
+    /* The event-id guard's key, before the first event: every instance on
+     * the namespace must hash ids alike. */
+    while (!*stop && md_store_dedupe_key(d.store, d.cfg->dedupe.id_key, err, sizeof(err)) != MD_ERR_OK) {
+        md_log(MD_LOG_WARN, "redis", "waiting for the event-id guard's key", "error", err, NULL);
+        publish(&d, true);
+        sleep_ms(cfg->redis.retry_backoff_ms);
+    }
     d.snap.redis_ok = md_store_connected(d.store);
     md_log(MD_LOG_INFO, "daemon", "started", "brokers", cfg->kafka.brokers, "group", cfg->kafka.group_id, "config", cfg->path, NULL);
     d.last_stats_ms = wall_ms();
@@ -788,6 +819,7 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         if (n > 0) {
             int64_t now = wall_ms();
             d.ndl = 0;
+            d.n_msgs = n;
             for (size_t i = 0; i < n; i++) take_message(&d, d.msgs[i], now);
             size_t customers = md_batch_customers(d.batch);
             bool done = md_batch_run(d.batch, now, err, sizeof(err)) == MD_ERR_OK;
@@ -808,6 +840,7 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
             }
             for (size_t i = 0; i < d.ndl; i++) rd_kafka_headers_destroy(d.dl[i].headers);
             for (size_t i = 0; i < n; i++) rd_kafka_message_destroy(d.msgs[i]);
+            d.n_msgs = 0;
             if (!done) break; /* stop requested mid-batch: leave it uncommitted */
         }
         /* The schedule, every limits.schedule_every: customers whose cooldown, quiet

@@ -478,7 +478,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
      * changed while a batch decides on it. */
     if (!(warm = md_config_load(cfg_path, err, errsz))) goto out;
     warm->campaigns[camp].threshold = 2;
-    md_batch_hooks hooks = {on_moments, NULL, s};
+    md_batch_hooks hooks = {.deliver = on_moments, .ctx = s};
     if (!(dr = md_batch_new(warm, store, SIM_BATCH, MD_BATCH_CLOCK_INPUT, &hooks, NULL, NULL))) {
         snprintf(err, errsz, "out of memory");
         goto out;

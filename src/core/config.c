@@ -93,6 +93,7 @@ static const md_table log_table = {"log", log_fields, NF(log_fields)};
 static const md_field http_fields[] = {
     STR(md_cfg_http, listen, "127.0.0.1:9464", "IPv4-ADDRESS:PORT of the HTTP endpoint (/metrics, /healthz, /readyz, /api/report, the report page); empty disables it.", F_RESTART),
     INT(md_cfg_http, ready_max_lag, "100000", 0, 1e12, "/readyz answers 503 while any assigned partition lags by more than this many messages (0: lag is not checked)."),
+    STR(md_cfg_http, token, "", "Bearer token that /metrics, /api/report and the report page's data need (Authorization: Bearer TOKEN; the page takes it as /#token=TOKEN); /healthz and /readyz stay open for probes. At least 16 characters of A-Z a-z 0-9 - . _ ~ + / =. Empty: no authentication (listen on loopback, or put the reverse proxy of OPERATIONS.md in front). Secret: may be \"${env:NAME}\" or \"${file:PATH}\". Never logged.", F_SECRET, "MOMENTD_HTTP_TOKEN"),
     NUM(md_cfg_http, ready_max_redis_memory, "0.9", 0, 1, "/readyz answers 503 while Redis uses more than this share of its maxmemory (read every 5 s; 0: not checked, nor when Redis has no maxmemory). Under noeviction a full Redis refuses every write: this warns first."),
 };
 static const md_table http_table = {"http", http_fields, NF(http_fields)};

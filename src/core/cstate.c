@@ -25,7 +25,9 @@
  *                           largest t<type> is the same), still read in older states
  *   x0                      the outbox was empty at the last apply (reads skip it)
  *   w:<topic>:<partition>   highest applied Kafka offset (redelivery guard)
- *   e<16 hex>               event time of a recently seen event_id hash (re-publication guard):
+ *   i<16 hex>               event time of a recently seen event_id's SipHash under the deployment's
+ *                           key (re-publication guard; "e<16 hex>": the unkeyed hash of earlier
+ *                           versions, honoured until it ages out):
  *                           one small field per id, so that a customer's hash stays in Redis's
  *                           compact listpack encoding (a packed field of them passed its
  *                           64-byte value limit and tripled memory), and at most MD_SEEN_MAX
@@ -166,6 +168,47 @@ uint64_t md_hash64(const void *data, size_t len, uint64_t seed) {
     return h;
 }
 
+static uint64_t load64le(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+#define SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND                                                                                                                \
+    do {                                                                                                                         \
+        v0 += v1, v1 = SIP_ROTL(v1, 13), v1 ^= v0, v0 = SIP_ROTL(v0, 32);                                                        \
+        v2 += v3, v3 = SIP_ROTL(v3, 16), v3 ^= v2;                                                                               \
+        v0 += v3, v3 = SIP_ROTL(v3, 21), v3 ^= v0;                                                                               \
+        v2 += v1, v1 = SIP_ROTL(v1, 17), v1 ^= v2, v2 = SIP_ROTL(v2, 32);                                                        \
+    } while (0)
+
+uint64_t md_siphash24(const uint64_t key[2], const void *data, size_t len) {
+    const unsigned char *p = data;
+    uint64_t v0 = 0x736f6d6570736575ULL ^ key[0], v1 = 0x646f72616e646f6dULL ^ key[1];
+    uint64_t v2 = 0x6c7967656e657261ULL ^ key[0], v3 = 0x7465646279746573ULL ^ key[1];
+    size_t whole = len - len % 8;
+    for (size_t i = 0; i < whole; i += 8) {
+        uint64_t m = load64le(p + i);
+        v3 ^= m;
+        SIP_ROUND;
+        SIP_ROUND;
+        v0 ^= m;
+    }
+    uint64_t last = (uint64_t)len << 56;
+    for (size_t i = 0; i < len % 8; i++) last |= (uint64_t)p[whole + i] << (8 * i);
+    v3 ^= last;
+    SIP_ROUND;
+    SIP_ROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    SIP_ROUND;
+    SIP_ROUND;
+    SIP_ROUND;
+    SIP_ROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
 /* ------------------------------------------------------------------------- */
 /* Lifecycle                                                                  */
 
@@ -201,6 +244,7 @@ static void clear_dynamic(md_cstate *cs) {
     }
     for (size_t i = 0; i < cs->n_drecs; i++) free(cs->drecs[i].rest);
     cs->n_wm = cs->n_attrs = cs->n_pending = cs->n_seen = cs->n_contacts = cs->n_trecs = cs->n_incrs = cs->n_drecs = 0;
+    cs->n_legacy_seen = 0;
     cs->n_audits = 0;
 }
 
@@ -496,7 +540,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         cs->n_wm++;
         return;
     }
-    if (fl == 17 && f[0] == 'e') {
+    if (fl == 17 && (f[0] == 'i' || f[0] == 'e')) {
         char hex[17];
         memcpy(hex, f + 1, 16);
         hex[16] = '\0';
@@ -506,6 +550,8 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) goto bad;
         cs->seen[cs->n_seen].hash = h;
         cs->seen[cs->n_seen].ts = x;
+        cs->seen[cs->n_seen].legacy = f[0] == 'e';
+        cs->n_legacy_seen += f[0] == 'e';
         cs->n_seen++;
         return;
     }
@@ -830,24 +876,37 @@ void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t 
     cs->n_wm++;
 }
 
-bool md_cs_seen(const md_cstate *cs, uint64_t hash) {
+/* The guard's entry for an event id: "i<SipHash under the deployment's
+ * key>"; entries of versions before the key are "e<md_hash64>" (legacy),
+ * still honoured until they age out. */
+static uint64_t id_hash(const md_cstate *cs, const char *event_id) {
+    return md_siphash24(cs->cfg->dedupe.id_key, event_id, strlen(event_id));
+}
+
+static uint64_t legacy_id_hash(const char *event_id) { return md_hash64(event_id, strlen(event_id), 0x65766964); }
+
+static void seen_field(const md_seen *e, char field[24]) { snprintf(field, 24, "%c%016" PRIx64, e->legacy ? 'e' : 'i', e->hash); }
+
+bool md_cs_seen(const md_cstate *cs, const char *event_id) {
+    uint64_t h = id_hash(cs, event_id), legacy = cs->n_legacy_seen ? legacy_id_hash(event_id) : 0;
     for (size_t i = 0; i < cs->n_seen; i++)
-        if (cs->seen[i].hash == hash) return true;
+        if (cs->seen[i].hash == (cs->seen[i].legacy ? legacy : h)) return true;
     return false;
 }
 
-static void forget_seen(md_ops *ops, uint64_t hash) {
+static void forget_seen(md_cstate *cs, md_ops *ops, size_t i) {
     char field[24];
-    snprintf(field, sizeof(field), "e%016" PRIx64, hash);
+    seen_field(&cs->seen[i], field);
     md_ops_add(ops, MD_OP_DEL, field, NULL);
+    cs->n_legacy_seen -= cs->seen[i].legacy;
 }
 
-size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int64_t horizon_ms) {
+size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, const char *event_id, int64_t ts, int64_t horizon_ms) {
     size_t keep = 0, evicted = 0;
     int64_t newest = cs->newest_ts > ts ? cs->newest_ts : ts;
     for (size_t i = 0; i < cs->n_seen; i++) {
         if (cs->seen[i].ts < newest - horizon_ms) {
-            forget_seen(ops, cs->seen[i].hash);
+            forget_seen(cs, ops, i);
             continue;
         }
         cs->seen[keep++] = cs->seen[i];
@@ -860,7 +919,7 @@ size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int
         size_t oldest = 0;
         for (size_t i = 1; i < cs->n_seen; i++)
             if (cs->seen[i].ts < cs->seen[oldest].ts) oldest = i;
-        forget_seen(ops, cs->seen[oldest].hash);
+        forget_seen(cs, ops, oldest);
         memmove(&cs->seen[oldest], &cs->seen[oldest + 1], (cs->n_seen - oldest - 1) * sizeof(md_seen));
         cs->n_seen--;
         evicted = 1;
@@ -869,11 +928,12 @@ size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int
         ops->oom = true;
         return evicted;
     }
-    cs->seen[cs->n_seen].hash = hash;
-    cs->seen[cs->n_seen].ts = ts;
-    cs->n_seen++;
+    md_seen *e = &cs->seen[cs->n_seen++];
+    e->hash = id_hash(cs, event_id);
+    e->ts = ts;
+    e->legacy = false;
     char field[24];
-    snprintf(field, sizeof(field), "e%016" PRIx64, hash);
+    seen_field(e, field);
     md_cs_set_int(ops, field, ts);
     return evicted;
 }

@@ -31,6 +31,7 @@ typedef struct md_wmark {
 typedef struct md_seen {
     uint64_t hash;
     int64_t ts;
+    bool legacy; /* an "e" entry: md_hash64 of an earlier version, not keyed */
 } md_seen;
 
 /* How many event ids a customer's guard remembers at most (within the
@@ -134,7 +135,8 @@ struct md_cstate {
     int64_t newest_ts;
     md_wmark *wm;
     size_t n_wm, cap_wm;
-    md_seen *seen;          /* the event-id guard, roughly oldest first: fields "e<hash>" */
+    md_seen *seen;          /* the event-id guard, roughly oldest first: fields "i<hash>" ("e<hash>": legacy) */
+    size_t n_legacy_seen;   /* how many of them are legacy */
     size_t n_seen, cap_seen;
     md_attr *attrs;
     size_t n_attrs, cap_attrs;
@@ -180,12 +182,13 @@ void md_cs_set_int(md_ops *ops, const char *field, int64_t v);
 int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partition);
 /* Moves the watermark and records the field write. */
 void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset);
-bool md_cs_seen(const md_cstate *cs, uint64_t hash);
-/* Remembers hash (an event at ts), forgetting ids older than the newest
+/* Whether event_id is in the guard. */
+bool md_cs_seen(const md_cstate *cs, const char *event_id);
+/* Remembers event_id (an event at ts), forgetting ids older than the newest
  * event less horizon_ms, and the oldest beyond MD_SEEN_MAX, recording each
  * field write; returns how many were forgotten for room while still within
  * the horizon. */
-size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t hash, int64_t ts, int64_t horizon_ms);
+size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, const char *event_id, int64_t ts, int64_t horizon_ms);
 void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int channel);
 bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *topic, const char *payload);
 const char *md_cs_profile(const md_cstate *cs, int attr); /* NULL when absent */

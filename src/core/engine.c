@@ -1053,8 +1053,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         }
         md_cs_set_watermark(cs, ops, src->topic, src->partition, src->offset);
     }
-    uint64_t idh = md_hash64(ev->event_id, strlen(ev->event_id), 0x65766964);
-    if (md_cs_seen(cs, idh)) {
+    if (md_cs_seen(cs, ev->event_id)) {
         out->applied = MD_DUP_EVENT_ID;
         return MD_ERR_OK;
     }
@@ -1068,7 +1067,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     if (cs->due > 0 && cs->due <= t && fire_due(cfg, cs, cp, cs->due, emitted_at_ms, ops, cp_ops, out) != MD_ERR_OK) return MD_ERR_NOMEM;
 
     /* 2. Counters. */
-    out->dedupe_evicted = md_cs_add_seen(cs, ops, idh, t, r->dedupe_horizon_ms);
+    out->dedupe_evicted = md_cs_add_seen(cs, ops, ev->event_id, t, r->dedupe_horizon_ms);
     /* Not stored: the newest event is the newest of its type, and loading
      * the t<k> fields finds it again (one write per event less). */
     if (t > cs->newest_ts) cs->newest_ts = t;

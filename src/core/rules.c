@@ -523,6 +523,13 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
             cerr(&c, "$.redis.key_prefix: must be 1-63 bytes without { } * or ? (got %zu bytes)", kpl);
         for (size_t i = 0; i < kpl; i++)
             if ((unsigned char)kp[i] < 0x20 || kp[i] == 0x7f) cerr(&c, "$.redis.key_prefix: contains a control character");
+        /* RFC 6750's token characters, and long enough not to be guessed
+         * over the connection limit's few thousand tries a second. */
+        const char *tok = cfg->http.token ? cfg->http.token : "";
+        size_t tl = strlen(tok);
+        if (tl > 0 && (tl < 16 || tl > 256 || strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") != tl))
+            cerr(&c, "$.http.token: must be 16-256 characters of A-Z a-z 0-9 - . _ ~ + / = (got %zu characters%s)", tl,
+                 tl >= 16 && tl <= 256 ? ", one of them not allowed" : "");
         int64_t longest = 0;
         for (size_t s = 0; s < r->n_series; s++)
             if (r->series[s].retention_ms > longest) longest = r->series[s].retention_ms;

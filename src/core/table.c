@@ -119,7 +119,7 @@ static bool set_from_text(md_table_loader *L, const md_field *f, void *base, con
             if (!resolve_reference(L, path, text, &s)) return false;
         } else if (f->type == T_STR && is_reference(text)) {
             return md_table_fail(L, path, "${env:} and ${file:} references are allowed only in secret settings (redis.url, "
-                                          "redis.password, secret librdkafka properties)");
+                                          "redis.password, http.token, secret librdkafka properties)");
         } else if (!(s = strdup(text))) {
             return md_table_fail(L, path, "out of memory");
         }

@@ -107,6 +107,12 @@ struct md_batch {
     const char **due_ids; /* customers whose due time changed, and it */
     int64_t *due_at;
     bool *due_check;      /* customers the due set named: their member is rewritten whatever the state says */
+    /* Customers whose key Redis refused in this run, and why (""); their
+     * inputs are skipped by every later attempt and handed to the refuse
+     * hook once the run succeeds. */
+    md_store_refusal *refusal;
+    md_store_refusal *scratch; /* 2 x capacity: what one store call refused */
+    size_t *req_customer;      /* apply request -> customer */
 };
 
 static double seconds_since(const struct timespec *t0) {
@@ -150,11 +156,15 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     b->results = calloc(cap * 2, sizeof(*b->results));
     b->last = calloc(cap, sizeof(*b->last));
     b->final_order = calloc(cap, sizeof(*b->final_order));
+    b->refusal = calloc(cap, sizeof(*b->refusal));
+    b->scratch = calloc(cap * 2, sizeof(*b->scratch));
+    b->req_customer = calloc(cap * 2, sizeof(*b->req_customer));
     /* Both run whatever the other returns: destroy frees each. */
     bool indexed = name_index_init(&b->cust_index, cap);
     indexed = name_index_init(&b->cp_index, cap) && indexed;
     if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
-        !b->due_ids || !b->due_at || !b->due_check || !b->reqs || !b->results || !b->last || !b->final_order || !indexed) {
+        !b->due_ids || !b->due_at || !b->due_check || !b->reqs || !b->results || !b->last || !b->final_order || !b->refusal ||
+        !b->scratch || !b->req_customer || !indexed) {
         md_batch_destroy(b);
         return NULL;
     }
@@ -199,6 +209,9 @@ void md_batch_destroy(md_batch *b) {
     free(b->results);
     free(b->last);
     free(b->final_order);
+    free(b->refusal);
+    free(b->scratch);
+    free(b->req_customer);
     free(b->deliveries);
     free(b->cust_index.slots);
     free(b->cp_index.slots);
@@ -215,7 +228,10 @@ void md_batch_clear(md_batch *b) {
         b->items[i].profile_json = NULL;
     }
     b->n_items = 0;
-    if (b->n_cust) memset(b->due_check, 0, b->n_cust * sizeof(*b->due_check));
+    if (b->n_cust) {
+        memset(b->due_check, 0, b->n_cust * sizeof(*b->due_check));
+        for (size_t c = 0; c < b->n_cust; c++) b->refusal[c][0] = '\0';
+    }
     b->n_cust = 0;
     if (b->cust_index.slots) name_index_clear(&b->cust_index);
 }
@@ -363,7 +379,7 @@ md_err md_batch_add_message(md_batch *b, const md_message *m, int64_t now_ms, co
             }
             if (!*reason) {
                 e = md_batch_add_profile(b, cid, json, srcp, detail, detail_size);
-                if (e == MD_ERR_BAD_EVENT) *reason = "bad_profile";
+                if (e == MD_ERR_BAD_EVENT) *reason = MD_DEAD_LETTER_BAD_PROFILE;
                 else if (e) *reason = "too_large";
             }
             free(json);
@@ -401,17 +417,34 @@ static bool retry(md_batch *b, md_err e, const char *what, const char *errstr) {
     return b->hooks.retry && b->hooks.retry(b->hooks.ctx, e, what, errstr);
 }
 
-/* Reads the batch's customers and the contact points their profiles name. */
+static bool refused(const md_batch *b, size_t c) { return b->refusal[c][0] != '\0'; }
+
+/* Customer c's key was refused: why. Its inputs are skipped from now on.
+ * true when it was not refused before. */
+static bool refuse(md_batch *b, size_t c, const char *why) {
+    if (refused(b, c)) return false;
+    snprintf(b->refusal[c], sizeof(b->refusal[c]), "%s", why[0] ? why : "refused");
+    return true;
+}
+
+/* Reads the batch's customers and the contact points their profiles name.
+ * A customer whose key (or contact point's key) Redis refused is marked
+ * refused, and the rest are read. */
 static md_err read_states(md_batch *b, char *err, size_t errsz) {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    md_err e = md_store_read_customers(b->store, b->n_cust, b->cust_ids, b->states, err, errsz);
+    md_err e = md_store_read_customers(b->store, b->n_cust, b->cust_ids, b->states, b->scratch, err, errsz);
+    if (e == MD_ERR_REDIS_REFUSED) {
+        for (size_t c = 0; c < b->n_cust; c++)
+            if (b->scratch[c][0]) refuse(b, c, b->scratch[c]);
+        e = MD_ERR_OK;
+    }
     if (e) return e;
     b->n_cp = 0;
     name_index_clear(&b->cp_index);
     for (size_t c = 0; c < b->n_cust; c++) {
         b->cust_cp[c] = -1;
-        const char *cp = md_cstate_contact_point(b->states[c]);
+        const char *cp = refused(b, c) ? NULL : md_cstate_contact_point(b->states[c]);
         if (!cp) continue;
         uint32_t *slot = name_index_slot(&b->cp_index, (const char *const *)b->cp_ids, cp);
         if (!*slot) {
@@ -420,7 +453,14 @@ static md_err read_states(md_batch *b, char *err, size_t errsz) {
         }
         b->cust_cp[c] = (int)*slot - 1;
     }
-    if (b->n_cp) e = md_store_read_contact_points(b->store, b->n_cp, (const char *const *)b->cp_ids, b->cps, err, errsz);
+    if (b->n_cp) e = md_store_read_contact_points(b->store, b->n_cp, (const char *const *)b->cp_ids, b->cps, b->scratch, err, errsz);
+    if (e == MD_ERR_REDIS_REFUSED) {
+        /* Every customer on a refused contact point: its caps cannot be
+         * read, so none of them may be decided. */
+        for (size_t c = 0; c < b->n_cust; c++)
+            if (b->cust_cp[c] >= 0 && b->scratch[b->cust_cp[c]][0]) refuse(b, c, b->scratch[b->cust_cp[c]]);
+        e = MD_ERR_OK;
+    }
     if (!e) observe(b, MD_LAT_REDIS_READ, &t0);
     return e;
 }
@@ -439,6 +479,7 @@ static void count_trigger(md_batch *b, const md_trigger *tr) {
 
 /* Decides one input against its customer's state. MD_ERR_NOMEM only. */
 static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t errsz) {
+    if (refused(b, (size_t)it->customer)) return MD_ERR_OK;
     md_cstate *cs = b->states[it->customer];
     md_cstate_set_paused(cs, b->paused_campaigns);
     md_ops *ops = &b->ops[it->customer], *cp_ops = &b->cp_ops[it->customer];
@@ -508,18 +549,21 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
  * touched one) after flushing its state into its ops. MD_ERR_NOMEM when
  * recording lost an operation: such a list is never applied. */
 static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, size_t errsz) {
+    if (refused(b, c)) return MD_ERR_OK;
     md_cstate_flush(b->states[c], &b->ops[c]);
     if (b->ops[c].oom || b->cp_ops[c].oom) {
         snprintf(err, errsz, "out of memory while recording");
         return MD_ERR_NOMEM;
     }
     if (b->ops[c].n == 0) return MD_ERR_OK; /* only duplicates: nothing to write */
+    b->req_customer[*nreq] = c;
     md_apply_req *q = &b->reqs[(*nreq)++];
     md_store_customer_key(b->store, b->cust_ids[c], q->key, sizeof(q->key));
     q->ops = &b->ops[c];
     q->expect_version = md_cstate_version(b->states[c]);
     q->ttl_ms = md_cstate_ttl_ms(b->states[c]);
     if (b->cp_ops[c].n && b->cust_cp[c] >= 0) {
+        b->req_customer[*nreq] = c;
         q = &b->reqs[(*nreq)++];
         md_store_contact_point_key(b->store, b->cp_ids[b->cust_cp[c]], q->key, sizeof(q->key));
         q->ops = &b->cp_ops[c];
@@ -534,7 +578,7 @@ static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, siz
  * instead of following them (bench/run: see BENCHMARKS.md). */
 #define MD_APPLY_SLICE 64
 
-typedef enum attempt { ATTEMPT_DONE, ATTEMPT_CONFLICT, ATTEMPT_FAILED } attempt;
+typedef enum attempt { ATTEMPT_DONE, ATTEMPT_CONFLICT, ATTEMPT_REFUSED, ATTEMPT_FAILED } attempt;
 
 /* One attempt at steps 1-3: read, decide in input order, apply. On
  * ATTEMPT_FAILED *what names the step and *e says why. */
@@ -568,9 +612,19 @@ static attempt decide_and_apply(md_batch *b, int64_t now_ms, md_err *e, const ch
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     *e = md_store_apply_send(b->store, nreq - nsent, b->reqs + nsent, err, errsz);
-    if (!*e) *e = md_store_apply_collect(b->store, nreq, b->reqs, b->results, err, errsz);
+    if (!*e) *e = md_store_apply_collect(b->store, nreq, b->reqs, b->results, b->scratch, err, errsz);
+    bool newly_refused = false;
+    if (*e == MD_ERR_REDIS_REFUSED) {
+        /* The others were applied; a refused apply wrote nothing. The run is
+         * decided again without the refused customers: what was applied
+         * reads as duplicates then, as after a conflict. */
+        for (size_t q = 0; q < nreq; q++)
+            if (b->results[q] < 0 && b->scratch[q][0]) newly_refused |= refuse(b, b->req_customer[q], b->scratch[q]);
+        *e = MD_ERR_OK;
+    }
     if (*e) return ATTEMPT_FAILED; /* the store dropped the connection */
     if (nreq) observe(b, MD_LAT_REDIS_APPLY, &t0);
+    if (newly_refused) return ATTEMPT_REFUSED;
     for (size_t q = 0; q < nreq; q++)
         if (b->results[q] == 0) return ATTEMPT_CONFLICT;
     return ATTEMPT_DONE;
@@ -674,6 +728,26 @@ static md_err settle(md_batch *b, char *err, size_t errsz) {
     return MD_ERR_OK;
 }
 
+/* Counts, logs and hands to the refuse hook every input of a refused
+ * customer: once per run, after its last attempt (a redo restores the
+ * counters). */
+static void report_refusals(md_batch *b) {
+    for (size_t c = 0; c < b->n_cust; c++) {
+        if (!refused(b, c)) continue;
+        md_log(MD_LOG_WARN, "redis", "redis refused this customer's key; its inputs are set aside", "customer", b->cust_ids[c], "error",
+               b->refusal[c], NULL);
+        for (size_t i = 0; i < b->n_items; i++) {
+            const item *it = &b->items[i];
+            if ((size_t)it->customer != c) continue;
+            b->n->refused++;
+            if (it->has_src && b->hooks.refuse) {
+                b->n->dead_lettered++;
+                b->hooks.refuse(b->hooks.ctx, &it->src, b->cust_ids[c], b->refusal[c]);
+            }
+        }
+    }
+}
+
 md_err md_batch_run(md_batch *b, int64_t now_ms, char *errstr, size_t errstr_size) {
     md_err e = MD_ERR_OK;
     const char *what = "";
@@ -682,6 +756,7 @@ md_err md_batch_run(md_batch *b, int64_t now_ms, char *errstr, size_t errstr_siz
         attempt a = decide_and_apply(b, now_ms, &e, &what, errstr, errstr_size);
         if (a == ATTEMPT_DONE) break;
         *b->n = before; /* the redo counts again */
+        if (a == ATTEMPT_REFUSED) continue; /* decided again without the refused customers */
         if (a == ATTEMPT_CONFLICT) {
             /* Another writer changed one of these customers since we read it
              * (a rebalance in flight, or another consumer owning another
@@ -697,6 +772,7 @@ md_err md_batch_run(md_batch *b, int64_t now_ms, char *errstr, size_t errstr_siz
         if (!retry(b, e, what, errstr)) goto out;
         before = *b->n; /* what the hook counted stays */
     }
+    report_refusals(b);
     if ((e = deliver(b, errstr, errstr_size))) goto out;
     if ((e = sync_due(b, errstr, errstr_size))) goto out;
     e = settle(b, errstr, errstr_size);

@@ -76,6 +76,13 @@ typedef struct md_batch_hooks {
      * (after waiting as the caller sees fit), false to give up, and
      * md_batch_run then returns e. NULL: never retry. */
     bool (*retry)(void *ctx, md_err e, const char *what, const char *errstr);
+    /* Called once per input of a customer whose key Redis refused
+     * (MD_ERR_REDIS_REFUSED: WRONGTYPE, CROSSSLOT, a script's error), with
+     * the input's source and Redis's reason, before the sink's deliver of
+     * the same run: the input was not applied and the caller sets it aside
+     * (a dead letter). Inputs without a source are only counted. NULL:
+     * only counted and logged. */
+    void (*refuse)(void *ctx, const md_source *src, const char *customer_id, const char *why);
     void *ctx;
 } md_batch_hooks;
 

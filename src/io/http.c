@@ -309,6 +309,41 @@ static enum MHD_Result serve_report(md_http *h, struct MHD_Connection *conn) {
 /* ------------------------------------------------------------------------- */
 /* Routing                                                                    */
 
+/* Whether the request may read data: always without http.token; with it,
+ * only with "Authorization: Bearer <token>", compared in time that does not
+ * depend on where the first difference is. */
+static bool authorized(md_http *h, struct MHD_Connection *conn) {
+    const md_config *cfg = md_status_config_acquire(h->st);
+    const char *token = cfg && cfg->http.token ? cfg->http.token : "";
+    bool ok = true;
+    if (*token) {
+        const char *got = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        ok = false;
+        if (got && strncmp(got, "Bearer ", 7) == 0) {
+            got += 7;
+            size_t tl = strlen(token), gl = strlen(got);
+            unsigned char diff = (unsigned char)(tl != gl);
+            for (size_t i = 0; i < tl; i++) diff |= (unsigned char)(token[i] ^ (i < gl ? got[i] : 0));
+            ok = diff == 0;
+        }
+    }
+    md_status_config_release(h->st);
+    return ok;
+}
+
+static enum MHD_Result respond_unauthorized(struct MHD_Connection *conn) {
+    static const char body[] = "{\"error\":\"this endpoint needs http.token: send Authorization: Bearer TOKEN (the page: open /#token=TOKEN)\"}";
+    struct MHD_Response *r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"momentd\"");
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method, const char *version,
                               const char *upload_data, size_t *upload_data_size, void **con_cls) {
     md_http *h = cls;
@@ -319,6 +354,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return respond_text(conn, 405, "only GET\n");
     if (strcmp(url, "/healthz") == 0) return respond_text(conn, 200, "ok\n");
     if (strcmp(url, "/readyz") == 0) return serve_ready(h, conn);
+    /* The data; the page and its scripts hold none, and the page sends the
+     * token it was opened with. */
+    bool data = strcmp(url, "/metrics") == 0 || strcmp(url, "/api/report") == 0;
+    if (data && !authorized(h, conn)) return respond_unauthorized(conn);
     if (strcmp(url, "/metrics") == 0) return serve_metrics(h, conn);
     if (strcmp(url, "/api/report") == 0) return serve_report(h, conn);
     if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0)

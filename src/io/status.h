@@ -79,6 +79,8 @@ typedef struct md_partition_lag {
     X(conversions, "conversions", "momentd_conversions_total", "Conversions observed in the event stream and attributed to a trigger.") \
     X(batches, "batches", "momentd_batches_total", "Batches committed.")                                                        \
     X(redis_retries, "redis_retries", "momentd_redis_retries_total", "Redis calls retried after a failure.")                     \
+    X(refused, "refused", "momentd_redis_refused_total",                                                                        \
+      "Inputs set aside (dead-lettered as redis_refused) because Redis refused their customer's key (WRONGTYPE, CROSSSLOT, a script error).") \
     X(conflicts, "conflicts", "momentd_conflicts_total", "Batches re-decided because another consumer changed a customer meanwhile.") \
     X(delivery_errors, "delivery_errors", "momentd_delivery_errors_total", "Kafka delivery reports with an error (each is produced again).") \
     X(rebalances, "rebalances", "momentd_rebalances_total", "Consumer group rebalances seen (assignments and revocations).")    \

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -236,6 +237,27 @@ static md_err get_reply(md_store *s, redisReply **out, char *errstr, size_t errs
     return MD_ERR_OK;
 }
 
+/* Whether an error reply is one every key would get now and none a moment
+ * later (memory full, loading, a busy script, a failover, persistence
+ * failing): waited for and retried as if Redis were down. Any other error
+ * (WRONGTYPE, CROSSSLOT, a script's own error) belongs to the key it was
+ * sent for, and retrying would only get it again. */
+static bool transient_error(const char *msg) {
+    static const char *const codes[] = {"OOM ",     "LOADING ",     "BUSY ",     "READONLY ", "MASTERDOWN ", "TRYAGAIN ",
+                                        "NOSCRIPT ", "CLUSTERDOWN ", "MISCONF ", "MOVED ",    "ASK ",        "NOREPLICAS "};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strncmp(msg, codes[i], strlen(codes[i])) == 0) return true;
+    return false;
+}
+
+/* The error an error reply stands for, with errstr "redis <what> <key>: <reply>". */
+static md_err reply_error(const redisReply *r, const char *what, const char *key, char *errstr, size_t errstr_size) {
+    bool is_error = r->type == REDIS_REPLY_ERROR && r->str;
+    snprintf(errstr, errstr_size, "redis %s%s%s: %s", what, key ? " " : "", key ? key : "", is_error ? r->str : "unexpected reply");
+    if (!is_error) return MD_ERR_REDIS_REPLY;
+    return transient_error(r->str) ? MD_ERR_REDIS_DOWN : MD_ERR_REDIS_REFUSED;
+}
+
 static md_err ensure(md_store *s, char *errstr, size_t errstr_size) {
     return s->c ? MD_ERR_OK : md_store_connect(s, errstr, errstr_size);
 }
@@ -275,9 +297,13 @@ md_err md_store_memory(md_store *s, int64_t *used, int64_t *max, char *errstr, s
     return MD_ERR_OK;
 }
 
-/* Sends n HGETALLs and hands each reply to load(i, reply). */
+/* Sends n HGETALLs and hands each reply to load(i, reply). A key Redis
+ * refused (MD_ERR_REDIS_REFUSED: WRONGTYPE, ...) is not loaded: with
+ * refused, its reason goes to refused[i] ("" for the keys read) and the
+ * others are read all the same; without, the call fails. A transient error
+ * (OOM, LOADING, ...) fails the call as MD_ERR_REDIS_DOWN. */
 static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (*load)(void *, size_t, redisReply *),
-                          void *ctx, char *errstr, size_t errstr_size) {
+                          void *ctx, md_store_refusal *refused, char *errstr, size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
     for (size_t i = 0; i < n; i++) {
@@ -289,20 +315,31 @@ static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (
             return MD_ERR_REDIS_DOWN;
         }
     }
+    md_err first = MD_ERR_OK;
+    char why[MD_STORE_REFUSAL_MAX];
     for (size_t i = 0; i < n; i++) {
         redisReply *r;
+        /* A lost connection drops what is left of the pipeline with it. */
         if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
-        if (r->type != REDIS_REPLY_ARRAY) {
-            snprintf(errstr, errstr_size, "redis HGETALL %s: %s", keys[i], r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
-            freeReplyObject(r);
-            /* Drain the rest so the connection stays in step. */
-            for (size_t k = i + 1; k < n; k++)
-                if (get_reply(s, &r, errstr, errstr_size) == MD_ERR_OK) freeReplyObject(r);
-            return MD_ERR_REDIS_REPLY;
+        if (refused) refused[i][0] = '\0';
+        if (r->type == REDIS_REPLY_ARRAY) {
+            if (!first) load(ctx, i, r);
+        } else {
+            /* Read on to the last reply so the connection stays in step. */
+            md_err e = reply_error(r, "HGETALL", keys[i], why, sizeof(why));
+            if (e == MD_ERR_REDIS_REFUSED && refused) {
+                snprintf(refused[i], MD_STORE_REFUSAL_MAX, "%s", why);
+            } else if (!first || (first == MD_ERR_REDIS_REFUSED && e != MD_ERR_REDIS_REFUSED)) {
+                first = e; /* what fails the whole call wins over one key's refusal */
+                snprintf(errstr, errstr_size, "%s", why);
+            }
         }
-        load(ctx, i, r);
         freeReplyObject(r);
     }
+    if (first) return first;
+    if (refused)
+        for (size_t i = 0; i < n; i++)
+            if (refused[i][0]) return MD_ERR_REDIS_REFUSED;
     return MD_ERR_OK;
 }
 
@@ -320,7 +357,7 @@ static void each_field(void *ctx, size_t i, redisReply *r) {
 md_err md_store_hgetall_each(md_store *s, size_t n, const char *const *keys, md_store_field_fn fn, void *ctx, char *errstr,
                              size_t errstr_size) {
     each_ctx e = {fn, ctx};
-    return read_hashes(s, n, keys, each_field, &e, errstr, errstr_size);
+    return read_hashes(s, n, keys, each_field, &e, NULL, errstr, errstr_size);
 }
 
 typedef struct cust_load {
@@ -349,7 +386,7 @@ static void load_outbox(void *ctx, size_t k, redisReply *r) {
 }
 
 md_err md_store_read_customers(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
-                               char *errstr, size_t errstr_size) {
+                               md_store_refusal *refused, char *errstr, size_t errstr_size) {
     /* First every customer's hash; then, in a second round trip, the outbox
      * of those whose hash does not say it was left empty (after a trigger,
      * or a crash before one was produced): one HGETALL per customer instead
@@ -358,26 +395,46 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
     const char **keys = calloc(2 * n + 1, sizeof(char *));
     char (*buf)[KEY_MAX] = malloc((2 * n + 1) * KEY_MAX); /* one block for every key, not one each */
     size_t *which = calloc(n + 1, sizeof(size_t));
-    md_err err = keys && buf && which ? MD_ERR_OK : MD_ERR_NOMEM;
+    md_store_refusal *outbox_refused = refused ? calloc(n + 1, sizeof(*outbox_refused)) : NULL;
+    md_err err = keys && buf && which && (!refused || outbox_refused) ? MD_ERR_OK : MD_ERR_NOMEM;
     for (size_t i = 0; i < n && !err; i++) {
         md_store_customer_key(s, customer_ids[i], buf[i], 400);
         keys[i] = buf[i];
     }
     cust_load cl = {states, customer_ids};
-    if (!err) err = read_hashes(s, n, keys, load_customer, &cl, errstr, errstr_size);
+    if (!err) err = read_hashes(s, n, keys, load_customer, &cl, refused, errstr, errstr_size);
+    bool any_refused = err == MD_ERR_REDIS_REFUSED && refused;
+    if (any_refused) err = MD_ERR_OK;
     size_t m = 0;
     for (size_t i = 0; i < n && !err; i++) {
-        if (md_cstate_outbox_clear(states[i])) continue;
+        if ((refused && refused[i][0]) || md_cstate_outbox_clear(states[i])) continue;
         snprintf(buf[n + m], KEY_MAX, "%s:x", keys[i]);
         keys[n + m] = buf[n + m];
         which[m++] = i;
     }
     outbox_load ol = {states, which};
-    if (!err && m) err = read_hashes(s, m, keys + n, load_outbox, &ol, errstr, errstr_size);
+    if (!err && m) err = read_hashes(s, m, keys + n, load_outbox, &ol, outbox_refused, errstr, errstr_size);
+    if (err == MD_ERR_REDIS_REFUSED && refused) {
+        err = MD_ERR_OK;
+        for (size_t k = 0; k < m; k++)
+            if (outbox_refused[k][0]) {
+                memcpy(refused[which[k]], outbox_refused[k], sizeof(*refused));
+                any_refused = true;
+            }
+    }
+    /* A refused customer reads as nobody, never as what an earlier batch
+     * left in the same state object. */
+    if (!err && any_refused)
+        for (size_t i = 0; i < n; i++)
+            if (refused[i][0]) {
+                md_cstate_reset(states[i]);
+                md_cstate_set_customer(states[i], customer_ids[i]);
+            }
     free(keys);
     free(buf);
     free(which);
-    return err;
+    free(outbox_refused);
+    return !err && any_refused ? MD_ERR_REDIS_REFUSED : err;
 }
 
 static void load_cp(void *ctx, size_t i, redisReply *r) {
@@ -387,7 +444,7 @@ static void load_cp(void *ctx, size_t i, redisReply *r) {
 }
 
 md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *contact_points, md_cpstate *const *cps,
-                                    char *errstr, size_t errstr_size) {
+                                    md_store_refusal *refused, char *errstr, size_t errstr_size) {
     char **keys = calloc(n ? n : 1, sizeof(char *));
     if (!keys) return MD_ERR_NOMEM;
     md_err err = MD_ERR_OK;
@@ -396,15 +453,19 @@ md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *co
         if (!keys[i]) err = MD_ERR_NOMEM;
         else md_store_contact_point_key(s, contact_points[i], keys[i], 400);
     }
-    if (!err) err = read_hashes(s, n, (const char *const *)keys, load_cp, (void *)cps, errstr, errstr_size);
+    if (!err) err = read_hashes(s, n, (const char *const *)keys, load_cp, (void *)cps, refused, errstr, errstr_size);
+    if (err == MD_ERR_REDIS_REFUSED && refused)
+        for (size_t i = 0; i < n; i++)
+            if (refused[i][0]) md_cpstate_reset(cps[i]);
     for (size_t i = 0; i < n; i++) free(keys[i]);
     free(keys);
     return err;
 }
 
-md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size) {
+md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
+                      size_t errstr_size) {
     md_err err = md_store_apply_send(s, n, reqs, errstr, errstr_size);
-    return err ? err : md_store_apply_collect(s, n, reqs, results, errstr, errstr_size);
+    return err ? err : md_store_apply_collect(s, n, reqs, results, refused, errstr, errstr_size);
 }
 
 md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char *errstr, size_t errstr_size) {
@@ -477,32 +538,76 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
     return MD_ERR_OK;
 }
 
-md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size) {
+md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
+                              size_t errstr_size) {
     md_err err;
     if (!s->c && n) { /* never reconnect here: the replies went with the old connection */
         snprintf(errstr, errstr_size, "redis connection lost before the applies were answered");
         return MD_ERR_REDIS_DOWN;
     }
     md_err first = MD_ERR_OK;
+    bool any_refused = false, noscript = false;
+    char why[MD_STORE_REFUSAL_MAX];
     for (size_t i = 0; i < n; i++) {
         redisReply *r;
         if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
+        if (refused) refused[i][0] = '\0';
         if (r->type == REDIS_REPLY_INTEGER) {
             results[i] = (int)r->integer;
         } else {
             results[i] = -1;
-            if (!first) {
-                bool noscript = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
-                snprintf(errstr, errstr_size, "redis apply on %s: %s", reqs[i].key, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-                /* NOSCRIPT: the script cache was flushed. Reconnecting loads it
-                 * again, and the caller's retry redoes the batch safely. */
-                first = noscript ? MD_ERR_REDIS_DOWN : MD_ERR_REDIS_REPLY;
+            md_err e = reply_error(r, "apply on", reqs[i].key, why, sizeof(why));
+            noscript |= r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT ", 9) == 0;
+            if (e == MD_ERR_REDIS_REFUSED && refused) {
+                /* apply.lua checks before its first write, so a refused
+                 * apply wrote nothing. */
+                snprintf(refused[i], MD_STORE_REFUSAL_MAX, "%s", why);
+                any_refused = true;
+            } else if (!first || (first == MD_ERR_REDIS_REFUSED && e != MD_ERR_REDIS_REFUSED)) {
+                first = e;
+                snprintf(errstr, errstr_size, "%s", why);
             }
         }
         freeReplyObject(r);
     }
-    if (first == MD_ERR_REDIS_DOWN) md_store_disconnect(s);
-    return first;
+    /* NOSCRIPT: the script cache was flushed. Reconnecting loads it again,
+     * and the caller's retry redoes the batch safely. */
+    if (noscript) md_store_disconnect(s);
+    return first ? first : any_refused ? MD_ERR_REDIS_REFUSED : MD_ERR_OK;
+}
+
+static redisReply *command_checked(md_store *s, int argc, const char **argv, int want, char *errstr, size_t errstr_size);
+
+md_err md_store_dedupe_key(md_store *s, uint64_t key[2], char *errstr, size_t errstr_size) {
+    unsigned char raw[16];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+        snprintf(errstr, errstr_size, "cannot draw a random key: %s", strerror(errno));
+        return MD_ERR_IO;
+    }
+    char hex[33], meta[128];
+    for (size_t i = 0; i < sizeof(raw); i++) snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    snprintf(meta, sizeof(meta), "%s:meta", s->prefix);
+    /* The first process on a namespace makes the key; every other one (and
+     * every later start) reads that one. */
+    const char *setnx[] = {"HSETNX", meta, "dedupe_key", hex};
+    redisReply *r = command_checked(s, 4, setnx, REDIS_REPLY_INTEGER, errstr, errstr_size);
+    if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    freeReplyObject(r);
+    const char *get[] = {"HGET", meta, "dedupe_key"};
+    if (!(r = command_checked(s, 3, get, REDIS_REPLY_STRING, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    bool ok = r->len == 32 && strspn(r->str, "0123456789abcdef") == 32;
+    if (ok) {
+        char half[17];
+        for (int k = 0; k < 2; k++) {
+            memcpy(half, r->str + 16 * k, 16);
+            half[16] = '\0';
+            key[k] = strtoull(half, NULL, 16);
+        }
+    } else {
+        snprintf(errstr, errstr_size, "redis %s field dedupe_key is not 32 lowercase hex digits: it is not momentd's", meta);
+    }
+    freeReplyObject(r);
+    return ok ? MD_ERR_OK : MD_ERR_REDIS_REPLY;
 }
 
 void md_store_funnel_key(const md_store *s, const char *campaign, const char *day, char *out, size_t n) {
@@ -532,8 +637,10 @@ static md_err pipeline(md_store *s, size_t n, int (*build)(void *, size_t, const
         redisReply *r;
         if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
         if (check_replies && r->type == REDIS_REPLY_ERROR && !first) {
-            snprintf(errstr, errstr_size, "redis: %s", r->str);
-            first = MD_ERR_REDIS_REPLY;
+            /* A transient refusal (OOM, ...) is waited for; anything else
+             * here is a bug or a foreign write to a shared key. */
+            first = reply_error(r, "pipelined command", NULL, errstr, errstr_size);
+            if (first == MD_ERR_REDIS_REFUSED) first = MD_ERR_REDIS_REPLY;
         }
         freeReplyObject(r);
     }

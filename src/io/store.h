@@ -4,7 +4,12 @@
  * into state. Every call is pipelined over the batch (one round trip for all
  * reads, one for all writes). Failures are classified: MD_ERR_REDIS_DOWN is
  * retriable (the caller waits retry_backoff and redoes the whole batch, which
- * the watermarks make safe); MD_ERR_REDIS_REPLY is a bug or a foreign write. */
+ * the watermarks make safe), and so are error replies every key would get
+ * now and none later (OOM, LOADING, BUSY, READONLY, MASTERDOWN, TRYAGAIN,
+ * NOSCRIPT, CLUSTERDOWN, MISCONF); MD_ERR_REDIS_REFUSED is an error reply
+ * that belongs to one key (WRONGTYPE, CROSSSLOT, a script's own error):
+ * the per-customer calls say which key in a md_store_refusal array and read
+ * or apply the others; MD_ERR_REDIS_REPLY is a bug or a foreign write. */
 #ifndef MOMENTD_STORE_H
 #define MOMENTD_STORE_H
 
@@ -12,6 +17,11 @@
 #include "momentd/engine.h"
 
 typedef struct md_store md_store;
+
+/* Why Redis refused one key's command ("redis HGETALL <key>: WRONGTYPE ..."),
+ * or "" for a key that went through. */
+#define MD_STORE_REFUSAL_MAX 200
+typedef char md_store_refusal[MD_STORE_REFUSAL_MAX];
 
 /* Validates cfg->url; does not connect. NULL with errstr on a bad URL. The
  * handle copies what it needs from cfg. */
@@ -38,11 +48,15 @@ md_err md_store_memory(md_store *s, int64_t *used, int64_t *max, char *errstr, s
 void md_store_customer_key(const md_store *s, const char *customer_id, char *out, size_t n);
 void md_store_contact_point_key(const md_store *s, const char *contact_point, char *out, size_t n);
 
-/* Pipelined HGETALL of n customers into states[i] (reset first). */
+/* Pipelined HGETALL of n customers into states[i] (reset first). A key
+ * Redis refuses (its hash or outbox is not a hash: WRONGTYPE) leaves that
+ * state empty: with refused (n entries) the others are read and the call
+ * returns MD_ERR_REDIS_REFUSED with refused[i] saying why ("" for the
+ * others); without, it fails. Contact points alike. */
 md_err md_store_read_customers(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
-                               char *errstr, size_t errstr_size);
+                               md_store_refusal *refused, char *errstr, size_t errstr_size);
 md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *contact_points, md_cpstate *const *cps,
-                                    char *errstr, size_t errstr_size);
+                                    md_store_refusal *refused, char *errstr, size_t errstr_size);
 
 typedef struct md_apply_req {
     char key[400];
@@ -52,8 +66,11 @@ typedef struct md_apply_req {
 } md_apply_req;
 
 /* Pipelined EVALSHA apply.lua for every request; results[i] = 1 applied, 0
- * version conflict (nothing written for that request). */
-md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size);
+ * version conflict, -1 refused (both: nothing written for that request).
+ * Refusals as for the reads: with refused (n entries) the call returns
+ * MD_ERR_REDIS_REFUSED and says which; without, it fails. */
+md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
+                      size_t errstr_size);
 
 /* md_store_apply in two halves, so that Redis applies one part of a batch
  * while the caller decides the next: _send writes the n requests to the
@@ -64,7 +81,8 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
  * applied: the caller redoes the batch (applies are idempotent per offset
  * and conditional on the version). */
 md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char *errstr, size_t errstr_size);
-md_err md_store_apply_collect(md_store *s, size_t total, const md_apply_req *reqs, int *results, char *errstr, size_t errstr_size);
+md_err md_store_apply_collect(md_store *s, size_t total, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
+                              size_t errstr_size);
 
 /* Adds n pending funnel increments: HINCRBY "<prefix>:funnel:<campaign>:<day>"
  * field delta, each key kept 400 days. One round trip. */
@@ -111,6 +129,12 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
  * pause times in since_ms[c] (0: not paused; NULL: not wanted). */
 md_err md_store_paused(md_store *s, const struct md_config *cfg, uint32_t *mask, int64_t *since_ms, char *errstr, size_t errstr_size);
 md_err md_store_set_paused(md_store *s, const char *campaign, bool paused, int64_t now_ms, char *errstr, size_t errstr_size);
+
+/* The deployment's secret key of the event-id guard (cfg->dedupe.id_key):
+ * field "dedupe_key" of "<prefix>:meta", 32 hex digits, drawn from the
+ * kernel's random source by the first process on the namespace and read by
+ * every other. MD_ERR_REDIS_REPLY when the field holds something else. */
+md_err md_store_dedupe_key(md_store *s, uint64_t key[2], char *errstr, size_t errstr_size);
 
 /* Pipelined HDEL key field, for n pairs (outbox entries Kafka acknowledged). */
 md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char *const *fields, char *errstr,

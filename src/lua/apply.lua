@@ -23,10 +23,22 @@ local key = KEYS[1]
 if (#ARGV - 2) % 3 ~= 0 then
   return redis.error_reply('apply.lua: operations must come in triples')
 end
+local outbox_ops = false
 for j = 3, #ARGV, 3 do
   local op = ARGV[j]
-  if op ~= 'S' and op ~= 'I' and op ~= 'D' and op ~= 'X' then
+  if op == 'X' then
+    outbox_ops = true
+  elseif op ~= 'S' and op ~= 'I' and op ~= 'D' then
     return redis.error_reply('apply.lua: unknown op ' .. tostring(op))
+  end
+end
+-- A key of another type would refuse a write half-way through; KEYS[1] is
+-- checked by the version read below (or by the first write, for a contact
+-- point's key, before anything is written), KEYS[2] only here.
+if outbox_ops then
+  local t = redis.call('TYPE', KEYS[2]).ok
+  if t ~= 'hash' and t ~= 'none' then
+    return redis.error_reply('WRONGTYPE the outbox ' .. KEYS[2] .. ' is a ' .. t .. ', not a hash')
   end
 end
 if ARGV[2] ~= '-' then

@@ -62,6 +62,15 @@ ge() { [ "$1" -ge "$2" ] || { echo "    expected >= $2, got $1" >&2; return 1; }
 # runs with the shipped freshness (MD_FRESH_FOR='\1' keeps each channel's
 # own) and the schedule on (MD_SCHEDULE_EVERY=1s), and checks both.
 make_config() {
+    local out
+    out=$(make_config_unchecked "$@")
+    "$MOMENTD_BIN" check -c "$out" >/dev/null || { fail "config $1 does not load"; exit 1; }
+    echo "$out"
+}
+
+# make_config_unchecked NAME [SED ARGS...]: make_config's file, not loaded
+# (for a configuration the test expects momentd to refuse).
+make_config_unchecked() {
     local name=$1
     shift
     local out=$T_DIR/$name.json
@@ -74,7 +83,6 @@ make_config() {
         -e "s/\"fresh_for\": \"\([0-9]*[hd]\)\"/\"fresh_for\": \"${MD_FRESH_FOR:-3650d}\"/g" \
         -e "s/\"limits\": {/\"limits\": {\"schedule_every\": \"${MD_SCHEDULE_EVERY:-0}\", /" \
         "$@" "$MOMENTD_SOURCE_DIR/config/momentd.json" >"$out"
-    "$MOMENTD_BIN" check -c "$out" >/dev/null || { fail "config $name does not load"; exit 1; }
     echo "$out"
 }
 

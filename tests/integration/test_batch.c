@@ -157,7 +157,7 @@ static md_store *store_for(const char *prefix) {
  * among it) must come from Redis, not from the run before. */
 static void run_daemon_path(md_store *s, capture *out, md_counters *n, bool restarting) {
     char err[512], detail[64];
-    md_batch_hooks hooks = {capture_deliver, NULL, out};
+    md_batch_hooks hooks = {.deliver = capture_deliver, .ctx = out};
     const int64_t wall = T0 + 200 * DAY;
     md_batch *b = NULL;
     for (size_t i = 0; i < n_msgs; i++) {
@@ -180,7 +180,7 @@ static void run_daemon_path(md_store *s, capture *out, md_counters *n, bool rest
 /* Path B: what simulate and backtest do: structures in, input time. */
 static void run_driver_path(md_store *s, capture *out, md_counters *n) {
     char err[512];
-    md_batch_hooks hooks = {capture_deliver, NULL, out};
+    md_batch_hooks hooks = {.deliver = capture_deliver, .ctx = out};
     md_batch *b = md_batch_new(cfg, s, 7, MD_BATCH_CLOCK_INPUT, &hooks, n, NULL);
     md_event_limits lim = {1 << 20, 0, 64, 16};
     md_event_parser *p = md_event_parser_new(&lim);
@@ -349,7 +349,7 @@ Test(batch, a_redelivered_older_profile_changes_nothing) {
     snprintf(prefix, sizeof(prefix), "batch-p-%ld", (long)time(NULL));
     md_store *s = store_for(prefix);
     capture *cap = calloc(1, sizeof(*cap));
-    md_batch_hooks hooks = {capture_deliver, NULL, cap};
+    md_batch_hooks hooks = {.deliver = capture_deliver, .ctx = cap};
     md_batch *b = md_batch_new(cfg, s, 8, MD_BATCH_CLOCK_WALL, &hooks, NULL, NULL);
     cr_assert(b);
     static const struct {
@@ -389,7 +389,7 @@ Test(batch, the_schedule_drops_members_whose_state_is_gone) {
     const char *zadd[] = {"ZADD", key, "1000", "gone-1", "2000", "gone-2", "9000000000000", "later-1"};
     freeReplyObject(cmd(s, 8, zadd));
     capture *cap = calloc(1, sizeof(*cap));
-    md_batch_hooks hooks = {capture_deliver, NULL, cap};
+    md_batch_hooks hooks = {.deliver = capture_deliver, .ctx = cap};
     md_batch *b = md_batch_new(cfg, s, 8, MD_BATCH_CLOCK_WALL, &hooks, NULL, NULL);
     cr_assert(b);
     size_t added = 0;
@@ -442,7 +442,7 @@ Test(batch, a_concurrent_writer_makes_the_batch_decide_again) {
     md_store *s = store_for(prefix);
     snprintf(key, sizeof(key), "%s:{batch-v1}", prefix);
     capture *cap = calloc(1, sizeof(*cap));
-    md_batch_hooks hooks = {capture_deliver, NULL, cap};
+    md_batch_hooks hooks = {.deliver = capture_deliver, .ctx = cap};
     md_counters n;
     memset(&n, 0, sizeof(n));
     md_batch *b = md_batch_new(cfg, s, 1, MD_BATCH_CLOCK_INPUT, &hooks, &n, NULL);
@@ -468,7 +468,7 @@ Test(batch, a_concurrent_writer_makes_the_batch_decide_again) {
     cr_assert_gt(n.conflicts, 0, "no batch met the other writer: the test proved nothing");
     md_cstate *cs = md_cstate_new(cfg);
     const char *ids[] = {"batch-v1"};
-    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, NULL, err, sizeof(err)), MD_ERR_OK, "%s", err);
     int w = -1;
     for (size_t i = 0; i < cfg->n_windows; i++)
         if (strcmp(cfg->windows[i].name, "payments_180d") == 0) w = (int)i;
@@ -480,5 +480,160 @@ Test(batch, a_concurrent_writer_makes_the_batch_decide_again) {
     md_store_wipe(s, err, sizeof(err));
     md_store_destroy(s);
     free(cap);
+    md_config_destroy(cfg);
+}
+
+/* What the refuse hook was given. */
+typedef struct refusals {
+    size_t n;
+    char customer[MAX_MSGS][64];
+    int64_t offset[MAX_MSGS];
+    char why[MAX_MSGS][MD_STORE_REFUSAL_MAX];
+} refusals;
+
+typedef struct refuse_ctx {
+    capture *moments;
+    refusals *refused;
+} refuse_ctx;
+
+static md_err refuse_deliver(void *ctx, const md_delivery *d, size_t n, char *err, size_t errsz) {
+    return capture_deliver(((refuse_ctx *)ctx)->moments, d, n, err, errsz);
+}
+
+static void capture_refusal(void *ctx, const md_source *src, const char *customer_id, const char *why) {
+    refusals *r = ((refuse_ctx *)ctx)->refused;
+    cr_assert_lt(r->n, MAX_MSGS);
+    snprintf(r->customer[r->n], sizeof(r->customer[0]), "%s", customer_id);
+    r->offset[r->n] = src->offset;
+    snprintf(r->why[r->n], sizeof(r->why[0]), "%s", why);
+    r->n++;
+}
+
+/* Messages [from, to) of the input through the daemon's path in batches of
+ * 7, each message's offset its index. */
+static void run_range(md_store *s, size_t from, size_t to, refuse_ctx *rc, md_counters *n) {
+    char err[512], detail[64];
+    md_batch_hooks hooks = {.deliver = refuse_deliver, .refuse = capture_refusal, .ctx = rc};
+    const int64_t wall = T0 + 200 * DAY;
+    md_batch *b = md_batch_new(cfg, s, 7, MD_BATCH_CLOCK_WALL, &hooks, n, NULL);
+    cr_assert(b);
+    for (size_t i = from; i < to; i++) {
+        if (md_batch_full(b)) cr_assert_eq(md_batch_run(b, wall, err, sizeof(err)), MD_ERR_OK, "%s", err);
+        md_message m = {msgs[i].topic, 0, (int64_t)i, msgs[i].key, strlen(msgs[i].key), msgs[i].json, strlen(msgs[i].json)};
+        const char *reason = NULL;
+        cr_assert_eq(md_batch_add_message(b, &m, wall, &reason, detail, sizeof(detail)), MD_ERR_OK, "%s %s", reason, detail);
+    }
+    cr_assert_eq(md_batch_run(b, wall, err, sizeof(err)), MD_ERR_OK, "the run failed instead of setting the refused customer aside: %s",
+                 err);
+    md_batch_destroy(b);
+}
+
+static size_t moments_of(const capture *c, const char *customer) {
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++) k += strcmp(c->m[i].customer, customer) == 0;
+    return k;
+}
+
+static void redis_do(const char *fmt, const char *a, const char *b2) {
+    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
+    redisContext *c = redisConnect("127.0.0.1", atoi(port));
+    cr_assert(c && !c->err);
+    redisReply *r = redisCommand(c, fmt, a, b2);
+    cr_assert(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : c->errstr);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* A key Redis refuses for one customer (here a string where its hash or its
+ * outbox belongs: a foreign write, a bad restore; on a cluster, CROSSSLOT)
+ * costs that customer's inputs, which go to the refuse hook with Redis's
+ * reason, and nothing else: every other customer is decided and applied as
+ * without it, in the same batches. Refused at the read (its hash) and at the
+ * apply (its outbox, found only when a moment is written there): then
+ * nothing of the refused apply is written. */
+Test(batch, a_customer_whose_key_redis_refuses_is_set_aside_and_the_others_go_on) {
+    use_fixture();
+    char prefix[64], err[512], key[160];
+    build_input();
+    /* Who has moments without poison. */
+    snprintf(prefix, sizeof(prefix), "batch-r0-%ld", (long)time(NULL));
+    md_store *s = store_for(prefix);
+    capture *base = calloc(1, sizeof(*base)), *got = calloc(1, sizeof(*got));
+    refusals *ref = calloc(1, sizeof(*ref));
+    md_counters n;
+    memset(&n, 0, sizeof(n));
+    refuse_ctx rc = {base, ref};
+    run_range(s, 0, n_msgs, &rc, &n);
+    cr_assert_eq(ref->n, 0, "refusals without poison");
+    const char *read_victim = "batch-c1", *apply_victim = NULL;
+    for (int c = 2; c < N_CUST && !apply_victim; c++) {
+        static char cid[32];
+        snprintf(cid, sizeof(cid), "batch-c%d", c);
+        if (moments_of(base, cid) > 0) apply_victim = cid;
+    }
+    cr_assert(apply_victim, "no customer had a moment: the apply refusal cannot be tested");
+    md_store_wipe(s, err, sizeof(err));
+    md_store_destroy(s);
+
+    snprintf(prefix, sizeof(prefix), "batch-r1-%ld", (long)time(NULL));
+    s = store_for(prefix);
+    memset(&n, 0, sizeof(n));
+    rc.moments = got;
+    run_range(s, 0, N_CUST, &rc, &n); /* the profiles: every customer's hash, its outbox marked empty */
+    snprintf(key, sizeof(key), "%s:{%s}", prefix, read_victim);
+    redis_do("DEL %s", key, "");
+    redis_do("SET %s %s", key, "not-a-hash");
+    snprintf(key, sizeof(key), "%s:{%s}:x", prefix, apply_victim);
+    redis_do("SET %s %s", key, "not-a-hash");
+
+    run_range(s, N_CUST, n_msgs, &rc, &n);
+
+    /* Every input of the read victim went to the hook, and those of the
+     * apply victim's batches that wrote a moment (the others applied). */
+    size_t of_read = 0, of_apply = 0, refused_read = 0, refused_apply = 0;
+    for (size_t i = N_CUST; i < n_msgs; i++) {
+        of_read += strcmp(msgs[i].key, read_victim) == 0;
+        of_apply += strcmp(msgs[i].key, apply_victim) == 0;
+    }
+    for (size_t i = 0; i < ref->n; i++) {
+        refused_read += strcmp(ref->customer[i], read_victim) == 0;
+        refused_apply += strcmp(ref->customer[i], apply_victim) == 0;
+    }
+    cr_assert_eq(refused_read, of_read, "%zu of the read victim's %zu inputs refused", refused_read, of_read);
+    cr_assert(refused_apply >= 1 && refused_apply <= of_apply, "%zu of the apply victim's %zu inputs refused", refused_apply, of_apply);
+    cr_assert_eq(n.refused, ref->n, "momentd_redis_refused_total says %" PRIu64 ", the hook saw %zu", n.refused, ref->n);
+    for (size_t i = 0; i < ref->n; i++) {
+        cr_assert(strcmp(ref->customer[i], read_victim) == 0 || strcmp(ref->customer[i], apply_victim) == 0, "%s refused",
+                  ref->customer[i]);
+        cr_assert_str_eq(msgs[ref->offset[i]].key, ref->customer[i], "the hook named another customer's message");
+        cr_assert(strstr(ref->why[i], "WRONGTYPE"), "the reason does not say what Redis said: %s", ref->why[i]);
+    }
+    /* The others: the same moments as without poison. */
+    for (int c = 0; c < N_CUST; c++) {
+        char cid[32];
+        snprintf(cid, sizeof(cid), "batch-c%d", c);
+        bool victim = strcmp(cid, read_victim) == 0 || strcmp(cid, apply_victim) == 0;
+        cr_assert_eq(moments_of(got, cid), victim ? 0 : moments_of(base, cid), "%s: %zu moments, %zu without poison", cid,
+                     moments_of(got, cid), moments_of(base, cid));
+    }
+    /* The refused applies wrote nothing: the apply victim's payments are
+     * those of its batches that applied. */
+    md_cstate *cs = md_cstate_new(cfg);
+    const char *ids[] = {apply_victim};
+    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, NULL, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    int w = -1;
+    for (size_t i = 0; i < cfg->n_windows; i++)
+        if (strcmp(cfg->windows[i].name, "payments_180d") == 0) w = (int)i;
+    cr_assert_geq(w, 0);
+    /* (The re-published duplicate of batch-c0 is not the apply victim's.) */
+    cr_assert_eq(md_cstate_window_raw(cs, w, T0 + 61 * DAY), (int64_t)(of_apply - refused_apply),
+                 "the apply victim counts %" PRId64 " payments; %zu of its %zu were refused", md_cstate_window_raw(cs, w, T0 + 61 * DAY),
+                 refused_apply, of_apply);
+    md_cstate_destroy(cs);
+    md_store_wipe(s, err, sizeof(err));
+    md_store_destroy(s);
+    free(base);
+    free(got);
+    free(ref);
     md_config_destroy(cfg);
 }

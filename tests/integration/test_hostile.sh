@@ -68,6 +68,7 @@ for r in $(echo "$WANT" | sort -u); do
     check "reason $r for each of its $(grep -cx "$r" <<<"$WANT") messages" eq "$(grep -cx "$r" <<<"$REASONS")" "$(grep -cx "$r" <<<"$WANT")"
 done
 check "the original bytes are kept (the truncated one)" grep -q '^{"event_id":"h1","type":"payment"$' <<<"$(consume "$N.dead-letter")"
+
 sleep 1
 check "the good events around them were counted" grep -q '"payments_180d":2' <<<"$(explain_at "$CFG" "$C" "$(bj 3 10)")"
 
@@ -97,8 +98,31 @@ RSS1=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
 log "RSS before ${RSS0} kB, after 30 more rounds (${BAD_EVENTS} bad messages each, one of 200 KB) ${RSS1} kB"
 check "memory flat: RSS grew by less than 8 MB" test $((RSS1 - RSS0)) -lt 8192
 check "momentd is still running" kill -0 "$PID"
+
+# A customer whose key Redis refuses (a string where its hash belongs: a
+# foreign write, a bad restore; CROSSSLOT on a cluster) costs that customer's
+# messages and nothing else: they become dead letters saying what Redis
+# said, and the good events beside them are counted. Before, the
+# batch failed and momentd stopped (and under systemd, restarted into the
+# same message for ever).
+V=$(pick_customer "$CFG" hv)
+rcli SET "$N:{$V}" not-a-hash >/dev/null
+DL_BEFORE=$(count "$N.dead-letter")
+{
+    pay_json "$V" v-1 "$(bj 3 9)" false 300
+    pay_json "$C" good-3 "$(bj 3 10)" false 300
+    pay_json "$V" v-2 "$(bj 3 11)" false 300
+} | produce "$N.payments"
+check "the refused customer's two messages are dead-lettered" wait_for_count "$N.dead-letter" $((DL_BEFORE + 2)) 60
+REFUSED=$(consume "$N.dead-letter" '%h\n' | grep 'momentd.reason=redis_refused' || true)
+check "as redis_refused, both" eq "$(grep -c . <<<"$REFUSED")" 2
+check "saying what Redis said" grep -q 'momentd.detail=redis HGETALL.*WRONGTYPE' <<<"$REFUSED"
+check "the good event produced between them was counted" grep -q '"payments_180d":4' <<<"$(explain_at "$CFG" "$C" "$(bj 3 12)")"
+check "the refused key is left as it was" eq "$(rcli GET "$N:{$V}")" not-a-hash
+check "momentd is still running" kill -0 "$(cat "$T_DIR/main/momentd.pid")"
 stop_momentd main
 check "and stops cleanly" grep -q '"msg":"stopped"' "$T_DIR/main/momentd.log"
+check "counting the two refused messages" grep -q '"refused":"2"' <<<"$(grep '"msg":"stopped"' "$T_DIR/main/momentd.log")"
 
 # A flood of bad messages is bounded by limits.dead_letters_per_second: 400
 # bad messages at once, 20 dead letters a second allowed; every message is

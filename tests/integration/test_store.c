@@ -73,7 +73,7 @@ Test(store, regression_apply_argv_capacity_every_op_count) {
         reqs[i].expect_version = 0;
         reqs[i].ttl_ms = 60000;
     }
-    cr_assert_eq(md_store_apply(store, N, reqs, results, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(md_store_apply(store, N, reqs, results, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
     for (int i = 0; i < N; i++) {
         cr_assert_eq(results[i], 1, "apply with %d ops", i);
         cr_assert_eq(hlen(reqs[i].key), i + 1, "%d fields plus the version", i);
@@ -88,14 +88,106 @@ Test(store, a_stale_version_is_a_conflict_and_writes_nothing) {
     md_apply_req req = {.ops = &ops, .expect_version = 0, .ttl_ms = 60000};
     md_store_customer_key(store, "ver", req.key, sizeof(req.key));
     int res = -1;
-    cr_assert_eq(md_store_apply(store, 1, &req, &res, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(md_store_apply(store, 1, &req, &res, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
     cr_assert_eq(res, 1);
     md_ops_clear(&ops);
     md_ops_add(&ops, MD_OP_SET, "n", "2");
     md_ops_add(&ops, MD_OP_SET, "other", "x");
-    cr_assert_eq(md_store_apply(store, 1, &req, &res, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(md_store_apply(store, 1, &req, &res, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
     cr_assert_eq(res, 0, "version 0 is stale after the first apply");
     cr_assert_eq(hlen(req.key), 2, "still only n and v");
+    md_ops_fini(&ops);
+}
+
+static void run(int argc, const char **argv) {
+    size_t lens[8];
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    redisReply *r = md_store_command_argv(store, argc, argv, lens);
+    cr_assert(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
+    freeReplyObject(r);
+}
+
+/* A key of another type refuses the apply of its customer alone, before
+ * the first write (Redis keeps what a script wrote before an error), and
+ * the pipeline's other applies go through; with no refusal array the call
+ * fails as before. Refused: the customer's hash (at the version check), its
+ * outbox (at the type check, though the ops before the outbox's would have
+ * succeeded) and a contact point's hash (at its first write). */
+Test(store, a_key_of_another_type_refuses_its_apply_alone_and_nothing_is_written) {
+    md_ops ops;
+    md_ops_init(&ops);
+    md_ops_add(&ops, MD_OP_SET, "a", "1");
+    md_ops_add(&ops, MD_OP_INCR, "n", "2");
+    md_ops_add(&ops, MD_OP_OUTBOX_SET, "m1", "moment");
+    md_ops_add(&ops, MD_OP_SET, "b", "3");
+    enum { N = 4 };
+    md_apply_req reqs[N];
+    memset(reqs, 0, sizeof(reqs));
+    const char *ids[N] = {"ok-before", "bad-hash", "bad-outbox", "ok-after"};
+    for (int i = 0; i < N; i++) {
+        md_store_customer_key(store, ids[i], reqs[i].key, sizeof(reqs[i].key));
+        reqs[i].ops = &ops;
+        reqs[i].ttl_ms = 60000;
+    }
+    md_apply_req cp = {.ops = &ops, .expect_version = -1, .ttl_ms = 60000};
+    md_store_contact_point_key(store, "13800000000", cp.key, sizeof(cp.key));
+    char outbox[420];
+    snprintf(outbox, sizeof(outbox), "%s:x", reqs[2].key);
+    run(3, (const char *[]){"SET", reqs[1].key, "foreign"});
+    run(3, (const char *[]){"SET", outbox, "foreign"});
+    run(3, (const char *[]){"SET", cp.key, "foreign"});
+    int results[N + 1];
+    md_store_refusal refused[N + 1];
+    md_apply_req all[N + 1];
+    memcpy(all, reqs, sizeof(reqs));
+    all[N] = cp;
+    cr_assert_eq(md_store_apply(store, N + 1, all, results, refused, errbuf, sizeof(errbuf)), MD_ERR_REDIS_REFUSED, "%s", errbuf);
+    static const int want[N + 1] = {1, -1, -1, 1, -1};
+    for (int i = 0; i < N + 1; i++) {
+        cr_assert_eq(results[i], want[i], "request %d: %d", i, results[i]);
+        if (want[i] < 0) cr_assert(strstr(refused[i], "WRONGTYPE"), "request %d: reason '%s'", i, refused[i]);
+        else cr_assert_str_empty(refused[i], "request %d refused: %s", i, refused[i]);
+    }
+    cr_assert_eq(hlen(reqs[0].key), 4, "a, n, b and the version");
+    cr_assert_eq(hlen(reqs[3].key), 4, "a, n, b and the version");
+    cr_assert_eq(hlen(reqs[2].key), 0, "the refused apply wrote %lld fields before its outbox", hlen(reqs[2].key));
+    /* Without a refusal array, one refusal fails the call. */
+    int res = 0;
+    cr_assert_eq(md_store_apply(store, 1, &reqs[1], &res, NULL, errbuf, sizeof(errbuf)), MD_ERR_REDIS_REFUSED);
+    cr_assert(strstr(errbuf, "WRONGTYPE") && strstr(errbuf, reqs[1].key), "%s", errbuf);
+    md_ops_fini(&ops);
+}
+
+/* A transient error every key gets (here OOM: maxmemory below what Redis
+ * uses, under noeviction) is MD_ERR_REDIS_DOWN, waited for and retried,
+ * never a refusal that would set customers aside. */
+Test(store, a_full_redis_is_waited_for_not_a_refusal) {
+    md_ops ops;
+    md_ops_init(&ops);
+    md_ops_add(&ops, MD_OP_SET, "a", "1");
+    md_apply_req req = {.ops = &ops, .expect_version = 0, .ttl_ms = 60000};
+    md_store_customer_key(store, "oom", req.key, sizeof(req.key));
+    const char *get[] = {"CONFIG", "GET", "maxmemory"};
+    size_t gl[] = {6, 3, 9};
+    redisReply *r = md_store_command_argv(store, 3, get, gl);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    char old[32];
+    snprintf(old, sizeof(old), "%s", r->element[1]->str);
+    freeReplyObject(r);
+    const char *pol[] = {"CONFIG", "GET", "maxmemory-policy"};
+    size_t pl[] = {6, 3, 16};
+    r = md_store_command_argv(store, 3, pol, pl);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    cr_assert_str_eq(r->element[1]->str, "noeviction", "the test Redis would evict at this maxmemory");
+    freeReplyObject(r);
+    run(4, (const char *[]){"CONFIG", "SET", "maxmemory", "1"});
+    md_store_refusal refused[1];
+    int res = 0;
+    md_err e = md_store_apply(store, 1, &req, &res, refused, errbuf, sizeof(errbuf));
+    run(4, (const char *[]){"CONFIG", "SET", "maxmemory", old});
+    cr_assert_eq(e, MD_ERR_REDIS_DOWN, "%s", errbuf);
+    cr_assert(strstr(errbuf, "OOM"), "%s", errbuf);
+    cr_assert_eq(md_err_is_retriable(e), 1);
     md_ops_fini(&ops);
 }
 
@@ -131,11 +223,11 @@ Test(store, engine_state_round_trips_through_redis) {
     md_apply_req req = {.ops = &ops, .expect_version = 0, .ttl_ms = 60000};
     md_store_customer_key(store, cid, req.key, sizeof(req.key));
     int res = -1;
-    cr_assert_eq(md_store_apply(store, 1, &req, &res, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(md_store_apply(store, 1, &req, &res, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
     cr_assert_eq(res, 1);
 
     const char *ids[] = {cid};
-    cr_assert_eq(md_store_read_customers(store, 1, ids, &back, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(md_store_read_customers(store, 1, ids, &back, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
     cr_assert_eq(md_cstate_version(back), 1);
     cr_assert_eq(md_cstate_pending_count(back), fired, "the outbox came back");
     int64_t at = TH_T0 + 61 * TH_DAY;

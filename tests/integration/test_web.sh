@@ -15,6 +15,15 @@ CFG=$(make_config "$N" -e "s/\"listen\": \"\"/\"listen\": \"127.0.0.1:$PORT\"/" 
 start_momentd "$CFG"
 metric() { curl -s "$URL/metrics" | grep -v '^#' | { grep -F "$1 " || echo "$1 missing"; } | awk '{print $NF}'; }
 code() { curl -s -o /dev/null -w '%{http_code}' "$URL$1"; }
+wait_code_at() { # BASE_URL PATH CODE [SECONDS]
+    local i
+    for i in $(seq 1 $((${4:-30} * 4))); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$1$2")" = "$3" ] && return 0
+        sleep 0.25
+    done
+    echo "    $2 never answered $3" >&2
+    return 1
+}
 wait_code() { # PATH CODE [SECONDS]
     local i
     for i in $(seq 1 $((${3:-30} * 4))); do
@@ -198,4 +207,41 @@ check "bill_instalment decided nothing: 0 decisions, not drifting, no error" \
 check "the drift is logged once, with the version and the bound" \
     eq "$(grep -c '"msg":"model calibration drifted beyond learning.calibration_bound".*"campaign":"prepay_wallet","version":"prepay_wallet-2026.11.1".*"bound_points":"5.0"' "$T_DIR/main/momentd.log")" 1
 stop_momentd main
+
+# http.token: the data (/metrics, /api/report) needs "Authorization: Bearer
+# TOKEN"; probes and the page itself do not, and the page sends the token it
+# was opened with (/#token=TOKEN). The token comes from the environment and
+# is never printed.
+TOKEN=tok-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+export MD_TEST_HTTP_TOKEN=$TOKEN
+APORT=39465
+AURL=http://127.0.0.1:$APORT
+ACFG=$(make_config "$N-auth" -e "s/\"listen\": \"\"/\"listen\": \"127.0.0.1:$APORT\", \"token\": \"\${env:MD_TEST_HTTP_TOKEN}\"/")
+grep -q '"token": "${env:MD_TEST_HTTP_TOKEN}"' "$ACFG" || fail "the token config was not made"
+check "momentd check does not print the token" bash -c "! '$MOMENTD_BIN' check -c '$ACFG' 2>&1 | grep -qF '$TOKEN'"
+start_momentd "$ACFG" auth
+acode() { curl -s -o /dev/null -w '%{http_code}' "${@:2}" "$AURL$1"; }
+check "/healthz needs no token" eq "$(acode /healthz)" 200
+check "/metrics without the token is 401" eq "$(acode /metrics)" 401
+check "saying how to authenticate" grep -qi '^WWW-Authenticate: Bearer realm="momentd"' <<<"$(curl -sI "$AURL/metrics")"
+WRONG=$(tr 'a-zA-Z0-9' 'b-zaB-ZA1-90' <<<"$TOKEN")
+check "a wrong token of the same length is 401" eq "$(acode /metrics -H "Authorization: Bearer $WRONG")" 401
+check "the token as Basic credentials is 401" eq "$(acode /metrics -H "Authorization: Basic $TOKEN")" 401
+check "the token with one character more is 401" eq "$(acode /metrics -H "Authorization: Bearer ${TOKEN}x")" 401
+check "/metrics with the token is 200" eq "$(acode /metrics -H "Authorization: Bearer $TOKEN")" 200
+check "and the metrics are there" grep -q '^momentd_messages_consumed_total ' <<<"$(curl -s -H "Authorization: Bearer $TOKEN" "$AURL/metrics")"
+check "/api/report without the token is 401" eq "$(acode "/api/report?$RANGE")" 401
+check "/api/report with it is 200" eq "$(acode "/api/report?$RANGE" -H "Authorization: Bearer $TOKEN")" 200
+check "the page itself needs no token (it holds no data)" eq "$(acode /)" 200
+check "/readyz needs no token" wait_code_at "$AURL" /readyz 200 30
+ADOM=$("${BROWSER[@]}" --dump-dom "$AURL/?$RANGE#token=$TOKEN" 2>>"$T_DIR/chromium.log")
+check "the page opened with #token renders its charts" grep -q 'data-rendered="9"' <<<"$ADOM"
+NDOM=$("${BROWSER[@]}" --dump-dom "$AURL/?$RANGE" 2>>"$T_DIR/chromium.log")
+check "without it the page says the data needs http.token" grep -q 'data-rendered="error"' <<<"$NDOM"
+check "in words" grep -q 'needs http.token' <<<"$NDOM"
+stop_momentd auth
+check "the token is in no log line" bash -c "! grep -qF '$TOKEN' '$T_DIR/auth/momentd.log'"
+SHORT=$(make_config_unchecked "$N-short" -e 's/"listen": ""/"listen": "127.0.0.1:39466", "token": "short"/')
+check "a token under 16 characters is refused at load" bash -c "! '$MOMENTD_BIN' check -c '$SHORT' >'$T_DIR/short.out' 2>&1"
+check "saying why" grep -q 'http.token: must be 16-256 characters' "$T_DIR/short.out"
 finish

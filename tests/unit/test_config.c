@@ -145,7 +145,7 @@ static void collect_env(void *ctx, const char *name, const char *key) {
 Test(config, environment_overrides_are_listed_for_help) {
     char buf[512] = "";
     md_config_foreach_env(collect_env, buf);
-    cr_assert_str_eq(buf, "MOMENTD_KAFKA_BROKERS=kafka.brokers;MOMENTD_REDIS_URL=redis.url;MOMENTD_REDIS_PASSWORD=redis.password;");
+    cr_assert_str_eq(buf, "MOMENTD_KAFKA_BROKERS=kafka.brokers;MOMENTD_REDIS_URL=redis.url;MOMENTD_REDIS_PASSWORD=redis.password;MOMENTD_HTTP_TOKEN=http.token;");
 }
 
 /* The reload rule comes from the table's restart column: connection

@@ -1,6 +1,7 @@
 /* test_window.c: sliding windows over event time: span edges, granularity,
  * late and out-of-order events, sums, eviction, and de-duplication. */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,7 +336,7 @@ Test(window, the_event_id_guard_is_bounded_and_counts_what_it_forgets) {
         evicted += out.dedupe_evicted;
         for (size_t k = 0; k < ops.n; k++) {
             const char *f = md_ops_field(&ops, k);
-            if (f[0] != 'e' || strlen(f) != 17) continue;
+            if (f[0] != 'i' || strlen(f) != 17) continue;
             size_t at = 0;
             while (at < n_live && strcmp(live[at], f) != 0) at++;
             if (ops.ops[k].kind == MD_OP_DEL && at < n_live) memmove(live[at], live[at + 1], (n_live - at - 1) * sizeof(live[0])), n_live--;
@@ -349,4 +350,81 @@ Test(window, the_event_id_guard_is_bounded_and_counts_what_it_forgets) {
     snprintf(id, sizeof(id), "hot%d", 1000 - MD_SEEN_MAX);
     cr_assert_eq(pay(id, TH_T0, 1, false, NULL), MD_DUP_EVENT_ID, "the oldest one kept");
     cr_assert_eq(pay("hot0", TH_T0, 1, false, NULL), MD_APPLIED, "forgotten for room: counts again (documented)");
+}
+
+/* The guard's fields written for one id under the configuration's key. */
+static void guard_field_of(const char *id, char field[24]) {
+    md_ops_clear(&ops);
+    cr_assert_eq(pay(id, TH_T0, 1, false, NULL), MD_APPLIED);
+    field[0] = '\0';
+    for (size_t k = 0; k < ops.n; k++)
+        if (ops.ops[k].kind == MD_OP_SET && md_ops_field(&ops, k)[0] == 'i' && strlen(md_ops_field(&ops, k)) == 17)
+            snprintf(field, 24, "%s", md_ops_field(&ops, k));
+    cr_assert(field[0], "no guard field written for %s", id);
+}
+
+/* SipHash-2-4 as its authors give it (key 00 01 .. 0f; messages 00 01 ..
+ * of each length): the guard's hash is the real keyed function. */
+Test(window, siphash24_matches_the_reference_vectors) {
+    unsigned char msg[16];
+    for (int i = 0; i < 16; i++) msg[i] = (unsigned char)i;
+    const uint64_t key[2] = {0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+    cr_assert_eq(md_siphash24(key, msg, 0), 0x726fdb47dd0e0e31ULL);
+    cr_assert_eq(md_siphash24(key, msg, 1), 0x74f839c593dc67fdULL);
+    cr_assert_eq(md_siphash24(key, msg, 8), 0x93f5f5799a932462ULL);
+    cr_assert_eq(md_siphash24(key, msg, 15), 0xa129ca6149be45e5ULL);
+}
+
+/* Two ids whose unkeyed hashes (md_hash64 with the guard's old seed) are
+ * equal: a producer who can choose event ids could make a real event look
+ * like a re-publication of its own and be dropped. Found offline by
+ * tools/fnv_collide.c (a distinguished-point search, about 2^32 steps).
+ * Under the keyed guard both count. */
+Test(window, ids_crafted_to_collide_without_the_key_both_count) {
+    const char *a = "a545f8d31831771f", *b = "76d191e47bb760a6";
+    cr_assert_str_neq(a, b);
+    cr_assert_eq(md_hash64(a, strlen(a), 0x65766964), md_hash64(b, strlen(b), 0x65766964), "the pair does not collide unkeyed");
+    cfg->dedupe.id_key[0] = 0x243f6a8885a308d3ULL;
+    cfg->dedupe.id_key[1] = 0x13198a2e03707344ULL;
+    cr_assert_eq(pay(a, TH_T0, 1, false, NULL), MD_APPLIED);
+    cr_assert_eq(pay(b, TH_T0 + 1000, 1, false, NULL), MD_APPLIED, "the crafted id was taken for a re-publication");
+    cr_assert_eq(pay(b, TH_T0 + 1000, 1, false, NULL), MD_DUP_EVENT_ID, "a real re-publication is still recognised");
+    cr_assert_eq(md_cstate_window_raw(cs, win("payments_180d"), TH_T0 + 2000), 2);
+}
+
+/* The field depends on the deployment's key: without it nobody can say
+ * which ids share one. */
+Test(window, the_guard_hashes_ids_under_the_deployment_key) {
+    char f0[24], f1[24];
+    guard_field_of("pay-1", f0);
+    md_cstate_reset(cs);
+    cfg->dedupe.id_key[0] = 1;
+    guard_field_of("pay-1", f1);
+    cr_assert_str_neq(f0, f1, "the same field under two keys");
+    char legacy[24];
+    snprintf(legacy, sizeof(legacy), "i%016" PRIx64, md_hash64("pay-1", 5, 0x65766964));
+    cr_assert_str_neq(f1, legacy, "the keyed field is the unkeyed hash");
+    const uint64_t key[2] = {1, 0};
+    char want[24];
+    snprintf(want, sizeof(want), "i%016" PRIx64, md_siphash24(key, "pay-1", 5));
+    cr_assert_str_eq(f1, want);
+}
+
+/* Entries written before the key ("e" + the unkeyed hash) still recognise
+ * their re-publications until they age out, and are deleted by their own
+ * name when they do. */
+Test(window, legacy_guard_entries_are_honoured_until_they_age_out) {
+    char field[24], ts[24];
+    snprintf(field, sizeof(field), "e%016" PRIx64, md_hash64("old-1", 5, 0x65766964));
+    snprintf(ts, sizeof(ts), "%lld", (long long)TH_T0);
+    md_cstate_load_field(cs, field, strlen(field), ts, strlen(ts));
+    cfg->dedupe.id_key[0] = 7;
+    cr_assert_eq(pay("old-1", TH_T0, 1, false, NULL), MD_DUP_EVENT_ID, "a re-publication of an id seen before the key counted again");
+    cr_assert_eq(pay("new-1", TH_T0 + 1000, 1, false, NULL), MD_APPLIED);
+    md_ops_clear(&ops);
+    cr_assert_eq(pay("new-2", TH_T0 + cfg->rules->dedupe_horizon_ms + 2000, 1, false, NULL), MD_APPLIED);
+    bool deleted = false;
+    for (size_t k = 0; k < ops.n; k++) deleted |= ops.ops[k].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, k), field) == 0;
+    cr_assert(deleted, "the aged legacy entry %s was not deleted", field);
+    cr_assert_eq(pay("old-1", TH_T0 + cfg->rules->dedupe_horizon_ms + 3000, 1, false, NULL), MD_APPLIED, "a fresh event with that id");
 }
