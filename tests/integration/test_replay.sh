@@ -55,4 +55,16 @@ check "and the re-published one" wait_consumed third 3 60
 stop_momentd third
 check "a re-publication 4 days behind is recognised" grep -q '"duplicates":"1"' <<<"$(grep '"msg":"stopped"' "$T_DIR/third/momentd.log")"
 check "and counted once" grep -q '"payments_180d":2' <<<"$(explain_at "$CFG" "$R" "$(bj 4 12)")"
+
+# The guard's key is the namespace's, not the process's: after a restart a
+# re-publication of an event the previous process counted is recognised.
+KEY=$(rcli HGET "$N:meta" dedupe_key)
+check "the namespace holds the guard's key (32 hex digits)" grep -qE '^[0-9a-f]{32}$' <<<"$KEY"
+start_momentd "$CFG" fourth
+pay_json "$R" r2 "$(bj 4 10)" false 100 | produce "$N.payments"
+check "the re-publication after a restart is read" wait_consumed fourth 1 60
+stop_momentd fourth
+check "and recognised by the restarted process" grep -q '"duplicates":"1"' <<<"$(grep '"msg":"stopped"' "$T_DIR/fourth/momentd.log")"
+check "the key is the same after the restart" eq "$(rcli HGET "$N:meta" dedupe_key)" "$KEY"
+check "still counted once" grep -q '"payments_180d":2' <<<"$(explain_at "$CFG" "$R" "$(bj 4 12)")"
 finish
