@@ -200,6 +200,7 @@ typedef struct md_cfg_campaign {
     char *starts;   /* RFC 3339; "" = always started */
     char *ends;     /* RFC 3339; "" = never ends */
     int64_t priority; /* higher decides first for a customer; ties in file order */
+    char *audience;   /* "all" | "include_list" */
     char *note;
 } md_cfg_campaign;
 
@@ -218,6 +219,7 @@ typedef struct md_cfg_channel {
     double contact_cost;
     md_cfg_cap *caps;
     size_t n_caps;
+    char *consent; /* profile attribute granting consent; "" = none needed */
 } md_cfg_channel;
 
 typedef struct md_cfg_contact {

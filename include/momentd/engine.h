@@ -109,6 +109,7 @@ typedef struct md_cstate_view {
     int64_t forgotten_at; /* erased by momentd forget at this time (the tombstone); 0 = never */
     int64_t complaint_until, blackout_until; /* 0 = never */
     size_t n_contacts, n_pending;
+    uint64_t do_not_contact; /* channels (bit = index) on the customer's do-not-contact list (momentd dnc) */
 } md_cstate_view;
 
 void md_cstate_view_of(const md_cstate *cs, md_cstate_view *v);
@@ -138,6 +139,7 @@ typedef struct md_campaign_state {
     int64_t last_contact; /* 0 = never */
     int64_t last_conversion; /* 0 = none seen */
     int64_t last_stale;      /* event time of the last decision to contact that was stale (not emitted); 0 = none */
+    const char *list;        /* "include", "exclude" (momentd list) or NULL */
 } md_campaign_state;
 md_campaign_state md_cstate_campaign(const md_cstate *cs, int c);
 
@@ -212,7 +214,11 @@ const char *md_applied_name(md_applied a);
     X(STALE, "stale")                                           \
     X(NOT_STARTED, "not_started")                               \
     X(ENDED, "ended")                                           \
-    X(PAUSED, "paused")
+    X(PAUSED, "paused")                                         \
+    X(DO_NOT_CONTACT, "do_not_contact")                         \
+    X(NO_CONSENT, "no_consent")                                 \
+    X(EXCLUDED, "excluded")                                     \
+    X(NOT_INCLUDED, "not_included")
 
 typedef enum md_suppress {
 #define MD_SUPPRESS_ENUM(name, text) MD_SUPPRESS_##name,
@@ -330,6 +336,12 @@ md_cpstate *md_cpstate_new(void);
 void md_cpstate_destroy(md_cpstate *cp);
 void md_cpstate_reset(md_cpstate *cp);
 void md_cpstate_load_field(md_cpstate *cp, const char *field, const char *value);
+/* Whether a profile value grants a channel's consent (channels[].consent):
+ * "true", "yes", "granted" (any case) or "1"; NULL (absent) does not. */
+bool md_consent_granted(const char *value);
+/* Whether the contact point is on the do-not-contact list for channel
+ * (momentd dnc --contact-points), or for every channel. cp may be NULL. */
+bool md_cpstate_do_not_contact(const md_cpstate *cp, const char *channel);
 
 /* Processes one parsed event against the customer's state at the event's own
  * time. cp may be NULL (customer without a contact point). Records hash

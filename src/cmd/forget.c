@@ -14,77 +14,8 @@
 #include "momentd/config.h"
 #include "momentd/event.h"
 #include "momentd/jsonw.h"
+#include "idlist.h"
 #include "store.h"
-
-typedef struct id_list {
-    char **ids;
-    size_t n, cap;
-} id_list;
-
-static bool add_id(id_list *l, const char *s, size_t len) {
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 64;
-        char **ids = realloc(l->ids, nc * sizeof(char *));
-        if (!ids) return false;
-        l->ids = ids;
-        l->cap = nc;
-    }
-    char *id = malloc(len + 1);
-    if (!id) return false;
-    memcpy(id, s, len);
-    id[len] = '\0';
-    l->ids[l->n++] = id;
-    return true;
-}
-
-static void free_ids(id_list *l) {
-    for (size_t i = 0; i < l->n; i++) free(l->ids[i]);
-    free(l->ids);
-}
-
-/* An id as the events' customer_id must be: 1-64 bytes, md_id_check's rule. */
-static bool check_id(const char *id, const char *where, char *err, size_t errsz) {
-    char why[160];
-    size_t len = strlen(id);
-    if (len == 0 || len > MD_CUSTOMER_ID_MAX) {
-        snprintf(err, errsz, "%s: a customer id is 1-%d bytes (got %zu)", where, MD_CUSTOMER_ID_MAX, len);
-        return false;
-    }
-    if (!md_id_check(id, len, why, sizeof(why))) {
-        snprintf(err, errsz, "%s: customer id \"%.64s\" %s", where, id, why);
-        return false;
-    }
-    return true;
-}
-
-/* One id per line; blank lines are skipped, a trailing \r is dropped. */
-static bool read_ids(const char *path, id_list *l, char *err, size_t errsz) {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    if (!f) {
-        snprintf(err, errsz, "%s: cannot open it", path);
-        return false;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long no = 0;
-    bool ok = true;
-    while (ok && (len = getline(&line, &cap, f)) >= 0) {
-        no++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-        if (len == 0) continue;
-        char where[600];
-        snprintf(where, sizeof(where), "%s line %ld", path, no);
-        ok = check_id(line, where, err, errsz);
-        if (ok && !add_id(l, line, (size_t)len)) {
-            snprintf(err, errsz, "out of memory");
-            ok = false;
-        }
-    }
-    free(line);
-    if (f != stdin) fclose(f);
-    return ok;
-}
 
 static int64_t wall_now_ms(void) {
     struct timespec ts;
@@ -103,17 +34,17 @@ int md_forget(const md_forget_opts *o) {
         fprintf(stderr, "momentd forget: %s\n", err);
         return 2;
     }
-    id_list ids = {0};
+    md_idlist ids = {0};
     bool ok = true;
     for (int i = 0; ok && i < o->n_customers; i++) {
         char where[32];
         snprintf(where, sizeof(where), "argument %d", i + 1);
-        ok = check_id(o->customers[i], where, err, sizeof(err)) && add_id(&ids, o->customers[i], strlen(o->customers[i]));
+        ok = md_idlist_add(&ids, MD_ID_CUSTOMER, o->customers[i], where, err, sizeof(err));
     }
-    if (ok && o->from_file) ok = read_ids(o->from_file, &ids, err, sizeof(err));
+    if (ok && o->from_file) ok = md_idlist_read(&ids, MD_ID_CUSTOMER, o->from_file, err, sizeof(err));
     if (!ok) {
         fprintf(stderr, "momentd forget: %s; nothing was erased\n", err);
-        free_ids(&ids);
+        md_idlist_free(&ids);
         md_config_destroy(cfg);
         return 2;
     }
@@ -172,7 +103,7 @@ int md_forget(const md_forget_opts *o) {
     md_jsonw_fini(&w);
 out:
     md_store_destroy(store);
-    free_ids(&ids);
+    md_idlist_free(&ids);
     md_config_destroy(cfg);
     return rc;
 }

@@ -23,6 +23,7 @@
 #include "backtest.h"
 #include "fit.h"
 #include "forget.h"
+#include "lists.h"
 
 #define MOMENTD_VERSION "0.1.0"
 
@@ -62,6 +63,13 @@ static const char usage[] =
     "                                  erase customers (GDPR / PIPL): state, profile, contact log, records and outbox,\n"
     "                                  leaving a tombstone (privacy.forget_tombstone) so that a replay does not bring\n"
     "                                  them back; an opted-out customer keeps only the opt-out flag (\"-\" = stdin)\n"
+    "  dnc -c FILE (--channel NAME | --all-channels) [--contact-points] [--remove] (ID... | --from-file FILE) [--json]\n"
+    "                                  put customers (or, with --contact-points, phone numbers and other contact\n"
+    "                                  points) on the do-not-contact list of a channel or of every channel, or take\n"
+    "                                  them off: their routes on it are skipped (suppressed as do_not_contact)\n"
+    "  list -c FILE --campaign NAME (--include | --exclude) [--remove] (CUSTOMER... | --from-file FILE) [--json]\n"
+    "                                  a campaign's exclude list (never contacted by it) or include list (the only\n"
+    "                                  customers it contacts when its audience is include_list)\n"
     "  config-doc                      print the configuration reference (Markdown)\n"
     "  scenario-doc                    print the simulator's scenario reference (Markdown)\n"
     "  version                         print the version\n"
@@ -303,7 +311,28 @@ static void explain_history_json(const md_config *cfg, const md_cstate *cs, int6
     free(e);
 }
 
-static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_out *out, int64_t at) {
+/* Whether channel ch may be used for the customer at all, and if not why:
+ * "ok", "do_not_contact (customer)", "do_not_contact (contact point)" or
+ * "no_consent (<attribute> is ...)". */
+static const char *channel_status(const md_config *cfg, const md_cstate *cs, const md_cpstate *cp, size_t ch, char *buf, size_t n) {
+    md_cstate_view v;
+    md_cstate_view_of(cs, &v);
+    if (ch < 64 && (v.do_not_contact >> ch & 1)) return "do_not_contact (customer)";
+    if (md_cpstate_do_not_contact(cp, cfg->channels[ch].name)) return "do_not_contact (contact point)";
+    const char *attr = cfg->channels[ch].consent;
+    if (!attr || !*attr) return "ok";
+    const char *value = NULL;
+    for (size_t i = 0; i < v.n_attrs; i++) {
+        const char *k, *val;
+        md_cstate_attr(cs, i, &k, &val);
+        if (strcmp(k, attr) == 0) value = val;
+    }
+    if (md_consent_granted(value)) return "ok";
+    snprintf(buf, n, "no_consent (%s is %s%.64s%s)", attr, value ? "\"" : "", value ? value : "absent", value ? "\"" : "");
+    return buf;
+}
+
+static void explain_text(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, const md_engine_out *out, int64_t at) {
     char tb[32];
     md_cstate_view v;
     md_cstate_view_of(cs, &v);
@@ -349,6 +378,11 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
     printf("\nblocks:\n  opted out          %s\n", v.opted_out ? "yes" : "no");
     printf("  complaint block    %s\n", v.complaint_until > at ? fmt_time(v.complaint_until, tb) : "none");
     printf("  blackout           %s\n", v.blackout_until > at ? fmt_time(v.blackout_until, tb) : "none");
+    printf("channels (do-not-contact lists, consent):\n");
+    for (size_t ch = 0; ch < cfg->n_channels; ch++) {
+        char why[160];
+        printf("  %-18s %s\n", cfg->channels[ch].name, channel_status(cfg, cs, cp, ch, why, sizeof(why)));
+    }
     printf("contacts in the log: %zu; pending outbox entries: %zu\n", v.n_contacts, v.n_pending);
     int64_t due = md_cstate_due(cs);
     printf("schedule: %s%s\n", due ? "decided again at " : "not scheduled", due ? fmt_time(due, tb) : "");
@@ -361,6 +395,9 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
         printf("  score %.3f (threshold %.2f, re-arm below %.2f, %s)\n", e->score, md_campaign_threshold(cfg, (int)c, e->arm),
                md_campaign_rearm_below(cfg, (int)c, e->arm),
                st.armed ? "armed" : "disarmed");
+        if (st.list || strcmp(cc->audience, "include_list") == 0)
+            printf("  audience %s; this customer is %s\n", cc->audience,
+                   st.list ? (strcmp(st.list, "include") == 0 ? "on its include list" : "on its exclude list") : "on neither list");
         printf("  contributions (log-odds; intercept %.2f):\n", model->intercept);
         for (size_t k = 0; k < e->n_contrib; k++) {
             const md_contribution *ct = &e->contrib[k];
@@ -388,7 +425,8 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_engine_ou
     }
 }
 
-static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_out *out, int64_t at, int64_t history_since) {
+static void explain_json(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, const md_engine_out *out, int64_t at,
+                         int64_t history_since) {
     char tb[32];
     md_cstate_view v;
     md_cstate_view_of(cs, &v);
@@ -426,6 +464,13 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
     md_jsonw_kstr(&w, "forgotten_at", v.forgotten_at ? fmt_time(v.forgotten_at, tb) : "");
     md_jsonw_kstr(&w, "complaint_until", v.complaint_until ? fmt_time(v.complaint_until, tb) : "");
     md_jsonw_kstr(&w, "blackout_until", v.blackout_until ? fmt_time(v.blackout_until, tb) : "");
+    md_jsonw_key(&w, "channels");
+    md_jsonw_obj_open(&w);
+    for (size_t ch = 0; ch < cfg->n_channels; ch++) {
+        char why[160];
+        md_jsonw_kstr(&w, cfg->channels[ch].name, channel_status(cfg, cs, cp, ch, why, sizeof(why)));
+    }
+    md_jsonw_obj_close(&w);
     md_jsonw_kint(&w, "pending_outbox", (int64_t)v.n_pending);
     md_jsonw_kstr(&w, "scheduled_at", md_cstate_due(cs) ? fmt_time(md_cstate_due(cs), tb) : "");
     md_jsonw_key(&w, "campaigns");
@@ -440,6 +485,8 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_engine_ou
         md_jsonw_knum(&w, "score", e->score);
         md_jsonw_knum(&w, "threshold", md_campaign_threshold(cfg, (int)c, e->arm));
         md_jsonw_kbool(&w, "armed", st.armed);
+        md_jsonw_kstr(&w, "audience", cc->audience);
+        md_jsonw_kstr(&w, "list", st.list ? st.list : "");
         md_jsonw_key(&w, "contributions");
         md_jsonw_arr_open(&w);
         for (size_t k = 0; k < e->n_contrib; k++) {
@@ -541,8 +588,8 @@ static int cmd_explain(const char *path, const char *customer, bool json, const 
     }
     md_cstate_set_paused(cs, paused);
     md_engine_evaluate(cfg, cs, cp, at, &out);
-    if (json) explain_json(cfg, cs, &out, at, history ? since_ms : -1);
-    else explain_text(cfg, cs, &out, at);
+    if (json) explain_json(cfg, cs, cp, &out, at, history ? since_ms : -1);
+    else explain_text(cfg, cs, cp, &out, at);
     if (!json && history) explain_history_text(cfg, cs, since_ms);
     rc = 0;
 done:
@@ -642,6 +689,9 @@ int main(int argc, char **argv) {
     const char *campaign = NULL, *from_trace = NULL, *trace_out = NULL, *out_path = NULL, *since = NULL, *l2 = "1";
     const char *fit_after = NULL;
     bool json = false, from_redis = false, history = false;
+    const char *channel = NULL;
+    bool all_channels = false, contact_points = false, remove = false;
+    int which = 0;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
                                          {"at", required_argument, NULL, 'a'},     {"help", no_argument, NULL, 'h'},
                                          {"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
@@ -654,6 +704,9 @@ int main(int argc, char **argv) {
                                          {"out", required_argument, NULL, 'o'},    {"since", required_argument, NULL, 'n'},
                                          {"history", no_argument, NULL, 'H'},
                                          {"l2", required_argument, NULL, 'l'},     {"fit-after", required_argument, NULL, 'A'},
+                                         {"channel", required_argument, NULL, 'N'}, {"all-channels", no_argument, NULL, 'W'},
+                                         {"contact-points", no_argument, NULL, 'P'}, {"remove", no_argument, NULL, 'X'},
+                                         {"include", no_argument, NULL, 'i'},      {"exclude", no_argument, NULL, 'e'},
                                          {NULL, 0, NULL, 0}};
     optind = 2;
     int ch;
@@ -681,6 +734,18 @@ int main(int argc, char **argv) {
         case 'l': l2 = optarg; break;
         case 'A': fit_after = optarg; break;
         case 'H': history = true; break;
+        case 'N': channel = optarg; break;
+        case 'W': all_channels = true; break;
+        case 'P': contact_points = true; break;
+        case 'X': remove = true; break;
+        case 'i':
+        case 'e':
+            if (which && which != ch) {
+                fprintf(stderr, "momentd: --include and --exclude are one or the other\n");
+                return 2;
+            }
+            which = ch;
+            break;
         case 'h': print_usage(stdout); return 0;
         default: print_usage(stderr); return 2;
         }
@@ -700,6 +765,17 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "forget") == 0) {
         md_forget_opts fo = {config, (const char *const *)argv + optind, argc - optind, from_file, json};
         return md_forget(&fo);
+    }
+    if (strcmp(cmd, "dnc") == 0 || strcmp(cmd, "list") == 0) {
+        bool dnc = strcmp(cmd, "dnc") == 0;
+        if ((dnc && (campaign || which)) || (!dnc && (channel || all_channels || contact_points))) {
+            fprintf(stderr, "momentd %s: %s\n", cmd,
+                    dnc ? "--campaign, --include and --exclude are momentd list's" : "--channel, --all-channels and --contact-points are momentd dnc's");
+            return 2;
+        }
+        md_lists_opts lo = {config, dnc, channel, all_channels, contact_points, campaign, which, remove,
+                            (const char *const *)argv + optind, argc - optind, from_file, json};
+        return md_lists(&lo);
     }
     if (strcmp(cmd, "backtest") == 0) {
         if (!config || !live || !from_file == !from_topic) {

@@ -206,6 +206,7 @@ static const md_field campaign_fields[] = {
     OBJ(md_cfg_campaign, "model", model, model_table, "The demand model."),
     STR(md_cfg_campaign, starts, "", "Event time (RFC 3339) from which the campaign may fire; \"\" = always. Before it, decisions are suppressed as not_started."),
     STR(md_cfg_campaign, ends, "", "Event time (RFC 3339) from which it no longer fires (suppressed as ended); \"\" = never."),
+    ENUM(md_cfg_campaign, "audience", audience, "all", "all|include_list", "Who the campaign may contact: everyone its rules allow, or only the customers on its include list (momentd list --include); its exclude list is never contacted either way."),
     INT(md_cfg_campaign, priority, "0", -1000, 1000, "Campaigns are decided for a customer highest priority first (file order among equals): a contact one makes counts for the caps of the next."),
     STR(md_cfg_campaign, note, "", "Free text for reviewers, ignored by the engine."),
 };
@@ -226,6 +227,7 @@ static const md_field channel_fields[] = {
     DUR(md_cfg_channel, "fresh_for", fresh_for_ms, NULL, 60000, 3650 * MS_DAY, "A moment expires this long after its event (expires_at); one that would be emitted after that is not emitted (stale): a replayed history or a lagging consumer never reaches the dialer with last summer's needs."),
     NUM(md_cfg_channel, contact_cost, "0", 0, 1e9, "What one contact on this channel costs, yuan (an agent's call, an SMS); subtracted from its expected value."),
     ARR(md_cfg_channel, "caps", caps, n_caps, cap_table, md_cfg_cap, NULL, "Per-customer caps on this channel."),
+    STR(md_cfg_channel, consent, "", "Profile attribute that must grant consent for this channel (\"true\", \"yes\", \"1\" or \"granted\"; anything else or absent: the route is skipped as no_consent); \"\" = no consent needed."),
 };
 static const md_table channel_table = {"channel", channel_fields, NF(channel_fields)};
 

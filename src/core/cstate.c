@@ -268,6 +268,8 @@ void md_cstate_reset(md_cstate *cs) {
     cs->complaint_until = cs->blackout_until = 0;
     cs->due = cs->due_loaded = 0;
     cs->opted_out = false;
+    cs->dnc_mask = 0;
+    cs->pinned = false;
     cs->forgotten_at = 0;
     cs->bad_fields = 0;
     cs->eval_event = NULL;
@@ -670,6 +672,27 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (!parse_i64(v, vl, &x) || x <= 0) goto bad;
         cs->forgotten_at = x;
         cs->exists = true;
+        return;
+    }
+    if (fl > 3 && memcmp(f, "dn:", 3) == 0) { /* dn:<channel> = when listed (momentd dnc) */
+        if (fl == 4 && f[3] == '*') cs->dnc_mask = ~UINT64_C(0);
+        for (size_t ch = 0; ch < cs->cfg->n_channels && ch < 64; ch++)
+            if (strlen(cs->cfg->channels[ch].name) == fl - 3 && memcmp(cs->cfg->channels[ch].name, f + 3, fl - 3) == 0)
+                cs->dnc_mask |= UINT64_C(1) << ch;
+        return; /* a channel no longer configured: kept, and read again if it comes back */
+    }
+    if (fl > 3 && memcmp(f, "ls:", 3) == 0) { /* ls:<campaign> = include | exclude (momentd list) */
+        for (size_t c = 0; c < cs->cfg->n_campaigns; c++)
+            if (strlen(cs->cfg->campaigns[c].name) == fl - 3 && memcmp(cs->cfg->campaigns[c].name, f + 3, fl - 3) == 0) {
+                if (vl == 7 && memcmp(v, "include", 7) == 0) cs->camps[c].list = 'i';
+                else if (vl == 7 && memcmp(v, "exclude", 7) == 0) cs->camps[c].list = 'e';
+                else goto bad;
+            }
+        return;
+    }
+    if (fl == 2 && memcmp(f, "pn", 2) == 0) {
+        if (!parse_i64(v, vl, &x)) goto bad;
+        cs->pinned = x > 0;
         return;
     }
     if (fl == 2 && (memcmp(f, "cb", 2) == 0 || memcmp(f, "bo", 2) == 0 || memcmp(f, "oo", 2) == 0)) {
@@ -1423,7 +1446,9 @@ void md_cstate_incr(const md_cstate *cs, size_t i, const char **outbox_field, co
 size_t md_cstate_pending_count(const md_cstate *cs) { return cs->n_pending; }
 
 /* An opt-out is for good: that customer's state never expires. */
-int64_t md_cstate_ttl_ms(const md_cstate *cs) { return cs->opted_out ? 0 : cs->r->state_ttl_ms; }
+/* Kept for good while opted out or on a do-not-contact or campaign list: an
+ * expired hash would forget the customer must be left alone. */
+int64_t md_cstate_ttl_ms(const md_cstate *cs) { return cs->opted_out || cs->pinned ? 0 : cs->r->state_ttl_ms; }
 
 /* ---- Reading the state: windows, balance, fatigue ---- */
 
@@ -1471,6 +1496,7 @@ void md_cstate_view_of(const md_cstate *cs, md_cstate_view *v) {
         if (cs->last_ts[k] > v->newest_ts) v->newest_ts = cs->last_ts[k];
     v->balance_ts = cs->has_balance ? cs->balance_ts : 0;
     v->opted_out = cs->opted_out;
+    v->do_not_contact = cs->dnc_mask;
     v->forgotten_at = cs->forgotten_at;
     v->complaint_until = cs->complaint_until;
     v->blackout_until = cs->blackout_until;
@@ -1485,7 +1511,9 @@ void md_cstate_attr(const md_cstate *cs, size_t i, const char **key, const char 
 
 md_campaign_state md_cstate_campaign(const md_cstate *cs, int c) {
     const md_camp_st *k = &cs->camps[c];
-    md_campaign_state st = {!k->disarmed, k->fatigue, k->fatigue_ts, k->last_contact, k->last_conversion, k->last_stale};
+    md_campaign_state st = {!k->disarmed,      k->fatigue,       k->fatigue_ts, k->last_contact,
+                            k->last_conversion, k->last_stale,
+                            k->list == 'i' ? "include" : k->list == 'e' ? "exclude" : NULL};
     return st;
 }
 
@@ -1607,6 +1635,13 @@ md_cpstate *md_cpstate_new(void) { return calloc(1, sizeof(md_cpstate)); }
 void md_cpstate_reset(md_cpstate *cp) {
     for (size_t i = 0; i < cp->n; i++) free(cp->channel[i]);
     cp->n = 0;
+    cp->n_dnc = 0;
+}
+
+bool md_cpstate_do_not_contact(const md_cpstate *cp, const char *channel) {
+    for (size_t i = 0; cp && i < cp->n_dnc; i++)
+        if (strcmp(cp->dnc[i], "*") == 0 || strcmp(cp->dnc[i], channel) == 0) return true;
+    return false;
 }
 
 void md_cpstate_destroy(md_cpstate *cp) {
@@ -1618,8 +1653,13 @@ void md_cpstate_destroy(md_cpstate *cp) {
 }
 
 void md_cpstate_load_field(md_cpstate *cp, const char *field, const char *value) {
-    /* k:<time>:<customer>:<campaign> = channel */
+    /* k:<time>:<customer>:<campaign> = channel; dn:<channel> = when listed */
     int64_t ts;
+    if (strncmp(field, "dn:", 3) == 0) {
+        if (cp->n_dnc < sizeof(cp->dnc) / sizeof(cp->dnc[0]) && strlen(field + 3) < sizeof(cp->dnc[0]))
+            snprintf(cp->dnc[cp->n_dnc++], sizeof(cp->dnc[0]), "%s", field + 3);
+        return;
+    }
     if (strncmp(field, "k:", 2) != 0) return;
     const char *colon = strchr(field + 2, ':');
     if (!colon || !parse_i64(field + 2, (size_t)(colon - field - 2), &ts)) return;

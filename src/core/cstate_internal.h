@@ -109,6 +109,7 @@ typedef struct md_camp_st {
     int64_t prev_contact;    /* the last contact before it: restored when it is released */
     int64_t last_conversion; /* of this campaign's conversion expression; 0 = none seen */
     int64_t last_stale;      /* event time of the last decision to contact that came too late; 0 = none */
+    char list;               /* "ls:<campaign>": 'i' on its include list, 'e' on its exclude list, 0 neither */
 } md_camp_st;
 
 typedef struct md_attr {
@@ -149,6 +150,8 @@ struct md_cstate {
     uint32_t paused_campaigns; /* bit c: campaign c is paused (md_cstate_set_paused; not stored in the customer's state) */
     int64_t due, due_loaded; /* when the schedule re-evaluates this customer (0: not scheduled), now and as loaded */
     bool opted_out;
+    uint64_t dnc_mask; /* "dn:<channel>" (momentd dnc): channels (bit = index) not to contact; "dn:*" sets all */
+    bool pinned;       /* "pn": do-not-contact or list entries, which keep the hash for good */
     md_pending *pending;
     size_t n_pending, cap_pending;
     md_trec *trecs;
@@ -173,6 +176,10 @@ struct md_cpstate {
     int64_t *ts;
     char **channel;
     size_t n, cap;
+    /* "dn:<channel>" entries (momentd dnc --contact-points): the channels,
+     * or "*", this contact point must not be contacted on. */
+    char dnc[8][64];
+    size_t n_dnc;
 };
 
 /* Recording helpers: change the in-memory state and record the operation. */

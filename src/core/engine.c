@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cstate_internal.h"
 #include "momentd/jsonw.h"
@@ -442,6 +443,23 @@ static int64_t quiet_hours_end(const md_cstate *cs, int channel, int64_t t) {
     return t + (int64_t)wait * 60000 - (t % 60000);
 }
 
+bool md_consent_granted(const char *v) {
+    return v && (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 || strcmp(v, "1") == 0 || strcasecmp(v, "granted") == 0);
+}
+
+/* Whether the customer may be contacted on channel at all: not on a
+ * do-not-contact list (the customer's or the contact point's), and with
+ * consent where the channel asks for it. */
+static md_suppress channel_block(const md_config *cfg, const md_cstate *cs, const md_cpstate *cp, int channel) {
+    if ((channel < 64 && (cs->dnc_mask >> channel & 1)) || md_cpstate_do_not_contact(cp, cfg->channels[channel].name))
+        return MD_SUPPRESS_DO_NOT_CONTACT;
+    int attr = cs->r->channels[channel].consent_attr;
+    if (attr >= 0) {
+        if (!md_consent_granted(md_cs_profile(cs, attr))) return MD_SUPPRESS_NO_CONSENT;
+    }
+    return MD_SUPPRESS_NONE;
+}
+
 /* Applies every policy rule of campaign c at time t; fills e. Only reads state.
  * check_event: whether fire_on applies (an event is present). */
 static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, int c, int64_t t, bool check_event,
@@ -470,6 +488,9 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
     e->days_since_last_contact = st->last_contact > 0 ? (double)(t - st->last_contact) / (double)MD_DAY_MS : -1;
 
     check_blocks(cs, t, e);
+    /* The campaign's lists (momentd list): untimed, like eligibility. */
+    if (st->list == 'e') note_block(e, MD_SUPPRESS_EXCLUDED, 0);
+    else if (strcmp(cc->audience, "include_list") == 0 && st->list != 'i') note_block(e, MD_SUPPRESS_NOT_INCLUDED, 0);
     if (check_event && !eval_bool(cs, rc->fire_on)) note_block(e, MD_SUPPRESS_EVENT_NOT_ALLOWED, 0);
     if (!eval_bool(cs, rc->eligible)) note_block(e, MD_SUPPRESS_NOT_ELIGIBLE, 0);
     if (e->p_contact < threshold) note_block(e, MD_SUPPRESS_BELOW_THRESHOLD, 0);
@@ -480,13 +501,20 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
         int64_t until = st->last_contact + (int64_t)llround(e->required_gap_days * (double)MD_DAY_MS);
         if (until > t) note_block(e, MD_SUPPRESS_COOLDOWN, until);
     }
-    for (size_t k = 0; k < rc->n_routes; k++)
-        if (eval_bool(cs, rc->routes[k].when)) {
+    /* The first route that applies and whose channel may be used: a
+     * customer who must not be called can still get the SMS route after it. */
+    md_suppress route_block = MD_SUPPRESS_NONE;
+    for (size_t k = 0; k < rc->n_routes; k++) {
+        if (!eval_bool(cs, rc->routes[k].when)) continue;
+        md_suppress why = channel_block(cfg, cs, cp, rc->routes[k].channel);
+        if (why == MD_SUPPRESS_NONE) {
             e->channel = rc->routes[k].channel;
             break;
         }
+        if (route_block == MD_SUPPRESS_NONE) route_block = why;
+    }
     if (e->channel < 0) {
-        note_block(e, MD_SUPPRESS_NO_ROUTE, 0);
+        note_block(e, route_block != MD_SUPPRESS_NONE ? route_block : MD_SUPPRESS_NO_ROUTE, 0);
         return;
     }
     e->value = md_contact_value(cd, e->p_contact, e->days_since_last_contact, cc->conversion_value, cfg->channels[e->channel].contact_cost,
@@ -893,6 +921,9 @@ static md_err follow_ups(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         md_campaign_eval *e = &out->eval[0];
         memset(e, 0, sizeof(*e));
         check_blocks(cs, not_before, e);
+        md_suppress why = channel_block(cfg, cs, cp, rf->channel);
+        if (why != MD_SUPPRESS_NONE) note_block(e, why, 0);
+        if (cs->camps[orig->campaign].list == 'e') note_block(e, MD_SUPPRESS_EXCLUDED, 0);
         check_caps(cfg, cs, cp, rf->channel, not_before, e);
         if (e->suppressed != MD_SUPPRESS_NONE) {
             out->follow_up_suppressed = e->suppressed;

@@ -279,6 +279,11 @@ static bool compile_channels(compiler *c) {
         const md_cfg_channel *ch = &cfg->channels[i];
         md_parse_time_of_day(ch->quiet_start, &c->r->channels[i].quiet_start_min);
         md_parse_time_of_day(ch->quiet_end, &c->r->channels[i].quiet_end_min);
+        c->r->channels[i].consent_attr = -1;
+        if (ch->consent && *ch->consent && (c->r->channels[i].consent_attr = profile_attr(c->r, ch->consent)) < 0)
+            return cerr(c, "$.channels[%zu].consent: more profile attributes than momentd reads", i);
+        if (strcmp(ch->name, "*") == 0 || strchr(ch->name, ':'))
+            return cerr(c, "$.channels[%zu].name: \"*\" and ':' are reserved (do-not-contact entries name channels)", i);
         snprintf(path, sizeof(path), "$.channels[%zu].caps", i);
         if (!compile_caps(c, ch->caps, ch->n_caps, path, true)) return false;
     }

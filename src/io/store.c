@@ -20,6 +20,7 @@
 
 extern const char md_lua_apply[];
 extern const char md_lua_forget[];
+extern const char md_lua_mark[];
 
 struct md_store {
     char host[256];
@@ -608,6 +609,55 @@ md_err md_store_dedupe_key(md_store *s, uint64_t key[2], char *errstr, size_t er
     }
     freeReplyObject(r);
     return ok ? MD_ERR_OK : MD_ERR_REDIS_REPLY;
+}
+
+md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *const *ids, bool add, const char *field,
+                     const char *value, int64_t ttl_ms, size_t *changed, char *errstr, size_t errstr_size) {
+    *changed = 0;
+    md_err err = ensure(s, errstr, errstr_size);
+    if (err) return err;
+    const char *load[] = {"SCRIPT", "LOAD", md_lua_mark};
+    redisReply *r = command_checked(s, 3, load, REDIS_REPLY_STRING, errstr, errstr_size);
+    if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    char sha[41];
+    snprintf(sha, sizeof(sha), "%.40s", r->str);
+    freeReplyObject(r);
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+    /* Pipelined in slices, so that a list of millions neither waits on a
+     * round trip per id nor holds all its replies at once. */
+    enum { SLICE = 1000 };
+    for (size_t from = 0; from < n; from += SLICE) {
+        size_t to = from + SLICE < n ? from + SLICE : n;
+        char key[420];
+        for (size_t i = from; i < to; i++) {
+            if (kind == MD_STORE_CUSTOMER) md_store_customer_key(s, ids[i], key, sizeof(key));
+            else md_store_contact_point_key(s, ids[i], key, sizeof(key));
+            const char *argv[] = {"EVALSHA", sha, "1", key, add ? "add" : "remove", field, value, kind == MD_STORE_CUSTOMER ? "1" : "0", ttl};
+            size_t lens[9];
+            for (int a = 0; a < 9; a++) lens[a] = strlen(argv[a]);
+            if (redisAppendCommandArgv(s->c, 9, argv, lens) != REDIS_OK) {
+                snprintf(errstr, errstr_size, "redis: cannot queue command");
+                md_store_disconnect(s);
+                return MD_ERR_REDIS_DOWN;
+            }
+        }
+        md_err first = MD_ERR_OK;
+        for (size_t i = from; i < to; i++) {
+            if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
+            if (r->type == REDIS_REPLY_INTEGER) {
+                *changed += r->integer == 1;
+            } else if (!first) {
+                char key_of[420];
+                if (kind == MD_STORE_CUSTOMER) md_store_customer_key(s, ids[i], key_of, sizeof(key_of));
+                else md_store_contact_point_key(s, ids[i], key_of, sizeof(key_of));
+                first = reply_error(r, "mark", key_of, errstr, errstr_size);
+            }
+            freeReplyObject(r);
+        }
+        if (first) return first; /* the ids before this slice are done; the caller says how many */
+    }
+    return MD_ERR_OK;
 }
 
 void md_store_funnel_key(const md_store *s, const char *campaign, const char *day, char *out, size_t n) {

@@ -136,6 +136,19 @@ md_err md_store_set_paused(md_store *s, const char *campaign, bool paused, int64
  * every other. MD_ERR_REDIS_REPLY when the field holds something else. */
 md_err md_store_dedupe_key(md_store *s, uint64_t key[2], char *errstr, size_t errstr_size);
 
+/* Do-not-contact and campaign-list entries (momentd dnc, momentd list;
+ * mark.lua): for each of the n customers or contact points, adds field =
+ * value ("dn:<channel>" = when listed, kept if listed already;
+ * "ls:<campaign>" = "include" | "exclude") or removes it (a "dn:" entry
+ * whatever its value, an "ls:" one only if it is value). An entry keeps its
+ * hash for good; a hash left without one gets ttl_ms back. A customer's
+ * version is bumped, so that a batch that read it before decides again.
+ * *changed counts the ids that changed; on an error the ids of the slices
+ * before (1,000 each) are done. */
+typedef enum md_id_kind_store { MD_STORE_CUSTOMER, MD_STORE_CONTACT_POINT } md_id_kind_store;
+md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *const *ids, bool add, const char *field,
+                     const char *value, int64_t ttl_ms, size_t *changed, char *errstr, size_t errstr_size);
+
 /* Pipelined HDEL key field, for n pairs (outbox entries Kafka acknowledged). */
 md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char *const *fields, char *errstr,
                      size_t errstr_size);

@@ -62,7 +62,9 @@ while i + 2 <= #ARGV do
   end
   i = i + 3
 end
-if ARGV[1] == '0' then
+-- A contact point on a do-not-contact list ("pn", mark.lua) is kept for
+-- good; a customer's state says so itself (ARGV[1] "0").
+if ARGV[1] == '0' or (ARGV[2] == '-' and redis.call('HEXISTS', key, 'pn') == 1) then
   redis.call('PERSIST', key)
 else
   redis.call('PEXPIRE', key, ARGV[1])

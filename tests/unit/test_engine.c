@@ -71,12 +71,30 @@ static void prepay_view(int64_t ts) {
     process_json(json, NULL);
 }
 
+static void view(int64_t ts, const char *page) {
+    char json[512];
+    snprintf(json, sizeof(json), "{\"event_id\":\"e%d\",\"type\":\"app_login\",\"customer_id\":\"%s\",\"ts\":%lld,\"pages\":[\"%s\"]}",
+             seq++, cust, (long long)ts, page);
+    process_json(json, NULL);
+}
+
 static void call(int64_t ts, const char *reason) {
     char json[512];
     snprintf(json, sizeof(json),
              "{\"event_id\":\"e%d\",\"type\":\"call\",\"customer_id\":\"%s\",\"ts\":%lld,\"reason\":\"%s\",\"direction\":\"inbound\",\"duration_s\":120}",
              seq++, cust, (long long)ts, reason);
     process_json(json, NULL);
+}
+
+/* make_late_low_balance(TH_T0) with the customer's contact-point state. */
+static void late_low_balance_with(md_cpstate *cp) {
+    late_payment(TH_T0 - 60 * TH_DAY, 80);
+    late_payment(TH_T0 - 30 * TH_DAY, 60);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"last\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":100,\"kind\":\"bill\",\"late\":true,\"balance_after\":50}",
+             cust, (long long)TH_T0);
+    process_json(json, cp);
 }
 
 static void field(const char *f, const char *v) { md_cstate_load_field(cs, f, strlen(f), v, strlen(v)); }
@@ -407,13 +425,7 @@ Test(engine, contact_point_cap_spans_accounts) {
         snprintf(f, sizeof(f), "k:%lld:other-account:prepay_wallet", (long long)(TH_T0 - (i + 2) * TH_DAY));
         md_cpstate_load_field(cp, f, "sms");
     }
-    late_payment(TH_T0 - 60 * TH_DAY, 80);
-    late_payment(TH_T0 - 30 * TH_DAY, 60);
-    char json[512];
-    snprintf(json, sizeof(json),
-             "{\"event_id\":\"last\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":100,\"kind\":\"bill\",\"late\":true,\"balance_after\":50}",
-             cust, (long long)TH_T0);
-    process_json(json, cp);
+    late_low_balance_with(cp);
     cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_CAP_CONTACT_POINT);
     md_cpstate_destroy(cp);
 }
@@ -761,4 +773,116 @@ Test(engine, an_event_after_the_due_time_decides_it_first) {
     prepay_view(nine + TH_HOUR);
     cr_assert_eq(out.n_triggers, 0);
     cr_assert_geq(out.n_stale, 1);
+}
+
+/* Do-not-contact (momentd dnc): a channel the customer or their contact
+ * point is listed for is skipped and the next route that applies is taken;
+ * with none left the decision is suppressed as do_not_contact, untimed (the
+ * schedule will not wait for it). */
+Test(engine, do_not_contact_skips_the_channel_for_the_next_route) {
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 1);
+    cr_assert_str_eq(out.triggers[0].topic, "moments.outbound_call", "no app login: the last route, the call");
+
+    pick_customer(false);
+    field("dn:outbound_call", "1");
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_DO_NOT_CONTACT);
+    cr_assert(out.eval[PREPAY].untimed);
+
+    /* An app login makes in_app the first route; listed for in_app only,
+     * the call route after it is taken. */
+    for (int listed = 0; listed < 2; listed++) {
+        pick_customer(false);
+        if (listed) field("dn:in_app", "1");
+        late_payment(TH_T0 - 60 * TH_DAY, 80);
+        late_payment(TH_T0 - 30 * TH_DAY, 60);
+        view(TH_T0 - TH_HOUR, "home");
+        cr_assert_eq(out.n_triggers, 0, "an app login alone fired");
+        late_payment(TH_T0, 50);
+        cr_assert_eq(out.n_triggers, 1, "%s", md_suppress_name(out.eval[PREPAY].suppressed));
+        cr_assert_str_eq(out.triggers[0].topic, listed ? "moments.outbound_call" : "moments.in_app");
+    }
+
+    /* Listed for every channel. */
+    pick_customer(false);
+    field("dn:*", "1");
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_DO_NOT_CONTACT);
+}
+
+Test(engine, a_contact_point_on_the_do_not_contact_list_is_not_contacted_for_any_account) {
+    char err[128];
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"contact_point\":\"+8613800000000\"}", &ops, err, sizeof(err)), MD_ERR_OK);
+    md_cpstate *cp = md_cpstate_new();
+    md_cpstate_load_field(cp, "dn:outbound_call", "1772294400000");
+    cr_assert(md_cpstate_do_not_contact(cp, "outbound_call"));
+    cr_assert(!md_cpstate_do_not_contact(cp, "sms"));
+    late_low_balance_with(cp);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_DO_NOT_CONTACT);
+    md_cpstate_reset(cp);
+    cr_assert(!md_cpstate_do_not_contact(cp, "outbound_call"), "reset keeps the list");
+    md_cpstate_destroy(cp);
+}
+
+/* A channel with a consent attribute is used only for customers whose
+ * profile grants it. */
+Test(engine, a_channel_that_needs_consent_is_used_only_with_it) {
+    reconfigure("{\"name\": \"outbound_call\", \"topic\": \"moments.outbound_call\",",
+                "{\"name\": \"outbound_call\", \"topic\": \"moments.outbound_call\", \"consent\": \"call_consent\",");
+    pick_customer(false);
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_NO_CONSENT, "%s", md_suppress_name(out.eval[PREPAY].suppressed));
+    static const char *const refused[] = {"no", "false", "0", "withdrawn", ""};
+    static const char *const granted[] = {"yes", "TRUE", "1", "granted"};
+    char err[128], profile[128];
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        pick_customer(false);
+        snprintf(profile, sizeof(profile), "{\"call_consent\":\"%s\"}", refused[i]);
+        cr_assert_eq(md_cstate_set_profile(cs, profile, &ops, err, sizeof(err)), MD_ERR_OK);
+        make_late_low_balance(TH_T0);
+        cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_NO_CONSENT, "consent \"%s\" was taken as granted", refused[i]);
+    }
+    for (size_t i = 0; i < sizeof(granted) / sizeof(granted[0]); i++) {
+        pick_customer(false);
+        snprintf(profile, sizeof(profile), "{\"call_consent\":\"%s\"}", granted[i]);
+        cr_assert_eq(md_cstate_set_profile(cs, profile, &ops, err, sizeof(err)), MD_ERR_OK);
+        make_late_low_balance(TH_T0);
+        cr_assert_eq(out.n_triggers, 1, "consent \"%s\": %s", granted[i], md_suppress_name(out.eval[PREPAY].suppressed));
+    }
+}
+
+/* A campaign's exclude list keeps it away from a customer; with audience
+ * include_list only its include list is contacted. Other campaigns are not
+ * affected. */
+Test(engine, campaign_lists_exclude_and_include) {
+    field("ls:prepay_wallet", "exclude");
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_EXCLUDED);
+    cr_assert(out.eval[PREPAY].untimed);
+    cr_assert_str_eq(md_cstate_campaign(cs, PREPAY).list, "exclude");
+    cr_assert_null(md_cstate_campaign(cs, INSTALMENT).list);
+
+    reconfigure("\"name\": \"prepay_wallet\",", "\"name\": \"prepay_wallet\", \"audience\": \"include_list\",");
+    pick_customer(false);
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.eval[PREPAY].suppressed, MD_SUPPRESS_NOT_INCLUDED);
+    pick_customer(false);
+    field("ls:prepay_wallet", "include");
+    make_late_low_balance(TH_T0);
+    cr_assert_eq(out.n_triggers, 1, "%s", md_suppress_name(out.eval[PREPAY].suppressed));
+    pick_customer(false);
+    field("ls:prepay_wallet", "maybe");
+    cr_assert_null(md_cstate_campaign(cs, PREPAY).list, "a list value other than include or exclude was taken");
+}
+
+/* What keeps a customer alone keeps its state from expiring. */
+Test(engine, listed_customers_are_kept_for_good) {
+    cr_assert_gt(md_cstate_ttl_ms(cs), 0);
+    field("pn", "1");
+    cr_assert_eq(md_cstate_ttl_ms(cs), 0);
 }

@@ -1,0 +1,26 @@
+/* idlist.h: the ids an operator command reads (momentd forget, dnc, list):
+ * from arguments or a file of one id per line, every one checked before the
+ * command changes anything. */
+#ifndef MOMENTD_IDLIST_H
+#define MOMENTD_IDLIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum md_id_kind { MD_ID_CUSTOMER, MD_ID_CONTACT_POINT } md_id_kind;
+
+typedef struct md_idlist {
+    char **ids;
+    size_t n, cap;
+} md_idlist;
+
+/* Adds id after checking it as kind must be (a customer id: 1-64 bytes; a
+ * contact point: 1-256 bytes; both md_id_check's rule). false with err
+ * naming where ("argument 2", "FILE line 7") and why. */
+bool md_idlist_add(md_idlist *l, md_id_kind kind, const char *id, const char *where, char *err, size_t errsz);
+/* Every line of path ("-" = stdin): blank lines and lines starting with
+ * '#' skipped, a trailing \r dropped. false at the first bad line. */
+bool md_idlist_read(md_idlist *l, md_id_kind kind, const char *path, char *err, size_t errsz);
+void md_idlist_free(md_idlist *l);
+
+#endif
