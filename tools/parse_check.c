@@ -3,7 +3,8 @@
  * JSON" prints "accept" or "reject <reason>" with the parsers the daemon
  * uses (md_event_parse, md_outcome_parse, md_profile_check) at the default
  * limits, the clock at the time given by --now MS (default: now); --codes
- * prints every reason a dead letter can carry. */
+ * prints every reason a dead letter can carry, --suppressions every rule a
+ * decision can be blocked by. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,13 @@ int main(int argc, char **argv) {
         printf("%s\n%s\n", MD_DEAD_LETTER_BAD_PROFILE, MD_DEAD_LETTER_REDIS_REFUSED);
         return 0;
     }
+    if (argc == 2 && strcmp(argv[1], "--suppressions") == 0) { /* every reason a decision can be blocked for */
+        for (int r = 1; r < MD_SUPPRESS_COUNT; r++) printf("%s\n", md_suppress_name((md_suppress)r));
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "--now") == 0) now = strtoll(argv[2], NULL, 10);
     else if (argc != 1) {
-        fprintf(stderr, "usage: parse_check [--now MS | --codes] < LINES\n");
+        fprintf(stderr, "usage: parse_check [--now MS | --codes | --suppressions] < LINES\n");
         return 2;
     }
     md_event_limits lim = {65536, 300000, 64, 16}; /* the configuration's defaults */

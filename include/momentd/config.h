@@ -254,6 +254,7 @@ typedef struct md_cfg_learning {
 typedef struct md_cfg_audit {
     int64_t keep_ms;          /* how long a customer's decision audit is kept; 0 = none kept */
     int64_t max_per_campaign; /* audit entries per customer and campaign, the oldest dropped first */
+    char *topic;              /* one message per decision for a warehouse; "" = none */
 } md_cfg_audit;
 
 typedef struct md_cfg_privacy {

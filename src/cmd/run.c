@@ -171,11 +171,12 @@ static rd_kafka_t *make_client(daemon *d, rd_kafka_type_t type) {
 }
 
 /* Writes the names of the topics momentd produces to (dead letters,
- * holdouts, each channel's) to names, at most max; returns how many. */
+ * holdouts, decisions, each channel's) to names, at most max; returns how many. */
 static size_t output_topics(const md_config *cfg, const char **names, size_t max) {
     size_t n = 0;
     names[n++] = cfg->kafka.topic_dead_letter;
     names[n++] = cfg->kafka.topic_holdout;
+    if (cfg->audit.topic && *cfg->audit.topic) names[n++] = cfg->audit.topic;
     for (size_t i = 0; i < cfg->n_channels && n < max; i++) names[n++] = cfg->channels[i].topic;
     return n;
 }
@@ -567,7 +568,7 @@ typedef struct batch_bufs {
  * false when memory ran out: *b is then freed and zeroed. */
 static bool batch_bufs_new(daemon *d, const md_config *cfg, batch_bufs *b) {
     size_t cap = (size_t)cfg->limits.batch_size;
-    md_batch_hooks hooks = {.deliver = sink_deliver, .retry = batch_retry, .refuse = refuse_message, .ctx = d};
+    md_batch_hooks hooks = {.deliver = sink_deliver, .retry = batch_retry, .refuse = refuse_message, .decisions = true, .ctx = d};
     b->msgs = calloc(cap, sizeof(*b->msgs));
     b->dl = calloc(cap, sizeof(outmsg));
     b->batch = md_batch_new(cfg, d->store, cap, MD_BATCH_CLOCK_WALL, &hooks, &d->n, d->snap.latency);

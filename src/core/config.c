@@ -267,6 +267,7 @@ static const md_table learning_table = {"learning", learning_fields, NF(learning
 static const md_field audit_fields[] = {
     DUR(md_cfg_audit, "keep", keep_ms, "35d", 0, 400 * MS_DAY, "How long each customer's decision audit is kept (momentd explain --history: why (not) contacted on a past day); 0 = none kept. One entry per campaign for each run of decisions that ended the same way (fired, holdout, or the rule that blocked), its last day updated at most once a day."),
     INT(md_cfg_audit, max_per_campaign, "16", 1, 256, "At most this many audit entries per customer and campaign (the oldest go first)."),
+    STR(md_cfg_audit, topic, "", "Kafka topic that gets one message per decision (every campaign on every event counted, and every decision of the schedule: fired, holdout or the rule that blocked, with score, p_contact and channel; docs/schemas/decision.schema.json), for a warehouse; \"\" = none. Produced with the batch's moments, before its offsets are committed.", F_RESTART),
 };
 static const md_table audit_table = {"audit", audit_fields, NF(audit_fields)};
 

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "momentd/jsonw.h"
 
 typedef enum item_kind { ITEM_EVENT, ITEM_OUTCOME, ITEM_PROFILE, ITEM_DUE } item_kind;
 
@@ -113,6 +114,12 @@ struct md_batch {
     md_store_refusal *refusal;
     md_store_refusal *scratch; /* 2 x capacity: what one store call refused */
     size_t *req_customer;      /* apply request -> customer */
+    /* The decision records of this attempt (hooks.decisions), owned. */
+    struct decision_rec {
+        size_t customer;
+        char *payload;
+    } *decisions;
+    size_t n_decisions, cap_decisions;
 };
 
 static double seconds_since(const struct timespec *t0) {
@@ -212,6 +219,7 @@ void md_batch_destroy(md_batch *b) {
     free(b->refusal);
     free(b->scratch);
     free(b->req_customer);
+    free(b->decisions);
     free(b->deliveries);
     free(b->cust_index.slots);
     free(b->cp_index.slots);
@@ -222,7 +230,13 @@ size_t md_batch_len(const md_batch *b) { return b->n_items; }
 size_t md_batch_customers(const md_batch *b) { return b->n_cust; }
 bool md_batch_full(const md_batch *b) { return b->n_items >= b->cap; }
 
+static void clear_decisions(md_batch *b) {
+    for (size_t i = 0; i < b->n_decisions; i++) free(b->decisions[i].payload);
+    b->n_decisions = 0;
+}
+
 void md_batch_clear(md_batch *b) {
+    clear_decisions(b);
     for (size_t i = 0; i < b->n_items; i++) {
         free(b->items[i].profile_json);
         b->items[i].profile_json = NULL;
@@ -477,6 +491,66 @@ static void count_trigger(md_batch *b, const md_trigger *tr) {
         b->n->fired[tr->campaign][tr->channel]++;
 }
 
+static bool grow_decisions(md_batch *b) {
+    size_t cap = b->cap_decisions ? b->cap_decisions * 2 : 256;
+    struct decision_rec *d = realloc(b->decisions, cap * sizeof(*d));
+    if (!d) return false;
+    b->decisions = d;
+    b->cap_decisions = cap;
+    return true;
+}
+
+/* One message per campaign decided (hooks.decisions with audit.topic):
+ * what a warehouse needs to answer "why (not)" over every customer. cause:
+ * the event, or NULL for the schedule. */
+static md_err record_decisions(md_batch *b, size_t customer, const md_event *cause, int64_t decided_ms) {
+    if (!b->hooks.decisions || !b->cfg->audit.topic || !*b->cfg->audit.topic) return MD_ERR_OK;
+    const md_engine_out *o = &b->out;
+    char tb[32];
+    for (size_t c = 0; c < o->n_campaigns; c++) {
+        const md_campaign_eval *e = &o->eval[c];
+        const md_cfg_campaign *cc = &b->cfg->campaigns[c];
+        const char *trigger = "";
+        for (size_t t = 0; t < o->n_triggers; t++)
+            if (o->triggers[t].campaign == (int)c) trigger = o->triggers[t].id;
+        md_jsonw w;
+        md_jsonw_init(&w);
+        md_jsonw_obj_open(&w);
+        md_jsonw_kint(&w, "schema_version", 1);
+        md_jsonw_kstr(&w, "customer_id", b->cust_ids[customer]);
+        md_jsonw_kstr(&w, "campaign", cc->name);
+        md_jsonw_kstr(&w, "model_version", md_campaign_model(b->cfg, (int)c, e->arm)->version);
+        if (e->arm >= 0) md_jsonw_kstr(&w, "arm", cc->arms[e->arm].name);
+        md_format_time(decided_ms, tb);
+        md_jsonw_kstr(&w, "decided_at", tb);
+        md_jsonw_kstr(&w, "outcome", e->suppressed != MD_SUPPRESS_NONE ? md_suppress_name(e->suppressed) : e->holdout ? "holdout" : "fired");
+        md_jsonw_knum(&w, "score", e->score);
+        md_jsonw_knum(&w, "p_contact", e->p_contact);
+        md_jsonw_knum(&w, "threshold", md_campaign_threshold(b->cfg, (int)c, e->arm));
+        md_jsonw_kstr(&w, "channel", e->channel >= 0 ? b->cfg->channels[e->channel].name : "");
+        if (*trigger) md_jsonw_kstr(&w, "trigger_id", trigger);
+        md_jsonw_key(&w, "caused_by");
+        md_jsonw_obj_open(&w);
+        if (cause) {
+            md_jsonw_kstr(&w, "event_id", cause->event_id);
+            md_jsonw_kstr(&w, "type", md_event_type_name(cause->type));
+            md_format_time(cause->ts_ms, tb);
+            md_jsonw_kstr(&w, "event_time", tb);
+        } else {
+            md_jsonw_kstr(&w, "type", "schedule");
+        }
+        md_jsonw_obj_close(&w);
+        md_jsonw_obj_close(&w);
+        if (w.oom || (b->n_decisions == b->cap_decisions && !grow_decisions(b))) {
+            md_jsonw_fini(&w);
+            return MD_ERR_NOMEM;
+        }
+        b->decisions[b->n_decisions].customer = customer;
+        b->decisions[b->n_decisions++].payload = w.buf; /* taken over */
+    }
+    return MD_ERR_OK;
+}
+
 /* Decides one input against its customer's state. MD_ERR_NOMEM only. */
 static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t errsz) {
     if (refused(b, (size_t)it->customer)) return MD_ERR_OK;
@@ -500,6 +574,7 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
         int64_t due = md_cstate_due(cs);
         int64_t t = b->clock == MD_BATCH_CLOCK_INPUT ? (it->ev.ts_ms > due ? it->ev.ts_ms : due) : now_ms;
         e = md_engine_due(b->cfg, cs, cp, t, t, ops, cp_ops, &b->out);
+        if (!e) e = record_decisions(b, (size_t)it->customer, NULL, t);
         if (!e) {
             b->n->scheduled += b->out.n_triggers > 0;
             b->n->stale += b->out.n_stale;
@@ -527,6 +602,7 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
         int64_t t = b->clock == MD_BATCH_CLOCK_INPUT ? it->ev.ts_ms : now_ms;
         if (it->ev.ts_ms > b->newest_event_ms) b->newest_event_ms = it->ev.ts_ms;
         e = md_engine_process(b->cfg, cs, cp, &it->ev, src, t, ops, cp_ops, &b->out);
+        if (!e && b->out.applied == MD_APPLIED) e = record_decisions(b, (size_t)it->customer, &it->ev, t);
         if (!e) {
             b->n->conversions += b->out.n_conversions;
             b->n->dedupe_evictions += b->out.dedupe_evicted;
@@ -585,6 +661,7 @@ typedef enum attempt { ATTEMPT_DONE, ATTEMPT_CONFLICT, ATTEMPT_REFUSED, ATTEMPT_
 static attempt decide_and_apply(md_batch *b, int64_t now_ms, md_err *e, const char **what, char *err, size_t errsz) {
     size_t nreq = 0, nsent = 0, next_final = 0, n_final = 0;
     *what = "read";
+    clear_decisions(b); /* a redo decides again */
     if ((*e = read_states(b, err, errsz))) return ATTEMPT_FAILED;
     for (size_t c = 0; c < b->n_cust; c++) {
         md_ops_clear(&b->ops[c]);
@@ -638,7 +715,7 @@ failed:
 
 /* Step 4: every outbox entry of the batch's customers to the sink. */
 static md_err deliver(md_batch *b, char *err, size_t errsz) {
-    size_t total = 0;
+    size_t total = b->n_decisions;
     for (size_t c = 0; c < b->n_cust; c++) total += md_cstate_pending_count(b->states[c]);
     if (total > b->cap_deliveries) {
         md_delivery *d = realloc(b->deliveries, total * sizeof(*d));
@@ -659,6 +736,13 @@ static md_err deliver(md_batch *b, char *err, size_t errsz) {
             d->len = strlen(d->payload);
             md_moment_route(b->cfg, d->topic, d->payload, &d->campaign, &d->channel, &d->holdout);
         }
+    }
+    for (size_t i = 0; i < b->n_decisions; i++) {
+        if (refused(b, b->decisions[i].customer)) continue;
+        md_delivery *d = &b->deliveries[k++];
+        *d = (md_delivery){.trigger_id = "", .topic = b->cfg->audit.topic, .payload = b->decisions[i].payload,
+                           .customer_id = b->cust_ids[b->decisions[i].customer], .campaign = -1, .channel = -1};
+        d->len = strlen(d->payload);
     }
     return b->hooks.deliver(b->hooks.ctx, b->deliveries, k, err, errsz);
 }

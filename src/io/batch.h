@@ -83,6 +83,11 @@ typedef struct md_batch_hooks {
      * (a dead letter). Inputs without a source are only counted. NULL:
      * only counted and logged. */
     void (*refuse)(void *ctx, const md_source *src, const char *customer_id, const char *why);
+    /* With cfg->audit.topic set, also hand deliver one record per decision
+     * (campaign -1, trigger_id "": docs/schemas/decision.schema.json) after
+     * the batch's moments. For the daemon; the simulator and the backtest
+     * count moments only. */
+    bool decisions;
     void *ctx;
 } md_batch_hooks;
 

@@ -271,12 +271,15 @@ explain_at() {
 # the offset watermarks (per consumer group), the version (it counts
 # applies, which depend on how messages happened to be batched) and the
 # empty-outbox mark x0 (whether an apply came after the outbox emptied also
-# depends on the batching).
+# depends on the batching), and with the event-id guard's field names
+# ("i" + the id's SipHash under the namespace's own key) replaced by
+# "i<event id>": two namespaces hash the same ids apart, and the guard's
+# event times still compare.
 dump_state() {
     # One redis-cli session for all keys; "@@key" lines delimit the replies.
     rcli --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
         rcli | awk '/^@@/ {key = substr($0, 3); n = 0; next} {if (n % 2 == 0) f = $0; else print key " " f "\t" $0; n++}' |
-        grep -v -e ' w:' -e $' v\t' -e $' x0\t' | sort
+        grep -v -e ' w:' -e $' v\t' -e $' x0\t' | sed -E $'s/ i[0-9a-f]{16}\t/ i<event id>\t/' | sort
 }
 
 # feed TOPIC_PREFIX FILE: produce a gen_events file ("topic|key|json" lines)

@@ -14,8 +14,10 @@ source "$(dirname "$0")/lib.sh"
 N=$(uname_ lists)
 PORT=39467
 CFG=$(make_config "$N" -e "s/\"listen\": \"\"/\"listen\": \"127.0.0.1:$PORT\"/" \
-    -e 's/{"name": "outbound_call", "topic": "\([^"]*\)",/{"name": "outbound_call", "topic": "\1", "consent": "call_consent",/')
+    -e 's/{"name": "outbound_call", "topic": "\([^"]*\)",/{"name": "outbound_call", "topic": "\1", "consent": "call_consent",/' \
+    -e "s/\"contact_policy\": {/\"audit\": {\"topic\": \"$N.decisions\"}, \"contact_policy\": {/")
 grep -q '"consent": "call_consent"' "$CFG" || fail "the consent config was not made"
+grep -q "\"topic\": \"$N.decisions\"" "$CFG" || fail "the decisions topic was not configured"
 start_momentd "$CFG"
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | grep -v '^#' | { grep -F "$1 " || echo "$1 missing"; } | awk '{print $NF}'; }
 status() { "$MOMENTD_BIN" explain -c "$CFG" "$1" --json | jq -r ".channels.$2"; }
@@ -65,6 +67,15 @@ check "and the consent" eq "$(status "$NO_CONSENT" outbound_call)" 'no_consent (
 check "and that SMS is still open to them" eq "$(status "$CUST_DNC" sms)" ok
 check "explain names the campaign list" eq "$("$MOMENTD_BIN" explain -c "$CFG" "$EXCLUDED" --json | jq -r '.campaigns[] | select(.campaign == "prepay_wallet") | .list')" exclude
 check "a listed number that was called stays listed, for good" eq "$(rcli PTTL "$N:{cp:13900000101}"),$(rcli HEXISTS "$N:{cp:13900000101}" dn:sms)" -1,1
+# The decision feed (audit.topic): one record per campaign for each of the
+# 15 payments, each valid against docs/schemas/decision.schema.json.
+check "the decision feed has 2 campaigns x 15 payments" wait_for_count "$N.decisions" 30 60
+DEC=$(consume "$N.decisions")
+check "every decision is valid against its schema" bash -c "'$MOMENTD_SOURCE_DIR/tests/schemas/check' --validate decision >/dev/null" <<<"$DEC"
+last_decision() { jq -rc --arg c "$1" 'select(.customer_id == $c and .campaign == "prepay_wallet" and .caused_by.event_id == ($c + "-3")) | .outcome' <<<"$DEC"; }
+check "the called customer's: fired, with the moment's trigger id" eq "$(jq -r --arg c "$OK" 'select(.customer_id == $c and .outcome == "fired") | .trigger_id' <<<"$DEC")" "$(consume "$N.moments.outbound_call" | jq -r .trigger_id)"
+check "the others': why not" eq "$(last_decision "$PHONE_DNC"),$(last_decision "$CUST_DNC"),$(last_decision "$NO_CONSENT"),$(last_decision "$EXCLUDED")" do_not_contact,do_not_contact,no_consent,excluded
+check "an earlier payment: below the threshold" eq "$(jq -rc --arg c "$OK" 'select(.customer_id == $c and .campaign == "prepay_wallet" and .caused_by.event_id == ($c + "-1")) | .outcome' <<<"$DEC")" below_threshold
 for r in do_not_contact no_consent excluded; do
     check "/metrics counts $r" ge "$(metric "momentd_suppressions_total{reason=\"$r\"}")" 1
 done
