@@ -1,12 +1,14 @@
 # momentd image: built on Debian 12 with the same packages the project is
-# developed and tested against (librdkafka 2.0.2, hiredis 0.14, yajl 2.1).
+# developed and tested against (librdkafka 2.0.2, yajl 2.1; libvalkey is
+# vendored in deps/).
 FROM debian:12-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        gcc libc6-dev cmake ninja-build pkg-config librdkafka-dev libhiredis-dev libyajl-dev libmicrohttpd-dev libssl-dev \
+        gcc libc6-dev cmake ninja-build pkg-config librdkafka-dev libyajl-dev libmicrohttpd-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY cmake cmake
+COPY deps deps
 COPY include include
 COPY src src
 COPY config config
@@ -23,7 +25,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOMENTD_BUILD_TES
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        librdkafka1 libhiredis0.14 libyajl2 libmicrohttpd12 libssl3 kcat \
+        librdkafka1 libyajl2 libmicrohttpd12 libssl3 kcat \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --no-create-home momentd
 COPY --from=build /install/ /

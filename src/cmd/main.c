@@ -1,6 +1,6 @@
 /* main.c: the momentd command line: one binary, subcommands. */
 #include <getopt.h>
-#include <hiredis/hiredis.h>
+#include <valkey/valkey.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>

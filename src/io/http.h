@@ -9,7 +9,7 @@
  *
  * libmicrohttpd runs the server in a thread of its own; this module reads
  * the daemon's state only through md_status, and opens its own Redis
- * connection per report request (hiredis contexts are not shared between
+ * connection per report request (libvalkey contexts are not shared between
  * threads). */
 #ifndef MOMENTD_HTTP_H
 #define MOMENTD_HTTP_H

@@ -1,6 +1,7 @@
-/* store.c: the Redis edge (store.h), on hiredis 0.14's synchronous API.
+/* store.c: the Redis edge (store.h), on libvalkey's synchronous API
+ * (deps/libvalkey: hiredis's maintained continuation, with TLS).
  *
- * Binary-safe throughout: every command goes through redisAppendCommandArgv
+ * Binary-safe throughout: every command goes through valkeyAppendCommandArgv
  * with explicit lengths; user data never meets a format string.
  *
  * Why 650 lines: the connection (URL, AUTH, TLS, SCRIPT LOAD, reconnects)
@@ -8,7 +9,7 @@
 #include "store.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
+#include <valkey/valkey.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "tls_tunnel.h"
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <valkey/tls.h>
 
 extern const char md_lua_apply[];
 extern const char md_lua_forget[];
@@ -30,11 +34,11 @@ struct md_store {
     char password[256];
     char prefix[64];
     int64_t timeout_ms;
-    redisContext *c;
+    valkeyContext *c;
     char apply_sha[41];
     bool tls;                /* rediss:// */
     char tls_ca[512], tls_cert[512], tls_key[512], tls_name[256];
-    md_tls_tunnel *tunnel;   /* while connected with TLS */
+    SSL_CTX *tls_ctx;        /* made at the first TLS connection, kept */
     /* Argument arrays of the apply commands, kept between calls: a batch's
      * applies are sent in slices, and each slice reallocating them cost
      * more than the requests. Grown as needed, freed by md_store_destroy. */
@@ -131,15 +135,14 @@ md_store *md_store_new(const md_cfg_redis *cfg, char *errstr, size_t errstr_size
 }
 
 void md_store_disconnect(md_store *s) {
-    if (s->c) redisFree(s->c); /* closes hiredis's end of the tunnel too */
+    if (s->c) valkeyFree(s->c); /* and its TLS connection */
     s->c = NULL;
-    md_tls_tunnel_close(s->tunnel);
-    s->tunnel = NULL;
 }
 
 void md_store_destroy(md_store *s) {
     if (!s) return;
     md_store_disconnect(s);
+    SSL_CTX_free(s->tls_ctx);
     free(s->argv);
     free(s->lens);
     free(s->nums);
@@ -148,31 +151,86 @@ void md_store_destroy(md_store *s) {
 
 bool md_store_connected(const md_store *s) { return s->c != NULL; }
 
-static redisReply *command(md_store *s, int argc, const char **argv, const size_t *lens) {
-    return redisCommandArgv(s->c, argc, argv, lens);
+static valkeyReply *command(md_store *s, int argc, const char **argv, const size_t *lens) {
+    return valkeyCommandArgv(s->c, argc, argv, lens);
+}
+
+/* OpenSSL's reason for the last failure, after what. */
+static void ssl_error(const char *what, char *errstr, size_t n) {
+    unsigned long e = ERR_get_error();
+    char buf[256] = "";
+    if (e) ERR_error_string_n(e, buf, sizeof(buf));
+    snprintf(errstr, n, "%s%s%s", what, buf[0] ? ": " : "", buf);
+    ERR_clear_error();
+}
+
+/* The TLS settings, once per store: TLS 1.2 or newer, the server's
+ * certificate verified against redis.tls_ca_file (or the system's CAs),
+ * and the client certificate for a Redis with tls-auth-clients. */
+static bool tls_context(md_store *s, char *errstr, size_t n) {
+    if (s->tls_ctx) return true;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        ssl_error("TLS set-up failed", errstr, n);
+        return false;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (s->tls_ca[0] ? SSL_CTX_load_verify_locations(ctx, s->tls_ca, NULL) != 1 : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        ssl_error("cannot load the CA certificates (redis.tls_ca_file)", errstr, n);
+        SSL_CTX_free(ctx);
+        return false;
+    }
+    if (s->tls_cert[0] && (SSL_CTX_use_certificate_chain_file(ctx, s->tls_cert) != 1 ||
+                           SSL_CTX_use_PrivateKey_file(ctx, s->tls_key[0] ? s->tls_key : s->tls_cert, SSL_FILETYPE_PEM) != 1)) {
+        ssl_error("cannot load the client certificate or key (redis.tls_cert_file, redis.tls_key_file)", errstr, n);
+        SSL_CTX_free(ctx);
+        return false;
+    }
+    s->tls_ctx = ctx;
+    return true;
+}
+
+/* TLS on the connected s->c. The certificate must name the host (an IP
+ * address or a DNS name; redis.tls_server_name overrides it): libvalkey's
+ * own context checks the chain only, so the SSL object is made here. */
+static bool tls_start(md_store *s, char *errstr, size_t n) {
+    if (!tls_context(s, errstr, n)) return false;
+    const char *name = s->tls_name[0] ? s->tls_name : s->host;
+    SSL *ssl = SSL_new(s->tls_ctx);
+    if (!ssl || SSL_set_tlsext_host_name(ssl, name) != 1 ||
+        (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1 && SSL_set1_host(ssl, name) != 1)) {
+        ssl_error("TLS set-up failed", errstr, n);
+        SSL_free(ssl);
+        return false;
+    }
+    if (valkeyInitiateTLS(s->c, ssl) == VALKEY_OK) return true; /* s->c owns ssl now */
+    long v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK)
+        snprintf(errstr, n, "TLS handshake with %s:%d failed: certificate verification: %s", s->host, s->port,
+                 X509_verify_cert_error_string(v));
+    else snprintf(errstr, n, "TLS handshake with %s:%d failed: %s", s->host, s->port, s->c->errstr[0] ? s->c->errstr : "closed");
+    ERR_clear_error();
+    SSL_free(ssl);
+    return false;
 }
 
 md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
     if (s->c) return MD_ERR_OK;
     struct timeval tv = {(time_t)(s->timeout_ms / 1000), (suseconds_t)((s->timeout_ms % 1000) * 1000)};
-    if (s->tls) {
-        md_tls_opts o = {s->tls_ca, s->tls_cert, s->tls_key, s->tls_name};
-        int fd = -1;
-        if (!(s->tunnel = md_tls_tunnel_open(s->host, s->port, s->timeout_ms, &o, &fd, errstr, errstr_size)))
-            return MD_ERR_REDIS_DOWN;
-        s->c = redisConnectFd(fd);
-        if (!s->c) close(fd);
-    } else {
-        s->c = redisConnectWithTimeout(s->host, s->port, tv);
-    }
+    s->c = valkeyConnectWithTimeout(s->host, s->port, tv);
     if (!s->c || s->c->err) {
         snprintf(errstr, errstr_size, "cannot connect to redis at %s:%d: %s", s->host, s->port,
                  s->c ? s->c->errstr : "out of memory");
         md_store_disconnect(s);
         return MD_ERR_REDIS_DOWN;
     }
-    redisSetTimeout(s->c, tv);
-    redisReply *r;
+    valkeySetTimeout(s->c, tv); /* before the handshake, which it bounds too */
+    if (s->tls && !tls_start(s, errstr, errstr_size)) {
+        md_store_disconnect(s);
+        return MD_ERR_REDIS_DOWN;
+    }
+    valkeyReply *r;
     if (s->password[0]) {
         /* AUTH USER PASSWORD with a Redis ACL user, so that momentd can run
          * as a least-privilege user; AUTH PASSWORD otherwise. */
@@ -181,7 +239,7 @@ md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
         size_t lens[] = {4, strlen(argv[1]), strlen(s->password)};
         r = command(s, user ? 3 : 2, argv, lens);
         /* The reply may echo nothing secret, but never print the password. */
-        if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (!r || r->type == VALKEY_REPLY_ERROR) {
             snprintf(errstr, errstr_size, "redis AUTH failed: %s", r ? r->str : s->c->errstr);
             if (r) freeReplyObject(r);
             md_store_disconnect(s);
@@ -195,7 +253,7 @@ md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
         const char *argv[] = {"SELECT", db};
         size_t lens[] = {6, strlen(db)};
         r = command(s, 2, argv, lens);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (!r || r->type == VALKEY_REPLY_ERROR) {
             snprintf(errstr, errstr_size, "redis SELECT %d failed: %s", s->db, r ? r->str : s->c->errstr);
             if (r) freeReplyObject(r);
             md_store_disconnect(s);
@@ -206,7 +264,7 @@ md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
     const char *argv[] = {"SCRIPT", "LOAD", md_lua_apply};
     size_t lens[] = {6, 4, strlen(md_lua_apply)};
     r = command(s, 3, argv, lens);
-    if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+    if (!r || r->type != VALKEY_REPLY_STRING || r->len != 40) {
         snprintf(errstr, errstr_size, "redis SCRIPT LOAD failed: %s", r && r->str ? r->str : s->c->errstr);
         if (r) freeReplyObject(r);
         md_store_disconnect(s);
@@ -227,9 +285,9 @@ void md_store_contact_point_key(const md_store *s, const char *contact_point, ch
 }
 
 /* Reads one pipelined reply; a transport error drops the connection. */
-static md_err get_reply(md_store *s, redisReply **out, char *errstr, size_t errstr_size) {
+static md_err get_reply(md_store *s, valkeyReply **out, char *errstr, size_t errstr_size) {
     void *r = NULL;
-    if (redisGetReply(s->c, &r) != REDIS_OK || !r) {
+    if (valkeyGetReply(s->c, &r) != VALKEY_OK || !r) {
         snprintf(errstr, errstr_size, "redis connection lost: %s", s->c->errstr[0] ? s->c->errstr : "no reply");
         md_store_disconnect(s);
         return MD_ERR_REDIS_DOWN;
@@ -252,8 +310,8 @@ static bool transient_error(const char *msg) {
 }
 
 /* The error an error reply stands for, with errstr "redis <what> <key>: <reply>". */
-static md_err reply_error(const redisReply *r, const char *what, const char *key, char *errstr, size_t errstr_size) {
-    bool is_error = r->type == REDIS_REPLY_ERROR && r->str;
+static md_err reply_error(const valkeyReply *r, const char *what, const char *key, char *errstr, size_t errstr_size) {
+    bool is_error = r->type == VALKEY_REPLY_ERROR && r->str;
     snprintf(errstr, errstr_size, "redis %s%s%s: %s", what, key ? " " : "", key ? key : "", is_error ? r->str : "unexpected reply");
     if (!is_error) return MD_ERR_REDIS_REPLY;
     return transient_error(r->str) ? MD_ERR_REDIS_DOWN : MD_ERR_REDIS_REFUSED;
@@ -268,8 +326,8 @@ md_err md_store_ping(md_store *s, char *errstr, size_t errstr_size) {
     if (err) return err;
     const char *argv[] = {"PING"};
     size_t lens[] = {4};
-    redisReply *r = redisCommandArgv(s->c, 1, argv, lens);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
+    valkeyReply *r = valkeyCommandArgv(s->c, 1, argv, lens);
+    if (!r || r->type == VALKEY_REPLY_ERROR) {
         snprintf(errstr, errstr_size, "redis PING failed: %s", r && r->str ? r->str : s->c->errstr);
         if (r) freeReplyObject(r);
         md_store_disconnect(s);
@@ -284,8 +342,8 @@ md_err md_store_memory(md_store *s, int64_t *used, int64_t *max, char *errstr, s
     if (err) return err;
     const char *argv[] = {"INFO", "memory"};
     size_t lens[] = {4, 6};
-    redisReply *r = redisCommandArgv(s->c, 2, argv, lens);
-    if (!r || r->type != REDIS_REPLY_STRING) {
+    valkeyReply *r = valkeyCommandArgv(s->c, 2, argv, lens);
+    if (!r || r->type != VALKEY_REPLY_STRING) {
         snprintf(errstr, errstr_size, "redis INFO memory failed: %s", r && r->str ? r->str : s->c->errstr);
         if (r) freeReplyObject(r);
         md_store_disconnect(s);
@@ -303,14 +361,14 @@ md_err md_store_memory(md_store *s, int64_t *used, int64_t *max, char *errstr, s
  * refused, its reason goes to refused[i] ("" for the keys read) and the
  * others are read all the same; without, the call fails. A transient error
  * (OOM, LOADING, ...) fails the call as MD_ERR_REDIS_DOWN. */
-static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (*load)(void *, size_t, redisReply *),
+static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (*load)(void *, size_t, valkeyReply *),
                           void *ctx, md_store_refusal *refused, char *errstr, size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
     for (size_t i = 0; i < n; i++) {
         const char *argv[] = {"HGETALL", keys[i]};
         size_t lens[] = {7, strlen(keys[i])};
-        if (redisAppendCommandArgv(s->c, 2, argv, lens) != REDIS_OK) {
+        if (valkeyAppendCommandArgv(s->c, 2, argv, lens) != VALKEY_OK) {
             snprintf(errstr, errstr_size, "redis: cannot queue command");
             md_store_disconnect(s);
             return MD_ERR_REDIS_DOWN;
@@ -319,11 +377,11 @@ static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (
     md_err first = MD_ERR_OK;
     char why[MD_STORE_REFUSAL_MAX];
     for (size_t i = 0; i < n; i++) {
-        redisReply *r;
+        valkeyReply *r;
         /* A lost connection drops what is left of the pipeline with it. */
         if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
         if (refused) refused[i][0] = '\0';
-        if (r->type == REDIS_REPLY_ARRAY) {
+        if (r->type == VALKEY_REPLY_ARRAY) {
             if (!first) load(ctx, i, r);
         } else {
             /* Read on to the last reply so the connection stays in step. */
@@ -349,7 +407,7 @@ typedef struct each_ctx {
     void *ctx;
 } each_ctx;
 
-static void each_field(void *ctx, size_t i, redisReply *r) {
+static void each_field(void *ctx, size_t i, valkeyReply *r) {
     each_ctx *e = ctx;
     for (size_t k = 0; k + 1 < r->elements; k += 2)
         e->fn(e->ctx, i, r->element[k]->str, r->element[k]->len, r->element[k + 1]->str, r->element[k + 1]->len);
@@ -371,7 +429,7 @@ typedef struct outbox_load {
     const size_t *which; /* the k-th outbox read belongs to states[which[k]] */
 } outbox_load;
 
-static void load_customer(void *ctx, size_t i, redisReply *r) {
+static void load_customer(void *ctx, size_t i, valkeyReply *r) {
     cust_load *cl = ctx;
     md_cstate_reset(cl->states[i]);
     md_cstate_set_customer(cl->states[i], cl->ids[i]);
@@ -379,7 +437,7 @@ static void load_customer(void *ctx, size_t i, redisReply *r) {
         md_cstate_load_field(cl->states[i], r->element[k]->str, r->element[k]->len, r->element[k + 1]->str, r->element[k + 1]->len);
 }
 
-static void load_outbox(void *ctx, size_t k, redisReply *r) {
+static void load_outbox(void *ctx, size_t k, valkeyReply *r) {
     outbox_load *ol = ctx;
     md_cstate *cs = ol->states[ol->which[k]];
     for (size_t e = 0; e + 1 < r->elements; e += 2)
@@ -438,7 +496,7 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
     return !err && any_refused ? MD_ERR_REDIS_REFUSED : err;
 }
 
-static void load_cp(void *ctx, size_t i, redisReply *r) {
+static void load_cp(void *ctx, size_t i, valkeyReply *r) {
     md_cpstate *const *cps = ctx;
     md_cpstate_reset(cps[i]);
     for (size_t k = 0; k + 1 < r->elements; k += 2) md_cpstate_load_field(cps[i], r->element[k]->str, r->element[k + 1]->str);
@@ -472,7 +530,7 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
 md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char *errstr, size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
-    char outbox_keys[2][420]; /* argv is copied by redisAppendCommandArgv */
+    char outbox_keys[2][420]; /* argv is copied by valkeyAppendCommandArgv */
     for (size_t i = 0; i < n; i++) {
         const md_apply_req *q = &reqs[i];
         /* EVALSHA sha numkeys key outbox ttl version, then op field value per op. */
@@ -517,7 +575,7 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
         }
         /* a == argc by construction; argv/lens/nums hold cap >= argc. */
         for (size_t x = 0; x < a; x++) lens[x] = strlen(argv[x]);
-        if (redisAppendCommandArgv(s->c, (int)a, argv, lens) != REDIS_OK) {
+        if (valkeyAppendCommandArgv(s->c, (int)a, argv, lens) != VALKEY_OK) {
             snprintf(errstr, errstr_size, "redis: cannot queue command");
             md_store_disconnect(s);
             err = MD_ERR_REDIS_DOWN;
@@ -531,7 +589,7 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
     /* Hand the commands to Redis now (the socket is blocking: this returns
      * once the kernel holds them), not at the first read of a reply. */
     for (int done = 0; !done;)
-        if (redisBufferWrite(s->c, &done) != REDIS_OK) {
+        if (valkeyBufferWrite(s->c, &done) != VALKEY_OK) {
             snprintf(errstr, errstr_size, "redis connection lost: %s", s->c->errstr[0] ? s->c->errstr : "write failed");
             md_store_disconnect(s);
             return MD_ERR_REDIS_DOWN;
@@ -550,15 +608,15 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
     bool any_refused = false, noscript = false;
     char why[MD_STORE_REFUSAL_MAX];
     for (size_t i = 0; i < n; i++) {
-        redisReply *r;
+        valkeyReply *r;
         if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
         if (refused) refused[i][0] = '\0';
-        if (r->type == REDIS_REPLY_INTEGER) {
+        if (r->type == VALKEY_REPLY_INTEGER) {
             results[i] = (int)r->integer;
         } else {
             results[i] = -1;
             md_err e = reply_error(r, "apply on", reqs[i].key, why, sizeof(why));
-            noscript |= r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT ", 9) == 0;
+            noscript |= r->type == VALKEY_REPLY_ERROR && strncmp(r->str, "NOSCRIPT ", 9) == 0;
             if (e == MD_ERR_REDIS_REFUSED && refused) {
                 /* apply.lua checks before its first write, so a refused
                  * apply wrote nothing. */
@@ -577,7 +635,7 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
     return first ? first : any_refused ? MD_ERR_REDIS_REFUSED : MD_ERR_OK;
 }
 
-static redisReply *command_checked(md_store *s, int argc, const char **argv, int want, char *errstr, size_t errstr_size);
+static valkeyReply *command_checked(md_store *s, int argc, const char **argv, int want, char *errstr, size_t errstr_size);
 
 md_err md_store_dedupe_key(md_store *s, uint64_t key[2], char *errstr, size_t errstr_size) {
     unsigned char raw[16];
@@ -591,11 +649,11 @@ md_err md_store_dedupe_key(md_store *s, uint64_t key[2], char *errstr, size_t er
     /* The first process on a namespace makes the key; every other one (and
      * every later start) reads that one. */
     const char *setnx[] = {"HSETNX", meta, "dedupe_key", hex};
-    redisReply *r = command_checked(s, 4, setnx, REDIS_REPLY_INTEGER, errstr, errstr_size);
+    valkeyReply *r = command_checked(s, 4, setnx, VALKEY_REPLY_INTEGER, errstr, errstr_size);
     if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     freeReplyObject(r);
     const char *get[] = {"HGET", meta, "dedupe_key"};
-    if (!(r = command_checked(s, 3, get, REDIS_REPLY_STRING, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    if (!(r = command_checked(s, 3, get, VALKEY_REPLY_STRING, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     bool ok = r->len == 32 && strspn(r->str, "0123456789abcdef") == 32;
     if (ok) {
         char half[17];
@@ -617,7 +675,7 @@ md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *c
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
     const char *load[] = {"SCRIPT", "LOAD", md_lua_mark};
-    redisReply *r = command_checked(s, 3, load, REDIS_REPLY_STRING, errstr, errstr_size);
+    valkeyReply *r = command_checked(s, 3, load, VALKEY_REPLY_STRING, errstr, errstr_size);
     if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     char sha[41];
     snprintf(sha, sizeof(sha), "%.40s", r->str);
@@ -636,7 +694,7 @@ md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *c
             const char *argv[] = {"EVALSHA", sha, "1", key, add ? "add" : "remove", field, value, kind == MD_STORE_CUSTOMER ? "1" : "0", ttl};
             size_t lens[9];
             for (int a = 0; a < 9; a++) lens[a] = strlen(argv[a]);
-            if (redisAppendCommandArgv(s->c, 9, argv, lens) != REDIS_OK) {
+            if (valkeyAppendCommandArgv(s->c, 9, argv, lens) != VALKEY_OK) {
                 snprintf(errstr, errstr_size, "redis: cannot queue command");
                 md_store_disconnect(s);
                 return MD_ERR_REDIS_DOWN;
@@ -645,7 +703,7 @@ md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *c
         md_err first = MD_ERR_OK;
         for (size_t i = from; i < to; i++) {
             if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
-            if (r->type == REDIS_REPLY_INTEGER) {
+            if (r->type == VALKEY_REPLY_INTEGER) {
                 *changed += r->integer == 1;
             } else if (!first) {
                 char key_of[420];
@@ -676,7 +734,7 @@ static md_err pipeline(md_store *s, size_t n, int (*build)(void *, size_t, const
         size_t lens[4];
         char bufs[4][64];
         int argc = build(ctx, i, argv, lens, bufs);
-        if (redisAppendCommandArgv(s->c, argc, argv, lens) != REDIS_OK) {
+        if (valkeyAppendCommandArgv(s->c, argc, argv, lens) != VALKEY_OK) {
             snprintf(errstr, errstr_size, "redis: cannot queue command");
             md_store_disconnect(s);
             return MD_ERR_REDIS_DOWN;
@@ -684,9 +742,9 @@ static md_err pipeline(md_store *s, size_t n, int (*build)(void *, size_t, const
     }
     md_err first = MD_ERR_OK;
     for (size_t i = 0; i < n; i++) {
-        redisReply *r;
+        valkeyReply *r;
         if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
-        if (check_replies && r->type == REDIS_REPLY_ERROR && !first) {
+        if (check_replies && r->type == VALKEY_REPLY_ERROR && !first) {
             /* A transient refusal (OOM, ...) is waited for; anything else
              * here is a bug or a foreign write to a shared key. */
             first = reply_error(r, "pipelined command", NULL, errstr, errstr_size);
@@ -771,19 +829,19 @@ md_err md_store_due_take(md_store *s, int64_t until_ms, size_t max, void (*fn)(v
     const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", until, "LIMIT", "0", limit};
     size_t lens[7];
     for (int i = 0; i < 7; i++) lens[i] = strlen(argv[i]);
-    redisReply *r = redisCommandArgv(s->c, 7, argv, lens);
+    valkeyReply *r = valkeyCommandArgv(s->c, 7, argv, lens);
     if (!r) {
         snprintf(errstr, errstr_size, "redis: %s", s->c->errstr[0] ? s->c->errstr : "connection lost");
         md_store_disconnect(s);
         return MD_ERR_REDIS_DOWN;
     }
-    if (r->type != REDIS_REPLY_ARRAY) {
-        snprintf(errstr, errstr_size, "redis: ZRANGEBYSCORE %s: %s", key, r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
+    if (r->type != VALKEY_REPLY_ARRAY) {
+        snprintf(errstr, errstr_size, "redis: ZRANGEBYSCORE %s: %s", key, r->type == VALKEY_REPLY_ERROR ? r->str : "not an array");
         freeReplyObject(r);
         return MD_ERR_REDIS_REPLY;
     }
     for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING) fn(ctx, r->element[i]->str, r->element[i]->len);
+        if (r->element[i]->type == VALKEY_REPLY_STRING) fn(ctx, r->element[i]->str, r->element[i]->len);
     freeReplyObject(r);
     return MD_ERR_OK;
 }
@@ -813,7 +871,7 @@ md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char 
 void *md_store_command_argv(md_store *s, int argc, const char **argv, const size_t *argvlen) {
     char err[256];
     if (ensure(s, err, sizeof(err))) return NULL;
-    redisReply *r = redisCommandArgv(s->c, argc, argv, argvlen);
+    valkeyReply *r = valkeyCommandArgv(s->c, argc, argv, argvlen);
     if (!r) md_store_disconnect(s);
     return r;
 }
@@ -853,15 +911,15 @@ out:
 }
 
 /* Calls page(ctx, keys) for every page of SCAN MATCH pattern. */
-static md_err scan_pages(md_store *s, const char *pattern, md_err (*page)(md_store *s, redisReply *keys, void *ctx, char *errstr, size_t errstr_size),
+static md_err scan_pages(md_store *s, const char *pattern, md_err (*page)(md_store *s, valkeyReply *keys, void *ctx, char *errstr, size_t errstr_size),
                          void *ctx, char *errstr, size_t errstr_size) {
     char cursor[32] = "0";
     do {
         const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
         size_t lens[6];
         for (int i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
-        redisReply *r = md_store_command_argv(s, 6, argv, lens);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        valkeyReply *r = md_store_command_argv(s, 6, argv, lens);
+        if (!r || r->type != VALKEY_REPLY_ARRAY || r->elements != 2) {
             if (r) freeReplyObject(r);
             snprintf(errstr, errstr_size, "SCAN failed on %s", pattern);
             return MD_ERR_REDIS_DOWN;
@@ -890,7 +948,7 @@ typedef struct customers_scan {
     void *ctx;
 } customers_scan;
 
-static md_err customers_page(md_store *s, redisReply *keys, void *ctx, char *errstr, size_t errstr_size) {
+static md_err customers_page(md_store *s, valkeyReply *keys, void *ctx, char *errstr, size_t errstr_size) {
     customers_scan *cs = ctx;
     size_t plen = strlen(s->prefix);
     const char **kv = calloc(keys->elements + 1, sizeof(char *));
@@ -926,7 +984,7 @@ md_err md_store_scan_customers(md_store *s, md_store_customer_field_fn fn, void 
     return scan_pages(s, pattern, customers_page, &cs, errstr, errstr_size);
 }
 
-static md_err unlink_page(md_store *s, redisReply *keys, void *ctx, char *errstr, size_t errstr_size) {
+static md_err unlink_page(md_store *s, valkeyReply *keys, void *ctx, char *errstr, size_t errstr_size) {
     (void)ctx;
     (void)errstr;
     (void)errstr_size;
@@ -940,7 +998,7 @@ static md_err unlink_page(md_store *s, redisReply *keys, void *ctx, char *errstr
             av[i + 1] = keys->element[i]->str;
             al[i + 1] = keys->element[i]->len;
         }
-        redisReply *u = md_store_command_argv(s, (int)keys->elements + 1, av, al);
+        valkeyReply *u = md_store_command_argv(s, (int)keys->elements + 1, av, al);
         if (u) freeReplyObject(u);
     }
     free(av);
@@ -958,17 +1016,17 @@ md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size) {
 /* Erasure                                                                    */
 
 /* One command, its reply checked for a type; NULL (with errstr) otherwise. */
-static redisReply *command_checked(md_store *s, int argc, const char **argv, int want, char *errstr, size_t errstr_size) {
+static valkeyReply *command_checked(md_store *s, int argc, const char **argv, int want, char *errstr, size_t errstr_size) {
     size_t lens[8];
     for (int i = 0; i < argc && i < 8; i++) lens[i] = strlen(argv[i]);
-    redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
+    valkeyReply *r = valkeyCommandArgv(s->c, argc, argv, lens);
     if (!r) {
         snprintf(errstr, errstr_size, "redis: %s", s->c->errstr[0] ? s->c->errstr : "connection lost");
         md_store_disconnect(s);
         return NULL;
     }
     if (r->type != want) {
-        snprintf(errstr, errstr_size, "redis %s: %s", argv[0], r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        snprintf(errstr, errstr_size, "redis %s: %s", argv[0], r->type == VALKEY_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
         return NULL;
     }
@@ -1001,9 +1059,9 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
     snprintf(at, sizeof(at), "%lld", (long long)now_ms);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)tombstone_ms);
     const char *eval[] = {"EVAL", md_lua_forget, "2", key, outbox, at, ttl};
-    redisReply *r = command_checked(s, 7, eval, REDIS_REPLY_ARRAY, errstr, errstr_size);
+    valkeyReply *r = command_checked(s, 7, eval, VALKEY_REPLY_ARRAY, errstr, errstr_size);
     if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
-    if (r->elements != 4 || r->element[3]->type != REDIS_REPLY_STRING) {
+    if (r->elements != 4 || r->element[3]->type != VALKEY_REPLY_STRING) {
         snprintf(errstr, errstr_size, "redis: forget.lua: unexpected reply");
         freeReplyObject(r);
         return MD_ERR_REDIS_REPLY;
@@ -1019,12 +1077,12 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
         char cpkey[400];
         md_store_contact_point_key(s, out->contact_point, cpkey, sizeof(cpkey));
         const char *hgetall[] = {"HGETALL", cpkey};
-        if (!(r = command_checked(s, 2, hgetall, REDIS_REPLY_ARRAY, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+        if (!(r = command_checked(s, 2, hgetall, VALKEY_REPLY_ARRAY, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
         for (size_t i = 0; i + 1 < r->elements; i += 2) {
-            const redisReply *f = r->element[i];
-            if (f->type != REDIS_REPLY_STRING || !contact_of(f->str, f->len, customer_id)) continue;
+            const valkeyReply *f = r->element[i];
+            if (f->type != VALKEY_REPLY_STRING || !contact_of(f->str, f->len, customer_id)) continue;
             const char *hdel[] = {"HDEL", cpkey, f->str};
-            redisReply *d = command_checked(s, 3, hdel, REDIS_REPLY_INTEGER, errstr, errstr_size);
+            valkeyReply *d = command_checked(s, 3, hdel, VALKEY_REPLY_INTEGER, errstr, errstr_size);
             if (!d) {
                 freeReplyObject(r);
                 return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
@@ -1037,7 +1095,7 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
     char due[128];
     snprintf(due, sizeof(due), "%s:due", s->prefix);
     const char *zrem[] = {"ZREM", due, customer_id};
-    if (!(r = command_checked(s, 3, zrem, REDIS_REPLY_INTEGER, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    if (!(r = command_checked(s, 3, zrem, VALKEY_REPLY_INTEGER, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     out->was_scheduled = r->integer > 0;
     freeReplyObject(r);
     return MD_ERR_OK;
@@ -1054,11 +1112,11 @@ md_err md_store_paused(md_store *s, const md_config *cfg, uint32_t *mask, int64_
     char key[128];
     snprintf(key, sizeof(key), "%s:control", s->prefix);
     const char *argv[] = {"HGETALL", key};
-    redisReply *r = command_checked(s, 2, argv, REDIS_REPLY_ARRAY, errstr, errstr_size);
+    valkeyReply *r = command_checked(s, 2, argv, VALKEY_REPLY_ARRAY, errstr, errstr_size);
     if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *f = r->element[i], *v = r->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || f->len < 8 || memcmp(f->str, "paused:", 7) != 0) continue;
+        const valkeyReply *f = r->element[i], *v = r->element[i + 1];
+        if (f->type != VALKEY_REPLY_STRING || v->type != VALKEY_REPLY_STRING || f->len < 8 || memcmp(f->str, "paused:", 7) != 0) continue;
         for (size_t c = 0; c < cfg->n_campaigns && c < 32; c++)
             if (strcmp(cfg->campaigns[c].name, f->str + 7) == 0) {
                 *mask |= 1u << c;
@@ -1078,7 +1136,7 @@ md_err md_store_set_paused(md_store *s, const char *campaign, bool paused, int64
     snprintf(at, sizeof(at), "%lld", (long long)now_ms);
     /* HSETNX: pausing again keeps the first pause's time. */
     const char *set[] = {"HSETNX", key, field, at}, *del[] = {"HDEL", key, field};
-    redisReply *r = command_checked(s, paused ? 4 : 3, paused ? set : del, REDIS_REPLY_INTEGER, errstr, errstr_size);
+    valkeyReply *r = command_checked(s, paused ? 4 : 3, paused ? set : del, VALKEY_REPLY_INTEGER, errstr, errstr_size);
     if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     freeReplyObject(r);
     return MD_ERR_OK;

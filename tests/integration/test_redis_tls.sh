@@ -35,7 +35,7 @@ late_payer "$P" | produce "$N.payments"
 check "and works: the moment reaches the dialer" wait_for_count "$N.moments.outbound_call" 1 60
 check "its state is in the TLS Redis" eq "$(rtls EXISTS "$N:{$P}")" 1
 check "explain reads it over TLS too" grep -q '"late_payments_180d":3' <<<"$(explain_at "$CFG" "$P" "$(bj 61 10)")"
-# Redis restarts under momentd: the tunnel goes down with it, momentd
+# Redis restarts under momentd: the TLS connection goes down with it, momentd
 # reconnects through a new one and carries on.
 Q=$(pick_customer "$CFG" td)
 RPID=$(cat "$T_DIR/redis/redis.pid")

@@ -3,7 +3,7 @@
  * operations, the version check end to end, and engine state written and
  * read back. */
 #include <criterion/criterion.h>
-#include <hiredis/hiredis.h>
+#include <valkey/valkey.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +42,8 @@ TestSuite(store, .init = setup, .fini = teardown);
 static long long hlen(const char *key) {
     const char *argv[] = {"HLEN", key};
     size_t lens[] = {4, strlen(key)};
-    redisReply *r = md_store_command_argv(store, 2, argv, lens);
-    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    valkeyReply *r = md_store_command_argv(store, 2, argv, lens);
+    cr_assert(r && r->type == VALKEY_REPLY_INTEGER);
     long long n = r->integer;
     freeReplyObject(r);
     return n;
@@ -102,8 +102,8 @@ Test(store, a_stale_version_is_a_conflict_and_writes_nothing) {
 static void run(int argc, const char **argv) {
     size_t lens[8];
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    redisReply *r = md_store_command_argv(store, argc, argv, lens);
-    cr_assert(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
+    valkeyReply *r = md_store_command_argv(store, argc, argv, lens);
+    cr_assert(r && r->type != VALKEY_REPLY_ERROR, "%s", r ? r->str : "no reply");
     freeReplyObject(r);
 }
 
@@ -169,15 +169,15 @@ Test(store, a_full_redis_is_waited_for_not_a_refusal) {
     md_store_customer_key(store, "oom", req.key, sizeof(req.key));
     const char *get[] = {"CONFIG", "GET", "maxmemory"};
     size_t gl[] = {6, 3, 9};
-    redisReply *r = md_store_command_argv(store, 3, get, gl);
-    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    valkeyReply *r = md_store_command_argv(store, 3, get, gl);
+    cr_assert(r && r->type == VALKEY_REPLY_ARRAY && r->elements == 2);
     char old[32];
     snprintf(old, sizeof(old), "%s", r->element[1]->str);
     freeReplyObject(r);
     const char *pol[] = {"CONFIG", "GET", "maxmemory-policy"};
     size_t pl[] = {6, 3, 16};
     r = md_store_command_argv(store, 3, pol, pl);
-    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    cr_assert(r && r->type == VALKEY_REPLY_ARRAY && r->elements == 2);
     cr_assert_str_eq(r->element[1]->str, "noeviction", "the test Redis would evict at this maxmemory");
     freeReplyObject(r);
     run(4, (const char *[]){"CONFIG", "SET", "maxmemory", "1"});
