@@ -52,7 +52,7 @@ static const md_table kafka_table = {"kafka", kafka_fields, NF(kafka_fields)};
 
 /* ---- redis ---- */
 static const md_field redis_fields[] = {
-    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://[[USER]:PASSWORD@]host:port[/db], or rediss:// for TLS; USER is a Redis ACL user (AUTH USER PASSWORD). Secret: may be \"${env:NAME}\" or \"${file:PATH}\".", F_RESTART | F_SECRET, "MOMENTD_REDIS_URL"),
+    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://[[USER]:PASSWORD@]host:port[/db], rediss:// for TLS, or redis+cluster://[[USER]:PASSWORD@]host:port[,host:port...] for a Redis Cluster (seed nodes; database 0; no TLS yet); USER is a Redis ACL user (AUTH USER PASSWORD). Secret: may be \"${env:NAME}\" or \"${file:PATH}\".", F_RESTART | F_SECRET, "MOMENTD_REDIS_URL"),
     STR(md_cfg_redis, password, "", "Redis AUTH password (overrides one in the URL); write \"${env:NAME}\" or \"${file:PATH}\" to keep it out of the file. Never logged.", F_RESTART | F_SECRET, "MOMENTD_REDIS_PASSWORD"),
     STR(md_cfg_redis, key_prefix, "md", "Prefix of every key momentd writes; backtests use another one.", F_RESTART),
     STR(md_cfg_redis, tls_ca_file, "", "rediss://: PEM file of the CA that signs Redis's certificate; empty = the system's CAs.", F_RESTART),

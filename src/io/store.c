@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <valkey/cluster.h>
 #include <valkey/tls.h>
 
 extern const char md_lua_apply[];
@@ -34,7 +35,10 @@ struct md_store {
     char password[256];
     char prefix[64];
     int64_t timeout_ms;
-    valkeyContext *c;
+    valkeyContext *c;         /* one node */
+    valkeyClusterContext *cc; /* or a cluster (redis+cluster://) */
+    bool cluster;
+    char seeds[1024];         /* the cluster's seed nodes, "host:port,host:port" */
     char apply_sha[41];
     bool tls;                /* rediss:// */
     char tls_ca[512], tls_cert[512], tls_key[512], tls_name[256];
@@ -53,11 +57,16 @@ static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) 
     char url[512]; /* errors quote it without its password */
     md_redact_url(raw_url, url, sizeof(url));
     s->tls = strncmp(p, "rediss://", 9) == 0;
-    if (!s->tls && strncmp(p, "redis://", 8) != 0) {
-        snprintf(errstr, n, "redis url \"%s\" must start with redis:// (or rediss:// for TLS)", url);
+    s->cluster = strncmp(p, "redis+cluster://", 16) == 0;
+    if (strncmp(p, "rediss+cluster://", 17) == 0) {
+        snprintf(errstr, n, "redis url \"%s\": TLS to a cluster is not supported yet (rediss+cluster://)", url);
         return false;
     }
-    p += s->tls ? 9 : 8;
+    if (!s->tls && !s->cluster && strncmp(p, "redis://", 8) != 0) {
+        snprintf(errstr, n, "redis url \"%s\" must start with redis://, rediss:// (TLS) or redis+cluster:// (a cluster)", url);
+        return false;
+    }
+    p += s->cluster ? 16 : s->tls ? 9 : 8;
     /* The credentials end at the last '@': a password may hold '@' and '/'. */
     const char *at = strrchr(p, '@');
     if (at) {
@@ -74,7 +83,29 @@ static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) 
         s->username[ulen] = '\0';
         p = at + 1;
     }
-    const char *end = p + strcspn(p, ":/");
+    if (s->cluster) {
+        /* host:port[,host:port...]: seeds, any node of the cluster will do;
+         * a cluster has database 0 only. */
+        size_t sl = strcspn(p, "/");
+        if (sl == 0 || sl >= sizeof(s->seeds) || (p[sl] == '/' && p[sl + 1] && strcmp(p + sl, "/0") != 0)) {
+            snprintf(errstr, n, "redis url \"%s\": a cluster url is redis+cluster://host:port[,host:port...] (database 0 only)", url);
+            return false;
+        }
+        memcpy(s->seeds, p, sl);
+        s->seeds[sl] = '\0';
+        for (const char *q = s->seeds; *q;) { /* each seed host:port */
+            const char *comma = q + strcspn(q, ",");
+            const char *colon = memchr(q, ':', (size_t)(comma - q));
+            char *e;
+            long port = colon ? strtol(colon + 1, &e, 10) : 0;
+            if (!colon || colon == q || e != comma || port < 1 || port > 65535) {
+                snprintf(errstr, n, "redis url \"%s\": seed \"%.*s\" is not host:port", url, (int)(comma - q), q);
+                return false;
+            }
+            q = *comma ? comma + 1 : comma;
+        }
+    }
+    const char *end = p + strcspn(p, s->cluster ? ":/," : ":/");
     size_t hl = (size_t)(end - p);
     if (hl == 0 || hl >= sizeof(s->host)) {
         snprintf(errstr, n, "redis url \"%s\": missing or too long host", url);
@@ -87,7 +118,7 @@ static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) 
     if (*p == ':') {
         char *e;
         long port = strtol(p + 1, &e, 10);
-        if (e == p + 1 || port < 1 || port > 65535 || (*e && *e != '/')) {
+        if (e == p + 1 || port < 1 || port > 65535 || (*e && *e != '/' && !(s->cluster && *e == ','))) {
             snprintf(errstr, n, "redis url \"%s\": bad port", url);
             return false;
         }
@@ -95,6 +126,7 @@ static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) 
         p = e;
     }
     s->db = 0;
+    if (s->cluster) return true;
     if (*p == '/' && p[1]) {
         char *e;
         long db = strtol(p + 1, &e, 10);
@@ -137,6 +169,60 @@ md_store *md_store_new(const md_cfg_redis *cfg, char *errstr, size_t errstr_size
 void md_store_disconnect(md_store *s) {
     if (s->c) valkeyFree(s->c); /* and its TLS connection */
     s->c = NULL;
+    if (s->cc) valkeyClusterFree(s->cc);
+    s->cc = NULL;
+}
+
+/* ---- The connection: one node, or a cluster whose keyed commands
+ * libvalkey routes to their slot's node. The rest of this file goes
+ * through these, and through each_node for what has no key. ---- */
+
+static bool conn_up(const md_store *s) { return s->c || s->cc; }
+
+static const char *conn_errstr(const md_store *s) {
+    const char *e = s->c ? s->c->errstr : s->cc ? s->cc->errstr : "";
+    return e[0] ? e : "no reply";
+}
+
+static int conn_append(md_store *s, int argc, const char **argv, const size_t *lens) {
+    return s->cc ? valkeyClusterAppendCommandArgv(s->cc, argc, argv, lens) : valkeyAppendCommandArgv(s->c, argc, argv, lens);
+}
+
+static int conn_reply(md_store *s, void **r) { return s->cc ? valkeyClusterGetReply(s->cc, r) : valkeyGetReply(s->c, r); }
+
+/* After a pipeline's last reply: a cluster context forgets its requests. */
+static void conn_pipeline_done(md_store *s) {
+    if (s->cc) valkeyClusterReset(s->cc);
+}
+
+static void *conn_command(md_store *s, int argc, const char **argv, const size_t *lens) {
+    return s->cc ? valkeyClusterCommandArgv(s->cc, argc, argv, lens) : valkeyCommandArgv(s->c, argc, argv, lens);
+}
+
+/* fn on the one node, or on every primary of the cluster, until one fails. */
+static md_err each_node(md_store *s, md_err (*fn)(md_store *s, valkeyContext *c, void *ctx, char *errstr, size_t errstr_size), void *ctx,
+                        char *errstr, size_t errstr_size) {
+    if (!s->cc) return fn(s, s->c, ctx, errstr, errstr_size);
+    valkeyClusterNodeIterator it;
+    valkeyClusterInitNodeIterator(&it, s->cc);
+    valkeyClusterNode *node;
+    size_t n = 0;
+    while ((node = valkeyClusterNodeNext(&it))) {
+        if (node->role != VALKEY_ROLE_PRIMARY) continue;
+        valkeyContext *c = valkeyClusterGetValkeyContext(s->cc, node);
+        if (!c) {
+            snprintf(errstr, errstr_size, "cannot connect to cluster node %s", node->addr ? node->addr : "?");
+            return MD_ERR_REDIS_DOWN;
+        }
+        md_err e = fn(s, c, ctx, errstr, errstr_size);
+        if (e) return e;
+        n++;
+    }
+    if (n == 0) {
+        snprintf(errstr, errstr_size, "the cluster at %s has no primary node", s->seeds);
+        return MD_ERR_REDIS_DOWN;
+    }
+    return MD_ERR_OK;
 }
 
 void md_store_destroy(md_store *s) {
@@ -149,11 +235,9 @@ void md_store_destroy(md_store *s) {
     free(s);
 }
 
-bool md_store_connected(const md_store *s) { return s->c != NULL; }
+bool md_store_connected(const md_store *s) { return conn_up(s); }
 
-static valkeyReply *command(md_store *s, int argc, const char **argv, const size_t *lens) {
-    return valkeyCommandArgv(s->c, argc, argv, lens);
-}
+static valkeyReply *command(md_store *s, int argc, const char **argv, const size_t *lens) { return conn_command(s, argc, argv, lens); }
 
 /* OpenSSL's reason for the last failure, after what. */
 static void ssl_error(const char *what, char *errstr, size_t n) {
@@ -215,9 +299,54 @@ static bool tls_start(md_store *s, char *errstr, size_t n) {
     return false;
 }
 
+/* SCRIPT LOAD text on node c, its SHA (the script's, the same on every
+ * node) into sha (41 bytes). */
+static md_err load_text(valkeyContext *c, const char *text, char *sha, char *errstr, size_t errstr_size) {
+    const char *argv[] = {"SCRIPT", "LOAD", text};
+    size_t lens[] = {6, 4, strlen(text)};
+    valkeyReply *r = valkeyCommandArgv(c, 3, argv, lens);
+    if (!r || r->type != VALKEY_REPLY_STRING || r->len != 40) {
+        snprintf(errstr, errstr_size, "redis SCRIPT LOAD failed: %s", r && r->str ? r->str : c->errstr);
+        if (r) freeReplyObject(r);
+        return MD_ERR_REDIS_DOWN;
+    }
+    snprintf(sha, 41, "%.40s", r->str);
+    freeReplyObject(r);
+    return MD_ERR_OK;
+}
+
+static md_err load_script(md_store *s, valkeyContext *c, void *ctx, char *errstr, size_t errstr_size) {
+    (void)ctx;
+    return load_text(c, md_lua_apply, s->apply_sha, errstr, errstr_size);
+}
+
+/* A cluster: the slot map from a seed, AUTH on every node libvalkey
+ * connects to, and the script on every primary (EVALSHA goes to the
+ * customer's slot's node). A failover or a resharding later answers MOVED
+ * or ASK: the batch is redone (transient_error) on the new map. */
+static md_err connect_cluster(md_store *s, const struct timeval *tv, char *errstr, size_t errstr_size) {
+    valkeyClusterOptions o = {0};
+    o.initial_nodes = s->seeds;
+    o.connect_timeout = tv;
+    o.command_timeout = tv;
+    o.username = s->username[0] ? s->username : NULL;
+    o.password = s->password[0] ? s->password : NULL;
+    o.max_retry = 5;
+    s->cc = valkeyClusterConnectWithOptions(&o);
+    if (!s->cc || s->cc->err) {
+        snprintf(errstr, errstr_size, "cannot connect to the redis cluster at %s: %s", s->seeds, s->cc ? s->cc->errstr : "out of memory");
+        md_store_disconnect(s);
+        return MD_ERR_REDIS_DOWN;
+    }
+    md_err e = each_node(s, load_script, NULL, errstr, errstr_size);
+    if (e) md_store_disconnect(s);
+    return e;
+}
+
 md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
-    if (s->c) return MD_ERR_OK;
+    if (conn_up(s)) return MD_ERR_OK;
     struct timeval tv = {(time_t)(s->timeout_ms / 1000), (suseconds_t)((s->timeout_ms % 1000) * 1000)};
+    if (s->cluster) return connect_cluster(s, &tv, errstr, errstr_size);
     s->c = valkeyConnectWithTimeout(s->host, s->port, tv);
     if (!s->c || s->c->err) {
         snprintf(errstr, errstr_size, "cannot connect to redis at %s:%d: %s", s->host, s->port,
@@ -261,19 +390,9 @@ md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
         }
         freeReplyObject(r);
     }
-    const char *argv[] = {"SCRIPT", "LOAD", md_lua_apply};
-    size_t lens[] = {6, 4, strlen(md_lua_apply)};
-    r = command(s, 3, argv, lens);
-    if (!r || r->type != VALKEY_REPLY_STRING || r->len != 40) {
-        snprintf(errstr, errstr_size, "redis SCRIPT LOAD failed: %s", r && r->str ? r->str : s->c->errstr);
-        if (r) freeReplyObject(r);
-        md_store_disconnect(s);
-        return MD_ERR_REDIS_DOWN;
-    }
-    memcpy(s->apply_sha, r->str, 40);
-    s->apply_sha[40] = '\0';
-    freeReplyObject(r);
-    return MD_ERR_OK;
+    md_err e = load_script(s, s->c, NULL, errstr, errstr_size);
+    if (e) md_store_disconnect(s);
+    return e;
 }
 
 void md_store_customer_key(const md_store *s, const char *customer_id, char *out, size_t n) {
@@ -287,8 +406,8 @@ void md_store_contact_point_key(const md_store *s, const char *contact_point, ch
 /* Reads one pipelined reply; a transport error drops the connection. */
 static md_err get_reply(md_store *s, valkeyReply **out, char *errstr, size_t errstr_size) {
     void *r = NULL;
-    if (valkeyGetReply(s->c, &r) != VALKEY_OK || !r) {
-        snprintf(errstr, errstr_size, "redis connection lost: %s", s->c->errstr[0] ? s->c->errstr : "no reply");
+    if (conn_reply(s, &r) != VALKEY_OK || !r) {
+        snprintf(errstr, errstr_size, "redis connection lost: %s", conn_errstr(s));
         md_store_disconnect(s);
         return MD_ERR_REDIS_DOWN;
     }
@@ -318,41 +437,70 @@ static md_err reply_error(const valkeyReply *r, const char *what, const char *ke
 }
 
 static md_err ensure(md_store *s, char *errstr, size_t errstr_size) {
-    return s->c ? MD_ERR_OK : md_store_connect(s, errstr, errstr_size);
+    return conn_up(s) ? MD_ERR_OK : md_store_connect(s, errstr, errstr_size);
 }
 
-md_err md_store_ping(md_store *s, char *errstr, size_t errstr_size) {
-    md_err err = ensure(s, errstr, errstr_size);
-    if (err) return err;
+static md_err ping_node(md_store *s, valkeyContext *c, void *ctx, char *errstr, size_t errstr_size) {
+    (void)s;
+    (void)ctx;
     const char *argv[] = {"PING"};
     size_t lens[] = {4};
-    valkeyReply *r = valkeyCommandArgv(s->c, 1, argv, lens);
+    valkeyReply *r = valkeyCommandArgv(c, 1, argv, lens);
     if (!r || r->type == VALKEY_REPLY_ERROR) {
-        snprintf(errstr, errstr_size, "redis PING failed: %s", r && r->str ? r->str : s->c->errstr);
+        snprintf(errstr, errstr_size, "redis PING failed: %s", r && r->str ? r->str : c->errstr);
         if (r) freeReplyObject(r);
-        md_store_disconnect(s);
         return MD_ERR_REDIS_DOWN;
     }
     freeReplyObject(r);
     return MD_ERR_OK;
 }
 
-md_err md_store_memory(md_store *s, int64_t *used, int64_t *max, char *errstr, size_t errstr_size) {
+md_err md_store_ping(md_store *s, char *errstr, size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);
-    if (err) return err;
+    if (!err) err = each_node(s, ping_node, NULL, errstr, errstr_size); /* every primary of a cluster */
+    if (err) md_store_disconnect(s);
+    return err;
+}
+
+typedef struct memory_ctx {
+    int64_t used, max;
+    double share; /* the fullest node's used / max so far; -1: none with a limit */
+} memory_ctx;
+
+static md_err memory_node(md_store *s, valkeyContext *c, void *ctx, char *errstr, size_t errstr_size) {
+    (void)s;
+    memory_ctx *m = ctx;
     const char *argv[] = {"INFO", "memory"};
     size_t lens[] = {4, 6};
-    valkeyReply *r = valkeyCommandArgv(s->c, 2, argv, lens);
+    valkeyReply *r = valkeyCommandArgv(c, 2, argv, lens);
     if (!r || r->type != VALKEY_REPLY_STRING) {
-        snprintf(errstr, errstr_size, "redis INFO memory failed: %s", r && r->str ? r->str : s->c->errstr);
+        snprintf(errstr, errstr_size, "redis INFO memory failed: %s", r && r->str ? r->str : c->errstr);
         if (r) freeReplyObject(r);
-        md_store_disconnect(s);
         return MD_ERR_REDIS_DOWN;
     }
-    const char *u = strstr(r->str, "\nused_memory:"), *m = strstr(r->str, "\nmaxmemory:");
-    *used = u ? strtoll(u + 13, NULL, 10) : -1;
-    *max = m ? strtoll(m + 11, NULL, 10) : -1;
+    const char *u = strstr(r->str, "\nused_memory:"), *x = strstr(r->str, "\nmaxmemory:");
+    int64_t used = u ? strtoll(u + 13, NULL, 10) : -1, max = x ? strtoll(x + 11, NULL, 10) : -1;
     freeReplyObject(r);
+    /* A cluster is as full as its fullest node: that one refuses writes first. */
+    double share = max > 0 && used >= 0 ? (double)used / (double)max : -1;
+    if (m->used < 0 || share > m->share) {
+        m->used = used;
+        m->max = max;
+        m->share = share;
+    }
+    return MD_ERR_OK;
+}
+
+md_err md_store_memory(md_store *s, int64_t *used, int64_t *max, char *errstr, size_t errstr_size) {
+    md_err err = ensure(s, errstr, errstr_size);
+    memory_ctx m = {-1, -1, -1};
+    if (!err) err = each_node(s, memory_node, &m, errstr, errstr_size);
+    if (err) {
+        md_store_disconnect(s);
+        return err;
+    }
+    *used = m.used;
+    *max = m.max;
     return MD_ERR_OK;
 }
 
@@ -368,7 +516,7 @@ static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (
     for (size_t i = 0; i < n; i++) {
         const char *argv[] = {"HGETALL", keys[i]};
         size_t lens[] = {7, strlen(keys[i])};
-        if (valkeyAppendCommandArgv(s->c, 2, argv, lens) != VALKEY_OK) {
+        if (conn_append(s, 2, argv, lens) != VALKEY_OK) {
             snprintf(errstr, errstr_size, "redis: cannot queue command");
             md_store_disconnect(s);
             return MD_ERR_REDIS_DOWN;
@@ -395,6 +543,7 @@ static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (
         }
         freeReplyObject(r);
     }
+    conn_pipeline_done(s);
     if (first) return first;
     if (refused)
         for (size_t i = 0; i < n; i++)
@@ -575,7 +724,7 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
         }
         /* a == argc by construction; argv/lens/nums hold cap >= argc. */
         for (size_t x = 0; x < a; x++) lens[x] = strlen(argv[x]);
-        if (valkeyAppendCommandArgv(s->c, (int)a, argv, lens) != VALKEY_OK) {
+        if (conn_append(s, (int)a, argv, lens) != VALKEY_OK) {
             snprintf(errstr, errstr_size, "redis: cannot queue command");
             md_store_disconnect(s);
             err = MD_ERR_REDIS_DOWN;
@@ -588,7 +737,7 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
     }
     /* Hand the commands to Redis now (the socket is blocking: this returns
      * once the kernel holds them), not at the first read of a reply. */
-    for (int done = 0; !done;)
+    for (int done = s->cc != NULL; !done;) /* a cluster context writes at its first reply */
         if (valkeyBufferWrite(s->c, &done) != VALKEY_OK) {
             snprintf(errstr, errstr_size, "redis connection lost: %s", s->c->errstr[0] ? s->c->errstr : "write failed");
             md_store_disconnect(s);
@@ -600,7 +749,7 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
 md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
                               size_t errstr_size) {
     md_err err;
-    if (!s->c && n) { /* never reconnect here: the replies went with the old connection */
+    if (!conn_up(s) && n) { /* never reconnect here: the replies went with the old connection */
         snprintf(errstr, errstr_size, "redis connection lost before the applies were answered");
         return MD_ERR_REDIS_DOWN;
     }
@@ -629,8 +778,10 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
         }
         freeReplyObject(r);
     }
-    /* NOSCRIPT: the script cache was flushed. Reconnecting loads it again,
-     * and the caller's retry redoes the batch safely. */
+    conn_pipeline_done(s);
+    /* NOSCRIPT: the script cache was flushed (or a new primary took over a
+     * cluster's slots). Reconnecting loads it again, and the caller's retry
+     * redoes the batch safely. */
     if (noscript) md_store_disconnect(s);
     return first ? first : any_refused ? MD_ERR_REDIS_REFUSED : MD_ERR_OK;
 }
@@ -650,10 +801,10 @@ md_err md_store_dedupe_key(md_store *s, uint64_t key[2], char *errstr, size_t er
      * every later start) reads that one. */
     const char *setnx[] = {"HSETNX", meta, "dedupe_key", hex};
     valkeyReply *r = command_checked(s, 4, setnx, VALKEY_REPLY_INTEGER, errstr, errstr_size);
-    if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    if (!r) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     freeReplyObject(r);
     const char *get[] = {"HGET", meta, "dedupe_key"};
-    if (!(r = command_checked(s, 3, get, VALKEY_REPLY_STRING, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    if (!(r = command_checked(s, 3, get, VALKEY_REPLY_STRING, errstr, errstr_size))) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     bool ok = r->len == 32 && strspn(r->str, "0123456789abcdef") == 32;
     if (ok) {
         char half[17];
@@ -669,17 +820,20 @@ md_err md_store_dedupe_key(md_store *s, uint64_t key[2], char *errstr, size_t er
     return ok ? MD_ERR_OK : MD_ERR_REDIS_REPLY;
 }
 
+/* SCRIPT LOAD mark.lua on one node; its SHA to ctx (41 bytes). */
+static md_err load_mark(md_store *s, valkeyContext *c, void *ctx, char *errstr, size_t errstr_size) {
+    (void)s;
+    return load_text(c, md_lua_mark, ctx, errstr, errstr_size);
+}
+
 md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *const *ids, bool add, const char *field,
                      const char *value, int64_t ttl_ms, size_t *changed, char *errstr, size_t errstr_size) {
     *changed = 0;
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
-    const char *load[] = {"SCRIPT", "LOAD", md_lua_mark};
-    valkeyReply *r = command_checked(s, 3, load, VALKEY_REPLY_STRING, errstr, errstr_size);
-    if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     char sha[41];
-    snprintf(sha, sizeof(sha), "%.40s", r->str);
-    freeReplyObject(r);
+    if ((err = each_node(s, load_mark, sha, errstr, errstr_size))) return err;
+    valkeyReply *r;
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
     /* Pipelined in slices, so that a list of millions neither waits on a
@@ -694,7 +848,7 @@ md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *c
             const char *argv[] = {"EVALSHA", sha, "1", key, add ? "add" : "remove", field, value, kind == MD_STORE_CUSTOMER ? "1" : "0", ttl};
             size_t lens[9];
             for (int a = 0; a < 9; a++) lens[a] = strlen(argv[a]);
-            if (valkeyAppendCommandArgv(s->c, 9, argv, lens) != VALKEY_OK) {
+            if (conn_append(s, 9, argv, lens) != VALKEY_OK) {
                 snprintf(errstr, errstr_size, "redis: cannot queue command");
                 md_store_disconnect(s);
                 return MD_ERR_REDIS_DOWN;
@@ -713,6 +867,7 @@ md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *c
             }
             freeReplyObject(r);
         }
+        conn_pipeline_done(s);
         if (first) return first; /* the ids before this slice are done; the caller says how many */
     }
     return MD_ERR_OK;
@@ -734,7 +889,7 @@ static md_err pipeline(md_store *s, size_t n, int (*build)(void *, size_t, const
         size_t lens[4];
         char bufs[4][64];
         int argc = build(ctx, i, argv, lens, bufs);
-        if (valkeyAppendCommandArgv(s->c, argc, argv, lens) != VALKEY_OK) {
+        if (conn_append(s, argc, argv, lens) != VALKEY_OK) {
             snprintf(errstr, errstr_size, "redis: cannot queue command");
             md_store_disconnect(s);
             return MD_ERR_REDIS_DOWN;
@@ -752,6 +907,7 @@ static md_err pipeline(md_store *s, size_t n, int (*build)(void *, size_t, const
         }
         freeReplyObject(r);
     }
+    conn_pipeline_done(s);
     return first;
 }
 
@@ -829,9 +985,9 @@ md_err md_store_due_take(md_store *s, int64_t until_ms, size_t max, void (*fn)(v
     const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", until, "LIMIT", "0", limit};
     size_t lens[7];
     for (int i = 0; i < 7; i++) lens[i] = strlen(argv[i]);
-    valkeyReply *r = valkeyCommandArgv(s->c, 7, argv, lens);
+    valkeyReply *r = conn_command(s, 7, argv, lens);
     if (!r) {
-        snprintf(errstr, errstr_size, "redis: %s", s->c->errstr[0] ? s->c->errstr : "connection lost");
+        snprintf(errstr, errstr_size, "redis: %s", conn_errstr(s));
         md_store_disconnect(s);
         return MD_ERR_REDIS_DOWN;
     }
@@ -871,7 +1027,7 @@ md_err md_store_hdel(md_store *s, size_t n, const char *const *keys, const char 
 void *md_store_command_argv(md_store *s, int argc, const char **argv, const size_t *argvlen) {
     char err[256];
     if (ensure(s, err, sizeof(err))) return NULL;
-    valkeyReply *r = valkeyCommandArgv(s->c, argc, argv, argvlen);
+    valkeyReply *r = conn_command(s, argc, argv, argvlen);
     if (!r) md_store_disconnect(s);
     return r;
 }
@@ -910,26 +1066,41 @@ out:
     return e;
 }
 
-/* Calls page(ctx, keys) for every page of SCAN MATCH pattern. */
-static md_err scan_pages(md_store *s, const char *pattern, md_err (*page)(md_store *s, valkeyReply *keys, void *ctx, char *errstr, size_t errstr_size),
-                         void *ctx, char *errstr, size_t errstr_size) {
+/* Calls page(ctx, keys) for every page of SCAN MATCH pattern: of the one
+ * node, or of every primary of a cluster (a SCAN sees one node's keys). */
+typedef struct scan_ctx {
+    const char *pattern;
+    md_err (*page)(md_store *s, valkeyReply *keys, void *ctx, char *errstr, size_t errstr_size);
+    void *ctx;
+} scan_ctx;
+
+static md_err scan_node(md_store *s, valkeyContext *c, void *ctx, char *errstr, size_t errstr_size) {
+    scan_ctx *sc = ctx;
     char cursor[32] = "0";
     do {
-        const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+        const char *argv[] = {"SCAN", cursor, "MATCH", sc->pattern, "COUNT", "1000"};
         size_t lens[6];
         for (int i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
-        valkeyReply *r = md_store_command_argv(s, 6, argv, lens);
+        valkeyReply *r = valkeyCommandArgv(c, 6, argv, lens);
         if (!r || r->type != VALKEY_REPLY_ARRAY || r->elements != 2) {
             if (r) freeReplyObject(r);
-            snprintf(errstr, errstr_size, "SCAN failed on %s", pattern);
+            snprintf(errstr, errstr_size, "SCAN failed on %s", sc->pattern);
             return MD_ERR_REDIS_DOWN;
         }
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        md_err e = page(s, r->element[1], ctx, errstr, errstr_size);
+        md_err e = sc->page(s, r->element[1], sc->ctx, errstr, errstr_size);
         freeReplyObject(r);
         if (e != MD_ERR_OK) return e;
     } while (strcmp(cursor, "0") != 0);
     return MD_ERR_OK;
+}
+
+static md_err scan_pages(md_store *s, const char *pattern, md_err (*page)(md_store *s, valkeyReply *keys, void *ctx, char *errstr, size_t errstr_size),
+                         void *ctx, char *errstr, size_t errstr_size) {
+    md_err e = ensure(s, errstr, errstr_size);
+    if (e) return e;
+    scan_ctx sc = {pattern, page, ctx};
+    return each_node(s, scan_node, &sc, errstr, errstr_size);
 }
 
 typedef struct scan_page {
@@ -1019,9 +1190,9 @@ md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size) {
 static valkeyReply *command_checked(md_store *s, int argc, const char **argv, int want, char *errstr, size_t errstr_size) {
     size_t lens[8];
     for (int i = 0; i < argc && i < 8; i++) lens[i] = strlen(argv[i]);
-    valkeyReply *r = valkeyCommandArgv(s->c, argc, argv, lens);
+    valkeyReply *r = conn_command(s, argc, argv, lens);
     if (!r) {
-        snprintf(errstr, errstr_size, "redis: %s", s->c->errstr[0] ? s->c->errstr : "connection lost");
+        snprintf(errstr, errstr_size, "redis: %s", conn_errstr(s));
         md_store_disconnect(s);
         return NULL;
     }
@@ -1060,7 +1231,7 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
     snprintf(ttl, sizeof(ttl), "%lld", (long long)tombstone_ms);
     const char *eval[] = {"EVAL", md_lua_forget, "2", key, outbox, at, ttl};
     valkeyReply *r = command_checked(s, 7, eval, VALKEY_REPLY_ARRAY, errstr, errstr_size);
-    if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    if (!r) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     if (r->elements != 4 || r->element[3]->type != VALKEY_REPLY_STRING) {
         snprintf(errstr, errstr_size, "redis: forget.lua: unexpected reply");
         freeReplyObject(r);
@@ -1077,7 +1248,7 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
         char cpkey[400];
         md_store_contact_point_key(s, out->contact_point, cpkey, sizeof(cpkey));
         const char *hgetall[] = {"HGETALL", cpkey};
-        if (!(r = command_checked(s, 2, hgetall, VALKEY_REPLY_ARRAY, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+        if (!(r = command_checked(s, 2, hgetall, VALKEY_REPLY_ARRAY, errstr, errstr_size))) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
         for (size_t i = 0; i + 1 < r->elements; i += 2) {
             const valkeyReply *f = r->element[i];
             if (f->type != VALKEY_REPLY_STRING || !contact_of(f->str, f->len, customer_id)) continue;
@@ -1085,7 +1256,7 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
             valkeyReply *d = command_checked(s, 3, hdel, VALKEY_REPLY_INTEGER, errstr, errstr_size);
             if (!d) {
                 freeReplyObject(r);
-                return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+                return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
             }
             out->contact_point_records += d->integer;
             freeReplyObject(d);
@@ -1095,7 +1266,7 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
     char due[128];
     snprintf(due, sizeof(due), "%s:due", s->prefix);
     const char *zrem[] = {"ZREM", due, customer_id};
-    if (!(r = command_checked(s, 3, zrem, VALKEY_REPLY_INTEGER, errstr, errstr_size))) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    if (!(r = command_checked(s, 3, zrem, VALKEY_REPLY_INTEGER, errstr, errstr_size))) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     out->was_scheduled = r->integer > 0;
     freeReplyObject(r);
     return MD_ERR_OK;
@@ -1113,7 +1284,7 @@ md_err md_store_paused(md_store *s, const md_config *cfg, uint32_t *mask, int64_
     snprintf(key, sizeof(key), "%s:control", s->prefix);
     const char *argv[] = {"HGETALL", key};
     valkeyReply *r = command_checked(s, 2, argv, VALKEY_REPLY_ARRAY, errstr, errstr_size);
-    if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    if (!r) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const valkeyReply *f = r->element[i], *v = r->element[i + 1];
         if (f->type != VALKEY_REPLY_STRING || v->type != VALKEY_REPLY_STRING || f->len < 8 || memcmp(f->str, "paused:", 7) != 0) continue;
@@ -1137,7 +1308,7 @@ md_err md_store_set_paused(md_store *s, const char *campaign, bool paused, int64
     /* HSETNX: pausing again keeps the first pause's time. */
     const char *set[] = {"HSETNX", key, field, at}, *del[] = {"HDEL", key, field};
     valkeyReply *r = command_checked(s, paused ? 4 : 3, paused ? set : del, VALKEY_REPLY_INTEGER, errstr, errstr_size);
-    if (!r) return s->c ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    if (!r) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
     freeReplyObject(r);
     return MD_ERR_OK;
 }
