@@ -34,6 +34,7 @@
 #include "momentd/engine.h"
 #include "momentd/event.h"
 #include "http.h"
+#include "fetch.h"
 #include "kafka.h"
 #include "report_store.h"
 #include "status.h"
@@ -63,6 +64,7 @@ typedef struct daemon {
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *reload;   /* set by SIGHUP: reload cfg->path between batches */
     rd_kafka_t *consumer;
+    md_fetcher *fetcher;             /* owned: reads the consumer's partitions in turn */
     rd_kafka_t *producer;
     md_store *store;
     md_batch *batch;                 /* owned: built for cfg, replaced on reload (batch_bufs) */
@@ -131,6 +133,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     rd_kafka_resp_err_t ae = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (cooperative) e = assign ? rd_kafka_incremental_assign(rk, parts) : rd_kafka_incremental_unassign(rk, parts);
     else ae = rd_kafka_assign(rk, assign ? parts : NULL);
+    md_fetcher_rebalance(d->fetcher, parts, assign); /* the partitions' own queues, read in turn */
     if (e) {
         md_log(MD_LOG_ERROR, "kafka", "rebalance failed", "error", rd_kafka_error_string(e), NULL);
         rd_kafka_error_destroy(e);
@@ -767,6 +770,10 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         md_log(MD_LOG_ERROR, "kafka", "subscribe failed", "error", rd_kafka_err2str(kerr), NULL);
         goto out;
     }
+    if (!(d.fetcher = md_fetcher_new(d.consumer))) {
+        md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
+        goto out;
+    }
     d.status = md_status_new(cfg);
     if (!d.status) {
         md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
@@ -803,9 +810,10 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         }
         size_t n = 0, cap = (size_t)d.cfg->limits.batch_size;
         struct timespec t_batch;
-        while (n < cap) {
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(d.consumer, n == 0 ? (int)d.cfg->kafka.poll_timeout_ms : 0);
-            if (!m) break;
+        size_t got = md_fetcher_poll(d.fetcher, d.msgs, cap, (int)d.cfg->kafka.poll_timeout_ms);
+        if (got) mono_now(&t_batch);
+        for (size_t i = 0; i < got; i++) {
+            rd_kafka_message_t *m = d.msgs[i];
             if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     md_log(m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? MD_LOG_DEBUG : MD_LOG_WARN, "kafka", "consumer error",
@@ -813,7 +821,6 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
                 rd_kafka_message_destroy(m);
                 continue;
             }
-            if (n == 0) mono_now(&t_batch);
             d.msgs[n++] = m;
         }
         rd_kafka_poll(d.producer, 0);
@@ -904,7 +911,9 @@ out:
     }
     if (d.last_commit) rd_kafka_topic_partition_list_destroy(d.last_commit);
     if (d.consumer) {
-        rd_kafka_consumer_close(d.consumer);
+        rd_kafka_consumer_close(d.consumer); /* its revocation drops the partitions' queues */
+        md_fetcher_destroy(d.fetcher);
+        d.fetcher = NULL;
         rd_kafka_destroy(d.consumer);
     }
     if (d.producer) {
