@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A backlog on one partition does not hold up the others: 30,000 payments
+# A backlog on one partition does not hold up the others: 100,000 payments
 # of one hot customer wait on partition 0 when momentd starts, and a late
 # payer's three payments arrive on partition 1 while momentd reads them. The late payer's
 # moment is emitted while the hot backlog is still being read (momentd reads
@@ -11,7 +11,7 @@ N=$(uname_ fair)
 CFG=$(make_config "$N")
 HOT=$(pick_customer "$CFG" hot)
 P=$(pick_customer "$CFG" fp)
-HOT_EVENTS=30000
+HOT_EVENTS=100000
 # The topics first (momentd creates them with 4 partitions at start), then
 # the backlog, written before momentd reads anything.
 start_momentd "$CFG" setup
@@ -22,10 +22,17 @@ awk -v n="$HOT_EVENTS" -v c="$HOT" -v t0="$T0" 'BEGIN {
         printf "%s|{\"event_id\":\"%s-%d\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%.0f,\"amount\":1,\"kind\":\"bill\"}\n", c, c, i, c, t0 + i * 1000
 }' | kcat -b "$BROKER" -P -t "$N.payments" -p 0 -K'|'
 start_momentd "$CFG"
-# Once momentd is into the backlog (librdkafka has fetched far ahead of it),
-# the late payer's payments arrive on another partition.
+# Once momentd is into the backlog, Redis is paused: momentd waits in the
+# middle of it while librdkafka fetches the rest, and the late payer's
+# payments arrive on another partition behind all of that; then Redis goes
+# on. (Without the pause a fast build could finish the backlog first.)
+REDIS_PID=$(cat "$MOMENTD_IT_DIR/redis/pid")
+trap 'kill -CONT "$REDIS_PID" 2>/dev/null || true; cleanup_test' EXIT # never leave the shared Redis paused
 check "momentd is reading the backlog" wait_consumed main 2000 120
+kill -STOP "$REDIS_PID"
 late_payer "$P" | kcat -b "$BROKER" -P -t "$N.payments" -p 1 -K'|'
+sleep 2 # librdkafka fetches them behind the backlog
+kill -CONT "$REDIS_PID"
 check "the late payer is called" wait_for_count "$N.moments.outbound_call" 1 120
 MOMENT_MS=$(kcat -b "$BROKER" -C -t "$N.moments.outbound_call" -o beginning -e -q -f '%T\n' | head -1)
 check "momentd reads the whole backlog" wait_consumed main $((HOT_EVENTS + 3)) 180
