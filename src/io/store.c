@@ -237,8 +237,6 @@ void md_store_destroy(md_store *s) {
 
 bool md_store_connected(const md_store *s) { return conn_up(s); }
 
-static valkeyReply *command(md_store *s, int argc, const char **argv, const size_t *lens) { return conn_command(s, argc, argv, lens); }
-
 /* OpenSSL's reason for the last failure, after what. */
 static void ssl_error(const char *what, char *errstr, size_t n) {
     unsigned long e = ERR_get_error();
@@ -366,7 +364,7 @@ md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
         bool user = s->username[0] != '\0';
         const char *argv[] = {"AUTH", user ? s->username : s->password, s->password};
         size_t lens[] = {4, strlen(argv[1]), strlen(s->password)};
-        r = command(s, user ? 3 : 2, argv, lens);
+        r = conn_command(s, user ? 3 : 2, argv, lens);
         /* The reply may echo nothing secret, but never print the password. */
         if (!r || r->type == VALKEY_REPLY_ERROR) {
             snprintf(errstr, errstr_size, "redis AUTH failed: %s", r ? r->str : s->c->errstr);
@@ -381,7 +379,7 @@ md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
         snprintf(db, sizeof(db), "%d", s->db);
         const char *argv[] = {"SELECT", db};
         size_t lens[] = {6, strlen(db)};
-        r = command(s, 2, argv, lens);
+        r = conn_command(s, 2, argv, lens);
         if (!r || r->type == VALKEY_REPLY_ERROR) {
             snprintf(errstr, errstr_size, "redis SELECT %d failed: %s", s->db, r ? r->str : s->c->errstr);
             if (r) freeReplyObject(r);
@@ -504,13 +502,28 @@ md_err md_store_memory(md_store *s, int64_t *used, int64_t *max, char *errstr, s
     return MD_ERR_OK;
 }
 
-/* Sends n HGETALLs and hands each reply to load(i, reply). A key Redis
- * refused (MD_ERR_REDIS_REFUSED: WRONGTYPE, ...) is not loaded: with
- * refused, its reason goes to refused[i] ("" for the keys read) and the
- * others are read all the same; without, the call fails. A transient error
- * (OOM, LOADING, ...) fails the call as MD_ERR_REDIS_DOWN. */
-static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (*load)(void *, size_t, valkeyReply *),
-                          void *ctx, md_store_refusal *refused, char *errstr, size_t errstr_size) {
+/* What the call fails with so far: the first error, except that one which
+ * fails the whole call wins over one key's refusal. */
+static void keep_error(md_err e, const char *why, md_err *first, char *errstr, size_t errstr_size) {
+    if (*first && !(*first == MD_ERR_REDIS_REFUSED && e != MD_ERR_REDIS_REFUSED)) return;
+    *first = e;
+    snprintf(errstr, errstr_size, "%s", why);
+}
+
+/* What read_hashes does with each reply: load(ctx, i, reply) for a hash;
+ * refuse(ctx, i, why) for a key Redis refused for itself (WRONGTYPE, ...),
+ * the others being read all the same; without refuse, a refusal fails the
+ * call. */
+typedef struct hash_reader {
+    void (*load)(void *ctx, size_t i, valkeyReply *r);
+    void (*refuse)(void *ctx, size_t i, const char *why);
+    void *ctx;
+} hash_reader;
+
+/* Sends n HGETALLs and hands each reply to h. MD_ERR_REDIS_REFUSED when h
+ * took a refusal (the rest read); a transient error (OOM, LOADING, ...)
+ * fails the call as MD_ERR_REDIS_DOWN. */
+static md_err read_hashes(md_store *s, size_t n, const char *const *keys, const hash_reader *h, char *errstr, size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
     for (size_t i = 0; i < n; i++) {
@@ -523,32 +536,28 @@ static md_err read_hashes(md_store *s, size_t n, const char *const *keys, void (
         }
     }
     md_err first = MD_ERR_OK;
+    bool any_refused = false;
     char why[MD_STORE_REFUSAL_MAX];
     for (size_t i = 0; i < n; i++) {
         valkeyReply *r;
         /* A lost connection drops what is left of the pipeline with it. */
         if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
-        if (refused) refused[i][0] = '\0';
         if (r->type == VALKEY_REPLY_ARRAY) {
-            if (!first) load(ctx, i, r);
+            if (!first) h->load(h->ctx, i, r);
         } else {
             /* Read on to the last reply so the connection stays in step. */
             md_err e = reply_error(r, "HGETALL", keys[i], why, sizeof(why));
-            if (e == MD_ERR_REDIS_REFUSED && refused) {
-                snprintf(refused[i], MD_STORE_REFUSAL_MAX, "%s", why);
-            } else if (!first || (first == MD_ERR_REDIS_REFUSED && e != MD_ERR_REDIS_REFUSED)) {
-                first = e; /* what fails the whole call wins over one key's refusal */
-                snprintf(errstr, errstr_size, "%s", why);
+            if (e == MD_ERR_REDIS_REFUSED && h->refuse) {
+                h->refuse(h->ctx, i, why);
+                any_refused = true;
+            } else {
+                keep_error(e, why, &first, errstr, errstr_size);
             }
         }
         freeReplyObject(r);
     }
     conn_pipeline_done(s);
-    if (first) return first;
-    if (refused)
-        for (size_t i = 0; i < n; i++)
-            if (refused[i][0]) return MD_ERR_REDIS_REFUSED;
-    return MD_ERR_OK;
+    return first ? first : any_refused ? MD_ERR_REDIS_REFUSED : MD_ERR_OK;
 }
 
 typedef struct each_ctx {
@@ -565,18 +574,16 @@ static void each_field(void *ctx, size_t i, valkeyReply *r) {
 md_err md_store_hgetall_each(md_store *s, size_t n, const char *const *keys, md_store_field_fn fn, void *ctx, char *errstr,
                              size_t errstr_size) {
     each_ctx e = {fn, ctx};
-    return read_hashes(s, n, keys, each_field, &e, NULL, errstr, errstr_size);
+    hash_reader h = {each_field, NULL, &e};
+    return read_hashes(s, n, keys, &h, errstr, errstr_size);
 }
 
 typedef struct cust_load {
     md_cstate *const *states;
     const char *const *ids;
+    md_store_refusal *refused; /* NULL: a refusal fails the read */
+    const size_t *which;       /* outbox reads: the k-th belongs to customer which[k] */
 } cust_load;
-
-typedef struct outbox_load {
-    md_cstate *const *states;
-    const size_t *which; /* the k-th outbox read belongs to states[which[k]] */
-} outbox_load;
 
 static void load_customer(void *ctx, size_t i, valkeyReply *r) {
     cust_load *cl = ctx;
@@ -587,11 +594,22 @@ static void load_customer(void *ctx, size_t i, valkeyReply *r) {
 }
 
 static void load_outbox(void *ctx, size_t k, valkeyReply *r) {
-    outbox_load *ol = ctx;
-    md_cstate *cs = ol->states[ol->which[k]];
+    cust_load *cl = ctx;
+    md_cstate *cs = cl->states[cl->which[k]];
     for (size_t e = 0; e + 1 < r->elements; e += 2)
         md_cstate_load_outbox(cs, r->element[e]->str, r->element[e]->len, r->element[e + 1]->str, r->element[e + 1]->len);
 }
+
+/* A refused customer reads as nobody, never as what an earlier batch left
+ * in the same state object. */
+static void refuse_customer(void *ctx, size_t i, const char *why) {
+    cust_load *cl = ctx;
+    snprintf(cl->refused[i], MD_STORE_REFUSAL_MAX, "%s", why);
+    md_cstate_reset(cl->states[i]);
+    md_cstate_set_customer(cl->states[i], cl->ids[i]);
+}
+
+static void refuse_outbox(void *ctx, size_t k, const char *why) { refuse_customer(ctx, ((cust_load *)ctx)->which[k], why); }
 
 md_err md_store_read_customers(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
                                md_store_refusal *refused, char *errstr, size_t errstr_size) {
@@ -603,15 +621,16 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
     const char **keys = calloc(2 * n + 1, sizeof(char *));
     char (*buf)[KEY_MAX] = malloc((2 * n + 1) * KEY_MAX); /* one block for every key, not one each */
     size_t *which = calloc(n + 1, sizeof(size_t));
-    md_store_refusal *outbox_refused = refused ? calloc(n + 1, sizeof(*outbox_refused)) : NULL;
-    md_err err = keys && buf && which && (!refused || outbox_refused) ? MD_ERR_OK : MD_ERR_NOMEM;
+    md_err err = keys && buf && which ? MD_ERR_OK : MD_ERR_NOMEM;
     for (size_t i = 0; i < n && !err; i++) {
         md_store_customer_key(s, customer_ids[i], buf[i], 400);
         keys[i] = buf[i];
+        if (refused) refused[i][0] = '\0';
     }
-    cust_load cl = {states, customer_ids};
-    if (!err) err = read_hashes(s, n, keys, load_customer, &cl, refused, errstr, errstr_size);
-    bool any_refused = err == MD_ERR_REDIS_REFUSED && refused;
+    cust_load cl = {states, customer_ids, refused, which};
+    hash_reader hashes = {load_customer, refused ? refuse_customer : NULL, &cl};
+    if (!err) err = read_hashes(s, n, keys, &hashes, errstr, errstr_size);
+    bool any_refused = err == MD_ERR_REDIS_REFUSED;
     if (any_refused) err = MD_ERR_OK;
     size_t m = 0;
     for (size_t i = 0; i < n && !err; i++) {
@@ -620,35 +639,33 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
         keys[n + m] = buf[n + m];
         which[m++] = i;
     }
-    outbox_load ol = {states, which};
-    if (!err && m) err = read_hashes(s, m, keys + n, load_outbox, &ol, outbox_refused, errstr, errstr_size);
-    if (err == MD_ERR_REDIS_REFUSED && refused) {
+    hash_reader outboxes = {load_outbox, refused ? refuse_outbox : NULL, &cl};
+    if (!err && m) err = read_hashes(s, m, keys + n, &outboxes, errstr, errstr_size);
+    if (err == MD_ERR_REDIS_REFUSED) {
+        any_refused = true;
         err = MD_ERR_OK;
-        for (size_t k = 0; k < m; k++)
-            if (outbox_refused[k][0]) {
-                memcpy(refused[which[k]], outbox_refused[k], sizeof(*refused));
-                any_refused = true;
-            }
     }
-    /* A refused customer reads as nobody, never as what an earlier batch
-     * left in the same state object. */
-    if (!err && any_refused)
-        for (size_t i = 0; i < n; i++)
-            if (refused[i][0]) {
-                md_cstate_reset(states[i]);
-                md_cstate_set_customer(states[i], customer_ids[i]);
-            }
     free(keys);
     free(buf);
     free(which);
-    free(outbox_refused);
     return !err && any_refused ? MD_ERR_REDIS_REFUSED : err;
 }
 
+typedef struct cp_load {
+    md_cpstate *const *cps;
+    md_store_refusal *refused;
+} cp_load;
+
 static void load_cp(void *ctx, size_t i, valkeyReply *r) {
-    md_cpstate *const *cps = ctx;
-    md_cpstate_reset(cps[i]);
-    for (size_t k = 0; k + 1 < r->elements; k += 2) md_cpstate_load_field(cps[i], r->element[k]->str, r->element[k + 1]->str);
+    cp_load *cl = ctx;
+    md_cpstate_reset(cl->cps[i]);
+    for (size_t k = 0; k + 1 < r->elements; k += 2) md_cpstate_load_field(cl->cps[i], r->element[k]->str, r->element[k + 1]->str);
+}
+
+static void refuse_cp(void *ctx, size_t i, const char *why) {
+    cp_load *cl = ctx;
+    snprintf(cl->refused[i], MD_STORE_REFUSAL_MAX, "%s", why);
+    md_cpstate_reset(cl->cps[i]);
 }
 
 md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *contact_points, md_cpstate *const *cps,
@@ -660,11 +677,11 @@ md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *co
         keys[i] = malloc(400);
         if (!keys[i]) err = MD_ERR_NOMEM;
         else md_store_contact_point_key(s, contact_points[i], keys[i], 400);
+        if (refused) refused[i][0] = '\0';
     }
-    if (!err) err = read_hashes(s, n, (const char *const *)keys, load_cp, (void *)cps, refused, errstr, errstr_size);
-    if (err == MD_ERR_REDIS_REFUSED && refused)
-        for (size_t i = 0; i < n; i++)
-            if (refused[i][0]) md_cpstate_reset(cps[i]);
+    cp_load cl = {cps, refused};
+    hash_reader h = {load_cp, refused ? refuse_cp : NULL, &cl};
+    if (!err) err = read_hashes(s, n, (const char *const *)keys, &h, errstr, errstr_size);
     for (size_t i = 0; i < n; i++) free(keys[i]);
     free(keys);
     return err;
@@ -771,9 +788,8 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
                  * apply wrote nothing. */
                 snprintf(refused[i], MD_STORE_REFUSAL_MAX, "%s", why);
                 any_refused = true;
-            } else if (!first || (first == MD_ERR_REDIS_REFUSED && e != MD_ERR_REDIS_REFUSED)) {
-                first = e;
-                snprintf(errstr, errstr_size, "%s", why);
+            } else {
+                keep_error(e, why, &first, errstr, errstr_size);
             }
         }
         freeReplyObject(r);
@@ -786,7 +802,28 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
     return first ? first : any_refused ? MD_ERR_REDIS_REFUSED : MD_ERR_OK;
 }
 
-static valkeyReply *command_checked(md_store *s, int argc, const char **argv, int want, char *errstr, size_t errstr_size);
+/* One command (connecting first if need be), its reply checked for a type:
+ * MD_ERR_OK with *out (the caller frees it), MD_ERR_REDIS_DOWN when the
+ * connection went, MD_ERR_REDIS_REPLY for another reply; errstr says why. */
+static md_err command_checked(md_store *s, int argc, const char **argv, int want, valkeyReply **out, char *errstr, size_t errstr_size) {
+    md_err e = ensure(s, errstr, errstr_size);
+    if (e) return e;
+    size_t lens[8];
+    for (int i = 0; i < argc && i < 8; i++) lens[i] = strlen(argv[i]);
+    valkeyReply *r = conn_command(s, argc, argv, lens);
+    if (!r) {
+        snprintf(errstr, errstr_size, "redis: %s", conn_errstr(s));
+        md_store_disconnect(s);
+        return MD_ERR_REDIS_DOWN;
+    }
+    if (r->type != want) {
+        snprintf(errstr, errstr_size, "redis %s: %s", argv[0], r->type == VALKEY_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return MD_ERR_REDIS_REPLY;
+    }
+    *out = r;
+    return MD_ERR_OK;
+}
 
 md_err md_store_dedupe_key(md_store *s, uint64_t key[2], char *errstr, size_t errstr_size) {
     unsigned char raw[16];
@@ -800,11 +837,12 @@ md_err md_store_dedupe_key(md_store *s, uint64_t key[2], char *errstr, size_t er
     /* The first process on a namespace makes the key; every other one (and
      * every later start) reads that one. */
     const char *setnx[] = {"HSETNX", meta, "dedupe_key", hex};
-    valkeyReply *r = command_checked(s, 4, setnx, VALKEY_REPLY_INTEGER, errstr, errstr_size);
-    if (!r) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    valkeyReply *r;
+    md_err e = command_checked(s, 4, setnx, VALKEY_REPLY_INTEGER, &r, errstr, errstr_size);
+    if (e) return e;
     freeReplyObject(r);
     const char *get[] = {"HGET", meta, "dedupe_key"};
-    if (!(r = command_checked(s, 3, get, VALKEY_REPLY_STRING, errstr, errstr_size))) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    if ((e = command_checked(s, 3, get, VALKEY_REPLY_STRING, &r, errstr, errstr_size))) return e;
     bool ok = r->len == 32 && strspn(r->str, "0123456789abcdef") == 32;
     if (ok) {
         char half[17];
@@ -976,26 +1014,14 @@ md_err md_store_due_sync(md_store *s, size_t n, const char *const *customer_ids,
 
 md_err md_store_due_take(md_store *s, int64_t until_ms, size_t max, void (*fn)(void *ctx, const char *customer_id, size_t len),
                          void *ctx, char *errstr, size_t errstr_size) {
-    md_err e = ensure(s, errstr, errstr_size);
-    if (e) return e;
     char key[256], until[32], limit[32];
     snprintf(key, sizeof(key), "%s:due", s->prefix);
     snprintf(until, sizeof(until), "%lld", (long long)until_ms);
     snprintf(limit, sizeof(limit), "%zu", max);
     const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", until, "LIMIT", "0", limit};
-    size_t lens[7];
-    for (int i = 0; i < 7; i++) lens[i] = strlen(argv[i]);
-    valkeyReply *r = conn_command(s, 7, argv, lens);
-    if (!r) {
-        snprintf(errstr, errstr_size, "redis: %s", conn_errstr(s));
-        md_store_disconnect(s);
-        return MD_ERR_REDIS_DOWN;
-    }
-    if (r->type != VALKEY_REPLY_ARRAY) {
-        snprintf(errstr, errstr_size, "redis: ZRANGEBYSCORE %s: %s", key, r->type == VALKEY_REPLY_ERROR ? r->str : "not an array");
-        freeReplyObject(r);
-        return MD_ERR_REDIS_REPLY;
-    }
+    valkeyReply *r;
+    md_err e = command_checked(s, 7, argv, VALKEY_REPLY_ARRAY, &r, errstr, errstr_size);
+    if (e) return e;
     for (size_t i = 0; i < r->elements; i++)
         if (r->element[i]->type == VALKEY_REPLY_STRING) fn(ctx, r->element[i]->str, r->element[i]->len);
     freeReplyObject(r);
@@ -1186,23 +1212,6 @@ md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size) {
 /* ------------------------------------------------------------------------- */
 /* Erasure                                                                    */
 
-/* One command, its reply checked for a type; NULL (with errstr) otherwise. */
-static valkeyReply *command_checked(md_store *s, int argc, const char **argv, int want, char *errstr, size_t errstr_size) {
-    size_t lens[8];
-    for (int i = 0; i < argc && i < 8; i++) lens[i] = strlen(argv[i]);
-    valkeyReply *r = conn_command(s, argc, argv, lens);
-    if (!r) {
-        snprintf(errstr, errstr_size, "redis: %s", conn_errstr(s));
-        md_store_disconnect(s);
-        return NULL;
-    }
-    if (r->type != want) {
-        snprintf(errstr, errstr_size, "redis %s: %s", argv[0], r->type == VALKEY_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
-}
 
 /* The customer's part of a contact-point contact field, "k:<ts>:<customer>:<campaign>"
  * (campaign names have no ':'): whether it is customer_id's. */
@@ -1222,16 +1231,15 @@ static bool contact_of(const char *field, size_t len, const char *customer_id) {
 md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t now_ms, int64_t tombstone_ms, md_forget_result *out,
                                 char *errstr, size_t errstr_size) {
     memset(out, 0, sizeof(*out));
-    md_err e = ensure(s, errstr, errstr_size);
-    if (e) return e;
     char key[256], outbox[260], at[32], ttl[32];
     md_store_customer_key(s, customer_id, key, sizeof(key));
     snprintf(outbox, sizeof(outbox), "%s:x", key);
     snprintf(at, sizeof(at), "%lld", (long long)now_ms);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)tombstone_ms);
     const char *eval[] = {"EVAL", md_lua_forget, "2", key, outbox, at, ttl};
-    valkeyReply *r = command_checked(s, 7, eval, VALKEY_REPLY_ARRAY, errstr, errstr_size);
-    if (!r) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    valkeyReply *r;
+    md_err e = command_checked(s, 7, eval, VALKEY_REPLY_ARRAY, &r, errstr, errstr_size);
+    if (e) return e;
     if (r->elements != 4 || r->element[3]->type != VALKEY_REPLY_STRING) {
         snprintf(errstr, errstr_size, "redis: forget.lua: unexpected reply");
         freeReplyObject(r);
@@ -1248,15 +1256,15 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
         char cpkey[400];
         md_store_contact_point_key(s, out->contact_point, cpkey, sizeof(cpkey));
         const char *hgetall[] = {"HGETALL", cpkey};
-        if (!(r = command_checked(s, 2, hgetall, VALKEY_REPLY_ARRAY, errstr, errstr_size))) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+        if ((e = command_checked(s, 2, hgetall, VALKEY_REPLY_ARRAY, &r, errstr, errstr_size))) return e;
         for (size_t i = 0; i + 1 < r->elements; i += 2) {
             const valkeyReply *f = r->element[i];
             if (f->type != VALKEY_REPLY_STRING || !contact_of(f->str, f->len, customer_id)) continue;
             const char *hdel[] = {"HDEL", cpkey, f->str};
-            valkeyReply *d = command_checked(s, 3, hdel, VALKEY_REPLY_INTEGER, errstr, errstr_size);
-            if (!d) {
+            valkeyReply *d;
+            if ((e = command_checked(s, 3, hdel, VALKEY_REPLY_INTEGER, &d, errstr, errstr_size))) {
                 freeReplyObject(r);
-                return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+                return e;
             }
             out->contact_point_records += d->integer;
             freeReplyObject(d);
@@ -1266,7 +1274,7 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
     char due[128];
     snprintf(due, sizeof(due), "%s:due", s->prefix);
     const char *zrem[] = {"ZREM", due, customer_id};
-    if (!(r = command_checked(s, 3, zrem, VALKEY_REPLY_INTEGER, errstr, errstr_size))) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    if ((e = command_checked(s, 3, zrem, VALKEY_REPLY_INTEGER, &r, errstr, errstr_size))) return e;
     out->was_scheduled = r->integer > 0;
     freeReplyObject(r);
     return MD_ERR_OK;
@@ -1278,13 +1286,12 @@ md_err md_store_forget_customer(md_store *s, const char *customer_id, int64_t no
 md_err md_store_paused(md_store *s, const md_config *cfg, uint32_t *mask, int64_t *since_ms, char *errstr, size_t errstr_size) {
     *mask = 0;
     if (since_ms) memset(since_ms, 0, cfg->n_campaigns * sizeof(int64_t));
-    md_err e = ensure(s, errstr, errstr_size);
-    if (e) return e;
     char key[128];
     snprintf(key, sizeof(key), "%s:control", s->prefix);
     const char *argv[] = {"HGETALL", key};
-    valkeyReply *r = command_checked(s, 2, argv, VALKEY_REPLY_ARRAY, errstr, errstr_size);
-    if (!r) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    valkeyReply *r;
+    md_err e = command_checked(s, 2, argv, VALKEY_REPLY_ARRAY, &r, errstr, errstr_size);
+    if (e) return e;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const valkeyReply *f = r->element[i], *v = r->element[i + 1];
         if (f->type != VALKEY_REPLY_STRING || v->type != VALKEY_REPLY_STRING || f->len < 8 || memcmp(f->str, "paused:", 7) != 0) continue;
@@ -1299,16 +1306,15 @@ md_err md_store_paused(md_store *s, const md_config *cfg, uint32_t *mask, int64_
 }
 
 md_err md_store_set_paused(md_store *s, const char *campaign, bool paused, int64_t now_ms, char *errstr, size_t errstr_size) {
-    md_err e = ensure(s, errstr, errstr_size);
-    if (e) return e;
     char key[128], field[160], at[32];
     snprintf(key, sizeof(key), "%s:control", s->prefix);
     snprintf(field, sizeof(field), "paused:%s", campaign);
     snprintf(at, sizeof(at), "%lld", (long long)now_ms);
     /* HSETNX: pausing again keeps the first pause's time. */
     const char *set[] = {"HSETNX", key, field, at}, *del[] = {"HDEL", key, field};
-    valkeyReply *r = command_checked(s, paused ? 4 : 3, paused ? set : del, VALKEY_REPLY_INTEGER, errstr, errstr_size);
-    if (!r) return conn_up(s) ? MD_ERR_REDIS_REPLY : MD_ERR_REDIS_DOWN;
+    valkeyReply *r;
+    md_err e = command_checked(s, paused ? 4 : 3, paused ? set : del, VALKEY_REPLY_INTEGER, &r, errstr, errstr_size);
+    if (e) return e;
     freeReplyObject(r);
     return MD_ERR_OK;
 }
