@@ -171,6 +171,10 @@ md_err md_outcome_parse(md_event_parser *p, const char *buf, size_t len, const c
  * contact point's key. false with the reason in detail. */
 bool md_id_check(const char *id, size_t len, char *detail, size_t detail_size);
 
+/* What an id an operator gives names: a customer, or a contact point (a
+ * phone number, shared by accounts). */
+typedef enum md_id_kind { MD_ID_CUSTOMER, MD_ID_CONTACT_POINT } md_id_kind;
+
 /* Parses an RFC 3339 timestamp ("2026-11-24T08:00:00+08:00", fraction and
  * lower-case separators allowed) of len bytes into epoch milliseconds.
  * Returns false when it is not one. */

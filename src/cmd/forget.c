@@ -35,14 +35,7 @@ int md_forget(const md_forget_opts *o) {
         return 2;
     }
     md_idlist ids = {0};
-    bool ok = true;
-    for (int i = 0; ok && i < o->n_customers; i++) {
-        char where[32];
-        snprintf(where, sizeof(where), "argument %d", i + 1);
-        ok = md_idlist_add(&ids, MD_ID_CUSTOMER, o->customers[i], where, err, sizeof(err));
-    }
-    if (ok && o->from_file) ok = md_idlist_read(&ids, MD_ID_CUSTOMER, o->from_file, err, sizeof(err));
-    if (!ok) {
+    if (!md_idlist_collect(&ids, MD_ID_CUSTOMER, o->customers, o->n_customers, o->from_file, err, sizeof(err))) {
         fprintf(stderr, "momentd forget: %s; nothing was erased\n", err);
         md_idlist_free(&ids);
         md_config_destroy(cfg);

@@ -66,6 +66,15 @@ bool md_idlist_read(md_idlist *l, md_id_kind kind, const char *path, char *err, 
     return ok;
 }
 
+bool md_idlist_collect(md_idlist *l, md_id_kind kind, const char *const *args, int n, const char *path, char *err, size_t errsz) {
+    for (int i = 0; i < n; i++) {
+        char where[32];
+        snprintf(where, sizeof(where), "argument %d", i + 1);
+        if (!md_idlist_add(l, kind, args[i], where, err, errsz)) return false;
+    }
+    return !path || md_idlist_read(l, kind, path, err, errsz);
+}
+
 void md_idlist_free(md_idlist *l) {
     for (size_t i = 0; i < l->n; i++) free(l->ids[i]);
     free(l->ids);

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum md_id_kind { MD_ID_CUSTOMER, MD_ID_CONTACT_POINT } md_id_kind;
+#include "momentd/event.h" /* md_id_kind */
 
 typedef struct md_idlist {
     char **ids;
@@ -21,6 +21,9 @@ bool md_idlist_add(md_idlist *l, md_id_kind kind, const char *id, const char *wh
 /* Every line of path ("-" = stdin): blank lines and lines starting with
  * '#' skipped, a trailing \r dropped. false at the first bad line. */
 bool md_idlist_read(md_idlist *l, md_id_kind kind, const char *path, char *err, size_t errsz);
+/* The n ids of args (named "argument 1", ...), then those of path when it
+ * is not NULL: a command's ids, however the operator gave them. */
+bool md_idlist_collect(md_idlist *l, md_id_kind kind, const char *const *args, int n, const char *path, char *err, size_t errsz);
 void md_idlist_free(md_idlist *l);
 
 #endif

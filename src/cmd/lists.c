@@ -73,14 +73,8 @@ int md_lists(const md_lists_opts *o) {
     }
     md_id_kind kind = o->dnc && o->contact_points ? MD_ID_CONTACT_POINT : MD_ID_CUSTOMER;
     md_idlist ids = {0};
-    bool ok = entry_of(o, cfg, field, sizeof(field), value, sizeof(value), err, sizeof(err));
-    for (int i = 0; ok && i < o->n_ids; i++) {
-        char where[32];
-        snprintf(where, sizeof(where), "argument %d", i + 1);
-        ok = md_idlist_add(&ids, kind, o->ids[i], where, err, sizeof(err));
-    }
-    if (ok && o->from_file) ok = md_idlist_read(&ids, kind, o->from_file, err, sizeof(err));
-    if (!ok) {
+    if (!entry_of(o, cfg, field, sizeof(field), value, sizeof(value), err, sizeof(err)) ||
+        !md_idlist_collect(&ids, kind, o->ids, o->n_ids, o->from_file, err, sizeof(err))) {
         fprintf(stderr, "momentd %s: %s; nothing was changed\n", cmd, err);
         md_idlist_free(&ids);
         md_config_destroy(cfg);
@@ -92,7 +86,7 @@ int md_lists(const md_lists_opts *o) {
     /* A hash no entry keeps any more expires as the daemon would let it. */
     int64_t ttl = kind == MD_ID_CUSTOMER ? cfg->rules->state_ttl_ms : md_cpstate_ttl_ms(cfg);
     if (!store || md_store_connect(store, err, sizeof(err)) ||
-        md_store_mark(store, kind == MD_ID_CUSTOMER ? MD_STORE_CUSTOMER : MD_STORE_CONTACT_POINT, ids.n, (const char *const *)ids.ids,
+        md_store_mark(store, kind, ids.n, (const char *const *)ids.ids,
                       !o->remove, field, value, ttl, &changed, err, sizeof(err))) {
         fprintf(stderr, "momentd %s: %s; %zu entries were changed before it\n", cmd, err, changed);
         rc = 1;

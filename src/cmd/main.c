@@ -314,15 +314,14 @@ static void explain_history_json(const md_config *cfg, const md_cstate *cs, int6
 /* Whether channel ch may be used for the customer at all, and if not why:
  * "ok", "do_not_contact (customer)", "do_not_contact (contact point)" or
  * "no_consent (<attribute> is ...)". */
-static const char *channel_status(const md_config *cfg, const md_cstate *cs, const md_cpstate *cp, size_t ch, char *buf, size_t n) {
-    md_cstate_view v;
-    md_cstate_view_of(cs, &v);
-    if (ch < 64 && (v.do_not_contact >> ch & 1)) return "do_not_contact (customer)";
+static const char *channel_status(const md_config *cfg, const md_cstate *cs, const md_cstate_view *v, const md_cpstate *cp, size_t ch,
+                                  char *buf, size_t n) {
+    if (ch < 64 && (v->do_not_contact >> ch & 1)) return "do_not_contact (customer)";
     if (md_cpstate_do_not_contact(cp, cfg->channels[ch].name)) return "do_not_contact (contact point)";
     const char *attr = cfg->channels[ch].consent;
     if (!attr || !*attr) return "ok";
     const char *value = NULL;
-    for (size_t i = 0; i < v.n_attrs; i++) {
+    for (size_t i = 0; i < v->n_attrs; i++) {
         const char *k, *val;
         md_cstate_attr(cs, i, &k, &val);
         if (strcmp(k, attr) == 0) value = val;
@@ -381,7 +380,7 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_cpstate *
     printf("channels (do-not-contact lists, consent):\n");
     for (size_t ch = 0; ch < cfg->n_channels; ch++) {
         char why[160];
-        printf("  %-18s %s\n", cfg->channels[ch].name, channel_status(cfg, cs, cp, ch, why, sizeof(why)));
+        printf("  %-18s %s\n", cfg->channels[ch].name, channel_status(cfg, cs, &v, cp, ch, why, sizeof(why)));
     }
     printf("contacts in the log: %zu; pending outbox entries: %zu\n", v.n_contacts, v.n_pending);
     int64_t due = md_cstate_due(cs);
@@ -468,7 +467,7 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_cpstate *
     md_jsonw_obj_open(&w);
     for (size_t ch = 0; ch < cfg->n_channels; ch++) {
         char why[160];
-        md_jsonw_kstr(&w, cfg->channels[ch].name, channel_status(cfg, cs, cp, ch, why, sizeof(why)));
+        md_jsonw_kstr(&w, cfg->channels[ch].name, channel_status(cfg, cs, &v, cp, ch, why, sizeof(why)));
     }
     md_jsonw_obj_close(&w);
     md_jsonw_kint(&w, "pending_outbox", (int64_t)v.n_pending);

@@ -902,7 +902,7 @@ void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t 
 /* The guard's entry for an event id: "i<SipHash under the deployment's
  * key>"; entries of versions before the key are "e<md_hash64>" (legacy),
  * still honoured until they age out. */
-static uint64_t id_hash(const md_cstate *cs, const char *event_id) {
+uint64_t md_cs_id_hash(const md_cstate *cs, const char *event_id) {
     return md_siphash24(cs->cfg->dedupe.id_key, event_id, strlen(event_id));
 }
 
@@ -910,8 +910,8 @@ static uint64_t legacy_id_hash(const char *event_id) { return md_hash64(event_id
 
 static void seen_field(const md_seen *e, char field[24]) { snprintf(field, 24, "%c%016" PRIx64, e->legacy ? 'e' : 'i', e->hash); }
 
-bool md_cs_seen(const md_cstate *cs, const char *event_id) {
-    uint64_t h = id_hash(cs, event_id), legacy = cs->n_legacy_seen ? legacy_id_hash(event_id) : 0;
+bool md_cs_seen(const md_cstate *cs, const char *event_id, uint64_t h) {
+    uint64_t legacy = cs->n_legacy_seen ? legacy_id_hash(event_id) : 0;
     for (size_t i = 0; i < cs->n_seen; i++)
         if (cs->seen[i].hash == (cs->seen[i].legacy ? legacy : h)) return true;
     return false;
@@ -924,7 +924,7 @@ static void forget_seen(md_cstate *cs, md_ops *ops, size_t i) {
     cs->n_legacy_seen -= cs->seen[i].legacy;
 }
 
-size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, const char *event_id, int64_t ts, int64_t horizon_ms) {
+size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t h, int64_t ts, int64_t horizon_ms) {
     size_t keep = 0, evicted = 0;
     int64_t newest = cs->newest_ts > ts ? cs->newest_ts : ts;
     for (size_t i = 0; i < cs->n_seen; i++) {
@@ -952,7 +952,7 @@ size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, const char *event_id, int64_t 
         return evicted;
     }
     md_seen *e = &cs->seen[cs->n_seen++];
-    e->hash = id_hash(cs, event_id);
+    e->hash = h;
     e->ts = ts;
     e->legacy = false;
     char field[24];

@@ -189,13 +189,15 @@ void md_cs_set_int(md_ops *ops, const char *field, int64_t v);
 int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partition);
 /* Moves the watermark and records the field write. */
 void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset);
-/* Whether event_id is in the guard. */
-bool md_cs_seen(const md_cstate *cs, const char *event_id);
-/* Remembers event_id (an event at ts), forgetting ids older than the newest
+/* The guard's hash of event_id: SipHash under the deployment's key. */
+uint64_t md_cs_id_hash(const md_cstate *cs, const char *event_id);
+/* Whether event_id, of hash h (md_cs_id_hash), is in the guard. */
+bool md_cs_seen(const md_cstate *cs, const char *event_id, uint64_t h);
+/* Remembers the id of hash h (an event at ts), forgetting ids older than the newest
  * event less horizon_ms, and the oldest beyond MD_SEEN_MAX, recording each
  * field write; returns how many were forgotten for room while still within
  * the horizon. */
-size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, const char *event_id, int64_t ts, int64_t horizon_ms);
+size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t h, int64_t ts, int64_t horizon_ms);
 void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int channel);
 bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *topic, const char *payload);
 const char *md_cs_profile(const md_cstate *cs, int attr); /* NULL when absent */

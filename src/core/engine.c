@@ -490,7 +490,7 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
     check_blocks(cs, t, e);
     /* The campaign's lists (momentd list): untimed, like eligibility. */
     if (st->list == 'e') note_block(e, MD_SUPPRESS_EXCLUDED, 0);
-    else if (strcmp(cc->audience, "include_list") == 0 && st->list != 'i') note_block(e, MD_SUPPRESS_NOT_INCLUDED, 0);
+    else if (rc->include_list_only && st->list != 'i') note_block(e, MD_SUPPRESS_NOT_INCLUDED, 0);
     if (check_event && !eval_bool(cs, rc->fire_on)) note_block(e, MD_SUPPRESS_EVENT_NOT_ALLOWED, 0);
     if (!eval_bool(cs, rc->eligible)) note_block(e, MD_SUPPRESS_NOT_ELIGIBLE, 0);
     if (e->p_contact < threshold) note_block(e, MD_SUPPRESS_BELOW_THRESHOLD, 0);
@@ -1084,7 +1084,8 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         }
         md_cs_set_watermark(cs, ops, src->topic, src->partition, src->offset);
     }
-    if (md_cs_seen(cs, ev->event_id)) {
+    uint64_t idh = md_cs_id_hash(cs, ev->event_id); /* once, for the check and the guard's entry */
+    if (md_cs_seen(cs, ev->event_id, idh)) {
         out->applied = MD_DUP_EVENT_ID;
         return MD_ERR_OK;
     }
@@ -1098,7 +1099,7 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     if (cs->due > 0 && cs->due <= t && fire_due(cfg, cs, cp, cs->due, emitted_at_ms, ops, cp_ops, out) != MD_ERR_OK) return MD_ERR_NOMEM;
 
     /* 2. Counters. */
-    out->dedupe_evicted = md_cs_add_seen(cs, ops, ev->event_id, t, r->dedupe_horizon_ms);
+    out->dedupe_evicted = md_cs_add_seen(cs, ops, idh, t, r->dedupe_horizon_ms);
     /* Not stored: the newest event is the newest of its type, and loading
      * the t<k> fields finds it again (one write per event less). */
     if (t > cs->newest_ts) cs->newest_ts = t;

@@ -385,6 +385,7 @@ static bool compile_campaigns(compiler *c) {
             return cerr(c, "$.campaigns[%zu].arms: the shares sum to %g, not 100", i, shares);
         rc->fixed_cooldown = strcmp(cd->mode, "fixed") == 0;
         if (!campaign_time(c, cc->starts, &rc->starts_ms, i, "starts") || !campaign_time(c, cc->ends, &rc->ends_ms, i, "ends")) return false;
+        rc->include_list_only = strcmp(cc->audience, "include_list") == 0;
         if (rc->starts_ms && rc->ends_ms && rc->ends_ms <= rc->starts_ms)
             return cerr(c, "$.campaigns[%zu].ends: %s is not after starts %s", i, cc->ends, cc->starts);
         if (!is_model_version(cc->model.version))

@@ -108,6 +108,7 @@ typedef struct md_rcampaign {
      * derived from the campaign's name once, not per decision. */
     uint64_t learning_seed;
     int64_t starts_ms, ends_ms; /* campaigns[].starts / ends; 0 = none */
+    bool include_list_only;     /* campaigns[].audience "include_list" */
 } md_rcampaign;
 
 typedef struct md_rchannel {

@@ -864,7 +864,7 @@ static md_err load_mark(md_store *s, valkeyContext *c, void *ctx, char *errstr, 
     return load_text(c, md_lua_mark, ctx, errstr, errstr_size);
 }
 
-md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *const *ids, bool add, const char *field,
+md_err md_store_mark(md_store *s, md_id_kind kind, size_t n, const char *const *ids, bool add, const char *field,
                      const char *value, int64_t ttl_ms, size_t *changed, char *errstr, size_t errstr_size) {
     *changed = 0;
     md_err err = ensure(s, errstr, errstr_size);
@@ -881,9 +881,9 @@ md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *c
         size_t to = from + SLICE < n ? from + SLICE : n;
         char key[420];
         for (size_t i = from; i < to; i++) {
-            if (kind == MD_STORE_CUSTOMER) md_store_customer_key(s, ids[i], key, sizeof(key));
+            if (kind == MD_ID_CUSTOMER) md_store_customer_key(s, ids[i], key, sizeof(key));
             else md_store_contact_point_key(s, ids[i], key, sizeof(key));
-            const char *argv[] = {"EVALSHA", sha, "1", key, add ? "add" : "remove", field, value, kind == MD_STORE_CUSTOMER ? "1" : "0", ttl};
+            const char *argv[] = {"EVALSHA", sha, "1", key, add ? "add" : "remove", field, value, kind == MD_ID_CUSTOMER ? "1" : "0", ttl};
             size_t lens[9];
             for (int a = 0; a < 9; a++) lens[a] = strlen(argv[a]);
             if (conn_append(s, 9, argv, lens) != VALKEY_OK) {
@@ -899,7 +899,7 @@ md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *c
                 *changed += r->integer == 1;
             } else if (!first) {
                 char key_of[420];
-                if (kind == MD_STORE_CUSTOMER) md_store_customer_key(s, ids[i], key_of, sizeof(key_of));
+                if (kind == MD_ID_CUSTOMER) md_store_customer_key(s, ids[i], key_of, sizeof(key_of));
                 else md_store_contact_point_key(s, ids[i], key_of, sizeof(key_of));
                 first = reply_error(r, "mark", key_of, errstr, errstr_size);
             }

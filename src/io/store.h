@@ -145,8 +145,7 @@ md_err md_store_dedupe_key(md_store *s, uint64_t key[2], char *errstr, size_t er
  * version is bumped, so that a batch that read it before decides again.
  * *changed counts the ids that changed; on an error the ids of the slices
  * before (1,000 each) are done. */
-typedef enum md_id_kind_store { MD_STORE_CUSTOMER, MD_STORE_CONTACT_POINT } md_id_kind_store;
-md_err md_store_mark(md_store *s, md_id_kind_store kind, size_t n, const char *const *ids, bool add, const char *field,
+md_err md_store_mark(md_store *s, md_id_kind kind, size_t n, const char *const *ids, bool add, const char *field,
                      const char *value, int64_t ttl_ms, size_t *changed, char *errstr, size_t errstr_size);
 
 /* Pipelined HDEL key field, for n pairs (outbox entries Kafka acknowledged). */
