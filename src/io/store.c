@@ -1181,26 +1181,21 @@ md_err md_store_scan_customers(md_store *s, md_store_customer_field_fn fn, void 
     return scan_pages(s, pattern, customers_page, &cs, errstr, errstr_size);
 }
 
+static int build_unlink(void *ctx, size_t i, const char **argv, size_t *lens, char (*bufs)[64]) {
+    const valkeyReply *keys = ctx;
+    (void)bufs;
+    argv[0] = "UNLINK";
+    argv[1] = keys->element[i]->str;
+    lens[0] = 6;
+    lens[1] = keys->element[i]->len;
+    return 2;
+}
+
+/* One UNLINK per key, pipelined: the keys of one SCAN page lie in many
+ * slots, and a cluster refuses a command over keys of several (CROSSSLOT). */
 static md_err unlink_page(md_store *s, valkeyReply *keys, void *ctx, char *errstr, size_t errstr_size) {
     (void)ctx;
-    (void)errstr;
-    (void)errstr_size;
-    if (!keys->elements) return MD_ERR_OK;
-    const char **av = calloc(keys->elements + 1, sizeof(char *));
-    size_t *al = calloc(keys->elements + 1, sizeof(size_t));
-    if (av && al) {
-        av[0] = "UNLINK";
-        al[0] = 6;
-        for (size_t i = 0; i < keys->elements; i++) {
-            av[i + 1] = keys->element[i]->str;
-            al[i + 1] = keys->element[i]->len;
-        }
-        valkeyReply *u = md_store_command_argv(s, (int)keys->elements + 1, av, al);
-        if (u) freeReplyObject(u);
-    }
-    free(av);
-    free(al);
-    return MD_ERR_OK;
+    return pipeline(s, keys->elements, build_unlink, keys, false, errstr, errstr_size);
 }
 
 md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size) {
