@@ -42,6 +42,10 @@
  *   z:<campaign>            event time of its last decision to contact that was stale (not emitted; explain)
  *   k:<time>:<campaign>     contact log entry, value = channel (caps)
  *   cb / bo / oo            complaint block until, blackout until, opted out
+ *   dn:<channel>            on that channel's do-not-contact list since this time ("dn:*": every
+ *                           channel; momentd dnc, mark.lua); a contact point's hash has them too
+ *   ls:<campaign>           "include" or "exclude": on that campaign's list (momentd list)
+ *   pn                      how many dn:/ls: entries the hash holds: while there, it never expires
  *   r:<campaign>:<from>     decision audit: "<outcome>,<last>,<p thousandths>", a run of the
  *                           campaign's decisions from <from> that all ended the same way (fired,
  *                           holdout or the rule that blocked); <last> is the first decision of the
