@@ -52,7 +52,7 @@ typedef struct md_cfg_kafka {
 } md_cfg_kafka;
 
 typedef struct md_cfg_redis {
-    char *url;         /* redis://[:password@]host:port[/db], rediss:// for TLS */
+    char *url;         /* redis://[:password@]host:port[/db], rediss:// for TLS, redis(s)+cluster://seeds */
     char *password;    /* AUTH; "" = none (or the URL's) */
     char *tls_ca_file;     /* rediss://: CA bundle; "" = the system's */
     char *tls_cert_file;   /* client certificate; "" = none */
@@ -61,6 +61,8 @@ typedef struct md_cfg_redis {
     char *key_prefix;
     int64_t timeout_ms;
     int64_t retry_backoff_ms;
+    int64_t wait_replicas;   /* WAIT for this many replicas after a batch's applies; 0 = don't */
+    int64_t wait_timeout_ms; /* how long WAIT may take before the batch is redone */
 } md_cfg_redis;
 
 typedef struct md_cfg_limits {

@@ -835,6 +835,7 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
                 d.snap.redis_ok = true;
                 commit_batch(&d, d.msgs, n);
                 d.n.batches++;
+                d.n.redis_redirects = md_store_redirects(d.store);
                 d.snap.last_batch_ms = wall_ms();
                 double took = seconds_since(&t_batch);
                 md_hist_observe(&d.snap.latency[MD_LAT_BATCH], took);

@@ -52,7 +52,7 @@ static const md_table kafka_table = {"kafka", kafka_fields, NF(kafka_fields)};
 
 /* ---- redis ---- */
 static const md_field redis_fields[] = {
-    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://[[USER]:PASSWORD@]host:port[/db], rediss:// for TLS, or redis+cluster://[[USER]:PASSWORD@]host:port[,host:port...] for a Redis Cluster (seed nodes; database 0; no TLS yet); USER is a Redis ACL user (AUTH USER PASSWORD). Secret: may be \"${env:NAME}\" or \"${file:PATH}\".", F_RESTART | F_SECRET, "MOMENTD_REDIS_URL"),
+    STR(md_cfg_redis, url, "redis://127.0.0.1:6379/0", "redis://[[USER]:PASSWORD@]host:port[/db], rediss:// for TLS, or redis+cluster://[[USER]:PASSWORD@]host:port[,host:port...] for a Redis Cluster (seed nodes; database 0), rediss+cluster:// for a cluster over TLS; USER is a Redis ACL user (AUTH USER PASSWORD). Secret: may be \"${env:NAME}\" or \"${file:PATH}\".", F_RESTART | F_SECRET, "MOMENTD_REDIS_URL"),
     STR(md_cfg_redis, password, "", "Redis AUTH password (overrides one in the URL); write \"${env:NAME}\" or \"${file:PATH}\" to keep it out of the file. Never logged.", F_RESTART | F_SECRET, "MOMENTD_REDIS_PASSWORD"),
     STR(md_cfg_redis, key_prefix, "md", "Prefix of every key momentd writes; backtests use another one.", F_RESTART),
     STR(md_cfg_redis, tls_ca_file, "", "rediss://: PEM file of the CA that signs Redis's certificate; empty = the system's CAs.", F_RESTART),
@@ -61,6 +61,8 @@ static const md_field redis_fields[] = {
     STR(md_cfg_redis, tls_server_name, "", "rediss://: the name (DNS or IP) Redis's certificate must carry; empty = the URL's host.", F_RESTART),
     DUR(md_cfg_redis, "timeout", timeout_ms, "5s", 10, 600000, "Connect and command timeout.", F_RESTART),
     DUR(md_cfg_redis, "retry_backoff", retry_backoff_ms, "500ms", 10, 60000, "Wait between reconnection attempts while Redis is down."),
+    INT(md_cfg_redis, wait_replicas, "0", 0, 16, "After a batch's applies, wait (Redis WAIT, on every primary) until this many replicas hold them before the moments go out and the offsets are committed, so that a primary killed and replaced by its replica loses nothing acknowledged. 0: don't wait (a failover may lose the last writes of the dead primary). A batch not replicated within wait_timeout is redone, so a primary left without enough replicas holds the stream until one is back.", F_RESTART),
+    DUR(md_cfg_redis, "wait_timeout", wait_timeout_ms, "1s", 1, 60000, "Longest WAIT for redis.wait_replicas before the batch is redone.", F_RESTART),
 };
 static const md_table redis_table = {"redis", redis_fields, NF(redis_fields)};
 

@@ -79,6 +79,8 @@ typedef struct md_partition_lag {
     X(conversions, "conversions", "momentd_conversions_total", "Conversions observed in the event stream and attributed to a trigger.") \
     X(batches, "batches", "momentd_batches_total", "Batches committed.")                                                        \
     X(redis_retries, "redis_retries", "momentd_redis_retries_total", "Redis calls retried after a failure.")                     \
+    X(redis_redirects, "redis_redirects", "momentd_redis_redirects_total",                                                      \
+      "Commands a Redis Cluster redirected (MOVED, ASK: a slot moved or moving) and momentd sent again to the slot's new node.")  \
     X(refused, "refused", "momentd_redis_refused_total",                                                                        \
       "Inputs set aside (dead-lettered as redis_refused) because Redis refused their customer's key (WRONGTYPE, CROSSSLOT, a script error).") \
     X(conflicts, "conflicts", "momentd_conflicts_total", "Batches re-decided because another consumer changed a customer meanwhile.") \

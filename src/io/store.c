@@ -35,6 +35,7 @@ struct md_store {
     char password[256];
     char prefix[64];
     int64_t timeout_ms;
+    int64_t wait_replicas, wait_timeout_ms; /* redis.wait_replicas, redis.wait_timeout */
     valkeyContext *c;         /* one node */
     valkeyClusterContext *cc; /* or a cluster (redis+cluster://) */
     bool cluster;
@@ -50,23 +51,30 @@ struct md_store {
     size_t *lens;
     char (*nums)[24];
     size_t argv_cap;
+    /* The pipelined commands a cluster redirected (MOVED, ASK), by their
+     * index in the pipeline: sent again one by one once it is read. */
+    size_t *redo;
+    size_t n_redo, redo_cap;
+    uint64_t redirects; /* commands sent again so, since md_store_new */
 };
 
 static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) {
     const char *p = raw_url;
     char url[512]; /* errors quote it without its password */
     md_redact_url(raw_url, url, sizeof(url));
-    s->tls = strncmp(p, "rediss://", 9) == 0;
-    s->cluster = strncmp(p, "redis+cluster://", 16) == 0;
-    if (strncmp(p, "rediss+cluster://", 17) == 0) {
-        snprintf(errstr, n, "redis url \"%s\": TLS to a cluster is not supported yet (rediss+cluster://)", url);
+    static const struct {
+        const char *scheme;
+        bool tls, cluster;
+    } schemes[] = {{"redis://", false, false}, {"rediss://", true, false}, {"redis+cluster://", false, true}, {"rediss+cluster://", true, true}};
+    size_t k = 0;
+    while (k < sizeof(schemes) / sizeof(schemes[0]) && strncmp(p, schemes[k].scheme, strlen(schemes[k].scheme)) != 0) k++;
+    if (k == sizeof(schemes) / sizeof(schemes[0])) {
+        snprintf(errstr, n, "redis url \"%s\" must start with redis://, rediss:// (TLS), redis+cluster:// (a cluster) or rediss+cluster://", url);
         return false;
     }
-    if (!s->tls && !s->cluster && strncmp(p, "redis://", 8) != 0) {
-        snprintf(errstr, n, "redis url \"%s\" must start with redis://, rediss:// (TLS) or redis+cluster:// (a cluster)", url);
-        return false;
-    }
-    p += s->cluster ? 16 : s->tls ? 9 : 8;
+    s->tls = schemes[k].tls;
+    s->cluster = schemes[k].cluster;
+    p += strlen(schemes[k].scheme);
     /* The credentials end at the last '@': a password may hold '@' and '/'. */
     const char *at = strrchr(p, '@');
     if (at) {
@@ -163,6 +171,8 @@ md_store *md_store_new(const md_cfg_redis *cfg, char *errstr, size_t errstr_size
     snprintf(s->tls_key, sizeof(s->tls_key), "%s", cfg->tls_key_file ? cfg->tls_key_file : "");
     snprintf(s->tls_name, sizeof(s->tls_name), "%s", cfg->tls_server_name ? cfg->tls_server_name : "");
     s->timeout_ms = cfg->timeout_ms;
+    s->wait_replicas = cfg->wait_replicas;
+    s->wait_timeout_ms = cfg->wait_timeout_ms;
     return s;
 }
 
@@ -232,10 +242,13 @@ void md_store_destroy(md_store *s) {
     free(s->argv);
     free(s->lens);
     free(s->nums);
+    free(s->redo);
     free(s);
 }
 
 bool md_store_connected(const md_store *s) { return conn_up(s); }
+
+uint64_t md_store_redirects(const md_store *s) { return s->redirects; }
 
 /* OpenSSL's reason for the last failure, after what. */
 static void ssl_error(const char *what, char *errstr, size_t n) {
@@ -273,12 +286,13 @@ static bool tls_context(md_store *s, char *errstr, size_t n) {
     return true;
 }
 
-/* TLS on the connected s->c. The certificate must name the host (an IP
- * address or a DNS name; redis.tls_server_name overrides it): libvalkey's
- * own context checks the chain only, so the SSL object is made here. */
-static bool tls_start(md_store *s, char *errstr, size_t n) {
+/* TLS on the connected c (to host:port). The certificate must name the
+ * host (an IP address or a DNS name; redis.tls_server_name overrides it):
+ * libvalkey's own context checks the chain only, so the SSL object is
+ * made here. */
+static bool tls_start(md_store *s, valkeyContext *c, const char *host, int port, char *errstr, size_t n) {
     if (!tls_context(s, errstr, n)) return false;
-    const char *name = s->tls_name[0] ? s->tls_name : s->host;
+    const char *name = s->tls_name[0] ? s->tls_name : host;
     SSL *ssl = SSL_new(s->tls_ctx);
     if (!ssl || SSL_set_tlsext_host_name(ssl, name) != 1 ||
         (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1 && SSL_set1_host(ssl, name) != 1)) {
@@ -286,15 +300,27 @@ static bool tls_start(md_store *s, char *errstr, size_t n) {
         SSL_free(ssl);
         return false;
     }
-    if (valkeyInitiateTLS(s->c, ssl) == VALKEY_OK) return true; /* s->c owns ssl now */
+    if (valkeyInitiateTLS(c, ssl) == VALKEY_OK) return true; /* c owns ssl now */
     long v = SSL_get_verify_result(ssl);
     if (v != X509_V_OK)
-        snprintf(errstr, n, "TLS handshake with %s:%d failed: certificate verification: %s", s->host, s->port,
-                 X509_verify_cert_error_string(v));
-    else snprintf(errstr, n, "TLS handshake with %s:%d failed: %s", s->host, s->port, s->c->errstr[0] ? s->c->errstr : "closed");
+        snprintf(errstr, n, "TLS handshake with %s:%d failed: certificate verification: %s", host, port, X509_verify_cert_error_string(v));
+    else snprintf(errstr, n, "TLS handshake with %s:%d failed: %s", host, port, c->errstr[0] ? c->errstr : "closed");
     ERR_clear_error();
     SSL_free(ssl);
     return false;
+}
+
+/* libvalkey's hook for each cluster node it connects to (the seeds, and
+ * every node of the slot map, again after a failover): the same TLS as a
+ * single node's. Its "TLS context" is the store, handed through as an
+ * opaque pointer; the reason for a failure goes into c->errstr, which
+ * libvalkey copies into the cluster context's error. */
+static int tls_start_node(valkeyContext *c, struct valkeyTLSContext *store) {
+    char why[sizeof(c->errstr)];
+    if (tls_start((md_store *)(void *)store, c, c->tcp.host, c->tcp.port, why, sizeof(why))) return VALKEY_OK;
+    c->err = VALKEY_ERR_IO;
+    snprintf(c->errstr, sizeof(c->errstr), "%s", why);
+    return VALKEY_ERR;
 }
 
 /* SCRIPT LOAD text on node c, its SHA (the script's, the same on every
@@ -320,8 +346,10 @@ static md_err load_script(md_store *s, valkeyContext *c, void *ctx, char *errstr
 
 /* A cluster: the slot map from a seed, AUTH on every node libvalkey
  * connects to, and the script on every primary (EVALSHA goes to the
- * customer's slot's node). A failover or a resharding later answers MOVED
- * or ASK: the batch is redone (transient_error) on the new map. */
+ * customer's slot's node). A resharding later answers MOVED or ASK for
+ * some keys: those commands are sent again on their own (redirected). A
+ * failover drops the dead primary's connection: the batch is redone
+ * (MD_ERR_REDIS_DOWN) on the map libvalkey fetches again. */
 static md_err connect_cluster(md_store *s, const struct timeval *tv, char *errstr, size_t errstr_size) {
     valkeyClusterOptions o = {0};
     o.initial_nodes = s->seeds;
@@ -330,6 +358,10 @@ static md_err connect_cluster(md_store *s, const struct timeval *tv, char *errst
     o.username = s->username[0] ? s->username : NULL;
     o.password = s->password[0] ? s->password : NULL;
     o.max_retry = 5;
+    if (s->tls) {
+        o.tls = (void *)s;
+        o.tls_init_fn = tls_start_node;
+    }
     s->cc = valkeyClusterConnectWithOptions(&o);
     if (!s->cc || s->cc->err) {
         snprintf(errstr, errstr_size, "cannot connect to the redis cluster at %s: %s", s->seeds, s->cc ? s->cc->errstr : "out of memory");
@@ -353,7 +385,7 @@ md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
         return MD_ERR_REDIS_DOWN;
     }
     valkeySetTimeout(s->c, tv); /* before the handshake, which it bounds too */
-    if (s->tls && !tls_start(s, errstr, errstr_size)) {
+    if (s->tls && !tls_start(s, s->c, s->host, s->port, errstr, errstr_size)) {
         md_store_disconnect(s);
         return MD_ERR_REDIS_DOWN;
     }
@@ -411,6 +443,64 @@ static md_err get_reply(md_store *s, valkeyReply **out, char *errstr, size_t err
     }
     *out = r;
     return MD_ERR_OK;
+}
+
+/* What the call fails with so far: the first error, except that one which
+ * fails the whole call wins over one key's refusal. */
+static void keep_error(md_err e, const char *why, md_err *first, char *errstr, size_t errstr_size) {
+    if (*first && !(*first == MD_ERR_REDIS_REFUSED && e != MD_ERR_REDIS_REFUSED)) return;
+    *first = e;
+    snprintf(errstr, errstr_size, "%s", why);
+}
+
+/* Whether a pipelined reply is a cluster's redirect: MOVED (the slot has
+ * moved) or ASK (it is moving, and the key is already on the target). The
+ * node did not carry the command out, so the command is noted (redo_note)
+ * and, once the pipeline is read, sent again on its own through the call
+ * that follows redirects (ASKING first for ASK): nothing runs twice, and a
+ * resharding costs those commands a round trip instead of the whole call,
+ * which a retry would repeat for as long as a slot is migrating. */
+static bool redirected(const md_store *s, const valkeyReply *r) {
+    return s->cc && r->type == VALKEY_REPLY_ERROR && r->str && (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0);
+}
+
+/* Notes command i for redo; MD_ERR_NOMEM kept in *first if it cannot. */
+static void redo_note(md_store *s, size_t i, md_err *first, char *errstr, size_t errstr_size) {
+    if (s->n_redo == s->redo_cap) {
+        size_t cap = s->redo_cap ? s->redo_cap * 2 : 64;
+        size_t *r = realloc(s->redo, cap * sizeof(*r));
+        if (!r) {
+            keep_error(MD_ERR_NOMEM, "out of memory", first, errstr, errstr_size);
+            return;
+        }
+        s->redo = r;
+        s->redo_cap = cap;
+    }
+    s->redo[s->n_redo++] = i;
+}
+
+/* libvalkey's cluster error for a command redirected or answered TRYAGAIN
+ * more than max_retry times (cluster.c's VALKEY_ERR_CLUSTER_TOO_MANY_RETRIES,
+ * not in its headers; the vendored version is pinned). */
+enum { VALKEY_CLUSTER_TOO_MANY_RETRIES = 100 };
+
+/* A redirected command again, on its own (redirects followed); NULL with
+ * errstr when it could not be carried out: the connection went, or the
+ * cluster kept answering TRYAGAIN. A command over two keys of a slot being
+ * migrated, one moved and one not yet (or not existing), gets TRYAGAIN
+ * until the migration ends (Redis's rule): the caller redoes the call after
+ * a pause, so a half-moved customer waits for the migration to end. */
+static valkeyReply *redo_command(md_store *s, int argc, const char **argv, const size_t *lens, char *errstr, size_t errstr_size) {
+    valkeyReply *r = conn_command(s, argc, argv, lens);
+    s->redirects++;
+    if (r) return r;
+    if (s->cc->err == VALKEY_CLUSTER_TOO_MANY_RETRIES) {
+        snprintf(errstr, errstr_size, "redis cluster: a redirected command was answered TRYAGAIN (or redirected) again and again: a slot is being migrated");
+    } else {
+        snprintf(errstr, errstr_size, "redis connection lost following a cluster redirect: %s", conn_errstr(s));
+        md_store_disconnect(s);
+    }
+    return NULL;
 }
 
 /* Whether an error reply is one every key would get now and none a moment
@@ -502,14 +592,6 @@ md_err md_store_memory(md_store *s, int64_t *used, int64_t *max, char *errstr, s
     return MD_ERR_OK;
 }
 
-/* What the call fails with so far: the first error, except that one which
- * fails the whole call wins over one key's refusal. */
-static void keep_error(md_err e, const char *why, md_err *first, char *errstr, size_t errstr_size) {
-    if (*first && !(*first == MD_ERR_REDIS_REFUSED && e != MD_ERR_REDIS_REFUSED)) return;
-    *first = e;
-    snprintf(errstr, errstr_size, "%s", why);
-}
-
 /* What read_hashes does with each reply: load(ctx, i, reply) for a hash;
  * refuse(ctx, i, why) for a key Redis refused for itself (WRONGTYPE, ...),
  * the others being read all the same; without refuse, a refusal fails the
@@ -519,6 +601,24 @@ typedef struct hash_reader {
     void (*refuse)(void *ctx, size_t i, const char *why);
     void *ctx;
 } hash_reader;
+
+/* One HGETALL reply to h: a hash to load, a refusal to refuse, any other
+ * error kept in *first. */
+static void take_hash(const hash_reader *h, const char *key, size_t i, valkeyReply *r, md_err *first, bool *any_refused, char *errstr,
+                      size_t errstr_size) {
+    char why[MD_STORE_REFUSAL_MAX];
+    if (r->type == VALKEY_REPLY_ARRAY) {
+        if (!*first) h->load(h->ctx, i, r);
+        return;
+    }
+    md_err e = reply_error(r, "HGETALL", key, why, sizeof(why));
+    if (e == MD_ERR_REDIS_REFUSED && h->refuse) {
+        h->refuse(h->ctx, i, why);
+        *any_refused = true;
+    } else {
+        keep_error(e, why, first, errstr, errstr_size);
+    }
+}
 
 /* Sends n HGETALLs and hands each reply to h. MD_ERR_REDIS_REFUSED when h
  * took a refusal (the rest read); a transient error (OOM, LOADING, ...)
@@ -537,26 +637,26 @@ static md_err read_hashes(md_store *s, size_t n, const char *const *keys, const 
     }
     md_err first = MD_ERR_OK;
     bool any_refused = false;
-    char why[MD_STORE_REFUSAL_MAX];
+    s->n_redo = 0;
     for (size_t i = 0; i < n; i++) {
         valkeyReply *r;
         /* A lost connection drops what is left of the pipeline with it. */
         if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
-        if (r->type == VALKEY_REPLY_ARRAY) {
-            if (!first) h->load(h->ctx, i, r);
-        } else {
-            /* Read on to the last reply so the connection stays in step. */
-            md_err e = reply_error(r, "HGETALL", keys[i], why, sizeof(why));
-            if (e == MD_ERR_REDIS_REFUSED && h->refuse) {
-                h->refuse(h->ctx, i, why);
-                any_refused = true;
-            } else {
-                keep_error(e, why, &first, errstr, errstr_size);
-            }
-        }
+        /* Read on to the last reply so the connection stays in step. */
+        if (redirected(s, r)) redo_note(s, i, &first, errstr, errstr_size);
+        else take_hash(h, keys[i], i, r, &first, &any_refused, errstr, errstr_size);
         freeReplyObject(r);
     }
     conn_pipeline_done(s);
+    for (size_t k = 0; k < s->n_redo && !first; k++) {
+        size_t i = s->redo[k];
+        const char *argv[] = {"HGETALL", keys[i]};
+        size_t lens[] = {7, strlen(keys[i])};
+        valkeyReply *r = redo_command(s, 2, argv, lens, errstr, errstr_size);
+        if (!r) return MD_ERR_REDIS_DOWN;
+        take_hash(h, keys[i], i, r, &first, &any_refused, errstr, errstr_size);
+        freeReplyObject(r);
+    }
     return first ? first : any_refused ? MD_ERR_REDIS_REFUSED : MD_ERR_OK;
 }
 
@@ -693,55 +793,62 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
     return err ? err : md_store_apply_collect(s, n, reqs, results, refused, errstr, errstr_size);
 }
 
+/* The apply command of q in s->argv and s->lens (kept, grown as needed),
+ * with its outbox key in outbox_key (420 bytes): EVALSHA sha numkeys key
+ * outbox ttl version, then op field value per op. Its argument count, 0
+ * when out of memory. */
+static size_t apply_argv(md_store *s, const md_apply_req *q, char *outbox_key) {
+    enum { FIXED_ARGS = 7 };
+    size_t argc = FIXED_ARGS + 3 * q->ops->n;
+    if (argc > s->argv_cap) {
+        size_t cap = argc * 2;
+        const char **na = realloc(s->argv, cap * sizeof(*na));
+        if (na) s->argv = na;
+        size_t *nl = realloc(s->lens, cap * sizeof(*nl));
+        if (nl) s->lens = nl;
+        char (*nn)[24] = realloc(s->nums, cap * sizeof(*nn));
+        if (nn) s->nums = nn;
+        if (!na || !nl || !nn) return 0;
+        s->argv_cap = cap;
+    }
+    const char **argv = s->argv;
+    char (*nums)[24] = s->nums;
+    size_t a = 0, k = 0;
+    argv[a++] = "EVALSHA";
+    argv[a++] = s->apply_sha;
+    argv[a++] = "2";
+    argv[a++] = q->key;
+    snprintf(outbox_key, 420, "%s:x", q->key);
+    argv[a++] = outbox_key;
+    snprintf(nums[k], 24, "%lld", (long long)q->ttl_ms);
+    argv[a++] = nums[k++];
+    if (q->expect_version < 0) snprintf(nums[k], 24, "-");
+    else snprintf(nums[k], 24, "%lld", (long long)q->expect_version);
+    argv[a++] = nums[k++];
+    for (size_t o = 0; o < q->ops->n; o++) {
+        char *kind = nums[k++];
+        kind[0] = q->ops->ops[o].kind;
+        kind[1] = '\0';
+        argv[a++] = kind;
+        argv[a++] = md_ops_field(q->ops, o);
+        argv[a++] = md_ops_value(q->ops, o);
+    }
+    /* a == argc by construction; argv/lens/nums hold cap >= argc. */
+    for (size_t x = 0; x < a; x++) s->lens[x] = strlen(argv[x]);
+    return a;
+}
+
 md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char *errstr, size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
-    char outbox_keys[2][420]; /* argv is copied by valkeyAppendCommandArgv */
+    char outbox_key[420]; /* argv is copied by valkeyAppendCommandArgv */
     for (size_t i = 0; i < n; i++) {
-        const md_apply_req *q = &reqs[i];
-        /* EVALSHA sha numkeys key outbox ttl version, then op field value per op. */
-        enum { FIXED_ARGS = 7 };
-        size_t argc = FIXED_ARGS + 3 * q->ops->n;
-        if (argc > s->argv_cap) {
-            size_t cap = argc * 2;
-            const char **na = realloc(s->argv, cap * sizeof(*na));
-            if (na) s->argv = na;
-            size_t *nl = realloc(s->lens, cap * sizeof(*nl));
-            if (nl) s->lens = nl;
-            char (*nn)[24] = realloc(s->nums, cap * sizeof(*nn));
-            if (nn) s->nums = nn;
-            if (!na || !nl || !nn) {
-                err = MD_ERR_NOMEM;
-                break;
-            }
-            s->argv_cap = cap;
+        size_t a = apply_argv(s, &reqs[i], outbox_key);
+        if (!a) {
+            err = MD_ERR_NOMEM;
+            break;
         }
-        const char **argv = s->argv;
-        size_t *lens = s->lens;
-        char (*nums)[24] = s->nums;
-        size_t a = 0, k = 0;
-        argv[a++] = "EVALSHA";
-        argv[a++] = s->apply_sha;
-        argv[a++] = "2";
-        argv[a++] = q->key;
-        snprintf(outbox_keys[i % 2], sizeof(outbox_keys[0]), "%s:x", q->key);
-        argv[a++] = outbox_keys[i % 2];
-        snprintf(nums[k], 24, "%lld", (long long)q->ttl_ms);
-        argv[a++] = nums[k++];
-        if (q->expect_version < 0) snprintf(nums[k], 24, "-");
-        else snprintf(nums[k], 24, "%lld", (long long)q->expect_version);
-        argv[a++] = nums[k++];
-        for (size_t o = 0; o < q->ops->n; o++) {
-            char *kind = nums[k++];
-            kind[0] = q->ops->ops[o].kind;
-            kind[1] = '\0';
-            argv[a++] = kind;
-            argv[a++] = md_ops_field(q->ops, o);
-            argv[a++] = md_ops_value(q->ops, o);
-        }
-        /* a == argc by construction; argv/lens/nums hold cap >= argc. */
-        for (size_t x = 0; x < a; x++) lens[x] = strlen(argv[x]);
-        if (conn_append(s, (int)a, argv, lens) != VALKEY_OK) {
+        if (conn_append(s, (int)a, s->argv, s->lens) != VALKEY_OK) {
             snprintf(errstr, errstr_size, "redis: cannot queue command");
             md_store_disconnect(s);
             err = MD_ERR_REDIS_DOWN;
@@ -763,6 +870,65 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
     return MD_ERR_OK;
 }
 
+/* WAIT on node c: its writes on this connection (the batch's applies) are
+ * on redis.wait_replicas replicas, or the batch is redone. A primary that
+ * dies after answering an apply cannot then take it along: its replica,
+ * promoted, holds it. Applies redone are recognised by their version. */
+static md_err wait_node(md_store *s, valkeyContext *c, void *ctx, char *errstr, size_t errstr_size) {
+    (void)ctx;
+    char want[24], ms[24];
+    snprintf(want, sizeof(want), "%lld", (long long)s->wait_replicas);
+    snprintf(ms, sizeof(ms), "%lld", (long long)s->wait_timeout_ms);
+    const char *argv[] = {"WAIT", want, ms};
+    size_t lens[] = {4, strlen(want), strlen(ms)};
+    valkeyReply *r = valkeyCommandArgv(c, 3, argv, lens);
+    if (!r) {
+        snprintf(errstr, errstr_size, "redis connection lost at WAIT: %s", c->errstr);
+        md_store_disconnect(s);
+        return MD_ERR_REDIS_DOWN;
+    }
+    md_err e = MD_ERR_OK;
+    if (r->type != VALKEY_REPLY_INTEGER) e = reply_error(r, "WAIT", NULL, errstr, errstr_size);
+    else if (r->integer < s->wait_replicas) {
+        snprintf(errstr, errstr_size, "redis WAIT: %lld of the %lld replicas (redis.wait_replicas) took the batch within %lld ms on %s:%d",
+                 (long long)r->integer, (long long)s->wait_replicas, (long long)s->wait_timeout_ms, c->tcp.host ? c->tcp.host : "?",
+                 c->tcp.port);
+        e = MD_ERR_REDIS_DOWN;
+    }
+    if (e == MD_ERR_REDIS_REFUSED) e = MD_ERR_REDIS_DOWN; /* no key's fault: wait and redo */
+    freeReplyObject(r);
+    return e;
+}
+
+/* What apply_collect has made of the replies so far. */
+typedef struct apply_outcome {
+    int *results;
+    md_store_refusal *refused;
+    md_err first;
+    bool any_refused, noscript;
+} apply_outcome;
+
+/* The reply to apply i: its result, its refusal, or an error kept. */
+static void take_apply(apply_outcome *o, const md_apply_req *reqs, size_t i, const valkeyReply *r, char *errstr, size_t errstr_size) {
+    if (o->refused) o->refused[i][0] = '\0';
+    if (r->type == VALKEY_REPLY_INTEGER) {
+        o->results[i] = (int)r->integer;
+        return;
+    }
+    char why[MD_STORE_REFUSAL_MAX];
+    o->results[i] = -1;
+    md_err e = reply_error(r, "apply on", reqs[i].key, why, sizeof(why));
+    o->noscript |= r->type == VALKEY_REPLY_ERROR && strncmp(r->str, "NOSCRIPT ", 9) == 0;
+    if (e == MD_ERR_REDIS_REFUSED && o->refused) {
+        /* apply.lua checks before its first write, so a refused apply
+         * wrote nothing. */
+        snprintf(o->refused[i], MD_STORE_REFUSAL_MAX, "%s", why);
+        o->any_refused = true;
+    } else {
+        keep_error(e, why, &o->first, errstr, errstr_size);
+    }
+}
+
 md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
                               size_t errstr_size) {
     md_err err;
@@ -770,36 +936,34 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
         snprintf(errstr, errstr_size, "redis connection lost before the applies were answered");
         return MD_ERR_REDIS_DOWN;
     }
-    md_err first = MD_ERR_OK;
-    bool any_refused = false, noscript = false;
-    char why[MD_STORE_REFUSAL_MAX];
+    apply_outcome o = {results, refused, MD_ERR_OK, false, false};
+    s->n_redo = 0;
     for (size_t i = 0; i < n; i++) {
         valkeyReply *r;
         if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
-        if (refused) refused[i][0] = '\0';
-        if (r->type == VALKEY_REPLY_INTEGER) {
-            results[i] = (int)r->integer;
-        } else {
-            results[i] = -1;
-            md_err e = reply_error(r, "apply on", reqs[i].key, why, sizeof(why));
-            noscript |= r->type == VALKEY_REPLY_ERROR && strncmp(r->str, "NOSCRIPT ", 9) == 0;
-            if (e == MD_ERR_REDIS_REFUSED && refused) {
-                /* apply.lua checks before its first write, so a refused
-                 * apply wrote nothing. */
-                snprintf(refused[i], MD_STORE_REFUSAL_MAX, "%s", why);
-                any_refused = true;
-            } else {
-                keep_error(e, why, &first, errstr, errstr_size);
-            }
-        }
+        if (redirected(s, r)) redo_note(s, i, &o.first, errstr, errstr_size);
+        else take_apply(&o, reqs, i, r, errstr, errstr_size);
         freeReplyObject(r);
     }
     conn_pipeline_done(s);
+    char outbox_key[420];
+    for (size_t k = 0; k < s->n_redo && !o.first; k++) {
+        size_t i = s->redo[k], a = apply_argv(s, &reqs[i], outbox_key);
+        if (!a) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return MD_ERR_NOMEM;
+        }
+        valkeyReply *r = redo_command(s, (int)a, s->argv, s->lens, errstr, errstr_size);
+        if (!r) return MD_ERR_REDIS_DOWN;
+        take_apply(&o, reqs, i, r, errstr, errstr_size);
+        freeReplyObject(r);
+    }
     /* NOSCRIPT: the script cache was flushed (or a new primary took over a
      * cluster's slots). Reconnecting loads it again, and the caller's retry
      * redoes the batch safely. */
-    if (noscript) md_store_disconnect(s);
-    return first ? first : any_refused ? MD_ERR_REDIS_REFUSED : MD_ERR_OK;
+    if (o.noscript) md_store_disconnect(s);
+    else if (!o.first && n && s->wait_replicas) o.first = each_node(s, wait_node, NULL, errstr, errstr_size);
+    return o.first ? o.first : o.any_refused ? MD_ERR_REDIS_REFUSED : MD_ERR_OK;
 }
 
 /* One command (connecting first if need be), its reply checked for a type:
@@ -918,6 +1082,14 @@ void md_store_funnel_key(const md_store *s, const char *campaign, const char *da
 /* Sends n commands built by build(i, argv, lens) (at most 4 arguments) and
  * reads every reply. With check_replies, an error reply is reported after
  * the pipeline drained; without, only the transport can fail. */
+/* A checked pipeline's reply: a transient refusal (OOM, ...) is waited
+ * for; any other error here is a bug or a foreign write to a shared key. */
+static void take_checked(const valkeyReply *r, md_err *first, char *errstr, size_t errstr_size) {
+    if (r->type != VALKEY_REPLY_ERROR || *first) return;
+    *first = reply_error(r, "pipelined command", NULL, errstr, errstr_size);
+    if (*first == MD_ERR_REDIS_REFUSED) *first = MD_ERR_REDIS_REPLY;
+}
+
 static md_err pipeline(md_store *s, size_t n, int (*build)(void *, size_t, const char **, size_t *, char (*)[64]), void *ctx,
                        bool check_replies, char *errstr, size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);
@@ -934,18 +1106,25 @@ static md_err pipeline(md_store *s, size_t n, int (*build)(void *, size_t, const
         }
     }
     md_err first = MD_ERR_OK;
+    s->n_redo = 0;
     for (size_t i = 0; i < n; i++) {
         valkeyReply *r;
         if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
-        if (check_replies && r->type == VALKEY_REPLY_ERROR && !first) {
-            /* A transient refusal (OOM, ...) is waited for; anything else
-             * here is a bug or a foreign write to a shared key. */
-            first = reply_error(r, "pipelined command", NULL, errstr, errstr_size);
-            if (first == MD_ERR_REDIS_REFUSED) first = MD_ERR_REDIS_REPLY;
-        }
+        if (redirected(s, r)) redo_note(s, i, &first, errstr, errstr_size);
+        else if (check_replies) take_checked(r, &first, errstr, errstr_size);
         freeReplyObject(r);
     }
     conn_pipeline_done(s);
+    for (size_t k = 0; k < s->n_redo && !first; k++) {
+        const char *argv[4];
+        size_t lens[4];
+        char bufs[4][64];
+        int argc = build(ctx, s->redo[k], argv, lens, bufs);
+        valkeyReply *r = redo_command(s, argc, argv, lens, errstr, errstr_size);
+        if (!r) return MD_ERR_REDIS_DOWN;
+        if (check_replies) take_checked(r, &first, errstr, errstr_size);
+        freeReplyObject(r);
+    }
     return first;
 }
 

@@ -32,6 +32,8 @@ void md_store_destroy(md_store *s); /* accepts NULL */
  * (retriable) with a reason in errstr on failure. */
 md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size);
 bool md_store_connected(const md_store *s);
+/* Commands a cluster redirected (MOVED, ASK) and sent again, since s was made. */
+uint64_t md_store_redirects(const md_store *s);
 /* Drops the connection (after an error, so the next call reconnects). */
 void md_store_disconnect(md_store *s);
 

@@ -174,6 +174,17 @@ last_consumed() {
     { grep -o '"consumed":"[0-9]*"' "$T_DIR/$1/momentd.log" 2>/dev/null || true; } | tail -1 | tr -dc 0-9
 }
 
+# wait_some INSTANCE: until it has consumed something (up to 20 s).
+wait_some() {
+    local i c
+    for i in $(seq 1 400); do
+        c=$(last_consumed "$1")
+        [ -n "$c" ] && [ "$c" -gt 0 ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
 # wait_settled [INSTANCE] [SECONDS]: until momentd INSTANCE (default main)
 # has consumed everything this suite produced. Its stats line is written
 # after a batch is done, so the moments of that input are out by then: the
@@ -276,11 +287,31 @@ explain_at() {
 # "i<event id>": two namespaces hash the same ids apart, and the guard's
 # event times still compare.
 dump_state() {
-    # One redis-cli session for all keys; "@@key" lines delimit the replies.
-    rcli --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
-        rcli | awk '/^@@/ {key = substr($0, 3); n = 0; next} {if (n % 2 == 0) f = $0; else print key " " f "\t" $0; n++}' |
-        grep -v -e ' w:' -e $' v\t' -e $' x0\t' | sed -E $'s/ i[0-9a-f]{16}\t/ i<event id>\t/' | sort
+    # One redis-cli session per node for all its keys; "@@key" lines delimit the replies.
+    local port
+    for port in $(state_ports "$1"); do
+        redis-cli -p "$port" --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
+            redis-cli -p "$port" | awk '/^@@/ {key = substr($0, 3); n = 0; next} {if (n % 2 == 0) f = $0; else print key " " f "\t" $0; n++}'
+    done | grep -v -e ' w:' -e $' v\t' -e $' x0\t' | sed -E $'s/ i[0-9a-f]{16}\t/ i<event id>\t/' | sort
 }
+
+# make_certs DIR: a test CA (ca.pem), a server certificate for 127.0.0.1
+# and "redis.test" signed by it (server.pem, server.key), and another CA
+# that signed nothing here (other-ca.pem).
+make_certs() {
+    local c=$1
+    mkdir -p "$c"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$c/ca.key" -out "$c/ca.pem" -days 2 -subj "/CN=momentd test CA" 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$c/other-ca.key" -out "$c/other-ca.pem" -days 2 -subj "/CN=other CA" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout "$c/server.key" -out "$c/server.csr" -subj "/CN=redis.test" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:redis.test\n' >"$c/san.ext"
+    openssl x509 -req -in "$c/server.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" -CAcreateserial -out "$c/server.pem" -days 2 \
+        -extfile "$c/san.ext" 2>/dev/null
+}
+
+# state_ports PREFIX: the Redis ports dump_state reads PREFIX's keys from:
+# the suites' Redis; a suite on a cluster redefines it (every primary).
+state_ports() { echo "$REDIS_PORT"; }
 
 # feed TOPIC_PREFIX FILE: produce a gen_events file ("topic|key|json" lines)
 # to TOPIC_PREFIX.<topic>.

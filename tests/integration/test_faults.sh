@@ -46,16 +46,6 @@ feed_slowly() {
     done
 }
 
-# wait_some INSTANCE: until it has consumed something.
-wait_some() {
-    local i c
-    for i in $(seq 1 400); do
-        c=$(last_consumed "$1")
-        [ -n "$c" ] && [ "$c" -gt 0 ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 rss_kb() { ps -o rss= -p "$(cat "$T_DIR/$1/momentd.pid")" | tr -d ' '; }
 

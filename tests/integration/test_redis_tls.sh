@@ -8,14 +8,7 @@ source "$(dirname "$0")/lib.sh"
 N=$(uname_ tls)
 TPORT=$((MOMENTD_IT_REDIS_PORT + 23))
 C=$T_DIR/certs
-mkdir -p "$C"
-# A CA, and a server certificate for 127.0.0.1 and "redis.test" signed by it; another CA.
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$C/ca.key" -out "$C/ca.pem" -days 2 -subj "/CN=momentd test CA" 2>/dev/null
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$C/other-ca.key" -out "$C/other-ca.pem" -days 2 -subj "/CN=other CA" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$C/server.key" -out "$C/server.csr" -subj "/CN=redis.test" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:redis.test\n' >"$C/san.ext"
-openssl x509 -req -in "$C/server.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" -CAcreateserial -out "$C/server.pem" -days 2 \
-    -extfile "$C/san.ext" 2>/dev/null
+make_certs "$C"
 # A Redis of its own with TLS only (port 0: no plain listener).
 mkdir -p "$T_DIR/redis"
 printf '%s\n' "bind 127.0.0.1" "port 0" "tls-port $TPORT" "tls-cert-file $C/server.pem" "tls-key-file $C/server.key" \

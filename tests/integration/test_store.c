@@ -252,3 +252,33 @@ Test(store, engine_state_round_trips_through_redis) {
     md_cstate_destroy(cs);
     md_cstate_destroy(back);
 }
+
+/* redis.wait_replicas: an apply is answered only once that many replicas
+ * hold it. The fixture's Redis has none, so with 1 the apply (carried out
+ * on the primary, which a retry reads as done) fails as Redis down, to be
+ * redone; with 0 the same Redis takes it. */
+Test(store, wait_replicas_holds_an_apply_no_replica_has) {
+    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
+    char url[128];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%s/0", port);
+    md_cfg_redis rc = {.url = url, .key_prefix = prefix, .timeout_ms = 2000, .retry_backoff_ms = 100, .wait_replicas = 1,
+                       .wait_timeout_ms = 50};
+    md_store *waiting = md_store_new(&rc, errbuf, sizeof(errbuf));
+    cr_assert(waiting, "%s", errbuf);
+    md_ops ops;
+    md_ops_init(&ops);
+    md_ops_add(&ops, MD_OP_SET, "n", "1");
+    md_apply_req req = {.ops = &ops, .expect_version = 0, .ttl_ms = 60000};
+    md_store_customer_key(waiting, "waited", req.key, sizeof(req.key));
+    int res = -1;
+    cr_assert_eq(md_store_apply(waiting, 1, &req, &res, NULL, errbuf, sizeof(errbuf)), MD_ERR_REDIS_DOWN);
+    cr_assert(strstr(errbuf, "0 of the 1 replicas (redis.wait_replicas) took the batch within 50 ms"), "%s", errbuf);
+    cr_assert_eq(res, 1, "the primary carried it out");
+    md_store_destroy(waiting);
+    md_ops_clear(&ops);
+    md_ops_add(&ops, MD_OP_SET, "n", "2");
+    req.expect_version = 1;
+    cr_assert_eq(md_store_apply(store, 1, &req, &res, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "without waiting: %s", errbuf);
+    cr_assert_eq(res, 1);
+    md_ops_fini(&ops);
+}
