@@ -316,10 +316,13 @@ static bool tls_start(md_store *s, valkeyContext *c, const char *host, int port,
  * opaque pointer; the reason for a failure goes into c->errstr, which
  * libvalkey copies into the cluster context's error. */
 static int tls_start_node(valkeyContext *c, struct valkeyTLSContext *store) {
-    char why[sizeof(c->errstr)];
+    char why[512];
     if (tls_start((md_store *)(void *)store, c, c->tcp.host, c->tcp.port, why, sizeof(why))) return VALKEY_OK;
     c->err = VALKEY_ERR_IO;
-    snprintf(c->errstr, sizeof(c->errstr), "%s", why);
+    size_t len = strlen(why); /* libvalkey's errstr holds 128 bytes: the start of the reason */
+    if (len >= sizeof(c->errstr)) len = sizeof(c->errstr) - 1;
+    memcpy(c->errstr, why, len);
+    c->errstr[len] = '\0';
     return VALKEY_ERR;
 }
 

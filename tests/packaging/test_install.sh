@@ -85,5 +85,9 @@ rm -rf "$ctx"
 compose=$(cd "$src" && docker-compose config 2>&1)
 check "docker-compose.yml passes docker-compose config" test $? -eq 0
 check "its Redis persists with AOF everysec and rare rewrites" grep -q 'auto-aof-rewrite-percentage' <<<"$compose"
+cluster=$(cd "$src" && docker-compose --profile cluster config 2>&1)
+check "its cluster profile passes docker-compose config" test $? -eq 0
+check "with six cluster nodes" test "$(grep -c "cluster-enabled" <<<"$cluster")" -eq 6
+check "and a momentd given the cluster's seeds" grep -q 'MOMENTD_REDIS_URL: redis+cluster://redis-node-1:6379' <<<"$cluster"
 echo "[test_install] $CHECKS checks, $FAILS failed"
 [ "$CHECKS" -gt 0 ] && [ "$FAILS" -eq 0 ]
