@@ -222,6 +222,7 @@ typedef struct md_cfg_channel {
     md_cfg_cap *caps;
     size_t n_caps;
     char *consent; /* profile attribute granting consent; "" = none needed */
+    char *confirm; /* emitted | sent: what makes a moment a contact */
 } md_cfg_channel;
 
 typedef struct md_cfg_contact {

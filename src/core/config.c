@@ -229,6 +229,7 @@ static const md_field channel_fields[] = {
     DUR(md_cfg_channel, "fresh_for", fresh_for_ms, NULL, 60000, 3650 * MS_DAY, "A moment expires this long after its event (expires_at); one that would be emitted after that is not emitted (stale): a replayed history or a lagging consumer never reaches the dialer with last summer's needs."),
     NUM(md_cfg_channel, contact_cost, "0", 0, 1e9, "What one contact on this channel costs, yuan (an agent's call, an SMS); subtracted from its expected value."),
     ARR(md_cfg_channel, "caps", caps, n_caps, cap_table, md_cfg_cap, NULL, "Per-customer caps on this channel."),
+    ENUM(md_cfg_channel, "confirm", confirm, "emitted", "emitted|sent", "What makes a moment a contact (its cooldown, its caps): emitted, the moment itself; sent, the channel's report of it. With sent, a moment counts from its emission until its freshness (fresh_for) ends, and is then released as expired unless the channel reported on it (sent, or any later status): for a dialer that reports sent, so that moments it never got to cost no cooldown."),
     STR(md_cfg_channel, consent, "", "Profile attribute that must grant consent for this channel (\"true\", \"yes\", \"1\" or \"granted\"; anything else or absent: the route is skipped as no_consent); \"\" = no consent needed."),
 };
 static const md_table channel_table = {"channel", channel_fields, NF(channel_fields)};

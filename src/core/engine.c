@@ -708,6 +708,46 @@ static void funnel_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char 
 
 #define MD_SCHEDULE_STEP_MS (15 * 60000)
 
+static void release(md_cstate *cs, md_ops *ops, const md_trec *r, bool released_before);
+
+/* A report that the channel acted on a moment: any status but not_called
+ * and expired (sent, or a later one whose sent was lost). */
+#define MD_REC_ACTED (((1u << MD_OUTCOME_STATUS_COUNT) - 1) & ~MD_REC_RELEASED)
+
+/* When the contact of r, on a channel that confirms by sent, lapses
+ * unconfirmed (the end of its freshness); 0 when it does not wait for one
+ * (confirmed, released, a holdout, another channel). */
+static int64_t confirm_deadline(const md_config *cfg, const md_cstate *cs, const md_trec *r) {
+    if (r->holdout || r->campaign < 0 || r->channel < 0 || !cs->r->channels[r->channel].confirm_sent) return 0;
+    if (r->bits & (MD_REC_ACTED | MD_REC_RELEASED)) return 0;
+    return r->fired_ms + cfg->channels[r->channel].fresh_for_ms;
+}
+
+/* Releases, as expired, the contacts whose confirmation lapsed by t, before
+ * deciding at t: the dialer never got to them, so they hold no cooldown. */
+static void release_unconfirmed(const md_config *cfg, md_cstate *cs, md_ops *ops, int64_t t) {
+    for (size_t i = 0; i < cs->n_trecs; i++) {
+        md_trec *r = &cs->trecs[i];
+        int64_t until = confirm_deadline(cfg, cs, r);
+        if (!until || until > t) continue;
+        r->bits |= 1u << MD_OUTCOME_EXPIRED;
+        md_cs_save_trec(cs, ops, r);
+        funnel_add(cs, ops, r, md_outcome_status_name(MD_OUTCOME_EXPIRED), 1);
+        release(cs, ops, r, false);
+    }
+}
+
+/* The earliest lapse of a contact still waiting for its sent: the schedule
+ * comes back then, releases it and decides again. 0: none waits. */
+static int64_t next_confirm_deadline(const md_config *cfg, const md_cstate *cs) {
+    int64_t next = 0;
+    for (size_t i = 0; i < cs->n_trecs; i++) {
+        int64_t until = confirm_deadline(cfg, cs, &cs->trecs[i]);
+        if (until && (next == 0 || until < next)) next = until;
+    }
+    return next;
+}
+
 /* Decides every campaign at t (features already computed into out->eval)
  * and fires those that pass; a contact made by one is seen by the caps of
  * the next. ev is the event deciding (NULL: the schedule); cause names the
@@ -718,6 +758,7 @@ static void funnel_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char 
 static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_event *ev, int64_t t, int64_t fresh_from,
                              const char *cause, int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
     int64_t due = 0;
+    release_unconfirmed(cfg, cs, ops, t);
     /* Highest priority first: its contact counts for the caps of the next. */
     for (size_t k = 0; k < cfg->n_campaigns; k++) {
         size_t c = cs->r->campaign_order[k];
@@ -780,6 +821,8 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
      * than MD_SCHEDULE_STEP_MS: a gap that creeps along with a decaying
      * feature is followed in a few steps, not one pass per second. */
     if (due && !ev && due < t + MD_SCHEDULE_STEP_MS) due = t + MD_SCHEDULE_STEP_MS;
+    int64_t lapse = next_confirm_deadline(cfg, cs); /* always after t: those before were released */
+    if (lapse && (due == 0 || lapse < due)) due = lapse;
     md_cs_set_due(cs, ops, due);
     return MD_ERR_OK;
 }
@@ -974,6 +1017,21 @@ md_err md_engine_profile(md_cstate *cs, const char *json, const md_source *src, 
     return md_cstate_set_profile(cs, json, ops, errstr, errstr_size);
 }
 
+/* The channel never made the contact of r (not_called, expired, or no
+ * report by the end of its freshness on a channel that confirms by sent):
+ * it counts for no cooldown and no cap, and the campaign may fire again. */
+static void release(md_cstate *cs, md_ops *ops, const md_trec *r, bool released_before) {
+    md_cs_release_contact(cs, ops, r);
+    md_cs_release_drec(cs, ops, r->campaign, r->fired_ms);
+    /* Model quality measures p of contacted customers: an uncontacted one
+     * is taken back (and a conversion already counted for it). */
+    if (!released_before) {
+        md_cs_add_model_incr(cs, ops, r, "triggered", "released", -1);
+        if (r->bits & MD_REC_MODEL_CONVERTED) md_cs_add_model_incr(cs, ops, r, "conversions", "unconverted", -1);
+    }
+    if (cs->camps[r->campaign].disarmed) md_cs_set_armed(cs, ops, r->campaign, true);
+}
+
 md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_outcome *o, const md_source *src,
                          int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_outcome_applied *applied, md_engine_out *out) {
     md_engine_out_fini(out);
@@ -1021,17 +1079,7 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         break;
     case MD_OUTCOME_NOT_CALLED:
     case MD_OUTCOME_EXPIRED:
-        /* The channel never made the contact: it counts for no cooldown
-         * and no cap, and the campaign may fire again. */
-        md_cs_release_contact(cs, ops, r);
-        md_cs_release_drec(cs, ops, r->campaign, r->fired_ms);
-        /* Model quality measures p of contacted customers: an uncontacted
-         * one is taken back (and a conversion already counted for it). */
-        if (!released_before) {
-            md_cs_add_model_incr(cs, ops, r, "triggered", "released", -1);
-            if (r->bits & MD_REC_MODEL_CONVERTED) md_cs_add_model_incr(cs, ops, r, "conversions", "unconverted", -1);
-        }
-        if (cs->camps[c].disarmed) md_cs_set_armed(cs, ops, c, true);
+        release(cs, ops, r, released_before);
         /* The moment may still be there: the schedule decides again now. */
         if (cs->due == 0 || cs->due > o->ts_ms) md_cs_set_due(cs, ops, o->ts_ms);
         break;

@@ -114,6 +114,7 @@ typedef struct md_rcampaign {
 typedef struct md_rchannel {
     int quiet_start_min, quiet_end_min;
     int consent_attr; /* profile attribute that grants consent, or -1: none needed */
+    bool confirm_sent; /* channels[].confirm "sent" */
 } md_rchannel;
 
 typedef struct md_rules {

@@ -106,4 +106,37 @@ MQ=$(quiet_moments | head -1)
 check "caused by the schedule" eq "$(jq -r .caused_by.type <<<"$MQ")" schedule
 check "a metric counts the schedule's moments" grep -q '"scheduled":"[1-9]' <<<"$(tail -50 "$T_DIR/main/momentd.log")"
 stop_momentd
+
+# channels[].confirm "sent": a dialer that reports sent. A call moment that
+# gets no report within its freshness (1 minute here) is released as
+# expired when it lapses, and the schedule decides the customer again then:
+# a second moment, from the schedule, without a new event or outcome.
+N2=$(uname_ confirm)
+CCFG=$(MD_FRESH_FOR='\1' MD_SCHEDULE_EVERY=1s make_config "$N2" \
+    -e 's/"name": "outbound_call", "topic": \([^,]*\), \("quiet_start": "21:00", "quiet_end": "09:00"\), "fresh_for": "4h"/"name": "outbound_call", "topic": \1, \2, "fresh_for": "1m", "confirm": "sent"/')
+check "the call channel confirms by sent, fresh for a minute" grep -q '"fresh_for": "1m", "confirm": "sent"' "$CCFG"
+start_momentd "$CCFG" confirm
+D=$(pick_customer "$CCFG" conf)
+echo "$D|{\"utc_offset\":\"$ZONE\"}" | produce "$N2.customer-profiles"
+check "its profile is read first" wait_consumed confirm 1 60
+STORY_AT=$(($(date +%s) * 1000 - 30000)) # fresh for 30 s more
+{
+    pay_json "$D" "$D-1" $((STORY_AT - 60 * DAY)) true 80
+    pay_json "$D" "$D-2" $((STORY_AT - 30 * DAY)) true 60
+    pay_json "$D" "$D-3" "$STORY_AT" true 50
+} | produce "$N2.payments"
+calls_of() { consume "$N2.moments.outbound_call" | jq -c --arg c "$D" 'select(.customer_id == $c)'; }
+wait_calls() { local i; for i in $(seq 1 360); do [ "$(calls_of | grep -c . || true)" -ge "$1" ] && return 0; sleep 0.25; done; return 1; }
+check "the story fires a call" wait_calls 1
+FIRST_CALL=$(calls_of | head -1)
+check "it expires within the minute" \
+    eq "$(jq -r 'def s: sub("\\.[0-9]+Z$"; "Z") | fromdate; (.expires_at | s) - (.emitted_at | s) <= 60' <<<"$FIRST_CALL")" true
+check "unconfirmed, it is released when it lapses and the schedule calls again" wait_calls 2
+SECOND_CALL=$(calls_of | sed -n 2p)
+check "caused by the schedule" eq "$(jq -r .caused_by.type <<<"$SECOND_CALL")" schedule
+check "no earlier than the first one's lapse" eq "$(jq -r --argjson first "$FIRST_CALL" '.emitted_at >= $first.expires_at' <<<"$SECOND_CALL")" true # ISO 8601 UTC strings of one length: in time order
+stop_momentd confirm
+REPORT=$("$MOMENTD_BIN" report -c "$CCFG" --json)
+check "the report counts the lapsed call as expired" \
+    eq "$(jq '[.campaigns[] | .channels[] | select(.channel == "outbound_call") | .counts.expired] | add' <<<"$REPORT")" 1
 finish

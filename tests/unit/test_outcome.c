@@ -1126,3 +1126,65 @@ Test(outcome, the_audit_is_bounded_and_ages_out) {
     cr_assert(n >= 1 && n <= 2, "only the recent runs stay: %zu", n);
     for (size_t i = 0; i < n; i++) cr_assert_geq(a[i].last_ms, t + 60 * TH_DAY - 35 * TH_DAY);
 }
+
+/* channels[].confirm "sent": a moment counts as a contact from its emission,
+ * and when its freshness ends (4 h for outbound_call) without a report of
+ * the channel's it is released as expired: no cooldown, no cap, the
+ * campaign re-armed, decided again then. The schedule is set for that
+ * lapse. A moment the channel reported sent keeps its contact; with the
+ * default "emitted", nothing lapses. */
+Test(outcome, a_moment_never_confirmed_sent_is_released_when_its_freshness_ends) {
+    char err[256];
+    md_config *confirming = th_config_with("\"name\": \"outbound_call\",", "\"name\": \"outbound_call\", \"confirm\": \"sent\",", err, sizeof(err));
+    cr_assert(confirming, "%s", err);
+    md_config *plain = cfg;
+    cfg = confirming;
+    md_cstate_destroy(cs);
+    cs = md_cstate_new(cfg);
+    pick_customer(false);
+    fire(TH_T0);
+    const int64_t lapse = TH_T0 + 4 * TH_HOUR;
+    cr_assert_eq(md_cstate_due(cs), lapse, "scheduled for the end of the moment's freshness");
+    cr_assert_eq(md_cstate_campaign(cs, 0).last_contact, TH_T0, "a contact meanwhile");
+    md_cstate_view view;
+    md_cstate_view_of(cs, &view);
+    size_t contacts = view.n_contacts;
+    cr_assert_eq(md_engine_due(cfg, cs, NULL, lapse - 1, lapse - 1, &ops, &cp_ops, &out), MD_ERR_OK);
+    cr_assert_eq(out.n_triggers, 0, "not before the lapse");
+    cr_assert_eq(funnel("outbound_call:expired"), 0);
+    /* At the lapse the contact is taken back, and the moment, still there,
+     * fires again: its cooldown was the released contact's. */
+    cr_assert_eq(md_engine_due(cfg, cs, NULL, lapse, lapse, &ops, &cp_ops, &out), MD_ERR_OK);
+    cr_assert_eq(funnel("outbound_call:expired"), 1, "the first moment counted as expired");
+    cr_assert_eq(out.n_triggers, 1, "decided again: the moment fires anew");
+    cr_assert_str_neq(out.triggers[0].id, trigger);
+    cr_assert_eq(md_cstate_campaign(cs, 0).last_contact, lapse);
+    md_cstate_view_of(cs, &view);
+    cr_assert_eq(view.n_contacts, contacts, "the first contact's cap entry went, the new one's came");
+    md_cstate *fresh = folded_state();
+    cr_assert_eq(md_cstate_campaign(fresh, 0).last_contact, lapse, "stored");
+    md_cstate_destroy(fresh);
+
+/* Reported sent: the contact stands, nothing is scheduled for it. */
+    md_ops_clear(&ops);
+    pick_customer(false);
+    fire(TH_T0);
+    cr_assert_eq(report("sent", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(md_engine_due(cfg, cs, NULL, lapse, lapse, &ops, &cp_ops, &out), MD_ERR_OK);
+    cr_assert_eq(md_cstate_campaign(cs, 0).last_contact, TH_T0, "a confirmed contact stays");
+    cr_assert_eq(funnel("outbound_call:expired"), 0);
+
+    /* The default, "emitted": the moment is the contact, nothing lapses. */
+    cfg = plain;
+    md_config_destroy(confirming);
+    md_cstate_destroy(cs);
+    cs = md_cstate_new(cfg);
+    md_ops_clear(&ops);
+    pick_customer(false);
+    fire(TH_T0);
+    cr_assert_neq(md_cstate_due(cs), lapse, "no lapse scheduled");
+    cr_assert_eq(md_engine_due(cfg, cs, NULL, lapse, lapse, &ops, &cp_ops, &out), MD_ERR_OK);
+    cr_assert_eq(out.n_triggers, 0, "the cooldown of the contact holds");
+    cr_assert_eq(md_cstate_campaign(cs, 0).last_contact, TH_T0);
+    cr_assert_eq(funnel("outbound_call:expired"), 0);
+}
