@@ -1176,8 +1176,8 @@ Test(outcome, a_moment_never_confirmed_sent_is_released_when_its_freshness_ends)
 
     /* The default, "emitted": the moment is the contact, nothing lapses. */
     cfg = plain;
+    md_cstate_destroy(cs); /* before the configuration it was made for */
     md_config_destroy(confirming);
-    md_cstate_destroy(cs);
     cs = md_cstate_new(cfg);
     md_ops_clear(&ops);
     pick_customer(false);
