@@ -212,6 +212,13 @@ typedef struct md_cfg_cap {
     char *scope; /* customer | contact_point (contact policy); channel caps are per customer */
 } md_cfg_cap;
 
+/* A channel's capacity: at most max moments per calendar slot of per
+ * (slots aligned to midnight in contact_policy.default_utc_offset). */
+typedef struct md_cfg_capacity {
+    int64_t max;
+    int64_t per_ms;
+} md_cfg_capacity;
+
 typedef struct md_cfg_channel {
     char *name;
     char *topic;
@@ -223,6 +230,8 @@ typedef struct md_cfg_channel {
     size_t n_caps;
     char *consent; /* profile attribute granting consent; "" = none needed */
     char *confirm; /* emitted | sent: what makes a moment a contact */
+    md_cfg_capacity *capacity;
+    size_t n_capacity;
 } md_cfg_channel;
 
 typedef struct md_cfg_contact {

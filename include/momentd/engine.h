@@ -218,7 +218,8 @@ const char *md_applied_name(md_applied a);
     X(DO_NOT_CONTACT, "do_not_contact")                         \
     X(NO_CONSENT, "no_consent")                                 \
     X(EXCLUDED, "excluded")                                     \
-    X(NOT_INCLUDED, "not_included")
+    X(NOT_INCLUDED, "not_included")                             \
+    X(HELD_CAPACITY, "held_capacity")
 
 typedef enum md_suppress {
 #define MD_SUPPRESS_ENUM(name, text) MD_SUPPRESS_##name,
@@ -306,7 +307,26 @@ typedef struct md_trigger {
 
 #define MD_MAX_CAMPAIGNS 32
 
+/* A channel's capacity (channels[].capacity) as the caller grants it for
+ * the decisions it is about to ask for: how many more moments the channel
+ * may take (-1: no limit), and when it next frees (the start of the next
+ * slot of the exhausted limit). The engine takes one for each moment it
+ * emits on the channel (taken counts them) and holds the others for
+ * capacity, scheduled for when it frees (docs/SPEC.md section 6). */
+typedef struct md_capacity {
+    int64_t left;
+    int64_t frees_at_ms;
+    int64_t taken;
+} md_capacity;
+
+/* How far into the first second after its channel frees a decision held
+ * for capacity comes back: less the higher its value (ms, 0-999). */
+int64_t md_capacity_rank_offset_ms(double value);
+
 typedef struct md_engine_out {
+    /* Per channel, set by the caller and kept across calls; NULL: no
+     * channel has a capacity. */
+    md_capacity *capacity;
     md_applied applied;
     size_t n_campaigns;
     md_campaign_eval eval[MD_MAX_CAMPAIGNS];
@@ -322,6 +342,8 @@ typedef struct md_engine_out {
     /* Decisions to contact that came too late: the moment had expired
      * before it could be emitted (docs/SPEC.md section 6). */
     size_t n_stale;
+    /* Decisions to contact held because their channel had no capacity left. */
+    size_t n_held;
     /* md_engine_outcome: why a follow-up was not sent, NONE when none was stopped. */
     md_suppress follow_up_suppressed;
 } md_engine_out;

@@ -221,6 +221,12 @@ static const md_field cap_fields[] = {
 };
 static const md_table cap_table = {"cap", cap_fields, NF(cap_fields)};
 
+static const md_field capacity_fields[] = {
+    INT(md_cfg_capacity, max, NULL, 0, 100000000, "Most moments the channel's subscriber takes in one slot (0: none)."),
+    DUR(md_cfg_capacity, "per", per_ms, NULL, 1000, 31 * MS_DAY, "The slot: calendar periods of this length from midnight in contact_policy.default_utc_offset (1h: each hour, 1d: each day)."),
+};
+static const md_table capacity_table = {"capacity", capacity_fields, NF(capacity_fields)};
+
 static const md_field channel_fields[] = {
     STR(md_cfg_channel, name, NULL, "outbound_call, in_app, sms, ..."),
     STR(md_cfg_channel, topic, NULL, "Topic the channel's subscriber reads."),
@@ -229,6 +235,7 @@ static const md_field channel_fields[] = {
     DUR(md_cfg_channel, "fresh_for", fresh_for_ms, NULL, 60000, 3650 * MS_DAY, "A moment expires this long after its event (expires_at); one that would be emitted after that is not emitted (stale): a replayed history or a lagging consumer never reaches the dialer with last summer's needs."),
     NUM(md_cfg_channel, contact_cost, "0", 0, 1e9, "What one contact on this channel costs, yuan (an agent's call, an SMS); subtracted from its expected value."),
     ARR(md_cfg_channel, "caps", caps, n_caps, cap_table, md_cfg_cap, NULL, "Per-customer caps on this channel."),
+    ARR(md_cfg_channel, "capacity", capacity, n_capacity, capacity_table, md_cfg_capacity, "", "What the channel's subscriber can take (a call centre's calls per hour and per day), across customers and campaigns: a moment beyond it is held (held_capacity) and comes back when the slot ends, the most valuable first. At most 4 limits; none: no limit."),
     ENUM(md_cfg_channel, "confirm", confirm, "emitted", "emitted|sent", "What makes a moment a contact (its cooldown, its caps): emitted, the moment itself; sent, the channel's report of it. With sent, a moment counts from its emission until its freshness (fresh_for) ends, and is then released as expired unless the channel reported on it (sent, or any later status): for a dialer that reports sent, so that moments it never got to cost no cooldown."),
     STR(md_cfg_channel, consent, "", "Profile attribute that must grant consent for this channel (\"true\", \"yes\", \"1\" or \"granted\"; anything else or absent: the route is skipped as no_consent); \"\" = no consent needed."),
 };

@@ -53,6 +53,7 @@ static void out_reset(md_engine_out *out) {
     out->n_conversions = 0;
     out->dedupe_evicted = 0;
     out->n_stale = 0;
+    out->n_held = 0;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -710,6 +711,17 @@ static void funnel_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char 
 
 static void release(md_cstate *cs, md_ops *ops, const md_trec *r, bool released_before);
 
+/* Where in the first second after its channel frees a decision held for
+ * capacity comes back: the higher its expected value, the sooner, so that
+ * the schedule, which takes due customers in time order, gives the freed
+ * capacity to the most valuable first. 999 ms at a value of 0 or less,
+ * falling as 1000 / (1 + value). */
+int64_t md_capacity_rank_offset_ms(double value) {
+    if (!(value > 0)) return 999;
+    double ms = 1000.0 / (1.0 + value);
+    return ms >= 999 ? 999 : (int64_t)ms;
+}
+
 /* A report that the channel acted on a moment: any status but not_called
  * and expired (sent, or a later one whose sent was lost). */
 #define MD_REC_ACTED (((1u << MD_OUTCOME_STATUS_COUNT) - 1) & ~MD_REC_RELEASED)
@@ -757,7 +769,7 @@ static int64_t next_confirm_deadline(const md_config *cfg, const md_cstate *cs) 
  * cap) could fire. */
 static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_event *ev, int64_t t, int64_t fresh_from,
                              const char *cause, int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
-    int64_t due = 0;
+    int64_t due = 0, held_due = 0;
     release_unconfirmed(cfg, cs, ops, t);
     /* Highest priority first: its contact counts for the caps of the next. */
     for (size_t k = 0; k < cfg->n_campaigns; k++) {
@@ -783,7 +795,23 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
             md_cs_audit(cs, ops, (int)c, t, MD_SUPPRESS_STALE, e->p_contact);
             continue;
         }
+        /* The channel's capacity (a holdout decision is never sent, so it
+         * takes none): none left, the decision waits for the next slot,
+         * ranked by its value. */
+        md_capacity *cap = out->capacity && !e->holdout ? &out->capacity[e->channel] : NULL;
+        if (cap && cap->left == 0) {
+            e->suppressed = MD_SUPPRESS_HELD_CAPACITY;
+            out->n_held++;
+            int64_t at = cap->frees_at_ms + md_capacity_rank_offset_ms(e->value);
+            if (held_due == 0 || at < held_due) held_due = at;
+            md_cs_audit(cs, ops, (int)c, t, MD_SUPPRESS_HELD_CAPACITY, e->p_contact);
+            continue;
+        }
         if (out->n_triggers >= MD_MAX_CAMPAIGNS) break; /* a schedule and an event in one call: at most one each per campaign */
+        if (cap && cap->left > 0) {
+            cap->left--;
+            cap->taken++;
+        }
         md_trigger *tr = &out->triggers[out->n_triggers];
         md_trigger_id(cc->name, cs->customer_id, cause, tr->id);
         tr->payload = build_trigger(cfg, cs, ev, t, fresh_from, (int)c, e, tr->id, emitted_at_ms);
@@ -823,6 +851,9 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
     if (due && !ev && due < t + MD_SCHEDULE_STEP_MS) due = t + MD_SCHEDULE_STEP_MS;
     int64_t lapse = next_confirm_deadline(cfg, cs); /* always after t: those before were released */
     if (lapse && (due == 0 || lapse < due)) due = lapse;
+    /* Not held to the 15-minute step: a held decision comes back when its
+     * channel frees, at its rank. */
+    if (held_due && (due == 0 || held_due < due)) due = held_due;
     md_cs_set_due(cs, ops, due);
     return MD_ERR_OK;
 }

@@ -287,6 +287,7 @@ static bool compile_channels(compiler *c) {
             return cerr(c, "$.channels[%zu].name: \"*\" and ':' are reserved (do-not-contact entries name channels)", i);
         snprintf(path, sizeof(path), "$.channels[%zu].caps", i);
         if (!compile_caps(c, ch->caps, ch->n_caps, path, true)) return false;
+        if (ch->n_capacity > MD_CAPACITY_LIMITS) return cerr(c, "$.channels[%zu].capacity: at most %d limits", i, MD_CAPACITY_LIMITS);
     }
     if (!compile_caps(c, cfg->contact.caps, cfg->contact.n_caps, "$.contact_policy.caps", false)) return false;
     c->bare_event = true;

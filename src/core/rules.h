@@ -117,6 +117,9 @@ typedef struct md_rchannel {
     bool confirm_sent; /* channels[].confirm "sent" */
 } md_rchannel;
 
+/* Most limits in channels[].capacity. */
+#define MD_CAPACITY_LIMITS 4
+
 typedef struct md_rules {
     size_t n_signals, n_windows, n_tags, n_campaigns, n_channels;
     md_rsignal *signals;

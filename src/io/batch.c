@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "momentd/jsonw.h"
+#include "rules.h"
 
 typedef enum item_kind { ITEM_EVENT, ITEM_OUTCOME, ITEM_PROFILE, ITEM_DUE } item_kind;
 
@@ -105,6 +106,15 @@ struct md_batch {
     md_delivery *deliveries;
     size_t cap_deliveries;
     md_engine_out out;
+    /* channels[].capacity (the daemon's wall clock only): what this attempt
+     * reserved per channel (the engine's view is out.capacity), the
+     * counters it reserved on, what it owes them (reserved, not emitted,
+     * not yet given back), and what each customer's decisions took. */
+    md_capacity *capacity; /* NULL: no channel has a capacity */
+    char (*cap_keys)[MD_CAPACITY_LIMITS][192];
+    int64_t *cap_granted, *cap_owed, *cap_before;
+    int64_t *cust_taken; /* customer x channel */
+    size_t n_reqs;       /* the last attempt's apply requests */
     const char **due_ids; /* customers whose due time changed, and it */
     int64_t *due_at;
     bool *due_check;      /* customers the due set named: their member is rewritten whatever the state says */
@@ -175,6 +185,22 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
         md_batch_destroy(b);
         return NULL;
     }
+    bool limited = false;
+    for (size_t ch = 0; ch < cfg->n_channels; ch++) limited |= cfg->channels[ch].n_capacity > 0;
+    if (limited && clock == MD_BATCH_CLOCK_WALL) {
+        size_t nch = cfg->n_channels;
+        b->capacity = calloc(nch, sizeof(*b->capacity));
+        b->cap_keys = calloc(nch, sizeof(*b->cap_keys));
+        b->cap_granted = calloc(nch, sizeof(*b->cap_granted));
+        b->cap_owed = calloc(nch, sizeof(*b->cap_owed));
+        b->cap_before = calloc(nch, sizeof(*b->cap_before));
+        b->cust_taken = calloc(cap * nch, sizeof(*b->cust_taken));
+        if (!b->capacity || !b->cap_keys || !b->cap_granted || !b->cap_owed || !b->cap_before || !b->cust_taken) {
+            md_batch_destroy(b);
+            return NULL;
+        }
+        b->out.capacity = b->capacity;
+    }
     for (size_t i = 0; i < cap; i++) {
         md_ops_init(&b->ops[i]);
         md_ops_init(&b->cp_ops[i]);
@@ -219,6 +245,12 @@ void md_batch_destroy(md_batch *b) {
     free(b->refusal);
     free(b->scratch);
     free(b->req_customer);
+    free(b->capacity);
+    free(b->cap_keys);
+    free(b->cap_granted);
+    free(b->cap_owed);
+    free(b->cap_before);
+    free(b->cust_taken);
     free(b->decisions);
     free(b->deliveries);
     free(b->cust_index.slots);
@@ -552,7 +584,20 @@ static md_err record_decisions(md_batch *b, size_t customer, const md_event *cau
 }
 
 /* Decides one input against its customer's state. MD_ERR_NOMEM only. */
+static md_err decide_item(md_batch *b, item *it, int64_t now_ms, char *err, size_t errsz);
+
+/* Decides one input; what its decisions took of each channel's capacity is
+ * its customer's (applied or not with it). */
 static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t errsz) {
+    if (!b->capacity) return decide_item(b, it, now_ms, err, errsz);
+    size_t nch = b->cfg->n_channels;
+    for (size_t ch = 0; ch < nch; ch++) b->cap_before[ch] = b->capacity[ch].taken;
+    md_err e = decide_item(b, it, now_ms, err, errsz);
+    for (size_t ch = 0; ch < nch; ch++) b->cust_taken[(size_t)it->customer * nch + ch] += b->capacity[ch].taken - b->cap_before[ch];
+    return e;
+}
+
+static md_err decide_item(md_batch *b, item *it, int64_t now_ms, char *err, size_t errsz) {
     if (refused(b, (size_t)it->customer)) return MD_ERR_OK;
     md_cstate *cs = b->states[it->customer];
     md_cstate_set_paused(cs, b->paused_campaigns);
@@ -578,6 +623,7 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
         if (!e) {
             b->n->scheduled += b->out.n_triggers > 0;
             b->n->stale += b->out.n_stale;
+            b->n->held += b->out.n_held;
             for (size_t t2 = 0; t2 < b->out.n_triggers; t2++) count_trigger(b, &b->out.triggers[t2]);
         }
         md_engine_out_fini(&b->out);
@@ -607,6 +653,7 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
             b->n->conversions += b->out.n_conversions;
             b->n->dedupe_evictions += b->out.dedupe_evicted;
             b->n->stale += b->out.n_stale;
+            b->n->held += b->out.n_held;
             if (b->out.applied == MD_DUP_OFFSET || b->out.applied == MD_DUP_EVENT_ID) b->n->duplicates++;
             else if (b->out.applied == MD_TOO_LATE) b->n->too_late++;
             else if (b->out.applied == MD_FORGOTTEN) b->n->forgotten++;
@@ -619,6 +666,92 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
     md_engine_out_fini(&b->out);
     if (e) snprintf(err, errsz, "out of memory while deciding");
     return e ? MD_ERR_NOMEM : MD_ERR_OK;
+}
+
+/* Slot numbers for times before 1970 too. */
+static int64_t floor_div(int64_t a, int64_t d) { return a / d - (a % d != 0 && (a < 0) != (d < 0)); }
+
+/* Before an attempt decides: reserves each limited channel's capacity for
+ * what the batch could emit on it (each input, each campaign), first giving
+ * back what earlier attempts owe the same counters, and sets the engine's
+ * view: what was granted, and when the tightest limit's slot ends. A batch
+ * holds what it reserved only while it decides and applies. */
+static md_err reserve_capacity(md_batch *b, int64_t now_ms, char *err, size_t errsz) {
+    const md_config *cfg = b->cfg;
+    size_t nch = cfg->n_channels;
+    int64_t off = (int64_t)cfg->rules->default_utc_offset_min * 60000;
+    int64_t want = (int64_t)(b->n_items * cfg->n_campaigns);
+    memset(b->cust_taken, 0, b->cap * nch * sizeof(*b->cust_taken));
+    for (size_t ch = 0; ch < nch; ch++) {
+        const md_cfg_channel *c = &cfg->channels[ch];
+        md_capacity *cap = &b->capacity[ch];
+        *cap = (md_capacity){.left = -1};
+        if (!c->n_capacity) continue;
+        char keys[MD_CAPACITY_LIMITS][192];
+        const char *kp[MD_CAPACITY_LIMITS];
+        int64_t max[MD_CAPACITY_LIMITS], ttl[MD_CAPACITY_LIMITS], ends[MD_CAPACITY_LIMITS];
+        bool same = true;
+        for (size_t i = 0; i < c->n_capacity; i++) {
+            int64_t per = c->capacity[i].per_ms, slot = floor_div(now_ms + off, per);
+            ends[i] = (slot + 1) * per - off;
+            ttl[i] = ends[i] - now_ms + per;
+            max[i] = c->capacity[i].max;
+            md_store_capacity_key(b->store, c->name, per, slot, keys[i], sizeof(keys[i]));
+            kp[i] = keys[i];
+            same = same && strcmp(keys[i], b->cap_keys[ch][i]) == 0;
+        }
+        int64_t granted;
+        size_t tightest;
+        md_err e = md_store_capacity(b->store, c->n_capacity, kp, max, ttl, same ? b->cap_owed[ch] : 0, want, &granted, &tightest, err, errsz);
+        if (e) return e;
+        memcpy(b->cap_keys[ch], keys, sizeof(keys));
+        b->cap_owed[ch] = 0; /* given back (or its slot is over) */
+        b->cap_granted[ch] = granted;
+        cap->left = granted;
+        cap->frees_at_ms = ends[tightest < c->n_capacity ? tightest : 0];
+    }
+    return MD_ERR_OK;
+}
+
+/* After an attempt: what it reserved and did not emit is owed back. What a
+ * customer's decisions took was emitted when its apply went through; after
+ * a failed apply (unknown), everything taken counts as emitted: a moment is
+ * never sent beyond capacity, at worst a little capacity goes unused. */
+static void settle_capacity(md_batch *b, bool applies_known) {
+    size_t nch = b->cfg->n_channels;
+    for (size_t ch = 0; ch < nch; ch++) {
+        if (!b->cap_granted[ch]) continue;
+        int64_t used = 0;
+        if (!applies_known) used = b->capacity[ch].taken;
+        else
+            for (size_t q = 0; q < b->n_reqs; q++)
+                if (b->results[q] == 1 && b->reqs[q].expect_version >= 0) used += b->cust_taken[b->req_customer[q] * nch + ch];
+        b->cap_owed[ch] += b->cap_granted[ch] - used;
+        b->cap_granted[ch] = 0;
+    }
+}
+
+/* At the end of a run: gives back at once what the batch did not use, so
+ * that other instances can have it. A failure leaves it owed, given back
+ * with the next reservation on the same counters (or never, once the slot
+ * is over). */
+static void give_back_capacity(md_batch *b) {
+    for (size_t ch = 0; ch < b->cfg->n_channels; ch++) {
+        const md_cfg_channel *c = &b->cfg->channels[ch];
+        if (!c->n_capacity || b->cap_owed[ch] <= 0) continue;
+        const char *kp[MD_CAPACITY_LIMITS];
+        int64_t max[MD_CAPACITY_LIMITS], ttl[MD_CAPACITY_LIMITS], granted;
+        size_t tightest;
+        char err[256];
+        for (size_t i = 0; i < c->n_capacity; i++) {
+            kp[i] = b->cap_keys[ch][i];
+            max[i] = c->capacity[i].max;
+            ttl[i] = c->capacity[i].per_ms * 2;
+        }
+        if (md_store_capacity(b->store, c->n_capacity, kp, max, ttl, b->cap_owed[ch], 0, &granted, &tightest, err, sizeof(err)) == MD_ERR_OK)
+            b->cap_owed[ch] = 0;
+        else md_log(MD_LOG_DEBUG, "batch", "capacity not given back yet", "channel", c->name, "error", err, NULL);
+    }
 }
 
 /* Adds customer c's requests (its state, and its contact point's if it
@@ -662,7 +795,10 @@ static attempt decide_and_apply(md_batch *b, int64_t now_ms, md_err *e, const ch
     size_t nreq = 0, nsent = 0, next_final = 0, n_final = 0;
     *what = "read";
     clear_decisions(b); /* a redo decides again */
+    b->n_reqs = 0;
     if ((*e = read_states(b, err, errsz))) return ATTEMPT_FAILED;
+    *what = "capacity";
+    if (b->capacity && (*e = reserve_capacity(b, now_ms, err, errsz))) return ATTEMPT_FAILED;
     for (size_t c = 0; c < b->n_cust; c++) {
         md_ops_clear(&b->ops[c]);
         md_ops_clear(&b->cp_ops[c]);
@@ -690,6 +826,7 @@ static attempt decide_and_apply(md_batch *b, int64_t now_ms, md_err *e, const ch
     clock_gettime(CLOCK_MONOTONIC, &t0);
     *e = md_store_apply_send(b->store, nreq - nsent, b->reqs + nsent, err, errsz);
     if (!*e) *e = md_store_apply_collect(b->store, nreq, b->reqs, b->results, b->scratch, err, errsz);
+    b->n_reqs = nreq;
     bool newly_refused = false;
     if (*e == MD_ERR_REDIS_REFUSED) {
         /* The others were applied; a refused apply wrote nothing. The run is
@@ -838,6 +975,7 @@ md_err md_batch_run(md_batch *b, int64_t now_ms, char *errstr, size_t errstr_siz
     md_counters before = *b->n;
     for (;;) {
         attempt a = decide_and_apply(b, now_ms, &e, &what, errstr, errstr_size);
+        if (b->capacity) settle_capacity(b, a != ATTEMPT_FAILED);
         if (a == ATTEMPT_DONE) break;
         *b->n = before; /* the redo counts again */
         if (a == ATTEMPT_REFUSED) continue; /* decided again without the refused customers */
@@ -857,6 +995,7 @@ md_err md_batch_run(md_batch *b, int64_t now_ms, char *errstr, size_t errstr_siz
         before = *b->n; /* what the hook counted stays */
     }
     report_refusals(b);
+    if (b->capacity) give_back_capacity(b);
     if ((e = deliver(b, errstr, errstr_size))) goto out;
     if ((e = sync_due(b, errstr, errstr_size))) goto out;
     e = settle(b, errstr, errstr_size);

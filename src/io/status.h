@@ -72,6 +72,8 @@ typedef struct md_partition_lag {
       "Customers the schedule fired a moment for when a cooldown, quiet hours, a blackout or a cap ended (also in momentd_triggers_total).") \
     X(stale, "stale", "momentd_stale_decisions_total",                                                                          \
       "Decisions to contact whose moment had expired before it could be emitted (a replay, a backfill, lag): not emitted, no contact recorded.") \
+    X(held, "held", "momentd_held_for_capacity_total",                                                                          \
+      "Decisions to contact held because their channel had no capacity left in its slot (channels[].capacity); each comes back when the slot ends.") \
     X(outcomes, "outcomes", NULL, "Outcomes applied.")                                                                          \
     X(outcome_duplicates, "outcome_duplicates", NULL, "Outcomes already reported.")                                             \
     X(outcomes_unknown, "outcomes_unknown_trigger", NULL, "Outcomes for a trigger momentd did not emit.")                       \

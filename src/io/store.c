@@ -26,6 +26,7 @@
 extern const char md_lua_apply[];
 extern const char md_lua_forget[];
 extern const char md_lua_mark[];
+extern const char md_lua_capacity[];
 
 struct md_store {
     char host[256];
@@ -40,7 +41,7 @@ struct md_store {
     valkeyClusterContext *cc; /* or a cluster (redis+cluster://) */
     bool cluster;
     char seeds[1024];         /* the cluster's seed nodes, "host:port,host:port" */
-    char apply_sha[41];
+    char apply_sha[41], capacity_sha[41];
     bool tls;                /* rediss:// */
     char tls_ca[512], tls_cert[512], tls_key[512], tls_name[256];
     SSL_CTX *tls_ctx;        /* made at the first TLS connection, kept */
@@ -344,7 +345,8 @@ static md_err load_text(valkeyContext *c, const char *text, char *sha, char *err
 
 static md_err load_script(md_store *s, valkeyContext *c, void *ctx, char *errstr, size_t errstr_size) {
     (void)ctx;
-    return load_text(c, md_lua_apply, s->apply_sha, errstr, errstr_size);
+    md_err e = load_text(c, md_lua_apply, s->apply_sha, errstr, errstr_size);
+    return e ? e : load_text(c, md_lua_capacity, s->capacity_sha, errstr, errstr_size);
 }
 
 /* A cluster: the slot map from a seed, AUTH on every node libvalkey
@@ -1075,6 +1077,65 @@ md_err md_store_mark(md_store *s, md_id_kind kind, size_t n, const char *const *
         conn_pipeline_done(s);
         if (first) return first; /* the ids before this slice are done; the caller says how many */
     }
+    return MD_ERR_OK;
+}
+
+void md_store_capacity_key(const md_store *s, const char *channel, int64_t per_ms, int64_t slot, char *out, size_t n) {
+    snprintf(out, n, "%s:capacity:{%s}:%lld:%lld", s->prefix, channel, (long long)per_ms, (long long)slot);
+}
+
+md_err md_store_capacity(md_store *s, size_t n, const char *const *keys, const int64_t *max, const int64_t *ttl_ms, int64_t give_back,
+                         int64_t want, int64_t *granted, size_t *tightest, char *errstr, size_t errstr_size) {
+    enum { MOST = 3 + 3 * 4 };
+    const char *argv[MOST];
+    char nums[2 + 2 * 4][24], count[8];
+    if (n == 0 || n > 4) {
+        snprintf(errstr, errstr_size, "capacity: %zu limits (1 to 4)", n);
+        return MD_ERR_CONFIG;
+    }
+    int a = 0;
+    snprintf(count, sizeof(count), "%zu", n);
+    argv[a++] = "EVALSHA";
+    argv[a++] = s->capacity_sha;
+    argv[a++] = count;
+    for (size_t i = 0; i < n; i++) argv[a++] = keys[i];
+    snprintf(nums[0], 24, "%lld", (long long)give_back);
+    snprintf(nums[1], 24, "%lld", (long long)want);
+    argv[a++] = nums[0];
+    argv[a++] = nums[1];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(nums[2 + 2 * i], 24, "%lld", (long long)max[i]);
+        snprintf(nums[3 + 2 * i], 24, "%lld", (long long)ttl_ms[i]);
+        argv[a++] = nums[2 + 2 * i];
+        argv[a++] = nums[3 + 2 * i];
+    }
+    size_t lens[MOST];
+    for (int i = 0; i < a; i++) lens[i] = strlen(argv[i]);
+    md_err e = ensure(s, errstr, errstr_size);
+    if (e) return e;
+    valkeyReply *r = conn_command(s, a, argv, lens);
+    if (!r) {
+        snprintf(errstr, errstr_size, "redis: %s", conn_errstr(s));
+        md_store_disconnect(s);
+        return MD_ERR_REDIS_DOWN;
+    }
+    if (r->type == VALKEY_REPLY_ERROR) {
+        /* Waited for and retried whatever it is: the counters are momentd's
+         * own, and NOSCRIPT (a flushed cache, a new primary) is loaded again
+         * by reconnecting. */
+        snprintf(errstr, errstr_size, "redis capacity script on %s: %s", keys[0], r->str);
+        if (strncmp(r->str, "NOSCRIPT", 8) == 0) md_store_disconnect(s);
+        freeReplyObject(r);
+        return MD_ERR_REDIS_DOWN;
+    }
+    if (r->type != VALKEY_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != VALKEY_REPLY_INTEGER || r->element[1]->type != VALKEY_REPLY_INTEGER) {
+        snprintf(errstr, errstr_size, "redis capacity script: unexpected reply");
+        freeReplyObject(r);
+        return MD_ERR_REDIS_REPLY;
+    }
+    *granted = r->element[0]->integer;
+    *tightest = r->element[1]->integer >= 1 ? (size_t)(r->element[1]->integer - 1) : 0;
+    freeReplyObject(r);
     return MD_ERR_OK;
 }
 

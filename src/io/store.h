@@ -32,6 +32,15 @@ void md_store_destroy(md_store *s); /* accepts NULL */
  * (retriable) with a reason in errstr on failure. */
 md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size);
 bool md_store_connected(const md_store *s);
+/* channels[].capacity's counter of one limit (per_ms) for one slot: keys
+ * of one channel share a hash tag (one node of a cluster). */
+void md_store_capacity_key(const md_store *s, const char *channel, int64_t per_ms, int64_t slot, char *out, size_t n);
+/* Gives give_back to the n counters (not below 0; expired ones stay
+ * gone), then reserves up to want from all of them: *granted is what every
+ * limit (max[i]) allowed, taken from each; *tightest the index of the limit
+ * with the least left. Each counter lives ttl_ms more. */
+md_err md_store_capacity(md_store *s, size_t n, const char *const *keys, const int64_t *max, const int64_t *ttl_ms, int64_t give_back,
+                         int64_t want, int64_t *granted, size_t *tightest, char *errstr, size_t errstr_size);
 /* Commands a cluster redirected (MOVED, ASK) and sent again, since s was made. */
 uint64_t md_store_redirects(const md_store *s);
 /* Drops the connection (after an error, so the next call reconnects). */

@@ -67,12 +67,16 @@ static void event(const char *fmt, int64_t ts, double x) {
     "{\"event_id\":\"e%d\",\"type\":\"call\",\"customer_id\":\"%s\",\"ts\":%lld,\"reason\":\"complaint\",\"direction\":\"inbound\"," \
     "\"duration_s\":%g}"
 
-/* Three late payments with a low balance fire prepay_wallet by outbound call
- * on the third (see test_engine.c); remembers the trigger. */
-static void fire(int64_t t) {
+/* Three late payments with a low balance: prepay_wallet's moment, by
+ * outbound call on the third (see test_engine.c). fire also remembers the
+ * trigger. */
+static void late_story(int64_t t) {
     event(LATE_PAYMENT, t - 60 * TH_DAY, 80);
     event(LATE_PAYMENT, t - 30 * TH_DAY, 60);
     event(LATE_PAYMENT, t, 50);
+}
+static void fire(int64_t t) {
+    late_story(t);
     cr_assert_eq(out.n_triggers, 1, "the story fires once");
     snprintf(trigger, sizeof(trigger), "%s", out.triggers[0].id);
     fired_at = t;
@@ -1187,4 +1191,59 @@ Test(outcome, a_moment_never_confirmed_sent_is_released_when_its_freshness_ends)
     cr_assert_eq(out.n_triggers, 0, "the cooldown of the contact holds");
     cr_assert_eq(md_cstate_campaign(cs, 0).last_contact, TH_T0);
     cr_assert_eq(funnel("outbound_call:expired"), 0);
+}
+
+/* channels[].capacity, as the batch grants it: with none left a decision
+ * is held (held_capacity), and the customer scheduled for when the channel
+ * frees, ranked by value; with some left the moment takes one. A holdout
+ * decision takes none. */
+Test(outcome, a_channel_without_capacity_holds_the_moment_until_it_frees) {
+    int call = md_rules_channel_index(cfg, "outbound_call");
+    cr_assert(call >= 0);
+    md_capacity caps[8];
+    for (size_t i = 0; i < 8; i++) caps[i] = (md_capacity){.left = -1};
+    const int64_t frees = TH_T0 + TH_HOUR;
+    caps[call] = (md_capacity){.left = 0, .frees_at_ms = frees};
+    out.capacity = caps;
+    late_story(TH_T0);
+    cr_assert_eq(out.n_triggers, 0, "no capacity: no moment");
+    cr_assert_eq(out.n_held, 1);
+    cr_assert_eq(out.eval[0].suppressed, MD_SUPPRESS_HELD_CAPACITY);
+    double value = out.eval[0].value;
+    cr_assert_gt(value, 0);
+    cr_assert_eq(md_cstate_due(cs), frees + md_capacity_rank_offset_ms(value), "back when the channel frees, at its rank");
+    cr_assert_eq(md_cstate_campaign(cs, 0).last_contact, 0, "no contact recorded");
+    /* The slot ends and the batch grants one: the moment fires then. */
+    caps[call] = (md_capacity){.left = 1, .frees_at_ms = frees + TH_HOUR};
+    int64_t at = md_cstate_due(cs);
+    cr_assert_eq(md_engine_due(cfg, cs, NULL, at, at, &ops, &cp_ops, &out), MD_ERR_OK);
+    cr_assert_eq(out.n_triggers, 1, "fired when capacity came");
+    cr_assert_eq(caps[call].taken, 1);
+    cr_assert_eq(caps[call].left, 0);
+    cr_assert_eq(md_cstate_campaign(cs, 0).last_contact, at);
+    out.capacity = NULL;
+
+    /* A holdout customer's decision takes no capacity. */
+    pick_customer(true);
+    caps[call] = (md_capacity){.left = 0, .frees_at_ms = frees};
+    out.capacity = caps;
+    late_story(TH_T0);
+    cr_assert_eq(out.n_held, 0, "a holdout decision is recorded, not held");
+    cr_assert_eq(out.n_triggers, 1);
+    cr_assert(out.triggers[0].holdout);
+    out.capacity = NULL;
+}
+
+Test(outcome, the_rank_offset_falls_as_the_value_rises) {
+    cr_assert_eq(md_capacity_rank_offset_ms(0), 999);
+    cr_assert_eq(md_capacity_rank_offset_ms(-5), 999);
+    cr_assert_eq(md_capacity_rank_offset_ms(1), 500);
+    int64_t prev = 1000;
+    for (double v = 0.01; v < 5000; v *= 1.7) {
+        int64_t o = md_capacity_rank_offset_ms(v);
+        cr_assert_leq(o, prev, "value %g", v);
+        cr_assert_geq(o, 0);
+        prev = o;
+    }
+    cr_assert_lt(md_capacity_rank_offset_ms(200), md_capacity_rank_offset_ms(20));
 }
