@@ -1011,12 +1011,6 @@ static void with_campaign_keys(const char *keys) {
     use_config(pairs, 1);
 }
 
-static void late_story(int64_t t) {
-    event(LATE_PAYMENT, t - 60 * TH_DAY, 80);
-    event(LATE_PAYMENT, t - 30 * TH_DAY, 60);
-    event(LATE_PAYMENT, t, 50);
-}
-
 Test(outcome, a_campaign_fires_only_between_its_dates) {
     char keys[200], s[32], e[32];
     md_format_time(TH_T0, s);
