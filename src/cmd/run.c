@@ -124,7 +124,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
     daemon *d = opaque;
     d->n.rebalances++;
-    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* NULL before the group chose one: a consumer closed before it ever
+     * joined (one that waited for Redis all along) is revoked so. */
+    const char *protocol = rd_kafka_rebalance_protocol(rk);
+    bool cooperative = protocol && strcmp(protocol, "COOPERATIVE") == 0;
     bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     char cnt[16];
     snprintf(cnt, sizeof(cnt), "%d", parts ? parts->cnt : 0);

@@ -3,7 +3,7 @@
 # replica each) formed with redis-cli --cluster create, and momentd given
 # redis+cluster:// with two seeds. Late payers' moments reach the dialer,
 # their state is spread over all three primaries (each customer's keys in
-# one slot), explain, report, the do-not-contact list and erasure work
+# one slot), explain, report, load-profiles, the do-not-contact list and erasure work
 # through the cluster, a resharding under momentd is followed (MOVED), the
 # simulator wipes its namespace off every primary, and a replay of the input
 # under a new consumer group changes no counter.
@@ -38,6 +38,11 @@ check "the report counts the 30 calls" eq "$(jq '[.campaigns[] | select(.campaig
 check "momentd dnc writes through the cluster" grep -q '^1 customers on the do-not-contact list for outbound_call' \
     <<<"$("$MOMENTD_BIN" dnc -c "$CFG" --channel outbound_call "${CUSTOMERS[1]}")"
 check "and explain sees it" eq "$("$MOMENTD_BIN" explain -c "$CFG" "${CUSTOMERS[1]}" --json | jq -r .channels.outbound_call)" "do_not_contact (customer)"
+# load-profiles: each profile goes to its customer's primary.
+for i in $(seq 0 19); do echo "lpc$i|{\"customer_type\":\"resident\",\"segment\":\"s$i\"}"; done >"$T_DIR/profiles.txt"
+check "momentd load-profiles writes through the cluster" grep -q "loaded 20 profiles" <<<"$("$MOMENTD_BIN" load-profiles -c "$CFG" "$T_DIR/profiles.txt")"
+check "onto every primary" eq "$(for p in $PRIMARIES; do redis-cli -p "$p" --scan --pattern "$N:{lpc*" | grep -c . || true; done | awk '$1 > 0 {n++} END {print n + 0}')" 3
+check "and explain reads one back" grep -q '"customer_type:resident"' <<<"$("$MOMENTD_BIN" explain -c "$CFG" lpc7 --json)"
 check "momentd forget erases through the cluster" jq -e '.customers == 1 and .forgotten[0].had_state' <<<"$("$MOMENTD_BIN" forget -c "$CFG" "${CUSTOMERS[2]}" --json)"
 # Resharding under momentd: every slot of the primary that holds C moves to
 # another primary. momentd's slot map is stale, the next read and apply
