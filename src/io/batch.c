@@ -680,13 +680,21 @@ static md_err reserve_capacity(md_batch *b, int64_t now_ms, char *err, size_t er
     const md_config *cfg = b->cfg;
     size_t nch = cfg->n_channels;
     int64_t off = (int64_t)cfg->rules->default_utc_offset_min * 60000;
-    int64_t want = (int64_t)(b->n_items * cfg->n_campaigns);
+    /* Only events and the schedule decide campaigns (an outcome's follow-up
+     * takes no capacity): a batch of profiles and outcomes reserves nothing. */
+    size_t deciding = 0;
+    for (size_t i = 0; i < b->n_items; i++) deciding += b->items[i].kind == ITEM_EVENT || b->items[i].kind == ITEM_DUE;
+    int64_t want = (int64_t)(deciding * cfg->n_campaigns);
     memset(b->cust_taken, 0, b->cap * nch * sizeof(*b->cust_taken));
     for (size_t ch = 0; ch < nch; ch++) {
         const md_cfg_channel *c = &cfg->channels[ch];
         md_capacity *cap = &b->capacity[ch];
         *cap = (md_capacity){.left = -1};
         if (!c->n_capacity) continue;
+        if (!want && !b->cap_owed[ch]) {
+            *cap = (md_capacity){.left = 0}; /* nothing here decides a campaign */
+            continue;
+        }
         char keys[MD_CAPACITY_LIMITS][192];
         const char *kp[MD_CAPACITY_LIMITS];
         int64_t max[MD_CAPACITY_LIMITS], ttl[MD_CAPACITY_LIMITS], ends[MD_CAPACITY_LIMITS];

@@ -81,6 +81,20 @@ Test(config, rules_are_cross_checked) {
     expect_rejected("\"granularity\": \"1h\"}", "\"granularity\": \"5h\"}", "whole number of granularity buckets");
     expect_rejected("\"name\": \"bill_instalment\"", "\"name\": \"bill,instalment\"", "$.campaigns[1].name: \"bill,instalment\" must be an identifier");
     expect_rejected("{\"name\": \"sms\"", "{\"name\": \"9sms\"", "$.channels[2].name: \"9sms\" must be an identifier");
+    /* A channel's capacity and what confirms its contacts. */
+    const char *call = "{\"name\": \"outbound_call\",";
+    char five[400] = "{\"name\": \"outbound_call\", \"capacity\": [";
+    for (int i = 0; i < 5; i++) strcat(five, i ? ", {\"max\": 9, \"per\": \"1h\"}" : "{\"max\": 9, \"per\": \"1h\"}");
+    strcat(five, "],");
+    expect_rejected(call, five, "$.channels[0].capacity: at most 4 limits");
+    expect_rejected(call, "{\"name\": \"outbound_call\", \"capacity\": [{\"max\": 9, \"per\": \"500ms\"}],", "$.channels[0].capacity[0].per");
+    expect_rejected(call, "{\"name\": \"outbound_call\", \"capacity\": [{\"max\": -1, \"per\": \"1h\"}],", "$.channels[0].capacity[0].max");
+    expect_rejected(call, "{\"name\": \"outbound_call\", \"capacity\": [{\"per\": \"1h\"}],", "$.channels[0].capacity[0].max: required");
+    expect_rejected(call, "{\"name\": \"outbound_call\", \"confirm\": \"maybe\",", "$.channels[0].confirm: expected one of emitted|sent");
+    char longname[200];
+    snprintf(longname, sizeof(longname), "{\"name\": \"outbound_call_%s\",", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghij");
+    /* It names keys (the capacity counters'), topics and metrics: bounded. */
+    expect_rejected(call, longname, "must be an identifier (letters, digits, _; not starting with a digit; at most 64 bytes)");
     expect_rejected("\"conversion\": \"kind == \\\"prepay\\\"\"", "\"conversion\": \"kind == \"", "$.campaigns[0].conversion: unexpected end");
     /* A model version is written into trigger records and model-quality field names. */
     expect_rejected("\"version\": \"prepay_wallet-2026.11.1\"", "\"version\": \"prepay,wallet:1\"",
