@@ -961,18 +961,22 @@ static md_err settle(md_batch *b, char *err, size_t errsz) {
  * customer: once per run, after its last attempt (a redo restores the
  * counters). */
 static void report_refusals(md_batch *b) {
+    bool any = false;
     for (size_t c = 0; c < b->n_cust; c++) {
         if (!refused(b, c)) continue;
+        any = true;
         md_log(MD_LOG_WARN, "redis", "redis refused this customer's key; its inputs are set aside", "customer", b->cust_ids[c], "error",
                b->refusal[c], NULL);
-        for (size_t i = 0; i < b->n_items; i++) {
-            const item *it = &b->items[i];
-            if ((size_t)it->customer != c) continue;
-            b->n->refused++;
-            if (it->has_src && b->hooks.refuse) {
-                b->n->dead_lettered++;
-                b->hooks.refuse(b->hooks.ctx, &it->src, b->cust_ids[c], b->refusal[c]);
-            }
+    }
+    /* One pass over the inputs, in their order, however many were refused. */
+    for (size_t i = 0; any && i < b->n_items; i++) {
+        const item *it = &b->items[i];
+        size_t c = (size_t)it->customer;
+        if (!refused(b, c)) continue;
+        b->n->refused++;
+        if (it->has_src && b->hooks.refuse) {
+            b->n->dead_lettered++;
+            b->hooks.refuse(b->hooks.ctx, &it->src, b->cust_ids[c], b->refusal[c]);
         }
     }
 }
