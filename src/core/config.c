@@ -509,6 +509,18 @@ void md_config_print_summary(const md_config *cfg, FILE *out) {
     fprintf(out, "  channels ");
     for (size_t i = 0; i < cfg->n_channels; i++) fprintf(out, " %s->%s", cfg->channels[i].name, cfg->channels[i].topic);
     fprintf(out, "\n");
+    /* What limits a channel across customers, and what makes its contact. */
+    for (size_t i = 0; i < cfg->n_channels; i++) {
+        const md_cfg_channel *ch = &cfg->channels[i];
+        bool sent = ch->confirm && strcmp(ch->confirm, "sent") == 0;
+        if (!ch->n_capacity && !sent) continue;
+        fprintf(out, "  channel   %-16s", ch->name);
+        if (ch->n_capacity) fprintf(out, " capacity");
+        for (size_t k = 0; k < ch->n_capacity; k++)
+            fprintf(out, " %lld per %.0fs", (long long)ch->capacity[k].max, (double)ch->capacity[k].per_ms / 1000.0);
+        if (sent) fprintf(out, "%s a contact once the channel reports sent", ch->n_capacity ? "," : "");
+        fprintf(out, "\n");
+    }
     for (size_t i = 0; i < cfg->n_campaigns; i++) {
         const md_cfg_campaign *c = &cfg->campaigns[i];
         fprintf(out, "  campaign  %-16s model %s, %zu features, threshold %g (re-arm < %g), cooldown %s", c->name,

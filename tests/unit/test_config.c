@@ -91,6 +91,17 @@ Test(config, rules_are_cross_checked) {
     expect_rejected(call, "{\"name\": \"outbound_call\", \"capacity\": [{\"max\": -1, \"per\": \"1h\"}],", "$.channels[0].capacity[0].max");
     expect_rejected(call, "{\"name\": \"outbound_call\", \"capacity\": [{\"per\": \"1h\"}],", "$.channels[0].capacity[0].max: required");
     expect_rejected(call, "{\"name\": \"outbound_call\", \"confirm\": \"maybe\",", "$.channels[0].confirm: expected one of emitted|sent");
+    /* momentd check shows both. */
+    char err[1024], *buf = NULL;
+    size_t len = 0;
+    md_config *shown = th_config_with(call, "{\"name\": \"outbound_call\", \"confirm\": \"sent\", \"capacity\": [{\"max\": 120, \"per\": \"1h\"}, {\"max\": 800, \"per\": \"1d\"}],", err, sizeof(err));
+    cr_assert(shown, "%s", err);
+    FILE *f = open_memstream(&buf, &len);
+    md_config_print_summary(shown, f);
+    fclose(f);
+    cr_assert(strstr(buf, "channel   outbound_call    capacity 120 per 3600s 800 per 86400s, a contact once the channel reports sent"), "%s", buf);
+    free(buf);
+    md_config_destroy(shown);
     char longname[200];
     snprintf(longname, sizeof(longname), "{\"name\": \"outbound_call_%s\",", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghij");
     /* It names keys (the capacity counters'), topics and metrics: bounded. */
