@@ -45,9 +45,8 @@ check "onto every primary" eq "$(for p in $PRIMARIES; do redis-cli -p "$p" --sca
 check "and explain reads one back" grep -q '"customer_type:resident"' <<<"$("$MOMENTD_BIN" explain -c "$CFG" lpc7 --json)"
 check "momentd forget erases through the cluster" jq -e '.customers == 1 and .forgotten[0].had_state' <<<"$("$MOMENTD_BIN" forget -c "$CFG" "${CUSTOMERS[2]}" --json)"
 # Resharding under momentd: every slot of the primary that holds C moves to
-# another primary. momentd's slot map is stale, the next read and apply
-# for C are answered MOVED, each is sent again to the new primary (counted in
-# redis_redirects), and C's next payment counts once.
+# another primary. momentd's slot map is stale: the first command answered
+# MOVED makes it follow to the new primary, and C's next payment counts once.
 SLOT=$(redis-cli -p "$FIRST" CLUSTER KEYSLOT "$N:{$C}")
 nodes_now() { redis-cli -p "$FIRST" cluster nodes; }
 SRC=$(nodes_now | awk -v s="$SLOT" '$3 ~ /master/ {for (i = 9; i <= NF; i++) {split($i, r, "-"); if (r[2] == "") r[2] = r[1]; if (s >= r[1] && s <= r[2]) print $1}}')
@@ -60,7 +59,10 @@ wait_settled
 check "and counted it once, on the new primary" eq "$(explain_at "$CFG" "$C" "$(bj 62 11)" | jq -r .windows.late_payments_180d)" 4
 stop_momentd main
 check "momentd stopped cleanly" grep -q '"msg":"stopped"' "$T_DIR/main/momentd.log"
-check "having sent the moved customer's commands again to the new primary (MOVED)" ge "$(grep '"msg":"stopped"' "$T_DIR/main/momentd.log" | grep -o '"redis_redirects":"[0-9]*"' | tr -dc 0-9)" 1
+# (Whether C's own commands were answered MOVED depends on timing: another
+# command answered MOVED first, the daemon's read of its pause flags, makes
+# libvalkey fetch the whole new slot map. test_cluster_ha.sh counts the
+# redirects of a migration, where no other key moves.)
 
 # The simulator's private namespace is wiped from every primary: a SCAN
 # page's keys lie in many slots, which one multi-key UNLINK cannot take.
