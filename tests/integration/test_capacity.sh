@@ -2,8 +2,8 @@
 # A channel's capacity (channels[].capacity) against the real broker and
 # Redis: a call centre that takes 2 calls per 10-second slot, and 5 late
 # payers whose stories end now, with needs of different value. 2 are called
-# at once; 3 are held (held_capacity: scheduled for when the slot ends, and
-# in the decision audit); the schedule brings them back as slots end, the most valuable
+# at once; 3 are held (held_capacity, in the decision audit and the
+# decision feed); the schedule brings them back as slots end, the most valuable
 # first, and no slot gets more than 2 calls. Two instances share the
 # counters in Redis.
 source "$(dirname "$0")/lib.sh"
@@ -45,10 +45,9 @@ check "the stories are read" wait_consumed_all 21
 calls() { consume "$N.moments.outbound_call"; }
 wait_calls() { local i; for i in $(seq 1 240); do [ "$(calls | grep -c . || true)" -ge "$1" ] && return 0; sleep 0.25; done; return 1; }
 check "two are called at once" wait_calls 2
-if [ "$(calls | grep -c .)" -eq 2 ]; then # (unless the next slot came already)
-    SCHEDULED=$(for c in "${CUSTOMERS[@]}"; do "$MOMENTD_BIN" explain -c "$CFG" "$c" --json | jq -r '.scheduled_at'; done | grep -c . || true)
-    check "the three held are scheduled for when the slot ends" eq "$SCHEDULED" 3
-fi
+# (Not checked here: explain's scheduled_at of the three held. The slot can
+# end while five explains run, and CI saw it. The decision audit below, and
+# the schedule's moments, show the hold and its end.)
 check "the held ones are called as slots end" wait_calls 5
 sleep 12 # one more slot: nothing more comes
 check "each once" eq "$(calls | jq -r .customer_id | sort -u | grep -c .)" 5
