@@ -738,6 +738,7 @@ static int64_t confirm_deadline(const md_config *cfg, const md_cstate *cs, const
 /* Releases, as expired, the contacts whose confirmation lapsed by t, before
  * deciding at t: the dialer never got to them, so they hold no cooldown. */
 static void release_unconfirmed(const md_config *cfg, md_cstate *cs, md_ops *ops, int64_t t) {
+    if (!cs->r->any_confirm_sent) return; /* no scan of the trigger records on every decision */
     for (size_t i = 0; i < cs->n_trecs; i++) {
         md_trec *r = &cs->trecs[i];
         int64_t until = confirm_deadline(cfg, cs, r);
@@ -753,7 +754,7 @@ static void release_unconfirmed(const md_config *cfg, md_cstate *cs, md_ops *ops
  * comes back then, releases it and decides again. 0: none waits. */
 static int64_t next_confirm_deadline(const md_config *cfg, const md_cstate *cs) {
     int64_t next = 0;
-    for (size_t i = 0; i < cs->n_trecs; i++) {
+    for (size_t i = 0; cs->r->any_confirm_sent && i < cs->n_trecs; i++) {
         int64_t until = confirm_deadline(cfg, cs, &cs->trecs[i]);
         if (until && (next == 0 || until < next)) next = until;
     }

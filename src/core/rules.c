@@ -281,6 +281,7 @@ static bool compile_channels(compiler *c) {
         md_parse_time_of_day(ch->quiet_end, &c->r->channels[i].quiet_end_min);
         c->r->channels[i].consent_attr = -1;
         c->r->channels[i].confirm_sent = ch->confirm && strcmp(ch->confirm, "sent") == 0;
+        c->r->any_confirm_sent |= c->r->channels[i].confirm_sent;
         if (ch->consent && *ch->consent && (c->r->channels[i].consent_attr = profile_attr(c->r, ch->consent)) < 0)
             return cerr(c, "$.channels[%zu].consent: more profile attributes than momentd reads", i);
         if (strcmp(ch->name, "*") == 0 || strchr(ch->name, ':'))

@@ -122,6 +122,7 @@ typedef struct md_rchannel {
 
 typedef struct md_rules {
     size_t n_signals, n_windows, n_tags, n_campaigns, n_channels;
+    bool any_confirm_sent; /* a channel's contacts wait for sent: decisions look for lapses */
     md_rsignal *signals;
     md_rseries *series;
     size_t n_series;

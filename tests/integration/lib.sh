@@ -325,6 +325,18 @@ feed() {
 # trigger_ids TOPIC: the trigger ids in TOPIC, one per line, in topic order.
 trigger_ids() { consume "$1" | { grep -o '"trigger_id":"[^"]*"' || true; } | cut -d'"' -f4; }
 
+# reference_run NAME PAYMENTS EVENTS: the undisturbed run a disturbed one is
+# compared with (compare_with_reference): the payments file (key|json lines)
+# on NAME's own topic, read to the end by one momentd on the suites' Redis.
+reference_run() {
+    make_config "$1" >/dev/null
+    produce "$1.payments" <"$2"
+    start_momentd "$T_DIR/$1.json" ref
+    check "undisturbed run consumed all $3 events" wait_consumed ref "$3" 120
+    sleep 1
+    stop_momentd ref
+}
+
 # compare_with_reference REF PREFIX INSTANCE: for a disturbed run (PREFIX,
 # still running as INSTANCE) against an undisturbed one (REF, finished) over
 # the same input: waits up to 2 minutes for PREFIX's state to equal REF's,

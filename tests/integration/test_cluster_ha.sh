@@ -41,12 +41,7 @@ primaries() { nodes_now | awk '$3 ~ /master/ && $3 !~ /fail/ && $9 != "" {split(
 state_ports() { if [ "$1" = "$N" ]; then primaries; else echo "$REDIS_PORT"; fi; }
 
 # --- the undisturbed reference, on the single-node Redis ---------------------
-REF=$(make_config "$REFN")
-produce "$REFN.payments" <"$T_DIR/payments.txt"
-start_momentd "$REF" ref
-check "undisturbed run consumed all $EVENTS events" wait_consumed ref "$EVENTS" 120
-sleep 1
-stop_momentd ref
+reference_run "$REFN" "$T_DIR/payments.txt" "$EVENTS"
 
 # --- the disturbed run, on the cluster ----------------------------------------
 export MOMENTD_REDIS_URL="redis+cluster://127.0.0.1:$FIRST,127.0.0.1:$((FIRST + 1)),127.0.0.1:$((FIRST + 2))"

@@ -30,12 +30,7 @@ RESULTS=$MOMENTD_IT_DIR/faults.result
 # times out and the others recover quickly.
 fast_redis='s/"url": "redis:\/\/127.0.0.1:6379\/0"/"url": "redis:\/\/127.0.0.1:6379\/0", "retry_backoff": "200ms", "timeout": "1s"/'
 
-REF=$(make_config "$REFN")
-produce "$REFN.payments" <"$T_DIR/payments.txt"
-start_momentd "$REF" ref
-check "undisturbed run consumed all $EVENTS events" wait_consumed ref "$EVENTS" 120
-sleep 1
-stop_momentd ref
+reference_run "$REFN" "$T_DIR/payments.txt" "$EVENTS"
 
 # feed_slowly TOPIC: the input in 60 slices over about 9 s, in the background.
 feed_slowly() {
