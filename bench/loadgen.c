@@ -19,9 +19,10 @@
  * today (default 0: ending yesterday), day by day in event time. With
  * --wait-group it lets that consumer group fall at most K days (default 2)
  * behind: after every K days it waits until the group has committed what was
- * produced K days earlier. momentd reads the three topics independently, and
- * months of one topic ahead of another would put events beyond
- * limits.max_lateness.
+ * produced K days earlier: a bounded backlog, for a pre-load whose Redis
+ * memory is measured as it grows. (momentd reads its topics in event-time
+ * order, kafka.align_slack, so an unpaced backlog loses nothing either;
+ * bench/run's throughput phase writes unpaced.)
  *
  * live: event times follow the wall clock, shifted back into the most recent
  * daytime hours in China (01:00-11:00 UTC) when it is night there, so that

@@ -43,6 +43,8 @@ typedef struct md_cfg_kafka {
     int64_t poll_timeout_ms;
     int64_t create_partitions;
     int64_t delivery_timeout_ms;
+    int64_t align_slack_ms; /* 0: the topics are read independently */
+    int64_t align_wait_ms;
     md_kv *common;     /* passed to librdkafka unchanged, consumer and producer alike */
     size_t n_common;
     md_kv *consumer;   /* passed to librdkafka unchanged */

@@ -180,6 +180,16 @@ typedef enum md_id_kind { MD_ID_CUSTOMER, MD_ID_CONTACT_POINT } md_id_kind;
  * Returns false when it is not one. */
 bool md_parse_rfc3339(const char *s, size_t len, int64_t *out_ms);
 
+/* The event time of a message, read without checking the rest: the top
+ * level's "ts" (an RFC 3339 string or integer epoch milliseconds) among its
+ * first MD_PEEK_TIME_BYTES bytes. For ordering input by event time before
+ * it is parsed (the consumer's alignment of its topics); md_event_parse
+ * still decides whether the message is valid. false when there is no
+ * readable "ts" there (the message is then not held back: it is parsed,
+ * and dead-lettered if bad, in its turn). */
+#define MD_PEEK_TIME_BYTES 4096
+bool md_event_peek_time(const char *buf, size_t len, int64_t *ts_ms);
+
 /* Earliest accepted event time: 2000-01-01T00:00:00Z. */
 #define MD_MIN_EVENT_TIME_MS INT64_C(946684800000)
 

@@ -653,6 +653,7 @@ static void reload(daemon *d) {
     d->n.reloads++;
     learn_outputs(d); /* channels the new configuration added */
     d->snap.config_loaded_ms = wall_ms();
+    md_fetcher_set_align(d->fetcher, neu->kafka.align_slack_ms, neu->kafka.align_wait_ms);
     /* Campaigns and versions may have changed: measure the new ones soon,
      * and read the paused ones again by the new campaign indices. */
     memset(d->snap.models, 0, sizeof(d->snap.models));
@@ -773,7 +774,7 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         md_log(MD_LOG_ERROR, "kafka", "subscribe failed", "error", rd_kafka_err2str(kerr), NULL);
         goto out;
     }
-    if (!(d.fetcher = md_fetcher_new(d.consumer))) {
+    if (!(d.fetcher = md_fetcher_new(d.consumer, cfg->kafka.align_slack_ms, cfg->kafka.align_wait_ms))) {
         md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
         goto out;
     }
@@ -814,6 +815,7 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         size_t n = 0, cap = (size_t)d.cfg->limits.batch_size;
         struct timespec t_batch;
         size_t got = md_fetcher_poll(d.fetcher, d.msgs, cap, (int)d.cfg->kafka.poll_timeout_ms);
+        d.n.align_gave_up = md_fetcher_gave_up(d.fetcher);
         if (got) mono_now(&t_batch);
         for (size_t i = 0; i < got; i++) {
             rd_kafka_message_t *m = d.msgs[i];

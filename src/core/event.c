@@ -618,3 +618,76 @@ md_err md_outcome_parse(md_event_parser *p, const char *buf, size_t len, const c
     if (!check_key(p, key, keylen, out->customer_id)) return MD_ERR_BAD_EVENT;
     return MD_ERR_OK;
 }
+
+/* ------------------------------------------------------------------------- */
+/* Event time without a parse                                                 */
+
+typedef struct time_peek {
+    int depth;
+    bool at_ts;  /* the next value at depth 1 is "ts"'s */
+    bool found;
+    int64_t ts;
+} time_peek;
+
+/* Each callback stops the parse (returns 0) once "ts" is read: the rest of
+ * the message is not this function's business. at_ts is set by a key at
+ * the top level only, and the value read is the one right after it. */
+static int peek_scalar(time_peek *k) { return !k->at_ts; }
+static int peek_null(void *ctx) { return peek_scalar(ctx); }
+static int peek_boolean(void *ctx, int v) { (void)v; return peek_scalar(ctx); }
+
+static int peek_number(void *ctx, const char *v, size_t len) {
+    time_peek *k = ctx;
+    if (!k->at_ts) return 1;
+    char text[24];
+    if (len < sizeof(text) && !memchr(v, '.', len) && !memchr(v, 'e', len) && !memchr(v, 'E', len)) {
+        memcpy(text, v, len);
+        text[len] = '\0';
+        char *end;
+        errno = 0;
+        long long t = strtoll(text, &end, 10);
+        if (*end == '\0' && errno == 0) {
+            k->found = true;
+            k->ts = t;
+        }
+    }
+    return 0;
+}
+
+static int peek_string(void *ctx, const unsigned char *v, size_t len) {
+    time_peek *k = ctx;
+    if (!k->at_ts) return 1;
+    k->found = len <= 40 && md_parse_rfc3339((const char *)v, len, &k->ts);
+    return 0;
+}
+
+static int peek_open(void *ctx) {
+    time_peek *k = ctx;
+    if (k->at_ts) return 0; /* "ts" is an object or an array: no time */
+    return ++k->depth <= 64;
+}
+static int peek_close(void *ctx) {
+    ((time_peek *)ctx)->depth--;
+    return 1;
+}
+static int peek_key(void *ctx, const unsigned char *key, size_t len) {
+    time_peek *k = ctx;
+    if (k->depth == 1) k->at_ts = len == 2 && key[0] == 't' && key[1] == 's';
+    return 1;
+}
+
+static const yajl_callbacks peek_callbacks = {peek_null,     peek_boolean, NULL,      NULL,       peek_number, peek_string,
+                                              peek_open,     peek_key,     peek_close, peek_open, peek_close};
+
+bool md_event_peek_time(const char *buf, size_t len, int64_t *ts_ms) {
+    time_peek k = {0, false, false, 0};
+    yajl_handle h = yajl_alloc(&peek_callbacks, NULL, &k);
+    if (!h) return false;
+    /* A prefix is enough: yajl reports an unfinished text as ok, and a "ts"
+     * not among the first bytes is not worth reading a large message for. */
+    yajl_parse(h, (const unsigned char *)buf, len < MD_PEEK_TIME_BYTES ? len : MD_PEEK_TIME_BYTES);
+    yajl_free(h);
+    if (!k.found || k.ts < MD_MIN_EVENT_TIME_MS || k.ts > INT64_MAX / 2) return false;
+    *ts_ms = k.ts;
+    return true;
+}

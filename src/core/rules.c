@@ -539,6 +539,12 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
         if (tl > 0 && (tl < 16 || tl > 256 || strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") != tl))
             cerr(&c, "$.http.token: must be 16-256 characters of A-Z a-z 0-9 - . _ ~ + / = (got %zu characters%s)", tl,
                  tl >= 16 && tl <= 256 ? ", one of them not allowed" : "");
+        /* The alignment lets one partition run align_slack ahead of another:
+         * as much as or more than the lateness limit would drop what it
+         * exists to keep. */
+        if (cfg->kafka.align_slack_ms > 0 && cfg->kafka.align_slack_ms >= cfg->limits.max_lateness_ms)
+            cerr(&c, "$.kafka.align_slack: %lld s is not below limits.max_lateness (%lld s); make it smaller, or 0 to read the topics independently",
+                 (long long)(cfg->kafka.align_slack_ms / 1000), (long long)(cfg->limits.max_lateness_ms / 1000));
         int64_t longest = 0;
         for (size_t s = 0; s < r->n_series; s++)
             if (r->series[s].retention_ms > longest) longest = r->series[s].retention_ms;

@@ -1,4 +1,5 @@
-/* fetch.c: the consumer read fairly, partition by partition (fetch.h). */
+/* fetch.c: the consumer read fairly, partition by partition, in event-time
+ * order across topics (fetch.h). */
 #include "fetch.h"
 
 #include <errno.h>
@@ -7,12 +8,32 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "momentd/event.h"
+
+/* Messages held ahead per partition: enough for a batch's share and to see
+ * where each partition stands, few enough to cost nothing (librdkafka's
+ * prefetch holds the rest). */
+#define LOOKAHEAD 1024
+#define NO_TIME INT64_MIN /* a message without a readable event time */
+
+typedef struct held {
+    rd_kafka_message_t *m;
+    int64_t ts; /* event time, or NO_TIME */
+} held;
 
 typedef struct part {
     char *topic;
     int32_t partition;
     rd_kafka_queue_t *q;
+    held *ahead; /* ring of LOOKAHEAD, taken from q, not yet handed out */
+    size_t head, len;
+    int64_t last_ts;     /* newest event time taken from q (NO_TIME: none yet) */
+    bool at_end;         /* q reported the partition's end and nothing came since */
+    int64_t empty_since; /* monotonic ms it has been empty while behind; -1: not waiting */
+    bool gave_up;        /* waited align_wait: read around until it has messages */
 } part;
 
 struct md_fetcher {
@@ -22,12 +43,21 @@ struct md_fetcher {
     size_t n, cap;
     size_t next; /* where the next round starts, so no partition always goes first */
     int wake[2]; /* librdkafka writes a byte here when a queue that was empty is not */
+    int64_t slack_ms, wait_ms;
+    uint64_t gave_up;
 };
 
-md_fetcher *md_fetcher_new(rd_kafka_t *rk) {
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+md_fetcher *md_fetcher_new(rd_kafka_t *rk, int64_t align_slack_ms, int64_t align_wait_ms) {
     md_fetcher *f = calloc(1, sizeof(*f));
     if (!f) return NULL;
     f->rk = rk;
+    md_fetcher_set_align(f, align_slack_ms, align_wait_ms);
     if (pipe(f->wake) != 0) {
         free(f);
         return NULL;
@@ -44,13 +74,25 @@ md_fetcher *md_fetcher_new(rd_kafka_t *rk) {
     return f;
 }
 
+void md_fetcher_set_align(md_fetcher *f, int64_t align_slack_ms, int64_t align_wait_ms) {
+    f->slack_ms = align_slack_ms;
+    f->wait_ms = align_wait_ms;
+}
+
+uint64_t md_fetcher_gave_up(const md_fetcher *f) { return f ? f->gave_up : 0; }
+
 static void drop(md_fetcher *f, size_t i) {
+    part *p = &f->parts[i];
+    /* What the lookahead holds was never handed out, so never committed:
+     * whoever owns the partition next reads it again. */
+    for (size_t k = 0; k < p->len; k++) rd_kafka_message_destroy(p->ahead[(p->head + k) % LOOKAHEAD].m);
+    free(p->ahead);
     /* Back to the consumer's queue: what it still holds is read from there,
      * and librdkafka purges it when the partition goes. */
-    rd_kafka_queue_io_event_enable(f->parts[i].q, -1, NULL, 0);
-    rd_kafka_queue_forward(f->parts[i].q, f->main);
-    rd_kafka_queue_destroy(f->parts[i].q);
-    free(f->parts[i].topic);
+    rd_kafka_queue_io_event_enable(p->q, -1, NULL, 0);
+    rd_kafka_queue_forward(p->q, f->main);
+    rd_kafka_queue_destroy(p->q);
+    free(p->topic);
     f->parts[i] = f->parts[--f->n];
 }
 
@@ -90,41 +132,105 @@ void md_fetcher_rebalance(md_fetcher *f, const rd_kafka_topic_partition_list_t *
         }
         rd_kafka_queue_t *q = rd_kafka_queue_get_partition(f->rk, tp->topic, tp->partition);
         char *topic = strdup(tp->topic);
-        if (!q || !topic) {
+        held *ahead = malloc(LOOKAHEAD * sizeof(*ahead));
+        if (!q || !topic || !ahead) {
             if (q) rd_kafka_queue_destroy(q);
             free(topic);
+            free(ahead);
             continue;
         }
         rd_kafka_queue_forward(q, NULL);
         rd_kafka_queue_io_event_enable(q, f->wake[1], "1", 1);
-        f->parts[f->n++] = (part){topic, tp->partition, q};
+        f->parts[f->n++] = (part){topic, tp->partition, q, ahead, 0, 0, NO_TIME, false, -1, false};
     }
     if (f->next >= f->n) f->next = 0;
 }
 
-/* Rounds over the partitions, share messages each, until cap or a round
- * finds nothing; then the consumer's own queue. */
+/* Tops a partition's lookahead up from its queue. The end of the partition
+ * is a mark, not a message: it is kept as at_end and the message dropped. */
+static void refill(md_fetcher *f, part *p) {
+    rd_kafka_message_t *got[256];
+    while (p->len < LOOKAHEAD) {
+        size_t want = LOOKAHEAD - p->len < 256 ? LOOKAHEAD - p->len : 256;
+        ssize_t n = rd_kafka_consume_batch_queue(p->q, 0, got, want);
+        if (n <= 0) return;
+        for (ssize_t i = 0; i < n; i++) {
+            rd_kafka_message_t *m = got[i];
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                p->at_end = true;
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            int64_t ts = NO_TIME;
+            if (!m->err) {
+                p->at_end = false;
+                p->gave_up = false;
+                if (f->slack_ms > 0 && m->payload && md_event_peek_time(m->payload, m->len, &ts) && ts > p->last_ts) p->last_ts = ts;
+            }
+            p->ahead[(p->head + p->len++) % LOOKAHEAD] = (held){m, ts};
+        }
+        if ((size_t)n < want) return;
+    }
+}
+
+/* The latest event time due now: align_slack after the earliest a partition
+ * can still give (its next message's time; for one with nothing fetched that
+ * is not at its end, its last message's time, or anything if it has had
+ * none). INT64_MAX without the alignment or when nothing holds back. */
+static int64_t due_by(md_fetcher *f, int64_t now) {
+    if (f->slack_ms <= 0) return INT64_MAX;
+    int64_t earliest = INT64_MAX;
+    bool none_seen = false;
+    for (size_t i = 0; i < f->n; i++) {
+        part *p = &f->parts[i];
+        if (p->len > 0) {
+            p->empty_since = -1;
+            int64_t ts = p->ahead[p->head].ts;
+            if (ts != NO_TIME && ts < earliest) earliest = ts;
+            continue;
+        }
+        if (p->at_end || p->gave_up) continue;
+        if (p->empty_since < 0) p->empty_since = now;
+        if (now - p->empty_since >= f->wait_ms) {
+            p->gave_up = true;
+            f->gave_up++;
+            continue;
+        }
+        if (p->last_ts == NO_TIME) none_seen = true;
+        else if (p->last_ts < earliest) earliest = p->last_ts;
+    }
+    if (none_seen) return NO_TIME; /* only what has no time is due */
+    return earliest == INT64_MAX ? INT64_MAX : earliest + f->slack_ms;
+}
+
+/* Rounds over the partitions, a fair share each of what is due, until cap
+ * or a round hands out nothing; the consumer's own queue first. */
 static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
     size_t k = 0;
     /* Events (a rebalance, an error) and messages forwarded before their
      * partition's queue was taken out come first: those are the oldest. */
     rd_kafka_message_t *m;
     while (k < cap && (m = rd_kafka_consumer_poll(f->rk, 0))) out[k++] = m;
-    for (bool more = true; k < cap && more && f->n;) {
-        more = false;
-        size_t share = (cap - k) / f->n;
+    int64_t now = mono_ms();
+    while (k < cap && f->n) {
+        size_t n = f->n, start = f->next, before = k;
+        for (size_t j = 0; j < n; j++)
+            if (f->parts[j].len < LOOKAHEAD / 2) refill(f, &f->parts[j]);
+        int64_t due = due_by(f, now);
+        size_t share = (cap - k) / n;
         if (share == 0) share = 1;
-        size_t n = f->n, start = f->next;
-        for (size_t j = 0; j < n && k < cap && f->n == n; j++) {
+        for (size_t j = 0; j < n && k < cap; j++) {
             part *p = &f->parts[(start + j) % n];
-            size_t want = share < cap - k ? share : cap - k;
-            ssize_t got = rd_kafka_consume_batch_queue(p->q, 0, out + k, want);
-            if (got > 0) {
-                k += (size_t)got;
-                if ((size_t)got == want) more = true; /* it may hold more */
+            for (size_t given = 0; given < share && k < cap && p->len > 0; given++) {
+                held *h = &p->ahead[p->head];
+                if (h->ts != NO_TIME && h->ts > due) break; /* ahead of the others: it waits */
+                out[k++] = h->m;
+                p->head = (p->head + 1) % LOOKAHEAD;
+                p->len--;
             }
         }
-        if (f->n) f->next = (f->next + 1) % f->n;
+        f->next = (f->next + 1) % n;
+        if (k == before) break;
     }
     return k;
 }
@@ -135,9 +241,10 @@ size_t md_fetcher_poll(md_fetcher *f, rd_kafka_message_t **out, size_t cap, int 
     }
     size_t k = take(f, out, cap);
     if (k || timeout_ms <= 0) return k;
-    /* Nothing yet: sleep until a queue that was empty is not (the pipe), at
-     * most timeout_ms, then look again. A byte written between the drain and
-     * the poll wakes it at once. */
+    /* Nothing due yet: sleep until a queue that was empty is not (the pipe),
+     * at most timeout_ms, then look again (an alignment wait ends there at
+     * the latest). A byte written between the drain and the poll wakes it
+     * at once. */
     struct pollfd pfd = {f->wake[0], POLLIN, 0};
     if (poll(&pfd, 1, timeout_ms) > 0)
         while (read(f->wake[0], drain, sizeof(drain)) > 0) {

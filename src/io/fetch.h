@@ -11,18 +11,40 @@
  * batch holds every partition that has something; a partition's own order
  * is kept. librdkafka signals a queue that was empty and is not through a
  * pipe, so an idle daemon sleeps in poll(2) and wakes at the first
- * message, or at an event of the consumer's own queue (a rebalance). */
+ * message, or at an event of the consumer's own queue (a rebalance).
+ *
+ * Event-time alignment (kafka.align_slack, kafka.align_wait). momentd reads
+ * several topics whose partitions fill at different rates in event time: on
+ * a backlog, fair shares in messages let the sparse topics run weeks ahead
+ * of the dense one, and the customer's newest event moves so far ahead that
+ * the dense topic's events fall beyond limits.max_lateness (an unpaced
+ * 60-day backlog of three topics lost 45% of its events that way). So the
+ * fetcher holds a few messages of each partition ahead (the lookahead),
+ * reads each one's event time (md_event_peek_time), and hands out only
+ * those at most align_slack after the earliest next event among the
+ * partitions: the partitions that run ahead wait, as Kafka Streams does
+ * with the earliest record among a task's partitions. A partition with
+ * nothing fetched holds the others at its last event's time until it has
+ * messages, reports its end (PARTITION_EOF: caught up, it holds nothing
+ * back, so live traffic never waits) or align_wait passes. Messages with
+ * no readable time are never held. A partition's own order is kept. */
 #ifndef MOMENTD_FETCH_H
 #define MOMENTD_FETCH_H
 
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct md_fetcher md_fetcher;
 
-/* For rk, a subscribed consumer; NULL on failure (out of memory, no pipe). */
-md_fetcher *md_fetcher_new(rd_kafka_t *rk);
+/* For rk, a subscribed consumer with enable.partition.eof; align_slack_ms
+ * 0 turns the alignment off. NULL on failure (out of memory, no pipe). */
+md_fetcher *md_fetcher_new(rd_kafka_t *rk, int64_t align_slack_ms, int64_t align_wait_ms);
+/* A reload's new alignment. */
+void md_fetcher_set_align(md_fetcher *f, int64_t align_slack_ms, int64_t align_wait_ms);
+/* How many times a partition's align_wait ran out (it was then read around). */
+uint64_t md_fetcher_gave_up(const md_fetcher *f);
 /* Forgets every partition queue; before rd_kafka_consumer_close. Accepts NULL. */
 void md_fetcher_destroy(md_fetcher *f);
 
@@ -31,8 +53,9 @@ void md_fetcher_destroy(md_fetcher *f);
 void md_fetcher_rebalance(md_fetcher *f, const rd_kafka_topic_partition_list_t *parts, bool assigned);
 
 /* Up to cap messages into out (the caller destroys each), in turn from
- * every partition that has some, waiting up to timeout_ms for the first;
- * rebalances and errors are served meanwhile. Returns how many. */
+ * every partition that has some due by the alignment, waiting up to
+ * timeout_ms for the first; rebalances and errors are served meanwhile.
+ * Returns how many. */
 size_t md_fetcher_poll(md_fetcher *f, rd_kafka_message_t **out, size_t cap, int timeout_ms);
 
 #endif

@@ -31,7 +31,10 @@ rd_kafka_conf_t *md_kafka_conf_new(const md_config *cfg, md_kafka_role role, con
              set(conf, "kafka.group_id", "group.id", group ? group : k->group_id, why) &&
              set(conf, "momentd", "enable.auto.commit", "false", why) &&
              set(conf, "momentd", "enable.auto.offset.store", "false", why) &&
-             set(conf, "momentd", "auto.offset.reset", "earliest", why);
+             set(conf, "momentd", "auto.offset.reset", "earliest", why) &&
+             /* The fetcher's event-time alignment: a partition at its end
+              * holds no other back. */
+             set(conf, "momentd", "enable.partition.eof", "true", why);
         break;
     case MD_KAFKA_PRODUCER: {
         /* kafka.delivery_timeout is librdkafka's message timeout: a moment

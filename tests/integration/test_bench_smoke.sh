@@ -22,10 +22,11 @@ check "Redis CPU per event" number "$(row 'Redis CPU per event')"
 check "Redis memory per customer" number "$(row 'Redis memory per customer')"
 check "momentd CPU per event" number "$(row 'momentd CPU per event')"
 check "momentd peak RSS" number "$(row 'momentd peak RSS')"
+check "no event too late in the unpaced throughput runs" grep -q '| events dropped as too late in the unpaced throughput runs (all runs) | 0 | | 0 | yes |$' <<<"$OUT"
 check "the hot customer's rate" number "$(row 'hot customer (')"
 check "the hot customer's hash stays bounded (256 ids at most)" grep -q '| hot customer.s hash afterwards: fields; bytes ([0-9]* ids forgotten for room) | [0-9]*; [0-9]* | | fields <= 300 | yes |$' <<<"$OUT"
 # The smoke's flood is too short to time its quarters: its row says "-".
-check "every row says whether its target is met" test "$(grep -c '| \(yes\|\*\*no\*\*\|-\) |$' <<<"$OUT")" -eq 9
+check "every row says whether its target is met" test "$(grep -c '| \(yes\|\*\*no\*\*\|-\) |$' <<<"$OUT")" -eq 10
 check "every message counted exactly once" grep -q 'every phase consumed each produced message once' <<<"$OUT"
 
 # The load generator refuses what it cannot do, with the reason, exit 2.

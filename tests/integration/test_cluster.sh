@@ -72,8 +72,12 @@ check "and leaves nothing of its namespace on any primary" \
     eq "$(for p in $PRIMARIES; do redis-cli -p "$p" --scan --pattern 'momentd-sim:*' | wc -l; done | awk '{n += $1} END {print n}')" 0
 
 # A replay under a new consumer group: every event is recognised, nothing changes.
+# The primaries now: the one the resharding emptied of slots turns itself
+# into a replica of the node that took them (Redis's replica migration), and
+# a SCAN there lists that node's keys, which a replica answers with MOVED.
 dump_cluster() {
-    for p in $PRIMARIES; do
+    local p
+    for p in $(redis-cli -p "$FIRST" cluster nodes | awk '$3 ~ /master/ && $9 != "" {split($2, a, "[:@]"); print a[2]}'); do
         redis-cli -p "$p" --scan --pattern "$N:{cl*" | { grep -v ':x$' || true; } | sort | while read -r k; do
             redis-cli -p "$p" HGETALL "$k" | paste - - | { grep -v -e '^w:' -e $'^v\t' -e $'^x0\t' || true; } | sed "s|^|$k |"
         done

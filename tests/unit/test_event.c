@@ -283,3 +283,36 @@ Test(event, ids_that_would_break_keys_are_refused) {
     cr_assert_not(md_id_check("a}b", 3, why, sizeof(why)));
     cr_assert(strstr(why, "'}'") != NULL, "%s", why);
 }
+
+/* The consumer orders its topics by the time md_event_peek_time reads; it
+ * must be the time md_event_parse accepts, and nothing where there is none. */
+static bool peek(const char *json, int64_t *ts) { return md_event_peek_time(json, strlen(json), ts); }
+
+Test(event, peek_time_reads_the_top_level_ts) {
+    int64_t ts = 0;
+    md_event ev;
+    const char *pay = "{" PAY ",\"amount\":1,\"kind\":\"bill\"}";
+    cr_assert(peek(pay, &ts));
+    cr_assert_eq(parse(pay, &ev), MD_REJECT_NONE);
+    cr_assert_eq(ts, ev.ts_ms);
+    cr_assert(peek("{\"ts\":1772352000000,\"anything\":[}", &ts), "the rest of the message is not read");
+    cr_assert_eq(ts, INT64_C(1772352000000));
+    cr_assert(peek("{\"x\":{\"ts\":5},\"pages\":[\"ts\"],\"ts\":\"2026-03-01T08:00:00+08:00\"}", &ts), "only the top level's ts counts");
+    cr_assert_eq(ts, INT64_C(1772323200000));
+    /* No time: absent, nested only, of the wrong type, out of range, not JSON, beyond the prefix read. */
+    cr_assert_not(peek("{\"event_id\":\"e1\"}", &ts));
+    cr_assert_not(peek("{\"x\":{\"ts\":1772352000000}}", &ts));
+    cr_assert_not(peek("{\"ts\":{\"ms\":1772352000000}}", &ts));
+    cr_assert_not(peek("{\"ts\":1772352000000.5}", &ts));
+    cr_assert_not(peek("{\"ts\":true}", &ts));
+    cr_assert_not(peek("{\"ts\":\"yesterday\"}", &ts));
+    cr_assert_not(peek("{\"ts\":12}", &ts), "before 2000");
+    cr_assert_not(peek("{\"ts\":99999999999999999999}", &ts));
+    cr_assert_not(peek("[\"ts\",1772352000000]", &ts));
+    cr_assert_not(peek("not json", &ts));
+    cr_assert_not(peek("", &ts));
+    char big[MD_PEEK_TIME_BYTES + 64];
+    int n = snprintf(big, sizeof(big), "{\"pad\":\"%*s\",\"ts\":1772352000000}", MD_PEEK_TIME_BYTES, "");
+    cr_assert_gt(n, MD_PEEK_TIME_BYTES);
+    cr_assert_not(md_event_peek_time(big, (size_t)n, &ts), "a ts beyond the first bytes is not looked for");
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Event-time alignment across the input topics: 60 days of payments, calls
+# and app logins written unpaced (every payment first, then every call, then
+# every login) and read as one backlog count every event, and the customers'
+# windows equal those of a run fed in event-time order, five days at a time.
+# Read independently (kafka.align_slack 0), the same backlog loses events as
+# too late: the sparse topics run ahead of the dense one in event time.
+source "$(dirname "$0")/lib.sh"
+
+START=$((($(date +%s) - 62 * 86400) * 1000))
+"$GEN" --customers 1000 --seed 11 --days 60 --start "$START" >"$T_DIR/events.txt"
+TOTAL=$(grep -c . "$T_DIR/events.txt")
+log "$TOTAL messages: $(cut -d'|' -f1 "$T_DIR/events.txt" | sort | uniq -c | tr -s ' \n' ' ')"
+
+# too_late INSTANCE: the too-late count of its last stats line.
+too_late() { grep -o '"too_late":"[0-9]*"' "$T_DIR/$1/momentd.log" | tail -1 | tr -dc 0-9; }
+# windows PREFIX: the customers' window buckets, newest event times, balance
+# and profile attributes, keys written as X.
+windows() { dump_state "$1" | sed "s/^$1:/X:/" | grep -E $' (s[0-9a-z]+|t[012]|bal|p:[^\t]*)\t'; }
+
+# The reference: the file is in event-time order; fed in twelve slices, each
+# read before the next is written, no topic gets more than a slice ahead.
+R=$(uname_ alignref)
+CFG_R=$(make_config "$R")
+start_momentd "$CFG_R" ref
+lines=$(((TOTAL + 11) / 12))
+split -l "$lines" -d "$T_DIR/events.txt" "$T_DIR/slice."
+fed=0
+for s in "$T_DIR"/slice.*; do
+    feed "$R" "$s"
+    fed=$((fed + $(grep -c . "$s")))
+    wait_consumed ref "$fed" 120 || break
+done
+check "the paced run read all $TOTAL messages" wait_consumed ref "$TOTAL" 10
+sleep 1
+stop_momentd ref
+check "the paced run dropped no event as too late" eq "$(too_late ref)" 0
+windows "$R" >"$T_DIR/windows.ref"
+check "the paced run's state has windows" ge "$(grep -c . "$T_DIR/windows.ref")" 1000
+
+# The backlog: everything written before momentd starts, topic by topic.
+B=$(uname_ align)
+CFG_B=$(make_config "$B")
+feed "$B" "$T_DIR/events.txt"
+start_momentd "$CFG_B" backlog
+check "the backlog is read to the end" wait_consumed backlog "$TOTAL" 120
+sleep 1
+stop_momentd backlog
+check "no event of the backlog is too late" eq "$(too_late backlog)" 0
+# Every partition reached its end or had messages in time: none held the
+# others until kafka.align_wait ran out (a caught-up partition holds nothing).
+check "no partition was waited out" grep -q '"align_gave_up":"0"' <<<"$(grep '"msg":"stopped"' "$T_DIR/backlog/momentd.log")"
+windows "$B" >"$T_DIR/windows.backlog"
+check "every window equals the paced run's" cmp -s "$T_DIR/windows.ref" "$T_DIR/windows.backlog"
+cmp -s "$T_DIR/windows.ref" "$T_DIR/windows.backlog" || diff "$T_DIR/windows.ref" "$T_DIR/windows.backlog" | head -10 >&2
+
+# The same backlog read without the alignment (another group and namespace):
+# the check above is one that fails without it.
+O=$(uname_ alignoff)
+CFG_O=$(make_config "$O" -e "s/\"$O\.\(payments\|calls\|app-logins\|customer-profiles\|moment-outcomes\)\"/\"$B.\1\"/g" \
+    -e 's/"group_id":/"align_slack": "0", "group_id":/')
+start_momentd "$CFG_O" off
+check "without the alignment the backlog is read too" wait_consumed off "$TOTAL" 120
+sleep 1
+stop_momentd off
+OFF_LATE=$(too_late off)
+log "read independently: $OFF_LATE of $TOTAL too late"
+check "without the alignment events are lost as too late" ge "$OFF_LATE" 1
+
+# A slack the lateness limit would defeat is refused at load, with the reason.
+BAD=$(make_config_unchecked "$(uname_ alignbad)" -e 's/"max_lateness": "7d"/"max_lateness": "1h"/')
+check "an align_slack not below max_lateness is refused" grep -q 'kafka.align_slack: 3600 s is not below limits.max_lateness (3600 s)' \
+    <<<"$("$MOMENTD_BIN" check -c "$BAD" 2>&1 || true)"
+
+finish
