@@ -34,6 +34,7 @@ typedef struct part {
     bool at_end;         /* q reported the partition's end and nothing came since */
     int64_t empty_since; /* monotonic ms it has been empty while behind; -1: not waiting */
     bool gave_up;        /* waited align_wait: read around until it has messages */
+    int64_t due;         /* this round: the latest event time it may hand out */
 } part;
 
 struct md_fetcher {
@@ -113,6 +114,12 @@ static size_t find(const md_fetcher *f, const char *topic, int32_t partition) {
     return f->n;
 }
 
+static int by_partition(const void *a, const void *b) {
+    const part *x = a, *y = b;
+    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
+    return strcmp(x->topic, y->topic);
+}
+
 void md_fetcher_rebalance(md_fetcher *f, const rd_kafka_topic_partition_list_t *parts, bool assigned) {
     if (!f || !parts) return;
     for (int k = 0; k < parts->cnt; k++) {
@@ -141,8 +148,10 @@ void md_fetcher_rebalance(md_fetcher *f, const rd_kafka_topic_partition_list_t *
         }
         rd_kafka_queue_forward(q, NULL);
         rd_kafka_queue_io_event_enable(q, f->wake[1], "1", 1);
-        f->parts[f->n++] = (part){topic, tp->partition, q, ahead, 0, 0, NO_TIME, false, -1, false};
+        f->parts[f->n++] = (part){topic, tp->partition, q, ahead, 0, 0, NO_TIME, false, -1, false, INT64_MAX};
     }
+    /* By partition number: the alignment's groups are runs of one number. */
+    qsort(f->parts, f->n, sizeof(*f->parts), by_partition);
     if (f->next >= f->n) f->next = 0;
 }
 
@@ -173,15 +182,19 @@ static void refill(md_fetcher *f, part *p) {
     }
 }
 
-/* The latest event time due now: align_slack after the earliest a partition
- * can still give (its next message's time; for one with nothing fetched that
- * is not at its end, its last message's time, or anything if it has had
- * none). INT64_MAX without the alignment or when nothing holds back. */
-static int64_t due_by(md_fetcher *f, int64_t now) {
-    if (f->slack_ms <= 0) return INT64_MAX;
+/* Sets the due time of the group parts[lo, hi) (one partition number of
+ * every input topic: co-partitioned topics keyed by customer put all of a
+ * customer's events there, as Kafka Streams' tasks assume): align_slack
+ * after the earliest a partition of the group can still give (its next
+ * message's time; for one with nothing fetched that is not at its end, its
+ * last message's time, or anything if it has had none). INT64_MAX without
+ * the alignment or when nothing holds back; NO_TIME when only messages
+ * without a time are due. Another partition number's backlog holds this
+ * group back in nothing. */
+static void set_due(md_fetcher *f, size_t lo, size_t hi, int64_t now) {
     int64_t earliest = INT64_MAX;
     bool none_seen = false;
-    for (size_t i = 0; i < f->n; i++) {
+    for (size_t i = lo; i < hi && f->slack_ms > 0; i++) {
         part *p = &f->parts[i];
         if (p->len > 0) {
             p->empty_since = -1;
@@ -199,8 +212,8 @@ static int64_t due_by(md_fetcher *f, int64_t now) {
         if (p->last_ts == NO_TIME) none_seen = true;
         else if (p->last_ts < earliest) earliest = p->last_ts;
     }
-    if (none_seen) return NO_TIME; /* only what has no time is due */
-    return earliest == INT64_MAX ? INT64_MAX : earliest + f->slack_ms;
+    int64_t due = none_seen ? NO_TIME : earliest == INT64_MAX ? INT64_MAX : earliest + f->slack_ms;
+    for (size_t i = lo; i < hi; i++) f->parts[i].due = due;
 }
 
 /* Rounds over the partitions, a fair share each of what is due, until cap
@@ -216,14 +229,17 @@ static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
         size_t n = f->n, start = f->next, before = k;
         for (size_t j = 0; j < n; j++)
             if (f->parts[j].len < LOOKAHEAD / 2) refill(f, &f->parts[j]);
-        int64_t due = due_by(f, now);
+        for (size_t lo = 0, hi; lo < n; lo = hi) {
+            for (hi = lo + 1; hi < n && f->parts[hi].partition == f->parts[lo].partition;) hi++;
+            set_due(f, lo, hi, now);
+        }
         size_t share = (cap - k) / n;
         if (share == 0) share = 1;
         for (size_t j = 0; j < n && k < cap; j++) {
             part *p = &f->parts[(start + j) % n];
             for (size_t given = 0; given < share && k < cap && p->len > 0; given++) {
                 held *h = &p->ahead[p->head];
-                if (h->ts != NO_TIME && h->ts > due) break; /* ahead of the others: it waits */
+                if (h->ts != NO_TIME && h->ts > p->due) break; /* ahead of its group: it waits */
                 out[k++] = h->m;
                 p->head = (p->head + 1) % LOOKAHEAD;
                 p->len--;

@@ -22,8 +22,13 @@
  * fetcher holds a few messages of each partition ahead (the lookahead),
  * reads each one's event time (md_event_peek_time), and hands out only
  * those at most align_slack after the earliest next event among the
- * partitions: the partitions that run ahead wait, as Kafka Streams does
- * with the earliest record among a task's partitions. A partition with
+ * partitions of the same number: the partitions that run ahead wait, as
+ * Kafka Streams does with the earliest record among a task's partitions.
+ * The input topics are co-partitioned (keyed by customer, the same
+ * partition count), so a customer's events all share a partition number,
+ * and a backlog on partition 0 holds nothing of partition 1 back (a hot
+ * customer's flood of old events costs only its own partition number's
+ * customers). A partition with
  * nothing fetched holds the others at its last event's time until it has
  * messages, reports its end (PARTITION_EOF: caught up, it holds nothing
  * back, so live traffic never waits) or align_wait passes. Messages with

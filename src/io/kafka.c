@@ -27,7 +27,15 @@ rd_kafka_conf_t *md_kafka_conf_new(const md_config *cfg, md_kafka_role role, con
               set_all(conf, "kafka.common", k->common, k->n_common, why);
     switch (role) {
     case MD_KAFKA_CONSUMER:
-        ok = ok && set_all(conf, "kafka.consumer", k->consumer, k->n_consumer, why) &&
+        /* The fetcher reads every partition from its own queue, and then
+         * librdkafka's prefetch bounds apply per partition, not to the
+         * consumer: its defaults (100,000 messages, 64 MB) let a backlog of
+         * 20 partitions take 300 MB (bench/run) and could take gigabytes.
+         * 10,000 messages and 2 MB a partition still hold seconds of input at
+         * full speed; kafka.consumer may set either. */
+        ok = ok && set(conf, "momentd", "queued.min.messages", "10000", why) &&
+             set(conf, "momentd", "queued.max.messages.kbytes", "2048", why) &&
+             set_all(conf, "kafka.consumer", k->consumer, k->n_consumer, why) &&
              set(conf, "kafka.group_id", "group.id", group ? group : k->group_id, why) &&
              set(conf, "momentd", "enable.auto.commit", "false", why) &&
              set(conf, "momentd", "enable.auto.offset.store", "false", why) &&

@@ -29,9 +29,24 @@ check "HDEL and HINCRBY took effect" eq "$(rcli HEXISTS "$K" n),$(rcli HGET "$K"
 check "\"-\" skips the check (contact-point keys)" eq "$(apply - S k:1:c:x sms)" 1
 check "and leaves the version alone" eq "$(rcli HGET "$K" v)" 2
 
-ERR=$(apply 2 S n 5 Q f v 2>&1 || true)
+# Consecutive operations of one kind go to Redis as one command: the order
+# of the operations still decides (set, deleted, set again; deleted, then
+# set), and a run longer than one command takes (600 fields) is all written.
+check "mixed runs apply in order" eq "$(apply 2 S f 1 S g 1 D f x S f 3 D g x X m3 o I s0 1 S h 4 D h x)" 1
+check "a field set, deleted and set again holds the last value; one set then deleted is gone" \
+    eq "$(rcli HGET "$K" f),$(rcli HEXISTS "$K" g),$(rcli HEXISTS "$K" h),$(rcli HGET "$K" s0),$(rcli HGET "$K:x" m3),$(rcli HGET "$K" v)" "3,0,0,8,o,3"
+LONG=()
+for i in $(seq 1 600); do LONG+=(S "r$i" "$i"); done
+check "600 sets in one run apply" eq "$(apply 3 "${LONG[@]}")" 1
+check "every one of them written" eq "$(rcli HGET "$K" r1),$(rcli HGET "$K" r300),$(rcli HGET "$K" r600),$(rcli HGET "$K" v)" "1,300,600,4"
+LONG=()
+for i in $(seq 1 600); do LONG+=(D "r$i" x); done
+check "600 deletes in one run apply" eq "$(apply 4 "${LONG[@]}")" 1
+check "and every one is gone" eq "$(rcli HEXISTS "$K" r1),$(rcli HEXISTS "$K" r600),$(rcli HGET "$K" v)" "0,0,5"
+
+ERR=$(apply 5 S n 5 Q f v 2>&1 || true)
 check "an unknown op is an error, not a silent skip" grep -q "unknown op" <<<"$ERR"
-check "and nothing before it was written, the version unchanged" eq "$(rcli HEXISTS "$K" n),$(rcli HGET "$K" v)" "0,2"
-ERR=$(apply 2 S n 2>&1 || true)
+check "and nothing before it was written, the version unchanged" eq "$(rcli HEXISTS "$K" n),$(rcli HGET "$K" v)" "0,5"
+ERR=$(apply 5 S n 2>&1 || true)
 check "a truncated triple is an error" grep -q "triples" <<<"$ERR"
 finish

@@ -60,3 +60,29 @@ Test(kafka, a_refused_secret_is_named_not_quoted) {
     cr_assert_null(strstr(why.error, "hunter2"), "the error quotes the secret: %s", why.error);
     md_config_destroy(cfg);
 }
+
+/* The fetcher reads each partition from its own queue, where librdkafka's
+ * prefetch bounds count per partition: momentd's defaults keep a backlog of
+ * many partitions from filling memory; the pass-through still sets them. The
+ * fetcher's alignment needs each partition's end reported. */
+Test(kafka, consumer_prefetch_bounded_per_partition) {
+    char err[512];
+    md_config *cfg = th_config_with("\"group_id\": \"momentd\"", "\"group_id\": \"momentd\"", err, sizeof(err));
+    cr_assert(cfg, "%s", err);
+    md_kafka_refusal why;
+    rd_kafka_conf_t *conf = md_kafka_conf_new(cfg, MD_KAFKA_CONSUMER, NULL, &why);
+    cr_assert(conf);
+    cr_assert_str_eq(get(conf, "queued.max.messages.kbytes"), "2048");
+    cr_assert_str_eq(get(conf, "queued.min.messages"), "10000");
+    cr_assert_str_eq(get(conf, "enable.partition.eof"), "true");
+    rd_kafka_conf_destroy(conf);
+    md_config_destroy(cfg);
+    cfg = th_config_with("\"consumer\": {\"fetch.wait.max.ms\": \"50\"}",
+                         "\"consumer\": {\"fetch.wait.max.ms\": \"50\", \"queued.max.messages.kbytes\": \"8192\"}", err, sizeof(err));
+    cr_assert(cfg, "%s", err);
+    conf = md_kafka_conf_new(cfg, MD_KAFKA_CONSUMER, NULL, &why);
+    cr_assert(conf);
+    cr_assert_str_eq(get(conf, "queued.max.messages.kbytes"), "8192", "kafka.consumer sets it");
+    rd_kafka_conf_destroy(conf);
+    md_config_destroy(cfg);
+}
