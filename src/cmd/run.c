@@ -653,7 +653,7 @@ static void reload(daemon *d) {
     d->n.reloads++;
     learn_outputs(d); /* channels the new configuration added */
     d->snap.config_loaded_ms = wall_ms();
-    md_fetcher_set_align(d->fetcher, neu->kafka.align_slack_ms, neu->kafka.align_wait_ms);
+    md_fetcher_configure(d->fetcher, &neu->kafka);
     /* Campaigns and versions may have changed: measure the new ones soon,
      * and read the paused ones again by the new campaign indices. */
     memset(d->snap.models, 0, sizeof(d->snap.models));
@@ -774,7 +774,7 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         md_log(MD_LOG_ERROR, "kafka", "subscribe failed", "error", rd_kafka_err2str(kerr), NULL);
         goto out;
     }
-    if (!(d.fetcher = md_fetcher_new(d.consumer, cfg->kafka.align_slack_ms, cfg->kafka.align_wait_ms))) {
+    if (!(d.fetcher = md_fetcher_new(d.consumer, &cfg->kafka))) {
         md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
         goto out;
     }

@@ -18,6 +18,10 @@
  * prefetch holds the rest). */
 #define LOOKAHEAD 1024
 #define NO_TIME INT64_MIN /* a message without a readable event time */
+/* A partition at its end that had a message this recently is live: its
+ * next event should not wait behind a backlog's batch (a live partition
+ * can be quiet for seconds between two customers' events). */
+#define LIVE_MS 10000
 
 typedef struct held {
     rd_kafka_message_t *m;
@@ -35,6 +39,8 @@ typedef struct part {
     int64_t empty_since; /* monotonic ms it has been empty while behind; -1: not waiting */
     bool gave_up;        /* waited align_wait: read around until it has messages */
     int64_t due;         /* this round: the latest event time it may hand out */
+    int64_t last_msg;    /* monotonic ms its last message was taken from q */
+    size_t given;        /* handed out by the take in progress */
 } part;
 
 struct md_fetcher {
@@ -45,6 +51,7 @@ struct md_fetcher {
     size_t next; /* where the next round starts, so no partition always goes first */
     int wake[2]; /* librdkafka writes a byte here when a queue that was empty is not */
     int64_t slack_ms, wait_ms;
+    double backlog_share;
     uint64_t gave_up;
 };
 
@@ -54,11 +61,11 @@ static int64_t mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-md_fetcher *md_fetcher_new(rd_kafka_t *rk, int64_t align_slack_ms, int64_t align_wait_ms) {
+md_fetcher *md_fetcher_new(rd_kafka_t *rk, const md_cfg_kafka *k) {
     md_fetcher *f = calloc(1, sizeof(*f));
     if (!f) return NULL;
     f->rk = rk;
-    md_fetcher_set_align(f, align_slack_ms, align_wait_ms);
+    md_fetcher_configure(f, k);
     if (pipe(f->wake) != 0) {
         free(f);
         return NULL;
@@ -75,9 +82,10 @@ md_fetcher *md_fetcher_new(rd_kafka_t *rk, int64_t align_slack_ms, int64_t align
     return f;
 }
 
-void md_fetcher_set_align(md_fetcher *f, int64_t align_slack_ms, int64_t align_wait_ms) {
-    f->slack_ms = align_slack_ms;
-    f->wait_ms = align_wait_ms;
+void md_fetcher_configure(md_fetcher *f, const md_cfg_kafka *k) {
+    f->slack_ms = k->align_slack_ms;
+    f->wait_ms = k->align_wait_ms;
+    f->backlog_share = k->backlog_share;
 }
 
 uint64_t md_fetcher_gave_up(const md_fetcher *f) { return f ? f->gave_up : 0; }
@@ -148,7 +156,7 @@ void md_fetcher_rebalance(md_fetcher *f, const rd_kafka_topic_partition_list_t *
         }
         rd_kafka_queue_forward(q, NULL);
         rd_kafka_queue_io_event_enable(q, f->wake[1], "1", 1);
-        f->parts[f->n++] = (part){topic, tp->partition, q, ahead, 0, 0, NO_TIME, false, -1, false, INT64_MAX};
+        f->parts[f->n++] = (part){topic, tp->partition, q, ahead, 0, 0, NO_TIME, false, -1, false, INT64_MAX, INT64_MIN / 2, 0};
     }
     /* By partition number: the alignment's groups are runs of one number. */
     qsort(f->parts, f->n, sizeof(*f->parts), by_partition);
@@ -157,7 +165,7 @@ void md_fetcher_rebalance(md_fetcher *f, const rd_kafka_topic_partition_list_t *
 
 /* Tops a partition's lookahead up from its queue. The end of the partition
  * is a mark, not a message: it is kept as at_end and the message dropped. */
-static void refill(md_fetcher *f, part *p) {
+static void refill(md_fetcher *f, part *p, int64_t now) {
     rd_kafka_message_t *got[256];
     while (p->len < LOOKAHEAD) {
         size_t want = LOOKAHEAD - p->len < 256 ? LOOKAHEAD - p->len : 256;
@@ -174,6 +182,7 @@ static void refill(md_fetcher *f, part *p) {
             if (!m->err) {
                 p->at_end = false;
                 p->gave_up = false;
+                p->last_msg = now;
                 if (f->slack_ms > 0 && m->payload && md_event_peek_time(m->payload, m->len, &ts) && ts > p->last_ts) p->last_ts = ts;
             }
             p->ahead[(p->head + p->len++) % LOOKAHEAD] = (held){m, ts};
@@ -225,10 +234,24 @@ static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
     rd_kafka_message_t *m;
     while (k < cap && (m = rd_kafka_consumer_poll(f->rk, 0))) out[k++] = m;
     int64_t now = mono_ms();
+    /* A partition with a backlog takes at most backlog_share of the batch
+     * while another one is live (a message in the last LIVE_MS, and less
+     * than that share waiting): a batch of 2,000 of a flood's messages
+     * takes 30-100 ms, and the live partitions' new events would wait for
+     * it. When every partition has a backlog (a bootstrap) or none has,
+     * batches fill. */
+    size_t limit = (size_t)((double)cap * f->backlog_share), backlog_cap = cap;
+    if (limit == 0) limit = 1;
+    for (size_t j = 0; j < f->n; j++) {
+        part *p = &f->parts[j];
+        p->given = 0;
+        if (p->len < LOOKAHEAD / 2) refill(f, p, now);
+        if (now - p->last_msg < LIVE_MS && p->len < limit) backlog_cap = limit;
+    }
     while (k < cap && f->n) {
         size_t n = f->n, start = f->next, before = k;
         for (size_t j = 0; j < n; j++)
-            if (f->parts[j].len < LOOKAHEAD / 2) refill(f, &f->parts[j]);
+            if (f->parts[j].len < LOOKAHEAD / 2) refill(f, &f->parts[j], now);
         for (size_t lo = 0, hi; lo < n; lo = hi) {
             for (hi = lo + 1; hi < n && f->parts[hi].partition == f->parts[lo].partition;) hi++;
             set_due(f, lo, hi, now);
@@ -237,12 +260,14 @@ static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
         if (share == 0) share = 1;
         for (size_t j = 0; j < n && k < cap; j++) {
             part *p = &f->parts[(start + j) % n];
-            for (size_t given = 0; given < share && k < cap && p->len > 0; given++) {
+            size_t room = backlog_cap - p->given < share ? backlog_cap - p->given : share;
+            for (size_t given = 0; given < room && k < cap && p->len > 0; given++) {
                 held *h = &p->ahead[p->head];
                 if (h->ts != NO_TIME && h->ts > p->due) break; /* ahead of its group: it waits */
                 out[k++] = h->m;
                 p->head = (p->head + 1) % LOOKAHEAD;
                 p->len--;
+                p->given++;
             }
         }
         f->next = (f->next + 1) % n;

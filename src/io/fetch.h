@@ -32,7 +32,13 @@
  * nothing fetched holds the others at its last event's time until it has
  * messages, reports its end (PARTITION_EOF: caught up, it holds nothing
  * back, so live traffic never waits) or align_wait passes. Messages with
- * no readable time are never held. A partition's own order is kept. */
+ * no readable time are never held. A partition's own order is kept.
+ *
+ * A flood on one partition (a hot customer, a producer catching up) while
+ * the others are live: a partition that is behind takes at most
+ * kafka.backlog_share of a batch while another partition is live (a message in
+ * the last 10 seconds, and less than that share waiting), so a batch stays short and the live
+ * partitions' events do not wait for 2,000 of the flood's. */
 #ifndef MOMENTD_FETCH_H
 #define MOMENTD_FETCH_H
 
@@ -41,13 +47,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "momentd/config.h"
+
 typedef struct md_fetcher md_fetcher;
 
-/* For rk, a subscribed consumer with enable.partition.eof; align_slack_ms
- * 0 turns the alignment off. NULL on failure (out of memory, no pipe). */
-md_fetcher *md_fetcher_new(rd_kafka_t *rk, int64_t align_slack_ms, int64_t align_wait_ms);
-/* A reload's new alignment. */
-void md_fetcher_set_align(md_fetcher *f, int64_t align_slack_ms, int64_t align_wait_ms);
+/* For rk, a subscribed consumer with enable.partition.eof, with k's
+ * align_slack (0: no alignment), align_wait and backlog_share. NULL on
+ * failure (out of memory, no pipe). */
+md_fetcher *md_fetcher_new(rd_kafka_t *rk, const md_cfg_kafka *k);
+/* A reload's new settings. */
+void md_fetcher_configure(md_fetcher *f, const md_cfg_kafka *k);
 /* How many times a partition's align_wait ran out (it was then read around). */
 uint64_t md_fetcher_gave_up(const md_fetcher *f);
 /* Forgets every partition queue; before rd_kafka_consumer_close. Accepts NULL. */
