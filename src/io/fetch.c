@@ -18,9 +18,10 @@
  * prefetch holds the rest). */
 #define LOOKAHEAD 1024
 #define NO_TIME INT64_MIN /* a message without a readable event time */
-/* A partition at its end that had a message this recently is live: its
- * next event should not wait behind a backlog's batch (a live partition
- * can be quiet for seconds between two customers' events). */
+/* A partition that had a message this recently, and has less than
+ * kafka.backlog_share of a batch waiting, is live: its next event should
+ * not wait behind a backlog's batch (a live partition can be quiet for
+ * seconds between two customers' events). */
 #define LIVE_MS 10000
 
 typedef struct held {
