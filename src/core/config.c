@@ -515,7 +515,7 @@ void md_config_print_summary(const md_config *cfg, FILE *out) {
     /* What limits a channel across customers, and what makes its contact. */
     for (size_t i = 0; i < cfg->n_channels; i++) {
         const md_cfg_channel *ch = &cfg->channels[i];
-        bool sent = ch->confirm && strcmp(ch->confirm, "sent") == 0;
+        bool sent = cfg->rules->channels[i].confirm_sent;
         if (!ch->n_capacity && !sent) continue;
         fprintf(out, "  channel   %-16s", ch->name);
         if (ch->n_capacity) fprintf(out, " capacity");

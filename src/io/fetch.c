@@ -251,8 +251,6 @@ static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
     }
     while (k < cap && f->n) {
         size_t n = f->n, start = f->next, before = k;
-        for (size_t j = 0; j < n; j++)
-            if (f->parts[j].len < LOOKAHEAD / 2) refill(f, &f->parts[j], now);
         for (size_t lo = 0, hi; lo < n; lo = hi) {
             for (hi = lo + 1; hi < n && f->parts[hi].partition == f->parts[lo].partition;) hi++;
             set_due(f, lo, hi, now);
@@ -273,6 +271,8 @@ static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
         }
         f->next = (f->next + 1) % n;
         if (k == before) break;
+        for (size_t j = 0; j < n; j++) /* for the next round: the lookaheads were filled before the first */
+            if (f->parts[j].len < LOOKAHEAD / 2) refill(f, &f->parts[j], now);
     }
     return k;
 }

@@ -170,8 +170,12 @@ wait_for_count() {
 
 # last_consumed INSTANCE: messages consumed so far by momentd INSTANCE, from
 # its latest stats line ("" before the first one).
-last_consumed() {
-    { grep -o '"consumed":"[0-9]*"' "$T_DIR/$1/momentd.log" 2>/dev/null || true; } | tail -1 | tr -dc 0-9
+last_consumed() { last_stat "$1" consumed; }
+
+# last_stat INSTANCE NAME: counter NAME of momentd INSTANCE's latest stats
+# (or stop) line ("" before the first one).
+last_stat() {
+    { grep -o "\"$2\":\"[0-9]*\"" "$T_DIR/$1/momentd.log" 2>/dev/null || true; } | tail -1 | tr -dc 0-9
 }
 
 # wait_some INSTANCE: until it has consumed something (up to 20 s).

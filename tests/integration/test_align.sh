@@ -12,8 +12,7 @@ START=$((($(date +%s) - 62 * 86400) * 1000))
 TOTAL=$(grep -c . "$T_DIR/events.txt")
 log "$TOTAL messages: $(cut -d'|' -f1 "$T_DIR/events.txt" | sort | uniq -c | tr -s ' \n' ' ')"
 
-# too_late INSTANCE: the too-late count of its last stats line.
-too_late() { grep -o '"too_late":"[0-9]*"' "$T_DIR/$1/momentd.log" | tail -1 | tr -dc 0-9; }
+too_late() { last_stat "$1" too_late; }
 # windows PREFIX: the customers' window buckets, newest event times, balance
 # and profile attributes, keys written as X.
 windows() { dump_state "$1" | sed "s/^$1:/X:/" | grep -E $' (s[0-9a-z]+|t[012]|bal|p:[^\t]*)\t'; }
@@ -49,7 +48,7 @@ stop_momentd backlog
 check "no event of the backlog is too late" eq "$(too_late backlog)" 0
 # Every partition reached its end or had messages in time: none held the
 # others until kafka.align_wait ran out (a caught-up partition holds nothing).
-check "no partition was waited out" grep -q '"align_gave_up":"0"' <<<"$(grep '"msg":"stopped"' "$T_DIR/backlog/momentd.log")"
+check "no partition was waited out" eq "$(last_stat backlog align_gave_up)" 0
 windows "$B" >"$T_DIR/windows.backlog"
 check "every window equals the paced run's" cmp -s "$T_DIR/windows.ref" "$T_DIR/windows.backlog"
 cmp -s "$T_DIR/windows.ref" "$T_DIR/windows.backlog" || diff "$T_DIR/windows.ref" "$T_DIR/windows.backlog" | head -10 >&2
