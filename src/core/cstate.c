@@ -149,6 +149,52 @@ void md_ops_add(md_ops *o, char kind, const char *field, const char *value) {
 const char *md_ops_field(const md_ops *o, size_t i) { return o->arena + o->ops[i].field; }
 const char *md_ops_value(const md_ops *o, size_t i) { return o->arena + o->ops[i].value; }
 
+typedef struct op_ref {
+    const char *field;
+    size_t seq;  /* position in the list: order within one field */
+    bool outbox; /* the outbox hash's field space, not the customer's */
+} op_ref;
+
+static int op_ref_cmp(const void *a, const void *b) {
+    const op_ref *x = a, *y = b;
+    if (x->outbox != y->outbox) return x->outbox ? 1 : -1;
+    int c = strcmp(x->field, y->field);
+    if (c) return c;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void md_ops_compact(md_ops *o) {
+    if (!o || o->oom || o->n < 2) return;
+    size_t n = o->n, n_last = 0, n_incr = 0;
+    op_ref *refs = malloc(n * sizeof(*refs));
+    md_op *out = malloc(n * sizeof(*out));
+    size_t *keep = malloc(2 * n * sizeof(*keep)); /* fields' last ops; incremented fields' ops from n on */
+    if (!refs || !out || !keep) goto done;
+    for (size_t i = 0; i < n; i++) refs[i] = (op_ref){o->arena + o->ops[i].field, i, o->ops[i].kind == MD_OP_OUTBOX_SET};
+    qsort(refs, n, sizeof(*refs), op_ref_cmp);
+    for (size_t i = 0, j; i < n; i = j) { /* refs[i..j): one field's ops, in order */
+        bool incremented = false;
+        for (j = i; j < n && refs[j].outbox == refs[i].outbox && strcmp(refs[j].field, refs[i].field) == 0; j++)
+            incremented |= o->ops[refs[j].seq].kind == MD_OP_INCR;
+        if (incremented)
+            for (size_t k = i; k < j; k++) keep[n + n_incr++] = refs[k].seq;
+        else
+            keep[n_last++] = refs[j - 1].seq;
+    }
+    size_t m = 0;
+    static const char order[] = {MD_OP_DEL, MD_OP_SET, MD_OP_OUTBOX_SET};
+    for (size_t r = 0; r < sizeof(order); r++)
+        for (size_t k = 0; k < n_last; k++)
+            if (o->ops[keep[k]].kind == order[r]) out[m++] = o->ops[keep[k]];
+    for (size_t k = 0; k < n_incr; k++) out[m++] = o->ops[keep[n + k]];
+    memcpy(o->ops, out, m * sizeof(*out));
+    o->n = m;
+done:
+    free(refs);
+    free(out);
+    free(keep);
+}
+
 void md_cs_set_int(md_ops *ops, const char *field, int64_t v) {
     char buf[32];
     snprintf(buf, sizeof(buf), "%" PRId64, v);

@@ -773,6 +773,8 @@ static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, siz
         return MD_ERR_NOMEM;
     }
     if (b->ops[c].n == 0) return MD_ERR_OK; /* only duplicates: nothing to write */
+    md_ops_compact(&b->ops[c]);
+    md_ops_compact(&b->cp_ops[c]);
     b->req_customer[*nreq] = c;
     md_apply_req *q = &b->reqs[(*nreq)++];
     md_store_customer_key(b->store, b->cust_ids[c], q->key, sizeof(q->key));

@@ -44,8 +44,11 @@ end
 -- Consecutive operations of one kind go to Redis as one command (HSET of
 -- every field and value, HDEL of every field): a redis.call from Lua costs
 -- about as much as a small command's own work, and an apply writes 5-30
--- fields. Runs keep the operations' order, so a field set and then deleted
--- in one apply ends deleted. A run is sent at 512 arguments at the latest
+-- fields. momentd compacts each list first (md_ops_compact: a field's last
+-- set or delete, the deletes, then the sets, then the outbox's), so a batch
+-- with many events of one customer is three runs, not one per event.
+-- Runs keep the operations' order, so a field set and then deleted in one
+-- apply ends deleted. A run is sent at 512 arguments at the latest
 -- (Lua's unpack has a C stack limit).
 local run_op, run, n = nil, {}, 0
 local function flush()

@@ -886,3 +886,85 @@ Test(engine, listed_customers_are_kept_for_good) {
     field("pn", "1");
     cr_assert_eq(md_cstate_ttl_ms(cs), 0);
 }
+
+/* A model of a customer's two hashes (fields f0..f7 of each): applies ops
+ * the way apply.lua does, in order. */
+typedef struct {
+    bool has[2][8];
+    long long val[2][8];
+} two_hashes;
+
+static void model_apply(two_hashes *h, const md_ops *o) {
+    for (size_t i = 0; i < o->n; i++) {
+        int f = md_ops_field(o, i)[1] - '0', space = o->ops[i].kind == MD_OP_OUTBOX_SET;
+        long long v = atoll(md_ops_value(o, i));
+        switch (o->ops[i].kind) {
+        case MD_OP_SET:
+        case MD_OP_OUTBOX_SET: h->has[space][f] = true, h->val[space][f] = v; break;
+        case MD_OP_DEL: h->has[space][f] = false, h->val[space][f] = 0; break;
+        case MD_OP_INCR: h->val[space][f] = (h->has[space][f] ? h->val[space][f] : 0) + v, h->has[space][f] = true; break;
+        }
+    }
+}
+
+/* Commands apply.lua sends for o: one per run of one kind, an INCR each. */
+static size_t model_calls(const md_ops *o) {
+    size_t calls = 0;
+    for (size_t i = 0; i < o->n; i++)
+        if (i == 0 || o->ops[i].kind != o->ops[i - 1].kind || o->ops[i].kind == MD_OP_INCR) calls++;
+    return calls;
+}
+
+Test(engine, compacted_ops_have_the_same_effect_in_fewer_commands) {
+    static const char kinds[] = {MD_OP_SET, MD_OP_DEL, MD_OP_INCR, MD_OP_OUTBOX_SET};
+    uint64_t r = 88172645463325252ULL; /* xorshift: the same lists every run */
+    for (int round = 0; round < 2000; round++) {
+        md_ops o;
+        md_ops_init(&o);
+        bool incrs = round % 2; /* half the lists without an INCR */
+        size_t n = 1 + round % 40;
+        for (size_t i = 0; i < n; i++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            char kind = incrs ? kinds[r % 4] : "SDX"[r % 3];
+            char field[3] = {'f', (char)('0' + (r >> 8) % 8), 0}, value[8];
+            snprintf(value, sizeof(value), "%d", (int)((r >> 16) % 100));
+            md_ops_add(&o, kind, field, value);
+        }
+        two_hashes before = {0}, after = {0};
+        for (int f = 0; f < 8; f += 3) before.has[0][f] = after.has[0][f] = true, before.val[0][f] = after.val[0][f] = 7;
+        model_apply(&before, &o);
+        size_t calls = model_calls(&o);
+        md_ops_compact(&o);
+        model_apply(&after, &o);
+        cr_assert(memcmp(&before, &after, sizeof(before)) == 0, "round %d: the compacted list ends elsewhere", round);
+        /* (With an INCR among them, a field's ops keep their order at the
+         * end, which can cost a command more than the list had.) */
+        if (!incrs) cr_assert(model_calls(&o) <= 3 && model_calls(&o) <= calls, "round %d: without INCR, one run per kind (%zu, %zu before)",
+                              round, model_calls(&o), calls);
+        md_ops_fini(&o);
+    }
+}
+
+Test(engine, a_hot_customers_batch_compacts_to_two_commands) {
+    /* 80 events of one customer: each forgets its oldest id, remembers its
+     * own and moves the watermark, as md_cs_add_seen and
+     * md_cs_set_watermark write them. */
+    md_ops o;
+    md_ops_init(&o);
+    char field[32];
+    for (int e = 0; e < 80; e++) {
+        snprintf(field, sizeof(field), "i%016x", e);
+        md_ops_add(&o, MD_OP_DEL, field, NULL);
+        snprintf(field, sizeof(field), "i%016x", 1000 + e);
+        md_ops_add(&o, MD_OP_SET, field, "1");
+        snprintf(field, sizeof(field), "%d", 100 + e);
+        md_ops_add(&o, MD_OP_SET, "w:payments:0", field);
+    }
+    cr_assert_eq(model_calls(&o), 160); /* a delete, then a run of two sets, per event */
+    md_ops_compact(&o);
+    cr_assert_eq(o.n, 161, "80 deletes, 80 ids and the last watermark: %zu", o.n);
+    cr_assert_eq(model_calls(&o), 2);
+    for (size_t i = 0; i < o.n; i++)
+        if (!strcmp(md_ops_field(&o, i), "w:payments:0")) cr_assert_str_eq(md_ops_value(&o, i), "179");
+    md_ops_fini(&o);
+}
