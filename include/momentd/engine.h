@@ -288,7 +288,7 @@ typedef struct md_campaign_eval {
     double logit;
     double static_part;
     size_t n_contrib;
-    md_contribution contrib[MD_MAX_FEATURES]; /* sorted, largest contribution first */
+    md_contribution contrib[MD_MAX_FEATURES]; /* in feature order; md_engine_evaluate sorts them, largest first */
     md_suppress suppressed;                   /* NONE when fired */
     bool untimed;                             /* a block time alone will not lift (below threshold, opt-out, ...) */
     bool fired;

@@ -286,7 +286,8 @@ static void score_campaign(const md_config *cfg, md_cstate *cs, int c, md_campai
         if (ev->n_contrib < MD_MAX_FEATURES)
             ev->contrib[ev->n_contrib++] = (md_contribution){.feature = (int)f, .value = v.kind == MD_VAL_NUM ? v.num : 0, .contribution = contribution};
     }
-    qsort(ev->contrib, ev->n_contrib, sizeof(md_contribution), cmp_contrib);
+    /* In feature order: sorted only where shown (a moment's reasons,
+     * explain), not for every event's score. */
     ev->logit = logit;
     ev->score = 1.0 / (1.0 + exp(-logit));
     cs->scores[c] = ev->score;
@@ -654,9 +655,12 @@ static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_e
     md_jsonw_knum(&w, "threshold", md_campaign_threshold(cfg, c, e->arm));
     md_jsonw_key(&w, "reasons");
     md_jsonw_arr_open(&w);
+    md_contribution by_size[MD_MAX_FEATURES];
+    memcpy(by_size, e->contrib, e->n_contrib * sizeof(*by_size));
+    qsort(by_size, e->n_contrib, sizeof(*by_size), cmp_contrib);
     int64_t shown = 0;
     for (size_t i = 0; i < e->n_contrib && shown < m->top_reasons; i++) {
-        const md_contribution *k = &e->contrib[i];
+        const md_contribution *k = &by_size[i];
         if (k->contribution <= 0) break;
         md_jsonw_obj_open(&w);
         if (k->feature >= 0) {
@@ -1234,5 +1238,6 @@ void md_engine_evaluate(const md_config *cfg, md_cstate *cs, const md_cpstate *c
         if (disarmed && e->score < md_campaign_rearm_below(cfg, (int)c, e->arm)) cs->camps[c].disarmed = false;
         decide(cfg, cs, cp, (int)c, now_ms, false, e);
         cs->camps[c].disarmed = disarmed;
+        qsort(e->contrib, e->n_contrib, sizeof(md_contribution), cmp_contrib);
     }
 }
