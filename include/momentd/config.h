@@ -46,6 +46,7 @@ typedef struct md_cfg_kafka {
     int64_t align_slack_ms; /* 0: the topics are read independently */
     int64_t align_wait_ms;
     double backlog_share;
+    double backlog_time_share;
     md_kv *common;     /* passed to librdkafka unchanged, consumer and producer alike */
     size_t n_common;
     md_kv *consumer;   /* passed to librdkafka unchanged */

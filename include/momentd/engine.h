@@ -60,7 +60,7 @@ const char *md_ops_value(const md_ops *o, size_t i);
  * every set one, then the outbox's, then, in their own order, the ops of
  * fields that are also incremented (an INCR needs what came before it).
  * apply.lua sends each kind's run as one command: a customer with 80 events
- * in a batch costs three calls instead of one per event and field. Out of
+ * in a batch costs two or three calls instead of two per event. Out of
  * memory: o is left as it was (still correct, only longer). */
 void md_ops_compact(md_ops *o);
 

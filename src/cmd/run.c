@@ -816,6 +816,7 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         struct timespec t_batch;
         size_t got = md_fetcher_poll(d.fetcher, d.msgs, cap, (int)d.cfg->kafka.poll_timeout_ms);
         d.n.align_gave_up = md_fetcher_gave_up(d.fetcher);
+        d.n.backlog_held = md_fetcher_backlog_held(d.fetcher);
         if (got) mono_now(&t_batch);
         for (size_t i = 0; i < got; i++) {
             rd_kafka_message_t *m = d.msgs[i];

@@ -41,6 +41,7 @@ typedef struct part {
     bool gave_up;        /* waited align_wait: read around until it has messages */
     int64_t due;         /* this round: the latest event time it may hand out */
     int64_t last_msg;    /* monotonic ms its last message was taken from q */
+    int64_t receiving_at; /* monotonic ms a message last came after it had reported its end: live traffic */
     size_t given;        /* handed out by the take in progress */
 } part;
 
@@ -53,8 +54,18 @@ struct md_fetcher {
     int wake[2]; /* librdkafka writes a byte here when a queue that was empty is not */
     int64_t slack_ms, wait_ms;
     double backlog_share;
-    uint64_t gave_up;
+    double time_share;       /* of the loop's time, for a backlog while another partition is receiving */
+    bool took_backlog;       /* the last take handed out a backlog's messages */
+    int64_t took_at_us;      /* when (monotonic us) */
+    int64_t backlog_next_us; /* a backlog waits until then */
+    uint64_t gave_up, held;
 };
+
+static int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static int64_t mono_ms(void) {
     struct timespec ts;
@@ -87,9 +98,11 @@ void md_fetcher_configure(md_fetcher *f, const md_cfg_kafka *k) {
     f->slack_ms = k->align_slack_ms;
     f->wait_ms = k->align_wait_ms;
     f->backlog_share = k->backlog_share;
+    f->time_share = k->backlog_time_share;
 }
 
 uint64_t md_fetcher_gave_up(const md_fetcher *f) { return f ? f->gave_up : 0; }
+uint64_t md_fetcher_backlog_held(const md_fetcher *f) { return f ? f->held : 0; }
 
 static void drop(md_fetcher *f, size_t i) {
     part *p = &f->parts[i];
@@ -157,7 +170,7 @@ void md_fetcher_rebalance(md_fetcher *f, const rd_kafka_topic_partition_list_t *
         }
         rd_kafka_queue_forward(q, NULL);
         rd_kafka_queue_io_event_enable(q, f->wake[1], "1", 1);
-        f->parts[f->n++] = (part){topic, tp->partition, q, ahead, 0, 0, NO_TIME, false, -1, false, INT64_MAX, INT64_MIN / 2, 0};
+        f->parts[f->n++] = (part){topic, tp->partition, q, ahead, 0, 0, NO_TIME, false, -1, false, INT64_MAX, INT64_MIN / 2, 0, 0};
     }
     /* By partition number: the alignment's groups are runs of one number. */
     qsort(f->parts, f->n, sizeof(*f->parts), by_partition);
@@ -181,6 +194,7 @@ static void refill(md_fetcher *f, part *p, int64_t now) {
             }
             int64_t ts = NO_TIME;
             if (!m->err) {
+                if (p->at_end) p->receiving_at = now;
                 p->at_end = false;
                 p->gave_up = false;
                 p->last_msg = now;
@@ -243,12 +257,29 @@ static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
      * batches fill. */
     size_t limit = (size_t)((double)cap * f->backlog_share), backlog_cap = cap;
     if (limit == 0) limit = 1;
+    bool receiving = false;
     for (size_t j = 0; j < f->n; j++) {
         part *p = &f->parts[j];
         p->given = 0;
         if (p->len < LOOKAHEAD / 2) refill(f, p, now);
         if (now - p->last_msg < LIVE_MS && p->len < limit) backlog_cap = limit;
+        if (p->receiving_at && now - p->receiving_at < LIVE_MS && p->len < limit) receiving = true;
     }
+    /* And it takes at most backlog_time_share of the loop's time while
+     * another partition is receiving (caught up, with new messages): a
+     * flood read flat out keeps the machine busy (momentd, Redis, the
+     * broker serving it) and every other event waits for a core. After a
+     * take that handed out a backlog, the batch took now - took_at: the
+     * backlog then waits (1/share - 1) times that, while the live
+     * partitions' events go through at once. A bootstrap, where nothing
+     * is receiving, is never paced. */
+    int64_t now_us = mono_us();
+    if (f->took_backlog) {
+        f->backlog_next_us = now_us + (int64_t)((double)(now_us - f->took_at_us) * (1 / f->time_share - 1));
+        f->took_backlog = false;
+    }
+    bool pace = receiving && backlog_cap < cap && f->time_share < 1, hold = pace && now_us < f->backlog_next_us;
+    bool gave_backlog = false, held_one = false;
     while (k < cap && f->n) {
         size_t n = f->n, start = f->next, before = k;
         for (size_t lo = 0, hi; lo < n; lo = hi) {
@@ -260,6 +291,10 @@ static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
         for (size_t j = 0; j < n && k < cap; j++) {
             part *p = &f->parts[(start + j) % n];
             size_t room = backlog_cap - p->given < share ? backlog_cap - p->given : share;
+            if (pace && p->len >= limit) { /* a backlog */
+                if (hold) room = 0, held_one = true;
+                else gave_backlog = true;
+            }
             for (size_t given = 0; given < room && k < cap && p->len > 0; given++) {
                 held *h = &p->ahead[p->head];
                 if (h->ts != NO_TIME && h->ts > p->due) break; /* ahead of its group: it waits */
@@ -274,6 +309,11 @@ static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
         for (size_t j = 0; j < n; j++) /* for the next round: the lookaheads were filled before the first */
             if (f->parts[j].len < LOOKAHEAD / 2) refill(f, &f->parts[j], now);
     }
+    if (gave_backlog) {
+        f->took_backlog = true;
+        f->took_at_us = now_us;
+    }
+    f->held += held_one;
     return k;
 }
 
@@ -283,6 +323,8 @@ size_t md_fetcher_poll(md_fetcher *f, rd_kafka_message_t **out, size_t cap, int 
     }
     size_t k = take(f, out, cap);
     if (k || timeout_ms <= 0) return k;
+    int64_t turn_ms = (f->backlog_next_us - mono_us() + 999) / 1000; /* a backlog's turn, when one waits */
+    if (turn_ms > 0 && turn_ms < timeout_ms) timeout_ms = (int)turn_ms;
     /* Nothing due yet: sleep until a queue that was empty is not (the pipe),
      * at most timeout_ms, then look again (an alignment wait ends there at
      * the latest). A byte written between the drain and the poll wakes it

@@ -59,6 +59,8 @@ md_fetcher *md_fetcher_new(rd_kafka_t *rk, const md_cfg_kafka *k);
 void md_fetcher_configure(md_fetcher *f, const md_cfg_kafka *k);
 /* How many times a partition's align_wait ran out (it was then read around). */
 uint64_t md_fetcher_gave_up(const md_fetcher *f);
+/* Times a backlog waited its turn (kafka.backlog_time_share). */
+uint64_t md_fetcher_backlog_held(const md_fetcher *f);
 /* Forgets every partition queue; before rd_kafka_consumer_close. Accepts NULL. */
 void md_fetcher_destroy(md_fetcher *f);
 

@@ -65,6 +65,8 @@ typedef struct md_partition_lag {
     X(too_late, "too_late", "momentd_too_late_total", "Events older than limits.max_lateness behind the customer's newest.")     \
     X(align_gave_up, "align_gave_up", "momentd_align_gave_up_total",                                                          \
       "Times the event-time alignment stopped waiting for a partition that had nothing fetched (kafka.align_wait) and read the others without it.") \
+    X(backlog_held, "backlog_held", "momentd_backlog_held_total",                                                            \
+      "Times a partition with a backlog waited its turn (kafka.backlog_time_share) while another partition was receiving.")    \
     X(forgotten, "forgotten", "momentd_forgotten_total", \
       "Events and profiles of customers erased by momentd forget, ignored (a replay must not bring them back).") \
     X(profiles, "profiles", "momentd_profiles_total", "Profile updates applied.")                                                 \
