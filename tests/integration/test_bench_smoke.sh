@@ -9,7 +9,7 @@
 # the run is tiny; BENCHMARKS.md holds the real runs).
 source "$(dirname "$0")/lib.sh"
 
-OUT=$("$MOMENTD_SOURCE_DIR/bench/run" --smoke 2>&1) || { fail "bench/run --smoke failed: $(tail -5 <<<"$OUT")"; finish; }
+OUT=$("$MOMENTD_SOURCE_DIR/bench/run" --smoke 2>&1) || { rc=$?; fail "bench/run --smoke failed (exit $rc): $(tail -20 <<<"$OUT")"; finish; }
 echo "$OUT" | grep '^|'
 row() { grep "^| $1" <<<"$OUT" | cut -d'|' -f3 | tr -d ' '; }
 number() { [[ "$1" =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v v="$1" 'BEGIN {exit !(v > 0)}'; }
