@@ -41,6 +41,8 @@ typedef struct md_ops {
     size_t n, cap;
     char *arena;
     size_t used, arena_cap;
+    void *scratch; /* md_ops_compact's working space, kept for the next call */
+    size_t scratch_cap;
     bool oom;
 } md_ops;
 

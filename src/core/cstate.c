@@ -97,6 +97,7 @@ void md_ops_init(md_ops *o) { memset(o, 0, sizeof(*o)); }
 void md_ops_fini(md_ops *o) {
     free(o->ops);
     free(o->arena);
+    free(o->scratch);
     memset(o, 0, sizeof(*o));
 }
 
@@ -166,10 +167,19 @@ static int op_ref_cmp(const void *a, const void *b) {
 void md_ops_compact(md_ops *o) {
     if (!o || o->oom || o->n < 2) return;
     size_t n = o->n, n_last = 0, n_incr = 0;
-    op_ref *refs = malloc(n * sizeof(*refs));
-    md_op *out = malloc(n * sizeof(*out));
-    size_t *keep = malloc(2 * n * sizeof(*keep)); /* fields' last ops; incremented fields' ops from n on */
-    if (!refs || !out || !keep) goto done;
+    /* One block, kept in o across calls (every customer of every batch
+     * comes here): the refs, the rewritten list, and the kept positions
+     * (fields' last ops; incremented fields' ops from n on). */
+    size_t need = n * (sizeof(op_ref) + sizeof(md_op) + 2 * sizeof(size_t));
+    if (need > o->scratch_cap) {
+        void *grown = realloc(o->scratch, need);
+        if (!grown) return;
+        o->scratch = grown;
+        o->scratch_cap = need;
+    }
+    op_ref *refs = o->scratch;
+    md_op *out = (md_op *)(refs + n);
+    size_t *keep = (size_t *)(out + n);
     for (size_t i = 0; i < n; i++) refs[i] = (op_ref){o->arena + o->ops[i].field, i, o->ops[i].kind == MD_OP_OUTBOX_SET};
     qsort(refs, n, sizeof(*refs), op_ref_cmp);
     for (size_t i = 0, j; i < n; i = j) { /* refs[i..j): one field's ops, in order */
@@ -189,10 +199,6 @@ void md_ops_compact(md_ops *o) {
     for (size_t k = 0; k < n_incr; k++) out[m++] = o->ops[keep[n + k]];
     memcpy(o->ops, out, m * sizeof(*out));
     o->n = m;
-done:
-    free(refs);
-    free(out);
-    free(keep);
 }
 
 void md_cs_set_int(md_ops *ops, const char *field, int64_t v) {

@@ -55,8 +55,7 @@ struct md_fetcher {
     int64_t slack_ms, wait_ms;
     double backlog_share;
     double time_share;       /* of the loop's time, for a backlog while another partition is receiving */
-    bool took_backlog;       /* the last take handed out a backlog's messages */
-    int64_t took_at_us;      /* when (monotonic us) */
+    int64_t took_backlog_us; /* when (monotonic us) the last take handed out a backlog's messages; 0: it did not */
     int64_t backlog_next_us; /* a backlog waits until then */
     uint64_t gave_up, held;
 };
@@ -65,12 +64,6 @@ static int64_t mono_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 md_fetcher *md_fetcher_new(rd_kafka_t *rk, const md_cfg_kafka *k) {
@@ -248,7 +241,7 @@ static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
      * partition's queue was taken out come first: those are the oldest. */
     rd_kafka_message_t *m;
     while (k < cap && (m = rd_kafka_consumer_poll(f->rk, 0))) out[k++] = m;
-    int64_t now = mono_ms();
+    int64_t now_us = mono_us(), now = now_us / 1000;
     /* A partition with a backlog takes at most backlog_share of the batch
      * while another one is live (a message in the last LIVE_MS, and less
      * than that share waiting): a batch of 2,000 of a flood's messages
@@ -269,14 +262,13 @@ static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
      * another partition is receiving (caught up, with new messages): a
      * flood read flat out keeps the machine busy (momentd, Redis, the
      * broker serving it) and every other event waits for a core. After a
-     * take that handed out a backlog, the batch took now - took_at: the
+     * take that handed out a backlog, the batch took now - that take: the
      * backlog then waits (1/share - 1) times that, while the live
      * partitions' events go through at once. A bootstrap, where nothing
      * is receiving, is never paced. */
-    int64_t now_us = mono_us();
-    if (f->took_backlog) {
-        f->backlog_next_us = now_us + (int64_t)((double)(now_us - f->took_at_us) * (1 / f->time_share - 1));
-        f->took_backlog = false;
+    if (f->took_backlog_us) {
+        f->backlog_next_us = now_us + (int64_t)((double)(now_us - f->took_backlog_us) * (1 / f->time_share - 1));
+        f->took_backlog_us = 0;
     }
     bool pace = receiving && backlog_cap < cap && f->time_share < 1, hold = pace && now_us < f->backlog_next_us;
     bool gave_backlog = false, held_one = false;
@@ -309,10 +301,7 @@ static size_t take(md_fetcher *f, rd_kafka_message_t **out, size_t cap) {
         for (size_t j = 0; j < n; j++) /* for the next round: the lookaheads were filled before the first */
             if (f->parts[j].len < LOOKAHEAD / 2) refill(f, &f->parts[j], now);
     }
-    if (gave_backlog) {
-        f->took_backlog = true;
-        f->took_at_us = now_us;
-    }
+    if (gave_backlog) f->took_backlog_us = now_us;
     f->held += held_one;
     return k;
 }
