@@ -12,7 +12,7 @@
 source "$(dirname "$0")/lib.sh"
 
 N=$(uname_ lists)
-PORT=39467
+PORT=19467
 CFG=$(make_config "$N" -e "s/\"listen\": \"\"/\"listen\": \"127.0.0.1:$PORT\"/" \
     -e 's/{"name": "outbound_call", "topic": "\([^"]*\)",/{"name": "outbound_call", "topic": "\1", "consent": "call_consent",/' \
     -e "s/\"contact_policy\": {/\"audit\": {\"topic\": \"$N.decisions\"}, \"contact_policy\": {/")

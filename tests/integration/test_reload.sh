@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 
 N=$(uname_ reload)
-PORT=39465
+PORT=19465
 URL=http://127.0.0.1:$PORT
 CFG=$(make_config "$N" -e "s/\"listen\": \"\"/\"listen\": \"127.0.0.1:$PORT\"/")
 cp "$CFG" "$T_DIR/good.json"

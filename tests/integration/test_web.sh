@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 
 N=$(uname_ web)
-PORT=39464
+PORT=19464
 URL=http://127.0.0.1:$PORT
 # The running models are measured every second, and one decision makes a
 # decile, so that two triggers can show a drifting model.
@@ -214,7 +214,7 @@ stop_momentd main
 # is never printed.
 TOKEN=tok-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 export MD_TEST_HTTP_TOKEN=$TOKEN
-APORT=39465
+APORT=19465
 AURL=http://127.0.0.1:$APORT
 ACFG=$(make_config "$N-auth" -e "s/\"listen\": \"\"/\"listen\": \"127.0.0.1:$APORT\", \"token\": \"\${env:MD_TEST_HTTP_TOKEN}\"/")
 grep -q '"token": "${env:MD_TEST_HTTP_TOKEN}"' "$ACFG" || fail "the token config was not made"
@@ -241,7 +241,7 @@ check "without it the page says the data needs http.token" grep -q 'data-rendere
 check "in words" grep -q 'needs http.token' <<<"$NDOM"
 stop_momentd auth
 check "the token is in no log line" bash -c "! grep -qF '$TOKEN' '$T_DIR/auth/momentd.log'"
-SHORT=$(make_config_unchecked "$N-short" -e 's/"listen": ""/"listen": "127.0.0.1:39466", "token": "short"/')
+SHORT=$(make_config_unchecked "$N-short" -e 's/"listen": ""/"listen": "127.0.0.1:19466", "token": "short"/')
 check "a token under 16 characters is refused at load" bash -c "! '$MOMENTD_BIN' check -c '$SHORT' >'$T_DIR/short.out' 2>&1"
 check "saying why" grep -q 'http.token: must be 16-256 characters' "$T_DIR/short.out"
 finish
