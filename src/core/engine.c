@@ -215,6 +215,8 @@ static md_value profile_value(const char *s) {
     return v_str(s);
 }
 
+static int utc_offset_of(const md_cstate *cs);
+
 static md_value get_slot(void *ctx, int slot) {
     const md_cstate *cs = ctx;
     int idx = MD_SLOT_INDEX(slot);
@@ -230,6 +232,16 @@ static md_value get_slot(void *ctx, int slot) {
         case MD_BI_DAYS_SINCE_CALL: last = cs->last_ts[MD_EVENT_CALL]; break;
         case MD_BI_DAYS_SINCE_APP_LOGIN: last = cs->last_ts[MD_EVENT_APP_LOGIN]; break;
         case MD_BI_DAYS_SINCE_CONTACT: last = last_contact_any(cs); break;
+        case MD_BI_DAY_OF_MONTH:
+        case MD_BI_DAYS_IN_MONTH: {
+            /* The decision's date in the customer's calendar, so that a
+             * bill-cycle feature ("days to the statement date") can predict
+             * a peak before any event shows it. */
+            int y;
+            unsigned m, d;
+            md_civil_date(t, utc_offset_of(cs), &y, &m, &d);
+            return v_num(idx == MD_BI_DAY_OF_MONTH ? d : md_days_in_month(y, m));
+        }
         default: return v_missing;
         }
         if (last <= 0) return v_missing;

@@ -17,7 +17,8 @@
 const char *const md_event_field_names[MD_EF_COUNT] = {"type",   "amount",     "channel",   "kind",    "late",  "balance_after",
                                                        "reason", "duration_s", "direction", "inbound", "pages", "session_s"};
 const char *const md_builtin_names[MD_BI_COUNT] = {"balance", "days_since_last_payment", "days_since_last_call",
-                                                   "days_since_last_app_login", "days_since_last_contact"};
+                                                   "days_since_last_app_login", "days_since_last_contact",
+                                                   "day_of_month", "days_in_month"};
 
 #define MAX_PROFILE_ATTRS 256
 

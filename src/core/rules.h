@@ -29,7 +29,7 @@ extern const char *const md_event_field_names[MD_EF_COUNT];
 
 enum md_builtin {
     MD_BI_BALANCE, MD_BI_DAYS_SINCE_PAYMENT, MD_BI_DAYS_SINCE_CALL, MD_BI_DAYS_SINCE_APP_LOGIN,
-    MD_BI_DAYS_SINCE_CONTACT, MD_BI_COUNT
+    MD_BI_DAYS_SINCE_CONTACT, MD_BI_DAY_OF_MONTH, MD_BI_DAYS_IN_MONTH, MD_BI_COUNT
 };
 extern const char *const md_builtin_names[MD_BI_COUNT];
 

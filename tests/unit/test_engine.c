@@ -968,3 +968,59 @@ Test(engine, a_hot_customers_batch_compacts_to_two_commands) {
         if (!strcmp(md_ops_field(&o, i), "w:payments:0")) cr_assert_str_eq(md_ops_value(&o, i), "179");
     md_ops_fini(&o);
 }
+
+/* day_of_month and days_in_month read the decision's date in the customer's
+ * calendar, so a bill-cycle feature can be written: here a tag that is true
+ * three days before the statement (profile attribute statement_day). */
+static bool three_days_to_statement(int64_t t, const char *profile) {
+    pick_customer(false);
+    char err[128];
+    cr_assert_eq(md_cstate_set_profile(cs, profile, &ops, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    late_payment(t, 500);
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_engine_write_tag_categories(cfg, cs, &w);
+    bool on = strstr(w.buf, "frequent_payer") != NULL;
+    md_jsonw_fini(&w);
+    return on;
+}
+
+Test(engine, the_calendar_builtins_give_a_days_to_the_statement_feature) {
+    md_cstate_destroy(cs);
+    md_config_destroy(cfg);
+    char err[256];
+    md_config *c = th_config_with(
+        "\"expr\": \"payments_180d >= 5\"",
+        "\"expr\": \"profile.statement_day - day_of_month + days_in_month * (day_of_month > profile.statement_day) == 3\"", err,
+        sizeof(err));
+    cr_assert(c, "%s", err);
+    start(c);
+    const char *beijing = "{\"statement_day\":\"2\"}", *utc = "{\"statement_day\":\"2\",\"utc_offset\":\"+00:00\"}";
+    /* TH_T0 is 2026-03-02 10:00 in Beijing: the statement day itself. */
+    cr_assert_not(three_days_to_statement(TH_T0, beijing));
+    cr_assert(three_days_to_statement(TH_T0 - 3 * TH_DAY, beijing), "2026-02-27: February has 28 days");
+    cr_assert_not(three_days_to_statement(TH_T0 - 2 * TH_DAY, beijing), "2026-02-28: two days");
+    /* 2026-02-28 23:30 in UTC is already 1 March in Beijing (8 hours on). */
+    const int64_t feb28_2330_utc = TH_T0 - 2 * TH_DAY + 21 * TH_HOUR + 30 * 60000;
+    cr_assert(three_days_to_statement(feb28_2330_utc - 24 * TH_HOUR, utc), "27 February in UTC");
+    cr_assert_not(three_days_to_statement(feb28_2330_utc - 24 * TH_HOUR, beijing), "28 February in Beijing");
+    cr_assert(three_days_to_statement(TH_T0 - 31 * TH_DAY, beijing), "2026-01-30: January has 31 days");
+}
+
+Test(engine, calendar_dates_and_month_lengths) {
+    int y;
+    unsigned m, d;
+    md_civil_date(TH_T0, 480, &y, &m, &d);
+    cr_assert(y == 2026 && m == 3 && d == 2);
+    md_civil_date(TH_T0 - 10 * TH_HOUR - 1, 480, &y, &m, &d); /* 23:59:59.999 the day before */
+    cr_assert(y == 2026 && m == 3 && d == 1);
+    md_civil_date(TH_T0, -600, &y, &m, &d); /* 16:00 on 1 March at UTC-10 */
+    cr_assert(y == 2026 && m == 3 && d == 1);
+    cr_assert_eq(md_days_in_month(2026, 2), 28);
+    cr_assert_eq(md_days_in_month(2028, 2), 29);
+    cr_assert_eq(md_days_in_month(2100, 2), 28);
+    cr_assert_eq(md_days_in_month(2000, 2), 29);
+    cr_assert_eq(md_days_in_month(2026, 4), 30);
+    cr_assert_eq(md_days_in_month(2026, 12), 31);
+    cr_assert_eq(md_days_in_month(2026, 13), 0);
+}
