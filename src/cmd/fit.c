@@ -504,6 +504,9 @@ typedef struct emitter {
     const md_config *cfg;
     int campaign;
     const md_fit_outcome *o;
+    const char *arm;  /* the policy arm that gets the fitted model (NULL: the campaign) */
+    yajl_val model;   /* the campaign's model as written, the arm's starting point */
+    bool replacing;   /* within the campaign: replace its model, or copy it (arm mode) */
 } emitter;
 
 static void emit_string(FILE *out, const char *s) {
@@ -524,6 +527,7 @@ static void indent(FILE *out, int depth) {
 static bool replacement(const emitter *em, const char *path, size_t idx, const char *key, FILE *out) {
     const md_fit_outcome *o = em->o;
     const md_cfg_model *cm = &em->cfg->campaigns[em->campaign].model;
+    if (!em->replacing) return false;
     if (strcmp(path, "") == 0 && strcmp(key, "threshold") == 0) return fprintf(out, "%.6g", o->threshold), true;
     if (strcmp(path, "") == 0 && strcmp(key, "rearm_below") == 0) return fprintf(out, "%.6g", o->rearm_below), true;
     if (strcmp(path, "model") == 0 && strcmp(key, "version") == 0) return emit_string(out, o->version), true;
@@ -535,7 +539,46 @@ static bool replacement(const emitter *em, const char *path, size_t idx, const c
 
 static void emit(emitter *em, yajl_val v, int depth, const char *path, size_t idx, bool in_campaign);
 
+static bool is_the_arm(const emitter *em, yajl_val v) {
+    for (size_t i = 0; i < v->u.object.len; i++)
+        if (strcmp(v->u.object.keys[i], "name") == 0 && YAJL_IS_STRING(v->u.object.values[i]))
+            return strcmp(v->u.object.values[i]->u.string, em->arm) == 0;
+    return false;
+}
+
+/* The arm that tries the candidate: its own keys but any model, threshold
+ * and re-arm level, then the campaign's model with the fitted values and
+ * the fitted threshold and re-arm level. */
+static void emit_arm(emitter *em, yajl_val v, int depth) {
+    fputc('{', em->out);
+    for (size_t i = 0; i < v->u.object.len; i++) {
+        const char *k = v->u.object.keys[i];
+        if (strcmp(k, "model") == 0 || strcmp(k, "threshold") == 0 || strcmp(k, "rearm_below") == 0) continue;
+        indent(em->out, depth + 1);
+        emit_string(em->out, k);
+        fputs(": ", em->out);
+        emit(em, v->u.object.values[i], depth + 1, "arms[].x", 0, false);
+        fputc(',', em->out);
+    }
+    em->replacing = true;
+    indent(em->out, depth + 1);
+    fputs("\"model\": ", em->out);
+    emit(em, em->model, depth + 1, "model", 0, true);
+    fprintf(em->out, ",");
+    indent(em->out, depth + 1);
+    fprintf(em->out, "\"threshold\": %.6g,", em->o->threshold);
+    indent(em->out, depth + 1);
+    fprintf(em->out, "\"rearm_below\": %.6g", em->o->rearm_below);
+    em->replacing = false;
+    indent(em->out, depth);
+    fputc('}', em->out);
+}
+
 static void emit_object(emitter *em, yajl_val v, int depth, const char *path, size_t idx, bool in_campaign) {
+    if (in_campaign && em->arm && strcmp(path, "arms[]") == 0 && is_the_arm(em, v)) {
+        emit_arm(em, v, depth);
+        return;
+    }
     fputc('{', em->out);
     for (size_t i = 0; i < v->u.object.len; i++) {
         const char *k = v->u.object.keys[i];
@@ -544,7 +587,8 @@ static void emit_object(emitter *em, yajl_val v, int depth, const char *path, si
         fputs(": ", em->out);
         if (in_campaign && replacement(em, path, idx, k, em->out)) {
             /* written */
-        } else if (in_campaign && strcmp(path, "model.static[]") == 0 && strcmp(k, "offsets") == 0 && YAJL_IS_OBJECT(v->u.object.values[i])) {
+        } else if (in_campaign && em->replacing && strcmp(path, "model.static[]") == 0 && strcmp(k, "offsets") == 0 &&
+                   YAJL_IS_OBJECT(v->u.object.values[i])) {
             /* The static levels keep their names; their offsets are refitted. */
             yajl_val offs = v->u.object.values[i];
             size_t col = static_column(&em->cfg->campaigns[em->campaign].model, idx);
@@ -599,8 +643,20 @@ static void emit(emitter *em, yajl_val v, int depth, const char *path, size_t id
     }
 }
 
-bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int campaign, const md_fit_outcome *o, const char *out_path,
-                            char *err, size_t errsz) {
+/* Whether campaign cc has the policy arm named arm; err says which it has. */
+static bool has_arm(const md_cfg_campaign *cc, const char *arm, char *err, size_t errsz) {
+    for (size_t a = 0; a < cc->n_arms; a++)
+        if (strcmp(cc->arms[a].name, arm) == 0) return true;
+    int n = snprintf(err, errsz, "--arm: campaign \"%s\" has no policy arm \"%s\"%s", cc->name, arm,
+                     cc->n_arms ? " (its arms:" : " (it has none: add the arms, each with its share, first)");
+    for (size_t i = 0; i < cc->n_arms && n > 0 && (size_t)n < errsz; i++)
+        n += snprintf(err + n, errsz - (size_t)n, " %s%s", cc->arms[i].name, i + 1 < cc->n_arms ? "," : ")");
+    return false;
+}
+
+bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int campaign, const char *arm, const md_fit_outcome *o,
+                            const char *out_path, char *err, size_t errsz) {
+    if (arm && !has_arm(&cfg->campaigns[campaign], arm, err, errsz)) return false;
     char *text = md_config_read_text(config_path, err, errsz);
     if (!text) return false;
     char perr[256];
@@ -616,7 +672,12 @@ bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int c
         yajl_tree_free(root);
         return false;
     }
-    emitter em = {out, cfg, campaign, o};
+    const char *campaigns_path[] = {"campaigns", NULL}, *model_path[] = {"model", NULL};
+    yajl_val campaigns = yajl_tree_get(root, campaigns_path, yajl_t_array);
+    yajl_val model = campaigns && (size_t)campaign < campaigns->u.array.len
+                         ? yajl_tree_get(campaigns->u.array.values[campaign], model_path, yajl_t_object)
+                         : NULL;
+    emitter em = {out, cfg, campaign, o, arm, model, arm == NULL};
     emit(&em, root, 0, "", 0, false);
     fputc('\n', out);
     bool ok = !ferror(out);
@@ -816,6 +877,12 @@ int md_fit(const md_fit_opts *o) {
         rc = 2;
         goto out;
     }
+    /* A wrong --arm is found before the fit, not after it. */
+    if (o->arm && (!o->out || !has_arm(&cfg->campaigns[c], o->arm, err, sizeof(err)))) {
+        fprintf(stderr, "momentd: fit: %s\n", o->out ? err : "--arm names the arm that gets the candidate written with --out; there is no --out");
+        rc = 2;
+        goto out;
+    }
     if (!(fs = md_fit_set_new(cfg, c))) goto oom;
     if (o->from_redis) {
         md_cfg_redis rcfg = cfg->redis;
@@ -860,7 +927,7 @@ int md_fit(const md_fit_opts *o) {
     }
     md_fit_print(cfg, c, res, o->json, stdout);
     rc = 0;
-    if (o->out && !md_fit_write_candidate(o->config, cfg, c, res, o->out, err, sizeof(err))) {
+    if (o->out && !md_fit_write_candidate(o->config, cfg, c, o->arm, res, o->out, err, sizeof(err))) {
         fprintf(stderr, "momentd: fit: %s\n", err);
         rc = 1;
     } else if (o->out && !o->json) {

@@ -69,9 +69,12 @@ bool md_fit_evaluate(md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int
 
 /* Writes config_path's configuration with the campaign's model, threshold and
  * re-arm level replaced by the fitted ones (everything else byte-for-byte
- * the same values) to out_path ("-" = stdout). */
-bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int campaign, const md_fit_outcome *o, const char *out_path,
-                            char *err, size_t errsz);
+ * the same values) to out_path ("-" = stdout). With arm (not NULL), the
+ * campaign keeps its model and the policy arm of that name gets the fitted
+ * one, with its threshold and re-arm level, in place of any it had; an arm
+ * the campaign does not have is an error, and nothing is written. */
+bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int campaign, const char *arm, const md_fit_outcome *o,
+                            const char *out_path, char *err, size_t errsz);
 
 void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, bool json, FILE *out);
 /* A model quality as JSON under key: counts, AUC, Brier, log loss, the
@@ -80,6 +83,7 @@ void md_fit_json_quality(md_jsonw *w, const char *key, const md_model_quality *q
 
 typedef struct md_fit_opts {
     const char *config, *campaign, *trace_in, *trace_out, *out, *since, *redis_url;
+    const char *arm; /* --arm: the policy arm that gets the candidate (NULL: the campaign) */
     bool from_redis, json;
     double l2;
 } md_fit_opts;

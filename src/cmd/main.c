@@ -51,11 +51,13 @@ static const char usage[] =
     "                                  replay recorded events through the engine under both configurations, in\n"
     "                                  Redis namespaces of their own, and compare the triggers per campaign,\n"
     "                                  channel and day (EVENTS: JSON lines, or topic|key|json lines)\n"
-    "  fit -c FILE --campaign NAME (--from-redis | --from-trace FILE) [--since DAY] [--out CANDIDATE]\n"
+    "  fit -c FILE --campaign NAME (--from-redis | --from-trace FILE) [--since DAY] [--out CANDIDATE [--arm ARM]]\n"
     "      [--trace-out FILE] [--l2 X] [--json]\n"
     "                                  fit the campaign's model to the decisions momentd recorded and the conversions\n"
     "                                  that followed; print hand against fitted weights, out-of-sample AUC, Brier,\n"
     "                                  log loss, calibration by decile and uplift; write a candidate configuration\n"
+    "                                  (--arm: the fitted model goes to that policy arm only, to be tried live\n"
+    "                                  against the running model, which the campaign and its other arms keep)\n"
     "  load-profiles -c FILE PROFILES  write static profiles (CUSTOMER_ID|{json} lines, \"-\" = stdin) into Redis\n"
     "  pause -c FILE CAMPAIGN          stop a campaign firing on every instance, from its next batch (no restart)\n"
     "  resume -c FILE CAMPAIGN         let it fire again\n"
@@ -686,7 +688,7 @@ int main(int argc, char **argv) {
     const char *config = NULL, *at = NULL, *from = NULL, *to = NULL, *scenario = NULL, *plot = NULL, *trace = NULL, *redis = NULL;
     const char *seed = "1", *live = NULL, *from_file = NULL, *from_topic = NULL;
     const char *campaign = NULL, *from_trace = NULL, *trace_out = NULL, *out_path = NULL, *since = NULL, *l2 = "1";
-    const char *fit_after = NULL;
+    const char *fit_after = NULL, *arm = NULL;
     bool json = false, from_redis = false, history = false;
     const char *channel = NULL;
     bool all_channels = false, contact_points = false, remove = false;
@@ -706,6 +708,7 @@ int main(int argc, char **argv) {
                                          {"channel", required_argument, NULL, 'N'}, {"all-channels", no_argument, NULL, 'W'},
                                          {"contact-points", no_argument, NULL, 'P'}, {"remove", no_argument, NULL, 'X'},
                                          {"include", no_argument, NULL, 'i'},      {"exclude", no_argument, NULL, 'e'},
+                                         {"arm", required_argument, NULL, 'M'},
                                          {NULL, 0, NULL, 0}};
     optind = 2;
     int ch;
@@ -732,6 +735,7 @@ int main(int argc, char **argv) {
         case 'n': since = optarg; break;
         case 'l': l2 = optarg; break;
         case 'A': fit_after = optarg; break;
+        case 'M': arm = optarg; break;
         case 'H': history = true; break;
         case 'N': channel = optarg; break;
         case 'W': all_channels = true; break;
@@ -788,7 +792,7 @@ int main(int argc, char **argv) {
         char *end;
         double l2v = strtod(l2, &end);
         if (*end || end == l2) l2v = -1; /* md_fit reports it */
-        md_fit_opts fo = {config, campaign, from_trace, trace_out, out_path, since, redis, from_redis, json, l2v};
+        md_fit_opts fo = {config, campaign, from_trace, trace_out, out_path, since, redis, arm, from_redis, json, l2v};
         return md_fit(&fo);
     }
     if (strcmp(cmd, "simulate") == 0) {

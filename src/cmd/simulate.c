@@ -397,7 +397,7 @@ static md_config *fit_now(sim *s, int pol, const md_config *cfg, const char *cfg
     int fd = -1;
     if (md_fit_run(fs, &pp, fo, err, errsz) && (fd = mkstemp(tmp)) >= 0) {
         close(fd);
-        if (md_fit_write_candidate(cfg_path, cfg, 0, fo, tmp, err, errsz)) fitted = md_config_load(tmp, err, errsz);
+        if (md_fit_write_candidate(cfg_path, cfg, 0, NULL, fo, tmp, err, errsz)) fitted = md_config_load(tmp, err, errsz);
         unlink(tmp);
     } else if (fd < 0 && !err[0]) {
         snprintf(err, errsz, "cannot create %s", tmp);

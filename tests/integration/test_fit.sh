@@ -92,12 +92,35 @@ check "the model's notes and features are kept" eq "$(jq -c '[.campaigns[0].mode
 # customers are scored by the fitted model (its version, threshold and
 # re-arm level), half by the running one; a reload switches it on, and new
 # late payers in each arm get moments under their arm's model.
+# The operator adds the two arms; `fit --arm` puts the candidate into one.
 CANDIDATE_VERSION=$(jq -r .candidate_version "$T_DIR/fit.json")
-jq --slurpfile c "$T_DIR/candidate.json" '.campaigns[0].arms = [
-    {name: "running", share_pct: 50, cooldown: .campaigns[0].cooldown},
-    {name: "candidate", share_pct: 50, cooldown: .campaigns[0].cooldown, model: $c[0].campaigns[0].model,
-     threshold: $c[0].campaigns[0].threshold, rearm_below: $c[0].campaigns[0].rearm_below}]' "$CFG" >"$T_DIR/arms.json"
+jq '.campaigns[0].arms = [{name: "running", share_pct: 50, cooldown: .campaigns[0].cooldown},
+    {name: "candidate", share_pct: 50, cooldown: .campaigns[0].cooldown}]' "$CFG" >"$T_DIR/with-arms.json"
+RC=0
+"$MOMENTD_BIN" fit -c "$T_DIR/with-arms.json" --campaign prepay_wallet --from-trace "$T_DIR/trace.tsv" \
+    --arm candidate --out "$T_DIR/arms.json" >/dev/null || RC=$?
+check "fit --arm succeeds" eq "$RC" 0
 check "the configuration with the candidate in an arm loads" "$MOMENTD_BIN" check -c "$T_DIR/arms.json"
+check "the arm carries the candidate's model" eq "$(jq -c '.campaigns[0].arms[1].model' "$T_DIR/arms.json")" \
+    "$(jq -c '.campaigns[0].model' "$T_DIR/candidate.json")"
+check "and its threshold and re-arm level" eq "$(jq -c '.campaigns[0].arms[1] | [.threshold, .rearm_below]' "$T_DIR/arms.json")" \
+    "$(jq -c '.campaigns[0] | [.threshold, .rearm_below]' "$T_DIR/candidate.json")"
+check "the campaign and the other arm keep the running model" \
+    eq "$(jq -S -c 'del(.campaigns[0].arms[1])' "$T_DIR/arms.json")" "$(jq -S -c 'del(.campaigns[0].arms[1])' "$T_DIR/with-arms.json")"
+check "the arm keeps its own name, share and cooldown" \
+    eq "$(jq -S -c '.campaigns[0].arms[1] | del(.model, .threshold, .rearm_below)' "$T_DIR/arms.json")" \
+    "$(jq -S -c '.campaigns[0].arms[1]' "$T_DIR/with-arms.json")"
+set +e
+"$MOMENTD_BIN" fit -c "$T_DIR/with-arms.json" --campaign prepay_wallet --from-trace "$T_DIR/trace.tsv" \
+    --arm nosuch --out "$T_DIR/never3.json" 2>"$T_DIR/err6" >/dev/null
+RC6=$?
+"$MOMENTD_BIN" fit -c "$T_DIR/with-arms.json" --campaign prepay_wallet --from-trace "$T_DIR/trace.tsv" --arm candidate 2>"$T_DIR/err7" >/dev/null
+RC7=$?
+set -e
+check "an arm the campaign does not have: exit 2" eq "$RC6" 2
+check "naming the arms it has" grep -q 'no policy arm "nosuch" (its arms: running, candidate)' "$T_DIR/err6"
+check "and nothing written" test ! -e "$T_DIR/never3.json"
+check "--arm without --out: exit 2" eq "$RC7" 2
 cp "$T_DIR/arms.json" "$CFG"
 kill -HUP "$(cat "$T_DIR/main/momentd.pid")"
 reloaded() {
