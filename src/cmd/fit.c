@@ -931,7 +931,11 @@ int md_fit(const md_fit_opts *o) {
         fprintf(stderr, "momentd: fit: %s\n", err);
         rc = 1;
     } else if (o->out && !o->json) {
-        printf("candidate written to %s: try it with momentd backtest, then as a policy arm\n", o->out);
+        if (o->arm)
+            printf("candidate written to %s, in policy arm %s (the campaign and its other arms keep the running model): reload to try it live\n",
+                   o->out, o->arm);
+        else
+            printf("candidate written to %s: try it with momentd backtest, then as a policy arm (--arm)\n", o->out);
     }
     free(res);
     goto out;

@@ -98,8 +98,9 @@ jq '.campaigns[0].arms = [{name: "running", share_pct: 50, cooldown: .campaigns[
     {name: "candidate", share_pct: 50, cooldown: .campaigns[0].cooldown}]' "$CFG" >"$T_DIR/with-arms.json"
 RC=0
 "$MOMENTD_BIN" fit -c "$T_DIR/with-arms.json" --campaign prepay_wallet --from-trace "$T_DIR/trace.tsv" \
-    --arm candidate --out "$T_DIR/arms.json" >/dev/null || RC=$?
+    --arm candidate --out "$T_DIR/arms.json" >"$T_DIR/arm-out.txt" || RC=$?
 check "fit --arm succeeds" eq "$RC" 0
+check "and says which arm has the candidate" grep -q "candidate written to $T_DIR/arms.json, in policy arm candidate " "$T_DIR/arm-out.txt"
 check "the configuration with the candidate in an arm loads" "$MOMENTD_BIN" check -c "$T_DIR/arms.json"
 check "the arm carries the candidate's model" eq "$(jq -c '.campaigns[0].arms[1].model' "$T_DIR/arms.json")" \
     "$(jq -c '.campaigns[0].model' "$T_DIR/candidate.json")"
