@@ -482,12 +482,6 @@ bool md_quiet_hours_active(int start_min, int end_min, int64_t t_ms, int utc_off
 /* "YYYY-MM-DD" of t_ms at utc_offset_min minutes east of UTC. */
 void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]);
 
-/* The calendar date of t_ms at utc_offset_min: year, month 1-12, day 1-31. */
-void md_civil_date(int64_t t_ms, int utc_offset_min, int *year, unsigned *month, unsigned *day);
-
-/* Days in month 1-12 of year (Gregorian). */
-unsigned md_days_in_month(int year, unsigned month);
-
 /* 64-bit hash of data (FNV-1a with a final mix), stable across runs and
  * machines: it names stored series, and named the event-id guard's entries
  * before the guard was keyed. Not for strings an attacker chooses: its

@@ -180,6 +180,13 @@ typedef enum md_id_kind { MD_ID_CUSTOMER, MD_ID_CONTACT_POINT } md_id_kind;
  * Returns false when it is not one. */
 bool md_parse_rfc3339(const char *s, size_t len, int64_t *out_ms);
 
+/* The calendar date of t_ms at utc_offset_min minutes east of UTC: year,
+ * month 1-12, day 1-31 (proleptic Gregorian). */
+void md_civil_date(int64_t t_ms, int utc_offset_min, int *year, unsigned *month, unsigned *day);
+
+/* Days in month 1-12 of year (Gregorian); 0 for another month number. */
+unsigned md_days_in_month(int year, unsigned month);
+
 /* The event time of a message, read without checking the rest: the top
  * level's "ts" (an RFC 3339 string or integer epoch milliseconds) among its
  * first MD_PEEK_TIME_BYTES bytes. For ordering input by event time before

@@ -564,7 +564,7 @@ static void emit_arm(emitter *em, yajl_val v, int depth) {
     indent(em->out, depth + 1);
     fputs("\"model\": ", em->out);
     emit(em, em->model, depth + 1, "model", 0, true);
-    fprintf(em->out, ",");
+    fputc(',', em->out);
     indent(em->out, depth + 1);
     fprintf(em->out, "\"threshold\": %.6g,", em->o->threshold);
     indent(em->out, depth + 1);

@@ -1422,30 +1422,6 @@ md_trec *md_cs_find_trec(md_cstate *cs, const char *id) {
     return NULL;
 }
 
-void md_civil_date(int64_t t_ms, int utc_offset_min, int *year, unsigned *month, unsigned *day) {
-    int64_t days = (t_ms / 1000 + (int64_t)utc_offset_min * 60) / 86400;
-    if ((t_ms / 1000 + (int64_t)utc_offset_min * 60) % 86400 < 0) days--;
-    /* civil_from_days (Howard Hinnant), the inverse of event.c's days_from_civil. */
-    days += 719468;
-    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-    unsigned doe = (unsigned)(days - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    *day = doy - (153 * mp + 2) / 5 + 1;
-    *month = m;
-    *year = (int)(y + (m <= 2));
-}
-
-unsigned md_days_in_month(int year, unsigned month) {
-    static const unsigned days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    if (month < 1 || month > 12) return 0;
-    return days[month - 1] + (month == 2 && leap);
-}
-
 void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]) {
     int y;
     unsigned m, d;

@@ -256,6 +256,30 @@ static bool digits(const char *s, size_t n, int *out) {
     return true;
 }
 
+void md_civil_date(int64_t t_ms, int utc_offset_min, int *year, unsigned *month, unsigned *day) {
+    int64_t days = (t_ms / 1000 + (int64_t)utc_offset_min * 60) / 86400;
+    if ((t_ms / 1000 + (int64_t)utc_offset_min * 60) % 86400 < 0) days--;
+    /* civil_from_days (Howard Hinnant), the inverse of days_from_civil above. */
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    unsigned doe = (unsigned)(days - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    *day = doy - (153 * mp + 2) / 5 + 1;
+    *month = m;
+    *year = (int)(y + (m <= 2));
+}
+
+unsigned md_days_in_month(int year, unsigned month) {
+    static const unsigned days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (month < 1 || month > 12) return 0;
+    return days[month - 1] + (month == 2 && leap);
+}
+
 bool md_parse_rfc3339(const char *s, size_t len, int64_t *out_ms) {
     int Y, M, D, h, m, sec, oh = 0, om = 0;
     if (len < 20) return false;
@@ -264,10 +288,7 @@ bool md_parse_rfc3339(const char *s, size_t len, int64_t *out_ms) {
     if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return false;
     if (!digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &m) || s[16] != ':' || !digits(s + 17, 2, &sec))
         return false;
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 || m > 59 || sec > 60) return false;
-    bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
-    if (M == 2 && D == 29 && !leap) return false;
+    if (M < 1 || M > 12 || D < 1 || D > (int)md_days_in_month(Y, (unsigned)M) || h > 23 || m > 59 || sec > 60) return false;
     if (sec == 60) sec = 59; /* a leap second is folded into the second before it */
     size_t i = 19;
     int ms = 0;
