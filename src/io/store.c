@@ -800,11 +800,13 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
 
 /* The apply command of q in s->argv and s->lens (kept, grown as needed),
  * with its outbox key in outbox_key (420 bytes): EVALSHA sha numkeys key
- * outbox ttl version, then op field value per op. Its argument count, 0
- * when out of memory. */
+ * outbox ttl version nd ns nx, the leading runs of deletes, sets and outbox
+ * sets as plain arguments, then op field value per remaining op (apply.lua's
+ * layout). Its argument count, 0 when out of memory. */
 static size_t apply_argv(md_store *s, const md_apply_req *q, char *outbox_key) {
-    enum { FIXED_ARGS = 7 };
-    size_t argc = FIXED_ARGS + 3 * q->ops->n;
+    enum { FIXED_ARGS = 10 };
+    const md_ops *ops = q->ops;
+    size_t argc = FIXED_ARGS + 3 * ops->n;
     if (argc > s->argv_cap) {
         size_t cap = argc * 2;
         const char **na = realloc(s->argv, cap * sizeof(*na));
@@ -816,6 +818,12 @@ static size_t apply_argv(md_store *s, const md_apply_req *q, char *outbox_key) {
         if (!na || !nl || !nn) return 0;
         s->argv_cap = cap;
     }
+    /* The runs: as long as the list keeps to deletes, then sets, then
+     * outbox sets (a compacted list does, but for its incremented fields). */
+    size_t run[3] = {0, 0, 0}, o = 0;
+    static const char run_kind[3] = {MD_OP_DEL, MD_OP_SET, MD_OP_OUTBOX_SET};
+    for (size_t r = 0; r < 3; r++)
+        while (o < ops->n && ops->ops[o].kind == run_kind[r]) run[r]++, o++;
     const char **argv = s->argv;
     char (*nums)[24] = s->nums;
     size_t a = 0, k = 0;
@@ -830,15 +838,23 @@ static size_t apply_argv(md_store *s, const md_apply_req *q, char *outbox_key) {
     if (q->expect_version < 0) snprintf(nums[k], 24, "-");
     else snprintf(nums[k], 24, "%lld", (long long)q->expect_version);
     argv[a++] = nums[k++];
-    for (size_t o = 0; o < q->ops->n; o++) {
+    for (size_t r = 0; r < 3; r++) {
+        snprintf(nums[k], 24, "%zu", run[r]);
+        argv[a++] = nums[k++];
+    }
+    for (size_t i = 0; i < o; i++) {
+        argv[a++] = md_ops_field(ops, i);
+        if (ops->ops[i].kind != MD_OP_DEL) argv[a++] = md_ops_value(ops, i);
+    }
+    for (size_t i = o; i < ops->n; i++) {
         char *kind = nums[k++];
-        kind[0] = q->ops->ops[o].kind;
+        kind[0] = ops->ops[i].kind;
         kind[1] = '\0';
         argv[a++] = kind;
-        argv[a++] = md_ops_field(q->ops, o);
-        argv[a++] = md_ops_value(q->ops, o);
+        argv[a++] = md_ops_field(ops, i);
+        argv[a++] = md_ops_value(ops, i);
     }
-    /* a == argc by construction; argv/lens/nums hold cap >= argc. */
+    /* a <= argc by construction; argv/lens/nums hold cap >= argc. */
     for (size_t x = 0; x < a; x++) s->lens[x] = strlen(argv[x]);
     return a;
 }

@@ -6,7 +6,11 @@ source "$(dirname "$0")/lib.sh"
 
 K="$(uname_ apply):{c1}"
 SHA=$(rcli SCRIPT LOAD "$(cat "$MOMENTD_SOURCE_DIR/src/lua/apply.lua")")
-apply() { rcli EVALSHA "$SHA" 2 "$K" "$K:x" 60000 "$@"; }
+# apply VERSION OP FIELD VALUE...: every operation as a triple (no leading runs).
+apply() { local v=$1; shift; rcli EVALSHA "$SHA" 2 "$K" "$K:x" 60000 "$v" 0 0 0 "$@"; }
+# runs VERSION ND NS NX ARGS...: leading runs of deletes, sets and outbox
+# sets as plain arguments, then triples, the way momentd sends them.
+runs() { rcli EVALSHA "$SHA" 2 "$K" "$K:x" 60000 "$@"; }
 
 check "first write at version 0 applies" eq "$(apply 0 S n 100 I s0 5 X m1 "topic
 payload")" 1
@@ -44,9 +48,32 @@ for i in $(seq 1 600); do LONG+=(D "r$i" x); done
 check "600 deletes in one run apply" eq "$(apply 4 "${LONG[@]}")" 1
 check "and every one is gone" eq "$(rcli HEXISTS "$K" r1),$(rcli HEXISTS "$K" r600),$(rcli HGET "$K" v)" "0,0,5"
 
-ERR=$(apply 5 S n 5 Q f v 2>&1 || true)
+# The runs momentd sends: deletes, then sets (the version's +1 with them),
+# then outbox sets, then triples for what keeps no such order; a run longer
+# than one command takes is split, and none of it is lost.
+rcli HSET "$K" d1 1 d2 2 >/dev/null
+check "runs and triples apply" eq "$(runs 5 2 2 1 d1 d2 s1 a s2 b m4 "t
+q" I s0 3 S s1 c)" 1
+check "the deletes, sets, outbox set and triples took effect in order" \
+    eq "$(rcli HEXISTS "$K" d1),$(rcli HEXISTS "$K" d2),$(rcli HGET "$K" s1),$(rcli HGET "$K" s2),$(rcli HGET "$K" s0),$(rcli HGET "$K:x" m4 | head -1),$(rcli HGET "$K" v)" "0,0,c,b,11,t,6"
+LONG=()
+for i in $(seq 1 700); do LONG+=("w$i" "$i"); done
+check "a run of 700 sets applies" eq "$(runs 6 0 700 0 "${LONG[@]}")" 1
+check "every one written, the version with them" eq "$(rcli HGET "$K" w1),$(rcli HGET "$K" w255),$(rcli HGET "$K" w256),$(rcli HGET "$K" w700),$(rcli HGET "$K" v)" "1,255,256,700,7"
+LONG=()
+for i in $(seq 1 700); do LONG+=("w$i"); done
+check "a run of 700 deletes applies, and no set still bumps the version" eq "$(runs 7 700 0 0 "${LONG[@]}")" 1
+check "every one gone" eq "$(rcli HEXISTS "$K" w1),$(rcli HEXISTS "$K" w512),$(rcli HEXISTS "$K" w700),$(rcli HGET "$K" v)" "0,0,0,8"
+ERR=$(runs 8 1 0 0 2>&1 || true)
+check "runs longer than the arguments are an error" grep -q "triples after the runs" <<<"$ERR"
+ERR=$(runs 8 x 0 0 f 2>&1 || true)
+check "a count that is no number is an error" grep -q "must count" <<<"$ERR"
+check "and neither wrote anything" eq "$(rcli HGET "$K" v)" 8
+check "a stale version writes none of the runs" eq "$(runs 7 0 1 1 s1 z m5 o),$(rcli HGET "$K" s1),$(rcli HEXISTS "$K:x" m5)" "0,c,0"
+
+ERR=$(apply 8 S n 5 Q f v 2>&1 || true)
 check "an unknown op is an error, not a silent skip" grep -q "unknown op" <<<"$ERR"
-check "and nothing before it was written, the version unchanged" eq "$(rcli HEXISTS "$K" n),$(rcli HGET "$K" v)" "0,5"
-ERR=$(apply 5 S n 2>&1 || true)
+check "and nothing before it was written, the version unchanged" eq "$(rcli HEXISTS "$K" n),$(rcli HGET "$K" v)" "0,8"
+ERR=$(apply 8 S n 2>&1 || true)
 check "a truncated triple is an error" grep -q "triples" <<<"$ERR"
 finish
