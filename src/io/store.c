@@ -827,12 +827,16 @@ static size_t apply_argv(md_store *s, const md_apply_req *q, char *outbox_key) {
     const char **argv = s->argv;
     char (*nums)[24] = s->nums;
     size_t a = 0, k = 0;
+    /* An outbox known to be empty, with nothing for it: the key is absent,
+     * and apply.lua goes without it (its expiry costs a call otherwise). */
+    bool outbox = !q->outbox_empty || run[2] > 0;
+    for (size_t i = o; i < ops->n && !outbox; i++) outbox = ops->ops[i].kind == MD_OP_OUTBOX_SET;
     argv[a++] = "EVALSHA";
     argv[a++] = s->apply_sha;
-    argv[a++] = "2";
+    argv[a++] = outbox ? "2" : "1";
     argv[a++] = q->key;
     snprintf(outbox_key, 420, "%s:x", q->key);
-    argv[a++] = outbox_key;
+    if (outbox) argv[a++] = outbox_key;
     snprintf(nums[k], 24, "%lld", (long long)q->ttl_ms);
     argv[a++] = nums[k++];
     if (q->expect_version < 0) snprintf(nums[k], 24, "-");

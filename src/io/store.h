@@ -74,6 +74,8 @@ typedef struct md_apply_req {
     const md_ops *ops;
     int64_t expect_version; /* the "v" read before deciding; -1 = no check */
     int64_t ttl_ms;
+    bool outbox_empty;      /* the outbox hash is known to be empty (so absent) and
+                             * stays so: the apply leaves it alone */
 } md_apply_req;
 
 /* Pipelined EVALSHA apply.lua for every request; results[i] = 1 applied, 0

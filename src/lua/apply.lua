@@ -2,7 +2,8 @@
 --
 -- KEYS[1]  the customer's hash, "<prefix>:{<customer_id>}" (or a contact
 --          point's, "<prefix>:{cp:<id>}")
--- KEYS[2]  its outbox hash, "<KEYS[1]>:x" (same slot)
+-- KEYS[2]  its outbox hash, "<KEYS[1]>:x" (same slot); left out when the
+--          caller knows it is empty and writes nothing to it
 -- ARGV[1]  TTL of the hash in milliseconds (refreshed on every apply); "0"
 --          keeps it forever (an opted-out customer must stay opted out)
 -- ARGV[2]  the version ("v" field) the caller read before deciding, "0" when
@@ -50,6 +51,9 @@ end
 -- A key of another type would refuse a write half-way through; KEYS[1] is
 -- checked by the version read below (or by the first write, for a contact
 -- point's key, before anything is written), KEYS[2] only here.
+if outbox_ops and not KEYS[2] then
+  return redis.error_reply('apply.lua: outbox operations without the outbox key')
+end
 if outbox_ops then
   local t = redis.call('TYPE', KEYS[2]).ok
   if t ~= 'hash' and t ~= 'none' then
@@ -142,5 +146,7 @@ else
 end
 -- The outbox lives as long as the state (a year when that is kept for
 -- good); PEXPIRE of a missing key does nothing, so no EXISTS first.
-redis.call('PEXPIRE', KEYS[2], ARGV[1] == '0' and 31536000000 or ARGV[1])
+if KEYS[2] then
+  redis.call('PEXPIRE', KEYS[2], ARGV[1] == '0' and 31536000000 or ARGV[1])
+end
 return 1

@@ -71,9 +71,19 @@ check "a count that is no number is an error" grep -q "must count" <<<"$ERR"
 check "and neither wrote anything" eq "$(rcli HGET "$K" v)" 8
 check "a stale version writes none of the runs" eq "$(runs 7 0 1 1 s1 z m5 o),$(rcli HGET "$K" s1),$(rcli HEXISTS "$K:x" m5)" "0,c,0"
 
-ERR=$(apply 8 S n 5 Q f v 2>&1 || true)
+# Without the outbox key (momentd leaves it out when it knows the outbox is
+# empty and stays so): the state applies; an outbox write is refused.
+rcli SET "$K:x" not-a-hash >/dev/null
+check "without the outbox key the state applies (and the outbox is not touched)" \
+    eq "$(rcli EVALSHA "$SHA" 1 "$K" 60000 8 0 1 0 s3 d),$(rcli HGET "$K" s3),$(rcli HGET "$K" v),$(rcli GET "$K:x")" "1,d,9,not-a-hash"
+rcli DEL "$K:x" >/dev/null
+ERR=$(rcli EVALSHA "$SHA" 1 "$K" 60000 9 0 0 1 m6 o 2>&1 || true)
+check "an outbox write without the outbox key is an error" grep -q "without the outbox key" <<<"$ERR"
+check "and wrote nothing" eq "$(rcli HGET "$K" v)" 9
+
+ERR=$(apply 9 S n 5 Q f v 2>&1 || true)
 check "an unknown op is an error, not a silent skip" grep -q "unknown op" <<<"$ERR"
-check "and nothing before it was written, the version unchanged" eq "$(rcli HEXISTS "$K" n),$(rcli HGET "$K" v)" "0,8"
-ERR=$(apply 8 S n 2>&1 || true)
+check "and nothing before it was written, the version unchanged" eq "$(rcli HEXISTS "$K" n),$(rcli HGET "$K" v)" "0,9"
+ERR=$(apply 9 S n 2>&1 || true)
 check "a truncated triple is an error" grep -q "triples" <<<"$ERR"
 finish

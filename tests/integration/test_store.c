@@ -39,15 +39,19 @@ static void teardown(void) {
 
 TestSuite(store, .init = setup, .fini = teardown);
 
-static long long hlen(const char *key) {
-    const char *argv[] = {"HLEN", key};
-    size_t lens[] = {4, strlen(key)};
+/* The integer reply of COMMAND KEY (HLEN, PTTL). */
+static long long key_integer(const char *command, const char *key) {
+    const char *argv[] = {command, key};
+    size_t lens[] = {strlen(command), strlen(key)};
     valkeyReply *r = md_store_command_argv(store, 2, argv, lens);
-    cr_assert(r && r->type == VALKEY_REPLY_INTEGER);
+    cr_assert(r && r->type == VALKEY_REPLY_INTEGER, "%s %s", command, key);
     long long n = r->integer;
     freeReplyObject(r);
     return n;
 }
+
+static long long hlen(const char *key) { return key_integer("HLEN", key); }
+static long long pttl(const char *key) { return key_integer("PTTL", key); }
 
 /* Regression: the apply command's fixed arguments were miscounted by one,
  * so an apply whose size landed exactly on the argv capacity wrote past it
@@ -72,6 +76,7 @@ Test(store, regression_apply_argv_capacity_every_op_count) {
         reqs[i].ops = &ops[i];
         reqs[i].expect_version = 0;
         reqs[i].ttl_ms = 60000;
+        reqs[i].outbox_empty = i % 2; /* both forms of the command */
     }
     cr_assert_eq(md_store_apply(store, N, reqs, results, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
     for (int i = 0; i < N; i++) {
@@ -280,5 +285,39 @@ Test(store, wait_replicas_holds_an_apply_no_replica_has) {
     req.expect_version = 1;
     cr_assert_eq(md_store_apply(store, 1, &req, &res, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "without waiting: %s", errbuf);
     cr_assert_eq(res, 1);
+    md_ops_fini(&ops);
+}
+
+/* An apply refreshes its outbox's expiry with the state's, unless the
+ * caller knows the outbox is empty and writes nothing to it: then the
+ * outbox key is not touched at all (one call less per apply). */
+Test(store, the_outbox_expiry_follows_the_state_unless_known_empty) {
+    md_ops ops;
+    md_ops_init(&ops);
+    md_ops_add(&ops, MD_OP_SET, "n", "1");
+    md_apply_req req = {.ops = &ops, .expect_version = 0, .ttl_ms = 60000};
+    md_store_customer_key(store, "outbox-ttl", req.key, sizeof(req.key));
+    char outbox[420];
+    snprintf(outbox, sizeof(outbox), "%s:x", req.key);
+    run(4, (const char *[]){"HSET", outbox, "t1", "pending"});
+    int res = -1;
+    cr_assert_eq(md_store_apply(store, 1, &req, &res, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(res, 1);
+    cr_assert_gt(pttl(outbox), 0, "an outbox with entries lives as long as the state");
+    run(2, (const char *[]){"PERSIST", outbox});
+    req.expect_version = 1;
+    req.outbox_empty = true;
+    cr_assert_eq(md_store_apply(store, 1, &req, &res, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(res, 1);
+    cr_assert_eq(pttl(outbox), -1, "known empty: the outbox key is left alone");
+    cr_assert_gt(pttl(req.key), 0, "the state's expiry is refreshed all the same");
+    /* An outbox write goes to the outbox whatever the flag says. */
+    md_ops_clear(&ops);
+    md_ops_add(&ops, MD_OP_OUTBOX_SET, "t2", "moment");
+    req.expect_version = 2;
+    cr_assert_eq(md_store_apply(store, 1, &req, &res, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(res, 1);
+    cr_assert_eq(hlen(outbox), 2, "the outbox entry written beside the pending one");
+    cr_assert_gt(pttl(outbox), 0, "and the outbox's expiry set with it");
     md_ops_fini(&ops);
 }
