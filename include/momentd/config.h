@@ -67,6 +67,7 @@ typedef struct md_cfg_redis {
     int64_t retry_backoff_ms;
     int64_t wait_replicas;   /* WAIT for this many replicas after a batch's applies; 0 = don't */
     int64_t wait_timeout_ms; /* how long WAIT may take before the batch is redone */
+    int64_t state_cache_mb;  /* customers' hashes kept in memory between batches; 0 = none */
 } md_cfg_redis;
 
 typedef struct md_cfg_limits {

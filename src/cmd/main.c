@@ -570,7 +570,7 @@ static int cmd_explain(const char *path, const char *customer, bool json, const 
         goto done;
     }
     const char *ids[] = {customer};
-    if (md_store_read_customers(store, 1, ids, &cs, NULL, err, sizeof(err))) {
+    if (md_store_read_customers(store, 1, ids, &cs, NULL, NULL, err, sizeof(err))) {
         fprintf(stderr, "momentd: %s\n", err);
         goto done;
     }

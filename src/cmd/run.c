@@ -750,6 +750,12 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         md_log(MD_LOG_ERROR, "redis", err, NULL);
         goto out;
     }
+    /* The batch's store only: its applies are conditional on the version
+     * read, which keeps a cached state honest (store.h). */
+    if (!md_store_cache_states(d.store, (size_t)cfg->redis.state_cache_mb << 20)) {
+        md_log(MD_LOG_ERROR, "daemon", "out of memory at start", NULL);
+        goto out;
+    }
     batch_bufs first;
     if (batch_bufs_new(&d, cfg, &first)) batch_bufs_install(&d, &first);
     else {
@@ -892,6 +898,11 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
                 d.snap.redis_used_memory = used;
                 d.snap.redis_maxmemory = max;
             }
+            md_store_cache_stats cs = md_store_cache_stats_get(d.store);
+            d.snap.state_cache_hits = cs.hits;
+            d.snap.state_cache_misses = cs.misses;
+            d.snap.state_cache_entries = cs.entries;
+            d.snap.state_cache_bytes = cs.bytes;
             d.last_memory_ms = wall_ms();
         }
         if (wall_ms() - d.last_control_ms >= 1000) {

@@ -469,6 +469,10 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
     rc_cfg.url = (char *)redis_url;
     rc_cfg.key_prefix = prefix;
     if (!(store = md_store_new(&rc_cfg, err, errsz))) goto out;
+    if (!md_store_cache_states(store, (size_t)cfg->redis.state_cache_mb << 20)) {
+        snprintf(err, errsz, "out of memory");
+        goto out;
+    }
     if (md_store_connect(store, err, errsz)) goto out;
     if (md_store_wipe(store, err, errsz)) goto out;
     /* Nothing fires during the warm-up, while windows fill: the warm-up runs

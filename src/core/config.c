@@ -67,6 +67,7 @@ static const md_field redis_fields[] = {
     DUR(md_cfg_redis, "retry_backoff", retry_backoff_ms, "500ms", 10, 60000, "Wait between reconnection attempts while Redis is down."),
     INT(md_cfg_redis, wait_replicas, "0", 0, 16, "After a batch's applies, wait (Redis WAIT, on every primary) until this many replicas hold them before the moments go out and the offsets are committed, so that a primary killed and replaced by its replica loses nothing acknowledged. 0: don't wait (a failover may lose the last writes of the dead primary). A batch not replicated within wait_timeout is redone, so a primary left without enough replicas holds the stream until one is back.", F_RESTART),
     DUR(md_cfg_redis, "wait_timeout", wait_timeout_ms, "1s", 1, 60000, "Longest WAIT for redis.wait_replicas before the batch is redone.", F_RESTART),
+    INT(md_cfg_redis, state_cache_mb, "64", 0, 65536, "Megabytes of customers' state hashes kept in memory as momentd last read or wrote them, so that a customer seen again needs no read from Redis (least recently used out first; about 1 KB a customer). Safe with other writers: every apply is conditional on the version its decision read, and a stale entry is dropped and the batch read again. 0: read every customer from Redis every batch.", F_RESTART),
 };
 static const md_table redis_table = {"redis", redis_fields, NF(redis_fields)};
 

@@ -118,6 +118,7 @@ struct md_batch {
     const char **due_ids; /* customers whose due time changed, and it */
     int64_t *due_at;
     bool *due_check;      /* customers the due set named: their member is rewritten whatever the state says */
+    bool *cached;         /* customers read from the store's cache (md_store_cache_states), not from Redis */
     /* Customers whose key Redis refused in this run, and why (""); their
      * inputs are skipped by every later attempt and handed to the refuse
      * hook once the run succeeds. */
@@ -169,6 +170,7 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     b->due_ids = calloc(cap, sizeof(*b->due_ids));
     b->due_at = calloc(cap, sizeof(*b->due_at));
     b->due_check = calloc(cap, sizeof(*b->due_check));
+    b->cached = calloc(cap, sizeof(*b->cached));
     b->reqs = calloc(cap * 2, sizeof(*b->reqs));
     b->results = calloc(cap * 2, sizeof(*b->results));
     b->last = calloc(cap, sizeof(*b->last));
@@ -180,7 +182,7 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     bool indexed = name_index_init(&b->cust_index, cap);
     indexed = name_index_init(&b->cp_index, cap) && indexed;
     if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
-        !b->due_ids || !b->due_at || !b->due_check || !b->reqs || !b->results || !b->last || !b->final_order || !b->refusal ||
+        !b->due_ids || !b->due_at || !b->due_check || !b->cached || !b->reqs || !b->results || !b->last || !b->final_order || !b->refusal ||
         !b->scratch || !b->req_customer || !indexed) {
         md_batch_destroy(b);
         return NULL;
@@ -238,6 +240,7 @@ void md_batch_destroy(md_batch *b) {
     free(b->due_ids);
     free(b->due_at);
     free(b->due_check);
+    free(b->cached);
     free(b->reqs);
     free(b->results);
     free(b->last);
@@ -479,7 +482,7 @@ static bool refuse(md_batch *b, size_t c, const char *why) {
 static md_err read_states(md_batch *b, char *err, size_t errsz) {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    md_err e = md_store_read_customers(b->store, b->n_cust, b->cust_ids, b->states, b->scratch, err, errsz);
+    md_err e = md_store_read_customers(b->store, b->n_cust, b->cust_ids, b->states, b->scratch, b->cached, err, errsz);
     if (e == MD_ERR_REDIS_REFUSED) {
         for (size_t c = 0; c < b->n_cust; c++)
             if (b->scratch[c][0]) refuse(b, c, b->scratch[c]);
@@ -772,7 +775,11 @@ static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, siz
         snprintf(err, errsz, "out of memory while recording");
         return MD_ERR_NOMEM;
     }
-    if (b->ops[c].n == 0) return MD_ERR_OK; /* only duplicates: nothing to write */
+    /* Only duplicates: nothing to write. Unless the state came from the
+     * cache: what was decided on it (a duplicate, an outcome of a trigger
+     * it does not hold) holds only if Redis still has that version, so the
+     * empty apply checks it (and a conflict reads the batch again). */
+    if (b->ops[c].n == 0 && !b->cached[c]) return MD_ERR_OK;
     md_ops_compact(&b->ops[c]);
     md_ops_compact(&b->cp_ops[c]);
     b->req_customer[*nreq] = c;

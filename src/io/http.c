@@ -164,6 +164,13 @@ static void render_metrics(FILE *f, const md_status_snapshot *sp, const md_confi
     gauge(f, "momentd_redis_used_memory_bytes", "Redis's used_memory (INFO memory, every 5 s; -1 not known yet).",
           (double)sp->redis_used_memory);
     gauge(f, "momentd_redis_maxmemory_bytes", "Redis's maxmemory (0: no limit; -1 not known yet).", (double)sp->redis_maxmemory);
+    fprintf(f, "# HELP momentd_state_reads_total Customers' states read for a batch, from the state cache or from Redis (every 5 s).\n"
+               "# TYPE momentd_state_reads_total counter\n"
+               "momentd_state_reads_total{from=\"cache\"} %" PRIu64 "\n"
+               "momentd_state_reads_total{from=\"redis\"} %" PRIu64 "\n",
+            sp->state_cache_hits, sp->state_cache_misses);
+    gauge(f, "momentd_state_cache_entries", "Customers whose state the cache holds (redis.state_cache_mb).", (double)sp->state_cache_entries);
+    gauge(f, "momentd_state_cache_bytes", "Bytes the state cache holds, against redis.state_cache_mb.", (double)sp->state_cache_bytes);
     gauge(f, "momentd_assigned_partitions", "Partitions this consumer owns.", sp->assigned_partitions);
     gauge(f, "momentd_last_batch_timestamp_seconds", "Wall clock of the last committed batch (0: none yet).",
           (double)sp->last_batch_ms / 1000.0);

@@ -8,6 +8,8 @@
  * and every pipelined command momentd sends, so that Redis has one edge. */
 #include "store.h"
 
+#include "hash_cache.h"
+
 #include <errno.h>
 #include <valkey/valkey.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -57,6 +60,10 @@ struct md_store {
     size_t *redo;
     size_t n_redo, redo_cap;
     uint64_t redirects; /* commands sent again so, since md_store_new */
+    md_hash_cache *cache; /* md_store_cache_states: customers' hashes between batches, or NULL */
+    /* The field and value arrays of one reply, for the cache (grown). */
+    const char **img_f, **img_v;
+    size_t *img_fl, *img_vl, img_cap;
 };
 
 static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) {
@@ -244,6 +251,11 @@ void md_store_destroy(md_store *s) {
     free(s->lens);
     free(s->nums);
     free(s->redo);
+    md_hash_cache_destroy(s->cache);
+    free(s->img_f);
+    free(s->img_v);
+    free(s->img_fl);
+    free(s->img_vl);
     free(s);
 }
 
@@ -683,19 +695,94 @@ md_err md_store_hgetall_each(md_store *s, size_t n, const char *const *keys, md_
     return read_hashes(s, n, keys, &h, errstr, errstr_size);
 }
 
+bool md_store_cache_states(md_store *s, size_t bytes) {
+    md_hash_cache_destroy(s->cache);
+    s->cache = NULL;
+    if (!bytes) return true;
+    uint64_t key[2];
+    if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+        struct timespec ts; /* weaker, still not public */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        key[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)s;
+        key[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&ts;
+    }
+    return (s->cache = md_hash_cache_new(bytes, key)) != NULL;
+}
+
+md_store_cache_stats md_store_cache_stats_get(const md_store *s) {
+    md_hash_cache_stats h = s->cache ? md_hash_cache_stats_get(s->cache) : (md_hash_cache_stats){0, 0, 0, 0};
+    return (md_store_cache_stats){h.hits, h.misses, h.entries, h.bytes};
+}
+
+bool md_store_cache_each(md_store *s, const char *customer_id, void (*fn)(void *ctx, const char *f, size_t fl, const char *v, size_t vl),
+                         void *ctx) {
+    char key[400];
+    md_store_customer_key(s, customer_id, key, sizeof(key));
+    return s->cache && md_hash_cache_each(s->cache, key, fn, ctx);
+}
+
 typedef struct cust_load {
+    md_store *s;
     md_cstate *const *states;
     const char *const *ids;
+    const char *const *keys;   /* each customer's key */
     md_store_refusal *refused; /* NULL: a refusal fails the read */
-    const size_t *which;       /* outbox reads: the k-th belongs to customer which[k] */
+    const size_t *which;       /* the k-th hash read belongs to customer which[k] */
 } cust_load;
 
-static void load_customer(void *ctx, size_t i, valkeyReply *r) {
+/* A customer's hash as Redis sent it, for the next batch: only one whose
+ * outbox was left empty ("x0"), since the cache does not keep outboxes. */
+static void cache_reply(md_store *s, const char *key, const valkeyReply *r) {
+    size_t n = r->elements / 2;
+    if (n > s->img_cap) {
+        size_t cap = n * 2;
+        const char **f = realloc(s->img_f, cap * sizeof(*f));
+        if (f) s->img_f = f;
+        const char **v = realloc(s->img_v, cap * sizeof(*v));
+        if (v) s->img_v = v;
+        size_t *fl = realloc(s->img_fl, cap * sizeof(*fl));
+        if (fl) s->img_fl = fl;
+        size_t *vl = realloc(s->img_vl, cap * sizeof(*vl));
+        if (vl) s->img_vl = vl;
+        if (!f || !v || !fl || !vl) {
+            md_hash_cache_drop(s->cache, key);
+            return;
+        }
+        s->img_cap = cap;
+    }
+    for (size_t k = 0; k < n; k++) {
+        s->img_f[k] = r->element[2 * k]->str;
+        s->img_fl[k] = r->element[2 * k]->len;
+        s->img_v[k] = r->element[2 * k + 1]->str;
+        s->img_vl[k] = r->element[2 * k + 1]->len;
+    }
+    md_hash_cache_put(s->cache, key, n, s->img_f, s->img_fl, s->img_v, s->img_vl);
+}
+
+static void load_customer(void *ctx, size_t k, valkeyReply *r) {
     cust_load *cl = ctx;
+    size_t i = cl->which[k];
     md_cstate_reset(cl->states[i]);
     md_cstate_set_customer(cl->states[i], cl->ids[i]);
-    for (size_t k = 0; k + 1 < r->elements; k += 2)
-        md_cstate_load_field(cl->states[i], r->element[k]->str, r->element[k]->len, r->element[k + 1]->str, r->element[k + 1]->len);
+    for (size_t e = 0; e + 1 < r->elements; e += 2)
+        md_cstate_load_field(cl->states[i], r->element[e]->str, r->element[e]->len, r->element[e + 1]->str, r->element[e + 1]->len);
+    if (!cl->s->cache) return;
+    if (md_cstate_outbox_clear(cl->states[i])) cache_reply(cl->s, cl->keys[i], r);
+    else md_hash_cache_drop(cl->s->cache, cl->keys[i]);
+}
+
+static void load_cached_field(void *ctx, const char *f, size_t fl, const char *v, size_t vl) { md_cstate_load_field(ctx, f, fl, v, vl); }
+
+/* Customer i from the cache: true when it held the customer, whose outbox
+ * it knows to be empty. */
+static bool load_cached(md_store *s, const char *key, const char *id, md_cstate *cs) {
+    if (!s->cache) return false;
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, id);
+    if (!md_hash_cache_each(s->cache, key, load_cached_field, cs)) return false;
+    if (md_cstate_outbox_clear(cs)) return true;
+    md_hash_cache_drop(s->cache, key); /* cannot happen: entries are kept with "x0" only */
+    return false;
 }
 
 static void load_outbox(void *ctx, size_t k, valkeyReply *r) {
@@ -707,44 +794,53 @@ static void load_outbox(void *ctx, size_t k, valkeyReply *r) {
 
 /* A refused customer reads as nobody, never as what an earlier batch left
  * in the same state object. */
-static void refuse_customer(void *ctx, size_t i, const char *why) {
+static void refuse_customer(void *ctx, size_t k, const char *why) {
     cust_load *cl = ctx;
+    size_t i = cl->which[k];
     snprintf(cl->refused[i], MD_STORE_REFUSAL_MAX, "%s", why);
     md_cstate_reset(cl->states[i]);
     md_cstate_set_customer(cl->states[i], cl->ids[i]);
+    if (cl->s->cache) md_hash_cache_drop(cl->s->cache, cl->keys[i]);
 }
 
-static void refuse_outbox(void *ctx, size_t k, const char *why) { refuse_customer(ctx, ((cust_load *)ctx)->which[k], why); }
-
 md_err md_store_read_customers(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
-                               md_store_refusal *refused, char *errstr, size_t errstr_size) {
-    /* First every customer's hash; then, in a second round trip, the outbox
-     * of those whose hash does not say it was left empty (after a trigger,
-     * or a crash before one was produced): one HGETALL per customer instead
-     * of two. */
+                               md_store_refusal *refused, bool *cached, char *errstr, size_t errstr_size) {
+    /* First every customer's hash, from the cache or from Redis; then, in a
+     * second round trip, the outbox of those whose hash does not say it was
+     * left empty (after a trigger, or a crash before one was produced): one
+     * HGETALL per customer instead of two, none for a customer cached. */
     enum { KEY_MAX = 420 }; /* md_store_customer_key's limit (400) plus ":x" */
     const char **keys = calloc(2 * n + 1, sizeof(char *));
     char (*buf)[KEY_MAX] = malloc((2 * n + 1) * KEY_MAX); /* one block for every key, not one each */
     size_t *which = calloc(n + 1, sizeof(size_t));
     md_err err = keys && buf && which ? MD_ERR_OK : MD_ERR_NOMEM;
+    const char **misses = calloc(n + 1, sizeof(char *));
+    if (!misses) err = MD_ERR_NOMEM;
+    size_t m = 0;
     for (size_t i = 0; i < n && !err; i++) {
         md_store_customer_key(s, customer_ids[i], buf[i], 400);
         keys[i] = buf[i];
         if (refused) refused[i][0] = '\0';
+        bool hit = load_cached(s, keys[i], customer_ids[i], states[i]);
+        if (cached) cached[i] = hit;
+        if (hit) continue;
+        misses[m] = keys[i];
+        which[m++] = i;
     }
-    cust_load cl = {states, customer_ids, refused, which};
+    cust_load cl = {s, states, customer_ids, keys, refused, which};
     hash_reader hashes = {load_customer, refused ? refuse_customer : NULL, &cl};
-    if (!err) err = read_hashes(s, n, keys, &hashes, errstr, errstr_size);
+    if (!err && m) err = read_hashes(s, m, misses, &hashes, errstr, errstr_size);
+    free(misses);
     bool any_refused = err == MD_ERR_REDIS_REFUSED;
     if (any_refused) err = MD_ERR_OK;
-    size_t m = 0;
+    m = 0;
     for (size_t i = 0; i < n && !err; i++) {
         if ((refused && refused[i][0]) || md_cstate_outbox_clear(states[i])) continue;
         snprintf(buf[n + m], KEY_MAX, "%s:x", keys[i]);
         keys[n + m] = buf[n + m];
         which[m++] = i;
     }
-    hash_reader outboxes = {load_outbox, refused ? refuse_outbox : NULL, &cl};
+    hash_reader outboxes = {load_outbox, refused ? refuse_customer : NULL, &cl};
     if (!err && m) err = read_hashes(s, m, keys + n, &outboxes, errstr, errstr_size);
     if (err == MD_ERR_REDIS_REFUSED) {
         any_refused = true;
@@ -982,6 +1078,14 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
         if (!r) return MD_ERR_REDIS_DOWN;
         take_apply(&o, reqs, i, r, errstr, errstr_size);
         freeReplyObject(r);
+    }
+    /* The cache follows: an applied customer's entry takes the writes and
+     * the new version; one refused, in conflict or not known to be applied
+     * goes, and is read again. */
+    for (size_t i = 0; s->cache && i < n; i++) {
+        if (reqs[i].expect_version < 0) continue; /* a contact point: not cached */
+        if (!o.first && results[i] == 1) md_hash_cache_applied(s->cache, reqs[i].key, reqs[i].ops, reqs[i].expect_version + 1);
+        else md_hash_cache_drop(s->cache, reqs[i].key);
     }
     /* NOSCRIPT: the script cache was flushed (or a new primary took over a
      * cluster's slots). Reconnecting loads it again, and the caller's retry
@@ -1464,6 +1568,7 @@ static md_err unlink_page(md_store *s, valkeyReply *keys, void *ctx, char *errst
 md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size) {
     char pattern[256];
     snprintf(pattern, sizeof(pattern), "%s:*", s->prefix);
+    md_hash_cache_clear(s->cache);
     return scan_pages(s, pattern, unlink_page, NULL, errstr, errstr_size);
 }
 

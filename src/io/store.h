@@ -65,7 +65,25 @@ void md_store_contact_point_key(const md_store *s, const char *contact_point, ch
  * returns MD_ERR_REDIS_REFUSED with refused[i] saying why ("" for the
  * others); without, it fails. Contact points alike. */
 md_err md_store_read_customers(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
-                               md_store_refusal *refused, char *errstr, size_t errstr_size);
+                               md_store_refusal *refused, bool *cached, char *errstr, size_t errstr_size);
+
+/* Keeps up to bytes of the customers' hashes in memory (hash_cache.h) as
+ * they were read and as the applies left them, so that md_store_read_customers
+ * reads from Redis only the customers it does not hold (cached[i], when
+ * given, says which came from memory). Only for a store whose applies are
+ * the batch's, conditional on the version read: a decision on a stale entry
+ * is then refused at its apply (0), the entry dropped, and the caller reads
+ * again. 0 turns it off. False when out of memory. */
+bool md_store_cache_states(md_store *s, size_t bytes);
+typedef struct md_store_cache_stats {
+    uint64_t hits, misses;
+    size_t entries, bytes;
+} md_store_cache_stats;
+md_store_cache_stats md_store_cache_stats_get(const md_store *s);
+/* fn for each field the cache holds for customer_id (hash_cache.h); false
+ * when it holds none (for checks that it matches Redis). */
+bool md_store_cache_each(md_store *s, const char *customer_id, void (*fn)(void *ctx, const char *f, size_t fl, const char *v, size_t vl),
+                         void *ctx);
 md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *contact_points, md_cpstate *const *cps,
                                     md_store_refusal *refused, char *errstr, size_t errstr_size);
 

@@ -266,6 +266,48 @@ static char *dump_namespace(md_store *s, const char *prefix) {
     return all;
 }
 
+typedef struct lines {
+    size_t n;
+    char *items[256];
+} lines;
+
+static void add_line(void *ctx, const char *f, size_t fl, const char *v, size_t vl) {
+    lines *l = ctx;
+    cr_assert_lt(l->n, 256);
+    char *item = malloc(fl + vl + 3);
+    snprintf(item, fl + vl + 3, "%.*s=%.*s\n", (int)fl, f, (int)vl, v);
+    l->items[l->n++] = item;
+}
+
+static char *joined(lines *l) {
+    qsort(l->items, l->n, sizeof(char *), by_str);
+    size_t len = 1;
+    for (size_t i = 0; i < l->n; i++) len += strlen(l->items[i]);
+    char *all = calloc(len, 1);
+    for (size_t i = 0; i < l->n; i++) {
+        strcat(all, l->items[i]);
+        free(l->items[i]);
+    }
+    return all;
+}
+
+/* The cache's entry for customer id, if any, field for field what Redis has. */
+static void cached_matches_redis(md_store *s, const char *prefix, const char *id) {
+    lines mine = {0}, redis = {0};
+    if (!md_store_cache_each(s, id, add_line, &mine)) return;
+    char key[128];
+    snprintf(key, sizeof(key), "%s:{%s}", prefix, id);
+    const char *argv[] = {"HGETALL", key};
+    valkeyReply *h = cmd(s, 2, argv);
+    for (size_t f = 0; f + 1 < h->elements; f += 2)
+        add_line(&redis, h->element[f]->str, h->element[f]->len, h->element[f + 1]->str, h->element[f + 1]->len);
+    freeReplyObject(h);
+    char *a = joined(&mine), *b = joined(&redis);
+    cr_assert_str_eq(a, b, "%s: the cache holds something else than Redis", id);
+    free(a);
+    free(b);
+}
+
 Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
     use_fixture();
     build_input();
@@ -328,6 +370,33 @@ Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
     free(dc);
     md_store_wipe(sc, err, sizeof(err));
     md_store_destroy(sc);
+    /* And with the state cache (what momentd run uses): customers seen again
+     * in a later batch are read from memory, and everything written is the
+     * same; every entry it holds is what Redis holds. */
+    char pd[64];
+    snprintf(pd, sizeof(pd), "batch-d-%ld", (long)time(NULL));
+    md_store *sd = store_for(pd);
+    cr_assert(md_store_cache_states(sd, 1 << 20));
+    capture *cd = calloc(1, sizeof(*cd));
+    md_counters nd;
+    memset(&nd, 0, sizeof(nd));
+    run_daemon_path(sd, cd, &nd, false);
+    cr_assert_eq(nd.triggers, na.triggers, "with the cache: %" PRIu64 " moments, %" PRIu64 " without", nd.triggers, na.triggers);
+    cr_assert_eq(nd.duplicates, na.duplicates);
+    char *dd = dump_namespace(sd, pd);
+    cr_assert_str_eq(dd, da);
+    free(dd);
+    md_store_cache_stats st = md_store_cache_stats_get(sd);
+    cr_assert_gt(st.hits, 0, "no customer was read from the cache: the comparison proved nothing");
+    cr_assert_gt(st.entries, 0);
+    for (int c = 0; c < N_CUST; c++) {
+        char id[32];
+        snprintf(id, sizeof(id), "batch-c%d", c);
+        cached_matches_redis(sd, pd, id);
+    }
+    md_store_wipe(sd, err, sizeof(err));
+    md_store_destroy(sd);
+    free(cd);
     free(cc);
     free(da);
     free(db);
@@ -437,11 +506,14 @@ static void *bump(void *arg) {
     return NULL;
 }
 
-Test(batch, a_concurrent_writer_makes_the_batch_decide_again) {
+/* With the state cache or without: the other writer's version bump makes
+ * a cached state stale, and the batch must still decide again from Redis. */
+static void concurrent_writer(bool cache) {
     use_fixture();
     char prefix[64], err[512], key[128];
-    snprintf(prefix, sizeof(prefix), "batch-v-%ld", (long)time(NULL));
+    snprintf(prefix, sizeof(prefix), "batch-v%d-%ld", cache, (long)time(NULL));
     md_store *s = store_for(prefix);
+    if (cache) cr_assert(md_store_cache_states(s, 1 << 20));
     snprintf(key, sizeof(key), "%s:{batch-v1}", prefix);
     capture *cap = calloc(1, sizeof(*cap));
     md_batch_hooks hooks = {.deliver = capture_deliver, .ctx = cap};
@@ -477,13 +549,14 @@ Test(batch, a_concurrent_writer_makes_the_batch_decide_again) {
     cr_assert_gt(n.conflicts, 0, "no batch met the other writer: the test proved nothing");
     md_cstate *cs = md_cstate_new(cfg);
     const char *ids[] = {"batch-v1"};
-    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, NULL, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, NULL, NULL, err, sizeof(err)), MD_ERR_OK, "%s", err);
     int w = -1;
     for (size_t i = 0; i < cfg->n_windows; i++)
         if (strcmp(cfg->windows[i].name, "payments_180d") == 0) w = (int)i;
     cr_assert_geq(w, 0);
     cr_assert_eq(md_cstate_window_raw(cs, w, T0 + events * 60000), events, "%" PRIu64 " conflicts, but events were lost or doubled",
                  n.conflicts);
+    if (cache) cr_assert_gt(md_store_cache_stats_get(s).hits, 0, "no batch read the customer from the cache");
     md_cstate_destroy(cs);
     md_batch_destroy(b);
     md_store_wipe(s, err, sizeof(err));
@@ -491,6 +564,10 @@ Test(batch, a_concurrent_writer_makes_the_batch_decide_again) {
     free(cap);
     md_config_destroy(cfg);
 }
+
+Test(batch, a_concurrent_writer_makes_the_batch_decide_again) { concurrent_writer(false); }
+
+Test(batch, a_concurrent_writer_makes_the_batch_decide_again_from_a_cached_state) { concurrent_writer(true); }
 
 /* What the refuse hook was given. */
 typedef struct refusals {
@@ -629,7 +706,7 @@ Test(batch, a_customer_whose_key_redis_refuses_is_set_aside_and_the_others_go_on
      * those of its batches that applied. */
     md_cstate *cs = md_cstate_new(cfg);
     const char *ids[] = {apply_victim};
-    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, NULL, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, NULL, NULL, err, sizeof(err)), MD_ERR_OK, "%s", err);
     int w = -1;
     for (size_t i = 0; i < cfg->n_windows; i++)
         if (strcmp(cfg->windows[i].name, "payments_180d") == 0) w = (int)i;
@@ -644,5 +721,59 @@ Test(batch, a_customer_whose_key_redis_refuses_is_set_aside_and_the_others_go_on
     free(base);
     free(got);
     free(ref);
+    md_config_destroy(cfg);
+}
+
+/* A customer read from the cache whose input changes nothing on that state
+ * (an outcome of a trigger the cached hash does not hold) is still checked
+ * against Redis: another consumer wrote that trigger meanwhile, and the
+ * outcome must find it, not be dropped as unknown. */
+Test(batch, a_cached_state_with_nothing_to_write_is_checked_against_redis) {
+    use_fixture();
+    char prefix[64], err[512], key[160], detail[64];
+    snprintf(prefix, sizeof(prefix), "batch-o-%ld", (long)time(NULL));
+    md_store *s = store_for(prefix);
+    cr_assert(md_store_cache_states(s, 1 << 20));
+    capture *cap = calloc(1, sizeof(*cap));
+    md_batch_hooks hooks = {.deliver = capture_deliver, .ctx = cap};
+    md_counters n;
+    memset(&n, 0, sizeof(n));
+    md_batch *b = md_batch_new(cfg, s, 4, MD_BATCH_CLOCK_INPUT, &hooks, &n, NULL);
+    cr_assert(b);
+    const char *reason = NULL;
+    for (int i = 0; i < 3; i++) { /* the second read caches it, the third is served from the cache */
+        char json[512];
+        snprintf(json, sizeof(json),
+                 "{\"event_id\":\"o%d\",\"type\":\"payment\",\"customer_id\":\"batch-o1\",\"ts\":%" PRId64
+                 ",\"amount\":1,\"channel\":\"bank\",\"kind\":\"bill\",\"late\":false,\"balance_after\":900}",
+                 i, T0 + i * 60000);
+        md_message m = {cfg->kafka.topic_payments, 0, i, "batch-o1", 8, json, strlen(json)};
+        cr_assert_eq(md_batch_add_message(b, &m, 0, &reason, detail, sizeof(detail)), MD_ERR_OK, "%s", detail);
+        cr_assert_eq(md_batch_run(b, 0, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    }
+    cr_assert_gt(md_store_cache_stats_get(s).hits, 0, "the customer was never served from the cache");
+    /* Another consumer's trigger, written as its apply would (version +1). */
+    snprintf(key, sizeof(key), "%s:{batch-o1}", prefix);
+    char rec[96];
+    snprintf(rec, sizeof(rec), "%" PRId64 ",0,0,outbound_call,bill_instalment", T0 + 3 * 60000);
+    valkeyReply *r = cmd(s, 4, (const char *[]){"HSET", key, "g:elsewhere-1", rec});
+    freeReplyObject(r);
+    r = cmd(s, 4, (const char *[]){"HINCRBY", key, "v", "1"});
+    freeReplyObject(r);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"trigger_id\":\"elsewhere-1\",\"customer_id\":\"batch-o1\",\"campaign\":\"bill_instalment\",\"channel\":\"outbound_call\","
+             "\"status\":\"no_answer\",\"ts\":%" PRId64 "}",
+             T0 + 10 * 60000);
+    md_message m = {cfg->kafka.topic_outcomes, 0, 0, "batch-o1", 8, json, strlen(json)};
+    cr_assert_eq(md_batch_add_message(b, &m, 0, &reason, detail, sizeof(detail)), MD_ERR_OK, "%s %s", reason ? reason : "", detail);
+    cr_assert_eq(md_batch_run(b, 0, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    cr_assert_eq(n.outcomes_unknown, 0, "the outcome was dropped as unknown on the cached state");
+    cr_assert_eq(n.outcomes, 1, "the outcome of the trigger written elsewhere was not applied");
+    cr_assert_geq(n.conflicts, 1, "the stale cached state was never refused");
+    md_batch_destroy(b);
+    md_store_wipe(s, err, sizeof(err));
+    md_store_destroy(s);
+    free(cap);
     md_config_destroy(cfg);
 }

@@ -232,7 +232,7 @@ Test(store, engine_state_round_trips_through_redis) {
     cr_assert_eq(res, 1);
 
     const char *ids[] = {cid};
-    cr_assert_eq(md_store_read_customers(store, 1, ids, &back, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(md_store_read_customers(store, 1, ids, &back, NULL, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
     cr_assert_eq(md_cstate_version(back), 1);
     cr_assert_eq(md_cstate_pending_count(back), fired, "the outbox came back");
     int64_t at = TH_T0 + 61 * TH_DAY;

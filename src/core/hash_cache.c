@@ -1,0 +1,295 @@
+/* hash_cache.c: the customers' hashes as last read or written (hash_cache.h).
+ *
+ * A chained table of entries keyed by SipHash under the caller's secret key
+ * (customer ids are chosen by whoever produces input: a public hash would
+ * let them pile every id into one chain), and a list from the most to
+ * the least recently used, which goes first when the budget is passed. An
+ * entry is one block: its key, then each field as "<u32 field length><u32
+ * value length><field>\0<value>\0" (terminated, as Redis replies are). */
+#include "hash_cache.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct entry {
+    struct entry *chain;            /* the next in its bucket */
+    struct entry *newer, *older;    /* the recency list */
+    uint64_t hash;
+    size_t charged; /* bytes counted against the budget */
+    size_t n;       /* fields */
+    size_t key_len;
+    size_t data_len;
+    char data[]; /* the key and its NUL, then the fields */
+} entry;
+
+/* A field of the entry being rebuilt: its text, or a number made here. */
+typedef struct field {
+    const char *f, *v;
+    size_t fl, vl;
+    bool own;      /* the value is num (moved with the struct), not v */
+    char num[24];
+} field;
+
+struct md_hash_cache {
+    entry **buckets;
+    size_t mask; /* buckets - 1, a power of two minus one */
+    size_t entries, bytes, budget;
+    entry *newest, *oldest;
+    uint64_t sip[2];
+    uint64_t hits, misses;
+    /* md_hash_cache_applied's arrays, kept (every apply comes here). */
+    field *fs;
+    const char **fp, **vp;
+    size_t *flen, *vlen, scratch_cap;
+};
+
+enum { RECORD_HEAD = 8 }; /* two u32 lengths */
+
+md_hash_cache *md_hash_cache_new(size_t budget, const uint64_t sip_key[2]) {
+    md_hash_cache *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->mask = 1023;
+    c->buckets = calloc(c->mask + 1, sizeof(*c->buckets));
+    if (!c->buckets) {
+        free(c);
+        return NULL;
+    }
+    c->budget = budget;
+    c->sip[0] = sip_key[0];
+    c->sip[1] = sip_key[1];
+    return c;
+}
+
+void md_hash_cache_clear(md_hash_cache *c) {
+    if (!c) return;
+    for (entry *e = c->newest, *next; e; e = next) {
+        next = e->older;
+        free(e);
+    }
+    memset(c->buckets, 0, (c->mask + 1) * sizeof(*c->buckets));
+    c->newest = c->oldest = NULL;
+    c->entries = c->bytes = 0;
+}
+
+void md_hash_cache_destroy(md_hash_cache *c) {
+    if (!c) return;
+    md_hash_cache_clear(c);
+    free(c->buckets);
+    free(c->fs);
+    free(c->fp);
+    free(c->vp);
+    free(c->flen);
+    free(c->vlen);
+    free(c);
+}
+
+static entry **slot_of(md_hash_cache *c, const char *key, size_t len, uint64_t h) {
+    entry **p = &c->buckets[h & c->mask];
+    while (*p && ((*p)->hash != h || (*p)->key_len != len || memcmp((*p)->data, key, len) != 0)) p = &(*p)->chain;
+    return p;
+}
+
+static void unlink_recency(md_hash_cache *c, entry *e) {
+    if (e->newer) e->newer->older = e->older;
+    else c->newest = e->older;
+    if (e->older) e->older->newer = e->newer;
+    else c->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+static void link_newest(md_hash_cache *c, entry *e) {
+    e->older = c->newest;
+    e->newer = NULL;
+    if (c->newest) c->newest->newer = e;
+    c->newest = e;
+    if (!c->oldest) c->oldest = e;
+}
+
+/* Takes e out of the table and frees it. */
+static void remove_entry(md_hash_cache *c, entry *e) {
+    entry **p = slot_of(c, e->data, e->key_len, e->hash);
+    if (*p == e) *p = e->chain;
+    unlink_recency(c, e);
+    c->entries--;
+    c->bytes -= e->charged;
+    free(e);
+}
+
+/* Twice the buckets once there are more entries than buckets. */
+static void grow(md_hash_cache *c) {
+    if (c->entries <= c->mask + 1) return;
+    size_t mask = c->mask * 2 + 1;
+    entry **b = calloc(mask + 1, sizeof(*b));
+    if (!b) return; /* longer chains, still correct */
+    for (size_t i = 0; i <= c->mask; i++)
+        for (entry *e = c->buckets[i], *next; e; e = next) {
+            next = e->chain;
+            e->chain = b[e->hash & mask];
+            b[e->hash & mask] = e;
+        }
+    free(c->buckets);
+    c->buckets = b;
+    c->mask = mask;
+}
+
+bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_fn fn, void *ctx) {
+    size_t len = strlen(key);
+    entry *e = *slot_of(c, key, len, md_siphash24(c->sip, key, len));
+    if (!e) {
+        c->misses++;
+        return false;
+    }
+    c->hits++;
+    unlink_recency(c, e);
+    link_newest(c, e);
+    const char *p = e->data + e->key_len + 1;
+    for (size_t i = 0; i < e->n; i++) {
+        uint32_t fl, vl;
+        memcpy(&fl, p, 4);
+        memcpy(&vl, p + 4, 4);
+        fn(ctx, p + RECORD_HEAD, fl, p + RECORD_HEAD + fl + 1, vl);
+        p += RECORD_HEAD + fl + vl + 2;
+    }
+    return true;
+}
+
+/* Puts a new entry for key (replacing any), built from n fields; the
+ * sources may point into the entry being replaced: it is freed last. */
+static void put(md_hash_cache *c, const char *key, size_t n, const char *const *fields, const size_t *flens, const char *const *values,
+                const size_t *vlens) {
+    size_t len = strlen(key), data = len + 1;
+    for (size_t i = 0; i < n; i++) data += RECORD_HEAD + flens[i] + vlens[i] + 2;
+    uint64_t h = md_siphash24(c->sip, key, len);
+    entry **p = slot_of(c, key, len, h), *old = *p;
+    size_t charged = sizeof(entry) + data + 16; /* and the allocator's own */
+    entry *e = charged <= c->budget / 10 ? malloc(sizeof(entry) + data) : NULL;
+    if (!e) {
+        if (old) remove_entry(c, old);
+        return;
+    }
+    *e = (entry){.hash = h, .charged = charged, .n = n, .key_len = len, .data_len = data};
+    memcpy(e->data, key, len + 1);
+    char *w = e->data + len + 1;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t fl = (uint32_t)flens[i], vl = (uint32_t)vlens[i];
+        memcpy(w, &fl, 4);
+        memcpy(w + 4, &vl, 4);
+        memcpy(w + RECORD_HEAD, fields[i], fl);
+        w[RECORD_HEAD + fl] = '\0';
+        memcpy(w + RECORD_HEAD + fl + 1, values[i], vl);
+        w[RECORD_HEAD + fl + 1 + vl] = '\0';
+        w += RECORD_HEAD + fl + vl + 2;
+    }
+    if (old) remove_entry(c, old);
+    p = slot_of(c, key, len, h); /* the chain may have changed */
+    e->chain = *p;
+    *p = e;
+    link_newest(c, e);
+    c->entries++;
+    c->bytes += charged;
+    while (c->bytes > c->budget && c->oldest && c->oldest != e) remove_entry(c, c->oldest);
+    grow(c);
+}
+
+void md_hash_cache_put(md_hash_cache *c, const char *key, size_t n, const char *const *fields, const size_t *flens,
+                       const char *const *values, const size_t *vlens) {
+    put(c, key, n, fields, flens, values, vlens);
+}
+
+void md_hash_cache_drop(md_hash_cache *c, const char *key) {
+    size_t len = strlen(key);
+    entry *e = *slot_of(c, key, len, md_siphash24(c->sip, key, len));
+    if (e) remove_entry(c, e);
+}
+
+
+static field *find(field *fs, size_t n, const char *f, size_t fl) {
+    for (size_t i = 0; i < n; i++)
+        if (fs[i].fl == fl && memcmp(fs[i].f, f, fl) == 0) return &fs[i];
+    return NULL;
+}
+
+void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops, int64_t version) {
+    size_t len = strlen(key);
+    entry *e = *slot_of(c, key, len, md_siphash24(c->sip, key, len));
+    if (!e) return;
+    size_t need = e->n + ops->n + 1, n = 0;
+    if (need > c->scratch_cap) {
+        size_t cap = need * 2;
+        field *f = realloc(c->fs, cap * sizeof(*f));
+        if (f) c->fs = f;
+        const char **a = realloc(c->fp, cap * sizeof(*a));
+        if (a) c->fp = a;
+        const char **b = realloc(c->vp, cap * sizeof(*b));
+        if (b) c->vp = b;
+        size_t *x = realloc(c->flen, cap * sizeof(*x));
+        if (x) c->flen = x;
+        size_t *y = realloc(c->vlen, cap * sizeof(*y));
+        if (y) c->vlen = y;
+        if (!f || !a || !b || !x || !y) goto drop;
+        c->scratch_cap = cap;
+    }
+    field *fs = c->fs;
+    const char **fp = c->fp, **vp = c->vp;
+    size_t *flen = c->flen, *vlen = c->vlen;
+    const char *p = e->data + e->key_len + 1;
+    for (size_t i = 0; i < e->n; i++, n++) {
+        uint32_t fl, vl;
+        memcpy(&fl, p, 4);
+        memcpy(&vl, p + 4, 4);
+        fs[n] = (field){.f = p + RECORD_HEAD, .fl = fl, .v = p + RECORD_HEAD + fl + 1, .vl = vl};
+        p += RECORD_HEAD + fl + vl + 2;
+    }
+    /* What apply.lua does, in the same order: every op, then the version. */
+    for (size_t o = 0; o <= ops->n; o++) {
+        const char *f = o < ops->n ? md_ops_field(ops, o) : "v";
+        char kind = o < ops->n ? ops->ops[o].kind : MD_OP_SET;
+        size_t fl = strlen(f);
+        field *x = find(fs, n, f, fl);
+        if (kind == MD_OP_OUTBOX_SET) goto drop; /* the outbox is not kept: the next read must see it */
+        if (kind == MD_OP_DEL) {
+            if (x) *x = fs[--n];
+            continue;
+        }
+        if (!x) {
+            x = &fs[n++];
+            *x = (field){.f = f, .fl = fl};
+        }
+        if (kind == MD_OP_SET && o == ops->n) {
+            x->vl = (size_t)snprintf(x->num, sizeof(x->num), "%" PRId64, version);
+            x->own = true;
+        } else if (kind == MD_OP_SET) {
+            x->v = md_ops_value(ops, o);
+            x->vl = strlen(x->v);
+            x->own = false;
+        } else { /* MD_OP_INCR: as HINCRBY, on an integer or nothing */
+            char buf[24], *end;
+            long long cur = 0, by = strtoll(md_ops_value(ops, o), &end, 10);
+            if (x->v || x->own) {
+                if (x->vl == 0 || x->vl >= sizeof(buf)) goto drop;
+                memcpy(buf, x->own ? x->num : x->v, x->vl);
+                buf[x->vl] = '\0';
+                cur = strtoll(buf, &end, 10);
+                if (*end) goto drop;
+            }
+            x->vl = (size_t)snprintf(x->num, sizeof(x->num), "%lld", cur + by);
+            x->own = true;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        fp[i] = fs[i].f;
+        flen[i] = fs[i].fl;
+        vp[i] = fs[i].own ? fs[i].num : fs[i].v;
+        vlen[i] = fs[i].vl;
+    }
+    put(c, key, n, fp, flen, vp, vlen);
+    return;
+drop:
+    remove_entry(c, e);
+}
+
+md_hash_cache_stats md_hash_cache_stats_get(const md_hash_cache *c) {
+    return (md_hash_cache_stats){c->hits, c->misses, c->entries, c->bytes};
+}

@@ -1,0 +1,58 @@
+/* hash_cache.h: what momentd last read or wrote of its customers' Redis
+ * hashes, kept in memory so that the next batch of a customer needs no
+ * HGETALL (the read was a fifth of Redis's CPU per event and half of
+ * momentd's, BENCHMARKS.md).
+ *
+ * An entry is a hash's fields and values as Redis holds them after
+ * momentd's last apply, with the version ("v") that apply wrote. It may be
+ * stale: another writer (a second consumer, momentd forget or dnc, the key's
+ * expiry) changes Redis, not this. That is safe because every writer bumps
+ * "v" and every apply is conditional on the version its decision read: a
+ * decision on a stale entry is refused at the apply, the entry dropped, and
+ * the batch read from Redis and decided again (store.c, batch.c).
+ *
+ * Bounded by a byte budget, least recently used out first. Not thread-safe:
+ * one per store. Pure: the caller draws the hashing key. */
+#ifndef MOMENTD_HASH_CACHE_H
+#define MOMENTD_HASH_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "momentd/engine.h"
+
+typedef struct md_hash_cache md_hash_cache;
+
+/* budget: bytes of entries (keys, fields, values and their bookkeeping)
+ * kept at most; sip_key: a secret, random SipHash key for the table (keys
+ * are customer ids, which whoever produces input chooses). NULL when out of
+ * memory. */
+md_hash_cache *md_hash_cache_new(size_t budget, const uint64_t sip_key[2]);
+void md_hash_cache_destroy(md_hash_cache *c);
+
+/* fn(ctx, field, flen, value, vlen) for each field of key's entry, in the
+ * order stored; true when there was one (it becomes the most recent). */
+typedef void (*md_hash_cache_field_fn)(void *ctx, const char *field, size_t flen, const char *value, size_t vlen);
+bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_fn fn, void *ctx);
+
+/* Replaces key's entry with n fields (what HGETALL returned). An entry
+ * larger than a tenth of the budget is not kept. */
+void md_hash_cache_put(md_hash_cache *c, const char *key, size_t n, const char *const *fields, const size_t *flens,
+                       const char *const *values, const size_t *vlens);
+
+/* key's entry after Redis applied ops to it and set "v" to version (what
+ * apply.lua does): sets, deletes and increments are made on the entry; an
+ * outbox write (not part of the hash) or no entry leaves none. */
+void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops, int64_t version);
+
+void md_hash_cache_drop(md_hash_cache *c, const char *key);
+void md_hash_cache_clear(md_hash_cache *c);
+
+typedef struct md_hash_cache_stats {
+    uint64_t hits, misses; /* md_hash_cache_each found an entry, or did not */
+    size_t entries, bytes;
+} md_hash_cache_stats;
+md_hash_cache_stats md_hash_cache_stats_get(const md_hash_cache *c);
+
+#endif

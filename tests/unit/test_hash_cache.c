@@ -1,0 +1,154 @@
+/* test_hash_cache.c: the customers' hashes kept between batches: what an
+ * entry holds after the writes apply.lua makes, the byte budget, and the
+ * cases where an entry must go rather than be guessed at. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash_cache.h"
+
+static const uint64_t key[2] = {0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+
+/* The entry as "f=v;" in stored order, sorted, into out ("" when none). */
+typedef struct image {
+    char text[4096];
+    size_t n;
+    char *items[128];
+} image;
+
+static void collect(void *ctx, const char *f, size_t fl, const char *v, size_t vl) {
+    image *im = ctx;
+    cr_assert_eq(f[fl], '\0', "fields are terminated");
+    cr_assert_eq(v[vl], '\0', "values are terminated");
+    char *item = malloc(fl + vl + 2);
+    snprintf(item, fl + vl + 2, "%s=%s", f, v);
+    im->items[im->n++] = item;
+}
+
+static int by_text(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static const char *entry_of(md_hash_cache *c, const char *k, image *im) {
+    memset(im, 0, sizeof(*im));
+    if (!md_hash_cache_each(c, k, collect, im)) return NULL;
+    qsort(im->items, im->n, sizeof(char *), by_text);
+    for (size_t i = 0; i < im->n; i++) {
+        strcat(im->text, im->items[i]);
+        strcat(im->text, ";");
+        free(im->items[i]);
+    }
+    return im->text;
+}
+
+static void put3(md_hash_cache *c, const char *k) {
+    const char *f[] = {"v", "x0", "n"}, *v[] = {"4", "1", "10"};
+    size_t fl[] = {1, 2, 1}, vl[] = {1, 1, 2};
+    md_hash_cache_put(c, k, 3, f, fl, v, vl);
+}
+
+Test(hash_cache, holds_what_was_put_and_counts_hits) {
+    md_hash_cache *c = md_hash_cache_new(1 << 20, key);
+    image im;
+    cr_assert_null(entry_of(c, "md:{a}", &im), "nothing before a put");
+    put3(c, "md:{a}");
+    cr_assert_str_eq(entry_of(c, "md:{a}", &im), "n=10;v=4;x0=1;");
+    cr_assert_null(entry_of(c, "md:{b}", &im));
+    md_hash_cache_stats st = md_hash_cache_stats_get(c);
+    cr_assert_eq(st.hits, 1);
+    cr_assert_eq(st.misses, 2);
+    cr_assert_eq(st.entries, 1);
+    md_hash_cache_destroy(c);
+}
+
+/* What apply.lua does to the hash: sets, deletes, HINCRBY on an integer or
+ * nothing, then "v" the new version. */
+Test(hash_cache, applied_writes_make_what_redis_holds) {
+    md_hash_cache *c = md_hash_cache_new(1 << 20, key);
+    put3(c, "md:{a}");
+    md_ops ops;
+    md_ops_init(&ops);
+    md_ops_add(&ops, MD_OP_DEL, "x0", NULL);
+    md_ops_add(&ops, MD_OP_SET, "n", "11");
+    md_ops_add(&ops, MD_OP_SET, "t0", "1790000000000");
+    md_ops_add(&ops, MD_OP_INCR, "c", "3");
+    md_ops_add(&ops, MD_OP_INCR, "c", "-1");
+    md_ops_add(&ops, MD_OP_SET, "x0", "1");
+    md_hash_cache_applied(c, "md:{a}", &ops, 5);
+    image im;
+    cr_assert_str_eq(entry_of(c, "md:{a}", &im), "c=2;n=11;t0=1790000000000;v=5;x0=1;");
+    md_ops_clear(&ops);
+    md_ops_add(&ops, MD_OP_INCR, "n", "5");
+    md_ops_add(&ops, MD_OP_DEL, "t0", NULL);
+    md_hash_cache_applied(c, "md:{a}", &ops, 6);
+    cr_assert_str_eq(entry_of(c, "md:{a}", &im), "c=2;n=16;v=6;x0=1;");
+    md_ops_fini(&ops);
+    md_hash_cache_destroy(c);
+}
+
+/* The cache keeps no outbox: after an outbox write, or an increment it
+ * cannot make (Redis would have refused it), the entry goes; an apply to a
+ * customer it does not hold makes none. */
+Test(hash_cache, an_entry_it_cannot_follow_goes) {
+    md_hash_cache *c = md_hash_cache_new(1 << 20, key);
+    image im;
+    md_ops ops;
+    md_ops_init(&ops);
+    put3(c, "md:{a}");
+    md_ops_add(&ops, MD_OP_SET, "n", "12");
+    md_ops_add(&ops, MD_OP_OUTBOX_SET, "trigger-1", "moments.in_app\n{}");
+    md_hash_cache_applied(c, "md:{a}", &ops, 5);
+    cr_assert_null(entry_of(c, "md:{a}", &im), "an outbox write drops the entry");
+    put3(c, "md:{a}");
+    md_ops_clear(&ops);
+    md_ops_add(&ops, MD_OP_SET, "n", "many");
+    md_ops_add(&ops, MD_OP_INCR, "n", "1");
+    md_hash_cache_applied(c, "md:{a}", &ops, 5);
+    cr_assert_null(entry_of(c, "md:{a}", &im), "an increment of no integer drops the entry");
+    md_hash_cache_applied(c, "md:{b}", &ops, 1);
+    cr_assert_null(entry_of(c, "md:{b}", &im), "no entry is made by an apply");
+    put3(c, "md:{a}");
+    md_hash_cache_drop(c, "md:{a}");
+    cr_assert_null(entry_of(c, "md:{a}", &im));
+    cr_assert_eq(md_hash_cache_stats_get(c).entries, 0);
+    md_ops_fini(&ops);
+    md_hash_cache_destroy(c);
+}
+
+/* The budget holds: the least recently used go first, and a read makes an
+ * entry recent. */
+Test(hash_cache, the_budget_evicts_the_least_recently_used) {
+    md_hash_cache *c = md_hash_cache_new(20000, key);
+    char k[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof(k), "md:{c%d}", i);
+        put3(c, k);
+        image im;
+        if (i >= 1) cr_assert_not_null(entry_of(c, "md:{c0}", &im), "c0, read at every put, kept (%d)", i);
+    }
+    md_hash_cache_stats st = md_hash_cache_stats_get(c);
+    cr_assert_leq(st.bytes, 20000, "%zu bytes", st.bytes);
+    cr_assert_lt(st.entries, 1000);
+    cr_assert_gt(st.entries, 10);
+    image im;
+    cr_assert_not_null(entry_of(c, "md:{c0}", &im), "read at every put: never the oldest");
+    cr_assert_not_null(entry_of(c, "md:{c999}", &im), "the newest stays");
+    cr_assert_null(entry_of(c, "md:{c1}", &im), "the oldest went");
+    md_hash_cache_destroy(c);
+}
+
+/* Many entries: the table grows and every one is still found. */
+Test(hash_cache, many_entries_are_all_found) {
+    md_hash_cache *c = md_hash_cache_new(64u << 20, key);
+    char k[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(k, sizeof(k), "md:{c%d}", i);
+        put3(c, k);
+    }
+    image im;
+    for (int i = 0; i < 20000; i += 997) {
+        snprintf(k, sizeof(k), "md:{c%d}", i);
+        cr_assert_str_eq(entry_of(c, k, &im), "n=10;v=4;x0=1;", "%s", k);
+    }
+    cr_assert_eq(md_hash_cache_stats_get(c).entries, 20000);
+    md_hash_cache_destroy(c);
+}
