@@ -23,7 +23,8 @@ typedef struct md_series_st {
 } md_series_st;
 
 typedef struct md_wmark {
-    char *topic;
+    char *topic;      /* its buffer kept across resets (put_str) */
+    size_t topic_cap;
     int32_t partition;
     int64_t offset;
 } md_wmark;
@@ -113,8 +114,9 @@ typedef struct md_camp_st {
 } md_camp_st;
 
 typedef struct md_attr {
-    char *key;
+    char *key; /* buffers kept across resets (put_str) */
     char *value;
+    size_t key_cap, value_cap;
 } md_attr;
 
 struct md_cstate {
