@@ -898,11 +898,7 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
                 d.snap.redis_used_memory = used;
                 d.snap.redis_maxmemory = max;
             }
-            md_store_cache_stats cs = md_store_cache_stats_get(d.store);
-            d.snap.state_cache_hits = cs.hits;
-            d.snap.state_cache_misses = cs.misses;
-            d.snap.state_cache_entries = cs.entries;
-            d.snap.state_cache_bytes = cs.bytes;
+            d.snap.state_cache = md_store_cache_stats_get(d.store);
             d.last_memory_ms = wall_ms();
         }
         if (wall_ms() - d.last_control_ms >= 1000) {

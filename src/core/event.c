@@ -257,8 +257,8 @@ static bool digits(const char *s, size_t n, int *out) {
 }
 
 void md_civil_date(int64_t t_ms, int utc_offset_min, int *year, unsigned *month, unsigned *day) {
-    int64_t days = (t_ms / 1000 + (int64_t)utc_offset_min * 60) / 86400;
-    if ((t_ms / 1000 + (int64_t)utc_offset_min * 60) % 86400 < 0) days--;
+    int64_t secs = t_ms / 1000 + (int64_t)utc_offset_min * 60;
+    int64_t days = secs / 86400 - (secs % 86400 < 0);
     /* civil_from_days (Howard Hinnant), the inverse of days_from_civil above. */
     days += 719468;
     int64_t era = (days >= 0 ? days : days - 146096) / 146097;

@@ -26,9 +26,8 @@ typedef struct entry {
 
 /* A field of the entry being rebuilt: its text, or a number made here. */
 typedef struct field {
-    const char *f, *v;
-    size_t fl, vl;
-    bool own;      /* the value is num (moved with the struct), not v */
+    md_hash_field h;
+    bool own; /* the value is num (moved with the struct), not h.v */
     char num[24];
 } field;
 
@@ -41,8 +40,8 @@ struct md_hash_cache {
     uint64_t hits, misses;
     /* md_hash_cache_applied's arrays, kept (every apply comes here). */
     field *fs;
-    const char **fp, **vp;
-    size_t *flen, *vlen, scratch_cap;
+    md_hash_field *out;
+    size_t scratch_cap;
 };
 
 enum { RECORD_HEAD = 8 }; /* two u32 lengths */
@@ -78,10 +77,7 @@ void md_hash_cache_destroy(md_hash_cache *c) {
     md_hash_cache_clear(c);
     free(c->buckets);
     free(c->fs);
-    free(c->fp);
-    free(c->vp);
-    free(c->flen);
-    free(c->vlen);
+    free(c->out);
     free(c);
 }
 
@@ -155,12 +151,10 @@ bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_f
     return true;
 }
 
-/* Puts a new entry for key (replacing any), built from n fields; the
- * sources may point into the entry being replaced: it is freed last. */
-static void put(md_hash_cache *c, const char *key, size_t n, const char *const *fields, const size_t *flens, const char *const *values,
-                const size_t *vlens) {
+/* The entry being replaced is freed last: the fields may point into it. */
+void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n) {
     size_t len = strlen(key), data = len + 1;
-    for (size_t i = 0; i < n; i++) data += RECORD_HEAD + flens[i] + vlens[i] + 2;
+    for (size_t i = 0; i < n; i++) data += RECORD_HEAD + fields[i].fl + fields[i].vl + 2;
     uint64_t h = md_siphash24(c->sip, key, len);
     entry **p = slot_of(c, key, len, h), *old = *p;
     size_t charged = sizeof(entry) + data + 16; /* and the allocator's own */
@@ -173,12 +167,12 @@ static void put(md_hash_cache *c, const char *key, size_t n, const char *const *
     memcpy(e->data, key, len + 1);
     char *w = e->data + len + 1;
     for (size_t i = 0; i < n; i++) {
-        uint32_t fl = (uint32_t)flens[i], vl = (uint32_t)vlens[i];
+        uint32_t fl = (uint32_t)fields[i].fl, vl = (uint32_t)fields[i].vl;
         memcpy(w, &fl, 4);
         memcpy(w + 4, &vl, 4);
-        memcpy(w + RECORD_HEAD, fields[i], fl);
+        memcpy(w + RECORD_HEAD, fields[i].f, fl);
         w[RECORD_HEAD + fl] = '\0';
-        memcpy(w + RECORD_HEAD + fl + 1, values[i], vl);
+        memcpy(w + RECORD_HEAD + fl + 1, fields[i].v, vl);
         w[RECORD_HEAD + fl + 1 + vl] = '\0';
         w += RECORD_HEAD + fl + vl + 2;
     }
@@ -193,11 +187,6 @@ static void put(md_hash_cache *c, const char *key, size_t n, const char *const *
     grow(c);
 }
 
-void md_hash_cache_put(md_hash_cache *c, const char *key, size_t n, const char *const *fields, const size_t *flens,
-                       const char *const *values, const size_t *vlens) {
-    put(c, key, n, fields, flens, values, vlens);
-}
-
 void md_hash_cache_drop(md_hash_cache *c, const char *key) {
     size_t len = strlen(key);
     entry *e = *slot_of(c, key, len, md_siphash24(c->sip, key, len));
@@ -207,7 +196,7 @@ void md_hash_cache_drop(md_hash_cache *c, const char *key) {
 
 static field *find(field *fs, size_t n, const char *f, size_t fl) {
     for (size_t i = 0; i < n; i++)
-        if (fs[i].fl == fl && memcmp(fs[i].f, f, fl) == 0) return &fs[i];
+        if (fs[i].h.fl == fl && memcmp(fs[i].h.f, f, fl) == 0) return &fs[i];
     return NULL;
 }
 
@@ -220,26 +209,18 @@ void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops,
         size_t cap = need * 2;
         field *f = realloc(c->fs, cap * sizeof(*f));
         if (f) c->fs = f;
-        const char **a = realloc(c->fp, cap * sizeof(*a));
-        if (a) c->fp = a;
-        const char **b = realloc(c->vp, cap * sizeof(*b));
-        if (b) c->vp = b;
-        size_t *x = realloc(c->flen, cap * sizeof(*x));
-        if (x) c->flen = x;
-        size_t *y = realloc(c->vlen, cap * sizeof(*y));
-        if (y) c->vlen = y;
-        if (!f || !a || !b || !x || !y) goto drop;
+        md_hash_field *o = realloc(c->out, cap * sizeof(*o));
+        if (o) c->out = o;
+        if (!f || !o) goto drop;
         c->scratch_cap = cap;
     }
     field *fs = c->fs;
-    const char **fp = c->fp, **vp = c->vp;
-    size_t *flen = c->flen, *vlen = c->vlen;
     const char *p = e->data + e->key_len + 1;
     for (size_t i = 0; i < e->n; i++, n++) {
         uint32_t fl, vl;
         memcpy(&fl, p, 4);
         memcpy(&vl, p + 4, 4);
-        fs[n] = (field){.f = p + RECORD_HEAD, .fl = fl, .v = p + RECORD_HEAD + fl + 1, .vl = vl};
+        fs[n] = (field){.h = {.f = p + RECORD_HEAD, .fl = fl, .v = p + RECORD_HEAD + fl + 1, .vl = vl}};
         p += RECORD_HEAD + fl + vl + 2;
     }
     /* What apply.lua does, in the same order: every op, then the version. */
@@ -255,36 +236,34 @@ void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops,
         }
         if (!x) {
             x = &fs[n++];
-            *x = (field){.f = f, .fl = fl};
+            *x = (field){.h = {.f = f, .fl = fl}};
         }
         if (kind == MD_OP_SET && o == ops->n) {
-            x->vl = (size_t)snprintf(x->num, sizeof(x->num), "%" PRId64, version);
+            x->h.vl = (size_t)snprintf(x->num, sizeof(x->num), "%" PRId64, version);
             x->own = true;
         } else if (kind == MD_OP_SET) {
-            x->v = md_ops_value(ops, o);
-            x->vl = strlen(x->v);
+            x->h.v = md_ops_value(ops, o);
+            x->h.vl = strlen(x->h.v);
             x->own = false;
         } else { /* MD_OP_INCR: as HINCRBY, on an integer or nothing */
             char buf[24], *end;
             long long cur = 0, by = strtoll(md_ops_value(ops, o), &end, 10);
-            if (x->v || x->own) {
-                if (x->vl == 0 || x->vl >= sizeof(buf)) goto drop;
-                memcpy(buf, x->own ? x->num : x->v, x->vl);
-                buf[x->vl] = '\0';
+            if (x->h.v || x->own) {
+                if (x->h.vl == 0 || x->h.vl >= sizeof(buf)) goto drop;
+                memcpy(buf, x->own ? x->num : x->h.v, x->h.vl);
+                buf[x->h.vl] = '\0';
                 cur = strtoll(buf, &end, 10);
                 if (*end) goto drop;
             }
-            x->vl = (size_t)snprintf(x->num, sizeof(x->num), "%lld", cur + by);
+            x->h.vl = (size_t)snprintf(x->num, sizeof(x->num), "%lld", cur + by);
             x->own = true;
         }
     }
     for (size_t i = 0; i < n; i++) {
-        fp[i] = fs[i].f;
-        flen[i] = fs[i].fl;
-        vp[i] = fs[i].own ? fs[i].num : fs[i].v;
-        vlen[i] = fs[i].vl;
+        c->out[i] = fs[i].h;
+        if (fs[i].own) c->out[i].v = fs[i].num;
     }
-    put(c, key, n, fp, flen, vp, vlen);
+    md_hash_cache_put(c, key, c->out, n);
     return;
 drop:
     remove_entry(c, e);

@@ -36,10 +36,16 @@ void md_hash_cache_destroy(md_hash_cache *c);
 typedef void (*md_hash_cache_field_fn)(void *ctx, const char *field, size_t flen, const char *value, size_t vlen);
 bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_fn fn, void *ctx);
 
-/* Replaces key's entry with n fields (what HGETALL returned). An entry
- * larger than a tenth of the budget is not kept. */
-void md_hash_cache_put(md_hash_cache *c, const char *key, size_t n, const char *const *fields, const size_t *flens,
-                       const char *const *values, const size_t *vlens);
+/* One field and its value (not terminated: lengths say where they end). */
+typedef struct md_hash_field {
+    const char *f, *v;
+    size_t fl, vl;
+} md_hash_field;
+
+/* Replaces key's entry with n fields (what HGETALL returned); they may
+ * point into the entry being replaced. An entry larger than a tenth of the
+ * budget is not kept. */
+void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n);
 
 /* key's entry after Redis applied ops to it and set "v" to version (what
  * apply.lua does): sets, deletes and increments are made on the entry; an

@@ -168,9 +168,9 @@ static void render_metrics(FILE *f, const md_status_snapshot *sp, const md_confi
                "# TYPE momentd_state_reads_total counter\n"
                "momentd_state_reads_total{from=\"cache\"} %" PRIu64 "\n"
                "momentd_state_reads_total{from=\"redis\"} %" PRIu64 "\n",
-            sp->state_cache_hits, sp->state_cache_misses);
-    gauge(f, "momentd_state_cache_entries", "Customers whose state the cache holds (redis.state_cache_mb).", (double)sp->state_cache_entries);
-    gauge(f, "momentd_state_cache_bytes", "Bytes the state cache holds, against redis.state_cache_mb.", (double)sp->state_cache_bytes);
+            sp->state_cache.hits, sp->state_cache.misses);
+    gauge(f, "momentd_state_cache_entries", "Customers whose state the cache holds (redis.state_cache_mb).", (double)sp->state_cache.entries);
+    gauge(f, "momentd_state_cache_bytes", "Bytes the state cache holds, against redis.state_cache_mb.", (double)sp->state_cache.bytes);
     gauge(f, "momentd_assigned_partitions", "Partitions this consumer owns.", sp->assigned_partitions);
     gauge(f, "momentd_last_batch_timestamp_seconds", "Wall clock of the last committed batch (0: none yet).",
           (double)sp->last_batch_ms / 1000.0);

@@ -13,6 +13,8 @@
 #include "momentd/engine.h"
 #include "momentd/event.h"
 
+#include "hash_cache.h"
+
 #define MD_STATUS_MAX_CHANNELS 16
 #define MD_STATUS_MAX_PARTITIONS 256 /* lag is reported for at most this many assigned partitions */
 
@@ -123,8 +125,7 @@ typedef struct md_status_snapshot {
     int64_t outbox_pending;  /* outputs of the batch in hand not yet acknowledged by Kafka */
     int64_t max_lag;         /* largest known lag over the assigned partitions; -1 = none known */
     int64_t redis_used_memory, redis_maxmemory; /* INFO memory, read every few seconds; -1 = not known yet */
-    uint64_t state_cache_hits, state_cache_misses; /* customers read from the state cache, or from Redis (every few seconds) */
-    uint64_t state_cache_entries, state_cache_bytes;
+    md_hash_cache_stats state_cache; /* the store's state cache (every few seconds): hits are customers read from it */
     md_model_status models[MD_MAX_CAMPAIGNS]; /* by the running configuration's campaign index */
     uint32_t paused_campaigns;                /* bit c: campaign c paused by an operator */
     md_hist latency[MD_LAT_COUNT];

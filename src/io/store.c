@@ -8,8 +8,6 @@
  * and every pipelined command momentd sends, so that Redis has one edge. */
 #include "store.h"
 
-#include "hash_cache.h"
-
 #include <errno.h>
 #include <valkey/valkey.h>
 #include <stdio.h>
@@ -61,9 +59,8 @@ struct md_store {
     size_t n_redo, redo_cap;
     uint64_t redirects; /* commands sent again so, since md_store_new */
     md_hash_cache *cache; /* md_store_cache_states: customers' hashes between batches, or NULL */
-    /* The field and value arrays of one reply, for the cache (grown). */
-    const char **img_f, **img_v;
-    size_t *img_fl, *img_vl, img_cap;
+    md_hash_field *img;   /* one reply's fields, for the cache (grown) */
+    size_t img_cap;
 };
 
 static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) {
@@ -252,10 +249,7 @@ void md_store_destroy(md_store *s) {
     free(s->nums);
     free(s->redo);
     md_hash_cache_destroy(s->cache);
-    free(s->img_f);
-    free(s->img_v);
-    free(s->img_fl);
-    free(s->img_vl);
+    free(s->img);
     free(s);
 }
 
@@ -709,13 +703,11 @@ bool md_store_cache_states(md_store *s, size_t bytes) {
     return (s->cache = md_hash_cache_new(bytes, key)) != NULL;
 }
 
-md_store_cache_stats md_store_cache_stats_get(const md_store *s) {
-    md_hash_cache_stats h = s->cache ? md_hash_cache_stats_get(s->cache) : (md_hash_cache_stats){0, 0, 0, 0};
-    return (md_store_cache_stats){h.hits, h.misses, h.entries, h.bytes};
+md_hash_cache_stats md_store_cache_stats_get(const md_store *s) {
+    return s->cache ? md_hash_cache_stats_get(s->cache) : (md_hash_cache_stats){0, 0, 0, 0};
 }
 
-bool md_store_cache_each(md_store *s, const char *customer_id, void (*fn)(void *ctx, const char *f, size_t fl, const char *v, size_t vl),
-                         void *ctx) {
+bool md_store_cache_each(md_store *s, const char *customer_id, md_hash_cache_field_fn fn, void *ctx) {
     char key[400];
     md_store_customer_key(s, customer_id, key, sizeof(key));
     return s->cache && md_hash_cache_each(s->cache, key, fn, ctx);
@@ -735,28 +727,17 @@ typedef struct cust_load {
 static void cache_reply(md_store *s, const char *key, const valkeyReply *r) {
     size_t n = r->elements / 2;
     if (n > s->img_cap) {
-        size_t cap = n * 2;
-        const char **f = realloc(s->img_f, cap * sizeof(*f));
-        if (f) s->img_f = f;
-        const char **v = realloc(s->img_v, cap * sizeof(*v));
-        if (v) s->img_v = v;
-        size_t *fl = realloc(s->img_fl, cap * sizeof(*fl));
-        if (fl) s->img_fl = fl;
-        size_t *vl = realloc(s->img_vl, cap * sizeof(*vl));
-        if (vl) s->img_vl = vl;
-        if (!f || !v || !fl || !vl) {
+        md_hash_field *img = realloc(s->img, n * 2 * sizeof(*img));
+        if (!img) {
             md_hash_cache_drop(s->cache, key);
             return;
         }
-        s->img_cap = cap;
+        s->img = img;
+        s->img_cap = n * 2;
     }
-    for (size_t k = 0; k < n; k++) {
-        s->img_f[k] = r->element[2 * k]->str;
-        s->img_fl[k] = r->element[2 * k]->len;
-        s->img_v[k] = r->element[2 * k + 1]->str;
-        s->img_vl[k] = r->element[2 * k + 1]->len;
-    }
-    md_hash_cache_put(s->cache, key, n, s->img_f, s->img_fl, s->img_v, s->img_vl);
+    for (size_t k = 0; k < n; k++)
+        s->img[k] = (md_hash_field){r->element[2 * k]->str, r->element[2 * k + 1]->str, r->element[2 * k]->len, r->element[2 * k + 1]->len};
+    md_hash_cache_put(s->cache, key, s->img, n);
 }
 
 static void load_customer(void *ctx, size_t k, valkeyReply *r) {

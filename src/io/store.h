@@ -16,6 +16,8 @@
 #include "momentd/config.h"
 #include "momentd/engine.h"
 
+#include "hash_cache.h"
+
 typedef struct md_store md_store;
 
 /* Why Redis refused one key's command ("redis HGETALL <key>: WRONGTYPE ..."),
@@ -75,15 +77,10 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
  * is then refused at its apply (0), the entry dropped, and the caller reads
  * again. 0 turns it off. False when out of memory. */
 bool md_store_cache_states(md_store *s, size_t bytes);
-typedef struct md_store_cache_stats {
-    uint64_t hits, misses;
-    size_t entries, bytes;
-} md_store_cache_stats;
-md_store_cache_stats md_store_cache_stats_get(const md_store *s);
-/* fn for each field the cache holds for customer_id (hash_cache.h); false
- * when it holds none (for checks that it matches Redis). */
-bool md_store_cache_each(md_store *s, const char *customer_id, void (*fn)(void *ctx, const char *f, size_t fl, const char *v, size_t vl),
-                         void *ctx);
+md_hash_cache_stats md_store_cache_stats_get(const md_store *s); /* all 0 without a cache */
+/* fn for each field the cache holds for customer_id; false when it holds
+ * none (for checks that it matches Redis). */
+bool md_store_cache_each(md_store *s, const char *customer_id, md_hash_cache_field_fn fn, void *ctx);
 md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *contact_points, md_cpstate *const *cps,
                                     md_store_refusal *refused, char *errstr, size_t errstr_size);
 

@@ -386,7 +386,7 @@ Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
     char *dd = dump_namespace(sd, pd);
     cr_assert_str_eq(dd, da);
     free(dd);
-    md_store_cache_stats st = md_store_cache_stats_get(sd);
+    md_hash_cache_stats st = md_store_cache_stats_get(sd);
     cr_assert_gt(st.hits, 0, "no customer was read from the cache: the comparison proved nothing");
     cr_assert_gt(st.entries, 0);
     for (int c = 0; c < N_CUST; c++) {
@@ -506,6 +506,20 @@ static void *bump(void *arg) {
     return NULL;
 }
 
+/* Payment i of customer cid (event id "<eid_prefix><i>", a minute after the
+ * one before) as message i of the payments topic, decided in a batch of its own. */
+static void pay_and_run(md_batch *b, const char *cid, const char *eid_prefix, int i) {
+    char json[512], err[512], detail[64];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"%s%d\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%" PRId64
+             ",\"amount\":1,\"channel\":\"bank\",\"kind\":\"bill\",\"late\":false,\"balance_after\":900}",
+             eid_prefix, i, cid, T0 + i * 60000);
+    md_message m = {cfg->kafka.topic_payments, 0, i, cid, strlen(cid), json, strlen(json)};
+    const char *reason = NULL;
+    cr_assert_eq(md_batch_add_message(b, &m, 0, &reason, detail, sizeof(detail)), MD_ERR_OK, "%s", detail);
+    cr_assert_eq(md_batch_run(b, 0, err, sizeof(err)), MD_ERR_OK, "%s", err);
+}
+
 /* With the state cache or without: the other writer's version bump makes
  * a cached state stale, and the batch must still decide again from Redis. */
 static void concurrent_writer(bool cache) {
@@ -532,18 +546,7 @@ static void concurrent_writer(bool cache) {
     /* At least 150 batches, and on until one met the other writer (a busy
      * machine may run many between two of its writes). */
     int events = 0;
-    for (int i = 0; i < 1500 && (i < 150 || n.conflicts == 0); i++, events++) {
-        char json[512];
-        snprintf(json, sizeof(json),
-                 "{\"event_id\":\"v%d\",\"type\":\"payment\",\"customer_id\":\"batch-v1\",\"ts\":%" PRId64
-                 ",\"amount\":1,\"channel\":\"bank\",\"kind\":\"bill\",\"late\":false,\"balance_after\":900}",
-                 i, T0 + i * 60000);
-        md_message m = {cfg->kafka.topic_payments, 0, i, "batch-v1", 8, json, strlen(json)};
-        const char *reason = NULL;
-        char detail[64];
-        cr_assert_eq(md_batch_add_message(b, &m, 0, &reason, detail, sizeof(detail)), MD_ERR_OK, "%s", detail);
-        cr_assert_eq(md_batch_run(b, 0, err, sizeof(err)), MD_ERR_OK, "%s", err);
-    }
+    for (int i = 0; i < 1500 && (i < 150 || n.conflicts == 0); i++, events++) pay_and_run(b, "batch-v1", "v", i);
     bp.stop = 1;
     pthread_join(th, NULL);
     cr_assert_gt(n.conflicts, 0, "no batch met the other writer: the test proved nothing");
@@ -740,17 +743,9 @@ Test(batch, a_cached_state_with_nothing_to_write_is_checked_against_redis) {
     memset(&n, 0, sizeof(n));
     md_batch *b = md_batch_new(cfg, s, 4, MD_BATCH_CLOCK_INPUT, &hooks, &n, NULL);
     cr_assert(b);
+    /* The second read caches the customer, the third is served from the cache. */
+    for (int i = 0; i < 3; i++) pay_and_run(b, "batch-o1", "o", i);
     const char *reason = NULL;
-    for (int i = 0; i < 3; i++) { /* the second read caches it, the third is served from the cache */
-        char json[512];
-        snprintf(json, sizeof(json),
-                 "{\"event_id\":\"o%d\",\"type\":\"payment\",\"customer_id\":\"batch-o1\",\"ts\":%" PRId64
-                 ",\"amount\":1,\"channel\":\"bank\",\"kind\":\"bill\",\"late\":false,\"balance_after\":900}",
-                 i, T0 + i * 60000);
-        md_message m = {cfg->kafka.topic_payments, 0, i, "batch-o1", 8, json, strlen(json)};
-        cr_assert_eq(md_batch_add_message(b, &m, 0, &reason, detail, sizeof(detail)), MD_ERR_OK, "%s", detail);
-        cr_assert_eq(md_batch_run(b, 0, err, sizeof(err)), MD_ERR_OK, "%s", err);
-    }
     cr_assert_gt(md_store_cache_stats_get(s).hits, 0, "the customer was never served from the cache");
     /* Another consumer's trigger, written as its apply would (version +1). */
     snprintf(key, sizeof(key), "%s:{batch-o1}", prefix);

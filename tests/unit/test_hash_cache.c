@@ -41,9 +41,8 @@ static const char *entry_of(md_hash_cache *c, const char *k, image *im) {
 }
 
 static void put3(md_hash_cache *c, const char *k) {
-    const char *f[] = {"v", "x0", "n"}, *v[] = {"4", "1", "10"};
-    size_t fl[] = {1, 2, 1}, vl[] = {1, 1, 2};
-    md_hash_cache_put(c, k, 3, f, fl, v, vl);
+    const md_hash_field f[] = {{"v", "4", 1, 1}, {"x0", "1", 2, 1}, {"n", "10", 1, 2}};
+    md_hash_cache_put(c, k, f, 3);
 }
 
 Test(hash_cache, holds_what_was_put_and_counts_hits) {
