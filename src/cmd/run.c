@@ -808,6 +808,16 @@ int md_daemon_run(md_config *cfg, volatile sig_atomic_t *stop, volatile sig_atom
         publish(&d, true);
         sleep_ms(cfg->redis.retry_backoff_ms);
     }
+    int64_t listpack = -1;
+    if (!*stop && md_store_listpack_value(d.store, &listpack, err, sizeof(err)) == MD_ERR_OK && listpack < MD_LISTPACK_VALUE_MIN) {
+        char have[24], want[24];
+        snprintf(have, sizeof(have), "%lld", (long long)listpack);
+        snprintf(want, sizeof(want), "%d", MD_LISTPACK_VALUE_MIN);
+        md_log(MD_LOG_WARN, "redis",
+               "hash-max-listpack-value is below what momentd's fields need: a customer with a longer field (a trigger record) costs "
+               "Redis about three times the memory; set it in redis.conf (docs/OPERATIONS.md)",
+               "hash_max_listpack_value", have, "recommended", want, NULL);
+    }
     d.snap.redis_ok = md_store_connected(d.store);
     md_log(MD_LOG_INFO, "daemon", "started", "brokers", cfg->kafka.brokers, "group", cfg->kafka.group_id, "config", cfg->path, NULL);
     d.last_stats_ms = wall_ms();

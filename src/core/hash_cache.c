@@ -21,6 +21,7 @@ typedef struct entry {
     size_t n;       /* fields */
     size_t key_len;
     size_t data_len;
+    int64_t expires_at; /* when the key expires, as md_hash_cache_applied was told; 0: not known */
     char data[]; /* the key and its NUL, then the fields */
 } entry;
 
@@ -152,7 +153,7 @@ bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_f
 }
 
 /* The entry being replaced is freed last: the fields may point into it. */
-void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n) {
+static void put_entry(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n, int64_t expires_at) {
     size_t len = strlen(key), data = len + 1;
     for (size_t i = 0; i < n; i++) data += RECORD_HEAD + fields[i].fl + fields[i].vl + 2;
     uint64_t h = md_siphash24(c->sip, key, len);
@@ -163,7 +164,7 @@ void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *f
         if (old) remove_entry(c, old);
         return;
     }
-    *e = (entry){.hash = h, .charged = charged, .n = n, .key_len = len, .data_len = data};
+    *e = (entry){.hash = h, .charged = charged, .n = n, .key_len = len, .data_len = data, .expires_at = expires_at};
     memcpy(e->data, key, len + 1);
     char *w = e->data + len + 1;
     for (size_t i = 0; i < n; i++) {
@@ -187,6 +188,22 @@ void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *f
     grow(c);
 }
 
+void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n) {
+    put_entry(c, key, fields, n, 0); /* a read says nothing of the key's expiry */
+}
+
+int64_t md_hash_cache_expires_at(const md_hash_cache *c, const char *key) {
+    size_t len = strlen(key);
+    const entry *e = *slot_of((md_hash_cache *)c, key, len, md_siphash24(c->sip, key, len));
+    return e ? e->expires_at : 0;
+}
+
+int64_t md_hash_cache_expiry_to_set(const md_hash_cache *c, const char *key, int64_t now, int64_t ttl_ms) {
+    int64_t until = now + ttl_ms, slack = ttl_ms / 16 < MD_EXPIRY_SLACK_MS ? ttl_ms / 16 : MD_EXPIRY_SLACK_MS;
+    int64_t known = md_hash_cache_expires_at(c, key);
+    return known > 0 && known >= until - slack && known <= until ? 0 : until;
+}
+
 void md_hash_cache_drop(md_hash_cache *c, const char *key) {
     size_t len = strlen(key);
     entry *e = *slot_of(c, key, len, md_siphash24(c->sip, key, len));
@@ -200,7 +217,7 @@ static field *find(field *fs, size_t n, const char *f, size_t fl) {
     return NULL;
 }
 
-void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops, int64_t version) {
+void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops, int64_t version, int64_t expires_at) {
     size_t len = strlen(key);
     entry *e = *slot_of(c, key, len, md_siphash24(c->sip, key, len));
     if (!e) return;
@@ -227,7 +244,7 @@ void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops,
     for (size_t o = 0; o <= ops->n; o++) {
         const char *f = o < ops->n ? md_ops_field(ops, o) : "v";
         char kind = o < ops->n ? ops->ops[o].kind : MD_OP_SET;
-        size_t fl = strlen(f);
+        size_t fl = o < ops->n ? ops->ops[o].field_len : 1;
         field *x = find(fs, n, f, fl);
         if (kind == MD_OP_OUTBOX_SET) goto drop; /* the outbox is not kept: the next read must see it */
         if (kind == MD_OP_DEL) {
@@ -243,7 +260,7 @@ void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops,
             x->own = true;
         } else if (kind == MD_OP_SET) {
             x->h.v = md_ops_value(ops, o);
-            x->h.vl = strlen(x->h.v);
+            x->h.vl = ops->ops[o].value_len;
             x->own = false;
         } else { /* MD_OP_INCR: as HINCRBY, on an integer or nothing */
             char buf[24], *end;
@@ -263,7 +280,7 @@ void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops,
         c->out[i] = fs[i].h;
         if (fs[i].own) c->out[i].v = fs[i].num;
     }
-    md_hash_cache_put(c, key, c->out, n);
+    put_entry(c, key, c->out, n, expires_at > 0 ? expires_at : expires_at < 0 ? 0 : e->expires_at);
     return;
 drop:
     remove_entry(c, e);

@@ -49,9 +49,25 @@ void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *f
 
 /* key's entry after Redis applied ops to it and set "v" to version (what
  * apply.lua does): sets, deletes and increments are made on the entry; an
- * outbox write (not part of the hash) or no entry leaves none. */
-void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops, int64_t version);
-
+ * outbox write (not part of the hash) or no entry leaves none. expires_at:
+ * when that apply's PEXPIRE made the key expire, on the caller's clock
+ * (ms); 0 when the apply left the expiry alone (the entry keeps what it
+ * knew); -1 when it is not known (a PERSIST, say). */
+void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops, int64_t version, int64_t expires_at);
+/* When key expires, as the applies since its entry was read said (on their
+ * caller's clock); 0 when that is not known or there is no entry. Lets the
+ * store leave a fresh expiry alone instead of setting it on every apply. */
+int64_t md_hash_cache_expires_at(const md_hash_cache *c, const char *key);
+/* How far a key's known expiry may fall behind "ttl after the last apply"
+ * before an apply sets it again: a day, or a sixteenth of the TTL when
+ * that is shorter. A PEXPIRE on every apply was a fifth of the calls Redis
+ * made per event (BENCHMARKS.md); a customer's state then lives at least
+ * its TTL less this after its last event. */
+#define MD_EXPIRY_SLACK_MS (24LL * 3600 * 1000)
+/* What an apply of key at now (the caller's clock, ms) sets its expiry to:
+ * now + ttl_ms, or 0 to leave it as it is, when an earlier apply's expiry
+ * (md_hash_cache_expires_at) is within MD_EXPIRY_SLACK_MS of that. */
+int64_t md_hash_cache_expiry_to_set(const md_hash_cache *c, const char *key, int64_t now, int64_t ttl_ms);
 void md_hash_cache_drop(md_hash_cache *c, const char *key);
 void md_hash_cache_clear(md_hash_cache *c);
 

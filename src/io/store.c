@@ -9,6 +9,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <valkey/valkey.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,12 @@ struct md_store {
     md_hash_cache *cache; /* md_store_cache_states: customers' hashes between batches, or NULL */
     md_hash_field *img;   /* one reply's fields, for the cache (grown) */
     size_t img_cap;
+    /* Per apply sent since the last collect: when it sets the key's expiry
+     * (monotonic ms), or 0 when it leaves a fresh one alone (apply_expiry). */
+    int64_t *expiry;
+    size_t n_sent, expiry_cap;
+    char *resp; /* conn_append's command, formatted (grown) */
+    size_t resp_cap;
 };
 
 static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) {
@@ -182,6 +189,7 @@ md_store *md_store_new(const md_cfg_redis *cfg, char *errstr, size_t errstr_size
 }
 
 void md_store_disconnect(md_store *s) {
+    s->n_sent = 0; /* the applies in flight went with the connection */
     if (s->c) valkeyFree(s->c); /* and its TLS connection */
     s->c = NULL;
     if (s->cc) valkeyClusterFree(s->cc);
@@ -199,8 +207,40 @@ static const char *conn_errstr(const md_store *s) {
     return e[0] ? e : "no reply";
 }
 
+/* argv as one RESP command in s->resp (kept, grown as needed); its length,
+ * 0 when out of memory. libvalkey's own formatting (sdscatfmt per argument)
+ * was 6% of momentd's CPU: every apply has 20 to 40 arguments. */
+static size_t resp_format(md_store *s, int argc, const char **argv, const size_t *lens) {
+    size_t need = 24;
+    for (int i = 0; i < argc; i++) need += lens[i] + 26; /* "$", 20 digits, two CRLFs, the text */
+    if (need > s->resp_cap) {
+        char *r = realloc(s->resp, need * 2);
+        if (!r) return 0;
+        s->resp = r;
+        s->resp_cap = need * 2;
+    }
+    char *p = s->resp;
+    *p++ = '*';
+    p += md_fmt_i64(p, argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        *p++ = '$';
+        p += md_fmt_i64(p, (int64_t)lens[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], lens[i]);
+        p += lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    return (size_t)(p - s->resp);
+}
+
 static int conn_append(md_store *s, int argc, const char **argv, const size_t *lens) {
-    return s->cc ? valkeyClusterAppendCommandArgv(s->cc, argc, argv, lens) : valkeyAppendCommandArgv(s->c, argc, argv, lens);
+    size_t len = resp_format(s, argc, argv, lens);
+    if (!len || len > INT_MAX) return VALKEY_ERR;
+    return s->cc ? valkeyClusterAppendFormattedCommand(s->cc, s->resp, (int)len) : valkeyAppendFormattedCommand(s->c, s->resp, len);
 }
 
 static int conn_reply(md_store *s, void **r) { return s->cc ? valkeyClusterGetReply(s->cc, r) : valkeyGetReply(s->c, r); }
@@ -250,6 +290,8 @@ void md_store_destroy(md_store *s) {
     free(s->redo);
     md_hash_cache_destroy(s->cache);
     free(s->img);
+    free(s->expiry);
+    free(s->resp);
     free(s);
 }
 
@@ -436,12 +478,22 @@ md_err md_store_connect(md_store *s, char *errstr, size_t errstr_size) {
     return e;
 }
 
+/* The parts (a NULL ends them) one after the other into out, cut to n - 1
+ * bytes as snprintf would: keys are built for every customer of every batch,
+ * and snprintf's format parsing was a tenth of momentd's CPU. */
+static void join(char *out, size_t n, const char *const *parts) {
+    size_t o = 0;
+    for (; *parts; parts++)
+        for (const char *c = *parts; *c && o + 1 < n; c++) out[o++] = *c;
+    if (n) out[o] = '\0';
+}
+
 void md_store_customer_key(const md_store *s, const char *customer_id, char *out, size_t n) {
-    snprintf(out, n, "%s:{%s}", s->prefix, customer_id);
+    join(out, n, (const char *const[]){s->prefix, ":{", customer_id, "}", NULL});
 }
 
 void md_store_contact_point_key(const md_store *s, const char *contact_point, char *out, size_t n) {
-    snprintf(out, n, "%s:{cp:%s}", s->prefix, contact_point);
+    join(out, n, (const char *const[]){s->prefix, ":{cp:", contact_point, "}", NULL});
 }
 
 /* Reads one pipelined reply; a transport error drops the connection. */
@@ -600,6 +652,34 @@ md_err md_store_memory(md_store *s, int64_t *used, int64_t *max, char *errstr, s
     }
     *used = m.used;
     *max = m.max;
+    return MD_ERR_OK;
+}
+
+static md_err listpack_node(md_store *s, valkeyContext *c, void *ctx, char *errstr, size_t errstr_size) {
+    (void)s;
+    int64_t *least = ctx;
+    /* hash-max-ziplist-value is the name Redis 6 and older know (7 takes both). */
+    const char *argv[] = {"CONFIG", "GET", "hash-max-ziplist-value"};
+    size_t lens[] = {6, 3, 22};
+    valkeyReply *r = valkeyCommandArgv(c, 3, argv, lens);
+    if (!r || r->type != VALKEY_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != VALKEY_REPLY_STRING) {
+        snprintf(errstr, errstr_size, "redis CONFIG GET hash-max-ziplist-value failed: %s",
+                 !r ? c->errstr : r->type == VALKEY_REPLY_ERROR ? r->str : "an unexpected reply");
+        if (r) freeReplyObject(r);
+        return MD_ERR_REDIS_REFUSED;
+    }
+    int64_t v = strtoll(r->element[1]->str, NULL, 10);
+    freeReplyObject(r);
+    if (*least < 0 || v < *least) *least = v;
+    return MD_ERR_OK;
+}
+
+md_err md_store_listpack_value(md_store *s, int64_t *bytes, char *errstr, size_t errstr_size) {
+    md_err err = ensure(s, errstr, errstr_size);
+    int64_t least = -1;
+    if (!err) err = each_node(s, listpack_node, &least, errstr, errstr_size);
+    if (err) return err;
+    *bytes = least;
     return MD_ERR_OK;
 }
 
@@ -817,7 +897,7 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
     m = 0;
     for (size_t i = 0; i < n && !err; i++) {
         if ((refused && refused[i][0]) || md_cstate_outbox_clear(states[i])) continue;
-        snprintf(buf[n + m], KEY_MAX, "%s:x", keys[i]);
+        join(buf[n + m], KEY_MAX, (const char *const[]){keys[i], ":x", NULL});
         keys[n + m] = buf[n + m];
         which[m++] = i;
     }
@@ -875,12 +955,39 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
     return err ? err : md_store_apply_collect(s, n, reqs, results, refused, errstr, errstr_size);
 }
 
+static int64_t monotonic_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* An outbox known to be empty, with nothing for it: the key is absent,
+ * and apply.lua goes without it (its expiry costs a call otherwise). */
+static bool uses_outbox(const md_apply_req *q) {
+    bool outbox = !q->outbox_empty;
+    for (size_t i = 0; i < q->ops->n && !outbox; i++) outbox = q->ops->ops[i].kind == MD_OP_OUTBOX_SET;
+    return outbox;
+}
+
+/* When q's apply is to set its key's expiry: the monotonic time it will
+ * expire (now + ttl); 0 when the cache knows an expiry set by an earlier
+ * apply that is within the slack of that, so the apply leaves it alone.
+ * Only a customer's key whose apply writes nothing to the outbox and whose
+ * TTL is finite qualifies: a contact point, an outbox or a PERSIST always
+ * goes to Redis. -1: a PERSIST (no expiry). */
+static int64_t apply_expiry(const md_store *s, const md_apply_req *q, bool outbox, int64_t now) {
+    if (q->ttl_ms <= 0) return -1;
+    if (!s->cache || q->expect_version < 0 || outbox) return now + q->ttl_ms;
+    return md_hash_cache_expiry_to_set(s->cache, q->key, now, q->ttl_ms);
+}
+
 /* The apply command of q in s->argv and s->lens (kept, grown as needed),
  * with its outbox key in outbox_key (420 bytes): EVALSHA sha numkeys key
  * outbox ttl version nd ns nx, the leading runs of deletes, sets and outbox
  * sets as plain arguments, then op field value per remaining op (apply.lua's
- * layout). Its argument count, 0 when out of memory. */
-static size_t apply_argv(md_store *s, const md_apply_req *q, char *outbox_key) {
+ * layout); ttl "" when expiry is 0 (apply_expiry: the key's expiry is left
+ * as it is). Its argument count, 0 when out of memory. */
+static size_t apply_argv(md_store *s, const md_apply_req *q, int64_t expiry, char *outbox_key) {
     enum { FIXED_ARGS = 10 };
     const md_ops *ops = q->ops;
     size_t argc = FIXED_ARGS + 3 * ops->n;
@@ -904,39 +1011,44 @@ static size_t apply_argv(md_store *s, const md_apply_req *q, char *outbox_key) {
     const char **argv = s->argv;
     char (*nums)[24] = s->nums;
     size_t a = 0, k = 0;
-    /* An outbox known to be empty, with nothing for it: the key is absent,
-     * and apply.lua goes without it (its expiry costs a call otherwise). */
-    bool outbox = !q->outbox_empty || run[2] > 0;
-    for (size_t i = o; i < ops->n && !outbox; i++) outbox = ops->ops[i].kind == MD_OP_OUTBOX_SET;
+    bool outbox = uses_outbox(q);
     argv[a++] = "EVALSHA";
     argv[a++] = s->apply_sha;
     argv[a++] = outbox ? "2" : "1";
     argv[a++] = q->key;
-    snprintf(outbox_key, 420, "%s:x", q->key);
+    join(outbox_key, 420, (const char *const[]){q->key, ":x", NULL});
     if (outbox) argv[a++] = outbox_key;
-    snprintf(nums[k], 24, "%lld", (long long)q->ttl_ms);
+    if (expiry == 0) nums[k][0] = '\0';
+    else md_fmt_i64(nums[k], q->ttl_ms);
     argv[a++] = nums[k++];
-    if (q->expect_version < 0) snprintf(nums[k], 24, "-");
-    else snprintf(nums[k], 24, "%lld", (long long)q->expect_version);
+    if (q->expect_version < 0) memcpy(nums[k], "-", 2);
+    else md_fmt_i64(nums[k], q->expect_version);
     argv[a++] = nums[k++];
     for (size_t r = 0; r < 3; r++) {
-        snprintf(nums[k], 24, "%zu", run[r]);
+        md_fmt_i64(nums[k], (int64_t)run[r]);
         argv[a++] = nums[k++];
     }
+    size_t *lens = s->lens;
+    for (size_t x = 0; x < a; x++) lens[x] = strlen(argv[x]);
     for (size_t i = 0; i < o; i++) {
+        lens[a] = ops->ops[i].field_len;
         argv[a++] = md_ops_field(ops, i);
-        if (ops->ops[i].kind != MD_OP_DEL) argv[a++] = md_ops_value(ops, i);
+        if (ops->ops[i].kind == MD_OP_DEL) continue;
+        lens[a] = ops->ops[i].value_len;
+        argv[a++] = md_ops_value(ops, i);
     }
     for (size_t i = o; i < ops->n; i++) {
         char *kind = nums[k++];
         kind[0] = ops->ops[i].kind;
         kind[1] = '\0';
+        lens[a] = 1;
         argv[a++] = kind;
+        lens[a] = ops->ops[i].field_len;
         argv[a++] = md_ops_field(ops, i);
+        lens[a] = ops->ops[i].value_len;
         argv[a++] = md_ops_value(ops, i);
     }
     /* a <= argc by construction; argv/lens/nums hold cap >= argc. */
-    for (size_t x = 0; x < a; x++) s->lens[x] = strlen(argv[x]);
     return a;
 }
 
@@ -944,8 +1056,20 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
     char outbox_key[420]; /* argv is copied by valkeyAppendCommandArgv */
+    if (s->n_sent + n > s->expiry_cap) {
+        size_t cap = (s->n_sent + n) * 2;
+        int64_t *x = realloc(s->expiry, cap * sizeof(*x));
+        if (!x) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return MD_ERR_NOMEM;
+        }
+        s->expiry = x;
+        s->expiry_cap = cap;
+    }
+    int64_t now = monotonic_ms();
     for (size_t i = 0; i < n; i++) {
-        size_t a = apply_argv(s, &reqs[i], outbox_key);
+        int64_t expiry = s->expiry[s->n_sent + i] = apply_expiry(s, &reqs[i], uses_outbox(&reqs[i]), now);
+        size_t a = apply_argv(s, &reqs[i], expiry, outbox_key);
         if (!a) {
             err = MD_ERR_NOMEM;
             break;
@@ -969,6 +1093,7 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
             md_store_disconnect(s);
             return MD_ERR_REDIS_DOWN;
         }
+    s->n_sent += n;
     return MD_ERR_OK;
 }
 
@@ -1048,9 +1173,12 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
         freeReplyObject(r);
     }
     conn_pipeline_done(s);
+    /* What each apply did to its key's expiry (apply_expiry), as sent. */
+    const int64_t *expiry = s->n_sent == n ? s->expiry : NULL;
+    s->n_sent = 0;
     char outbox_key[420];
     for (size_t k = 0; k < s->n_redo && !o.first; k++) {
-        size_t i = s->redo[k], a = apply_argv(s, &reqs[i], outbox_key);
+        size_t i = s->redo[k], a = apply_argv(s, &reqs[i], expiry ? expiry[i] : -1, outbox_key);
         if (!a) {
             snprintf(errstr, errstr_size, "out of memory");
             return MD_ERR_NOMEM;
@@ -1065,7 +1193,8 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
      * goes, and is read again. */
     for (size_t i = 0; s->cache && i < n; i++) {
         if (reqs[i].expect_version < 0) continue; /* a contact point: not cached */
-        if (!o.first && results[i] == 1) md_hash_cache_applied(s->cache, reqs[i].key, reqs[i].ops, reqs[i].expect_version + 1);
+        if (!o.first && results[i] == 1)
+            md_hash_cache_applied(s->cache, reqs[i].key, reqs[i].ops, reqs[i].expect_version + 1, expiry ? expiry[i] : -1);
         else md_hash_cache_drop(s->cache, reqs[i].key);
     }
     /* NOSCRIPT: the script cache was flushed (or a new primary took over a

@@ -84,6 +84,15 @@ bool md_store_cache_each(md_store *s, const char *customer_id, md_hash_cache_fie
 md_err md_store_read_contact_points(md_store *s, size_t n, const char *const *contact_points, md_cpstate *const *cps,
                                     md_store_refusal *refused, char *errstr, size_t errstr_size);
 
+/* The smallest hash-max-listpack-value of the nodes: the longest field name
+ * or value a hash may hold and keep Redis's compact encoding. A customer's
+ * hash with one longer field (a trigger record with long campaign, channel
+ * and model version names, say) is converted for good to a hash table that
+ * costs about three times the memory. MD_ERR_REDIS_REFUSED when CONFIG is
+ * not allowed (a managed Redis), which a caller may ignore. */
+#define MD_LISTPACK_VALUE_MIN 128
+md_err md_store_listpack_value(md_store *s, int64_t *bytes, char *errstr, size_t errstr_size);
+
 typedef struct md_apply_req {
     char key[400];
     const md_ops *ops;

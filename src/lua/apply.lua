@@ -4,8 +4,11 @@
 --          point's, "<prefix>:{cp:<id>}")
 -- KEYS[2]  its outbox hash, "<KEYS[1]>:x" (same slot); left out when the
 --          caller knows it is empty and writes nothing to it
--- ARGV[1]  TTL of the hash in milliseconds (refreshed on every apply); "0"
---          keeps it forever (an opted-out customer must stay opted out)
+-- ARGV[1]  TTL of the hash in milliseconds (set again by this apply); "0"
+--          keeps it forever (an opted-out customer must stay opted out);
+--          "" leaves the expiry as it is: the caller set it recently
+--          enough (store.c, apply_expiry; a customer's key without its
+--          outbox only)
 -- ARGV[2]  the version ("v" field) the caller read before deciding, "0" when
 --          absent; "-" skips the check (contact-point keys)
 -- ARGV[3], ARGV[4], ARGV[5]
@@ -34,6 +37,9 @@ local key = KEYS[1]
 local nd, ns, nx = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if not nd or not ns or not nx or nd < 0 or ns < 0 or nx < 0 or nd % 1 ~= 0 or ns % 1 ~= 0 or nx % 1 ~= 0 then
   return redis.error_reply('apply.lua: ARGV[3..5] must count the leading deletes, sets and outbox sets')
+end
+if ARGV[1] == '' and (KEYS[2] or ARGV[2] == '-') then
+  return redis.error_reply('apply.lua: an outbox or a contact point must have its TTL set (ARGV[1])')
 end
 local tail = 6 + nd + 2 * ns + 2 * nx -- the first triple's op
 if tail > #ARGV + 1 or (#ARGV + 1 - tail) % 3 ~= 0 then
@@ -138,8 +144,11 @@ for i = tail, #ARGV - 2, 3 do
 end
 flush()
 -- A contact point on a do-not-contact list ("pn", mark.lua) is kept for
--- good; a customer's state says so itself (ARGV[1] "0").
-if ARGV[1] == '0' or (ARGV[2] == '-' and redis.call('HEXISTS', key, 'pn') == 1) then
+-- good; a customer's state says so itself (ARGV[1] "0"). An expiry set
+-- recently is left alone: a PEXPIRE per apply was a fifth of the calls.
+if ARGV[1] == '' then
+  -- as it is
+elseif ARGV[1] == '0' or (ARGV[2] == '-' and redis.call('HEXISTS', key, 'pn') == 1) then
   redis.call('PERSIST', key)
 else
   redis.call('PEXPIRE', key, ARGV[1])

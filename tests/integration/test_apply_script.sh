@@ -81,9 +81,22 @@ ERR=$(rcli EVALSHA "$SHA" 1 "$K" 60000 9 0 0 1 m6 o 2>&1 || true)
 check "an outbox write without the outbox key is an error" grep -q "without the outbox key" <<<"$ERR"
 check "and wrote nothing" eq "$(rcli HGET "$K" v)" 9
 
-ERR=$(apply 9 S n 5 Q f v 2>&1 || true)
+# An empty TTL leaves the key's expiry as it is (momentd knows it set one
+# recently); never for an outbox or a contact point, which are refused.
+rcli PEXPIRE "$K" 5000 >/dev/null
+check "an empty TTL applies and leaves the expiry alone" \
+    eq "$(rcli EVALSHA "$SHA" 1 "$K" "" 9 0 1 0 s4 e),$(rcli HGET "$K" s4),$(rcli HGET "$K" v)" "1,e,10"
+check "the key still expires within the 5 s set before" test "$(rcli PTTL "$K")" -gt 0 -a "$(rcli PTTL "$K")" -le 5000
+ERR=$(rcli EVALSHA "$SHA" 2 "$K" "$K:x" "" 10 0 1 0 s4 f 2>&1 || true)
+check "an empty TTL with the outbox key is an error" grep -q "must have its TTL set" <<<"$ERR"
+ERR=$(rcli EVALSHA "$SHA" 1 "$K" "" - 0 1 0 s4 f 2>&1 || true)
+check "an empty TTL for a contact point (no version) is an error" grep -q "must have its TTL set" <<<"$ERR"
+check "and neither wrote anything" eq "$(rcli HGET "$K" s4),$(rcli HGET "$K" v)" "e,10"
+rcli PEXPIRE "$K" 60000 >/dev/null
+
+ERR=$(apply 10 S n 5 Q f v 2>&1 || true)
 check "an unknown op is an error, not a silent skip" grep -q "unknown op" <<<"$ERR"
-check "and nothing before it was written, the version unchanged" eq "$(rcli HEXISTS "$K" n),$(rcli HGET "$K" v)" "0,9"
-ERR=$(apply 9 S n 2>&1 || true)
+check "and nothing before it was written, the version unchanged" eq "$(rcli HEXISTS "$K" n),$(rcli HGET "$K" v)" "0,10"
+ERR=$(apply 10 S n 2>&1 || true)
 check "a truncated triple is an error" grep -q "triples" <<<"$ERR"
 finish

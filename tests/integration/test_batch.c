@@ -772,3 +772,55 @@ Test(batch, a_cached_state_with_nothing_to_write_is_checked_against_redis) {
     free(cap);
     md_config_destroy(cfg);
 }
+
+static long long pttl_of(md_store *s, const char *key) {
+    valkeyReply *r = cmd(s, 2, (const char *[]){"PTTL", key});
+    cr_assert_eq(r->type, VALKEY_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* The state cache knows when its customers' keys expire: an apply within a
+ * day of the last expiry it set leaves the key's expiry alone (no PEXPIRE),
+ * while a new customer's key always gets one, and so does every apply of a
+ * store that does not know. */
+Test(batch, a_cached_customers_recent_expiry_is_left_alone) {
+    use_fixture();
+    char prefix[64], err[512], key[160];
+    snprintf(prefix, sizeof(prefix), "batch-e-%ld", (long)time(NULL));
+    snprintf(key, sizeof(key), "%s:{batch-e1}", prefix);
+    md_store *s = store_for(prefix);
+    cr_assert(md_store_cache_states(s, 1 << 20));
+    md_counters n;
+    memset(&n, 0, sizeof(n));
+    capture *cap = calloc(1, sizeof(*cap));
+    md_batch_hooks hooks = {.deliver = capture_deliver, .ctx = cap};
+    md_batch *b = md_batch_new(cfg, s, 4, MD_BATCH_CLOCK_INPUT, &hooks, &n, NULL);
+    cr_assert(b);
+    pay_and_run(b, "batch-e1", "e", 0);
+    long long first = pttl_of(s, key);
+    cr_assert_gt(first, 86400000LL, "a new customer's key has no expiry: PTTL %lld", first);
+    pay_and_run(b, "batch-e1", "e", 1); /* read from Redis, and cached */
+    long long p1 = pttl_of(s, key);
+    nanosleep(&(struct timespec){1, 500000000}, NULL);
+    pay_and_run(b, "batch-e1", "e", 2); /* from the cache */
+    cr_assert_gt(md_store_cache_stats_get(s).hits, 0, "the customer was never served from the cache");
+    long long p2 = pttl_of(s, key);
+    cr_assert_lt(p2, p1 - 1000, "the expiry was set again by an apply 1.5 s later: %lld then %lld ms", p1, p2);
+    cr_assert_gt(p2, p1 - 86400000LL);
+    md_batch_destroy(b);
+    /* A store without the cache sets it on every apply. */
+    md_store *plain = store_for(prefix);
+    b = md_batch_new(cfg, plain, 4, MD_BATCH_CLOCK_INPUT, &hooks, &n, NULL);
+    cr_assert(b);
+    pay_and_run(b, "batch-e1", "e", 3);
+    long long p3 = pttl_of(plain, key);
+    cr_assert_gt(p3, p2 + 1000, "a store that does not know left the expiry: %lld then %lld ms", p2, p3);
+    md_batch_destroy(b);
+    md_store_destroy(plain);
+    md_store_wipe(s, err, sizeof(err));
+    md_store_destroy(s);
+    free(cap);
+    md_config_destroy(cfg);
+}

@@ -30,6 +30,18 @@ check "explain reads it too" grep -q '"customer_id"' <<<"$X"
 S=$("$MOMENTD_BIN" check -c "$CFG" 2>&1)
 check "check says a password is set" grep -q "(password set)" <<<"$S"
 stop_momentd main
+check "scripts/redis-local's Redis keeps momentd's hashes compact: no listpack warning" \
+    bash -c "! grep -q hash-max-listpack-value '$T_DIR/main/momentd.log'"
+
+# A Redis at its default listpack limit (64 bytes) is warned about at start:
+# a trigger record longer than that turns a customer's hash into a table
+# about three times its size.
+redis-cli -p "$RPORT" --no-auth-warning -a "$RPASS" CONFIG SET hash-max-listpack-value 64 >/dev/null
+start_momentd "$CFG" listpack
+check "a Redis whose hash-max-listpack-value is 64 is warned about, with the value to set" \
+    grep -q '"msg":"hash-max-listpack-value is below.*"hash_max_listpack_value":"64","recommended":"128"' "$T_DIR/listpack/momentd.log"
+stop_momentd listpack
+redis-cli -p "$RPORT" --no-auth-warning -a "$RPASS" CONFIG SET hash-max-listpack-value 128 >/dev/null
 
 # A wrong password: refused by Redis, reported without the password.
 printf 'wrong-%s\n' "$RPASS" >"$T_DIR/redis.pass"

@@ -85,6 +85,7 @@ rm -rf "$ctx"
 compose=$(cd "$src" && docker-compose config 2>&1)
 check "docker-compose.yml passes docker-compose config" test $? -eq 0
 check "its Redis persists with AOF everysec and rare rewrites" grep -q 'auto-aof-rewrite-percentage' <<<"$compose"
+check "and keeps fields up to 128 bytes in compact hashes" grep -q 'hash-max-listpack-value' <<<"$compose"
 cluster=$(cd "$src" && docker-compose --profile cluster config 2>&1)
 check "its cluster profile passes docker-compose config" test $? -eq 0
 check "with six cluster nodes" test "$(grep -c "cluster-enabled" <<<"$cluster")" -eq 6

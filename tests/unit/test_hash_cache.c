@@ -72,14 +72,67 @@ Test(hash_cache, applied_writes_make_what_redis_holds) {
     md_ops_add(&ops, MD_OP_INCR, "c", "3");
     md_ops_add(&ops, MD_OP_INCR, "c", "-1");
     md_ops_add(&ops, MD_OP_SET, "x0", "1");
-    md_hash_cache_applied(c, "md:{a}", &ops, 5);
+    md_hash_cache_applied(c, "md:{a}", &ops, 5, 0);
     image im;
     cr_assert_str_eq(entry_of(c, "md:{a}", &im), "c=2;n=11;t0=1790000000000;v=5;x0=1;");
     md_ops_clear(&ops);
     md_ops_add(&ops, MD_OP_INCR, "n", "5");
     md_ops_add(&ops, MD_OP_DEL, "t0", NULL);
-    md_hash_cache_applied(c, "md:{a}", &ops, 6);
+    md_hash_cache_applied(c, "md:{a}", &ops, 6, 0);
     cr_assert_str_eq(entry_of(c, "md:{a}", &im), "c=2;n=16;v=6;x0=1;");
+    md_ops_fini(&ops);
+    md_hash_cache_destroy(c);
+}
+
+/* The key's expiry as the applies said: unknown after a read, set by an
+ * apply that set it, kept through one that left it alone, forgotten after
+ * one that made it unknown (a PERSIST) and with the entry. */
+Test(hash_cache, the_entry_remembers_the_expiry_its_applies_set) {
+    md_hash_cache *c = md_hash_cache_new(1 << 20, key);
+    put3(c, "md:{a}");
+    cr_assert_eq(md_hash_cache_expires_at(c, "md:{a}"), 0, "a read says nothing of the expiry");
+    md_ops ops;
+    md_ops_init(&ops);
+    md_ops_add(&ops, MD_OP_SET, "t0", "1");
+    md_hash_cache_applied(c, "md:{a}", &ops, 5, 86400000);
+    cr_assert_eq(md_hash_cache_expires_at(c, "md:{a}"), 86400000);
+    md_hash_cache_applied(c, "md:{a}", &ops, 6, 0);
+    cr_assert_eq(md_hash_cache_expires_at(c, "md:{a}"), 86400000, "an apply that left the expiry alone");
+    md_hash_cache_applied(c, "md:{a}", &ops, 7, -1);
+    cr_assert_eq(md_hash_cache_expires_at(c, "md:{a}"), 0, "after a PERSIST");
+    md_hash_cache_applied(c, "md:{a}", &ops, 8, 99);
+    put3(c, "md:{a}");
+    cr_assert_eq(md_hash_cache_expires_at(c, "md:{a}"), 0, "read again");
+    md_hash_cache_applied(c, "md:{a}", &ops, 9, 99);
+    md_hash_cache_drop(c, "md:{a}");
+    cr_assert_eq(md_hash_cache_expires_at(c, "md:{a}"), 0);
+    cr_assert_eq(md_hash_cache_expires_at(c, "md:{zz}"), 0, "no entry");
+    md_ops_fini(&ops);
+    md_hash_cache_destroy(c);
+}
+
+/* An apply sets the expiry again only when the one known has fallen more
+ * than the slack behind now + ttl: never without one known, not while it
+ * is fresh, and again after a day (or a sixteenth of a short TTL). */
+Test(hash_cache, an_expiry_is_set_again_once_it_falls_behind_by_the_slack) {
+    md_hash_cache *c = md_hash_cache_new(1 << 20, key);
+    const int64_t day = 86400000, ttl = 200 * day, t0 = 1000000;
+    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0, ttl), t0 + ttl, "no entry");
+    put3(c, "md:{a}");
+    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0, ttl), t0 + ttl, "an entry read, its expiry unknown");
+    md_ops ops;
+    md_ops_init(&ops);
+    md_ops_add(&ops, MD_OP_SET, "t0", "1");
+    md_hash_cache_applied(c, "md:{a}", &ops, 5, t0 + ttl);
+    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + 1000, ttl), 0, "a second later");
+    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + MD_EXPIRY_SLACK_MS, ttl), 0, "a day later");
+    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + MD_EXPIRY_SLACK_MS + 1, ttl), t0 + MD_EXPIRY_SLACK_MS + 1 + ttl,
+                 "more than a day later");
+    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + 1000, ttl / 2), t0 + 1000 + ttl / 2, "a shorter TTL now");
+    /* A TTL of 8 days: the slack is half a day. */
+    md_hash_cache_applied(c, "md:{a}", &ops, 6, t0 + 8 * day);
+    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + day / 2, 8 * day), 0);
+    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + day / 2 + 1, 8 * day), t0 + day / 2 + 1 + 8 * day);
     md_ops_fini(&ops);
     md_hash_cache_destroy(c);
 }
@@ -95,15 +148,15 @@ Test(hash_cache, an_entry_it_cannot_follow_goes) {
     put3(c, "md:{a}");
     md_ops_add(&ops, MD_OP_SET, "n", "12");
     md_ops_add(&ops, MD_OP_OUTBOX_SET, "trigger-1", "moments.in_app\n{}");
-    md_hash_cache_applied(c, "md:{a}", &ops, 5);
+    md_hash_cache_applied(c, "md:{a}", &ops, 5, 0);
     cr_assert_null(entry_of(c, "md:{a}", &im), "an outbox write drops the entry");
     put3(c, "md:{a}");
     md_ops_clear(&ops);
     md_ops_add(&ops, MD_OP_SET, "n", "many");
     md_ops_add(&ops, MD_OP_INCR, "n", "1");
-    md_hash_cache_applied(c, "md:{a}", &ops, 5);
+    md_hash_cache_applied(c, "md:{a}", &ops, 5, 0);
     cr_assert_null(entry_of(c, "md:{a}", &im), "an increment of no integer drops the entry");
-    md_hash_cache_applied(c, "md:{b}", &ops, 1);
+    md_hash_cache_applied(c, "md:{b}", &ops, 1, 0);
     cr_assert_null(entry_of(c, "md:{b}", &im), "no entry is made by an apply");
     put3(c, "md:{a}");
     md_hash_cache_drop(c, "md:{a}");
