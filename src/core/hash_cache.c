@@ -211,9 +211,12 @@ void md_hash_cache_drop(md_hash_cache *c, const char *key) {
 }
 
 
+/* Fields of one length differ mostly at the end ("w:payments:0" and
+ * "w:payments:1", the guard's hashes, "t0" and "t1"): the last byte first
+ * spares most calls to memcmp, which was 5% of momentd's CPU here. */
 static field *find(field *fs, size_t n, const char *f, size_t fl) {
     for (size_t i = 0; i < n; i++)
-        if (fs[i].h.fl == fl && memcmp(fs[i].h.f, f, fl) == 0) return &fs[i];
+        if (fs[i].h.fl == fl && (fl == 0 || fs[i].h.f[fl - 1] == f[fl - 1]) && memcmp(fs[i].h.f, f, fl) == 0) return &fs[i];
     return NULL;
 }
 
