@@ -75,32 +75,6 @@ end
 -- Runs keep the operations' order, so a field set and then deleted in one
 -- apply ends deleted. A command takes 512 arguments at most (Lua's unpack
 -- has a C stack limit).
-local function slices(cmd, k, first, last, step, head1, head2)
-  local a = first
-  repeat
-    local b = math.min(a + step - 1, last)
-    if head1 then
-      redis.call(cmd, k, head1, head2, unpack(ARGV, a, b))
-      head1 = nil
-    else
-      redis.call(cmd, k, unpack(ARGV, a, b))
-    end
-    a = b + 1
-  until a > last
-end
-local run_op, run, n = nil, {}, 0
-local function flush()
-  if n > 0 then
-    if run_op == 'S' then
-      redis.call('HSET', key, unpack(run, 1, n))
-    elseif run_op == 'D' then
-      redis.call('HDEL', key, unpack(run, 1, n))
-    else -- 'X'
-      redis.call('HSET', KEYS[2], unpack(run, 1, n))
-    end
-    n = 0
-  end
-end
 local version
 if ARGV[2] ~= '-' then
   local cur = redis.call('HGET', key, 'v') or '0'
@@ -109,40 +83,72 @@ if ARGV[2] ~= '-' then
   end
   version = tostring(tonumber(cur) + 1)
 end
+-- The runs, in slices of at most 512 arguments (a command takes that many
+-- at most here: Lua's unpack has a C stack limit). Written out, not as a
+-- helper: a closure made on every call cost more than its loop.
 local a = 6
-if nd > 0 then
-  slices('HDEL', key, a, a + nd - 1, 512)
+local last = a + nd - 1
+while a <= last do
+  local b = math.min(a + 511, last)
+  redis.call('HDEL', key, unpack(ARGV, a, b))
+  a = b + 1
 end
-a = a + nd
-if ns > 0 then
-  slices('HSET', key, a, a + 2 * ns - 1, 510, version and 'v', version)
-elseif version then
-  redis.call('HSET', key, 'v', version)
-end
-a = a + 2 * ns
-if nx > 0 then
-  slices('HSET', KEYS[2], a, a + 2 * nx - 1, 512)
-end
-for i = tail, #ARGV - 2, 3 do
-  local op = ARGV[i]
-  if op == 'I' then
-    flush()
-    redis.call('HINCRBY', key, ARGV[i + 1], ARGV[i + 2])
+last = a + 2 * ns - 1
+if version then
+  local b = math.min(a + 509, last)
+  if b >= a then
+    redis.call('HSET', key, 'v', version, unpack(ARGV, a, b))
   else
-    if op ~= run_op or n >= 512 then
-      flush()
-      run_op = op
-    end
-    run[n + 1] = ARGV[i + 1]
-    if op == 'D' then
-      n = n + 1
-    else
-      run[n + 2] = ARGV[i + 2]
-      n = n + 2
+    redis.call('HSET', key, 'v', version)
+  end
+  a = b + 1
+end
+while a <= last do
+  local b = math.min(a + 511, last)
+  redis.call('HSET', key, unpack(ARGV, a, b))
+  a = b + 1
+end
+last = a + 2 * nx - 1
+while a <= last do
+  local b = math.min(a + 511, last)
+  redis.call('HSET', KEYS[2], unpack(ARGV, a, b))
+  a = b + 1
+end
+if tail <= #ARGV then
+  local run_op, run, n = nil, {}, 0
+  local function flush()
+    if n > 0 then
+      if run_op == 'S' then
+        redis.call('HSET', key, unpack(run, 1, n))
+      elseif run_op == 'D' then
+        redis.call('HDEL', key, unpack(run, 1, n))
+      else -- 'X'
+        redis.call('HSET', KEYS[2], unpack(run, 1, n))
+      end
+      n = 0
     end
   end
+  for i = tail, #ARGV - 2, 3 do
+    local op = ARGV[i]
+    if op == 'I' then
+      flush()
+      redis.call('HINCRBY', key, ARGV[i + 1], ARGV[i + 2])
+    else
+      if op ~= run_op or n >= 512 then
+        flush()
+        run_op = op
+      end
+      run[n + 1] = ARGV[i + 1]
+      if op == 'D' then
+        n = n + 1
+      else
+        run[n + 2] = ARGV[i + 2]
+        n = n + 2
+      end
+    end
+  end
+  flush()
 end
-flush()
 -- A contact point on a do-not-contact list ("pn", mark.lua) is kept for
 -- good; a customer's state says so itself (ARGV[1] "0"). An expiry set
 -- recently is left alone: a PEXPIRE per apply was a fifth of the calls.
