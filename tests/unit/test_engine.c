@@ -2,6 +2,7 @@
  * the configuration can express, each shown to actually block. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -942,6 +943,20 @@ Test(engine, compacted_ops_have_the_same_effect_in_fewer_commands) {
         if (!incrs) cr_assert(model_calls(&o) <= 3 && model_calls(&o) <= calls, "round %d: without INCR, one run per kind (%zu, %zu before)",
                               round, model_calls(&o), calls);
         md_ops_fini(&o);
+    }
+}
+
+/* md_fmt_i64 writes what snprintf "%lld" writes, at both ends of the range:
+ * every integer field and RESP length goes through it. */
+Test(engine, integers_are_written_as_snprintf_writes_them) {
+    const int64_t vals[] = {0, 1, -1, 9, 10, -10, 99, 100, 1790563956669LL, -1790563956669LL, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        char got[24], want[24];
+        memset(got, 'x', sizeof(got));
+        size_t n = md_fmt_i64(got, vals[i]);
+        snprintf(want, sizeof(want), "%lld", (long long)vals[i]);
+        cr_assert_str_eq(got, want);
+        cr_assert_eq(n, strlen(want));
     }
 }
 
