@@ -105,6 +105,16 @@ check "/readyz also names the lag above http.ready_max_lag" lag_seen
 check "and the lag metric shows it" ge "$(curl -s "$URL/metrics" | grep "^momentd_consumer_lag{topic=\"$N.app-logins\"" | awk '{s += $2} END {print s + 0}')" 101
 "$MOMENTD_SOURCE_DIR/scripts/redis-local" start "$MOMENTD_IT_REDIS_PORT" "$MOMENTD_IT_DIR/redis"
 check "/readyz is ready again once Redis is back and the backlog is processed" wait_code /readyz 200 30
+# The state cache: the 200 customers of the 5,000 app logins above come
+# back in the batches after the first, which read them from Redis once and
+# then from memory. Its counters are published every 5 s.
+for i in $(seq 1 60); do
+    [ "$(metric 'momentd_state_reads_total{from="cache"}')" != 0 ] && break
+    sleep 0.25
+done
+check "states read from Redis are counted" ge "$(metric 'momentd_state_reads_total{from="redis"}')" 1
+check "and from the state cache" ge "$(metric 'momentd_state_reads_total{from="cache"}')" 1
+check "the state cache holds what it read (entries, bytes)" test "$(metric momentd_state_cache_entries)" -ge 1 -a "$(metric momentd_state_cache_bytes)" -gt 0
 
 # Redis filling up: with maxmemory just above what Redis uses (and
 # noeviction, momentd's required policy), /readyz warns before writes fail.
