@@ -8,8 +8,6 @@
  * value length><field>\0<value>\0" (terminated, as Redis replies are). */
 #include "hash_cache.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -259,7 +257,7 @@ void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops,
             *x = (field){.h = {.f = f, .fl = fl}};
         }
         if (kind == MD_OP_SET && o == ops->n) {
-            x->h.vl = (size_t)snprintf(x->num, sizeof(x->num), "%" PRId64, version);
+            x->h.vl = md_fmt_i64(x->num, version);
             x->own = true;
         } else if (kind == MD_OP_SET) {
             x->h.v = md_ops_value(ops, o);
@@ -275,7 +273,7 @@ void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops,
                 cur = strtoll(buf, &end, 10);
                 if (*end) goto drop;
             }
-            x->h.vl = (size_t)snprintf(x->num, sizeof(x->num), "%lld", cur + by);
+            x->h.vl = md_fmt_i64(x->num, (int64_t)(cur + by));
             x->own = true;
         }
     }
