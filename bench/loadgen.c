@@ -9,6 +9,7 @@
  *                   (--events E | --seconds S) [--rate R] [--appends FILE]
  *                   [--replay-days-ago A --replay-days D [--slice-days K]
  *                   [--wait-group G]] [--topic-prefix P]
+ *   loadgen burst   --brokers B --topic T --input FILE
  *
  * The customers and their stories are tools/stories.c's, the same the
  * demo's gen_events prints: every customer has a story fixed by the seed and
@@ -36,6 +37,14 @@
  * for every delivered message, the broker's log-append time (the broker must
  * stamp it: log.message.timestamp.type=LogAppendTime), for latency.
  *
+ * burst: the "key|value" lines of FILE to topic T in one transaction, made
+ * visible at once: it writes them all, prints "written N" and waits for a
+ * line (or the end) on stdin, then commits and prints "committed". A
+ * consumer reading committed messages (librdkafka's default) sees none of
+ * them until then and all of them after: a backlog that appears at once,
+ * whose writing (the broker taking in N messages, a busy second on a shared
+ * two-core box) is over before it is read.
+ *
  * The last line on stdout is "produced N events E profiles P"; any delivery error makes the exit
  * status 1. Exit status 2: bad arguments. */
 #include <errno.h>
@@ -49,6 +58,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "stories.h"
 
@@ -317,6 +327,84 @@ static int run_live(generator *g, const options *o) {
     return rc;
 }
 
+/* burst: see the top. Returns 0, or -1 after printing why. */
+static int run_burst(const char *brokers, const char *topic, const char *input) {
+    FILE *in = fopen(input, "r");
+    if (!in) {
+        fprintf(stderr, "loadgen: %s: %s\n", input, strerror(errno));
+        return -1;
+    }
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char txn_id[64];
+    snprintf(txn_id, sizeof(txn_id), "loadgen-burst-%ld", (long)getpid());
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "linger.ms", "20", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "batch.num.messages", "10000", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "transactional.id", txn_id, err, sizeof(err))) {
+        fprintf(stderr, "loadgen: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+        fclose(in);
+        return -1;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!rk) {
+        fprintf(stderr, "loadgen: %s\n", err);
+        fclose(in);
+        return -1;
+    }
+    int rc = -1;
+    long n = 0;
+    char line[8192];
+    rd_kafka_error_t *e = rd_kafka_init_transactions(rk, 30000);
+    if (!e) e = rd_kafka_begin_transaction(rk);
+    while (!e && fgets(line, sizeof(line), in)) {
+        size_t len = strcspn(line, "\n");
+        char *bar = memchr(line, '|', len);
+        if (!bar) {
+            fprintf(stderr, "loadgen: %s: line %ld is not key|value\n", input, n + 1);
+            goto out;
+        }
+        for (;;) {
+            rd_kafka_resp_err_t r = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(line, (size_t)(bar - line)),
+                                                      RD_KAFKA_V_VALUE(bar + 1, len - (size_t)(bar + 1 - line)),
+                                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            if (r == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+            if (r != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                fprintf(stderr, "loadgen: produce to %s: %s\n", topic, rd_kafka_err2str(r));
+                goto out;
+            }
+            rd_kafka_poll(rk, 10);
+        }
+        n++;
+        rd_kafka_poll(rk, 0);
+    }
+    if (!e && rd_kafka_flush(rk, 60000)) {
+        fprintf(stderr, "loadgen: %d messages still unsent after 60 s\n", rd_kafka_outq_len(rk));
+        goto out;
+    }
+    if (!e) {
+        printf("written %ld\n", n);
+        fflush(stdout);
+        while (fgets(line, sizeof(line), stdin) == NULL && !feof(stdin) && errno == EINTR) {
+        }
+        e = rd_kafka_commit_transaction(rk, 60000);
+    }
+    if (e) {
+        fprintf(stderr, "loadgen: transaction: %s\n", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        goto out;
+    }
+    printf("committed\nproduced %ld events %ld profiles 0\n", n, n);
+    rc = 0;
+out:
+    rd_kafka_destroy(rk);
+    fclose(in);
+    return rc;
+}
+
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;
@@ -335,14 +423,30 @@ static void usage(void) {
             "                       [--wait-group G] [--topic-prefix P]\n"
             "       loadgen live --brokers B [--customers N] [--seed S] [--tag T] (--events E | --seconds S) [--rate R]\n"
             "                    [--appends FILE] [--replay-days-ago A --replay-days D [--slice-days K] [--wait-group G]]\n"
-            "                    [--topic-prefix P]\n");
+            "                    [--topic-prefix P]\n"
+            "       loadgen burst --brokers B --topic T --input FILE\n");
 }
 
 int main(int argc, char **argv) {
     options o = {.customers = 100000, .days = 180, .slice_days = 2, .seed = 1, .tag = "", .topic_prefix = ""};
-    if (argc < 2 || (strcmp(argv[1], "history") && strcmp(argv[1], "live"))) {
+    if (argc < 2 || (strcmp(argv[1], "history") && strcmp(argv[1], "live") && strcmp(argv[1], "burst"))) {
         usage();
         return 2;
+    }
+    if (!strcmp(argv[1], "burst")) {
+        const char *brokers = NULL, *topic = NULL, *input = NULL;
+        for (int i = 2; i + 1 < argc; i += 2) {
+            if (!strcmp(argv[i], "--brokers")) brokers = argv[i + 1];
+            else if (!strcmp(argv[i], "--topic")) topic = argv[i + 1];
+            else if (!strcmp(argv[i], "--input")) input = argv[i + 1];
+            else break;
+        }
+        if (!brokers || !topic || !input || argc != 8) {
+            fprintf(stderr, "loadgen: burst needs --brokers B --topic T --input FILE, and nothing else\n");
+            usage();
+            return 2;
+        }
+        return run_burst(brokers, topic, input) ? 1 : 0;
     }
     bool live = !strcmp(argv[1], "live");
     for (int i = 2; i < argc; i++) {

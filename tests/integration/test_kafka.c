@@ -63,7 +63,10 @@ Test(kafka, a_refused_secret_is_named_not_quoted) {
 
 /* The fetcher reads each partition from its own queue, where librdkafka's
  * prefetch bounds count per partition: momentd's defaults keep a backlog of
- * many partitions from filling memory; the pass-through still sets them. The
+ * many partitions from filling memory, and a fetch takes at most 128 KB of
+ * one partition so that a backlog appearing at once does not hold the live
+ * partitions' messages behind megabytes of it; the pass-through still sets
+ * them. The
  * fetcher's alignment needs each partition's end reported. */
 Test(kafka, consumer_prefetch_bounded_per_partition) {
     char err[512];
@@ -74,15 +77,18 @@ Test(kafka, consumer_prefetch_bounded_per_partition) {
     cr_assert(conf);
     cr_assert_str_eq(get(conf, "queued.max.messages.kbytes"), "2048");
     cr_assert_str_eq(get(conf, "queued.min.messages"), "10000");
+    cr_assert_str_eq(get(conf, "fetch.message.max.bytes"), "131072");
     cr_assert_str_eq(get(conf, "enable.partition.eof"), "true");
     rd_kafka_conf_destroy(conf);
     md_config_destroy(cfg);
     cfg = th_config_with("\"consumer\": {\"fetch.wait.max.ms\": \"50\"}",
-                         "\"consumer\": {\"fetch.wait.max.ms\": \"50\", \"queued.max.messages.kbytes\": \"8192\"}", err, sizeof(err));
+                         "\"consumer\": {\"fetch.wait.max.ms\": \"50\", \"queued.max.messages.kbytes\": \"8192\", \"max.partition.fetch.bytes\": \"1048576\"}",
+                         err, sizeof(err));
     cr_assert(cfg, "%s", err);
     conf = md_kafka_conf_new(cfg, MD_KAFKA_CONSUMER, NULL, &why);
     cr_assert(conf);
     cr_assert_str_eq(get(conf, "queued.max.messages.kbytes"), "8192", "kafka.consumer sets it");
+    cr_assert_str_eq(get(conf, "fetch.message.max.bytes"), "1048576", "kafka.consumer sets it, by its other name too");
     rd_kafka_conf_destroy(conf);
     md_config_destroy(cfg);
 }
