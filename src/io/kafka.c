@@ -37,8 +37,8 @@ rd_kafka_conf_t *md_kafka_conf_new(const md_config *cfg, md_kafka_role role, con
          * parsed whole, so when a backlog appears at once (a burst committed
          * in one transaction, bench/run) the live partitions' next messages
          * waited behind two responses of 1 MB of it: every other customer's
-         * trigger late by 15-38 ms at that moment, none with 128 KB, and a
-         * bootstrap is read as fast (42,118 against 42,175 events/s).
+         * trigger late by up to 38 ms at that moment, by 8 at most with
+         * 128 KB, and a backlog is read as fast (BENCHMARKS.md).
          * kafka.consumer may set any of them. */
         ok = ok && set(conf, "momentd", "queued.min.messages", "10000", why) &&
              set(conf, "momentd", "queued.max.messages.kbytes", "2048", why) &&
