@@ -219,6 +219,7 @@ static bool compile_signals_windows(compiler *c) {
             r->series[s].granularity_ms = w->granularity_ms;
             r->series[s].sum = sum;
             series_field(w->signal, w->granularity_ms, sum, r->series[s].field);
+            r->series[s].field_len = strlen(r->series[s].field);
             for (size_t o = 0; o < s; o++)
                 if (strcmp(r->series[o].field, r->series[s].field) == 0)
                     return cerr(c, "$.windows[%zu]: its series' Redis field collides with another's; rename signal \"%s\"", i,

@@ -51,6 +51,7 @@ typedef struct md_rseries {
      * removes or reorders windows or signals (a reload, a restart) keeps
      * reading every other series' history. */
     char field[16];
+    size_t field_len; /* strlen(field), for matching fields as they load */
 } md_rseries;
 
 typedef struct md_rwindow {
