@@ -363,8 +363,8 @@ static int run_burst(const char *brokers, const char *topic, const char *input) 
     while (!e && fgets(line, sizeof(line), in)) {
         size_t len = strcspn(line, "\n");
         char *bar = memchr(line, '|', len);
-        if (!bar) {
-            fprintf(stderr, "loadgen: %s: line %ld is not key|value\n", input, n + 1);
+        if (!bar || (line[len] != '\n' && !feof(in))) {
+            fprintf(stderr, "loadgen: %s: line %ld is not key|value of under %zu bytes\n", input, n + 1, sizeof(line) - 1);
             goto out;
         }
         for (;;) {
@@ -400,6 +400,12 @@ static int run_burst(const char *brokers, const char *topic, const char *input) 
     printf("committed\nproduced %ld events %ld profiles 0\n", n, n);
     rc = 0;
 out:
+    /* Not committed: aborted now, so that a consumer reading committed
+     * messages is not held at the open transaction until it times out. */
+    if (rc) {
+        rd_kafka_error_t *a = rd_kafka_abort_transaction(rk, 10000);
+        if (a) rd_kafka_error_destroy(a);
+    }
     rd_kafka_destroy(rk);
     fclose(in);
     return rc;
