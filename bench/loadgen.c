@@ -327,6 +327,25 @@ static int run_live(generator *g, const options *o) {
     return rc;
 }
 
+/* Every mode's producer: the Java clients' partitioner, large batches, room
+ * for a million queued messages, linger_ms of lingering, and one more
+ * property (idempotence, or a transactional id). NULL after printing why. */
+static rd_kafka_conf_t *producer_conf(const char *brokers, const char *linger_ms, const char *name, const char *value) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) || /* as the Java clients */
+        rd_kafka_conf_set(conf, "linger.ms", linger_ms, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "batch.num.messages", "10000", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, name, value, err, sizeof(err))) {
+        fprintf(stderr, "loadgen: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
 /* burst: see the top. Returns 0, or -1 after printing why. */
 static int run_burst(const char *brokers, const char *topic, const char *input) {
     FILE *in = fopen(input, "r");
@@ -334,18 +353,10 @@ static int run_burst(const char *brokers, const char *topic, const char *input) 
         fprintf(stderr, "loadgen: %s: %s\n", input, strerror(errno));
         return -1;
     }
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char txn_id[64];
+    char err[512], txn_id[64];
     snprintf(txn_id, sizeof(txn_id), "loadgen-burst-%ld", (long)getpid());
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "linger.ms", "20", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "batch.num.messages", "10000", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "transactional.id", txn_id, err, sizeof(err))) {
-        fprintf(stderr, "loadgen: %s\n", err);
-        rd_kafka_conf_destroy(conf);
+    rd_kafka_conf_t *conf = producer_conf(brokers, "20", "transactional.id", txn_id);
+    if (!conf) {
         fclose(in);
         return -1;
     }
@@ -511,18 +522,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* Flat out: large batches. Paced: send each millisecond's events at once. */
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", o.brokers, err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) || /* as the Java clients */
-        rd_kafka_conf_set(conf, "linger.ms", o.rate ? "1" : "20", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "batch.num.messages", "10000", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err))) {
-        fprintf(stderr, "loadgen: %s\n", err);
-        rd_kafka_conf_destroy(conf);
-        return 2;
-    }
+    rd_kafka_conf_t *conf = producer_conf(o.brokers, o.rate ? "1" : "20", "enable.idempotence", "true");
+    if (!conf) return 2;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, &g);
     if (!(g.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)))) {

@@ -552,8 +552,8 @@ static void reindex_attrs(md_cstate *cs) {
  * (that was quadratic in the attributes, 4% of momentd's CPU). */
 static void index_last_attr(md_cstate *cs) {
     const char *key = cs->attrs[cs->n_attrs - 1].key;
-    for (size_t a = 0; a < cs->r->n_profile_attrs; a++) /* the first byte first: every load comes here per attribute */
-        if (key[0] == cs->r->profile_attrs[a][0] && strcmp(key, cs->r->profile_attrs[a]) == 0) cs->attr_of[a] = (int)(cs->n_attrs - 1);
+    for (size_t a = 0; a < cs->r->n_profile_attrs; a++)
+        if (md_str_eq(key, cs->r->profile_attrs[a])) cs->attr_of[a] = (int)(cs->n_attrs - 1);
 }
 
 static bool add_attr(md_cstate *cs, const char *k, size_t kl, const char *v, size_t vl) {
@@ -984,7 +984,7 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
 
 int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partition) {
     for (size_t i = 0; i < cs->n_wm; i++)
-        if (cs->wm[i].partition == partition && cs->wm[i].topic[0] == topic[0] && strcmp(cs->wm[i].topic, topic) == 0) return cs->wm[i].offset;
+        if (cs->wm[i].partition == partition && md_str_eq(cs->wm[i].topic, topic)) return cs->wm[i].offset;
     return -1;
 }
 

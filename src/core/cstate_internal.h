@@ -7,9 +7,17 @@
 #ifndef MOMENTD_CSTATE_INTERNAL_H
 #define MOMENTD_CSTATE_INTERNAL_H
 
+#include <stdbool.h>
+#include <string.h>
+
 #include "momentd/engine.h"
 #include "momentd/expr.h"
 #include "rules.h"
+
+/* a and b equal, on the per-event path: the first byte decides most
+ * comparisons there (attribute values, topic and attribute names) without
+ * a call to strcmp. */
+static inline bool md_str_eq(const char *a, const char *b) { return a[0] == b[0] && strcmp(a, b) == 0; }
 
 typedef struct md_bucket {
     int64_t id;

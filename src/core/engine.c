@@ -280,8 +280,8 @@ static void score_campaign(const md_config *cfg, md_cstate *cs, int c, md_campai
         const char *val = md_cs_profile(cs, rc->statics[s].profile_attr);
         const md_cfg_static *st = &m->statics[s];
         double off = 0;
-        for (size_t k = 0; val && k < st->n_offsets; k++) /* the first byte first: most keys differ there */
-            if (st->offsets[k].key[0] == val[0] && strcmp(st->offsets[k].key, val) == 0) off = st->offsets[k].value;
+        for (size_t k = 0; val && k < st->n_offsets; k++)
+            if (md_str_eq(st->offsets[k].key, val)) off = st->offsets[k].value;
         ev->static_part += off;
         if (ev->n_contrib < MD_MAX_FEATURES)
             ev->contrib[ev->n_contrib++] = (md_contribution){.feature = -(int)s - 1, .value = 0, .contribution = off};
@@ -557,7 +557,7 @@ static size_t decision_values(md_cstate *cs, int c, double *vals) {
         const char *val = md_cs_profile(cs, rc->statics[s].profile_attr);
         size_t level = 0;
         for (size_t k = 0; val && k < m->statics[s].n_offsets && !level; k++)
-            if (m->statics[s].offsets[k].key[0] == val[0] && strcmp(m->statics[s].offsets[k].key, val) == 0) level = k + 1;
+            if (md_str_eq(m->statics[s].offsets[k].key, val)) level = k + 1;
         vals[n++] = (double)level;
     }
     return n;

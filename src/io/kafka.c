@@ -35,8 +35,9 @@ rd_kafka_conf_t *md_kafka_conf_new(const md_config *cfg, md_kafka_role role, con
          * full speed (each message also costs librdkafka a few hundred bytes
          * beside its payload: with 10,000 and 2 MB the prefetch of 12
          * partitions took about 100 MB of momentd's 191 MB peak; 144 MB with
-         * these, at the same speed: BENCHMARKS.md). And at most 128 KB of a partition per fetch (librdkafka:
-         * 1 MB): every partition of a broker comes in one fetch response,
+         * these, at the same speed: BENCHMARKS.md). And at most 128 KB of a
+         * partition per fetch (librdkafka: 1 MB): every partition of a
+         * broker comes in one fetch response,
          * parsed whole, so when a backlog appears at once (a burst committed
          * in one transaction, bench/run) the live partitions' next messages
          * waited behind two responses of 1 MB of it: every other customer's
