@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <valkey/valkey.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,10 +44,13 @@ static const char usage[] =
     "                                  the triggers of days DAY (YYYY-MM-DD, the default UTC offset's calendar;\n"
     "                                  default: the last 30 days)\n"
     "  simulate --scenario FILE [--seed N] [--json] [--plot DIR] [--trace FILE] [--redis URL] [--fit-after DAYS]\n"
+    "           [--ceiling GAP[:BAR]]\n"
     "                                  compare the old 45-day call list, momentd with a fixed 45-day cooldown\n"
     "                                  and momentd with the adaptive cooldown on one simulated population\n"
     "                                  (the engine policies through the real engine and Redis); --fit-after: each\n"
-    "                                  engine policy fits its model on its first DAYS and runs the rest with it\n"
+    "                                  engine policy fits its model on its first DAYS and runs the rest with it;\n"
+    "                                  --ceiling: instead, only a policy that knows the hidden demand, calling\n"
+    "                                  no one again within GAP days nor worth under BAR yuan a call (no Redis)\n"
     "  backtest -c CANDIDATE --live FILE (--from-file EVENTS | --from-topic T[,T...]) [--json]\n"
     "                                  replay recorded events through the engine under both configurations, in\n"
     "                                  Redis namespaces of their own, and compare the triggers per campaign,\n"
@@ -688,7 +692,7 @@ int main(int argc, char **argv) {
     const char *config = NULL, *at = NULL, *from = NULL, *to = NULL, *scenario = NULL, *plot = NULL, *trace = NULL, *redis = NULL;
     const char *seed = "1", *live = NULL, *from_file = NULL, *from_topic = NULL;
     const char *campaign = NULL, *from_trace = NULL, *trace_out = NULL, *out_path = NULL, *since = NULL, *l2 = "1";
-    const char *fit_after = NULL, *arm = NULL;
+    const char *fit_after = NULL, *arm = NULL, *ceiling = NULL;
     bool json = false, from_redis = false, history = false;
     const char *channel = NULL;
     bool all_channels = false, contact_points = false, remove = false;
@@ -708,7 +712,7 @@ int main(int argc, char **argv) {
                                          {"channel", required_argument, NULL, 'N'}, {"all-channels", no_argument, NULL, 'W'},
                                          {"contact-points", no_argument, NULL, 'P'}, {"remove", no_argument, NULL, 'X'},
                                          {"include", no_argument, NULL, 'i'},      {"exclude", no_argument, NULL, 'e'},
-                                         {"arm", required_argument, NULL, 'M'},
+                                         {"arm", required_argument, NULL, 'M'},    {"ceiling", required_argument, NULL, 'G'},
                                          {NULL, 0, NULL, 0}};
     optind = 2;
     int ch;
@@ -736,6 +740,7 @@ int main(int argc, char **argv) {
         case 'l': l2 = optarg; break;
         case 'A': fit_after = optarg; break;
         case 'M': arm = optarg; break;
+        case 'G': ceiling = optarg; break;
         case 'H': history = true; break;
         case 'N': channel = optarg; break;
         case 'W': all_channels = true; break;
@@ -810,9 +815,26 @@ int main(int argc, char **argv) {
                 return 2;
             }
         }
+        /* --ceiling GAP[:BAR]: days, and yuan a call must be worth. */
+        long long cgap = 0;
+        double cbar = 0;
+        if (ceiling) {
+            bool ok = true;
+            cgap = strtoll(ceiling, &end, 10);
+            if (end != ceiling && *end == ':') {
+                const char *b = end + 1;
+                cbar = strtod(b, &end);
+                if (end == b || !(cbar >= 0) || !isfinite(cbar)) ok = false;
+            }
+            if (!ok || end == ceiling || *end || cgap <= 0 || cgap > 3650) {
+                fprintf(stderr, "momentd: simulate --ceiling needs GAP[:BAR]: a whole number of days from 1 to 3650, "
+                                "and optionally the yuan a call must be worth on average (0 or more), e.g. 45 or 1:2000\n");
+                return 2;
+            }
+        }
         const char *env = getenv("MOMENTD_REDIS_URL");
         md_simulate_opts so = {scenario, (uint64_t)sv, json, plot, trace,
-                               redis ? redis : env && *env ? env : "redis://127.0.0.1:6379/0", true, (int64_t)fa};
+                               redis ? redis : env && *env ? env : "redis://127.0.0.1:6379/0", true, (int64_t)fa, (int64_t)cgap, cbar};
         return md_simulate(&so);
     }
     if (strcmp(cmd, "explain") == 0) {

@@ -117,6 +117,9 @@ typedef struct sim {
     /* sample customers' demand and calls, for the plot */
     FILE *plot_demand[POL_COUNT];
     int64_t fit_after_days;
+    bool ceiling;             /* --ceiling: only the ceiling policy runs, in the old list's place */
+    int64_t ceiling_gap_days;
+    double ceiling_bar;       /* yuan a call must be worth on average */
     fit_report fit[POL_COUNT];
     /* What momentd report measures from the funnel's model counters at the
      * end of the run: each model version's live quality. */
@@ -203,7 +206,7 @@ static md_sim_result contact(sim *s, int pol, int64_t i, int channel, double pri
         p->opted_out = true;
     }
     if (s->trace)
-        fprintf(s->trace, "%s\t%" PRId64 "\t%" PRId64 "\t%.4f\t%s\t%s\t%.0f\t%.2f\n", pol_names[pol], s->day, i, p->demand, ch_names[channel],
+        fprintf(s->trace, "%s\t%" PRId64 "\t%" PRId64 "\t%.4f\t%s\t%s\t%.0f\t%.2f\n", s->ceiling ? "ceiling" : pol_names[pol], s->day, i, p->demand, ch_names[channel],
                 md_sim_result_name(r), *amount, priority);
     if (s->plot_demand[pol] && i < 3)
         fprintf(s->plot_demand[pol], "%" PRId64 "\t%" PRId64 "\t%.4f\t%s\n", i, s->day, p->demand, ch_names[channel]);
@@ -648,7 +651,17 @@ static int by_rank(const void *a, const void *b) {
  * a bank applies to any list (no one in a complaint block, no one who
  * bought within the campaign's skip_after_conversion) and the same app
  * follow-up of an unanswered call the next day; only the timing differs
- * (a static ranking and the 45-day rule). */
+ * (a static ranking and the 45-day rule).
+ *
+ * With s->ceiling on, the same loop is the ceiling instead (--ceiling): a
+ * policy no engine can be, because it reads each customer's hidden demand.
+ * Every day it ranks the customers again by what a call is worth today
+ * (md_sim_call_expected_amount: demand, and the customer's recent contacts),
+ * never calls one in a trough (no unwanted call of its own making), calls
+ * nobody worth less than its bar, and keeps its own gap. The same
+ * suppressions and follow-ups as the other policies. Run at the 45-day gap
+ * and at a gap of one day, it measures how much timing alone can add in a
+ * scenario: detection is perfect in both, only the gap differs. */
 static int run_old(sim *s, const md_config *ref) {
     const md_cfg_campaign *cc = &ref->campaigns[0];
     const int64_t complaint_days = ref->contact.complaint_block_ms / DAY_MS;
@@ -691,10 +704,22 @@ static int run_old(sim *s, const md_config *ref) {
             pushes++;
         }
         if (pushes > st->max_app_in_a_day) st->max_app_in_a_day = pushes;
-        int64_t calls = 0;
+        int64_t calls = 0, gap_days = sc->old_gap_days;
+        if (s->ceiling) {
+            gap_days = s->ceiling_gap_days;
+            for (int64_t i = 0; i < sc->customers; i++) {
+                const person *p = &s->people[i];
+                double worth = md_sim_call_expected_amount(sc, p->demand, recent_calls(p, s->day));
+                list[i].i = i;
+                list[i].score = p->demand < sc->trough_demand || worth < s->ceiling_bar ? -1 : worth;
+                list[i].tiebreak = md_sim_uniform(s->seed, i, s->day, 78);
+            }
+            qsort(list, (size_t)sc->customers, sizeof(ranked), by_rank);
+        }
         for (int64_t k = 0; k < sc->customers && calls < sc->calls_per_day; k++) {
             person *p = &s->people[list[k].i];
-            if (p->opted_out || (p->last_call >= 0 && s->day - p->last_call < sc->old_gap_days)) continue;
+            if (s->ceiling && list[k].score < 0) break; /* the rest are in troughs or below the bar */
+            if (p->opted_out || (p->last_call >= 0 && s->day - p->last_call < gap_days)) continue;
             if (p->complained >= 0 && s->day - p->complained < complaint_days) continue;
             if (p->bought >= 0 && s->day - p->bought < skip_days) continue;
             double amount;
@@ -959,6 +984,47 @@ static void print_json(const sim *s, const churn *ch, FILE *out) {
     md_jsonw_fini(&w);
 }
 
+/* --ceiling: the one policy that ran, as text or JSON (the same keys as a
+ * policy of the full table, plus the gap and the bar). */
+static void print_ceiling(const sim *s, bool json, FILE *out) {
+    const md_sim_scenario *sc = s->sc;
+    const stats *st = &s->st[POL_OLD];
+    row rows[20];
+    size_t n = table_rows(s, rows);
+    if (!json) {
+        fprintf(out, "scenario %s: %" PRId64 " customers, %" PRId64 " days (%" PRId64 " warm-up), %" PRId64 " calls/day, seed %" PRIu64 "\n",
+                sc->name, sc->customers, sc->days, sc->warmup_days, sc->calls_per_day, s->seed);
+        fprintf(out, "ceiling: knows every customer's hidden demand; calls no one in a trough, no one worth under %.0f yuan a call, "
+                     "no one again within %" PRId64 " days\n\n", s->ceiling_bar, s->ceiling_gap_days);
+        for (size_t r = 0; r < n; r++)
+            fprintf(out, strcmp(rows[r].key, "conversion_rate") == 0 || strcmp(rows[r].key, "answered_per_month") == 0 ? "%-42s %16.1f\n" : "%-42s %16.0f\n",
+                    rows[r].label, rows[r].v[POL_OLD]);
+        fprintf(out, "%-42s %16" PRId64 "\n", "shortest gap between two contacts, days", st->min_gap_days);
+        return;
+    }
+    md_jsonw w;
+    md_jsonw_init(&w);
+    md_jsonw_obj_open(&w);
+    md_jsonw_kstr(&w, "scenario", sc->name);
+    knumber(&w, "seed", (double)s->seed);
+    knumber(&w, "calls_per_day", (double)sc->calls_per_day);
+    md_jsonw_key(&w, "ceiling");
+    md_jsonw_obj_open(&w);
+    knumber(&w, "gap_days", (double)s->ceiling_gap_days);
+    knumber(&w, "bar", s->ceiling_bar);
+    for (size_t r = 0; r < n; r++) knumber(&w, rows[r].key, rows[r].v[POL_OLD]);
+    knumber(&w, "min_gap_days", (double)st->min_gap_days);
+    knumber(&w, "max_calls_in_a_day", (double)st->max_calls_in_a_day);
+    md_jsonw_key(&w, "results");
+    md_jsonw_obj_open(&w);
+    for (int r = 0; r < MD_SIM_RESULT_COUNT; r++) knumber(&w, md_sim_result_name((md_sim_result)r), (double)st->by_result[r]);
+    md_jsonw_obj_close(&w);
+    md_jsonw_obj_close(&w);
+    md_jsonw_obj_close(&w);
+    if (!w.oom) fprintf(out, "%s\n", w.buf);
+    md_jsonw_fini(&w);
+}
+
 /* ------------------------------------------------------------------------- */
 /* Plots (gnuplot)                                                            */
 
@@ -1037,6 +1103,9 @@ int md_simulate(const md_simulate_opts *o) {
     s.sc = sc;
     s.seed = o->seed;
     s.fit_after_days = o->fit_after_days;
+    s.ceiling = o->ceiling_gap_days > 0;
+    s.ceiling_gap_days = o->ceiling_gap_days;
+    s.ceiling_bar = o->ceiling_bar;
     s.people = calloc((size_t)sc->customers, sizeof(person));
     s.dayev = calloc(SIM_DAY_EVENTS, sizeof(md_event));
     char fixed_path[1024], adaptive_path[1024];
@@ -1046,6 +1115,11 @@ int md_simulate(const md_simulate_opts *o) {
     if (o->fit_after_days > 0 && (o->fit_after_days <= sc->warmup_days || o->fit_after_days >= sc->days)) {
         fprintf(stderr, "momentd simulate: --fit-after %" PRId64 " must be after the warm-up (%" PRId64 " days) and before the end (%" PRId64 ")\n",
                 o->fit_after_days, sc->warmup_days, sc->days);
+        rc = 2;
+        goto out;
+    }
+    if (s.ceiling && (o->fit_after_days > 0 || o->plot_dir)) {
+        fprintf(stderr, "momentd simulate: --ceiling runs one policy only; it takes neither --fit-after nor --plot\n");
         rc = 2;
         goto out;
     }
@@ -1070,7 +1144,7 @@ int md_simulate(const md_simulate_opts *o) {
             }
         }
     }
-    for (int pol = 0; pol < POL_COUNT; pol++) {
+    for (int pol = 0; pol < (s.ceiling ? 1 : POL_COUNT); pol++) {
         /* The same population, needs and luck for every policy. */
         for (int64_t i = 0; i < sc->customers; i++) {
             md_sim_customer_init(sc, s.seed, i, &s.people[i].c);
@@ -1087,7 +1161,7 @@ int md_simulate(const md_simulate_opts *o) {
             rc = r;
             goto out;
         }
-        if (o->progress) fprintf(stderr, "momentd simulate: %s policy done\n", pol_names[pol]);
+        if (o->progress) fprintf(stderr, "momentd simulate: %s policy done\n", s.ceiling ? "ceiling" : pol_names[pol]);
     }
     for (int p = 0; p < POL_COUNT; p++)
         if (s.plot_demand[p]) {
@@ -1095,6 +1169,11 @@ int md_simulate(const md_simulate_opts *o) {
             s.plot_demand[p] = NULL;
         }
     if (s.lost) fprintf(stderr, "momentd simulate: %" PRId64 " moments dropped for want of memory\n", s.lost);
+    if (s.ceiling) {
+        print_ceiling(&s, o->json, stdout);
+        rc = 0;
+        goto out;
+    }
     churn ch = call_churn(&s);
     if (o->json) print_json(&s, &ch, stdout);
     else print_text(&s, &ch, stdout);

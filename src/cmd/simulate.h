@@ -16,6 +16,8 @@ typedef struct md_simulate_opts {
     bool progress;         /* a line on stderr per policy */
     int64_t fit_after_days; /* > 0: each engine policy fits its model on its own decisions of the days before
                              * this one and runs the rest with the fitted model (momentd fit in-process) */
+    int64_t ceiling_gap_days; /* > 0: run only the ceiling policy (it knows the hidden demand) with this gap */
+    double ceiling_bar;       /* ... calling no one worth less than this many yuan a call on average */
 } md_simulate_opts;
 
 /* Returns a process exit code: 0, 1 runtime failure, 2 bad scenario or configuration. */

@@ -238,6 +238,17 @@ md_sim_result md_sim_call(const md_sim_scenario *sc, uint64_t seed, int64_t i, i
     return MD_SIM_DECLINED;
 }
 
+double md_sim_call_expected_amount(const md_sim_scenario *sc, double demand, int recent_contacts) {
+    double tired = pow(1 - sc->fatigue_penalty, recent_contacts);
+    /* An answered call in a trough may end in a complaint or opt-out before
+     * any offer (md_sim_call): only the rest can convert. */
+    double heard = demand < sc->trough_demand ? 1 - sc->complaint_unwanted - sc->optout_unwanted : 1;
+    double convert = sc->convert_full * demand * tired;
+    if (convert > 1) convert = 1;
+    /* The amount's noise, 0.7 + 0.6 u, averages 1. */
+    return sc->answer_prob * tired * heard * convert * sc->amount_base * (1 + sc->amount_demand_mult * demand);
+}
+
 md_sim_result md_sim_push(const md_sim_scenario *sc, uint64_t seed, int64_t i, int64_t day, double demand, int recent_contacts,
                           double *amount) {
     double tired = pow(1 - sc->fatigue_penalty, recent_contacts);

@@ -116,6 +116,12 @@ const char *md_sim_result_name(md_sim_result r);
 md_sim_result md_sim_call(const md_sim_scenario *sc, uint64_t seed, int64_t i, int64_t day, double demand, int recent_contacts,
                           double *amount);
 
+/* What a call to customer i today is worth on average (yuan): the chance it
+ * is answered and converts, times the mean amount, as md_sim_call draws
+ * them. Only the world knows it (it reads the hidden demand): the
+ * simulator's ceiling policy ranks by it. */
+double md_sim_call_expected_amount(const md_sim_scenario *sc, double demand, int recent_contacts);
+
 /* An app message (in-app push): NOT_OPENED, OPENED, CONVERTED or OPT_OUT.
  * Cheaper and less intrusive than a call: no complaints, a smaller chance
  * of buying. recent_contacts counts calls and messages alike. */

@@ -57,6 +57,46 @@ for f in policies demand-old demand-fixed demand-adaptive; do
     check "$f.png is a PNG" eq "$(head -c 8 "$T_DIR/plots/$f.png" | od -An -tx1 | tr -d ' \n')" 89504e470d0a1a0a
 done
 
+# The ceiling: a policy that reads the hidden demand, alone, no Redis.
+sim "$SC" --seed 7 --ceiling 45 --json --trace "$T_DIR/ceil45.tsv" --redis redis://127.0.0.1:1/0 >"$T_DIR/ceil45.json" && RC=0 || RC=$?
+check "--ceiling 45 runs (and needs no Redis)" eq "$RC" 0
+sim "$SC" --seed 7 --ceiling 45 --json >"$T_DIR/ceil45b.json"
+check "the ceiling is deterministic for a seed" cmp "$T_DIR/ceil45.json" "$T_DIR/ceil45b.json"
+C=$T_DIR/ceil45.tsv
+cnum() { jq -r ".ceiling.$2" "$1"; }
+check "the ceiling's JSON names its gap" eq "$(cnum "$T_DIR/ceil45.json" gap_days)" 45
+check "the ceiling calls (the trace has its calls)" ge "$(awk -F'\t' '$1 == "ceiling" && $5 == "call"' "$C" | wc -l)" 100
+check "its JSON's calls are the trace's" eq "$(awk -F'\t' '$1 == "ceiling" && $5 == "call"' "$C" | wc -l)" "$(cnum "$T_DIR/ceil45.json" contacts)"
+check "no other policy ran" eq "$(awk -F'\t' 'NR > 1 && $1 != "ceiling"' "$C" | wc -l)" 0
+# sim-small.json keeps the default trough_demand, 0.15.
+check "the ceiling never calls a customer in a trough" eq "$(awk -F'\t' '$1 == "ceiling" && $5 == "call" && $4 < 0.15' "$C" | wc -l)" 0
+check "... while the old list, blind to demand, does" ge "$(awk -F'\t' '$1 == "old" && $5 == "call" && $4 < 0.15' "$T" | wc -l)" 1
+ceilgap() { awk -F'\t' '$1 == "ceiling" && $5 == "call" { if ($3 in last) { g = $2 - last[$3]; if (m == "" || g < m) m = g } last[$3] = $2 } END { print m }' "$1"; }
+check "--ceiling 45: no customer called twice within 45 days (shortest gap $(ceilgap "$C"))" test "$(ceilgap "$C")" -ge 45
+check "no day over the capacity (8)" eq "$(awk -F'\t' '$1 == "ceiling" && $5 == "call" {n[$2]++} END {m = 0; for (d in n) if (n[d] > m) m = n[d]; print (m <= 8) ? "ok" : m}' "$C")" ok
+sim "$SC" --seed 7 --ceiling 1 --json --trace "$T_DIR/ceil1.tsv" >"$T_DIR/ceil1.json"
+check "--ceiling 1 calls someone again within 45 days (shortest gap $(ceilgap "$T_DIR/ceil1.tsv"))" test "$(ceilgap "$T_DIR/ceil1.tsv")" -lt 45
+# Agents for half the population a day: far more than are ever in need, so
+# a ceiling that did not hold back from troughs would call into them.
+sed -e 's/"calls_per_day": 8/"calls_per_day": 300/' -e "s|\"../../config|\"$MOMENTD_SOURCE_DIR/config|g" "$SC" >"$T_DIR/idle.json"
+sim "$T_DIR/idle.json" --seed 7 --ceiling 1 --json --trace "$T_DIR/ceil-idle.tsv" >/dev/null
+check "with idle agents the ceiling still calls (a customer in need is worth the call)" \
+    ge "$(awk -F'\t' '$1 == "ceiling" && $5 == "call"' "$T_DIR/ceil-idle.tsv" | wc -l)" 100
+check "... and never into a trough" eq "$(awk -F'\t' '$1 == "ceiling" && $5 == "call" && $4 < 0.15' "$T_DIR/ceil-idle.tsv" | wc -l)" 0
+sim "$SC" --seed 7 --ceiling 1:1e9 --json >"$T_DIR/ceil-bar.json"
+check "a bar no call is worth: no call" eq "$(cnum "$T_DIR/ceil-bar.json" contacts)" 0
+sim "$SC" --seed 7 --ceiling 1:2000 --json >"$T_DIR/ceil-2000.json"
+check "a bar between: fewer calls than none ($(cnum "$T_DIR/ceil-2000.json" contacts) against $(cnum "$T_DIR/ceil1.json" contacts))" \
+    test "$(cnum "$T_DIR/ceil-2000.json" contacts)" -lt "$(cnum "$T_DIR/ceil1.json" contacts)"
+for bad in 0 -3 45:x 45:-1 x 45: 4000; do
+    "$MOMENTD_BIN" simulate --scenario "$SC" --ceiling "$bad" >/dev/null 2>"$T_DIR/ceil.err" && RC=0 || RC=$?
+    check "--ceiling $bad is refused (exit 2)" eq "$RC" 2
+    check "... saying what it needs" grep -q 'needs GAP\[:BAR\]' "$T_DIR/ceil.err"
+done
+"$MOMENTD_BIN" simulate --scenario "$SC" --ceiling 45 --plot "$T_DIR/cp" >/dev/null 2>"$T_DIR/ceil.err" && RC=0 || RC=$?
+check "--ceiling with --plot is refused (exit 2)" eq "$RC" 2
+check "... saying why" grep -q 'one policy only' "$T_DIR/ceil.err"
+
 # Bad input.
 echo '{"customers": 5, "bogus": 1}' >"$T_DIR/bad.json"
 "$MOMENTD_BIN" simulate --scenario "$T_DIR/bad.json" >/dev/null 2>"$T_DIR/bad.err" && RC=0 || RC=$?

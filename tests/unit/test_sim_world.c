@@ -145,6 +145,34 @@ Test(sim_world, calls_convert_with_demand_and_tire) {
     md_sim_scenario_destroy(s);
 }
 
+/* The ceiling policy ranks calls by md_sim_call_expected_amount: it must be
+ * what md_sim_call pays on average, in peaks, in troughs (where complaints
+ * and opt-outs come first) and for tired customers. */
+Test(sim_world, a_calls_expected_amount_is_what_calls_pay_on_average) {
+    md_sim_scenario *s = defaults();
+    struct {
+        double demand;
+        int recent;
+    } cases[] = {{0.9, 0}, {0.5, 0}, {0.5, 2}, {0.1, 0}, {0.0, 0}};
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        double sum = 0;
+        const int n = 200000;
+        for (int64_t i = 0; i < n; i++) {
+            double amount;
+            md_sim_call(s, 3, i, 5, cases[c].demand, cases[c].recent, &amount);
+            sum += amount;
+        }
+        double want = md_sim_call_expected_amount(s, cases[c].demand, cases[c].recent), got = sum / n;
+        /* 200,000 calls: the mean's standard error is under 1.5% of it at these rates. */
+        if (want == 0) cr_assert_eq(got, 0, "demand %g: nothing to buy, nothing paid", cases[c].demand);
+        else cr_assert(fabs(got - want) < 0.05 * want, "demand %g, %d recent: expected %g yuan a call, the world paid %g on average",
+                       cases[c].demand, cases[c].recent, want, got);
+    }
+    cr_assert_gt(md_sim_call_expected_amount(s, 0.9, 0), md_sim_call_expected_amount(s, 0.5, 0), "worth more at a peak");
+    cr_assert_gt(md_sim_call_expected_amount(s, 0.5, 0), md_sim_call_expected_amount(s, 0.5, 2), "and less to a tired customer");
+    md_sim_scenario_destroy(s);
+}
+
 Test(sim_world, app_messages_open_less_with_fatigue_and_never_complain) {
     md_sim_scenario *s = defaults();
     int opened[2] = {0, 0}, conv[2] = {0, 0}, complaints = 0;
