@@ -156,6 +156,7 @@ typedef struct md_cfg_cooldown {
     double max_days;
     double recovery_days;
     double repeat_penalty;
+    char *recovery; /* exponential | window: the shape of the response's recovery after a contact */
 } md_cfg_cooldown;
 
 #define MD_MAX_ARMS 8 /* policy arms per campaign */

@@ -414,8 +414,9 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_cpstate *
         if (e->arm >= 0) printf("  policy arm: %s (%.0f%% of customers)\n", cc->arms[e->arm].name, cc->arms[e->arm].share_pct);
         printf("  contact: p %.3f (score x (1 - %.2f)^fatigue %.2f), value now %.2f yuan (the moment's priority)\n", e->p_contact,
                cfg->outcomes.fatigue_penalty, e->fatigue, e->value);
-        printf("  cooldown: mode %s, required gap now %.1f days, last contact %s\n",
-               e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode, e->required_gap_days,
+        const md_cfg_cooldown *cd = e->arm >= 0 ? &cc->arms[e->arm].cooldown : &cc->cooldown;
+        printf("  cooldown: mode %s%s%s, required gap now %.1f days, last contact %s\n", cd->mode,
+               strcmp(cd->mode, "fixed") ? ", recovery " : "", strcmp(cd->mode, "fixed") ? cd->recovery : "", e->required_gap_days,
                st.last_contact ? fmt_time(st.last_contact, tb) : "never");
         if (st.last_conversion) printf("  last conversion: %s\n", fmt_time(st.last_conversion, tb));
         if (st.last_stale) printf("  last stale decision: the event of %s would have fired, but its moment had expired before it could be emitted\n", fmt_time(st.last_stale, tb));
@@ -511,7 +512,9 @@ static void explain_json(const md_config *cfg, md_cstate *cs, const md_cpstate *
         md_jsonw_arr_close(&w);
         md_jsonw_key(&w, "cooldown");
         md_jsonw_obj_open(&w);
-        md_jsonw_kstr(&w, "mode", e->arm >= 0 ? cc->arms[e->arm].cooldown.mode : cc->cooldown.mode);
+        const md_cfg_cooldown *cd = e->arm >= 0 ? &cc->arms[e->arm].cooldown : &cc->cooldown;
+        md_jsonw_kstr(&w, "mode", cd->mode);
+        if (strcmp(cd->mode, "fixed") != 0) md_jsonw_kstr(&w, "recovery", cd->recovery);
         if (e->arm >= 0) md_jsonw_kstr(&w, "arm", cc->arms[e->arm].name);
         md_jsonw_knum(&w, "required_gap_days", e->required_gap_days);
         md_jsonw_knum(&w, "fatigue", e->fatigue);

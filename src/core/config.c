@@ -164,8 +164,10 @@ static const md_field cooldown_fields[] = {
     NUM(md_cfg_cooldown, fixed_days, "45", 0, 3650, "Gap of the fixed mode."),
     NUM(md_cfg_cooldown, min_days, "3", 0, 3650, "adaptive: shortest gap, reached at demand peaks."),
     NUM(md_cfg_cooldown, max_days, "45", 0, 3650, "adaptive: the gap at the threshold; never longer (the baseline rule it replaces)."),
-    NUM(md_cfg_cooldown, recovery_days, "30", 0.01, 365, "adaptive: how fast response recovers after a contact: a contact d days ago leaves 1 - repeat_penalty * exp(-d / recovery_days) of it."),
+    NUM(md_cfg_cooldown, recovery_days, "30", 0.01, 365, "adaptive: how fast response recovers after a contact (see recovery)."),
     NUM(md_cfg_cooldown, repeat_penalty, "0.5", 0, 1, "adaptive: the share of response a contact made just now takes away."),
+    ENUM(md_cfg_cooldown, "recovery", recovery, "exponential", "exponential|window",
+         "adaptive: the shape of that recovery. exponential: a contact d days ago leaves 1 - repeat_penalty * exp(-d / recovery_days) of the response; window: a contact within the last recovery_days leaves 1 - repeat_penalty of it, an older one takes nothing (customers who tire of the contacts of the last month, the way contact caps count them)."),
 };
 static const md_table cooldown_table = {"cooldown", cooldown_fields, NF(cooldown_fields)};
 
@@ -501,6 +503,12 @@ void md_config_foreach_key(void (*fn)(void *ctx, const char *path), void *ctx) {
     md_table_walk(&root_table, "", visit_key, &kv);
 }
 
+/* A cooldown in the summary: "45d", or "3-45d, recovery window 30d". */
+static void print_cooldown_span(FILE *out, const md_cfg_cooldown *cd) {
+    if (strcmp(cd->mode, "fixed") == 0) fprintf(out, " %.0fd", cd->fixed_days);
+    else fprintf(out, " %.0f-%.0fd, recovery %s %gd", cd->min_days, cd->max_days, cd->recovery, cd->recovery_days);
+}
+
 void md_config_print_summary(const md_config *cfg, FILE *out) {
     fprintf(out, "%s: OK\n", cfg->path);
     fprintf(out, "  kafka     %s  group %s\n", cfg->kafka.brokers, cfg->kafka.group_id);
@@ -530,8 +538,7 @@ void md_config_print_summary(const md_config *cfg, FILE *out) {
         const md_cfg_campaign *c = &cfg->campaigns[i];
         fprintf(out, "  campaign  %-16s model %s, %zu features, threshold %g (re-arm < %g), cooldown %s", c->name,
                 c->model.version, c->model.n_features, c->threshold, c->rearm_below, c->cooldown.mode);
-        if (strcmp(c->cooldown.mode, "fixed") == 0) fprintf(out, " %.0fd", c->cooldown.fixed_days);
-        else fprintf(out, " %.0f-%.0fd", c->cooldown.min_days, c->cooldown.max_days);
+        print_cooldown_span(out, &c->cooldown);
         fprintf(out, ", holdout %.1f%%, routes:", c->holdout_pct);
         for (size_t r = 0; r < c->n_routes; r++) fprintf(out, " %s", c->routes[r].channel);
         fprintf(out, "\n            priority %lld, starts %s, ends %s\n", (long long)c->priority, *c->starts ? c->starts : "always",
@@ -539,8 +546,7 @@ void md_config_print_summary(const md_config *cfg, FILE *out) {
         for (size_t a = 0; a < c->n_arms; a++) {
             const md_cfg_cooldown *cd = &c->arms[a].cooldown;
             fprintf(out, "            arm %-12s %5.1f%% of customers, cooldown %s", c->arms[a].name, c->arms[a].share_pct, cd->mode);
-            if (strcmp(cd->mode, "fixed") == 0) fprintf(out, " %.0fd", cd->fixed_days);
-            else fprintf(out, " %.0f-%.0fd", cd->min_days, cd->max_days);
+            print_cooldown_span(out, cd);
             const md_cfg_arm *arm = &c->arms[a];
             if (arm->model.version)
                 fprintf(out, ", model %s, threshold %g (re-arm < %g)", arm->model.version, arm->threshold > 0 ? arm->threshold : c->threshold,

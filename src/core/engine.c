@@ -67,24 +67,43 @@ double md_fatigue_at(double amount, int64_t since_ms, int64_t t_ms, int64_t half
 
 static bool is_fixed(const md_cfg_cooldown *cd) { return strcmp(cd->mode, "fixed") == 0; }
 
+static bool recovers_by_window(const md_cfg_cooldown *cd) { return cd->recovery && strcmp(cd->recovery, "window") == 0; }
+
+/* The share of the response a contact d days ago leaves (adaptive mode).
+ * exponential: 1 - rho e^(-d/tau). window: the whole penalty for tau days
+ * (the customer still counts that contact), then the same fading. */
+static double recovered_share(const md_cfg_cooldown *cd, double d) {
+    if (recovers_by_window(cd) && d < cd->recovery_days) return 1 - cd->repeat_penalty;
+    return 1 - cd->repeat_penalty * exp(-d / cd->recovery_days);
+}
+
 double md_contact_value(const md_cfg_cooldown *cd, double p, double days_since_contact, double conversion_value, double contact_cost,
                         double unwanted_cost) {
-    double recovered = 1;
-    if (!is_fixed(cd) && days_since_contact >= 0) recovered = 1 - cd->repeat_penalty * exp(-days_since_contact / cd->recovery_days);
+    double recovered = !is_fixed(cd) && days_since_contact >= 0 ? recovered_share(cd, days_since_contact) : 1;
     return p * conversion_value * recovered - contact_cost - unwanted_cost * (1 - p);
 }
 
 double md_cooldown_required_days(const md_cfg_cooldown *cd, double p, double threshold, double conversion_value, double unwanted_cost) {
     if (is_fixed(cd)) return cd->fixed_days;
+    if (p <= threshold || conversion_value <= 0) return cd->max_days;
     /* Contacting at p after d days is worth what a threshold contact with
      * no contact before it is worth when
      *   p V (1 - rho e^(-d/tau)) - U (1 - p) = theta V - U (1 - theta)
      * (the contact cost is on both sides), so
      *   d = tau ln(rho p V / ((p - theta)(V + U))):
      * long just above the threshold, short at peaks. */
-    if (p <= threshold || conversion_value <= 0) return cd->max_days;
     double ratio = cd->repeat_penalty * p * conversion_value / ((p - threshold) * (conversion_value + unwanted_cost));
     double d = ratio > 0 ? cd->recovery_days * log(ratio) : 0;
+    if (recovers_by_window(cd)) {
+        /* Within the window the share is 1 - rho whatever d: a contact there
+         * clears the bar when p V (1 - rho) - U (1 - p) >= theta V - U (1 - theta),
+         * i.e. p >= theta (V + U) / (V (1 - rho) + U), and then at once (a
+         * peak worth a tired customer); otherwise not before the window
+         * has passed, and then as the fading says. */
+        double need = threshold * (conversion_value + unwanted_cost) / (conversion_value * (1 - cd->repeat_penalty) + unwanted_cost);
+        if (p >= need) d = cd->min_days;
+        else if (!(d >= cd->recovery_days)) d = cd->recovery_days;
+    }
     if (!(d < cd->max_days)) d = cd->max_days; /* also NaN */
     if (d < cd->min_days) d = cd->min_days;
     return d;

@@ -59,6 +59,10 @@ check "and on no other channel" eq "$(consume $N.moments.outbound_call | grep -c
 X=$(explain_at "$CFG" "$T" "$(bj 30 11)" | jq -c '.campaigns[] | select(.campaign == "prepay_wallet")')
 log "near the threshold: $(jq -c '{score, cooldown}' <<<"$X")"
 check "near the threshold: blocked by the cooldown" eq "$(jq -r .blocked_by <<<"$X")" cooldown
+check "explain names the recovery's shape (prepay_wallet: exponential)" eq "$(jq -r .cooldown.recovery <<<"$X")" exponential
+B=$(explain_at "$CFG" "$T" "$(bj 30 11)" | jq -c '.campaigns[] | select(.campaign == "bill_instalment")')
+check "and bill_instalment's ($(jq -r .cooldown.mode <<<"$B") arm): window, or none in the fixed arm" \
+    eq "$(jq -r '.cooldown.recovery // "none"' <<<"$B")" "$(jq -r 'if .cooldown.mode == "fixed" then "none" else "window" end' <<<"$B")"
 GAP=$(jq -r .cooldown.required_gap_days <<<"$X")
 check "near the threshold: a gap of more than 28 days, at most 45 ($GAP)" awk -v g="$GAP" 'BEGIN { exit !(g > 28 && g <= 45) }'
 # 46 days after day 2: the gap has passed whatever the score.

@@ -206,6 +206,32 @@ Test(engine, the_gap_falls_out_of_the_value) {
     cr_assert_float_eq(md_cooldown_required_days(&cd, 0.99, 0.65, 1000, 0), 45, 1e-9, "fixed: fixed_days whatever p");
 }
 
+/* recovery "window": the whole repeat penalty for recovery_days (the
+ * customer still counts that contact), then the exponential's fading. The
+ * gap is min_days when a tired contact still clears the bar,
+ * p >= theta (V + U) / (V (1 - rho) + U), else never inside the window.
+ * Worked by hand for tau 30, rho 0.5, theta 0.3, V 1000. */
+Test(engine, a_window_recovery_holds_the_penalty_for_its_days) {
+    md_cfg_cooldown cd = {.mode = "adaptive", .min_days = 3, .max_days = 45, .recovery_days = 30, .repeat_penalty = 0.5,
+                          .recovery = "window"};
+    cr_assert_float_eq(md_contact_value(&cd, 0.8, 1, 1000, 0, 0), 400, 1e-9, "a day after: half");
+    cr_assert_float_eq(md_contact_value(&cd, 0.8, 29.9, 1000, 0, 0), 400, 1e-9, "still half at the window's end");
+    cr_assert_float_eq(md_contact_value(&cd, 0.8, 30, 1000, 0, 0), 800 * (1 - 0.5 * exp(-1)), 1e-9, "then fading");
+    cr_assert_float_eq(md_contact_value(&cd, 0.8, -1, 1000, 10, 0), 790, 1e-9, "never contacted: p V - cost");
+    /* theta 0.3: a tired contact clears the bar from p 0.6. */
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.6, 0.3, 1000, 0), 3, 1e-9, "a peak worth a tired customer: min_days");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.59, 0.3, 1000, 0), 30, 1e-9,
+                       "just under it: the window (the exponential would say %g)", 30 * log(0.5 * 0.59 / 0.29));
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.35, 0.3, 1000, 0), fmin(45, 30 * log(0.5 * 0.35 / 0.05)), 1e-9,
+                       "near the threshold: the exponential's longer gap");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.31, 0.3, 1000, 0), 45, 1e-9, "never longer than max_days");
+    /* U 500: p >= 0.3 * 1500 / (500 + 500) = 0.45. */
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.45, 0.3, 1000, 500), 3, 1e-9, "unwanted_cost lowers the bar for the tired contact");
+    cr_assert_float_eq(md_cooldown_required_days(&cd, 0.44, 0.3, 1000, 500), 30, 1e-9);
+    cd.recovery = "exponential";
+    cr_assert_lt(md_cooldown_required_days(&cd, 0.59, 0.3, 1000, 0), 30, "the exponential would call inside the window");
+}
+
 Test(engine, the_value_of_a_contact) {
     md_cfg_cooldown cd = {.mode = "adaptive", .min_days = 3, .max_days = 45, .recovery_days = 6, .repeat_penalty = 0.9};
     cr_assert_float_eq(md_contact_value(&cd, 0.8, -1, 1000, 10, 0), 790, 1e-9, "never contacted: p V - cost");
