@@ -63,6 +63,15 @@ typedef struct stats {
     size_t n_calls, cap_calls;
 } stats;
 
+/* Conversions per call by days since the same policy's previous call to the
+ * customer: the shape of the recovery after a contact, as this world has it
+ * (what cooldown.recovery should follow). */
+#define GAP_BUCKETS 5
+static const char *const gap_names[GAP_BUCKETS] = {"first", "1-14", "15-29", "30-44", "45+"};
+typedef struct gap_tally {
+    int64_t calls[GAP_BUCKETS], conversions[GAP_BUCKETS];
+} gap_tally;
+
 typedef struct person {
     md_sim_customer c;
     double demand;
@@ -121,6 +130,7 @@ typedef struct sim {
     int64_t ceiling_gap_days;
     double ceiling_bar;       /* yuan a call must be worth on average */
     fit_report fit[POL_COUNT];
+    gap_tally gaps[POL_COUNT]; /* filled after the run, for the output */
     /* What momentd report measures from the funnel's model counters at the
      * end of the run: each model version's live quality. */
     struct {
@@ -816,6 +826,20 @@ static churn call_churn(sim *s) {
 
 static double per_call(int64_t conv, int64_t calls) { return calls ? 100.0 * (double)conv / (double)calls : 0; }
 
+static void tally_gaps(stats *st, gap_tally *g) {
+    memset(g, 0, sizeof(*g));
+    if (st->n_calls) qsort(st->calls, st->n_calls, sizeof(call_rec), by_call);
+    for (size_t i = 0; i < st->n_calls; i++) {
+        int b = 0;
+        if (i > 0 && st->calls[i - 1].customer == st->calls[i].customer) {
+            int64_t gap = st->calls[i].day - st->calls[i - 1].day;
+            b = gap < 15 ? 1 : gap < 30 ? 2 : gap < 45 ? 3 : 4;
+        }
+        g->calls[b]++;
+        g->conversions[b] += st->calls[i].converted;
+    }
+}
+
 static void print_text(const sim *s, const churn *ch, FILE *out) {
     const md_sim_scenario *sc = s->sc;
     row rows[20];
@@ -834,6 +858,15 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
             else fprintf(out, " %12s", "n/a");
         }
         fputc('\n', out);
+    }
+    fprintf(out, "\nconversions per call by days since the policy's previous call to the customer:\n%-38s", "");
+    for (int b = 0; b < GAP_BUCKETS; b++) fprintf(out, " %17s", gap_names[b]);
+    fprintf(out, "\n");
+    for (int p = 0; p < POL_COUNT; p++) {
+        const gap_tally *g = &s->gaps[p];
+        fprintf(out, "%-38s", pol_labels[p]);
+        for (int b = 0; b < GAP_BUCKETS; b++) fprintf(out, " %7" PRId64 " at %5.1f%%", g->calls[b], per_call(g->conversions[b], g->calls[b]));
+        fprintf(out, "\n");
     }
     fprintf(out, "\nevents through the engine and Redis: fixed %" PRId64 ", adaptive %" PRId64 " (plus %" PRId64 " and %" PRId64 " outcomes)\n",
             s->st[POL_FIXED].events, s->st[POL_ADAPTIVE].events, s->st[POL_FIXED].outcomes, s->st[POL_ADAPTIVE].outcomes);
@@ -861,9 +894,10 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
     for (int p = POL_FIXED; p < POL_COUNT; p++)
         for (size_t i = 0; i < s->n_live[p]; i++) {
             const md_model_quality *q = &s->live[p][i].q;
-            fprintf(out, "%s: live quality of model %s (momentd report, windows closed): %zu decisions, %zu conversions, AUC %.3f, Brier %.4f, "
-                         "calibration error %.1f pp over %d deciles of learning.calibration_min or more\n",
-                    pol_labels[p], s->live[p][i].version, q->n, q->positives, q->auc, q->brier, q->max_calibration_error * 100, q->bins_counted);
+            fprintf(out, "%s: live quality of model %s (momentd report, windows closed): %zu decisions, %zu conversions, AUC %.3f, Brier %.4f, ",
+                    pol_labels[p], s->live[p][i].version, q->n, q->positives, q->auc, q->brier);
+            if (q->bins_counted) fprintf(out, "calibration error %.1f pp over %d deciles of learning.calibration_min or more\n", q->max_calibration_error * 100, q->bins_counted);
+            else fprintf(out, "no decile of learning.calibration_min decisions or more to measure calibration on\n");
         }
 }
 
@@ -961,6 +995,22 @@ static void print_json(const sim *s, const churn *ch, FILE *out) {
         }
         md_jsonw_obj_close(&w);
     }
+    md_jsonw_key(&w, "calls_by_gap");
+    md_jsonw_obj_open(&w);
+    for (int p = 0; p < POL_COUNT; p++) {
+        const gap_tally *g = &s->gaps[p];
+        md_jsonw_key(&w, pol_names[p]);
+        md_jsonw_obj_open(&w);
+        for (int b = 0; b < GAP_BUCKETS; b++) {
+            md_jsonw_key(&w, gap_names[b]);
+            md_jsonw_obj_open(&w);
+            knumber(&w, "calls", (double)g->calls[b]);
+            knumber(&w, "conversions", (double)g->conversions[b]);
+            md_jsonw_obj_close(&w);
+        }
+        md_jsonw_obj_close(&w);
+    }
+    md_jsonw_obj_close(&w);
     md_jsonw_key(&w, "calls_added_dropped");
     md_jsonw_obj_open(&w);
     knumber(&w, "added", (double)ch->added);
@@ -1175,6 +1225,7 @@ int md_simulate(const md_simulate_opts *o) {
         goto out;
     }
     churn ch = call_churn(&s);
+    for (int p = 0; p < POL_COUNT; p++) tally_gaps(&s.st[p], &s.gaps[p]);
     if (o->json) print_json(&s, &ch, stdout);
     else print_text(&s, &ch, stdout);
     rc = 0;

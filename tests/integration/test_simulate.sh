@@ -36,6 +36,18 @@ for p in old fixed adaptive; do
     check "$p: every app message follows an unanswered call a day or two before" \
         eq "$(awk -F'\t' -v p=$p '$1 == p && $5 == "call" && $6 == "no_answer" {na[$3 " " $2 + 1] = 1; na[$3 " " $2 + 2] = 1} $1 == p && $5 == "app" && !(($3 " " $2) in na) {bad++} END {print bad + 0}' "$T")" 0
 done
+for p in old fixed adaptive; do
+    check "$p: calls by gap add up to its calls" eq "$(jq "[.calls_by_gap.$p[].calls] | add" "$T_DIR/a.json")" "$(num "$p" contacts)"
+    check "$p: and their conversions to its call conversions" \
+        eq "$(jq "[.calls_by_gap.$p[].conversions] | add" "$T_DIR/a.json")" "$(awk -F'\t' -v p=$p '$1 == p && $5 == "call" && $6 == "converted"' "$T" | wc -l)"
+    check "$p: first calls are the customers it called" eq "$(jq ".calls_by_gap.$p.first.calls" "$T_DIR/a.json")" \
+        "$(awk -F'\t' -v p=$p '$1 == p && $5 == "call" {print $3}' "$T" | sort -u | wc -l)"
+    check "$p: calls 30-44 days after the previous one, as the trace has them" eq "$(jq '.calls_by_gap.'$p'["30-44"].calls' "$T_DIR/a.json")" \
+        "$(awk -F'\t' -v p=$p '$1 == p && $5 == "call" { if ($3 in last && $2 - last[$3] >= 30 && $2 - last[$3] < 45) n++; last[$3] = $2 } END { print n + 0 }' "$T")"
+done
+check "fixed: no call within 45 days of its previous one, by the gap table" \
+    eq "$(jq '.calls_by_gap.fixed["1-14"].calls + .calls_by_gap.fixed["15-29"].calls + .calls_by_gap.fixed["30-44"].calls' "$T_DIR/a.json")" 0
+check "the text output has the gap table" grep -q "conversions per call by days since the policy's previous call" <(sim "$SC" --seed 7)
 check "the engine policies send app messages" ge "$(num adaptive app_messages)" 1
 check "the old list follows unanswered calls with app messages too" ge "$(num old app_messages)" 1
 mingap() { awk -F'\t' -v p=$1 '$1 == p && $5 == "call" { if ($3 in last) { g = $2 - last[$3]; if (m == "" || g < m) m = g } last[$3] = $2 } END { print m }' "$T"; }
