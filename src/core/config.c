@@ -167,7 +167,7 @@ static const md_field cooldown_fields[] = {
     NUM(md_cfg_cooldown, recovery_days, "30", 0.01, 365, "adaptive: how fast response recovers after a contact (see recovery)."),
     NUM(md_cfg_cooldown, repeat_penalty, "0.5", 0, 1, "adaptive: the share of response a contact made just now takes away."),
     ENUM(md_cfg_cooldown, "recovery", recovery, "exponential", "exponential|window",
-         "adaptive: the shape of that recovery. exponential: a contact d days ago leaves 1 - repeat_penalty * exp(-d / recovery_days) of the response; window: a contact within the last recovery_days leaves 1 - repeat_penalty of it, an older one takes nothing (customers who tire of the contacts of the last month, the way contact caps count them)."),
+         "adaptive: the shape of that recovery. exponential: a contact d days ago leaves 1 - repeat_penalty * exp(-d / recovery_days) of the response; window: a contact within the last recovery_days leaves 1 - repeat_penalty of it whatever its age, an older one fades as in exponential (customers who tire of the contacts of the last month, the way contact caps count them); inside the window only a peak worth a tired customer is contacted again."),
 };
 static const md_table cooldown_table = {"cooldown", cooldown_fields, NF(cooldown_fields)};
 
