@@ -415,9 +415,9 @@ static void explain_text(const md_config *cfg, md_cstate *cs, const md_cpstate *
         printf("  contact: p %.3f (score x (1 - %.2f)^fatigue %.2f), value now %.2f yuan (the moment's priority)\n", e->p_contact,
                cfg->outcomes.fatigue_penalty, e->fatigue, e->value);
         const md_cfg_cooldown *cd = e->arm >= 0 ? &cc->arms[e->arm].cooldown : &cc->cooldown;
-        printf("  cooldown: mode %s%s%s, required gap now %.1f days, last contact %s\n", cd->mode,
-               strcmp(cd->mode, "fixed") ? ", recovery " : "", strcmp(cd->mode, "fixed") ? cd->recovery : "", e->required_gap_days,
-               st.last_contact ? fmt_time(st.last_contact, tb) : "never");
+        bool adaptive = strcmp(cd->mode, "fixed") != 0; /* only the adaptive mode has a recovery */
+        printf("  cooldown: mode %s%s%s, required gap now %.1f days, last contact %s\n", cd->mode, adaptive ? ", recovery " : "",
+               adaptive ? cd->recovery : "", e->required_gap_days, st.last_contact ? fmt_time(st.last_contact, tb) : "never");
         if (st.last_conversion) printf("  last conversion: %s\n", fmt_time(st.last_conversion, tb));
         if (st.last_stale) printf("  last stale decision: the event of %s would have fired, but its moment had expired before it could be emitted\n", fmt_time(st.last_stale, tb));
         printf("  channel now: %s\n", e->channel >= 0 ? cfg->channels[e->channel].name : "(no route matches)");

@@ -754,6 +754,9 @@ typedef struct row {
     bool lower_is_better;
 } row;
 
+/* The two rows that are rates, shown to a decimal; the rest are counts. */
+static bool row_has_decimals(const row *r) { return strcmp(r->key, "conversion_rate") == 0 || strcmp(r->key, "answered_per_month") == 0; }
+
 static size_t table_rows(const sim *s, row *rows) {
     size_t n = 0;
     const stats *st = s->st;
@@ -791,7 +794,8 @@ static const row *find_row(const row *rows, size_t n, const char *key) {
 
 /* The source's third figure: conversions per call of the calls adaptive
  * made that fixed did not (same customer, same day), against those of the
- * calls fixed made that adaptive did not. Sorts both call lists. */
+ * calls fixed made that adaptive did not. Reads both call lists sorted by
+ * customer, then day. */
 typedef struct churn {
     int64_t added, added_conv, dropped, dropped_conv;
 } churn;
@@ -802,11 +806,9 @@ static int by_call(const void *a, const void *b) {
     return x->day < y->day ? -1 : x->day > y->day;
 }
 
-static churn call_churn(sim *s) {
+static churn call_churn(const sim *s) {
     churn c = {0, 0, 0, 0};
-    stats *f = &s->st[POL_FIXED], *a = &s->st[POL_ADAPTIVE];
-    if (f->n_calls) qsort(f->calls, f->n_calls, sizeof(call_rec), by_call);
-    if (a->n_calls) qsort(a->calls, a->n_calls, sizeof(call_rec), by_call);
+    const stats *f = &s->st[POL_FIXED], *a = &s->st[POL_ADAPTIVE];
     size_t i = 0, j = 0;
     while (i < f->n_calls || j < a->n_calls) {
         int cmp = i == f->n_calls ? 1 : j == a->n_calls ? -1 : by_call(&f->calls[i], &a->calls[j]);
@@ -826,9 +828,8 @@ static churn call_churn(sim *s) {
 
 static double per_call(int64_t conv, int64_t calls) { return calls ? 100.0 * (double)conv / (double)calls : 0; }
 
-static void tally_gaps(stats *st, gap_tally *g) {
+static void tally_gaps(const stats *st, gap_tally *g) {
     memset(g, 0, sizeof(*g));
-    if (st->n_calls) qsort(st->calls, st->n_calls, sizeof(call_rec), by_call);
     for (size_t i = 0; i < st->n_calls; i++) {
         int b = 0;
         if (i > 0 && st->calls[i - 1].customer == st->calls[i].customer) {
@@ -849,7 +850,7 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
     if (sc->description[0]) fprintf(out, "  %s\n", sc->description);
     fprintf(out, "\n%-38s %16s %18s %17s %12s %12s\n", "", pol_labels[0], pol_labels[1], pol_labels[2], "adapt/old", "adapt/fixed");
     for (size_t r = 0; r < n; r++) {
-        const char *fmt = strcmp(rows[r].key, "conversion_rate") == 0 || strcmp(rows[r].key, "answered_per_month") == 0 ? "%16.1f %18.1f %17.1f" : "%16.0f %18.0f %17.0f";
+        const char *fmt = row_has_decimals(&rows[r]) ? "%16.1f %18.1f %17.1f" : "%16.0f %18.0f %17.0f";
         fprintf(out, "%-38s ", rows[r].label);
         fprintf(out, fmt, rows[r].v[0], rows[r].v[1], rows[r].v[2]);
         for (int against = 0; against < 2; against++) {
@@ -946,6 +947,14 @@ static void knumber(md_jsonw *w, const char *key, double v) {
     else md_jsonw_knum(w, key, v);
 }
 
+/* A policy's contacts by what became of them. */
+static void json_results(md_jsonw *w, const stats *st) {
+    md_jsonw_key(w, "results");
+    md_jsonw_obj_open(w);
+    for (int r = 0; r < MD_SIM_RESULT_COUNT; r++) knumber(w, md_sim_result_name((md_sim_result)r), (double)st->by_result[r]);
+    md_jsonw_obj_close(w);
+}
+
 static void print_json(const sim *s, const churn *ch, FILE *out) {
     const md_sim_scenario *sc = s->sc;
     row rows[20];
@@ -975,10 +984,7 @@ static void print_json(const sim *s, const churn *ch, FILE *out) {
             knumber(&w, "triggers", (double)s->st[p].triggers);
             knumber(&w, "triggers_not_called", (double)s->st[p].uncalled);
         }
-        md_jsonw_key(&w, "results");
-        md_jsonw_obj_open(&w);
-        for (int r = 0; r < MD_SIM_RESULT_COUNT; r++) knumber(&w, md_sim_result_name((md_sim_result)r), (double)s->st[p].by_result[r]);
-        md_jsonw_obj_close(&w);
+        json_results(&w, &s->st[p]);
         md_jsonw_obj_close(&w);
     }
     md_jsonw_obj_close(&w);
@@ -1047,7 +1053,7 @@ static void print_ceiling(const sim *s, bool json, FILE *out) {
         fprintf(out, "ceiling: knows every customer's hidden demand; calls no one in a trough, no one worth under %.0f yuan a call, "
                      "no one again within %" PRId64 " days\n\n", s->ceiling_bar, s->ceiling_gap_days);
         for (size_t r = 0; r < n; r++)
-            fprintf(out, strcmp(rows[r].key, "conversion_rate") == 0 || strcmp(rows[r].key, "answered_per_month") == 0 ? "%-42s %16.1f\n" : "%-42s %16.0f\n",
+            fprintf(out, row_has_decimals(&rows[r]) ? "%-42s %16.1f\n" : "%-42s %16.0f\n",
                     rows[r].label, rows[r].v[POL_OLD]);
         fprintf(out, "%-42s %16" PRId64 "\n", "shortest gap between two contacts, days", st->min_gap_days);
         return;
@@ -1065,10 +1071,7 @@ static void print_ceiling(const sim *s, bool json, FILE *out) {
     for (size_t r = 0; r < n; r++) knumber(&w, rows[r].key, rows[r].v[POL_OLD]);
     knumber(&w, "min_gap_days", (double)st->min_gap_days);
     knumber(&w, "max_calls_in_a_day", (double)st->max_calls_in_a_day);
-    md_jsonw_key(&w, "results");
-    md_jsonw_obj_open(&w);
-    for (int r = 0; r < MD_SIM_RESULT_COUNT; r++) knumber(&w, md_sim_result_name((md_sim_result)r), (double)st->by_result[r]);
-    md_jsonw_obj_close(&w);
+    json_results(&w, st);
     md_jsonw_obj_close(&w);
     md_jsonw_obj_close(&w);
     if (!w.oom) fprintf(out, "%s\n", w.buf);
@@ -1224,6 +1227,9 @@ int md_simulate(const md_simulate_opts *o) {
         rc = 0;
         goto out;
     }
+    /* Both the churn and the gaps read each policy's calls by customer, then day. */
+    for (int p = 0; p < POL_COUNT; p++)
+        if (s.st[p].n_calls) qsort(s.st[p].calls, s.st[p].n_calls, sizeof(call_rec), by_call);
     churn ch = call_churn(&s);
     for (int p = 0; p < POL_COUNT; p++) tally_gaps(&s.st[p], &s.gaps[p]);
     if (o->json) print_json(&s, &ch, stdout);

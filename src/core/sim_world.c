@@ -221,9 +221,17 @@ const char *md_sim_result_name(md_sim_result r) {
     return r < MD_SIM_RESULT_COUNT ? n[r] : "?";
 }
 
+/* What the contacts of the last 30 days leave of answering, opening and
+ * buying: one formula for the draws and for the ceiling's expectation. */
+static double tiredness(const md_sim_scenario *sc, int recent_contacts) { return pow(1 - sc->fatigue_penalty, recent_contacts); }
+
+/* The instalment amount at a demand before its noise (0.7 + 0.6 u, which
+ * averages 1). */
+static double amount_before_noise(const md_sim_scenario *sc, double demand) { return sc->amount_base * (1 + sc->amount_demand_mult * demand); }
+
 md_sim_result md_sim_call(const md_sim_scenario *sc, uint64_t seed, int64_t i, int64_t day, double demand, int recent_contacts,
                           double *amount) {
-    double tired = pow(1 - sc->fatigue_penalty, recent_contacts);
+    double tired = tiredness(sc, recent_contacts);
     *amount = 0;
     if (md_sim_uniform(seed, i, day, P_ANSWER) >= sc->answer_prob * tired) return MD_SIM_NO_ANSWER;
     if (demand < sc->trough_demand) {
@@ -232,31 +240,30 @@ md_sim_result md_sim_call(const md_sim_scenario *sc, uint64_t seed, int64_t i, i
         if (u < sc->complaint_unwanted + sc->optout_unwanted) return MD_SIM_OPT_OUT;
     }
     if (md_sim_uniform(seed, i, day, P_CONVERT) < sc->convert_full * demand * tired) {
-        *amount = round(sc->amount_base * (1 + sc->amount_demand_mult * demand) * (0.7 + 0.6 * md_sim_uniform(seed, i, day, P_AMOUNT)));
+        *amount = round(amount_before_noise(sc, demand) * (0.7 + 0.6 * md_sim_uniform(seed, i, day, P_AMOUNT)));
         return MD_SIM_CONVERTED;
     }
     return MD_SIM_DECLINED;
 }
 
 double md_sim_call_expected_amount(const md_sim_scenario *sc, double demand, int recent_contacts) {
-    double tired = pow(1 - sc->fatigue_penalty, recent_contacts);
+    double tired = tiredness(sc, recent_contacts);
     /* An answered call in a trough may end in a complaint or opt-out before
      * any offer (md_sim_call): only the rest can convert. */
     double heard = demand < sc->trough_demand ? 1 - sc->complaint_unwanted - sc->optout_unwanted : 1;
     double convert = sc->convert_full * demand * tired;
     if (convert > 1) convert = 1;
-    /* The amount's noise, 0.7 + 0.6 u, averages 1. */
-    return sc->answer_prob * tired * heard * convert * sc->amount_base * (1 + sc->amount_demand_mult * demand);
+    return sc->answer_prob * tired * heard * convert * amount_before_noise(sc, demand);
 }
 
 md_sim_result md_sim_push(const md_sim_scenario *sc, uint64_t seed, int64_t i, int64_t day, double demand, int recent_contacts,
                           double *amount) {
-    double tired = pow(1 - sc->fatigue_penalty, recent_contacts);
+    double tired = tiredness(sc, recent_contacts);
     *amount = 0;
     if (md_sim_uniform(seed, i, day, P_OPEN) >= sc->app_open_prob * tired) return MD_SIM_NOT_OPENED;
     if (demand < sc->trough_demand && md_sim_uniform(seed, i, day, P_APP_OPTOUT) < sc->app_optout_unwanted) return MD_SIM_OPT_OUT;
     if (md_sim_uniform(seed, i, day, P_APP_CONVERT) < sc->app_convert_full * demand * tired) {
-        *amount = round(sc->amount_base * (1 + sc->amount_demand_mult * demand) * (0.7 + 0.6 * md_sim_uniform(seed, i, day, P_APP_AMOUNT)));
+        *amount = round(amount_before_noise(sc, demand) * (0.7 + 0.6 * md_sim_uniform(seed, i, day, P_APP_AMOUNT)));
         return MD_SIM_CONVERTED;
     }
     return MD_SIM_OPENED;
