@@ -81,6 +81,25 @@ function armsChart(c, canvas) {
         `${a.arm} ${a.conversions_per_contact === null ? "-" : a.conversions_per_contact.toFixed(3)}`).join(", ")}}}});
 }
 
+// Timing: conversions per contact by days since the campaign's previous
+// contact (the buckets that had moments), with the 95% interval as a band:
+// what a repeat contact after each gap is worth against a first one.
+function timingChart(c, canvas) {
+  const rows = (c.timing || []).filter(t => t.moments > 0);
+  canvas.dataset.kind = "timing";
+  canvas.dataset.gaps = rows.map(t => t.gap_days).join(",");
+  canvas.dataset.contacts = String(sum(rows.map(t => t.contacts)));
+  const rate = t => t.conversions_per_contact;
+  new Chart(canvas, {type: "bar", data: {labels: rows.map(t => t.gap_days), datasets: [
+      {label: "conversions per contact", data: rows.map(rate), backgroundColor: "#109618"},
+      {label: "95% interval", data: rows.map(t => t.conversions_per_contact_ci95), backgroundColor: "rgba(16,150,24,0.25)",
+       borderColor: "#109618", borderWidth: 1}]},
+    options: {animation: false, responsive: true,
+      scales: {x: {title: {display: true, text: "days since the campaign's previous contact"}}, y: {min: 0}},
+      plugins: {legend: {position: "bottom"}, subtitle: {display: true, text: "contacts: " +
+        rows.map(t => `${t.gap_days} ${t.contacts}`).join(", ")}}}});
+}
+
 // Reliability: predicted against observed conversion by decile of p, one
 // series per model version, over the decisions whose attribution window has
 // closed; the diagonal is a perfectly calibrated model.
@@ -141,6 +160,9 @@ async function load(from, to) {
     cards.push(m.node);
     const a = c.arms.length ? card("policy arms: contact policy against contact policy", `arms-${i}`) : null;
     if (a) cards.push(a.node);
+    const timed = (c.timing || []).some(t => t.moments > 0);
+    const t = timed ? card("timing: conversions per contact by days since the previous contact", `timing-${i}`) : null;
+    if (t) cards.push(t.node);
     root.append(el("h2", {}, [`campaign ${c.campaign}`]), el("div", {class: "grid"}, cards), table(c));
     funnelChart(c, f.canvas);
     dailyChart(c, d.canvas);
@@ -149,6 +171,10 @@ async function load(from, to) {
     charts += 4;
     if (a) {
       armsChart(c, a.canvas);
+      charts += 1;
+    }
+    if (t) {
+      timingChart(c, t.canvas);
       charts += 1;
     }
   }

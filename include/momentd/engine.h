@@ -242,6 +242,19 @@ typedef enum md_suppress {
 
 const char *md_suppress_name(md_suppress s);
 
+/* Days since a campaign's previous contact with the customer, in the buckets
+ * of the timing table (momentd report: funnel fields "gap.<bucket>:<stage>";
+ * momentd simulate: conversions per call by gap). Bucket 0 is "first" (no
+ * earlier contact of the campaign in the customer's state), then 0-6, 7-13,
+ * 14-20, 21-29, 30-44, 45-59, 60-89 and 90+ days: weeks inside the usual
+ * recovery month, where a repeat contact's worth changes fastest. */
+#define MD_GAP_BUCKETS 9
+#define MD_GAP_FIRST (-1)    /* gap_days of a first contact */
+#define MD_GAP_UNKNOWN (-2)  /* gap_days not recorded (a follow-up, an older record) */
+int md_gap_bucket(int64_t gap_days); /* MD_GAP_FIRST -> 0; MD_GAP_UNKNOWN -> -1 */
+const char *md_gap_bucket_name(int bucket);
+int md_gap_bucket_by_name(const char *name, size_t len); /* -1 when it names none */
+
 typedef struct md_contribution {
     int feature; /* index into the campaign's features, or -1 for the static tier */
     double value;

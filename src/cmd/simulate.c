@@ -64,12 +64,11 @@ typedef struct stats {
 } stats;
 
 /* Conversions per call by days since the same policy's previous call to the
- * customer: the shape of the recovery after a contact, as this world has it
- * (what cooldown.recovery should follow). */
-#define GAP_BUCKETS 5
-static const char *const gap_names[GAP_BUCKETS] = {"first", "1-14", "15-29", "30-44", "45+"};
+ * customer, in the buckets of momentd report's timing table
+ * (md_gap_bucket): the shape of the recovery after a contact, as this world
+ * has it (what cooldown.recovery should follow). */
 typedef struct gap_tally {
-    int64_t calls[GAP_BUCKETS], conversions[GAP_BUCKETS];
+    int64_t calls[MD_GAP_BUCKETS], conversions[MD_GAP_BUCKETS];
 } gap_tally;
 
 typedef struct person {
@@ -131,6 +130,9 @@ typedef struct sim {
     double ceiling_bar;       /* yuan a call must be worth on average */
     fit_report fit[POL_COUNT];
     gap_tally gaps[POL_COUNT]; /* filled after the run, for the output */
+    /* momentd report's timing table of each engine policy at the end of the
+     * run: what an operator sees of the same calls from the funnel. */
+    md_gap_row live_timing[POL_COUNT][MD_GAP_BUCKETS];
     /* What momentd report measures from the funnel's model counters at the
      * end of the run: each model version's live quality. */
     struct {
@@ -443,6 +445,7 @@ static int read_live_quality(sim *s, int pol, const md_config *cfg, md_store *st
         s->live[pol][s->n_live[pol]].pending = m.pending;
         s->n_live[pol]++;
     }
+    for (int b = 0; b < MD_GAP_BUCKETS; b++) md_report_gap(rep, 0, b, &s->live_timing[pol][b]);
     md_report_destroy(rep);
     return 0;
 }
@@ -831,11 +834,9 @@ static double per_call(int64_t conv, int64_t calls) { return calls ? 100.0 * (do
 static void tally_gaps(const stats *st, gap_tally *g) {
     memset(g, 0, sizeof(*g));
     for (size_t i = 0; i < st->n_calls; i++) {
-        int b = 0;
-        if (i > 0 && st->calls[i - 1].customer == st->calls[i].customer) {
-            int64_t gap = st->calls[i].day - st->calls[i - 1].day;
-            b = gap < 15 ? 1 : gap < 30 ? 2 : gap < 45 ? 3 : 4;
-        }
+        int64_t gap = MD_GAP_FIRST;
+        if (i > 0 && st->calls[i - 1].customer == st->calls[i].customer) gap = st->calls[i].day - st->calls[i - 1].day;
+        int b = md_gap_bucket(gap);
         g->calls[b]++;
         g->conversions[b] += st->calls[i].converted;
     }
@@ -860,13 +861,22 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
         }
         fputc('\n', out);
     }
-    fprintf(out, "\nconversions per call by days since the policy's previous call to the customer:\n%-38s", "");
-    for (int b = 0; b < GAP_BUCKETS; b++) fprintf(out, " %17s", gap_names[b]);
+    fprintf(out, "\nconversions per call by days since the policy's previous call to the customer (calls, then %% converted):\n%-24s", "");
+    for (int b = 0; b < MD_GAP_BUCKETS; b++) fprintf(out, " %13s", md_gap_bucket_name(b));
     fprintf(out, "\n");
     for (int p = 0; p < POL_COUNT; p++) {
         const gap_tally *g = &s->gaps[p];
-        fprintf(out, "%-38s", pol_labels[p]);
-        for (int b = 0; b < GAP_BUCKETS; b++) fprintf(out, " %7" PRId64 " at %5.1f%%", g->calls[b], per_call(g->conversions[b], g->calls[b]));
+        fprintf(out, "%-24s", pol_labels[p]);
+        for (int b = 0; b < MD_GAP_BUCKETS; b++) fprintf(out, " %6" PRId64 " %5.1f%%", g->calls[b], per_call(g->conversions[b], g->calls[b]));
+        fprintf(out, "\n");
+    }
+    fprintf(out, "the same as momentd report's timing table shows it (contacts, then conversions per contact):\n");
+    for (int p = POL_FIXED; p < POL_COUNT && !s->ceiling; p++) {
+        fprintf(out, "%-24s", pol_labels[p]);
+        for (int b = 0; b < MD_GAP_BUCKETS; b++) {
+            const md_gap_row *g = &s->live_timing[p][b];
+            fprintf(out, " %6" PRId64 " %5.1f%%", g->contacts, g->has_rate ? 100 * g->rate : 0.0);
+        }
         fprintf(out, "\n");
     }
     fprintf(out, "\nevents through the engine and Redis: fixed %" PRId64 ", adaptive %" PRId64 " (plus %" PRId64 " and %" PRId64 " outcomes)\n",
@@ -900,6 +910,30 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
             if (q->bins_counted) fprintf(out, "calibration error %.1f pp over %d deciles of learning.calibration_min or more\n", q->max_calibration_error * 100, q->bins_counted);
             else fprintf(out, "no decile of learning.calibration_min decisions or more to measure calibration on\n");
         }
+}
+
+/* momentd report's timing table of each engine policy, keyed as calls_by_gap. */
+static void json_live_timing(md_jsonw *w, const sim *s) {
+    md_jsonw_key(w, "live_timing");
+    md_jsonw_obj_open(w);
+    for (int p = POL_FIXED; p < POL_COUNT; p++) {
+        md_jsonw_key(w, pol_names[p]);
+        md_jsonw_obj_open(w);
+        for (int b = 0; b < MD_GAP_BUCKETS; b++) {
+            const md_gap_row *g = &s->live_timing[p][b];
+            md_jsonw_key(w, md_gap_bucket_name(b));
+            md_jsonw_obj_open(w);
+            md_jsonw_kint(w, "moments", g->moments);
+            md_jsonw_kint(w, "contacts", g->contacts);
+            md_jsonw_kint(w, "reached", g->reached);
+            md_jsonw_kint(w, "no_answer", g->no_answer);
+            md_jsonw_kint(w, "complaints", g->complaints);
+            md_jsonw_kint(w, "conversions", g->conversions);
+            md_jsonw_obj_close(w);
+        }
+        md_jsonw_obj_close(w);
+    }
+    md_jsonw_obj_close(w);
 }
 
 static void json_live(md_jsonw *w, const sim *s) {
@@ -1007,8 +1041,8 @@ static void print_json(const sim *s, const churn *ch, FILE *out) {
         const gap_tally *g = &s->gaps[p];
         md_jsonw_key(&w, pol_names[p]);
         md_jsonw_obj_open(&w);
-        for (int b = 0; b < GAP_BUCKETS; b++) {
-            md_jsonw_key(&w, gap_names[b]);
+        for (int b = 0; b < MD_GAP_BUCKETS; b++) {
+            md_jsonw_key(&w, md_gap_bucket_name(b));
             md_jsonw_obj_open(&w);
             knumber(&w, "calls", (double)g->calls[b]);
             knumber(&w, "conversions", (double)g->conversions[b]);
@@ -1035,6 +1069,7 @@ static void print_json(const sim *s, const churn *ch, FILE *out) {
     md_jsonw_obj_close(&w);
     if (s->fit_after_days > 0) json_fit(&w, s);
     json_live(&w, s);
+    json_live_timing(&w, s);
     md_jsonw_obj_close(&w);
     if (!w.oom) fprintf(out, "%s\n", w.buf);
     md_jsonw_fini(&w);

@@ -56,8 +56,10 @@
  *   d                       when the schedule re-evaluates the customer (its member in the
  *                           "<prefix>:due" sorted set has the same score; store.c syncs it)
  *   g:<trigger id>          trigger record, "<fired ms>,<holdout 0/1>,<bits>,<channel>,<campaign>
- *                           [,<p thousandths>,<model version>]" (the last two for a model's
- *                           decision, not a follow-up; older records lack them);
+ *                           [,<p thousandths>,<model version>[,<gap days>]]" (p and version for a
+ *                           model's decision, not a follow-up; then the whole days since the
+ *                           campaign's previous contact, -1 for none, for the timing table;
+ *                           older records lack them);
  *                           bits: outcome statuses received (1 << status),
  *                           MD_REC_CONVERTED for a conversion observed in the
  *                           event stream, MD_REC_MODEL_CONVERTED when it was
@@ -71,7 +73,8 @@
  * and the outbox, in its own hash "<key>:x" (same slot):
  *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it
  *   +<trigger id>:<stage>   a funnel increment, "<campaign>\t<day>\t<field>\t<delta>"
- *                           (also "+<id>:arm.<stage>" for a policy arm and "+<id>:q.<stage>"
+ *                           (also "+<id>:arm.<stage>" for a policy arm, "+<id>:gap.<stage>" for
+ *                           the timing table, field "gap.<bucket>:<stage>", and "+<id>:q.<stage>"
  *                           for model quality, field "q.<treated|holdout>.<p in thousandths>.<version>:<stage>"),
  *                           until it was added to the campaign's funnel key;
  *                           the name is deterministic, so a re-decided batch
@@ -707,15 +710,17 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (fl - 2 >= MD_TRIGGER_ID_LEN || vl >= sizeof(buf)) goto bad;
         memcpy(buf, v, vl);
         buf[vl] = '\0';
-        char *part[8], *save = NULL;
+        char *part[9], *save = NULL;
         int np = 0;
-        for (char *tok = strtok_r(buf, ",", &save); tok && np < 8; tok = strtok_r(NULL, ",", &save)) part[np++] = tok;
-        int64_t fired, hold, bits, p_milli = -1;
-        if ((np != 5 && np != 7) || !parse_i64(part[0], strlen(part[0]), &fired) || !parse_i64(part[1], strlen(part[1]), &hold) ||
+        for (char *tok = strtok_r(buf, ",", &save); tok && np < 9; tok = strtok_r(NULL, ",", &save)) part[np++] = tok;
+        int64_t fired, hold, bits, p_milli = -1, gap = MD_GAP_UNKNOWN;
+        if ((np != 5 && np != 7 && np < 8) || !parse_i64(part[0], strlen(part[0]), &fired) || !parse_i64(part[1], strlen(part[1]), &hold) ||
             !parse_i64(part[2], strlen(part[2]), &bits) || bits < 0 || bits > 0xFFFFFFFF)
             goto bad;
-        /* Older records have no model p and version (5 parts). */
-        if (np == 7 && (!parse_i64(part[5], strlen(part[5]), &p_milli) || p_milli < 0 || p_milli > 1000 || strlen(part[6]) == 0 ||
+        /* Older records have no model p and version (5 parts), or no gap (7);
+         * parts after the gap (a later version's) are left alone. */
+        if (np >= 8 && (!parse_i64(part[7], strlen(part[7]), &gap) || gap < MD_GAP_FIRST || gap > 100000)) goto bad;
+        if (np >= 7 && (!parse_i64(part[5], strlen(part[5]), &p_milli) || p_milli < 0 || p_milli > 1000 || strlen(part[6]) == 0 ||
                         strlen(part[6]) > MD_MODEL_VERSION_MAX))
             goto bad;
         if (!grow((void **)&cs->trecs, &cs->cap_trecs, cs->n_trecs + 1, sizeof(md_trec))) goto bad;
@@ -728,7 +733,8 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         t->channel = channel_by_name(cfg, part[3], strlen(part[3]));
         t->campaign = campaign_by_name(cfg, part[4], strlen(part[4]));
         t->p_milli = (int)p_milli;
-        snprintf(t->version, sizeof(t->version), "%s", np == 7 ? part[6] : "");
+        snprintf(t->version, sizeof(t->version), "%s", np >= 7 ? part[6] : "");
+        t->gap_days = (int)gap;
         return;
     }
     if (fl > 2 && f[0] == 'r' && f[1] == ':') { /* r:<campaign>:<from> = <outcome>,<last>,<p thousandths> */
@@ -1260,12 +1266,14 @@ void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t) {
                      t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?",
                      t->campaign >= 0 ? cs->cfg->campaigns[t->campaign].name : "?");
     if (t->p_milli >= 0 && n > 0 && (size_t)n < sizeof(val))
-        snprintf(val + n, sizeof(val) - (size_t)n, ",%d,%s", t->p_milli, t->version);
+        n += snprintf(val + n, sizeof(val) - (size_t)n, ",%d,%s", t->p_milli, t->version);
+    if (t->p_milli >= 0 && t->gap_days != MD_GAP_UNKNOWN && n > 0 && (size_t)n < sizeof(val))
+        snprintf(val + n, sizeof(val) - (size_t)n, ",%d", t->gap_days);
     md_ops_add(ops, MD_OP_SET, field, val);
 }
 
 md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign, int channel, int64_t fired_ms, bool holdout, double p,
-                        const char *version) {
+                        const char *version, int gap_days) {
     if (!grow((void **)&cs->trecs, &cs->cap_trecs, cs->n_trecs + 1, sizeof(md_trec))) {
         ops->oom = true;
         return NULL;
@@ -1279,6 +1287,7 @@ md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign
     t->bits = 0;
     t->p_milli = p >= 0 && version && *version ? (int)lround(p > 1 ? 1000 : p * 1000) : -1;
     snprintf(t->version, sizeof(t->version), "%s", t->p_milli >= 0 ? version : "");
+    t->gap_days = t->p_milli >= 0 ? gap_days : MD_GAP_UNKNOWN; /* stored only beside a model's p */
     md_cs_save_trec(cs, ops, t);
     return t;
 }
@@ -1540,6 +1549,14 @@ void md_cs_add_arm_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char
     char field[128];
     snprintf(field, sizeof(field), "arm.%s:%s", arm, stage);
     add_incr(cs, ops, t, "arm.", stage, field, delta);
+}
+
+void md_cs_add_gap_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta) {
+    int bucket = md_gap_bucket(t->gap_days);
+    if (bucket < 0) return;
+    char field[128];
+    snprintf(field, sizeof(field), "gap.%s:%s", md_gap_bucket_name(bucket), stage);
+    add_incr(cs, ops, t, "gap.", entry, field, delta);
 }
 
 void md_cs_add_model_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta) {

@@ -79,6 +79,7 @@ typedef struct md_trec {
     unsigned bits;
     int p_milli; /* the model's p_contact at the decision, thousandths; -1: none (a follow-up, an older record) */
     char version[MD_MODEL_VERSION_MAX + 1]; /* the model version that decided ("" with p_milli -1) */
+    int gap_days; /* whole days since the campaign's previous contact when a model decided it; MD_GAP_FIRST, MD_GAP_UNKNOWN */
 } md_trec;
 
 /* A decision record (field "q:<campaign>:<ts>"), for momentd fit. */
@@ -233,7 +234,7 @@ void md_cp_add_contact(md_cpstate *cp, md_ops *cp_ops, int64_t t, const char *cu
 /* p is the model's p_contact at the decision, version the model's version
  * (p < 0, version NULL: not a model's decision, e.g. a follow-up). */
 md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign, int channel, int64_t fired_ms, bool holdout, double p,
-                        const char *version);
+                        const char *version, int gap_days);
 md_trec *md_cs_find_trec(md_cstate *cs, const char *id);
 void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t);
 /* Decision records: add one for campaign c at ts (the oldest of c beyond
@@ -254,6 +255,10 @@ void md_cs_audit(md_cstate *cs, md_ops *ops, int c, int64_t t, int outcome, doub
 void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta);
 /* The same for a policy arm: field "arm.<arm>:<stage>", entry "+<id>:arm.<stage>". */
 void md_cs_add_arm_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *arm, const char *stage, int64_t delta);
+/* The timing table: field "gap.<bucket>:<stage>" (md_gap_bucket of the
+ * trigger's gap_days), entry "+<id>:gap.<entry>" (as for model quality);
+ * nothing for a trigger whose gap was not recorded. */
+void md_cs_add_gap_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta);
 /* Model quality: a model decision's trigger (stage "triggered") or its
  * conversion ("conversions"), counted by p in thousandths, field
  * "q.<treated|holdout>.<000-999>.<model version>:<stage>", entry

@@ -18,6 +18,7 @@
  * and it reads top to bottom here; events, outcomes and explain share the
  * same decide(), and the moment's schema is written and read back beside it. */
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,26 @@ static const char *const suppress_names[] = {
 #undef MD_SUPPRESS_NAME
 };
 const char *md_suppress_name(md_suppress s) { return (unsigned)s < MD_SUPPRESS_COUNT ? suppress_names[s] : "?"; }
+
+/* The upper bound (inclusive) in days of each bucket after "first". */
+static const int gap_bucket_last_day[MD_GAP_BUCKETS - 1] = {6, 13, 20, 29, 44, 59, 89, INT_MAX};
+static const char *const gap_bucket_names[MD_GAP_BUCKETS] = {"first", "0-6", "7-13", "14-20", "21-29", "30-44", "45-59", "60-89", "90+"};
+
+int md_gap_bucket(int64_t gap_days) {
+    if (gap_days == MD_GAP_FIRST) return 0;
+    if (gap_days < 0) return -1;
+    int b = 0;
+    while (gap_days > gap_bucket_last_day[b]) b++;
+    return b + 1;
+}
+
+const char *md_gap_bucket_name(int bucket) { return bucket >= 0 && bucket < MD_GAP_BUCKETS ? gap_bucket_names[bucket] : "?"; }
+
+int md_gap_bucket_by_name(const char *name, size_t len) {
+    for (int b = 0; b < MD_GAP_BUCKETS; b++)
+        if (strlen(gap_bucket_names[b]) == len && memcmp(gap_bucket_names[b], name, len) == 0) return b;
+    return -1;
+}
 
 void md_engine_out_init(md_engine_out *out) { memset(out, 0, sizeof(*out)); }
 
@@ -741,6 +762,8 @@ static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_e
 /* Deciding and firing                                                        */
 
 static void funnel_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta);
+static void timing_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta);
+static void timing_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta);
 
 #define MD_SCHEDULE_STEP_MS (15 * 60000)
 
@@ -861,9 +884,12 @@ static md_err fire_campaigns(const md_config *cfg, md_cstate *cs, md_cpstate *cp
         if (!md_cs_add_pending(cs, ops, tr->id, tr->topic, tr->payload)) return MD_ERR_NOMEM;
         /* The record outcomes and conversions are checked against, and the
          * first stage of the funnel. */
-        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout, e->p_contact, md_campaign_model(cfg, (int)c, e->arm)->version);
+        int gap_days = e->days_since_last_contact < 0 ? MD_GAP_FIRST : (int)fmin(e->days_since_last_contact, 100000);
+        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, (int)c, e->channel, t, e->holdout, e->p_contact,
+                                      md_campaign_model(cfg, (int)c, e->arm)->version, gap_days);
         if (!rec) return MD_ERR_NOMEM;
         funnel_add(cs, ops, rec, "triggered", 1);
+        timing_add(cs, ops, rec, "triggered", "triggered", 1);
         md_cs_add_model_incr(cs, ops, rec, "triggered", "triggered", 1);
         md_cs_audit(cs, ops, (int)c, t, e->holdout ? MD_AUDIT_HOLDOUT : MD_SUPPRESS_NONE, e->p_contact);
         record_decision(cs, ops, (int)c, t, e->holdout ? MD_DECISION_HOLDOUT : MD_DECISION_CONTACTED);
@@ -930,6 +956,15 @@ static void funnel_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char 
     md_cs_add_arm_incr(cs, ops, t, cs->cfg->campaigns[t->campaign].arms[arm].name, stage, delta);
 }
 
+/* The timing table's count for a model's decision that was a real contact
+ * (a holdout decision contacts nobody; a follow-up has no gap of its own,
+ * what follows it is credited to the decision, as model quality does).
+ * entry names the increment apart from the stage, so that a take-back in
+ * the same batch as the count adds to it instead of replacing it. */
+static void timing_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta) {
+    if (!t->holdout) md_cs_add_gap_incr(cs, ops, t, stage, entry, delta);
+}
+
 /* Fatigue of campaign c grows by weight at t (on what is left of it after
  * decay); weight 0 resets it (a positive response). */
 static void add_fatigue(md_cstate *cs, md_ops *ops, int c, double weight, int64_t t) {
@@ -976,6 +1011,7 @@ static void attribute_conversions(const md_config *cfg, md_cstate *cs, const md_
             decided->bits |= MD_REC_MODEL_CONVERTED;
             md_cs_save_trec(cs, ops, decided);
             md_cs_add_model_incr(cs, ops, decided, "conversions", "conversions", 1);
+            timing_add(cs, ops, decided, "conversions", "conversions", 1);
         }
         if (!best || (best->bits & MD_REC_CONVERTED)) continue;
         best->bits |= MD_REC_CONVERTED;
@@ -1052,7 +1088,7 @@ static md_err follow_ups(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         tr->topic = cfg->channels[rf->channel].topic;
         out->n_triggers++;
         if (!md_cs_add_pending(cs, ops, tr->id, tr->topic, tr->payload)) return MD_ERR_NOMEM;
-        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, orig->campaign, rf->channel, not_before, false, -1, NULL);
+        md_trec *rec = md_cs_add_trec(cs, ops, tr->id, orig->campaign, rf->channel, not_before, false, -1, NULL, MD_GAP_UNKNOWN);
         if (!rec) return MD_ERR_NOMEM;
         funnel_add(cs, ops, rec, "triggered", 1);
         funnel_add(cs, ops, rec, "follow_ups", 1);
@@ -1094,7 +1130,11 @@ static void release(md_cstate *cs, md_ops *ops, const md_trec *r, bool released_
      * is taken back (and a conversion already counted for it). */
     if (!released_before) {
         md_cs_add_model_incr(cs, ops, r, "triggered", "released", -1);
-        if (r->bits & MD_REC_MODEL_CONVERTED) md_cs_add_model_incr(cs, ops, r, "conversions", "unconverted", -1);
+        timing_add(cs, ops, r, "released", "released", 1);
+        if (r->bits & MD_REC_MODEL_CONVERTED) {
+            md_cs_add_model_incr(cs, ops, r, "conversions", "unconverted", -1);
+            timing_add(cs, ops, r, "conversions", "unconverted", -1);
+        }
     }
     if (cs->camps[r->campaign].disarmed) md_cs_set_armed(cs, ops, r->campaign, true);
 }
@@ -1134,6 +1174,7 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     r->bits |= bit;
     md_cs_save_trec(cs, ops, r);
     funnel_add(cs, ops, r, md_outcome_status_name(o->status), 1);
+    if (!(bit & MD_REC_RELEASED)) timing_add(cs, ops, r, md_outcome_status_name(o->status), md_outcome_status_name(o->status), 1);
     int c = r->campaign;
     const md_cfg_outcomes *oc = &cfg->outcomes;
     switch (o->status) {
@@ -1156,6 +1197,7 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         if (o->has_duration && o->duration_s * 1000 < oc->hangup_within_ms) {
             add_fatigue(cs, ops, c, oc->fatigue_hangup, o->ts_ms);
             funnel_add(cs, ops, r, "hangup", 1);
+            timing_add(cs, ops, r, "hangup", "hangup", 1);
         }
         break;
     case MD_OUTCOME_OPENED: add_fatigue(cs, ops, c, 0, o->ts_ms); break; /* a positive response resets */

@@ -18,6 +18,11 @@ static const char *const stage_names[MD_STAGE_COUNT] = {
 
 const char *md_stage_name(md_stage s) { return (unsigned)s < MD_STAGE_COUNT ? stage_names[s] : "?"; }
 
+/* The timing table's counts: every funnel stage, then the contacts released
+ * (the channel reported not_called or expired: never made). */
+#define GAP_RELEASED MD_STAGE_COUNT
+#define GAP_STAGES (MD_STAGE_COUNT + 1)
+
 /* Per-day series kept for the page: triggers and conversions, treated and holdout. */
 enum { DS_TRIG, DS_CONV, DS_HOLD_TRIG, DS_HOLD_CONV, DS_COUNT };
 
@@ -80,6 +85,7 @@ struct md_report {
     int64_t *counts; /* [campaign][group][stage] */
     int64_t *daily;  /* [campaign][day][DS_*] */
     int64_t *arms;   /* [campaign][MD_MAX_ARMS][stage] */
+    int64_t *gaps;   /* [campaign][MD_GAP_BUCKETS][GAP_STAGES]: the timing table */
     uint64_t ignored;
 };
 
@@ -97,7 +103,8 @@ md_report *md_report_new(const md_config *cfg, int64_t from_day, int64_t to_day,
     r->daily = calloc(cfg->n_campaigns * (size_t)r->n_days * DS_COUNT + 1, sizeof(int64_t));
     r->day_names = calloc((size_t)r->n_days, sizeof(*r->day_names));
     r->arms = calloc(cfg->n_campaigns * MD_MAX_ARMS * MD_STAGE_COUNT + 1, sizeof(int64_t));
-    if (!r->counts || !r->daily || !r->day_names || !r->arms) {
+    r->gaps = calloc(cfg->n_campaigns * MD_GAP_BUCKETS * GAP_STAGES + 1, sizeof(int64_t));
+    if (!r->counts || !r->daily || !r->day_names || !r->arms || !r->gaps) {
         md_report_destroy(r);
         return NULL;
     }
@@ -113,6 +120,7 @@ void md_report_destroy(md_report *r) {
     free(r->daily);
     free(r->day_names);
     free(r->arms);
+    free(r->gaps);
     free(r->models);
     free(r);
 }
@@ -126,6 +134,35 @@ static int64_t *daily_cell(const md_report *r, int campaign, int day, int series
 
 static int64_t *arm_cell(const md_report *r, int campaign, int arm, md_stage stage) {
     return &r->arms[((size_t)campaign * MD_MAX_ARMS + (size_t)arm) * MD_STAGE_COUNT + stage];
+}
+
+static int64_t *gap_cell(const md_report *r, int campaign, int bucket, int stage) {
+    return &r->gaps[((size_t)campaign * MD_GAP_BUCKETS + (size_t)bucket) * GAP_STAGES + (size_t)stage];
+}
+
+int64_t md_report_gap_count(const md_report *r, int campaign, int bucket, md_stage stage) {
+    return *gap_cell(r, campaign, bucket, stage);
+}
+
+void md_report_gap(const md_report *r, int campaign, int bucket, md_gap_row *out) {
+    memset(out, 0, sizeof(*out));
+    out->moments = *gap_cell(r, campaign, bucket, MD_STAGE_TRIGGERED);
+    out->not_made = *gap_cell(r, campaign, bucket, GAP_RELEASED);
+    out->contacts = out->moments > out->not_made ? out->moments - out->not_made : 0;
+    out->reached = *gap_cell(r, campaign, bucket, MD_STAGE_REACHED);
+    out->no_answer = *gap_cell(r, campaign, bucket, MD_STAGE_NO_ANSWER);
+    out->complaints = *gap_cell(r, campaign, bucket, MD_STAGE_COMPLAINT);
+    /* Releases take their conversions back: never below 0, nor above the contacts. */
+    int64_t conv = *gap_cell(r, campaign, bucket, MD_STAGE_CONVERSIONS);
+    out->conversions = conv < 0 ? 0 : conv > out->contacts ? out->contacts : conv;
+    out->has_rate = out->contacts > 0;
+    if (!out->has_rate) return;
+    double n = (double)out->contacts, p = (double)out->conversions / n;
+    /* Wilson's interval: honest at the small counts of a rare gap. */
+    double z = 1.96, d = 1 + z * z / n, mid = (p + z * z / (2 * n)) / d, half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d;
+    out->rate = p;
+    out->rate_low = mid - half;
+    out->rate_high = mid + half;
 }
 
 int64_t md_report_arm_count(const md_report *r, int campaign, int arm, md_stage stage) {
@@ -201,6 +238,13 @@ void md_report_add(md_report *r, int campaign, int day, const char *field, const
     int stage = -1;
     for (int st = 0; st < MD_STAGE_COUNT; st++)
         if (strcmp(colon + 1, stage_names[st]) == 0) stage = st;
+    if (strncmp(field, "gap.", 4) == 0) { /* the timing table: "gap.<bucket>:<stage>" */
+        int bucket = md_gap_bucket_by_name(field + 4, gl - 4);
+        if (strcmp(colon + 1, "released") == 0) stage = GAP_RELEASED;
+        if (bucket < 0 || stage < 0) r->ignored++;
+        else *gap_cell(r, campaign, bucket, stage) += v;
+        return;
+    }
     if (strncmp(field, "arm.", 4) == 0) { /* a policy arm's counter */
         const md_cfg_campaign *cc = &r->cfg->campaigns[campaign];
         for (size_t a = 0; stage >= 0 && a < cc->n_arms; a++)
@@ -427,6 +471,47 @@ static void print_models_json(const md_report *r, int c, md_jsonw *w) {
     md_jsonw_arr_close(w);
 }
 
+static void print_timing_text(const md_report *r, int c, FILE *out) {
+    bool header = false;
+    for (int b = 0; b < MD_GAP_BUCKETS; b++) {
+        md_gap_row g;
+        md_report_gap(r, c, b, &g);
+        if (g.moments == 0) continue;
+        if (!header) {
+            fprintf(out, "  timing (contacts by days since the campaign's previous contact; conversions within %lld days):\n",
+                    (long long)(r->cfg->campaigns[c].attribution_ms / 86400000));
+            fprintf(out, "    %-8s %9s %9s %9s %9s %10s %11s  %s\n", "gap days", "contacts", "not made", "reached", "no answer",
+                    "complaints", "conversions", "conv/contact (95% CI)");
+            header = true;
+        }
+        fprintf(out, "    %-8s %9lld %9lld %9lld %9lld %10lld %11lld  ", md_gap_bucket_name(b), (long long)g.contacts, (long long)g.not_made,
+                (long long)g.reached, (long long)g.no_answer, (long long)g.complaints, (long long)g.conversions);
+        if (g.has_rate) fprintf(out, "%.3f (%.3f .. %.3f)\n", g.rate, g.rate_low, g.rate_high);
+        else fprintf(out, "-\n");
+    }
+}
+
+static void print_timing_json(const md_report *r, int c, md_jsonw *w) {
+    md_jsonw_key(w, "timing");
+    md_jsonw_arr_open(w);
+    for (int b = 0; b < MD_GAP_BUCKETS; b++) {
+        md_gap_row g;
+        md_report_gap(r, c, b, &g);
+        md_jsonw_obj_open(w);
+        md_jsonw_kstr(w, "gap_days", md_gap_bucket_name(b));
+        md_jsonw_kint(w, "moments", g.moments);
+        md_jsonw_kint(w, "not_made", g.not_made);
+        md_jsonw_kint(w, "contacts", g.contacts);
+        md_jsonw_kint(w, "reached", g.reached);
+        md_jsonw_kint(w, "no_answer", g.no_answer);
+        md_jsonw_kint(w, "complaints", g.complaints);
+        md_jsonw_kint(w, "conversions", g.conversions);
+        estimate_json(w, "conversions_per_contact", "conversions_per_contact_ci95", g.has_rate, g.rate, g.rate_low, g.rate_high);
+        md_jsonw_obj_close(w);
+    }
+    md_jsonw_arr_close(w);
+}
+
 static const char *group_name(const md_report *r, size_t g) {
     return g < r->cfg->n_channels ? r->cfg->channels[g].name : "holdout";
 }
@@ -510,6 +595,7 @@ void md_report_print_text(const md_report *r, FILE *out) {
                 fprintf(out, "\n");
             }
         }
+        print_timing_text(r, (int)c, out);
         print_models_text(r, (int)c, out);
     }
     if (r->ignored) fprintf(out, "\n%llu funnel fields of unknown channels or stages were left out\n", (unsigned long long)r->ignored);
@@ -598,6 +684,7 @@ void md_report_print_json(const md_report *r, FILE *out) {
             md_jsonw_obj_close(&w);
         }
         md_jsonw_arr_close(&w);
+        print_timing_json(r, (int)c, &w);
         print_models_json(r, (int)c, &w);
         md_jsonw_key(&w, "days");
         md_jsonw_arr_open(&w);

@@ -102,6 +102,24 @@ typedef struct md_arm_comparison {
 } md_arm_comparison;
 void md_report_arm_vs_first(const md_report *r, int campaign, int arm, md_arm_comparison *out);
 
+/* The timing table: a campaign's contacts by days since its previous
+ * contact with the customer (md_gap_bucket; fields "gap.<bucket>:<stage>"
+ * and "gap.<bucket>:released", a model's real contacts only), and what
+ * followed: contacts = moments less those the channel reported not_called
+ * or expired (released); outcomes as reported for the decision's own
+ * moment; conversions (seen in the event stream within the attribution
+ * window, credited to the latest model decision as model quality does, and
+ * taken back when that contact is released) per contact with a 95% Wilson
+ * interval. It shows what a repeat contact after a given gap is worth
+ * against a first one: the evidence for cooldown.recovery and its days. */
+typedef struct md_gap_row {
+    int64_t moments, not_made, contacts, reached, no_answer, complaints, conversions;
+    bool has_rate;
+    double rate, rate_low, rate_high;
+} md_gap_row;
+int64_t md_report_gap_count(const md_report *r, int campaign, int bucket, md_stage stage);
+void md_report_gap(const md_report *r, int campaign, int bucket, md_gap_row *out);
+
 /* Model quality from live outcomes: every model version that decided in the
  * range (fields "q.<treated|holdout>.<p>.<version>:<triggered|conversions>",
  * p the moment's p_contact in thousandths, 000-999), measured on the decisions

@@ -170,7 +170,16 @@ UP=$(camp | grep -o '"uplift":{[^}]*}')
 check "uplift: treated 1/4 = 25%, holdout 1/1 = 100%, -75 points" \
     eq "$(field "$UP" treated_rate),$(field "$UP" holdout_rate),$(field "$UP" uplift_pp)" "0.25,1,-75"
 check "in_app rates are derived from the counts (converted 1 of 2)" grep -q '"converted":0.5' <<<"$(camp | grep -o '{"channel":"in_app".*' | grep -o '"rates":{[^}]*}' | head -1)"
+# The timing table: B's first moment (day 2), C's and D's (day 60) were
+# first contacts; B's second came 98 days after its first and took the
+# conversion (the latest model decision within the window); H's holdout
+# decision contacted nobody.
+gap_row() { jq -c ".campaigns[] | select(.campaign == \"prepay_wallet\") | .timing[] | select(.gap_days == \"$1\") | [.moments, .contacts, .no_answer, .complaints, .conversions]" <<<"$R"; }
+check "timing: 3 first contacts, 1 unanswered, 1 complaint, no conversion" eq "$(gap_row first)" "[3,3,1,1,0]"
+check "timing: 1 contact 90+ days after the previous one, unanswered, converted" eq "$(gap_row 90+)" "[1,1,1,0,1]"
+check "timing: nothing in any other gap" eq "$(jq '[.campaigns[] | select(.campaign == "prepay_wallet") | .timing[] | select(.gap_days != "first" and .gap_days != "90+") | .moments] | add' <<<"$R")" 0
 TEXT=$("$MOMENTD_BIN" report -c "$CFG" --from 2026-03-01 --to 2026-07-01)
 check "the text report shows the uplift line" grep -q "uplift   -75.00 percentage points" <<<"$TEXT"
+check "and the timing table's rows" grep -Eq "^    90\+ +1 +0 +0 +1 +0 +1  1\.000 \(0\.207 \.\. 1\.000\)$" <<<"$TEXT"
 check "a bad --from is a usage error" test "$("$MOMENTD_BIN" report -c "$CFG" --from 2026-13-01 >/dev/null 2>&1; echo $?)" = 2
 finish

@@ -45,8 +45,22 @@ for p in old fixed adaptive; do
     check "$p: calls 30-44 days after the previous one, as the trace has them" eq "$(jq '.calls_by_gap.'$p'["30-44"].calls' "$T_DIR/a.json")" \
         "$(awk -F'\t' -v p=$p '$1 == p && $5 == "call" { if ($3 in last && $2 - last[$3] >= 30 && $2 - last[$3] < 45) n++; last[$3] = $2 } END { print n + 0 }' "$T")"
 done
+within45='["0-6", "7-13", "14-20", "21-29", "30-44"]'
 check "fixed: no call within 45 days of its previous one, by the gap table" \
-    eq "$(jq '.calls_by_gap.fixed["1-14"].calls + .calls_by_gap.fixed["15-29"].calls + .calls_by_gap.fixed["30-44"].calls' "$T_DIR/a.json")" 0
+    eq "$(jq "[.calls_by_gap.fixed[$within45[]].calls] | add" "$T_DIR/a.json")" 0
+# momentd report's timing table, read from the funnel the engine wrote: the
+# same calls, seen from the moments (their gap since the campaign's previous
+# contact, the releases of the moments the dialer could not call).
+for p in fixed adaptive; do
+    check "$p: momentd report's timing table counts every call the policy made" \
+        eq "$(jq "[.live_timing.$p[].contacts] | add" "$T_DIR/a.json")" "$(num "$p" contacts)"
+    check "$p: and its first contacts are the customers called" eq "$(jq ".live_timing.$p.first.contacts" "$T_DIR/a.json")" \
+        "$(jq ".calls_by_gap.$p.first.calls" "$T_DIR/a.json")"
+    check "$p: its moments less the contacts are the moments not called" \
+        eq "$(jq "[.live_timing.$p[] | .moments - .contacts] | add" "$T_DIR/a.json")" "$(num "$p" triggers_not_called)"
+done
+check "fixed: momentd report's timing table has no contact within 45 days" eq "$(jq "[.live_timing.fixed[$within45[]].moments] | add" "$T_DIR/a.json")" 0
+check "adaptive: momentd report's timing table has its contacts sooner than 45 days" ge "$(jq "[.live_timing.adaptive[$within45[]].contacts] | add" "$T_DIR/a.json")" 1
 check "the text output has the gap table" grep -q "conversions per call by days since the policy's previous call" <(sim "$SC" --seed 7)
 check "the engine policies send app messages" ge "$(num adaptive app_messages)" 1
 check "the old list follows unanswered calls with app messages too" ge "$(num old app_messages)" 1

@@ -161,7 +161,11 @@ BROWSER=(chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-us
          --user-data-dir="$T_DIR/chromium" --virtual-time-budget=15000 --window-size=1400,1800)
 DOM=$("${BROWSER[@]}" --dump-dom "$URL/?$RANGE" 2>"$T_DIR/chromium.log")
 echo "$DOM" >"$T_DIR/page.html"
-check "the page rendered 9 charts (4 per campaign, and bill_instalment's policy arms)" grep -q 'data-rendered="9"' <<<"$DOM"
+check "the page rendered 10 charts (4 per campaign, bill_instalment's policy arms, prepay_wallet's timing)" grep -q 'data-rendered="10"' <<<"$DOM"
+TIMING=$(grep -o '<canvas[^>]*id="timing-0"[^>]*>' <<<"$DOM")
+check "the timing chart plots prepay_wallet's 2 first contacts" eq "$(grep -o 'data-gaps="[^"]*"' <<<"$TIMING") $(grep -o 'data-contacts="[^"]*"' <<<"$TIMING")" 'data-gaps="first" data-contacts="2"'
+check "/api/report has them in its timing table" eq "$(jq -c '.campaigns[0].timing[0] | [.gap_days, .moments, .contacts]' <<<"$API")" '["first",2,2]'
+check "bill_instalment contacted nobody: no timing chart" eq "$(grep -c 'id="timing-1"' <<<"$DOM")" 0
 check "the arms chart names both arms" grep -q 'data-arms="adaptive,fixed45"' <<<"$(grep -o '<canvas[^>]*id="arms-1"[^>]*>' <<<"$DOM")"
 check "/api/report has the arms" grep -q '"arms":\[{"arm":"adaptive","mode":"adaptive","share_pct":50,"contacts":0' <<<"$API"
 FUNNEL=$(grep -o '<canvas[^>]*id="funnel-0"[^>]*>' <<<"$DOM")

@@ -98,17 +98,20 @@ static md_outcome_applied report(const char *status, int64_t ts, const char *ext
     return a;
 }
 
-/* Sum of the pending funnel increments for field ("outbound_call:no_answer"). */
-static int64_t funnel(const char *field) {
+/* Sum of the pending funnel increments for field ("outbound_call:no_answer"),
+ * or for every field that starts with it. */
+static int64_t funnel_sum(const char *field, bool prefix) {
     int64_t sum = 0;
     for (size_t i = 0; i < md_cstate_incr_count(cs); i++) {
         const char *name, *camp, *day, *f;
         int64_t d;
         md_cstate_incr(cs, i, &name, &camp, &day, &f, &d);
-        if (strcmp(f, field) == 0) sum += d;
+        if (prefix ? strncmp(f, field, strlen(field)) == 0 : strcmp(f, field) == 0) sum += d;
     }
     return sum;
 }
+static int64_t funnel(const char *field) { return funnel_sum(field, false); }
+static int64_t funnel_prefixed(const char *prefix) { return funnel_sum(prefix, true); }
 
 /* The state as Redis would hold it after the ops recorded so far: the
  * last write of each field wins, a delete removes it. */
@@ -765,7 +768,7 @@ Test(outcome, a_trigger_counts_for_its_models_quality_by_p_and_version) {
     quality_field("treated", "conversions", conv, sizeof(conv));
     cr_assert_eq(funnel(trig), 1, "%s", trig);
     /* The record keeps p and the version for the conversion to come. */
-    snprintf(want, sizeof(want), ",%ld,prepay_wallet-2026.11.1", lround(out_p * 1000));
+    snprintf(want, sizeof(want), ",%ld,prepay_wallet-2026.11.1,-1", lround(out_p * 1000)); /* -1: a first contact */
     const char *rec = trigger_record();
     cr_assert(rec && strlen(rec) > strlen(want) && strcmp(rec + strlen(rec) - strlen(want), want) == 0, "%s", rec ? rec : "(none)");
     cr_assert_eq(funnel(conv), 0);
@@ -842,6 +845,98 @@ Test(outcome, an_older_trigger_record_without_p_loads_and_counts_no_quality) {
         snprintf(trigger, sizeof(trigger), "mbad");
         cr_assert_eq(report("sent", 1767225600000 + TH_HOUR, NULL), MD_OUTCOME_UNKNOWN_TRIGGER, "%s", bad[i]);
     }
+}
+
+/* ---- the timing table: contacts by days since the previous one ---- */
+
+Test(outcome, gap_buckets_by_their_bounds) {
+    struct {
+        int64_t days;
+        const char *name;
+    } cases[] = {{MD_GAP_FIRST, "first"}, {0, "0-6"},    {6, "0-6"},    {7, "7-13"},   {13, "7-13"},  {14, "14-20"}, {20, "14-20"},
+                 {21, "21-29"},          {29, "21-29"}, {30, "30-44"}, {44, "30-44"}, {45, "45-59"}, {59, "45-59"}, {60, "60-89"},
+                 {89, "60-89"},          {90, "90+"},   {4000, "90+"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int b = md_gap_bucket(cases[i].days);
+        cr_assert_str_eq(md_gap_bucket_name(b), cases[i].name, "%lld days", (long long)cases[i].days);
+        cr_assert_eq(md_gap_bucket_by_name(cases[i].name, strlen(cases[i].name)), b);
+    }
+    cr_assert_eq(md_gap_bucket(MD_GAP_UNKNOWN), -1, "a gap never recorded is in no bucket");
+    cr_assert_eq(md_gap_bucket_by_name("45+", 3), -1, "a bucket of another table is none of these");
+    cr_assert_eq(md_gap_bucket_by_name("first", 4), -1, "the whole name, not a prefix");
+}
+
+Test(outcome, a_first_contact_and_what_followed_count_in_the_timing_table) {
+    fire(TH_T0);
+    cr_assert_eq(funnel("gap.first:triggered"), 1);
+    cr_assert_eq(report("sent", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(report("no_answer", TH_T0 + 2 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(funnel("gap.first:no_answer"), 1);
+    /* Reloaded from what Redis holds, the record still knows its gap. */
+    md_cstate *fresh = folded_state();
+    md_cstate_destroy(cs);
+    cs = fresh;
+    md_ops_clear(&ops);
+    event(PREPAY_PAYMENT, TH_T0 + 5 * TH_DAY, 500);
+    cr_assert_eq(funnel("gap.first:conversions"), 1);
+    cr_assert_eq(funnel_prefixed("gap."), funnel_prefixed("gap.first:"), "nothing in another bucket");
+    cr_assert_eq(funnel_prefixed("gap.first:"), 4, "triggered, sent, no_answer, conversions");
+}
+
+Test(outcome, a_repeat_contact_counts_in_the_bucket_of_its_gap_and_a_release_takes_it_back_once) {
+    char last[32];
+    snprintf(last, sizeof(last), "%lld", (long long)(TH_T0 - 50 * TH_DAY));
+    md_cstate_load_field(cs, "l:prepay_wallet", 15, last, strlen(last));
+    fire(TH_T0);
+    cr_assert_eq(funnel("gap.45-59:triggered"), 1, "50 days after the previous contact");
+    cr_assert_eq(funnel("gap.first:triggered"), 0);
+    const char *rec = trigger_record();
+    cr_assert(rec && strlen(rec) > 3 && strcmp(rec + strlen(rec) - 3, ",50") == 0, "%s", rec ? rec : "(none)");
+    event(PREPAY_PAYMENT, TH_T0 + TH_HOUR, 500); /* bought before the dialer said it never called */
+    cr_assert_eq(funnel("gap.45-59:conversions"), 1);
+    cr_assert_eq(report("not_called", TH_T0 + 2 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(funnel("gap.45-59:released"), 1);
+    cr_assert_eq(funnel("gap.45-59:conversions"), 0, "1 - 1 in the same batch: a contact never made converts nothing");
+    cr_assert_eq(report("expired", TH_T0 + 3 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(funnel("gap.45-59:released"), 1, "released once");
+    cr_assert_eq(funnel("gap.45-59:not_called") + funnel("gap.45-59:expired"), 0, "a release is counted as released");
+}
+
+Test(outcome, a_conversion_after_a_follow_up_counts_for_the_decisions_gap) {
+    with_follow_ups();
+    fire(TH_T0);
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(out.n_triggers, 1, "the follow-up");
+    cr_assert_eq(funnel("gap.first:triggered"), 1, "the decision only: no policy chose the follow-up's gap");
+    cr_assert_eq(funnel("gap.first:follow_ups"), 0);
+    event(PREPAY_PAYMENT, TH_T0 + 2 * TH_DAY, 500);
+    cr_assert_eq(funnel("in_app:conversions"), 1, "the funnel credits the follow-up");
+    cr_assert_eq(funnel("gap.first:conversions"), 1, "the timing table the decision");
+}
+
+Test(outcome, holdout_decisions_and_older_records_count_no_timing) {
+    pick_customer(true);
+    fire(TH_T0);
+    cr_assert_eq(funnel_prefixed("gap."), 0, "a holdout decision is no contact");
+    /* A record written before the gap was kept: its outcomes count nowhere here. */
+    pick_customer(false);
+    md_ops_clear(&ops);
+    const char *older = "1767225600000,0,0,outbound_call,prepay_wallet,700,prepay_wallet-2026.11.1";
+    md_cstate_load_field(cs, "g:mold", 6, older, strlen(older));
+    snprintf(trigger, sizeof(trigger), "mold");
+    cr_assert_eq(report("reached", 1767225600000 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(funnel("outbound_call:reached"), 1);
+    cr_assert_eq(funnel_prefixed("gap."), 0);
+    /* A gap below -1 is malformed; parts after the gap (a later version's) are left alone. */
+    const char *bad = "1767225600000,0,0,outbound_call,prepay_wallet,700,prepay_wallet-2026.11.1,-2";
+    md_cstate_load_field(cs, "g:mbad", 6, bad, strlen(bad));
+    snprintf(trigger, sizeof(trigger), "mbad");
+    cr_assert_eq(report("sent", 1767225600000 + TH_HOUR, NULL), MD_OUTCOME_UNKNOWN_TRIGGER);
+    const char *newer = "1767225600000,0,0,outbound_call,prepay_wallet,700,prepay_wallet-2026.11.1,8,x";
+    md_cstate_load_field(cs, "g:mnew", 6, newer, strlen(newer));
+    snprintf(trigger, sizeof(trigger), "mnew");
+    cr_assert_eq(report("sent", 1767225600000 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    cr_assert_eq(funnel("gap.7-13:sent"), 1);
 }
 
 /* ---- a fitted candidate tried live in a policy arm ---- */

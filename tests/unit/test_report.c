@@ -107,6 +107,59 @@ Test(report, policy_arms_side_by_side) {
     cr_assert_eq(md_report_count(rep, 1, OUTBOUND, MD_STAGE_TRIGGERED), 0, "arm counters are not channel counters");
 }
 
+Test(report, the_timing_table_by_gap_with_wilson_intervals_by_hand) {
+    md_report_add(rep, 1, 0, "gap.first:triggered", "60");
+    md_report_add(rep, 1, 3, "gap.first:triggered", "40");
+    md_report_add(rep, 1, 3, "gap.first:released", "10");
+    md_report_add(rep, 1, 4, "gap.first:reached", "50");
+    md_report_add(rep, 1, 4, "gap.first:no_answer", "30");
+    md_report_add(rep, 1, 4, "gap.first:complaint", "2");
+    md_report_add(rep, 1, 5, "gap.first:conversions", "19");
+    md_report_add(rep, 1, 6, "gap.first:conversions", "-1"); /* a released contact's conversion taken back */
+    md_report_add(rep, 1, 5, "gap.30-44:triggered", "4");
+    md_report_add(rep, 1, 5, "gap.30-44:released", "4");
+    md_report_add(rep, 1, 5, "gap.30-44:conversions", "1");
+    md_report_add(rep, 1, 6, "gap.45+:triggered", "9");  /* a bucket of no table */
+    md_report_add(rep, 1, 6, "gap.first:teleport", "9"); /* a stage of none */
+    cr_assert_eq(md_report_ignored(rep), 2);
+    md_gap_row g;
+    md_report_gap(rep, 1, 0, &g);
+    cr_assert_eq(g.moments, 100);
+    cr_assert_eq(g.not_made, 10);
+    cr_assert_eq(g.contacts, 90);
+    cr_assert_eq(g.reached, 50);
+    cr_assert_eq(g.no_answer, 30);
+    cr_assert_eq(g.complaints, 2);
+    cr_assert_eq(g.conversions, 18);
+    cr_assert(g.has_rate);
+    cr_assert_float_eq(g.rate, 0.2, 1e-12);
+    /* Wilson, z 1.96, n 90, p 0.2: centre 0.2122811, half-width 0.0818582. */
+    cr_assert_float_eq(g.rate_low, 0.1304230, 1e-6, "%.7f", g.rate_low);
+    cr_assert_float_eq(g.rate_high, 0.2941393, 1e-6, "%.7f", g.rate_high);
+    md_report_gap(rep, 1, md_gap_bucket(35), &g);
+    cr_assert_eq(g.moments, 4);
+    cr_assert_eq(g.contacts, 0, "none made");
+    cr_assert_eq(g.conversions, 0, "never more conversions than contacts");
+    cr_assert(!g.has_rate, "no rate without a contact");
+    md_report_gap(rep, 0, 0, &g);
+    cr_assert_eq(g.moments, 0, "the other campaign's table is apart");
+    cr_assert_eq(md_report_count(rep, 1, OUTBOUND, MD_STAGE_TRIGGERED), 0, "timing counters are not channel counters");
+    /* Both outputs carry it; the text only the buckets with moments. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    md_report_print_json(rep, f);
+    fclose(f);
+    cr_assert(strstr(buf, "\"timing\":[{\"gap_days\":\"first\",\"moments\":100,\"not_made\":10,\"contacts\":90,\"reached\":50"), "%s", buf);
+    free(buf);
+    f = open_memstream(&buf, &len);
+    md_report_print_text(rep, f);
+    fclose(f);
+    cr_assert(strstr(buf, "    first           90        10        50        30          2          18  0.200 (0.130 .. 0.294)"), "%s", buf);
+    cr_assert(!strstr(buf, "    7-13 "), "no row for a gap without moments");
+    free(buf);
+}
+
 Test(report, every_outcome_status_is_a_funnel_stage) {
     /* A status added to event.h but not to the report would be counted as
      * an unknown field and left out of every funnel. */
