@@ -692,8 +692,8 @@ bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int c
 /* Output                                                                     */
 
 static void print_quality_row(FILE *out, const char *name, const md_model_quality *q) {
-    fprintf(out, "  %-8s %6.3f %7.4f %9.4f %12.1f pp over %d deciles\n", name, q->auc, q->brier, q->log_loss, q->max_calibration_error * 100,
-            q->bins_counted);
+    fprintf(out, "  %-8s %6.3f %7.4f %9.4f %12.1f pp over %d deciles; %.1f standard errors\n", name, q->auc, q->brier, q->log_loss,
+            q->max_calibration_error * 100, q->bins_counted, q->max_calibration_z);
 }
 
 void md_fit_json_quality(md_jsonw *w, const char *key, const md_model_quality *q) {
@@ -705,6 +705,7 @@ void md_fit_json_quality(md_jsonw *w, const char *key, const md_model_quality *q
     if (isfinite(q->brier)) md_jsonw_knum(w, "brier", q->brier);
     if (isfinite(q->log_loss)) md_jsonw_knum(w, "log_loss", q->log_loss);
     if (isfinite(q->max_calibration_error)) md_jsonw_knum(w, "max_calibration_error", q->max_calibration_error);
+    if (isfinite(q->max_calibration_z)) md_jsonw_knum(w, "max_calibration_z", q->max_calibration_z);
     md_jsonw_kint(w, "deciles_judged", q->bins_counted);
     md_jsonw_key(w, "reliability");
     md_jsonw_arr_open(w);

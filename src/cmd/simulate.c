@@ -898,16 +898,19 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
         if (!f->done) continue;
         fprintf(out,
                 "%s: model fitted on day %" PRId64 " on %zu contacted decisions, threshold %.3f -> %.3f; on the %zu contacted decisions after it: "
-                "AUC hand %.3f, fitted %.3f; calibration error hand %.1f pp, fitted %.1f pp (largest over %d deciles of 200 or more)\n",
+                "AUC hand %.3f, fitted %.3f; calibration error hand %.1f pp, fitted %.1f pp (largest over %d deciles of 200 or more; "
+                "fitted %.1f standard errors)\n",
                 pol_labels[p], s->fit_after_days, f->trained_on, f->threshold_before, f->threshold_after, f->fitted.n, f->hand.auc, f->fitted.auc,
-                f->hand.max_calibration_error * 100, f->fitted.max_calibration_error * 100, f->fitted.bins_counted);
+                f->hand.max_calibration_error * 100, f->fitted.max_calibration_error * 100, f->fitted.bins_counted, f->fitted.max_calibration_z);
     }
     for (int p = POL_FIXED; p < POL_COUNT; p++)
         for (size_t i = 0; i < s->n_live[p]; i++) {
             const md_model_quality *q = &s->live[p][i].q;
             fprintf(out, "%s: live quality of model %s (momentd report, windows closed): %zu decisions, %zu conversions, AUC %.3f, Brier %.4f, ",
                     pol_labels[p], s->live[p][i].version, q->n, q->positives, q->auc, q->brier);
-            if (q->bins_counted) fprintf(out, "calibration error %.1f pp over %d deciles of learning.calibration_min or more\n", q->max_calibration_error * 100, q->bins_counted);
+            if (q->bins_counted)
+                fprintf(out, "calibration error %.1f pp over %d deciles of learning.calibration_min or more (%.1f standard errors)\n",
+                        q->max_calibration_error * 100, q->bins_counted, q->max_calibration_z);
             else fprintf(out, "no decile of learning.calibration_min decisions or more to measure calibration on\n");
         }
 }

@@ -165,10 +165,31 @@ static int by_p(const void *a, const void *b) {
     return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/* The calibration over the bins of at least min_bin decisions: the largest
+ * miss, and the largest in standard errors of the bin's observed rate were
+ * the model right (binomial, at its mean p; p kept half a decision from 0
+ * and 1 so that a bin of certainties still has a scale). */
+static void judge_bins(md_model_quality *q, size_t min_bin) {
+    double worst = -1, worst_z = -1;
+    q->bins_counted = 0;
+    for (int b = 0; b < MD_QUALITY_BINS; b++) {
+        const md_quality_bin *bin = &q->bins[b];
+        if (bin->n == 0 || bin->n < min_bin) continue;
+        q->bins_counted++;
+        double n = (double)bin->n, e = fabs(bin->observed - bin->mean_p);
+        double pm = fmin(fmax(bin->mean_p, 0.5 / n), 1 - 0.5 / n);
+        double z = e / sqrt(pm * (1 - pm) / n);
+        if (e > worst) worst = e;
+        if (z > worst_z) worst_z = z;
+    }
+    q->max_calibration_error = worst >= 0 ? worst : NAN;
+    q->max_calibration_z = worst_z >= 0 ? worst_z : NAN;
+}
+
 bool md_model_quality_of(const double *p, const double *y, size_t n, size_t min_bin, md_model_quality *q) {
     memset(q, 0, sizeof(*q));
     q->n = n;
-    q->auc = q->max_calibration_error = NAN;
+    q->auc = q->max_calibration_error = q->max_calibration_z = NAN;
     if (n == 0) {
         q->brier = q->log_loss = NAN;
         return true;
@@ -201,7 +222,6 @@ bool md_model_quality_of(const double *p, const double *y, size_t n, size_t min_
         double np = (double)q->positives;
         q->auc = (rank_sum - np * (np + 1) / 2.0) / (np * (double)neg);
     }
-    double worst = -1;
     for (int b = 0; b < MD_QUALITY_BINS; b++) {
         size_t lo = n * (size_t)b / MD_QUALITY_BINS, hi = n * (size_t)(b + 1) / MD_QUALITY_BINS;
         md_quality_bin *bin = &q->bins[b];
@@ -213,13 +233,8 @@ bool md_model_quality_of(const double *p, const double *y, size_t n, size_t min_
         bin->n = hi - lo;
         bin->mean_p = bin->n ? sp / (double)bin->n : NAN;
         bin->observed = bin->n ? sy / (double)bin->n : NAN;
-        if (bin->n >= min_bin && bin->n > 0) {
-            q->bins_counted++;
-            double e = fabs(bin->observed - bin->mean_p);
-            if (e > worst) worst = e;
-        }
     }
-    if (worst >= 0) q->max_calibration_error = worst;
+    judge_bins(q, min_bin);
     free(s);
     return true;
 }
@@ -227,7 +242,7 @@ bool md_model_quality_of(const double *p, const double *y, size_t n, size_t min_
 void md_model_quality_binned(const double *p, const double *n, const double *pos, size_t nb, size_t min_bin, md_model_quality *q,
                              int *decile_of) {
     memset(q, 0, sizeof(*q));
-    q->auc = q->max_calibration_error = NAN;
+    q->auc = q->max_calibration_error = q->max_calibration_z = NAN;
     double total = 0, positives = 0, brier = 0, ll = 0;
     for (size_t b = 0; b < nb; b++) {
         total += n[b];
@@ -266,17 +281,11 @@ void md_model_quality_binned(const double *p, const double *n, const double *pos
         sp[k] += n[b] * p[b];
         sy[k] += pos[b];
     }
-    double worst = -1;
     for (int k = 0; k < MD_QUALITY_BINS; k++) {
         md_quality_bin *bin = &q->bins[k];
         bin->n = (size_t)sn[k];
         bin->mean_p = sn[k] > 0 ? sp[k] / sn[k] : NAN;
         bin->observed = sn[k] > 0 ? sy[k] / sn[k] : NAN;
-        if (sn[k] > 0 && bin->n >= min_bin) {
-            q->bins_counted++;
-            double e = fabs(bin->observed - bin->mean_p);
-            if (e > worst) worst = e;
-        }
     }
-    if (worst >= 0) q->max_calibration_error = worst;
+    judge_bins(q, min_bin);
 }

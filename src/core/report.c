@@ -389,8 +389,10 @@ static void print_models_text(const md_report *r, int c, FILE *out) {
             continue;
         }
         fprintf(out, "\n      AUC %.3f  Brier %.4f  log loss %.4f  calibration error ", m.q.auc, m.q.brier, m.q.log_loss);
-        if (m.q.bins_counted) fprintf(out, "%.1f points over %d deciles of >= %lld%s\n", 100 * m.q.max_calibration_error, m.q.bins_counted,
-                                     (long long)r->cfg->learning.calibration_min, m.drifting ? ", ABOVE learning.calibration_bound" : "");
+        if (m.q.bins_counted)
+            fprintf(out, "%.1f points (%.1f standard errors) over %d deciles of >= %lld%s\n", 100 * m.q.max_calibration_error,
+                    m.q.max_calibration_z, m.q.bins_counted, (long long)r->cfg->learning.calibration_min,
+                    m.drifting ? ", ABOVE learning.calibration_bound" : "");
         else fprintf(out, "not measured (no decile of >= %lld decisions)\n", (long long)r->cfg->learning.calibration_min);
         fprintf(out, "      %-7s %9s %10s %9s %9s %9s\n", "decile", "decisions", "predicted", "observed", "holdout", "observed");
         for (int k = 0; k < MD_QUALITY_BINS; k++) {
@@ -449,6 +451,7 @@ static void print_models_json(const md_report *r, int c, md_jsonw *w) {
         num_or_null(w, "brier", m.q.brier);
         num_or_null(w, "log_loss", m.q.log_loss);
         num_or_null(w, "calibration_error", m.q.max_calibration_error);
+        num_or_null(w, "calibration_z", m.q.max_calibration_z);
         md_jsonw_kint(w, "deciles_counted", m.q.bins_counted);
         md_jsonw_kint(w, "decile_min_decisions", r->cfg->learning.calibration_min);
         md_jsonw_kbool(w, "drifting", m.drifting);

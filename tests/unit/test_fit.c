@@ -155,10 +155,24 @@ Test(quality, ties_share_rank_and_deciles_hold_equal_counts) {
     cr_assert_float_eq(q.bins[9].mean_p, 0.9495, 1e-9);
     cr_assert_float_eq(q.bins[9].observed, 0.25, 1e-9);
     cr_assert_float_eq(q.max_calibration_error, 0.9495 - 0.25, 1e-9);
+    /* In standard errors of a bin of 100 at its mean p: the top decile again. */
+    cr_assert_float_eq(q.max_calibration_z, (0.9495 - 0.25) / sqrt(0.9495 * 0.0505 / 100), 1e-9, "%g", q.max_calibration_z);
     /* Bins under the minimum count are not judged. */
     cr_assert(md_model_quality_of(p, y, N, 101, &q));
     cr_assert_eq(q.bins_counted, 0);
-    cr_assert(isnan(q.max_calibration_error));
+    cr_assert(isnan(q.max_calibration_error) && isnan(q.max_calibration_z));
+    /* A calibrated model's misses are noise: 1,000 draws at p 0.3 per bin
+     * miss by a point or two, under three standard errors (1.45 points). */
+    rng_state = 11;
+    static double p2[10000], y2[10000];
+    for (int i = 0; i < 10000; i++) {
+        p2[i] = 0.3;
+        y2[i] = uniform() < 0.3;
+    }
+    cr_assert(md_model_quality_of(p2, y2, 10000, 1, &q));
+    cr_assert(q.max_calibration_error > 0 && q.max_calibration_z < 3, "%g points, %g standard errors", 100 * q.max_calibration_error,
+              q.max_calibration_z);
+    cr_assert_float_eq(q.max_calibration_z, q.max_calibration_error / sqrt(0.3 * 0.7 / 1000), 1e-9);
 }
 
 Test(quality, counts_give_the_numbers_the_decisions_give) {

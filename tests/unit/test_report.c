@@ -212,6 +212,7 @@ Test(report, model_quality_from_live_counts_by_version_with_final_labels_only) {
     cr_assert_eq(m.q.bins[7].n, 300);
     cr_assert_eq(m.q.bins_counted, 2, "two deciles of 200 or more (learning.calibration_min)");
     cr_assert_float_eq(m.q.max_calibration_error, 0.1, 1e-12);
+    cr_assert_float_eq(m.q.max_calibration_z, 0.1 / sqrt(0.2 * 0.8 / 300), 1e-9, "decile 3: 10 points over 300 decisions at p .2");
     cr_assert(m.drifting, "10 points is above learning.calibration_bound 0.05");
     cr_assert_eq(m.holdout_decisions, 100);
     cr_assert_eq(m.holdout_n[7], 100, "the holdout decisions of p .7 go with the treated decile of p .7");
@@ -230,7 +231,8 @@ Test(report, model_quality_from_live_counts_by_version_with_final_labels_only) {
     cr_assert(strstr(buf, "\"models\":[{\"version\":\"" V "\",\"running\":true,\"labels_final_through\":\"2026-11-20\",\"decisions\":600,"
                           "\"conversions\":240,\"pending\":10,"),
               "%s", buf);
-    cr_assert(strstr(buf, "\"calibration_error\":0.1,\"deciles_counted\":2,\"decile_min_decisions\":200,\"drifting\":true"), "%s", buf);
+    cr_assert(strstr(buf, "\"calibration_error\":0.1,\"calibration_z\":4.33013,\"deciles_counted\":2,\"decile_min_decisions\":200,\"drifting\":true"),
+              "%s", buf);
     free(buf);
 }
 
