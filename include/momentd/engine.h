@@ -141,6 +141,8 @@ typedef struct md_audit_entry {
 size_t md_cstate_audit_count(const md_cstate *cs);
 void md_cstate_audit(const md_cstate *cs, size_t i, md_audit_entry *out);
 const char *md_audit_outcome_name(int outcome);
+/* Its code in the stored record (one or two letters); NULL for none. */
+const char *md_audit_outcome_code(int outcome);
 /* Profile attribute i < n_attrs. */
 void md_cstate_attr(const md_cstate *cs, size_t i, const char **key, const char **value);
 /* Campaign c's own state. */

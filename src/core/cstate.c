@@ -46,11 +46,15 @@
  *                           channel; momentd dnc, mark.lua); a contact point's hash has them too
  *   ls:<campaign>           "include" or "exclude": on that campaign's list (momentd list)
  *   pn                      how many dn:/ls: entries the hash holds: while there, it never expires
- *   r:<campaign>:<from>     decision audit: "<outcome>,<last>,<p thousandths>", a run of the
- *                           campaign's decisions from <from> that all ended the same way (fired,
- *                           holdout or the rule that blocked); <last> is the first decision of the
- *                           last day the run was seen (one write a day), p that decision's;
- *                           kept audit.keep, at most audit.max_per_campaign
+ *   R:<campaign>:<from>     decision audit: "<outcome code>,<last - from>,<p thousandths>", a run
+ *                           of the campaign's decisions from <from> that all ended the same way
+ *                           (fired, holdout or the rule that blocked); <last> is the first decision
+ *                           of the last day the run was seen (one write a day), p that decision's;
+ *                           times in ms, <from> and <last - from> in base 36, the outcome as its
+ *                           code of one or two letters (audit_codes): the audit was a quarter of
+ *                           a customer's memory written out. Kept audit.keep, at most
+ *                           audit.max_per_campaign. "r:<campaign>:<from>" =
+ *                           "<outcome name>,<last>,<p>" in decimal: the older form, still read
  *   fg                      erased (momentd forget, forget.lua) at this time: the tombstone;
  *                           events up to it are ignored, and profiles until an event after it
  *   d                       when the schedule re-evaluates the customer (its member in the
@@ -474,6 +478,24 @@ static bool parse_i64(const char *s, size_t len, int64_t *out) {
     return true;
 }
 
+/* Base 36, lower case, at most 13 digits (any int64 >= 0). */
+static bool parse_b36(const char *s, size_t len, int64_t *out) {
+    if (len == 0 || len > 13) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'z' ? c - 'a' + 10 : -1;
+        if (d < 0 || v > ((uint64_t)INT64_MAX - (uint64_t)d) / 36) return false; /* never past INT64_MAX */
+        v = v * 36 + (uint64_t)d;
+    }
+    *out = (int64_t)v;
+    return true;
+}
+
+/* The decision audit's format (defined with its writer, below). */
+static int audit_outcome_of(const char *s, size_t n);
+static void audit_field(const md_cstate *cs, const md_audit *a, char *out);
+
 static char *dupn(const char *s, size_t n) {
     char *d = malloc(n + 1);
     if (!d) return NULL;
@@ -737,23 +759,22 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         t->gap_days = (int)gap;
         return;
     }
-    if (fl > 2 && f[0] == 'r' && f[1] == ':') { /* r:<campaign>:<from> = <outcome>,<last>,<p thousandths> */
+    if (fl > 2 && (f[0] == 'r' || f[0] == 'R') && f[1] == ':') { /* the decision audit: R:<campaign>:<from>, or r: (older) */
+        bool legacy = f[0] == 'r';
         size_t colon = fl;
         while (colon > 2 && f[colon - 1] != ':') colon--;
         int64_t from, last, p;
         const char *c1 = memchr(v, ',', vl), *c2 = c1 ? memchr(c1 + 1, ',', (size_t)(v + vl - c1 - 1)) : NULL;
-        if (colon <= 3 || !c2 || !parse_i64(f + colon, fl - colon, &from) || !parse_i64(c1 + 1, (size_t)(c2 - c1 - 1), &last) ||
-            !parse_i64(c2 + 1, (size_t)(v + vl - c2 - 1), &p))
+        if (colon <= 3 || !c2 || !parse_i64(c2 + 1, (size_t)(v + vl - c2 - 1), &p)) goto bad;
+        if (legacy ? !parse_i64(f + colon, fl - colon, &from) || !parse_i64(c1 + 1, (size_t)(c2 - c1 - 1), &last)
+                   : !parse_b36(f + colon, fl - colon, &from) || !parse_b36(c1 + 1, (size_t)(c2 - c1 - 1), &last))
             goto bad;
-        int outcome = -1;
-        for (int o = 0; o <= MD_AUDIT_HOLDOUT && outcome < 0; o++) {
-            const char *name = md_audit_outcome_name(o);
-            if (strlen(name) == (size_t)(c1 - v) && memcmp(name, v, (size_t)(c1 - v)) == 0) outcome = o;
-        }
+        if (!legacy) last += from;
+        int outcome = audit_outcome_of(v, (size_t)(c1 - v));
         int c = campaign_by_name(cfg, f + 2, colon - 3);
         if (c < 0 || outcome < 0) return; /* a campaign or outcome this version does not know: expires with the key */
         if (!grow((void **)&cs->audits, &cs->cap_audits, cs->n_audits + 1, sizeof(md_audit))) goto bad;
-        cs->audits[cs->n_audits++] = (md_audit){c, from, last, outcome, (int)p};
+        cs->audits[cs->n_audits++] = (md_audit){c, from, last, outcome, (int)p, legacy};
         return;
     }
     if (fl > 2 && f[0] == 'q' && f[1] == ':') { /* q:<campaign>:<time> = <kind><converted>,<schema>,<values> */
@@ -943,7 +964,7 @@ void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
         md_audit *a = &cs->audits[i];
         if (a->last < now_ms - cs->r->audit_keep_ms) {
             char rfield[128];
-            snprintf(rfield, sizeof(rfield), "r:%s:%" PRId64, cs->cfg->campaigns[a->campaign].name, a->from);
+            audit_field(cs, a, rfield);
             md_ops_add(ops, MD_OP_DEL, rfield, NULL);
             continue;
         }
@@ -1421,20 +1442,73 @@ const char *md_audit_outcome_name(int outcome) {
     return md_suppress_name((md_suppress)outcome);
 }
 
-static void save_audit(const md_cstate *cs, md_ops *ops, const md_audit *a) {
+/* Each outcome's code in the audit's records: one or two letters, stable
+ * across versions (a record keeps its code for audit.keep), so new reasons
+ * get new codes and none is ever reused. */
+static const char *const audit_codes[MD_AUDIT_HOLDOUT + 1] = {
+    [MD_SUPPRESS_NONE] = "f",               [MD_SUPPRESS_BELOW_THRESHOLD] = "bt",  [MD_SUPPRESS_NOT_REARMED] = "nr",
+    [MD_SUPPRESS_OPT_OUT] = "oo",           [MD_SUPPRESS_COMPLAINT] = "cp",        [MD_SUPPRESS_BLACKOUT] = "bo",
+    [MD_SUPPRESS_EVENT_NOT_ALLOWED] = "ea", [MD_SUPPRESS_NOT_ELIGIBLE] = "ne",     [MD_SUPPRESS_COOLDOWN] = "cd",
+    [MD_SUPPRESS_NO_ROUTE] = "rt",          [MD_SUPPRESS_CAP_CUSTOMER] = "cc",     [MD_SUPPRESS_CAP_CHANNEL] = "ch",
+    [MD_SUPPRESS_CAP_CONTACT_POINT] = "cq", [MD_SUPPRESS_QUIET_HOURS] = "qh",      [MD_SUPPRESS_RECENT_CONVERSION] = "rc",
+    [MD_SUPPRESS_LOW_VALUE] = "lv",         [MD_SUPPRESS_STALE] = "st",            [MD_SUPPRESS_NOT_STARTED] = "ns",
+    [MD_SUPPRESS_ENDED] = "en",             [MD_SUPPRESS_PAUSED] = "pa",           [MD_SUPPRESS_DO_NOT_CONTACT] = "dn",
+    [MD_SUPPRESS_NO_CONSENT] = "nc",        [MD_SUPPRESS_EXCLUDED] = "ex",         [MD_SUPPRESS_NOT_INCLUDED] = "ni",
+    [MD_SUPPRESS_HELD_CAPACITY] = "hc",     [MD_AUDIT_HOLDOUT] = "h",
+};
+
+const char *md_audit_outcome_code(int outcome) {
+    return outcome >= 0 && outcome <= MD_AUDIT_HOLDOUT && audit_codes[outcome] ? audit_codes[outcome] : NULL;
+}
+
+/* The outcome a record names: its code, or (older records) its name; -1 when neither. */
+static int audit_outcome_of(const char *s, size_t n) {
+    for (int o = 0; o <= MD_AUDIT_HOLDOUT; o++) {
+        const char *code = audit_codes[o], *name = md_audit_outcome_name(o);
+        if ((code && strlen(code) == n && memcmp(code, s, n) == 0) || (strlen(name) == n && memcmp(name, s, n) == 0)) return o;
+    }
+    return -1;
+}
+
+static size_t fmt_b36(char *out, int64_t v) {
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    char tmp[16];
+    uint64_t u = v < 0 ? 0 : (uint64_t)v;
+    size_t n = 0, len = 0;
+    do tmp[n++] = digits[u % 36];
+    while (u /= 36);
+    while (n) out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
+}
+
+/* The field of audit record a, in the form it is stored in (out: 128 bytes). */
+static void audit_field(const md_cstate *cs, const md_audit *a, char *out) {
+    const char *name = cs->cfg->campaigns[a->campaign].name;
+    size_t nl = strlen(name);
+    if (nl > 100) nl = 100; /* names are at most 64 */
+    out[0] = a->legacy ? 'r' : 'R';
+    out[1] = ':';
+    memcpy(out + 2, name, nl);
+    out[2 + nl] = ':';
+    if (a->legacy) md_fmt_i64(out + 3 + nl, a->from);
+    else fmt_b36(out + 3 + nl, a->from);
+}
+
+static void save_audit(const md_cstate *cs, md_ops *ops, md_audit *a) {
     char field[128], val[96];
-    const char *name = cs->cfg->campaigns[a->campaign].name, *outcome = md_audit_outcome_name(a->outcome);
-    size_t nl = strlen(name), ol = strlen(outcome), n = 0;
-    if (nl > sizeof(field) - 24) nl = sizeof(field) - 24; /* names are at most 64 */
-    if (ol > sizeof(val) - 48) ol = sizeof(val) - 48;
-    memcpy(field, "r:", 2);
-    memcpy(field + 2, name, nl);
-    field[2 + nl] = ':';
-    md_fmt_i64(field + 3 + nl, a->from);
-    memcpy(val, outcome, ol);
-    n = ol;
+    if (a->legacy) { /* an older record changes: it moves to the short form */
+        audit_field(cs, a, field);
+        md_ops_add(ops, MD_OP_DEL, field, NULL);
+        a->legacy = false;
+    }
+    audit_field(cs, a, field);
+    const char *code = md_audit_outcome_code(a->outcome);
+    if (!code) code = md_audit_outcome_name(a->outcome); /* cannot happen: every outcome has a code (test_outcome checks) */
+    size_t n = strlen(code);
+    memcpy(val, code, n);
     val[n++] = ',';
-    n += md_fmt_i64(val + n, a->last);
+    n += fmt_b36(val + n, a->last - a->from);
     val[n++] = ',';
     md_fmt_i64(val + n, a->p_milli);
     md_ops_add(ops, MD_OP_SET, field, val);
@@ -1467,7 +1541,7 @@ void md_cs_audit(md_cstate *cs, md_ops *ops, int c, int64_t t, int outcome, doub
     }
     if (count >= (size_t)cs->cfg->audit.max_per_campaign && oldest) {
         char field[128];
-        snprintf(field, sizeof(field), "r:%s:%" PRId64, cs->cfg->campaigns[c].name, oldest->from);
+        audit_field(cs, oldest, field);
         md_ops_add(ops, MD_OP_DEL, field, NULL);
         *oldest = cs->audits[--cs->n_audits];
     }
@@ -1476,7 +1550,7 @@ void md_cs_audit(md_cstate *cs, md_ops *ops, int c, int64_t t, int outcome, doub
         return;
     }
     md_audit *a = &cs->audits[cs->n_audits++];
-    *a = (md_audit){c, t, t, outcome, p_milli};
+    *a = (md_audit){c, t, t, outcome, p_milli, false};
     save_audit(cs, ops, a);
 }
 

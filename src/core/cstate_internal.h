@@ -101,6 +101,7 @@ typedef struct md_audit {
     int64_t from, last;
     int outcome;
     int p_milli;
+    bool legacy; /* read from the older, longer "r:" form: rewritten in the short one when it changes */
 } md_audit;
 
 typedef struct md_incr {

@@ -1220,6 +1220,82 @@ Test(outcome, the_audit_is_bounded_and_ages_out) {
     for (size_t i = 0; i < n; i++) cr_assert_geq(a[i].last_ms, t + 60 * TH_DAY - 35 * TH_DAY);
 }
 
+/* The last SET (or DEL: "-") of field in the ops so far; NULL when none. */
+static const char *last_op(const char *field) {
+    const char *v = NULL;
+    for (size_t i = 0; i < ops.n; i++)
+        if (strcmp(md_ops_field(&ops, i), field) == 0 && (ops.ops[i].kind == MD_OP_SET || ops.ops[i].kind == MD_OP_DEL))
+            v = ops.ops[i].kind == MD_OP_SET ? md_ops_value(&ops, i) : "-";
+    return v;
+}
+
+static void b36(int64_t v, char *out) {
+    char tmp[16];
+    int n = 0;
+    do tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
+    while (v /= 36);
+    while (n) *out++ = tmp[--n];
+    *out = '\0';
+}
+
+Test(outcome, the_audit_is_stored_short_and_every_outcome_has_its_own_code) {
+    event(LATE_PAYMENT, TH_T0 - 60 * TH_DAY, 80);
+    event(LATE_PAYMENT, TH_T0 - 30 * TH_DAY, 60);
+    char field[64], from[16], span[16], want[64];
+    b36(TH_T0 - 60 * TH_DAY, from);
+    b36(30 * TH_DAY, span);
+    snprintf(field, sizeof(field), "R:prepay_wallet:%s", from);
+    const char *v = last_op(field);
+    cr_assert(v, "no %s", field);
+    snprintf(want, sizeof(want), "bt,%s,", span); /* below_threshold, extended by 30 days, then p */
+    cr_assert(strncmp(v, want, strlen(want)) == 0 && strlen(v) < 20, "%s = %s", field, v);
+    for (size_t i = 0; i < ops.n; i++) cr_assert(strncmp(md_ops_field(&ops, i), "r:", 2) != 0, "the long form is never written");
+    for (int o = 0; o <= MD_SUPPRESS_COUNT; o++) { /* MD_SUPPRESS_COUNT: the holdout */
+        const char *code = md_audit_outcome_code(o);
+        cr_assert(code && strlen(code) >= 1 && strlen(code) <= 2, "%s has no code", md_audit_outcome_name(o));
+        for (int q = 0; q < o; q++) cr_assert_str_neq(code, md_audit_outcome_code(q), "%s and %s", md_audit_outcome_name(o), md_audit_outcome_name(q));
+    }
+    cr_assert_null(md_audit_outcome_code(MD_SUPPRESS_COUNT + 1));
+}
+
+Test(outcome, an_older_audit_record_is_read_and_moves_to_the_short_form_when_it_changes) {
+    char old_field[64], old_value[64], new_field[64], from[16];
+    int64_t f = TH_T0 - 60 * TH_DAY;
+    snprintf(old_field, sizeof(old_field), "r:prepay_wallet:%lld", (long long)f);
+    snprintf(old_value, sizeof(old_value), "below_threshold,%lld,120", (long long)f);
+    md_cstate_load_field(cs, old_field, strlen(old_field), old_value, strlen(old_value));
+    md_audit_entry a;
+    cr_assert_eq(md_cstate_audit_count(cs), 1);
+    md_cstate_audit(cs, 0, &a);
+    cr_assert_str_eq(a.outcome, "below_threshold");
+    cr_assert_eq(a.from_ms, f);
+    cr_assert_float_eq(a.p, 0.12, 1e-12);
+    event(LATE_PAYMENT, TH_T0 - 30 * TH_DAY, 60); /* below the threshold again, another day: the run goes on */
+    b36(f, from);
+    snprintf(new_field, sizeof(new_field), "R:prepay_wallet:%s", from);
+    cr_assert_str_eq(last_op(old_field), "-", "the long form is deleted");
+    cr_assert(last_op(new_field) && last_op(new_field)[0] == 'b', "and the run written short");
+    md_audit_entry e[4];
+    cr_assert_eq(audit_of(e, 4), 1, "one run, not two");
+    cr_assert_eq(e[0].from_ms, f);
+    cr_assert_eq(e[0].last_ms, TH_T0 - 30 * TH_DAY);
+    /* An older record that ages out is deleted under its own name. */
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, cust);
+    md_ops_clear(&ops);
+    md_cstate_load_field(cs, old_field, strlen(old_field), old_value, strlen(old_value));
+    event(LATE_PAYMENT, TH_T0 + 60 * TH_DAY, 60); /* 120 days later: past audit.keep */
+    md_cstate_flush(cs, &ops);
+    cr_assert_str_eq(last_op(old_field), "-", "aged out");
+    /* Unknown codes and malformed numbers are not read. */
+    const char *bad[][2] = {{"R:prepay_wallet:zz", "xx,1,2"}, {"R:prepay_wallet:Z9", "bt,1,2"}, {"R:prepay_wallet:1", "bt,-1,2"},
+                            {"R:prepay_wallet:zzzzzzzzzzzzzz", "bt,1,2"}};
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, cust);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) md_cstate_load_field(cs, bad[i][0], strlen(bad[i][0]), bad[i][1], strlen(bad[i][1]));
+    cr_assert_eq(md_cstate_audit_count(cs), 0);
+}
+
 /* channels[].confirm "sent": a moment counts as a contact from its emission,
  * and when its freshness ends (4 h for outbound_call) without a report of
  * the channel's it is released as expired: no cooldown, no cap, the
