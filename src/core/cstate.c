@@ -25,9 +25,11 @@
  *                           largest t<type> is the same), still read in older states
  *   x0                      the outbox was empty at the last apply (reads skip it)
  *   w:<topic>:<partition>   highest applied Kafka offset (redelivery guard)
- *   i<16 hex>               event time of a recently seen event_id's SipHash under the deployment's
- *                           key (re-publication guard; "e<16 hex>": the unkeyed hash of earlier
- *                           versions, honoured until it ages out):
+ *   j<hash>                 event time, in seconds, of a recently seen event_id; <hash> is base 36
+ *                           of its SipHash under the deployment's key (re-publication guard;
+ *                           "i<16 hex>" = time in ms: the same of earlier versions, and
+ *                           "e<16 hex>": the unkeyed hash of older ones, honoured until they age
+ *                           out; seconds and base 36 take 7 bytes less an id in Redis):
  *                           one small field per id, so that a customer's hash stays in Redis's
  *                           compact listpack encoding (a packed field of them passed its
  *                           64-byte value limit and tripled memory), and at most MD_SEEN_MAX
@@ -478,16 +480,24 @@ static bool parse_i64(const char *s, size_t len, int64_t *out) {
     return true;
 }
 
-/* Base 36, lower case, at most 13 digits (any int64 >= 0). */
-static bool parse_b36(const char *s, size_t len, int64_t *out) {
+/* Base 36, lower case: 1 to 13 digits, at most 2^64 - 1 (a 64-bit hash). */
+static bool parse_b36_u64(const char *s, size_t len, uint64_t *out) {
     if (len == 0 || len > 13) return false;
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'z' ? c - 'a' + 10 : -1;
-        if (d < 0 || v > ((uint64_t)INT64_MAX - (uint64_t)d) / 36) return false; /* never past INT64_MAX */
+        if (d < 0 || v > (UINT64_MAX - (uint64_t)d) / 36) return false;
         v = v * 36 + (uint64_t)d;
     }
+    *out = v;
+    return true;
+}
+
+/* The same for a time or a span: at most INT64_MAX. */
+static bool parse_b36(const char *s, size_t len, int64_t *out) {
+    uint64_t v;
+    if (!parse_b36_u64(s, len, &v) || v > (uint64_t)INT64_MAX) return false;
     *out = (int64_t)v;
     return true;
 }
@@ -679,13 +689,12 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         cs->n_wm++;
         return;
     }
-    if (fl == 17 && (f[0] == 'i' || f[0] == 'e')) {
+    if ((fl == 17 && (f[0] == 'i' || f[0] == 'e')) || (f[0] == 'j' && fl >= 2 && fl <= 14)) { /* the event-id guard */
         uint64_t h;
-        if (!parse_hex64(f + 1, 16, &h) || !parse_i64(v, vl, &x)) goto bad;
+        if (f[0] == 'j' ? !parse_b36_u64(f + 1, fl - 1, &h) : !parse_hex64(f + 1, 16, &h)) goto bad;
+        if (!parse_i64(v, vl, &x) || (f[0] == 'j' && (x < 0 || x > INT64_MAX / 1000))) goto bad;
         if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) goto bad;
-        cs->seen[cs->n_seen].hash = h;
-        cs->seen[cs->n_seen].ts = x;
-        cs->seen[cs->n_seen].legacy = f[0] == 'e';
+        cs->seen[cs->n_seen] = (md_seen){h, f[0] == 'j' ? x * 1000 : x, f[0] == 'e', f[0]};
         cs->n_legacy_seen += f[0] == 'e';
         cs->n_seen++;
         return;
@@ -1039,8 +1048,9 @@ void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t 
     cs->n_wm++;
 }
 
-/* The guard's entry for an event id: "i<SipHash under the deployment's
- * key>"; entries of versions before the key are "e<md_hash64>" (legacy),
+/* The guard's entry for an event id: "j<SipHash under the deployment's
+ * key, base 36>" = its event time in seconds; entries of earlier versions
+ * ("i<the same in hex>" = ms, "e<md_hash64>" = ms, from before the key) are
  * still honoured until they age out. */
 uint64_t md_cs_id_hash(const md_cstate *cs, const char *event_id) {
     return md_siphash24(cs->cfg->dedupe.id_key, event_id, strlen(event_id));
@@ -1049,10 +1059,20 @@ uint64_t md_cs_id_hash(const md_cstate *cs, const char *event_id) {
 static uint64_t legacy_id_hash(const char *event_id) { return md_hash64(event_id, strlen(event_id), 0x65766964); }
 
 static void seen_field(const md_seen *e, char field[24]) {
-    static const char hex[] = "0123456789abcdef";
-    field[0] = e->legacy ? 'e' : 'i';
-    for (int i = 0; i < 16; i++) field[1 + i] = hex[e->hash >> (60 - 4 * i) & 15];
-    field[17] = '\0';
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    field[0] = e->form;
+    if (e->form != 'j') {
+        for (int i = 0; i < 16; i++) field[1 + i] = digits[e->hash >> (60 - 4 * i) & 15];
+        field[17] = '\0';
+        return;
+    }
+    char tmp[16];
+    int n = 0;
+    uint64_t h = e->hash;
+    do tmp[n++] = digits[h % 36];
+    while (h /= 36);
+    for (int i = 0; i < n; i++) field[1 + i] = tmp[n - 1 - i];
+    field[1 + n] = '\0';
 }
 
 bool md_cs_seen(const md_cstate *cs, const char *event_id, uint64_t h) {
@@ -1097,12 +1117,12 @@ size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t h, int64_t ts, int64_
         return evicted;
     }
     md_seen *e = &cs->seen[cs->n_seen++];
-    e->hash = h;
-    e->ts = ts;
-    e->legacy = false;
+    /* Seconds: the guard's horizon is days long, and a time under 2^31 s is
+     * a 4-byte integer in Redis where one in ms takes 8. */
+    *e = (md_seen){h, ts / 1000 * 1000, false, 'j'};
     char field[24];
     seen_field(e, field);
-    md_cs_set_int(ops, field, ts);
+    md_cs_set_int(ops, field, ts / 1000);
     return evicted;
 }
 

@@ -336,7 +336,7 @@ Test(window, the_event_id_guard_is_bounded_and_counts_what_it_forgets) {
         evicted += out.dedupe_evicted;
         for (size_t k = 0; k < ops.n; k++) {
             const char *f = md_ops_field(&ops, k);
-            if (f[0] != 'i' || strlen(f) != 17) continue;
+            if (f[0] != 'j') continue;
             size_t at = 0;
             while (at < n_live && strcmp(live[at], f) != 0) at++;
             if (ops.ops[k].kind == MD_OP_DEL && at < n_live) memmove(live[at], live[at + 1], (n_live - at - 1) * sizeof(live[0])), n_live--;
@@ -352,13 +352,24 @@ Test(window, the_event_id_guard_is_bounded_and_counts_what_it_forgets) {
     cr_assert_eq(pay("hot0", TH_T0, 1, false, NULL), MD_APPLIED, "forgotten for room: counts again (documented)");
 }
 
+/* "j" + base 36 of h: the guard's field for a hash. */
+static void b36_field(uint64_t h, char out[24]) {
+    char tmp[16];
+    int n = 0;
+    do tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[h % 36];
+    while (h /= 36);
+    out[0] = 'j';
+    for (int i = 0; i < n; i++) out[1 + i] = tmp[n - 1 - i];
+    out[1 + n] = '\0';
+}
+
 /* The guard's fields written for one id under the configuration's key. */
 static void guard_field_of(const char *id, char field[24]) {
     md_ops_clear(&ops);
     cr_assert_eq(pay(id, TH_T0, 1, false, NULL), MD_APPLIED);
     field[0] = '\0';
     for (size_t k = 0; k < ops.n; k++)
-        if (ops.ops[k].kind == MD_OP_SET && md_ops_field(&ops, k)[0] == 'i' && strlen(md_ops_field(&ops, k)) == 17)
+        if (ops.ops[k].kind == MD_OP_SET && md_ops_field(&ops, k)[0] == 'j')
             snprintf(field, 24, "%s", md_ops_field(&ops, k));
     cr_assert(field[0], "no guard field written for %s", id);
 }
@@ -402,12 +413,56 @@ Test(window, the_guard_hashes_ids_under_the_deployment_key) {
     guard_field_of("pay-1", f1);
     cr_assert_str_neq(f0, f1, "the same field under two keys");
     char legacy[24];
-    snprintf(legacy, sizeof(legacy), "i%016" PRIx64, md_hash64("pay-1", 5, 0x65766964));
+    b36_field(md_hash64("pay-1", 5, 0x65766964), legacy);
     cr_assert_str_neq(f1, legacy, "the keyed field is the unkeyed hash");
     const uint64_t key[2] = {1, 0};
     char want[24];
-    snprintf(want, sizeof(want), "i%016" PRIx64, md_siphash24(key, "pay-1", 5));
+    b36_field(md_siphash24(key, "pay-1", 5), want);
     cr_assert_str_eq(f1, want);
+}
+
+/* The guard's field is "j" + base 36 of the hash, its value the event time
+ * in seconds; the forms of earlier versions ("i" + 16 hex digits = ms, and
+ * "e" + the unkeyed hash) are honoured until they age out, and deleted
+ * under their own names. */
+Test(window, the_guard_stores_seconds_under_base_36_and_reads_the_earlier_forms) {
+    cfg->dedupe.id_key[0] = 3;
+    char f[24];
+    guard_field_of("pay-7", f);
+    const uint64_t key[2] = {3, 0};
+    char want[24];
+    b36_field(md_siphash24(key, "pay-7", 5), want);
+    cr_assert_str_eq(f, want);
+    const char *v = NULL;
+    for (size_t k = 0; k < ops.n; k++)
+        if (ops.ops[k].kind == MD_OP_SET && strcmp(md_ops_field(&ops, k), f) == 0) v = md_ops_value(&ops, k);
+    char secs[24];
+    snprintf(secs, sizeof(secs), "%lld", (long long)(TH_T0 / 1000));
+    cr_assert_str_eq(v, secs, "the event time in seconds");
+    /* Read back: a re-publication is still one. */
+    md_cstate_reset(cs);
+    md_cstate_load_field(cs, f, strlen(f), secs, strlen(secs));
+    cr_assert_eq(pay("pay-6", TH_T0 + 1000, 1, false, NULL), MD_APPLIED); /* an add prunes what is past the horizon */
+    cr_assert_eq(pay("pay-7", TH_T0, 1, false, NULL), MD_DUP_EVENT_ID, "its time read back is the event's, not 1970's");
+    /* The form of earlier versions: hex, ms. */
+    md_cstate_reset(cs);
+    char hexf[24], ms[24];
+    snprintf(hexf, sizeof(hexf), "i%016" PRIx64, md_siphash24(key, "pay-8", 5));
+    snprintf(ms, sizeof(ms), "%lld", (long long)TH_T0);
+    md_cstate_load_field(cs, hexf, strlen(hexf), ms, strlen(ms));
+    cr_assert_eq(pay("pay-8", TH_T0, 1, false, NULL), MD_DUP_EVENT_ID, "an id the earlier form remembers");
+    md_ops_clear(&ops);
+    cr_assert_eq(pay("pay-9", TH_T0 + cfg->rules->dedupe_horizon_ms + 2000, 1, false, NULL), MD_APPLIED);
+    bool deleted = false;
+    for (size_t k = 0; k < ops.n; k++) deleted |= ops.ops[k].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, k), hexf) == 0;
+    cr_assert(deleted, "aged out under its own name %s", hexf);
+    /* Malformed: a digit out of base 36, past 2^64, a negative time; 14
+     * digits is no guard field of this version (left alone). */
+    md_cstate_reset(cs);
+    const char *bad[][2] = {{"jA1", "5"}, {"j12345678901234", "5"}, {"jzzzzzzzzzzzzz", "5"}, {"j1", "-5"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) md_cstate_load_field(cs, bad[i][0], strlen(bad[i][0]), bad[i][1], strlen(bad[i][1]));
+    cr_assert_eq(cs->bad_fields, 3);
+    cr_assert_eq(cs->n_seen, 0);
 }
 
 /* Entries written before the key ("e" + the unkeyed hash) still recognise
