@@ -694,7 +694,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (f[0] == 'j' ? !parse_b36_u64(f + 1, fl - 1, &h) : !parse_hex64(f + 1, 16, &h)) goto bad;
         if (!parse_i64(v, vl, &x) || (f[0] == 'j' && (x < 0 || x > INT64_MAX / 1000))) goto bad;
         if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) goto bad;
-        cs->seen[cs->n_seen] = (md_seen){h, f[0] == 'j' ? x * 1000 : x, f[0] == 'e', f[0]};
+        cs->seen[cs->n_seen] = (md_seen){h, f[0] == 'j' ? x * 1000 : x, f[0]};
         cs->n_legacy_seen += f[0] == 'e';
         cs->n_seen++;
         return;
@@ -1078,7 +1078,7 @@ static void seen_field(const md_seen *e, char field[24]) {
 bool md_cs_seen(const md_cstate *cs, const char *event_id, uint64_t h) {
     uint64_t legacy = cs->n_legacy_seen ? legacy_id_hash(event_id) : 0;
     for (size_t i = 0; i < cs->n_seen; i++)
-        if (cs->seen[i].hash == (cs->seen[i].legacy ? legacy : h)) return true;
+        if (cs->seen[i].hash == (cs->seen[i].form == 'e' ? legacy : h)) return true;
     return false;
 }
 
@@ -1086,7 +1086,7 @@ static void forget_seen(md_cstate *cs, md_ops *ops, size_t i) {
     char field[24];
     seen_field(&cs->seen[i], field);
     md_ops_add(ops, MD_OP_DEL, field, NULL);
-    cs->n_legacy_seen -= cs->seen[i].legacy;
+    cs->n_legacy_seen -= cs->seen[i].form == 'e';
 }
 
 size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t h, int64_t ts, int64_t horizon_ms) {
@@ -1119,7 +1119,7 @@ size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t h, int64_t ts, int64_
     md_seen *e = &cs->seen[cs->n_seen++];
     /* Seconds: the guard's horizon is days long, and a time under 2^31 s is
      * a 4-byte integer in Redis where one in ms takes 8. */
-    *e = (md_seen){h, ts / 1000 * 1000, false, 'j'};
+    *e = (md_seen){h, ts / 1000 * 1000, 'j'};
     char field[24];
     seen_field(e, field);
     md_cs_set_int(ops, field, ts / 1000);

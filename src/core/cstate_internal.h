@@ -40,8 +40,7 @@ typedef struct md_wmark {
 typedef struct md_seen {
     uint64_t hash;
     int64_t ts;
-    bool legacy; /* an "e" entry: md_hash64 of an earlier version, not keyed */
-    char form;   /* how its field is written: 'j' (now), 'i' or 'e' (earlier versions) */
+    char form; /* how its field is written: 'j' (now), 'i' (earlier), 'e' (md_hash64 of versions before the key, not keyed) */
 } md_seen;
 
 /* How many event ids a customer's guard remembers at most (within the
