@@ -763,7 +763,6 @@ static char *build_trigger(const md_config *cfg, const md_cstate *cs, const md_e
 
 static void funnel_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta);
 static void timing_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta);
-static void timing_add(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta);
 
 #define MD_SCHEDULE_STEP_MS (15 * 60000)
 

@@ -140,10 +140,6 @@ static int64_t *gap_cell(const md_report *r, int campaign, int bucket, int stage
     return &r->gaps[((size_t)campaign * MD_GAP_BUCKETS + (size_t)bucket) * GAP_STAGES + (size_t)stage];
 }
 
-int64_t md_report_gap_count(const md_report *r, int campaign, int bucket, md_stage stage) {
-    return *gap_cell(r, campaign, bucket, stage);
-}
-
 void md_report_gap(const md_report *r, int campaign, int bucket, md_gap_row *out) {
     memset(out, 0, sizeof(*out));
     out->moments = *gap_cell(r, campaign, bucket, MD_STAGE_TRIGGERED);

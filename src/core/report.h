@@ -117,7 +117,6 @@ typedef struct md_gap_row {
     bool has_rate;
     double rate, rate_low, rate_high;
 } md_gap_row;
-int64_t md_report_gap_count(const md_report *r, int campaign, int bucket, md_stage stage);
 void md_report_gap(const md_report *r, int campaign, int bucket, md_gap_row *out);
 
 /* Model quality from live outcomes: every model version that decided in the
