@@ -494,6 +494,18 @@ static bool parse_b36_u64(const char *s, size_t len, uint64_t *out) {
     return true;
 }
 
+/* Base 36, lower case, of v (at most 13 digits and a NUL); its length. */
+static size_t fmt_b36(char *out, uint64_t v) {
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    char tmp[16];
+    size_t n = 0, len = 0;
+    do tmp[n++] = digits[v % 36];
+    while (v /= 36);
+    while (n) out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
+}
+
 /* The same for a time or a span: at most INT64_MAX. */
 static bool parse_b36(const char *s, size_t len, int64_t *out) {
     uint64_t v;
@@ -503,7 +515,7 @@ static bool parse_b36(const char *s, size_t len, int64_t *out) {
 }
 
 /* The decision audit's format (defined with its writer, below). */
-static int audit_outcome_of(const char *s, size_t n);
+static int audit_outcome_of(const char *s, size_t n, bool legacy);
 static void audit_field(const md_cstate *cs, const md_audit *a, char *out);
 
 static char *dupn(const char *s, size_t n) {
@@ -779,7 +791,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
                    : !parse_b36(f + colon, fl - colon, &from) || !parse_b36(c1 + 1, (size_t)(c2 - c1 - 1), &last))
             goto bad;
         if (!legacy) last += from;
-        int outcome = audit_outcome_of(v, (size_t)(c1 - v));
+        int outcome = audit_outcome_of(v, (size_t)(c1 - v), legacy);
         int c = campaign_by_name(cfg, f + 2, colon - 3);
         if (c < 0 || outcome < 0) return; /* a campaign or outcome this version does not know: expires with the key */
         if (!grow((void **)&cs->audits, &cs->cap_audits, cs->n_audits + 1, sizeof(md_audit))) goto bad;
@@ -1059,20 +1071,14 @@ uint64_t md_cs_id_hash(const md_cstate *cs, const char *event_id) {
 static uint64_t legacy_id_hash(const char *event_id) { return md_hash64(event_id, strlen(event_id), 0x65766964); }
 
 static void seen_field(const md_seen *e, char field[24]) {
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    static const char hex[] = "0123456789abcdef";
     field[0] = e->form;
-    if (e->form != 'j') {
-        for (int i = 0; i < 16; i++) field[1 + i] = digits[e->hash >> (60 - 4 * i) & 15];
-        field[17] = '\0';
+    if (e->form == 'j') {
+        fmt_b36(field + 1, e->hash);
         return;
     }
-    char tmp[16];
-    int n = 0;
-    uint64_t h = e->hash;
-    do tmp[n++] = digits[h % 36];
-    while (h /= 36);
-    for (int i = 0; i < n; i++) field[1 + i] = tmp[n - 1 - i];
-    field[1 + n] = '\0';
+    for (int i = 0; i < 16; i++) field[1 + i] = hex[e->hash >> (60 - 4 * i) & 15];
+    field[17] = '\0';
 }
 
 bool md_cs_seen(const md_cstate *cs, const char *event_id, uint64_t h) {
@@ -1481,25 +1487,15 @@ const char *md_audit_outcome_code(int outcome) {
     return outcome >= 0 && outcome <= MD_AUDIT_HOLDOUT && audit_codes[outcome] ? audit_codes[outcome] : NULL;
 }
 
-/* The outcome a record names: its code, or (older records) its name; -1 when neither. */
-static int audit_outcome_of(const char *s, size_t n) {
+/* The outcome a record names: by its code, or in an older record by its
+ * name; -1 when none (read on every load of a state: the short form
+ * compares only the one- or two-letter codes). */
+static int audit_outcome_of(const char *s, size_t n, bool legacy) {
     for (int o = 0; o <= MD_AUDIT_HOLDOUT; o++) {
-        const char *code = audit_codes[o], *name = md_audit_outcome_name(o);
-        if ((code && strlen(code) == n && memcmp(code, s, n) == 0) || (strlen(name) == n && memcmp(name, s, n) == 0)) return o;
+        const char *want = legacy ? md_audit_outcome_name(o) : audit_codes[o];
+        if (want && strlen(want) == n && memcmp(want, s, n) == 0) return o;
     }
     return -1;
-}
-
-static size_t fmt_b36(char *out, int64_t v) {
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-    char tmp[16];
-    uint64_t u = v < 0 ? 0 : (uint64_t)v;
-    size_t n = 0, len = 0;
-    do tmp[n++] = digits[u % 36];
-    while (u /= 36);
-    while (n) out[len++] = tmp[--n];
-    out[len] = '\0';
-    return len;
 }
 
 /* The field of audit record a, in the form it is stored in (out: 128 bytes). */
@@ -1512,7 +1508,7 @@ static void audit_field(const md_cstate *cs, const md_audit *a, char *out) {
     memcpy(out + 2, name, nl);
     out[2 + nl] = ':';
     if (a->legacy) md_fmt_i64(out + 3 + nl, a->from);
-    else fmt_b36(out + 3 + nl, a->from);
+    else fmt_b36(out + 3 + nl, a->from < 0 ? 0 : (uint64_t)a->from);
 }
 
 static void save_audit(const md_cstate *cs, md_ops *ops, md_audit *a) {
@@ -1528,7 +1524,7 @@ static void save_audit(const md_cstate *cs, md_ops *ops, md_audit *a) {
     size_t n = strlen(code);
     memcpy(val, code, n);
     val[n++] = ',';
-    n += fmt_b36(val + n, a->last - a->from);
+    n += fmt_b36(val + n, a->last > a->from ? (uint64_t)(a->last - a->from) : 0);
     val[n++] = ',';
     md_fmt_i64(val + n, a->p_milli);
     md_ops_add(ops, MD_OP_SET, field, val);

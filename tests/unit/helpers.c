@@ -80,3 +80,12 @@ void th_pick_customer(char *id, size_t n, const char *prefix, bool in_prepay_hol
     cr_assert_fail("no %s-N among 2000 ids is %sin prepay_wallet's holdout group: the membership hash is broken", prefix,
                    in_prepay_holdout ? "" : "out of ");
 }
+
+void th_b36(uint64_t v, char *out) {
+    char tmp[16];
+    int n = 0;
+    do tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
+    while (v /= 36);
+    while (n) *out++ = tmp[--n];
+    *out = '\0';
+}

@@ -23,6 +23,9 @@ md_config *th_config_edit(const char *const *pairs, size_t n_pairs, char *err, s
  * holdout group (10%) and inside (in_prepay_holdout) or outside
  * prepay_wallet's (5%), as the default configuration assigns them. */
 void th_pick_customer(char *id, size_t n, const char *prefix, bool in_prepay_holdout);
+/* Base 36, lower case, as the state layout writes times and hashes (out:
+ * at least 14 bytes), computed here apart from the code under test. */
+void th_b36(uint64_t v, char *out);
 /* Parses a JSON event (no key check) at a fixed "now"; aborts on rejection. */
 md_event th_event(const char *json);
 /* 2026-03-02T10:00:00+08:00 (a Monday morning in Beijing): mid-morning, so quiet hours don't interfere. */

@@ -1229,21 +1229,12 @@ static const char *last_op(const char *field) {
     return v;
 }
 
-static void b36(int64_t v, char *out) {
-    char tmp[16];
-    int n = 0;
-    do tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
-    while (v /= 36);
-    while (n) *out++ = tmp[--n];
-    *out = '\0';
-}
-
 Test(outcome, the_audit_is_stored_short_and_every_outcome_has_its_own_code) {
     event(LATE_PAYMENT, TH_T0 - 60 * TH_DAY, 80);
     event(LATE_PAYMENT, TH_T0 - 30 * TH_DAY, 60);
     char field[64], from[16], span[16], want[64];
-    b36(TH_T0 - 60 * TH_DAY, from);
-    b36(30 * TH_DAY, span);
+    th_b36(TH_T0 - 60 * TH_DAY, from);
+    th_b36(30 * TH_DAY, span);
     snprintf(field, sizeof(field), "R:prepay_wallet:%s", from);
     const char *v = last_op(field);
     cr_assert(v, "no %s", field);
@@ -1271,7 +1262,7 @@ Test(outcome, an_older_audit_record_is_read_and_moves_to_the_short_form_when_it_
     cr_assert_eq(a.from_ms, f);
     cr_assert_float_eq(a.p, 0.12, 1e-12);
     event(LATE_PAYMENT, TH_T0 - 30 * TH_DAY, 60); /* below the threshold again, another day: the run goes on */
-    b36(f, from);
+    th_b36((uint64_t)f, from);
     snprintf(new_field, sizeof(new_field), "R:prepay_wallet:%s", from);
     cr_assert_str_eq(last_op(old_field), "-", "the long form is deleted");
     cr_assert(last_op(new_field) && last_op(new_field)[0] == 'b', "and the run written short");

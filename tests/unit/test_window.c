@@ -354,13 +354,8 @@ Test(window, the_event_id_guard_is_bounded_and_counts_what_it_forgets) {
 
 /* "j" + base 36 of h: the guard's field for a hash. */
 static void b36_field(uint64_t h, char out[24]) {
-    char tmp[16];
-    int n = 0;
-    do tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[h % 36];
-    while (h /= 36);
     out[0] = 'j';
-    for (int i = 0; i < n; i++) out[1 + i] = tmp[n - 1 - i];
-    out[1 + n] = '\0';
+    th_b36(h, out + 1);
 }
 
 /* The guard's fields written for one id under the configuration's key. */
