@@ -333,6 +333,7 @@ void md_cstate_reset(md_cstate *cs) {
     for (size_t s = 0; s < cs->r->n_series; s++) {
         cs->series[s].n = 0;
         cs->series[s].dirty = false;
+        cs->series[s].form = 0;
     }
     cs->version = 0;
     for (size_t c = 0; c < cs->cfg->n_campaigns; c++) memset(&cs->camps[c], 0, sizeof(md_camp_st));
@@ -526,29 +527,54 @@ static char *dupn(const char *s, size_t n) {
     return d;
 }
 
-/* Packed series: "<id>:<v>" for the first bucket, then ",<gap>:<v>", ids
- * ascending. Text rather than binary so that redis-cli shows it readably;
- * a few bytes a bucket either way. Decoding replaces the series. */
-static bool series_decode_into(md_series_st *s, const char *v, size_t vl);
-static bool series_decode(md_series_st *s, const char *v, size_t vl) {
-    if (series_decode_into(s, v, vl)) return true;
-    s->n = 0; /* all or nothing: never count half a series */
+/* Packed series, text rather than binary so that redis-cli shows it
+ * readably. The current form ("S<hash>"), in base 36, lower case: the first
+ * bucket's id, then ",<gap>" for each next, ids ascending; each followed by
+ * ":<value>" ("-" before a negative one) unless the value is 1, which most
+ * count buckets hold. "20658:1,9:1,15:1,6:1,22:2" in the older decimal form
+ * ("s<hash>", still read) is "fw6,9,f,6,m:2": half the bytes of the
+ * customers' series (BENCHMARKS.md). Decoding replaces the series, all or
+ * nothing: never count half a series. */
+static bool series_decode_into(md_series_st *s, const char *v, size_t vl, bool legacy);
+static bool series_decode(md_series_st *s, const char *v, size_t vl, bool legacy) {
+    if (series_decode_into(s, v, vl, legacy)) return true;
+    s->n = 0;
     return false;
 }
 
-static bool series_decode_into(md_series_st *s, const char *v, size_t vl) {
+/* A signed base-36 number as series_encode writes it: an optional '-', then
+ * 1 to 13 digits, at most INT64_MAX (INT64_MIN's magnitude when negative). */
+static bool parse_b36_i64(const char *s, size_t len, int64_t *out) {
+    bool neg = len > 0 && s[0] == '-';
+    uint64_t m;
+    if (!parse_b36_u64(s + neg, len - neg, &m) || m > (uint64_t)INT64_MAX + neg) return false;
+    *out = neg ? (int64_t)(0 - m) : (int64_t)m;
+    return true;
+}
+
+static size_t fmt_b36_i64(char *out, int64_t v) {
+    if (v >= 0) return fmt_b36(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + fmt_b36(out + 1, 0 - (uint64_t)v);
+}
+
+static bool series_decode_into(md_series_st *s, const char *v, size_t vl, bool legacy) {
     s->n = 0;
     int64_t id = 0;
     size_t i = 0;
     while (i < vl) {
-        int64_t num[2];
-        for (int k = 0; k < 2; k++) {
-            size_t start = i;
-            while (i < vl && v[i] != (k == 0 ? ':' : ',')) i++;
-            if (!parse_i64(v + start, i - start, &num[k])) return false;
-            if (k == 0 && i == vl) return false; /* an id without ":value" */
-            i++;                                 /* the separator */
+        size_t start = i;
+        while (i < vl && v[i] != ':' && v[i] != ',') i++;
+        int64_t num[2] = {0, 1};
+        if (legacy ? !parse_i64(v + start, i - start, &num[0]) : !parse_b36_i64(v + start, i - start, &num[0])) return false;
+        if (i < vl && v[i] == ':') {
+            size_t vs = ++i;
+            while (i < vl && v[i] != ',') i++;
+            if (legacy ? !parse_i64(v + vs, i - vs, &num[1]) : !parse_b36_i64(v + vs, i - vs, &num[1])) return false;
+        } else if (legacy) {
+            return false; /* the older form always wrote ":<value>" */
         }
+        if (i < vl && ++i == vl) return false; /* a trailing ',' */
         if (s->n > 0 && num[0] <= 0) return false; /* gaps are positive */
         id = s->n == 0 ? num[0] : id + num[0];
         if (!grow((void **)&s->b, &s->cap, s->n + 1, sizeof(md_bucket))) return false;
@@ -559,16 +585,18 @@ static bool series_decode_into(md_series_st *s, const char *v, size_t vl) {
     return true;
 }
 
-/* The packed text of s (caller frees), or NULL on allocation failure. */
+/* The packed text of s in the current form (caller frees), or NULL on
+ * allocation failure. */
 static char *series_encode(const md_series_st *s) {
-    char *buf = malloc(s->n * 44 + 1); /* two int64 in decimal, two separators */
+    char *buf = malloc(s->n * 30 + 1); /* two signed base-36 int64 (14 each), two separators */
     if (!buf) return NULL;
     size_t len = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (i) buf[len++] = ',';
-        len += md_fmt_i64(buf + len, i == 0 ? s->b[0].id : s->b[i].id - s->b[i - 1].id);
+        len += fmt_b36_i64(buf + len, i == 0 ? s->b[0].id : s->b[i].id - s->b[i - 1].id);
+        if (s->b[i].v == 1) continue;
         buf[len++] = ':';
-        len += md_fmt_i64(buf + len, s->b[i].v);
+        len += fmt_b36_i64(buf + len, s->b[i].v);
     }
     buf[len] = '\0';
     return buf;
@@ -657,10 +685,28 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         cs->balance_ts = y;
         return;
     }
-    if (f[0] == 's') { /* s<hash of signal, granularity, sum> = packed buckets */
+    if (f[0] == 'S' || f[0] == 's') { /* S<hash of signal, granularity, sum> = packed buckets; s<hash>: the older form */
         for (size_t si = 0; si < cs->r->n_series; si++)
-            if (cs->r->series[si].field_len == fl && memcmp(cs->r->series[si].field, f, fl) == 0) {
-                if (!series_decode(&cs->series[si], v, vl)) goto bad;
+            if (cs->r->series[si].field_len == fl && memcmp(cs->r->series[si].field + 1, f + 1, fl - 1) == 0) {
+                md_series_st *s = &cs->series[si];
+                if (f[0] == 's') {
+                    /* Rewritten in the current form, and this name deleted, by
+                     * the next flush; never read over the current form's. */
+                    bool have_current = s->form == 'S';
+                    s->form = 's';
+                    s->dirty = true;
+                    if (have_current) return;
+                } else if (s->form == 's') {
+                    s->dirty = false; /* both names: the current one wins, the older goes */
+                    s->form = 0;
+                    if (!series_decode(s, v, vl, false)) goto bad;
+                    s->form = 's';
+                    s->dirty = true;
+                    return;
+                } else {
+                    s->form = 'S';
+                }
+                if (!series_decode(s, v, vl, f[0] == 's')) goto bad;
                 return;
             }
         return; /* a series no window of this configuration reads: left to expire */
@@ -1008,6 +1054,12 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
         md_series_st *s = &cs->series[si];
         if (!s->dirty) continue;
         const char *field = cs->r->series[si].field;
+        if (s->form == 's') {
+            char legacy[16];
+            snprintf(legacy, sizeof(legacy), "s%s", field + 1);
+            md_ops_add(ops, MD_OP_DEL, legacy, NULL);
+        }
+        s->form = s->n ? 'S' : 0;
         if (s->n == 0) {
             md_ops_add(ops, MD_OP_DEL, field, NULL);
         } else {

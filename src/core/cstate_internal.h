@@ -28,6 +28,10 @@ typedef struct md_series_st {
     md_bucket *b; /* sorted by id */
     size_t n, cap;
     bool dirty;   /* changed since loaded: md_cstate_flush writes it back */
+    /* What the hash holds for it: 0 nothing, 's' the older decimal form
+     * under "s<hash>" (rewritten as "S<hash>" and deleted by the next
+     * flush), 'S' the current form. */
+    char form;
 } md_series_st;
 
 typedef struct md_wmark {

@@ -175,7 +175,7 @@ static void series_field(const char *signal, int64_t granularity_ms, int sum, ch
         tmp[n++] = digits[h % 36];
         h /= 36;
     } while (h && n < 7);
-    out[0] = 's';
+    out[0] = 'S'; /* 's' + the same hash: the older decimal form (cstate.c reads both) */
     for (int i = 0; i < n; i++) out[1 + i] = tmp[n - 1 - i];
     out[1 + n] = '\0';
 }

@@ -46,7 +46,7 @@ typedef struct md_rseries {
     int64_t granularity_ms;
     int sum; /* md_sum_field; sums of amount are stored in fen (1/100 yuan) to stay integers */
     int64_t retention_ms; /* longest span of its windows + limits.max_lateness */
-    /* Redis field: "s" + a hash of (signal name, granularity, sum). Keyed by
+    /* Redis field: "S" + a hash of (signal name, granularity, sum). Keyed by
      * what the series is, not by its position, so a configuration that adds,
      * removes or reorders windows or signals (a reload, a restart) keeps
      * reading every other series' history. */

@@ -15,7 +15,7 @@ log "$TOTAL messages: $(cut -d'|' -f1 "$T_DIR/events.txt" | sort | uniq -c | tr 
 too_late() { last_stat "$1" too_late; }
 # windows PREFIX: the customers' window buckets, newest event times, balance
 # and profile attributes, keys written as X.
-windows() { dump_state "$1" | sed "s/^$1:/X:/" | grep -E $' (s[0-9a-z]+|t[012]|bal|p:[^\t]*)\t'; }
+windows() { dump_state "$1" | sed "s/^$1:/X:/" | grep -E $' (S[0-9a-z]+|t[012]|bal|p:[^\t]*)\t'; }
 
 # The reference: the file is in event-time order; fed in twelve slices, each
 # read before the next is written, no topic gets more than a slice ahead.
@@ -70,5 +70,44 @@ check "without the alignment events are lost as too late" ge "$OFF_LATE" 1
 BAD=$(make_config_unchecked "$(uname_ alignbad)" -e 's/"max_lateness": "7d"/"max_lateness": "1h"/')
 check "an align_slack not below max_lateness is refused" grep -q 'kafka.align_slack: 3600 s is not below limits.max_lateness (3600 s)' \
     <<<"$("$MOMENTD_BIN" check -c "$BAD" 2>&1 || true)"
+
+# An upgrade from an earlier version: the backlog namespace's series put back
+# in the older form (decimal, every value written, under "s<hash>") read as
+# they were, and a customer's next apply rewrites its own in the current form.
+# older_form: "KEY FIELD VALUE" lines of current series in, redis-cli commands out.
+older_form() {
+    awk -F'\t' 'function b36(s,  n, i, neg) {
+            neg = substr(s, 1, 1) == "-"; if (neg) s = substr(s, 2); n = 0
+            for (i = 1; i <= length(s); i++) n = n * 36 + index("0123456789abcdefghijklmnopqrstuvwxyz", substr(s, i, 1)) - 1
+            return neg ? -n : n }
+        { split($1, kf, " "); nt = split($2, tok, ","); out = ""
+          for (i = 1; i <= nt; i++) { v = 1; if (index(tok[i], ":")) { v = b36(substr(tok[i], index(tok[i], ":") + 1)); sub(/:.*/, "", tok[i]) }
+                                      out = out (i > 1 ? "," : "") sprintf("%d:%d", b36(tok[i]), v) }
+          print "HDEL " kf[1] " " kf[2]; print "HSET " kf[1] " s" substr(kf[2], 2) " " out }'
+}
+dump_series() { redis-cli -p "$REDIS_PORT" --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
+    redis-cli -p "$REDIS_PORT" | awk '/^@@/ {key = substr($0, 3); n = 0; next} {if (n % 2 == 0) f = $0; else if (f ~ /^[sS][0-9a-z]+$/) print key " " f "\t" $0; n++}'; }
+dump_series "$B" >"$T_DIR/series.current"
+C=$(awk 'NR == 1 {sub(/^[^{]*\{/, ""); sub(/\}.*/, ""); print}' "$T_DIR/series.current")
+AT=$(($(date +%s) * 1000))
+explain_at "$CFG_B" "$C" "$AT" >"$T_DIR/explain.current"
+explain_at "$CFG_B" c0000001 "$AT" >"$T_DIR/explain1.current"
+older_form <"$T_DIR/series.current" | redis-cli -p "$REDIS_PORT" >/dev/null
+check "the series are in the older form now" eq "$(dump_series "$B" | grep -c ' S')" 0
+check "in as many fields" eq "$(dump_series "$B" | grep -c .)" "$(grep -c . "$T_DIR/series.current")"
+check "a customer's windows read from the older form are the same" cmp -s "$T_DIR/explain.current" <(explain_at "$CFG_B" "$C" "$AT")
+check "another's too" cmp -s "$T_DIR/explain1.current" <(explain_at "$CFG_B" c0000001 "$AT")
+grep -q '"windows"' "$T_DIR/explain.current" || fail "explain shows no windows"
+# One more app login for customer C: its apply writes the current form back.
+grep "^app-logins|$C|" "$T_DIR/events.txt" | tail -1 | cut -d'|' -f2- |
+    sed -E "s/\"event_id\":\"[^\"]*\"/\"event_id\":\"$C-upgrade\"/; s/\"ts\":[0-9]+/\"ts\":$((AT - 60000))/" | produce "$B.app-logins"
+start_momentd "$CFG_B" upgrade
+check "the new login is read" wait_consumed upgrade 1 60
+sleep 1
+stop_momentd upgrade
+after=$(dump_series "$B" | grep "^$B:{$C} ")
+check "its older series fields are gone" eq "$(grep -c ' s' <<<"$after")" 0
+check "each is back in the current form" eq "$(grep -c ' S' <<<"$after")" "$(grep -c "^$B:{$C} " "$T_DIR/series.current")"
+check "the others keep the older form until their next event" ge "$(dump_series "$B" | grep -c ' s')" 1
 
 finish

@@ -229,19 +229,89 @@ Test(window, packed_series_round_trip_and_reject_garbage) {
     /* Buckets are days since the epoch: TH_T0's day and three days later. */
     int64_t d0 = TH_T0 / TH_DAY;
     char packed[64];
-    snprintf(packed, sizeof(packed), "%lld:2,3:5", (long long)d0);
+    th_b36((uint64_t)d0, packed);
+    strcat(packed, ":2,3:5");
     const char *sf = series_field_of(cfg, "payments_180d");
+    cr_assert_eq(sf[0], 'S', "the current form's name: %s", sf);
     md_cstate_load_field(fresh, sf, strlen(sf), packed, strlen(packed));
     cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 3 * TH_DAY), 7);
     cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 200 * TH_DAY), 0);
+    /* A value of 1 is written as nothing, a negative one with '-', gaps and
+     * values in base 36: day d0 holding 1, d0 + 36 holding -35, d0 + 37
+     * holding 36, d0 + 38 holding 1. */
+    th_b36((uint64_t)d0, packed);
+    strcat(packed, ",10:-z,1:10,1");
+    md_cstate_reset(fresh);
+    md_cstate_load_field(fresh, sf, strlen(sf), packed, strlen(packed));
+    cr_assert_eq(fresh->bad_fields, 0);
+    cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 38 * TH_DAY), 1 - 35 + 36 + 1);
+    cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 30 * TH_DAY), 1);
     /* Each of these is refused as a whole (the series is left empty), never half-read. */
-    const char *bad[] = {"12", "12:", "12:x", "12:1,0:1", "12:1,-3:1", "12:1,,", ":1",
+    const char *bad[] = {"c:", "c:#", "c,0", "c,-3", "c,", "c,,", ":1", ",c", "c:1,", "C", "c:A",
                          /* numbers only as momentd writes them: no blank, no '+', no overflow */
-                         "12: 1", "12:+1", "12:1x", "12:-", "12:99999999999999999999", "12:9223372036854775808"};
+                         "c: 1", "c:+1", "c:1_", "c:-", "c:-,1", "c:1y2v4b4t4g3bsgxs", "c:1y2v4b4t4g3bt", "1y2v4b4t4g3bt,1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         md_cstate_reset(fresh);
         md_cstate_load_field(fresh, sf, strlen(sf), bad[i], strlen(bad[i]));
         cr_assert_eq(md_cstate_window(cfg, fresh, w, 12 * TH_DAY), 0, "\"%s\" must not load", bad[i]);
+        cr_assert_eq(fresh->bad_fields, 1, "\"%s\" is counted as a bad field", bad[i]);
+    }
+    /* INT64_MAX and INT64_MIN, the ends of what a bucket holds, load. */
+    md_cstate_reset(fresh);
+    const char *ends = "c:1y2p0ij32e8e7,1:-1y2p0ij32e8e8";
+    md_cstate_load_field(fresh, sf, strlen(sf), ends, strlen(ends));
+    cr_assert_eq(fresh->bad_fields, 0);
+    cr_assert_eq(md_cstate_window_raw(fresh, w, 13 * TH_DAY), -1, "INT64_MAX + INT64_MIN");
+    md_cstate_destroy(fresh);
+}
+
+/* The older form, "s<hash>" in decimal with every value written, is still
+ * read; the next flush writes the current form and deletes the older name,
+ * and when a hash holds both names the current one is read. */
+Test(window, the_older_series_form_is_read_and_rewritten) {
+    md_cstate *fresh = md_cstate_new(cfg);
+    int w = win("payments_180d");
+    int64_t d0 = TH_T0 / TH_DAY;
+    const char *sf = series_field_of(cfg, "payments_180d");
+    char legacy[16], packed[64], current[64];
+    snprintf(legacy, sizeof(legacy), "s%s", sf + 1);
+    snprintf(packed, sizeof(packed), "%lld:2,3:5", (long long)d0);
+    md_cstate_load_field(fresh, legacy, strlen(legacy), packed, strlen(packed));
+    cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 3 * TH_DAY), 7);
+    md_ops_clear(&ops);
+    md_cstate_flush(fresh, &ops);
+    th_b36((uint64_t)d0, current);
+    strcat(current, ":2,3:5");
+    cr_assert_str_eq(last_set(sf) ? last_set(sf) : "(none)", current, "rewritten in the current form");
+    bool deleted = false;
+    for (size_t i = 0; i < ops.n; i++) deleted |= ops.ops[i].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, i), legacy) == 0;
+    cr_assert(deleted, "the older name %s is deleted", legacy);
+    /* The older form is never read without its values, nor with base 36. */
+    const char *bad[] = {"12", "12:1,3", "12:1,0:1", "12:1,-3:1", "12:1,,", ":1", "12:a", "12:99999999999999999999",
+                         "12:9223372036854775808"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        md_cstate_reset(fresh);
+        md_cstate_load_field(fresh, legacy, strlen(legacy), bad[i], strlen(bad[i]));
+        cr_assert_eq(md_cstate_window(cfg, fresh, w, 12 * TH_DAY), 0, "\"%s\" must not load", bad[i]);
+        cr_assert_eq(fresh->bad_fields, 1, "\"%s\" is counted as a bad field", bad[i]);
+    }
+    /* Both names, in either order: the current one counts, the older goes. */
+    for (int order = 0; order < 2; order++) {
+        md_cstate_reset(fresh);
+        th_b36((uint64_t)d0, current);
+        strcat(current, ":4");
+        for (int k = 0; k < 2; k++) {
+            bool older = (k == 0) == (order == 0);
+            const char *f = older ? legacy : sf, *v = older ? packed : current;
+            md_cstate_load_field(fresh, f, strlen(f), v, strlen(v));
+        }
+        cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 3 * TH_DAY), 4, "order %d: the current form is read", order);
+        md_ops_clear(&ops);
+        md_cstate_flush(fresh, &ops);
+        deleted = false;
+        for (size_t i = 0; i < ops.n; i++) deleted |= ops.ops[i].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, i), legacy) == 0;
+        cr_assert(deleted, "order %d: the older name is deleted", order);
+        cr_assert_str_eq(last_set(sf) ? last_set(sf) : "(none)", current, "order %d", order);
     }
     md_cstate_destroy(fresh);
 }
@@ -271,7 +341,7 @@ Test(window, a_batch_writes_each_series_once) {
     for (size_t i = 0; i < ops.n; i++)
         if (strcmp(md_ops_field(&ops, i), series_field_of(cfg, "payments_180d")) == 0) writes++;
     cr_assert_eq(writes, 1, "20 payments in one batch: the series is written once, got %zu", writes);
-    cr_assert_str_eq(last_set(series_field_of(cfg, "payments_180d")), "20514:20", "one day bucket holding 20");
+    cr_assert_str_eq(last_set(series_field_of(cfg, "payments_180d")), "ftu:k", "one day bucket (20514) holding 20, in base 36");
 }
 
 /* A configuration that reorders signals and adds a window (a reload, or a
