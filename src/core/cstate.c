@@ -507,6 +507,22 @@ static size_t fmt_b36(char *out, uint64_t v) {
     return len;
 }
 
+/* A campaign's or topic's short name in field names (rules.h). A name went
+ * into every audit run's and every watermark's field, hundreds of thousands
+ * of times over: "R:bill_instalment:" and "w:customer-profiles:" were 130 B
+ * of a customer's 800. Fixed width, so the rest of the field follows it
+ * without a separator. */
+void md_state_code(const char *name, char out[MD_STATE_CODE_LEN + 1]) {
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 16777619u;
+    h %= 60466176u; /* 36^5 */
+    for (int i = MD_STATE_CODE_LEN; i-- > 0; h /= 36) out[i] = digits[h % 36];
+    out[MD_STATE_CODE_LEN] = '\0';
+}
+
+static bool is_b36_digit(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'); }
+
 /* The same for a time or a span: at most INT64_MAX. */
 static bool parse_b36(const char *s, size_t len, int64_t *out) {
     uint64_t v;
@@ -732,19 +748,50 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (x > cs->newest_ts) cs->newest_ts = x;
         return;
     }
-    if (fl > 2 && f[0] == 'w' && f[1] == ':') { /* w:<topic>:<partition> */
-        const char *last = NULL;
-        for (size_t i = fl; i-- > 2;)
-            if (f[i] == ':') {
-                last = f + i;
-                break;
-            }
-        if (!last || last == f + 2 || !parse_i64(last + 1, fl - (size_t)(last - f) - 1, &x) || !parse_i64(v, vl, &y)) goto bad;
-        if (!grow_slots((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark))) goto bad;
-        if (!put_str(&cs->wm[cs->n_wm].topic, &cs->wm[cs->n_wm].topic_cap, f + 2, (size_t)(last - f - 2))) goto bad;
-        cs->wm[cs->n_wm].partition = (int32_t)x;
-        cs->wm[cs->n_wm].offset = y;
-        cs->n_wm++;
+    if ((fl > 2 && f[0] == 'w' && f[1] == ':') || (fl > MD_STATE_CODE_LEN + 1 && f[0] == 'W')) {
+        /* W<topic code><partition>, or w:<topic>:<partition> (older) */
+        md_wmark w = {.legacy = f[0] == 'w'};
+        const char *topic = NULL, *part;
+        size_t topic_len = 0;
+        if (w.legacy) {
+            const char *last = NULL;
+            for (size_t i = fl; i-- > 2;)
+                if (f[i] == ':') {
+                    last = f + i;
+                    break;
+                }
+            if (!last || last == f + 2) goto bad;
+            topic = f + 2;
+            topic_len = (size_t)(last - topic);
+            char name[256];
+            if (topic_len >= sizeof(name)) goto bad;
+            memcpy(name, topic, topic_len);
+            name[topic_len] = '\0';
+            md_state_code(name, w.code);
+            part = last + 1;
+        } else {
+            for (size_t i = 0; i < MD_STATE_CODE_LEN; i++)
+                if (!is_b36_digit(w.code[i] = f[1 + i])) goto bad;
+            part = f + 1 + MD_STATE_CODE_LEN;
+        }
+        if (!parse_i64(part, fl - (size_t)(part - f), &x) || x < 0 || x > INT32_MAX || !parse_i64(v, vl, &y)) goto bad;
+        w.partition = (int32_t)x;
+        w.offset = y;
+        md_wmark *e = NULL;
+        for (size_t i = 0; i < cs->n_wm && !e; i++)
+            if (cs->wm[i].partition == w.partition && memcmp(cs->wm[i].code, w.code, MD_STATE_CODE_LEN) == 0) e = &cs->wm[i];
+        if (!e) { /* the usual case: a watermark seen once */
+            if (!grow_slots((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark))) goto bad;
+            e = &cs->wm[cs->n_wm++];
+            memcpy(e->code, w.code, sizeof(w.code));
+            e->partition = w.partition;
+            e->offset = w.offset;
+            e->legacy = false;
+        } else if (w.offset > e->offset) { /* both forms: the higher offset was applied */
+            e->offset = w.offset;
+        }
+        if (w.legacy && !put_str(&e->topic, &e->topic_cap, topic, topic_len)) goto bad;
+        e->legacy |= w.legacy;
         return;
     }
     if ((fl == 17 && (f[0] == 'i' || f[0] == 'e')) || (f[0] == 'j' && fl >= 2 && fl <= 14)) { /* the event-id guard */
@@ -826,22 +873,36 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         t->gap_days = (int)gap;
         return;
     }
-    if (fl > 2 && (f[0] == 'r' || f[0] == 'R') && f[1] == ':') { /* the decision audit: R:<campaign>:<from>, or r: (older) */
-        bool legacy = f[0] == 'r';
-        size_t colon = fl;
-        while (colon > 2 && f[colon - 1] != ':') colon--;
+    if ((fl > 2 && (f[0] == 'r' || f[0] == 'R') && f[1] == ':') || (fl > MD_STATE_CODE_LEN + 1 && f[0] == 'R')) {
+        /* the decision audit: R<campaign code><from>; R:<campaign>:<from> and r:<campaign>:<from> (older) */
+        char form = f[1] != ':' ? 'R' : f[0] == 'r' ? 'r' : ':';
+        size_t from_at, campaign_len = 0;
+        if (form == 'R') {
+            from_at = 1 + MD_STATE_CODE_LEN;
+        } else {
+            from_at = fl;
+            while (from_at > 2 && f[from_at - 1] != ':') from_at--;
+            if (from_at <= 3) goto bad;
+            campaign_len = from_at - 3;
+        }
         int64_t from, last, p;
         const char *c1 = memchr(v, ',', vl), *c2 = c1 ? memchr(c1 + 1, ',', (size_t)(v + vl - c1 - 1)) : NULL;
-        if (colon <= 3 || !c2 || !parse_i64(c2 + 1, (size_t)(v + vl - c2 - 1), &p)) goto bad;
-        if (legacy ? !parse_i64(f + colon, fl - colon, &from) || !parse_i64(c1 + 1, (size_t)(c2 - c1 - 1), &last)
-                   : !parse_b36(f + colon, fl - colon, &from) || !parse_b36(c1 + 1, (size_t)(c2 - c1 - 1), &last))
+        if (!c2 || !parse_i64(c2 + 1, (size_t)(v + vl - c2 - 1), &p)) goto bad;
+        if (form == 'r' ? !parse_i64(f + from_at, fl - from_at, &from) || !parse_i64(c1 + 1, (size_t)(c2 - c1 - 1), &last)
+                        : !parse_b36(f + from_at, fl - from_at, &from) || !parse_b36(c1 + 1, (size_t)(c2 - c1 - 1), &last))
             goto bad;
-        if (!legacy) last += from;
-        int outcome = audit_outcome_of(v, (size_t)(c1 - v), legacy);
-        int c = campaign_by_name(cfg, f + 2, colon - 3);
+        if (form != 'r') last += from;
+        int outcome = audit_outcome_of(v, (size_t)(c1 - v), form == 'r');
+        int c = -1;
+        if (form == 'R') {
+            for (size_t i = 0; i < cfg->n_campaigns && c < 0; i++)
+                if (memcmp(cs->r->campaigns[i].code, f + 1, MD_STATE_CODE_LEN) == 0) c = (int)i;
+        } else {
+            c = campaign_by_name(cfg, f + 2, campaign_len);
+        }
         if (c < 0 || outcome < 0) return; /* a campaign or outcome this version does not know: expires with the key */
         if (!grow((void **)&cs->audits, &cs->cap_audits, cs->n_audits + 1, sizeof(md_audit))) goto bad;
-        cs->audits[cs->n_audits++] = (md_audit){c, from, last, outcome, (int)p, legacy};
+        cs->audits[cs->n_audits++] = (md_audit){c, from, last, outcome, (int)p, form};
         return;
     }
     if (fl > 2 && f[0] == 'q' && f[1] == ':') { /* q:<campaign>:<time> = <kind><converted>,<schema>,<values> */
@@ -1083,33 +1144,45 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
 }
 
 int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partition) {
+    char code[MD_STATE_CODE_LEN + 1];
+    md_state_code(topic, code);
     for (size_t i = 0; i < cs->n_wm; i++)
-        if (cs->wm[i].partition == partition && md_str_eq(cs->wm[i].topic, topic)) return cs->wm[i].offset;
+        if (cs->wm[i].partition == partition && memcmp(cs->wm[i].code, code, MD_STATE_CODE_LEN) == 0) return cs->wm[i].offset;
     return -1;
 }
 
 void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset) {
-    char field[300];
-    size_t tl = strlen(topic);
-    if (tl > sizeof(field) - 16) tl = sizeof(field) - 16; /* topic names are at most 249 */
-    memcpy(field, "w:", 2);
-    memcpy(field + 2, topic, tl);
-    field[2 + tl] = ':';
-    md_fmt_i64(field + 3 + tl, partition);
+    char field[300], code[MD_STATE_CODE_LEN + 1];
+    md_state_code(topic, code);
+    field[0] = 'W';
+    memcpy(field + 1, code, MD_STATE_CODE_LEN);
+    md_fmt_i64(field + 1 + MD_STATE_CODE_LEN, partition);
     md_cs_set_int(ops, field, offset);
-    for (size_t i = 0; i < cs->n_wm; i++)
-        if (cs->wm[i].partition == partition && strcmp(cs->wm[i].topic, topic) == 0) {
-            cs->wm[i].offset = offset;
-            return;
+    for (size_t i = 0; i < cs->n_wm; i++) {
+        md_wmark *w = &cs->wm[i];
+        if (w->partition != partition || memcmp(w->code, code, MD_STATE_CODE_LEN) != 0) continue;
+        if (w->legacy) { /* written in the current form now: the older name goes */
+            size_t tl = strlen(w->topic);
+            if (tl > sizeof(field) - 16) tl = sizeof(field) - 16; /* topic names are at most 249 */
+            memcpy(field, "w:", 2);
+            memcpy(field + 2, w->topic, tl);
+            field[2 + tl] = ':';
+            md_fmt_i64(field + 3 + tl, partition);
+            md_ops_add(ops, MD_OP_DEL, field, NULL);
+            w->legacy = false;
         }
-    if (!grow_slots((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark)) ||
-        !put_str(&cs->wm[cs->n_wm].topic, &cs->wm[cs->n_wm].topic_cap, topic, strlen(topic))) {
+        w->offset = offset;
+        return;
+    }
+    if (!grow_slots((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark))) {
         ops->oom = true;
         return;
     }
-    cs->wm[cs->n_wm].partition = partition;
-    cs->wm[cs->n_wm].offset = offset;
-    cs->n_wm++;
+    md_wmark *w = &cs->wm[cs->n_wm++];
+    memcpy(w->code, code, sizeof(code));
+    w->legacy = false;
+    w->partition = partition;
+    w->offset = offset;
 }
 
 /* The guard's entry for an event id: "j<SipHash under the deployment's
@@ -1552,23 +1625,30 @@ static int audit_outcome_of(const char *s, size_t n, bool legacy) {
 
 /* The field of audit record a, in the form it is stored in (out: 128 bytes). */
 static void audit_field(const md_cstate *cs, const md_audit *a, char *out) {
+    uint64_t from = a->from < 0 ? 0 : (uint64_t)a->from;
+    if (a->form == 'R') {
+        out[0] = 'R';
+        memcpy(out + 1, cs->r->campaigns[a->campaign].code, MD_STATE_CODE_LEN);
+        fmt_b36(out + 1 + MD_STATE_CODE_LEN, from);
+        return;
+    }
     const char *name = cs->cfg->campaigns[a->campaign].name;
     size_t nl = strlen(name);
     if (nl > 100) nl = 100; /* names are at most 64 */
-    out[0] = a->legacy ? 'r' : 'R';
+    out[0] = a->form == 'r' ? 'r' : 'R';
     out[1] = ':';
     memcpy(out + 2, name, nl);
     out[2 + nl] = ':';
-    if (a->legacy) md_fmt_i64(out + 3 + nl, a->from);
-    else fmt_b36(out + 3 + nl, a->from < 0 ? 0 : (uint64_t)a->from);
+    if (a->form == 'r') md_fmt_i64(out + 3 + nl, a->from);
+    else fmt_b36(out + 3 + nl, from);
 }
 
 static void save_audit(const md_cstate *cs, md_ops *ops, md_audit *a) {
     char field[128], val[96];
-    if (a->legacy) { /* an older record changes: it moves to the short form */
+    if (a->form != 'R') { /* an older record changes: it moves to the current form */
         audit_field(cs, a, field);
         md_ops_add(ops, MD_OP_DEL, field, NULL);
-        a->legacy = false;
+        a->form = 'R';
     }
     audit_field(cs, a, field);
     const char *code = md_audit_outcome_code(a->outcome);
@@ -1618,7 +1698,7 @@ void md_cs_audit(md_cstate *cs, md_ops *ops, int c, int64_t t, int outcome, doub
         return;
     }
     md_audit *a = &cs->audits[cs->n_audits++];
-    *a = (md_audit){c, t, t, outcome, p_milli, false};
+    *a = (md_audit){c, t, t, outcome, p_milli, 'R'};
     save_audit(cs, ops, a);
 }
 

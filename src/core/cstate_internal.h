@@ -34,8 +34,15 @@ typedef struct md_series_st {
     char form;
 } md_series_st;
 
+/* A topic partition's highest applied offset: "W<topic code><partition>"
+ * (md_state_code). */
 typedef struct md_wmark {
-    char *topic;      /* its buffer kept across resets (put_str) */
+    char code[MD_STATE_CODE_LEN + 1];
+    /* Read from the older form "w:<topic>:<partition>", whose topic name is
+     * kept here to delete it when the watermark next moves (and the field is
+     * written in the current form); its buffer kept across resets (put_str). */
+    bool legacy;
+    char *topic;
     size_t topic_cap;
     int32_t partition;
     int64_t offset;
@@ -96,8 +103,8 @@ typedef struct md_drec {
 } md_drec;
 
 /* A run of one campaign's decisions for the customer that all ended the
- * same way (field "r:<campaign>:<from ms>" = "<outcome>,<last ms>,<p
- * thousandths>"): the decision audit. outcome is an md_suppress, NONE for
+ * same way (field "R<campaign code><from>" = "<outcome code>,<last - from>,<p
+ * thousandths>", times in base 36): the decision audit. outcome is an md_suppress, NONE for
  * fired, or MD_AUDIT_HOLDOUT. */
 #define MD_AUDIT_HOLDOUT MD_SUPPRESS_COUNT
 typedef struct md_audit {
@@ -105,7 +112,11 @@ typedef struct md_audit {
     int64_t from, last;
     int outcome;
     int p_milli;
-    bool legacy; /* read from the older, longer "r:" form: rewritten in the short one when it changes */
+    /* The form it is stored in: 'R' "R<campaign code><from, base 36>";
+     * older ones, rewritten in the current form when the run changes: ':'
+     * "R:<campaign>:<from, base 36>", 'r' "r:<campaign>:<from ms>" with the
+     * outcome's name and the last time in ms. */
+    char form;
 } md_audit;
 
 typedef struct md_incr {

@@ -367,6 +367,11 @@ static bool compile_campaigns(compiler *c) {
         const md_cfg_campaign *cc = &cfg->campaigns[i];
         md_rcampaign *rc = &r->campaigns[i];
         const md_cfg_cooldown *cd = &cc->cooldown;
+        md_state_code(cc->name, rc->code);
+        for (size_t o = 0; o < i; o++)
+            if (strcmp(r->campaigns[o].code, rc->code) == 0)
+                return cerr(c, "$.campaigns[%zu].name: \"%s\" and \"%s\" have the same short name in the stored state (%s); rename one", i,
+                            cc->name, cfg->campaigns[o].name, rc->code);
         if (cc->rearm_below > cc->threshold)
             return cerr(c, "$.campaigns[%zu].rearm_below: %g is above the threshold %g (hysteresis needs rearm_below <= threshold)", i,
                         cc->rearm_below, cc->threshold);
@@ -525,6 +530,22 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
                 if (strcmp(cfg->tags[i].name, md_builtin_names[b]) == 0)
                     cerr(&c, "$.tags[%zu].name: \"%s\" is a built-in feature name", i, cfg->tags[i].name);
         }
+        /* The input topics' offset watermarks are stored under each topic's
+         * short name: two topics with one would share a watermark. */
+        const char *const topics[] = {cfg->kafka.topic_payments, cfg->kafka.topic_calls, cfg->kafka.topic_app_logins,
+                                      cfg->kafka.topic_profiles, cfg->kafka.topic_outcomes};
+        const char *const topic_keys[] = {"topic_payments", "topic_calls", "topic_app_logins", "topic_profiles", "topic_outcomes"};
+        for (size_t i = 0; i < 5 && !c.failed; i++)
+            for (size_t o = 0; o < i; o++) {
+                char a[MD_STATE_CODE_LEN + 1], b[MD_STATE_CODE_LEN + 1];
+                md_state_code(topics[i], a);
+                md_state_code(topics[o], b);
+                if (strcmp(topics[i], topics[o]) != 0 && strcmp(a, b) == 0) {
+                    cerr(&c, "$.kafka.%s: \"%s\" and \"%s\" have the same short name in the stored state (%s); rename one", topic_keys[i],
+                         topics[i], topics[o], a);
+                    break;
+                }
+            }
         /* Every key is "<key_prefix>:..." and the store keeps at most 63
          * bytes of it: a longer prefix was cut silently, and two prefixes
          * alike in their first 63 bytes shared their keys. */

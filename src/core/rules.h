@@ -88,6 +88,13 @@ typedef struct md_rfollow_up {
     int channel;
 } md_rfollow_up;
 
+/* A campaign's or topic's short name in a customer's field names: 5 base-36
+ * digits, leading zeros kept, of FNV-1a 32 over the name (md_state_code in
+ * cstate.c, the layout's owner). Configuration refuses two campaigns, or two
+ * input topics, with one code. */
+#define MD_STATE_CODE_LEN 5
+void md_state_code(const char *name, char out[MD_STATE_CODE_LEN + 1]);
+
 typedef struct md_rcampaign {
     md_expr *eligible; /* NULL = everyone */
     md_expr *fire_on;  /* NULL = any event */
@@ -110,6 +117,7 @@ typedef struct md_rcampaign {
     uint64_t learning_seed;
     int64_t starts_ms, ends_ms; /* campaigns[].starts / ends; 0 = none */
     bool include_list_only;     /* campaigns[].audience "include_list" */
+    char code[MD_STATE_CODE_LEN + 1]; /* its short name in state fields (md_state_code) */
 } md_rcampaign;
 
 typedef struct md_rchannel {

@@ -296,7 +296,7 @@ dump_state() {
     for port in $(state_ports "$1"); do
         redis-cli -p "$port" --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
             redis-cli -p "$port" | awk '/^@@/ {key = substr($0, 3); n = 0; next} {if (n % 2 == 0) f = $0; else print key " " f "\t" $0; n++}'
-    done | grep -v -e ' w:' -e $' v\t' -e $' x0\t' | sed -E $'s/ j[0-9a-z]{1,13}\t/ j<event id>\t/' | sort
+    done | grep -v -E -e ' w:' -e $' W[0-9a-z]{5}[0-9]+\t' -e $' v\t' -e $' x0\t' | sed -E $'s/ j[0-9a-z]{1,13}\t/ j<event id>\t/' | sort
 }
 
 # make_certs DIR: a test CA (ca.pem), a server certificate for 127.0.0.1

@@ -1235,12 +1235,15 @@ Test(outcome, the_audit_is_stored_short_and_every_outcome_has_its_own_code) {
     char field[64], from[16], span[16], want[64];
     th_b36(TH_T0 - 60 * TH_DAY, from);
     th_b36(30 * TH_DAY, span);
-    snprintf(field, sizeof(field), "R:prepay_wallet:%s", from);
+    char code[MD_STATE_CODE_LEN + 1];
+    md_state_code("prepay_wallet", code);
+    snprintf(field, sizeof(field), "R%s%s", code, from); /* the campaign's short name, then the run's start */
     const char *v = last_op(field);
     cr_assert(v, "no %s", field);
     snprintf(want, sizeof(want), "bt,%s,", span); /* below_threshold, extended by 30 days, then p */
     cr_assert(strncmp(v, want, strlen(want)) == 0 && strlen(v) < 20, "%s = %s", field, v);
-    for (size_t i = 0; i < ops.n; i++) cr_assert(strncmp(md_ops_field(&ops, i), "r:", 2) != 0, "the long form is never written");
+    for (size_t i = 0; i < ops.n; i++)
+        cr_assert(strncmp(md_ops_field(&ops, i), "r:", 2) != 0 && strncmp(md_ops_field(&ops, i), "R:", 2) != 0, "an older form is never written");
     for (int o = 0; o <= MD_SUPPRESS_COUNT; o++) { /* MD_SUPPRESS_COUNT: the holdout */
         const char *code = md_audit_outcome_code(o);
         cr_assert(code && strlen(code) >= 1 && strlen(code) <= 2, "%s has no code", md_audit_outcome_name(o));
@@ -1249,42 +1252,65 @@ Test(outcome, the_audit_is_stored_short_and_every_outcome_has_its_own_code) {
     cr_assert_null(md_audit_outcome_code(MD_SUPPRESS_COUNT + 1));
 }
 
-Test(outcome, an_older_audit_record_is_read_and_moves_to_the_short_form_when_it_changes) {
-    char old_field[64], old_value[64], new_field[64], from[16];
+/* The audit's older forms: "r:<campaign>:<from ms>" = "<outcome name>,<last
+ * ms>,<p>", and "R:<campaign>:<from>" with times in base 36 and the
+ * outcome's code. Each is read, deleted under its own name when its run
+ * changes (the run written in the current form) or ages out. */
+Test(outcome, an_older_audit_record_is_read_and_moves_to_the_current_form_when_it_changes) {
     int64_t f = TH_T0 - 60 * TH_DAY;
-    snprintf(old_field, sizeof(old_field), "r:prepay_wallet:%lld", (long long)f);
-    snprintf(old_value, sizeof(old_value), "below_threshold,%lld,120", (long long)f);
-    md_cstate_load_field(cs, old_field, strlen(old_field), old_value, strlen(old_value));
-    md_audit_entry a;
-    cr_assert_eq(md_cstate_audit_count(cs), 1);
-    md_cstate_audit(cs, 0, &a);
-    cr_assert_str_eq(a.outcome, "below_threshold");
-    cr_assert_eq(a.from_ms, f);
-    cr_assert_float_eq(a.p, 0.12, 1e-12);
-    event(LATE_PAYMENT, TH_T0 - 30 * TH_DAY, 60); /* below the threshold again, another day: the run goes on */
+    char from[16], code[MD_STATE_CODE_LEN + 1], new_field[64];
     th_b36((uint64_t)f, from);
-    snprintf(new_field, sizeof(new_field), "R:prepay_wallet:%s", from);
-    cr_assert_str_eq(last_op(old_field), "-", "the long form is deleted");
-    cr_assert(last_op(new_field) && last_op(new_field)[0] == 'b', "and the run written short");
-    md_audit_entry e[4];
-    cr_assert_eq(audit_of(e, 4), 1, "one run, not two");
-    cr_assert_eq(e[0].from_ms, f);
-    cr_assert_eq(e[0].last_ms, TH_T0 - 30 * TH_DAY);
-    /* An older record that ages out is deleted under its own name. */
-    md_cstate_reset(cs);
-    md_cstate_set_customer(cs, cust);
-    md_ops_clear(&ops);
-    md_cstate_load_field(cs, old_field, strlen(old_field), old_value, strlen(old_value));
-    event(LATE_PAYMENT, TH_T0 + 60 * TH_DAY, 60); /* 120 days later: past audit.keep */
-    md_cstate_flush(cs, &ops);
-    cr_assert_str_eq(last_op(old_field), "-", "aged out");
-    /* Unknown codes and malformed numbers are not read. */
+    md_state_code("prepay_wallet", code);
+    snprintf(new_field, sizeof(new_field), "R%s%s", code, from);
+    for (int form = 0; form < 2; form++) {
+        char old_field[64], old_value[64];
+        if (form == 0) {
+            snprintf(old_field, sizeof(old_field), "r:prepay_wallet:%lld", (long long)f);
+            snprintf(old_value, sizeof(old_value), "below_threshold,%lld,120", (long long)f);
+        } else {
+            snprintf(old_field, sizeof(old_field), "R:prepay_wallet:%s", from);
+            snprintf(old_value, sizeof(old_value), "bt,0,120");
+        }
+        md_cstate_reset(cs);
+        md_cstate_set_customer(cs, cust);
+        md_ops_clear(&ops);
+        md_cstate_load_field(cs, old_field, strlen(old_field), old_value, strlen(old_value));
+        md_audit_entry a;
+        cr_assert_eq(md_cstate_audit_count(cs), 1, "%s", old_field);
+        md_cstate_audit(cs, 0, &a);
+        cr_assert_str_eq(a.outcome, "below_threshold");
+        cr_assert_eq(a.from_ms, f);
+        cr_assert_float_eq(a.p, 0.12, 1e-12);
+        event(LATE_PAYMENT, TH_T0 - 30 * TH_DAY, 60); /* below the threshold again, another day: the run goes on */
+        cr_assert_str_eq(last_op(old_field) ? last_op(old_field) : "(none)", "-", "%s is deleted", old_field);
+        cr_assert(last_op(new_field) && last_op(new_field)[0] == 'b', "and the run written as %s", new_field);
+        md_audit_entry e[4];
+        cr_assert_eq(audit_of(e, 4), 1, "one run, not two");
+        cr_assert_eq(e[0].from_ms, f);
+        cr_assert_eq(e[0].last_ms, TH_T0 - 30 * TH_DAY);
+        /* An older record that ages out is deleted under its own name. */
+        md_cstate_reset(cs);
+        md_cstate_set_customer(cs, cust);
+        md_ops_clear(&ops);
+        md_cstate_load_field(cs, old_field, strlen(old_field), old_value, strlen(old_value));
+        event(LATE_PAYMENT, TH_T0 + 60 * TH_DAY, 60); /* 120 days later: past audit.keep */
+        md_cstate_flush(cs, &ops);
+        cr_assert_str_eq(last_op(old_field) ? last_op(old_field) : "(none)", "-", "%s aged out", old_field);
+    }
+    /* Unknown codes, campaigns and malformed numbers are not read. */
+    char unknown_campaign[32], short_name[32], upper[32];
+    snprintf(unknown_campaign, sizeof(unknown_campaign), "R%.4s_%s", code, from); /* '_' is no base-36 digit: no code of any campaign */
+    snprintf(short_name, sizeof(short_name), "R%.3s", code);                     /* shorter than a code */
+    snprintf(upper, sizeof(upper), "R%sZ9", code);
     const char *bad[][2] = {{"R:prepay_wallet:zz", "xx,1,2"}, {"R:prepay_wallet:Z9", "bt,1,2"}, {"R:prepay_wallet:1", "bt,-1,2"},
-                            {"R:prepay_wallet:zzzzzzzzzzzzzz", "bt,1,2"}};
+                            {"R:prepay_wallet:zzzzzzzzzzzzzz", "bt,1,2"}, {unknown_campaign, "bt,1,2"}, {short_name, "bt,1,2"},
+                            {upper, "bt,1,2"}, {new_field, "xx,1,2"}, {new_field, "bt,-1,2"}, {new_field, "bt,1"}};
     md_cstate_reset(cs);
     md_cstate_set_customer(cs, cust);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) md_cstate_load_field(cs, bad[i][0], strlen(bad[i][0]), bad[i][1], strlen(bad[i][1]));
     cr_assert_eq(md_cstate_audit_count(cs), 0);
+    md_cstate_load_field(cs, new_field, strlen(new_field), "bt,1,2", 6);
+    cr_assert_eq(md_cstate_audit_count(cs), 1, "the current form, well formed, is read");
 }
 
 /* channels[].confirm "sent": a moment counts as a contact from its emission,

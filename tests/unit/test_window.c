@@ -114,6 +114,14 @@ Test(window, sums_are_exact_in_fen) {
     cr_assert_float_eq(md_cstate_window(cfg, cs, w, TH_T0 + 30 * TH_DAY), 79.5, 1e-9);
 }
 
+/* The value the recorded ops last set for field, or NULL. */
+static const char *last_set(const char *field) {
+    const char *v = NULL;
+    for (size_t i = 0; i < ops.n; i++)
+        if (strcmp(md_ops_field(&ops, i), field) == 0) v = ops.ops[i].kind == MD_OP_SET ? md_ops_value(&ops, i) : NULL;
+    return v;
+}
+
 Test(window, redelivered_offsets_count_once) {
     md_source src = {"payments", 3, 41};
     cr_assert_eq(pay("p1", TH_T0, 10, false, &src), MD_APPLIED);
@@ -125,6 +133,85 @@ Test(window, redelivered_offsets_count_once) {
     src.partition = 2; /* another partition has its own watermark */
     cr_assert_eq(pay("p9", TH_T0, 10, false, &src), MD_APPLIED);
     cr_assert_eq(md_cstate_window(cfg, cs, win("payments_180d"), TH_T0), 2);
+}
+
+/* The watermark's field is "W<topic's short name><partition>"; the older
+ * "w:<topic>:<partition>" is still read, and deleted when the watermark
+ * next moves. With both (never written together, but read either way) the
+ * higher offset holds. */
+Test(window, watermarks_are_stored_under_the_topic_short_name_and_read_in_the_older_form) {
+    char code[MD_STATE_CODE_LEN + 1], field[32];
+    md_state_code("payments", code);
+    snprintf(field, sizeof(field), "W%s3", code);
+    md_source src = {"payments", 3, 41};
+    cr_assert_eq(pay("p1", TH_T0, 10, false, &src), MD_APPLIED);
+    cr_assert_str_eq(last_set(field) ? last_set(field) : "(none)", "41", "%s", field);
+    for (size_t i = 0; i < ops.n; i++) cr_assert(strncmp(md_ops_field(&ops, i), "w:", 2) != 0, "the older form is never written");
+    for (int order = 0; order < 3; order++) {
+        md_cstate *fresh = md_cstate_new(cfg);
+        /* 0: the older form alone; 1 and 2: both, the older one higher, read first or last. */
+        if (order == 2) md_cstate_load_field(fresh, field, strlen(field), "30", 2);
+        md_cstate_load_field(fresh, "w:payments:3", 12, "41", 2);
+        if (order == 1) md_cstate_load_field(fresh, field, strlen(field), "30", 2);
+        cr_assert_eq(md_cs_watermark(fresh, "payments", 3), 41, "order %d", order);
+        cr_assert_eq(md_cs_watermark(fresh, "payments", 2), -1, "another partition");
+        cr_assert_eq(md_cs_watermark(fresh, "calls", 3), -1, "another topic");
+        md_ops_clear(&ops);
+        md_cs_set_watermark(fresh, &ops, "payments", 3, 42);
+        cr_assert_str_eq(last_set(field) ? last_set(field) : "(none)", "42");
+        bool deleted = false;
+        for (size_t i = 0; i < ops.n; i++) deleted |= ops.ops[i].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, i), "w:payments:3") == 0;
+        cr_assert(deleted, "order %d: the older field is deleted", order);
+        md_ops_clear(&ops);
+        md_cs_set_watermark(fresh, &ops, "payments", 3, 43);
+        cr_assert_eq(ops.n, 1, "deleted once: %zu ops", ops.n);
+        md_cstate_destroy(fresh);
+    }
+    /* Malformed ones are counted and not read. */
+    const char *bad[][2] = {{"w:payments:x", "1"}, {"w::3", "1"}, {"w:payments", "1"}, {"W#####3", "1"}, {field, "x"}, {"Wabcde-1", "1"},
+                            {"Wabcde", "1"}};
+    md_cstate *fresh = md_cstate_new(cfg);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        md_cstate_reset(fresh);
+        md_cstate_load_field(fresh, bad[i][0], strlen(bad[i][0]), bad[i][1], strlen(bad[i][1]));
+        cr_assert_eq(fresh->n_wm, 0, "%s = %s is not read", bad[i][0], bad[i][1]);
+        cr_assert_eq(fresh->bad_fields, strcmp(bad[i][0], "Wabcde") == 0 ? 0 : 1, "%s = %s", bad[i][0], bad[i][1]);
+    }
+    md_cstate_destroy(fresh);
+}
+
+/* Two campaigns, or two input topics, whose short names in the stored state
+ * are the same would share their audit runs or watermarks: refused at load.
+ * (FNV-1a 32 of camp35229 and camp64784 agree modulo 36^5, as do those of
+ * topic-10929 and topic-41084.) */
+Test(window, names_that_share_a_short_name_are_refused) {
+    char a[MD_STATE_CODE_LEN + 1], b[MD_STATE_CODE_LEN + 1], err[512];
+    /* The codes are part of the stored layout: another hash would orphan
+     * every audit run and watermark already in Redis. (Worked out apart
+     * from momentd: FNV-1a 32 modulo 36^5 in five base-36 digits.) */
+    const char *known[][2] = {{"prepay_wallet", "jxoz8"}, {"payments", "3zeau"}, {"bill_instalment", "zyoq4"}, {"a", "9wi7g"}};
+    for (size_t i = 0; i < 4; i++) {
+        md_state_code(known[i][0], a);
+        cr_assert_str_eq(a, known[i][1], "%s", known[i][0]);
+    }
+    md_state_code("camp35229", a);
+    md_state_code("camp64784", b);
+    cr_assert_str_eq(a, b);
+    md_state_code("prepay_wallet", b);
+    cr_assert_str_neq(a, b);
+    const char *campaigns[] = {"\"name\": \"prepay_wallet\"", "\"name\": \"camp35229\"", "\"name\": \"bill_instalment\"",
+                               "\"name\": \"camp64784\"", "score.prepay_wallet", "score.camp35229"};
+    md_config *clash = th_config_edit(campaigns, 3, err, sizeof(err));
+    cr_assert_null(clash, "two campaigns with one short name are refused");
+    cr_assert(strstr(err, "\"camp64784\" and \"camp35229\" have the same short name"), "%s", err);
+    const char *topics[] = {"\"group_id\": \"momentd\",", "\"group_id\": \"momentd\", \"topic_calls\": \"topic-10929\", \"topic_app_logins\": \"topic-41084\","};
+    clash = th_config_edit(topics, 1, err, sizeof(err));
+    cr_assert_null(clash, "two topics with one short name are refused");
+    cr_assert(strstr(err, "$.kafka.topic_app_logins: \"topic-41084\" and \"topic-10929\""), "%s", err);
+    const char *one_topic[] = {"\"group_id\": \"momentd\",", "\"group_id\": \"momentd\", \"topic_calls\": \"topic-10929\","};
+    md_config *one = th_config_edit(one_topic, 1, err, sizeof(err));
+    cr_assert_not_null(one, "one of them alone is fine: %s", err);
+    md_config_destroy(one);
 }
 
 Test(window, republished_event_ids_count_once_within_the_horizon) {
@@ -198,14 +285,6 @@ Test(window, state_round_trips_through_the_recorded_ops) {
     cr_assert(md_cstate_balance(fresh, &b2), "regression: the balance field was read as a bucket and lost on reload");
     cr_assert_float_eq(b1, b2, 1e-9);
     md_cstate_destroy(fresh);
-}
-
-/* The value the recorded ops last set for field, or NULL. */
-static const char *last_set(const char *field) {
-    const char *v = NULL;
-    for (size_t i = 0; i < ops.n; i++)
-        if (strcmp(md_ops_field(&ops, i), field) == 0) v = ops.ops[i].kind == MD_OP_SET ? md_ops_value(&ops, i) : NULL;
-    return v;
 }
 
 Test(window, old_buckets_are_evicted) {
