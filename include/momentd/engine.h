@@ -18,6 +18,7 @@
 #include "momentd/event.h"
 
 #define MD_DAY_MS INT64_C(86400000)
+#define MD_HOUR_MS INT64_C(3600000)
 #define MD_TRIGGER_ID_LEN 34 /* "m" + 32 hex digits + NUL */
 #define MD_MOMENT_SCHEMA_VERSION 1 /* every moment's "schema_version" (docs/schemas/moment.schema.json) */
 

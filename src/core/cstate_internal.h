@@ -49,10 +49,13 @@ typedef struct md_wmark {
 } md_wmark;
 
 typedef struct md_seen {
-    uint64_t hash;
+    uint64_t hash; /* in the 'J' form, the SipHash modulo MD_SEEN_SHORT_HASH */
     int64_t ts;
-    char form; /* how its field is written: 'j' (now), 'i' (earlier), 'e' (md_hash64 of versions before the key, not keyed) */
+    /* How its field is written: 'J' (now), 'j', 'i' (earlier), 'e' (md_hash64
+     * of versions before the key, not keyed); seen_field in cstate.c. */
+    char form;
 } md_seen;
+#define MD_SEEN_SHORT_HASH UINT64_C(3656158440062976) /* 36^10: ten base-36 digits */
 
 /* How many event ids a customer's guard remembers at most (within the
  * horizon): a fixed cost per event and a fixed size per customer, whatever

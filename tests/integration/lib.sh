@@ -287,8 +287,8 @@ explain_at() {
 # applies, which depend on how messages happened to be batched) and the
 # empty-outbox mark x0 (whether an apply came after the outbox emptied also
 # depends on the batching), and with the event-id guard's field names
-# ("j" + the id's SipHash under the namespace's own key, in base 36)
-# replaced by "j<event id>": two namespaces hash the same ids apart, and the
+# ("J" + the id's SipHash under the namespace's own key, in base 36)
+# replaced by "J<event id>": two namespaces hash the same ids apart, and the
 # guard's event times still compare.
 dump_state() {
     # One redis-cli session per node for all its keys; "@@key" lines delimit the replies.
@@ -296,7 +296,7 @@ dump_state() {
     for port in $(state_ports "$1"); do
         redis-cli -p "$port" --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
             redis-cli -p "$port" | awk '/^@@/ {key = substr($0, 3); n = 0; next} {if (n % 2 == 0) f = $0; else print key " " f "\t" $0; n++}'
-    done | grep -v -E -e ' w:' -e $' W[0-9a-z]{5}[0-9]+\t' -e $' v\t' -e $' x0\t' | sed -E $'s/ j[0-9a-z]{1,13}\t/ j<event id>\t/' | sort
+    done | grep -v -E -e ' w:' -e $' W[0-9a-z]{5}[0-9]+\t' -e $' v\t' -e $' x0\t' | sed -E $'s/ [jJ][0-9a-z]{1,13}\t/ J<event id>\t/' | sort
 }
 
 # make_certs DIR: a test CA (ca.pem), a server certificate for 127.0.0.1

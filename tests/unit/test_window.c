@@ -485,7 +485,7 @@ Test(window, the_event_id_guard_is_bounded_and_counts_what_it_forgets) {
         evicted += out.dedupe_evicted;
         for (size_t k = 0; k < ops.n; k++) {
             const char *f = md_ops_field(&ops, k);
-            if (f[0] != 'j') continue;
+            if (f[0] != 'J') continue;
             size_t at = 0;
             while (at < n_live && strcmp(live[at], f) != 0) at++;
             if (ops.ops[k].kind == MD_OP_DEL && at < n_live) memmove(live[at], live[at + 1], (n_live - at - 1) * sizeof(live[0])), n_live--;
@@ -501,10 +501,10 @@ Test(window, the_event_id_guard_is_bounded_and_counts_what_it_forgets) {
     cr_assert_eq(pay("hot0", TH_T0, 1, false, NULL), MD_APPLIED, "forgotten for room: counts again (documented)");
 }
 
-/* "j" + base 36 of h: the guard's field for a hash. */
+/* "J" + base 36 of h modulo 36^10: the guard's field for a hash. */
 static void b36_field(uint64_t h, char out[24]) {
-    out[0] = 'j';
-    th_b36(h, out + 1);
+    out[0] = 'J';
+    th_b36(h % UINT64_C(3656158440062976), out + 1);
 }
 
 /* The guard's fields written for one id under the configuration's key. */
@@ -513,7 +513,7 @@ static void guard_field_of(const char *id, char field[24]) {
     cr_assert_eq(pay(id, TH_T0, 1, false, NULL), MD_APPLIED);
     field[0] = '\0';
     for (size_t k = 0; k < ops.n; k++)
-        if (ops.ops[k].kind == MD_OP_SET && md_ops_field(&ops, k)[0] == 'j')
+        if (ops.ops[k].kind == MD_OP_SET && md_ops_field(&ops, k)[0] == 'J')
             snprintf(field, 24, "%s", md_ops_field(&ops, k));
     cr_assert(field[0], "no guard field written for %s", id);
 }
@@ -565,47 +565,68 @@ Test(window, the_guard_hashes_ids_under_the_deployment_key) {
     cr_assert_str_eq(f1, want);
 }
 
-/* The guard's field is "j" + base 36 of the hash, its value the event time
- * in seconds; the forms of earlier versions ("i" + 16 hex digits = ms, and
- * "e" + the unkeyed hash) are honoured until they age out, and deleted
- * under their own names. */
-Test(window, the_guard_stores_seconds_under_base_36_and_reads_the_earlier_forms) {
+/* The guard's field is "J" + base 36 of the hash modulo 36^10 (at most ten
+ * digits), its value the event time in hours, rounded up; the forms of
+ * earlier versions ("j" + the whole hash in base 36 = seconds, "i" + 16 hex
+ * digits = ms, and "e" + the unkeyed hash) are honoured until they age out,
+ * and deleted under their own names. */
+Test(window, the_guard_stores_hours_under_base_36_and_reads_the_earlier_forms) {
     cfg->dedupe.id_key[0] = 3;
-    char f[24];
-    guard_field_of("pay-7", f);
+    const int64_t t7 = TH_T0 + 20 * 60000 + 34567; /* within an hour, so that rounding up shows */
+    md_ops_clear(&ops);
+    cr_assert_eq(pay("pay-7", t7, 1, false, NULL), MD_APPLIED);
     const uint64_t key[2] = {3, 0};
-    char want[24];
-    b36_field(md_siphash24(key, "pay-7", 5), want);
-    cr_assert_str_eq(f, want);
-    const char *v = NULL;
-    for (size_t k = 0; k < ops.n; k++)
-        if (ops.ops[k].kind == MD_OP_SET && strcmp(md_ops_field(&ops, k), f) == 0) v = md_ops_value(&ops, k);
-    char secs[24];
-    snprintf(secs, sizeof(secs), "%lld", (long long)(TH_T0 / 1000));
-    cr_assert_str_eq(v, secs, "the event time in seconds");
-    /* Read back: a re-publication is still one. */
+    char f[24];
+    b36_field(md_siphash24(key, "pay-7", 5), f);
+    cr_assert_leq(strlen(f), 11, "ten digits at most: %s", f);
+    char hours[24];
+    snprintf(hours, sizeof(hours), "%lld", (long long)(t7 / TH_HOUR + 1));
+    cr_assert_str_eq(last_set(f) ? last_set(f) : "(none)", hours, "%s = the event time in hours, rounded up", f);
+    /* Read back: a re-publication is still one, up to an hour beyond the
+     * horizon and never less. */
     md_cstate_reset(cs);
-    md_cstate_load_field(cs, f, strlen(f), secs, strlen(secs));
-    cr_assert_eq(pay("pay-6", TH_T0 + 1000, 1, false, NULL), MD_APPLIED); /* an add prunes what is past the horizon */
-    cr_assert_eq(pay("pay-7", TH_T0, 1, false, NULL), MD_DUP_EVENT_ID, "its time read back is the event's, not 1970's");
-    /* The form of earlier versions: hex, ms. */
+    md_cstate_load_field(cs, f, strlen(f), hours, strlen(hours));
+    cr_assert_eq(pay("pay-6", t7 + 1000, 1, false, NULL), MD_APPLIED); /* an add prunes what is past the horizon */
+    cr_assert_eq(pay("pay-7", t7, 1, false, NULL), MD_DUP_EVENT_ID, "its time read back is the event's, not 1970's");
+    md_cstate_reset(cs);
+    md_cstate_load_field(cs, f, strlen(f), hours, strlen(hours));
+    int64_t edge = t7 + cfg->rules->dedupe_horizon_ms; /* the newest event exactly a horizon after pay-7 */
+    cr_assert_eq(pay("pay-5", edge, 1, false, NULL), MD_APPLIED);
+    cr_assert_eq(pay("pay-7", t7, 1, false, NULL), MD_DUP_EVENT_ID, "remembered for its whole horizon");
+    /* The earlier forms: base 36 and seconds; hex and ms. */
+    char secf[24], secs[24];
+    secf[0] = 'j';
+    th_b36(md_siphash24(key, "pay-4", 5), secf + 1);
+    snprintf(secs, sizeof(secs), "%lld", (long long)(TH_T0 / 1000));
+    md_cstate_reset(cs);
+    md_cstate_load_field(cs, secf, strlen(secf), secs, strlen(secs));
+    cr_assert_eq(pay("pay-3", TH_T0 + 1000, 1, false, NULL), MD_APPLIED); /* an add prunes what is past the horizon */
+    cr_assert_eq(pay("pay-4", TH_T0, 1, false, NULL), MD_DUP_EVENT_ID, "an id the seconds form remembers, at its time");
     md_cstate_reset(cs);
     char hexf[24], ms[24];
     snprintf(hexf, sizeof(hexf), "i%016" PRIx64, md_siphash24(key, "pay-8", 5));
     snprintf(ms, sizeof(ms), "%lld", (long long)TH_T0);
     md_cstate_load_field(cs, hexf, strlen(hexf), ms, strlen(ms));
+    md_cstate_load_field(cs, secf, strlen(secf), secs, strlen(secs));
     cr_assert_eq(pay("pay-8", TH_T0, 1, false, NULL), MD_DUP_EVENT_ID, "an id the earlier form remembers");
     md_ops_clear(&ops);
     cr_assert_eq(pay("pay-9", TH_T0 + cfg->rules->dedupe_horizon_ms + 2000, 1, false, NULL), MD_APPLIED);
-    bool deleted = false;
-    for (size_t k = 0; k < ops.n; k++) deleted |= ops.ops[k].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, k), hexf) == 0;
+    bool deleted = false, deleted_secs = false;
+    for (size_t k = 0; k < ops.n; k++) {
+        deleted |= ops.ops[k].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, k), hexf) == 0;
+        deleted_secs |= ops.ops[k].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, k), secf) == 0;
+    }
     cr_assert(deleted, "aged out under its own name %s", hexf);
+    cr_assert(deleted_secs, "aged out under its own name %s", secf);
     /* Malformed: a digit out of base 36, past 2^64, a negative time; 14
-     * digits is no guard field of this version (left alone). */
+     * digits after "j", or 11 after "J", is no guard field of this version
+     * (left alone). */
     md_cstate_reset(cs);
-    const char *bad[][2] = {{"jA1", "5"}, {"j12345678901234", "5"}, {"jzzzzzzzzzzzzz", "5"}, {"j1", "-5"}};
+    const char *bad[][2] = {{"jA1", "5"},  {"j12345678901234", "5"}, {"jzzzzzzzzzzzzz", "5"}, {"j1", "-5"},
+                            {"JA1", "5"},  {"J1", "-5"},             {"J1", "x"},              {"J12345678901", "5"},
+                            {"J1", "2562047788015216"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) md_cstate_load_field(cs, bad[i][0], strlen(bad[i][0]), bad[i][1], strlen(bad[i][1]));
-    cr_assert_eq(cs->bad_fields, 3);
+    cr_assert_eq(cs->bad_fields, 7);
     cr_assert_eq(cs->n_seen, 0);
 }
 
