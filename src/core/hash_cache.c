@@ -43,7 +43,54 @@ struct md_hash_cache {
     size_t scratch_cap;
 };
 
-enum { RECORD_HEAD = 8 }; /* two u32 lengths */
+/* A field's record in an entry: the field's and the value's lengths as
+ * varints (7 bits a byte, the high bit on all but the last: a byte each for
+ * fields and values under 128 bytes, nearly all of them, where two u32 took
+ * 8 and a customer's 26 fields 156 bytes more), then the field and a NUL,
+ * the value and a NUL. */
+static size_t varint_size(size_t n) {
+    size_t s = 1;
+    for (; n >= 128; n >>= 7) s++;
+    return s;
+}
+
+static size_t record_size(const md_hash_field *h) { return varint_size(h->fl) + varint_size(h->vl) + h->fl + h->vl + 2; }
+
+static char *put_varint(char *w, size_t n) {
+    for (; n >= 128; n >>= 7) *w++ = (char)((n & 127) | 128);
+    *w++ = (char)n;
+    return w;
+}
+
+static const char *get_varint(const char *p, size_t *n) {
+    size_t v = 0;
+    unsigned shift = 0;
+    unsigned char b;
+    do {
+        b = (unsigned char)*p++;
+        v |= (size_t)(b & 127) << shift;
+        shift += 7;
+    } while (b & 128);
+    *n = v;
+    return p;
+}
+
+static char *record_write(char *w, const md_hash_field *h) {
+    w = put_varint(put_varint(w, h->fl), h->vl);
+    memcpy(w, h->f, h->fl);
+    w[h->fl] = '\0';
+    memcpy(w + h->fl + 1, h->v, h->vl);
+    w[h->fl + 1 + h->vl] = '\0';
+    return w + h->fl + h->vl + 2;
+}
+
+/* The record at p into h (pointing into the entry); the next record. */
+static const char *record_read(const char *p, md_hash_field *h) {
+    size_t fl, vl;
+    p = get_varint(get_varint(p, &fl), &vl);
+    *h = (md_hash_field){.f = p, .fl = fl, .v = p + fl + 1, .vl = vl};
+    return p + fl + vl + 2;
+}
 
 md_hash_cache *md_hash_cache_new(size_t budget, const uint64_t sip_key[2]) {
     md_hash_cache *c = calloc(1, sizeof(*c));
@@ -141,11 +188,9 @@ bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_f
     link_newest(c, e);
     const char *p = e->data + e->key_len + 1;
     for (size_t i = 0; i < e->n; i++) {
-        uint32_t fl, vl;
-        memcpy(&fl, p, 4);
-        memcpy(&vl, p + 4, 4);
-        fn(ctx, p + RECORD_HEAD, fl, p + RECORD_HEAD + fl + 1, vl);
-        p += RECORD_HEAD + fl + vl + 2;
+        md_hash_field h;
+        p = record_read(p, &h);
+        fn(ctx, h.f, h.fl, h.v, h.vl);
     }
     return true;
 }
@@ -153,7 +198,7 @@ bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_f
 /* The entry being replaced is freed last: the fields may point into it. */
 static void put_entry(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n, int64_t expires_at) {
     size_t len = strlen(key), data = len + 1;
-    for (size_t i = 0; i < n; i++) data += RECORD_HEAD + fields[i].fl + fields[i].vl + 2;
+    for (size_t i = 0; i < n; i++) data += record_size(&fields[i]);
     uint64_t h = md_siphash24(c->sip, key, len);
     entry **p = slot_of(c, key, len, h), *old = *p;
     size_t charged = sizeof(entry) + data + 16; /* and the allocator's own */
@@ -165,16 +210,7 @@ static void put_entry(md_hash_cache *c, const char *key, const md_hash_field *fi
     *e = (entry){.hash = h, .charged = charged, .n = n, .key_len = len, .data_len = data, .expires_at = expires_at};
     memcpy(e->data, key, len + 1);
     char *w = e->data + len + 1;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t fl = (uint32_t)fields[i].fl, vl = (uint32_t)fields[i].vl;
-        memcpy(w, &fl, 4);
-        memcpy(w + 4, &vl, 4);
-        memcpy(w + RECORD_HEAD, fields[i].f, fl);
-        w[RECORD_HEAD + fl] = '\0';
-        memcpy(w + RECORD_HEAD + fl + 1, fields[i].v, vl);
-        w[RECORD_HEAD + fl + 1 + vl] = '\0';
-        w += RECORD_HEAD + fl + vl + 2;
-    }
+    for (size_t i = 0; i < n; i++) w = record_write(w, &fields[i]);
     if (old) remove_entry(c, old);
     p = slot_of(c, key, len, h); /* the chain may have changed */
     e->chain = *p;
@@ -235,11 +271,8 @@ void md_hash_cache_applied(md_hash_cache *c, const char *key, const md_ops *ops,
     field *fs = c->fs;
     const char *p = e->data + e->key_len + 1;
     for (size_t i = 0; i < e->n; i++, n++) {
-        uint32_t fl, vl;
-        memcpy(&fl, p, 4);
-        memcpy(&vl, p + 4, 4);
-        fs[n] = (field){.h = {.f = p + RECORD_HEAD, .fl = fl, .v = p + RECORD_HEAD + fl + 1, .vl = vl}};
-        p += RECORD_HEAD + fl + vl + 2;
+        fs[n] = (field){.own = false};
+        p = record_read(p, &fs[n].h);
     }
     /* What apply.lua does, in the same order: every op, then the version. */
     for (size_t o = 0; o <= ops->n; o++) {

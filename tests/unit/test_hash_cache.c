@@ -204,3 +204,55 @@ Test(hash_cache, many_entries_are_all_found) {
     cr_assert_eq(md_hash_cache_stats_get(c).entries, 20000);
     md_hash_cache_destroy(c);
 }
+
+/* Records' lengths are varints: one byte below 128, more above. Fields and
+ * values of every size across the boundaries (0, 127, 128, 16383, 16384,
+ * 100,000 bytes) come back whole, in a put and after an apply. */
+static void collect_raw(void *ctx, const char *f, size_t fl, const char *v, size_t vl) {
+    size_t *sizes = ctx;
+    size_t k = sizes[0]++;
+    sizes[1 + 2 * k] = fl;
+    sizes[2 + 2 * k] = vl;
+    cr_assert_eq(f[fl], '\0');
+    cr_assert_eq(v[vl], '\0');
+    if (strcmp(f, "new") == 0 || strcmp(f, "v") == 0) return; /* the apply's own */
+    for (size_t i = 0; i < vl; i++) cr_assert_eq(v[i], (char)('a' + (i + vl) % 26), "value of %zu bytes, byte %zu", vl, i);
+}
+
+Test(hash_cache, lengths_of_every_size_come_back) {
+    md_hash_cache *c = md_hash_cache_new(64u << 20, key);
+    const size_t sizes[] = {0, 1, 127, 128, 300, 16383, 16384, 100000};
+    enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+    char *vals[N], names[N][300];
+    md_hash_field f[N];
+    for (size_t i = 0; i < N; i++) {
+        vals[i] = malloc(sizes[i] + 1);
+        for (size_t b = 0; b < sizes[i]; b++) vals[i][b] = (char)('a' + (b + sizes[i]) % 26);
+        vals[i][sizes[i]] = '\0';
+        size_t nl = i == 4 ? 200 : 3; /* one field name past 128 too */
+        memset(names[i], 'f', nl);
+        names[i][nl - 1] = (char)('0' + i);
+        names[i][nl] = '\0';
+        f[i] = (md_hash_field){names[i], vals[i], nl, sizes[i]};
+    }
+    md_hash_cache_put(c, "md:{big}", f, N);
+    size_t got[1 + 2 * (N + 2)] = {0};
+    cr_assert(md_hash_cache_each(c, "md:{big}", collect_raw, got));
+    cr_assert_eq(got[0], N);
+    for (size_t i = 0; i < N; i++) {
+        cr_assert_eq(got[1 + 2 * i], strlen(names[i]));
+        cr_assert_eq(got[2 + 2 * i], sizes[i], "value %zu: %zu bytes back", i, got[2 + 2 * i]);
+    }
+    /* After an apply that adds a field: the rebuilt entry reads the same. */
+    md_ops ops;
+    md_ops_init(&ops);
+    md_ops_add(&ops, MD_OP_SET, "new", "1");
+    md_hash_cache_applied(c, "md:{big}", &ops, 7, 0);
+    memset(got, 0, sizeof(got));
+    cr_assert(md_hash_cache_each(c, "md:{big}", collect_raw, got), "kept after the apply");
+    cr_assert_eq(got[0], N + 2, "the fields, \"new\" and \"v\"");
+    for (size_t i = 0; i < N; i++) cr_assert_eq(got[2 + 2 * i], sizes[i]);
+    md_ops_fini(&ops);
+    for (size_t i = 0; i < N; i++) free(vals[i]);
+    md_hash_cache_destroy(c);
+}
