@@ -705,24 +705,23 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         for (size_t si = 0; si < cs->r->n_series; si++)
             if (cs->r->series[si].field_len == fl && memcmp(cs->r->series[si].field + 1, f + 1, fl - 1) == 0) {
                 md_series_st *s = &cs->series[si];
-                if (f[0] == 's') {
-                    /* Rewritten in the current form, and this name deleted, by
-                     * the next flush; never read over the current form's. */
-                    bool have_current = s->form == 'S';
-                    s->form = 's';
-                    s->dirty = true;
-                    if (have_current) return;
-                } else if (s->form == 's') {
-                    s->dirty = false; /* both names: the current one wins, the older goes */
-                    s->form = 0;
-                    if (!series_decode(s, v, vl, false)) goto bad;
+                bool older = f[0] == 's';
+                /* The older form is rewritten in the current one, and its
+                 * name deleted, by the next flush; with both names the
+                 * current one is read, whichever comes first. An older
+                 * series that does not parse is left as it was. */
+                if (older && s->form == 'S') {
                     s->form = 's';
                     s->dirty = true;
                     return;
+                }
+                if (!series_decode(s, v, vl, older)) goto bad;
+                if (older || s->form == 's') {
+                    s->form = 's';
+                    s->dirty = true;
                 } else {
                     s->form = 'S';
                 }
-                if (!series_decode(s, v, vl, f[0] == 's')) goto bad;
                 return;
             }
         return; /* a series no window of this configuration reads: left to expire */

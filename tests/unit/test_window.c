@@ -365,6 +365,15 @@ Test(window, the_older_series_form_is_read_and_rewritten) {
     bool deleted = false;
     for (size_t i = 0; i < ops.n; i++) deleted |= ops.ops[i].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, i), legacy) == 0;
     cr_assert(deleted, "the older name %s is deleted", legacy);
+    /* An older series that does not parse is counted and left as it was:
+     * no write deletes it or puts an empty one in its place. */
+    md_cstate_reset(fresh);
+    md_cstate_load_field(fresh, legacy, strlen(legacy), "12:x", 4);
+    cr_assert_eq(fresh->bad_fields, 1);
+    md_ops_clear(&ops);
+    md_cstate_flush(fresh, &ops);
+    for (size_t i = 0; i < ops.n; i++)
+        cr_assert(strcmp(md_ops_field(&ops, i), legacy) != 0 && strcmp(md_ops_field(&ops, i), sf) != 0, "%s written", md_ops_field(&ops, i));
     /* The older form is never read without its values, nor with base 36. */
     const char *bad[] = {"12", "12:1,3", "12:1,0:1", "12:1,-3:1", "12:1,,", ":1", "12:a", "12:99999999999999999999",
                          "12:9223372036854775808"};
