@@ -1198,7 +1198,6 @@ void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t 
  * A new event wrongly taken for one of at most 256 remembered ids has a
  * chance of 256 / 36^10, 7e-14: at a billion events a day, once in forty
  * years. */
-
 uint64_t md_cs_id_hash(const md_cstate *cs, const char *event_id) {
     return md_siphash24(cs->cfg->dedupe.id_key, event_id, strlen(event_id));
 }
