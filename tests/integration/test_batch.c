@@ -824,3 +824,90 @@ Test(batch, a_cached_customers_recent_expiry_is_left_alone) {
     free(cap);
     md_config_destroy(cfg);
 }
+
+/* The sum of every capacity counter under prefix (the moments reserved and
+ * emitted in each slot), read from Redis. */
+static long long capacity_counted(const char *prefix) {
+    const char *port = getenv("MOMENTD_IT_REDIS_PORT");
+    valkeyContext *c = valkeyConnect("127.0.0.1", atoi(port));
+    cr_assert(c && !c->err);
+    valkeyReply *keys = valkeyCommand(c, "KEYS %s:capacity:*", prefix);
+    cr_assert(keys && keys->type == VALKEY_REPLY_ARRAY);
+    long long sum = 0;
+    for (size_t i = 0; i < keys->elements; i++) {
+        valkeyReply *v = valkeyCommand(c, "GET %s", keys->element[i]->str);
+        cr_assert(v && v->type == VALKEY_REPLY_STRING, "%s", keys->element[i]->str);
+        sum += atoll(v->str);
+        freeReplyObject(v);
+    }
+    freeReplyObject(keys);
+    valkeyFree(c);
+    return sum;
+}
+
+/* A batch reserves a channel's capacity for every decision it may make
+ * (each event, each campaign: here 12 payments of 4 late payers, 24, of a
+ * day's 20; their profiles decide nothing) and, when its run ends, gives back what it did not emit, so that
+ * the other instances can have it: the day's counter then holds exactly the
+ * calls made. (test_capacity.sh kills a batch that keeps what it did not
+ * use only in the runs where a reservation happens to go unused; here every
+ * run has one.) */
+Test(batch, capacity_reserved_and_not_emitted_is_given_back) {
+    use_fixture();
+    md_config_destroy(cfg);
+    const char *pairs[] = {"\"fresh_for\": \"4h\"", "\"fresh_for\": \"3650d\"", "\"fresh_for\": \"24h\"", "\"fresh_for\": \"3650d\"",
+                           "\"fresh_for\": \"2h\"", "\"fresh_for\": \"3650d\"",
+                           "\"name\": \"outbound_call\",", "\"name\": \"outbound_call\", \"capacity\": [{\"max\": 20, \"per\": \"1d\"}],"};
+    char err[512], prefix[64], detail[64];
+    cfg = th_config_edit(pairs, 4, err, sizeof(err));
+    cr_assert_not_null(cfg, "%s", err);
+    int call = -1;
+    for (size_t ch = 0; ch < cfg->n_channels; ch++)
+        if (strcmp(cfg->channels[ch].name, "outbound_call") == 0) call = (int)ch;
+    cr_assert(call >= 0 && cfg->channels[call].n_capacity == 1, "the call channel has its capacity");
+    snprintf(prefix, sizeof(prefix), "batch-cap-%ld", (long)time(NULL));
+    md_store *s = store_for(prefix);
+    capture *cap = calloc(1, sizeof(*cap));
+    md_batch_hooks hooks = {.deliver = capture_deliver, .ctx = cap};
+    md_counters n;
+    memset(&n, 0, sizeof(n));
+    /* Capacity is the daemon's (the wall clock's): decided at 11:00 in China
+     * on the day of the last payments, as run_daemon_path decides. */
+    const int64_t wall = T0 + 60 * DAY + 11 * HOUR;
+    md_batch *b = md_batch_new(cfg, s, 16, MD_BATCH_CLOCK_WALL, &hooks, &n, NULL); /* room for all 16 */
+    cr_assert(b);
+    /* A resident's profile, then three late payments a month apart with a
+     * falling balance, at 10:00 in China (outside quiet hours): the last
+     * fires prepay_wallet, by a call (no app login). One batch. */
+    int offset = 0;
+    for (int c = 0; c < 4; c++) {
+        char cid[32];
+        snprintf(cid, sizeof(cid), "cap-payer-%d", c);
+        const char *profile = "{\"customer_type\":\"resident\"}";
+        md_message pm = {cfg->kafka.topic_profiles, 0, c, cid, strlen(cid), profile, strlen(profile)};
+        const char *preason = NULL;
+        cr_assert_eq(md_batch_add_message(b, &pm, wall, &preason, detail, sizeof(detail)), MD_ERR_OK, "%s", detail);
+        const int balance[] = {80, 60, 50};
+        for (int k = 0; k < 3; k++) {
+            char json[512];
+            snprintf(json, sizeof(json),
+                     "{\"event_id\":\"%s-%d\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%" PRId64
+                     ",\"amount\":100,\"channel\":\"bank\",\"kind\":\"bill\",\"late\":true,\"balance_after\":%d}",
+                     cid, k, cid, T0 + k * 30 * DAY + 10 * HOUR + c * 60000, balance[k]);
+            md_message m = {cfg->kafka.topic_payments, 0, offset++, cid, strlen(cid), json, strlen(json)};
+            const char *reason = NULL;
+            cr_assert_eq(md_batch_add_message(b, &m, wall, &reason, detail, sizeof(detail)), MD_ERR_OK, "%s", detail);
+        }
+    }
+    cr_assert_eq(md_batch_run(b, wall, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    long long calls = 0;
+    for (size_t i = 0; i < cap->n; i++) calls += !cap->m[i].holdout && cap->m[i].channel == call;
+    cr_assert_geq(calls, 1, "no call was made: the test proved nothing (%zu moments)", cap->n);
+    long long counted = capacity_counted(prefix);
+    cr_assert_eq(counted, calls, "the day's counter holds what the calls used (%lld), not what the batch reserved: %lld", calls, counted);
+    md_batch_destroy(b);
+    md_store_wipe(s, err, sizeof(err));
+    md_store_destroy(s);
+    free(cap);
+    md_config_destroy(cfg);
+}
