@@ -11,25 +11,28 @@
  * Fields:
  *   v                       version: +1 on every apply; the apply script
  *                           writes only if it is still the version read
- *   s<hash>                 one bucket series, packed: "<bucket>:<value>" for
- *                           the oldest non-empty bucket, then ",<gap>:<value>"
- *                           for each next one (gap = bucket id difference).
- *                           One field per series keeps what a batch reads
- *                           bounded by the configuration, not by history;
- *                           <hash> is base 36 of FNV-1a("signal|granularity
- *                           ms|sum"), so an edited configuration keeps
- *                           reading the series it still has.
+ *   S<hash>                 one bucket series, packed in base 36: the oldest
+ *                           non-empty bucket's number, then ",<gap>" for each
+ *                           next, each with ":<value>" unless it is 1 (the
+ *                           older "s<hash>" wrote decimal and every value; still
+ *                           read, rewritten by the next flush). One field per
+ *                           series keeps what a batch reads bounded by the
+ *                           configuration, not by history; <hash> is base 36 of
+ *                           FNV-1a("signal|granularity ms|sum") (md_series_field),
+ *                           so an edited configuration keeps reading the series
+ *                           it still has.
  *   bal                     "<balance>,<event time ms>" newest balance_after
  *   t<type>                 time of the newest event of that type (0 payment, 1 call, 2 app_login)
  *   n                       time of the customer's newest event: no longer written (the
  *                           largest t<type> is the same), still read in older states
  *   x0                      the outbox was empty at the last apply (reads skip it)
- *   w:<topic>:<partition>   highest applied Kafka offset (redelivery guard)
- *   j<hash>                 event time, in seconds, of a recently seen event_id; <hash> is base 36
- *                           of its SipHash under the deployment's key (re-publication guard;
- *                           "i<16 hex>" = time in ms: the same of earlier versions, and
- *                           "e<16 hex>": the unkeyed hash of older ones, honoured until they age
- *                           out; seconds and base 36 take 7 bytes less an id in Redis):
+ *   W<code><partition>      highest applied Kafka offset (redelivery guard), the topic by its
+ *                           short code (md_state_code); "w:<topic>:<partition>" the older form
+ *   J<hash>                 event time, in hours rounded up, of a recently seen event_id; <hash>
+ *                           is base 36 of its SipHash under the deployment's key modulo 36^10
+ *                           (re-publication guard; "j<whole hash>" = seconds, "i<16 hex>" = ms
+ *                           and "e<16 hex>", the unkeyed hash, are the forms of earlier
+ *                           versions, honoured until they age out):
  *                           one small field per id, so that a customer's hash stays in Redis's
  *                           compact listpack encoding (a packed field of them passed its
  *                           64-byte value limit and tripled memory), and at most MD_SEEN_MAX
@@ -48,15 +51,16 @@
  *                           channel; momentd dnc, mark.lua); a contact point's hash has them too
  *   ls:<campaign>           "include" or "exclude": on that campaign's list (momentd list)
  *   pn                      how many dn:/ls: entries the hash holds: while there, it never expires
- *   R:<campaign>:<from>     decision audit: "<outcome code>,<last - from>,<p thousandths>", a run
+ *   R<code><from>           decision audit (the campaign by its short code): "<outcome code>,<last - from>,<p thousandths>", a run
  *                           of the campaign's decisions from <from> that all ended the same way
  *                           (fired, holdout or the rule that blocked); <last> is the first decision
  *                           of the last day the run was seen (one write a day), p that decision's;
  *                           times in ms, <from> and <last - from> in base 36, the outcome as its
  *                           code of one or two letters (audit_codes): the audit was a quarter of
  *                           a customer's memory written out. Kept audit.keep, at most
- *                           audit.max_per_campaign. "r:<campaign>:<from>" =
- *                           "<outcome name>,<last>,<p>" in decimal: the older form, still read
+ *                           audit.max_per_campaign. "R:<campaign>:<from>" (by name) and
+ *                           "r:<campaign>:<from>" = "<outcome name>,<last>,<p>" in decimal: the
+ *                           older forms, still read
  *   fg                      erased (momentd forget, forget.lua) at this time: the tombstone;
  *                           events up to it are ignored, and profiles until an event after it
  *   d                       when the schedule re-evaluates the customer (its member in the
@@ -481,13 +485,17 @@ static bool parse_i64(const char *s, size_t len, int64_t *out) {
     return true;
 }
 
+static const char b36_digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+/* A lower-case base-36 digit's value; -1 for any other character. */
+static int b36_digit(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'z' ? c - 'a' + 10 : -1; }
+
 /* Base 36, lower case: 1 to 13 digits, at most 2^64 - 1 (a 64-bit hash). */
 static bool parse_b36_u64(const char *s, size_t len, uint64_t *out) {
     if (len == 0 || len > 13) return false;
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'z' ? c - 'a' + 10 : -1;
+        int d = b36_digit(s[i]);
         if (d < 0 || v > (UINT64_MAX - (uint64_t)d) / 36) return false;
         v = v * 36 + (uint64_t)d;
     }
@@ -497,14 +505,21 @@ static bool parse_b36_u64(const char *s, size_t len, uint64_t *out) {
 
 /* Base 36, lower case, of v (at most 13 digits and a NUL); its length. */
 static size_t fmt_b36(char *out, uint64_t v) {
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
     char tmp[16];
     size_t n = 0, len = 0;
-    do tmp[n++] = digits[v % 36];
+    do tmp[n++] = b36_digits[v % 36];
     while (v /= 36);
     while (n) out[len++] = tmp[--n];
     out[len] = '\0';
     return len;
+}
+
+/* FNV-1a, 32 bits, of n bytes: the hash of the state's derived field
+ * names (series, short codes), which must never change. */
+static uint32_t fnv1a32(const char *s, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
 }
 
 /* A campaign's or topic's short name in field names (rules.h). A name went
@@ -512,16 +527,20 @@ static size_t fmt_b36(char *out, uint64_t v) {
  * of times over: "R:bill_instalment:" and "w:customer-profiles:" were 130 B
  * of a customer's 800. Fixed width, so the rest of the field follows it
  * without a separator. */
-void md_state_code(const char *name, char out[MD_STATE_CODE_LEN + 1]) {
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 16777619u;
-    h %= 60466176u; /* 36^5 */
-    for (int i = MD_STATE_CODE_LEN; i-- > 0; h /= 36) out[i] = digits[h % 36];
+static void state_code_n(const char *name, size_t n, char out[MD_STATE_CODE_LEN + 1]) {
+    uint32_t h = fnv1a32(name, n) % 60466176u; /* 36^5 */
+    for (int i = MD_STATE_CODE_LEN; i-- > 0; h /= 36) out[i] = b36_digits[h % 36];
     out[MD_STATE_CODE_LEN] = '\0';
 }
 
-static bool is_b36_digit(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'); }
+void md_state_code(const char *name, char out[MD_STATE_CODE_LEN + 1]) { state_code_n(name, strlen(name), out); }
+
+void md_series_field(const char *signal, int64_t granularity_ms, int sum, char out[16]) {
+    char key[300];
+    int n = snprintf(key, sizeof(key), "%s|%lld|%d", signal, (long long)granularity_ms, sum);
+    out[0] = 'S'; /* 's' + the same hash: the older decimal form (md_cstate_load_field reads both) */
+    fmt_b36(out + 1, fnv1a32(key, n < 0 ? 0 : (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1));
+}
 
 /* The same for a time or a span: at most INT64_MAX. */
 static bool parse_b36(const char *s, size_t len, int64_t *out) {
@@ -680,6 +699,25 @@ static bool parse_hex64(const char *s, size_t n, uint64_t *out) {
     return n > 0;
 }
 
+/* The watermark of a topic (by its code) and partition, or NULL. */
+static md_wmark *find_wmark(md_cstate *cs, const char *code, int32_t partition) {
+    for (size_t i = 0; i < cs->n_wm; i++)
+        if (cs->wm[i].partition == partition && memcmp(cs->wm[i].code, code, MD_STATE_CODE_LEN) == 0) return &cs->wm[i];
+    return NULL;
+}
+
+/* A new watermark at offset -1 (its topic buffer kept across resets); NULL
+ * when out of memory. */
+static md_wmark *add_wmark(md_cstate *cs, const char *code, int32_t partition) {
+    if (!grow_slots((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark))) return NULL;
+    md_wmark *w = &cs->wm[cs->n_wm++];
+    memcpy(w->code, code, MD_STATE_CODE_LEN + 1);
+    w->legacy = false;
+    w->partition = partition;
+    w->offset = -1;
+    return w;
+}
+
 void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
     int64_t x, y;
     const md_config *cfg = cs->cfg;
@@ -749,48 +787,37 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
     }
     if ((fl > 2 && f[0] == 'w' && f[1] == ':') || (fl > MD_STATE_CODE_LEN + 1 && f[0] == 'W')) {
         /* W<topic code><partition>, or w:<topic>:<partition> (older) */
-        md_wmark w = {.legacy = f[0] == 'w'};
-        const char *topic = NULL, *part;
+        bool legacy = f[0] == 'w';
+        char code[MD_STATE_CODE_LEN + 1];
+        const char *topic = f + 2, *part;
         size_t topic_len = 0;
-        if (w.legacy) {
+        if (legacy) {
             const char *last = NULL;
             for (size_t i = fl; i-- > 2;)
                 if (f[i] == ':') {
                     last = f + i;
                     break;
                 }
-            if (!last || last == f + 2) goto bad;
-            topic = f + 2;
+            if (!last || last == topic) goto bad;
             topic_len = (size_t)(last - topic);
-            char name[256];
-            if (topic_len >= sizeof(name)) goto bad;
-            memcpy(name, topic, topic_len);
-            name[topic_len] = '\0';
-            md_state_code(name, w.code);
+            state_code_n(topic, topic_len, code);
             part = last + 1;
         } else {
             for (size_t i = 0; i < MD_STATE_CODE_LEN; i++)
-                if (!is_b36_digit(w.code[i] = f[1 + i])) goto bad;
+                if (b36_digit(code[i] = f[1 + i]) < 0) goto bad;
+            code[MD_STATE_CODE_LEN] = '\0';
             part = f + 1 + MD_STATE_CODE_LEN;
         }
         if (!parse_i64(part, fl - (size_t)(part - f), &x) || x < 0 || x > INT32_MAX || !parse_i64(v, vl, &y)) goto bad;
-        w.partition = (int32_t)x;
-        w.offset = y;
-        md_wmark *e = NULL;
-        for (size_t i = 0; i < cs->n_wm && !e; i++)
-            if (cs->wm[i].partition == w.partition && memcmp(cs->wm[i].code, w.code, MD_STATE_CODE_LEN) == 0) e = &cs->wm[i];
+        md_wmark *e = find_wmark(cs, code, (int32_t)x);
         if (!e) { /* the usual case: a watermark seen once */
-            if (!grow_slots((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark))) goto bad;
-            e = &cs->wm[cs->n_wm++];
-            memcpy(e->code, w.code, sizeof(w.code));
-            e->partition = w.partition;
-            e->offset = w.offset;
-            e->legacy = false;
-        } else if (w.offset > e->offset) { /* both forms: the higher offset was applied */
-            e->offset = w.offset;
+            if (!(e = add_wmark(cs, code, (int32_t)x))) goto bad;
+            e->offset = y;
+        } else if (y > e->offset) { /* both forms: the higher offset was applied */
+            e->offset = y;
         }
-        if (w.legacy && !put_str(&e->topic, &e->topic_cap, topic, topic_len)) goto bad;
-        e->legacy |= w.legacy;
+        if (legacy && !put_str(&e->topic, &e->topic_cap, topic, topic_len)) goto bad;
+        e->legacy |= legacy;
         return;
     }
     if ((fl == 17 && (f[0] == 'i' || f[0] == 'e')) || (f[0] == 'j' && fl >= 2 && fl <= 14) ||
@@ -1144,46 +1171,31 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
     }
 }
 
-int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partition) {
-    char code[MD_STATE_CODE_LEN + 1];
-    md_state_code(topic, code);
-    for (size_t i = 0; i < cs->n_wm; i++)
-        if (cs->wm[i].partition == partition && memcmp(cs->wm[i].code, code, MD_STATE_CODE_LEN) == 0) return cs->wm[i].offset;
-    return -1;
-}
-
-void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset) {
+bool md_cs_take_offset(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset) {
     char field[300], code[MD_STATE_CODE_LEN + 1];
     md_state_code(topic, code);
+    md_wmark *w = find_wmark(cs, code, partition);
+    if (w && offset <= w->offset) return false;
     field[0] = 'W';
     memcpy(field + 1, code, MD_STATE_CODE_LEN);
     md_fmt_i64(field + 1 + MD_STATE_CODE_LEN, partition);
     md_cs_set_int(ops, field, offset);
-    for (size_t i = 0; i < cs->n_wm; i++) {
-        md_wmark *w = &cs->wm[i];
-        if (w->partition != partition || memcmp(w->code, code, MD_STATE_CODE_LEN) != 0) continue;
-        if (w->legacy) { /* written in the current form now: the older name goes */
-            size_t tl = strlen(w->topic);
-            if (tl > sizeof(field) - 16) tl = sizeof(field) - 16; /* topic names are at most 249 */
-            memcpy(field, "w:", 2);
-            memcpy(field + 2, w->topic, tl);
-            field[2 + tl] = ':';
-            md_fmt_i64(field + 3 + tl, partition);
-            md_ops_add(ops, MD_OP_DEL, field, NULL);
-            w->legacy = false;
-        }
-        w->offset = offset;
-        return;
-    }
-    if (!grow_slots((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark))) {
+    if (!w && !(w = add_wmark(cs, code, partition))) {
         ops->oom = true;
-        return;
+        return true;
     }
-    md_wmark *w = &cs->wm[cs->n_wm++];
-    memcpy(w->code, code, sizeof(code));
-    w->legacy = false;
-    w->partition = partition;
+    if (w->legacy) { /* written in the current form now: the older name goes */
+        size_t tl = strlen(w->topic);
+        if (tl > sizeof(field) - 16) tl = sizeof(field) - 16; /* topic names are at most 249 */
+        memcpy(field, "w:", 2);
+        memcpy(field + 2, w->topic, tl);
+        field[2 + tl] = ':';
+        md_fmt_i64(field + 3 + tl, partition);
+        md_ops_add(ops, MD_OP_DEL, field, NULL);
+        w->legacy = false;
+    }
     w->offset = offset;
+    return true;
 }
 
 /* The guard's entry for an event id: "J<SipHash under the deployment's key,

@@ -216,9 +216,10 @@ struct md_cpstate {
 void md_cs_bucket_add(md_cstate *cs, md_ops *ops, int series, int64_t bucket, int64_t delta);
 void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms);
 void md_cs_set_int(md_ops *ops, const char *field, int64_t v);
-int64_t md_cs_watermark(const md_cstate *cs, const char *topic, int32_t partition);
-/* Moves the watermark and records the field write. */
-void md_cs_set_watermark(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset);
+/* The redelivery guard: false when offset is at or below the partition's
+ * watermark (already applied: nothing recorded); otherwise moves the
+ * watermark to it, records the field write and returns true. */
+bool md_cs_take_offset(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset);
 /* The guard's hash of event_id: SipHash under the deployment's key. */
 uint64_t md_cs_id_hash(const md_cstate *cs, const char *event_id);
 /* Whether event_id, of hash h (md_cs_id_hash), is in the guard. */

@@ -1109,12 +1109,9 @@ md_err md_engine_profile(md_cstate *cs, const char *json, const md_source *src, 
         *applied = MD_FORGOTTEN;
         return MD_ERR_OK;
     }
-    if (src && src->topic) {
-        if (src->offset <= md_cs_watermark(cs, src->topic, src->partition)) {
-            *applied = MD_DUP_OFFSET;
-            return MD_ERR_OK;
-        }
-        md_cs_set_watermark(cs, ops, src->topic, src->partition, src->offset);
+    if (src && src->topic && !md_cs_take_offset(cs, ops, src->topic, src->partition, src->offset)) {
+        *applied = MD_DUP_OFFSET;
+        return MD_ERR_OK;
     }
     return md_cstate_set_profile(cs, json, ops, errstr, errstr_size);
 }
@@ -1157,12 +1154,9 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         *applied = MD_OUTCOME_UNKNOWN_TRIGGER;
         return MD_ERR_OK;
     }
-    if (src && src->topic) {
-        if (src->offset <= md_cs_watermark(cs, src->topic, src->partition)) {
-            *applied = MD_OUTCOME_DUP_OFFSET;
-            return MD_ERR_OK;
-        }
-        md_cs_set_watermark(cs, ops, src->topic, src->partition, src->offset);
+    if (src && src->topic && !md_cs_take_offset(cs, ops, src->topic, src->partition, src->offset)) {
+        *applied = MD_OUTCOME_DUP_OFFSET;
+        return MD_ERR_OK;
     }
     unsigned bit = 1u << o->status;
     if (r->bits & bit) {
@@ -1233,12 +1227,9 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
         out->applied = MD_FORGOTTEN;
         return MD_ERR_OK;
     }
-    if (src && src->topic) {
-        if (src->offset <= md_cs_watermark(cs, src->topic, src->partition)) {
-            out->applied = MD_DUP_OFFSET;
-            return MD_ERR_OK;
-        }
-        md_cs_set_watermark(cs, ops, src->topic, src->partition, src->offset);
+    if (src && src->topic && !md_cs_take_offset(cs, ops, src->topic, src->partition, src->offset)) {
+        out->applied = MD_DUP_OFFSET;
+        return MD_ERR_OK;
     }
     uint64_t idh = md_cs_id_hash(cs, ev->event_id); /* once, for the check and the guard's entry */
     if (md_cs_seen(cs, ev->event_id, idh)) {

@@ -160,26 +160,6 @@ int md_rules_campaign_index(const md_config *cfg, const char *name) {
     return -1;
 }
 
-
-/* "s" + base-36 FNV-1a of "signal|granularity|sum": short (it is stored once
- * per series per customer) and stable across configurations. */
-static void series_field(const char *signal, int64_t granularity_ms, int sum, char out[16]) {
-    char key[300];
-    snprintf(key, sizeof(key), "%s|%lld|%d", signal, (long long)granularity_ms, sum);
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 16777619u;
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-    char tmp[8];
-    int n = 0;
-    do {
-        tmp[n++] = digits[h % 36];
-        h /= 36;
-    } while (h && n < 7);
-    out[0] = 'S'; /* 's' + the same hash: the older decimal form (cstate.c reads both) */
-    for (int i = 0; i < n; i++) out[1 + i] = tmp[n - 1 - i];
-    out[1 + n] = '\0';
-}
-
 static bool compile_signals_windows(compiler *c) {
     const md_config *cfg = c->cfg;
     md_rules *r = c->r;
@@ -218,7 +198,7 @@ static bool compile_signals_windows(compiler *c) {
             r->series[s].signal = sig;
             r->series[s].granularity_ms = w->granularity_ms;
             r->series[s].sum = sum;
-            series_field(w->signal, w->granularity_ms, sum, r->series[s].field);
+            md_series_field(w->signal, w->granularity_ms, sum, r->series[s].field);
             r->series[s].field_len = strlen(r->series[s].field);
             for (size_t o = 0; o < s; o++)
                 if (strcmp(r->series[o].field, r->series[s].field) == 0)
@@ -535,17 +515,15 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
         const char *const topics[] = {cfg->kafka.topic_payments, cfg->kafka.topic_calls, cfg->kafka.topic_app_logins,
                                       cfg->kafka.topic_profiles, cfg->kafka.topic_outcomes};
         const char *const topic_keys[] = {"topic_payments", "topic_calls", "topic_app_logins", "topic_profiles", "topic_outcomes"};
+        char codes[5][MD_STATE_CODE_LEN + 1];
+        for (size_t i = 0; i < 5; i++) md_state_code(topics[i], codes[i]);
         for (size_t i = 0; i < 5 && !c.failed; i++)
-            for (size_t o = 0; o < i; o++) {
-                char a[MD_STATE_CODE_LEN + 1], b[MD_STATE_CODE_LEN + 1];
-                md_state_code(topics[i], a);
-                md_state_code(topics[o], b);
-                if (strcmp(topics[i], topics[o]) != 0 && strcmp(a, b) == 0) {
+            for (size_t o = 0; o < i; o++)
+                if (strcmp(topics[i], topics[o]) != 0 && strcmp(codes[i], codes[o]) == 0) {
                     cerr(&c, "$.kafka.%s: \"%s\" and \"%s\" have the same short name in the stored state (%s); rename one", topic_keys[i],
-                         topics[i], topics[o], a);
+                         topics[i], topics[o], codes[i]);
                     break;
                 }
-            }
         /* Every key is "<key_prefix>:..." and the store keeps at most 63
          * bytes of it: a longer prefix was cut silently, and two prefixes
          * alike in their first 63 bytes shared their keys. */

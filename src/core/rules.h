@@ -94,6 +94,9 @@ typedef struct md_rfollow_up {
  * input topics, with one code. */
 #define MD_STATE_CODE_LEN 5
 void md_state_code(const char *name, char out[MD_STATE_CODE_LEN + 1]);
+/* A series' field, "S" + base 36 of FNV-1a 32 over "<signal>|<granularity
+ * ms>|<sum>" (cstate.c, the layout's owner). */
+void md_series_field(const char *signal, int64_t granularity_ms, int sum, char out[16]);
 
 typedef struct md_rcampaign {
     md_expr *eligible; /* NULL = everyone */

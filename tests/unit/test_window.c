@@ -153,18 +153,19 @@ Test(window, watermarks_are_stored_under_the_topic_short_name_and_read_in_the_ol
         if (order == 2) md_cstate_load_field(fresh, field, strlen(field), "30", 2);
         md_cstate_load_field(fresh, "w:payments:3", 12, "41", 2);
         if (order == 1) md_cstate_load_field(fresh, field, strlen(field), "30", 2);
-        cr_assert_eq(md_cs_watermark(fresh, "payments", 3), 41, "order %d", order);
-        cr_assert_eq(md_cs_watermark(fresh, "payments", 2), -1, "another partition");
-        cr_assert_eq(md_cs_watermark(fresh, "calls", 3), -1, "another topic");
         md_ops_clear(&ops);
-        md_cs_set_watermark(fresh, &ops, "payments", 3, 42);
+        cr_assert_not(md_cs_take_offset(fresh, &ops, "payments", 3, 41), "order %d: 41 was applied", order);
+        cr_assert_eq(ops.n, 0, "a redelivered offset records nothing");
+        cr_assert(md_cs_take_offset(fresh, &ops, "payments", 3, 42), "order %d: 42 is new", order);
         cr_assert_str_eq(last_set(field) ? last_set(field) : "(none)", "42");
         bool deleted = false;
         for (size_t i = 0; i < ops.n; i++) deleted |= ops.ops[i].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, i), "w:payments:3") == 0;
         cr_assert(deleted, "order %d: the older field is deleted", order);
         md_ops_clear(&ops);
-        md_cs_set_watermark(fresh, &ops, "payments", 3, 43);
+        cr_assert(md_cs_take_offset(fresh, &ops, "payments", 3, 43));
         cr_assert_eq(ops.n, 1, "deleted once: %zu ops", ops.n);
+        cr_assert(md_cs_take_offset(fresh, &ops, "payments", 2, 0), "another partition has its own watermark");
+        cr_assert(md_cs_take_offset(fresh, &ops, "calls", 3, 0), "another topic has its own watermark");
         md_cstate_destroy(fresh);
     }
     /* Malformed ones are counted and not read. */
@@ -194,6 +195,11 @@ Test(window, names_that_share_a_short_name_are_refused) {
         md_state_code(known[i][0], a);
         cr_assert_str_eq(a, known[i][1], "%s", known[i][0]);
     }
+    /* And a series' field name, as every stored state has it ("s" + the
+     * same in the older form): the daily count of signal "payment". */
+    char series[16];
+    md_series_field("payment", 86400000, MD_SUM_NONE, series);
+    cr_assert_str_eq(series, "S13f6cvd");
     md_state_code("camp35229", a);
     md_state_code("camp64784", b);
     cr_assert_str_eq(a, b);
