@@ -278,7 +278,8 @@ typedef enum md_decision_kind {
 } md_decision_kind;
 
 typedef struct md_decision {
-    char campaign[72];
+    char campaign[72]; /* "" when the field names it by its code alone (the customer hash's form) */
+    char code[6];      /* the campaign's short code (md_state_code) */
     int64_t ts_ms;
     char kind; /* md_decision_kind */
     bool converted;
@@ -294,7 +295,8 @@ typedef struct md_decision {
 /* Parses one customer-hash field and its value as a decision record; false
  * when the field is not one (or is malformed). */
 bool md_decision_parse(const char *field, size_t flen, const char *value, size_t vlen, md_decision *out);
-/* The field and value md_decision_parse reads back (a trace, a test). */
+/* The field and value md_decision_parse reads back (a trace, a test): the
+ * older form, by the campaign's name, which d must hold. */
 void md_decision_format(const md_decision *d, char *field, size_t fsz, char *value, size_t vsz);
 /* The customer's decision records (explain): how many, and record i (false
  * if it cannot be read back, which the loader already refused). */

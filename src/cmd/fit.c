@@ -42,6 +42,7 @@ typedef struct drow {
 struct md_fit_set {
     const md_config *cfg;
     int campaign;
+    char code[MD_STATE_CODE_LEN + 1]; /* the campaign's, as the hash's records name it */
     drow *rows;
     size_t n, cap;
     double *values;
@@ -56,6 +57,7 @@ md_fit_set *md_fit_set_new(const md_config *cfg, int campaign) {
     if (!fs) return NULL;
     fs->cfg = cfg;
     fs->campaign = campaign;
+    md_state_code(cfg->campaigns[campaign].name, fs->code);
     return fs;
 }
 
@@ -83,8 +85,8 @@ static bool grow(void **p, size_t *cap, size_t need, size_t esz) {
 static void add_field(void *ctx, const char *customer, const char *field, size_t flen, const char *value, size_t vlen) {
     md_fit_set *fs = ctx;
     md_decision d;
-    if (fs->oom || flen < 2 || field[0] != 'q' || !md_decision_parse(field, flen, value, vlen, &d)) return;
-    if (strcmp(d.campaign, fs->cfg->campaigns[fs->campaign].name) != 0) return;
+    if (fs->oom || flen < 2 || (field[0] != 'q' && field[0] != 'Q') || !md_decision_parse(field, flen, value, vlen, &d)) return;
+    if (d.campaign[0] ? strcmp(d.campaign, fs->cfg->campaigns[fs->campaign].name) != 0 : strcmp(d.code, fs->code) != 0) return;
     /* Records arrive customer by customer: intern the id once per run of them. */
     const char *cid = fs->n_customers ? fs->customers[fs->n_customers - 1] : NULL;
     if (!cid || strcmp(cid, customer) != 0) {

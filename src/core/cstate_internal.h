@@ -96,13 +96,15 @@ typedef struct md_trec {
     int gap_days; /* whole days since the campaign's previous contact when a model decided it; MD_GAP_FIRST, MD_GAP_UNKNOWN */
 } md_trec;
 
-/* A decision record (field "q:<campaign>:<ts>"), for momentd fit. */
+/* A decision record (field "Q<campaign code><ts>", the older form
+ * "q:<campaign>:<ts>"), for momentd fit. */
 typedef struct md_drec {
     int campaign;   /* a configured campaign (records of others expire with the key) */
     int64_t ts;
     char kind;      /* md_decision_kind */
     bool converted;
     char *rest;     /* "<schema hex>,<values...>", as stored */
+    char form;      /* its field's form: 'Q', or 'q' (older: rewritten as 'Q' when it next changes) */
 } md_drec;
 
 /* A run of one campaign's decisions for the customer that all ended the
@@ -161,8 +163,15 @@ struct md_cstate {
     md_series_st *series;
     bool has_balance;
     double balance;
-    int64_t balance_ts;
+    int64_t balance_ts;      /* read it with md_cs_balance_ts: see balance_at_payment */
+    /* "bal" was loaded without its time: it is the newest payment's
+     * (last_ts[0]), whichever field the load read first. Cleared, with
+     * balance_ts made explicit, when a payment moves last_ts[0] on. */
+    bool balance_at_payment;
+    bool balance_dirty;      /* "bal" to be written by md_cstate_flush */
     int64_t last_ts[MD_EVENT_TYPE_COUNT];
+    bool times_dirty;        /* "T" to be written by md_cstate_flush */
+    bool times_older;        /* older "t<type>" fields were loaded: deleted by that write */
     int64_t newest_ts;
     md_wmark *wm;
     size_t n_wm, cap_wm;
@@ -246,8 +255,12 @@ void md_cs_release_contact(md_cstate *cs, md_ops *ops, const md_trec *t);
 void md_cs_set_complaint_until(md_cstate *cs, md_ops *ops, int64_t until);
 void md_cs_set_blackout_until(md_cstate *cs, md_ops *ops, int64_t until);
 void md_cs_set_opted_out(md_cstate *cs, md_ops *ops);
-void md_cs_set_last_ts(md_cstate *cs, md_ops *ops, int type, int64_t t);
-void md_cs_set_balance(md_cstate *cs, md_ops *ops, double balance, int64_t t);
+void md_cs_set_last_ts(md_cstate *cs, int type, int64_t t);
+/* The event time of the balance (0: none). */
+static inline int64_t md_cs_balance_ts(const md_cstate *cs) {
+    return !cs->has_balance ? 0 : cs->balance_at_payment ? cs->last_ts[MD_EVENT_PAYMENT] : cs->balance_ts;
+}
+void md_cs_set_balance(md_cstate *cs, double balance, int64_t t);
 /* A contact record on a contact point's key (its caps), written and loaded. */
 void md_cp_add_contact(md_cpstate *cp, md_ops *cp_ops, int64_t t, const char *customer_id, const char *campaign, const char *channel);
 /* Trigger records: add one, find one by id (NULL), rewrite one after its bits changed. */

@@ -1248,10 +1248,10 @@ md_err md_engine_process(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     /* 2. Counters. */
     out->dedupe_evicted = md_cs_add_seen(cs, ops, idh, t, r->dedupe_horizon_ms);
     /* Not stored: the newest event is the newest of its type, and loading
-     * the t<k> fields finds it again (one write per event less). */
+     * the times of each type (T) finds it again (one write per event less). */
     if (t > cs->newest_ts) cs->newest_ts = t;
-    if (t > cs->last_ts[ev->type]) md_cs_set_last_ts(cs, ops, (int)ev->type, t);
-    if (ev->type == MD_EVENT_PAYMENT && ev->has_balance_after && t >= cs->balance_ts) md_cs_set_balance(cs, ops, ev->balance_after, t);
+    if (t > cs->last_ts[ev->type]) md_cs_set_last_ts(cs, (int)ev->type, t);
+    if (ev->type == MD_EVENT_PAYMENT && ev->has_balance_after && t >= md_cs_balance_ts(cs)) md_cs_set_balance(cs, ev->balance_after, t);
     cs->eval_event = ev;
     cs->eval_t = t;
     for (size_t s = 0; s < r->n_signals; s++) {

@@ -15,7 +15,7 @@ log "$TOTAL messages: $(cut -d'|' -f1 "$T_DIR/events.txt" | sort | uniq -c | tr 
 too_late() { last_stat "$1" too_late; }
 # windows PREFIX: the customers' window buckets, newest event times, balance
 # and profile attributes, keys written as X.
-windows() { dump_state "$1" | sed "s/^$1:/X:/" | grep -E $' (S[0-9a-z]+|t[012]|bal|p:[^\t]*)\t'; }
+windows() { dump_state "$1" | sed "s/^$1:/X:/" | grep -E $' (S[0-9a-z]+|T|bal|p:[^\t]*)\t'; }
 
 # The reference: the file is in event-time order; fed in twelve slices, each
 # read before the next is written, no topic gets more than a slice ahead.

@@ -614,11 +614,23 @@ static void with_learning(const char *learning) {
     use_config(pairs, 1);
 }
 
+/* Field "Q<campaign code><t in base 36>": a decision record's name. */
+static void decision_field_of(const char *campaign, int64_t t, char f[32]) {
+    char tmp[16];
+    size_t n = 0, len = MD_STATE_CODE_LEN + 1;
+    f[0] = 'Q';
+    md_state_code(campaign, f + 1);
+    do tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[t % 36];
+    while (t /= 36);
+    while (n) f[len++] = tmp[--n];
+    f[len] = '\0';
+}
+
 /* The decision record of campaign `campaign` made at t, as the ops left it
  * (the last write wins); false when there is none or it was deleted. */
 static bool decision_at(const char *campaign, int64_t t, md_decision *d) {
-    char f[96];
-    snprintf(f, sizeof(f), "q:%s:%lld", campaign, (long long)t);
+    char f[32];
+    decision_field_of(campaign, t, f);
     const char *v = NULL;
     for (size_t i = 0; i < ops.n; i++)
         if (strcmp(md_ops_field(&ops, i), f) == 0) v = ops.ops[i].kind == MD_OP_SET ? md_ops_value(&ops, i) : NULL;
@@ -632,7 +644,10 @@ Test(outcome, a_trigger_records_the_models_inputs_and_a_conversion_labels_it) {
     cr_assert(decision_at("prepay_wallet", TH_T0, &d));
     cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
     cr_assert_not(d.converted);
-    cr_assert_str_eq(d.campaign, "prepay_wallet");
+    char code[MD_STATE_CODE_LEN + 1];
+    md_state_code("prepay_wallet", code);
+    cr_assert_str_eq(d.code, code, "named by its code");
+    cr_assert_str_eq(d.campaign, "", "not by its name");
     /* The model's 8 features before cap and transform, then its 2 static
      * attributes as levels, then the campaign's fatigue (none yet). */
     const md_cfg_model *m = &cfg->campaigns[0].model;
@@ -651,11 +666,15 @@ Test(outcome, a_trigger_records_the_models_inputs_and_a_conversion_labels_it) {
     event(PREPAY_PAYMENT, TH_T0 + 5 * TH_DAY, 500);
     cr_assert(decision_at("prepay_wallet", TH_T0, &d));
     cr_assert(d.converted);
-    /* Formatting gives back what was parsed. */
+    /* Formatting (a trace: by the campaign's name) gives back what was parsed. */
     char f[96], v[1024];
     md_decision back;
+    snprintf(d.campaign, sizeof(d.campaign), "prepay_wallet");
     md_decision_format(&d, f, sizeof(f), v, sizeof(v));
+    cr_assert(strncmp(f, "q:prepay_wallet:", 16) == 0, "%s", f);
     cr_assert(md_decision_parse(f, strlen(f), v, strlen(v), &back));
+    cr_assert_str_eq(back.campaign, "prepay_wallet");
+    cr_assert_str_eq(back.code, code);
     cr_assert_eq(back.n_values, d.n_values);
     cr_assert_eq(back.ts_ms, d.ts_ms);
     cr_assert(back.converted);
@@ -727,6 +746,41 @@ Test(outcome, only_the_sampled_customers_not_contacted_decisions_are_recorded_on
     cr_assert_not(decision_at("prepay_wallet", TH_T0, &d));
 }
 
+Test(outcome, decision_records_in_the_older_form_are_read_rewritten_and_aged_out) {
+    /* Written by the campaign's name and the time in decimal. */
+    char older[64], current[32];
+    snprintf(older, sizeof(older), "q:prepay_wallet:%lld", (long long)TH_T0);
+    const char *v = "t0,0a1b2c3d,3,1,0";
+    md_cstate_load_field(cs, older, strlen(older), v, strlen(v));
+    snprintf(older, sizeof(older), "q:no_such_campaign:%lld", (long long)TH_T0);
+    md_cstate_load_field(cs, older, strlen(older), v, strlen(v)); /* expires with the key */
+    cr_assert_eq(md_cstate_decision_count(cs), 1);
+    md_decision d;
+    cr_assert(md_cstate_decision(cs, 0, &d));
+    cr_assert_str_eq(d.campaign, "prepay_wallet");
+    cr_assert_eq(d.ts_ms, TH_T0);
+    cr_assert_eq(d.n_values, 3);
+    /* Its conversion rewrites it under the current name and deletes the older. */
+    event(PREPAY_PAYMENT, TH_T0 + 5 * TH_DAY, 500);
+    cr_assert(decision_at("prepay_wallet", TH_T0, &d));
+    cr_assert(d.converted);
+    snprintf(older, sizeof(older), "q:prepay_wallet:%lld", (long long)TH_T0);
+    bool deleted = false;
+    for (size_t i = 0; i < ops.n; i++) deleted |= strcmp(md_ops_field(&ops, i), older) == 0 && ops.ops[i].kind == MD_OP_DEL;
+    cr_assert(deleted);
+    /* One never changed ages out under its own name. */
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, cust);
+    md_ops_clear(&ops);
+    md_cstate_load_field(cs, older, strlen(older), v, strlen(v));
+    event(PREPAY_PAYMENT, TH_T0 + 200 * TH_DAY, 10);
+    deleted = false;
+    for (size_t i = 0; i < ops.n; i++) deleted |= strcmp(md_ops_field(&ops, i), older) == 0 && ops.ops[i].kind == MD_OP_DEL;
+    cr_assert(deleted, "aged out by its own name");
+    decision_field_of("prepay_wallet", TH_T0, current);
+    for (size_t i = 0; i < ops.n; i++) cr_assert_str_neq(md_ops_field(&ops, i), current);
+}
+
 Test(outcome, malformed_decision_records_are_refused) {
     md_decision d;
     const char *good_f = "q:prepay_wallet:1772416800000", *good_v = "t0,0a1b2c3d,3,1,0";
@@ -736,7 +790,10 @@ Test(outcome, malformed_decision_records_are_refused) {
     const char *bad[][2] = {{"q:prepay_wallet:x", "t0,0a1b2c3d,3"},   {"q::1", "t0,0a1b2c3d,3"},
                             {good_f, "x0,0a1b2c3d,3"},                {good_f, "t2,0a1b2c3d,3"},
                             {good_f, "t0,0a1b2c,3"},                  {good_f, "t0,0a1b2c3d,3,,1"},
-                            {good_f, "t0,0a1b2c3d,3,nan"},            {"g:prepay_wallet:1", "t0,0a1b2c3d,3"}};
+                            {good_f, "t0,0a1b2c3d,3,nan"},            {"g:prepay_wallet:1", "t0,0a1b2c3d,3"},
+                            {"Q", "t0,0a1b2c3d,3"},                   {"Qabcde", "t0,0a1b2c3d,3"},
+                            {"Qab-de1", "t0,0a1b2c3d,3"},             {"Qabcde1!", "t0,0a1b2c3d,3"},
+                            {"Qabcdezzzzzzzzzzzzzz", "t0,0a1b2c3d,3"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_not(md_decision_parse(bad[i][0], strlen(bad[i][0]), bad[i][1], strlen(bad[i][1]), &d), "%s = %s", bad[i][0], bad[i][1]);
 }

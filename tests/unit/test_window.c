@@ -410,6 +410,126 @@ Test(window, the_older_series_form_is_read_and_rewritten) {
     md_cstate_destroy(fresh);
 }
 
+static void b36(int64_t v, char *out) {
+    char tmp[16];
+    size_t n = 0, len = 0;
+    do tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
+    while (v /= 36);
+    while (n) out[len++] = tmp[--n];
+    out[len] = '\0';
+}
+
+static md_applied pay_balance(const char *id, int64_t ts, const char *balance_after) {
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"%s\",\"type\":\"payment\",\"customer_id\":\"w1\",\"ts\":%lld,\"amount\":10,\"kind\":\"bill\","
+             "\"late\":false%s%s}",
+             id, (long long)ts, balance_after ? ",\"balance_after\":" : "", balance_after ? balance_after : "");
+    md_event ev = th_event(json);
+    cr_assert_eq(md_engine_process(cfg, cs, NULL, &ev, NULL, ts, &ops, NULL, &out), MD_ERR_OK);
+    return out.applied;
+}
+
+static void load(md_cstate *s, const char *f, const char *v) { md_cstate_load_field(s, f, strlen(f), v, strlen(v)); }
+
+Test(window, event_times_and_the_balance_are_packed_and_read_in_the_older_form) {
+    char t0[16], t2[16], want[64];
+    b36(TH_T0, t0);
+    b36(TH_T0 + TH_HOUR, t2);
+    cr_assert_eq(pay_balance("p1", TH_T0, "500"), MD_APPLIED);
+    cr_assert_eq(view("v1", TH_T0 + TH_HOUR), MD_APPLIED);
+    md_cstate_flush(cs, &ops);
+    /* One field of the three types' times in base 36, none for a type not seen. */
+    snprintf(want, sizeof(want), "%s,,%s", t0, t2);
+    cr_assert_str_eq(last_set("T") ? last_set("T") : "(none)", want);
+    for (size_t i = 0; i < ops.n; i++) cr_assert(strcmp(md_ops_field(&ops, i), "t0") != 0, "the older form is never written");
+    /* The balance at the newest payment carries no time of its own. */
+    cr_assert_str_eq(last_set("bal") ? last_set("bal") : "(none)", "500");
+    /* Read back in either order: the balance's time is the newest payment's. */
+    for (int order = 0; order < 2; order++) {
+        md_cstate *fresh = md_cstate_new(cfg);
+        if (order == 0) load(fresh, "T", want);
+        load(fresh, "bal", "500");
+        if (order == 1) load(fresh, "T", want);
+        md_cstate_view v;
+        md_cstate_view_of(fresh, &v);
+        cr_assert_eq(v.balance_ts, TH_T0, "order %d", order);
+        cr_assert_eq(v.last_ts[MD_EVENT_PAYMENT], TH_T0);
+        cr_assert_eq(v.last_ts[MD_EVENT_CALL], 0);
+        cr_assert_eq(v.last_ts[MD_EVENT_APP_LOGIN], TH_T0 + TH_HOUR);
+        cr_assert_eq(v.newest_ts, TH_T0 + TH_HOUR);
+        cr_assert_eq(fresh->bad_fields, 0);
+        md_cstate_destroy(fresh);
+    }
+    /* A later payment without a balance: the balance keeps its own time,
+     * now written out; one with a balance makes it implicit again. */
+    md_ops_clear(&ops);
+    cr_assert_eq(pay_balance("p2", TH_T0 + 2 * TH_HOUR, NULL), MD_APPLIED);
+    md_cstate_flush(cs, &ops);
+    snprintf(want, sizeof(want), "500,%lld", (long long)TH_T0);
+    cr_assert_str_eq(last_set("bal") ? last_set("bal") : "(none)", want);
+    md_cstate_view v;
+    md_cstate_view_of(cs, &v);
+    cr_assert_eq(v.balance_ts, TH_T0);
+    md_ops_clear(&ops);
+    cr_assert_eq(pay_balance("p3", TH_T0 + 3 * TH_HOUR, "12.5"), MD_APPLIED);
+    md_cstate_flush(cs, &ops);
+    cr_assert_str_eq(last_set("bal") ? last_set("bal") : "(none)", "12.5");
+    /* A late payment with a balance does not replace the newer balance. */
+    md_ops_clear(&ops);
+    cr_assert_eq(pay_balance("p4", TH_T0 + TH_HOUR, "99"), MD_APPLIED);
+    md_cstate_flush(cs, &ops);
+    cr_assert_null(last_set("bal"));
+    double b;
+    cr_assert(md_cstate_balance(cs, &b));
+    cr_assert_float_eq(b, 12.5, 1e-9);
+
+    /* The older form, one field a type and the balance with its time:
+     * read, then rewritten as "T" (the older fields deleted) by the next
+     * write; a balance already stored is not rewritten for it. */
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, "w1");
+    char ms[32];
+    snprintf(ms, sizeof(ms), "%lld", (long long)TH_T0);
+    load(cs, "t0", ms);
+    snprintf(ms, sizeof(ms), "%lld", (long long)(TH_T0 + TH_HOUR));
+    load(cs, "t1", ms);
+    snprintf(want, sizeof(want), "7.25,%lld", (long long)TH_T0);
+    load(cs, "bal", want);
+    md_cstate_view_of(cs, &v);
+    cr_assert_eq(v.last_ts[MD_EVENT_PAYMENT], TH_T0);
+    cr_assert_eq(v.last_ts[MD_EVENT_CALL], TH_T0 + TH_HOUR);
+    cr_assert_eq(v.balance_ts, TH_T0);
+    md_ops_clear(&ops);
+    cr_assert_eq(view("v2", TH_T0 + 2 * TH_HOUR), MD_APPLIED);
+    md_cstate_flush(cs, &ops);
+    char t1[16];
+    b36(TH_T0 + TH_HOUR, t1);
+    b36(TH_T0 + 2 * TH_HOUR, t2);
+    snprintf(want, sizeof(want), "%s,%s,%s", t0, t1, t2);
+    cr_assert_str_eq(last_set("T") ? last_set("T") : "(none)", want);
+    for (int k = 0; k < 3; k++) {
+        char f[3] = {'t', (char)('0' + k), '\0'};
+        bool deleted = false;
+        for (size_t i = 0; i < ops.n; i++) deleted |= strcmp(md_ops_field(&ops, i), f) == 0 && ops.ops[i].kind == MD_OP_DEL;
+        cr_assert(deleted, "%s deleted", f);
+    }
+    cr_assert_null(last_set("bal"));
+
+    /* What does not parse is counted and changes nothing. */
+    const char *bad[][2] = {{"T", "abc"}, {"T", "1,2,3,4"}, {"T", "1,2"}, {"T", "!,,"}, {"T", "zzzzzzzzzzzzzz,,"},
+                            {"bal", ""}, {"bal", "abc"}, {"bal", "1,x"}, {"bal", "nan"}, {"bal", ",5"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        md_cstate *fresh = md_cstate_new(cfg);
+        load(fresh, bad[i][0], bad[i][1]);
+        cr_assert_eq(fresh->bad_fields, 1, "%s = \"%s\" refused", bad[i][0], bad[i][1]);
+        md_cstate_view_of(fresh, &v);
+        cr_assert_eq(v.newest_ts, 0);
+        cr_assert_not(md_cstate_balance(fresh, &b));
+        md_cstate_destroy(fresh);
+    }
+}
+
 Test(window, stored_integers_load_to_their_limits) {
     md_cstate *fresh = md_cstate_new(cfg);
     const char *good[][2] = {{"9223372036854775807", "9223372036854775807"}, {"-9223372036854775808", "-9223372036854775808"},
