@@ -86,6 +86,12 @@ const char *md_cstate_customer(const md_cstate *cs);
  * consumers deciding for one customer at once cannot both act on the same
  * state: the later one re-reads and decides again. */
 int64_t md_cstate_version(const md_cstate *cs);
+/* When the customer's key expires, as the store's state cache knew it when
+ * the state was loaded from there (the store's clock, ms); 0: not known (a
+ * read from Redis). The store sets it and reads it back at the apply, which
+ * then needs no second look into the cache; the core only carries it. */
+void md_cstate_set_key_expiry(md_cstate *cs, int64_t at);
+int64_t md_cstate_key_expiry(const md_cstate *cs);
 
 /* Loads one hash field as read from Redis (HGETALL pairs). Unknown fields are
  * ignored; a field that does not parse is ignored and counted. */

@@ -204,7 +204,18 @@ void md_ops_compact(md_ops *o) {
     md_op *out = (md_op *)(refs + n);
     size_t *keep = (size_t *)(out + n);
     for (size_t i = 0; i < n; i++) refs[i] = (op_ref){o->arena + o->ops[i].field, i, o->ops[i].kind == MD_OP_OUTBOX_SET};
-    qsort(refs, n, sizeof(*refs), op_ref_cmp);
+    /* A customer's batch is a few to a few dozen ops: an insertion sort
+     * there, where qsort's merge sort and its calls cost 3% of momentd. */
+    if (n > 32) {
+        qsort(refs, n, sizeof(*refs), op_ref_cmp);
+    } else {
+        for (size_t i = 1; i < n; i++) {
+            op_ref x = refs[i];
+            size_t j = i;
+            for (; j > 0 && op_ref_cmp(&refs[j - 1], &x) > 0; j--) refs[j] = refs[j - 1];
+            refs[j] = x;
+        }
+    }
     for (size_t i = 0, j; i < n; i = j) { /* refs[i..j): one field's ops, in order */
         bool incremented = false;
         for (j = i; j < n && refs[j].outbox == refs[i].outbox && strcmp(refs[j].field, refs[i].field) == 0; j++)
@@ -346,6 +357,7 @@ void md_cstate_reset(md_cstate *cs) {
         cs->series[s].form = 0;
     }
     cs->version = 0;
+    cs->key_expiry = 0;
     for (size_t c = 0; c < cs->cfg->n_campaigns; c++) memset(&cs->camps[c], 0, sizeof(md_camp_st));
     for (size_t a = 0; a < cs->r->n_profile_attrs; a++) cs->attr_of[a] = -1;
     cs->exists = false;
@@ -408,6 +420,9 @@ void md_cstate_set_customer(md_cstate *cs, const char *customer_id) {
 const char *md_cstate_customer(const md_cstate *cs) { return cs->customer_id; }
 
 int64_t md_cstate_version(const md_cstate *cs) { return cs->version; }
+
+void md_cstate_set_key_expiry(md_cstate *cs, int64_t at) { cs->key_expiry = at; }
+int64_t md_cstate_key_expiry(const md_cstate *cs) { return cs->key_expiry; }
 
 /* ------------------------------------------------------------------------- */
 /* Growable arrays                                                            */

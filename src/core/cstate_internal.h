@@ -160,6 +160,7 @@ struct md_cstate {
      * (older ones too) always have their outbox read. */
     bool outbox_clear;
     int64_t version; /* the "v" field as loaded; 0 when absent */
+    int64_t key_expiry; /* md_cstate_key_expiry */
     md_series_st *series;
     bool has_balance;
     double balance;

@@ -32,9 +32,11 @@ md_hash_cache *md_hash_cache_new(size_t budget, const uint64_t sip_key[2]);
 void md_hash_cache_destroy(md_hash_cache *c);
 
 /* fn(ctx, field, flen, value, vlen) for each field of key's entry, in the
- * order stored; true when there was one (it becomes the most recent). */
+ * order stored; true when there was one (it becomes the most recent).
+ * expires_at (may be NULL): md_hash_cache_expires_at's answer, found on
+ * the way. */
 typedef void (*md_hash_cache_field_fn)(void *ctx, const char *field, size_t flen, const char *value, size_t vlen);
-bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_fn fn, void *ctx);
+bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_fn fn, void *ctx, int64_t *expires_at);
 
 /* One field and its value (not terminated: lengths say where they end). */
 typedef struct md_hash_field {
@@ -68,6 +70,8 @@ int64_t md_hash_cache_expires_at(const md_hash_cache *c, const char *key);
  * now + ttl_ms, or 0 to leave it as it is, when an earlier apply's expiry
  * (md_hash_cache_expires_at) is within MD_EXPIRY_SLACK_MS of that. */
 int64_t md_hash_cache_expiry_to_set(const md_hash_cache *c, const char *key, int64_t now, int64_t ttl_ms);
+/* The same from the expiry known (0: none), without a look into the cache. */
+int64_t md_expiry_to_set(int64_t known, int64_t now, int64_t ttl_ms);
 void md_hash_cache_drop(md_hash_cache *c, const char *key);
 void md_hash_cache_clear(md_hash_cache *c);
 

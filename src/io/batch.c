@@ -789,6 +789,7 @@ static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, siz
     q->expect_version = md_cstate_version(b->states[c]);
     q->ttl_ms = md_cstate_ttl_ms(b->states[c]);
     q->outbox_empty = md_cstate_outbox_clear(b->states[c]); /* after the flush: nothing added */
+    q->known_expiry = md_cstate_key_expiry(b->states[c]);
     if (b->cp_ops[c].n && b->cust_cp[c] >= 0) {
         b->req_customer[*nreq] = c;
         q = &b->reqs[(*nreq)++];
@@ -797,6 +798,7 @@ static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, siz
         q->expect_version = -1;
         q->ttl_ms = md_cpstate_ttl_ms(b->cfg);
         q->outbox_empty = true; /* a contact point has none */
+        q->known_expiry = 0;
     }
     return MD_ERR_OK;
 }

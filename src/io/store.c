@@ -790,7 +790,7 @@ md_hash_cache_stats md_store_cache_stats_get(const md_store *s) {
 bool md_store_cache_each(md_store *s, const char *customer_id, md_hash_cache_field_fn fn, void *ctx) {
     char key[400];
     md_store_customer_key(s, customer_id, key, sizeof(key));
-    return s->cache && md_hash_cache_each(s->cache, key, fn, ctx);
+    return s->cache && md_hash_cache_each(s->cache, key, fn, ctx, NULL);
 }
 
 typedef struct cust_load {
@@ -840,7 +840,9 @@ static bool load_cached(md_store *s, const char *key, const char *id, md_cstate 
     if (!s->cache) return false;
     md_cstate_reset(cs);
     md_cstate_set_customer(cs, id);
-    if (!md_hash_cache_each(s->cache, key, load_cached_field, cs)) return false;
+    int64_t expires_at;
+    if (!md_hash_cache_each(s->cache, key, load_cached_field, cs, &expires_at)) return false;
+    md_cstate_set_key_expiry(cs, expires_at); /* for apply_expiry */
     if (md_cstate_outbox_clear(cs)) return true;
     md_hash_cache_drop(s->cache, key); /* cannot happen: entries are kept with "x0" only */
     return false;
@@ -978,7 +980,7 @@ static bool uses_outbox(const md_apply_req *q) {
 static int64_t apply_expiry(const md_store *s, const md_apply_req *q, bool outbox, int64_t now) {
     if (q->ttl_ms <= 0) return -1;
     if (!s->cache || q->expect_version < 0 || outbox) return now + q->ttl_ms;
-    return md_hash_cache_expiry_to_set(s->cache, q->key, now, q->ttl_ms);
+    return md_expiry_to_set(q->known_expiry, now, q->ttl_ms);
 }
 
 /* The apply command of q in s->argv and s->lens (kept, grown as needed),

@@ -100,6 +100,9 @@ typedef struct md_apply_req {
     int64_t ttl_ms;
     bool outbox_empty;      /* the outbox hash is known to be empty (so absent) and
                              * stays so: the apply leaves it alone */
+    int64_t known_expiry;   /* when the key expires as the state cache knew it at the
+                             * read (md_cstate_key_expiry); 0: not known, the apply
+                             * sets it */
 } md_apply_req;
 
 /* Pipelined EVALSHA apply.lua for every request; results[i] = 1 applied, 0

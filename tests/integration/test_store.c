@@ -77,6 +77,7 @@ Test(store, regression_apply_argv_capacity_every_op_count) {
         reqs[i].expect_version = 0;
         reqs[i].ttl_ms = 60000;
         reqs[i].outbox_empty = i % 2; /* both forms of the command */
+        reqs[i].known_expiry = 0;
     }
     cr_assert_eq(md_store_apply(store, N, reqs, results, NULL, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
     for (int i = 0; i < N; i++) {

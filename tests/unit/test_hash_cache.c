@@ -30,7 +30,7 @@ static int by_text(const void *a, const void *b) { return strcmp(*(char *const *
 
 static const char *entry_of(md_hash_cache *c, const char *k, image *im) {
     memset(im, 0, sizeof(*im));
-    if (!md_hash_cache_each(c, k, collect, im)) return NULL;
+    if (!md_hash_cache_each(c, k, collect, im, NULL)) return NULL;
     qsort(im->items, im->n, sizeof(char *), by_text);
     for (size_t i = 0; i < im->n; i++) {
         strcat(im->text, im->items[i]);
@@ -87,6 +87,40 @@ Test(hash_cache, applied_writes_make_what_redis_holds) {
 /* The key's expiry as the applies said: unknown after a read, set by an
  * apply that set it, kept through one that left it alone, forgotten after
  * one that made it unknown (a PERSIST) and with the entry. */
+static void count_fields(void *ctx, const char *f, size_t fl, const char *v, size_t vl) {
+    (void)f, (void)fl, (void)v, (void)vl;
+    ++*(size_t *)ctx;
+}
+
+/* Replacing an entry, by a read or by an apply, keeps every other entry of
+ * its bucket: with a thousand keys in as many buckets, chains are common. */
+Test(hash_cache, replacing_an_entry_keeps_the_others_of_its_bucket) {
+    md_hash_cache *c = md_hash_cache_new(64 << 20, key);
+    enum { N = 1000 };
+    char k[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(k, sizeof(k), "md:{r%d}", i);
+        put3(c, k);
+    }
+    md_ops ops;
+    md_ops_init(&ops);
+    md_ops_add(&ops, MD_OP_SET, "T", "1,,");
+    for (int i = 0; i < N; i++) {
+        snprintf(k, sizeof(k), "md:{r%d}", i);
+        if (i % 2) put3(c, k);
+        else md_hash_cache_applied(c, k, &ops, 5, 0);
+    }
+    for (int i = 0; i < N; i++) {
+        size_t got = 0;
+        snprintf(k, sizeof(k), "md:{r%d}", i);
+        cr_assert(md_hash_cache_each(c, k, count_fields, &got, NULL), "%s lost", k);
+        cr_assert_eq(got, i % 2 ? 3 : 4, "%s", k);
+    }
+    cr_assert_eq(md_hash_cache_stats_get(c).entries, N);
+    md_ops_fini(&ops);
+    md_hash_cache_destroy(c);
+}
+
 Test(hash_cache, the_entry_remembers_the_expiry_its_applies_set) {
     md_hash_cache *c = md_hash_cache_new(1 << 20, key);
     put3(c, "md:{a}");
@@ -96,6 +130,14 @@ Test(hash_cache, the_entry_remembers_the_expiry_its_applies_set) {
     md_ops_add(&ops, MD_OP_SET, "t0", "1");
     md_hash_cache_applied(c, "md:{a}", &ops, 5, 86400000);
     cr_assert_eq(md_hash_cache_expires_at(c, "md:{a}"), 86400000);
+    /* A read tells it too (the store keeps it for the next apply). */
+    int64_t told = -1;
+    size_t got = 0;
+    cr_assert(md_hash_cache_each(c, "md:{a}", count_fields, &got, &told));
+    cr_assert_eq(told, 86400000);
+    cr_assert_eq(got, 4, "its three fields (v among them) and t0");
+    cr_assert_not(md_hash_cache_each(c, "md:{zz}", count_fields, &got, &told));
+    cr_assert_eq(told, 0, "no entry: not known");
     md_hash_cache_applied(c, "md:{a}", &ops, 6, 0);
     cr_assert_eq(md_hash_cache_expires_at(c, "md:{a}"), 86400000, "an apply that left the expiry alone");
     md_hash_cache_applied(c, "md:{a}", &ops, 7, -1);
@@ -129,6 +171,10 @@ Test(hash_cache, an_expiry_is_set_again_once_it_falls_behind_by_the_slack) {
     cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + MD_EXPIRY_SLACK_MS + 1, ttl), t0 + MD_EXPIRY_SLACK_MS + 1 + ttl,
                  "more than a day later");
     cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + 1000, ttl / 2), t0 + 1000 + ttl / 2, "a shorter TTL now");
+    /* The same from the expiry a read told, without the cache. */
+    cr_assert_eq(md_expiry_to_set(t0 + ttl, t0 + 1000, ttl), 0);
+    cr_assert_eq(md_expiry_to_set(0, t0 + 1000, ttl), t0 + 1000 + ttl, "none known");
+    cr_assert_eq(md_expiry_to_set(t0 + ttl, t0 + MD_EXPIRY_SLACK_MS + 1, ttl), t0 + MD_EXPIRY_SLACK_MS + 1 + ttl);
     /* A TTL of 8 days: the slack is half a day. */
     md_hash_cache_applied(c, "md:{a}", &ops, 6, t0 + 8 * day);
     cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + day / 2, 8 * day), 0);
@@ -237,7 +283,7 @@ Test(hash_cache, lengths_of_every_size_come_back) {
     }
     md_hash_cache_put(c, "md:{big}", f, N);
     size_t got[1 + 2 * (N + 2)] = {0};
-    cr_assert(md_hash_cache_each(c, "md:{big}", collect_raw, got));
+    cr_assert(md_hash_cache_each(c, "md:{big}", collect_raw, got, NULL));
     cr_assert_eq(got[0], N);
     for (size_t i = 0; i < N; i++) {
         cr_assert_eq(got[1 + 2 * i], strlen(names[i]));
@@ -249,7 +295,7 @@ Test(hash_cache, lengths_of_every_size_come_back) {
     md_ops_add(&ops, MD_OP_SET, "new", "1");
     md_hash_cache_applied(c, "md:{big}", &ops, 7, 0);
     memset(got, 0, sizeof(got));
-    cr_assert(md_hash_cache_each(c, "md:{big}", collect_raw, got), "kept after the apply");
+    cr_assert(md_hash_cache_each(c, "md:{big}", collect_raw, got, NULL), "kept after the apply");
     cr_assert_eq(got[0], N + 2, "the fields, \"new\" and \"v\"");
     for (size_t i = 0; i < N; i++) cr_assert_eq(got[2 + 2 * i], sizes[i]);
     md_ops_fini(&ops);
