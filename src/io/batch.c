@@ -836,6 +836,7 @@ static attempt decide_and_apply(md_batch *b, int64_t now_ms, md_err *e, const ch
         if (nreq - nsent >= MD_APPLY_SLICE) {
             if ((*e = md_store_apply_send(b->store, nreq - nsent, b->reqs + nsent, err, errsz))) goto failed;
             nsent = nreq;
+            md_store_apply_poll(b->store, b->reqs, b->results, b->scratch);
         }
         if ((*e = decide(b, &b->items[i], now_ms, err, errsz))) goto failed;
     }

@@ -13,6 +13,7 @@
 #include <valkey/valkey.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
@@ -66,6 +67,10 @@ struct md_store {
      * (monotonic ms), or 0 when it leaves a fresh one alone (apply_expiry). */
     int64_t *expiry;
     size_t n_sent, expiry_cap;
+    /* Replies md_store_apply_poll took (the first n_taken of those sent),
+     * and one it read but left to md_store_apply_collect (not a result). */
+    size_t n_taken;
+    valkeyReply *held;
     char *resp; /* conn_append's command, formatted (grown) */
     size_t resp_cap;
 };
@@ -189,7 +194,9 @@ md_store *md_store_new(const md_cfg_redis *cfg, char *errstr, size_t errstr_size
 }
 
 void md_store_disconnect(md_store *s) {
-    s->n_sent = 0; /* the applies in flight went with the connection */
+    s->n_sent = s->n_taken = 0; /* the applies in flight went with the connection */
+    if (s->held) freeReplyObject(s->held);
+    s->held = NULL;
     if (s->c) valkeyFree(s->c); /* and its TLS connection */
     s->c = NULL;
     if (s->cc) valkeyClusterFree(s->cc);
@@ -1158,6 +1165,42 @@ static void take_apply(apply_outcome *o, const md_apply_req *reqs, size_t i, con
     }
 }
 
+/* The cache follows each reply: an applied customer's entry takes the
+ * writes and the new version (Redis holds them, whatever the rest of the
+ * batch does); one refused, in conflict or failed goes, and is read again.
+ * expiry: what each apply did to its key's expiry (apply_expiry), as sent;
+ * NULL when not known. */
+static void settle(md_store *s, const md_apply_req *reqs, size_t i, bool applied, const int64_t *expiry) {
+    if (!s->cache || reqs[i].expect_version < 0) return; /* a contact point: not cached */
+    if (applied) md_hash_cache_applied(s->cache, reqs[i].key, reqs[i].ops, reqs[i].expect_version + 1, expiry ? expiry[i] : -1);
+    else md_hash_cache_drop(s->cache, reqs[i].key);
+}
+
+void md_store_apply_poll(md_store *s, const md_apply_req *reqs, int *results, md_store_refusal *refused) {
+    /* One plain connection only: a cluster's replies come from several, and
+     * TLS may hold part of a record (the read would wait for the rest). */
+    if (!s->c || s->cc || s->tls || s->held) return;
+    while (s->n_taken < s->n_sent) {
+        void *r = NULL;
+        if (valkeyGetReplyFromReader(s->c, &r) != VALKEY_OK) return; /* collect says why */
+        if (!r) {
+            struct pollfd p = {.fd = s->c->fd, .events = POLLIN};
+            if (poll(&p, 1, 0) != 1 || valkeyBufferRead(s->c) != VALKEY_OK) return;
+            continue;
+        }
+        valkeyReply *rep = r;
+        if (rep->type != VALKEY_REPLY_INTEGER) { /* a refusal or an error: collect's to judge */
+            s->held = rep;
+            return;
+        }
+        size_t i = s->n_taken++;
+        results[i] = (int)rep->integer;
+        if (refused) refused[i][0] = '\0';
+        settle(s, reqs, i, results[i] == 1, s->expiry);
+        freeReplyObject(rep);
+    }
+}
+
 md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
                               size_t errstr_size) {
     md_err err;
@@ -1166,18 +1209,22 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
         return MD_ERR_REDIS_DOWN;
     }
     apply_outcome o = {results, refused, MD_ERR_OK, false, false};
+    const int64_t *expiry = s->n_sent == n ? s->expiry : NULL;
     s->n_redo = 0;
-    for (size_t i = 0; i < n; i++) {
-        valkeyReply *r;
-        if ((err = get_reply(s, &r, errstr, errstr_size))) return err;
-        if (redirected(s, r)) redo_note(s, i, &o.first, errstr, errstr_size);
-        else take_apply(&o, reqs, i, r, errstr, errstr_size);
+    for (size_t i = s->n_taken < n ? s->n_taken : n; i < n; i++) { /* after those md_store_apply_poll took */
+        valkeyReply *r = s->held;
+        s->held = NULL;
+        if (!r && (err = get_reply(s, &r, errstr, errstr_size))) return err;
+        if (redirected(s, r)) {
+            redo_note(s, i, &o.first, errstr, errstr_size);
+        } else {
+            take_apply(&o, reqs, i, r, errstr, errstr_size);
+            settle(s, reqs, i, results[i] == 1, expiry);
+        }
         freeReplyObject(r);
     }
     conn_pipeline_done(s);
-    /* What each apply did to its key's expiry (apply_expiry), as sent. */
-    const int64_t *expiry = s->n_sent == n ? s->expiry : NULL;
-    s->n_sent = 0;
+    s->n_sent = s->n_taken = 0;
     char outbox_key[420];
     for (size_t k = 0; k < s->n_redo && !o.first; k++) {
         size_t i = s->redo[k], a = apply_argv(s, &reqs[i], expiry ? expiry[i] : -1, outbox_key);
@@ -1188,16 +1235,8 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
         valkeyReply *r = redo_command(s, (int)a, s->argv, s->lens, errstr, errstr_size);
         if (!r) return MD_ERR_REDIS_DOWN;
         take_apply(&o, reqs, i, r, errstr, errstr_size);
+        settle(s, reqs, i, results[i] == 1, expiry);
         freeReplyObject(r);
-    }
-    /* The cache follows: an applied customer's entry takes the writes and
-     * the new version; one refused, in conflict or not known to be applied
-     * goes, and is read again. */
-    for (size_t i = 0; s->cache && i < n; i++) {
-        if (reqs[i].expect_version < 0) continue; /* a contact point: not cached */
-        if (!o.first && results[i] == 1)
-            md_hash_cache_applied(s->cache, reqs[i].key, reqs[i].ops, reqs[i].expect_version + 1, expiry ? expiry[i] : -1);
-        else md_hash_cache_drop(s->cache, reqs[i].key);
     }
     /* NOSCRIPT: the script cache was flushed (or a new primary took over a
      * cluster's slots). Reconnecting loads it again, and the caller's retry

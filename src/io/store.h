@@ -123,6 +123,12 @@ md_err md_store_apply(md_store *s, size_t n, const md_apply_req *reqs, int *resu
 md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char *errstr, size_t errstr_size);
 md_err md_store_apply_collect(md_store *s, size_t total, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
                               size_t errstr_size);
+/* Takes the replies already there, without waiting (one plain connection;
+ * a cluster's or a TLS connection's are left to _collect): results and
+ * the state cache for those applies now, while Redis works on the rest,
+ * instead of all of them after the last (a tenth of a batch's time). A
+ * reply that is not a result, and any error, are left to _collect. */
+void md_store_apply_poll(md_store *s, const md_apply_req *reqs, int *results, md_store_refusal *refused);
 
 /* Adds n pending funnel increments: HINCRBY "<prefix>:funnel:<campaign>:<day>"
  * field delta, each key kept 400 days. One round trip. */

@@ -322,3 +322,90 @@ Test(store, the_outbox_expiry_follows_the_state_unless_known_empty) {
     cr_assert_gt(pttl(outbox), 0, "and the outbox's expiry set with it");
     md_ops_fini(&ops);
 }
+
+/* The value of field f in customer id's cache entry, or NULL. */
+typedef struct cached_field {
+    const char *want;
+    char got[64];
+    bool found;
+} cached_field;
+
+static void find_cached(void *ctx, const char *f, size_t fl, const char *v, size_t vl) {
+    cached_field *c = ctx;
+    if (strlen(c->want) == fl && memcmp(c->want, f, fl) == 0) {
+        snprintf(c->got, sizeof(c->got), "%.*s", (int)vl, v);
+        c->found = true;
+    }
+}
+
+static const char *cached_value(const char *id, const char *field, cached_field *c) {
+    *c = (cached_field){.want = field};
+    if (!md_store_cache_each(store, id, find_cached, c) || !c->found) return NULL;
+    return c->got;
+}
+
+/* Replies taken while the batch still decides (md_store_apply_poll): the
+ * results and the state cache of the applies before a refusal are there
+ * at once; the refusal and everything after it are left to collect, which
+ * ends with every result as one call would have. */
+Test(store, replies_taken_early_leave_a_refusal_to_the_collect) {
+    cr_assert(md_store_cache_states(store, 1 << 20));
+    enum { N = 6, BAD = 3 };
+    const char *ids[N] = {"poll-0", "poll-1", "poll-2", "poll-bad", "poll-4", "poll-5"};
+    md_ops first, second;
+    md_ops_init(&first);
+    md_ops_init(&second);
+    md_ops_add(&first, MD_OP_SET, "a", "1");
+    md_ops_add(&first, MD_OP_SET, "x0", "1"); /* the outbox is empty: the entry is cached at the read */
+    md_ops_add(&second, MD_OP_SET, "a", "2");
+    md_apply_req reqs[N];
+    memset(reqs, 0, sizeof(reqs));
+    int results[N];
+    md_store_refusal refused[N];
+    for (int i = 0; i < N; i++) {
+        md_store_customer_key(store, ids[i], reqs[i].key, sizeof(reqs[i].key));
+        reqs[i].ops = &first;
+        reqs[i].ttl_ms = 60000;
+    }
+    cr_assert_eq(md_store_apply(store, N, reqs, results, refused, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    /* Read (and so cached), then one customer's hash replaced by a string. */
+    md_cstate *states[N];
+    bool cached[N];
+    for (int i = 0; i < N; i++) states[i] = md_cstate_new(cfg);
+    cr_assert_eq(md_store_read_customers(store, N, ids, states, refused, cached, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cached_field c;
+    for (int i = 0; i < N; i++) cr_assert_str_eq(cached_value(ids[i], "a", &c) ? c.got : "(none)", "1", "%s", ids[i]);
+    run(2, (const char *[]){"DEL", reqs[BAD].key});
+    run(3, (const char *[]){"SET", reqs[BAD].key, "foreign"});
+    for (int i = 0; i < N; i++) {
+        reqs[i].ops = &second;
+        reqs[i].expect_version = md_cstate_version(states[i]);
+        results[i] = -7;
+    }
+    cr_assert_eq(md_store_apply_send(store, N, reqs, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    /* Until Redis has answered them all (a second at most), then a poll. */
+    for (int k = 0; k < 100 && results[BAD - 1] == -7; k++) {
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+        md_store_apply_poll(store, reqs, results, refused);
+    }
+    for (int i = 0; i < BAD; i++) {
+        cr_assert_eq(results[i], 1, "%s taken early: %d", ids[i], results[i]);
+        cr_assert_str_eq(cached_value(ids[i], "a", &c) ? c.got : "(none)", "2", "%s's entry has the apply", ids[i]);
+    }
+    for (int i = BAD; i < N; i++) cr_assert_eq(results[i], -7, "%s: left to the collect", ids[i]);
+    md_store_apply_poll(store, reqs, results, refused); /* a refusal held: nothing more taken */
+    cr_assert_eq(results[BAD + 1], -7);
+    cr_assert_eq(md_store_apply_collect(store, N, reqs, results, refused, errbuf, sizeof(errbuf)), MD_ERR_REDIS_REFUSED, "%s", errbuf);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(results[i], i == BAD ? -1 : 1, "%s: %d", ids[i], results[i]);
+        if (i == BAD) cr_assert(strstr(refused[i], "WRONGTYPE"), "%s", refused[i]);
+        else cr_assert_str_empty(refused[i], "%s: %s", ids[i], refused[i]);
+    }
+    for (int i = BAD + 1; i < N; i++) cr_assert_str_eq(cached_value(ids[i], "a", &c) ? c.got : "(none)", "2", "%s", ids[i]);
+    cr_assert_null(cached_value(ids[BAD], "a", &c), "the refused customer's entry goes");
+    /* The connection is in step: the next command gets its own reply. */
+    cr_assert_eq(hlen(reqs[0].key), 3, "a, x0 and the version");
+    for (int i = 0; i < N; i++) md_cstate_destroy(states[i]);
+    md_ops_fini(&first);
+    md_ops_fini(&second);
+}
