@@ -460,6 +460,9 @@ md_err md_engine_profile(md_cstate *cs, const char *json, const md_source *src, 
  * contact_point attribute), or NULL when it names none. Valid until the
  * state changes. */
 const char *md_cstate_contact_point(const md_cstate *cs);
+/* The hash field that holds it (for a store that must know a customer's
+ * contact point before it decodes the hash). */
+const char *md_cstate_contact_point_field(void);
 
 /* How long a contact point's key is kept after an apply: the longest cap
  * span plus a day, so no cap ever counts a contact that was forgotten. */

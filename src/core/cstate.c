@@ -2008,6 +2008,11 @@ md_campaign_state md_cstate_campaign(const md_cstate *cs, int c) {
 
 int64_t md_cpstate_ttl_ms(const md_config *cfg) { return cfg->rules->max_cap_span_ms + MD_DAY_MS; }
 
+/* The profile's contact point, as a field: the store's cache notes where
+ * it is in each entry, so that a batch knows its customers' contact points
+ * before it decodes them. */
+const char *md_cstate_contact_point_field(void) { return "p:contact_point"; }
+
 const char *md_cstate_contact_point(const md_cstate *cs) {
     const char *cp = md_cs_profile(cs, cs->r->attr_contact_point);
     return cp && *cp ? cp : NULL;

@@ -21,6 +21,8 @@ typedef struct entry {
     size_t key_len;
     size_t data_len;
     int64_t expires_at; /* when the key expires, as md_hash_cache_applied was told; 0: not known */
+    size_t watch_off;   /* where the watched field's record starts in data; 0: absent */
+    uint64_t held;      /* the hold generation that holds it (md_hash_cache_hold); 0: none */
     char data[]; /* the key and its NUL, then the fields */
 } entry;
 
@@ -36,8 +38,12 @@ struct md_hash_cache {
     size_t mask; /* buckets - 1, a power of two minus one */
     size_t entries, bytes, budget;
     entry *newest, *oldest;
+    entry *held_newest, *held_oldest; /* the entries held, out of the list above until released */
     uint64_t sip[2];
     uint64_t hits, misses;
+    char watch[64];   /* md_hash_cache_watch's field, "" for none */
+    size_t watch_len;
+    uint64_t hold_gen; /* entries held with this generation stay until md_hash_cache_release */
     /* md_hash_cache_applied's arrays, kept (every apply comes here). */
     field *fs;
     md_hash_field *out;
@@ -103,6 +109,7 @@ md_hash_cache *md_hash_cache_new(size_t budget, const uint64_t sip_key[2]) {
         return NULL;
     }
     c->budget = budget;
+    c->hold_gen = 1;
     c->sip[0] = sip_key[0];
     c->sip[1] = sip_key[1];
     return c;
@@ -110,12 +117,13 @@ md_hash_cache *md_hash_cache_new(size_t budget, const uint64_t sip_key[2]) {
 
 void md_hash_cache_clear(md_hash_cache *c) {
     if (!c) return;
-    for (entry *e = c->newest, *next; e; e = next) {
-        next = e->older;
-        free(e);
-    }
+    for (int list = 0; list < 2; list++)
+        for (entry *e = list ? c->held_newest : c->newest, *next; e; e = next) {
+            next = e->older;
+            free(e);
+        }
     memset(c->buckets, 0, (c->mask + 1) * sizeof(*c->buckets));
-    c->newest = c->oldest = NULL;
+    c->newest = c->oldest = c->held_newest = c->held_oldest = NULL;
     c->entries = c->bytes = 0;
 }
 
@@ -134,20 +142,32 @@ static entry **slot_of(md_hash_cache *c, const char *key, size_t len, uint64_t h
     return p;
 }
 
-static void unlink_recency(md_hash_cache *c, entry *e) {
+static void list_unlink(entry **newest, entry **oldest, entry *e) {
     if (e->newer) e->newer->older = e->older;
-    else c->newest = e->older;
+    else *newest = e->older;
     if (e->older) e->older->newer = e->newer;
-    else c->oldest = e->newer;
+    else *oldest = e->newer;
     e->newer = e->older = NULL;
 }
 
-static void link_newest(md_hash_cache *c, entry *e) {
-    e->older = c->newest;
+static void list_link_newest(entry **newest, entry **oldest, entry *e) {
+    e->older = *newest;
     e->newer = NULL;
-    if (c->newest) c->newest->newer = e;
-    c->newest = e;
-    if (!c->oldest) c->oldest = e;
+    if (*newest) (*newest)->newer = e;
+    *newest = e;
+    if (!*oldest) *oldest = e;
+}
+
+/* Out of its list: the recency list, or the held entries'. */
+static void unlink_recency(md_hash_cache *c, entry *e) {
+    if (e->held == c->hold_gen) list_unlink(&c->held_newest, &c->held_oldest, e);
+    else list_unlink(&c->newest, &c->oldest, e);
+}
+
+/* The most recent of the recency list, held no more. */
+static void link_newest(md_hash_cache *c, entry *e) {
+    e->held = 0;
+    list_link_newest(&c->newest, &c->oldest, e);
 }
 
 
@@ -163,6 +183,13 @@ static void remove_at(md_hash_cache *c, entry **p, entry *e) {
 
 /* Takes e out of the table and frees it. */
 static void remove_entry(md_hash_cache *c, entry *e) { remove_at(c, slot_of(c, e->data, e->key_len, e->hash), e); }
+
+/* The least recently used out until the budget holds, never keep (just
+ * put); the entries held are not in the list: with more of them than the
+ * budget holds, the cache runs over it until md_hash_cache_release. */
+static void evict(md_hash_cache *c, const entry *keep) {
+    while (c->bytes > c->budget && c->oldest && c->oldest != keep) remove_entry(c, c->oldest);
+}
 
 /* Twice the buckets once there are more entries than buckets. */
 static void grow(md_hash_cache *c) {
@@ -220,7 +247,10 @@ static void put_entry_at(md_hash_cache *c, entry **p, uint64_t h, const char *ke
     *e = (entry){.hash = h, .charged = charged, .n = n, .key_len = len, .data_len = data, .expires_at = expires_at};
     memcpy(e->data, key, len + 1);
     char *w = e->data + len + 1;
-    for (size_t i = 0; i < n; i++) w = record_write(w, &fields[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (c->watch_len && fields[i].fl == c->watch_len && memcmp(fields[i].f, c->watch, c->watch_len) == 0) e->watch_off = (size_t)(w - e->data);
+        w = record_write(w, &fields[i]);
+    }
     e->chain = old ? old->chain : *p;
     *p = e;
     if (old) {
@@ -232,7 +262,7 @@ static void put_entry_at(md_hash_cache *c, entry **p, uint64_t h, const char *ke
     link_newest(c, e);
     c->entries++;
     c->bytes += charged;
-    while (c->bytes > c->budget && c->oldest && c->oldest != e) remove_entry(c, c->oldest);
+    evict(c, e);
     grow(c);
 }
 
@@ -240,6 +270,61 @@ void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *f
     size_t len = strlen(key);
     uint64_t h = md_siphash24(c->sip, key, len);
     put_entry_at(c, slot_of(c, key, len, h), h, key, len, fields, n, 0); /* a read says nothing of the key's expiry */
+}
+
+void md_hash_cache_watch(md_hash_cache *c, const char *name) {
+    size_t n = strlen(name);
+    c->watch_len = n < sizeof(c->watch) ? n : 0;
+    memcpy(c->watch, name, c->watch_len);
+}
+
+const md_hash_cache_entry *md_hash_cache_hold(md_hash_cache *c, const char *key) {
+    size_t len = strlen(key);
+    entry *e = *slot_of(c, key, len, md_siphash24(c->sip, key, len));
+    if (!e) {
+        c->misses++;
+        return NULL;
+    }
+    c->hits++;
+    unlink_recency(c, e);
+    e->held = c->hold_gen;
+    list_link_newest(&c->held_newest, &c->held_oldest, e);
+    return (const md_hash_cache_entry *)e;
+}
+
+bool md_hash_cache_watched(const md_hash_cache_entry *he, const char **value, size_t *vlen) {
+    const entry *e = (const entry *)he;
+    if (!e->watch_off) return false;
+    md_hash_field h;
+    record_read(e->data + e->watch_off, &h);
+    *value = h.v;
+    *vlen = h.vl;
+    return true;
+}
+
+int64_t md_hash_cache_entry_expires_at(const md_hash_cache_entry *he) { return ((const entry *)he)->expires_at; }
+
+void md_hash_cache_entry_each(const md_hash_cache_entry *he, md_hash_cache_field_fn fn, void *ctx) {
+    const entry *e = (const entry *)he;
+    const char *p = e->data + e->key_len + 1;
+    for (size_t i = 0; i < e->n; i++) {
+        md_hash_field h;
+        p = record_read(p, &h);
+        fn(ctx, h.f, h.fl, h.v, h.vl);
+    }
+}
+
+void md_hash_cache_release(md_hash_cache *c) {
+    /* The held entries, the most recently used, back at the newest end. */
+    if (c->held_oldest) {
+        c->held_oldest->older = c->newest;
+        if (c->newest) c->newest->newer = c->held_oldest;
+        else c->oldest = c->held_oldest;
+        c->newest = c->held_newest;
+    }
+    c->held_newest = c->held_oldest = NULL;
+    c->hold_gen++; /* their marks now name no hold */
+    evict(c, NULL);
 }
 
 int64_t md_hash_cache_expires_at(const md_hash_cache *c, const char *key) {

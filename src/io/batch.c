@@ -119,6 +119,8 @@ struct md_batch {
     int64_t *due_at;
     bool *due_check;      /* customers the due set named: their member is rewritten whatever the state says */
     bool *cached;         /* customers read from the store's cache (md_store_cache_states), not from Redis */
+    const md_hash_cache_entry **held; /* of those, the ones not decoded yet (load_held) */
+    bool held_stale;      /* load_held found an entry that did not match: read again */
     /* Customers whose key Redis refused in this run, and why (""); their
      * inputs are skipped by every later attempt and handed to the refuse
      * hook once the run succeeds. */
@@ -171,6 +173,7 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     b->due_at = calloc(cap, sizeof(*b->due_at));
     b->due_check = calloc(cap, sizeof(*b->due_check));
     b->cached = calloc(cap, sizeof(*b->cached));
+    b->held = calloc(cap, sizeof(*b->held));
     b->reqs = calloc(cap * 2, sizeof(*b->reqs));
     b->results = calloc(cap * 2, sizeof(*b->results));
     b->last = calloc(cap, sizeof(*b->last));
@@ -182,7 +185,7 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     bool indexed = name_index_init(&b->cust_index, cap);
     indexed = name_index_init(&b->cp_index, cap) && indexed;
     if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
-        !b->due_ids || !b->due_at || !b->due_check || !b->cached || !b->reqs || !b->results || !b->last || !b->final_order || !b->refusal ||
+        !b->due_ids || !b->due_at || !b->due_check || !b->cached || !b->held || !b->reqs || !b->results || !b->last || !b->final_order || !b->refusal ||
         !b->scratch || !b->req_customer || !indexed) {
         md_batch_destroy(b);
         return NULL;
@@ -241,6 +244,7 @@ void md_batch_destroy(md_batch *b) {
     free(b->due_at);
     free(b->due_check);
     free(b->cached);
+    free(b->held);
     free(b->reqs);
     free(b->results);
     free(b->last);
@@ -473,7 +477,33 @@ static bool refused(const md_batch *b, size_t c) { return b->refusal[c][0] != '\
 static bool refuse(md_batch *b, size_t c, const char *why) {
     if (refused(b, c)) return false;
     snprintf(b->refusal[c], sizeof(b->refusal[c]), "%s", why[0] ? why : "refused");
+    if (b->held[c]) { /* never decoded: it reads as nobody, as a refused read leaves it */
+        b->held[c] = NULL;
+        md_cstate_reset(b->states[c]);
+        md_cstate_set_customer(b->states[c], b->cust_ids[c]);
+    }
     return true;
+}
+
+/* Customer c's state, decoded from the state cache where read_states held
+ * it (once, at its first decision). An entry that did not say its outbox
+ * was empty, or that names another contact point than the batch read (it
+ * cannot happen: entries are kept with "x0" only, and the contact point
+ * is the profile's), is dropped and the attempt ends as a conflict
+ * (held_stale), so that the next reads the customer from Redis. */
+static md_err load_held(md_batch *b, size_t c, char *err, size_t errsz) {
+    const md_hash_cache_entry *h = b->held[c];
+    if (!h) return MD_ERR_OK;
+    b->held[c] = NULL;
+    bool ok = md_store_load_held(h, b->cust_ids[c], b->states[c]);
+    const char *cp = md_cstate_contact_point(b->states[c]);
+    int cpi = b->cust_cp[c];
+    if (ok && (cp ? cpi < 0 || strcmp(cp, b->cp_ids[cpi]) != 0 : cpi >= 0)) ok = false;
+    if (ok) return MD_ERR_OK;
+    md_store_cache_drop(b->store, b->cust_ids[c]);
+    b->held_stale = true;
+    snprintf(err, errsz, "the state cache's entry of customer %s did not match its hash; read again", b->cust_ids[c]);
+    return MD_ERR_REDIS_REPLY;
 }
 
 /* Reads the batch's customers and the contact points their profiles name.
@@ -482,7 +512,7 @@ static bool refuse(md_batch *b, size_t c, const char *why) {
 static md_err read_states(md_batch *b, char *err, size_t errsz) {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    md_err e = md_store_read_customers(b->store, b->n_cust, b->cust_ids, b->states, b->scratch, b->cached, err, errsz);
+    md_err e = md_store_read_customers_held(b->store, b->n_cust, b->cust_ids, b->states, b->held, b->scratch, b->cached, err, errsz);
     if (e == MD_ERR_REDIS_REFUSED) {
         for (size_t c = 0; c < b->n_cust; c++)
             if (b->scratch[c][0]) refuse(b, c, b->scratch[c]);
@@ -493,7 +523,11 @@ static md_err read_states(md_batch *b, char *err, size_t errsz) {
     name_index_clear(&b->cp_index);
     for (size_t c = 0; c < b->n_cust; c++) {
         b->cust_cp[c] = -1;
-        const char *cp = refused(b, c) ? NULL : md_cstate_contact_point(b->states[c]);
+        char held_cp[MD_CONTACT_POINT_MAX];
+        const char *cp = refused(b, c)  ? NULL
+                       : !b->held[c]    ? md_cstate_contact_point(b->states[c])
+                       : md_store_held_contact_point(b->held[c], held_cp, sizeof(held_cp)) ? held_cp
+                                                                                           : NULL;
         if (!cp) continue;
         uint32_t *slot = name_index_slot(&b->cp_index, (const char *const *)b->cp_ids, cp);
         if (!*slot) {
@@ -602,6 +636,8 @@ static md_err decide(md_batch *b, item *it, int64_t now_ms, char *err, size_t er
 
 static md_err decide_item(md_batch *b, item *it, int64_t now_ms, char *err, size_t errsz) {
     if (refused(b, (size_t)it->customer)) return MD_ERR_OK;
+    md_err le = load_held(b, (size_t)it->customer, err, errsz);
+    if (le) return le;
     md_cstate *cs = b->states[it->customer];
     md_cstate_set_paused(cs, b->paused_campaigns);
     md_ops *ops = &b->ops[it->customer], *cp_ops = &b->cp_ops[it->customer];
@@ -869,6 +905,10 @@ failed:
      * next command's. Drop the connection with them; whether they were
      * applied or not, the redo reads what is there. */
     if (nsent) md_store_disconnect(b->store);
+    if (b->held_stale) {
+        b->held_stale = false;
+        return ATTEMPT_CONFLICT;
+    }
     return ATTEMPT_FAILED;
 }
 

@@ -287,6 +287,8 @@ static md_err each_node(md_store *s, md_err (*fn)(md_store *s, valkeyContext *c,
     return MD_ERR_OK;
 }
 
+static void load_cached_field(void *ctx, const char *f, size_t fl, const char *v, size_t vl) { md_cstate_load_field(ctx, f, fl, v, vl); }
+
 void md_store_destroy(md_store *s) {
     if (!s) return;
     md_store_disconnect(s);
@@ -787,7 +789,32 @@ bool md_store_cache_states(md_store *s, size_t bytes) {
         key[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)s;
         key[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&ts;
     }
-    return (s->cache = md_hash_cache_new(bytes, key)) != NULL;
+    if (!(s->cache = md_hash_cache_new(bytes, key))) return false;
+    md_hash_cache_watch(s->cache, md_cstate_contact_point_field());
+    return true;
+}
+
+void md_store_cache_drop(md_store *s, const char *customer_id) {
+    char key[400];
+    md_store_customer_key(s, customer_id, key, sizeof(key));
+    if (s->cache) md_hash_cache_drop(s->cache, key);
+}
+
+bool md_store_load_held(const md_hash_cache_entry *held, const char *customer_id, md_cstate *cs) {
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, customer_id);
+    md_hash_cache_entry_each(held, load_cached_field, cs);
+    md_cstate_set_key_expiry(cs, md_hash_cache_entry_expires_at(held)); /* for apply_expiry */
+    return md_cstate_outbox_clear(cs);
+}
+
+bool md_store_held_contact_point(const md_hash_cache_entry *held, char *out, size_t n) {
+    const char *v;
+    size_t vl;
+    if (!md_hash_cache_watched(held, &v, &vl) || vl == 0 || vl >= n) return false; /* none, or empty (none either) */
+    memcpy(out, v, vl);
+    out[vl] = '\0';
+    return true;
 }
 
 md_hash_cache_stats md_store_cache_stats_get(const md_store *s) {
@@ -839,7 +866,6 @@ static void load_customer(void *ctx, size_t k, valkeyReply *r) {
     else md_hash_cache_drop(cl->s->cache, cl->keys[i]);
 }
 
-static void load_cached_field(void *ctx, const char *f, size_t fl, const char *v, size_t vl) { md_cstate_load_field(ctx, f, fl, v, vl); }
 
 /* Customer i from the cache: true when it held the customer, whose outbox
  * it knows to be empty. */
@@ -875,6 +901,13 @@ static void refuse_customer(void *ctx, size_t k, const char *why) {
 
 md_err md_store_read_customers(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
                                md_store_refusal *refused, bool *cached, char *errstr, size_t errstr_size) {
+    return md_store_read_customers_held(s, n, customer_ids, states, NULL, refused, cached, errstr, errstr_size);
+}
+
+md_err md_store_read_customers_held(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
+                                    const md_hash_cache_entry **held, md_store_refusal *refused, bool *cached, char *errstr,
+                                    size_t errstr_size) {
+    if (held && s->cache) md_hash_cache_release(s->cache); /* the last call's */
     /* First every customer's hash, from the cache or from Redis; then, in a
      * second round trip, the outbox of those whose hash does not say it was
      * left empty (after a trigger, or a crash before one was produced): one
@@ -891,7 +924,8 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
         md_store_customer_key(s, customer_ids[i], buf[i], 400);
         keys[i] = buf[i];
         if (refused) refused[i][0] = '\0';
-        bool hit = load_cached(s, keys[i], customer_ids[i], states[i]);
+        if (held) held[i] = s->cache ? md_hash_cache_hold(s->cache, keys[i]) : NULL;
+        bool hit = held && held[i] ? true : load_cached(s, keys[i], customer_ids[i], states[i]);
         if (cached) cached[i] = hit;
         if (hit) continue;
         misses[m] = keys[i];
@@ -905,7 +939,7 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
     if (any_refused) err = MD_ERR_OK;
     m = 0;
     for (size_t i = 0; i < n && !err; i++) {
-        if ((refused && refused[i][0]) || md_cstate_outbox_clear(states[i])) continue;
+        if ((held && held[i]) || (refused && refused[i][0]) || md_cstate_outbox_clear(states[i])) continue;
         join(buf[n + m], KEY_MAX, (const char *const[]){keys[i], ":x", NULL});
         keys[n + m] = buf[n + m];
         which[m++] = i;

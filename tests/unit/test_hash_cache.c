@@ -302,3 +302,56 @@ Test(hash_cache, lengths_of_every_size_come_back) {
     for (size_t i = 0; i < N; i++) free(vals[i]);
     md_hash_cache_destroy(c);
 }
+
+/* Held entries: found and counted as hits, decoded later with the watched
+ * field noted, and never evicted, even over the budget, until released. */
+Test(hash_cache, held_entries_stay_until_released_and_note_the_watched_field) {
+    md_hash_cache *c = md_hash_cache_new(2000, key);
+    md_hash_cache_watch(c, "p:contact_point");
+    const md_hash_field f[] = {{"v", "4", 1, 1}, {"p:contact_point", "13900000001", 15, 11}, {"x0", "1", 2, 1}};
+    md_hash_cache_put(c, "md:{h0}", f, 3);
+    put3(c, "md:{h1}");
+    const md_hash_cache_entry *h0 = md_hash_cache_hold(c, "md:{h0}"), *h1 = md_hash_cache_hold(c, "md:{h1}");
+    cr_assert(h0 && h1);
+    cr_assert_null(md_hash_cache_hold(c, "md:{none}"));
+    cr_assert_eq(md_hash_cache_stats_get(c).hits, 2);
+    cr_assert_eq(md_hash_cache_stats_get(c).misses, 1);
+    const char *v;
+    size_t vl;
+    cr_assert(md_hash_cache_watched(h0, &v, &vl));
+    cr_assert_eq(vl, 11);
+    cr_assert(memcmp(v, "13900000001", 11) == 0);
+    cr_assert_not(md_hash_cache_watched(h1, &v, &vl), "h1 has none");
+    /* Many more entries than the budget holds: the held two stay. */
+    char k[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof(k), "md:{o%d}", i);
+        put3(c, k);
+    }
+    size_t got = 0;
+    md_hash_cache_entry_each(h0, count_fields, &got);
+    cr_assert_eq(got, 3, "a held entry is whole");
+    cr_assert_eq(md_hash_cache_expires_at(c, "md:{h0}"), 0);
+    got = 0;
+    cr_assert(md_hash_cache_each(c, "md:{h1}", count_fields, &got, NULL), "a held entry was evicted");
+    cr_assert_lt(md_hash_cache_stats_get(c).bytes, 2000 + 400, "the others are evicted as before: %zu bytes",
+                 md_hash_cache_stats_get(c).bytes);
+    cr_assert_null(md_hash_cache_hold(c, "md:{o0}"), "the oldest of the others went");
+    /* Released: the budget holds again, the oldest out first. */
+    md_hash_cache_release(c);
+    put3(c, "md:{after}");
+    cr_assert(md_hash_cache_stats_get(c).bytes <= 2000);
+    cr_assert(md_hash_cache_hold(c, "md:{after}"), "the newest stays");
+    /* Released entries are used and evicted like any other: enough newer
+     * ones push h0 and h1 out. */
+    md_hash_cache_release(c);
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof(k), "md:{p%d}", i);
+        put3(c, k);
+    }
+    cr_assert_null(md_hash_cache_hold(c, "md:{h0}"), "a released entry is never evicted");
+    cr_assert_null(md_hash_cache_hold(c, "md:{h1}"));
+    cr_assert(md_hash_cache_stats_get(c).bytes <= 2000);
+    cr_assert(md_hash_cache_hold(c, "md:{p199}"));
+    md_hash_cache_destroy(c); /* with an entry held: freed all the same (ASan) */
+}
