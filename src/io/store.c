@@ -866,7 +866,6 @@ static void load_customer(void *ctx, size_t k, valkeyReply *r) {
     else md_hash_cache_drop(cl->s->cache, cl->keys[i]);
 }
 
-
 /* Customer i from the cache: true when it held the customer, whose outbox
  * it knows to be empty. */
 static bool load_cached(md_store *s, const char *key, const char *id, md_cstate *cs) {
