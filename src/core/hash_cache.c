@@ -170,7 +170,6 @@ static void link_newest(md_hash_cache *c, entry *e) {
     list_link_newest(&c->newest, &c->oldest, e);
 }
 
-
 /* Takes e, which *p points to, out of the table and frees it: remove_entry
  * without looking for its slot again. */
 static void remove_at(md_hash_cache *c, entry **p, entry *e) {
@@ -227,7 +226,6 @@ bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_f
     }
     return true;
 }
-
 
 /* Puts key's entry (its hash h) in slot p, where slot_of found it or found
  * none. The entry being replaced takes the new one's place in its chain and
@@ -347,7 +345,6 @@ void md_hash_cache_drop(md_hash_cache *c, const char *key) {
     entry **p = slot_of(c, key, len, md_siphash24(c->sip, key, len));
     if (*p) remove_at(c, p, *p);
 }
-
 
 /* Fields of one length differ mostly at the end (a topic's watermarks
  * "W3zeau0" and "W3zeau1", the guard's hashes, "S<hash>"): the last byte first
