@@ -405,6 +405,11 @@ Test(store, replies_taken_early_leave_a_refusal_to_the_collect) {
     cr_assert_null(cached_value(ids[BAD], "a", &c), "the refused customer's entry goes");
     /* The connection is in step: the next command gets its own reply. */
     cr_assert_eq(hlen(reqs[0].key), 3, "a, x0 and the version");
+    /* Read again from the cache, a customer carries the expiry its last
+     * apply set, for the next apply to leave alone. */
+    cr_assert_eq(md_store_read_customers(store, 1, ids, states, refused, cached, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert(cached[0]);
+    cr_assert_gt(md_cstate_key_expiry(states[0]), 0, "the cache's expiry was not carried into the state");
     for (int i = 0; i < N; i++) md_cstate_destroy(states[i]);
     md_ops_fini(&first);
     md_ops_fini(&second);
