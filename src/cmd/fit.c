@@ -86,7 +86,7 @@ static void add_field(void *ctx, const char *customer, const char *field, size_t
     md_fit_set *fs = ctx;
     md_decision d;
     if (fs->oom || flen < 2 || (field[0] != 'q' && field[0] != 'Q') || !md_decision_parse(field, flen, value, vlen, &d)) return;
-    if (d.campaign[0] ? strcmp(d.campaign, fs->cfg->campaigns[fs->campaign].name) != 0 : strcmp(d.code, fs->code) != 0) return;
+    if (strcmp(d.code, fs->code) != 0) return; /* both forms carry it; configured campaigns' codes differ */
     /* Records arrive customer by customer: intern the id once per run of them. */
     const char *cid = fs->n_customers ? fs->customers[fs->n_customers - 1] : NULL;
     if (!cid || strcmp(cid, customer) != 0) {

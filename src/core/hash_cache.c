@@ -207,24 +207,30 @@ static void grow(md_hash_cache *c) {
     c->mask = mask;
 }
 
-bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_fn fn, void *ctx, int64_t *expires_at) {
+/* key's entry, out of its recency list (the caller links it where it
+ * goes), counted as a hit; NULL and a miss when there is none. */
+static entry *take(md_hash_cache *c, const char *key) {
     size_t len = strlen(key);
     entry *e = *slot_of(c, key, len, md_siphash24(c->sip, key, len));
-    if (expires_at) *expires_at = e ? e->expires_at : 0;
     if (!e) {
         c->misses++;
-        return false;
+        return NULL;
     }
     c->hits++;
     unlink_recency(c, e);
-    link_newest(c, e);
-    const char *p = e->data + e->key_len + 1;
-    for (size_t i = 0; i < e->n; i++) {
-        md_hash_field h;
-        p = record_read(p, &h);
-        fn(ctx, h.f, h.fl, h.v, h.vl);
-    }
-    return true;
+    return e;
+}
+
+const md_hash_cache_entry *md_hash_cache_get(md_hash_cache *c, const char *key) {
+    entry *e = take(c, key);
+    if (e) link_newest(c, e);
+    return (const md_hash_cache_entry *)e;
+}
+
+bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_fn fn, void *ctx) {
+    const md_hash_cache_entry *e = md_hash_cache_get(c, key);
+    if (e) md_hash_cache_entry_each(e, fn, ctx);
+    return e != NULL;
 }
 
 /* Puts key's entry (its hash h) in slot p, where slot_of found it or found
@@ -277,14 +283,8 @@ void md_hash_cache_watch(md_hash_cache *c, const char *name) {
 }
 
 const md_hash_cache_entry *md_hash_cache_hold(md_hash_cache *c, const char *key) {
-    size_t len = strlen(key);
-    entry *e = *slot_of(c, key, len, md_siphash24(c->sip, key, len));
-    if (!e) {
-        c->misses++;
-        return NULL;
-    }
-    c->hits++;
-    unlink_recency(c, e);
+    entry *e = take(c, key);
+    if (!e) return NULL;
     e->held = c->hold_gen;
     list_link_newest(&c->held_newest, &c->held_oldest, e);
     return (const md_hash_cache_entry *)e;
@@ -334,10 +334,6 @@ int64_t md_hash_cache_expires_at(const md_hash_cache *c, const char *key) {
 int64_t md_expiry_to_set(int64_t known, int64_t now, int64_t ttl_ms) {
     int64_t until = now + ttl_ms, slack = ttl_ms / 16 < MD_EXPIRY_SLACK_MS ? ttl_ms / 16 : MD_EXPIRY_SLACK_MS;
     return known > 0 && known >= until - slack && known <= until ? 0 : until;
-}
-
-int64_t md_hash_cache_expiry_to_set(const md_hash_cache *c, const char *key, int64_t now, int64_t ttl_ms) {
-    return md_expiry_to_set(md_hash_cache_expires_at(c, key), now, ttl_ms);
 }
 
 void md_hash_cache_drop(md_hash_cache *c, const char *key) {

@@ -32,11 +32,9 @@ md_hash_cache *md_hash_cache_new(size_t budget, const uint64_t sip_key[2]);
 void md_hash_cache_destroy(md_hash_cache *c);
 
 /* fn(ctx, field, flen, value, vlen) for each field of key's entry, in the
- * order stored; true when there was one (it becomes the most recent).
- * expires_at (may be NULL): md_hash_cache_expires_at's answer, found on
- * the way. */
+ * order stored; true when there was one (it becomes the most recent). */
 typedef void (*md_hash_cache_field_fn)(void *ctx, const char *field, size_t flen, const char *value, size_t vlen);
-bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_fn fn, void *ctx, int64_t *expires_at);
+bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_fn fn, void *ctx);
 
 /* One field and its value (not terminated: lengths say where they end). */
 typedef struct md_hash_field {
@@ -66,11 +64,10 @@ int64_t md_hash_cache_expires_at(const md_hash_cache *c, const char *key);
  * made per event (BENCHMARKS.md); a customer's state then lives at least
  * its TTL less this after its last event. */
 #define MD_EXPIRY_SLACK_MS (24LL * 3600 * 1000)
-/* What an apply of key at now (the caller's clock, ms) sets its expiry to:
- * now + ttl_ms, or 0 to leave it as it is, when an earlier apply's expiry
- * (md_hash_cache_expires_at) is within MD_EXPIRY_SLACK_MS of that. */
-int64_t md_hash_cache_expiry_to_set(const md_hash_cache *c, const char *key, int64_t now, int64_t ttl_ms);
-/* The same from the expiry known (0: none), without a look into the cache. */
+/* What an apply at now (the caller's clock, ms) sets its key's expiry to:
+ * now + ttl_ms, or 0 to leave it as it is, when the expiry an earlier
+ * apply set (known, md_hash_cache_expires_at; 0: none) is within
+ * MD_EXPIRY_SLACK_MS of that. */
 int64_t md_expiry_to_set(int64_t known, int64_t now, int64_t ttl_ms);
 void md_hash_cache_drop(md_hash_cache *c, const char *key);
 
@@ -85,8 +82,10 @@ typedef struct md_hash_cache_entry md_hash_cache_entry;
  * the profile's contact point, needed before the entries are decoded):
  * for entries put after this call. */
 void md_hash_cache_watch(md_hash_cache *c, const char *name);
-/* key's entry, held, made the most recent, counted as a hit (NULL and a
- * miss when none). */
+/* key's entry, made the most recent, counted as a hit (NULL and a miss
+ * when none): valid until the next change to the cache. */
+const md_hash_cache_entry *md_hash_cache_get(md_hash_cache *c, const char *key);
+/* The same, held. */
 const md_hash_cache_entry *md_hash_cache_hold(md_hash_cache *c, const char *key);
 /* e's key's expiry, as md_hash_cache_expires_at. */
 int64_t md_hash_cache_entry_expires_at(const md_hash_cache_entry *e);

@@ -495,7 +495,7 @@ static md_err load_held(md_batch *b, size_t c, char *err, size_t errsz) {
     const md_hash_cache_entry *h = b->held[c];
     if (!h) return MD_ERR_OK;
     b->held[c] = NULL;
-    bool ok = md_store_load_held(h, b->cust_ids[c], b->states[c]);
+    bool ok = md_store_load_entry(h, b->cust_ids[c], b->states[c]);
     const char *cp = md_cstate_contact_point(b->states[c]);
     int cpi = b->cust_cp[c];
     if (ok && (cp ? cpi < 0 || strcmp(cp, b->cp_ids[cpi]) != 0 : cpi >= 0)) ok = false;

@@ -800,11 +800,11 @@ void md_store_cache_drop(md_store *s, const char *customer_id) {
     if (s->cache) md_hash_cache_drop(s->cache, key);
 }
 
-bool md_store_load_held(const md_hash_cache_entry *held, const char *customer_id, md_cstate *cs) {
+bool md_store_load_entry(const md_hash_cache_entry *entry, const char *customer_id, md_cstate *cs) {
     md_cstate_reset(cs);
     md_cstate_set_customer(cs, customer_id);
-    md_hash_cache_entry_each(held, load_cached_field, cs);
-    md_cstate_set_key_expiry(cs, md_hash_cache_entry_expires_at(held)); /* for apply_expiry */
+    md_hash_cache_entry_each(entry, load_cached_field, cs);
+    md_cstate_set_key_expiry(cs, md_hash_cache_entry_expires_at(entry)); /* for apply_expiry */
     return md_cstate_outbox_clear(cs);
 }
 
@@ -824,7 +824,7 @@ md_hash_cache_stats md_store_cache_stats_get(const md_store *s) {
 bool md_store_cache_each(md_store *s, const char *customer_id, md_hash_cache_field_fn fn, void *ctx) {
     char key[400];
     md_store_customer_key(s, customer_id, key, sizeof(key));
-    return s->cache && md_hash_cache_each(s->cache, key, fn, ctx, NULL);
+    return s->cache && md_hash_cache_each(s->cache, key, fn, ctx);
 }
 
 typedef struct cust_load {
@@ -869,14 +869,12 @@ static void load_customer(void *ctx, size_t k, valkeyReply *r) {
 /* Customer i from the cache: true when it held the customer, whose outbox
  * it knows to be empty. */
 static bool load_cached(md_store *s, const char *key, const char *id, md_cstate *cs) {
-    if (!s->cache) return false;
+    const md_hash_cache_entry *e = s->cache ? md_hash_cache_get(s->cache, key) : NULL;
+    if (!e) return false;
+    if (md_store_load_entry(e, id, cs)) return true;
+    md_hash_cache_drop(s->cache, key); /* cannot happen: entries are kept with "x0" only */
     md_cstate_reset(cs);
     md_cstate_set_customer(cs, id);
-    int64_t expires_at;
-    if (!md_hash_cache_each(s->cache, key, load_cached_field, cs, &expires_at)) return false;
-    md_cstate_set_key_expiry(cs, expires_at); /* for apply_expiry */
-    if (md_cstate_outbox_clear(cs)) return true;
-    md_hash_cache_drop(s->cache, key); /* cannot happen: entries are kept with "x0" only */
     return false;
 }
 

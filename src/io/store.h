@@ -70,7 +70,7 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
                                md_store_refusal *refused, bool *cached, char *errstr, size_t errstr_size);
 /* The same, but a customer the state cache holds is only held there
  * (held[i]; cached[i] true), not decoded: states[i] is left as it was, and
- * must not be read until md_store_load_held. A batch decodes each customer
+ * must not be read until md_store_load_entry. A batch decodes each customer
  * when it first decides it, while Redis applies the customers before: the
  * decoding, a quarter of momentd's time, no longer leaves Redis idle. The
  * entries are held (never evicted) until the next call. Customers the
@@ -78,11 +78,11 @@ md_err md_store_read_customers(md_store *s, size_t n, const char *const *custome
 md_err md_store_read_customers_held(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
                                     const md_hash_cache_entry **held, md_store_refusal *refused, bool *cached, char *errstr,
                                     size_t errstr_size);
-/* Decodes a held customer into cs (reset first). False when the entry does
- * not say that the customer's outbox is empty (an entry is never kept
- * otherwise; its outbox was not read): the caller drops it
- * (md_store_cache_drop) and reads the batch again. */
-bool md_store_load_held(const md_hash_cache_entry *held, const char *customer_id, md_cstate *cs);
+/* Decodes a cache entry (a held customer's, say) into cs (reset first).
+ * False when the entry does not say that the customer's outbox is empty (an
+ * entry is never kept otherwise; its outbox was not read): the caller drops
+ * it (md_store_cache_drop) and reads the customer from Redis. */
+bool md_store_load_entry(const md_hash_cache_entry *entry, const char *customer_id, md_cstate *cs);
 /* A held customer's contact point (md_cstate_contact_point, before the
  * decoding) into out; false when its profile names none. */
 bool md_store_held_contact_point(const md_hash_cache_entry *held, char *out, size_t n);

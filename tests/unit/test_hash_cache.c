@@ -30,7 +30,7 @@ static int by_text(const void *a, const void *b) { return strcmp(*(char *const *
 
 static const char *entry_of(md_hash_cache *c, const char *k, image *im) {
     memset(im, 0, sizeof(*im));
-    if (!md_hash_cache_each(c, k, collect, im, NULL)) return NULL;
+    if (!md_hash_cache_each(c, k, collect, im)) return NULL;
     qsort(im->items, im->n, sizeof(char *), by_text);
     for (size_t i = 0; i < im->n; i++) {
         strcat(im->text, im->items[i]);
@@ -113,7 +113,7 @@ Test(hash_cache, replacing_an_entry_keeps_the_others_of_its_bucket) {
     for (int i = 0; i < N; i++) {
         size_t got = 0;
         snprintf(k, sizeof(k), "md:{r%d}", i);
-        cr_assert(md_hash_cache_each(c, k, count_fields, &got, NULL), "%s lost", k);
+        cr_assert(md_hash_cache_each(c, k, count_fields, &got), "%s lost", k);
         cr_assert_eq(got, i % 2 ? 3 : 4, "%s", k);
     }
     cr_assert_eq(md_hash_cache_stats_get(c).entries, N);
@@ -131,13 +131,13 @@ Test(hash_cache, the_entry_remembers_the_expiry_its_applies_set) {
     md_hash_cache_applied(c, "md:{a}", &ops, 5, 86400000);
     cr_assert_eq(md_hash_cache_expires_at(c, "md:{a}"), 86400000);
     /* A read tells it too (the store keeps it for the next apply). */
-    int64_t told = -1;
     size_t got = 0;
-    cr_assert(md_hash_cache_each(c, "md:{a}", count_fields, &got, &told));
-    cr_assert_eq(told, 86400000);
+    const md_hash_cache_entry *got_e = md_hash_cache_get(c, "md:{a}");
+    cr_assert(got_e);
+    cr_assert_eq(md_hash_cache_entry_expires_at(got_e), 86400000);
+    md_hash_cache_entry_each(got_e, count_fields, &got);
     cr_assert_eq(got, 4, "its three fields (v among them) and t0");
-    cr_assert_not(md_hash_cache_each(c, "md:{zz}", count_fields, &got, &told));
-    cr_assert_eq(told, 0, "no entry: not known");
+    cr_assert_null(md_hash_cache_get(c, "md:{zz}"), "no entry");
     md_hash_cache_applied(c, "md:{a}", &ops, 6, 0);
     cr_assert_eq(md_hash_cache_expires_at(c, "md:{a}"), 86400000, "an apply that left the expiry alone");
     md_hash_cache_applied(c, "md:{a}", &ops, 7, -1);
@@ -159,26 +159,26 @@ Test(hash_cache, the_entry_remembers_the_expiry_its_applies_set) {
 Test(hash_cache, an_expiry_is_set_again_once_it_falls_behind_by_the_slack) {
     md_hash_cache *c = md_hash_cache_new(1 << 20, key);
     const int64_t day = 86400000, ttl = 200 * day, t0 = 1000000;
-    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0, ttl), t0 + ttl, "no entry");
+    cr_assert_eq(md_expiry_to_set(md_hash_cache_expires_at(c, "md:{a}"), t0, ttl), t0 + ttl, "no entry");
     put3(c, "md:{a}");
-    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0, ttl), t0 + ttl, "an entry read, its expiry unknown");
+    cr_assert_eq(md_expiry_to_set(md_hash_cache_expires_at(c, "md:{a}"), t0, ttl), t0 + ttl, "an entry read, its expiry unknown");
     md_ops ops;
     md_ops_init(&ops);
     md_ops_add(&ops, MD_OP_SET, "t0", "1");
     md_hash_cache_applied(c, "md:{a}", &ops, 5, t0 + ttl);
-    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + 1000, ttl), 0, "a second later");
-    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + MD_EXPIRY_SLACK_MS, ttl), 0, "a day later");
-    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + MD_EXPIRY_SLACK_MS + 1, ttl), t0 + MD_EXPIRY_SLACK_MS + 1 + ttl,
+    cr_assert_eq(md_expiry_to_set(md_hash_cache_expires_at(c, "md:{a}"), t0 + 1000, ttl), 0, "a second later");
+    cr_assert_eq(md_expiry_to_set(md_hash_cache_expires_at(c, "md:{a}"), t0 + MD_EXPIRY_SLACK_MS, ttl), 0, "a day later");
+    cr_assert_eq(md_expiry_to_set(md_hash_cache_expires_at(c, "md:{a}"), t0 + MD_EXPIRY_SLACK_MS + 1, ttl), t0 + MD_EXPIRY_SLACK_MS + 1 + ttl,
                  "more than a day later");
-    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + 1000, ttl / 2), t0 + 1000 + ttl / 2, "a shorter TTL now");
+    cr_assert_eq(md_expiry_to_set(md_hash_cache_expires_at(c, "md:{a}"), t0 + 1000, ttl / 2), t0 + 1000 + ttl / 2, "a shorter TTL now");
     /* The same from the expiry a read told, without the cache. */
     cr_assert_eq(md_expiry_to_set(t0 + ttl, t0 + 1000, ttl), 0);
     cr_assert_eq(md_expiry_to_set(0, t0 + 1000, ttl), t0 + 1000 + ttl, "none known");
     cr_assert_eq(md_expiry_to_set(t0 + ttl, t0 + MD_EXPIRY_SLACK_MS + 1, ttl), t0 + MD_EXPIRY_SLACK_MS + 1 + ttl);
     /* A TTL of 8 days: the slack is half a day. */
     md_hash_cache_applied(c, "md:{a}", &ops, 6, t0 + 8 * day);
-    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + day / 2, 8 * day), 0);
-    cr_assert_eq(md_hash_cache_expiry_to_set(c, "md:{a}", t0 + day / 2 + 1, 8 * day), t0 + day / 2 + 1 + 8 * day);
+    cr_assert_eq(md_expiry_to_set(md_hash_cache_expires_at(c, "md:{a}"), t0 + day / 2, 8 * day), 0);
+    cr_assert_eq(md_expiry_to_set(md_hash_cache_expires_at(c, "md:{a}"), t0 + day / 2 + 1, 8 * day), t0 + day / 2 + 1 + 8 * day);
     md_ops_fini(&ops);
     md_hash_cache_destroy(c);
 }
@@ -283,7 +283,7 @@ Test(hash_cache, lengths_of_every_size_come_back) {
     }
     md_hash_cache_put(c, "md:{big}", f, N);
     size_t got[1 + 2 * (N + 2)] = {0};
-    cr_assert(md_hash_cache_each(c, "md:{big}", collect_raw, got, NULL));
+    cr_assert(md_hash_cache_each(c, "md:{big}", collect_raw, got));
     cr_assert_eq(got[0], N);
     for (size_t i = 0; i < N; i++) {
         cr_assert_eq(got[1 + 2 * i], strlen(names[i]));
@@ -295,7 +295,7 @@ Test(hash_cache, lengths_of_every_size_come_back) {
     md_ops_add(&ops, MD_OP_SET, "new", "1");
     md_hash_cache_applied(c, "md:{big}", &ops, 7, 0);
     memset(got, 0, sizeof(got));
-    cr_assert(md_hash_cache_each(c, "md:{big}", collect_raw, got, NULL), "kept after the apply");
+    cr_assert(md_hash_cache_each(c, "md:{big}", collect_raw, got), "kept after the apply");
     cr_assert_eq(got[0], N + 2, "the fields, \"new\" and \"v\"");
     for (size_t i = 0; i < N; i++) cr_assert_eq(got[2 + 2 * i], sizes[i]);
     md_ops_fini(&ops);
@@ -333,7 +333,7 @@ Test(hash_cache, held_entries_stay_until_released_and_note_the_watched_field) {
     cr_assert_eq(got, 3, "a held entry is whole");
     cr_assert_eq(md_hash_cache_expires_at(c, "md:{h0}"), 0);
     got = 0;
-    cr_assert(md_hash_cache_each(c, "md:{h1}", count_fields, &got, NULL), "a held entry was evicted");
+    cr_assert(md_hash_cache_each(c, "md:{h1}", count_fields, &got), "a held entry was evicted");
     cr_assert_lt(md_hash_cache_stats_get(c).bytes, 2000 + 400, "the others are evicted as before: %zu bytes",
                  md_hash_cache_stats_get(c).bytes);
     cr_assert_null(md_hash_cache_hold(c, "md:{o0}"), "the oldest of the others went");
