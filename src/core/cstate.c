@@ -31,15 +31,21 @@
  *   x0                      the outbox was empty at the last apply (reads skip it)
  *   W<code><partition>      highest applied Kafka offset (redelivery guard), the topic by its
  *                           short code (md_state_code); "w:<topic>:<partition>" the older form
- *   J<hash>                 event time, in hours rounded up, of a recently seen event_id; <hash>
- *                           is base 36 of its SipHash under the deployment's key modulo 36^10
- *                           (re-publication guard; "j<whole hash>" = seconds, "i<16 hex>" = ms
- *                           and "e<16 hex>", the unkeyed hash, are the forms of earlier
- *                           versions, honoured until they age out):
- *                           one small field per id, so that a customer's hash stays in Redis's
- *                           compact listpack encoding (a packed field of them passed its
- *                           64-byte value limit and tripled memory), and at most MD_SEEN_MAX
- *                           of them within the horizon, so that it stays bounded
+ *   G, G<k>                 the recently seen event ids (re-publication guard), packed
+ *                           MD_SEEN_PER_PIECE to a field ("piece" k, in base 36, none for 0):
+ *                           "<base>" then per id "<hash><hours>", <base> an hour in base 36
+ *                           (its length is the value's length modulo 12), <hash> ten base-36
+ *                           digits of its SipHash under the deployment's key modulo 36^10,
+ *                           <hours> two base-36 digits, its event time in hours rounded up
+ *                           less <base>. At most 64 bytes a piece, so that a customer's hash
+ *                           stays in Redis's compact listpack encoding (one field of every id
+ *                           passed that limit and tripled memory), and at most MD_SEEN_MAX ids
+ *                           within the horizon, so that it stays bounded. A piece is rewritten
+ *                           whole when one of its ids is added or ages out (guard_flush): no
+ *                           delete per aged id. The forms of earlier versions, one field per
+ *                           id, are honoured until they age out and deleted under their own
+ *                           names: "J<hash>" = hours, "j<whole hash>" = seconds,
+ *                           "i<16 hex>" = ms and "e<16 hex>" (the unkeyed hash) = ms
  *   p:<attribute>           profile attribute
  *   a:<campaign>            "0" while the campaign is disarmed (hysteresis)
  *   f:<campaign>            fatigue, "<thousandths>,<time ms it was set>" (it decays from then;
@@ -346,6 +352,7 @@ static void clear_dynamic(md_cstate *cs) {
     for (size_t i = 0; i < cs->n_drecs; i++) free(cs->drecs[i].rest);
     cs->n_wm = cs->n_attrs = cs->n_pending = cs->n_seen = cs->n_contacts = cs->n_trecs = cs->n_incrs = cs->n_drecs = 0;
     cs->n_legacy_seen = 0;
+    cs->seen_dirty = 0;
     cs->n_audits = 0;
 }
 
@@ -571,6 +578,85 @@ static bool parse_b36(const char *s, size_t len, int64_t *out) {
     if (!parse_b36_u64(s, len, &v) || v > (uint64_t)INT64_MAX) return false;
     *out = (int64_t)v;
     return true;
+}
+
+/* ---- The event-id guard's pieces: "G<k>" = "<base>" + "<hash><hours>" per
+ * id (the layout above). The base's length is the value's length modulo
+ * 12 (an hour's number has 1 to 8 digits), so the value needs no
+ * separator: five ids and a base of four digits (hours until the year
+ * 2161) are 64 bytes, Redis's listpack value limit. ---- */
+#define GUARD_ENTRY_LEN 12
+#define GUARD_MAX_OFFSET (36 * 36 - 1) /* hours above the base: 54 days, over the 30-day horizon's limit */
+#define GUARD_PIECE_MAX (8 + MD_SEEN_PER_PIECE * GUARD_ENTRY_LEN) /* a base of at most 8 digits */
+_Static_assert(MD_SEEN_PIECES <= 64, "md_cstate.seen_dirty has a bit for every piece");
+
+static void guard_piece_field(int piece, char field[8]) {
+    field[0] = 'G';
+    if (piece == 0) field[1] = '\0';
+    else fmt_b36(field + 1, (uint64_t)piece);
+}
+
+/* Base 36 of v in exactly width digits (v < 36^width). */
+static void fmt_b36_fixed(char *out, uint64_t v, int width) {
+    for (int i = width - 1; i >= 0; i--, v /= 36) out[i] = b36_digits[v % 36];
+}
+
+/* The value of piece k, from the entries in it; its length (0: none). An
+ * id further than GUARD_MAX_OFFSET hours above the piece's oldest is
+ * written at that offset: it is then remembered for less than its time,
+ * which a horizon of at most 30 days never asks for. */
+static size_t guard_piece_value(const md_cstate *cs, int piece, char *out) {
+    int64_t base = INT64_MAX;
+    for (size_t i = 0; i < cs->n_seen; i++)
+        if (cs->seen[i].form == 'G' && cs->seen[i].piece == piece && cs->seen[i].ts / MD_HOUR_MS < base) base = cs->seen[i].ts / MD_HOUR_MS;
+    if (base == INT64_MAX) return 0;
+    size_t n = fmt_b36(out, (uint64_t)base);
+    for (size_t i = 0; i < cs->n_seen; i++) {
+        const md_seen *e = &cs->seen[i];
+        if (e->form != 'G' || e->piece != piece) continue;
+        if (n + GUARD_ENTRY_LEN > GUARD_PIECE_MAX) break; /* never: a piece holds MD_SEEN_PER_PIECE at most */
+        int64_t off = e->ts / MD_HOUR_MS - base;
+        fmt_b36_fixed(out + n, e->hash, 10);
+        fmt_b36_fixed(out + n + 10, (uint64_t)(off > GUARD_MAX_OFFSET ? GUARD_MAX_OFFSET : off), 2);
+        n += GUARD_ENTRY_LEN;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* Reads piece "G<k>" into the guard; false when it is no piece of this
+ * form (nothing then kept from it). */
+static bool load_guard_piece(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
+    uint64_t piece = 0, h = 0;
+    int64_t base, off = 0;
+    if (fl > 1 && (f[1] == '0' || !parse_b36_u64(f + 1, fl - 1, &piece) || piece >= MD_SEEN_PIECES)) return false;
+    size_t n = vl / GUARD_ENTRY_LEN, bl = vl % GUARD_ENTRY_LEN;
+    if (n == 0 || n > MD_SEEN_PER_PIECE || bl == 0 || !parse_b36(v, bl, &base) || base > INT64_MAX / MD_HOUR_MS - GUARD_MAX_OFFSET) return false;
+    for (size_t i = 0; i < n; i++) { /* all of it checked before any is kept */
+        const char *e = v + bl + i * GUARD_ENTRY_LEN;
+        if (!parse_b36_u64(e, 10, &h) || !parse_b36(e + 10, 2, &off)) return false;
+    }
+    if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + n, sizeof(md_seen))) return false;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = v + bl + i * GUARD_ENTRY_LEN;
+        parse_b36_u64(e, 10, &h);
+        parse_b36(e + 10, 2, &off);
+        cs->seen[cs->n_seen++] = (md_seen){h, (base + off) * MD_HOUR_MS, 'G', (uint8_t)piece};
+    }
+    return true;
+}
+
+/* Writes the pieces that changed: the whole piece, or its deletion when
+ * its last id aged out. */
+static void guard_flush(md_cstate *cs, md_ops *ops) {
+    char field[8], value[GUARD_PIECE_MAX + 1];
+    for (int k = 0; cs->seen_dirty && k < MD_SEEN_PIECES; k++) {
+        if (!(cs->seen_dirty & UINT64_C(1) << k)) continue;
+        cs->seen_dirty &= ~(UINT64_C(1) << k);
+        guard_piece_field(k, field);
+        if (guard_piece_value(cs, k, value)) md_ops_add(ops, MD_OP_SET, field, value);
+        else md_ops_add(ops, MD_OP_DEL, field, NULL);
+    }
 }
 
 /* The decision audit's format (defined with its writer, below). */
@@ -872,6 +958,10 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         e->legacy |= legacy;
         return;
     }
+    if (f[0] == 'G' && fl <= 3) { /* a piece of the event-id guard (guard_piece_value) */
+        if (!load_guard_piece(cs, f, fl, v, vl)) goto bad;
+        return;
+    }
     if ((fl == 17 && (f[0] == 'i' || f[0] == 'e')) || (f[0] == 'j' && fl >= 2 && fl <= 14) ||
         (f[0] == 'J' && fl >= 2 && fl <= 11)) { /* the event-id guard (seen_field) */
         uint64_t h;
@@ -879,7 +969,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (f[0] == 'J' || f[0] == 'j' ? !parse_b36_u64(f + 1, fl - 1, &h) : !parse_hex64(f + 1, 16, &h)) goto bad;
         if (!parse_i64(v, vl, &x) || x < 0 || x > INT64_MAX / unit) goto bad;
         if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) goto bad;
-        cs->seen[cs->n_seen] = (md_seen){h, x * unit, f[0]};
+        cs->seen[cs->n_seen] = (md_seen){h, x * unit, f[0], 0};
         cs->n_legacy_seen += f[0] == 'e';
         cs->n_seen++;
         return;
@@ -1239,6 +1329,7 @@ static void flush_times(md_cstate *cs, md_ops *ops) {
 
 void md_cstate_flush(md_cstate *cs, md_ops *ops) {
     flush_times(cs, ops);
+    guard_flush(cs, ops);
     for (size_t si = 0; si < cs->r->n_series; si++) {
         md_series_st *s = &cs->series[si];
         if (!s->dirty) continue;
@@ -1330,16 +1421,46 @@ static void seen_field(const md_seen *e, char field[24]) {
 
 bool md_cs_seen(const md_cstate *cs, const char *event_id, uint64_t h) {
     uint64_t legacy = cs->n_legacy_seen ? legacy_id_hash(event_id) : 0;
-    for (size_t i = 0; i < cs->n_seen; i++)
-        if (cs->seen[i].hash == (cs->seen[i].form == 'J' ? h % MD_SEEN_SHORT_HASH : cs->seen[i].form == 'e' ? legacy : h)) return true;
+    for (size_t i = 0; i < cs->n_seen; i++) {
+        char form = cs->seen[i].form;
+        if (cs->seen[i].hash == (form == 'G' || form == 'J' ? h % MD_SEEN_SHORT_HASH : form == 'e' ? legacy : h)) return true;
+    }
     return false;
 }
 
+/* Forgets entry i: its piece is rewritten by the next flush, or, an entry
+ * of an earlier form, its own field deleted. */
 static void forget_seen(md_cstate *cs, md_ops *ops, size_t i) {
+    if (cs->seen[i].form == 'G') {
+        cs->seen_dirty |= UINT64_C(1) << cs->seen[i].piece;
+        return;
+    }
     char field[24];
     seen_field(&cs->seen[i], field);
     md_ops_add(ops, MD_OP_DEL, field, NULL);
     cs->n_legacy_seen -= cs->seen[i].form == 'e';
+}
+
+/* The first piece with room for one more id, -1 for none. */
+static int guard_piece_with_room(const md_cstate *cs) {
+    uint8_t count[MD_SEEN_PIECES] = {0};
+    for (size_t i = 0; i < cs->n_seen; i++)
+        if (cs->seen[i].form == 'G' && count[cs->seen[i].piece] < UINT8_MAX) count[cs->seen[i].piece]++;
+    for (int k = 0; k < MD_SEEN_PIECES; k++)
+        if (count[k] < MD_SEEN_PER_PIECE) return k;
+    return -1;
+}
+
+/* Forgets the oldest id (a full guard): the first of the oldest hour, the
+ * ids being kept in the order they came (within a process; read back from
+ * Redis, in their pieces' order). */
+static void forget_oldest_seen(md_cstate *cs, md_ops *ops) {
+    size_t oldest = 0;
+    for (size_t i = 1; i < cs->n_seen; i++)
+        if (cs->seen[i].ts < cs->seen[oldest].ts) oldest = i;
+    forget_seen(cs, ops, oldest);
+    memmove(&cs->seen[oldest], &cs->seen[oldest + 1], (cs->n_seen - oldest - 1) * sizeof(md_seen));
+    cs->n_seen--;
 }
 
 size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t h, int64_t ts, int64_t horizon_ms) {
@@ -1355,29 +1476,26 @@ size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t h, int64_t ts, int64_
     cs->n_seen = keep;
     if (ts < newest - horizon_ms) return 0; /* older than the horizon: nothing to remember */
     if (cs->n_seen >= MD_SEEN_MAX) {
-        /* Full: forget the oldest (kept roughly oldest first, as late
-         * events arrive; find it). */
-        size_t oldest = 0;
-        for (size_t i = 1; i < cs->n_seen; i++)
-            if (cs->seen[i].ts < cs->seen[oldest].ts) oldest = i;
-        forget_seen(cs, ops, oldest);
-        memmove(&cs->seen[oldest], &cs->seen[oldest + 1], (cs->n_seen - oldest - 1) * sizeof(md_seen));
-        cs->n_seen--;
+        /* Full: forget the oldest. */
+        forget_oldest_seen(cs, ops);
         evicted = 1;
     }
-    if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) {
+    int piece;
+    /* No piece with room only when another writer packed them fuller
+     * than this version does: forget until one has. */
+    while ((piece = guard_piece_with_room(cs)) < 0 && cs->n_seen) {
+        forget_oldest_seen(cs, ops);
+        evicted++;
+    }
+    if (piece < 0 || !grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) {
         ops->oom = true;
         return evicted;
     }
-    md_seen *e = &cs->seen[cs->n_seen++];
-    /* Hours, rounded up: the guard's horizon is days long, and an hour's
-     * number (under 2^23 until the year 2926) is a 3-byte integer in
-     * Redis's listpack where seconds take 4 and ms 8. */
+    /* Hours, rounded up: the guard's horizon is days long (30 at most), so
+     * two base-36 digits above the piece's base hold an id's time. */
     int64_t hours = ts <= 0 ? 0 : (ts - 1) / MD_HOUR_MS + 1;
-    *e = (md_seen){h % MD_SEEN_SHORT_HASH, hours * MD_HOUR_MS, 'J'};
-    char field[24];
-    seen_field(e, field);
-    md_cs_set_int(ops, field, hours);
+    cs->seen[cs->n_seen++] = (md_seen){h % MD_SEEN_SHORT_HASH, hours * MD_HOUR_MS, 'G', (uint8_t)piece};
+    cs->seen_dirty |= UINT64_C(1) << piece;
     return evicted;
 }
 

@@ -49,11 +49,14 @@ typedef struct md_wmark {
 } md_wmark;
 
 typedef struct md_seen {
-    uint64_t hash; /* in the 'J' form, the SipHash modulo MD_SEEN_SHORT_HASH */
+    uint64_t hash; /* in the 'G' and 'J' forms, the SipHash modulo MD_SEEN_SHORT_HASH */
     int64_t ts;
-    /* How its field is written: 'J' (now), 'j', 'i' (earlier), 'e' (md_hash64
-     * of versions before the key, not keyed); seen_field in cstate.c. */
+    /* Where it is written: 'G' (now), an entry of the packed field of
+     * `piece` (guard_piece_field in cstate.c); 'J', 'j', 'i' (earlier), 'e'
+     * (md_hash64 of versions before the key, not keyed), a field of its own
+     * (seen_field). */
     char form;
+    uint8_t piece;
 } md_seen;
 #define MD_SEEN_SHORT_HASH UINT64_C(3656158440062976) /* 36^10: ten base-36 digits */
 
@@ -62,6 +65,11 @@ typedef struct md_seen {
  * a producer sends. A customer with more events in the horizon has the
  * oldest ids forgotten, and counted. */
 #define MD_SEEN_MAX 256
+/* The guard's ids are packed MD_SEEN_PER_PIECE to a field ("piece"), so
+ * that a piece's value stays within Redis's 64-byte listpack value limit
+ * (cstate.c, guard_piece_value); a customer's few ids are one field. */
+#define MD_SEEN_PER_PIECE 5
+#define MD_SEEN_PIECES ((MD_SEEN_MAX + MD_SEEN_PER_PIECE - 1) / MD_SEEN_PER_PIECE)
 
 typedef struct md_contact {
     int64_t ts;
@@ -176,8 +184,9 @@ struct md_cstate {
     int64_t newest_ts;
     md_wmark *wm;
     size_t n_wm, cap_wm;
-    md_seen *seen;          /* the event-id guard, roughly oldest first: fields "i<hash>" ("e<hash>": legacy) */
+    md_seen *seen;          /* the event-id guard, in the order the ids came (forget_oldest_seen) */
     size_t n_legacy_seen;   /* how many of them are legacy */
+    uint64_t seen_dirty;    /* bit k: the guard's piece k to be written by md_cstate_flush */
     size_t n_seen, cap_seen;
     md_attr *attrs;
     size_t n_attrs, cap_attrs;

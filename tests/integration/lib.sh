@@ -286,16 +286,26 @@ explain_at() {
 # the offset watermarks (per consumer group), the version (it counts
 # applies, which depend on how messages happened to be batched) and the
 # empty-outbox mark x0 (whether an apply came after the outbox emptied also
-# depends on the batching), and with the event-id guard's field names
-# ("J" + the id's SipHash under the namespace's own key, in base 36)
-# replaced by "J<event id>": two namespaces hash the same ids apart, and the
-# guard's event times still compare.
+# depends on the batching), and with the event-id guard written one line an
+# id, "J<event id>" and its time in hours: two namespaces hash the same ids
+# apart (SipHash under each one's own key), and which of its packed fields
+# ("G<k>" = base hour + ten digits of hash and two of hours an id, base 36)
+# an id went to depends on the order its customer's events came in from
+# the topics; the guard's event times still compare.
 dump_state() {
     # One redis-cli session per node for all its keys; "@@key" lines delimit the replies.
     local port
     for port in $(state_ports "$1"); do
         redis-cli -p "$port" --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
-            redis-cli -p "$port" | awk '/^@@/ {key = substr($0, 3); n = 0; next} {if (n % 2 == 0) f = $0; else print key " " f "\t" $0; n++}'
+            redis-cli -p "$port" | awk '
+                function b36(s,   i, v) { v = 0; for (i = 1; i <= length(s); i++) v = v * 36 + index("0123456789abcdefghijklmnopqrstuvwxyz", substr(s, i, 1)) - 1; return v }
+                /^@@/ {key = substr($0, 3); n = 0; next}
+                {
+                    if (n++ % 2 == 0) { f = $0; next }
+                    if (f !~ /^G[0-9a-z]?[0-9a-z]?$/) { print key " " f "\t" $0; next }
+                    bl = length($0) % 12
+                    for (i = bl + 1; i < length($0); i += 12) print key " J<event id>\t" (b36(substr($0, 1, bl)) + b36(substr($0, i + 10, 2)))
+                }'
     done | grep -v -E -e ' w:' -e $' W[0-9a-z]{5}[0-9]+\t' -e $' v\t' -e $' x0\t' | sed -E $'s/ [jJ][0-9a-z]{1,13}\t/ J<event id>\t/' | sort
 }
 

@@ -600,59 +600,105 @@ Test(window, history_survives_reordered_signals_and_a_new_window) {
     md_config_destroy(edited);
 }
 
+/* The guard's pieces as Redis holds them after the writes in ops, flushed
+ * first (md_cstate_flush): field "G<k>" -> value. */
+typedef struct guard_pieces {
+    char field[MD_SEEN_PIECES][8];
+    char value[MD_SEEN_PIECES][80];
+    size_t n;
+} guard_pieces;
+
+static void guard_apply(guard_pieces *g) {
+    md_cstate_flush(cs, &ops);
+    for (size_t k = 0; k < ops.n; k++) {
+        const char *f = md_ops_field(&ops, k);
+        cr_assert_neq(f[0], 'J', "an id written in the earlier one-field form: %s", f);
+        if (f[0] != 'G') continue;
+        size_t at = 0;
+        while (at < g->n && strcmp(g->field[at], f) != 0) at++;
+        if (ops.ops[k].kind == MD_OP_DEL) {
+            cr_assert_lt(at, g->n, "%s deleted, never written", f);
+            g->n--;
+            memmove(g->field[at], g->field[at + 1], (g->n - at) * sizeof(g->field[0]));
+            memmove(g->value[at], g->value[at + 1], (g->n - at) * sizeof(g->value[0]));
+            continue;
+        }
+        const char *v = md_ops_value(&ops, k);
+        /* Redis keeps a hash compact (listpack) while every value is 64
+         * bytes at most. */
+        cr_assert_leq(strlen(v), 64, "%s = %s: over the listpack value limit", f, v);
+        if (at == g->n) snprintf(g->field[g->n++], sizeof(g->field[0]), "%s", f);
+        snprintf(g->value[at], sizeof(g->value[0]), "%s", v);
+    }
+}
+
+static size_t guard_ids(const guard_pieces *g) {
+    size_t n = 0;
+    for (size_t i = 0; i < g->n; i++) n += strlen(g->value[i]) / 12;
+    return n;
+}
+
+/* A fresh state read from the pieces, as the next batch would. */
+static void guard_reload(const guard_pieces *g) {
+    md_cstate_reset(cs);
+    for (size_t i = 0; i < g->n; i++) md_cstate_load_field(cs, g->field[i], strlen(g->field[i]), g->value[i], strlen(g->value[i]));
+    cr_assert_eq(cs->bad_fields, 0);
+}
+
 /* Regression: every accepted event added a field to its customer's hash for
  * the whole horizon, with no count limit, and each check scanned them all:
  * 200,000 ids to one customer made a 16.5 MB hash and a 181 ms batch. The
- * guard now keeps at most MD_SEEN_MAX ids (one small field each, so that
- * ordinary customers stay in Redis's compact encoding): a fixed cost per
- * event and a fixed size per customer. The oldest beyond it are forgotten,
- * counted, and would count again if re-published. */
+ * guard now keeps at most MD_SEEN_MAX ids (packed a few to a field, each
+ * within the listpack's value limit): a fixed cost per event and a fixed
+ * size per customer. The oldest beyond it are forgotten, counted, and would
+ * count again if re-published. */
 Test(window, the_event_id_guard_is_bounded_and_counts_what_it_forgets) {
     char id[32];
     size_t evicted = 0;
-    /* The guard's fields as Redis would hold them after every write. */
-    static char live[2048][24];
-    size_t n_live = 0;
+    static guard_pieces g;
+    g.n = 0;
     for (int i = 0; i < 1000; i++) {
         snprintf(id, sizeof(id), "hot%d", i);
         md_ops_clear(&ops);
         cr_assert_eq(pay(id, TH_T0 + i * 1000, 1, false, NULL), MD_APPLIED);
         evicted += out.dedupe_evicted;
-        for (size_t k = 0; k < ops.n; k++) {
-            const char *f = md_ops_field(&ops, k);
-            if (f[0] != 'J') continue;
-            size_t at = 0;
-            while (at < n_live && strcmp(live[at], f) != 0) at++;
-            if (ops.ops[k].kind == MD_OP_DEL && at < n_live) memmove(live[at], live[at + 1], (n_live - at - 1) * sizeof(live[0])), n_live--;
-            else if (ops.ops[k].kind == MD_OP_SET && at == n_live) snprintf(live[n_live++], sizeof(live[0]), "%s", f);
-        }
-        cr_assert_leq(n_live, MD_SEEN_MAX, "after %d events the guard holds %zu fields", i + 1, n_live);
+        guard_apply(&g);
+        cr_assert_leq(guard_ids(&g), MD_SEEN_MAX, "after %d events the guard holds %zu ids", i + 1, guard_ids(&g));
+        cr_assert_eq(guard_ids(&g), cs->n_seen, "Redis's pieces hold %zu ids, the state %zu", guard_ids(&g), cs->n_seen);
     }
-    cr_assert_eq(n_live, MD_SEEN_MAX);
+    cr_assert_eq(guard_ids(&g), MD_SEEN_MAX);
+    cr_assert_eq(g.n, MD_SEEN_PIECES, "%zu pieces for %d ids", g.n, MD_SEEN_MAX);
     cr_assert_eq(evicted, 1000 - MD_SEEN_MAX, "forgotten for room: %zu", evicted);
+    guard_reload(&g);
     cr_assert_eq(pay("hot999", TH_T0 + 999 * 1000, 1, false, NULL), MD_DUP_EVENT_ID, "the newest ids are remembered");
     snprintf(id, sizeof(id), "hot%d", 1000 - MD_SEEN_MAX);
     cr_assert_eq(pay(id, TH_T0, 1, false, NULL), MD_DUP_EVENT_ID, "the oldest one kept");
     cr_assert_eq(pay("hot0", TH_T0, 1, false, NULL), MD_APPLIED, "forgotten for room: counts again (documented)");
 }
 
-/* "J" + base 36 of h modulo 36^10: the guard's field for a hash. */
+/* Ten base-36 digits of h modulo 36^10: an id's hash in the guard. */
+static void b36_hash10(uint64_t h, char out[16]) {
+    h %= UINT64_C(3656158440062976);
+    for (int i = 9; i >= 0; i--, h /= 36) out[i] = "0123456789abcdefghijklmnopqrstuvwxyz"[h % 36];
+    out[10] = '\0';
+}
+
+/* "J" + base 36 of h modulo 36^10: the earlier form's field for a hash. */
 static void b36_field(uint64_t h, char out[24]) {
     out[0] = 'J';
     th_b36(h % UINT64_C(3656158440062976), out + 1);
 }
 
-/* The guard's fields written for one id under the configuration's key. */
-static void guard_field_of(const char *id, char field[24]) {
+/* The hash the guard wrote for one id under the configuration's key (a
+ * fresh state: the only id of piece "G"). */
+static void guard_hash_of(const char *id, char hash[16]) {
     md_ops_clear(&ops);
     cr_assert_eq(pay(id, TH_T0, 1, false, NULL), MD_APPLIED);
-    field[0] = '\0';
-    for (size_t k = 0; k < ops.n; k++)
-        if (ops.ops[k].kind == MD_OP_SET && md_ops_field(&ops, k)[0] == 'J')
-            snprintf(field, 24, "%s", md_ops_field(&ops, k));
-    cr_assert(field[0], "no guard field written for %s", id);
+    md_cstate_flush(cs, &ops);
+    const char *v = last_set("G");
+    cr_assert(v && strlen(v) > 12 && strlen(v) < 24, "one id in piece G: %s", v ? v : "(none)");
+    snprintf(hash, 16, "%.10s", v + strlen(v) % 12);
 }
-
 /* SipHash-2-4 as its authors give it (key 00 01 .. 0f; messages 00 01 ..
  * of each length): the guard's hash is the real keyed function. */
 Test(window, siphash24_matches_the_reference_vectors) {
@@ -682,53 +728,135 @@ Test(window, ids_crafted_to_collide_without_the_key_both_count) {
     cr_assert_eq(md_cstate_window_raw(cs, win("payments_180d"), TH_T0 + 2000), 2);
 }
 
-/* The field depends on the deployment's key: without it nobody can say
+/* The hash depends on the deployment's key: without it nobody can say
  * which ids share one. */
 Test(window, the_guard_hashes_ids_under_the_deployment_key) {
-    char f0[24], f1[24];
-    guard_field_of("pay-1", f0);
+    char f0[16], f1[16];
+    guard_hash_of("pay-1", f0);
     md_cstate_reset(cs);
     cfg->dedupe.id_key[0] = 1;
-    guard_field_of("pay-1", f1);
-    cr_assert_str_neq(f0, f1, "the same field under two keys");
-    char legacy[24];
-    b36_field(md_hash64("pay-1", 5, 0x65766964), legacy);
-    cr_assert_str_neq(f1, legacy, "the keyed field is the unkeyed hash");
+    guard_hash_of("pay-1", f1);
+    cr_assert_str_neq(f0, f1, "the same hash under two keys");
+    char legacy[16];
+    b36_hash10(md_hash64("pay-1", 5, 0x65766964), legacy);
+    cr_assert_str_neq(f1, legacy, "the keyed hash is the unkeyed one");
     const uint64_t key[2] = {1, 0};
-    char want[24];
-    b36_field(md_siphash24(key, "pay-1", 5), want);
+    char want[16];
+    b36_hash10(md_siphash24(key, "pay-1", 5), want);
     cr_assert_str_eq(f1, want);
 }
 
-/* The guard's field is "J" + base 36 of the hash modulo 36^10 (at most ten
- * digits), its value the event time in hours, rounded up; the forms of
- * earlier versions ("j" + the whole hash in base 36 = seconds, "i" + 16 hex
- * digits = ms, and "e" + the unkeyed hash) are honoured until they age out,
- * and deleted under their own names. */
-Test(window, the_guard_stores_hours_under_base_36_and_reads_the_earlier_forms) {
+/* The guard's piece "G" = base 36 of the oldest id's hour, then per id ten
+ * base-36 digits of its hash modulo 36^10 and two of its hours above that
+ * base (event time in hours, rounded up); read back, a re-publication is
+ * one for the whole horizon and at most an hour more. */
+Test(window, the_guard_packs_ids_into_pieces_in_hours_under_base_36) {
     cfg->dedupe.id_key[0] = 3;
+    const uint64_t key[2] = {3, 0};
     const int64_t t7 = TH_T0 + 20 * 60000 + 34567; /* within an hour, so that rounding up shows */
     md_ops_clear(&ops);
     cr_assert_eq(pay("pay-7", t7, 1, false, NULL), MD_APPLIED);
+    cr_assert_eq(pay("pay-6", t7 + 2 * TH_HOUR, 1, false, NULL), MD_APPLIED);
+    md_cstate_flush(cs, &ops);
+    char want[64], h7[16], h6[16];
+    th_b36((uint64_t)(t7 / TH_HOUR + 1), want);
+    b36_hash10(md_siphash24(key, "pay-7", 5), h7);
+    b36_hash10(md_siphash24(key, "pay-6", 5), h6);
+    snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s00%s02", h7, h6);
+    cr_assert_str_eq(last_set("G") ? last_set("G") : "(none)", want);
+    size_t sets = 0;
+    for (size_t k = 0; k < ops.n; k++) sets += md_ops_field(&ops, k)[0] == 'G';
+    cr_assert_eq(sets, 1, "one write of the piece a batch, not one an id: %zu", sets);
+    /* Read back: remembered at its time, for its whole horizon. */
+    md_cstate_reset(cs);
+    md_cstate_load_field(cs, "G", 1, want, strlen(want));
+    cr_assert_eq(cs->bad_fields, 0);
+    cr_assert_eq(pay("pay-5", t7 + 3 * TH_HOUR, 1, false, NULL), MD_APPLIED); /* an add prunes what is past the horizon */
+    cr_assert_eq(pay("pay-7", t7, 1, false, NULL), MD_DUP_EVENT_ID, "its time read back is the event's, not 1970's");
+    cr_assert_eq(pay("pay-6", t7, 1, false, NULL), MD_DUP_EVENT_ID);
+    md_cstate_reset(cs);
+    md_cstate_load_field(cs, "G", 1, want, strlen(want));
+    int64_t edge = t7 + cfg->rules->dedupe_horizon_ms; /* the newest event exactly a horizon after pay-7 */
+    cr_assert_eq(pay("pay-4", edge, 1, false, NULL), MD_APPLIED);
+    cr_assert_eq(pay("pay-7", t7, 1, false, NULL), MD_DUP_EVENT_ID, "remembered for its whole horizon");
+    /* Malformed pieces are left alone, nothing kept from them: no id, no
+     * base, a digit out of base 36, six ids (over 64 bytes), a piece
+     * number with a leading zero or beyond the last piece. */
+    md_cstate_reset(cs);
+    char six[128];
+    snprintf(six, sizeof(six), "%s", want);
+    for (int i = 0; i < 4; i++) snprintf(six + strlen(six), sizeof(six) - strlen(six), "%s00", h7);
+    const char *bad[][2] = {{"G", "dhq1"}, {"G", "0000000000"}, {"G", "1Abcdefghij00"}, {"G", "1abcdefghij0?"},
+                            {"G", six},    {"G0", want},        {"G01", want},          {"G1g", want}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) md_cstate_load_field(cs, bad[i][0], strlen(bad[i][0]), bad[i][1], strlen(bad[i][1]));
+    cr_assert_eq(cs->bad_fields, sizeof(bad) / sizeof(bad[0]));
+    cr_assert_eq(cs->n_seen, 0);
+}
+
+/* An id that ages out is dropped by rewriting its piece, never by a delete
+ * of its own (an HDEL of an aged id was a tenth of Redis's work an event);
+ * a piece whose last id aged out is deleted. */
+Test(window, aged_ids_leave_by_their_piece_rewritten) {
+    static guard_pieces g;
+    g.n = 0;
+    char id[16];
+    md_ops_clear(&ops);
+    for (int i = 0; i < 7; i++) { /* G holds five, G1 two */
+        snprintf(id, sizeof(id), "p%d", i);
+        cr_assert_eq(pay(id, TH_T0 + i * TH_HOUR, 1, false, NULL), MD_APPLIED);
+    }
+    guard_apply(&g);
+    cr_assert_eq(g.n, 2);
+    cr_assert_str_eq(g.field[0], "G");
+    cr_assert_str_eq(g.field[1], "G1");
+    /* Every one ages out at once: G holds the new id, G1 goes. */
+    guard_reload(&g);
+    md_ops_clear(&ops);
+    cr_assert_eq(pay("late-1", TH_T0 + 10 * TH_DAY, 1, false, NULL), MD_APPLIED);
+    guard_apply(&g);
+    for (size_t k = 0; k < ops.n; k++)
+        cr_assert(ops.ops[k].kind != MD_OP_DEL || md_ops_field(&ops, k)[0] == 'G', "a delete of %s", md_ops_field(&ops, k));
+    cr_assert_eq(g.n, 1, "%zu pieces left", g.n);
+    cr_assert_eq(guard_ids(&g), 1);
+    /* One id further apart than the horizon (the bench's customers: one event in
+     * three days, 72 hours), the common case: one write of G, no delete. */
+    for (int i = 0; i < 5; i++) {
+        guard_reload(&g);
+        md_ops_clear(&ops);
+        snprintf(id, sizeof(id), "q%d", i);
+        cr_assert_eq(pay(id, TH_T0 + (18 + 8 * i) * TH_DAY, 1, false, NULL), MD_APPLIED);
+        guard_apply(&g);
+        for (size_t k = 0; k < ops.n; k++) cr_assert_neq(ops.ops[k].kind, MD_OP_DEL, "a delete of %s", md_ops_field(&ops, k));
+        cr_assert_eq(guard_ids(&g), 1, "%zu pieces, %s = %s", g.n, g.field[0], g.value[0]);
+    }
+    guard_reload(&g);
+    cr_assert_eq(pay("q4", TH_T0, 1, false, NULL), MD_DUP_EVENT_ID);
+    cr_assert_eq(pay("q3", TH_T0, 1, false, NULL), MD_APPLIED, "aged out of the piece");
+}
+
+/* The forms of earlier versions, one field an id ("J" + base 36 of the
+ * hash modulo 36^10 = hours; "j" + the whole hash in base 36 = seconds;
+ * "i" + 16 hex digits = ms; "e" + the unkeyed hash), are honoured until
+ * they age out, and deleted under their own names; new ids go to a piece. */
+Test(window, the_guard_reads_the_earlier_forms) {
+    cfg->dedupe.id_key[0] = 3;
     const uint64_t key[2] = {3, 0};
+    const int64_t t7 = TH_T0 + 20 * 60000 + 34567;
     char f[24];
     b36_field(md_siphash24(key, "pay-7", 5), f);
-    cr_assert_leq(strlen(f), 11, "ten digits at most: %s", f);
     char hours[24];
     snprintf(hours, sizeof(hours), "%lld", (long long)(t7 / TH_HOUR + 1));
-    cr_assert_str_eq(last_set(f) ? last_set(f) : "(none)", hours, "%s = the event time in hours, rounded up", f);
-    /* Read back: a re-publication is still one, up to an hour beyond the
-     * horizon and never less. */
-    md_cstate_reset(cs);
     md_cstate_load_field(cs, f, strlen(f), hours, strlen(hours));
     cr_assert_eq(pay("pay-6", t7 + 1000, 1, false, NULL), MD_APPLIED); /* an add prunes what is past the horizon */
-    cr_assert_eq(pay("pay-7", t7, 1, false, NULL), MD_DUP_EVENT_ID, "its time read back is the event's, not 1970's");
-    md_cstate_reset(cs);
-    md_cstate_load_field(cs, f, strlen(f), hours, strlen(hours));
-    int64_t edge = t7 + cfg->rules->dedupe_horizon_ms; /* the newest event exactly a horizon after pay-7 */
-    cr_assert_eq(pay("pay-5", edge, 1, false, NULL), MD_APPLIED);
-    cr_assert_eq(pay("pay-7", t7, 1, false, NULL), MD_DUP_EVENT_ID, "remembered for its whole horizon");
-    /* The earlier forms: base 36 and seconds; hex and ms. */
+    cr_assert_eq(pay("pay-7", t7, 1, false, NULL), MD_DUP_EVENT_ID, "an id the hours form remembers, at its time");
+    md_ops_clear(&ops);
+    cr_assert_eq(pay("pay-1", t7 + cfg->rules->dedupe_horizon_ms + 2 * TH_HOUR, 1, false, NULL), MD_APPLIED);
+    md_cstate_flush(cs, &ops);
+    bool deleted = false;
+    for (size_t k = 0; k < ops.n; k++) deleted |= ops.ops[k].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, k), f) == 0;
+    cr_assert(deleted, "aged out under its own name %s", f);
+    cr_assert(last_set("G"), "the new id not in a piece");
+    /* Base 36 and seconds; hex and ms. */
     char secf[24], secs[24];
     secf[0] = 'j';
     th_b36(md_siphash24(key, "pay-4", 5), secf + 1);
@@ -746,12 +874,12 @@ Test(window, the_guard_stores_hours_under_base_36_and_reads_the_earlier_forms) {
     cr_assert_eq(pay("pay-8", TH_T0, 1, false, NULL), MD_DUP_EVENT_ID, "an id the earlier form remembers");
     md_ops_clear(&ops);
     cr_assert_eq(pay("pay-9", TH_T0 + cfg->rules->dedupe_horizon_ms + 2000, 1, false, NULL), MD_APPLIED);
-    bool deleted = false, deleted_secs = false;
+    bool deleted_hex = false, deleted_secs = false;
     for (size_t k = 0; k < ops.n; k++) {
-        deleted |= ops.ops[k].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, k), hexf) == 0;
+        deleted_hex |= ops.ops[k].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, k), hexf) == 0;
         deleted_secs |= ops.ops[k].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, k), secf) == 0;
     }
-    cr_assert(deleted, "aged out under its own name %s", hexf);
+    cr_assert(deleted_hex, "aged out under its own name %s", hexf);
     cr_assert(deleted_secs, "aged out under its own name %s", secf);
     /* Malformed: a digit out of base 36, past 2^64, a negative time; 14
      * digits after "j", or 11 after "J", is no guard field of this version
