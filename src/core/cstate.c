@@ -1481,8 +1481,9 @@ size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t h, int64_t ts, int64_
         evicted = 1;
     }
     int piece;
-    /* No piece with room only when another writer packed them fuller
-     * than this version does: forget until one has. */
+    /* Never without a piece with room (MD_SEEN_PIECES pieces hold more
+     * than MD_SEEN_MAX ids, and a piece of more is not read): should it
+     * happen, forget until one has room rather than overfill one. */
     while ((piece = guard_piece_with_room(cs)) < 0 && cs->n_seen) {
         forget_oldest_seen(cs, ops);
         evicted++;
