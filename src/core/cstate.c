@@ -1390,18 +1390,17 @@ bool md_cs_take_offset(md_cstate *cs, md_ops *ops, const char *topic, int32_t pa
 }
 
 
-/* The guard's entry for an event id: "J<SipHash under the deployment's key,
- * modulo 36^10, base 36>" = its event time in hours, rounded up (an id is
- * remembered up to an hour beyond the horizon, never less). Entries of
- * earlier versions are still honoured until they age out: "j<the whole
- * hash, base 36>" = seconds, "i<the same in hex>" = ms, "e<md_hash64>" = ms
- * (from before the key).
+/* The guard's entry for an event id: its SipHash under the deployment's
+ * key, modulo 36^10, and its event time in hours, rounded up (an id is
+ * remembered up to an hour beyond the horizon, never less), packed into a
+ * piece (guard_piece_value). Entries of earlier versions, a field each, are
+ * still honoured until they age out: "J<the hash, base 36>" = hours, "j<the
+ * whole hash, base 36>" = seconds, "i<the same in hex>" = ms, "e<md_hash64>"
+ * = ms (from before the key).
  *
- * Ten base-36 digits (51.7 bits) and hours: 18 B of Redis an id where "j"
- * took 22, the guard being a customer's largest part (6 ids, BENCHMARKS.md).
- * A new event wrongly taken for one of at most 256 remembered ids has a
- * chance of 256 / 36^10, 7e-14: at a billion events a day, once in forty
- * years. */
+ * Ten base-36 digits (51.7 bits): a new event wrongly taken for one of at
+ * most 256 remembered ids has a chance of 256 / 36^10, 7e-14: at a billion
+ * events a day, once in forty years. */
 uint64_t md_cs_id_hash(const md_cstate *cs, const char *event_id) {
     return md_siphash24(cs->cfg->dedupe.id_key, event_id, strlen(event_id));
 }
