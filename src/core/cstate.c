@@ -632,17 +632,14 @@ static bool load_guard_piece(md_cstate *cs, const char *f, size_t fl, const char
     if (fl > 1 && (f[1] == '0' || !parse_b36_u64(f + 1, fl - 1, &piece) || piece >= MD_SEEN_PIECES)) return false;
     size_t n = vl / GUARD_ENTRY_LEN, bl = vl % GUARD_ENTRY_LEN;
     if (n == 0 || n > MD_SEEN_PER_PIECE || bl == 0 || !parse_b36(v, bl, &base) || base > INT64_MAX / MD_HOUR_MS - GUARD_MAX_OFFSET) return false;
-    for (size_t i = 0; i < n; i++) { /* all of it checked before any is kept */
-        const char *e = v + bl + i * GUARD_ENTRY_LEN;
-        if (!parse_b36_u64(e, 10, &h) || !parse_b36(e + 10, 2, &off)) return false;
-    }
     if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + n, sizeof(md_seen))) return false;
+    /* Parsed past the guard's end, kept only when all of it parses. */
     for (size_t i = 0; i < n; i++) {
         const char *e = v + bl + i * GUARD_ENTRY_LEN;
-        parse_b36_u64(e, 10, &h);
-        parse_b36(e + 10, 2, &off);
-        cs->seen[cs->n_seen++] = (md_seen){h, (base + off) * MD_HOUR_MS, 'G', (uint8_t)piece};
+        if (!parse_b36_u64(e, 10, &h) || !parse_b36(e + 10, 2, &off)) return false;
+        cs->seen[cs->n_seen + i] = (md_seen){h, (base + off) * MD_HOUR_MS, 'G', (uint8_t)piece};
     }
+    cs->n_seen += n;
     return true;
 }
 
@@ -1440,11 +1437,9 @@ static void forget_seen(md_cstate *cs, md_ops *ops, size_t i) {
     cs->n_legacy_seen -= cs->seen[i].form == 'e';
 }
 
-/* The first piece with room for one more id, -1 for none. */
-static int guard_piece_with_room(const md_cstate *cs) {
-    uint8_t count[MD_SEEN_PIECES] = {0};
-    for (size_t i = 0; i < cs->n_seen; i++)
-        if (cs->seen[i].form == 'G' && count[cs->seen[i].piece] < UINT8_MAX) count[cs->seen[i].piece]++;
+/* The first piece with room for one more id, by the ids each holds
+ * (count), -1 for none. */
+static int guard_piece_with_room(const uint8_t count[MD_SEEN_PIECES]) {
     for (int k = 0; k < MD_SEEN_PIECES; k++)
         if (count[k] < MD_SEEN_PER_PIECE) return k;
     return -1;
@@ -1452,11 +1447,12 @@ static int guard_piece_with_room(const md_cstate *cs) {
 
 /* Forgets the oldest id (a full guard): the first of the oldest hour, the
  * ids being kept in the order they came (within a process; read back from
- * Redis, in their pieces' order). */
-static void forget_oldest_seen(md_cstate *cs, md_ops *ops) {
+ * Redis, in their pieces' order). count: the ids each piece holds. */
+static void forget_oldest_seen(md_cstate *cs, md_ops *ops, uint8_t count[MD_SEEN_PIECES]) {
     size_t oldest = 0;
     for (size_t i = 1; i < cs->n_seen; i++)
         if (cs->seen[i].ts < cs->seen[oldest].ts) oldest = i;
+    if (cs->seen[oldest].form == 'G') count[cs->seen[oldest].piece]--;
     forget_seen(cs, ops, oldest);
     memmove(&cs->seen[oldest], &cs->seen[oldest + 1], (cs->n_seen - oldest - 1) * sizeof(md_seen));
     cs->n_seen--;
@@ -1465,26 +1461,28 @@ static void forget_oldest_seen(md_cstate *cs, md_ops *ops) {
 size_t md_cs_add_seen(md_cstate *cs, md_ops *ops, uint64_t h, int64_t ts, int64_t horizon_ms) {
     size_t keep = 0, evicted = 0;
     int64_t newest = cs->newest_ts > ts ? cs->newest_ts : ts;
+    uint8_t count[MD_SEEN_PIECES] = {0}; /* the ids each piece keeps, taken on the way */
     for (size_t i = 0; i < cs->n_seen; i++) {
         if (cs->seen[i].ts < newest - horizon_ms) {
             forget_seen(cs, ops, i);
             continue;
         }
+        if (cs->seen[i].form == 'G') count[cs->seen[i].piece]++; /* at most MD_SEEN_PER_PIECE a piece as read */
         cs->seen[keep++] = cs->seen[i];
     }
     cs->n_seen = keep;
     if (ts < newest - horizon_ms) return 0; /* older than the horizon: nothing to remember */
     if (cs->n_seen >= MD_SEEN_MAX) {
         /* Full: forget the oldest. */
-        forget_oldest_seen(cs, ops);
+        forget_oldest_seen(cs, ops, count);
         evicted = 1;
     }
     int piece;
     /* Never without a piece with room (MD_SEEN_PIECES pieces hold more
      * than MD_SEEN_MAX ids, and a piece of more is not read): should it
      * happen, forget until one has room rather than overfill one. */
-    while ((piece = guard_piece_with_room(cs)) < 0 && cs->n_seen) {
-        forget_oldest_seen(cs, ops);
+    while ((piece = guard_piece_with_room(count)) < 0 && cs->n_seen) {
+        forget_oldest_seen(cs, ops, count);
         evicted++;
     }
     if (piece < 0 || !grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) {
