@@ -78,6 +78,12 @@ md_cstate *md_cstate_new(const md_config *cfg);
 void md_cstate_destroy(md_cstate *cs); /* accepts NULL */
 /* Forgets everything (reuse for another customer). */
 void md_cstate_reset(md_cstate *cs);
+/* Asks the processor to bring cs into its cache before it is loaded again:
+ * a batch's states were last touched a batch ago, and loading one waited
+ * on memory (BENCHMARKS.md). Two steps, a decode or two apart: the struct
+ * (members false), then, with the struct there, what its members point to
+ * (members true): asking for both at once would wait for the struct. */
+void md_cstate_prefetch(const md_cstate *cs, bool members);
 /* The customer this state belongs to (copied; used by the holdout hash). */
 void md_cstate_set_customer(md_cstate *cs, const char *customer_id);
 const char *md_cstate_customer(const md_cstate *cs);

@@ -388,6 +388,23 @@ void md_cstate_reset(md_cstate *cs) {
     cs->eval_t = 0;
 }
 
+void md_cstate_prefetch(const md_cstate *cs, bool members) {
+    if (!members) {
+        for (size_t off = 0; off < sizeof(*cs); off += 64) __builtin_prefetch((const char *)cs + off, 1);
+        return;
+    }
+    /* What a load writes: the series and their buckets, the campaigns, the
+     * profile's slots, the watermarks, the guard's first ids. */
+    size_t ns = cs->r->n_series;
+    for (size_t off = 0; off < ns * sizeof(*cs->series); off += 64) __builtin_prefetch((const char *)cs->series + off, 1);
+    for (size_t s = 0; s < ns; s++)
+        if (cs->series[s].b) __builtin_prefetch(cs->series[s].b, 1);
+    __builtin_prefetch(cs->camps, 1);
+    if (cs->attrs) __builtin_prefetch(cs->attrs, 1);
+    if (cs->wm) __builtin_prefetch(cs->wm, 1);
+    if (cs->seen) __builtin_prefetch(cs->seen, 1);
+}
+
 void md_cstate_destroy(md_cstate *cs) {
     if (!cs) return;
     if (cs->r) clear_dynamic(cs);

@@ -207,11 +207,11 @@ static void grow(md_hash_cache *c) {
     c->mask = mask;
 }
 
-/* key's entry, out of its recency list (the caller links it where it
- * goes), counted as a hit; NULL and a miss when there is none. */
-static entry *take(md_hash_cache *c, const char *key) {
-    size_t len = strlen(key);
-    entry *e = *slot_of(c, key, len, md_siphash24(c->sip, key, len));
+/* key's entry (len bytes, hash h), out of its recency list (the caller
+ * links it where it goes), counted as a hit; NULL and a miss when there is
+ * none. */
+static entry *take_hashed(md_hash_cache *c, const char *key, size_t len, uint64_t h) {
+    entry *e = *slot_of(c, key, len, h);
     if (!e) {
         c->misses++;
         return NULL;
@@ -219,6 +219,11 @@ static entry *take(md_hash_cache *c, const char *key) {
     c->hits++;
     unlink_recency(c, e);
     return e;
+}
+
+static entry *take(md_hash_cache *c, const char *key) {
+    size_t len = strlen(key);
+    return take_hashed(c, key, len, md_siphash24(c->sip, key, len));
 }
 
 const md_hash_cache_entry *md_hash_cache_get(md_hash_cache *c, const char *key) {
@@ -282,12 +287,50 @@ void md_hash_cache_watch(md_hash_cache *c, const char *name) {
     memcpy(c->watch, name, c->watch_len);
 }
 
-const md_hash_cache_entry *md_hash_cache_hold(md_hash_cache *c, const char *key) {
-    entry *e = take(c, key);
+static const md_hash_cache_entry *hold_entry(md_hash_cache *c, entry *e) {
     if (!e) return NULL;
     e->held = c->hold_gen;
     list_link_newest(&c->held_newest, &c->held_oldest, e);
     return (const md_hash_cache_entry *)e;
+}
+
+const md_hash_cache_entry *md_hash_cache_hold(md_hash_cache *c, const char *key) { return hold_entry(c, take(c, key)); }
+
+/* How many keys ahead hold_many asks for a key's slot; its entry is asked
+ * for half as far ahead (the slot is there by then), the entry's recency
+ * neighbours (which unlinking it writes) one ahead. */
+#define HOLD_AHEAD 8
+
+void md_hash_cache_hold_many(md_hash_cache *c, size_t n, const char *const *keys, const md_hash_cache_entry **held) {
+    uint64_t hash[HOLD_AHEAD];
+    size_t len[HOLD_AHEAD];
+    for (size_t j = 0; j < n && j < HOLD_AHEAD; j++) {
+        len[j] = strlen(keys[j]);
+        hash[j] = md_siphash24(c->sip, keys[j], len[j]);
+        __builtin_prefetch(&c->buckets[hash[j] & c->mask]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t k = i + HOLD_AHEAD / 2;
+        if (k < n) {
+            const entry *e = c->buckets[hash[k % HOLD_AHEAD] & c->mask];
+            if (e) __builtin_prefetch(e, 1);
+        }
+        if (i + 1 < n) {
+            const entry *e = c->buckets[hash[(i + 1) % HOLD_AHEAD] & c->mask];
+            if (e && e->hash == hash[(i + 1) % HOLD_AHEAD]) {
+                if (e->newer) __builtin_prefetch(e->newer, 1);
+                if (e->older) __builtin_prefetch(e->older, 1);
+            }
+        }
+        size_t r = i % HOLD_AHEAD;
+        held[i] = hold_entry(c, take_hashed(c, keys[i], len[r], hash[r]));
+        size_t j = i + HOLD_AHEAD; /* into the slot i leaves */
+        if (j < n) {
+            len[r] = strlen(keys[j]);
+            hash[r] = md_siphash24(c->sip, keys[j], len[r]);
+            __builtin_prefetch(&c->buckets[hash[r] & c->mask]);
+        }
+    }
 }
 
 bool md_hash_cache_watched(const md_hash_cache_entry *he, const char **value, size_t *vlen) {
@@ -301,6 +344,15 @@ bool md_hash_cache_watched(const md_hash_cache_entry *he, const char **value, si
 }
 
 int64_t md_hash_cache_entry_expires_at(const md_hash_cache_entry *he) { return ((const entry *)he)->expires_at; }
+
+void md_hash_cache_entry_prefetch(const md_hash_cache_entry *he) {
+    /* A fixed number of lines, not up to data_len: reading the header to
+     * learn it would wait for the very line being asked for. A state is
+     * 600-900 bytes with the header; lines past the block are harmless. */
+    const char *p = (const char *)he;
+    if (!p) return;
+    for (int line = 0; line < 14; line++) __builtin_prefetch(p + 64 * line);
+}
 
 void md_hash_cache_entry_each(const md_hash_cache_entry *he, md_hash_cache_field_fn fn, void *ctx) {
     const entry *e = (const entry *)he;

@@ -87,11 +87,22 @@ void md_hash_cache_watch(md_hash_cache *c, const char *name);
 const md_hash_cache_entry *md_hash_cache_get(md_hash_cache *c, const char *key);
 /* The same, held. */
 const md_hash_cache_entry *md_hash_cache_hold(md_hash_cache *c, const char *key);
+/* held[i] = md_hash_cache_hold(c, keys[i]) for each of n keys, in order,
+ * with each key's table slot, entry and recency neighbours asked into the
+ * processor's cache a few keys ahead: a batch's entries were last touched a
+ * batch ago, and holding them one by one waited on memory for each
+ * (BENCHMARKS.md). */
+void md_hash_cache_hold_many(md_hash_cache *c, size_t n, const char *const *keys, const md_hash_cache_entry **held);
 /* e's key's expiry, as md_hash_cache_expires_at. */
 int64_t md_hash_cache_entry_expires_at(const md_hash_cache_entry *e);
 /* The watched field's value in e (not terminated by vlen's count but by a
  * NUL, as every value); false when e has none. */
 bool md_hash_cache_watched(const md_hash_cache_entry *e, const char **value, size_t *vlen);
+/* Asks the processor to bring e (its header and fields) into its cache, for
+ * a decode some microseconds later: a batch's held entries were last touched
+ * a batch ago, and decoding them waited on memory (BENCHMARKS.md). NULL is
+ * ignored. */
+void md_hash_cache_entry_prefetch(const md_hash_cache_entry *e);
 /* fn for each field of e, as md_hash_cache_each. */
 void md_hash_cache_entry_each(const md_hash_cache_entry *e, md_hash_cache_field_fn fn, void *ctx);
 /* Lets go of every entry held (and evicts down to the budget). */

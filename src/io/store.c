@@ -920,8 +920,13 @@ md_err md_store_read_customers_held(md_store *s, size_t n, const char *const *cu
     for (size_t i = 0; i < n && !err; i++) {
         md_store_customer_key(s, customer_ids[i], buf[i], 400);
         keys[i] = buf[i];
+    }
+    if (!err && held) {
+        if (s->cache) md_hash_cache_hold_many(s->cache, n, keys, held);
+        else memset(held, 0, n * sizeof(*held));
+    }
+    for (size_t i = 0; i < n && !err; i++) {
         if (refused) refused[i][0] = '\0';
-        if (held) held[i] = s->cache ? md_hash_cache_hold(s->cache, keys[i]) : NULL;
         bool hit = held && held[i] ? true : load_cached(s, keys[i], customer_ids[i], states[i]);
         if (cached) cached[i] = hit;
         if (hit) continue;

@@ -355,3 +355,75 @@ Test(hash_cache, held_entries_stay_until_released_and_note_the_watched_field) {
     cr_assert(md_hash_cache_hold(c, "md:{p199}"));
     md_hash_cache_destroy(c); /* with an entry held: freed all the same (ASan) */
 }
+
+/* Holding many at once is holding each in turn: each key's own entry found
+ * (in a table of many buckets, a third of the keys absent, runs shorter and
+ * longer than the look-ahead), the same hits and misses, and the recency
+ * list whole afterwards: as many newer entries as the budget holds evict
+ * every one of them (an entry lost from the list would stay for good). */
+static void put_named(md_hash_cache *c, const char *k) {
+    const md_hash_field f[] = {{"v", "4", 1, 1}, {"x0", "1", 2, 1}, {"k", k, 1, strlen(k)}};
+    md_hash_cache_put(c, k, f, 3);
+}
+
+static void name_of(void *ctx, const char *f, size_t fl, const char *v, size_t vl) {
+    (void)vl;
+    if (fl == 1 && f[0] == 'k') *(const char **)ctx = v;
+}
+
+Test(hash_cache, holding_many_at_once_is_holding_each_in_turn) {
+    enum { N = 300, MAXN = 64 };
+    char name[32];
+    md_hash_cache *probe = md_hash_cache_new(1 << 20, key);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "md:{m%03d}", i);
+        put_named(probe, name);
+    }
+    size_t budget = md_hash_cache_stats_get(probe).bytes; /* just the N */
+    md_hash_cache_destroy(probe);
+    md_hash_cache *c = md_hash_cache_new(budget, key);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "md:{m%03d}", i);
+        put_named(c, name);
+    }
+    cr_assert_eq(md_hash_cache_stats_get(c).entries, N);
+    char k[MAXN][32];
+    const char *keys[MAXN];
+    for (size_t n = 0; n <= MAXN; n += 7) {
+        for (size_t i = 0; i < n; i++) {
+            if (i % 3 == 2) snprintf(k[i], sizeof(k[i]), "md:{absent%zu}", i);
+            else snprintf(k[i], sizeof(k[i]), "md:{m%03zu}", (i * 37 + n * 11) % N);
+            keys[i] = k[i];
+        }
+        md_hash_cache_stats before = md_hash_cache_stats_get(c);
+        const md_hash_cache_entry *held[MAXN];
+        md_hash_cache_hold_many(c, n, keys, held);
+        md_hash_cache_stats after = md_hash_cache_stats_get(c);
+        size_t want_hits = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (i % 3 == 2) {
+                cr_assert_null(held[i], "%s is not in the cache", keys[i]);
+                continue;
+            }
+            want_hits++;
+            cr_assert(held[i], "%s was not found (n %zu)", keys[i], n);
+            const char *got = NULL;
+            md_hash_cache_entry_each(held[i], name_of, &got);
+            cr_assert(got && strcmp(got, keys[i]) == 0, "held[%zu] is %s's entry, not %s's", i, got ? got : "nobody", keys[i]);
+        }
+        cr_assert_eq(after.hits - before.hits, want_hits, "n %zu", n);
+        cr_assert_eq(after.misses - before.misses, n - want_hits, "n %zu", n);
+        md_hash_cache_release(c);
+    }
+    cr_assert_eq(md_hash_cache_stats_get(c).entries, N);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "md:{n%03d}", i);
+        put_named(c, name);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "md:{m%03d}", i);
+        cr_assert_null(md_hash_cache_get(c, name), "%s was never evicted: out of the recency list", name);
+    }
+    cr_assert_eq(md_hash_cache_stats_get(c).entries, N);
+    md_hash_cache_destroy(c);
+}
