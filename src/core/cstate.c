@@ -344,12 +344,14 @@ md_cstate *md_cstate_new(const md_config *cfg) {
  * from one load to the next (only the counts go to 0): a batch loads
  * thousands of states, and freeing and allocating each one's strings again
  * was 5% of the daemon's CPU. md_cstate_destroy frees them. */
+static void texts_clear(md_cstate *cs, bool all);
+
 static void clear_dynamic(md_cstate *cs) {
     for (size_t i = 0; i < cs->n_pending; i++) {
         free(cs->pending[i].topic);
         free(cs->pending[i].payload);
     }
-    for (size_t i = 0; i < cs->n_drecs; i++) free(cs->drecs[i].rest);
+    texts_clear(cs, false);
     cs->n_wm = cs->n_attrs = cs->n_pending = cs->n_seen = cs->n_contacts = cs->n_trecs = cs->n_incrs = cs->n_drecs = 0;
     cs->n_legacy_seen = 0;
     cs->seen_dirty = 0;
@@ -408,6 +410,7 @@ void md_cstate_prefetch(const md_cstate *cs, bool members) {
 void md_cstate_destroy(md_cstate *cs) {
     if (!cs) return;
     if (cs->r) clear_dynamic(cs);
+    texts_clear(cs, true);
     if (cs->series)
         for (size_t s = 0; s < cs->r->n_series; s++) free(cs->series[s].b);
     free(cs->series);
@@ -683,6 +686,50 @@ static char *dupn(const char *s, size_t n) {
     memcpy(d, s, n);
     d[n] = '\0';
     return d;
+}
+
+/* The state's texts (md_cstate.texts): chunks carved in order, never moved
+ * (records point into them); all but the first freed at each reset. */
+struct md_text_chunk {
+    struct md_text_chunk *next;
+    size_t used, cap;
+    char data[];
+};
+#define MD_TEXT_CHUNK 2048
+
+/* s (n bytes) as a terminated text that lives until the state is next
+ * reset; NULL when out of memory. */
+static char *text_dup(md_cstate *cs, const char *s, size_t n) {
+    struct md_text_chunk *c = cs->texts;
+    if (!c || c->cap - c->used < n + 1) {
+        size_t cap = n + 1 > MD_TEXT_CHUNK ? n + 1 : MD_TEXT_CHUNK;
+        struct md_text_chunk *fresh = malloc(sizeof(*fresh) + cap);
+        if (!fresh) return NULL;
+        *fresh = (struct md_text_chunk){.next = c, .used = 0, .cap = cap};
+        cs->texts = c = fresh;
+    }
+    char *d = c->data + c->used;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    c->used += n + 1;
+    return d;
+}
+
+/* Every text let go: the newest chunk is kept for the next load (the
+ * others are the few states with many records), the rest freed. */
+static void texts_clear(md_cstate *cs, bool all) {
+    struct md_text_chunk *c = cs->texts, *keep = all ? NULL : c;
+    if (keep) {
+        c = keep->next;
+        keep->next = NULL;
+        keep->used = 0;
+    }
+    while (c) {
+        struct md_text_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    cs->texts = keep;
 }
 
 /* Packed series, text rather than binary so that redis-cli shows it
@@ -1100,7 +1147,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (c < 0) return; /* a campaign no longer configured: expires with the key */
         if (!grow((void **)&cs->drecs, &cs->cap_drecs, cs->n_drecs + 1, sizeof(md_drec))) goto bad;
         md_drec *d = &cs->drecs[cs->n_drecs];
-        *d = (md_drec){c, x, v[0], v[1] == '1', dupn(v + 3, vl - 3), f[0]};
+        *d = (md_drec){c, x, v[0], v[1] == '1', text_dup(cs, v + 3, vl - 3), f[0]};
         if (!d->rest) goto bad;
         cs->n_drecs++;
         return;
@@ -1277,8 +1324,7 @@ void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
             char qfield[128];
             drec_field(cs, d, qfield, sizeof(qfield));
             md_ops_add(ops, MD_OP_DEL, qfield, NULL);
-            free(d->rest);
-            continue;
+            continue; /* its text stays in the chunk until the next load */
         }
         cs->drecs[keep++] = *d;
     }
@@ -1727,7 +1773,7 @@ static void save_drec(md_cstate *cs, md_ops *ops, md_drec *d) {
     }
     drec_field(cs, d, field, sizeof(field));
     size_t n = strlen(d->rest);
-    char *val = malloc(n + 4);
+    char small[512], *val = n + 4 <= sizeof(small) ? small : malloc(n + 4);
     if (!val) {
         ops->oom = true;
         return;
@@ -1737,14 +1783,13 @@ static void save_drec(md_cstate *cs, md_ops *ops, md_drec *d) {
     val[2] = ',';
     memcpy(val + 3, d->rest, n + 1);
     md_ops_add(ops, MD_OP_SET, field, val);
-    free(val);
+    if (val != small) free(val);
 }
 
 static void drop_drec(md_cstate *cs, md_ops *ops, size_t i) {
     char field[128];
     drec_field(cs, &cs->drecs[i], field, sizeof(field));
     md_ops_add(ops, MD_OP_DEL, field, NULL);
-    free(cs->drecs[i].rest);
     memmove(cs->drecs + i, cs->drecs + i + 1, (cs->n_drecs - i - 1) * sizeof(md_drec));
     cs->n_drecs--;
 }
@@ -1768,7 +1813,8 @@ void md_cs_add_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind, ui
     size_t len = (size_t)snprintf(rest, sizeof(rest), "%08x", (unsigned)schema);
     for (size_t k = 0; k < n && k < MD_DECISION_MAX_VALUES; k++)
         len += (size_t)snprintf(rest + len, sizeof(rest) - len, ",%.6g", isfinite(values[k]) ? values[k] : 0.0);
-    if (!grow((void **)&cs->drecs, &cs->cap_drecs, cs->n_drecs + 1, sizeof(md_drec)) || !(cs->drecs[cs->n_drecs].rest = strdup(rest))) {
+    if (!grow((void **)&cs->drecs, &cs->cap_drecs, cs->n_drecs + 1, sizeof(md_drec)) ||
+        !(cs->drecs[cs->n_drecs].rest = text_dup(cs, rest, len < sizeof(rest) ? len : sizeof(rest) - 1))) {
         ops->oom = true;
         return;
     }

@@ -111,7 +111,7 @@ typedef struct md_drec {
     int64_t ts;
     char kind;      /* md_decision_kind */
     bool converted;
-    char *rest;     /* "<schema hex>,<values...>", as stored */
+    char *rest;     /* "<schema hex>,<values...>", as stored; in the state's texts (md_cstate.texts) */
     char form;      /* its field's form: 'Q', or 'q' (older: rewritten as 'Q' when it next changes) */
 } md_drec;
 
@@ -207,6 +207,11 @@ struct md_cstate {
     size_t n_trecs, cap_trecs;
     md_drec *drecs;
     size_t n_drecs, cap_drecs;
+    /* The decision records' texts (md_drec.rest), carved from chunks that
+     * stay until the next load: a record dropped leaves its text there. A
+     * malloc and a free of each record's text at every load was a
+     * twentieth of the per-event path (bench/core). */
+    struct md_text_chunk *texts;
     md_audit *audits;
     size_t n_audits, cap_audits;
     md_incr *incrs;

@@ -316,3 +316,37 @@ Test(event, peek_time_reads_the_top_level_ts) {
     cr_assert_gt(n, MD_PEEK_TIME_BYTES);
     cr_assert_not(md_event_peek_time(big, (size_t)n, &ts), "a ts beyond the first bytes is not looked for");
 }
+
+/* yajl's allocations come from the parser's arena, let go at each parse:
+ * a message whose buffers outgrow the arena (a long escaped string, a deep
+ * stack of unknown nesting) is parsed as right as a small one, the parser
+ * stays right for the messages after it, bad ones included, and nothing is
+ * leaked (ASan). */
+Test(event, yajl_allocations_past_the_arena_and_back) {
+    md_event_limits lim = {1 << 20, 300000, 4, 200};
+    md_event_parser *p = md_event_parser_new(&lim);
+    size_t n = 200000;
+    char *big = malloc(n + 512), *w = big;
+    w += sprintf(w, "{" PAY ",\"amount\":5,\"note\":\"");
+    for (size_t i = 0; w - big < (ptrdiff_t)n; i++) w += sprintf(w, i % 2 ? "\\u00e9x" : "\\\"y"); /* escapes: yajl decodes into a buffer */
+    w += sprintf(w, "\",\"deep\":");
+    for (int i = 0; i < 150; i++) *w++ = '[';
+    for (int i = 0; i < 150; i++) *w++ = ']';
+    w += sprintf(w, ",\"kind\":\"bill\"}");
+    const char *small = "{" PAY ",\"amount\":7.5,\"kind\":\"bill\"}";
+    const char *broken = "{" PAY ",\"amount\":7.5,\"kind\":";
+    for (int round = 0; round < 3; round++) {
+        md_event ev;
+        md_parse_result res;
+        cr_assert_eq(md_event_parse(p, big, (size_t)(w - big), NULL, 0, NOW, &ev, &res), MD_ERR_OK, "round %d: %s", round, res.detail);
+        cr_assert_float_eq(ev.amount, 5, 1e-9);
+        cr_assert_str_eq(ev.kind, "bill");
+        cr_assert_eq(md_event_parse(p, small, strlen(small), NULL, 0, NOW, &ev, &res), MD_ERR_OK);
+        cr_assert_float_eq(ev.amount, 7.5, 1e-9);
+        cr_assert_neq(md_event_parse(p, broken, strlen(broken), NULL, 0, NOW, &ev, &res), MD_ERR_OK);
+        cr_assert_eq(res.reason, MD_REJECT_NOT_JSON, "round %d: %s", round, res.detail);
+        cr_assert(strstr(res.detail, "premature EOF") != NULL, "yajl's message comes through: %s", res.detail);
+    }
+    free(big);
+    md_event_parser_destroy(p);
+}

@@ -115,8 +115,8 @@ static int64_t funnel_prefixed(const char *prefix) { return funnel_sum(prefix, t
 
 /* The state as Redis would hold it after the ops recorded so far: the
  * last write of each field wins, a delete removes it. */
-static md_cstate *folded_state(void) {
-    md_cstate *fresh = md_cstate_new(cfg);
+static void fold_into(md_cstate *fresh) {
+    md_cstate_reset(fresh);
     md_cstate_set_customer(fresh, cust);
     for (size_t i = 0; i < ops.n; i++) {
         const char *f = md_ops_field(&ops, i), *v = md_ops_value(&ops, i);
@@ -127,6 +127,11 @@ static md_cstate *folded_state(void) {
         if (ops.ops[i].kind == MD_OP_SET) md_cstate_load_field(fresh, f, strlen(f), v, strlen(v));
         else if (ops.ops[i].kind == MD_OP_OUTBOX_SET && f[0] == '+') md_cstate_load_outbox(fresh, f, strlen(f), v, strlen(v));
     }
+}
+
+static md_cstate *folded_state(void) {
+    md_cstate *fresh = md_cstate_new(cfg);
+    fold_into(fresh);
     return fresh;
 }
 
@@ -726,6 +731,52 @@ Test(outcome, decision_records_are_bounded_per_campaign_and_age_out) {
 #define LOW_BALANCE_PAYMENT                                                                                                  \
     "{\"event_id\":\"e%d\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":100,\"kind\":\"bill\",\"late\":false," \
     "\"balance_after\":%g}"
+
+/* Many decision records made in one state, more than its texts' first
+ * chunk holds and more than the bound, the oldest dropped as they come: each
+ * record kept reads back whole, in memory (explain) and as written, and
+ * the state reset and loaded again holds the same. */
+Test(outcome, many_decision_records_in_one_state_read_back_whole) {
+    with_learning("{\"sample_pct\": 100, \"sample_every\": \"1h\", \"max_per_campaign\": 40, \"keep\": \"365d\"}");
+    enum { N = 90 };
+    for (int k = 0; k < N; k++) event(LOW_BALANCE_PAYMENT, TH_T0 + k * 2 * TH_HOUR, 50 + k);
+    /* Both campaigns sample the customer: 40 records each. */
+    cr_assert_eq(md_cstate_decision_count(cs), 80, "the bound: %zu", md_cstate_decision_count(cs));
+    md_decision d, again;
+    for (int k = 0; k < N; k++) {
+        bool kept = decision_at("prepay_wallet", TH_T0 + k * 2 * TH_HOUR, &d);
+        cr_assert_eq(kept, k >= N - 40, "record %d", k);
+        if (!kept) continue;
+        cr_assert_eq(d.kind, MD_DECISION_SAMPLED);
+        cr_assert_gt(d.n_values, 2);
+    }
+    /* In memory, each as written. */
+    char f[128], v[1024];
+    for (size_t i = 0; i < md_cstate_decision_count(cs); i++) {
+        cr_assert(md_cstate_decision(cs, i, &d), "record %zu reads back", i);
+        cr_assert(decision_at(d.campaign, d.ts_ms, &again), "record %zu (%s)", i, d.campaign);
+        md_decision_format(&d, f, sizeof(f), v, sizeof(v));
+        char f2[128], v2[1024];
+        md_decision_format(&again, f2, sizeof(f2), v2, sizeof(v2));
+        cr_assert_str_eq(v, v2, "record at %lld", (long long)d.ts_ms);
+    }
+    /* Loaded again, three times over the same state object (a batch's
+     * states are reused from one customer to the next). */
+    md_cstate *back = md_cstate_new(cfg);
+    for (int round = 0; round < 3; round++) {
+        fold_into(back);
+        cr_assert_eq(md_cstate_decision_count(back), 80);
+        for (size_t i = 0; i < 80; i++) {
+            cr_assert(md_cstate_decision(back, i, &d));
+            cr_assert(decision_at(d.campaign, d.ts_ms, &again));
+            char f2[128], v2[1024];
+            md_decision_format(&d, f, sizeof(f), v, sizeof(v));
+            md_decision_format(&again, f2, sizeof(f2), v2, sizeof(v2));
+            cr_assert_str_eq(v, v2);
+        }
+    }
+    md_cstate_destroy(back);
+}
 
 Test(outcome, only_the_sampled_customers_not_contacted_decisions_are_recorded_once_per_period) {
     /* With everyone sampled, a late payment that does not fire is recorded
