@@ -427,3 +427,83 @@ Test(hash_cache, holding_many_at_once_is_holding_each_in_turn) {
     cr_assert_eq(md_hash_cache_stats_get(c).entries, N);
     md_hash_cache_destroy(c);
 }
+
+/* An entry rebuilt by 400 applies that grow and shrink it: each rebuild
+ * holds exactly what Redis would (a model of the hash kept beside it), the
+ * watched field is found where it now is, and its bucket's other entries
+ * stay. */
+Test(hash_cache, entries_rebuilt_by_many_applies_hold_what_redis_would) {
+    md_hash_cache *c = md_hash_cache_new(64 << 20, key);
+    md_hash_cache_watch(c, "p:contact_point");
+    enum { OTHERS = 300, FIELDS = 40 };
+    char k[32];
+    for (int i = 0; i < OTHERS; i++) {
+        snprintf(k, sizeof(k), "md:{o%d}", i);
+        put3(c, k);
+    }
+    put3(c, "md:{g}");
+    /* The model: field i holds value vals[i] ("" absent). */
+    char vals[FIELDS][80] = {{0}};
+    md_ops ops;
+    md_ops_init(&ops);
+    uint64_t x = 12345;
+    for (int step = 0; step < 400; step++) {
+        md_ops_clear(&ops);
+        for (int j = 0; j < 3; j++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            int f = (int)((x >> 33) % FIELDS);
+            char name[24];
+            snprintf(name, sizeof(name), f == 0 ? "p:contact_point" : "f%d", f);
+            if ((x >> 20) % 4 == 0) {
+                md_ops_add(&ops, MD_OP_DEL, name, NULL);
+                vals[f][0] = '\0';
+            } else {
+                /* values of 1 to 60 bytes: the entry grows and shrinks */
+                size_t len = 1 + (size_t)((x >> 40) % 60);
+                for (size_t b = 0; b < len; b++) vals[f][b] = (char)('a' + (step + b) % 26);
+                vals[f][len] = '\0';
+                md_ops_add(&ops, MD_OP_SET, name, vals[f]);
+            }
+        }
+        md_hash_cache_applied(c, "md:{g}", &ops, step + 10, 0);
+        /* What the entry should be: put3's three (x0, n; v rewritten), then the model. */
+        char want[8192] = "";
+        char *items[FIELDS + 3];
+        size_t n_items = 0;
+        char store[FIELDS + 3][128];
+        snprintf(store[n_items], sizeof(store[0]), "n=10");
+        items[n_items] = store[n_items], n_items++;
+        snprintf(store[n_items], sizeof(store[0]), "v=%d", step + 10);
+        items[n_items] = store[n_items], n_items++;
+        snprintf(store[n_items], sizeof(store[0]), "x0=1");
+        items[n_items] = store[n_items], n_items++;
+        for (int f = 0; f < FIELDS; f++) {
+            if (!vals[f][0]) continue;
+            if (f == 0) snprintf(store[n_items], sizeof(store[0]), "p:contact_point=%.60s", vals[f]);
+            else snprintf(store[n_items], sizeof(store[0]), "f%d=%.60s", f, vals[f]);
+            items[n_items] = store[n_items], n_items++;
+        }
+        qsort(items, n_items, sizeof(char *), by_text);
+        for (size_t i = 0; i < n_items; i++) {
+            strcat(want, items[i]);
+            strcat(want, ";");
+        }
+        image im;
+        const char *got = entry_of(c, "md:{g}", &im);
+        cr_assert(got, "step %d: the entry went", step);
+        cr_assert_str_eq(got, want, "step %d", step);
+        const md_hash_cache_entry *e = md_hash_cache_get(c, "md:{g}");
+        const char *wv;
+        size_t wl;
+        bool watched = md_hash_cache_watched(e, &wv, &wl);
+        cr_assert_eq(watched, vals[0][0] != '\0', "step %d: the watched field", step);
+        if (watched) cr_assert(wl == strlen(vals[0]) && memcmp(wv, vals[0], wl) == 0, "step %d: the watched field's value", step);
+    }
+    for (int i = 0; i < OTHERS; i++) {
+        size_t got = 0;
+        snprintf(k, sizeof(k), "md:{o%d}", i);
+        cr_assert(md_hash_cache_each(c, k, count_fields, &got) && got == 3, "%s lost", k);
+    }
+    md_ops_fini(&ops);
+    md_hash_cache_destroy(c);
+}
