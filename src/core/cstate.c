@@ -689,7 +689,7 @@ static char *dupn(const char *s, size_t n) {
 }
 
 /* The state's texts (md_cstate.texts): chunks carved in order, never moved
- * (records point into them); all but the first freed at each reset. */
+ * (records point into them); all but the newest freed at each reset. */
 struct md_text_chunk {
     struct md_text_chunk *next;
     size_t used, cap;

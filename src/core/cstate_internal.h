@@ -209,8 +209,8 @@ struct md_cstate {
     size_t n_drecs, cap_drecs;
     /* The decision records' texts (md_drec.rest), carved from chunks that
      * stay until the next load: a record dropped leaves its text there. A
-     * malloc and a free of each record's text at every load was a
-     * twentieth of the per-event path (bench/core). */
+     * malloc and a free of each record's text at every load cost a few
+     * percent of the per-event path (bench/core, BENCHMARKS.md). */
     struct md_text_chunk *texts;
     md_audit *audits;
     size_t n_audits, cap_audits;

@@ -110,8 +110,8 @@ struct md_event_parser {
     /* yajl's allocations during one parse (its handle, lexer, buffers and
      * stack: five or six, freed at the end), carved from this arena and let
      * go together when the next parse starts: a malloc and a free of each
-     * per message were a twentieth of the per-event path's CPU (bench/core).
-     * What does not fit goes to malloc. */
+     * per message cost a few percent of the per-event path's CPU
+     * (bench/core, BENCHMARKS.md). What does not fit goes to malloc. */
     size_t arena_used;
     _Alignas(16) unsigned char arena[8192];
 };
