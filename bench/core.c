@@ -159,13 +159,7 @@ static int run_batch(bench *b, size_t from, size_t to, md_ops *scratch) {
         md_cstate *cs = b->states[s];
         if (!b->decoded[s]) {
             b->decoded[s] = true;
-            if (b->prefetch) {
-                if (s + 2 < n_cust && b->held[s + 2]) {
-                    md_hash_cache_entry_prefetch(b->held[s + 2]);
-                    md_cstate_prefetch(b->states[s + 2], false);
-                }
-                if (s + 1 < n_cust && b->held[s + 1]) md_cstate_prefetch(b->states[s + 1], true);
-            }
+            if (b->prefetch) md_hash_cache_prefetch_decodes(b->held, b->states, n_cust, s);
             md_cstate_reset(cs);
             md_cstate_set_customer(cs, b->people[b->slot_customer[s]].id);
             if (b->held[s]) md_hash_cache_entry_each(b->held[s], field_into_state, cs);

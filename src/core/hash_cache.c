@@ -345,13 +345,21 @@ bool md_hash_cache_watched(const md_hash_cache_entry *he, const char **value, si
 
 int64_t md_hash_cache_entry_expires_at(const md_hash_cache_entry *he) { return ((const entry *)he)->expires_at; }
 
-void md_hash_cache_entry_prefetch(const md_hash_cache_entry *he) {
-    /* A fixed number of lines, not up to data_len: reading the header to
-     * learn it would wait for the very line being asked for. A state is
-     * 600-900 bytes with the header; lines past the block are harmless. */
+/* e's header and fields asked for: a fixed number of lines, not up to the
+ * data's end, since reading the header to learn it would wait for the very
+ * line being asked for. A state is 600-900 bytes with the header; lines
+ * past the block are harmless. */
+static void entry_prefetch(const md_hash_cache_entry *he) {
     const char *p = (const char *)he;
-    if (!p) return;
     for (int line = 0; line < 14; line++) __builtin_prefetch(p + 64 * line);
+}
+
+void md_hash_cache_prefetch_decodes(const md_hash_cache_entry *const *held, md_cstate *const *states, size_t n, size_t c) {
+    if (c + 2 < n && held[c + 2]) {
+        entry_prefetch(held[c + 2]);
+        md_cstate_prefetch(states[c + 2], false);
+    }
+    if (c + 1 < n && held[c + 1]) md_cstate_prefetch(states[c + 1], true);
 }
 
 void md_hash_cache_entry_each(const md_hash_cache_entry *he, md_hash_cache_field_fn fn, void *ctx) {

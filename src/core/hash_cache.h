@@ -98,11 +98,14 @@ int64_t md_hash_cache_entry_expires_at(const md_hash_cache_entry *e);
 /* The watched field's value in e (not terminated by vlen's count but by a
  * NUL, as every value); false when e has none. */
 bool md_hash_cache_watched(const md_hash_cache_entry *e, const char **value, size_t *vlen);
-/* Asks the processor to bring e (its header and fields) into its cache, for
- * a decode some microseconds later: a batch's held entries were last touched
- * a batch ago, and decoding them waited on memory (BENCHMARKS.md). NULL is
- * ignored. */
-void md_hash_cache_entry_prefetch(const md_hash_cache_entry *e);
+/* Before decoding customer c of a batch's n, whose held entries (NULL: not
+ * held) are decoded into states in order: asks the processor to bring the
+ * next two held customers' memory into its cache, the entry and the state
+ * struct two ahead, the state's members one ahead (its struct asked for at
+ * the decode before; asking for both at once would wait for the struct).
+ * A batch's entries and states were last touched a batch ago, and decoding
+ * them waited on memory (BENCHMARKS.md). */
+void md_hash_cache_prefetch_decodes(const md_hash_cache_entry *const *held, md_cstate *const *states, size_t n, size_t c);
 /* fn for each field of e, as md_hash_cache_each. */
 void md_hash_cache_entry_each(const md_hash_cache_entry *e, md_hash_cache_field_fn fn, void *ctx);
 /* Lets go of every entry held (and evicts down to the budget). */

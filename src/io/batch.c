@@ -495,16 +495,9 @@ static md_err load_held(md_batch *b, size_t c, char *err, size_t errsz) {
     const md_hash_cache_entry *h = b->held[c];
     if (!h) return MD_ERR_OK;
     b->held[c] = NULL;
-    /* Customers are decoded in the order they first appear, so the next two
-     * held are asked into the processor's cache now: the entry and the
-     * state struct two ahead, the state's members one ahead (its struct
-     * asked for at the last decode). Their memory was last touched a batch
-     * ago; decoding waited on it (BENCHMARKS.md). */
-    if (c + 2 < b->n_cust && b->held[c + 2]) {
-        md_hash_cache_entry_prefetch(b->held[c + 2]);
-        md_cstate_prefetch(b->states[c + 2], false);
-    }
-    if (c + 1 < b->n_cust && b->held[c + 1]) md_cstate_prefetch(b->states[c + 1], true);
+    /* Customers are decoded in the order they first appear: the next ones
+     * are asked for now. */
+    md_hash_cache_prefetch_decodes(b->held, b->states, b->n_cust, c);
     bool ok = md_store_load_entry(h, b->cust_ids[c], b->states[c]);
     const char *cp = md_cstate_contact_point(b->states[c]);
     int cpi = b->cust_cp[c];
