@@ -286,10 +286,10 @@ static void matrix_free(matrix *m) {
 
 /* The model's score is fitted through each row's fatigue factor, so that
  * the engine's p_contact (score x factor) is what it was fitted to. */
-static bool fit_matrix(const matrix *m, double l2, md_fit_model *out) {
+static bool fit_matrix(const matrix *m, double l2, const double *prior, md_fit_model *out) {
     memset(out, 0, sizeof(*out));
     md_fit_result r = {.beta = out->beta};
-    md_fit_data data = {m->x, m->y, NULL, m->n, m->d, m->f};
+    md_fit_data data = {m->x, m->y, NULL, m->n, m->d, m->f, prior};
     if (!md_logit_fit(&data, l2, 100, &r)) return false;
     out->intercept = r.intercept;
     return true;
@@ -457,10 +457,11 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char
     if (ok) {
         /* The measured fit: trained without the test fifth. */
         md_fit_model fit_train;
-        ok = fit_matrix(train_t.n > 0 ? &train_t : &all_t, pp->l2, &fit_train);
+        const double *prior = pp->prior_hand ? o->hand.beta : NULL;
+        ok = fit_matrix(train_t.n > 0 ? &train_t : &all_t, pp->l2, prior, &fit_train);
         /* The final fit: every contacted decision. */
-        ok = ok && fit_matrix(&all_t, pp->l2, &o->fitted);
-        if (ok && all_c.n > 0) o->control_ok = fit_matrix(&all_c, pp->l2, &o->control_model);
+        ok = ok && fit_matrix(&all_t, pp->l2, prior, &o->fitted);
+        if (ok && all_c.n > 0) o->control_ok = fit_matrix(&all_c, pp->l2, prior, &o->control_model);
         ok = ok && measure(fs, &o->hand, &fit_train, is_treated, is_control, o);
         if (!ok) snprintf(err, errsz, "the fit failed (out of memory)");
     }
@@ -921,7 +922,7 @@ int md_fit(const md_fit_opts *o) {
     }
     md_fit_outcome *res = calloc(1, sizeof(*res));
     if (!res) goto oom;
-    md_fit_params pp = {since, 0, o->l2};
+    md_fit_params pp = {since, 0, o->l2, o->prior_hand};
     if (!md_fit_run(fs, &pp, res, err, sizeof(err))) {
         fprintf(stderr, "momentd: fit: %s\n", err);
         free(res);

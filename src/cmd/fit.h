@@ -59,6 +59,9 @@ typedef struct md_fit_params {
     int64_t since_ms; /* only decisions made at or after this; 0 = all */
     int64_t as_of_ms; /* 0: the newest decision's time */
     double l2;
+    /* The penalty pulls the weights towards the campaign's model in use
+     * (false: towards 0): what the outcomes do not show stays as it was. */
+    bool prior_hand;
 } md_fit_params;
 
 bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *out, char *err, size_t errsz);
@@ -86,6 +89,7 @@ typedef struct md_fit_opts {
     const char *arm; /* --arm: the policy arm that gets the candidate (NULL: the campaign) */
     bool from_redis, json;
     double l2;
+    bool prior_hand; /* --prior hand */
 } md_fit_opts;
 
 /* `momentd fit`: exit 0, 1 runtime failure, 2 usage, configuration or data error. */

@@ -44,11 +44,12 @@ static const char usage[] =
     "                                  the triggers of days DAY (YYYY-MM-DD, the default UTC offset's calendar;\n"
     "                                  default: the last 30 days)\n"
     "  simulate --scenario FILE [--seed N] [--json] [--plot DIR] [--trace FILE] [--redis URL] [--fit-after DAYS]\n"
-    "           [--ceiling GAP[:BAR]]\n"
+    "           [--l2 X] [--prior zero|hand] [--ceiling GAP[:BAR]]\n"
     "                                  compare the old 45-day call list, momentd with a fixed 45-day cooldown\n"
     "                                  and momentd with the adaptive cooldown on one simulated population\n"
     "                                  (the engine policies through the real engine and Redis); --fit-after: each\n"
-    "                                  engine policy fits its model on its first DAYS and runs the rest with it;\n"
+    "                                  engine policy fits its model on its first DAYS and runs the rest with it\n"
+    "                                  (the fit's --l2 and --prior as momentd fit's);\n"
     "                                  --ceiling: instead, only a policy that knows the hidden demand, calling\n"
     "                                  no one again within GAP days nor worth under BAR yuan a call (no Redis)\n"
     "  backtest -c CANDIDATE --live FILE (--from-file EVENTS | --from-topic T[,T...]) [--json]\n"
@@ -56,11 +57,12 @@ static const char usage[] =
     "                                  Redis namespaces of their own, and compare the triggers per campaign,\n"
     "                                  channel and day (EVENTS: JSON lines, or topic|key|json lines)\n"
     "  fit -c FILE --campaign NAME (--from-redis | --from-trace FILE) [--since DAY] [--out CANDIDATE [--arm ARM]]\n"
-    "      [--trace-out FILE] [--l2 X] [--json]\n"
+    "      [--trace-out FILE] [--l2 X] [--prior zero|hand] [--json]\n"
     "                                  fit the campaign's model to the decisions momentd recorded and the conversions\n"
     "                                  that followed; print hand against fitted weights, out-of-sample AUC, Brier,\n"
     "                                  log loss, calibration by decile and uplift; write a candidate configuration\n"
-    "                                  (--arm: the fitted model goes to that policy arm only, to be tried live\n"
+    "                                  (--prior hand: the L2 penalty pulls the weights towards the model in use,\n"
+    "                                  not towards 0; --arm: the fitted model goes to that policy arm only, to be tried live\n"
     "                                  against the running model, which the campaign and its other arms keep)\n"
     "  load-profiles -c FILE PROFILES  write static profiles (CUSTOMER_ID|{json} lines, \"-\" = stdin) into Redis\n"
     "  pause -c FILE CAMPAIGN          stop a campaign firing on every instance, from its next batch (no restart)\n"
@@ -695,7 +697,7 @@ int main(int argc, char **argv) {
     const char *config = NULL, *at = NULL, *from = NULL, *to = NULL, *scenario = NULL, *plot = NULL, *trace = NULL, *redis = NULL;
     const char *seed = "1", *live = NULL, *from_file = NULL, *from_topic = NULL;
     const char *campaign = NULL, *from_trace = NULL, *trace_out = NULL, *out_path = NULL, *since = NULL, *l2 = "1";
-    const char *fit_after = NULL, *arm = NULL, *ceiling = NULL;
+    const char *fit_after = NULL, *arm = NULL, *ceiling = NULL, *prior = "zero";
     bool json = false, from_redis = false, history = false;
     const char *channel = NULL;
     bool all_channels = false, contact_points = false, remove = false;
@@ -716,7 +718,7 @@ int main(int argc, char **argv) {
                                          {"contact-points", no_argument, NULL, 'P'}, {"remove", no_argument, NULL, 'X'},
                                          {"include", no_argument, NULL, 'i'},      {"exclude", no_argument, NULL, 'e'},
                                          {"arm", required_argument, NULL, 'M'},    {"ceiling", required_argument, NULL, 'G'},
-                                         {NULL, 0, NULL, 0}};
+                                         {"prior", required_argument, NULL, 'Y'},  {NULL, 0, NULL, 0}};
     optind = 2;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
@@ -744,6 +746,7 @@ int main(int argc, char **argv) {
         case 'A': fit_after = optarg; break;
         case 'M': arm = optarg; break;
         case 'G': ceiling = optarg; break;
+        case 'Y': prior = optarg; break;
         case 'H': history = true; break;
         case 'N': channel = optarg; break;
         case 'W': all_channels = true; break;
@@ -796,11 +799,18 @@ int main(int argc, char **argv) {
         md_backtest_opts bo = {config, live, from_file, from_topic, redis, json};
         return md_backtest(&bo);
     }
+    /* --prior and --l2: momentd fit's, and simulate --fit-after's. */
+    if (strcmp(prior, "hand") != 0 && strcmp(prior, "zero") != 0) {
+        fprintf(stderr, "momentd: --prior is hand (the weights are pulled towards the model in use) or zero (towards 0, the default), not \"%s\"\n",
+                prior);
+        return 2;
+    }
+    bool prior_hand = strcmp(prior, "hand") == 0;
+    char *l2_end;
+    double l2v = strtod(l2, &l2_end);
+    if (*l2_end || l2_end == l2) l2v = -1; /* md_fit reports it */
     if (strcmp(cmd, "fit") == 0) {
-        char *end;
-        double l2v = strtod(l2, &end);
-        if (*end || end == l2) l2v = -1; /* md_fit reports it */
-        md_fit_opts fo = {config, campaign, from_trace, trace_out, out_path, since, redis, arm, from_redis, json, l2v};
+        md_fit_opts fo = {config, campaign, from_trace, trace_out, out_path, since, redis, arm, from_redis, json, l2v, prior_hand};
         return md_fit(&fo);
     }
     if (strcmp(cmd, "simulate") == 0) {
@@ -817,6 +827,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "momentd: simulate --fit-after needs a positive number of days\n");
                 return 2;
             }
+        }
+        if (!(l2v > 0) || !isfinite(l2v)) {
+            fprintf(stderr, "momentd: simulate --l2 must be a positive number\n");
+            return 2;
         }
         /* --ceiling GAP[:BAR]: days, and yuan a call must be worth. */
         long long cgap = 0;
@@ -837,7 +851,8 @@ int main(int argc, char **argv) {
         }
         const char *env = getenv("MOMENTD_REDIS_URL");
         md_simulate_opts so = {scenario, (uint64_t)sv, json, plot, trace,
-                               redis ? redis : env && *env ? env : "redis://127.0.0.1:6379/0", true, (int64_t)fa, (int64_t)cgap, cbar};
+                               redis ? redis : env && *env ? env : "redis://127.0.0.1:6379/0", true, (int64_t)fa, (int64_t)cgap, cbar,
+                               l2v, prior_hand};
         return md_simulate(&so);
     }
     if (strcmp(cmd, "explain") == 0) {

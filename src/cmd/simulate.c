@@ -125,6 +125,8 @@ typedef struct sim {
     /* sample customers' demand and calls, for the plot */
     FILE *plot_demand[POL_COUNT];
     int64_t fit_after_days;
+    double fit_l2;
+    bool fit_prior_hand;
     bool ceiling;             /* --ceiling: only the ceiling policy runs, in the old list's place */
     int64_t ceiling_gap_days;
     double ceiling_bar;       /* yuan a call must be worth on average */
@@ -406,7 +408,7 @@ static md_config *fit_now(sim *s, int pol, const md_config *cfg, const char *cfg
                           size_t errsz) {
     md_fit_set *fs = collect_decisions(cfg, store, err, errsz);
     if (!fs) return NULL;
-    md_fit_params pp = {0, T0_MS + s->day * DAY_MS, 1.0};
+    md_fit_params pp = {0, T0_MS + s->day * DAY_MS, s->fit_l2, s->fit_prior_hand};
     md_config *fitted = NULL;
     char tmp[] = "/tmp/momentd-sim-fit-XXXXXX";
     int fd = -1;
@@ -1194,6 +1196,8 @@ int md_simulate(const md_simulate_opts *o) {
     s.sc = sc;
     s.seed = o->seed;
     s.fit_after_days = o->fit_after_days;
+    s.fit_l2 = o->fit_l2 > 0 ? o->fit_l2 : 1.0;
+    s.fit_prior_hand = o->fit_prior_hand;
     s.ceiling = o->ceiling_gap_days > 0;
     s.ceiling_gap_days = o->ceiling_gap_days;
     s.ceiling_bar = o->ceiling_bar;

@@ -22,6 +22,9 @@ typedef struct md_fit_data {
     const double *w;
     size_t n, d;
     const double *m;
+    /* d weights the penalty pulls towards (NULL: 0): the model in use, so
+     * that what the outcomes do not show stays as it was. */
+    const double *prior;
 } md_fit_data;
 
 typedef struct md_fit_result {
@@ -35,7 +38,7 @@ typedef struct md_fit_result {
 /* L2-regularised logistic regression by Newton's method (iteratively
  * reweighted least squares; Fisher scoring when rows have a factor m) with
  * step halving:
- *     minimise  sum_i w_i logloss(y_i, m_i sigma(b0 + x_i . beta)) + l2 / 2 |beta|^2
+ *     minimise  sum_i w_i logloss(y_i, m_i sigma(b0 + x_i . beta)) + l2 / 2 |beta - prior|^2
  * l2 > 0 keeps the weights finite on separable data and a column that is
  * always 0 (a missing feature) at weight 0. res->beta must hold d doubles.
  * Returns false (res untouched past beta) when n is 0 or d is over

@@ -122,6 +122,21 @@ check "an arm the campaign does not have: exit 2" eq "$RC6" 2
 check "naming the arms it has" grep -q 'no policy arm "nosuch" (its arms: running, candidate)' "$T_DIR/err6"
 check "and nothing written" test ! -e "$T_DIR/never3.json"
 check "--arm without --out: exit 2" eq "$RC7" 2
+# --prior hand: the penalty pulls towards the weights in use. With a
+# penalty far above the data, the fitted weights are the hand ones; towards
+# 0 (the default prior) they are 0.
+$FIT --from-trace "$T_DIR/trace.tsv" --prior hand --l2 1e9 --json >"$T_DIR/prior-hand.json"
+$FIT --from-trace "$T_DIR/trace.tsv" --l2 1e9 --json >"$T_DIR/prior-zero.json"
+check "fitted towards the hand weights under a huge penalty, they are the hand weights" jq -e \
+    '.hand.weights as $h | .fitted.weights as $f | ($h | length) > 0 and ([$h | keys[] | ($h[.] - $f[.]) | fabs] | max) < 0.001' \
+    "$T_DIR/prior-hand.json"
+check "towards 0, they are 0" jq -e '[.fitted.weights[] | fabs] | max < 0.001' "$T_DIR/prior-zero.json"
+check "and the hand weights are not 0, so the two differ" jq -e '[.hand.weights[] | fabs] | max > 0.1' "$T_DIR/prior-zero.json"
+set +e
+$FIT --from-trace "$T_DIR/trace.tsv" --prior some 2>"$T_DIR/err8" >/dev/null
+RC8=$?
+set -e
+check "a prior that is neither hand nor zero: exit 2, saying which are" eq "$RC8,$(grep -c 'hand (the weights are pulled towards the model in use) or zero' "$T_DIR/err8")" "2,1"
 cp "$T_DIR/arms.json" "$CFG"
 kill -HUP "$(cat "$T_DIR/main/momentd.pid")"
 reloaded() {

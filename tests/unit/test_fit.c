@@ -34,7 +34,7 @@ Test(fit, recovers_known_weights) {
     }
     double beta[D];
     md_fit_result r = {.beta = beta};
-    md_fit_data d = {x, y, NULL, N, D, NULL};
+    md_fit_data d = {x, y, NULL, N, D, NULL, NULL};
     cr_assert(md_logit_fit(&d, 1.0, 50, &r));
     cr_assert(r.converged);
     cr_assert_float_eq(r.intercept, b0, 0.05, "intercept %f", r.intercept);
@@ -63,7 +63,7 @@ Test(fit, row_weights_count_as_repeated_rows) {
     double x2[] = {0, 1, 2, 0, 1, 2}, y2[] = {0, 1, 1, 0, 1, 1};
     double b1[1], b2[1];
     md_fit_result r1 = {.beta = b1}, r2 = {.beta = b2};
-    md_fit_data d1 = {x1, y1, w1, 3, 1, NULL}, d2 = {x2, y2, NULL, 6, 1, NULL};
+    md_fit_data d1 = {x1, y1, w1, 3, 1, NULL, NULL}, d2 = {x2, y2, NULL, 6, 1, NULL, NULL};
     cr_assert(md_logit_fit(&d1, 0.5, 50, &r1));
     cr_assert(md_logit_fit(&d2, 0.5, 50, &r2));
     cr_assert_float_eq(b1[0], b2[0], 1e-6);
@@ -79,7 +79,7 @@ Test(fit, separable_data_stays_finite) {
     }
     double beta[1];
     md_fit_result r = {.beta = beta};
-    md_fit_data d = {x, y, NULL, N, 1, NULL};
+    md_fit_data d = {x, y, NULL, N, 1, NULL, NULL};
     cr_assert(md_logit_fit(&d, 1.0, 100, &r));
     cr_assert(r.converged);
     cr_assert(isfinite(beta[0]) && isfinite(r.intercept));
@@ -105,20 +105,57 @@ Test(fit, missing_feature_gets_zero_weight) {
     }
     double beta[2];
     md_fit_result r = {.beta = beta};
-    md_fit_data d = {x, y, NULL, N, 2, NULL};
+    md_fit_data d = {x, y, NULL, N, 2, NULL, NULL};
     cr_assert(md_logit_fit(&d, 1.0, 50, &r));
     cr_assert(r.converged);
     cr_assert_eq(beta[1], 0.0);
     cr_assert_float_eq(beta[0], 1.0, 0.1);
 }
 
+Test(fit, a_prior_keeps_what_the_data_do_not_show) {
+    /* Column 0 carries the outcome (true weight 1), column 1 none (y does
+     * not depend on it), column 2 is never recorded. Pulled towards a prior
+     * of (0.2, 0.8, 0.6): column 0 still goes to what the data say, column 1
+     * to 0 by as much as the data outweigh the penalty, and column 2, with
+     * no data at all, stays at its prior exactly; towards 0 it stays at 0. */
+    enum { N = 20000 };
+    static double x[N * 3], y[N];
+    rng_state = 11;
+    for (int i = 0; i < N; i++) {
+        x[i * 3] = normal();
+        x[i * 3 + 1] = normal();
+        x[i * 3 + 2] = 0;
+        y[i] = uniform() < md_sigmoid(-0.5 + 1.0 * x[i * 3]);
+    }
+    const double prior[3] = {0.2, 0.8, 0.6};
+    double beta[3], plain[3];
+    md_fit_result r = {.beta = beta}, rp = {.beta = plain};
+    md_fit_data d = {x, y, NULL, N, 3, NULL, prior}, d0 = {x, y, NULL, N, 3, NULL, NULL};
+    cr_assert(md_logit_fit(&d, 1.0, 50, &r) && r.converged);
+    cr_assert_float_eq(beta[0], 1.0, 0.06, "%f", beta[0]);
+    cr_assert_float_eq(beta[1], 0.0, 0.06, "%f", beta[1]);
+    cr_assert_float_eq(beta[2], 0.6, 1e-9, "%f", beta[2]);
+    cr_assert_float_eq(r.intercept, -0.5, 0.06, "%f", r.intercept);
+    cr_assert(md_logit_fit(&d0, 1.0, 50, &rp) && rp.converged);
+    cr_assert_eq(plain[2], 0.0);
+    /* A penalty as large as the data: column 1 is held half way or more
+     * towards its prior (its curvature is about N/5 = 4,000 against 8,000),
+     * where towards 0 it would be near 0; column 0 is pulled below 1. */
+    cr_assert(md_logit_fit(&d, 8000.0, 50, &r) && r.converged);
+    cr_assert(beta[1] > 0.4 && beta[1] < 0.8, "%f", beta[1]);
+    cr_assert(beta[0] < 0.9 && beta[0] > 0.2, "%f", beta[0]);
+    cr_assert_float_eq(beta[2], 0.6, 1e-9, "%f", beta[2]);
+    cr_assert(md_logit_fit(&d0, 8000.0, 50, &rp) && rp.converged);
+    cr_assert(fabs(plain[1]) < 0.05, "%f", plain[1]);
+}
+
 Test(fit, one_class_only_and_empty) {
     double x[] = {1, 2, 3}, y[] = {0, 0, 0}, beta[1];
     md_fit_result r = {.beta = beta};
-    md_fit_data d = {x, y, NULL, 3, 1, NULL};
+    md_fit_data d = {x, y, NULL, 3, 1, NULL, NULL};
     cr_assert(md_logit_fit(&d, 1.0, 50, &r));
     cr_assert(isfinite(r.intercept) && r.intercept < -1);
-    md_fit_data empty = {x, y, NULL, 0, 1, NULL};
+    md_fit_data empty = {x, y, NULL, 0, 1, NULL, NULL};
     cr_assert_not(md_logit_fit(&empty, 1.0, 50, &r));
 }
 
@@ -242,7 +279,7 @@ Test(fit, a_known_factor_per_row_is_fitted_through_not_averaged) {
     }
     double beta[1], plain[1];
     md_fit_result r = {.beta = beta}, rp = {.beta = plain};
-    md_fit_data d = {x, y, NULL, N, 1, m}, dp = {x, y, NULL, N, 1, NULL};
+    md_fit_data d = {x, y, NULL, N, 1, m, NULL}, dp = {x, y, NULL, N, 1, NULL, NULL};
     cr_assert(md_logit_fit(&d, 1e-6, 100, &r));
     cr_assert(r.converged);
     cr_assert_float_eq(r.intercept, b0, 0.05);
