@@ -461,7 +461,8 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char
         ok = fit_matrix(train_t.n > 0 ? &train_t : &all_t, pp->l2, prior, &fit_train);
         /* The final fit: every contacted decision. */
         ok = ok && fit_matrix(&all_t, pp->l2, prior, &o->fitted);
-        if (ok && all_c.n > 0) o->control_ok = fit_matrix(&all_c, pp->l2, prior, &o->control_model);
+        /* The not-contacted model has no model in use to keep to: towards 0. */
+        if (ok && all_c.n > 0) o->control_ok = fit_matrix(&all_c, pp->l2, NULL, &o->control_model);
         ok = ok && measure(fs, &o->hand, &fit_train, is_treated, is_control, o);
         if (!ok) snprintf(err, errsz, "the fit failed (out of memory)");
     }

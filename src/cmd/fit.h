@@ -59,8 +59,9 @@ typedef struct md_fit_params {
     int64_t since_ms; /* only decisions made at or after this; 0 = all */
     int64_t as_of_ms; /* 0: the newest decision's time */
     double l2;
-    /* The penalty pulls the weights towards the campaign's model in use
-     * (false: towards 0): what the outcomes do not show stays as it was. */
+    /* The penalty pulls the contacted model's weights towards the
+     * campaign's model in use (false: towards 0): what the outcomes do not
+     * show stays as it was. The not-contacted model's go towards 0. */
     bool prior_hand;
 } md_fit_params;
 

@@ -40,7 +40,8 @@ typedef struct md_fit_result {
  * step halving:
  *     minimise  sum_i w_i logloss(y_i, m_i sigma(b0 + x_i . beta)) + l2 / 2 |beta - prior|^2
  * l2 > 0 keeps the weights finite on separable data and a column that is
- * always 0 (a missing feature) at weight 0. res->beta must hold d doubles.
+ * always 0 (a missing feature) at its prior (0 without one). res->beta
+ * must hold d doubles.
  * Returns false (res untouched past beta) when n is 0 or d is over
  * MD_FIT_MAX_D. */
 #define MD_FIT_MAX_D 64
