@@ -799,16 +799,17 @@ int main(int argc, char **argv) {
         md_backtest_opts bo = {config, live, from_file, from_topic, redis, json};
         return md_backtest(&bo);
     }
-    /* --prior and --l2: momentd fit's, and simulate --fit-after's. */
-    if (strcmp(prior, "hand") != 0 && strcmp(prior, "zero") != 0) {
+    /* --prior and --l2: momentd fit's, and simulate --fit-after's (each
+     * command judges its --l2: -1 when it is no number). */
+    bool prior_hand = strcmp(prior, "hand") == 0;
+    char *l2_end;
+    double l2v = strtod(l2, &l2_end);
+    if (*l2_end || l2_end == l2) l2v = -1;
+    if ((strcmp(cmd, "fit") == 0 || strcmp(cmd, "simulate") == 0) && !prior_hand && strcmp(prior, "zero") != 0) {
         fprintf(stderr, "momentd: --prior is hand (the weights are pulled towards the model in use) or zero (towards 0, the default), not \"%s\"\n",
                 prior);
         return 2;
     }
-    bool prior_hand = strcmp(prior, "hand") == 0;
-    char *l2_end;
-    double l2v = strtod(l2, &l2_end);
-    if (*l2_end || l2_end == l2) l2v = -1; /* md_fit reports it */
     if (strcmp(cmd, "fit") == 0) {
         md_fit_opts fo = {config, campaign, from_trace, trace_out, out_path, since, redis, arm, from_redis, json, l2v, prior_hand};
         return md_fit(&fo);
@@ -827,10 +828,6 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "momentd: simulate --fit-after needs a positive number of days\n");
                 return 2;
             }
-        }
-        if (!(l2v > 0) || !isfinite(l2v)) {
-            fprintf(stderr, "momentd: simulate --l2 must be a positive number\n");
-            return 2;
         }
         /* --ceiling GAP[:BAR]: days, and yuan a call must be worth. */
         long long cgap = 0;

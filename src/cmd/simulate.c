@@ -1196,7 +1196,7 @@ int md_simulate(const md_simulate_opts *o) {
     s.sc = sc;
     s.seed = o->seed;
     s.fit_after_days = o->fit_after_days;
-    s.fit_l2 = o->fit_l2 > 0 ? o->fit_l2 : 1.0;
+    s.fit_l2 = o->fit_l2;
     s.fit_prior_hand = o->fit_prior_hand;
     s.ceiling = o->ceiling_gap_days > 0;
     s.ceiling_gap_days = o->ceiling_gap_days;
@@ -1210,6 +1210,11 @@ int md_simulate(const md_simulate_opts *o) {
     if (o->fit_after_days > 0 && (o->fit_after_days <= sc->warmup_days || o->fit_after_days >= sc->days)) {
         fprintf(stderr, "momentd simulate: --fit-after %" PRId64 " must be after the warm-up (%" PRId64 " days) and before the end (%" PRId64 ")\n",
                 o->fit_after_days, sc->warmup_days, sc->days);
+        rc = 2;
+        goto out;
+    }
+    if (!(o->fit_l2 > 0) || !isfinite(o->fit_l2)) {
+        fprintf(stderr, "momentd simulate: --l2 must be a positive number\n");
         rc = 2;
         goto out;
     }

@@ -18,7 +18,7 @@ typedef struct md_simulate_opts {
                              * this one and runs the rest with the fitted model (momentd fit in-process) */
     int64_t ceiling_gap_days; /* > 0: run only the ceiling policy (it knows the hidden demand) with this gap */
     double ceiling_bar;       /* ... calling no one worth less than this many yuan a call on average */
-    double fit_l2;            /* --fit-after's fit: momentd fit's --l2 */
+    double fit_l2;            /* --fit-after's fit: momentd fit's --l2 (> 0) */
     bool fit_prior_hand;      /* ... and its --prior hand */
 } md_simulate_opts;
 

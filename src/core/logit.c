@@ -32,15 +32,15 @@ static double linear(const md_fit_data *d, size_t i, double b0, const double *be
     return z;
 }
 
+/* How far weight j is from where the penalty pulls it. */
+static double off_prior(const md_fit_data *d, const double *beta, size_t j) { return beta[j] - (d->prior ? d->prior[j] : 0); }
+
 static double penalised_loss(const md_fit_data *d, double l2, double b0, const double *beta) {
     double loss = 0;
     for (size_t i = 0; i < d->n; i++) {
         loss += row_weight(d, i) * row_loss(linear(d, i, b0, beta), d->y[i], row_factor(d, i));
     }
-    for (size_t j = 0; j < d->d; j++) {
-        double off = beta[j] - (d->prior ? d->prior[j] : 0);
-        loss += 0.5 * l2 * off * off;
-    }
+    for (size_t j = 0; j < d->d; j++) loss += 0.5 * l2 * off_prior(d, beta, j) * off_prior(d, beta, j);
     return loss;
 }
 
@@ -117,7 +117,7 @@ bool md_logit_fit(const md_fit_data *d, double l2, int max_iter, md_fit_result *
         for (size_t a = 0; a < m; a++)
             for (size_t b = 0; b < a; b++) h[b * m + a] = h[a * m + b];
         for (size_t j = 0; j < d->d; j++) {
-            g[j + 1] += l2 * (beta[j] - (d->prior ? d->prior[j] : 0));
+            g[j + 1] += l2 * off_prior(d, beta, j);
             h[(j + 1) * m + j + 1] += l2;
         }
         /* A little ridge on the intercept too: when every outcome is the
