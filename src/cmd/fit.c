@@ -390,6 +390,8 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char
     const md_cfg_model *cm = &cc->model;
     uint32_t schema = fs->cfg->rules->campaigns[fs->campaign].schema;
     memset(o, 0, sizeof(*o));
+    o->l2 = pp->l2;
+    o->prior_hand = pp->prior_hand;
     size_t d = n_columns(cm);
     if (d > MD_FIT_MAX_D) {
         snprintf(err, errsz, "campaign %s: its model has %zu columns (features and static levels); the fitter takes at most %d", cc->name, d,
@@ -770,6 +772,11 @@ void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, b
         md_jsonw_kint(&w, "not_contacted", (int64_t)o->control);
         md_jsonw_kint(&w, "not_contacted_but_near_a_contact", (int64_t)o->contaminated);
         md_jsonw_obj_close(&w);
+        md_jsonw_key(&w, "penalty");
+        md_jsonw_obj_open(&w);
+        md_jsonw_knum(&w, "l2", o->l2);
+        md_jsonw_kstr(&w, "towards", o->prior_hand ? "hand" : "zero");
+        md_jsonw_obj_close(&w);
         json_model(&w, "hand", cm, &o->hand);
         json_model(&w, "fitted", cm, &o->fitted);
         if (o->control_ok) json_model(&w, "not_contacted_model", cm, &o->control_model);
@@ -802,8 +809,10 @@ void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, b
     fprintf(out,
             "decisions read: %zu (another model schema %zu, label not final yet %zu, before --since %zu)\n"
             "training sets: %zu contacted; %zu not contacted (holdout, sampled, released), %zu more left out for a contact within "
-            "the attribution window\n\n",
+            "the attribution window\n",
             o->decisions, o->other_schema, o->unlabelled, o->too_old, o->treated, o->control, o->contaminated);
+    fprintf(out, "L2 penalty %g, pulling the contacted model's weights towards %s\n\n", o->l2,
+            o->prior_hand ? "the model in use (--prior hand)" : "0 (--prior zero)");
     fprintf(out, "%-40s %10s %10s %14s\n", "weight", "hand", "fitted", "not contacted");
     fprintf(out, "%-40s %10.4f %10.4f %14.4f\n", "intercept", o->hand.intercept, o->fitted.intercept, o->control_ok ? o->control_model.intercept : NAN);
     for (size_t j = 0, s = 0, k = 0; j < n_columns(cm); j++) {

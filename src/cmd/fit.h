@@ -53,6 +53,9 @@ typedef struct md_fit_outcome {
     double threshold, rearm_below;
     size_t threshold_basis; /* decisions of the sampled customers it was set on; 0 = kept */
     char version[96];
+    /* the penalty it was fitted with (md_fit_params), for the output */
+    double l2;
+    bool prior_hand;
 } md_fit_outcome;
 
 typedef struct md_fit_params {

@@ -44,7 +44,7 @@ static const char usage[] =
     "                                  the triggers of days DAY (YYYY-MM-DD, the default UTC offset's calendar;\n"
     "                                  default: the last 30 days)\n"
     "  simulate --scenario FILE [--seed N] [--json] [--plot DIR] [--trace FILE] [--redis URL] [--fit-after DAYS]\n"
-    "           [--l2 X] [--prior zero|hand] [--ceiling GAP[:BAR]]\n"
+    "           [--l2 X] [--prior hand|zero] [--ceiling GAP[:BAR]]\n"
     "                                  compare the old 45-day call list, momentd with a fixed 45-day cooldown\n"
     "                                  and momentd with the adaptive cooldown on one simulated population\n"
     "                                  (the engine policies through the real engine and Redis); --fit-after: each\n"
@@ -57,13 +57,14 @@ static const char usage[] =
     "                                  Redis namespaces of their own, and compare the triggers per campaign,\n"
     "                                  channel and day (EVENTS: JSON lines, or topic|key|json lines)\n"
     "  fit -c FILE --campaign NAME (--from-redis | --from-trace FILE) [--since DAY] [--out CANDIDATE [--arm ARM]]\n"
-    "      [--trace-out FILE] [--l2 X] [--prior zero|hand] [--json]\n"
+    "      [--trace-out FILE] [--l2 X] [--prior hand|zero] [--json]\n"
     "                                  fit the campaign's model to the decisions momentd recorded and the conversions\n"
     "                                  that followed; print hand against fitted weights, out-of-sample AUC, Brier,\n"
     "                                  log loss, calibration by decile and uplift; write a candidate configuration\n"
-    "                                  (--prior hand: the L2 penalty pulls the weights towards the model in use,\n"
-    "                                  not towards 0; --arm: the fitted model goes to that policy arm only, to be tried live\n"
-    "                                  against the running model, which the campaign and its other arms keep)\n"
+    "                                  (the L2 penalty --l2, default 10, pulls the weights towards the model in use;\n"
+    "                                  --prior zero: towards 0, default 1; --arm: the fitted model goes to that\n"
+    "                                  policy arm only, to be tried live against the running model, which the\n"
+    "                                  campaign and its other arms keep)\n"
     "  load-profiles -c FILE PROFILES  write static profiles (CUSTOMER_ID|{json} lines, \"-\" = stdin) into Redis\n"
     "  pause -c FILE CAMPAIGN          stop a campaign firing on every instance, from its next batch (no restart)\n"
     "  resume -c FILE CAMPAIGN         let it fire again\n"
@@ -696,8 +697,8 @@ int main(int argc, char **argv) {
     }
     const char *config = NULL, *at = NULL, *from = NULL, *to = NULL, *scenario = NULL, *plot = NULL, *trace = NULL, *redis = NULL;
     const char *seed = "1", *live = NULL, *from_file = NULL, *from_topic = NULL;
-    const char *campaign = NULL, *from_trace = NULL, *trace_out = NULL, *out_path = NULL, *since = NULL, *l2 = "1";
-    const char *fit_after = NULL, *arm = NULL, *ceiling = NULL, *prior = "zero";
+    const char *campaign = NULL, *from_trace = NULL, *trace_out = NULL, *out_path = NULL, *since = NULL, *l2 = NULL;
+    const char *fit_after = NULL, *arm = NULL, *ceiling = NULL, *prior = "hand";
     bool json = false, from_redis = false, history = false;
     const char *channel = NULL;
     bool all_channels = false, contact_points = false, remove = false;
@@ -800,13 +801,17 @@ int main(int argc, char **argv) {
         return md_backtest(&bo);
     }
     /* --prior and --l2: momentd fit's, and simulate --fit-after's (each
-     * command judges its --l2: -1 when it is no number). */
+     * command judges its --l2: -1 when it is no number). The penalty's
+     * default follows the prior: a light pull (10) towards the model in
+     * use, or the 1 that fitting towards 0 always had. Both were measured
+     * in the simulator (RESULTS.md, "Fitted towards the model in use"). */
     bool prior_hand = strcmp(prior, "hand") == 0;
+    if (!l2) l2 = prior_hand ? "10" : "1";
     char *l2_end;
     double l2v = strtod(l2, &l2_end);
     if (*l2_end || l2_end == l2) l2v = -1;
     if ((strcmp(cmd, "fit") == 0 || strcmp(cmd, "simulate") == 0) && !prior_hand && strcmp(prior, "zero") != 0) {
-        fprintf(stderr, "momentd: --prior is hand (the weights are pulled towards the model in use) or zero (towards 0, the default), not \"%s\"\n",
+        fprintf(stderr, "momentd: --prior is hand (the weights are pulled towards the model in use, the default) or zero (towards 0), not \"%s\"\n",
                 prior);
         return 2;
     }

@@ -899,10 +899,11 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
         const fit_report *f = &s->fit[p];
         if (!f->done) continue;
         fprintf(out,
-                "%s: model fitted on day %" PRId64 " on %zu contacted decisions, threshold %.3f -> %.3f; on the %zu contacted decisions after it: "
+                "%s: model fitted on day %" PRId64 " on %zu contacted decisions (L2 %g towards %s), threshold %.3f -> %.3f; on the %zu contacted "
+                "decisions after it: "
                 "AUC hand %.3f, fitted %.3f; calibration error hand %.1f pp, fitted %.1f pp (largest over %d deciles of 200 or more; "
                 "fitted %.1f standard errors)\n",
-                pol_labels[p], s->fit_after_days, f->trained_on, f->threshold_before, f->threshold_after, f->fitted.n, f->hand.auc, f->fitted.auc,
+                pol_labels[p], s->fit_after_days, f->trained_on, s->fit_l2, s->fit_prior_hand ? "the hand weights" : "0", f->threshold_before, f->threshold_after, f->fitted.n, f->hand.auc, f->fitted.auc,
                 f->hand.max_calibration_error * 100, f->fitted.max_calibration_error * 100, f->fitted.bins_counted, f->fitted.max_calibration_z);
     }
     for (int p = POL_FIXED; p < POL_COUNT; p++)
@@ -963,6 +964,11 @@ static void json_fit(md_jsonw *w, const sim *s) {
     md_jsonw_key(w, "fit");
     md_jsonw_obj_open(w);
     md_jsonw_kint(w, "after_day", s->fit_after_days);
+    md_jsonw_key(w, "penalty"); /* as momentd fit --json says it */
+    md_jsonw_obj_open(w);
+    md_jsonw_knum(w, "l2", s->fit_l2);
+    md_jsonw_kstr(w, "towards", s->fit_prior_hand ? "hand" : "zero");
+    md_jsonw_obj_close(w);
     for (int p = POL_FIXED; p < POL_COUNT; p++) {
         const fit_report *f = &s->fit[p];
         md_jsonw_key(w, pol_names[p]);

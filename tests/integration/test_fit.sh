@@ -122,11 +122,16 @@ check "an arm the campaign does not have: exit 2" eq "$RC6" 2
 check "naming the arms it has" grep -q 'no policy arm "nosuch" (its arms: running, candidate)' "$T_DIR/err6"
 check "and nothing written" test ! -e "$T_DIR/never3.json"
 check "--arm without --out: exit 2" eq "$RC7" 2
-# --prior hand: the penalty pulls towards the weights in use. With a
-# penalty far above the data, the fitted weights are the hand ones; towards
-# 0 (the default prior) they are 0.
-$FIT --from-trace "$T_DIR/trace.tsv" --prior hand --l2 1e9 --json >"$T_DIR/prior-hand.json"
-$FIT --from-trace "$T_DIR/trace.tsv" --l2 1e9 --json >"$T_DIR/prior-zero.json"
+# --prior hand (the default): the penalty pulls towards the weights in
+# use. With a penalty far above the data, the fitted weights are the hand
+# ones; towards 0 (--prior zero) they are 0.
+$FIT --from-trace "$T_DIR/trace.tsv" --l2 1e9 --json >"$T_DIR/prior-hand.json"
+$FIT --from-trace "$T_DIR/trace.tsv" --prior zero --l2 1e9 --json >"$T_DIR/prior-zero.json"
+check "by default the penalty is 10, towards the model in use" jq -e '.penalty == {"l2": 10, "towards": "hand"}' "$T_DIR/fit.json"
+$FIT --from-trace "$T_DIR/trace.tsv" --prior zero >"$T_DIR/prior-zero.txt"
+check "towards 0 it is 1 by default, and the text says so" \
+    grep -qx "L2 penalty 1, pulling the contacted model's weights towards 0 (--prior zero)" "$T_DIR/prior-zero.txt"
+check "--l2 sets it" jq -e '.penalty == {"l2": 1e9, "towards": "zero"}' "$T_DIR/prior-zero.json"
 check "fitted towards the hand weights under a huge penalty, they are the hand weights" jq -e \
     '.hand.weights as $h | .fitted.weights as $f | ($h | length) > 0 and ([$h | keys[] | ($h[.] - $f[.]) | fabs] | max) < 0.001' \
     "$T_DIR/prior-hand.json"
@@ -136,7 +141,7 @@ set +e
 $FIT --from-trace "$T_DIR/trace.tsv" --prior some 2>"$T_DIR/err8" >/dev/null
 RC8=$?
 set -e
-check "a prior that is neither hand nor zero: exit 2, saying which are" eq "$RC8,$(grep -c 'hand (the weights are pulled towards the model in use) or zero' "$T_DIR/err8")" "2,1"
+check "a prior that is neither hand nor zero: exit 2, saying which are" eq "$RC8,$(grep -c 'hand (the weights are pulled towards the model in use, the default) or zero (towards 0)' "$T_DIR/err8")" "2,1"
 cp "$T_DIR/arms.json" "$CFG"
 kill -HUP "$(cat "$T_DIR/main/momentd.pid")"
 reloaded() {

@@ -123,6 +123,29 @@ done
 check "--ceiling with --plot is refused (exit 2)" eq "$RC" 2
 check "... saying why" grep -q 'one policy only' "$T_DIR/ceil.err"
 
+# --fit-after: each engine policy fits its model on its own decisions of
+# the first 100 days and runs the rest with it, by default pulled towards
+# the hand weights with a penalty of 10 (momentd fit's defaults).
+sim "$SC" --seed 7 --fit-after 100 --json >"$T_DIR/fit.json"
+check "--fit-after: fitted with momentd fit's default penalty" jq -e '.fit.after_day == 100 and .fit.penalty == {"l2": 10, "towards": "hand"}' "$T_DIR/fit.json"
+for p in fixed adaptive; do
+    check "$p: fitted on its contacted decisions, measured on those after the fit" \
+        jq -e ".fit.$p.trained_on > 0 and .fit.$p.fitted.decisions > 0 and .fit.$p.fitted.decisions == .fit.$p.hand.decisions" "$T_DIR/fit.json"
+    check "$p: the fitted model then decided live, under a version of its own" \
+        jq -e "[.live_models.$p[].version] as \$v | (\$v | length) == 2 and (\$v[1] | test(\"^bill_instalment-fit-\"))" "$T_DIR/fit.json"
+done
+check "the hand model decided less of the run than without the fit" \
+    test "$(jq '.live_models.fixed[0].quality.decisions' "$T_DIR/fit.json")" -lt "$(jq '.live_models.fixed[0].quality.decisions' "$T_DIR/a.json")"
+sim "$SC" --seed 7 --fit-after 100 --prior zero --l2 10 --json >"$T_DIR/fit-zero.json"
+check "--prior zero: the penalty pulls towards 0" jq -e '.fit.penalty == {"l2": 10, "towards": "zero"}' "$T_DIR/fit-zero.json"
+check "and the fit is another (the days after it differ)" test "$(jq -c .adaptive_vs_fixed_pct "$T_DIR/fit-zero.json")" != "$(jq -c .adaptive_vs_fixed_pct "$T_DIR/fit.json")"
+for bad in "--l2 0" "--l2 x" "--prior some"; do
+    # shellcheck disable=SC2086 # two words each
+    "$MOMENTD_BIN" simulate --scenario "$SC" --fit-after 100 $bad >/dev/null 2>"$T_DIR/fit.err" && RC=0 || RC=$?
+    check "--fit-after 100 $bad is refused (exit 2)" eq "$RC" 2
+    check "... saying what it needs" grep -Eq -- '--l2 must be a positive number|--prior is hand' "$T_DIR/fit.err"
+done
+
 # Bad input.
 echo '{"customers": 5, "bogus": 1}' >"$T_DIR/bad.json"
 "$MOMENTD_BIN" simulate --scenario "$T_DIR/bad.json" >/dev/null 2>"$T_DIR/bad.err" && RC=0 || RC=$?
