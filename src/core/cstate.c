@@ -108,6 +108,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1895,6 +1896,14 @@ size_t md_cstate_decision_count(const md_cstate *cs) { return cs->n_drecs; }
 
 /* ---- The decision audit ---- */
 
+/* The suppression reasons by name (explain, metrics, the audit's outcomes). */
+static const char *const suppress_names[] = {
+#define MD_SUPPRESS_NAME(name, text) text,
+    MD_SUPPRESS_MAP(MD_SUPPRESS_NAME)
+#undef MD_SUPPRESS_NAME
+};
+const char *md_suppress_name(md_suppress s) { return (unsigned)s < MD_SUPPRESS_COUNT ? suppress_names[s] : "?"; }
+
 const char *md_audit_outcome_name(int outcome) {
     if (outcome == MD_SUPPRESS_NONE) return "fired";
     if (outcome == MD_AUDIT_HOLDOUT) return "holdout";
@@ -2083,6 +2092,28 @@ void md_cs_add_arm_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char
     add_incr(cs, ops, t, "arm.", stage, field, delta);
 }
 
+/* The timing table's buckets of days since the campaign's previous contact
+ * (its funnel fields "gap.<bucket>:<stage>", which momentd report reads back
+ * by name). The upper bound (inclusive) in days of each bucket after "first". */
+static const int gap_bucket_last_day[MD_GAP_BUCKETS - 1] = {6, 13, 20, 29, 44, 59, 89, INT_MAX};
+static const char *const gap_bucket_names[MD_GAP_BUCKETS] = {"first", "0-6", "7-13", "14-20", "21-29", "30-44", "45-59", "60-89", "90+"};
+
+int md_gap_bucket(int64_t gap_days) {
+    if (gap_days == MD_GAP_FIRST) return 0;
+    if (gap_days < 0) return -1;
+    int b = 0;
+    while (gap_days > gap_bucket_last_day[b]) b++;
+    return b + 1;
+}
+
+const char *md_gap_bucket_name(int bucket) { return bucket >= 0 && bucket < MD_GAP_BUCKETS ? gap_bucket_names[bucket] : "?"; }
+
+int md_gap_bucket_by_name(const char *name, size_t len) {
+    for (int b = 0; b < MD_GAP_BUCKETS; b++)
+        if (strlen(gap_bucket_names[b]) == len && memcmp(gap_bucket_names[b], name, len) == 0) return b;
+    return -1;
+}
+
 void md_cs_add_gap_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta) {
     int bucket = md_gap_bucket(t->gap_days);
     if (bucket < 0) return;
@@ -2147,6 +2178,14 @@ double md_cstate_window(const md_config *cfg, const md_cstate *cs, int window, i
 bool md_cstate_balance(const md_cstate *cs, double *balance) {
     if (cs->has_balance) *balance = cs->balance;
     return cs->has_balance;
+}
+
+/* Fatigue is stored as an amount and the time it was set ("f:<campaign>"),
+ * and read at any time by halving it every half-life since. */
+double md_fatigue_at(double amount, int64_t since_ms, int64_t t_ms, int64_t half_life_ms) {
+    if (amount <= 0) return 0;
+    if (since_ms <= 0 || t_ms <= since_ms || half_life_ms <= 0) return amount;
+    return amount * exp2(-(double)(t_ms - since_ms) / (double)half_life_ms);
 }
 
 double md_cstate_fatigue(const md_cstate *cs, int campaign, int64_t t) {

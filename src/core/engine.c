@@ -31,33 +31,6 @@
 static const char *const applied_names[] = {"applied", "duplicate_offset", "duplicate_event_id", "too_late", "forgotten"};
 const char *md_applied_name(md_applied a) { return (unsigned)a < sizeof(applied_names) / sizeof(applied_names[0]) ? applied_names[a] : "?"; }
 
-static const char *const suppress_names[] = {
-#define MD_SUPPRESS_NAME(name, text) text,
-    MD_SUPPRESS_MAP(MD_SUPPRESS_NAME)
-#undef MD_SUPPRESS_NAME
-};
-const char *md_suppress_name(md_suppress s) { return (unsigned)s < MD_SUPPRESS_COUNT ? suppress_names[s] : "?"; }
-
-/* The upper bound (inclusive) in days of each bucket after "first". */
-static const int gap_bucket_last_day[MD_GAP_BUCKETS - 1] = {6, 13, 20, 29, 44, 59, 89, INT_MAX};
-static const char *const gap_bucket_names[MD_GAP_BUCKETS] = {"first", "0-6", "7-13", "14-20", "21-29", "30-44", "45-59", "60-89", "90+"};
-
-int md_gap_bucket(int64_t gap_days) {
-    if (gap_days == MD_GAP_FIRST) return 0;
-    if (gap_days < 0) return -1;
-    int b = 0;
-    while (gap_days > gap_bucket_last_day[b]) b++;
-    return b + 1;
-}
-
-const char *md_gap_bucket_name(int bucket) { return bucket >= 0 && bucket < MD_GAP_BUCKETS ? gap_bucket_names[bucket] : "?"; }
-
-int md_gap_bucket_by_name(const char *name, size_t len) {
-    for (int b = 0; b < MD_GAP_BUCKETS; b++)
-        if (strlen(gap_bucket_names[b]) == len && memcmp(gap_bucket_names[b], name, len) == 0) return b;
-    return -1;
-}
-
 void md_engine_out_init(md_engine_out *out) { memset(out, 0, sizeof(*out)); }
 
 void md_engine_out_fini(md_engine_out *out) {
@@ -79,12 +52,6 @@ static void out_reset(md_engine_out *out) {
 
 /* ------------------------------------------------------------------------- */
 /* Pure pieces                                                                */
-
-double md_fatigue_at(double amount, int64_t since_ms, int64_t t_ms, int64_t half_life_ms) {
-    if (amount <= 0) return 0;
-    if (since_ms <= 0 || t_ms <= since_ms || half_life_ms <= 0) return amount;
-    return amount * exp2(-(double)(t_ms - since_ms) / (double)half_life_ms);
-}
 
 static bool is_fixed(const md_cfg_cooldown *cd) { return strcmp(cd->mode, "fixed") == 0; }
 
@@ -141,14 +108,6 @@ bool md_quiet_hours_active(int start_min, int end_min, int64_t t_ms, int utc_off
 unsigned md_holdout_bucket(const char *customer_id, const char *campaign) {
     uint64_t h = md_hash64(customer_id, strlen(customer_id), md_hash64(campaign, strlen(campaign), 0x686f6c64));
     return (unsigned)(h % 10000);
-}
-
-/* The same hash as md_holdout_bucket over "learning/<campaign>", its
- * campaign half computed once. */
-uint64_t md_learning_seed(const char *campaign) {
-    char seeded[96];
-    int n = snprintf(seeded, sizeof(seeded), "learning/%s", campaign);
-    return md_hash64(seeded, n < (int)sizeof(seeded) ? (size_t)n : sizeof(seeded) - 1, 0x686f6c64);
 }
 
 bool md_learning_sampled(const md_config *cfg, int c, const char *customer_id) {
@@ -1048,7 +1007,7 @@ static char *build_follow_up(const md_config *cfg, const md_cstate *cs, const md
 }
 
 /* The campaign's follow-ups for outcome o of trigger orig. */
-static md_err follow_ups(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_outcome *o, const md_trec *orig_in_state,
+static md_err fire_follow_ups(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_outcome *o, const md_trec *orig_in_state,
                          int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
     /* A copy: adding a follow-up's record may move the state's records. */
     const md_trec orig_copy = *orig_in_state, *orig = &orig_copy;
@@ -1210,7 +1169,7 @@ md_err md_engine_outcome(const md_config *cfg, md_cstate *cs, md_cpstate *cp, co
     default: break; /* sent, delivered: funnel only */
     }
     cs->exists = true;
-    if (follow_ups(cfg, cs, cp, o, r, emitted_at_ms, ops, cp_ops, out) != MD_ERR_OK) return MD_ERR_NOMEM;
+    if (fire_follow_ups(cfg, cs, cp, o, r, emitted_at_ms, ops, cp_ops, out) != MD_ERR_OK) return MD_ERR_NOMEM;
     return ops->oom ? MD_ERR_NOMEM : MD_ERR_OK;
 }
 

@@ -14,6 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The same hash as md_holdout_bucket over "learning/<campaign>", its
+ * campaign half computed once. */
+uint64_t md_learning_seed(const char *campaign) {
+    char seeded[96];
+    int n = snprintf(seeded, sizeof(seeded), "learning/%s", campaign);
+    return md_hash64(seeded, n < (int)sizeof(seeded) ? (size_t)n : sizeof(seeded) - 1, 0x686f6c64);
+}
+
 const char *const md_event_field_names[MD_EF_COUNT] = {"type",   "amount",     "channel",   "kind",    "late",  "balance_after",
                                                        "reason", "duration_s", "direction", "inbound", "pages", "session_s"};
 const char *const md_builtin_names[MD_BI_COUNT] = {"balance", "days_since_last_payment", "days_since_last_call",
