@@ -903,7 +903,8 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
                 "decisions after it: "
                 "AUC hand %.3f, fitted %.3f; calibration error hand %.1f pp, fitted %.1f pp (largest over %d deciles of 200 or more; "
                 "fitted %.1f standard errors)\n",
-                pol_labels[p], s->fit_after_days, f->trained_on, s->fit_l2, s->fit_prior_hand ? "the hand weights" : "0", f->threshold_before, f->threshold_after, f->fitted.n, f->hand.auc, f->fitted.auc,
+                pol_labels[p], s->fit_after_days, f->trained_on, s->fit_l2, s->fit_prior_hand ? "the hand weights" : "0", f->threshold_before,
+                f->threshold_after, f->fitted.n, f->hand.auc, f->fitted.auc,
                 f->hand.max_calibration_error * 100, f->fitted.max_calibration_error * 100, f->fitted.bins_counted, f->fitted.max_calibration_z);
     }
     for (int p = POL_FIXED; p < POL_COUNT; p++)

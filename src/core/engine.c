@@ -1008,7 +1008,7 @@ static char *build_follow_up(const md_config *cfg, const md_cstate *cs, const md
 
 /* The campaign's follow-ups for outcome o of trigger orig. */
 static md_err fire_follow_ups(const md_config *cfg, md_cstate *cs, md_cpstate *cp, const md_outcome *o, const md_trec *orig_in_state,
-                         int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
+                              int64_t emitted_at_ms, md_ops *ops, md_ops *cp_ops, md_engine_out *out) {
     /* A copy: adding a follow-up's record may move the state's records. */
     const md_trec orig_copy = *orig_in_state, *orig = &orig_copy;
     const md_rcampaign *rc = &cs->r->campaigns[orig->campaign];
