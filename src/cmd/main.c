@@ -804,7 +804,7 @@ int main(int argc, char **argv) {
      * command judges its --l2: -1 when it is no number). The penalty's
      * default follows the prior: a light pull (10) towards the model in
      * use, or the 1 that fitting towards 0 always had. Both were measured
-     * in the simulator (RESULTS.md, "Fitted towards the model in use"). */
+     * in the simulator (RESULTS.md, "The penalties compared"). */
     bool prior_hand = strcmp(prior, "hand") == 0;
     if (!l2) l2 = prior_hand ? "10" : "1";
     char *l2_end;
