@@ -334,7 +334,9 @@ Test(window, packed_series_round_trip_and_reject_garbage) {
     /* Each of these is refused as a whole (the series is left empty), never half-read. */
     const char *bad[] = {"c:", "c:#", "c,0", "c,-3", "c,", "c,,", ":1", ",c", "c:1,", "C", "c:A",
                          /* numbers only as momentd writes them: no blank, no '+', no overflow */
-                         "c: 1", "c:+1", "c:1_", "c:-", "c:-,1", "c:1y2v4b4t4g3bsgxs", "c:1y2v4b4t4g3bt", "1y2v4b4t4g3bt,1"};
+                         "c: 1", "c:+1", "c:1_", "c:-", "c:-,1", "c:1y2v4b4t4g3bsgxs", "c:1y2v4b4t4g3bt", "1y2v4b4t4g3bt,1",
+                         /* thirteen digits past 2^64 - 1 ("3w5e11264sgsf"): refused, never wrapped round to a small number */
+                         "c:3w5e11264sgsg", "c:zzzzzzzzzzzzz", "c:-zzzzzzzzzzzzz", "zzzzzzzzzzzzz"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         md_cstate_reset(fresh);
         md_cstate_load_field(fresh, sf, strlen(sf), bad[i], strlen(bad[i]));
