@@ -390,8 +390,6 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char
     const md_cfg_model *cm = &cc->model;
     uint32_t schema = fs->cfg->rules->campaigns[fs->campaign].schema;
     memset(o, 0, sizeof(*o));
-    o->l2 = pp->l2;
-    o->prior_hand = pp->prior_hand;
     size_t d = n_columns(cm);
     if (d > MD_FIT_MAX_D) {
         snprintf(err, errsz, "campaign %s: its model has %zu columns (features and static levels); the fitter takes at most %d", cc->name, d,
@@ -749,7 +747,15 @@ static void json_model(md_jsonw *w, const char *key, const md_cfg_model *cm, con
     md_jsonw_obj_close(w);
 }
 
-void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, bool json, FILE *out) {
+void md_fit_json_penalty(md_jsonw *w, double l2, bool prior_hand) {
+    md_jsonw_key(w, "penalty");
+    md_jsonw_obj_open(w);
+    md_jsonw_knum(w, "l2", l2);
+    md_jsonw_kstr(w, "towards", prior_hand ? "hand" : "zero");
+    md_jsonw_obj_close(w);
+}
+
+void md_fit_print(const md_config *cfg, int campaign, const md_fit_params *pp, const md_fit_outcome *o, bool json, FILE *out) {
     const md_cfg_campaign *cc = &cfg->campaigns[campaign];
     const md_cfg_model *cm = &cc->model;
     char asof[32];
@@ -772,11 +778,7 @@ void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, b
         md_jsonw_kint(&w, "not_contacted", (int64_t)o->control);
         md_jsonw_kint(&w, "not_contacted_but_near_a_contact", (int64_t)o->contaminated);
         md_jsonw_obj_close(&w);
-        md_jsonw_key(&w, "penalty");
-        md_jsonw_obj_open(&w);
-        md_jsonw_knum(&w, "l2", o->l2);
-        md_jsonw_kstr(&w, "towards", o->prior_hand ? "hand" : "zero");
-        md_jsonw_obj_close(&w);
+        md_fit_json_penalty(&w, pp->l2, pp->prior_hand);
         json_model(&w, "hand", cm, &o->hand);
         json_model(&w, "fitted", cm, &o->fitted);
         if (o->control_ok) json_model(&w, "not_contacted_model", cm, &o->control_model);
@@ -811,8 +813,8 @@ void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, b
             "training sets: %zu contacted; %zu not contacted (holdout, sampled, released), %zu more left out for a contact within "
             "the attribution window\n",
             o->decisions, o->other_schema, o->unlabelled, o->too_old, o->treated, o->control, o->contaminated);
-    fprintf(out, "L2 penalty %g, pulling the contacted model's weights towards %s\n\n", o->l2,
-            o->prior_hand ? "the model in use (--prior hand)" : "0 (--prior zero)");
+    fprintf(out, "L2 penalty %g, pulling the contacted model's weights towards %s\n\n", pp->l2,
+            pp->prior_hand ? "the model in use (--prior hand)" : "0 (--prior zero)");
     fprintf(out, "%-40s %10s %10s %14s\n", "weight", "hand", "fitted", "not contacted");
     fprintf(out, "%-40s %10.4f %10.4f %14.4f\n", "intercept", o->hand.intercept, o->fitted.intercept, o->control_ok ? o->control_model.intercept : NAN);
     for (size_t j = 0, s = 0, k = 0; j < n_columns(cm); j++) {
@@ -939,7 +941,7 @@ int md_fit(const md_fit_opts *o) {
         rc = 2;
         goto out;
     }
-    md_fit_print(cfg, c, res, o->json, stdout);
+    md_fit_print(cfg, c, &pp, res, o->json, stdout);
     rc = 0;
     if (o->out && !md_fit_write_candidate(o->config, cfg, c, o->arm, res, o->out, err, sizeof(err))) {
         fprintf(stderr, "momentd: fit: %s\n", err);

@@ -53,9 +53,6 @@ typedef struct md_fit_outcome {
     double threshold, rearm_below;
     size_t threshold_basis; /* decisions of the sampled customers it was set on; 0 = kept */
     char version[96];
-    /* the penalty it was fitted with (md_fit_params), for the output */
-    double l2;
-    bool prior_hand;
 } md_fit_outcome;
 
 typedef struct md_fit_params {
@@ -83,7 +80,11 @@ bool md_fit_evaluate(md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int
 bool md_fit_write_candidate(const char *config_path, const md_config *cfg, int campaign, const char *arm, const md_fit_outcome *o,
                             const char *out_path, char *err, size_t errsz);
 
-void md_fit_print(const md_config *cfg, int campaign, const md_fit_outcome *o, bool json, FILE *out);
+/* What md_fit_run found with the parameters pp, as text or JSON. */
+void md_fit_print(const md_config *cfg, int campaign, const md_fit_params *pp, const md_fit_outcome *o, bool json, FILE *out);
+/* The penalty a fit used, as JSON under "penalty": {"l2": ..., "towards":
+ * "hand" | "zero"} (momentd fit --json and simulate --fit-after --json). */
+void md_fit_json_penalty(md_jsonw *w, double l2, bool prior_hand);
 /* A model quality as JSON under key: counts, AUC, Brier, log loss, the
  * largest calibration error, the deciles judged and the reliability curve. */
 void md_fit_json_quality(md_jsonw *w, const char *key, const md_model_quality *q);

@@ -965,11 +965,7 @@ static void json_fit(md_jsonw *w, const sim *s) {
     md_jsonw_key(w, "fit");
     md_jsonw_obj_open(w);
     md_jsonw_kint(w, "after_day", s->fit_after_days);
-    md_jsonw_key(w, "penalty"); /* as momentd fit --json says it */
-    md_jsonw_obj_open(w);
-    md_jsonw_knum(w, "l2", s->fit_l2);
-    md_jsonw_kstr(w, "towards", s->fit_prior_hand ? "hand" : "zero");
-    md_jsonw_obj_close(w);
+    md_fit_json_penalty(w, s->fit_l2, s->fit_prior_hand);
     for (int p = POL_FIXED; p < POL_COUNT; p++) {
         const fit_report *f = &s->fit[p];
         md_jsonw_key(w, pol_names[p]);
