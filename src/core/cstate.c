@@ -11,16 +11,17 @@
  * Fields:
  *   v                       version: +1 on every apply; the apply script
  *                           writes only if it is still the version read
- *   S<hash>                 one bucket series, packed in base 36: the oldest
+ *   S<code>                 one bucket series, packed in base 36: the oldest
  *                           non-empty bucket's number, then ",<gap>" for each
- *                           next, each with ":<value>" unless it is 1 (the
- *                           older "s<hash>" wrote decimal and every value; still
- *                           read, rewritten by the next flush). One field per
- *                           series keeps what a batch reads bounded by the
- *                           configuration, not by history; <hash> is base 36 of
- *                           FNV-1a("signal|granularity ms|sum") (md_series_field),
- *                           so an edited configuration keeps reading the series
- *                           it still has.
+ *                           next, each with ":<value>" unless it is 1. One field
+ *                           per series keeps what a batch reads bounded by the
+ *                           configuration, not by history; <code> is four base-36
+ *                           digits of FNV-1a("signal|granularity ms|sum") modulo
+ *                           36^4 (md_series_field), so an edited configuration
+ *                           keeps reading the series it still has. Older names,
+ *                           read while the current one is absent and renamed by
+ *                           the next flush: "S<hash>", the whole hash in base 36,
+ *                           and "s<hash>", decimal with every value written
  *   bal                     newest balance_after, "<balance>" when its event is the newest payment
  *                           (T's first time), else "<balance>,<event time ms>" (the older form too)
  *   T                       "<payment>,<call>,<app_login>": the time of the newest event of each
@@ -46,7 +47,11 @@
  *                           id, are honoured until they age out and deleted under their own
  *                           names: "J<hash>" = hours, "j<whole hash>" = seconds,
  *                           "i<16 hex>" = ms and "e<16 hex>" (the unkeyed hash) = ms
- *   p:<attribute>           profile attribute
+ *   P, P<k>                 the profile's attributes the rules read, packed under their short
+ *                           codes (md_profile_code): "<code><value>" joined by 0x1f, at most
+ *                           64 bytes a piece (see "The packed profile" below)
+ *   p:<attribute>           a profile attribute no rule reads, contact_point, or one that
+ *                           cannot be packed; every attribute in states before 2026-12-06
  *   a:<campaign>            "0" while the campaign is disarmed (hysteresis)
  *   f:<campaign>            fatigue, "<thousandths>,<time ms it was set>" (it decays from then;
  *                           older states wrote a plain count, read as that many units, undecayed)
@@ -357,6 +362,8 @@ static void clear_dynamic(md_cstate *cs) {
     cs->n_legacy_seen = 0;
     cs->seen_dirty = 0;
     cs->n_audits = 0;
+    cs->profile_pieces = 0;
+    cs->profile_repack = false;
 }
 
 void md_cstate_reset(md_cstate *cs) {
@@ -365,6 +372,7 @@ void md_cstate_reset(md_cstate *cs) {
         cs->series[s].n = 0;
         cs->series[s].dirty = false;
         cs->series[s].form = 0;
+        cs->series[s].older_names = 0;
     }
     cs->version = 0;
     cs->key_expiry = 0;
@@ -614,11 +622,38 @@ static void state_code_n(const char *name, size_t n, char out[MD_STATE_CODE_LEN 
 
 void md_state_code(const char *name, char out[MD_STATE_CODE_LEN + 1]) { state_code_n(name, strlen(name), out); }
 
-void md_series_field(const char *signal, int64_t granularity_ms, int sum, char out[16]) {
+/* Four digits, not the hash's seven: a series' name is in every customer's
+ * hash five to ten times over (15 B of a customer's 655 B went to the three
+ * digits). 36^4 names leave a collision between two series of one
+ * configuration about one chance in 30,000; rules.c refuses it. */
+#define SERIES_CODE_LEN 4
+void md_series_field(const char *signal, int64_t granularity_ms, int sum, char field[16], char older[16]) {
     char key[300];
     int n = snprintf(key, sizeof(key), "%s|%lld|%d", signal, (long long)granularity_ms, sum);
-    out[0] = 'S'; /* 's' + the same hash: the older decimal form (md_cstate_load_field reads both) */
-    fmt_b36(out + 1, fnv1a32(key, n < 0 ? 0 : (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1));
+    uint32_t h = fnv1a32(key, n < 0 ? 0 : (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1);
+    field[0] = 'S';
+    uint32_t c = h % (36u * 36u * 36u * 36u);
+    for (int i = SERIES_CODE_LEN; i > 0; c /= 36) field[i--] = b36_digits[c % 36];
+    field[SERIES_CODE_LEN + 1] = '\0';
+    if (older) fmt_b36(older, h);
+}
+
+/* Which series a field's name is, and in which form ('S' the current name,
+ * 'L' the older long one, 's' the older decimal one); -1 for none. The
+ * current names first: an older name can be as short as a current one. */
+static int series_by_field(const md_rules *r, const char *f, size_t fl, char *form) {
+    if (f[0] == 'S')
+        for (size_t i = 0; i < r->n_series; i++)
+            if (r->series[i].field_len == fl && memcmp(r->series[i].field, f, fl) == 0) {
+                *form = 'S';
+                return (int)i;
+            }
+    for (size_t i = 0; i < r->n_series; i++)
+        if (r->series[i].older_len + 1 == fl && memcmp(r->series[i].older, f + 1, fl - 1) == 0) {
+            *form = f[0] == 'S' ? 'L' : 's';
+            return (int)i;
+        }
+    return -1;
 }
 
 /* The same for a time or a span: at most INT64_MAX. */
@@ -857,22 +892,161 @@ static void reindex_attrs(md_cstate *cs) {
     }
 }
 
-/* The attribute just added (the last), where the rules read it: a hash
- * holds each field once, so loading one at a time needs no full reindex
- * (that was quadratic in the attributes, 4% of momentd's CPU). */
-static void index_last_attr(md_cstate *cs) {
-    const char *key = cs->attrs[cs->n_attrs - 1].key;
-    for (size_t a = 0; a < cs->r->n_profile_attrs; a++)
-        if (md_str_eq(key, cs->r->profile_attrs[a])) cs->attr_of[a] = (int)(cs->n_attrs - 1);
-}
-
 static bool add_attr(md_cstate *cs, const char *k, size_t kl, const char *v, size_t vl) {
     if (cs->n_attrs >= (size_t)cs->cfg->limits.max_profile_attrs) return false;
     if (!grow_slots((void **)&cs->attrs, &cs->cap_attrs, cs->n_attrs + 1, sizeof(md_attr))) return false;
     md_attr *a = &cs->attrs[cs->n_attrs];
     if (!put_str(&a->key, &a->key_cap, k, kl) || !put_str(&a->value, &a->value_cap, v, vl)) return false;
+    a->stored = 0;
     cs->n_attrs++;
     return true;
+}
+
+/* ---- The packed profile: the attributes the rules read, under their
+ * short names, in pieces "P", "P1", ... of at most 64 bytes (Redis's
+ * listpack value limit), "<code><value>" joined by 0x1f. Their names were
+ * the largest part of a customer's hash: five attributes, 112 of 577
+ * bytes, 60 of them "p:<name>" and 20 the entries' own overhead. An
+ * attribute no rule reads stays a field "p:<name>" (its name is all a
+ * state can tell it by), and so does contact_point (the store looks for
+ * it before decoding) and a value that holds 0x1f or does not fit a piece. ---- */
+#define PROFILE_PIECE_MAX 64
+#define PROFILE_SEP '\x1f'
+#define PROFILE_PIECES_MAX 256 /* limits.max_profile_attrs at most, one a piece */
+
+void md_profile_code(const char *name, char out[MD_PROFILE_CODE_LEN + 1]) {
+    uint32_t c = fnv1a32(name, strlen(name)) % (36u * 36u * 36u * 36u);
+    for (int i = MD_PROFILE_CODE_LEN; i-- > 0; c /= 36) out[i] = b36_digits[c % 36];
+    out[MD_PROFILE_CODE_LEN] = '\0';
+}
+
+/* The rules' index of an attribute by name, or -1. */
+static int configured_attr(const md_cstate *cs, const char *k, size_t kl) {
+    for (size_t a = 0; a < cs->r->n_profile_attrs; a++)
+        if (strlen(cs->r->profile_attrs[a]) == kl && memcmp(cs->r->profile_attrs[a], k, kl) == 0) return (int)a;
+    return -1;
+}
+
+/* An attribute's short name in the packed profile, or NULL when it stays a
+ * field: "#<code>" is one read packed that this configuration no longer
+ * reads, kept packed as it was. */
+static const char *attr_code(const md_cstate *cs, const md_attr *at) {
+    if (at->key[0] == '#' && strlen(at->key) == MD_PROFILE_CODE_LEN + 1) return at->key + 1;
+    int a = configured_attr(cs, at->key, strlen(at->key));
+    return a < 0 || !cs->r->profile_codes[a][0] ? NULL : cs->r->profile_codes[a];
+}
+
+static bool attr_packable(const md_cstate *cs, const md_attr *at) {
+    size_t vl = strlen(at->value);
+    return attr_code(cs, at) && MD_PROFILE_CODE_LEN + vl <= PROFILE_PIECE_MAX && !memchr(at->value, PROFILE_SEP, vl);
+}
+
+static void profile_piece_name(char out[16], unsigned k) {
+    if (k == 0) snprintf(out, 16, "P");
+    else snprintf(out, 16, "P%u", k);
+}
+
+/* A piece of the packed profile: each entry an attribute. One already read
+ * as a field ("p:<name>" of an older state) takes the piece's value, and the
+ * next flush deletes the field. */
+static bool load_profile_piece(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
+    unsigned k = 0;
+    for (size_t i = 1; i < fl; i++) {
+        if (f[i] < '0' || f[i] > '9' || (i == 1 && f[i] == '0')) return false;
+        k = k * 10 + (unsigned)(f[i] - '0');
+    }
+    if (fl > 4 || k >= PROFILE_PIECES_MAX) return false;
+    for (const char *p = v, *e = v + vl; p < e;) { /* read whole or not at all */
+        const char *sep = memchr(p, PROFILE_SEP, (size_t)(e - p)), *end = sep ? sep : e;
+        if (end - p < MD_PROFILE_CODE_LEN) return false;
+        for (int i = 0; i < MD_PROFILE_CODE_LEN; i++)
+            if (b36_digit(p[i]) < 0) return false;
+        p = sep ? sep + 1 : e;
+    }
+    if (k + 1 > cs->profile_pieces) cs->profile_pieces = k + 1;
+    for (const char *p = v, *e = v + vl; p < e;) {
+        const char *sep = memchr(p, PROFILE_SEP, (size_t)(e - p)), *end = sep ? sep : e;
+        const char *val = p + MD_PROFILE_CODE_LEN;
+        size_t val_len = (size_t)(end - val);
+        int a = -1;
+        for (size_t i = 0; i < cs->r->n_profile_attrs && a < 0; i++)
+            if (memcmp(cs->r->profile_codes[i], p, MD_PROFILE_CODE_LEN) == 0) a = (int)i;
+        if (a >= 0 && cs->attr_of[a] >= 0) { /* also a field: the piece's value is read */
+            md_attr *at = &cs->attrs[cs->attr_of[a]];
+            if (!put_str(&at->value, &at->value_cap, val, val_len)) return false;
+            at->stored |= ATTR_IN_PIECE;
+            cs->profile_repack = true;
+        } else {
+            char unknown[MD_PROFILE_CODE_LEN + 2] = "#";
+            memcpy(unknown + 1, p, MD_PROFILE_CODE_LEN);
+            unknown[MD_PROFILE_CODE_LEN + 1] = '\0';
+            const char *name = a >= 0 ? cs->r->profile_attrs[a] : unknown;
+            if (!add_attr(cs, name, strlen(name), val, val_len)) return false;
+            cs->attrs[cs->n_attrs - 1].stored = ATTR_IN_PIECE;
+            if (a >= 0) cs->attr_of[a] = (int)(cs->n_attrs - 1);
+        }
+        p = sep ? sep + 1 : e;
+    }
+    return true;
+}
+
+/* A field "p:<name>". One the packed profile holds too keeps the piece's
+ * value; one that can be packed is, by the next flush. */
+static bool load_profile_field(md_cstate *cs, const char *k, size_t kl, const char *v, size_t vl) {
+    int a = configured_attr(cs, k, kl);
+    if (a >= 0 && cs->attr_of[a] >= 0) {
+        cs->attrs[cs->attr_of[a]].stored |= ATTR_IN_FIELD;
+        cs->profile_repack = true;
+        return true;
+    }
+    if (!add_attr(cs, k, kl, v, vl)) return false;
+    md_attr *at = &cs->attrs[cs->n_attrs - 1];
+    at->stored = ATTR_IN_FIELD;
+    if (a >= 0) cs->attr_of[a] = (int)(cs->n_attrs - 1);
+    if (attr_packable(cs, at)) cs->profile_repack = true;
+    return true;
+}
+
+/* Writes the profile as cs->attrs now hold it: the packable attributes into
+ * pieces, in their order, the others as fields, and deletes what the hash
+ * held in the other form and the pieces no longer needed. */
+static void profile_write(md_cstate *cs, md_ops *ops) {
+    char piece[PROFILE_PIECE_MAX + 1], name[16], field[300];
+    size_t len = 0;
+    unsigned k = 0;
+    for (size_t i = 0; i < cs->n_attrs; i++) {
+        md_attr *at = &cs->attrs[i];
+        snprintf(field, sizeof(field), "p:%s", at->key);
+        if (!attr_packable(cs, at)) {
+            if (at->stored != ATTR_IN_FIELD) md_ops_add(ops, MD_OP_SET, field, at->value);
+            at->stored = ATTR_IN_FIELD;
+            continue;
+        }
+        if (at->stored & ATTR_IN_FIELD) md_ops_add(ops, MD_OP_DEL, field, NULL);
+        at->stored = ATTR_IN_PIECE;
+        size_t vl = strlen(at->value), need = (len ? 1 : 0) + MD_PROFILE_CODE_LEN + vl;
+        if (len + need > PROFILE_PIECE_MAX) {
+            piece[len] = '\0';
+            profile_piece_name(name, k++);
+            md_ops_add(ops, MD_OP_SET, name, piece);
+            len = 0;
+        }
+        if (len) piece[len++] = PROFILE_SEP;
+        memcpy(piece + len, attr_code(cs, at), MD_PROFILE_CODE_LEN);
+        memcpy(piece + len + MD_PROFILE_CODE_LEN, at->value, vl);
+        len += MD_PROFILE_CODE_LEN + vl;
+    }
+    if (len) {
+        piece[len] = '\0';
+        profile_piece_name(name, k++);
+        md_ops_add(ops, MD_OP_SET, name, piece);
+    }
+    for (unsigned j = k; j < cs->profile_pieces; j++) {
+        profile_piece_name(name, j);
+        md_ops_add(ops, MD_OP_DEL, name, NULL);
+    }
+    cs->profile_pieces = k;
+    cs->profile_repack = false;
 }
 
 /* A decision record's field: "Q<campaign code><time in base 36>", or the
@@ -967,30 +1141,29 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         }
         return;
     }
-    if (f[0] == 'S' || f[0] == 's') { /* S<hash of signal, granularity, sum> = packed buckets; s<hash>: the older form */
-        for (size_t si = 0; si < cs->r->n_series; si++)
-            if (cs->r->series[si].field_len == fl && memcmp(cs->r->series[si].field + 1, f + 1, fl - 1) == 0) {
-                md_series_st *s = &cs->series[si];
-                bool older = f[0] == 's';
-                /* The older form is rewritten in the current one, and its
-                 * name deleted, by the next flush; with both names the
-                 * current one is read, whichever comes first. An older
-                 * series that does not parse is left as it was. */
-                if (older && s->form == 'S') {
-                    s->form = 's';
-                    s->dirty = true;
-                    return;
-                }
-                if (!series_decode(s, v, vl, older)) goto bad;
-                if (older || s->form == 's') {
-                    s->form = 's';
-                    s->dirty = true;
-                } else {
-                    s->form = 'S';
-                }
+    if (f[0] == 'S' || f[0] == 's') { /* S<code> = packed buckets; S<hash> and s<hash>: the older names (md_series_field) */
+        char form;
+        int si = series_by_field(cs->r, f, fl, &form);
+        if (si < 0) return; /* a series no window of this configuration reads: left to expire */
+        md_series_st *s = &cs->series[si];
+        /* An older name is renamed by the next flush: its buckets are
+         * written under the current name and it is deleted. The newest form
+         * the hash holds is read, whatever the order: the current, then the
+         * older packed, then the decimal. An older series that does not
+         * parse is left as it was. */
+        static const char rank[128] = {['S'] = 3, ['L'] = 2, ['s'] = 1};
+        if (form != 'S') {
+            if (rank[(unsigned char)s->form] > rank[(unsigned char)form]) {
+                s->older_names |= form == 'L' ? SERIES_OLDER_PACKED : SERIES_OLDER_DECIMAL;
+                s->dirty = true;
                 return;
             }
-        return; /* a series no window of this configuration reads: left to expire */
+        }
+        if (!series_decode(s, v, vl, form == 's')) goto bad;
+        if (form != 'S') s->older_names |= form == 'L' ? SERIES_OLDER_PACKED : SERIES_OLDER_DECIMAL;
+        s->form = form;
+        s->dirty |= s->older_names != 0;
+        return;
     }
     if (fl == 1 && f[0] == 'd') {
         if (!parse_i64(v, vl, &x)) goto bad;
@@ -1066,8 +1239,11 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         return;
     }
     if (fl > 2 && f[0] == 'p' && f[1] == ':') {
-        if (!add_attr(cs, f + 2, fl - 2, v, vl)) goto bad;
-        index_last_attr(cs);
+        if (!load_profile_field(cs, f + 2, fl - 2, v, vl)) goto bad;
+        return;
+    }
+    if (f[0] == 'P') { /* a piece of the packed profile */
+        if (!load_profile_piece(cs, f, fl, v, vl)) goto bad;
         return;
     }
     if (fl > 3 && f[0] == 'l' && f[1] == 'p' && f[2] == ':') {
@@ -1424,11 +1600,13 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
         md_series_st *s = &cs->series[si];
         if (!s->dirty) continue;
         const char *field = cs->r->series[si].field;
-        if (s->form == 's') {
-            char legacy[16];
-            snprintf(legacy, sizeof(legacy), "s%s", field + 1);
-            md_ops_add(ops, MD_OP_DEL, legacy, NULL);
-        }
+        for (int k = 0; k < 2; k++)
+            if (s->older_names & (k ? SERIES_OLDER_PACKED : SERIES_OLDER_DECIMAL)) {
+                char older[24];
+                snprintf(older, sizeof(older), "%c%s", k ? 'S' : 's', cs->r->series[si].older);
+                md_ops_add(ops, MD_OP_DEL, older, NULL);
+            }
+        s->older_names = 0;
         s->form = s->n ? 'S' : 0;
         if (s->n == 0) {
             md_ops_add(ops, MD_OP_DEL, field, NULL);
@@ -1443,6 +1621,10 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
         }
         s->dirty = false;
     }
+    /* An older state's profile attributes, fields of their own, packed:
+     * along other writes only, like x0 below (a customer read and left
+     * alone is not rewritten for this). */
+    if (cs->profile_repack && ops->n > 0) profile_write(cs, ops);
     /* The outbox was read and is empty, and this batch adds nothing to it:
      * say so, and the next reads skip it. Only along other writes: a
      * customer with nothing to write gets no apply for this. */
@@ -2340,8 +2522,10 @@ md_err md_cstate_set_profile(md_cstate *cs, const char *json, md_ops *ops, char 
         md_err err = profile_parse(json, cs->cfg->limits.max_profile_attrs, &root, errstr, errstr_size);
         if (err) return err;
     }
-    /* Valid: replace. */
+    /* Valid: replace. The fields of the profile before are deleted, and its
+     * pieces rewritten or deleted (profile_write). */
     for (size_t i = 0; i < cs->n_attrs; i++) {
+        if (!(cs->attrs[i].stored & ATTR_IN_FIELD)) continue;
         snprintf(field, sizeof(field), "p:%s", cs->attrs[i].key);
         md_ops_add(ops, MD_OP_DEL, field, NULL);
     }
@@ -2355,12 +2539,14 @@ md_err md_cstate_set_profile(md_cstate *cs, const char *json, md_ops *ops, char 
                           : YAJL_IS_FALSE(v)  ? "false"
                                               : NULL;
             if (!s) continue;
-            add_attr(cs, k, strlen(k), s, strlen(s));
-            snprintf(field, sizeof(field), "p:%s", k);
-            md_ops_add(ops, MD_OP_SET, field, s);
+            size_t j = 0; /* a name given twice: its last value, as JSON readers take it */
+            while (j < cs->n_attrs && strcmp(cs->attrs[j].key, k) != 0) j++;
+            if (j < cs->n_attrs) put_str(&cs->attrs[j].value, &cs->attrs[j].value_cap, s, strlen(s));
+            else add_attr(cs, k, strlen(k), s, strlen(s));
         }
         yajl_tree_free(root);
     }
+    profile_write(cs, ops);
     reindex_attrs(cs);
     cs->exists = true;
     return MD_ERR_OK;

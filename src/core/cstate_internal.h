@@ -24,14 +24,17 @@ typedef struct md_bucket {
     int64_t v;
 } md_bucket;
 
+enum { SERIES_OLDER_DECIMAL = 1, SERIES_OLDER_PACKED = 2 };
 typedef struct md_series_st {
     md_bucket *b; /* sorted by id */
     size_t n, cap;
     bool dirty;   /* changed since loaded: md_cstate_flush writes it back */
-    /* What the hash holds for it: 0 nothing, 's' the older decimal form
-     * under "s<hash>" (rewritten as "S<hash>" and deleted by the next
-     * flush), 'S' the current form. */
+    /* The form its buckets were read from: 0 nothing, 'S' the current
+     * name, 'L' the older long name "S<hash>", 's' the older decimal form
+     * "s<hash>". The older names are read only while the current one is not
+     * there, and are deleted by the next flush, which writes the current. */
     char form;
+    uint8_t older_names; /* SERIES_OLDER_*: older names the hash holds, to delete */
 } md_series_st;
 
 /* A topic partition's highest applied offset: "W<topic code><partition>"
@@ -151,10 +154,16 @@ typedef struct md_camp_st {
     char list;               /* "ls:<campaign>": 'i' on its include list, 'e' on its exclude list, 0 neither */
 } md_camp_st;
 
+/* Where the hash holds a profile attribute: a field "p:<name>", a piece of
+ * the packed profile "P<k>", or (read from an older state or edited by
+ * hand) both. */
+enum { ATTR_IN_FIELD = 1, ATTR_IN_PIECE = 2 };
 typedef struct md_attr {
-    char *key; /* buffers kept across resets (put_str) */
+    char *key; /* buffers kept across resets (put_str); "#<code>" for a packed
+                * attribute this configuration no longer reads */
     char *value;
     size_t key_cap, value_cap;
+    uint8_t stored; /* ATTR_IN_*; 0 for one not written yet */
 } md_attr;
 
 struct md_cstate {
@@ -190,6 +199,8 @@ struct md_cstate {
     size_t n_seen, cap_seen;
     md_attr *attrs;
     size_t n_attrs, cap_attrs;
+    unsigned profile_pieces; /* the packed profile's pieces "P<k>" the hash holds: k below this */
+    bool profile_repack;     /* an attribute to pack is a field of its own (an older state): the next flush packs it */
     int *attr_of; /* rules' profile attribute index -> attrs index or -1 */
     md_contact *contacts;
     size_t n_contacts, cap_contacts;

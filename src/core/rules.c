@@ -206,10 +206,11 @@ static bool compile_signals_windows(compiler *c) {
             r->series[s].signal = sig;
             r->series[s].granularity_ms = w->granularity_ms;
             r->series[s].sum = sum;
-            md_series_field(w->signal, w->granularity_ms, sum, r->series[s].field);
+            md_series_field(w->signal, w->granularity_ms, sum, r->series[s].field, r->series[s].older);
             r->series[s].field_len = strlen(r->series[s].field);
+            r->series[s].older_len = strlen(r->series[s].older);
             for (size_t o = 0; o < s; o++)
-                if (strcmp(r->series[o].field, r->series[s].field) == 0)
+                if (strcmp(r->series[o].field, r->series[s].field) == 0 || strcmp(r->series[o].older, r->series[s].older) == 0)
                     return cerr(c, "$.windows[%zu]: its series' Redis field collides with another's; rename signal \"%s\"", i,
                                 w->signal);
             r->n_series++;
@@ -532,6 +533,21 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
                          topics[i], topics[o], codes[i]);
                     break;
                 }
+        /* The attributes the rules read are stored under their short names:
+         * two with one would read each other's values. contact_point keeps a
+         * field of its own (the store finds it before decoding). */
+        if (!c.failed && !(r->profile_codes = calloc(r->n_profile_attrs + 1, sizeof(*r->profile_codes)))) cerr(&c, "out of memory");
+        for (size_t i = 0; i < r->n_profile_attrs && !c.failed; i++) {
+            if ((int)i == r->attr_contact_point) continue;
+            md_profile_code(r->profile_attrs[i], r->profile_codes[i]);
+            for (size_t o = 0; o < i; o++)
+                if (strcmp(r->profile_codes[i], r->profile_codes[o]) == 0) {
+                    cerr(&c, "profile.%s and profile.%s have the same short name in the stored state (%s); read one of them "
+                             "under another name",
+                         r->profile_attrs[i], r->profile_attrs[o], r->profile_codes[i]);
+                    break;
+                }
+        }
         /* Every key is "<key_prefix>:..." and the store keeps at most 63
          * bytes of it: a longer prefix was cut silently, and two prefixes
          * alike in their first 63 bytes shared their keys. */
@@ -613,6 +629,7 @@ void md_rules_destroy(md_rules *r) {
     md_expr_destroy(r->blackout_after);
     for (size_t i = 0; i < r->n_profile_attrs; i++) free(r->profile_attrs[i]);
     free(r->profile_attrs);
+    free(r->profile_codes);
     free(r->signals);
     free(r->series);
     free(r->windows);

@@ -52,6 +52,10 @@ typedef struct md_rseries {
      * reading every other series' history. */
     char field[16];
     size_t field_len; /* strlen(field), for matching fields as they load */
+    /* The name's hash part as states before 2026-12-06 wrote it, after "S"
+     * (packed) or "s" (decimal): still read, renamed by the next flush. */
+    char older[16];
+    size_t older_len;
 } md_rseries;
 
 typedef struct md_rwindow {
@@ -93,10 +97,16 @@ typedef struct md_rfollow_up {
  * cstate.c, the layout's owner). Configuration refuses two campaigns, or two
  * input topics, with one code. */
 #define MD_STATE_CODE_LEN 5
+/* A profile attribute the rules read, as it is named in the stored profile:
+ * four base-36 digits of FNV-1a 32 of its name (cstate.c). */
+#define MD_PROFILE_CODE_LEN 4
+void md_profile_code(const char *name, char out[MD_PROFILE_CODE_LEN + 1]);
 void md_state_code(const char *name, char out[MD_STATE_CODE_LEN + 1]);
-/* A series' field, "S" + base 36 of FNV-1a 32 over "<signal>|<granularity
- * ms>|<sum>" (cstate.c, the layout's owner). */
-void md_series_field(const char *signal, int64_t granularity_ms, int sum, char out[16]);
+/* A series' field name into field: "S" + FNV-1a 32 over "<signal>|<granularity
+ * ms>|<sum>" modulo 36^4, in four base-36 digits (cstate.c, the layout's
+ * owner); into older (may be NULL) the whole hash in base 36, the name's part
+ * after "S" or "s" in states written before 2026-12-06. */
+void md_series_field(const char *signal, int64_t granularity_ms, int sum, char field[16], char older[16]);
 
 typedef struct md_rcampaign {
     md_expr *eligible; /* NULL = everyone */
@@ -153,8 +163,11 @@ typedef struct md_rules {
     int64_t audit_keep_ms;       /* audit.keep; 0 = no audit */
     int64_t decision_keep_ms;    /* how long decision records are kept: learning.keep, at least every
                                   * attribution (a record must outlive its label); 0 = none recorded */
-    /* Profile attributes the rules read, by index. */
+    /* Profile attributes the rules read, by index, and their short names in
+     * the stored profile (md_profile_code; "" for contact_point, which is
+     * always a field of its own). */
     char **profile_attrs;
+    char (*profile_codes)[MD_PROFILE_CODE_LEN + 1];
     size_t n_profile_attrs;
     int attr_contact_point;      /* index of "contact_point" */
     int attr_utc_offset;         /* index of "utc_offset" */

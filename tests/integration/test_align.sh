@@ -15,7 +15,7 @@ log "$TOTAL messages: $(cut -d'|' -f1 "$T_DIR/events.txt" | sort | uniq -c | tr 
 too_late() { last_stat "$1" too_late; }
 # windows PREFIX: the customers' window buckets, newest event times, balance
 # and profile attributes, keys written as X.
-windows() { dump_state "$1" | sed "s/^$1:/X:/" | grep -E $' (S[0-9a-z]+|T|bal|p:[^\t]*)\t'; }
+windows() { dump_state "$1" | sed "s/^$1:/X:/" | grep -E $' (S[0-9a-z]+|T|bal|p:[^\t]*|P[0-9]*)\t'; }
 
 # The reference: the file is in event-time order; fed in twelve slices, each
 # read before the next is written, no topic gets more than a slice ahead.
@@ -72,18 +72,48 @@ check "an align_slack not below max_lateness is refused" grep -q 'kafka.align_sl
     <<<"$("$MOMENTD_BIN" check -c "$BAD" 2>&1 || true)"
 
 # An upgrade from an earlier version: the backlog namespace's series put back
-# in the older form (decimal, every value written, under "s<hash>") read as
-# they were, and a customer's next apply rewrites its own in the current form.
-# older_form: "KEY FIELD VALUE" lines of current series in, redis-cli commands out.
+# under the names of earlier versions, "S<whole hash>" packed (every other
+# field) and "s<whole hash>" in decimal with every value written, read as they
+# were; a customer's next apply renames its own to the current "S<code>".
+# b36 N [WIDTH]: N in base 36, zero-padded to WIDTH.
+b36() {
+    local n=$1 out= d=0123456789abcdefghijklmnopqrstuvwxyz
+    while :; do out=${d:n % 36:1}$out; n=$((n / 36)); [ "$n" -gt 0 ] || break; done
+    while [ "${#out}" -lt "${2:-0}" ]; do out=0$out; done
+    echo "$out"
+}
+# series_hashes CONFIG: "<code> <whole hash>" for each series of CONFIG: FNV-1a
+# 32 over "<signal>|<granularity ms>|<sum>" (sum 0 none, 1 amount, 2
+# duration_s, 3 session_s), as docs/ARCHITECTURE.md states the layout.
+series_hashes() {
+    local sig gran sum ms k key h i c
+    jq -r '.windows[] | [.signal, .granularity, (.sum // "")] | @tsv' "$1" | sort -u |
+        while IFS=$'\t' read -r sig gran sum; do
+            case $gran in *d) ms=$((${gran%d} * 86400000)) ;; *h) ms=$((${gran%h} * 3600000)) ;; *m) ms=$((${gran%m} * 60000)) ;; esac
+            case $sum in "") k=0 ;; amount) k=1 ;; duration_s) k=2 ;; *) k=3 ;; esac
+            key="$sig|$ms|$k" h=2166136261
+            for ((i = 0; i < ${#key}; i++)); do
+                printf -v c '%d' "'${key:i:1}"
+                h=$((((h ^ c) * 16777619) & 0xffffffff))
+            done
+            echo "$(b36 $((h % 1679616)) 4) $(b36 "$h")"
+        done
+}
+# older_form HASHES: "KEY FIELD VALUE" lines of current series in, redis-cli commands out.
 older_form() {
-    awk -F'\t' 'function b36(s,  n, i, neg) {
+    awk -F'\t' -v hashes="$1" 'function b36(s,  n, i, neg) {
             neg = substr(s, 1, 1) == "-"; if (neg) s = substr(s, 2); n = 0
             for (i = 1; i <= length(s); i++) n = n * 36 + index("0123456789abcdefghijklmnopqrstuvwxyz", substr(s, i, 1)) - 1
             return neg ? -n : n }
-        { split($1, kf, " "); nt = split($2, tok, ","); out = ""
+        BEGIN { while ((getline line < hashes) > 0) { split(line, h, " "); whole[h[1]] = h[2] } }
+        { split($1, kf, " "); code = substr(kf[2], 2)
+          if (!(code in whole)) { print "ECHO no hash for " kf[2] > "/dev/stderr"; exit 1 }
+          print "HDEL " kf[1] " " kf[2]
+          if (NR % 2) { print "HSET " kf[1] " S" whole[code] " " $2; next }
+          nt = split($2, tok, ","); out = ""
           for (i = 1; i <= nt; i++) { v = 1; if (index(tok[i], ":")) { v = b36(substr(tok[i], index(tok[i], ":") + 1)); sub(/:.*/, "", tok[i]) }
                                       out = out (i > 1 ? "," : "") sprintf("%d:%d", b36(tok[i]), v) }
-          print "HDEL " kf[1] " " kf[2]; print "HSET " kf[1] " s" substr(kf[2], 2) " " out }'
+          print "HSET " kf[1] " s" whole[code] " " out }'
 }
 dump_series() { redis-cli -p "$REDIS_PORT" --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
     redis-cli -p "$REDIS_PORT" | awk '/^@@/ {key = substr($0, 3); n = 0; next} {if (n % 2 == 0) f = $0; else if (f ~ /^[sS][0-9a-z]+$/) print key " " f "\t" $0; n++}'; }
@@ -92,8 +122,11 @@ C=$(awk 'NR == 1 {sub(/^[^{]*\{/, ""); sub(/\}.*/, ""); print}' "$T_DIR/series.c
 AT=$(($(date +%s) * 1000))
 explain_at "$CFG_B" "$C" "$AT" >"$T_DIR/explain.current"
 explain_at "$CFG_B" c0000001 "$AT" >"$T_DIR/explain1.current"
-older_form <"$T_DIR/series.current" | redis-cli -p "$REDIS_PORT" >/dev/null
-check "the series are in the older form now" eq "$(dump_series "$B" | grep -c ' S')" 0
+series_hashes "$CFG_B" >"$T_DIR/series.hashes"
+check "the layout's hash is worked out (payment by day: 13f6cvd)" grep -q '^6cvd 13f6cvd$' "$T_DIR/series.hashes"
+older_form "$T_DIR/series.hashes" <"$T_DIR/series.current" | redis-cli -p "$REDIS_PORT" >/dev/null
+check "the series are under older names now" eq "$(dump_series "$B" | grep -cE $' S[0-9a-z]{4}\t')" 0
+check "both older names among them" eq "$(dump_series "$B" | grep -cE $' s[0-9a-z]+\t' | awk '{print ($1 > 0)}')$(dump_series "$B" | grep -cE $' S[0-9a-z]{5,}\t' | awk '{print ($1 > 0)}')" 11
 check "in as many fields" eq "$(dump_series "$B" | grep -c .)" "$(grep -c . "$T_DIR/series.current")"
 check "a customer's windows read from the older form are the same" cmp -s "$T_DIR/explain.current" <(explain_at "$CFG_B" "$C" "$AT")
 check "another's too" cmp -s "$T_DIR/explain1.current" <(explain_at "$CFG_B" c0000001 "$AT")
@@ -106,8 +139,8 @@ check "the new login is read" wait_consumed upgrade 1 60
 sleep 1
 stop_momentd upgrade
 after=$(dump_series "$B" | grep "^$B:{$C} ")
-check "its older series fields are gone" eq "$(grep -c ' s' <<<"$after")" 0
-check "each is back in the current form" eq "$(grep -c ' S' <<<"$after")" "$(grep -c "^$B:{$C} " "$T_DIR/series.current")"
-check "the others keep the older form until their next event" ge "$(dump_series "$B" | grep -c ' s')" 1
+check "its older series fields are gone" eq "$(grep -cE $' (s[0-9a-z]+|S[0-9a-z]{5,})\t' <<<"$after")" 0
+check "each is back under its current name" eq "$(grep -cE $' S[0-9a-z]{4}\t' <<<"$after")" "$(grep -c "^$B:{$C} " "$T_DIR/series.current")"
+check "the others keep the older names until their next event" ge "$(dump_series "$B" | grep -cE $' (s[0-9a-z]+|S[0-9a-z]{5,})\t')" 1
 
 finish

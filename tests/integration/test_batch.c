@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "rules.h"
 #include "momentd/engine.h"
 
 #include "batch.h"
@@ -436,10 +437,14 @@ Test(batch, a_redelivered_older_profile_changes_nothing) {
     }
     char key[128];
     snprintf(key, sizeof(key), "%s:{batch-p1}", prefix);
-    const char *hget[] = {"HGET", key, "p:segment"};
+    /* segment is read by the rules: packed, under its short name. */
+    char packed[32];
+    md_profile_code("segment", packed);
+    strcat(packed, "new");
+    const char *hget[] = {"HGET", key, "P"};
     valkeyReply *r = cmd(s, 3, hget);
     cr_assert_eq(r->type, VALKEY_REPLY_STRING);
-    cr_assert_str_eq(r->str, "new", "the redelivered older profile came back");
+    cr_assert_str_eq(r->str, packed, "the redelivered older profile came back");
     freeReplyObject(r);
     md_batch_destroy(b);
     md_store_wipe(s, err, sizeof(err));

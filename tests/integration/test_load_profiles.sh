@@ -21,9 +21,16 @@ check "line 3 is named" grep -q "profiles.txt:3: expected CUSTOMER_ID|{...}" "$T
 check "line 4 is named" grep -q "profiles.txt:4: profile is not a JSON object" "$T_DIR/err.txt"
 X=$("$MOMENTD_BIN" explain -c "$CFG" lp-1 --json)
 check "explain shows the loaded profile's tag" grep -q '"customer_type:resident"' <<<"$X"
-check "with the attributes the static model reads" eq "$(rcli HGET "$N:{lp-1}" p:segment),$(rcli HGET "$N:{lp-1}" p:age_band)" "revolver,25-34"
-check "lp-2's profile is there" eq "$(rcli HGET "$N:{lp-2}" p:province)" Beijing
+check "with the attributes the static model reads" eq "$(jq -r '.profile | "\(.segment),\(.age_band)"' <<<"$X")" "revolver,25-34"
+check "lp-2's profile is there" eq "$("$MOMENTD_BIN" explain -c "$CFG" lp-2 --json | jq -r .profile.province)" Beijing
+check "lp-4's contact point too" eq "$("$MOMENTD_BIN" explain -c "$CFG" lp-4 --json | jq -r .profile.contact_point)" +8613900000000
 check "nothing written for the refused lines" eq "$(rcli EXISTS "$N:{lp-3}")" 0
+# As stored: the attributes the rules read packed under their short names
+# (segment vlye, age_band icbu, customer_type 41r6), contact_point a field.
+check "the attributes the rules read are packed" eq "$(rcli HGET "$N:{lp-1}" P | tr '\037' '|')" "41r6resident|vlyerevolver|icbu25-34"
+check "none of them is a field of its own" eq "$(rcli HKEYS "$N:{lp-1}" | grep -c '^p:' || true)" 0
+check "contact_point is" eq "$(rcli HGET "$N:{lp-4}" p:contact_point)" +8613900000000
 echo 'lp-1|{"customer_type":"business"}' | "$MOMENTD_BIN" load-profiles -c "$CFG" - >/dev/null
-check "loading again replaces the profile" eq "$(rcli HGET "$N:{lp-1}" p:customer_type),$(rcli HEXISTS "$N:{lp-1}" p:segment)" "business,0"
+check "loading again replaces the profile" eq "$("$MOMENTD_BIN" explain -c "$CFG" lp-1 --json | jq -c .profile)" '{"customer_type":"business"}'
+check "in one piece" eq "$(rcli HGET "$N:{lp-1}" P)" 41r6business
 finish

@@ -45,6 +45,17 @@ static const char *series_field_of(const md_config *c, const char *window) {
     return NULL;
 }
 
+/* One of its older names: prefix 'S' (packed, before the four-digit
+ * names) or 's' (decimal). */
+static void series_older_of(const md_config *c, const char *window, char prefix, char out[24]) {
+    for (size_t i = 0; i < c->n_windows; i++)
+        if (strcmp(c->windows[i].name, window) == 0) {
+            snprintf(out, 24, "%c%s", prefix, c->rules->series[c->rules->windows[i].series].older);
+            return;
+        }
+    cr_assert_fail("no window %s", window);
+}
+
 static md_applied pay(const char *id, int64_t ts, double amount, bool late, const md_source *src) {
     char json[512];
     snprintf(json, sizeof(json),
@@ -195,11 +206,14 @@ Test(window, names_that_share_a_short_name_are_refused) {
         md_state_code(known[i][0], a);
         cr_assert_str_eq(a, known[i][1], "%s", known[i][0]);
     }
-    /* And a series' field name, as every stored state has it ("s" + the
-     * same in the older form): the daily count of signal "payment". */
-    char series[16];
-    md_series_field("payment", 86400000, MD_SUM_NONE, series);
-    cr_assert_str_eq(series, "S13f6cvd");
+    /* And a series' field name, as every stored state has it: the daily
+     * count of signal "payment", the hash's last four base-36 digits; and
+     * the whole hash, the older names' ("S" + it packed, "s" + it in
+     * decimal). */
+    char series[16], older[16];
+    md_series_field("payment", 86400000, MD_SUM_NONE, series, older);
+    cr_assert_str_eq(series, "S6cvd");
+    cr_assert_str_eq(older, "13f6cvd");
     md_state_code("camp35229", a);
     md_state_code("camp64784", b);
     cr_assert_str_eq(a, b);
@@ -360,8 +374,8 @@ Test(window, the_older_series_form_is_read_and_rewritten) {
     int w = win("payments_180d");
     int64_t d0 = TH_T0 / TH_DAY;
     const char *sf = series_field_of(cfg, "payments_180d");
-    char legacy[16], packed[64], current[64];
-    snprintf(legacy, sizeof(legacy), "s%s", sf + 1);
+    char legacy[24], packed[64], current[64];
+    series_older_of(cfg, "payments_180d", 's', legacy);
     snprintf(packed, sizeof(packed), "%lld:2,3:5", (long long)d0);
     md_cstate_load_field(fresh, legacy, strlen(legacy), packed, strlen(packed));
     cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 3 * TH_DAY), 7);
@@ -409,6 +423,61 @@ Test(window, the_older_series_form_is_read_and_rewritten) {
         cr_assert(deleted, "order %d: the older name is deleted", order);
         cr_assert_str_eq(last_set(sf) ? last_set(sf) : "(none)", current, "order %d", order);
     }
+    md_cstate_destroy(fresh);
+}
+
+/* The names before four digits, "S<the whole hash>" packed: read while
+ * the current name is not there, renamed by the next flush. With all three
+ * names in a hash, in any order, the current one is read and both older
+ * ones are deleted; without the current, the older packed one wins over
+ * the decimal one. */
+Test(window, the_longer_series_name_is_read_and_renamed) {
+    md_cstate *fresh = md_cstate_new(cfg);
+    int w = win("payments_180d");
+    int64_t d0 = TH_T0 / TH_DAY;
+    const char *sf = series_field_of(cfg, "payments_180d");
+    char longer[24], decimal[24], v_long[64], v_cur[64], v_dec[64];
+    series_older_of(cfg, "payments_180d", 'S', longer);
+    series_older_of(cfg, "payments_180d", 's', decimal);
+    cr_assert_gt(strlen(longer), strlen(sf), "%s is longer than %s", longer, sf);
+    th_b36((uint64_t)d0, v_long);
+    strcat(v_long, ":2,3:5"); /* 7 by TH_T0 + 3 days */
+    th_b36((uint64_t)d0, v_cur);
+    strcat(v_cur, ":4"); /* 4 */
+    snprintf(v_dec, sizeof(v_dec), "%lld:9", (long long)d0); /* 9 */
+    md_cstate_load_field(fresh, longer, strlen(longer), v_long, strlen(v_long));
+    cr_assert_eq(fresh->bad_fields, 0);
+    cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 3 * TH_DAY), 7);
+    md_ops_clear(&ops);
+    md_cstate_flush(fresh, &ops);
+    cr_assert_str_eq(last_set(sf) ? last_set(sf) : "(none)", v_long, "written under the current name");
+    bool deleted = false;
+    for (size_t i = 0; i < ops.n; i++) deleted |= ops.ops[i].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, i), longer) == 0;
+    cr_assert(deleted, "the longer name %s is deleted", longer);
+    /* Every order of the three names (and of the two older ones alone). */
+    const char *names[3] = {sf, longer, decimal}, *vals[3] = {v_cur, v_long, v_dec};
+    const int perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    for (int with_current = 0; with_current < 2; with_current++)
+        for (int p = 0; p < 6; p++) {
+            md_cstate_reset(fresh);
+            for (int k = 0; k < 3; k++) {
+                int n = perms[p][k];
+                if (n == 0 && !with_current) continue;
+                md_cstate_load_field(fresh, names[n], strlen(names[n]), vals[n], strlen(vals[n]));
+            }
+            cr_assert_eq(fresh->bad_fields, 0);
+            cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 3 * TH_DAY), with_current ? 4 : 7,
+                         "order %d%d%d, current %s: the newest form is read", perms[p][0], perms[p][1], perms[p][2],
+                         with_current ? "there" : "absent");
+            md_ops_clear(&ops);
+            md_cstate_flush(fresh, &ops);
+            int dels = 0;
+            for (size_t i = 0; i < ops.n; i++)
+                dels += ops.ops[i].kind == MD_OP_DEL &&
+                        (strcmp(md_ops_field(&ops, i), longer) == 0 || strcmp(md_ops_field(&ops, i), decimal) == 0);
+            cr_assert_eq(dels, 2, "order %d%d%d: both older names deleted", perms[p][0], perms[p][1], perms[p][2]);
+            cr_assert_str_eq(last_set(sf) ? last_set(sf) : "(none)", with_current ? v_cur : v_long);
+        }
     md_cstate_destroy(fresh);
 }
 
@@ -912,4 +981,195 @@ Test(window, legacy_guard_entries_are_honoured_until_they_age_out) {
     for (size_t k = 0; k < ops.n; k++) deleted |= ops.ops[k].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, k), field) == 0;
     cr_assert(deleted, "the aged legacy entry %s was not deleted", field);
     cr_assert_eq(pay("old-1", TH_T0 + cfg->rules->dedupe_horizon_ms + 3000, 1, false, NULL), MD_APPLIED, "a fresh event with that id");
+}
+
+/* ---- The packed profile ---- */
+
+static const char *profile_of(const md_cstate *c, const char *name) {
+    for (size_t a = 0; a < cfg->rules->n_profile_attrs; a++)
+        if (strcmp(cfg->rules->profile_attrs[a], name) == 0) return md_cs_profile(c, (int)a);
+    cr_assert_fail("no configured attribute %s", name);
+    return NULL;
+}
+
+/* Every attribute the customer has, "name=value;" in order, for comparing. */
+static void attrs_of(const md_cstate *c, char *out, size_t size) {
+    md_cstate_view v;
+    md_cstate_view_of(c, &v);
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < v.n_attrs; i++) {
+        const char *k, *val;
+        md_cstate_attr(c, i, &k, &val);
+        len += (size_t)snprintf(out + len, size - len, "%s=%s;", k, val);
+    }
+}
+
+static bool op_is(size_t i, int kind, const char *field) { return ops.ops[i].kind == kind && strcmp(md_ops_field(&ops, i), field) == 0; }
+static int count_ops(int kind, const char *field) {
+    int n = 0;
+    for (size_t i = 0; i < ops.n; i++) n += op_is(i, kind, field);
+    return n;
+}
+
+/* What the ops would leave in a hash that held nothing, loaded into to. */
+static void load_sets(md_cstate *to) {
+    md_cstate_reset(to);
+    for (size_t i = 0; i < ops.n; i++)
+        if (ops.ops[i].kind == MD_OP_SET) {
+            const char *f = md_ops_field(&ops, i), *v = md_ops_value(&ops, i);
+            md_cstate_load_field(to, f, strlen(f), v, strlen(v));
+        }
+}
+
+/* The attributes the rules read are stored in pieces "P", "P1", ... under
+ * four-digit short names; the others, contact_point, and values that cannot
+ * be packed stay fields "p:<name>". Read back, the profile is the same. */
+Test(window, the_profile_is_packed_under_short_names) {
+    char err[256], before[2048], after[2048];
+    md_cstate_set_customer(cs, "c1");
+    const char *profile = "{\"segment\":\"transactor\",\"nickname\":\"Li\",\"customer_type\":\"resident\","
+                          "\"contact_point\":\"+8613800000000\",\"age_band\":\"35-44\",\"sep\":\"a\\u001fb\"}";
+    md_ops_clear(&ops);
+    cr_assert_eq(md_cstate_set_profile(cs, profile, &ops, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    char code_seg[8], code_type[8], code_age[8], want[128];
+    md_profile_code("segment", code_seg);
+    md_profile_code("customer_type", code_type);
+    md_profile_code("age_band", code_age);
+    cr_assert_str_eq(code_seg, "vlye", "the short names are part of the stored layout");
+    snprintf(want, sizeof(want), "%stransactor\x1f%sresident\x1f%s35-44", code_seg, code_type, code_age);
+    cr_assert_str_eq(last_set("P") ? last_set("P") : "(none)", want);
+    cr_assert_eq(count_ops(MD_OP_SET, "p:segment") + count_ops(MD_OP_SET, "p:customer_type") + count_ops(MD_OP_SET, "p:age_band"), 0);
+    cr_assert_str_eq(last_set("p:nickname") ? last_set("p:nickname") : "(none)", "Li", "an attribute no rule reads keeps its name");
+    cr_assert_str_eq(last_set("p:contact_point") ? last_set("p:contact_point") : "(none)", "+8613800000000");
+    cr_assert_str_eq(last_set("p:sep") ? last_set("p:sep") : "(none)", "a\x1f" "b");
+    attrs_of(cs, before, sizeof(before));
+    md_cstate *fresh = md_cstate_new(cfg);
+    load_sets(fresh);
+    cr_assert_eq(fresh->bad_fields, 0);
+    cr_assert_str_eq(profile_of(fresh, "segment"), "transactor");
+    cr_assert_str_eq(profile_of(fresh, "customer_type"), "resident");
+    cr_assert_str_eq(profile_of(fresh, "contact_point"), "+8613800000000");
+    cr_assert_null(profile_of(fresh, "province"));
+    attrs_of(fresh, after, sizeof(after));
+    cr_assert_eq(strlen(after), strlen(before), "%s against %s", after, before);
+    for (const char *kv = before; *kv; kv = strchr(kv, ';') + 1) { /* the same set, in whichever order */
+        char one[256];
+        snprintf(one, sizeof(one), "%.*s", (int)(strchr(kv, ';') - kv + 1), kv);
+        cr_assert(strstr(after, one), "%s read back: %s", one, after);
+    }
+    /* Read back and written again with nothing changed: no write at all. */
+    md_ops_clear(&ops);
+    md_cstate_flush(fresh, &ops);
+    cr_assert_eq(ops.n, 0, "%zu writes for a profile read as written", ops.n);
+
+    /* Values too long for one piece take several; a smaller profile then
+     * deletes the pieces it no longer needs, and the fields it dropped. */
+    md_ops_clear(&ops);
+    profile = "{\"segment\":\"ssssssssssssssssssssssssssssss\",\"customer_type\":\"tttttttttttttttttttttttttttttt\","
+              "\"age_band\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"province\":\"pppppppppppppppppppppppppppppp\"}";
+    cr_assert_eq(md_cstate_set_profile(fresh, profile, &ops, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    cr_assert(last_set("P") && last_set("P1"), "two pieces");
+    cr_assert(strlen(last_set("P")) <= 64 && strlen(last_set("P1")) <= 64);
+    cr_assert_eq(count_ops(MD_OP_DEL, "p:nickname") + count_ops(MD_OP_DEL, "p:sep") + count_ops(MD_OP_DEL, "p:contact_point"), 3);
+    md_cstate_load_field(cs, "x", 1, "", 0); /* nothing: cs is only a holder below */
+    load_sets(cs);
+    cr_assert_str_eq(profile_of(cs, "province"), "pppppppppppppppppppppppppppppp");
+    md_ops_clear(&ops);
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"segment\":\"new\"}", &ops, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    snprintf(want, sizeof(want), "%snew", code_seg);
+    cr_assert_str_eq(last_set("P") ? last_set("P") : "(none)", want);
+    cr_assert_eq(count_ops(MD_OP_DEL, "P1"), 1, "the second piece is deleted");
+    /* No profile at all: every piece goes. */
+    load_sets(fresh);
+    md_ops_clear(&ops);
+    cr_assert_eq(md_cstate_set_profile(fresh, NULL, &ops, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    cr_assert_eq(count_ops(MD_OP_DEL, "P"), 1);
+    md_cstate_destroy(fresh);
+}
+
+/* A state written before the packing: its attributes are fields. They are
+ * read, and packed by the next flush that writes anything else (never by
+ * one that writes nothing); when a hash holds an attribute in both forms,
+ * in either order, the packed value is read and the field deleted. */
+Test(window, an_older_profile_is_read_and_packed_along_other_writes) {
+    char code_seg[8], want[64];
+    md_profile_code("segment", code_seg);
+    md_cstate_load_field(cs, "p:segment", 9, "closed", 6);
+    md_cstate_load_field(cs, "p:nickname", 10, "Li", 2);
+    cr_assert_str_eq(profile_of(cs, "segment"), "closed");
+    md_ops_clear(&ops);
+    md_cstate_flush(cs, &ops);
+    cr_assert_eq(ops.n, 0, "nothing else to write: not rewritten for this");
+    md_ops_clear(&ops);
+    md_cs_set_int(&ops, "v", 2);
+    md_cstate_flush(cs, &ops);
+    snprintf(want, sizeof(want), "%sclosed", code_seg);
+    cr_assert_str_eq(last_set("P") ? last_set("P") : "(none)", want);
+    cr_assert_eq(count_ops(MD_OP_DEL, "p:segment"), 1);
+    cr_assert_eq(count_ops(MD_OP_DEL, "p:nickname") + count_ops(MD_OP_SET, "p:nickname"), 0, "an attribute no rule reads is left");
+    md_ops_clear(&ops);
+    md_cs_set_int(&ops, "v", 3);
+    md_cstate_flush(cs, &ops);
+    cr_assert_eq(ops.n, 1, "packed once");
+    snprintf(want, sizeof(want), "%spacked", code_seg);
+    for (int order = 0; order < 2; order++) {
+        md_cstate_reset(cs);
+        for (int k = 0; k < 2; k++) {
+            if ((k == 0) == (order == 0)) md_cstate_load_field(cs, "p:segment", 9, "field", 5);
+            else md_cstate_load_field(cs, "P", 1, want, strlen(want));
+        }
+        cr_assert_eq(cs->bad_fields, 0);
+        cr_assert_str_eq(profile_of(cs, "segment"), "packed", "order %d", order);
+        md_ops_clear(&ops);
+        md_cs_set_int(&ops, "v", 2);
+        md_cstate_flush(cs, &ops);
+        cr_assert_eq(count_ops(MD_OP_DEL, "p:segment"), 1, "order %d: the field is deleted", order);
+        cr_assert_str_eq(last_set("P") ? last_set("P") : "(none)", want, "order %d", order);
+    }
+}
+
+/* A piece holding the short name of an attribute this configuration no
+ * longer reads keeps it, shown as "#<code>", and writes it back as it was;
+ * a piece that is not one is counted as a bad field and changes nothing. */
+Test(window, profile_pieces_read_strictly_and_unknown_short_names_kept) {
+    md_cstate_load_field(cs, "P", 1, "zzzzold\x1fvlyetransactor", 22);
+    cr_assert_eq(cs->bad_fields, 0);
+    cr_assert_str_eq(profile_of(cs, "segment"), "transactor");
+    char all[256];
+    attrs_of(cs, all, sizeof(all));
+    cr_assert_str_eq(all, "#zzzz=old;segment=transactor;");
+    char err[128];
+    md_ops_clear(&ops);
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"segment\":\"new\"}", &ops, err, sizeof(err)), MD_ERR_OK);
+    cr_assert_str_eq(last_set("P") ? last_set("P") : "(none)", "vlyenew", "a new profile replaces all of it");
+    const char *bad[][2] = {{"P", "abc"}, {"P", "vlyex\x1f" "ab"}, {"P", "VLYEx"}, {"P0", "vlyex"}, {"P01", "vlyex"},
+                            {"P256", "vlyex"}, {"Px", "vlyex"}, {"P1234", "vlyex"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        md_cstate_reset(cs);
+        md_cstate_load_field(cs, bad[i][0], strlen(bad[i][0]), bad[i][1], strlen(bad[i][1]));
+        cr_assert_eq(cs->bad_fields, 1, "%s = \"%s\" is counted as a bad field", bad[i][0], bad[i][1]);
+        cr_assert_null(profile_of(cs, "segment"), "%s = \"%s\"", bad[i][0], bad[i][1]);
+    }
+    md_cstate_reset(cs);
+    md_cstate_load_field(cs, "P255", 4, "vlyex", 5);
+    cr_assert_eq(cs->bad_fields, 0, "the last piece a profile can have");
+    cr_assert_str_eq(profile_of(cs, "segment"), "x");
+}
+
+/* Two attributes the rules read with one short name would read each
+ * other's values: the configuration is refused, naming both. */
+Test(window, two_profile_attributes_with_one_short_name_are_refused) {
+    char err[512], a[8], b[8];
+    md_profile_code("attr869", a);
+    md_profile_code("attr9246", b);
+    cr_assert_str_eq(a, b);
+    const char *clash[] = {"profile.segment == \\\"closed\\\"", "profile.attr869 == \\\"x\\\" || profile.attr9246 == \\\"y\\\""};
+    md_config *c = th_config_edit(clash, 1, err, sizeof(err));
+    cr_assert_null(c, "refused");
+    cr_assert(strstr(err, "profile.attr9246 and profile.attr869 have the same short name in the stored state (necz)"), "%s", err);
+    const char *one[] = {"profile.segment == \\\"closed\\\"", "profile.attr869 == \\\"x\\\""};
+    c = th_config_edit(one, 1, err, sizeof(err));
+    cr_assert_not_null(c, "one of them alone is fine: %s", err);
+    md_config_destroy(c);
 }
