@@ -52,14 +52,17 @@
  *                           64 bytes a piece (see "The packed profile" below)
  *   p:<attribute>           a profile attribute no rule reads, contact_point, or one that
  *                           cannot be packed; every attribute in states before 2026-12-06
- *   a:<campaign>            "0" while the campaign is disarmed (hysteresis)
- *   f:<campaign>            fatigue, "<thousandths>,<time ms it was set>" (it decays from then;
+ *   A<campaign code>        "0" while the campaign is disarmed (hysteresis)
+ *   F<campaign code>        fatigue, "<thousandths>,<time ms it was set>" (it decays from then;
  *                           older states wrote a plain count, read as that many units, undecayed)
- *   l:<campaign>            time of the campaign's last contact
- *   lp:<campaign>           the contact before it (restored when the last is released)
- *   c:<campaign>            time of the campaign's last conversion (skip_after_conversion)
- *   z:<campaign>            event time of its last decision to contact that was stale (not emitted; explain)
- *   k:<time>:<campaign>     contact log entry, value = channel (caps)
+ *   L<campaign code>        time of the campaign's last contact
+ *   B<campaign code>        the contact before it (restored when the last is released)
+ *   C<campaign code>        time of the campaign's last conversion (skip_after_conversion)
+ *   Z<campaign code>        event time of its last decision to contact that was stale (not emitted; explain)
+ *   K<campaign code><time>  contact log entry, the time in base 36 ms, value = channel (caps)
+ *                           (these seven by the campaign's name in states before 2026-12-06:
+ *                           "a:", "f:", "l:", "lp:", "c:", "z:<campaign>", "k:<time>:<campaign>";
+ *                           read, and renamed along the next other write: camp_field_of)
  *   cb / bo / oo            complaint block until, blackout until, opted out
  *   dn:<channel>            on that channel's do-not-contact list since this time ("dn:*": every
  *                           channel; momentd dnc, mark.lua); a contact point's hash has them too
@@ -1102,6 +1105,92 @@ static md_wmark *add_wmark(md_cstate *cs, const char *code, int32_t partition) {
     return w;
 }
 
+/* ---- A campaign's fields: "<letter><campaign code>" (camp_letter), each
+ * a value of md_camp_st. States before 2026-12-06 named them
+ * "<prefix>:<campaign name>" (camp_older_prefix): 15 bytes of a 28-byte
+ * field were the campaign's name. The older names are read and renamed by
+ * the next flush that writes anything else. ---- */
+static const char camp_letter[CF_COUNT] = {'A', 'F', 'L', 'B', 'C', 'Z'};
+static const char *const camp_older_prefix[CF_COUNT] = {"a:", "f:", "l:", "lp:", "c:", "z:"};
+
+/* The campaign whose short code the MD_STATE_CODE_LEN bytes at code are, or -1. */
+static int campaign_by_code(const md_cstate *cs, const char *code) {
+    for (size_t i = 0; i < cs->cfg->n_campaigns; i++)
+        if (memcmp(cs->r->campaigns[i].code, code, MD_STATE_CODE_LEN) == 0) return (int)i;
+    return -1;
+}
+
+/* Whether field f is a campaign's field: *campaign its index (-1 for one
+ * not configured), *kind its CF_* | 256 for the older name. */
+static bool camp_field_of(const md_cstate *cs, const char *f, size_t fl, int64_t *campaign, int64_t *kind) {
+    for (int cf = 0; cf < CF_COUNT; cf++) {
+        if (fl == 1 + MD_STATE_CODE_LEN && f[0] == camp_letter[cf]) {
+            *campaign = campaign_by_code(cs, f + 1);
+            *kind = cf;
+            return true;
+        }
+        size_t pl = strlen(camp_older_prefix[cf]);
+        if (fl > pl && memcmp(f, camp_older_prefix[cf], pl) == 0) {
+            *campaign = campaign_by_name(cs->cfg, f + pl, fl - pl);
+            *kind = cf | 256;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Writes campaign c's field cf (v NULL: deletes it) under its current name;
+ * its older name, if the hash has it, goes. */
+static void camp_put(md_cstate *cs, md_ops *ops, int c, int cf, const char *v) {
+    char field[300];
+    field[0] = camp_letter[cf];
+    memcpy(field + 1, cs->r->campaigns[c].code, MD_STATE_CODE_LEN + 1);
+    md_ops_add(ops, v ? MD_OP_SET : MD_OP_DEL, field, v);
+    if (cs->camps[c].older & (1u << cf)) {
+        snprintf(field, sizeof(field), "%s%s", camp_older_prefix[cf], cs->cfg->campaigns[c].name);
+        md_ops_add(ops, MD_OP_DEL, field, NULL);
+        cs->camps[c].older &= (uint8_t) ~(1u << cf);
+    }
+}
+
+/* A time or a count; 0 (none) is deleted. */
+static void camp_put_int(md_cstate *cs, md_ops *ops, int c, int cf, int64_t v) {
+    char buf[24];
+    md_fmt_i64(buf, v);
+    camp_put(cs, ops, c, cf, v ? buf : NULL);
+}
+
+static void camp_put_fatigue(md_cstate *cs, md_ops *ops, int c) {
+    const md_camp_st *st = &cs->camps[c];
+    char val[48];
+    snprintf(val, sizeof(val), "%lld,%" PRId64, (long long)llround(st->fatigue * 1000), st->fatigue_ts);
+    camp_put(cs, ops, c, CF_FATIGUE, st->fatigue > 0 ? val : NULL);
+}
+
+/* The fields an older state holds under their older names, renamed. */
+static void camp_rename(md_cstate *cs, md_ops *ops, int c) {
+    const md_camp_st *st = &cs->camps[c];
+    for (int cf = 0; cf < CF_COUNT; cf++) {
+        if (!(st->older & (1u << cf))) continue;
+        if (cf == CF_DISARMED) camp_put(cs, ops, c, cf, st->disarmed ? "0" : NULL);
+        else if (cf == CF_FATIGUE) camp_put_fatigue(cs, ops, c);
+        else camp_put_int(cs, ops, c, cf,
+                          cf == CF_LAST ? st->last_contact : cf == CF_PREV ? st->prev_contact : cf == CF_CONV ? st->last_conversion : st->last_stale);
+    }
+}
+
+/* A contact log entry's field: "K<campaign code><time in base 36>", or the
+ * older "k:<time>:<campaign>". */
+static void contact_field(const md_cstate *cs, const md_contact *k, bool older, char *out, size_t size) {
+    if (older) {
+        snprintf(out, size, "k:%" PRId64 ":%s", k->ts, cs->cfg->campaigns[k->campaign].name);
+        return;
+    }
+    out[0] = 'K';
+    memcpy(out + 1, cs->r->campaigns[k->campaign].code, MD_STATE_CODE_LEN);
+    fmt_b36(out + 1 + MD_STATE_CODE_LEN, (uint64_t)(k->ts < 0 ? 0 : k->ts));
+}
+
 void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
     int64_t x, y;
     const md_config *cfg = cs->cfg;
@@ -1246,36 +1335,36 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (!load_profile_piece(cs, f, fl, v, vl)) goto bad;
         return;
     }
-    if (fl > 3 && f[0] == 'l' && f[1] == 'p' && f[2] == ':') {
-        int c = campaign_by_name(cfg, f + 3, fl - 3);
-        if (c < 0) return;
-        if (!parse_i64(v, vl, &x)) goto bad;
-        cs->camps[c].prev_contact = x;
-        return;
-    }
-    if (fl > 2 && f[1] == ':' && f[0] == 'f') {
-        int c = campaign_by_name(cfg, f + 2, fl - 2);
-        if (c < 0) return;
-        const char *comma = memchr(v, ',', vl);
-        if (!comma) { /* an older state: a count of units, never decayed */
-            if (!parse_i64(v, vl, &x)) goto bad;
-            cs->camps[c].fatigue = (double)(x < 0 ? 0 : x > 1000 ? 1000 : x);
-            cs->camps[c].fatigue_ts = 0;
+    if (camp_field_of(cs, f, fl, &x, &y)) { /* x: the campaign (-1: none configured), y: CF_* | older << 8 */
+        int c = (int)x, cf = (int)(y & 0xff);
+        bool older = y >> 8;
+        if (c < 0) return; /* a campaign no longer configured: left to expire */
+        md_camp_st *st = &cs->camps[c];
+        if (older) {
+            st->older |= (uint8_t)(1u << cf);
+            if (st->current & (1u << cf)) return; /* both names: the current one is read */
+        } else {
+            st->current |= (uint8_t)(1u << cf);
+        }
+        if (cf == CF_FATIGUE) {
+            const char *comma = memchr(v, ',', vl);
+            if (!comma) { /* an older state: a count of units, never decayed */
+                if (!parse_i64(v, vl, &x)) goto bad;
+                st->fatigue = (double)(x < 0 ? 0 : x > 1000 ? 1000 : x);
+                st->fatigue_ts = 0;
+                return;
+            }
+            if (!parse_i64(v, (size_t)(comma - v), &x) || !parse_i64(comma + 1, vl - (size_t)(comma - v) - 1, &y) || x < 0) goto bad;
+            st->fatigue = (double)(x > 1000000 ? 1000000 : x) / 1000.0;
+            st->fatigue_ts = y;
             return;
         }
-        if (!parse_i64(v, (size_t)(comma - v), &x) || !parse_i64(comma + 1, vl - (size_t)(comma - v) - 1, &y) || x < 0) goto bad;
-        cs->camps[c].fatigue = (double)(x > 1000000 ? 1000000 : x) / 1000.0;
-        cs->camps[c].fatigue_ts = y;
-        return;
-    }
-    if (fl > 2 && f[1] == ':' && (f[0] == 'a' || f[0] == 'l' || f[0] == 'c' || f[0] == 'z')) {
-        int c = campaign_by_name(cfg, f + 2, fl - 2);
-        if (c < 0) return; /* a campaign no longer configured */
         if (!parse_i64(v, vl, &x)) goto bad;
-        if (f[0] == 'a') cs->camps[c].disarmed = x == 0;
-        else if (f[0] == 'c') cs->camps[c].last_conversion = x;
-        else if (f[0] == 'z') cs->camps[c].last_stale = x;
-        else cs->camps[c].last_contact = x;
+        if (cf == CF_DISARMED) st->disarmed = x == 0;
+        else if (cf == CF_LAST) st->last_contact = x;
+        else if (cf == CF_PREV) st->prev_contact = x;
+        else if (cf == CF_CONV) st->last_conversion = x;
+        else st->last_stale = x;
         return;
     }
     if (fl > 2 && f[0] == 'g' && f[1] == ':') { /* g:<trigger id> = fired,holdout,bits,channel,campaign */
@@ -1358,14 +1447,23 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         cs->n_drecs++;
         return;
     }
-    if (fl > 2 && f[0] == 'k' && f[1] == ':') { /* k:<time>:<campaign> */
-        const char *colon = memchr(f + 2, ':', fl - 2);
-        if (!colon || !parse_i64(f + 2, (size_t)(colon - f - 2), &x)) goto bad;
+    if ((fl > 2 && f[0] == 'k' && f[1] == ':') || (fl > 1 + MD_STATE_CODE_LEN && f[0] == 'K')) {
+        /* K<campaign code><time in base 36>, or the older k:<time>:<campaign> */
+        int c = -1;
+        if (f[0] == 'K') {
+            if (!parse_b36(f + 1 + MD_STATE_CODE_LEN, fl - 1 - MD_STATE_CODE_LEN, &x)) goto bad;
+            c = campaign_by_code(cs, f + 1);
+        } else {
+            const char *colon = memchr(f + 2, ':', fl - 2);
+            if (!colon || !parse_i64(f + 2, (size_t)(colon - f - 2), &x)) goto bad;
+            c = campaign_by_name(cfg, colon + 1, fl - (size_t)(colon - f) - 1);
+        }
         if (!grow((void **)&cs->contacts, &cs->cap_contacts, cs->n_contacts + 1, sizeof(md_contact))) goto bad;
         md_contact *k = &cs->contacts[cs->n_contacts++];
         k->ts = x;
-        k->campaign = campaign_by_name(cfg, colon + 1, fl - (size_t)(colon - f) - 1);
+        k->campaign = c;
         k->channel = channel_by_name(cfg, v, vl);
+        k->older = f[0] == 'k';
         return;
     }
     if (fl == 2 && f[0] == 'x' && f[1] == '0') {
@@ -1503,11 +1601,12 @@ void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
     for (size_t i = 0; i < cs->n_contacts; i++) {
         md_contact *k = &cs->contacts[i];
         if (k->ts < now_ms - cs->r->max_cap_span_ms) {
-            snprintf(field, sizeof(field), "k:%" PRId64 ":%s", k->ts,
-                     k->campaign >= 0 ? cs->cfg->campaigns[k->campaign].name : "?");
             /* Contacts of unconfigured campaigns have an unknown name; they expire with the key. */
-            if (k->campaign >= 0) md_ops_add(ops, MD_OP_DEL, field, NULL);
-            if (k->campaign >= 0) continue;
+            if (k->campaign >= 0) {
+                contact_field(cs, k, k->older, field, sizeof(field));
+                md_ops_add(ops, MD_OP_DEL, field, NULL);
+                continue;
+            }
         }
         cs->contacts[keep++] = *k;
     }
@@ -1625,6 +1724,21 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
      * along other writes only, like x0 below (a customer read and left
      * alone is not rewritten for this). */
     if (cs->profile_repack && ops->n > 0) profile_write(cs, ops);
+    /* And its campaigns' fields under their older names, renamed, the same way. */
+    if (ops->n > 0) {
+        for (size_t c = 0; c < cs->cfg->n_campaigns; c++)
+            if (cs->camps[c].older) camp_rename(cs, ops, (int)c);
+        char field[300];
+        for (size_t i = 0; i < cs->n_contacts; i++) {
+            md_contact *k = &cs->contacts[i];
+            if (!k->older || k->campaign < 0 || k->channel < 0) continue; /* one of an unknown channel stays as it is */
+            contact_field(cs, k, true, field, sizeof(field));
+            md_ops_add(ops, MD_OP_DEL, field, NULL);
+            contact_field(cs, k, false, field, sizeof(field));
+            md_ops_add(ops, MD_OP_SET, field, cs->cfg->channels[k->channel].name);
+            k->older = false;
+        }
+    }
     /* The outbox was read and is empty, and this batch adds nothing to it:
      * say so, and the next reads skip it. Only along other writes: a
      * customer with nothing to write gets no apply for this. */
@@ -1778,8 +1892,9 @@ void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int
     cs->contacts[cs->n_contacts].ts = ts;
     cs->contacts[cs->n_contacts].campaign = campaign;
     cs->contacts[cs->n_contacts].channel = channel;
+    cs->contacts[cs->n_contacts].older = false;
+    contact_field(cs, &cs->contacts[cs->n_contacts], false, field, sizeof(field));
     cs->n_contacts++;
-    snprintf(field, sizeof(field), "k:%" PRId64 ":%s", ts, cs->cfg->campaigns[campaign].name);
     md_ops_add(ops, MD_OP_SET, field, cs->cfg->channels[channel].name);
 }
 
@@ -1787,53 +1902,37 @@ void md_cs_add_contact(md_cstate *cs, md_ops *ops, int64_t ts, int campaign, int
  * records the field write that brings Redis to the same, under the names
  * the loader above reads. ---- */
 
-static void set_named_int(md_ops *ops, const char *prefix, const char *name, int64_t v) {
-    char field[200];
-    snprintf(field, sizeof(field), "%s%s", prefix, name);
-    md_cs_set_int(ops, field, v);
-}
-
 void md_cs_set_fatigue(md_cstate *cs, md_ops *ops, int c, double fatigue, int64_t t) {
-    char field[200], val[48];
     if (fatigue < 0.0005) fatigue = 0;
     if (fatigue > 1000) fatigue = 1000;
     cs->camps[c].fatigue = fatigue;
     cs->camps[c].fatigue_ts = t;
-    snprintf(field, sizeof(field), "f:%s", cs->cfg->campaigns[c].name);
-    if (fatigue == 0) {
-        md_ops_add(ops, MD_OP_DEL, field, NULL);
-        return;
-    }
-    snprintf(val, sizeof(val), "%lld,%" PRId64, (long long)llround(fatigue * 1000), t);
-    md_ops_add(ops, MD_OP_SET, field, val);
+    camp_put_fatigue(cs, ops, c);
 }
 
 void md_cs_set_armed(md_cstate *cs, md_ops *ops, int c, bool armed) {
-    char field[200];
     cs->camps[c].disarmed = !armed;
-    snprintf(field, sizeof(field), "a:%s", cs->cfg->campaigns[c].name);
-    if (armed) md_ops_add(ops, MD_OP_DEL, field, NULL);
-    else md_cs_set_int(ops, field, 0);
+    camp_put(cs, ops, c, CF_DISARMED, armed ? NULL : "0");
 }
 
 void md_cs_set_last_contact(md_cstate *cs, md_ops *ops, int c, int64_t t) {
     md_camp_st *st = &cs->camps[c];
     if (st->last_contact > 0 && st->last_contact != t) {
         st->prev_contact = st->last_contact;
-        set_named_int(ops, "lp:", cs->cfg->campaigns[c].name, st->prev_contact);
+        camp_put_int(cs, ops, c, CF_PREV, st->prev_contact);
     }
     st->last_contact = t;
-    set_named_int(ops, "l:", cs->cfg->campaigns[c].name, t);
+    camp_put_int(cs, ops, c, CF_LAST, t);
 }
 
 void md_cs_set_last_conversion(md_cstate *cs, md_ops *ops, int c, int64_t t) {
     cs->camps[c].last_conversion = t;
-    set_named_int(ops, "c:", cs->cfg->campaigns[c].name, t);
+    camp_put_int(cs, ops, c, CF_CONV, t);
 }
 
 void md_cs_set_last_stale(md_cstate *cs, md_ops *ops, int c, int64_t t) {
     cs->camps[c].last_stale = t;
-    set_named_int(ops, "z:", cs->cfg->campaigns[c].name, t);
+    camp_put_int(cs, ops, c, CF_STALE, t);
 }
 
 void md_cs_set_due(md_cstate *cs, md_ops *ops, int64_t t) {
@@ -1853,13 +1952,12 @@ int64_t md_cstate_due(const md_cstate *cs) { return cs->due; }
 
 void md_cs_release_contact(md_cstate *cs, md_ops *ops, const md_trec *t) {
     if (t->campaign < 0) return;
-    const char *name = cs->cfg->campaigns[t->campaign].name;
     char field[160];
     size_t keep = 0;
     for (size_t i = 0; i < cs->n_contacts; i++) {
         const md_contact *k = &cs->contacts[i];
         if (k->ts == t->fired_ms && k->campaign == t->campaign) {
-            snprintf(field, sizeof(field), "k:%" PRId64 ":%s", k->ts, name);
+            contact_field(cs, k, k->older, field, sizeof(field));
             md_ops_add(ops, MD_OP_DEL, field, NULL);
             continue;
         }
@@ -1870,11 +1968,8 @@ void md_cs_release_contact(md_cstate *cs, md_ops *ops, const md_trec *t) {
     if (st->last_contact != t->fired_ms) return; /* a later contact stands */
     st->last_contact = st->prev_contact;
     st->prev_contact = 0;
-    snprintf(field, sizeof(field), "lp:%s", name);
-    md_ops_add(ops, MD_OP_DEL, field, NULL);
-    snprintf(field, sizeof(field), "l:%s", name);
-    if (st->last_contact > 0) md_cs_set_int(ops, field, st->last_contact);
-    else md_ops_add(ops, MD_OP_DEL, field, NULL);
+    camp_put(cs, ops, t->campaign, CF_PREV, NULL);
+    camp_put_int(cs, ops, t->campaign, CF_LAST, st->last_contact);
 }
 
 void md_cs_set_complaint_until(md_cstate *cs, md_ops *ops, int64_t until) {

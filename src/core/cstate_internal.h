@@ -78,6 +78,7 @@ typedef struct md_contact {
     int64_t ts;
     int campaign; /* -1: a campaign no longer configured (still counts for caps) */
     int channel;
+    bool older;   /* stored as "k:<time>:<campaign>" (before 2026-12-06): renamed by the next flush */
 } md_contact;
 
 typedef struct md_pending {
@@ -152,7 +153,12 @@ typedef struct md_camp_st {
     int64_t last_conversion; /* of this campaign's conversion expression; 0 = none seen */
     int64_t last_stale;      /* event time of the last decision to contact that came too late; 0 = none */
     char list;               /* "ls:<campaign>": 'i' on its include list, 'e' on its exclude list, 0 neither */
+    uint8_t older;           /* bit CF_*: the field is stored under its older name, "<prefix>:<campaign>" */
+    uint8_t current;         /* bit CF_*: read under its current name (which wins over the older) */
 } md_camp_st;
+
+/* A campaign's fields, "<letter><campaign code>" (cstate.c, camp_letter). */
+enum { CF_DISARMED, CF_FATIGUE, CF_LAST, CF_PREV, CF_CONV, CF_STALE, CF_COUNT };
 
 /* Where the hash holds a profile attribute: a field "p:<name>", a piece of
  * the packed profile "P<k>", or (read from an older state or edited by

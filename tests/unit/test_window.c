@@ -1173,3 +1173,91 @@ Test(window, two_profile_attributes_with_one_short_name_are_refused) {
     cr_assert_not_null(c, "one of them alone is fine: %s", err);
     md_config_destroy(c);
 }
+
+/* ---- A campaign's fields under its short code ---- */
+
+static int campaign_index(const char *name) {
+    for (size_t i = 0; i < cfg->n_campaigns; i++)
+        if (strcmp(cfg->campaigns[i].name, name) == 0) return (int)i;
+    cr_assert_fail("no campaign %s", name);
+    return -1;
+}
+
+/* A campaign's scalar fields and contact log are stored as "<letter><campaign
+ * code>" and "K<code><time>"; states before 2026-12-06 named them by the
+ * campaign ("l:prepay_wallet", "k:<time>:prepay_wallet"). Those are read,
+ * and renamed by the next flush that writes anything else: the values are
+ * the same read back, and nothing is renamed twice. */
+Test(window, campaign_fields_are_named_by_code_and_older_names_renamed) {
+    int pw = campaign_index("prepay_wallet"), bi = campaign_index("bill_instalment");
+    const int64_t t0 = TH_T0 - 60 * TH_DAY, t1 = TH_T0 - 20 * TH_DAY;
+    char v_l[24], v_lp[24], v_f[48], v_k[48];
+    snprintf(v_l, sizeof(v_l), "%lld", (long long)t1);
+    snprintf(v_lp, sizeof(v_lp), "%lld", (long long)t0);
+    snprintf(v_f, sizeof(v_f), "1500,%lld", (long long)t1);
+    snprintf(v_k, sizeof(v_k), "k:%lld:prepay_wallet", (long long)t1);
+    const char *older[][2] = {{"a:prepay_wallet", "0"}, {"f:prepay_wallet", v_f}, {"l:prepay_wallet", v_l}, {"lp:prepay_wallet", v_lp},
+                              {"c:prepay_wallet", v_lp}, {"z:prepay_wallet", v_l}, {v_k, "outbound_call"}, {"f:bill_instalment", "2"}};
+    const size_t n_older = sizeof(older) / sizeof(older[0]);
+    for (size_t i = 0; i < n_older; i++) md_cstate_load_field(cs, older[i][0], strlen(older[i][0]), older[i][1], strlen(older[i][1]));
+    cr_assert_eq(cs->bad_fields, 0);
+    md_camp_st want_pw = cs->camps[pw], want_bi = cs->camps[bi];
+    cr_assert(want_pw.disarmed && want_pw.last_contact == t1 && want_pw.prev_contact == t0 && want_pw.last_conversion == t0 &&
+              want_pw.last_stale == t1 && want_pw.fatigue == 1.5 && want_pw.fatigue_ts == t1);
+    cr_assert(want_bi.fatigue == 2 && want_bi.fatigue_ts == 0, "the oldest fatigue form: a count, never decayed");
+    cr_assert_eq(cs->n_contacts, 1);
+    md_ops_clear(&ops);
+    md_cstate_flush(cs, &ops);
+    cr_assert_eq(ops.n, 0, "nothing else to write: not renamed for this");
+    md_ops_clear(&ops);
+    md_cs_set_int(&ops, "v", 2);
+    md_cstate_flush(cs, &ops);
+    for (size_t i = 0; i < n_older; i++) cr_assert_eq(count_ops(MD_OP_DEL, older[i][0]), 1, "%s is deleted", older[i][0]);
+    char code[8], name[32], k_name[32];
+    md_state_code("prepay_wallet", code);
+    const char *letters = "AFLBCZ";
+    for (const char *l = letters; *l; l++) {
+        snprintf(name, sizeof(name), "%c%s", *l, code);
+        cr_assert(last_set(name), "%s is written", name);
+    }
+    char bi_fatigue[8] = "F";
+    md_state_code("bill_instalment", bi_fatigue + 1);
+    cr_assert_str_eq(last_set(bi_fatigue) ? last_set(bi_fatigue) : "(none)", "2000,0");
+    snprintf(k_name, sizeof(k_name), "K%s", code);
+    th_b36((uint64_t)t1, k_name + strlen(k_name));
+    cr_assert_str_eq(last_set(k_name) ? last_set(k_name) : "(none)", "outbound_call");
+    /* Read back: the same state, and nothing more to rename. */
+    md_cstate *fresh = md_cstate_new(cfg);
+    load_sets(fresh);
+    cr_assert_eq(fresh->bad_fields, 0);
+    cr_assert(fresh->camps[pw].disarmed && fresh->camps[pw].last_contact == t1 && fresh->camps[pw].prev_contact == t0 &&
+              fresh->camps[pw].last_conversion == t0 && fresh->camps[pw].last_stale == t1 && fresh->camps[pw].fatigue == 1.5 &&
+              fresh->camps[pw].fatigue_ts == t1);
+    cr_assert(fresh->camps[bi].fatigue == 2 && fresh->camps[bi].fatigue_ts == 0);
+    cr_assert(fresh->n_contacts == 1 && fresh->contacts[0].ts == t1 && fresh->contacts[0].campaign == pw && !fresh->contacts[0].older);
+    md_ops_clear(&ops);
+    md_cs_set_int(&ops, "v", 3);
+    md_cstate_flush(fresh, &ops);
+    cr_assert_eq(ops.n, 1, "renamed once");
+    /* Both names of one field, in either order: the current one is read,
+     * the older deleted; the writers use the current names. */
+    snprintf(name, sizeof(name), "L%s", code);
+    for (int order = 0; order < 2; order++) {
+        md_cstate_reset(fresh);
+        for (int k = 0; k < 2; k++) {
+            if ((k == 0) == (order == 0)) md_cstate_load_field(fresh, "l:prepay_wallet", 15, v_lp, strlen(v_lp));
+            else md_cstate_load_field(fresh, name, strlen(name), v_l, strlen(v_l));
+        }
+        cr_assert_eq(fresh->camps[pw].last_contact, t1, "order %d: the current name is read", order);
+        md_ops_clear(&ops);
+        md_cs_set_last_contact(fresh, &ops, pw, TH_T0);
+        cr_assert_eq(count_ops(MD_OP_DEL, "l:prepay_wallet"), 1, "order %d", order);
+        snprintf(v_l, sizeof(v_l), "%lld", (long long)TH_T0);
+        cr_assert_str_eq(last_set(name) ? last_set(name) : "(none)", v_l);
+        snprintf(name, sizeof(name), "B%s", code);
+        cr_assert(last_set(name), "the contact before it, under its current name");
+        snprintf(name, sizeof(name), "L%s", code);
+        snprintf(v_l, sizeof(v_l), "%lld", (long long)t1);
+    }
+    md_cstate_destroy(fresh);
+}
