@@ -901,6 +901,7 @@ static bool add_attr(md_cstate *cs, const char *k, size_t kl, const char *v, siz
     md_attr *a = &cs->attrs[cs->n_attrs];
     if (!put_str(&a->key, &a->key_cap, k, kl) || !put_str(&a->value, &a->value_cap, v, vl)) return false;
     a->stored = 0;
+    a->unknown_code = false;
     cs->n_attrs++;
     return true;
 }
@@ -934,7 +935,7 @@ static int configured_attr(const md_cstate *cs, const char *k, size_t kl) {
  * field: "#<code>" is one read packed that this configuration no longer
  * reads, kept packed as it was. */
 static const char *attr_code(const md_cstate *cs, const md_attr *at) {
-    if (at->key[0] == '#' && strlen(at->key) == MD_PROFILE_CODE_LEN + 1) return at->key + 1;
+    if (at->unknown_code) return at->key + 1;
     int a = configured_attr(cs, at->key, strlen(at->key));
     return a < 0 || !cs->r->profile_codes[a][0] ? NULL : cs->r->profile_codes[a];
 }
@@ -954,11 +955,12 @@ static void profile_piece_name(char out[16], unsigned k) {
  * next flush deletes the field. */
 static bool load_profile_piece(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
     unsigned k = 0;
+    if (fl > 4) return false;
     for (size_t i = 1; i < fl; i++) {
         if (f[i] < '0' || f[i] > '9' || (i == 1 && f[i] == '0')) return false;
         k = k * 10 + (unsigned)(f[i] - '0');
     }
-    if (fl > 4 || k >= PROFILE_PIECES_MAX) return false;
+    if (k >= PROFILE_PIECES_MAX) return false;
     for (const char *p = v, *e = v + vl; p < e;) { /* read whole or not at all */
         const char *sep = memchr(p, PROFILE_SEP, (size_t)(e - p)), *end = sep ? sep : e;
         if (end - p < MD_PROFILE_CODE_LEN) return false;
@@ -986,6 +988,7 @@ static bool load_profile_piece(md_cstate *cs, const char *f, size_t fl, const ch
             const char *name = a >= 0 ? cs->r->profile_attrs[a] : unknown;
             if (!add_attr(cs, name, strlen(name), val, val_len)) return false;
             cs->attrs[cs->n_attrs - 1].stored = ATTR_IN_PIECE;
+            cs->attrs[cs->n_attrs - 1].unknown_code = a < 0;
             if (a >= 0) cs->attr_of[a] = (int)(cs->n_attrs - 1);
         }
         p = sep ? sep + 1 : e;

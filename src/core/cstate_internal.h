@@ -165,11 +165,11 @@ enum { CF_DISARMED, CF_FATIGUE, CF_LAST, CF_PREV, CF_CONV, CF_STALE, CF_COUNT };
  * hand) both. */
 enum { ATTR_IN_FIELD = 1, ATTR_IN_PIECE = 2 };
 typedef struct md_attr {
-    char *key; /* buffers kept across resets (put_str); "#<code>" for a packed
-                * attribute this configuration no longer reads */
+    char *key; /* buffers kept across resets (put_str) */
     char *value;
     size_t key_cap, value_cap;
     uint8_t stored; /* ATTR_IN_*; 0 for one not written yet */
+    bool unknown_code; /* key is "#<code>": read packed, its name unknown to this configuration */
 } md_attr;
 
 struct md_cstate {

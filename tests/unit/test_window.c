@@ -1155,6 +1155,22 @@ Test(window, profile_pieces_read_strictly_and_unknown_short_names_kept) {
     md_cstate_load_field(cs, "P255", 4, "vlyex", 5);
     cr_assert_eq(cs->bad_fields, 0, "the last piece a profile can have");
     cr_assert_str_eq(profile_of(cs, "segment"), "x");
+    /* An attribute a profile names "#vlye" is just an attribute: a field of
+     * its own, never taken for segment's short name. */
+    md_cstate_reset(cs);
+    md_ops_clear(&ops);
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"#vlye\":\"closed\"}", &ops, err, sizeof(err)), MD_ERR_OK);
+    cr_assert_str_eq(last_set("p:#vlye") ? last_set("p:#vlye") : "(none)", "closed");
+    cr_assert_null(last_set("P"));
+    md_cstate *fresh = md_cstate_new(cfg);
+    load_sets(fresh);
+    cr_assert_null(profile_of(fresh, "segment"));
+    md_ops_clear(&ops);
+    md_cs_set_int(&ops, "v", 2);
+    md_cstate_flush(fresh, &ops);
+    cr_assert_null(last_set("P"), "and not packed later either");
+    cr_assert_eq(count_ops(MD_OP_DEL, "p:#vlye"), 0);
+    md_cstate_destroy(fresh);
 }
 
 /* Two attributes the rules read with one short name would read each
