@@ -849,6 +849,7 @@ static bool series_decode_into(md_series_st *s, const char *v, size_t vl, bool l
         }
         if (i < vl && ++i == vl) return false; /* a trailing ',' */
         if (s->n > 0 && num[0] <= 0) return false; /* gaps are positive */
+        if (s->n > 0 && id > INT64_MAX - num[0]) return false; /* a gap past the last bucket number there can be */
         id = s->n == 0 ? num[0] : id + num[0];
         if (!grow((void **)&s->b, &s->cap, s->n + 1, sizeof(md_bucket))) return false;
         s->b[s->n].id = id;

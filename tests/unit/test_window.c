@@ -350,7 +350,9 @@ Test(window, packed_series_round_trip_and_reject_garbage) {
                          /* numbers only as momentd writes them: no blank, no '+', no overflow */
                          "c: 1", "c:+1", "c:1_", "c:-", "c:-,1", "c:1y2v4b4t4g3bsgxs", "c:1y2v4b4t4g3bt", "1y2v4b4t4g3bt,1",
                          /* thirteen digits past 2^64 - 1 ("3w5e11264sgsf"): refused, never wrapped round to a small number */
-                         "c:3w5e11264sgsg", "c:zzzzzzzzzzzzz", "c:-zzzzzzzzzzzzz", "zzzzzzzzzzzzz"};
+                         "c:3w5e11264sgsg", "c:zzzzzzzzzzzzz", "c:-zzzzzzzzzzzzz", "zzzzzzzzzzzzz",
+                         /* a gap that takes the bucket number past INT64_MAX (found by fuzz_state) */
+                         "1y2p0ij32e8e7,1", "c,1y2p0ij32e8e7"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         md_cstate_reset(fresh);
         md_cstate_load_field(fresh, sf, strlen(sf), bad[i], strlen(bad[i]));
