@@ -1125,18 +1125,19 @@ static int campaign_by_code(const md_cstate *cs, const char *code) {
 }
 
 /* Whether field f is a campaign's field: *campaign its index (-1 for one
- * not configured), *kind its CF_* | 256 for the older name. */
-static bool camp_field_of(const md_cstate *cs, const char *f, size_t fl, int64_t *campaign, int64_t *kind) {
-    for (int cf = 0; cf < CF_COUNT; cf++) {
-        if (fl == 1 + MD_STATE_CODE_LEN && f[0] == camp_letter[cf]) {
+ * not configured), *cf which (CF_*), *older whether under its older name. */
+static bool camp_field_of(const md_cstate *cs, const char *f, size_t fl, int *campaign, int *cf, bool *older) {
+    for (int k = 0; k < CF_COUNT; k++) {
+        size_t pl = strlen(camp_older_prefix[k]);
+        *cf = k;
+        if (fl == 1 + MD_STATE_CODE_LEN && f[0] == camp_letter[k]) {
             *campaign = campaign_by_code(cs, f + 1);
-            *kind = cf;
+            *older = false;
             return true;
         }
-        size_t pl = strlen(camp_older_prefix[cf]);
-        if (fl > pl && memcmp(f, camp_older_prefix[cf], pl) == 0) {
+        if (fl > pl && memcmp(f, camp_older_prefix[k], pl) == 0) {
             *campaign = campaign_by_name(cs->cfg, f + pl, fl - pl);
-            *kind = cf | 256;
+            *older = true;
             return true;
         }
     }
@@ -1339,36 +1340,39 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (!load_profile_piece(cs, f, fl, v, vl)) goto bad;
         return;
     }
-    if (camp_field_of(cs, f, fl, &x, &y)) { /* x: the campaign (-1: none configured), y: CF_* | older << 8 */
-        int c = (int)x, cf = (int)(y & 0xff);
-        bool older = y >> 8;
-        if (c < 0) return; /* a campaign no longer configured: left to expire */
-        md_camp_st *st = &cs->camps[c];
-        if (older) {
+    int camp, cf;
+    bool older;
+    if (camp_field_of(cs, f, fl, &camp, &cf, &older)) {
+        if (camp < 0) return; /* a campaign no longer configured: left to expire */
+        md_camp_st *st = &cs->camps[camp];
+        if (older && (st->current & (1u << cf))) { /* both names: the current one is read, the older goes */
             st->older |= (uint8_t)(1u << cf);
-            if (st->current & (1u << cf)) return; /* both names: the current one is read */
-        } else {
-            st->current |= (uint8_t)(1u << cf);
+            return;
         }
+        double fatigue = 0;
         if (cf == CF_FATIGUE) {
             const char *comma = memchr(v, ',', vl);
             if (!comma) { /* an older state: a count of units, never decayed */
                 if (!parse_i64(v, vl, &x)) goto bad;
-                st->fatigue = (double)(x < 0 ? 0 : x > 1000 ? 1000 : x);
-                st->fatigue_ts = 0;
-                return;
+                fatigue = (double)(x < 0 ? 0 : x > 1000 ? 1000 : x);
+                y = 0;
+            } else {
+                if (!parse_i64(v, (size_t)(comma - v), &x) || !parse_i64(comma + 1, vl - (size_t)(comma - v) - 1, &y) || x < 0) goto bad;
+                fatigue = (double)(x > 1000000 ? 1000000 : x) / 1000.0;
             }
-            if (!parse_i64(v, (size_t)(comma - v), &x) || !parse_i64(comma + 1, vl - (size_t)(comma - v) - 1, &y) || x < 0) goto bad;
-            st->fatigue = (double)(x > 1000000 ? 1000000 : x) / 1000.0;
-            st->fatigue_ts = y;
-            return;
+        } else if (!parse_i64(v, vl, &x)) {
+            goto bad; /* left as it was, under whichever name */
         }
-        if (!parse_i64(v, vl, &x)) goto bad;
-        if (cf == CF_DISARMED) st->disarmed = x == 0;
+        if (cf == CF_FATIGUE) {
+            st->fatigue = fatigue;
+            st->fatigue_ts = y;
+        } else if (cf == CF_DISARMED) st->disarmed = x == 0;
         else if (cf == CF_LAST) st->last_contact = x;
         else if (cf == CF_PREV) st->prev_contact = x;
         else if (cf == CF_CONV) st->last_conversion = x;
         else st->last_stale = x;
+        if (older) st->older |= (uint8_t)(1u << cf);
+        else st->current |= (uint8_t)(1u << cf);
         return;
     }
     if (fl > 2 && f[0] == 'g' && f[1] == ':') { /* g:<trigger id> = fired,holdout,bits,channel,campaign */

@@ -1277,5 +1277,15 @@ Test(window, campaign_fields_are_named_by_code_and_older_names_renamed) {
         snprintf(name, sizeof(name), "L%s", code);
         snprintf(v_l, sizeof(v_l), "%lld", (long long)t1);
     }
+    /* An older field whose value does not parse is counted and left as it
+     * was: not renamed, not deleted. */
+    md_cstate_reset(fresh);
+    md_cstate_load_field(fresh, "l:prepay_wallet", 15, "soon", 4);
+    cr_assert_eq(fresh->bad_fields, 1);
+    md_ops_clear(&ops);
+    md_cs_set_int(&ops, "v", 2);
+    md_cstate_flush(fresh, &ops);
+    cr_assert_eq(count_ops(MD_OP_DEL, "l:prepay_wallet"), 0);
+    cr_assert_null(last_set(name));
     md_cstate_destroy(fresh);
 }
