@@ -942,9 +942,11 @@ static const char *attr_code(const md_cstate *cs, const md_attr *at) {
     return a < 0 || !cs->r->profile_codes[a][0] ? NULL : cs->r->profile_codes[a];
 }
 
-static bool attr_packable(const md_cstate *cs, const md_attr *at) {
+/* The code an attribute is packed under, or NULL when it stays a field. */
+static const char *attr_packed_code(const md_cstate *cs, const md_attr *at) {
     size_t vl = strlen(at->value);
-    return attr_code(cs, at) && MD_PROFILE_CODE_LEN + vl <= PROFILE_PIECE_MAX && !memchr(at->value, PROFILE_SEP, vl);
+    const char *code = attr_code(cs, at);
+    return code && MD_PROFILE_CODE_LEN + vl <= PROFILE_PIECE_MAX && !memchr(at->value, PROFILE_SEP, vl) ? code : NULL;
 }
 
 static void profile_piece_name(char out[16], unsigned k) {
@@ -1011,7 +1013,7 @@ static bool load_profile_field(md_cstate *cs, const char *k, size_t kl, const ch
     md_attr *at = &cs->attrs[cs->n_attrs - 1];
     at->stored = ATTR_IN_FIELD;
     if (a >= 0) cs->attr_of[a] = (int)(cs->n_attrs - 1);
-    if (attr_packable(cs, at)) cs->profile_repack = true;
+    if (attr_packed_code(cs, at)) cs->profile_repack = true;
     return true;
 }
 
@@ -1025,7 +1027,8 @@ static void profile_write(md_cstate *cs, md_ops *ops) {
     for (size_t i = 0; i < cs->n_attrs; i++) {
         md_attr *at = &cs->attrs[i];
         snprintf(field, sizeof(field), "p:%s", at->key);
-        if (!attr_packable(cs, at)) {
+        const char *code = attr_packed_code(cs, at); /* one scan of the configured names an attribute */
+        if (!code) {
             if (at->stored != ATTR_IN_FIELD) md_ops_add(ops, MD_OP_SET, field, at->value);
             at->stored = ATTR_IN_FIELD;
             continue;
@@ -1040,7 +1043,7 @@ static void profile_write(md_cstate *cs, md_ops *ops) {
             len = 0;
         }
         if (len) piece[len++] = PROFILE_SEP;
-        memcpy(piece + len, attr_code(cs, at), MD_PROFILE_CODE_LEN);
+        memcpy(piece + len, code, MD_PROFILE_CODE_LEN);
         memcpy(piece + len + MD_PROFILE_CODE_LEN, at->value, vl);
         len += MD_PROFILE_CODE_LEN + vl;
     }
