@@ -11,7 +11,10 @@
  * Fields:
  *   v                       version: +1 on every apply; the apply script
  *                           writes only if it is still the version read
- *   S<code>                 one bucket series, packed in base 36: the oldest
+ *   H, H<k>                 the series, packed: "<code><buckets>" per series (as S<code> below),
+ *                           joined by ';', at most 64 bytes a piece (see "The packed series")
+ *   S<code>                 a series too long for a piece, or one an earlier version wrote
+ *                           (packed along the next write): one bucket series, in base 36: the oldest
  *                           non-empty bucket's number, then ",<gap>" for each
  *                           next, each with ":<value>" unless it is 1. One field
  *                           per series keeps what a batch reads bounded by the
@@ -336,12 +339,13 @@ md_cstate *md_cstate_new(const md_config *cfg) {
     cs->cfg = cfg;
     cs->r = r;
     cs->series = calloc(r->n_series + 1, sizeof(md_series_st));
+    cs->series_scratch = calloc(r->n_series + 1, sizeof(md_series_st));
     cs->camps = calloc(cfg->n_campaigns + 1, sizeof(md_camp_st));
     cs->attr_of = calloc(r->n_profile_attrs + 1, sizeof(int));
     cs->win_vals = calloc(cfg->n_windows + 1, sizeof(double));
     cs->tag_num = calloc(cfg->n_tags + 1, sizeof(double));
     cs->scores = calloc(cfg->n_campaigns + 1, sizeof(double));
-    if (!cs->series || !cs->camps || !cs->attr_of || !cs->win_vals || !cs->tag_num || !cs->scores) {
+    if (!cs->series || !cs->series_scratch || !cs->camps || !cs->attr_of || !cs->win_vals || !cs->tag_num || !cs->scores) {
         md_cstate_destroy(cs);
         return NULL;
     }
@@ -375,8 +379,13 @@ void md_cstate_reset(md_cstate *cs) {
         cs->series[s].n = 0;
         cs->series[s].dirty = false;
         cs->series[s].form = 0;
+        cs->series[s].own_field = false;
         cs->series[s].older_names = 0;
     }
+    cs->series_pieces = 0;
+    cs->series_piece_known = 0;
+    cs->series_repack = false;
+    cs->series_kept_len = 0;
     cs->version = 0;
     cs->key_expiry = 0;
     for (size_t c = 0; c < cs->cfg->n_campaigns; c++) memset(&cs->camps[c], 0, sizeof(md_camp_st));
@@ -425,7 +434,11 @@ void md_cstate_destroy(md_cstate *cs) {
     texts_clear(cs, true);
     if (cs->series)
         for (size_t s = 0; s < cs->r->n_series; s++) free(cs->series[s].b);
+    if (cs->series_scratch)
+        for (size_t s = 0; s < cs->r->n_series; s++) free(cs->series_scratch[s].b);
     free(cs->series);
+    free(cs->series_scratch);
+    free(cs->series_kept);
     for (size_t i = 0; i < cs->cap_wm; i++) free(cs->wm[i].topic);
     free(cs->wm);
     free(cs->seen);
@@ -877,6 +890,188 @@ static char *series_encode(const md_series_st *s) {
     return buf;
 }
 
+/* The number k of a piece's name "<letter><k>" ("<letter>" alone: 0), k in
+ * decimal without a leading zero and below limit; false for any other name. */
+static bool piece_number(const char *f, size_t fl, unsigned limit, unsigned *k) {
+    unsigned n = 0;
+    if (fl > 4) return false;
+    for (size_t i = 1; i < fl; i++) {
+        if (f[i] < '0' || f[i] > '9' || (i == 1 && f[i] == '0')) return false;
+        n = n * 10 + (unsigned)(f[i] - '0');
+    }
+    *k = n;
+    return n < limit;
+}
+
+/* ---- The packed series: pieces "H", "H1", ... of at most 64 bytes (Redis's
+ * listpack value limit), each "<code><buckets>" per series joined by ';',
+ * <code> the four base-36 digits of its field's name (md_series_field) and
+ * <buckets> series_encode's text. A series too long for a piece stays a
+ * field of its own, "S<code>". Five series an event were five of the eleven
+ * fields an apply rewrote, and each costs the apply script a Lua string in
+ * and out (BENCHMARKS.md). ---- */
+#define SERIES_PIECE_MAX 64
+#define SERIES_SEP ';'
+#define SERIES_PIECES_MAX 64 /* md_cstate.series_piece_known has a bit for each */
+#define SERIES_KEPT_MAX 1024 /* unknown entries kept, bytes: beyond, they go with the next repack */
+
+static int series_by_code(const md_rules *r, const char *code) {
+    for (size_t i = 0; i < r->n_series; i++)
+        if (memcmp(r->series[i].field + 1, code, SERIES_CODE_LEN) == 0) return (int)i;
+    return -1;
+}
+
+static void series_piece_name(char out[8], unsigned k) {
+    out[0] = 'H';
+    if (k == 0) out[1] = '\0';
+    else md_fmt_i64(out + 1, (int64_t)(k % SERIES_PIECES_MAX));
+}
+
+/* Piece "H<k>": read whole or not at all (false: a series of it does not
+ * parse, nothing is taken). Each entry is decoded into a scratch series,
+ * then swapped in, so a bad piece leaves what was read before it. */
+static bool load_series_piece(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
+    unsigned k;
+    if (!piece_number(f, fl, SERIES_PIECES_MAX, &k) || vl == 0) return false;
+    int taken[SERIES_PIECE_MAX];
+    size_t n_taken = 0, kept_mark = cs->series_kept_len;
+    for (const char *p = v, *e = v + vl; p < e;) {
+        const char *sep = memchr(p, SERIES_SEP, (size_t)(e - p)), *end = sep ? sep : e;
+        if (end - p <= SERIES_CODE_LEN || (sep && sep + 1 == e)) goto bad;
+        for (int i = 0; i < SERIES_CODE_LEN; i++)
+            if (b36_digit(p[i]) < 0) goto bad;
+        int si = series_by_code(cs->r, p);
+        bool again = si >= 0 && cs->series[si].form == 'H';
+        for (size_t j = 0; j < n_taken && !again; j++) again = taken[j] == si;
+        if (si < 0) { /* a series no window of this configuration reads: kept as it is */
+            size_t n = (size_t)(end - p), at = cs->series_kept_len;
+            if (at + 1 + n <= SERIES_KEPT_MAX) {
+                if (!grow((void **)&cs->series_kept, &cs->series_kept_cap, at + 1 + n + 1, 1)) goto bad;
+                if (at) cs->series_kept[at++] = SERIES_SEP;
+                memcpy(cs->series_kept + at, p, n);
+                cs->series_kept_len = at + n;
+            }
+        } else if (again) {
+            cs->series_repack = true; /* twice: the first read is kept, the next flush writes it once */
+        } else {
+            if (!series_decode_into(&cs->series_scratch[n_taken], p + SERIES_CODE_LEN, (size_t)(end - p) - SERIES_CODE_LEN, false)) goto bad;
+            taken[n_taken++] = si;
+        }
+        p = sep ? sep + 1 : e;
+    }
+    for (size_t j = 0; j < n_taken; j++) {
+        md_series_st *s = &cs->series[taken[j]], *t = &cs->series_scratch[j];
+        md_bucket *b = s->b;
+        size_t cap = s->cap;
+        s->b = t->b, s->n = t->n, s->cap = t->cap;
+        t->b = b, t->n = 0, t->cap = cap;
+        if (s->own_field) cs->series_repack = true; /* "S<code>" read first: deleted along the next write */
+        s->form = 'H';
+        s->dirty |= s->older_names != 0;
+    }
+    if (k + 1 > cs->series_pieces) cs->series_pieces = k + 1;
+    cs->series_piece_known |= UINT64_C(1) << k;
+    cs->series_piece_sum[k] = md_hash64(v, vl, 0);
+    if (vl > SERIES_PIECE_MAX) cs->series_repack = true;
+    return true;
+bad:
+    cs->series_kept_len = kept_mark;
+    return false;
+}
+
+/* Piece k of the packing is piece: written unless the hash holds it already. */
+static void series_piece_put(md_cstate *cs, md_ops *ops, unsigned k, char *piece, size_t len) {
+    char name[8];
+    piece[len] = '\0';
+    uint64_t sum = md_hash64(piece, len, 0);
+    if (k < cs->series_pieces && (cs->series_piece_known >> k & 1) && cs->series_piece_sum[k] == sum) return;
+    series_piece_name(name, k);
+    md_ops_add(ops, MD_OP_SET, name, piece);
+    cs->series_piece_known |= UINT64_C(1) << k;
+    cs->series_piece_sum[k] = sum;
+}
+
+/* Writes the series: those that fit into pieces, in the configuration's
+ * order, then the kept entries; each longer one as "S<code>". Pieces whose
+ * text is unchanged are not written; pieces no longer needed and the
+ * names of other forms are deleted. Runs when a series changed, or along
+ * other writes when one is to move to another form. */
+static void series_flush(md_cstate *cs, md_ops *ops) {
+    bool any = cs->series_repack && ops->n > 0;
+    for (size_t si = 0; si < cs->r->n_series && !any; si++) any = cs->series[si].dirty;
+    if (!any) return;
+    char piece[SERIES_PIECE_MAX + 1];
+    size_t len = 0;
+    unsigned k = 0;
+    for (size_t si = 0, ki = 0; si < cs->r->n_series || ki < cs->series_kept_len;) {
+        const char *code, *text;
+        char *encoded = NULL;
+        size_t tl;
+        if (si < cs->r->n_series) {
+            md_series_st *s = &cs->series[si];
+            const char *field = cs->r->series[si].field;
+            for (int o = 0; o < 2; o++)
+                if (s->older_names & (o ? SERIES_OLDER_PACKED : SERIES_OLDER_DECIMAL)) {
+                    char older[24];
+                    snprintf(older, sizeof(older), "%c%s", o ? 'S' : 's', cs->r->series[si].older);
+                    md_ops_add(ops, MD_OP_DEL, older, NULL);
+                }
+            s->older_names = 0;
+            if (s->n && !(encoded = series_encode(s))) {
+                ops->oom = true;
+                return;
+            }
+            tl = encoded ? strlen(encoded) : 0;
+            bool packed = encoded && SERIES_CODE_LEN + tl <= SERIES_PIECE_MAX;
+            if (!encoded || packed) {
+                if (s->own_field) md_ops_add(ops, MD_OP_DEL, field, NULL);
+                s->own_field = false;
+            } else if (s->dirty || !s->own_field) {
+                md_ops_add(ops, MD_OP_SET, field, encoded);
+                s->own_field = true;
+            }
+            s->form = !encoded ? 0 : packed ? 'H' : 'S';
+            s->dirty = false;
+            si++;
+            if (!packed) {
+                free(encoded);
+                continue;
+            }
+            code = field + 1;
+            text = encoded;
+        } else {
+            const char *p = cs->series_kept + ki, *e = cs->series_kept + cs->series_kept_len;
+            const char *sep = memchr(p, SERIES_SEP, (size_t)(e - p)), *end = sep ? sep : e;
+            code = p;
+            text = p + SERIES_CODE_LEN;
+            tl = (size_t)(end - text);
+            ki = sep ? (size_t)(sep + 1 - cs->series_kept) : cs->series_kept_len;
+        }
+        if (len + (len ? 1 : 0) + SERIES_CODE_LEN + tl > SERIES_PIECE_MAX) {
+            if (k + 1 >= SERIES_PIECES_MAX) { /* never with the pieces' own bound on what was kept */
+                free(encoded);
+                break;
+            }
+            series_piece_put(cs, ops, k++, piece, len);
+            len = 0;
+        }
+        if (len) piece[len++] = SERIES_SEP;
+        memcpy(piece + len, code, SERIES_CODE_LEN);
+        memcpy(piece + len + SERIES_CODE_LEN, text, tl);
+        len += SERIES_CODE_LEN + tl;
+        free(encoded);
+    }
+    if (len) series_piece_put(cs, ops, k++, piece, len);
+    for (unsigned j = k; j < cs->series_pieces; j++) {
+        char name[8];
+        series_piece_name(name, j);
+        md_ops_add(ops, MD_OP_DEL, name, NULL);
+        cs->series_piece_known &= ~(UINT64_C(1) << j);
+    }
+    cs->series_pieces = k;
+    cs->series_repack = false;
+}
+
 static int campaign_by_name(const md_config *cfg, const char *s, size_t n) {
     for (size_t i = 0; i < cfg->n_campaigns; i++)
         if (strlen(cfg->campaigns[i].name) == n && memcmp(cfg->campaigns[i].name, s, n) == 0) return (int)i;
@@ -958,13 +1153,8 @@ static void profile_piece_name(char out[16], unsigned k) {
  * as a field ("p:<name>" of an older state) takes the piece's value, and the
  * next flush deletes the field. */
 static bool load_profile_piece(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
-    unsigned k = 0;
-    if (fl > 4) return false;
-    for (size_t i = 1; i < fl; i++) {
-        if (f[i] < '0' || f[i] > '9' || (i == 1 && f[i] == '0')) return false;
-        k = k * 10 + (unsigned)(f[i] - '0');
-    }
-    if (k >= PROFILE_PIECES_MAX) return false;
+    unsigned k;
+    if (!piece_number(f, fl, PROFILE_PIECES_MAX, &k)) return false;
     for (const char *p = v, *e = v + vl; p < e;) { /* read whole or not at all */
         const char *sep = memchr(p, PROFILE_SEP, (size_t)(e - p)), *end = sep ? sep : e;
         if (end - p < MD_PROFILE_CODE_LEN) return false;
@@ -1239,26 +1429,37 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         }
         return;
     }
-    if (f[0] == 'S' || f[0] == 's') { /* S<code> = packed buckets; S<hash> and s<hash>: the older names (md_series_field) */
+    if (f[0] == 'H') { /* H<k>: a piece of the packed series */
+        if (!load_series_piece(cs, f, fl, v, vl)) goto bad;
+        return;
+    }
+    if (f[0] == 'S' || f[0] == 's') { /* S<code> = a series of its own; S<hash> and s<hash>: the older names (md_series_field) */
         char form;
         int si = series_by_field(cs->r, f, fl, &form);
         if (si < 0) return; /* a series no window of this configuration reads: left to expire */
         md_series_st *s = &cs->series[si];
-        /* An older name is renamed by the next flush: its buckets are
-         * written under the current name and it is deleted. The newest form
-         * the hash holds is read, whatever the order: the current, then the
-         * older packed, then the decimal. An older series that does not
-         * parse is left as it was. */
-        static const char rank[128] = {['S'] = 3, ['L'] = 2, ['s'] = 1};
-        if (form != 'S') {
-            if (rank[(unsigned char)s->form] > rank[(unsigned char)form]) {
+        /* The newest form the hash holds is read, whatever the order: a
+         * piece's entry, the field of its own, the older packed name, the
+         * decimal one. The others' names are deleted by the next flush (the
+         * older ones at once, a field of its own along other writes). An
+         * older series that does not parse is left as it was. */
+        static const char rank[128] = {['H'] = 4, ['S'] = 3, ['L'] = 2, ['s'] = 1};
+        if (rank[(unsigned char)s->form] > rank[(unsigned char)form]) {
+            if (form == 'S') {
+                s->own_field = cs->series_repack = true;
+            } else {
                 s->older_names |= form == 'L' ? SERIES_OLDER_PACKED : SERIES_OLDER_DECIMAL;
                 s->dirty = true;
-                return;
             }
+            return;
         }
         if (!series_decode(s, v, vl, form == 's')) goto bad;
-        if (form != 'S') s->older_names |= form == 'L' ? SERIES_OLDER_PACKED : SERIES_OLDER_DECIMAL;
+        if (form != 'S') {
+            s->older_names |= form == 'L' ? SERIES_OLDER_PACKED : SERIES_OLDER_DECIMAL;
+        } else {
+            s->own_field = true;
+            if (SERIES_CODE_LEN + vl <= SERIES_PIECE_MAX) cs->series_repack = true; /* an earlier version's: into a piece */
+        }
         s->form = form;
         s->dirty |= s->older_names != 0;
         return;
@@ -1707,31 +1908,6 @@ static void flush_times(md_cstate *cs, md_ops *ops) {
 void md_cstate_flush(md_cstate *cs, md_ops *ops) {
     flush_times(cs, ops);
     guard_flush(cs, ops);
-    for (size_t si = 0; si < cs->r->n_series; si++) {
-        md_series_st *s = &cs->series[si];
-        if (!s->dirty) continue;
-        const char *field = cs->r->series[si].field;
-        for (int k = 0; k < 2; k++)
-            if (s->older_names & (k ? SERIES_OLDER_PACKED : SERIES_OLDER_DECIMAL)) {
-                char older[24];
-                snprintf(older, sizeof(older), "%c%s", k ? 'S' : 's', cs->r->series[si].older);
-                md_ops_add(ops, MD_OP_DEL, older, NULL);
-            }
-        s->older_names = 0;
-        s->form = s->n ? 'S' : 0;
-        if (s->n == 0) {
-            md_ops_add(ops, MD_OP_DEL, field, NULL);
-        } else {
-            char *packed = series_encode(s);
-            if (!packed) {
-                ops->oom = true;
-                return;
-            }
-            md_ops_add(ops, MD_OP_SET, field, packed);
-            free(packed);
-        }
-        s->dirty = false;
-    }
     /* An older state's profile attributes, fields of their own, packed:
      * along other writes only, like x0 below (a customer read and left
      * alone is not rewritten for this). */
@@ -1751,6 +1927,7 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
             k->older = false;
         }
     }
+    series_flush(cs, ops);
     /* The outbox was read and is empty, and this batch adds nothing to it:
      * say so, and the next reads skip it. Only along other writes: a
      * customer with nothing to write gets no apply for this. */

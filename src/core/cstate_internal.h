@@ -29,11 +29,14 @@ typedef struct md_series_st {
     md_bucket *b; /* sorted by id */
     size_t n, cap;
     bool dirty;   /* changed since loaded: md_cstate_flush writes it back */
-    /* The form its buckets were read from: 0 nothing, 'S' the current
-     * name, 'L' the older long name "S<hash>", 's' the older decimal form
-     * "s<hash>". The older names are read only while the current one is not
-     * there, and are deleted by the next flush, which writes the current. */
+    /* The form its buckets were read from: 0 nothing, 'H' an entry of a
+     * packed piece "H<k>", 'S' a field of its own "S<code>" (a series too
+     * long for a piece, or one an earlier version wrote), 'L' the older long
+     * name "S<hash>", 's' the older decimal form "s<hash>". The newest form
+     * the hash holds is read; the names of the others are deleted by the
+     * next flush, which writes the current. */
     char form;
+    bool own_field;      /* the hash holds "S<code>": kept while the series is too long for a piece */
     uint8_t older_names; /* SERIES_OLDER_*: older names the hash holds, to delete */
 } md_series_st;
 
@@ -185,6 +188,21 @@ struct md_cstate {
     int64_t version; /* the "v" field as loaded; 0 when absent */
     int64_t key_expiry; /* md_cstate_key_expiry */
     md_series_st *series;
+    md_series_st *series_scratch; /* n_series of them: a piece is decoded here, then taken whole */
+    /* The packed series' pieces "H<k>" the hash holds (k below
+     * series_pieces), each piece's FNV-1a 64 as read or written (bit k of
+     * series_piece_known: its text parsed), so a flush writes only the
+     * pieces that changed; series_repack: a series the next flush would
+     * write in another form (along other writes). */
+    unsigned series_pieces;
+    uint64_t series_piece_known;
+    uint64_t series_piece_sum[64];
+    bool series_repack;
+    /* Entries of the pieces that no series of this configuration reads,
+     * "<code><buckets>" joined by ';', kept as they were (a reload that
+     * drops a window and adds it back keeps its history, as fields did). */
+    char *series_kept;
+    size_t series_kept_len, series_kept_cap;
     bool has_balance;
     double balance;
     int64_t balance_ts;      /* read it with md_cs_balance_ts: see balance_at_payment */

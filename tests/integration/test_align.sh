@@ -107,6 +107,7 @@ older_form() {
             return neg ? -n : n }
         BEGIN { while ((getline line < hashes) > 0) { split(line, h, " "); whole[h[1]] = h[2] } }
         { split($1, kf, " "); code = substr(kf[2], 2)
+          if (!(kf[1] in cleared)) { cleared[kf[1]] = 1; print "HDEL " kf[1] " H H1 H2 H3 H4 H5 H6 H7" }
           if (!(code in whole)) { print "ECHO no hash for " kf[2] > "/dev/stderr"; exit 1 }
           print "HDEL " kf[1] " " kf[2]
           if (NR % 2) { print "HSET " kf[1] " S" whole[code] " " $2; next }
@@ -115,8 +116,14 @@ older_form() {
                                       out = out (i > 1 ? "," : "") sprintf("%d:%d", b36(tok[i]), v) }
           print "HSET " kf[1] " s" whole[code] " " out }'
 }
+# dump_series PREFIX: "KEY S<code>\tBUCKETS" for each series of each customer, the
+# entries of its pieces (H<k>, "<code><buckets>" joined by ";") as if fields of their own.
 dump_series() { redis-cli -p "$REDIS_PORT" --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
-    redis-cli -p "$REDIS_PORT" | awk '/^@@/ {key = substr($0, 3); n = 0; next} {if (n % 2 == 0) f = $0; else if (f ~ /^[sS][0-9a-z]+$/) print key " " f "\t" $0; n++}'; }
+    redis-cli -p "$REDIS_PORT" | awk '/^@@/ {key = substr($0, 3); n = 0; next}
+        {if (n % 2 == 0) f = $0
+         else if (f ~ /^[sS][0-9a-z]+$/) print key " " f "\t" $0
+         else if (f ~ /^H[0-9]*$/) { m = split($0, e, ";"); for (i = 1; i <= m; i++) print key " S" substr(e[i], 1, 4) "\t" substr(e[i], 5) }
+         n++}'; }
 dump_series "$B" >"$T_DIR/series.current"
 C=$(awk 'NR == 1 {sub(/^[^{]*\{/, ""); sub(/\}.*/, ""); print}' "$T_DIR/series.current")
 AT=$(($(date +%s) * 1000))

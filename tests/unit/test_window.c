@@ -133,6 +133,28 @@ static const char *last_set(const char *field) {
     return v;
 }
 
+/* The text the flush in ops wrote for the series whose field is sf
+ * ("S<code>"): that field's, or its entry "<code><buckets>" in a piece
+ * "H<k>" (the layout in src/core/cstate.c); NULL when neither was written. */
+static const char *series_written(const char *sf) {
+    static char out[512];
+    const char *found = last_set(sf);
+    for (size_t i = 0; i < ops.n && !found; i++) {
+        const char *f = md_ops_field(&ops, i), *v = md_ops_value(&ops, i);
+        if (ops.ops[i].kind != MD_OP_SET || f[0] != 'H') continue;
+        for (const char *p = v; *p;) {
+            const char *e = strchr(p, ';');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            if (n > 4 && memcmp(p, sf + 1, 4) == 0) {
+                snprintf(out, sizeof(out), "%.*s", (int)(n - 4), p + 4);
+                found = out;
+            }
+            p += n + (e ? 1 : 0);
+        }
+    }
+    return found;
+}
+
 Test(window, redelivered_offsets_count_once) {
     md_source src = {"payments", 3, 41};
     cr_assert_eq(pay("p1", TH_T0, 10, false, &src), MD_APPLIED);
@@ -311,12 +333,12 @@ Test(window, old_buckets_are_evicted) {
     pay("p1", TH_T0, 10, false, NULL);
     pay("p2", TH_T0 + 3 * TH_DAY, 10, false, NULL);
     md_cstate_flush(cs, &ops);
-    const char *before = last_set(series_field_of(cfg, "payments_180d"));
+    const char *before = series_written(series_field_of(cfg, "payments_180d"));
     cr_assert(before && strchr(before, ','), "two buckets packed in the payments series: %s", before ? before : "(none)");
     md_ops_clear(&ops);
     pay("p3", TH_T0 + 200 * TH_DAY, 10, false, NULL);
     md_cstate_flush(cs, &ops);
-    const char *after = last_set(series_field_of(cfg, "payments_180d"));
+    const char *after = series_written(series_field_of(cfg, "payments_180d"));
     cr_assert(after, "the series is written back");
     cr_assert_null(strchr(after, ','), "buckets older than span + max_lateness are dropped: %s", after);
     cr_assert_eq(md_cstate_window(cfg, cs, win("payments_180d"), TH_T0 + 200 * TH_DAY), 1);
@@ -385,7 +407,7 @@ Test(window, the_older_series_form_is_read_and_rewritten) {
     md_cstate_flush(fresh, &ops);
     th_b36((uint64_t)d0, current);
     strcat(current, ":2,3:5");
-    cr_assert_str_eq(last_set(sf) ? last_set(sf) : "(none)", current, "rewritten in the current form");
+    cr_assert_str_eq(series_written(sf) ? series_written(sf) : "(none)", current, "rewritten in the current form");
     bool deleted = false;
     for (size_t i = 0; i < ops.n; i++) deleted |= ops.ops[i].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, i), legacy) == 0;
     cr_assert(deleted, "the older name %s is deleted", legacy);
@@ -423,7 +445,7 @@ Test(window, the_older_series_form_is_read_and_rewritten) {
         deleted = false;
         for (size_t i = 0; i < ops.n; i++) deleted |= ops.ops[i].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, i), legacy) == 0;
         cr_assert(deleted, "order %d: the older name is deleted", order);
-        cr_assert_str_eq(last_set(sf) ? last_set(sf) : "(none)", current, "order %d", order);
+        cr_assert_str_eq(series_written(sf) ? series_written(sf) : "(none)", current, "order %d", order);
     }
     md_cstate_destroy(fresh);
 }
@@ -452,7 +474,7 @@ Test(window, the_longer_series_name_is_read_and_renamed) {
     cr_assert_eq(md_cstate_window(cfg, fresh, w, TH_T0 + 3 * TH_DAY), 7);
     md_ops_clear(&ops);
     md_cstate_flush(fresh, &ops);
-    cr_assert_str_eq(last_set(sf) ? last_set(sf) : "(none)", v_long, "written under the current name");
+    cr_assert_str_eq(series_written(sf) ? series_written(sf) : "(none)", v_long, "written under the current name");
     bool deleted = false;
     for (size_t i = 0; i < ops.n; i++) deleted |= ops.ops[i].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, i), longer) == 0;
     cr_assert(deleted, "the longer name %s is deleted", longer);
@@ -478,7 +500,7 @@ Test(window, the_longer_series_name_is_read_and_renamed) {
                 dels += ops.ops[i].kind == MD_OP_DEL &&
                         (strcmp(md_ops_field(&ops, i), longer) == 0 || strcmp(md_ops_field(&ops, i), decimal) == 0);
             cr_assert_eq(dels, 2, "order %d%d%d: both older names deleted", perms[p][0], perms[p][1], perms[p][2]);
-            cr_assert_str_eq(last_set(sf) ? last_set(sf) : "(none)", with_current ? v_cur : v_long);
+            cr_assert_str_eq(series_written(sf) ? series_written(sf) : "(none)", with_current ? v_cur : v_long);
         }
     md_cstate_destroy(fresh);
 }
@@ -624,11 +646,15 @@ Test(window, a_batch_writes_each_series_once) {
         pay(id, TH_T0 + k * TH_HOUR, 10, false, NULL);
     }
     md_cstate_flush(cs, &ops);
-    size_t writes = 0;
-    for (size_t i = 0; i < ops.n; i++)
-        if (strcmp(md_ops_field(&ops, i), series_field_of(cfg, "payments_180d")) == 0) writes++;
-    cr_assert_eq(writes, 1, "20 payments in one batch: the series is written once, got %zu", writes);
-    cr_assert_str_eq(last_set(series_field_of(cfg, "payments_180d")), "ftu:k", "one day bucket (20514) holding 20, in base 36");
+    for (size_t i = 0; i < ops.n; i++) {
+        const char *f = md_ops_field(&ops, i);
+        if (f[0] != 'H' && f[0] != 'S') continue;
+        size_t writes = 0;
+        for (size_t j = 0; j < ops.n; j++) writes += strcmp(md_ops_field(&ops, j), f) == 0;
+        cr_assert_eq(writes, 1, "20 payments in one batch: %s is written once, got %zu", f, writes);
+    }
+    const char *sf = series_field_of(cfg, "payments_180d");
+    cr_assert_str_eq(series_written(sf) ? series_written(sf) : "(none)", "ftu:k", "one day bucket (20514) holding 20, in base 36");
 }
 
 /* A configuration that reorders signals and adds a window (a reload, or a
@@ -1287,5 +1313,165 @@ Test(window, campaign_fields_are_named_by_code_and_older_names_renamed) {
     md_cstate_flush(fresh, &ops);
     cr_assert_eq(count_ops(MD_OP_DEL, "l:prepay_wallet"), 0);
     cr_assert_null(last_set(name));
+    md_cstate_destroy(fresh);
+}
+
+/* A SET of field f in ops (its last), or NULL. */
+static bool was_deleted(const char *f) {
+    bool d = false;
+    for (size_t i = 0; i < ops.n; i++)
+        if (strcmp(md_ops_field(&ops, i), f) == 0) d = ops.ops[i].kind == MD_OP_DEL;
+    return d;
+}
+
+/* The series are packed into pieces "H", "H1", ... of at most 64 bytes,
+ * "<code><buckets>" joined by ';'; a reload of what was written reads
+ * every window back. */
+Test(window, series_are_packed_into_pieces_of_64_bytes) {
+    for (int k = 0; k < 40; k++) {
+        char id[16];
+        snprintf(id, sizeof(id), "p%d", k);
+        pay(id, TH_T0 + k * TH_DAY, 10 + k, k % 3 == 0, NULL);
+        snprintf(id, sizeof(id), "v%d", k);
+        view(id, TH_T0 + k * TH_DAY);
+    }
+    md_ops_clear(&ops);
+    pay("last", TH_T0 + 40 * TH_DAY, 5, false, NULL);
+    md_cstate_flush(cs, &ops);
+    md_cstate *fresh = md_cstate_new(cfg);
+    int pieces = 0;
+    for (size_t i = 0; i < ops.n; i++) {
+        const char *f = md_ops_field(&ops, i);
+        if (ops.ops[i].kind != MD_OP_SET) continue;
+        if (f[0] == 'H') {
+            pieces++;
+            cr_assert_leq(strlen(md_ops_value(&ops, i)), 64, "%s: %s", f, md_ops_value(&ops, i));
+        }
+        cr_assert(f[0] != 'S' || strlen(md_ops_value(&ops, i)) + 4 > 64, "%s fits a piece: %s", f, md_ops_value(&ops, i));
+    }
+    cr_assert_geq(pieces, 2, "eleven windows' series over 40 days need two pieces at least, got %d", pieces);
+    /* Everything the state holds, written whole into a fresh one. */
+    md_ops_clear(&ops);
+    cs->series_repack = true;
+    for (size_t si = 0; si < cfg->rules->n_series; si++) cs->series[si].dirty = true;
+    cs->series_pieces = 0;
+    md_cstate_flush(cs, &ops);
+    for (size_t i = 0; i < ops.n; i++)
+        if (ops.ops[i].kind == MD_OP_SET) load(fresh, md_ops_field(&ops, i), md_ops_value(&ops, i));
+    cr_assert_eq(fresh->bad_fields, 0);
+    for (size_t w = 0; w < cfg->n_windows; w++)
+        cr_assert_eq(md_cstate_window(cfg, fresh, (int)w, TH_T0 + 40 * TH_DAY), md_cstate_window(cfg, cs, (int)w, TH_T0 + 40 * TH_DAY),
+                     "window %s", cfg->windows[w].name);
+    md_cstate_destroy(fresh);
+}
+
+/* A series an earlier version wrote as a field of its own is read, and
+ * packed only along another write; one too long for a piece keeps its own
+ * field, written only when it changes. */
+Test(window, a_series_field_of_its_own_is_packed_along_other_writes_or_kept_when_long) {
+    md_cstate *fresh = md_cstate_new(cfg);
+    const char *sf = series_field_of(cfg, "payments_180d");
+    char v[128];
+    th_b36((uint64_t)(TH_T0 / TH_DAY), v);
+    strcat(v, ":2,3:5");
+    load(fresh, sf, v);
+    cr_assert_eq(md_cstate_window(cfg, fresh, win("payments_180d"), TH_T0 + 3 * TH_DAY), 7);
+    md_ops_clear(&ops);
+    md_cstate_flush(fresh, &ops);
+    cr_assert_eq(ops.n, 0, "read and left alone: not rewritten for the packing");
+    md_ops_add(&ops, MD_OP_SET, "cb", "1"); /* another write of the same apply */
+    md_cstate_flush(fresh, &ops);
+    cr_assert(was_deleted(sf), "its own field is deleted");
+    cr_assert_str_eq(series_written(sf) ? series_written(sf) : "(none)", v + 0, "and its buckets are in a piece");
+    cr_assert(last_set("H"), "piece H written");
+    /* Long: 30 buckets three days apart are more than a piece holds. */
+    md_cstate_reset(fresh);
+    th_b36((uint64_t)(TH_T0 / TH_DAY - 90), v);
+    for (int k = 0; k < 29; k++) strcat(v, ",3");
+    cr_assert_gt(strlen(v) + 4, 64);
+    load(fresh, sf, v);
+    cr_assert_eq(fresh->bad_fields, 0);
+    md_ops_clear(&ops);
+    md_ops_add(&ops, MD_OP_SET, "cb", "1");
+    md_cstate_flush(fresh, &ops);
+    cr_assert_null(last_set(sf), "unchanged: not written again");
+    cr_assert(!was_deleted(sf), "and not deleted");
+    cr_assert_null(last_set("H"), "nor packed");
+    md_ops_clear(&ops);
+    md_engine_out_init(&out);
+    md_cstate *keep = cs;
+    cs = fresh;
+    pay("long", TH_T0, 10, false, NULL);
+    cs = keep;
+    md_cstate_flush(fresh, &ops);
+    cr_assert(last_set(sf) && strlen(last_set(sf)) > strlen(v), "changed: its own field is written: %s", last_set(sf) ? last_set(sf) : "(none)");
+    md_cstate_destroy(fresh);
+}
+
+/* A piece is read whole or not at all; an entry of a series this
+ * configuration does not read is kept through a repack; a piece whose text
+ * is unchanged is not written again; a series both in a piece and in a
+ * field of its own, in either order, is read from the piece. */
+Test(window, pieces_are_read_whole_kept_and_written_when_changed) {
+    md_cstate *fresh = md_cstate_new(cfg);
+    const char *pf = series_field_of(cfg, "payments_180d"), *af = series_field_of(cfg, "app_logins_7d");
+    int pw = win("payments_180d"), aw = win("app_logins_7d");
+    char day[16], hour[16], piece[128], own[64];
+    th_b36((uint64_t)(TH_T0 / TH_DAY), day);
+    th_b36((uint64_t)(TH_T0 / TH_HOUR), hour);
+    cr_assert_null(strstr("zzzz", pf + 1));
+    /* Bad: the second entry does not parse; the series read before stays. */
+    snprintf(own, sizeof(own), "%s:3", day);
+    load(fresh, pf, own);
+    snprintf(piece, sizeof(piece), "%s%s:9;%sx!", pf + 1, day, af + 1);
+    load(fresh, "H", piece);
+    cr_assert_eq(fresh->bad_fields, 1);
+    cr_assert_eq(md_cstate_window(cfg, fresh, pw, TH_T0), 3, "nothing of the bad piece is taken");
+    const char *bad[] = {"", ";", "abc", "zzzz", "zzzz1;", "ZZZZ1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        load(fresh, "H1", bad[i]);
+        cr_assert_eq(fresh->bad_fields, 2 + i, "\"%s\" is a bad piece", bad[i]);
+    }
+    load(fresh, "H01", "zzzz1");
+    load(fresh, "H64", "zzzz1");
+    cr_assert_eq(fresh->bad_fields, 1 + sizeof(bad) / sizeof(bad[0]) + 2, "no piece names H01 or H64");
+    /* Both forms, either order: the piece is read. */
+    for (int order = 0; order < 2; order++) {
+        md_cstate_reset(fresh);
+        snprintf(piece, sizeof(piece), "%s%s:9;zzzz1,2:3", pf + 1, day);
+        if (order) load(fresh, pf, own);
+        load(fresh, "H", piece);
+        if (!order) load(fresh, pf, own);
+        cr_assert_eq(fresh->bad_fields, 0);
+        cr_assert_eq(md_cstate_window(cfg, fresh, pw, TH_T0), 9, "order %d: the piece's", order);
+        md_ops_clear(&ops);
+        md_ops_add(&ops, MD_OP_SET, "cb", "1");
+        md_cstate_flush(fresh, &ops);
+        cr_assert(was_deleted(pf), "order %d: the field of its own goes", order);
+        cr_assert_null(last_set("H"), "order %d: the piece is unchanged, not rewritten", order);
+    }
+    /* Two pieces; a change of the series in the second writes only that
+     * one, and the unknown entry in it is kept. */
+    md_cstate_reset(fresh);
+    char first[80];
+    snprintf(first, sizeof(first), "%s%s,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", pf + 1, day); /* 57 bytes */
+    snprintf(piece, sizeof(piece), "%s%s;zzzz1,2:3", af + 1, hour);
+    load(fresh, "H", first);
+    load(fresh, "H1", piece);
+    cr_assert_eq(fresh->bad_fields, 0);
+    cr_assert_eq(md_cstate_window(cfg, fresh, aw, TH_T0), 1);
+    md_ops_clear(&ops);
+    md_engine_out_init(&out);
+    md_cstate *keep = cs;
+    cs = fresh;
+    view("again", TH_T0 + 1);
+    cs = keep;
+    md_cstate_flush(fresh, &ops);
+    cr_assert_null(last_set("H"), "H is unchanged: not written");
+    char want[128];
+    snprintf(want, sizeof(want), "%s%s:2;", af + 1, hour);
+    const char *h1 = last_set("H1") ? last_set("H1") : "(none)";
+    cr_assert(strncmp(h1, want, strlen(want)) == 0, "H1 is written, the logins counted twice: %s", h1);
+    cr_assert(strlen(h1) > 9 && strcmp(h1 + strlen(h1) - 9, "zzzz1,2:3") == 0, "the unknown entry as it was, last: %s", h1);
     md_cstate_destroy(fresh);
 }
