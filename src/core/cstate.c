@@ -25,11 +25,12 @@
  *                           read while the current one is absent and renamed by
  *                           the next flush: "S<hash>", the whole hash in base 36,
  *                           and "s<hash>", decimal with every value written
- *   bal                     newest balance_after, "<balance>" when its event is the newest payment
- *                           (T's first time), else "<balance>,<event time ms>" (the older form too)
- *   T                       "<payment>,<call>,<app_login>": the time of the newest event of each
- *                           type in base 36 ms, empty for none (flush_times); the older form,
- *                           one field "t<type>" a type in decimal, is read and rewritten
+ *   T                       "<payment>,<call>,<app_login>[,<balance>[,<its time>]]": the time of
+ *                           the newest event of each type in base 36 ms, empty for none, then the
+ *                           newest balance_after, its time (base 36 ms) written only when it is
+ *                           not the newest payment's (flush_times). The older forms, one field
+ *                           "t<type>" a type in decimal and "bal" = "<balance>[,<time ms>]", are
+ *                           read and moved into T (T's balance over bal's)
  *   n                       time of the customer's newest event: no longer written (the
  *                           largest time in T is the same), still read in older states
  *   x0                      the outbox was empty at the last apply (reads skip it)
@@ -396,7 +397,7 @@ void md_cstate_reset(md_cstate *cs) {
     cs->has_balance = false;
     cs->balance = 0;
     cs->balance_ts = 0;
-    cs->balance_at_payment = cs->balance_dirty = false;
+    cs->balance_at_payment = cs->balance_dirty = cs->balance_in_t = cs->balance_older = false;
     memset(cs->last_ts, 0, sizeof(cs->last_ts));
     cs->times_dirty = cs->times_older = false;
     cs->newest_ts = 0;
@@ -1390,42 +1391,65 @@ static void contact_field(const md_cstate *cs, const md_contact *k, bool older, 
     fmt_b36(out + 1 + MD_STATE_CODE_LEN, (uint64_t)(k->ts < 0 ? 0 : k->ts));
 }
 
+/* A balance as T (and "bal" before it) stores it: "<balance>" (at the
+ * newest payment) or "<balance>,<its time ms>", the time in base 36 in T
+ * (b36), in decimal in "bal". */
+static bool parse_balance(const char *v, size_t vl, double *balance, int64_t *ts, bool *timed, bool b36) {
+    char buf[64];
+    const char *comma = memchr(v, ',', vl);
+    size_t n = comma ? (size_t)(comma - v) : vl;
+    if (n == 0 || n >= sizeof(buf)) return false;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    char *end;
+    *balance = strtod(buf, &end);
+    if (*end || !isfinite(*balance)) return false;
+    *timed = comma != NULL;
+    if (!comma) return true;
+    const char *tp = comma + 1;
+    size_t tl = vl - n - 1;
+    return b36 ? parse_b36_i64(tp, tl, ts) : parse_i64(tp, tl, ts);
+}
+
 void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
     int64_t x, y;
+    double b;
     const md_config *cfg = cs->cfg;
     cs->exists = true;
     if (fl == 0) goto bad;
-    if (fl == 3 && memcmp(f, "bal", 3) == 0) {
-        char buf[64];
-        if (vl >= sizeof(buf)) goto bad;
-        memcpy(buf, v, vl);
-        buf[vl] = '\0';
-        char *comma = strchr(buf, ',');
-        if (comma) *comma = '\0';
-        char *end;
-        double b = strtod(buf, &end);
-        if (end == buf || *end || !isfinite(b)) goto bad;
-        if (comma ? !parse_i64(comma + 1, strlen(comma + 1), &y) : (y = 0, false)) goto bad;
+    if (fl == 3 && memcmp(f, "bal", 3) == 0) { /* the older form of T's balance: "<balance>[,<its time ms>]" */
+        bool timed = false;
+        if (!parse_balance(v, vl, &b, &y, &timed, false)) goto bad;
+        cs->balance_older = true; /* into T, along the next write */
+        if (cs->balance_in_t) return; /* T's is the newer */
         cs->has_balance = true;
         cs->balance = b;
-        cs->balance_ts = y;
-        cs->balance_at_payment = !comma; /* "<balance>": at the newest payment */
+        cs->balance_ts = timed ? y : 0;
+        cs->balance_at_payment = !timed; /* "<balance>": at the newest payment */
         return;
     }
-    if (fl == 1 && f[0] == 'T') { /* "<t0>,<t1>,<t2>" in base 36, "" for none */
-        const char *p = v, *e = v + vl;
+    if (fl == 1 && f[0] == 'T') { /* "<t0>,<t1>,<t2>[,<balance>[,<its time>]]": times in base 36, "" for none */
+        const char *p = v, *e = v + vl, *c = NULL;
         int64_t t[MD_EVENT_TYPE_COUNT];
         for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++) {
-            const char *c = memchr(p, ',', (size_t)(e - p));
-            if (k < MD_EVENT_TYPE_COUNT - 1 ? !c : c != NULL) goto bad;
+            c = memchr(p, ',', (size_t)(e - p));
+            if (k < MD_EVENT_TYPE_COUNT - 1 && !c) goto bad;
             size_t n = (size_t)((c ? c : e) - p);
             t[k] = 0;
             if (n && !parse_b36(p, n, &t[k])) goto bad;
             p = c ? c + 1 : e;
         }
+        bool timed = false;
+        if (c && !parse_balance(p, (size_t)(e - p), &b, &y, &timed, true)) goto bad;
         for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++) {
             if (t[k] > cs->last_ts[k]) cs->last_ts[k] = t[k]; /* with older fields too: the later */
             if (t[k] > cs->newest_ts) cs->newest_ts = t[k];
+        }
+        if (c) { /* over a balance "bal" gave */
+            cs->has_balance = cs->balance_in_t = true;
+            cs->balance = b;
+            cs->balance_ts = timed ? y : 0;
+            cs->balance_at_payment = !timed;
         }
         return;
     }
@@ -1870,39 +1894,45 @@ static void outbox_add(md_cstate *cs, md_ops *ops, const char *field, const char
 
 bool md_cstate_outbox_clear(const md_cstate *cs) { return cs->outbox_clear; }
 
-/* "T" and "bal", once a batch: every event moves a time, and one field of
- * the three (in base 36: 8 digits, not 13) took a third less of a
- * customer's memory than three; the balance's time is left out when it is
- * the newest payment's, as it nearly always is. */
+/* T, once a batch: every event moves a time. One field of the three
+ * types' times (in base 36: 8 digits, not 13) took a third less of a
+ * customer's memory than three; the balance in it saves its own name and
+ * entry (7 B), and a payment's apply writes one field where it wrote two. The balance's time is
+ * left out when it is the newest payment's, as it nearly always is. An
+ * older state's "t<type>" and "bal" fields are deleted by the write that
+ * moves them into T, along other writes for "bal" alone. */
 static void flush_times(md_cstate *cs, md_ops *ops) {
-    char val[96];
-    if (cs->times_dirty) {
-        size_t n = 0;
-        for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++) {
-            if (k) val[n++] = ',';
-            if (cs->last_ts[k] > 0) n += fmt_b36(val + n, (uint64_t)cs->last_ts[k]);
-        }
-        val[n] = '\0';
-        md_ops_add(ops, MD_OP_SET, "T", val);
-        if (cs->times_older)
-            for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++) md_ops_add(ops, MD_OP_DEL, (char[3]){'t', (char)('0' + k), '\0'}, NULL);
-        cs->times_dirty = cs->times_older = false;
+    if (!cs->times_dirty && !cs->balance_dirty && !(cs->balance_older && ops->n > 0)) return;
+    char val[160];
+    size_t n = 0;
+    for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++) {
+        if (k) val[n++] = ',';
+        if (cs->last_ts[k] > 0) n += fmt_b36(val + n, (uint64_t)cs->last_ts[k]);
     }
-    if (cs->balance_dirty) {
+    if (cs->has_balance) {
         int64_t at = md_cs_balance_ts(cs);
         /* The shortest text that reads back as the same double ("92.85",
          * not "92.849999999999994"): it is stored for every customer. */
-        int prec = 15;
-        for (; prec < 17; prec++) {
-            snprintf(val, sizeof(val), "%.*g", prec, cs->balance);
-            if (strtod(val, NULL) == cs->balance) break;
+        val[n++] = ',';
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(val + n, sizeof(val) - n, "%.*g", prec, cs->balance);
+            if (strtod(val + n, NULL) == cs->balance) break;
         }
+        n += strlen(val + n);
         cs->balance_at_payment = at == cs->last_ts[MD_EVENT_PAYMENT];
         cs->balance_ts = at;
-        if (!cs->balance_at_payment) snprintf(val + strlen(val), sizeof(val) - strlen(val), ",%" PRId64, at);
-        md_ops_add(ops, MD_OP_SET, "bal", val);
-        cs->balance_dirty = false;
+        if (!cs->balance_at_payment) {
+            val[n++] = ',';
+            n += fmt_b36_i64(val + n, at);
+        }
+        cs->balance_in_t = true;
     }
+    val[n] = '\0';
+    md_ops_add(ops, MD_OP_SET, "T", val);
+    if (cs->times_older)
+        for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++) md_ops_add(ops, MD_OP_DEL, (char[3]){'t', (char)('0' + k), '\0'}, NULL);
+    if (cs->balance_older) md_ops_add(ops, MD_OP_DEL, "bal", NULL);
+    cs->times_dirty = cs->times_older = cs->balance_dirty = cs->balance_older = false;
 }
 
 void md_cstate_flush(md_cstate *cs, md_ops *ops) {

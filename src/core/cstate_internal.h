@@ -206,13 +206,15 @@ struct md_cstate {
     bool has_balance;
     double balance;
     int64_t balance_ts;      /* read it with md_cs_balance_ts: see balance_at_payment */
-    /* "bal" was loaded without its time: it is the newest payment's
+    /* The balance was loaded without its time: it is the newest payment's
      * (last_ts[0]), whichever field the load read first. Cleared, with
      * balance_ts made explicit, when a payment moves last_ts[0] on. */
     bool balance_at_payment;
-    bool balance_dirty;      /* "bal" to be written by md_cstate_flush */
+    bool balance_dirty;      /* T, with the balance, to be written by md_cstate_flush */
+    bool balance_in_t;       /* T held a balance: an older "bal" beside it is not read */
+    bool balance_older;      /* the hash holds "bal": deleted, its balance in T, along the next write */
     int64_t last_ts[MD_EVENT_TYPE_COUNT];
-    bool times_dirty;        /* "T" to be written by md_cstate_flush */
+    bool times_dirty;        /* T to be written by md_cstate_flush */
     bool times_older;        /* older "t<type>" fields were loaded: deleted by that write */
     int64_t newest_ts;
     md_wmark *wm;

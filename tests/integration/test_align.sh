@@ -13,9 +13,9 @@ TOTAL=$(grep -c . "$T_DIR/events.txt")
 log "$TOTAL messages: $(cut -d'|' -f1 "$T_DIR/events.txt" | sort | uniq -c | tr -s ' \n' ' ')"
 
 too_late() { last_stat "$1" too_late; }
-# windows PREFIX: the customers' window buckets, newest event times, balance
+# windows PREFIX: the customers' window buckets (pieces and fields), newest event times, balance
 # and profile attributes, keys written as X.
-windows() { dump_state "$1" | sed "s/^$1:/X:/" | grep -E $' (S[0-9a-z]+|T|bal|p:[^\t]*|P[0-9]*)\t'; }
+windows() { dump_state "$1" | sed "s/^$1:/X:/" | grep -E $' (S[0-9a-z]+|H[0-9]*|T|bal|p:[^\t]*|P[0-9]*)\t'; }
 
 # The reference: the file is in event-time order; fed in twelve slices, each
 # read before the next is written, no topic gets more than a slice ahead.

@@ -133,6 +133,14 @@ static const char *last_set(const char *field) {
     return v;
 }
 
+/* Whether ops' last operation on field f deletes it. */
+static bool was_deleted(const char *f) {
+    bool d = false;
+    for (size_t i = 0; i < ops.n; i++)
+        if (strcmp(md_ops_field(&ops, i), f) == 0) d = ops.ops[i].kind == MD_OP_DEL;
+    return d;
+}
+
 /* The text the flush in ops wrote for the series whose field is sf
  * ("S<code>"): that field's, or its entry "<code><buckets>" in a piece
  * "H<k>" (the layout in src/core/cstate.c); NULL when neither was written. */
@@ -527,6 +535,17 @@ static md_applied pay_balance(const char *id, int64_t ts, const char *balance_af
 
 static void load(md_cstate *s, const char *f, const char *v) { md_cstate_load_field(s, f, strlen(f), v, strlen(v)); }
 
+/* The balance part of the T written in ops ("<balance>[,<its time>]",
+ * after the three times), "" for a T without one, NULL when no T. */
+static const char *t_balance(void) {
+    const char *t = last_set("T");
+    for (int k = 0; t && k < 3; k++) {
+        t = strchr(t, ',');
+        if (t) t++;
+    }
+    return last_set("T") ? (t ? t : "") : NULL;
+}
+
 Test(window, event_times_and_the_balance_are_packed_and_read_in_the_older_form) {
     char t0[16], t2[16], want[64];
     b36(TH_T0, t0);
@@ -535,17 +554,21 @@ Test(window, event_times_and_the_balance_are_packed_and_read_in_the_older_form) 
     cr_assert_eq(view("v1", TH_T0 + TH_HOUR), MD_APPLIED);
     md_cstate_flush(cs, &ops);
     /* One field of the three types' times in base 36, none for a type not seen. */
-    snprintf(want, sizeof(want), "%s,,%s", t0, t2);
-    cr_assert_str_eq(last_set("T") ? last_set("T") : "(none)", want);
-    for (size_t i = 0; i < ops.n; i++) cr_assert(strcmp(md_ops_field(&ops, i), "t0") != 0, "the older form is never written");
+    snprintf(want, sizeof(want), "%s,,%s,500", t0, t2);
     /* The balance at the newest payment carries no time of its own. */
-    cr_assert_str_eq(last_set("bal") ? last_set("bal") : "(none)", "500");
-    /* Read back in either order: the balance's time is the newest payment's. */
-    for (int order = 0; order < 2; order++) {
+    cr_assert_str_eq(last_set("T") ? last_set("T") : "(none)", want);
+    for (size_t i = 0; i < ops.n; i++)
+        cr_assert(strcmp(md_ops_field(&ops, i), "t0") != 0 && strcmp(md_ops_field(&ops, i), "bal") != 0, "the older form is never written");
+    /* Read back, and in the older form, the times and "bal" (either order):
+     * the balance's time is the newest payment's. */
+    char times[64];
+    snprintf(times, sizeof(times), "%s,,%s", t0, t2);
+    for (int order = 0; order < 3; order++) {
         md_cstate *fresh = md_cstate_new(cfg);
-        if (order == 0) load(fresh, "T", want);
-        load(fresh, "bal", "500");
-        if (order == 1) load(fresh, "T", want);
+        if (order == 2) load(fresh, "T", want);
+        if (order == 0) load(fresh, "T", times);
+        if (order < 2) load(fresh, "bal", "500");
+        if (order == 1) load(fresh, "T", times);
         md_cstate_view v;
         md_cstate_view_of(fresh, &v);
         cr_assert_eq(v.balance_ts, TH_T0, "order %d", order);
@@ -561,27 +584,29 @@ Test(window, event_times_and_the_balance_are_packed_and_read_in_the_older_form) 
     md_ops_clear(&ops);
     cr_assert_eq(pay_balance("p2", TH_T0 + 2 * TH_HOUR, NULL), MD_APPLIED);
     md_cstate_flush(cs, &ops);
-    snprintf(want, sizeof(want), "500,%lld", (long long)TH_T0);
-    cr_assert_str_eq(last_set("bal") ? last_set("bal") : "(none)", want);
+    char t0b[16];
+    b36(TH_T0, t0b);
+    snprintf(want, sizeof(want), "500,%s", t0b);
+    cr_assert_str_eq(t_balance() ? t_balance() : "(none)", want, "its time in base 36");
     md_cstate_view v;
     md_cstate_view_of(cs, &v);
     cr_assert_eq(v.balance_ts, TH_T0);
     md_ops_clear(&ops);
     cr_assert_eq(pay_balance("p3", TH_T0 + 3 * TH_HOUR, "12.5"), MD_APPLIED);
     md_cstate_flush(cs, &ops);
-    cr_assert_str_eq(last_set("bal") ? last_set("bal") : "(none)", "12.5");
+    cr_assert_str_eq(t_balance() ? t_balance() : "(none)", "12.5");
     /* A late payment with a balance does not replace the newer balance. */
     md_ops_clear(&ops);
     cr_assert_eq(pay_balance("p4", TH_T0 + TH_HOUR, "99"), MD_APPLIED);
     md_cstate_flush(cs, &ops);
-    cr_assert_null(last_set("bal"));
+    cr_assert(!t_balance() || strcmp(t_balance(), "12.5") == 0, "%s", t_balance());
     double b;
     cr_assert(md_cstate_balance(cs, &b));
     cr_assert_float_eq(b, 12.5, 1e-9);
 
     /* The older form, one field a type and the balance with its time:
-     * read, then rewritten as "T" (the older fields deleted) by the next
-     * write; a balance already stored is not rewritten for it. */
+     * read, then rewritten as "T" with the balance (the older fields
+     * deleted) by the next write. */
     md_cstate_reset(cs);
     md_cstate_set_customer(cs, "w1");
     char ms[32];
@@ -601,18 +626,38 @@ Test(window, event_times_and_the_balance_are_packed_and_read_in_the_older_form) 
     char t1[16];
     b36(TH_T0 + TH_HOUR, t1);
     b36(TH_T0 + 2 * TH_HOUR, t2);
-    snprintf(want, sizeof(want), "%s,%s,%s", t0, t1, t2);
-    cr_assert_str_eq(last_set("T") ? last_set("T") : "(none)", want);
+    snprintf(want, sizeof(want), "%s,%s,%s,7.25", t0, t1, t2);
+    cr_assert_str_eq(last_set("T") ? last_set("T") : "(none)", want, "the balance at the newest payment, its time left out");
     for (int k = 0; k < 3; k++) {
         char f[3] = {'t', (char)('0' + k), '\0'};
         bool deleted = false;
         for (size_t i = 0; i < ops.n; i++) deleted |= strcmp(md_ops_field(&ops, i), f) == 0 && ops.ops[i].kind == MD_OP_DEL;
         cr_assert(deleted, "%s deleted", f);
     }
-    cr_assert_null(last_set("bal"));
+    cr_assert(was_deleted("bal"), "bal deleted");
+    /* A state with T and "bal" both holding a balance: T's is read, in
+     * either order; "bal" alone goes along another write, never by itself. */
+    for (int order = 0; order < 2; order++) {
+        md_cstate *fresh = md_cstate_new(cfg);
+        snprintf(want, sizeof(want), "%s,,,3.5", t0);
+        if (order) load(fresh, "bal", "9");
+        load(fresh, "T", want);
+        if (!order) load(fresh, "bal", "9");
+        cr_assert(md_cstate_balance(fresh, &b));
+        cr_assert_float_eq(b, 3.5, 1e-9, "order %d: T's balance", order);
+        md_ops_clear(&ops);
+        md_cstate_flush(fresh, &ops);
+        cr_assert_eq(ops.n, 0, "order %d: nothing else written, nothing written", order);
+        md_ops_add(&ops, MD_OP_SET, "cb", "1");
+        md_cstate_flush(fresh, &ops);
+        cr_assert(was_deleted("bal"), "order %d: bal goes along another write", order);
+        cr_assert_str_eq(last_set("T") ? last_set("T") : "(none)", want, "order %d", order);
+        md_cstate_destroy(fresh);
+    }
 
     /* What does not parse is counted and changes nothing. */
-    const char *bad[][2] = {{"T", "abc"}, {"T", "1,2,3,4"}, {"T", "1,2"}, {"T", "!,,"}, {"T", "zzzzzzzzzzzzzz,,"},
+    const char *bad[][2] = {{"T", "abc"}, {"T", "1,2,3,x"}, {"T", "1,2,3,"}, {"T", "1,2,3,4,"}, {"T", "1,2,3,4,5,6"}, {"T", "1,2,3,nan"},
+                            {"T", "1,2,3,,5"}, {"T", "1,2"}, {"T", "!,,"}, {"T", "zzzzzzzzzzzzzz,,"},
                             {"bal", ""}, {"bal", "abc"}, {"bal", "1,x"}, {"bal", "nan"}, {"bal", ",5"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         md_cstate *fresh = md_cstate_new(cfg);
@@ -1316,13 +1361,6 @@ Test(window, campaign_fields_are_named_by_code_and_older_names_renamed) {
     md_cstate_destroy(fresh);
 }
 
-/* A SET of field f in ops (its last), or NULL. */
-static bool was_deleted(const char *f) {
-    bool d = false;
-    for (size_t i = 0; i < ops.n; i++)
-        if (strcmp(md_ops_field(&ops, i), f) == 0) d = ops.ops[i].kind == MD_OP_DEL;
-    return d;
-}
 
 /* The series are packed into pieces "H", "H1", ... of at most 64 bytes,
  * "<code><buckets>" joined by ';'; a reload of what was written reads
