@@ -8,7 +8,7 @@
  * without a tab is a field with an empty value; a field named twice holds
  * the last value, as in a hash). Invariants:
  *   - every field the engine writes back is read again without being
- *     counted malformed, and no piece (event ids, series) passes Redis's 64-byte
+ *     counted malformed, and no piece (event ids, series, watermarks) passes Redis's 64-byte
  *     listpack value limit;
  *   - an event applied is remembered by the event-id guard once the state
  *     is read back (a re-publication is recognised after the next read). */
@@ -78,7 +78,7 @@ static size_t apply_ops(pair *h, size_t n, const md_ops *ops) {
         FUZZ_ASSERT(h[at].v);
         memcpy(h[at].v, md_ops_value(ops, k), vl + 1);
         h[at].vl = vl;
-        if ((f[0] == 'G' || f[0] == 'H') && fl <= 3) FUZZ_ASSERT(vl <= 64); /* the guard's and the series' pieces */
+        if ((f[0] == 'G' || f[0] == 'H' || f[0] == 'W') && fl <= 3) FUZZ_ASSERT(vl <= 64); /* the guard's, the series' and the watermarks' pieces */
     }
     return n;
 }

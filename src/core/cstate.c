@@ -34,8 +34,12 @@
  *   n                       time of the customer's newest event: no longer written (the
  *                           largest time in T is the same), still read in older states
  *   x0                      the outbox was empty at the last apply (reads skip it)
- *   W<code><partition>      highest applied Kafka offset (redelivery guard), the topic by its
- *                           short code (md_state_code); "w:<topic>:<partition>" the older form
+ *   W, W<k>                 highest applied Kafka offset of each topic partition (redelivery
+ *                           guard), packed: "<topic code><partition>:<offset>" (base 36; the
+ *                           topic by its short code, md_state_code) joined by ';', at most 64
+ *                           bytes a piece (wmark_flush); "W<code><partition>" = <offset> (a field
+ *                           of its own, before the pieces) and "w:<topic>:<partition>" (older)
+ *                           are read and deleted by the next write
  *   G, G<k>                 the recently seen event ids (re-publication guard), packed
  *                           MD_SEEN_PER_PIECE to a field ("piece" k, in base 36, none for 0):
  *                           "<base>" then per id "<hash><hours>", <base> an hour in base 36
@@ -383,8 +387,9 @@ void md_cstate_reset(md_cstate *cs) {
         cs->series[s].own_field = false;
         cs->series[s].older_names = 0;
     }
-    cs->series_pieces = 0;
-    cs->series_piece_known = 0;
+    cs->series_pieces = cs->wm_pieces = 0;
+    cs->series_piece_known = cs->wm_piece_known = 0;
+    cs->wm_dirty = cs->wm_repack = false;
     cs->series_repack = false;
     cs->series_kept_len = 0;
     cs->version = 0;
@@ -1049,9 +1054,15 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
             ki = sep ? (size_t)(sep + 1 - cs->series_kept) : cs->series_kept_len;
         }
         if (len + (len ? 1 : 0) + SERIES_CODE_LEN + tl > SERIES_PIECE_MAX) {
-            if (k + 1 >= SERIES_PIECES_MAX) { /* never with the pieces' own bound on what was kept */
+            if (k + 1 >= SERIES_PIECES_MAX) { /* the pieces are full: a series takes a field of its own, a kept entry goes */
+                if (encoded) {
+                    md_series_st *s = &cs->series[si - 1];
+                    md_ops_add(ops, MD_OP_SET, cs->r->series[si - 1].field, encoded);
+                    s->own_field = true;
+                    s->form = 'S';
+                }
                 free(encoded);
-                break;
+                continue;
             }
             series_piece_put(cs, ops, k++, piece, len);
             len = 0;
@@ -1298,7 +1309,7 @@ static md_wmark *add_wmark(md_cstate *cs, const char *code, int32_t partition) {
     if (!grow_slots((void **)&cs->wm, &cs->cap_wm, cs->n_wm + 1, sizeof(md_wmark))) return NULL;
     md_wmark *w = &cs->wm[cs->n_wm++];
     memcpy(w->code, code, MD_STATE_CODE_LEN + 1);
-    w->legacy = false;
+    w->legacy = w->own_field = false;
     w->partition = partition;
     w->offset = -1;
     return w;
@@ -1311,6 +1322,131 @@ static md_wmark *add_wmark(md_cstate *cs, const char *code, int32_t partition) {
  * the next flush that writes anything else. ---- */
 static const char camp_letter[CF_COUNT] = {'A', 'F', 'L', 'B', 'C', 'Z'};
 static const char *const camp_older_prefix[CF_COUNT] = {"a:", "f:", "l:", "lp:", "c:", "z:"};
+
+/* ---- The watermarks, packed: pieces "W", "W1", ... of at most 64 bytes,
+ * "<topic code><partition>:<offset>" per topic partition (both numbers in
+ * base 36) joined by ';', in the order of code and partition. Their names
+ * were 44% of what the watermarks cost (27 of 64 B a customer at
+ * bench/run's defaults, bench/experiments/hash-bytes). Beyond
+ * WM_PIECES_MAX pieces a watermark keeps a field of its own,
+ * "W<code><partition>" = <offset> in decimal, the form before the pieces.
+ * ---- */
+#define WM_PIECE_MAX 64
+#define WM_SEP ';'
+#define WM_PIECES_MAX 16 /* md_cstate.wm_piece_known has a bit for each */
+
+/* One entry "<code><partition>:<offset>" of [p, end); false when it is not one. */
+static bool parse_wmark_entry(const char *p, const char *end, char code[MD_STATE_CODE_LEN + 1], int32_t *partition, int64_t *offset) {
+    const char *colon = end - p > MD_STATE_CODE_LEN ? memchr(p + MD_STATE_CODE_LEN, ':', (size_t)(end - p - MD_STATE_CODE_LEN)) : NULL;
+    int64_t part;
+    if (!colon || colon == p + MD_STATE_CODE_LEN || colon + 1 == end) return false;
+    for (int i = 0; i < MD_STATE_CODE_LEN; i++)
+        if (b36_digit(code[i] = p[i]) < 0) return false;
+    code[MD_STATE_CODE_LEN] = '\0';
+    if (!parse_b36(p + MD_STATE_CODE_LEN, (size_t)(colon - p - MD_STATE_CODE_LEN), &part) || part > INT32_MAX) return false;
+    *partition = (int32_t)part;
+    return parse_b36(colon + 1, (size_t)(end - colon - 1), offset);
+}
+
+/* Piece "W<k>", read whole or not at all. A watermark also read in
+ * another form keeps the higher offset, as both field forms do. */
+static bool load_wmark_piece(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
+    unsigned k;
+    char code[MD_STATE_CODE_LEN + 1];
+    int32_t part;
+    int64_t off;
+    if (!piece_number(f, fl, WM_PIECES_MAX, &k) || vl == 0) return false;
+    for (int pass = 0; pass < 2; pass++)
+        for (const char *p = v, *e = v + vl; p < e;) {
+            const char *sep = memchr(p, WM_SEP, (size_t)(e - p)), *end = sep ? sep : e;
+            if (!parse_wmark_entry(p, end, code, &part, &off) || (sep && sep + 1 == e)) return false;
+            if (pass) {
+                md_wmark *w = find_wmark(cs, code, part);
+                if (!w && !(w = add_wmark(cs, code, part))) return false;
+                if (off > w->offset) w->offset = off;
+            }
+            p = sep ? sep + 1 : e;
+        }
+    if (k + 1 > cs->wm_pieces) cs->wm_pieces = k + 1;
+    cs->wm_piece_known |= (uint16_t)(1u << k);
+    cs->wm_piece_sum[k] = md_hash64(v, vl, 0);
+    if (vl > WM_PIECE_MAX) cs->wm_repack = true;
+    return true;
+}
+
+static int wmark_cmp(const void *a, const void *b) {
+    const md_wmark *x = a, *y = b;
+    int c = memcmp(x->code, y->code, MD_STATE_CODE_LEN);
+    return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+static void wmark_piece_put(md_cstate *cs, md_ops *ops, unsigned k, char *piece, size_t len) {
+    char name[8] = "W";
+    piece[len] = '\0';
+    uint64_t sum = md_hash64(piece, len, 0);
+    if (k < cs->wm_pieces && (cs->wm_piece_known >> k & 1) && cs->wm_piece_sum[k] == sum) return;
+    if (k) md_fmt_i64(name + 1, k);
+    md_ops_add(ops, MD_OP_SET, name, piece);
+    cs->wm_piece_known |= (uint16_t)(1u << k);
+    cs->wm_piece_sum[k] = sum;
+}
+
+/* Writes the watermarks when one moved (or, along other writes, when one
+ * is in another form): the pieces whose text changed, the deletion of those
+ * no longer needed and of the other forms' fields. */
+static void wmark_flush(md_cstate *cs, md_ops *ops) {
+    if (!cs->wm_dirty && !(cs->wm_repack && ops->n > 0)) return;
+    qsort(cs->wm, cs->n_wm, sizeof(md_wmark), wmark_cmp);
+    char piece[WM_PIECE_MAX + 1], entry[64], field[300];
+    size_t len = 0;
+    unsigned k = 0;
+    for (size_t i = 0; i < cs->n_wm; i++) {
+        md_wmark *w = &cs->wm[i];
+        if (w->offset < 0) continue;
+        memcpy(field, "W", 1);
+        memcpy(field + 1, w->code, MD_STATE_CODE_LEN);
+        md_fmt_i64(field + 1 + MD_STATE_CODE_LEN, w->partition);
+        if (w->legacy) {
+            size_t tl = strlen(w->topic), at = 0;
+            char older[300];
+            if (tl > sizeof(older) - 16) tl = sizeof(older) - 16; /* topic names are at most 249 */
+            memcpy(older, "w:", 2);
+            memcpy(older + 2, w->topic, tl);
+            older[2 + tl] = ':';
+            at = 3 + tl;
+            md_fmt_i64(older + at, w->partition);
+            md_ops_add(ops, MD_OP_DEL, older, NULL);
+            w->legacy = false;
+        }
+        memcpy(entry, w->code, MD_STATE_CODE_LEN);
+        size_t n = MD_STATE_CODE_LEN + fmt_b36(entry + MD_STATE_CODE_LEN, (uint64_t)w->partition);
+        entry[n++] = ':';
+        n += fmt_b36(entry + n, (uint64_t)w->offset);
+        if (len + (len ? 1 : 0) + n > WM_PIECE_MAX) {
+            if (k + 1 >= WM_PIECES_MAX) { /* the pieces are full: a field of its own */
+                md_cs_set_int(ops, field, w->offset);
+                w->own_field = true;
+                continue;
+            }
+            wmark_piece_put(cs, ops, k++, piece, len);
+            len = 0;
+        }
+        if (w->own_field) md_ops_add(ops, MD_OP_DEL, field, NULL);
+        w->own_field = false;
+        if (len) piece[len++] = WM_SEP;
+        memcpy(piece + len, entry, n);
+        len += n;
+    }
+    if (len) wmark_piece_put(cs, ops, k++, piece, len);
+    for (unsigned j = k; j < cs->wm_pieces; j++) {
+        char name[8] = "W";
+        if (j) md_fmt_i64(name + 1, j);
+        md_ops_add(ops, MD_OP_DEL, name, NULL);
+        cs->wm_piece_known &= (uint16_t)~(1u << j);
+    }
+    cs->wm_pieces = k;
+    cs->wm_dirty = cs->wm_repack = false;
+}
 
 /* The campaign whose short code the MD_STATE_CODE_LEN bytes at code are, or -1. */
 static int campaign_by_code(const md_cstate *cs, const char *code) {
@@ -1510,8 +1646,12 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (x > cs->newest_ts) cs->newest_ts = x;
         return;
     }
+    if (f[0] == 'W' && fl <= 3) { /* a piece of the watermarks (wmark_flush) */
+        if (!load_wmark_piece(cs, f, fl, v, vl)) goto bad;
+        return;
+    }
     if ((fl > 2 && f[0] == 'w' && f[1] == ':') || (fl > MD_STATE_CODE_LEN + 1 && f[0] == 'W')) {
-        /* W<topic code><partition>, or w:<topic>:<partition> (older) */
+        /* W<topic code><partition> and w:<topic>:<partition>: fields of their own, packed along the next write */
         bool legacy = f[0] == 'w';
         char code[MD_STATE_CODE_LEN + 1];
         const char *topic = f + 2, *part;
@@ -1543,6 +1683,8 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         }
         if (legacy && !put_str(&e->topic, &e->topic_cap, topic, topic_len)) goto bad;
         e->legacy |= legacy;
+        e->own_field |= !legacy;
+        cs->wm_repack = true;
         return;
     }
     if (f[0] == 'G' && fl <= 3) { /* a piece of the event-id guard (guard_piece_value) */
@@ -1936,6 +2078,7 @@ static void flush_times(md_cstate *cs, md_ops *ops) {
 }
 
 void md_cstate_flush(md_cstate *cs, md_ops *ops) {
+    wmark_flush(cs, ops);
     flush_times(cs, ops);
     guard_flush(cs, ops);
     /* An older state's profile attributes, fields of their own, packed:
@@ -1968,29 +2111,16 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
 }
 
 bool md_cs_take_offset(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset) {
-    char field[300], code[MD_STATE_CODE_LEN + 1];
+    char code[MD_STATE_CODE_LEN + 1];
     md_state_code(topic, code);
     md_wmark *w = find_wmark(cs, code, partition);
     if (w && offset <= w->offset) return false;
-    field[0] = 'W';
-    memcpy(field + 1, code, MD_STATE_CODE_LEN);
-    md_fmt_i64(field + 1 + MD_STATE_CODE_LEN, partition);
-    md_cs_set_int(ops, field, offset);
     if (!w && !(w = add_wmark(cs, code, partition))) {
         ops->oom = true;
         return true;
     }
-    if (w->legacy) { /* written in the current form now: the older name goes */
-        size_t tl = strlen(w->topic);
-        if (tl > sizeof(field) - 16) tl = sizeof(field) - 16; /* topic names are at most 249 */
-        memcpy(field, "w:", 2);
-        memcpy(field + 2, w->topic, tl);
-        field[2 + tl] = ':';
-        md_fmt_i64(field + 3 + tl, partition);
-        md_ops_add(ops, MD_OP_DEL, field, NULL);
-        w->legacy = false;
-    }
     w->offset = offset;
+    cs->wm_dirty = true; /* written by md_cstate_flush (wmark_flush), once a batch */
     return true;
 }
 

@@ -48,6 +48,7 @@ typedef struct md_wmark {
      * kept here to delete it when the watermark next moves (and the field is
      * written in the current form); its buffer kept across resets (put_str). */
     bool legacy;
+    bool own_field; /* the hash holds "W<code><partition>" (before the pieces): deleted when packed */
     char *topic;
     size_t topic_cap;
     int32_t partition;
@@ -219,6 +220,14 @@ struct md_cstate {
     int64_t newest_ts;
     md_wmark *wm;
     size_t n_wm, cap_wm;
+    /* The watermarks' pieces "W<k>" the hash holds and their texts' sums,
+     * as the series' (wmark_flush); dirty: an offset moved; repack: one is
+     * in another form (a field of its own, the older "w:"), packed along
+     * other writes. */
+    unsigned wm_pieces;
+    uint16_t wm_piece_known;
+    uint64_t wm_piece_sum[16];
+    bool wm_dirty, wm_repack;
     md_seen *seen;          /* the event-id guard, in the order the ids came (forget_oldest_seen) */
     size_t n_legacy_seen;   /* how many of them are legacy */
     uint64_t seen_dirty;    /* bit k: the guard's piece k to be written by md_cstate_flush */

@@ -283,7 +283,7 @@ explain_at() {
 }
 
 # dump_state PREFIX: every customer hash under PREFIX, fields sorted, without
-# the offset watermarks (per consumer group), the version (it counts
+# the offset watermarks (per consumer group; pieces "W<k>" and fields), the version (it counts
 # applies, which depend on how messages happened to be batched) and the
 # empty-outbox mark x0 (whether an apply came after the outbox emptied also
 # depends on the batching), and with the event-id guard written one line an
@@ -306,7 +306,7 @@ dump_state() {
                     bl = length($0) % 12
                     for (i = bl + 1; i < length($0); i += 12) print key " J<event id>\t" (b36(substr($0, 1, bl)) + b36(substr($0, i + 10, 2)))
                 }'
-    done | grep -v -E -e ' w:' -e $' W[0-9a-z]{5}[0-9]+\t' -e $' v\t' -e $' x0\t' | sed -E $'s/ [jJ][0-9a-z]{1,13}\t/ J<event id>\t/' | sort
+    done | grep -v -E -e ' w:' -e $' W[0-9a-z]{5}[0-9]+\t' -e $' W[0-9]{0,2}\t' -e $' v\t' -e $' x0\t' | sed -E $'s/ [jJ][0-9a-z]{1,13}\t/ J<event id>\t/' | sort
 }
 
 # make_certs DIR: a test CA (ca.pem), a server certificate for 127.0.0.1

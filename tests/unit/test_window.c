@@ -176,34 +176,49 @@ Test(window, redelivered_offsets_count_once) {
     cr_assert_eq(md_cstate_window(cfg, cs, win("payments_180d"), TH_T0), 2);
 }
 
-/* The watermark's field is "W<topic's short name><partition>"; the older
- * "w:<topic>:<partition>" is still read, and deleted when the watermark
- * next moves. With both (never written together, but read either way) the
- * higher offset holds. */
-Test(window, watermarks_are_stored_under_the_topic_short_name_and_read_in_the_older_form) {
-    char code[MD_STATE_CODE_LEN + 1], field[32];
+/* The watermarks are packed into pieces "W", "W1", ...: "<topic's short
+ * name><partition>:<offset>" in base 36, joined by ';'. The forms before,
+ * a field "W<short name><partition>" and the older "w:<topic>:<partition>",
+ * are still read, and deleted when the watermarks are next written. With
+ * two forms (never written together, but read either way) the higher offset
+ * holds. */
+Test(window, watermarks_are_packed_and_read_in_the_older_forms) {
+    char code[MD_STATE_CODE_LEN + 1], field[32], want[64];
     md_state_code("payments", code);
     snprintf(field, sizeof(field), "W%s3", code);
     md_source src = {"payments", 3, 41};
     cr_assert_eq(pay("p1", TH_T0, 10, false, &src), MD_APPLIED);
-    cr_assert_str_eq(last_set(field) ? last_set(field) : "(none)", "41", "%s", field);
-    for (size_t i = 0; i < ops.n; i++) cr_assert(strncmp(md_ops_field(&ops, i), "w:", 2) != 0, "the older form is never written");
-    for (int order = 0; order < 3; order++) {
+    md_cstate_flush(cs, &ops);
+    snprintf(want, sizeof(want), "%s3:15", code); /* 41 in base 36 */
+    cr_assert_str_eq(last_set("W") ? last_set("W") : "(none)", want);
+    for (size_t i = 0; i < ops.n; i++)
+        cr_assert(strncmp(md_ops_field(&ops, i), "w:", 2) != 0 && strcmp(md_ops_field(&ops, i), field) != 0, "the older forms are never written");
+    for (int order = 0; order < 4; order++) {
         md_cstate *fresh = md_cstate_new(cfg);
-        /* 0: the older form alone; 1 and 2: both, the older one higher, read first or last. */
+        /* 0: the older form alone; 1 and 2: both field forms, the older one
+         * higher, read first or last; 3: the field, then a piece lower than it. */
         if (order == 2) md_cstate_load_field(fresh, field, strlen(field), "30", 2);
-        md_cstate_load_field(fresh, "w:payments:3", 12, "41", 2);
+        if (order < 3) md_cstate_load_field(fresh, "w:payments:3", 12, "41", 2);
         if (order == 1) md_cstate_load_field(fresh, field, strlen(field), "30", 2);
+        if (order == 3) {
+            snprintf(want, sizeof(want), "%s3:u", code); /* 30 */
+            md_cstate_load_field(fresh, field, strlen(field), "41", 2);
+            md_cstate_load_field(fresh, "W", 1, want, strlen(want));
+        }
+        cr_assert_eq(fresh->bad_fields, 0);
         md_ops_clear(&ops);
         cr_assert_not(md_cs_take_offset(fresh, &ops, "payments", 3, 41), "order %d: 41 was applied", order);
-        cr_assert_eq(ops.n, 0, "a redelivered offset records nothing");
+        md_cstate_flush(fresh, &ops);
+        cr_assert_eq(ops.n, 0, "a redelivered offset records nothing, nor repacks by itself");
         cr_assert(md_cs_take_offset(fresh, &ops, "payments", 3, 42), "order %d: 42 is new", order);
-        cr_assert_str_eq(last_set(field) ? last_set(field) : "(none)", "42");
-        bool deleted = false;
-        for (size_t i = 0; i < ops.n; i++) deleted |= ops.ops[i].kind == MD_OP_DEL && strcmp(md_ops_field(&ops, i), "w:payments:3") == 0;
-        cr_assert(deleted, "order %d: the older field is deleted", order);
+        md_cstate_flush(fresh, &ops);
+        snprintf(want, sizeof(want), "%s3:16", code);
+        cr_assert_str_eq(last_set("W") ? last_set("W") : "(none)", want, "order %d", order);
+        cr_assert(order == 3 || was_deleted("w:payments:3"), "order %d: the older field is deleted", order);
+        cr_assert(order == 0 || was_deleted(field), "order %d: the field of its own is deleted", order);
         md_ops_clear(&ops);
         cr_assert(md_cs_take_offset(fresh, &ops, "payments", 3, 43));
+        md_cstate_flush(fresh, &ops);
         cr_assert_eq(ops.n, 1, "deleted once: %zu ops", ops.n);
         cr_assert(md_cs_take_offset(fresh, &ops, "payments", 2, 0), "another partition has its own watermark");
         cr_assert(md_cs_take_offset(fresh, &ops, "calls", 3, 0), "another topic has its own watermark");
@@ -1511,5 +1526,48 @@ Test(window, pieces_are_read_whole_kept_and_written_when_changed) {
     const char *h1 = last_set("H1") ? last_set("H1") : "(none)";
     cr_assert(strncmp(h1, want, strlen(want)) == 0, "H1 is written, the logins counted twice: %s", h1);
     cr_assert(strlen(h1) > 9 && strcmp(h1 + strlen(h1) - 9, "zzzz1,2:3") == 0, "the unknown entry as it was, last: %s", h1);
+    md_cstate_destroy(fresh);
+}
+
+/* Watermarks over 64 bytes take two pieces, each at most 64 bytes; a move
+ * rewrites only the piece that holds it; what was written reads back; a
+ * piece is read whole or not at all. */
+Test(window, watermark_pieces_are_bounded_rewritten_when_changed_and_read_whole) {
+    md_cstate *fresh = md_cstate_new(cfg);
+    for (int32_t p = 0; p < 10; p++) cr_assert(md_cs_take_offset(fresh, &ops, "payments", p, 1000 + p));
+    md_cstate_flush(fresh, &ops);
+    cr_assert(last_set("W") && last_set("W1"), "ten watermarks, two pieces");
+    cr_assert_null(last_set("W2"));
+    cr_assert_leq(strlen(last_set("W")), 64);
+    cr_assert_leq(strlen(last_set("W1")), 64);
+    md_cstate *back = md_cstate_new(cfg);
+    load(back, "W", last_set("W"));
+    load(back, "W1", last_set("W1"));
+    cr_assert_eq(back->bad_fields, 0);
+    for (int32_t p = 0; p < 10; p++) {
+        cr_assert_not(md_cs_take_offset(back, &ops, "payments", p, 1000 + p), "partition %d read back", p);
+        cr_assert(md_cs_take_offset(back, &ops, "payments", p, 1001 + p));
+    }
+    md_cstate_destroy(back);
+    md_ops_clear(&ops);
+    cr_assert(md_cs_take_offset(fresh, &ops, "payments", 9, 5000));
+    md_cstate_flush(fresh, &ops);
+    cr_assert_null(last_set("W"), "the first piece is unchanged: not written");
+    cr_assert(last_set("W1"), "the one holding partition 9 is");
+    /* Bad pieces: counted, nothing of them taken (not even a good entry before the bad one). */
+    char code[MD_STATE_CODE_LEN + 1], piece[64];
+    md_state_code("payments", code);
+    const char *bad[] = {"", "abc", "#####3:1", "abcde:1", "abcde3:", "abcde3", "abcde3:1;", "abcde3:-1", "abcde3:1;zz", "abcdezzzzzzz:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        md_cstate_reset(fresh);
+        snprintf(piece, sizeof(piece), "%s3:1;%s", code, bad[i]);
+        load(fresh, "W", i == 0 ? "" : piece);
+        cr_assert_eq(fresh->bad_fields, 1, "\"%s\" refused", bad[i]);
+        cr_assert_eq(fresh->n_wm, 0, "\"%s\": nothing taken", bad[i]);
+    }
+    md_cstate_reset(fresh);
+    load(fresh, "W16", "abcde3:1");
+    load(fresh, "W01", "abcde3:1");
+    cr_assert_eq(fresh->bad_fields, 2, "no pieces W16 or W01");
     md_cstate_destroy(fresh);
 }
