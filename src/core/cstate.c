@@ -384,9 +384,10 @@ void md_cstate_reset(md_cstate *cs) {
         cs->series[s].n = 0;
         cs->series[s].dirty = false;
         cs->series[s].form = 0;
-        cs->series[s].own_field = false;
+        cs->series[s].own_field = cs->series[s].text_ok = false;
         cs->series[s].older_names = 0;
     }
+    cs->series_text_len = 0;
     cs->series_pieces = cs->wm_pieces = 0;
     cs->series_piece_known = cs->wm_piece_known = 0;
     cs->wm_dirty = cs->wm_repack = false;
@@ -403,6 +404,7 @@ void md_cstate_reset(md_cstate *cs) {
     cs->balance = 0;
     cs->balance_ts = 0;
     cs->balance_at_payment = cs->balance_dirty = cs->balance_in_t = cs->balance_older = false;
+    cs->balance_text[0] = '\0';
     memset(cs->last_ts, 0, sizeof(cs->last_ts));
     cs->times_dirty = cs->times_older = false;
     cs->newest_ts = 0;
@@ -445,6 +447,8 @@ void md_cstate_destroy(md_cstate *cs) {
     free(cs->series);
     free(cs->series_scratch);
     free(cs->series_kept);
+    free(cs->enc_buf);
+    free(cs->series_text);
     for (size_t i = 0; i < cs->cap_wm; i++) free(cs->wm[i].topic);
     free(cs->wm);
     free(cs->seen);
@@ -879,20 +883,22 @@ static bool series_decode_into(md_series_st *s, const char *v, size_t vl, bool l
     return true;
 }
 
-/* The packed text of s in the current form (caller frees), or NULL on
- * allocation failure. */
-static char *series_encode(const md_series_st *s) {
-    char *buf = malloc(s->n * 30 + 1); /* two signed base-36 int64 (14 each), two separators */
-    if (!buf) return NULL;
-    size_t len = 0;
+/* The packed text of s in the current form, in the state's encoding buffer
+ * (valid until the next call: no malloc a series at every flush), its
+ * length in *len; NULL on allocation failure. */
+static const char *series_encode(md_cstate *cs, const md_series_st *s, size_t *len) {
+    if (!grow((void **)&cs->enc_buf, &cs->enc_cap, s->n * 30 + 1, 1)) return NULL; /* two signed base-36 int64 (14 each), two separators */
+    char *buf = cs->enc_buf;
+    size_t n = 0;
     for (size_t i = 0; i < s->n; i++) {
-        if (i) buf[len++] = ',';
-        len += fmt_b36_i64(buf + len, i == 0 ? s->b[0].id : s->b[i].id - s->b[i - 1].id);
+        if (i) buf[n++] = ',';
+        n += fmt_b36_i64(buf + n, i == 0 ? s->b[0].id : s->b[i].id - s->b[i - 1].id);
         if (s->b[i].v == 1) continue;
-        buf[len++] = ':';
-        len += fmt_b36_i64(buf + len, s->b[i].v);
+        buf[n++] = ':';
+        n += fmt_b36_i64(buf + n, s->b[i].v);
     }
-    buf[len] = '\0';
+    buf[n] = '\0';
+    *len = n;
     return buf;
 }
 
@@ -933,6 +939,17 @@ static void series_piece_name(char out[8], unsigned k) {
     else md_fmt_i64(out + 1, (int64_t)(k % SERIES_PIECES_MAX));
 }
 
+/* Keeps text as series s's (series_flush writes it as it is while s is
+ * unchanged); without memory, the flush encodes s again. */
+static void series_keep_text(md_cstate *cs, md_series_st *s, const char *text, size_t n) {
+    s->text_ok = n <= UINT32_MAX && grow((void **)&cs->series_text, &cs->series_text_cap, cs->series_text_len + n, 1);
+    if (!s->text_ok) return;
+    memcpy(cs->series_text + cs->series_text_len, text, n);
+    s->text_at = (uint32_t)cs->series_text_len;
+    s->text_len = (uint32_t)n;
+    cs->series_text_len += n;
+}
+
 /* Piece "H<k>": read whole or not at all (false: a series of it does not
  * parse, nothing is taken). Each entry is decoded into a scratch series,
  * then swapped in, so a bad piece leaves what was read before it. */
@@ -940,7 +957,8 @@ static bool load_series_piece(md_cstate *cs, const char *f, size_t fl, const cha
     unsigned k;
     if (!piece_number(f, fl, SERIES_PIECES_MAX, &k) || vl == 0) return false;
     int taken[SERIES_PIECE_MAX];
-    size_t n_taken = 0, kept_mark = cs->series_kept_len;
+    const char *taken_text[SERIES_PIECE_MAX];
+    size_t n_taken = 0, kept_mark = cs->series_kept_len, taken_len[SERIES_PIECE_MAX];
     for (const char *p = v, *e = v + vl; p < e;) {
         const char *sep = memchr(p, SERIES_SEP, (size_t)(e - p)), *end = sep ? sep : e;
         if (end - p <= SERIES_CODE_LEN || (sep && sep + 1 == e)) goto bad;
@@ -961,6 +979,8 @@ static bool load_series_piece(md_cstate *cs, const char *f, size_t fl, const cha
             cs->series_repack = true; /* twice: the first read is kept, the next flush writes it once */
         } else {
             if (!series_decode_into(&cs->series_scratch[n_taken], p + SERIES_CODE_LEN, (size_t)(end - p) - SERIES_CODE_LEN, false)) goto bad;
+            taken_text[n_taken] = p + SERIES_CODE_LEN;
+            taken_len[n_taken] = (size_t)(end - p) - SERIES_CODE_LEN;
             taken[n_taken++] = si;
         }
         p = sep ? sep + 1 : e;
@@ -974,6 +994,7 @@ static bool load_series_piece(md_cstate *cs, const char *f, size_t fl, const cha
         if (s->own_field) cs->series_repack = true; /* "S<code>" read first: deleted along the next write */
         s->form = 'H';
         s->dirty |= s->older_names != 0;
+        series_keep_text(cs, s, taken_text[j], taken_len[j]);
     }
     if (k + 1 > cs->series_pieces) cs->series_pieces = k + 1;
     cs->series_piece_known |= UINT64_C(1) << k;
@@ -1010,9 +1031,8 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
     size_t len = 0;
     unsigned k = 0;
     for (size_t si = 0, ki = 0; si < cs->r->n_series || ki < cs->series_kept_len;) {
-        const char *code, *text;
-        char *encoded = NULL;
-        size_t tl;
+        const char *code, *text, *encoded = NULL;
+        size_t tl = 0;
         if (si < cs->r->n_series) {
             md_series_st *s = &cs->series[si];
             const char *field = cs->r->series[si].field;
@@ -1023,11 +1043,16 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
                     md_ops_add(ops, MD_OP_DEL, older, NULL);
                 }
             s->older_names = 0;
-            if (s->n && !(encoded = series_encode(s))) {
-                ops->oom = true;
-                return;
+            if (s->n && !s->dirty && s->text_ok) {
+                encoded = cs->series_text + s->text_at;
+                tl = s->text_len;
+            } else if (s->n) {
+                if (!(encoded = series_encode(cs, s, &tl))) {
+                    ops->oom = true;
+                    return;
+                }
+                series_keep_text(cs, s, encoded, tl);
             }
-            tl = encoded ? strlen(encoded) : 0;
             bool packed = encoded && SERIES_CODE_LEN + tl <= SERIES_PIECE_MAX;
             if (!encoded || packed) {
                 if (s->own_field) md_ops_add(ops, MD_OP_DEL, field, NULL);
@@ -1039,10 +1064,7 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
             s->form = !encoded ? 0 : packed ? 'H' : 'S';
             s->dirty = false;
             si++;
-            if (!packed) {
-                free(encoded);
-                continue;
-            }
+            if (!packed) continue;
             code = field + 1;
             text = encoded;
         } else {
@@ -1061,7 +1083,6 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
                     s->own_field = true;
                     s->form = 'S';
                 }
-                free(encoded);
                 continue;
             }
             series_piece_put(cs, ops, k++, piece, len);
@@ -1071,7 +1092,6 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
         memcpy(piece + len, code, SERIES_CODE_LEN);
         memcpy(piece + len + SERIES_CODE_LEN, text, tl);
         len += SERIES_CODE_LEN + tl;
-        free(encoded);
     }
     if (len) series_piece_put(cs, ops, k++, piece, len);
     for (unsigned j = k; j < cs->series_pieces; j++) {
@@ -1396,7 +1416,11 @@ static void wmark_piece_put(md_cstate *cs, md_ops *ops, unsigned k, char *piece,
  * no longer needed and of the other forms' fields. */
 static void wmark_flush(md_cstate *cs, md_ops *ops) {
     if (!cs->wm_dirty && !(cs->wm_repack && ops->n > 0)) return;
-    qsort(cs->wm, cs->n_wm, sizeof(md_wmark), wmark_cmp);
+    for (size_t i = 1; i < cs->n_wm; i++)
+        if (wmark_cmp(&cs->wm[i - 1], &cs->wm[i]) > 0) { /* as read they nearly always are: no qsort call */
+            qsort(cs->wm, cs->n_wm, sizeof(md_wmark), wmark_cmp);
+            break;
+        }
     char piece[WM_PIECE_MAX + 1], entry[64], field[300];
     size_t len = 0;
     unsigned k = 0;
@@ -1530,8 +1554,8 @@ static void contact_field(const md_cstate *cs, const md_contact *k, bool older, 
 /* A balance as T (and "bal" before it) stores it: "<balance>" (at the
  * newest payment) or "<balance>,<its time ms>", the time in base 36 in T
  * (b36), in decimal in "bal". */
-static bool parse_balance(const char *v, size_t vl, double *balance, int64_t *ts, bool *timed, bool b36) {
-    char buf[64];
+static bool parse_balance(md_cstate *cs, const char *v, size_t vl, double *balance, int64_t *ts, bool *timed, bool b36) {
+    char buf[sizeof(cs->balance_text)];
     const char *comma = memchr(v, ',', vl);
     size_t n = comma ? (size_t)(comma - v) : vl;
     if (n == 0 || n >= sizeof(buf)) return false;
@@ -1541,10 +1565,9 @@ static bool parse_balance(const char *v, size_t vl, double *balance, int64_t *ts
     *balance = strtod(buf, &end);
     if (*end || !isfinite(*balance)) return false;
     *timed = comma != NULL;
-    if (!comma) return true;
-    const char *tp = comma + 1;
-    size_t tl = vl - n - 1;
-    return b36 ? parse_b36_i64(tp, tl, ts) : parse_i64(tp, tl, ts);
+    if (comma && !(b36 ? parse_b36_i64(comma + 1, vl - n - 1, ts) : parse_i64(comma + 1, vl - n - 1, ts))) return false;
+    memcpy(cs->balance_loaded, buf, n + 1); /* the text, written back as it was (taken by the caller) */
+    return true;
 }
 
 void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
@@ -1555,9 +1578,10 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
     if (fl == 0) goto bad;
     if (fl == 3 && memcmp(f, "bal", 3) == 0) { /* the older form of T's balance: "<balance>[,<its time ms>]" */
         bool timed = false;
-        if (!parse_balance(v, vl, &b, &y, &timed, false)) goto bad;
+        if (!parse_balance(cs, v, vl, &b, &y, &timed, false)) goto bad;
         cs->balance_older = true; /* into T, along the next write */
         if (cs->balance_in_t) return; /* T's is the newer */
+        memcpy(cs->balance_text, cs->balance_loaded, sizeof(cs->balance_text));
         cs->has_balance = true;
         cs->balance = b;
         cs->balance_ts = timed ? y : 0;
@@ -1576,12 +1600,13 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
             p = c ? c + 1 : e;
         }
         bool timed = false;
-        if (c && !parse_balance(p, (size_t)(e - p), &b, &y, &timed, true)) goto bad;
+        if (c && !parse_balance(cs, p, (size_t)(e - p), &b, &y, &timed, true)) goto bad;
         for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++) {
             if (t[k] > cs->last_ts[k]) cs->last_ts[k] = t[k]; /* with older fields too: the later */
             if (t[k] > cs->newest_ts) cs->newest_ts = t[k];
         }
         if (c) { /* over a balance "bal" gave */
+            memcpy(cs->balance_text, cs->balance_loaded, sizeof(cs->balance_text));
             cs->has_balance = cs->balance_in_t = true;
             cs->balance = b;
             cs->balance_ts = timed ? y : 0;
@@ -1614,6 +1639,8 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
             return;
         }
         if (!series_decode(s, v, vl, form == 's')) goto bad;
+        if (form == 's') s->text_ok = false; /* decimal: written anew */
+        else series_keep_text(cs, s, v, vl);
         if (form != 'S') {
             s->older_names |= form == 'L' ? SERIES_OLDER_PACKED : SERIES_OLDER_DECIMAL;
         } else {
@@ -2056,11 +2083,14 @@ static void flush_times(md_cstate *cs, md_ops *ops) {
         /* The shortest text that reads back as the same double ("92.85",
          * not "92.849999999999994"): it is stored for every customer. */
         val[n++] = ',';
-        for (int prec = 15; prec <= 17; prec++) {
-            snprintf(val + n, sizeof(val) - n, "%.*g", prec, cs->balance);
-            if (strtod(val + n, NULL) == cs->balance) break;
-        }
-        n += strlen(val + n);
+        if (!cs->balance_text[0]) /* a new balance: formatted once, not at every write of T */
+            for (int prec = 15; prec <= 17; prec++) {
+                snprintf(cs->balance_text, sizeof(cs->balance_text), "%.*g", prec, cs->balance);
+                if (strtod(cs->balance_text, NULL) == cs->balance) break;
+            }
+        size_t bl = strlen(cs->balance_text);
+        memcpy(val + n, cs->balance_text, bl);
+        n += bl;
         cs->balance_at_payment = at == cs->last_ts[MD_EVENT_PAYMENT];
         cs->balance_ts = at;
         if (!cs->balance_at_payment) {
@@ -2349,6 +2379,7 @@ void md_cs_set_last_ts(md_cstate *cs, int type, int64_t t) {
 void md_cs_set_balance(md_cstate *cs, double balance, int64_t t) {
     cs->has_balance = true;
     cs->balance = balance;
+    cs->balance_text[0] = '\0';
     cs->balance_ts = t;
     cs->balance_at_payment = false;
     cs->balance_dirty = true;
