@@ -940,9 +940,10 @@ static void series_piece_name(char out[8], unsigned k) {
 }
 
 /* Keeps text as series s's (series_flush writes it as it is while s is
- * unchanged); without memory, the flush encodes s again. */
+ * unchanged); without memory, or for an empty one (nothing to write), the
+ * flush encodes s again. */
 static void series_keep_text(md_cstate *cs, md_series_st *s, const char *text, size_t n) {
-    s->text_ok = n <= UINT32_MAX && grow((void **)&cs->series_text, &cs->series_text_cap, cs->series_text_len + n, 1);
+    s->text_ok = n > 0 && n <= UINT32_MAX && grow((void **)&cs->series_text, &cs->series_text_cap, cs->series_text_len + n, 1);
     if (!s->text_ok) return;
     memcpy(cs->series_text + cs->series_text_len, text, n);
     s->text_at = (uint32_t)cs->series_text_len;
@@ -968,8 +969,10 @@ static bool load_series_piece(md_cstate *cs, const char *f, size_t fl, const cha
         bool again = si >= 0 && cs->series[si].form == 'H';
         for (size_t j = 0; j < n_taken && !again; j++) again = taken[j] == si;
         if (si < 0) { /* a series no window of this configuration reads: kept as it is */
+            for (const char *c = p + SERIES_CODE_LEN; c < end; c++)
+                if (b36_digit(*c) < 0 && *c != ',' && *c != ':' && *c != '-') goto bad; /* no series' text */
             size_t n = (size_t)(end - p), at = cs->series_kept_len;
-            if (at + 1 + n <= SERIES_KEPT_MAX) {
+            if (at + 1 + n <= SERIES_KEPT_MAX && n <= SERIES_PIECE_MAX) { /* one longer is no entry this version wrote */
                 if (!grow((void **)&cs->series_kept, &cs->series_kept_cap, at + 1 + n + 1, 1)) goto bad;
                 if (at) cs->series_kept[at++] = SERIES_SEP;
                 memcpy(cs->series_kept + at, p, n);
@@ -1075,7 +1078,8 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
             tl = (size_t)(end - text);
             ki = sep ? (size_t)(sep + 1 - cs->series_kept) : cs->series_kept_len;
         }
-        if (len + (len ? 1 : 0) + SERIES_CODE_LEN + tl > SERIES_PIECE_MAX) {
+        if (SERIES_CODE_LEN + tl > SERIES_PIECE_MAX) continue; /* never: neither a series nor a kept entry gets here so */
+        if (len && len + 1 + SERIES_CODE_LEN + tl > SERIES_PIECE_MAX) {
             if (k + 1 >= SERIES_PIECES_MAX) { /* the pieces are full: a series takes a field of its own, a kept entry goes */
                 if (encoded) {
                     md_series_st *s = &cs->series[si - 1];
@@ -2111,6 +2115,7 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
     wmark_flush(cs, ops);
     flush_times(cs, ops);
     guard_flush(cs, ops);
+    series_flush(cs, ops); /* before the renames below: its writes are other writes for them */
     /* An older state's profile attributes, fields of their own, packed:
      * along other writes only, like x0 below (a customer read and left
      * alone is not rewritten for this). */
@@ -2130,7 +2135,6 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
             k->older = false;
         }
     }
-    series_flush(cs, ops);
     /* The outbox was read and is empty, and this batch adds nothing to it:
      * say so, and the next reads skip it. Only along other writes: a
      * customer with nothing to write gets no apply for this. */

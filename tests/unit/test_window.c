@@ -1503,6 +1503,19 @@ Test(window, pieces_are_read_whole_kept_and_written_when_changed) {
         cr_assert(was_deleted(pf), "order %d: the field of its own goes", order);
         cr_assert_null(last_set("H"), "order %d: the piece is unchanged, not rewritten", order);
     }
+    /* An unknown entry longer than a piece (no version writes one) is not
+     * kept: the next repack writes pieces of 64 bytes at most (found by
+     * fuzz_state: it overflowed the piece's buffer). */
+    md_cstate_reset(fresh);
+    snprintf(piece, sizeof(piece), "%s%s:9;zzzz1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", pf + 1, day);
+    cr_assert_gt(strlen(piece), 64);
+    load(fresh, "H", piece);
+    cr_assert_eq(fresh->bad_fields, 0);
+    md_ops_clear(&ops);
+    md_ops_add(&ops, MD_OP_SET, "cb", "1");
+    md_cstate_flush(fresh, &ops);
+    snprintf(piece, sizeof(piece), "%s%s:9", pf + 1, day);
+    cr_assert_str_eq(last_set("H") ? last_set("H") : "(none)", piece, "the piece over 64 bytes is rewritten without the long entry");
     /* Two pieces; a change of the series in the second writes only that
      * one, and the unknown entry in it is kept. */
     md_cstate_reset(fresh);
