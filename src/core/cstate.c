@@ -933,10 +933,34 @@ static int series_by_code(const md_rules *r, const char *code) {
     return -1;
 }
 
-static void series_piece_name(char out[8], unsigned k) {
-    out[0] = 'H';
+/* Piece k of a packed family: "<letter>" for the first, "<letter><k>" after. */
+static void piece_name(char letter, unsigned k, char out[8]) {
+    out[0] = letter;
     if (k == 0) out[1] = '\0';
-    else md_fmt_i64(out + 1, (int64_t)(k % SERIES_PIECES_MAX));
+    else md_fmt_i64(out + 1, (int64_t)(k % 64));
+}
+
+/* Piece k of a family's packing is piece: written unless the hash holds it
+ * already (held pieces, bit k of *known: its text's sum is sum[k]). */
+static void piece_put(md_ops *ops, char letter, unsigned k, char *piece, size_t len, unsigned held, uint64_t *known, uint64_t *sum) {
+    char name[8];
+    piece[len] = '\0';
+    uint64_t h = md_hash64(piece, len, 0);
+    if (k < held && (*known >> k & 1) && sum[k] == h) return;
+    piece_name(letter, k, name);
+    md_ops_add(ops, MD_OP_SET, name, piece);
+    *known |= UINT64_C(1) << k;
+    sum[k] = h;
+}
+
+/* Deletes the family's pieces from k on, up to the held ones. */
+static void pieces_drop_from(md_ops *ops, char letter, unsigned k, unsigned held, uint64_t *known) {
+    for (unsigned j = k; j < held; j++) {
+        char name[8];
+        piece_name(letter, j, name);
+        md_ops_add(ops, MD_OP_DEL, name, NULL);
+        *known &= ~(UINT64_C(1) << j);
+    }
 }
 
 /* Keeps text as series s's (series_flush writes it as it is while s is
@@ -1009,17 +1033,6 @@ bad:
     return false;
 }
 
-/* Piece k of the packing is piece: written unless the hash holds it already. */
-static void series_piece_put(md_cstate *cs, md_ops *ops, unsigned k, char *piece, size_t len) {
-    char name[8];
-    piece[len] = '\0';
-    uint64_t sum = md_hash64(piece, len, 0);
-    if (k < cs->series_pieces && (cs->series_piece_known >> k & 1) && cs->series_piece_sum[k] == sum) return;
-    series_piece_name(name, k);
-    md_ops_add(ops, MD_OP_SET, name, piece);
-    cs->series_piece_known |= UINT64_C(1) << k;
-    cs->series_piece_sum[k] = sum;
-}
 
 /* Writes the series: those that fit into pieces, in the configuration's
  * order, then the kept entries; each longer one as "S<code>". Pieces whose
@@ -1089,7 +1102,7 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
                 }
                 continue;
             }
-            series_piece_put(cs, ops, k++, piece, len);
+            piece_put(ops, 'H', k++, piece, len, cs->series_pieces, &cs->series_piece_known, cs->series_piece_sum);
             len = 0;
         }
         if (len) piece[len++] = SERIES_SEP;
@@ -1097,13 +1110,8 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
         memcpy(piece + len + SERIES_CODE_LEN, text, tl);
         len += SERIES_CODE_LEN + tl;
     }
-    if (len) series_piece_put(cs, ops, k++, piece, len);
-    for (unsigned j = k; j < cs->series_pieces; j++) {
-        char name[8];
-        series_piece_name(name, j);
-        md_ops_add(ops, MD_OP_DEL, name, NULL);
-        cs->series_piece_known &= ~(UINT64_C(1) << j);
-    }
+    if (len) piece_put(ops, 'H', k++, piece, len, cs->series_pieces, &cs->series_piece_known, cs->series_piece_sum);
+    pieces_drop_from(ops, 'H', k, cs->series_pieces, &cs->series_piece_known);
     cs->series_pieces = k;
     cs->series_repack = false;
 }
@@ -1392,7 +1400,7 @@ static bool load_wmark_piece(md_cstate *cs, const char *f, size_t fl, const char
             p = sep ? sep + 1 : e;
         }
     if (k + 1 > cs->wm_pieces) cs->wm_pieces = k + 1;
-    cs->wm_piece_known |= (uint16_t)(1u << k);
+    cs->wm_piece_known |= UINT64_C(1) << k;
     cs->wm_piece_sum[k] = md_hash64(v, vl, 0);
     if (vl > WM_PIECE_MAX) cs->wm_repack = true;
     return true;
@@ -1402,17 +1410,6 @@ static int wmark_cmp(const void *a, const void *b) {
     const md_wmark *x = a, *y = b;
     int c = memcmp(x->code, y->code, MD_STATE_CODE_LEN);
     return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
-}
-
-static void wmark_piece_put(md_cstate *cs, md_ops *ops, unsigned k, char *piece, size_t len) {
-    char name[8] = "W";
-    piece[len] = '\0';
-    uint64_t sum = md_hash64(piece, len, 0);
-    if (k < cs->wm_pieces && (cs->wm_piece_known >> k & 1) && cs->wm_piece_sum[k] == sum) return;
-    if (k) md_fmt_i64(name + 1, k);
-    md_ops_add(ops, MD_OP_SET, name, piece);
-    cs->wm_piece_known |= (uint16_t)(1u << k);
-    cs->wm_piece_sum[k] = sum;
 }
 
 /* Writes the watermarks when one moved (or, along other writes, when one
@@ -1456,7 +1453,7 @@ static void wmark_flush(md_cstate *cs, md_ops *ops) {
                 w->own_field = true;
                 continue;
             }
-            wmark_piece_put(cs, ops, k++, piece, len);
+            piece_put(ops, 'W', k++, piece, len, cs->wm_pieces, &cs->wm_piece_known, cs->wm_piece_sum);
             len = 0;
         }
         if (w->own_field) md_ops_add(ops, MD_OP_DEL, field, NULL);
@@ -1465,13 +1462,8 @@ static void wmark_flush(md_cstate *cs, md_ops *ops) {
         memcpy(piece + len, entry, n);
         len += n;
     }
-    if (len) wmark_piece_put(cs, ops, k++, piece, len);
-    for (unsigned j = k; j < cs->wm_pieces; j++) {
-        char name[8] = "W";
-        if (j) md_fmt_i64(name + 1, j);
-        md_ops_add(ops, MD_OP_DEL, name, NULL);
-        cs->wm_piece_known &= (uint16_t)~(1u << j);
-    }
+    if (len) piece_put(ops, 'W', k++, piece, len, cs->wm_pieces, &cs->wm_piece_known, cs->wm_piece_sum);
+    pieces_drop_from(ops, 'W', k, cs->wm_pieces, &cs->wm_piece_known);
     cs->wm_pieces = k;
     cs->wm_dirty = cs->wm_repack = false;
 }

@@ -241,7 +241,7 @@ struct md_cstate {
      * in another form (a field of its own, the older "w:"), packed along
      * other writes. */
     unsigned wm_pieces;
-    uint16_t wm_piece_known;
+    uint64_t wm_piece_known;
     uint64_t wm_piece_sum[16];
     bool wm_dirty, wm_repack;
     md_seen *seen;          /* the event-id guard, in the order the ids came (forget_oldest_seen) */
