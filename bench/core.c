@@ -293,8 +293,16 @@ int main(int argc, char **argv) {
     }
     md_hash_cache_watch(b.cache, md_cstate_contact_point_field());
     md_engine_out_init(&b.out);
+    /* The namespace's short codes, as a new namespace's registry gives
+     * them: what run's states read and write. */
+    md_codes *codes = md_codes_fresh(cfg);
+    if (!codes) {
+        fprintf(stderr, "bench_core: out of memory\n");
+        return 1;
+    }
     for (size_t i = 0; i < cap; i++) {
         if (!(b.states[i] = md_cstate_new(cfg))) return 1;
+        md_cstate_set_codes(b.states[i], codes);
         md_ops_init(&b.ops[i]);
         md_ops_init(&b.cp_ops[i]);
     }
@@ -391,6 +399,7 @@ int main(int argc, char **argv) {
     free(b.offset);
     md_event_parser_destroy(b.parser);
     md_hash_cache_destroy(b.cache);
+    md_codes_destroy(codes);
     md_config_destroy(cfg);
     return 0;
 }

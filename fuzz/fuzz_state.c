@@ -8,8 +8,9 @@
  * without a tab is a field with an empty value; a field named twice holds
  * the last value, as in a hash). Invariants:
  *   - every field the engine writes back is read again without being
- *     counted malformed, and no piece (event ids, series, watermarks) passes Redis's 64-byte
- *     listpack value limit;
+ *     counted malformed, and no piece (event ids, series, watermarks,
+ *     profile) passes Redis's 64-byte listpack value limit, with or
+ *     without the namespace's short codes (the first byte's bit 1);
  *   - an event applied is remembered by the event-id guard once the state
  *     is read back (a re-publication is recognised after the next read). */
 #include <stdint.h>
@@ -46,6 +47,15 @@ static md_config *state_config(void) {
     return cfg;
 }
 
+/* The namespace's short codes for the configuration, as a new
+ * namespace's registry gives them. */
+static const md_codes *state_codes(const md_config *cfg) {
+    static md_codes *codes;
+    if (!codes) codes = md_codes_fresh(cfg);
+    FUZZ_ASSERT(codes);
+    return codes;
+}
+
 /* The hash after ops: a set replaces or adds, a delete removes (the
  * outbox's writes go to another key). Field and value copies are owned. */
 static size_t apply_ops(pair *h, size_t n, const md_ops *ops) {
@@ -79,6 +89,7 @@ static size_t apply_ops(pair *h, size_t n, const md_ops *ops) {
         memcpy(h[at].v, md_ops_value(ops, k), vl + 1);
         h[at].vl = vl;
         if ((f[0] == 'G' || f[0] == 'H' || f[0] == 'W') && fl <= 3) FUZZ_ASSERT(vl <= 64); /* the guard's, the series' and the watermarks' pieces */
+        if (f[0] == 'P' && fl <= 4) FUZZ_ASSERT(vl <= 64);                                 /* the profile's */
     }
     return n;
 }
@@ -116,6 +127,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     md_cstate *cs = md_cstate_new(cfg), *back = md_cstate_new(cfg);
     FUZZ_ASSERT(cs && back);
+    if (data[0] & 2) { /* half the inputs as a namespace with short codes reads them */
+        md_cstate_set_codes(cs, state_codes(cfg));
+        md_cstate_set_codes(back, state_codes(cfg));
+    }
     for (size_t i = 0; i < n; i++) md_cstate_load_field(cs, h[i].f, h[i].fl, h[i].v, h[i].vl);
     size_t bad_before = cs->bad_fields;
 

@@ -99,6 +99,41 @@ int64_t md_cstate_version(const md_cstate *cs);
 void md_cstate_set_key_expiry(md_cstate *cs, int64_t at);
 int64_t md_cstate_key_expiry(const md_cstate *cs);
 
+/* The namespace's short codes. Inside a customer's packed fields, the input
+ * topics (watermarks), the window series and the profile attributes the
+ * rules read are named by codes: the long code, a hash of what each one is
+ * (4 or 5 base-36 digits), or, once the namespace gave it one, a short code
+ * of one capital letter (A-Y) or three (Z and two more). The namespace
+ * draws short codes from a counter in "<prefix>:meta", once for each long
+ * code and never again for another (the store, codes.lua): a name there
+ * takes a byte where it took four or five, in every customer's hash
+ * (docs/ARCHITECTURE.md). A state reads both forms and writes the short one
+ * where it has it. */
+typedef struct md_codes md_codes;
+/* What cfg names by code, as the namespace's registry knows them:
+ * "t<topic code>", "s<series code>" and "a<attribute code>", joined by ',',
+ * each once (malloc'd; NULL when out of memory); *n their count. */
+char *md_codes_wanted(const md_config *cfg, size_t *n);
+/* cfg's table from the registry's answer: shorts[i], the short code of the
+ * i-th wanted ("" for none). NULL, with the reason in errstr, when one is
+ * not a short code or two long codes hold one (a registry that is not
+ * momentd's), or out of memory. */
+md_codes *md_codes_new(const md_config *cfg, const char *const *shorts, size_t n, char *errstr, size_t errstr_size);
+/* The table a new namespace's registry gives cfg: its names' short codes
+ * in the order md_codes_wanted lists them, as codes.lua draws them (A to
+ * Y, then ZAA, ZAB, ...). For what runs without Redis (bench/core, the
+ * fuzzers, tests); NULL when out of memory. */
+md_codes *md_codes_fresh(const md_config *cfg);
+void md_codes_destroy(md_codes *codes); /* accepts NULL */
+/* The hash of the wanted list a table was made for: equal for every
+ * configuration with the same topics, series and attributes in one order. */
+uint64_t md_codes_id(const md_codes *codes);
+/* States loaded from now on read and write the short codes of codes, which
+ * must fit the state's configuration and outlive its use; NULL (as a new
+ * state starts): long codes only. Kept across md_cstate_reset. */
+void md_cstate_set_codes(md_cstate *cs, const md_codes *codes);
+const md_config *md_cstate_config(const md_cstate *cs);
+
 /* Loads one hash field as read from Redis (HGETALL pairs). Unknown fields are
  * ignored; a field that does not parse is ignored and counted. */
 void md_cstate_load_field(md_cstate *cs, const char *field, size_t flen, const char *value, size_t vlen);

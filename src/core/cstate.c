@@ -25,7 +25,8 @@
  *                           read while the current one is absent and renamed by
  *                           the next flush: "S<hash>", the whole hash in base 36,
  *                           and "s<hash>", decimal with every value written
- *   T                       "<payment>,<call>,<app_login>[,<balance>[,<its time>]]": the time of
+ *   T                       "[.]<payment>,<call>,<app_login>[,<balance>[,<its time>]]": '.' when
+ *                           the outbox was left empty by the last apply (reads skip it); the time of
  *                           the newest event of each type in base 36 ms, empty for none, then the
  *                           newest balance_after, its time (base 36 ms) written only when it is
  *                           not the newest payment's (flush_times). The older forms, one field
@@ -33,10 +34,12 @@
  *                           read and moved into T (T's balance over bal's)
  *   n                       time of the customer's newest event: no longer written (the
  *                           largest time in T is the same), still read in older states
- *   x0                      the outbox was empty at the last apply (reads skip it)
+ *   x0                      the outbox was empty at the last apply (reads skip it): written by
+ *                           earlier versions, now T's leading '.'; read, and moved into T
+ *                           along the next write
  *   W, W<k>                 highest applied Kafka offset of each topic partition (redelivery
  *                           guard), packed: "<topic code><partition>:<offset>" (base 36; the
- *                           topic by its short code, md_state_code) joined by ';', at most 64
+ *                           topic by its namespace's short code, or its long one, md_state_code) joined by ';', at most 64
  *                           bytes a piece (wmark_flush); "W<code><partition>" = <offset> (a field
  *                           of its own, before the pieces) and "w:<topic>:<partition>" (older)
  *                           are read and deleted by the next write
@@ -55,9 +58,14 @@
  *                           id, are honoured until they age out and deleted under their own
  *                           names: "J<hash>" = hours, "j<whole hash>" = seconds,
  *                           "i<16 hex>" = ms and "e<16 hex>" (the unkeyed hash) = ms
- *   P, P<k>                 the profile's attributes the rules read, packed under their short
- *                           codes (md_profile_code): "<code><value>" joined by 0x1f, at most
- *                           64 bytes a piece (see "The packed profile" below)
+ *   P, P<k>                 the profile's attributes the rules read, packed under their
+ *                           namespace's short codes, or their long ones (md_profile_code):
+ *                           "<code><value>" joined by 0x1f, at most 64 bytes a piece (see
+ *                           "The packed profile" below)
+ *                           In H, W and P a name is its long code (base-36 digits) or the
+ *                           short code its namespace gave it (capitals: "The namespace's
+ *                           short codes" below, md_codes); each form is read, the short one
+ *                           written where the state has it
  *   p:<attribute>           a profile attribute no rule reads, contact_point, or one that
  *                           cannot be packed; every attribute in states before 2026-12-06
  *   A<campaign code>        "0" while the campaign is disarmed (hysteresis)
@@ -398,7 +406,7 @@ void md_cstate_reset(md_cstate *cs) {
     for (size_t c = 0; c < cs->cfg->n_campaigns; c++) memset(&cs->camps[c], 0, sizeof(md_camp_st));
     for (size_t a = 0; a < cs->r->n_profile_attrs; a++) cs->attr_of[a] = -1;
     cs->exists = false;
-    cs->outbox_clear = false;
+    cs->outbox_clear = cs->t_marked = cs->x0_field = false;
     cs->customer_id[0] = '\0';
     cs->has_balance = false;
     cs->balance = 0;
@@ -472,6 +480,10 @@ void md_cstate_destroy(md_cstate *cs) {
 }
 
 bool md_cstate_exists(const md_cstate *cs) { return cs->exists; }
+
+void md_cstate_set_codes(md_cstate *cs, const md_codes *codes) { cs->codes = codes; }
+
+const md_config *md_cstate_config(const md_cstate *cs) { return cs->cfg; }
 
 void md_cstate_set_customer(md_cstate *cs, const char *customer_id) {
     size_t n = strnlen(customer_id, sizeof(cs->customer_id) - 1); /* cut as snprintf would */
@@ -663,6 +675,222 @@ void md_series_field(const char *signal, int64_t granularity_ms, int sum, char f
     for (int i = SERIES_CODE_LEN; i > 0; c /= 36) field[i--] = b36_digits[c % 36];
     field[SERIES_CODE_LEN + 1] = '\0';
     if (older) fmt_b36(older, h);
+}
+
+/* ---- The namespace's short codes (engine.h): the long codes above name a
+ * topic, a series or an attribute in every customer's hash, 20, 24 and 16
+ * bytes of a customer's 400 at bench/run's defaults
+ * (bench/experiments/hash-bytes). A registry that gives each a letter
+ * instead cannot collide, as a shorter hash would: two series with one
+ * letter would read each other's history. The registry is Redis's
+ * ("<prefix>:meta", codes.lua); this is the format and the table. ---- */
+/* T's first byte when the outbox was left empty (in place of the field
+ * "x0" of earlier versions: 5 B of every customer's hash). */
+#define OUTBOX_CLEAR_MARK '.'
+
+#define SHORT_CODE_MAX 3
+#define INPUT_TOPICS 5
+
+struct md_codes {
+    uint64_t id; /* md_hash64 of the wanted list it was made for */
+    size_t n_topics;
+    char topic_long[INPUT_TOPICS][MD_STATE_CODE_LEN + 1];
+    char topic[INPUT_TOPICS][SHORT_CODE_MAX + 1];
+    char (*series)[SHORT_CODE_MAX + 1]; /* by the rules' series index; "" none */
+    char (*attr)[SHORT_CODE_MAX + 1];   /* by the rules' attribute index; "" none (contact_point) */
+    size_t n_series, n_attrs;
+};
+
+static bool is_capital(char c) { return c >= 'A' && c <= 'Z'; }
+
+/* The length of the code at p, before end: a short code's one letter (A-Y)
+ * or three ('Z' and two), or a long code's long_len base-36 digits (which
+ * are never capitals, so the two read apart); 0 when neither. */
+static size_t code_len_at(const char *p, const char *end, size_t long_len) {
+    if (p >= end) return 0;
+    if (*p >= 'A' && *p <= 'Y') return 1;
+    if (*p == 'Z') return end - p >= 3 && is_capital(p[1]) && is_capital(p[2]) ? 3 : 0;
+    if ((size_t)(end - p) < long_len) return 0;
+    for (size_t i = 0; i < long_len; i++)
+        if (b36_digit(p[i]) < 0) return 0;
+    return long_len;
+}
+
+static bool is_short_code(const char *s, size_t n) { return n > 0 && n <= SHORT_CODE_MAX && code_len_at(s, s + n, SIZE_MAX) == n; }
+
+/* The configured input topics, in the order of md_codes.topic_long. */
+static void input_topics(const md_config *cfg, const char *out[INPUT_TOPICS]) {
+    out[0] = cfg->kafka.topic_payments, out[1] = cfg->kafka.topic_calls, out[2] = cfg->kafka.topic_app_logins;
+    out[3] = cfg->kafka.topic_profiles, out[4] = cfg->kafka.topic_outcomes;
+}
+
+/* Each wanted name into fn, in the registry's order: the topics (each
+ * code once), the series, the attributes the rules pack. */
+typedef void (*wanted_fn)(void *ctx, char kind, const char *code, size_t index);
+static void each_wanted(const md_config *cfg, wanted_fn fn, void *ctx) {
+    const char *topics[INPUT_TOPICS];
+    char codes[INPUT_TOPICS][MD_STATE_CODE_LEN + 1];
+    input_topics(cfg, topics);
+    for (size_t i = 0; i < INPUT_TOPICS; i++) {
+        md_state_code(topics[i] ? topics[i] : "", codes[i]);
+        bool again = false;
+        for (size_t o = 0; o < i && !again; o++) again = strcmp(codes[o], codes[i]) == 0;
+        if (!again) fn(ctx, 't', codes[i], i);
+    }
+    const md_rules *r = cfg->rules;
+    for (size_t i = 0; i < r->n_series; i++) fn(ctx, 's', r->series[i].field + 1, i);
+    for (size_t i = 0; i < r->n_profile_attrs; i++)
+        if (r->profile_codes[i][0]) fn(ctx, 'a', r->profile_codes[i], i);
+}
+
+typedef struct wanted_text {
+    char *s;
+    size_t len, n;
+} wanted_text;
+
+static void wanted_append(void *ctx, char kind, const char *code, size_t index) {
+    (void)index;
+    wanted_text *w = ctx;
+    if (!w->s) return;
+    if (w->n) w->s[w->len++] = ',';
+    w->s[w->len++] = kind;
+    size_t cl = strlen(code);
+    memcpy(w->s + w->len, code, cl);
+    w->len += cl;
+    w->s[w->len] = '\0';
+    w->n++;
+}
+
+char *md_codes_wanted(const md_config *cfg, size_t *n) {
+    size_t most = INPUT_TOPICS + cfg->rules->n_series + cfg->rules->n_profile_attrs;
+    wanted_text w = {malloc(most * (MD_STATE_CODE_LEN + 2) + 1), 0, 0};
+    if (!w.s) return NULL;
+    w.s[0] = '\0';
+    each_wanted(cfg, wanted_append, &w);
+    *n = w.n;
+    return w.s;
+}
+
+typedef struct codes_fill {
+    md_codes *codes;
+    const char *const *shorts;
+    size_t n, next;
+    const char *bad; /* why the answer does not fit */
+    char bad_code[MD_STATE_CODE_LEN + 2];
+} codes_fill;
+
+static void codes_take(void *ctx, char kind, const char *code, size_t index) {
+    codes_fill *f = ctx;
+    if (f->bad) return;
+    if (f->next >= f->n) {
+        f->bad = "fewer short codes than asked for";
+        return;
+    }
+    const char *s = f->shorts[f->next++];
+    size_t sl = s ? strlen(s) : 0;
+    if (sl && !is_short_code(s, sl)) {
+        f->bad = "not a short code (one letter A-Y, or Z and two letters)";
+        snprintf(f->bad_code, sizeof(f->bad_code), "%c%s", kind, code);
+        return;
+    }
+    md_codes *c = f->codes;
+    char *into = kind == 't' ? c->topic[c->n_topics] : kind == 's' ? c->series[index] : c->attr[index];
+    if (kind == 't') memcpy(c->topic_long[c->n_topics++], code, MD_STATE_CODE_LEN + 1);
+    memcpy(into, s ? s : "", sl + 1);
+}
+
+/* Two different long codes with one short one: reading one for the other
+ * would mix two series' histories. Each family is read apart, so a letter
+ * must be unique within one (the registry makes it unique everywhere). */
+static bool codes_unique(char (*list)[SHORT_CODE_MAX + 1], size_t n) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t o = 0; o < i && list[i][0]; o++)
+            if (strcmp(list[i], list[o]) == 0) return false;
+    return true;
+}
+
+md_codes *md_codes_new(const md_config *cfg, const char *const *shorts, size_t n, char *errstr, size_t errstr_size) {
+    md_codes *c = calloc(1, sizeof(*c));
+    size_t wn = 0;
+    char *wanted = md_codes_wanted(cfg, &wn);
+    if (c) {
+        c->n_series = cfg->rules->n_series;
+        c->n_attrs = cfg->rules->n_profile_attrs;
+        c->series = calloc(c->n_series + 1, sizeof(*c->series));
+        c->attr = calloc(c->n_attrs + 1, sizeof(*c->attr));
+    }
+    if (!c || !wanted || !c->series || !c->attr) {
+        snprintf(errstr, errstr_size, "out of memory");
+        free(wanted);
+        md_codes_destroy(c);
+        return NULL;
+    }
+    c->id = md_hash64(wanted, strlen(wanted), 0);
+    free(wanted);
+    codes_fill f = {c, shorts, n, 0, NULL, ""};
+    each_wanted(cfg, codes_take, &f);
+    if (!f.bad && f.next != n) f.bad = "more short codes than asked for";
+    if (!f.bad && (!codes_unique(c->topic, c->n_topics) || !codes_unique(c->series, c->n_series) || !codes_unique(c->attr, c->n_attrs)))
+        f.bad = "two names have one short code";
+    if (f.bad) {
+        snprintf(errstr, errstr_size, "the namespace's short codes: %s%s%s", f.bad, f.bad_code[0] ? ", for " : "", f.bad_code);
+        md_codes_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The n-th short code a registry gives (from 1; codes.lua draws them so),
+ * "" beyond the last. */
+static void nth_short_code(size_t n, char out[SHORT_CODE_MAX + 1]) {
+    if (n >= 1 && n <= 25) snprintf(out, SHORT_CODE_MAX + 1, "%c", (char)('A' + n - 1));
+    else if (n > 25 && n <= 25 + 26 * 26) snprintf(out, SHORT_CODE_MAX + 1, "Z%c%c", (char)('A' + (n - 26) / 26), (char)('A' + (n - 26) % 26));
+    else out[0] = '\0';
+}
+
+md_codes *md_codes_fresh(const md_config *cfg) {
+    size_t n = 0;
+    char *wanted = md_codes_wanted(cfg, &n);
+    char(*codes)[SHORT_CODE_MAX + 1] = calloc(n + 1, sizeof(*codes));
+    const char **shorts = calloc(n + 1, sizeof(char *));
+    md_codes *table = NULL;
+    if (wanted && codes && shorts) {
+        for (size_t i = 0; i < n; i++) {
+            nth_short_code(i + 1, codes[i]);
+            shorts[i] = codes[i];
+        }
+        char err[160];
+        table = md_codes_new(cfg, shorts, n, err, sizeof(err)); /* fits: its own names, each its own code */
+    }
+    free(wanted);
+    free(codes);
+    free(shorts);
+    return table;
+}
+
+void md_codes_destroy(md_codes *codes) {
+    if (!codes) return;
+    free(codes->series);
+    free(codes->attr);
+    free(codes);
+}
+
+uint64_t md_codes_id(const md_codes *codes) { return codes->id; }
+
+/* The short code of the topic with long code long_code, or NULL. */
+static const char *topic_short(const md_codes *codes, const char *long_code) {
+    if (!codes) return NULL;
+    for (size_t i = 0; i < codes->n_topics; i++)
+        if (memcmp(codes->topic_long[i], long_code, MD_STATE_CODE_LEN) == 0) return codes->topic[i][0] ? codes->topic[i] : NULL;
+    return NULL;
+}
+
+/* The long code of the topic with short code s (n bytes), or NULL. */
+static const char *topic_long_of(const md_codes *codes, const char *s, size_t n) {
+    if (!codes) return NULL;
+    for (size_t i = 0; i < codes->n_topics; i++)
+        if (strlen(codes->topic[i]) == n && memcmp(codes->topic[i], s, n) == 0) return codes->topic_long[i];
+    return NULL;
 }
 
 /* Which series a field's name is, and in which form ('S' the current name,
@@ -927,10 +1155,23 @@ static bool piece_number(const char *f, size_t fl, unsigned limit, unsigned *k) 
 #define SERIES_PIECES_MAX 64 /* md_cstate.series_piece_known has a bit for each */
 #define SERIES_KEPT_MAX 1024 /* unknown entries kept, bytes: beyond, they go with the next repack */
 
-static int series_by_code(const md_rules *r, const char *code) {
-    for (size_t i = 0; i < r->n_series; i++)
-        if (memcmp(r->series[i].field + 1, code, SERIES_CODE_LEN) == 0) return (int)i;
+/* The series an entry's code (n bytes, long or short) names, or -1. */
+static int series_by_code(const md_cstate *cs, const char *code, size_t n) {
+    const md_rules *r = cs->r;
+    if (n == SERIES_CODE_LEN) {
+        for (size_t i = 0; i < r->n_series; i++)
+            if (memcmp(r->series[i].field + 1, code, SERIES_CODE_LEN) == 0) return (int)i;
+    } else if (cs->codes) {
+        for (size_t i = 0; i < r->n_series; i++)
+            if (strlen(cs->codes->series[i]) == n && memcmp(cs->codes->series[i], code, n) == 0) return (int)i;
+    }
     return -1;
+}
+
+/* The code series si is written under: its short code where the
+ * namespace gave it one. */
+static const char *series_code(const md_cstate *cs, size_t si) {
+    return cs->codes && cs->codes->series[si][0] ? cs->codes->series[si] : cs->r->series[si].field + 1;
 }
 
 /* Piece k of a packed family: "<letter>" for the first, "<letter><k>" after. */
@@ -986,14 +1227,16 @@ static bool load_series_piece(md_cstate *cs, const char *f, size_t fl, const cha
     size_t n_taken = 0, kept_mark = cs->series_kept_len, taken_len[SERIES_PIECE_MAX];
     for (const char *p = v, *e = v + vl; p < e;) {
         const char *sep = memchr(p, SERIES_SEP, (size_t)(e - p)), *end = sep ? sep : e;
-        if (end - p <= SERIES_CODE_LEN || (sep && sep + 1 == e)) goto bad;
-        for (int i = 0; i < SERIES_CODE_LEN; i++)
-            if (b36_digit(p[i]) < 0) goto bad;
-        int si = series_by_code(cs->r, p);
+        size_t cl = code_len_at(p, end, SERIES_CODE_LEN);
+        if (cl == 0 || (size_t)(end - p) <= cl || (sep && sep + 1 == e)) goto bad;
+        int si = series_by_code(cs, p, cl);
         bool again = si >= 0 && cs->series[si].form == 'H';
         for (size_t j = 0; j < n_taken && !again; j++) again = taken[j] == si;
+        /* Under its long code while the namespace has a short one: the
+         * piece is rewritten along the customer's next other write. */
+        if (si >= 0 && !again && cl == SERIES_CODE_LEN && cs->codes && cs->codes->series[si][0]) cs->series_repack = true;
         if (si < 0) { /* a series no window of this configuration reads: kept as it is */
-            for (const char *c = p + SERIES_CODE_LEN; c < end; c++)
+            for (const char *c = p + cl; c < end; c++)
                 if (b36_digit(*c) < 0 && *c != ',' && *c != ':' && *c != '-') goto bad; /* no series' text */
             size_t n = (size_t)(end - p), at = cs->series_kept_len;
             if (at + 1 + n <= SERIES_KEPT_MAX && n <= SERIES_PIECE_MAX) { /* one longer is no entry this version wrote */
@@ -1005,9 +1248,9 @@ static bool load_series_piece(md_cstate *cs, const char *f, size_t fl, const cha
         } else if (again) {
             cs->series_repack = true; /* twice: the first read is kept, the next flush writes it once */
         } else {
-            if (!series_decode_into(&cs->series_scratch[n_taken], p + SERIES_CODE_LEN, (size_t)(end - p) - SERIES_CODE_LEN, false)) goto bad;
-            taken_text[n_taken] = p + SERIES_CODE_LEN;
-            taken_len[n_taken] = (size_t)(end - p) - SERIES_CODE_LEN;
+            if (!series_decode_into(&cs->series_scratch[n_taken], p + cl, (size_t)(end - p) - cl, false)) goto bad;
+            taken_text[n_taken] = p + cl;
+            taken_len[n_taken] = (size_t)(end - p) - cl;
             taken[n_taken++] = si;
         }
         p = sep ? sep + 1 : e;
@@ -1048,7 +1291,7 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
     unsigned k = 0;
     for (size_t si = 0, ki = 0; si < cs->r->n_series || ki < cs->series_kept_len;) {
         const char *code, *text, *encoded = NULL;
-        size_t tl = 0;
+        size_t tl = 0, code_len;
         if (si < cs->r->n_series) {
             md_series_st *s = &cs->series[si];
             const char *field = cs->r->series[si].field;
@@ -1069,7 +1312,9 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
                 }
                 series_keep_text(cs, s, encoded, tl);
             }
-            bool packed = encoded && SERIES_CODE_LEN + tl <= SERIES_PIECE_MAX;
+            code = series_code(cs, si);
+            code_len = strlen(code);
+            bool packed = encoded && code_len + tl <= SERIES_PIECE_MAX;
             if (!encoded || packed) {
                 if (s->own_field) md_ops_add(ops, MD_OP_DEL, field, NULL);
                 s->own_field = false;
@@ -1081,18 +1326,18 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
             s->dirty = false;
             si++;
             if (!packed) continue;
-            code = field + 1;
             text = encoded;
         } else {
             const char *p = cs->series_kept + ki, *e = cs->series_kept + cs->series_kept_len;
             const char *sep = memchr(p, SERIES_SEP, (size_t)(e - p)), *end = sep ? sep : e;
             code = p;
-            text = p + SERIES_CODE_LEN;
+            code_len = code_len_at(p, end, SERIES_CODE_LEN); /* never 0: checked as it was read */
+            text = p + code_len;
             tl = (size_t)(end - text);
             ki = sep ? (size_t)(sep + 1 - cs->series_kept) : cs->series_kept_len;
         }
-        if (SERIES_CODE_LEN + tl > SERIES_PIECE_MAX) continue; /* never: neither a series nor a kept entry gets here so */
-        if (len && len + 1 + SERIES_CODE_LEN + tl > SERIES_PIECE_MAX) {
+        if (code_len + tl > SERIES_PIECE_MAX) continue; /* never: neither a series nor a kept entry gets here so */
+        if (len && len + 1 + code_len + tl > SERIES_PIECE_MAX) {
             if (k + 1 >= SERIES_PIECES_MAX) { /* the pieces are full: a series takes a field of its own, a kept entry goes */
                 if (encoded) {
                     md_series_st *s = &cs->series[si - 1];
@@ -1106,9 +1351,9 @@ static void series_flush(md_cstate *cs, md_ops *ops) {
             len = 0;
         }
         if (len) piece[len++] = SERIES_SEP;
-        memcpy(piece + len, code, SERIES_CODE_LEN);
-        memcpy(piece + len + SERIES_CODE_LEN, text, tl);
-        len += SERIES_CODE_LEN + tl;
+        memcpy(piece + len, code, code_len);
+        memcpy(piece + len + code_len, text, tl);
+        len += code_len + tl;
     }
     if (len) piece_put(ops, 'H', k++, piece, len, cs->series_pieces, &cs->series_piece_known, cs->series_piece_sum);
     pieces_drop_from(ops, 'H', k, cs->series_pieces, &cs->series_piece_known);
@@ -1178,14 +1423,15 @@ static int configured_attr(const md_cstate *cs, const char *k, size_t kl) {
 static const char *attr_code(const md_cstate *cs, const md_attr *at) {
     if (at->unknown_code) return at->key + 1;
     int a = configured_attr(cs, at->key, strlen(at->key));
-    return a < 0 || !cs->r->profile_codes[a][0] ? NULL : cs->r->profile_codes[a];
+    if (a < 0 || !cs->r->profile_codes[a][0]) return NULL;
+    return cs->codes && cs->codes->attr[a][0] ? cs->codes->attr[a] : cs->r->profile_codes[a];
 }
 
 /* The code an attribute is packed under, or NULL when it stays a field. */
 static const char *attr_packed_code(const md_cstate *cs, const md_attr *at) {
     size_t vl = strlen(at->value);
     const char *code = attr_code(cs, at);
-    return code && MD_PROFILE_CODE_LEN + vl <= PROFILE_PIECE_MAX && !memchr(at->value, PROFILE_SEP, vl) ? code : NULL;
+    return code && strlen(code) + vl <= PROFILE_PIECE_MAX && !memchr(at->value, PROFILE_SEP, vl) ? code : NULL;
 }
 
 static void profile_piece_name(char out[16], unsigned k) {
@@ -1201,19 +1447,23 @@ static bool load_profile_piece(md_cstate *cs, const char *f, size_t fl, const ch
     if (!piece_number(f, fl, PROFILE_PIECES_MAX, &k)) return false;
     for (const char *p = v, *e = v + vl; p < e;) { /* read whole or not at all */
         const char *sep = memchr(p, PROFILE_SEP, (size_t)(e - p)), *end = sep ? sep : e;
-        if (end - p < MD_PROFILE_CODE_LEN) return false;
-        for (int i = 0; i < MD_PROFILE_CODE_LEN; i++)
-            if (b36_digit(p[i]) < 0) return false;
+        if (code_len_at(p, end, MD_PROFILE_CODE_LEN) == 0) return false;
         p = sep ? sep + 1 : e;
     }
     if (k + 1 > cs->profile_pieces) cs->profile_pieces = k + 1;
     for (const char *p = v, *e = v + vl; p < e;) {
         const char *sep = memchr(p, PROFILE_SEP, (size_t)(e - p)), *end = sep ? sep : e;
-        const char *val = p + MD_PROFILE_CODE_LEN;
+        size_t cl = code_len_at(p, end, MD_PROFILE_CODE_LEN);
+        const char *val = p + cl;
         size_t val_len = (size_t)(end - val);
         int a = -1;
-        for (size_t i = 0; i < cs->r->n_profile_attrs && a < 0; i++)
-            if (memcmp(cs->r->profile_codes[i], p, MD_PROFILE_CODE_LEN) == 0) a = (int)i;
+        for (size_t i = 0; i < cs->r->n_profile_attrs && a < 0; i++) {
+            const char *code = cl == MD_PROFILE_CODE_LEN ? cs->r->profile_codes[i] : cs->codes ? cs->codes->attr[i] : "";
+            if (code[0] && strlen(code) == cl && memcmp(code, p, cl) == 0) a = (int)i;
+        }
+        /* under its long code while the namespace has a short one: packed
+         * again along the customer's next other write */
+        if (a >= 0 && cl == MD_PROFILE_CODE_LEN && cs->codes && cs->codes->attr[a][0]) cs->profile_repack = true;
         if (a >= 0 && cs->attr_of[a] >= 0) { /* also a field: the piece's value is read */
             md_attr *at = &cs->attrs[cs->attr_of[a]];
             if (!put_str(&at->value, &at->value_cap, val, val_len)) return false;
@@ -1221,8 +1471,8 @@ static bool load_profile_piece(md_cstate *cs, const char *f, size_t fl, const ch
             cs->profile_repack = true;
         } else {
             char unknown[MD_PROFILE_CODE_LEN + 2] = "#";
-            memcpy(unknown + 1, p, MD_PROFILE_CODE_LEN);
-            unknown[MD_PROFILE_CODE_LEN + 1] = '\0';
+            memcpy(unknown + 1, p, cl);
+            unknown[cl + 1] = '\0';
             const char *name = a >= 0 ? cs->r->profile_attrs[a] : unknown;
             if (!add_attr(cs, name, strlen(name), val, val_len)) return false;
             cs->attrs[cs->n_attrs - 1].stored = ATTR_IN_PIECE;
@@ -1269,7 +1519,7 @@ static void profile_write(md_cstate *cs, md_ops *ops) {
         }
         if (at->stored & ATTR_IN_FIELD) md_ops_add(ops, MD_OP_DEL, field, NULL);
         at->stored = ATTR_IN_PIECE;
-        size_t vl = strlen(at->value), need = (len ? 1 : 0) + MD_PROFILE_CODE_LEN + vl;
+        size_t vl = strlen(at->value), cl = strlen(code), need = (len ? 1 : 0) + cl + vl;
         if (len + need > PROFILE_PIECE_MAX) {
             piece[len] = '\0';
             profile_piece_name(name, k++);
@@ -1277,9 +1527,9 @@ static void profile_write(md_cstate *cs, md_ops *ops) {
             len = 0;
         }
         if (len) piece[len++] = PROFILE_SEP;
-        memcpy(piece + len, code, MD_PROFILE_CODE_LEN);
-        memcpy(piece + len + MD_PROFILE_CODE_LEN, at->value, vl);
-        len += MD_PROFILE_CODE_LEN + vl;
+        memcpy(piece + len, code, cl);
+        memcpy(piece + len + cl, at->value, vl);
+        len += cl + vl;
     }
     if (len) {
         piece[len] = '\0';
@@ -1331,7 +1581,7 @@ static bool parse_hex64(const char *s, size_t n, uint64_t *out) {
 /* The watermark of a topic (by its code) and partition, or NULL. */
 static md_wmark *find_wmark(md_cstate *cs, const char *code, int32_t partition) {
     for (size_t i = 0; i < cs->n_wm; i++)
-        if (cs->wm[i].partition == partition && memcmp(cs->wm[i].code, code, MD_STATE_CODE_LEN) == 0) return &cs->wm[i];
+        if (cs->wm[i].partition == partition && strcmp(cs->wm[i].code, code) == 0) return &cs->wm[i];
     return NULL;
 }
 
@@ -1367,15 +1617,23 @@ static const char *const camp_older_prefix[CF_COUNT] = {"a:", "f:", "l:", "lp:",
 #define WM_SEP ';'
 #define WM_PIECES_MAX 16 /* md_cstate.wm_piece_known has a bit for each */
 
-/* One entry "<code><partition>:<offset>" of [p, end); false when it is not one. */
-static bool parse_wmark_entry(const char *p, const char *end, char code[MD_STATE_CODE_LEN + 1], int32_t *partition, int64_t *offset) {
-    const char *colon = end - p > MD_STATE_CODE_LEN ? memchr(p + MD_STATE_CODE_LEN, ':', (size_t)(end - p - MD_STATE_CODE_LEN)) : NULL;
+/* One entry "<code><partition>:<offset>" of [p, end); false when it is not
+ * one. The topic's code comes out long where the namespace's codes know
+ * its short one (so both forms of one topic meet as one watermark); a
+ * short one they do not know stays as it is (another configuration's
+ * topic), and *long_known says the entry named by its long code a topic
+ * that has a short one. */
+static bool parse_wmark_entry(const md_cstate *cs, const char *p, const char *end, char code[MD_STATE_CODE_LEN + 1], int32_t *partition,
+                              int64_t *offset, bool *long_known) {
+    size_t cl = code_len_at(p, end, MD_STATE_CODE_LEN);
+    const char *colon = cl && (size_t)(end - p) > cl ? memchr(p + cl, ':', (size_t)(end - p) - cl) : NULL;
     int64_t part;
-    if (!colon || colon == p + MD_STATE_CODE_LEN || colon + 1 == end) return false;
-    for (int i = 0; i < MD_STATE_CODE_LEN; i++)
-        if (b36_digit(code[i] = p[i]) < 0) return false;
-    code[MD_STATE_CODE_LEN] = '\0';
-    if (!parse_b36(p + MD_STATE_CODE_LEN, (size_t)(colon - p - MD_STATE_CODE_LEN), &part) || part > INT32_MAX) return false;
+    if (!colon || colon == p + cl || colon + 1 == end) return false;
+    const char *known = cl < MD_STATE_CODE_LEN ? topic_long_of(cs->codes, p, cl) : NULL;
+    memcpy(code, known ? known : p, known ? MD_STATE_CODE_LEN : cl);
+    code[known ? MD_STATE_CODE_LEN : cl] = '\0';
+    *long_known = cl == MD_STATE_CODE_LEN && topic_short(cs->codes, code);
+    if (!parse_b36(p + cl, (size_t)(colon - p) - cl, &part) || part > INT32_MAX) return false;
     *partition = (int32_t)part;
     return parse_b36(colon + 1, (size_t)(end - colon - 1), offset);
 }
@@ -1391,8 +1649,10 @@ static bool load_wmark_piece(md_cstate *cs, const char *f, size_t fl, const char
     for (int pass = 0; pass < 2; pass++)
         for (const char *p = v, *e = v + vl; p < e;) {
             const char *sep = memchr(p, WM_SEP, (size_t)(e - p)), *end = sep ? sep : e;
-            if (!parse_wmark_entry(p, end, code, &part, &off) || (sep && sep + 1 == e)) return false;
+            bool long_known;
+            if (!parse_wmark_entry(cs, p, end, code, &part, &off, &long_known) || (sep && sep + 1 == e)) return false;
             if (pass) {
+                if (long_known) cs->wm_repack = true; /* under its short code along the next write */
                 md_wmark *w = find_wmark(cs, code, part);
                 if (!w && !(w = add_wmark(cs, code, part))) return false;
                 if (off > w->offset) w->offset = off;
@@ -1408,7 +1668,7 @@ static bool load_wmark_piece(md_cstate *cs, const char *f, size_t fl, const char
 
 static int wmark_cmp(const void *a, const void *b) {
     const md_wmark *x = a, *y = b;
-    int c = memcmp(x->code, y->code, MD_STATE_CODE_LEN);
+    int c = strcmp(x->code, y->code);
     return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
 }
 
@@ -1428,9 +1688,10 @@ static void wmark_flush(md_cstate *cs, md_ops *ops) {
     for (size_t i = 0; i < cs->n_wm; i++) {
         md_wmark *w = &cs->wm[i];
         if (w->offset < 0) continue;
+        size_t cl = strlen(w->code);
         memcpy(field, "W", 1);
-        memcpy(field + 1, w->code, MD_STATE_CODE_LEN);
-        md_fmt_i64(field + 1 + MD_STATE_CODE_LEN, w->partition);
+        memcpy(field + 1, w->code, cl);
+        md_fmt_i64(field + 1 + cl, w->partition);
         if (w->legacy) {
             size_t tl = strlen(w->topic), at = 0;
             char older[300];
@@ -1443,14 +1704,21 @@ static void wmark_flush(md_cstate *cs, md_ops *ops) {
             md_ops_add(ops, MD_OP_DEL, older, NULL);
             w->legacy = false;
         }
-        memcpy(entry, w->code, MD_STATE_CODE_LEN);
-        size_t n = MD_STATE_CODE_LEN + fmt_b36(entry + MD_STATE_CODE_LEN, (uint64_t)w->partition);
+        const char *sc = cl == MD_STATE_CODE_LEN ? topic_short(cs->codes, w->code) : NULL, *code = sc ? sc : w->code;
+        size_t n = strlen(code);
+        memcpy(entry, code, n);
+        n += fmt_b36(entry + n, (uint64_t)w->partition);
         entry[n++] = ':';
         n += fmt_b36(entry + n, (uint64_t)w->offset);
         if (len + (len ? 1 : 0) + n > WM_PIECE_MAX) {
             if (k + 1 >= WM_PIECES_MAX) { /* the pieces are full: a field of its own */
-                md_cs_set_int(ops, field, w->offset);
-                w->own_field = true;
+                /* by its long code (a short one would read as a piece's
+                 * name); one known only by a short code, another
+                 * configuration's topic, is not kept */
+                if (cl == MD_STATE_CODE_LEN) {
+                    md_cs_set_int(ops, field, w->offset);
+                    w->own_field = true;
+                }
                 continue;
             }
             piece_put(ops, 'W', k++, piece, len, cs->wm_pieces, &cs->wm_piece_known, cs->wm_piece_sum);
@@ -1584,8 +1852,10 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         cs->balance_at_payment = !timed; /* "<balance>": at the newest payment */
         return;
     }
-    if (fl == 1 && f[0] == 'T') { /* "<t0>,<t1>,<t2>[,<balance>[,<its time>]]": times in base 36, "" for none */
+    if (fl == 1 && f[0] == 'T') { /* "[.]<t0>,<t1>,<t2>[,<balance>[,<its time>]]": times in base 36, "" for none */
         const char *p = v, *e = v + vl, *c = NULL;
+        bool marked = vl > 0 && v[0] == OUTBOX_CLEAR_MARK;
+        p += marked;
         int64_t t[MD_EVENT_TYPE_COUNT];
         for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++) {
             c = memchr(p, ',', (size_t)(e - p));
@@ -1601,6 +1871,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
             if (t[k] > cs->last_ts[k]) cs->last_ts[k] = t[k]; /* with older fields too: the later */
             if (t[k] > cs->newest_ts) cs->newest_ts = t[k];
         }
+        if (marked) cs->outbox_clear = cs->t_marked = true;
         if (c) { /* over a balance "bal" gave */
             memcpy(cs->balance_text, cs->balance_loaded, sizeof(cs->balance_text));
             cs->has_balance = cs->balance_in_t = true;
@@ -1641,7 +1912,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
             s->older_names |= form == 'L' ? SERIES_OLDER_PACKED : SERIES_OLDER_DECIMAL;
         } else {
             s->own_field = true;
-            if (SERIES_CODE_LEN + vl <= SERIES_PIECE_MAX) cs->series_repack = true; /* an earlier version's: into a piece */
+            if (strlen(series_code(cs, (size_t)si)) + vl <= SERIES_PIECE_MAX) cs->series_repack = true; /* an earlier version's: into a piece */
         }
         s->form = form;
         s->dirty |= s->older_names != 0;
@@ -1868,8 +2139,8 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         k->older = f[0] == 'k';
         return;
     }
-    if (fl == 2 && f[0] == 'x' && f[1] == '0') {
-        cs->outbox_clear = true;
+    if (fl == 2 && f[0] == 'x' && f[1] == '0') { /* the mark's earlier form */
+        cs->outbox_clear = cs->x0_field = true;
         return;
     }
     if (fl == 2 && f[0] == 'f' && f[1] == 'g') { /* the erasure's tombstone (forget.lua writes it) */
@@ -2050,11 +2321,12 @@ void md_cs_evict(md_cstate *cs, md_ops *ops, int64_t now_ms) {
     cs->n_audits = keep;
 }
 
-/* An outbox write: from now on the outbox must be read again. */
+/* An outbox write: from now on the outbox must be read again (T is
+ * written without the mark by the flush, in the same apply). */
 static void outbox_add(md_cstate *cs, md_ops *ops, const char *field, const char *value) {
     md_ops_add(ops, MD_OP_OUTBOX_SET, field, value);
-    if (cs->outbox_clear) md_ops_add(ops, MD_OP_DEL, "x0", NULL);
-    cs->outbox_clear = false;
+    if (cs->x0_field) md_ops_add(ops, MD_OP_DEL, "x0", NULL);
+    cs->outbox_clear = cs->x0_field = false;
 }
 
 bool md_cstate_outbox_clear(const md_cstate *cs) { return cs->outbox_clear; }
@@ -2067,9 +2339,15 @@ bool md_cstate_outbox_clear(const md_cstate *cs) { return cs->outbox_clear; }
  * older state's "t<type>" and "bal" fields are deleted by the write that
  * moves them into T, along other writes for "bal" alone. */
 static void flush_times(md_cstate *cs, md_ops *ops) {
-    if (!cs->times_dirty && !cs->balance_dirty && !(cs->balance_older && ops->n > 0)) return;
+    /* The mark moves with the outbox's state, at once (the apply writes the
+     * outbox, or writes other fields anyway); from an earlier "x0" only
+     * along other writes, like the balance from "bal". */
+    bool mark_moves = cs->outbox_clear != cs->t_marked && !cs->x0_field;
+    if (!cs->times_dirty && !cs->balance_dirty && !((cs->balance_older || cs->x0_field) && ops->n > 0) && !mark_moves) return;
     char val[160];
     size_t n = 0;
+    if (cs->outbox_clear) val[n++] = OUTBOX_CLEAR_MARK;
+    cs->t_marked = cs->outbox_clear;
     for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++) {
         if (k) val[n++] = ',';
         if (cs->last_ts[k] > 0) n += fmt_b36(val + n, (uint64_t)cs->last_ts[k]);
@@ -2100,7 +2378,8 @@ static void flush_times(md_cstate *cs, md_ops *ops) {
     if (cs->times_older)
         for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++) md_ops_add(ops, MD_OP_DEL, (char[3]){'t', (char)('0' + k), '\0'}, NULL);
     if (cs->balance_older) md_ops_add(ops, MD_OP_DEL, "bal", NULL);
-    cs->times_dirty = cs->times_older = cs->balance_dirty = cs->balance_older = false;
+    if (cs->x0_field) md_ops_add(ops, MD_OP_DEL, "x0", NULL);
+    cs->times_dirty = cs->times_older = cs->balance_dirty = cs->balance_older = cs->x0_field = false;
 }
 
 void md_cstate_flush(md_cstate *cs, md_ops *ops) {
@@ -2128,12 +2407,13 @@ void md_cstate_flush(md_cstate *cs, md_ops *ops) {
         }
     }
     /* The outbox was read and is empty, and this batch adds nothing to it:
-     * say so, and the next reads skip it. Only along other writes: a
-     * customer with nothing to write gets no apply for this. */
-    if (!cs->outbox_clear && ops->n > 0 && cs->n_pending == 0 && cs->n_incrs == 0) {
-        md_ops_add(ops, MD_OP_SET, "x0", "1");
-        cs->outbox_clear = true;
-    }
+     * say so (T's mark), and the next reads skip it. Only along other
+     * writes: a customer with nothing to write gets no apply for this. T
+     * may be written a second time in the batch then (md_ops_compact keeps
+     * the last), once each time the outbox empties; and an earlier "x0"
+     * moves into T the same way. */
+    if (!cs->outbox_clear && ops->n > 0 && cs->n_pending == 0 && cs->n_incrs == 0) cs->outbox_clear = true;
+    flush_times(cs, ops);
 }
 
 bool md_cs_take_offset(md_cstate *cs, md_ops *ops, const char *topic, int32_t partition, int64_t offset) {

@@ -185,13 +185,17 @@ typedef struct md_attr {
 struct md_cstate {
     const md_config *cfg;
     const md_rules *r;
+    const md_codes *codes; /* the namespace's short codes (md_cstate_set_codes), or NULL */
     char customer_id[MD_CUSTOMER_ID_MAX + 1];
     bool exists;
-    /* "x0": the outbox was empty at the last apply, so reads skip it. Set
-     * only by an apply that read it empty (conditional on the version, like
-     * every apply); removed by the apply that adds to it. States without it
-     * (older ones too) always have their outbox read. */
+    /* The outbox was empty at the last apply, so reads skip it: T begins
+     * with '.' (earlier versions: the field "x0"). Set only by an apply that
+     * read it empty (conditional on the version, like every apply); taken
+     * away by the apply that adds to it. States without it always have
+     * their outbox read. */
     bool outbox_clear;
+    bool t_marked; /* T as the hash holds it begins with the mark */
+    bool x0_field; /* the hash holds the earlier form "x0": moved into T along other writes */
     int64_t version; /* the "v" field as loaded; 0 when absent */
     int64_t key_expiry; /* md_cstate_key_expiry */
     md_series_st *series;

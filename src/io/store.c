@@ -30,6 +30,7 @@ extern const char md_lua_apply[];
 extern const char md_lua_forget[];
 extern const char md_lua_mark[];
 extern const char md_lua_capacity[];
+extern const char md_lua_codes[];
 
 struct md_store {
     char host[256];
@@ -73,6 +74,12 @@ struct md_store {
     valkeyReply *held;
     char *resp; /* conn_append's command, formatted (grown) */
     size_t resp_cap;
+    /* The namespace's short codes, a table for each set of names a
+     * configuration read with this store asked for (a reload, simulate's
+     * configurations), kept until md_store_destroy: states point at them. */
+    md_codes **codes;
+    size_t n_codes;
+    size_t codes_from; /* the first still valid: a wipe retires those before */
 };
 
 static bool parse_url(md_store *s, const char *raw_url, char *errstr, size_t n) {
@@ -301,6 +308,8 @@ void md_store_destroy(md_store *s) {
     free(s->img);
     free(s->expiry);
     free(s->resp);
+    for (size_t i = 0; i < s->n_codes; i++) md_codes_destroy(s->codes[i]);
+    free(s->codes);
     free(s);
 }
 
@@ -896,6 +905,75 @@ static void refuse_customer(void *ctx, size_t k, const char *why) {
     if (cl->s->cache) md_hash_cache_drop(cl->s->cache, cl->keys[i]);
 }
 
+static md_err command_checked(md_store *s, int argc, const char **argv, int want, valkeyReply **out, char *errstr, size_t errstr_size);
+
+/* The namespace's short codes for cfg (engine.h, md_codes): a table made
+ * before for the same names, or the registry's answer (codes.lua on
+ * "<prefix>:meta", which gives the names it has not seen yet theirs). */
+static md_err codes_for(md_store *s, const md_config *cfg, const md_codes **out, char *errstr, size_t errstr_size) {
+    size_t n = 0;
+    char *wanted = md_codes_wanted(cfg, &n);
+    if (!wanted) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return MD_ERR_NOMEM;
+    }
+    uint64_t id = md_hash64(wanted, strlen(wanted), 0);
+    for (size_t i = s->codes_from; i < s->n_codes; i++)
+        if (md_codes_id(s->codes[i]) == id) {
+            free(wanted);
+            *out = s->codes[i];
+            return MD_ERR_OK;
+        }
+    char meta[128];
+    snprintf(meta, sizeof(meta), "%s:meta", s->prefix);
+    const char *eval[] = {"EVAL", md_lua_codes, "1", meta, wanted};
+    valkeyReply *r = NULL;
+    md_err e = command_checked(s, 5, eval, VALKEY_REPLY_ARRAY, &r, errstr, errstr_size);
+    free(wanted);
+    if (e) return e;
+    const char **shorts = calloc(n + 1, sizeof(char *));
+    md_codes **grown = realloc(s->codes, (s->n_codes + 1) * sizeof(*grown));
+    if (grown) s->codes = grown;
+    md_codes *codes = NULL;
+    if (!shorts || !grown) {
+        snprintf(errstr, errstr_size, "out of memory");
+        e = MD_ERR_NOMEM;
+    } else if (r->elements != n) {
+        snprintf(errstr, errstr_size, "redis codes.lua on %s: %zu short codes for %zu names", meta, r->elements, n);
+        e = MD_ERR_REDIS_REPLY;
+    } else {
+        for (size_t i = 0; i < n && !e; i++) {
+            if (r->element[i]->type != VALKEY_REPLY_STRING) {
+                snprintf(errstr, errstr_size, "redis codes.lua on %s: short code %zu is not a string", meta, i);
+                e = MD_ERR_REDIS_REPLY;
+            }
+            shorts[i] = r->element[i]->str;
+        }
+        if (!e && !(codes = md_codes_new(cfg, shorts, n, errstr, errstr_size))) e = MD_ERR_REDIS_REPLY;
+    }
+    free(shorts);
+    freeReplyObject(r);
+    if (e) return e;
+    s->codes[s->n_codes++] = codes;
+    *out = codes;
+    return MD_ERR_OK;
+}
+
+/* Gives each state the short codes of its configuration's namespace. */
+static md_err states_codes(md_store *s, size_t n, md_cstate *const *states, char *errstr, size_t errstr_size) {
+    const md_config *cfg = NULL;
+    const md_codes *codes = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (md_cstate_config(states[i]) != cfg) {
+            cfg = md_cstate_config(states[i]);
+            md_err e = codes_for(s, cfg, &codes, errstr, errstr_size);
+            if (e) return e;
+        }
+        md_cstate_set_codes(states[i], codes);
+    }
+    return MD_ERR_OK;
+}
+
 md_err md_store_read_customers(md_store *s, size_t n, const char *const *customer_ids, md_cstate *const *states,
                                md_store_refusal *refused, bool *cached, char *errstr, size_t errstr_size) {
     return md_store_read_customers_held(s, n, customer_ids, states, NULL, refused, cached, errstr, errstr_size);
@@ -905,6 +983,11 @@ md_err md_store_read_customers_held(md_store *s, size_t n, const char *const *cu
                                     const md_hash_cache_entry **held, md_store_refusal *refused, bool *cached, char *errstr,
                                     size_t errstr_size) {
     if (held && s->cache) md_hash_cache_release(s->cache); /* the last call's */
+    md_err codes_err = states_codes(s, n, states, errstr, errstr_size);
+    if (codes_err) {
+        if (held) memset(held, 0, n * sizeof(*held));
+        return codes_err;
+    }
     /* First every customer's hash, from the cache or from Redis; then, in a
      * second round trip, the outbox of those whose hash does not say it was
      * left empty (after a trigger, or a crash before one was produced): one
@@ -1756,6 +1839,7 @@ md_err md_store_wipe(md_store *s, char *errstr, size_t errstr_size) {
     char pattern[256];
     snprintf(pattern, sizeof(pattern), "%s:*", s->prefix);
     md_hash_cache_clear(s->cache);
+    s->codes_from = s->n_codes; /* the registry goes with the namespace: asked again at the next read */
     return scan_pages(s, pattern, unlink_page, NULL, errstr, errstr_size);
 }
 

@@ -285,8 +285,9 @@ explain_at() {
 # dump_state PREFIX: every customer hash under PREFIX, fields sorted, without
 # the offset watermarks (per consumer group; pieces "W<k>" and fields), the version (it counts
 # applies, which depend on how messages happened to be batched) and the
-# empty-outbox mark x0 (whether an apply came after the outbox emptied also
-# depends on the batching), and with the event-id guard written one line an
+# empty-outbox mark (T's leading '.', the field x0 before it: whether an
+# apply came after the outbox emptied also depends on the batching), and
+# with the event-id guard written one line an
 # id, "J<event id>" and its time in hours: two namespaces hash the same ids
 # apart (SipHash under each one's own key), and which of its packed fields
 # ("G<k>" = base hour + ten digits of hash and two of hours an id, base 36)
@@ -302,6 +303,7 @@ dump_state() {
                 /^@@/ {key = substr($0, 3); n = 0; next}
                 {
                     if (n++ % 2 == 0) { f = $0; next }
+                    if (f == "T") sub(/^\./, "")
                     if (f !~ /^G[0-9a-z]?[0-9a-z]?$/) { print key " " f "\t" $0; next }
                     bl = length($0) % 12
                     for (i = bl + 1; i < length($0); i += 12) print key " J<event id>\t" (b36(substr($0, 1, bl)) + b36(substr($0, i + 10, 2)))

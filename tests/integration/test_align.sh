@@ -117,12 +117,17 @@ older_form() {
           print "HSET " kf[1] " s" whole[code] " " out }'
 }
 # dump_series PREFIX: "KEY S<code>\tBUCKETS" for each series of each customer, the
-# entries of its pieces (H<k>, "<code><buckets>" joined by ";") as if fields of their own.
-dump_series() { redis-cli -p "$REDIS_PORT" --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
-    redis-cli -p "$REDIS_PORT" | awk '/^@@/ {key = substr($0, 3); n = 0; next}
+# entries of its pieces (H<k>, "<code><buckets>" joined by ";", the code a
+# letter the namespace gave, "code:s<long code>" in "<prefix>:meta", or the
+# long code) as if fields of their own.
+dump_series() { { redis-cli -p "$REDIS_PORT" HGETALL "$1:meta" | paste - - | awk -F'\t' '$1 ~ /^code:s/ {print "CODE " $2 " " substr($1, 7)}'
+    redis-cli -p "$REDIS_PORT" --scan --pattern "$1:{*}" | grep -v ':x$' | sort | awk '{print "ECHO @@" $0; print "HGETALL " $0}' |
+    redis-cli -p "$REDIS_PORT"; } | awk '/^CODE / {long[$2] = $3; next} /^@@/ {key = substr($0, 3); n = 0; next}
         {if (n % 2 == 0) f = $0
          else if (f ~ /^[sS][0-9a-z]+$/) print key " " f "\t" $0
-         else if (f ~ /^H[0-9]*$/) { m = split($0, e, ";"); for (i = 1; i <= m; i++) print key " S" substr(e[i], 1, 4) "\t" substr(e[i], 5) }
+         else if (f ~ /^H[0-9]*$/) { m = split($0, e, ";")
+             for (i = 1; i <= m; i++) { c = e[i] ~ /^Z[A-Z][A-Z]/ ? substr(e[i], 1, 3) : e[i] ~ /^[A-Y]/ ? substr(e[i], 1, 1) : substr(e[i], 1, 4)
+                                        print key " S" (c in long ? long[c] : c) "\t" substr(e[i], length(c) + 1) } }
          n++}'; }
 dump_series "$B" >"$T_DIR/series.current"
 C=$(awk 'NR == 1 {sub(/^[^{]*\{/, ""); sub(/\}.*/, ""); print}' "$T_DIR/series.current")

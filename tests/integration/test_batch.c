@@ -437,12 +437,20 @@ Test(batch, a_redelivered_older_profile_changes_nothing) {
     }
     char key[128];
     snprintf(key, sizeof(key), "%s:{batch-p1}", prefix);
-    /* segment is read by the rules: packed, under its short name. */
-    char packed[32];
+    /* segment is read by the rules: packed, under the letter the
+     * namespace's registry gave its long code. */
+    char meta[96], field[48], packed[32];
     md_profile_code("segment", packed);
-    strcat(packed, "new");
+    snprintf(field, sizeof(field), "code:a%s", packed);
+    snprintf(meta, sizeof(meta), "%s:meta", prefix);
+    const char *code[] = {"HGET", meta, field};
+    valkeyReply *r = cmd(s, 3, code);
+    cr_assert_eq(r->type, VALKEY_REPLY_STRING, "the registry gave segment a short code");
+    cr_assert(r->len == 1 && r->str[0] >= 'A' && r->str[0] <= 'Y', "%s", r->str);
+    snprintf(packed, sizeof(packed), "%snew", r->str);
+    freeReplyObject(r);
     const char *hget[] = {"HGET", key, "P"};
-    valkeyReply *r = cmd(s, 3, hget);
+    r = cmd(s, 3, hget);
     cr_assert_eq(r->type, VALKEY_REPLY_STRING);
     cr_assert_str_eq(r->str, packed, "the redelivered older profile came back");
     freeReplyObject(r);

@@ -25,12 +25,15 @@ check "with the attributes the static model reads" eq "$(jq -r '.profile | "\(.s
 check "lp-2's profile is there" eq "$("$MOMENTD_BIN" explain -c "$CFG" lp-2 --json | jq -r .profile.province)" Beijing
 check "lp-4's contact point too" eq "$("$MOMENTD_BIN" explain -c "$CFG" lp-4 --json | jq -r .profile.contact_point)" +8613900000000
 check "nothing written for the refused lines" eq "$(rcli EXISTS "$N:{lp-3}")" 0
-# As stored: the attributes the rules read packed under their short names
-# (segment vlye, age_band icbu, customer_type 41r6), contact_point a field.
-check "the attributes the rules read are packed" eq "$(rcli HGET "$N:{lp-1}" P | tr '\037' '|')" "41r6resident|vlyerevolver|icbu25-34"
+# As stored: the attributes the rules read packed under the letters the
+# namespace gave their long codes (segment vlye, age_band icbu,
+# customer_type 41r6), contact_point a field.
+code() { rcli HGET "$N:meta" "code:a$1"; }
+check "each attribute the rules read has a letter" eq "$(code 41r6)$(code vlye)$(code icbu)" "$(code 41r6 | grep -E '^[A-Y]$')$(code vlye | grep -E '^[A-Y]$')$(code icbu | grep -E '^[A-Y]$')"
+check "the attributes the rules read are packed" eq "$(rcli HGET "$N:{lp-1}" P | tr '\037' '|')" "$(code 41r6)resident|$(code vlye)revolver|$(code icbu)25-34"
 check "none of them is a field of its own" eq "$(rcli HKEYS "$N:{lp-1}" | grep -c '^p:' || true)" 0
 check "contact_point is" eq "$(rcli HGET "$N:{lp-4}" p:contact_point)" +8613900000000
 echo 'lp-1|{"customer_type":"business"}' | "$MOMENTD_BIN" load-profiles -c "$CFG" - >/dev/null
 check "loading again replaces the profile" eq "$("$MOMENTD_BIN" explain -c "$CFG" lp-1 --json | jq -c .profile)" '{"customer_type":"business"}'
-check "in one piece" eq "$(rcli HGET "$N:{lp-1}" P)" 41r6business
+check "in one piece" eq "$(rcli HGET "$N:{lp-1}" P)" "$(code 41r6)business"
 finish

@@ -649,21 +649,42 @@ static int last_op_on(const char *f) {
     return kind;
 }
 
+/* The value of the last SET of field f in ops, or NULL. */
+static const char *last_value_of(const char *f) {
+    const char *v = NULL;
+    for (size_t i = 0; i < ops.n; i++)
+        if (strcmp(md_ops_field(&ops, i), f) == 0) v = ops.ops[i].kind == MD_OP_SET ? md_ops_value(&ops, i) : NULL;
+    return v;
+}
+
 Test(engine, an_outbox_left_empty_is_marked_and_unmarked_by_the_next_write_to_it) {
-    /* Read empty, nothing added: the apply says so ("x0"), and the next
-     * batch reads only the customer's hash. */
+    /* Read empty, nothing added: the apply says so (T begins with '.'),
+     * and the next batch reads only the customer's hash. */
     late_payment(TH_T0 - 60 * TH_DAY, 80);
     md_cstate_flush(cs, &ops);
-    cr_assert_eq(last_op_on("x0"), MD_OP_SET);
+    const char *t = last_value_of("T");
+    cr_assert(t && t[0] == '.', "T = %s", t ? t : "(none)");
+    cr_assert_eq(last_op_on("x0"), 0, "no field of its own");
     cr_assert(md_cstate_outbox_clear(cs));
-    /* With the mark loaded, a trigger writes the outbox and removes the mark
-     * in the same apply. */
+    /* Read back: the mark is there, and the times read as before. */
+    md_cstate *back = md_cstate_new(cfg);
+    md_cstate_load_field(back, "T", 1, t, strlen(t));
+    cr_assert(md_cstate_outbox_clear(back));
+    cr_assert_eq(back->bad_fields, 0);
+    cr_assert_eq(back->last_ts[MD_EVENT_PAYMENT], cs->last_ts[MD_EVENT_PAYMENT]);
+    md_cstate_reset(back);
+    md_cstate_load_field(back, "T", 1, t + 1, strlen(t + 1));
+    cr_assert_not(md_cstate_outbox_clear(back), "a T without the mark says nothing");
+    md_cstate_destroy(back);
+    /* With the mark loaded, a trigger writes the outbox and takes the mark
+     * away in the same apply. */
     md_ops_clear(&ops);
     late_payment(TH_T0 - 30 * TH_DAY, 60);
     late_payment(TH_T0, 50);
     cr_assert_eq(out.n_triggers, 1);
     md_cstate_flush(cs, &ops);
-    cr_assert_eq(last_op_on("x0"), MD_OP_DEL, "the mark goes with the first outbox write");
+    t = last_value_of("T");
+    cr_assert(t && t[0] != '.', "the mark goes with the first outbox write: T = %s", t ? t : "(none)");
     cr_assert_not(md_cstate_outbox_clear(cs));
     /* An outbox still holding a trigger (a crash before Kafka acknowledged
      * it) is never marked empty. */
@@ -674,8 +695,51 @@ Test(engine, an_outbox_left_empty_is_marked_and_unmarked_by_the_next_write_to_it
     md_ops_clear(&ops);
     late_payment(TH_T0 + TH_DAY, 80);
     md_cstate_flush(cs, &ops);
-    cr_assert_eq(last_op_on("x0"), 0);
+    t = last_value_of("T");
+    cr_assert(t && t[0] != '.', "T = %s", t ? t : "(none)");
     cr_assert_not(md_cstate_outbox_clear(cs));
+}
+
+/* The field "x0" of earlier versions says the same: read, and moved into
+ * T by the customer's next apply that writes anything (deleted there), a
+ * customer read and left alone not rewritten for it. */
+Test(engine, the_earlier_empty_outbox_field_is_read_and_moved_into_t) {
+    md_cstate_load_field(cs, "x0", 2, "1", 1);
+    cr_assert(md_cstate_outbox_clear(cs));
+    md_cstate_flush(cs, &ops);
+    cr_assert_eq(ops.n, 0, "nothing to write, nothing written");
+    /* along any other write, not only a new time */
+    md_ops_add(&ops, MD_OP_SET, "cb", "1");
+    md_cstate_flush(cs, &ops);
+    cr_assert_eq(last_op_on("x0"), MD_OP_DEL, "moved along another write");
+    cr_assert(last_value_of("T") && last_value_of("T")[0] == '.', "into T's mark");
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, cust);
+    md_ops_clear(&ops);
+    md_cstate_load_field(cs, "x0", 2, "1", 1);
+    late_payment(TH_T0, 80);
+    md_cstate_flush(cs, &ops);
+    cr_assert_eq(last_op_on("x0"), MD_OP_DEL);
+    const char *t = last_value_of("T");
+    cr_assert(t && t[0] == '.', "T = %s", t ? t : "(none)");
+    cr_assert(md_cstate_outbox_clear(cs));
+    md_ops_clear(&ops);
+    late_payment(TH_T0 + 1, 80);
+    md_cstate_flush(cs, &ops);
+    cr_assert_eq(last_op_on("x0"), 0, "deleted once");
+    /* A trigger's outbox write takes the earlier field away with the mark. */
+    md_cstate_reset(cs);
+    md_cstate_set_customer(cs, cust);
+    md_cstate_load_field(cs, "x0", 2, "1", 1);
+    md_ops_clear(&ops);
+    late_payment(TH_T0 - 60 * TH_DAY, 80);
+    late_payment(TH_T0 - 30 * TH_DAY, 60);
+    late_payment(TH_T0, 50);
+    cr_assert_eq(out.n_triggers, 1);
+    md_cstate_flush(cs, &ops);
+    cr_assert_eq(last_op_on("x0"), MD_OP_DEL);
+    t = last_value_of("T");
+    cr_assert(t && t[0] != '.', "T = %s", t ? t : "(none)");
 }
 
 Test(engine, the_newest_event_is_the_newest_of_its_type_and_not_stored_twice) {

@@ -569,8 +569,9 @@ Test(window, event_times_and_the_balance_are_packed_and_read_in_the_older_form) 
     cr_assert_eq(view("v1", TH_T0 + TH_HOUR), MD_APPLIED);
     md_cstate_flush(cs, &ops);
     /* One field of the three types' times in base 36, none for a type not seen. */
-    snprintf(want, sizeof(want), "%s,,%s,500", t0, t2);
-    /* The balance at the newest payment carries no time of its own. */
+    snprintf(want, sizeof(want), ".%s,,%s,500", t0, t2);
+    /* The balance at the newest payment carries no time of its own; the
+     * '.' says the outbox was left empty (the apply wrote nothing to it). */
     cr_assert_str_eq(last_set("T") ? last_set("T") : "(none)", want);
     for (size_t i = 0; i < ops.n; i++)
         cr_assert(strcmp(md_ops_field(&ops, i), "t0") != 0 && strcmp(md_ops_field(&ops, i), "bal") != 0, "the older form is never written");
@@ -641,7 +642,7 @@ Test(window, event_times_and_the_balance_are_packed_and_read_in_the_older_form) 
     char t1[16];
     b36(TH_T0 + TH_HOUR, t1);
     b36(TH_T0 + 2 * TH_HOUR, t2);
-    snprintf(want, sizeof(want), "%s,%s,%s,7.25", t0, t1, t2);
+    snprintf(want, sizeof(want), ".%s,%s,%s,7.25", t0, t1, t2);
     cr_assert_str_eq(last_set("T") ? last_set("T") : "(none)", want, "the balance at the newest payment, its time left out");
     for (int k = 0; k < 3; k++) {
         char f[3] = {'t', (char)('0' + k), '\0'};
@@ -666,7 +667,7 @@ Test(window, event_times_and_the_balance_are_packed_and_read_in_the_older_form) 
         md_ops_add(&ops, MD_OP_SET, "cb", "1");
         md_cstate_flush(fresh, &ops);
         cr_assert(was_deleted("bal"), "order %d: bal goes along another write", order);
-        cr_assert_str_eq(last_set("T") ? last_set("T") : "(none)", want, "order %d", order);
+        cr_assert_str_eq(last_set("T") && last_set("T")[0] == '.' ? last_set("T") + 1 : "(none)", want, "order %d", order);
         md_cstate_destroy(fresh);
     }
 
@@ -1231,7 +1232,7 @@ Test(window, profile_pieces_read_strictly_and_unknown_short_names_kept) {
     md_ops_clear(&ops);
     cr_assert_eq(md_cstate_set_profile(cs, "{\"segment\":\"new\"}", &ops, err, sizeof(err)), MD_ERR_OK);
     cr_assert_str_eq(last_set("P") ? last_set("P") : "(none)", "vlyenew", "a new profile replaces all of it");
-    const char *bad[][2] = {{"P", "abc"}, {"P", "vlyex\x1f" "ab"}, {"P", "VLYEx"}, {"P0", "vlyex"}, {"P01", "vlyex"},
+    const char *bad[][2] = {{"P", "abc"}, {"P", "vlyex\x1f" "ab"}, {"P", "Zvlyex"}, {"P", "ZAvlyex"}, {"P", "ZA"}, {"P", ".vlyex"}, {"P0", "vlyex"}, {"P01", "vlyex"},
                             {"P256", "vlyex"}, {"Px", "vlyex"}, {"P1234", "vlyex"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         md_cstate_reset(cs);
@@ -1583,4 +1584,215 @@ Test(window, watermark_pieces_are_bounded_rewritten_when_changed_and_read_whole)
     load(fresh, "W01", "abcde3:1");
     cr_assert_eq(fresh->bad_fields, 2, "no pieces W16 or W01");
     md_cstate_destroy(fresh);
+}
+
+/* ---- The namespace's short codes ---- */
+
+/* The table a registry that never saw cfg's names gives: A, B, C, ... in
+ * the order asked (codes.lua). */
+static md_codes *codes_in_order(const md_config *c) {
+    md_codes *codes = md_codes_fresh(c);
+    cr_assert_not_null(codes);
+    return codes;
+}
+
+/* The i-th name (0-based) of the wanted list, and its kind. */
+static void wanted_name(const md_config *c, size_t i, char out[16]) {
+    size_t n = 0;
+    char *wanted = md_codes_wanted(c, &n), *p = wanted;
+    cr_assert_lt(i, n);
+    for (size_t k = 0; k < i; k++) p = strchr(p, ',') + 1;
+    size_t len = strcspn(p, ",");
+    snprintf(out, 16, "%.*s", (int)len, p);
+    free(wanted);
+}
+
+/* What cfg asks the registry for: its topics (each code once), series and
+ * packed attributes, by kind and long code; the answer is checked before
+ * any state uses it. */
+Test(window, the_codes_table_takes_only_a_registry_answer_that_fits) {
+    size_t n = 0;
+    char *wanted = md_codes_wanted(cfg, &n);
+    size_t topics = 0, series = 0, attrs = 0;
+    for (char *p = wanted; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] ? 1 : 0)) {
+        size_t len = strcspn(p, ",");
+        topics += p[0] == 't' && len == 1 + MD_STATE_CODE_LEN;
+        series += p[0] == 's' && len == 5;
+        attrs += p[0] == 'a' && len == 1 + MD_PROFILE_CODE_LEN;
+    }
+    cr_assert_eq(topics + series + attrs, n, "every name is a kind and a long code: %s", wanted);
+    cr_assert_eq(series, cfg->rules->n_series);
+    cr_assert_geq(topics, 3);
+    cr_assert_gt(attrs, 0);
+    char payments[MD_STATE_CODE_LEN + 1], first[16];
+    md_state_code(cfg->kafka.topic_payments, payments);
+    wanted_name(cfg, 0, first);
+    cr_assert_eq(first[0], 't');
+    cr_assert_str_eq(first + 1, payments, "the payments topic first");
+    md_codes *good = codes_in_order(cfg);
+    md_codes_destroy(good);
+    const char **shorts = calloc(n + 1, sizeof(char *));
+    char err[256];
+    /* every short code may be "" (the registry had none left) */
+    for (size_t i = 0; i < n; i++) shorts[i] = "";
+    md_codes *none = md_codes_new(cfg, shorts, n, err, sizeof(err));
+    cr_assert_not_null(none, "%s", err);
+    md_codes_destroy(none);
+    const char *bad_short[] = {"a", "AB", "Z", "ZA", "Zab", "ZAAA", "1", "-"};
+    for (size_t b = 0; b < sizeof(bad_short) / sizeof(bad_short[0]); b++) {
+        shorts[0] = bad_short[b];
+        err[0] = '\0';
+        cr_assert_null(md_codes_new(cfg, shorts, n, err, sizeof(err)), "\"%s\" is no short code", bad_short[b]);
+        cr_assert(strstr(err, "not a short code"), "%s", err);
+    }
+    shorts[0] = "ZQB";
+    md_codes *three = md_codes_new(cfg, shorts, n, err, sizeof(err));
+    cr_assert_not_null(three, "Z and two letters is one: %s", err);
+    md_codes_destroy(three);
+    /* two series with one letter would read each other's history */
+    size_t s1 = n, s2 = n;
+    for (size_t i = 0; i < n; i++) {
+        char name[16];
+        wanted_name(cfg, i, name);
+        if (name[0] == 's') {
+            if (s1 == n) s1 = i;
+            else if (s2 == n) s2 = i;
+        }
+    }
+    cr_assert_lt(s2, n);
+    shorts[0] = "";
+    shorts[s1] = shorts[s2] = "K";
+    cr_assert_null(md_codes_new(cfg, shorts, n, err, sizeof(err)));
+    cr_assert(strstr(err, "two names have one short code"), "%s", err);
+    shorts[s2] = "";
+    cr_assert_null(md_codes_new(cfg, shorts, n - 1, err, sizeof(err)), "one answer short");
+    cr_assert(strstr(err, "fewer"), "%s", err);
+    cr_assert_null(md_codes_new(cfg, shorts, n + 1, err, sizeof(err)), "one too many");
+    cr_assert(strstr(err, "more"), "%s", err);
+    free(shorts);
+    free(wanted);
+}
+
+/* The entry of a packed family's piece that begins with code, or NULL. */
+static bool piece_has_entry(const char *piece, const char *code, char sep) {
+    size_t cl = strlen(code);
+    for (const char *p = piece; p && *p;) {
+        if (strncmp(p, code, cl) == 0) return true;
+        p = strchr(p, sep);
+        if (p) p++;
+    }
+    return false;
+}
+
+/* With the namespace's codes, the series, watermarks and profile are
+ * written under their short codes, a byte each where the long code took
+ * four or five, and read back the same; a state written under the long
+ * codes reads the same and is rewritten short along its next other write. */
+Test(window, short_codes_are_written_read_and_taken_over_from_long_codes) {
+    md_codes *codes = codes_in_order(cfg);
+    char err[256], payments_long[MD_STATE_CODE_LEN + 1];
+    md_state_code(cfg->kafka.topic_payments, payments_long);
+    /* the long form first: a state written without codes */
+    md_source src = {cfg->kafka.topic_payments, 3, 41};
+    md_cstate_set_customer(cs, "w1");
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"segment\":\"transactor\"}", &ops, err, sizeof(err)), MD_ERR_OK);
+    cr_assert_eq(pay("p1", TH_T0, 10, false, &src), MD_APPLIED);
+    view("v1", TH_T0 + TH_HOUR);
+    md_cstate_flush(cs, &ops);
+    const char *sf = series_field_of(cfg, "payments_180d");
+    cr_assert(piece_has_entry(last_set("H"), sf + 1, ';'), "long: %s", last_set("H"));
+    cr_assert(piece_has_entry(last_set("W"), payments_long, ';'), "long: %s", last_set("W"));
+    md_ops long_ops;
+    md_ops_init(&long_ops);
+    for (size_t i = 0; i < ops.n; i++)
+        if (ops.ops[i].kind == MD_OP_SET) md_ops_add(&long_ops, MD_OP_SET, md_ops_field(&ops, i), md_ops_value(&ops, i));
+    char before[2048], after[2048];
+    attrs_of(cs, before, sizeof(before));
+    double w_pay = md_cstate_window(cfg, cs, win("payments_180d"), TH_T0 + TH_DAY);
+    double w_view = md_cstate_window(cfg, cs, win("prepay_views_7d"), TH_T0 + TH_DAY);
+    cr_assert_eq(w_pay, 1);
+    cr_assert_eq(w_view, 1);
+    /* read with the codes: the same state, and nothing written by itself */
+    md_cstate *fresh = md_cstate_new(cfg);
+    md_cstate_set_codes(fresh, codes);
+    md_cstate_set_customer(fresh, "w1");
+    for (size_t i = 0; i < long_ops.n; i++) load(fresh, md_ops_field(&long_ops, i), md_ops_value(&long_ops, i));
+    cr_assert_eq(fresh->bad_fields, 0);
+    attrs_of(fresh, after, sizeof(after));
+    cr_assert_str_eq(after, before);
+    cr_assert_eq(md_cstate_window(cfg, fresh, win("payments_180d"), TH_T0 + TH_DAY), w_pay);
+    cr_assert_eq(md_cstate_window(cfg, fresh, win("prepay_views_7d"), TH_T0 + TH_DAY), w_view);
+    md_ops_clear(&ops);
+    cr_assert_not(md_cs_take_offset(fresh, &ops, cfg->kafka.topic_payments, 3, 41), "the long watermark holds");
+    md_cstate_flush(fresh, &ops);
+    cr_assert_eq(ops.n, 0, "a customer read and left alone is not rewritten for its codes");
+    /* its next write takes every family over to the short codes */
+    cr_assert(md_cs_take_offset(fresh, &ops, cfg->kafka.topic_payments, 3, 42));
+    md_cstate_flush(fresh, &ops);
+    const char *h = last_set("H"), *wm = last_set("W"), *pp = last_set("P");
+    cr_assert_not_null(h);
+    cr_assert_not_null(wm);
+    cr_assert_not_null(pp, "the profile is packed again along the write");
+    cr_assert_str_eq(wm, "A3:16", "the payments topic is A, 42 is 16 in base 36");
+    for (const char *p = h; *p; p += strcspn(p, ";") + (p[strcspn(p, ";")] ? 1 : 0))
+        cr_assert(*p >= 'A' && *p <= 'Y', "every series under a letter: %s", h);
+    cr_assert(pp[0] >= 'A' && pp[0] <= 'Y' && strcmp(pp + 1, "transactor") == 0, "segment under a letter: %s", pp);
+    /* and the short form reads back the same, with the codes */
+    md_cstate *back = md_cstate_new(cfg);
+    md_cstate_set_codes(back, codes);
+    md_cstate_set_customer(back, "w1");
+    for (size_t i = 0; i < long_ops.n; i++) load(back, md_ops_field(&long_ops, i), md_ops_value(&long_ops, i));
+    for (size_t i = 0; i < ops.n; i++)
+        if (ops.ops[i].kind == MD_OP_SET) load(back, md_ops_field(&ops, i), md_ops_value(&ops, i));
+    cr_assert_eq(back->bad_fields, 0);
+    attrs_of(back, after, sizeof(after));
+    cr_assert_str_eq(after, before);
+    cr_assert_eq(md_cstate_window(cfg, back, win("payments_180d"), TH_T0 + TH_DAY), w_pay);
+    cr_assert_eq(md_cstate_window(cfg, back, win("prepay_views_7d"), TH_T0 + TH_DAY), w_view);
+    cr_assert_eq(back->n_wm, 1, "the long and the short entry of one topic are one watermark");
+    cr_assert_eq(back->wm[0].offset, 42, "the higher of the two");
+    md_ops_clear(&ops);
+    cr_assert_not(md_cs_take_offset(back, &ops, cfg->kafka.topic_payments, 3, 42));
+    /* the short form alone reads the same */
+    md_cstate_reset(back);
+    md_cstate_set_customer(back, "w1");
+    load(back, "H", h);
+    load(back, "W", wm);
+    load(back, "P", pp);
+    cr_assert_eq(back->bad_fields, 0);
+    cr_assert_eq(md_cstate_window(cfg, back, win("payments_180d"), TH_T0 + TH_DAY), w_pay);
+    cr_assert_str_eq(profile_of(back, "segment"), "transactor");
+    md_cstate_destroy(back);
+    md_cstate_destroy(fresh);
+    md_ops_fini(&long_ops);
+    md_codes_destroy(codes);
+}
+
+/* Short codes the table does not hold belong to another configuration's
+ * topic, series or attribute: kept as they were, never read as one of
+ * this configuration's. */
+Test(window, unknown_short_codes_are_kept_as_they_were) {
+    md_codes *codes = codes_in_order(cfg);
+    md_cstate_set_codes(cs, codes);
+    md_cstate_set_customer(cs, "w1");
+    load(cs, "H", "Yfx0,u:2");
+    load(cs, "W", "Y3:15;ZQQ2:1");
+    load(cs, "P", "Yold\x1fZQRolder");
+    cr_assert_eq(cs->bad_fields, 0);
+    cr_assert_eq(md_cstate_window(cfg, cs, win("payments_180d"), TH_T0), 0);
+    char all[256];
+    attrs_of(cs, all, sizeof(all));
+    cr_assert_str_eq(all, "#Y=old;#ZQR=older;");
+    md_source src = {cfg->kafka.topic_payments, 3, 41};
+    cr_assert_eq(pay("p1", TH_T0, 10, false, &src), MD_APPLIED, "another topic's watermark at 41 is not this one's");
+    md_cstate_flush(cs, &ops);
+    cr_assert(piece_has_entry(last_set("H"), "Yfx0,u:2", ';'), "kept: %s", last_set("H"));
+    cr_assert_str_eq(last_set("W"), "A3:15;Y3:15;ZQQ2:1");
+    md_ops_clear(&ops);
+    char err[128];
+    cr_assert_eq(md_cstate_set_profile(cs, "{\"segment\":\"x\"}", &ops, err, sizeof(err)), MD_ERR_OK);
+    const char *pp = last_set("P");
+    cr_assert(pp && pp[0] >= 'A' && pp[0] <= 'Y' && strcmp(pp + 1, "x") == 0, "a new profile replaces all of it, under a letter: %s",
+              pp ? pp : "(none)");
+    md_codes_destroy(codes);
 }
