@@ -946,8 +946,9 @@ static md_err codes_for(md_store *s, const md_config *cfg, const md_codes **out,
             if (r->element[i]->type != VALKEY_REPLY_STRING) {
                 snprintf(errstr, errstr_size, "redis codes.lua on %s: short code %zu is not a string", meta, i);
                 e = MD_ERR_REDIS_REPLY;
+            } else {
+                shorts[i] = r->element[i]->str;
             }
-            shorts[i] = r->element[i]->str;
         }
         if (!e && !(codes = md_codes_new(cfg, shorts, n, errstr, errstr_size))) e = MD_ERR_REDIS_REPLY;
     }
