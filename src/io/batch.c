@@ -488,7 +488,7 @@ static bool refuse(md_batch *b, size_t c, const char *why) {
 /* Customer c's state, decoded from the state cache where read_states held
  * it (once, at its first decision). An entry that did not say its outbox
  * was empty, or that names another contact point than the batch read (it
- * cannot happen: entries are kept with "x0" only, and the contact point
+ * cannot happen: entries are kept with the empty-outbox mark only, and the contact point
  * is the profile's), is dropped and the attempt ends as a conflict
  * (held_stale), so that the next reads the customer from Redis. */
 static md_err load_held(md_batch *b, size_t c, char *err, size_t errsz) {

@@ -846,7 +846,7 @@ typedef struct cust_load {
 } cust_load;
 
 /* A customer's hash as Redis sent it, for the next batch: only one whose
- * outbox was left empty ("x0"), since the cache does not keep outboxes. */
+ * outbox was left empty (T's mark), since the cache does not keep outboxes. */
 static void cache_reply(md_store *s, const char *key, const valkeyReply *r) {
     size_t n = r->elements / 2;
     if (n > s->img_cap) {
@@ -881,7 +881,7 @@ static bool load_cached(md_store *s, const char *key, const char *id, md_cstate 
     const md_hash_cache_entry *e = s->cache ? md_hash_cache_get(s->cache, key) : NULL;
     if (!e) return false;
     if (md_store_load_entry(e, id, cs)) return true;
-    md_hash_cache_drop(s->cache, key); /* cannot happen: entries are kept with "x0" only */
+    md_hash_cache_drop(s->cache, key); /* cannot happen: entries are kept with the empty-outbox mark only */
     md_cstate_reset(cs);
     md_cstate_set_customer(cs, id);
     return false;

@@ -673,7 +673,8 @@ Test(window, event_times_and_the_balance_are_packed_and_read_in_the_older_form) 
 
     /* What does not parse is counted and changes nothing. */
     const char *bad[][2] = {{"T", "abc"}, {"T", "1,2,3,x"}, {"T", "1,2,3,"}, {"T", "1,2,3,4,"}, {"T", "1,2,3,4,5,6"}, {"T", "1,2,3,nan"},
-                            {"T", "1,2,3,,5"}, {"T", "1,2"}, {"T", "!,,"}, {"T", "zzzzzzzzzzzzzz,,"},
+                            {"T", "1,2,3,,5"}, {"T", "1,2"}, {"T", "!,,"}, {"T", "zzzzzzzzzzzzzz,,"}, {"T", "1,2,!"}, {"T", ".1,2,!"},
+                            {"T", ".."}, {"T", ".!,,"},
                             {"bal", ""}, {"bal", "abc"}, {"bal", "1,x"}, {"bal", "nan"}, {"bal", ",5"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         md_cstate *fresh = md_cstate_new(cfg);
