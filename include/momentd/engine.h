@@ -126,8 +126,10 @@ md_codes *md_codes_new(const md_config *cfg, const char *const *shorts, size_t n
 md_codes *md_codes_fresh(const md_config *cfg);
 void md_codes_destroy(md_codes *codes); /* accepts NULL */
 /* The hash of the wanted list a table was made for: equal for every
- * configuration with the same topics, series and attributes in one order. */
+ * configuration with the same topics, series and attributes in one order,
+ * and to md_codes_config_id of each (worked out once, as it loads). */
 uint64_t md_codes_id(const md_codes *codes);
+uint64_t md_codes_config_id(const md_config *cfg);
 /* States loaded from now on read and write the short codes of codes, which
  * must fit the state's configuration and outlive its use; NULL (as a new
  * state starts): long codes only. Kept across md_cstate_reset. */

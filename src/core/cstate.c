@@ -677,6 +677,10 @@ void md_series_field(const char *signal, int64_t granularity_ms, int sum, char f
     if (older) fmt_b36(older, h);
 }
 
+/* T's first byte when the outbox was left empty (in place of the field
+ * "x0" of earlier versions: 5 B of every customer's hash). */
+#define OUTBOX_CLEAR_MARK '.'
+
 /* ---- The namespace's short codes (engine.h): the long codes above name a
  * topic, a series or an attribute in every customer's hash, 20, 24 and 16
  * bytes of a customer's 400 at bench/run's defaults
@@ -684,18 +688,13 @@ void md_series_field(const char *signal, int64_t granularity_ms, int sum, char f
  * instead cannot collide, as a shorter hash would: two series with one
  * letter would read each other's history. The registry is Redis's
  * ("<prefix>:meta", codes.lua); this is the format and the table. ---- */
-/* T's first byte when the outbox was left empty (in place of the field
- * "x0" of earlier versions: 5 B of every customer's hash). */
-#define OUTBOX_CLEAR_MARK '.'
-
 #define SHORT_CODE_MAX 3
-#define INPUT_TOPICS 5
 
 struct md_codes {
     uint64_t id; /* md_hash64 of the wanted list it was made for */
     size_t n_topics;
-    char topic_long[INPUT_TOPICS][MD_STATE_CODE_LEN + 1];
-    char topic[INPUT_TOPICS][SHORT_CODE_MAX + 1];
+    char topic_long[MD_INPUT_TOPICS][MD_STATE_CODE_LEN + 1];
+    char topic[MD_INPUT_TOPICS][SHORT_CODE_MAX + 1];
     char (*series)[SHORT_CODE_MAX + 1]; /* by the rules' series index; "" none */
     char (*attr)[SHORT_CODE_MAX + 1];   /* by the rules' attribute index; "" none (contact_point) */
     size_t n_series, n_attrs;
@@ -718,26 +717,15 @@ static size_t code_len_at(const char *p, const char *end, size_t long_len) {
 
 static bool is_short_code(const char *s, size_t n) { return n > 0 && n <= SHORT_CODE_MAX && code_len_at(s, s + n, SIZE_MAX) == n; }
 
-/* The configured input topics, in the order of md_codes.topic_long. */
-static void input_topics(const md_config *cfg, const char *out[INPUT_TOPICS]) {
-    out[0] = cfg->kafka.topic_payments, out[1] = cfg->kafka.topic_calls, out[2] = cfg->kafka.topic_app_logins;
-    out[3] = cfg->kafka.topic_profiles, out[4] = cfg->kafka.topic_outcomes;
-}
-
-/* Each wanted name into fn, in the registry's order: the topics (each
- * code once), the series, the attributes the rules pack. */
+/* Each wanted name of r into fn, in the registry's order: the input
+ * topics (each code once), the series, the attributes the rules pack. */
 typedef void (*wanted_fn)(void *ctx, char kind, const char *code, size_t index);
-static void each_wanted(const md_config *cfg, wanted_fn fn, void *ctx) {
-    const char *topics[INPUT_TOPICS];
-    char codes[INPUT_TOPICS][MD_STATE_CODE_LEN + 1];
-    input_topics(cfg, topics);
-    for (size_t i = 0; i < INPUT_TOPICS; i++) {
-        md_state_code(topics[i] ? topics[i] : "", codes[i]);
+static void each_wanted(const md_rules *r, wanted_fn fn, void *ctx) {
+    for (size_t i = 0; i < MD_INPUT_TOPICS; i++) {
         bool again = false;
-        for (size_t o = 0; o < i && !again; o++) again = strcmp(codes[o], codes[i]) == 0;
-        if (!again) fn(ctx, 't', codes[i], i);
+        for (size_t o = 0; o < i && !again; o++) again = strcmp(r->input_topic_codes[o], r->input_topic_codes[i]) == 0;
+        if (!again) fn(ctx, 't', r->input_topic_codes[i], i);
     }
-    const md_rules *r = cfg->rules;
     for (size_t i = 0; i < r->n_series; i++) fn(ctx, 's', r->series[i].field + 1, i);
     for (size_t i = 0; i < r->n_profile_attrs; i++)
         if (r->profile_codes[i][0]) fn(ctx, 'a', r->profile_codes[i], i);
@@ -751,7 +739,6 @@ typedef struct wanted_text {
 static void wanted_append(void *ctx, char kind, const char *code, size_t index) {
     (void)index;
     wanted_text *w = ctx;
-    if (!w->s) return;
     if (w->n) w->s[w->len++] = ',';
     w->s[w->len++] = kind;
     size_t cl = strlen(code);
@@ -761,15 +748,28 @@ static void wanted_append(void *ctx, char kind, const char *code, size_t index) 
     w->n++;
 }
 
-char *md_codes_wanted(const md_config *cfg, size_t *n) {
-    size_t most = INPUT_TOPICS + cfg->rules->n_series + cfg->rules->n_profile_attrs;
+static char *wanted_of(const md_rules *r, size_t *n) {
+    size_t most = MD_INPUT_TOPICS + r->n_series + r->n_profile_attrs;
     wanted_text w = {malloc(most * (MD_STATE_CODE_LEN + 2) + 1), 0, 0};
     if (!w.s) return NULL;
     w.s[0] = '\0';
-    each_wanted(cfg, wanted_append, &w);
+    each_wanted(r, wanted_append, &w);
     *n = w.n;
     return w.s;
 }
+
+char *md_codes_wanted(const md_config *cfg, size_t *n) { return wanted_of(cfg->rules, n); }
+
+uint64_t md_codes_names_id(const md_config *cfg, const md_rules *r) {
+    (void)cfg;
+    size_t n;
+    char *wanted = wanted_of(r, &n);
+    uint64_t id = wanted ? md_hash64(wanted, strlen(wanted), 0) : 0;
+    free(wanted);
+    return id == 0 && wanted ? 1 : id; /* 0 says out of memory */
+}
+
+uint64_t md_codes_config_id(const md_config *cfg) { return cfg->rules->codes_id; }
 
 typedef struct codes_fill {
     md_codes *codes;
@@ -811,24 +811,20 @@ static bool codes_unique(char (*list)[SHORT_CODE_MAX + 1], size_t n) {
 
 md_codes *md_codes_new(const md_config *cfg, const char *const *shorts, size_t n, char *errstr, size_t errstr_size) {
     md_codes *c = calloc(1, sizeof(*c));
-    size_t wn = 0;
-    char *wanted = md_codes_wanted(cfg, &wn);
     if (c) {
         c->n_series = cfg->rules->n_series;
         c->n_attrs = cfg->rules->n_profile_attrs;
         c->series = calloc(c->n_series + 1, sizeof(*c->series));
         c->attr = calloc(c->n_attrs + 1, sizeof(*c->attr));
     }
-    if (!c || !wanted || !c->series || !c->attr) {
+    if (!c || !c->series || !c->attr) {
         snprintf(errstr, errstr_size, "out of memory");
-        free(wanted);
         md_codes_destroy(c);
         return NULL;
     }
-    c->id = md_hash64(wanted, strlen(wanted), 0);
-    free(wanted);
+    c->id = cfg->rules->codes_id;
     codes_fill f = {c, shorts, n, 0, NULL, ""};
-    each_wanted(cfg, codes_take, &f);
+    each_wanted(cfg->rules, codes_take, &f);
     if (!f.bad && f.next != n) f.bad = "more short codes than asked for";
     if (!f.bad && (!codes_unique(c->topic, c->n_topics) || !codes_unique(c->series, c->n_series) || !codes_unique(c->attr, c->n_attrs)))
         f.bad = "two names have one short code";

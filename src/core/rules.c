@@ -524,8 +524,9 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
         const char *const topics[] = {cfg->kafka.topic_payments, cfg->kafka.topic_calls, cfg->kafka.topic_app_logins,
                                       cfg->kafka.topic_profiles, cfg->kafka.topic_outcomes};
         const char *const topic_keys[] = {"topic_payments", "topic_calls", "topic_app_logins", "topic_profiles", "topic_outcomes"};
-        char codes[5][MD_STATE_CODE_LEN + 1];
-        for (size_t i = 0; i < 5; i++) md_state_code(topics[i], codes[i]);
+        char(*codes)[MD_STATE_CODE_LEN + 1] = r->input_topic_codes;
+        _Static_assert(sizeof(topics) / sizeof(topics[0]) == MD_INPUT_TOPICS, "every input topic has a code");
+        for (size_t i = 0; i < MD_INPUT_TOPICS; i++) md_state_code(topics[i], codes[i]);
         for (size_t i = 0; i < 5 && !c.failed; i++)
             for (size_t o = 0; o < i; o++)
                 if (strcmp(topics[i], topics[o]) != 0 && strcmp(codes[i], codes[o]) == 0) {
@@ -548,6 +549,7 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
                     break;
                 }
         }
+        if (!c.failed && !(r->codes_id = md_codes_names_id(cfg, r))) cerr(&c, "out of memory");
         /* Every key is "<key_prefix>:..." and the store keeps at most 63
          * bytes of it: a longer prefix was cut silently, and two prefixes
          * alike in their first 63 bytes shared their keys. */

@@ -102,6 +102,11 @@ typedef struct md_rfollow_up {
 #define MD_PROFILE_CODE_LEN 4
 void md_profile_code(const char *name, char out[MD_PROFILE_CODE_LEN + 1]);
 void md_state_code(const char *name, char out[MD_STATE_CODE_LEN + 1]);
+#define MD_INPUT_TOPICS 5
+/* The id of the names r (being compiled for cfg) wants short codes for:
+ * md_codes_id of any table made for them (cstate.c). 0 when out of memory. */
+struct md_rules;
+uint64_t md_codes_names_id(const md_config *cfg, const struct md_rules *r);
 /* A series' field name into field: "S" + FNV-1a 32 over "<signal>|<granularity
  * ms>|<sum>" modulo 36^4, in four base-36 digits (cstate.c, the layout's
  * owner); into older (may be NULL) the whole hash in base 36, the name's part
@@ -169,6 +174,13 @@ typedef struct md_rules {
     char **profile_attrs;
     char (*profile_codes)[MD_PROFILE_CODE_LEN + 1];
     size_t n_profile_attrs;
+    /* The input topics' codes (md_state_code), in the order payments,
+     * calls, app logins, profiles, outcomes: their watermarks' names. */
+    char input_topic_codes[MD_INPUT_TOPICS][MD_STATE_CODE_LEN + 1];
+    /* md_codes_id of a table for these rules' names (md_codes_names_id): a
+     * store finds a configuration's short codes by it once per batch
+     * without listing the names again. */
+    uint64_t codes_id;
     int attr_contact_point;      /* index of "contact_point" */
     int attr_utc_offset;         /* index of "utc_offset" */
 } md_rules;

@@ -911,19 +911,18 @@ static md_err command_checked(md_store *s, int argc, const char **argv, int want
  * before for the same names, or the registry's answer (codes.lua on
  * "<prefix>:meta", which gives the names it has not seen yet theirs). */
 static md_err codes_for(md_store *s, const md_config *cfg, const md_codes **out, char *errstr, size_t errstr_size) {
+    uint64_t id = md_codes_config_id(cfg);
+    for (size_t i = s->codes_from; i < s->n_codes; i++)
+        if (md_codes_id(s->codes[i]) == id) {
+            *out = s->codes[i];
+            return MD_ERR_OK;
+        }
     size_t n = 0;
     char *wanted = md_codes_wanted(cfg, &n);
     if (!wanted) {
         snprintf(errstr, errstr_size, "out of memory");
         return MD_ERR_NOMEM;
     }
-    uint64_t id = md_hash64(wanted, strlen(wanted), 0);
-    for (size_t i = s->codes_from; i < s->n_codes; i++)
-        if (md_codes_id(s->codes[i]) == id) {
-            free(wanted);
-            *out = s->codes[i];
-            return MD_ERR_OK;
-        }
     char meta[128];
     snprintf(meta, sizeof(meta), "%s:meta", s->prefix);
     const char *eval[] = {"EVAL", md_lua_codes, "1", meta, wanted};
