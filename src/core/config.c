@@ -48,9 +48,9 @@ static const md_field kafka_fields[] = {
     DUR(md_cfg_kafka, "align_wait", align_wait_ms, "1s", 0, 60000, "How long the alignment waits for a partition that has nothing fetched yet but is not at its end (its next event may be the earliest) before reading the others without it; counted in momentd_align_gave_up_total. A partition at its end never holds the others back."),
     NUM(md_cfg_kafka, backlog_share, "0.04", 0.001, 1, "The most of a batch (limits.batch_size) a partition with a backlog takes while another partition is live (a message in the last 10 seconds, and less than that share waiting): a flood on one partition (a hot customer, a producer catching up) then costs the live partitions' events one short batch, not one of limits.batch_size of the flood's. 1: no limit. When every partition has a backlog (a bootstrap, a restart after a long stop) batches fill whatever this is."),
     NUM(md_cfg_kafka, backlog_time_share, "0.5", 0.05, 1, "The most of momentd's time a partition with a backlog takes while another partition is receiving (it had caught up and a message came since, in the last 10 seconds): after a batch with the backlog's messages, the backlog waits (1/share - 1) times that batch's time, and the loop is free for the live partitions meanwhile; a flood on one partition is then read at about this share of full speed (those behind it on its partition number wait that much longer) and leaves the machine room for everyone else's events. Each wait is counted in momentd_backlog_held_total. 1: read a backlog flat out. A bootstrap or a restart after a long stop, where nothing is receiving, is never paced."),
-    PASS(md_cfg_kafka, "common", common, n_common, "librdkafka properties for the consumer and the producer alike (security.protocol, sasl.*, ssl.*), passed through unchanged; the value of a secret property (*password*, *secret*, sasl.jaas.*, ssl.key.pem, ...) may be \"${env:NAME}\" or \"${file:PATH}\".", F_RESTART),
-    PASS(md_cfg_kafka, "consumer", consumer, n_consumer, "librdkafka consumer properties, passed through unchanged (e.g. \"fetch.min.bytes\"). Unless set here, momentd sets queued.min.messages 4000, queued.max.messages.kbytes 1024 (a partition's prefetch: each is read from its own queue) and fetch.message.max.bytes 131072 (a fetch response, every partition of a broker in one, is parsed whole: with librdkafka's 1 MB a backlog appearing at once held the live partitions' messages back).", F_RESTART),
-    PASS(md_cfg_kafka, "producer", producer, n_producer, "librdkafka producer properties, passed through unchanged (e.g. \"linger.ms\").", F_RESTART),
+    PASS(md_cfg_kafka, "common", common, n_common, "librdkafka properties for the consumer and the producer alike (security.protocol, sasl.*, ssl.*), passed through unchanged; the value of a secret property (*password*, *secret*, sasl.jaas.*, ssl.key.pem, ...) may be \"${env:NAME}\" or \"${file:PATH}\".", F_RESTART, NULL, md_config_key_is_secret),
+    PASS(md_cfg_kafka, "consumer", consumer, n_consumer, "librdkafka consumer properties, passed through unchanged (e.g. \"fetch.min.bytes\"). Unless set here, momentd sets queued.min.messages 4000, queued.max.messages.kbytes 1024 (a partition's prefetch: each is read from its own queue) and fetch.message.max.bytes 131072 (a fetch response, every partition of a broker in one, is parsed whole: with librdkafka's 1 MB a backlog appearing at once held the live partitions' messages back).", F_RESTART, NULL, md_config_key_is_secret),
+    PASS(md_cfg_kafka, "producer", producer, n_producer, "librdkafka producer properties, passed through unchanged (e.g. \"linger.ms\").", F_RESTART, NULL, md_config_key_is_secret),
 };
 static const md_table kafka_table = {"kafka", kafka_fields, NF(kafka_fields)};
 
@@ -312,49 +312,6 @@ static const md_field root_fields[] = {
     ARR(md_config, "campaigns", campaigns, n_campaigns, campaign_table, md_cfg_campaign, NULL, "Campaigns."),
 };
 static const md_table root_table = {"configuration", root_fields, NF(root_fields)};
-
-/* ------------------------------------------------------------------------- */
-/* Scalars                                                                    */
-
-bool md_parse_duration(const char *s, int64_t *out_ms) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno == ERANGE || !isfinite(v) || v < 0) return false;
-    double mult;
-    if (*end == '\0' || strcmp(end, "ms") == 0) mult = 1;
-    else if (strcmp(end, "s") == 0) mult = 1000;
-    else if (strcmp(end, "m") == 0) mult = 60000;
-    else if (strcmp(end, "h") == 0) mult = MS_HOUR;
-    else if (strcmp(end, "d") == 0) mult = MS_DAY;
-    else return false;
-    if (v * mult > 9e15) return false;
-    *out_ms = (int64_t)llround(v * mult);
-    return true;
-}
-
-bool md_parse_time_of_day(const char *s, int *out_min) {
-    if (strlen(s) != 5 || s[2] != ':') return false;
-    for (int i = 0; i < 5; i++)
-        if (i != 2 && (s[i] < '0' || s[i] > '9')) return false;
-    int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
-    if (h > 24 || m > 59 || (h == 24 && m != 0)) return false;
-    *out_min = h * 60 + m;
-    return true;
-}
-
-bool md_parse_utc_offset(const char *s, int *out_min) {
-    if (strcmp(s, "Z") == 0 || strcmp(s, "z") == 0) {
-        *out_min = 0;
-        return true;
-    }
-    if (strlen(s) != 6 || (s[0] != '+' && s[0] != '-') || s[3] != ':') return false;
-    int hm;
-    char tmp[6] = {s[1], s[2], ':', s[4], s[5], 0};
-    if (!md_parse_time_of_day(tmp, &hm) || hm > 14 * 60) return false;
-    *out_min = s[0] == '-' ? -hm : hm;
-    return true;
-}
 
 void md_config_destroy(md_config *cfg) {
     if (!cfg) return;

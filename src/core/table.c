@@ -10,6 +10,52 @@
 
 #include "momentd/config.h"
 
+/* ---- The values' syntax: durations, times of day, UTC offsets (the
+ * types T_DUR, T_TOD, T_UTCOFF; declared in momentd/config.h, whose
+ * callers read the same syntax elsewhere: schedules, reports, the
+ * simulator). ---- */
+
+bool md_parse_duration(const char *s, int64_t *out_ms) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno == ERANGE || !isfinite(v) || v < 0) return false;
+    double mult;
+    if (*end == '\0' || strcmp(end, "ms") == 0) mult = 1;
+    else if (strcmp(end, "s") == 0) mult = 1000;
+    else if (strcmp(end, "m") == 0) mult = 60000;
+    else if (strcmp(end, "h") == 0) mult = 3600000.0;
+    else if (strcmp(end, "d") == 0) mult = 86400000.0;
+    else return false;
+    if (v * mult > 9e15) return false;
+    *out_ms = (int64_t)llround(v * mult);
+    return true;
+}
+
+bool md_parse_time_of_day(const char *s, int *out_min) {
+    if (strlen(s) != 5 || s[2] != ':') return false;
+    for (int i = 0; i < 5; i++)
+        if (i != 2 && (s[i] < '0' || s[i] > '9')) return false;
+    int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+    if (h > 24 || m > 59 || (h == 24 && m != 0)) return false;
+    *out_min = h * 60 + m;
+    return true;
+}
+
+bool md_parse_utc_offset(const char *s, int *out_min) {
+    if (strcmp(s, "Z") == 0 || strcmp(s, "z") == 0) {
+        *out_min = 0;
+        return true;
+    }
+    if (strlen(s) != 6 || (s[0] != '+' && s[0] != '-') || s[3] != ':') return false;
+    int hm;
+    char tmp[6] = {s[1], s[2], ':', s[4], s[5], 0};
+    if (!md_parse_time_of_day(tmp, &hm) || hm > 14 * 60) return false;
+    *out_min = s[0] == '-' ? -hm : hm;
+    return true;
+}
+
+
 /* ------------------------------------------------------------------------- */
 /* Loader                                                                     */
 
@@ -252,7 +298,7 @@ static bool set_from_json(md_table_loader *L, const md_field *f, void *base, yaj
             if (f->type == T_PASS) {
                 md_kv *kv = (md_kv *)arr + i;
                 kv->key = strdup(k);
-                if (YAJL_IS_STRING(val) && md_config_key_is_secret(k)) {
+                if (YAJL_IS_STRING(val) && f->secret_key && f->secret_key(k)) {
                     if (!resolve_reference(L, sub, val->u.string, &kv->value)) return false;
                 } else if (YAJL_IS_STRING(val) && is_reference(val->u.string)) {
                     return md_table_fail(L, sub, "${env:} and ${file:} references are allowed only in secret properties");

@@ -36,6 +36,11 @@ typedef struct md_field {
     unsigned flags;          /* F_RESTART: a reload that changes it is refused (the connections, the group
                               * and the subscription are made once) */
     const char *env;         /* T_STR: the environment variable that overrides it, or NULL */
+    /* T_PASS: whether a property of this name is a secret, whose value may
+     * be a reference (F_SECRET's rule, property by property); NULL: none
+     * is. A column, not a call into the configuration, so that the tables'
+     * machinery knows no table of its own. */
+    bool (*secret_key)(const char *key);
 } md_field;
 
 #define F_RESTART 1u

@@ -257,6 +257,26 @@ Test(config, reference_cannot_drift) {
 
 /* Secrets are referenced, not written: ${env:NAME} and ${file:PATH} as a
  * whole string value, in scalar keys and in librdkafka pass-through. */
+/* Every pass-through object of librdkafka properties knows its secret
+ * properties (the table's column, one row each): a reference there is
+ * resolved, in the consumer's and the producer's as in the common one. */
+Test(config, secret_properties_are_resolved_in_every_pass_through) {
+    setenv("MD_TEST_SASL", "env-s3cret", 1);
+    const char *pairs[] = {
+        "\"consumer\": {", "\"consumer\": {\"sasl.password\": \"${env:MD_TEST_SASL}\", ",
+        "\"producer\": {", "\"producer\": {\"ssl.key.password\": \"${env:MD_TEST_SASL}\", ",
+    };
+    char err[512];
+    md_config *cfg = th_config_edit(pairs, 2, err, sizeof(err));
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert_str_eq(cfg->kafka.consumer[0].key, "sasl.password");
+    cr_assert_str_eq(cfg->kafka.consumer[0].value, "env-s3cret");
+    cr_assert_str_eq(cfg->kafka.producer[0].key, "ssl.key.password");
+    cr_assert_str_eq(cfg->kafka.producer[0].value, "env-s3cret");
+    md_config_destroy(cfg);
+    unsetenv("MD_TEST_SASL");
+}
+
 Test(config, secrets_come_from_environment_and_files) {
     char path[] = "/tmp/momentd-secret-XXXXXX";
     int fd = mkstemp(path);
