@@ -55,7 +55,6 @@ bool md_parse_utc_offset(const char *s, int *out_min) {
     return true;
 }
 
-
 /* ------------------------------------------------------------------------- */
 /* Loader                                                                     */
 
