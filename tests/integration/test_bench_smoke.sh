@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A short run of the benchmark (bench/run --smoke: 2,000 customers, their
-# 180-day history, 30,000 live events, a 6 s latency run at 1,000 events/s,
+# 180-day history, 30,000 live events, two 6 s latency runs at 1,000 events/s,
 # 20,000 events for one hot customer at once (committed in one transaction)
 # and again at 10,000/s, and the Kafka Streams peer beside momentd on 30,000
 # events of their own),
@@ -19,13 +19,16 @@ check "the bare read beside it" number "$(row 'bare read with kcat')"
 check "and their ratio" number "$(row 'momentd / bare read')"
 check "redis-benchmark beside it" number "$(row 'redis-benchmark HSET')"
 # Latencies are differences of the broker's millisecond append times, so a
-# median of 0 ms is a real result on a quiet box: a latency must be a whole
-# number of milliseconds, and the median no higher than the p99.
-latency() { [[ "$1" =~ ^[0-9]+$ ]]; }
-ordered() { latency "$1" && latency "$2" && [ "$1" -le "$2" ]; }
-check "a latency median" latency "$(row 'latency p50')"
-check "a latency p99" latency "$(row 'latency p99,')"
-check "the median no higher than the p99" ordered "$(row 'latency p50')" "$(row 'latency p99,')"
+# median of 0 ms is a real result on a quiet box. The smoke runs the latency
+# phase twice: each cell holds both runs' whole numbers of milliseconds,
+# "a, b", each run's median no higher than its p99, and the row is judged
+# "in every run".
+latency() { [[ "$1" =~ ^[0-9]+,[0-9]+$ ]]; }
+ordered() { latency "$1" && latency "$2" && [ "${1%,*}" -le "${2%,*}" ] && [ "${1#*,}" -le "${2#*,}" ]; }
+check "a latency median of each run" latency "$(row 'latency p50')"
+check "a latency p99 of each run" latency "$(row 'latency p99,')"
+check "each run's median no higher than its p99" ordered "$(row 'latency p50')" "$(row 'latency p99,')"
+check "the latency rows are judged in every run" test "$(grep -c '^| latency p[0-9.]*[ ,].* in every run | \(yes\|\*\*no\*\*\) |$' <<<"$OUT")" -eq 3
 check "Redis CPU per event" number "$(row 'Redis CPU per event')"
 check "Redis memory per customer" number "$(row 'Redis memory per customer')"
 check "momentd CPU per event" number "$(row 'momentd CPU per event')"
