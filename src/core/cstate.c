@@ -760,8 +760,7 @@ static char *wanted_of(const md_rules *r, size_t *n) {
 
 char *md_codes_wanted(const md_config *cfg, size_t *n) { return wanted_of(cfg->rules, n); }
 
-uint64_t md_codes_names_id(const md_config *cfg, const md_rules *r) {
-    (void)cfg;
+uint64_t md_codes_names_id(const md_rules *r) {
     size_t n;
     char *wanted = wanted_of(r, &n);
     uint64_t id = wanted ? md_hash64(wanted, strlen(wanted), 0) : 0;

@@ -527,7 +527,7 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
         char(*codes)[MD_STATE_CODE_LEN + 1] = r->input_topic_codes;
         _Static_assert(sizeof(topics) / sizeof(topics[0]) == MD_INPUT_TOPICS, "every input topic has a code");
         for (size_t i = 0; i < MD_INPUT_TOPICS; i++) md_state_code(topics[i], codes[i]);
-        for (size_t i = 0; i < 5 && !c.failed; i++)
+        for (size_t i = 0; i < MD_INPUT_TOPICS && !c.failed; i++)
             for (size_t o = 0; o < i; o++)
                 if (strcmp(topics[i], topics[o]) != 0 && strcmp(codes[i], codes[o]) == 0) {
                     cerr(&c, "$.kafka.%s: \"%s\" and \"%s\" have the same short name in the stored state (%s); rename one", topic_keys[i],
@@ -549,7 +549,7 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
                     break;
                 }
         }
-        if (!c.failed && !(r->codes_id = md_codes_names_id(cfg, r))) cerr(&c, "out of memory");
+        if (!c.failed && !(r->codes_id = md_codes_names_id(r))) cerr(&c, "out of memory");
         /* Every key is "<key_prefix>:..." and the store keeps at most 63
          * bytes of it: a longer prefix was cut silently, and two prefixes
          * alike in their first 63 bytes shared their keys. */

@@ -103,10 +103,10 @@ typedef struct md_rfollow_up {
 void md_profile_code(const char *name, char out[MD_PROFILE_CODE_LEN + 1]);
 void md_state_code(const char *name, char out[MD_STATE_CODE_LEN + 1]);
 #define MD_INPUT_TOPICS 5
-/* The id of the names r (being compiled for cfg) wants short codes for:
+/* The id of the names r (being compiled) wants short codes for:
  * md_codes_id of any table made for them (cstate.c). 0 when out of memory. */
 struct md_rules;
-uint64_t md_codes_names_id(const md_config *cfg, const struct md_rules *r);
+uint64_t md_codes_names_id(const struct md_rules *r);
 /* A series' field name into field: "S" + FNV-1a 32 over "<signal>|<granularity
  * ms>|<sum>" modulo 36^4, in four base-36 digits (cstate.c, the layout's
  * owner); into older (may be NULL) the whole hash in base 36, the name's part
