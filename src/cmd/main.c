@@ -44,14 +44,16 @@ static const char usage[] =
     "                                  the triggers of days DAY (YYYY-MM-DD, the default UTC offset's calendar;\n"
     "                                  default: the last 30 days)\n"
     "  simulate --scenario FILE [--seed N] [--json] [--plot DIR] [--trace FILE] [--redis URL] [--fit-after DAYS]\n"
-    "           [--l2 X] [--prior hand|zero] [--ceiling GAP[:BAR]]\n"
+    "           [--l2 X] [--prior hand|zero] [--ceiling GAP[:BAR]] [--population-factor K]\n"
     "                                  compare the old 45-day call list, momentd with a fixed 45-day cooldown\n"
     "                                  and momentd with the adaptive cooldown on one simulated population\n"
     "                                  (the engine policies through the real engine and Redis); --fit-after: each\n"
     "                                  engine policy fits its model on its first DAYS and runs the rest with it\n"
     "                                  (the fit's --l2 and --prior as momentd fit's);\n"
     "                                  --ceiling: instead, only a policy that knows the hidden demand, calling\n"
-    "                                  no one again within GAP days nor worth under BAR yuan a call (no Redis)\n"
+    "                                  no one again within GAP days nor worth under BAR yuan a call (no Redis);\n"
+    "                                  --population-factor: K times the scenario's customers and call centre, the\n"
+    "                                  file's customers among them (K times the decisions: a measure's noise / sqrt K)\n"
     "  backtest -c CANDIDATE --live FILE (--from-file EVENTS | --from-topic T[,T...]) [--json]\n"
     "                                  replay recorded events through the engine under both configurations, in\n"
     "                                  Redis namespaces of their own, and compare the triggers per campaign,\n"
@@ -699,6 +701,7 @@ int main(int argc, char **argv) {
     const char *seed = "1", *live = NULL, *from_file = NULL, *from_topic = NULL;
     const char *campaign = NULL, *from_trace = NULL, *trace_out = NULL, *out_path = NULL, *since = NULL, *l2 = NULL;
     const char *fit_after = NULL, *arm = NULL, *ceiling = NULL, *prior = "hand";
+    const char *population = NULL;
     bool json = false, from_redis = false, history = false;
     const char *channel = NULL;
     bool all_channels = false, contact_points = false, remove = false;
@@ -719,7 +722,8 @@ int main(int argc, char **argv) {
                                          {"contact-points", no_argument, NULL, 'P'}, {"remove", no_argument, NULL, 'X'},
                                          {"include", no_argument, NULL, 'i'},      {"exclude", no_argument, NULL, 'e'},
                                          {"arm", required_argument, NULL, 'M'},    {"ceiling", required_argument, NULL, 'G'},
-                                         {"prior", required_argument, NULL, 'Y'},  {NULL, 0, NULL, 0}};
+                                         {"prior", required_argument, NULL, 'Y'},  {"population-factor", required_argument, NULL, 'Q'},
+                                         {NULL, 0, NULL, 0}};
     optind = 2;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
@@ -748,6 +752,7 @@ int main(int argc, char **argv) {
         case 'M': arm = optarg; break;
         case 'G': ceiling = optarg; break;
         case 'Y': prior = optarg; break;
+        case 'Q': population = optarg; break;
         case 'H': history = true; break;
         case 'N': channel = optarg; break;
         case 'W': all_channels = true; break;
@@ -834,6 +839,14 @@ int main(int argc, char **argv) {
                 return 2;
             }
         }
+        long long pf = 1;
+        if (population) {
+            pf = strtoll(population, &end, 10);
+            if (!*population || *end || pf < 1 || pf > MD_SIM_MAX_POPULATION_FACTOR) {
+                fprintf(stderr, "momentd: simulate --population-factor needs a whole number from 1 to %d\n", MD_SIM_MAX_POPULATION_FACTOR);
+                return 2;
+            }
+        }
         /* --ceiling GAP[:BAR]: days, and yuan a call must be worth. */
         long long cgap = 0;
         double cbar = 0;
@@ -854,7 +867,7 @@ int main(int argc, char **argv) {
         const char *env = getenv("MOMENTD_REDIS_URL");
         md_simulate_opts so = {scenario, (uint64_t)sv, json, plot, trace,
                                redis ? redis : env && *env ? env : "redis://127.0.0.1:6379/0", true, (int64_t)fa, (int64_t)cgap, cbar,
-                               l2v, prior_hand};
+                               l2v, prior_hand, (int)pf};
         return md_simulate(&so);
     }
     if (strcmp(cmd, "explain") == 0) {

@@ -143,6 +143,7 @@ typedef struct sim {
         int64_t pending;
     } live[POL_COUNT][2];
     size_t n_live[POL_COUNT];
+    int64_t population_factor; /* --population-factor (1: the file's) */
 } sim;
 
 /* ------------------------------------------------------------------------- */
@@ -1007,6 +1008,7 @@ static void print_json(const sim *s, const churn *ch, FILE *out) {
     md_jsonw_kstr(&w, "scenario", sc->name);
     knumber(&w, "seed", (double)s->seed);
     knumber(&w, "customers", (double)sc->customers);
+    knumber(&w, "population_factor", (double)s->population_factor);
     knumber(&w, "days", (double)sc->days);
     knumber(&w, "warmup_days", (double)sc->warmup_days);
     knumber(&w, "calls_per_day", (double)sc->calls_per_day);
@@ -1106,6 +1108,8 @@ static void print_ceiling(const sim *s, bool json, FILE *out) {
     md_jsonw_obj_open(&w);
     md_jsonw_kstr(&w, "scenario", sc->name);
     knumber(&w, "seed", (double)s->seed);
+    knumber(&w, "customers", (double)sc->customers);
+    knumber(&w, "population_factor", (double)s->population_factor);
     knumber(&w, "calls_per_day", (double)sc->calls_per_day);
     md_jsonw_key(&w, "ceiling");
     md_jsonw_obj_open(&w);
@@ -1193,10 +1197,28 @@ int md_simulate(const md_simulate_opts *o) {
         fprintf(stderr, "momentd simulate: %s\n", err);
         return 2;
     }
+    /* --population-factor K: the same world K times as large. Each
+     * customer's draws depend on its index, so the file's customers live
+     * the same lives and K - 1 times as many join them. */
+    int64_t factor = o->population_factor > 1 ? o->population_factor : 1;
+    if (factor > 1) {
+        if (sc->customers > 2000000 / factor || sc->calls_per_day > 1000000 / factor || sc->app_per_day > 100000000 / factor) {
+            fprintf(stderr,
+                    "momentd simulate: --population-factor %" PRId64 " makes %" PRId64 " customers, %" PRId64 " calls and %" PRId64
+                    " app messages a day; at most 2000000, 1000000 and 100000000 (the scenario's limits, docs/SCENARIOS.md)\n",
+                    factor, sc->customers * factor, sc->calls_per_day * factor, sc->app_per_day * factor);
+            md_sim_scenario_destroy(sc);
+            return 2;
+        }
+        sc->customers *= factor;
+        sc->calls_per_day *= factor;
+        sc->app_per_day *= factor;
+    }
     int rc = 1;
     sim s;
     memset(&s, 0, sizeof(s));
     s.sc = sc;
+    s.population_factor = factor;
     s.seed = o->seed;
     s.fit_after_days = o->fit_after_days;
     s.fit_l2 = o->fit_l2;

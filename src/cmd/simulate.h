@@ -20,7 +20,14 @@ typedef struct md_simulate_opts {
     double ceiling_bar;       /* ... calling no one worth less than this many yuan a call on average */
     double fit_l2;            /* --fit-after's fit: momentd fit's --l2 (> 0) */
     bool fit_prior_hand;      /* ... and its --prior hand */
+    /* The scenario's population and call centre K times over (customers,
+     * calls_per_day, app_per_day): the same world with K times the
+     * decisions, so that a measure's noise shrinks by the square root of
+     * K. 1 (or 0): as the file says. */
+    int population_factor;
 } md_simulate_opts;
+
+#define MD_SIM_MAX_POPULATION_FACTOR 100
 
 /* Returns a process exit code: 0, 1 runtime failure, 2 bad scenario or configuration. */
 int md_simulate(const md_simulate_opts *o);

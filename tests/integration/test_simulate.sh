@@ -119,6 +119,23 @@ for bad in 0 -3 45:x 45:-1 x 45: 4000; do
     check "--ceiling $bad is refused (exit 2)" eq "$RC" 2
     check "... saying what it needs" grep -q 'needs GAP\[:BAR\]' "$T_DIR/ceil.err"
 done
+# --population-factor K: the scenario's customers and call centre K times
+# over (the ceiling: no Redis, quick).
+sim "$SC" --seed 7 --ceiling 45 --population-factor 3 --json >"$T_DIR/ceil45x3.json"
+check "--population-factor 3: three times the customers and the calls a day" \
+    jq -e '.customers == 1800 and .calls_per_day == 24 and .population_factor == 3' "$T_DIR/ceil45x3.json"
+check "... against the file's" jq -e '.customers == 600 and .calls_per_day == 8 and .population_factor == 1' "$T_DIR/ceil45.json"
+check "... and about three times the calls ($(cnum "$T_DIR/ceil45x3.json" contacts) against $(cnum "$T_DIR/ceil45.json" contacts))" \
+    jq -e --argjson one "$(cnum "$T_DIR/ceil45.json" contacts)" '.ceiling.contacts >= 2.4 * $one and .ceiling.contacts <= 3.6 * $one' "$T_DIR/ceil45x3.json"
+for bad in 0 101 x 2x; do
+    "$MOMENTD_BIN" simulate --scenario "$SC" --ceiling 45 --population-factor "$bad" >/dev/null 2>"$T_DIR/pf.err" && RC=0 || RC=$?
+    check "--population-factor $bad is refused (exit 2)" eq "$RC" 2
+    check "... saying what it needs" grep -q 'population-factor needs a whole number from 1 to 100' "$T_DIR/pf.err"
+done
+jq '.customers = 100000' "$SC" | sed 's#"\.\./\.\./config#"'"$MOMENTD_SOURCE_DIR"'/config#' >"$T_DIR/big.json"
+"$MOMENTD_BIN" simulate --scenario "$T_DIR/big.json" --ceiling 45 --population-factor 30 >/dev/null 2>"$T_DIR/pf.err" && RC=0 || RC=$?
+check "a factor beyond the scenario's limits is refused (exit 2)" eq "$RC" 2
+check "... naming what it would make and the limits" grep -q '3000000 customers.*at most 2000000' "$T_DIR/pf.err"
 "$MOMENTD_BIN" simulate --scenario "$SC" --ceiling 45 --plot "$T_DIR/cp" >/dev/null 2>"$T_DIR/ceil.err" && RC=0 || RC=$?
 check "--ceiling with --plot is refused (exit 2)" eq "$RC" 2
 check "... saying why" grep -q 'one policy only' "$T_DIR/ceil.err"
