@@ -1111,12 +1111,12 @@ static int64_t apply_expiry(const md_store *s, const md_apply_req *q, bool outbo
 
 /* The apply command of q in s->argv and s->lens (kept, grown as needed),
  * with its outbox key in outbox_key (420 bytes): EVALSHA sha numkeys key
- * outbox ttl version nd ns nx, the leading runs of deletes, sets and outbox
+ * outbox ttl version next-version nd ns nx, the leading runs of deletes, sets and outbox
  * sets as plain arguments, then op field value per remaining op (apply.lua's
  * layout); ttl "" when expiry is 0 (apply_expiry: the key's expiry is left
  * as it is). Its argument count, 0 when out of memory. */
 static size_t apply_argv(md_store *s, const md_apply_req *q, int64_t expiry, char *outbox_key) {
-    enum { FIXED_ARGS = 10 };
+    enum { FIXED_ARGS = 11 };
     const md_ops *ops = q->ops;
     size_t argc = FIXED_ARGS + 3 * ops->n;
     if (argc > s->argv_cap) {
@@ -1151,6 +1151,10 @@ static size_t apply_argv(md_store *s, const md_apply_req *q, int64_t expiry, cha
     argv[a++] = nums[k++];
     if (q->expect_version < 0) memcpy(nums[k], "-", 2);
     else md_fmt_i64(nums[k], q->expect_version);
+    argv[a++] = nums[k++];
+    /* The version the apply writes, which settle() gives the cache. */
+    if (q->expect_version < 0) memcpy(nums[k], "-", 2);
+    else md_fmt_i64(nums[k], q->expect_version + 1);
     argv[a++] = nums[k++];
     for (size_t r = 0; r < 3; r++) {
         md_fmt_i64(nums[k], (int64_t)run[r]);

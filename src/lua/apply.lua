@@ -11,7 +11,12 @@
 --          outbox only)
 -- ARGV[2]  the version ("v" field) the caller read before deciding, "0" when
 --          absent; "-" skips the check (contact-point keys)
--- ARGV[3], ARGV[4], ARGV[5]
+-- ARGV[3]  the version this apply writes: ARGV[2] plus one, as the caller's
+--          cache of the hash records it ("-" with a "-" ARGV[2]). Sent, not
+--          worked out here: Lua's tonumber and tostring (strtod, then a
+--          printf) cost a few tenths of a microsecond a call, about 5% of
+--          the script's time (BENCHMARKS.md, bench/experiments/version-arg)
+-- ARGV[4], ARGV[5], ARGV[6]
 --          nd, ns, nx: the operations open with nd fields to delete (HDEL),
 --          then ns field-value pairs to set (HSET), then nx field-value
 --          pairs to set in the outbox (KEYS[2]), each run as plain
@@ -34,14 +39,17 @@ local key = KEYS[1]
 -- Validate every op before the first write: Redis does not roll back what a
 -- script wrote before an error. (Plain comparisons: a table of known ops
 -- built on every call cost more than the check.)
-local nd, ns, nx = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local nd, ns, nx = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 if not nd or not ns or not nx or nd < 0 or ns < 0 or nx < 0 or nd % 1 ~= 0 or ns % 1 ~= 0 or nx % 1 ~= 0 then
-  return redis.error_reply('apply.lua: ARGV[3..5] must count the leading deletes, sets and outbox sets')
+  return redis.error_reply('apply.lua: ARGV[4..6] must count the leading deletes, sets and outbox sets')
 end
 if ARGV[1] == '' and (KEYS[2] or ARGV[2] == '-') then
   return redis.error_reply('apply.lua: an outbox or a contact point must have its TTL set (ARGV[1])')
 end
-local tail = 6 + nd + 2 * ns + 2 * nx -- the first triple's op
+if ARGV[2] ~= '-' and (ARGV[3] == nil or ARGV[3] == '' or ARGV[3] == '-') then
+  return redis.error_reply('apply.lua: ARGV[3] must be the version this apply writes')
+end
+local tail = 7 + nd + 2 * ns + 2 * nx -- the first triple's op
 if tail > #ARGV + 1 or (#ARGV + 1 - tail) % 3 ~= 0 then
   return redis.error_reply('apply.lua: operations must come in triples after the runs')
 end
@@ -81,12 +89,12 @@ if ARGV[2] ~= '-' then
   if cur ~= ARGV[2] then
     return 0
   end
-  version = tostring(tonumber(cur) + 1)
+  version = ARGV[3]
 end
 -- The runs, in slices of at most 512 arguments (a command takes that many
 -- at most here: Lua's unpack has a C stack limit). Written out, not as a
 -- helper: a closure made on every call cost more than its loop.
-local a = 6
+local a = 7
 local last = a + nd - 1
 while a <= last do
   local b = math.min(a + 511, last)

@@ -7,10 +7,12 @@ source "$(dirname "$0")/lib.sh"
 K="$(uname_ apply):{c1}"
 SHA=$(rcli SCRIPT LOAD "$(cat "$MOMENTD_SOURCE_DIR/src/lua/apply.lua")")
 # apply VERSION OP FIELD VALUE...: every operation as a triple (no leading runs).
-apply() { local v=$1; shift; rcli EVALSHA "$SHA" 2 "$K" "$K:x" 60000 "$v" 0 0 0 "$@"; }
+# The version written next is the one read plus one (or "-"), as momentd sends it.
+next_of() { if [ "$1" = - ]; then echo -; else echo $(($1 + 1)); fi; }
+apply() { local v=$1; shift; rcli EVALSHA "$SHA" 2 "$K" "$K:x" 60000 "$v" "$(next_of "$v")" 0 0 0 "$@"; }
 # runs VERSION ND NS NX ARGS...: leading runs of deletes, sets and outbox
 # sets as plain arguments, then triples, the way momentd sends them.
-runs() { rcli EVALSHA "$SHA" 2 "$K" "$K:x" 60000 "$@"; }
+runs() { local v=$1; shift; rcli EVALSHA "$SHA" 2 "$K" "$K:x" 60000 "$v" "$(next_of "$v")" "$@"; }
 
 check "first write at version 0 applies" eq "$(apply 0 S n 100 I s0 5 X m1 "topic
 payload")" 1
@@ -75,9 +77,9 @@ check "a stale version writes none of the runs" eq "$(runs 7 0 1 1 s1 z m5 o),$(
 # empty and stays so): the state applies; an outbox write is refused.
 rcli SET "$K:x" not-a-hash >/dev/null
 check "without the outbox key the state applies (and the outbox is not touched)" \
-    eq "$(rcli EVALSHA "$SHA" 1 "$K" 60000 8 0 1 0 s3 d),$(rcli HGET "$K" s3),$(rcli HGET "$K" v),$(rcli GET "$K:x")" "1,d,9,not-a-hash"
+    eq "$(rcli EVALSHA "$SHA" 1 "$K" 60000 8 9 0 1 0 s3 d),$(rcli HGET "$K" s3),$(rcli HGET "$K" v),$(rcli GET "$K:x")" "1,d,9,not-a-hash"
 rcli DEL "$K:x" >/dev/null
-ERR=$(rcli EVALSHA "$SHA" 1 "$K" 60000 9 0 0 1 m6 o 2>&1 || true)
+ERR=$(rcli EVALSHA "$SHA" 1 "$K" 60000 9 10 0 0 1 m6 o 2>&1 || true)
 check "an outbox write without the outbox key is an error" grep -q "without the outbox key" <<<"$ERR"
 check "and wrote nothing" eq "$(rcli HGET "$K" v)" 9
 
@@ -85,15 +87,19 @@ check "and wrote nothing" eq "$(rcli HGET "$K" v)" 9
 # recently); never for an outbox or a contact point, which are refused.
 rcli PEXPIRE "$K" 5000 >/dev/null
 check "an empty TTL applies and leaves the expiry alone" \
-    eq "$(rcli EVALSHA "$SHA" 1 "$K" "" 9 0 1 0 s4 e),$(rcli HGET "$K" s4),$(rcli HGET "$K" v)" "1,e,10"
+    eq "$(rcli EVALSHA "$SHA" 1 "$K" "" 9 10 0 1 0 s4 e),$(rcli HGET "$K" s4),$(rcli HGET "$K" v)" "1,e,10"
 check "the key still expires within the 5 s set before" test "$(rcli PTTL "$K")" -gt 0 -a "$(rcli PTTL "$K")" -le 5000
-ERR=$(rcli EVALSHA "$SHA" 2 "$K" "$K:x" "" 10 0 1 0 s4 f 2>&1 || true)
+ERR=$(rcli EVALSHA "$SHA" 2 "$K" "$K:x" "" 10 11 0 1 0 s4 f 2>&1 || true)
 check "an empty TTL with the outbox key is an error" grep -q "must have its TTL set" <<<"$ERR"
-ERR=$(rcli EVALSHA "$SHA" 1 "$K" "" - 0 1 0 s4 f 2>&1 || true)
+ERR=$(rcli EVALSHA "$SHA" 1 "$K" "" - - 0 1 0 s4 f 2>&1 || true)
 check "an empty TTL for a contact point (no version) is an error" grep -q "must have its TTL set" <<<"$ERR"
 check "and neither wrote anything" eq "$(rcli HGET "$K" s4),$(rcli HGET "$K" v)" "e,10"
 rcli PEXPIRE "$K" 60000 >/dev/null
 
+# The version written is the one the caller sends (its cache holds it).
+ERR=$(rcli EVALSHA "$SHA" 1 "$K" 60000 10 "" 0 1 0 s5 g 2>&1 || true)
+check "an apply without the version it writes is an error" grep -q "ARGV\[3\] must be the version this apply writes" <<<"$ERR"
+check "and wrote nothing" eq "$(rcli HEXISTS "$K" s5),$(rcli HGET "$K" v)" "0,10"
 ERR=$(apply 10 S n 5 Q f v 2>&1 || true)
 check "an unknown op is an error, not a silent skip" grep -q "unknown op" <<<"$ERR"
 check "and nothing before it was written, the version unchanged" eq "$(rcli HEXISTS "$K" n),$(rcli HGET "$K" v)" "0,10"
