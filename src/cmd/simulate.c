@@ -1201,18 +1201,10 @@ int md_simulate(const md_simulate_opts *o) {
      * customer's draws depend on its index, so the file's customers live
      * the same lives and K - 1 times as many join them. */
     int64_t factor = o->population_factor > 1 ? o->population_factor : 1;
-    if (factor > 1) {
-        if (sc->customers > 2000000 / factor || sc->calls_per_day > 1000000 / factor || sc->app_per_day > 100000000 / factor) {
-            fprintf(stderr,
-                    "momentd simulate: --population-factor %" PRId64 " makes %" PRId64 " customers, %" PRId64 " calls and %" PRId64
-                    " app messages a day; at most 2000000, 1000000 and 100000000 (the scenario's limits, docs/SCENARIOS.md)\n",
-                    factor, sc->customers * factor, sc->calls_per_day * factor, sc->app_per_day * factor);
-            md_sim_scenario_destroy(sc);
-            return 2;
-        }
-        sc->customers *= factor;
-        sc->calls_per_day *= factor;
-        sc->app_per_day *= factor;
+    if (!md_sim_scenario_scale(sc, factor, err, sizeof(err))) {
+        fprintf(stderr, "momentd simulate: --population-factor %" PRId64 ": %s\n", factor, err);
+        md_sim_scenario_destroy(sc);
+        return 2;
     }
     int rc = 1;
     sim s;

@@ -56,6 +56,10 @@ typedef struct md_sim_scenario {
  * on error. Free with md_sim_scenario_destroy. */
 md_sim_scenario *md_sim_scenario_load(const char *path, char *errstr, size_t errstr_size);
 void md_sim_scenario_destroy(md_sim_scenario *s);
+/* The same world factor times as large: customers, calls_per_day and
+ * app_per_day multiplied (simulate --population-factor). False, s
+ * unchanged and errstr set, when one would pass the scenario's limit. */
+bool md_sim_scenario_scale(md_sim_scenario *s, int64_t factor, char *errstr, size_t errstr_size);
 /* The scenario reference (every key, default, bounds), for the docs. */
 void md_sim_scenario_print_reference(FILE *out);
 

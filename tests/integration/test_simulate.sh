@@ -135,7 +135,7 @@ done
 jq '.customers = 100000' "$SC" | sed 's#"\.\./\.\./config#"'"$MOMENTD_SOURCE_DIR"'/config#' >"$T_DIR/big.json"
 "$MOMENTD_BIN" simulate --scenario "$T_DIR/big.json" --ceiling 45 --population-factor 30 >/dev/null 2>"$T_DIR/pf.err" && RC=0 || RC=$?
 check "a factor beyond the scenario's limits is refused (exit 2)" eq "$RC" 2
-check "... naming what it would make and the limits" grep -q '3000000 customers.*at most 2000000' "$T_DIR/pf.err"
+check "... naming the key, what it would make and the limit" grep -q 'customers 100000 times 30 is 3000000, over its limit of 2000000' "$T_DIR/pf.err"
 "$MOMENTD_BIN" simulate --scenario "$SC" --ceiling 45 --plot "$T_DIR/cp" >/dev/null 2>"$T_DIR/ceil.err" && RC=0 || RC=$?
 check "--ceiling with --plot is refused (exit 2)" eq "$RC" 2
 check "... saying why" grep -q 'one policy only' "$T_DIR/ceil.err"

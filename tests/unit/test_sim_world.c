@@ -55,6 +55,35 @@ static md_sim_scenario *defaults(void) {
     return s;
 }
 
+/* simulate --population-factor: the population, the call centre and the
+ * pusher K times over, nothing else; refused whole past a limit. */
+Test(sim_world, a_scenario_scales_its_population_and_capacity_within_its_limits) {
+    char err[512];
+    md_sim_scenario *s = load_text("{\"customers\": 1000, \"calls_per_day\": 30, \"app_per_day\": 500, \"days\": 90}", err, sizeof(err));
+    cr_assert_not_null(s, "%s", err);
+    cr_assert(md_sim_scenario_scale(s, 1, err, sizeof(err)), "a factor of 1 is the file");
+    cr_assert_eq(s->customers, 1000);
+    cr_assert(md_sim_scenario_scale(s, 4, err, sizeof(err)), "%s", err);
+    cr_assert_eq(s->customers, 4000);
+    cr_assert_eq(s->calls_per_day, 120);
+    cr_assert_eq(s->app_per_day, 2000);
+    cr_assert_eq(s->days, 90, "time is not scaled");
+    cr_assert_eq(s->old_gap_days, 45);
+    cr_assert(md_sim_scenario_scale(s, 500, err, sizeof(err)), "2,000,000 customers is the limit itself");
+    cr_assert_eq(s->customers, 2000000);
+    cr_assert_not(md_sim_scenario_scale(s, 2, err, sizeof(err)), "past the customers' limit");
+    cr_assert_str_eq(err, "customers 2000000 times 2 is 4000000, over its limit of 2000000 (docs/SCENARIOS.md)");
+    cr_assert_eq(s->customers, 2000000, "refused: nothing scaled");
+    cr_assert_eq(s->calls_per_day, 60000);
+    md_sim_scenario_destroy(s);
+    s = load_text("{\"customers\": 10, \"calls_per_day\": 600000}", err, sizeof(err));
+    cr_assert_not_null(s, "%s", err);
+    cr_assert_not(md_sim_scenario_scale(s, 2, err, sizeof(err)), "past the calls' limit, the customers within theirs");
+    cr_assert_not_null(strstr(err, "calls_per_day 600000 times 2 is 1200000, over its limit of 1000000"), "%s", err);
+    cr_assert_eq(s->customers, 10, "refused: the customers unscaled too");
+    md_sim_scenario_destroy(s);
+}
+
 Test(sim_world, draws_are_reproducible_and_independent) {
     cr_assert_eq(md_sim_uniform(7, 3, 10, 1), md_sim_uniform(7, 3, 10, 1));
     cr_assert_neq(md_sim_uniform(7, 3, 10, 1), md_sim_uniform(8, 3, 10, 1), "another seed");
