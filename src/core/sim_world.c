@@ -121,30 +121,28 @@ loaded_badly: /* the loader wrote errstr */
     return NULL;
 }
 
-/* The highest value the table allows the int64 field at off. */
-static double field_max(size_t off) {
+/* The scenario table's row of the field at off (NULL: none). */
+static const md_field *scenario_field_at(size_t off) {
     for (size_t i = 0; i < NF(scenario_fields); i++)
-        if (scenario_fields[i].off == off) return scenario_fields[i].hi;
-    return 0;
+        if (scenario_fields[i].off == off) return &scenario_fields[i];
+    return NULL;
 }
 
 bool md_sim_scenario_scale(md_sim_scenario *s, int64_t factor, char *errstr, size_t errstr_size) {
     if (factor <= 1) return true;
     static const size_t scaled[] = {offsetof(md_sim_scenario, customers), offsetof(md_sim_scenario, calls_per_day),
                                     offsetof(md_sim_scenario, app_per_day)};
-    for (size_t i = 0; i < sizeof(scaled) / sizeof(scaled[0]); i++) {
-        int64_t *v = (int64_t *)(void *)((char *)s + scaled[i]);
-        double hi = field_max(scaled[i]);
-        if ((double)*v * (double)factor > hi) {
-            const char *key = "?";
-            for (size_t f = 0; f < NF(scenario_fields); f++)
-                if (scenario_fields[f].off == scaled[i]) key = scenario_fields[f].key;
-            snprintf(errstr, errstr_size, "%s %" PRId64 " times %" PRId64 " is %" PRId64 ", over its limit of %.0f (docs/SCENARIOS.md)", key, *v,
-                     factor, *v * factor, hi);
+    enum { N_SCALED = sizeof(scaled) / sizeof(scaled[0]) };
+    for (size_t i = 0; i < N_SCALED; i++) {
+        const int64_t *v = (const int64_t *)(const void *)((const char *)s + scaled[i]);
+        const md_field *f = scenario_field_at(scaled[i]);
+        if (f && (double)*v * (double)factor > f->hi) {
+            snprintf(errstr, errstr_size, "%s %" PRId64 " times %" PRId64 " is %.0f, over its limit of %.0f (docs/SCENARIOS.md)", f->key, *v,
+                     factor, (double)*v * (double)factor, f->hi);
             return false;
         }
     }
-    for (size_t i = 0; i < sizeof(scaled) / sizeof(scaled[0]); i++) *(int64_t *)(void *)((char *)s + scaled[i]) *= factor;
+    for (size_t i = 0; i < N_SCALED; i++) *(int64_t *)(void *)((char *)s + scaled[i]) *= factor;
     return true;
 }
 
