@@ -1149,13 +1149,13 @@ static size_t apply_argv(md_store *s, const md_apply_req *q, int64_t expiry, cha
     if (expiry == 0) nums[k][0] = '\0';
     else md_fmt_i64(nums[k], q->ttl_ms);
     argv[a++] = nums[k++];
-    if (q->expect_version < 0) memcpy(nums[k], "-", 2);
-    else md_fmt_i64(nums[k], q->expect_version);
-    argv[a++] = nums[k++];
-    /* The version the apply writes, which settle() gives the cache. */
-    if (q->expect_version < 0) memcpy(nums[k], "-", 2);
-    else md_fmt_i64(nums[k], q->expect_version + 1);
-    argv[a++] = nums[k++];
+    /* The version read, then the one the apply writes (which settle() gives
+     * the cache); "-" for a contact point, which has none. */
+    for (int64_t next = 0; next <= 1; next++) {
+        if (q->expect_version < 0) memcpy(nums[k], "-", 2);
+        else md_fmt_i64(nums[k], q->expect_version + next);
+        argv[a++] = nums[k++];
+    }
     for (size_t r = 0; r < 3; r++) {
         md_fmt_i64(nums[k], (int64_t)run[r]);
         argv[a++] = nums[k++];
