@@ -37,8 +37,19 @@
  * without, each timed apart. On a shared machine whose speed drifts by a
  * tenth from one minute to the next, two separate runs cannot tell a
  * change of a few percent; batches taken in turn see the same machine and
- * the same customers' states. */
+ * the same customers' states.
+ * --decoded-size N: after the history, N customers' cached hashes (every
+ * 37th customer, round the population) are each decoded into a state of
+ * their own and the heap they take is printed, per state, beside a hash's
+ * bytes in the cache: what a cache of decoded states would hold per
+ * customer instead (BENCHMARKS.md). */
 #include <inttypes.h>
+#include <malloc.h>
+#if defined(__SANITIZE_ADDRESS__)
+/* AddressSanitizer's allocator's count (sanitizer/allocator_interface.h,
+ * which this machine's compiler does not install). */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -227,6 +238,42 @@ static int run_msgs(bench *b, size_t batch, md_ops *scratch) {
     return 0;
 }
 
+/* Bytes the allocator has handed out and not had back: glibc's count, or
+ * AddressSanitizer's where it replaces glibc's allocator (whose mallinfo2
+ * then says 0). */
+static size_t heap_in_use(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    return mallinfo2().uordblks;
+#endif
+}
+
+/* --decoded-size: the heap n states decoded from the cache take, each a
+ * state of its own (as a cache of decoded states would keep them). */
+static int decoded_states(bench *b, const md_codes *codes, long n) {
+    md_cstate **kept = calloc((size_t)n, sizeof(*kept));
+    if (!kept) return 1;
+    size_t before = heap_in_use();
+    long found = 0;
+    for (long k = 0; k < n; k++) {
+        long c = (long)(((uint64_t)k * 37) % (uint64_t)b->customers);
+        char key[sizeof(b->keys[0])];
+        snprintf(key, sizeof(key), "md:{%s}", b->people[c].id);
+        if (!(kept[k] = md_cstate_new(b->cfg))) return 1;
+        md_cstate_set_codes(kept[k], codes);
+        md_cstate_set_customer(kept[k], b->people[c].id);
+        found += md_hash_cache_each(b->cache, key, field_into_state, kept[k]);
+    }
+    size_t after = heap_in_use();
+    md_hash_cache_stats st = md_hash_cache_stats_get(b->cache);
+    printf("decoded: %ld states (%ld from the cache) take %.0f B of heap each; a hash takes %.0f B in the cache\n", n, found,
+           (double)(after - before) / (double)n, st.entries ? (double)st.bytes / (double)st.entries : 0.0);
+    for (long k = 0; k < n; k++) md_cstate_destroy(kept[k]);
+    free(kept);
+    return 0;
+}
+
 static int by_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -235,6 +282,7 @@ static int by_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     long customers = 100000, days = 180, events = 1000000, runs = 3, batch = 2000;
     uint64_t seed = 1;
+    long decoded_size = 0;
     bool prefetch = true, ab = false;
     const char *config = argc > 1 ? argv[1] : NULL;
     for (int i = 2; i < argc; i++) {
@@ -254,11 +302,14 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--runs") == 0) runs = atol(v);
         else if (strcmp(a, "--batch") == 0) batch = atol(v);
         else if (strcmp(a, "--seed") == 0) seed = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--decoded-size") == 0) decoded_size = atol(v);
         else config = NULL;
         i++;
     }
-    if (!config || customers < 1 || days < 1 || events < 1 || runs < 1 || batch < 1 || batch > 10000) {
-        fprintf(stderr, "usage: bench_core CONFIG [--customers N] [--days D] [--events E] [--runs R] [--batch B (1-10000)] [--seed S] [--no-prefetch | --ab]\n");
+    if (!config || customers < 1 || days < 1 || events < 1 || runs < 1 || batch < 1 || batch > 10000 || decoded_size < 0 ||
+        decoded_size > 100000) {
+        fprintf(stderr, "usage: bench_core CONFIG [--customers N] [--days D] [--events E] [--runs R] [--batch B (1-10000)] [--seed S] "
+                        "[--no-prefetch | --ab] [--decoded-size N (0-100000)]\n");
         return 2;
     }
     char err[512];
@@ -329,6 +380,8 @@ int main(int argc, char **argv) {
     md_hash_cache_stats st = md_hash_cache_stats_get(b.cache);
     printf("history: %" PRIu64 " messages of %ld customers over %ld days in %.1f s of CPU; %zu hashes, %.0f B a hash in the cache\n", b.events,
            customers, days, (cpu_ns() - h0) / 1e9, st.entries, st.entries ? (double)st.bytes / (double)st.entries : 0.0);
+
+    if (decoded_size > 0 && decoded_states(&b, codes, decoded_size)) return 1;
 
     /* Live: E events a run, customers at random, times after the history. */
     double *per = calloc((size_t)runs, sizeof(double));

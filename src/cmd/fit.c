@@ -482,19 +482,24 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char
     return ok;
 }
 
-bool md_fit_evaluate(md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int64_t as_of_ms, md_model_quality *q) {
+size_t md_fit_set_size(const md_fit_set *fs) { return fs->n; }
+
+size_t md_fit_predict(const md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int64_t to_ms, int64_t as_of_ms, double *p, double *y) {
     uint32_t schema = fs->cfg->rules->campaigns[fs->campaign].schema;
     int64_t window = fs->cfg->campaigns[fs->campaign].attribution_ms;
-    double *p = malloc((fs->n + 1) * sizeof(double)), *y = malloc((fs->n + 1) * sizeof(double));
     size_t n = 0;
-    bool ok = p && y;
-    for (size_t i = 0; ok && i < fs->n; i++) {
+    for (size_t i = 0; i < fs->n; i++) {
         const drow *r = &fs->rows[i];
-        if (r->schema != schema || r->kind != MD_DECISION_CONTACTED || r->ts < from_ms || r->ts > as_of_ms - window) continue;
+        if (r->schema != schema || r->kind != MD_DECISION_CONTACTED || r->ts < from_ms || r->ts >= to_ms || r->ts > as_of_ms - window) continue;
         p[n] = row_p(fs, m, r);
         y[n++] = r->converted;
     }
-    ok = ok && md_model_quality_of(p, y, n, 200, q);
+    return n;
+}
+
+bool md_fit_evaluate(md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int64_t as_of_ms, md_model_quality *q) {
+    double *p = malloc((fs->n + 1) * sizeof(double)), *y = malloc((fs->n + 1) * sizeof(double));
+    bool ok = p && y && md_model_quality_of(p, y, md_fit_predict(fs, m, from_ms, INT64_MAX, as_of_ms, p, y), 200, q);
     free(p);
     free(y);
     return ok;

@@ -44,12 +44,13 @@ static const char usage[] =
     "                                  the triggers of days DAY (YYYY-MM-DD, the default UTC offset's calendar;\n"
     "                                  default: the last 30 days)\n"
     "  simulate --scenario FILE [--seed N] [--json] [--plot DIR] [--trace FILE] [--redis URL] [--fit-after DAYS]\n"
-    "           [--l2 X] [--prior hand|zero] [--ceiling GAP[:BAR]] [--population-factor K]\n"
+    "           [--l2 X] [--prior hand|zero] [--refit-every DAYS] [--ceiling GAP[:BAR]] [--population-factor K]\n"
     "                                  compare the old 45-day call list, momentd with a fixed 45-day cooldown\n"
     "                                  and momentd with the adaptive cooldown on one simulated population\n"
     "                                  (the engine policies through the real engine and Redis); --fit-after: each\n"
     "                                  engine policy fits its model on its first DAYS and runs the rest with it\n"
-    "                                  (the fit's --l2 and --prior as momentd fit's);\n"
+    "                                  (the fit's --l2 and --prior as momentd fit's); --refit-every: and again\n"
+    "                                  every DAYS after, on every decision so far, towards the model in use;\n"
     "                                  --ceiling: instead, only a policy that knows the hidden demand, calling\n"
     "                                  no one again within GAP days nor worth under BAR yuan a call (no Redis);\n"
     "                                  --population-factor: K times the scenario's customers and call centre, the\n"
@@ -701,7 +702,7 @@ int main(int argc, char **argv) {
     const char *seed = "1", *live = NULL, *from_file = NULL, *from_topic = NULL;
     const char *campaign = NULL, *from_trace = NULL, *trace_out = NULL, *out_path = NULL, *since = NULL, *l2 = NULL;
     const char *fit_after = NULL, *arm = NULL, *ceiling = NULL, *prior = "hand";
-    const char *population = NULL;
+    const char *population = NULL, *refit_every = NULL;
     bool json = false, from_redis = false, history = false;
     const char *channel = NULL;
     bool all_channels = false, contact_points = false, remove = false;
@@ -723,6 +724,7 @@ int main(int argc, char **argv) {
                                          {"include", no_argument, NULL, 'i'},      {"exclude", no_argument, NULL, 'e'},
                                          {"arm", required_argument, NULL, 'M'},    {"ceiling", required_argument, NULL, 'G'},
                                          {"prior", required_argument, NULL, 'Y'},  {"population-factor", required_argument, NULL, 'Q'},
+                                         {"refit-every", required_argument, NULL, 'E'},
                                          {NULL, 0, NULL, 0}};
     optind = 2;
     int ch;
@@ -753,6 +755,7 @@ int main(int argc, char **argv) {
         case 'G': ceiling = optarg; break;
         case 'Y': prior = optarg; break;
         case 'Q': population = optarg; break;
+        case 'E': refit_every = optarg; break;
         case 'H': history = true; break;
         case 'N': channel = optarg; break;
         case 'W': all_channels = true; break;
@@ -839,6 +842,14 @@ int main(int argc, char **argv) {
                 return 2;
             }
         }
+        long long re = 0;
+        if (refit_every) {
+            re = strtoll(refit_every, &end, 10);
+            if (!*refit_every || *end || re < 1 || re > 3650) {
+                fprintf(stderr, "momentd: simulate --refit-every needs a whole number of days from 1 to 3650\n");
+                return 2;
+            }
+        }
         long long pf = 1;
         if (population) {
             pf = strtoll(population, &end, 10);
@@ -867,7 +878,7 @@ int main(int argc, char **argv) {
         const char *env = getenv("MOMENTD_REDIS_URL");
         md_simulate_opts so = {scenario, (uint64_t)sv, json, plot, trace,
                                redis ? redis : env && *env ? env : "redis://127.0.0.1:6379/0", true, (int64_t)fa, (int64_t)cgap, cbar,
-                               l2v, prior_hand, (int)pf};
+                               l2v, prior_hand, (int)pf, (int64_t)re};
         return md_simulate(&so);
     }
     if (strcmp(cmd, "explain") == 0) {

@@ -97,13 +97,27 @@ typedef struct queued {
     char trigger_id[MD_TRIGGER_ID_LEN];
 } queued;
 
-/* The --fit-after loop of one engine policy: the fit, and the hand and
- * fitted models' quality on the contacted decisions made after it. */
+/* Model versions whose live quality a run reports: the hand weights and up
+ * to 31 fits (--refit-every). */
+#define SIM_LIVE_MODELS 32
+
+/* A fitted model and the day it went live (--fit-after, --refit-every). */
+typedef struct fit_period {
+    int64_t from_day;
+    md_fit_model model;
+} fit_period;
+
+/* The --fit-after loop of one engine policy: the fits, and the hand and
+ * fitted models' quality on the contacted decisions made after the first,
+ * each decision scored by the fitted model that made it. */
 typedef struct fit_report {
     bool done;
-    size_t trained_on;
-    double threshold_before, threshold_after;
-    md_model_quality hand, fitted;
+    size_t trained_on;                /* by the last fit */
+    double threshold_before, threshold_after; /* the hand model's; the last fit's */
+    md_fit_model hand;                /* the configuration's model, from the first fit */
+    fit_period *periods;              /* one per fit, in order */
+    size_t n_periods;
+    md_model_quality hand_quality, fitted;
 } fit_report;
 
 typedef struct sim {
@@ -125,6 +139,7 @@ typedef struct sim {
     /* sample customers' demand and calls, for the plot */
     FILE *plot_demand[POL_COUNT];
     int64_t fit_after_days;
+    int64_t refit_every_days; /* > 0: fitted again every this many days after the first fit */
     double fit_l2;
     bool fit_prior_hand;
     bool ceiling;             /* --ceiling: only the ceiling policy runs, in the old list's place */
@@ -136,13 +151,14 @@ typedef struct sim {
      * run: what an operator sees of the same calls from the funnel. */
     md_gap_row live_timing[POL_COUNT][MD_GAP_BUCKETS];
     /* What momentd report measures from the funnel's model counters at the
-     * end of the run: each model version's live quality. */
+     * end of the run: each model version's live quality (the first
+     * SIM_LIVE_MODELS versions; more_live: how many more there were). */
     struct {
         char version[MD_MODEL_VERSION_MAX + 1];
         md_model_quality q;
         int64_t pending;
-    } live[POL_COUNT][2];
-    size_t n_live[POL_COUNT];
+    } live[POL_COUNT][SIM_LIVE_MODELS];
+    size_t n_live[POL_COUNT], more_live[POL_COUNT];
     int64_t population_factor; /* --population-factor (1: the file's) */
 } sim;
 
@@ -402,12 +418,22 @@ static md_fit_set *collect_decisions(const md_config *cfg, md_store *store, char
     return fs;
 }
 
-/* --fit-after: fits the campaign on the decisions recorded so far (labels
- * final as of now) and writes the candidate next to nothing the user owns
- * (a temporary file), then loads it. NULL on failure, err set. */
-static md_config *fit_now(sim *s, int pol, const md_config *cfg, const char *cfg_path, md_store *store, md_fit_outcome *fo, char *err,
+/* --fit-after (and each --refit-every): fits the campaign on every decision
+ * recorded so far (labels final as of now), pulled towards the model in use
+ * (in_use: the hand weights at the first fit, the last fit's after), as an
+ * operator running momentd fit on the live configuration would; writes the
+ * candidate next to nothing the user owns (a temporary file), then loads
+ * it. NULL on failure, err set. */
+static md_config *fit_now(sim *s, int pol, const md_config *in_use, const char *cfg_path, md_store *store, md_fit_outcome *fo, char *err,
                           size_t errsz) {
-    md_fit_set *fs = collect_decisions(cfg, store, err, errsz);
+    fit_report *f = &s->fit[pol];
+    fit_period *grown = realloc(f->periods, (f->n_periods + 1) * sizeof(*grown));
+    if (!grown) {
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
+    f->periods = grown;
+    md_fit_set *fs = collect_decisions(in_use, store, err, errsz);
     if (!fs) return NULL;
     md_fit_params pp = {0, T0_MS + s->day * DAY_MS, s->fit_l2, s->fit_prior_hand};
     md_config *fitted = NULL;
@@ -415,15 +441,21 @@ static md_config *fit_now(sim *s, int pol, const md_config *cfg, const char *cfg
     int fd = -1;
     if (md_fit_run(fs, &pp, fo, err, errsz) && (fd = mkstemp(tmp)) >= 0) {
         close(fd);
-        if (md_fit_write_candidate(cfg_path, cfg, 0, NULL, fo, tmp, err, errsz)) fitted = md_config_load(tmp, err, errsz);
+        if (md_fit_write_candidate(cfg_path, in_use, 0, NULL, fo, tmp, err, errsz)) fitted = md_config_load(tmp, err, errsz);
         unlink(tmp);
     } else if (fd < 0 && !err[0]) {
         snprintf(err, errsz, "cannot create %s", tmp);
     }
-    s->fit[pol].done = fitted != NULL;
-    s->fit[pol].trained_on = fo->treated;
-    s->fit[pol].threshold_before = cfg->campaigns[0].threshold;
-    s->fit[pol].threshold_after = fo->threshold;
+    if (fitted) {
+        if (!f->done) { /* the first fit: the model in use is the configuration's */
+            f->hand = fo->hand;
+            f->threshold_before = in_use->campaigns[0].threshold;
+        }
+        f->done = true;
+        f->trained_on = fo->treated;
+        f->threshold_after = fo->threshold;
+        f->periods[f->n_periods++] = (fit_period){s->day, fo->fitted};
+    }
     md_fit_set_destroy(fs);
     return fitted;
 }
@@ -439,8 +471,12 @@ static int read_live_quality(sim *s, int pol, const md_config *cfg, md_store *st
     int64_t first = (T0_MS + (int64_t)off * 60000) / DAY_MS - 1, last = first + s->sc->days + 2;
     md_report *rep = md_report_read(store, cfg, first, last, T0_MS + s->sc->days * DAY_MS, err, errsz);
     if (!rep) return 1;
-    s->n_live[pol] = 0;
-    for (size_t i = 0; i < md_report_n_models(rep) && s->n_live[pol] < 2; i++) {
+    s->n_live[pol] = s->more_live[pol] = 0;
+    for (size_t i = 0; i < md_report_n_models(rep); i++) {
+        if (s->n_live[pol] == SIM_LIVE_MODELS) {
+            s->more_live[pol]++;
+            continue;
+        }
         md_model_report m;
         md_report_model(rep, i, &m);
         snprintf(s->live[pol][s->n_live[pol]].version, sizeof(s->live[pol][0].version), "%s", m.version);
@@ -453,11 +489,23 @@ static int read_live_quality(sim *s, int pol, const md_config *cfg, md_store *st
     return 0;
 }
 
-static int evaluate_fit(sim *s, int pol, const md_config *cfg, md_store *store, const md_fit_outcome *fo, char *err, size_t errsz) {
+static int evaluate_fit(sim *s, int pol, const md_config *cfg, md_store *store, char *err, size_t errsz) {
+    fit_report *f = &s->fit[pol];
     md_fit_set *fs = collect_decisions(cfg, store, err, errsz);
     if (!fs) return 1;
     int64_t from = T0_MS + s->fit_after_days * DAY_MS, as_of = T0_MS + s->sc->days * DAY_MS;
-    bool ok = md_fit_evaluate(fs, &fo->hand, from, as_of, &s->fit[pol].hand) && md_fit_evaluate(fs, &fo->fitted, from, as_of, &s->fit[pol].fitted);
+    size_t room = md_fit_set_size(fs) + 1, n = 0;
+    double *p = malloc(room * sizeof(double)), *y = malloc(room * sizeof(double));
+    bool ok = p && y && md_fit_evaluate(fs, &f->hand, from, as_of, &f->hand_quality);
+    /* Each decision by the model in use when it was made: the fitted
+     * model's p is what the engine decided on (and recorded) then. */
+    for (size_t k = 0; ok && k < f->n_periods; k++) {
+        int64_t to = k + 1 < f->n_periods ? T0_MS + f->periods[k + 1].from_day * DAY_MS : INT64_MAX;
+        n += md_fit_predict(fs, &f->periods[k].model, T0_MS + f->periods[k].from_day * DAY_MS, to, as_of, p + n, y + n);
+    }
+    ok = ok && md_model_quality_of(p, y, n, 200, &f->fitted);
+    free(p);
+    free(y);
     md_fit_set_destroy(fs);
     if (!ok) snprintf(err, errsz, "out of memory");
     return ok ? 0 : 1;
@@ -523,15 +571,21 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
                 goto out;
             }
         }
-        if (s->fit_after_days > 0 && s->day == s->fit_after_days) {
+        if (s->fit_after_days > 0 && s->day >= s->fit_after_days &&
+            (s->day == s->fit_after_days || (s->refit_every_days > 0 && (s->day - s->fit_after_days) % s->refit_every_days == 0))) {
             /* The model is fitted on what this policy recorded so far and
-             * the rest of the run uses it, as an operator would deploy it. */
-            if (!(fo = calloc(1, sizeof(*fo)))) {
+             * the rest of the run (or the days to the next refit) uses it,
+             * as an operator would deploy it. */
+            if (!fo && !(fo = calloc(1, sizeof(*fo)))) {
                 snprintf(err, errsz, "out of memory");
                 goto out;
             }
-            if (!(fitted = fit_now(s, pol, cfg, cfg_path, store, fo, err, errsz))) goto out;
+            md_config *next = fit_now(s, pol, fitted ? fitted : cfg, cfg_path, store, fo, err, errsz);
+            if (!next) goto out;
             md_batch_destroy(dr);
+            dr = NULL;
+            md_config_destroy(fitted);
+            fitted = next;
             s->cfg = fitted;
             if (!(dr = md_batch_new(fitted, store, SIM_BATCH, MD_BATCH_CLOCK_INPUT, &hooks, NULL, NULL))) {
                 snprintf(err, errsz, "out of memory");
@@ -630,7 +684,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
         if (calls > st->max_calls_in_a_day) st->max_calls_in_a_day = calls;
         if (md_batch_run(dr, 0, err, errsz)) goto out;
     }
-    if (fo && evaluate_fit(s, pol, cfg, store, fo, err, errsz)) goto out;
+    if (fo && evaluate_fit(s, pol, cfg, store, err, errsz)) goto out;
     if (read_live_quality(s, pol, cfg, store, err, errsz)) goto out;
     rc = 0;
 out:
@@ -899,16 +953,20 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
     for (int p = POL_FIXED; p < POL_COUNT; p++) {
         const fit_report *f = &s->fit[p];
         if (!f->done) continue;
+        fprintf(out, "%s: model fitted on day %" PRId64, pol_labels[p], s->fit_after_days);
+        if (f->n_periods > 1)
+            fprintf(out, " and every %" PRId64 " days after (%zu fits, each towards the model in use; the last", s->refit_every_days, f->n_periods);
         fprintf(out,
-                "%s: model fitted on day %" PRId64 " on %zu contacted decisions (L2 %g towards %s), threshold %.3f -> %.3f; on the %zu contacted "
-                "decisions after it: "
+                " on %zu contacted decisions%s (L2 %g towards %s), threshold %.3f -> %.3f; on the %zu contacted decisions after it%s: "
                 "AUC hand %.3f, fitted %.3f; calibration error hand %.1f pp, fitted %.1f pp (largest over %d deciles of 200 or more; "
                 "fitted %.1f standard errors)\n",
-                pol_labels[p], s->fit_after_days, f->trained_on, s->fit_l2, s->fit_prior_hand ? "the hand weights" : "0", f->threshold_before,
-                f->threshold_after, f->fitted.n, f->hand.auc, f->fitted.auc,
-                f->hand.max_calibration_error * 100, f->fitted.max_calibration_error * 100, f->fitted.bins_counted, f->fitted.max_calibration_z);
+                f->trained_on, f->n_periods > 1 ? ")" : "", s->fit_l2, s->fit_prior_hand ? "the hand weights" : "0", f->threshold_before,
+                f->threshold_after, f->fitted.n, f->n_periods > 1 ? ", each by the fit in use when it was made" : "", f->hand_quality.auc,
+                f->fitted.auc, f->hand_quality.max_calibration_error * 100, f->fitted.max_calibration_error * 100, f->fitted.bins_counted,
+                f->fitted.max_calibration_z);
     }
-    for (int p = POL_FIXED; p < POL_COUNT; p++)
+    for (int p = POL_FIXED; p < POL_COUNT; p++) {
+        if (s->more_live[p]) fprintf(out, "%s: %zu model versions after the first %d not shown\n", pol_labels[p], s->more_live[p], SIM_LIVE_MODELS);
         for (size_t i = 0; i < s->n_live[p]; i++) {
             const md_model_quality *q = &s->live[p][i].q;
             fprintf(out, "%s: live quality of model %s (momentd report, windows closed): %zu decisions, %zu conversions, AUC %.3f, Brier %.4f, ",
@@ -918,6 +976,7 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
                         q->max_calibration_error * 100, q->bins_counted, q->max_calibration_z);
             else fprintf(out, "no decile of learning.calibration_min decisions or more to measure calibration on\n");
         }
+    }
 }
 
 /* momentd report's timing table of each engine policy, keyed as calls_by_gap. */
@@ -960,23 +1019,30 @@ static void json_live(md_jsonw *w, const sim *s) {
         md_jsonw_arr_close(w);
     }
     md_jsonw_obj_close(w);
+    /* Versions beyond the first SIM_LIVE_MODELS, not listed. */
+    md_jsonw_key(w, "live_models_omitted");
+    md_jsonw_obj_open(w);
+    for (int p = POL_FIXED; p < POL_COUNT; p++) md_jsonw_kint(w, pol_names[p], (int64_t)s->more_live[p]);
+    md_jsonw_obj_close(w);
 }
 
 static void json_fit(md_jsonw *w, const sim *s) {
     md_jsonw_key(w, "fit");
     md_jsonw_obj_open(w);
     md_jsonw_kint(w, "after_day", s->fit_after_days);
+    md_jsonw_kint(w, "refit_every_days", s->refit_every_days);
     md_fit_json_penalty(w, s->fit_l2, s->fit_prior_hand);
     for (int p = POL_FIXED; p < POL_COUNT; p++) {
         const fit_report *f = &s->fit[p];
         md_jsonw_key(w, pol_names[p]);
         md_jsonw_obj_open(w);
+        md_jsonw_kint(w, "fits", (int64_t)f->n_periods);
         md_jsonw_kint(w, "trained_on", (int64_t)f->trained_on);
         md_jsonw_knum(w, "threshold_before", f->threshold_before);
         md_jsonw_knum(w, "threshold_after", f->threshold_after);
         md_jsonw_kint(w, "evaluated_on", (int64_t)f->fitted.n);
         md_jsonw_kint(w, "conversions", (int64_t)f->fitted.positives);
-        md_fit_json_quality(w, "hand", &f->hand);
+        md_fit_json_quality(w, "hand", &f->hand_quality);
         md_fit_json_quality(w, "fitted", &f->fitted);
         md_jsonw_obj_close(w);
     }
@@ -1213,6 +1279,7 @@ int md_simulate(const md_simulate_opts *o) {
     s.population_factor = factor;
     s.seed = o->seed;
     s.fit_after_days = o->fit_after_days;
+    s.refit_every_days = o->refit_every_days;
     s.fit_l2 = o->fit_l2;
     s.fit_prior_hand = o->fit_prior_hand;
     s.ceiling = o->ceiling_gap_days > 0;
@@ -1227,6 +1294,11 @@ int md_simulate(const md_simulate_opts *o) {
     if (o->fit_after_days > 0 && (o->fit_after_days <= sc->warmup_days || o->fit_after_days >= sc->days)) {
         fprintf(stderr, "momentd simulate: --fit-after %" PRId64 " must be after the warm-up (%" PRId64 " days) and before the end (%" PRId64 ")\n",
                 o->fit_after_days, sc->warmup_days, sc->days);
+        rc = 2;
+        goto out;
+    }
+    if (o->refit_every_days > 0 && o->fit_after_days <= 0) {
+        fprintf(stderr, "momentd simulate: --refit-every refits the model --fit-after fits first; give --fit-after DAYS too\n");
         rc = 2;
         goto out;
     }
@@ -1308,7 +1380,10 @@ out:
     free(s.later);
     free(s.people);
     free(s.dayev);
-    for (int p = 0; p < POL_COUNT; p++) free(s.st[p].calls);
+    for (int p = 0; p < POL_COUNT; p++) {
+        free(s.st[p].calls);
+        free(s.fit[p].periods);
+    }
     md_config_destroy(ref);
     md_sim_scenario_destroy(sc);
     return rc;

@@ -25,6 +25,8 @@ typedef struct md_simulate_opts {
      * decisions, so that a measure's noise shrinks by the square root of
      * K. 1 (or 0): as the file says. */
     int population_factor;
+    int64_t refit_every_days; /* > 0 (with fit_after_days): fitted again every this many days after the first fit, on
+                               * every decision recorded by then, each fit pulled towards the model in use */
 } md_simulate_opts;
 
 #define MD_SIM_MAX_POPULATION_FACTOR 100
