@@ -953,17 +953,20 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
     for (int p = POL_FIXED; p < POL_COUNT; p++) {
         const fit_report *f = &s->fit[p];
         if (!f->done) continue;
+        bool refitted = f->n_periods > 1;
         fprintf(out, "%s: model fitted on day %" PRId64, pol_labels[p], s->fit_after_days);
-        if (f->n_periods > 1)
-            fprintf(out, " and every %" PRId64 " days after (%zu fits, each towards the model in use; the last", s->refit_every_days, f->n_periods);
+        if (refitted) fprintf(out, " and every %" PRId64 " days after, %zu fits, the last", s->refit_every_days, f->n_periods);
         fprintf(out,
-                " on %zu contacted decisions%s (L2 %g towards %s), threshold %.3f -> %.3f; on the %zu contacted decisions after it%s: "
+                " on %zu contacted decisions (L2 %g towards %s), threshold %.3f -> %.3f; on the %zu contacted decisions after it%s: "
                 "AUC hand %.3f, fitted %.3f; calibration error hand %.1f pp, fitted %.1f pp (largest over %d deciles of 200 or more; "
                 "fitted %.1f standard errors)\n",
-                f->trained_on, f->n_periods > 1 ? ")" : "", s->fit_l2, s->fit_prior_hand ? "the hand weights" : "0", f->threshold_before,
-                f->threshold_after, f->fitted.n, f->n_periods > 1 ? ", each by the fit in use when it was made" : "", f->hand_quality.auc,
-                f->fitted.auc, f->hand_quality.max_calibration_error * 100, f->fitted.max_calibration_error * 100, f->fitted.bins_counted,
-                f->fitted.max_calibration_z);
+                f->trained_on, s->fit_l2,
+                !s->fit_prior_hand ? "0"
+                : refitted         ? "the model in use: the hand weights, then each fit"
+                                   : "the hand weights",
+                f->threshold_before, f->threshold_after, f->fitted.n, refitted ? ", each by the fit in use when it was made" : "",
+                f->hand_quality.auc, f->fitted.auc, f->hand_quality.max_calibration_error * 100, f->fitted.max_calibration_error * 100,
+                f->fitted.bins_counted, f->fitted.max_calibration_z);
     }
     for (int p = POL_FIXED; p < POL_COUNT; p++) {
         if (s->more_live[p]) fprintf(out, "%s: %zu model versions after the first %d not shown\n", pol_labels[p], s->more_live[p], SIM_LIVE_MODELS);
