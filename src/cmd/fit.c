@@ -423,6 +423,7 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char
             continue;
         }
         const double *v = fs->values + r->off;
+        if (r->kind == MD_DECISION_RELEASED) o->released++;
         if (r->kind == MD_DECISION_CONTACTED) {
             is_treated[i] = true;
             o->treated++;
@@ -481,6 +482,8 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char
     matrix_free(&all_c);
     return ok;
 }
+
+bool md_fit_channel_chose(const md_fit_outcome *o) { return o->released > o->treated; }
 
 size_t md_fit_set_size(const md_fit_set *fs) { return fs->n; }
 
@@ -782,7 +785,9 @@ void md_fit_print(const md_config *cfg, int campaign, const md_fit_params *pp, c
         md_jsonw_kint(&w, "contacted", (int64_t)o->treated);
         md_jsonw_kint(&w, "not_contacted", (int64_t)o->control);
         md_jsonw_kint(&w, "not_contacted_but_near_a_contact", (int64_t)o->contaminated);
+        md_jsonw_kint(&w, "released", (int64_t)o->released);
         md_jsonw_obj_close(&w);
+        md_jsonw_kbool(&w, "channel_chose", md_fit_channel_chose(o));
         md_fit_json_penalty(&w, pp->l2, pp->prior_hand);
         json_model(&w, "hand", cm, &o->hand);
         json_model(&w, "fitted", cm, &o->fitted);
@@ -816,8 +821,14 @@ void md_fit_print(const md_config *cfg, int campaign, const md_fit_params *pp, c
     fprintf(out,
             "decisions read: %zu (another model schema %zu, label not final yet %zu, before --since %zu)\n"
             "training sets: %zu contacted; %zu not contacted (holdout, sampled, released), %zu more left out for a contact within "
-            "the attribution window\n",
-            o->decisions, o->other_schema, o->unlabelled, o->too_old, o->treated, o->control, o->contaminated);
+            "the attribution window; %zu released in all (sent to a channel that never made them)\n",
+            o->decisions, o->other_schema, o->unlabelled, o->too_old, o->treated, o->control, o->contaminated, o->released);
+    if (md_fit_channel_chose(o))
+        fprintf(out,
+                "warning: the channels made %zu of the %zu moments sent to them: the contacted decisions are the channel's choice (its "
+                "capacity), not the model's, and weights fitted on them learn that choice; in the simulator a model refitted on such "
+                "calls came to rank them backwards. Compare the fitted AUC below with the hand model's before using the candidate\n",
+                o->treated, o->treated + o->released);
     fprintf(out, "L2 penalty %g, pulling the contacted model's weights towards %s\n\n", pp->l2,
             pp->prior_hand ? "the model in use (--prior hand)" : "0 (--prior zero)");
     fprintf(out, "%-40s %10s %10s %14s\n", "weight", "hand", "fitted", "not contacted");

@@ -38,6 +38,11 @@ typedef struct md_fit_model {
 typedef struct md_fit_outcome {
     /* what was read */
     size_t decisions, other_schema, unlabelled, too_old, contaminated;
+    /* Of the labelled decisions, those sent to a channel that never made
+     * them (not_called, expired): released ones. More of them than
+     * contacted ones means the channel chose whom to call (its capacity),
+     * and the contacted decisions are its choice (md_fit_channel_chose). */
+    size_t released;
     size_t treated, control; /* the training sets: contacted; holdout, sampled and released ones not contacted after */
     int64_t as_of_ms;        /* labels are final for decisions made attribution before this */
     /* the fits */
@@ -70,6 +75,12 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *out, ch
 /* The quality of model m on the contacted decisions made at or after from_ms
  * whose labels are final by as_of_ms (the simulator's evaluation). */
 bool md_fit_evaluate(md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int64_t as_of_ms, md_model_quality *q);
+/* Whether the channels made fewer than half of the moments sent to them
+ * (released > contacted): the contacted decisions are then the channel's
+ * choice, not the model's, and a model fitted on them learns that choice.
+ * In the simulator a model refitted on a small call centre's calls came to
+ * rank them backwards (RESULTS.md, "Refitting every 15 days"). */
+bool md_fit_channel_chose(const md_fit_outcome *o);
 /* How many decisions fs holds: room enough for md_fit_predict's arrays. */
 size_t md_fit_set_size(const md_fit_set *fs);
 /* Writes model m's p and the label (0 or 1) of each contacted decision made

@@ -113,6 +113,7 @@ typedef struct fit_period {
 typedef struct fit_report {
     bool done;
     size_t trained_on;                /* by the last fit */
+    bool channel_chose;               /* ... whose contacted decisions were the channel's choice (md_fit_channel_chose) */
     double threshold_before, threshold_after; /* the hand model's; the last fit's */
     md_fit_model hand;                /* the configuration's model, from the first fit */
     fit_period *periods;              /* one per fit, in order */
@@ -453,6 +454,7 @@ static md_config *fit_now(sim *s, int pol, const md_config *in_use, const char *
         }
         f->done = true;
         f->trained_on = fo->treated;
+        f->channel_chose = md_fit_channel_chose(fo);
         f->threshold_after = fo->threshold;
         f->periods[f->n_periods++] = (fit_period){s->day, fo->fitted};
     }
@@ -967,6 +969,9 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
                 f->threshold_before, f->threshold_after, f->fitted.n, refitted ? ", each by the fit in use when it was made" : "",
                 f->hand_quality.auc, f->fitted.auc, f->hand_quality.max_calibration_error * 100, f->fitted.max_calibration_error * 100,
                 f->fitted.bins_counted, f->fitted.max_calibration_z);
+        if (f->channel_chose)
+            fprintf(out, "%s: the call centre made fewer than half of the moments the last fit learnt from: they were its choice, not the model's\n",
+                    pol_labels[p]);
     }
     for (int p = POL_FIXED; p < POL_COUNT; p++) {
         if (s->more_live[p]) fprintf(out, "%s: %zu model versions after the first %d not shown\n", pol_labels[p], s->more_live[p], SIM_LIVE_MODELS);
@@ -1041,6 +1046,7 @@ static void json_fit(md_jsonw *w, const sim *s) {
         md_jsonw_obj_open(w);
         md_jsonw_kint(w, "fits", (int64_t)f->n_periods);
         md_jsonw_kint(w, "trained_on", (int64_t)f->trained_on);
+        md_jsonw_kbool(w, "channel_chose", f->channel_chose);
         md_jsonw_knum(w, "threshold_before", f->threshold_before);
         md_jsonw_knum(w, "threshold_after", f->threshold_after);
         md_jsonw_kint(w, "evaluated_on", (int64_t)f->fitted.n);

@@ -189,6 +189,22 @@ $FIT --from-trace "$T_DIR/trace.tsv" --json >"$T_DIR/fit2.json" || RC=$?
 check "fit from the trace succeeds" eq "$RC" 0
 check "and gives the same fit" eq "$(jq -S -c . "$T_DIR/fit2.json")" "$(jq -S -c . "$T_DIR/fit.json")"
 
+# Released decisions: the dialer made all but one of its moments here, so
+# the contacted ones are the model's choice. A trace in which it made only
+# the oldest of those that did not convert (the rest released: a call
+# centre short of agents) is the channel's choice, and the fit says so.
+check "the released decisions are counted, at most the released records" \
+    jq -e --argjson u "$(cut -f3 "$T_DIR/trace.tsv" | grep -c '^u' || true)" '.decisions.released <= $u and .channel_chose == false' "$T_DIR/fit.json"
+check "no warning about the channel's choice" bash -c "! $FIT --from-trace '$T_DIR/trace.tsv' | grep -q 'channel.s choice'"
+awk -F'\t' -v OFS='\t' 'NR == FNR { if ($3 ~ /^t0/) { split($2, k, ":"); if (min == "" || k[3] + 0 < min + 0) min = k[3] } next }
+    $3 ~ /^t0/ { split($2, k, ":"); if (k[3] != min) $3 = "u" substr($3, 2) } { print }' "$T_DIR/trace.tsv" "$T_DIR/trace.tsv" >"$T_DIR/chosen.tsv"
+$FIT --from-trace "$T_DIR/chosen.tsv" --json >"$T_DIR/chosen.json"
+log "$(jq -c .decisions "$T_DIR/chosen.json")"
+check "a dialer that made fewer than half of its moments: more released than contacted" \
+    jq -e '.decisions.released > .decisions.contacted and .channel_chose == true' "$T_DIR/chosen.json"
+check "and the fit warns that the contacted ones are the channel's choice" \
+    bash -c "$FIT --from-trace '$T_DIR/chosen.tsv' | grep -q '^warning: the channels made [0-9]* of the [0-9]* moments sent to them'"
+
 # Bad input: a clear error, exit 2, nothing written.
 printf 'c1\tq:prepay_wallet:1\tzz\n' >"$T_DIR/bad.tsv"
 set +e

@@ -151,6 +151,13 @@ for p in fixed adaptive; do
     check "$p: the fitted model then decided live, under a version of its own" \
         jq -e "[.live_models.$p[].version] as \$v | (\$v | length) == 2 and (\$v[1] | test(\"^bill_instalment-fit-\"))" "$T_DIR/fit.json"
 done
+# The small scenario's call centre (8 calls a day) makes about half of the
+# moments (the rest go back not_called): the fit says its decisions were
+# the channel's choice, in the JSON and in the text.
+check "a call centre short of agents: the fit learnt from the channel's choice" \
+    jq -e '.fit.fixed.channel_chose == true and .fit.adaptive.channel_chose == true' "$T_DIR/fit.json"
+sim "$SC" --seed 7 --fit-after 100 >"$T_DIR/fit.txt"
+check "... which the text says" grep -q 'call centre made fewer than half of the moments the last fit learnt from' "$T_DIR/fit.txt"
 check "the hand model decided less of the run than without the fit" \
     test "$(jq '.live_models.fixed[0].quality.decisions' "$T_DIR/fit.json")" -lt "$(jq '.live_models.fixed[0].quality.decisions' "$T_DIR/a.json")"
 sim "$SC" --seed 7 --fit-after 100 --prior zero --l2 10 --json >"$T_DIR/fit-zero.json"
