@@ -128,6 +128,9 @@ static int collect(void *ctx, story_topic t, const char *key, const char *json, 
     return 0;
 }
 
+/* Customer c's key, as the store names it. */
+static void customer_key(const bench *b, long c, char *out, size_t n) { snprintf(out, n, "md:{%s}", b->people[c].id); }
+
 static void field_into_state(void *ctx, const char *f, size_t fl, const char *v, size_t vl) { md_cstate_load_field(ctx, f, fl, v, vl); }
 
 /* ops without what goes to the outbox: what Redis's hash holds after it. */
@@ -148,7 +151,7 @@ static int run_batch(bench *b, size_t from, size_t to, md_ops *scratch) {
         long c = b->msgs[i].customer;
         if (!b->slot_of[c]) {
             b->slot_customer[n_cust] = c;
-            snprintf(b->keys[n_cust], sizeof(b->keys[0]), "md:{%s}", b->people[c].id);
+            customer_key(b, c, b->keys[n_cust], sizeof(b->keys[0]));
             b->key_ptr[n_cust] = b->keys[n_cust];
             b->decoded[n_cust] = false;
             b->slot_of[c] = (long)++n_cust;
@@ -259,7 +262,7 @@ static int decoded_states(bench *b, const md_codes *codes, long n) {
     for (long k = 0; k < n; k++) {
         long c = (long)(((uint64_t)k * 37) % (uint64_t)b->customers);
         char key[sizeof(b->keys[0])];
-        snprintf(key, sizeof(key), "md:{%s}", b->people[c].id);
+        customer_key(b, c, key, sizeof(key));
         if (!(kept[k] = md_cstate_new(b->cfg))) return 1;
         md_cstate_set_codes(kept[k], codes);
         md_cstate_set_customer(kept[k], b->people[c].id);

@@ -500,13 +500,6 @@ size_t md_fit_predict(const md_fit_set *fs, const md_fit_model *m, int64_t from_
     return n;
 }
 
-bool md_fit_evaluate(md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int64_t as_of_ms, md_model_quality *q) {
-    double *p = malloc((fs->n + 1) * sizeof(double)), *y = malloc((fs->n + 1) * sizeof(double));
-    bool ok = p && y && md_model_quality_of(p, y, md_fit_predict(fs, m, from_ms, INT64_MAX, as_of_ms, p, y), 200, q);
-    free(p);
-    free(y);
-    return ok;
-}
 
 /* ------------------------------------------------------------------------- */
 /* The candidate configuration                                                */

@@ -72,9 +72,6 @@ typedef struct md_fit_params {
 
 bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *out, char *err, size_t errsz);
 
-/* The quality of model m on the contacted decisions made at or after from_ms
- * whose labels are final by as_of_ms (the simulator's evaluation). */
-bool md_fit_evaluate(md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int64_t as_of_ms, md_model_quality *q);
 /* Whether the channels made fewer than half of the moments sent to them
  * (released > contacted): the contacted decisions are then the channel's
  * choice, not the model's, and a model fitted on them learns that choice.
@@ -86,7 +83,8 @@ size_t md_fit_set_size(const md_fit_set *fs);
 /* Writes model m's p and the label (0 or 1) of each contacted decision made
  * in [from_ms, to_ms) whose label is final by as_of_ms to p[k] and y[k];
  * returns how many. Several models' periods pooled this way measure each
- * decision by the model that made it (the simulator's --refit-every). */
+ * decision by the model that made it (the simulator's evaluation of
+ * --fit-after and --refit-every). */
 size_t md_fit_predict(const md_fit_set *fs, const md_fit_model *m, int64_t from_ms, int64_t to_ms, int64_t as_of_ms, double *p, double *y);
 
 /* Writes config_path's configuration with the campaign's model, threshold and

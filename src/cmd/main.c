@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <valkey/valkey.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -676,6 +677,17 @@ static int cmd_pause(const char *path, const char *campaign, bool paused) {
     return rc;
 }
 
+/* An option's whole number, within lo..hi: true with *out set, or true and
+ * *out left as it is when the option was not given (text NULL). */
+static bool whole_option(const char *text, long long lo, long long hi, long long *out) {
+    if (!text) return true;
+    char *end;
+    long long v = strtoll(text, &end, 10);
+    if (!*text || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         print_usage(stderr);
@@ -834,29 +846,18 @@ int main(int argc, char **argv) {
             fprintf(stderr, "momentd: simulate needs --scenario FILE and a non-negative integer --seed\n");
             return 2;
         }
-        long long fa = 0;
-        if (fit_after) {
-            fa = strtoll(fit_after, &end, 10);
-            if (!*fit_after || *end || fa <= 0) {
-                fprintf(stderr, "momentd: simulate --fit-after needs a positive number of days\n");
-                return 2;
-            }
+        long long fa = 0, re = 0, pf = 1;
+        if (!whole_option(fit_after, 1, LLONG_MAX, &fa)) {
+            fprintf(stderr, "momentd: simulate --fit-after needs a positive number of days\n");
+            return 2;
         }
-        long long re = 0;
-        if (refit_every) {
-            re = strtoll(refit_every, &end, 10);
-            if (!*refit_every || *end || re < 1 || re > 3650) {
-                fprintf(stderr, "momentd: simulate --refit-every needs a whole number of days from 1 to 3650\n");
-                return 2;
-            }
+        if (!whole_option(refit_every, 1, 3650, &re)) {
+            fprintf(stderr, "momentd: simulate --refit-every needs a whole number of days from 1 to 3650\n");
+            return 2;
         }
-        long long pf = 1;
-        if (population) {
-            pf = strtoll(population, &end, 10);
-            if (!*population || *end || pf < 1 || pf > MD_SIM_MAX_POPULATION_FACTOR) {
-                fprintf(stderr, "momentd: simulate --population-factor needs a whole number from 1 to %d\n", MD_SIM_MAX_POPULATION_FACTOR);
-                return 2;
-            }
+        if (!whole_option(population, 1, MD_SIM_MAX_POPULATION_FACTOR, &pf)) {
+            fprintf(stderr, "momentd: simulate --population-factor needs a whole number from 1 to %d\n", MD_SIM_MAX_POPULATION_FACTOR);
+            return 2;
         }
         /* --ceiling GAP[:BAR]: days, and yuan a call must be worth. */
         long long cgap = 0;

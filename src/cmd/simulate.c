@@ -111,7 +111,6 @@ typedef struct fit_period {
  * fitted models' quality on the contacted decisions made after the first,
  * each decision scored by the fitted model that made it. */
 typedef struct fit_report {
-    bool done;
     size_t trained_on;                /* by the last fit */
     bool channel_chose;               /* ... whose contacted decisions were the channel's choice (md_fit_channel_chose) */
     double threshold_before, threshold_after; /* the hand model's; the last fit's */
@@ -425,17 +424,17 @@ static md_fit_set *collect_decisions(const md_config *cfg, md_store *store, char
  * operator running momentd fit on the live configuration would; writes the
  * candidate next to nothing the user owns (a temporary file), then loads
  * it. NULL on failure, err set. */
-static md_config *fit_now(sim *s, int pol, const md_config *in_use, const char *cfg_path, md_store *store, md_fit_outcome *fo, char *err,
-                          size_t errsz) {
+static md_config *fit_now(sim *s, int pol, const md_config *in_use, const char *cfg_path, md_store *store, char *err, size_t errsz) {
     fit_report *f = &s->fit[pol];
     fit_period *grown = realloc(f->periods, (f->n_periods + 1) * sizeof(*grown));
-    if (!grown) {
-        snprintf(err, errsz, "out of memory");
+    md_fit_outcome *fo = calloc(1, sizeof(*fo)); /* a few kB: the models and their quality */
+    if (grown) f->periods = grown;
+    md_fit_set *fs = grown && fo ? collect_decisions(in_use, store, err, errsz) : NULL;
+    if (!fs) {
+        if (!grown || !fo) snprintf(err, errsz, "out of memory");
+        free(fo);
         return NULL;
     }
-    f->periods = grown;
-    md_fit_set *fs = collect_decisions(in_use, store, err, errsz);
-    if (!fs) return NULL;
     md_fit_params pp = {0, T0_MS + s->day * DAY_MS, s->fit_l2, s->fit_prior_hand};
     md_config *fitted = NULL;
     char tmp[] = "/tmp/momentd-sim-fit-XXXXXX";
@@ -448,17 +447,17 @@ static md_config *fit_now(sim *s, int pol, const md_config *in_use, const char *
         snprintf(err, errsz, "cannot create %s", tmp);
     }
     if (fitted) {
-        if (!f->done) { /* the first fit: the model in use is the configuration's */
+        if (f->n_periods == 0) { /* the first fit: the model in use is the configuration's */
             f->hand = fo->hand;
             f->threshold_before = in_use->campaigns[0].threshold;
         }
-        f->done = true;
         f->trained_on = fo->treated;
         f->channel_chose = md_fit_channel_chose(fo);
         f->threshold_after = fo->threshold;
         f->periods[f->n_periods++] = (fit_period){s->day, fo->fitted};
     }
     md_fit_set_destroy(fs);
+    free(fo);
     return fitted;
 }
 
@@ -491,6 +490,13 @@ static int read_live_quality(sim *s, int pol, const md_config *cfg, md_store *st
     return 0;
 }
 
+/* Whether today is --fit-after's day or a --refit-every day after it. */
+static bool fit_due(const sim *s) {
+    if (s->fit_after_days <= 0 || s->day < s->fit_after_days) return false;
+    int64_t since = s->day - s->fit_after_days;
+    return since == 0 || (s->refit_every_days > 0 && since % s->refit_every_days == 0);
+}
+
 static int evaluate_fit(sim *s, int pol, const md_config *cfg, md_store *store, char *err, size_t errsz) {
     fit_report *f = &s->fit[pol];
     md_fit_set *fs = collect_decisions(cfg, store, err, errsz);
@@ -498,9 +504,10 @@ static int evaluate_fit(sim *s, int pol, const md_config *cfg, md_store *store, 
     int64_t from = T0_MS + s->fit_after_days * DAY_MS, as_of = T0_MS + s->sc->days * DAY_MS;
     size_t room = md_fit_set_size(fs) + 1, n = 0;
     double *p = malloc(room * sizeof(double)), *y = malloc(room * sizeof(double));
-    bool ok = p && y && md_fit_evaluate(fs, &f->hand, from, as_of, &f->hand_quality);
-    /* Each decision by the model in use when it was made: the fitted
-     * model's p is what the engine decided on (and recorded) then. */
+    /* The hand weights on every decision since the first fit; then each
+     * decision by the fit in use when it was made: its p is what the engine
+     * decided on (and recorded) then. */
+    bool ok = p && y && md_model_quality_of(p, y, md_fit_predict(fs, &f->hand, from, INT64_MAX, as_of, p, y), 200, &f->hand_quality);
     for (size_t k = 0; ok && k < f->n_periods; k++) {
         int64_t to = k + 1 < f->n_periods ? T0_MS + f->periods[k + 1].from_day * DAY_MS : INT64_MAX;
         n += md_fit_predict(fs, &f->periods[k].model, T0_MS + f->periods[k].from_day * DAY_MS, to, as_of, p + n, y + n);
@@ -522,7 +529,6 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
     md_store *store = NULL;
     md_config *warm = NULL; /* the warm-up's copy (see below) */
     md_config *fitted = NULL; /* --fit-after: the configuration with the fitted model */
-    md_fit_outcome *fo = NULL;
     md_batch *dr = NULL;
     int camp = -1;
     for (size_t k = 0; k < cfg->n_campaigns; k++)
@@ -573,16 +579,11 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
                 goto out;
             }
         }
-        if (s->fit_after_days > 0 && s->day >= s->fit_after_days &&
-            (s->day == s->fit_after_days || (s->refit_every_days > 0 && (s->day - s->fit_after_days) % s->refit_every_days == 0))) {
+        if (fit_due(s)) {
             /* The model is fitted on what this policy recorded so far and
              * the rest of the run (or the days to the next refit) uses it,
              * as an operator would deploy it. */
-            if (!fo && !(fo = calloc(1, sizeof(*fo)))) {
-                snprintf(err, errsz, "out of memory");
-                goto out;
-            }
-            md_config *next = fit_now(s, pol, fitted ? fitted : cfg, cfg_path, store, fo, err, errsz);
+            md_config *next = fit_now(s, pol, fitted ? fitted : cfg, cfg_path, store, err, errsz);
             if (!next) goto out;
             md_batch_destroy(dr);
             dr = NULL;
@@ -686,7 +687,7 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
         if (calls > st->max_calls_in_a_day) st->max_calls_in_a_day = calls;
         if (md_batch_run(dr, 0, err, errsz)) goto out;
     }
-    if (fo && evaluate_fit(s, pol, cfg, store, err, errsz)) goto out;
+    if (s->fit[pol].n_periods > 0 && evaluate_fit(s, pol, cfg, store, err, errsz)) goto out;
     if (read_live_quality(s, pol, cfg, store, err, errsz)) goto out;
     rc = 0;
 out:
@@ -700,7 +701,6 @@ out:
     md_config_destroy(fitted);
     md_config_destroy(cfg);
     s->cfg = NULL;
-    free(fo);
     return rc;
 }
 
@@ -954,7 +954,7 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
     fputc('\n', out);
     for (int p = POL_FIXED; p < POL_COUNT; p++) {
         const fit_report *f = &s->fit[p];
-        if (!f->done) continue;
+        if (f->n_periods == 0) continue; /* not fitted */
         bool refitted = f->n_periods > 1;
         fprintf(out, "%s: model fitted on day %" PRId64, pol_labels[p], s->fit_after_days);
         if (refitted) fprintf(out, " and every %" PRId64 " days after, %zu fits, the last", s->refit_every_days, f->n_periods);
