@@ -26,7 +26,7 @@ check "the moment topics hold them" ge "$TOTAL" "${NOW_MOMENTS:-1}"
 ANSWERED=$(sed -n 's/^  and the dialer and the pusher answered \([0-9]*\) moments with \([0-9]*\) outcomes.*/\1 \2/p' "$T_DIR/demo.out")
 check "the history's moments are answered by the dialer and the pusher, two outcomes each" \
     awk -v a="${ANSWERED% *}" -v o="${ANSWERED#* }" 'BEGIN {exit !(a != "" && o == 2 * a)}'
-check "one moment is explained" grep -q '^== why was c[0-9]* called? (momentd explain' "$T_DIR/demo.out"
+check "one moment is explained" grep -q '^== why was c[0-9]* contacted ([a-z_]*)? (momentd explain' "$T_DIR/demo.out"
 check "the three malformed messages are dead letters, with their reasons" \
     test "$(grep -c '^  momentd.reason=' "$T_DIR/demo.out")" -eq 3
 check "the report follows" grep -q '^== the funnel and the uplift over the holdout group' "$T_DIR/demo.out"
