@@ -101,10 +101,14 @@ typedef struct queued {
  * to 31 fits (--refit-every). */
 #define SIM_LIVE_MODELS 32
 
-/* A fitted model and the day it went live (--fit-after, --refit-every). */
+/* A fitted model and the day it went live (--fit-after, --refit-every);
+ * recal: a monotone map of its p onto the outcomes of the decisions it was
+ * fitted on (md_recalibration_fit), a diagnostic: how much of its
+ * calibration error after the fit a bend in p would explain. */
 typedef struct fit_period {
     int64_t from_day;
     md_fit_model model;
+    md_recalibration recal;
 } fit_period;
 
 /* The --fit-after loop of one engine policy: the fits, and the hand and
@@ -118,6 +122,7 @@ typedef struct fit_report {
     fit_period *periods;              /* one per fit, in order */
     size_t n_periods;
     md_model_quality hand_quality, fitted;
+    md_model_quality recalibrated; /* fitted, each decision's p through its fit's recal */
 } fit_report;
 
 typedef struct sim {
@@ -424,6 +429,17 @@ static md_fit_set *collect_decisions(const md_config *cfg, md_store *store, char
  * operator running momentd fit on the live configuration would; writes the
  * candidate next to nothing the user owns (a temporary file), then loads
  * it. NULL on failure, err set. */
+/* The diagnostic map of model m's p onto the outcomes of the contacted
+ * decisions it was fitted on (those whose labels were final at as_of_ms). */
+static bool recalibration_of(const md_fit_set *fs, const md_fit_model *m, int64_t as_of_ms, md_recalibration *r) {
+    size_t room = md_fit_set_size(fs) + 1;
+    double *p = malloc(room * sizeof(double)), *y = malloc(room * sizeof(double));
+    bool ok = p && y && md_recalibration_fit(p, y, md_fit_predict(fs, m, 0, as_of_ms, as_of_ms, p, y), r);
+    free(p);
+    free(y);
+    return ok;
+}
+
 static md_config *fit_now(sim *s, int pol, const md_config *in_use, const char *cfg_path, md_store *store, char *err, size_t errsz) {
     fit_report *f = &s->fit[pol];
     fit_period *grown = realloc(f->periods, (f->n_periods + 1) * sizeof(*grown));
@@ -454,7 +470,13 @@ static md_config *fit_now(sim *s, int pol, const md_config *in_use, const char *
         f->trained_on = fo->treated;
         f->channel_chose = md_fit_channel_chose(fo);
         f->threshold_after = fo->threshold;
-        f->periods[f->n_periods++] = (fit_period){s->day, fo->fitted};
+        fit_period *fp = &f->periods[f->n_periods++];
+        *fp = (fit_period){.from_day = s->day, .model = fo->fitted};
+        if (!recalibration_of(fs, &fo->fitted, T0_MS + s->day * DAY_MS, &fp->recal)) {
+            snprintf(err, errsz, "out of memory");
+            md_config_destroy(fitted);
+            fitted = NULL;
+        }
     }
     md_fit_set_destroy(fs);
     free(fo);
@@ -503,16 +525,19 @@ static int evaluate_fit(sim *s, int pol, const md_config *cfg, md_store *store, 
     if (!fs) return 1;
     int64_t from = T0_MS + s->fit_after_days * DAY_MS, as_of = T0_MS + s->sc->days * DAY_MS;
     size_t room = md_fit_set_size(fs) + 1, n = 0;
-    double *p = malloc(room * sizeof(double)), *y = malloc(room * sizeof(double));
+    double *p = malloc(room * sizeof(double)), *y = malloc(room * sizeof(double)), *mapped = malloc(room * sizeof(double));
     /* The hand weights on every decision since the first fit; then each
      * decision by the fit in use when it was made: its p is what the engine
      * decided on (and recorded) then. */
-    bool ok = p && y && md_model_quality_of(p, y, md_fit_predict(fs, &f->hand, from, INT64_MAX, as_of, p, y), 200, &f->hand_quality);
+    bool ok = p && y && mapped && md_model_quality_of(p, y, md_fit_predict(fs, &f->hand, from, INT64_MAX, as_of, p, y), 200, &f->hand_quality);
     for (size_t k = 0; ok && k < f->n_periods; k++) {
         int64_t to = k + 1 < f->n_periods ? T0_MS + f->periods[k + 1].from_day * DAY_MS : INT64_MAX;
-        n += md_fit_predict(fs, &f->periods[k].model, T0_MS + f->periods[k].from_day * DAY_MS, to, as_of, p + n, y + n);
+        size_t added = md_fit_predict(fs, &f->periods[k].model, T0_MS + f->periods[k].from_day * DAY_MS, to, as_of, p + n, y + n);
+        for (size_t i = n; i < n + added; i++) mapped[i] = md_recalibration_apply(&f->periods[k].recal, p[i]);
+        n += added;
     }
-    ok = ok && md_model_quality_of(p, y, n, 200, &f->fitted);
+    ok = ok && md_model_quality_of(p, y, n, 200, &f->fitted) && md_model_quality_of(mapped, y, n, 200, &f->recalibrated);
+    free(mapped);
     free(p);
     free(y);
     md_fit_set_destroy(fs);
@@ -969,6 +994,10 @@ static void print_text(const sim *s, const churn *ch, FILE *out) {
                 f->threshold_before, f->threshold_after, f->fitted.n, refitted ? ", each by the fit in use when it was made" : "",
                 f->hand_quality.auc, f->fitted.auc, f->hand_quality.max_calibration_error * 100, f->fitted.max_calibration_error * 100,
                 f->fitted.bins_counted, f->fitted.max_calibration_z);
+        fprintf(out,
+                "%s: the same decisions, each fit's p through a monotone map of the outcomes it was fitted on (a diagnostic: how much of "
+                "the error a bend in p explains): calibration error %.1f pp (%.1f standard errors), AUC %.3f\n",
+                pol_labels[p], f->recalibrated.max_calibration_error * 100, f->recalibrated.max_calibration_z, f->recalibrated.auc);
         if (f->channel_chose)
             fprintf(out, "%s: the call centre made fewer than half of the moments the last fit learnt from: they were its choice, not the model's\n",
                     pol_labels[p]);
@@ -1053,6 +1082,17 @@ static void json_fit(md_jsonw *w, const sim *s) {
         md_jsonw_kint(w, "conversions", (int64_t)f->fitted.positives);
         md_fit_json_quality(w, "hand", &f->hand_quality);
         md_fit_json_quality(w, "fitted", &f->fitted);
+        md_fit_json_quality(w, "recalibrated", &f->recalibrated);
+        md_jsonw_key(w, "recalibration"); /* the last fit's map */
+        md_jsonw_arr_open(w);
+        const md_recalibration *r = f->n_periods ? &f->periods[f->n_periods - 1].recal : NULL;
+        for (int k = 0; r && k < r->n; k++) {
+            md_jsonw_obj_open(w);
+            md_jsonw_knum(w, "p", r->p[k]);
+            md_jsonw_knum(w, "rate", r->rate[k]);
+            md_jsonw_obj_close(w);
+        }
+        md_jsonw_arr_close(w);
         md_jsonw_obj_close(w);
     }
     md_jsonw_obj_close(w);

@@ -292,3 +292,47 @@ void md_model_quality_binned(const double *p, const double *n, const double *pos
     }
     judge_bins(q, min_bin);
 }
+
+bool md_recalibration_fit(const double *p, const double *y, size_t n, md_recalibration *r) {
+    memset(r, 0, sizeof(*r));
+    if (n == 0) return true;
+    scored *s = malloc(n * sizeof(*s));
+    if (!s) return false;
+    for (size_t i = 0; i < n; i++) s[i] = (scored){p[i], y[i] > 0.5 ? 1 : 0};
+    qsort(s, n, sizeof(*s), by_p);
+    double weight[MD_RECAL_BINS];
+    for (int b = 0; b < MD_RECAL_BINS; b++) {
+        size_t lo = n * (size_t)b / MD_RECAL_BINS, hi = n * (size_t)(b + 1) / MD_RECAL_BINS;
+        if (hi == lo) continue; /* fewer decisions than groups */
+        double sp = 0, sy = 0;
+        for (size_t i = lo; i < hi; i++) {
+            sp += s[i].p;
+            sy += s[i].y;
+        }
+        int k = r->n++;
+        weight[k] = (double)(hi - lo);
+        r->p[k] = sp / weight[k];
+        r->rate[k] = sy / weight[k];
+        /* Pool the new group into the one before while it converts less
+         * (and again, as long as the pooled one does). */
+        while (k > 0 && r->rate[k - 1] > r->rate[k]) {
+            double w = weight[k - 1] + weight[k];
+            r->p[k - 1] = (r->p[k - 1] * weight[k - 1] + r->p[k] * weight[k]) / w;
+            r->rate[k - 1] = (r->rate[k - 1] * weight[k - 1] + r->rate[k] * weight[k]) / w;
+            weight[k - 1] = w;
+            k = --r->n - 1;
+        }
+    }
+    free(s);
+    return true;
+}
+
+double md_recalibration_apply(const md_recalibration *r, double p) {
+    if (r->n == 0) return p;
+    if (p <= r->p[0]) return r->rate[0];
+    if (p >= r->p[r->n - 1]) return r->rate[r->n - 1];
+    int k = 0;
+    while (p > r->p[k + 1]) k++;
+    double span = r->p[k + 1] - r->p[k];
+    return span > 0 ? r->rate[k] + (p - r->p[k]) * (r->rate[k + 1] - r->rate[k]) / span : r->rate[k + 1];
+}

@@ -90,4 +90,27 @@ bool md_model_quality_of(const double *p, const double *y, size_t n, size_t min_
 void md_model_quality_binned(const double *p, const double *n, const double *pos, size_t nb, size_t min_bin, md_model_quality *q,
                              int *decile_of);
 
+/* A monotone map of predicted probabilities onto observed rates, fitted on
+ * decisions whose outcomes are known: the decisions in order of p, in
+ * MD_RECAL_BINS groups of equal count, each group at its mean p and its
+ * observed rate, neighbours pooled (by their counts) wherever a rate falls
+ * below the one before (pool adjacent violators: isotonic regression on the
+ * groups). What a score that bends against its features would need to say
+ * what it means, without changing whom it ranks first. */
+#define MD_RECAL_BINS 10
+typedef struct md_recalibration {
+    int n; /* points, 1 to MD_RECAL_BINS after pooling; 0: no decisions */
+    double p[MD_RECAL_BINS];    /* ascending */
+    double rate[MD_RECAL_BINS]; /* non-decreasing */
+} md_recalibration;
+
+/* Fits r to n predictions p[i] with outcomes y[i] (0/1). Returns false when
+ * out of memory (r->n then 0). */
+bool md_recalibration_fit(const double *p, const double *y, size_t n, md_recalibration *r);
+
+/* p through the map: linear between its points, the end points' rates
+ * beyond them (a map fitted on p from 0.2 to 0.3 says nothing of 0.5); p
+ * itself when the map has no point. */
+double md_recalibration_apply(const md_recalibration *r, double p);
+
 #endif

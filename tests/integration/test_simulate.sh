@@ -148,6 +148,17 @@ check "--fit-after: fitted with momentd fit's default penalty" jq -e '.fit.after
 for p in fixed adaptive; do
     check "$p: fitted on its contacted decisions, measured on those after the fit" \
         jq -e ".fit.$p.trained_on > 0 and .fit.$p.fitted.decisions > 0 and .fit.$p.fitted.decisions == .fit.$p.hand.decisions" "$T_DIR/fit.json"
+    # The diagnostic map: the fit's p onto its training decisions' outcomes,
+    # monotone; the decisions after the fit through it.
+    check "$p: the recalibration map rises with p, on the fit's own outcomes" \
+        jq -e ".fit.$p.recalibration as \$m | (\$m | length) >= 1 and (\$m | length) <= 10 and
+               ([range(1; \$m | length) | \$m[.].p > \$m[. - 1].p and \$m[.].rate >= \$m[. - 1].rate] | all) and
+               ([\$m[].rate | . >= 0 and . <= 1] | all)" "$T_DIR/fit.json"
+    check "$p: the decisions after the fit, recalibrated: the same decisions, predicted within the map's rates, not as fitted" \
+        jq -e ".fit.$p.recalibration as \$m | .fit.$p.recalibrated as \$r |
+               \$r.decisions == .fit.$p.fitted.decisions and \$r.conversions == .fit.$p.fitted.conversions and
+               ([\$r.reliability[] | select(.decisions > 0) | .predicted >= \$m[0].rate - 1e-6 and .predicted <= \$m[-1].rate + 1e-6] | all) and
+               ([\$r.reliability[].predicted] != [.fit.$p.fitted.reliability[].predicted])" "$T_DIR/fit.json"
     check "$p: the fitted model then decided live, under a version of its own" \
         jq -e "[.live_models.$p[].version] as \$v | (\$v | length) == 2 and (\$v[1] | test(\"^bill_instalment-fit-\"))" "$T_DIR/fit.json"
 done
@@ -158,6 +169,7 @@ check "a call centre short of agents: the fit learnt from the channel's choice" 
     jq -e '.fit.fixed.channel_chose == true and .fit.adaptive.channel_chose == true' "$T_DIR/fit.json"
 sim "$SC" --seed 7 --fit-after 100 >"$T_DIR/fit.txt"
 check "... which the text says" grep -q 'call centre made fewer than half of the moments the last fit learnt from' "$T_DIR/fit.txt"
+check "and the text gives the recalibrated error" grep -q "^momentd adaptive: the same decisions, each fit's p through a monotone map" "$T_DIR/fit.txt"
 check "the hand model decided less of the run than without the fit" \
     test "$(jq '.live_models.fixed[0].quality.decisions' "$T_DIR/fit.json")" -lt "$(jq '.live_models.fixed[0].quality.decisions' "$T_DIR/a.json")"
 sim "$SC" --seed 7 --fit-after 100 --prior zero --l2 10 --json >"$T_DIR/fit-zero.json"
