@@ -423,12 +423,6 @@ static md_fit_set *collect_decisions(const md_config *cfg, md_store *store, char
     return fs;
 }
 
-/* --fit-after (and each --refit-every): fits the campaign on every decision
- * recorded so far (labels final as of now), pulled towards the model in use
- * (in_use: the hand weights at the first fit, the last fit's after), as an
- * operator running momentd fit on the live configuration would; writes the
- * candidate next to nothing the user owns (a temporary file), then loads
- * it. NULL on failure, err set. */
 /* The diagnostic map of model m's p onto the outcomes of the contacted
  * decisions it was fitted on (those whose labels were final at as_of_ms). */
 static bool recalibration_of(const md_fit_set *fs, const md_fit_model *m, int64_t as_of_ms, md_recalibration *r) {
@@ -440,6 +434,12 @@ static bool recalibration_of(const md_fit_set *fs, const md_fit_model *m, int64_
     return ok;
 }
 
+/* --fit-after (and each --refit-every): fits the campaign on every decision
+ * recorded so far (labels final as of now), pulled towards the model in use
+ * (in_use: the hand weights at the first fit, the last fit's after), as an
+ * operator running momentd fit on the live configuration would; writes the
+ * candidate next to nothing the user owns (a temporary file), then loads
+ * it. NULL on failure, err set. */
 static md_config *fit_now(sim *s, int pol, const md_config *in_use, const char *cfg_path, md_store *store, char *err, size_t errsz) {
     fit_report *f = &s->fit[pol];
     fit_period *grown = realloc(f->periods, (f->n_periods + 1) * sizeof(*grown));
