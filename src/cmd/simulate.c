@@ -470,9 +470,10 @@ static md_config *fit_now(sim *s, int pol, const md_config *in_use, const char *
         f->trained_on = fo->treated;
         f->channel_chose = md_fit_channel_chose(fo);
         f->threshold_after = fo->threshold;
-        fit_period *fp = &f->periods[f->n_periods++];
-        *fp = (fit_period){.from_day = s->day, .model = fo->fitted};
-        if (!recalibration_of(fs, &fo->fitted, T0_MS + s->day * DAY_MS, &fp->recal)) {
+        fit_period period = {.from_day = s->day, .model = fo->fitted};
+        if (recalibration_of(fs, &fo->fitted, T0_MS + s->day * DAY_MS, &period.recal)) {
+            f->periods[f->n_periods++] = period;
+        } else {
             snprintf(err, errsz, "out of memory");
             md_config_destroy(fitted);
             fitted = NULL;

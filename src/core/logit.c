@@ -293,26 +293,19 @@ void md_model_quality_binned(const double *p, const double *n, const double *pos
     judge_bins(q, min_bin);
 }
 
+/* The groups are md_model_quality_of's deciles (the same order and
+ * bounds), pooled here. */
 bool md_recalibration_fit(const double *p, const double *y, size_t n, md_recalibration *r) {
     memset(r, 0, sizeof(*r));
-    if (n == 0) return true;
-    scored *s = malloc(n * sizeof(*s));
-    if (!s) return false;
-    for (size_t i = 0; i < n; i++) s[i] = (scored){p[i], y[i] > 0.5 ? 1 : 0};
-    qsort(s, n, sizeof(*s), by_p);
+    md_model_quality q;
+    if (!md_model_quality_of(p, y, n, 0, &q)) return false;
     double weight[MD_RECAL_BINS];
-    for (int b = 0; b < MD_RECAL_BINS; b++) {
-        size_t lo = n * (size_t)b / MD_RECAL_BINS, hi = n * (size_t)(b + 1) / MD_RECAL_BINS;
-        if (hi == lo) continue; /* fewer decisions than groups */
-        double sp = 0, sy = 0;
-        for (size_t i = lo; i < hi; i++) {
-            sp += s[i].p;
-            sy += s[i].y;
-        }
+    for (int b = 0; b < MD_QUALITY_BINS; b++) {
+        if (q.bins[b].n == 0) continue; /* fewer decisions than groups */
         int k = r->n++;
-        weight[k] = (double)(hi - lo);
-        r->p[k] = sp / weight[k];
-        r->rate[k] = sy / weight[k];
+        weight[k] = (double)q.bins[b].n;
+        r->p[k] = q.bins[b].mean_p;
+        r->rate[k] = q.bins[b].observed;
         /* Pool the new group into the one before while it converts less
          * (and again, as long as the pooled one does). */
         while (k > 0 && r->rate[k - 1] > r->rate[k]) {
@@ -323,7 +316,6 @@ bool md_recalibration_fit(const double *p, const double *y, size_t n, md_recalib
             k = --r->n - 1;
         }
     }
-    free(s);
     return true;
 }
 

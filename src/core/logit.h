@@ -97,7 +97,7 @@ void md_model_quality_binned(const double *p, const double *n, const double *pos
  * below the one before (pool adjacent violators: isotonic regression on the
  * groups). What a score that bends against its features would need to say
  * what it means, without changing whom it ranks first. */
-#define MD_RECAL_BINS 10
+#define MD_RECAL_BINS MD_QUALITY_BINS
 typedef struct md_recalibration {
     int n; /* points, 1 to MD_RECAL_BINS after pooling; 0: no decisions */
     double p[MD_RECAL_BINS];    /* ascending */
