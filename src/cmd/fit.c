@@ -109,12 +109,31 @@ static void add_field(void *ctx, const char *customer, const char *field, size_t
     fs->n_values += d.n_values;
 }
 
+/* Customer, then time, then what the decision was: a set is in this order
+ * once read, whatever order Redis's scan or the trace gave, so that the
+ * fit, the control rows' neighbours (contacted_near) and the deciles of
+ * tied predictions do not depend on it. */
+static int by_customer_time(const void *a, const void *b) {
+    const drow *x = a, *y = b;
+    int c = strcmp(x->customer, y->customer);
+    if (c) return c;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    if (x->kind != y->kind) return x->kind < y->kind ? -1 : 1;
+    if (x->converted != y->converted) return x->converted ? 1 : -1;
+    return x->schema < y->schema ? -1 : x->schema > y->schema;
+}
+
+static void sort_rows(md_fit_set *fs) {
+    if (fs->n) qsort(fs->rows, fs->n, sizeof(drow), by_customer_time);
+}
+
 md_err md_fit_set_from_store(md_fit_set *fs, md_store *store, char *err, size_t errsz) {
     md_err e = md_store_scan_customers(store, add_field, fs, err, errsz);
     if (e == MD_ERR_OK && fs->oom) {
         snprintf(err, errsz, "out of memory");
         return MD_ERR_NOMEM;
     }
+    sort_rows(fs);
     return e;
 }
 
@@ -144,6 +163,7 @@ bool md_fit_set_from_trace(md_fit_set *fs, FILE *in, char *err, size_t errsz) {
         snprintf(err, errsz, "out of memory");
         ok = false;
     }
+    if (ok) sort_rows(fs);
     return ok;
 }
 
@@ -234,14 +254,7 @@ static size_t static_column(const md_cfg_model *cm, size_t s) {
 /* ------------------------------------------------------------------------- */
 /* Fitting                                                                    */
 
-static int by_customer_time(const void *a, const void *b) {
-    const drow *x = a, *y = b;
-    int c = strcmp(x->customer, y->customer);
-    if (c) return c;
-    return x->ts < y->ts ? -1 : x->ts > y->ts;
-}
-
-/* Row i of the sorted rows was not contacted, and no contact of the campaign
+/* Row i of the rows (in by_customer_time's order) was not contacted, and no contact of the campaign
  * came within the attribution window before or after it: a clean control. */
 static bool contacted_near(const md_fit_set *fs, size_t i, int64_t window) {
     const drow *r = &fs->rows[i];
@@ -397,7 +410,6 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *o, char
         return false;
     }
     hand_model(cm, &o->hand);
-    if (fs->n) qsort(fs->rows, fs->n, sizeof(drow), by_customer_time);
     o->decisions = fs->n;
     int64_t newest = 0;
     for (size_t i = 0; i < fs->n; i++)
@@ -499,7 +511,6 @@ size_t md_fit_predict(const md_fit_set *fs, const md_fit_model *m, int64_t from_
     }
     return n;
 }
-
 
 /* ------------------------------------------------------------------------- */
 /* The candidate configuration                                                */

@@ -14,7 +14,9 @@
 #include "momentd/config.h"
 #include "store.h"
 
-/* The decisions of one campaign, gathered from Redis or a trace. */
+/* The decisions of one campaign, gathered from Redis or a trace; kept in
+ * the order of customer, then time, whatever order they were read in, so
+ * that what is measured of them does not depend on Redis's scan. */
 typedef struct md_fit_set md_fit_set;
 
 md_fit_set *md_fit_set_new(const md_config *cfg, int campaign);
