@@ -830,8 +830,8 @@ void md_fit_print(const md_config *cfg, int campaign, const md_fit_params *pp, c
     if (md_fit_channel_chose(o))
         fprintf(out,
                 "warning: the channels made %zu of the %zu moments sent to them: the contacted decisions are the channel's choice (its "
-                "capacity), not the model's, and weights fitted on them learn that choice; in the simulator a model refitted on such "
-                "calls came to rank them backwards. Compare the fitted AUC below with the hand model's before using the candidate\n",
+                "capacity), not the model's, and the fit sees only the part of the ranking the channel reached. Compare the fitted AUC "
+                "below with the hand model's before using the candidate\n",
                 o->treated, o->treated + o->released);
     fprintf(out, "L2 penalty %g, pulling the contacted model's weights towards %s\n\n", pp->l2,
             pp->prior_hand ? "the model in use (--prior hand)" : "0 (--prior zero)");

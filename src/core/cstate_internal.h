@@ -351,8 +351,8 @@ md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign
                         const char *version, int gap_days);
 md_trec *md_cs_find_trec(md_cstate *cs, const char *id);
 void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t);
-/* Decision records: add one for campaign c at ts (the oldest of c beyond
- * learning.max_per_campaign go), the newest time one of c was made (0:
+/* Decision records: add one for campaign c at ts (beyond
+ * learning.max_per_campaign, records of no contact go first), the newest time one of c was made (0:
  * none), mark those of c made within window before t as converted, and turn
  * the contacted record of c made at ts into a released one. */
 void md_cs_add_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind, uint32_t schema, const double *values, size_t n);

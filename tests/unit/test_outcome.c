@@ -727,6 +727,48 @@ Test(outcome, decision_records_are_bounded_per_campaign_and_age_out) {
     cr_assert_not(decision_at("prepay_wallet", TH_T0 + 4 * TH_DAY, &d));
 }
 
+/* The bound keeps records whatever their outcome: decisions of no contact
+ * (sampled, released) go before a contact's, however many come after it,
+ * so a customer who keeps being decided on without buying keeps the record
+ * of the contact as one who bought and went quiet does. */
+Test(outcome, decisions_of_no_contact_go_before_a_contacts_record) {
+    with_learning("{\"max_per_campaign\": 2, \"sample_pct\": 100, \"sample_every\": \"1h\", \"keep\": \"60d\"}");
+    fire(TH_T0); /* contacted, and left so: the channel reports nothing */
+    md_decision d;
+    cr_assert(decision_at("prepay_wallet", TH_T0, &d));
+    cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
+    /* The cooldown holds the next ones back: each a sampled decision. */
+    for (int k = 1; k <= 4; k++) {
+        event(LATE_PAYMENT, TH_T0 + k * 2 * TH_HOUR, 50);
+        cr_assert_eq(out.n_triggers, 0);
+        cr_assert(decision_at("prepay_wallet", TH_T0 + k * 2 * TH_HOUR, &d), "sampled decision %d recorded", k);
+        cr_assert_eq(d.kind, MD_DECISION_SAMPLED);
+    }
+    cr_assert(decision_at("prepay_wallet", TH_T0, &d), "the contact's record stays");
+    cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
+    for (int k = 1; k <= 3; k++)
+        cr_assert_not(decision_at("prepay_wallet", TH_T0 + k * 2 * TH_HOUR, &d), "sampled decision %d went for the next", k);
+}
+
+Test(outcome, a_decision_of_no_contact_is_not_kept_when_every_record_is_a_contacts) {
+    with_learning("{\"max_per_campaign\": 1, \"sample_pct\": 100, \"sample_every\": \"1h\", \"keep\": \"60d\"}");
+    fire(TH_T0);
+    event(LATE_PAYMENT, TH_T0 + 2 * TH_HOUR, 50);
+    cr_assert_eq(out.n_triggers, 0);
+    md_decision d;
+    cr_assert_not(decision_at("prepay_wallet", TH_T0 + 2 * TH_HOUR, &d), "no room: the sampled decision is not recorded");
+    cr_assert(decision_at("prepay_wallet", TH_T0, &d));
+    cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
+    /* Released, the contact's record is one of no contact: the next
+     * decision (the story fires again, re-armed by the release) takes its place. */
+    cr_assert_eq(report("not_called", TH_T0 + 3 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    event(LATE_PAYMENT, TH_T0 + 4 * TH_DAY, 50);
+    cr_assert_eq(out.n_triggers, 1);
+    cr_assert(decision_at("prepay_wallet", TH_T0 + 4 * TH_DAY, &d));
+    cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
+    cr_assert_not(decision_at("prepay_wallet", TH_T0, &d), "the released record went");
+}
+
 /* An on-time bill paid leaving a low balance: eligible for the wallet, far below its threshold. */
 #define LOW_BALANCE_PAYMENT                                                                                                  \
     "{\"event_id\":\"e%d\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":100,\"kind\":\"bill\",\"late\":false," \
@@ -1536,4 +1578,45 @@ Test(outcome, the_rank_offset_falls_as_the_value_rises) {
         prev = o;
     }
     cr_assert_lt(md_capacity_rank_offset_ms(200), md_capacity_rank_offset_ms(20));
+}
+
+/* A bound lowered by a reload: the next decision takes a customer's records
+ * down to it, a contact's too when nothing else is left, and keeps no
+ * record of no contact then. */
+Test(outcome, a_lowered_bound_takes_the_records_down_to_it) {
+    with_learning("{\"max_per_campaign\": 8, \"sample_pct\": 0, \"keep\": \"400d\"}");
+    fire(TH_T0);
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    /* No answer: the campaign may fire again after the peak gap, every 20 days here. */
+    int contacts = 1;
+    for (int day = 5; day <= 80; day += 5) {
+        event(LATE_PAYMENT, TH_T0 + day * TH_DAY, 50);
+        if (out.n_triggers == 0) continue;
+        snprintf(trigger, sizeof(trigger), "%s", out.triggers[0].id);
+        cr_assert_eq(report("no_answer", TH_T0 + day * TH_DAY + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+        contacts++;
+    }
+    cr_assert_eq(contacts, 5, "contacts on days 0, 20, 40, 60 and 80: %d", contacts);
+    md_decision d;
+    for (int day = 0; day <= 80; day += 20) cr_assert(decision_at("prepay_wallet", TH_T0 + day * TH_DAY, &d), "day %d", day);
+    /* Reloaded with a bound of 2 and every customer sampled. */
+    char err[512];
+    const char *pairs[] = {"\"contact_policy\": {",
+                           "\"learning\": {\"max_per_campaign\": 2, \"sample_pct\": 100, \"sample_every\": \"1h\", \"keep\": \"400d\"}, \"contact_policy\": {"};
+    md_config *lower = th_config_edit(pairs, 1, err, sizeof(err));
+    cr_assert(lower, "%s", err);
+    md_cstate *back = md_cstate_new(lower);
+    fold_into(back);
+    md_cstate_destroy(cs);
+    md_config_destroy(cfg);
+    cfg = lower;
+    cs = back;
+    event(LATE_PAYMENT, TH_T0 + 82 * TH_DAY, 50); /* within the gap: a decision not to contact, sampled */
+    cr_assert_eq(out.n_triggers, 0);
+    for (int day = 0; day <= 40; day += 20) cr_assert_not(decision_at("prepay_wallet", TH_T0 + day * TH_DAY, &d), "day %d over the bound", day);
+    for (int day = 60; day <= 80; day += 20) {
+        cr_assert(decision_at("prepay_wallet", TH_T0 + day * TH_DAY, &d), "day %d", day);
+        cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
+    }
+    cr_assert_not(decision_at("prepay_wallet", TH_T0 + 82 * TH_DAY, &d), "no room left for a record of no contact");
 }
