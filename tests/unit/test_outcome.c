@@ -769,6 +769,47 @@ Test(outcome, a_decision_of_no_contact_is_not_kept_when_every_record_is_a_contac
     cr_assert_not(decision_at("prepay_wallet", TH_T0, &d), "the released record went");
 }
 
+/* A bound lowered by a reload: the next decision takes a customer's records
+ * down to it, a contact's too when nothing else is left, and keeps no
+ * record of no contact then. */
+Test(outcome, a_lowered_bound_takes_the_records_down_to_it) {
+    with_learning("{\"max_per_campaign\": 8, \"sample_pct\": 0, \"keep\": \"400d\"}");
+    fire(TH_T0);
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    /* No answer: the campaign may fire again after the peak gap, every 20 days here. */
+    int contacts = 1;
+    for (int day = 5; day <= 80; day += 5) {
+        event(LATE_PAYMENT, TH_T0 + day * TH_DAY, 50);
+        if (out.n_triggers == 0) continue;
+        snprintf(trigger, sizeof(trigger), "%s", out.triggers[0].id);
+        cr_assert_eq(report("no_answer", TH_T0 + day * TH_DAY + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+        contacts++;
+    }
+    cr_assert_eq(contacts, 5, "contacts on days 0, 20, 40, 60 and 80: %d", contacts);
+    md_decision d;
+    for (int day = 0; day <= 80; day += 20) cr_assert(decision_at("prepay_wallet", TH_T0 + day * TH_DAY, &d), "day %d", day);
+    /* Reloaded with a bound of 2 and every customer sampled. */
+    char err[512];
+    const char *pairs[] = {"\"contact_policy\": {",
+                           "\"learning\": {\"max_per_campaign\": 2, \"sample_pct\": 100, \"sample_every\": \"1h\", \"keep\": \"400d\"}, \"contact_policy\": {"};
+    md_config *lower = th_config_edit(pairs, 1, err, sizeof(err));
+    cr_assert(lower, "%s", err);
+    md_cstate *back = md_cstate_new(lower);
+    fold_into(back);
+    md_cstate_destroy(cs);
+    md_config_destroy(cfg);
+    cfg = lower;
+    cs = back;
+    event(LATE_PAYMENT, TH_T0 + 82 * TH_DAY, 50); /* within the gap: a decision not to contact, sampled */
+    cr_assert_eq(out.n_triggers, 0);
+    for (int day = 0; day <= 40; day += 20) cr_assert_not(decision_at("prepay_wallet", TH_T0 + day * TH_DAY, &d), "day %d over the bound", day);
+    for (int day = 60; day <= 80; day += 20) {
+        cr_assert(decision_at("prepay_wallet", TH_T0 + day * TH_DAY, &d), "day %d", day);
+        cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
+    }
+    cr_assert_not(decision_at("prepay_wallet", TH_T0 + 82 * TH_DAY, &d), "no room left for a record of no contact");
+}
+
 /* An on-time bill paid leaving a low balance: eligible for the wallet, far below its threshold. */
 #define LOW_BALANCE_PAYMENT                                                                                                  \
     "{\"event_id\":\"e%d\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":100,\"kind\":\"bill\",\"late\":false," \
@@ -1578,45 +1619,4 @@ Test(outcome, the_rank_offset_falls_as_the_value_rises) {
         prev = o;
     }
     cr_assert_lt(md_capacity_rank_offset_ms(200), md_capacity_rank_offset_ms(20));
-}
-
-/* A bound lowered by a reload: the next decision takes a customer's records
- * down to it, a contact's too when nothing else is left, and keeps no
- * record of no contact then. */
-Test(outcome, a_lowered_bound_takes_the_records_down_to_it) {
-    with_learning("{\"max_per_campaign\": 8, \"sample_pct\": 0, \"keep\": \"400d\"}");
-    fire(TH_T0);
-    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
-    /* No answer: the campaign may fire again after the peak gap, every 20 days here. */
-    int contacts = 1;
-    for (int day = 5; day <= 80; day += 5) {
-        event(LATE_PAYMENT, TH_T0 + day * TH_DAY, 50);
-        if (out.n_triggers == 0) continue;
-        snprintf(trigger, sizeof(trigger), "%s", out.triggers[0].id);
-        cr_assert_eq(report("no_answer", TH_T0 + day * TH_DAY + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
-        contacts++;
-    }
-    cr_assert_eq(contacts, 5, "contacts on days 0, 20, 40, 60 and 80: %d", contacts);
-    md_decision d;
-    for (int day = 0; day <= 80; day += 20) cr_assert(decision_at("prepay_wallet", TH_T0 + day * TH_DAY, &d), "day %d", day);
-    /* Reloaded with a bound of 2 and every customer sampled. */
-    char err[512];
-    const char *pairs[] = {"\"contact_policy\": {",
-                           "\"learning\": {\"max_per_campaign\": 2, \"sample_pct\": 100, \"sample_every\": \"1h\", \"keep\": \"400d\"}, \"contact_policy\": {"};
-    md_config *lower = th_config_edit(pairs, 1, err, sizeof(err));
-    cr_assert(lower, "%s", err);
-    md_cstate *back = md_cstate_new(lower);
-    fold_into(back);
-    md_cstate_destroy(cs);
-    md_config_destroy(cfg);
-    cfg = lower;
-    cs = back;
-    event(LATE_PAYMENT, TH_T0 + 82 * TH_DAY, 50); /* within the gap: a decision not to contact, sampled */
-    cr_assert_eq(out.n_triggers, 0);
-    for (int day = 0; day <= 40; day += 20) cr_assert_not(decision_at("prepay_wallet", TH_T0 + day * TH_DAY, &d), "day %d over the bound", day);
-    for (int day = 60; day <= 80; day += 20) {
-        cr_assert(decision_at("prepay_wallet", TH_T0 + day * TH_DAY, &d), "day %d", day);
-        cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
-    }
-    cr_assert_not(decision_at("prepay_wallet", TH_T0 + 82 * TH_DAY, &d), "no room left for a record of no contact");
 }
