@@ -2771,6 +2771,7 @@ static bool drec_expendable(char kind) { return kind == MD_DECISION_SAMPLED || k
  * saw 8-10 points more conversion than there was (RESULTS.md, "Which
  * records a bound keeps"). */
 static bool drec_room(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind) {
+    const size_t bound = (size_t)cs->cfg->learning.max_per_campaign;
     for (;;) {
         size_t count = 0, oldest = SIZE_MAX, oldest_expendable = SIZE_MAX, same = SIZE_MAX;
         for (size_t i = 0; i < cs->n_drecs; i++) {
@@ -2781,7 +2782,6 @@ static bool drec_room(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind) 
             if (drec_expendable(d->kind) && (oldest_expendable == SIZE_MAX || d->ts < cs->drecs[oldest_expendable].ts)) oldest_expendable = i;
             if (d->ts == ts) same = i;
         }
-        size_t bound = (size_t)cs->cfg->learning.max_per_campaign;
         if (same != SIZE_MAX) drop_drec(cs, ops, same);
         else if (count < bound) return true;
         else if (oldest_expendable != SIZE_MAX) drop_drec(cs, ops, oldest_expendable);

@@ -352,9 +352,10 @@ md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign
 md_trec *md_cs_find_trec(md_cstate *cs, const char *id);
 void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t);
 /* Decision records: add one for campaign c at ts (beyond
- * learning.max_per_campaign, records of no contact go first), the newest time one of c was made (0:
- * none), mark those of c made within window before t as converted, and turn
- * the contacted record of c made at ts into a released one. */
+ * learning.max_per_campaign, records of no contact go first), the newest
+ * time one of c was made (0: none), mark those of c made within window
+ * before t as converted, and turn the contacted record of c made at ts into
+ * a released one. */
 void md_cs_add_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind, uint32_t schema, const double *values, size_t n);
 int64_t md_cs_newest_drec(const md_cstate *cs, int c);
 void md_cs_convert_drecs(md_cstate *cs, md_ops *ops, int c, int64_t t, int64_t window_ms);
