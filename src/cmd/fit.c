@@ -825,11 +825,11 @@ void md_fit_print(const md_config *cfg, int campaign, const md_fit_params *pp, c
     fprintf(out,
             "decisions read: %zu (another model schema %zu, label not final yet %zu, before --since %zu)\n"
             "training sets: %zu contacted; %zu not contacted (holdout, sampled, released), %zu more left out for a contact within "
-            "the attribution window; %zu released in all (sent to a channel that never made them)\n",
+            "the attribution window; %zu released in all (sent to a channel that never made them; those whose records were kept)\n",
             o->decisions, o->other_schema, o->unlabelled, o->too_old, o->treated, o->control, o->contaminated, o->released);
     if (md_fit_channel_chose(o))
         fprintf(out,
-                "warning: the channels made %zu of the %zu moments sent to them: the contacted decisions are the channel's choice (its "
+                "warning: the channels made %zu of at least %zu moments sent to them: the contacted decisions are the channel's choice (its "
                 "capacity), not the model's, and the fit sees only the part of the ranking the channel reached. Compare the fitted AUC "
                 "below with the hand model's before using the candidate\n",
                 o->treated, o->treated + o->released);

@@ -46,6 +46,7 @@ static const char usage[] =
     "                                  default: the last 30 days)\n"
     "  simulate --scenario FILE [--seed N] [--json] [--plot DIR] [--trace FILE] [--redis URL] [--fit-after DAYS]\n"
     "           [--l2 X] [--prior hand|zero] [--refit-every DAYS] [--ceiling GAP[:BAR]] [--population-factor K]\n"
+    "           [--keep-state]\n"
     "                                  compare the old 45-day call list, momentd with a fixed 45-day cooldown\n"
     "                                  and momentd with the adaptive cooldown on one simulated population\n"
     "                                  (the engine policies through the real engine and Redis); --fit-after: each\n"
@@ -55,7 +56,9 @@ static const char usage[] =
     "                                  --ceiling: instead, only a policy that knows the hidden demand, calling\n"
     "                                  no one again within GAP days nor worth under BAR yuan a call (no Redis);\n"
     "                                  --population-factor: K times the scenario's customers and call centre, the\n"
-    "                                  file's customers among them (K times the decisions: a measure's noise / sqrt K)\n"
+    "                                  file's customers among them (K times the decisions: a measure's noise / sqrt K);\n"
+    "                                  --keep-state: leave each engine policy's Redis state in place, its key prefix\n"
+    "                                  on stderr, for momentd fit, explain and report (redis.key_prefix set to it)\n"
     "  backtest -c CANDIDATE --live FILE (--from-file EVENTS | --from-topic T[,T...]) [--json]\n"
     "                                  replay recorded events through the engine under both configurations, in\n"
     "                                  Redis namespaces of their own, and compare the triggers per campaign,\n"
@@ -715,6 +718,7 @@ int main(int argc, char **argv) {
     const char *campaign = NULL, *from_trace = NULL, *trace_out = NULL, *out_path = NULL, *since = NULL, *l2 = NULL;
     const char *fit_after = NULL, *arm = NULL, *ceiling = NULL, *prior = "hand";
     const char *population = NULL, *refit_every = NULL;
+    bool keep_state = false;
     bool json = false, from_redis = false, history = false;
     const char *channel = NULL;
     bool all_channels = false, contact_points = false, remove = false;
@@ -736,7 +740,7 @@ int main(int argc, char **argv) {
                                          {"include", no_argument, NULL, 'i'},      {"exclude", no_argument, NULL, 'e'},
                                          {"arm", required_argument, NULL, 'M'},    {"ceiling", required_argument, NULL, 'G'},
                                          {"prior", required_argument, NULL, 'Y'},  {"population-factor", required_argument, NULL, 'Q'},
-                                         {"refit-every", required_argument, NULL, 'E'},
+                                         {"refit-every", required_argument, NULL, 'E'}, {"keep-state", no_argument, NULL, 'k'},
                                          {NULL, 0, NULL, 0}};
     optind = 2;
     int ch;
@@ -768,6 +772,7 @@ int main(int argc, char **argv) {
         case 'Y': prior = optarg; break;
         case 'Q': population = optarg; break;
         case 'E': refit_every = optarg; break;
+        case 'k': keep_state = true; break;
         case 'H': history = true; break;
         case 'N': channel = optarg; break;
         case 'W': all_channels = true; break;
@@ -879,7 +884,7 @@ int main(int argc, char **argv) {
         const char *env = getenv("MOMENTD_REDIS_URL");
         md_simulate_opts so = {scenario, (uint64_t)sv, json, plot, trace,
                                redis ? redis : env && *env ? env : "redis://127.0.0.1:6379/0", true, (int64_t)fa, (int64_t)cgap, cbar,
-                               l2v, prior_hand, (int)pf, (int64_t)re};
+                               l2v, prior_hand, (int)pf, (int64_t)re, keep_state};
         return md_simulate(&so);
     }
     if (strcmp(cmd, "explain") == 0) {

@@ -165,6 +165,7 @@ typedef struct sim {
     } live[POL_COUNT][SIM_LIVE_MODELS];
     size_t n_live[POL_COUNT], more_live[POL_COUNT];
     int64_t population_factor; /* --population-factor (1: the file's) */
+    bool keep_state;           /* --keep-state */
 } sim;
 
 /* ------------------------------------------------------------------------- */
@@ -717,7 +718,12 @@ static int run_engine(sim *s, int pol, const char *cfg_path, const char *redis_u
     if (read_live_quality(s, pol, cfg, store, err, errsz)) goto out;
     rc = 0;
 out:
-    if (store) {
+    if (store && s->keep_state && rc == 0) {
+        /* Left for momentd fit, explain and report to read: a configuration
+         * with this redis.key_prefix reads it (the next run's wipe of its
+         * own prefix does not touch it). */
+        fprintf(stderr, "momentd simulate: %s policy's state kept under the key prefix %s\n", pol_names[pol], prefix);
+    } else if (store) {
         char werr[256]; /* the first error is the one to report */
         md_store_wipe(store, werr, sizeof(werr));
     }
@@ -1332,6 +1338,7 @@ int md_simulate(const md_simulate_opts *o) {
     s.refit_every_days = o->refit_every_days;
     s.fit_l2 = o->fit_l2;
     s.fit_prior_hand = o->fit_prior_hand;
+    s.keep_state = o->keep_state;
     s.ceiling = o->ceiling_gap_days > 0;
     s.ceiling_gap_days = o->ceiling_gap_days;
     s.ceiling_bar = o->ceiling_bar;

@@ -27,6 +27,7 @@ typedef struct md_simulate_opts {
     int population_factor;
     int64_t refit_every_days; /* > 0 (with fit_after_days): fitted again every this many days after the first fit, on
                                * every decision recorded by then, each fit pulled towards the model in use */
+    bool keep_state;          /* leave each engine policy's Redis state in place at the end (its key prefix on stderr) */
 } md_simulate_opts;
 
 #define MD_SIM_MAX_POPULATION_FACTOR 100

@@ -114,8 +114,9 @@
  *                           "<kind><converted 0/1>,<schema hex>,<values>":
  *                           kind t contacted, h holdout, n sampled not contacted, u released;
  *                           values as md_decision says. Kept for learning.keep, at most
- *                           learning.max_per_campaign per campaign (records of no contact, n and
- *                           u, dropped first, oldest first: drec_room); those of a campaign no
+ *                           learning.max_per_campaign per campaign (at the bound a new record of no
+ *                           contact, n or u, is not kept; a contact's takes the place of the oldest
+ *                           of them: drec_room); those of a campaign no
  *                           longer configured expire with the key
  * and the outbox, in its own hash "<key>:x" (same slot):
  *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it
@@ -2758,18 +2759,21 @@ static void drop_drec(md_cstate *cs, md_ops *ops, size_t i) {
 static bool drec_expendable(char kind) { return kind == MD_DECISION_SAMPLED || kind == MD_DECISION_RELEASED; }
 
 /* Room in campaign c's records for a new one of kind at ts: one record per
- * time (the later decision stands); beyond learning.max_per_campaign the
- * oldest record of no contact goes, a contact's or a holdout's only when
- * none is left, and a new record of no contact is not kept (false) when
- * every record is a contact's or a holdout's.
- * Why not simply the oldest: which records a bound keeps must not depend on
- * how they turned out. A customer whose moments the channel keeps leaving
- * uncalled (a call centre smaller than the moments) gets a released record
- * a day, and oldest-first pushed out a contacted record within days unless
- * the customer bought and went quiet: the contacted records that were left
- * were mostly the ones that converted, and a model fitted or judged on them
- * saw 8-10 points more conversion than there was (RESULTS.md, "Which
- * records a bound keeps"). */
+ * time (the later decision stands). At learning.max_per_campaign a new
+ * record of no contact is not kept (false), and a contact's or a holdout's
+ * takes the place of the oldest record of no contact, of the oldest record
+ * when none is left; over a bound lowered since, records of no contact go
+ * first, oldest first.
+ * Why: which records a bound keeps must not depend on how they turned out,
+ * and whether more decisions come after a record does (a customer who buys
+ * stops being decided on). Dropping the oldest for any new record let the
+ * records that came after a decision push it out: a customer whose moments
+ * the channel kept leaving uncalled (a call centre smaller than the
+ * moments) got a released record a day, and the contacted records left
+ * were mostly those of customers who bought and went quiet: a model fitted
+ * or judged on them saw 8-10 points more conversion than there was
+ * (RESULTS.md, "Which records a bound keeps"). A record of no contact
+ * that is refused depends only on the records before it. */
 static bool drec_room(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind) {
     const size_t bound = (size_t)cs->cfg->learning.max_per_campaign;
     for (;;) {
@@ -2784,9 +2788,8 @@ static bool drec_room(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind) 
         }
         if (same != SIZE_MAX) drop_drec(cs, ops, same);
         else if (count < bound) return true;
-        else if (oldest_expendable != SIZE_MAX) drop_drec(cs, ops, oldest_expendable);
-        else if (count > bound || !drec_expendable(kind)) drop_drec(cs, ops, oldest); /* over a bound lowered since */
-        else return false;
+        else if (count == bound && drec_expendable(kind)) return false;
+        else drop_drec(cs, ops, oldest_expendable != SIZE_MAX ? oldest_expendable : oldest);
     }
 }
 

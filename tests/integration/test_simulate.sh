@@ -227,6 +227,17 @@ for bad in "--l2 0" "--l2 x" "--prior some"; do
     check "... saying what it needs" grep -Eq -- '--l2 must be a positive number|--prior is hand' "$T_DIR/fit.err"
 done
 
+# --keep-state: the engine policies' state stays, for momentd fit to read.
+"$MOMENTD_BIN" simulate --scenario "$SC" --seed 7 --keep-state >/dev/null 2>"$T_DIR/keep.err"
+cat "$T_DIR/keep.err" >>"$T_DIR/stderr.log"
+prefix=$(sed -n "s/^momentd simulate: fixed policy's state kept under the key prefix //p" "$T_DIR/keep.err")
+check "--keep-state names each engine policy's key prefix" eq "$(grep -c "state kept under the key prefix momentd-sim:" "$T_DIR/keep.err")" 2
+check "... and the fixed policy's customers are there" ge "$(rcli --scan --pattern "$prefix:{*}" | wc -l)" 100
+jq --arg p "$prefix" '.redis.key_prefix = $p' "$MOMENTD_SOURCE_DIR/config/sim/fixed45.json" >"$T_DIR/kept.json"
+"$MOMENTD_BIN" fit -c "$T_DIR/kept.json" --campaign bill_instalment --from-redis >"$T_DIR/kept-fit.txt" 2>>"$T_DIR/stderr.log"
+check "momentd fit reads the kept decisions" grep -Eq '^training sets: [1-9][0-9]* contacted' "$T_DIR/kept-fit.txt"
+rcli --scan --pattern 'momentd-sim:*' | xargs -r -n 100 redis-cli -p "$REDIS_PORT" del >/dev/null
+
 # Bad input.
 echo '{"customers": 5, "bogus": 1}' >"$T_DIR/bad.json"
 "$MOMENTD_BIN" simulate --scenario "$T_DIR/bad.json" >/dev/null 2>"$T_DIR/bad.err" && RC=0 || RC=$?

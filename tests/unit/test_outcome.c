@@ -727,11 +727,13 @@ Test(outcome, decision_records_are_bounded_per_campaign_and_age_out) {
     cr_assert_not(decision_at("prepay_wallet", TH_T0 + 4 * TH_DAY, &d));
 }
 
-/* The bound keeps records whatever their outcome: decisions of no contact
- * (sampled, released) go before a contact's, however many come after it,
+/* The bound keeps records whatever their outcome: no number of decisions
+ * of no contact (sampled, released) after a contact pushes its record out,
  * so a customer who keeps being decided on without buying keeps the record
- * of the contact as one who bought and went quiet does. */
-Test(outcome, decisions_of_no_contact_go_before_a_contacts_record) {
+ * of the contact as one who bought and went quiet does; and at the bound a
+ * new record of no contact is not kept, so which of them are kept depends
+ * only on what came before. */
+Test(outcome, a_full_bound_keeps_a_contacts_record_and_no_new_record_of_no_contact) {
     with_learning("{\"max_per_campaign\": 2, \"sample_pct\": 100, \"sample_every\": \"1h\", \"keep\": \"60d\"}");
     fire(TH_T0); /* contacted, and left so: the channel reports nothing */
     md_decision d;
@@ -741,32 +743,39 @@ Test(outcome, decisions_of_no_contact_go_before_a_contacts_record) {
     for (int k = 1; k <= 4; k++) {
         event(LATE_PAYMENT, TH_T0 + k * 2 * TH_HOUR, 50);
         cr_assert_eq(out.n_triggers, 0);
-        cr_assert(decision_at("prepay_wallet", TH_T0 + k * 2 * TH_HOUR, &d), "sampled decision %d recorded", k);
-        cr_assert_eq(d.kind, MD_DECISION_SAMPLED);
     }
     cr_assert(decision_at("prepay_wallet", TH_T0, &d), "the contact's record stays");
     cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
-    for (int k = 1; k <= 3; k++)
-        cr_assert_not(decision_at("prepay_wallet", TH_T0 + k * 2 * TH_HOUR, &d), "sampled decision %d went for the next", k);
+    /* The story's second payment, 30 days before, was sampled: with the
+     * contact it fills the bound, and stays. */
+    cr_assert(decision_at("prepay_wallet", TH_T0 - 30 * TH_DAY, &d), "the earlier sampled decision stays");
+    cr_assert_eq(d.kind, MD_DECISION_SAMPLED);
+    for (int k = 1; k <= 4; k++) cr_assert_not(decision_at("prepay_wallet", TH_T0 + k * 2 * TH_HOUR, &d), "sampled decision %d: no room", k);
 }
 
-Test(outcome, a_decision_of_no_contact_is_not_kept_when_every_record_is_a_contacts) {
-    with_learning("{\"max_per_campaign\": 1, \"sample_pct\": 100, \"sample_every\": \"1h\", \"keep\": \"60d\"}");
+/* A contact's record at a full bound takes the place of the oldest record
+ * of no contact, not of an older contact's. */
+Test(outcome, a_contacts_record_takes_the_place_of_the_oldest_record_of_no_contact) {
+    with_learning("{\"max_per_campaign\": 2, \"sample_pct\": 0, \"keep\": \"400d\"}");
     fire(TH_T0);
-    event(LATE_PAYMENT, TH_T0 + 2 * TH_HOUR, 50);
-    cr_assert_eq(out.n_triggers, 0);
+    cr_assert_eq(report("no_answer", TH_T0 + TH_HOUR, NULL), MD_OUTCOME_APPLIED); /* fires again after the peak gap, 20 days */
+    int64_t contacts[2] = {0, 0};
+    int n = 0;
+    for (int day = 5; day <= 40 && n < 2; day += 5) {
+        event(LATE_PAYMENT, TH_T0 + day * TH_DAY, 50);
+        if (out.n_triggers == 0) continue;
+        snprintf(trigger, sizeof(trigger), "%s", out.triggers[0].id);
+        contacts[n++] = TH_T0 + day * TH_DAY;
+        /* The first is never made: released, its record is one of no contact. */
+        if (n == 1) cr_assert_eq(report("not_called", TH_T0 + day * TH_DAY + TH_HOUR, NULL), MD_OUTCOME_APPLIED);
+    }
+    cr_assert_eq(n, 2, "a moment after the gap, and another after its release");
     md_decision d;
-    cr_assert_not(decision_at("prepay_wallet", TH_T0 + 2 * TH_HOUR, &d), "no room: the sampled decision is not recorded");
-    cr_assert(decision_at("prepay_wallet", TH_T0, &d));
+    cr_assert(decision_at("prepay_wallet", contacts[1], &d));
     cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
-    /* Released, the contact's record is one of no contact: the next
-     * decision (the story fires again, re-armed by the release) takes its place. */
-    cr_assert_eq(report("not_called", TH_T0 + 3 * TH_HOUR, NULL), MD_OUTCOME_APPLIED);
-    event(LATE_PAYMENT, TH_T0 + 4 * TH_DAY, 50);
-    cr_assert_eq(out.n_triggers, 1);
-    cr_assert(decision_at("prepay_wallet", TH_T0 + 4 * TH_DAY, &d));
+    cr_assert(decision_at("prepay_wallet", TH_T0, &d), "the older contact's record stays");
     cr_assert_eq(d.kind, MD_DECISION_CONTACTED);
-    cr_assert_not(decision_at("prepay_wallet", TH_T0, &d), "the released record went");
+    cr_assert_not(decision_at("prepay_wallet", contacts[0], &d), "the released record made room");
 }
 
 /* A bound lowered by a reload: the next decision takes a customer's records
@@ -828,7 +837,7 @@ Test(outcome, many_decision_records_in_one_state_read_back_whole) {
     md_decision d, again;
     for (int k = 0; k < N; k++) {
         bool kept = decision_at("prepay_wallet", TH_T0 + k * 2 * TH_HOUR, &d);
-        cr_assert_eq(kept, k >= N - 40, "record %d", k);
+        cr_assert_eq(kept, k < 40, "record %d: the first 40 fill the bound", k);
         if (!kept) continue;
         cr_assert_eq(d.kind, MD_DECISION_SAMPLED);
         cr_assert_gt(d.n_values, 2);
