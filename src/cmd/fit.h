@@ -77,9 +77,8 @@ bool md_fit_run(md_fit_set *fs, const md_fit_params *pp, md_fit_outcome *out, ch
 /* Whether the channels made fewer than half of the moments sent to them
  * (released > contacted; the released ones counted as far as the bound kept
  * their records, so a lower bound): the contacted decisions are then the
- * channel's
- * choice (the top of its ranking by priority), not the model's, and the fit
- * sees only the part of the ranking the channel reached. */
+ * channel's choice (the top of its ranking by priority), not the model's,
+ * and the fit sees only the part of the ranking the channel reached. */
 bool md_fit_channel_chose(const md_fit_outcome *o);
 /* How many decisions fs holds: room enough for md_fit_predict's arrays. */
 size_t md_fit_set_size(const md_fit_set *fs);

@@ -116,8 +116,8 @@
  *                           values as md_decision says. Kept for learning.keep, at most
  *                           learning.max_per_campaign per campaign (at the bound a new record of no
  *                           contact, n or u, is not kept; a contact's takes the place of the oldest
- *                           of them: drec_room); those of a campaign no
- *                           longer configured expire with the key
+ *                           of them: drec_room); those of a campaign no longer configured expire
+ *                           with the key
  * and the outbox, in its own hash "<key>:x" (same slot):
  *   <trigger id>            "<topic>\n<payload>" until Kafka acknowledged it
  *   +<trigger id>:<stage>   a funnel increment, "<campaign>\t<day>\t<field>\t<delta>"

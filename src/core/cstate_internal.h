@@ -351,8 +351,9 @@ md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign
                         const char *version, int gap_days);
 md_trec *md_cs_find_trec(md_cstate *cs, const char *id);
 void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t);
-/* Decision records: add one for campaign c at ts (beyond
- * learning.max_per_campaign, records of no contact go first), the newest
+/* Decision records: add one for campaign c at ts (at
+ * learning.max_per_campaign one of no contact is not kept, and a contact's
+ * takes the place of the oldest one of no contact: drec_room), the newest
  * time one of c was made (0: none), mark those of c made within window
  * before t as converted, and turn the contacted record of c made at ts into
  * a released one. */
