@@ -9,11 +9,14 @@
  *   for each batch of B messages, as src/io/batch.c and src/io/store.c
  *   run it: every customer's cached hash held at once
  *   (md_hash_cache_hold_many), each decoded at its first message
- *   (md_cstate_load_field, the next ones asked into the processor's
- *   cache), every message parsed and decided (md_event_parse,
- *   md_engine_process), each customer's state flushed into its operations
- *   (md_cstate_flush, md_ops_compact) and its cached hash rebuilt as Redis
- *   would hold it after the apply (md_hash_cache_applied).
+ *   (md_cstate_load_field, the next entries asked into the processor's
+ *   cache) into a state taken from the stack of free ones, every message
+ *   parsed and decided (md_event_parse, md_engine_process), and at each
+ *   customer's last message its state flushed into its operations
+ *   (md_cstate_flush, md_ops_compact), given back to the stack, and its
+ *   cached hash rebuilt as Redis would hold it after the apply
+ *   (md_hash_cache_applied; the daemon does that when Redis answers the
+ *   apply's slice, a few dozen customers later).
  *
  * What it leaves out: librdkafka, the Redis protocol and the sockets, the
  * outbox and the moments' delivery. A hash whose apply would fill its outbox
@@ -28,7 +31,8 @@
  * median over runs.
  *
  *   bench_core CONFIG [--customers N] [--days D] [--events E] [--runs R]
- *              [--batch B] [--seed S] [--no-prefetch]
+ *              [--batch B] [--seed S] [--no-prefetch | --ab]
+ *              [--no-pool | --ab-pool] [--decoded-size N]
  *
  * --no-prefetch: hashes held one by one (md_hash_cache_hold) and nothing
  * asked into the processor's cache ahead: the path as it was before
@@ -38,6 +42,9 @@
  * tenth from one minute to the next, two separate runs cannot tell a
  * change of a few percent; batches taken in turn see the same machine and
  * the same customers' states.
+ * --no-pool: a state of its own for each customer of the batch, as the
+ * daemon had before the stack (and the states prefetched as then).
+ * --ab-pool: batches in turn with the stack and without it, as --ab.
  * --decoded-size N: after the history, N customers' cached hashes (every
  * 37th customer, round the population) are each decoded into a state of
  * their own and the heap they take is printed, per state, beside a hash's
@@ -78,6 +85,12 @@ typedef struct bench {
     story_customer *people;
     bool prefetch;
     bool ab;       /* prefetch batch about (--ab) */
+    bool pool;         /* states taken from a stack and given back at the customer's last message, as the daemon's (else --no-pool) */
+    bool ab_pool;      /* with and without, batch about (--ab-pool) */
+    md_cstate **stack; /* the free states, the last given back on top */
+    size_t n_free;
+    md_cstate **bound; /* slot -> its state */
+    size_t *last;      /* slot -> its last message in the batch */
     long n_batch;  /* batches run this run */
     double cpu[2]; /* --ab: CPU time of the batches without and with */
     uint64_t ab_events[2];
@@ -140,6 +153,23 @@ static void without_outbox(const md_ops *in, md_ops *out) {
         if (in->ops[i].kind != MD_OP_OUTBOX_SET) md_ops_add(out, in->ops[i].kind, md_ops_field(in, i), md_ops_value(in, i));
 }
 
+/* Customer s's state flushed into its operations, and its cached hash
+ * rebuilt as Redis would hold it after the apply. */
+static void write_back(bench *b, size_t s, md_cstate *cs, md_ops *scratch) {
+    md_cstate_flush(cs, &b->ops[s]);
+    md_ops_compact(&b->ops[s]);
+    const md_ops *ops = &b->ops[s];
+    if (!md_cstate_outbox_clear(cs) || !b->held[s]) {
+        /* A new customer (Redis would create the hash) or a moment in
+         * its outbox (the store would read the hash again): the hash is
+         * put as it was read, then the apply rebuilds it. */
+        if (!b->held[s]) md_hash_cache_put(b->cache, b->keys[s], NULL, 0);
+        without_outbox(ops, scratch);
+        ops = scratch;
+    }
+    md_hash_cache_applied(b->cache, b->keys[s], ops, md_cstate_version(cs) + 1, 0);
+}
+
 /* msgs[from, to) as one batch. The split of the time is taken with the
  * monotonic clock (a read of the thread's CPU clock is a system call, and
  * three a message would be a tenth of what is measured); the run's total
@@ -167,13 +197,17 @@ static int run_batch(bench *b, size_t from, size_t to, md_ops *scratch) {
     }
     double t1 = now_ns();
     b->t_decode += t1 - t0;
+    for (size_t i = from; i < to; i++) b->last[b->cust[i - from]] = i;
     for (size_t i = from; i < to; i++) {
         double ta = now_ns();
         size_t s = (size_t)b->cust[i - from];
-        md_cstate *cs = b->states[s];
+        if (!b->decoded[s]) b->bound[s] = b->pool ? b->stack[--b->n_free] : b->states[s];
+        md_cstate *cs = b->bound[s];
         if (!b->decoded[s]) {
             b->decoded[s] = true;
-            if (b->prefetch) md_hash_cache_prefetch_decodes(b->held, b->states, n_cust, s);
+            /* The daemon's states are the stack's top, in the processor's
+             * cache: only the entries are asked for ahead. */
+            if (b->prefetch) md_hash_cache_prefetch_decodes(b->held, b->pool ? NULL : b->states, n_cust, s);
             md_cstate_reset(cs);
             md_cstate_set_customer(cs, b->people[b->slot_customer[s]].id);
             if (b->held[s]) md_hash_cache_entry_each(b->held[s], field_into_state, cs);
@@ -201,24 +235,18 @@ static int run_batch(bench *b, size_t from, size_t to, md_ops *scratch) {
         }
         b->events++;
         b->t_decide += now_ns() - tb;
+        if (b->last[s] == i) {
+            /* Its requests queued: the daemon flushes the state then, and
+             * the cached hash is rebuilt when Redis answers the apply's
+             * slice, here at once. */
+            double tc = now_ns();
+            write_back(b, s, cs, scratch);
+            if (b->pool) b->stack[b->n_free++] = cs;
+            b->t_write += now_ns() - tc;
+        }
     }
     double t2 = now_ns();
-    for (size_t s = 0; s < n_cust; s++) {
-        md_cstate *cs = b->states[s];
-        md_cstate_flush(cs, &b->ops[s]);
-        md_ops_compact(&b->ops[s]);
-        const md_ops *ops = &b->ops[s];
-        if (!md_cstate_outbox_clear(cs) || !b->held[s]) {
-            /* A new customer (Redis would create the hash) or a moment in
-             * its outbox (the store would read the hash again): the hash is
-             * put as it was read, then the apply rebuilds it. */
-            if (!b->held[s]) md_hash_cache_put(b->cache, b->keys[s], NULL, 0);
-            without_outbox(ops, scratch);
-            ops = scratch;
-        }
-        md_hash_cache_applied(b->cache, b->keys[s], ops, md_cstate_version(cs) + 1, 0);
-        b->slot_of[b->slot_customer[s]] = 0;
-    }
+    for (size_t s = 0; s < n_cust; s++) b->slot_of[b->slot_customer[s]] = 0;
     md_hash_cache_release(b->cache);
     b->t_write += now_ns() - t2;
     return 0;
@@ -228,11 +256,16 @@ static int run_msgs(bench *b, size_t batch, md_ops *scratch) {
     for (size_t i = 0; i < b->n_msgs; i += batch) {
         size_t to = i + batch < b->n_msgs ? i + batch : b->n_msgs;
         if (b->ab) b->prefetch = b->n_batch % 2 == 1;
-        double c0 = b->ab ? cpu_ns() : 0;
+        if (b->ab_pool) b->pool = b->n_batch % 2 == 1;
+        double c0 = b->ab || b->ab_pool ? cpu_ns() : 0;
         if (run_batch(b, i, to, scratch)) return 1;
         if (b->ab) {
             b->cpu[b->prefetch] += cpu_ns() - c0;
             b->ab_events[b->prefetch] += to - i;
+        }
+        if (b->ab_pool) {
+            b->cpu[b->pool] += cpu_ns() - c0;
+            b->ab_events[b->pool] += to - i;
         }
         b->n_batch++;
     }
@@ -286,7 +319,7 @@ int main(int argc, char **argv) {
     long customers = 100000, days = 180, events = 1000000, runs = 3, batch = 2000;
     uint64_t seed = 1;
     long decoded_size = 0;
-    bool prefetch = true, ab = false;
+    bool prefetch = true, ab = false, pool = true, ab_pool = false;
     const char *config = argc > 1 ? argv[1] : NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -296,6 +329,14 @@ int main(int argc, char **argv) {
         }
         if (strcmp(a, "--ab") == 0) {
             ab = true;
+            continue;
+        }
+        if (strcmp(a, "--no-pool") == 0) {
+            pool = false;
+            continue;
+        }
+        if (strcmp(a, "--ab-pool") == 0) {
+            ab_pool = true;
             continue;
         }
         if (!v) config = NULL;
@@ -310,9 +351,9 @@ int main(int argc, char **argv) {
         i++;
     }
     if (!config || customers < 1 || days < 1 || events < 1 || runs < 1 || batch < 1 || batch > 10000 || decoded_size < 0 ||
-        decoded_size > 100000) {
+        decoded_size > 100000 || (ab && (ab_pool || !prefetch)) || (ab_pool && !pool)) {
         fprintf(stderr, "usage: bench_core CONFIG [--customers N] [--days D] [--events E] [--runs R] [--batch B (1-10000)] [--seed S] "
-                        "[--no-prefetch | --ab] [--decoded-size N (0-100000)]\n");
+                        "[--no-prefetch | --ab] [--no-pool | --ab-pool] [--decoded-size N (0-100000)]; one of --ab and --ab-pool\n");
         return 2;
     }
     char err[512];
@@ -339,9 +380,13 @@ int main(int argc, char **argv) {
     b.ops = calloc(cap, sizeof(md_ops));
     b.cp_ops = calloc(cap, sizeof(md_ops));
     b.decoded = calloc(cap, sizeof(bool));
+    b.stack = calloc(cap, sizeof(md_cstate *));
+    b.bound = calloc(cap, sizeof(md_cstate *));
+    b.last = calloc(cap, sizeof(size_t));
+    b.pool = pool;
     b.offset = calloc(STORY_TOPIC_COUNT * 4, sizeof(int64_t));
     if (!b.cache || !b.parser || !b.people || !b.slot_of || !b.cust || !b.slot_customer || !b.keys || !b.key_ptr || !b.held || !b.states ||
-        !b.ops || !b.cp_ops || !b.decoded || !b.offset) {
+        !b.ops || !b.cp_ops || !b.decoded || !b.stack || !b.bound || !b.last || !b.offset) {
         fprintf(stderr, "bench_core: out of memory\n");
         return 1;
     }
@@ -359,6 +404,7 @@ int main(int argc, char **argv) {
         md_cstate_set_codes(b.states[i], codes);
         md_ops_init(&b.ops[i]);
         md_ops_init(&b.cp_ops[i]);
+        b.stack[b.n_free++] = b.states[i];
     }
     md_ops scratch;
     md_ops_init(&scratch);
@@ -391,6 +437,7 @@ int main(int argc, char **argv) {
     double *ratio = calloc((size_t)runs, sizeof(double));
     if (!per || !ratio) return 1;
     b.ab = ab;
+    b.ab_pool = ab_pool;
     int64_t t = start + days * STORY_DAY_MS + 2 * STORY_HOUR_MS;
     story_rng pick = {story_mix(seed ^ 0x6c697665ULL)};
     for (long r = 0; r < runs; r++) {
@@ -418,18 +465,20 @@ int main(int argc, char **argv) {
         printf("run %ld: %" PRIu64 " events, %.0f ns of CPU an event (of its time: decode %.0f%%, parse and decide %.0f%%, write-back %.0f%%); %" PRIu64
                " moments, %" PRIu64 " rejected\n",
                r + 1, b.events, per[r], 100 * b.t_decode / wall, 100 * b.t_decide / wall, 100 * b.t_write / wall, b.triggers, b.rejected);
-        if (ab) {
+        if (ab || ab_pool) {
             double with = b.cpu[1] / (double)b.ab_events[1], without = b.cpu[0] / (double)b.ab_events[0];
             ratio[r] = with / without;
-            printf("run %ld, batches in turn: %.0f ns an event with the prefetches, %.0f without: %.3f\n", r + 1, with, without, ratio[r]);
+            printf("run %ld, batches in turn: %.0f ns an event with the %s, %.0f without: %.3f\n", r + 1, with, ab ? "prefetches" : "stack of states",
+                   without, ratio[r]);
         }
     }
     qsort(per, (size_t)runs, sizeof(double), by_double);
-    printf("median of %ld runs: %.0f ns of CPU an event (batch %ld, %s)\n", runs, per[runs / 2], batch,
-           ab ? "prefetch in every other batch" : prefetch ? "prefetch" : "no prefetch");
-    if (ab) {
+    printf("median of %ld runs: %.0f ns of CPU an event (batch %ld, %s, %s)\n", runs, per[runs / 2], batch,
+           ab ? "prefetch in every other batch" : prefetch ? "prefetch" : "no prefetch",
+           ab_pool ? "the stack of states in every other batch" : pool ? "the stack of states" : "a state per customer");
+    if (ab || ab_pool) {
         qsort(ratio, (size_t)runs, sizeof(double), by_double);
-        printf("median of %ld runs: with the prefetches / without, %.3f\n", runs, ratio[runs / 2]);
+        printf("median of %ld runs: with the %s / without, %.3f\n", runs, ab ? "prefetches" : "stack of states", ratio[runs / 2]);
     }
     free(per);
     free(ratio);
@@ -452,6 +501,9 @@ int main(int argc, char **argv) {
     free(b.ops);
     free(b.cp_ops);
     free(b.decoded);
+    free(b.stack);
+    free(b.bound);
+    free(b.last);
     free(b.offset);
     md_event_parser_destroy(b.parser);
     md_hash_cache_destroy(b.cache);

@@ -357,9 +357,9 @@ static void entry_prefetch(const md_hash_cache_entry *he) {
 void md_hash_cache_prefetch_decodes(const md_hash_cache_entry *const *held, md_cstate *const *states, size_t n, size_t c) {
     if (c + 2 < n && held[c + 2]) {
         entry_prefetch(held[c + 2]);
-        md_cstate_prefetch(states[c + 2], false);
+        if (states) md_cstate_prefetch(states[c + 2], false);
     }
-    if (c + 1 < n && held[c + 1]) md_cstate_prefetch(states[c + 1], true);
+    if (states && c + 1 < n && held[c + 1]) md_cstate_prefetch(states[c + 1], true);
 }
 
 void md_hash_cache_entry_each(const md_hash_cache_entry *he, md_hash_cache_field_fn fn, void *ctx) {

@@ -104,7 +104,8 @@ bool md_hash_cache_watched(const md_hash_cache_entry *e, const char **value, siz
  * struct two ahead, the state's members one ahead (its struct asked for at
  * the decode before; asking for both at once would wait for the struct).
  * A batch's entries and states were last touched a batch ago, and decoding
- * them waited on memory (BENCHMARKS.md). */
+ * them waited on memory (BENCHMARKS.md). states NULL: the entries only (the
+ * states are taken from a stack of recently used ones, src/io/batch.c). */
 void md_hash_cache_prefetch_decodes(const md_hash_cache_entry *const *held, md_cstate *const *states, size_t n, size_t c);
 /* fn for each field of e, as md_hash_cache_each. */
 void md_hash_cache_entry_each(const md_hash_cache_entry *e, md_hash_cache_field_fn fn, void *ctx);

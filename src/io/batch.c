@@ -89,7 +89,20 @@ struct md_batch {
     size_t n_items;
     /* Customers of the batch, in order of first appearance. */
     const char **cust_ids; /* borrowed from items */
+    /* Each customer's state while it is bound (states[c]), else idle. The
+     * states come from a stack of free ones, the last given back on top: a
+     * customer decoded from the state cache takes one at its first input
+     * and gives it back once its requests are queued, so the next customer
+     * decodes into memory still in the processor's cache. A state per
+     * customer for the whole batch (2,000 of about 6 KB each, every one
+     * last touched a batch ago) made decoding and flushing wait on memory:
+     * a fifth of the per-event path (bench/core --ab-pool, BENCHMARKS.md). */
     md_cstate **states;
+    md_cstate **objs;  /* the cap states, owned */
+    md_cstate **free_states;
+    size_t n_free;
+    bool *bound;       /* customer -> states[c] is one of objs, taken from the stack */
+    md_cstate *idle;   /* what an unbound customer reads: empty, never written */
     md_ops *ops, *cp_ops;
     int *cust_cp; /* customer -> contact point index, or -1 */
     size_t n_cust;
@@ -164,6 +177,10 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     b->items = calloc(cap, sizeof(*b->items));
     b->cust_ids = calloc(cap, sizeof(*b->cust_ids));
     b->states = calloc(cap, sizeof(*b->states));
+    b->objs = calloc(cap, sizeof(*b->objs));
+    b->free_states = calloc(cap, sizeof(*b->free_states));
+    b->bound = calloc(cap, sizeof(*b->bound));
+    b->idle = md_cstate_new(cfg);
     b->ops = calloc(cap, sizeof(*b->ops));
     b->cp_ops = calloc(cap, sizeof(*b->cp_ops));
     b->cust_cp = calloc(cap, sizeof(*b->cust_cp));
@@ -184,7 +201,7 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     /* Both run whatever the other returns: destroy frees each. */
     bool indexed = name_index_init(&b->cust_index, cap);
     indexed = name_index_init(&b->cp_index, cap) && indexed;
-    if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
+    if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->objs || !b->free_states || !b->bound || !b->idle || !b->ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
         !b->due_ids || !b->due_at || !b->due_check || !b->cached || !b->held || !b->reqs || !b->results || !b->last || !b->final_order || !b->refusal ||
         !b->scratch || !b->req_customer || !indexed) {
         md_batch_destroy(b);
@@ -209,10 +226,11 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     for (size_t i = 0; i < cap; i++) {
         md_ops_init(&b->ops[i]);
         md_ops_init(&b->cp_ops[i]);
-        b->states[i] = md_cstate_new(cfg);
+        b->objs[i] = md_cstate_new(cfg);
+        b->free_states[b->n_free++] = b->objs[i];
         b->cps[i] = md_cpstate_new();
         b->cp_ids[i] = malloc(MD_CONTACT_POINT_MAX);
-        if (!b->states[i] || !b->cps[i] || !b->cp_ids[i]) {
+        if (!b->objs[i] || !b->cps[i] || !b->cp_ids[i]) {
             md_batch_destroy(b);
             return NULL;
         }
@@ -224,7 +242,7 @@ void md_batch_destroy(md_batch *b) {
     if (!b) return;
     md_batch_clear(b);
     for (size_t i = 0; i < b->cap; i++) {
-        if (b->states) md_cstate_destroy(b->states[i]);
+        if (b->objs) md_cstate_destroy(b->objs[i]);
         if (b->cps) md_cpstate_destroy(b->cps[i]);
         if (b->cp_ids) free(b->cp_ids[i]);
         if (b->ops) md_ops_fini(&b->ops[i]);
@@ -235,6 +253,10 @@ void md_batch_destroy(md_batch *b) {
     free(b->items);
     free(b->cust_ids);
     free(b->states);
+    free(b->objs);
+    free(b->free_states);
+    free(b->bound);
+    md_cstate_destroy(b->idle);
     free(b->ops);
     free(b->cp_ops);
     free(b->cust_cp);
@@ -269,6 +291,25 @@ size_t md_batch_len(const md_batch *b) { return b->n_items; }
 size_t md_batch_customers(const md_batch *b) { return b->n_cust; }
 bool md_batch_full(const md_batch *b) { return b->n_items >= b->cap; }
 
+/* Customer c takes a state from the stack. */
+static md_cstate *bind_state(md_batch *b, size_t c) {
+    b->bound[c] = true;
+    return b->states[c] = b->free_states[--b->n_free];
+}
+
+/* Customer c gives its state back; it reads the idle state from now on. */
+static void unbind_state(md_batch *b, size_t c) {
+    if (!b->bound[c]) return;
+    b->bound[c] = false;
+    b->free_states[b->n_free++] = b->states[c];
+    b->states[c] = b->idle;
+}
+
+/* Every customer's state back on the stack, the last bound on top. */
+static void unbind_all(md_batch *b) {
+    for (size_t c = b->n_cust; c-- > 0;) unbind_state(b, c);
+}
+
 static void clear_decisions(md_batch *b) {
     for (size_t i = 0; i < b->n_decisions; i++) free(b->decisions[i].payload);
     b->n_decisions = 0;
@@ -276,6 +317,7 @@ static void clear_decisions(md_batch *b) {
 
 void md_batch_clear(md_batch *b) {
     clear_decisions(b);
+    unbind_all(b);
     for (size_t i = 0; i < b->n_items; i++) {
         free(b->items[i].profile_json);
         b->items[i].profile_json = NULL;
@@ -477,11 +519,7 @@ static bool refused(const md_batch *b, size_t c) { return b->refusal[c][0] != '\
 static bool refuse(md_batch *b, size_t c, const char *why) {
     if (refused(b, c)) return false;
     snprintf(b->refusal[c], sizeof(b->refusal[c]), "%s", why[0] ? why : "refused");
-    if (b->held[c]) { /* never decoded: it reads as nobody, as a refused read leaves it */
-        b->held[c] = NULL;
-        md_cstate_reset(b->states[c]);
-        md_cstate_set_customer(b->states[c], b->cust_ids[c]);
-    }
+    if (b->held[c]) b->held[c] = NULL; /* never decoded: it reads as nobody (the idle state), as a refused read leaves it */
     return true;
 }
 
@@ -495,10 +533,11 @@ static md_err load_held(md_batch *b, size_t c, char *err, size_t errsz) {
     const md_hash_cache_entry *h = b->held[c];
     if (!h) return MD_ERR_OK;
     b->held[c] = NULL;
-    /* Customers are decoded in the order they first appear: the next ones
-     * are asked for now. */
-    md_hash_cache_prefetch_decodes(b->held, b->states, b->n_cust, c);
-    bool ok = md_store_load_entry(h, b->cust_ids[c], b->states[c]);
+    /* Customers are decoded in the order they first appear: the next ones'
+     * entries are asked for now (their states will be the stack's top,
+     * already in the processor's cache). */
+    md_hash_cache_prefetch_decodes(b->held, NULL, b->n_cust, c);
+    bool ok = md_store_load_entry(h, b->cust_ids[c], bind_state(b, c));
     const char *cp = md_cstate_contact_point(b->states[c]);
     int cpi = b->cust_cp[c];
     if (ok && (cp ? cpi < 0 || strcmp(cp, b->cp_ids[cpi]) != 0 : cpi >= 0)) ok = false;
@@ -515,7 +554,13 @@ static md_err load_held(md_batch *b, size_t c, char *err, size_t errsz) {
 static md_err read_states(md_batch *b, char *err, size_t errsz) {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* Each customer a state to be read into; those the cache holds give
+     * theirs back (they decode at their first input), the last taken on top. */
+    unbind_all(b);
+    for (size_t c = 0; c < b->n_cust; c++) bind_state(b, c);
     md_err e = md_store_read_customers_held(b->store, b->n_cust, b->cust_ids, b->states, b->held, b->scratch, b->cached, err, errsz);
+    for (size_t c = b->n_cust; c-- > 0;)
+        if (b->held[c]) unbind_state(b, c);
     if (e == MD_ERR_REDIS_REFUSED) {
         for (size_t c = 0; c < b->n_cust; c++)
             if (b->scratch[c][0]) refuse(b, c, b->scratch[c]);
@@ -807,6 +852,16 @@ static void give_back_capacity(md_batch *b) {
 /* Adds customer c's requests (its state, and its contact point's if it
  * touched one) after flushing its state into its ops. MD_ERR_NOMEM when
  * recording lost an operation: such a list is never applied. */
+/* Customer c's requests are queued: its state goes back to the stack unless
+ * the steps after the apply read it (moments to deliver, funnel counts, a
+ * due time to write). */
+static void release_if_done(md_batch *b, size_t c) {
+    int64_t due;
+    md_cstate *cs = b->states[c];
+    if (md_cstate_pending_count(cs) || md_cstate_incr_count(cs) || md_cstate_due_changed(cs, &due) || b->due_check[c]) return;
+    unbind_state(b, c);
+}
+
 static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, size_t errsz) {
     if (refused(b, c)) return MD_ERR_OK;
     md_cstate_flush(b->states[c], &b->ops[c]);
@@ -818,7 +873,10 @@ static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, siz
      * cache: what was decided on it (a duplicate, an outcome of a trigger
      * it does not hold) holds only if Redis still has that version, so the
      * empty apply checks it (and a conflict reads the batch again). */
-    if (b->ops[c].n == 0 && !b->cached[c]) return MD_ERR_OK;
+    if (b->ops[c].n == 0 && !b->cached[c]) {
+        release_if_done(b, c);
+        return MD_ERR_OK;
+    }
     md_ops_compact(&b->ops[c]);
     md_ops_compact(&b->cp_ops[c]);
     b->req_customer[*nreq] = c;
@@ -839,6 +897,7 @@ static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, siz
         q->outbox_empty = true; /* a contact point has none */
         q->known_expiry = 0;
     }
+    release_if_done(b, c);
     return MD_ERR_OK;
 }
 

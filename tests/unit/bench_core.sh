@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench_core (bench/core) on a small population: it runs the per-event path
 # end to end, every generated message parses (none rejected), the customers'
-# decisions fire moments, --ab reports both halves and --decoded-size the
-# heap of decoded states. Not a timing test: the
+# decisions fire moments, --ab and --ab-pool report both halves, --no-pool
+# decides the same, and --decoded-size measures the heap of decoded states. Not a timing test: the
 # numbers are only checked to be there.
 set -euo pipefail
 bin=${1:?usage: bench_core.sh BENCH_CORE CONFIG}
@@ -17,7 +17,16 @@ line=$(grep -E '^run 1: ' <<<"$out" | head -1)
 grep -Eq '^decoded: 50 states \(50 from the cache\) take [1-9][0-9]+ B of heap each; a hash takes [1-9][0-9]+ B in the cache$' <<<"$out" ||
     fail "--decoded-size did not measure 50 decoded states"
 grep -Eq '^median of 1 runs: with the prefetches / without, [0-9]+\.[0-9]{3}$' <<<"$out" || fail "--ab did not report both halves"
-for bad in "--batch 0" "--decoded-size -1" "--decoded-size 100001"; do
+# The stack of states changes where a customer is decoded, not what is
+# decided: the same moments with it, without it, and in turns.
+moments() { grep -E '^run 1: ' <<<"$1" | sed -E 's/.*; ([0-9]+) moments.*/\1/'; }
+with=$(moments "$out")
+without_out=$("$bin" "$config" --customers 300 --days 40 --events 3000 --runs 1 --batch 100 --no-pool)
+turns_out=$("$bin" "$config" --customers 300 --days 40 --events 3000 --runs 1 --batch 100 --ab-pool)
+[ "$(moments "$without_out")" = "$with" ] || fail "--no-pool: $(moments "$without_out") moments, $with with the stack"
+[ "$(moments "$turns_out")" = "$with" ] || fail "--ab-pool: $(moments "$turns_out") moments, $with with the stack"
+grep -Eq '^median of 1 runs: with the stack of states / without, [0-9]+\.[0-9]{3}$' <<<"$turns_out" || fail "--ab-pool did not report both halves"
+for bad in "--batch 0" "--decoded-size -1" "--decoded-size 100001" "--ab --ab-pool" "--no-pool --ab-pool"; do
     rc=0
     # shellcheck disable=SC2086 # two words each
     usage=$("$bin" "$config" $bad 2>&1) || rc=$?
