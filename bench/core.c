@@ -10,10 +10,11 @@
  *   run it: every customer's cached hash held at once
  *   (md_hash_cache_hold_many), each decoded at its first message
  *   (md_cstate_load_field, the next entries asked into the processor's
- *   cache) into a state taken from the stack of free ones, every message
- *   parsed and decided (md_event_parse, md_engine_process), and at each
- *   customer's last message its state flushed into its operations
- *   (md_cstate_flush, md_ops_compact), given back to the stack, and its
+ *   cache) into a state taken from the stack of free ones (and its writes
+ *   into write lists taken the same way), every message parsed and decided
+ *   (md_event_parse, md_engine_process), and at each customer's last
+ *   message its state flushed into its operations (md_cstate_flush,
+ *   md_ops_compact), both given back to their stacks, and its
  *   cached hash rebuilt as Redis would hold it after the apply
  *   (md_hash_cache_applied; the daemon does that when Redis answers the
  *   apply's slice, a few dozen customers later).
@@ -42,8 +43,9 @@
  * tenth from one minute to the next, two separate runs cannot tell a
  * change of a few percent; batches taken in turn see the same machine and
  * the same customers' states.
- * --no-pool: a state of its own for each customer of the batch, as the
- * daemon had before the stack (and the states prefetched as then).
+ * --no-pool: a state and write lists of its own for each customer of the
+ * batch, as the daemon had before the stacks (and the states prefetched as
+ * then).
  * --ab-pool: batches in turn with the stack and without it, as --ab.
  * --decoded-size N: after the history, N customers' cached hashes (every
  * 37th customer, round the population) are each decoded into a state of
@@ -90,6 +92,9 @@ typedef struct bench {
     md_cstate **stack; /* the free states, the last given back on top */
     size_t n_free;
     md_cstate **bound; /* slot -> its state */
+    md_ops **ops_of;   /* slot -> its write lists (in ops and cp_ops), as the states */
+    size_t *ops_stack, n_free_ops;
+    size_t *ops_k;     /* slot -> its pair */
     size_t *last;      /* slot -> its last message in the batch */
     long n_batch;  /* batches run this run */
     double cpu[2]; /* --ab: CPU time of the batches without and with */
@@ -156,9 +161,9 @@ static void without_outbox(const md_ops *in, md_ops *out) {
 /* Customer s's state flushed into its operations, and its cached hash
  * rebuilt as Redis would hold it after the apply. */
 static void write_back(bench *b, size_t s, md_cstate *cs, md_ops *scratch) {
-    md_cstate_flush(cs, &b->ops[s]);
-    md_ops_compact(&b->ops[s]);
-    const md_ops *ops = &b->ops[s];
+    md_cstate_flush(cs, b->ops_of[s]);
+    md_ops_compact(b->ops_of[s]);
+    const md_ops *ops = b->ops_of[s];
     if (!md_cstate_outbox_clear(cs) || !b->held[s]) {
         /* A new customer (Redis would create the hash) or a moment in
          * its outbox (the store would read the hash again): the hash is
@@ -191,17 +196,19 @@ static int run_batch(bench *b, size_t from, size_t to, md_ops *scratch) {
     if (b->prefetch) md_hash_cache_hold_many(b->cache, n_cust, b->key_ptr, b->held);
     else
         for (size_t s = 0; s < n_cust; s++) b->held[s] = md_hash_cache_hold(b->cache, b->key_ptr[s]);
-    for (size_t s = 0; s < n_cust; s++) {
-        md_ops_clear(&b->ops[s]);
-        md_ops_clear(&b->cp_ops[s]);
-    }
     double t1 = now_ns();
     b->t_decode += t1 - t0;
     for (size_t i = from; i < to; i++) b->last[b->cust[i - from]] = i;
     for (size_t i = from; i < to; i++) {
         double ta = now_ns();
         size_t s = (size_t)b->cust[i - from];
-        if (!b->decoded[s]) b->bound[s] = b->pool ? b->stack[--b->n_free] : b->states[s];
+        if (!b->decoded[s]) {
+            b->bound[s] = b->pool ? b->stack[--b->n_free] : b->states[s];
+            b->ops_k[s] = b->pool ? b->ops_stack[--b->n_free_ops] : s;
+            b->ops_of[s] = &b->ops[b->ops_k[s]];
+            md_ops_clear(&b->ops[b->ops_k[s]]);
+            md_ops_clear(&b->cp_ops[b->ops_k[s]]);
+        }
         md_cstate *cs = b->bound[s];
         if (!b->decoded[s]) {
             b->decoded[s] = true;
@@ -220,7 +227,7 @@ static int run_batch(bench *b, size_t from, size_t to, md_ops *scratch) {
         md_applied applied;
         char err[256];
         if (m->topic == STORY_PROFILES) {
-            if (md_engine_profile(cs, m->json, &src, &b->ops[s], &applied, err, sizeof(err)) != MD_ERR_OK) b->rejected++;
+            if (md_engine_profile(cs, m->json, &src, b->ops_of[s], &applied, err, sizeof(err)) != MD_ERR_OK) b->rejected++;
         } else {
             md_event ev;
             md_parse_result res;
@@ -228,7 +235,7 @@ static int run_batch(bench *b, size_t from, size_t to, md_ops *scratch) {
                                INT64_MAX / 2, &ev, &res) != MD_ERR_OK) {
                 b->rejected++;
             } else {
-                if (md_engine_process(b->cfg, cs, NULL, &ev, &src, ev.ts_ms, &b->ops[s], &b->cp_ops[s], &b->out) != MD_ERR_OK) return 1;
+                if (md_engine_process(b->cfg, cs, NULL, &ev, &src, ev.ts_ms, b->ops_of[s], &b->cp_ops[b->ops_k[s]], &b->out) != MD_ERR_OK) return 1;
                 b->triggers += b->out.n_triggers;
                 md_engine_out_fini(&b->out);
             }
@@ -241,7 +248,10 @@ static int run_batch(bench *b, size_t from, size_t to, md_ops *scratch) {
              * slice, here at once. */
             double tc = now_ns();
             write_back(b, s, cs, scratch);
-            if (b->pool) b->stack[b->n_free++] = cs;
+            if (b->pool) {
+                b->stack[b->n_free++] = cs;
+                b->ops_stack[b->n_free_ops++] = b->ops_k[s];
+            }
             b->t_write += now_ns() - tc;
         }
     }
@@ -383,10 +393,13 @@ int main(int argc, char **argv) {
     b.stack = calloc(cap, sizeof(md_cstate *));
     b.bound = calloc(cap, sizeof(md_cstate *));
     b.last = calloc(cap, sizeof(size_t));
+    b.ops_of = calloc(cap, sizeof(md_ops *));
+    b.ops_stack = calloc(cap, sizeof(size_t));
+    b.ops_k = calloc(cap, sizeof(size_t));
     b.pool = pool;
     b.offset = calloc(STORY_TOPIC_COUNT * 4, sizeof(int64_t));
     if (!b.cache || !b.parser || !b.people || !b.slot_of || !b.cust || !b.slot_customer || !b.keys || !b.key_ptr || !b.held || !b.states ||
-        !b.ops || !b.cp_ops || !b.decoded || !b.stack || !b.bound || !b.last || !b.offset) {
+        !b.ops || !b.cp_ops || !b.decoded || !b.stack || !b.bound || !b.last || !b.ops_of || !b.ops_stack || !b.ops_k || !b.offset) {
         fprintf(stderr, "bench_core: out of memory\n");
         return 1;
     }
@@ -405,6 +418,7 @@ int main(int argc, char **argv) {
         md_ops_init(&b.ops[i]);
         md_ops_init(&b.cp_ops[i]);
         b.stack[b.n_free++] = b.states[i];
+        b.ops_stack[b.n_free_ops++] = i;
     }
     md_ops scratch;
     md_ops_init(&scratch);
@@ -504,6 +518,9 @@ int main(int argc, char **argv) {
     free(b.stack);
     free(b.bound);
     free(b.last);
+    free(b.ops_of);
+    free(b.ops_stack);
+    free(b.ops_k);
     free(b.offset);
     md_event_parser_destroy(b.parser);
     md_hash_cache_destroy(b.cache);

@@ -71,6 +71,7 @@ static uint32_t *name_index_slot(const name_index *x, const char *const *names, 
         if (!x->slots[i] || strcmp(names[x->slots[i] - 1], id) == 0) return &x->slots[i];
 }
 
+#define NO_OPS SIZE_MAX /* a customer without write lists (ops_slot) */
 #define MD_CONTACT_POINT_MAX 300 /* a contact point is at most 256 bytes (md_profile_check), with room and its NUL */
 
 struct md_batch {
@@ -103,7 +104,14 @@ struct md_batch {
     size_t n_free;
     bool *bound;       /* customer -> states[c] is one of objs, taken from the stack */
     md_cstate *idle;   /* what an unbound customer reads: empty, never written */
-    md_ops *ops, *cp_ops;
+    /* Each customer's writes (ops_of(b, c), and its contact point's), the
+     * same way: taken at its first decision, given back once Redis has
+     * answered its apply (the state cache's entry is rebuilt from them
+     * then), or at once when it has nothing to apply. */
+    md_ops *ops, *cp_ops; /* the cap pairs, owned */
+    size_t *ops_slot;     /* customer -> its pair, or NO_OPS */
+    size_t *free_ops;     /* the free pairs, the last given back on top */
+    size_t n_free_ops;
     int *cust_cp; /* customer -> contact point index, or -1 */
     size_t n_cust;
     name_index cust_index;
@@ -182,6 +190,8 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     b->bound = calloc(cap, sizeof(*b->bound));
     b->idle = md_cstate_new(cfg);
     b->ops = calloc(cap, sizeof(*b->ops));
+    b->ops_slot = calloc(cap, sizeof(*b->ops_slot));
+    b->free_ops = calloc(cap, sizeof(*b->free_ops));
     b->cp_ops = calloc(cap, sizeof(*b->cp_ops));
     b->cust_cp = calloc(cap, sizeof(*b->cust_cp));
     b->cp_ids = calloc(cap, sizeof(*b->cp_ids));
@@ -201,7 +211,7 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     /* Both run whatever the other returns: destroy frees each. */
     bool indexed = name_index_init(&b->cust_index, cap);
     indexed = name_index_init(&b->cp_index, cap) && indexed;
-    if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->objs || !b->free_states || !b->bound || !b->idle || !b->ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
+    if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->objs || !b->free_states || !b->bound || !b->idle || !b->ops || !b->ops_slot || !b->free_ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
         !b->due_ids || !b->due_at || !b->due_check || !b->cached || !b->held || !b->reqs || !b->results || !b->last || !b->final_order || !b->refusal ||
         !b->scratch || !b->req_customer || !indexed) {
         md_batch_destroy(b);
@@ -226,6 +236,8 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     for (size_t i = 0; i < cap; i++) {
         md_ops_init(&b->ops[i]);
         md_ops_init(&b->cp_ops[i]);
+        b->ops_slot[i] = NO_OPS;
+        b->free_ops[b->n_free_ops++] = cap - 1 - i;
         b->objs[i] = md_cstate_new(cfg);
         b->free_states[b->n_free++] = b->objs[i];
         b->cps[i] = md_cpstate_new();
@@ -258,6 +270,8 @@ void md_batch_destroy(md_batch *b) {
     free(b->bound);
     md_cstate_destroy(b->idle);
     free(b->ops);
+    free(b->ops_slot);
+    free(b->free_ops);
     free(b->cp_ops);
     free(b->cust_cp);
     free(b->cp_ids);
@@ -305,9 +319,31 @@ static void unbind_state(md_batch *b, size_t c) {
     b->states[c] = b->idle;
 }
 
-/* Every customer's state back on the stack, the last bound on top. */
+/* Customer c's writes and its contact point's, once it has taken a pair. */
+static md_ops *ops_of(md_batch *b, size_t c) { return &b->ops[b->ops_slot[c]]; }
+static md_ops *cp_ops_of(md_batch *b, size_t c) { return &b->cp_ops[b->ops_slot[c]]; }
+
+/* Customer c takes a pair of write lists from the stack, emptied. */
+static void bind_ops(md_batch *b, size_t c) {
+    size_t k = b->free_ops[--b->n_free_ops];
+    b->ops_slot[c] = k;
+    md_ops_clear(&b->ops[k]);
+    md_ops_clear(&b->cp_ops[k]);
+}
+
+static void unbind_ops(md_batch *b, size_t c) {
+    if (b->ops_slot[c] == NO_OPS) return;
+    b->free_ops[b->n_free_ops++] = b->ops_slot[c];
+    b->ops_slot[c] = NO_OPS;
+}
+
+/* Every customer's state and write lists back on their stacks, the last
+ * bound on top. */
 static void unbind_all(md_batch *b) {
-    for (size_t c = b->n_cust; c-- > 0;) unbind_state(b, c);
+    for (size_t c = b->n_cust; c-- > 0;) {
+        unbind_state(b, c);
+        unbind_ops(b, c);
+    }
 }
 
 static void clear_decisions(md_batch *b) {
@@ -688,7 +724,8 @@ static md_err decide_item(md_batch *b, item *it, int64_t now_ms, char *err, size
     if (le) return le;
     md_cstate *cs = b->states[it->customer];
     md_cstate_set_paused(cs, b->paused_campaigns);
-    md_ops *ops = &b->ops[it->customer], *cp_ops = &b->cp_ops[it->customer];
+    if (b->ops_slot[it->customer] == NO_OPS) bind_ops(b, (size_t)it->customer);
+    md_ops *ops = ops_of(b, (size_t)it->customer), *cp_ops = cp_ops_of(b, (size_t)it->customer);
     int cpi = b->cust_cp[it->customer];
     md_cpstate *cp = cpi >= 0 ? b->cps[cpi] : NULL;
     const md_source *src = it->has_src ? &it->src : NULL;
@@ -864,8 +901,9 @@ static void release_if_done(md_batch *b, size_t c) {
 
 static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, size_t errsz) {
     if (refused(b, c)) return MD_ERR_OK;
-    md_cstate_flush(b->states[c], &b->ops[c]);
-    if (b->ops[c].oom || b->cp_ops[c].oom) {
+    md_ops *ops = ops_of(b, c), *cp_ops = cp_ops_of(b, c);
+    md_cstate_flush(b->states[c], ops);
+    if (ops->oom || cp_ops->oom) {
         snprintf(err, errsz, "out of memory while recording");
         return MD_ERR_NOMEM;
     }
@@ -873,25 +911,26 @@ static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, siz
      * cache: what was decided on it (a duplicate, an outcome of a trigger
      * it does not hold) holds only if Redis still has that version, so the
      * empty apply checks it (and a conflict reads the batch again). */
-    if (b->ops[c].n == 0 && !b->cached[c]) {
+    if (ops->n == 0 && !b->cached[c]) {
+        unbind_ops(b, c);
         release_if_done(b, c);
         return MD_ERR_OK;
     }
-    md_ops_compact(&b->ops[c]);
-    md_ops_compact(&b->cp_ops[c]);
+    md_ops_compact(ops);
+    md_ops_compact(cp_ops);
     b->req_customer[*nreq] = c;
     md_apply_req *q = &b->reqs[(*nreq)++];
     md_store_customer_key(b->store, b->cust_ids[c], q->key, sizeof(q->key));
-    q->ops = &b->ops[c];
+    q->ops = ops;
     q->expect_version = md_cstate_version(b->states[c]);
     q->ttl_ms = md_cstate_ttl_ms(b->states[c]);
     q->outbox_empty = md_cstate_outbox_clear(b->states[c]); /* after the flush: nothing added */
     q->known_expiry = md_cstate_key_expiry(b->states[c]);
-    if (b->cp_ops[c].n && b->cust_cp[c] >= 0) {
+    if (cp_ops->n && b->cust_cp[c] >= 0) {
         b->req_customer[*nreq] = c;
         q = &b->reqs[(*nreq)++];
         md_store_contact_point_key(b->store, b->cp_ids[b->cust_cp[c]], q->key, sizeof(q->key));
-        q->ops = &b->cp_ops[c];
+        q->ops = cp_ops;
         q->expect_version = -1;
         q->ttl_ms = md_cpstate_ttl_ms(b->cfg);
         q->outbox_empty = true; /* a contact point has none */
@@ -899,6 +938,16 @@ static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, siz
     }
     release_if_done(b, c);
     return MD_ERR_OK;
+}
+
+/* Requests [from, to) were answered (of nreq queued): each customer whose
+ * last request is among them gives its write lists back. Returns to. */
+static size_t release_answered(md_batch *b, size_t from, size_t to, size_t nreq) {
+    for (size_t q = from; q < to; q++) {
+        size_t c = b->req_customer[q];
+        if (q + 1 == nreq || b->req_customer[q + 1] != c) unbind_ops(b, c); /* a customer's requests are queued together */
+    }
+    return to;
 }
 
 /* Requests are handed to Redis in slices of this many while the rest of the
@@ -911,17 +960,13 @@ typedef enum attempt { ATTEMPT_DONE, ATTEMPT_CONFLICT, ATTEMPT_REFUSED, ATTEMPT_
 /* One attempt at steps 1-3: read, decide in input order, apply. On
  * ATTEMPT_FAILED *what names the step and *e says why. */
 static attempt decide_and_apply(md_batch *b, int64_t now_ms, md_err *e, const char **what, char *err, size_t errsz) {
-    size_t nreq = 0, nsent = 0, next_final = 0, n_final = 0;
+    size_t nreq = 0, nsent = 0, next_final = 0, n_final = 0, answered = 0;
     *what = "read";
     clear_decisions(b); /* a redo decides again */
     b->n_reqs = 0;
     if ((*e = read_states(b, err, errsz))) return ATTEMPT_FAILED;
     *what = "capacity";
     if (b->capacity && (*e = reserve_capacity(b, now_ms, err, errsz))) return ATTEMPT_FAILED;
-    for (size_t c = 0; c < b->n_cust; c++) {
-        md_ops_clear(&b->ops[c]);
-        md_ops_clear(&b->cp_ops[c]);
-    }
     /* Customers in the order their last input of the batch comes: once the
      * decisions have passed it, that customer's requests are final. */
     for (size_t i = 0; i < b->n_items; i++) b->last[b->items[i].customer] = i;
@@ -935,6 +980,7 @@ static attempt decide_and_apply(md_batch *b, int64_t now_ms, md_err *e, const ch
             if ((*e = md_store_apply_send(b->store, nreq - nsent, b->reqs + nsent, err, errsz))) goto failed;
             nsent = nreq;
             md_store_apply_poll(b->store, b->reqs, b->results, b->scratch);
+            answered = release_answered(b, answered, md_store_apply_taken(b->store), nreq);
         }
         if ((*e = decide(b, &b->items[i], now_ms, err, errsz))) goto failed;
     }

@@ -1324,6 +1324,8 @@ void md_store_apply_poll(md_store *s, const md_apply_req *reqs, int *results, md
     }
 }
 
+size_t md_store_apply_taken(const md_store *s) { return s->n_taken; }
+
 md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
                               size_t errstr_size) {
     md_err err;

@@ -148,6 +148,10 @@ md_err md_store_apply_collect(md_store *s, size_t total, const md_apply_req *req
  * instead of all of them after the last (a tenth of a batch's time). A
  * reply that is not a result, and any error, are left to _collect. */
 void md_store_apply_poll(md_store *s, const md_apply_req *reqs, int *results, md_store_refusal *refused);
+/* How many of the requests sent since the last _collect were answered and
+ * settled by md_store_apply_poll: the first that many, whose ops the store
+ * reads no more. */
+size_t md_store_apply_taken(const md_store *s);
 
 /* Adds n pending funnel increments: HINCRBY "<prefix>:funnel:<campaign>:<day>"
  * field delta, each key kept 400 days. One round trip. */
