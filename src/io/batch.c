@@ -211,7 +211,8 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     /* Both run whatever the other returns: destroy frees each. */
     bool indexed = name_index_init(&b->cust_index, cap);
     indexed = name_index_init(&b->cp_index, cap) && indexed;
-    if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->objs || !b->free_states || !b->bound || !b->idle || !b->ops || !b->ops_slot || !b->free_ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
+    if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->objs || !b->free_states || !b->bound || !b->idle || !b->ops ||
+        !b->ops_slot || !b->free_ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
         !b->due_ids || !b->due_at || !b->due_check || !b->cached || !b->held || !b->reqs || !b->results || !b->last || !b->final_order || !b->refusal ||
         !b->scratch || !b->req_customer || !indexed) {
         md_batch_destroy(b);
@@ -886,9 +887,6 @@ static void give_back_capacity(md_batch *b) {
     }
 }
 
-/* Adds customer c's requests (its state, and its contact point's if it
- * touched one) after flushing its state into its ops. MD_ERR_NOMEM when
- * recording lost an operation: such a list is never applied. */
 /* Customer c's requests are queued: its state goes back to the stack unless
  * the steps after the apply read it (moments to deliver, funnel counts, a
  * due time to write). */
@@ -899,6 +897,9 @@ static void release_if_done(md_batch *b, size_t c) {
     unbind_state(b, c);
 }
 
+/* Adds customer c's requests (its state, and its contact point's if it
+ * touched one) after flushing its state into its ops. MD_ERR_NOMEM when
+ * recording lost an operation: such a list is never applied. */
 static md_err queue_customer(md_batch *b, size_t c, size_t *nreq, char *err, size_t errsz) {
     if (refused(b, c)) return MD_ERR_OK;
     md_ops *ops = ops_of(b, c), *cp_ops = cp_ops_of(b, c);
