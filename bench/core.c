@@ -92,9 +92,8 @@ typedef struct bench {
     md_cstate **stack; /* the free states, the last given back on top */
     size_t n_free;
     md_cstate **bound; /* slot -> its state */
-    md_ops **ops_of;   /* slot -> its write lists (in ops and cp_ops), as the states */
     size_t *ops_stack, n_free_ops;
-    size_t *ops_k;     /* slot -> its pair */
+    size_t *ops_k;     /* slot -> its write lists, ops[k] and cp_ops[k], taken as the states */
     size_t *last;      /* slot -> its last message in the batch */
     long n_batch;  /* batches run this run */
     double cpu[2]; /* --ab: CPU time of the batches without and with */
@@ -161,9 +160,10 @@ static void without_outbox(const md_ops *in, md_ops *out) {
 /* Customer s's state flushed into its operations, and its cached hash
  * rebuilt as Redis would hold it after the apply. */
 static void write_back(bench *b, size_t s, md_cstate *cs, md_ops *scratch) {
-    md_cstate_flush(cs, b->ops_of[s]);
-    md_ops_compact(b->ops_of[s]);
-    const md_ops *ops = b->ops_of[s];
+    md_ops *own = &b->ops[b->ops_k[s]];
+    md_cstate_flush(cs, own);
+    md_ops_compact(own);
+    const md_ops *ops = own;
     if (!md_cstate_outbox_clear(cs) || !b->held[s]) {
         /* A new customer (Redis would create the hash) or a moment in
          * its outbox (the store would read the hash again): the hash is
@@ -205,7 +205,6 @@ static int run_batch(bench *b, size_t from, size_t to, md_ops *scratch) {
         if (!b->decoded[s]) {
             b->bound[s] = b->pool ? b->stack[--b->n_free] : b->states[s];
             b->ops_k[s] = b->pool ? b->ops_stack[--b->n_free_ops] : s;
-            b->ops_of[s] = &b->ops[b->ops_k[s]];
             md_ops_clear(&b->ops[b->ops_k[s]]);
             md_ops_clear(&b->cp_ops[b->ops_k[s]]);
         }
@@ -227,7 +226,7 @@ static int run_batch(bench *b, size_t from, size_t to, md_ops *scratch) {
         md_applied applied;
         char err[256];
         if (m->topic == STORY_PROFILES) {
-            if (md_engine_profile(cs, m->json, &src, b->ops_of[s], &applied, err, sizeof(err)) != MD_ERR_OK) b->rejected++;
+            if (md_engine_profile(cs, m->json, &src, &b->ops[b->ops_k[s]], &applied, err, sizeof(err)) != MD_ERR_OK) b->rejected++;
         } else {
             md_event ev;
             md_parse_result res;
@@ -235,7 +234,7 @@ static int run_batch(bench *b, size_t from, size_t to, md_ops *scratch) {
                                INT64_MAX / 2, &ev, &res) != MD_ERR_OK) {
                 b->rejected++;
             } else {
-                if (md_engine_process(b->cfg, cs, NULL, &ev, &src, ev.ts_ms, b->ops_of[s], &b->cp_ops[b->ops_k[s]], &b->out) != MD_ERR_OK) return 1;
+                if (md_engine_process(b->cfg, cs, NULL, &ev, &src, ev.ts_ms, &b->ops[b->ops_k[s]], &b->cp_ops[b->ops_k[s]], &b->out) != MD_ERR_OK) return 1;
                 b->triggers += b->out.n_triggers;
                 md_engine_out_fini(&b->out);
             }
@@ -393,13 +392,12 @@ int main(int argc, char **argv) {
     b.stack = calloc(cap, sizeof(md_cstate *));
     b.bound = calloc(cap, sizeof(md_cstate *));
     b.last = calloc(cap, sizeof(size_t));
-    b.ops_of = calloc(cap, sizeof(md_ops *));
     b.ops_stack = calloc(cap, sizeof(size_t));
     b.ops_k = calloc(cap, sizeof(size_t));
     b.pool = pool;
     b.offset = calloc(STORY_TOPIC_COUNT * 4, sizeof(int64_t));
     if (!b.cache || !b.parser || !b.people || !b.slot_of || !b.cust || !b.slot_customer || !b.keys || !b.key_ptr || !b.held || !b.states ||
-        !b.ops || !b.cp_ops || !b.decoded || !b.stack || !b.bound || !b.last || !b.ops_of || !b.ops_stack || !b.ops_k || !b.offset) {
+        !b.ops || !b.cp_ops || !b.decoded || !b.stack || !b.bound || !b.last || !b.ops_stack || !b.ops_k || !b.offset) {
         fprintf(stderr, "bench_core: out of memory\n");
         return 1;
     }
@@ -518,7 +516,6 @@ int main(int argc, char **argv) {
     free(b.stack);
     free(b.bound);
     free(b.last);
-    free(b.ops_of);
     free(b.ops_stack);
     free(b.ops_k);
     free(b.offset);

@@ -1133,6 +1133,7 @@ static void print_json(const sim *s, const churn *ch, FILE *out) {
     knumber(&w, "population_factor", (double)s->population_factor);
     knumber(&w, "days", (double)sc->days);
     knumber(&w, "warmup_days", (double)sc->warmup_days);
+    md_jsonw_kint(&w, "start_ms", T0_MS); /* day 0's first instant: the run's times (decision records among them) count from it */
     knumber(&w, "calls_per_day", (double)sc->calls_per_day);
     md_jsonw_key(&w, "policies");
     md_jsonw_obj_open(&w);

@@ -90,8 +90,8 @@ struct md_batch {
     size_t n_items;
     /* Customers of the batch, in order of first appearance. */
     const char **cust_ids; /* borrowed from items */
-    /* Each customer's state while it is bound (states[c]), else idle. The
-     * states come from a stack of free ones, the last given back on top: a
+    /* Each customer's state (states[c]): one of objs while it is bound,
+     * else idle. The states come from a stack of free ones, the last given back on top: a
      * customer decoded from the state cache takes one at its first input
      * and gives it back once its requests are queued, so the next customer
      * decodes into memory still in the processor's cache. A state per
@@ -102,7 +102,6 @@ struct md_batch {
     md_cstate **objs;  /* the cap states, owned */
     md_cstate **free_states;
     size_t n_free;
-    bool *bound;       /* customer -> states[c] is one of objs, taken from the stack */
     md_cstate *idle;   /* what an unbound customer reads: empty, never written */
     /* Each customer's writes (ops_of(b, c), and its contact point's), the
      * same way: taken at its first decision, given back once Redis has
@@ -187,7 +186,6 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     b->states = calloc(cap, sizeof(*b->states));
     b->objs = calloc(cap, sizeof(*b->objs));
     b->free_states = calloc(cap, sizeof(*b->free_states));
-    b->bound = calloc(cap, sizeof(*b->bound));
     b->idle = md_cstate_new(cfg);
     b->ops = calloc(cap, sizeof(*b->ops));
     b->ops_slot = calloc(cap, sizeof(*b->ops_slot));
@@ -211,7 +209,7 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
     /* Both run whatever the other returns: destroy frees each. */
     bool indexed = name_index_init(&b->cust_index, cap);
     indexed = name_index_init(&b->cp_index, cap) && indexed;
-    if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->objs || !b->free_states || !b->bound || !b->idle || !b->ops ||
+    if (!b->parser || !b->items || !b->cust_ids || !b->states || !b->objs || !b->free_states || !b->idle || !b->ops ||
         !b->ops_slot || !b->free_ops || !b->cp_ops || !b->cust_cp || !b->cp_ids || !b->cps ||
         !b->due_ids || !b->due_at || !b->due_check || !b->cached || !b->held || !b->reqs || !b->results || !b->last || !b->final_order || !b->refusal ||
         !b->scratch || !b->req_customer || !indexed) {
@@ -241,6 +239,7 @@ md_batch *md_batch_new(const md_config *cfg, md_store *store, size_t capacity, m
         b->free_ops[b->n_free_ops++] = cap - 1 - i;
         b->objs[i] = md_cstate_new(cfg);
         b->free_states[b->n_free++] = b->objs[i];
+        b->states[i] = b->idle;
         b->cps[i] = md_cpstate_new();
         b->cp_ids[i] = malloc(MD_CONTACT_POINT_MAX);
         if (!b->objs[i] || !b->cps[i] || !b->cp_ids[i]) {
@@ -268,7 +267,6 @@ void md_batch_destroy(md_batch *b) {
     free(b->states);
     free(b->objs);
     free(b->free_states);
-    free(b->bound);
     md_cstate_destroy(b->idle);
     free(b->ops);
     free(b->ops_slot);
@@ -307,15 +305,11 @@ size_t md_batch_customers(const md_batch *b) { return b->n_cust; }
 bool md_batch_full(const md_batch *b) { return b->n_items >= b->cap; }
 
 /* Customer c takes a state from the stack. */
-static md_cstate *bind_state(md_batch *b, size_t c) {
-    b->bound[c] = true;
-    return b->states[c] = b->free_states[--b->n_free];
-}
+static md_cstate *bind_state(md_batch *b, size_t c) { return b->states[c] = b->free_states[--b->n_free]; }
 
 /* Customer c gives its state back; it reads the idle state from now on. */
 static void unbind_state(md_batch *b, size_t c) {
-    if (!b->bound[c]) return;
-    b->bound[c] = false;
+    if (b->states[c] == b->idle) return;
     b->free_states[b->n_free++] = b->states[c];
     b->states[c] = b->idle;
 }

@@ -115,12 +115,10 @@ static void payment(const char *cid, const char *eid, int64_t ts, int balance) {
     add(cfg->kafka.topic_payments, cid, j);
 }
 
-/* The hour of the day (local time) of the first customer's payments; the
- * others' follow an hour apart. */
-static int first_hour = 10;
-
-/* The input, in the order a partition would deliver it. */
-static void build_input(void) {
+/* The input, in the order a partition would deliver it: each customer's
+ * payments an hour after the one before's, the first customer's at
+ * first_hour (local time). */
+static void build_input(int first_hour) {
     n_msgs = 0;
     char cid[N_CUST][32], eid[64];
     for (int c = 0; c < N_CUST; c++) {
@@ -324,7 +322,7 @@ static void cached_matches_redis(md_store *s, const char *prefix, const char *id
 
 Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
     use_fixture();
-    build_input();
+    build_input(10);
     char pa[64], pb[64];
     snprintf(pa, sizeof(pa), "batch-a-%ld", (long)time(NULL));
     snprintf(pb, sizeof(pb), "batch-b-%ld", (long)time(NULL));
@@ -440,8 +438,7 @@ Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
  * written must equal what the same input writes without the cache. */
 Test(batch, states_passed_between_customers_keep_what_is_read_after_the_apply) {
     use_fixture();
-    first_hour = 22;
-    build_input();
+    build_input(22);
     char pa[64], pb[64];
     snprintf(pa, sizeof(pa), "batch-qa-%ld", (long)time(NULL));
     snprintf(pb, sizeof(pb), "batch-qb-%ld", (long)time(NULL));
@@ -468,7 +465,6 @@ Test(batch, states_passed_between_customers_keep_what_is_read_after_the_apply) {
     drop_stores(sa, sb);
     free(ca);
     free(cb);
-    first_hour = 10;
     md_config_destroy(cfg);
 }
 
@@ -718,7 +714,7 @@ static void redis_do(const char *fmt, const char *a, const char *b2) {
 Test(batch, a_customer_whose_key_redis_refuses_is_set_aside_and_the_others_go_on) {
     use_fixture();
     char prefix[64], err[512], key[160];
-    build_input();
+    build_input(10);
     /* Who has moments without poison. */
     snprintf(prefix, sizeof(prefix), "batch-r0-%ld", (long)time(NULL));
     md_store *s = store_for(prefix);

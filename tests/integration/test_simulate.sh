@@ -228,7 +228,7 @@ for bad in "--l2 0" "--l2 x" "--prior some"; do
 done
 
 # --keep-state: the engine policies' state stays, for momentd fit to read.
-"$MOMENTD_BIN" simulate --scenario "$SC" --seed 7 --keep-state >/dev/null 2>"$T_DIR/keep.err"
+"$MOMENTD_BIN" simulate --scenario "$SC" --seed 7 --keep-state --json >"$T_DIR/keep.json" 2>"$T_DIR/keep.err"
 cat "$T_DIR/keep.err" >>"$T_DIR/stderr.log"
 prefix=$(sed -n "s/^momentd simulate: fixed policy's state kept under the key prefix //p" "$T_DIR/keep.err")
 check "--keep-state names each engine policy's key prefix" eq "$(grep -c "state kept under the key prefix momentd-sim:" "$T_DIR/keep.err")" 2
@@ -236,6 +236,12 @@ check "... and the fixed policy's customers are there" ge "$(rcli --scan --patte
 jq --arg p "$prefix" '.redis.key_prefix = $p' "$MOMENTD_SOURCE_DIR/config/sim/fixed45.json" >"$T_DIR/kept.json"
 "$MOMENTD_BIN" fit -c "$T_DIR/kept.json" --campaign bill_instalment --from-redis >"$T_DIR/kept-fit.txt" 2>>"$T_DIR/stderr.log"
 check "momentd fit reads the kept decisions" grep -Eq '^training sets: [1-9][0-9]* contacted' "$T_DIR/kept-fit.txt"
+# start_ms in --json is what the decision records' times count from
+# (scripts/sim-backlog turns them into the run's days with it).
+"$MOMENTD_BIN" fit -c "$T_DIR/kept.json" --campaign bill_instalment --from-redis --trace-out "$T_DIR/kept.tsv" >/dev/null 2>>"$T_DIR/stderr.log" || true
+check "--json's start_ms and days bound every kept decision's time" awk -F'\t' -v start="$(jq .start_ms "$T_DIR/keep.json")" -v days="$(jq .days "$T_DIR/keep.json")" '
+    $2 ~ /^q:bill_instalment:[0-9]+$/ { n++; t = substr($2, 19) + 0; if (t < start || t >= start + days * 86400000) bad++ }
+    END { exit !(n > 0 && bad == 0) }' "$T_DIR/kept.tsv"
 rcli --scan --pattern 'momentd-sim:*' | xargs -r -n 100 redis-cli -p "$REDIS_PORT" del >/dev/null
 
 # Bad input.
