@@ -171,6 +171,8 @@ static void render_metrics(FILE *f, const md_status_snapshot *sp, const md_confi
             sp->state_cache.hits, sp->state_cache.misses);
     gauge(f, "momentd_state_cache_entries", "Customers whose state the cache holds (redis.state_cache_mb).", (double)sp->state_cache.entries);
     gauge(f, "momentd_state_cache_bytes", "Bytes the state cache holds, against redis.state_cache_mb.", (double)sp->state_cache.bytes);
+    gauge(f, "momentd_resident_memory_bytes", "This process's resident memory (VmRSS, every 5 s; -1 not known): about redis.state_cache_mb once the cache is full, plus the batch and the consumer's prefetch.", (double)sp->resident_bytes);
+    gauge(f, "momentd_peak_resident_memory_bytes", "The most resident memory this process has held (VmHWM, every 5 s; -1 not known).", (double)sp->peak_resident_bytes);
     gauge(f, "momentd_assigned_partitions", "Partitions this consumer owns.", sp->assigned_partitions);
     gauge(f, "momentd_last_batch_timestamp_seconds", "Wall clock of the last committed batch (0: none yet).",
           (double)sp->last_batch_ms / 1000.0);

@@ -126,6 +126,7 @@ typedef struct md_status_snapshot {
     int64_t max_lag;         /* largest known lag over the assigned partitions; -1 = none known */
     int64_t redis_used_memory, redis_maxmemory; /* INFO memory, read every few seconds; -1 = not known yet */
     md_hash_cache_stats state_cache; /* the store's state cache (every few seconds): hits are customers read from it */
+    int64_t resident_bytes, peak_resident_bytes; /* this process's VmRSS and VmHWM (/proc/self/status, every few seconds); -1 = not known */
     md_model_status models[MD_MAX_CAMPAIGNS]; /* by the running configuration's campaign index */
     uint32_t paused_campaigns;                /* bit c: campaign c paused by an operator */
     md_hist latency[MD_LAT_COUNT];

@@ -115,6 +115,9 @@ done
 check "states read from Redis are counted" ge "$(metric 'momentd_state_reads_total{from="redis"}')" 1
 check "and from the state cache" ge "$(metric 'momentd_state_reads_total{from="cache"}')" 1
 check "the state cache holds what it read (entries, bytes)" test "$(metric momentd_state_cache_entries)" -ge 1 -a "$(metric momentd_state_cache_bytes)" -gt 0
+# One reading of both, so that neither moves between them.
+mem=$(curl -s "$URL/metrics" | awk '$1 == "momentd_resident_memory_bytes" {r = $2} $1 == "momentd_peak_resident_memory_bytes" {p = $2} END {print r + 0, p + 0}')
+check "the process's resident memory is published (over 1 MB), at most its peak" test "${mem% *}" -gt 1048576 -a "${mem#* }" -ge "${mem% *}"
 
 # Redis filling up: with maxmemory just above what Redis uses (and
 # noeviction, momentd's required policy), /readyz warns before writes fail.
