@@ -144,6 +144,13 @@ void md_cstate_load_outbox(md_cstate *cs, const char *field, size_t flen, const 
 /* True when the loaded hash says its outbox was left empty ("x0"): the
  * store then does not read the outbox. */
 bool md_cstate_outbox_clear(const md_cstate *cs);
+/* Whether a hash holding this field says its outbox was left empty, read as
+ * md_cstate_load_field reads it (T's mark on a T that parses, or "x0"): the
+ * store asks it of a hash's fields before it decides to decode them later,
+ * at the customer's first input. Other fields answer false without a look.
+ * cs is the scratch it reads into: its loaded state is garbage until the
+ * next md_cstate_reset. */
+bool md_cstate_probe_outbox_clear(md_cstate *cs, const char *field, size_t flen, const char *value, size_t vlen);
 /* True when at least one field was loaded. */
 bool md_cstate_exists(const md_cstate *cs);
 

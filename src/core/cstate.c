@@ -2328,6 +2328,13 @@ static void outbox_add(md_cstate *cs, md_ops *ops, const char *field, const char
 
 bool md_cstate_outbox_clear(const md_cstate *cs) { return cs->outbox_clear; }
 
+bool md_cstate_probe_outbox_clear(md_cstate *cs, const char *f, size_t fl, const char *v, size_t vl) {
+    if (!(fl == 1 && f[0] == 'T') && !(fl == 2 && f[0] == 'x' && f[1] == '0')) return false;
+    cs->outbox_clear = false;
+    md_cstate_load_field(cs, f, fl, v, vl);
+    return cs->outbox_clear;
+}
+
 /* T, once a batch: every event moves a time. One field of the three
  * types' times (in base 36: 8 digits, not 13) took a third less of a
  * customer's memory than three; the balance in it saves its own name and

@@ -241,9 +241,10 @@ bool md_hash_cache_each(md_hash_cache *c, const char *key, md_hash_cache_field_f
 /* Puts key's entry (its hash h) in slot p, where slot_of found it or found
  * none. The entry being replaced takes the new one's place in its chain and
  * is freed last: the fields may point into it. One look into the table per
- * apply, not three (they were a tenth of momentd's CPU, each a miss). */
-static void put_entry_at(md_hash_cache *c, entry **p, uint64_t h, const char *key, size_t len, const md_hash_field *fields, size_t n,
-                         int64_t expires_at) {
+ * apply, not three (they were a tenth of momentd's CPU, each a miss). Returns
+ * the entry, or NULL when it is too large to keep (and key has none then). */
+static entry *put_entry_at(md_hash_cache *c, entry **p, uint64_t h, const char *key, size_t len, const md_hash_field *fields, size_t n,
+                           int64_t expires_at) {
     size_t data = len + 1;
     for (size_t i = 0; i < n; i++) data += record_size(&fields[i]);
     entry *old = *p;
@@ -251,7 +252,7 @@ static void put_entry_at(md_hash_cache *c, entry **p, uint64_t h, const char *ke
     entry *e = charged <= c->budget / 10 ? malloc(sizeof(entry) + data) : NULL;
     if (!e) {
         if (old) remove_at(c, p, old);
-        return;
+        return NULL;
     }
     *e = (entry){.hash = h, .charged = charged, .n = n, .key_len = len, .data_len = data, .expires_at = expires_at};
     memcpy(e->data, key, len + 1);
@@ -273,6 +274,7 @@ static void put_entry_at(md_hash_cache *c, entry **p, uint64_t h, const char *ke
     c->bytes += charged;
     evict(c, e);
     grow(c);
+    return e;
 }
 
 void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n) {
@@ -295,6 +297,15 @@ static const md_hash_cache_entry *hold_entry(md_hash_cache *c, entry *e) {
 }
 
 const md_hash_cache_entry *md_hash_cache_hold(md_hash_cache *c, const char *key) { return hold_entry(c, take(c, key)); }
+
+const md_hash_cache_entry *md_hash_cache_put_held(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n) {
+    size_t len = strlen(key);
+    uint64_t h = md_siphash24(c->sip, key, len);
+    entry *e = put_entry_at(c, slot_of(c, key, len, h), h, key, len, fields, n, 0); /* a read says nothing of the expiry */
+    if (!e) return NULL;
+    unlink_recency(c, e); /* out of the recency list, into the held one */
+    return hold_entry(c, e);
+}
 
 /* How many keys ahead hold_many asks for a key's slot; its entry is asked
  * for half as far ahead (the slot is there by then), the entry's recency

@@ -87,6 +87,10 @@ void md_hash_cache_watch(md_hash_cache *c, const char *name);
 const md_hash_cache_entry *md_hash_cache_get(md_hash_cache *c, const char *key);
 /* The same, held. */
 const md_hash_cache_entry *md_hash_cache_hold(md_hash_cache *c, const char *key);
+/* Puts key's entry as md_hash_cache_put does, and holds it without counting
+ * a hit (the caller read it from Redis, after a miss); NULL when it is too
+ * large to keep (over a tenth of the budget). */
+const md_hash_cache_entry *md_hash_cache_put_held(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n);
 /* held[i] = md_hash_cache_hold(c, keys[i]) for each of n keys, in order,
  * with each key's table slot, entry and recency neighbours asked into the
  * processor's cache a few keys ahead: a batch's entries were last touched a

@@ -141,6 +141,7 @@ struct md_batch {
     bool *cached;         /* customers read from the store's cache (md_store_cache_states), not from Redis */
     const md_hash_cache_entry **held; /* of those, the ones not decoded yet (load_held) */
     bool held_stale;      /* load_held found an entry that did not match: read again */
+    bool read_decoded;    /* and so the next read decodes every customer at once, none held */
     /* Customers whose key Redis refused in this run, and why (""); their
      * inputs are skipped by every later attempt and handed to the refuse
      * hook once the run succeeds. */
@@ -589,7 +590,11 @@ static md_err read_states(md_batch *b, char *err, size_t errsz) {
      * theirs back (they decode at their first input), the last taken on top. */
     unbind_all(b);
     for (size_t c = 0; c < b->n_cust; c++) bind_state(b, c);
-    md_err e = md_store_read_customers_held(b->store, b->n_cust, b->cust_ids, b->states, b->held, b->scratch, b->cached, err, errsz);
+    bool hold = !b->read_decoded;
+    b->read_decoded = false;
+    if (!hold) memset(b->held, 0, b->n_cust * sizeof(*b->held));
+    md_err e = md_store_read_customers_held(b->store, b->n_cust, b->cust_ids, b->states, hold ? b->held : NULL, b->scratch, b->cached, err,
+                                            errsz);
     for (size_t c = b->n_cust; c-- > 0;)
         if (b->held[c]) unbind_state(b, c);
     if (e == MD_ERR_REDIS_REFUSED) {
@@ -1010,6 +1015,7 @@ failed:
     if (nsent) md_store_disconnect(b->store);
     if (b->held_stale) {
         b->held_stale = false;
+        b->read_decoded = true; /* a customer just read from Redis is held too: reading it held again would not end */
         return ATTEMPT_CONFLICT;
     }
     return ATTEMPT_FAILED;

@@ -843,35 +843,53 @@ typedef struct cust_load {
     const char *const *keys;   /* each customer's key */
     md_store_refusal *refused; /* NULL: a refusal fails the read */
     const size_t *which;       /* the k-th hash read belongs to customer which[k] */
+    const md_hash_cache_entry **held; /* NULL, or held[i] set for a customer read into the cache, not decoded */
 } cust_load;
 
 /* A customer's hash as Redis sent it, for the next batch: only one whose
- * outbox was left empty (T's mark), since the cache does not keep outboxes. */
-static void cache_reply(md_store *s, const char *key, const valkeyReply *r) {
+ * outbox was left empty (T's mark), since the cache does not keep outboxes.
+ * Held (and returned) when hold: NULL when not kept. */
+static const md_hash_cache_entry *cache_reply(md_store *s, const char *key, const valkeyReply *r, bool hold) {
     size_t n = r->elements / 2;
     if (n > s->img_cap) {
         md_hash_field *img = realloc(s->img, n * 2 * sizeof(*img));
         if (!img) {
             md_hash_cache_drop(s->cache, key);
-            return;
+            return NULL;
         }
         s->img = img;
         s->img_cap = n * 2;
     }
     for (size_t k = 0; k < n; k++)
         s->img[k] = (md_hash_field){r->element[2 * k]->str, r->element[2 * k + 1]->str, r->element[2 * k]->len, r->element[2 * k + 1]->len};
+    if (hold) return md_hash_cache_put_held(s->cache, key, s->img, n);
     md_hash_cache_put(s->cache, key, s->img, n);
+    return NULL;
 }
 
 static void load_customer(void *ctx, size_t k, valkeyReply *r) {
     cust_load *cl = ctx;
     size_t i = cl->which[k];
+    /* Where the caller holds the cache's entries, a customer whose outbox is
+     * empty goes into the cache, held, and is decoded at its first input,
+     * into a state still in the processor's cache (batch.c, load_held), as a
+     * customer the cache held is: decoded now, every customer of a batch read
+     * cold took a state of its own, and each of the batch's 2,000 states kept
+     * buffers as large as the largest customer it had read (BENCHMARKS.md,
+     * 2026-12-07, what the peak RSS is made of). */
+    if (cl->held && cl->s->cache) {
+        bool clear = false;
+        for (size_t e = 0; e + 1 < r->elements; e += 2)
+            clear |= md_cstate_probe_outbox_clear(cl->states[i], r->element[e]->str, r->element[e]->len, r->element[e + 1]->str,
+                                                  r->element[e + 1]->len);
+        if (clear && (cl->held[i] = cache_reply(cl->s, cl->keys[i], r, true))) return;
+    }
     md_cstate_reset(cl->states[i]);
     md_cstate_set_customer(cl->states[i], cl->ids[i]);
     for (size_t e = 0; e + 1 < r->elements; e += 2)
         md_cstate_load_field(cl->states[i], r->element[e]->str, r->element[e]->len, r->element[e + 1]->str, r->element[e + 1]->len);
     if (!cl->s->cache) return;
-    if (md_cstate_outbox_clear(cl->states[i])) cache_reply(cl->s, cl->keys[i], r);
+    if (md_cstate_outbox_clear(cl->states[i])) cache_reply(cl->s, cl->keys[i], r, false);
     else md_hash_cache_drop(cl->s->cache, cl->keys[i]);
 }
 
@@ -1016,7 +1034,7 @@ md_err md_store_read_customers_held(md_store *s, size_t n, const char *const *cu
         misses[m] = keys[i];
         which[m++] = i;
     }
-    cust_load cl = {s, states, customer_ids, keys, refused, which};
+    cust_load cl = {s, states, customer_ids, keys, refused, which, held};
     hash_reader hashes = {load_customer, refused ? refuse_customer : NULL, &cl};
     if (!err && m) err = read_hashes(s, m, misses, &hashes, errstr, errstr_size);
     free(misses);

@@ -675,6 +675,15 @@ Test(engine, an_outbox_left_empty_is_marked_and_unmarked_by_the_next_write_to_it
     md_cstate_reset(back);
     md_cstate_load_field(back, "T", 1, t + 1, strlen(t + 1));
     cr_assert_not(md_cstate_outbox_clear(back), "a T without the mark says nothing");
+    /* The store's probe (md_cstate_probe_outbox_clear) answers as the load,
+     * whatever the scratch state held before: the mark on a T that parses,
+     * or "x0"; a marked T that does not parse, another field: no. */
+    md_cstate_load_field(back, "x0", 2, "1", 1);
+    cr_assert_not(md_cstate_probe_outbox_clear(back, "T", 1, t + 1, strlen(t + 1)), "an unmarked T, after x0 was loaded");
+    cr_assert(md_cstate_probe_outbox_clear(back, "T", 1, t, strlen(t)));
+    cr_assert(md_cstate_probe_outbox_clear(back, "x0", 2, "1", 1));
+    cr_assert_not(md_cstate_probe_outbox_clear(back, "T", 1, ".zz", 3), "a marked T that does not parse");
+    cr_assert_not(md_cstate_probe_outbox_clear(back, "v", 1, ".1", 2), "another field");
     md_cstate_destroy(back);
     /* With the mark loaded, a trigger writes the outbox and takes the mark
      * away in the same apply. */

@@ -45,6 +45,15 @@ static void put3(md_hash_cache *c, const char *k) {
     md_hash_cache_put(c, k, f, 3);
 }
 
+/* n entries put3 makes, "md:{<prefix><i>}" for i from 0. */
+static void put_many(md_hash_cache *c, const char *prefix, int n) {
+    char k[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "md:{%s%d}", prefix, i);
+        put3(c, k);
+    }
+}
+
 Test(hash_cache, holds_what_was_put_and_counts_hits) {
     md_hash_cache *c = md_hash_cache_new(1 << 20, key);
     image im;
@@ -323,11 +332,7 @@ Test(hash_cache, held_entries_stay_until_released_and_note_the_watched_field) {
     cr_assert(memcmp(v, "13900000001", 11) == 0);
     cr_assert_not(md_hash_cache_watched(h1, &v, &vl), "h1 has none");
     /* Many more entries than the budget holds: the held two stay. */
-    char k[32];
-    for (int i = 0; i < 200; i++) {
-        snprintf(k, sizeof(k), "md:{o%d}", i);
-        put3(c, k);
-    }
+    put_many(c, "o", 200);
     size_t got = 0;
     md_hash_cache_entry_each(h0, count_fields, &got);
     cr_assert_eq(got, 3, "a held entry is whole");
@@ -345,10 +350,7 @@ Test(hash_cache, held_entries_stay_until_released_and_note_the_watched_field) {
     /* Released entries are used and evicted like any other: enough newer
      * ones push h0 and h1 out. */
     md_hash_cache_release(c);
-    for (int i = 0; i < 200; i++) {
-        snprintf(k, sizeof(k), "md:{p%d}", i);
-        put3(c, k);
-    }
+    put_many(c, "p", 200);
     cr_assert_null(md_hash_cache_hold(c, "md:{h0}"), "a released entry is never evicted");
     cr_assert_null(md_hash_cache_hold(c, "md:{h1}"));
     cr_assert(md_hash_cache_stats_get(c).bytes <= 2000);
@@ -505,5 +507,38 @@ Test(hash_cache, entries_rebuilt_by_many_applies_hold_what_redis_would) {
         cr_assert(md_hash_cache_each(c, k, count_fields, &got) && got == 3, "%s lost", k);
     }
     md_ops_fini(&ops);
+    md_hash_cache_destroy(c);
+}
+
+/* An entry put held (a customer just read from Redis, decoded at its first
+ * input): no hit counted, whole and never evicted until released, then
+ * evicted like any other; one too large for the budget is not kept. */
+Test(hash_cache, an_entry_put_held_stays_until_released_and_counts_no_hit) {
+    md_hash_cache *c = md_hash_cache_new(2000, key);
+    const md_hash_field f[] = {{"v", "4", 1, 1}, {"x0", "1", 2, 1}, {"n", "10", 1, 2}};
+    cr_assert_null(md_hash_cache_hold(c, "md:{r0}"), "not there yet: a miss");
+    const md_hash_cache_entry *h = md_hash_cache_put_held(c, "md:{r0}", f, 3);
+    cr_assert(h);
+    cr_assert_eq(md_hash_cache_stats_get(c).hits, 0, "putting it held is no hit");
+    cr_assert_eq(md_hash_cache_stats_get(c).misses, 1);
+    cr_assert_eq(md_hash_cache_stats_get(c).entries, 1);
+    put_many(c, "o", 200);
+    size_t got = 0;
+    md_hash_cache_entry_each(h, count_fields, &got);
+    cr_assert_eq(got, 3, "the held entry is whole after 200 others went through the budget");
+    cr_assert_lt(md_hash_cache_stats_get(c).bytes, 2000 + 400, "the others are evicted as before: %zu bytes",
+                 md_hash_cache_stats_get(c).bytes);
+    md_hash_cache_release(c);
+    image im;
+    cr_assert_str_eq(entry_of(c, "md:{r0}", &im), "n=10;v=4;x0=1;", "released, it is found as put");
+    put_many(c, "p", 200);
+    cr_assert_null(md_hash_cache_hold(c, "md:{r0}"), "released, newer entries evict it");
+    /* Over a tenth of the budget: not kept, and no entry left under its key. */
+    static char big[400];
+    memset(big, 'b', sizeof(big) - 1);
+    const md_hash_field large[] = {{"v", "5", 1, 1}, {"big", big, 3, sizeof(big) - 1}};
+    put3(c, "md:{r1}");
+    cr_assert_null(md_hash_cache_put_held(c, "md:{r1}", large, 2));
+    cr_assert_null(md_hash_cache_hold(c, "md:{r1}"), "the older entry of the key went too");
     md_hash_cache_destroy(c);
 }
