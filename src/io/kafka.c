@@ -31,11 +31,13 @@ rd_kafka_conf_t *md_kafka_conf_new(const md_config *cfg, md_kafka_role role, con
          * librdkafka's prefetch bounds apply per partition, not to the
          * consumer: its defaults (100,000 messages, 64 MB) let a backlog of
          * 20 partitions take 300 MB (bench/run) and could take gigabytes.
-         * 4,000 messages and 1 MB a partition still hold a second of input at
-         * full speed (each message also costs librdkafka a few hundred bytes
-         * beside its payload: with 10,000 and 2 MB the prefetch of 12
-         * partitions took about 100 MB of momentd's 191 MB peak; 144 MB with
-         * these, at the same speed: BENCHMARKS.md). And at most 128 KB of a
+         * 2,000 messages and 512 KB a partition still hold half a second of
+         * input at full speed, where a fetch takes milliseconds (each message
+         * also costs librdkafka a few hundred bytes beside its payload, and
+         * a fetch buffer is kept whole while a message of it waits: with
+         * 10,000 and 2 MB the prefetch of 12 partitions took about 100 MB of
+         * momentd's 191 MB peak; with 4,000 and 1 MB 43-49 MB, with these
+         * 13-15 MB less, at the same speed: BENCHMARKS.md). And at most 128 KB of a
          * partition per fetch (librdkafka: 1 MB): every partition of a
          * broker comes in one fetch response,
          * parsed whole, so when a backlog appears at once (a burst committed
@@ -44,8 +46,8 @@ rd_kafka_conf_t *md_kafka_conf_new(const md_config *cfg, md_kafka_role role, con
          * trigger late by up to 38 ms at that moment, by 8 at most with
          * 128 KB, and a backlog is read as fast (BENCHMARKS.md).
          * kafka.consumer may set any of them. */
-        ok = ok && set(conf, "momentd", "queued.min.messages", "4000", why) &&
-             set(conf, "momentd", "queued.max.messages.kbytes", "1024", why) &&
+        ok = ok && set(conf, "momentd", "queued.min.messages", "2000", why) &&
+             set(conf, "momentd", "queued.max.messages.kbytes", "512", why) &&
              set(conf, "momentd", "fetch.message.max.bytes", "131072", why) &&
              set_all(conf, "kafka.consumer", k->consumer, k->n_consumer, why) &&
              set(conf, "kafka.group_id", "group.id", group ? group : k->group_id, why) &&

@@ -75,8 +75,8 @@ Test(kafka, consumer_prefetch_bounded_per_partition) {
     md_kafka_refusal why;
     rd_kafka_conf_t *conf = md_kafka_conf_new(cfg, MD_KAFKA_CONSUMER, NULL, &why);
     cr_assert(conf);
-    cr_assert_str_eq(get(conf, "queued.max.messages.kbytes"), "1024");
-    cr_assert_str_eq(get(conf, "queued.min.messages"), "4000");
+    cr_assert_str_eq(get(conf, "queued.max.messages.kbytes"), "512");
+    cr_assert_str_eq(get(conf, "queued.min.messages"), "2000");
     cr_assert_str_eq(get(conf, "fetch.message.max.bytes"), "131072");
     cr_assert_str_eq(get(conf, "enable.partition.eof"), "true");
     rd_kafka_conf_destroy(conf);
