@@ -277,11 +277,14 @@ static entry *put_entry_at(md_hash_cache *c, entry **p, uint64_t h, const char *
     return e;
 }
 
-void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n) {
+/* key's entry as a read from Redis gives it: put_entry_at's answer. */
+static entry *put_read(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n) {
     size_t len = strlen(key);
     uint64_t h = md_siphash24(c->sip, key, len);
-    put_entry_at(c, slot_of(c, key, len, h), h, key, len, fields, n, 0); /* a read says nothing of the key's expiry */
+    return put_entry_at(c, slot_of(c, key, len, h), h, key, len, fields, n, 0); /* a read says nothing of the key's expiry */
 }
+
+void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n) { put_read(c, key, fields, n); }
 
 void md_hash_cache_watch(md_hash_cache *c, const char *name) {
     size_t n = strlen(name);
@@ -299,9 +302,7 @@ static const md_hash_cache_entry *hold_entry(md_hash_cache *c, entry *e) {
 const md_hash_cache_entry *md_hash_cache_hold(md_hash_cache *c, const char *key) { return hold_entry(c, take(c, key)); }
 
 const md_hash_cache_entry *md_hash_cache_put_held(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n) {
-    size_t len = strlen(key);
-    uint64_t h = md_siphash24(c->sip, key, len);
-    entry *e = put_entry_at(c, slot_of(c, key, len, h), h, key, len, fields, n, 0); /* a read says nothing of the expiry */
+    entry *e = put_read(c, key, fields, n);
     if (!e) return NULL;
     unlink_recency(c, e); /* out of the recency list, into the held one */
     return hold_entry(c, e);

@@ -871,17 +871,17 @@ static void load_customer(void *ctx, size_t k, valkeyReply *r) {
     cust_load *cl = ctx;
     size_t i = cl->which[k];
     /* Where the caller holds the cache's entries, a customer whose outbox is
-     * empty goes into the cache, held, and is decoded at its first input,
-     * into a state still in the processor's cache (batch.c, load_held), as a
-     * customer the cache held is: decoded now, every customer of a batch read
-     * cold took a state of its own, and each of the batch's 2,000 states kept
-     * buffers as large as the largest customer it had read (BENCHMARKS.md,
-     * 2026-12-07, what the peak RSS is made of). */
+     * empty goes into the cache held, like one the cache had, and is decoded
+     * at its first input into a state still in the processor's cache
+     * (batch.c, load_held). Decoded here, each customer read cold took a
+     * state of its own, and all 2,000 of a batch kept buffers as large as the
+     * largest customer they had read (BENCHMARKS.md, 2026-12-07, what the
+     * peak RSS is made of). */
     if (cl->held && cl->s->cache) {
         bool clear = false;
-        for (size_t e = 0; e + 1 < r->elements; e += 2)
-            clear |= md_cstate_probe_outbox_clear(cl->states[i], r->element[e]->str, r->element[e]->len, r->element[e + 1]->str,
-                                                  r->element[e + 1]->len);
+        for (size_t e = 0; !clear && e + 1 < r->elements; e += 2)
+            clear = md_cstate_probe_outbox_clear(cl->states[i], r->element[e]->str, r->element[e]->len, r->element[e + 1]->str,
+                                                 r->element[e + 1]->len);
         if (clear && (cl->held[i] = cache_reply(cl->s, cl->keys[i], r, true))) return;
     }
     md_cstate_reset(cl->states[i]);
