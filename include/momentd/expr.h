@@ -18,20 +18,26 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "momentd/error.h"
 
 typedef enum md_value_kind { MD_VAL_MISSING = 0, MD_VAL_NUM, MD_VAL_STR, MD_VAL_LIST } md_value_kind;
 
 /* A value seen by an expression. Strings and lists are borrowed from the
- * resolver's context and must outlive the md_expr_eval call. */
+ * resolver's context and must outlive the md_expr_eval call. Only the
+ * member kind names is set. Sixteen bytes, so that a value is returned
+ * in two registers: an expression is evaluated node by node, every node
+ * returning one, about 20 expressions an event, and the 48 bytes it was
+ * were copied through memory at every return (BENCHMARKS.md). */
 typedef struct md_value {
+    union {
+        double num;       /* MD_VAL_NUM */
+        const char *str;  /* MD_VAL_STR: NUL-terminated */
+        const char *list; /* MD_VAL_LIST: n strings, each `stride` bytes apart */
+    };
     md_value_kind kind;
-    double num;
-    const char *str;            /* MD_VAL_STR: NUL-terminated */
-    const char *list;           /* MD_VAL_LIST: n strings, each `stride` bytes apart */
-    size_t n;
-    size_t stride;
+    uint16_t n, stride;
 } md_value;
 
 /* Compile-time resolver: returns the slot for name (>= 0), or -1 if unknown. */

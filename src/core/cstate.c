@@ -208,16 +208,33 @@ const char *md_ops_value(const md_ops *o, size_t i) { return o->arena + o->ops[i
 
 typedef struct op_ref {
     const char *field;
-    size_t seq;  /* position in the list: order within one field */
-    bool outbox; /* the outbox hash's field space, not the customer's */
+    uint64_t head; /* the field's first 8 bytes, big-endian, zero-padded: compares as strcmp does them */
+    size_t seq;    /* position in the list: order within one field */
+    bool outbox;   /* the outbox hash's field space, not the customer's */
+    bool long_field; /* 8 bytes or more: the rest decides when the heads are equal */
 } op_ref;
 
+static op_ref op_ref_of(const md_ops *o, size_t i) {
+    op_ref r = {o->arena + o->ops[i].field, 0, i, o->ops[i].kind == MD_OP_OUTBOX_SET, o->ops[i].field_len >= 8};
+    size_t n = o->ops[i].field_len < 8 ? o->ops[i].field_len : 8;
+    for (size_t k = 0; k < 8; k++) r.head = r.head << 8 | (k < n ? (unsigned char)r.field[k] : 0);
+    return r;
+}
+
+/* strcmp's order of the fields (equal heads with one under 8 bytes are
+ * equal fields: the zero padding is where the shorter one ends), then the
+ * list's: the sort took a third of md_ops_compact's time in strcmp. */
 static int op_ref_cmp(const void *a, const void *b) {
     const op_ref *x = a, *y = b;
     if (x->outbox != y->outbox) return x->outbox ? 1 : -1;
-    int c = strcmp(x->field, y->field);
+    if (x->head != y->head) return x->head < y->head ? -1 : 1;
+    int c = x->long_field ? strcmp(x->field + 8, y->field + 8) : 0;
     if (c) return c;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool op_ref_same_field(const op_ref *x, const op_ref *y) {
+    return x->outbox == y->outbox && x->head == y->head && (!x->long_field || strcmp(x->field + 8, y->field + 8) == 0);
 }
 
 void md_ops_compact(md_ops *o) {
@@ -236,7 +253,7 @@ void md_ops_compact(md_ops *o) {
     op_ref *refs = o->scratch;
     md_op *out = (md_op *)(refs + n);
     size_t *keep = (size_t *)(out + n);
-    for (size_t i = 0; i < n; i++) refs[i] = (op_ref){o->arena + o->ops[i].field, i, o->ops[i].kind == MD_OP_OUTBOX_SET};
+    for (size_t i = 0; i < n; i++) refs[i] = op_ref_of(o, i);
     /* A customer's batch is a few to a few dozen ops: an insertion sort
      * there, where qsort's merge sort and its calls cost 3% of momentd. */
     if (n > 32) {
@@ -251,7 +268,7 @@ void md_ops_compact(md_ops *o) {
     }
     for (size_t i = 0, j; i < n; i = j) { /* refs[i..j): one field's ops, in order */
         bool incremented = false;
-        for (j = i; j < n && refs[j].outbox == refs[i].outbox && strcmp(refs[j].field, refs[i].field) == 0; j++)
+        for (j = i; j < n && op_ref_same_field(&refs[j], &refs[i]); j++)
             incremented |= o->ops[refs[j].seq].kind == MD_OP_INCR;
         if (incremented)
             for (size_t k = i; k < j; k++) keep[n + n_incr++] = refs[k].seq;
@@ -700,6 +717,10 @@ struct md_codes {
     char (*series)[SHORT_CODE_MAX + 1]; /* by the rules' series index; "" none */
     char (*attr)[SHORT_CODE_MAX + 1];   /* by the rules' attribute index; "" none (contact_point) */
     size_t n_series, n_attrs;
+    /* A one-letter code's series and attribute, index + 1 (0: none): a state's
+     * decode looks up every series and attribute it reads, and a walk over
+     * the lists with a strlen and a memcmp each was a tenth of the decode. */
+    int series_of_letter[25], attr_of_letter[25];
 };
 
 static bool is_capital(char c) { return c >= 'A' && c <= 'Z'; }
@@ -834,7 +855,20 @@ md_codes *md_codes_new(const md_config *cfg, const char *const *shorts, size_t n
         md_codes_destroy(c);
         return NULL;
     }
+    for (size_t i = 0; i < c->n_series; i++)
+        if (c->series[i][0] && !c->series[i][1]) c->series_of_letter[c->series[i][0] - 'A'] = (int)i + 1;
+    for (size_t i = 0; i < c->n_attrs; i++)
+        if (c->attr[i][0] && !c->attr[i][1]) c->attr_of_letter[c->attr[i][0] - 'A'] = (int)i + 1;
     return c;
+}
+
+/* The index that short code (n bytes) has in list (n_list codes), or -1;
+ * by_letter answers a one-letter code. */
+static int short_code_index(const int by_letter[25], char (*list)[SHORT_CODE_MAX + 1], size_t n_list, const char *code, size_t n) {
+    if (n == 1) return code[0] >= 'A' && code[0] <= 'Y' ? by_letter[code[0] - 'A'] - 1 : -1;
+    for (size_t i = 0; i < n_list; i++)
+        if (strlen(list[i]) == n && memcmp(list[i], code, n) == 0) return (int)i;
+    return -1;
 }
 
 /* The n-th short code a registry gives (from 1; codes.lua draws them so),
@@ -1159,8 +1193,7 @@ static int series_by_code(const md_cstate *cs, const char *code, size_t n) {
         for (size_t i = 0; i < r->n_series; i++)
             if (memcmp(r->series[i].field + 1, code, SERIES_CODE_LEN) == 0) return (int)i;
     } else if (cs->codes) {
-        for (size_t i = 0; i < r->n_series; i++)
-            if (strlen(cs->codes->series[i]) == n && memcmp(cs->codes->series[i], code, n) == 0) return (int)i;
+        return short_code_index(cs->codes->series_of_letter, cs->codes->series, cs->codes->n_series, code, n);
     }
     return -1;
 }
@@ -1454,9 +1487,11 @@ static bool load_profile_piece(md_cstate *cs, const char *f, size_t fl, const ch
         const char *val = p + cl;
         size_t val_len = (size_t)(end - val);
         int a = -1;
-        for (size_t i = 0; i < cs->r->n_profile_attrs && a < 0; i++) {
-            const char *code = cl == MD_PROFILE_CODE_LEN ? cs->r->profile_codes[i] : cs->codes ? cs->codes->attr[i] : "";
-            if (code[0] && strlen(code) == cl && memcmp(code, p, cl) == 0) a = (int)i;
+        if (cl != MD_PROFILE_CODE_LEN) {
+            if (cs->codes) a = short_code_index(cs->codes->attr_of_letter, cs->codes->attr, cs->codes->n_attrs, p, cl);
+        } else {
+            for (size_t i = 0; i < cs->r->n_profile_attrs && a < 0; i++)
+                if (cs->r->profile_codes[i][0] && memcmp(cs->r->profile_codes[i], p, cl) == 0) a = (int)i;
         }
         /* under its long code while the namespace has a short one: packed
          * again along the customer's next other write */
@@ -1815,6 +1850,30 @@ static void contact_field(const md_cstate *cs, const md_contact *k, bool older, 
 /* A balance as T (and "bal" before it) stores it: "<balance>" (at the
  * newest payment) or "<balance>,<its time ms>", the time in base 36 in T
  * (b36), in decimal in "bal". */
+/* A balance as fmt_cents writes it, "[-]<digits>[.<one or two digits>]"
+ * with at most 15 digits, read without strtod: the digits make an integer
+ * m that a double holds exactly, and m / 10 or m / 100, rounded once, is
+ * the double nearest the text, which is what strtod gives. false for any
+ * other text (and for "-0", whose sign the division would lose): the
+ * caller asks strtod. Every decode reads the balance in T. */
+static bool parse_cents(const char *s, size_t n, double *out) {
+    size_t i = s[0] == '-', digits = 0, decimals = 0;
+    bool point = false;
+    int64_t m = 0;
+    for (; i < n; i++) {
+        if (s[i] == '.' && !point) {
+            point = true;
+            continue;
+        }
+        if (s[i] < '0' || s[i] > '9' || ++digits > 15 || (point && ++decimals > 2)) return false;
+        m = m * 10 + (s[i] - '0');
+    }
+    if (digits == 0 || (point && decimals == 0) || (m == 0 && s[0] == '-')) return false;
+    double v = (double)(s[0] == '-' ? -m : m);
+    *out = decimals == 0 ? v : v / (decimals == 1 ? 10.0 : 100.0);
+    return true;
+}
+
 static bool parse_balance(md_cstate *cs, const char *v, size_t vl, double *balance, int64_t *ts, bool *timed, bool b36) {
     char buf[sizeof(cs->balance_text)];
     const char *comma = memchr(v, ',', vl);
@@ -1822,9 +1881,11 @@ static bool parse_balance(md_cstate *cs, const char *v, size_t vl, double *balan
     if (n == 0 || n >= sizeof(buf)) return false;
     memcpy(buf, v, n);
     buf[n] = '\0';
-    char *end;
-    *balance = strtod(buf, &end);
-    if (*end || !isfinite(*balance)) return false;
+    if (!parse_cents(buf, n, balance)) {
+        char *end;
+        *balance = strtod(buf, &end);
+        if (*end || !isfinite(*balance)) return false;
+    }
     *timed = comma != NULL;
     if (comma && !(b36 ? parse_b36_i64(comma + 1, vl - n - 1, ts) : parse_i64(comma + 1, vl - n - 1, ts))) return false;
     memcpy(cs->balance_loaded, buf, n + 1); /* the text, written back as it was (taken by the caller) */
@@ -2342,6 +2403,39 @@ bool md_cstate_probe_outbox_clear(md_cstate *cs, const char *f, size_t fl, const
  * left out when it is the newest payment's, as it nearly always is. An
  * older state's "t<type>" and "bal" fields are deleted by the write that
  * moves them into T, along other writes for "bal" alone. */
+/* b as "%.15g" writes it when b is a whole number of cents under 10^13
+ * (a balance as payments give it: "109.33", "-12.5", "100"), without
+ * printf: b is then the double nearest cents / 100, which has at most 15
+ * digits, so "%.15g" gives those digits and they read back as b. false,
+ * out untouched, for any other b (negative zero among them): the caller
+ * formats it with printf. A new balance is formatted at a third of the
+ * events, and printf's float path with the strtod that checks it was
+ * about 2% of the per-event path (BENCHMARKS.md). */
+static bool fmt_cents(char *out, size_t size, double b) {
+    if (!(fabs(b) < 1e13) || size < 24) return false;
+    double scaled = b * 100;
+    long long cents = llround(scaled);
+    if ((double)cents / 100.0 != b || (cents == 0 && signbit(b))) return false;
+    char digits[24];
+    size_t n = 0;
+    unsigned long long u = cents < 0 ? 0ULL - (unsigned long long)cents : (unsigned long long)cents;
+    do digits[n++] = (char)('0' + u % 10);
+    while (u /= 10);
+    while (n < 3) digits[n++] = '0'; /* at least "0.0c" */
+    size_t w = 0, frac_end = 0; /* digits[0..1] are the cents, digits[2..] the whole part */
+    if (cents < 0) out[w++] = '-';
+    for (size_t i = n; i-- > 2;) out[w++] = digits[i];
+    if (digits[0] != '0') frac_end = 2;
+    else if (digits[1] != '0') frac_end = 1;
+    if (frac_end) {
+        out[w++] = '.';
+        out[w++] = digits[1];
+        if (frac_end == 2) out[w++] = digits[0];
+    }
+    out[w] = '\0';
+    return true;
+}
+
 static void flush_times(md_cstate *cs, md_ops *ops) {
     /* The mark moves with the outbox's state, at once (the apply writes the
      * outbox, or writes other fields anyway); from an earlier "x0" only
@@ -2361,7 +2455,7 @@ static void flush_times(md_cstate *cs, md_ops *ops) {
         /* The shortest text that reads back as the same double ("92.85",
          * not "92.849999999999994"): it is stored for every customer. */
         val[n++] = ',';
-        if (!cs->balance_text[0]) /* a new balance: formatted once, not at every write of T */
+        if (!cs->balance_text[0] && !fmt_cents(cs->balance_text, sizeof(cs->balance_text), cs->balance)) /* a new balance: formatted once, not at every write of T */
             for (int prec = 15; prec <= 17; prec++) {
                 snprintf(cs->balance_text, sizeof(cs->balance_text), "%.*g", prec, cs->balance);
                 if (strtod(cs->balance_text, NULL) == cs->balance) break;

@@ -174,6 +174,7 @@ static md_value v_num(double x) {
     md_value v = {.kind = MD_VAL_NUM, .num = x};
     return v;
 }
+_Static_assert(MD_PAGES_MAX <= UINT16_MAX && MD_TOKEN_MAX + 1 <= UINT16_MAX, "an event's pages fit md_value's n and stride");
 static md_value v_str(const char *s) {
     md_value v = {.kind = s ? MD_VAL_STR : MD_VAL_MISSING, .str = s};
     return v;
@@ -216,13 +217,14 @@ static md_value profile_value(const char *s) {
 
 static int utc_offset_of(const md_cstate *cs);
 
-static md_value get_slot(void *ctx, int slot) {
-    const md_cstate *cs = ctx;
+/* get_slot's slots that need more than a load: builtins (dates, days
+ * since), profile attributes (read as numbers when they are), statistical
+ * tags. Apart, so that get_slot, which every expression node that reads a
+ * value calls, needs no stack frame for them (BENCHMARKS.md). */
+static __attribute__((noinline)) md_value get_slot_computed(const md_cstate *cs, int slot) {
     int idx = MD_SLOT_INDEX(slot);
     int64_t t = cs->eval_t;
     switch (MD_SLOT_CLASS(slot)) {
-    case MD_SLOT_EVENT: return event_value(cs->eval_event, idx);
-    case MD_SLOT_WINDOW: return v_num(cs->win_vals[idx]);
     case MD_SLOT_BUILTIN: {
         int64_t last = 0;
         switch (idx) {
@@ -247,13 +249,25 @@ static md_value get_slot(void *ctx, int slot) {
         double d = (double)(t - last) / (double)MD_DAY_MS;
         return v_num(d < 0 ? 0 : d);
     }
-    case MD_SLOT_TAG:
-        if (cs->r->tags[idx].cls == MD_TAG_STATISTICAL) return v_str(md_cs_profile(cs, cs->r->tags[idx].profile_attr));
-        return v_num(cs->tag_num[idx]);
+    case MD_SLOT_TAG: return v_str(md_cs_profile(cs, cs->r->tags[idx].profile_attr)); /* statistical */
     case MD_SLOT_PROFILE: return profile_value(md_cs_profile(cs, idx));
-    case MD_SLOT_SCORE: return v_num(cs->scores[idx]);
     default: return v_missing;
     }
+}
+
+static md_value get_slot(void *ctx, int slot) {
+    const md_cstate *cs = ctx;
+    int idx = MD_SLOT_INDEX(slot);
+    switch (MD_SLOT_CLASS(slot)) {
+    case MD_SLOT_EVENT: return event_value(cs->eval_event, idx);
+    case MD_SLOT_WINDOW: return v_num(cs->win_vals[idx]);
+    case MD_SLOT_SCORE: return v_num(cs->scores[idx]);
+    case MD_SLOT_TAG:
+        if (cs->r->tags[idx].cls != MD_TAG_STATISTICAL) return v_num(cs->tag_num[idx]);
+        break;
+    default: break;
+    }
+    return get_slot_computed(cs, slot);
 }
 
 static bool eval_bool(md_cstate *cs, const md_expr *e) {
@@ -304,6 +318,17 @@ static void score_campaign(const md_config *cfg, md_cstate *cs, int c, md_campai
     cs->scores[c] = ev->score;
 }
 
+/* An evaluation zeroed but for its contributions, which score_campaign
+ * writes from the first (n_contrib says how many are read): the 64 of them
+ * are 1.5 KB, and zeroing them for every campaign at every event was a
+ * twentieth of compute_features (BENCHMARKS.md). */
+_Static_assert(offsetof(md_campaign_eval, suppressed) == offsetof(md_campaign_eval, contrib) + sizeof(((md_campaign_eval *)0)->contrib),
+               "md_campaign_eval's contributions are followed by the rest");
+static void clear_eval(md_campaign_eval *e) {
+    memset(e, 0, offsetof(md_campaign_eval, contrib));
+    memset(&e->suppressed, 0, sizeof(*e) - offsetof(md_campaign_eval, suppressed));
+}
+
 /* Windows, tags and scores at time t, into cs's scratch and out->eval. */
 static void compute_features(const md_config *cfg, md_cstate *cs, const md_event *ev, int64_t t, md_engine_out *out) {
     cs->eval_t = t;
@@ -316,7 +341,7 @@ static void compute_features(const md_config *cfg, md_cstate *cs, const md_event
     }
     out->n_campaigns = cfg->n_campaigns;
     for (size_t c = 0; c < cfg->n_campaigns; c++) {
-        memset(&out->eval[c], 0, sizeof(out->eval[c]));
+        clear_eval(&out->eval[c]);
         out->eval[c].channel = -1;
         score_campaign(cfg, cs, (int)c, &out->eval[c]);
     }

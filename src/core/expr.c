@@ -398,6 +398,7 @@ static md_value num(double x) {
     return v;
 }
 static const md_value missing = {.kind = MD_VAL_MISSING};
+_Static_assert(sizeof(md_value) == 16, "md_value is returned in two registers");
 
 static md_value eval(const md_expr *e, int i, md_expr_get_fn get, void *ctx) {
     const node *nd = &e->nodes[i];

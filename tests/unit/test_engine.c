@@ -166,6 +166,28 @@ Test(engine, tags_are_grouped_by_category) {
     md_jsonw_fini(&w);
 }
 
+/* A rule may read a statistical tag: its value is the profile attribute's. */
+Test(engine, a_rule_reads_a_statistical_tag_as_the_profile_value) {
+    char err[256];
+    md_config *c = th_config_with("\"expr\": \"balance >= 200\"", "\"expr\": \"province == \\\"Beijing\\\"\"", err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    teardown();
+    start(c);
+    const char *profiles[] = {"{\"province\":\"Beijing\"}", "{\"province\":\"Hebei\"}"};
+    for (int k = 0; k < 2; k++) {
+        pick_customer(false);
+        md_ops_clear(&ops);
+        cr_assert_eq(md_cstate_set_profile(cs, profiles[k], &ops, err, sizeof(err)), MD_ERR_OK, "%s", err);
+        late_payment(TH_T0, 500);
+        md_jsonw w;
+        md_jsonw_init(&w);
+        md_engine_write_tag_categories(cfg, cs, &w);
+        bool high = strstr(w.buf, "high_balance") != NULL;
+        cr_assert_eq(high, k == 0, "%s: %s", profiles[k], w.buf);
+        md_jsonw_fini(&w);
+    }
+}
+
 Test(engine, hysteresis_no_refire_until_score_falls_below_rearm) {
     make_late_low_balance(TH_T0);
     cr_assert_eq(out.n_triggers, 1);
@@ -657,6 +679,71 @@ static const char *last_value_of(const char *f) {
     return v;
 }
 
+/* The shortest of "%.15g", "%.16g", "%.17g" that reads back as b: the text
+ * T has always stored for a balance, worked out here with printf. */
+static void shortest_text(double b, char *out, size_t n) {
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, n, "%.*g", prec, b);
+        if (strtod(out, NULL) == b) return;
+    }
+}
+
+Test(engine, a_balance_is_stored_as_the_shortest_text_that_reads_back_as_it) {
+    /* Whole cents (formatted without printf) and everything else (with
+     * it): the same text either way, and it reads back as the balance. */
+    double balances[] = {109.33, 100, 0.5, 0.05, 0.1, 1.1, 12.5, 2000, 0, -12.5, -0.07, -3, 999999999.99, 123456789.45, -999999999.99,
+                         1e9, -1e9, 1e-5, 0.30000000000000004, 1.005, 2.675, 1.0 / 3, 123.456, 1e-300,
+                         -0.0, 17.99, 0.01, 1e8 + 0.01};
+    uint64_t x = 88172645463325252ULL;
+    for (size_t i = 0; i < sizeof(balances) / sizeof(balances[0]) + 2000; i++) {
+        double b;
+        if (i < sizeof(balances) / sizeof(balances[0])) {
+            b = balances[i];
+        } else { /* random whole cents of every size, and a few not */
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            long long cents = (long long)(x % 100000000000ULL) / (long long)(1 + x % 100000) * (x & 1 ? 1 : -1);
+            b = (double)cents / 100.0;
+            if (i % 7 == 0) b += 0.001;
+        }
+        md_cstate_reset(cs);
+        md_cstate_set_customer(cs, cust);
+        md_ops_clear(&ops);
+        char json[512];
+        snprintf(json, sizeof(json),
+                 "{\"event_id\":\"b%zu\",\"type\":\"payment\",\"customer_id\":\"%s\",\"ts\":%lld,\"amount\":100,\"kind\":\"bill\","
+                 "\"balance_after\":%.17g}",
+                 i, cust, (long long)TH_T0, b);
+        process_json(json, NULL);
+        md_cstate_flush(cs, &ops);
+        const char *t = last_value_of("T");
+        cr_assert(t, "T written for %.17g", b);
+        const char *comma = t;
+        for (int k = 0; k < MD_EVENT_TYPE_COUNT; k++) comma = strchr(comma, ',') + 1; /* past the three times */
+        char want[64];
+        shortest_text(b, want, sizeof(want));
+        cr_assert_str_eq(comma, want, "balance %.17g: T = %s", b, t);
+        /* Read back (whole cents without strtod): the same double, sign and all. */
+        md_cstate *back = md_cstate_new(cfg);
+        md_cstate_load_field(back, "T", 1, t, strlen(t));
+        cr_assert_eq(back->bad_fields, 0, "T = %s", t);
+        cr_assert(back->has_balance && back->balance == b && signbit(back->balance) == signbit(b), "balance %.17g read back as %.17g",
+                  b, back->balance);
+        md_cstate_destroy(back);
+    }
+    /* Texts fmt_cents does not write read as strtod reads them. */
+    const char *texts[] = {"-0", "007.50", ".5", "5.", "1e3", "0.125", "-0.00", "123456789012345", "1234567890123456", "+4"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        char t[64];
+        snprintf(t, sizeof(t), "1,2,3,%s", texts[i]);
+        md_cstate *back = md_cstate_new(cfg);
+        md_cstate_load_field(back, "T", 1, t, strlen(t));
+        double want = strtod(texts[i], NULL);
+        cr_assert(back->has_balance && back->balance == want && signbit(back->balance) == signbit(want), "%s read as %.17g", texts[i],
+                  back->balance);
+        md_cstate_destroy(back);
+    }
+}
+
 Test(engine, an_outbox_left_empty_is_marked_and_unmarked_by_the_next_write_to_it) {
     /* Read empty, nothing added: the apply says so (T begins with '.'),
      * and the next batch reads only the customer's hash. */
@@ -988,8 +1075,9 @@ Test(engine, listed_customers_are_kept_for_good) {
     cr_assert_eq(md_cstate_ttl_ms(cs), 0);
 }
 
-/* A model of a customer's two hashes (fields f0..f7 of each): applies ops
- * the way apply.lua does, in order. */
+/* A model of a customer's two hashes (eight fields of each, told apart by
+ * their last character, 0 to 7): applies ops the way apply.lua does, in
+ * order. */
 typedef struct {
     bool has[2][8];
     long long val[2][8];
@@ -997,7 +1085,8 @@ typedef struct {
 
 static void model_apply(two_hashes *h, const md_ops *o) {
     for (size_t i = 0; i < o->n; i++) {
-        int f = md_ops_field(o, i)[1] - '0', space = o->ops[i].kind == MD_OP_OUTBOX_SET;
+        const char *name = md_ops_field(o, i);
+        int f = name[strlen(name) - 1] - '0', space = o->ops[i].kind == MD_OP_OUTBOX_SET;
         long long v = atoll(md_ops_value(o, i));
         switch (o->ops[i].kind) {
         case MD_OP_SET:
@@ -1027,7 +1116,11 @@ Test(engine, compacted_ops_have_the_same_effect_in_fewer_commands) {
         for (size_t i = 0; i < n; i++) {
             r ^= r << 13, r ^= r >> 7, r ^= r << 17;
             char kind = incrs ? kinds[r % 4] : "SDX"[r % 3];
-            char field[3] = {'f', (char)('0' + (r >> 8) % 8), 0}, value[8];
+            /* Names of one letter, of 8 bytes, and longer, sharing their first
+             * 8 bytes: the sort compares those as one number, then the rest. */
+            static const char *const prefix[] = {"f", "abcdefg", "a_long_field_"};
+            char field[24], value[8];
+            snprintf(field, sizeof(field), "%s%c", prefix[round % 3], (char)('0' + (r >> 8) % 8));
             snprintf(value, sizeof(value), "%d", (int)((r >> 16) % 100));
             md_ops_add(&o, kind, field, value);
         }
