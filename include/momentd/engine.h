@@ -576,8 +576,12 @@ uint64_t md_hash64(const void *data, size_t len, uint64_t seed);
  * the event-id guard, whose ids come from producers (cfg->dedupe.id_key). */
 uint64_t md_siphash24(const uint64_t key[2], const void *data, size_t len);
 
-/* Stable membership in [0, 10000): hash of customer and campaign. */
+/* Stable membership in [0, 10000): hash of customer and campaign. The
+ * campaign's half is md_holdout_seed (a configuration keeps it, per
+ * campaign: md_holdout_bucket_seeded). */
 unsigned md_holdout_bucket(const char *customer_id, const char *campaign);
+unsigned md_holdout_bucket_seeded(const char *customer_id, uint64_t seed);
+uint64_t md_holdout_seed(const char *campaign);
 /* Whether campaign c's decisions not to contact are sampled for this
  * customer (learning.sample_pct; a stable hash of its own, independent of
  * holdout and arms). md_learning_seed is the per-campaign part. */
@@ -586,8 +590,10 @@ uint64_t md_learning_seed(const char *campaign);
 
 /* The customer's policy arm in campaign c (a stable hash of customer and
  * campaign, independent of the holdout one, walked through the arms'
- * cumulative shares), or -1 when the campaign has no arms. */
+ * cumulative shares), or -1 when the campaign has no arms. md_arm_seed is
+ * the campaign's half of the hash. */
 int md_policy_arm(const md_config *cfg, int c, const char *customer_id);
+uint64_t md_arm_seed(const char *campaign);
 /* The model, threshold and re-arm level campaign c applies to a customer of
  * policy arm `arm` (-1: none): the arm's when it has a model of its own
  * (a candidate tried live), else the campaign's. */

@@ -105,9 +105,12 @@ bool md_quiet_hours_active(int start_min, int end_min, int64_t t_ms, int utc_off
     return m >= start_min || m < end_min; /* wraps past midnight, e.g. 21:00-09:00 */
 }
 
+unsigned md_holdout_bucket_seeded(const char *customer_id, uint64_t seed) {
+    return (unsigned)(md_hash64(customer_id, strlen(customer_id), seed) % 10000);
+}
+
 unsigned md_holdout_bucket(const char *customer_id, const char *campaign) {
-    uint64_t h = md_hash64(customer_id, strlen(customer_id), md_hash64(campaign, strlen(campaign), 0x686f6c64));
-    return (unsigned)(h % 10000);
+    return md_holdout_bucket_seeded(customer_id, md_holdout_seed(campaign));
 }
 
 bool md_learning_sampled(const md_config *cfg, int c, const char *customer_id) {
@@ -118,8 +121,7 @@ bool md_learning_sampled(const md_config *cfg, int c, const char *customer_id) {
 int md_policy_arm(const md_config *cfg, int c, const char *customer_id) {
     const md_cfg_campaign *cc = &cfg->campaigns[c];
     if (cc->n_arms == 0) return -1;
-    /* A seed of its own, so that arm and holdout membership are independent. */
-    uint64_t h = md_hash64(customer_id, strlen(customer_id), md_hash64(cc->name, strlen(cc->name), 0x61726d73));
+    uint64_t h = md_hash64(customer_id, strlen(customer_id), cfg->rules->campaigns[c].arm_seed);
     double x = (double)(h % 10000) / 100.0, edge = 0;
     for (size_t a = 0; a < cc->n_arms; a++) {
         edge += cc->arms[a].share_pct;
@@ -561,8 +563,7 @@ static void decide(const md_config *cfg, md_cstate *cs, const md_cpstate *cp, in
     check_caps(cfg, cs, cp, e->channel, t, e);
     int64_t quiet_end = quiet_hours_end(cs, e->channel, t);
     if (quiet_end) note_block(e, MD_SUPPRESS_QUIET_HOURS, quiet_end);
-    e->holdout = md_holdout_bucket(cs->customer_id, cc->name) <
-                 (unsigned)llround(cc->holdout_pct * 100);
+    e->holdout = md_holdout_bucket_seeded(cs->customer_id, rc->holdout_seed) < (unsigned)llround(cc->holdout_pct * 100);
 }
 
 /* ------------------------------------------------------------------------- */

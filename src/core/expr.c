@@ -400,6 +400,18 @@ static md_value num(double x) {
 static const md_value missing = {.kind = MD_VAL_MISSING};
 _Static_assert(sizeof(md_value) == 16, "md_value is returned in two registers");
 
+static md_value eval(const md_expr *e, int i, md_expr_get_fn get, void *ctx);
+
+/* Node i's value, a leaf without a call of eval: half the nodes evaluated
+ * are leaves (a window, a number, a string), and a call of eval each was
+ * a fifth of an expression's instructions (BENCHMARKS.md). */
+static inline md_value operand(const md_expr *e, int i, md_expr_get_fn get, void *ctx) {
+    const node *nd = &e->nodes[i];
+    if (nd->op == OP_SLOT) return get(ctx, nd->slot);
+    if (nd->op == OP_NUM) return num(nd->num);
+    return eval(e, i, get, ctx);
+}
+
 static md_value eval(const md_expr *e, int i, md_expr_get_fn get, void *ctx) {
     const node *nd = &e->nodes[i];
     md_value a, b;
@@ -411,13 +423,13 @@ static md_value eval(const md_expr *e, int i, md_expr_get_fn get, void *ctx) {
     }
     case OP_SLOT: return get(ctx, nd->slot);
     case OP_HAS: return num(get(ctx, nd->slot).kind != MD_VAL_MISSING);
-    case OP_OR: return num(md_value_truthy(eval(e, nd->a, get, ctx)) || md_value_truthy(eval(e, nd->b, get, ctx)));
-    case OP_AND: return num(md_value_truthy(eval(e, nd->a, get, ctx)) && md_value_truthy(eval(e, nd->b, get, ctx)));
-    case OP_NOT: return num(!md_value_truthy(eval(e, nd->a, get, ctx)));
+    case OP_OR: return num(md_value_truthy(operand(e, nd->a, get, ctx)) || md_value_truthy(operand(e, nd->b, get, ctx)));
+    case OP_AND: return num(md_value_truthy(operand(e, nd->a, get, ctx)) && md_value_truthy(operand(e, nd->b, get, ctx)));
+    case OP_NOT: return num(!md_value_truthy(operand(e, nd->a, get, ctx)));
     default: break;
     }
-    a = eval(e, nd->a, get, ctx);
-    b = nd->b >= 0 ? eval(e, nd->b, get, ctx) : missing;
+    a = operand(e, nd->a, get, ctx);
+    b = nd->b >= 0 ? operand(e, nd->b, get, ctx) : missing;
     switch (nd->op) {
     case OP_EQ:
     case OP_NE: {
@@ -458,7 +470,7 @@ static md_value eval(const md_expr *e, int i, md_expr_get_fn get, void *ctx) {
     }
 }
 
-md_value md_expr_eval(const md_expr *e, md_expr_get_fn get, void *get_ctx) { return eval(e, e->root, get, get_ctx); }
+md_value md_expr_eval(const md_expr *e, md_expr_get_fn get, void *get_ctx) { return operand(e, e->root, get, get_ctx); }
 
 void md_expr_foreach_slot(const md_expr *e, void (*fn)(void *ctx, int slot), void *ctx) {
     for (int i = 0; i < e->n; i++)

@@ -22,6 +22,11 @@ uint64_t md_learning_seed(const char *campaign) {
     return md_hash64(seeded, n < (int)sizeof(seeded) ? (size_t)n : sizeof(seeded) - 1, 0x686f6c64);
 }
 
+uint64_t md_holdout_seed(const char *campaign) { return md_hash64(campaign, strlen(campaign), 0x686f6c64); }
+
+/* A seed of its own, so that arm and holdout membership are independent. */
+uint64_t md_arm_seed(const char *campaign) { return md_hash64(campaign, strlen(campaign), 0x61726d73); }
+
 const char *const md_event_field_names[MD_EF_COUNT] = {"type",   "amount",     "channel",   "kind",    "late",  "balance_after",
                                                        "reason", "duration_s", "direction", "inbound", "pages", "session_s"};
 const char *const md_builtin_names[MD_BI_COUNT] = {"balance", "days_since_last_payment", "days_since_last_call",
@@ -601,6 +606,8 @@ md_rules *md_rules_compile(const md_config *cfg, char *errstr, size_t errstr_siz
         for (size_t k = 0; k < cfg->n_campaigns; k++) {
             r->campaigns[k].schema = md_model_schema(&cfg->campaigns[k].model);
             r->campaigns[k].learning_seed = md_learning_seed(cfg->campaigns[k].name);
+            r->campaigns[k].holdout_seed = md_holdout_seed(cfg->campaigns[k].name);
+            r->campaigns[k].arm_seed = md_arm_seed(cfg->campaigns[k].name);
             if (r->decision_keep_ms > 0 && cfg->campaigns[k].attribution_ms > r->decision_keep_ms)
                 r->decision_keep_ms = cfg->campaigns[k].attribution_ms;
         }

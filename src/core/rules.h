@@ -133,6 +133,9 @@ typedef struct md_rcampaign {
     /* The seed of the learning sample's stable hash (md_learning_sampled),
      * derived from the campaign's name once, not per decision. */
     uint64_t learning_seed;
+    /* The same for the holdout group (md_holdout_bucket) and the policy arm
+     * (md_policy_arm), which every decision and every score reads. */
+    uint64_t holdout_seed, arm_seed;
     int64_t starts_ms, ends_ms; /* campaigns[].starts / ends; 0 = none */
     bool include_list_only;     /* campaigns[].audience "include_list" */
     char code[MD_STATE_CODE_LEN + 1]; /* its short name in state fields (md_state_code) */
