@@ -25,8 +25,8 @@
 typedef enum md_value_kind { MD_VAL_MISSING = 0, MD_VAL_NUM, MD_VAL_STR, MD_VAL_LIST } md_value_kind;
 
 /* A value seen by an expression. Strings and lists are borrowed from the
- * resolver's context and must outlive the md_expr_eval call. Only the
- * member kind names is set. Sixteen bytes, so that a value is returned
+ * resolver's context and must outlive the md_expr_eval call. The union
+ * holds the member kind names. Sixteen bytes, so that a value is returned
  * in two registers: an expression is evaluated node by node, every node
  * returning one, about 20 expressions an event, and the 48 bytes it was
  * were copied through memory at every return (BENCHMARKS.md). */

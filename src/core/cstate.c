@@ -719,7 +719,8 @@ struct md_codes {
     size_t n_series, n_attrs;
     /* A one-letter code's series and attribute, index + 1 (0: none): a state's
      * decode looks up every series and attribute it reads, and a walk over
-     * the lists with a strlen and a memcmp each was a tenth of the decode. */
+     * the lists with a strlen and a memcmp each was about a seventh of the
+     * decode's instructions (BENCHMARKS.md). */
     int series_of_letter[25], attr_of_letter[25];
 };
 
@@ -1847,9 +1848,6 @@ static void contact_field(const md_cstate *cs, const md_contact *k, bool older, 
     fmt_b36(out + 1 + MD_STATE_CODE_LEN, (uint64_t)(k->ts < 0 ? 0 : k->ts));
 }
 
-/* A balance as T (and "bal" before it) stores it: "<balance>" (at the
- * newest payment) or "<balance>,<its time ms>", the time in base 36 in T
- * (b36), in decimal in "bal". */
 /* A balance as fmt_cents writes it, "[-]<digits>[.<one or two digits>]"
  * with at most 15 digits, read without strtod: the digits make an integer
  * m that a double holds exactly, and m / 10 or m / 100, rounded once, is
@@ -1874,6 +1872,9 @@ static bool parse_cents(const char *s, size_t n, double *out) {
     return true;
 }
 
+/* A balance as T (and "bal" before it) stores it: "<balance>" (at the
+ * newest payment) or "<balance>,<its time ms>", the time in base 36 in T
+ * (b36), in decimal in "bal". */
 static bool parse_balance(md_cstate *cs, const char *v, size_t vl, double *balance, int64_t *ts, bool *timed, bool b36) {
     char buf[sizeof(cs->balance_text)];
     const char *comma = memchr(v, ',', vl);
@@ -2396,21 +2397,14 @@ bool md_cstate_probe_outbox_clear(md_cstate *cs, const char *f, size_t fl, const
     return cs->outbox_clear;
 }
 
-/* T, once a batch: every event moves a time. One field of the three
- * types' times (in base 36: 8 digits, not 13) took a third less of a
- * customer's memory than three; the balance in it saves its own name and
- * entry (7 B), and a payment's apply writes one field where it wrote two. The balance's time is
- * left out when it is the newest payment's, as it nearly always is. An
- * older state's "t<type>" and "bal" fields are deleted by the write that
- * moves them into T, along other writes for "bal" alone. */
 /* b as "%.15g" writes it when b is a whole number of cents under 10^13
  * (a balance as payments give it: "109.33", "-12.5", "100"), without
  * printf: b is then the double nearest cents / 100, which has at most 15
  * digits, so "%.15g" gives those digits and they read back as b. false,
  * out untouched, for any other b (negative zero among them): the caller
  * formats it with printf. A new balance is formatted at a third of the
- * events, and printf's float path with the strtod that checks it was
- * about 2% of the per-event path (BENCHMARKS.md). */
+ * events, and printf's float path, with the strtod that checks it, was
+ * among the flush's costliest calls (BENCHMARKS.md). */
 static bool fmt_cents(char *out, size_t size, double b) {
     if (!(fabs(b) < 1e13) || size < 24) return false;
     double scaled = b * 100;
@@ -2436,6 +2430,13 @@ static bool fmt_cents(char *out, size_t size, double b) {
     return true;
 }
 
+/* T, once a batch: every event moves a time. One field of the three
+ * types' times (in base 36: 8 digits, not 13) took a third less of a
+ * customer's memory than three; the balance in it saves its own name and
+ * entry (7 B), and a payment's apply writes one field where it wrote two. The balance's time is
+ * left out when it is the newest payment's, as it nearly always is. An
+ * older state's "t<type>" and "bal" fields are deleted by the write that
+ * moves them into T, along other writes for "bal" alone. */
 static void flush_times(md_cstate *cs, md_ops *ops) {
     /* The mark moves with the outbox's state, at once (the apply writes the
      * outbox, or writes other fields anyway); from an earlier "x0" only

@@ -402,9 +402,9 @@ _Static_assert(sizeof(md_value) == 16, "md_value is returned in two registers");
 
 static md_value eval(const md_expr *e, int i, md_expr_get_fn get, void *ctx);
 
-/* Node i's value, a leaf without a call of eval: half the nodes evaluated
- * are leaves (a window, a number, a string), and a call of eval each was
- * a fifth of an expression's instructions (BENCHMARKS.md). */
+/* Node i's value, a window's or a number's without a call of eval: half
+ * the nodes evaluated are leaves, and entering and leaving eval cost more
+ * than reading one (BENCHMARKS.md). */
 static inline md_value operand(const md_expr *e, int i, md_expr_get_fn get, void *ctx) {
     const node *nd = &e->nodes[i];
     if (nd->op == OP_SLOT) return get(ctx, nd->slot);
