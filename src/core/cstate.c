@@ -2407,8 +2407,7 @@ bool md_cstate_probe_outbox_clear(md_cstate *cs, const char *f, size_t fl, const
  * among the flush's costliest calls (BENCHMARKS.md). */
 static bool fmt_cents(char *out, size_t size, double b) {
     if (!(fabs(b) < 1e13) || size < 24) return false;
-    double scaled = b * 100;
-    long long cents = llround(scaled);
+    long long cents = llround(b * 100);
     if ((double)cents / 100.0 != b || (cents == 0 && signbit(b))) return false;
     char digits[24];
     size_t n = 0;

@@ -14,15 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The same hash as md_holdout_bucket over "learning/<campaign>", its
- * campaign half computed once. */
+uint64_t md_holdout_seed(const char *campaign) { return md_hash64(campaign, strlen(campaign), 0x686f6c64); }
+
+/* The holdout's hash over "learning/<campaign>" (cut at 95 bytes, as it
+ * always was), its campaign half computed once. */
 uint64_t md_learning_seed(const char *campaign) {
     char seeded[96];
-    int n = snprintf(seeded, sizeof(seeded), "learning/%s", campaign);
-    return md_hash64(seeded, n < (int)sizeof(seeded) ? (size_t)n : sizeof(seeded) - 1, 0x686f6c64);
+    snprintf(seeded, sizeof(seeded), "learning/%s", campaign);
+    return md_holdout_seed(seeded);
 }
-
-uint64_t md_holdout_seed(const char *campaign) { return md_hash64(campaign, strlen(campaign), 0x686f6c64); }
 
 /* A seed of its own, so that arm and holdout membership are independent. */
 uint64_t md_arm_seed(const char *campaign) { return md_hash64(campaign, strlen(campaign), 0x61726d73); }

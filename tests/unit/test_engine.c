@@ -168,11 +168,8 @@ Test(engine, tags_are_grouped_by_category) {
 
 /* A rule may read a statistical tag: its value is the profile attribute's. */
 Test(engine, a_rule_reads_a_statistical_tag_as_the_profile_value) {
+    reconfigure("\"expr\": \"balance >= 200\"", "\"expr\": \"province == \\\"Beijing\\\"\"");
     char err[256];
-    md_config *c = th_config_with("\"expr\": \"balance >= 200\"", "\"expr\": \"province == \\\"Beijing\\\"\"", err, sizeof(err));
-    cr_assert_not_null(c, "%s", err);
-    teardown();
-    start(c);
     const char *profiles[] = {"{\"province\":\"Beijing\"}", "{\"province\":\"Hebei\"}"};
     for (int k = 0; k < 2; k++) {
         pick_customer(false);
