@@ -1,4 +1,6 @@
-/* event.c: docs/SPEC.md section 2 event parsing with yajl's callback parser.
+/* event.c: docs/SPEC.md section 2 event parsing with yajl's callback parser
+ * (and, for the plain messages nearly all are, md_json_scan's fast path in
+ * front of it, which calls the same callbacks: json_scan.h).
  *
  * Kafka payloads are not NUL-terminated, so the tree parser (which calls
  * strlen) is out; the callback parser reads (ptr, len) directly. Every known
@@ -6,7 +8,8 @@
  * the whole message parsed cleanly are the slots checked against the rules of
  * the event's type. That order matters: `type` may come last, and a message
  * that is broken JSON must be reported as such even if its first fields looked
- * fine. Nothing is allocated per message except yajl's own handle. */
+ * fine. Nothing is allocated per message: yajl's handle, when yajl reads one,
+ * comes from the parser's arena. */
 #include "momentd/event.h"
 
 #include <errno.h>
@@ -17,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
+
+#include "json_scan.h"
 
 static const char *const type_names[MD_EVENT_TYPE_COUNT] = {"payment", "call", "app_login"};
 
@@ -602,17 +607,8 @@ md_event_parser *md_event_parser_new(const md_event_limits *limits) {
 
 void md_event_parser_destroy(md_event_parser *p) { free(p); }
 
-/* Runs yajl over the message into the slots (and out's pages). Returns false
- * with res filled when the bytes are not one well-formed JSON object within
- * the limits; the field rules are checked afterwards by the caller. */
-static bool run_parse(md_event_parser *p, const char *buf, size_t len, md_event *out, md_parse_result *res) {
-    res->reason = MD_REJECT_NONE;
-    res->detail[0] = '\0';
-    p->res = res;
-    if (len > p->limits.max_message_bytes) {
-        fail(p, MD_REJECT_TOO_LARGE, "%zu bytes, limit %zu", len, p->limits.max_message_bytes);
-        return false;
-    }
+/* Empties the slots and out's pages for a parse of the message. */
+static void begin_parse(md_event_parser *p, md_event *out) {
     memset(out, 0, offsetof(md_event, pages));
     out->n_pages = 0;
     out->session_s = 0;
@@ -626,7 +622,25 @@ static bool run_parse(md_event_parser *p, const char *buf, size_t len, md_event 
     p->in_pages = false;
     p->seen_top = false;
     p->ev = out;
+}
+
+/* Reads the message into the slots (and out's pages): md_json_scan's fast
+ * path, or yajl where the message leaves its subset. Returns false with res
+ * filled when the bytes are not one well-formed JSON object within the
+ * limits; the field rules are checked afterwards by the caller. */
+static bool run_parse(md_event_parser *p, const char *buf, size_t len, md_event *out, md_parse_result *res) {
+    res->reason = MD_REJECT_NONE;
+    res->detail[0] = '\0';
     p->res = res;
+    if (len > p->limits.max_message_bytes) {
+        fail(p, MD_REJECT_TOO_LARGE, "%zu bytes, limit %zu", len, p->limits.max_message_bytes);
+        return false;
+    }
+    begin_parse(p, out);
+    md_json_scan_result scanned = md_json_scan(&callbacks, p, buf, len);
+    if (scanned == MD_JSON_SCAN_DONE || (scanned == MD_JSON_SCAN_STOPPED && res->reason != MD_REJECT_NONE))
+        return res->reason == MD_REJECT_NONE;
+    begin_parse(p, out); /* yajl reads it again from the start */
 
     p->arena_used = 0; /* the last parse's handle was freed: nothing lives there */
     yajl_alloc_funcs arena = {arena_malloc, arena_realloc, arena_free, p};
@@ -757,12 +771,18 @@ static const yajl_callbacks peek_callbacks = {peek_null,     peek_boolean, NULL,
 
 bool md_event_peek_time(const char *buf, size_t len, int64_t *ts_ms) {
     time_peek k = {0, false, false, 0};
-    yajl_handle h = yajl_alloc(&peek_callbacks, NULL, &k);
-    if (!h) return false;
     /* A prefix is enough: yajl reports an unfinished text as ok, and a "ts"
-     * not among the first bytes is not worth reading a large message for. */
-    yajl_parse(h, (const unsigned char *)buf, len < MD_PEEK_TIME_BYTES ? len : MD_PEEK_TIME_BYTES);
-    yajl_free(h);
+     * not among the first bytes is not worth reading a large message for.
+     * The scan stops at "ts"'s value as yajl does; only a prefix it is not
+     * sure of goes to yajl. */
+    size_t n = len < MD_PEEK_TIME_BYTES ? len : MD_PEEK_TIME_BYTES;
+    if (md_json_scan(&peek_callbacks, &k, buf, n) == MD_JSON_SCAN_UNSURE) {
+        k = (time_peek){0, false, false, 0};
+        yajl_handle h = yajl_alloc(&peek_callbacks, NULL, &k);
+        if (!h) return false;
+        yajl_parse(h, (const unsigned char *)buf, n);
+        yajl_free(h);
+    }
     if (!k.found || k.ts < MD_MIN_EVENT_TIME_MS || k.ts > INT64_MAX / 2) return false;
     *ts_ms = k.ts;
     return true;

@@ -315,6 +315,12 @@ Test(event, peek_time_reads_the_top_level_ts) {
     int n = snprintf(big, sizeof(big), "{\"pad\":\"%*s\",\"ts\":1772352000000}", MD_PEEK_TIME_BYTES, "");
     cr_assert_gt(n, MD_PEEK_TIME_BYTES);
     cr_assert_not(md_event_peek_time(big, (size_t)n, &ts), "a ts beyond the first bytes is not looked for");
+    /* A ts cut by the prefix read is no time (yajl, reading a prefix, does
+     * not give a number that touches its end): not the first 13 digits of
+     * a longer one, read as a time of 1970. */
+    n = snprintf(big, sizeof(big), "{\"pad\":\"%*s\",\"ts\":17723520000001234}", MD_PEEK_TIME_BYTES - 28, "");
+    cr_assert_eq(memcmp(big + MD_PEEK_TIME_BYTES - 13, "1772352000000", 13), 0);
+    cr_assert_not(md_event_peek_time(big, (size_t)n, &ts), "a ts cut at the prefix's end");
 }
 
 /* yajl's allocations come from the parser's arena, let go at each parse:
