@@ -1214,10 +1214,27 @@ static void piece_name(char letter, unsigned k, char out[8]) {
 
 /* Piece k of a family's packing is piece: written unless the hash holds it
  * already (held pieces, bit k of *known: its text's sum is sum[k]). */
+/* A piece's fingerprint, telling whether its text changed since it was
+ * read (kept in memory only, so any good 64-bit mix does): eight bytes a
+ * step, where md_hash64's byte-at-a-time FNV took 2% of the per-event
+ * path (bench/instructions, BENCHMARKS.md). */
+static uint64_t piece_sum(const char *p, size_t n) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n, w;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 29;
+    }
+    w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0x94d049bb133111ebULL;
+    return h ^ h >> 31;
+}
+
 static void piece_put(md_ops *ops, char letter, unsigned k, char *piece, size_t len, unsigned held, uint64_t *known, uint64_t *sum) {
     char name[8];
     piece[len] = '\0';
-    uint64_t h = md_hash64(piece, len, 0);
+    uint64_t h = piece_sum(piece, len);
     if (k < held && (*known >> k & 1) && sum[k] == h) return;
     piece_name(letter, k, name);
     md_ops_add(ops, MD_OP_SET, name, piece);
@@ -1299,7 +1316,7 @@ static bool load_series_piece(md_cstate *cs, const char *f, size_t fl, const cha
     }
     if (k + 1 > cs->series_pieces) cs->series_pieces = k + 1;
     cs->series_piece_known |= UINT64_C(1) << k;
-    cs->series_piece_sum[k] = md_hash64(v, vl, 0);
+    cs->series_piece_sum[k] = piece_sum(v, vl);
     if (vl > SERIES_PIECE_MAX) cs->series_repack = true;
     return true;
 bad:
@@ -1694,7 +1711,7 @@ static bool load_wmark_piece(md_cstate *cs, const char *f, size_t fl, const char
         }
     if (k + 1 > cs->wm_pieces) cs->wm_pieces = k + 1;
     cs->wm_piece_known |= UINT64_C(1) << k;
-    cs->wm_piece_sum[k] = md_hash64(v, vl, 0);
+    cs->wm_piece_sum[k] = piece_sum(v, vl);
     if (vl > WM_PIECE_MAX) cs->wm_repack = true;
     return true;
 }

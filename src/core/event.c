@@ -68,10 +68,18 @@ typedef enum field_id {
     F_UNKNOWN = -1
 } field_id;
 
-static const char *const field_names[F_COUNT] = {
-    "event_id", "type",   "customer_id", "ts",     "amount",    "channel",   "kind",
-    "late",     "balance_after", "reason", "duration_s", "direction", "pages", "session_s",
-    "trigger_id", "campaign", "status"};
+#define FIELD_NAMES(X)                                                                                                 \
+    X("event_id") X("type") X("customer_id") X("ts") X("amount") X("channel") X("kind") X("late") X("balance_after")   \
+        X("reason") X("duration_s") X("direction") X("pages") X("session_s") X("trigger_id") X("campaign") X("status")
+#define FIELD_NAME(s) s,
+#define FIELD_NAME_LEN(s) sizeof(s) - 1,
+static const char *const field_names[F_COUNT] = {FIELD_NAMES(FIELD_NAME)};
+/* so that a key is compared with the names of its length only (a strlen
+ * of each name per key was a tenth of the parse) */
+static const unsigned char field_name_len[F_COUNT] = {FIELD_NAMES(FIELD_NAME_LEN)};
+_Static_assert(sizeof((const char *[]){FIELD_NAMES(FIELD_NAME)}) == F_COUNT * sizeof(const char *), "a name for each field_id");
+#undef FIELD_NAME
+#undef FIELD_NAME_LEN
 
 static const char *const status_names[MD_OUTCOME_STATUS_COUNT] = {
 #define MD_OUTCOME_NAME(name, text) text,
@@ -178,9 +186,8 @@ static int fail(md_event_parser *p, md_reject r, const char *fmt, ...) {
 }
 
 static field_id lookup_field(const unsigned char *key, size_t len) {
-    for (int i = 0; i < F_COUNT; i++) {
-        if (strlen(field_names[i]) == len && memcmp(field_names[i], key, len) == 0) return (field_id)i;
-    }
+    for (int i = 0; i < F_COUNT; i++)
+        if (field_name_len[i] == len && memcmp(field_names[i], key, len) == 0) return (field_id)i;
     return F_UNKNOWN;
 }
 
@@ -465,8 +472,29 @@ static bool number_in(md_event_parser *p, field_id f, double lo, double hi, doub
     return true;
 }
 
+/* A number's text of at most 18 digits and nothing else (always within
+ * int64), read without strtoll: ts, duration_s and session_s on nearly
+ * every event. false for anything else, which strtoll then judges. */
+static bool short_integer(const slot *s, long long *v) {
+    const char *t = s->text;
+    size_t n = s->len, i = t[0] == '-';
+    if (n <= i || n - i > 18) return false;
+    long long x = 0;
+    for (; i < n; i++) {
+        if (t[i] < '0' || t[i] > '9') return false;
+        x = x * 10 + (t[i] - '0');
+    }
+    *v = t[0] == '-' ? -x : x;
+    return true;
+}
+
 static bool integer_in(md_event_parser *p, field_id f, int64_t lo, int64_t hi, int64_t *out) {
     slot *s = &p->slots[f];
+    long long quick;
+    if (short_integer(s, &quick) && quick >= lo && quick <= hi) {
+        *out = quick;
+        return true;
+    }
     if (strpbrk(s->text, ".eE")) {
         fail(p, MD_REJECT_WRONG_TYPE, "'%s' must be an integer, got %.40s", field_names[f], s->text);
         return false;

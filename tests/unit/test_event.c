@@ -255,6 +255,36 @@ Test(event, limits_are_exact_at_their_edges) {
                  MD_REJECT_NONE);
     cr_assert_eq(parse("{\"event_id\":\"e\",\"type\":\"call\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"reason\":\"other\",\"direction\":\"inbound\",\"duration_s\":86401}", &ev),
                  MD_REJECT_BAD_NUMBER);
+    /* Integers read without strtoll (18 digits at most) and with it: the
+     * same values and the same refusals either side of that length. */
+    static const struct {
+        const char *duration;
+        md_reject want;
+        int64_t value;
+    } durations[] = {
+        {"0", MD_REJECT_NONE, 0},
+        {"-0", MD_REJECT_NONE, 0},
+        {"-1", MD_REJECT_BAD_NUMBER, 0},
+        {"-86400", MD_REJECT_BAD_NUMBER, 0},
+        {"000000000000086400", MD_REJECT_NOT_JSON, 0}, /* JSON has no leading zeros */
+        {"86400", MD_REJECT_NONE, 86400},
+        {"999999999999999999", MD_REJECT_BAD_NUMBER, 0},       /* 18 digits */
+        {"9223372036854775807", MD_REJECT_BAD_NUMBER, 0},      /* 19: strtoll's */
+        {"-9223372036854775809", MD_REJECT_BAD_NUMBER, 0},     /* beyond it */
+        {"8.64e4", MD_REJECT_WRONG_TYPE, 0},
+        {"-5.0", MD_REJECT_WRONG_TYPE, 0},
+    };
+    char call[300];
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        snprintf(call, sizeof(call),
+                 "{\"event_id\":\"e\",\"type\":\"call\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"reason\":\"other\",\"direction\":\"inbound\",\"duration_s\":%s}",
+                 durations[i].duration);
+        cr_assert_eq(parse(call, &ev), durations[i].want, "duration_s %s: %s", durations[i].duration, md_reject_code(parse(call, &ev)));
+        if (durations[i].want == MD_REJECT_NONE) cr_assert_eq(ev.duration_s, durations[i].value, "duration_s %s", durations[i].duration);
+    }
+    /* A time in ms before 1970 is no time of this millennium. */
+    cr_assert_eq(parse("{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":-1772352000000,\"amount\":1,\"kind\":\"bill\"}", &ev),
+                 MD_REJECT_BAD_TIMESTAMP);
     /* 300 s ahead of the clock, then a millisecond more. */
     char json[256];
     snprintf(json, sizeof(json), "{\"event_id\":\"e\",\"type\":\"payment\",\"customer_id\":\"c1\",\"ts\":%lld,\"amount\":1,\"kind\":\"bill\"}",
