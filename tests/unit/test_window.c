@@ -396,6 +396,10 @@ Test(window, packed_series_round_trip_and_reject_garbage) {
                          "c: 1", "c:+1", "c:1_", "c:-", "c:-,1", "c:1y2v4b4t4g3bsgxs", "c:1y2v4b4t4g3bt", "1y2v4b4t4g3bt,1",
                          /* thirteen digits past 2^64 - 1 ("3w5e11264sgsf"): refused, never wrapped round to a small number */
                          "c:3w5e11264sgsg", "c:zzzzzzzzzzzzz", "c:-zzzzzzzzzzzzz", "zzzzzzzzzzzzz",
+                         /* fourteen digits, even of a small number (base 36 has at most 13) */
+                         "c:10000000000000", "10000000000000,1", "c:0000000000000z", "c,00000000000001",
+                         /* a byte neither a digit nor a separator, after a number */
+                         "c#1", "c:1#2", "c:2;1",
                          /* a gap that takes the bucket number past INT64_MAX (found by fuzz_state) */
                          "1y2p0ij32e8e7,1", "c,1y2p0ij32e8e7"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -404,6 +408,10 @@ Test(window, packed_series_round_trip_and_reject_garbage) {
         cr_assert_eq(md_cstate_window(cfg, fresh, w, 12 * TH_DAY), 0, "\"%s\" must not load", bad[i]);
         cr_assert_eq(fresh->bad_fields, 1, "\"%s\" is counted as a bad field", bad[i]);
     }
+    /* A NUL is no separator either. */
+    md_cstate_reset(fresh);
+    md_cstate_load_field(fresh, sf, strlen(sf), "c\0" "1", 3);
+    cr_assert_eq(fresh->bad_fields, 1, "a NUL between two numbers");
     /* INT64_MAX and INT64_MIN, the ends of what a bucket holds, load. */
     md_cstate_reset(fresh);
     const char *ends = "c:1y2p0ij32e8e7,1:-1y2p0ij32e8e8";
