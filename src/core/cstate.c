@@ -920,8 +920,10 @@ static const char *topic_short(const md_codes *codes, const char *long_code) {
 /* The long code of the topic with short code s (n bytes), or NULL. */
 static const char *topic_long_of(const md_codes *codes, const char *s, size_t n) {
     if (!codes) return NULL;
+    if (n > SHORT_CODE_MAX) return NULL;
+    /* (every watermark of every decode: a strlen a topic was a tenth of the decode's watermarks) */
     for (size_t i = 0; i < codes->n_topics; i++)
-        if (strlen(codes->topic[i]) == n && memcmp(codes->topic[i], s, n) == 0) return codes->topic_long[i];
+        if (memcmp(codes->topic[i], s, n) == 0 && codes->topic[i][n] == '\0') return codes->topic_long[i];
     return NULL;
 }
 
@@ -1797,13 +1799,16 @@ static int campaign_by_code(const md_cstate *cs, const char *code) {
  * not configured), *cf which (CF_*), *older whether under its older name. */
 static bool camp_field_of(const md_cstate *cs, const char *f, size_t fl, int *campaign, int *cf, bool *older) {
     for (int k = 0; k < CF_COUNT; k++) {
-        size_t pl = strlen(camp_older_prefix[k]);
         *cf = k;
         if (fl == 1 + MD_STATE_CODE_LEN && f[0] == camp_letter[k]) {
             *campaign = campaign_by_code(cs, f + 1);
             *older = false;
             return true;
         }
+        /* the first byte first: every audit run and decision record of
+         * every decode comes through here, and none is an older name */
+        if (f[0] != camp_older_prefix[k][0]) continue;
+        size_t pl = strlen(camp_older_prefix[k]);
         if (fl > pl && memcmp(f, camp_older_prefix[k], pl) == 0) {
             *campaign = campaign_by_name(cs->cfg, f + pl, fl - pl);
             *older = true;
