@@ -1,11 +1,12 @@
 /* json_scan.c: the subset of JSON read without yajl (json_scan.h).
  *
- * A value's callback is called only once the byte after it is known to be
- * one the grammar allows there: yajl calls it first and fails at that byte
- * afterwards, so for such a text this scanner says UNSURE and the caller's
- * yajl run reports what yajl reports. Stricter than yajl is always safe;
- * laxer never is (the differential fuzz target fuzz_json_scan and
- * tests/unit/test_event.c compare the two). */
+ * A number's or a literal's callback is called only once the byte after it
+ * is known to be one the grammar allows there. yajl calls it first and
+ * fails at that byte afterwards, and reading a prefix (the event-time peek)
+ * it gives no call at all for a number that touches the end; for such a
+ * text this scanner says UNSURE and the caller's yajl run does what yajl
+ * does. Stricter than yajl is always safe; laxer never is (the fuzz target
+ * fuzz/fuzz_json_scan.c and tests/unit/test_json_scan.c compare the two). */
 #include "json_scan.h"
 
 #include <stdbool.h>
@@ -101,6 +102,7 @@ static bool literal(scan *s, const char *word, size_t n) {
     } while (0)
 
 md_json_scan_result md_json_scan(const yajl_callbacks *cb, void *ctx, const char *buf, size_t len) {
+    if (!buf || len == 0) return MD_JSON_SCAN_UNSURE; /* (no arithmetic on a null pointer) */
     scan s = {buf, buf + len};
     /* in_object[d]: whether the container at depth d (1 = the top) is an object */
     bool in_object[MD_JSON_SCAN_DEPTH + 1];

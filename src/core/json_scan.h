@@ -1,9 +1,10 @@
 /* json_scan.h: a fast path in front of yajl's callback parser for the JSON
  * momentd reads on every message (events, outcomes, the event-time peek).
  *
- * yajl's lexer spent about 4,000 instructions on a 250-byte event, more
- * than a tenth of the whole per-event path (bench/instructions,
- * BENCHMARKS.md). Almost every message is one flat object of plain ASCII
+ * yajl spent about 5,300 instructions on a 250-byte event (its lexer and
+ * parser, with momentd's callbacks), an eighth of the whole per-event path
+ * (bench/instructions, BENCHMARKS.md); this scan and the same callbacks
+ * take about 2,300. Almost every message is one flat object of plain ASCII
  * keys and values. md_json_scan reads that subset itself and calls the same
  * yajl_callbacks, in the same order, with the same arguments, as yajl would;
  * for anything else it says so and the caller asks yajl, which stays the
