@@ -565,6 +565,11 @@ void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]);
  * by the thousand per batch, and snprintf was a tenth of momentd's CPU. */
 size_t md_fmt_i64(char *out, int64_t v);
 
+/* A decimal int64 of len bytes exactly as md_fmt_i64 writes it: an
+ * optional '-', then 1 to 19 digits, nothing else, within int64. false
+ * for anything else (blanks, '+', a point, an overflow). */
+bool md_parse_i64(const char *s, size_t len, int64_t *out);
+
 /* 64-bit hash of data (FNV-1a with a final mix), stable across runs and
  * machines: it names stored series, and named the event-id guard's entries
  * before the guard was keyed. Not for strings an attacker chooses: its

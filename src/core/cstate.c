@@ -582,11 +582,10 @@ static bool series_set(md_series_st *s, int64_t id, int64_t v) {
 /* ------------------------------------------------------------------------- */
 /* Loading                                                                    */
 
-/* A decimal int64 exactly as momentd writes it: an optional '-', then
- * digits, nothing else. By hand rather than strtoll, which copies, honours
- * the locale and skips blanks: this runs for every bucket of every series a
- * batch reads (8% of the daemon's CPU with strtoll). */
-static bool parse_i64(const char *s, size_t len, int64_t *out) {
+/* (engine.h) By hand rather than strtoll, which copies, honours the locale
+ * and skips blanks: this runs for every bucket of every series a batch
+ * reads (8% of the daemon's CPU with strtoll). */
+bool md_parse_i64(const char *s, size_t len, int64_t *out) {
     size_t i = 0;
     bool neg = len > 0 && s[0] == '-';
     if (neg) i++;
@@ -1125,11 +1124,11 @@ static bool series_decode_into(md_series_st *s, const char *v, size_t vl, bool l
         size_t start = i;
         while (i < vl && v[i] != ':' && v[i] != ',') i++;
         int64_t num[2] = {0, 1};
-        if (legacy ? !parse_i64(v + start, i - start, &num[0]) : !parse_b36_i64(v + start, i - start, &num[0])) return false;
+        if (legacy ? !md_parse_i64(v + start, i - start, &num[0]) : !parse_b36_i64(v + start, i - start, &num[0])) return false;
         if (i < vl && v[i] == ':') {
             size_t vs = ++i;
             while (i < vl && v[i] != ',') i++;
-            if (legacy ? !parse_i64(v + vs, i - vs, &num[1]) : !parse_b36_i64(v + vs, i - vs, &num[1])) return false;
+            if (legacy ? !md_parse_i64(v + vs, i - vs, &num[1]) : !parse_b36_i64(v + vs, i - vs, &num[1])) return false;
         } else if (legacy) {
             return false; /* the older form always wrote ":<value>" */
         }
@@ -1614,7 +1613,7 @@ static bool decision_field(const char *f, size_t fl, char code[MD_STATE_CODE_LEN
     if (colon <= 3) return false; /* no ':' after "q:", or an empty name */
     *campaign_len = colon - 3;
     state_code_n(f + 2, *campaign_len, code);
-    return parse_i64(f + colon, fl - colon, ts);
+    return md_parse_i64(f + colon, fl - colon, ts);
 }
 
 /* Exactly n hex digits (strtoull was 1% of momentd's CPU here). */
@@ -1910,7 +1909,7 @@ static bool parse_balance(md_cstate *cs, const char *v, size_t vl, double *balan
         if (*end || !isfinite(*balance)) return false;
     }
     *timed = comma != NULL;
-    if (comma && !(b36 ? parse_b36_i64(comma + 1, vl - n - 1, ts) : parse_i64(comma + 1, vl - n - 1, ts))) return false;
+    if (comma && !(b36 ? parse_b36_i64(comma + 1, vl - n - 1, ts) : md_parse_i64(comma + 1, vl - n - 1, ts))) return false;
     memcpy(cs->balance_loaded, buf, n + 1); /* the text, written back as it was (taken by the caller) */
     return true;
 }
@@ -2000,24 +1999,24 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         return;
     }
     if (fl == 1 && f[0] == 'd') {
-        if (!parse_i64(v, vl, &x)) goto bad;
+        if (!md_parse_i64(v, vl, &x)) goto bad;
         cs->due = cs->due_loaded = x;
         return;
     }
     if (fl == 1 && f[0] == 'v') {
-        if (!parse_i64(v, vl, &x)) goto bad;
+        if (!md_parse_i64(v, vl, &x)) goto bad;
         cs->version = x;
         return;
     }
     if (fl == 2 && f[0] == 't' && f[1] >= '0' && f[1] < '0' + MD_EVENT_TYPE_COUNT) { /* older: one field a type */
-        if (!parse_i64(v, vl, &x)) goto bad;
+        if (!md_parse_i64(v, vl, &x)) goto bad;
         if (x > cs->last_ts[f[1] - '0']) cs->last_ts[f[1] - '0'] = x;
         if (x > cs->newest_ts) cs->newest_ts = x; /* the newest event is the newest of its type */
         cs->times_older = cs->times_dirty = true; /* rewritten as "T" by the next flush */
         return;
     }
     if (fl == 1 && f[0] == 'n') { /* written by versions before 2026-12: the same as the largest t<k> */
-        if (!parse_i64(v, vl, &x)) goto bad;
+        if (!md_parse_i64(v, vl, &x)) goto bad;
         if (x > cs->newest_ts) cs->newest_ts = x;
         return;
     }
@@ -2048,7 +2047,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
             code[MD_STATE_CODE_LEN] = '\0';
             part = f + 1 + MD_STATE_CODE_LEN;
         }
-        if (!parse_i64(part, fl - (size_t)(part - f), &x) || x < 0 || x > INT32_MAX || !parse_i64(v, vl, &y)) goto bad;
+        if (!md_parse_i64(part, fl - (size_t)(part - f), &x) || x < 0 || x > INT32_MAX || !md_parse_i64(v, vl, &y)) goto bad;
         md_wmark *e = find_wmark(cs, code, (int32_t)x);
         if (!e) { /* the usual case: a watermark seen once */
             if (!(e = add_wmark(cs, code, (int32_t)x))) goto bad;
@@ -2071,7 +2070,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         uint64_t h;
         int64_t unit = f[0] == 'J' ? MD_HOUR_MS : f[0] == 'j' ? 1000 : 1;
         if (f[0] == 'J' || f[0] == 'j' ? !parse_b36_u64(f + 1, fl - 1, &h) : !parse_hex64(f + 1, 16, &h)) goto bad;
-        if (!parse_i64(v, vl, &x) || x < 0 || x > INT64_MAX / unit) goto bad;
+        if (!md_parse_i64(v, vl, &x) || x < 0 || x > INT64_MAX / unit) goto bad;
         if (!grow((void **)&cs->seen, &cs->cap_seen, cs->n_seen + 1, sizeof(md_seen))) goto bad;
         cs->seen[cs->n_seen] = (md_seen){h, x * unit, f[0], 0};
         cs->n_legacy_seen += f[0] == 'e';
@@ -2099,14 +2098,14 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         if (cf == CF_FATIGUE) {
             const char *comma = memchr(v, ',', vl);
             if (!comma) { /* an older state: a count of units, never decayed */
-                if (!parse_i64(v, vl, &x)) goto bad;
+                if (!md_parse_i64(v, vl, &x)) goto bad;
                 fatigue = (double)(x < 0 ? 0 : x > 1000 ? 1000 : x);
                 y = 0;
             } else {
-                if (!parse_i64(v, (size_t)(comma - v), &x) || !parse_i64(comma + 1, vl - (size_t)(comma - v) - 1, &y) || x < 0) goto bad;
+                if (!md_parse_i64(v, (size_t)(comma - v), &x) || !md_parse_i64(comma + 1, vl - (size_t)(comma - v) - 1, &y) || x < 0) goto bad;
                 fatigue = (double)(x > 1000000 ? 1000000 : x) / 1000.0;
             }
-        } else if (!parse_i64(v, vl, &x)) {
+        } else if (!md_parse_i64(v, vl, &x)) {
             goto bad; /* left as it was, under whichever name */
         }
         if (cf == CF_FATIGUE) {
@@ -2130,13 +2129,13 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         int np = 0;
         for (char *tok = strtok_r(buf, ",", &save); tok && np < 9; tok = strtok_r(NULL, ",", &save)) part[np++] = tok;
         int64_t fired, hold, bits, p_milli = -1, gap = MD_GAP_UNKNOWN;
-        if ((np != 5 && np != 7 && np < 8) || !parse_i64(part[0], strlen(part[0]), &fired) || !parse_i64(part[1], strlen(part[1]), &hold) ||
-            !parse_i64(part[2], strlen(part[2]), &bits) || bits < 0 || bits > 0xFFFFFFFF)
+        if ((np != 5 && np != 7 && np < 8) || !md_parse_i64(part[0], strlen(part[0]), &fired) || !md_parse_i64(part[1], strlen(part[1]), &hold) ||
+            !md_parse_i64(part[2], strlen(part[2]), &bits) || bits < 0 || bits > 0xFFFFFFFF)
             goto bad;
         /* Older records have no model p and version (5 parts), or no gap (7);
          * parts after the gap (a later version's) are left alone. */
-        if (np >= 8 && (!parse_i64(part[7], strlen(part[7]), &gap) || gap < MD_GAP_FIRST || gap > 100000)) goto bad;
-        if (np >= 7 && (!parse_i64(part[5], strlen(part[5]), &p_milli) || p_milli < 0 || p_milli > 1000 || strlen(part[6]) == 0 ||
+        if (np >= 8 && (!md_parse_i64(part[7], strlen(part[7]), &gap) || gap < MD_GAP_FIRST || gap > 100000)) goto bad;
+        if (np >= 7 && (!md_parse_i64(part[5], strlen(part[5]), &p_milli) || p_milli < 0 || p_milli > 1000 || strlen(part[6]) == 0 ||
                         strlen(part[6]) > MD_MODEL_VERSION_MAX))
             goto bad;
         if (!grow((void **)&cs->trecs, &cs->cap_trecs, cs->n_trecs + 1, sizeof(md_trec))) goto bad;
@@ -2167,8 +2166,8 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         }
         int64_t from, last, p;
         const char *c1 = memchr(v, ',', vl), *c2 = c1 ? memchr(c1 + 1, ',', (size_t)(v + vl - c1 - 1)) : NULL;
-        if (!c2 || !parse_i64(c2 + 1, (size_t)(v + vl - c2 - 1), &p)) goto bad;
-        if (form == 'r' ? !parse_i64(f + from_at, fl - from_at, &from) || !parse_i64(c1 + 1, (size_t)(c2 - c1 - 1), &last)
+        if (!c2 || !md_parse_i64(c2 + 1, (size_t)(v + vl - c2 - 1), &p)) goto bad;
+        if (form == 'r' ? !md_parse_i64(f + from_at, fl - from_at, &from) || !md_parse_i64(c1 + 1, (size_t)(c2 - c1 - 1), &last)
                         : !parse_b36(f + from_at, fl - from_at, &from) || !parse_b36(c1 + 1, (size_t)(c2 - c1 - 1), &last))
             goto bad;
         if (form != 'r') last += from;
@@ -2209,7 +2208,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
             c = campaign_by_code(cs, f + 1);
         } else {
             const char *colon = memchr(f + 2, ':', fl - 2);
-            if (!colon || !parse_i64(f + 2, (size_t)(colon - f - 2), &x)) goto bad;
+            if (!colon || !md_parse_i64(f + 2, (size_t)(colon - f - 2), &x)) goto bad;
             c = campaign_by_name(cfg, colon + 1, fl - (size_t)(colon - f) - 1);
         }
         if (!grow((void **)&cs->contacts, &cs->cap_contacts, cs->n_contacts + 1, sizeof(md_contact))) goto bad;
@@ -2225,7 +2224,7 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         return;
     }
     if (fl == 2 && f[0] == 'f' && f[1] == 'g') { /* the erasure's tombstone (forget.lua writes it) */
-        if (!parse_i64(v, vl, &x) || x <= 0) goto bad;
+        if (!md_parse_i64(v, vl, &x) || x <= 0) goto bad;
         cs->forgotten_at = x;
         cs->exists = true;
         return;
@@ -2247,12 +2246,12 @@ void md_cstate_load_field(md_cstate *cs, const char *f, size_t fl, const char *v
         return;
     }
     if (fl == 2 && memcmp(f, "pn", 2) == 0) {
-        if (!parse_i64(v, vl, &x)) goto bad;
+        if (!md_parse_i64(v, vl, &x)) goto bad;
         cs->pinned = x > 0;
         return;
     }
     if (fl == 2 && (memcmp(f, "cb", 2) == 0 || memcmp(f, "bo", 2) == 0 || memcmp(f, "oo", 2) == 0)) {
-        if (!parse_i64(v, vl, &x)) goto bad;
+        if (!md_parse_i64(v, vl, &x)) goto bad;
         if (f[0] == 'c') cs->complaint_until = x;
         else if (f[0] == 'b') cs->blackout_until = x;
         else cs->opted_out = x != 0;
@@ -2275,7 +2274,7 @@ void md_cstate_load_outbox(md_cstate *cs, const char *f, size_t fl, const char *
         int np = 0;
         for (char *tok = strtok_r(buf, "\t", &save); tok && np < 4; tok = strtok_r(NULL, "\t", &save)) part[np++] = tok;
         if (np != 4 || strlen(part[0]) >= sizeof(in.campaign) || strlen(part[1]) >= sizeof(in.day) ||
-            strlen(part[2]) >= sizeof(in.field) || !parse_i64(part[3], strlen(part[3]), &in.delta))
+            strlen(part[2]) >= sizeof(in.field) || !md_parse_i64(part[3], strlen(part[3]), &in.delta))
             goto bad;
         memcpy(in.name, f, fl);
         in.name[fl] = '\0';
@@ -3484,7 +3483,7 @@ void md_cpstate_load_field(md_cpstate *cp, const char *field, const char *value)
     }
     if (strncmp(field, "k:", 2) != 0) return;
     const char *colon = strchr(field + 2, ':');
-    if (!colon || !parse_i64(field + 2, (size_t)(colon - field - 2), &ts)) return;
+    if (!colon || !md_parse_i64(field + 2, (size_t)(colon - field - 2), &ts)) return;
     size_t cap = cp->cap;
     if (!grow((void **)&cp->ts, &cap, cp->n + 1, sizeof(int64_t))) return;
     cap = cp->cap;

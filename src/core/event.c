@@ -22,6 +22,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "json_scan.h"
+#include "momentd/engine.h"
 
 static const char *const type_names[MD_EVENT_TYPE_COUNT] = {"payment", "call", "app_login"};
 
@@ -472,26 +473,10 @@ static bool number_in(md_event_parser *p, field_id f, double lo, double hi, doub
     return true;
 }
 
-/* A number's text of at most 18 digits and nothing else (always within
- * int64), read without strtoll: ts, duration_s and session_s on nearly
- * every event. false for anything else, which strtoll then judges. */
-static bool short_integer(const slot *s, long long *v) {
-    const char *t = s->text;
-    size_t n = s->len, i = t[0] == '-';
-    if (n <= i || n - i > 18) return false;
-    long long x = 0;
-    for (; i < n; i++) {
-        if (t[i] < '0' || t[i] > '9') return false;
-        x = x * 10 + (t[i] - '0');
-    }
-    *v = t[0] == '-' ? -x : x;
-    return true;
-}
-
 static bool integer_in(md_event_parser *p, field_id f, int64_t lo, int64_t hi, int64_t *out) {
     slot *s = &p->slots[f];
-    long long quick;
-    if (short_integer(s, &quick) && quick >= lo && quick <= hi) {
+    int64_t quick; /* a plain integer, nearly every one (ts, duration_s, session_s): no strtoll */
+    if (md_parse_i64(s->text, s->len, &quick) && quick >= lo && quick <= hi) {
         *out = quick;
         return true;
     }

@@ -255,8 +255,9 @@ Test(event, limits_are_exact_at_their_edges) {
                  MD_REJECT_NONE);
     cr_assert_eq(parse("{\"event_id\":\"e\",\"type\":\"call\",\"customer_id\":\"c1\",\"ts\":1772352000000,\"reason\":\"other\",\"direction\":\"inbound\",\"duration_s\":86401}", &ev),
                  MD_REJECT_BAD_NUMBER);
-    /* Integers read without strtoll (18 digits at most) and with it: the
-     * same values and the same refusals either side of that length. */
+    /* Integers read without strtoll (md_parse_i64: at most 19 digits, within
+     * int64) and with it (past that): the same values and the same refusals
+     * either side of that length. */
     static const struct {
         const char *duration;
         md_reject want;
@@ -269,8 +270,8 @@ Test(event, limits_are_exact_at_their_edges) {
         {"000000000000086400", MD_REJECT_NOT_JSON, 0}, /* JSON has no leading zeros */
         {"86400", MD_REJECT_NONE, 86400},
         {"999999999999999999", MD_REJECT_BAD_NUMBER, 0},       /* 18 digits */
-        {"9223372036854775807", MD_REJECT_BAD_NUMBER, 0},      /* 19: strtoll's */
-        {"-9223372036854775809", MD_REJECT_BAD_NUMBER, 0},     /* beyond it */
+        {"9223372036854775807", MD_REJECT_BAD_NUMBER, 0},      /* 19, the largest int64 */
+        {"-9223372036854775809", MD_REJECT_BAD_NUMBER, 0},     /* past it: strtoll's */
         {"8.64e4", MD_REJECT_WRONG_TYPE, 0},
         {"-5.0", MD_REJECT_WRONG_TYPE, 0},
     };
