@@ -565,6 +565,16 @@ void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]);
  * by the thousand per batch, and snprintf was a tenth of momentd's CPU. */
 size_t md_fmt_i64(char *out, int64_t v);
 
+/* The strings parts[0..n_parts) one after another into out (size bytes),
+ * cut and terminated as snprintf's "%s%s..." cuts them; the length
+ * written. MD_JOIN(out, size, s1, s2, ...) lists them in place. The
+ * funnel's fields, a trigger's record and its id are made this way at
+ * every trigger and outcome: snprintf parsed its format for each, about
+ * 400 instructions a string (bench/instructions). */
+size_t md_join(char *out, size_t size, const char *const *parts, size_t n_parts);
+#define MD_JOIN(out, size, ...) \
+    md_join(out, size, (const char *const[]){__VA_ARGS__}, sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+
 /* A decimal int64 of len bytes exactly as md_fmt_i64 writes it: an
  * optional '-', then 1 to 19 digits, nothing else, within int64. false
  * for anything else (blanks, '+', a point, an overflow). */

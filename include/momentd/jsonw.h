@@ -46,6 +46,16 @@ void md_jsonw_knum(md_jsonw *w, const char *key, double v);
 void md_jsonw_kint(md_jsonw *w, const char *key, int64_t v);
 void md_jsonw_kbool(md_jsonw *w, const char *key, bool v);
 
+/* v as printf's "%.6g" writes it, into out (at least 16 bytes),
+ * terminated; its length. The usual numbers (a finite v whose six
+ * significant digits print without an exponent, and no tie to round) are
+ * written from one scaled integer; any other v, and any whose rounding the
+ * scaling could have changed, by snprintf. Decision records, moments and
+ * state write a number this way several times an event, and snprintf's
+ * format parsing and exact decimal conversion cost about 1,500
+ * instructions a number (bench/instructions). */
+size_t md_fmt_g6(char *out, double v);
+
 /* Writes an RFC 3339 UTC timestamp with milliseconds ("2026-11-24T08:00:00.000Z")
  * into out (at least 32 bytes). */
 void md_format_time(int64_t epoch_ms, char out[32]);

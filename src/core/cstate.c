@@ -131,6 +131,7 @@
  * Why 1,100 lines in one file: the loader and the writers of every field
  * stay side by side, so a field's name and format change in one place. */
 #include "cstate_internal.h"
+#include "momentd/jsonw.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -294,6 +295,17 @@ size_t md_fmt_i64(char *out, int64_t v) {
     if (v < 0) out[len++] = '-';
     while (n) out[len++] = tmp[--n];
     out[len] = '\0';
+    return len;
+}
+
+size_t md_join(char *out, size_t size, const char *const *parts, size_t n_parts) {
+    size_t len = 0;
+    for (size_t i = 0; i < n_parts && len + 1 < size; i++) {
+        size_t n = strnlen(parts[i], size - 1 - len);
+        memcpy(out + len, parts[i], n);
+        len += n;
+    }
+    if (size) out[len] = '\0';
     return len;
 }
 
@@ -2814,15 +2826,17 @@ bool md_cs_add_pending(md_cstate *cs, md_ops *ops, const char *id, const char *t
 }
 
 void md_cs_save_trec(md_cstate *cs, md_ops *ops, const md_trec *t) {
-    char field[MD_TRIGGER_ID_LEN + 4], val[200 + MD_MODEL_VERSION_MAX];
-    snprintf(field, sizeof(field), "g:%s", t->id);
-    int n = snprintf(val, sizeof(val), "%" PRId64 ",%d,%u,%s,%s", t->fired_ms, t->holdout ? 1 : 0, t->bits,
-                     t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?",
-                     t->campaign >= 0 ? cs->cfg->campaigns[t->campaign].name : "?");
-    if (t->p_milli >= 0 && n > 0 && (size_t)n < sizeof(val))
-        n += snprintf(val + n, sizeof(val) - (size_t)n, ",%d,%s", t->p_milli, t->version);
-    if (t->p_milli >= 0 && t->gap_days != MD_GAP_UNKNOWN && n > 0 && (size_t)n < sizeof(val))
-        snprintf(val + n, sizeof(val) - (size_t)n, ",%d", t->gap_days);
+    char field[MD_TRIGGER_ID_LEN + 4], val[200 + MD_MODEL_VERSION_MAX], fired[24], bits[24], milli[24] = "", gap[24] = "";
+    MD_JOIN(field, sizeof(field), "g:", t->id);
+    md_fmt_i64(fired, t->fired_ms);
+    md_fmt_i64(bits, t->bits);
+    bool with_p = t->p_milli >= 0, with_gap = with_p && t->gap_days != MD_GAP_UNKNOWN;
+    if (with_p) md_fmt_i64(milli, t->p_milli);
+    if (with_gap) md_fmt_i64(gap, t->gap_days);
+    /* "<fired>,<holdout>,<bits>,<channel>,<campaign>[,<p_milli>,<version>[,<gap days>]]" */
+    MD_JOIN(val, sizeof(val), fired, t->holdout ? ",1," : ",0,", bits, ",", t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?", ",",
+            t->campaign >= 0 ? cs->cfg->campaigns[t->campaign].name : "?", with_p ? "," : "", milli, with_p ? "," : "",
+            with_p ? t->version : "", with_gap ? "," : "", gap);
     md_ops_add(ops, MD_OP_SET, field, val);
 }
 
@@ -2833,14 +2847,14 @@ md_trec *md_cs_add_trec(md_cstate *cs, md_ops *ops, const char *id, int campaign
         return NULL;
     }
     md_trec *t = &cs->trecs[cs->n_trecs++];
-    snprintf(t->id, sizeof(t->id), "%s", id);
+    MD_JOIN(t->id, sizeof(t->id), id);
     t->campaign = campaign;
     t->channel = channel;
     t->fired_ms = fired_ms;
     t->holdout = holdout;
     t->bits = 0;
     t->p_milli = p >= 0 && version && *version ? (int)lround(p > 1 ? 1000 : p * 1000) : -1;
-    snprintf(t->version, sizeof(t->version), "%s", t->p_milli >= 0 ? version : "");
+    MD_JOIN(t->version, sizeof(t->version), t->p_milli >= 0 ? version : "");
     t->gap_days = t->p_milli >= 0 ? gap_days : MD_GAP_UNKNOWN; /* stored only beside a model's p */
     md_cs_save_trec(cs, ops, t);
     return t;
@@ -2918,9 +2932,13 @@ static bool drec_room(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind) 
 void md_cs_add_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind, uint32_t schema, const double *values, size_t n) {
     if (!drec_room(cs, ops, c, ts, kind)) return;
     char rest[MD_DECISION_MAX_VALUES * 16 + 16];
-    size_t len = (size_t)snprintf(rest, sizeof(rest), "%08x", (unsigned)schema);
-    for (size_t k = 0; k < n && k < MD_DECISION_MAX_VALUES; k++)
-        len += (size_t)snprintf(rest + len, sizeof(rest) - len, ",%.6g", isfinite(values[k]) ? values[k] : 0.0);
+    size_t len = 0;
+    for (int shift = 28; shift >= 0; shift -= 4) rest[len++] = "0123456789abcdef"[(schema >> shift) & 0xf]; /* "%08x" */
+    for (size_t k = 0; k < n && k < MD_DECISION_MAX_VALUES; k++) { /* 1 + 15 bytes at most each */
+        rest[len++] = ',';
+        len += md_fmt_g6(rest + len, isfinite(values[k]) ? values[k] : 0.0);
+    }
+    rest[len] = '\0';
     if (!grow((void **)&cs->drecs, &cs->cap_drecs, cs->n_drecs + 1, sizeof(md_drec)) ||
         !(cs->drecs[cs->n_drecs].rest = text_dup(cs, rest, len < sizeof(rest) ? len : sizeof(rest) - 1))) {
         ops->oom = true;
@@ -3156,6 +3174,18 @@ void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]) {
     int y;
     unsigned m, d;
     md_civil_date(t_ms, utc_offset_min, &y, &m, &d);
+    if (y >= 0 && y <= 9999) { /* always (event times are bounded): at every funnel increment, without snprintf */
+        char *p = out;
+        for (unsigned v = (unsigned)y, k = 4; k-- > 0; v /= 10) p[k] = (char)('0' + v % 10);
+        p[4] = '-';
+        p[5] = (char)('0' + m / 10);
+        p[6] = (char)('0' + m % 10);
+        p[7] = '-';
+        p[8] = (char)('0' + d / 10);
+        p[9] = (char)('0' + d % 10);
+        p[10] = '\0';
+        return;
+    }
     if (snprintf(out, 16, "%04d-%02u-%02u", y, m % 13, d % 32) >= 16) out[0] = '\0'; /* cannot happen: y < 10^4 */
 }
 
@@ -3164,11 +3194,11 @@ void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]) {
 static void add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *kind, const char *stage, const char *field, int64_t delta) {
     if (t->campaign < 0) return; /* a campaign no longer configured has no funnel */
     md_incr in;
-    snprintf(in.name, sizeof(in.name), "+%s:%s%s", t->id, kind, stage);
-    snprintf(in.campaign, sizeof(in.campaign), "%s", cs->cfg->campaigns[t->campaign].name);
+    MD_JOIN(in.name, sizeof(in.name), "+", t->id, ":", kind, stage);
+    MD_JOIN(in.campaign, sizeof(in.campaign), cs->cfg->campaigns[t->campaign].name);
     /* Funnel days follow the operators' calendar (the default UTC offset), not UTC. */
     md_format_day(t->fired_ms, cs->r->default_utc_offset_min, in.day);
-    snprintf(in.field, sizeof(in.field), "%s", field);
+    MD_JOIN(in.field, sizeof(in.field), field);
     in.delta = delta;
     /* The same increment twice in one batch (re-decided) replaces, never adds. */
     for (size_t i = 0; i < cs->n_incrs; i++)
@@ -3182,20 +3212,21 @@ static void add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *k
     }
     cs->incrs[cs->n_incrs++] = in;
 record:;
-    char val[256];
-    snprintf(val, sizeof(val), "%s\t%s\t%s\t%" PRId64, in.campaign, in.day, in.field, in.delta);
+    char val[256], delta_text[24];
+    md_fmt_i64(delta_text, in.delta);
+    MD_JOIN(val, sizeof(val), in.campaign, "\t", in.day, "\t", in.field, "\t", delta_text);
     outbox_add(cs, ops, in.name, val);
 }
 
 void md_cs_add_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, int64_t delta) {
     char field[128];
-    snprintf(field, sizeof(field), "%s:%s", t->holdout ? "holdout" : t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?", stage);
+    MD_JOIN(field, sizeof(field), t->holdout ? "holdout" : t->channel >= 0 ? cs->cfg->channels[t->channel].name : "?", ":", stage);
     add_incr(cs, ops, t, "", stage, field, delta);
 }
 
 void md_cs_add_arm_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *arm, const char *stage, int64_t delta) {
     char field[128];
-    snprintf(field, sizeof(field), "arm.%s:%s", arm, stage);
+    MD_JOIN(field, sizeof(field), "arm.", arm, ":", stage);
     add_incr(cs, ops, t, "arm.", stage, field, delta);
 }
 
@@ -3225,15 +3256,16 @@ void md_cs_add_gap_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char
     int bucket = md_gap_bucket(t->gap_days);
     if (bucket < 0) return;
     char field[128];
-    snprintf(field, sizeof(field), "gap.%s:%s", md_gap_bucket_name(bucket), stage);
+    MD_JOIN(field, sizeof(field), "gap.", md_gap_bucket_name(bucket), ":", stage);
     add_incr(cs, ops, t, "gap.", entry, field, delta);
 }
 
 void md_cs_add_model_incr(md_cstate *cs, md_ops *ops, const md_trec *t, const char *stage, const char *entry, int64_t delta) {
     if (t->p_milli < 0) return;
     char field[128];
-    snprintf(field, sizeof(field), "q.%s.%03d.%s:%s", t->holdout ? "holdout" : "treated", t->p_milli >= 1000 ? 999 : t->p_milli,
-             t->version, stage);
+    int milli = t->p_milli >= 1000 ? 999 : t->p_milli; /* 0 to 999: "%03d" */
+    char p3[4] = {(char)('0' + milli / 100), (char)('0' + milli / 10 % 10), (char)('0' + milli % 10), '\0'};
+    MD_JOIN(field, sizeof(field), "q.", t->holdout ? "holdout" : "treated", ".", p3, ".", t->version, ":", stage);
     add_incr(cs, ops, t, "q.", entry, field, delta);
 }
 

@@ -152,11 +152,19 @@ static const md_cfg_cooldown *cooldown_of(const md_config *cfg, int c, int arm) 
 
 void md_trigger_id(const char *campaign, const char *customer_id, const char *event_id, char out[MD_TRIGGER_ID_LEN]) {
     char buf[MD_EVENT_ID_MAX + MD_CUSTOMER_ID_MAX + 300];
-    int n = snprintf(buf, sizeof(buf), "%s%c%s%c%s", campaign, 0, customer_id, 0, event_id);
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1;
+    /* "<campaign>\0<customer>\0<event id>", cut as snprintf cuts it (an
+     * id's text is stable across versions) */
+    size_t len = md_join(buf, sizeof(buf), &campaign, 1);
+    if (len + 1 < sizeof(buf)) len += 1 + md_join(buf + len + 1, sizeof(buf) - len - 1, &customer_id, 1);
+    if (len + 1 < sizeof(buf)) len += 1 + md_join(buf + len + 1, sizeof(buf) - len - 1, &event_id, 1);
     uint64_t a = md_hash64(buf, len, 0x6d6f6d656e74ULL);
     uint64_t b = md_hash64(buf, len, a ^ 0x7472696767ULL);
-    snprintf(out, MD_TRIGGER_ID_LEN, "m%016" PRIx64 "%016" PRIx64, a, b);
+    out[0] = 'm'; /* "m%016" PRIx64 "%016" PRIx64 */
+    for (int k = 0; k < 16; k++) {
+        out[1 + k] = "0123456789abcdef"[(a >> (60 - 4 * k)) & 0xf];
+        out[17 + k] = "0123456789abcdef"[(b >> (60 - 4 * k)) & 0xf];
+    }
+    out[33] = '\0';
 }
 
 /* ------------------------------------------------------------------------- */
@@ -359,7 +367,7 @@ void md_engine_write_tags(const md_config *cfg, const md_cstate *cs, md_jsonw *w
             const char *v = md_cs_profile(cs, rt->profile_attr);
             if (!v) continue;
             char buf[400];
-            snprintf(buf, sizeof(buf), "%s:%s", cfg->tags[g].name, v);
+            MD_JOIN(buf, sizeof(buf), cfg->tags[g].name, ":", v);
             md_jsonw_str(w, buf);
         } else if (cs->tag_num[g] != 0) {
             md_jsonw_str(w, cfg->tags[g].name);

@@ -1,5 +1,6 @@
 /* jsonw.c: the JSON writer (see jsonw.h). */
 #include "momentd/jsonw.h"
+#include "momentd/event.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -161,8 +162,7 @@ void md_jsonw_num(md_jsonw *w, double v) {
         put(w, "null", 4); /* JSON has no NaN or infinity */
         return;
     }
-    int n = snprintf(tmp, sizeof(tmp), "%.6g", v);
-    put(w, tmp, (size_t)n);
+    put(w, tmp, md_fmt_g6(tmp, v));
 }
 
 void md_jsonw_int(md_jsonw *w, int64_t v) {
@@ -204,9 +204,100 @@ void md_jsonw_kbool(md_jsonw *w, const char *key, bool v) {
     md_jsonw_bool(w, v);
 }
 
+/* Powers of ten a double holds exactly (up to 10^22). */
+static const double exact_pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10};
+
+/* The fast path of md_fmt_g6; 0 when it is not sure of printf's text. */
+static size_t fmt_g6_fixed(char *out, double v) {
+    if (v == 0) { /* a feature's usual value */
+        size_t n = 0;
+        if (signbit(v)) out[n++] = '-';
+        out[n++] = '0';
+        out[n] = '\0';
+        return n;
+    }
+    double a = fabs(v);
+    if (!(a >= 1e-5 && a < 1e6)) return 0; /* 0, NaN, infinities, exponents */
+    /* e: the decimal exponent of a's first digit, from comparisons with
+     * doubles that are powers of ten only approximately below 1; a wrong e
+     * near such a power shows as a scaled value outside [10^5, 10^6). */
+    int e = 5;
+    while (e > -5 && a < (e >= 0 ? exact_pow10[e] : 1.0 / exact_pow10[-e])) e--;
+    /* One rounding: a times an exact power of ten, 10^5 <= scaled < 10^6
+     * < 2^20, so it is within 2^-33 of a * 10^(5-e). */
+    double scaled = a * exact_pow10[5 - e];
+    if (!(scaled >= 1e5 && scaled < 1e6)) return 0;
+    double whole = floor(scaled), frac = scaled - whole; /* both exact */
+    /* Near a half, the product's rounding could flip printf's decision
+     * (and an exact half is printf's round-half-even on the exact value):
+     * leave it to snprintf. */
+    if (fabs(frac - 0.5) < 1e-7) return 0;
+    uint32_t m = (uint32_t)whole + (frac > 0.5);
+    if (m == 1000000) { /* 9.999995 and up: the next power of ten */
+        m = 100000;
+        e++;
+    }
+    if (e < -4 || e > 5) return 0; /* printf writes an exponent */
+    char digits[6];
+    for (int k = 5; k >= 0; k--, m /= 10) digits[k] = (char)('0' + m % 10);
+    int last = 5; /* the last digit written: trailing zeros of a fraction go */
+    while (last > (e > 0 ? e : 0) && digits[last] == '0') last--;
+    size_t n = 0;
+    if (signbit(v)) out[n++] = '-';
+    if (e >= 0) {
+        for (int k = 0; k <= e; k++) out[n++] = digits[k];
+        if (last > e) {
+            out[n++] = '.';
+            for (int k = e + 1; k <= last; k++) out[n++] = digits[k];
+        }
+    } else {
+        out[n++] = '0';
+        out[n++] = '.';
+        for (int k = -1; k > e; k--) out[n++] = '0';
+        for (int k = 0; k <= last; k++) out[n++] = digits[k];
+    }
+    out[n] = '\0';
+    return n;
+}
+
+size_t md_fmt_g6(char *out, double v) {
+    size_t n = fmt_g6_fixed(out, v);
+    if (n) return n;
+    int len = snprintf(out, 16, "%.6g", v); /* at most "-1.23457e-308" */
+    return len > 0 && len < 16 ? (size_t)len : 0;
+}
+
+/* n digits of v, with leading zeros, at out; out + n. */
+static char *put_digits(char *out, unsigned v, int n) {
+    for (int k = n - 1; k >= 0; k--, v /= 10) out[k] = (char)('0' + v % 10);
+    return out + n;
+}
+
 void md_format_time(int64_t epoch_ms, char out[32]) {
     int64_t secs = epoch_ms >= 0 ? epoch_ms / 1000 : (epoch_ms - 999) / 1000;
     int ms = (int)(epoch_ms - secs * 1000);
+    int year;
+    unsigned month, day;
+    md_civil_date(secs * 1000, 0, &year, &month, &day);
+    if (year >= 0 && year <= 9999) { /* every time momentd meets: without gmtime's and snprintf's cost (a moment writes three) */
+        unsigned sod = (unsigned)(secs - (secs / 86400 - (secs % 86400 < 0)) * 86400); /* second of the day */
+        char *p = put_digits(out, (unsigned)year, 4);
+        *p++ = '-';
+        p = put_digits(p, month, 2);
+        *p++ = '-';
+        p = put_digits(p, day, 2);
+        *p++ = 'T';
+        p = put_digits(p, sod / 3600, 2);
+        *p++ = ':';
+        p = put_digits(p, sod / 60 % 60, 2);
+        *p++ = ':';
+        p = put_digits(p, sod % 60, 2);
+        *p++ = '.';
+        p = put_digits(p, (unsigned)ms, 3);
+        *p++ = 'Z';
+        *p = '\0';
+        return;
+    }
     time_t t = (time_t)secs;
     struct tm tm;
     gmtime_r(&t, &tm);

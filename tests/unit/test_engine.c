@@ -201,6 +201,15 @@ Test(engine, trigger_ids_are_deterministic) {
     cr_assert_str_eq(a, b);
     cr_assert_str_neq(a, c);
     cr_assert_eq(strlen(a), 33);
+    /* The text of an id never changes between versions: a replay after an
+     * upgrade must name its moments as before (values of 2026-12). */
+    cr_assert_str_eq(a, "ma77e333ecec598e56e9fb28eab732a47");
+    md_trigger_id("ab", "c", "", a);
+    cr_assert_str_eq(a, "mdc438bd1242d1f090786da6dbece34e9");
+    md_trigger_id("a", "bc", "", b); /* the names are kept apart */
+    cr_assert_str_eq(b, "m0d86c699af02d3bbbd711789566f2a6f");
+    md_trigger_id("", "", "", a);
+    cr_assert_str_eq(a, "m8a20b91ed0769ba5c2d7b6df259959a3");
 }
 
 /* The gap at which a contact at p is worth a threshold contact with no
