@@ -1881,27 +1881,26 @@ static void contact_field(const md_cstate *cs, const md_contact *k, bool older, 
     fmt_b36(out + 1 + MD_STATE_CODE_LEN, (uint64_t)(k->ts < 0 ? 0 : k->ts));
 }
 
-/* A balance as fmt_cents writes it, "[-]<digits>[.<one or two digits>]"
- * with at most 15 digits, read without strtod: the digits make an integer
- * m that a double holds exactly, and m / 10 or m / 100, rounded once, is
- * the double nearest the text, which is what strtod gives. false for any
- * other text (and for "-0", whose sign the division would lose): the
- * caller asks strtod. Every decode reads the balance in T. */
-static bool parse_cents(const char *s, size_t n, double *out) {
-    size_t i = s[0] == '-', digits = 0, decimals = 0;
-    bool point = false;
+bool md_parse_f64(const char *s, size_t n, double *out) {
+    /* Powers of ten a double holds exactly. */
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    bool neg = n > 0 && s[0] == '-', point = false;
+    size_t digits = 0, significant = 0, decimals = 0; /* significant: from the first that is not 0 */
     int64_t m = 0;
-    for (; i < n; i++) {
+    for (size_t i = neg; i < n; i++) {
         if (s[i] == '.' && !point) {
             point = true;
             continue;
         }
-        if (s[i] < '0' || s[i] > '9' || ++digits > 15 || (point && ++decimals > 2)) return false;
+        if (s[i] < '0' || s[i] > '9' || (point && ++decimals > 22)) return false;
+        digits++;
+        if ((m > 0 || s[i] != '0') && ++significant > 15) return false;
         m = m * 10 + (s[i] - '0');
     }
-    if (digits == 0 || (point && decimals == 0) || (m == 0 && s[0] == '-')) return false;
-    double v = (double)(s[0] == '-' ? -m : m);
-    *out = decimals == 0 ? v : v / (decimals == 1 ? 10.0 : 100.0);
+    if (digits == 0 || (point && decimals == 0)) return false;
+    double v = (double)m / pow10[decimals]; /* both exact: one rounding, strtod's */
+    *out = neg ? -v : v;
     return true;
 }
 
@@ -1915,7 +1914,7 @@ static bool parse_balance(md_cstate *cs, const char *v, size_t vl, double *balan
     if (n == 0 || n >= sizeof(buf)) return false;
     memcpy(buf, v, n);
     buf[n] = '\0';
-    if (!parse_cents(buf, n, balance)) {
+    if (!md_parse_f64(buf, n, balance)) {
         char *end;
         *balance = strtod(buf, &end);
         if (*end || !isfinite(*balance)) return false;

@@ -219,8 +219,10 @@ static md_value event_value(const md_event *ev, int f) {
  * so `profile.credit_limit >= 10000` works; anything else is a string. */
 static md_value profile_value(const char *s) {
     if (!s) return v_missing;
+    double d;
+    if (md_parse_f64(s, strlen(s), &d)) return v_num(d); /* most numbers: without strtod */
     char *end;
-    double d = strtod(s, &end);
+    d = strtod(s, &end);
     if (*s && !*end && end != s && isfinite(d)) return v_num(d);
     return v_str(s);
 }

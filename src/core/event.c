@@ -462,9 +462,10 @@ static bool customer_id_ok(md_event_parser *p, const char *id) {
 
 static bool number_in(md_event_parser *p, field_id f, double lo, double hi, double *out) {
     slot *s = &p->slots[f];
-    char *end;
+    char *end = (char *)"";
+    double v;
     errno = 0;
-    double v = strtod(s->text, &end);
+    if (s->len > SLOT_TEXT_MAX || !md_parse_f64(s->text, s->len, &v)) v = strtod(s->text, &end); /* not a plain decimal */
     if (s->len > SLOT_TEXT_MAX || *end != '\0' || errno == ERANGE || !isfinite(v) || v < lo || v > hi) {
         fail(p, MD_REJECT_BAD_NUMBER, "'%s' = %.40s is not a finite number in [%g, %g]", field_names[f], s->text, lo, hi);
         return false;

@@ -7,7 +7,9 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -164,4 +166,56 @@ Test(format, day_as_snprintf_writes_it) {
     char out[16];
     md_format_day(951782400000, 0, out);
     cr_assert_str_eq(out, "2000-02-29");
+}
+
+static void expect_f64(const char *text) {
+    char *end;
+    double want = strtod(text, &end), got = 0;
+    bool whole = *text && *end == '\0';
+    if (md_parse_f64(text, strlen(text), &got)) {
+        /* sure of it: strtod must read all of it, to the same bits */
+        if ((!whole || memcmp(&got, &want, sizeof(got)) != 0) && mismatches++ < 10)
+            cr_log_error("md_parse_f64(\"%s\"): %a, strtod %a%s", text, got, want, whole ? "" : " (not all read)");
+    }
+}
+
+/* md_parse_f64 reads what it reads exactly as strtod does, and reads the
+ * plain decimals momentd meets (amounts, balances, profile numbers). */
+Test(format, parse_f64_as_strtod_reads) {
+    mismatches = 0;
+    static const char *const texts[] = {"0", "-0", "0.0", "-0.0", "1", "-1", "12.5", "0.1", "0.3", "1234.56", "999999999999999",
+                                        "1000000000000000", "0.0000000000000000000001", "0.00000000000000000000001", ".5", "-.5",
+                                        "5.", "-", ".", "", "1e5", "+1", " 1", "1 ", "0x10", "1.2.3", "--1", "12a", "nan", "inf",
+                                        "123456789012345.6", "12345678901234.5", "000000000000001", "9007199254740993", "0000000000000000000123.5", "-000.000000000000000000000"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) expect_f64(texts[i]);
+    static const char *const plain[] = {"0", "-0", "12.5", "1234.56", "0.1", "999999999999999", "-.5", "0.0000000000000000000001"};
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        double v;
+        cr_assert(md_parse_f64(plain[i], strlen(plain[i]), &v), "\"%s\" is read without strtod", plain[i]);
+    }
+    double v;
+    cr_assert_not(md_parse_f64("5.", 2, &v));
+    cr_assert_not(md_parse_f64("1e5", 3, &v));
+    cr_assert_not(md_parse_f64("1000000000000000", 16, &v), "16 digits: strtod's");
+    cr_assert_not(md_parse_f64("0.00000000000000000000001", 25, &v), "23 decimals: strtod's");
+    uint64_t s = 0x6a09e667f3bcc909u;
+    char text[64];
+    for (int i = 0; i < 1000000; i++) {
+        uint64_t r = next_random(&s);
+        int digits = 1 + (int)(r % 25), point = (int)((r >> 8) % (digits + 2)) - 1; /* -1: none */
+        size_t n = 0;
+        if ((r >> 16) & 1) text[n++] = '-';
+        for (int d = 0; d < digits; d++) {
+            if (d == point) text[n++] = '.';
+            text[n++] = (char)('0' + next_random(&s) % 10);
+        }
+        if (point == digits) text[n++] = '.';
+        text[n] = '\0';
+        expect_f64(text);
+        if (((r >> 20) & 15) == 0) { /* and one byte changed */
+            text[next_random(&s) % n] = " .-+e0x9"[next_random(&s) % 8];
+            expect_f64(text);
+        }
+    }
+    cr_assert_eq(mismatches, 0, "%d decimals read differently from strtod", mismatches);
 }
