@@ -1709,24 +1709,49 @@ static bool load_wmark_piece(md_cstate *cs, const char *f, size_t fl, const char
     int32_t part;
     int64_t off;
     if (!piece_number(f, fl, WM_PIECES_MAX, &k) || vl == 0) return false;
-    for (int pass = 0; pass < 2; pass++)
+    /* A piece of at most 64 bytes is read in one pass, undone when an
+     * entry does not parse: the watermarks it added go, and those it raised
+     * get their offsets back (13 at most: "A0:0;" is five bytes). A longer
+     * one, an earlier version's, is checked whole first. A second pass over
+     * every piece was 2% of the instructions an event (bench/instructions). */
+    struct raised_wmark {
+        size_t at;
+        int64_t offset;
+    } raised[13];
+    size_t n_raised = 0, n_wm_before = cs->n_wm;
+    bool one_pass = vl <= WM_PIECE_MAX, repack = false;
+    for (int pass = one_pass; pass < 2; pass++)
         for (const char *p = v, *e = v + vl; p < e;) {
             const char *sep = memchr(p, WM_SEP, (size_t)(e - p)), *end = sep ? sep : e;
             bool long_known;
-            if (!parse_wmark_entry(cs, p, end, code, &part, &off, &long_known) || (sep && sep + 1 == e)) return false;
+            if (!parse_wmark_entry(cs, p, end, code, &part, &off, &long_known) || (sep && sep + 1 == e)) goto undo;
             if (pass) {
-                if (long_known) cs->wm_repack = true; /* under its short code along the next write */
+                repack |= long_known; /* under its short code along the next write */
                 md_wmark *w = find_wmark(cs, code, part);
-                if (!w && !(w = add_wmark(cs, code, part))) return false;
-                if (off > w->offset) w->offset = off;
+                if (!w && !(w = add_wmark(cs, code, part))) goto undo;
+                if (off > w->offset) {
+                    if (one_pass && (size_t)(w - cs->wm) < n_wm_before) {
+                        if (n_raised == sizeof(raised) / sizeof(raised[0])) goto undo; /* never (above) */
+                        raised[n_raised++] = (struct raised_wmark){(size_t)(w - cs->wm), w->offset};
+                    }
+                    w->offset = off;
+                }
             }
             p = sep ? sep + 1 : e;
         }
+    cs->wm_repack |= repack;
     if (k + 1 > cs->wm_pieces) cs->wm_pieces = k + 1;
     cs->wm_piece_known |= UINT64_C(1) << k;
     cs->wm_piece_sum[k] = piece_sum(v, vl);
     if (vl > WM_PIECE_MAX) cs->wm_repack = true;
     return true;
+undo:
+    while (n_raised > 0) {
+        n_raised--;
+        cs->wm[raised[n_raised].at].offset = raised[n_raised].offset;
+    }
+    if (one_pass) cs->n_wm = n_wm_before;
+    return false;
 }
 
 static int wmark_cmp(const void *a, const void *b) {

@@ -1588,6 +1588,30 @@ Test(window, watermark_pieces_are_bounded_rewritten_when_changed_and_read_whole)
         cr_assert_eq(fresh->bad_fields, 1, "\"%s\" refused", bad[i]);
         cr_assert_eq(fresh->n_wm, 0, "\"%s\": nothing taken", bad[i]);
     }
+    /* ...nor a raise of a watermark another piece gave, and what it added goes */
+    md_cstate_reset(fresh);
+    snprintf(piece, sizeof(piece), "%s3:1", code);
+    load(fresh, "W", piece);
+    snprintf(piece, sizeof(piece), "%s3:zz;%s3:zzz;%s4:5;%s5:", code, code, code, code);
+    load(fresh, "W1", piece);
+    cr_assert_eq(fresh->bad_fields, 1);
+    cr_assert_eq(fresh->n_wm, 1, "the bad piece's new watermark is not kept");
+    cr_assert(md_cs_take_offset(fresh, &ops, "payments", 3, 2), "partition 3 at offset 1, as the good piece says");
+    /* ...and an earlier version's piece over 64 bytes the same */
+    md_cstate_reset(fresh);
+    char long_piece[256];
+    size_t lp = 0;
+    for (int p = 0; p < 12; p++) lp += (size_t)snprintf(long_piece + lp, sizeof(long_piece) - lp, "%s%d:1;", code, p);
+    snprintf(long_piece + lp, sizeof(long_piece) - lp, "%s12:", code);
+    cr_assert_gt(strlen(long_piece), 64);
+    load(fresh, "W", long_piece);
+    cr_assert_eq(fresh->bad_fields, 1);
+    cr_assert_eq(fresh->n_wm, 0, "a long piece with a bad entry: nothing taken");
+    long_piece[lp - 1] = '\0'; /* without the bad entry */
+    md_cstate_reset(fresh);
+    load(fresh, "W", long_piece);
+    cr_assert_eq(fresh->bad_fields, 0, "%s", long_piece);
+    cr_assert_eq(fresh->n_wm, 12, "a long piece is read");
     md_cstate_reset(fresh);
     load(fresh, "W16", "abcde3:1");
     load(fresh, "W01", "abcde3:1");
