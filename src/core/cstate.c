@@ -3082,8 +3082,16 @@ const char *md_audit_outcome_code(int outcome) {
  * name; -1 when none (read on every load of a state: the short form
  * compares only the one- or two-letter codes). */
 static int audit_outcome_of(const char *s, size_t n, bool legacy) {
+    if (!legacy) { /* one or two letters, compared in place: a strlen a code was a tenth of an R field's decode */
+        if (n == 0 || n > 2) return -1;
+        char second = n == 2 ? s[1] : '\0';
+        if (n == 2 && second == '\0') return -1;
+        for (int o = 0; o <= MD_AUDIT_HOLDOUT; o++)
+            if (audit_codes[o] && audit_codes[o][0] == s[0] && audit_codes[o][1] == second) return o;
+        return -1;
+    }
     for (int o = 0; o <= MD_AUDIT_HOLDOUT; o++) {
-        const char *want = legacy ? md_audit_outcome_name(o) : audit_codes[o];
+        const char *want = md_audit_outcome_name(o);
         if (want && strlen(want) == n && memcmp(want, s, n) == 0) return o;
     }
     return -1;

@@ -1829,3 +1829,25 @@ Test(window, unknown_short_codes_are_kept_as_they_were) {
               pp ? pp : "(none)");
     md_codes_destroy(codes);
 }
+
+/* Every audit outcome's code reads back as that outcome, and a text that is
+ * no code (one letter of a two-letter code, a code and more) as none. */
+Test(window, every_audit_outcome_code_reads_back) {
+    md_cstate *cs = md_cstate_new(cfg);
+    char field[32], value[32];
+    snprintf(field, sizeof(field), "R%s%s", cs->r->campaigns[0].code, "1b");
+    for (int o = 0; o <= MD_AUDIT_HOLDOUT; o++) {
+        md_cstate_reset(cs);
+        snprintf(value, sizeof(value), "%s,5,300", md_audit_outcome_code(o));
+        load(cs, field, value);
+        cr_assert_eq(cs->n_audits, 1, "%s read", value);
+        cr_assert_eq(cs->audits[0].outcome, o, "%s read as %s", value, md_audit_outcome_name(cs->audits[0].outcome));
+    }
+    const char *none[] = {"c,5,300", "bto,5,300", ",5,300", "f\0,5,300"};
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        md_cstate_reset(cs);
+        md_cstate_load_field(cs, field, strlen(field), none[i], i == 3 ? 8 : strlen(none[i]));
+        cr_assert_eq(cs->n_audits, 0, "\"%s\" is no outcome", none[i]);
+    }
+    md_cstate_destroy(cs);
+}
