@@ -159,12 +159,13 @@ void md_trigger_id(const char *campaign, const char *customer_id, const char *ev
     if (len + 1 < sizeof(buf)) len += 1 + md_join(buf + len + 1, sizeof(buf) - len - 1, &event_id, 1);
     uint64_t a = md_hash64(buf, len, 0x6d6f6d656e74ULL);
     uint64_t b = md_hash64(buf, len, a ^ 0x7472696767ULL);
+    _Static_assert(MD_TRIGGER_ID_LEN == 34, "m, 32 hex digits and a NUL");
     out[0] = 'm'; /* "m%016" PRIx64 "%016" PRIx64 */
     for (int k = 0; k < 16; k++) {
         out[1 + k] = "0123456789abcdef"[(a >> (60 - 4 * k)) & 0xf];
         out[17 + k] = "0123456789abcdef"[(b >> (60 - 4 * k)) & 0xf];
     }
-    out[33] = '\0';
+    out[MD_TRIGGER_ID_LEN - 1] = '\0';
 }
 
 /* ------------------------------------------------------------------------- */
