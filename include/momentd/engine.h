@@ -557,13 +557,16 @@ double md_cooldown_required_days(const md_cfg_cooldown *cd, double p, double thr
  * start == end means no quiet hours. */
 bool md_quiet_hours_active(int start_min, int end_min, int64_t t_ms, int utc_offset_min);
 
-/* "YYYY-MM-DD" of t_ms at utc_offset_min minutes east of UTC. */
-void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]);
 
 /* v in decimal into out (at least 21 bytes), terminated; its length. As
  * snprintf "%lld" does, without parsing a format: state fields are written
  * by the thousand per batch, and snprintf was a tenth of momentd's CPU. */
 size_t md_fmt_i64(char *out, int64_t v);
+
+/* v's low 4 * digits bits as that many lower-case hex digits, with leading
+ * zeros, into out, terminated ("%0*" PRIx64 without printf): trigger ids,
+ * decision records' schemas and the guard's older field names. */
+void md_fmt_hex(char *out, uint64_t v, int digits);
 
 /* The strings parts[0..n_parts) one after another into out (size bytes),
  * cut and terminated as snprintf's "%s%s..." cuts them; the length

@@ -184,6 +184,9 @@ bool md_parse_rfc3339(const char *s, size_t len, int64_t *out_ms);
  * month 1-12, day 1-31 (proleptic Gregorian). */
 void md_civil_date(int64_t t_ms, int utc_offset_min, int *year, unsigned *month, unsigned *day);
 
+/* "YYYY-MM-DD" of t_ms at utc_offset_min minutes east of UTC. */
+void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]);
+
 /* Days in month 1-12 of year (Gregorian); 0 for another month number. */
 unsigned md_days_in_month(int year, unsigned month);
 

@@ -298,6 +298,11 @@ size_t md_fmt_i64(char *out, int64_t v) {
     return len;
 }
 
+void md_fmt_hex(char *out, uint64_t v, int digits) {
+    for (int i = 0; i < digits; i++) out[i] = "0123456789abcdef"[v >> (4 * (digits - 1 - i)) & 15];
+    out[digits] = '\0';
+}
+
 size_t md_join(char *out, size_t size, const char *const *parts, size_t n_parts) {
     size_t len = 0;
     for (size_t i = 0; i < n_parts && len + 1 < size; i++) {
@@ -2604,14 +2609,12 @@ uint64_t md_cs_id_hash(const md_cstate *cs, const char *event_id) {
 static uint64_t legacy_id_hash(const char *event_id) { return md_hash64(event_id, strlen(event_id), 0x65766964); }
 
 static void seen_field(const md_seen *e, char field[24]) {
-    static const char hex[] = "0123456789abcdef";
     field[0] = e->form;
     if (e->form == 'J' || e->form == 'j') {
         fmt_b36(field + 1, e->hash);
         return;
     }
-    for (int i = 0; i < 16; i++) field[1 + i] = hex[e->hash >> (60 - 4 * i) & 15];
-    field[17] = '\0';
+    md_fmt_hex(field + 1, e->hash, 16);
 }
 
 bool md_cs_seen(const md_cstate *cs, const char *event_id, uint64_t h) {
@@ -2956,8 +2959,8 @@ static bool drec_room(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind) 
 void md_cs_add_drec(md_cstate *cs, md_ops *ops, int c, int64_t ts, char kind, uint32_t schema, const double *values, size_t n) {
     if (!drec_room(cs, ops, c, ts, kind)) return;
     char rest[MD_DECISION_MAX_VALUES * 16 + 16];
-    size_t len = 0;
-    for (int shift = 28; shift >= 0; shift -= 4) rest[len++] = "0123456789abcdef"[(schema >> shift) & 0xf]; /* "%08x" */
+    md_fmt_hex(rest, schema, 8);
+    size_t len = 8;
     for (size_t k = 0; k < n && k < MD_DECISION_MAX_VALUES; k++) { /* 1 + 15 bytes at most each */
         rest[len++] = ',';
         len += md_fmt_g6(rest + len, isfinite(values[k]) ? values[k] : 0.0);
@@ -3202,24 +3205,6 @@ md_trec *md_cs_find_trec(md_cstate *cs, const char *id) {
     return NULL;
 }
 
-void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]) {
-    int y;
-    unsigned m, d;
-    md_civil_date(t_ms, utc_offset_min, &y, &m, &d);
-    if (y >= 0 && y <= 9999) { /* always (event times are bounded): at every funnel increment, without snprintf */
-        char *p = out;
-        for (unsigned v = (unsigned)y, k = 4; k-- > 0; v /= 10) p[k] = (char)('0' + v % 10);
-        p[4] = '-';
-        p[5] = (char)('0' + m / 10);
-        p[6] = (char)('0' + m % 10);
-        p[7] = '-';
-        p[8] = (char)('0' + d / 10);
-        p[9] = (char)('0' + d % 10);
-        p[10] = '\0';
-        return;
-    }
-    if (snprintf(out, 16, "%04d-%02u-%02u", y, m % 13, d % 32) >= 16) out[0] = '\0'; /* cannot happen: y < 10^4 */
-}
 
 /* One funnel increment of trigger t: entry "+<id>:<kind><stage>" (kind ""
  * for the channel's funnel, "arm." or "q."), field as given. */

@@ -161,11 +161,8 @@ void md_trigger_id(const char *campaign, const char *customer_id, const char *ev
     uint64_t b = md_hash64(buf, len, a ^ 0x7472696767ULL);
     _Static_assert(MD_TRIGGER_ID_LEN == 34, "m, 32 hex digits and a NUL");
     out[0] = 'm'; /* "m%016" PRIx64 "%016" PRIx64 */
-    for (int k = 0; k < 16; k++) {
-        out[1 + k] = "0123456789abcdef"[(a >> (60 - 4 * k)) & 0xf];
-        out[17 + k] = "0123456789abcdef"[(b >> (60 - 4 * k)) & 0xf];
-    }
-    out[MD_TRIGGER_ID_LEN - 1] = '\0';
+    md_fmt_hex(out + 1, a, 16);
+    md_fmt_hex(out + 17, b, 16);
 }
 
 /* ------------------------------------------------------------------------- */

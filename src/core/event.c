@@ -339,6 +339,24 @@ void md_civil_date(int64_t t_ms, int utc_offset_min, int *year, unsigned *month,
     *year = (int)(y + (m <= 2));
 }
 
+void md_format_day(int64_t t_ms, int utc_offset_min, char out[16]) {
+    int y;
+    unsigned m, d;
+    md_civil_date(t_ms, utc_offset_min, &y, &m, &d);
+    if (y >= 0 && y <= 9999) { /* always (event times are bounded): at every funnel increment and moment, without snprintf */
+        for (unsigned v = (unsigned)y, k = 4; k-- > 0; v /= 10) out[k] = (char)('0' + v % 10);
+        out[4] = '-';
+        out[5] = (char)('0' + m / 10);
+        out[6] = (char)('0' + m % 10);
+        out[7] = '-';
+        out[8] = (char)('0' + d / 10);
+        out[9] = (char)('0' + d % 10);
+        out[10] = '\0';
+        return;
+    }
+    if (snprintf(out, 16, "%04d-%02u-%02u", y, m % 13, d % 32) >= 16) out[0] = '\0'; /* cannot happen: y < 10^4 */
+}
+
 unsigned md_days_in_month(int year, unsigned month) {
     static const unsigned days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
@@ -462,11 +480,15 @@ static bool customer_id_ok(md_event_parser *p, const char *id) {
 
 static bool number_in(md_event_parser *p, field_id f, double lo, double hi, double *out) {
     slot *s = &p->slots[f];
-    char *end = (char *)"";
-    double v;
-    errno = 0;
-    if (s->len > SLOT_TEXT_MAX || !md_parse_f64(s->text, s->len, &v)) v = strtod(s->text, &end); /* not a plain decimal */
-    if (s->len > SLOT_TEXT_MAX || *end != '\0' || errno == ERANGE || !isfinite(v) || v < lo || v > hi) {
+    double v = 0;
+    bool parsed = s->len <= SLOT_TEXT_MAX && md_parse_f64(s->text, s->len, &v); /* a plain decimal: nearly every one */
+    if (!parsed && s->len <= SLOT_TEXT_MAX) {
+        char *end;
+        errno = 0;
+        v = strtod(s->text, &end);
+        parsed = *end == '\0' && errno != ERANGE;
+    }
+    if (!parsed || !isfinite(v) || v < lo || v > hi) {
         fail(p, MD_REJECT_BAD_NUMBER, "'%s' = %.40s is not a finite number in [%g, %g]", field_names[f], s->text, lo, hi);
         return false;
     }

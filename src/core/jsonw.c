@@ -273,19 +273,17 @@ static char *put_digits(char *out, unsigned v, int n) {
     return out + n;
 }
 
+/* The seconds of 0000-01-01T00:00:00Z and of 9999-12-31T23:59:59Z. */
+#define YEAR_0_SECS INT64_C(-62167219200)
+#define YEAR_9999_END_SECS INT64_C(253402300799)
+
 void md_format_time(int64_t epoch_ms, char out[32]) {
     int64_t secs = epoch_ms >= 0 ? epoch_ms / 1000 : (epoch_ms - 999) / 1000;
     int ms = (int)(epoch_ms - secs * 1000);
-    int year;
-    unsigned month, day;
-    md_civil_date(secs * 1000, 0, &year, &month, &day);
-    if (year >= 0 && year <= 9999) { /* every time momentd meets: without gmtime's and snprintf's cost (a moment writes three) */
+    if (secs >= YEAR_0_SECS && secs <= YEAR_9999_END_SECS) { /* every time momentd meets: without gmtime's and snprintf's cost (a moment writes three) */
+        md_format_day(secs * 1000, 0, out); /* "YYYY-MM-DD" */
         unsigned sod = (unsigned)(secs - (secs / 86400 - (secs % 86400 < 0)) * 86400); /* second of the day */
-        char *p = put_digits(out, (unsigned)year, 4);
-        *p++ = '-';
-        p = put_digits(p, month, 2);
-        *p++ = '-';
-        p = put_digits(p, day, 2);
+        char *p = out + 10;
         *p++ = 'T';
         p = put_digits(p, sod / 3600, 2);
         *p++ = ':';
