@@ -72,6 +72,11 @@ struct md_store {
      * and one it read but left to md_store_apply_collect (not a result). */
     size_t n_taken;
     valkeyReply *held;
+    /* The keys of the applies sent since the last collect whose cache
+     * entries took them as they were sent (apply_ahead), each with its NUL:
+     * what a lost reply drops (ahead_drop), since Redis may not have them. */
+    char *ahead;
+    size_t ahead_len, ahead_cap;
     char *resp; /* conn_append's command, formatted (grown) */
     size_t resp_cap;
     /* The namespace's short codes, a table for each set of names a
@@ -200,8 +205,11 @@ md_store *md_store_new(const md_cfg_redis *cfg, char *errstr, size_t errstr_size
     return s;
 }
 
+static void ahead_drop(md_store *s);
+
 void md_store_disconnect(md_store *s) {
     s->n_sent = s->n_taken = 0; /* the applies in flight went with the connection */
+    ahead_drop(s);              /* and with them what the cache took of them */
     if (s->held) freeReplyObject(s->held);
     s->held = NULL;
     if (s->c) valkeyFree(s->c); /* and its TLS connection */
@@ -307,6 +315,7 @@ void md_store_destroy(md_store *s) {
     md_hash_cache_destroy(s->cache);
     free(s->img);
     free(s->expiry);
+    free(s->ahead);
     free(s->resp);
     for (size_t i = 0; i < s->n_codes; i++) md_codes_destroy(s->codes[i]);
     free(s->codes);
@@ -790,6 +799,7 @@ md_err md_store_hgetall_each(md_store *s, size_t n, const char *const *keys, md_
 bool md_store_cache_states(md_store *s, size_t bytes) {
     md_hash_cache_destroy(s->cache);
     s->cache = NULL;
+    s->ahead_len = 0; /* entries of the cache that went */
     if (!bytes) return true;
     uint64_t key[2];
     if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
@@ -1202,6 +1212,40 @@ static size_t apply_argv(md_store *s, const md_apply_req *q, int64_t expiry, cha
     return a;
 }
 
+/* The cache entry of q's customer takes q's writes and the version as the
+ * apply is sent, not when Redis answers it: the entry was decoded moments
+ * before and is still in the processor's cache, where by the reply it had
+ * left it (looking it up again and reading its lines were four fifths of
+ * md_hash_cache_applied's time, which was 13% of momentd's CPU in bench/run,
+ * BENCHMARKS.md). A refusal or a conflict drops the entry at its reply
+ * (settle); a lost reply drops every entry taken ahead since the last
+ * collect (ahead_drop), so that no entry outlives a version Redis may not
+ * have. Nothing reads the entries in between: a batch's customers are
+ * each applied once, and the next batch reads after the collect. */
+static void apply_ahead(md_store *s, const md_apply_req *q, int64_t expiry) {
+    if (!s->cache || q->expect_version < 0) return; /* a contact point: not cached */
+    size_t kl = strlen(q->key) + 1;
+    if (s->ahead_len + kl > s->ahead_cap) {
+        size_t cap = (s->ahead_len + kl) * 2;
+        char *a = realloc(s->ahead, cap);
+        if (!a) { /* it could not be dropped later: it goes now, and is read again */
+            md_hash_cache_drop(s->cache, q->key);
+            return;
+        }
+        s->ahead = a;
+        s->ahead_cap = cap;
+    }
+    memcpy(s->ahead + s->ahead_len, q->key, kl);
+    s->ahead_len += kl;
+    md_hash_cache_applied(s->cache, q->key, q->ops, q->expect_version + 1, expiry);
+}
+
+/* Every entry apply_ahead gave an apply whose reply was lost goes. */
+static void ahead_drop(md_store *s) {
+    for (size_t o = 0; s->cache && o < s->ahead_len; o += strlen(s->ahead + o) + 1) md_hash_cache_drop(s->cache, s->ahead + o);
+    s->ahead_len = 0;
+}
+
 md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char *errstr, size_t errstr_size) {
     md_err err = ensure(s, errstr, errstr_size);
     if (err) return err;
@@ -1219,6 +1263,7 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
     int64_t now = monotonic_ms();
     for (size_t i = 0; i < n; i++) {
         int64_t expiry = s->expiry[s->n_sent + i] = apply_expiry(s, &reqs[i], uses_outbox(&reqs[i]), now);
+        apply_ahead(s, &reqs[i], expiry);
         size_t a = apply_argv(s, &reqs[i], expiry, outbox_key);
         if (!a) {
             err = MD_ERR_NOMEM;
@@ -1306,15 +1351,12 @@ static void take_apply(apply_outcome *o, const md_apply_req *reqs, size_t i, con
     }
 }
 
-/* The cache follows each reply: an applied customer's entry takes the
- * writes and the new version (Redis holds them, whatever the rest of the
- * batch does); one refused, in conflict or failed goes, and is read again.
- * expiry: what each apply did to its key's expiry (apply_expiry), as sent;
- * NULL when not known. */
-static void settle(md_store *s, const md_apply_req *reqs, size_t i, bool applied, const int64_t *expiry) {
-    if (!s->cache || reqs[i].expect_version < 0) return; /* a contact point: not cached */
-    if (applied) md_hash_cache_applied(s->cache, reqs[i].key, reqs[i].ops, reqs[i].expect_version + 1, expiry ? expiry[i] : -1);
-    else md_hash_cache_drop(s->cache, reqs[i].key);
+/* The cache follows each reply: an applied customer's entry took the
+ * writes and the new version when the apply was sent (apply_ahead); one
+ * refused, in conflict or failed goes, and is read again. */
+static void settle(md_store *s, const md_apply_req *reqs, size_t i, bool applied) {
+    if (!s->cache || reqs[i].expect_version < 0 || applied) return; /* a contact point: not cached */
+    md_hash_cache_drop(s->cache, reqs[i].key);
 }
 
 void md_store_apply_poll(md_store *s, const md_apply_req *reqs, int *results, md_store_refusal *refused) {
@@ -1337,15 +1379,29 @@ void md_store_apply_poll(md_store *s, const md_apply_req *reqs, int *results, md
         size_t i = s->n_taken++;
         results[i] = (int)rep->integer;
         if (refused) refused[i][0] = '\0';
-        settle(s, reqs, i, results[i] == 1, s->expiry);
+        settle(s, reqs, i, results[i] == 1);
         freeReplyObject(rep);
     }
 }
 
 size_t md_store_apply_taken(const md_store *s) { return s->n_taken; }
 
+static md_err collect(md_store *s, size_t n, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
+                      size_t errstr_size);
+
 md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
                               size_t errstr_size) {
+    md_err e = collect(s, n, reqs, results, refused, errstr, errstr_size);
+    /* Each apply answered was settled; a refusal is one key's. Anything else
+     * may have left replies unread or redirects not done: every entry taken
+     * ahead goes then. */
+    if (e && e != MD_ERR_REDIS_REFUSED) ahead_drop(s);
+    s->ahead_len = 0;
+    return e;
+}
+
+static md_err collect(md_store *s, size_t n, const md_apply_req *reqs, int *results, md_store_refusal *refused, char *errstr,
+                      size_t errstr_size) {
     md_err err;
     if (!conn_up(s) && n) { /* never reconnect here: the replies went with the old connection */
         snprintf(errstr, errstr_size, "redis connection lost before the applies were answered");
@@ -1362,14 +1418,15 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
             redo_note(s, i, &o.first, errstr, errstr_size);
         } else {
             take_apply(&o, reqs, i, r, errstr, errstr_size);
-            settle(s, reqs, i, results[i] == 1, expiry);
+            settle(s, reqs, i, results[i] == 1);
         }
         freeReplyObject(r);
     }
     conn_pipeline_done(s);
     s->n_sent = s->n_taken = 0;
     char outbox_key[420];
-    for (size_t k = 0; k < s->n_redo && !o.first; k++) {
+    size_t k = 0;
+    for (; k < s->n_redo && !o.first; k++) {
         size_t i = s->redo[k], a = apply_argv(s, &reqs[i], expiry ? expiry[i] : -1, outbox_key);
         if (!a) {
             snprintf(errstr, errstr_size, "out of memory");
@@ -1378,9 +1435,10 @@ md_err md_store_apply_collect(md_store *s, size_t n, const md_apply_req *reqs, i
         valkeyReply *r = redo_command(s, (int)a, s->argv, s->lens, errstr, errstr_size);
         if (!r) return MD_ERR_REDIS_DOWN;
         take_apply(&o, reqs, i, r, errstr, errstr_size);
-        settle(s, reqs, i, results[i] == 1, expiry);
+        settle(s, reqs, i, results[i] == 1);
         freeReplyObject(r);
     }
+    if (k < s->n_redo) ahead_drop(s); /* redirected applies not sent again: their entries are ahead of Redis */
     /* NOSCRIPT: the script cache was flushed (or a new primary took over a
      * cluster's slots). Reconnecting loads it again, and the caller's retry
      * redoes the batch safely. */

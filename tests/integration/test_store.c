@@ -414,3 +414,75 @@ Test(store, replies_taken_early_leave_a_refusal_to_the_collect) {
     md_ops_fini(&first);
     md_ops_fini(&second);
 }
+
+/* A customer's cache entry takes its apply as the apply is sent (the entry
+ * is still in the processor's cache then): read back before any reply, it
+ * has the writes and the next version. An apply Redis answers with a
+ * conflict takes its entry away; applies whose replies are lost with the
+ * connection take theirs away, applied or not, so that the cache never
+ * keeps a version Redis may not have. */
+Test(store, an_entry_takes_its_apply_when_sent_and_goes_with_a_lost_reply) {
+    cr_assert(md_store_cache_states(store, 1 << 20));
+    enum { N = 3 };
+    const char *ids[N] = {"ahead-0", "ahead-1", "ahead-2"};
+    md_ops first, second;
+    md_ops_init(&first);
+    md_ops_init(&second);
+    md_ops_add(&first, MD_OP_SET, "a", "1");
+    md_ops_add(&first, MD_OP_SET, "x0", "1"); /* the outbox is empty: the entry is cached at the read */
+    md_ops_add(&second, MD_OP_SET, "a", "2");
+    md_apply_req reqs[N];
+    memset(reqs, 0, sizeof(reqs));
+    int results[N];
+    md_store_refusal refused[N];
+    for (int i = 0; i < N; i++) {
+        md_store_customer_key(store, ids[i], reqs[i].key, sizeof(reqs[i].key));
+        reqs[i].ops = &first;
+        reqs[i].ttl_ms = 60000;
+    }
+    cr_assert_eq(md_store_apply(store, N, reqs, results, refused, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    md_cstate *states[N];
+    bool cached[N];
+    for (int i = 0; i < N; i++) states[i] = md_cstate_new(cfg);
+    cached_field c;
+    /* A conflict: the entry read goes when Redis says the version is stale. */
+    cr_assert_eq(md_store_read_customers(store, N, ids, states, refused, cached, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    reqs[0].ops = &second;
+    reqs[0].expect_version = md_cstate_version(states[0]) - 1;
+    cr_assert_eq(md_store_apply_send(store, 1, reqs, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(md_store_apply_collect(store, 1, reqs, results, refused, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(results[0], 0, "a stale version is a conflict");
+    cr_assert_null(cached_value(ids[0], "a", &c), "the entry of a conflict stays");
+    /* Sent, then the connection lost before the replies were read. */
+    cr_assert_eq(md_store_read_customers(store, N, ids, states, refused, cached, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    for (int i = 0; i < N; i++) {
+        reqs[i].ops = &second;
+        reqs[i].expect_version = md_cstate_version(states[i]);
+    }
+    cr_assert_eq(md_store_apply_send(store, N, reqs, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    char version[24];
+    for (int i = 0; i < N; i++) {
+        cr_assert_str_eq(cached_value(ids[i], "a", &c) ? c.got : "(none)", "2", "%s's entry has its apply before the reply", ids[i]);
+        snprintf(version, sizeof(version), "%lld", (long long)reqs[i].expect_version + 1);
+        cr_assert_str_eq(cached_value(ids[i], "v", &c) ? c.got : "(none)", version, "%s's entry has the apply's version", ids[i]);
+    }
+    md_store_disconnect(store);
+    for (int i = 0; i < N; i++) cr_assert_null(cached_value(ids[i], "a", &c), "%s's entry outlived its lost reply", ids[i]);
+    /* Read again (from Redis), each customer is what Redis has. */
+    cr_assert_eq(md_store_connect(store, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    cr_assert_eq(md_store_read_customers(store, N, ids, states, refused, cached, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    for (int i = 0; i < N; i++) {
+        cr_assert_not(cached[i], "%s came from the cache", ids[i]);
+        /* Whether Redis ran the applies before it saw the connection close
+         * is its own affair: the entry is what it has. */
+        const char *argv[] = {"HGET", reqs[i].key, "a"};
+        size_t lens[] = {4, strlen(reqs[i].key), 1};
+        valkeyReply *r = md_store_command_argv(store, 3, argv, lens);
+        cr_assert(r && r->type == VALKEY_REPLY_STRING, "HGET %s a", reqs[i].key);
+        cr_assert_str_eq(cached_value(ids[i], "a", &c) ? c.got : "(none)", r->str, "%s: the entry is not what Redis has", ids[i]);
+        freeReplyObject(r);
+    }
+    for (int i = 0; i < N; i++) md_cstate_destroy(states[i]);
+    md_ops_fini(&first);
+    md_ops_fini(&second);
+}
