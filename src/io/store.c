@@ -1263,7 +1263,6 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
     int64_t now = monotonic_ms();
     for (size_t i = 0; i < n; i++) {
         int64_t expiry = s->expiry[s->n_sent + i] = apply_expiry(s, &reqs[i], uses_outbox(&reqs[i]), now);
-        apply_ahead(s, &reqs[i], expiry);
         size_t a = apply_argv(s, &reqs[i], expiry, outbox_key);
         if (!a) {
             err = MD_ERR_NOMEM;
@@ -1288,6 +1287,9 @@ md_err md_store_apply_send(md_store *s, size_t n, const md_apply_req *reqs, char
             md_store_disconnect(s);
             return MD_ERR_REDIS_DOWN;
         }
+    /* Redis works on them while the cache takes them: taken before the
+     * write, they held Redis back, and the batch ran slower (BENCHMARKS.md). */
+    for (size_t i = 0; i < n; i++) apply_ahead(s, &reqs[i], s->expiry[s->n_sent + i]);
     s->n_sent += n;
     return MD_ERR_OK;
 }
