@@ -48,9 +48,11 @@ typedef struct md_event {
     bool inbound;
 
     /* app_login */
-    size_t n_pages;
-    char pages[MD_PAGES_MAX][MD_TOKEN_MAX + 1];
     int64_t session_s;
+    size_t n_pages;
+    /* Last: a batch keeps an event only up to its last page (batch.c), and
+     * nothing reads past pages[n_pages - 1]. */
+    char pages[MD_PAGES_MAX][MD_TOKEN_MAX + 1];
 } md_event;
 
 /* Why a message was rejected: the code travels in the dead letter and labels

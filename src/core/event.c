@@ -645,9 +645,7 @@ void md_event_parser_destroy(md_event_parser *p) { free(p); }
 
 /* Empties the slots and out's pages for a parse of the message. */
 static void begin_parse(md_event_parser *p, md_event *out) {
-    memset(out, 0, offsetof(md_event, pages));
-    out->n_pages = 0;
-    out->session_s = 0;
+    memset(out, 0, offsetof(md_event, pages)); /* n_pages and session_s among them: pages come last */
     for (int i = 0; i < F_COUNT; i++) {
         p->slots[i].jt = J_NONE;
         p->slots[i].len = 0;

@@ -195,8 +195,15 @@ static void run_driver_path(md_store *s, capture *out, md_counters *n) {
             cr_assert_eq(md_batch_add_profile(b, msgs[i].key, msgs[i].json, &src, err, sizeof(err)), MD_ERR_OK, "%s", err);
             continue;
         }
-        md_event ev;
         md_parse_result res;
+        if (msgs[i].topic == cfg->kafka.topic_outcomes) {
+            md_outcome oc;
+            cr_assert_eq(md_outcome_parse(p, msgs[i].json, strlen(msgs[i].json), NULL, 0, INT64_MAX / 2, &oc, &res), MD_ERR_OK, "%s",
+                         res.detail);
+            cr_assert_eq(md_batch_add_outcome(b, &oc, &src), MD_ERR_OK);
+            continue;
+        }
+        md_event ev;
         cr_assert_eq(md_event_parse(p, msgs[i].json, strlen(msgs[i].json), NULL, 0, INT64_MAX / 2, &ev, &res), MD_ERR_OK, "%s",
                      res.detail);
         cr_assert_eq(md_batch_add_event(b, &ev, &src), MD_ERR_OK);
@@ -980,5 +987,80 @@ Test(batch, capacity_reserved_and_not_emitted_is_given_back) {
     md_store_wipe(s, err, sizeof(err));
     md_store_destroy(s);
     free(cap);
+    md_config_destroy(cfg);
+}
+
+/* The window of name for customer id, as Redis holds it, at t. */
+static int64_t stored_window(md_store *s, const char *id, const char *name, int64_t t) {
+    char err[256];
+    md_cstate *cs = md_cstate_new(cfg);
+    const char *ids[] = {id};
+    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, NULL, NULL, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    int w = -1;
+    for (size_t i = 0; i < cfg->n_windows; i++)
+        if (strcmp(cfg->windows[i].name, name) == 0) w = (int)i;
+    cr_assert_geq(w, 0, "no window %s", name);
+    int64_t v = md_cstate_window_raw(cs, w, t);
+    md_cstate_destroy(cs);
+    return v;
+}
+
+/* A batch keeps its inputs end to end, each as long as it is (an event up
+ * to its last page): an app login whose pages fill the limit, with the page
+ * a window counts last, then inputs of every kind right behind it, in both
+ * paths. Each is decided as it came: the last page is counted, the short
+ * login's only page too, the outcome and the profile land on their
+ * customers; a page cut off, or an input laid over the one before, would
+ * show in the windows. */
+Test(batch, inputs_lie_end_to_end_and_each_is_read_whole) {
+    use_fixture();
+    char pages[64 * 24] = "", j[2048], err[256];
+    for (int k = 0; k < 63; k++) snprintf(pages + strlen(pages), sizeof(pages) - strlen(pages), "\"p%02d\",", k);
+    strcat(pages, "\"instalment_product\"");
+    n_msgs = 0;
+    snprintf(j, sizeof(j),
+             "{\"event_id\":\"ee-full\",\"type\":\"app_login\",\"customer_id\":\"batch-e0\",\"ts\":%" PRId64 ",\"pages\":[%s]}", T0,
+             pages);
+    cr_assert_lt(strlen(j), sizeof(msgs[0].json), "the message does not fit the test's buffer");
+    add(cfg->kafka.topic_app_logins, "batch-e0", j);
+    snprintf(j, sizeof(j),
+             "{\"event_id\":\"ee-short\",\"type\":\"app_login\",\"customer_id\":\"batch-e1\",\"ts\":%" PRId64
+             ",\"pages\":[\"prepay_product\"]}",
+             T0 + HOUR);
+    add(cfg->kafka.topic_app_logins, "batch-e1", j);
+    add(cfg->kafka.topic_profiles, "batch-e2", "{\"customer_type\":\"resident\"}");
+    snprintf(j, sizeof(j),
+             "{\"trigger_id\":\"t-none\",\"customer_id\":\"batch-e3\",\"campaign\":\"bill_instalment\",\"channel\":\"outbound_call\","
+             "\"status\":\"sent\",\"ts\":%" PRId64 "}",
+             T0 + HOUR);
+    add(cfg->kafka.topic_outcomes, "batch-e3", j);
+    snprintf(j, sizeof(j),
+             "{\"event_id\":\"ee-after\",\"type\":\"app_login\",\"customer_id\":\"batch-e4\",\"ts\":%" PRId64
+             ",\"pages\":[\"instalment_product\",\"prepay_product\"]}",
+             T0 + 2 * HOUR);
+    add(cfg->kafka.topic_app_logins, "batch-e4", j);
+    for (int path = 0; path < 2; path++) {
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "batch-e%d-%ld", path, (long)time(NULL));
+        md_store *s = store_for(prefix);
+        capture *cap = calloc(1, sizeof(*cap));
+        md_counters n;
+        memset(&n, 0, sizeof(n));
+        if (path == 0) run_daemon_path(s, cap, &n, false);
+        else run_driver_path(s, cap, &n);
+        cr_assert_eq(n.accepted, 3, "path %d: %" PRIu64 " events accepted", path, n.accepted);
+        cr_assert_eq(n.profiles, 1);
+        cr_assert_eq(n.outcomes + n.outcomes_unknown, 1, "path %d: the outcome was not decided", path);
+        int64_t t = T0 + 3 * HOUR;
+        cr_assert_eq(stored_window(s, "batch-e0", "instalment_views_7d", t), 1, "path %d: the 64th page was not read", path);
+        cr_assert_eq(stored_window(s, "batch-e0", "prepay_views_7d", t), 0);
+        cr_assert_eq(stored_window(s, "batch-e1", "prepay_views_7d", t), 1, "path %d", path);
+        cr_assert_eq(stored_window(s, "batch-e1", "instalment_views_7d", t), 0, "path %d: a page of the login before it", path);
+        cr_assert_eq(stored_window(s, "batch-e4", "instalment_views_7d", t), 1, "path %d", path);
+        cr_assert_eq(stored_window(s, "batch-e4", "prepay_views_7d", t), 1, "path %d", path);
+        md_store_wipe(s, err, sizeof(err));
+        md_store_destroy(s);
+        free(cap);
+    }
     md_config_destroy(cfg);
 }
