@@ -4,7 +4,8 @@
  * momentd's, BENCHMARKS.md).
  *
  * An entry is a hash's fields and values as Redis holds them after
- * momentd's last apply, with the version ("v") that apply wrote. It may be
+ * momentd's last apply (from when the apply is sent: until its reply, as
+ * Redis will hold them), with the version ("v") that apply wrote. It may be
  * stale: another writer (a second consumer, momentd forget or dnc, the key's
  * expiry) changes Redis, not this. That is safe because every writer bumps
  * "v" and every apply is conditional on the version its decision read: a
@@ -47,8 +48,11 @@ typedef struct md_hash_field {
  * budget is not kept. */
 void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *fields, size_t n);
 
-/* key's entry after Redis applied ops to it and set "v" to version (what
- * apply.lua does): sets, deletes and increments are made on the entry; an
+/* key's entry as Redis holds it once it has applied ops and set "v" to
+ * version (what apply.lua does); the store gives it each apply as the apply
+ * is sent, and drops the entry when Redis refuses the apply or its reply is
+ * lost (store.c, apply_ahead). Sets, deletes and increments are made on the
+ * entry; an
  * outbox write (not part of the hash) or no entry leaves none. expires_at:
  * when that apply's PEXPIRE made the key expire, on the caller's clock
  * (ms); 0 when the apply left the expiry alone (the entry keeps what it
