@@ -1212,10 +1212,10 @@ static size_t apply_argv(md_store *s, const md_apply_req *q, int64_t expiry, cha
     return a;
 }
 
-/* The cache entry of q's customer takes q's writes and the version as the
- * apply is sent, not when Redis answers it: the entry was decoded moments
- * before and is still in the processor's cache, where by the reply it had
- * left it (looking it up again and reading its lines were four fifths of
+/* The cache entry of q's customer takes q's writes and the version once the
+ * apply is written to Redis, not when Redis answers it: the entry was
+ * decoded moments before and is still in the processor's cache, where by
+ * the reply it had left it (looking it up again and reading its lines were four fifths of
  * md_hash_cache_applied's time, which was 13% of momentd's CPU in bench/run,
  * BENCHMARKS.md). A refusal or a conflict drops the entry at its reply
  * (settle); a lost reply drops every entry taken ahead since the last
@@ -1357,7 +1357,7 @@ static void take_apply(apply_outcome *o, const md_apply_req *reqs, size_t i, con
  * writes and the new version when the apply was sent (apply_ahead); one
  * refused, in conflict or failed goes, and is read again. */
 static void settle(md_store *s, const md_apply_req *reqs, size_t i, bool applied) {
-    if (!s->cache || reqs[i].expect_version < 0 || applied) return; /* a contact point: not cached */
+    if (applied || !s->cache || reqs[i].expect_version < 0) return; /* applied: taken ahead; a contact point: not cached */
     md_hash_cache_drop(s->cache, reqs[i].key);
 }
 
