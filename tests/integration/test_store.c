@@ -344,6 +344,25 @@ static const char *cached_value(const char *id, const char *field, cached_field 
     return c->got;
 }
 
+/* Customers ids[0..n) written once (a = "1", and an empty outbox, so that
+ * each is cached at its next read) through reqs with first's ops; second
+ * sets a = "2", for the apply a test makes next. */
+static void written_once(size_t n, const char *const *ids, md_apply_req *reqs, int *results, md_store_refusal *refused, md_ops *first,
+                         md_ops *second) {
+    md_ops_init(first);
+    md_ops_init(second);
+    md_ops_add(first, MD_OP_SET, "a", "1");
+    md_ops_add(first, MD_OP_SET, "x0", "1"); /* the outbox is empty: the entry is cached at the read */
+    md_ops_add(second, MD_OP_SET, "a", "2");
+    memset(reqs, 0, n * sizeof(*reqs));
+    for (size_t i = 0; i < n; i++) {
+        md_store_customer_key(store, ids[i], reqs[i].key, sizeof(reqs[i].key));
+        reqs[i].ops = first;
+        reqs[i].ttl_ms = 60000;
+    }
+    cr_assert_eq(md_store_apply(store, n, reqs, results, refused, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+}
+
 /* Replies taken while the batch still decides (md_store_apply_poll): the
  * results and the state cache of the applies before a refusal are there
  * at once; the refusal and everything after it are left to collect, which
@@ -353,21 +372,10 @@ Test(store, replies_taken_early_leave_a_refusal_to_the_collect) {
     enum { N = 6, BAD = 3 };
     const char *ids[N] = {"poll-0", "poll-1", "poll-2", "poll-bad", "poll-4", "poll-5"};
     md_ops first, second;
-    md_ops_init(&first);
-    md_ops_init(&second);
-    md_ops_add(&first, MD_OP_SET, "a", "1");
-    md_ops_add(&first, MD_OP_SET, "x0", "1"); /* the outbox is empty: the entry is cached at the read */
-    md_ops_add(&second, MD_OP_SET, "a", "2");
     md_apply_req reqs[N];
-    memset(reqs, 0, sizeof(reqs));
     int results[N];
     md_store_refusal refused[N];
-    for (int i = 0; i < N; i++) {
-        md_store_customer_key(store, ids[i], reqs[i].key, sizeof(reqs[i].key));
-        reqs[i].ops = &first;
-        reqs[i].ttl_ms = 60000;
-    }
-    cr_assert_eq(md_store_apply(store, N, reqs, results, refused, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
+    written_once(N, ids, reqs, results, refused, &first, &second);
     /* Read (and so cached), then one customer's hash replaced by a string. */
     md_cstate *states[N];
     bool cached[N];
@@ -425,25 +433,14 @@ Test(store, an_entry_takes_its_apply_when_sent_and_goes_with_a_lost_reply) {
     cr_assert(md_store_cache_states(store, 1 << 20));
     enum { N = 3 };
     const char *ids[N] = {"ahead-0", "ahead-1", "ahead-2"};
-    md_ops first, second;
-    md_ops_init(&first);
-    md_ops_init(&second);
-    md_ops_add(&first, MD_OP_SET, "a", "1");
-    md_ops_add(&first, MD_OP_SET, "x0", "1"); /* the outbox is empty: the entry is cached at the read */
-    md_ops_add(&second, MD_OP_SET, "a", "2");
-    md_apply_req reqs[N];
-    memset(reqs, 0, sizeof(reqs));
-    int results[N];
-    md_store_refusal refused[N];
-    for (int i = 0; i < N; i++) {
-        md_store_customer_key(store, ids[i], reqs[i].key, sizeof(reqs[i].key));
-        reqs[i].ops = &first;
-        reqs[i].ttl_ms = 60000;
-    }
-    cr_assert_eq(md_store_apply(store, N, reqs, results, refused, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
     md_cstate *states[N];
     bool cached[N];
     for (int i = 0; i < N; i++) states[i] = md_cstate_new(cfg);
+    md_ops first, second;
+    md_apply_req reqs[N];
+    int results[N];
+    md_store_refusal refused[N];
+    written_once(N, ids, reqs, results, refused, &first, &second);
     cached_field c;
     /* A conflict: the entry read goes when Redis says the version is stale. */
     cr_assert_eq(md_store_read_customers(store, N, ids, states, refused, cached, errbuf, sizeof(errbuf)), MD_ERR_OK, "%s", errbuf);
