@@ -557,7 +557,6 @@ double md_cooldown_required_days(const md_cfg_cooldown *cd, double p, double thr
  * start == end means no quiet hours. */
 bool md_quiet_hours_active(int start_min, int end_min, int64_t t_ms, int utc_offset_min);
 
-
 /* v in decimal into out (at least 21 bytes), terminated; its length. As
  * snprintf "%lld" does, without parsing a format: state fields are written
  * by the thousand per batch, and snprintf was a tenth of momentd's CPU. */

@@ -55,6 +55,12 @@ typedef struct md_event {
     char pages[MD_PAGES_MAX][MD_TOKEN_MAX + 1];
 } md_event;
 
+/* The bytes of ev up to its last page: all of it that anything reads (a
+ * batch keeps no more of an event). */
+size_t md_event_used_bytes(const md_event *ev);
+/* Empties ev's fields before its pages, no pages among them. */
+void md_event_clear(md_event *ev);
+
 /* Why a message was rejected: the code travels in the dead letter and labels
  * the metric, so these strings are an interface; add, never rename. */
 #define MD_REJECT_MAP(X)                                                        \

@@ -643,9 +643,13 @@ md_event_parser *md_event_parser_new(const md_event_limits *limits) {
 
 void md_event_parser_destroy(md_event_parser *p) { free(p); }
 
+size_t md_event_used_bytes(const md_event *ev) { return offsetof(md_event, pages) + ev->n_pages * sizeof(ev->pages[0]); }
+
+void md_event_clear(md_event *ev) { memset(ev, 0, offsetof(md_event, pages)); /* n_pages among them: pages come last */ }
+
 /* Empties the slots and out's pages for a parse of the message. */
 static void begin_parse(md_event_parser *p, md_event *out) {
-    memset(out, 0, offsetof(md_event, pages)); /* n_pages and session_s among them: pages come last */
+    md_event_clear(out);
     for (int i = 0; i < F_COUNT; i++) {
         p->slots[i].jt = J_NONE;
         p->slots[i].len = 0;

@@ -52,8 +52,7 @@ void md_hash_cache_put(md_hash_cache *c, const char *key, const md_hash_field *f
  * version (what apply.lua does); the store gives it each apply as the apply
  * is sent, and drops the entry when Redis refuses the apply or its reply is
  * lost (store.c, apply_ahead). Sets, deletes and increments are made on the
- * entry; an
- * outbox write (not part of the hash) or no entry leaves none. expires_at:
+ * entry; an outbox write (not part of the hash) or no entry leaves none. expires_at:
  * when that apply's PEXPIRE made the key expire, on the caller's clock
  * (ms); 0 when the apply left the expiry alone (the entry keeps what it
  * knew); -1 when it is not known (a PERSIST, say). */

@@ -7,7 +7,6 @@
 #include "batch.h"
 
 #include <stdio.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,7 +42,7 @@ typedef struct item {
 static size_t input_room(size_t n) { return (n + INPUT_ALIGN - 1) & ~(size_t)(INPUT_ALIGN - 1); }
 static size_t input_slot(void) { return input_room(sizeof(md_event) > sizeof(md_outcome) ? sizeof(md_event) : sizeof(md_outcome)); }
 /* What an event takes of the block: up to its last page. */
-static size_t event_room(const md_event *ev) { return input_room(offsetof(md_event, pages) + ev->n_pages * sizeof(ev->pages[0])); }
+static size_t event_room(const md_event *ev) { return input_room(md_event_used_bytes(ev)); }
 
 /* Which entry of a batch's list holds a given name. Customers and contact
  * points are looked up once per input, and a linear scan made a batch
@@ -411,9 +410,6 @@ static item *next_item(md_batch *b, item_kind kind, const md_source *src) {
     return it;
 }
 
-/* An event's own fields, before its pages: what a profile's and the
- * schedule's items use of one (a customer id, a time). */
-static void clear_event_head(md_event *ev) { memset(ev, 0, offsetof(md_event, pages)); }
 
 /* Commits the item made by next_item for customer id (a string inside it),
  * its input taking what it is as long as. */
@@ -438,7 +434,7 @@ static void push_event(md_batch *b, item *it) {
 md_err md_batch_add_event(md_batch *b, const md_event *ev, const md_source *src) {
     item *it = next_item(b, ITEM_EVENT, src);
     if (!it) return MD_ERR_OVERFLOW;
-    memcpy(it->ev, ev, offsetof(md_event, pages) + ev->n_pages * sizeof(ev->pages[0]));
+    memcpy(it->ev, ev, md_event_used_bytes(ev));
     push_event(b, it);
     return MD_ERR_OK;
 }
@@ -470,7 +466,7 @@ md_err md_batch_add_profile(md_batch *b, const char *customer_id, const char *js
         snprintf(errstr, errstr_size, "out of memory");
         return MD_ERR_NOMEM;
     }
-    clear_event_head(it->ev);
+    md_event_clear(it->ev); /* a customer id, a time: no pages */
     memcpy(it->ev->customer_id, customer_id, idlen + 1);
     push_item(b, it, it->ev->customer_id);
     b->n->profiles++;
@@ -488,7 +484,7 @@ static void add_due(void *ctx, const char *id, size_t len) {
     if (len == 0 || len > MD_CUSTOMER_ID_MAX) return; /* not a member momentd wrote */
     item *it = next_item(d->b, ITEM_DUE, NULL);
     if (!it) return;
-    clear_event_head(it->ev);
+    md_event_clear(it->ev); /* a customer id, a time: no pages */
     memcpy(it->ev->customer_id, id, len);
     it->ev->customer_id[len] = '\0';
     it->ev->ts_ms = d->until; /* when the schedule ran: the input clock's time for it */
@@ -1166,16 +1162,14 @@ static md_err settle(md_batch *b, char *err, size_t errsz) {
  * customer: once per run, after its last attempt (a redo restores the
  * counters). */
 static void report_refusals(md_batch *b) {
-    bool any = false;
     if (!b->any_refused) return;
     for (size_t c = 0; c < b->n_cust; c++) {
         if (!refused(b, c)) continue;
-        any = true;
         md_log(MD_LOG_WARN, "redis", "redis refused this customer's key; its inputs are set aside", "customer", b->cust_ids[c], "error",
                b->refusal[c], NULL);
     }
     /* One pass over the inputs, in their order, however many were refused. */
-    for (size_t i = 0; any && i < b->n_items; i++) {
+    for (size_t i = 0; i < b->n_items; i++) {
         const item *it = &b->items[i];
         size_t c = (size_t)it->customer;
         if (!refused(b, c)) continue;

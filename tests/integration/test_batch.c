@@ -327,6 +327,21 @@ static void cached_matches_redis(md_store *s, const char *prefix, const char *id
     free(b);
 }
 
+/* The window of name for customer id, as Redis holds it, at t. */
+static int64_t stored_window(md_store *s, const char *id, const char *name, int64_t t) {
+    char err[256];
+    md_cstate *cs = md_cstate_new(cfg);
+    const char *ids[] = {id};
+    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, NULL, NULL, err, sizeof(err)), MD_ERR_OK, "%s", err);
+    int w = -1;
+    for (size_t i = 0; i < cfg->n_windows; i++)
+        if (strcmp(cfg->windows[i].name, name) == 0) w = (int)i;
+    cr_assert_geq(w, 0, "no window %s", name);
+    int64_t v = md_cstate_window_raw(cs, w, t);
+    md_cstate_destroy(cs);
+    return v;
+}
+
 Test(batch, daemon_and_driver_paths_decide_and_write_byte_identically) {
     use_fixture();
     build_input(10);
@@ -628,17 +643,9 @@ static void concurrent_writer(bool cache) {
     bp.stop = 1;
     pthread_join(th, NULL);
     cr_assert_gt(n.conflicts, 0, "no batch met the other writer: the test proved nothing");
-    md_cstate *cs = md_cstate_new(cfg);
-    const char *ids[] = {"batch-v1"};
-    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, NULL, NULL, err, sizeof(err)), MD_ERR_OK, "%s", err);
-    int w = -1;
-    for (size_t i = 0; i < cfg->n_windows; i++)
-        if (strcmp(cfg->windows[i].name, "payments_180d") == 0) w = (int)i;
-    cr_assert_geq(w, 0);
-    cr_assert_eq(md_cstate_window_raw(cs, w, T0 + events * 60000), events, "%" PRIu64 " conflicts, but events were lost or doubled",
-                 n.conflicts);
+    cr_assert_eq(stored_window(s, "batch-v1", "payments_180d", T0 + events * 60000), events,
+                 "%" PRIu64 " conflicts, but events were lost or doubled", n.conflicts);
     if (cache) cr_assert_gt(md_store_cache_stats_get(s).hits, 0, "no batch read the customer from the cache");
-    md_cstate_destroy(cs);
     md_batch_destroy(b);
     md_store_wipe(s, err, sizeof(err));
     md_store_destroy(s);
@@ -785,18 +792,10 @@ Test(batch, a_customer_whose_key_redis_refuses_is_set_aside_and_the_others_go_on
     }
     /* The refused applies wrote nothing: the apply victim's payments are
      * those of its batches that applied. */
-    md_cstate *cs = md_cstate_new(cfg);
-    const char *ids[] = {apply_victim};
-    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, NULL, NULL, err, sizeof(err)), MD_ERR_OK, "%s", err);
-    int w = -1;
-    for (size_t i = 0; i < cfg->n_windows; i++)
-        if (strcmp(cfg->windows[i].name, "payments_180d") == 0) w = (int)i;
-    cr_assert_geq(w, 0);
     /* (The re-published duplicate of batch-c0 is not the apply victim's.) */
-    cr_assert_eq(md_cstate_window_raw(cs, w, T0 + 61 * DAY), (int64_t)(of_apply - refused_apply),
-                 "the apply victim counts %" PRId64 " payments; %zu of its %zu were refused", md_cstate_window_raw(cs, w, T0 + 61 * DAY),
-                 refused_apply, of_apply);
-    md_cstate_destroy(cs);
+    int64_t counted = stored_window(s, apply_victim, "payments_180d", T0 + 61 * DAY);
+    cr_assert_eq(counted, (int64_t)(of_apply - refused_apply), "the apply victim counts %" PRId64 " payments; %zu of its %zu were refused",
+                 counted, refused_apply, of_apply);
     md_store_wipe(s, err, sizeof(err));
     md_store_destroy(s);
     free(base);
@@ -988,21 +987,6 @@ Test(batch, capacity_reserved_and_not_emitted_is_given_back) {
     md_store_destroy(s);
     free(cap);
     md_config_destroy(cfg);
-}
-
-/* The window of name for customer id, as Redis holds it, at t. */
-static int64_t stored_window(md_store *s, const char *id, const char *name, int64_t t) {
-    char err[256];
-    md_cstate *cs = md_cstate_new(cfg);
-    const char *ids[] = {id};
-    cr_assert_eq(md_store_read_customers(s, 1, ids, &cs, NULL, NULL, err, sizeof(err)), MD_ERR_OK, "%s", err);
-    int w = -1;
-    for (size_t i = 0; i < cfg->n_windows; i++)
-        if (strcmp(cfg->windows[i].name, name) == 0) w = (int)i;
-    cr_assert_geq(w, 0, "no window %s", name);
-    int64_t v = md_cstate_window_raw(cs, w, t);
-    md_cstate_destroy(cs);
-    return v;
 }
 
 /* A batch keeps its inputs end to end, each as long as it is (an event up
